@@ -1,0 +1,4 @@
+DROP TABLE certificates;
+DROP TABLE devices;
+DROP TABLE holders;
+DROP TABLE brands;

@@ -1,0 +1,169 @@
+//! Configuration from `RINNOVO_*` environment variables. Every value has a documented
+//! default (README, "Configuration"); a wrong value stops the start with a message
+//! naming the variable, and all wrong values are reported at once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::db::DatabaseUrl;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: DatabaseUrl,
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub db_pool_size: u32,
+    /// HTTP worker threads; `None` means one per core.
+    pub http_workers: Option<usize>,
+    pub shutdown_timeout: Duration,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .problems.join("\n  - "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./data";
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables through `var`, so tests can configure without touching the
+    /// process environment.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+
+        let data_dir = PathBuf::from(get("RINNOVO_DATA_DIR").unwrap_or(DEFAULT_DATA_DIR.into()));
+        let default_db = format!("sqlite://{}", data_dir.join("rinnovo.sqlite3").display());
+        let database_url =
+            match DatabaseUrl::parse(&get("RINNOVO_DATABASE_URL").unwrap_or(default_db)) {
+                Ok(url) => Some(url),
+                Err(e) => {
+                    problems.push(format!("RINNOVO_DATABASE_URL {e}"));
+                    None
+                }
+            };
+
+        let bind_text = get("RINNOVO_BIND").unwrap_or(DEFAULT_BIND.into());
+        let bind = bind_text.parse::<SocketAddr>().ok();
+        if bind.is_none() {
+            problems.push(format!(
+                "RINNOVO_BIND '{bind_text}' is not an address:port such as 127.0.0.1:8080 or [::]:8080"
+            ));
+        }
+
+        let mut number = |name: &str, default: u64, min: u64, max: u64| -> u64 {
+            let Some(text) = get(name) else {
+                return default;
+            };
+            match text.trim().parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => n,
+                _ => {
+                    problems.push(format!(
+                        "{name} '{text}' must be a whole number from {min} to {max}"
+                    ));
+                    default
+                }
+            }
+        };
+        let db_pool_size = number("RINNOVO_DB_POOL_SIZE", 16, 1, 1024) as u32;
+        let http_workers = match number("RINNOVO_HTTP_WORKERS", 0, 0, 1024) {
+            0 => None,
+            n => Some(n as usize),
+        };
+        let shutdown_timeout =
+            Duration::from_secs(number("RINNOVO_SHUTDOWN_TIMEOUT_SECS", 30, 0, 3600));
+
+        let log_format = match get("RINNOVO_LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                problems.push(format!("RINNOVO_LOG_FORMAT '{other}' must be text or json"));
+                LogFormat::Text
+            }
+        };
+
+        match (database_url, bind) {
+            (Some(database_url), Some(bind)) if problems.is_empty() => Ok(Self {
+                database_url,
+                bind,
+                data_dir,
+                db_pool_size,
+                http_workers,
+                shutdown_timeout,
+                log_format,
+            }),
+            _ => Err(ConfigError { problems }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_sqlite_in_the_data_dir_on_localhost() {
+        let config = config(&[]).unwrap();
+        assert_eq!(
+            config.database_url,
+            DatabaseUrl::Sqlite("./data/rinnovo.sqlite3".into())
+        );
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.db_pool_size, 16);
+        assert_eq!(config.http_workers, None);
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn the_data_dir_moves_the_default_database() {
+        let config = config(&[("RINNOVO_DATA_DIR", "/srv/rinnovo")]).unwrap();
+        assert_eq!(
+            config.database_url,
+            DatabaseUrl::Sqlite("/srv/rinnovo/rinnovo.sqlite3".into())
+        );
+    }
+
+    #[test]
+    fn every_wrong_value_is_reported_by_name() {
+        let error = config(&[
+            ("RINNOVO_DATABASE_URL", "mysql://x/y"),
+            ("RINNOVO_BIND", "localhost"),
+            ("RINNOVO_DB_POOL_SIZE", "0"),
+            ("RINNOVO_LOG_FORMAT", "xml"),
+        ])
+        .unwrap_err();
+        let text = error.to_string();
+        assert_eq!(error.problems.len(), 4, "{text}");
+        for name in [
+            "RINNOVO_DATABASE_URL",
+            "RINNOVO_BIND",
+            "RINNOVO_DB_POOL_SIZE",
+            "RINNOVO_LOG_FORMAT",
+        ] {
+            assert!(text.contains(name), "{text}");
+        }
+    }
+}

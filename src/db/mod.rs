@@ -1,0 +1,273 @@
+//! Storage: one connection type that is SQLite or PostgreSQL, picked by the URL, an
+//! r2d2 pool of it, and the migrations of both backends embedded in the binary.
+//!
+//! Everything above this module writes one diesel query for both backends. The few
+//! statements whose SQL differs (locking, upserts) live here, behind a `match` on
+//! [`DbConnection`].
+
+pub mod schema;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::r2d2::{self, ManageConnection, R2D2Connection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// How long a SQLite writer waits for the lock before giving up with "database is locked".
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+/// Any constant works; it only has to be the same in every rinnovo process.
+const MIGRATION_ADVISORY_LOCK: i64 = 0x7269_6e6e_6f76_6f;
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type Pool = r2d2::Pool<ConnectionManager>;
+pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
+
+/// Where the data lives, parsed from a database URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `postgres://...` or `postgresql://...`, passed to libpq as is.
+    Postgres(String),
+    /// `sqlite://path`, `sqlite:path` or a bare file path.
+    Sqlite(PathBuf),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err("is empty".into());
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty() || path.contains("://") {
+            return Err(format!(
+                "'{url}' is neither postgres://... nor sqlite://<path> nor a file path"
+            ));
+        }
+        Ok(Self::Sqlite(PathBuf::from(path)))
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Postgres(_) => Backend::Postgres,
+            Self::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// For logs: the URL without a password.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Self::Postgres(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(scheme_end), Some(at)) if at > scheme_end => {
+                    let userinfo = &url[scheme_end + 3..at];
+                    let user = userinfo.split(':').next().unwrap_or("");
+                    let hidden = if userinfo.contains(':') { ":***" } else { "" };
+                    format!("{}{user}{hidden}{}", &url[..scheme_end + 3], &url[at..])
+                }
+                _ => url.clone(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl DbConnection {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Postgres(_) => Backend::Postgres,
+            Self::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+}
+
+/// Opens connections of the backend named by the URL, with SQLite tuned for a server:
+/// WAL (readers never wait for the writer), a busy timeout instead of an immediate
+/// "database is locked", and foreign keys enforced (SQLite's default is off).
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl ConnectionManager {
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self { url }
+    }
+
+    pub fn connect(&self) -> Result<DbConnection, diesel::ConnectionError> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => Ok(DbConnection::Postgres(PgConnection::establish(url)?)),
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
+                     PRAGMA journal_mode = WAL;
+                     PRAGMA synchronous = NORMAL;
+                     PRAGMA foreign_keys = ON;"
+                ))
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        ConnectionManager::connect(self).map_err(r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        match conn {
+            DbConnection::Postgres(c) => c.is_broken(),
+            DbConnection::Sqlite(c) => c.is_broken(),
+        }
+    }
+}
+
+/// Builds the pool. The first connection is opened here, so a wrong URL or an
+/// unreachable server is reported at start, not on the first request.
+pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> Result<Pool, anyhow::Error> {
+    if let DatabaseUrl::Sqlite(path) = url {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                anyhow::anyhow!("cannot create the directory {}: {e}", parent.display())
+            })?;
+        }
+    }
+    let pool = r2d2::Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(5))
+        // A connection that died while idle (server restart) is noticed on checkout.
+        .test_on_check_out(true)
+        .build(ConnectionManager::new(url.clone()))
+        .map_err(|e| anyhow::anyhow!("cannot connect to {}: {e}", url.redacted()))?;
+    Ok(pool)
+}
+
+/// Applies the migrations that have not run yet. Safe to call from several processes
+/// at once: on PostgreSQL they queue on an advisory lock, on SQLite on the write lock.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, anyhow::Error> {
+    let applied = match conn {
+        DbConnection::Postgres(c) => {
+            c.batch_execute(&format!(
+                "SELECT pg_advisory_lock({MIGRATION_ADVISORY_LOCK})"
+            ))?;
+            let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(versions);
+            c.batch_execute(&format!(
+                "SELECT pg_advisory_unlock({MIGRATION_ADVISORY_LOCK})"
+            ))?;
+            result
+        }
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(versions),
+    };
+    applied.map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
+}
+
+/// Runs `work` in a transaction that writes. On SQLite it starts with `BEGIN IMMEDIATE`,
+/// taking the write lock up front: with a plain `BEGIN`, two writers can both read and then
+/// both try to upgrade, and SQLite fails one of them with "database is locked" at once,
+/// without waiting for the busy timeout. PostgreSQL's `BEGIN` needs no such help.
+/// Nested calls become savepoints, as with diesel's `transaction`.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    let DbConnection::Sqlite(sqlite) = conn else {
+        return conn.transaction(work);
+    };
+    let depth = AnsiTransactionManager::transaction_manager_status_mut(sqlite)
+        .transaction_depth()
+        .map_err(E::from)?;
+    if depth.is_some() {
+        return conn.transaction(work);
+    }
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE").map_err(E::from)?;
+    match work(conn) {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)
+                .map_err(E::from)?;
+            Ok(value)
+        }
+        Err(error) => {
+            // The work's error is the one worth reporting; a failed rollback leaves the
+            // connection broken, which the pool notices and discards.
+            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+            Err(error)
+        }
+    }
+}
+
+fn versions(list: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
+    list.iter().map(|v| v.to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_pick_the_backend() {
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u:p@h/db").unwrap().backend(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgresql://h/db").unwrap().backend(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://./data/x.db").unwrap(),
+            DatabaseUrl::Sqlite("./data/x.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:x.db").unwrap(),
+            DatabaseUrl::Sqlite("x.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("/var/lib/rinnovo.db").unwrap(),
+            DatabaseUrl::Sqlite("/var/lib/rinnovo.db".into())
+        );
+        assert!(DatabaseUrl::parse("mysql://h/db").is_err());
+        assert!(DatabaseUrl::parse("").is_err());
+        assert!(DatabaseUrl::parse("sqlite://").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let url = DatabaseUrl::parse("postgres://app:s3cret@db:5432/rinnovo").unwrap();
+        assert_eq!(url.redacted(), "postgres://app:***@db:5432/rinnovo");
+        let url = DatabaseUrl::parse("postgres://app@db/rinnovo").unwrap();
+        assert_eq!(url.redacted(), "postgres://app@db/rinnovo");
+    }
+}

@@ -1,0 +1,156 @@
+//! `GET /api/v1/holders/{codice_fiscale}/devices`
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use super::{ApiError, AppState};
+use crate::lookup::{self, CertificateView, DeviceView, Eligibility, LookupError, RenewalStatus};
+use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind};
+
+pub async fn holder_devices(
+    state: web::Data<AppState>,
+    codice_fiscale: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let codice_fiscale = CodiceFiscale::parse(&codice_fiscale)
+        .map_err(|e| ApiError::invalid_field("codice_fiscale", e.rule(), e.to_string()))?;
+    let found = state
+        .with_conn(move |conn| lookup::lookup(conn, &codice_fiscale, Utc::now()))
+        .await?;
+    Ok(HttpResponse::Ok().json(LookupResponse::from(found)))
+}
+
+impl From<LookupError> for ApiError {
+    fn from(error: LookupError) -> Self {
+        match error {
+            LookupError::UnknownHolder => ApiError::NotFound {
+                problem: "unknown-holder",
+                title: "Unknown holder",
+                detail: error.to_string(),
+            },
+            LookupError::Storage(e) => ApiError::storage(e),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct LookupResponse {
+    codice_fiscale: CodiceFiscale,
+    given_name: String,
+    surname: String,
+    /// The instant the statuses were computed at.
+    as_of: DateTime<Utc>,
+    devices: Vec<DeviceResponse>,
+}
+
+#[derive(Serialize)]
+struct DeviceResponse {
+    serial_number: String,
+    kind: DeviceKind,
+    brand: String,
+    activated_at: DateTime<Utc>,
+    certificates: Vec<CertificateResponse>,
+    renew_together: Vec<CertificateKind>,
+}
+
+#[derive(Serialize)]
+struct CertificateResponse {
+    id: String,
+    kind: CertificateKind,
+    serial_number: String,
+    subject: String,
+    issuer: String,
+    not_before: DateTime<Utc>,
+    not_after: DateTime<Utc>,
+    status: CertificateStatus,
+    renewal: RenewalResponse,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum RenewalResponse {
+    NotYetRenewable {
+        window_opens_at: DateTime<Utc>,
+        window_opens_on: NaiveDate,
+    },
+    Renewable {
+        days_left: i64,
+        expires_at: DateTime<Utc>,
+    },
+    Expired {
+        expired_at: DateTime<Utc>,
+        expired_on: NaiveDate,
+    },
+    Revoked,
+}
+
+impl From<lookup::Lookup> for LookupResponse {
+    fn from(found: lookup::Lookup) -> Self {
+        Self {
+            codice_fiscale: found.holder.codice_fiscale,
+            given_name: found.holder.given_name,
+            surname: found.holder.surname,
+            as_of: found.as_of,
+            devices: found
+                .devices
+                .into_iter()
+                .map(DeviceResponse::from)
+                .collect(),
+        }
+    }
+}
+
+impl From<DeviceView> for DeviceResponse {
+    fn from(view: DeviceView) -> Self {
+        Self {
+            serial_number: view.device.serial_number,
+            kind: view.device.kind,
+            brand: view.device.brand_id,
+            activated_at: view.device.activated_at,
+            certificates: view
+                .certificates
+                .into_iter()
+                .map(CertificateResponse::from)
+                .collect(),
+            renew_together: view.renew_together,
+        }
+    }
+}
+
+impl From<CertificateView> for CertificateResponse {
+    fn from(view: CertificateView) -> Self {
+        let c = view.certificate;
+        Self {
+            id: c.id,
+            kind: c.kind,
+            serial_number: c.serial_number,
+            subject: c.subject,
+            issuer: c.issuer,
+            not_before: c.not_before,
+            not_after: c.not_after,
+            status: c.status,
+            renewal: match view.renewal {
+                RenewalStatus::Revoked => RenewalResponse::Revoked,
+                RenewalStatus::Eligibility(Eligibility::NotYetRenewable { window_opens_at }) => {
+                    RenewalResponse::NotYetRenewable {
+                        window_opens_at,
+                        window_opens_on: window_opens_at.date_naive(),
+                    }
+                }
+                RenewalStatus::Eligibility(Eligibility::Renewable {
+                    days_left,
+                    expires_at,
+                }) => RenewalResponse::Renewable {
+                    days_left,
+                    expires_at,
+                },
+                RenewalStatus::Eligibility(Eligibility::Expired { expired_at }) => {
+                    RenewalResponse::Expired {
+                        expired_at,
+                        expired_on: expired_at.date_naive(),
+                    }
+                }
+            },
+        }
+    }
+}

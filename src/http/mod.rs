@@ -1,0 +1,65 @@
+//! The HTTP API: routes, thin handlers, and the mapping of errors to problem JSON.
+
+mod health;
+mod lookup;
+pub mod problem;
+
+use std::sync::Arc;
+
+use actix_web::middleware::ErrorHandlers;
+use actix_web::web;
+
+pub use problem::{ApiError, Problem, PROBLEM_CONTENT_TYPE};
+
+use crate::config::Config;
+use crate::db::{DbConnection, Pool};
+
+/// Largest JSON body accepted; bulk orders of a thousand lines fit comfortably.
+const JSON_BODY_LIMIT: usize = 256 * 1024;
+
+pub struct AppState {
+    pub pool: Pool,
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    /// Runs blocking database work on the blocking thread pool, never on the async
+    /// workers. A pool that cannot hand out a connection is a 503.
+    pub async fn with_conn<T, E>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        E: Into<ApiError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        web::block(move || {
+            let mut conn = pool.get().map_err(|e| ApiError::Unavailable(e.into()))?;
+            work(&mut conn).map_err(Into::into)
+        })
+        .await
+        .map_err(|e| ApiError::Unexpected(e.into()))?
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(JSON_BODY_LIMIT)
+            .error_handler(|e, _| problem::json_error(e)),
+    )
+    .app_data(web::PathConfig::default().error_handler(|e, _| problem::path_error(e)))
+    .app_data(web::QueryConfig::default().error_handler(|e, _| problem::query_error(e)))
+    .service(web::resource("/health/live").route(web::get().to(health::live)))
+    .service(web::resource("/health/ready").route(web::get().to(health::ready)))
+    .service(
+        web::resource("/api/v1/holders/{codice_fiscale}/devices")
+            .route(web::get().to(lookup::holder_devices)),
+    );
+}
+
+/// Every error response leaves as problem JSON, whoever produced it.
+pub fn problem_json_for_all_errors<B: 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(problem::problem_for_any_error)
+}

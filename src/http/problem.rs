@@ -1,0 +1,219 @@
+//! Errors as RFC 9457 `application/problem+json`. [`ApiError`] is the one error type of
+//! the HTTP layer: each variant maps once, here, to a status and a stable problem `type`.
+//! [`problem_for_any_error`] makes sure that responses actix produces on its own (unknown
+//! route, wrong method, body too large) are problem JSON as well.
+
+use actix_web::body::{BoxBody, EitherBody};
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// The problem document. `type` is a relative URI whose last segment names the problem
+/// (documented in the README); clients switch on it, never on `title` or `detail`.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// Which input field broke which rule.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub rule: String,
+    pub detail: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// One input value broke a rule of its type.
+    #[error("{}", .0.detail)]
+    InvalidField(FieldError),
+    /// The body (or query) could not be read at all: not JSON, wrong shape.
+    #[error("{0}")]
+    MalformedRequest(String),
+    #[error("{detail}")]
+    NotFound {
+        problem: &'static str,
+        title: &'static str,
+        detail: String,
+    },
+    /// The database cannot be reached now; worth retrying later.
+    #[error("the service cannot reach its database; retry shortly")]
+    Unavailable(#[source] anyhow::Error),
+    /// A defect or an unforeseen failure: logged with its cause, never shown.
+    #[error("an unexpected error occurred")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn invalid_field(field: &str, rule: &str, detail: impl Into<String>) -> Self {
+        Self::InvalidField(FieldError {
+            field: field.to_owned(),
+            rule: rule.to_owned(),
+            detail: detail.into(),
+        })
+    }
+
+    /// Storage failures: unreachable database → 503, anything else → 500.
+    pub fn storage(error: anyhow::Error) -> Self {
+        if is_unavailable(&error) {
+            Self::Unavailable(error)
+        } else {
+            Self::Unexpected(error)
+        }
+    }
+
+    fn problem(&self) -> Problem {
+        let (problem, title, errors) = match self {
+            Self::InvalidField(field) => ("invalid-field", "Invalid field", vec![field.clone()]),
+            Self::MalformedRequest(_) => ("malformed-request", "Malformed request", vec![]),
+            Self::NotFound { problem, title, .. } => (*problem, *title, vec![]),
+            Self::Unavailable(_) => ("unavailable", "Service unavailable", vec![]),
+            Self::Unexpected(_) => ("internal", "Internal error", vec![]),
+        };
+        Problem {
+            problem_type: format!("/problems/{problem}"),
+            title: title.to_owned(),
+            status: self.status_code().as_u16(),
+            detail: self.to_string(),
+            errors,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidField(_) | Self::MalformedRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::Unexpected(cause) => tracing::error!(error = ?cause, "request failed"),
+            Self::Unavailable(cause) => tracing::warn!(error = %cause, "database unavailable"),
+            _ => {}
+        }
+        let mut response = problem_response(&self.problem());
+        if matches!(self, Self::Unavailable(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+pub fn problem_response(problem: &Problem) -> HttpResponse {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status)
+        .content_type(PROBLEM_CONTENT_TYPE)
+        .json(problem)
+}
+
+/// For `ErrorHandlers::default_handler`: an error response that is not problem JSON yet
+/// (actix's own 404, 405, 413...) gets a problem body for its status. Headers such as
+/// `Allow` are kept.
+pub fn problem_for_any_error<B>(
+    response: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_CONTENT_TYPE.as_bytes()));
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(
+            response.map_into_left_body(),
+        ));
+    }
+    let status = response.status();
+    let (problem, detail) = match status {
+        StatusCode::NOT_FOUND => ("not-found", "no resource at this address".to_owned()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method-not-allowed",
+            format!("{} is not allowed here", response.request().method()),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload-too-large",
+            "the request body is larger than allowed".to_owned(),
+        ),
+        _ => (
+            "http-error",
+            status.canonical_reason().unwrap_or("error").to_owned(),
+        ),
+    };
+    let (request, old) = response.into_parts();
+    let mut new = problem_response(&Problem {
+        problem_type: format!("/problems/{problem}"),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail,
+        errors: vec![],
+    });
+    for (name, value) in old.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            new.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    let response: ServiceResponse<EitherBody<B, BoxBody>> =
+        ServiceResponse::new(request, new).map_into_right_body();
+    Ok(ErrorHandlerResponse::Response(response))
+}
+
+/// Errors that mean "the database is not there right now" rather than "this request is
+/// wrong": a pool that cannot hand out a connection, or a connection lost mid-query.
+fn is_unavailable(error: &anyhow::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+    error.chain().any(|cause| {
+        if cause.downcast_ref::<diesel::r2d2::PoolError>().is_some() {
+            return true;
+        }
+        matches!(
+            cause.downcast_ref::<DieselError>(),
+            Some(DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _
+            ))
+        )
+    })
+}
+
+/// Extractor errors (JSON body, path, query) as problems naming what was wrong.
+pub fn json_error(error: actix_web::error::JsonPayloadError) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError;
+    match error {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            error.into()
+        }
+        JsonPayloadError::ContentType => ApiError::MalformedRequest(
+            "the body must be JSON, sent with Content-Type: application/json".into(),
+        )
+        .into(),
+        JsonPayloadError::Deserialize(e) => {
+            ApiError::MalformedRequest(format!("the JSON body does not fit: {e}")).into()
+        }
+        other => ApiError::MalformedRequest(format!("the body cannot be read: {other}")).into(),
+    }
+}
+
+pub fn path_error(error: actix_web::error::PathError) -> actix_web::Error {
+    ApiError::MalformedRequest(format!("the address does not fit: {error}")).into()
+}
+
+pub fn query_error(error: actix_web::error::QueryPayloadError) -> actix_web::Error {
+    ApiError::MalformedRequest(format!("the query string does not fit: {error}")).into()
+}

@@ -1,0 +1,129 @@
+//! Building and running the service: pool, migrations, seeds, HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{web, App, HttpMessage, HttpServer};
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::config::Config;
+use crate::db::{self, Pool};
+use crate::http::{self, AppState};
+use crate::seed;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartOptions {
+    /// Load (or refresh) the demo registry from `seeds/demo.json`.
+    pub demo: bool,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    pool: Pool,
+}
+
+impl Application {
+    /// Connects, migrates, seeds and binds. Fails with a clear message before serving
+    /// anything if the database or the address is not usable.
+    pub async fn build(config: Config, options: StartOptions) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        let pool = prepare_database(config.clone(), options).await?;
+
+        let listener = TcpListener::bind(config.bind)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            config: config.clone(),
+        });
+
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(http::problem_json_for_all_errors())
+                .wrap_fn(|request, service| {
+                    use actix_web::dev::Service;
+                    let request_id = request.extensions().get::<RequestId>().copied();
+                    let response = service.call(request);
+                    async move {
+                        let mut response = response.await?;
+                        if let Some(id) = request_id {
+                            if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
+                                response
+                                    .headers_mut()
+                                    .insert(HeaderName::from_static("x-request-id"), value);
+                            }
+                        }
+                        Ok(response)
+                    }
+                })
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .configure(http::configure)
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)?
+        .shutdown_timeout(config.shutdown_timeout.as_secs());
+        if let Some(workers) = config.http_workers {
+            server = server.workers(workers);
+        }
+        let server = server.run();
+        tracing::info!(
+            port,
+            database = %config.database_url.redacted(),
+            "rinnovo is listening"
+        );
+        Ok(Self { port, server, pool })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Serves until SIGINT/SIGTERM, then stops accepting and lets requests in flight
+    /// finish (up to `RINNOVO_SHUTDOWN_TIMEOUT_SECS`).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn not_found() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::NotFound().finish()
+}
+
+/// Opens the pool and applies pending migrations, on a blocking thread.
+pub async fn migrate(config: Arc<Config>) -> anyhow::Result<Pool> {
+    tokio::task::spawn_blocking(move || {
+        let pool = db::build_pool(&config.database_url, config.db_pool_size)?;
+        let applied = db::run_migrations(&mut *pool.get()?)?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "migrations applied");
+        }
+        Ok(pool)
+    })
+    .await?
+}
+
+/// Migrations, then the base seeds (brands) and, if asked, the demo registry.
+pub async fn prepare_database(config: Arc<Config>, options: StartOptions) -> anyhow::Result<Pool> {
+    let pool = migrate(config).await?;
+    let seeding = pool.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut conn = seeding.get()?;
+        let report = seed::load_base(&mut conn)?;
+        tracing::debug!(?report, "base seeds loaded");
+        if options.demo {
+            let report = seed::load_demo(&mut conn, chrono::Utc::now())?;
+            tracing::info!(?report, "demo registry loaded");
+        }
+        Ok(())
+    })
+    .await??;
+    Ok(pool)
+}

@@ -1,0 +1,239 @@
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde_json::Value;
+
+use crate::helpers::{problem, spawn_app, spawn_demo_app};
+
+fn device<'a>(body: &'a Value, serial: &str) -> &'a Value {
+    body["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["serial_number"] == serial)
+        .unwrap_or_else(|| panic!("device {serial} in {body}"))
+}
+
+fn certificate<'a>(device: &'a Value, kind: &str) -> &'a Value {
+    device["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == kind)
+        .unwrap_or_else(|| panic!("{kind} certificate in {device}"))
+}
+
+fn time(value: &Value) -> DateTime<Utc> {
+    value.as_str().unwrap().parse().unwrap()
+}
+
+async fn lookup_ok(app: &crate::helpers::TestApp, cf: &str) -> Value {
+    let response = app.lookup(cf).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_demo_shows_every_renewal_status() {
+    let app = spawn_demo_app().await;
+
+    // Mario Rossi: one device renewable now (both together), one renewable later.
+    let rossi = lookup_ok(&app, "RSSMRA80A01H501U").await;
+    assert_eq!(rossi["given_name"], "Mario");
+    assert_eq!(rossi["devices"].as_array().unwrap().len(), 2);
+    let now_device = device(&rossi, "1205100000");
+    for kind in ["signature", "authentication"] {
+        let renewal = &certificate(now_device, kind)["renewal"];
+        assert_eq!(renewal["status"], "renewable", "{renewal}");
+        assert_eq!(renewal["days_left"], 44, "{renewal}");
+    }
+    assert_eq!(
+        now_device["renew_together"],
+        serde_json::json!(["signature", "authentication"])
+    );
+    let later = device(&rossi, "1205100001");
+    let signature = certificate(later, "signature");
+    assert_eq!(signature["renewal"]["status"], "not_yet_renewable");
+    let opens = time(&signature["renewal"]["window_opens_at"]);
+    assert_eq!(opens, time(&signature["not_after"]) - Duration::days(90));
+    assert_eq!(
+        signature["renewal"]["window_opens_on"],
+        opens.date_naive().to_string()
+    );
+    assert_eq!(later["renew_together"], serde_json::json!([]));
+
+    // Laura Bianchi: one device, its two certificates in different states.
+    let bianchi = lookup_ok(&app, "BNCLRA85T52F205E").await;
+    let mixed = device(&bianchi, "1205100002");
+    assert_eq!(
+        certificate(mixed, "signature")["renewal"]["status"],
+        "renewable"
+    );
+    assert_eq!(
+        certificate(mixed, "authentication")["renewal"]["status"],
+        "not_yet_renewable"
+    );
+    assert_eq!(mixed["renew_together"], serde_json::json!(["signature"]));
+
+    // Giuseppe Verdi: an expired device, and a revoked certificate.
+    let verdi = lookup_ok(&app, "VRDGPP70M15L219P").await;
+    let expired = certificate(device(&verdi, "1205100003"), "signature");
+    assert_eq!(expired["renewal"]["status"], "expired");
+    assert_eq!(expired["renewal"]["expired_at"], expired["not_after"]);
+    let revoked_device = device(&verdi, "1205100004");
+    let revoked = certificate(revoked_device, "signature");
+    assert_eq!(revoked["status"], "revoked");
+    assert_eq!(revoked["renewal"]["status"], "revoked");
+    assert_eq!(
+        revoked_device["renew_together"],
+        serde_json::json!(["authentication"]),
+        "a revoked certificate is never proposed, even inside its window"
+    );
+
+    // Anna Neri: registered, no devices.
+    let neri = lookup_ok(&app, "NRIANN90E45F839C").await;
+    assert_eq!(neri["devices"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn loading_the_demo_twice_changes_nothing_but_the_dates() {
+    let app = spawn_demo_app().await;
+    let before = lookup_ok(&app, "RSSMRA80A01H501U").await;
+    let mut conn = app.pool.get().unwrap();
+    let report = rinnovo::seed::load_demo(&mut conn, Utc::now() + Duration::days(10)).unwrap();
+    assert_eq!(report.holders_added, 0);
+    assert_eq!(report.devices_added, 0);
+    assert_eq!(report.certificates_added, 0);
+    assert_eq!(report.certificates_refreshed, 10);
+    let after = lookup_ok(&app, "RSSMRA80A01H501U").await;
+    let (b, a) = (device(&before, "1205100000"), device(&after, "1205100000"));
+    assert_eq!(
+        certificate(b, "signature")["id"],
+        certificate(a, "signature")["id"]
+    );
+    assert_eq!(
+        time(&certificate(a, "signature")["not_after"])
+            - time(&certificate(b, "signature")["not_after"]),
+        Duration::days(10)
+    );
+}
+
+#[tokio::test]
+async fn the_codice_fiscale_is_normalised() {
+    let app = spawn_demo_app().await;
+    let body = lookup_ok(&app, "rssmra%2080a01%20h501u").await;
+    assert_eq!(body["codice_fiscale"], "RSSMRA80A01H501U");
+}
+
+#[tokio::test]
+async fn an_invalid_codice_fiscale_names_the_rule() {
+    let app = spawn_app().await;
+    let cases = [
+        ("RSSMRA80A01H501", "length"),
+        ("RSSMRA80A01H501A", "check_character"),
+        ("RSSMRA80Z01H501U", "month_letter"),
+        ("RSSMRA80A35H501U", "day_of_birth"),
+        ("RSSMRA80B30H501U", "day_of_month"),
+        ("1SSMRA80A01H501U", "letter_expected"),
+        ("RSSMRAX0A01H501U", "digit_expected"),
+    ];
+    for (cf, rule) in cases {
+        let body = problem(app.lookup(cf).await, 400).await;
+        assert_eq!(body["type"], "/problems/invalid-field", "{cf}");
+        assert_eq!(body["errors"][0]["field"], "codice_fiscale", "{cf}");
+        assert_eq!(body["errors"][0]["rule"], rule, "{cf}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_holder_is_a_404_problem() {
+    let app = spawn_demo_app().await;
+    // Valid codice fiscale, nobody registered with it.
+    let body = problem(app.lookup("GLLSFN68H50D612O").await, 404).await;
+    assert_eq!(body["type"], "/problems/unknown-holder");
+}
+
+#[tokio::test]
+async fn statuses_around_the_window_boundaries() {
+    let app = spawn_app().await;
+    let holder = app.add_holder("GLLSFN68H50D612O", "Stefania", "Galli");
+    let now = Utc::now();
+    let cases = [
+        (
+            "A1",
+            now + Duration::days(90) + Duration::minutes(10),
+            "not_yet_renewable",
+        ),
+        (
+            "A2",
+            now + Duration::days(90) - Duration::minutes(10),
+            "renewable",
+        ),
+        ("A3", now + Duration::minutes(10), "renewable"),
+        ("A4", now - Duration::minutes(10), "expired"),
+    ];
+    for (serial, not_after, _) in &cases {
+        let device = app.add_device(&holder, serial);
+        app.add_certificate(&device, "signature", *not_after, "active");
+    }
+    let body = lookup_ok(&app, "GLLSFN68H50D612O").await;
+    for (serial, _, expected) in &cases {
+        let renewal = &certificate(device(&body, serial), "signature")["renewal"];
+        assert_eq!(renewal["status"], *expected, "{serial}: {renewal}");
+    }
+    assert_eq!(
+        certificate(device(&body, "A2"), "signature")["renewal"]["days_left"],
+        89
+    );
+    assert_eq!(
+        certificate(device(&body, "A3"), "signature")["renewal"]["days_left"],
+        0
+    );
+}
+
+#[tokio::test]
+async fn superseded_certificates_and_other_holders_devices_are_not_shown() {
+    let app = spawn_app().await;
+    let galli = app.add_holder("GLLSFN68H50D612O", "Stefania", "Galli");
+    let ferrari = app.add_holder("FRRLCU75C22G273D", "Luca", "Ferrari");
+    let device_id = app.add_device(&galli, "1205109999");
+    let old = app.add_certificate(
+        &device_id,
+        "signature",
+        Utc::now() - Duration::days(5),
+        "superseded",
+    );
+    let current = app.add_certificate(
+        &device_id,
+        "signature",
+        Utc::now() + Duration::days(1000),
+        "active",
+    );
+    app.add_device(&ferrari, "1205108888");
+
+    let body = lookup_ok(&app, "GLLSFN68H50D612O").await;
+    let devices = body["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 1, "only Galli's device: {body}");
+    let certificates = devices[0]["certificates"].as_array().unwrap();
+    assert_eq!(certificates.len(), 1, "{body}");
+    assert_eq!(certificates[0]["id"], current.as_str());
+    assert_ne!(certificates[0]["id"], old.as_str());
+
+    let ferrari_body = lookup_ok(&app, "FRRLCU75C22G273D").await;
+    assert_eq!(ferrari_body["devices"][0]["serial_number"], "1205108888");
+    assert_eq!(
+        ferrari_body["devices"][0]["certificates"],
+        serde_json::json!([])
+    );
+}
+
+#[tokio::test]
+async fn dates_are_utc_rfc3339() {
+    let app = spawn_demo_app().await;
+    let body = lookup_ok(&app, "BNCLRA85T52F205E").await;
+    let c = certificate(device(&body, "1205100002"), "authentication");
+    assert!(c["not_after"].as_str().unwrap().ends_with('Z'), "{c}");
+    NaiveDate::parse_from_str(
+        c["renewal"]["window_opens_on"].as_str().unwrap(),
+        "%Y-%m-%d",
+    )
+    .unwrap();
+}
