@@ -21,6 +21,6 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
     })
     .await
     .map_err(|e| ApiError::Unexpected(e.into()))?
-    .map_err(|e| ApiError::Unavailable(e))?;
+    .map_err(ApiError::Unavailable)?;
     Ok(HttpResponse::Ok().json(json!({ "status": "ok", "database": "ok" })))
 }
