@@ -73,7 +73,7 @@ run_wrk() {
 }
 
 start_server() {
-  RINNOVO_DATABASE_URL="$1" RINNOVO_BIND="127.0.0.1:$PORT" RINNOVO_LOG=warn \
+  env RINNOVO_DATABASE_URL="$1" RINNOVO_BIND="127.0.0.1:$PORT" RINNOVO_LOG=warn \
     RINNOVO_DATA_DIR="$WORK/data" ${POOL_SIZE:+RINNOVO_DB_POOL_SIZE="$POOL_SIZE"} \
     "$BIN" serve > "$WORK/server.log" 2>&1 &
   SERVER_PID=$!
