@@ -43,7 +43,10 @@ fn timestamp(days_from_now: i64) -> String {
 
 fn main() -> std::io::Result<()> {
     // `cargo bench` passes `--bench`; only the positional arguments matter here.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let [out, holders, certificates] = args.as_slice() else {
         eprintln!("usage: lookup_data OUT_DIR HOLDERS CERTIFICATES");
         std::process::exit(2);

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::auth::tokens::MIN_SECRET_BYTES;
 use crate::db::DatabaseUrl;
 
 #[derive(Debug, Clone)]
@@ -18,6 +19,25 @@ pub struct Config {
     pub http_workers: Option<usize>,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
+    /// HS256 key for access tokens. `None`: generated once into the data directory.
+    pub jwt_secret: Option<Secret>,
+    pub access_token_ttl: Duration,
+}
+
+/// A configured secret. Debug never shows it, so a logged `Config` leaks nothing.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,14 +99,25 @@ impl Config {
                 }
             }
         };
-        let db_pool_size =
-            number("RINNOVO_DB_POOL_SIZE", default_pool_size(), 1, 1024) as u32;
+        let db_pool_size = number("RINNOVO_DB_POOL_SIZE", default_pool_size(), 1, 1024) as u32;
         let http_workers = match number("RINNOVO_HTTP_WORKERS", 0, 0, 1024) {
             0 => None,
             n => Some(n as usize),
         };
         let shutdown_timeout =
             Duration::from_secs(number("RINNOVO_SHUTDOWN_TIMEOUT_SECS", 30, 0, 3600));
+
+        let access_token_ttl =
+            Duration::from_secs(number("RINNOVO_ACCESS_TOKEN_TTL_SECS", 900, 60, 86_400));
+        let jwt_secret = get("RINNOVO_JWT_SECRET").map(Secret);
+        if jwt_secret
+            .as_ref()
+            .is_some_and(|s| s.0.len() < MIN_SECRET_BYTES)
+        {
+            problems.push(format!(
+                "RINNOVO_JWT_SECRET must have at least {MIN_SECRET_BYTES} characters (e.g. openssl rand -hex 32)"
+            ));
+        }
 
         let log_format = match get("RINNOVO_LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -106,6 +137,8 @@ impl Config {
                 http_workers,
                 shutdown_timeout,
                 log_format,
+                jwt_secret,
+                access_token_ttl,
             }),
             _ => Err(ConfigError { problems }),
         }
@@ -144,6 +177,15 @@ mod tests {
         assert!(config.db_pool_size >= 4);
         assert_eq!(config.http_workers, None);
         assert_eq!(config.log_format, LogFormat::Text);
+        assert!(config.jwt_secret.is_none());
+        assert_eq!(config.access_token_ttl, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn secrets_are_not_debug_printed() {
+        let config =
+            config(&[("RINNOVO_JWT_SECRET", "a-very-long-secret-value-0123456789")]).unwrap();
+        assert!(!format!("{config:?}").contains("a-very-long"));
     }
 
     #[test]
@@ -162,15 +204,18 @@ mod tests {
             ("RINNOVO_BIND", "localhost"),
             ("RINNOVO_DB_POOL_SIZE", "0"),
             ("RINNOVO_LOG_FORMAT", "xml"),
+            ("RINNOVO_JWT_SECRET", "short"),
         ])
         .unwrap_err();
         let text = error.to_string();
-        assert_eq!(error.problems.len(), 4, "{text}");
+        assert_eq!(error.problems.len(), 5, "{text}");
+        assert!(!text.contains("short"), "the secret is not echoed: {text}");
         for name in [
             "RINNOVO_DATABASE_URL",
             "RINNOVO_BIND",
             "RINNOVO_DB_POOL_SIZE",
             "RINNOVO_LOG_FORMAT",
+            "RINNOVO_JWT_SECRET",
         ] {
             assert!(text.contains(name), "{text}");
         }

@@ -1,11 +1,21 @@
 //! rinnovo: renewal coupons and certificate renewal for Italian qualified-signature
 //! devices. See DESIGN.md (shared) for the picture; each domain lives in its folder.
 
+#[macro_use]
+mod macros;
+
+pub mod audit;
+pub mod auth;
+pub mod brands;
 pub mod config;
 pub mod db;
+pub mod email_address;
 pub mod http;
 pub mod lookup;
+pub mod money;
+pub mod prepaid;
 pub mod registry;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;
+pub mod validation;

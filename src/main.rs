@@ -3,8 +3,13 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use rinnovo::audit::Actor;
+use rinnovo::auth::{users, NewPassword, NewUser, Role};
 use rinnovo::config::Config;
+use rinnovo::email_address::EmailAddress;
+use rinnovo::registry::CodiceFiscale;
 use rinnovo::startup::{self, Application, StartOptions};
+use rinnovo::validation::PersonName;
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +36,32 @@ enum Command {
     Seed {
         #[arg(long)]
         demo: bool,
+    },
+    /// Manage users (back-office operators, registration officers).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user. The password is read from standard input (one line); with
+    /// --generate-password a strong one is made and printed once.
+    Add {
+        #[arg(long)]
+        brand: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// customer, registration_officer or back_office
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        codice_fiscale: Option<String>,
+        #[arg(long)]
+        generate_password: bool,
     },
 }
 
@@ -71,6 +102,80 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 if demo { " (with demo registry)" } else { "" }
             );
         }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    brand,
+                    email,
+                    name,
+                    role,
+                    codice_fiscale,
+                    generate_password,
+                },
+        } => {
+            let email = EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+            let name = PersonName::parse(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+            let role = Role::parse(&role).ok_or_else(|| {
+                anyhow::anyhow!("--role: must be customer, registration_officer or back_office")
+            })?;
+            let codice_fiscale = codice_fiscale
+                .map(|cf| CodiceFiscale::parse(&cf))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--codice-fiscale: {e}"))?;
+            let (password_text, show) = if generate_password {
+                (generated_password(), true)
+            } else {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+            };
+            let password = NewPassword::parse(&password_text, Some(&email))
+                .map_err(|e| anyhow::anyhow!("password: {e}"))?;
+            let pool = startup::prepare_database(config.into(), StartOptions::default()).await?;
+            let new = NewUser {
+                brand_id: brand,
+                email,
+                name,
+                password,
+                role,
+                codice_fiscale,
+            };
+            let user = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let mut conn = pool.get()?;
+                users::create(&mut conn, new, &Actor::Cli, chrono::Utc::now())
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+            })
+            .await??;
+            println!(
+                "created {} {} ({}) id {}",
+                user.role, user.email, user.brand_id, user.id
+            );
+            if show {
+                println!("password: {password_text}");
+            }
+        }
     }
     Ok(())
+}
+
+/// 20 characters from a 56-symbol alphabet without look-alikes (~116 bits).
+fn generated_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    // 256 is not a multiple of 56: reject the top values so every symbol is equally likely.
+    let mut out = String::new();
+    let mut pool = bytes.to_vec();
+    while out.len() < 20 {
+        if pool.is_empty() {
+            let mut more = [0u8; 20];
+            getrandom::fill(&mut more).expect("the operating system's random source");
+            pool.extend_from_slice(&more);
+        }
+        let b = pool.pop().expect("refilled above");
+        if (b as usize) < 256 - 256 % ALPHABET.len() {
+            out.push(ALPHABET[b as usize % ALPHABET.len()] as char);
+        }
+    }
+    out
 }

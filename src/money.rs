@@ -60,6 +60,13 @@ impl Money {
     /// silently: a third decimal in an amount someone typed is a mistake to report).
     pub fn parse(text: &str) -> Result<Self, MoneyError> {
         let trimmed = text.trim();
+        // Plain decimals only: no exponent ("1e3"), no thousands separators, no "+".
+        let digits = trimmed.strip_prefix('-').unwrap_or(trimmed);
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+        let plain = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        if !plain(whole) || !plain(fraction) {
+            return Err(MoneyError::NotANumber(trimmed.to_owned()));
+        }
         let value: Decimal = trimmed
             .parse()
             .map_err(|_| MoneyError::NotANumber(trimmed.to_owned()))?;
@@ -162,7 +169,11 @@ mod tests {
         assert_eq!(Money::parse(" 3 ").unwrap().cents(), 300);
         assert_eq!(Money::parse("-0.01").unwrap().cents(), -1);
         assert_eq!(Money::parse("26.00").unwrap(), Money::from_cents(2600));
-        assert_eq!(Money::parse("1.230").unwrap().cents(), 123, "trailing zeros are fine");
+        assert_eq!(
+            Money::parse("1.230").unwrap().cents(),
+            123,
+            "trailing zeros are fine"
+        );
     }
 
     #[test]
@@ -170,8 +181,14 @@ mod tests {
         assert_eq!(Money::parse("12.345").unwrap_err().rule(), "cents");
         assert_eq!(Money::parse("abc").unwrap_err().rule(), "decimal");
         assert_eq!(Money::parse("1e3").unwrap_err().rule(), "decimal");
+        assert_eq!(Money::parse("1.000,50").unwrap_err().rule(), "decimal");
+        assert_eq!(Money::parse("+5").unwrap_err().rule(), "decimal");
+        assert_eq!(Money::parse("5.").unwrap_err().rule(), "decimal");
         assert_eq!(Money::parse("").unwrap_err().rule(), "decimal");
-        assert_eq!(Money::parse("99999999999999").unwrap_err().rule(), "maximum");
+        assert_eq!(
+            Money::parse("99999999999999").unwrap_err().rule(),
+            "maximum"
+        );
         assert_eq!(PositiveMoney::parse("0").unwrap_err().rule(), "positive");
         assert_eq!(PositiveMoney::parse("-5").unwrap_err().rule(), "positive");
     }

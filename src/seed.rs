@@ -26,6 +26,10 @@ struct BrandsFile {
 struct BrandSeed {
     id: String,
     name: String,
+    sender_address: String,
+    iban: String,
+    postal_account: String,
+    invoice_series: String,
 }
 
 #[derive(Deserialize)]
@@ -76,8 +80,8 @@ pub struct SeedReport {
     pub certificates_refreshed: usize,
 }
 
-/// The brands, needed by every installation. Existing brands are left as they are, so
-/// an operator's edits survive a restart.
+/// The brands, needed by every installation. Existing brands keep what an operator set;
+/// only fields still empty (added by a later migration) are filled from the seed.
 pub fn load_base(conn: &mut DbConnection) -> anyhow::Result<SeedReport> {
     let file: BrandsFile = serde_json::from_str(BRANDS)?;
     let now = Utc::now().naive_utc();
@@ -93,11 +97,29 @@ pub fn load_base(conn: &mut DbConnection) -> anyhow::Result<SeedReport> {
                     .values((
                         brands::id.eq(&brand.id),
                         brands::name.eq(&brand.name),
+                        brands::sender_address.eq(&brand.sender_address),
+                        brands::iban.eq(&brand.iban),
+                        brands::postal_account.eq(&brand.postal_account),
+                        brands::invoice_series.eq(&brand.invoice_series),
                         brands::created_at.eq(now),
                     ))
                     .execute(conn)?;
                 report.brands_added += 1;
+                continue;
             }
+            let this = || brands::table.filter(brands::id.eq(&brand.id));
+            diesel::update(this().filter(brands::sender_address.eq("")))
+                .set(brands::sender_address.eq(&brand.sender_address))
+                .execute(conn)?;
+            diesel::update(this().filter(brands::iban.eq("")))
+                .set(brands::iban.eq(&brand.iban))
+                .execute(conn)?;
+            diesel::update(this().filter(brands::postal_account.eq("")))
+                .set(brands::postal_account.eq(&brand.postal_account))
+                .execute(conn)?;
+            diesel::update(this().filter(brands::invoice_series.eq("")))
+                .set(brands::invoice_series.eq(&brand.invoice_series))
+                .execute(conn)?;
         }
         Ok(report)
     })

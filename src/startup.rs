@@ -8,6 +8,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, App, HttpMessage, HttpServer};
 use tracing_actix_web::{RequestId, TracingLogger};
 
+use crate::auth::tokens::{self, TokenIssuer};
 use crate::config::Config;
 use crate::db::{self, Pool};
 use crate::http::{self, AppState};
@@ -35,9 +36,15 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let port = listener.local_addr()?.port();
+        let secret = tokens::load_or_create_secret(
+            config.jwt_secret.as_ref().map(|s| s.expose()),
+            &config.data_dir,
+        )?;
+        let access_ttl = chrono::Duration::from_std(config.access_token_ttl)?;
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             config: config.clone(),
+            tokens: Arc::new(TokenIssuer::new(&secret, access_ttl)),
         });
 
         let mut server = HttpServer::new(move || {

@@ -6,6 +6,10 @@ diesel::table! {
         id -> Text,
         name -> Text,
         created_at -> Timestamp,
+        sender_address -> Text,
+        iban -> Text,
+        postal_account -> Text,
+        invoice_series -> Text,
     }
 }
 
@@ -48,8 +52,99 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    users (id) {
+        id -> Text,
+        brand_id -> Text,
+        email -> Text,
+        name -> Text,
+        password_hash -> Text,
+        role -> Text,
+        codice_fiscale -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Text,
+        family_id -> Text,
+        user_id -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    login_attempts (id) {
+        id -> Text,
+        account_key -> Text,
+        client_address -> Text,
+        attempted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    prepaid_accounts (id) {
+        id -> Text,
+        brand_id -> Text,
+        owner_id -> Text,
+        balance_cents -> BigInt,
+        entry_count -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    prepaid_entries (id) {
+        id -> Text,
+        account_id -> Text,
+        seq -> BigInt,
+        kind -> Text,
+        amount_cents -> BigInt,
+        balance_after_cents -> BigInt,
+        description -> Text,
+        reference -> Nullable<Text>,
+        actor_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Text,
+        brand_id -> Nullable<Text>,
+        actor -> Text,
+        action -> Text,
+        subject_type -> Text,
+        subject_id -> Text,
+        details -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(devices -> holders (holder_id));
+diesel::joinable!(users -> brands (brand_id));
+diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(prepaid_accounts -> users (owner_id));
+diesel::joinable!(prepaid_entries -> prepaid_accounts (account_id));
 diesel::joinable!(devices -> brands (brand_id));
 diesel::joinable!(certificates -> devices (device_id));
 
-diesel::allow_tables_to_appear_in_same_query!(brands, holders, devices, certificates);
+diesel::allow_tables_to_appear_in_same_query!(
+    brands,
+    holders,
+    devices,
+    certificates,
+    users,
+    refresh_tokens,
+    login_attempts,
+    prepaid_accounts,
+    prepaid_entries,
+    audit_log,
+);

@@ -4,18 +4,21 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
+use super::auth::CurrentUser;
 use super::{ApiError, AppState};
 use crate::lookup::{self, CertificateView, DeviceView, Eligibility, LookupError, RenewalStatus};
 use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind};
 
+/// Any signed-in user; the devices shown are those of the caller's brand only.
 pub async fn holder_devices(
     state: web::Data<AppState>,
+    user: CurrentUser,
     codice_fiscale: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let codice_fiscale = CodiceFiscale::parse(&codice_fiscale)
         .map_err(|e| ApiError::invalid_field("codice_fiscale", e.rule(), e.to_string()))?;
     let found = state
-        .with_conn(move |conn| lookup::lookup(conn, &codice_fiscale, Utc::now()))
+        .with_conn(move |conn| lookup::lookup(conn, &codice_fiscale, &user.brand, Utc::now()))
         .await?;
     Ok(HttpResponse::Ok().json(LookupResponse::from(found)))
 }
@@ -23,11 +26,9 @@ pub async fn holder_devices(
 impl From<LookupError> for ApiError {
     fn from(error: LookupError) -> Self {
         match error {
-            LookupError::UnknownHolder => ApiError::NotFound {
-                problem: "unknown-holder",
-                title: "Unknown holder",
-                detail: error.to_string(),
-            },
+            LookupError::UnknownHolder => {
+                ApiError::not_found("unknown-holder", "Unknown holder", error.to_string())
+            }
             LookupError::Storage(e) => ApiError::storage(e),
         }
     }

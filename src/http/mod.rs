@@ -1,7 +1,10 @@
 //! The HTTP API: routes, thin handlers, and the mapping of errors to problem JSON.
 
+pub mod auth;
 mod health;
 mod lookup;
+mod me;
+mod prepaid;
 pub mod problem;
 
 use std::sync::Arc;
@@ -11,6 +14,7 @@ use actix_web::web;
 
 pub use problem::{ApiError, Problem, PROBLEM_CONTENT_TYPE};
 
+use crate::auth::TokenIssuer;
 use crate::config::Config;
 use crate::db::{DbConnection, Pool};
 
@@ -20,6 +24,7 @@ const JSON_BODY_LIMIT: usize = 256 * 1024;
 pub struct AppState {
     pub pool: Pool,
     pub config: Arc<Config>,
+    pub tokens: Arc<TokenIssuer>,
 }
 
 impl AppState {
@@ -53,9 +58,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(web::QueryConfig::default().error_handler(|e, _| problem::query_error(e)))
     .service(web::resource("/health/live").route(web::get().to(health::live)))
     .service(web::resource("/health/ready").route(web::get().to(health::ready)))
+    .service(web::resource("/api/v1/auth/signup").route(web::post().to(auth::signup)))
+    .service(web::resource("/api/v1/auth/login").route(web::post().to(auth::login)))
+    .service(web::resource("/api/v1/auth/refresh").route(web::post().to(auth::refresh)))
+    .service(web::resource("/api/v1/auth/logout").route(web::post().to(auth::logout)))
+    .service(
+        web::resource("/api/v1/me")
+            .route(web::get().to(me::get))
+            .route(web::patch().to(me::patch)),
+    )
     .service(
         web::resource("/api/v1/holders/{codice_fiscale}/devices")
             .route(web::get().to(lookup::holder_devices)),
+    )
+    .service(web::resource("/api/v1/prepaid").route(web::get().to(prepaid::balance)))
+    .service(web::resource("/api/v1/prepaid/entries").route(web::get().to(prepaid::entries)))
+    .service(web::resource("/api/v1/backoffice/prepaid").route(web::get().to(prepaid::search)))
+    .service(
+        web::resource("/api/v1/backoffice/prepaid/{account}").route(web::get().to(prepaid::show)),
+    )
+    .service(
+        web::resource("/api/v1/backoffice/prepaid/{account}/adjustments")
+            .route(web::post().to(prepaid::adjust)),
     );
 }
 

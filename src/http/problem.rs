@@ -11,6 +11,8 @@ use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::validation::Rule;
+
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
 /// The problem document. `type` is a relative URI whose last segment names the problem
@@ -36,16 +38,26 @@ pub struct FieldError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// One input value broke a rule of its type.
-    #[error("{}", .0.detail)]
-    InvalidField(FieldError),
+    /// Input values broke the rules of their types; each error names field and rule.
+    #[error("{}", describe_fields(.0))]
+    Invalid(Vec<FieldError>),
     /// The body (or query) could not be read at all: not JSON, wrong shape.
     #[error("{0}")]
     MalformedRequest(String),
+    /// No valid credentials: missing, expired, forged or wrong.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A rule of the domain refused the request (forbidden, not found, conflict...).
     #[error("{detail}")]
-    NotFound {
+    Refused {
+        status: StatusCode,
         problem: &'static str,
         title: &'static str,
+        detail: String,
+    },
+    #[error("{detail}")]
+    TooManyRequests {
+        retry_after_seconds: i64,
         detail: String,
     },
     /// The database cannot be reached now; worth retrying later.
@@ -56,13 +68,57 @@ pub enum ApiError {
     Unexpected(#[source] anyhow::Error),
 }
 
+fn describe_fields(errors: &[FieldError]) -> String {
+    match errors {
+        [one] => format!("{}: {}", one.field, one.detail),
+        many => format!(
+            "{} fields are invalid: {}",
+            many.len(),
+            many.iter()
+                .map(|e| e.field.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 impl ApiError {
     pub fn invalid_field(field: &str, rule: &str, detail: impl Into<String>) -> Self {
-        Self::InvalidField(FieldError {
+        Self::Invalid(vec![FieldError {
             field: field.to_owned(),
             rule: rule.to_owned(),
             detail: detail.into(),
-        })
+        }])
+    }
+
+    pub fn not_found(
+        problem: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self::refused(StatusCode::NOT_FOUND, problem, title, detail)
+    }
+
+    pub fn forbidden(problem: &'static str, detail: impl Into<String>) -> Self {
+        Self::refused(StatusCode::FORBIDDEN, problem, "Forbidden", detail)
+    }
+
+    pub fn conflict(problem: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self::refused(StatusCode::CONFLICT, problem, title, detail)
+    }
+
+    pub fn refused(
+        status: StatusCode,
+        problem: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self::Refused {
+            status,
+            problem,
+            title,
+            detail: detail.into(),
+        }
     }
 
     /// Storage failures: unreachable database → 503, anything else → 500.
@@ -76,9 +132,11 @@ impl ApiError {
 
     fn problem(&self) -> Problem {
         let (problem, title, errors) = match self {
-            Self::InvalidField(field) => ("invalid-field", "Invalid field", vec![field.clone()]),
+            Self::Invalid(fields) => ("invalid-field", "Invalid field", fields.clone()),
             Self::MalformedRequest(_) => ("malformed-request", "Malformed request", vec![]),
-            Self::NotFound { problem, title, .. } => (*problem, *title, vec![]),
+            Self::Unauthorized(_) => ("unauthorized", "Unauthorized", vec![]),
+            Self::Refused { problem, title, .. } => (*problem, *title, vec![]),
+            Self::TooManyRequests { .. } => ("too-many-requests", "Too many requests", vec![]),
             Self::Unavailable(_) => ("unavailable", "Service unavailable", vec![]),
             Self::Unexpected(_) => ("internal", "Internal error", vec![]),
         };
@@ -92,11 +150,48 @@ impl ApiError {
     }
 }
 
+impl From<diesel::result::Error> for ApiError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::storage(error.into())
+    }
+}
+
+/// Collects the field errors of one request, so a client learns every wrong field at
+/// once instead of one per round trip.
+#[derive(Debug, Default)]
+pub struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    pub fn check<T, E: Rule>(&mut self, field: &str, result: Result<T, E>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.0.push(FieldError {
+                    field: field.to_owned(),
+                    rule: error.rule().to_owned(),
+                    detail: error.to_string(),
+                });
+                None
+            }
+        }
+    }
+
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Invalid(self.0))
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::InvalidField(_) | Self::MalformedRequest(_) => StatusCode::BAD_REQUEST,
-            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Invalid(_) | Self::MalformedRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Refused { status, .. } => *status,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -109,10 +204,21 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let mut response = problem_response(&self.problem());
-        if matches!(self, Self::Unavailable(_)) {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        let headers = response.headers_mut();
+        match self {
+            Self::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            Self::TooManyRequests {
+                retry_after_seconds,
+                ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
+            }
+            Self::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
         }
         response
     }

@@ -65,13 +65,16 @@ pub enum LookupError {
     Storage(#[from] anyhow::Error),
 }
 
+/// The holder and their devices issued by `brand`: a shop never shows another brand's
+/// devices (a holder with devices of the other brand only has an empty list here).
 pub fn lookup(
     conn: &mut DbConnection,
     codice_fiscale: &CodiceFiscale,
+    brand: &str,
     now: DateTime<Utc>,
 ) -> Result<Lookup, LookupError> {
-    let found =
-        registry::find_holder_devices(conn, codice_fiscale)?.ok_or(LookupError::UnknownHolder)?;
+    let found = registry::find_holder_devices(conn, codice_fiscale, brand)?
+        .ok_or(LookupError::UnknownHolder)?;
     Ok(Lookup {
         holder: found.holder,
         as_of: now,

@@ -74,14 +74,19 @@ struct CertificateRow {
     status: String,
 }
 
-/// One round trip: the holder left-joined to devices and their current certificates.
-/// `Ok(None)` when no holder has this codice fiscale.
+/// One round trip: the holder left-joined to their devices of `brand_id` and the
+/// devices' current certificates. `Ok(None)` when no holder has this codice fiscale.
 pub fn find_holder_devices(
     conn: &mut DbConnection,
     codice_fiscale: &CodiceFiscale,
+    brand_id: &str,
 ) -> anyhow::Result<Option<HolderDevices>> {
     let rows: Vec<(HolderRow, Option<DeviceRow>, Option<CertificateRow>)> = holders::table
-        .left_join(devices::table.on(devices::holder_id.eq(holders::id)))
+        .left_join(
+            devices::table.on(devices::holder_id
+                .eq(holders::id)
+                .and(devices::brand_id.eq(brand_id.to_owned()))),
+        )
         .left_join(
             certificates::table.on(certificates::device_id
                 .eq(devices::id)

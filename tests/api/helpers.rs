@@ -7,11 +7,29 @@ use std::path::PathBuf;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
+use rinnovo::audit::Actor;
+use rinnovo::auth::{users, NewPassword, NewUser, Role};
 use rinnovo::config::Config;
 use rinnovo::db::schema::{certificates, devices, holders};
 use rinnovo::db::{Backend, DatabaseUrl, Pool};
+use rinnovo::email_address::EmailAddress;
+use rinnovo::money::Money;
+use rinnovo::prepaid;
 use rinnovo::startup::{Application, StartOptions};
+use rinnovo::validation::PersonName;
+use serde_json::json;
 use uuid::Uuid;
+
+pub const PASSWORD: &str = "una password lunga";
+
+/// A signed-in user: their access token and who they are.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub token: String,
+    pub refresh_token: String,
+    pub user_id: String,
+    pub email: String,
+}
 
 pub struct TestApp {
     pub address: String,
@@ -140,9 +158,113 @@ impl TestApp {
             .expect("request sent")
     }
 
-    pub async fn lookup(&self, codice_fiscale: &str) -> reqwest::Response {
-        self.get(&format!("/api/v1/holders/{codice_fiscale}/devices"))
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .send()
             .await
+            .expect("request sent")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_json_as(
+        &self,
+        token: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn lookup(&self, token: &str, codice_fiscale: &str) -> reqwest::Response {
+        self.get_as(token, &format!("/api/v1/holders/{codice_fiscale}/devices"))
+            .await
+    }
+
+    pub async fn login(&self, brand: &str, email: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/login",
+            &json!({ "brand": brand, "email": email, "password": password }),
+        )
+        .await
+    }
+
+    /// Signs up a new customer of `brand` through the API and signs them in.
+    pub async fn customer(&self, brand: &str) -> SignedIn {
+        let email = format!("cliente-{}@example.it", Uuid::new_v4().simple());
+        let response = self
+            .post_json(
+                "/api/v1/auth/signup",
+                &json!({ "brand": brand, "name": "Studio Test", "email": email, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            201,
+            "signup: {}",
+            response.text().await.unwrap()
+        );
+        self.signed_in(brand, &email).await
+    }
+
+    /// Creates a user of any role directly (as `rinnovo user add` does) and signs in.
+    pub async fn user_with_role(&self, brand: &str, role: Role) -> SignedIn {
+        let email = format!("{}-{}@example.it", role, Uuid::new_v4().simple());
+        let new = NewUser {
+            brand_id: brand.into(),
+            email: EmailAddress::parse(&email).unwrap(),
+            name: PersonName::parse("Operatore Test").unwrap(),
+            password: NewPassword::parse(PASSWORD, None).unwrap(),
+            role,
+            codice_fiscale: None,
+        };
+        users::create(&mut self.pool.get().unwrap(), new, &Actor::Cli, Utc::now())
+            .expect("create user");
+        self.signed_in(brand, &email).await
+    }
+
+    pub async fn back_office(&self, brand: &str) -> SignedIn {
+        self.user_with_role(brand, Role::BackOffice).await
+    }
+
+    async fn signed_in(&self, brand: &str, email: &str) -> SignedIn {
+        let response = self.login(brand, email, PASSWORD).await;
+        assert_eq!(response.status(), 200, "login");
+        let body: serde_json::Value = response.json().await.unwrap();
+        SignedIn {
+            token: body["access_token"].as_str().unwrap().to_owned(),
+            refresh_token: body["refresh_token"].as_str().unwrap().to_owned(),
+            user_id: body["user"]["id"].as_str().unwrap().to_owned(),
+            email: email.to_owned(),
+        }
+    }
+
+    /// The signing secret the app generated into its data directory.
+    pub fn jwt_secret(&self) -> Vec<u8> {
+        std::fs::read(self.database.dir.path().join("jwt-secret")).expect("jwt-secret file")
+    }
+
+    /// Balance and ledger sum of the user's prepaid account, read from the database.
+    pub fn prepaid_balance_and_ledger_sum(&self, user_id: &str) -> (Money, Money) {
+        let mut conn = self.pool.get().unwrap();
+        let account = prepaid::account_of_owner(&mut conn, user_id).unwrap();
+        let sum = prepaid::ledger_sum(&mut conn, &account.id).unwrap();
+        (account.balance, sum)
     }
 
     /// Registers a holder and returns its id.

@@ -1,7 +1,7 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::Value;
 
-use crate::helpers::{problem, spawn_app, spawn_demo_app};
+use crate::helpers::{problem, spawn_app, spawn_demo_app, TestApp};
 
 fn device<'a>(body: &'a Value, serial: &str) -> &'a Value {
     body["devices"]
@@ -25,8 +25,8 @@ fn time(value: &Value) -> DateTime<Utc> {
     value.as_str().unwrap().parse().unwrap()
 }
 
-async fn lookup_ok(app: &crate::helpers::TestApp, cf: &str) -> Value {
-    let response = app.lookup(cf).await;
+async fn lookup_ok(app: &TestApp, token: &str, cf: &str) -> Value {
+    let response = app.lookup(token, cf).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
@@ -34,11 +34,14 @@ async fn lookup_ok(app: &crate::helpers::TestApp, cf: &str) -> Value {
 #[tokio::test]
 async fn the_demo_shows_every_renewal_status() {
     let app = spawn_demo_app().await;
+    let visura = app.customer("visura").await.token;
+    let lextel = app.customer("lextel").await.token;
 
-    // Mario Rossi: one device renewable now (both together), one renewable later.
-    let rossi = lookup_ok(&app, "RSSMRA80A01H501U").await;
+    // Mario Rossi: one device renewable now (both together), one renewable later; one
+    // device of each brand, and each shop sees its own only.
+    let rossi = lookup_ok(&app, &visura, "RSSMRA80A01H501U").await;
     assert_eq!(rossi["given_name"], "Mario");
-    assert_eq!(rossi["devices"].as_array().unwrap().len(), 2);
+    assert_eq!(rossi["devices"].as_array().unwrap().len(), 1, "{rossi}");
     let now_device = device(&rossi, "1205100000");
     for kind in ["signature", "authentication"] {
         let renewal = &certificate(now_device, kind)["renewal"];
@@ -49,7 +52,9 @@ async fn the_demo_shows_every_renewal_status() {
         now_device["renew_together"],
         serde_json::json!(["signature", "authentication"])
     );
-    let later = device(&rossi, "1205100001");
+    let rossi_lextel = lookup_ok(&app, &lextel, "RSSMRA80A01H501U").await;
+    assert_eq!(rossi_lextel["devices"].as_array().unwrap().len(), 1);
+    let later = device(&rossi_lextel, "1205100001");
     let signature = certificate(later, "signature");
     assert_eq!(signature["renewal"]["status"], "not_yet_renewable");
     let opens = time(&signature["renewal"]["window_opens_at"]);
@@ -61,7 +66,7 @@ async fn the_demo_shows_every_renewal_status() {
     assert_eq!(later["renew_together"], serde_json::json!([]));
 
     // Laura Bianchi: one device, its two certificates in different states.
-    let bianchi = lookup_ok(&app, "BNCLRA85T52F205E").await;
+    let bianchi = lookup_ok(&app, &visura, "BNCLRA85T52F205E").await;
     let mixed = device(&bianchi, "1205100002");
     assert_eq!(
         certificate(mixed, "signature")["renewal"]["status"],
@@ -74,7 +79,12 @@ async fn the_demo_shows_every_renewal_status() {
     assert_eq!(mixed["renew_together"], serde_json::json!(["signature"]));
 
     // Giuseppe Verdi: an expired device, and a revoked certificate.
-    let verdi = lookup_ok(&app, "VRDGPP70M15L219P").await;
+    let verdi = lookup_ok(&app, &lextel, "VRDGPP70M15L219P").await;
+    assert_eq!(
+        lookup_ok(&app, &visura, "VRDGPP70M15L219P").await["devices"],
+        serde_json::json!([]),
+        "Verdi's devices are all Lextel's"
+    );
     let expired = certificate(device(&verdi, "1205100003"), "signature");
     assert_eq!(expired["renewal"]["status"], "expired");
     assert_eq!(expired["renewal"]["expired_at"], expired["not_after"]);
@@ -89,21 +99,22 @@ async fn the_demo_shows_every_renewal_status() {
     );
 
     // Anna Neri: registered, no devices.
-    let neri = lookup_ok(&app, "NRIANN90E45F839C").await;
+    let neri = lookup_ok(&app, &visura, "NRIANN90E45F839C").await;
     assert_eq!(neri["devices"], serde_json::json!([]));
 }
 
 #[tokio::test]
 async fn loading_the_demo_twice_changes_nothing_but_the_dates() {
     let app = spawn_demo_app().await;
-    let before = lookup_ok(&app, "RSSMRA80A01H501U").await;
+    let token = app.customer("visura").await.token;
+    let before = lookup_ok(&app, &token, "RSSMRA80A01H501U").await;
     let mut conn = app.pool.get().unwrap();
     let report = rinnovo::seed::load_demo(&mut conn, Utc::now() + Duration::days(10)).unwrap();
     assert_eq!(report.holders_added, 0);
     assert_eq!(report.devices_added, 0);
     assert_eq!(report.certificates_added, 0);
     assert_eq!(report.certificates_refreshed, 10);
-    let after = lookup_ok(&app, "RSSMRA80A01H501U").await;
+    let after = lookup_ok(&app, &token, "RSSMRA80A01H501U").await;
     let (b, a) = (device(&before, "1205100000"), device(&after, "1205100000"));
     assert_eq!(
         certificate(b, "signature")["id"],
@@ -119,13 +130,15 @@ async fn loading_the_demo_twice_changes_nothing_but_the_dates() {
 #[tokio::test]
 async fn the_codice_fiscale_is_normalised() {
     let app = spawn_demo_app().await;
-    let body = lookup_ok(&app, "rssmra%2080a01%20h501u").await;
+    let token = app.customer("visura").await.token;
+    let body = lookup_ok(&app, &token, "rssmra%2080a01%20h501u").await;
     assert_eq!(body["codice_fiscale"], "RSSMRA80A01H501U");
 }
 
 #[tokio::test]
 async fn an_invalid_codice_fiscale_names_the_rule() {
     let app = spawn_app().await;
+    let token = app.customer("visura").await.token;
     let cases = [
         ("RSSMRA80A01H501", "length"),
         ("RSSMRA80A01H501A", "check_character"),
@@ -136,7 +149,7 @@ async fn an_invalid_codice_fiscale_names_the_rule() {
         ("RSSMRAX0A01H501U", "digit_expected"),
     ];
     for (cf, rule) in cases {
-        let body = problem(app.lookup(cf).await, 400).await;
+        let body = problem(app.lookup(&token, cf).await, 400).await;
         assert_eq!(body["type"], "/problems/invalid-field", "{cf}");
         assert_eq!(body["errors"][0]["field"], "codice_fiscale", "{cf}");
         assert_eq!(body["errors"][0]["rule"], rule, "{cf}: {body}");
@@ -146,14 +159,16 @@ async fn an_invalid_codice_fiscale_names_the_rule() {
 #[tokio::test]
 async fn an_unknown_holder_is_a_404_problem() {
     let app = spawn_demo_app().await;
+    let token = app.customer("visura").await.token;
     // Valid codice fiscale, nobody registered with it.
-    let body = problem(app.lookup("GLLSFN68H50D612O").await, 404).await;
+    let body = problem(app.lookup(&token, "GLLSFN68H50D612O").await, 404).await;
     assert_eq!(body["type"], "/problems/unknown-holder");
 }
 
 #[tokio::test]
 async fn statuses_around_the_window_boundaries() {
     let app = spawn_app().await;
+    let token = app.customer("visura").await.token;
     let holder = app.add_holder("GLLSFN68H50D612O", "Stefania", "Galli");
     let now = Utc::now();
     let cases = [
@@ -174,7 +189,7 @@ async fn statuses_around_the_window_boundaries() {
         let device = app.add_device(&holder, serial);
         app.add_certificate(&device, "signature", *not_after, "active");
     }
-    let body = lookup_ok(&app, "GLLSFN68H50D612O").await;
+    let body = lookup_ok(&app, &token, "GLLSFN68H50D612O").await;
     for (serial, _, expected) in &cases {
         let renewal = &certificate(device(&body, serial), "signature")["renewal"];
         assert_eq!(renewal["status"], *expected, "{serial}: {renewal}");
@@ -192,6 +207,7 @@ async fn statuses_around_the_window_boundaries() {
 #[tokio::test]
 async fn superseded_certificates_and_other_holders_devices_are_not_shown() {
     let app = spawn_app().await;
+    let token = app.customer("visura").await.token;
     let galli = app.add_holder("GLLSFN68H50D612O", "Stefania", "Galli");
     let ferrari = app.add_holder("FRRLCU75C22G273D", "Luca", "Ferrari");
     let device_id = app.add_device(&galli, "1205109999");
@@ -209,7 +225,7 @@ async fn superseded_certificates_and_other_holders_devices_are_not_shown() {
     );
     app.add_device(&ferrari, "1205108888");
 
-    let body = lookup_ok(&app, "GLLSFN68H50D612O").await;
+    let body = lookup_ok(&app, &token, "GLLSFN68H50D612O").await;
     let devices = body["devices"].as_array().unwrap();
     assert_eq!(devices.len(), 1, "only Galli's device: {body}");
     let certificates = devices[0]["certificates"].as_array().unwrap();
@@ -217,7 +233,7 @@ async fn superseded_certificates_and_other_holders_devices_are_not_shown() {
     assert_eq!(certificates[0]["id"], current.as_str());
     assert_ne!(certificates[0]["id"], old.as_str());
 
-    let ferrari_body = lookup_ok(&app, "FRRLCU75C22G273D").await;
+    let ferrari_body = lookup_ok(&app, &token, "FRRLCU75C22G273D").await;
     assert_eq!(ferrari_body["devices"][0]["serial_number"], "1205108888");
     assert_eq!(
         ferrari_body["devices"][0]["certificates"],
@@ -228,7 +244,8 @@ async fn superseded_certificates_and_other_holders_devices_are_not_shown() {
 #[tokio::test]
 async fn dates_are_utc_rfc3339() {
     let app = spawn_demo_app().await;
-    let body = lookup_ok(&app, "BNCLRA85T52F205E").await;
+    let token = app.customer("visura").await.token;
+    let body = lookup_ok(&app, &token, "BNCLRA85T52F205E").await;
     let c = certificate(device(&body, "1205100002"), "authentication");
     assert!(c["not_after"].as_str().unwrap().ends_with('Z'), "{c}");
     NaiveDate::parse_from_str(
@@ -236,4 +253,15 @@ async fn dates_are_utc_rfc3339() {
         "%Y-%m-%d",
     )
     .unwrap();
+}
+
+#[tokio::test]
+async fn the_lookup_needs_a_signed_in_user() {
+    let app = spawn_demo_app().await;
+    let body = problem(
+        app.get("/api/v1/holders/RSSMRA80A01H501U/devices").await,
+        401,
+    )
+    .await;
+    assert_eq!(body["type"], "/problems/unauthorized");
 }

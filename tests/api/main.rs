@@ -1,8 +1,10 @@
 //! Integration tests: the real server, a real database per test. They run on SQLite,
 //! and on PostgreSQL when TEST_DATABASE_URL is set (see .ci/run).
 
+mod auth;
 mod cli;
 mod health;
 mod helpers;
 mod lookup;
+mod prepaid;
 mod schema;

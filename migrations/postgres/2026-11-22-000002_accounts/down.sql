@@ -1,0 +1,11 @@
+DROP TABLE audit_log;
+DROP TABLE prepaid_entries;
+DROP TABLE prepaid_accounts;
+DROP TABLE login_attempts;
+DROP TABLE refresh_tokens;
+DROP TABLE users;
+ALTER TABLE brands DROP COLUMN invoice_series;
+ALTER TABLE brands DROP COLUMN postal_account;
+ALTER TABLE brands DROP COLUMN iban;
+ALTER TABLE brands DROP COLUMN sender_address;
+DROP FUNCTION rinnovo_append_only();

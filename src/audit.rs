@@ -1,0 +1,59 @@
+//! The audit log: who did what to money, coupons and certificates. Append-only (the
+//! database refuses updates and deletes), written in the same transaction as the change.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::db::schema::audit_log;
+use crate::db::DbConnection;
+
+/// Who acted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    User(String),
+    /// An administrator at the command line.
+    Cli,
+    /// rinnovo itself (a worker).
+    System,
+}
+
+impl Actor {
+    fn label(&self) -> String {
+        match self {
+            Actor::User(id) => format!("user:{id}"),
+            Actor::Cli => "cli".into(),
+            Actor::System => "system".into(),
+        }
+    }
+}
+
+pub struct AuditEntry<'a> {
+    pub brand_id: Option<&'a str>,
+    pub actor: &'a Actor,
+    /// What happened, as `subject.verb`: `prepaid.adjusted`, `user.created`...
+    pub action: &'a str,
+    pub subject_type: &'a str,
+    pub subject_id: &'a str,
+    pub details: serde_json::Value,
+}
+
+pub fn record(
+    conn: &mut DbConnection,
+    entry: AuditEntry<'_>,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::id.eq(Uuid::now_v7().to_string()),
+            audit_log::brand_id.eq(entry.brand_id),
+            audit_log::actor.eq(entry.actor.label()),
+            audit_log::action.eq(entry.action),
+            audit_log::subject_type.eq(entry.subject_type),
+            audit_log::subject_id.eq(entry.subject_id),
+            audit_log::details.eq(entry.details.to_string()),
+            audit_log::created_at.eq(now.naive_utc()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

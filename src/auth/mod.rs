@@ -1,0 +1,28 @@
+//! Accounts and sign-in: users of a brand with a role, passwords, access and refresh
+//! tokens, and the login throttle.
+
+pub mod password;
+pub mod sessions;
+pub mod throttle;
+pub mod tokens;
+pub mod users;
+
+pub use password::{NewPassword, PasswordError};
+pub use tokens::{AccessClaims, TokenError, TokenIssuer};
+pub use users::{NewUser, ProfileChanges, User, UserError};
+
+text_enum!(
+    /// What a user may do. Checked in one place: the HTTP extractors.
+    Role {
+        Customer => "customer",
+        RegistrationOfficer => "registration_officer",
+        BackOffice => "back_office",
+    }
+);
+
+impl Role {
+    /// Customers and registration officers buy, and so have a prepaid account.
+    pub fn buys(self) -> bool {
+        matches!(self, Role::Customer | Role::RegistrationOfficer)
+    }
+}

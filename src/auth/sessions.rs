@@ -1,0 +1,222 @@
+//! Sign-in, refresh and sign-out.
+//!
+//! Sign-in runs in three steps so that no database connection is held while argon2
+//! works: [`start_login`] (throttle, find the user), [`super::password::verify`] on a
+//! blocking thread, [`finish_login`] (close the attempt, issue tokens).
+//!
+//! Refresh tokens rotate: each is good for one refresh, which returns the next one of the
+//! same family. A token used a second time means it was copied; the whole family is
+//! revoked, and whoever holds any of its tokens must sign in again.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::throttle::{self, Attempt, Throttled};
+use super::users::{self, User, UserError};
+use super::TokenIssuer;
+use crate::db::schema::refresh_tokens;
+use crate::db::{write_transaction, DbConnection};
+
+pub const REFRESH_TOKEN_DAYS: i64 = 30;
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub access_token: String,
+    pub expires_in_seconds: i64,
+    pub refresh_token: String,
+    pub user: User,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("too many failed sign-ins; retry in {} seconds", .0.retry_after_seconds)]
+    Throttled(Throttled),
+    #[error("email or password is wrong")]
+    InvalidCredentials,
+    #[error("the refresh token is not valid; sign in again")]
+    InvalidRefreshToken,
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}
+
+impl From<diesel::result::Error> for SessionError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Storage(error.into())
+    }
+}
+
+impl From<UserError> for SessionError {
+    fn from(error: UserError) -> Self {
+        Self::Storage(anyhow::anyhow!(error))
+    }
+}
+
+pub struct LoginCandidate {
+    attempt: Attempt,
+    user: Option<User>,
+    /// The stored hash, or `None` for an unknown email (verified against a dummy).
+    pub password_hash: Option<String>,
+}
+
+pub fn start_login(
+    conn: &mut DbConnection,
+    brand: &str,
+    email_as_typed: &str,
+    client_address: &str,
+    now: DateTime<Utc>,
+) -> Result<LoginCandidate, SessionError> {
+    let key = throttle::account_key(brand, email_as_typed);
+    let attempt =
+        throttle::begin(conn, &key, client_address, now)?.map_err(SessionError::Throttled)?;
+    let found = users::find_for_login(conn, brand, email_as_typed)?;
+    let (user, password_hash) = match found {
+        Some((user, hash)) => (Some(user), Some(hash)),
+        None => (None, None),
+    };
+    Ok(LoginCandidate {
+        attempt,
+        user,
+        password_hash,
+    })
+}
+
+pub fn finish_login(
+    conn: &mut DbConnection,
+    tokens: &TokenIssuer,
+    candidate: LoginCandidate,
+    password_matches: bool,
+    now: DateTime<Utc>,
+) -> Result<Session, SessionError> {
+    match candidate.user {
+        Some(user) if password_matches => {
+            throttle::succeeded(conn, &candidate.attempt)?;
+            let family = Uuid::now_v7().to_string();
+            new_session(conn, tokens, user, &family, now)
+        }
+        _ => {
+            throttle::failed(conn, &candidate.attempt, now)?;
+            Err(SessionError::InvalidCredentials)
+        }
+    }
+}
+
+fn new_session(
+    conn: &mut DbConnection,
+    tokens: &TokenIssuer,
+    user: User,
+    family: &str,
+    now: DateTime<Utc>,
+) -> Result<Session, SessionError> {
+    let (refresh_token, hash) = super::tokens::new_refresh_token();
+    diesel::insert_into(refresh_tokens::table)
+        .values((
+            refresh_tokens::id.eq(Uuid::now_v7().to_string()),
+            refresh_tokens::family_id.eq(family),
+            refresh_tokens::user_id.eq(&user.id),
+            refresh_tokens::token_hash.eq(&hash),
+            refresh_tokens::created_at.eq(now.naive_utc()),
+            refresh_tokens::expires_at.eq((now + Duration::days(REFRESH_TOKEN_DAYS)).naive_utc()),
+        ))
+        .execute(conn)?;
+    Ok(Session {
+        access_token: tokens.issue_access(&user.id, &user.brand_id, user.role, now),
+        expires_in_seconds: tokens.access_ttl().num_seconds(),
+        refresh_token,
+        user,
+    })
+}
+
+type RefreshRow = (
+    String,
+    String,
+    String,
+    chrono::NaiveDateTime,
+    Option<chrono::NaiveDateTime>,
+    Option<chrono::NaiveDateTime>,
+);
+
+pub fn refresh(
+    conn: &mut DbConnection,
+    tokens: &TokenIssuer,
+    refresh_token: &str,
+    now: DateTime<Utc>,
+) -> Result<Session, SessionError> {
+    let hash = super::tokens::hash_refresh_token(refresh_token);
+    // The outer Result commits; the inner one is the answer. A detected reuse must
+    // commit the family's revocation and still answer "invalid".
+    let outcome = write_transaction(
+        conn,
+        |conn| -> Result<Result<Session, SessionError>, SessionError> {
+            let row: Option<RefreshRow> = refresh_tokens::table
+                .filter(refresh_tokens::token_hash.eq(&hash))
+                .select((
+                    refresh_tokens::id,
+                    refresh_tokens::family_id,
+                    refresh_tokens::user_id,
+                    refresh_tokens::expires_at,
+                    refresh_tokens::used_at,
+                    refresh_tokens::revoked_at,
+                ))
+                .first(conn)
+                .optional()?;
+            let Some((id, family, user_id, expires_at, used_at, revoked_at)) = row else {
+                return Ok(Err(SessionError::InvalidRefreshToken));
+            };
+            if revoked_at.is_some() || expires_at.and_utc() <= now {
+                return Ok(Err(SessionError::InvalidRefreshToken));
+            }
+            // Use it, unless someone already did: one conditional update decides.
+            let claimed = used_at.is_none()
+                && diesel::update(
+                    refresh_tokens::table
+                        .filter(refresh_tokens::id.eq(&id))
+                        .filter(refresh_tokens::used_at.is_null()),
+                )
+                .set(refresh_tokens::used_at.eq(now.naive_utc()))
+                .execute(conn)?
+                    == 1;
+            if !claimed {
+                revoke_family(conn, &family, now)?;
+                tracing::warn!(family = %family, "refresh token reused; family revoked");
+                return Ok(Err(SessionError::InvalidRefreshToken));
+            }
+            let Some(user) = users::find(conn, &user_id)? else {
+                return Ok(Err(SessionError::InvalidRefreshToken));
+            };
+            // A storage failure here rolls the whole refresh back (`?`), token unused.
+            let session = new_session(conn, tokens, user, &family, now)?;
+            Ok(Ok(session))
+        },
+    )?;
+    outcome
+}
+
+/// Signs out everywhere this session's family reached. Unknown tokens are ignored, so
+/// the answer tells nothing about them.
+pub fn logout(
+    conn: &mut DbConnection,
+    refresh_token: &str,
+    now: DateTime<Utc>,
+) -> Result<(), SessionError> {
+    let hash = super::tokens::hash_refresh_token(refresh_token);
+    let family: Option<String> = refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(&hash))
+        .select(refresh_tokens::family_id)
+        .first(conn)
+        .optional()?;
+    if let Some(family) = family {
+        revoke_family(conn, &family, now)?;
+    }
+    Ok(())
+}
+
+fn revoke_family(conn: &mut DbConnection, family: &str, now: DateTime<Utc>) -> QueryResult<usize> {
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(family))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(now.naive_utc()))
+    .execute(conn)
+}

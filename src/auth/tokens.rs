@@ -1,0 +1,223 @@
+//! Access tokens (JWT, HS256) and refresh tokens (random, stored only as a hash).
+//!
+//! One issuer and one audience per purpose: an access token for the API cannot be
+//! replayed where an agent token (or any later purpose) is expected, and vice versa.
+//! The algorithm is pinned: a token whose header says `none`, `RS256` or anything
+//! else is refused before its signature is even looked at.
+
+use std::io::Write;
+use std::path::Path;
+
+use chrono::{DateTime, Duration, Utc};
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::Role;
+
+pub const ISSUER: &str = "rinnovo";
+pub const API_AUDIENCE: &str = "rinnovo-api";
+const SECRET_FILE: &str = "jwt-secret";
+pub const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    /// The user id.
+    pub sub: String,
+    pub brand: String,
+    pub role: Role,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the access token has expired")]
+    Expired,
+    #[error("the access token is not valid")]
+    Invalid,
+}
+
+pub struct TokenIssuer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    access_ttl: Duration,
+}
+
+impl TokenIssuer {
+    pub fn new(secret: &[u8], access_ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[API_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // Clocks of several service machines differ a little.
+        validation.leeway = 30;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            access_ttl,
+        }
+    }
+
+    pub fn access_ttl(&self) -> Duration {
+        self.access_ttl
+    }
+
+    pub fn issue_access(
+        &self,
+        user_id: &str,
+        brand: &str,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> String {
+        let claims = AccessClaims {
+            iss: ISSUER.into(),
+            aud: API_AUDIENCE.into(),
+            sub: user_id.into(),
+            brand: brand.into(),
+            role,
+            iat: now.timestamp(),
+            exp: (now + self.access_ttl).timestamp(),
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing of plain claims cannot fail")
+    }
+
+    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        decode::<AccessClaims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })
+    }
+}
+
+/// A new refresh token: 256 random bits as hex, and the hash that is stored.
+pub fn new_refresh_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    let token = hex(&bytes);
+    let hash = hash_refresh_token(&token);
+    (token, hash)
+}
+
+/// SHA-256 is enough here: the token has 256 bits of entropy, nothing to brute-force.
+pub fn hash_refresh_token(token: &str) -> String {
+    hex(&Sha256::digest(token.trim().as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The signing secret: from configuration if given, else from `<data dir>/jwt-secret`,
+/// created on first start with 256 random bits and permissions 0600. Several processes
+/// sharing one data directory (or started at once) agree on it: the file is created
+/// with `create_new`, and whoever loses the race reads the winner's.
+pub fn load_or_create_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = configured {
+        return Ok(secret.as_bytes().to_vec());
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let path = data_dir.join(SECRET_FILE);
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(&path) {
+        Ok(mut file) => {
+            file.write_all(hex(&bytes).as_bytes())?;
+            file.sync_all()?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(anyhow::anyhow!("cannot create {}: {e}", path.display())),
+    }
+    let secret = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let secret = secret.trim();
+    anyhow::ensure!(
+        secret.len() >= MIN_SECRET_BYTES,
+        "{} holds fewer than {MIN_SECRET_BYTES} characters",
+        path.display()
+    );
+    Ok(secret.as_bytes().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issuer() -> TokenIssuer {
+        TokenIssuer::new(b"0123456789abcdef0123456789abcdef", Duration::minutes(15))
+    }
+
+    #[test]
+    fn issued_tokens_verify() {
+        let token = issuer().issue_access("u1", "visura", Role::Customer, Utc::now());
+        let claims = issuer().verify_access(&token).unwrap();
+        assert_eq!(claims.sub, "u1");
+        assert_eq!(claims.brand, "visura");
+        assert_eq!(claims.role, Role::Customer);
+    }
+
+    #[test]
+    fn expired_and_foreign_tokens_are_refused() {
+        let old = issuer().issue_access(
+            "u1",
+            "visura",
+            Role::Customer,
+            Utc::now() - Duration::hours(1),
+        );
+        assert!(matches!(
+            issuer().verify_access(&old),
+            Err(TokenError::Expired)
+        ));
+        let other = TokenIssuer::new(b"another secret another secret 12", Duration::minutes(15));
+        let foreign = other.issue_access("u1", "visura", Role::Customer, Utc::now());
+        assert!(matches!(
+            issuer().verify_access(&foreign),
+            Err(TokenError::Invalid)
+        ));
+    }
+
+    #[test]
+    fn refresh_tokens_are_random_and_hashed() {
+        let (a, hash_a) = new_refresh_token();
+        let (b, _) = new_refresh_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 64);
+        assert_eq!(hash_refresh_token(&a), hash_a);
+        assert_ne!(a, hash_a);
+    }
+
+    #[test]
+    fn the_secret_file_is_created_once_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create_secret(None, dir.path()).unwrap();
+        let second = load_or_create_secret(None, dir.path()).unwrap();
+        assert_eq!(first, second);
+        assert_eq!(first.len(), 64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(SECRET_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let configured =
+            load_or_create_secret(Some("configured-secret-configured-secret"), dir.path()).unwrap();
+        assert_eq!(configured, b"configured-secret-configured-secret");
+    }
+}

@@ -1,0 +1,253 @@
+//! Users: one brand, one role, one email per brand. Creating a buyer opens their prepaid
+//! account in the same transaction.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{NewPassword, Role};
+use crate::audit::{self, Actor, AuditEntry};
+use crate::brands;
+use crate::db::schema::users;
+use crate::db::{write_transaction, DbConnection};
+use crate::email_address::EmailAddress;
+use crate::prepaid;
+use crate::registry::CodiceFiscale;
+use crate::validation::PersonName;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub brand_id: String,
+    pub email: EmailAddress,
+    pub name: String,
+    pub role: Role,
+    pub codice_fiscale: Option<CodiceFiscale>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug)]
+pub struct NewUser {
+    pub brand_id: String,
+    pub email: EmailAddress,
+    pub name: PersonName,
+    pub password: NewPassword,
+    pub role: Role,
+    pub codice_fiscale: Option<CodiceFiscale>,
+}
+
+/// A profile edit: `None` leaves a field as it is; for the codice fiscale, `Some(None)`
+/// clears it. A new password needs the current one.
+#[derive(Debug, Default)]
+pub struct ProfileChanges {
+    pub name: Option<PersonName>,
+    pub email: Option<EmailAddress>,
+    pub codice_fiscale: Option<Option<CodiceFiscale>>,
+    pub new_password: Option<NewPassword>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("an account with this email already exists for this brand")]
+    EmailTaken,
+    #[error("no brand '{0}'")]
+    UnknownBrand(String),
+    #[error("no such user")]
+    NotFound,
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}
+
+impl From<DieselError> for UserError {
+    fn from(error: DieselError) -> Self {
+        match error {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Self::EmailTaken,
+            other => Self::Storage(other.into()),
+        }
+    }
+}
+
+type UserRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    NaiveDateTime,
+);
+
+const USER_COLUMNS: (
+    users::id,
+    users::brand_id,
+    users::email,
+    users::name,
+    users::role,
+    users::codice_fiscale,
+    users::created_at,
+) = (
+    users::id,
+    users::brand_id,
+    users::email,
+    users::name,
+    users::role,
+    users::codice_fiscale,
+    users::created_at,
+);
+
+fn from_row(row: UserRow) -> Result<User, UserError> {
+    let (id, brand_id, email, name, role, codice_fiscale, created_at) = row;
+    Ok(User {
+        role: Role::parse(&role)
+            .ok_or_else(|| anyhow::anyhow!("user {id} has unknown role {role}"))?,
+        codice_fiscale: codice_fiscale
+            .map(|cf| CodiceFiscale::parse(&cf))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("user {id} has an invalid codice fiscale: {e}"))?,
+        email: EmailAddress::from_stored(email),
+        id,
+        brand_id,
+        name,
+        created_at: created_at.and_utc(),
+    })
+}
+
+pub fn create(
+    conn: &mut DbConnection,
+    new: NewUser,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<User, UserError> {
+    let password_hash = new.password.hash();
+    write_transaction(conn, |conn| {
+        if brands::find(conn, &new.brand_id)?.is_none() {
+            return Err(UserError::UnknownBrand(new.brand_id.clone()));
+        }
+        let id = Uuid::now_v7().to_string();
+        diesel::insert_into(users::table)
+            .values((
+                users::id.eq(&id),
+                users::brand_id.eq(&new.brand_id),
+                users::email.eq(new.email.as_str()),
+                users::name.eq(new.name.as_str()),
+                users::password_hash.eq(&password_hash),
+                users::role.eq(new.role.as_str()),
+                users::codice_fiscale.eq(new.codice_fiscale.as_ref().map(|c| c.as_str())),
+                users::created_at.eq(now.naive_utc()),
+                users::updated_at.eq(now.naive_utc()),
+            ))
+            .execute(conn)?;
+        if new.role.buys() {
+            prepaid::open_account(conn, &new.brand_id, &id, now)?;
+        }
+        audit::record(
+            conn,
+            AuditEntry {
+                brand_id: Some(&new.brand_id),
+                actor,
+                action: "user.created",
+                subject_type: "user",
+                subject_id: &id,
+                details: json!({ "email": new.email.as_str(), "role": new.role.as_str() }),
+            },
+            now,
+        )?;
+        find(conn, &id)?.ok_or(UserError::NotFound)
+    })
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<User>, UserError> {
+    users::table
+        .filter(users::id.eq(id))
+        .select(USER_COLUMNS)
+        .first::<UserRow>(conn)
+        .optional()?
+        .map(from_row)
+        .transpose()
+}
+
+/// The user and their password hash, for sign-in.
+pub fn find_for_login(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    email: &str,
+) -> Result<Option<(User, String)>, UserError> {
+    let found: Option<(UserRow, String)> = users::table
+        .filter(users::brand_id.eq(brand_id))
+        .filter(users::email.eq(email.trim().to_lowercase()))
+        .select((USER_COLUMNS, users::password_hash))
+        .first(conn)
+        .optional()?;
+    found
+        .map(|(row, hash)| Ok((from_row(row)?, hash)))
+        .transpose()
+}
+
+pub fn password_hash(conn: &mut DbConnection, id: &str) -> Result<String, UserError> {
+    users::table
+        .filter(users::id.eq(id))
+        .select(users::password_hash)
+        .first(conn)
+        .optional()?
+        .ok_or(UserError::NotFound)
+}
+
+pub fn update_profile(
+    conn: &mut DbConnection,
+    id: &str,
+    changes: ProfileChanges,
+    now: DateTime<Utc>,
+) -> Result<User, UserError> {
+    let password_hash = changes.new_password.as_ref().map(NewPassword::hash);
+    write_transaction(conn, |conn| {
+        let user = find(conn, id)?.ok_or(UserError::NotFound)?;
+        let target = users::table.filter(users::id.eq(id));
+        if let Some(name) = &changes.name {
+            diesel::update(target)
+                .set(users::name.eq(name.as_str()))
+                .execute(conn)?;
+        }
+        if let Some(email) = &changes.email {
+            diesel::update(target)
+                .set(users::email.eq(email.as_str()))
+                .execute(conn)?;
+        }
+        if let Some(codice_fiscale) = &changes.codice_fiscale {
+            diesel::update(target)
+                .set(users::codice_fiscale.eq(codice_fiscale.as_ref().map(|c| c.as_str())))
+                .execute(conn)?;
+        }
+        if let Some(hash) = &password_hash {
+            diesel::update(target)
+                .set(users::password_hash.eq(hash))
+                .execute(conn)?;
+        }
+        diesel::update(target)
+            .set(users::updated_at.eq(now.naive_utc()))
+            .execute(conn)?;
+        let changed: Vec<&str> = [
+            changes.name.as_ref().map(|_| "name"),
+            changes.email.as_ref().map(|_| "email"),
+            changes.codice_fiscale.as_ref().map(|_| "codice_fiscale"),
+            password_hash.as_ref().map(|_| "password"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        audit::record(
+            conn,
+            AuditEntry {
+                brand_id: Some(&user.brand_id),
+                actor: &Actor::User(id.to_owned()),
+                action: "user.profile_changed",
+                subject_type: "user",
+                subject_id: id,
+                details: json!({ "fields": changed }),
+            },
+            now,
+        )?;
+        find(conn, id)?.ok_or(UserError::NotFound)
+    })
+}

@@ -1,0 +1,272 @@
+//! Who is calling: the extractors that turn a bearer token into a user and check roles
+//! (the only place roles are checked), and the sign-up / sign-in endpoints.
+
+use std::future::{ready, Ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::me::ProfileResponse;
+use super::problem::FieldErrors;
+use super::{ApiError, AppState};
+use crate::audit::Actor;
+use crate::auth::sessions::{self, Session, SessionError};
+use crate::auth::{password, users, NewPassword, NewUser, Role, UserError};
+use crate::email_address::EmailAddress;
+use crate::registry::CodiceFiscale;
+use crate::validation::PersonName;
+
+/// A signed-in user of any role, from a valid access token.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub id: String,
+    pub brand: String,
+    pub role: Role,
+}
+
+/// A signed-in customer or registration officer: someone who buys.
+#[derive(Debug, Clone)]
+pub struct Buyer(pub CurrentUser);
+
+/// A signed-in back-office operator.
+#[derive(Debug, Clone)]
+pub struct BackOffice(pub CurrentUser);
+
+fn authenticate(request: &HttpRequest) -> Result<CurrentUser, ApiError> {
+    let state = request
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("application state missing")))?;
+    let header = request.headers().get(AUTHORIZATION).ok_or_else(|| {
+        ApiError::Unauthorized("sign in first: send Authorization: Bearer <access token>".into())
+    })?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "the Authorization header must be 'Bearer <access token>'".into(),
+            )
+        })?;
+    let claims = state
+        .tokens
+        .verify_access(token.trim())
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    Ok(CurrentUser {
+        id: claims.sub,
+        brand: claims.brand,
+        role: claims.role,
+    })
+}
+
+fn with_role<T>(
+    request: &HttpRequest,
+    allowed: fn(Role) -> bool,
+    wrap: fn(CurrentUser) -> T,
+) -> Result<T, ApiError> {
+    let user = authenticate(request)?;
+    if allowed(user.role) {
+        Ok(wrap(user))
+    } else {
+        Err(ApiError::forbidden(
+            "forbidden-role",
+            format!("a {} may not do this", user.role),
+        ))
+    }
+}
+
+impl FromRequest for CurrentUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(request))
+    }
+}
+
+impl FromRequest for Buyer {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(with_role(request, Role::buys, Buyer))
+    }
+}
+
+impl FromRequest for BackOffice {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(with_role(request, |r| r == Role::BackOffice, BackOffice))
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(error: UserError) -> Self {
+        match error {
+            UserError::EmailTaken => {
+                ApiError::conflict("email-taken", "Email taken", error.to_string())
+            }
+            UserError::UnknownBrand(_) => {
+                ApiError::invalid_field("brand", "known_brand", error.to_string())
+            }
+            UserError::NotFound => ApiError::Unauthorized("this account no longer exists".into()),
+            UserError::Storage(e) => ApiError::storage(e),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(error: SessionError) -> Self {
+        match error {
+            SessionError::Throttled(throttled) => ApiError::TooManyRequests {
+                retry_after_seconds: throttled.retry_after_seconds,
+                detail: error.to_string(),
+            },
+            SessionError::InvalidCredentials | SessionError::InvalidRefreshToken => {
+                ApiError::Unauthorized(error.to_string())
+            }
+            SessionError::Storage(e) => ApiError::storage(e),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    brand: String,
+    name: String,
+    email: String,
+    password: String,
+    #[serde(default)]
+    codice_fiscale: Option<String>,
+}
+
+/// `POST /api/v1/auth/signup`: a professional opens a customer account.
+pub async fn signup(
+    state: web::Data<AppState>,
+    body: web::Json<SignupRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let mut errors = FieldErrors::default();
+    let name = errors.check("name", PersonName::parse(&body.name));
+    let email = errors.check("email", EmailAddress::parse(&body.email));
+    let password = errors.check(
+        "password",
+        NewPassword::parse(&body.password, email.as_ref()),
+    );
+    let codice_fiscale = body
+        .codice_fiscale
+        .as_deref()
+        .filter(|cf| !cf.trim().is_empty())
+        .map(|cf| errors.check("codice_fiscale", CodiceFiscale::parse(cf)));
+    errors.finish()?;
+    let new = NewUser {
+        brand_id: body.brand,
+        email: email.expect("checked"),
+        name: name.expect("checked"),
+        password: password.expect("checked"),
+        role: Role::Customer,
+        codice_fiscale: codice_fiscale.flatten(),
+    };
+    // Hashing is slow on purpose; it runs inside with_conn's blocking thread.
+    let user = state
+        .with_conn(move |conn| users::create(conn, new, &Actor::System, Utc::now()))
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", "/api/v1/me"))
+        .json(ProfileResponse::from(user)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    brand: String,
+    email: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct SessionResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    refresh_token: String,
+    user: ProfileResponse,
+}
+
+impl From<Session> for SessionResponse {
+    fn from(session: Session) -> Self {
+        Self {
+            access_token: session.access_token,
+            token_type: "Bearer",
+            expires_in: session.expires_in_seconds,
+            refresh_token: session.refresh_token,
+            user: session.user.into(),
+        }
+    }
+}
+
+/// `POST /api/v1/auth/login`
+pub async fn login(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let LoginRequest {
+        brand,
+        email,
+        password: candidate,
+    } = body.into_inner();
+    // The peer address, not X-Forwarded-For: a client could forge that header to dodge
+    // the per-address throttle. Behind a proxy, the proxy throttles (see README).
+    let client_address = request
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let now = Utc::now();
+    let login = state
+        .with_conn(move |conn| sessions::start_login(conn, &brand, &email, &client_address, now))
+        .await?;
+    let hash = login.password_hash.clone();
+    let matches = web::block(move || password::verify(&candidate, hash.as_deref()))
+        .await
+        .map_err(|e| ApiError::Unexpected(e.into()))?;
+    let tokens = state.tokens.clone();
+    let session = state
+        .with_conn(move |conn| sessions::finish_login(conn, &tokens, login, matches, now))
+        .await?;
+    Ok(HttpResponse::Ok().json(SessionResponse::from(session)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// `POST /api/v1/auth/refresh`
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let token = body.into_inner().refresh_token;
+    let tokens = state.tokens.clone();
+    let session = state
+        .with_conn(move |conn| sessions::refresh(conn, &tokens, &token, Utc::now()))
+        .await?;
+    Ok(HttpResponse::Ok().json(SessionResponse::from(session)))
+}
+
+/// `POST /api/v1/auth/logout`: revokes the refresh token's whole family.
+pub async fn logout(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let token = body.into_inner().refresh_token;
+    state
+        .with_conn(move |conn| sessions::logout(conn, &token, Utc::now()))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
