@@ -41,27 +41,29 @@ cargo build --release --quiet --bin rinnovo
 BIN=target/release/rinnovo
 
 mkdir -p "$WORK"
-if [ ! -f "$WORK/certificates.csv" ] || [ "$(cat "$WORK/size" 2>/dev/null)" != "$HOLDERS/$CERTIFICATES" ]; then
+DATA_VERSION="v2/$HOLDERS/$CERTIFICATES"
+if [ ! -f "$WORK/certificates.csv" ] || [ "$(cat "$WORK/size" 2>/dev/null)" != "$DATA_VERSION" ]; then
   say "generating $HOLDERS holders / $CERTIFICATES certificates"
   cargo bench --quiet --bench lookup_data -- "$WORK" "$HOLDERS" "$CERTIFICATES"
-  echo "$HOLDERS/$CERTIFICATES" > "$WORK/size"
+  echo "$DATA_VERSION" > "$WORK/size"
 fi
 
 cat > "$WORK/lookup.lua" <<'LUA'
 local codes = {}
 for line in io.lines(os.getenv("CODES_FILE")) do codes[#codes + 1] = line end
+local headers = { ["Authorization"] = "Bearer " .. os.getenv("TOKEN") }
 local counter = 0
 function setup(thread) counter = counter + 1; thread:set("seed", counter) end
 function init() math.randomseed(os.time() + seed * 7919) end
 function request()
-  return wrk.format("GET", "/api/v1/holders/" .. codes[math.random(#codes)] .. "/devices")
+  return wrk.format("GET", "/api/v1/holders/" .. codes[math.random(#codes)] .. "/devices", headers)
 end
 LUA
 
 # Prints "rps p50 p99 non2xx" from wrk's output.
 run_wrk() {
   local out
-  out=$(CODES_FILE="$WORK/codici.txt" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
+  out=$(CODES_FILE="$WORK/codici.txt" TOKEN="$TOKEN" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
     --latency -s "$WORK/lookup.lua" "http://127.0.0.1:$PORT")
   echo "$out" >&2
   local rps p50 p99 bad
@@ -82,10 +84,18 @@ start_server() {
     sleep 0.2
   done
   curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null || { cat "$WORK/server.log"; exit 1; }
-  # Every lookup must answer 200 before we measure it.
+  # The lookup needs a signed-in user: a Visura customer made for the run.
+  local email="bench-$RANDOM$RANDOM@example.it" password="benchmark password 2026"
+  echo "$password" | env RINNOVO_DATABASE_URL="$1" RINNOVO_DATA_DIR="$WORK/data" RINNOVO_LOG=warn \
+    "$BIN" user add --brand visura --email "$email" --name Bench --role customer >/dev/null
+  TOKEN=$(curl -sf "http://127.0.0.1:$PORT/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"brand\":\"visura\",\"email\":\"$email\",\"password\":\"$password\"}" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+  # Every lookup must answer 200 with devices before we measure it.
   local cf
   cf=$(head -n1 "$WORK/codici.txt")
-  curl -sf "http://127.0.0.1:$PORT/api/v1/holders/$cf/devices" >/dev/null
+  curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/holders/$cf/devices" |
+    grep -q '"certificates":\[{' || { echo "lookup returned no certificates" >&2; exit 1; }
 }
 
 stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }

@@ -80,7 +80,8 @@ fn main() -> std::io::Result<()> {
         for _ in 0..devices_here {
             let device = device_count;
             device_count += 1;
-            let brand = if device % 2 == 0 { "visura" } else { "lextel" };
+            // One brand: the benchmark user (a Visura customer) sees every device.
+            let brand = "visura";
             writeln!(
                 d,
                 "d{device},h{holder},{brand},{:010},smart_card,{},{now}",

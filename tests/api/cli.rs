@@ -110,3 +110,106 @@ fn serve_stops_gracefully_on_sigterm() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn user_add_reads_the_password_from_stdin_or_generates_one() {
+    use std::io::Write;
+    let database = TestDatabase::create();
+    let mut child = rinnovo(&database)
+        .args([
+            "user",
+            "add",
+            "--brand",
+            "visura",
+            "--email",
+            "Ops@Visura.example",
+            "--name",
+            "Operatore",
+            "--role",
+            "back_office",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"operatore molto sicuro\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("created back_office ops@visura.example (visura)"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("molto sicuro"),
+        "a typed password is never echoed"
+    );
+
+    let generated = rinnovo(&database)
+        .args([
+            "user",
+            "add",
+            "--brand",
+            "lextel",
+            "--email",
+            "io@lextel.example",
+            "--name",
+            "IR",
+            "--role",
+            "registration_officer",
+            "--generate-password",
+        ])
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{generated:?}");
+    let stdout = String::from_utf8_lossy(&generated.stdout);
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .expect("the generated password is shown once");
+    assert_eq!(password.len(), 20);
+
+    let duplicate = rinnovo(&database)
+        .args([
+            "user",
+            "add",
+            "--brand",
+            "lextel",
+            "--email",
+            "io@lextel.example",
+            "--name",
+            "IR",
+            "--role",
+            "customer",
+            "--generate-password",
+        ])
+        .output()
+        .unwrap();
+    assert!(!duplicate.status.success());
+    assert!(String::from_utf8_lossy(&duplicate.stderr).contains("already exists"));
+
+    let bad_role = rinnovo(&database)
+        .args([
+            "user",
+            "add",
+            "--brand",
+            "visura",
+            "--email",
+            "x@visura.example",
+            "--name",
+            "X",
+            "--role",
+            "admin",
+            "--generate-password",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad_role.status.success());
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("--role"));
+}
