@@ -136,6 +136,13 @@ impl<'de> Deserialize<'de> for Money {
 #[serde(transparent)]
 pub struct PositiveMoney(Money);
 
+impl<'de> Deserialize<'de> for PositiveMoney {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let money = Money::deserialize(deserializer)?;
+        PositiveMoney::new(money).map_err(serde::de::Error::custom)
+    }
+}
+
 impl PositiveMoney {
     pub fn new(money: Money) -> Result<Self, MoneyError> {
         if money.is_positive() {

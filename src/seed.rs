@@ -10,12 +10,31 @@ use diesel::prelude::*;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::db::schema::{brands, certificates, devices, holders};
+use crate::catalog::Covers;
+use crate::db::schema::{brands, certificates, devices, holders, products};
 use crate::db::{write_transaction, DbConnection};
+use crate::money::PositiveMoney;
 use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind};
 
 const BRANDS: &str = include_str!("../seeds/brands.json");
 const DEMO: &str = include_str!("../seeds/demo.json");
+const CATALOG: &str = include_str!("../seeds/catalog.json");
+
+#[derive(Deserialize)]
+struct CatalogFile {
+    products: Vec<ProductSeed>,
+    brands: Vec<String>,
+    vat_rate_basis_points: i32,
+}
+
+#[derive(Deserialize)]
+struct ProductSeed {
+    code: String,
+    name: String,
+    covers: Covers,
+    professional: bool,
+    net_price: PositiveMoney,
+}
 
 #[derive(Deserialize)]
 struct BrandsFile {
@@ -74,13 +93,14 @@ fn active() -> CertificateStatus {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct SeedReport {
     pub brands_added: usize,
+    pub products_added: usize,
     pub holders_added: usize,
     pub devices_added: usize,
     pub certificates_added: usize,
     pub certificates_refreshed: usize,
 }
 
-/// The brands, needed by every installation. Existing brands keep what an operator set;
+/// The brands and their catalogs, needed by every installation. Existing brands keep what an operator set;
 /// only fields still empty (added by a later migration) are filled from the seed.
 pub fn load_base(conn: &mut DbConnection) -> anyhow::Result<SeedReport> {
     let file: BrandsFile = serde_json::from_str(BRANDS)?;
@@ -120,6 +140,35 @@ pub fn load_base(conn: &mut DbConnection) -> anyhow::Result<SeedReport> {
             diesel::update(this().filter(brands::invoice_series.eq("")))
                 .set(brands::invoice_series.eq(&brand.invoice_series))
                 .execute(conn)?;
+        }
+        let catalog: CatalogFile = serde_json::from_str(CATALOG)?;
+        for brand in &catalog.brands {
+            for (position, product) in catalog.products.iter().enumerate() {
+                let exists: i64 = products::table
+                    .filter(products::brand_id.eq(brand))
+                    .filter(products::code.eq(&product.code))
+                    .count()
+                    .get_result(conn)?;
+                if exists > 0 {
+                    continue;
+                }
+                diesel::insert_into(products::table)
+                    .values((
+                        products::id.eq(Uuid::now_v7().to_string()),
+                        products::brand_id.eq(brand),
+                        products::code.eq(&product.code),
+                        products::name.eq(&product.name),
+                        products::covers.eq(product.covers.as_str()),
+                        products::professional.eq(product.professional),
+                        products::net_price_cents.eq(product.net_price.cents()),
+                        products::vat_rate_basis_points.eq(catalog.vat_rate_basis_points),
+                        products::active.eq(true),
+                        products::sort_order.eq(position as i32),
+                        products::created_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                report.products_added += 1;
+            }
         }
         Ok(report)
     })

@@ -128,6 +128,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    products (id) {
+        id -> Text,
+        brand_id -> Text,
+        code -> Text,
+        name -> Text,
+        covers -> Text,
+        professional -> Bool,
+        net_price_cents -> BigInt,
+        vat_rate_basis_points -> Integer,
+        active -> Bool,
+        sort_order -> Integer,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(devices -> holders (holder_id));
 diesel::joinable!(users -> brands (brand_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
@@ -147,4 +163,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     prepaid_accounts,
     prepaid_entries,
     audit_log,
+    products,
 );

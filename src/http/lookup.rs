@@ -25,12 +25,16 @@ pub async fn holder_devices(
 
 impl From<LookupError> for ApiError {
     fn from(error: LookupError) -> Self {
-        match error {
-            LookupError::UnknownHolder => {
-                ApiError::not_found("unknown-holder", "Unknown holder", error.to_string())
-            }
-            LookupError::Storage(e) => ApiError::storage(e),
+        lookup_error(error)
+    }
+}
+
+pub fn lookup_error(error: LookupError) -> ApiError {
+    match error {
+        LookupError::UnknownHolder => {
+            ApiError::not_found("unknown-holder", "Unknown holder", error.to_string())
         }
+        LookupError::Storage(e) => ApiError::storage(e),
     }
 }
 

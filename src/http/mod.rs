@@ -1,6 +1,7 @@
 //! The HTTP API: routes, thin handlers, and the mapping of errors to problem JSON.
 
 pub mod auth;
+mod catalog;
 mod health;
 mod lookup;
 mod me;
@@ -71,6 +72,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/holders/{codice_fiscale}/devices")
             .route(web::get().to(lookup::holder_devices)),
     )
+    .service(web::resource("/api/v1/products").route(web::get().to(catalog::products)))
+    .service(web::resource("/api/v1/quotes").route(web::post().to(catalog::create_quote)))
     .service(web::resource("/api/v1/prepaid").route(web::get().to(prepaid::balance)))
     .service(web::resource("/api/v1/prepaid/entries").route(web::get().to(prepaid::entries)))
     .service(web::resource("/api/v1/backoffice/prepaid").route(web::get().to(prepaid::search)))

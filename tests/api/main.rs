@@ -2,6 +2,7 @@
 //! and on PostgreSQL when TEST_DATABASE_URL is set (see .ci/run).
 
 mod auth;
+mod catalog;
 mod cli;
 mod health;
 mod helpers;

@@ -1,0 +1,318 @@
+//! The catalog: renewal coupons each brand sells, with net price and IVA rate, and the
+//! proposal of which coupons renew a device's renewable certificates.
+
+pub mod quote;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+pub use quote::{quote, PricedItem, Quote, QuoteLine, VatRate, VatSummary};
+
+use crate::auth::Role;
+use crate::db::schema::products;
+use crate::db::DbConnection;
+use crate::lookup::{self, LookupError};
+use crate::money::Money;
+use crate::registry::{CertificateKind, CodiceFiscale};
+
+text_enum!(
+    /// Which certificates of a device one coupon renews.
+    Covers { Signature => "signature", Authentication => "authentication", Both => "both" }
+);
+
+impl Covers {
+    pub fn kinds(self) -> &'static [CertificateKind] {
+        match self {
+            Covers::Signature => &[CertificateKind::Signature],
+            Covers::Authentication => &[CertificateKind::Authentication],
+            Covers::Both => &[CertificateKind::Signature, CertificateKind::Authentication],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    pub id: String,
+    pub brand_id: String,
+    pub code: String,
+    pub name: String,
+    pub covers: Covers,
+    pub professional: bool,
+    pub net_price: Money,
+    pub vat_rate: VatRate,
+    pub active: bool,
+}
+
+impl Product {
+    pub fn priced(&self) -> PricedItem {
+        PricedItem {
+            product_id: self.id.clone(),
+            net_unit_price: self.net_price,
+            vat_rate: self.vat_rate,
+        }
+    }
+}
+
+/// How many coupons one order may hold. Registration officers buy in bulk; a customer
+/// buys for the devices in front of them, and a lower cap limits the damage of a stolen
+/// session. Back-office operators do not buy.
+pub fn max_coupons_per_order(role: Role) -> u32 {
+    match role {
+        Role::RegistrationOfficer => 1000,
+        Role::Customer => 20,
+        Role::BackOffice => 0,
+    }
+}
+
+/// A line as the buyer asked for it: a product (its id or its code) and a quantity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedLine {
+    pub product: String,
+    pub quantity: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("line {line}: no product '{product}' in this shop")]
+    UnknownProduct { line: usize, product: String },
+    #[error("line {line}: '{product}' is no longer sold")]
+    InactiveProduct { line: usize, product: String },
+    #[error(
+        "the same product appears on lines {first} and {second}; put the quantity on one line"
+    )]
+    DuplicateProduct { first: usize, second: usize },
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}
+
+impl From<diesel::result::Error> for CatalogError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Storage(error.into())
+    }
+}
+
+type ProductRow = (String, String, String, String, String, bool, i64, i32, bool);
+
+fn from_row(row: ProductRow) -> anyhow::Result<Product> {
+    let (id, brand_id, code, name, covers, professional, cents, rate, active) = row;
+    Ok(Product {
+        covers: Covers::parse(&covers)
+            .ok_or_else(|| anyhow::anyhow!("product {id} covers unknown {covers}"))?,
+        vat_rate: u32::try_from(rate)
+            .ok()
+            .and_then(VatRate::from_basis_points)
+            .ok_or_else(|| anyhow::anyhow!("product {id} has VAT rate {rate}"))?,
+        net_price: Money::from_cents(cents),
+        id,
+        brand_id,
+        code,
+        name,
+        professional,
+        active,
+    })
+}
+
+const COLUMNS: (
+    products::id,
+    products::brand_id,
+    products::code,
+    products::name,
+    products::covers,
+    products::professional,
+    products::net_price_cents,
+    products::vat_rate_basis_points,
+    products::active,
+) = (
+    products::id,
+    products::brand_id,
+    products::code,
+    products::name,
+    products::covers,
+    products::professional,
+    products::net_price_cents,
+    products::vat_rate_basis_points,
+    products::active,
+);
+
+/// The brand's products in shop order; inactive ones only when asked.
+pub fn list(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    include_inactive: bool,
+) -> anyhow::Result<Vec<Product>> {
+    let mut query = products::table
+        .filter(products::brand_id.eq(brand_id.to_owned()))
+        .order((products::sort_order.asc(), products::code.asc()))
+        .select(COLUMNS)
+        .into_boxed();
+    if !include_inactive {
+        query = query.filter(products::active.eq(true));
+    }
+    query
+        .load::<ProductRow>(conn)?
+        .into_iter()
+        .map(from_row)
+        .collect()
+}
+
+/// Resolves requested lines to the brand's active products, in request order.
+pub fn resolve(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    lines: &[RequestedLine],
+) -> Result<Vec<(Product, u32)>, CatalogError> {
+    let all = list(conn, brand_id, true)?;
+    let mut by_key: HashMap<&str, &Product> = HashMap::new();
+    for product in &all {
+        by_key.insert(product.id.as_str(), product);
+        by_key.insert(product.code.as_str(), product);
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut resolved = Vec::with_capacity(lines.len());
+    for (index, line) in lines.iter().enumerate() {
+        let number = index + 1;
+        let product =
+            by_key
+                .get(line.product.as_str())
+                .ok_or_else(|| CatalogError::UnknownProduct {
+                    line: number,
+                    product: line.product.clone(),
+                })?;
+        if !product.active {
+            return Err(CatalogError::InactiveProduct {
+                line: number,
+                product: line.product.clone(),
+            });
+        }
+        if let Some(first) = seen.insert(product.id.as_str(), number) {
+            return Err(CatalogError::DuplicateProduct {
+                first,
+                second: number,
+            });
+        }
+        resolved.push(((*product).clone(), line.quantity));
+    }
+    Ok(resolved)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProposalError {
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    #[error("the holder has no device {0} in this shop")]
+    UnknownDevice(String),
+    #[error("no certificate of device {0} can be renewed now")]
+    NothingToRenew(String),
+    #[error("this shop sells no coupon for what the device needs")]
+    NoFittingProduct,
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}
+
+/// The coupons that renew every certificate of the device renewable now, at the lowest
+/// price: the combined coupon when it costs less than the single ones, else one each.
+/// Professional products are never proposed (they need a choice the lookup cannot make).
+pub fn propose_for_device(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    codice_fiscale: &CodiceFiscale,
+    device_serial: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<RequestedLine>, ProposalError> {
+    let found = lookup::lookup(conn, codice_fiscale, brand_id, now)?;
+    let device = found
+        .devices
+        .into_iter()
+        .find(|d| d.device.serial_number == device_serial)
+        .ok_or_else(|| ProposalError::UnknownDevice(device_serial.to_owned()))?;
+    if device.renew_together.is_empty() {
+        return Err(ProposalError::NothingToRenew(device_serial.to_owned()));
+    }
+    let products: Vec<Product> = list(conn, brand_id, false)?
+        .into_iter()
+        .filter(|p| !p.professional)
+        .collect();
+    cheapest_cover(&products, &device.renew_together).ok_or(ProposalError::NoFittingProduct)
+}
+
+/// The cheapest set of products that covers exactly `needed` (one or both kinds).
+fn cheapest_cover(products: &[Product], needed: &[CertificateKind]) -> Option<Vec<RequestedLine>> {
+    let cheapest = |covers: Covers| {
+        products
+            .iter()
+            .filter(|p| p.covers == covers)
+            .min_by_key(|p| p.net_price)
+    };
+    let line = |p: &Product| RequestedLine {
+        product: p.id.clone(),
+        quantity: 1,
+    };
+    let single = |kind: CertificateKind| match kind {
+        CertificateKind::Signature => cheapest(Covers::Signature),
+        CertificateKind::Authentication => cheapest(Covers::Authentication),
+    };
+    if needed.len() == 1 {
+        return single(needed[0]).map(|p| vec![line(p)]);
+    }
+    let separate = match (
+        single(CertificateKind::Signature),
+        single(CertificateKind::Authentication),
+    ) {
+        (Some(a), Some(b)) => Some((a.net_price + b.net_price, vec![line(a), line(b)])),
+        _ => None,
+    };
+    let combined = cheapest(Covers::Both).map(|p| (p.net_price, vec![line(p)]));
+    match (separate, combined) {
+        (Some(s), Some(c)) => Some(if c.0 < s.0 { c.1 } else { s.1 }),
+        (Some(s), None) => Some(s.1),
+        (None, Some(c)) => Some(c.1),
+        (None, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn product(id: &str, covers: Covers, cents: i64) -> Product {
+        Product {
+            id: id.into(),
+            brand_id: "visura".into(),
+            code: id.into(),
+            name: id.into(),
+            covers,
+            professional: false,
+            net_price: Money::from_cents(cents),
+            vat_rate: VatRate::STANDARD,
+            active: true,
+        }
+    }
+
+    fn ids(lines: Option<Vec<RequestedLine>>) -> Vec<String> {
+        lines.unwrap().into_iter().map(|l| l.product).collect()
+    }
+
+    #[test]
+    fn the_combined_coupon_only_where_cheaper() {
+        let both = [CertificateKind::Signature, CertificateKind::Authentication];
+        let catalog = [
+            product("sig", Covers::Signature, 1100),
+            product("cns", Covers::Authentication, 1100),
+            product("both", Covers::Both, 2600),
+        ];
+        assert_eq!(ids(cheapest_cover(&catalog, &both)), ["sig", "cns"]);
+        let discounted = [
+            product("sig", Covers::Signature, 1100),
+            product("cns", Covers::Authentication, 1100),
+            product("both", Covers::Both, 2000),
+        ];
+        assert_eq!(ids(cheapest_cover(&discounted, &both)), ["both"]);
+        assert_eq!(
+            ids(cheapest_cover(&catalog, &[CertificateKind::Authentication])),
+            ["cns"]
+        );
+        assert!(cheapest_cover(&catalog[..1], &[CertificateKind::Authentication]).is_none());
+    }
+}

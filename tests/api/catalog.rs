@@ -1,0 +1,192 @@
+//! The catalog and quotes: the prices users know, IVA on the document total.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{problem, spawn_app, spawn_demo_app};
+use rinnovo::auth::Role;
+
+#[tokio::test]
+async fn each_brand_sells_the_five_renewal_coupons() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let body: Value = app
+        .get_as(&customer.token, "/api/v1/products")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let products: Vec<(String, String, String)> = body["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["code"].as_str().unwrap().to_owned(),
+                p["covers"].as_str().unwrap().to_owned(),
+                p["net_price"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("RIN-FIRMA", "signature", "11.00"),
+        ("RIN-CNS", "authentication", "11.00"),
+        ("RIN-FIRMA-CNS", "both", "26.00"),
+        ("RIN-FIRMA-RUOLO", "signature", "11.00"),
+        ("RIN-CNS-PROF", "authentication", "20.00"),
+    ];
+    let expected: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(products, expected);
+    assert_eq!(body["products"][0]["vat_rate"], "22.00");
+    problem(app.get("/api/v1/products").await, 401).await;
+}
+
+#[tokio::test]
+async fn one_combined_coupon_is_31_72() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let response = app
+        .post_json_as(
+            &customer.token,
+            "/api/v1/quotes",
+            &json!({ "lines": [{ "product": "RIN-FIRMA-CNS", "quantity": 1 }] }),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let quote: Value = response.json().await.unwrap();
+    assert_eq!(quote["net_total"], "26.00");
+    assert_eq!(quote["vat_total"], "5.72");
+    assert_eq!(quote["gross_total"], "31.72");
+    assert_eq!(quote["lines"][0]["informative_gross"], "31.72");
+    assert_eq!(
+        quote["vat_summary"],
+        json!([{ "vat_rate": "22.00", "taxable": "26.00", "vat": "5.72" }])
+    );
+}
+
+#[tokio::test]
+async fn a_thousand_coupon_quote_taxes_the_document_total() {
+    let app = spawn_app().await;
+    let officer = app
+        .user_with_role("visura", Role::RegistrationOfficer)
+        .await;
+    let quote: Value = app
+        .post_json_as(
+            &officer.token,
+            "/api/v1/quotes",
+            &json!({ "lines": [
+                { "product": "RIN-FIRMA", "quantity": 333 },
+                { "product": "RIN-CNS-PROF", "quantity": 333 },
+                { "product": "RIN-FIRMA-CNS", "quantity": 334 }
+            ] }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    // 333 × 11 + 333 × 20 + 334 × 26 = 3663 + 6660 + 8684 = 19007.00; × 22% = 4181.54
+    assert_eq!(quote["net_total"], "19007.00");
+    assert_eq!(quote["vat_total"], "4181.54");
+    assert_eq!(quote["gross_total"], "23188.54");
+}
+
+#[tokio::test]
+async fn caps_and_bad_lines_are_refused() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let quote = |lines: Value| {
+        let app = &app;
+        let token = customer.token.clone();
+        async move {
+            app.post_json_as(&token, "/api/v1/quotes", &json!({ "lines": lines }))
+                .await
+        }
+    };
+    let body = problem(
+        quote(json!([{ "product": "RIN-FIRMA", "quantity": 21 }])).await,
+        400,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "lines[0].quantity");
+    let body = problem(
+        quote(json!([{ "product": "RIN-FIRMA", "quantity": 15 }, { "product": "RIN-CNS", "quantity": 6 }])).await,
+        422,
+    )
+    .await;
+    assert_eq!(body["type"], "/problems/order-too-large");
+    let body = problem(
+        quote(json!([{ "product": "NOPE", "quantity": 1 }])).await,
+        400,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["rule"], "known_product");
+    let body = problem(
+        quote(json!([{ "product": "RIN-CNS", "quantity": 1 }, { "product": "RIN-CNS", "quantity": 1 }])).await,
+        400,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "lines[1].product");
+    problem(quote(json!([])).await, 400).await;
+    problem(
+        quote(json!([{ "product": "RIN-CNS", "quantity": 0 }])).await,
+        400,
+    )
+    .await;
+    let office = app.back_office("visura").await;
+    problem(
+        app.post_json_as(
+            &office.token,
+            "/api/v1/quotes",
+            &json!({ "lines": [{ "product": "RIN-CNS", "quantity": 1 }] }),
+        )
+        .await,
+        403,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_lookup_proposes_the_coupons_a_device_needs() {
+    let app = spawn_demo_app().await;
+    let customer = app.customer("visura").await;
+    let propose = |cf: &'static str, serial: &'static str| {
+        let app = &app;
+        let token = customer.token.clone();
+        async move {
+            app.post_json_as(
+                &token,
+                "/api/v1/quotes",
+                &json!({ "codice_fiscale": cf, "device_serial": serial }),
+            )
+            .await
+        }
+    };
+    // Both certificates renewable: two single coupons (22.00) beat the combined (26.00).
+    let both: Value = propose("RSSMRA80A01H501U", "1205100000")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let codes: Vec<&str> = both["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["RIN-FIRMA", "RIN-CNS"]);
+    assert_eq!(both["gross_total"], "26.84");
+    // Only the signature renewable.
+    let one: Value = propose("BNCLRA85T52F205E", "1205100002")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["lines"].as_array().unwrap().len(), 1);
+    assert_eq!(one["lines"][0]["code"], "RIN-FIRMA");
+    // Another brand's device, an unknown holder, nothing renewable.
+    let body = problem(propose("RSSMRA80A01H501U", "1205100001").await, 400).await;
+    assert_eq!(body["errors"][0]["field"], "device_serial");
+    problem(propose("GLLSFN68H50D612O", "1205100000").await, 404).await;
+}
