@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::auth::tokens::MIN_SECRET_BYTES;
 use crate::db::DatabaseUrl;
+use crate::secrets::MIN_SECRET_BYTES;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -21,7 +21,18 @@ pub struct Config {
     pub log_format: LogFormat,
     /// HS256 key for access tokens. `None`: generated once into the data directory.
     pub jwt_secret: Option<Secret>,
+    /// HMAC key under which coupon codes are stored. `None`: generated into the data dir.
+    pub coupon_key: Option<Secret>,
     pub access_token_ttl: Duration,
+    /// Where emails go: lettre's SMTP URL. `None`: `.eml` files in `mail_dir`.
+    pub smtp_url: Option<Secret>,
+    pub mail_dir: PathBuf,
+    pub mail_max_attempts: u32,
+    pub mail_retry_base: Duration,
+    /// The address users reach the service at, for links in emails.
+    pub public_url: String,
+    /// Run the background workers (email dispatcher) inside `serve`.
+    pub run_workers: bool,
 }
 
 /// A configured secret. Debug never shows it, so a logged `Config` leaks nothing.
@@ -109,6 +120,10 @@ impl Config {
 
         let access_token_ttl =
             Duration::from_secs(number("RINNOVO_ACCESS_TOKEN_TTL_SECS", 900, 60, 86_400));
+        let mail_max_attempts = number("RINNOVO_MAIL_MAX_ATTEMPTS", 8, 1, 100) as u32;
+        let mail_retry_base =
+            Duration::from_secs(number("RINNOVO_MAIL_RETRY_BASE_SECS", 30, 1, 3600));
+
         let jwt_secret = get("RINNOVO_JWT_SECRET").map(Secret);
         if jwt_secret
             .as_ref()
@@ -118,6 +133,40 @@ impl Config {
                 "RINNOVO_JWT_SECRET must have at least {MIN_SECRET_BYTES} characters (e.g. openssl rand -hex 32)"
             ));
         }
+
+        let coupon_key = get("RINNOVO_COUPON_KEY").map(Secret);
+        if coupon_key
+            .as_ref()
+            .is_some_and(|s| s.0.len() < MIN_SECRET_BYTES)
+        {
+            problems.push(format!(
+                "RINNOVO_COUPON_KEY must have at least {MIN_SECRET_BYTES} characters (e.g. openssl rand -hex 32)"
+            ));
+        }
+
+        let smtp_url = get("RINNOVO_SMTP_URL").map(Secret);
+        if let Some(url) = &smtp_url {
+            if !(url.0.starts_with("smtp://") || url.0.starts_with("smtps://")) {
+                problems.push("RINNOVO_SMTP_URL must start with smtp:// or smtps://".into());
+            }
+        }
+        let mail_dir = get("RINNOVO_MAIL_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("mail"));
+        let run_workers = match get("RINNOVO_RUN_WORKERS").as_deref() {
+            None | Some("true") | Some("1") => true,
+            Some("false") | Some("0") => false,
+            Some(other) => {
+                problems.push(format!(
+                    "RINNOVO_RUN_WORKERS '{other}' must be true or false"
+                ));
+                true
+            }
+        };
+        let public_url = get("RINNOVO_PUBLIC_URL")
+            .unwrap_or_else(|| format!("http://{bind_text}"))
+            .trim_end_matches('/')
+            .to_owned();
 
         let log_format = match get("RINNOVO_LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -138,7 +187,14 @@ impl Config {
                 shutdown_timeout,
                 log_format,
                 jwt_secret,
+                coupon_key,
                 access_token_ttl,
+                smtp_url,
+                mail_dir,
+                mail_max_attempts,
+                mail_retry_base,
+                public_url,
+                run_workers,
             }),
             _ => Err(ConfigError { problems }),
         }

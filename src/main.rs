@@ -30,6 +30,9 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Run the background workers (email dispatcher) without the HTTP API, until
+    /// SIGINT/SIGTERM. Any number may run, on any machines sharing the database.
+    Worker,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Load the base seeds (brands) and, with --demo, the demo registry, then exit.
@@ -90,6 +93,16 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve { demo } => {
             let app = Application::build(config, StartOptions { demo }).await?;
             app.run_until_stopped().await?;
+        }
+        Command::Worker => {
+            let config = std::sync::Arc::new(config);
+            let pool = startup::migrate(config.clone()).await?;
+            let workers = startup::run_workers(pool, config)?;
+            tracing::info!("rinnovo worker started");
+            tokio::select! {
+                _ = workers => {}
+                _ = shutdown_signal() => tracing::info!("rinnovo worker stopping"),
+            }
         }
         Command::Migrate => {
             startup::migrate(config.into()).await?;
@@ -178,4 +191,20 @@ fn generated_password() -> String {
         }
     }
     out
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
 }

@@ -10,8 +10,11 @@ use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::auth::tokens::{self, TokenIssuer};
 use crate::config::Config;
+use crate::coupons::{CouponKey, COUPON_KEY_FILE};
 use crate::db::{self, Pool};
 use crate::http::{self, AppState};
+use crate::mail::{dispatcher, DispatchSettings, Transport};
+use crate::secrets;
 use crate::seed;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,6 +27,7 @@ pub struct Application {
     port: u16,
     server: Server,
     pool: Pool,
+    workers: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -36,15 +40,22 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let port = listener.local_addr()?.port();
-        let secret = tokens::load_or_create_secret(
+        let secret = secrets::load_or_create(
             config.jwt_secret.as_ref().map(|s| s.expose()),
             &config.data_dir,
+            tokens::SECRET_FILE,
         )?;
+        let coupon_key = CouponKey::new(secrets::load_or_create(
+            config.coupon_key.as_ref().map(|s| s.expose()),
+            &config.data_dir,
+            COUPON_KEY_FILE,
+        )?);
         let access_ttl = chrono::Duration::from_std(config.access_token_ttl)?;
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             config: config.clone(),
             tokens: Arc::new(TokenIssuer::new(&secret, access_ttl)),
+            coupon_key: Arc::new(coupon_key),
         });
 
         let mut server = HttpServer::new(move || {
@@ -77,12 +88,22 @@ impl Application {
             server = server.workers(workers);
         }
         let server = server.run();
+        let workers = if config.run_workers {
+            Some(tokio::spawn(run_workers(pool.clone(), config.clone())?))
+        } else {
+            None
+        };
         tracing::info!(
             port,
             database = %config.database_url.redacted(),
             "rinnovo is listening"
         );
-        Ok(Self { port, server, pool })
+        Ok(Self {
+            port,
+            server,
+            pool,
+            workers,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -96,12 +117,41 @@ impl Application {
     /// Serves until SIGINT/SIGTERM, then stops accepting and lets requests in flight
     /// finish (up to `RINNOVO_SHUTDOWN_TIMEOUT_SECS`).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        if let Some(workers) = self.workers {
+            // Workers hold leases, not transactions: an email being sent when we stop is
+            // taken over by another dispatcher when its lease runs out.
+            workers.abort();
+        }
+        result
     }
 }
 
 async fn not_found() -> actix_web::HttpResponse {
     actix_web::HttpResponse::NotFound().finish()
+}
+
+pub fn dispatch_settings(config: &Config) -> DispatchSettings {
+    DispatchSettings {
+        max_attempts: config.mail_max_attempts as i32,
+        retry_base: chrono::Duration::from_std(config.mail_retry_base)
+            .unwrap_or(chrono::Duration::seconds(30)),
+        ..DispatchSettings::default()
+    }
+}
+
+/// The background workers (today: the email dispatcher), as one future. Fails at once if
+/// the mail transport is misconfigured.
+pub fn run_workers(
+    pool: Pool,
+    config: Arc<Config>,
+) -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    let transport = Transport::new(
+        config.smtp_url.as_ref().map(|s| s.expose()),
+        config.mail_dir.clone(),
+    )?;
+    let settings = dispatch_settings(&config);
+    Ok(dispatcher::run(pool, Arc::new(transport), settings))
 }
 
 /// Opens the pool and applies pending migrations, on a blocking thread.

@@ -5,9 +5,6 @@
 //! The algorithm is pinned: a token whose header says `none`, `RS256` or anything
 //! else is refused before its signature is even looked at.
 
-use std::io::Write;
-use std::path::Path;
-
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -17,8 +14,7 @@ use super::Role;
 
 pub const ISSUER: &str = "rinnovo";
 pub const API_AUDIENCE: &str = "rinnovo-api";
-const SECRET_FILE: &str = "jwt-secret";
-pub const MIN_SECRET_BYTES: usize = 32;
+pub const SECRET_FILE: &str = "jwt-secret";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AccessClaims {
@@ -99,9 +95,7 @@ impl TokenIssuer {
 
 /// A new refresh token: 256 random bits as hex, and the hash that is stored.
 pub fn new_refresh_token() -> (String, String) {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the operating system's random source");
-    let token = hex(&bytes);
+    let token = hex(&crate::secrets::random_bytes::<32>());
     let hash = hash_refresh_token(&token);
     (token, hash)
 }
@@ -111,47 +105,7 @@ pub fn hash_refresh_token(token: &str) -> String {
     hex(&Sha256::digest(token.trim().as_bytes()))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The signing secret: from configuration if given, else from `<data dir>/jwt-secret`,
-/// created on first start with 256 random bits and permissions 0600. Several processes
-/// sharing one data directory (or started at once) agree on it: the file is created
-/// with `create_new`, and whoever loses the race reads the winner's.
-pub fn load_or_create_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
-    if let Some(secret) = configured {
-        return Ok(secret.as_bytes().to_vec());
-    }
-    std::fs::create_dir_all(data_dir)?;
-    let path = data_dir.join(SECRET_FILE);
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    match options.open(&path) {
-        Ok(mut file) => {
-            file.write_all(hex(&bytes).as_bytes())?;
-            file.sync_all()?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(anyhow::anyhow!("cannot create {}: {e}", path.display())),
-    }
-    let secret = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let secret = secret.trim();
-    anyhow::ensure!(
-        secret.len() >= MIN_SECRET_BYTES,
-        "{} holds fewer than {MIN_SECRET_BYTES} characters",
-        path.display()
-    );
-    Ok(secret.as_bytes().to_vec())
-}
+use crate::secrets::hex;
 
 #[cfg(test)]
 mod tests {
@@ -198,26 +152,5 @@ mod tests {
         assert_eq!(a.len(), 64);
         assert_eq!(hash_refresh_token(&a), hash_a);
         assert_ne!(a, hash_a);
-    }
-
-    #[test]
-    fn the_secret_file_is_created_once_and_private() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = load_or_create_secret(None, dir.path()).unwrap();
-        let second = load_or_create_secret(None, dir.path()).unwrap();
-        assert_eq!(first, second);
-        assert_eq!(first.len(), 64);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(SECRET_FILE))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        let configured =
-            load_or_create_secret(Some("configured-secret-configured-secret"), dir.path()).unwrap();
-        assert_eq!(configured, b"configured-secret-configured-secret");
     }
 }

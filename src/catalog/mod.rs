@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-pub use quote::{quote, PricedItem, Quote, QuoteLine, VatRate, VatSummary};
+pub use quote::{quote, round_to_cent, PricedItem, Quote, QuoteLine, VatRate, VatSummary};
 
 use crate::auth::Role;
 use crate::db::schema::products;

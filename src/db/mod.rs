@@ -229,6 +229,44 @@ where
     }
 }
 
+#[derive(diesel::QueryableByName)]
+struct LastSeq {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    last_seq: i64,
+}
+
+/// The next invoice number of a brand and year: one upsert that creates the counter at 1
+/// or increments it, returning the value. It runs inside the paying transaction, so the
+/// counter row stays locked until commit (PostgreSQL) or the writer lock is held (SQLite):
+/// numbers are progressive, and a rolled-back payment gives its number back.
+pub fn next_invoice_seq(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    year: i32,
+) -> diesel::QueryResult<i64> {
+    use diesel::sql_types::{Integer, Text};
+    use diesel::RunQueryDsl;
+    const UPSERT: &str =
+        "INSERT INTO invoice_counters (brand_id, year, last_seq) VALUES ({b}, {y}, 1)
+        ON CONFLICT (brand_id, year) DO UPDATE SET last_seq = invoice_counters.last_seq + 1
+        RETURNING last_seq";
+    let row: LastSeq = match conn {
+        DbConnection::Postgres(pg) => {
+            diesel::sql_query(UPSERT.replace("{b}", "$1").replace("{y}", "$2"))
+                .bind::<Text, _>(brand_id)
+                .bind::<Integer, _>(year)
+                .get_result(pg)?
+        }
+        DbConnection::Sqlite(sqlite) => {
+            diesel::sql_query(UPSERT.replace("{b}", "?").replace("{y}", "?"))
+                .bind::<Text, _>(brand_id)
+                .bind::<Integer, _>(year)
+                .get_result(sqlite)?
+        }
+    };
+    Ok(row.last_seq)
+}
+
 fn versions(list: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
     list.iter().map(|v| v.to_string()).collect()
 }

@@ -144,7 +144,113 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    orders (id) {
+        id -> Text,
+        brand_id -> Text,
+        user_id -> Text,
+        status -> Text,
+        payment_method -> Text,
+        net_cents -> BigInt,
+        vat_cents -> BigInt,
+        gross_cents -> BigInt,
+        invoice_number -> Nullable<Text>,
+        invoice_year -> Nullable<Integer>,
+        invoice_seq -> Nullable<BigInt>,
+        email -> Text,
+        created_at -> Timestamp,
+        paid_at -> Nullable<Timestamp>,
+        fulfilled_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    order_lines (id) {
+        id -> Text,
+        order_id -> Text,
+        line_number -> Integer,
+        product_id -> Text,
+        product_code -> Text,
+        product_name -> Text,
+        quantity -> Integer,
+        net_unit_cents -> BigInt,
+        vat_rate_basis_points -> Integer,
+        net_cents -> BigInt,
+    }
+}
+
+diesel::table! {
+    invoice_counters (brand_id, year) {
+        brand_id -> Text,
+        year -> Integer,
+        last_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    coupons (id) {
+        id -> Text,
+        brand_id -> Text,
+        order_id -> Text,
+        owner_id -> Text,
+        product_id -> Text,
+        code_hash -> Text,
+        code_hint -> Text,
+        status -> Text,
+        net_unit_cents -> BigInt,
+        vat_rate_basis_points -> Integer,
+        valid_until -> Timestamp,
+        created_at -> Timestamp,
+        voided_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (user_id, idempotency_key) {
+        user_id -> Text,
+        idempotency_key -> Text,
+        request_hash -> Text,
+        response_status -> Integer,
+        response_body -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    emails (id) {
+        id -> Text,
+        brand_id -> Text,
+        kind -> Text,
+        reference -> Nullable<Text>,
+        sender -> Text,
+        recipient -> Text,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Text,
+        attachment_name -> Nullable<Text>,
+        attachment_content -> Nullable<Text>,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    rate_limit_hits (id) {
+        id -> Text,
+        bucket -> Text,
+        subject -> Text,
+        hit_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(devices -> holders (holder_id));
+diesel::joinable!(order_lines -> orders (order_id));
+diesel::joinable!(coupons -> products (product_id));
 diesel::joinable!(users -> brands (brand_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(prepaid_accounts -> users (owner_id));
@@ -164,4 +270,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     prepaid_entries,
     audit_log,
     products,
+    orders,
+    order_lines,
+    invoice_counters,
+    coupons,
+    idempotency_keys,
+    emails,
+    rate_limit_hits,
 );

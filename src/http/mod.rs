@@ -2,9 +2,12 @@
 
 pub mod auth;
 mod catalog;
+mod coupons;
+mod emails;
 mod health;
 mod lookup;
 mod me;
+mod orders;
 mod prepaid;
 pub mod problem;
 
@@ -17,6 +20,7 @@ pub use problem::{ApiError, Problem, PROBLEM_CONTENT_TYPE};
 
 use crate::auth::TokenIssuer;
 use crate::config::Config;
+use crate::coupons::CouponKey;
 use crate::db::{DbConnection, Pool};
 
 /// Largest JSON body accepted; bulk orders of a thousand lines fit comfortably.
@@ -26,6 +30,7 @@ pub struct AppState {
     pub pool: Pool,
     pub config: Arc<Config>,
     pub tokens: Arc<TokenIssuer>,
+    pub coupon_key: Arc<CouponKey>,
 }
 
 impl AppState {
@@ -74,6 +79,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/api/v1/products").route(web::get().to(catalog::products)))
     .service(web::resource("/api/v1/quotes").route(web::post().to(catalog::create_quote)))
+    .service(
+        web::resource("/api/v1/orders")
+            .route(web::get().to(orders::list))
+            .route(web::post().to(orders::create)),
+    )
+    .service(web::resource("/api/v1/orders/{id}").route(web::get().to(orders::show)))
+    .service(web::resource("/api/v1/coupons").route(web::get().to(coupons::list)))
+    .service(web::resource("/api/v1/coupons/{code}/status").route(web::get().to(coupons::status)))
+    .service(
+        web::resource("/api/v1/backoffice/coupons/{id}/void").route(web::post().to(coupons::void)),
+    )
+    .service(web::resource("/api/v1/backoffice/emails").route(web::get().to(emails::list)))
+    .service(
+        web::resource("/api/v1/backoffice/emails/{id}/retry").route(web::post().to(emails::retry)),
+    )
     .service(web::resource("/api/v1/prepaid").route(web::get().to(prepaid::balance)))
     .service(web::resource("/api/v1/prepaid/entries").route(web::get().to(prepaid::entries)))
     .service(web::resource("/api/v1/backoffice/prepaid").route(web::get().to(prepaid::search)))

@@ -109,33 +109,51 @@ pub fn with_database_name(url: &str, name: &str) -> String {
     out
 }
 
-/// The configuration a test app runs with: the test's database, port 0, one worker.
-pub fn test_config(database: &TestDatabase) -> Config {
+/// The configuration a test app runs with: the test's database, port 0, one worker,
+/// quick email retries; `extra` adds or overrides variables.
+pub fn test_config(database: &TestDatabase, extra: &[(&str, String)]) -> Config {
     let url = database.url.clone();
     let data_dir = database.dir.path().display().to_string();
-    Config::from_lookup(|name| match name {
-        "RINNOVO_DATABASE_URL" => Some(url.clone()),
-        "RINNOVO_DATA_DIR" => Some(data_dir.clone()),
-        "RINNOVO_BIND" => Some("127.0.0.1:0".into()),
-        "RINNOVO_HTTP_WORKERS" => Some("1".into()),
-        "RINNOVO_DB_POOL_SIZE" => Some("8".into()),
-        "RINNOVO_SHUTDOWN_TIMEOUT_SECS" => Some("1".into()),
-        _ => None,
+    let extra: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    Config::from_lookup(|name| {
+        if let Some((_, value)) = extra.iter().find(|(k, _)| k == name) {
+            return Some(value.clone());
+        }
+        match name {
+            "RINNOVO_DATABASE_URL" => Some(url.clone()),
+            "RINNOVO_DATA_DIR" => Some(data_dir.clone()),
+            "RINNOVO_BIND" => Some("127.0.0.1:0".into()),
+            "RINNOVO_HTTP_WORKERS" => Some("1".into()),
+            "RINNOVO_DB_POOL_SIZE" => Some("8".into()),
+            "RINNOVO_SHUTDOWN_TIMEOUT_SECS" => Some("1".into()),
+            "RINNOVO_MAIL_RETRY_BASE_SECS" => Some("1".into()),
+            _ => None,
+        }
     })
     .expect("test configuration is valid")
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(StartOptions::default()).await
+    spawn_app_with(StartOptions::default(), &[]).await
 }
 
 pub async fn spawn_demo_app() -> TestApp {
-    spawn_app_with(StartOptions { demo: true }).await
+    spawn_app_with(StartOptions { demo: true }, &[]).await
 }
 
-async fn spawn_app_with(options: StartOptions) -> TestApp {
+/// An app whose emails go to an SMTP server on `smtp_port` of loopback.
+pub async fn spawn_app_with_smtp(smtp_port: u16, extra: &[(&str, String)]) -> TestApp {
+    let mut vars = vec![("RINNOVO_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}"))];
+    vars.extend(extra.iter().cloned());
+    spawn_app_with(StartOptions::default(), &vars).await
+}
+
+pub async fn spawn_app_with(options: StartOptions, extra: &[(&str, String)]) -> TestApp {
     let database = TestDatabase::create();
-    let app = Application::build(test_config(&database), options)
+    let app = Application::build(test_config(&database, extra), options)
         .await
         .expect("the application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -240,6 +258,47 @@ impl TestApp {
 
     pub async fn back_office(&self, brand: &str) -> SignedIn {
         self.user_with_role(brand, Role::BackOffice).await
+    }
+
+    /// Credits the user's prepaid account (as the back-office would).
+    pub fn credit(&self, user_id: &str, amount: &str) {
+        let mut conn = self.pool.get().unwrap();
+        let account = prepaid::account_of_owner(&mut conn, user_id).unwrap();
+        prepaid::post(
+            &mut conn,
+            &account.id,
+            prepaid::Posting {
+                kind: prepaid::EntryKind::TopUp,
+                amount: Money::parse(amount).unwrap(),
+                description: "test top-up",
+                reference: None,
+                actor_id: None,
+            },
+            Utc::now(),
+        )
+        .unwrap();
+    }
+
+    /// Places an order with a fresh Idempotency-Key.
+    pub async fn order(&self, token: &str, lines: serde_json::Value) -> reqwest::Response {
+        self.order_with_key(token, &Uuid::new_v4().to_string(), lines)
+            .await
+    }
+
+    pub async fn order_with_key(
+        &self,
+        token: &str,
+        key: &str,
+        lines: serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/v1/orders", self.address))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&json!({ "lines": lines, "payment_method": "prepaid" }))
+            .send()
+            .await
+            .expect("request sent")
     }
 
     async fn signed_in(&self, brand: &str, email: &str) -> SignedIn {

@@ -7,5 +7,7 @@ mod cli;
 mod health;
 mod helpers;
 mod lookup;
+mod orders;
 mod prepaid;
 mod schema;
+mod smtp;

@@ -1,0 +1,299 @@
+//! Coupons: one per unit bought, each renewing the certificates its product covers.
+//! Codes are shown once (in the delivery email) and stored only as keyed hashes.
+
+pub mod code;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde_json::json;
+use uuid::Uuid;
+
+pub use code::{CouponCode, CouponCodeError, CouponKey, COUPON_KEY_FILE};
+
+use crate::audit::{self, Actor, AuditEntry};
+use crate::catalog::{round_to_cent, Covers, Product, VatRate};
+use crate::db::schema::{coupons, orders, products};
+use crate::db::{write_transaction, DbConnection};
+use crate::money::Money;
+use crate::prepaid::{self, EntryKind, Posting, PrepaidError};
+use crate::validation::Reason;
+
+/// Twelve months (365 days) from purchase.
+pub const VALIDITY_DAYS: i64 = 365;
+
+text_enum!(
+    /// The stored state; `expired` is derived from `valid_until` when shown.
+    CouponStatus {
+        Available => "available",
+        Reserved => "reserved",
+        Redeemed => "redeemed",
+        Voided => "voided",
+    }
+);
+
+text_enum!(
+    /// What a user is told: the stored state, or `expired` past validity if unused.
+    ShownStatus {
+        Available => "available",
+        Reserved => "reserved",
+        Redeemed => "redeemed",
+        Voided => "voided",
+        Expired => "expired",
+    }
+);
+
+fn shown(status: CouponStatus, valid_until: DateTime<Utc>, now: DateTime<Utc>) -> ShownStatus {
+    match status {
+        CouponStatus::Redeemed => ShownStatus::Redeemed,
+        CouponStatus::Voided => ShownStatus::Voided,
+        _ if now > valid_until => ShownStatus::Expired,
+        CouponStatus::Available => ShownStatus::Available,
+        CouponStatus::Reserved => ShownStatus::Reserved,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn issue(
+    conn: &mut DbConnection,
+    key: &CouponKey,
+    brand_id: &str,
+    order_id: &str,
+    owner_id: &str,
+    product: &Product,
+    valid_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> QueryResult<CouponCode> {
+    let code = CouponCode::generate();
+    diesel::insert_into(coupons::table)
+        .values((
+            coupons::id.eq(Uuid::now_v7().to_string()),
+            coupons::brand_id.eq(brand_id),
+            coupons::order_id.eq(order_id),
+            coupons::owner_id.eq(owner_id),
+            coupons::product_id.eq(&product.id),
+            coupons::code_hash.eq(key.hash(&code)),
+            coupons::code_hint.eq(code.hint()),
+            coupons::status.eq(CouponStatus::Available.as_str()),
+            coupons::net_unit_cents.eq(product.net_price.cents()),
+            coupons::vat_rate_basis_points.eq(product.vat_rate.basis_points() as i32),
+            coupons::valid_until.eq(valid_until.naive_utc()),
+            coupons::created_at.eq(now.naive_utc()),
+        ))
+        .execute(conn)?;
+    Ok(code)
+}
+
+pub fn count_for_order(conn: &mut DbConnection, order_id: &str) -> QueryResult<i64> {
+    coupons::table
+        .filter(coupons::order_id.eq(order_id))
+        .count()
+        .get_result(conn)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouponView {
+    pub id: String,
+    pub hint: String,
+    pub product_code: String,
+    pub product_name: String,
+    pub covers: Covers,
+    pub order_id: String,
+    pub invoice_number: Option<String>,
+    pub status: ShownStatus,
+    pub valid_until: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+type ViewRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    NaiveDateTime,
+    NaiveDateTime,
+);
+
+fn view(row: ViewRow, now: DateTime<Utc>) -> anyhow::Result<CouponView> {
+    let (id, hint, code, name, covers, order_id, invoice_number, status, valid_until, created_at) =
+        row;
+    let stored =
+        CouponStatus::parse(&status).ok_or_else(|| anyhow::anyhow!("coupon {id}: {status}"))?;
+    Ok(CouponView {
+        covers: Covers::parse(&covers)
+            .ok_or_else(|| anyhow::anyhow!("coupon {id}: covers {covers}"))?,
+        status: shown(stored, valid_until.and_utc(), now),
+        id,
+        hint,
+        product_code: code,
+        product_name: name,
+        order_id,
+        invoice_number,
+        valid_until: valid_until.and_utc(),
+        created_at: created_at.and_utc(),
+    })
+}
+
+/// The owner's coupons, newest first, codes masked.
+pub fn list_for_owner(
+    conn: &mut DbConnection,
+    owner_id: &str,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<CouponView>> {
+    let rows: Vec<ViewRow> = coupons::table
+        .inner_join(products::table)
+        .inner_join(orders::table.on(orders::id.eq(coupons::order_id)))
+        .filter(coupons::owner_id.eq(owner_id))
+        .order((coupons::created_at.desc(), coupons::id.desc()))
+        .limit(limit)
+        .select((
+            coupons::id,
+            coupons::code_hint,
+            products::code,
+            products::name,
+            products::covers,
+            coupons::order_id,
+            orders::invoice_number,
+            coupons::status,
+            coupons::valid_until,
+            coupons::created_at,
+        ))
+        .load(conn)?;
+    rows.into_iter().map(|r| view(r, now)).collect()
+}
+
+/// What the "verifica stato coupon" service tells about a code: nothing about its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicStatus {
+    pub status: ShownStatus,
+    pub covers: Covers,
+    pub brand_id: String,
+    pub valid_until: DateTime<Utc>,
+}
+
+pub fn public_status(
+    conn: &mut DbConnection,
+    key: &CouponKey,
+    code: &CouponCode,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<PublicStatus>> {
+    let row: Option<(String, String, String, NaiveDateTime)> = coupons::table
+        .inner_join(products::table)
+        .filter(coupons::code_hash.eq(key.hash(code)))
+        .select((
+            coupons::status,
+            products::covers,
+            coupons::brand_id,
+            coupons::valid_until,
+        ))
+        .first(conn)
+        .optional()?;
+    row.map(|(status, covers, brand_id, valid_until)| {
+        let stored =
+            CouponStatus::parse(&status).ok_or_else(|| anyhow::anyhow!("status {status}"))?;
+        Ok(PublicStatus {
+            status: shown(stored, valid_until.and_utc(), now),
+            covers: Covers::parse(&covers).ok_or_else(|| anyhow::anyhow!("covers {covers}"))?,
+            brand_id,
+            valid_until: valid_until.and_utc(),
+        })
+    })
+    .transpose()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VoidError {
+    #[error("no such coupon")]
+    NotFound,
+    #[error("the coupon belongs to another brand")]
+    OtherBrand,
+    #[error("only an available coupon can be voided; this one is {0}")]
+    NotAvailable(String),
+    #[error(transparent)]
+    Prepaid(#[from] PrepaidError),
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}
+
+impl From<diesel::result::Error> for VoidError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Storage(error.into())
+    }
+}
+
+/// Voids an unused coupon and refunds its price (net plus IVA, rounded half up) to the
+/// owner's prepaid account; one transaction, audited. The status flip is a conditional
+/// update, so a coupon being reserved at the same moment is never voided too.
+pub fn void(
+    conn: &mut DbConnection,
+    operator_id: &str,
+    operator_brand: &str,
+    coupon_id: &str,
+    reason: &Reason,
+    now: DateTime<Utc>,
+) -> Result<Money, VoidError> {
+    write_transaction(conn, |conn| {
+        let row: Option<(String, String, String, i64, i32)> = coupons::table
+            .filter(coupons::id.eq(coupon_id))
+            .select((
+                coupons::brand_id,
+                coupons::owner_id,
+                coupons::status,
+                coupons::net_unit_cents,
+                coupons::vat_rate_basis_points,
+            ))
+            .first(conn)
+            .optional()?;
+        let (brand_id, owner_id, status, net_cents, rate) = row.ok_or(VoidError::NotFound)?;
+        if brand_id != operator_brand {
+            return Err(VoidError::OtherBrand);
+        }
+        let flipped = diesel::update(
+            coupons::table
+                .filter(coupons::id.eq(coupon_id))
+                .filter(coupons::status.eq(CouponStatus::Available.as_str())),
+        )
+        .set((
+            coupons::status.eq(CouponStatus::Voided.as_str()),
+            coupons::voided_at.eq(Some(now.naive_utc())),
+        ))
+        .execute(conn)?;
+        if flipped == 0 {
+            return Err(VoidError::NotAvailable(status));
+        }
+        let rate = VatRate::from_basis_points(rate as u32)
+            .ok_or_else(|| anyhow::anyhow!("rate {rate}"))?;
+        let net = Money::from_cents(net_cents).amount();
+        let refund = round_to_cent(net + net * rate.as_fraction());
+        let account = prepaid::account_of_owner(conn, &owner_id)?;
+        prepaid::post(
+            conn,
+            &account.id,
+            Posting {
+                kind: EntryKind::Refund,
+                amount: refund,
+                description: reason.as_str(),
+                reference: Some(coupon_id),
+                actor_id: Some(operator_id),
+            },
+            now,
+        )?;
+        audit::record(
+            conn,
+            AuditEntry {
+                brand_id: Some(&brand_id),
+                actor: &Actor::User(operator_id.to_owned()),
+                action: "coupon.voided",
+                subject_type: "coupon",
+                subject_id: coupon_id,
+                details: json!({ "reason": reason.as_str(), "refund": refund.to_string() }),
+            },
+            now,
+        )?;
+        Ok(refund)
+    })
+}

@@ -1,0 +1,10 @@
+//! Email: rendered from templates, written to the outbox in the transaction of the change
+//! that causes it, delivered by the dispatcher with retries. An email is never lost
+//! because the mail server was down.
+
+pub mod dispatcher;
+pub mod outbox;
+pub mod templates;
+
+pub use dispatcher::{DispatchSettings, Transport};
+pub use outbox::{Attachment, OutgoingEmail};

@@ -1,0 +1,250 @@
+//! The outbox table: emails are inserted in the transaction of the change that causes
+//! them and leave through the dispatcher. Dispatchers claim due emails with a lease, so
+//! several of them (on several machines) never send the same email in normal operation;
+//! if one dies mid-send, the lease runs out and another takes over.
+
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::db::schema::emails;
+use crate::db::{write_transaction, DbConnection};
+
+/// An email to send, as the domain writes it.
+#[derive(Debug, Clone)]
+pub struct OutgoingEmail {
+    pub brand_id: String,
+    /// What it is (`coupon_delivery`, `order_receipt`...), for the back-office.
+    pub kind: &'static str,
+    /// The order (or other subject) it is about.
+    pub reference: Option<String>,
+    pub sender: String,
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+    pub attachment: Option<Attachment>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub file_name: String,
+    pub content_type: &'static str,
+    pub content: String,
+}
+
+pub fn enqueue(
+    conn: &mut DbConnection,
+    email: &OutgoingEmail,
+    now: DateTime<Utc>,
+) -> QueryResult<String> {
+    let id = Uuid::now_v7().to_string();
+    diesel::insert_into(emails::table)
+        .values((
+            emails::id.eq(&id),
+            emails::brand_id.eq(&email.brand_id),
+            emails::kind.eq(email.kind),
+            emails::reference.eq(&email.reference),
+            emails::sender.eq(&email.sender),
+            emails::recipient.eq(&email.recipient),
+            emails::subject.eq(&email.subject),
+            emails::text_body.eq(&email.text_body),
+            emails::html_body.eq(&email.html_body),
+            emails::attachment_name.eq(email.attachment.as_ref().map(|a| a.file_name.as_str())),
+            emails::attachment_content.eq(email.attachment.as_ref().map(|a| a.content.as_str())),
+            emails::status.eq("pending"),
+            emails::attempts.eq(0),
+            emails::next_attempt_at.eq(now.naive_utc()),
+            emails::created_at.eq(now.naive_utc()),
+        ))
+        .execute(conn)?;
+    Ok(id)
+}
+
+/// An email a dispatcher holds the lease on.
+#[derive(Debug, Clone, Queryable)]
+pub struct ClaimedEmail {
+    pub id: String,
+    pub sender: String,
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+    pub attachment_name: Option<String>,
+    pub attachment_content: Option<String>,
+    /// Including this one.
+    pub attempts: i32,
+}
+
+/// Takes the lease on up to `limit` due emails. On PostgreSQL the candidate rows are
+/// locked with `FOR UPDATE SKIP LOCKED`, so concurrent dispatchers pick different rows
+/// without waiting; on SQLite the immediate transaction serialises them.
+pub fn claim_due(
+    conn: &mut DbConnection,
+    limit: i64,
+    lease: Duration,
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<ClaimedEmail>> {
+    let now_naive = now.naive_utc();
+    write_transaction(conn, |conn| {
+        let due = emails::table
+            .filter(emails::status.eq("pending"))
+            .filter(emails::next_attempt_at.le(now_naive))
+            .filter(
+                emails::claimed_until
+                    .is_null()
+                    .or(emails::claimed_until.lt(now_naive)),
+            )
+            .order((emails::next_attempt_at.asc(), emails::id.asc()))
+            .select(emails::id)
+            .limit(limit);
+        let ids: Vec<String> = match conn {
+            DbConnection::Postgres(pg) => due.for_update().skip_locked().load(pg)?,
+            DbConnection::Sqlite(sqlite) => due.load(sqlite)?,
+        };
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        diesel::update(emails::table.filter(emails::id.eq_any(&ids)))
+            .set((
+                emails::claimed_until.eq((now + lease).naive_utc()),
+                emails::attempts.eq(emails::attempts + 1),
+            ))
+            .execute(conn)?;
+        emails::table
+            .filter(emails::id.eq_any(&ids))
+            .order(emails::id.asc())
+            .select((
+                emails::id,
+                emails::sender,
+                emails::recipient,
+                emails::subject,
+                emails::text_body,
+                emails::html_body,
+                emails::attachment_name,
+                emails::attachment_content,
+                emails::attempts,
+            ))
+            .load(conn)
+    })
+}
+
+/// Sent: the bodies are cleared, since they may carry coupon codes that must not sit in
+/// the database once delivered.
+pub fn mark_sent(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> QueryResult<()> {
+    diesel::update(emails::table.filter(emails::id.eq(id)))
+        .set((
+            emails::status.eq("sent"),
+            emails::sent_at.eq(Some(now.naive_utc())),
+            emails::claimed_until.eq(None::<NaiveDateTime>),
+            emails::text_body.eq(""),
+            emails::html_body.eq(""),
+            emails::attachment_content.eq(None::<String>),
+            emails::last_error.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Exponential backoff: base, 2 × base, 4 × base... capped at six hours.
+pub fn backoff(base: Duration, attempts: i32) -> Duration {
+    let factor = 1i64 << (attempts.clamp(1, 20) - 1);
+    (base * factor as i32).min(Duration::hours(6))
+}
+
+pub fn mark_failed(
+    conn: &mut DbConnection,
+    email: &ClaimedEmail,
+    error: &str,
+    max_attempts: i32,
+    retry_base: Duration,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    let dead = email.attempts >= max_attempts;
+    diesel::update(emails::table.filter(emails::id.eq(&email.id)))
+        .set((
+            emails::status.eq(if dead { "dead" } else { "pending" }),
+            emails::next_attempt_at.eq((now + backoff(retry_base, email.attempts)).naive_utc()),
+            emails::claimed_until.eq(None::<NaiveDateTime>),
+            emails::last_error.eq(Some(error.chars().take(1000).collect::<String>())),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Queryable)]
+pub struct EmailSummary {
+    pub id: String,
+    pub kind: String,
+    pub reference: Option<String>,
+    pub recipient: String,
+    pub subject: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// Emails of the brand in a status, oldest first (the back-office's dead-letter list).
+pub fn list(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    status: &str,
+    limit: i64,
+) -> QueryResult<Vec<EmailSummary>> {
+    emails::table
+        .filter(emails::brand_id.eq(brand_id))
+        .filter(emails::status.eq(status))
+        .order((emails::created_at.asc(), emails::id.asc()))
+        .limit(limit)
+        .select((
+            emails::id,
+            emails::kind,
+            emails::reference,
+            emails::recipient,
+            emails::subject,
+            emails::status,
+            emails::attempts,
+            emails::last_error,
+            emails::created_at,
+        ))
+        .load(conn)
+}
+
+/// A dead email back in the queue, from zero attempts. `false` if no dead email of the
+/// brand has this id.
+pub fn retry(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    id: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    let changed = diesel::update(
+        emails::table
+            .filter(emails::id.eq(id))
+            .filter(emails::brand_id.eq(brand_id))
+            .filter(emails::status.eq("dead")),
+    )
+    .set((
+        emails::status.eq("pending"),
+        emails::attempts.eq(0),
+        emails::next_attempt_at.eq(now.naive_utc()),
+        emails::claimed_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let base = Duration::seconds(30);
+        assert_eq!(backoff(base, 1), Duration::seconds(30));
+        assert_eq!(backoff(base, 2), Duration::seconds(60));
+        assert_eq!(backoff(base, 4), Duration::seconds(240));
+        assert_eq!(backoff(base, 30), Duration::hours(6));
+    }
+}

@@ -1,0 +1,76 @@
+//! Email bodies from handlebars templates in `templates/email/`, compiled into the binary.
+//! Strict mode: a variable missing from the context is an error (caught by tests), never
+//! a blank in a customer's inbox. HTML templates escape values; text templates do not.
+
+use std::sync::LazyLock;
+
+use handlebars::Handlebars;
+use serde::Serialize;
+
+const TEMPLATES: &[(&str, &str, &str)] = &[
+    (
+        "coupon_delivery",
+        include_str!("../../templates/email/coupon_delivery.text.hbs"),
+        include_str!("../../templates/email/coupon_delivery.html.hbs"),
+    ),
+    (
+        "order_receipt",
+        include_str!("../../templates/email/order_receipt.text.hbs"),
+        include_str!("../../templates/email/order_receipt.html.hbs"),
+    ),
+];
+
+pub struct Templates {
+    text: Handlebars<'static>,
+    html: Handlebars<'static>,
+}
+
+static INSTANCE: LazyLock<Templates> = LazyLock::new(|| {
+    let mut text = Handlebars::new();
+    text.set_strict_mode(true);
+    text.register_escape_fn(handlebars::no_escape);
+    let mut html = Handlebars::new();
+    html.set_strict_mode(true);
+    for (name, text_source, html_source) in TEMPLATES {
+        text.register_template_string(name, *text_source)
+            .unwrap_or_else(|e| panic!("template {name}.text.hbs: {e}"));
+        html.register_template_string(name, *html_source)
+            .unwrap_or_else(|e| panic!("template {name}.html.hbs: {e}"));
+    }
+    Templates { text, html }
+});
+
+/// (text, html) bodies of the named email.
+pub fn render(name: &str, context: &impl Serialize) -> anyhow::Result<(String, String)> {
+    let templates = &*INSTANCE;
+    Ok((
+        templates.text.render(name, context)?,
+        templates.html.render(name, context)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_missing_variable_is_an_error() {
+        assert!(render("order_receipt", &json!({ "name": "x" })).is_err());
+    }
+
+    #[test]
+    fn html_is_escaped_text_is_not() {
+        let (text, html) = render(
+            "order_receipt",
+            &json!({
+                "name": "Rossi & Figli <srl>", "invoice_number": "V2026-000001", "date": "22/11/2026",
+                "payment_method": "conto prepagato", "lines": [], "net_total": "0.00",
+                "vat_total": "0.00", "gross_total": "0.00", "brand": "Visura"
+            }),
+        )
+        .unwrap();
+        assert!(text.contains("Rossi & Figli <srl>"));
+        assert!(html.contains("Rossi &amp; Figli &lt;srl&gt;"));
+    }
+}

@@ -1,0 +1,138 @@
+//! A real SMTP server on loopback for the tests: it speaks enough of RFC 5321 for lettre
+//! (greeting, EHLO, MAIL, RCPT, DATA with dot-unstuffing, RSET, NOOP, QUIT) and keeps
+//! every message it accepts.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+#[derive(Clone, Default)]
+pub struct SmtpSink {
+    messages: Arc<Mutex<Vec<String>>>,
+}
+
+impl SmtpSink {
+    /// Listens on `port` (0: any free port); returns the sink and the port.
+    pub async fn start(port: u16) -> (Self, u16) {
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind SMTP sink");
+        let port = listener.local_addr().unwrap().port();
+        let sink = SmtpSink::default();
+        let messages = sink.messages.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let messages = messages.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = socket.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    let _ = write.write_all(b"220 sink ESMTP\r\n").await;
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let command = line.to_ascii_uppercase();
+                        let reply: &[u8] = if command.starts_with("EHLO") {
+                            b"250-sink\r\n250 8BITMIME\r\n"
+                        } else if command.starts_with("DATA") {
+                            let _ = write.write_all(b"354 go ahead\r\n").await;
+                            let mut message = String::new();
+                            while let Ok(Some(data)) = lines.next_line().await {
+                                if data == "." {
+                                    break;
+                                }
+                                let unstuffed = data
+                                    .strip_prefix('.')
+                                    .filter(|_| data.starts_with(".."))
+                                    .unwrap_or(&data);
+                                message.push_str(unstuffed);
+                                message.push('\n');
+                            }
+                            messages.lock().unwrap().push(message);
+                            b"250 accepted\r\n"
+                        } else if command.starts_with("QUIT") {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            break;
+                        } else {
+                            b"250 ok\r\n"
+                        };
+                        if write.write_all(reply).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        (sink, port)
+    }
+
+    pub fn messages(&self) -> Vec<String> {
+        self.messages.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `count` messages arrived (panics after `timeout`).
+    pub async fn wait_for(&self, count: usize, timeout: Duration) -> Vec<String> {
+        let started = Instant::now();
+        loop {
+            let messages = self.messages();
+            if messages.len() >= count {
+                return messages;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "expected {count} emails, got {} after {timeout:?}",
+                messages.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A port with nothing listening on it (for "the mail server is down").
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The message with quoted-printable soft breaks and escapes undone, for reading.
+pub fn decoded(message: &str) -> String {
+    let joined = message.replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() {
+            if let Ok(value) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
+                out.push(value);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Every coupon code (XXXX-XXXX-XXXX-XXXX-X) in a text, in order, without repeats.
+pub fn coupon_codes(text: &str) -> Vec<String> {
+    let mut codes: Vec<String> = Vec::new();
+    for token in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+        let groups: Vec<&str> = token.split('-').collect();
+        let shape = groups.len() == 5
+            && groups[..4].iter().all(|g| g.len() == 4)
+            && groups[4].len() == 1
+            && token
+                .chars()
+                .all(|c| c == '-' || c.is_ascii_digit() || c.is_ascii_uppercase());
+        if shape
+            && rinnovo::coupons::CouponCode::parse(token).is_ok()
+            && !codes.iter().any(|c| c == token)
+        {
+            codes.push(token.to_owned());
+        }
+    }
+    codes
+}
