@@ -7,19 +7,20 @@
 
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libpq-dev libsqlite3-dev \
+ && apt-get install -y --no-install-recommends libpq-dev libsqlite3-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY migrations migrations
 COPY seeds seeds
+COPY templates templates
 COPY benches benches
 RUN cargo build --release --locked --bin rinnovo
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libpq5 libsqlite3-0 ca-certificates curl \
+ && apt-get install -y --no-install-recommends libpq5 libsqlite3-0 libssl3 ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/rinnovo rinnovo \
  && mkdir -p /var/lib/rinnovo && chown rinnovo:rinnovo /var/lib/rinnovo

@@ -29,6 +29,8 @@ pub struct Config {
     pub mail_dir: PathBuf,
     pub mail_max_attempts: u32,
     pub mail_retry_base: Duration,
+    /// Dispatch loops (and SMTP connections) per process.
+    pub mail_concurrency: u32,
     /// The address users reach the service at, for links in emails.
     pub public_url: String,
     /// Run the background workers (email dispatcher) inside `serve`.
@@ -123,6 +125,7 @@ impl Config {
         let mail_max_attempts = number("RINNOVO_MAIL_MAX_ATTEMPTS", 8, 1, 100) as u32;
         let mail_retry_base =
             Duration::from_secs(number("RINNOVO_MAIL_RETRY_BASE_SECS", 30, 1, 3600));
+        let mail_concurrency = number("RINNOVO_MAIL_CONCURRENCY", 8, 1, 64) as u32;
 
         let jwt_secret = get("RINNOVO_JWT_SECRET").map(Secret);
         if jwt_secret
@@ -193,6 +196,7 @@ impl Config {
                 mail_dir,
                 mail_max_attempts,
                 mail_retry_base,
+                mail_concurrency,
                 public_url,
                 run_workers,
             }),

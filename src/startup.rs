@@ -134,6 +134,7 @@ async fn not_found() -> actix_web::HttpResponse {
 pub fn dispatch_settings(config: &Config) -> DispatchSettings {
     DispatchSettings {
         max_attempts: config.mail_max_attempts as i32,
+        concurrency: config.mail_concurrency as usize,
         retry_base: chrono::Duration::from_std(config.mail_retry_base)
             .unwrap_or(chrono::Duration::seconds(30)),
         ..DispatchSettings::default()
@@ -149,6 +150,7 @@ pub fn run_workers(
     let transport = Transport::new(
         config.smtp_url.as_ref().map(|s| s.expose()),
         config.mail_dir.clone(),
+        config.mail_concurrency,
     )?;
     let settings = dispatch_settings(&config);
     Ok(dispatcher::run(pool, Arc::new(transport), settings))

@@ -26,6 +26,10 @@ pub struct DispatchSettings {
     /// How long a claimed email is ours before another dispatcher may take it.
     pub lease: Duration,
     pub idle_poll: StdDuration,
+    /// Dispatch loops running side by side (each with its own SMTP connection). lettre
+    /// 0.11 leaves Nagle's algorithm on, so each message waits ~40 ms for the server's
+    /// delayed ACK; loops in parallel keep the throughput up meanwhile.
+    pub concurrency: usize,
 }
 
 impl Default for DispatchSettings {
@@ -36,6 +40,7 @@ impl Default for DispatchSettings {
             batch: 20,
             lease: Duration::minutes(2),
             idle_poll: StdDuration::from_millis(500),
+            concurrency: 8,
         }
     }
 }
@@ -43,13 +48,13 @@ impl Default for DispatchSettings {
 impl Transport {
     /// `smtp://host:port` (plain, for a local relay), `smtp://...?tls=required` or
     /// `smtps://user:pass@host:465` (TLS): lettre's URL format. None: files in `dir`.
-    pub fn new(smtp_url: Option<&str>, dir: PathBuf) -> anyhow::Result<Self> {
+    pub fn new(smtp_url: Option<&str>, dir: PathBuf, connections: u32) -> anyhow::Result<Self> {
         match smtp_url {
             Some(url) => {
                 let transport = SmtpTransport::from_url(url)
                     .map_err(|e| anyhow::anyhow!("RINNOVO_SMTP_URL: {e}"))?
                     .timeout(Some(StdDuration::from_secs(10)))
-                    .pool_config(PoolConfig::new().max_size(4))
+                    .pool_config(PoolConfig::new().max_size(connections.max(1)))
                     .build();
                 Ok(Self::Smtp(Box::new(transport)))
             }
@@ -124,9 +129,18 @@ pub fn run_once(
     Ok(claimed.len())
 }
 
-/// Runs until the task is dropped: a batch at a time on a blocking thread, a short sleep
-/// when there was nothing to do or the database was unreachable.
+/// Runs `settings.concurrency` dispatch loops until the task is dropped.
 pub async fn run(pool: Pool, transport: std::sync::Arc<Transport>, settings: DispatchSettings) {
+    let mut loops = tokio::task::JoinSet::new();
+    for _ in 0..settings.concurrency.max(1) {
+        loops.spawn(run_loop(pool.clone(), transport.clone(), settings.clone()));
+    }
+    while loops.join_next().await.is_some() {}
+}
+
+/// One loop: a batch at a time on a blocking thread, a short sleep when there was nothing
+/// to do or the database was unreachable.
+async fn run_loop(pool: Pool, transport: std::sync::Arc<Transport>, settings: DispatchSettings) {
     loop {
         let (p, t, s) = (pool.clone(), transport.clone(), settings.clone());
         let handled = tokio::task::spawn_blocking(move || run_once(&p, &t, &s)).await;

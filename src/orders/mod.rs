@@ -141,7 +141,18 @@ pub fn place_prepaid(
                 orders::fulfilled_at.eq(Some(now.naive_utc())),
             ))
             .execute(conn)?;
+        let mut lines = Vec::with_capacity(products.len());
         for (index, ((product, quantity), line)) in products.iter().zip(&quote.lines).enumerate() {
+            lines.push(OrderLine {
+                line_number: index as i32 + 1,
+                product_id: product.id.clone(),
+                product_code: product.code.clone(),
+                product_name: product.name.clone(),
+                quantity: *quantity as i32,
+                net_unit_price: product.net_price,
+                vat_rate_basis_points: product.vat_rate.basis_points() as i32,
+                net_amount: line.net_amount,
+            });
             diesel::insert_into(order_lines::table)
                 .values((
                     order_lines::id.eq(Uuid::now_v7().to_string()),
@@ -190,21 +201,6 @@ pub fn place_prepaid(
             }
         }
 
-        let year = now.year();
-        let seq = db::next_invoice_seq(conn, &buyer.brand_id, year)?;
-        let invoice_number = format!("{}{year}-{seq:06}", brand.invoice_series);
-        diesel::update(orders::table.filter(orders::id.eq(&order_id)))
-            .set((
-                orders::invoice_number.eq(&invoice_number),
-                orders::invoice_year.eq(year),
-                orders::invoice_seq.eq(seq),
-            ))
-            .execute(conn)?;
-
-        let order = find(conn, &order_id)?.ok_or(OrderError::NotFound)?;
-        for email in order_emails(&brand, buyer, &order, &issued, valid_until, public_url)? {
-            outbox::enqueue(conn, &email, now)?;
-        }
         audit::record(
             conn,
             AuditEntry {
@@ -215,13 +211,46 @@ pub fn place_prepaid(
                 subject_id: &order_id,
                 details: json!({
                     "payment_method": "prepaid",
-                    "invoice_number": invoice_number,
                     "gross_total": quote.gross_total.to_string(),
                     "coupons": issued.len(),
                 }),
             },
             now,
         )?;
+
+        // From here to commit the brand's invoice counter row is locked: every other
+        // payment of the brand waits. Keep this part to the few statements that need the
+        // number: the order's own row and the two emails that print it.
+        let year = now.year();
+        let seq = db::next_invoice_seq(conn, &buyer.brand_id, year)?;
+        let invoice_number = format!("{}{year}-{seq:06}", brand.invoice_series);
+        diesel::update(orders::table.filter(orders::id.eq(&order_id)))
+            .set((
+                orders::invoice_number.eq(&invoice_number),
+                orders::invoice_year.eq(year),
+                orders::invoice_seq.eq(seq),
+            ))
+            .execute(conn)?;
+        let order = Order {
+            id: order_id.clone(),
+            brand_id: buyer.brand_id.clone(),
+            user_id: buyer.user_id.clone(),
+            status: OrderStatus::Fulfilled,
+            payment_method: PaymentMethod::Prepaid,
+            net_total: quote.net_total,
+            vat_total: quote.vat_total,
+            gross_total: quote.gross_total,
+            invoice_number: Some(invoice_number),
+            email: buyer.email.clone(),
+            created_at: now,
+            paid_at: Some(now),
+            fulfilled_at: Some(now),
+            lines,
+            coupon_count: issued.len() as i64,
+        };
+        for email in order_emails(&brand, buyer, &order, &issued, valid_until, public_url)? {
+            outbox::enqueue(conn, &email, now)?;
+        }
         Ok(order)
     })
 }

@@ -8,6 +8,7 @@ mod health;
 mod helpers;
 mod lookup;
 mod orders;
+mod outbox;
 mod prepaid;
 mod schema;
 mod smtp;

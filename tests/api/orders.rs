@@ -595,3 +595,38 @@ async fn the_status_check_catches_typos_and_is_rate_limited() {
     assert!(limited.headers().contains_key("retry-after"));
     problem(limited, 429).await;
 }
+
+#[tokio::test]
+async fn without_smtp_emails_are_written_as_eml_files() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    app.credit(&customer.user_id, "20.00");
+    assert_eq!(
+        app.order(&customer.token, one("RIN-FIRMA")).await.status(),
+        201
+    );
+    let dir = app.database.dir.path().join("mail");
+    let mut files = Vec::new();
+    for _ in 0..100 {
+        files = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if files.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(files.len(), 2, "{files:?}");
+    let all: String = files
+        .iter()
+        .map(|f| decoded(&std::fs::read_to_string(f).unwrap()))
+        .collect();
+    assert!(all.contains("i tuoi coupon") && all.contains("ricevuta ordine"));
+    assert_eq!(coupon_codes(&all).len(), 1);
+}

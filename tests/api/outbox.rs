@@ -1,0 +1,77 @@
+//! Several dispatchers (as on several machines) over one outbox: every email goes out
+//! exactly once.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use rinnovo::mail::outbox::{self, OutgoingEmail};
+use rinnovo::mail::{dispatcher, DispatchSettings, Transport};
+use rinnovo::startup::StartOptions;
+
+use crate::helpers::spawn_app_with;
+use crate::smtp::SmtpSink;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_dispatchers_send_each_email_once() {
+    let (sink, port) = SmtpSink::start(0).await;
+    // The app's own dispatcher stays off: the three below are the only ones.
+    let app = spawn_app_with(
+        StartOptions::default(),
+        &[("RINNOVO_RUN_WORKERS", "false".into())],
+    )
+    .await;
+    {
+        let mut conn = app.pool.get().unwrap();
+        for n in 0..60 {
+            let email = OutgoingEmail {
+                brand_id: "visura".into(),
+                kind: "test",
+                reference: None,
+                sender: "Visura <rinnovi@visura.example>".into(),
+                recipient: "cliente@example.it".into(),
+                subject: format!("messaggio {n:02}"),
+                text_body: "testo".into(),
+                html_body: "<p>testo</p>".into(),
+                attachment: None,
+            };
+            outbox::enqueue(&mut conn, &email, Utc::now()).unwrap();
+        }
+    }
+    let mut handles = Vec::new();
+    for _ in 0..3 {
+        let pool = app.pool.clone();
+        let url = format!("smtp://127.0.0.1:{port}");
+        handles.push(std::thread::spawn(move || {
+            let transport = Transport::new(Some(&url), std::env::temp_dir(), 1).unwrap();
+            let settings = DispatchSettings {
+                batch: 5,
+                ..DispatchSettings::default()
+            };
+            let mut sent = 0;
+            loop {
+                let handled = dispatcher::run_once(&pool, &transport, &settings).unwrap();
+                if handled == 0 {
+                    break;
+                }
+                sent += handled;
+            }
+            sent
+        }));
+    }
+    let per_dispatcher: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(
+        per_dispatcher.iter().sum::<usize>(),
+        60,
+        "{per_dispatcher:?}"
+    );
+    let messages = sink.wait_for(60, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), 60);
+    let mut subjects: Vec<&str> = messages
+        .iter()
+        .filter_map(|m| m.lines().find(|l| l.starts_with("Subject: ")))
+        .collect();
+    subjects.sort_unstable();
+    subjects.dedup();
+    assert_eq!(subjects.len(), 60, "no email twice");
+}
