@@ -125,7 +125,7 @@ impl Config {
         let mail_max_attempts = number("RINNOVO_MAIL_MAX_ATTEMPTS", 8, 1, 100) as u32;
         let mail_retry_base =
             Duration::from_secs(number("RINNOVO_MAIL_RETRY_BASE_SECS", 30, 1, 3600));
-        let mail_concurrency = number("RINNOVO_MAIL_CONCURRENCY", 8, 1, 64) as u32;
+        let mail_concurrency = number("RINNOVO_MAIL_CONCURRENCY", 16, 1, 128) as u32;
 
         let jwt_secret = get("RINNOVO_JWT_SECRET").map(Secret);
         if jwt_secret

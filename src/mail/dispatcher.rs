@@ -11,6 +11,7 @@ use lettre::transport::smtp::PoolConfig;
 use lettre::{FileTransport, Message, SmtpTransport, Transport as _};
 
 use super::outbox::{self, ClaimedEmail};
+use super::templates;
 use crate::db::Pool;
 
 pub enum Transport {
@@ -37,10 +38,10 @@ impl Default for DispatchSettings {
         Self {
             max_attempts: 8,
             retry_base: Duration::seconds(30),
-            batch: 20,
+            batch: 10,
             lease: Duration::minutes(2),
             idle_poll: StdDuration::from_millis(500),
-            concurrency: 8,
+            concurrency: 16,
         }
     }
 }
@@ -75,15 +76,22 @@ impl Transport {
     }
 }
 
-fn build_message(email: &ClaimedEmail) -> Result<Message, String> {
+/// The message and its subject, rendered from the email's template and context.
+fn build_message(email: &ClaimedEmail) -> Result<(Message, String), String> {
     let from: Mailbox = email.sender.parse().map_err(|e| format!("sender: {e}"))?;
     let to: Mailbox = email
         .recipient
         .parse()
         .map_err(|e| format!("recipient: {e}"))?;
-    let bodies =
-        MultiPart::alternative_plain_html(email.text_body.clone(), email.html_body.clone());
-    let builder = Message::builder().from(from).to(to).subject(&email.subject);
+    let context: serde_json::Value =
+        serde_json::from_str(&email.context).map_err(|e| format!("context: {e}"))?;
+    let rendered =
+        templates::render(&email.kind, &context).map_err(|e| format!("template: {e:#}"))?;
+    let bodies = MultiPart::alternative_plain_html(rendered.text, rendered.html);
+    let builder = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(&rendered.subject);
     let message = match (&email.attachment_name, &email.attachment_content) {
         (Some(name), Some(content)) => {
             builder.multipart(MultiPart::mixed().multipart(bodies).singlepart(
@@ -95,23 +103,32 @@ fn build_message(email: &ClaimedEmail) -> Result<Message, String> {
         }
         _ => builder.multipart(bodies),
     };
-    message.map_err(|e| e.to_string())
+    message
+        .map(|m| (m, rendered.subject))
+        .map_err(|e| e.to_string())
 }
 
-/// Claims one batch and sends it. Returns how many emails it handled.
+/// Claims one batch and sends it. Returns how many emails it handled. No database
+/// connection is held while talking to the mail server: the pool serves the API.
 pub fn run_once(
     pool: &Pool,
     transport: &Transport,
     settings: &DispatchSettings,
 ) -> anyhow::Result<usize> {
-    let mut conn = pool.get()?;
-    let claimed = outbox::claim_due(&mut conn, settings.batch, settings.lease, Utc::now())?;
+    let claimed = outbox::claim_due(
+        &mut *pool.get()?,
+        settings.batch,
+        settings.lease,
+        Utc::now(),
+    )?;
     for email in &claimed {
-        let result = build_message(email).and_then(|message| transport.send(&message));
+        let result = build_message(email)
+            .and_then(|(message, subject)| transport.send(&message).map(|()| subject));
+        let mut conn = pool.get()?;
         match result {
-            Ok(()) => {
-                outbox::mark_sent(&mut conn, &email.id, Utc::now())?;
-                tracing::info!(email = %email.id, "email sent");
+            Ok(subject) => {
+                outbox::mark_sent(&mut conn, &email.id, &subject, Utc::now())?;
+                tracing::debug!(email = %email.id, "email sent");
             }
             Err(error) => {
                 tracing::warn!(email = %email.id, attempt = email.attempts, %error, "email not sent");

@@ -10,19 +10,17 @@ use uuid::Uuid;
 use crate::db::schema::emails;
 use crate::db::{write_transaction, DbConnection};
 
-/// An email to send, as the domain writes it.
+/// An email to send, as the domain writes it: which template, with which values.
 #[derive(Debug, Clone)]
 pub struct OutgoingEmail {
     pub brand_id: String,
-    /// What it is (`coupon_delivery`, `order_receipt`...), for the back-office.
+    /// The template (`coupon_delivery`, `order_receipt`...), also shown to the back-office.
     pub kind: &'static str,
     /// The order (or other subject) it is about.
     pub reference: Option<String>,
     pub sender: String,
     pub recipient: String,
-    pub subject: String,
-    pub text_body: String,
-    pub html_body: String,
+    pub context: serde_json::Value,
     pub attachment: Option<Attachment>,
 }
 
@@ -47,9 +45,8 @@ pub fn enqueue(
             emails::reference.eq(&email.reference),
             emails::sender.eq(&email.sender),
             emails::recipient.eq(&email.recipient),
-            emails::subject.eq(&email.subject),
-            emails::text_body.eq(&email.text_body),
-            emails::html_body.eq(&email.html_body),
+            emails::context.eq(email.context.to_string()),
+            emails::subject.eq(""),
             emails::attachment_name.eq(email.attachment.as_ref().map(|a| a.file_name.as_str())),
             emails::attachment_content.eq(email.attachment.as_ref().map(|a| a.content.as_str())),
             emails::status.eq("pending"),
@@ -65,11 +62,10 @@ pub fn enqueue(
 #[derive(Debug, Clone, Queryable)]
 pub struct ClaimedEmail {
     pub id: String,
+    pub kind: String,
     pub sender: String,
     pub recipient: String,
-    pub subject: String,
-    pub text_body: String,
-    pub html_body: String,
+    pub context: String,
     pub attachment_name: Option<String>,
     pub attachment_content: Option<String>,
     /// Including this one.
@@ -116,11 +112,10 @@ pub fn claim_due(
             .order(emails::id.asc())
             .select((
                 emails::id,
+                emails::kind,
                 emails::sender,
                 emails::recipient,
-                emails::subject,
-                emails::text_body,
-                emails::html_body,
+                emails::context,
                 emails::attachment_name,
                 emails::attachment_content,
                 emails::attempts,
@@ -129,16 +124,21 @@ pub fn claim_due(
     })
 }
 
-/// Sent: the bodies are cleared, since they may carry coupon codes that must not sit in
-/// the database once delivered.
-pub fn mark_sent(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> QueryResult<()> {
+/// Sent: the subject is kept for the record; the context and attachment are cleared,
+/// since they may carry coupon codes that must not sit in the database once delivered.
+pub fn mark_sent(
+    conn: &mut DbConnection,
+    id: &str,
+    subject: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
     diesel::update(emails::table.filter(emails::id.eq(id)))
         .set((
             emails::status.eq("sent"),
             emails::sent_at.eq(Some(now.naive_utc())),
             emails::claimed_until.eq(None::<NaiveDateTime>),
-            emails::text_body.eq(""),
-            emails::html_body.eq(""),
+            emails::subject.eq(subject),
+            emails::context.eq("{}"),
             emails::attachment_content.eq(None::<String>),
             emails::last_error.eq(None::<String>),
         ))

@@ -7,14 +7,17 @@ use std::sync::LazyLock;
 use handlebars::Handlebars;
 use serde::Serialize;
 
-const TEMPLATES: &[(&str, &str, &str)] = &[
+/// (name, subject, text body, HTML body)
+const TEMPLATES: &[(&str, &str, &str, &str)] = &[
     (
         "coupon_delivery",
+        "{{brand}}: i tuoi coupon di rinnovo (ordine {{invoice_number}})",
         include_str!("../../templates/email/coupon_delivery.text.hbs"),
         include_str!("../../templates/email/coupon_delivery.html.hbs"),
     ),
     (
         "order_receipt",
+        "{{brand}}: ricevuta ordine {{invoice_number}}",
         include_str!("../../templates/email/order_receipt.text.hbs"),
         include_str!("../../templates/email/order_receipt.html.hbs"),
     ),
@@ -31,7 +34,9 @@ static INSTANCE: LazyLock<Templates> = LazyLock::new(|| {
     text.register_escape_fn(handlebars::no_escape);
     let mut html = Handlebars::new();
     html.set_strict_mode(true);
-    for (name, text_source, html_source) in TEMPLATES {
+    for (name, subject, text_source, html_source) in TEMPLATES {
+        text.register_template_string(&format!("{name}.subject"), *subject)
+            .unwrap_or_else(|e| panic!("template {name} subject: {e}"));
         text.register_template_string(name, *text_source)
             .unwrap_or_else(|e| panic!("template {name}.text.hbs: {e}"));
         html.register_template_string(name, *html_source)
@@ -40,13 +45,24 @@ static INSTANCE: LazyLock<Templates> = LazyLock::new(|| {
     Templates { text, html }
 });
 
-/// (text, html) bodies of the named email.
-pub fn render(name: &str, context: &impl Serialize) -> anyhow::Result<(String, String)> {
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Subject, text and HTML of the named email.
+pub fn render(name: &str, context: &impl Serialize) -> anyhow::Result<Rendered> {
     let templates = &*INSTANCE;
-    Ok((
-        templates.text.render(name, context)?,
-        templates.html.render(name, context)?,
-    ))
+    anyhow::ensure!(
+        templates.html.has_template(name),
+        "no email template '{name}'"
+    );
+    Ok(Rendered {
+        subject: templates.text.render(&format!("{name}.subject"), context)?,
+        text: templates.text.render(name, context)?,
+        html: templates.html.render(name, context)?,
+    })
 }
 
 #[cfg(test)]
@@ -61,7 +77,7 @@ mod tests {
 
     #[test]
     fn html_is_escaped_text_is_not() {
-        let (text, html) = render(
+        let rendered = render(
             "order_receipt",
             &json!({
                 "name": "Rossi & Figli <srl>", "invoice_number": "V2026-000001", "date": "22/11/2026",
@@ -70,7 +86,9 @@ mod tests {
             }),
         )
         .unwrap();
-        assert!(text.contains("Rossi & Figli <srl>"));
-        assert!(html.contains("Rossi &amp; Figli &lt;srl&gt;"));
+        assert!(rendered.text.contains("Rossi & Figli <srl>"));
+        assert!(rendered.html.contains("Rossi &amp; Figli &lt;srl&gt;"));
+        assert_eq!(rendered.subject, "Visura: ricevuta ordine V2026-000001");
+        assert!(render("no_such_template", &json!({})).is_err());
     }
 }

@@ -14,7 +14,6 @@ use crate::coupons::{self, CouponKey};
 use crate::db::schema::{order_lines, orders};
 use crate::db::{self, write_transaction, DbConnection};
 use crate::mail::outbox::{self, Attachment, OutgoingEmail};
-use crate::mail::templates;
 use crate::money::Money;
 use crate::prepaid::{self, EntryKind, Posting, PrepaidError};
 
@@ -248,14 +247,15 @@ pub fn place_prepaid(
             lines,
             coupon_count: issued.len() as i64,
         };
-        for email in order_emails(&brand, buyer, &order, &issued, valid_until, public_url)? {
+        for email in order_emails(&brand, buyer, &order, &issued, valid_until, public_url) {
             outbox::enqueue(conn, &email, now)?;
         }
         Ok(order)
     })
 }
 
-/// The coupon delivery (codes, how to renew) and the receipt (invoice number, amounts).
+/// The coupon delivery (codes, how to renew) and the receipt (invoice number, amounts),
+/// as template values: rendering happens when the dispatcher sends them.
 fn order_emails(
     brand: &Brand,
     buyer: &Buyer,
@@ -263,7 +263,7 @@ fn order_emails(
     issued: &[(coupons::CouponCode, &Product)],
     valid_until: DateTime<Utc>,
     public_url: &str,
-) -> anyhow::Result<Vec<OutgoingEmail>> {
+) -> Vec<OutgoingEmail> {
     let invoice = order.invoice_number.clone().unwrap_or_default();
     let valid_until_text = valid_until.format("%d/%m/%Y").to_string();
     let attachment = (issued.len() > CSV_ATTACHMENT_FROM).then(|| {
@@ -284,27 +284,18 @@ fn order_emails(
         .iter()
         .map(|(code, product)| json!({ "code": code.to_string(), "product": product.name, "valid_until": valid_until_text }))
         .collect();
-    let (text, html) = templates::render(
-        "coupon_delivery",
-        &json!({
-            "name": buyer.name, "brand": brand.name, "invoice_number": invoice,
-            "single": issued.len() == 1, "count": issued.len(), "coupons": coupons_context,
-            "attachment": attachment.as_ref().map(|a| a.file_name.clone()),
-            "public_url": public_url,
-        }),
-    )?;
     let delivery = OutgoingEmail {
         brand_id: brand.id.clone(),
         kind: "coupon_delivery",
         reference: Some(order.id.clone()),
         sender: brand.sender_address.clone(),
         recipient: buyer.email.clone(),
-        subject: format!(
-            "{}: i tuoi coupon di rinnovo (ordine {invoice})",
-            brand.name
-        ),
-        text_body: text,
-        html_body: html,
+        context: json!({
+            "name": buyer.name, "brand": brand.name, "invoice_number": invoice,
+            "single": issued.len() == 1, "count": issued.len(), "coupons": coupons_context,
+            "attachment": attachment.as_ref().map(|a| a.file_name.clone()),
+            "public_url": public_url,
+        }),
         attachment,
     };
     let lines: Vec<_> = order
@@ -315,28 +306,22 @@ fn order_emails(
             "vat_rate": format!("{:.2}", rust_decimal::Decimal::new(l.vat_rate_basis_points as i64, 2)),
         }))
         .collect();
-    let (text, html) = templates::render(
-        "order_receipt",
-        &json!({
-            "name": buyer.name, "brand": brand.name, "invoice_number": invoice,
-            "date": order.created_at.format("%d/%m/%Y").to_string(),
-            "payment_method": order.payment_method.italian(), "lines": lines,
-            "net_total": order.net_total.to_string(), "vat_total": order.vat_total.to_string(),
-            "gross_total": order.gross_total.to_string(),
-        }),
-    )?;
     let receipt = OutgoingEmail {
         brand_id: brand.id.clone(),
         kind: "order_receipt",
         reference: Some(order.id.clone()),
         sender: brand.sender_address.clone(),
         recipient: buyer.email.clone(),
-        subject: format!("{}: ricevuta ordine {invoice}", brand.name),
-        text_body: text,
-        html_body: html,
+        context: json!({
+            "name": buyer.name, "brand": brand.name, "invoice_number": invoice,
+            "date": order.created_at.format("%d/%m/%Y").to_string(),
+            "payment_method": order.payment_method.italian(), "lines": lines,
+            "net_total": order.net_total.to_string(), "vat_total": order.vat_total.to_string(),
+            "gross_total": order.gross_total.to_string(),
+        }),
         attachment: None,
     };
-    Ok(vec![delivery, receipt])
+    vec![delivery, receipt]
 }
 
 type OrderRow = (

@@ -100,13 +100,19 @@ async fn a_combined_coupon_paid_from_prepaid_arrives_by_email() {
     let mut conn = app.pool.get().unwrap();
     use diesel::prelude::*;
     use rinnovo::db::schema::emails;
-    let bodies: Vec<String> = emails::table
-        .select(emails::text_body)
+    let sent: Vec<(String, String)> = emails::table
+        .select((emails::context, emails::subject))
         .load(&mut conn)
         .unwrap();
     assert!(
-        bodies.iter().all(|b| b.is_empty()),
-        "sent bodies are cleared"
+        sent.iter()
+            .all(|(context, _)| context == "{}" && !context.contains(&codes[0])),
+        "sent contexts are cleared"
+    );
+    assert!(
+        sent.iter()
+            .any(|(_, subject)| subject.contains("i tuoi coupon")),
+        "subjects are kept"
     );
 }
 

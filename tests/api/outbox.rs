@@ -25,13 +25,15 @@ async fn three_dispatchers_send_each_email_once() {
         for n in 0..60 {
             let email = OutgoingEmail {
                 brand_id: "visura".into(),
-                kind: "test",
+                kind: "order_receipt",
                 reference: None,
                 sender: "Visura <rinnovi@visura.example>".into(),
                 recipient: "cliente@example.it".into(),
-                subject: format!("messaggio {n:02}"),
-                text_body: "testo".into(),
-                html_body: "<p>testo</p>".into(),
+                context: serde_json::json!({
+                    "name": "Cliente", "brand": "Visura", "invoice_number": format!("T-{n:02}"),
+                    "date": "22/11/2026", "payment_method": "conto prepagato", "lines": [],
+                    "net_total": "0.00", "vat_total": "0.00", "gross_total": "0.00",
+                }),
                 attachment: None,
             };
             outbox::enqueue(&mut conn, &email, Utc::now()).unwrap();

@@ -79,7 +79,9 @@ CREATE TABLE idempotency_keys (
 );
 
 -- The outbox: written in the transaction of the change that causes the email, sent by
--- the dispatcher. Bodies are cleared once sent (they may carry coupon codes).
+-- the dispatcher. It holds the template's name (kind) and its values (context, JSON);
+-- subject and bodies are rendered when sent, which keeps the paying transaction short.
+-- The context and attachment are cleared once sent (they may carry coupon codes).
 CREATE TABLE emails (
     id TEXT PRIMARY KEY NOT NULL,
     brand_id TEXT NOT NULL REFERENCES brands (id),
@@ -87,9 +89,9 @@ CREATE TABLE emails (
     reference TEXT,
     sender TEXT NOT NULL,
     recipient TEXT NOT NULL,
+    context TEXT NOT NULL,
+    -- Rendered at sending, kept for the record ('' until then).
     subject TEXT NOT NULL,
-    text_body TEXT NOT NULL,
-    html_body TEXT NOT NULL,
     attachment_name TEXT,
     attachment_content TEXT,
     status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'dead')),
