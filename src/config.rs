@@ -127,25 +127,18 @@ impl Config {
             Duration::from_secs(number("RINNOVO_MAIL_RETRY_BASE_SECS", 30, 1, 3600));
         let mail_concurrency = number("RINNOVO_MAIL_CONCURRENCY", 16, 1, 128) as u32;
 
-        let jwt_secret = get("RINNOVO_JWT_SECRET").map(Secret);
-        if jwt_secret
-            .as_ref()
-            .is_some_and(|s| s.0.len() < MIN_SECRET_BYTES)
-        {
-            problems.push(format!(
-                "RINNOVO_JWT_SECRET must have at least {MIN_SECRET_BYTES} characters (e.g. openssl rand -hex 32)"
-            ));
-        }
-
-        let coupon_key = get("RINNOVO_COUPON_KEY").map(Secret);
-        if coupon_key
-            .as_ref()
-            .is_some_and(|s| s.0.len() < MIN_SECRET_BYTES)
-        {
-            problems.push(format!(
-                "RINNOVO_COUPON_KEY must have at least {MIN_SECRET_BYTES} characters (e.g. openssl rand -hex 32)"
-            ));
-        }
+        // Secrets are optional (generated into the data dir), but never short.
+        let secret = |name: &str, problems: &mut Vec<String>| {
+            let value = get(name).map(Secret);
+            if value.as_ref().is_some_and(|s| s.0.len() < MIN_SECRET_BYTES) {
+                problems.push(format!(
+                    "{name} must have at least {MIN_SECRET_BYTES} characters (e.g. openssl rand -hex 32)"
+                ));
+            }
+            value
+        };
+        let jwt_secret = secret("RINNOVO_JWT_SECRET", &mut problems);
+        let coupon_key = secret("RINNOVO_COUPON_KEY", &mut problems);
 
         let smtp_url = get("RINNOVO_SMTP_URL").map(Secret);
         if let Some(url) = &smtp_url {

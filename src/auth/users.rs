@@ -79,22 +79,16 @@ type UserRow = (
     NaiveDateTime,
 );
 
-const USER_COLUMNS: (
-    users::id,
-    users::brand_id,
-    users::email,
-    users::name,
-    users::role,
-    users::codice_fiscale,
-    users::created_at,
-) = (
-    users::id,
-    users::brand_id,
-    users::email,
-    users::name,
-    users::role,
-    users::codice_fiscale,
-    users::created_at,
+columns!(
+    USER_COLUMNS = (
+        users::id,
+        users::brand_id,
+        users::email,
+        users::name,
+        users::role,
+        users::codice_fiscale,
+        users::created_at,
+    )
 );
 
 fn from_row(row: UserRow) -> Result<User, UserError> {

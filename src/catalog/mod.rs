@@ -114,26 +114,18 @@ fn from_row(row: ProductRow) -> anyhow::Result<Product> {
     })
 }
 
-const COLUMNS: (
-    products::id,
-    products::brand_id,
-    products::code,
-    products::name,
-    products::covers,
-    products::professional,
-    products::net_price_cents,
-    products::vat_rate_basis_points,
-    products::active,
-) = (
-    products::id,
-    products::brand_id,
-    products::code,
-    products::name,
-    products::covers,
-    products::professional,
-    products::net_price_cents,
-    products::vat_rate_basis_points,
-    products::active,
+columns!(
+    COLUMNS = (
+        products::id,
+        products::brand_id,
+        products::code,
+        products::name,
+        products::covers,
+        products::professional,
+        products::net_price_cents,
+        products::vat_rate_basis_points,
+        products::active,
+    )
 );
 
 /// The brand's products in shop order; inactive ones only when asked.

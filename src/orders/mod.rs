@@ -340,36 +340,22 @@ type OrderRow = (
     Option<NaiveDateTime>,
 );
 
-type OrderColumns = (
-    orders::id,
-    orders::brand_id,
-    orders::user_id,
-    orders::status,
-    orders::payment_method,
-    orders::net_cents,
-    orders::vat_cents,
-    orders::gross_cents,
-    orders::invoice_number,
-    orders::email,
-    orders::created_at,
-    orders::paid_at,
-    orders::fulfilled_at,
-);
-
-const ORDER_COLUMNS: OrderColumns = (
-    orders::id,
-    orders::brand_id,
-    orders::user_id,
-    orders::status,
-    orders::payment_method,
-    orders::net_cents,
-    orders::vat_cents,
-    orders::gross_cents,
-    orders::invoice_number,
-    orders::email,
-    orders::created_at,
-    orders::paid_at,
-    orders::fulfilled_at,
+columns!(
+    ORDER_COLUMNS = (
+        orders::id,
+        orders::brand_id,
+        orders::user_id,
+        orders::status,
+        orders::payment_method,
+        orders::net_cents,
+        orders::vat_cents,
+        orders::gross_cents,
+        orders::invoice_number,
+        orders::email,
+        orders::created_at,
+        orders::paid_at,
+        orders::fulfilled_at,
+    )
 );
 
 fn from_row(row: OrderRow, lines: Vec<OrderLine>, coupon_count: i64) -> anyhow::Result<Order> {

@@ -180,20 +180,15 @@ pub fn post(
 
 type AccountRow = (String, String, String, String, i64, NaiveDateTime);
 
-const ACCOUNT_COLUMNS: (
-    prepaid_accounts::id,
-    prepaid_accounts::brand_id,
-    prepaid_accounts::owner_id,
-    users::email,
-    prepaid_accounts::balance_cents,
-    prepaid_accounts::updated_at,
-) = (
-    prepaid_accounts::id,
-    prepaid_accounts::brand_id,
-    prepaid_accounts::owner_id,
-    users::email,
-    prepaid_accounts::balance_cents,
-    prepaid_accounts::updated_at,
+columns!(
+    ACCOUNT_COLUMNS = (
+        prepaid_accounts::id,
+        prepaid_accounts::brand_id,
+        prepaid_accounts::owner_id,
+        users::email,
+        prepaid_accounts::balance_cents,
+        prepaid_accounts::updated_at,
+    )
 );
 
 fn account_from_row(row: AccountRow) -> Account {

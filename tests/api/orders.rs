@@ -19,6 +19,37 @@ fn invoice_seq(order: &Value) -> u32 {
     number.rsplit('-').next().unwrap().parse().unwrap()
 }
 
+/// `count` one-coupon orders sent at once (released together by a barrier), round-robin
+/// over `tokens`, each with its own Idempotency-Key: (status, body) of each.
+async fn fire_orders(app: &TestApp, tokens: &[String], count: usize) -> Vec<(u16, Value)> {
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(count));
+    let mut handles = Vec::new();
+    for i in 0..count {
+        let token = tokens[i % tokens.len()].clone();
+        let client = app.client.clone();
+        let url = format!("{}/api/v1/orders", app.address);
+        let barrier = barrier.clone();
+        handles.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", format!("ordine-{i}"))
+                .json(&json!({ "lines": one("RIN-FIRMA"), "payment_method": "prepaid" }))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut results = Vec::with_capacity(count);
+    for handle in handles {
+        results.push(handle.await.unwrap());
+    }
+    results
+}
+
 async fn balance(app: &TestApp, token: &str) -> String {
     let body: Value = app
         .get_as(token, "/api/v1/prepaid")
@@ -245,30 +276,12 @@ async fn concurrent_orders_get_consecutive_invoice_numbers() {
         app.credit(&customer.user_id, "200.00");
         customers.push(customer);
     }
-    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(100));
-    let mut handles = Vec::new();
-    for i in 0..100 {
-        let token = customers[i % 10].token.clone();
-        let client = app.client.clone();
-        let url = format!("{}/api/v1/orders", app.address);
-        let barrier = barrier.clone();
-        handles.push(tokio::spawn(async move {
-            barrier.wait().await;
-            let response = client
-                .post(url)
-                .bearer_auth(token)
-                .header("Idempotency-Key", format!("ordine-{i}"))
-                .json(&json!({ "lines": one("RIN-FIRMA"), "payment_method": "prepaid" }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 201);
-            response.json::<Value>().await.unwrap()
-        }));
-    }
+    let tokens: Vec<String> = customers.iter().map(|c| c.token.clone()).collect();
+    let results = fire_orders(&app, &tokens, 100).await;
     let mut numbers = BTreeSet::new();
-    for handle in handles {
-        numbers.insert(invoice_seq(&handle.await.unwrap()));
+    for (status, order) in results {
+        assert_eq!(status, 201, "{order}");
+        numbers.insert(invoice_seq(&order));
     }
     assert_eq!(numbers, (1..=100).collect::<BTreeSet<u32>>());
     // Lextel's numbering is its own.
@@ -290,31 +303,11 @@ async fn concurrent_orders_never_overdraw() {
     let app = spawn_app().await;
     let customer = app.customer("visura").await;
     app.credit(&customer.user_id, "268.40"); // 20 × 13.42
-    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(50));
-    let mut handles = Vec::new();
-    for i in 0..50 {
-        let token = customer.token.clone();
-        let client = app.client.clone();
-        let url = format!("{}/api/v1/orders", app.address);
-        let barrier = barrier.clone();
-        handles.push(tokio::spawn(async move {
-            barrier.wait().await;
-            let response = client
-                .post(url)
-                .bearer_auth(token)
-                .header("Idempotency-Key", format!("k{i}"))
-                .json(&json!({ "lines": one("RIN-FIRMA"), "payment_method": "prepaid" }))
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
-        }));
-    }
+    let results = fire_orders(&app, std::slice::from_ref(&customer.token), 50).await;
     let mut paid = BTreeSet::new();
     let mut refused = 0;
-    for handle in handles {
-        match handle.await.unwrap() {
+    for result in results {
+        match result {
             (201, order) => {
                 paid.insert(invoice_seq(&order));
             }
