@@ -18,6 +18,7 @@ pub mod lookup;
 pub mod mail;
 pub mod money;
 pub mod orders;
+pub mod payments;
 pub mod prepaid;
 pub mod rate_limit;
 pub mod registry;
