@@ -539,3 +539,40 @@ async fn the_demo_needs_no_account_to_start() {
         200
     );
 }
+
+#[tokio::test]
+async fn two_service_processes_share_the_throttle_and_the_tokens() {
+    let app = spawn_app().await;
+    let (other, _) = app.another_process().await;
+    let user = app.customer("visura").await;
+    let login_at = |base: String, password: &'static str| {
+        let client = app.client.clone();
+        let email = user.email.clone();
+        async move {
+            client
+                .post(format!("{base}/api/v1/auth/login"))
+                .json(&json!({ "brand": "visura", "email": email, "password": password }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..3 {
+        problem(login_at(app.address.clone(), "wrong password!").await, 401).await;
+    }
+    for _ in 0..2 {
+        problem(login_at(other.clone(), "wrong password!").await, 401).await;
+    }
+    // Five failures across the two processes: both refuse now.
+    problem(login_at(app.address.clone(), PASSWORD).await, 429).await;
+    problem(login_at(other.clone(), PASSWORD).await, 429).await;
+    // A token issued by one process is accepted by the other.
+    let me = app
+        .client
+        .get(format!("{other}/api/v1/me"))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+}

@@ -152,7 +152,30 @@ pub async fn spawn_app_with_smtp(smtp_port: u16, extra: &[(&str, String)]) -> Te
 }
 
 pub async fn spawn_app_with(options: StartOptions, extra: &[(&str, String)]) -> TestApp {
-    let database = TestDatabase::create();
+    spawn_on(TestDatabase::create(), options, extra).await
+}
+
+impl TestApp {
+    /// A second service process on the same database (own port, own pool), as when
+    /// several machines share one PostgreSQL. It shares this app's data directory, so it
+    /// has the same signing secret and coupon key.
+    pub async fn another_process(&self) -> (String, Pool) {
+        let config = test_config(&self.database, &[("RINNOVO_RUN_WORKERS", "false".into())]);
+        let app = Application::build(config, StartOptions::default())
+            .await
+            .expect("the second process starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let pool = app.pool().clone();
+        tokio::spawn(app.run_until_stopped());
+        (address, pool)
+    }
+}
+
+async fn spawn_on(
+    database: TestDatabase,
+    options: StartOptions,
+    extra: &[(&str, String)],
+) -> TestApp {
     let app = Application::build(test_config(&database, extra), options)
         .await
         .expect("the application starts");

@@ -132,3 +132,45 @@ fn migrations_can_be_reverted_and_reapplied() {
     let reapplied = db::run_migrations(&mut conn).unwrap();
     assert!(!reapplied.is_empty());
 }
+
+#[derive(QueryableByName, Debug)]
+struct Pragma {
+    #[diesel(sql_type = Text)]
+    value: String,
+}
+
+#[test]
+fn sqlite_connections_use_wal_a_busy_timeout_and_foreign_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let url =
+        DatabaseUrl::parse(&format!("sqlite://{}", dir.path().join("p.db").display())).unwrap();
+    let pool = db::build_pool(&url, 2).unwrap();
+    let mut conn = pool.get().unwrap();
+    let DbConnection::Sqlite(sqlite) = &mut *conn else {
+        unreachable!("a sqlite:// URL gives a SQLite connection");
+    };
+    let pragma = |c: &mut diesel::SqliteConnection, name: &str| -> String {
+        diesel::sql_query(format!(
+            "SELECT CAST({name} AS TEXT) AS value FROM pragma_{name}"
+        ))
+        .get_result::<Pragma>(c)
+        .unwrap()
+        .value
+    };
+    assert_eq!(pragma(sqlite, "journal_mode"), "wal");
+    assert_eq!(pragma(sqlite, "foreign_keys"), "1");
+    assert_eq!(pragma(sqlite, "synchronous"), "1", "NORMAL");
+    let timeout: Vec<Pragma> =
+        diesel::sql_query("SELECT CAST(timeout AS TEXT) AS value FROM pragma_busy_timeout")
+            .load(sqlite)
+            .unwrap();
+    assert_eq!(timeout[0].value, "5000");
+    // Foreign keys are enforced, not just declared.
+    db::run_migrations(&mut conn).unwrap();
+    let orphan = diesel::sql_query(
+        "INSERT INTO devices (id, holder_id, brand_id, serial_number, kind, activated_at, created_at)
+         VALUES ('d', 'no-such-holder', 'visura', '1', 'smart_card', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+    )
+    .execute(&mut *conn);
+    assert!(orphan.is_err(), "a device of an unknown holder is refused");
+}
