@@ -230,41 +230,75 @@ where
 }
 
 #[derive(diesel::QueryableByName)]
+struct AssignedNumber {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    invoice_number: String,
+}
+
+#[derive(diesel::QueryableByName)]
 struct LastSeq {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     last_seq: i64,
 }
 
-/// The next invoice number of a brand and year: one upsert that creates the counter at 1
-/// or increments it, returning the value. It runs inside the paying transaction, so the
-/// counter row stays locked until commit (PostgreSQL) or the writer lock is held (SQLite):
-/// numbers are progressive, and a rolled-back payment gives its number back.
-pub fn next_invoice_seq(
+/// Gives the order the next invoice number of its brand and year,
+/// `<series><year>-<seq, at least 6 digits>`, and returns it.
+///
+/// The counter is one upsert that creates it at 1 or increments it. It runs inside the
+/// paying transaction, so the counter row stays locked until commit (PostgreSQL) or the
+/// writer lock is held (SQLite): numbers are progressive, and a rolled-back payment gives
+/// its number back. Callers take the number last; on PostgreSQL the increment and the
+/// order's update are one statement, so the lock is held for that and the commit only.
+pub fn assign_invoice_number(
     conn: &mut DbConnection,
+    order_id: &str,
     brand_id: &str,
+    series: &str,
     year: i32,
-) -> diesel::QueryResult<i64> {
+) -> diesel::QueryResult<String> {
     use diesel::sql_types::{Integer, Text};
     use diesel::RunQueryDsl;
-    const UPSERT: &str =
-        "INSERT INTO invoice_counters (brand_id, year, last_seq) VALUES ({b}, {y}, 1)
-        ON CONFLICT (brand_id, year) DO UPDATE SET last_seq = invoice_counters.last_seq + 1
-        RETURNING last_seq";
-    let row: LastSeq = match conn {
+    match conn {
         DbConnection::Postgres(pg) => {
-            diesel::sql_query(UPSERT.replace("{b}", "$1").replace("{y}", "$2"))
-                .bind::<Text, _>(brand_id)
-                .bind::<Integer, _>(year)
-                .get_result(pg)?
+            let assigned: AssignedNumber = diesel::sql_query(
+                "WITH counter AS (
+                     INSERT INTO invoice_counters (brand_id, year, last_seq) VALUES ($1, $2, 1)
+                     ON CONFLICT (brand_id, year) DO UPDATE SET last_seq = invoice_counters.last_seq + 1
+                     RETURNING last_seq)
+                 UPDATE orders SET invoice_year = $2, invoice_seq = counter.last_seq,
+                     invoice_number = $3 || $2::text || '-'
+                         || lpad(counter.last_seq::text, greatest(6, length(counter.last_seq::text)), '0')
+                 FROM counter WHERE orders.id = $4
+                 RETURNING orders.invoice_number",
+            )
+            .bind::<Text, _>(brand_id)
+            .bind::<Integer, _>(year)
+            .bind::<Text, _>(series)
+            .bind::<Text, _>(order_id)
+            .get_result(pg)?;
+            Ok(assigned.invoice_number)
         }
         DbConnection::Sqlite(sqlite) => {
-            diesel::sql_query(UPSERT.replace("{b}", "?").replace("{y}", "?"))
-                .bind::<Text, _>(brand_id)
-                .bind::<Integer, _>(year)
-                .get_result(sqlite)?
+            let counter: LastSeq = diesel::sql_query(
+                "INSERT INTO invoice_counters (brand_id, year, last_seq) VALUES (?, ?, 1)
+                 ON CONFLICT (brand_id, year) DO UPDATE SET last_seq = invoice_counters.last_seq + 1
+                 RETURNING last_seq",
+            )
+            .bind::<Text, _>(brand_id)
+            .bind::<Integer, _>(year)
+            .get_result(sqlite)?;
+            let number = format!("{series}{year}-{:06}", counter.last_seq);
+            diesel::sql_query(
+                "UPDATE orders SET invoice_year = ?, invoice_seq = ?, invoice_number = ? WHERE id = ?",
+            )
+            .bind::<Integer, _>(year)
+            .bind::<diesel::sql_types::BigInt, _>(counter.last_seq)
+            .bind::<Text, _>(&number)
+            .bind::<Text, _>(order_id)
+            .execute(sqlite)?;
+            Ok(number)
         }
-    };
-    Ok(row.last_seq)
+    }
 }
 
 fn versions(list: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {

@@ -83,8 +83,13 @@ fn build_message(email: &ClaimedEmail) -> Result<(Message, String), String> {
         .recipient
         .parse()
         .map_err(|e| format!("recipient: {e}"))?;
-    let context: serde_json::Value =
+    let mut context: serde_json::Value =
         serde_json::from_str(&email.context).map_err(|e| format!("context: {e}"))?;
+    if let (Some(number), Some(values)) = (&email.invoice_number, context.as_object_mut()) {
+        values
+            .entry("invoice_number")
+            .or_insert_with(|| serde_json::Value::String(number.clone()));
+    }
     let rendered =
         templates::render(&email.kind, &context).map_err(|e| format!("template: {e:#}"))?;
     let bodies = MultiPart::alternative_plain_html(rendered.text, rendered.html);

@@ -7,7 +7,9 @@ use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::db::schema::emails;
+use std::collections::HashMap;
+
+use crate::db::schema::{emails, orders};
 use crate::db::{write_transaction, DbConnection};
 
 /// An email to send, as the domain writes it: which template, with which values.
@@ -59,7 +61,7 @@ pub fn enqueue(
 }
 
 /// An email a dispatcher holds the lease on.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone)]
 pub struct ClaimedEmail {
     pub id: String,
     pub kind: String,
@@ -70,7 +72,22 @@ pub struct ClaimedEmail {
     pub attachment_content: Option<String>,
     /// Including this one.
     pub attempts: i32,
+    /// When the email is about an order (its `reference`): the order's invoice number,
+    /// which the paying transaction assigns after writing the email.
+    pub invoice_number: Option<String>,
 }
+
+type ClaimedRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i32,
+    Option<String>,
+);
 
 /// Takes the lease on up to `limit` due emails. On PostgreSQL the candidate rows are
 /// locked with `FOR UPDATE SKIP LOCKED`, so concurrent dispatchers pick different rows
@@ -107,7 +124,7 @@ pub fn claim_due(
                 emails::attempts.eq(emails::attempts + 1),
             ))
             .execute(conn)?;
-        emails::table
+        let rows: Vec<ClaimedRow> = emails::table
             .filter(emails::id.eq_any(&ids))
             .order(emails::id.asc())
             .select((
@@ -119,8 +136,45 @@ pub fn claim_due(
                 emails::attachment_name,
                 emails::attachment_content,
                 emails::attempts,
+                emails::reference,
             ))
-            .load(conn)
+            .load(conn)?;
+        let references: Vec<&String> = rows.iter().filter_map(|r| r.8.as_ref()).collect();
+        let invoice_numbers: HashMap<String, Option<String>> = orders::table
+            .filter(orders::id.eq_any(references))
+            .select((orders::id, orders::invoice_number))
+            .load::<(String, Option<String>)>(conn)?
+            .into_iter()
+            .collect();
+        Ok(rows
+            .into_iter()
+            .map(
+                |(
+                    id,
+                    kind,
+                    sender,
+                    recipient,
+                    context,
+                    attachment_name,
+                    attachment_content,
+                    attempts,
+                    reference,
+                )| {
+                    ClaimedEmail {
+                        invoice_number: reference
+                            .and_then(|r| invoice_numbers.get(&r).cloned().flatten()),
+                        id,
+                        kind,
+                        sender,
+                        recipient,
+                        context,
+                        attachment_name,
+                        attachment_content,
+                        attempts,
+                    }
+                },
+            )
+            .collect())
     })
 }
 

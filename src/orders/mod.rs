@@ -217,20 +217,7 @@ pub fn place_prepaid(
             now,
         )?;
 
-        // From here to commit the brand's invoice counter row is locked: every other
-        // payment of the brand waits. Keep this part to the few statements that need the
-        // number: the order's own row and the two emails that print it.
-        let year = now.year();
-        let seq = db::next_invoice_seq(conn, &buyer.brand_id, year)?;
-        let invoice_number = format!("{}{year}-{seq:06}", brand.invoice_series);
-        diesel::update(orders::table.filter(orders::id.eq(&order_id)))
-            .set((
-                orders::invoice_number.eq(&invoice_number),
-                orders::invoice_year.eq(year),
-                orders::invoice_seq.eq(seq),
-            ))
-            .execute(conn)?;
-        let order = Order {
+        let mut order = Order {
             id: order_id.clone(),
             brand_id: buyer.brand_id.clone(),
             user_id: buyer.user_id.clone(),
@@ -239,7 +226,7 @@ pub fn place_prepaid(
             net_total: quote.net_total,
             vat_total: quote.vat_total,
             gross_total: quote.gross_total,
-            invoice_number: Some(invoice_number),
+            invoice_number: None,
             email: buyer.email.clone(),
             created_at: now,
             paid_at: Some(now),
@@ -247,15 +234,28 @@ pub fn place_prepaid(
             lines,
             coupon_count: issued.len() as i64,
         };
+        // The emails print the invoice number, which the dispatcher reads from the order
+        // when it sends them: they can be written before the number is taken.
         for email in order_emails(&brand, buyer, &order, &issued, valid_until, public_url) {
             outbox::enqueue(conn, &email, now)?;
         }
+
+        // Last: from here to commit the brand's invoice counter row is locked, and every
+        // other payment of the brand waits.
+        order.invoice_number = Some(db::assign_invoice_number(
+            conn,
+            &order_id,
+            &buyer.brand_id,
+            &brand.invoice_series,
+            now.year(),
+        )?);
         Ok(order)
     })
 }
 
 /// The coupon delivery (codes, how to renew) and the receipt (invoice number, amounts),
-/// as template values: rendering happens when the dispatcher sends them.
+/// as template values: rendering happens when the dispatcher sends them, which adds the
+/// order's invoice number (`reference` is the order).
 fn order_emails(
     brand: &Brand,
     buyer: &Buyer,
@@ -264,7 +264,6 @@ fn order_emails(
     valid_until: DateTime<Utc>,
     public_url: &str,
 ) -> Vec<OutgoingEmail> {
-    let invoice = order.invoice_number.clone().unwrap_or_default();
     let valid_until_text = valid_until.format("%d/%m/%Y").to_string();
     let attachment = (issued.len() > CSV_ATTACHMENT_FROM).then(|| {
         let mut csv = String::from("codice,prodotto,valido_fino_al\n");
@@ -275,7 +274,11 @@ fn order_emails(
             ));
         }
         Attachment {
-            file_name: format!("coupon-{invoice}.csv"),
+            file_name: format!(
+                "coupon-{}-{}.csv",
+                order.created_at.format("%Y%m%d"),
+                &order.id[..8]
+            ),
             content_type: "text/csv",
             content: csv,
         }
@@ -291,7 +294,7 @@ fn order_emails(
         sender: brand.sender_address.clone(),
         recipient: buyer.email.clone(),
         context: json!({
-            "name": buyer.name, "brand": brand.name, "invoice_number": invoice,
+            "name": buyer.name, "brand": brand.name,
             "single": issued.len() == 1, "count": issued.len(), "coupons": coupons_context,
             "attachment": attachment.as_ref().map(|a| a.file_name.clone()),
             "public_url": public_url,
@@ -313,7 +316,7 @@ fn order_emails(
         sender: brand.sender_address.clone(),
         recipient: buyer.email.clone(),
         context: json!({
-            "name": buyer.name, "brand": brand.name, "invoice_number": invoice,
+            "name": buyer.name, "brand": brand.name,
             "date": order.created_at.format("%d/%m/%Y").to_string(),
             "payment_method": order.payment_method.italian(), "lines": lines,
             "net_total": order.net_total.to_string(), "vat_total": order.vat_total.to_string(),

@@ -107,9 +107,12 @@ async fn the_demo_shows_every_renewal_status() {
 async fn loading_the_demo_twice_changes_nothing_but_the_dates() {
     let app = spawn_demo_app().await;
     let token = app.customer("visura").await.token;
-    let before = lookup_ok(&app, &token, "RSSMRA80A01H501U").await;
+    // Both loads at given instants: "now" read twice could straddle a second.
+    let loaded_at = Utc::now();
     let mut conn = app.pool.get().unwrap();
-    let report = rinnovo::seed::load_demo(&mut conn, Utc::now() + Duration::days(10)).unwrap();
+    rinnovo::seed::load_demo(&mut conn, loaded_at).unwrap();
+    let before = lookup_ok(&app, &token, "RSSMRA80A01H501U").await;
+    let report = rinnovo::seed::load_demo(&mut conn, loaded_at + Duration::days(10)).unwrap();
     assert_eq!(report.holders_added, 0);
     assert_eq!(report.devices_added, 0);
     assert_eq!(report.certificates_added, 0);
