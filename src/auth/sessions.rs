@@ -95,7 +95,7 @@ pub fn finish_login(
             new_session(conn, tokens, user, &family, now)
         }
         _ => {
-            throttle::failed(conn, &candidate.attempt, now)?;
+            throttle::failed(conn, now)?;
             Err(SessionError::InvalidCredentials)
         }
     }

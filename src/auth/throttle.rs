@@ -106,9 +106,9 @@ pub fn succeeded(conn: &mut DbConnection, attempt: &Attempt) -> QueryResult<()> 
     Ok(())
 }
 
-/// The attempt stays recorded as a failure; attempts older than a day are swept.
-pub fn failed(conn: &mut DbConnection, attempt: &Attempt, now: DateTime<Utc>) -> QueryResult<()> {
-    let _ = attempt;
+/// Nothing to undo: the attempt stays recorded as a failure. Attempts older than a day
+/// (of anyone) are swept here, so the table stays small without a separate job.
+pub fn failed(conn: &mut DbConnection, now: DateTime<Utc>) -> QueryResult<()> {
     diesel::delete(
         login_attempts::table
             .filter(login_attempts::attempted_at.lt((now - Duration::days(1)).naive_utc())),
