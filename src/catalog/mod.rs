@@ -10,9 +10,10 @@ use diesel::prelude::*;
 
 pub use quote::{quote, round_to_cent, PricedItem, Quote, QuoteLine, VatRate, VatSummary};
 
+use crate::audit::{self, Actor, AuditEntry};
 use crate::auth::Role;
 use crate::db::schema::products;
-use crate::db::DbConnection;
+use crate::db::{write_transaction, DbConnection};
 use crate::lookup::{self, LookupError};
 use crate::money::Money;
 use crate::registry::{CertificateKind, CodiceFiscale};
@@ -187,6 +188,65 @@ pub fn resolve(
         resolved.push(((*product).clone(), line.quantity));
     }
     Ok(resolved)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProductChangeError {
+    #[error("no product with this id in your brand's catalog")]
+    NotFound,
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}
+
+impl From<diesel::result::Error> for ProductChangeError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Storage(error.into())
+    }
+}
+
+/// Puts a product on sale or takes it off (a back-office decision, audited). Taken off,
+/// it can no longer be quoted or ordered; coupons already sold stay valid.
+pub fn set_active(
+    conn: &mut DbConnection,
+    operator_id: &str,
+    brand_id: &str,
+    product_id: &str,
+    active: bool,
+    now: DateTime<Utc>,
+) -> Result<Product, ProductChangeError> {
+    write_transaction(conn, |conn| {
+        let changed = diesel::update(
+            products::table
+                .filter(products::id.eq(product_id))
+                .filter(products::brand_id.eq(brand_id)),
+        )
+        .set(products::active.eq(active))
+        .execute(conn)?;
+        if changed == 0 {
+            return Err(ProductChangeError::NotFound);
+        }
+        audit::record(
+            conn,
+            AuditEntry {
+                brand_id: Some(brand_id),
+                actor: &Actor::User(operator_id.to_owned()),
+                action: if active {
+                    "product.activated"
+                } else {
+                    "product.deactivated"
+                },
+                subject_type: "product",
+                subject_id: product_id,
+                details: serde_json::json!({ "active": active }),
+            },
+            now,
+        )?;
+        let row: ProductRow = products::table
+            .filter(products::id.eq(product_id))
+            .select(COLUMNS)
+            .first(conn)?;
+        Ok(from_row(row)?)
+    })
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -5,11 +5,13 @@ use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::auth::{Buyer, CurrentUser};
+use super::auth::{BackOffice, Buyer, CurrentUser};
 use super::lookup::lookup_error;
 use super::{ApiError, AppState};
 use crate::auth::Role;
-use crate::catalog::{self, CatalogError, Covers, Product, ProposalError, Quote, RequestedLine};
+use crate::catalog::{
+    self, CatalogError, Covers, Product, ProductChangeError, ProposalError, Quote, RequestedLine,
+};
 use crate::money::Money;
 use crate::registry::CodiceFiscale;
 
@@ -260,4 +262,38 @@ pub async fn create_quote(
     };
     let quote = priced(&products);
     Ok(HttpResponse::Ok().json(QuoteResponse::new(&products, quote)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductPatch {
+    active: bool,
+}
+
+impl From<ProductChangeError> for ApiError {
+    fn from(error: ProductChangeError) -> Self {
+        match error {
+            ProductChangeError::NotFound => {
+                ApiError::not_found("unknown-product", "Unknown product", error.to_string())
+            }
+            ProductChangeError::Storage(e) => ApiError::storage(e),
+        }
+    }
+}
+
+/// `PATCH /api/v1/backoffice/products/{id}` with `{"active": false}` takes a product off
+/// sale (`true` puts it back).
+pub async fn update_product(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    id: web::Path<String>,
+    body: web::Json<ProductPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let active = body.active;
+    let product = state
+        .with_conn(move |conn| {
+            catalog::set_active(conn, &operator.id, &operator.brand, &id, active, Utc::now())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(ProductResponse::from(product)))
 }

@@ -80,6 +80,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/api/v1/products").route(web::get().to(catalog::products)))
     .service(web::resource("/api/v1/quotes").route(web::post().to(catalog::create_quote)))
     .service(
+        web::resource("/api/v1/backoffice/products/{id}")
+            .route(web::patch().to(catalog::update_product)),
+    )
+    .service(
         web::resource("/api/v1/orders")
             .route(web::get().to(orders::list))
             .route(web::post().to(orders::create)),

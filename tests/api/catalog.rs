@@ -190,3 +190,89 @@ async fn the_lookup_proposes_the_coupons_a_device_needs() {
     assert_eq!(body["errors"][0]["field"], "device_serial");
     problem(propose("GLLSFN68H50D612O", "1205100000").await, 404).await;
 }
+
+#[tokio::test]
+async fn the_back_office_takes_a_product_off_sale_and_back() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let office = app.back_office("visura").await;
+    let products: Value = app
+        .get_as(&office.token, "/api/v1/products")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let combined = products["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "RIN-FIRMA-CNS")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/v1/backoffice/products/{combined}");
+    let patch = |token: String, active: bool| {
+        let client = app.client.clone();
+        let url = format!("{}{path}", app.address);
+        async move {
+            client
+                .patch(url)
+                .bearer_auth(token)
+                .json(&json!({ "active": active }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    problem(patch(customer.token.clone(), false).await, 403).await;
+    let lextel_office = app.back_office("lextel").await;
+    problem(patch(lextel_office.token.clone(), false).await, 404).await;
+
+    let response = patch(office.token.clone(), false).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["active"], false);
+
+    let shop: Value = app
+        .get_as(&customer.token, "/api/v1/products")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !shop.to_string().contains("RIN-FIRMA-CNS"),
+        "off sale: not in the shop"
+    );
+    let back_office_view: Value = app
+        .get_as(&office.token, "/api/v1/products")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        back_office_view.to_string().contains("RIN-FIRMA-CNS"),
+        "the back-office still sees it"
+    );
+    let body = problem(
+        app.post_json_as(
+            &customer.token,
+            "/api/v1/quotes",
+            &json!({ "lines": [{ "product": "RIN-FIRMA-CNS", "quantity": 1 }] }),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["rule"], "active_product");
+
+    assert_eq!(patch(office.token.clone(), true).await.status(), 200);
+    let quote = app
+        .post_json_as(
+            &customer.token,
+            "/api/v1/quotes",
+            &json!({ "lines": [{ "product": "RIN-FIRMA-CNS", "quantity": 1 }] }),
+        )
+        .await;
+    assert_eq!(quote.status(), 200);
+}
