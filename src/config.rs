@@ -125,7 +125,7 @@ impl Config {
         let mail_max_attempts = number("RINNOVO_MAIL_MAX_ATTEMPTS", 8, 1, 100) as u32;
         let mail_retry_base =
             Duration::from_secs(number("RINNOVO_MAIL_RETRY_BASE_SECS", 30, 1, 3600));
-        let mail_concurrency = number("RINNOVO_MAIL_CONCURRENCY", 16, 1, 128) as u32;
+        let mail_concurrency = number("RINNOVO_MAIL_CONCURRENCY", 8, 1, 128) as u32;
 
         // Secrets are optional (generated into the data dir), but never short.
         let secret = |name: &str, problems: &mut Vec<String>| {
@@ -141,10 +141,11 @@ impl Config {
         let coupon_key = secret("RINNOVO_COUPON_KEY", &mut problems);
 
         let smtp_url = get("RINNOVO_SMTP_URL").map(Secret);
-        if let Some(url) = &smtp_url {
-            if !(url.0.starts_with("smtp://") || url.0.starts_with("smtps://")) {
-                problems.push("RINNOVO_SMTP_URL must start with smtp:// or smtps://".into());
-            }
+        if let Some(Err(e)) = smtp_url
+            .as_ref()
+            .map(|u| crate::mail::smtp::SmtpSettings::parse(u.expose()))
+        {
+            problems.push(e.to_string());
         }
         let mail_dir = get("RINNOVO_MAIL_DIR")
             .map(PathBuf::from)

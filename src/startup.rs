@@ -150,7 +150,6 @@ pub fn run_workers(
     let transport = Transport::new(
         config.smtp_url.as_ref().map(|s| s.expose()),
         config.mail_dir.clone(),
-        config.mail_concurrency,
     )?;
     let settings = dispatch_settings(&config);
     Ok(dispatcher::run(pool, Arc::new(transport), settings))

@@ -7,17 +7,12 @@ use std::time::Duration as StdDuration;
 use chrono::{Duration, Utc};
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart};
-use lettre::transport::smtp::PoolConfig;
-use lettre::{FileTransport, Message, SmtpTransport, Transport as _};
+use lettre::{FileTransport, Message, Transport as _};
 
 use super::outbox::{self, ClaimedEmail};
+use super::smtp::{SmtpClient, SmtpSettings};
 use super::templates;
-use crate::db::Pool;
-
-pub enum Transport {
-    Smtp(Box<SmtpTransport>),
-    Files(FileTransport),
-}
+use crate::db::{write_transaction, Pool};
 
 #[derive(Debug, Clone)]
 pub struct DispatchSettings {
@@ -27,9 +22,7 @@ pub struct DispatchSettings {
     /// How long a claimed email is ours before another dispatcher may take it.
     pub lease: Duration,
     pub idle_poll: StdDuration,
-    /// Dispatch loops running side by side (each with its own SMTP connection). lettre
-    /// 0.11 leaves Nagle's algorithm on, so each message waits ~40 ms for the server's
-    /// delayed ACK; loops in parallel keep the throughput up meanwhile.
+    /// Dispatch loops running side by side, each with its own SMTP session.
     pub concurrency: usize,
 }
 
@@ -38,27 +31,26 @@ impl Default for DispatchSettings {
         Self {
             max_attempts: 8,
             retry_base: Duration::seconds(30),
-            batch: 10,
+            batch: 20,
             lease: Duration::minutes(2),
             idle_poll: StdDuration::from_millis(500),
-            concurrency: 16,
+            concurrency: 8,
         }
     }
 }
 
+/// Where emails go: an SMTP server, or `.eml` files when none is configured.
+#[derive(Clone)]
+pub enum Transport {
+    Smtp(SmtpSettings),
+    Files(FileTransport),
+}
+
 impl Transport {
-    /// `smtp://host:port` (plain, for a local relay), `smtp://...?tls=required` or
-    /// `smtps://user:pass@host:465` (TLS): lettre's URL format. None: files in `dir`.
-    pub fn new(smtp_url: Option<&str>, dir: PathBuf, connections: u32) -> anyhow::Result<Self> {
+    /// `smtp://...` or `smtps://...` (see [`SmtpSettings`]); none: files in `dir`.
+    pub fn new(smtp_url: Option<&str>, dir: PathBuf) -> anyhow::Result<Self> {
         match smtp_url {
-            Some(url) => {
-                let transport = SmtpTransport::from_url(url)
-                    .map_err(|e| anyhow::anyhow!("RINNOVO_SMTP_URL: {e}"))?
-                    .timeout(Some(StdDuration::from_secs(10)))
-                    .pool_config(PoolConfig::new().max_size(connections.max(1)))
-                    .build();
-                Ok(Self::Smtp(Box::new(transport)))
-            }
+            Some(url) => Ok(Self::Smtp(SmtpSettings::parse(url)?)),
             None => {
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
@@ -68,9 +60,24 @@ impl Transport {
         }
     }
 
-    fn send(&self, message: &Message) -> Result<(), String> {
+    /// A sender for one dispatch loop: its own SMTP session.
+    pub fn sender(&self) -> Sender {
         match self {
-            Self::Smtp(smtp) => smtp.send(message).map(|_| ()).map_err(|e| e.to_string()),
+            Self::Smtp(settings) => Sender::Smtp(Box::new(SmtpClient::new(settings.clone()))),
+            Self::Files(files) => Sender::Files(files.clone()),
+        }
+    }
+}
+
+pub enum Sender {
+    Smtp(Box<SmtpClient>),
+    Files(FileTransport),
+}
+
+impl Sender {
+    async fn send(&mut self, message: &Message) -> Result<(), String> {
+        match self {
+            Self::Smtp(client) => client.send(message).await,
             Self::Files(files) => files.send(message).map(|_| ()).map_err(|e| e.to_string()),
         }
     }
@@ -113,64 +120,73 @@ fn build_message(email: &ClaimedEmail) -> Result<(Message, String), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Claims one batch and sends it. Returns how many emails it handled. No database
-/// connection is held while talking to the mail server: the pool serves the API.
-pub fn run_once(
+/// Database work of the dispatcher, on a blocking thread with a pooled connection that is
+/// given back at once: no connection is held while talking to the mail server.
+async fn with_conn<T: Send + 'static>(
     pool: &Pool,
-    transport: &Transport,
-    settings: &DispatchSettings,
-) -> anyhow::Result<usize> {
-    let claimed = outbox::claim_due(
-        &mut *pool.get()?,
-        settings.batch,
-        settings.lease,
-        Utc::now(),
-    )?;
-    for email in &claimed {
-        let result = build_message(email)
-            .and_then(|(message, subject)| transport.send(&message).map(|()| subject));
-        let mut conn = pool.get()?;
-        match result {
-            Ok(subject) => {
-                outbox::mark_sent(&mut conn, &email.id, &subject, Utc::now())?;
-                tracing::debug!(email = %email.id, "email sent");
-            }
-            Err(error) => {
-                tracing::warn!(email = %email.id, attempt = email.attempts, %error, "email not sent");
-                outbox::mark_failed(
-                    &mut conn,
-                    email,
-                    &error,
-                    settings.max_attempts,
-                    settings.retry_base,
-                    Utc::now(),
-                )?;
-            }
-        }
+    work: impl FnOnce(&mut crate::db::DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<T> { Ok(work(&mut *pool.get()?)?) })
+        .await?
+}
+
+/// Claims one batch, sends it through `sender`, then records every outcome in one
+/// transaction: two pooled-connection checkouts per batch, none while talking SMTP.
+/// Returns how many emails it handled.
+pub async fn run_once(pool: &Pool, sender: &mut Sender, settings: &DispatchSettings) -> anyhow::Result<usize> {
+    let (batch, lease) = (settings.batch, settings.lease);
+    let claimed = with_conn(pool, move |conn| outbox::claim_due(conn, batch, lease, Utc::now())).await?;
+    let handled = claimed.len();
+    if handled == 0 {
+        return Ok(0);
     }
-    Ok(claimed.len())
+    let mut outcomes = Vec::with_capacity(handled);
+    for email in claimed {
+        let result = match build_message(&email) {
+            Ok((message, subject)) => sender.send(&message).await.map(|()| subject),
+            Err(error) => Err(error),
+        };
+        match &result {
+            Ok(_) => tracing::debug!(email = %email.id, "email sent"),
+            Err(error) => tracing::warn!(email = %email.id, attempt = email.attempts, %error, "email not sent"),
+        }
+        outcomes.push((email, result));
+    }
+    let (max_attempts, retry_base) = (settings.max_attempts, settings.retry_base);
+    with_conn(pool, move |conn| {
+        write_transaction(conn, |conn| {
+            let now = Utc::now();
+            for (email, result) in &outcomes {
+                match result {
+                    Ok(subject) => outbox::mark_sent(conn, &email.id, subject, now)?,
+                    Err(error) => outbox::mark_failed(conn, email, error, max_attempts, retry_base, now)?,
+                }
+            }
+            Ok(())
+        })
+    })
+    .await?;
+    Ok(handled)
 }
 
 /// Runs `settings.concurrency` dispatch loops until the task is dropped.
 pub async fn run(pool: Pool, transport: std::sync::Arc<Transport>, settings: DispatchSettings) {
     let mut loops = tokio::task::JoinSet::new();
     for _ in 0..settings.concurrency.max(1) {
-        loops.spawn(run_loop(pool.clone(), transport.clone(), settings.clone()));
+        loops.spawn(run_loop(pool.clone(), transport.sender(), settings.clone()));
     }
     while loops.join_next().await.is_some() {}
 }
 
-/// One loop: a batch at a time on a blocking thread, a short sleep when there was nothing
-/// to do or the database was unreachable.
-async fn run_loop(pool: Pool, transport: std::sync::Arc<Transport>, settings: DispatchSettings) {
+/// One loop: a batch at a time, a short sleep when there was nothing to do or the
+/// database was unreachable.
+async fn run_loop(pool: Pool, mut sender: Sender, settings: DispatchSettings) {
     loop {
-        let (p, t, s) = (pool.clone(), transport.clone(), settings.clone());
-        let handled = tokio::task::spawn_blocking(move || run_once(&p, &t, &s)).await;
-        match handled {
-            Ok(Ok(n)) if n > 0 => continue,
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => tracing::warn!(error = %error, "email dispatcher: will retry"),
-            Err(error) => tracing::error!(error = %error, "email dispatcher task failed"),
+        match run_once(&pool, &mut sender, &settings).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(error) => tracing::warn!(error = %error, "email dispatcher: will retry"),
         }
         tokio::time::sleep(settings.idle_poll).await;
     }

@@ -4,6 +4,7 @@
 
 pub mod dispatcher;
 pub mod outbox;
+pub mod smtp;
 pub mod templates;
 
 pub use dispatcher::{DispatchSettings, Transport};

@@ -39,19 +39,25 @@ async fn three_dispatchers_send_each_email_once() {
             outbox::enqueue(&mut conn, &email, Utc::now()).unwrap();
         }
     }
+    let transport = Transport::new(
+        Some(&format!("smtp://127.0.0.1:{port}")),
+        std::env::temp_dir(),
+    )
+    .unwrap();
     let mut handles = Vec::new();
     for _ in 0..3 {
         let pool = app.pool.clone();
-        let url = format!("smtp://127.0.0.1:{port}");
-        handles.push(std::thread::spawn(move || {
-            let transport = Transport::new(Some(&url), std::env::temp_dir(), 1).unwrap();
+        let mut sender = transport.sender();
+        handles.push(tokio::spawn(async move {
             let settings = DispatchSettings {
                 batch: 5,
                 ..DispatchSettings::default()
             };
             let mut sent = 0;
             loop {
-                let handled = dispatcher::run_once(&pool, &transport, &settings).unwrap();
+                let handled = dispatcher::run_once(&pool, &mut sender, &settings)
+                    .await
+                    .unwrap();
                 if handled == 0 {
                     break;
                 }
@@ -60,7 +66,10 @@ async fn three_dispatchers_send_each_email_once() {
             sent
         }));
     }
-    let per_dispatcher: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let mut per_dispatcher = Vec::new();
+    for handle in handles {
+        per_dispatcher.push(handle.await.unwrap());
+    }
     assert_eq!(
         per_dispatcher.iter().sum::<usize>(),
         60,
