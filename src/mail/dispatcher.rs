@@ -134,9 +134,16 @@ async fn with_conn<T: Send + 'static>(
 /// Claims one batch, sends it through `sender`, then records every outcome in one
 /// transaction: two pooled-connection checkouts per batch, none while talking SMTP.
 /// Returns how many emails it handled.
-pub async fn run_once(pool: &Pool, sender: &mut Sender, settings: &DispatchSettings) -> anyhow::Result<usize> {
+pub async fn run_once(
+    pool: &Pool,
+    sender: &mut Sender,
+    settings: &DispatchSettings,
+) -> anyhow::Result<usize> {
     let (batch, lease) = (settings.batch, settings.lease);
-    let claimed = with_conn(pool, move |conn| outbox::claim_due(conn, batch, lease, Utc::now())).await?;
+    let claimed = with_conn(pool, move |conn| {
+        outbox::claim_due(conn, batch, lease, Utc::now())
+    })
+    .await?;
     let handled = claimed.len();
     if handled == 0 {
         return Ok(0);
@@ -149,7 +156,9 @@ pub async fn run_once(pool: &Pool, sender: &mut Sender, settings: &DispatchSetti
         };
         match &result {
             Ok(_) => tracing::debug!(email = %email.id, "email sent"),
-            Err(error) => tracing::warn!(email = %email.id, attempt = email.attempts, %error, "email not sent"),
+            Err(error) => {
+                tracing::warn!(email = %email.id, attempt = email.attempts, %error, "email not sent")
+            }
         }
         outcomes.push((email, result));
     }
@@ -160,7 +169,9 @@ pub async fn run_once(pool: &Pool, sender: &mut Sender, settings: &DispatchSetti
             for (email, result) in &outcomes {
                 match result {
                     Ok(subject) => outbox::mark_sent(conn, &email.id, subject, now)?,
-                    Err(error) => outbox::mark_failed(conn, email, error, max_attempts, retry_base, now)?,
+                    Err(error) => {
+                        outbox::mark_failed(conn, email, error, max_attempts, retry_base, now)?
+                    }
                 }
             }
             Ok(())
