@@ -38,11 +38,8 @@ async fn signup_then_login_then_me() {
     assert_eq!(session["token_type"], "Bearer");
     assert_eq!(session["expires_in"], 900);
     let me: Value = app
-        .get_as(session["access_token"].as_str().unwrap(), "/api/v1/me")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(session["access_token"].as_str().unwrap(), "/api/v1/me")
+        .await;
     assert_eq!(me["id"], created["id"]);
     assert_eq!(me["brand"], "visura");
 }
@@ -263,24 +260,14 @@ async fn roles_and_brands_are_enforced_with_403() {
     )
     .await;
 
-    let found: Value = app
-        .get_as(&visura_office.token, &search)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let found: Value = app.get_json(&visura_office.token, &search).await;
     let account = found["accounts"][0]["account_id"]
         .as_str()
         .unwrap()
         .to_owned();
 
     // The other brand's operator neither finds nor touches it.
-    let lextel_found: Value = app
-        .get_as(&lextel_office.token, &search)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let lextel_found: Value = app.get_json(&lextel_office.token, &search).await;
     assert_eq!(lextel_found["accounts"], json!([]));
     let body = problem(
         app.get_as(

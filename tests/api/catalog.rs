@@ -9,12 +9,7 @@ use rinnovo::auth::Role;
 async fn each_brand_sells_the_five_renewal_coupons() {
     let app = spawn_app().await;
     let customer = app.customer("visura").await;
-    let body: Value = app
-        .get_as(&customer.token, "/api/v1/products")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get_json(&customer.token, "/api/v1/products").await;
     let products: Vec<(String, String, String)> = body["products"]
         .as_array()
         .unwrap()
@@ -196,12 +191,7 @@ async fn the_back_office_takes_a_product_off_sale_and_back() {
     let app = spawn_app().await;
     let customer = app.customer("visura").await;
     let office = app.back_office("visura").await;
-    let products: Value = app
-        .get_as(&office.token, "/api/v1/products")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let products: Value = app.get_json(&office.token, "/api/v1/products").await;
     let combined = products["products"]
         .as_array()
         .unwrap()
@@ -234,22 +224,12 @@ async fn the_back_office_takes_a_product_off_sale_and_back() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["active"], false);
 
-    let shop: Value = app
-        .get_as(&customer.token, "/api/v1/products")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shop: Value = app.get_json(&customer.token, "/api/v1/products").await;
     assert!(
         !shop.to_string().contains("RIN-FIRMA-CNS"),
         "off sale: not in the shop"
     );
-    let back_office_view: Value = app
-        .get_as(&office.token, "/api/v1/products")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let back_office_view: Value = app.get_json(&office.token, "/api/v1/products").await;
     assert!(
         back_office_view.to_string().contains("RIN-FIRMA-CNS"),
         "the back-office still sees it"

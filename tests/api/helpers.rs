@@ -208,6 +208,15 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// GET as `token`, the body as JSON (whatever the status: assert it where it matters).
+    pub async fn get_json(&self, token: &str, path: &str) -> serde_json::Value {
+        self.get_as(token, path)
+            .await
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
         self.client
             .post(format!("{}{path}", self.address))

@@ -51,12 +51,7 @@ async fn fire_orders(app: &TestApp, tokens: &[String], count: usize) -> Vec<(u16
 }
 
 async fn balance(app: &TestApp, token: &str) -> String {
-    let body: Value = app
-        .get_as(token, "/api/v1/prepaid")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get_json(token, "/api/v1/prepaid").await;
     body["balance"].as_str().unwrap().to_owned()
 }
 
@@ -116,12 +111,7 @@ async fn a_combined_coupon_paid_from_prepaid_arrives_by_email() {
         .unwrap();
     assert_eq!(status["status"], "available");
     assert_eq!(status["covers"], "both");
-    let list: Value = app
-        .get_as(&customer.token, "/api/v1/coupons")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json(&customer.token, "/api/v1/coupons").await;
     let shown = list["coupons"][0]["code"].as_str().unwrap();
     assert!(shown.starts_with("****-****-****-"), "{shown}");
     assert!(codes[0].ends_with(&shown[15..]), "{shown} vs {}", codes[0]);
@@ -168,12 +158,7 @@ async fn the_same_key_returns_the_first_result() {
         "86.58",
         "debited once"
     );
-    let orders: Value = app
-        .get_as(&customer.token, "/api/v1/orders")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let orders: Value = app.get_json(&customer.token, "/api/v1/orders").await;
     assert_eq!(orders["orders"].as_array().unwrap().len(), 1);
 
     let body = problem(
@@ -219,19 +204,9 @@ async fn a_short_balance_is_409_and_nothing_happens() {
     .await;
     assert_eq!(body["type"], "/problems/insufficient-funds");
     assert_eq!(balance(&app, &customer.token).await, "31.71");
-    let orders: Value = app
-        .get_as(&customer.token, "/api/v1/orders")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let orders: Value = app.get_json(&customer.token, "/api/v1/orders").await;
     assert_eq!(orders["orders"], json!([]));
-    let coupons: Value = app
-        .get_as(&customer.token, "/api/v1/coupons")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let coupons: Value = app.get_json(&customer.token, "/api/v1/coupons").await;
     assert_eq!(coupons["coupons"], json!([]));
     {
         use diesel::prelude::*;
@@ -323,12 +298,7 @@ async fn concurrent_orders_never_overdraw() {
     );
     let (balance, ledger) = app.prepaid_balance_and_ledger_sum(&customer.user_id);
     assert_eq!((balance.cents(), ledger.cents()), (0, 0));
-    let coupons: Value = app
-        .get_as(&customer.token, "/api/v1/coupons")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let coupons: Value = app.get_json(&customer.token, "/api/v1/coupons").await;
     assert_eq!(coupons["coupons"].as_array().unwrap().len(), 20);
 }
 
@@ -379,11 +349,8 @@ async fn a_dead_email_is_listed_and_can_be_retried() {
     let mut dead = Vec::new();
     for _ in 0..100 {
         let body: Value = app
-            .get_as(&office.token, "/api/v1/backoffice/emails?status=dead")
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json(&office.token, "/api/v1/backoffice/emails?status=dead")
+            .await;
         dead = body["emails"].as_array().unwrap().clone();
         if dead.len() == 2 {
             break;
@@ -441,21 +408,11 @@ async fn orders_are_visible_to_their_owner_and_the_brand_back_office_only() {
     let path = format!("/api/v1/orders/{}", order["id"].as_str().unwrap());
     assert_eq!(app.get_as(&anna.token, &path).await.status(), 200);
     problem(app.get_as(&bruno.token, &path).await, 404).await;
-    let bruno_list: Value = app
-        .get_as(&bruno.token, "/api/v1/orders")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let bruno_list: Value = app.get_json(&bruno.token, "/api/v1/orders").await;
     assert_eq!(bruno_list["orders"], json!([]));
     let office = app.back_office("visura").await;
     assert_eq!(app.get_as(&office.token, &path).await.status(), 200);
-    let all: Value = app
-        .get_as(&office.token, "/api/v1/orders")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let all: Value = app.get_json(&office.token, "/api/v1/orders").await;
     assert_eq!(all["orders"].as_array().unwrap().len(), 1);
     let lextel_office = app.back_office("lextel").await;
     problem(app.get_as(&lextel_office.token, &path).await, 404).await;
@@ -507,12 +464,7 @@ async fn coupon_status_void_and_refund() {
         .next()
         .unwrap();
 
-    let list: Value = app
-        .get_as(&customer.token, "/api/v1/coupons")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json(&customer.token, "/api/v1/coupons").await;
     let coupon_id = list["coupons"][0]["id"].as_str().unwrap().to_owned();
     let void_path = format!("/api/v1/backoffice/coupons/{coupon_id}/void");
     problem(

@@ -8,14 +8,11 @@ use crate::helpers::{problem, spawn_app, SignedIn, TestApp};
 
 async fn account_id(app: &TestApp, office: &SignedIn, customer: &SignedIn) -> String {
     let found: Value = app
-        .get_as(
+        .get_json(
             &office.token,
             &format!("/api/v1/backoffice/prepaid?email={}", customer.email),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     found["accounts"][0]["account_id"]
         .as_str()
         .unwrap()
@@ -41,20 +38,12 @@ async fn adjust(
 async fn a_new_customer_has_an_empty_account() {
     let app = spawn_app().await;
     let customer = app.customer("visura").await;
-    let body: Value = app
-        .get_as(&customer.token, "/api/v1/prepaid")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get_json(&customer.token, "/api/v1/prepaid").await;
     assert_eq!(body["balance"], "0.00");
     assert_eq!(body["currency"], "EUR");
     let entries: Value = app
-        .get_as(&customer.token, "/api/v1/prepaid/entries")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&customer.token, "/api/v1/prepaid/entries")
+        .await;
     assert_eq!(entries["entries"], json!([]));
 }
 
@@ -79,20 +68,12 @@ async fn adjustments_move_the_balance_and_the_statement_pages() {
             201
         );
     }
-    let body: Value = app
-        .get_as(&customer.token, "/api/v1/prepaid")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get_json(&customer.token, "/api/v1/prepaid").await;
     assert_eq!(body["balance"], "50.00");
 
     let page: Value = app
-        .get_as(&customer.token, "/api/v1/prepaid/entries?limit=3")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&customer.token, "/api/v1/prepaid/entries?limit=3")
+        .await;
     let entries = page["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 3);
     assert_eq!(entries[0]["seq"], 5, "newest first");
@@ -102,11 +83,8 @@ async fn adjustments_move_the_balance_and_the_statement_pages() {
     assert_eq!(entries[0]["description"], "test di rettifica");
     assert_eq!(page["next_before"], 3);
     let older: Value = app
-        .get_as(&customer.token, "/api/v1/prepaid/entries?limit=3&before=3")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&customer.token, "/api/v1/prepaid/entries?limit=3&before=3")
+        .await;
     let seqs: Vec<i64> = older["entries"]
         .as_array()
         .unwrap()
@@ -233,20 +211,10 @@ async fn customers_see_only_their_own_account() {
     let annas = account_id(&app, &office, &anna).await;
     adjust(&app, &office, &annas, "credit", "42.00").await;
 
-    let bruno_view: Value = app
-        .get_as(&bruno.token, "/api/v1/prepaid")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let bruno_view: Value = app.get_json(&bruno.token, "/api/v1/prepaid").await;
     assert_eq!(bruno_view["balance"], "0.00");
     assert_ne!(bruno_view["account_id"], annas.as_str());
-    let bruno_entries: Value = app
-        .get_as(&bruno.token, "/api/v1/prepaid/entries")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let bruno_entries: Value = app.get_json(&bruno.token, "/api/v1/prepaid/entries").await;
     assert_eq!(bruno_entries["entries"], json!([]));
     // No way in through the back-office door either.
     problem(
