@@ -43,17 +43,35 @@ pub fn record(
     entry: AuditEntry<'_>,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::insert_into(audit_log::table)
-        .values((
+    record_all(conn, vec![entry], now)
+}
+
+/// Several entries in as few statements as possible (a statement import audits each
+/// payment it applies).
+pub fn record_all(
+    conn: &mut DbConnection,
+    entries: Vec<AuditEntry<'_>>,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    let mut rows = entries.into_iter().map(|entry| {
+        (
             audit_log::id.eq(Uuid::now_v7().to_string()),
-            audit_log::brand_id.eq(entry.brand_id),
+            audit_log::brand_id.eq(entry.brand_id.map(str::to_owned)),
             audit_log::actor.eq(entry.actor.label()),
-            audit_log::action.eq(entry.action),
-            audit_log::subject_type.eq(entry.subject_type),
-            audit_log::subject_id.eq(entry.subject_id),
+            audit_log::action.eq(entry.action.to_owned()),
+            audit_log::subject_type.eq(entry.subject_type.to_owned()),
+            audit_log::subject_id.eq(entry.subject_id.to_owned()),
             audit_log::details.eq(entry.details.to_string()),
             audit_log::created_at.eq(now.naive_utc()),
-        ))
-        .execute(conn)?;
-    Ok(())
+        )
+    });
+    loop {
+        let chunk: Vec<_> = rows.by_ref().take(1000).collect();
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        on_backend!(conn, |c| diesel::insert_into(audit_log::table)
+            .values(chunk)
+            .execute(c))?;
+    }
 }

@@ -33,8 +33,14 @@ pub struct Config {
     pub mail_concurrency: u32,
     /// The address users reach the service at, for links in emails.
     pub public_url: String,
-    /// Run the background workers (email dispatcher) inside `serve`.
+    /// Run the background workers (email dispatcher, reservation expiry) inside `serve`.
     pub run_workers: bool,
+    /// How long an order or top-up paid by transfer waits for its money.
+    pub reservation: chrono::Duration,
+    /// How often the expiry worker looks for reservations past their deadline.
+    pub expiry_interval: Duration,
+    /// Largest statement file accepted by the import.
+    pub statement_max_bytes: usize,
 }
 
 /// A configured secret. Debug never shows it, so a logged `Config` leaks nothing.
@@ -126,6 +132,12 @@ impl Config {
         let mail_retry_base =
             Duration::from_secs(number("RINNOVO_MAIL_RETRY_BASE_SECS", 30, 1, 3600));
         let mail_concurrency = number("RINNOVO_MAIL_CONCURRENCY", 8, 1, 128) as u32;
+        let reservation =
+            chrono::Duration::days(number("RINNOVO_RESERVATION_DAYS", 10, 1, 90) as i64);
+        let expiry_interval =
+            Duration::from_secs(number("RINNOVO_EXPIRY_INTERVAL_SECS", 60, 1, 86_400));
+        let statement_max_bytes =
+            number("RINNOVO_STATEMENT_MAX_MB", 200, 1, 4096) as usize * 1024 * 1024;
 
         // Secrets are optional (generated into the data dir), but never short.
         let secret = |name: &str, problems: &mut Vec<String>| {
@@ -193,6 +205,9 @@ impl Config {
                 mail_concurrency,
                 public_url,
                 run_workers,
+                reservation,
+                expiry_interval,
+                statement_max_bytes,
             }),
             _ => Err(ConfigError { problems }),
         }

@@ -3,11 +3,11 @@
 /// Makes an enum stored as text: `as_str` for writing, `parse` for reading, and the
 /// serde names the same as the stored ones.
 macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         pub enum $name {
-            $(#[serde(rename = $text)] $variant),+
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
         }
 
         impl $name {
@@ -38,5 +38,17 @@ macro_rules! columns {
         $(#[$meta])*
         #[allow(clippy::type_complexity)]
         const $name: ($($column,)+) = ($($column,)+);
+    };
+}
+
+/// Runs the same diesel expression on whichever concrete connection `conn` holds, for
+/// the statements the multi-backend type cannot build (multi-row inserts, `FOR UPDATE`,
+/// upserts): `on_backend!(conn, |c| diesel::insert_into(t).values(&rows).execute(c))`.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Postgres($c) => $body,
+            $crate::db::DbConnection::Sqlite($c) => $body,
+        }
     };
 }

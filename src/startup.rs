@@ -141,8 +141,8 @@ pub fn dispatch_settings(config: &Config) -> DispatchSettings {
     }
 }
 
-/// The background workers (today: the email dispatcher), as one future. Fails at once if
-/// the mail transport is misconfigured.
+/// The background workers (the email dispatcher and the reservation expiry), as one
+/// future. Fails at once if the mail transport is misconfigured.
 pub fn run_workers(
     pool: Pool,
     config: Arc<Config>,
@@ -152,7 +152,11 @@ pub fn run_workers(
         config.mail_dir.clone(),
     )?;
     let settings = dispatch_settings(&config);
-    Ok(dispatcher::run(pool, Arc::new(transport), settings))
+    let dispatch = dispatcher::run(pool.clone(), Arc::new(transport), settings);
+    let expiry = crate::payments::expiry::run(pool, config.expiry_interval);
+    Ok(async move {
+        tokio::join!(dispatch, expiry);
+    })
 }
 
 /// Opens the pool and applies pending migrations, on a blocking thread.

@@ -11,7 +11,7 @@ use uuid::Uuid;
 pub use code::{CouponCode, CouponCodeError, CouponKey, COUPON_KEY_FILE};
 
 use crate::audit::{self, Actor, AuditEntry};
-use crate::catalog::{round_to_cent, Covers, Product, VatRate};
+use crate::catalog::{round_to_cent, Covers, VatRate};
 use crate::db::schema::{coupons, orders, products};
 use crate::db::{write_transaction, DbConnection};
 use crate::money::Money;
@@ -52,35 +52,78 @@ fn shown(status: CouponStatus, valid_until: DateTime<Utc>, now: DateTime<Utc>) -
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn issue(
+/// A coupon about to be stored, with its code (shown once, in the delivery email).
+#[derive(Debug, Clone)]
+pub struct NewCoupon {
+    pub code: CouponCode,
+    pub id: String,
+    pub brand_id: String,
+    pub order_id: String,
+    pub owner_id: String,
+    pub product_id: String,
+    pub net_unit_cents: i64,
+    pub vat_rate_basis_points: i32,
+    pub valid_until: DateTime<Utc>,
+}
+
+impl NewCoupon {
+    /// A fresh code for one unit of an order line.
+    pub fn generate(
+        brand_id: &str,
+        order_id: &str,
+        owner_id: &str,
+        product_id: &str,
+        net_unit_cents: i64,
+        vat_rate_basis_points: i32,
+        valid_until: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            code: CouponCode::generate(),
+            id: Uuid::now_v7().to_string(),
+            brand_id: brand_id.to_owned(),
+            order_id: order_id.to_owned(),
+            owner_id: owner_id.to_owned(),
+            product_id: product_id.to_owned(),
+            net_unit_cents,
+            vat_rate_basis_points,
+            valid_until,
+        }
+    }
+}
+
+/// Stores coupons, many rows per statement (a bulk order or a statement import can make
+/// thousands). Only the keyed hash of each code is stored.
+pub fn insert_all(
     conn: &mut DbConnection,
     key: &CouponKey,
-    brand_id: &str,
-    order_id: &str,
-    owner_id: &str,
-    product: &Product,
-    valid_until: DateTime<Utc>,
+    new: &[NewCoupon],
     now: DateTime<Utc>,
-) -> QueryResult<CouponCode> {
-    let code = CouponCode::generate();
-    diesel::insert_into(coupons::table)
-        .values((
-            coupons::id.eq(Uuid::now_v7().to_string()),
-            coupons::brand_id.eq(brand_id),
-            coupons::order_id.eq(order_id),
-            coupons::owner_id.eq(owner_id),
-            coupons::product_id.eq(&product.id),
-            coupons::code_hash.eq(key.hash(&code)),
-            coupons::code_hint.eq(code.hint()),
-            coupons::status.eq(CouponStatus::Available.as_str()),
-            coupons::net_unit_cents.eq(product.net_price.cents()),
-            coupons::vat_rate_basis_points.eq(product.vat_rate.basis_points() as i32),
-            coupons::valid_until.eq(valid_until.naive_utc()),
-            coupons::created_at.eq(now.naive_utc()),
-        ))
-        .execute(conn)?;
-    Ok(code)
+) -> QueryResult<()> {
+    for chunk in new.chunks(1000) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|c| {
+                (
+                    coupons::id.eq(&c.id),
+                    coupons::brand_id.eq(&c.brand_id),
+                    coupons::order_id.eq(&c.order_id),
+                    coupons::owner_id.eq(&c.owner_id),
+                    coupons::product_id.eq(&c.product_id),
+                    coupons::code_hash.eq(key.hash(&c.code)),
+                    coupons::code_hint.eq(c.code.hint()),
+                    coupons::status.eq(CouponStatus::Available.as_str()),
+                    coupons::net_unit_cents.eq(c.net_unit_cents),
+                    coupons::vat_rate_basis_points.eq(c.vat_rate_basis_points),
+                    coupons::valid_until.eq(c.valid_until.naive_utc()),
+                    coupons::created_at.eq(now.naive_utc()),
+                )
+            })
+            .collect();
+        on_backend!(conn, |c| diesel::insert_into(coupons::table)
+            .values(rows)
+            .execute(c))?;
+    }
+    Ok(())
 }
 
 pub fn count_for_order(conn: &mut DbConnection, order_id: &str) -> QueryResult<i64> {

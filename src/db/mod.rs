@@ -287,7 +287,7 @@ pub fn assign_invoice_number(
             .bind::<Text, _>(brand_id)
             .bind::<Integer, _>(year)
             .get_result(sqlite)?;
-            let number = format!("{series}{year}-{:06}", counter.last_seq);
+            let number = invoice_number(series, year, counter.last_seq);
             diesel::sql_query(
                 "UPDATE orders SET invoice_year = ?, invoice_seq = ?, invoice_number = ? WHERE id = ?",
             )
@@ -299,6 +299,59 @@ pub fn assign_invoice_number(
             Ok(number)
         }
     }
+}
+
+/// Reserves `count` consecutive invoice numbers of the brand and year and returns the
+/// first sequence number. Same rules as [`assign_invoice_number`]: the counter row stays
+/// locked until commit, a rollback gives the numbers back; callers take them last.
+pub fn reserve_invoice_numbers(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    year: i32,
+    count: i64,
+) -> diesel::QueryResult<i64> {
+    use diesel::sql_types::{BigInt, Integer, Text};
+    use diesel::RunQueryDsl;
+    let sql = |p: [&str; 4]| {
+        format!(
+            "INSERT INTO invoice_counters (brand_id, year, last_seq) VALUES ({}, {}, {})
+             ON CONFLICT (brand_id, year) DO UPDATE SET last_seq = invoice_counters.last_seq + {}
+             RETURNING last_seq",
+            p[0], p[1], p[2], p[3]
+        )
+    };
+    let counter: LastSeq = match conn {
+        DbConnection::Postgres(pg) => diesel::sql_query(sql(["$1", "$2", "$3", "$3"]))
+            .bind::<Text, _>(brand_id)
+            .bind::<Integer, _>(year)
+            .bind::<BigInt, _>(count)
+            .get_result(pg)?,
+        DbConnection::Sqlite(sqlite) => diesel::sql_query(sql(["?1", "?2", "?3", "?3"]))
+            .bind::<Text, _>(brand_id)
+            .bind::<Integer, _>(year)
+            .bind::<BigInt, _>(count)
+            .get_result(sqlite)?,
+    };
+    Ok(counter.last_seq - count + 1)
+}
+
+/// The invoice number printed for a sequence number: `<series><year>-<seq, 6+ digits>`.
+pub fn invoice_number(series: &str, year: i32, seq: i64) -> String {
+    format!("{series}{year}-{seq:06}")
+}
+
+/// Serialises the statement imports and manual payment actions of one brand across every
+/// process, for the rest of the transaction: on PostgreSQL an advisory transaction lock;
+/// on SQLite the write transaction already is one.
+pub fn lock_payments_of_brand(conn: &mut DbConnection, brand_id: &str) -> diesel::QueryResult<()> {
+    use diesel::sql_types::Text;
+    use diesel::RunQueryDsl;
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext('rinnovo.payments.' || $1))")
+            .bind::<Text, _>(brand_id)
+            .execute(pg)?;
+    }
+    Ok(())
 }
 
 fn versions(list: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {

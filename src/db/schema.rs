@@ -161,6 +161,10 @@ diesel::table! {
         created_at -> Timestamp,
         paid_at -> Nullable<Timestamp>,
         fulfilled_at -> Nullable<Timestamp>,
+        payment_reference -> Nullable<Text>,
+        reserved_until -> Nullable<Timestamp>,
+        received_cents -> BigInt,
+        closed_at -> Nullable<Timestamp>,
     }
 }
 
@@ -247,6 +251,82 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    top_ups (id) {
+        id -> Text,
+        brand_id -> Text,
+        user_id -> Text,
+        account_id -> Text,
+        status -> Text,
+        payment_method -> Text,
+        amount_cents -> BigInt,
+        received_cents -> BigInt,
+        payment_reference -> Text,
+        reserved_until -> Timestamp,
+        email -> Text,
+        created_at -> Timestamp,
+        paid_at -> Nullable<Timestamp>,
+        closed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    payment_references (reference) {
+        reference -> Text,
+        brand_id -> Text,
+        order_id -> Nullable<Text>,
+        top_up_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    statements (id) {
+        id -> Text,
+        brand_id -> Text,
+        format -> Text,
+        version -> Text,
+        message_id -> Nullable<Text>,
+        file_name -> Nullable<Text>,
+        file_sha256 -> Text,
+        entries -> Integer,
+        new_entries -> Integer,
+        ignored_entries -> Integer,
+        imported_by -> Text,
+        imported_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    payments (id) {
+        id -> Text,
+        brand_id -> Text,
+        statement_id -> Text,
+        dedup_key -> Text,
+        direction -> Text,
+        account -> Text,
+        bank_reference -> Nullable<Text>,
+        booking_date -> Date,
+        value_date -> Nullable<Date>,
+        amount_cents -> BigInt,
+        payer_name -> Nullable<Text>,
+        remittance -> Text,
+        reference -> Nullable<Text>,
+        status -> Text,
+        reason -> Text,
+        order_id -> Nullable<Text>,
+        top_up_id -> Nullable<Text>,
+        account_id -> Nullable<Text>,
+        applied_cents -> BigInt,
+        credited_cents -> BigInt,
+        reverses_payment_id -> Nullable<Text>,
+        resolved_by -> Nullable<Text>,
+        resolved_at -> Nullable<Timestamp>,
+        resolution_note -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(devices -> holders (holder_id));
 diesel::joinable!(order_lines -> orders (order_id));
 diesel::joinable!(coupons -> products (product_id));
@@ -276,4 +356,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     emails,
     rate_limit_hits,
+    top_ups,
+    payment_references,
+    statements,
+    payments,
 );

@@ -5,9 +5,11 @@ mod catalog;
 mod coupons;
 mod emails;
 mod health;
+mod idempotent;
 mod lookup;
 mod me;
 mod orders;
+mod payments;
 mod prepaid;
 pub mod problem;
 
@@ -100,6 +102,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/api/v1/prepaid").route(web::get().to(prepaid::balance)))
     .service(web::resource("/api/v1/prepaid/entries").route(web::get().to(prepaid::entries)))
+    .service(
+        web::resource("/api/v1/prepaid/topups")
+            .route(web::get().to(prepaid::list_top_ups))
+            .route(web::post().to(prepaid::request_top_up)),
+    )
+    .service(
+        web::resource("/api/v1/backoffice/statements")
+            .route(web::get().to(payments::statements))
+            .route(web::post().to(payments::import)),
+    )
+    .service(web::resource("/api/v1/backoffice/payments").route(web::get().to(payments::list)))
+    .service(
+        web::resource("/api/v1/backoffice/payments/summary")
+            .route(web::get().to(payments::summary)),
+    )
+    .service(web::resource("/api/v1/backoffice/payments/{id}").route(web::get().to(payments::show)))
+    .service(
+        web::resource("/api/v1/backoffice/payments/{id}/match")
+            .route(web::post().to(payments::match_by_hand)),
+    )
+    .service(
+        web::resource("/api/v1/backoffice/payments/{id}/refund")
+            .route(web::post().to(payments::refund)),
+    )
     .service(web::resource("/api/v1/backoffice/prepaid").route(web::get().to(prepaid::search)))
     .service(
         web::resource("/api/v1/backoffice/prepaid/{account}").route(web::get().to(prepaid::show)),

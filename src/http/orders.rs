@@ -1,16 +1,16 @@
-//! `POST /api/v1/orders` (idempotent), `GET /api/v1/orders`, `GET /api/v1/orders/{id}`.
+//! `POST /api/v1/orders` (idempotent; paid from the prepaid account at once, or by
+//! transfer with an RF code), `GET /api/v1/orders`, `GET /api/v1/orders/{id}`.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{Buyer, CurrentUser};
 use super::catalog::{priced, requested_lines, LineRequest};
-use super::{ApiError, AppState};
+use super::{idempotent, ApiError, AppState};
 use crate::auth::{users, Role, UserError};
+use crate::brands::{self, Brand};
 use crate::catalog;
-use crate::idempotency::{self, IdempotencyError, IdempotencyKey};
 use crate::money::Money;
 use crate::orders::{self, Order, OrderError, OrderStatus, PaymentMethod};
 
@@ -43,6 +43,36 @@ struct OrderLineResponse {
     vat_rate: String,
 }
 
+/// How to pay an order by transfer, and how much has arrived.
+#[derive(Serialize)]
+struct TransferResponse {
+    /// Electronic form, for a payment reason typed by a program.
+    reference: String,
+    /// Printed form in groups of four, as on the payment slip.
+    reference_print: String,
+    reserved_until: Option<DateTime<Utc>>,
+    amount_received: Money,
+    amount_due: Money,
+    pay_to: PayTo,
+}
+
+#[derive(Serialize)]
+pub struct PayTo {
+    pub beneficiary: String,
+    pub iban: String,
+    pub postal_account: String,
+}
+
+impl From<&Brand> for PayTo {
+    fn from(brand: &Brand) -> Self {
+        Self {
+            beneficiary: brand.name.clone(),
+            iban: brand.iban.clone(),
+            postal_account: brand.postal_account.clone(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub struct OrderResponse {
     id: String,
@@ -59,11 +89,25 @@ pub struct OrderResponse {
     paid_at: Option<DateTime<Utc>>,
     fulfilled_at: Option<DateTime<Utc>>,
     lines: Vec<OrderLineResponse>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transfer: Option<TransferResponse>,
 }
 
-impl From<Order> for OrderResponse {
-    fn from(order: Order) -> Self {
+impl OrderResponse {
+    fn new(order: Order, brand: &Brand) -> Self {
+        let transfer = order
+            .payment_reference
+            .as_ref()
+            .map(|reference| TransferResponse {
+                reference: reference.as_str().to_owned(),
+                reference_print: reference.printed(),
+                reserved_until: order.reserved_until,
+                amount_received: order.received,
+                amount_due: order.amount_due(),
+                pay_to: PayTo::from(brand),
+            });
         Self {
+            transfer,
             id: order.id,
             status: order.status,
             payment_method: order.payment_method,
@@ -102,9 +146,6 @@ impl From<OrderError> for ApiError {
     fn from(error: OrderError) -> Self {
         match error {
             OrderError::Prepaid(e) => e.into(),
-            OrderError::UnsupportedPayment(_) => {
-                ApiError::invalid_field("payment_method", "supported", error.to_string())
-            }
             OrderError::NotFound => {
                 ApiError::not_found("unknown-order", "Unknown order", error.to_string())
             }
@@ -120,26 +161,9 @@ pub async fn create(
     Buyer(user): Buyer,
     body: web::Json<OrderRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let key_header = request
-        .headers()
-        .get("Idempotency-Key")
-        .ok_or_else(|| {
-            ApiError::invalid_field(
-                "Idempotency-Key",
-                "required",
-                "send an Idempotency-Key header (e.g. a new UUID per order) so a retry cannot buy twice",
-            )
-        })?
-        .to_str()
-        .unwrap_or_default()
-        .to_owned();
-    let key = IdempotencyKey::parse(&key_header).map_err(|e| {
-        ApiError::invalid_field("Idempotency-Key", "idempotency_key", e.to_string())
-    })?;
+    let key = idempotent::key_from(&request)?;
     let body = body.into_inner();
-    let fingerprint = idempotency::fingerprint(
-        &serde_json::to_string(&body).map_err(|e| ApiError::Unexpected(e.into()))?,
-    );
+    let fingerprint = idempotent::fingerprint(&body)?;
     let method = PaymentMethod::parse(&body.payment_method).ok_or_else(|| {
         ApiError::invalid_field(
             "payment_method",
@@ -147,9 +171,6 @@ pub async fn create(
             "payment_method must be prepaid, bank_transfer, postal_slip or cheque",
         )
     })?;
-    if method != PaymentMethod::Prepaid {
-        return Err(OrderError::UnsupportedPayment(method).into());
-    }
     let lines: Vec<LineRequest> = body
         .lines
         .iter()
@@ -159,59 +180,45 @@ pub async fn create(
         })
         .collect();
     let requested = requested_lines(&lines, user.role)?;
-    let key_state = state.clone();
-    let outcome = state
-        .with_conn(move |conn| {
-            let now = Utc::now();
-            let result = idempotency::run(
+    let app = state.clone();
+    let user_id = user.id.clone();
+    idempotent::respond(&state, user_id, key, fingerprint, move |conn, now| {
+        let products = catalog::resolve(conn, &user.brand, &requested)?;
+        let quote = priced(&products);
+        let profile = users::find(conn, &user.id)?.ok_or(UserError::NotFound)?;
+        let buyer = orders::Buyer {
+            user_id: user.id.clone(),
+            brand_id: user.brand.clone(),
+            name: profile.name,
+            email: profile.email.to_string(),
+        };
+        let order = if method.is_transfer() {
+            orders::place_by_transfer(
                 conn,
-                &user.id,
-                &key,
-                &fingerprint,
+                &buyer,
+                method,
+                &products,
+                &quote,
+                app.config.reservation,
                 now,
-                |conn| -> Result<(u16, String), ApiError> {
-                    let products = catalog::resolve(conn, &user.brand, &requested)?;
-                    let quote = priced(&products);
-                    let profile = users::find(conn, &user.id)?.ok_or(UserError::NotFound)?;
-                    let buyer = orders::Buyer {
-                        user_id: user.id.clone(),
-                        brand_id: user.brand.clone(),
-                        name: profile.name,
-                        email: profile.email.to_string(),
-                    };
-                    let order = orders::place_prepaid(
-                        conn,
-                        &key_state.coupon_key,
-                        &buyer,
-                        &products,
-                        &quote,
-                        &key_state.config.public_url,
-                        now,
-                    )?;
-                    let body = serde_json::to_string(&OrderResponse::from(order))
-                        .map_err(|e| ApiError::Unexpected(e.into()))?;
-                    Ok((201, body))
-                },
-            );
-            match result {
-                Ok(outcome) => Ok(outcome),
-                Err(IdempotencyError::KeyReused) => Err(ApiError::refused(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "idempotency-key-reused",
-                    "Idempotency key reused",
-                    "this Idempotency-Key was already used for a different order",
-                )),
-                Err(IdempotencyError::Work(e)) => Err(e),
-            }
-        })
-        .await?;
-    let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::CREATED);
-    let mut response = HttpResponse::build(status);
-    response.content_type("application/json");
-    if outcome.replayed {
-        response.insert_header(("Idempotent-Replayed", "true"));
-    }
-    Ok(response.body(outcome.body))
+            )?
+        } else {
+            orders::place_prepaid(
+                conn,
+                &app.coupon_key,
+                &buyer,
+                &products,
+                &quote,
+                &app.config.public_url,
+                now,
+            )?
+        };
+        let brand = brand_of(conn, &user.brand)?;
+        let body = serde_json::to_string(&OrderResponse::new(order, &brand))
+            .map_err(|e| ApiError::Unexpected(e.into()))?;
+        Ok((201, body))
+    })
+    .await
 }
 
 /// `GET /api/v1/orders`: own orders; the back-office sees every order of its brand.
@@ -219,11 +226,13 @@ pub async fn list(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpR
     let list = state
         .with_conn(move |conn| {
             let owner = (user.role != Role::BackOffice).then_some(user.id.as_str());
-            orders::list(conn, &user.brand, owner, LIST_LIMIT)
+            let list = orders::list(conn, &user.brand, owner, LIST_LIMIT)?;
+            Ok::<_, ApiError>((list, brand_of(conn, &user.brand)?))
         })
         .await?;
+    let (list, brand) = list;
     Ok(HttpResponse::Ok().json(serde_json::json!({
-        "orders": list.into_iter().map(OrderResponse::from).collect::<Vec<_>>()
+        "orders": list.into_iter().map(|o| OrderResponse::new(o, &brand)).collect::<Vec<_>>()
     })))
 }
 
@@ -238,12 +247,17 @@ pub async fn show(
             let order = orders::find(conn, &id)?.ok_or(OrderError::NotFound)?;
             let visible = order.brand_id == user.brand
                 && (user.role == Role::BackOffice || order.user_id == user.id);
-            if visible {
-                Ok(order)
-            } else {
-                Err(OrderError::NotFound)
+            if !visible {
+                return Err(OrderError::NotFound.into());
             }
+            Ok::<_, ApiError>((order, brand_of(conn, &user.brand)?))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(OrderResponse::from(order)))
+    let (order, brand) = order;
+    Ok(HttpResponse::Ok().json(OrderResponse::new(order, &brand)))
+}
+
+pub(super) fn brand_of(conn: &mut crate::db::DbConnection, id: &str) -> Result<Brand, ApiError> {
+    brands::find(conn, id)?
+        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("brand {id} missing")))
 }

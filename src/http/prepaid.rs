@@ -2,15 +2,19 @@
 //! and manual adjustments.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{BackOffice, Buyer};
+use super::orders::PayTo;
 use super::problem::FieldErrors;
-use super::{ApiError, AppState};
+use super::{idempotent, ApiError, AppState};
+use crate::auth::{users, UserError};
 use crate::email_address::EmailAddress;
 use crate::money::{Money, PositiveMoney};
+use crate::orders::PaymentMethod;
+use crate::prepaid::top_ups::{self, TopUp, TopUpStatus};
 use crate::prepaid::{self, Account, Adjustment, Direction, Entry, EntryKind, PrepaidError};
 use crate::validation::Reason;
 
@@ -236,6 +240,121 @@ pub async fn adjust(
 struct UnknownDirection;
 
 impl crate::validation::Rule for UnknownDirection {
+    fn rule(&self) -> &'static str {
+        "one_of"
+    }
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopUpRequest {
+    amount: String,
+    payment_method: String,
+}
+
+#[derive(Serialize)]
+struct TopUpResponse {
+    id: String,
+    status: TopUpStatus,
+    payment_method: PaymentMethod,
+    amount: Money,
+    amount_received: Money,
+    currency: &'static str,
+    reference: String,
+    reference_print: String,
+    reserved_until: DateTime<Utc>,
+    pay_to: PayTo,
+    created_at: DateTime<Utc>,
+    paid_at: Option<DateTime<Utc>>,
+}
+
+impl TopUpResponse {
+    fn new(top_up: TopUp, brand: &crate::brands::Brand) -> Self {
+        Self {
+            id: top_up.id,
+            status: top_up.status,
+            payment_method: top_up.payment_method,
+            amount: top_up.amount,
+            amount_received: top_up.received,
+            currency: "EUR",
+            reference: top_up.payment_reference.as_str().to_owned(),
+            reference_print: top_up.payment_reference.printed(),
+            reserved_until: top_up.reserved_until,
+            pay_to: PayTo::from(brand),
+            created_at: top_up.created_at,
+            paid_at: top_up.paid_at,
+        }
+    }
+}
+
+/// `POST /api/v1/prepaid/topups` with an `Idempotency-Key`: an RF code and the bank
+/// details to top up the account by transfer; the money is credited when it arrives.
+pub async fn request_top_up(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    Buyer(user): Buyer,
+    body: web::Json<TopUpRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let key = idempotent::key_from(&request)?;
+    let body = body.into_inner();
+    let fingerprint = idempotent::fingerprint(&body)?;
+    let mut errors = FieldErrors::default();
+    let amount = errors.check("amount", PositiveMoney::parse(&body.amount));
+    let method = errors.check(
+        "payment_method",
+        PaymentMethod::parse(&body.payment_method)
+            .filter(|m| m.is_transfer())
+            .ok_or(TransferMethodOnly),
+    );
+    errors.finish()?;
+    let (amount, method) = (amount.expect("checked"), method.expect("checked"));
+    let app = state.clone();
+    let user_id = user.id.clone();
+    idempotent::respond(&state, user_id, key, fingerprint, move |conn, now| {
+        let profile = users::find(conn, &user.id)?.ok_or(UserError::NotFound)?;
+        let email = profile.email.to_string();
+        let top_up = top_ups::request(
+            conn,
+            &top_ups::Requester {
+                user_id: &user.id,
+                brand_id: &user.brand,
+                name: &profile.name,
+                email: &email,
+            },
+            amount,
+            method,
+            app.config.reservation,
+            now,
+        )?;
+        let brand = super::orders::brand_of(conn, &user.brand)?;
+        let body = serde_json::to_string(&TopUpResponse::new(top_up, &brand))
+            .map_err(|e| ApiError::Unexpected(e.into()))?;
+        Ok((201, body))
+    })
+    .await
+}
+
+/// `GET /api/v1/prepaid/topups`: own top-ups, newest first.
+pub async fn list_top_ups(
+    state: web::Data<AppState>,
+    Buyer(user): Buyer,
+) -> Result<HttpResponse, ApiError> {
+    let (list, brand) = state
+        .with_conn(move |conn| {
+            let list = top_ups::list_for_user(conn, &user.id, MAX_PAGE)?;
+            Ok::<_, ApiError>((list, super::orders::brand_of(conn, &user.brand)?))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "top_ups": list.into_iter().map(|t| TopUpResponse::new(t, &brand)).collect::<Vec<_>>()
+    })))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("must be bank_transfer, postal_slip or cheque (a top-up comes by transfer)")]
+struct TransferMethodOnly;
+
+impl crate::validation::Rule for TransferMethodOnly {
     fn rule(&self) -> &'static str {
         "one_of"
     }

@@ -37,27 +37,45 @@ pub fn enqueue(
     conn: &mut DbConnection,
     email: &OutgoingEmail,
     now: DateTime<Utc>,
-) -> QueryResult<String> {
-    let id = Uuid::now_v7().to_string();
-    diesel::insert_into(emails::table)
-        .values((
-            emails::id.eq(&id),
-            emails::brand_id.eq(&email.brand_id),
-            emails::kind.eq(email.kind),
-            emails::reference.eq(&email.reference),
-            emails::sender.eq(&email.sender),
-            emails::recipient.eq(&email.recipient),
-            emails::context.eq(email.context.to_string()),
-            emails::subject.eq(""),
-            emails::attachment_name.eq(email.attachment.as_ref().map(|a| a.file_name.as_str())),
-            emails::attachment_content.eq(email.attachment.as_ref().map(|a| a.content.as_str())),
-            emails::status.eq("pending"),
-            emails::attempts.eq(0),
-            emails::next_attempt_at.eq(now.naive_utc()),
-            emails::created_at.eq(now.naive_utc()),
-        ))
-        .execute(conn)?;
-    Ok(id)
+) -> QueryResult<()> {
+    enqueue_all(conn, std::slice::from_ref(email), now)
+}
+
+/// Writes emails to the outbox, many rows per statement.
+pub fn enqueue_all(
+    conn: &mut DbConnection,
+    emails: &[OutgoingEmail],
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    for chunk in emails.chunks(500) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|email| {
+                (
+                    emails::id.eq(Uuid::now_v7().to_string()),
+                    emails::brand_id.eq(&email.brand_id),
+                    emails::kind.eq(email.kind),
+                    emails::reference.eq(&email.reference),
+                    emails::sender.eq(&email.sender),
+                    emails::recipient.eq(&email.recipient),
+                    emails::context.eq(email.context.to_string()),
+                    emails::subject.eq(""),
+                    emails::attachment_name
+                        .eq(email.attachment.as_ref().map(|a| a.file_name.as_str())),
+                    emails::attachment_content
+                        .eq(email.attachment.as_ref().map(|a| a.content.as_str())),
+                    emails::status.eq("pending"),
+                    emails::attempts.eq(0),
+                    emails::next_attempt_at.eq(now.naive_utc()),
+                    emails::created_at.eq(now.naive_utc()),
+                )
+            })
+            .collect();
+        on_backend!(conn, |c| diesel::insert_into(emails::table)
+            .values(rows)
+            .execute(c))?;
+    }
+    Ok(())
 }
 
 /// An email a dispatcher holds the lease on.

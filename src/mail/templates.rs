@@ -21,6 +21,24 @@ const TEMPLATES: &[(&str, &str, &str, &str)] = &[
         include_str!("../../templates/email/order_receipt.text.hbs"),
         include_str!("../../templates/email/order_receipt.html.hbs"),
     ),
+    (
+        "transfer_instructions",
+        "{{brand}}: come pagare con il codice {{reference}}",
+        include_str!("../../templates/email/transfer_instructions.text.hbs"),
+        include_str!("../../templates/email/transfer_instructions.html.hbs"),
+    ),
+    (
+        "reservation_expired",
+        "{{brand}}: prenotazione {{reference}} scaduta",
+        include_str!("../../templates/email/reservation_expired.text.hbs"),
+        include_str!("../../templates/email/reservation_expired.html.hbs"),
+    ),
+    (
+        "payment_update",
+        "{{brand}}: pagamento {{reference}}",
+        include_str!("../../templates/email/payment_update.text.hbs"),
+        include_str!("../../templates/email/payment_update.html.hbs"),
+    ),
 ];
 
 pub struct Templates {

@@ -1,6 +1,11 @@
-//! Orders: lines of coupons, paid from the prepaid account (this module) or by transfer
-//! (a later milestone). Paying is one transaction: debit, invoice number, coupons,
-//! emails in the outbox, audit. All or nothing.
+//! Orders: lines of coupons, paid from the prepaid account or by transfer.
+//!
+//! Prepaid: paying is one transaction (debit, invoice number, coupons, emails in the
+//! outbox, audit), all or nothing. Transfer: the order waits `awaiting_payment` with an
+//! RF code until a statement brings the money (see `payments::reconcile`), which fulfils
+//! it through [`fulfilment`] the same way.
+
+pub mod fulfilment;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -8,13 +13,15 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit::{self, Actor, AuditEntry};
-use crate::brands::{self, Brand};
+use crate::brands;
 use crate::catalog::{Product, Quote};
 use crate::coupons::{self, CouponKey};
 use crate::db::schema::{order_lines, orders};
 use crate::db::{self, write_transaction, DbConnection};
-use crate::mail::outbox::{self, Attachment, OutgoingEmail};
+use crate::mail::outbox;
 use crate::money::Money;
+use crate::payments::reservations::{self, Target};
+use crate::payments::CreditorReference;
 use crate::prepaid::{self, EntryKind, Posting, PrepaidError};
 
 text_enum!(
@@ -37,7 +44,13 @@ text_enum!(
 );
 
 impl PaymentMethod {
-    fn italian(self) -> &'static str {
+    /// Paid by money that arrives later with an RF code (bank transfer, postal slip,
+    /// cheque), rather than at once from the prepaid account.
+    pub fn is_transfer(self) -> bool {
+        self != PaymentMethod::Prepaid
+    }
+
+    pub fn italian(self) -> &'static str {
         match self {
             PaymentMethod::Prepaid => "conto prepagato",
             PaymentMethod::BankTransfer => "bonifico bancario",
@@ -88,14 +101,30 @@ pub struct Order {
     pub fulfilled_at: Option<DateTime<Utc>>,
     pub lines: Vec<OrderLine>,
     pub coupon_count: i64,
+    /// The RF code to quote when paying by transfer.
+    pub payment_reference: Option<CreditorReference>,
+    /// Until when a transfer order waits for its money.
+    pub reserved_until: Option<DateTime<Utc>>,
+    /// What transfers have brought so far (partial payments add up).
+    pub received: Money,
+}
+
+impl Order {
+    /// What is still to pay: zero once paid, never negative.
+    pub fn amount_due(&self) -> Money {
+        match self.status {
+            OrderStatus::AwaitingPayment if self.received < self.gross_total => {
+                self.gross_total - self.received
+            }
+            _ => Money::ZERO,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrderError {
     #[error(transparent)]
     Prepaid(#[from] PrepaidError),
-    #[error("payment by {0} is not available yet")]
-    UnsupportedPayment(PaymentMethod),
     #[error("no such order")]
     NotFound,
     #[error(transparent)]
@@ -123,50 +152,11 @@ pub fn place_prepaid(
     write_transaction(conn, |conn| {
         let brand = brands::find(conn, &buyer.brand_id)?
             .ok_or_else(|| anyhow::anyhow!("brand {} missing", buyer.brand_id))?;
-        let order_id = Uuid::now_v7().to_string();
-        diesel::insert_into(orders::table)
-            .values((
-                orders::id.eq(&order_id),
-                orders::brand_id.eq(&buyer.brand_id),
-                orders::user_id.eq(&buyer.user_id),
-                orders::status.eq(OrderStatus::Fulfilled.as_str()),
-                orders::payment_method.eq(PaymentMethod::Prepaid.as_str()),
-                orders::net_cents.eq(quote.net_total.cents()),
-                orders::vat_cents.eq(quote.vat_total.cents()),
-                orders::gross_cents.eq(quote.gross_total.cents()),
-                orders::email.eq(&buyer.email),
-                orders::created_at.eq(now.naive_utc()),
-                orders::paid_at.eq(Some(now.naive_utc())),
-                orders::fulfilled_at.eq(Some(now.naive_utc())),
-            ))
-            .execute(conn)?;
-        let mut lines = Vec::with_capacity(products.len());
-        for (index, ((product, quantity), line)) in products.iter().zip(&quote.lines).enumerate() {
-            lines.push(OrderLine {
-                line_number: index as i32 + 1,
-                product_id: product.id.clone(),
-                product_code: product.code.clone(),
-                product_name: product.name.clone(),
-                quantity: *quantity as i32,
-                net_unit_price: product.net_price,
-                vat_rate_basis_points: product.vat_rate.basis_points() as i32,
-                net_amount: line.net_amount,
-            });
-            diesel::insert_into(order_lines::table)
-                .values((
-                    order_lines::id.eq(Uuid::now_v7().to_string()),
-                    order_lines::order_id.eq(&order_id),
-                    order_lines::line_number.eq(index as i32 + 1),
-                    order_lines::product_id.eq(&product.id),
-                    order_lines::product_code.eq(&product.code),
-                    order_lines::product_name.eq(&product.name),
-                    order_lines::quantity.eq(*quantity as i32),
-                    order_lines::net_unit_cents.eq(product.net_price.cents()),
-                    order_lines::vat_rate_basis_points.eq(product.vat_rate.basis_points() as i32),
-                    order_lines::net_cents.eq(line.net_amount.cents()),
-                ))
-                .execute(conn)?;
-        }
+        let mut order = new_order(buyer, PaymentMethod::Prepaid, products, quote, now);
+        order.status = OrderStatus::Fulfilled;
+        order.paid_at = Some(now);
+        order.fulfilled_at = Some(now);
+        insert(conn, &order)?;
 
         let account = prepaid::account_of_owner(conn, &buyer.user_id)?;
         prepaid::post(
@@ -176,30 +166,21 @@ pub fn place_prepaid(
                 kind: EntryKind::OrderDebit,
                 amount: -quote.gross_total,
                 description: "Acquisto coupon",
-                reference: Some(&order_id),
+                reference: Some(&order.id),
                 actor_id: Some(&buyer.user_id),
             },
             now,
         )?;
 
-        let valid_until = now + Duration::days(coupons::VALIDITY_DAYS);
-        let mut issued = Vec::new();
-        for (product, quantity) in products {
-            for _ in 0..*quantity {
-                let code = coupons::issue(
-                    conn,
-                    key,
-                    &buyer.brand_id,
-                    &order_id,
-                    &buyer.user_id,
-                    product,
-                    valid_until,
-                    now,
-                )?;
-                issued.push((code, product));
-            }
-        }
-
+        let written = fulfilment::write(
+            conn,
+            key,
+            &brand,
+            &[fulfilment::Recipient::of(&order, &buyer.name)],
+            public_url,
+            now,
+        )?;
+        order.coupon_count = written.coupons as i64;
         audit::record(
             conn,
             AuditEntry {
@@ -207,44 +188,21 @@ pub fn place_prepaid(
                 actor: &Actor::User(buyer.user_id.clone()),
                 action: "order.paid",
                 subject_type: "order",
-                subject_id: &order_id,
+                subject_id: &order.id,
                 details: json!({
                     "payment_method": "prepaid",
                     "gross_total": quote.gross_total.to_string(),
-                    "coupons": issued.len(),
+                    "coupons": written.coupons,
                 }),
             },
             now,
         )?;
 
-        let mut order = Order {
-            id: order_id.clone(),
-            brand_id: buyer.brand_id.clone(),
-            user_id: buyer.user_id.clone(),
-            status: OrderStatus::Fulfilled,
-            payment_method: PaymentMethod::Prepaid,
-            net_total: quote.net_total,
-            vat_total: quote.vat_total,
-            gross_total: quote.gross_total,
-            invoice_number: None,
-            email: buyer.email.clone(),
-            created_at: now,
-            paid_at: Some(now),
-            fulfilled_at: Some(now),
-            lines,
-            coupon_count: issued.len() as i64,
-        };
-        // The emails print the invoice number, which the dispatcher reads from the order
-        // when it sends them: they can be written before the number is taken.
-        for email in order_emails(&brand, buyer, &order, &issued, valid_until, public_url) {
-            outbox::enqueue(conn, &email, now)?;
-        }
-
         // Last: from here to commit the brand's invoice counter row is locked, and every
         // other payment of the brand waits.
         order.invoice_number = Some(db::assign_invoice_number(
             conn,
-            &order_id,
+            &order.id,
             &buyer.brand_id,
             &brand.invoice_series,
             now.year(),
@@ -253,78 +211,157 @@ pub fn place_prepaid(
     })
 }
 
-/// The coupon delivery (codes, how to renew) and the receipt (invoice number, amounts),
-/// as template values: rendering happens when the dispatcher sends them, which adds the
-/// order's invoice number (`reference` is the order).
-fn order_emails(
-    brand: &Brand,
+/// Places an order to be paid by transfer: it waits `awaiting_payment` with a new RF code
+/// until `reserved_until`, and the buyer gets an email with the amount, the code and
+/// where to pay. No invoice, no coupons until the money arrives.
+#[allow(clippy::too_many_arguments)]
+pub fn place_by_transfer(
+    conn: &mut DbConnection,
     buyer: &Buyer,
-    order: &Order,
-    issued: &[(coupons::CouponCode, &Product)],
-    valid_until: DateTime<Utc>,
-    public_url: &str,
-) -> Vec<OutgoingEmail> {
-    let valid_until_text = valid_until.format("%d/%m/%Y").to_string();
-    let attachment = (issued.len() > CSV_ATTACHMENT_FROM).then(|| {
-        let mut csv = String::from("codice,prodotto,valido_fino_al\n");
-        for (code, product) in issued {
-            csv.push_str(&format!(
-                "{code},\"{}\",{valid_until_text}\n",
-                product.name.replace('"', "\"\"")
-            ));
-        }
-        Attachment {
-            file_name: format!(
-                "coupon-{}-{}.csv",
-                order.created_at.format("%Y%m%d"),
-                &order.id[..8]
-            ),
-            content_type: "text/csv",
-            content: csv,
-        }
-    });
-    let coupons_context: Vec<_> = issued
+    method: PaymentMethod,
+    products: &[(Product, u32)],
+    quote: &Quote,
+    reservation: Duration,
+    now: DateTime<Utc>,
+) -> Result<Order, OrderError> {
+    debug_assert!(method.is_transfer());
+    write_transaction(conn, |conn| {
+        let brand = brands::find(conn, &buyer.brand_id)?
+            .ok_or_else(|| anyhow::anyhow!("brand {} missing", buyer.brand_id))?;
+        let mut order = new_order(buyer, method, products, quote, now);
+        order.reserved_until = Some(now + reservation);
+        let reference = reservations::reserve(
+            conn,
+            &buyer.brand_id,
+            now,
+            |conn, reference| -> Result<Target, OrderError> {
+                order.payment_reference = Some(reference.clone());
+                insert(conn, &order)?;
+                Ok(Target::Order(order.id.clone()))
+            },
+        )?;
+        let instructions = reservations::Instructions {
+            brand: &brand,
+            recipient_name: &buyer.name,
+            recipient_email: &buyer.email,
+            method,
+            amount: order.gross_total,
+            reference: &reference,
+            reserved_until: now + reservation,
+            purpose: reservations::Purpose::Order {
+                order_id: &order.id,
+                lines: &order.lines,
+            },
+        };
+        outbox::enqueue(conn, &instructions.email(), now)?;
+        audit::record(
+            conn,
+            AuditEntry {
+                brand_id: Some(&buyer.brand_id),
+                actor: &Actor::User(buyer.user_id.clone()),
+                action: "order.placed",
+                subject_type: "order",
+                subject_id: &order.id,
+                details: json!({
+                    "payment_method": method.as_str(),
+                    "gross_total": quote.gross_total.to_string(),
+                    "payment_reference": reference.as_str(),
+                    "reserved_until": order.reserved_until,
+                }),
+            },
+            now,
+        )?;
+        Ok(order)
+    })
+}
+
+/// The order as the buyer asked for it, not yet stored.
+fn new_order(
+    buyer: &Buyer,
+    method: PaymentMethod,
+    products: &[(Product, u32)],
+    quote: &Quote,
+    now: DateTime<Utc>,
+) -> Order {
+    let lines = products
         .iter()
-        .map(|(code, product)| json!({ "code": code.to_string(), "product": product.name, "valid_until": valid_until_text }))
+        .zip(&quote.lines)
+        .enumerate()
+        .map(|(index, ((product, quantity), line))| OrderLine {
+            line_number: index as i32 + 1,
+            product_id: product.id.clone(),
+            product_code: product.code.clone(),
+            product_name: product.name.clone(),
+            quantity: *quantity as i32,
+            net_unit_price: product.net_price,
+            vat_rate_basis_points: product.vat_rate.basis_points() as i32,
+            net_amount: line.net_amount,
+        })
         .collect();
-    let delivery = OutgoingEmail {
-        brand_id: brand.id.clone(),
-        kind: "coupon_delivery",
-        reference: Some(order.id.clone()),
-        sender: brand.sender_address.clone(),
-        recipient: buyer.email.clone(),
-        context: json!({
-            "name": buyer.name, "brand": brand.name,
-            "single": issued.len() == 1, "count": issued.len(), "coupons": coupons_context,
-            "attachment": attachment.as_ref().map(|a| a.file_name.clone()),
-            "public_url": public_url,
-        }),
-        attachment,
-    };
+    Order {
+        id: Uuid::now_v7().to_string(),
+        brand_id: buyer.brand_id.clone(),
+        user_id: buyer.user_id.clone(),
+        status: OrderStatus::AwaitingPayment,
+        payment_method: method,
+        net_total: quote.net_total,
+        vat_total: quote.vat_total,
+        gross_total: quote.gross_total,
+        invoice_number: None,
+        email: buyer.email.clone(),
+        created_at: now,
+        paid_at: None,
+        fulfilled_at: None,
+        lines,
+        coupon_count: 0,
+        payment_reference: None,
+        reserved_until: None,
+        received: Money::ZERO,
+    }
+}
+
+fn insert(conn: &mut DbConnection, order: &Order) -> QueryResult<()> {
+    diesel::insert_into(orders::table)
+        .values((
+            orders::id.eq(&order.id),
+            orders::brand_id.eq(&order.brand_id),
+            orders::user_id.eq(&order.user_id),
+            orders::status.eq(order.status.as_str()),
+            orders::payment_method.eq(order.payment_method.as_str()),
+            orders::net_cents.eq(order.net_total.cents()),
+            orders::vat_cents.eq(order.vat_total.cents()),
+            orders::gross_cents.eq(order.gross_total.cents()),
+            orders::email.eq(&order.email),
+            orders::created_at.eq(order.created_at.naive_utc()),
+            orders::paid_at.eq(order.paid_at.map(|t| t.naive_utc())),
+            orders::fulfilled_at.eq(order.fulfilled_at.map(|t| t.naive_utc())),
+            orders::payment_reference.eq(order.payment_reference.as_ref().map(|r| r.as_str())),
+            orders::reserved_until.eq(order.reserved_until.map(|t| t.naive_utc())),
+            orders::received_cents.eq(order.received.cents()),
+        ))
+        .execute(conn)?;
     let lines: Vec<_> = order
         .lines
         .iter()
-        .map(|l| json!({
-            "product": l.product_name, "quantity": l.quantity, "net_amount": l.net_amount.to_string(),
-            "vat_rate": format!("{:.2}", rust_decimal::Decimal::new(l.vat_rate_basis_points as i64, 2)),
-        }))
+        .map(|line| {
+            (
+                order_lines::id.eq(Uuid::now_v7().to_string()),
+                order_lines::order_id.eq(&order.id),
+                order_lines::line_number.eq(line.line_number),
+                order_lines::product_id.eq(&line.product_id),
+                order_lines::product_code.eq(&line.product_code),
+                order_lines::product_name.eq(&line.product_name),
+                order_lines::quantity.eq(line.quantity),
+                order_lines::net_unit_cents.eq(line.net_unit_price.cents()),
+                order_lines::vat_rate_basis_points.eq(line.vat_rate_basis_points),
+                order_lines::net_cents.eq(line.net_amount.cents()),
+            )
+        })
         .collect();
-    let receipt = OutgoingEmail {
-        brand_id: brand.id.clone(),
-        kind: "order_receipt",
-        reference: Some(order.id.clone()),
-        sender: brand.sender_address.clone(),
-        recipient: buyer.email.clone(),
-        context: json!({
-            "name": buyer.name, "brand": brand.name,
-            "date": order.created_at.format("%d/%m/%Y").to_string(),
-            "payment_method": order.payment_method.italian(), "lines": lines,
-            "net_total": order.net_total.to_string(), "vat_total": order.vat_total.to_string(),
-            "gross_total": order.gross_total.to_string(),
-        }),
-        attachment: None,
-    };
-    vec![delivery, receipt]
+    on_backend!(conn, |c| diesel::insert_into(order_lines::table)
+        .values(lines)
+        .execute(c))?;
+    Ok(())
 }
 
 type OrderRow = (
@@ -341,6 +378,9 @@ type OrderRow = (
     NaiveDateTime,
     Option<NaiveDateTime>,
     Option<NaiveDateTime>,
+    Option<String>,
+    Option<NaiveDateTime>,
+    i64,
 );
 
 columns!(
@@ -358,6 +398,9 @@ columns!(
         orders::created_at,
         orders::paid_at,
         orders::fulfilled_at,
+        orders::payment_reference,
+        orders::reserved_until,
+        orders::received_cents,
     )
 );
 
@@ -376,6 +419,9 @@ fn from_row(row: OrderRow, lines: Vec<OrderLine>, coupon_count: i64) -> anyhow::
         created_at,
         paid_at,
         fulfilled_at,
+        payment_reference,
+        reserved_until,
+        received,
     ) = row;
     Ok(Order {
         status: OrderStatus::parse(&status)
@@ -395,41 +441,52 @@ fn from_row(row: OrderRow, lines: Vec<OrderLine>, coupon_count: i64) -> anyhow::
         fulfilled_at: fulfilled_at.map(|t| t.and_utc()),
         lines,
         coupon_count,
+        payment_reference: payment_reference
+            .map(|r| CreditorReference::parse(&r))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("stored RF code: {e}"))?,
+        reserved_until: reserved_until.map(|t| t.and_utc()),
+        received: Money::from_cents(received),
     })
 }
 
 type LineRow = (i32, String, String, String, i32, i64, i32, i64);
 
+columns!(
+    LINE_COLUMNS = (
+        order_lines::line_number,
+        order_lines::product_id,
+        order_lines::product_code,
+        order_lines::product_name,
+        order_lines::quantity,
+        order_lines::net_unit_cents,
+        order_lines::vat_rate_basis_points,
+        order_lines::net_cents,
+    )
+);
+
+fn line_from_row(row: LineRow) -> OrderLine {
+    let (line_number, product_id, product_code, product_name, quantity, unit, rate, net) = row;
+    OrderLine {
+        line_number,
+        product_id,
+        product_code,
+        product_name,
+        quantity,
+        net_unit_price: Money::from_cents(unit),
+        vat_rate_basis_points: rate,
+        net_amount: Money::from_cents(net),
+    }
+}
+
 fn lines_of(conn: &mut DbConnection, order_id: &str) -> QueryResult<Vec<OrderLine>> {
     Ok(order_lines::table
         .filter(order_lines::order_id.eq(order_id))
         .order(order_lines::line_number.asc())
-        .select((
-            order_lines::line_number,
-            order_lines::product_id,
-            order_lines::product_code,
-            order_lines::product_name,
-            order_lines::quantity,
-            order_lines::net_unit_cents,
-            order_lines::vat_rate_basis_points,
-            order_lines::net_cents,
-        ))
+        .select(LINE_COLUMNS)
         .load::<LineRow>(conn)?
         .into_iter()
-        .map(
-            |(line_number, product_id, product_code, product_name, quantity, unit, rate, net)| {
-                OrderLine {
-                    line_number,
-                    product_id,
-                    product_code,
-                    product_name,
-                    quantity,
-                    net_unit_price: Money::from_cents(unit),
-                    vat_rate_basis_points: rate,
-                    net_amount: Money::from_cents(net),
-                }
-            },
-        )
+        .map(line_from_row)
         .collect())
 }
 
@@ -469,6 +526,41 @@ pub fn list(
             let lines = lines_of(conn, &row.0)?;
             let count = coupons::count_for_order(conn, &row.0)?;
             Ok(from_row(row, lines, count)?)
+        })
+        .collect()
+}
+
+/// Orders by id with their lines, for the statement import: on PostgreSQL the rows stay
+/// locked until the import's transaction ends (SQLite's writer lock already excludes
+/// every other writer). `coupon_count` is not loaded (0).
+pub fn lock_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<Order>, OrderError> {
+    let query = orders::table
+        .filter(orders::id.eq_any(ids))
+        .order(orders::id.asc())
+        .select(ORDER_COLUMNS);
+    let rows: Vec<OrderRow> = match conn {
+        DbConnection::Postgres(pg) => query.for_update().load(pg)?,
+        DbConnection::Sqlite(sqlite) => query.load(sqlite)?,
+    };
+    let mut lines_by_order: std::collections::HashMap<String, Vec<OrderLine>> =
+        std::collections::HashMap::new();
+    for id in ids.chunks(1000) {
+        let rows: Vec<(String, LineRow)> = order_lines::table
+            .filter(order_lines::order_id.eq_any(id))
+            .order((order_lines::order_id.asc(), order_lines::line_number.asc()))
+            .select((order_lines::order_id, LINE_COLUMNS))
+            .load(conn)?;
+        for (order_id, row) in rows {
+            lines_by_order
+                .entry(order_id)
+                .or_default()
+                .push(line_from_row(row));
+        }
+    }
+    rows.into_iter()
+        .map(|row| {
+            let lines = lines_by_order.remove(&row.0).unwrap_or_default();
+            Ok(from_row(row, lines, 0)?)
         })
         .collect()
 }

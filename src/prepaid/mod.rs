@@ -7,6 +7,8 @@
 //! overdraw: on PostgreSQL the UPDATE waits for the row lock and re-checks the condition;
 //! on SQLite writers are serialised by `BEGIN IMMEDIATE`.
 
+pub mod top_ups;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde_json::json;

@@ -9,6 +9,8 @@ mod helpers;
 mod lookup;
 mod orders;
 mod outbox;
+mod payments;
 mod prepaid;
 mod schema;
 mod smtp;
+mod statements;

@@ -1,0 +1,10 @@
+DROP TABLE payments;
+DROP TABLE statements;
+DROP TABLE payment_references;
+DROP TABLE top_ups;
+DROP INDEX orders_by_reservation;
+DROP INDEX orders_by_payment_reference;
+ALTER TABLE orders DROP COLUMN closed_at;
+ALTER TABLE orders DROP COLUMN received_cents;
+ALTER TABLE orders DROP COLUMN reserved_until;
+ALTER TABLE orders DROP COLUMN payment_reference;

@@ -1,0 +1,74 @@
+//! Requests that create something the caller pays for (orders, top-ups) carry an
+//! `Idempotency-Key`: a retry gets the first answer again instead of a second purchase.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{ApiError, AppState};
+use crate::db::DbConnection;
+use crate::idempotency::{self, IdempotencyError, IdempotencyKey};
+
+/// The `Idempotency-Key` header, required.
+pub fn key_from(request: &HttpRequest) -> Result<IdempotencyKey, ApiError> {
+    let header = request
+        .headers()
+        .get("Idempotency-Key")
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "Idempotency-Key",
+                "required",
+                "send an Idempotency-Key header (e.g. a new UUID per request) so a retry cannot buy twice",
+            )
+        })?
+        .to_str()
+        .unwrap_or_default();
+    IdempotencyKey::parse(header)
+        .map_err(|e| ApiError::invalid_field("Idempotency-Key", "idempotency_key", e.to_string()))
+}
+
+/// A fingerprint of the request body, to tell a retry from a different request.
+pub fn fingerprint(body: &impl Serialize) -> Result<String, ApiError> {
+    Ok(idempotency::fingerprint(
+        &serde_json::to_string(body).map_err(|e| ApiError::Unexpected(e.into()))?,
+    ))
+}
+
+/// Runs `work` once per (user, key) and answers with what it returned (status, JSON body),
+/// or with the stored answer of the first request with this key.
+pub async fn respond<F>(
+    state: &web::Data<AppState>,
+    user_id: String,
+    key: IdempotencyKey,
+    fingerprint: String,
+    work: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce(&mut DbConnection, DateTime<Utc>) -> Result<(u16, String), ApiError> + Send + 'static,
+{
+    let outcome = state
+        .with_conn(move |conn| {
+            let now = Utc::now();
+            match idempotency::run(conn, &user_id, &key, &fingerprint, now, |conn| {
+                work(conn, now)
+            }) {
+                Ok(outcome) => Ok(outcome),
+                Err(IdempotencyError::KeyReused) => Err(ApiError::refused(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency-key-reused",
+                    "Idempotency key reused",
+                    "this Idempotency-Key was already used for a different request",
+                )),
+                Err(IdempotencyError::Work(e)) => Err(e),
+            }
+        })
+        .await?;
+    let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::CREATED);
+    let mut response = HttpResponse::build(status);
+    response.content_type("application/json");
+    if outcome.replayed {
+        response.insert_header(("Idempotent-Replayed", "true"));
+    }
+    Ok(response.body(outcome.body))
+}

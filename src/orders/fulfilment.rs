@@ -1,0 +1,152 @@
+//! Fulfilling paid orders: one coupon per unit bought, the delivery email with the codes
+//! and the receipt, written in the paying transaction. Shared by the prepaid checkout
+//! (one order) and the statement import (hundreds per transaction), so everything is
+//! written with multi-row inserts.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::QueryResult;
+use serde_json::json;
+
+use super::{Order, CSV_ATTACHMENT_FROM};
+use crate::brands::Brand;
+use crate::coupons::{self, CouponCode, CouponKey, NewCoupon};
+use crate::db::DbConnection;
+use crate::mail::outbox::{self, Attachment, OutgoingEmail};
+
+/// A paid order and the name its emails greet.
+pub struct Recipient<'a> {
+    pub order: &'a Order,
+    pub name: &'a str,
+}
+
+impl<'a> Recipient<'a> {
+    pub fn of(order: &'a Order, name: &'a str) -> Self {
+        Self { order, name }
+    }
+}
+
+pub struct Written {
+    pub coupons: usize,
+}
+
+/// Coupons and emails of paid orders of one brand. The invoice number is not taken here:
+/// the emails print it, and the dispatcher reads it from the order when sending, so the
+/// caller can take the numbers last (the brand's counter is then locked the shortest).
+pub fn write(
+    conn: &mut DbConnection,
+    key: &CouponKey,
+    brand: &Brand,
+    paid: &[Recipient<'_>],
+    public_url: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Written> {
+    let valid_until = now + Duration::days(coupons::VALIDITY_DAYS);
+    let mut all_coupons = Vec::new();
+    let mut emails = Vec::with_capacity(paid.len() * 2);
+    for recipient in paid {
+        let order = recipient.order;
+        let mut issued: Vec<(CouponCode, &str)> = Vec::new();
+        for line in &order.lines {
+            for _ in 0..line.quantity {
+                let coupon = NewCoupon::generate(
+                    &order.brand_id,
+                    &order.id,
+                    &order.user_id,
+                    &line.product_id,
+                    line.net_unit_price.cents(),
+                    line.vat_rate_basis_points,
+                    valid_until,
+                );
+                issued.push((coupon.code.clone(), &line.product_name));
+                all_coupons.push(coupon);
+            }
+        }
+        emails.extend(order_emails(
+            brand,
+            recipient.name,
+            order,
+            &issued,
+            valid_until,
+            public_url,
+        ));
+    }
+    coupons::insert_all(conn, key, &all_coupons, now)?;
+    outbox::enqueue_all(conn, &emails, now)?;
+    Ok(Written {
+        coupons: all_coupons.len(),
+    })
+}
+
+/// The coupon delivery (codes, how to renew) and the receipt (invoice number, amounts),
+/// as template values: rendering happens when the dispatcher sends them, which adds the
+/// order's invoice number (`reference` is the order).
+fn order_emails(
+    brand: &Brand,
+    name: &str,
+    order: &Order,
+    issued: &[(CouponCode, &str)],
+    valid_until: DateTime<Utc>,
+    public_url: &str,
+) -> [OutgoingEmail; 2] {
+    let valid_until_text = valid_until.format("%d/%m/%Y").to_string();
+    let attachment = (issued.len() > CSV_ATTACHMENT_FROM).then(|| {
+        let mut csv = String::from("codice,prodotto,valido_fino_al\n");
+        for (code, product) in issued {
+            csv.push_str(&format!(
+                "{code},\"{}\",{valid_until_text}\n",
+                product.replace('"', "\"\"")
+            ));
+        }
+        Attachment {
+            file_name: format!(
+                "coupon-{}-{}.csv",
+                order.created_at.format("%Y%m%d"),
+                &order.id[..8]
+            ),
+            content_type: "text/csv",
+            content: csv,
+        }
+    });
+    let coupons_context: Vec<_> = issued
+        .iter()
+        .map(|(code, product)| json!({ "code": code.to_string(), "product": product, "valid_until": valid_until_text }))
+        .collect();
+    let delivery = OutgoingEmail {
+        brand_id: brand.id.clone(),
+        kind: "coupon_delivery",
+        reference: Some(order.id.clone()),
+        sender: brand.sender_address.clone(),
+        recipient: order.email.clone(),
+        context: json!({
+            "name": name, "brand": brand.name,
+            "single": issued.len() == 1, "count": issued.len(), "coupons": coupons_context,
+            "attachment": attachment.as_ref().map(|a| a.file_name.clone()),
+            "public_url": public_url,
+        }),
+        attachment,
+    };
+    let lines: Vec<_> = order
+        .lines
+        .iter()
+        .map(|l| json!({
+            "product": l.product_name, "quantity": l.quantity, "net_amount": l.net_amount.to_string(),
+            "vat_rate": format!("{:.2}", rust_decimal::Decimal::new(l.vat_rate_basis_points as i64, 2)),
+        }))
+        .collect();
+    let receipt = OutgoingEmail {
+        brand_id: brand.id.clone(),
+        kind: "order_receipt",
+        reference: Some(order.id.clone()),
+        sender: brand.sender_address.clone(),
+        recipient: order.email.clone(),
+        context: json!({
+            "name": name, "brand": brand.name,
+            "date": order.created_at.format("%d/%m/%Y").to_string(),
+            "payment_method": order.payment_method.italian(), "lines": lines,
+            "net_total": order.net_total.to_string(), "vat_total": order.vat_total.to_string(),
+            "gross_total": order.gross_total.to_string(),
+        }),
+        attachment: None,
+    };
+    [delivery, receipt]
+}

@@ -1,0 +1,271 @@
+//! What a payment does, decided from the state of what its RF code pays for. Pure
+//! functions: the import (`reconcile`) loads the state, asks [`decide`], and writes what
+//! it says. Every case has one outcome; none drops money.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::money::Money;
+
+text_enum!(
+    /// What happened to a statement entry.
+    PaymentStatus {
+        /// Exactly what was due: the order is fulfilled (or the top-up credited).
+        Matched => "matched",
+        /// Less than due: counted, the order waits for the rest.
+        Partial => "partial",
+        /// More than due: the order is fulfilled, the excess credited to the prepaid account.
+        Overpaid => "overpaid",
+        /// For something already paid: credited to the prepaid account.
+        Duplicate => "duplicate",
+        /// Nothing to match: waits for the back-office.
+        Unmatched => "unmatched",
+        /// Sent back to the payer (by hand).
+        Refunded => "refunded",
+        /// Taken back by the bank: its effect was undone.
+        Reversed => "reversed",
+        /// The bank's reversal of an earlier credit.
+        Reversal => "reversal",
+    }
+);
+
+text_enum!(
+    /// Why a payment waits for the back-office.
+    UnmatchedReason {
+        NoReference => "no_reference",
+        UnknownReference => "unknown_reference",
+        ReservationExpired => "reservation_expired",
+        OrderCancelled => "order_cancelled",
+        /// A reversal whose original credit is not among the imported payments.
+        OriginalNotFound => "original_not_found",
+        /// A reversal of money credited to a prepaid account that has since been spent.
+        BalanceTooLow => "balance_too_low",
+    }
+);
+
+/// Where an order or top-up stands, as far as payments are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Open,
+    Paid,
+    Expired,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayableKind {
+    Order,
+    TopUp,
+}
+
+/// An order or top-up with its RF code, as matching sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Payable {
+    pub kind: PayableKind,
+    pub standing: Standing,
+    /// The order's gross total, or the top-up's announced amount.
+    pub due: Money,
+    pub received: Money,
+    pub reserved_until: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub status: PaymentStatus,
+    pub reason: Option<UnmatchedReason>,
+    /// Counted towards the order or top-up (its `received`).
+    pub applied: Money,
+    /// Credited to the owner's prepaid account.
+    pub credited: Money,
+    /// The order or top-up is now fully paid (an order is fulfilled).
+    pub completes: bool,
+}
+
+impl Decision {
+    fn unmatched(reason: UnmatchedReason) -> Self {
+        Self {
+            status: PaymentStatus::Unmatched,
+            reason: Some(reason),
+            applied: Money::ZERO,
+            credited: Money::ZERO,
+            completes: false,
+        }
+    }
+}
+
+/// The outcome of a credit of `amount` booked on `booking_date` for `payable` (`None`: the
+/// RF code is valid but belongs to nothing of this brand).
+///
+/// A reservation counts by the day the money was booked, not the day the statement was
+/// imported: a payer who paid on the last day is not penalised by a statement that
+/// arrived after the expiry worker ran (the order is reopened and fulfilled).
+pub fn decide(payable: Option<&Payable>, amount: Money, booking_date: NaiveDate) -> Decision {
+    let Some(payable) = payable else {
+        return Decision::unmatched(UnmatchedReason::UnknownReference);
+    };
+    let in_time = booking_date <= payable.reserved_until.date_naive();
+    match payable.standing {
+        Standing::Cancelled => return Decision::unmatched(UnmatchedReason::OrderCancelled),
+        Standing::Paid => {
+            return Decision {
+                status: PaymentStatus::Duplicate,
+                reason: None,
+                applied: Money::ZERO,
+                credited: amount,
+                completes: false,
+            }
+        }
+        Standing::Open | Standing::Expired if !in_time => {
+            return Decision::unmatched(UnmatchedReason::ReservationExpired)
+        }
+        Standing::Open | Standing::Expired => {}
+    }
+    let remaining = payable.due - payable.received;
+    let (status, applied, excess) = if amount < remaining {
+        (PaymentStatus::Partial, amount, Money::ZERO)
+    } else if amount == remaining {
+        (PaymentStatus::Matched, amount, Money::ZERO)
+    } else {
+        (PaymentStatus::Overpaid, remaining, amount - remaining)
+    };
+    let credited = match payable.kind {
+        // A top-up's money all goes to the account, as it arrives.
+        PayableKind::TopUp => amount,
+        PayableKind::Order => excess,
+    };
+    Decision {
+        status,
+        reason: None,
+        applied: if payable.kind == PayableKind::TopUp {
+            amount
+        } else {
+            applied
+        },
+        credited,
+        completes: status != PaymentStatus::Partial,
+    }
+}
+
+impl Payable {
+    /// The state after `decision` was applied, for the next payment to the same code in
+    /// the same import.
+    pub fn after(mut self, decision: &Decision) -> Self {
+        self.received = self.received + decision.applied;
+        if decision.completes {
+            self.standing = Standing::Paid;
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn money(text: &str) -> Money {
+        Money::parse(text).unwrap()
+    }
+
+    fn order(standing: Standing, due: &str, received: &str) -> Payable {
+        Payable {
+            kind: PayableKind::Order,
+            standing,
+            due: money(due),
+            received: money(received),
+            reserved_until: Utc.with_ymd_and_hms(2026, 12, 3, 10, 0, 0).unwrap(),
+        }
+    }
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, d).unwrap()
+    }
+
+    #[test]
+    fn exact_partial_over_and_duplicate() {
+        let open = order(Standing::Open, "31.72", "0");
+        let exact = decide(Some(&open), money("31.72"), day(1));
+        assert_eq!(exact.status, PaymentStatus::Matched);
+        assert!(exact.completes);
+        assert_eq!(exact.credited, Money::ZERO);
+
+        let partial = decide(Some(&open), money("20.00"), day(1));
+        assert_eq!(partial.status, PaymentStatus::Partial);
+        assert!(!partial.completes);
+        let rest = decide(Some(&open.after(&partial)), money("11.72"), day(2));
+        assert_eq!(rest.status, PaymentStatus::Matched, "payments add up");
+
+        let over = decide(Some(&open), money("40.00"), day(1));
+        assert_eq!(over.status, PaymentStatus::Overpaid);
+        assert_eq!(over.applied, money("31.72"));
+        assert_eq!(over.credited, money("8.28"));
+
+        let paid = open.after(&exact);
+        let twice = decide(Some(&paid), money("31.72"), day(2));
+        assert_eq!(twice.status, PaymentStatus::Duplicate);
+        assert_eq!(twice.credited, money("31.72"));
+    }
+
+    #[test]
+    fn the_deadline_counts_by_booking_day() {
+        let open = order(Standing::Open, "10.00", "0");
+        assert_eq!(
+            decide(Some(&open), money("10.00"), day(3)).status,
+            PaymentStatus::Matched,
+            "booked on the last day"
+        );
+        let late = decide(Some(&open), money("10.00"), day(4));
+        assert_eq!(late.reason, Some(UnmatchedReason::ReservationExpired));
+        let expired = order(Standing::Expired, "10.00", "0");
+        assert_eq!(
+            decide(Some(&expired), money("10.00"), day(2)).status,
+            PaymentStatus::Matched,
+            "paid in time, imported after the expiry"
+        );
+        assert_eq!(
+            decide(Some(&expired), money("10.00"), day(5)).reason,
+            Some(UnmatchedReason::ReservationExpired)
+        );
+        assert_eq!(
+            decide(None, money("1.00"), day(1)).reason,
+            Some(UnmatchedReason::UnknownReference)
+        );
+        assert_eq!(
+            decide(
+                Some(&order(Standing::Cancelled, "1.00", "0")),
+                money("1.00"),
+                day(1)
+            )
+            .reason,
+            Some(UnmatchedReason::OrderCancelled)
+        );
+    }
+
+    #[test]
+    fn top_ups_credit_what_arrives() {
+        let top_up = Payable {
+            kind: PayableKind::TopUp,
+            ..order(Standing::Open, "100.00", "0")
+        };
+        let part = decide(Some(&top_up), money("60.00"), day(1));
+        assert_eq!(part.status, PaymentStatus::Partial);
+        assert_eq!(part.credited, money("60.00"));
+        let over = decide(Some(&top_up.after(&part)), money("50.00"), day(1));
+        assert_eq!(over.status, PaymentStatus::Overpaid);
+        assert_eq!(over.credited, money("50.00"));
+        assert!(over.completes);
+    }
+
+    proptest::proptest! {
+        /// Whatever the amounts, the money of a matched payment is all accounted for:
+        /// what goes to the order plus what goes to the prepaid account is the amount.
+        #[test]
+        fn no_cent_is_lost(due in 1i64..1_000_000, received in 0i64..1_000_000, amount in 1i64..2_000_000) {
+            let received = received % due;
+            let payable = order(Standing::Open, &Money::from_cents(due).to_string(), &Money::from_cents(received).to_string());
+            let d = decide(Some(&payable), Money::from_cents(amount), day(1));
+            proptest::prop_assert_eq!((d.applied + d.credited).cents(), amount);
+            proptest::prop_assert!(payable.after(&d).received.cents() <= due);
+            proptest::prop_assert_eq!(d.completes, received + amount >= due);
+        }
+    }
+}

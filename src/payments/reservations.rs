@@ -1,0 +1,152 @@
+//! RF reservations: the code a payer quotes so that the money finds its order or top-up.
+//!
+//! Each code is random (not an order number someone could guess), registered in
+//! `payment_references` whose primary key keeps it unique across orders and top-ups, and
+//! announced by an email that says how much to pay, where, and by when.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde_json::json;
+
+use super::CreditorReference;
+use crate::brands::Brand;
+use crate::db::schema::payment_references;
+use crate::db::DbConnection;
+use crate::mail::outbox::OutgoingEmail;
+use crate::money::Money;
+use crate::orders::{OrderLine, PaymentMethod};
+
+/// What an RF code pays for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Order(String),
+    TopUp(String),
+}
+
+/// Draws a new code, lets `store` write the order or top-up that carries it, and registers
+/// the code for that target, retrying with another code in the (1 in 10^16) case of a
+/// collision. Each try is a savepoint, so a collision never spoils the caller's transaction.
+pub fn reserve<E>(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    now: DateTime<Utc>,
+    mut store: impl FnMut(&mut DbConnection, &CreditorReference) -> Result<Target, E>,
+) -> Result<CreditorReference, E>
+where
+    E: From<DieselError>,
+{
+    const TRIES: usize = 3;
+    for attempt in 1..=TRIES {
+        let reference = CreditorReference::generate();
+        let stored = conn.transaction(|conn| -> Result<(), Collision<E>> {
+            let target = store(conn, &reference).map_err(Collision::Other)?;
+            let (order_id, top_up_id) = match &target {
+                Target::Order(id) => (Some(id.as_str()), None),
+                Target::TopUp(id) => (None, Some(id.as_str())),
+            };
+            diesel::insert_into(payment_references::table)
+                .values((
+                    payment_references::reference.eq(reference.as_str()),
+                    payment_references::brand_id.eq(brand_id),
+                    payment_references::order_id.eq(order_id),
+                    payment_references::top_up_id.eq(top_up_id),
+                    payment_references::created_at.eq(now.naive_utc()),
+                ))
+                .execute(conn)?;
+            Ok(())
+        });
+        match stored {
+            Ok(()) => return Ok(reference),
+            Err(Collision::Unique) if attempt < TRIES => continue,
+            Err(Collision::Unique) => {
+                return Err(E::from(DieselError::DatabaseError(
+                    DatabaseErrorKind::UniqueViolation,
+                    Box::new(format!("no free RF code after {TRIES} tries")),
+                )))
+            }
+            Err(Collision::Other(e)) => return Err(e),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+enum Collision<E> {
+    Unique,
+    Other(E),
+}
+
+impl<E: From<DieselError>> From<DieselError> for Collision<E> {
+    fn from(error: DieselError) -> Self {
+        match error {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Self::Unique,
+            other => Self::Other(E::from(other)),
+        }
+    }
+}
+
+/// What the payer is paying for, as the instructions email says it.
+pub enum Purpose<'a> {
+    Order {
+        order_id: &'a str,
+        lines: &'a [OrderLine],
+    },
+    TopUp {
+        top_up_id: &'a str,
+    },
+}
+
+/// How to pay: amount, RF code, the brand's bank or postal account, deadline.
+pub struct Instructions<'a> {
+    pub brand: &'a Brand,
+    pub recipient_name: &'a str,
+    pub recipient_email: &'a str,
+    pub method: PaymentMethod,
+    pub amount: Money,
+    pub reference: &'a CreditorReference,
+    pub reserved_until: DateTime<Utc>,
+    pub purpose: Purpose<'a>,
+}
+
+impl Instructions<'_> {
+    pub fn email(&self) -> OutgoingEmail {
+        let (subject_reference, what, lines) = match &self.purpose {
+            Purpose::Order { order_id, lines } => (
+                (*order_id).to_owned(),
+                "l'acquisto dei coupon di rinnovo",
+                lines
+                    .iter()
+                    .map(|l| json!({ "product": l.product_name, "quantity": l.quantity }))
+                    .collect::<Vec<_>>(),
+            ),
+            Purpose::TopUp { top_up_id } => (
+                (*top_up_id).to_owned(),
+                "la ricarica del conto prepagato",
+                Vec::new(),
+            ),
+        };
+        OutgoingEmail {
+            brand_id: self.brand.id.clone(),
+            kind: "transfer_instructions",
+            reference: Some(subject_reference),
+            sender: self.brand.sender_address.clone(),
+            recipient: self.recipient_email.to_owned(),
+            context: json!({
+                "name": self.recipient_name,
+                "brand": self.brand.name,
+                "what": what,
+                "lines": lines,
+                "amount": self.amount.to_string(),
+                "reference": self.reference.printed(),
+                "reference_electronic": self.reference.as_str(),
+                "method": self.method.italian(),
+                "postal": self.method == PaymentMethod::PostalSlip,
+                "iban": self.brand.iban,
+                "postal_account": self.brand.postal_account,
+                "beneficiary": self.brand.name,
+                "deadline": self.reserved_until.format("%d/%m/%Y").to_string(),
+            }),
+            attachment: None,
+        }
+    }
+}

@@ -1,0 +1,531 @@
+//! ISO 20022 camt.053 / camt.054 (001.02 to 001.08) and the CBI statement envelope.
+//!
+//! What is read, relative to a `Stmt` (camt.053, CBI) or an `Ntfctn` (camt.054):
+//!
+//! - the account: `Acct/Id/IBAN` (uppercased, spaces removed), else `Acct/Id/Othr/Id`;
+//! - per `Ntry`: `Amt` (its `Ccy` must be EUR), `CdtDbtInd`, `RvslInd`, `Sts` (plain text
+//!   up to 001.06, `Sts/Cd` from 001.07; `Sts/Prtry` is never BOOK), `BookgDt` and `ValDt`
+//!   (`Dt`, possibly with a time zone, or `DtTm`, of which the date is kept as written),
+//!   `AcctSvcrRef`, `AddtlNtryInf`;
+//! - per `NtryDtls/TxDtls` (every `NtryDtls`): `Refs/AcctSvcrRef`, `Refs/EndToEndId`, the
+//!   amount (`Amt` from 001.05, else `AmtDtls/TxAmt/Amt`, else `AmtDtls/InstdAmt/Amt`),
+//!   `CdtDbtInd` (from 001.05), `RltdPties/Dbtr/Nm` (`Dbtr/Pty/Nm` from 001.08; else the
+//!   same under `UltmtDbtr`), `RmtInf/Ustrd` (all), `RmtInf/Strd/CdtrRefInf` (`Ref` and
+//!   `Tp/CdOrPrtry/Cd`), `AddtlTxInf`.
+//!
+//! An entry with no or one `TxDtls` is one payment of the entry's amount. An entry with
+//! several (a batch booking) is one payment per `TxDtls`, each of its own amount, which
+//! must be there; in a credit batch, a transaction marked DBIT (a net batch) is ignored.
+//!
+//! The payment reason is the `Ustrd` lines; when there are none, `AddtlTxInf`, and for a
+//! single-payment entry `AddtlNtryInf`: Italian banks often put the causale there only.
+//!
+//! References such as `NONREF` or `NOTPROVIDED` (placeholders written when the real one is
+//! missing) are taken as absent: two payments sharing one must not share a dedup key.
+
+use chrono::NaiveDate;
+
+use super::xml::Element;
+use super::{EntryDirection, ParsedStatement, StatementEntry, StatementError, StatementFormat};
+use crate::money::Money;
+
+const ISO_NAMESPACE: &str = "urn:iso:std:iso:20022:tech:xsd:";
+const CBI_NAMESPACE: &str = "urn:CBI:xsd:";
+const VERSIONS: [&str; 7] = ["02", "03", "04", "05", "06", "07", "08"];
+const PLACEHOLDER_REFERENCES: [&str; 5] = ["NONREF", "NOTPROVIDED", "NOTAVAILABLE", "NA", "N/A"];
+
+type Result<T> = std::result::Result<T, StatementError>;
+
+pub(super) fn parse(root: &Element) -> Result<ParsedStatement> {
+    let message = identify(root)?;
+    let mut reader = Reader {
+        entries: Vec::new(),
+        ignored: 0,
+        entry_number: 0,
+    };
+    let statements: Vec<&Element> = message
+        .container
+        .children_named(message.statement_name)
+        .collect();
+    if statements.is_empty() {
+        return Err(missing(
+            message.container,
+            message.container.name.as_str(),
+            message.statement_name,
+        ));
+    }
+    for (index, statement) in statements.into_iter().enumerate() {
+        let path = format!("{}[{}]", message.statement_name, index + 1);
+        reader.statement(statement, &path)?;
+    }
+    Ok(ParsedStatement {
+        format: message.format,
+        version: message.version,
+        message_id: message.container.text_at("GrpHdr/MsgId").map(str::to_owned),
+        entries: reader.entries,
+        ignored: reader.ignored,
+    })
+}
+
+struct Message<'a> {
+    format: StatementFormat,
+    version: String,
+    /// The element whose children are `GrpHdr` and the statements.
+    container: &'a Element,
+    statement_name: &'static str,
+}
+
+/// Tells the message and its version from the namespaces, and finds the statements.
+fn identify(root: &Element) -> Result<Message<'_>> {
+    let namespace = root.namespace.as_deref().unwrap_or("");
+    let unsupported = |message: String| {
+        StatementError::new("unsupported_format", format!("line {}", root.line), message)
+    };
+    if let Some(message) = namespace.strip_prefix(ISO_NAMESPACE) {
+        let (format, body, statement_name) = match message.get(..8) {
+            Some("camt.053") => (StatementFormat::Camt053, "BkToCstmrStmt", "Stmt"),
+            Some("camt.054") => (StatementFormat::Camt054, "BkToCstmrDbtCdtNtfctn", "Ntfctn"),
+            _ => {
+                return Err(unsupported(format!(
+                    "{message} is neither a statement (camt.053) nor a debit/credit \
+                     notification (camt.054)"
+                )))
+            }
+        };
+        let supported = message
+            .get(8..)
+            .and_then(|version| version.strip_prefix(".001."))
+            .is_some_and(|number| VERSIONS.contains(&number));
+        if !supported {
+            return Err(unsupported(format!(
+                "{message} is not a supported version: versions 001.02 to 001.08 are"
+            )));
+        }
+        if root.name != "Document" {
+            return Err(unsupported(format!(
+                "the root element is <{}>, an ISO 20022 message has <Document>",
+                root.name
+            )));
+        }
+        let container = root
+            .child(body)
+            .ok_or_else(|| missing(root, "Document", body))?;
+        return Ok(Message {
+            format,
+            version: message.to_owned(),
+            container,
+            statement_name,
+        });
+    }
+    let cbi_namespace = namespace
+        .get(..CBI_NAMESPACE.len())
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(CBI_NAMESPACE));
+    if cbi_namespace || root.name.starts_with("CBI") {
+        let container = root
+            .descendant(&|element| element.child("Stmt").is_some())
+            .ok_or_else(|| {
+                unsupported(format!(
+                    "<{}> is a CBI message without statements (Stmt): only the statement \
+                     (rendicontazione) is read",
+                    root.name
+                ))
+            })?;
+        // The statements' own namespace names their schema (`CBIDlyStmtReqLogMsg.00.01.02`).
+        let version = container
+            .child("Stmt")
+            .and_then(|statement| statement.namespace.as_deref())
+            .or(container.namespace.as_deref())
+            .and_then(|namespace| {
+                let cbi = namespace
+                    .get(..CBI_NAMESPACE.len())
+                    .is_some_and(|prefix| prefix.eq_ignore_ascii_case(CBI_NAMESPACE));
+                if cbi {
+                    namespace.get(CBI_NAMESPACE.len()..)
+                } else {
+                    namespace.strip_prefix(ISO_NAMESPACE)
+                }
+            })
+            .filter(|version| !version.is_empty())
+            .unwrap_or("cbi");
+        return Ok(Message {
+            format: StatementFormat::CbiCamt053,
+            version: version.to_owned(),
+            container,
+            statement_name: "Stmt",
+        });
+    }
+    let namespace = if namespace.is_empty() {
+        "no namespace".to_owned()
+    } else {
+        format!("namespace {namespace}")
+    };
+    Err(unsupported(format!(
+        "<{}> ({namespace}) is not a camt.053 or camt.054 Document, nor a CBI statement",
+        root.name
+    )))
+}
+
+struct Reader {
+    entries: Vec<StatementEntry>,
+    ignored: usize,
+    /// Entries seen so far in the file, across statements: "entry 12" in messages.
+    entry_number: usize,
+}
+
+impl Reader {
+    fn statement(&mut self, statement: &Element, path: &str) -> Result<()> {
+        let iban = statement.text_at("Acct/Id/IBAN").map(|iban| {
+            iban.chars()
+                .filter(|c| !c.is_whitespace())
+                .collect::<String>()
+                .to_ascii_uppercase()
+        });
+        let account = iban
+            .or_else(|| statement.text_at("Acct/Id/Othr/Id").map(str::to_owned))
+            .ok_or_else(|| missing(statement, path, "Acct/Id/IBAN"))?;
+        for (index, entry) in statement.children_named("Ntry").enumerate() {
+            self.entry_number += 1;
+            self.entry(entry, &account, &format!("{path}/Ntry[{}]", index + 1))?;
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, entry: &Element, account: &str, path: &str) -> Result<()> {
+        let amount_element = entry
+            .child("Amt")
+            .ok_or_else(|| missing(entry, path, "Amt"))?;
+        let amount = amount(amount_element, &format!("{path}/Amt"))?;
+        let credit = match required_text(entry, path, "CdtDbtInd")? {
+            "CRDT" => true,
+            "DBIT" => false,
+            other => return Err(bad_value(entry, path, "CdtDbtInd", other, "CRDT or DBIT")),
+        };
+        let reversal = match entry.text_at("RvslInd") {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => return Err(bad_value(entry, path, "RvslInd", other, "true or false")),
+        };
+        let status = status(entry, path)?;
+        let booking_date = date(entry, path, "BookgDt")?;
+        let value_date = date(entry, path, "ValDt")?;
+        let direction = match (status == "BOOK", credit, reversal) {
+            (true, true, false) => EntryDirection::Credit,
+            (true, false, true) => EntryDirection::Reversal,
+            _ => {
+                self.ignored += 1;
+                return Ok(());
+            }
+        };
+        let booking_date = booking_date.ok_or_else(|| missing(entry, path, "BookgDt"))?;
+        let entry_reference = entry.text_at("AcctSvcrRef").and_then(meaningful);
+        let transactions = transactions(entry, path);
+        let payment = |amount: Money,
+                       details: Details,
+                       bank_reference: Option<String>,
+                       location: String| StatementEntry {
+            account: account.to_owned(),
+            direction,
+            amount,
+            booking_date,
+            value_date,
+            bank_reference,
+            end_to_end_id: details.end_to_end_id,
+            structured_reference: details.structured_reference,
+            structured_is_scor: details.structured_is_scor,
+            remittance_text: details.remittance_text,
+            payer_name: details.payer_name,
+            dedup_key: String::new(),
+            location,
+        };
+
+        if let [] | [_] = transactions.as_slice() {
+            positive(amount, amount_element, &format!("{path}/Amt"))?;
+            let transaction = transactions.first().map(|(_, transaction)| *transaction);
+            let details = Details::of(transaction, Some(entry));
+            let bank_reference = details.bank_reference.clone().or(entry_reference);
+            let location = format!("entry {} (line {})", self.entry_number, entry.line);
+            self.entries
+                .push(payment(amount, details, bank_reference, location));
+            return Ok(());
+        }
+        for (index, (transaction_path, transaction)) in transactions.iter().enumerate() {
+            let number = index + 1;
+            if direction == EntryDirection::Credit
+                && transaction.text_at("CdtDbtInd") == Some("DBIT")
+            {
+                self.ignored += 1;
+                continue;
+            }
+            let (amount_path, amount_element) = transaction_amount(transaction)
+                .ok_or_else(|| missing(transaction, transaction_path, "Amt"))?;
+            let amount_path = format!("{transaction_path}/{amount_path}");
+            let tx_amount = self::amount(amount_element, &amount_path)?;
+            positive(tx_amount, amount_element, &amount_path)?;
+            let details = Details::of(Some(transaction), None);
+            // The entry's reference names the whole batch: its transactions are told
+            // apart by their place in it, which a re-sent statement keeps.
+            let bank_reference = details.bank_reference.clone().or_else(|| {
+                entry_reference
+                    .as_ref()
+                    .map(|reference| format!("{reference}/{number}"))
+            });
+            let location = format!(
+                "entry {} transaction {number} (line {})",
+                self.entry_number, transaction.line
+            );
+            self.entries
+                .push(payment(tx_amount, details, bank_reference, location));
+        }
+        Ok(())
+    }
+}
+
+/// Every `NtryDtls/TxDtls` of an entry, with its path.
+fn transactions<'a>(entry: &'a Element, path: &str) -> Vec<(String, &'a Element)> {
+    let mut found = Vec::new();
+    for (i, details) in entry.children_named("NtryDtls").enumerate() {
+        for (j, transaction) in details.children_named("TxDtls").enumerate() {
+            found.push((
+                format!("{path}/NtryDtls[{}]/TxDtls[{}]", i + 1, j + 1),
+                transaction,
+            ));
+        }
+    }
+    found
+}
+
+/// A transaction's own amount: `Amt` since 001.05, before that only under `AmtDtls`,
+/// where the amount booked (`TxAmt`) is the one that reached the account.
+fn transaction_amount(transaction: &Element) -> Option<(&'static str, &Element)> {
+    ["Amt", "AmtDtls/TxAmt/Amt", "AmtDtls/InstdAmt/Amt"]
+        .into_iter()
+        .find_map(|path| transaction.find(path).map(|element| (path, element)))
+}
+
+/// What a transaction says about the payment besides its amount.
+#[derive(Default)]
+struct Details {
+    bank_reference: Option<String>,
+    end_to_end_id: Option<String>,
+    structured_reference: Option<String>,
+    structured_is_scor: bool,
+    remittance_text: String,
+    payer_name: Option<String>,
+}
+
+impl Details {
+    /// `entry` is given when the entry is the payment, so that its `AddtlNtryInf` can
+    /// stand in for a missing reason.
+    fn of(transaction: Option<&Element>, entry: Option<&Element>) -> Self {
+        let mut details = Details::default();
+        if let Some(transaction) = transaction {
+            details.bank_reference = transaction.text_at("Refs/AcctSvcrRef").and_then(meaningful);
+            details.end_to_end_id = transaction.text_at("Refs/EndToEndId").and_then(meaningful);
+            let references = transaction.find_all("RmtInf/Strd/CdtrRefInf");
+            let scor = |reference: &&&Element| {
+                reference.text_at("Tp/CdOrPrtry/Cd") == Some("SCOR")
+                    && reference.text_at("Ref").is_some()
+            };
+            let chosen = references
+                .iter()
+                .find(scor)
+                .or_else(|| references.iter().find(|r| r.text_at("Ref").is_some()));
+            if let Some(reference) = chosen {
+                details.structured_is_scor = scor(&reference);
+                details.structured_reference = reference.text_at("Ref").map(str::to_owned);
+            }
+            details.remittance_text = transaction
+                .find_all("RmtInf/Ustrd")
+                .into_iter()
+                .filter_map(Element::text)
+                .collect::<Vec<_>>()
+                .join("\n");
+            details.payer_name = [
+                "RltdPties/Dbtr/Nm",
+                "RltdPties/Dbtr/Pty/Nm",
+                "RltdPties/UltmtDbtr/Nm",
+                "RltdPties/UltmtDbtr/Pty/Nm",
+            ]
+            .into_iter()
+            .find_map(|path| transaction.text_at(path))
+            .map(str::to_owned);
+        }
+        if details.remittance_text.is_empty() {
+            details.remittance_text = transaction
+                .and_then(|transaction| transaction.text_at("AddtlTxInf"))
+                .or_else(|| entry.and_then(|entry| entry.text_at("AddtlNtryInf")))
+                .unwrap_or_default()
+                .to_owned();
+        }
+        details
+    }
+}
+
+fn meaningful(reference: &str) -> Option<String> {
+    let placeholder = PLACEHOLDER_REFERENCES
+        .iter()
+        .any(|placeholder| reference.eq_ignore_ascii_case(placeholder));
+    (!placeholder).then(|| reference.to_owned())
+}
+
+/// `Sts` is the code itself up to 001.06, `Sts/Cd` (or `Sts/Prtry`) after.
+fn status<'a>(entry: &'a Element, path: &str) -> Result<&'a str> {
+    let status = entry
+        .child("Sts")
+        .ok_or_else(|| missing(entry, path, "Sts"))?;
+    status
+        .text_at("Cd")
+        .or_else(|| status.text_at("Prtry"))
+        .or_else(|| status.text())
+        .ok_or_else(|| missing(status, &format!("{path}/Sts"), "Cd"))
+}
+
+/// An amount as written (at most two decimals, no exponent), in euro.
+fn amount(element: &Element, path: &str) -> Result<Money> {
+    let location = || format!("{path} (line {})", element.line);
+    match element.attribute("Ccy") {
+        Some("EUR") => {}
+        Some(currency) => {
+            return Err(StatementError::new(
+                "currency",
+                location(),
+                format!(
+                    "an amount in {currency}: the accounts are in euro, so this is not \
+                     the right file"
+                ),
+            ))
+        }
+        None => {
+            return Err(StatementError::new(
+                "currency",
+                location(),
+                "the amount has no currency (Ccy)",
+            ))
+        }
+    }
+    Money::parse(element.text().unwrap_or_default())
+        .map_err(|error| StatementError::new("amount", location(), error.to_string()))
+}
+
+fn positive(amount: Money, element: &Element, path: &str) -> Result<()> {
+    if amount.is_positive() {
+        return Ok(());
+    }
+    Err(StatementError::new(
+        "amount",
+        format!("{path} (line {})", element.line),
+        format!("the amount must be greater than zero, not {amount}"),
+    ))
+}
+
+/// `BookgDt` or `ValDt`: `Dt` or `DtTm`; `None` when absent.
+fn date(entry: &Element, path: &str, name: &str) -> Result<Option<NaiveDate>> {
+    let Some(holder) = entry.child(name) else {
+        return Ok(None);
+    };
+    let (element, is_date_time) = match (holder.child("Dt"), holder.child("DtTm")) {
+        (Some(date), _) => (date, false),
+        (None, Some(date_time)) => (date_time, true),
+        (None, None) => return Ok(None),
+    };
+    let text = element.text().unwrap_or_default();
+    iso_date(text, is_date_time).map(Some).ok_or_else(|| {
+        let form = if is_date_time {
+            "YYYY-MM-DDThh:mm:ss"
+        } else {
+            "YYYY-MM-DD"
+        };
+        StatementError::new(
+            "date",
+            format!("{path}/{name}/{} (line {})", element.name, element.line),
+            format!("'{text}' is not a date ({form})"),
+        )
+    })
+}
+
+/// The date of an ISO date (which XML Schema lets carry a time zone: `2024-03-05+01:00`)
+/// or date-time, as written: the bank's day is the day the money arrived for us too.
+fn iso_date(text: &str, is_date_time: bool) -> Option<NaiveDate> {
+    let date = text.get(..10)?;
+    let rest = &text[10..];
+    let bytes = date.as_bytes();
+    let shaped = bytes.iter().enumerate().all(|(i, b)| match i {
+        4 | 7 => *b == b'-',
+        _ => b.is_ascii_digit(),
+    });
+    if !shaped {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| date[range].parse::<u32>().ok();
+    let year = i32::try_from(number(0..4)?).ok()?;
+    let date = NaiveDate::from_ymd_opt(year, number(5..7)?, number(8..10)?)?;
+    let suffix_ok = if is_date_time {
+        rest.len() > 1 && rest.starts_with('T')
+    } else {
+        rest.is_empty() || rest == "Z" || is_zone_offset(rest)
+    };
+    suffix_ok.then_some(date)
+}
+
+/// `+01:00`, `-05:30`.
+fn is_zone_offset(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 6
+        && matches!(bytes[0], b'+' | b'-')
+        && bytes[3] == b':'
+        && [1, 2, 4, 5].iter().all(|&i| bytes[i].is_ascii_digit())
+}
+
+fn required_text<'a>(element: &'a Element, path: &str, name: &str) -> Result<&'a str> {
+    element
+        .text_at(name)
+        .ok_or_else(|| missing(element, path, name))
+}
+
+fn missing(parent: &Element, path: &str, name: &str) -> StatementError {
+    StatementError::new(
+        "missing_element",
+        format!("{path} (line {})", parent.line),
+        format!("{name} is missing"),
+    )
+}
+
+fn bad_value(
+    parent: &Element,
+    path: &str,
+    name: &str,
+    value: &str,
+    expected: &str,
+) -> StatementError {
+    let line = parent
+        .find(name)
+        .map_or(parent.line, |element| element.line);
+    StatementError::new(
+        "value",
+        format!("{path}/{name} (line {line})"),
+        format!("'{value}' is not {expected}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_as_banks_write_them() {
+        let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d);
+        assert_eq!(iso_date("2024-03-05", false), date(2024, 3, 5));
+        assert_eq!(iso_date("2024-03-05+01:00", false), date(2024, 3, 5));
+        assert_eq!(iso_date("2024-03-05Z", false), date(2024, 3, 5));
+        assert_eq!(
+            iso_date("2024-03-05T23:59:59.123+01:00", true),
+            date(2024, 3, 5)
+        );
+        assert_eq!(iso_date("2024-03-05T10:00:00", false), None);
+        assert_eq!(iso_date("2024-02-30", false), None);
+        assert_eq!(iso_date("05/03/2024", false), None);
+        assert_eq!(iso_date("2024-3-5", false), None);
+        assert_eq!(iso_date("2024-03-05", true), None);
+        assert_eq!(iso_date("2024-03-0€", false), None);
+    }
+}

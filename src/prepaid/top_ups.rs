@@ -1,0 +1,259 @@
+//! Topping up the prepaid account by transfer: the customer says how much they will pay,
+//! gets an RF code and the bank details by email, and whatever arrives with that code is
+//! credited to the account when the back-office imports the statement.
+
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{account_of_owner, PrepaidError};
+use crate::audit::{self, Actor, AuditEntry};
+use crate::brands;
+use crate::db::schema::top_ups;
+use crate::db::{write_transaction, DbConnection};
+use crate::mail::outbox;
+use crate::money::{Money, PositiveMoney};
+use crate::orders::PaymentMethod;
+use crate::payments::reservations::{self, Instructions, Purpose, Target};
+use crate::payments::CreditorReference;
+
+text_enum!(
+    TopUpStatus {
+        AwaitingPayment => "awaiting_payment",
+        Paid => "paid",
+        Expired => "expired",
+    }
+);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopUp {
+    pub id: String,
+    pub brand_id: String,
+    pub user_id: String,
+    pub account_id: String,
+    pub status: TopUpStatus,
+    pub payment_method: PaymentMethod,
+    pub amount: Money,
+    pub received: Money,
+    pub payment_reference: CreditorReference,
+    pub reserved_until: DateTime<Utc>,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    pub paid_at: Option<DateTime<Utc>>,
+}
+
+/// Who asks for a top-up.
+pub struct Requester<'a> {
+    pub user_id: &'a str,
+    pub brand_id: &'a str,
+    pub name: &'a str,
+    pub email: &'a str,
+}
+
+pub fn request(
+    conn: &mut DbConnection,
+    requester: &Requester<'_>,
+    amount: PositiveMoney,
+    method: PaymentMethod,
+    reservation: Duration,
+    now: DateTime<Utc>,
+) -> Result<TopUp, PrepaidError> {
+    debug_assert!(method.is_transfer());
+    write_transaction(conn, |conn| {
+        let brand = brands::find(conn, requester.brand_id)?
+            .ok_or_else(|| anyhow::anyhow!("brand {} missing", requester.brand_id))?;
+        let account = account_of_owner(conn, requester.user_id)?;
+        let id = Uuid::now_v7().to_string();
+        let reserved_until = now + reservation;
+        let reference = reservations::reserve(
+            conn,
+            requester.brand_id,
+            now,
+            |conn, reference| -> Result<Target, PrepaidError> {
+                diesel::insert_into(top_ups::table)
+                    .values((
+                        top_ups::id.eq(&id),
+                        top_ups::brand_id.eq(requester.brand_id),
+                        top_ups::user_id.eq(requester.user_id),
+                        top_ups::account_id.eq(&account.id),
+                        top_ups::status.eq(TopUpStatus::AwaitingPayment.as_str()),
+                        top_ups::payment_method.eq(method.as_str()),
+                        top_ups::amount_cents.eq(amount.money().cents()),
+                        top_ups::received_cents.eq(0i64),
+                        top_ups::payment_reference.eq(reference.as_str()),
+                        top_ups::reserved_until.eq(reserved_until.naive_utc()),
+                        top_ups::email.eq(requester.email),
+                        top_ups::created_at.eq(now.naive_utc()),
+                    ))
+                    .execute(conn)?;
+                Ok(Target::TopUp(id.clone()))
+            },
+        )?;
+        let instructions = Instructions {
+            brand: &brand,
+            recipient_name: requester.name,
+            recipient_email: requester.email,
+            method,
+            amount: amount.money(),
+            reference: &reference,
+            reserved_until,
+            purpose: Purpose::TopUp { top_up_id: &id },
+        };
+        outbox::enqueue(conn, &instructions.email(), now)?;
+        audit::record(
+            conn,
+            AuditEntry {
+                brand_id: Some(requester.brand_id),
+                actor: &Actor::User(requester.user_id.to_owned()),
+                action: "top_up.requested",
+                subject_type: "top_up",
+                subject_id: &id,
+                details: json!({
+                    "amount": amount.money().to_string(),
+                    "payment_method": method.as_str(),
+                    "payment_reference": reference.as_str(),
+                }),
+            },
+            now,
+        )?;
+        Ok(TopUp {
+            id,
+            brand_id: requester.brand_id.to_owned(),
+            user_id: requester.user_id.to_owned(),
+            account_id: account.id,
+            status: TopUpStatus::AwaitingPayment,
+            payment_method: method,
+            amount: amount.money(),
+            received: Money::ZERO,
+            payment_reference: reference,
+            reserved_until,
+            email: requester.email.to_owned(),
+            created_at: now,
+            paid_at: None,
+        })
+    })
+}
+
+type TopUpRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+    NaiveDateTime,
+    String,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+);
+
+columns!(
+    TOP_UP_COLUMNS = (
+        top_ups::id,
+        top_ups::brand_id,
+        top_ups::user_id,
+        top_ups::account_id,
+        top_ups::status,
+        top_ups::payment_method,
+        top_ups::amount_cents,
+        top_ups::received_cents,
+        top_ups::payment_reference,
+        top_ups::reserved_until,
+        top_ups::email,
+        top_ups::created_at,
+        top_ups::paid_at,
+    )
+);
+
+fn from_row(row: TopUpRow) -> anyhow::Result<TopUp> {
+    let (
+        id,
+        brand_id,
+        user_id,
+        account_id,
+        status,
+        method,
+        amount,
+        received,
+        reference,
+        reserved_until,
+        email,
+        created_at,
+        paid_at,
+    ) = row;
+    Ok(TopUp {
+        status: TopUpStatus::parse(&status)
+            .ok_or_else(|| anyhow::anyhow!("top-up {id}: status {status}"))?,
+        payment_method: PaymentMethod::parse(&method)
+            .ok_or_else(|| anyhow::anyhow!("top-up {id}: method {method}"))?,
+        payment_reference: CreditorReference::parse(&reference)
+            .map_err(|e| anyhow::anyhow!("top-up {id}: RF code: {e}"))?,
+        id,
+        brand_id,
+        user_id,
+        account_id,
+        amount: Money::from_cents(amount),
+        received: Money::from_cents(received),
+        reserved_until: reserved_until.and_utc(),
+        email,
+        created_at: created_at.and_utc(),
+        paid_at: paid_at.map(|t| t.and_utc()),
+    })
+}
+
+/// The user's top-ups, newest first.
+pub fn list_for_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    limit: i64,
+) -> Result<Vec<TopUp>, PrepaidError> {
+    let rows: Vec<TopUpRow> = top_ups::table
+        .filter(top_ups::user_id.eq(user_id))
+        .order((top_ups::created_at.desc(), top_ups::id.desc()))
+        .limit(limit)
+        .select(TOP_UP_COLUMNS)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(from_row)
+        .collect::<anyhow::Result<_>>()?)
+}
+
+/// Top-ups by id, locked for update on PostgreSQL until the caller's transaction ends.
+pub fn lock_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<TopUp>, PrepaidError> {
+    let query = top_ups::table
+        .filter(top_ups::id.eq_any(ids))
+        .order(top_ups::id.asc())
+        .select(TOP_UP_COLUMNS);
+    let rows: Vec<TopUpRow> = match conn {
+        DbConnection::Postgres(pg) => query.for_update().load(pg)?,
+        DbConnection::Sqlite(sqlite) => query.load(sqlite)?,
+    };
+    Ok(rows
+        .into_iter()
+        .map(from_row)
+        .collect::<anyhow::Result<_>>()?)
+}
+
+/// Records money received for a top-up (the account itself is credited by the caller).
+pub fn record_received(
+    conn: &mut DbConnection,
+    id: &str,
+    received: Money,
+    status: TopUpStatus,
+    paid_at: Option<DateTime<Utc>>,
+) -> QueryResult<()> {
+    let paid_at = paid_at.map(|t| t.naive_utc());
+    diesel::update(top_ups::table.filter(top_ups::id.eq(id)))
+        .set((
+            top_ups::received_cents.eq(received.cents()),
+            top_ups::status.eq(status.as_str()),
+            top_ups::paid_at.eq(paid_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
