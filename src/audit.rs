@@ -70,8 +70,6 @@ pub fn record_all(
         if chunk.is_empty() {
             return Ok(());
         }
-        on_backend!(conn, |c| diesel::insert_into(audit_log::table)
-            .values(chunk)
-            .execute(c))?;
+        insert_many!(conn, audit_log::table, chunk)?;
     }
 }

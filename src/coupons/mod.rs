@@ -119,9 +119,7 @@ pub fn insert_all(
                 )
             })
             .collect();
-        on_backend!(conn, |c| diesel::insert_into(coupons::table)
-            .values(rows)
-            .execute(c))?;
+        insert_many!(conn, coupons::table, rows)?;
     }
     Ok(())
 }

@@ -71,9 +71,7 @@ pub fn enqueue_all(
                 )
             })
             .collect();
-        on_backend!(conn, |c| diesel::insert_into(emails::table)
-            .values(rows)
-            .execute(c))?;
+        insert_many!(conn, emails::table, rows)?;
     }
     Ok(())
 }

@@ -200,6 +200,7 @@ fn import_chunk(
 ) -> Result<(), ImportError> {
     let brand = context.brand;
     db::lock_payments_of_brand(conn, &brand.id)?;
+    db::plan_each_query(conn)?;
     let keys: Vec<&str> = chunk.iter().map(|e| e.dedup_key.as_str()).collect();
     let known: HashSet<String> = payments::table
         .filter(payments::brand_id.eq(&brand.id))
@@ -620,19 +621,23 @@ fn apply_credits(
     }
 
     insert_payments(conn, &brand.id, statement_id, &rows, now)?;
+    // One balance update per account, accounts in id order (the same lock order for
+    // every import).
+    let mut credits_by_account: BTreeMap<&str, Vec<Posting<'_>>> = BTreeMap::new();
     for (account_id, amount, kind, description, payment_id) in &postings {
-        prepaid::post(
-            conn,
-            account_id,
-            Posting {
+        credits_by_account
+            .entry(account_id)
+            .or_default()
+            .push(Posting {
                 kind: *kind,
                 amount: *amount,
                 description,
                 reference: Some(payment_id),
                 actor_id: None,
-            },
-            now,
-        )?;
+            });
+    }
+    for (account_id, credits) in &credits_by_account {
+        prepaid::credit_many(conn, account_id, credits, now)?;
     }
     // Top-ups and orders that received money without completing (or completed top-ups).
     for (code, target) in &loaded {
@@ -718,31 +723,21 @@ fn apply_credits(
     if !completed.is_empty() {
         let year = now.year();
         let first = db::reserve_invoice_numbers(conn, &brand.id, year, completed.len() as i64)?;
-        for (offset, order) in completed.iter().enumerate() {
-            let seq = first + offset as i64;
-            let received = state[order
-                .payment_reference
-                .as_ref()
-                .map(|r| r.as_str())
-                .unwrap_or_default()]
-            .received;
-            diesel::update(orders::table.filter(orders::id.eq(&order.id)))
-                .set((
-                    orders::status.eq(OrderStatus::Fulfilled.as_str()),
-                    orders::received_cents.eq(received.cents()),
-                    orders::paid_at.eq(Some(now.naive_utc())),
-                    orders::fulfilled_at.eq(Some(now.naive_utc())),
-                    orders::closed_at.eq(None::<chrono::NaiveDateTime>),
-                    orders::invoice_year.eq(Some(year)),
-                    orders::invoice_seq.eq(Some(seq)),
-                    orders::invoice_number.eq(Some(db::invoice_number(
-                        &brand.invoice_series,
-                        year,
-                        seq,
-                    ))),
-                ))
-                .execute(conn)?;
-        }
+        let invoiced: Vec<db::InvoicedOrder<'_>> = completed
+            .iter()
+            .enumerate()
+            .map(|(offset, order)| {
+                let seq = first + offset as i64;
+                let code = order.payment_reference.as_ref().map(|r| r.as_str());
+                db::InvoicedOrder {
+                    id: &order.id,
+                    received_cents: state[code.unwrap_or_default()].received.cents(),
+                    invoice_seq: seq,
+                    invoice_number: db::invoice_number(&brand.invoice_series, year, seq),
+                }
+            })
+            .collect();
+        db::record_invoiced_orders(conn, OrderStatus::Fulfilled.as_str(), year, now, &invoiced)?;
     }
     Ok(rows.iter().map(|r| (r.status, r.entry.amount)).collect())
 }
@@ -759,38 +754,32 @@ fn insert_payments(
             .iter()
             .map(|p| {
                 (
-                    (
-                        payments::id.eq(&p.id),
-                        payments::brand_id.eq(brand_id),
-                        payments::statement_id.eq(statement_id),
-                        payments::dedup_key.eq(&p.entry.dedup_key),
-                        payments::direction.eq(p.entry.direction.as_str()),
-                        payments::account.eq(&p.entry.account),
-                        payments::bank_reference.eq(&p.entry.bank_reference),
-                        payments::booking_date.eq(p.entry.booking_date),
-                        payments::value_date.eq(p.entry.value_date),
-                        payments::amount_cents.eq(p.entry.amount.cents()),
-                        payments::payer_name.eq(&p.entry.payer_name),
-                        payments::remittance.eq(&p.entry.remittance_text),
-                    ),
-                    (
-                        payments::reference.eq(p.reference.as_ref().map(|r| r.as_str())),
-                        payments::status.eq(p.status.as_str()),
-                        payments::reason.eq(p.reason.map(|r| r.as_str()).unwrap_or("")),
-                        payments::order_id.eq(&p.order_id),
-                        payments::top_up_id.eq(&p.top_up_id),
-                        payments::account_id.eq(&p.account_id),
-                        payments::applied_cents.eq(p.applied.cents()),
-                        payments::credited_cents.eq(p.credited.cents()),
-                        payments::reverses_payment_id.eq(&p.reverses),
-                        payments::created_at.eq(now.naive_utc()),
-                    ),
+                    payments::id.eq(&p.id),
+                    payments::brand_id.eq(brand_id),
+                    payments::statement_id.eq(statement_id),
+                    payments::dedup_key.eq(&p.entry.dedup_key),
+                    payments::direction.eq(p.entry.direction.as_str()),
+                    payments::account.eq(&p.entry.account),
+                    payments::bank_reference.eq(&p.entry.bank_reference),
+                    payments::booking_date.eq(p.entry.booking_date),
+                    payments::value_date.eq(p.entry.value_date),
+                    payments::amount_cents.eq(p.entry.amount.cents()),
+                    payments::payer_name.eq(&p.entry.payer_name),
+                    payments::remittance.eq(&p.entry.remittance_text),
+                    payments::reference.eq(p.reference.as_ref().map(|r| r.as_str())),
+                    payments::status.eq(p.status.as_str()),
+                    payments::reason.eq(p.reason.map(|r| r.as_str()).unwrap_or("")),
+                    payments::order_id.eq(&p.order_id),
+                    payments::top_up_id.eq(&p.top_up_id),
+                    payments::account_id.eq(&p.account_id),
+                    payments::applied_cents.eq(p.applied.cents()),
+                    payments::credited_cents.eq(p.credited.cents()),
+                    payments::reverses_payment_id.eq(&p.reverses),
+                    payments::created_at.eq(now.naive_utc()),
                 )
             })
             .collect();
-        on_backend!(conn, |c| diesel::insert_into(payments::table)
-            .values(values)
-            .execute(c))?;
+        insert_many!(conn, payments::table, values)?;
     }
     Ok(())
 }

@@ -619,7 +619,8 @@ async fn ten_concurrent_imports_of_overlapping_files_count_each_payment_once() {
     let customer = app.customer("visura").await;
     let mut lines = Vec::new();
     let mut ids = Vec::new();
-    for _ in 0..12 {
+    // 24 orders: enough rows that coupons, emails and payments take the bulk (COPY) path.
+    for _ in 0..24 {
         let placed = transfer_order(&app, &customer, "bank_transfer").await;
         // Each order is paid twice over by two entries: exact, then a duplicate.
         lines.push(Line::credit(PRICE, &rf(&placed), &bank_ref()));
@@ -662,34 +663,34 @@ async fn ten_concurrent_imports_of_overlapping_files_count_each_payment_once() {
         assert!(status == 201 || status == 200, "{status} {body}");
         new_entries += body["new_entries"].as_u64().unwrap();
     }
-    assert_eq!(new_entries, 24, "each entry stored by exactly one import");
+    assert_eq!(new_entries, 48, "each entry stored by exactly one import");
     let mut conn = app.pool.get().unwrap();
     let stored: i64 = payments::table.count().get_result(&mut conn).unwrap();
-    assert_eq!(stored, 24);
+    assert_eq!(stored, 48);
     let statuses: Vec<String> = payments::table
         .select(payments::status)
         .load(&mut conn)
         .unwrap();
-    assert_eq!(statuses.iter().filter(|s| *s == "matched").count(), 12);
-    assert_eq!(statuses.iter().filter(|s| *s == "duplicate").count(), 12);
+    assert_eq!(statuses.iter().filter(|s| *s == "matched").count(), 24);
+    assert_eq!(statuses.iter().filter(|s| *s == "duplicate").count(), 24);
     let coupons: i64 = rinnovo::db::schema::coupons::table
         .count()
         .get_result(&mut conn)
         .unwrap();
-    assert_eq!(coupons, 12, "each order fulfilled once");
+    assert_eq!(coupons, 24, "each order fulfilled once");
     let mut numbers: Vec<i64> = orders::table
         .filter(orders::invoice_seq.is_not_null())
         .select(orders::invoice_seq.assume_not_null())
         .load(&mut conn)
         .unwrap();
     numbers.sort();
-    assert_eq!(numbers, (1..=12).collect::<Vec<_>>(), "no gaps, no repeats");
+    assert_eq!(numbers, (1..=24).collect::<Vec<_>>(), "no gaps, no repeats");
     drop(conn);
     let (balance, ledger) = app.prepaid_balance_and_ledger_sum(&customer.user_id);
     assert_eq!(
         balance.cents(),
-        12 * 3172,
-        "the twelve duplicates credited once each"
+        24 * 3172,
+        "the 24 duplicates credited once each"
     );
     assert_eq!(balance, ledger);
     for id in ids {

@@ -1,3 +1,9 @@
+ALTER TABLE coupons
+    DROP CONSTRAINT coupons_order_fkey,
+    ADD CONSTRAINT coupons_order_id_fkey FOREIGN KEY (order_id) REFERENCES orders (id),
+    ADD CONSTRAINT coupons_brand_id_fkey FOREIGN KEY (brand_id) REFERENCES brands (id),
+    ADD CONSTRAINT coupons_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES users (id);
+ALTER TABLE orders DROP CONSTRAINT orders_id_brand_user_key;
 DROP TABLE payments;
 DROP TABLE statements;
 DROP TABLE payment_references;

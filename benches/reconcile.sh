@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Reconciliation benchmark (issue: pay by transfer with an RF code, statement import).
+#
+#   benches/reconcile.sh                  # 100,000 open orders, one statement, PostgreSQL
+#   ORDERS=20000 benches/reconcile.sh
+#
+# Places ORDERS transfer orders (RF code each) through the service's own order code, writes
+# one camt.053 with one booked credit per order (85% exact, 5% short, 3% over, 3% paid
+# twice, 4% with an unknown RF code instead), then uploads it to the running service with
+# POST /api/v1/backoffice/statements and times the import+match end to end. Prints
+# entries/s, the time the parser alone needs for the same file (the reference), and checks
+# the report's counts and the invariants (one coupon per fulfilled order, balances = ledger
+# sums, every entry stored once).
+# Target on PostgreSQL: >= 5,000 entries/s end to end.
+#
+# The orders are placed once into a template database and copied for each run
+# (CREATE DATABASE ... TEMPLATE), so a rerun only pays for the import; REBUILD=1 redoes them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ORDERS="${ORDERS:-100000}"
+PG_SERVER="${PG_SERVER:-postgres://postgres@127.0.0.1:5432}"
+PORT="${PORT:-18183}"
+WORK="target/bench/reconcile"
+TEMPLATE="rinnovo_bench_reconcile_${ORDERS}"
+DB=rinnovo_bench_reconcile
+URL="$PG_SERVER/$DB"
+BASE="http://127.0.0.1:$PORT/api/v1"
+PASSWORD="benchmark password 2026"
+CUSTOMER=buyer@bench.example
+
+say() { printf '==> %s\n' "$*" >&2; }
+json() { python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }
+q() { psql -Atq "$URL" -c "$1"; }
+
+pg_isready -q -h 127.0.0.1 || { pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start; sleep 2; }
+
+say "building (release)"
+cargo build --release --quiet --bin rinnovo --bench reconcile_data
+BIN=target/release/rinnovo
+DATA=$(ls -t target/release/deps/reconcile_data-* | grep -v '\.d$' | head -n1)
+mkdir -p "$WORK"
+
+cleanup() {
+  [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+export RINNOVO_DATA_DIR="$WORK/data" RINNOVO_LOG=warn RINNOVO_BIND="127.0.0.1:$PORT" \
+  RINNOVO_JWT_SECRET="reconcile-benchmark-secret-reconcile-benchmark"
+
+exists=$(psql -Atq "$PG_SERVER/postgres" -c "SELECT count(*) FROM pg_database WHERE datname = '$TEMPLATE'")
+if [ "$exists" = 0 ] || [ -n "${REBUILD:-}" ]; then
+  say "template database $TEMPLATE: $ORDERS transfer orders"
+  psql -q "$PG_SERVER/postgres" -c "DROP DATABASE IF EXISTS $TEMPLATE WITH (FORCE)" -c "CREATE DATABASE $TEMPLATE"
+  export RINNOVO_DATABASE_URL="$PG_SERVER/$TEMPLATE"
+  "$BIN" migrate >/dev/null
+  "$BIN" seed >/dev/null
+  echo "$PASSWORD" | "$BIN" user add --brand visura --email "$CUSTOMER" --name "Studio Rossi" --role customer >/dev/null
+  echo "$PASSWORD" | "$BIN" user add --brand visura --email office@bench.example --name Office --role back_office >/dev/null
+  "$DATA" orders "$PG_SERVER/$TEMPLATE" "$CUSTOMER" "$ORDERS"
+  # The instructions emails are not what is measured: mark them sent.
+  psql -Atq "$PG_SERVER/$TEMPLATE" -c "UPDATE emails SET status = 'sent', sent_at = now()" >/dev/null
+fi
+
+say "database $DB from $TEMPLATE"
+psql -q "$PG_SERVER/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB TEMPLATE $TEMPLATE"
+export RINNOVO_DATABASE_URL="$URL"
+
+say "writing the statement"
+EXPECTED=$("$DATA" statement "$URL" "$WORK/statement.xml" "$ORDERS")
+say "expected: $EXPECTED"
+say "parser alone (best of 3)"
+read -r PARSE_SECONDS PARSED < <("$DATA" parse "$WORK/statement.xml")
+
+"$BIN" serve > "$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.2; done
+OFFICE=$(curl -sf "$BASE/auth/login" -H 'content-type: application/json' \
+  -d "{\"brand\":\"visura\",\"email\":\"office@bench.example\",\"password\":\"$PASSWORD\"}" | json '["access_token"]')
+
+say "uploading $(du -h "$WORK/statement.xml" | cut -f1) to POST /backoffice/statements"
+STATUS_AND_TIME=$(curl -s -o "$WORK/report.json" -w '%{http_code} %{time_total}' \
+  "$BASE/backoffice/statements?file_name=statement.xml" -H "authorization: Bearer $OFFICE" \
+  -H 'content-type: application/xml' --data-binary @"$WORK/statement.xml")
+read -r STATUS IMPORT_SECONDS <<< "$STATUS_AND_TIME"
+[ "$STATUS" = 201 ] || [ "$STATUS" = 200 ] || { say "import failed: HTTP $STATUS"; cat "$WORK/report.json" >&2; exit 1; }
+REPORT=$(python3 - "$WORK/report.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+c = r["outcomes"]
+print(" ".join(f"{k}={c.get(k, {}).get('count', 0)}" for k in ("matched", "partial", "overpaid", "duplicate", "unmatched")))
+PY
+)
+
+ENTRIES=$(q "SELECT count(*) FROM payments")
+BALANCE_MISMATCH=$(q "SELECT count(*) FROM prepaid_accounts a WHERE a.balance_cents <> (SELECT coalesce(sum(amount_cents), 0) FROM prepaid_entries e WHERE e.account_id = a.id)")
+COUPON_MISMATCH=$(q "SELECT count(*) FROM orders o WHERE o.status = 'fulfilled' AND (SELECT count(*) FROM coupons c WHERE c.order_id = o.id) <> 1")
+FULFILLED=$(q "SELECT count(*) FROM orders WHERE status = 'fulfilled'")
+RATE=$(awk -v n="$ORDERS" -v s="$IMPORT_SECONDS" 'BEGIN { printf "%.0f", n / s }')
+PARSE_RATE=$(awk -v n="$PARSED" -v s="$PARSE_SECONDS" 'BEGIN { printf "%.0f", n / s }')
+
+echo
+echo "Reconciliation benchmark: $ORDERS open transfer orders, one camt.053 of $ORDERS credits, $(nproc) cores, PostgreSQL"
+echo "import + match (HTTP upload to report): ${IMPORT_SECONDS} s, $RATE entries/s"
+echo "parse alone: ${PARSE_SECONDS} s, $PARSE_RATE entries/s"
+echo "report:   $REPORT"
+echo "expected: $EXPECTED"
+echo "invariants: $ENTRIES entries stored ($([ "$ENTRIES" = "$ORDERS" ] && echo 'each once' || echo WRONG)); $FULFILLED orders fulfilled"
+echo "            one coupon per fulfilled order: $([ "$COUPON_MISMATCH" = 0 ] && echo yes || echo "NO ($COUPON_MISMATCH)")"
+echo "            balances = ledger sums: $([ "$BALANCE_MISMATCH" = 0 ] && echo yes || echo "NO ($BALANCE_MISMATCH accounts)")"
+[ "$REPORT" = "$EXPECTED" ] && [ "$ENTRIES" = "$ORDERS" ] && [ "$COUPON_MISMATCH" = 0 ] && [ "$BALANCE_MISMATCH" = 0 ]
