@@ -9,8 +9,8 @@
 # twice, 4% with an unknown RF code instead), then uploads it to the running service with
 # POST /api/v1/backoffice/statements and times the import+match end to end. Prints
 # entries/s, the time the parser alone needs for the same file (the reference), and checks
-# the report's counts and the invariants (one coupon per fulfilled order, balances = ledger
-# sums, every entry stored once).
+# the report's counts and the invariants (one coupon per fulfilled order, invoice numbers
+# without gaps or repeats, balances = ledger sums, every entry stored once).
 # Target on PostgreSQL: >= 5,000 entries/s end to end.
 #
 # The orders are placed once into a template database and copied for each run
@@ -98,6 +98,7 @@ ENTRIES=$(q "SELECT count(*) FROM payments")
 BALANCE_MISMATCH=$(q "SELECT count(*) FROM prepaid_accounts a WHERE a.balance_cents <> (SELECT coalesce(sum(amount_cents), 0) FROM prepaid_entries e WHERE e.account_id = a.id)")
 COUPON_MISMATCH=$(q "SELECT count(*) FROM orders o WHERE o.status = 'fulfilled' AND (SELECT count(*) FROM coupons c WHERE c.order_id = o.id) <> 1")
 FULFILLED=$(q "SELECT count(*) FROM orders WHERE status = 'fulfilled'")
+INVOICE_OK=$(q "SELECT count(invoice_seq) = count(DISTINCT invoice_seq) AND count(invoice_seq) = coalesce(max(invoice_seq), 0) AND count(invoice_seq) = count(*) FILTER (WHERE status = 'fulfilled') FROM orders")
 RATE=$(awk -v n="$ORDERS" -v s="$IMPORT_SECONDS" 'BEGIN { printf "%.0f", n / s }')
 PARSE_RATE=$(awk -v n="$PARSED" -v s="$PARSE_SECONDS" 'BEGIN { printf "%.0f", n / s }')
 
@@ -109,5 +110,6 @@ echo "report:   $REPORT"
 echo "expected: $EXPECTED"
 echo "invariants: $ENTRIES entries stored ($([ "$ENTRIES" = "$ORDERS" ] && echo 'each once' || echo WRONG)); $FULFILLED orders fulfilled"
 echo "            one coupon per fulfilled order: $([ "$COUPON_MISMATCH" = 0 ] && echo yes || echo "NO ($COUPON_MISMATCH)")"
+echo "            invoice numbers 1..$FULFILLED, no gaps, no repeats: $([ "$INVOICE_OK" = t ] && echo yes || echo NO)"
 echo "            balances = ledger sums: $([ "$BALANCE_MISMATCH" = 0 ] && echo yes || echo "NO ($BALANCE_MISMATCH accounts)")"
-[ "$REPORT" = "$EXPECTED" ] && [ "$ENTRIES" = "$ORDERS" ] && [ "$COUPON_MISMATCH" = 0 ] && [ "$BALANCE_MISMATCH" = 0 ]
+[ "$REPORT" = "$EXPECTED" ] && [ "$ENTRIES" = "$ORDERS" ] && [ "$INVOICE_OK" = t ] && [ "$COUPON_MISMATCH" = 0 ] && [ "$BALANCE_MISMATCH" = 0 ]

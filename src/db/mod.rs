@@ -425,16 +425,30 @@ pub fn plan_each_query(conn: &mut DbConnection) -> diesel::QueryResult<()> {
     Ok(())
 }
 
-/// Serialises the statement imports and manual payment actions of one brand across every
-/// process, for the rest of the transaction: on PostgreSQL an advisory transaction lock;
-/// on SQLite the write transaction already is one.
-pub fn lock_payments_of_brand(conn: &mut DbConnection, brand_id: &str) -> diesel::QueryResult<()> {
+/// Serialises the work on one lane of a brand's payments (see `payments::reconcile::LANES`)
+/// across every process, for the rest of the transaction: two imports never store the
+/// same entry, or decide on the same order, at once. On PostgreSQL an advisory
+/// transaction lock; on SQLite the write transaction already is one.
+pub fn lock_payment_lane(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    lane: usize,
+) -> diesel::QueryResult<()> {
     use diesel::sql_types::Text;
     use diesel::RunQueryDsl;
     if let DbConnection::Postgres(pg) = conn {
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext('rinnovo.payments.' || $1))")
-            .bind::<Text, _>(brand_id)
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind::<Text, _>(format!("rinnovo.payments.{brand_id}.{lane}"))
             .execute(pg)?;
+    }
+    Ok(())
+}
+
+/// Every lane of the brand's payments, in lane order (so two holders never wait for each
+/// other in a circle): for reversals and manual actions, which may touch any order.
+pub fn lock_payments_of_brand(conn: &mut DbConnection, brand_id: &str) -> diesel::QueryResult<()> {
+    for lane in 0..crate::payments::reconcile::LANES {
+        lock_payment_lane(conn, brand_id, lane)?;
     }
     Ok(())
 }

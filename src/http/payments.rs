@@ -189,7 +189,7 @@ pub async fn import(
                 file_name: file_name.as_deref(),
                 file_sha256: &sha256,
             };
-            let report = reconcile::import(conn, &context, &parsed, Utc::now())?;
+            let report = reconcile::import(&app.pool, conn, &context, &parsed, Utc::now())?;
             Ok::<_, ApiError>((report, parsed))
         })
         .await?;

@@ -2,16 +2,21 @@
 //! order or top-up and applied (order fulfilled, prepaid account credited, emails
 //! written) in the same transaction as the payment row.
 //!
-//! Entries are taken in chunks, one transaction each, so that a 100,000-entry statement
-//! never holds the brand's invoice counter for long. Imports of one brand are serialised
-//! (`db::lock_payments_of_brand`), and inside the lock each entry's de-duplication key is
-//! looked up before it is stored: re-importing a file, an overlapping statement, or ten
-//! imports at once count each payment once. The unique key on (brand, dedup_key) is the
-//! last line of defence. A chunk that fails rolls back whole; the chunks before it stay,
-//! and importing the file again completes it.
+//! Credits are split into lanes (`LANES`, by RF code, so all the payments of one order
+//! go through one lane in file order) that run in parallel on PostgreSQL, each on its
+//! own connection. A lane takes its entries in chunks, one transaction each, so that a
+//! 100,000-entry statement never holds the brand's invoice counter for long. Work on one
+//! lane of a brand is serialised across processes (`db::lock_payment_lane`), and inside
+//! the lock each entry's de-duplication key is looked up before it is stored: an entry
+//! falls in the same lane in every import, so re-importing a file, an overlapping
+//! statement, or ten imports at once count each payment once. The unique key on (brand,
+//! dedup_key) is the last line of defence. Reversals come last, holding every lane. A
+//! chunk that fails rolls back whole; the chunks before it stay, and importing the file
+//! again completes it.
 //!
-//! Lock order, as in the prepaid checkout: prepaid accounts first, the invoice counter
-//! last, so an import and a checkout can never wait for each other in a circle.
+//! Lock order, as in the prepaid checkout: lane locks, then the orders and top-ups of
+//! the chunk (disjoint between lanes), prepaid accounts in id order, the invoice counter
+//! last; the lanes of one import, other imports and checkouts never wait in a circle.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -30,7 +35,7 @@ use crate::brands::Brand;
 use crate::coupons::CouponKey;
 use crate::db::schema::orders;
 use crate::db::schema::{coupons, payment_references, payments, statements, users};
-use crate::db::{self, write_transaction, DbConnection};
+use crate::db::{self, write_transaction, DbConnection, Pool};
 use crate::mail::outbox::{self, OutgoingEmail};
 use crate::money::Money;
 use crate::orders::{self as order_domain, fulfilment, Order, OrderStatus};
@@ -57,7 +62,7 @@ pub struct OutcomeTotal {
     pub amount: Money,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportReport {
     /// The statement recorded for this import; `None` when it brought nothing new.
     pub statement_id: Option<String>,
@@ -131,7 +136,25 @@ fn check_accounts(brand: &Brand, statement: &ParsedStatement) -> Result<(), Impo
     Ok(())
 }
 
+/// Lanes an import runs in parallel on PostgreSQL, each on its own connection and thread:
+/// a lane is chosen by the entry's RF code (else its dedup key), so every payment for one
+/// order or top-up goes through one lane, in file order, and the same entry falls in the
+/// same lane in every import (the lane lock keeps two imports from storing it twice).
+/// PostgreSQL runs one backend per connection: with one lane, one core does the work.
+pub const LANES: usize = 2;
+
+fn lane_of(entry: &StatementEntry) -> usize {
+    let key = entry
+        .creditor_reference()
+        .map(|r| r.as_str().to_owned())
+        .unwrap_or_else(|| entry.dedup_key.clone());
+    // RF codes end in random digits, dedup keys in hex or a bank reference: the last
+    // byte spreads them evenly enough, and is the same in every process and version.
+    key.bytes().last().map_or(0, |b| b as usize % LANES)
+}
+
 pub fn import(
+    pool: &Pool,
     conn: &mut DbConnection,
     context: &ImportContext<'_>,
     statement: &ParsedStatement,
@@ -153,18 +176,104 @@ pub fn import(
         ignored: statement.ignored,
         outcomes: BTreeMap::new(),
     };
-    for chunk in unique.chunks(CHUNK) {
-        write_transaction(conn, |conn| {
-            import_chunk(conn, context, statement, chunk, &mut report, now)
-        })?;
+    // The statement row is committed first, so that every lane's payments can refer to
+    // it; it is removed again if the file brings nothing new.
+    let statement_id =
+        write_transaction(conn, |conn| record_statement(conn, context, statement, now))?;
+    let (credits, reversals): (Vec<&StatementEntry>, Vec<&StatementEntry>) = unique
+        .into_iter()
+        .partition(|e| e.direction == EntryDirection::Credit);
+    let lanes = match conn {
+        DbConnection::Postgres(_) => LANES,
+        DbConnection::Sqlite(_) => 1, // one writer at a time anyway
+    };
+    let mut by_lane: Vec<Vec<&StatementEntry>> = vec![Vec::new(); lanes];
+    for entry in credits {
+        by_lane[if lanes == 1 { 0 } else { lane_of(entry) }].push(entry);
     }
-    if let Some(id) = &report.statement_id {
-        diesel::update(statements::table.filter(statements::id.eq(id)))
+    let run_lane = |conn: &mut DbConnection, lane: Option<usize>, entries: &[&StatementEntry]| {
+        let mut part = ImportReport::default();
+        for chunk in entries.chunks(CHUNK) {
+            write_transaction(conn, |conn| {
+                import_chunk(conn, context, &statement_id, lane, chunk, &mut part, now)
+            })?;
+        }
+        Ok::<_, ImportError>(part)
+    };
+    let mut parts = Vec::new();
+    std::thread::scope(|scope| {
+        let mut here = Vec::new();
+        let mut threads = Vec::new();
+        for (lane, entries) in by_lane.iter().enumerate() {
+            let lane_id = (lanes > 1).then_some(lane);
+            // Lane 0 runs here; the others on connections of their own when the pool has
+            // one to spare, else after it on this one.
+            let own = (lane > 0)
+                .then(|| pool.get_timeout(std::time::Duration::from_secs(1)).ok())
+                .flatten();
+            match own {
+                Some(mut own) => {
+                    threads.push(scope.spawn(move || run_lane(&mut own, lane_id, entries)))
+                }
+                None => here.push((lane_id, entries)),
+            }
+        }
+        for (lane_id, entries) in here {
+            parts.push(run_lane(conn, lane_id, entries));
+        }
+        for thread in threads {
+            parts.push(thread.join().unwrap_or_else(|_| {
+                Err(ImportError::Storage(anyhow::anyhow!(
+                    "an import lane panicked"
+                )))
+            }));
+        }
+    });
+    // Reversals last, holding every lane: the credit one takes back may have come
+    // through any lane, earlier in this very file.
+    parts.push(run_lane(conn, None, &reversals));
+    for part in parts {
+        let part = part?;
+        report.new_entries += part.new_entries;
+        report.already_imported += part.already_imported;
+        for (status, total) in part.outcomes {
+            let sum = report.outcomes.entry(status).or_default();
+            sum.count += total.count;
+            sum.amount = sum.amount + total.amount;
+        }
+    }
+    write_transaction(conn, |conn| {
+        if report.new_entries == 0 {
+            diesel::delete(statements::table.filter(statements::id.eq(&statement_id)))
+                .execute(conn)?;
+            return Ok::<_, ImportError>(());
+        }
+        diesel::update(statements::table.filter(statements::id.eq(&statement_id)))
             .set((
                 statements::entries.eq(report.entries as i32),
                 statements::new_entries.eq(report.new_entries as i32),
             ))
             .execute(conn)?;
+        audit::record(
+            conn,
+            AuditEntry {
+                brand_id: Some(&context.brand.id),
+                actor: &Actor::User(context.operator_id.to_owned()),
+                action: "statement.imported",
+                subject_type: "statement",
+                subject_id: &statement_id,
+                details: json!({
+                    "format": statement.format.as_str(), "version": statement.version,
+                    "file_name": context.file_name, "sha256": context.file_sha256,
+                    "entries": report.entries, "new_entries": report.new_entries,
+                }),
+            },
+            now,
+        )?;
+        Ok(())
+    })?;
+    if report.new_entries > 0 {
+        report.statement_id = Some(statement_id);
     }
     Ok(report)
 }
@@ -190,16 +299,22 @@ enum Loaded {
     TopUp(Box<TopUp>),
 }
 
+/// One transaction of a lane (`None`: all lanes, for reversals): skips the entries
+/// already stored, then applies the credits and reversals of the rest.
 fn import_chunk(
     conn: &mut DbConnection,
     context: &ImportContext<'_>,
-    statement: &ParsedStatement,
+    statement_id: &str,
+    lane: Option<usize>,
     chunk: &[&StatementEntry],
     report: &mut ImportReport,
     now: DateTime<Utc>,
 ) -> Result<(), ImportError> {
     let brand = context.brand;
-    db::lock_payments_of_brand(conn, &brand.id)?;
+    match lane {
+        Some(lane) => db::lock_payment_lane(conn, &brand.id, lane)?,
+        None => db::lock_payments_of_brand(conn, &brand.id)?,
+    }
     db::plan_each_query(conn)?;
     let keys: Vec<&str> = chunk.iter().map(|e| e.dedup_key.as_str()).collect();
     let known: HashSet<String> = payments::table
@@ -218,22 +333,14 @@ fn import_chunk(
     if fresh.is_empty() {
         return Ok(());
     }
-    let statement_id = match &report.statement_id {
-        Some(id) => id.clone(),
-        None => {
-            let id = record_statement(conn, context, statement, now)?;
-            report.statement_id = Some(id.clone());
-            id
-        }
-    };
     report.new_entries += fresh.len();
 
     let (credits, reversals): (Vec<&StatementEntry>, Vec<&StatementEntry>) = fresh
         .into_iter()
         .partition(|e| e.direction == EntryDirection::Credit);
-    let mut applied = apply_credits(conn, context, &statement_id, &credits, now)?;
+    let mut applied = apply_credits(conn, context, statement_id, &credits, now)?;
     for reversal in reversals {
-        applied.push(apply_reversal(conn, context, &statement_id, reversal, now)?);
+        applied.push(apply_reversal(conn, context, statement_id, reversal, now)?);
     }
     for (status, amount) in applied {
         let total = report.outcomes.entry(status).or_default();
@@ -266,21 +373,6 @@ fn record_statement(
             statements::imported_at.eq(now.naive_utc()),
         ))
         .execute(conn)?;
-    audit::record(
-        conn,
-        AuditEntry {
-            brand_id: Some(&context.brand.id),
-            actor: &Actor::User(context.operator_id.to_owned()),
-            action: "statement.imported",
-            subject_type: "statement",
-            subject_id: &id,
-            details: json!({
-                "format": statement.format.as_str(), "version": statement.version,
-                "file_name": context.file_name, "sha256": context.file_sha256,
-            }),
-        },
-        now,
-    )?;
     Ok(id)
 }
 
@@ -621,24 +713,6 @@ fn apply_credits(
     }
 
     insert_payments(conn, &brand.id, statement_id, &rows, now)?;
-    // One balance update per account, accounts in id order (the same lock order for
-    // every import).
-    let mut credits_by_account: BTreeMap<&str, Vec<Posting<'_>>> = BTreeMap::new();
-    for (account_id, amount, kind, description, payment_id) in &postings {
-        credits_by_account
-            .entry(account_id)
-            .or_default()
-            .push(Posting {
-                kind: *kind,
-                amount: *amount,
-                description,
-                reference: Some(payment_id),
-                actor_id: None,
-            });
-    }
-    for (account_id, credits) in &credits_by_account {
-        prepaid::credit_many(conn, account_id, credits, now)?;
-    }
     // Top-ups and orders that received money without completing (or completed top-ups).
     for (code, target) in &loaded {
         let after = state[code.as_str()];
@@ -719,6 +793,25 @@ fn apply_credits(
         now,
     )?;
 
+    // Prepaid credits late, one balance update per account, accounts in id order, then
+    // the invoice counter: the rows other lanes and checkouts also lock are held for the
+    // shortest time, always in the same order.
+    let mut credits_by_account: BTreeMap<&str, Vec<Posting<'_>>> = BTreeMap::new();
+    for (account_id, amount, kind, description, payment_id) in &postings {
+        credits_by_account
+            .entry(account_id)
+            .or_default()
+            .push(Posting {
+                kind: *kind,
+                amount: *amount,
+                description,
+                reference: Some(payment_id),
+                actor_id: None,
+            });
+    }
+    for (account_id, credits) in &credits_by_account {
+        prepaid::credit_many(conn, account_id, credits, now)?;
+    }
     // Last: invoice numbers, and the orders' move to fulfilled in the same update.
     if !completed.is_empty() {
         let year = now.year();

@@ -774,6 +774,48 @@ async fn a_reversal_undoes_the_payment_it_matches() {
 }
 
 #[tokio::test]
+async fn a_reversal_finds_its_credit_earlier_in_the_same_file_whatever_the_lane() {
+    // On PostgreSQL an import runs in parallel lanes chosen by RF code or dedup key, so a
+    // credit and the reversal that takes it back usually travel in different lanes.
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let operator = app.back_office("visura").await;
+    let mut lines = Vec::new();
+    for _ in 0..6 {
+        let placed = transfer_order(&app, &customer, "bank_transfer").await;
+        lines.push(Line::credit(PRICE, &rf(&placed), &bank_ref()));
+    }
+    let reason = |i: usize| format!("versamento senza riferimento {i}");
+    for i in 0..6 {
+        lines.push(Line::credit("50.00", &reason(i), &bank_ref()));
+    }
+    for i in 0..6 {
+        lines.push(Line::credit("50.00", &reason(i), &bank_ref()).reversed());
+    }
+    let report = import_ok(&app, &operator, &camt053(8, &lines)).await;
+    assert_eq!(count(&report, "matched"), 6, "{report}");
+    assert_eq!(count(&report, "reversal"), 6, "{report}");
+    let queue = |status: &'static str| {
+        let app = &app;
+        let token = operator.token.clone();
+        async move {
+            app.get_json(
+                &token,
+                &format!("/api/v1/backoffice/payments?status={status}"),
+            )
+            .await["totals"]["count"]
+                .clone()
+        }
+    };
+    assert_eq!(queue("reversed").await, 6);
+    assert_eq!(
+        queue("unmatched").await,
+        0,
+        "every reversal found its credit"
+    );
+}
+
+#[tokio::test]
 async fn unpaid_reservations_expire_with_an_email_and_late_statements_still_count() {
     let (sink, port) = SmtpSink::start(0).await;
     let app = spawn_app_with_smtp(port, &[]).await;
