@@ -699,6 +699,100 @@ async fn ten_concurrent_imports_of_overlapping_files_count_each_payment_once() {
 }
 
 #[tokio::test]
+async fn an_import_and_prepaid_checkouts_from_the_same_account_at_once_keep_every_invariant() {
+    // The import credits duplicates to the prepaid account and numbers invoices while
+    // checkouts debit the same account and take numbers from the same counter: no
+    // deadlock, no 500, no overdraft, no gap.
+    let app = spawn_app().await;
+    let operator = app.back_office("visura").await;
+    let customer = app.customer("visura").await;
+    let account = app.get_json(&customer.token, "/api/v1/prepaid").await["account_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let credited = app
+        .post_json_as(
+            &operator.token,
+            &format!("/api/v1/backoffice/prepaid/{account}/adjustments"),
+            &json!({ "direction": "credit", "amount": "317.20", "reason": "test" }),
+        )
+        .await;
+    assert!(credited.status().is_success());
+    let mut lines = Vec::new();
+    for _ in 0..30 {
+        let placed = transfer_order(&app, &customer, "bank_transfer").await;
+        lines.push(Line::credit(PRICE, &rf(&placed), &bank_ref()));
+        lines.push(Line::credit(PRICE, &rf(&placed), &bank_ref()));
+    }
+    let file = camt053(8, &lines);
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(21));
+    let import = {
+        let (client, url, token, barrier) = (
+            app.client.clone(),
+            format!("{}/api/v1/backoffice/statements", app.address),
+            operator.token.clone(),
+            barrier.clone(),
+        );
+        tokio::spawn(async move {
+            barrier.wait().await;
+            let response = client.post(url).bearer_auth(token).body(file).send().await;
+            response.unwrap().status().as_u16()
+        })
+    };
+    let mut checkouts = Vec::new();
+    for _ in 0..20 {
+        let (client, url, token, barrier) = (
+            app.client.clone(),
+            format!("{}/api/v1/orders", app.address),
+            customer.token.clone(),
+            barrier.clone(),
+        );
+        checkouts.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", Uuid::new_v4().to_string())
+                .json(&json!({ "lines": [{ "product": PRODUCT, "quantity": 1 }], "payment_method": "prepaid" }))
+                .send()
+                .await;
+            response.unwrap().status().as_u16()
+        }));
+    }
+    assert_eq!(import.await.unwrap(), 201);
+    let mut bought = 0;
+    for checkout in checkouts {
+        match checkout.await.unwrap() {
+            201 => bought += 1,
+            409 => {} // the balance ran short: refused whole
+            other => panic!("checkout answered {other}"),
+        }
+    }
+    // 10 coupons' worth at the start, 30 duplicates credited: at least 10 succeed.
+    assert!(bought >= 10, "only {bought} checkouts");
+    let (balance, ledger) = app.prepaid_balance_and_ledger_sum(&customer.user_id);
+    assert_eq!(balance, ledger);
+    assert_eq!(balance.cents(), (10 + 30 - bought) * 3172);
+    let mut conn = app.pool.get().unwrap();
+    let mut numbers: Vec<i64> = orders::table
+        .filter(orders::invoice_seq.is_not_null())
+        .select(orders::invoice_seq.assume_not_null())
+        .load(&mut conn)
+        .unwrap();
+    numbers.sort();
+    assert_eq!(
+        numbers,
+        (1..=30 + bought).collect::<Vec<_>>(),
+        "no gaps, no repeats"
+    );
+    let coupons: i64 = rinnovo::db::schema::coupons::table
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(coupons, 30 + bought, "one coupon per paid order");
+}
+
+#[tokio::test]
 async fn a_reversal_undoes_the_payment_it_matches() {
     let app = spawn_app().await;
     let customer = app.customer("visura").await;
