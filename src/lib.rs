@@ -7,6 +7,7 @@ mod macros;
 pub mod audit;
 pub mod auth;
 pub mod brands;
+pub mod ca;
 pub mod catalog;
 pub mod config;
 pub mod coupons;

@@ -45,6 +45,33 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Devices for demos and tests.
+    Device {
+        #[command(subcommand)]
+        command: DeviceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Give a registered holder a new device with a signature and an authentication
+    /// certificate from the embedded CA, and write their keys and certificates as PEM into
+    /// DIR (keys 0600), with the CA chain: then anyone can play the desktop agent with
+    /// openssl.
+    Enroll {
+        #[arg(long)]
+        codice_fiscale: String,
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[arg(long, default_value = "visura")]
+        brand: String,
+        /// smart_card or usb_key
+        #[arg(long, default_value = "smart_card")]
+        kind: String,
+        /// Days until the certificates expire (1 to 1095; under 90 they are renewable now).
+        #[arg(long, default_value_t = 1095)]
+        expires_in: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -167,7 +194,89 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 println!("password: {password_text}");
             }
         }
+        Command::Device {
+            command:
+                DeviceCommand::Enroll {
+                    codice_fiscale,
+                    out,
+                    brand,
+                    kind,
+                    expires_in,
+                },
+        } => enroll(config, &codice_fiscale, &out, brand, &kind, expires_in).await?,
     }
+    Ok(())
+}
+
+async fn enroll(
+    config: Config,
+    codice_fiscale: &str,
+    out: &std::path::Path,
+    brand: String,
+    kind: &str,
+    expires_in: i64,
+) -> anyhow::Result<()> {
+    use rinnovo::registry::enroll::{self, VALIDITY_DAYS};
+    let codice_fiscale = CodiceFiscale::parse(codice_fiscale)
+        .map_err(|e| anyhow::anyhow!("--codice-fiscale: {e}"))?;
+    let kind = rinnovo::registry::DeviceKind::parse(kind)
+        .ok_or_else(|| anyhow::anyhow!("--kind: must be smart_card or usb_key"))?;
+    anyhow::ensure!(
+        (1..=VALIDITY_DAYS).contains(&expires_in),
+        "--expires-in: must be 1 to {VALIDITY_DAYS} days"
+    );
+    let ca = rinnovo::ca::EmbeddedCa::open_or_create(&config.data_dir)?;
+    let pool = startup::prepare_database(config.into(), StartOptions::default()).await?;
+    let now = chrono::Utc::now();
+    let expires_at = now + chrono::Duration::days(expires_in);
+    let enrolled = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let mut conn = pool.get()?;
+        Ok(enroll::enroll_device(
+            &mut conn,
+            &ca,
+            &codice_fiscale,
+            &brand,
+            kind,
+            expires_at,
+            now,
+        )
+        .map(|enrolled| (enrolled, rinnovo::ca::CertificateAuthority::chain_pem(&ca)))?)
+    })
+    .await??;
+    let (enrolled, chain) = enrolled;
+    std::fs::create_dir_all(out)?;
+    for certificate in &enrolled.certificates {
+        let kind = certificate.kind.as_str();
+        write_secret(
+            &out.join(format!("{kind}.key.pem")),
+            &certificate.key.private_pem,
+        )?;
+        std::fs::write(out.join(format!("{kind}.pem")), &certificate.issued.pem)?;
+        println!(
+            "{kind}: serial {} valid until {} ({kind}.pem, {kind}.key.pem)",
+            certificate.issued.serial_number,
+            certificate.issued.not_after.format("%Y-%m-%d %H:%M:%S UTC"),
+        );
+    }
+    std::fs::write(out.join("chain.pem"), chain)?;
+    println!(
+        "device {} enrolled; CA chain in chain.pem; files in {}",
+        enrolled.serial_number,
+        out.display()
+    );
+    Ok(())
+}
+
+fn write_secret(path: &std::path::Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(content.as_bytes())?;
     Ok(())
 }
 

@@ -50,6 +50,9 @@ impl Application {
             &config.data_dir,
             COUPON_KEY_FILE,
         )?);
+        // The embedded CA is made on first start, so a broken data directory shows now
+        // rather than at the first renewal; `rinnovo device enroll` signs with it.
+        crate::ca::EmbeddedCa::open_or_create(&config.data_dir)?;
         let access_ttl = chrono::Duration::from_std(config.access_token_ttl)?;
         let state = web::Data::new(AppState {
             pool: pool.clone(),

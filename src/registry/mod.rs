@@ -2,6 +2,7 @@
 //! on them: what the lookup reads and what renewals later change.
 
 pub mod codice_fiscale;
+pub mod enroll;
 mod store;
 
 pub use codice_fiscale::{CodiceFiscale, CodiceFiscaleError, Sex};

@@ -213,3 +213,150 @@ fn user_add_reads_the_password_from_stdin_or_generates_one() {
     assert!(!bad_role.status.success());
     assert!(String::from_utf8_lossy(&bad_role.stderr).contains("--role"));
 }
+
+fn openssl(args: &[&str]) -> std::process::Output {
+    Command::new("openssl").args(args).output().unwrap()
+}
+
+#[test]
+fn an_enrolled_device_has_certificates_that_openssl_verifies_and_the_registry_knows() {
+    use diesel::prelude::*;
+    use rinnovo::db::schema::{certificates, devices};
+
+    let database = TestDatabase::create();
+    let seed = rinnovo(&database)
+        .args(["seed", "--demo"])
+        .output()
+        .unwrap();
+    assert!(seed.status.success(), "{seed:?}");
+    let out = database.dir.path().join("device");
+    let out_text = out.to_str().unwrap();
+    let enroll = |cf: &str, days: &str| {
+        rinnovo(&database)
+            .args([
+                "device",
+                "enroll",
+                "--codice-fiscale",
+                cf,
+                "--out",
+                out_text,
+            ])
+            .args(["--expires-in", days])
+            .output()
+            .unwrap()
+    };
+    let enrolled = enroll("BNCLRA85T52F205E", "45");
+    assert!(enrolled.status.success(), "{enrolled:?}");
+    let stdout = String::from_utf8_lossy(&enrolled.stdout);
+    assert!(stdout.contains("enrolled"), "{stdout}");
+
+    // The chain verifies from the embedded root, and each certificate has its profile.
+    let ca = database.dir.path().join("ca");
+    let root = ca.join("root.pem");
+    let chain = out.join("chain.pem");
+    for kind in ["signature", "authentication"] {
+        let certificate = out.join(format!("{kind}.pem"));
+        let verify = openssl(&[
+            "verify",
+            "-CAfile",
+            root.to_str().unwrap(),
+            "-untrusted",
+            chain.to_str().unwrap(),
+            certificate.to_str().unwrap(),
+        ]);
+        assert!(verify.status.success(), "{kind}: {verify:?}");
+        let text = openssl(&[
+            "x509",
+            "-noout",
+            "-text",
+            "-in",
+            certificate.to_str().unwrap(),
+        ]);
+        let text = String::from_utf8_lossy(&text.stdout).into_owned();
+        assert!(
+            text.contains("serialNumber = TINIT-BNCLRA85T52F205E"),
+            "{text}"
+        );
+        assert!(text.contains("CN = BIANCHI LAURA"), "{text}");
+        if kind == "signature" {
+            assert!(text.contains("Non Repudiation"), "{text}");
+            assert!(!text.contains("Digital Signature"), "{text}");
+        } else {
+            assert!(text.contains("Digital Signature"), "{text}");
+            assert!(text.contains("TLS Web Client Authentication"), "{text}");
+        }
+        // The key matches the certificate, and only its owner may read it.
+        let key = out.join(format!("{kind}.key.pem"));
+        let from_key = openssl(&["pkey", "-pubout", "-in", key.to_str().unwrap()]);
+        let from_cert = openssl(&[
+            "x509",
+            "-noout",
+            "-pubkey",
+            "-in",
+            certificate.to_str().unwrap(),
+        ]);
+        assert_eq!(from_key.stdout, from_cert.stdout);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{kind} key");
+    }
+    for key in ["root.key.pem", "issuing.key.pem"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(ca.join(key))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
+
+    // The registry has the device with both certificates active, serials as openssl
+    // prints them, expiring in 45 days (renewable now).
+    let url = rinnovo::db::DatabaseUrl::parse(&database.url).unwrap();
+    let mut conn = rinnovo::db::build_pool(&url, 1).unwrap().get().unwrap();
+    let rows: Vec<(String, String, String, chrono::NaiveDateTime)> = certificates::table
+        .inner_join(devices::table)
+        .filter(devices::brand_id.eq("visura"))
+        .filter(certificates::issuer.like("%Embedded Issuing CA%"))
+        .select((
+            certificates::kind,
+            certificates::serial_number,
+            certificates::status,
+            certificates::not_after,
+        ))
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    for (kind, serial, status, not_after) in rows {
+        assert_eq!(status, "active");
+        let certificate = out.join(format!("{kind}.pem"));
+        let printed = openssl(&[
+            "x509",
+            "-noout",
+            "-serial",
+            "-in",
+            certificate.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            String::from_utf8_lossy(&printed.stdout).trim(),
+            format!("serial={serial}")
+        );
+        let days = (not_after - chrono::Utc::now().naive_utc()).num_days();
+        assert!((44..=45).contains(&days), "{days}");
+    }
+
+    // A second device reuses the same CA; bad input is refused with the rule.
+    let root_before = std::fs::read(&root).unwrap();
+    assert!(enroll("RSSMRA80A01H501U", "1095").status.success());
+    assert_eq!(std::fs::read(&root).unwrap(), root_before);
+    let unknown = enroll("NRIANN90E45F839C", "30");
+    assert!(
+        unknown.status.success(),
+        "a registered holder without devices may enroll"
+    );
+    let not_registered = enroll("MRTMTT25D09F205Z", "30");
+    assert!(!not_registered.status.success());
+    assert!(String::from_utf8_lossy(&not_registered.stderr).contains("no holder"));
+    let too_long = enroll("BNCLRA85T52F205E", "2000");
+    assert!(!too_long.status.success());
+    assert!(String::from_utf8_lossy(&too_long.stderr).contains("--expires-in"));
+}

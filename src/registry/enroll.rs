@@ -1,0 +1,125 @@
+//! Enrolling a device for a holder: a new device with a signature and an authentication
+//! certificate issued by the CA, registered as active. What `rinnovo device enroll` does,
+//! so that anyone can play the desktop agent with openssl against a demo server.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind};
+use crate::ca::{CaError, CertificateAuthority, DeviceKey, Issued, Profile, Subject};
+use crate::db::schema::{brands, certificates, devices, holders};
+use crate::db::{write_transaction, DbConnection};
+use crate::secrets::random_bytes;
+
+/// How long the embedded CA's certificates last, and so the longest `--expires-in`.
+pub const VALIDITY_DAYS: i64 = 3 * 365;
+
+pub struct EnrolledCertificate {
+    pub kind: CertificateKind,
+    pub key: DeviceKey,
+    pub issued: Issued,
+}
+
+pub struct Enrolled {
+    pub device_id: String,
+    pub serial_number: String,
+    pub certificates: Vec<EnrolledCertificate>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    #[error("no holder with codice fiscale {0} in the registry")]
+    UnknownHolder(String),
+    #[error("no brand {0}")]
+    UnknownBrand(String),
+    #[error("the certificates must expire within 1 to {VALIDITY_DAYS} days")]
+    Expiry,
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    #[error(transparent)]
+    Storage(#[from] diesel::result::Error),
+}
+
+/// Enrolls a device whose certificates expire at `expires_at` (issued `VALIDITY_DAYS`
+/// before, so a certificate near its end looks like one issued three years ago).
+pub fn enroll_device(
+    conn: &mut DbConnection,
+    ca: &dyn CertificateAuthority,
+    codice_fiscale: &CodiceFiscale,
+    brand_id: &str,
+    kind: DeviceKind,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Enrolled, EnrollError> {
+    let days_left = (expires_at - now).num_days();
+    if expires_at <= now || days_left > VALIDITY_DAYS {
+        return Err(EnrollError::Expiry);
+    }
+    let not_before = expires_at - Duration::days(VALIDITY_DAYS);
+    write_transaction(conn, |conn| {
+        let (holder_id, given_name, surname): (String, String, String) = holders::table
+            .filter(holders::codice_fiscale.eq(codice_fiscale.as_str()))
+            .select((holders::id, holders::given_name, holders::surname))
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| EnrollError::UnknownHolder(codice_fiscale.as_str().to_owned()))?;
+        let brand_known: i64 = brands::table
+            .filter(brands::id.eq(brand_id))
+            .count()
+            .get_result(conn)?;
+        if brand_known == 0 {
+            return Err(EnrollError::UnknownBrand(brand_id.to_owned()));
+        }
+        let subject = Subject {
+            codice_fiscale: codice_fiscale.as_str().to_owned(),
+            given_name,
+            surname,
+        };
+        let device_id = Uuid::now_v7().to_string();
+        // 12 digits: random, so enrolled devices never collide with the demo's serials.
+        let serial_number: String = random_bytes::<12>()
+            .iter()
+            .map(|b| char::from(b'0' + b % 10))
+            .collect();
+        diesel::insert_into(devices::table)
+            .values((
+                devices::id.eq(&device_id),
+                devices::holder_id.eq(&holder_id),
+                devices::brand_id.eq(brand_id),
+                devices::serial_number.eq(&serial_number),
+                devices::kind.eq(kind.as_str()),
+                devices::activated_at.eq(not_before.naive_utc()),
+                devices::created_at.eq(now.naive_utc()),
+            ))
+            .execute(conn)?;
+        let mut enrolled = Vec::new();
+        for (kind, profile) in [
+            (CertificateKind::Signature, Profile::Signature),
+            (CertificateKind::Authentication, Profile::Authentication),
+        ] {
+            let key = DeviceKey::generate()?;
+            let issued = ca.issue(&subject, &key.public_der, profile, not_before, expires_at)?;
+            diesel::insert_into(certificates::table)
+                .values((
+                    certificates::id.eq(Uuid::now_v7().to_string()),
+                    certificates::device_id.eq(&device_id),
+                    certificates::kind.eq(kind.as_str()),
+                    certificates::issuer.eq(&issued.issuer),
+                    certificates::serial_number.eq(&issued.serial_number),
+                    certificates::subject.eq(&issued.subject),
+                    certificates::not_before.eq(issued.not_before.naive_utc()),
+                    certificates::not_after.eq(issued.not_after.naive_utc()),
+                    certificates::status.eq(CertificateStatus::Active.as_str()),
+                    certificates::created_at.eq(now.naive_utc()),
+                ))
+                .execute(conn)?;
+            enrolled.push(EnrolledCertificate { kind, key, issued });
+        }
+        Ok(Enrolled {
+            device_id,
+            serial_number,
+            certificates: enrolled,
+        })
+    })
+}
