@@ -4,6 +4,7 @@
 #[macro_use]
 mod macros;
 
+pub mod agent;
 pub mod audit;
 pub mod auth;
 pub mod brands;

@@ -52,13 +52,14 @@ impl Application {
         )?);
         // The embedded CA is made on first start, so a broken data directory shows now
         // rather than at the first renewal; `rinnovo device enroll` signs with it.
-        crate::ca::EmbeddedCa::open_or_create(&config.data_dir)?;
+        let ca = Arc::new(crate::ca::EmbeddedCa::open_or_create(&config.data_dir)?);
         let access_ttl = chrono::Duration::from_std(config.access_token_ttl)?;
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             config: config.clone(),
             tokens: Arc::new(TokenIssuer::new(&secret, access_ttl)),
             coupon_key: Arc::new(coupon_key),
+            ca,
         });
 
         let mut server = HttpServer::new(move || {

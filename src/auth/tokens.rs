@@ -14,6 +14,25 @@ use super::Role;
 
 pub const ISSUER: &str = "rinnovo";
 pub const API_AUDIENCE: &str = "rinnovo-api";
+/// Agent tokens: their own issuer and audience, so they are never access tokens.
+pub const AGENT_ISSUER: &str = "rinnovo-agent-auth";
+pub const AGENT_AUDIENCE: &str = "rinnovo-agent";
+/// An agent session lasts minutes: long enough to request, poll and install.
+pub const AGENT_TTL_MINUTES: i64 = 15;
+
+/// What an agent token says: one certificate of one device of one brand.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AgentClaims {
+    pub iss: String,
+    pub aud: String,
+    /// The device id.
+    pub sub: String,
+    /// The certificate the agent proved it holds.
+    pub cert: String,
+    pub brand: String,
+    pub iat: i64,
+    pub exp: i64,
+}
 pub const SECRET_FILE: &str = "jwt-secret";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -40,6 +59,7 @@ pub struct TokenIssuer {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    agent_validation: Validation,
     access_ttl: Duration,
 }
 
@@ -51,10 +71,14 @@ impl TokenIssuer {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         // Clocks of several service machines differ a little.
         validation.leeway = 30;
+        let mut agent_validation = validation.clone();
+        agent_validation.set_issuer(&[AGENT_ISSUER]);
+        agent_validation.set_audience(&[AGENT_AUDIENCE]);
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            agent_validation,
             access_ttl,
         }
     }
@@ -85,6 +109,37 @@ impl TokenIssuer {
 
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
         decode::<AccessClaims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })
+    }
+}
+
+impl TokenIssuer {
+    pub fn issue_agent(
+        &self,
+        device_id: &str,
+        certificate_id: &str,
+        brand: &str,
+        now: DateTime<Utc>,
+    ) -> String {
+        let claims = AgentClaims {
+            iss: AGENT_ISSUER.into(),
+            aud: AGENT_AUDIENCE.into(),
+            sub: device_id.into(),
+            cert: certificate_id.into(),
+            brand: brand.into(),
+            iat: now.timestamp(),
+            exp: (now + Duration::minutes(AGENT_TTL_MINUTES)).timestamp(),
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing of plain claims cannot fail")
+    }
+
+    pub fn verify_agent(&self, token: &str) -> Result<AgentClaims, TokenError> {
+        decode::<AgentClaims>(token, &self.decoding, &self.agent_validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,

@@ -218,4 +218,10 @@ impl CertificateAuthority for EmbeddedCa {
     fn issuer_name(&self) -> String {
         display_name(ISSUING_NAME)
     }
+
+    fn issuing_certificate_der(&self) -> Vec<u8> {
+        x509_parser::pem::parse_x509_pem(self.issuing_pem.as_bytes())
+            .map(|(_, pem)| pem.contents)
+            .unwrap_or_default()
+    }
 }

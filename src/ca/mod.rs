@@ -88,6 +88,9 @@ pub trait CertificateAuthority: Send + Sync {
 
     /// The issuer's name, as the registry stores it.
     fn issuer_name(&self) -> String;
+
+    /// The issuing CA's certificate (DER): what certificates it issued chain to.
+    fn issuing_certificate_der(&self) -> Vec<u8>;
 }
 
 /// A key pair made here for a device that is enrolled from the command line (demo and

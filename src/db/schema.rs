@@ -2,6 +2,15 @@
 // that both backends have exactly these tables and columns.
 
 diesel::table! {
+    agent_challenges (nonce) {
+        nonce -> Text,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     brands (id) {
         id -> Text,
         name -> Text,
@@ -338,6 +347,7 @@ diesel::joinable!(devices -> brands (brand_id));
 diesel::joinable!(certificates -> devices (device_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    agent_challenges,
     brands,
     holders,
     devices,

@@ -1,5 +1,6 @@
 //! The HTTP API: routes, thin handlers, and the mapping of errors to problem JSON.
 
+mod agent;
 pub mod auth;
 mod catalog;
 mod coupons;
@@ -21,6 +22,7 @@ use actix_web::web;
 pub use problem::{ApiError, Problem, PROBLEM_CONTENT_TYPE};
 
 use crate::auth::TokenIssuer;
+use crate::ca::CertificateAuthority;
 use crate::config::Config;
 use crate::coupons::CouponKey;
 use crate::db::{DbConnection, Pool};
@@ -33,6 +35,15 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub tokens: Arc<TokenIssuer>,
     pub coupon_key: Arc<CouponKey>,
+    pub ca: Arc<dyn CertificateAuthority>,
+}
+
+/// The client's address, for rate limits.
+fn client_address(request: &actix_web::HttpRequest) -> String {
+    request
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 impl AppState {
@@ -79,6 +90,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/holders/{codice_fiscale}/devices")
             .route(web::get().to(lookup::holder_devices)),
     )
+    .service(web::resource("/api/v1/agent/challenges").route(web::post().to(agent::challenge)))
+    .service(web::resource("/api/v1/agent/sessions").route(web::post().to(agent::session)))
     .service(web::resource("/api/v1/products").route(web::get().to(catalog::products)))
     .service(web::resource("/api/v1/quotes").route(web::post().to(catalog::create_quote)))
     .service(

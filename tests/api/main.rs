@@ -1,6 +1,7 @@
 //! Integration tests: the real server, a real database per test. They run on SQLite,
 //! and on PostgreSQL when TEST_DATABASE_URL is set (see .ci/run).
 
+mod agent;
 mod auth;
 mod catalog;
 mod cli;

@@ -1,0 +1,220 @@
+//! The desktop agent's sign-in: it proves it holds the key of a certificate on the device.
+//!
+//! 1. `POST /agent/challenges` gives a random nonce, valid for [`CHALLENGE_TTL_SECS`] and
+//!    usable once.
+//! 2. The agent signs the nonce (its ASCII bytes) with the certificate's key: RSA PKCS#1
+//!    v1.5 or PSS with SHA-256, or ECDSA P-256 with SHA-256 (DER signature, as
+//!    `openssl dgst -sha256 -sign` makes it), and sends certificate, nonce and signature.
+//! 3. [`authenticate`] burns the nonce first (a failed attempt uses it up too), then
+//!    checks the certificate: issued by a CA the service trusts (its signature verifies
+//!    with the issuing CA's key), within its validity, in the registry and neither
+//!    revoked nor superseded; and the signature over the nonce with the certificate's key.
+
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use x509_parser::prelude::*;
+
+use crate::ca::CertificateAuthority;
+use crate::db::schema::{agent_challenges, certificates, devices, holders};
+use crate::db::{write_transaction, DbConnection};
+use crate::registry::CertificateStatus;
+use crate::secrets::random_bytes;
+
+pub const CHALLENGE_TTL_SECS: i64 = 120;
+
+pub struct Challenge {
+    pub nonce: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Who the agent is, once authenticated: one certificate of one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentIdentity {
+    pub certificate_id: String,
+    pub device_id: String,
+    pub brand_id: String,
+    pub codice_fiscale: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentAuthError {
+    #[error("the certificate is not a PEM or base64 DER X.509 certificate: {0}")]
+    MalformedCertificate(String),
+    #[error("the signature is not base64")]
+    MalformedSignature,
+    #[error("the challenge is unknown, expired or already used: ask for a new one")]
+    Challenge,
+    #[error("the certificate was not issued by a CA this service trusts")]
+    Untrusted,
+    #[error("the certificate is not valid now (valid from {not_before} to {not_after})")]
+    OutsideValidity {
+        not_before: String,
+        not_after: String,
+    },
+    #[error("the certificate is not in the registry")]
+    UnknownCertificate,
+    #[error("the certificate is {0}")]
+    NotActive(CertificateStatus),
+    #[error("the signature over the challenge does not verify with the certificate's key")]
+    Signature,
+    #[error(transparent)]
+    Storage(#[from] diesel::result::Error),
+}
+
+pub fn new_challenge(conn: &mut DbConnection, now: DateTime<Utc>) -> QueryResult<Challenge> {
+    let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>());
+    let expires_at = now + Duration::seconds(CHALLENGE_TTL_SECS);
+    write_transaction(conn, |conn| {
+        // Old challenges are of no use to anyone: each new one sweeps them.
+        diesel::delete(
+            agent_challenges::table
+                .filter(agent_challenges::expires_at.lt((now - Duration::hours(1)).naive_utc())),
+        )
+        .execute(conn)?;
+        diesel::insert_into(agent_challenges::table)
+            .values((
+                agent_challenges::nonce.eq(&nonce),
+                agent_challenges::expires_at.eq(expires_at.naive_utc()),
+                agent_challenges::created_at.eq(now.naive_utc()),
+            ))
+            .execute(conn)
+    })?;
+    Ok(Challenge { nonce, expires_at })
+}
+
+/// The certificate as sent: PEM, or base64 of the DER.
+fn certificate_der(text: &str) -> Result<Vec<u8>, AgentAuthError> {
+    let text = text.trim();
+    if text.starts_with("-----BEGIN") {
+        return x509_parser::pem::parse_x509_pem(text.as_bytes())
+            .map(|(_, pem)| pem.contents)
+            .map_err(|e| AgentAuthError::MalformedCertificate(e.to_string()));
+    }
+    let compact: String = text.split_whitespace().collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|_| AgentAuthError::MalformedCertificate("neither PEM nor base64".into()))
+}
+
+pub fn authenticate(
+    conn: &mut DbConnection,
+    ca: &dyn CertificateAuthority,
+    certificate: &str,
+    nonce: &str,
+    signature: &str,
+    now: DateTime<Utc>,
+) -> Result<AgentIdentity, AgentAuthError> {
+    let der = certificate_der(certificate)?;
+    let (_, presented) = X509Certificate::from_der(&der)
+        .map_err(|e| AgentAuthError::MalformedCertificate(e.to_string()))?;
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(signature.trim())
+        .map_err(|_| AgentAuthError::MalformedSignature)?;
+
+    // Single use, whatever happens next.
+    let burnt = write_transaction(conn, |conn| {
+        diesel::update(
+            agent_challenges::table
+                .filter(agent_challenges::nonce.eq(nonce))
+                .filter(agent_challenges::used_at.is_null())
+                .filter(agent_challenges::expires_at.gt(now.naive_utc())),
+        )
+        .set(agent_challenges::used_at.eq(now.naive_utc()))
+        .execute(conn)
+    })?;
+    if burnt != 1 {
+        return Err(AgentAuthError::Challenge);
+    }
+
+    let issuing_der = ca.issuing_certificate_der();
+    let (_, issuing) =
+        X509Certificate::from_der(&issuing_der).map_err(|_| AgentAuthError::Untrusted)?;
+    if presented.issuer() != issuing.subject()
+        || presented
+            .verify_signature(Some(issuing.public_key()))
+            .is_err()
+    {
+        return Err(AgentAuthError::Untrusted);
+    }
+    let validity = presented.validity();
+    let at = ASN1Time::from_timestamp(now.timestamp()).map_err(|_| AgentAuthError::Untrusted)?;
+    if at < validity.not_before || at > validity.not_after {
+        return Err(AgentAuthError::OutsideValidity {
+            not_before: validity.not_before.to_string(),
+            not_after: validity.not_after.to_string(),
+        });
+    }
+
+    let serial: String = presented
+        .raw_serial()
+        .iter()
+        .skip_while(|b| **b == 0)
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let row: Option<(String, String, String, String, String)> = certificates::table
+        .inner_join(devices::table.inner_join(holders::table))
+        .filter(certificates::issuer.eq(ca.issuer_name()))
+        .filter(certificates::serial_number.eq(&serial))
+        .select((
+            certificates::id,
+            certificates::status,
+            devices::id,
+            devices::brand_id,
+            holders::codice_fiscale,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((certificate_id, status, device_id, brand_id, codice_fiscale)) = row else {
+        return Err(AgentAuthError::UnknownCertificate);
+    };
+    let status = CertificateStatus::parse(&status).unwrap_or(CertificateStatus::Revoked);
+    if status != CertificateStatus::Active {
+        return Err(AgentAuthError::NotActive(status));
+    }
+
+    verify_signature(&presented, nonce.as_bytes(), &signature)?;
+    Ok(AgentIdentity {
+        certificate_id,
+        device_id,
+        brand_id,
+        codice_fiscale,
+    })
+}
+
+/// RSA (PKCS#1 v1.5 or PSS, SHA-256, 2048 bits or more) or ECDSA P-256 with SHA-256.
+fn verify_signature(
+    certificate: &X509Certificate<'_>,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), AgentAuthError> {
+    use ring::signature::{self as sig, UnparsedPublicKey};
+    let spki = certificate.public_key();
+    let key = spki.subject_public_key.data.as_ref();
+    let algorithms: &[&dyn sig::VerificationAlgorithm] = match spki.parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(_)) => &[
+            &sig::RSA_PKCS1_2048_8192_SHA256,
+            &sig::RSA_PSS_2048_8192_SHA256,
+        ],
+        Ok(x509_parser::public_key::PublicKey::EC(_))
+            if spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .is_some_and(|curve| curve == x509_parser::oid_registry::OID_EC_P256) =>
+        {
+            &[&sig::ECDSA_P256_SHA256_ASN1]
+        }
+        _ => &[],
+    };
+    algorithms
+        .iter()
+        .any(|algorithm| {
+            UnparsedPublicKey::new(*algorithm, key)
+                .verify(message, signature)
+                .is_ok()
+        })
+        .then_some(())
+        .ok_or(AgentAuthError::Signature)
+}

@@ -1,0 +1,319 @@
+//! The desktop agent's sign-in, played with openssl: the device's key signs the
+//! challenge, exactly as an agent would with the card.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine;
+use chrono::{Duration, Utc};
+use diesel::prelude::*;
+use rinnovo::ca::{CertificateAuthority, DeviceKey, EmbeddedCa, Profile, Subject};
+use rinnovo::db::schema::certificates;
+use rinnovo::registry::enroll::{enroll_device, Enrolled};
+use rinnovo::registry::{CodiceFiscale, DeviceKind};
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_demo_app, TestApp};
+
+const HOLDER: &str = "BNCLRA85T52F205E";
+
+/// A device enrolled for the demo holder; its keys and certificates written to files.
+struct Device {
+    enrolled: Enrolled,
+    dir: PathBuf,
+}
+
+impl Device {
+    fn file(&self, kind: &str, suffix: &str) -> PathBuf {
+        self.dir.join(format!("{kind}{suffix}"))
+    }
+    fn certificate(&self, kind: &str) -> String {
+        std::fs::read_to_string(self.file(kind, ".pem")).unwrap()
+    }
+}
+
+fn ca(app: &TestApp) -> EmbeddedCa {
+    EmbeddedCa::open_or_create(app.database.dir.path()).unwrap()
+}
+
+fn enroll(app: &TestApp, name: &str) -> Device {
+    let mut conn = app.pool.get().unwrap();
+    let now = Utc::now();
+    let enrolled = enroll_device(
+        &mut conn,
+        &ca(app),
+        &CodiceFiscale::parse(HOLDER).unwrap(),
+        "visura",
+        DeviceKind::SmartCard,
+        now + Duration::days(40),
+        now,
+    )
+    .unwrap();
+    let dir = app.database.dir.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for certificate in &enrolled.certificates {
+        let kind = certificate.kind.as_str();
+        std::fs::write(
+            dir.join(format!("{kind}.key.pem")),
+            &certificate.key.private_pem,
+        )
+        .unwrap();
+        std::fs::write(dir.join(format!("{kind}.pem")), &certificate.issued.pem).unwrap();
+    }
+    Device { enrolled, dir }
+}
+
+/// `openssl dgst -sha256 -sign key` over the text, base64.
+fn sign(key: &Path, text: &str, extra: &[&str]) -> String {
+    let message = key.with_extension("msg");
+    std::fs::write(&message, text).unwrap();
+    let output = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .args(extra)
+        .arg(&message)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    base64::engine::general_purpose::STANDARD.encode(output.stdout)
+}
+
+async fn challenge(app: &TestApp) -> String {
+    let response = app.post_json("/api/v1/agent/challenges", &json!({})).await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["nonce"].as_str().unwrap().to_owned()
+}
+
+async fn session(app: &TestApp, certificate: &str, nonce: &str, signature: &str) -> (u16, Value) {
+    let response = app
+        .post_json(
+            "/api/v1/agent/sessions",
+            &json!({ "certificate": certificate, "nonce": nonce, "signature": signature }),
+        )
+        .await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_agent_holding_the_device_key_gets_a_token_for_that_device() {
+    let app = spawn_demo_app().await;
+    let device = enroll(&app, "card");
+    for kind in ["signature", "authentication"] {
+        let nonce = challenge(&app).await;
+        let signature = sign(&device.file(kind, ".key.pem"), &nonce, &[]);
+        let (status, body) = session(&app, &device.certificate(kind), &nonce, &signature).await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["token_type"], "Bearer");
+        assert_eq!(body["device_id"], device.enrolled.device_id.as_str());
+        assert_eq!(body["expires_in"], 900);
+        // An agent token is not an access token for the rest of the API.
+        let me = app
+            .client
+            .get(format!("{}/api/v1/me", app.address))
+            .bearer_auth(body["token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), 401);
+    }
+    // The certificate may also come as base64 DER.
+    let pem = device.certificate("signature");
+    let der_base64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let nonce = challenge(&app).await;
+    let signature = sign(&device.file("signature", ".key.pem"), &nonce, &[]);
+    let (status, body) = session(&app, &der_base64, &nonce, &signature).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
+async fn rsa_keys_sign_with_pkcs1_or_pss() {
+    let app = spawn_demo_app().await;
+    // An RSA-2048 key made by openssl, certified by the service's CA and registered.
+    let dir = app.database.dir.path().join("rsa");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("key.pem");
+    let made = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let public = Command::new("openssl")
+        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    let device = enroll(&app, "for-rsa");
+    let ca = ca(&app);
+    let now = Utc::now();
+    let issued = ca
+        .issue(
+            &Subject {
+                codice_fiscale: HOLDER.into(),
+                given_name: "Laura".into(),
+                surname: "Bianchi".into(),
+            },
+            &public.stdout,
+            Profile::Signature,
+            now - Duration::days(1),
+            now + Duration::days(30),
+        )
+        .unwrap();
+    // It replaces the enrolled signature certificate in the registry.
+    let mut conn = app.pool.get().unwrap();
+    diesel::update(
+        certificates::table
+            .filter(certificates::device_id.eq(&device.enrolled.device_id))
+            .filter(certificates::kind.eq("signature")),
+    )
+    .set(certificates::serial_number.eq(&issued.serial_number))
+    .execute(&mut conn)
+    .unwrap();
+    drop(conn);
+    for extra in [
+        &[][..],
+        &[
+            "-sigopt",
+            "rsa_padding_mode:pss",
+            "-sigopt",
+            "rsa_pss_saltlen:32",
+        ][..],
+    ] {
+        let nonce = challenge(&app).await;
+        let signature = sign(&key, &nonce, extra);
+        let (status, body) = session(&app, &issued.pem, &nonce, &signature).await;
+        assert_eq!(status, 201, "{extra:?}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn every_refusal_has_its_problem() {
+    let app = spawn_demo_app().await;
+    let device = enroll(&app, "card");
+    let key = device.file("signature", ".key.pem");
+    let certificate = device.certificate("signature");
+
+    // A replayed challenge: the first use burns it.
+    let nonce = challenge(&app).await;
+    let signature = sign(&key, &nonce, &[]);
+    assert_eq!(session(&app, &certificate, &nonce, &signature).await.0, 201);
+    let (status, body) = session(&app, &certificate, &nonce, &signature).await;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (401, Some("/problems/agent-challenge"))
+    );
+    // A nonce the service never gave.
+    let (status, body) = session(&app, &certificate, "made-up", &signature).await;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (401, Some("/problems/agent-challenge"))
+    );
+
+    // A signature by another key (the authentication key), or over other bytes.
+    let nonce = challenge(&app).await;
+    let wrong = sign(&device.file("authentication", ".key.pem"), &nonce, &[]);
+    let (status, body) = session(&app, &certificate, &nonce, &wrong).await;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (401, Some("/problems/bad-signature"))
+    );
+    let nonce = challenge(&app).await;
+    let other_bytes = sign(&key, "something else", &[]);
+    let (status, body) = session(&app, &certificate, &nonce, &other_bytes).await;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (401, Some("/problems/bad-signature"))
+    );
+
+    // A certificate from elsewhere: self-signed by openssl for the same key.
+    let self_signed = Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=BIANCHI LAURA",
+            "-key",
+        ])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(self_signed.status.success());
+    let nonce = challenge(&app).await;
+    let signature = sign(&key, &nonce, &[]);
+    let (status, body) = session(
+        &app,
+        &String::from_utf8(self_signed.stdout).unwrap(),
+        &nonce,
+        &signature,
+    )
+    .await;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (401, Some("/problems/untrusted-certificate"))
+    );
+
+    // Issued by the service's CA but never registered.
+    let stray = DeviceKey::generate().unwrap();
+    let now = Utc::now();
+    let issued = ca(&app)
+        .issue(
+            &Subject {
+                codice_fiscale: HOLDER.into(),
+                given_name: "Laura".into(),
+                surname: "Bianchi".into(),
+            },
+            &stray.public_der,
+            Profile::Signature,
+            now - Duration::days(1),
+            now + Duration::days(30),
+        )
+        .unwrap();
+    let stray_key = app.database.dir.path().join("stray.key.pem");
+    std::fs::write(&stray_key, &stray.private_pem).unwrap();
+    let nonce = challenge(&app).await;
+    let signature = sign(&stray_key, &nonce, &[]);
+    let (status, body) = session(&app, &issued.pem, &nonce, &signature).await;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (401, Some("/problems/unknown-certificate"))
+    );
+
+    // Revoked in the registry.
+    let mut conn = app.pool.get().unwrap();
+    diesel::update(
+        certificates::table
+            .filter(certificates::device_id.eq(&device.enrolled.device_id))
+            .filter(certificates::kind.eq("signature")),
+    )
+    .set(certificates::status.eq("revoked"))
+    .execute(&mut conn)
+    .unwrap();
+    drop(conn);
+    let nonce = challenge(&app).await;
+    let signature = sign(&key, &nonce, &[]);
+    let (status, body) = session(&app, &certificate, &nonce, &signature).await;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (401, Some("/problems/certificate-not-active"))
+    );
+
+    // Not a certificate, not base64: 400 naming the field.
+    let (status, body) = session(&app, "not a certificate!", &nonce, &signature).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["field"], "certificate");
+    let (status, body) = session(&app, &certificate, &nonce, "***").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["field"], "signature");
+}
