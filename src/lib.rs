@@ -24,6 +24,7 @@ pub mod payments;
 pub mod prepaid;
 pub mod rate_limit;
 pub mod registry;
+pub mod renewals;
 pub mod secrets;
 pub mod seed;
 pub mod startup;

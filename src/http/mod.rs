@@ -13,6 +13,7 @@ mod orders;
 mod payments;
 mod prepaid;
 pub mod problem;
+mod renewal_info;
 
 use std::sync::Arc;
 
@@ -92,6 +93,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/api/v1/agent/challenges").route(web::post().to(agent::challenge)))
     .service(web::resource("/api/v1/agent/sessions").route(web::post().to(agent::session)))
+    .service(
+        web::resource("/api/v1/renewal-info/{cert_id}").route(web::get().to(renewal_info::show)),
+    )
     .service(web::resource("/api/v1/products").route(web::get().to(catalog::products)))
     .service(web::resource("/api/v1/quotes").route(web::post().to(catalog::create_quote)))
     .service(

@@ -317,3 +317,84 @@ async fn every_refusal_has_its_problem() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["errors"][0]["field"], "signature");
 }
+
+/// RFC 9773 CertID of a certificate file, from what openssl prints.
+fn cert_id(certificate: &Path) -> String {
+    let run = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(["x509", "-noout"])
+            .args(args)
+            .arg("-in")
+            .arg(certificate)
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let hex_bytes = |text: &str| -> Vec<u8> {
+        let digits: String = text.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+        (0..digits.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let aki = run(&["-ext", "authorityKeyIdentifier"]);
+    let key_line = aki
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .trim_start_matches("keyid:");
+    let serial = run(&["-serial"]);
+    let serial = serial.trim().trim_start_matches("serial=");
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "{}.{}",
+        b64.encode(hex_bytes(key_line)),
+        b64.encode(hex_bytes(serial))
+    )
+}
+
+#[tokio::test]
+async fn renewal_info_suggests_the_window_of_a_known_certificate() {
+    let app = spawn_demo_app().await;
+    let device = enroll(&app, "card");
+    let id = cert_id(&device.file("signature", ".pem"));
+    let response = app
+        .client
+        .get(format!("{}/api/v1/renewal-info/{id}", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["retry-after"], "21600");
+    let body: Value = response.json().await.unwrap();
+    let not_after = device.enrolled.certificates[0].issued.not_after;
+    let start: chrono::DateTime<Utc> = body["suggestedWindow"]["start"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let end: chrono::DateTime<Utc> = body["suggestedWindow"]["end"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(start, not_after - Duration::days(90));
+    assert_eq!(end, not_after - Duration::days(7));
+
+    // Unknown serial, another issuer's key identifier, and a malformed CertID.
+    let (key, _) = id.split_once('.').unwrap();
+    for (path, status) in [
+        (format!("{key}.AQIDBA"), 404),
+        (format!("AQIDBA.{}", id.split_once('.').unwrap().1), 404),
+        ("not-a-cert-id".to_owned(), 400),
+    ] {
+        let response = app
+            .client
+            .get(format!("{}/api/v1/renewal-info/{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{path}");
+    }
+}
