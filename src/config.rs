@@ -39,6 +39,8 @@ pub struct Config {
     pub reservation: chrono::Duration,
     /// How often the expiry worker looks for reservations past their deadline.
     pub expiry_interval: Duration,
+    /// How often the reminder worker looks for certificates nearing expiry.
+    pub reminder_interval: Duration,
     /// Largest statement file accepted by the import.
     pub statement_max_bytes: usize,
 }
@@ -136,6 +138,8 @@ impl Config {
             chrono::Duration::days(number("RINNOVO_RESERVATION_DAYS", 10, 1, 90) as i64);
         let expiry_interval =
             Duration::from_secs(number("RINNOVO_EXPIRY_INTERVAL_SECS", 60, 1, 86_400));
+        let reminder_interval =
+            Duration::from_secs(number("RINNOVO_REMINDER_INTERVAL_SECS", 3600, 1, 86_400));
         let statement_max_bytes =
             number("RINNOVO_STATEMENT_MAX_MB", 200, 1, 4096) as usize * 1024 * 1024;
 
@@ -207,6 +211,7 @@ impl Config {
                 run_workers,
                 reservation,
                 expiry_interval,
+                reminder_interval,
                 statement_max_bytes,
             }),
             _ => Err(ConfigError { problems }),

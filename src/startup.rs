@@ -157,9 +157,10 @@ pub fn run_workers(
     )?;
     let settings = dispatch_settings(&config);
     let dispatch = dispatcher::run(pool.clone(), Arc::new(transport), settings);
-    let expiry = crate::payments::expiry::run(pool, config.expiry_interval);
+    let expiry = crate::payments::expiry::run(pool.clone(), config.expiry_interval);
+    let reminders = crate::renewals::reminders::run(pool, config.reminder_interval);
     Ok(async move {
-        tokio::join!(dispatch, expiry);
+        tokio::join!(dispatch, expiry, reminders);
     })
 }
 

@@ -425,6 +425,28 @@ pub fn plan_each_query(conn: &mut DbConnection) -> diesel::QueryResult<()> {
     Ok(())
 }
 
+/// Records that a renewal reminder was handled; `false` if another worker already did
+/// (the row exists). An insert that ignores the conflict, on both backends.
+pub fn record_reminder(
+    conn: &mut DbConnection,
+    certificate_id: &str,
+    threshold_days: i32,
+    now: chrono::DateTime<chrono::Utc>,
+) -> diesel::QueryResult<bool> {
+    use diesel::{ExpressionMethods, RunQueryDsl};
+    use schema::renewal_reminders as r;
+    let row = (
+        r::certificate_id.eq(certificate_id),
+        r::threshold_days.eq(threshold_days),
+        r::sent_at.eq(now.naive_utc()),
+    );
+    let inserted = on_backend!(conn, |c| diesel::insert_into(r::table)
+        .values(row)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(inserted == 1)
+}
+
 /// Serialises the work on one lane of a brand's payments (see `payments::reconcile::LANES`)
 /// across every process, for the rest of the transaction: two imports never store the
 /// same entry, or decide on the same order, at once. On PostgreSQL an advisory

@@ -336,6 +336,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    renewal_reminders (certificate_id, threshold_days) {
+        certificate_id -> Text,
+        threshold_days -> Integer,
+        sent_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(devices -> holders (holder_id));
 diesel::joinable!(order_lines -> orders (order_id));
 diesel::joinable!(coupons -> products (product_id));
@@ -345,6 +353,7 @@ diesel::joinable!(prepaid_accounts -> users (owner_id));
 diesel::joinable!(prepaid_entries -> prepaid_accounts (account_id));
 diesel::joinable!(devices -> brands (brand_id));
 diesel::joinable!(certificates -> devices (device_id));
+diesel::joinable!(renewal_reminders -> certificates (certificate_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     agent_challenges,
@@ -370,4 +379,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     payment_references,
     statements,
     payments,
+    renewal_reminders,
 );

@@ -39,6 +39,12 @@ const TEMPLATES: &[(&str, &str, &str, &str)] = &[
         include_str!("../../templates/email/payment_update.text.hbs"),
         include_str!("../../templates/email/payment_update.html.hbs"),
     ),
+    (
+        "renewal_reminder",
+        "{{brand}}: il tuo certificato scade tra {{days}} giorni o meno",
+        include_str!("../../templates/email/renewal_reminder.text.hbs"),
+        include_str!("../../templates/email/renewal_reminder.html.hbs"),
+    ),
 ];
 
 pub struct Templates {

@@ -12,6 +12,7 @@ mod orders;
 mod outbox;
 mod payments;
 mod prepaid;
+mod reminders;
 mod schema;
 mod smtp;
 mod statements;

@@ -1,0 +1,220 @@
+//! Renewal reminders: each holder with an email address hears about a certificate as it
+//! comes within 90, 30 and 7 days of expiry, once per threshold, with what to buy.
+//!
+//! One email per device and threshold lists the device's certificates due at it. A
+//! certificate first seen past several thresholds (the worker was down, or the device
+//! was registered late) gets only the most urgent reminder; the earlier ones are recorded
+//! as handled. The (certificate, threshold) key makes each reminder go out once, however
+//! many workers run: a worker sends only what its own insert recorded.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde_json::json;
+
+use crate::brands;
+use crate::catalog;
+use crate::db::schema::{certificates, devices, holders, renewal_reminders};
+use crate::db::{self, write_transaction, DbConnection};
+use crate::mail::outbox::{self, OutgoingEmail};
+use crate::registry::{CertificateStatus, CodiceFiscale};
+
+/// Days before expiry, most distant first.
+pub const THRESHOLDS_DAYS: [i64; 3] = [90, 30, 7];
+
+/// The most urgent threshold a certificate expiring at `not_after` has reached, if any.
+pub fn threshold_reached(not_after: DateTime<Utc>, now: DateTime<Utc>) -> Option<i64> {
+    if not_after < now {
+        return None;
+    }
+    THRESHOLDS_DAYS
+        .iter()
+        .rev()
+        .copied()
+        .find(|days| not_after - now <= Duration::days(*days))
+}
+
+struct Due {
+    certificate_id: String,
+    kind: String,
+    not_after: DateTime<Utc>,
+    threshold: i64,
+}
+
+/// Sends the reminders due at `now`; returns how many emails were queued.
+pub fn send_due(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    let horizon = now + Duration::days(THRESHOLDS_DAYS[0]);
+    type Row = (
+        String,
+        String,
+        NaiveDateTime,
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+    );
+    let rows: Vec<Row> = certificates::table
+        .inner_join(devices::table.inner_join(holders::table))
+        .filter(certificates::status.eq(CertificateStatus::Active.as_str()))
+        .filter(certificates::not_after.ge(now.naive_utc()))
+        .filter(certificates::not_after.le(horizon.naive_utc()))
+        .filter(holders::email.is_not_null())
+        .select((
+            certificates::id,
+            certificates::kind,
+            certificates::not_after,
+            devices::serial_number,
+            devices::brand_id,
+            holders::codice_fiscale,
+            holders::given_name,
+            holders::surname,
+            holders::email,
+        ))
+        .load(conn)?;
+    let ids: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    let handled: Vec<(String, i32)> = renewal_reminders::table
+        .filter(renewal_reminders::certificate_id.eq_any(&ids))
+        .select((
+            renewal_reminders::certificate_id,
+            renewal_reminders::threshold_days,
+        ))
+        .load(conn)?;
+    // Per device: the certificates whose most urgent reached threshold is not handled.
+    let mut by_device: BTreeMap<(String, i64), (Row, Vec<Due>)> = BTreeMap::new();
+    for row in rows {
+        let not_after = row.2.and_utc();
+        let Some(threshold) = threshold_reached(not_after, now) else {
+            continue;
+        };
+        if handled
+            .iter()
+            .any(|(id, t)| *id == row.0 && i64::from(*t) == threshold)
+        {
+            continue;
+        }
+        let due = Due {
+            certificate_id: row.0.clone(),
+            kind: row.1.clone(),
+            not_after,
+            threshold,
+        };
+        by_device
+            .entry((row.3.clone(), threshold))
+            .or_insert_with(|| (row, Vec::new()))
+            .1
+            .push(due);
+    }
+    let mut sent = 0;
+    for ((serial, threshold), (device, due)) in by_device {
+        let (_, _, _, _, brand_id, codice_fiscale, given_name, surname, email) = device;
+        let Some(email) = email else { continue };
+        let queued = write_transaction(conn, |conn| -> anyhow::Result<bool> {
+            // Record every reached threshold; send only if this worker recorded the
+            // most urgent one for at least one certificate.
+            let mut fresh = Vec::new();
+            for certificate in &due {
+                let mut mine = false;
+                for days in THRESHOLDS_DAYS
+                    .iter()
+                    .filter(|d| **d >= certificate.threshold)
+                {
+                    let inserted =
+                        db::record_reminder(conn, &certificate.certificate_id, *days as i32, now)?;
+                    mine |= inserted && *days == certificate.threshold;
+                }
+                if mine {
+                    fresh.push(certificate);
+                }
+            }
+            if fresh.is_empty() {
+                return Ok(false);
+            }
+            let brand = brands::find(conn, &brand_id)?
+                .ok_or_else(|| anyhow::anyhow!("device {serial} of unknown brand {brand_id}"))?;
+            let products = catalog::list(conn, &brand_id, false)?;
+            let cf = CodiceFiscale::parse(&codice_fiscale)
+                .map_err(|e| anyhow::anyhow!("holder {codice_fiscale}: {e}"))?;
+            let to_buy: Vec<_> = catalog::propose_for_device(conn, &brand_id, &cf, &serial, now)
+                .map(|lines| {
+                    lines
+                        .iter()
+                        .filter_map(|line| products.iter().find(|p| p.id == line.product))
+                        .map(|p| json!({ "code": p.code, "name": p.name }))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let certificates: Vec<_> = fresh
+                .iter()
+                .map(|c| {
+                    json!({
+                        "kind": if c.kind == "signature" { "firma" } else { "autenticazione (CNS)" },
+                        "expires_on": c.not_after.format("%d/%m/%Y").to_string(),
+                    })
+                })
+                .collect();
+            outbox::enqueue_all(
+                conn,
+                &[OutgoingEmail {
+                    brand_id: brand.id.clone(),
+                    kind: "renewal_reminder",
+                    reference: Some(serial.clone()),
+                    sender: brand.sender_address.clone(),
+                    recipient: email.clone(),
+                    context: json!({
+                        "name": format!("{given_name} {surname}"),
+                        "brand": brand.name,
+                        "device": serial,
+                        "days": threshold,
+                        "certificates": certificates,
+                        "to_buy": to_buy,
+                        "has_products": !to_buy.is_empty(),
+                    }),
+                    attachment: None,
+                }],
+                now,
+            )?;
+            Ok(true)
+        })?;
+        sent += usize::from(queued);
+    }
+    Ok(sent)
+}
+
+/// The worker: sends due reminders every `interval`, until the task is dropped.
+pub async fn run(pool: crate::db::Pool, interval: std::time::Duration) {
+    loop {
+        let pool = pool.clone();
+        let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+            send_due(&mut *pool.get()?, Utc::now())
+        })
+        .await;
+        match outcome {
+            Ok(Ok(0)) => {}
+            Ok(Ok(sent)) => tracing::info!(sent, "renewal reminders queued"),
+            Ok(Err(error)) => tracing::warn!(error = %error, "renewal reminders: will retry"),
+            Err(error) => tracing::warn!(error = %error, "renewal reminder task failed"),
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_urgent_threshold_reached_counts() {
+        let now = Utc::now();
+        let at = |days: i64| now + Duration::days(days);
+        assert_eq!(threshold_reached(at(91), now), None);
+        assert_eq!(threshold_reached(at(90), now), Some(90));
+        assert_eq!(threshold_reached(at(31), now), Some(90));
+        assert_eq!(threshold_reached(at(30), now), Some(30));
+        assert_eq!(threshold_reached(at(7), now), Some(7));
+        assert_eq!(threshold_reached(now, now), Some(7));
+        assert_eq!(threshold_reached(now - Duration::seconds(1), now), None);
+    }
+}
