@@ -218,3 +218,31 @@ fn verify_signature(
         .then_some(())
         .ok_or(AgentAuthError::Signature)
 }
+
+/// The agent's own device, as the lookup shows it: the device the token names, of the
+/// token's brand. `None` if it is gone from the registry.
+pub fn own_device(
+    conn: &mut DbConnection,
+    device_id: &str,
+    brand_id: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<crate::lookup::DeviceView>> {
+    let codice_fiscale: Option<String> = devices::table
+        .inner_join(holders::table)
+        .filter(devices::id.eq(device_id))
+        .filter(devices::brand_id.eq(brand_id))
+        .select(holders::codice_fiscale)
+        .first(conn)
+        .optional()?;
+    let Some(codice_fiscale) = codice_fiscale else {
+        return Ok(None);
+    };
+    let codice_fiscale = crate::registry::CodiceFiscale::parse(&codice_fiscale)
+        .map_err(|e| anyhow::anyhow!("registry holds an invalid codice fiscale: {e}"))?;
+    let found = match crate::lookup::lookup(conn, &codice_fiscale, brand_id, now) {
+        Ok(found) => found,
+        Err(crate::lookup::LookupError::UnknownHolder) => return Ok(None),
+        Err(crate::lookup::LookupError::Storage(e)) => return Err(e),
+    };
+    Ok(found.devices.into_iter().find(|d| d.device.id == device_id))
+}

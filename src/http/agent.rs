@@ -5,6 +5,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::auth::Agent;
+use super::lookup::DeviceResponse;
 use super::{ApiError, AppState};
 use crate::agent::{self, AgentAuthError};
 use crate::auth::tokens::AGENT_TTL_MINUTES;
@@ -131,5 +133,54 @@ pub async fn session(
         expires_in: AGENT_TTL_MINUTES * 60,
         device_id: identity.device_id,
         certificate_id: identity.certificate_id,
+    }))
+}
+
+#[derive(Serialize)]
+struct AgentDeviceResponse {
+    /// The instant the statuses were computed at.
+    as_of: DateTime<Utc>,
+    device: DeviceResponse,
+    /// Per certificate kind, the codes of the coupons on sale that renew it.
+    coupons_that_fit: std::collections::BTreeMap<&'static str, Vec<String>>,
+}
+
+/// `GET /api/v1/agent/certificates`: the agent's device, with the lookup's statuses,
+/// and the coupons that fit each certificate.
+pub async fn certificates(
+    state: web::Data<AppState>,
+    Agent(claims): Agent,
+) -> Result<HttpResponse, ApiError> {
+    let now = Utc::now();
+    let (device, products) = state
+        .with_conn(move |conn| -> Result<_, ApiError> {
+            let device = agent::own_device(conn, &claims.sub, &claims.brand, now)
+                .map_err(ApiError::storage)?
+                .ok_or_else(|| {
+                    ApiError::not_found(
+                        "unknown-device",
+                        "Unknown device",
+                        "the device is no longer in the registry",
+                    )
+                })?;
+            let products =
+                crate::catalog::list(conn, &claims.brand, false).map_err(ApiError::storage)?;
+            Ok((device, products))
+        })
+        .await?;
+    let device = DeviceResponse::from(device);
+    let mut coupons_that_fit = std::collections::BTreeMap::new();
+    for certificate in &device.certificates {
+        let codes = products
+            .iter()
+            .filter(|p| p.active && p.covers.kinds().contains(&certificate.kind))
+            .map(|p| p.code.clone())
+            .collect();
+        coupons_that_fit.insert(certificate.kind.as_str(), codes);
+    }
+    Ok(HttpResponse::Ok().json(AgentDeviceResponse {
+        as_of: now,
+        device,
+        coupons_that_fit,
     }))
 }

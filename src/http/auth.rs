@@ -78,6 +78,44 @@ fn with_role<T>(
     }
 }
 
+/// A desktop agent signed in with a device's certificate (an agent token, never an
+/// access token).
+#[derive(Debug, Clone)]
+pub struct Agent(pub crate::auth::tokens::AgentClaims);
+
+impl FromRequest for Agent {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready((|| {
+            let state = request.app_data::<web::Data<AppState>>().ok_or_else(|| {
+                ApiError::Unexpected(anyhow::anyhow!("application state missing"))
+            })?;
+            let token = request
+                .headers()
+                .get(AUTHORIZATION)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.strip_prefix("Bearer "))
+                .ok_or_else(|| {
+                    ApiError::Unauthorized(
+                        "sign in first: send Authorization: Bearer <agent token>".into(),
+                    )
+                })?;
+            let claims = state.tokens.verify_agent(token.trim()).map_err(|e| {
+                ApiError::Unauthorized(match e {
+                    crate::auth::tokens::TokenError::Expired => {
+                        "the agent token has expired: sign in again".into()
+                    }
+                    crate::auth::tokens::TokenError::Invalid => {
+                        "the agent token is not valid".into()
+                    }
+                })
+            })?;
+            Ok(Agent(claims))
+        })())
+    }
+}
+
 impl FromRequest for CurrentUser {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;

@@ -49,19 +49,19 @@ struct LookupResponse {
 }
 
 #[derive(Serialize)]
-struct DeviceResponse {
+pub(super) struct DeviceResponse {
     serial_number: String,
     kind: DeviceKind,
     brand: String,
     activated_at: DateTime<Utc>,
-    certificates: Vec<CertificateResponse>,
+    pub(super) certificates: Vec<CertificateResponse>,
     renew_together: Vec<CertificateKind>,
 }
 
 #[derive(Serialize)]
-struct CertificateResponse {
+pub(super) struct CertificateResponse {
     id: String,
-    kind: CertificateKind,
+    pub(super) kind: CertificateKind,
     serial_number: String,
     subject: String,
     issuer: String,
@@ -73,7 +73,7 @@ struct CertificateResponse {
 
 #[derive(Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
-enum RenewalResponse {
+pub(super) enum RenewalResponse {
     NotYetRenewable {
         window_opens_at: DateTime<Utc>,
         window_opens_on: NaiveDate,

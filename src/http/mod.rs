@@ -93,6 +93,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/api/v1/agent/challenges").route(web::post().to(agent::challenge)))
     .service(web::resource("/api/v1/agent/sessions").route(web::post().to(agent::session)))
+    .service(web::resource("/api/v1/agent/certificates").route(web::get().to(agent::certificates)))
     .service(
         web::resource("/api/v1/renewal-info/{cert_id}").route(web::get().to(renewal_info::show)),
     )

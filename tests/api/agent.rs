@@ -398,3 +398,72 @@ async fn renewal_info_suggests_the_window_of_a_known_certificate() {
         assert_eq!(response.status(), status, "{path}");
     }
 }
+
+#[tokio::test]
+async fn the_agent_sees_its_device_with_statuses_and_the_coupons_that_fit() {
+    let app = spawn_demo_app().await;
+    let device = enroll(&app, "card");
+    let nonce = challenge(&app).await;
+    let signature = sign(&device.file("signature", ".key.pem"), &nonce, &[]);
+    let (status, body) = session(&app, &device.certificate("signature"), &nonce, &signature).await;
+    assert_eq!(status, 201, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    let get = |token: Option<String>| {
+        let request = app
+            .client
+            .get(format!("{}/api/v1/agent/certificates", app.address));
+        async move {
+            let request = match token {
+                Some(token) => request.bearer_auth(token),
+                None => request,
+            };
+            let response = request.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, body) = get(Some(token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["device"]["serial_number"],
+        device.enrolled.serial_number.as_str()
+    );
+    let certificates = body["device"]["certificates"].as_array().unwrap();
+    assert_eq!(certificates.len(), 2);
+    for certificate in certificates {
+        assert_eq!(certificate["status"], "active");
+        assert_eq!(
+            certificate["renewal"]["status"], "renewable",
+            "40 days left"
+        );
+    }
+    assert_eq!(
+        body["device"]["renew_together"],
+        json!(["signature", "authentication"])
+    );
+    let fits = |kind: &str| -> Vec<String> {
+        let mut codes: Vec<String> = body["coupons_that_fit"][kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect();
+        codes.sort();
+        codes
+    };
+    assert_eq!(
+        fits("signature"),
+        ["RIN-FIRMA", "RIN-FIRMA-CNS", "RIN-FIRMA-RUOLO"]
+    );
+    assert_eq!(
+        fits("authentication"),
+        ["RIN-CNS", "RIN-CNS-PROF", "RIN-FIRMA-CNS"]
+    );
+
+    // Without a token, or with a customer's access token: 401.
+    assert_eq!(get(None).await.0, 401);
+    let customer = app.customer("visura").await;
+    assert_eq!(get(Some(customer.token.clone())).await.0, 401);
+}
