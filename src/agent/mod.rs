@@ -146,12 +146,7 @@ pub fn authenticate(
         });
     }
 
-    let serial: String = presented
-        .raw_serial()
-        .iter()
-        .skip_while(|b| **b == 0)
-        .map(|b| format!("{b:02X}"))
-        .collect();
+    let serial = crate::ca::serial_hex(presented.raw_serial());
     let row: Option<(String, String, String, String, String)> = certificates::table
         .inner_join(devices::table.inner_join(holders::table))
         .filter(certificates::issuer.eq(ca.issuer_name()))

@@ -202,7 +202,7 @@ impl CertificateAuthority for EmbeddedCa {
             .map_err(|e| CaError::Signing(e.to_string()))?;
         Ok(Issued {
             pem: certificate.pem(),
-            serial_number: serial.as_ref().iter().map(|b| format!("{b:02X}")).collect(),
+            serial_number: super::serial_hex(serial.as_ref()),
             subject: subject.display(),
             issuer: self.issuer_name(),
             // Certificates carry whole seconds.

@@ -10,6 +10,17 @@ pub use embedded::EmbeddedCa;
 
 use chrono::{DateTime, Utc};
 
+/// A certificate serial number as the registry stores it and openssl prints it:
+/// uppercase hexadecimal, no separators, no leading zero bytes (DER adds one to keep a
+/// serial with its top bit set positive).
+pub fn serial_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .skip_while(|b| **b == 0)
+        .map(|b| format!("{b:02X}"))
+        .collect()
+}
+
 /// What a certificate is for on the device; each has its own profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {

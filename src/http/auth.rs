@@ -35,22 +35,34 @@ pub struct Buyer(pub CurrentUser);
 #[derive(Debug, Clone)]
 pub struct BackOffice(pub CurrentUser);
 
-fn authenticate(request: &HttpRequest) -> Result<CurrentUser, ApiError> {
+/// The application state and the bearer token of the request; `kind` names the token
+/// the endpoint wants (access or agent) in the refusal.
+fn bearer<'r>(
+    request: &'r HttpRequest,
+    kind: &str,
+) -> Result<(&'r web::Data<AppState>, &'r str), ApiError> {
     let state = request
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("application state missing")))?;
     let header = request.headers().get(AUTHORIZATION).ok_or_else(|| {
-        ApiError::Unauthorized("sign in first: send Authorization: Bearer <access token>".into())
+        ApiError::Unauthorized(format!(
+            "sign in first: send Authorization: Bearer <{kind}>"
+        ))
     })?;
     let token = header
         .to_str()
         .ok()
         .and_then(|value| value.strip_prefix("Bearer "))
         .ok_or_else(|| {
-            ApiError::Unauthorized(
-                "the Authorization header must be 'Bearer <access token>'".into(),
-            )
+            ApiError::Unauthorized(format!(
+                "the Authorization header must be 'Bearer <{kind}>'"
+            ))
         })?;
+    Ok((state, token))
+}
+
+fn authenticate(request: &HttpRequest) -> Result<CurrentUser, ApiError> {
+    let (state, token) = bearer(request, "access token")?;
     let claims = state
         .tokens
         .verify_access(token.trim())
@@ -88,19 +100,7 @@ impl FromRequest for Agent {
     type Future = Ready<Result<Self, ApiError>>;
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready((|| {
-            let state = request.app_data::<web::Data<AppState>>().ok_or_else(|| {
-                ApiError::Unexpected(anyhow::anyhow!("application state missing"))
-            })?;
-            let token = request
-                .headers()
-                .get(AUTHORIZATION)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.strip_prefix("Bearer "))
-                .ok_or_else(|| {
-                    ApiError::Unauthorized(
-                        "sign in first: send Authorization: Bearer <agent token>".into(),
-                    )
-                })?;
+            let (state, token) = bearer(request, "agent token")?;
             let claims = state.tokens.verify_agent(token.trim()).map_err(|e| {
                 ApiError::Unauthorized(match e {
                     crate::auth::tokens::TokenError::Expired => {
@@ -257,12 +257,7 @@ pub async fn login(
         email,
         password: candidate,
     } = body.into_inner();
-    // The peer address, not X-Forwarded-For: a client could forge that header to dodge
-    // the per-address throttle. Behind a proxy, the proxy throttles (see README).
-    let client_address = request
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let client_address = super::client_address(&request);
     let now = Utc::now();
     let login = state
         .with_conn(move |conn| sessions::start_login(conn, &brand, &email, &client_address, now))

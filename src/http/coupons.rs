@@ -88,10 +88,7 @@ pub async fn status(
     let code = CouponCode::parse(&code).map_err(|e| {
         ApiError::invalid_field("code", crate::validation::Rule::rule(&e), e.to_string())
     })?;
-    let client = request
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let client = super::client_address(&request);
     let key = state.coupon_key.clone();
     let display = code.to_string();
     let found = state

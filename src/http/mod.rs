@@ -39,7 +39,9 @@ pub struct AppState {
     pub ca: Arc<dyn CertificateAuthority>,
 }
 
-/// The client's address, for rate limits.
+/// The client's address, for rate limits: the peer address, not X-Forwarded-For, which a
+/// client could forge to dodge a per-address limit. Behind a proxy, the proxy throttles
+/// (see README).
 fn client_address(request: &actix_web::HttpRequest) -> String {
     request
         .peer_addr()

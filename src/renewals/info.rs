@@ -60,11 +60,7 @@ impl CertId {
         }
         Ok(Self {
             key_identifier,
-            serial_number: serial
-                .iter()
-                .skip_while(|b| **b == 0)
-                .map(|b| format!("{b:02X}"))
-                .collect(),
+            serial_number: crate::ca::serial_hex(&serial),
         })
     }
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 use base64::Engine;
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
-use rinnovo::ca::{CertificateAuthority, DeviceKey, EmbeddedCa, Profile, Subject};
+use rinnovo::ca::{CertificateAuthority, DeviceKey, EmbeddedCa, Issued, Profile, Subject};
 use rinnovo::db::schema::certificates;
 use rinnovo::registry::enroll::{enroll_device, Enrolled};
 use rinnovo::registry::{CodiceFiscale, DeviceKind};
@@ -61,6 +61,25 @@ fn enroll(app: &TestApp, name: &str) -> Device {
         std::fs::write(dir.join(format!("{kind}.pem")), &certificate.issued.pem).unwrap();
     }
     Device { enrolled, dir }
+}
+
+/// A signature certificate for the demo holder's key `public_key` (DER SPKI), issued by
+/// the service's CA but not registered.
+fn issue_for_holder(app: &TestApp, public_key: &[u8]) -> Issued {
+    let now = Utc::now();
+    ca(app)
+        .issue(
+            &Subject {
+                codice_fiscale: HOLDER.into(),
+                given_name: "Laura".into(),
+                surname: "Bianchi".into(),
+            },
+            public_key,
+            Profile::Signature,
+            now - Duration::days(1),
+            now + Duration::days(30),
+        )
+        .unwrap()
 }
 
 /// `openssl dgst -sha256 -sign key` over the text, base64.
@@ -153,21 +172,7 @@ async fn rsa_keys_sign_with_pkcs1_or_pss() {
         .output()
         .unwrap();
     let device = enroll(&app, "for-rsa");
-    let ca = ca(&app);
-    let now = Utc::now();
-    let issued = ca
-        .issue(
-            &Subject {
-                codice_fiscale: HOLDER.into(),
-                given_name: "Laura".into(),
-                surname: "Bianchi".into(),
-            },
-            &public.stdout,
-            Profile::Signature,
-            now - Duration::days(1),
-            now + Duration::days(30),
-        )
-        .unwrap();
+    let issued = issue_for_holder(&app, &public.stdout);
     // It replaces the enrolled signature certificate in the registry.
     let mut conn = app.pool.get().unwrap();
     diesel::update(
@@ -266,20 +271,7 @@ async fn every_refusal_has_its_problem() {
 
     // Issued by the service's CA but never registered.
     let stray = DeviceKey::generate().unwrap();
-    let now = Utc::now();
-    let issued = ca(&app)
-        .issue(
-            &Subject {
-                codice_fiscale: HOLDER.into(),
-                given_name: "Laura".into(),
-                surname: "Bianchi".into(),
-            },
-            &stray.public_der,
-            Profile::Signature,
-            now - Duration::days(1),
-            now + Duration::days(30),
-        )
-        .unwrap();
+    let issued = issue_for_holder(&app, &stray.public_der);
     let stray_key = app.database.dir.path().join("stray.key.pem");
     std::fs::write(&stray_key, &stray.private_pem).unwrap();
     let nonce = challenge(&app).await;
