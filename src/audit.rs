@@ -16,6 +16,8 @@ pub enum Actor {
     Cli,
     /// rinnovo itself (a worker).
     System,
+    /// A desktop agent, signed in with a certificate of this device.
+    Device(String),
 }
 
 impl Actor {
@@ -23,6 +25,7 @@ impl Actor {
         match self {
             Actor::User(id) => format!("user:{id}"),
             Actor::Cli => "cli".into(),
+            Actor::Device(id) => format!("device:{id}"),
             Actor::System => "system".into(),
         }
     }

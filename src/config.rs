@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::db::DatabaseUrl;
+use crate::renewals::issuance::IssuanceSettings;
+use crate::renewals::RenewalPolicy;
 use crate::secrets::MIN_SECRET_BYTES;
 
 #[derive(Debug, Clone)]
@@ -43,6 +45,12 @@ pub struct Config {
     pub reminder_interval: Duration,
     /// Largest statement file accepted by the import.
     pub statement_max_bytes: usize,
+    /// How many times and for how long a device is renewed; validity of new certificates.
+    pub renewal_policy: RenewalPolicy,
+    /// How often the issuance worker looks for queued renewals.
+    pub issuance_interval: Duration,
+    /// Batch size, attempts and retry delay of the issuance worker.
+    pub issuance: IssuanceSettings,
 }
 
 /// A configured secret. Debug never shows it, so a logged `Config` leaks nothing.
@@ -142,6 +150,25 @@ impl Config {
             Duration::from_secs(number("RINNOVO_REMINDER_INTERVAL_SECS", 3600, 1, 86_400));
         let statement_max_bytes =
             number("RINNOVO_STATEMENT_MAX_MB", 200, 1, 4096) as usize * 1024 * 1024;
+        let renewal_policy = RenewalPolicy {
+            max_renewals_per_device: number("RINNOVO_DEVICE_MAX_RENEWALS", 1, 0, 100) as u32,
+            device_life_years: number("RINNOVO_DEVICE_LIFE_YEARS", 6, 1, 50) as u32,
+            validity_days: number("RINNOVO_CERTIFICATE_VALIDITY_DAYS", 1095, 1, 3650) as i64,
+        };
+        let issuance_interval =
+            Duration::from_secs(number("RINNOVO_ISSUANCE_INTERVAL_SECS", 60, 1, 86_400));
+        let issuance = IssuanceSettings {
+            batch_size: number("RINNOVO_ISSUANCE_BATCH_SIZE", 500, 1, 10_000) as i64,
+            max_attempts: number("RINNOVO_ISSUANCE_MAX_ATTEMPTS", 5, 1, 100) as i32,
+            retry_base: chrono::Duration::seconds(number(
+                "RINNOVO_ISSUANCE_RETRY_BASE_SECS",
+                60,
+                1,
+                86_400,
+            ) as i64),
+            validity_days: renewal_policy.validity_days,
+            ..IssuanceSettings::default()
+        };
 
         // Secrets are optional (generated into the data dir), but never short.
         let secret = |name: &str, problems: &mut Vec<String>| {
@@ -213,6 +240,9 @@ impl Config {
                 expiry_interval,
                 reminder_interval,
                 statement_max_bytes,
+                renewal_policy,
+                issuance_interval,
+                issuance,
             }),
             _ => Err(ConfigError { problems }),
         }

@@ -30,9 +30,13 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
-    /// Run the background workers (email dispatcher) without the HTTP API, until
-    /// SIGINT/SIGTERM. Any number may run, on any machines sharing the database.
+    /// Run the background workers (email dispatcher, reservation expiry, renewal
+    /// reminders, issuance batch) without the HTTP API, until SIGINT/SIGTERM. Any number
+    /// may run, on any machines sharing the database.
     Worker,
+    /// Issue the queued renewals now, batch after batch until none is due, print what
+    /// happened as JSON and exit. Safe alongside running workers.
+    IssueBatch,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Load the base seeds (brands) and, with --demo, the demo registry, then exit.
@@ -130,6 +134,16 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 _ = workers => {}
                 _ = shutdown_signal() => tracing::info!("rinnovo worker stopping"),
             }
+        }
+        Command::IssueBatch => {
+            let config = std::sync::Arc::new(config);
+            let ca = rinnovo::ca::EmbeddedCa::open_or_create(&config.data_dir)?;
+            let pool = startup::migrate(config.clone()).await?;
+            let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                rinnovo::renewals::issuance::drain(&mut *pool.get()?, &ca, &config.issuance)
+            })
+            .await??;
+            println!("{}", serde_json::to_string(&report)?);
         }
         Command::Migrate => {
             startup::migrate(config.into()).await?;

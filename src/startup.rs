@@ -145,8 +145,8 @@ pub fn dispatch_settings(config: &Config) -> DispatchSettings {
     }
 }
 
-/// The background workers (the email dispatcher and the reservation expiry), as one
-/// future. Fails at once if the mail transport is misconfigured.
+/// The background workers (the email dispatcher, the reservation expiry, the renewal
+/// reminders and the issuance batch), as one future. Fails at once if the mail transport is misconfigured.
 pub fn run_workers(
     pool: Pool,
     config: Arc<Config>,
@@ -158,9 +158,13 @@ pub fn run_workers(
     let settings = dispatch_settings(&config);
     let dispatch = dispatcher::run(pool.clone(), Arc::new(transport), settings);
     let expiry = crate::payments::expiry::run(pool.clone(), config.expiry_interval);
-    let reminders = crate::renewals::reminders::run(pool, config.reminder_interval);
+    let reminders = crate::renewals::reminders::run(pool.clone(), config.reminder_interval);
+    let ca: Arc<dyn crate::ca::CertificateAuthority> =
+        Arc::new(crate::ca::EmbeddedCa::open_or_create(&config.data_dir)?);
+    let issuance =
+        crate::renewals::issuance::run(pool, ca, config.issuance.clone(), config.issuance_interval);
     Ok(async move {
-        tokio::join!(dispatch, expiry, reminders);
+        tokio::join!(dispatch, expiry, reminders, issuance);
     })
 }
 

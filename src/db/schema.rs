@@ -58,6 +58,7 @@ diesel::table! {
         not_after -> Timestamp,
         status -> Text,
         created_at -> Timestamp,
+        public_key_sha256 -> Nullable<Text>,
     }
 }
 
@@ -215,6 +216,7 @@ diesel::table! {
         valid_until -> Timestamp,
         created_at -> Timestamp,
         voided_at -> Nullable<Timestamp>,
+        redeemed_at -> Nullable<Timestamp>,
     }
 }
 
@@ -337,6 +339,36 @@ diesel::table! {
 }
 
 diesel::table! {
+    renewals (id) {
+        id -> Text,
+        brand_id -> Text,
+        device_id -> Text,
+        certificate_id -> Text,
+        kind -> Text,
+        coupon_id -> Text,
+        status -> Text,
+        csr_pem -> Text,
+        public_key -> Text,
+        public_key_sha256 -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        claim_token -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        certificate_pem -> Nullable<Text>,
+        issued_serial_number -> Nullable<Text>,
+        issued_issuer -> Nullable<Text>,
+        issued_not_before -> Nullable<Timestamp>,
+        issued_not_after -> Nullable<Timestamp>,
+        new_certificate_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        issued_at -> Nullable<Timestamp>,
+        installed_at -> Nullable<Timestamp>,
+        closed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     renewal_reminders (certificate_id, threshold_days) {
         certificate_id -> Text,
         threshold_days -> Integer,
@@ -354,6 +386,8 @@ diesel::joinable!(prepaid_entries -> prepaid_accounts (account_id));
 diesel::joinable!(devices -> brands (brand_id));
 diesel::joinable!(certificates -> devices (device_id));
 diesel::joinable!(renewal_reminders -> certificates (certificate_id));
+diesel::joinable!(renewals -> devices (device_id));
+diesel::joinable!(renewals -> coupons (coupon_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     agent_challenges,
@@ -380,4 +414,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     statements,
     payments,
     renewal_reminders,
+    renewals,
 );

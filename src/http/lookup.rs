@@ -87,6 +87,14 @@ pub(super) enum RenewalResponse {
         expired_on: NaiveDate,
     },
     Revoked,
+    /// A renewal is queued or being issued: `GET /agent/renewals/{renewal_id}`.
+    RenewalPending {
+        renewal_id: String,
+    },
+    /// The new certificate is issued, to download and install.
+    ReadyToInstall {
+        renewal_id: String,
+    },
 }
 
 impl From<lookup::Lookup> for LookupResponse {
@@ -136,6 +144,12 @@ impl From<CertificateView> for CertificateResponse {
             status: c.status,
             renewal: match view.renewal {
                 RenewalStatus::Revoked => RenewalResponse::Revoked,
+                RenewalStatus::RenewalPending { renewal_id } => {
+                    RenewalResponse::RenewalPending { renewal_id }
+                }
+                RenewalStatus::ReadyToInstall { renewal_id } => {
+                    RenewalResponse::ReadyToInstall { renewal_id }
+                }
                 RenewalStatus::Eligibility(Eligibility::NotYetRenewable { window_opens_at }) => {
                     RenewalResponse::NotYetRenewable {
                         window_opens_at,

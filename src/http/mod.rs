@@ -14,6 +14,7 @@ mod payments;
 mod prepaid;
 pub mod problem;
 mod renewal_info;
+mod renewals;
 
 use std::sync::Arc;
 
@@ -96,6 +97,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/api/v1/agent/challenges").route(web::post().to(agent::challenge)))
     .service(web::resource("/api/v1/agent/sessions").route(web::post().to(agent::session)))
     .service(web::resource("/api/v1/agent/certificates").route(web::get().to(agent::certificates)))
+    .service(
+        web::resource("/api/v1/agent/renewals").route(web::post().to(renewals::request_renewals)),
+    )
+    .service(web::resource("/api/v1/agent/renewals/{id}").route(web::get().to(renewals::renewal)))
+    .service(
+        web::resource("/api/v1/agent/renewals/{id}/installed")
+            .route(web::post().to(renewals::installed)),
+    )
     .service(
         web::resource("/api/v1/renewal-info/{cert_id}").route(web::get().to(renewal_info::show)),
     )

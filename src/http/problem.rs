@@ -54,6 +54,8 @@ pub enum ApiError {
         problem: &'static str,
         title: &'static str,
         detail: String,
+        /// The input field the refusal is about, when there is one.
+        errors: Vec<FieldError>,
     },
     #[error("{detail}")]
     TooManyRequests {
@@ -118,6 +120,31 @@ impl ApiError {
             problem,
             title,
             detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// A refusal about one input field: the problem names the field and the rule too.
+    pub fn on_field(self, field: &str, rule: &str) -> Self {
+        match self {
+            Self::Refused {
+                status,
+                problem,
+                title,
+                detail,
+                ..
+            } => Self::Refused {
+                errors: vec![FieldError {
+                    field: field.to_owned(),
+                    rule: rule.to_owned(),
+                    detail: detail.clone(),
+                }],
+                status,
+                problem,
+                title,
+                detail,
+            },
+            other => other,
         }
     }
 
@@ -135,7 +162,12 @@ impl ApiError {
             Self::Invalid(fields) => ("invalid-field", "Invalid field", fields.clone()),
             Self::MalformedRequest(_) => ("malformed-request", "Malformed request", vec![]),
             Self::Unauthorized(_) => ("unauthorized", "Unauthorized", vec![]),
-            Self::Refused { problem, title, .. } => (*problem, *title, vec![]),
+            Self::Refused {
+                problem,
+                title,
+                errors,
+                ..
+            } => (*problem, *title, errors.clone()),
             Self::TooManyRequests { .. } => ("too-many-requests", "Too many requests", vec![]),
             Self::Unavailable(_) => ("unavailable", "Service unavailable", vec![]),
             Self::Unexpected(_) => ("internal", "Internal error", vec![]),

@@ -11,20 +11,40 @@ use crate::db::DbConnection;
 use crate::registry::{
     self, Certificate, CertificateKind, CertificateStatus, CodiceFiscale, Device, Holder,
 };
+use crate::renewals::{self, RenewalState};
 
 /// Where a certificate stands for renewal, as the shop and the agent show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RenewalStatus {
     Eligibility(Eligibility),
     /// Revoked certificates are never renewable, whatever their dates.
     Revoked,
+    /// A renewal is queued or being issued.
+    RenewalPending {
+        renewal_id: String,
+    },
+    /// The new certificate is issued: the agent can download and install it.
+    ReadyToInstall {
+        renewal_id: String,
+    },
 }
 
 impl RenewalStatus {
-    pub fn of(certificate: &Certificate, now: DateTime<Utc>) -> Self {
-        match certificate.status {
-            CertificateStatus::Revoked => Self::Revoked,
-            CertificateStatus::Active | CertificateStatus::Superseded => {
+    /// `open_renewal`: the certificate's renewal in progress, if any.
+    pub fn of(
+        certificate: &Certificate,
+        open_renewal: Option<(&str, RenewalState)>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        match (certificate.status, open_renewal) {
+            (CertificateStatus::Revoked, _) => Self::Revoked,
+            (_, Some((id, RenewalState::Issued))) => Self::ReadyToInstall {
+                renewal_id: id.to_owned(),
+            },
+            (_, Some((id, _))) => Self::RenewalPending {
+                renewal_id: id.to_owned(),
+            },
+            (CertificateStatus::Active | CertificateStatus::Superseded, None) => {
                 Self::Eligibility(eligibility(now, certificate.not_after))
             }
         }
@@ -75,23 +95,40 @@ pub fn lookup(
 ) -> Result<Lookup, LookupError> {
     let found = registry::find_holder_devices(conn, codice_fiscale, brand)?
         .ok_or(LookupError::UnknownHolder)?;
+    let ids: Vec<&str> = found
+        .devices
+        .iter()
+        .flat_map(|d| d.certificates.iter().map(|c| c.id.as_str()))
+        .collect();
+    let open = renewals::open_for_certificates(conn, &ids).map_err(anyhow::Error::from)?;
     Ok(Lookup {
         holder: found.holder,
         as_of: now,
         devices: found
             .devices
             .into_iter()
-            .map(|device| view_device(device, now))
+            .map(|device| view_device(device, &open, now))
             .collect(),
     })
 }
 
-pub fn view_device(mut device: Device, now: DateTime<Utc>) -> DeviceView {
+/// `open`: (certificate id, renewal id, state) of the renewals in progress.
+pub fn view_device(
+    mut device: Device,
+    open: &[(String, String, RenewalState)],
+    now: DateTime<Utc>,
+) -> DeviceView {
     let certificates: Vec<CertificateView> = std::mem::take(&mut device.certificates)
         .into_iter()
-        .map(|certificate| CertificateView {
-            renewal: RenewalStatus::of(&certificate, now),
-            certificate,
+        .map(|certificate| {
+            let open_renewal = open
+                .iter()
+                .find(|(certificate_id, _, _)| *certificate_id == certificate.id)
+                .map(|(_, id, state)| (id.as_str(), *state));
+            CertificateView {
+                renewal: RenewalStatus::of(&certificate, open_renewal, now),
+                certificate,
+            }
         })
         .collect();
     let renew_together = certificates

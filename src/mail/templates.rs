@@ -45,6 +45,18 @@ const TEMPLATES: &[(&str, &str, &str, &str)] = &[
         include_str!("../../templates/email/renewal_reminder.text.hbs"),
         include_str!("../../templates/email/renewal_reminder.html.hbs"),
     ),
+    (
+        "renewal_installed",
+        "{{brand}}: nuovo certificato di {{kind}} installato",
+        include_str!("../../templates/email/renewal_installed.text.hbs"),
+        include_str!("../../templates/email/renewal_installed.html.hbs"),
+    ),
+    (
+        "renewal_failed",
+        "{{brand}}: rinnovo del certificato di {{kind}} non riuscito",
+        include_str!("../../templates/email/renewal_failed.text.hbs"),
+        include_str!("../../templates/email/renewal_failed.html.hbs"),
+    ),
 ];
 
 pub struct Templates {

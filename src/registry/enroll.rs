@@ -112,6 +112,8 @@ pub fn enroll_device(
                     certificates::not_after.eq(issued.not_after.naive_utc()),
                     certificates::status.eq(CertificateStatus::Active.as_str()),
                     certificates::created_at.eq(now.naive_utc()),
+                    certificates::public_key_sha256
+                        .eq(Some(crate::renewals::csr::key_fingerprint(&key.public_der))),
                 ))
                 .execute(conn)?;
             enrolled.push(EnrolledCertificate { kind, key, issued });

@@ -1,6 +1,118 @@
-//! Renewals of the certificates on a device. So far: renewal information for clients
-//! that poll (RFC 9773) and reminders by email; requests, issuance and installation
-//! come next.
+//! Renewals of the certificates on a device, through the desktop agent:
+//!
+//! 1. [`request`]: the agent sends, per certificate, a CSR made on the device and a
+//!    coupon code; every rule is checked, the coupon is reserved and the renewal `queued`,
+//!    in one transaction.
+//! 2. [`issuance`]: a batch worker claims queued renewals (never two workers the same
+//!    one), signs through the [`crate::ca::CertificateAuthority`] and stores the
+//!    certificate: `issued`. Failures retry with backoff, then `failed`.
+//! 3. [`install`]: the agent downloads the certificate, installs it and confirms: the new
+//!    certificate becomes `active`, the old one `superseded`, the coupon `redeemed`.
+//!
+//! Also: renewal information for clients that poll (RFC 9773) and reminders by email.
 
+pub mod csr;
 pub mod info;
+pub mod install;
+pub mod issuance;
+mod notify;
 pub mod reminders;
+pub mod request;
+
+use chrono::{DateTime, Months, Utc};
+use diesel::prelude::*;
+
+use crate::coupons::CouponStatus;
+use crate::db::schema::{coupons, renewals};
+use crate::db::DbConnection;
+
+text_enum!(
+    /// A renewal's life: `queued` → `issuing` → `issued` → `installed`; `queued` or
+    /// `issuing` → `rejected` (the certificate was revoked meanwhile) or `failed` (the CA
+    /// kept failing). Rejected and failed renewals release their coupon.
+    RenewalState {
+        Queued => "queued",
+        Issuing => "issuing",
+        Issued => "issued",
+        Installed => "installed",
+        Rejected => "rejected",
+        Failed => "failed",
+    }
+);
+
+impl RenewalState {
+    /// Still in progress: at most one per certificate.
+    pub const OPEN: [&'static str; 3] = ["queued", "issuing", "issued"];
+    /// Counted against the device's renewals: all but the ones that gave the coupon back.
+    pub const COUNTED: [&'static str; 4] = ["queued", "issuing", "issued", "installed"];
+}
+
+/// How many times, and for how long, a device may be renewed, and for how long the
+/// certificates it gets are valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenewalPolicy {
+    /// Renewals per certificate kind over the device's life (1: renewable once).
+    pub max_renewals_per_device: u32,
+    /// Years after first activation past which the device is not renewed.
+    pub device_life_years: u32,
+    /// Validity of the certificates issued.
+    pub validity_days: i64,
+}
+
+impl Default for RenewalPolicy {
+    fn default() -> Self {
+        Self {
+            max_renewals_per_device: 1,
+            device_life_years: 6,
+            validity_days: 3 * 365,
+        }
+    }
+}
+
+impl RenewalPolicy {
+    pub fn device_end_of_life(&self, activated_at: DateTime<Utc>) -> DateTime<Utc> {
+        activated_at
+            .checked_add_months(Months::new(self.device_life_years * 12))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+}
+
+/// The open renewal of each of these certificates, if any: what the lookup shows as
+/// `renewal_pending` or `ready_to_install`.
+pub fn open_for_certificates(
+    conn: &mut DbConnection,
+    certificate_ids: &[&str],
+) -> QueryResult<Vec<(String, String, RenewalState)>> {
+    let rows: Vec<(String, String, String)> = renewals::table
+        .filter(renewals::certificate_id.eq_any(certificate_ids))
+        .filter(renewals::status.eq_any(RenewalState::OPEN))
+        .select((renewals::certificate_id, renewals::id, renewals::status))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(certificate, id, status)| {
+            RenewalState::parse(&status).map(|status| (certificate, id, status))
+        })
+        .collect())
+}
+
+/// Gives a reserved coupon back, unless another renewal still holds it (a coupon that
+/// covers both certificates serves both renewals of the device).
+fn release_coupon(conn: &mut DbConnection, coupon_id: &str) -> QueryResult<bool> {
+    let still_held: i64 = renewals::table
+        .filter(renewals::coupon_id.eq(coupon_id))
+        .filter(renewals::status.eq_any(RenewalState::COUNTED))
+        .count()
+        .get_result(conn)?;
+    if still_held > 0 {
+        return Ok(false);
+    }
+    let released = diesel::update(
+        coupons::table
+            .filter(coupons::id.eq(coupon_id))
+            .filter(coupons::status.eq(CouponStatus::Reserved.as_str())),
+    )
+    .set(coupons::status.eq(CouponStatus::Available.as_str()))
+    .execute(conn)?;
+    Ok(released == 1)
+}

@@ -15,28 +15,33 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_demo_app, TestApp};
 
-const HOLDER: &str = "BNCLRA85T52F205E";
+pub(crate) const HOLDER: &str = "BNCLRA85T52F205E";
 
 /// A device enrolled for the demo holder; its keys and certificates written to files.
-struct Device {
-    enrolled: Enrolled,
-    dir: PathBuf,
+pub(crate) struct Device {
+    pub(crate) enrolled: Enrolled,
+    pub(crate) dir: PathBuf,
 }
 
 impl Device {
-    fn file(&self, kind: &str, suffix: &str) -> PathBuf {
+    pub(crate) fn file(&self, kind: &str, suffix: &str) -> PathBuf {
         self.dir.join(format!("{kind}{suffix}"))
     }
-    fn certificate(&self, kind: &str) -> String {
+    pub(crate) fn certificate(&self, kind: &str) -> String {
         std::fs::read_to_string(self.file(kind, ".pem")).unwrap()
     }
 }
 
-fn ca(app: &TestApp) -> EmbeddedCa {
+pub(crate) fn ca(app: &TestApp) -> EmbeddedCa {
     EmbeddedCa::open_or_create(app.database.dir.path()).unwrap()
 }
 
-fn enroll(app: &TestApp, name: &str) -> Device {
+pub(crate) fn enroll(app: &TestApp, name: &str) -> Device {
+    enroll_expiring(app, name, 40)
+}
+
+/// A device whose certificates expire in `days`.
+pub(crate) fn enroll_expiring(app: &TestApp, name: &str, days: i64) -> Device {
     let mut conn = app.pool.get().unwrap();
     let now = Utc::now();
     let enrolled = enroll_device(
@@ -45,7 +50,7 @@ fn enroll(app: &TestApp, name: &str) -> Device {
         &CodiceFiscale::parse(HOLDER).unwrap(),
         "visura",
         DeviceKind::SmartCard,
-        now + Duration::days(40),
+        now + Duration::days(days),
         now,
     )
     .unwrap();
@@ -83,7 +88,7 @@ fn issue_for_holder(app: &TestApp, public_key: &[u8]) -> Issued {
 }
 
 /// `openssl dgst -sha256 -sign key` over the text, base64.
-fn sign(key: &Path, text: &str, extra: &[&str]) -> String {
+pub(crate) fn sign(key: &Path, text: &str, extra: &[&str]) -> String {
     let message = key.with_extension("msg");
     std::fs::write(&message, text).unwrap();
     let output = Command::new("openssl")
@@ -97,14 +102,19 @@ fn sign(key: &Path, text: &str, extra: &[&str]) -> String {
     base64::engine::general_purpose::STANDARD.encode(output.stdout)
 }
 
-async fn challenge(app: &TestApp) -> String {
+pub(crate) async fn challenge(app: &TestApp) -> String {
     let response = app.post_json("/api/v1/agent/challenges", &json!({})).await;
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.unwrap();
     body["nonce"].as_str().unwrap().to_owned()
 }
 
-async fn session(app: &TestApp, certificate: &str, nonce: &str, signature: &str) -> (u16, Value) {
+pub(crate) async fn session(
+    app: &TestApp,
+    certificate: &str,
+    nonce: &str,
+    signature: &str,
+) -> (u16, Value) {
     let response = app
         .post_json(
             "/api/v1/agent/sessions",

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::TestDatabase;
 
-fn rinnovo(database: &TestDatabase) -> Command {
+pub(crate) fn rinnovo(database: &TestDatabase) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_rinnovo"));
     command
         .env_clear()

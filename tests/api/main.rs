@@ -13,6 +13,7 @@ mod outbox;
 mod payments;
 mod prepaid;
 mod reminders;
+mod renewals;
 mod schema;
 mod smtp;
 mod statements;

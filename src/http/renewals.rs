@@ -1,0 +1,400 @@
+//! The desktop agent's renewals: request, follow, download, confirm (see `crate::renewals`).
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::auth::Agent;
+use super::problem::FieldErrors;
+use super::{ApiError, AppState};
+use crate::coupons::CouponCode;
+use crate::rate_limit::{self, Limit};
+use crate::registry::CertificateKind;
+use crate::renewals::install::{self, InstallError, RenewalView};
+use crate::renewals::request::{self, Refusal, RenewalItem, RequestError};
+use crate::renewals::{csr, RenewalState};
+use crate::validation::Rule;
+
+/// The media type of a PEM certificate followed by its chain (RFC 8555, section 9.1).
+pub const PEM_CHAIN: &str = "application/pem-certificate-chain";
+
+/// A device asks for a renewal once or twice in its life; a few dozen tries in ten
+/// minutes is plenty for an agent that retries, and stops anyone trying coupon codes.
+const REQUESTS: Limit = Limit {
+    bucket: "agent_renewal",
+    max_hits: 60,
+    window: Duration::minutes(10),
+};
+
+impl From<RequestError> for ApiError {
+    fn from(error: RequestError) -> Self {
+        let (index, refusal) = match error {
+            RequestError::Storage(e) => return ApiError::storage(e),
+            RequestError::Refused { index, refusal } => (index, refusal),
+        };
+        let field = format!("renewals[{index}].{}", refusal.field());
+        let detail = format!("{field}: {refusal}");
+        let (status, problem, title, rule) = match &refusal {
+            Refusal::UnknownCertificate(_) => (
+                StatusCode::NOT_FOUND,
+                "unknown-certificate",
+                "Certificate not on this device",
+                "device-certificate",
+            ),
+            Refusal::DuplicateCertificate => (
+                StatusCode::BAD_REQUEST,
+                "invalid-field",
+                "Invalid field",
+                "unique",
+            ),
+            Refusal::NotActive(_) => (
+                StatusCode::CONFLICT,
+                "certificate-not-active",
+                "Certificate revoked or superseded",
+                "active",
+            ),
+            Refusal::TooEarly { .. } | Refusal::Expired { .. } => (
+                StatusCode::CONFLICT,
+                "outside-renewal-window",
+                "Outside the renewal window",
+                "renewal-window",
+            ),
+            Refusal::AlreadyPending { .. } => (
+                StatusCode::CONFLICT,
+                "renewal-pending",
+                "Renewal already in progress",
+                "not-pending",
+            ),
+            Refusal::DeviceRenewedEnough { .. } => (
+                StatusCode::CONFLICT,
+                "device-renewal-limit",
+                "Device already renewed",
+                "renewable-once",
+            ),
+            Refusal::DeviceEndOfLife { .. } => (
+                StatusCode::CONFLICT,
+                "device-end-of-life",
+                "Device at the end of its life",
+                "device-life",
+            ),
+            Refusal::SubjectMismatch { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "csr-subject-mismatch",
+                "CSR subject differs",
+                "same-subject",
+            ),
+            Refusal::OldKey => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "csr-old-key",
+                "CSR reuses a key",
+                "new-key",
+            ),
+            Refusal::UnknownCoupon => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown-coupon",
+                "Unknown coupon",
+                "known-coupon",
+            ),
+            Refusal::CouponOtherBrand => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "coupon-other-brand",
+                "Coupon of another brand",
+                "same-brand",
+            ),
+            Refusal::CouponExpired { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "coupon-expired",
+                "Coupon expired",
+                "unexpired",
+            ),
+            Refusal::CouponNotAvailable(_) => (
+                StatusCode::CONFLICT,
+                "coupon-not-available",
+                "Coupon already used",
+                "available",
+            ),
+            Refusal::CouponWrongKind { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "coupon-wrong-kind",
+                "Coupon for another certificate",
+                "covers-kind",
+            ),
+        };
+        ApiError::refused(status, problem, title, detail).on_field(&field, rule)
+    }
+}
+
+impl From<InstallError> for ApiError {
+    fn from(error: InstallError) -> Self {
+        let detail = error.to_string();
+        match error {
+            InstallError::Storage(e) => ApiError::storage(e),
+            InstallError::NotFound(_) => {
+                ApiError::not_found("unknown-renewal", "Unknown renewal", detail)
+            }
+            InstallError::NotIssued(_) => {
+                ApiError::conflict("renewal-not-issued", "Renewal not issued", detail)
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewalsBody {
+    renewals: Vec<RenewalBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenewalBody {
+    /// From `GET /agent/certificates`.
+    certificate_id: String,
+    /// PKCS#10, PEM.
+    csr: String,
+    coupon_code: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ListError {
+    #[error("list one or two certificates of the device")]
+    Count,
+}
+
+impl Rule for ListError {
+    fn rule(&self) -> &'static str {
+        "one-or-two"
+    }
+}
+
+struct CsrRule(csr::CsrError);
+
+impl std::fmt::Display for CsrRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Rule for CsrRule {
+    fn rule(&self) -> &'static str {
+        self.0.rule()
+    }
+}
+
+/// Every field's rules at once, before anything is read from the database.
+fn parse_items(body: RenewalsBody) -> Result<Vec<RenewalItem>, ApiError> {
+    let mut errors = FieldErrors::default();
+    let count = body.renewals.len();
+    errors.check(
+        "renewals",
+        if (1..=2).contains(&count) {
+            Ok(())
+        } else {
+            Err(ListError::Count)
+        },
+    );
+    let mut items = Vec::new();
+    for (index, item) in body.renewals.into_iter().enumerate() {
+        let coupon = errors.check(
+            &format!("renewals[{index}].coupon_code"),
+            CouponCode::parse(&item.coupon_code),
+        );
+        let csr = errors.check(
+            &format!("renewals[{index}].csr"),
+            csr::check(&item.csr).map_err(CsrRule),
+        );
+        if let (Some(coupon), Some(csr)) = (coupon, csr) {
+            items.push(RenewalItem {
+                certificate_id: item.certificate_id,
+                csr,
+                coupon,
+            });
+        }
+    }
+    errors.finish()?;
+    Ok(items)
+}
+
+#[derive(Serialize)]
+struct RenewalResponse {
+    id: String,
+    certificate_id: String,
+    kind: CertificateKind,
+    status: RenewalState,
+    created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate: Option<CertificateResponse>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    installed_at: Option<DateTime<Utc>>,
+    /// The new certificate in the registry, once installed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new_certificate_id: Option<String>,
+    links: Links,
+}
+
+#[derive(Serialize)]
+struct CertificateResponse {
+    serial_number: String,
+    not_before: DateTime<Utc>,
+    not_after: DateTime<Utc>,
+    issued_at: DateTime<Utc>,
+    /// The new certificate, then the issuing CA's, then the root's.
+    pem_chain: String,
+}
+
+#[derive(Serialize)]
+struct Links {
+    #[serde(rename = "self")]
+    this: String,
+    installed: String,
+}
+
+fn links(id: &str) -> Links {
+    Links {
+        this: format!("/api/v1/agent/renewals/{id}"),
+        installed: format!("/api/v1/agent/renewals/{id}/installed"),
+    }
+}
+
+fn respond(view: RenewalView, chain: &str) -> RenewalResponse {
+    RenewalResponse {
+        links: links(&view.id),
+        certificate: view.issued.map(|issued| CertificateResponse {
+            serial_number: issued.serial_number,
+            not_before: issued.not_before,
+            not_after: issued.not_after,
+            issued_at: issued.issued_at,
+            pem_chain: format!("{}{chain}", issued.pem),
+        }),
+        id: view.id,
+        certificate_id: view.certificate_id,
+        kind: view.kind,
+        status: view.status,
+        created_at: view.created_at,
+        installed_at: view.installed_at,
+        new_certificate_id: view.new_certificate_id,
+    }
+}
+
+fn retry_after(state: &AppState) -> HeaderValue {
+    HeaderValue::from(state.config.issuance_interval.as_secs().max(1))
+}
+
+/// `POST /api/v1/agent/renewals`: per certificate of the device, a CSR and a coupon code.
+pub async fn request_renewals(
+    state: web::Data<AppState>,
+    Agent(claims): Agent,
+    body: web::Json<RenewalsBody>,
+) -> Result<HttpResponse, ApiError> {
+    let items = parse_items(body.into_inner())?;
+    let coupon_key = state.coupon_key.clone();
+    let policy = state.config.renewal_policy;
+    let queued = state
+        .with_conn(move |conn| -> Result<_, ApiError> {
+            let now = Utc::now();
+            if let Err(retry_after_seconds) = rate_limit::hit(conn, REQUESTS, &claims.sub, now)? {
+                return Err(ApiError::TooManyRequests {
+                    retry_after_seconds,
+                    detail: format!(
+                        "too many renewal requests from this device; retry in {retry_after_seconds} seconds"
+                    ),
+                });
+            }
+            let queued = request::request(
+                conn,
+                &coupon_key,
+                &policy,
+                &claims.sub,
+                &claims.brand,
+                &items,
+                now,
+            )?;
+            let mut views = Vec::new();
+            for renewal in &queued {
+                views.push(
+                    install::find(conn, &claims.sub, &renewal.id)
+                        .map_err(ApiError::storage)?
+                        .ok_or_else(|| ApiError::storage(anyhow::anyhow!("renewal vanished")))?,
+                );
+            }
+            Ok(views)
+        })
+        .await?;
+    let location = links(&queued[0].id).this;
+    let renewals: Vec<RenewalResponse> = queued.into_iter().map(|v| respond(v, "")).collect();
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::RETRY_AFTER, retry_after(&state)))
+        .json(serde_json::json!({ "renewals": renewals })))
+}
+
+/// `GET /api/v1/agent/renewals/{id}`: the status; once issued, the certificate and its
+/// chain, as JSON or, with `Accept: application/pem-certificate-chain`, as PEM.
+pub async fn renewal(
+    state: web::Data<AppState>,
+    Agent(claims): Agent,
+    id: web::Path<String>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let view = state
+        .with_conn(move |conn| {
+            install::find(conn, &claims.sub, &id)
+                .map_err(ApiError::storage)?
+                .ok_or_else(|| {
+                    ApiError::not_found(
+                        "unknown-renewal",
+                        "Unknown renewal",
+                        format!("no renewal {id} for this device"),
+                    )
+                })
+        })
+        .await?;
+    let waiting = matches!(view.status, RenewalState::Queued | RenewalState::Issuing);
+    let wants_pem = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains(PEM_CHAIN));
+    if wants_pem {
+        let Some(issued) = &view.issued else {
+            let mut response = ApiError::conflict(
+                "renewal-not-issued",
+                "Renewal not issued",
+                format!("the renewal is {}: no certificate yet", view.status),
+            )
+            .error_response();
+            if waiting {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, retry_after(&state));
+            }
+            return Ok(response);
+        };
+        return Ok(HttpResponse::Ok().content_type(PEM_CHAIN).body(format!(
+            "{}{}",
+            issued.pem,
+            state.ca.chain_pem()
+        )));
+    }
+    let mut response = HttpResponse::Ok();
+    if waiting {
+        response.insert_header((header::RETRY_AFTER, retry_after(&state)));
+    }
+    Ok(response.json(respond(view, &state.ca.chain_pem())))
+}
+
+/// `POST /api/v1/agent/renewals/{id}/installed`: the new certificate is on the device.
+pub async fn installed(
+    state: web::Data<AppState>,
+    Agent(claims): Agent,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let view = state
+        .with_conn(move |conn| install::confirm_installed(conn, &claims.sub, &id, Utc::now()))
+        .await?;
+    Ok(HttpResponse::Ok().json(respond(view, &state.ca.chain_pem())))
+}

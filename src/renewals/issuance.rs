@@ -1,0 +1,461 @@
+//! The issuance batch: claims queued renewals, re-checks that the certificate they renew
+//! is still active, signs the new certificates through the CA and stores them.
+//!
+//! Claiming takes a lease: the rows move to `issuing` with a lease deadline and a fresh
+//! claim token, in a transaction that on PostgreSQL locks the candidates with
+//! `FOR UPDATE SKIP LOCKED` (concurrent workers pick different rows without waiting) and
+//! on SQLite is immediate (workers take turns). A worker that dies mid-batch leaves rows
+//! in `issuing`; once the lease runs out, another worker claims them again. Results are
+//! stored only where the claim token still matches, so a worker that lost its lease
+//! (paused past the deadline) stores nothing: each renewal gets one certificate.
+
+use base64::Engine;
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::notify::{self, Notice};
+use super::{release_coupon, RenewalState};
+use crate::audit::{self, Actor, AuditEntry};
+use crate::ca::{CertificateAuthority, Issued, Profile, Subject};
+use crate::db::schema::{certificates, devices, holders, renewals};
+use crate::db::{write_transaction, DbConnection};
+use crate::registry::{CertificateKind, CertificateStatus};
+
+#[derive(Debug, Clone)]
+pub struct IssuanceSettings {
+    /// Renewals claimed at once.
+    pub batch_size: i64,
+    /// How long a claim lasts before another worker may take the renewal over.
+    pub lease: Duration,
+    /// Attempts before a renewal is given up as `failed`.
+    pub max_attempts: i32,
+    /// First retry delay; it doubles with each attempt.
+    pub retry_base: Duration,
+    /// Validity of the certificates issued.
+    pub validity_days: i64,
+    /// Threads signing in parallel.
+    pub signers: usize,
+}
+
+impl Default for IssuanceSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            lease: Duration::minutes(5),
+            max_attempts: 5,
+            retry_base: Duration::minutes(1),
+            validity_days: 3 * 365,
+            signers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// What one batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct BatchReport {
+    pub claimed: usize,
+    pub issued: usize,
+    pub rejected: usize,
+    pub retrying: usize,
+    pub failed: usize,
+}
+
+/// A renewal this worker holds the lease on.
+#[derive(Debug, Clone)]
+struct Claimed {
+    id: String,
+    kind: String,
+    public_key: String,
+    attempts: i32,
+    /// The renewed certificate's status now: anything but active rejects the renewal.
+    certificate_status: String,
+    subject: Subject,
+}
+
+enum Outcome {
+    Issued(Issued),
+    Rejected(String),
+    Error(String),
+}
+
+/// Claims, signs and stores one batch. Returns what happened; `claimed` is 0 when the
+/// queue is empty.
+pub fn run_batch(
+    conn: &mut DbConnection,
+    ca: &dyn CertificateAuthority,
+    settings: &IssuanceSettings,
+    now: DateTime<Utc>,
+) -> anyhow::Result<BatchReport> {
+    let (token, claimed) = claim(conn, settings, now)?;
+    if claimed.is_empty() {
+        return Ok(BatchReport::default());
+    }
+    let outcomes = sign_all(ca, &claimed, settings, now);
+    store(conn, &token, &claimed, outcomes, settings, now)
+}
+
+/// Runs batches until the queue holds nothing due: what `rinnovo issue-batch` does.
+pub fn drain(
+    conn: &mut DbConnection,
+    ca: &dyn CertificateAuthority,
+    settings: &IssuanceSettings,
+) -> anyhow::Result<BatchReport> {
+    let mut total = BatchReport::default();
+    loop {
+        let report = run_batch(conn, ca, settings, Utc::now())?;
+        total.claimed += report.claimed;
+        total.issued += report.issued;
+        total.rejected += report.rejected;
+        total.retrying += report.retrying;
+        total.failed += report.failed;
+        if report.claimed < settings.batch_size as usize {
+            return Ok(total);
+        }
+    }
+}
+
+type ClaimedRow = (String, String, String, i32, String, String, String, String);
+
+fn claim(
+    conn: &mut DbConnection,
+    settings: &IssuanceSettings,
+    now: DateTime<Utc>,
+) -> QueryResult<(String, Vec<Claimed>)> {
+    let now_naive = now.naive_utc();
+    let token = Uuid::now_v7().to_string();
+    let claimed = write_transaction(conn, |conn| {
+        let due = renewals::table
+            .filter(
+                renewals::status
+                    .eq(RenewalState::Queued.as_str())
+                    .and(renewals::next_attempt_at.le(now_naive))
+                    .or(renewals::status
+                        .eq(RenewalState::Issuing.as_str())
+                        .and(renewals::claimed_until.lt(now_naive))),
+            )
+            .order((renewals::next_attempt_at.asc(), renewals::id.asc()))
+            .select(renewals::id)
+            .limit(settings.batch_size);
+        let ids: Vec<String> = match conn {
+            DbConnection::Postgres(pg) => due.for_update().skip_locked().load(pg)?,
+            DbConnection::Sqlite(sqlite) => due.load(sqlite)?,
+        };
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        diesel::update(renewals::table.filter(renewals::id.eq_any(&ids)))
+            .set((
+                renewals::status.eq(RenewalState::Issuing.as_str()),
+                renewals::claimed_until.eq((now + settings.lease).naive_utc()),
+                renewals::claim_token.eq(&token),
+                renewals::attempts.eq(renewals::attempts + 1),
+            ))
+            .execute(conn)?;
+        renewals::table
+            .inner_join(certificates::table.on(certificates::id.eq(renewals::certificate_id)))
+            .inner_join(devices::table.inner_join(holders::table))
+            .filter(renewals::id.eq_any(&ids))
+            .order(renewals::id.asc())
+            .select((
+                renewals::id,
+                renewals::kind,
+                renewals::public_key,
+                renewals::attempts,
+                certificates::status,
+                holders::codice_fiscale,
+                holders::given_name,
+                holders::surname,
+            ))
+            .load::<ClaimedRow>(conn)
+    })?;
+    Ok((
+        token,
+        claimed
+            .into_iter()
+            .map(
+                |(id, kind, public_key, attempts, status, codice_fiscale, given_name, surname)| {
+                    Claimed {
+                        id,
+                        kind,
+                        public_key,
+                        attempts,
+                        certificate_status: status,
+                        subject: Subject {
+                            codice_fiscale,
+                            given_name,
+                            surname,
+                        },
+                    }
+                },
+            )
+            .collect(),
+    ))
+}
+
+fn sign_one(
+    ca: &dyn CertificateAuthority,
+    renewal: &Claimed,
+    settings: &IssuanceSettings,
+    now: DateTime<Utc>,
+) -> Outcome {
+    // Revoked (or superseded by another path) since the request: never sign.
+    if renewal.certificate_status != CertificateStatus::Active.as_str() {
+        return Outcome::Rejected(format!(
+            "il certificato da rinnovare risulta {} (certificate {})",
+            if renewal.certificate_status == CertificateStatus::Revoked.as_str() {
+                "revocato"
+            } else {
+                "non più in uso"
+            },
+            renewal.certificate_status
+        ));
+    }
+    let profile = match CertificateKind::parse(&renewal.kind) {
+        Some(CertificateKind::Signature) => Profile::Signature,
+        Some(CertificateKind::Authentication) => Profile::Authentication,
+        None => return Outcome::Error(format!("unknown kind {}", renewal.kind)),
+    };
+    let public_key = match base64::engine::general_purpose::STANDARD.decode(&renewal.public_key) {
+        Ok(der) => der,
+        Err(e) => return Outcome::Error(format!("stored public key: {e}")),
+    };
+    let not_after = now + Duration::days(settings.validity_days);
+    match ca.issue(&renewal.subject, &public_key, profile, now, not_after) {
+        Ok(issued) => Outcome::Issued(issued),
+        Err(e) => Outcome::Error(e.to_string()),
+    }
+}
+
+/// Signs on `settings.signers` threads: signing is the CPU work of the batch.
+fn sign_all(
+    ca: &dyn CertificateAuthority,
+    claimed: &[Claimed],
+    settings: &IssuanceSettings,
+    now: DateTime<Utc>,
+) -> Vec<Outcome> {
+    let per_thread = claimed.len().div_ceil(settings.signers.max(1));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = claimed
+            .chunks(per_thread.max(1))
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|renewal| sign_one(ca, renewal, settings, now))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| vec![Outcome::Error("signing thread panicked".into())])
+            })
+            .collect()
+    })
+}
+
+fn store(
+    conn: &mut DbConnection,
+    token: &str,
+    claimed: &[Claimed],
+    outcomes: Vec<Outcome>,
+    settings: &IssuanceSettings,
+    now: DateTime<Utc>,
+) -> anyhow::Result<BatchReport> {
+    let now_naive = now.naive_utc();
+    let mut report = BatchReport {
+        claimed: claimed.len(),
+        ..BatchReport::default()
+    };
+    write_transaction(conn, |conn| -> anyhow::Result<()> {
+        for (renewal, outcome) in claimed.iter().zip(outcomes) {
+            // Only while this worker's claim holds.
+            let mine = || {
+                renewals::table
+                    .filter(renewals::id.eq(&renewal.id))
+                    .filter(renewals::status.eq(RenewalState::Issuing.as_str()))
+                    .filter(renewals::claim_token.eq(token))
+            };
+            match outcome {
+                Outcome::Issued(issued) => {
+                    let stored = diesel::update(mine())
+                        .set((
+                            renewals::status.eq(RenewalState::Issued.as_str()),
+                            renewals::certificate_pem.eq(&issued.pem),
+                            renewals::issued_serial_number.eq(&issued.serial_number),
+                            renewals::issued_issuer.eq(&issued.issuer),
+                            renewals::issued_not_before.eq(issued.not_before.naive_utc()),
+                            renewals::issued_not_after.eq(issued.not_after.naive_utc()),
+                            renewals::issued_at.eq(now_naive),
+                            renewals::claimed_until.eq(None::<NaiveDateTime>),
+                            renewals::last_error.eq(None::<String>),
+                        ))
+                        .execute(conn)?;
+                    if stored == 1 {
+                        report.issued += 1;
+                        audit::record(
+                            conn,
+                            AuditEntry {
+                                brand_id: None,
+                                actor: &Actor::System,
+                                action: "renewal.issued",
+                                subject_type: "renewal",
+                                subject_id: &renewal.id,
+                                details: json!({
+                                    "serial_number": issued.serial_number,
+                                    "issuer": issued.issuer,
+                                }),
+                            },
+                            now,
+                        )?;
+                    } else {
+                        tracing::warn!(renewal = %renewal.id, "lease lost: the certificate signed is discarded");
+                    }
+                }
+                Outcome::Rejected(reason) => {
+                    if close(
+                        conn,
+                        &renewal.id,
+                        token,
+                        RenewalState::Rejected,
+                        &reason,
+                        now,
+                    )? {
+                        report.rejected += 1;
+                    }
+                }
+                Outcome::Error(error) if renewal.attempts < settings.max_attempts => {
+                    let retry_at =
+                        now + crate::mail::outbox::backoff(settings.retry_base, renewal.attempts);
+                    let stored = diesel::update(mine())
+                        .set((
+                            renewals::status.eq(RenewalState::Queued.as_str()),
+                            renewals::next_attempt_at.eq(retry_at.naive_utc()),
+                            renewals::claimed_until.eq(None::<NaiveDateTime>),
+                            renewals::last_error.eq(Some(truncate(&error))),
+                        ))
+                        .execute(conn)?;
+                    tracing::warn!(renewal = %renewal.id, attempts = renewal.attempts, %error, "issuance failed; will retry");
+                    report.retrying += stored;
+                }
+                Outcome::Error(error) => {
+                    tracing::error!(renewal = %renewal.id, attempts = renewal.attempts, %error, "issuance failed for good");
+                    let reason =
+                        "l'autorità di certificazione non ha potuto emettere il certificato";
+                    diesel::update(mine())
+                        .set(renewals::last_error.eq(Some(truncate(&error))))
+                        .execute(conn)?;
+                    if close(conn, &renewal.id, token, RenewalState::Failed, reason, now)? {
+                        report.failed += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(report)
+}
+
+fn truncate(error: &str) -> String {
+    error.chars().take(1000).collect()
+}
+
+/// Moves a renewal being issued under `claim_token` to `rejected` or `failed`, releases
+/// the coupon and queues the email. False if the lease was lost meanwhile (another
+/// worker owns the renewal now).
+fn close(
+    conn: &mut DbConnection,
+    renewal_id: &str,
+    claim_token: &str,
+    state: RenewalState,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let closed = diesel::update(
+        renewals::table
+            .filter(renewals::id.eq(renewal_id))
+            .filter(renewals::status.eq(RenewalState::Issuing.as_str()))
+            .filter(renewals::claim_token.eq(claim_token)),
+    )
+    .set((
+        renewals::status.eq(state.as_str()),
+        renewals::closed_at.eq(Some(now.naive_utc())),
+        renewals::claimed_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?;
+    if closed == 0 {
+        return Ok(false);
+    }
+    let coupon_id: String = renewals::table
+        .filter(renewals::id.eq(renewal_id))
+        .select(renewals::coupon_id)
+        .first(conn)?;
+    let coupon_released = release_coupon(conn, &coupon_id)?;
+    audit::record(
+        conn,
+        AuditEntry {
+            brand_id: None,
+            actor: &Actor::System,
+            action: if state == RenewalState::Rejected {
+                "renewal.rejected"
+            } else {
+                "renewal.failed"
+            },
+            subject_type: "renewal",
+            subject_id: renewal_id,
+            details: json!({ "reason": reason, "coupon_released": coupon_released }),
+        },
+        now,
+    )?;
+    notify::enqueue(
+        conn,
+        renewal_id,
+        Notice::GivenUp {
+            reason,
+            coupon_released,
+        },
+        now,
+    )?;
+    Ok(true)
+}
+
+/// The worker: runs a batch every `interval`, at once again while batches come back full,
+/// until the task is dropped.
+pub async fn run(
+    pool: crate::db::Pool,
+    ca: std::sync::Arc<dyn CertificateAuthority>,
+    settings: IssuanceSettings,
+    interval: std::time::Duration,
+) {
+    loop {
+        let (pool, ca, batch) = (pool.clone(), ca.clone(), settings.clone());
+        let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<BatchReport> {
+            run_batch(&mut *pool.get()?, ca.as_ref(), &batch, Utc::now())
+        })
+        .await;
+        let full = match outcome {
+            Ok(Ok(report)) => {
+                if report.claimed > 0 {
+                    tracing::info!(?report, "issuance batch");
+                }
+                report.claimed as i64 >= settings.batch_size
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error, "issuance batch: will retry");
+                false
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "issuance task failed");
+                false
+            }
+        };
+        if !full {
+            tokio::time::sleep(interval).await;
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The emails a renewal sends: installed, or given up (rejected or failed). They go to
+//! the holder's address, or, when the registry has none, to whoever bought the coupon
+//! (the professional who sold the renewal).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde_json::json;
+
+use crate::brands;
+use crate::db::schema::{coupons, devices, holders, renewals, users};
+use crate::db::DbConnection;
+use crate::mail::outbox::{self, OutgoingEmail};
+
+pub(super) enum Notice<'a> {
+    Installed {
+        serial_number: &'a str,
+        not_after: DateTime<Utc>,
+    },
+    GivenUp {
+        reason: &'a str,
+        coupon_released: bool,
+    },
+}
+
+fn kind_in_italian(kind: &str) -> &'static str {
+    if kind == "signature" {
+        "firma"
+    } else {
+        "autenticazione (CNS)"
+    }
+}
+
+/// Queues the email about renewal `renewal_id`, in the caller's transaction.
+pub(super) fn enqueue(
+    conn: &mut DbConnection,
+    renewal_id: &str,
+    notice: Notice<'_>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let (brand_id, kind, serial, given_name, surname, holder_email, buyer_email, hint): (
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        String,
+    ) = renewals::table
+        .inner_join(devices::table.inner_join(holders::table))
+        .inner_join(coupons::table.inner_join(users::table.on(users::id.eq(coupons::owner_id))))
+        .filter(renewals::id.eq(renewal_id))
+        .select((
+            renewals::brand_id,
+            renewals::kind,
+            devices::serial_number,
+            holders::given_name,
+            holders::surname,
+            holders::email,
+            users::email,
+            coupons::code_hint,
+        ))
+        .first(conn)?;
+    let brand = brands::find(conn, &brand_id)?
+        .ok_or_else(|| anyhow::anyhow!("renewal {renewal_id} of unknown brand {brand_id}"))?;
+    let mut context = json!({
+        "name": format!("{given_name} {surname}"),
+        "brand": brand.name,
+        "device": serial,
+        "kind": kind_in_italian(&kind),
+        "coupon": hint,
+    });
+    let template = match notice {
+        Notice::Installed {
+            serial_number,
+            not_after,
+        } => {
+            context["serial_number"] = json!(serial_number);
+            context["expires_on"] = json!(not_after.format("%d/%m/%Y").to_string());
+            "renewal_installed"
+        }
+        Notice::GivenUp {
+            reason,
+            coupon_released,
+        } => {
+            context["reason"] = json!(reason);
+            context["coupon_released"] = json!(coupon_released);
+            "renewal_failed"
+        }
+    };
+    outbox::enqueue(
+        conn,
+        &OutgoingEmail {
+            brand_id: brand.id.clone(),
+            kind: template,
+            reference: Some(renewal_id.to_owned()),
+            sender: brand.sender_address,
+            recipient: holder_email.unwrap_or(buyer_email),
+            context,
+            attachment: None,
+        },
+        now,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,384 @@
+//! A renewal request: per certificate of the agent's device, a checked CSR and a coupon
+//! code. Every rule is checked in the transaction that reserves the coupons and queues
+//! the renewals, so a request is taken whole or not at all.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::csr::{same_subject, CheckedCsr};
+use super::{RenewalPolicy, RenewalState};
+use crate::audit::{self, Actor, AuditEntry};
+use crate::catalog::Covers;
+use crate::coupons::{CouponCode, CouponKey, CouponStatus};
+use crate::db::schema::{certificates, coupons, devices, holders, products, renewals};
+use crate::db::{write_transaction, DbConnection};
+use crate::lookup::{eligibility, Eligibility};
+use crate::registry::{CertificateKind, CertificateStatus};
+
+/// One certificate to renew, as the agent asks.
+#[derive(Debug, Clone)]
+pub struct RenewalItem {
+    pub certificate_id: String,
+    pub csr: CheckedCsr,
+    pub coupon: CouponCode,
+}
+
+/// A renewal just queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub id: String,
+    pub certificate_id: String,
+    pub kind: CertificateKind,
+}
+
+/// Why one item of the request was refused; the request is refused whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("no certificate {0} on this device")]
+    UnknownCertificate(String),
+    #[error("the certificate is listed twice in the request")]
+    DuplicateCertificate,
+    #[error("the certificate is {0}: only an active certificate is renewed")]
+    NotActive(CertificateStatus),
+    #[error("too early: the renewal window opens at {window_opens_at} (90 days before expiry)")]
+    TooEarly { window_opens_at: DateTime<Utc> },
+    #[error("the certificate expired at {expired_at}: an expired certificate cannot be renewed, only replaced")]
+    Expired { expired_at: DateTime<Utc> },
+    #[error("a renewal of this certificate is already in progress ({renewal_id})")]
+    AlreadyPending { renewal_id: String },
+    #[error("this device's {kind} certificate was already renewed {count} time(s), the most a device allows")]
+    DeviceRenewedEnough { kind: CertificateKind, count: u32 },
+    #[error("the device reached the end of its life at {end_of_life} ({years} years after first activation): a new device is needed")]
+    DeviceEndOfLife {
+        end_of_life: DateTime<Utc>,
+        years: u32,
+    },
+    #[error("the CSR's subject must be identical to the current certificate's: {expected}")]
+    SubjectMismatch { expected: String },
+    #[error("the CSR's key is one this device already used: a renewal needs a new key made on the device")]
+    OldKey,
+    #[error("no coupon has this code")]
+    UnknownCoupon,
+    #[error("the coupon is for another brand's certificates")]
+    CouponOtherBrand,
+    #[error("the coupon expired at {valid_until}")]
+    CouponExpired { valid_until: DateTime<Utc> },
+    #[error("the coupon is {0}, not available")]
+    CouponNotAvailable(CouponStatus),
+    #[error("the coupon renews {covers} certificates, not {kind} ones")]
+    CouponWrongKind {
+        covers: Covers,
+        kind: CertificateKind,
+    },
+}
+
+impl Refusal {
+    /// The request field the refusal is about.
+    pub fn field(&self) -> &'static str {
+        use Refusal::*;
+        match self {
+            UnknownCertificate(_)
+            | DuplicateCertificate
+            | NotActive(_)
+            | TooEarly { .. }
+            | Expired { .. }
+            | AlreadyPending { .. }
+            | DeviceRenewedEnough { .. }
+            | DeviceEndOfLife { .. } => "certificate_id",
+            SubjectMismatch { .. } | OldKey => "csr",
+            UnknownCoupon
+            | CouponOtherBrand
+            | CouponExpired { .. }
+            | CouponNotAvailable(_)
+            | CouponWrongKind { .. } => "coupon_code",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("renewals[{index}].{}: {refusal}", refusal.field())]
+    Refused { index: usize, refusal: Refusal },
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}
+
+impl From<diesel::result::Error> for RequestError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Storage(error.into())
+    }
+}
+
+fn refuse<T>(index: usize, refusal: Refusal) -> Result<T, RequestError> {
+    Err(RequestError::Refused { index, refusal })
+}
+
+type CertificateRow = (
+    String,
+    String,
+    String,
+    NaiveDateTime,
+    Option<String>,
+    NaiveDateTime,
+);
+
+/// Queues a renewal per item for the agent's device `device_id` of `brand_id`.
+pub fn request(
+    conn: &mut DbConnection,
+    coupon_key: &CouponKey,
+    policy: &RenewalPolicy,
+    device_id: &str,
+    brand_id: &str,
+    items: &[RenewalItem],
+    now: DateTime<Utc>,
+) -> Result<Vec<Queued>, RequestError> {
+    for (index, item) in items.iter().enumerate() {
+        if items[..index]
+            .iter()
+            .any(|earlier| earlier.certificate_id == item.certificate_id)
+        {
+            return refuse(index, Refusal::DuplicateCertificate);
+        }
+        if items[..index]
+            .iter()
+            .any(|earlier| earlier.csr.public_key_sha256 == item.csr.public_key_sha256)
+        {
+            // Each certificate of a device has a key of its own.
+            return refuse(index, Refusal::OldKey);
+        }
+    }
+    write_transaction(conn, |conn| {
+        // The keys the device ever had, or asked for: none may come back.
+        let mut used_keys: Vec<String> = certificates::table
+            .filter(certificates::device_id.eq(device_id))
+            .filter(certificates::public_key_sha256.is_not_null())
+            .select(certificates::public_key_sha256.assume_not_null())
+            .load(conn)?;
+        used_keys.extend(
+            renewals::table
+                .filter(renewals::device_id.eq(device_id))
+                .filter(renewals::status.eq_any(RenewalState::COUNTED))
+                .select(renewals::public_key_sha256)
+                .load::<String>(conn)?,
+        );
+        // Coupons reserved by this request: a coupon covering both kinds serves both.
+        let mut reserved: HashSet<String> = HashSet::new();
+        let mut queued = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            let row: Option<CertificateRow> = certificates::table
+                .inner_join(devices::table.inner_join(holders::table))
+                .filter(certificates::id.eq(&item.certificate_id))
+                .filter(devices::id.eq(device_id))
+                .filter(devices::brand_id.eq(brand_id))
+                .select((
+                    certificates::kind,
+                    certificates::status,
+                    certificates::subject,
+                    certificates::not_after,
+                    certificates::public_key_sha256,
+                    devices::activated_at,
+                ))
+                .first(conn)
+                .optional()?;
+            let Some((kind, status, subject, not_after, _, activated_at)) = row else {
+                return refuse(
+                    index,
+                    Refusal::UnknownCertificate(item.certificate_id.clone()),
+                );
+            };
+            let kind = CertificateKind::parse(&kind)
+                .ok_or_else(|| anyhow::anyhow!("certificate kind {kind}"))?;
+            let status = CertificateStatus::parse(&status)
+                .ok_or_else(|| anyhow::anyhow!("certificate status {status}"))?;
+            if status != CertificateStatus::Active {
+                return refuse(index, Refusal::NotActive(status));
+            }
+            match eligibility(now, not_after.and_utc()) {
+                Eligibility::Renewable { .. } => {}
+                Eligibility::NotYetRenewable { window_opens_at } => {
+                    return refuse(index, Refusal::TooEarly { window_opens_at })
+                }
+                Eligibility::Expired { expired_at } => {
+                    return refuse(index, Refusal::Expired { expired_at })
+                }
+            }
+            let pending: Option<String> = renewals::table
+                .filter(renewals::certificate_id.eq(&item.certificate_id))
+                .filter(renewals::status.eq_any(RenewalState::OPEN))
+                .select(renewals::id)
+                .first(conn)
+                .optional()?;
+            if let Some(renewal_id) = pending {
+                return refuse(index, Refusal::AlreadyPending { renewal_id });
+            }
+            let earlier: i64 = renewals::table
+                .filter(renewals::device_id.eq(device_id))
+                .filter(renewals::kind.eq(kind.as_str()))
+                .filter(renewals::status.eq_any(RenewalState::COUNTED))
+                .count()
+                .get_result(conn)?;
+            if earlier >= i64::from(policy.max_renewals_per_device) {
+                return refuse(
+                    index,
+                    Refusal::DeviceRenewedEnough {
+                        kind,
+                        count: earlier as u32,
+                    },
+                );
+            }
+            let end_of_life = policy.device_end_of_life(activated_at.and_utc());
+            if now > end_of_life {
+                return refuse(
+                    index,
+                    Refusal::DeviceEndOfLife {
+                        end_of_life,
+                        years: policy.device_life_years,
+                    },
+                );
+            }
+            if !same_subject(&item.csr.subject, &subject) {
+                return refuse(index, Refusal::SubjectMismatch { expected: subject });
+            }
+            if used_keys.contains(&item.csr.public_key_sha256) {
+                return refuse(index, Refusal::OldKey);
+            }
+
+            let coupon_id = match check_coupon(
+                conn,
+                coupon_key,
+                brand_id,
+                &item.coupon,
+                kind,
+                &reserved,
+                now,
+            )? {
+                Ok(coupon_id) => coupon_id,
+                Err(refusal) => return refuse(index, refusal),
+            };
+            if !reserved.contains(&coupon_id) {
+                // A conditional update: of concurrent requests with one coupon, exactly
+                // one flips it; the others find it reserved and are refused.
+                let flipped = diesel::update(
+                    coupons::table
+                        .filter(coupons::id.eq(&coupon_id))
+                        .filter(coupons::status.eq(CouponStatus::Available.as_str())),
+                )
+                .set(coupons::status.eq(CouponStatus::Reserved.as_str()))
+                .execute(conn)?;
+                if flipped != 1 {
+                    return refuse(index, Refusal::CouponNotAvailable(CouponStatus::Reserved));
+                }
+                reserved.insert(coupon_id.clone());
+            }
+
+            let id = Uuid::now_v7().to_string();
+            let inserted = diesel::insert_into(renewals::table)
+                .values((
+                    renewals::id.eq(&id),
+                    renewals::brand_id.eq(brand_id),
+                    renewals::device_id.eq(device_id),
+                    renewals::certificate_id.eq(&item.certificate_id),
+                    renewals::kind.eq(kind.as_str()),
+                    renewals::coupon_id.eq(&coupon_id),
+                    renewals::status.eq(RenewalState::Queued.as_str()),
+                    renewals::csr_pem.eq(&item.csr.pem),
+                    renewals::public_key.eq(item.csr.public_key_base64()),
+                    renewals::public_key_sha256.eq(&item.csr.public_key_sha256),
+                    renewals::next_attempt_at.eq(now.naive_utc()),
+                    renewals::created_at.eq(now.naive_utc()),
+                ))
+                .execute(conn);
+            match inserted {
+                Ok(_) => {}
+                // The one-open-renewal-per-certificate index: a concurrent request for
+                // the same certificate committed first.
+                Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                )) => {
+                    return refuse(
+                        index,
+                        Refusal::AlreadyPending {
+                            renewal_id: "(just requested)".into(),
+                        },
+                    )
+                }
+                Err(e) => return Err(e.into()),
+            }
+            audit::record(
+                conn,
+                AuditEntry {
+                    brand_id: Some(brand_id),
+                    actor: &Actor::Device(device_id.to_owned()),
+                    action: "renewal.requested",
+                    subject_type: "renewal",
+                    subject_id: &id,
+                    details: json!({
+                        "certificate_id": item.certificate_id,
+                        "kind": kind.as_str(),
+                        "coupon_id": coupon_id,
+                        "public_key_sha256": item.csr.public_key_sha256,
+                    }),
+                },
+                now,
+            )?;
+            queued.push(Queued {
+                id,
+                certificate_id: item.certificate_id.clone(),
+                kind,
+            });
+        }
+        Ok(queued)
+    })
+}
+
+/// The coupon's id, if the code names a coupon of this brand, unexpired, available and
+/// covering `kind`.
+fn check_coupon(
+    conn: &mut DbConnection,
+    coupon_key: &CouponKey,
+    brand_id: &str,
+    code: &CouponCode,
+    kind: CertificateKind,
+    reserved_here: &HashSet<String>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<String, Refusal>> {
+    let row: Option<(String, String, String, NaiveDateTime, String)> = coupons::table
+        .inner_join(products::table)
+        .filter(coupons::code_hash.eq(coupon_key.hash(code)))
+        .select((
+            coupons::id,
+            coupons::brand_id,
+            coupons::status,
+            coupons::valid_until,
+            products::covers,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((coupon_id, coupon_brand, status, valid_until, covers)) = row else {
+        return Ok(Err(Refusal::UnknownCoupon));
+    };
+    if coupon_brand != brand_id {
+        return Ok(Err(Refusal::CouponOtherBrand));
+    }
+    let status =
+        CouponStatus::parse(&status).ok_or_else(|| anyhow::anyhow!("coupon status {status}"))?;
+    let covers = Covers::parse(&covers).ok_or_else(|| anyhow::anyhow!("covers {covers}"))?;
+    if !covers.kinds().contains(&kind) {
+        return Ok(Err(Refusal::CouponWrongKind { covers, kind }));
+    }
+    // Reserved by an earlier item of this very request (a coupon covering both kinds).
+    if status != CouponStatus::Available && !reserved_here.contains(&coupon_id) {
+        return Ok(Err(Refusal::CouponNotAvailable(status)));
+    }
+    if valid_until.and_utc() < now {
+        return Ok(Err(Refusal::CouponExpired {
+            valid_until: valid_until.and_utc(),
+        }));
+    }
+    Ok(Ok(coupon_id))
+}
