@@ -126,15 +126,15 @@ fn claim(
     let now_naive = now.naive_utc();
     let token = Uuid::now_v7().to_string();
     let claimed = write_transaction(conn, |conn| {
+        // Queued and due, or claimed by a worker whose lease ran out.
+        let claimable = renewals::status
+            .eq(RenewalState::Queued.as_str())
+            .and(renewals::next_attempt_at.le(now_naive))
+            .or(renewals::status
+                .eq(RenewalState::Issuing.as_str())
+                .and(renewals::claimed_until.lt(now_naive)));
         let due = renewals::table
-            .filter(
-                renewals::status
-                    .eq(RenewalState::Queued.as_str())
-                    .and(renewals::next_attempt_at.le(now_naive))
-                    .or(renewals::status
-                        .eq(RenewalState::Issuing.as_str())
-                        .and(renewals::claimed_until.lt(now_naive))),
-            )
+            .filter(claimable)
             .order((renewals::next_attempt_at.asc(), renewals::id.asc()))
             .select(renewals::id)
             .limit(settings.batch_size);
@@ -145,18 +145,24 @@ fn claim(
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        diesel::update(renewals::table.filter(renewals::id.eq_any(&ids)))
-            .set((
-                renewals::status.eq(RenewalState::Issuing.as_str()),
-                renewals::claimed_until.eq((now + settings.lease).naive_utc()),
-                renewals::claim_token.eq(&token),
-                renewals::attempts.eq(renewals::attempts + 1),
-            ))
-            .execute(conn)?;
+        // Still claimable at the update, so even without the row locks no renewal is
+        // claimed twice; what this worker got is what carries its token.
+        diesel::update(
+            renewals::table
+                .filter(renewals::id.eq_any(&ids))
+                .filter(claimable),
+        )
+        .set((
+            renewals::status.eq(RenewalState::Issuing.as_str()),
+            renewals::claimed_until.eq((now + settings.lease).naive_utc()),
+            renewals::claim_token.eq(&token),
+            renewals::attempts.eq(renewals::attempts + 1),
+        ))
+        .execute(conn)?;
         renewals::table
             .inner_join(certificates::table.on(certificates::id.eq(renewals::certificate_id)))
             .inner_join(devices::table.inner_join(holders::table))
-            .filter(renewals::id.eq_any(&ids))
+            .filter(renewals::claim_token.eq(&token))
             .order(renewals::id.asc())
             .select((
                 renewals::id,

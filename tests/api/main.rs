@@ -7,6 +7,7 @@ mod catalog;
 mod cli;
 mod health;
 mod helpers;
+mod issuance;
 mod lookup;
 mod orders;
 mod outbox;

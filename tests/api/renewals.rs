@@ -17,12 +17,12 @@ use crate::helpers::{spawn_app_with, TestApp};
 use crate::smtp::{coupon_codes, decoded, SmtpSink};
 
 /// The subject of the demo holder's certificates, as `openssl req -subj` takes it.
-const SUBJECT: &str =
+pub(crate) const SUBJECT: &str =
     "/C=IT/SN=BIANCHI/GN=LAURA/serialNumber=TINIT-BNCLRA85T52F205E/CN=BIANCHI LAURA";
 
 /// A demo app whose emails go to `sink`, with the issuance worker asleep: the tests run
 /// the batch themselves. `extra` adds configuration.
-async fn app_with_sink(extra: &[(&str, String)]) -> (TestApp, SmtpSink) {
+pub(crate) async fn app_with_sink(extra: &[(&str, String)]) -> (TestApp, SmtpSink) {
     let (sink, port) = SmtpSink::start(0).await;
     let mut vars = vec![
         ("RINNOVO_SMTP_URL", format!("smtp://127.0.0.1:{port}")),
@@ -121,7 +121,7 @@ fn item(certificate_id: &str, csr: &str, coupon: &str) -> Value {
 
 /// Buys `quantity` coupons of `product` with prepaid, as a customer (or a registration
 /// officer for more than 20) of `brand`, and reads the codes from the delivery email.
-async fn buy(
+pub(crate) async fn buy(
     app: &TestApp,
     sink: &SmtpSink,
     brand: &str,
@@ -160,7 +160,7 @@ async fn buy(
     }
 }
 
-async fn coupon_status(app: &TestApp, code: &str) -> String {
+pub(crate) async fn coupon_status(app: &TestApp, code: &str) -> String {
     let body: Value = app
         .get(&format!("/api/v1/coupons/{code}/status"))
         .await
@@ -185,7 +185,7 @@ fn issue_batch_with(app: &TestApp, env: &[(&str, &str)]) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-async fn wait_for_email(sink: &SmtpSink, needle: &str, count: usize) -> Vec<String> {
+pub(crate) async fn wait_for_email(sink: &SmtpSink, needle: &str, count: usize) -> Vec<String> {
     let deadline = std::time::Instant::now() + StdDuration::from_secs(30);
     loop {
         let found: Vec<String> = sink
@@ -905,4 +905,65 @@ async fn the_window_the_registry_and_the_device_life_refuse_too() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_twenty_concurrent_requests_with_one_coupon_exactly_one_wins() {
+    // Several HTTP workers, so the twenty requests really run side by side.
+    let (app, sink) = app_with_sink(&[("RINNOVO_HTTP_WORKERS", "8".into())]).await;
+    // Twenty devices of the holder, each signed in.
+    let mut agents = Vec::new();
+    for n in 0..20 {
+        let device = enroll(&app, &format!("card-{n}"));
+        let token = sign_in(&app, &device, "authentication").await;
+        let signature = certificate_id(&app, &token, "signature").await;
+        let authentication = certificate_id(&app, &token, "authentication").await;
+        agents.push((device, token, signature, authentication));
+    }
+    // Two rounds (one coupon per certificate kind), each twenty requests at once.
+    for (round, product, kind) in [
+        (0, "RIN-FIRMA", "signature"),
+        (1, "RIN-CNS", "authentication"),
+    ] {
+        let code = buy(&app, &sink, "visura", product, 1).await.remove(0);
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(agents.len()));
+        let attempts: Vec<_> = agents
+            .iter()
+            .map(|(device, token, signature, authentication)| {
+                let id = if round == 0 {
+                    signature
+                } else {
+                    authentication
+                };
+                let key = new_key(&device.dir.join("new"), kind, "ec");
+                let body = json!({ "renewals": [item(id, &csr(&key, SUBJECT), &code)] });
+                let request = app
+                    .client
+                    .post(format!("{}/api/v1/agent/renewals", app.address))
+                    .bearer_auth(token)
+                    .json(&body);
+                let start = start.clone();
+                tokio::spawn(async move {
+                    start.wait().await;
+                    let response = request.send().await.unwrap();
+                    let status = response.status().as_u16();
+                    (status, response.json::<Value>().await.unwrap())
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for attempt in attempts {
+            let (status, body) = attempt.await.unwrap();
+            match status {
+                201 => won += 1,
+                409 => assert_eq!(body["type"], "/problems/coupon-not-available", "{body}"),
+                _ => panic!("{status}: {body}"),
+            }
+        }
+        assert_eq!(won, 1, "{kind}");
+        assert_eq!(coupon_status(&app, &code).await, "reserved");
+    }
+    let mut conn = app.pool.get().unwrap();
+    let queued: i64 = renewals::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(queued, 2, "one renewal per coupon");
 }
