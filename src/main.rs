@@ -140,7 +140,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let ca = rinnovo::ca::EmbeddedCa::open_or_create(&config.data_dir)?;
             let pool = startup::migrate(config.clone()).await?;
             let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-                rinnovo::renewals::issuance::drain(&mut *pool.get()?, &ca, &config.issuance)
+                rinnovo::renewals::issuance::drain(&pool, &ca, &config.issuance)
             })
             .await??;
             println!("{}", serde_json::to_string(&report)?);
@@ -258,39 +258,20 @@ async fn enroll(
     })
     .await??;
     let (enrolled, chain) = enrolled;
-    std::fs::create_dir_all(out)?;
+    enroll::write_files(&enrolled, &chain, out)?;
     for certificate in &enrolled.certificates {
         let kind = certificate.kind.as_str();
-        write_secret(
-            &out.join(format!("{kind}.key.pem")),
-            &certificate.key.private_pem,
-        )?;
-        std::fs::write(out.join(format!("{kind}.pem")), &certificate.issued.pem)?;
         println!(
             "{kind}: serial {} valid until {} ({kind}.pem, {kind}.key.pem)",
             certificate.issued.serial_number,
             certificate.issued.not_after.format("%Y-%m-%d %H:%M:%S UTC"),
         );
     }
-    std::fs::write(out.join("chain.pem"), chain)?;
     println!(
         "device {} enrolled; CA chain in chain.pem; files in {}",
         enrolled.serial_number,
         out.display()
     );
-    Ok(())
-}
-
-fn write_secret(path: &std::path::Path, content: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(content.as_bytes())?;
     Ok(())
 }
 

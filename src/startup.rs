@@ -181,8 +181,46 @@ pub async fn migrate(config: Arc<Config>) -> anyhow::Result<Pool> {
     .await?
 }
 
+/// Where `serve --demo` puts the keys and certificates of a device to play the desktop
+/// agent with.
+pub const DEMO_AGENT_DIR: &str = "demo-agent";
+
+/// Once per data directory: a device for the demo holder Giulia Romano with real
+/// certificates of the embedded CA, 45 days from expiry, its files in `demo-agent/`
+/// (what `rinnovo device enroll` makes), so the demo shows the renewal end to end.
+fn demo_agent_device(
+    conn: &mut db::DbConnection,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    use crate::registry::enroll;
+    let dir = data_dir.join(DEMO_AGENT_DIR);
+    if dir.exists() {
+        return Ok(());
+    }
+    let ca = crate::ca::EmbeddedCa::open_or_create(data_dir)?;
+    let now = chrono::Utc::now();
+    let enrolled = enroll::enroll_device(
+        conn,
+        &ca,
+        &crate::registry::CodiceFiscale::parse("RMNGLI88C52H501Q")
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        "visura",
+        crate::registry::DeviceKind::UsbKey,
+        now + chrono::Duration::days(45),
+        now,
+    )?;
+    enroll::write_files(
+        &enrolled,
+        &crate::ca::CertificateAuthority::chain_pem(&ca),
+        &dir,
+    )?;
+    tracing::info!(device = %enrolled.serial_number, dir = %dir.display(), "demo agent device enrolled");
+    Ok(())
+}
+
 /// Migrations, then the base seeds (brands) and, if asked, the demo registry.
 pub async fn prepare_database(config: Arc<Config>, options: StartOptions) -> anyhow::Result<Pool> {
+    let data_dir = config.data_dir.clone();
     let pool = migrate(config).await?;
     let seeding = pool.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
@@ -192,6 +230,7 @@ pub async fn prepare_database(config: Arc<Config>, options: StartOptions) -> any
         if options.demo {
             let report = seed::load_demo(&mut conn, chrono::Utc::now())?;
             tracing::info!(?report, "demo registry loaded");
+            demo_agent_device(&mut conn, &data_dir)?;
         }
         Ok(())
     })

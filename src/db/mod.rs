@@ -411,6 +411,90 @@ pub fn record_invoiced_orders(
     Ok(())
 }
 
+/// A certificate just signed for a renewal, to store.
+pub struct IssuedRenewal<'a> {
+    pub id: &'a str,
+    pub pem: &'a str,
+    pub serial_number: &'a str,
+    pub issuer: &'a str,
+    pub not_before: chrono::NaiveDateTime,
+    pub not_after: chrono::NaiveDateTime,
+}
+
+#[derive(diesel::QueryableByName)]
+struct StoredId {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+}
+
+/// Stores issued certificates on their renewals, `issuing` → `issued`, but only where
+/// the claim is still `claim_token`'s; returns the ids stored. An issuance batch stores
+/// hundreds per transaction: on PostgreSQL that is one UPDATE joined to the arrays of
+/// values; SQLite runs in-process, where one UPDATE per renewal costs as little.
+pub fn record_issued_renewals(
+    conn: &mut DbConnection,
+    claim_token: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    issued: &[IssuedRenewal<'_>],
+) -> diesel::QueryResult<Vec<String>> {
+    use diesel::sql_types::{Array, Text, Timestamp};
+    use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+    let now = now.naive_utc();
+    match conn {
+        DbConnection::Postgres(pg) => {
+            let stored: Vec<StoredId> = diesel::sql_query(
+                "UPDATE renewals AS r SET status = 'issued', certificate_pem = v.pem,
+                     issued_serial_number = v.serial, issued_issuer = v.issuer,
+                     issued_not_before = v.not_before, issued_not_after = v.not_after,
+                     issued_at = $1, claimed_until = NULL, last_error = NULL
+                 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[],
+                             $6::timestamp[], $7::timestamp[])
+                     AS v(id, pem, serial, issuer, not_before, not_after)
+                 WHERE r.id = v.id AND r.status = 'issuing' AND r.claim_token = $8
+                 RETURNING r.id",
+            )
+            .bind::<Timestamp, _>(now)
+            .bind::<Array<Text>, _>(issued.iter().map(|i| i.id).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(issued.iter().map(|i| i.pem).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(issued.iter().map(|i| i.serial_number).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(issued.iter().map(|i| i.issuer).collect::<Vec<_>>())
+            .bind::<Array<Timestamp>, _>(issued.iter().map(|i| i.not_before).collect::<Vec<_>>())
+            .bind::<Array<Timestamp>, _>(issued.iter().map(|i| i.not_after).collect::<Vec<_>>())
+            .bind::<Text, _>(claim_token)
+            .load(pg)?;
+            Ok(stored.into_iter().map(|s| s.id).collect())
+        }
+        DbConnection::Sqlite(sqlite) => {
+            use schema::renewals as r;
+            let mut stored = Vec::with_capacity(issued.len());
+            for renewal in issued {
+                let updated = diesel::update(
+                    r::table
+                        .filter(r::id.eq(renewal.id))
+                        .filter(r::status.eq("issuing"))
+                        .filter(r::claim_token.eq(claim_token)),
+                )
+                .set((
+                    r::status.eq("issued"),
+                    r::certificate_pem.eq(renewal.pem),
+                    r::issued_serial_number.eq(renewal.serial_number),
+                    r::issued_issuer.eq(renewal.issuer),
+                    r::issued_not_before.eq(renewal.not_before),
+                    r::issued_not_after.eq(renewal.not_after),
+                    r::issued_at.eq(now),
+                    r::claimed_until.eq(None::<chrono::NaiveDateTime>),
+                    r::last_error.eq(None::<String>),
+                ))
+                .execute(sqlite)?;
+                if updated == 1 {
+                    stored.push(renewal.id.to_owned());
+                }
+            }
+            Ok(stored)
+        }
+    }
+}
+
 /// Bulk work on tables that grow while it runs (a statement import adds thousands of
 /// payments) must not keep the plan PostgreSQL cached when the table was nearly empty:
 /// after five executions it switches to a generic plan, and a sequential scan chosen

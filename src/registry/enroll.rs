@@ -125,3 +125,34 @@ pub fn enroll_device(
         })
     })
 }
+
+/// Writes the device's files into `dir`: `<kind>.key.pem` (mode 0600), `<kind>.pem`
+/// and `chain.pem` (the issuing CA's certificate, then the root's).
+pub fn write_files(
+    enrolled: &Enrolled,
+    chain_pem: &str,
+    dir: &std::path::Path,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for certificate in &enrolled.certificates {
+        let kind = certificate.kind.as_str();
+        write_secret(
+            &dir.join(format!("{kind}.key.pem")),
+            &certificate.key.private_pem,
+        )?;
+        std::fs::write(dir.join(format!("{kind}.pem")), &certificate.issued.pem)?;
+    }
+    std::fs::write(dir.join("chain.pem"), chain_pem)
+}
+
+fn write_secret(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(content.as_bytes())
+}

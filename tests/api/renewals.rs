@@ -43,13 +43,14 @@ fn arg(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// A new key made by openssl: "rsa" (2048 bits unless told), "rsa1024" or "ec" (P-256).
+/// A new key made by openssl: "rsa" (2048 bits), "rsa1024", "p521" or "ec" (P-256).
 fn new_key(dir: &Path, name: &str, algorithm: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let key = dir.join(format!("{name}.key.pem"));
     let options: &[&str] = match algorithm {
         "rsa" => &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
         "rsa1024" => &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"],
+        "p521" => &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-521"],
         _ => &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
     };
     let mut args = vec!["genpkey"];
@@ -516,6 +517,15 @@ async fn every_refusal_of_a_renewal_request_has_its_problem() {
     let weak = csr(&new_key(&keys, "weak", "rsa1024"), SUBJECT);
     let body = refused(
         json!([item(&signature_id, &weak, &code)]),
+        400,
+        "invalid-field",
+        "renewals[0].csr",
+    )
+    .await;
+    assert_eq!(body["errors"][0]["rule"], "key-strength");
+    let p521 = csr(&new_key(&keys, "p521", "p521"), SUBJECT);
+    let body = refused(
+        json!([item(&signature_id, &p521, &code)]),
         400,
         "invalid-field",
         "renewals[0].csr",

@@ -45,6 +45,6 @@ CREATE TABLE renewals (
 -- At most one renewal in progress per certificate, whatever the concurrency.
 CREATE UNIQUE INDEX renewals_one_open_per_certificate ON renewals (certificate_id)
     WHERE status IN ('queued', 'issuing', 'issued');
-CREATE INDEX renewals_queue ON renewals (status, next_attempt_at);
+CREATE INDEX renewals_queue ON renewals (status, next_attempt_at, id);
 CREATE INDEX renewals_by_device ON renewals (device_id, kind);
 CREATE INDEX renewals_by_coupon ON renewals (coupon_id);
