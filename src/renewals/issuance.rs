@@ -256,15 +256,14 @@ fn sign_one(
 ) -> Outcome {
     // Revoked (or superseded by another path) since the request: never sign.
     if renewal.certificate_status != CertificateStatus::Active.as_str() {
-        return Outcome::Rejected(format!(
-            "il certificato da rinnovare risulta {} (certificate {})",
+        return Outcome::Rejected(
             if renewal.certificate_status == CertificateStatus::Revoked.as_str() {
-                "revocato"
+                "il certificato da rinnovare è stato revocato"
             } else {
-                "non più in uso"
-            },
-            renewal.certificate_status
-        ));
+                "il certificato da rinnovare non è più in uso"
+            }
+            .to_owned(),
+        );
     }
     let profile = match CertificateKind::parse(&renewal.kind) {
         Some(CertificateKind::Signature) => Profile::Signature,
@@ -294,20 +293,24 @@ fn sign_all(
         let handles: Vec<_> = claimed
             .chunks(per_thread.max(1))
             .map(|chunk| {
-                scope.spawn(move || {
+                let handle = scope.spawn(move || {
                     chunk
                         .iter()
                         .map(|renewal| sign_one(ca, renewal, settings, now))
                         .collect::<Vec<_>>()
-                })
+                });
+                (chunk.len(), handle)
             })
             .collect();
+        // One outcome per renewal, in order, whatever happens to a thread.
         handles
             .into_iter()
-            .flat_map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| vec![Outcome::Error("signing thread panicked".into())])
+            .flat_map(|(len, handle)| {
+                handle.join().unwrap_or_else(|_| {
+                    (0..len)
+                        .map(|_| Outcome::Error("the signing thread panicked".into()))
+                        .collect()
+                })
             })
             .collect()
     })

@@ -221,7 +221,7 @@ fn openssl(args: &[&str]) -> std::process::Output {
 #[test]
 fn an_enrolled_device_has_certificates_that_openssl_verifies_and_the_registry_knows() {
     use diesel::prelude::*;
-    use rinnovo::db::schema::{certificates, devices};
+    use rinnovo::db::schema::{certificates, devices, holders};
 
     let database = TestDatabase::create();
     let seed = rinnovo(&database)
@@ -313,8 +313,10 @@ fn an_enrolled_device_has_certificates_that_openssl_verifies_and_the_registry_kn
     // prints them, expiring in 45 days (renewable now).
     let url = rinnovo::db::DatabaseUrl::parse(&database.url).unwrap();
     let mut conn = rinnovo::db::build_pool(&url, 1).unwrap().get().unwrap();
+    // (`seed --demo` enrolled the demo agent's device for another holder.)
     let rows: Vec<(String, String, String, chrono::NaiveDateTime)> = certificates::table
-        .inner_join(devices::table)
+        .inner_join(devices::table.inner_join(holders::table))
+        .filter(holders::codice_fiscale.eq("BNCLRA85T52F205E"))
         .filter(devices::brand_id.eq("visura"))
         .filter(certificates::issuer.like("%Embedded Issuing CA%"))
         .select((
