@@ -31,3 +31,18 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Brand>> {
         .first(conn)
         .optional()
 }
+
+/// Every brand, by name: the shop's front page offers each one's sign-in.
+pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<Brand>> {
+    brands::table
+        .order(brands::name.asc())
+        .select((
+            brands::id,
+            brands::name,
+            brands::sender_address,
+            brands::iban,
+            brands::postal_account,
+            brands::invoice_series,
+        ))
+        .load(conn)
+}

@@ -30,3 +30,4 @@ pub mod seed;
 pub mod startup;
 pub mod telemetry;
 pub mod validation;
+pub mod web;

@@ -84,6 +84,7 @@ impl Application {
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .configure(http::configure)
+                .configure(crate::web::configure)
                 .default_service(web::to(not_found))
         })
         .listen(listener)?

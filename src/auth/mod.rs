@@ -6,6 +6,7 @@ pub mod sessions;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
+pub mod web_sessions;
 
 pub use password::{NewPassword, PasswordError};
 pub use tokens::{AccessClaims, TokenError, TokenIssuer};

@@ -88,11 +88,23 @@ pub fn finish_login(
     password_matches: bool,
     now: DateTime<Utc>,
 ) -> Result<Session, SessionError> {
+    let user = close_attempt(conn, candidate, password_matches, now)?;
+    let family = Uuid::now_v7().to_string();
+    new_session(conn, tokens, user, &family, now)
+}
+
+/// Records the attempt's outcome for the throttle: the user if the password matched.
+/// The API then issues tokens; the shop pages a browser session.
+pub fn close_attempt(
+    conn: &mut DbConnection,
+    candidate: LoginCandidate,
+    password_matches: bool,
+    now: DateTime<Utc>,
+) -> Result<User, SessionError> {
     match candidate.user {
         Some(user) if password_matches => {
             throttle::succeeded(conn, &candidate.attempt)?;
-            let family = Uuid::now_v7().to_string();
-            new_session(conn, tokens, user, &family, now)
+            Ok(user)
         }
         _ => {
             throttle::failed(conn, now)?;

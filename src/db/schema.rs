@@ -369,6 +369,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    web_sessions (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     renewal_reminders (certificate_id, threshold_days) {
         certificate_id -> Text,
         threshold_days -> Integer,
@@ -388,6 +397,7 @@ diesel::joinable!(certificates -> devices (device_id));
 diesel::joinable!(renewal_reminders -> certificates (certificate_id));
 diesel::joinable!(renewals -> devices (device_id));
 diesel::joinable!(renewals -> coupons (coupon_id));
+diesel::joinable!(web_sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     agent_challenges,
@@ -415,4 +425,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     payments,
     renewal_reminders,
     renewals,
+    web_sessions,
 );

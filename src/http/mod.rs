@@ -43,7 +43,7 @@ pub struct AppState {
 /// The client's address, for rate limits: the peer address, not X-Forwarded-For, which a
 /// client could forge to dodge a per-address limit. Behind a proxy, the proxy throttles
 /// (see README).
-fn client_address(request: &actix_web::HttpRequest) -> String {
+pub fn client_address(request: &actix_web::HttpRequest) -> String {
     request
         .peer_addr()
         .map(|a| a.ip().to_string())

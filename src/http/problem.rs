@@ -264,16 +264,21 @@ pub fn problem_response(problem: &Problem) -> HttpResponse {
 }
 
 /// For `ErrorHandlers::default_handler`: an error response that is not problem JSON yet
-/// (actix's own 404, 405, 413...) gets a problem body for its status. Headers such as
+/// (actix's own 404, 405, 413...) gets a problem body for its status; the shop's HTML
+/// error pages are left alone. Headers such as
 /// `Allow` are kept.
 pub fn problem_for_any_error<B>(
     response: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_problem = response
+    // Problem JSON already, or an error page of the shop (HTML for people, not clients).
+    let is_problem_or_page = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_CONTENT_TYPE.as_bytes()));
-    if is_problem {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(PROBLEM_CONTENT_TYPE.as_bytes())
+                || v.as_bytes().starts_with(b"text/html")
+        });
+    if is_problem_or_page {
         return Ok(ErrorHandlerResponse::Response(
             response.map_into_left_body(),
         ));

@@ -77,6 +77,33 @@ impl CodiceFiscaleError {
             Self::CheckCharacter { .. } => "check_character",
         }
     }
+
+    /// The rule that failed, in Italian, for the shop's pages.
+    pub fn in_italian(&self) -> String {
+        match self {
+            Self::Length { found } => {
+                format!("il codice fiscale ha 16 caratteri, questo ne ha {found}")
+            }
+            Self::ExpectedLetter { position, found } => {
+                format!("il carattere {position} ('{found}') deve essere una lettera")
+            }
+            Self::ExpectedDigit { position, found } => format!(
+                "il carattere {position} ('{found}') deve essere una cifra, o una lettera di omocodia (LMNPQRSTUV)"
+            ),
+            Self::Month { found } => format!(
+                "il carattere 9 ('{found}') non è la lettera di un mese (ABCDEHLMPRST)"
+            ),
+            Self::Day { found } => format!(
+                "il giorno di nascita {found} non è tra 1 e 31 (uomini) o tra 41 e 71 (donne)"
+            ),
+            Self::DayOfMonth { day, month } => {
+                format!("il giorno {day} non esiste nel mese {month}")
+            }
+            Self::CheckCharacter { expected, found } => format!(
+                "il carattere di controllo è '{found}' ma gli altri 15 caratteri danno '{expected}'"
+            ),
+        }
+    }
 }
 
 impl CodiceFiscale {

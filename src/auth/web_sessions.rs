@@ -1,0 +1,60 @@
+//! Browser sessions for the shop pages: a random token in an HttpOnly cookie, its SHA-256
+//! in `web_sessions`. Server-side, so signing out (or an operator deleting the rows)
+//! ends the session at once, unlike a self-contained token.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+
+use super::tokens::{hash_refresh_token, new_refresh_token};
+use super::users::{self, User, UserError};
+use crate::db::schema::web_sessions;
+use crate::db::{write_transaction, DbConnection};
+
+/// A working day, and then some: a shop session does not outlive the evening.
+pub const SESSION_HOURS: i64 = 12;
+
+/// Starts a session for `user_id`; returns the token for the cookie. Each new session
+/// sweeps the expired ones.
+pub fn start(conn: &mut DbConnection, user_id: &str, now: DateTime<Utc>) -> QueryResult<String> {
+    let (token, hash) = new_refresh_token();
+    write_transaction(conn, |conn| {
+        diesel::delete(web_sessions::table.filter(web_sessions::expires_at.lt(now.naive_utc())))
+            .execute(conn)?;
+        diesel::insert_into(web_sessions::table)
+            .values((
+                web_sessions::token_hash.eq(&hash),
+                web_sessions::user_id.eq(user_id),
+                web_sessions::created_at.eq(now.naive_utc()),
+                web_sessions::expires_at.eq((now + Duration::hours(SESSION_HOURS)).naive_utc()),
+            ))
+            .execute(conn)
+    })?;
+    Ok(token)
+}
+
+/// The user of a live session, if the token names one.
+pub fn user_of(
+    conn: &mut DbConnection,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<User>, UserError> {
+    let user_id: Option<String> = web_sessions::table
+        .filter(web_sessions::token_hash.eq(hash_refresh_token(token)))
+        .filter(web_sessions::expires_at.gt(now.naive_utc()))
+        .select(web_sessions::user_id)
+        .first(conn)
+        .optional()
+        .map_err(|e| UserError::Storage(e.into()))?;
+    match user_id {
+        Some(id) => users::find(conn, &id),
+        None => Ok(None),
+    }
+}
+
+pub fn end(conn: &mut DbConnection, token: &str) -> QueryResult<()> {
+    diesel::delete(
+        web_sessions::table.filter(web_sessions::token_hash.eq(hash_refresh_token(token))),
+    )
+    .execute(conn)?;
+    Ok(())
+}

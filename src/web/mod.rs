@@ -1,0 +1,301 @@
+//! The shop's pages: server-rendered HTML (handlebars templates in `templates/pages/`),
+//! in Italian, working without JavaScript, over the same domain functions as the JSON
+//! API. `shop` holds the handlers; this module the page plumbing: templates, the error
+//! page, the browser session and CSRF protection.
+//!
+//! Every form that changes something is a POST carrying a CSRF token: the double-submit
+//! pattern, a random value in an HttpOnly `SameSite=Strict` cookie that the page repeats
+//! in a hidden field. A cross-site form can send the cookie (not even that, with Strict)
+//! but cannot read it to fill the field. The session cookie is HttpOnly, `SameSite=Lax`,
+//! and `Secure` when rinnovo is reached over https (`RINNOVO_PUBLIC_URL`).
+
+mod pages;
+mod shop;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use chrono::Utc;
+use serde_json::json;
+
+use crate::auth::{Role, User};
+use crate::http::AppState;
+use crate::money::Money;
+
+pub use pages::render;
+
+const SESSION_COOKIE: &str = "rinnovo_session";
+const CSRF_COOKIE: &str = "rinnovo_csrf";
+/// The brand of the last sign-in, so a signed-out visitor lands on the right form.
+const BRAND_COOKIE: &str = "rinnovo_brand";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    shop::configure(cfg);
+}
+
+/// What can go wrong on a page, each shown as a page (or a redirect to the sign-in).
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("sign in first")]
+    SignIn { brand: String },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The form's CSRF token is missing or does not match the cookie.
+    #[error("the form expired or did not come from this site; reload the page and retry")]
+    Csrf,
+    #[error("{0}")]
+    TooManyRequests(String),
+    #[error("the service cannot reach its database; retry shortly")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("an unexpected error occurred")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl WebError {
+    pub fn storage(error: impl Into<anyhow::Error>) -> Self {
+        let error = error.into();
+        match crate::http::ApiError::storage(error) {
+            crate::http::ApiError::Unavailable(e) => Self::Unavailable(e),
+            crate::http::ApiError::Unexpected(e) => Self::Unexpected(e),
+            other => Self::Unexpected(anyhow::anyhow!("{other}")),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for WebError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::storage(error)
+    }
+}
+
+impl From<actix_web::error::BlockingError> for WebError {
+    fn from(error: actix_web::error::BlockingError) -> Self {
+        Self::Unexpected(anyhow::anyhow!("{error}"))
+    }
+}
+
+impl ResponseError for WebError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::SignIn { .. } => StatusCode::SEE_OTHER,
+            Self::Forbidden(_) | Self::Csrf => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::SignIn { brand } => {
+                return see_other(&format!("/negozio/{brand}/accedi"));
+            }
+            Self::Unexpected(cause) => tracing::error!(error = ?cause, "page failed"),
+            Self::Unavailable(cause) => tracing::warn!(error = %cause, "database unavailable"),
+            _ => {}
+        }
+        let title = match self {
+            Self::Forbidden(_) | Self::Csrf => "Operazione non consentita",
+            Self::NotFound(_) => "Pagina non trovata",
+            Self::TooManyRequests(_) => "Troppi tentativi",
+            Self::Unavailable(_) => "Servizio momentaneamente non disponibile",
+            _ => "Si è verificato un errore",
+        };
+        let detail = match self {
+            Self::Csrf => {
+                "Il modulo è scaduto o non proviene da questo sito: ricarica la pagina e riprova."
+                    .to_owned()
+            }
+            Self::Unavailable(_) => "Riprova tra qualche istante.".to_owned(),
+            Self::Unexpected(_) => {
+                "L'errore è stato registrato; riprova più tardi o contatta l'assistenza.".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = render("errore", &json!({ "title": title, "detail": detail }))
+            .unwrap_or_else(|_| format!("<!DOCTYPE html><title>{title}</title><p>{title}</p>"));
+        page_response(self.status_code(), body)
+    }
+}
+
+/// An HTML response with the headers every page gets.
+pub fn page_response(status: StatusCode, body: String) -> HttpResponse {
+    let mut response = HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body);
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// Cookies are `Secure` when users reach rinnovo over https.
+fn secure(state: &AppState) -> bool {
+    state.config.public_url.starts_with("https://")
+}
+
+fn session_cookie(state: &AppState, token: &str) -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, token.to_owned())
+        .path("/negozio")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure(state))
+        .max_age(actix_web::cookie::time::Duration::hours(
+            crate::auth::web_sessions::SESSION_HOURS,
+        ))
+        .finish()
+}
+
+fn expired_cookie(name: &'static str) -> Cookie<'static> {
+    let mut cookie = Cookie::build(name, "").path("/negozio").finish();
+    cookie.make_removal();
+    cookie
+}
+
+/// The page's CSRF token: the cookie's, or a new one (to set with [`Csrf::cookie`]).
+pub struct Csrf {
+    pub token: String,
+    fresh: bool,
+}
+
+impl Csrf {
+    pub fn of(request: &HttpRequest) -> Self {
+        match request.cookie(CSRF_COOKIE) {
+            Some(cookie) if cookie.value().len() >= 32 => Self {
+                token: cookie.value().to_owned(),
+                fresh: false,
+            },
+            _ => Self {
+                token: crate::secrets::hex(&crate::secrets::random_bytes::<32>()),
+                fresh: true,
+            },
+        }
+    }
+
+    /// The cookie to set along with the page, if the token is new.
+    pub fn cookie(&self, state: &AppState) -> Option<Cookie<'static>> {
+        self.fresh.then(|| {
+            Cookie::build(CSRF_COOKIE, self.token.clone())
+                .path("/negozio")
+                .http_only(true)
+                .same_site(SameSite::Strict)
+                .secure(secure(state))
+                .finish()
+        })
+    }
+
+    /// A POSTed form is genuine if its token equals the cookie's.
+    pub fn check(request: &HttpRequest, submitted: &str) -> Result<(), WebError> {
+        let cookie = request.cookie(CSRF_COOKIE).ok_or(WebError::Csrf)?;
+        let expected = cookie.value().as_bytes();
+        let submitted = submitted.as_bytes();
+        // Constant time: the comparison does not tell how much of a guess was right.
+        let same = expected.len() == submitted.len()
+            && expected
+                .iter()
+                .zip(submitted)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if same && expected.len() >= 32 {
+            Ok(())
+        } else {
+            Err(WebError::Csrf)
+        }
+    }
+}
+
+/// A signed-in buyer (customer or registration officer) of the shop.
+pub struct Shopper(pub User);
+
+impl FromRequest for Shopper {
+    type Error = WebError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, WebError>>>>;
+
+    fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        let token = request.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
+        let brand = request
+            .cookie(BRAND_COOKIE)
+            .map(|c| c.value().to_owned())
+            .filter(|b| b == "visura" || b == "lextel")
+            .unwrap_or_else(|| "visura".to_owned());
+        Box::pin(async move {
+            let state = state.ok_or_else(|| WebError::Unexpected(anyhow::anyhow!("no state")))?;
+            let Some(token) = token else {
+                return Err(WebError::SignIn { brand });
+            };
+            let pool = state.pool.clone();
+            let user = web::block(move || -> Result<Option<User>, WebError> {
+                let mut conn = pool.get().map_err(WebError::storage)?;
+                crate::auth::web_sessions::user_of(&mut conn, &token, Utc::now())
+                    .map_err(WebError::storage)
+            })
+            .await??;
+            match user {
+                Some(user) if user.role.buys() => Ok(Shopper(user)),
+                Some(_) => Err(WebError::Forbidden(
+                    "Il negozio è per i clienti e gli incaricati alla registrazione.".into(),
+                )),
+                None => Err(WebError::SignIn { brand }),
+            }
+        })
+    }
+}
+
+/// `1.464,00`: the Italian way, with the euro sign before.
+pub fn euro(amount: Money) -> String {
+    let cents = amount.cents();
+    let sign = if cents < 0 { "-" } else { "" };
+    let cents = cents.unsigned_abs();
+    let units = (cents / 100).to_string();
+    let mut grouped = String::new();
+    for (i, digit) in units.chars().enumerate() {
+        if i > 0 && (units.len() - i) % 3 == 0 {
+            grouped.push('.');
+        }
+        grouped.push(digit);
+    }
+    format!("€ {sign}{grouped},{:02}", cents % 100)
+}
+
+fn role_label(role: Role) -> &'static str {
+    match role {
+        Role::Customer => "cliente",
+        Role::RegistrationOfficer => "incaricato alla registrazione",
+        Role::BackOffice => "back-office",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn euro_amounts_are_written_the_italian_way() {
+        assert_eq!(euro(Money::from_cents(3172)), "€ 31,72");
+        assert_eq!(euro(Money::from_cents(146_400)), "€ 1.464,00");
+        assert_eq!(euro(Money::from_cents(100_000_000)), "€ 1.000.000,00");
+        assert_eq!(euro(Money::from_cents(5)), "€ 0,05");
+        assert_eq!(euro(Money::from_cents(-1250)), "€ -12,50");
+    }
+}
