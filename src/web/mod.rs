@@ -9,6 +9,7 @@
 //! but cannot read it to fill the field. The session cookie is HttpOnly, `SameSite=Lax`,
 //! and `Secure` when rinnovo is reached over https (`RINNOVO_PUBLIC_URL`).
 
+mod backoffice;
 mod pages;
 mod shop;
 
@@ -32,6 +33,7 @@ const BRAND_COOKIE: &str = "rinnovo_brand";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     shop::configure(cfg);
+    backoffice::configure(cfg);
 }
 
 /// What can go wrong on a page, each shown as a page (or a redirect to the sign-in).
@@ -156,7 +158,7 @@ fn secure(state: &AppState) -> bool {
 
 fn session_cookie(state: &AppState, token: &str) -> Cookie<'static> {
     Cookie::build(SESSION_COOKIE, token.to_owned())
-        .path("/negozio")
+        .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(secure(state))
@@ -167,7 +169,7 @@ fn session_cookie(state: &AppState, token: &str) -> Cookie<'static> {
 }
 
 fn expired_cookie(name: &'static str) -> Cookie<'static> {
-    let mut cookie = Cookie::build(name, "").path("/negozio").finish();
+    let mut cookie = Cookie::build(name, "").path("/").finish();
     cookie.make_removal();
     cookie
 }
@@ -196,7 +198,7 @@ impl Csrf {
     pub fn cookie(&self, state: &AppState) -> Option<Cookie<'static>> {
         self.fresh.then(|| {
             Cookie::build(CSRF_COOKIE, self.token.clone())
-                .path("/negozio")
+                .path("/")
                 .http_only(true)
                 .same_site(SameSite::Strict)
                 .secure(secure(state))
@@ -224,42 +226,126 @@ impl Csrf {
     }
 }
 
+/// Whoever the session cookie names, if anyone: the common part of [`Shopper`] and
+/// [`Operator`].
+async fn session_user(request: &HttpRequest) -> Result<User, WebError> {
+    let state = request
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| WebError::Unexpected(anyhow::anyhow!("no state")))?;
+    let brand = request
+        .cookie(BRAND_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|b| b.len() <= 32 && b.chars().all(|c| c.is_ascii_lowercase()))
+        .unwrap_or_else(|| "visura".to_owned());
+    let Some(token) = request.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
+        return Err(WebError::SignIn { brand });
+    };
+    let pool = state.pool.clone();
+    let user = web::block(move || -> Result<Option<User>, WebError> {
+        let mut conn = pool.get().map_err(WebError::storage)?;
+        crate::auth::web_sessions::user_of(&mut conn, &token, Utc::now()).map_err(WebError::storage)
+    })
+    .await??;
+    user.ok_or(WebError::SignIn { brand })
+}
+
+type UserFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, WebError>>>>;
+
 /// A signed-in buyer (customer or registration officer) of the shop.
 pub struct Shopper(pub User);
 
 impl FromRequest for Shopper {
     type Error = WebError;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, WebError>>>>;
+    type Future = UserFuture<Self>;
 
     fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let state = request.app_data::<web::Data<AppState>>().cloned();
-        let token = request.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
-        let brand = request
-            .cookie(BRAND_COOKIE)
-            .map(|c| c.value().to_owned())
-            .filter(|b| b == "visura" || b == "lextel")
-            .unwrap_or_else(|| "visura".to_owned());
+        let request = request.clone();
         Box::pin(async move {
-            let state = state.ok_or_else(|| WebError::Unexpected(anyhow::anyhow!("no state")))?;
-            let Some(token) = token else {
-                return Err(WebError::SignIn { brand });
-            };
-            let pool = state.pool.clone();
-            let user = web::block(move || -> Result<Option<User>, WebError> {
-                let mut conn = pool.get().map_err(WebError::storage)?;
-                crate::auth::web_sessions::user_of(&mut conn, &token, Utc::now())
-                    .map_err(WebError::storage)
-            })
-            .await??;
-            match user {
-                Some(user) if user.role.buys() => Ok(Shopper(user)),
-                Some(_) => Err(WebError::Forbidden(
-                    "Il negozio è per i clienti e gli incaricati alla registrazione.".into(),
-                )),
-                None => Err(WebError::SignIn { brand }),
+            let user = session_user(&request).await?;
+            if user.role.buys() {
+                Ok(Shopper(user))
+            } else {
+                Err(WebError::Forbidden(
+                    "Il negozio è per i clienti e gli incaricati alla registrazione: il back-office è su /backoffice.".into(),
+                ))
             }
         })
     }
+}
+
+/// A signed-in back-office operator.
+pub struct Operator(pub User);
+
+impl FromRequest for Operator {
+    type Error = WebError;
+    type Future = UserFuture<Self>;
+
+    fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let user = session_user(&request).await?;
+            if user.role == Role::BackOffice {
+                Ok(Operator(user))
+            } else {
+                Err(WebError::Forbidden(
+                    "Il back-office è riservato agli operatori.".into(),
+                ))
+            }
+        })
+    }
+}
+
+/// Where a user lands after signing in.
+pub fn home_of(role: Role) -> &'static str {
+    if role.buys() {
+        "/negozio/acquista"
+    } else {
+        "/backoffice"
+    }
+}
+
+/// The shop's sections, in the header of every page of a buyer.
+const SHOP_NAV: &[(&str, &str)] = &[
+    ("/negozio/acquista", "Acquista coupon"),
+    ("/negozio/ordini", "Ordini"),
+    ("/negozio/coupon", "I tuoi coupon"),
+    ("/negozio/prepagato", "Conto prepagato"),
+    ("/negozio/profilo", "Il tuo profilo"),
+];
+
+/// The back-office's sections.
+const BACKOFFICE_NAV: &[(&str, &str)] = &[
+    ("/backoffice/pagamenti", "Pagamenti"),
+    ("/backoffice/estratti", "Estratti conto"),
+    ("/backoffice/riepilogo", "Riepilogo giornaliero"),
+    ("/backoffice/prepagati", "Conti prepagati"),
+    ("/backoffice/coupon", "Coupon"),
+    ("/backoffice/email", "Email non consegnate"),
+];
+
+/// What the layout needs on every page of a signed-in user: who, the brand, the CSRF
+/// token of the sign-out form, and the sections of the shop or of the back-office.
+pub fn signed_in_context(user: &User, brand_name: &str, csrf: &Csrf) -> serde_json::Value {
+    let nav = if user.role.buys() {
+        SHOP_NAV
+    } else {
+        BACKOFFICE_NAV
+    };
+    json!({
+        "user": { "name": user.name, "email": user.email.to_string(), "role": role_label(user.role) },
+        "brand_name": brand_name,
+        "csrf_token": csrf.token,
+        "nav": nav.iter().map(|(href, label)| json!({ "href": href, "label": label })).collect::<Vec<_>>(),
+    })
+}
+
+/// Adds `extra`'s fields to a page context.
+pub fn merge(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    if let (Some(base), serde_json::Value::Object(extra)) = (base.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    base
 }
 
 /// `1.464,00`: the Italian way, with the euro sign before.

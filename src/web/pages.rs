@@ -40,7 +40,7 @@ pub const STYLESHEET: &str = include_str!("../../templates/pages/stile.css");
 static PAGES: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
     let mut pages = Handlebars::new();
     pages.set_strict_mode(true);
-    for (name, source) in TEMPLATES {
+    for (name, source) in TEMPLATES.iter().chain(super::backoffice::TEMPLATES) {
         pages
             .register_template_string(name, *source)
             .unwrap_or_else(|e| panic!("template pages/{name}.hbs: {e}"));

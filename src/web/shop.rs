@@ -13,7 +13,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{euro, page_response, render, role_label, see_other, Csrf, Shopper, WebError};
+use super::{euro, merge, page_response, render, see_other, Csrf, Shopper, WebError};
 use crate::auth::{password, sessions, users, web_sessions, NewPassword, NewUser, Role, User};
 use crate::brands::{self, Brand};
 use crate::catalog::{self, Product, RequestedLine};
@@ -73,22 +73,6 @@ fn page(
             .map_err(|e| WebError::Unexpected(e.into()))?;
     }
     Ok(response)
-}
-
-/// What every page of a signed-in buyer shows in its header.
-fn base_context(user: &User, brand: &Brand, csrf: &Csrf) -> Value {
-    json!({
-        "user": { "name": user.name, "email": user.email.to_string(), "role": role_label(user.role) },
-        "brand_name": brand.name,
-        "csrf_token": csrf.token,
-    })
-}
-
-fn merge(mut base: Value, extra: Value) -> Value {
-    if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
-        base.extend(extra);
-    }
-    base
 }
 
 async fn brand_named(state: &web::Data<AppState>, id: String) -> Result<Brand, WebError> {
@@ -151,10 +135,15 @@ async fn sign_in_form(
 }
 
 /// Signs the user in: a server-side session in an HttpOnly cookie, then the shop.
-fn signed_in(state: &AppState, brand: &str, token: &str) -> Result<HttpResponse, WebError> {
-    let mut response = see_other("/negozio/acquista");
+fn signed_in(
+    state: &AppState,
+    brand: &str,
+    role: Role,
+    token: &str,
+) -> Result<HttpResponse, WebError> {
+    let mut response = see_other(super::home_of(role));
     let brand_cookie = actix_web::cookie::Cookie::build(super::BRAND_COOKIE, brand.to_owned())
-        .path("/negozio")
+        .path("/")
         .http_only(true)
         .same_site(actix_web::cookie::SameSite::Lax)
         .secure(super::secure(state))
@@ -197,16 +186,11 @@ async fn sign_in(
     let matches = web::block(move || password::verify(&password, hash.as_deref())).await?;
     let outcome = with_conn(&state, move |conn| {
         let user = sessions::close_attempt(conn, login, matches, now).map_err(login_error)?;
-        if !user.role.buys() {
-            return Err(WebError::Forbidden(
-                "Il negozio è per i clienti e gli incaricati alla registrazione.".into(),
-            ));
-        }
-        Ok(web_sessions::start(conn, &user.id, now)?)
+        Ok((user.role, web_sessions::start(conn, &user.id, now)?))
     })
     .await;
     match outcome {
-        Ok(token) => signed_in(&state, &brand.id, &token),
+        Ok((role, token)) => signed_in(&state, &brand.id, role, &token),
         Err(WebError::Forbidden(message)) => {
             refused_sign_in(&state, &request, &brand, &email, &message)
         }
@@ -323,7 +307,7 @@ async fn sign_up(
     })
     .await?;
     match created {
-        Ok(token) => signed_in(&state, &brand.id, &token),
+        Ok(token) => signed_in(&state, &brand.id, Role::Customer, &token),
         Err(()) => sign_up_again(
             &state,
             &request,
@@ -425,7 +409,7 @@ async fn buyer_context(
 ) -> Result<(Brand, Value), WebError> {
     let brand_id = user.brand_id.clone();
     let brand = brand_named(state, brand_id).await?;
-    let base = base_context(user, &brand, csrf);
+    let base = super::signed_in_context(user, &brand.name, csrf);
     Ok((brand, base))
 }
 
