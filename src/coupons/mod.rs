@@ -21,6 +21,15 @@ use crate::validation::Reason;
 /// Twelve months (365 days) from purchase.
 pub const VALIDITY_DAYS: i64 = 365;
 
+/// The public status check ("verifica stato coupon"), per client address, shared by the
+/// API and the pages. Guessing an 80-bit code is hopeless anyway; the limit keeps the
+/// service from being used as an oracle at scale and spares the database.
+pub const STATUS_CHECKS: crate::rate_limit::Limit = crate::rate_limit::Limit {
+    bucket: "coupon_status",
+    max_hits: 30,
+    window: chrono::Duration::minutes(10),
+};
+
 text_enum!(
     /// The stored state; `expired` is derived from `valid_until` when shown.
     CouponStatus {

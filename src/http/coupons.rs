@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{BackOffice, Buyer};
@@ -11,16 +11,8 @@ use super::{ApiError, AppState};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode, CouponView, ShownStatus, VoidError};
 use crate::money::Money;
-use crate::rate_limit::{self, Limit};
+use crate::rate_limit;
 use crate::validation::Reason;
-
-/// Guessing an 80-bit code is hopeless anyway; the limit keeps the service from being
-/// used as an oracle at scale and spares the database.
-const STATUS_CHECKS: Limit = Limit {
-    bucket: "coupon_status",
-    max_hits: 30,
-    window: Duration::minutes(10),
-};
 
 #[derive(Serialize)]
 struct CouponResponse {
@@ -94,7 +86,9 @@ pub async fn status(
     let found = state
         .with_conn(move |conn| -> Result<_, ApiError> {
             let now = Utc::now();
-            if let Err(retry_after_seconds) = rate_limit::hit(conn, STATUS_CHECKS, &client, now)? {
+            if let Err(retry_after_seconds) =
+                rate_limit::hit(conn, coupons::STATUS_CHECKS, &client, now)?
+            {
                 return Err(ApiError::TooManyRequests {
                     retry_after_seconds,
                     detail: format!(

@@ -9,6 +9,7 @@
 //! but cannot read it to fill the field. The session cookie is HttpOnly, `SameSite=Lax`,
 //! and `Secure` when rinnovo is reached over https (`RINNOVO_PUBLIC_URL`).
 
+mod account;
 mod backoffice;
 mod pages;
 mod shop;
@@ -33,6 +34,7 @@ const BRAND_COOKIE: &str = "rinnovo_brand";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     shop::configure(cfg);
+    account::configure(cfg);
     backoffice::configure(cfg);
 }
 

@@ -32,6 +32,20 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/pages/riepilogo.hbs"),
     ),
     ("ordine", include_str!("../../templates/pages/ordine.hbs")),
+    ("profilo", include_str!("../../templates/pages/profilo.hbs")),
+    (
+        "prepagato",
+        include_str!("../../templates/pages/prepagato.hbs"),
+    ),
+    ("ordini", include_str!("../../templates/pages/ordini.hbs")),
+    (
+        "miei_coupon",
+        include_str!("../../templates/pages/miei_coupon.hbs"),
+    ),
+    (
+        "verifica",
+        include_str!("../../templates/pages/verifica.hbs"),
+    ),
 ];
 
 /// The stylesheet, served at `/negozio/stile.css` (the CSP allows no inline style).

@@ -44,7 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Runs `work` with a database connection on the blocking pool.
-async fn with_conn<T, F>(state: &web::Data<AppState>, work: F) -> Result<T, WebError>
+pub(super) async fn with_conn<T, F>(state: &web::Data<AppState>, work: F) -> Result<T, WebError>
 where
     T: Send + 'static,
     F: FnOnce(&mut crate::db::DbConnection) -> Result<T, WebError> + Send + 'static,
@@ -58,7 +58,7 @@ where
 }
 
 /// A page, with the CSRF cookie if the visitor had none yet.
-fn page(
+pub(super) fn page(
     state: &AppState,
     csrf: &Csrf,
     status: StatusCode,
@@ -75,7 +75,10 @@ fn page(
     Ok(response)
 }
 
-async fn brand_named(state: &web::Data<AppState>, id: String) -> Result<Brand, WebError> {
+pub(super) async fn brand_named(
+    state: &web::Data<AppState>,
+    id: String,
+) -> Result<Brand, WebError> {
     with_conn(state, move |conn| {
         brands::find(conn, &id)?
             .ok_or_else(|| WebError::NotFound(format!("Nessun negozio '{id}'.")))
@@ -322,7 +325,7 @@ async fn sign_up(
     }
 }
 
-fn password_rule_in_italian(error: &crate::auth::PasswordError) -> &'static str {
+pub(super) fn password_rule_in_italian(error: &crate::auth::PasswordError) -> &'static str {
     use crate::auth::PasswordError::*;
     match error {
         TooShort => "La password deve avere almeno 12 caratteri.",
@@ -402,7 +405,7 @@ fn method_label(method: PaymentMethod) -> &'static str {
     }
 }
 
-async fn buyer_context(
+pub(super) async fn buyer_context(
     state: &web::Data<AppState>,
     user: &User,
     csrf: &Csrf,

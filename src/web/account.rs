@@ -1,0 +1,378 @@
+//! A buyer's own things: profile (name, email, password), prepaid balance and statement,
+//! orders with their invoice numbers, coupons with their status; and the public coupon
+//! status check ("Verifica Stato Coupon").
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::shop::{buyer_context, page, with_conn};
+use super::{euro, merge, see_other, Csrf, Shopper, WebError};
+use crate::auth::{password, users, NewPassword, ProfileChanges, UserError};
+use crate::catalog::Covers;
+use crate::coupons::{self, CouponCode, ShownStatus};
+use crate::email_address::EmailAddress;
+use crate::http::AppState;
+use crate::orders::{self, OrderStatus};
+use crate::prepaid::{self, EntryKind};
+use crate::rate_limit;
+use crate::validation::PersonName;
+
+const LIST_LIMIT: i64 = 200;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/negozio/profilo", web::get().to(profile))
+        .route("/negozio/profilo", web::post().to(update_profile))
+        .route("/negozio/prepagato", web::get().to(prepaid_statement))
+        .route("/negozio/ordini", web::get().to(order_list))
+        .route("/negozio/coupon", web::get().to(coupon_list))
+        .route("/negozio/verifica-coupon", web::get().to(check_coupon));
+}
+
+async fn profile(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    Shopper(user): Shopper,
+    query: web::Query<BTreeMap<String, String>>,
+) -> Result<HttpResponse, WebError> {
+    let csrf = Csrf::of(&request);
+    let (_, base) = buyer_context(&state, &user, &csrf).await?;
+    let context = merge(
+        base,
+        json!({
+            "title": "Il tuo profilo",
+            "name": user.name,
+            "email": user.email.to_string(),
+            "saved": query.contains_key("salvato"),
+            "errors": {},
+        }),
+    );
+    page(&state, &csrf, StatusCode::OK, "profilo", context)
+}
+
+#[derive(Deserialize)]
+pub struct ProfileForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+}
+
+async fn update_profile(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    Shopper(user): Shopper,
+    form: web::Form<ProfileForm>,
+) -> Result<HttpResponse, WebError> {
+    Csrf::check(&request, &form.csrf_token)?;
+    let form = form.into_inner();
+    let mut errors: BTreeMap<&str, String> = BTreeMap::new();
+    let name = PersonName::parse(&form.name)
+        .map_err(|_| {
+            errors.insert(
+                "name",
+                "Indica il nome o la ragione sociale (al massimo 200 caratteri).".into(),
+            )
+        })
+        .ok();
+    let email = EmailAddress::parse(&form.email)
+        .map_err(|_| {
+            errors.insert(
+                "email",
+                "Indica un indirizzo email valido, come nome@esempio.it.".into(),
+            )
+        })
+        .ok();
+    let new_password = if form.new_password.is_empty() {
+        None
+    } else {
+        match NewPassword::parse(&form.new_password, email.as_ref()) {
+            Ok(password) => Some(password),
+            Err(e) => {
+                errors.insert(
+                    "new_password",
+                    super::shop::password_rule_in_italian(&e).into(),
+                );
+                None
+            }
+        }
+    };
+    // A new password needs the current one: a session left open is not enough.
+    if !form.new_password.is_empty() {
+        let user_id = user.id.clone();
+        let stored = with_conn(&state, move |conn| {
+            users::password_hash(conn, &user_id).map_err(|e| WebError::storage(anyhow::anyhow!(e)))
+        })
+        .await?;
+        let current = form.current_password.clone();
+        let matches = web::block(move || password::verify(&current, Some(&stored))).await?;
+        if !matches {
+            errors.insert(
+                "current_password",
+                "La password attuale non è corretta.".into(),
+            );
+        }
+    }
+    if !errors.is_empty() {
+        return profile_again(&state, &request, &user, &form, errors).await;
+    }
+    let changes = ProfileChanges {
+        name,
+        email,
+        codice_fiscale: None,
+        new_password,
+    };
+    let user_id = user.id.clone();
+    let updated = with_conn(&state, move |conn| {
+        match users::update_profile(conn, &user_id, changes, Utc::now()) {
+            Ok(_) => Ok(Ok(())),
+            Err(UserError::EmailTaken) => Ok(Err(())),
+            Err(e) => Err(WebError::storage(anyhow::anyhow!(e))),
+        }
+    })
+    .await?;
+    match updated {
+        Ok(()) => Ok(see_other("/negozio/profilo?salvato=1")),
+        Err(()) => {
+            let errors = BTreeMap::from([(
+                "email",
+                "Esiste già un account con questa email.".to_owned(),
+            )]);
+            profile_again(&state, &request, &user, &form, errors).await
+        }
+    }
+}
+
+async fn profile_again(
+    state: &web::Data<AppState>,
+    request: &HttpRequest,
+    user: &crate::auth::User,
+    form: &ProfileForm,
+    errors: BTreeMap<&str, String>,
+) -> Result<HttpResponse, WebError> {
+    let csrf = Csrf::of(request);
+    let (_, base) = buyer_context(state, user, &csrf).await?;
+    let context = merge(
+        base,
+        json!({
+            "title": "Il tuo profilo",
+            "name": form.name,
+            "email": form.email,
+            "saved": false,
+            "errors": errors,
+        }),
+    );
+    page(
+        state,
+        &csrf,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "profilo",
+        context,
+    )
+}
+
+fn entry_label(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::TopUp => "Ricarica",
+        EntryKind::OrderDebit => "Acquisto",
+        EntryKind::Refund => "Rimborso",
+        EntryKind::OverpaymentCredit => "Eccedenza di versamento",
+        EntryKind::Adjustment => "Rettifica",
+    }
+}
+
+async fn prepaid_statement(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    Shopper(user): Shopper,
+) -> Result<HttpResponse, WebError> {
+    let csrf = Csrf::of(&request);
+    let (_, base) = buyer_context(&state, &user, &csrf).await?;
+    let owner = user.id.clone();
+    let (account, entries) = with_conn(&state, move |conn| {
+        let storage = |e: prepaid::PrepaidError| WebError::storage(anyhow::anyhow!(e));
+        let account = prepaid::account_of_owner(conn, &owner).map_err(storage)?;
+        let entries = prepaid::entries(conn, &account.id, None, LIST_LIMIT).map_err(storage)?;
+        Ok((account, entries))
+    })
+    .await?;
+    let entries: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            json!({
+                "date": e.created_at.format("%d/%m/%Y %H:%M").to_string(),
+                "kind": entry_label(e.kind),
+                "description": e.description,
+                "amount": euro(e.amount),
+                "balance_after": euro(e.balance_after),
+            })
+        })
+        .collect();
+    let context = merge(
+        base,
+        json!({ "title": "Conto prepagato", "balance": euro(account.balance), "entries": entries }),
+    );
+    page(&state, &csrf, StatusCode::OK, "prepagato", context)
+}
+
+fn order_status_label(status: OrderStatus) -> &'static str {
+    match status {
+        OrderStatus::AwaitingPayment => "in attesa del versamento",
+        OrderStatus::Paid => "pagato",
+        OrderStatus::Fulfilled => "evaso",
+        OrderStatus::Expired => "scaduto",
+        OrderStatus::Cancelled => "annullato",
+    }
+}
+
+async fn order_list(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    Shopper(user): Shopper,
+) -> Result<HttpResponse, WebError> {
+    let csrf = Csrf::of(&request);
+    let (_, base) = buyer_context(&state, &user, &csrf).await?;
+    let (brand, owner) = (user.brand_id.clone(), user.id.clone());
+    let list = with_conn(&state, move |conn| {
+        orders::list(conn, &brand, Some(&owner), LIST_LIMIT)
+            .map_err(|e| WebError::storage(anyhow::anyhow!(e)))
+    })
+    .await?;
+    let orders: Vec<Value> = list
+        .iter()
+        .map(|o| {
+            json!({
+                "id": o.id,
+                "date": o.created_at.format("%d/%m/%Y").to_string(),
+                "invoice_number": o.invoice_number,
+                "status": order_status_label(o.status),
+                "total": euro(o.gross_total),
+                "coupons": o.coupon_count,
+            })
+        })
+        .collect();
+    let context = merge(base, json!({ "title": "I tuoi ordini", "orders": orders }));
+    page(&state, &csrf, StatusCode::OK, "ordini", context)
+}
+
+fn coupon_status_label(status: ShownStatus) -> &'static str {
+    match status {
+        ShownStatus::Available => "disponibile",
+        ShownStatus::Reserved => "in uso per un rinnovo",
+        ShownStatus::Redeemed => "utilizzato",
+        ShownStatus::Voided => "annullato",
+        ShownStatus::Expired => "scaduto",
+    }
+}
+
+fn covers_label(covers: Covers) -> &'static str {
+    match covers {
+        Covers::Signature => "firma (sottoscrizione)",
+        Covers::Authentication => "autenticazione (CNS)",
+        Covers::Both => "firma e autenticazione",
+    }
+}
+
+async fn coupon_list(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    Shopper(user): Shopper,
+) -> Result<HttpResponse, WebError> {
+    let csrf = Csrf::of(&request);
+    let (_, base) = buyer_context(&state, &user, &csrf).await?;
+    let owner = user.id.clone();
+    let list = with_conn(&state, move |conn| {
+        coupons::list_for_owner(conn, &owner, LIST_LIMIT, Utc::now()).map_err(WebError::storage)
+    })
+    .await?;
+    let coupons: Vec<Value> = list
+        .iter()
+        .map(|c| {
+            json!({
+                "hint": c.hint,
+                "product": c.product_name,
+                "invoice_number": c.invoice_number,
+                "status": coupon_status_label(c.status),
+                "valid_until": c.valid_until.format("%d/%m/%Y").to_string(),
+            })
+        })
+        .collect();
+    let context = merge(
+        base,
+        json!({ "title": "I tuoi coupon", "coupons": coupons }),
+    );
+    page(&state, &csrf, StatusCode::OK, "miei_coupon", context)
+}
+
+/// Public, like the API's: anyone holding a code may check it; rate-limited per address.
+async fn check_coupon(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    query: web::Query<BTreeMap<String, String>>,
+) -> Result<HttpResponse, WebError> {
+    let csrf = Csrf::of(&request);
+    let typed = query.get("codice").cloned().unwrap_or_default();
+    let mut context = json!({
+        "title": "Verifica stato coupon",
+        "user": null,
+        "brand_name": null,
+        "csrf_token": csrf.token,
+        "codice": typed,
+        "error": null,
+        "result": null,
+    });
+    if typed.trim().is_empty() {
+        return page(&state, &csrf, StatusCode::OK, "verifica", context);
+    }
+    let code = match CouponCode::parse(&typed) {
+        Ok(code) => code,
+        Err(_) => {
+            context["error"] = json!(
+                "Il codice non è valido: controlla di averlo copiato per intero (5 gruppi, l'ultimo di un carattere)."
+            );
+            return page(
+                &state,
+                &csrf,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "verifica",
+                context,
+            );
+        }
+    };
+    let client = crate::http::client_address(&request);
+    let key = state.coupon_key.clone();
+    let found = with_conn(&state, move |conn| {
+        let now = Utc::now();
+        if let Err(retry_after) = rate_limit::hit(conn, coupons::STATUS_CHECKS, &client, now)? {
+            return Err(WebError::TooManyRequests(format!(
+                "Troppe verifiche: riprova tra {retry_after} secondi."
+            )));
+        }
+        coupons::public_status(conn, &key, &code, now).map_err(WebError::storage)
+    })
+    .await?;
+    match found {
+        Some(status) => {
+            context["result"] = json!({
+                "status": coupon_status_label(status.status),
+                "covers": covers_label(status.covers),
+                "valid_until": status.valid_until.format("%d/%m/%Y").to_string(),
+            });
+            page(&state, &csrf, StatusCode::OK, "verifica", context)
+        }
+        None => {
+            context["error"] = json!("Nessun coupon ha questo codice.");
+            page(&state, &csrf, StatusCode::NOT_FOUND, "verifica", context)
+        }
+    }
+}
