@@ -16,5 +16,6 @@ mod prepaid;
 mod reminders;
 mod renewals;
 mod schema;
+mod shop_pages;
 mod smtp;
 mod statements;

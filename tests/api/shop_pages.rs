@@ -1,0 +1,344 @@
+//! The shop's pages over plain HTTP: sessions, CSRF, who sees what, and that a purchase
+//! confirmed twice is one purchase. (The whole path in a real browser is in
+//! tests/browser/.)
+
+use std::collections::BTreeMap;
+
+use diesel::prelude::*;
+use rinnovo::db::schema::orders;
+
+use crate::helpers::{spawn_app, spawn_app_with, TestApp, PASSWORD};
+
+/// A browser without JavaScript: keeps cookies, does not follow redirects.
+pub(crate) struct Browser<'a> {
+    app: &'a TestApp,
+    client: reqwest::Client,
+    pub(crate) cookies: BTreeMap<String, String>,
+    /// Every Set-Cookie header seen, as sent.
+    pub(crate) set_cookies: Vec<String>,
+}
+
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) location: Option<String>,
+    pub(crate) body: String,
+}
+
+impl<'a> Browser<'a> {
+    pub(crate) fn new(app: &'a TestApp) -> Self {
+        Self {
+            app,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: BTreeMap::new(),
+            set_cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn absorb(&mut self, response: reqwest::Response) -> Page {
+        for header in response.headers().get_all("set-cookie") {
+            let text = header.to_str().unwrap().to_owned();
+            let pair = text.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() || text.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+            self.set_cookies.push(text);
+        }
+        Page {
+            status: response.status().as_u16(),
+            location: response
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.app.address))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.absorb(response).await
+    }
+
+    pub(crate) async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.app.address))
+            .header("cookie", self.cookie_header())
+            .form(fields)
+            .send()
+            .await
+            .unwrap();
+        self.absorb(response).await
+    }
+
+    /// The CSRF token the pages put in their forms (the cookie's value).
+    pub(crate) fn csrf(&self) -> String {
+        self.cookies["rinnovo_csrf"].clone()
+    }
+
+    /// Signs in through the form; returns the landing page's address.
+    pub(crate) async fn sign_in(&mut self, brand: &str, email: &str, password: &str) -> String {
+        self.get(&format!("/negozio/{brand}/accedi")).await;
+        let csrf = self.csrf();
+        let page = self
+            .post(
+                &format!("/negozio/{brand}/accedi"),
+                &[
+                    ("csrf_token", &csrf),
+                    ("email", email),
+                    ("password", password),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, 303, "{}", page.body);
+        page.location.unwrap()
+    }
+}
+
+/// The value of the hidden input `name` in a page.
+fn hidden(body: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+        + marker.len();
+    body[start..start + body[start..].find('"').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn sessions_are_httponly_cookies_and_every_form_needs_its_csrf_token() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let mut browser = Browser::new(&app);
+
+    // Without the token, or with a wrong one, signing in is refused before anything.
+    browser.get("/negozio/visura/accedi").await;
+    for token in ["", "0123456789abcdef0123456789abcdef0123456789abcdef"] {
+        let page = browser
+            .post(
+                "/negozio/visura/accedi",
+                &[
+                    ("csrf_token", token),
+                    ("email", &customer.email),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, 403, "token {token:?}");
+        assert!(page.body.contains("Operazione non consentita"));
+    }
+    assert!(!browser.cookies.contains_key("rinnovo_session"));
+
+    let landing = browser.sign_in("visura", &customer.email, PASSWORD).await;
+    assert_eq!(landing, "/negozio/acquista");
+    let session = browser
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("rinnovo_session="))
+        .unwrap();
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+    assert!(
+        !session.contains("Secure"),
+        "plain http in tests: {session}"
+    );
+    let csrf_cookie = browser
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("rinnovo_csrf="))
+        .unwrap();
+    assert!(csrf_cookie.contains("HttpOnly") && csrf_cookie.contains("SameSite=Strict"));
+
+    let page = browser.get("/negozio/acquista").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Preleva da Conto Prepagato"));
+    // Pages carry a strict content security policy: checked on the raw response.
+    let raw = reqwest::Client::new()
+        .get(format!("{}/negozio/visura/accedi", app.address))
+        .send()
+        .await
+        .unwrap();
+    let csp = raw.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
+
+    // Signing out needs the token too; then the session is gone on the server.
+    let stolen = browser.cookies["rinnovo_session"].clone();
+    assert_eq!(
+        browser
+            .post("/negozio/esci", &[("csrf_token", "x")])
+            .await
+            .status,
+        403
+    );
+    let csrf = browser.csrf();
+    let page = browser
+        .post("/negozio/esci", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location.as_deref(), Some("/negozio/visura/accedi"));
+    let mut replay = Browser::new(&app);
+    replay.cookies.insert("rinnovo_session".into(), stolen);
+    let page = replay.get("/negozio/acquista").await;
+    assert_eq!(page.status, 303, "a signed-out session is dead");
+    assert_eq!(page.location.as_deref(), Some("/negozio/visura/accedi"));
+}
+
+#[tokio::test]
+async fn behind_tls_the_cookies_are_secure() {
+    let app = spawn_app_with(
+        Default::default(),
+        &[("RINNOVO_PUBLIC_URL", "https://rinnovi.example.it".into())],
+    )
+    .await;
+    let customer = app.customer("visura").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("visura", &customer.email, PASSWORD).await;
+    assert!(
+        browser
+            .set_cookies
+            .iter()
+            .filter(|c| c.starts_with("rinnovo_session=") || c.starts_with("rinnovo_csrf="))
+            .all(|c| c.contains("Secure")),
+        "{:?}",
+        browser.set_cookies
+    );
+}
+
+#[tokio::test]
+async fn a_summary_confirmed_twice_is_one_purchase_and_orders_are_private() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    app.credit(&customer.user_id, "50.00");
+    let mut browser = Browser::new(&app);
+    browser.sign_in("visura", &customer.email, PASSWORD).await;
+
+    let summary = browser
+        .get("/negozio/acquista/riepilogo?metodo=prepaid&q_RIN-FIRMA-CNS=1")
+        .await;
+    assert_eq!(summary.status, 200, "{}", summary.body);
+    assert!(summary.body.contains("€ 31,72"), "26.00 + 22% IVA");
+    let fields = [
+        ("csrf_token", hidden(&summary.body, "csrf_token")),
+        ("chiave", hidden(&summary.body, "chiave")),
+        ("metodo", "prepaid".to_owned()),
+        ("q_RIN-FIRMA-CNS", "1".to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = browser.post("/negozio/acquista/conferma", &fields).await;
+    let second = browser.post("/negozio/acquista/conferma", &fields).await;
+    assert_eq!(first.status, 303, "{}", first.body);
+    assert_eq!(first.location, second.location, "the same order");
+    let count: i64 = orders::table
+        .count()
+        .get_result(&mut app.pool.get().unwrap())
+        .unwrap();
+    assert_eq!(count, 1);
+    let order_path = first.location.unwrap();
+    let page = browser.get(&order_path).await;
+    assert!(page.body.contains("Operazione di acquisto coupon conclusa"));
+    assert!(page.body.contains(&customer.email));
+    let statement = browser.get("/negozio/prepagato").await;
+    assert!(statement.body.contains("€ 18,28"), "50.00 - 31.72");
+    let list = browser.get("/negozio/ordini").await;
+    assert!(list
+        .body
+        .contains(&order_path[order_path.rfind('/').unwrap() + 1..]));
+
+    // Another customer: not found; an operator: not the shop.
+    let other = app.customer("visura").await;
+    let mut stranger = Browser::new(&app);
+    stranger.sign_in("visura", &other.email, PASSWORD).await;
+    assert_eq!(stranger.get(&order_path).await.status, 404);
+    let operator = app.back_office("visura").await;
+    let mut office = Browser::new(&app);
+    let landing = office.sign_in("visura", &operator.email, PASSWORD).await;
+    assert_eq!(landing, "/backoffice");
+    assert_eq!(office.get(&order_path).await.status, 403);
+
+    // Not enough credit: a clear page, nothing bought.
+    let summary = browser
+        .get("/negozio/acquista/riepilogo?metodo=prepaid&q_RIN-FIRMA-CNS=1")
+        .await;
+    let fields = [
+        ("csrf_token", hidden(&summary.body, "csrf_token")),
+        ("chiave", hidden(&summary.body, "chiave")),
+        ("metodo", "prepaid".to_owned()),
+        ("q_RIN-FIRMA-CNS", "1".to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let page = browser.post("/negozio/acquista/conferma", &fields).await;
+    assert_eq!(page.status, 409);
+    assert!(page.body.contains("non basta"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn wrong_input_is_explained_next_to_the_field() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let mut browser = Browser::new(&app);
+    // Sign-up: each broken rule next to its field, in Italian.
+    browser.get("/negozio/visura/iscriviti").await;
+    let csrf = browser.csrf();
+    let page = browser
+        .post(
+            "/negozio/visura/iscriviti",
+            &[
+                ("csrf_token", &csrf),
+                ("name", ""),
+                ("email", "non-una-email"),
+                ("password", "corta"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+    for id in ["name-error", "email-error", "password-error"] {
+        assert!(page.body.contains(&format!("id=\"{id}\"")), "{id}");
+    }
+    assert!(page.body.contains("almeno 12 caratteri"));
+
+    browser.sign_in("visura", &customer.email, PASSWORD).await;
+    let page = browser
+        .get("/negozio/acquista/dispositivi?metodo=prepaid&codice_fiscale=RSSMRA80A01H501A")
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(page
+        .body
+        .contains("aria-describedby=\"codice_fiscale-error\""));
+    assert!(page.body.contains("carattere di controllo"));
+    let page = browser
+        .get("/negozio/acquista/riepilogo?metodo=prepaid&q_RIN-FIRMA=0")
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(page.body.contains("Scegli almeno un coupon"));
+    let page = browser
+        .get("/negozio/acquista/riepilogo?metodo=prepaid&q_RIN-FIRMA=21")
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(page.body.contains("al massimo 20 coupon"), "{}", page.body);
+    let page = browser
+        .get("/negozio/verifica-coupon?codice=ABCD-1234")
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(page.body.contains("codice-error"));
+}
