@@ -335,7 +335,12 @@ pub fn signed_in_context(user: &User, brand_name: &str, csrf: &Csrf) -> serde_js
         BACKOFFICE_NAV
     };
     json!({
-        "user": { "name": user.name, "email": user.email.to_string(), "role": role_label(user.role) },
+        "user": {
+            "name": user.name,
+            "email": user.email.to_string(),
+            "role": role_label(user.role),
+            "home": home_of(user.role),
+        },
         "brand_name": brand_name,
         "csrf_token": csrf.token,
         "nav": nav.iter().map(|(href, label)| json!({ "href": href, "label": label })).collect::<Vec<_>>(),

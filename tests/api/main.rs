@@ -3,6 +3,7 @@
 
 mod agent;
 mod auth;
+mod backoffice_pages;
 mod catalog;
 mod cli;
 mod health;
@@ -19,3 +20,4 @@ mod schema;
 mod shop_pages;
 mod smtp;
 mod statements;
+mod web_client;

@@ -2,139 +2,22 @@
 //! confirmed twice is one purchase. (The whole path in a real browser is in
 //! tests/browser/.)
 
-use std::collections::BTreeMap;
-
 use diesel::prelude::*;
 use rinnovo::db::schema::orders;
 
-use crate::helpers::{spawn_app, spawn_app_with, TestApp, PASSWORD};
-
-/// A browser without JavaScript: keeps cookies, does not follow redirects.
-pub(crate) struct Browser<'a> {
-    app: &'a TestApp,
-    client: reqwest::Client,
-    pub(crate) cookies: BTreeMap<String, String>,
-    /// Every Set-Cookie header seen, as sent.
-    pub(crate) set_cookies: Vec<String>,
-}
-
-pub(crate) struct Page {
-    pub(crate) status: u16,
-    pub(crate) location: Option<String>,
-    pub(crate) body: String,
-}
-
-impl<'a> Browser<'a> {
-    pub(crate) fn new(app: &'a TestApp) -> Self {
-        Self {
-            app,
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookies: BTreeMap::new(),
-            set_cookies: Vec::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn absorb(&mut self, response: reqwest::Response) -> Page {
-        for header in response.headers().get_all("set-cookie") {
-            let text = header.to_str().unwrap().to_owned();
-            let pair = text.split(';').next().unwrap();
-            let (name, value) = pair.split_once('=').unwrap();
-            if value.is_empty() || text.contains("Max-Age=0") {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-            self.set_cookies.push(text);
-        }
-        Page {
-            status: response.status().as_u16(),
-            location: response
-                .headers()
-                .get("location")
-                .map(|v| v.to_str().unwrap().to_owned()),
-            body: response.text().await.unwrap(),
-        }
-    }
-
-    pub(crate) async fn get(&mut self, path: &str) -> Page {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.app.address))
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        self.absorb(response).await
-    }
-
-    pub(crate) async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.app.address))
-            .header("cookie", self.cookie_header())
-            .form(fields)
-            .send()
-            .await
-            .unwrap();
-        self.absorb(response).await
-    }
-
-    /// The CSRF token the pages put in their forms (the cookie's value).
-    pub(crate) fn csrf(&self) -> String {
-        self.cookies["rinnovo_csrf"].clone()
-    }
-
-    /// Signs in through the form; returns the landing page's address.
-    pub(crate) async fn sign_in(&mut self, brand: &str, email: &str, password: &str) -> String {
-        self.get(&format!("/negozio/{brand}/accedi")).await;
-        let csrf = self.csrf();
-        let page = self
-            .post(
-                &format!("/negozio/{brand}/accedi"),
-                &[
-                    ("csrf_token", &csrf),
-                    ("email", email),
-                    ("password", password),
-                ],
-            )
-            .await;
-        assert_eq!(page.status, 303, "{}", page.body);
-        page.location.unwrap()
-    }
-}
-
-/// The value of the hidden input `name` in a page.
-fn hidden(body: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = body
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {body}"))
-        + marker.len();
-    body[start..start + body[start..].find('"').unwrap()].to_owned()
-}
+use crate::helpers::{spawn_app, spawn_app_with, PASSWORD};
+use crate::web_client::{hidden, Browser};
 
 #[tokio::test]
 async fn sessions_are_httponly_cookies_and_every_form_needs_its_csrf_token() {
     let app = spawn_app().await;
     let customer = app.customer("visura").await;
-    let mut browser = Browser::new(&app);
+    let anonymous = Browser::anonymous(&app, "visura").await;
 
     // Without the token, or with a wrong one, signing in is refused before anything.
-    browser.get("/negozio/visura/accedi").await;
     for token in ["", "0123456789abcdef0123456789abcdef0123456789abcdef"] {
-        let page = browser
-            .post(
+        let page = anonymous
+            .post_raw(
                 "/negozio/visura/accedi",
                 &[
                     ("csrf_token", token),
@@ -146,9 +29,8 @@ async fn sessions_are_httponly_cookies_and_every_form_needs_its_csrf_token() {
         assert_eq!(page.status, 403, "token {token:?}");
         assert!(page.body.contains("Operazione non consentita"));
     }
-    assert!(!browser.cookies.contains_key("rinnovo_session"));
 
-    let landing = browser.sign_in("visura", &customer.email, PASSWORD).await;
+    let (browser, landing) = Browser::signed_in(&app, &customer.email).await;
     assert_eq!(landing, "/negozio/acquista");
     let session = browser
         .set_cookies
@@ -183,22 +65,16 @@ async fn sessions_are_httponly_cookies_and_every_form_needs_its_csrf_token() {
     assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
 
     // Signing out needs the token too; then the session is gone on the server.
-    let stolen = browser.cookies["rinnovo_session"].clone();
-    assert_eq!(
-        browser
-            .post("/negozio/esci", &[("csrf_token", "x")])
-            .await
-            .status,
-        403
-    );
-    let csrf = browser.csrf();
+    let stolen = browser.session.clone();
     let page = browser
-        .post("/negozio/esci", &[("csrf_token", &csrf)])
+        .post_raw("/negozio/esci", &[("csrf_token", "x")])
         .await;
+    assert_eq!(page.status, 403);
+    let page = browser.post("/negozio/esci", &[]).await;
     assert_eq!(page.status, 303);
     assert_eq!(page.location.as_deref(), Some("/negozio/visura/accedi"));
-    let mut replay = Browser::new(&app);
-    replay.cookies.insert("rinnovo_session".into(), stolen);
+    let mut replay = Browser::anonymous(&app, "visura").await;
+    replay.session = stolen;
     let page = replay.get("/negozio/acquista").await;
     assert_eq!(page.status, 303, "a signed-out session is dead");
     assert_eq!(page.location.as_deref(), Some("/negozio/visura/accedi"));
@@ -212,8 +88,7 @@ async fn behind_tls_the_cookies_are_secure() {
     )
     .await;
     let customer = app.customer("visura").await;
-    let mut browser = Browser::new(&app);
-    browser.sign_in("visura", &customer.email, PASSWORD).await;
+    let (browser, _) = Browser::signed_in(&app, &customer.email).await;
     assert!(
         browser
             .set_cookies
@@ -230,8 +105,7 @@ async fn a_summary_confirmed_twice_is_one_purchase_and_orders_are_private() {
     let app = spawn_app().await;
     let customer = app.customer("visura").await;
     app.credit(&customer.user_id, "50.00");
-    let mut browser = Browser::new(&app);
-    browser.sign_in("visura", &customer.email, PASSWORD).await;
+    let (browser, _) = Browser::signed_in(&app, &customer.email).await;
 
     let summary = browser
         .get("/negozio/acquista/riepilogo?metodo=prepaid&q_RIN-FIRMA-CNS=1")
@@ -239,7 +113,6 @@ async fn a_summary_confirmed_twice_is_one_purchase_and_orders_are_private() {
     assert_eq!(summary.status, 200, "{}", summary.body);
     assert!(summary.body.contains("€ 31,72"), "26.00 + 22% IVA");
     let fields = [
-        ("csrf_token", hidden(&summary.body, "csrf_token")),
         ("chiave", hidden(&summary.body, "chiave")),
         ("metodo", "prepaid".to_owned()),
         ("q_RIN-FIRMA-CNS", "1".to_owned()),
@@ -267,12 +140,10 @@ async fn a_summary_confirmed_twice_is_one_purchase_and_orders_are_private() {
 
     // Another customer: not found; an operator: not the shop.
     let other = app.customer("visura").await;
-    let mut stranger = Browser::new(&app);
-    stranger.sign_in("visura", &other.email, PASSWORD).await;
+    let (stranger, _) = Browser::signed_in(&app, &other.email).await;
     assert_eq!(stranger.get(&order_path).await.status, 404);
     let operator = app.back_office("visura").await;
-    let mut office = Browser::new(&app);
-    let landing = office.sign_in("visura", &operator.email, PASSWORD).await;
+    let (office, landing) = Browser::signed_in(&app, &operator.email).await;
     assert_eq!(landing, "/backoffice");
     assert_eq!(office.get(&order_path).await.status, 403);
 
@@ -281,7 +152,6 @@ async fn a_summary_confirmed_twice_is_one_purchase_and_orders_are_private() {
         .get("/negozio/acquista/riepilogo?metodo=prepaid&q_RIN-FIRMA-CNS=1")
         .await;
     let fields = [
-        ("csrf_token", hidden(&summary.body, "csrf_token")),
         ("chiave", hidden(&summary.body, "chiave")),
         ("metodo", "prepaid".to_owned()),
         ("q_RIN-FIRMA-CNS", "1".to_owned()),
@@ -296,15 +166,12 @@ async fn a_summary_confirmed_twice_is_one_purchase_and_orders_are_private() {
 async fn wrong_input_is_explained_next_to_the_field() {
     let app = spawn_app().await;
     let customer = app.customer("visura").await;
-    let mut browser = Browser::new(&app);
     // Sign-up: each broken rule next to its field, in Italian.
-    browser.get("/negozio/visura/iscriviti").await;
-    let csrf = browser.csrf();
-    let page = browser
+    let anonymous = Browser::anonymous(&app, "visura").await;
+    let page = anonymous
         .post(
             "/negozio/visura/iscriviti",
             &[
-                ("csrf_token", &csrf),
                 ("name", ""),
                 ("email", "non-una-email"),
                 ("password", "corta"),
@@ -317,7 +184,7 @@ async fn wrong_input_is_explained_next_to_the_field() {
     }
     assert!(page.body.contains("almeno 12 caratteri"));
 
-    browser.sign_in("visura", &customer.email, PASSWORD).await;
+    let (browser, _) = Browser::signed_in(&app, &customer.email).await;
     let page = browser
         .get("/negozio/acquista/dispositivi?metodo=prepaid&codice_fiscale=RSSMRA80A01H501A")
         .await;
