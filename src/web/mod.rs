@@ -235,11 +235,7 @@ async fn session_user(request: &HttpRequest) -> Result<User, WebError> {
         .app_data::<web::Data<AppState>>()
         .cloned()
         .ok_or_else(|| WebError::Unexpected(anyhow::anyhow!("no state")))?;
-    let brand = request
-        .cookie(BRAND_COOKIE)
-        .map(|c| c.value().to_owned())
-        .filter(|b| b.len() <= 32 && b.chars().all(|c| c.is_ascii_lowercase()))
-        .unwrap_or_else(|| "visura".to_owned());
+    let brand = brand_hint(request);
     let Some(token) = request.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
         return Err(WebError::SignIn { brand });
     };
@@ -250,6 +246,16 @@ async fn session_user(request: &HttpRequest) -> Result<User, WebError> {
     })
     .await??;
     user.ok_or(WebError::SignIn { brand })
+}
+
+/// The brand of the last sign-in (a cookie), to send a signed-out visitor to the right
+/// sign-in form. Only a plain brand id is taken: it ends up in a redirect.
+pub fn brand_hint(request: &HttpRequest) -> String {
+    request
+        .cookie(BRAND_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|b| !b.is_empty() && b.len() <= 32 && b.chars().all(|c| c.is_ascii_lowercase()))
+        .unwrap_or_else(|| "visura".to_owned())
 }
 
 type UserFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, WebError>>>>;

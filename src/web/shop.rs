@@ -370,10 +370,7 @@ async fn sign_out(
     form: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, WebError> {
     Csrf::check(&request, &form.csrf_token)?;
-    let brand = request
-        .cookie(super::BRAND_COOKIE)
-        .map(|c| c.value().to_owned())
-        .unwrap_or_else(|| "visura".into());
+    let brand = super::brand_hint(&request);
     if let Some(token) = request
         .cookie(super::SESSION_COOKIE)
         .map(|c| c.value().to_owned())
