@@ -9,6 +9,7 @@ mod cli;
 mod health;
 mod helpers;
 mod issuance;
+mod limits;
 mod lookup;
 mod orders;
 mod outbox;
