@@ -88,6 +88,13 @@ impl Application {
                 .default_service(web::to(not_found))
         })
         .listen(listener)?
+        // A client gets 10 s to send its request head and 5 s to close; idle
+        // connections live 75 s (longer than the usual proxy's 60 s, so the proxy closes
+        // first and never reuses a connection we are closing). Slow-loris clients cannot
+        // hold workers; large uploads are bounded by the body limits instead.
+        .client_request_timeout(std::time::Duration::from_secs(10))
+        .client_disconnect_timeout(std::time::Duration::from_secs(5))
+        .keep_alive(std::time::Duration::from_secs(75))
         .shutdown_timeout(config.shutdown_timeout.as_secs());
         if let Some(workers) = config.http_workers {
             server = server.workers(workers);

@@ -120,3 +120,31 @@ async fn a_body_over_the_limit_is_refused_with_problem_json() {
         response.status()
     );
 }
+
+#[tokio::test]
+async fn a_client_too_slow_to_send_its_request_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    // Half a request head, then nothing (a slow-loris client).
+    stream
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: rinnovo\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "the server kept the connection open");
+    let waited = started.elapsed().as_secs();
+    assert!((8..=20).contains(&waited), "cut off after {waited} s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+}
