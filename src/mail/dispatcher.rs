@@ -100,9 +100,14 @@ fn build_message(email: &ClaimedEmail) -> Result<(Message, String), String> {
     let rendered =
         templates::render(&email.kind, &context).map_err(|e| format!("template: {e:#}"))?;
     let bodies = MultiPart::alternative_plain_html(rendered.text, rendered.html);
+    // One Message-ID per outbox row, the same on every attempt: if a message was
+    // delivered but the worker died before recording it, the copy sent again is
+    // recognisably the same message.
+    let message_id = format!("<{}@{}>", email.id, from.email.domain());
     let builder = Message::builder()
         .from(from)
         .to(to)
+        .message_id(Some(message_id))
         .subject(&rendered.subject);
     let message = match (&email.attachment_name, &email.attachment_content) {
         (Some(name), Some(content)) => {

@@ -97,6 +97,11 @@ async fn a_combined_coupon_paid_from_prepaid_arrives_by_email() {
         "renewal steps are explained"
     );
     assert!(delivery.contains("text/html") && delivery.contains("text/plain"));
+    // A Message-ID of the outbox row's, the same on a resend.
+    assert!(
+        delivery.contains("Message-ID: <") && delivery.contains("@visura.example>"),
+        "{delivery}"
+    );
     let codes = coupon_codes(delivery);
     assert_eq!(codes.len(), 1, "{delivery}");
     assert!(receipt.contains(&format!("V{year}-000001")));
