@@ -25,6 +25,8 @@ pub struct Config {
     pub jwt_secret: Option<Secret>,
     /// HMAC key under which coupon codes are stored. `None`: generated into the data dir.
     pub coupon_key: Option<Secret>,
+    /// Bearer token `GET /metrics` requires. `None`: the metrics are open.
+    pub metrics_token: Option<Secret>,
     pub access_token_ttl: Duration,
     /// Where emails go: lettre's SMTP URL. `None`: `.eml` files in `mail_dir`.
     pub smtp_url: Option<Secret>,
@@ -166,6 +168,9 @@ impl Config {
                 1,
                 86_400,
             ) as i64),
+            lease: chrono::Duration::seconds(
+                number("RINNOVO_ISSUANCE_LEASE_SECS", 300, 1, 86_400) as i64
+            ),
             validity_days: renewal_policy.validity_days,
             ..IssuanceSettings::default()
         };
@@ -182,6 +187,7 @@ impl Config {
         };
         let jwt_secret = secret("RINNOVO_JWT_SECRET", &mut problems);
         let coupon_key = secret("RINNOVO_COUPON_KEY", &mut problems);
+        let metrics_token = secret("RINNOVO_METRICS_TOKEN", &mut problems);
 
         let smtp_url = get("RINNOVO_SMTP_URL").map(Secret);
         if let Some(Err(e)) = smtp_url
@@ -228,6 +234,7 @@ impl Config {
                 log_format,
                 jwt_secret,
                 coupon_key,
+                metrics_token,
                 access_token_ttl,
                 smtp_url,
                 mail_dir,

@@ -62,6 +62,8 @@ impl Application {
             ca,
         });
 
+        let metrics = web::Data::new(http::metrics::Metrics::new()?);
+
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(http::problem_json_for_all_errors())
@@ -71,18 +73,31 @@ impl Application {
                     let response = service.call(request);
                     async move {
                         let mut response = response.await?;
-                        if let Some(id) = request_id {
-                            if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
-                                response
-                                    .headers_mut()
-                                    .insert(HeaderName::from_static("x-request-id"), value);
-                            }
+                        let Some(id) = request_id.map(|id| id.to_string()) else {
+                            return Ok(response.map_into_boxed_body());
+                        };
+                        if let Ok(value) = HeaderValue::from_str(&id) {
+                            response
+                                .headers_mut()
+                                .insert(HeaderName::from_static("x-request-id"), value);
                         }
-                        Ok(response)
+                        // Problem bodies name it too, for clients reporting a failure.
+                        Ok(http::problem::with_request_id(response, &id))
                     }
                 })
-                .wrap(TracingLogger::default())
+                .wrap_fn(|request, service| {
+                    use actix_web::dev::Service;
+                    let timer = http::metrics::RequestTimer::start(&request);
+                    let response = service.call(request);
+                    async move {
+                        let response = response.await;
+                        timer.finish(&response);
+                        response
+                    }
+                })
+                .wrap(TracingLogger::<crate::telemetry::RedactedRootSpan>::new())
                 .app_data(state.clone())
+                .app_data(metrics.clone())
                 .configure(http::configure)
                 .configure(crate::web::configure)
                 .default_service(web::to(not_found))

@@ -118,6 +118,21 @@ impl ConnectionManager {
         match &self.url {
             DatabaseUrl::Postgres(url) => Ok(DbConnection::Postgres(PgConnection::establish(url)?)),
             DatabaseUrl::Sqlite(path) => {
+                // SQLite opens a file it cannot write read-only, silently, and such a
+                // connection would stay read-only in the pool after the file is writable
+                // again (README, "Reliability"): refuse it, so the pool retries later.
+                if path.exists() {
+                    if let Err(e) = std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(path)
+                    {
+                        return Err(diesel::ConnectionError::BadConnection(format!(
+                            "{} cannot be opened for writing: {e}",
+                            path.display()
+                        )));
+                    }
+                }
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};

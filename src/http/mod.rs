@@ -9,6 +9,7 @@ mod health;
 mod idempotent;
 mod lookup;
 mod me;
+pub mod metrics;
 mod orders;
 mod payments;
 mod prepaid;
@@ -81,6 +82,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(web::QueryConfig::default().error_handler(|e, _| problem::query_error(e)))
     .service(web::resource("/health/live").route(web::get().to(health::live)))
     .service(web::resource("/health/ready").route(web::get().to(health::ready)))
+    .service(web::resource("/metrics").route(web::get().to(metrics::scrape)))
     .service(web::resource("/api/v1/auth/signup").route(web::post().to(auth::signup)))
     .service(web::resource("/api/v1/auth/login").route(web::post().to(auth::login)))
     .service(web::resource("/api/v1/auth/refresh").route(web::post().to(auth::refresh)))

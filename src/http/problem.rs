@@ -3,7 +3,7 @@
 //! [`problem_for_any_error`] makes sure that responses actix produces on its own (unknown
 //! route, wrong method, body too large) are problem JSON as well.
 
-use actix_web::body::{BoxBody, EitherBody};
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
@@ -65,6 +65,14 @@ pub enum ApiError {
     /// The database cannot be reached now; worth retrying later.
     #[error("the service cannot reach its database; retry shortly")]
     Unavailable(#[source] anyhow::Error),
+    /// The database is there but takes no writes: read-only, disk full, or failing writes.
+    /// Reads still work; worth retrying once an operator fixed the storage.
+    #[error("{detail}")]
+    StorageReadOnly {
+        detail: &'static str,
+        #[source]
+        cause: anyhow::Error,
+    },
     /// A defect or an unforeseen failure: logged with its cause, never shown.
     #[error("an unexpected error occurred")]
     Unexpected(#[source] anyhow::Error),
@@ -148,9 +156,15 @@ impl ApiError {
         }
     }
 
-    /// Storage failures: unreachable database → 503, anything else → 500.
+    /// Storage failures: unreachable database → 503, a database that takes no writes →
+    /// 503, anything else → 500.
     pub fn storage(error: anyhow::Error) -> Self {
-        if is_unavailable(&error) {
+        if let Some(detail) = refuses_writes(&error) {
+            Self::StorageReadOnly {
+                detail,
+                cause: error,
+            }
+        } else if is_unavailable(&error) {
             Self::Unavailable(error)
         } else {
             Self::Unexpected(error)
@@ -170,6 +184,7 @@ impl ApiError {
             } => (*problem, *title, errors.clone()),
             Self::TooManyRequests { .. } => ("too-many-requests", "Too many requests", vec![]),
             Self::Unavailable(_) => ("unavailable", "Service unavailable", vec![]),
+            Self::StorageReadOnly { .. } => ("storage-read-only", "Storage read-only", vec![]),
             Self::Unexpected(_) => ("internal", "Internal error", vec![]),
         };
         Problem {
@@ -224,7 +239,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Refused { status, .. } => *status,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::StorageReadOnly { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -233,6 +248,9 @@ impl ResponseError for ApiError {
         match self {
             Self::Unexpected(cause) => tracing::error!(error = ?cause, "request failed"),
             Self::Unavailable(cause) => tracing::warn!(error = %cause, "database unavailable"),
+            Self::StorageReadOnly { cause, .. } => {
+                tracing::error!(error = %cause, "the database takes no writes")
+            }
             _ => {}
         }
         let mut response = problem_response(&self.problem());
@@ -240,6 +258,9 @@ impl ResponseError for ApiError {
         match self {
             Self::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            Self::StorageReadOnly { .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
             }
             Self::TooManyRequests {
                 retry_after_seconds,
@@ -317,6 +338,47 @@ pub fn problem_for_any_error<B>(
     Ok(ErrorHandlerResponse::Response(response))
 }
 
+/// Adds `"request_id"` (an RFC 9457 extension member) to a problem JSON body, the id of
+/// the `x-request-id` header and of the request's log lines, so a client reporting a
+/// failure can quote it. Other responses, and bodies that are not an in-memory JSON
+/// object, pass unchanged.
+pub fn with_request_id<B: MessageBody + 'static>(
+    response: ServiceResponse<B>,
+    request_id: &str,
+) -> ServiceResponse<BoxBody> {
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_CONTENT_TYPE.as_bytes()));
+    if !is_problem {
+        return response.map_into_boxed_body();
+    }
+    response.map_body(|_, body| {
+        let bytes = match body.try_into_bytes() {
+            Ok(bytes) => bytes,
+            Err(body) => return BoxBody::new(body),
+        };
+        let is_object_without_id = matches!(
+            serde_json::from_slice::<serde_json::Value>(&bytes),
+            Ok(serde_json::Value::Object(members)) if !members.contains_key("request_id")
+        );
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim_end();
+        if !is_object_without_id || !text.ends_with('}') {
+            return BoxBody::new(bytes);
+        }
+        // Spliced in before the closing brace, so the members keep their order.
+        let open = &text[..text.len() - 1];
+        let separator = if open.trim_end().ends_with('{') {
+            ""
+        } else {
+            ","
+        };
+        let id = serde_json::Value::from(request_id);
+        BoxBody::new(format!("{open}{separator}\"request_id\":{id}}}"))
+    })
+}
+
 /// Errors that mean "the database is not there right now" rather than "this request is
 /// wrong": a pool that cannot hand out a connection, or a connection lost mid-query.
 fn is_unavailable(error: &anyhow::Error) -> bool {
@@ -332,6 +394,31 @@ fn is_unavailable(error: &anyhow::Error) -> bool {
                 _
             ))
         )
+    })
+}
+
+/// SQLite errors that mean "the database file takes no writes now" (SQLITE_READONLY,
+/// SQLITE_FULL, SQLITE_IOERR: a read-only file or file system, a full disk, a failing
+/// one), with the detail to tell the client. diesel reports them as
+/// `DatabaseErrorKind::Unknown` with SQLite's message, so the message is what is matched.
+/// PostgreSQL reports its own storage trouble (`53100 disk_full`, read-only transactions)
+/// differently, and never with these texts.
+fn refuses_writes(error: &anyhow::Error) -> Option<&'static str> {
+    use diesel::result::Error as DieselError;
+    error.chain().find_map(|cause| {
+        let Some(DieselError::DatabaseError(_, info)) = cause.downcast_ref::<DieselError>() else {
+            return None;
+        };
+        let message = info.message();
+        if message.contains("readonly database") {
+            Some("the database is read-only right now: nothing can be changed; reading still works; retry later")
+        } else if message.contains("database or disk is full") {
+            Some("the database's disk is full: nothing can be changed; reading still works; retry later")
+        } else if message.contains("disk I/O error") {
+            Some("the database cannot write to its disk right now: nothing can be changed; reading still works; retry later")
+        } else {
+            None
+        }
     })
 }
 

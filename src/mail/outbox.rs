@@ -305,6 +305,39 @@ pub fn retry(
     Ok(changed == 1)
 }
 
+/// What the outbox holds now (for the metrics): pending and dead emails, and when the
+/// oldest pending one was written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    pub pending: i64,
+    pub dead: i64,
+    pub oldest_pending: Option<DateTime<Utc>>,
+}
+
+/// Two small queries on the `(status, next_attempt_at)` index; sent emails are not read.
+pub fn stats(conn: &mut DbConnection) -> QueryResult<OutboxStats> {
+    let counts: Vec<(String, i64)> = emails::table
+        .filter(emails::status.eq_any(["pending", "dead"]))
+        .group_by(emails::status)
+        .select((emails::status, diesel::dsl::count_star()))
+        .load(conn)?;
+    let oldest: Option<NaiveDateTime> = emails::table
+        .filter(emails::status.eq("pending"))
+        .select(diesel::dsl::min(emails::created_at))
+        .first(conn)?;
+    let count = |status: &str| {
+        counts
+            .iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| *n)
+    };
+    Ok(OutboxStats {
+        pending: count("pending"),
+        dead: count("dead"),
+        oldest_pending: oldest.map(|t| t.and_utc()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

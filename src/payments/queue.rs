@@ -284,6 +284,25 @@ pub fn daily_summary(
         .collect()
 }
 
+/// How many stored payments are in each status, all brands (for the metrics); every
+/// status is listed, with 0 when none. Reads the `(brand_id, status, ...)` index.
+pub fn count_by_status(conn: &mut DbConnection) -> QueryResult<Vec<(PaymentStatus, i64)>> {
+    let rows: Vec<(String, i64)> = payments::table
+        .group_by(payments::status)
+        .select((payments::status, count_star()))
+        .load(conn)?;
+    Ok(PaymentStatus::ALL
+        .iter()
+        .map(|&status| {
+            let count = rows
+                .iter()
+                .find(|(s, _)| s == status.as_str())
+                .map_or(0, |(_, n)| *n);
+            (status, count)
+        })
+        .collect())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StatementView {
     pub id: String,

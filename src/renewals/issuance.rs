@@ -153,6 +153,40 @@ pub fn drain(
 
 type ClaimedRow = (String, String, String, i32, String, String, String, String);
 
+/// The issuance queue now (for the metrics): renewals waiting (`queued`, including those
+/// waiting for a retry) and being issued, and when the oldest waiting one was requested.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub queued: i64,
+    pub issuing: i64,
+    pub oldest_queued: Option<DateTime<Utc>>,
+}
+
+pub fn stats(conn: &mut DbConnection) -> QueryResult<QueueStats> {
+    let queued = RenewalState::Queued.as_str();
+    let issuing = RenewalState::Issuing.as_str();
+    let counts: Vec<(String, i64)> = renewals::table
+        .filter(renewals::status.eq_any([queued, issuing]))
+        .group_by(renewals::status)
+        .select((renewals::status, diesel::dsl::count_star()))
+        .load(conn)?;
+    let oldest: Option<NaiveDateTime> = renewals::table
+        .filter(renewals::status.eq(queued))
+        .select(diesel::dsl::min(renewals::created_at))
+        .first(conn)?;
+    let count = |status: &str| {
+        counts
+            .iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| *n)
+    };
+    Ok(QueueStats {
+        queued: count(queued),
+        issuing: count(issuing),
+        oldest_queued: oldest.map(|t| t.and_utc()),
+    })
+}
+
 fn claim(
     conn: &mut DbConnection,
     settings: &IssuanceSettings,

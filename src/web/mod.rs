@@ -62,7 +62,8 @@ impl WebError {
     pub fn storage(error: impl Into<anyhow::Error>) -> Self {
         let error = error.into();
         match crate::http::ApiError::storage(error) {
-            crate::http::ApiError::Unavailable(e) => Self::Unavailable(e),
+            crate::http::ApiError::Unavailable(e)
+            | crate::http::ApiError::StorageReadOnly { cause: e, .. } => Self::Unavailable(e),
             crate::http::ApiError::Unexpected(e) => Self::Unexpected(e),
             other => Self::Unexpected(anyhow::anyhow!("{other}")),
         }

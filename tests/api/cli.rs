@@ -91,6 +91,18 @@ fn serve_stops_gracefully_on_sigterm() {
         .output()
         .unwrap();
     assert!(body.status.success());
+    // Paths carry coupon codes and codici fiscali: the request log names the route, never
+    // the path.
+    let code = rinnovo::coupons::CouponCode::generate().formatted();
+    for path in [
+        format!("/api/v1/coupons/{code}/status"),
+        "/api/v1/holders/RSSMRA80A01H501U/devices".to_owned(),
+    ] {
+        std::process::Command::new("curl")
+            .args(["-s", &format!("http://127.0.0.1:{port}{path}")])
+            .output()
+            .unwrap();
+    }
 
     let started = Instant::now();
     let killed = Command::new("kill")
@@ -109,6 +121,17 @@ fn serve_stops_gracefully_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let log = rest.join("\n");
+    assert!(
+        log.contains("/api/v1/coupons/{code}/status"),
+        "the route is logged: {log}"
+    );
+    assert!(!log.contains(&code), "a coupon code in the log: {log}");
+    assert!(
+        !log.contains("RSSMRA80A01H501U"),
+        "a codice fiscale in the log"
+    );
 }
 
 #[test]

@@ -93,7 +93,11 @@ fn holder_csr() -> csr::CheckedCsr {
 
 /// `count` devices, each with its signature certificate's renewal queued with a coupon
 /// of its own. Returns (renewal id, coupon code).
-async fn queue(app: &TestApp, sink: &crate::smtp::SmtpSink, count: u32) -> Vec<(String, String)> {
+pub(crate) async fn queue(
+    app: &TestApp,
+    sink: &crate::smtp::SmtpSink,
+    count: u32,
+) -> Vec<(String, String)> {
     let codes = buy(app, sink, "visura", "RIN-FIRMA", count).await;
     let key = CouponKey::new(
         rinnovo::secrets::load_or_create(None, app.database.dir.path(), COUPON_KEY_FILE).unwrap(),

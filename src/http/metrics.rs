@@ -1,0 +1,277 @@
+//! Prometheus metrics at `GET /metrics` (text exposition format): requests by route
+//! pattern, method and status with their durations, the database pool, and the shared
+//! queues (email outbox, issuance, payments) read from the database at scrape time, so
+//! every process reports the same truth. With `RINNOVO_METRICS_TOKEN` set, a scrape
+//! needs `Authorization: Bearer <token>`.
+//!
+//! Labels never carry a request's path: the route is the pattern
+//! (`/api/v1/holders/{codice_fiscale}/devices`), so codici fiscali and coupon codes stay
+//! out of the metrics and the number of series stays bounded.
+
+use std::time::Instant;
+
+use actix_web::dev::ServiceResponse;
+use actix_web::http::{header, Method};
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use sha2::{Digest, Sha256};
+
+use super::{ApiError, AppState};
+use crate::mail::outbox;
+use crate::payments::queue;
+use crate::renewals::issuance;
+
+/// The label of requests no route matched.
+pub const UNMATCHED: &str = "unmatched";
+
+/// The metrics of one application (one registry each, so several apps in one process,
+/// as in the tests, do not mix their counts).
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    durations: HistogramVec,
+    pool_connections: IntGaugeVec,
+    pool_max: IntGauge,
+    outbox_pending: IntGauge,
+    outbox_dead: IntGauge,
+    outbox_oldest_age: Gauge,
+    issuance_depth: IntGaugeVec,
+    issuance_oldest_age: Gauge,
+    payments: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("rinnovo_http_requests_total", "HTTP requests answered"),
+            &["method", "route", "status"],
+        )?;
+        let durations = HistogramVec::new(
+            HistogramOpts::new(
+                "rinnovo_http_request_duration_seconds",
+                "Time from request to response head",
+            ),
+            &["method", "route"],
+        )?;
+        let pool_connections = IntGaugeVec::new(
+            Opts::new(
+                "rinnovo_db_pool_connections",
+                "Database connections of this process's pool",
+            ),
+            &["state"],
+        )?;
+        let pool_max = IntGauge::new(
+            "rinnovo_db_pool_max_connections",
+            "Largest size of this process's database pool",
+        )?;
+        let outbox_pending = IntGauge::new(
+            "rinnovo_outbox_pending_emails",
+            "Emails waiting to be sent (first attempt or retry)",
+        )?;
+        let outbox_dead = IntGauge::new(
+            "rinnovo_outbox_dead_emails",
+            "Emails given up after the last attempt, waiting for the back-office",
+        )?;
+        let outbox_oldest_age = Gauge::new(
+            "rinnovo_outbox_oldest_pending_age_seconds",
+            "Age of the oldest pending email (0 when none)",
+        )?;
+        let issuance_depth = IntGaugeVec::new(
+            Opts::new(
+                "rinnovo_issuance_queue_depth",
+                "Renewals waiting for (queued) or in (issuing) an issuance batch",
+            ),
+            &["status"],
+        )?;
+        let issuance_oldest_age = Gauge::new(
+            "rinnovo_issuance_oldest_queued_age_seconds",
+            "Age of the oldest queued renewal (0 when none)",
+        )?;
+        let payments = IntGaugeVec::new(
+            Opts::new(
+                "rinnovo_payments",
+                "Stored statement payments by reconciliation status",
+            ),
+            &["status"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(durations.clone()))?;
+        registry.register(Box::new(pool_connections.clone()))?;
+        registry.register(Box::new(pool_max.clone()))?;
+        registry.register(Box::new(outbox_pending.clone()))?;
+        registry.register(Box::new(outbox_dead.clone()))?;
+        registry.register(Box::new(outbox_oldest_age.clone()))?;
+        registry.register(Box::new(issuance_depth.clone()))?;
+        registry.register(Box::new(issuance_oldest_age.clone()))?;
+        registry.register(Box::new(payments.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            durations,
+            pool_connections,
+            pool_max,
+            outbox_pending,
+            outbox_dead,
+            outbox_oldest_age,
+            issuance_depth,
+            issuance_oldest_age,
+            payments,
+        })
+    }
+}
+
+/// Taken when a request comes in (in a middleware), recorded when its response leaves.
+pub struct RequestTimer {
+    metrics: Option<web::Data<Metrics>>,
+    method: &'static str,
+    route: String,
+    start: Instant,
+}
+
+impl RequestTimer {
+    pub fn start(request: &actix_web::dev::ServiceRequest) -> Self {
+        Self {
+            metrics: request.app_data::<web::Data<Metrics>>().cloned(),
+            method: method_label(request.method()),
+            route: request
+                .request()
+                .match_pattern()
+                .unwrap_or_else(|| UNMATCHED.to_owned()),
+            start: Instant::now(),
+        }
+    }
+
+    pub fn finish<B>(self, outcome: &Result<ServiceResponse<B>, actix_web::Error>) {
+        let Some(metrics) = self.metrics else {
+            return;
+        };
+        let status = match outcome {
+            Ok(response) => response.status(),
+            Err(error) => error.as_response_error().status_code(),
+        };
+        metrics
+            .requests
+            .with_label_values(&[self.method, &self.route, status.as_str()])
+            .inc();
+        metrics
+            .durations
+            .with_label_values(&[self.method, &self.route])
+            .observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+/// The standard methods by name; anything else is `other`, so a client cannot make up
+/// label values.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// `GET /metrics`.
+pub async fn scrape(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(token) = &state.config.metrics_token {
+        authorize(&request, token.expose())?;
+    }
+    // Before this scrape takes a connection of its own.
+    let pool = state.pool.state();
+    metrics
+        .pool_connections
+        .with_label_values(&["idle"])
+        .set(pool.idle_connections.into());
+    metrics.pool_connections.with_label_values(&["in_use"]).set(
+        pool.connections
+            .saturating_sub(pool.idle_connections)
+            .into(),
+    );
+    metrics.pool_max.set(state.pool.max_size().into());
+
+    let (emails, renewals, payments) = state
+        .with_conn(|conn| -> diesel::QueryResult<_> {
+            Ok((
+                outbox::stats(conn)?,
+                issuance::stats(conn)?,
+                queue::count_by_status(conn)?,
+            ))
+        })
+        .await?;
+    let now = Utc::now();
+    metrics.outbox_pending.set(emails.pending);
+    metrics.outbox_dead.set(emails.dead);
+    metrics
+        .outbox_oldest_age
+        .set(age_seconds(emails.oldest_pending, now));
+    metrics
+        .issuance_depth
+        .with_label_values(&["queued"])
+        .set(renewals.queued);
+    metrics
+        .issuance_depth
+        .with_label_values(&["issuing"])
+        .set(renewals.issuing);
+    metrics
+        .issuance_oldest_age
+        .set(age_seconds(renewals.oldest_queued, now));
+    for (status, count) in payments {
+        metrics
+            .payments
+            .with_label_values(&[status.as_str()])
+            .set(count);
+    }
+
+    let mut body = Vec::new();
+    TextEncoder::new()
+        .encode(&metrics.registry.gather(), &mut body)
+        .map_err(|e| ApiError::Unexpected(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, prometheus::TEXT_FORMAT))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body))
+}
+
+fn age_seconds(oldest: Option<DateTime<Utc>>, now: DateTime<Utc>) -> f64 {
+    oldest.map_or(0.0, |t| {
+        ((now - t).num_milliseconds() as f64 / 1000.0).max(0.0)
+    })
+}
+
+/// `Authorization: Bearer <token>`, compared through SHA-256 digests in constant time.
+fn authorize(request: &HttpRequest, token: &str) -> Result<(), ApiError> {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, value)| value.trim());
+    let matches = presented.is_some_and(|presented| {
+        let (a, b) = (Sha256::digest(presented), Sha256::digest(token));
+        a.iter()
+            .zip(b.iter())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized(
+            "the metrics need Authorization: Bearer with the metrics token".into(),
+        ))
+    }
+}
