@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Agent;
 use super::lookup::DeviceResponse;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Problem};
 use crate::agent::{self, AgentAuthError};
 use crate::auth::tokens::AGENT_TTL_MINUTES;
 use crate::rate_limit::{self, Limit};
@@ -53,13 +53,40 @@ impl From<AgentAuthError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
+/// A nonce for the agent to sign with the key of a certificate on the device.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AgentChallenge)]
 struct ChallengeResponse {
+    /// Sign its ASCII bytes; usable once (a failed sign-in uses it up).
     nonce: String,
+    /// Two minutes after it was made.
     expires_at: DateTime<Utc>,
 }
 
 /// `POST /api/v1/agent/challenges`: a single-use nonce to sign.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agent/challenges",
+    tag = "agent",
+    operation_id = "agent_challenge",
+    summary = "Get a single-use nonce to sign for an agent session",
+    description = "No body. At most 60 challenges per client address per 10 minutes.",
+    responses(
+        (status = 201, description = "A nonce, valid for 2 minutes, usable once.",
+            body = ChallengeResponse),
+        (status = 429, description = "Too many challenges from this address \
+            (`/problems/too-many-requests`).",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds before trying again."))),
+        (status = 500, description = "Unexpected failure (`/problems/internal`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached \
+            (`/problems/unavailable`, `Retry-After: 5`) or takes no writes \
+            (`/problems/storage-read-only`, `Retry-After: 30`).",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds before retrying."))),
+    ),
+)]
 pub async fn challenge(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -83,20 +110,30 @@ pub async fn challenge(
     }))
 }
 
-#[derive(Deserialize)]
+/// The signed challenge and the certificate whose key signed it.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AgentSessionRequest)]
 #[serde(deny_unknown_fields)]
 pub struct SessionRequest {
     /// PEM, or base64 of the DER.
     certificate: String,
+    /// The nonce of `POST /api/v1/agent/challenges`.
     nonce: String,
     /// base64 of the signature over the nonce's bytes.
     signature: String,
 }
 
-#[derive(Serialize)]
+/// An agent token, scoped to the device of the certificate.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AgentSession)]
 struct SessionResponse {
+    /// JWT (issuer `rinnovo-agent-auth`, audience `rinnovo-agent`): send it as
+    /// `Authorization: Bearer <token>`. Not an access token for the rest of the API.
     token: String,
+    #[schema(example = "Bearer")]
     token_type: &'static str,
+    /// Seconds the token is valid for.
+    #[schema(example = 900)]
     expires_in: i64,
     device_id: String,
     certificate_id: String,
@@ -104,6 +141,42 @@ struct SessionResponse {
 
 /// `POST /api/v1/agent/sessions`: the signed challenge and the certificate → an agent
 /// token scoped to that device.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agent/sessions",
+    tag = "agent",
+    operation_id = "agent_session",
+    summary = "Sign in as a device's agent with a signed challenge",
+    description = "The certificate must be issued by a CA the service trusts, valid now, in \
+        the registry and active; the signature over the nonce must verify with its key \
+        (RSA PKCS#1 v1.5 or PSS with SHA-256, or ECDSA P-256 with SHA-256).",
+    request_body = SessionRequest,
+    responses(
+        (status = 201, description = "An agent token (15 minutes) for the device.",
+            body = SessionResponse),
+        (status = 400, description = "Body not JSON or of the wrong shape \
+            (`/problems/malformed-request`), or certificate or signature unreadable \
+            (`/problems/invalid-field`: `certificate`/`x509`, `signature`/`base64`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Sign-in refused: nonce unknown, expired or used \
+            (`/problems/agent-challenge`); certificate not issued by a trusted CA \
+            (`/problems/untrusted-certificate`); expired or not yet valid \
+            (`/problems/certificate-not-valid-now`); not in the registry \
+            (`/problems/unknown-certificate`); revoked or superseded \
+            (`/problems/certificate-not-active`); signature does not verify \
+            (`/problems/bad-signature`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than allowed (`/problems/payload-too-large`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure (`/problems/internal`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached \
+            (`/problems/unavailable`, `Retry-After: 5`) or takes no writes \
+            (`/problems/storage-read-only`, `Retry-After: 30`).",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds before retrying."))),
+    ),
+)]
 pub async fn session(
     state: web::Data<AppState>,
     body: web::Json<SessionRequest>,
@@ -136,17 +209,43 @@ pub async fn session(
     }))
 }
 
-#[derive(Serialize)]
+/// The agent's device as the lookup shows it, and the coupons that renew its certificates.
+#[derive(Serialize, utoipa::ToSchema)]
 struct AgentDeviceResponse {
     /// The instant the statuses were computed at.
     as_of: DateTime<Utc>,
     device: DeviceResponse,
     /// Per certificate kind, the codes of the coupons on sale that renew it.
+    #[schema(example = json!({"signature": ["RIN-FIRMA", "RIN-FIRMA-CNS"]}))]
     coupons_that_fit: std::collections::BTreeMap<&'static str, Vec<String>>,
 }
 
 /// `GET /api/v1/agent/certificates`: the agent's device, with the lookup's statuses,
 /// and the coupons that fit each certificate.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agent/certificates",
+    tag = "agent",
+    operation_id = "agent_certificates",
+    summary = "The agent's device, its certificates' renewal statuses and the coupons that fit",
+    security(("agent_token" = [])),
+    responses(
+        (status = 200, description = "The device, as of now.", body = AgentDeviceResponse),
+        (status = 401, description = "Agent token missing, malformed, expired or invalid \
+            (`/problems/unauthorized`).",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "The device is no longer in the registry \
+            (`/problems/unknown-device`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure (`/problems/internal`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached \
+            (`/problems/unavailable`).",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds before retrying."))),
+    ),
+)]
 pub async fn certificates(
     state: web::Data<AppState>,
     Agent(claims): Agent,
@@ -184,3 +283,8 @@ pub async fn certificates(
         coupons_that_fit,
     }))
 }
+
+/// The OpenAPI paths of this file.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(challenge, session, certificates))]
+pub struct Docs;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::me::ProfileResponse;
 use super::problem::FieldErrors;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Problem};
 use crate::audit::Actor;
 use crate::auth::sessions::{self, Session, SessionError};
 use crate::auth::{password, users, NewPassword, NewUser, Role, UserError};
@@ -170,18 +170,56 @@ impl From<SessionError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
+/// A new customer account.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
+    /// The brand (shop) the account belongs to.
+    #[schema(example = "rinnovo")]
     brand: String,
+    /// The person's full name.
+    #[schema(example = "Maria Rossi")]
     name: String,
+    #[schema(example = "maria.rossi@example.it")]
     email: String,
+    /// Must satisfy the password policy (length, not the email...).
+    #[schema(format = Password)]
     password: String,
+    /// Optional; empty or absent means none.
     #[serde(default)]
+    #[schema(example = "RSSMRA80A41H501U")]
     codice_fiscale: Option<String>,
 }
 
 /// `POST /api/v1/auth/signup`: a professional opens a customer account.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/signup",
+    tag = "auth",
+    operation_id = "auth_signup",
+    summary = "Open a customer account",
+    description = "Creates a customer account (and its prepaid account) in a brand. Every \
+        invalid field is reported at once in the problem's `errors`.",
+    security(()),
+    request_body = SignupRequest,
+    responses(
+        (status = 201, description = "The account was created; its profile", body = ProfileResponse,
+            headers(("Location" = String, description = "`/api/v1/me`"))),
+        (status = 400, description = "Invalid fields (`/problems/invalid-field`: name, email, \
+            password, codice_fiscale, or an unknown brand) or a malformed body \
+            (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The email already has an account in this brand \
+            (`/problems/email-taken`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
+            or takes no writes (`/problems/storage-read-only`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn signup(
     state: web::Data<AppState>,
     body: web::Json<SignupRequest>,
@@ -217,19 +255,30 @@ pub async fn signup(
         .json(ProfileResponse::from(user)))
 }
 
-#[derive(Deserialize)]
+/// Credentials of a user of a brand.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(example = "rinnovo")]
     brand: String,
+    #[schema(example = "maria.rossi@example.it")]
     email: String,
+    #[schema(format = Password)]
     password: String,
 }
 
-#[derive(Serialize)]
+/// A signed-in session: a short-lived access token and a refresh token.
+#[derive(Serialize, utoipa::ToSchema)]
 struct SessionResponse {
+    /// The JWT to send as `Authorization: Bearer <access_token>`.
     access_token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
     token_type: &'static str,
+    /// Seconds until the access token expires.
+    #[schema(example = 900)]
     expires_in: i64,
+    /// Single use: `POST /api/v1/auth/refresh` exchanges it for a new session.
     refresh_token: String,
     user: ProfileResponse,
 }
@@ -247,6 +296,33 @@ impl From<Session> for SessionResponse {
 }
 
 /// `POST /api/v1/auth/login`
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    operation_id = "auth_login",
+    summary = "Sign in with email and password",
+    description = "Attempts are throttled per account and per client address.",
+    security(()),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = SessionResponse),
+        (status = 400, description = "Malformed body (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong brand, email or password (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 429, description = "Too many failed attempts (`/problems/too-many-requests`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+        (status = 500, description = "Unexpected failure", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
+            or takes no writes (`/problems/storage-read-only`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn login(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -273,13 +349,40 @@ pub async fn login(
     Ok(HttpResponse::Ok().json(SessionResponse::from(session)))
 }
 
-#[derive(Deserialize)]
+/// A refresh token of a session.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     refresh_token: String,
 }
 
 /// `POST /api/v1/auth/refresh`
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    operation_id = "auth_refresh",
+    summary = "Exchange a refresh token for a new session",
+    description = "The refresh token is single use: the answer carries a new one. Reusing a \
+        spent refresh token is refused.",
+    security(()),
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new session", body = SessionResponse),
+        (status = 400, description = "Malformed body (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Unknown, expired, revoked or already used refresh token \
+            (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 500, description = "Unexpected failure", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
+            or takes no writes (`/problems/storage-read-only`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn refresh(
     state: web::Data<AppState>,
     body: web::Json<RefreshRequest>,
@@ -293,6 +396,28 @@ pub async fn refresh(
 }
 
 /// `POST /api/v1/auth/logout`: revokes the refresh token's whole family.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    operation_id = "auth_logout",
+    summary = "Sign out: revoke the refresh token's whole session family",
+    description = "Unknown refresh tokens are ignored (still 204), so the answer tells nothing \
+        about them. Access tokens already issued stay valid until they expire.",
+    security(()),
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 400, description = "Malformed body (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
+            or takes no writes (`/problems/storage-read-only`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn logout(
     state: web::Data<AppState>,
     body: web::Json<RefreshRequest>,
@@ -303,3 +428,8 @@ pub async fn logout(
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// The sign-up / sign-in endpoints' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(signup, login, refresh, logout))]
+pub struct Docs;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{BackOffice, Buyer, CurrentUser};
 use super::lookup::lookup_error;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Problem};
 use crate::auth::Role;
 use crate::catalog::{
     self, CatalogError, Covers, Product, ProductChangeError, ProposalError, Quote, RequestedLine,
@@ -15,16 +15,30 @@ use crate::catalog::{
 use crate::money::Money;
 use crate::registry::CodiceFiscale;
 
-#[derive(Serialize)]
+/// A coupon on sale.
+#[derive(Serialize, utoipa::ToSchema)]
 struct ProductResponse {
     id: String,
+    #[schema(example = "RIN-FIRMA")]
     code: String,
     name: String,
     covers: Covers,
+    /// Sold to professionals (registration officers) only.
     professional: bool,
+    /// Net unit price, in euro.
+    #[schema(value_type = String, example = "31.72")]
     net_price: Money,
+    /// VAT rate in percent.
+    #[schema(example = "22.00")]
     vat_rate: String,
+    /// `false`: off sale (only the back-office sees such products).
     active: bool,
+}
+
+/// The brand's products.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ProductsResponse {
+    products: Vec<ProductResponse>,
 }
 
 impl From<Product> for ProductResponse {
@@ -43,6 +57,28 @@ impl From<Product> for ProductResponse {
 }
 
 /// The caller's brand's products; the back-office also sees deactivated ones.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products",
+    tag = "catalog",
+    operation_id = "catalog_products",
+    summary = "The products of the caller's brand",
+    description = "Any signed-in user. Customers and registration officers see the products \
+        on sale; the back-office also sees deactivated ones.",
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The products", body = ProductsResponse),
+        (status = 401, description = "Missing, invalid or expired access token \
+            (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 500, description = "Unexpected failure", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn products(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -53,27 +89,35 @@ pub async fn products(
             catalog::list(conn, &user.brand, include_inactive).map_err(ApiError::storage)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "products": list.into_iter().map(ProductResponse::from).collect::<Vec<_>>()
-    })))
+    Ok(HttpResponse::Ok().json(ProductsResponse {
+        products: list.into_iter().map(ProductResponse::from).collect(),
+    }))
 }
 
-#[derive(Deserialize)]
+/// A product and how many coupons of it.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineRequest {
     /// The product's id or its code (e.g. RIN-FIRMA).
+    #[schema(example = "RIN-FIRMA")]
     pub product: String,
+    /// From 1 to the role's per-order cap.
+    #[schema(minimum = 1, example = 2)]
     pub quantity: i64,
 }
 
 /// Either `lines`, or `codice_fiscale` + `device_serial` to have the coupons proposed.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuoteRequest {
+    /// The products and quantities wanted (without `codice_fiscale`/`device_serial`).
     #[serde(default)]
     lines: Option<Vec<LineRequest>>,
+    /// The holder whose device needs renewing (with `device_serial`, without `lines`).
     #[serde(default)]
+    #[schema(example = "RSSMRA80A41H501U")]
     codice_fiscale: Option<String>,
+    /// The device's serial number (with `codice_fiscale`, without `lines`).
     #[serde(default)]
     device_serial: Option<String>,
 }
@@ -154,33 +198,52 @@ impl From<ProposalError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
+/// One priced line of a quote.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct QuoteLineResponse {
     product_id: String,
+    #[schema(example = "RIN-FIRMA")]
     code: String,
     name: String,
     covers: Covers,
     quantity: u32,
+    #[schema(value_type = String, example = "31.72")]
     net_unit_price: Money,
+    #[schema(value_type = String, example = "63.44")]
     net_amount: Money,
+    /// VAT rate in percent.
+    #[schema(example = "22.00")]
     vat_rate: String,
+    /// The line's gross amount, for information: VAT is computed on the summary.
+    #[schema(value_type = String, example = "77.40")]
     informative_gross: Money,
 }
 
-#[derive(Serialize)]
+/// Taxable amount and VAT of one VAT rate.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct VatSummaryResponse {
+    /// VAT rate in percent.
+    #[schema(example = "22.00")]
     vat_rate: String,
+    #[schema(value_type = String, example = "63.44")]
     taxable: Money,
+    #[schema(value_type = String, example = "13.96")]
     vat: Money,
 }
 
-#[derive(Serialize)]
+/// The price of a set of coupons, without buying them.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct QuoteResponse {
     lines: Vec<QuoteLineResponse>,
     vat_summary: Vec<VatSummaryResponse>,
+    #[schema(value_type = String, example = "63.44")]
     net_total: Money,
+    #[schema(value_type = String, example = "13.96")]
     vat_total: Money,
+    #[schema(value_type = String, example = "77.40")]
     gross_total: Money,
+    /// Always `EUR`.
+    #[schema(example = "EUR")]
     currency: &'static str,
 }
 
@@ -225,6 +288,43 @@ pub fn priced(products: &[(Product, u32)]) -> Quote {
 }
 
 /// `POST /api/v1/quotes`
+#[utoipa::path(
+    post,
+    path = "/api/v1/quotes",
+    tag = "catalog",
+    operation_id = "catalog_create_quote",
+    summary = "Price coupons, or have the coupons a device needs proposed and priced",
+    description = "Customers and registration officers (roles that buy); the back-office is \
+        refused. Send either `lines`, or `codice_fiscale` with `device_serial`.",
+    security(("access_token" = [])),
+    request_body = QuoteRequest,
+    responses(
+        (status = 200, description = "The quote", body = QuoteResponse),
+        (status = 400, description = "Invalid fields (`/problems/invalid-field`: empty lines, a \
+            quantity out of range, an unknown, inactive or repeated product, a bad codice \
+            fiscale, an unknown device) or a malformed body, or neither/both of the two forms \
+            (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token \
+            (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No holder with this codice fiscale \
+            (`/problems/unknown-holder`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "More coupons than the role may buy in one order \
+            (`/problems/order-too-large`), or nothing on the device to renew or no product \
+            fits (`/problems/nothing-to-renew`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn create_quote(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
@@ -264,7 +364,8 @@ pub async fn create_quote(
     Ok(HttpResponse::Ok().json(QuoteResponse::new(&products, quote)))
 }
 
-#[derive(Deserialize)]
+/// Puts a product on sale (`true`) or takes it off (`false`).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
     active: bool,
@@ -283,6 +384,37 @@ impl From<ProductChangeError> for ApiError {
 
 /// `PATCH /api/v1/backoffice/products/{id}` with `{"active": false}` takes a product off
 /// sale (`true` puts it back).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/backoffice/products/{id}",
+    tag = "back-office",
+    operation_id = "catalog_update_product",
+    summary = "Take a product off sale or put it back",
+    description = "Back-office only; products of the operator's brand only.",
+    security(("access_token" = [])),
+    params(("id" = String, Path, description = "The product's id")),
+    request_body = ProductPatch,
+    responses(
+        (status = 200, description = "The product as it is now", body = ProductResponse),
+        (status = 400, description = "Malformed body (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token \
+            (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "Not a back-office operator (`/problems/forbidden-role`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product in the operator's brand \
+            (`/problems/unknown-product`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
+            or takes no writes (`/problems/storage-read-only`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn update_product(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
@@ -297,3 +429,8 @@ pub async fn update_product(
         .await?;
     Ok(HttpResponse::Ok().json(ProductResponse::from(product)))
 }
+
+/// The catalog endpoints' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(products, create_quote, update_product))]
+pub struct Docs;

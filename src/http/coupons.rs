@@ -7,25 +7,35 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{BackOffice, Buyer};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Problem};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode, CouponView, ShownStatus, VoidError};
 use crate::money::Money;
 use crate::rate_limit;
 use crate::validation::Reason;
 
-#[derive(Serialize)]
+/// One of the buyer's coupons; the code is masked (the full code is in the delivery email).
+#[derive(Serialize, utoipa::ToSchema)]
 struct CouponResponse {
     id: String,
+    /// The masked code: only the last group and the check character are shown.
+    #[schema(example = "****-****-****-P9RB-T")]
     code: String,
     product_code: String,
     product_name: String,
     covers: Covers,
     order_id: String,
     invoice_number: Option<String>,
+    /// The stored state, or `expired` past `valid_until` if unused.
     status: ShownStatus,
     valid_until: DateTime<Utc>,
     created_at: DateTime<Utc>,
+}
+
+/// The buyer's coupons (at most 1000).
+#[derive(Serialize, utoipa::ToSchema)]
+struct CouponListResponse {
+    coupons: Vec<CouponResponse>,
 }
 
 impl From<CouponView> for CouponResponse {
@@ -47,6 +57,29 @@ impl From<CouponView> for CouponResponse {
 
 /// `GET /api/v1/coupons`: the buyer's coupons, codes masked (the full codes are in the
 /// delivery email only).
+#[utoipa::path(
+    get,
+    path = "/api/v1/coupons",
+    tag = "coupons",
+    operation_id = "coupons_list",
+    summary = "List the caller's coupons, codes masked",
+    description = "Customers and registration officers (the roles that buy). The full codes are \
+in the delivery email only.",
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The caller's coupons", body = CouponListResponse),
+        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure (`/problems/internal`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn list(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
@@ -56,22 +89,55 @@ pub async fn list(
             coupons::list_for_owner(conn, &user.id, 1000, Utc::now()).map_err(ApiError::storage)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "coupons": list.into_iter().map(CouponResponse::from).collect::<Vec<_>>()
-    })))
+    Ok(HttpResponse::Ok().json(CouponListResponse {
+        coupons: list.into_iter().map(CouponResponse::from).collect(),
+    }))
 }
 
-#[derive(Serialize)]
+/// What anyone holding a coupon code may know about it.
+#[derive(Serialize, utoipa::ToSchema)]
 struct StatusResponse {
+    /// The code, in groups of four.
+    #[schema(example = "7KQ2-M0ZD-4HXN-P9RB-T")]
     code: String,
+    /// The stored state, or `expired` past `valid_until` if unused.
     status: ShownStatus,
     covers: Covers,
+    /// The brand that sold the coupon.
     brand: String,
     valid_until: DateTime<Utc>,
 }
 
 /// `GET /api/v1/coupons/{code}/status`: anyone holding a code may check it. A typo is
 /// caught by the check character before any lookup (and is not counted).
+#[utoipa::path(
+    get,
+    path = "/api/v1/coupons/{code}/status",
+    tag = "coupons",
+    operation_id = "coupons_status",
+    summary = "Check a coupon's status by its code (public, rate-limited)",
+    description = "No sign-in needed. A mistyped code is refused by its check character before \
+any lookup and does not count against the rate limit; other checks are limited per client \
+address.",
+    params(("code" = String, Path, description = "The coupon code, with or without dashes",
+        example = "7KQ2-M0ZD-4HXN-P9RB-T")),
+    responses(
+        (status = 200, description = "The coupon's status", body = StatusResponse),
+        (status = 400, description = "Not a valid coupon code: wrong length, character or check \
+character (`/problems/invalid-field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No coupon has this code (`/problems/unknown-coupon`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many checks from this address \
+(`/problems/too-many-requests`)", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before checking again"))),
+        (status = 500, description = "Unexpected failure (`/problems/internal`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
+or takes no writes (`/problems/storage-read-only`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn status(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -115,10 +181,22 @@ pub async fn status(
     }))
 }
 
-#[derive(Deserialize)]
+/// Why the coupon is voided (kept in the audit log).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VoidRequest {
+    #[schema(example = "customer cancelled the order")]
     reason: String,
+}
+
+/// The coupon is voided and its price credited to the owner's prepaid account.
+#[derive(Serialize, utoipa::ToSchema)]
+struct VoidResponse {
+    #[schema(example = "voided")]
+    status: &'static str,
+    /// The amount credited to the owner's prepaid account, in euro.
+    #[schema(value_type = String, example = "31.72")]
+    refunded: Money,
 }
 
 impl From<VoidError> for ApiError {
@@ -142,6 +220,45 @@ impl From<VoidError> for ApiError {
 
 /// `POST /api/v1/backoffice/coupons/{id}/void`: refunds the coupon to the owner's prepaid
 /// account.
+#[utoipa::path(
+    post,
+    path = "/api/v1/backoffice/coupons/{id}/void",
+    tag = "back-office",
+    operation_id = "coupons_void",
+    summary = "Void a coupon and refund it to the owner's prepaid account",
+    description = "Back-office operators only, for coupons of their brand that are still \
+available.",
+    params(("id" = String, Path, description = "The coupon's id")),
+    request_body = VoidRequest,
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "Voided and refunded", body = VoidResponse,
+            example = json!({ "status": "voided", "refunded": "31.72" })),
+        (status = 400, description = "The reason is missing or invalid \
+(`/problems/invalid-field`), or the body is not the expected JSON \
+(`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not a back-office operator \
+(`/problems/forbidden-role`), or the coupon belongs to another brand (`/problems/other-brand`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such coupon (`/problems/unknown-coupon`), or its owner \
+has no prepaid account (`/problems/unknown-account`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The coupon is not available any more: reserved, redeemed \
+or voided (`/problems/coupon-not-available`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than allowed \
+(`/problems/payload-too-large`)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure (`/problems/internal`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
+or takes no writes (`/problems/storage-read-only`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn void(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
@@ -163,5 +280,13 @@ pub async fn void(
             )
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "voided", "refunded": refund })))
+    Ok(HttpResponse::Ok().json(VoidResponse {
+        status: "voided",
+        refunded: refund,
+    }))
 }
+
+/// The coupon operations' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, status, void))]
+pub struct Docs;

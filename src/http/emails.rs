@@ -1,16 +1,32 @@
 //! The back-office's view of the outbox: dead emails, and retrying them.
 
 use actix_web::{web, HttpResponse};
-use chrono::Utc;
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::auth::BackOffice;
-use super::{ApiError, AppState};
-use crate::mail::outbox;
+use super::{ApiError, AppState, Problem};
+use crate::mail::outbox::{self, EmailSummary};
 
-#[derive(Deserialize)]
+/// The state of an email in the outbox.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only: the handlers read and write the text
+enum EmailStatus {
+    /// Waiting to be sent (or to be retried).
+    Pending,
+    /// Delivered to the mail server.
+    Sent,
+    /// Given up after repeated failures; can be put back in the queue.
+    Dead,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Which emails to list: `dead` (default), `pending` or `sent`.
     #[serde(default = "dead")]
+    #[param(value_type = Option<EmailStatus>, default = "dead")]
     status: String,
 }
 
@@ -18,7 +34,82 @@ fn dead() -> String {
     "dead".into()
 }
 
+/// An email of the outbox.
+#[derive(Serialize, utoipa::ToSchema)]
+struct EmailResponse {
+    id: String,
+    /// What the email is about (e.g. the coupon delivery).
+    kind: String,
+    /// The id of what the email is about (an order, a top-up...).
+    reference: Option<String>,
+    recipient: String,
+    subject: String,
+    #[schema(value_type = EmailStatus)]
+    status: String,
+    /// Delivery attempts so far.
+    attempts: i32,
+    /// Why the last attempt failed.
+    last_error: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<EmailSummary> for EmailResponse {
+    fn from(e: EmailSummary) -> Self {
+        Self {
+            id: e.id,
+            kind: e.kind,
+            reference: e.reference,
+            recipient: e.recipient,
+            subject: e.subject,
+            status: e.status,
+            attempts: e.attempts,
+            last_error: e.last_error,
+            created_at: e.created_at.and_utc(),
+        }
+    }
+}
+
+/// The brand's emails in one status, oldest first (at most 500).
+#[derive(Serialize, utoipa::ToSchema)]
+struct EmailListResponse {
+    emails: Vec<EmailResponse>,
+}
+
+/// The email's new state after a retry.
+#[derive(Serialize, utoipa::ToSchema)]
+struct RetryResponse {
+    #[schema(value_type = EmailStatus, example = "pending")]
+    status: &'static str,
+}
+
 /// `GET /api/v1/backoffice/emails?status=dead|pending|sent`
+#[utoipa::path(
+    get,
+    path = "/api/v1/backoffice/emails",
+    tag = "back-office",
+    operation_id = "emails_list",
+    summary = "List the brand's outbox emails in one status (dead by default)",
+    description = "Back-office operators only. The brand's emails in the given status, oldest \
+first, at most 500.",
+    params(ListQuery),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The emails", body = EmailListResponse),
+        (status = 400, description = "`status` is not dead, pending or sent \
+(`/problems/invalid-field`), or the query string does not fit (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not a back-office operator \
+(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure (`/problems/internal`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn list(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
@@ -35,20 +126,39 @@ pub async fn list(
     let list = state
         .with_conn(move |conn| outbox::list(conn, &operator.brand, &status, 500))
         .await?;
-    let emails: Vec<_> = list
-        .into_iter()
-        .map(|e| {
-            serde_json::json!({
-                "id": e.id, "kind": e.kind, "reference": e.reference, "recipient": e.recipient,
-                "subject": e.subject, "status": e.status, "attempts": e.attempts,
-                "last_error": e.last_error, "created_at": e.created_at.and_utc(),
-            })
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "emails": emails })))
+    Ok(HttpResponse::Ok().json(EmailListResponse {
+        emails: list.into_iter().map(EmailResponse::from).collect(),
+    }))
 }
 
 /// `POST /api/v1/backoffice/emails/{id}/retry`: a dead email goes back in the queue.
+#[utoipa::path(
+    post,
+    path = "/api/v1/backoffice/emails/{id}/retry",
+    tag = "back-office",
+    operation_id = "emails_retry",
+    summary = "Put a dead email back in the sending queue",
+    description = "Back-office operators only; only dead emails of the operator's brand.",
+    params(("id" = String, Path, description = "The email's id")),
+    security(("access_token" = [])),
+    responses(
+        (status = 202, description = "The email is pending again; it will be sent shortly",
+            body = RetryResponse, example = json!({ "status": "pending" })),
+        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not a back-office operator \
+(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No dead email of the brand has this id \
+(`/problems/unknown-email`)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure (`/problems/internal`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
+or takes no writes (`/problems/storage-read-only`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn retry(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
@@ -64,5 +174,10 @@ pub async fn retry(
             "no dead email of your brand has this id",
         ));
     }
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "status": "pending" })))
+    Ok(HttpResponse::Accepted().json(RetryResponse { status: "pending" }))
 }
+
+/// The back-office email operations' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, retry))]
+pub struct Docs;

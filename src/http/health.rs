@@ -4,14 +4,60 @@ use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
 use diesel::connection::SimpleConnection;
-use serde_json::json;
+use serde::Serialize;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Problem};
 
-pub async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+/// The answer of a health probe.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HealthResponse {
+    /// Always `ok` when the probe succeeds.
+    #[schema(example = "ok")]
+    status: &'static str,
+    /// `ok` when the database answered (readiness only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "ok")]
+    database: Option<&'static str>,
 }
 
+/// `GET /health/live`: the process answers.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "health",
+    operation_id = "health_live",
+    summary = "Liveness probe: the process answers",
+    security(()),
+    responses(
+        (status = 200, description = "The process is alive", body = HealthResponse,
+            example = json!({ "status": "ok" })),
+    )
+)]
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(HealthResponse {
+        status: "ok",
+        database: None,
+    })
+}
+
+/// `GET /health/ready`: the process answers and reaches its database (within 2 seconds).
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "health",
+    operation_id = "health_ready",
+    summary = "Readiness probe: the process can reach its database",
+    security(()),
+    responses(
+        (status = 200, description = "Ready: the database answered", body = HealthResponse,
+            example = json!({ "status": "ok", "database": "ok" })),
+        (status = 500, description = "Unexpected failure", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let pool = state.pool.clone();
     web::block(move || -> anyhow::Result<()> {
@@ -22,5 +68,13 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
     .await
     .map_err(|e| ApiError::Unexpected(e.into()))?
     .map_err(ApiError::Unavailable)?;
-    Ok(HttpResponse::Ok().json(json!({ "status": "ok", "database": "ok" })))
+    Ok(HttpResponse::Ok().json(HealthResponse {
+        status: "ok",
+        database: Some("ok"),
+    }))
 }
+
+/// The health probes' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(live, ready))]
+pub struct Docs;

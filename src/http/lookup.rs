@@ -5,11 +5,42 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::auth::CurrentUser;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Problem};
 use crate::lookup::{self, CertificateView, DeviceView, Eligibility, LookupError, RenewalStatus};
 use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind};
 
 /// Any signed-in user; the devices shown are those of the caller's brand only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/holders/{codice_fiscale}/devices",
+    tag = "lookup",
+    operation_id = "lookup_holder_devices",
+    summary = "A holder's devices and certificates, with their renewal status",
+    description = "Any signed-in user (customer, registration officer, back-office); only the \
+        devices of the caller's brand are shown.",
+    security(("access_token" = [])),
+    params(
+        ("codice_fiscale" = String, Path, description = "The holder's codice fiscale",
+            example = "RSSMRA80A41H501U"),
+    ),
+    responses(
+        (status = 200, description = "The holder and their devices", body = LookupResponse),
+        (status = 400, description = "Not a valid codice fiscale (`/problems/invalid-field`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token \
+            (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No holder with this codice fiscale \
+            (`/problems/unknown-holder`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn holder_devices(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -38,8 +69,10 @@ pub fn lookup_error(error: LookupError) -> ApiError {
     }
 }
 
-#[derive(Serialize)]
+/// A certificate holder and their devices.
+#[derive(Serialize, utoipa::ToSchema)]
 struct LookupResponse {
+    #[schema(value_type = String, example = "RSSMRA80A41H501U")]
     codice_fiscale: CodiceFiscale,
     given_name: String,
     surname: String,
@@ -48,17 +81,20 @@ struct LookupResponse {
     devices: Vec<DeviceResponse>,
 }
 
-#[derive(Serialize)]
+/// A device (smart card or token) and its certificates.
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct DeviceResponse {
     serial_number: String,
     kind: DeviceKind,
     brand: String,
     activated_at: DateTime<Utc>,
     pub(super) certificates: Vec<CertificateResponse>,
+    /// The certificate kinds that must be renewed together on this device.
     renew_together: Vec<CertificateKind>,
 }
 
-#[derive(Serialize)]
+/// A certificate on a device, with where it stands for renewal.
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct CertificateResponse {
     id: String,
     pub(super) kind: CertificateKind,
@@ -71,7 +107,8 @@ pub(super) struct CertificateResponse {
     renewal: RenewalResponse,
 }
 
-#[derive(Serialize)]
+/// Where a certificate stands for renewal, by `status`.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub(super) enum RenewalResponse {
     NotYetRenewable {
@@ -173,3 +210,8 @@ impl From<CertificateView> for CertificateResponse {
         }
     }
 }
+
+/// The holder lookup's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(holder_devices))]
+pub struct Docs;

@@ -6,19 +6,27 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::auth::CurrentUser;
 use super::problem::FieldErrors;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Problem};
 use crate::auth::{password, users, NewPassword, ProfileChanges, Role, User, UserError};
 use crate::email_address::EmailAddress;
 use crate::registry::CodiceFiscale;
 use crate::validation::PersonName;
 
-#[derive(Serialize)]
+/// A user's profile.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ProfileResponse {
     id: String,
+    /// The brand the user belongs to.
+    #[schema(example = "rinnovo")]
     brand: String,
+    /// Where the user's coupons are sent.
+    #[schema(value_type = String, format = Email, example = "maria.rossi@example.it")]
     email: EmailAddress,
+    #[schema(example = "Maria Rossi")]
     name: String,
     role: Role,
+    /// `null` when none was given.
+    #[schema(value_type = Option<String>, required = true, example = "RSSMRA80A41H501U")]
     codice_fiscale: Option<CodiceFiscale>,
     created_at: DateTime<Utc>,
 }
@@ -37,6 +45,28 @@ impl From<User> for ProfileResponse {
     }
 }
 
+/// `GET /api/v1/me`
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "me",
+    operation_id = "me_get",
+    summary = "The signed-in user's profile",
+    description = "Any signed-in user (customer, registration officer, back-office).",
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The profile", body = ProfileResponse),
+        (status = 401, description = "Missing, invalid or expired access token, or the account \
+            no longer exists (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 500, description = "Unexpected failure", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn get(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
     let found = state
         .with_conn(move |conn| users::find(conn, &user.id)?.ok_or(UserError::NotFound))
@@ -49,21 +79,62 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
     Option::<String>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+/// Changes to the profile: an absent member is left as is.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
     #[serde(default)]
+    #[schema(example = "Maria Rossi")]
     name: Option<String>,
     #[serde(default)]
+    #[schema(example = "maria.rossi@example.it")]
     email: Option<String>,
+    /// `null` or `""` clears it; a value sets it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "RSSMRA80A41H501U")]
     codice_fiscale: Option<Option<String>>,
+    /// Required (and checked) when `new_password` is given.
     #[serde(default)]
+    #[schema(format = Password)]
     current_password: Option<String>,
+    /// Must satisfy the password policy.
     #[serde(default)]
+    #[schema(format = Password)]
     new_password: Option<String>,
 }
 
+/// `PATCH /api/v1/me`
+#[utoipa::path(
+    patch,
+    path = "/api/v1/me",
+    tag = "me",
+    operation_id = "me_patch",
+    summary = "Change the signed-in user's profile",
+    description = "Any signed-in user. Changing the password needs the current one. Every \
+        invalid field is reported at once in the problem's `errors`.",
+    security(("access_token" = [])),
+    request_body = ProfilePatch,
+    responses(
+        (status = 200, description = "The updated profile", body = ProfileResponse),
+        (status = 400, description = "Invalid fields (`/problems/invalid-field`: name, email, \
+            codice_fiscale, new_password, or a wrong current_password) or a malformed body \
+            (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token, or the account \
+            no longer exists (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 409, description = "The new email already has an account in this brand \
+            (`/problems/email-taken`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
+            or takes no writes (`/problems/storage-read-only`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn patch(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -121,3 +192,8 @@ pub async fn patch(
         .await?;
     Ok(HttpResponse::Ok().json(ProfileResponse::from(updated)))
 }
+
+/// The profile endpoints' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(get, patch))]
+pub struct Docs;

@@ -20,7 +20,7 @@ use prometheus::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Problem};
 use crate::mail::outbox;
 use crate::payments::queue;
 use crate::renewals::issuance;
@@ -181,6 +181,34 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    operation_id = "metrics_scrape",
+    summary = "Prometheus metrics (text exposition format)",
+    description = "Requests by route pattern, method and status with their durations, the \
+        database pool, and the shared queues (email outbox, issuance, payments) read from the \
+        database at scrape time. When the server is configured with `RINNOVO_METRICS_TOKEN`, \
+        the scrape needs `Authorization: Bearer <metrics token>` (a static token, neither an \
+        access nor an agent token); otherwise it is public.",
+    security(()),
+    responses(
+        (status = 200, description = "The metrics, Prometheus text format 0.0.4 \
+            (`Cache-Control: no-store`)",
+            body = String, content_type = "text/plain; version=0.0.4",
+            headers(("Cache-Control" = String, description = "Always `no-store`"))),
+        (status = 401, description = "A metrics token is configured and the request's bearer \
+            token is missing or wrong (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 500, description = "Unexpected failure", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn scrape(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -275,3 +303,8 @@ fn authorize(request: &HttpRequest, token: &str) -> Result<(), ApiError> {
         ))
     }
 }
+
+/// The metrics endpoint's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(scrape))]
+pub struct Docs;

@@ -10,6 +10,7 @@ mod idempotent;
 mod lookup;
 mod me;
 pub mod metrics;
+mod openapi;
 mod orders;
 mod payments;
 mod prepaid;
@@ -80,6 +81,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .app_data(web::PathConfig::default().error_handler(|e, _| problem::path_error(e)))
     .app_data(web::QueryConfig::default().error_handler(|e, _| problem::query_error(e)))
+    .service(web::resource("/api/openapi.json").route(web::get().to(openapi::json)))
+    .service(web::resource("/api/docs").route(web::get().to(openapi::viewer)))
     .service(web::resource("/health/live").route(web::get().to(health::live)))
     .service(web::resource("/health/ready").route(web::get().to(health::ready)))
     .service(web::resource("/metrics").route(web::get().to(metrics::scrape)))

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{Buyer, CurrentUser};
 use super::catalog::{priced, requested_lines, LineRequest};
-use super::{idempotent, ApiError, AppState};
+use super::{idempotent, ApiError, AppState, Problem};
 use crate::auth::{users, Role, UserError};
 use crate::brands::{self, Brand};
 use crate::catalog;
@@ -16,47 +16,73 @@ use crate::orders::{self, Order, OrderError, OrderStatus, PaymentMethod};
 
 const LIST_LIMIT: i64 = 200;
 
-#[derive(Deserialize, Serialize)]
+/// An order: its lines, and how it is paid.
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
+    /// At least one line; each product once.
     lines: Vec<LineRequestCanonical>,
+    /// `prepaid` pays at once from the prepaid account (the coupons are delivered at
+    /// once); `bank_transfer`, `postal_slip` and `cheque` pay later with the RF code.
+    #[schema(value_type = PaymentMethod)]
     payment_method: String,
 }
 
 /// The line as received, kept serialisable for the idempotency fingerprint.
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = OrderLineRequest)]
 struct LineRequestCanonical {
+    /// The product's id or its code.
+    #[schema(example = "RIN-FIRMA")]
     product: String,
+    /// How many coupons of the product (at least 1; the role caps the order's total).
+    #[schema(minimum = 1, example = 2)]
     quantity: i64,
 }
 
-#[derive(Serialize)]
+/// A line of an order, at the prices of the time of the order.
+#[derive(Serialize, utoipa::ToSchema)]
 struct OrderLineResponse {
     line_number: i32,
     product_id: String,
+    #[schema(example = "RIN-FIRMA")]
     code: String,
     name: String,
     quantity: i32,
+    /// Net price of one coupon, in euro.
+    #[schema(value_type = String, example = "26.00")]
     net_unit_price: Money,
+    /// Net amount of the line, in euro.
+    #[schema(value_type = String, example = "52.00")]
     net_amount: Money,
+    /// VAT rate in percent.
+    #[schema(example = "22.00")]
     vat_rate: String,
 }
 
 /// How to pay an order by transfer, and how much has arrived.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TransferResponse {
     /// Electronic form, for a payment reason typed by a program.
+    #[schema(example = "RF18539007547034")]
     reference: String,
     /// Printed form in groups of four, as on the payment slip.
+    #[schema(example = "RF18 5390 0754 7034")]
     reference_print: String,
+    /// Until when the order's prices and coupons are held for the payment.
     reserved_until: Option<DateTime<Utc>>,
+    /// Received so far, in euro.
+    #[schema(value_type = String, example = "0.00")]
     amount_received: Money,
+    /// Still to pay, in euro.
+    #[schema(value_type = String, example = "63.44")]
     amount_due: Money,
     pay_to: PayTo,
 }
 
-#[derive(Serialize)]
+/// Whom to pay: the brand's accounts.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PayTo {
     pub beneficiary: String,
     pub iban: String,
@@ -73,24 +99,41 @@ impl From<&Brand> for PayTo {
     }
 }
 
-#[derive(Serialize)]
+/// An order.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct OrderResponse {
     id: String,
     status: OrderStatus,
     payment_method: PaymentMethod,
     invoice_number: Option<String>,
+    /// In euro.
+    #[schema(value_type = String, example = "52.00")]
     net_total: Money,
+    /// In euro.
+    #[schema(value_type = String, example = "11.44")]
     vat_total: Money,
+    /// In euro.
+    #[schema(value_type = String, example = "63.44")]
     gross_total: Money,
+    #[schema(example = "EUR")]
     currency: &'static str,
+    /// Where the coupons are delivered.
     email: String,
+    /// How many coupons the order buys.
     coupons: i64,
     created_at: DateTime<Utc>,
     paid_at: Option<DateTime<Utc>>,
     fulfilled_at: Option<DateTime<Utc>>,
     lines: Vec<OrderLineResponse>,
+    /// Present for orders paid by transfer, postal slip or cheque.
     #[serde(skip_serializing_if = "Option::is_none")]
     transfer: Option<TransferResponse>,
+}
+
+/// The caller's orders, newest first (at most 200).
+#[derive(Serialize, utoipa::ToSchema)]
+struct OrderListResponse {
+    orders: Vec<OrderResponse>,
 }
 
 impl OrderResponse {
@@ -155,6 +198,55 @@ impl From<OrderError> for ApiError {
 }
 
 /// `POST /api/v1/orders` with an `Idempotency-Key` header.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders",
+    tag = "orders",
+    operation_id = "orders_create",
+    summary = "Place an order, paid from the prepaid account or by transfer",
+    description = "Customers and registration officers (the roles that buy). Paid `prepaid`, \
+the order is paid and fulfilled at once (the coupons are emailed); otherwise it waits for the \
+money, which must carry the RF code of `transfer.reference`. A retry with the same \
+`Idempotency-Key` and body gets the first answer again (with `Idempotent-Replayed: true`) \
+instead of a second order.",
+    params(("Idempotency-Key" = String, Header,
+        description = "1 to 255 visible ASCII characters, new for each order (a UUID is typical)",
+        example = "0f8e4c4e-7d8a-4bd5-9a55-3e3f1c2b7a10")),
+    request_body = OrderRequest,
+    security(("access_token" = [])),
+    responses(
+        (status = 201, description = "The order is placed (or, replayed, was placed by the \
+first request with this key)", body = OrderResponse,
+            headers(("Idempotent-Replayed" = String,
+                description = "`true` when this is the stored answer of an earlier request with the same key"))),
+        (status = 400, description = "The `Idempotency-Key` header is missing or invalid, a field \
+is invalid (unknown, inactive or repeated product, quantity out of range, unknown payment \
+method; `/problems/invalid-field`), or the body is not the expected JSON \
+(`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token, or the account no longer exists \
+(`/problems/unauthorized`)", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`), \
+or the prepaid account belongs to another brand (`/problems/other-brand`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Paying `prepaid` without a prepaid account \
+(`/problems/unknown-account`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The prepaid balance does not cover the order \
+(`/problems/insufficient-funds`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than allowed \
+(`/problems/payload-too-large`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "More coupons than the role may buy in one order \
+(`/problems/order-too-large`), or the `Idempotency-Key` was already used for a different \
+request (`/problems/idempotency-key-reused`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure (`/problems/internal`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
+or takes no writes (`/problems/storage-read-only`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn create(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -222,6 +314,27 @@ pub async fn create(
 }
 
 /// `GET /api/v1/orders`: own orders; the back-office sees every order of its brand.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders",
+    tag = "orders",
+    operation_id = "orders_list",
+    summary = "List orders: the caller's own, or every order of the brand for the back-office",
+    description = "Any signed-in user (any role). Customers and registration officers see their \
+own orders; back-office operators see every order of their brand. Newest first, at most 200.",
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The orders", body = OrderListResponse),
+        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 500, description = "Unexpected failure (`/problems/internal`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn list(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
     let list = state
         .with_conn(move |conn| {
@@ -231,12 +344,40 @@ pub async fn list(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpR
         })
         .await?;
     let (list, brand) = list;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "orders": list.into_iter().map(|o| OrderResponse::new(o, &brand)).collect::<Vec<_>>()
-    })))
+    Ok(HttpResponse::Ok().json(OrderListResponse {
+        orders: list
+            .into_iter()
+            .map(|o| OrderResponse::new(o, &brand))
+            .collect(),
+    }))
 }
 
 /// `GET /api/v1/orders/{id}`: someone else's order is as absent as a missing one.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{id}",
+    tag = "orders",
+    operation_id = "orders_show",
+    summary = "Show one order",
+    description = "Any signed-in user (any role): customers and registration officers their own \
+orders, back-office operators any order of their brand. Someone else's order is answered as \
+unknown.",
+    params(("id" = String, Path, description = "The order's id")),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The order", body = OrderResponse),
+        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such order visible to the caller \
+(`/problems/unknown-order`)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure (`/problems/internal`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn show(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -261,3 +402,8 @@ pub(super) fn brand_of(conn: &mut crate::db::DbConnection, id: &str) -> Result<B
     brands::find(conn, id)?
         .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("brand {id} missing")))
 }
+
+/// The order operations' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create, list, show))]
+pub struct Docs;

@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::auth::BackOffice;
 use super::problem::FieldErrors;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Problem};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self, Filter, ManualError, Operator, Totals};
 use crate::payments::reconcile::{self, ImportContext, ImportError, OutcomeTotal};
@@ -133,25 +133,196 @@ async fn read_file(
     ))
 }
 
-#[derive(Serialize)]
+/// What an import did.
+#[derive(Serialize, utoipa::ToSchema)]
 struct ImportResponse {
+    /// The statement recorded; `null` when the file brought nothing new.
     statement_id: Option<String>,
+    /// The format recognised from the content: `camt.053`, `camt.054`, `cbi-camt.053` or
+    /// `postal-csv`.
+    #[schema(example = "camt.053")]
     format: &'static str,
+    /// The format's version, as the file declares it.
+    #[schema(example = "camt.053.001.02")]
     version: String,
+    /// Entries in the file.
     entries: usize,
+    /// Entries not imported before.
     new_entries: usize,
+    /// Entries already imported by an earlier file.
     already_imported: usize,
+    /// Entries that are not incoming payments (debits, pending or informational entries).
     ignored: usize,
+    /// Count and amount of the new entries per outcome (`matched`, `partial`, `overpaid`,
+    /// `duplicate`, `unmatched`...).
+    #[schema(value_type = BTreeMap<String, OutcomeTotalDoc>)]
     outcomes: BTreeMap<PaymentStatus, OutcomeTotal>,
 }
 
-#[derive(Deserialize)]
+/// The statement file as the part named `file` of a multipart form.
+#[derive(utoipa::ToSchema)]
+#[schema(as = StatementUpload)]
+#[allow(dead_code)] // documentation only: the handler reads the form itself
+struct StatementUploadDoc {
+    /// A camt.053 / camt.054 XML file (plain or in the CBI envelope) or a postal CSV.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// The statement file as the raw request body.
+#[derive(utoipa::ToSchema)]
+#[schema(as = StatementFile, value_type = String, format = Binary)]
+#[allow(dead_code)] // documentation only: the handler reads the body itself
+struct StatementFileDoc(Vec<u8>);
+
+/// Count and sum of payments.
+#[derive(utoipa::ToSchema)]
+#[schema(as = OutcomeTotal)]
+#[allow(dead_code)] // documentation only: mirrors reconcile::OutcomeTotal
+struct OutcomeTotalDoc {
+    #[schema(minimum = 0)]
+    count: u64,
+    /// In euro.
+    #[schema(example = "126.88")]
+    amount: String,
+}
+
+/// Count and sum of payments.
+#[derive(utoipa::ToSchema)]
+#[schema(as = PaymentTotals)]
+#[allow(dead_code)] // documentation only: mirrors queue::Totals
+struct TotalsDoc {
+    count: i64,
+    /// In euro.
+    #[schema(example = "126.88")]
+    amount: String,
+}
+
+/// An imported statement file.
+#[derive(utoipa::ToSchema)]
+#[schema(as = Statement)]
+#[allow(dead_code)] // documentation only: mirrors queue::StatementView
+struct StatementDoc {
+    id: String,
+    /// `camt.053`, `camt.054`, `cbi-camt.053` or `postal-csv`.
+    #[schema(example = "camt.053")]
+    format: String,
+    #[schema(example = "camt.053.001.02")]
+    version: String,
+    /// The message id the file declares, if any.
+    message_id: Option<String>,
+    file_name: Option<String>,
+    entries: i32,
+    new_entries: i32,
+    ignored_entries: i32,
+    /// The operator's user id.
+    imported_by: String,
+    imported_at: DateTime<Utc>,
+}
+
+/// A payment read from a statement, and what became of it.
+#[derive(utoipa::ToSchema)]
+#[schema(as = Payment)]
+#[allow(dead_code)] // documentation only: mirrors queue::PaymentView
+struct PaymentDoc {
+    id: String,
+    statement_id: String,
+    /// `credit` (money in) or `debit` (a reversal, money out).
+    #[schema(example = "credit")]
+    direction: String,
+    status: PaymentStatus,
+    /// Why an unmatched payment waits (`no_reference`, `unknown_reference`,
+    /// `reservation_expired`, `order_cancelled`, `original_not_found`, `balance_too_low`).
+    reason: Option<String>,
+    /// In euro.
+    #[schema(example = "63.44")]
+    amount: String,
+    booking_date: NaiveDate,
+    value_date: Option<NaiveDate>,
+    /// The account the statement is of (IBAN or postal account).
+    account: String,
+    bank_reference: Option<String>,
+    payer_name: Option<String>,
+    /// The payment reason as sent by the payer.
+    remittance: String,
+    /// The RF code found in the remittance.
+    #[schema(example = "RF18539007547034")]
+    reference: Option<String>,
+    order_id: Option<String>,
+    top_up_id: Option<String>,
+    /// The prepaid account credited, if any.
+    account_id: Option<String>,
+    /// Applied to the order, in euro.
+    #[schema(example = "63.44")]
+    applied: String,
+    /// Credited to the prepaid account, in euro.
+    #[schema(example = "0.00")]
+    credited: String,
+    /// For a reversal: the payment it reverses.
+    reverses_payment_id: Option<String>,
+    /// The operator who matched or refunded it by hand.
+    resolved_by: Option<String>,
+    resolved_at: Option<DateTime<Utc>>,
+    /// The operator's reason.
+    resolution_note: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImportQuery {
+    /// The file's name, for the record, when the body is the raw file (a multipart
+    /// part's own file name wins).
     file_name: Option<String>,
 }
 
 /// `POST /api/v1/backoffice/statements`: 201 with the outcome of each new entry, or 200
 /// when the file brought nothing new (a re-import changes nothing).
+#[utoipa::path(
+    post,
+    path = "/api/v1/backoffice/statements",
+    tag = "back-office",
+    operation_id = "payments_import",
+    summary = "Import a bank or postal statement and reconcile its payments",
+    description = "Back-office operators only. Each new incoming payment is matched to an order \
+or top-up by its RF code; re-importing a file changes nothing.",
+    params(ImportQuery),
+    request_body(description = "The statement file: the raw body, or the part named `file` of a \
+multipart form. camt.053 / camt.054 XML (plain or in the CBI envelope) or postal CSV; the \
+format is told from the content. Limited in size (RINNOVO_STATEMENT_MAX_MB).", content(
+        (StatementFileDoc = "application/octet-stream"),
+        (StatementFileDoc = "text/xml"),
+        (StatementFileDoc = "application/xml"),
+        (StatementFileDoc = "text/csv"),
+        (StatementUploadDoc = "multipart/form-data"),
+    )),
+    security(("access_token" = [])),
+    responses(
+        (status = 201, description = "Imported: the outcome of each new entry", body = ImportResponse),
+        (status = 200, description = "The file brought nothing new (already imported)",
+            body = ImportResponse),
+        (status = 400, description = "The file is empty, missing from the form, or not a \
+statement this service reads (`/problems/invalid-field`, field `file`, rule such as `xml`, \
+`unsupported_format`, `missing_element`), or the body or form cannot be read \
+(`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not a back-office operator \
+(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The file is larger than the configured limit \
+(`/problems/payload-too-large`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The statement is of an account that is not the brand's \
+(`/problems/statement-of-another-account`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure (`/problems/internal`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
+or takes no writes (`/problems/storage-read-only`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn import(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
@@ -210,7 +381,36 @@ pub async fn import(
     }))
 }
 
+/// The brand's imported statements, newest first (at most 200).
+#[derive(Serialize, utoipa::ToSchema)]
+struct StatementListResponse {
+    #[schema(value_type = Vec<StatementDoc>)]
+    statements: Vec<queue::StatementView>,
+}
+
 /// `GET /api/v1/backoffice/statements`: the brand's imports, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/backoffice/statements",
+    tag = "back-office",
+    operation_id = "payments_statements",
+    summary = "List the brand's imported statements, newest first",
+    description = "Back-office operators only. At most 200.",
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The statements", body = StatementListResponse),
+        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not a back-office operator \
+(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure (`/problems/internal`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn statements(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
@@ -220,18 +420,33 @@ pub async fn statements(
             queue::statements(conn, &operator.brand, 200).map_err(ApiError::storage)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "statements": list })))
+    Ok(HttpResponse::Ok().json(StatementListResponse { statements: list }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only payments with this outcome.
+    #[param(value_type = Option<PaymentStatus>)]
     status: Option<String>,
+    /// Only payments booked on or after this day.
+    #[param(value_type = Option<NaiveDate>, example = "2026-11-01")]
     from: Option<String>,
+    /// Only payments booked on or before this day.
+    #[param(value_type = Option<NaiveDate>, example = "2026-11-30")]
     to: Option<String>,
+    /// Only payments with this RF code.
+    #[param(example = "RF18539007547034")]
     reference: Option<String>,
+    /// Only payments of this statement (its id).
     statement: Option<String>,
+    /// Only payments applied to this order (its id).
     order: Option<String>,
+    /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500, default = 100)]
     limit: Option<i64>,
+    /// Payments to skip (default 0).
+    #[param(minimum = 0, default = 0)]
     offset: Option<i64>,
 }
 
@@ -260,13 +475,45 @@ fn status(text: &str) -> Result<PaymentStatus, QueryRule> {
     })
 }
 
-#[derive(Serialize)]
+/// A page of payments, and the count and sum of all payments matching the filters.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PaymentListResponse)]
 struct ListResponse {
+    #[schema(value_type = Vec<PaymentDoc>)]
     payments: Vec<queue::PaymentView>,
+    /// Over every payment matching the filters, not only this page.
+    #[schema(value_type = TotalsDoc)]
     totals: Totals,
 }
 
 /// `GET /api/v1/backoffice/payments?status=unmatched&from=2026-11-01&to=2026-11-30&reference=RF..&statement=..&order=..&limit=100&offset=0`
+#[utoipa::path(
+    get,
+    path = "/api/v1/backoffice/payments",
+    tag = "back-office",
+    operation_id = "payments_list",
+    summary = "The payments work queue, filtered, with totals",
+    description = "Back-office operators only; the payments of the operator's brand.",
+    params(ListQuery),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "A page of payments and the totals", body = ListResponse),
+        (status = 400, description = "A filter is invalid: unknown status, not a date, not an \
+RF code, limit or offset out of range (`/problems/invalid-field`, every wrong field listed), \
+or the query string does not fit (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not a back-office operator \
+(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure (`/problems/internal`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn list(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
@@ -326,6 +573,31 @@ pub async fn list(
 }
 
 /// `GET /api/v1/backoffice/payments/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/backoffice/payments/{id}",
+    tag = "back-office",
+    operation_id = "payments_show",
+    summary = "Show one payment",
+    description = "Back-office operators only; payments of the operator's brand.",
+    params(("id" = String, Path, description = "The payment's id")),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The payment", body = PaymentDoc),
+        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not a back-office operator \
+(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No payment of the brand has this id \
+(`/problems/unknown-payment`)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure (`/problems/internal`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn show(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
@@ -341,13 +613,55 @@ pub async fn show(
     Ok(HttpResponse::Ok().json(payment))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SummaryQuery {
+    /// The booking day (default today, UTC).
+    #[param(value_type = Option<NaiveDate>, example = "2026-11-23")]
     date: Option<String>,
+}
+
+/// Count and sum per outcome of the payments booked on one day.
+#[derive(Serialize, utoipa::ToSchema)]
+struct SummaryResponse {
+    date: NaiveDate,
+    /// Per outcome (`matched`, `partial`, `overpaid`, `duplicate`, `unmatched`...); only
+    /// outcomes that occurred.
+    #[schema(value_type = BTreeMap<String, TotalsDoc>)]
+    outcomes: BTreeMap<PaymentStatus, Totals>,
+    /// Over every outcome.
+    #[schema(value_type = TotalsDoc)]
+    total: Totals,
 }
 
 /// `GET /api/v1/backoffice/payments/summary?date=2026-11-23` (default today): count and
 /// sum per outcome of the payments booked that day.
+#[utoipa::path(
+    get,
+    path = "/api/v1/backoffice/payments/summary",
+    tag = "back-office",
+    operation_id = "payments_summary",
+    summary = "Daily summary: count and sum per outcome of the payments booked on a day",
+    description = "Back-office operators only; the payments of the operator's brand.",
+    params(SummaryQuery),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The day's summary", body = SummaryResponse),
+        (status = 400, description = "`date` is not a date such as 2026-11-23 \
+(`/problems/invalid-field`), or the query string does not fit (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not a back-office operator \
+(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure (`/problems/internal`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn summary(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
@@ -372,20 +686,65 @@ pub async fn summary(
         total.amount = total.amount + totals.amount;
         outcomes.insert(status, totals);
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "date": day, "outcomes": outcomes, "total": total,
-    })))
+    Ok(HttpResponse::Ok().json(SummaryResponse {
+        date: day,
+        outcomes,
+        total,
+    }))
 }
 
-#[derive(Deserialize)]
+/// Where an unmatched payment goes: exactly one of `order_id` and `account_id`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MatchRequest {
+    /// Apply the payment to this order of the brand.
     order_id: Option<String>,
+    /// Credit the payment to this prepaid account.
     account_id: Option<String>,
+    /// Why (kept in the audit log).
+    #[schema(example = "RF code mistyped by the payer; amount and name match")]
     reason: String,
 }
 
 /// `POST /api/v1/backoffice/payments/{id}/match` with `order_id` or `account_id`, and a reason.
+#[utoipa::path(
+    post,
+    path = "/api/v1/backoffice/payments/{id}/match",
+    tag = "back-office",
+    operation_id = "payments_match_by_hand",
+    summary = "Match an unmatched payment by hand to an order or a prepaid account",
+    description = "Back-office operators only; payments of the operator's brand that are \
+unmatched credits.",
+    params(("id" = String, Path, description = "The payment's id")),
+    request_body = MatchRequest,
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The payment, matched", body = PaymentDoc),
+        (status = 400, description = "No valid reason, or not exactly one of `order_id` and \
+`account_id` (`/problems/invalid-field`), or the body is not the expected JSON \
+(`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not a back-office operator \
+(`/problems/forbidden-role`), or the prepaid account belongs to another brand \
+(`/problems/other-brand`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment (`/problems/unknown-payment`), order \
+(`/problems/unknown-order`) or prepaid account (`/problems/unknown-account`) in the brand",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The payment is not an unmatched credit, or the order \
+cannot take a payment (`/problems/payment-state`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than allowed \
+(`/problems/payload-too-large`)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure (`/problems/internal`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
+or takes no writes (`/problems/storage-read-only`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn match_by_hand(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
@@ -439,13 +798,53 @@ pub async fn match_by_hand(
     Ok(HttpResponse::Ok().json(payment))
 }
 
-#[derive(Deserialize)]
+/// Why the payment is refunded (kept in the audit log).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundRequest {
+    #[schema(example = "paid twice; refunded to the payer's IBAN")]
     reason: String,
 }
 
 /// `POST /api/v1/backoffice/payments/{id}/refund` with a reason.
+#[utoipa::path(
+    post,
+    path = "/api/v1/backoffice/payments/{id}/refund",
+    tag = "back-office",
+    operation_id = "payments_refund",
+    summary = "Mark a payment as refunded to the payer",
+    description = "Back-office operators only; unmatched, duplicate or overpaid credits of the \
+operator's brand. What was credited to a prepaid account is taken back from it.",
+    params(("id" = String, Path, description = "The payment's id")),
+    request_body = RefundRequest,
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The payment, refunded", body = PaymentDoc),
+        (status = 400, description = "No valid reason (`/problems/invalid-field`), or the body \
+is not the expected JSON (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not a back-office operator \
+(`/problems/forbidden-role`), or the prepaid account belongs to another brand \
+(`/problems/other-brand`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No payment of the brand has this id \
+(`/problems/unknown-payment`), or the credited prepaid account is gone \
+(`/problems/unknown-account`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The payment cannot be refunded in its state \
+(`/problems/payment-state`), or the prepaid account no longer holds what was credited \
+(`/problems/insufficient-funds`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than allowed \
+(`/problems/payload-too-large`)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure (`/problems/internal`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
+or takes no writes (`/problems/storage-read-only`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn refund(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
@@ -465,4 +864,95 @@ pub async fn refund(
         })
         .await?;
     Ok(HttpResponse::Ok().json(payment))
+}
+
+/// The back-office payment operations' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(import, statements, list, summary, show, match_by_hand, refund))]
+pub struct Docs;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use chrono::{NaiveDate, Utc};
+    use utoipa::PartialSchema;
+
+    use super::*;
+    use crate::money::Money;
+
+    /// The property names of a documentation-only schema.
+    fn documented<T: PartialSchema>() -> BTreeSet<String> {
+        let schema = serde_json::to_value(T::schema()).expect("schema serializes");
+        schema["properties"]
+            .as_object()
+            .expect("an object schema")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn emitted(value: impl Serialize) -> BTreeSet<String> {
+        serde_json::to_value(value)
+            .expect("serializes")
+            .as_object()
+            .expect("an object")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_schemas_name_the_members_the_domain_types_serialize() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 23).expect("a date");
+        let payment = queue::PaymentView {
+            id: "p".into(),
+            statement_id: "s".into(),
+            direction: "credit".into(),
+            status: PaymentStatus::Unmatched,
+            reason: None,
+            amount: Money::ZERO,
+            booking_date: day,
+            value_date: None,
+            account: "IT60X0542811101000000123456".into(),
+            bank_reference: None,
+            payer_name: None,
+            remittance: String::new(),
+            reference: None,
+            order_id: None,
+            top_up_id: None,
+            account_id: None,
+            applied: Money::ZERO,
+            credited: Money::ZERO,
+            reverses_payment_id: None,
+            resolved_by: None,
+            resolved_at: None,
+            resolution_note: None,
+            created_at: Utc::now(),
+        };
+        assert_eq!(emitted(&payment), documented::<PaymentDoc>());
+        let statement = queue::StatementView {
+            id: "s".into(),
+            format: "camt.053".into(),
+            version: "camt.053.001.02".into(),
+            message_id: None,
+            file_name: None,
+            entries: 1,
+            new_entries: 1,
+            ignored_entries: 0,
+            imported_by: "u".into(),
+            imported_at: Utc::now(),
+        };
+        assert_eq!(emitted(&statement), documented::<StatementDoc>());
+        let totals = Totals {
+            count: 1,
+            amount: Money::ZERO,
+        };
+        assert_eq!(emitted(&totals), documented::<TotalsDoc>());
+        let outcome = OutcomeTotal {
+            count: 1,
+            amount: Money::ZERO,
+        };
+        assert_eq!(emitted(&outcome), documented::<OutcomeTotalDoc>());
+    }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::{BackOffice, Buyer};
 use super::orders::PayTo;
 use super::problem::FieldErrors;
-use super::{idempotent, ApiError, AppState};
+use super::{idempotent, ApiError, AppState, Problem};
 use crate::auth::{users, UserError};
 use crate::email_address::EmailAddress;
 use crate::money::{Money, PositiveMoney};
@@ -41,12 +41,19 @@ impl From<PrepaidError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
+/// A prepaid account and its balance.
+#[derive(Serialize, utoipa::ToSchema)]
 struct AccountResponse {
     account_id: String,
+    #[schema(example = "rinnovo")]
     brand: String,
+    #[schema(value_type = String, format = Email, example = "maria.rossi@example.it")]
     owner_email: EmailAddress,
+    /// In euro.
+    #[schema(value_type = String, example = "31.72")]
     balance: Money,
+    /// Always `EUR`.
+    #[schema(example = "EUR")]
     currency: &'static str,
     updated_at: DateTime<Utc>,
 }
@@ -64,14 +71,21 @@ impl From<Account> for AccountResponse {
     }
 }
 
-#[derive(Serialize)]
+/// One movement of a prepaid account.
+#[derive(Serialize, utoipa::ToSchema)]
 struct EntryResponse {
     id: String,
+    /// The entry's position in the account's statement, from 1.
     seq: i64,
     kind: EntryKind,
+    /// Signed: positive credits, negative debits.
+    #[schema(value_type = String, example = "-31.72")]
     amount: Money,
+    #[schema(value_type = String, example = "68.28")]
     balance_after: Money,
     description: String,
+    /// What the movement is about (an order, a top-up...); `null` when nothing.
+    #[schema(required = true)]
     reference: Option<String>,
     created_at: DateTime<Utc>,
 }
@@ -92,6 +106,32 @@ impl From<Entry> for EntryResponse {
 }
 
 /// `GET /api/v1/prepaid`
+#[utoipa::path(
+    get,
+    path = "/api/v1/prepaid",
+    tag = "prepaid",
+    operation_id = "prepaid_balance",
+    summary = "The caller's prepaid account and balance",
+    description = "Customers and registration officers (the roles that buy).",
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The account", body = AccountResponse),
+        (status = 401, description = "Missing, invalid or expired access token \
+            (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The caller has no prepaid account \
+            (`/problems/unknown-account`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn balance(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
@@ -102,13 +142,19 @@ pub async fn balance(
     Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
 }
 
-#[derive(Deserialize)]
+/// A page of the statement.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Entries per page, from 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200, example = 50)]
     limit: Option<i64>,
+    /// Only entries older than this `seq` (the previous page's `next_before`).
     before: Option<i64>,
 }
 
-#[derive(Serialize)]
+/// A page of the statement, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
 struct EntriesResponse {
     entries: Vec<EntryResponse>,
     /// Pass as `before` for the next (older) page; absent on the last page.
@@ -117,6 +163,36 @@ struct EntriesResponse {
 }
 
 /// `GET /api/v1/prepaid/entries?limit=50&before=<seq>`: the statement, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/prepaid/entries",
+    tag = "prepaid",
+    operation_id = "prepaid_entries",
+    summary = "The caller's prepaid statement, newest first, paged",
+    description = "Customers and registration officers (the roles that buy).",
+    security(("access_token" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of entries", body = EntriesResponse),
+        (status = 400, description = "`limit` out of range (`/problems/invalid-field`) or a \
+            query string that does not fit (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token \
+            (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The caller has no prepaid account \
+            (`/problems/unknown-account`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn entries(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
@@ -147,17 +223,49 @@ pub async fn entries(
     }))
 }
 
-#[derive(Deserialize)]
+/// Which accounts to find.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
+    /// The owner's email (exact).
+    #[param(example = "maria.rossi@example.it")]
     email: String,
 }
 
-#[derive(Serialize)]
+/// The accounts found.
+#[derive(Serialize, utoipa::ToSchema)]
 struct AccountsResponse {
     accounts: Vec<AccountResponse>,
 }
 
 /// `GET /api/v1/backoffice/prepaid?email=...`: the operator's brand only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/backoffice/prepaid",
+    tag = "back-office",
+    operation_id = "prepaid_search",
+    summary = "Find prepaid accounts by their owner's email",
+    description = "Back-office only; accounts of the operator's brand only.",
+    security(("access_token" = [])),
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "The accounts found (possibly none)", body = AccountsResponse),
+        (status = 400, description = "Not a valid email (`/problems/invalid-field`), or the \
+            `email` parameter is missing (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token \
+            (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "Not a back-office operator (`/problems/forbidden-role`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn search(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
@@ -174,6 +282,33 @@ pub async fn search(
 }
 
 /// `GET /api/v1/backoffice/prepaid/{account}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/backoffice/prepaid/{account}",
+    tag = "back-office",
+    operation_id = "prepaid_show",
+    summary = "A prepaid account and its balance",
+    description = "Back-office only; accounts of the operator's brand only.",
+    security(("access_token" = [])),
+    params(("account" = String, Path, description = "The account's id")),
+    responses(
+        (status = 200, description = "The account", body = AccountResponse),
+        (status = 401, description = "Missing, invalid or expired access token \
+            (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "Not a back-office operator (`/problems/forbidden-role`), or the account belongs to \
+            another brand (`/problems/other-brand`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such account (`/problems/unknown-account`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn show(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
@@ -191,15 +326,58 @@ pub async fn show(
     Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
 }
 
-#[derive(Deserialize)]
+/// A manual correction of a prepaid balance.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentRequest {
+    /// `credit` or `debit`.
+    #[schema(example = "credit")]
     direction: String,
+    /// A positive amount in euro, at most two decimals.
+    #[schema(example = "10.00")]
     amount: String,
+    /// Why; shown in the statement and kept in the audit log.
+    #[schema(example = "refund of a duplicate transfer fee")]
     reason: String,
 }
 
 /// `POST /api/v1/backoffice/prepaid/{account}/adjustments`
+#[utoipa::path(
+    post,
+    path = "/api/v1/backoffice/prepaid/{account}/adjustments",
+    tag = "back-office",
+    operation_id = "prepaid_adjust",
+    summary = "Credit or debit a prepaid account by hand",
+    description = "Back-office only; accounts of the operator's brand only. Recorded in the \
+        audit log. Every invalid field is reported at once in the problem's `errors`.",
+    security(("access_token" = [])),
+    params(("account" = String, Path, description = "The account's id")),
+    request_body = AdjustmentRequest,
+    responses(
+        (status = 201, description = "The entry posted", body = EntryResponse),
+        (status = 400, description = "Invalid fields (`/problems/invalid-field`: direction, \
+            amount, reason) or a malformed body (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token \
+            (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "Not a back-office operator (`/problems/forbidden-role`), or the account belongs to \
+            another brand (`/problems/other-brand`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such account (`/problems/unknown-account`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A debit larger than the balance \
+            (`/problems/insufficient-funds`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
+            or takes no writes (`/problems/storage-read-only`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn adjust(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
@@ -245,27 +423,51 @@ impl crate::validation::Rule for UnknownDirection {
     }
 }
 
-#[derive(Deserialize, Serialize)]
+/// A top-up to pay by transfer.
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopUpRequest {
+    /// A positive amount in euro, at most two decimals.
+    #[schema(example = "100.00")]
     amount: String,
+    /// `bank_transfer`, `postal_slip` or `cheque`.
+    #[schema(example = "bank_transfer")]
     payment_method: String,
 }
 
-#[derive(Serialize)]
+/// A top-up and how to pay it.
+#[derive(Serialize, utoipa::ToSchema)]
 struct TopUpResponse {
     id: String,
     status: TopUpStatus,
     payment_method: PaymentMethod,
+    #[schema(value_type = String, example = "100.00")]
     amount: Money,
+    /// What has arrived so far.
+    #[schema(value_type = String, example = "0.00")]
     amount_received: Money,
+    /// Always `EUR`.
+    #[schema(example = "EUR")]
     currency: &'static str,
+    /// The RF creditor reference the transfer must carry.
+    #[schema(example = "RF18539007547034")]
     reference: String,
+    /// The reference grouped by four, for printing.
+    #[schema(example = "RF18 5390 0754 7034")]
     reference_print: String,
+    /// Until when the reference is reserved for this top-up.
     reserved_until: DateTime<Utc>,
     pay_to: PayTo,
     created_at: DateTime<Utc>,
+    /// `null` until paid in full.
+    #[schema(required = true)]
     paid_at: Option<DateTime<Utc>>,
+}
+
+/// The caller's top-ups, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+struct TopUpsResponse {
+    top_ups: Vec<TopUpResponse>,
 }
 
 impl TopUpResponse {
@@ -289,6 +491,47 @@ impl TopUpResponse {
 
 /// `POST /api/v1/prepaid/topups` with an `Idempotency-Key`: an RF code and the bank
 /// details to top up the account by transfer; the money is credited when it arrives.
+#[utoipa::path(
+    post,
+    path = "/api/v1/prepaid/topups",
+    tag = "prepaid",
+    operation_id = "prepaid_request_top_up",
+    summary = "Ask to top up the prepaid account by transfer",
+    description = "Customers and registration officers (the roles that buy). The answer gives \
+        the RF code and the bank details; the account is credited when the money arrives. A \
+        retry with the same `Idempotency-Key` and body gets the first answer again (with \
+        `Idempotent-Replayed: true`) instead of a second top-up.",
+    security(("access_token" = [])),
+    params(("Idempotency-Key" = String, Header,
+        description = "1 to 255 visible ASCII characters, new for each top-up (a UUID is typical)",
+        example = "0f8e4c4e-7d8a-4bd5-9a55-3e3f1c2b7a10")),
+    request_body = TopUpRequest,
+    responses(
+        (status = 201, description = "The top-up is requested (or, replayed, was requested by \
+            the first request with this key)", body = TopUpResponse,
+            headers(("Idempotent-Replayed" = String,
+                description = "`true` when this is the stored answer of an earlier request with the same key"))),
+        (status = 400, description = "The `Idempotency-Key` header is missing or invalid, or a \
+            field is invalid (amount, payment_method not a transfer; `/problems/invalid-field`), \
+            or the body is not the expected JSON (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token, or the account \
+            no longer exists (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The `Idempotency-Key` was already used for a different \
+            request (`/problems/idempotency-key-reused`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
+            or takes no writes (`/problems/storage-read-only`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn request_top_up(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -335,6 +578,29 @@ pub async fn request_top_up(
 }
 
 /// `GET /api/v1/prepaid/topups`: own top-ups, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/prepaid/topups",
+    tag = "prepaid",
+    operation_id = "prepaid_list_top_ups",
+    summary = "The caller's top-ups, newest first (at most 200)",
+    description = "Customers and registration officers (the roles that buy).",
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The top-ups", body = TopUpsResponse),
+        (status = 401, description = "Missing, invalid or expired access token \
+            (`/problems/unauthorized`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn list_top_ups(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
@@ -345,9 +611,12 @@ pub async fn list_top_ups(
             Ok::<_, ApiError>((list, super::orders::brand_of(conn, &user.brand)?))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "top_ups": list.into_iter().map(|t| TopUpResponse::new(t, &brand)).collect::<Vec<_>>()
-    })))
+    Ok(HttpResponse::Ok().json(TopUpsResponse {
+        top_ups: list
+            .into_iter()
+            .map(|t| TopUpResponse::new(t, &brand))
+            .collect(),
+    }))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -359,3 +628,8 @@ impl crate::validation::Rule for TransferMethodOnly {
         "one_of"
     }
 }
+
+/// The prepaid endpoints' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(balance, entries, list_top_ups, request_top_up, search, show, adjust))]
+pub struct Docs;

@@ -17,7 +17,7 @@ pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
 /// The problem document. `type` is a relative URI whose last segment names the problem
 /// (documented in the README); clients switch on it, never on `title` or `detail`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub problem_type: String,
@@ -29,7 +29,7 @@ pub struct Problem {
 }
 
 /// Which input field broke which rule.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub rule: String,

@@ -5,21 +5,59 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Problem};
 use crate::renewals::info::{self, CertId, RETRY_AFTER_SECS};
 
-#[derive(Serialize)]
+/// The renewal information of a certificate (RFC 9773, section 4.2).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = RenewalInfo)]
 #[serde(rename_all = "camelCase")]
 struct RenewalInfoResponse {
+    /// When to renew: from 90 days before expiry to 7 days before it; for a revoked
+    /// certificate, open and closing now.
     suggested_window: Window,
 }
 
-#[derive(Serialize)]
+/// The suggested renewal window: renew at a random instant between `start` and `end`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = SuggestedWindow)]
 struct Window {
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 }
 
+/// `GET /api/v1/renewal-info/{cert_id}`: the suggested renewal window of a certificate of
+/// this service's CA.
+#[utoipa::path(
+    get,
+    path = "/api/v1/renewal-info/{cert_id}",
+    tag = "renewal-info",
+    operation_id = "renewal_info_show",
+    summary = "Suggested renewal window of a certificate (RFC 9773 ARI)",
+    params(
+        ("cert_id" = String, Path,
+            description = "The RFC 9773 CertID: base64url (no padding) of the certificate's \
+                Authority Key Identifier, a dot, base64url of its DER serial number.",
+            example = "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"),
+    ),
+    responses(
+        (status = 200, description = "The suggested renewal window.", body = RenewalInfoResponse,
+            headers(("Retry-After" = u64,
+                description = "Seconds before asking again (21600: six hours)."))),
+        (status = 400, description = "Malformed CertID (`/problems/invalid-field`, field \
+            `cert_id`, rule `ari_cert_id`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No certificate of this service's CA has this CertID \
+            (`/problems/unknown-certificate`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure (`/problems/internal`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached \
+            (`/problems/unavailable`); retry after `Retry-After` seconds.",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds before retrying."))),
+    ),
+)]
 pub async fn show(
     state: web::Data<AppState>,
     cert_id: web::Path<String>,
@@ -46,3 +84,8 @@ pub async fn show(
             },
         }))
 }
+
+/// The OpenAPI paths of this file.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(show))]
+pub struct Docs;

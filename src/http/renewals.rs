@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Agent;
 use super::problem::FieldErrors;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Problem};
 use crate::coupons::CouponCode;
 use crate::rate_limit::{self, Limit};
 use crate::registry::CertificateKind;
@@ -141,19 +141,26 @@ impl From<InstallError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
+/// The renewals to request, all or none: one or both certificates of the device.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AgentRenewalsRequest)]
 #[serde(deny_unknown_fields)]
 pub struct RenewalsBody {
+    /// One or two items, each for a different certificate of the device.
+    #[schema(min_items = 1, max_items = 2)]
     renewals: Vec<RenewalBody>,
 }
 
-#[derive(Deserialize)]
+/// One certificate to renew, with the CSR of a new key and the coupon that pays for it.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AgentRenewalItem)]
 #[serde(deny_unknown_fields)]
 struct RenewalBody {
     /// From `GET /agent/certificates`.
     certificate_id: String,
-    /// PKCS#10, PEM.
+    /// PKCS#10, PEM: a new key (RSA ≥ 2048, EC P-256/P-384), the certificate's subject.
     csr: String,
+    /// A coupon that covers this certificate's kind; one covering both may serve both items.
     coupon_code: String,
 }
 
@@ -217,24 +224,42 @@ fn parse_items(body: RenewalsBody) -> Result<Vec<RenewalItem>, ApiError> {
     Ok(items)
 }
 
-#[derive(Serialize)]
+/// The renewals just queued.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AgentRenewals)]
+struct RenewalsResponse {
+    /// In the order of the request's items, each `queued`.
+    renewals: Vec<RenewalResponse>,
+}
+
+/// A renewal of one certificate of the device.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AgentRenewal)]
 struct RenewalResponse {
     id: String,
+    /// The certificate being renewed.
     certificate_id: String,
     kind: CertificateKind,
     status: RenewalState,
     created_at: DateTime<Utc>,
+    /// The new certificate, once issued (absent before).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     certificate: Option<CertificateResponse>,
+    /// Once installed (absent before).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     installed_at: Option<DateTime<Utc>>,
     /// The new certificate in the registry, once installed.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     new_certificate_id: Option<String>,
     links: Links,
 }
 
-#[derive(Serialize)]
+/// The certificate a renewal issued.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AgentIssuedCertificate)]
 struct CertificateResponse {
     serial_number: String,
     not_before: DateTime<Utc>,
@@ -244,10 +269,16 @@ struct CertificateResponse {
     pem_chain: String,
 }
 
-#[derive(Serialize)]
+/// Where to follow and confirm the renewal.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AgentRenewalLinks)]
 struct Links {
+    /// `GET` it for the status and, once issued, the certificate.
     #[serde(rename = "self")]
+    #[schema(example = "/api/v1/agent/renewals/0193a1b2-0000-7000-8000-000000000001")]
     this: String,
+    /// `POST` to it once the certificate is on the device.
+    #[schema(example = "/api/v1/agent/renewals/0193a1b2-0000-7000-8000-000000000001/installed")]
     installed: String,
 }
 
@@ -283,6 +314,67 @@ fn retry_after(state: &AppState) -> HeaderValue {
 }
 
 /// `POST /api/v1/agent/renewals`: per certificate of the device, a CSR and a coupon code.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agent/renewals",
+    tag = "agent",
+    operation_id = "renewals_request_renewals",
+    summary = "Queue renewals of the device's certificates, reserving their coupons",
+    description = "All items or none, in one transaction. Every refusal names the field at \
+        fault in `errors[].field` (`renewals[i].certificate_id`, `renewals[i].csr`, \
+        `renewals[i].coupon_code`) and the rule. At most 60 requests per device per 10 minutes.",
+    security(("agent_token" = [])),
+    request_body = RenewalsBody,
+    responses(
+        (status = 201, description = "Queued; the coupons are reserved.",
+            body = RenewalsResponse,
+            headers(
+                ("Location" = String, description = "The first renewal (`GET` it to follow)."),
+                ("Retry-After" = u64,
+                    description = "Seconds before asking for the status (the issuance batch interval)."),
+            )),
+        (status = 400, description = "Body not JSON or of the wrong shape \
+            (`/problems/malformed-request`), or fields breaking their rules \
+            (`/problems/invalid-field`: `renewals`/`one-or-two`; `csr`/`pkcs10-pem`, \
+            `proof-of-possession`, `key-strength`; `coupon_code`/the code's rule; \
+            `certificate_id`/`unique`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Agent token missing, malformed, expired or invalid \
+            (`/problems/unauthorized`).",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "A certificate not on this device \
+            (`/problems/unknown-certificate`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A certificate revoked or superseded \
+            (`/problems/certificate-not-active`), outside its renewal window \
+            (`/problems/outside-renewal-window`) or with a renewal in progress \
+            (`/problems/renewal-pending`); the device renewed already \
+            (`/problems/device-renewal-limit`) or past its life \
+            (`/problems/device-end-of-life`); the coupon reserved, redeemed or voided \
+            (`/problems/coupon-not-available`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than allowed (`/problems/payload-too-large`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "CSR subject differs from the certificate's \
+            (`/problems/csr-subject-mismatch`) or reuses a key (`/problems/csr-old-key`); \
+            coupon unknown (`/problems/unknown-coupon`), of another brand \
+            (`/problems/coupon-other-brand`), past its validity (`/problems/coupon-expired`) \
+            or for another kind of certificate (`/problems/coupon-wrong-kind`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many renewal requests from this device \
+            (`/problems/too-many-requests`).",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds before trying again."))),
+        (status = 500, description = "Unexpected failure (`/problems/internal`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached \
+            (`/problems/unavailable`, `Retry-After: 5`) or takes no writes \
+            (`/problems/storage-read-only`, `Retry-After: 30`).",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds before retrying."))),
+    ),
+)]
 pub async fn request_renewals(
     state: web::Data<AppState>,
     Agent(claims): Agent,
@@ -327,11 +419,55 @@ pub async fn request_renewals(
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
         .insert_header((header::RETRY_AFTER, retry_after(&state)))
-        .json(serde_json::json!({ "renewals": renewals })))
+        .json(RenewalsResponse { renewals }))
 }
 
 /// `GET /api/v1/agent/renewals/{id}`: the status; once issued, the certificate and its
 /// chain, as JSON or, with `Accept: application/pem-certificate-chain`, as PEM.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agent/renewals/{id}",
+    tag = "agent",
+    operation_id = "renewals_renewal",
+    summary = "A renewal's status and, once issued, its certificate (JSON or PEM chain)",
+    security(("agent_token" = [])),
+    params(
+        ("id" = String, Path, description = "The renewal's id (`renewals[].id`)."),
+        ("Accept" = Option<String>, Header,
+            description = "`application/pem-certificate-chain` for the PEM chain alone \
+                (409 before the renewal is issued); anything else for JSON.",
+            example = "application/pem-certificate-chain"),
+    ),
+    responses(
+        (status = 200, description = "JSON: the renewal, with `certificate` once issued. \
+            PEM (`Accept: application/pem-certificate-chain`): the new certificate, then the \
+            issuing CA's, then the root's.",
+            content(
+                (RenewalResponse = "application/json"),
+                (String = "application/pem-certificate-chain"),
+            ),
+            headers(("Retry-After" = u64,
+                description = "While `queued` or `issuing` (JSON only): seconds before asking again."))),
+        (status = 401, description = "Agent token missing, malformed, expired or invalid \
+            (`/problems/unauthorized`).",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such renewal for this device \
+            (`/problems/unknown-renewal`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "PEM asked for before the renewal is issued \
+            (`/problems/renewal-not-issued`).",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64,
+                description = "While `queued` or `issuing`: seconds before asking again."))),
+        (status = 500, description = "Unexpected failure (`/problems/internal`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached \
+            (`/problems/unavailable`).",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds before retrying."))),
+    ),
+)]
 pub async fn renewal(
     state: web::Data<AppState>,
     Agent(claims): Agent,
@@ -387,6 +523,39 @@ pub async fn renewal(
 }
 
 /// `POST /api/v1/agent/renewals/{id}/installed`: the new certificate is on the device.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agent/renewals/{id}/installed",
+    tag = "agent",
+    operation_id = "renewals_installed",
+    summary = "Confirm the new certificate is installed on the device",
+    description = "No body. The new certificate becomes `active`, the old one `superseded`, \
+        the coupon `redeemed`, and the holder gets an email. Idempotent: confirming again \
+        answers the same.",
+    security(("agent_token" = [])),
+    params(("id" = String, Path, description = "The renewal's id (`renewals[].id`).")),
+    responses(
+        (status = 200, description = "The renewal, `installed`, with `new_certificate_id`.",
+            body = RenewalResponse),
+        (status = 401, description = "Agent token missing, malformed, expired or invalid \
+            (`/problems/unauthorized`).",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such renewal for this device \
+            (`/problems/unknown-renewal`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The renewal is not issued (yet, or it was rejected or \
+            failed) (`/problems/renewal-not-issued`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure (`/problems/internal`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database cannot be reached \
+            (`/problems/unavailable`, `Retry-After: 5`) or takes no writes \
+            (`/problems/storage-read-only`, `Retry-After: 30`).",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds before retrying."))),
+    ),
+)]
 pub async fn installed(
     state: web::Data<AppState>,
     Agent(claims): Agent,
@@ -398,3 +567,8 @@ pub async fn installed(
         .await?;
     Ok(HttpResponse::Ok().json(respond(view, &state.ca.chain_pem())))
 }
+
+/// The OpenAPI paths of this file.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(request_renewals, renewal, installed))]
+pub struct Docs;

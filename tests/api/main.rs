@@ -13,6 +13,7 @@ mod issuance;
 mod limits;
 mod lookup;
 mod metrics;
+mod openapi;
 mod orders;
 mod outbox;
 mod payments;

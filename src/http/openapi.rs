@@ -1,0 +1,131 @@
+//! The API's OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]`
+//! annotations (each handler module has a `Docs` listing its operations), served at
+//! `/api/openapi.json`, with an interactive viewer at `/api/docs`. A test compares the
+//! document with the routes in `http::configure`, so a route cannot go undocumented.
+
+use std::sync::LazyLock;
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "rinnovo",
+        description = "Renewal coupons and certificate renewal for Italian qualified-signature \
+devices: lookup by codice fiscale, catalog, orders paid from a prepaid account or by transfer \
+with an RF code, statement reconciliation, and the desktop agent's renewal API. Errors are \
+RFC 9457 problem JSON (`application/problem+json`) whose `type` names the problem.",
+        license(name = "Proprietary")
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "health", description = "Liveness, readiness and metrics"),
+        (name = "auth", description = "Sign-up, sign-in, tokens, profile"),
+        (name = "lookup", description = "A holder's devices and the renewal status of each certificate"),
+        (name = "catalog", description = "Products and quotes"),
+        (name = "orders", description = "Orders, paid from the prepaid account or by transfer"),
+        (name = "coupons", description = "Coupons and their public status check"),
+        (name = "prepaid", description = "The prepaid account and top-ups by transfer"),
+        (name = "back-office", description = "Operators of a brand: statements, payments, accounts, emails, coupons"),
+        (name = "agent", description = "The desktop agent: sign-in with the device's certificate, renewal requests, download, install"),
+        (name = "renewal-info", description = "ACME Renewal Information (RFC 9773)"),
+    )
+)]
+struct Base;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "access_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A user's access token from POST /api/v1/auth/login (15 minutes; \
+                         refresh with POST /api/v1/auth/refresh).",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "agent_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A desktop agent's token from POST /api/v1/agent/sessions (15 minutes), \
+                         scoped to one device.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The whole document: the base (info, tags, security schemes) and every module's part.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut document = Base::openapi();
+    for part in [
+        super::health::Docs::openapi(),
+        super::metrics::Docs::openapi(),
+        super::auth::Docs::openapi(),
+        super::me::Docs::openapi(),
+        super::lookup::Docs::openapi(),
+        super::catalog::Docs::openapi(),
+        super::prepaid::Docs::openapi(),
+        super::orders::Docs::openapi(),
+        super::coupons::Docs::openapi(),
+        super::emails::Docs::openapi(),
+        super::payments::Docs::openapi(),
+        super::agent::Docs::openapi(),
+        super::renewals::Docs::openapi(),
+        super::renewal_info::Docs::openapi(),
+    ] {
+        document.merge(part);
+    }
+    document
+}
+
+static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    document().to_pretty_json().unwrap_or_else(|e| {
+        format!("{{\"error\":\"the OpenAPI document failed to serialize: {e}\"}}")
+    })
+});
+
+/// `GET /api/openapi.json`
+pub async fn json() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .body(DOCUMENT.as_str())
+}
+
+/// `GET /api/docs`: RapiDoc over the document. The viewer's script comes from its CDN
+/// (the browser fetches it; nothing is bundled in the binary).
+pub async fn viewer() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(
+            r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>rinnovo API</title>
+<script type="module" src="https://unpkg.com/rapidoc@9.3.8/dist/rapidoc-min.js"></script>
+</head>
+<body>
+<noscript>The interactive viewer needs JavaScript; the document itself is at <a href="/api/openapi.json">/api/openapi.json</a>.</noscript>
+<rapi-doc spec-url="/api/openapi.json" render-style="read" show-header="false" allow-try="true"></rapi-doc>
+</body>
+</html>
+"#,
+        )
+}

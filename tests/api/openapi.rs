@@ -1,0 +1,121 @@
+//! The OpenAPI document against the routes: every route `http::configure` registers is in
+//! the document with its method, and the document names no route that does not exist.
+//! The routes are read from the source of `src/http/mod.rs` (actix keeps no public list),
+//! so adding a route without documenting it fails here.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::helpers::spawn_app;
+
+const ROUTES: &str = include_str!("../../src/http/mod.rs");
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+/// The document and its viewer describe the API; they are not part of it.
+const SELF: [&str; 2] = ["/api/openapi.json", "/api/docs"];
+
+/// (method, path) of every route in `http::configure`.
+fn routes() -> BTreeSet<(String, String)> {
+    let mut routes = BTreeSet::new();
+    let mut resource: Option<String> = None;
+    for piece in ROUTES.split("web::") {
+        if let Some(rest) = piece.strip_prefix("resource(\"") {
+            resource = Some(rest[..rest.find('"').unwrap()].to_owned());
+        }
+        for method in METHODS {
+            if piece.starts_with(&format!("{method}()")) {
+                let path = resource.clone().expect("a method after a resource");
+                if !SELF.contains(&path.as_str()) {
+                    routes.insert((method.to_owned(), path));
+                }
+            }
+        }
+    }
+    routes
+}
+
+#[tokio::test]
+async fn every_route_is_documented_and_every_documented_route_exists() {
+    let app = spawn_app().await;
+    let response = app.get("/api/openapi.json").await;
+    assert_eq!(response.status(), 200);
+    let document: Value = response.json().await.unwrap();
+    assert!(
+        document["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        document["openapi"]
+    );
+
+    let routed = routes();
+    assert!(
+        routed.len() >= 40,
+        "the parser found {} routes",
+        routed.len()
+    );
+    let mut documented = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in METHODS {
+            if item.get(method).is_some() {
+                documented.insert((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    let missing: Vec<_> = routed.difference(&documented).collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from the document: {missing:?}"
+    );
+    let phantom: Vec<_> = documented.difference(&routed).collect();
+    assert!(phantom.is_empty(), "documented but not routed: {phantom:?}");
+
+    // Every operation: a unique id, its responses including the problems, and only the
+    // security schemes the document defines.
+    let schemes: BTreeSet<&str> = document["components"]["securitySchemes"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(schemes, BTreeSet::from(["access_token", "agent_token"]));
+    let mut ids = BTreeSet::new();
+    for (method, path) in &documented {
+        let operation = &document["paths"][path][method];
+        let id = operation["operationId"].as_str().unwrap_or_default();
+        assert!(
+            ids.insert(id.to_owned()),
+            "{method} {path}: operationId {id:?} reused"
+        );
+        let responses = operation["responses"].as_object().unwrap();
+        assert!(
+            responses.keys().any(|s| s.starts_with('2')),
+            "{method} {path}: no success response"
+        );
+        for (status, response) in responses {
+            if status.starts_with('4') || status.starts_with('5') {
+                assert!(
+                    response["content"]
+                        .get("application/problem+json")
+                        .is_some(),
+                    "{method} {path}: {status} is not problem JSON"
+                );
+            }
+        }
+        for requirement in operation["security"].as_array().into_iter().flatten() {
+            for scheme in requirement.as_object().unwrap().keys() {
+                assert!(
+                    schemes.contains(scheme.as_str()),
+                    "{method} {path}: {scheme}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_viewer_shows_the_document() {
+    let app = spawn_app().await;
+    let response = app.get("/api/docs").await;
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("spec-url=\"/api/openapi.json\""), "{page}");
+}
