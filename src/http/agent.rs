@@ -10,7 +10,7 @@ use super::lookup::DeviceResponse;
 use super::{ApiError, AppState, Problem};
 use crate::agent::{self, AgentAuthError};
 use crate::auth::tokens::AGENT_TTL_MINUTES;
-use crate::rate_limit::{self, Limit};
+use crate::rate_limit::Limit;
 
 /// Challenges cost a row each and are free to ask for: a few per minute per address is
 /// plenty for agents behind one office's NAT.
@@ -95,12 +95,7 @@ pub async fn challenge(
     let challenge = state
         .with_conn(move |conn| -> Result<_, ApiError> {
             let now = Utc::now();
-            if let Err(retry_after_seconds) = rate_limit::hit(conn, CHALLENGES, &client, now)? {
-                return Err(ApiError::TooManyRequests {
-                    retry_after_seconds,
-                    detail: format!("too many challenges; retry in {retry_after_seconds} seconds"),
-                });
-            }
+            super::enforce_limit(conn, CHALLENGES, &client, "challenges", now)?;
             agent::new_challenge(conn, now).map_err(|e| ApiError::storage(e.into()))
         })
         .await?;

@@ -11,7 +11,6 @@ use super::{ApiError, AppState, Problem};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode, CouponView, ShownStatus, VoidError};
 use crate::money::Money;
-use crate::rate_limit;
 use crate::validation::Reason;
 
 /// One of the buyer's coupons; the code is masked (the full code is in the delivery email).
@@ -152,16 +151,7 @@ pub async fn status(
     let found = state
         .with_conn(move |conn| -> Result<_, ApiError> {
             let now = Utc::now();
-            if let Err(retry_after_seconds) =
-                rate_limit::hit(conn, coupons::STATUS_CHECKS, &client, now)?
-            {
-                return Err(ApiError::TooManyRequests {
-                    retry_after_seconds,
-                    detail: format!(
-                        "too many coupon checks; retry in {retry_after_seconds} seconds"
-                    ),
-                });
-            }
+            super::enforce_limit(conn, coupons::STATUS_CHECKS, &client, "coupon checks", now)?;
             coupons::public_status(conn, &key, &code, now).map_err(ApiError::storage)
         })
         .await?

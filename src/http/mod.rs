@@ -42,6 +42,23 @@ pub struct AppState {
     pub ca: Arc<dyn CertificateAuthority>,
 }
 
+/// Counts a hit against `limit` for `subject`; past the limit, the 429 problem (with
+/// Retry-After) that says `too many <what>`.
+pub fn enforce_limit(
+    conn: &mut crate::db::DbConnection,
+    limit: crate::rate_limit::Limit,
+    subject: &str,
+    what: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ApiError> {
+    crate::rate_limit::hit(conn, limit, subject, now)?.map_err(|retry_after_seconds| {
+        ApiError::TooManyRequests {
+            retry_after_seconds,
+            detail: format!("too many {what}; retry in {retry_after_seconds} seconds"),
+        }
+    })
+}
+
 /// The client's address, for rate limits: the peer address, not X-Forwarded-For, which a
 /// client could forge to dodge a per-address limit. Behind a proxy, the proxy throttles
 /// (see README).

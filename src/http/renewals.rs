@@ -10,7 +10,7 @@ use super::auth::Agent;
 use super::problem::FieldErrors;
 use super::{ApiError, AppState, Problem};
 use crate::coupons::CouponCode;
-use crate::rate_limit::{self, Limit};
+use crate::rate_limit::Limit;
 use crate::registry::CertificateKind;
 use crate::renewals::install::{self, InstallError, RenewalView};
 use crate::renewals::request::{self, Refusal, RenewalItem, RequestError};
@@ -386,14 +386,13 @@ pub async fn request_renewals(
     let queued = state
         .with_conn(move |conn| -> Result<_, ApiError> {
             let now = Utc::now();
-            if let Err(retry_after_seconds) = rate_limit::hit(conn, REQUESTS, &claims.sub, now)? {
-                return Err(ApiError::TooManyRequests {
-                    retry_after_seconds,
-                    detail: format!(
-                        "too many renewal requests from this device; retry in {retry_after_seconds} seconds"
-                    ),
-                });
-            }
+            super::enforce_limit(
+                conn,
+                REQUESTS,
+                &claims.sub,
+                "renewal requests from this device",
+                now,
+            )?;
             let queued = request::request(
                 conn,
                 &coupon_key,

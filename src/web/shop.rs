@@ -676,18 +676,35 @@ fn requested(fields: &HashMap<String, String>, role: Role) -> Result<Vec<Request
     Ok(lines)
 }
 
-/// The lines priced, for the summary and the purchase.
-async fn priced(
-    state: &web::Data<AppState>,
-    brand: String,
+/// The buyer's choice, checked and priced: what the summary shows and the purchase buys.
+struct Cart {
     lines: Vec<RequestedLine>,
-) -> Result<Result<(Vec<(Product, u32)>, catalog::Quote), String>, WebError> {
+    products: Vec<(Product, u32)>,
+    quote: catalog::Quote,
+}
+
+/// The `q_<CODE>` fields checked against the role's cap and priced from the catalog.
+/// `Ok(Err(message))` is for the manual list: a wrong choice, not a failure.
+async fn cart(
+    state: &web::Data<AppState>,
+    user: &User,
+    fields: &HashMap<String, String>,
+) -> Result<Result<Cart, String>, WebError> {
+    let lines = match requested(fields, user.role) {
+        Ok(lines) => lines,
+        Err(message) => return Ok(Err(message)),
+    };
+    let brand = user.brand_id.clone();
     with_conn(state, move |conn| {
         match catalog::resolve(conn, &brand, &lines) {
             Ok(products) => {
                 let items: Vec<_> = products.iter().map(|(p, q)| (p.priced(), *q)).collect();
                 let quote = catalog::quote(&items);
-                Ok(Ok((products, quote)))
+                Ok(Ok(Cart {
+                    lines,
+                    products,
+                    quote,
+                }))
             }
             Err(catalog::CatalogError::Storage(e)) => Err(WebError::storage(e)),
             Err(other) => Ok(Err(format!("Scelta non valida: {other}."))),
@@ -704,23 +721,10 @@ async fn summary(
 ) -> Result<HttpResponse, WebError> {
     let csrf = Csrf::of(&request);
     let method = method(query.get("metodo"));
-    let lines = match requested(&query, user.role) {
-        Ok(lines) => lines,
-        Err(message) => {
-            return manual_page(
-                &state,
-                &csrf,
-                &user,
-                method,
-                &query,
-                Some(message),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-    };
-    let (products, quote) = match priced(&state, user.brand_id.clone(), lines).await? {
-        Ok(priced) => priced,
+    let Cart {
+        products, quote, ..
+    } = match cart(&state, &user, &query).await? {
+        Ok(cart) => cart,
         Err(message) => {
             return manual_page(
                 &state,
@@ -780,8 +784,12 @@ async fn confirm(
     let method = method(form.get("metodo"));
     let key = IdempotencyKey::parse(form.get("chiave").map(String::as_str).unwrap_or(""))
         .map_err(|_| WebError::Csrf)?;
-    let lines = match requested(&form, user.role) {
-        Ok(lines) => lines,
+    let Cart {
+        lines,
+        products,
+        quote,
+    } = match cart(&state, &user, &form).await? {
+        Ok(cart) => cart,
         Err(message) => {
             return manual_page(
                 &state,
@@ -805,21 +813,6 @@ async fn confirm(
             .collect::<Vec<_>>()
             .join(",")
     ));
-    let (products, quote) = match priced(&state, user.brand_id.clone(), lines).await? {
-        Ok(priced) => priced,
-        Err(message) => {
-            return manual_page(
-                &state,
-                &csrf,
-                &user,
-                method,
-                &form,
-                Some(message),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-    };
     let app = state.clone();
     let buyer = orders::Buyer {
         user_id: user.id.clone(),
