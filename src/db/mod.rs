@@ -121,15 +121,16 @@ impl ConnectionManager {
                 // SQLite opens a file it cannot write read-only, silently, and such a
                 // connection would stay read-only in the pool after the file is writable
                 // again (README, "Reliability"): refuse it, so the pool retries later.
+                // The check is access(2), never an open: closing any descriptor of the
+                // file would drop the POSIX locks the process's other SQLite connections
+                // hold on it, and another process would then take itself for the last
+                // user of the database and remove the WAL under them.
                 if path.exists() {
-                    if let Err(e) = std::fs::OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .open(path)
-                    {
+                    if let Err(e) = rustix::fs::access(path, rustix::fs::Access::WRITE_OK) {
                         return Err(diesel::ConnectionError::BadConnection(format!(
-                            "{} cannot be opened for writing: {e}",
-                            path.display()
+                            "{} cannot be opened for writing: {}",
+                            path.display(),
+                            std::io::Error::from(e)
                         )));
                     }
                 }

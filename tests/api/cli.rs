@@ -385,3 +385,38 @@ fn an_enrolled_device_has_certificates_that_openssl_verifies_and_the_registry_kn
     assert!(!too_long.status.success());
     assert!(String::from_utf8_lossy(&too_long.stderr).contains("--expires-in"));
 }
+
+/// The service and the CLI share one SQLite database, as an operator does when adding a
+/// user to a running service. The user must be able to sign in at once, every time: the
+/// service once dropped its own locks on the file (by opening it to test writability), and
+/// the CLI, closing, took itself for the last user and removed the WAL under the service,
+/// which then read an old database (401) or failed to write (500).
+#[tokio::test]
+async fn users_added_by_the_cli_sign_in_at_once_on_the_running_service() {
+    let app = crate::helpers::spawn_app().await;
+    let password = "cavallo batteria graffetta 2026";
+    for round in 0..6 {
+        // A customer through the service between CLI runs, so its pool opens connections.
+        app.customer("visura").await;
+        let email = format!("operatore-{round}@example.it");
+        let mut child = rinnovo(&app.database)
+            .args(["user", "add", "--brand", "visura", "--email", &email])
+            .args(["--name", "Operatore", "--role", "back_office"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let response = app.login("visura", &email, password).await;
+        assert_eq!(
+            response.status(),
+            200,
+            "round {round}: {}",
+            response.text().await.unwrap()
+        );
+    }
+}
