@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Agent;
+use super::json::JsonObject;
 use super::lookup::DeviceResponse;
 use super::{ApiError, AppState, Problem};
 use crate::agent::{self, AgentAuthError};
@@ -174,7 +175,7 @@ struct SessionResponse {
 )]
 pub async fn session(
     state: web::Data<AppState>,
-    body: web::Json<SessionRequest>,
+    body: JsonObject<SessionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let SessionRequest {
         certificate,

@@ -9,6 +9,7 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
+use super::json::JsonObject;
 use super::me::ProfileResponse;
 use super::problem::FieldErrors;
 use super::{ApiError, AppState, Problem};
@@ -222,7 +223,7 @@ pub struct SignupRequest {
 )]
 pub async fn signup(
     state: web::Data<AppState>,
-    body: web::Json<SignupRequest>,
+    body: JsonObject<SignupRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let mut errors = FieldErrors::default();
@@ -326,7 +327,7 @@ impl From<Session> for SessionResponse {
 pub async fn login(
     state: web::Data<AppState>,
     request: HttpRequest,
-    body: web::Json<LoginRequest>,
+    body: JsonObject<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest {
         brand,
@@ -385,7 +386,7 @@ pub struct RefreshRequest {
 )]
 pub async fn refresh(
     state: web::Data<AppState>,
-    body: web::Json<RefreshRequest>,
+    body: JsonObject<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let token = body.into_inner().refresh_token;
     let tokens = state.tokens.clone();
@@ -420,7 +421,7 @@ pub async fn refresh(
 )]
 pub async fn logout(
     state: web::Data<AppState>,
-    body: web::Json<RefreshRequest>,
+    body: JsonObject<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let token = body.into_inner().refresh_token;
     state

@@ -6,6 +6,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::auth::{BackOffice, Buyer, CurrentUser};
+use super::json::JsonObject;
 use super::lookup::lookup_error;
 use super::{ApiError, AppState, Problem};
 use crate::auth::Role;
@@ -328,7 +329,7 @@ pub fn priced(products: &[(Product, u32)]) -> Quote {
 pub async fn create_quote(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
-    body: web::Json<QuoteRequest>,
+    body: JsonObject<QuoteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let products = match (body.lines, body.codice_fiscale, body.device_serial) {
@@ -419,7 +420,7 @@ pub async fn update_product(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
-    body: web::Json<ProductPatch>,
+    body: JsonObject<ProductPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let active = body.active;
     let product = state

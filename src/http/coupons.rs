@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{BackOffice, Buyer};
+use super::json::JsonObject;
 use super::{ApiError, AppState, Problem};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode, CouponView, ShownStatus, VoidError};
@@ -253,7 +254,7 @@ pub async fn void(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
-    body: web::Json<VoidRequest>,
+    body: JsonObject<VoidRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let reason = Reason::parse(&body.reason).map_err(|e| {
         ApiError::invalid_field("reason", crate::validation::Rule::rule(&e), e.to_string())

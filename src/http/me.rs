@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::auth::CurrentUser;
+use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::{ApiError, AppState, Problem};
 use crate::auth::{password, users, NewPassword, ProfileChanges, Role, User, UserError};
@@ -138,7 +139,7 @@ pub struct ProfilePatch {
 pub async fn patch(
     state: web::Data<AppState>,
     user: CurrentUser,
-    body: web::Json<ProfilePatch>,
+    body: JsonObject<ProfilePatch>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let mut errors = FieldErrors::default();

@@ -7,6 +7,7 @@ mod coupons;
 mod emails;
 mod health;
 mod idempotent;
+mod json;
 mod lookup;
 mod me;
 pub mod metrics;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{Buyer, CurrentUser};
 use super::catalog::{priced, requested_lines, LineRequest};
+use super::json::JsonObject;
 use super::{idempotent, ApiError, AppState, Problem};
 use crate::auth::{users, Role, UserError};
 use crate::brands::{self, Brand};
@@ -251,7 +252,7 @@ pub async fn create(
     state: web::Data<AppState>,
     request: HttpRequest,
     Buyer(user): Buyer,
-    body: web::Json<OrderRequest>,
+    body: JsonObject<OrderRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotent::key_from(&request)?;
     let body = body.into_inner();

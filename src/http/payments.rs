@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::auth::BackOffice;
+use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::{ApiError, AppState, Problem};
 use crate::payments::matching::PaymentStatus;
@@ -749,7 +750,7 @@ pub async fn match_by_hand(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
-    body: web::Json<MatchRequest>,
+    body: JsonObject<MatchRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let mut errors = FieldErrors::default();
@@ -849,7 +850,7 @@ pub async fn refund(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
-    body: web::Json<RefundRequest>,
+    body: JsonObject<RefundRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let reason = Reason::parse(&body.reason)
         .map_err(|e| ApiError::invalid_field("reason", e.rule(), e.to_string()))?;

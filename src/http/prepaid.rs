@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{BackOffice, Buyer};
+use super::json::JsonObject;
 use super::orders::PayTo;
 use super::problem::FieldErrors;
 use super::{idempotent, ApiError, AppState, Problem};
@@ -382,7 +383,7 @@ pub async fn adjust(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
     account_id: web::Path<String>,
-    body: web::Json<AdjustmentRequest>,
+    body: JsonObject<AdjustmentRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let mut errors = FieldErrors::default();
@@ -536,7 +537,7 @@ pub async fn request_top_up(
     state: web::Data<AppState>,
     request: HttpRequest,
     Buyer(user): Buyer,
-    body: web::Json<TopUpRequest>,
+    body: JsonObject<TopUpRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotent::key_from(&request)?;
     let body = body.into_inner();

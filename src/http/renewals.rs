@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Agent;
+use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::{ApiError, AppState, Problem};
 use crate::coupons::CouponCode;
@@ -378,7 +379,7 @@ fn retry_after(state: &AppState) -> HeaderValue {
 pub async fn request_renewals(
     state: web::Data<AppState>,
     Agent(claims): Agent,
-    body: web::Json<RenewalsBody>,
+    body: JsonObject<RenewalsBody>,
 ) -> Result<HttpResponse, ApiError> {
     let items = parse_items(body.into_inner())?;
     let coupon_key = state.coupon_key.clone();

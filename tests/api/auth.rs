@@ -130,6 +130,32 @@ async fn malformed_bodies_are_problems() {
         body["detail"].as_str().unwrap().contains("password"),
         "{body}"
     );
+    // serde would read a struct of optional fields from an array: `[null, null]` must not
+    // pass as an empty PATCH (found by the contract test), nor any other non-object.
+    let user = app.customer("visura").await;
+    for not_an_object in ["[null, null]", "[]", "null", "\"name\"", "3"] {
+        let response = app
+            .client
+            .patch(format!("{}/api/v1/me", app.address))
+            .bearer_auth(&user.token)
+            .header("content-type", "application/json")
+            .body(not_an_object)
+            .send()
+            .await
+            .unwrap();
+        let body = problem(response, 400).await;
+        assert_eq!(
+            body["type"], "/problems/malformed-request",
+            "{not_an_object}"
+        );
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("must be an object"),
+            "{body}"
+        );
+    }
 }
 
 #[tokio::test]

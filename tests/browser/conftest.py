@@ -254,8 +254,13 @@ class Server:
             with urllib.request.urlopen(request, timeout=15) as response:
                 payload = response.read()
         except urllib.error.HTTPError as error:
+            # A 5xx is the server's fault: its log says why (RINNOVO_LOG=warn keeps errors).
+            log = ""
+            if error.code >= 500:
+                log = "\nserver log:\n" + self.log_path.read_text(errors="replace")[-4000:]
             raise AssertionError(
-                f"{method} {path} answered {error.code}: {error.read().decode(errors='replace')}"
+                f"{method} {path} answered {error.code}: "
+                f"{error.read().decode(errors='replace')}{log}"
             ) from None
         return json.loads(payload) if payload else None
 
