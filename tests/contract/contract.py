@@ -2,9 +2,12 @@
 
 Starts the real `rinnovo serve --demo` on a fresh data directory (or a fresh PostgreSQL
 database when TEST_DATABASE_URL is set), gives it a little of everything (a customer with
-a prepaid order and a transfer order, a registration officer, a back-office operator, the
-demo desktop agent signed in with openssl), then runs schemathesis once per role against
-/api/openapi.json. Every role must end with no 5xx and no response outside the document.
+a prepaid order and a transfer order paid by an imported postal statement, a payment
+nobody expected, a registration officer, a back-office operator, the demo desktop agent
+signed in with openssl and its issued renewal), then runs schemathesis once per role
+against /api/openapi.json, with the identifiers of all that mixed into the path
+parameters. Every role must end with no 5xx and no response outside the document; a
+secured operation must refuse a request without credentials.
 
 Nothing here is mocked: the users are made the way an operator makes them (sign-up API,
 `rinnovo user add`), the agent signs its nonce with `openssl dgst`.
@@ -13,8 +16,11 @@ Nothing here is mocked: the users are made the way an operator makes them (sign-
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -45,11 +51,16 @@ CHECKS = ",".join(
         "response_headers_conformance",
         "response_schema_conformance",
         "negative_data_rejection",
+        "ignored_auth",
+        "missing_required_header",
+        "unsupported_method",
+        "allow_header_conformance",
     ]
 )
 # Cases per operation and phase; enough to walk every documented field and status, small
 # enough that five roles stay within a few minutes on CI's two cores.
-MAX_EXAMPLES = os.environ.get("RINNOVO_CONTRACT_EXAMPLES", "25")
+COUPON_CODE = re.compile(r"\b[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]\b")
+MAX_EXAMPLES = os.environ.get("RINNOVO_CONTRACT_EXAMPLES", "40")
 
 
 def free_port() -> int:
@@ -162,6 +173,19 @@ class Service:
             ) from None
         return json.loads(payload) if payload else None
 
+    def raw(self, method: str, path: str, body: bytes, content_type: str, token: str) -> None:
+        request = urllib.request.Request(self.url + path, data=body, method=method)
+        request.add_header("Content-Type", content_type)
+        request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                response.read()
+        except urllib.error.HTTPError as error:
+            raise SystemExit(
+                f"setup: {method} {path} answered {error.code}: "
+                f"{error.read().decode(errors='replace')}"
+            ) from None
+
     def user(self, role: str) -> str:
         """A user of the role made as an operator would; its access token."""
         email = f"{role.replace('_', '-')}-{secrets.token_hex(4)}@example.it"
@@ -192,9 +216,13 @@ class Service:
         return answer["token"]
 
 
-def give_it_data(service: Service, customer: str, office: str) -> None:
-    """Something in every list the roles read: a prepaid order with coupons, a transfer
-    order waiting for payment, a prepaid movement, queued emails."""
+def give_it_data(service: Service, tokens: dict[str, str | None]) -> dict[str, list[str]]:
+    """Something in every list the roles read, and the identifiers of it: a prepaid order
+    (coupons, invoice, emails), a transfer order and a postal statement that pays it plus
+    a credit nobody expects (payments to match and refund), a renewal requested by the
+    demo agent and issued. Returns the dictionaries schemathesis mixes into the path
+    parameters, so fuzzing reaches real resources and not only 404s."""
+    customer, office, agent = tokens["customer"], tokens["back_office"], tokens["agent"]
     me = service.api("GET", "/api/v1/me", token=customer)
     found = service.api(
         "GET", "/api/v1/backoffice/prepaid?" + urllib.parse.urlencode({"email": me["email"]}),
@@ -204,17 +232,124 @@ def give_it_data(service: Service, customer: str, office: str) -> None:
     service.api("POST", f"/api/v1/backoffice/prepaid/{urllib.parse.quote(account)}/adjustments",
                 {"amount": "200.00", "reason": "contract test credit", "direction": "credit"},
                 token=office)
+    orders = {}
     for method in ("prepaid", "bank_transfer"):
-        service.api("POST", "/api/v1/orders",
-                    {"lines": [{"product": "RIN-FIRMA-CNS", "quantity": 2}],
-                     "payment_method": method},
-                    token=customer, headers={"Idempotency-Key": str(uuid.uuid4())})
+        orders[method] = service.api(
+            "POST", "/api/v1/orders",
+            {"lines": [{"product": "RIN-FIRMA-CNS", "quantity": 2}], "payment_method": method},
+            token=customer, headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
+    transfer = service.api("GET", f"/api/v1/orders/{orders['bank_transfer']['id']}",
+                           token=customer)["transfer"]
+    statement = (
+        "conto;data_contabile;data_valuta;importo;tipo;riferimento;causale;versante\n"
+        f"000012345678;{time.strftime('%d/%m/%Y')};;{transfer['amount_due'].replace('.', ',')};"
+        f"accredito;BP1;{transfer['reference_print']} rinnovo;STUDIO ROSSI\n"
+        f"000012345678;{time.strftime('%d/%m/%Y')};;10,00;accredito;BP2;"
+        "RF47 0000 0000 0000 0000 1 senza ordine;MARIO BIANCHI\n"
+    )
+    service.raw("POST", "/api/v1/backoffice/statements?file_name=contract.csv",
+                statement.encode(), "text/csv", token=office)
+    payments = service.api("GET", "/api/v1/backoffice/payments", token=office)["payments"]
+
+    codes = coupon_codes(service.data_dir / "mail")
+    renewal = request_renewal(service, agent, codes[0])
+    service.cli("issue-batch")
+
+    products = service.api("GET", "/api/v1/products", token=customer)["products"]
+    coupons = service.api("GET", "/api/v1/coupons", token=customer)["coupons"]
+    demo = json.loads((REPO / "seeds" / "demo.json").read_text())
+    ids = (
+        [order["id"] for order in orders.values()]
+        + [payment["id"] for payment in payments]
+        + [product["id"] for product in products]
+        + [coupon["id"] for coupon in coupons]
+        + [renewal]
+    )
+    return {
+        "ids": ids,
+        "accounts": [account],
+        "coupon_codes": codes,
+        # The demo registry's holders, and Giulia Romano of the demo device.
+        "codici_fiscali": sorted({h["codice_fiscale"] for h in demo["holders"]}
+                                 | {"RMNGLI88C52H501Q"}),
+        "cert_ids": [ari_cert_id(service.data_dir / "demo-agent" / name)
+                     for name in ("signature.pem", "authentication.pem")],
+    }
 
 
-def schemathesis(service: Service, role: str, token: str | None, extra: list[str]) -> bool:
+def coupon_codes(mail_dir: Path) -> list[str]:
+    """The coupon codes of the emails the service wrote (without SMTP, .eml files), once
+    the outbox worker has sent them."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        codes: set[str] = set()
+        for path in sorted(mail_dir.glob("*.eml")):
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            for part in message.walk():
+                if part.get_content_type() == "text/plain":
+                    codes.update(COUPON_CODE.findall(part.get_content()))
+        if codes:
+            return sorted(codes)
+        time.sleep(0.5)
+    raise SystemExit(f"no coupon code in the emails of {mail_dir} after 60 s")
+
+
+def request_renewal(service: Service, agent: str, code: str) -> str:
+    """The demo agent asks to renew its signature certificate, as the README's story does."""
+    device = service.data_dir / "demo-agent"
+    certificates = service.api("GET", "/api/v1/agent/certificates", token=agent)
+    signature = next(c for c in certificates["device"]["certificates"] if c["kind"] == "signature")
+    key, csr = device / "contract.key.pem", device / "contract.csr"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-out", str(key)], check=True, capture_output=True)
+    subprocess.run(["openssl", "req", "-new", "-key", str(key), "-out", str(csr), "-subj",
+                    "/C=IT/SN=ROMANO/GN=GIULIA/serialNumber=TINIT-RMNGLI88C52H501Q"
+                    "/CN=ROMANO GIULIA"], check=True, capture_output=True)
+    answer = service.api("POST", "/api/v1/agent/renewals", {"renewals": [
+        {"certificate_id": signature["id"], "csr": csr.read_text(), "coupon_code": code}
+    ]}, token=agent)
+    return answer["renewals"][0]["id"]
+
+
+def ari_cert_id(certificate: Path) -> str:
+    """RFC 9773 CertID of a certificate: base64url(AKI) "." base64url(DER serial)."""
+    text = subprocess.run(
+        ["openssl", "x509", "-in", str(certificate), "-noout", "-serial", "-ext",
+         "authorityKeyIdentifier"], check=True, capture_output=True, text=True,
+    ).stdout
+    serial = bytes.fromhex(re.search(r"serial=([0-9A-F]+)", text).group(1).rjust(2, "0"))
+    if serial[0] & 0x80:
+        serial = b"\x00" + serial  # DER INTEGER: positive
+    key_id = re.search(r"(?:keyid:)?((?:[0-9A-F]{2}:)+[0-9A-F]{2})", text.split("\n", 1)[1])
+    aki = bytes.fromhex(key_id.group(1).replace(":", ""))
+    b64 = lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("=")  # noqa: E731
+    return f"{b64(aki)}.{b64(serial)}"
+
+
+def write_config(known: dict[str, list[str]]) -> Path:
+    """schemathesis.toml: the dictionaries, each path parameter drawing from its own half
+    of the time (the other half stays random, for the 404s and the refusals)."""
+    bindings = {"id": "ids", "account": "accounts", "code": "coupon_codes",
+                "codice_fiscale": "codici_fiscali", "cert_id": "cert_ids"}
+    lines = []
+    for name, values in known.items():
+        lines.append(f"[dictionaries.{name}]")
+        lines.append("values = " + json.dumps(values))
+    lines.append("[parameters]")
+    for parameter, dictionary in bindings.items():
+        lines.append(f'"path.{parameter}" = {{ dictionary = "{dictionary}", probability = 0.5 }}')
     REPORTS.mkdir(parents=True, exist_ok=True)
+    path = REPORTS / "schemathesis.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def schemathesis(service: Service, config: Path, role: str, token: str | None,
+                 extra: list[str]) -> bool:
     command = [
-        str(SCHEMATHESIS), "run", f"{service.url}/api/openapi.json",
+        str(SCHEMATHESIS), "--config-file", str(config), "run",
+        f"{service.url}/api/openapi.json",
         "--checks", CHECKS,
         "--max-examples", MAX_EXAMPLES,
         "--phases", "examples,coverage,fuzzing",
@@ -230,7 +365,9 @@ def schemathesis(service: Service, role: str, token: str | None, extra: list[str
         command += ["--header", f"Authorization: Bearer {token}"]
     print(f"\n==> schemathesis as {role}", flush=True)
     started = time.monotonic()
-    code = subprocess.run(command + extra, env={**os.environ, "NO_COLOR": "1"}).returncode
+    # Run from target/contract: schemathesis keeps a cache directory where it runs.
+    code = subprocess.run(command + extra, env={**os.environ, "NO_COLOR": "1"},
+                          cwd=REPORTS).returncode
     print(f"<== {role}: exit {code} after {time.monotonic() - started:.0f} s", flush=True)
     return code == 0
 
@@ -246,9 +383,9 @@ def main() -> int:
         for role in ("customer", "registration_officer", "back_office"):
             tokens[role] = service.user(role)
         tokens["agent"] = service.agent()
-        give_it_data(service, tokens["customer"], tokens["back_office"])
+        config = write_config(give_it_data(service, tokens))
         failed = [role for role, token in tokens.items()
-                  if not schemathesis(service, role, token, sys.argv[1:])]
+                  if not schemathesis(service, config, role, token, sys.argv[1:])]
     finally:
         service.stop()
     # The service's own errors; actix-http also logs a client's unparsable request at
