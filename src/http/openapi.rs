@@ -90,7 +90,31 @@ pub fn document() -> utoipa::openapi::OpenApi {
     ] {
         document.merge(part);
     }
+    document_request_id(&mut document);
     document
+}
+
+/// Every problem body carries the request's id, spliced in by a middleware after the
+/// body is serialised (`problem::with_request_id`), so `Problem` itself has no such field:
+/// the schema learns of it here.
+fn document_request_id(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+    use utoipa::openapi::RefOr;
+    let Some(components) = document.components.as_mut() else {
+        return;
+    };
+    if let Some(RefOr::T(Schema::Object(problem))) = components.schemas.get_mut("Problem") {
+        problem.properties.insert(
+            "request_id".into(),
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(
+                    "The id of the request (also in the `x-request-id` response header and \
+                     in the service's logs): quote it when reporting a problem.",
+                ))
+                .into(),
+        );
+    }
 }
 
 static DOCUMENT: LazyLock<String> = LazyLock::new(|| {

@@ -109,6 +109,15 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
             }
         }
     }
+
+    // The problem schema names every member a problem body has, the spliced one too.
+    let problem = &document["components"]["schemas"]["Problem"]["properties"];
+    for member in ["type", "title", "status", "detail", "errors", "request_id"] {
+        assert!(
+            problem.get(member).is_some(),
+            "Problem lacks {member}: {problem}"
+        );
+    }
 }
 
 #[tokio::test]
