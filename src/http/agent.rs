@@ -162,8 +162,6 @@ struct SessionResponse {
             (`/problems/certificate-not-active`); signature does not verify \
             (`/problems/bad-signature`).",
             body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body larger than allowed (`/problems/payload-too-large`).",
-            body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Unexpected failure (`/problems/internal`).",
             body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The database cannot be reached \

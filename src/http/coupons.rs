@@ -240,8 +240,6 @@ has no prepaid account (`/problems/unknown-account`)",
         (status = 409, description = "The coupon is not available any more: reserved, redeemed \
 or voided (`/problems/coupon-not-available`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than allowed \
-(`/problems/payload-too-large`)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Unexpected failure (`/problems/internal`)",
             body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \

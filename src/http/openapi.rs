@@ -91,7 +91,44 @@ pub fn document() -> utoipa::openapi::OpenApi {
         document.merge(part);
     }
     document_request_id(&mut document);
+    document_body_limit(&mut document);
     document
+}
+
+/// Every body is read under a size limit (`JSON_BODY_LIMIT`, or the statement limit), and
+/// a larger one is refused with 413 before the handler runs: every operation that takes a
+/// body documents it, here once rather than in each annotation. An operation with a limit
+/// of its own describes its 413 itself, and keeps it.
+fn document_body_limit(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let too_large = ResponseBuilder::new()
+        .description("The body is larger than allowed (`/problems/payload-too-large`)")
+        .content(
+            super::problem::PROBLEM_CONTENT_TYPE,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build();
+    for item in document.paths.paths.values_mut() {
+        for operation in [
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if operation.request_body.is_some() {
+                operation
+                    .responses
+                    .responses
+                    .entry("413".into())
+                    .or_insert_with(|| too_large.clone().into());
+            }
+        }
+    }
 }
 
 /// Every problem body carries the request's id, spliced in by a middleware after the

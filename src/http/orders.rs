@@ -234,8 +234,6 @@ or the prepaid account belongs to another brand (`/problems/other-brand`)",
 (`/problems/unknown-account`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The prepaid balance does not cover the order \
 (`/problems/insufficient-funds`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than allowed \
-(`/problems/payload-too-large`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "More coupons than the role may buy in one order \
 (`/problems/order-too-large`), or the `Idempotency-Key` was already used for a different \
 request (`/problems/idempotency-key-reused`)",

@@ -736,8 +736,6 @@ unmatched credits.",
         (status = 409, description = "The payment is not an unmatched credit, or the order \
 cannot take a payment (`/problems/payment-state`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than allowed \
-(`/problems/payload-too-large`)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Unexpected failure (`/problems/internal`)",
             body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
@@ -836,8 +834,6 @@ is not the expected JSON (`/problems/malformed-request`)",
         (status = 409, description = "The payment cannot be refunded in its state \
 (`/problems/payment-state`), or the prepaid account no longer holds what was credited \
 (`/problems/insufficient-funds`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than allowed \
-(`/problems/payload-too-large`)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Unexpected failure (`/problems/internal`)",
             body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \

@@ -355,8 +355,6 @@ fn retry_after(state: &AppState) -> HeaderValue {
             (`/problems/device-end-of-life`); the coupon reserved, redeemed or voided \
             (`/problems/coupon-not-available`).",
             body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body larger than allowed (`/problems/payload-too-large`).",
-            body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "CSR subject differs from the certificate's \
             (`/problems/csr-subject-mismatch`) or reuses a key (`/problems/csr-old-key`); \
             coupon unknown (`/problems/unknown-coupon`), of another brand \

@@ -90,6 +90,12 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
             responses.keys().any(|s| s.starts_with('2')),
             "{method} {path}: no success response"
         );
+        if operation.get("requestBody").is_some() {
+            assert!(
+                responses.contains_key("413"),
+                "{method} {path}: takes a body but does not document 413"
+            );
+        }
         for (status, response) in responses {
             if status.starts_with('4') || status.starts_with('5') {
                 assert!(
