@@ -332,7 +332,9 @@ def write_config(known: dict[str, list[str]]) -> Path:
     of the time (the other half stays random, for the 404s and the refusals)."""
     bindings = {"id": "ids", "account": "accounts", "code": "coupon_codes",
                 "codice_fiscale": "codici_fiscali", "cert_id": "cert_ids"}
-    lines = []
+    # Each role's credentials are the header it is given; schemathesis must not sign up
+    # an account of its own (the anonymous role would then not be anonymous).
+    lines = ["[auth]", "auto-signup = false"]
     for name, values in known.items():
         lines.append(f"[dictionaries.{name}]")
         lines.append("values = " + json.dumps(values))
