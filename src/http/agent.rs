@@ -79,13 +79,6 @@ struct ChallengeResponse {
             (`/problems/too-many-requests`).",
             body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds before trying again."))),
-        (status = 500, description = "Unexpected failure (`/problems/internal`).",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached \
-            (`/problems/unavailable`, `Retry-After: 5`) or takes no writes \
-            (`/problems/storage-read-only`, `Retry-After: 30`).",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds before retrying."))),
     ),
 )]
 pub async fn challenge(
@@ -162,13 +155,6 @@ struct SessionResponse {
             (`/problems/certificate-not-active`); signature does not verify \
             (`/problems/bad-signature`).",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure (`/problems/internal`).",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached \
-            (`/problems/unavailable`, `Retry-After: 5`) or takes no writes \
-            (`/problems/storage-read-only`, `Retry-After: 30`).",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds before retrying."))),
     ),
 )]
 pub async fn session(
@@ -232,12 +218,6 @@ struct AgentDeviceResponse {
         (status = 404, description = "The device is no longer in the registry \
             (`/problems/unknown-device`).",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure (`/problems/internal`).",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached \
-            (`/problems/unavailable`).",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds before retrying."))),
     ),
 )]
 pub async fn certificates(

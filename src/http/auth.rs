@@ -213,12 +213,6 @@ pub struct SignupRequest {
         (status = 409, description = "The email already has an account in this brand \
             (`/problems/email-taken`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
-            or takes no writes (`/problems/storage-read-only`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn signup(
@@ -316,12 +310,6 @@ impl From<Session> for SessionResponse {
         (status = 429, description = "Too many failed attempts (`/problems/too-many-requests`)",
             body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
-        (status = 500, description = "Unexpected failure", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
-            or takes no writes (`/problems/storage-read-only`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn login(
@@ -376,12 +364,6 @@ pub struct RefreshRequest {
             (`/problems/unauthorized`)",
             body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 500, description = "Unexpected failure", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
-            or takes no writes (`/problems/storage-read-only`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn refresh(
@@ -411,12 +393,6 @@ pub async fn refresh(
         (status = 204, description = "Signed out"),
         (status = 400, description = "Malformed body (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
-            or takes no writes (`/problems/storage-read-only`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn logout(

@@ -73,11 +73,6 @@ impl From<Product> for ProductResponse {
             (`/problems/unauthorized`)",
             body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 500, description = "Unexpected failure", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn products(
@@ -319,11 +314,6 @@ pub fn priced(products: &[(Product, u32)]) -> Quote {
             (`/problems/order-too-large`), or nothing on the device to renew or no product \
             fits (`/problems/nothing-to-renew`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn create_quote(
@@ -408,12 +398,6 @@ impl From<ProductChangeError> for ApiError {
         (status = 404, description = "No such product in the operator's brand \
             (`/problems/unknown-product`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
-            or takes no writes (`/problems/storage-read-only`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn update_product(

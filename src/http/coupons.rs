@@ -73,11 +73,6 @@ in the delivery email only.",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure (`/problems/internal`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn list(
@@ -130,12 +125,6 @@ character (`/problems/invalid-field`)", body = Problem, content_type = "applicat
         (status = 429, description = "Too many checks from this address \
 (`/problems/too-many-requests`)", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds to wait before checking again"))),
-        (status = 500, description = "Unexpected failure (`/problems/internal`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
-or takes no writes (`/problems/storage-read-only`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn status(
@@ -240,12 +229,6 @@ has no prepaid account (`/problems/unknown-account`)",
         (status = 409, description = "The coupon is not available any more: reserved, redeemed \
 or voided (`/problems/coupon-not-available`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure (`/problems/internal`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
-or takes no writes (`/problems/storage-read-only`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn void(

@@ -103,11 +103,6 @@ first, at most 500.",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller is not a back-office operator \
 (`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure (`/problems/internal`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn list(
@@ -151,12 +146,6 @@ pub async fn list(
 (`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No dead email of the brand has this id \
 (`/problems/unknown-email`)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure (`/problems/internal`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
-or takes no writes (`/problems/storage-read-only`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn retry(

@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use diesel::connection::SimpleConnection;
 use serde::Serialize;
 
-use super::{ApiError, AppState, Problem};
+use super::{ApiError, AppState};
 
 /// The answer of a health probe.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -51,11 +51,6 @@ pub async fn live() -> HttpResponse {
     responses(
         (status = 200, description = "Ready: the database answered", body = HealthResponse,
             example = json!({ "status": "ok", "database": "ok" })),
-        (status = 500, description = "Unexpected failure", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

@@ -34,11 +34,6 @@ use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceK
         (status = 404, description = "No holder with this codice fiscale \
             (`/problems/unknown-holder`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn holder_devices(

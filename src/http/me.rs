@@ -61,11 +61,6 @@ impl From<User> for ProfileResponse {
             no longer exists (`/problems/unauthorized`)",
             body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 500, description = "Unexpected failure", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn get(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
@@ -128,12 +123,6 @@ pub struct ProfilePatch {
         (status = 409, description = "The new email already has an account in this brand \
             (`/problems/email-taken`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
-            or takes no writes (`/problems/storage-read-only`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn patch(

@@ -92,6 +92,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     }
     document_request_id(&mut document);
     document_body_limit(&mut document);
+    document_common_failures(&mut document);
     document
 }
 
@@ -100,26 +101,10 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// body documents it, here once rather than in each annotation. An operation with a limit
 /// of its own describes its 413 itself, and keeps it.
 fn document_body_limit(document: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-    let too_large = ResponseBuilder::new()
-        .description("The body is larger than allowed (`/problems/payload-too-large`)")
-        .content(
-            super::problem::PROBLEM_CONTENT_TYPE,
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("Problem")))
-                .build(),
-        )
-        .build();
+    let too_large =
+        problem_response("The body is larger than allowed (`/problems/payload-too-large`)").build();
     for item in document.paths.paths.values_mut() {
-        for operation in [
-            &mut item.post,
-            &mut item.put,
-            &mut item.patch,
-            &mut item.delete,
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for operation in operations(item) {
             if operation.request_body.is_some() {
                 operation
                     .responses
@@ -129,6 +114,70 @@ fn document_body_limit(document: &mut utoipa::openapi::OpenApi) {
             }
         }
     }
+}
+
+/// A problem response referring to the `Problem` schema.
+fn problem_response(description: &str) -> utoipa::openapi::ResponseBuilder {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new().description(description).content(
+        super::problem::PROBLEM_CONTENT_TYPE,
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build(),
+    )
+}
+
+/// The failures any operation may answer with, stated once here rather than in every
+/// annotation: 500 (a bug: `/problems/internal`), and 503 with Retry-After when the
+/// database cannot be reached or takes no writes (`ApiError::Unavailable`,
+/// `ApiError::StorageReadOnly`). Only the liveness probe touches no database.
+fn document_common_failures(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let internal = problem_response("Unexpected failure (`/problems/internal`)").build();
+    let unavailable = problem_response(
+        "The database cannot be reached (`/problems/unavailable`) or takes no writes \
+         (`/problems/storage-read-only`)",
+    )
+    .header(
+        "Retry-After",
+        HeaderBuilder::new()
+            .schema(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            )
+            .description(Some("Seconds to wait before retrying"))
+            .build(),
+    )
+    .build();
+    for (path, item) in document.paths.paths.iter_mut() {
+        for operation in operations(item) {
+            let responses = &mut operation.responses.responses;
+            responses
+                .entry("500".into())
+                .or_insert_with(|| internal.clone().into());
+            if path != "/health/live" {
+                responses
+                    .entry("503".into())
+                    .or_insert_with(|| unavailable.clone().into());
+            }
+        }
+    }
+}
+
+fn operations(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.patch,
+        &mut item.delete,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// Every problem body carries the request's id, spliced in by a middleware after the

@@ -238,12 +238,6 @@ or the prepaid account belongs to another brand (`/problems/other-brand`)",
 (`/problems/order-too-large`), or the `Idempotency-Key` was already used for a different \
 request (`/problems/idempotency-key-reused`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure (`/problems/internal`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
-or takes no writes (`/problems/storage-read-only`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn create(
@@ -327,11 +321,6 @@ own orders; back-office operators see every order of their brand. Newest first, 
         (status = 401, description = "No valid access token (`/problems/unauthorized`)",
             body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 500, description = "Unexpected failure (`/problems/internal`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn list(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
@@ -370,11 +359,6 @@ unknown.",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 404, description = "No such order visible to the caller \
 (`/problems/unknown-order`)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure (`/problems/internal`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn show(

@@ -316,12 +316,6 @@ statement this service reads (`/problems/invalid-field`, field `file`, rule such
         (status = 422, description = "The statement is of an account that is not the brand's \
 (`/problems/statement-of-another-account`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure (`/problems/internal`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
-or takes no writes (`/problems/storage-read-only`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn import(
@@ -405,11 +399,6 @@ struct StatementListResponse {
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller is not a back-office operator \
 (`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure (`/problems/internal`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn statements(
@@ -508,11 +497,6 @@ or the query string does not fit (`/problems/malformed-request`)",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller is not a back-office operator \
 (`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure (`/problems/internal`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn list(
@@ -592,11 +576,6 @@ pub async fn list(
 (`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No payment of the brand has this id \
 (`/problems/unknown-payment`)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure (`/problems/internal`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn show(
@@ -656,11 +635,6 @@ struct SummaryResponse {
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller is not a back-office operator \
 (`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure (`/problems/internal`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn summary(
@@ -736,12 +710,6 @@ unmatched credits.",
         (status = 409, description = "The payment is not an unmatched credit, or the order \
 cannot take a payment (`/problems/payment-state`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure (`/problems/internal`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
-or takes no writes (`/problems/storage-read-only`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn match_by_hand(
@@ -834,12 +802,6 @@ is not the expected JSON (`/problems/malformed-request`)",
         (status = 409, description = "The payment cannot be refunded in its state \
 (`/problems/payment-state`), or the prepaid account no longer holds what was credited \
 (`/problems/insufficient-funds`)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure (`/problems/internal`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
-or takes no writes (`/problems/storage-read-only`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn refund(

@@ -126,11 +126,6 @@ impl From<Entry> for EntryResponse {
         (status = 404, description = "The caller has no prepaid account \
             (`/problems/unknown-account`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn balance(
@@ -187,11 +182,6 @@ struct EntriesResponse {
         (status = 404, description = "The caller has no prepaid account \
             (`/problems/unknown-account`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn entries(
@@ -260,11 +250,6 @@ struct AccountsResponse {
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "Not a back-office operator (`/problems/forbidden-role`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn search(
@@ -303,11 +288,6 @@ pub async fn search(
             body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such account (`/problems/unknown-account`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn show(
@@ -371,12 +351,6 @@ pub struct AdjustmentRequest {
         (status = 409, description = "A debit larger than the balance \
             (`/problems/insufficient-funds`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
-            or takes no writes (`/problems/storage-read-only`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn adjust(
@@ -525,12 +499,6 @@ impl TopUpResponse {
         (status = 422, description = "The `Idempotency-Key` was already used for a different \
             request (`/problems/idempotency-key-reused`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`) \
-            or takes no writes (`/problems/storage-read-only`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn request_top_up(
@@ -595,11 +563,6 @@ pub async fn request_top_up(
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached (`/problems/unavailable`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn list_top_ups(

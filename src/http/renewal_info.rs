@@ -50,12 +50,6 @@ struct Window {
         (status = 404, description = "No certificate of this service's CA has this CertID \
             (`/problems/unknown-certificate`).",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure (`/problems/internal`).",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached \
-            (`/problems/unavailable`); retry after `Retry-After` seconds.",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds before retrying."))),
     ),
 )]
 pub async fn show(

@@ -365,13 +365,6 @@ fn retry_after(state: &AppState) -> HeaderValue {
             (`/problems/too-many-requests`).",
             body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds before trying again."))),
-        (status = 500, description = "Unexpected failure (`/problems/internal`).",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached \
-            (`/problems/unavailable`, `Retry-After: 5`) or takes no writes \
-            (`/problems/storage-read-only`, `Retry-After: 30`).",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds before retrying."))),
     ),
 )]
 pub async fn request_renewals(
@@ -458,12 +451,6 @@ pub async fn request_renewals(
             body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64,
                 description = "While `queued` or `issuing`: seconds before asking again."))),
-        (status = 500, description = "Unexpected failure (`/problems/internal`).",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached \
-            (`/problems/unavailable`).",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds before retrying."))),
     ),
 )]
 pub async fn renewal(
@@ -545,13 +532,6 @@ pub async fn renewal(
         (status = 409, description = "The renewal is not issued (yet, or it was rejected or \
             failed) (`/problems/renewal-not-issued`).",
             body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure (`/problems/internal`).",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database cannot be reached \
-            (`/problems/unavailable`, `Retry-After: 5`) or takes no writes \
-            (`/problems/storage-read-only`, `Retry-After: 30`).",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds before retrying."))),
     ),
 )]
 pub async fn installed(

@@ -90,6 +90,15 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
             responses.keys().any(|s| s.starts_with('2')),
             "{method} {path}: no success response"
         );
+        assert!(
+            responses.contains_key("500"),
+            "{method} {path}: 500 not documented"
+        );
+        assert_eq!(
+            responses.contains_key("503"),
+            path != "/health/live",
+            "{method} {path}: 503 (the database) documented where it can happen"
+        );
         if operation.get("requestBody").is_some() {
             assert!(
                 responses.contains_key("413"),
