@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import json
 import os
 import re
 import secrets
@@ -41,6 +40,9 @@ from aiosmtpd.controller import Controller
 from playwright.sync_api import Browser, Page, sync_playwright
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "support"))
+import http_json  # noqa: E402  (tests/support: shared by the Python harnesses)
+
 BINARY = REPO / "target" / "debug" / "rinnovo"
 SCREENSHOTS = REPO / "target" / "browser-screenshots"
 CHROMIUM = os.environ.get("RINNOVO_BROWSER_CHROMIUM", "/usr/bin/chromium")
@@ -240,29 +242,17 @@ class Server:
         token: str | None = None,
         headers: dict[str, str] | None = None,
     ):
-        """One JSON request with urllib (no extra dependency); the decoded answer."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Accept", "application/json")
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        for name, value in (headers or {}).items():
-            request.add_header(name, value)
-        try:
-            with urllib.request.urlopen(request, timeout=15) as response:
-                payload = response.read()
-        except urllib.error.HTTPError as error:
+        """One JSON request; the decoded answer, or an AssertionError naming the refusal."""
+        answer = http_json.request(
+            self.url + path, method, body, token=token, headers=headers, timeout=15
+        )
+        if answer.status >= 400:
             # A 5xx is the server's fault: its log says why (RINNOVO_LOG=warn keeps errors).
             log = ""
-            if error.code >= 500:
+            if answer.status >= 500:
                 log = "\nserver log:\n" + self.log_path.read_text(errors="replace")[-4000:]
-            raise AssertionError(
-                f"{method} {path} answered {error.code}: "
-                f"{error.read().decode(errors='replace')}{log}"
-            ) from None
-        return json.loads(payload) if payload else None
+            raise AssertionError(f"{method} {path} answered {answer.status}: {answer.text()}{log}")
+        return answer.body
 
     def login(self, who: Credentials) -> str:
         answer = self.api(

@@ -17,14 +17,8 @@ if [[ ! -x "$CHROMIUM" ]]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-# Reuse the venv while requirements.txt is unchanged: pip's resolver alone costs seconds.
-if [[ ! -x "$VENV/bin/python" ]]; then
-  python3 -m venv "$VENV"
-fi
-if ! cmp -s tests/browser/requirements.txt "$VENV/.requirements.txt"; then
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/browser/requirements.txt
-  cp tests/browser/requirements.txt "$VENV/.requirements.txt"
-fi
+source tests/support/venv.sh
+python_venv "$VENV" tests/browser/requirements.txt
 
 cargo build --locked --bin rinnovo
 

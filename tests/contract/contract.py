@@ -36,6 +36,9 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "support"))
+import http_json  # noqa: E402  (tests/support: shared by the Python harnesses)
+
 BINARY = REPO / "target" / "debug" / "rinnovo"
 REPORTS = REPO / "target" / "contract"
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
@@ -154,37 +157,18 @@ class Service:
 
     def api(self, method: str, path: str, body: dict | None = None, token: str | None = None,
             headers: dict[str, str] | None = None):
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Accept", "application/json")
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        for name, value in (headers or {}).items():
-            request.add_header(name, value)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                payload = response.read()
-        except urllib.error.HTTPError as error:
-            raise SystemExit(
-                f"setup: {method} {path} answered {error.code}: "
-                f"{error.read().decode(errors='replace')}\n{self.log_tail()}"
-            ) from None
-        return json.loads(payload) if payload else None
+        """One JSON request of the setup; anything but a success stops the run."""
+        answer = http_json.request(self.url + path, method, body, token=token, headers=headers)
+        if answer.status >= 400:
+            raise SystemExit(f"setup: {method} {path} answered {answer.status}: "
+                             f"{answer.text()}\n{self.log_tail()}")
+        return answer.body
 
-    def raw(self, method: str, path: str, body: bytes, content_type: str, token: str) -> None:
-        request = urllib.request.Request(self.url + path, data=body, method=method)
-        request.add_header("Content-Type", content_type)
-        request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                response.read()
-        except urllib.error.HTTPError as error:
-            raise SystemExit(
-                f"setup: {method} {path} answered {error.code}: "
-                f"{error.read().decode(errors='replace')}"
-            ) from None
+    def upload(self, path: str, content: bytes, content_type: str, token: str) -> None:
+        answer = http_json.request(self.url + path, "POST", raw=content,
+                                   content_type=content_type, token=token)
+        if answer.status >= 400:
+            raise SystemExit(f"setup: POST {path} answered {answer.status}: {answer.text()}")
 
     def user(self, role: str) -> str:
         """A user of the role made as an operator would; its access token."""
@@ -248,8 +232,8 @@ def give_it_data(service: Service, tokens: dict[str, str | None]) -> dict[str, l
         f"000012345678;{time.strftime('%d/%m/%Y')};;10,00;accredito;BP2;"
         "RF47 0000 0000 0000 0000 1 senza ordine;MARIO BIANCHI\n"
     )
-    service.raw("POST", "/api/v1/backoffice/statements?file_name=contract.csv",
-                statement.encode(), "text/csv", token=office)
+    service.upload("/api/v1/backoffice/statements?file_name=contract.csv",
+                   statement.encode(), "text/csv", token=office)
     payments = service.api("GET", "/api/v1/backoffice/payments", token=office)["payments"]
 
     codes = coupon_codes(service.data_dir / "mail")

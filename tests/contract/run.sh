@@ -12,14 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 VENV="target/contract-venv"
-if [[ ! -x "$VENV/bin/python" ]]; then
-  python3 -m venv "$VENV"
-fi
-# Reuse the venv while requirements.txt is unchanged: pip's resolver alone costs seconds.
-if ! cmp -s tests/contract/requirements.txt "$VENV/.requirements.txt"; then
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/contract/requirements.txt
-  cp tests/contract/requirements.txt "$VENV/.requirements.txt"
-fi
+source tests/support/venv.sh
+python_venv "$VENV" tests/contract/requirements.txt
 
 cargo build --locked --bin rinnovo
 

@@ -24,12 +24,13 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+import http_json  # noqa: E402  (tests/support: shared by the Python harnesses)
 
 BRAND = "visura"
 IBAN = "IT60X0542811101000000123456"
@@ -78,24 +79,11 @@ class Api:
         self.base = base
 
     def call(self, method, path, body=None, token=None, headers=None, raw=None, expect=(200, 201)):
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        if body is not None:
-            request.add_header("Content-Type", "application/json")
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        for name, value in (headers or {}).items():
-            request.add_header(name, value)
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                status, payload, heads = response.status, response.read(), response.headers
-        except urllib.error.HTTPError as error:
-            status, payload, heads = error.code, error.read(), error.headers
-        if expect and status not in expect:
-            raise AssertionError(f"{method} {self.base}{path}: {status} {payload[:500]!r}")
-        content_type = heads.get("Content-Type", "")
-        decoded = json.loads(payload) if payload and "json" in content_type else payload
-        return status, decoded
+        answer = http_json.request(self.base + path, method, body, raw=raw, token=token,
+                                   headers=headers, timeout=60)
+        if expect and answer.status not in expect:
+            raise AssertionError(f"{method} {self.base}{path}: {answer.status} {answer.text()[:500]}")
+        return answer.status, answer.body
 
 
 class Cluster:
