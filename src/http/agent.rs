@@ -211,10 +211,6 @@ struct AgentDeviceResponse {
     security(("agent_token" = [])),
     responses(
         (status = 200, description = "The device, as of now.", body = AgentDeviceResponse),
-        (status = 401, description = "Agent token missing, malformed, expired or invalid \
-            (`/problems/unauthorized`).",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 404, description = "The device is no longer in the registry \
             (`/problems/unknown-device`).",
             body = Problem, content_type = "application/problem+json"),

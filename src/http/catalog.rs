@@ -69,10 +69,6 @@ impl From<Product> for ProductResponse {
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The products", body = ProductsResponse),
-        (status = 401, description = "Missing, invalid or expired access token \
-            (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
     )
 )]
 pub async fn products(
@@ -301,10 +297,6 @@ pub fn priced(products: &[(Product, u32)]) -> Quote {
             fiscale, an unknown device) or a malformed body, or neither/both of the two forms \
             (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token \
-            (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`)",
             body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No holder with this codice fiscale \
@@ -389,10 +381,6 @@ impl From<ProductChangeError> for ApiError {
         (status = 200, description = "The product as it is now", body = ProductResponse),
         (status = 400, description = "Malformed body (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token \
-            (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "Not a back-office operator (`/problems/forbidden-role`)",
             body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such product in the operator's brand \

@@ -68,9 +68,6 @@ in the delivery email only.",
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The caller's coupons", body = CouponListResponse),
-        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`)",
             body = Problem, content_type = "application/problem+json"),
     )
@@ -217,9 +214,6 @@ available.",
         (status = 400, description = "The reason is missing or invalid \
 (`/problems/invalid-field`), or the body is not the expected JSON \
 (`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller is not a back-office operator \
 (`/problems/forbidden-role`), or the coupon belongs to another brand (`/problems/other-brand`)",
             body = Problem, content_type = "application/problem+json"),

@@ -98,9 +98,6 @@ first, at most 500.",
         (status = 400, description = "`status` is not dead, pending or sent \
 (`/problems/invalid-field`), or the query string does not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller is not a back-office operator \
 (`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
     )
@@ -139,9 +136,6 @@ pub async fn list(
     responses(
         (status = 202, description = "The email is pending again; it will be sent shortly",
             body = RetryResponse, example = json!({ "status": "pending" })),
-        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller is not a back-office operator \
 (`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No dead email of the brand has this id \

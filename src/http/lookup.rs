@@ -27,10 +27,6 @@ use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceK
         (status = 200, description = "The holder and their devices", body = LookupResponse),
         (status = 400, description = "Not a valid codice fiscale (`/problems/invalid-field`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token \
-            (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 404, description = "No holder with this codice fiscale \
             (`/problems/unknown-holder`)",
             body = Problem, content_type = "application/problem+json"),

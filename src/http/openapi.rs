@@ -93,6 +93,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     document_request_id(&mut document);
     document_body_limit(&mut document);
     document_common_failures(&mut document);
+    document_unauthorized(&mut document);
     document
 }
 
@@ -164,6 +165,61 @@ fn document_common_failures(document: &mut utoipa::openapi::OpenApi) {
             }
         }
     }
+}
+
+/// A secured operation refuses a request without a valid token with 401 and
+/// `WWW-Authenticate: Bearer` (`ApiError::Unauthorized`): stated once here, by scheme.
+/// An operation whose 401 says more (an account that no longer exists, a metrics token)
+/// describes it itself, and keeps it.
+fn document_unauthorized(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let unauthorized = |description: &str| {
+        problem_response(description)
+            .header(
+                "WWW-Authenticate",
+                HeaderBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(Type::String))
+                    .description(Some("`Bearer`"))
+                    .build(),
+            )
+            .build()
+    };
+    let user = unauthorized("Missing, invalid or expired access token (`/problems/unauthorized`)");
+    let agent = unauthorized(
+        "Agent token missing, malformed, expired or invalid (`/problems/unauthorized`)",
+    );
+    for item in document.paths.paths.values_mut() {
+        for operation in operations(item) {
+            let response = match security_schemes(operation).first().map(String::as_str) {
+                Some("access_token") => &user,
+                Some("agent_token") => &agent,
+                _ => continue,
+            };
+            operation
+                .responses
+                .responses
+                .entry("401".into())
+                .or_insert_with(|| response.clone().into());
+        }
+    }
+}
+
+/// The security schemes an operation requires. `SecurityRequirement` keeps its map
+/// private; its JSON form is that map.
+fn security_schemes(operation: &utoipa::openapi::path::Operation) -> Vec<String> {
+    operation
+        .security
+        .iter()
+        .flatten()
+        .filter_map(|requirement| serde_json::to_value(requirement).ok())
+        .filter_map(|value| {
+            value
+                .as_object()
+                .map(|map| map.keys().cloned().collect::<Vec<_>>())
+        })
+        .flatten()
+        .collect()
 }
 
 fn operations(

@@ -318,9 +318,6 @@ own orders; back-office operators see every order of their brand. Newest first, 
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The orders", body = OrderListResponse),
-        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
     )
 )]
 pub async fn list(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
@@ -354,9 +351,6 @@ unknown.",
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The order", body = OrderResponse),
-        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 404, description = "No such order visible to the caller \
 (`/problems/unknown-order`)", body = Problem, content_type = "application/problem+json"),
     )

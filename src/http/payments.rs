@@ -306,9 +306,6 @@ format is told from the content. Limited in size (RINNOVO_STATEMENT_MAX_MB).", c
 statement this service reads (`/problems/invalid-field`, field `file`, rule such as `xml`, \
 `unsupported_format`, `missing_element`), or the body or form cannot be read \
 (`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller is not a back-office operator \
 (`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The file is larger than the configured limit \
@@ -394,9 +391,6 @@ struct StatementListResponse {
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The statements", body = StatementListResponse),
-        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller is not a back-office operator \
 (`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
     )
@@ -492,9 +486,6 @@ struct ListResponse {
 RF code, limit or offset out of range (`/problems/invalid-field`, every wrong field listed), \
 or the query string does not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller is not a back-office operator \
 (`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
     )
@@ -569,9 +560,6 @@ pub async fn list(
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The payment", body = PaymentDoc),
-        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller is not a back-office operator \
 (`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No payment of the brand has this id \
@@ -630,9 +618,6 @@ struct SummaryResponse {
         (status = 400, description = "`date` is not a date such as 2026-11-23 \
 (`/problems/invalid-field`), or the query string does not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller is not a back-office operator \
 (`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
     )
@@ -698,9 +683,6 @@ unmatched credits.",
         (status = 400, description = "No valid reason, or not exactly one of `order_id` and \
 `account_id` (`/problems/invalid-field`), or the body is not the expected JSON \
 (`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller is not a back-office operator \
 (`/problems/forbidden-role`), or the prepaid account belongs to another brand \
 (`/problems/other-brand`)", body = Problem, content_type = "application/problem+json"),
@@ -790,9 +772,6 @@ operator's brand. What was credited to a prepaid account is taken back from it."
         (status = 400, description = "No valid reason (`/problems/invalid-field`), or the body \
 is not the expected JSON (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller is not a back-office operator \
 (`/problems/forbidden-role`), or the prepaid account belongs to another brand \
 (`/problems/other-brand`)", body = Problem, content_type = "application/problem+json"),

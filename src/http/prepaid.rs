@@ -117,10 +117,6 @@ impl From<Entry> for EntryResponse {
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The account", body = AccountResponse),
-        (status = 401, description = "Missing, invalid or expired access token \
-            (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`)",
             body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The caller has no prepaid account \
@@ -173,10 +169,6 @@ struct EntriesResponse {
         (status = 400, description = "`limit` out of range (`/problems/invalid-field`) or a \
             query string that does not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token \
-            (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`)",
             body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The caller has no prepaid account \
@@ -244,10 +236,6 @@ struct AccountsResponse {
         (status = 400, description = "Not a valid email (`/problems/invalid-field`), or the \
             `email` parameter is missing (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token \
-            (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "Not a back-office operator (`/problems/forbidden-role`)",
             body = Problem, content_type = "application/problem+json"),
     )
@@ -279,10 +267,6 @@ pub async fn search(
     params(("account" = String, Path, description = "The account's id")),
     responses(
         (status = 200, description = "The account", body = AccountResponse),
-        (status = 401, description = "Missing, invalid or expired access token \
-            (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "Not a back-office operator (`/problems/forbidden-role`), or the account belongs to \
             another brand (`/problems/other-brand`)",
             body = Problem, content_type = "application/problem+json"),
@@ -339,10 +323,6 @@ pub struct AdjustmentRequest {
         (status = 400, description = "Invalid fields (`/problems/invalid-field`: direction, \
             amount, reason) or a malformed body (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token \
-            (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "Not a back-office operator (`/problems/forbidden-role`), or the account belongs to \
             another brand (`/problems/other-brand`)",
             body = Problem, content_type = "application/problem+json"),
@@ -557,10 +537,6 @@ pub async fn request_top_up(
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The top-ups", body = TopUpsResponse),
-        (status = 401, description = "Missing, invalid or expired access token \
-            (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`)",
             body = Problem, content_type = "application/problem+json"),
     )

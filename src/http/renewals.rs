@@ -340,10 +340,6 @@ fn retry_after(state: &AppState) -> HeaderValue {
             `proof-of-possession`, `key-strength`; `coupon_code`/the code's rule; \
             `certificate_id`/`unique`).",
             body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Agent token missing, malformed, expired or invalid \
-            (`/problems/unauthorized`).",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 404, description = "A certificate not on this device \
             (`/problems/unknown-certificate`).",
             body = Problem, content_type = "application/problem+json"),
@@ -439,10 +435,6 @@ pub async fn request_renewals(
             ),
             headers(("Retry-After" = u64,
                 description = "While `queued` or `issuing` (JSON only): seconds before asking again."))),
-        (status = 401, description = "Agent token missing, malformed, expired or invalid \
-            (`/problems/unauthorized`).",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 404, description = "No such renewal for this device \
             (`/problems/unknown-renewal`).",
             body = Problem, content_type = "application/problem+json"),
@@ -522,10 +514,6 @@ pub async fn renewal(
     responses(
         (status = 200, description = "The renewal, `installed`, with `new_certificate_id`.",
             body = RenewalResponse),
-        (status = 401, description = "Agent token missing, malformed, expired or invalid \
-            (`/problems/unauthorized`).",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 404, description = "No such renewal for this device \
             (`/problems/unknown-renewal`).",
             body = Problem, content_type = "application/problem+json"),

@@ -121,6 +121,10 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
                     schemes.contains(scheme.as_str()),
                     "{method} {path}: {scheme}"
                 );
+                assert!(
+                    responses.contains_key("401"),
+                    "{method} {path}: secured by {scheme} but does not document 401"
+                );
             }
         }
     }
