@@ -116,6 +116,20 @@ async fn request(app: &TestApp, token: &str, renewals: Value) -> (u16, Value) {
     (status, response.json().await.unwrap())
 }
 
+/// A request for one certificate, with a CSR of the subject on a fresh EC key (`key`, a
+/// file name under `keys`) and `coupon`.
+async fn request_one(
+    app: &TestApp,
+    token: &str,
+    keys: &Path,
+    key: &str,
+    certificate_id: &str,
+    coupon: &str,
+) -> (u16, Value) {
+    let csr = csr(&new_key(keys, key, "ec"), SUBJECT);
+    request(app, token, json!([item(certificate_id, &csr, coupon)])).await
+}
+
 fn item(certificate_id: &str, csr: &str, coupon: &str) -> Value {
     json!({ "certificate_id": certificate_id, "csr": csr, "coupon_code": coupon })
 }
@@ -778,16 +792,7 @@ async fn the_window_the_registry_and_the_device_life_refuse_too() {
     let young = enroll_expiring(&app, "young", 200);
     let token = sign_in(&app, &young, "signature").await;
     let id = certificate_id(&app, &token, "signature").await;
-    let (status, body) = request(
-        &app,
-        &token,
-        json!([item(
-            &id,
-            &csr(&new_key(&keys, "a", "ec"), SUBJECT),
-            &codes[0]
-        )]),
-    )
-    .await;
+    let (status, body) = request_one(&app, &token, &keys, "a", &id, &codes[0]).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["type"], "/problems/outside-renewal-window");
 
@@ -800,16 +805,7 @@ async fn the_window_the_registry_and_the_device_life_refuse_too() {
         .set(certificates::not_after.eq((Utc::now() - Duration::hours(1)).naive_utc()))
         .execute(&mut conn)
         .unwrap();
-    let (status, body) = request(
-        &app,
-        &token,
-        json!([item(
-            &id,
-            &csr(&new_key(&keys, "b", "ec"), SUBJECT),
-            &codes[0]
-        )]),
-    )
-    .await;
+    let (status, body) = request_one(&app, &token, &keys, "b", &id, &codes[0]).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["type"], "/problems/outside-renewal-window");
     assert!(
@@ -825,16 +821,7 @@ async fn the_window_the_registry_and_the_device_life_refuse_too() {
         ))
         .execute(&mut conn)
         .unwrap();
-    let (status, body) = request(
-        &app,
-        &token,
-        json!([item(
-            &id,
-            &csr(&new_key(&keys, "c", "ec"), SUBJECT),
-            &codes[0]
-        )]),
-    )
-    .await;
+    let (status, body) = request_one(&app, &token, &keys, "c", &id, &codes[0]).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["type"], "/problems/certificate-not-active");
 
@@ -847,16 +834,7 @@ async fn the_window_the_registry_and_the_device_life_refuse_too() {
     drop(conn);
     let token = sign_in(&app, &old, "signature").await;
     let id = certificate_id(&app, &token, "signature").await;
-    let (status, body) = request(
-        &app,
-        &token,
-        json!([item(
-            &id,
-            &csr(&new_key(&keys, "d", "ec"), SUBJECT),
-            &codes[0]
-        )]),
-    )
-    .await;
+    let (status, body) = request_one(&app, &token, &keys, "d", &id, &codes[0]).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["type"], "/problems/device-end-of-life");
 
@@ -864,16 +842,7 @@ async fn the_window_the_registry_and_the_device_life_refuse_too() {
     let once = enroll(&app, "once");
     let token = sign_in(&app, &once, "authentication").await;
     let id = certificate_id(&app, &token, "signature").await;
-    let (status, body) = request(
-        &app,
-        &token,
-        json!([item(
-            &id,
-            &csr(&new_key(&keys, "e", "ec"), SUBJECT),
-            &codes[1]
-        )]),
-    )
-    .await;
+    let (status, body) = request_one(&app, &token, &keys, "e", &id, &codes[1]).await;
     assert_eq!(status, 201, "{body}");
     let renewal = body["renewals"][0]["id"].as_str().unwrap().to_owned();
     let report = issue_batch_with(&app, &[("RINNOVO_CERTIFICATE_VALIDITY_DAYS", "30")]);
@@ -889,14 +858,13 @@ async fn the_window_the_registry_and_the_device_life_refuse_too() {
     let renewed = seen(&app, &token).await;
     let new = seen_certificate(&renewed, "signature");
     assert_eq!(new["renewal"]["status"], "renewable", "{renewed}");
-    let (status, body) = request(
+    let (status, body) = request_one(
         &app,
         &token,
-        json!([item(
-            new["id"].as_str().unwrap(),
-            &csr(&new_key(&keys, "f", "ec"), SUBJECT),
-            &codes[2]
-        )]),
+        &keys,
+        "f",
+        new["id"].as_str().unwrap(),
+        &codes[2],
     )
     .await;
     assert_eq!(status, 409, "{body}");
@@ -904,16 +872,7 @@ async fn the_window_the_registry_and_the_device_life_refuse_too() {
     // Its other certificate still has its one renewal.
     let other = certificate_id(&app, &token, "authentication").await;
     let cns = buy(&app, &sink, "visura", "RIN-CNS", 1).await;
-    let (status, body) = request(
-        &app,
-        &token,
-        json!([item(
-            &other,
-            &csr(&new_key(&keys, "g", "ec"), SUBJECT),
-            &cns[0]
-        )]),
-    )
-    .await;
+    let (status, body) = request_one(&app, &token, &keys, "g", &other, &cns[0]).await;
     assert_eq!(status, 201, "{body}");
 }
 
