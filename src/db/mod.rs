@@ -210,6 +210,15 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, anyhow::Er
     applied.map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
 }
 
+/// The count of `status` among the rows of a `GROUP BY status` count, 0 when the status
+/// has no row (a group with nothing in it is not returned).
+pub fn count_of(counts: &[(String, i64)], status: &str) -> i64 {
+    counts
+        .iter()
+        .find(|(s, _)| s == status)
+        .map_or(0, |(_, n)| *n)
+}
+
 /// Runs `work` in a transaction that writes. On SQLite it starts with `BEGIN IMMEDIATE`,
 /// taking the write lock up front: with a plain `BEGIN`, two writers can both read and then
 /// both try to upgrade, and SQLite fails one of them with "database is locked" at once,

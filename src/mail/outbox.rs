@@ -10,7 +10,7 @@ use uuid::Uuid;
 use std::collections::HashMap;
 
 use crate::db::schema::{emails, orders};
-use crate::db::{write_transaction, DbConnection};
+use crate::db::{self, write_transaction, DbConnection};
 
 /// An email to send, as the domain writes it: which template, with which values.
 #[derive(Debug, Clone)]
@@ -325,15 +325,9 @@ pub fn stats(conn: &mut DbConnection) -> QueryResult<OutboxStats> {
         .filter(emails::status.eq("pending"))
         .select(diesel::dsl::min(emails::created_at))
         .first(conn)?;
-    let count = |status: &str| {
-        counts
-            .iter()
-            .find(|(s, _)| s == status)
-            .map_or(0, |(_, n)| *n)
-    };
     Ok(OutboxStats {
-        pending: count("pending"),
-        dead: count("dead"),
+        pending: db::count_of(&counts, "pending"),
+        dead: db::count_of(&counts, "dead"),
         oldest_pending: oldest.map(|t| t.and_utc()),
     })
 }

@@ -293,13 +293,7 @@ pub fn count_by_status(conn: &mut DbConnection) -> QueryResult<Vec<(PaymentStatu
         .load(conn)?;
     Ok(PaymentStatus::ALL
         .iter()
-        .map(|&status| {
-            let count = rows
-                .iter()
-                .find(|(s, _)| s == status.as_str())
-                .map_or(0, |(_, n)| *n);
-            (status, count)
-        })
+        .map(|&status| (status, db::count_of(&rows, status.as_str())))
         .collect())
 }
 

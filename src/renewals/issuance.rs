@@ -174,15 +174,9 @@ pub fn stats(conn: &mut DbConnection) -> QueryResult<QueueStats> {
         .filter(renewals::status.eq(queued))
         .select(diesel::dsl::min(renewals::created_at))
         .first(conn)?;
-    let count = |status: &str| {
-        counts
-            .iter()
-            .find(|(s, _)| s == status)
-            .map_or(0, |(_, n)| *n)
-    };
     Ok(QueueStats {
-        queued: count(queued),
-        issuing: count(issuing),
+        queued: db::count_of(&counts, queued),
+        issuing: db::count_of(&counts, issuing),
         oldest_queued: oldest.map(|t| t.and_utc()),
     })
 }
