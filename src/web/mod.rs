@@ -261,6 +261,23 @@ pub fn brand_hint(request: &HttpRequest) -> String {
 
 type UserFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, WebError>>>>;
 
+/// The session's user if `allowed` takes their role, else a 403 page saying `refusal`.
+fn signed_in_as(
+    request: &HttpRequest,
+    allowed: fn(Role) -> bool,
+    refusal: &'static str,
+) -> UserFuture<User> {
+    let request = request.clone();
+    Box::pin(async move {
+        let user = session_user(&request).await?;
+        if allowed(user.role) {
+            Ok(user)
+        } else {
+            Err(WebError::Forbidden(refusal.into()))
+        }
+    })
+}
+
 /// A signed-in buyer (customer or registration officer) of the shop.
 pub struct Shopper(pub User);
 
@@ -269,17 +286,12 @@ impl FromRequest for Shopper {
     type Future = UserFuture<Self>;
 
     fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let request = request.clone();
-        Box::pin(async move {
-            let user = session_user(&request).await?;
-            if user.role.buys() {
-                Ok(Shopper(user))
-            } else {
-                Err(WebError::Forbidden(
-                    "Il negozio è per i clienti e gli incaricati alla registrazione: il back-office è su /backoffice.".into(),
-                ))
-            }
-        })
+        let user = signed_in_as(
+            request,
+            Role::buys,
+            "Il negozio è per i clienti e gli incaricati alla registrazione: il back-office è su /backoffice.",
+        );
+        Box::pin(async move { Ok(Shopper(user.await?)) })
     }
 }
 
@@ -291,17 +303,12 @@ impl FromRequest for Operator {
     type Future = UserFuture<Self>;
 
     fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let request = request.clone();
-        Box::pin(async move {
-            let user = session_user(&request).await?;
-            if user.role == Role::BackOffice {
-                Ok(Operator(user))
-            } else {
-                Err(WebError::Forbidden(
-                    "Il back-office è riservato agli operatori.".into(),
-                ))
-            }
-        })
+        let user = signed_in_as(
+            request,
+            |role| role == Role::BackOffice,
+            "Il back-office è riservato agli operatori.",
+        );
+        Box::pin(async move { Ok(Operator(user.await?)) })
     }
 }
 
