@@ -371,12 +371,13 @@ fn an_enrolled_device_has_certificates_that_openssl_verifies_and_the_registry_kn
 
     // A second device reuses the same CA; bad input is refused with the rule.
     let root_before = std::fs::read(&root).unwrap();
-    assert!(enroll("RSSMRA80A01H501U", "1095").status.success());
+    let second = enroll("RSSMRA80A01H501U", "1095");
+    assert!(second.status.success(), "{second:?}");
     assert_eq!(std::fs::read(&root).unwrap(), root_before);
     let unknown = enroll("NRIANN90E45F839C", "30");
     assert!(
         unknown.status.success(),
-        "a registered holder without devices may enroll"
+        "a registered holder without devices may enroll: {unknown:?}"
     );
     let not_registered = enroll("MRTMTT25D09F205Z", "30");
     assert!(!not_registered.status.success());
