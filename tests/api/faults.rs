@@ -605,3 +605,158 @@ async fn postgres_restarted_under_load_answers_503_then_recovers() {
         eprintln!("{path}: {unavailable} answers 503 during the outage");
     }
 }
+
+/// A small tmpfs mounted on `dir`, unmounted on drop (lazily: the service still holds its
+/// files open when a failing test unwinds).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    /// `None` when mounting is not allowed here (not root, no CAP_SYS_ADMIN).
+    fn mount(dir: std::path::PathBuf, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Self(dir))
+    }
+
+    /// Fills the disk to the last byte with one file, which it returns.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        for chunk in [1 << 20, 4096, 512, 1] {
+            let buffer = vec![0xA5u8; chunk];
+            while file.write_all(&buffer).is_ok() {}
+        }
+        assert!(file.sync_all().is_err() || file.write_all(&[0]).is_err());
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The SQLite file's disk fills up under the running service: writes answer a 503
+/// `storage-read-only` problem saying the disk is full (never a 500), a refused write
+/// leaves nothing behind, reads keep working; once space is freed writes work again on
+/// the same process, and the database is intact with everything written before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_with_503_and_recovers_when_space_is_freed() {
+    use rinnovo::db::schema::users;
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.trim().is_empty()) {
+        // About the SQLite file; PostgreSQL's outage is the restart test below.
+        return;
+    }
+    // The database alone on a 16 MB disk; the data directory (secrets, mail) stays off it.
+    let mut database = crate::helpers::TestDatabase::create();
+    let Some(disk) = SmallDisk::mount(database.dir.path().join("disk"), "16m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    database.url = format!(
+        "sqlite://{}",
+        database.dir.path().join("disk/rinnovo.sqlite3").display()
+    );
+    let app = crate::helpers::spawn_on(database, Default::default(), &[]).await;
+    let disk = disk; // unmounted before the app's directory is removed
+    let customer = app.customer("visura").await;
+
+    // An empty WAL, so the next write must take new space on the disk rather than reuse
+    // room the WAL file already has.
+    app.pool
+        .get()
+        .unwrap()
+        .batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    let filler = disk.fill();
+
+    // A background worker may still find room in a page already allocated; the first
+    // sign-ups may pass. Each answer is 201 or 503, and the 503 comes soon.
+    let mut refused = Vec::new();
+    for attempt in 0.. {
+        let email = format!("full-{attempt}@example.it");
+        let response = app
+            .post_json(
+                "/api/v1/auth/signup",
+                &json!({ "brand": "visura", "name": "Studio Pieno", "email": email, "password": crate::helpers::PASSWORD }),
+            )
+            .await;
+        match response.status().as_u16() {
+            201 => assert!(refused.is_empty(), "a write passed after a refusal"),
+            503 => {
+                assert_eq!(
+                    response
+                        .headers()
+                        .get("retry-after")
+                        .map(|v| v.to_str().unwrap()),
+                    Some("30")
+                );
+                let body: serde_json::Value = response.json().await.unwrap();
+                assert_eq!(body["type"], "/problems/storage-read-only", "{body}");
+                assert!(
+                    body["detail"].as_str().unwrap().contains("disk is full"),
+                    "{body}"
+                );
+                refused.push(email);
+                if refused.len() == 3 {
+                    break;
+                }
+            }
+            other => panic!(
+                "attempt {attempt}: {other} {}",
+                response.text().await.unwrap()
+            ),
+        }
+        assert!(attempt < 50, "no write was refused on a full disk");
+    }
+    let products = app.get_as(&customer.token, "/api/v1/products").await;
+    assert_eq!(products.status(), 200, "reads still work");
+    assert_eq!(app.get("/health/ready").await.status(), 200);
+
+    std::fs::remove_file(&filler).unwrap();
+    let started = Instant::now();
+    loop {
+        let response = signup(&app).await;
+        let status = response.status().as_u16();
+        if status == 201 {
+            break;
+        }
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 503, "only 503 while recovering: {body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "writes did not recover: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut conn = app.pool.get().unwrap();
+    let check: Vec<IntegrityCheck> = diesel::sql_query("PRAGMA integrity_check")
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(check.len(), 1);
+    assert_eq!(check[0].integrity_check, "ok");
+    let half_stored: i64 = users::table
+        .filter(users::email.eq_any(&refused))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(half_stored, 0, "a refused sign-up left a user behind");
+    drop(conn);
+    let me = app.get_as(&customer.token, "/api/v1/me").await;
+    assert_eq!(
+        me.status(),
+        200,
+        "what was written before the disk filled is there"
+    );
+    drop(disk);
+}

@@ -171,7 +171,7 @@ impl TestApp {
     }
 }
 
-async fn spawn_on(
+pub async fn spawn_on(
     database: TestDatabase,
     options: StartOptions,
     extra: &[(&str, String)],
