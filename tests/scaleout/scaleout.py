@@ -122,7 +122,7 @@ class Cluster:
             [str(self.binary), *args], input=stdin, env=self.env, capture_output=True, text=True
         )
         if done.returncode != 0:
-            raise AssertionError(f"rinnovo {args}: {done.stderr}")
+            raise AssertionError(f"rinnovo {args}: exit {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}")
         return done.stdout
 
     def start(self) -> None:
