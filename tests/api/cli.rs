@@ -53,6 +53,30 @@ fn an_unreachable_database_is_reported_without_the_password() {
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
 
+/// A one-shot command exits with its own status, every time. It used to die of a
+/// segmentation fault (or a Kerberos assertion) in about one run in twelve on PostgreSQL,
+/// after its work was done and without a word: the exit handlers of libpq's TLS and
+/// Kerberos libraries ran while a pool thread was still opening a connection with them.
+#[test]
+fn one_shot_commands_exit_with_their_own_status_every_time() {
+    let database = TestDatabase::create();
+    let first = rinnovo(&database).arg("migrate").output().unwrap();
+    assert!(first.status.success(), "{first:?}");
+    for run in 0..60 {
+        let output = rinnovo(&database)
+            .env("RINNOVO_LOG", "warn")
+            .arg("migrate")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "run {run}: {output:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "database is up to date\n"
+        );
+        assert!(output.stderr.is_empty(), "run {run}: {output:?}");
+    }
+}
+
 #[test]
 fn migrate_then_seed_then_seed_again() {
     let database = TestDatabase::create();
