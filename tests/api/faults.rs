@@ -344,6 +344,46 @@ async fn signup(app: &TestApp) -> reqwest::Response {
     .await
 }
 
+/// Reads and the readiness probe answer while writes are refused.
+async fn reads_still_work(app: &TestApp, token: &str) {
+    let products = app.get_as(token, "/api/v1/products").await;
+    assert_eq!(products.status(), 200, "reads still work");
+    assert_eq!(app.get("/health/ready").await.status(), 200);
+}
+
+/// Signs up until a write passes (only 503s meanwhile, 10 s at most); how long it took.
+async fn writes_recover(app: &TestApp) -> Duration {
+    let started = Instant::now();
+    loop {
+        let response = signup(app).await;
+        let status = response.status().as_u16();
+        if status == 201 {
+            return started.elapsed();
+        }
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 503, "only 503 while recovering: {body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "writes did not recover: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// SQLite's own check of the whole file finds nothing wrong.
+fn assert_intact(conn: &mut rinnovo::db::DbConnection) {
+    let check: Vec<IntegrityCheck> = diesel::sql_query("PRAGMA integrity_check")
+        .load(conn)
+        .unwrap();
+    assert_eq!(
+        check.len(),
+        1,
+        "{:?}",
+        check.iter().map(|c| &c.integrity_check).collect::<Vec<_>>()
+    );
+    assert_eq!(check[0].integrity_check, "ok");
+}
+
 /// The SQLite file turns read-only under the running service: writes answer a 503
 /// `storage-read-only` problem (no 500, no panic), reads keep working, and once the file
 /// is writable again writes work at once, on the same process, and the database is intact.
@@ -382,37 +422,12 @@ async fn a_read_only_sqlite_file_refuses_writes_with_503_and_recovers() {
             "{body}"
         );
     }
-    let products = app.get_as(&customer.token, "/api/v1/products").await;
-    assert_eq!(products.status(), 200, "reads still work");
-    assert_eq!(app.get("/health/ready").await.status(), 200);
+    reads_still_work(&app, &customer.token).await;
 
     drop(guard);
-    let started = Instant::now();
-    loop {
-        let response = signup(&app).await;
-        let status = response.status().as_u16();
-        if status == 201 {
-            break;
-        }
-        let body = response.text().await.unwrap();
-        assert_eq!(status, 503, "only 503 while recovering: {body}");
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "writes did not recover: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    eprintln!("writes recovered in {:?}", started.elapsed());
-    let check: Vec<IntegrityCheck> = diesel::sql_query("PRAGMA integrity_check")
-        .load(&mut app.pool.get().unwrap())
-        .unwrap();
-    assert_eq!(
-        check.len(),
-        1,
-        "{:?}",
-        check.iter().map(|c| &c.integrity_check).collect::<Vec<_>>()
-    );
-    assert_eq!(check[0].integrity_check, "ok");
+    let took = writes_recover(&app).await;
+    eprintln!("writes recovered in {took:?}");
+    assert_intact(&mut app.pool.get().unwrap());
 }
 
 #[derive(QueryableByName)]
@@ -718,33 +733,13 @@ async fn a_full_disk_refuses_writes_with_503_and_recovers_when_space_is_freed() 
         }
         assert!(attempt < 50, "no write was refused on a full disk");
     }
-    let products = app.get_as(&customer.token, "/api/v1/products").await;
-    assert_eq!(products.status(), 200, "reads still work");
-    assert_eq!(app.get("/health/ready").await.status(), 200);
+    reads_still_work(&app, &customer.token).await;
 
     std::fs::remove_file(&filler).unwrap();
-    let started = Instant::now();
-    loop {
-        let response = signup(&app).await;
-        let status = response.status().as_u16();
-        if status == 201 {
-            break;
-        }
-        let body = response.text().await.unwrap();
-        assert_eq!(status, 503, "only 503 while recovering: {body}");
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "writes did not recover: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    writes_recover(&app).await;
 
     let mut conn = app.pool.get().unwrap();
-    let check: Vec<IntegrityCheck> = diesel::sql_query("PRAGMA integrity_check")
-        .load(&mut conn)
-        .unwrap();
-    assert_eq!(check.len(), 1);
-    assert_eq!(check[0].integrity_check, "ok");
+    assert_intact(&mut conn);
     let half_stored: i64 = users::table
         .filter(users::email.eq_any(&refused))
         .count()
