@@ -16,6 +16,7 @@ mod orders;
 mod payments;
 mod prepaid;
 pub mod problem;
+mod query;
 mod renewal_info;
 mod renewals;
 

@@ -8,12 +8,16 @@ use serde::{Deserialize, Serialize};
 use super::auth::{Buyer, CurrentUser};
 use super::catalog::{priced, requested_lines, LineRequest};
 use super::json::JsonObject;
+use super::problem::FieldErrors;
+use super::query::{one_of, QueryRule};
 use super::{idempotent, ApiError, AppState, Problem};
 use crate::auth::{users, Role, UserError};
 use crate::brands::{self, Brand};
 use crate::catalog;
+use crate::email_address::EmailAddress;
 use crate::money::Money;
 use crate::orders::{self, Order, OrderError, OrderStatus, PaymentMethod};
+use crate::payments::CreditorReference;
 
 const LIST_LIMIT: i64 = 200;
 
@@ -306,7 +310,26 @@ pub async fn create(
     .await
 }
 
-/// `GET /api/v1/orders`: own orders; the back-office sees every order of its brand.
+/// Filters of the order list; every one given must hold.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only orders in this state.
+    #[param(value_type = Option<OrderStatus>)]
+    status: Option<String>,
+    /// Only the order with this RF code (printed in groups or not, any case).
+    #[param(example = "RF18539007547034")]
+    reference: Option<String>,
+    /// Only the order with this invoice number (any case).
+    #[param(example = "VIS2026-000123", min_length = 1, max_length = 40)]
+    invoice_number: Option<String>,
+    /// Only orders whose codes went to this address.
+    #[param(example = "studio@example.it")]
+    email: Option<String>,
+}
+
+/// `GET /api/v1/orders?status=..&reference=RF..&invoice_number=..&email=..`: own orders;
+/// the back-office sees every order of its brand.
 #[utoipa::path(
     get,
     path = "/api/v1/orders",
@@ -314,17 +337,28 @@ pub async fn create(
     operation_id = "orders_list",
     summary = "List orders: the caller's own, or every order of the brand for the back-office",
     description = "Any signed-in user (any role). Customers and registration officers see their \
-own orders; back-office operators see every order of their brand. Newest first, at most 200.",
+own orders; back-office operators see every order of their brand, and find the one a customer \
+asks about by its RF code, invoice number or email. Newest first, at most 200.",
+    params(ListQuery),
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The orders", body = OrderListResponse),
+        (status = 400, description = "A filter is invalid: unknown status, not an RF code, not an \
+email address, an invoice number over 40 characters (`/problems/invalid-field`, every wrong \
+field listed), or the query string does not fit (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn list(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = list_filter(query.into_inner())?;
     let list = state
         .with_conn(move |conn| {
             let owner = (user.role != Role::BackOffice).then_some(user.id.as_str());
-            let list = orders::list(conn, &user.brand, owner, LIST_LIMIT)?;
+            let list = orders::list(conn, &user.brand, owner, &filter, LIST_LIMIT)?;
             Ok::<_, ApiError>((list, brand_of(conn, &user.brand)?))
         })
         .await?;
@@ -335,6 +369,48 @@ pub async fn list(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpR
             .map(|o| OrderResponse::new(o, &brand))
             .collect(),
     }))
+}
+
+/// The longest invoice number looked for: series, year and sequence fit well within.
+const INVOICE_NUMBER_MAX: usize = 40;
+
+fn list_filter(query: ListQuery) -> Result<orders::OrderFilter, ApiError> {
+    let mut errors = FieldErrors::default();
+    let status = query.status.as_deref().and_then(|s| {
+        let all: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+        errors.check("status", one_of("status", OrderStatus::parse(s), &all))
+    });
+    let reference = query
+        .reference
+        .as_deref()
+        .and_then(|r| errors.check("reference", CreditorReference::parse(r)));
+    let email = query
+        .email
+        .as_deref()
+        .and_then(|e| errors.check("email", EmailAddress::parse(e)));
+    let invoice_number = query.invoice_number.and_then(|n| {
+        let n = n.trim().to_uppercase();
+        let fits = !n.is_empty() && n.chars().count() <= INVOICE_NUMBER_MAX;
+        errors.check(
+            "invoice_number",
+            if fits {
+                Ok(n)
+            } else {
+                Err(QueryRule(
+                    "length",
+                    format!("invoice_number must be 1 to {INVOICE_NUMBER_MAX} characters"),
+                ))
+            },
+        )
+    });
+    errors.finish()?;
+    Ok(orders::OrderFilter {
+        status,
+        reference,
+        invoice_number,
+        email,
+        id: None,
+    })
 }
 
 /// `GET /api/v1/orders/{id}`: someone else's order is as absent as a missing one.

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use super::auth::BackOffice;
 use super::json::JsonObject;
 use super::problem::FieldErrors;
+use super::query::{one_of, QueryRule};
 use super::{ApiError, AppState, Problem};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self, Filter, ManualError, Operator, Totals};
@@ -434,29 +435,14 @@ pub struct ListQuery {
     offset: Option<i64>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct QueryRule(&'static str, String);
-
-impl Rule for QueryRule {
-    fn rule(&self) -> &'static str {
-        self.0
-    }
-}
-
 fn date(text: &str) -> Result<NaiveDate, QueryRule> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map_err(|_| QueryRule("date", format!("'{text}' is not a date such as 2026-11-23")))
 }
 
 fn status(text: &str) -> Result<PaymentStatus, QueryRule> {
-    PaymentStatus::parse(text).ok_or_else(|| {
-        let all: Vec<&str> = PaymentStatus::ALL.iter().map(|s| s.as_str()).collect();
-        QueryRule(
-            "one_of",
-            format!("status must be one of {}", all.join(", ")),
-        )
-    })
+    let all: Vec<&str> = PaymentStatus::ALL.iter().map(|s| s.as_str()).collect();
+    one_of("status", PaymentStatus::parse(text), &all)
 }
 
 /// A page of payments, and the count and sum of all payments matching the filters.

@@ -18,6 +18,7 @@ use crate::catalog::{Product, Quote};
 use crate::coupons::{self, CouponKey};
 use crate::db::schema::{order_lines, orders};
 use crate::db::{self, write_transaction, DbConnection};
+use crate::email_address::EmailAddress;
 use crate::mail::outbox;
 use crate::money::Money;
 use crate::payments::reservations::{self, Target};
@@ -504,11 +505,13 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<Order>, OrderErr
     Ok(Some(from_row(row, lines, count)?))
 }
 
-/// Orders newest first: of one user, or (back-office) of the whole brand.
+/// Orders newest first: of one user, or (back-office) of the whole brand; those that pass
+/// `filter`.
 pub fn list(
     conn: &mut DbConnection,
     brand_id: &str,
     user_id: Option<&str>,
+    filter: &OrderFilter,
     limit: i64,
 ) -> Result<Vec<Order>, OrderError> {
     let mut query = orders::table
@@ -520,6 +523,21 @@ pub fn list(
     if let Some(user_id) = user_id {
         query = query.filter(orders::user_id.eq(user_id.to_owned()));
     }
+    if let Some(status) = filter.status {
+        query = query.filter(orders::status.eq(status.as_str()));
+    }
+    if let Some(reference) = &filter.reference {
+        query = query.filter(orders::payment_reference.eq(reference.as_str().to_owned()));
+    }
+    if let Some(invoice_number) = &filter.invoice_number {
+        query = query.filter(orders::invoice_number.eq(invoice_number.clone()));
+    }
+    if let Some(email) = &filter.email {
+        query = query.filter(orders::email.eq(email.as_str().to_owned()));
+    }
+    if let Some(id) = &filter.id {
+        query = query.filter(orders::id.eq(id.clone()));
+    }
     let rows: Vec<OrderRow> = query.load(conn)?;
     rows.into_iter()
         .map(|row| {
@@ -528,6 +546,56 @@ pub fn list(
             Ok(from_row(row, lines, count)?)
         })
         .collect()
+}
+
+/// What to look for among orders; every filter given must hold.
+#[derive(Debug, Default, Clone)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    pub reference: Option<CreditorReference>,
+    /// As printed on the invoice (`VIS2026-000123`), upper case.
+    pub invoice_number: Option<String>,
+    /// The address the order's codes went to.
+    pub email: Option<EmailAddress>,
+    pub id: Option<String>,
+}
+
+impl OrderFilter {
+    /// What an operator types into one search box, told apart by its shape: an RF code
+    /// (printed in groups or not, any case), an email address, an order id, or else an
+    /// invoice number. A customer on the phone quotes whichever they have at hand.
+    pub fn from_search_text(text: &str) -> Self {
+        let text = text.trim();
+        if let Ok(reference) = CreditorReference::parse(text) {
+            return Self {
+                reference: Some(reference),
+                ..Self::default()
+            };
+        }
+        if text.contains('@') {
+            return match EmailAddress::parse(text) {
+                Ok(email) => Self {
+                    email: Some(email),
+                    ..Self::default()
+                },
+                // Not an address any order has: a filter that finds nothing.
+                Err(_) => Self {
+                    id: Some(text.to_owned()),
+                    ..Self::default()
+                },
+            };
+        }
+        if let Ok(id) = Uuid::parse_str(text) {
+            return Self {
+                id: Some(id.hyphenated().to_string()),
+                ..Self::default()
+            };
+        }
+        Self {
+            invoice_number: Some(text.to_uppercase()),
+            ..Self::default()
+        }
+    }
 }
 
 /// Orders by id with their lines, for the statement import: on PostgreSQL the rows stay
@@ -563,4 +631,36 @@ pub fn lock_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<Order>, 
             Ok(from_row(row, lines, 0)?)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_text_is_told_apart_by_its_shape() {
+        let rf = CreditorReference::generate();
+        let printed = rf.printed().to_lowercase();
+        let filter = OrderFilter::from_search_text(&format!("  {printed} "));
+        assert_eq!(filter.reference.as_ref(), Some(&rf));
+        assert!(filter.invoice_number.is_none() && filter.email.is_none());
+
+        let filter = OrderFilter::from_search_text("Studio.Rossi@Example.IT");
+        assert_eq!(
+            filter.email.as_ref().map(EmailAddress::as_str),
+            Some("studio.rossi@example.it")
+        );
+
+        let id = Uuid::now_v7();
+        let filter = OrderFilter::from_search_text(&id.simple().to_string().to_uppercase());
+        assert_eq!(filter.id, Some(id.hyphenated().to_string()));
+
+        let filter = OrderFilter::from_search_text("vis2026-000123");
+        assert_eq!(filter.invoice_number.as_deref(), Some("VIS2026-000123"));
+
+        // Not an address: a filter no order passes rather than every order.
+        let filter = OrderFilter::from_search_text("rossi@");
+        assert!(filter.email.is_none());
+        assert_eq!(filter.id.as_deref(), Some("rossi@"));
+    }
 }

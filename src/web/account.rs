@@ -244,7 +244,7 @@ async fn order_list(
     let (_, base) = buyer_context(&state, &user, &csrf).await?;
     let (brand, owner) = (user.brand_id.clone(), user.id.clone());
     let list = with_conn(&state, move |conn| {
-        orders::list(conn, &brand, Some(&owner), LIST_LIMIT)
+        orders::list(conn, &brand, Some(&owner), &Default::default(), LIST_LIMIT)
             .map_err(|e| WebError::storage(anyhow::anyhow!(e)))
     })
     .await?;

@@ -27,6 +27,7 @@ use crate::email_address::EmailAddress;
 use crate::http::AppState;
 use crate::mail::outbox;
 use crate::money::{Money, MoneyError, PositiveMoney};
+use crate::orders::{self, OrderFilter, OrderStatus};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self, Filter, ManualError, PaymentView};
 use crate::payments::reconcile::{self, ImportContext, ImportError};
@@ -49,6 +50,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     (
         "bo_pagamenti",
         include_str!("../../templates/pages/bo_pagamenti.hbs"),
+    ),
+    (
+        "bo_ordini",
+        include_str!("../../templates/pages/bo_ordini.hbs"),
     ),
     (
         "bo_pagamento",
@@ -101,6 +106,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/backoffice/pagamenti/{id}/rimborsa",
             web::post().to(refund_payment),
         )
+        .route("/backoffice/ordini", web::get().to(orders_page))
         .route("/backoffice/riepilogo", web::get().to(summary))
         .route("/backoffice/prepagati", web::get().to(accounts))
         .route("/backoffice/prepagati/{account}", web::get().to(account))
@@ -563,6 +569,116 @@ async fn import(
 }
 
 // ---------------------------------------------------------------------------------------
+// Orders
+
+#[derive(Deserialize, Default)]
+pub struct OrdersQuery {
+    /// An RF code, invoice number, email address or order id: whatever the customer quotes.
+    #[serde(default)]
+    cerca: String,
+    #[serde(default)]
+    stato: String,
+    /// The unmatched payment the operator is looking an order for (the link from its page):
+    /// each order found then links back to that payment with the order filled in.
+    #[serde(default)]
+    pagamento: String,
+}
+
+/// How many orders the page shows: a search finds a handful; the unfiltered list is the
+/// newest.
+const ORDERS_PAGE: i64 = 100;
+
+async fn orders_page(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    Operator(user): Operator,
+    query: web::Query<OrdersQuery>,
+) -> Result<HttpResponse, WebError> {
+    let csrf = Csrf::of(&request);
+    let query = query.into_inner();
+    let (search, stato, payment_id) = (
+        query.cerca.trim(),
+        query.stato.trim(),
+        query.pagamento.trim(),
+    );
+    let mut filter = match search {
+        "" => OrderFilter::default(),
+        text => OrderFilter::from_search_text(text),
+    };
+    let mut stato_error = None;
+    if !stato.is_empty() {
+        filter.status = OrderStatus::parse(stato);
+        if filter.status.is_none() {
+            stato_error = Some("Scegli uno degli stati dell'elenco.");
+        }
+    }
+    let brand_id = user.brand_id.clone();
+    let valid = stato_error.is_none();
+    let (brand, found) = with_conn(&state, move |conn| {
+        let brand = brand_of(conn, &brand_id)?;
+        let found = if valid {
+            orders::list(conn, &brand_id, None, &filter, ORDERS_PAGE).map_err(|e| match e {
+                orders::OrderError::Storage(e) => WebError::storage(e),
+                other => WebError::Unexpected(other.into()),
+            })?
+        } else {
+            Vec::new()
+        };
+        Ok((brand, found))
+    })
+    .await?;
+    let rows: Vec<Value> = found
+        .iter()
+        .map(|o| {
+            json!({
+                "id": o.id,
+                "date": time_it(o.created_at),
+                "email": o.email,
+                "total": euro(o.gross_total),
+                "due": (o.amount_due() > Money::ZERO).then(|| euro(o.amount_due())),
+                "status_label": order_status_label(o.status.as_str()),
+                "reference": o.payment_reference.as_ref().map(|r| r.printed()),
+                "invoice_number": or_dash(o.invoice_number.clone()),
+                "match_link": (!payment_id.is_empty()).then(|| format!(
+                    "/backoffice/pagamenti/{}?{}",
+                    url_segment(payment_id),
+                    query_string(&[("ordine", &o.id)])
+                )),
+            })
+        })
+        .collect();
+    let statuses: Vec<Value> = OrderStatus::ALL
+        .iter()
+        .map(|s| json!({ "value": s.as_str(), "label": order_status_label(s.as_str()), "selected": s.as_str() == stato }))
+        .collect();
+    let searched = !search.is_empty() || !stato.is_empty();
+    let context = merge(
+        base(&user, &brand, &csrf, "Ordini"),
+        json!({
+            "filters": { "cerca": search, "stato": stato, "pagamento": payment_id },
+            "errors": { "stato": stato_error },
+            "statuses": statuses,
+            "searched": searched,
+            "found": match (searched, rows.len()) {
+                (true, 1) => "1 ordine trovato".to_owned(),
+                (true, n) => format!("{n} ordini trovati"),
+                (false, 1) => "L'unico ordine".to_owned(),
+                (false, n) => format!("Gli ultimi {n} ordini"),
+            },
+            "orders": rows,
+            "limit": ORDERS_PAGE,
+            "capped": rows.len() as i64 == ORDERS_PAGE,
+        }),
+    );
+    let status = if valid {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    page(&state, &csrf, status, "bo_ordini", context)
+}
+
+// ---------------------------------------------------------------------------------------
 // Payments
 
 #[derive(Deserialize, Default)]
@@ -823,6 +939,15 @@ async fn payment_page(
                 "resolution_note": p.resolution_note,
             },
             "can_match": can_match,
+            // The orders page, searching by the payment's RF code (a typo finds nothing, and
+            // the operator types what the remittance or the payer suggests instead).
+            "find_order_link": format!(
+                "/backoffice/ordini?{}",
+                query_string(&[
+                    ("pagamento", p.id.as_str()),
+                    ("cerca", p.reference.as_deref().unwrap_or_default()),
+                ])
+            ),
             "can_refund": can_refund,
             // A refusal whose form is no longer shown (the payment changed state meanwhile).
             "top_error": top_error,
@@ -844,16 +969,27 @@ async fn payment_page(
     page(state, csrf, status, "bo_pagamento", context)
 }
 
+#[derive(Deserialize)]
+pub struct PaymentQuery {
+    fatto: Option<String>,
+    /// The order chosen on the orders page, filled into the match form.
+    ordine: Option<String>,
+}
+
 async fn payment(
     state: web::Data<AppState>,
     request: HttpRequest,
     Operator(user): Operator,
     id: web::Path<String>,
-    query: web::Query<DoneQuery>,
+    query: web::Query<PaymentQuery>,
 ) -> Result<HttpResponse, WebError> {
     let csrf = Csrf::of(&request);
+    let query = query.into_inner();
     let done = done_message(query.fatto.as_deref());
-    let forms = PaymentForms::default();
+    let forms = PaymentForms {
+        order_id: query.ordine.unwrap_or_default().trim().to_owned(),
+        ..PaymentForms::default()
+    };
     payment_page(
         &state,
         &csrf,

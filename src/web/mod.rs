@@ -333,6 +333,7 @@ const SHOP_NAV: &[(&str, &str)] = &[
 /// The back-office's sections.
 const BACKOFFICE_NAV: &[(&str, &str)] = &[
     ("/backoffice/pagamenti", "Pagamenti"),
+    ("/backoffice/ordini", "Ordini"),
     ("/backoffice/estratti", "Estratti conto"),
     ("/backoffice/riepilogo", "Riepilogo giornaliero"),
     ("/backoffice/prepagati", "Conti prepagati"),

@@ -88,6 +88,7 @@ async fn operators_see_the_back_office_and_nobody_else_does() {
     assert_eq!(landing, "/negozio/acquista");
     for path in [
         "/backoffice/pagamenti",
+        "/backoffice/ordini",
         "/backoffice/riepilogo",
         "/backoffice/email",
     ] {
@@ -119,6 +120,7 @@ async fn operators_see_the_back_office_and_nobody_else_does() {
     assert_eq!(home.location.as_deref(), Some("/backoffice/pagamenti"));
     for (path, heading) in [
         ("/backoffice/pagamenti", "<h1>Pagamenti</h1>"),
+        ("/backoffice/ordini", "<h1>Ordini</h1>"),
         ("/backoffice/estratti", "<h1>Estratti conto</h1>"),
         ("/backoffice/riepilogo", "<h1>Riepilogo giornaliero</h1>"),
         ("/backoffice/prepagati", "<h1>Conti prepagati</h1>"),
@@ -459,6 +461,130 @@ async fn an_unmatched_payment_is_matched_and_another_refunded_through_the_page()
         .get(&format!("/backoffice/pagamenti/{to_refund}"))
         .await;
     assert_eq!(page.status, 404);
+}
+
+/// A link as the page writes it (handlebars escapes `&` and `=`), as a browser follows it.
+fn href_of(body: &str, id: &str) -> String {
+    let at = body
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id}"));
+    let start = body[..at].rfind("href=\"").unwrap() + 6;
+    let end = start + body[start..].find('"').unwrap();
+    body[start..end]
+        .replace("&amp;", "&")
+        .replace("&#x3D;", "=")
+}
+
+/// A payment that came without its RF code: from its page the operator looks the order up
+/// by what the customer quotes (email, RF code), picks it, and the match form has it.
+#[tokio::test]
+async fn an_operator_finds_the_order_of_a_payment_without_rf_code_and_matches_it() {
+    let app = spawn_app().await;
+    let operator = app.back_office("visura").await;
+    let customer = app.customer("visura").await;
+    let order = transfer_order(&app, &customer).await;
+    let order_id = order["id"].as_str().unwrap().to_owned();
+    let other = transfer_order(&app, &app.customer("visura").await).await;
+    let (office, _) = Session::signed_in(&app, &operator.email).await;
+    let statement = camt053(
+        8,
+        &[Line::credit(PRICE, "rinnovo firma studio", &bank_ref())],
+    );
+    office.import(Some(&office.csrf), &statement).await;
+    let payment_id = app
+        .get_json(
+            &operator.token,
+            "/api/v1/backoffice/payments?status=unmatched",
+        )
+        .await["payments"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let page = office
+        .get(&format!("/backoffice/pagamenti/{payment_id}"))
+        .await;
+    let search = href_of(&page.body, "cerca-ordine");
+    assert!(
+        search.starts_with(&format!("/backoffice/ordini?pagamento={payment_id}")),
+        "{search}"
+    );
+    // Without an RF code on the payment, the page lists the newest orders.
+    let page = office.get(&search).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains(&format!("id=\"ordine-{order_id}\"")));
+    assert!(page
+        .body
+        .contains(&format!("id=\"ordine-{}\"", other["id"].as_str().unwrap())));
+
+    // The customer quotes their email (any case): their order only.
+    let by_email = format!(
+        "/backoffice/ordini?pagamento={payment_id}&cerca={}",
+        customer.email.to_uppercase()
+    );
+    let page = office.get(&by_email).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(&format!("id=\"ordine-{order_id}\"")));
+    assert!(!page
+        .body
+        .contains(&format!("id=\"ordine-{}\"", other["id"].as_str().unwrap())));
+    assert!(page.body.contains("1 ordine trovato"), "{}", page.body);
+    // Or the RF code from the slip, in its printed groups.
+    let printed = order["transfer"]["reference_print"].as_str().unwrap();
+    let page = office
+        .get(&format!(
+            "/backoffice/ordini?cerca={}",
+            printed.replace(' ', "+")
+        ))
+        .await;
+    assert!(page.body.contains(&format!("id=\"ordine-{order_id}\"")));
+    assert!(
+        !page.body.contains("Abbina"),
+        "no payment in hand, no match link"
+    );
+    let page = office.get("/backoffice/ordini?cerca=VIS2020-999999").await;
+    assert!(page.body.contains("Nessun ordine del marchio corrisponde"));
+    let page = office.get("/backoffice/ordini?stato=boh").await;
+    assert_eq!(page.status, 422);
+    assert!(page.body.contains("id=\"stato-error\""));
+
+    // Picking it fills the match form; matching fulfils the order.
+    let page = office.get(&by_email).await;
+    let link = format!("/backoffice/pagamenti/{payment_id}?ordine={order_id}");
+    assert!(
+        page.body
+            .replace("&#x3D;", "=")
+            .contains(&format!("href=\"{link}\"")),
+        "{}",
+        page.body
+    );
+    let page = office.get(&link).await;
+    assert!(
+        page.body.contains(&format!(
+            "name=\"order_id\" type=\"text\" value=\"{order_id}\""
+        )),
+        "{}",
+        page.body
+    );
+    let page = office
+        .post(
+            &format!("/backoffice/pagamenti/{payment_id}/abbina"),
+            &[
+                ("order_id", &order_id),
+                ("reason", "causale senza RF, cliente al telefono"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(payment_status(&app, &payment_id), "matched");
+
+    // Another brand's operator finds none of visura's orders.
+    let lextel = app.back_office("lextel").await;
+    let (lextel_office, _) = Session::signed_in_to(&app, "lextel", &lextel.email).await;
+    let page = lextel_office
+        .get(&format!("/backoffice/ordini?cerca={}", customer.email))
+        .await;
+    assert!(!page.body.contains(&order_id));
 }
 
 #[tokio::test]

@@ -574,3 +574,116 @@ async fn without_smtp_emails_are_written_as_eml_files() {
     assert!(all.contains("i tuoi coupon") && all.contains("ricevuta ordine"));
     assert_eq!(coupon_codes(&all).len(), 1);
 }
+
+/// The order a customer asks about, found by what they quote: its RF code (printed, any
+/// case), its invoice number, the address its codes went to, its state. Customers search
+/// only their own orders; another brand's back-office finds nothing.
+#[tokio::test]
+async fn the_back_office_finds_an_order_by_rf_code_invoice_number_or_email() {
+    let app = spawn_app().await;
+    let anna = app.customer("visura").await;
+    let bruno = app.customer("visura").await;
+    app.credit(&anna.user_id, "20.00");
+    let prepaid: Value = app
+        .order(&anna.token, one("RIN-FIRMA"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let response = app
+        .client
+        .post(format!("{}/api/v1/orders", app.address))
+        .bearer_auth(&bruno.token)
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+        .json(&json!({ "lines": one("RIN-FIRMA"), "payment_method": "bank_transfer" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let transfer: Value = response.json().await.unwrap();
+    let office = app.back_office("visura").await;
+    let found = |token: String, query: String| {
+        let app = &app;
+        async move {
+            let list: Value = app
+                .get_json(&token, &format!("/api/v1/orders?{query}"))
+                .await;
+            list["orders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let (prepaid_id, transfer_id) = (
+        prepaid["id"].as_str().unwrap().to_owned(),
+        transfer["id"].as_str().unwrap().to_owned(),
+    );
+    let printed = transfer["transfer"]["reference_print"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    let invoice = prepaid["invoice_number"].as_str().unwrap().to_lowercase();
+    let encode =
+        |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let bruno_email = bruno.email.to_uppercase();
+    for (query, expected) in [
+        (
+            format!("reference={}", encode(&printed)),
+            vec![&transfer_id],
+        ),
+        (
+            format!("invoice_number={}", encode(&invoice)),
+            vec![&prepaid_id],
+        ),
+        (
+            format!("email={}", encode(&bruno_email)),
+            vec![&transfer_id],
+        ),
+        ("status=awaiting_payment".into(), vec![&transfer_id]),
+        ("status=fulfilled".into(), vec![&prepaid_id]),
+        (String::new(), vec![&transfer_id, &prepaid_id]),
+        (
+            format!("status=fulfilled&reference={}", encode(&printed)),
+            vec![],
+        ),
+    ] {
+        assert_eq!(
+            found(office.token.clone(), query.clone()).await,
+            expected.into_iter().cloned().collect::<Vec<String>>(),
+            "{query}"
+        );
+    }
+    // A customer searches their own orders only; another brand's back-office, its own.
+    let query = format!("reference={}", encode(&printed));
+    assert!(found(anna.token.clone(), query.clone()).await.is_empty());
+    assert_eq!(
+        found(bruno.token.clone(), query.clone()).await,
+        vec![transfer_id.clone()]
+    );
+    let lextel = app.back_office("lextel").await;
+    assert!(found(lextel.token.clone(), query).await.is_empty());
+
+    // Every wrong filter is named, with its rule.
+    let body = problem(
+        app.get_as(
+            &office.token,
+            "/api/v1/orders?status=lost&reference=RF00ABC&email=nobody&invoice_number=%20",
+        )
+        .await,
+        400,
+    )
+    .await;
+    let fields: BTreeSet<(&str, &str)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["field"].as_str().unwrap(), e["rule"].as_str().unwrap()))
+        .collect();
+    assert_eq!(fields.len(), 4, "{body}");
+    assert!(fields.contains(&("status", "one_of")), "{body}");
+    assert!(fields.contains(&("invoice_number", "length")), "{body}");
+    assert!(fields.iter().any(|(f, _)| *f == "reference"), "{body}");
+    assert!(fields.iter().any(|(f, _)| *f == "email"), "{body}");
+}
