@@ -255,6 +255,20 @@ pub fn public_status(
     .transpose()
 }
 
+/// The id of the coupon with this code, if any: what the back-office needs when the
+/// customer quotes the code (the id appears nowhere the customer sees).
+pub fn id_by_code(
+    conn: &mut DbConnection,
+    key: &CouponKey,
+    code: &CouponCode,
+) -> QueryResult<Option<String>> {
+    coupons::table
+        .filter(coupons::code_hash.eq(key.hash(code)))
+        .select(coupons::id)
+        .first(conn)
+        .optional()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum VoidError {
     #[error("no such coupon")]

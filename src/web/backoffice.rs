@@ -22,7 +22,7 @@ use super::Operator;
 use super::{euro, merge, see_other, signed_in_context, Csrf, WebError};
 use crate::auth::User;
 use crate::brands::{self, Brand};
-use crate::coupons::{self, VoidError};
+use crate::coupons::{self, CouponCode, VoidError};
 use crate::email_address::EmailAddress;
 use crate::http::AppState;
 use crate::mail::outbox;
@@ -1734,6 +1734,13 @@ pub struct VoidFields {
 /// Voids a coupon and shows what went back to the owner's prepaid account. The result is
 /// the answer to the POST itself: sent again (a reload), the void is refused as the coupon
 /// is no longer available, so nothing happens twice.
+/// What the operator typed into the void form: the code the customer quotes, or the id
+/// the API and the audit log use.
+enum CouponTyped {
+    Code(CouponCode),
+    Id(String),
+}
+
 async fn void_coupon(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -1751,18 +1758,43 @@ async fn void_coupon(
         reason: reason.clone(),
         ..VoidState::default()
     };
-    if coupon_id.is_empty() {
-        form.coupon_id_error = Some("Scrivi l'identificativo del coupon da annullare.".into());
-    }
+    let typed = if coupon_id.is_empty() {
+        form.coupon_id_error =
+            Some("Scrivi il codice o l'identificativo del coupon da annullare.".into());
+        None
+    } else if uuid::Uuid::parse_str(&coupon_id).is_ok() {
+        Some(CouponTyped::Id(coupon_id.clone()))
+    } else {
+        CouponCode::parse(&coupon_id)
+            .map_err(|_| {
+                form.coupon_id_error = Some(
+                    "Il codice non è valido: controlla di averlo copiato per intero (5 gruppi, \
+                     l'ultimo di un carattere)."
+                        .into(),
+                )
+            })
+            .ok()
+            .map(|code| {
+                form.coupon_id = code.formatted();
+                CouponTyped::Code(code)
+            })
+    };
     let reason = Reason::parse(&reason)
         .map_err(|e| form.reason_error = Some(reason_error(&e)))
         .ok();
-    let Some(reason) = reason.filter(|_| form.coupon_id_error.is_none()) else {
+    let (Some(reason), Some(typed)) = (reason, typed) else {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
         return coupon_page(&state, &csrf, user, form, status).await;
     };
-    let (operator_id, brand_id, id) = (user.id.clone(), user.brand_id.clone(), coupon_id);
+    let (operator_id, brand_id) = (user.id.clone(), user.brand_id.clone());
+    let key = state.coupon_key.clone();
     let outcome = with_conn(&state, move |conn| {
+        let id = match typed {
+            CouponTyped::Code(code) => coupons::id_by_code(conn, &key, &code)
+                .map_err(WebError::storage)?
+                .unwrap_or_default(),
+            CouponTyped::Id(id) => id,
+        };
         match coupons::void(conn, &operator_id, &brand_id, &id, &reason, Utc::now()) {
             Ok(refund) => Ok(Ok(refund)),
             Err(VoidError::Storage(e)) | Err(VoidError::Prepaid(PrepaidError::Storage(e))) => {
@@ -1778,7 +1810,7 @@ async fn void_coupon(
             StatusCode::OK
         }
         Err(VoidError::NotFound) => {
-            form.coupon_id_error = Some("Nessun coupon ha questo identificativo.".into());
+            form.coupon_id_error = Some("Nessun coupon ha questo codice o identificativo.".into());
             StatusCode::UNPROCESSABLE_ENTITY
         }
         Err(VoidError::OtherBrand) => {

@@ -688,7 +688,8 @@ async fn a_prepaid_adjustment_through_the_page_moves_the_balance() {
 
 #[tokio::test]
 async fn a_coupon_is_voided_through_the_page_and_refunded() {
-    let app = spawn_app().await;
+    let (sink, port) = crate::smtp::SmtpSink::start(0).await;
+    let app = spawn_app_with_smtp(port, &[]).await;
     let operator = app.back_office("visura").await;
     let customer = app.customer("visura").await;
     app.credit(&customer.user_id, PRICE);
@@ -709,27 +710,51 @@ async fn a_coupon_is_voided_through_the_page_and_refunded() {
             .to_string(),
         "0.00"
     );
+    // The customer quotes the code from the email; the operator types it (any case).
+    let code = sink
+        .wait_for(2, Duration::from_secs(20))
+        .await
+        .iter()
+        .flat_map(|m| crate::smtp::coupon_codes(&crate::smtp::decoded(m)))
+        .next()
+        .expect("the coupon email");
     let (office, _) = Session::signed_in(&app, &operator.email).await;
 
-    let page = office
-        .post(
-            "/backoffice/coupon",
-            &[("coupon_id", "nessuno"), ("reason", "errore")],
-        )
-        .await;
-    assert_eq!(page.status, 422);
-    assert!(page.body.contains("id=\"coupon_id-error\""));
+    let typo = format!(
+        "{}{}",
+        &code[..code.len() - 1],
+        if code.ends_with('A') { 'B' } else { 'A' }
+    );
+    for (typed, message) in [
+        ("nessuno", "Il codice non è valido"),
+        (typo.as_str(), "Il codice non è valido"),
+        (
+            "0193b5c0-0000-7000-8000-000000000000",
+            "Nessun coupon ha questo codice",
+        ),
+    ] {
+        let page = office
+            .post(
+                "/backoffice/coupon",
+                &[("coupon_id", typed), ("reason", "errore")],
+            )
+            .await;
+        assert_eq!(page.status, 422, "{typed}");
+        assert!(page.body.contains("id=\"coupon_id-error\""), "{typed}");
+        assert!(page.body.contains(message), "{typed}: {}", page.body);
+    }
 
     let page = office
         .post(
             "/backoffice/coupon",
             &[
-                ("coupon_id", &coupon_id),
+                ("coupon_id", &code.to_lowercase()),
                 ("reason", "acquistato per errore"),
             ],
         )
         .await;
     assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(text_of(&page.body, "coupon-annullato"), code.to_uppercase());
     assert_eq!(text_of(&page.body, "rimborso"), "€ 31,72");
     assert_eq!(
         app.prepaid_balance_and_ledger_sum(&customer.user_id)
@@ -738,7 +763,7 @@ async fn a_coupon_is_voided_through_the_page_and_refunded() {
         PRICE
     );
 
-    // Sent again (a reload): refused, nothing refunded twice.
+    // Sent again by its id (the API's and the audit log's): refused, nothing refunded twice.
     let page = office
         .post(
             "/backoffice/coupon",
