@@ -96,9 +96,26 @@ pub fn open_for_certificates(
         .collect())
 }
 
+/// The coupon's row, locked until the transaction ends (PostgreSQL; SQLite's writer lock
+/// already excludes every other writer), and its status.
+///
+/// Who frees a coupon ([`release_coupon`]) and who lets a coupon covering both
+/// certificates serve its second one ([`request`]) count the renewals holding it; each
+/// counts under this lock, so neither acts on a count the other is about to change.
+fn lock_coupon(conn: &mut DbConnection, coupon_id: &str) -> QueryResult<Option<String>> {
+    let query = coupons::table
+        .filter(coupons::id.eq(coupon_id))
+        .select(coupons::status);
+    match conn {
+        DbConnection::Postgres(pg) => query.for_update().first(pg).optional(),
+        DbConnection::Sqlite(sqlite) => query.first(sqlite).optional(),
+    }
+}
+
 /// Gives a reserved coupon back, unless another renewal still holds it (a coupon that
 /// covers both certificates serves both renewals of the device).
 fn release_coupon(conn: &mut DbConnection, coupon_id: &str) -> QueryResult<bool> {
+    lock_coupon(conn, coupon_id)?;
     let still_held: i64 = renewals::table
         .filter(renewals::coupon_id.eq(coupon_id))
         .filter(renewals::status.eq_any(RenewalState::COUNTED))

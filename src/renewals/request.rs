@@ -247,19 +247,20 @@ pub fn request(
                 return refuse(index, Refusal::OldKey);
             }
 
-            let coupon_id = match check_coupon(
+            let (coupon_id, to_reserve) = match check_coupon(
                 conn,
                 coupon_key,
                 brand_id,
+                device_id,
                 &item.coupon,
                 kind,
                 &reserved,
                 now,
             )? {
-                Ok(coupon_id) => coupon_id,
+                Ok(coupon) => coupon,
                 Err(refusal) => return refuse(index, refusal),
             };
-            if !reserved.contains(&coupon_id) {
+            if to_reserve && !reserved.contains(&coupon_id) {
                 // A conditional update: of concurrent requests with one coupon, exactly
                 // one flips it; the others find it reserved and are refused.
                 let flipped = diesel::update(
@@ -336,17 +337,22 @@ pub fn request(
     })
 }
 
-/// The coupon's id, if the code names a coupon of this brand, unexpired, available and
-/// covering `kind`.
+/// The coupon `code` names, if this renewal may use it: of this brand, unexpired, covering
+/// `kind`, and available (or reserved by an earlier item of this request). With the
+/// coupon's id, whether it still has to be reserved: a coupon covering both certificates
+/// whose one renewal went through and whose other failed serves that other one again,
+/// already reserved or redeemed (see [`second_use_allowed`]).
+#[allow(clippy::too_many_arguments)]
 fn check_coupon(
     conn: &mut DbConnection,
     coupon_key: &CouponKey,
     brand_id: &str,
+    device_id: &str,
     code: &CouponCode,
     kind: CertificateKind,
     reserved_here: &HashSet<String>,
     now: DateTime<Utc>,
-) -> anyhow::Result<Result<String, Refusal>> {
+) -> anyhow::Result<Result<(String, bool), Refusal>> {
     let row: Option<(String, String, String, NaiveDateTime, String)> = coupons::table
         .inner_join(products::table)
         .filter(coupons::code_hash.eq(coupon_key.hash(code)))
@@ -371,8 +377,12 @@ fn check_coupon(
     if !covers.kinds().contains(&kind) {
         return Ok(Err(Refusal::CouponWrongKind { covers, kind }));
     }
-    // Reserved by an earlier item of this very request (a coupon covering both kinds).
-    if status != CouponStatus::Available && !reserved_here.contains(&coupon_id) {
+    let to_reserve = status == CouponStatus::Available;
+    let usable = to_reserve
+        // Reserved by an earlier item of this very request (a coupon covering both kinds).
+        || reserved_here.contains(&coupon_id)
+        || (covers.kinds().len() > 1 && second_use_allowed(conn, &coupon_id, device_id, kind)?);
+    if !usable {
         return Ok(Err(Refusal::CouponNotAvailable(status)));
     }
     if valid_until.and_utc() < now {
@@ -380,5 +390,35 @@ fn check_coupon(
             valid_until: valid_until.and_utc(),
         }));
     }
-    Ok(Ok(coupon_id))
+    Ok(Ok((coupon_id, to_reserve)))
+}
+
+/// Whether a coupon covering both certificates, no longer available, may still serve
+/// this device's certificate of `kind`: it was bought for both, and the renewal of `kind`
+/// it paid for failed (or was rejected) while the other went through. It may if every
+/// renewal holding it, or that used it, is of this device and none is of `kind`. The
+/// coupon is locked first (see `lock_coupon`): a release of it counts under the same
+/// lock. Two requests for the same certificate are kept apart by the unique index of open
+/// renewals, and a device has one certificate of each kind in use.
+fn second_use_allowed(
+    conn: &mut DbConnection,
+    coupon_id: &str,
+    device_id: &str,
+    kind: CertificateKind,
+) -> anyhow::Result<bool> {
+    let status = super::lock_coupon(conn, coupon_id)?
+        .and_then(|s| CouponStatus::parse(&s))
+        .ok_or_else(|| anyhow::anyhow!("coupon {coupon_id} vanished"))?;
+    if !matches!(status, CouponStatus::Reserved | CouponStatus::Redeemed) {
+        return Ok(false);
+    }
+    let holders: Vec<(String, String)> = renewals::table
+        .filter(renewals::coupon_id.eq(coupon_id))
+        .filter(renewals::status.eq_any(RenewalState::COUNTED))
+        .select((renewals::device_id, renewals::kind))
+        .load(conn)?;
+    Ok(!holders.is_empty()
+        && holders
+            .iter()
+            .all(|(device, held_kind)| device == device_id && held_kind != kind.as_str()))
 }

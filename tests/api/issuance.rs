@@ -315,3 +315,175 @@ async fn a_failing_ca_is_retried_with_backoff_then_the_renewal_fails_and_frees_i
         )]
     );
 }
+
+/// The embedded CA, down for authentication certificates only.
+struct AuthenticationFailingCa(EmbeddedCa);
+
+impl CertificateAuthority for AuthenticationFailingCa {
+    fn issue(
+        &self,
+        subject: &Subject,
+        public_key: &[u8],
+        profile: Profile,
+        not_before: DateTime<Utc>,
+        not_after: DateTime<Utc>,
+    ) -> Result<Issued, CaError> {
+        match profile {
+            Profile::Authentication => Err(CaError::Signing("the HSM does not answer".into())),
+            Profile::Signature => self
+                .0
+                .issue(subject, public_key, profile, not_before, not_after),
+        }
+    }
+    fn chain_pem(&self) -> String {
+        self.0.chain_pem()
+    }
+    fn issuer_name(&self) -> String {
+        self.0.issuer_name()
+    }
+    fn issuing_certificate_der(&self) -> Vec<u8> {
+        self.0.issuing_certificate_der()
+    }
+}
+
+/// A coupon bought for both certificates whose signature renewal went through and whose
+/// authentication renewal failed at the CA: the holder asks again with the same coupon,
+/// for the authentication certificate only, on the same device, and gets it. Nowhere
+/// else: not on another device, not twice for one kind.
+#[tokio::test]
+async fn a_combined_coupon_serves_again_the_renewal_that_failed() {
+    use rinnovo::renewals::install::confirm_installed;
+    use rinnovo::renewals::request::{Refusal, RequestError};
+
+    let (app, sink) = app_with_sink(&[]).await;
+    let code = buy(&app, &sink, "visura", "RIN-FIRMA-CNS", 1)
+        .await
+        .remove(0);
+    let key = CouponKey::new(
+        rinnovo::secrets::load_or_create(None, app.database.dir.path(), COUPON_KEY_FILE).unwrap(),
+    );
+    let certificate_of = |device_id: &str, kind: &str| -> String {
+        certificates::table
+            .filter(certificates::device_id.eq(device_id))
+            .filter(certificates::kind.eq(kind))
+            .filter(certificates::status.eq("active"))
+            .select(certificates::id)
+            .first(&mut app.pool.get().unwrap())
+            .unwrap()
+    };
+    let ask = |device_id: &str, kinds: &[&str]| {
+        let items: Vec<RenewalItem> = kinds
+            .iter()
+            .map(|kind| RenewalItem {
+                certificate_id: certificate_of(device_id, kind),
+                csr: holder_csr(),
+                coupon: CouponCode::parse(&code).unwrap(),
+            })
+            .collect();
+        request(
+            &mut app.pool.get().unwrap(),
+            &key,
+            &RenewalPolicy::default(),
+            device_id,
+            "visura",
+            &items,
+            Utc::now(),
+        )
+    };
+    let device = enroll(&app, "card-both").enrolled.device_id;
+    let first = ask(&device, &["signature", "authentication"]).unwrap();
+    let (signature, authentication) = (first[0].id.clone(), first[1].id.clone());
+    let once = IssuanceSettings {
+        max_attempts: 1,
+        ..settings(10)
+    };
+    let report = run_batch(
+        &mut app.pool.get().unwrap(),
+        &AuthenticationFailingCa(ca(&app)),
+        &once,
+        Utc::now(),
+    )
+    .unwrap();
+    assert_eq!((report.issued, report.failed), (1, 1), "{report:?}");
+    assert_eq!(status_of(&app, &authentication), "failed");
+    // The signature renewal still holds the coupon; installing it redeems the coupon.
+    assert_eq!(coupon_status(&app, &code).await, "reserved");
+    confirm_installed(
+        &mut app.pool.get().unwrap(),
+        &device,
+        &signature,
+        Utc::now(),
+    )
+    .unwrap();
+    assert_eq!(coupon_status(&app, &code).await, "redeemed");
+
+    // Not on another device, redeemed as it is.
+    let other = enroll(&app, "card-other").enrolled.device_id;
+    match ask(&other, &["authentication"]) {
+        Err(RequestError::Refused {
+            refusal: Refusal::CouponNotAvailable(_),
+            ..
+        }) => {}
+        other => panic!(
+            "another device used the coupon: {:?}",
+            other.map(|q| q.len())
+        ),
+    }
+    // The failed one, on its device: queued with the same coupon, which stays redeemed;
+    // asked eight times at once, exactly once.
+    let barrier = std::sync::Barrier::new(8);
+    let answers: Vec<_> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    ask(&device, &["authentication"])
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let mut won: Vec<_> = answers.iter().filter_map(|a| a.as_ref().ok()).collect();
+    assert_eq!(won.len(), 1, "{answers:?}");
+    // The others are refused, whichever check saw the winner first (the open renewal,
+    // the coupon's use for this kind, the device's renewal count), never a storage error.
+    for answer in answers.iter().filter(|a| a.is_err()) {
+        assert!(
+            matches!(
+                answer,
+                Err(RequestError::Refused {
+                    refusal: Refusal::AlreadyPending { .. }
+                        | Refusal::CouponNotAvailable(_)
+                        | Refusal::DeviceRenewedEnough { .. },
+                    ..
+                })
+            ),
+            "{answer:?}"
+        );
+    }
+    let again = won.remove(0);
+    assert_eq!(status_of(&app, &again[0].id), "queued");
+    assert_eq!(coupon_status(&app, &code).await, "redeemed");
+    let report = run_batch(&mut app.pool.get().unwrap(), &ca(&app), &once, Utc::now()).unwrap();
+    assert_eq!(report.issued, 1, "{report:?}");
+    confirm_installed(
+        &mut app.pool.get().unwrap(),
+        &device,
+        &again[0].id,
+        Utc::now(),
+    )
+    .unwrap();
+    let used: i64 = renewals::table
+        .filter(renewals::status.eq("installed"))
+        .count()
+        .get_result(&mut app.pool.get().unwrap())
+        .unwrap();
+    assert_eq!(
+        used, 2,
+        "one certificate of each kind, one device, one coupon"
+    );
+    // And no third time: the device's new authentication certificate is not renewable
+    // yet, and the coupon has served both kinds.
+    assert!(ask(&device, &["authentication"]).is_err());
+    assert!(ask(&other, &["signature"]).is_err());
+}
