@@ -98,6 +98,15 @@ def test_the_back_office_imports_the_statement_and_the_order_is_fulfilled(
         operator.goto("/backoffice/pagamenti")
         expect(operator.get_by_text(rf_code).first).to_be_visible()
         shot(operator, "backoffice-pagamenti")
+        # The order, found by its RF code as a customer would read it out.
+        operator.get_by_role("link", name="Ordini", exact=True).click()
+        operator.get_by_label(
+            "Codice RF, numero di fattura, email o identificativo dell'ordine"
+        ).fill(rf_code.lower())
+        operator.get_by_role("button", name="Cerca").click()
+        expect(operator.locator("#trovati")).to_have_text("1 ordine trovato.")
+        expect(operator.locator("td.status")).to_have_text("evaso")
+        shot(operator, "backoffice-ordini")
     finally:
         context.close()
 
