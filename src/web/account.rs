@@ -245,7 +245,7 @@ async fn order_list(
     let (brand, owner) = (user.brand_id.clone(), user.id.clone());
     let list = with_conn(&state, move |conn| {
         orders::list(conn, &brand, Some(&owner), &Default::default(), LIST_LIMIT)
-            .map_err(|e| WebError::storage(anyhow::anyhow!(e)))
+            .map_err(super::order_storage)
     })
     .await?;
     let orders: Vec<Value> = list
@@ -337,9 +337,7 @@ async fn check_coupon(
     let code = match CouponCode::parse(&typed) {
         Ok(code) => code,
         Err(_) => {
-            context["error"] = json!(
-                "Il codice non è valido: controlla di averlo copiato per intero (5 gruppi, l'ultimo di un carattere)."
-            );
+            context["error"] = json!(super::COUPON_CODE_INVALID);
             return page(
                 &state,
                 &csrf,

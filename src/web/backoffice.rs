@@ -19,7 +19,9 @@ use sha2::{Digest, Sha256};
 
 use super::shop::{page, with_conn};
 use super::Operator;
-use super::{euro, merge, see_other, signed_in_context, Csrf, WebError};
+use super::{
+    euro, merge, order_storage, see_other, signed_in_context, Csrf, WebError, COUPON_CODE_INVALID,
+};
 use crate::auth::User;
 use crate::brands::{self, Brand};
 use crate::coupons::{self, CouponCode, VoidError};
@@ -617,10 +619,7 @@ async fn orders_page(
     let (brand, found) = with_conn(&state, move |conn| {
         let brand = brand_of(conn, &brand_id)?;
         let found = if valid {
-            orders::list(conn, &brand_id, None, &filter, ORDERS_PAGE).map_err(|e| match e {
-                orders::OrderError::Storage(e) => WebError::storage(e),
-                other => WebError::Unexpected(other.into()),
-            })?
+            orders::list(conn, &brand_id, None, &filter, ORDERS_PAGE).map_err(order_storage)?
         } else {
             Vec::new()
         };
@@ -1767,11 +1766,7 @@ async fn void_coupon(
     } else {
         CouponCode::parse(&coupon_id)
             .map_err(|_| {
-                form.coupon_id_error = Some(
-                    "Il codice non è valido: controlla di averlo copiato per intero (5 gruppi, \
-                     l'ultimo di un carattere)."
-                        .into(),
-                )
+                form.coupon_id_error = Some(COUPON_CODE_INVALID.into());
             })
             .ok()
             .map(|code| {

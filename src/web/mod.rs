@@ -70,6 +70,19 @@ impl WebError {
     }
 }
 
+/// The failure of reading orders (which refuses nothing): its database error stays first
+/// in the chain, where [`WebError::storage`] tells an unavailable or read-only database
+/// (503) from the rest.
+pub fn order_storage(error: crate::orders::OrderError) -> WebError {
+    match error {
+        crate::orders::OrderError::Storage(e) => WebError::storage(e),
+        other => WebError::Unexpected(other.into()),
+    }
+}
+
+/// What a buyer or an operator reads when a typed coupon code does not parse.
+pub const COUPON_CODE_INVALID: &str = "Il codice non è valido: controlla di averlo copiato per intero (5 gruppi, l'ultimo di un carattere).";
+
 impl From<diesel::result::Error> for WebError {
     fn from(error: diesel::result::Error) -> Self {
         Self::storage(error)
