@@ -18,10 +18,21 @@ use crate::agent::{ca, enroll};
 use crate::helpers::TestApp;
 use crate::renewals::{app_with_sink, buy, coupon_status, wait_for_email};
 
-/// The embedded CA, counting what it is asked to sign.
+/// The embedded CA, counting what it is asked to sign; down for one profile if told.
 struct CountingCa {
     inner: EmbeddedCa,
     keys: Mutex<Vec<Vec<u8>>>,
+    down_for: Option<Profile>,
+}
+
+impl CountingCa {
+    fn new(inner: EmbeddedCa) -> Self {
+        Self {
+            inner,
+            keys: Mutex::new(Vec::new()),
+            down_for: None,
+        }
+    }
 }
 
 impl CertificateAuthority for CountingCa {
@@ -33,6 +44,9 @@ impl CertificateAuthority for CountingCa {
         not_before: DateTime<Utc>,
         not_after: DateTime<Utc>,
     ) -> Result<Issued, CaError> {
+        if self.down_for == Some(profile) {
+            return Err(CaError::Signing("the HSM does not answer".into()));
+        }
         self.keys.lock().unwrap().push(public_key.to_vec());
         self.inner
             .issue(subject, public_key, profile, not_before, not_after)
@@ -152,10 +166,7 @@ fn settings(batch_size: i64) -> IssuanceSettings {
 async fn two_workers_racing_over_one_queue_issue_each_renewal_once() {
     let (app, sink) = app_with_sink(&[]).await;
     let queued = queue(&app, &sink, 24).await;
-    let ca = CountingCa {
-        inner: ca(&app),
-        keys: Mutex::new(Vec::new()),
-    };
+    let ca = CountingCa::new(ca(&app));
     // Small batches, so the two workers claim many times each and keep colliding.
     let reports: Vec<Vec<BatchReport>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..2)
@@ -247,10 +258,7 @@ async fn a_renewal_of_a_certificate_revoked_meanwhile_is_rejected_and_frees_its_
         .set(certificates::status.eq("revoked"))
         .execute(&mut conn)
         .unwrap();
-    let ca = CountingCa {
-        inner: ca(&app),
-        keys: Mutex::new(Vec::new()),
-    };
+    let ca = CountingCa::new(ca(&app));
     let report = run_batch(&mut conn, &ca, &settings(10), Utc::now()).unwrap();
     drop(conn);
     assert_eq!(report.rejected, 1);
@@ -316,36 +324,6 @@ async fn a_failing_ca_is_retried_with_backoff_then_the_renewal_fails_and_frees_i
     );
 }
 
-/// The embedded CA, down for authentication certificates only.
-struct AuthenticationFailingCa(EmbeddedCa);
-
-impl CertificateAuthority for AuthenticationFailingCa {
-    fn issue(
-        &self,
-        subject: &Subject,
-        public_key: &[u8],
-        profile: Profile,
-        not_before: DateTime<Utc>,
-        not_after: DateTime<Utc>,
-    ) -> Result<Issued, CaError> {
-        match profile {
-            Profile::Authentication => Err(CaError::Signing("the HSM does not answer".into())),
-            Profile::Signature => self
-                .0
-                .issue(subject, public_key, profile, not_before, not_after),
-        }
-    }
-    fn chain_pem(&self) -> String {
-        self.0.chain_pem()
-    }
-    fn issuer_name(&self) -> String {
-        self.0.issuer_name()
-    }
-    fn issuing_certificate_der(&self) -> Vec<u8> {
-        self.0.issuing_certificate_der()
-    }
-}
-
 /// A coupon bought for both certificates whose signature renewal went through and whose
 /// authentication renewal failed at the CA: the holder asks again with the same coupon,
 /// for the authentication certificate only, on the same device, and gets it. Nowhere
@@ -399,7 +377,10 @@ async fn a_combined_coupon_serves_again_the_renewal_that_failed() {
     };
     let report = run_batch(
         &mut app.pool.get().unwrap(),
-        &AuthenticationFailingCa(ca(&app)),
+        &CountingCa {
+            down_for: Some(Profile::Authentication),
+            ..CountingCa::new(ca(&app))
+        },
         &once,
         Utc::now(),
     )
