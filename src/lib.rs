@@ -3,6 +3,9 @@
 
 #[macro_use]
 mod macros;
+// First, so that its backend macros (`on_backend!`, `for_update!`...) reach every module.
+#[macro_use]
+pub mod db;
 
 pub mod agent;
 pub mod audit;
@@ -12,10 +15,10 @@ pub mod ca;
 pub mod catalog;
 pub mod config;
 pub mod coupons;
-pub mod db;
 pub mod email_address;
 pub mod http;
 pub mod idempotency;
+pub mod invoices;
 pub mod lookup;
 pub mod mail;
 pub mod money;

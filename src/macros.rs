@@ -40,37 +40,3 @@ macro_rules! columns {
         const $name: ($($column,)+) = ($($column,)+);
     };
 }
-
-/// Runs the same diesel expression on whichever concrete connection `conn` holds, for
-/// the statements the multi-backend type cannot build (multi-row inserts, `FOR UPDATE`,
-/// upserts): `on_backend!(conn, |c| diesel::insert_into(t).values(&rows).execute(c))`.
-macro_rules! on_backend {
-    ($conn:expr, |$c:ident| $body:expr) => {
-        match $conn {
-            $crate::db::DbConnection::Postgres($c) => $body,
-            $crate::db::DbConnection::Sqlite($c) => $body,
-        }
-    };
-}
-
-/// Inserts many rows at once. On PostgreSQL, from `db::COPY_FROM_ROWS` rows on, with
-/// `COPY ... FROM STDIN (FORMAT binary)`, which sends the rows without a statement to parse
-/// and plan (a 500-row INSERT of 20 columns is 10,000 bind parameters, parsed and planned
-/// every time); fewer rows, and SQLite, get one multi-row INSERT. `rows` is a `Vec` of
-/// column tuples, as for `insert_into(..).values(..)`.
-macro_rules! insert_many {
-    ($conn:expr, $table:expr, $rows:expr) => {{
-        let rows = $rows;
-        match $conn {
-            $crate::db::DbConnection::Postgres(c) if rows.len() >= $crate::db::COPY_FROM_ROWS => {
-                diesel::copy_from($table).from_insertable(rows).execute(c)
-            }
-            $crate::db::DbConnection::Postgres(c) => {
-                diesel::insert_into($table).values(rows).execute(c)
-            }
-            $crate::db::DbConnection::Sqlite(c) => {
-                diesel::insert_into($table).values(rows).execute(c)
-            }
-        }
-    }};
-}

@@ -5,6 +5,8 @@
 //! statements whose SQL differs (locking, upserts) live here, behind a `match` on
 //! [`DbConnection`].
 
+#[macro_use]
+mod macros;
 pub mod schema;
 
 use std::path::PathBuf;
@@ -254,271 +256,9 @@ where
     }
 }
 
-#[derive(diesel::QueryableByName)]
-struct AssignedNumber {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    invoice_number: String,
-}
-
-#[derive(diesel::QueryableByName)]
-struct LastSeq {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    last_seq: i64,
-}
-
-/// Gives the order the next invoice number of its brand and year,
-/// `<series><year>-<seq, at least 6 digits>`, and returns it.
-///
-/// The counter is one upsert that creates it at 1 or increments it. It runs inside the
-/// paying transaction, so the counter row stays locked until commit (PostgreSQL) or the
-/// writer lock is held (SQLite): numbers are progressive, and a rolled-back payment gives
-/// its number back. Callers take the number last; on PostgreSQL the increment and the
-/// order's update are one statement, so the lock is held for that and the commit only.
-pub fn assign_invoice_number(
-    conn: &mut DbConnection,
-    order_id: &str,
-    brand_id: &str,
-    series: &str,
-    year: i32,
-) -> diesel::QueryResult<String> {
-    use diesel::sql_types::{Integer, Text};
-    use diesel::RunQueryDsl;
-    match conn {
-        DbConnection::Postgres(pg) => {
-            let assigned: AssignedNumber = diesel::sql_query(
-                "WITH counter AS (
-                     INSERT INTO invoice_counters (brand_id, year, last_seq) VALUES ($1, $2, 1)
-                     ON CONFLICT (brand_id, year) DO UPDATE SET last_seq = invoice_counters.last_seq + 1
-                     RETURNING last_seq)
-                 UPDATE orders SET invoice_year = $2, invoice_seq = counter.last_seq,
-                     invoice_number = $3 || $2::text || '-'
-                         || lpad(counter.last_seq::text, greatest(6, length(counter.last_seq::text)), '0')
-                 FROM counter WHERE orders.id = $4
-                 RETURNING orders.invoice_number",
-            )
-            .bind::<Text, _>(brand_id)
-            .bind::<Integer, _>(year)
-            .bind::<Text, _>(series)
-            .bind::<Text, _>(order_id)
-            .get_result(pg)?;
-            Ok(assigned.invoice_number)
-        }
-        DbConnection::Sqlite(sqlite) => {
-            let counter: LastSeq = diesel::sql_query(
-                "INSERT INTO invoice_counters (brand_id, year, last_seq) VALUES (?, ?, 1)
-                 ON CONFLICT (brand_id, year) DO UPDATE SET last_seq = invoice_counters.last_seq + 1
-                 RETURNING last_seq",
-            )
-            .bind::<Text, _>(brand_id)
-            .bind::<Integer, _>(year)
-            .get_result(sqlite)?;
-            let number = invoice_number(series, year, counter.last_seq);
-            diesel::sql_query(
-                "UPDATE orders SET invoice_year = ?, invoice_seq = ?, invoice_number = ? WHERE id = ?",
-            )
-            .bind::<Integer, _>(year)
-            .bind::<diesel::sql_types::BigInt, _>(counter.last_seq)
-            .bind::<Text, _>(&number)
-            .bind::<Text, _>(order_id)
-            .execute(sqlite)?;
-            Ok(number)
-        }
-    }
-}
-
-/// Reserves `count` consecutive invoice numbers of the brand and year and returns the
-/// first sequence number. Same rules as [`assign_invoice_number`]: the counter row stays
-/// locked until commit, a rollback gives the numbers back; callers take them last.
-pub fn reserve_invoice_numbers(
-    conn: &mut DbConnection,
-    brand_id: &str,
-    year: i32,
-    count: i64,
-) -> diesel::QueryResult<i64> {
-    use diesel::sql_types::{BigInt, Integer, Text};
-    use diesel::RunQueryDsl;
-    let sql = |p: [&str; 4]| {
-        format!(
-            "INSERT INTO invoice_counters (brand_id, year, last_seq) VALUES ({}, {}, {})
-             ON CONFLICT (brand_id, year) DO UPDATE SET last_seq = invoice_counters.last_seq + {}
-             RETURNING last_seq",
-            p[0], p[1], p[2], p[3]
-        )
-    };
-    let counter: LastSeq = match conn {
-        DbConnection::Postgres(pg) => diesel::sql_query(sql(["$1", "$2", "$3", "$3"]))
-            .bind::<Text, _>(brand_id)
-            .bind::<Integer, _>(year)
-            .bind::<BigInt, _>(count)
-            .get_result(pg)?,
-        DbConnection::Sqlite(sqlite) => diesel::sql_query(sql(["?1", "?2", "?3", "?3"]))
-            .bind::<Text, _>(brand_id)
-            .bind::<Integer, _>(year)
-            .bind::<BigInt, _>(count)
-            .get_result(sqlite)?,
-    };
-    Ok(counter.last_seq - count + 1)
-}
-
-/// The invoice number printed for a sequence number: `<series><year>-<seq, 6+ digits>`.
-pub fn invoice_number(series: &str, year: i32, seq: i64) -> String {
-    format!("{series}{year}-{seq:06}")
-}
-
 /// From how many rows `insert_many!` uses COPY on PostgreSQL: COPY costs one more round
 /// trip than an INSERT, which pays only when the INSERT has many rows to parse.
 pub const COPY_FROM_ROWS: usize = 20;
-
-/// A paid order with the invoice number it was given.
-pub struct InvoicedOrder<'a> {
-    pub id: &'a str,
-    pub received_cents: i64,
-    pub invoice_seq: i64,
-    pub invoice_number: String,
-}
-
-/// Moves paid orders to `status` (fulfilled) with their invoice numbers. A statement import
-/// fulfils hundreds of orders per transaction: on PostgreSQL that is one UPDATE joined to
-/// the arrays of values (one round trip instead of hundreds); SQLite runs in-process, where
-/// one UPDATE per order costs as little.
-pub fn record_invoiced_orders(
-    conn: &mut DbConnection,
-    status: &str,
-    year: i32,
-    now: chrono::DateTime<chrono::Utc>,
-    orders: &[InvoicedOrder<'_>],
-) -> diesel::QueryResult<()> {
-    use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamp};
-    use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
-    let now = now.naive_utc();
-    match conn {
-        DbConnection::Postgres(pg) => {
-            diesel::sql_query(
-                "UPDATE orders AS o SET status = $1, received_cents = v.received, paid_at = $2,
-                     fulfilled_at = $2, closed_at = NULL, invoice_year = $3,
-                     invoice_seq = v.seq, invoice_number = v.number
-                 FROM unnest($4::text[], $5::bigint[], $6::bigint[], $7::text[])
-                     AS v(id, received, seq, number)
-                 WHERE o.id = v.id",
-            )
-            .bind::<Text, _>(status)
-            .bind::<Timestamp, _>(now)
-            .bind::<Integer, _>(year)
-            .bind::<Array<Text>, _>(orders.iter().map(|o| o.id).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(orders.iter().map(|o| o.received_cents).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(orders.iter().map(|o| o.invoice_seq).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(
-                orders
-                    .iter()
-                    .map(|o| o.invoice_number.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .execute(pg)?;
-        }
-        DbConnection::Sqlite(sqlite) => {
-            use schema::orders as o;
-            for order in orders {
-                diesel::update(o::table.filter(o::id.eq(order.id)))
-                    .set((
-                        o::status.eq(status),
-                        o::received_cents.eq(order.received_cents),
-                        o::paid_at.eq(Some(now)),
-                        o::fulfilled_at.eq(Some(now)),
-                        o::closed_at.eq(None::<chrono::NaiveDateTime>),
-                        o::invoice_year.eq(Some(year)),
-                        o::invoice_seq.eq(Some(order.invoice_seq)),
-                        o::invoice_number.eq(Some(&order.invoice_number)),
-                    ))
-                    .execute(sqlite)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A certificate just signed for a renewal, to store.
-pub struct IssuedRenewal<'a> {
-    pub id: &'a str,
-    pub pem: &'a str,
-    pub serial_number: &'a str,
-    pub issuer: &'a str,
-    pub not_before: chrono::NaiveDateTime,
-    pub not_after: chrono::NaiveDateTime,
-}
-
-#[derive(diesel::QueryableByName)]
-struct StoredId {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    id: String,
-}
-
-/// Stores issued certificates on their renewals, `issuing` → `issued`, but only where
-/// the claim is still `claim_token`'s; returns the ids stored. An issuance batch stores
-/// hundreds per transaction: on PostgreSQL that is one UPDATE joined to the arrays of
-/// values; SQLite runs in-process, where one UPDATE per renewal costs as little.
-pub fn record_issued_renewals(
-    conn: &mut DbConnection,
-    claim_token: &str,
-    now: chrono::DateTime<chrono::Utc>,
-    issued: &[IssuedRenewal<'_>],
-) -> diesel::QueryResult<Vec<String>> {
-    use diesel::sql_types::{Array, Text, Timestamp};
-    use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
-    let now = now.naive_utc();
-    match conn {
-        DbConnection::Postgres(pg) => {
-            let stored: Vec<StoredId> = diesel::sql_query(
-                "UPDATE renewals AS r SET status = 'issued', certificate_pem = v.pem,
-                     issued_serial_number = v.serial, issued_issuer = v.issuer,
-                     issued_not_before = v.not_before, issued_not_after = v.not_after,
-                     issued_at = $1, claimed_until = NULL, last_error = NULL
-                 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[],
-                             $6::timestamp[], $7::timestamp[])
-                     AS v(id, pem, serial, issuer, not_before, not_after)
-                 WHERE r.id = v.id AND r.status = 'issuing' AND r.claim_token = $8
-                 RETURNING r.id",
-            )
-            .bind::<Timestamp, _>(now)
-            .bind::<Array<Text>, _>(issued.iter().map(|i| i.id).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(issued.iter().map(|i| i.pem).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(issued.iter().map(|i| i.serial_number).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(issued.iter().map(|i| i.issuer).collect::<Vec<_>>())
-            .bind::<Array<Timestamp>, _>(issued.iter().map(|i| i.not_before).collect::<Vec<_>>())
-            .bind::<Array<Timestamp>, _>(issued.iter().map(|i| i.not_after).collect::<Vec<_>>())
-            .bind::<Text, _>(claim_token)
-            .load(pg)?;
-            Ok(stored.into_iter().map(|s| s.id).collect())
-        }
-        DbConnection::Sqlite(sqlite) => {
-            use schema::renewals as r;
-            let mut stored = Vec::with_capacity(issued.len());
-            for renewal in issued {
-                let updated = diesel::update(
-                    r::table
-                        .filter(r::id.eq(renewal.id))
-                        .filter(r::status.eq("issuing"))
-                        .filter(r::claim_token.eq(claim_token)),
-                )
-                .set((
-                    r::status.eq("issued"),
-                    r::certificate_pem.eq(renewal.pem),
-                    r::issued_serial_number.eq(renewal.serial_number),
-                    r::issued_issuer.eq(renewal.issuer),
-                    r::issued_not_before.eq(renewal.not_before),
-                    r::issued_not_after.eq(renewal.not_after),
-                    r::issued_at.eq(now),
-                    r::claimed_until.eq(None::<chrono::NaiveDateTime>),
-                    r::last_error.eq(None::<String>),
-                ))
-                .execute(sqlite)?;
-                if updated == 1 {
-                    stored.push(renewal.id.to_owned());
-                }
-            }
-            Ok(stored)
-        }
-    }
-}
 
 /// Bulk work on tables that grow while it runs (a statement import adds thousands of
 /// payments) must not keep the plan PostgreSQL cached when the table was nearly empty:
@@ -534,52 +274,37 @@ pub fn plan_each_query(conn: &mut DbConnection) -> diesel::QueryResult<()> {
     Ok(())
 }
 
-/// Records that a renewal reminder was handled; `false` if another worker already did
-/// (the row exists). An insert that ignores the conflict, on both backends.
-pub fn record_reminder(
+/// Runs one of two closures, for the few statements whose SQL must differ per backend
+/// beyond what the macros above cover (PostgreSQL's array parameters, for one). The
+/// module that owns the table writes both versions next to each other; this only picks.
+pub fn per_backend<T>(
     conn: &mut DbConnection,
-    certificate_id: &str,
-    threshold_days: i32,
-    now: chrono::DateTime<chrono::Utc>,
-) -> diesel::QueryResult<bool> {
-    use diesel::{ExpressionMethods, RunQueryDsl};
-    use schema::renewal_reminders as r;
-    let row = (
-        r::certificate_id.eq(certificate_id),
-        r::threshold_days.eq(threshold_days),
-        r::sent_at.eq(now.naive_utc()),
-    );
-    let inserted = on_backend!(conn, |c| diesel::insert_into(r::table)
-        .values(row)
-        .on_conflict_do_nothing()
-        .execute(c))?;
-    Ok(inserted == 1)
+    postgres: impl FnOnce(&mut PgConnection) -> T,
+    sqlite: impl FnOnce(&mut SqliteConnection) -> T,
+) -> T {
+    match conn {
+        DbConnection::Postgres(pg) => postgres(pg),
+        DbConnection::Sqlite(lite) => sqlite(lite),
+    }
 }
 
-/// Serialises the work on one lane of a brand's payments (see `payments::reconcile::LANES`)
-/// across every process, for the rest of the transaction: two imports never store the
-/// same entry, or decide on the same order, at once. On PostgreSQL an advisory
-/// transaction lock; on SQLite the write transaction already is one.
-pub fn lock_payment_lane(
-    conn: &mut DbConnection,
-    brand_id: &str,
-    lane: usize,
-) -> diesel::QueryResult<()> {
+/// Whether several transactions of this database write at the same time. PostgreSQL
+/// does; SQLite has one writer at a time, so splitting work over connections only
+/// makes them queue.
+pub fn writes_in_parallel(conn: &DbConnection) -> bool {
+    matches!(conn, DbConnection::Postgres(_))
+}
+
+/// Serialises whoever takes the same `key` across every process, until the transaction
+/// ends. On PostgreSQL a transaction-scoped advisory lock on the key's hash; on SQLite
+/// the write transaction already is one.
+pub fn lock_key(conn: &mut DbConnection, key: &str) -> diesel::QueryResult<()> {
     use diesel::sql_types::Text;
     use diesel::RunQueryDsl;
     if let DbConnection::Postgres(pg) = conn {
         diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind::<Text, _>(format!("rinnovo.payments.{brand_id}.{lane}"))
+            .bind::<Text, _>(key)
             .execute(pg)?;
-    }
-    Ok(())
-}
-
-/// Every lane of the brand's payments, in lane order (so two holders never wait for each
-/// other in a circle): for reversals and manual actions, which may touch any order.
-pub fn lock_payments_of_brand(conn: &mut DbConnection, brand_id: &str) -> diesel::QueryResult<()> {
-    for lane in 0..crate::payments::reconcile::LANES {
-        lock_payment_lane(conn, brand_id, lane)?;
     }
     Ok(())
 }

@@ -127,10 +127,7 @@ pub fn claim_due(
             .order((emails::next_attempt_at.asc(), emails::id.asc()))
             .select(emails::id)
             .limit(limit);
-        let ids: Vec<String> = match conn {
-            DbConnection::Postgres(pg) => due.for_update().skip_locked().load(pg)?,
-            DbConnection::Sqlite(sqlite) => due.load(sqlite)?,
-        };
+        let ids: Vec<String> = for_update_skip_locked!(conn, due, |q, c| q.load(c))?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }

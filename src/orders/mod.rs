@@ -6,6 +6,7 @@
 //! it through [`fulfilment`] the same way.
 
 pub mod fulfilment;
+pub mod invoiced;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -17,7 +18,7 @@ use crate::brands;
 use crate::catalog::{Product, Quote};
 use crate::coupons::{self, CouponKey};
 use crate::db::schema::{order_lines, orders};
-use crate::db::{self, write_transaction, DbConnection};
+use crate::db::{write_transaction, DbConnection};
 use crate::email_address::EmailAddress;
 use crate::mail::outbox;
 use crate::money::Money;
@@ -201,7 +202,7 @@ pub fn place_prepaid(
 
         // Last: from here to commit the brand's invoice counter row is locked, and every
         // other payment of the brand waits.
-        order.invoice_number = Some(db::assign_invoice_number(
+        order.invoice_number = Some(invoiced::assign_invoice_number(
             conn,
             &order.id,
             &buyer.brand_id,
@@ -606,10 +607,7 @@ pub fn lock_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<Order>, 
         .filter(orders::id.eq_any(ids))
         .order(orders::id.asc())
         .select(ORDER_COLUMNS);
-    let rows: Vec<OrderRow> = match conn {
-        DbConnection::Postgres(pg) => query.for_update().load(pg)?,
-        DbConnection::Sqlite(sqlite) => query.load(sqlite)?,
-    };
+    let rows: Vec<OrderRow> = for_update!(conn, query, |q, c| q.load(c))?;
     let mut lines_by_order: std::collections::HashMap<String, Vec<OrderLine>> =
         std::collections::HashMap::new();
     for id in ids.chunks(1000) {

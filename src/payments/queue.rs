@@ -419,7 +419,7 @@ fn locked_payment(
     operator: &Operator<'_>,
     payment_id: &str,
 ) -> Result<PaymentView, ManualError> {
-    db::lock_payments_of_brand(conn, operator.brand_id)?;
+    super::reconcile::lock_payments_of_brand(conn, operator.brand_id)?;
     find(conn, operator.brand_id, payment_id)?.ok_or(ManualError::UnknownPayment)
 }
 
@@ -612,7 +612,7 @@ pub fn match_to_order(
                     orders::closed_at.eq(None::<NaiveDateTime>),
                 ))
                 .execute(conn)?;
-            db::assign_invoice_number(
+            order_domain::invoiced::assign_invoice_number(
                 conn,
                 order_id,
                 operator.brand_id,

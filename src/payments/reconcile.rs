@@ -6,7 +6,7 @@
 //! go through one lane in file order) that run in parallel on PostgreSQL, each on its
 //! own connection. A lane takes its entries in chunks, one transaction each, so that a
 //! 100,000-entry statement never holds the brand's invoice counter for long. Work on one
-//! lane of a brand is serialised across processes (`db::lock_payment_lane`), and inside
+//! lane of a brand is serialised across processes (`lock_payment_lane`), and inside
 //! the lock each entry's de-duplication key is looked up before it is stored: an entry
 //! falls in the same lane in every import, so re-importing a file, an overlapping
 //! statement, or ten imports at once count each payment once. The unique key on (brand,
@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
@@ -143,6 +143,19 @@ fn check_accounts(brand: &Brand, statement: &ParsedStatement) -> Result<(), Impo
 /// PostgreSQL runs one backend per connection: with one lane, one core does the work.
 pub const LANES: usize = 2;
 
+/// Serialises the work on one lane of a brand's payments across every process, for the
+/// rest of the transaction: two imports never store the same entry, or decide on the
+/// same order, at once.
+pub fn lock_payment_lane(conn: &mut DbConnection, brand_id: &str, lane: usize) -> QueryResult<()> {
+    db::lock_key(conn, &format!("rinnovo.payments.{brand_id}.{lane}"))
+}
+
+/// Every lane of the brand's payments, in lane order (so two holders never wait for each
+/// other in a circle): for reversals and manual actions, which may touch any order.
+pub fn lock_payments_of_brand(conn: &mut DbConnection, brand_id: &str) -> QueryResult<()> {
+    (0..LANES).try_for_each(|lane| lock_payment_lane(conn, brand_id, lane))
+}
+
 fn lane_of(entry: &StatementEntry) -> usize {
     let key = entry
         .creditor_reference()
@@ -183,9 +196,10 @@ pub fn import(
     let (credits, reversals): (Vec<&StatementEntry>, Vec<&StatementEntry>) = unique
         .into_iter()
         .partition(|e| e.direction == EntryDirection::Credit);
-    let lanes = match conn {
-        DbConnection::Postgres(_) => LANES,
-        DbConnection::Sqlite(_) => 1, // one writer at a time anyway
+    let lanes = if db::writes_in_parallel(conn) {
+        LANES
+    } else {
+        1
     };
     let mut by_lane: Vec<Vec<&StatementEntry>> = vec![Vec::new(); lanes];
     for entry in credits {
@@ -312,8 +326,8 @@ fn import_chunk(
 ) -> Result<(), ImportError> {
     let brand = context.brand;
     match lane {
-        Some(lane) => db::lock_payment_lane(conn, &brand.id, lane)?,
-        None => db::lock_payments_of_brand(conn, &brand.id)?,
+        Some(lane) => lock_payment_lane(conn, &brand.id, lane)?,
+        None => lock_payments_of_brand(conn, &brand.id)?,
     }
     db::plan_each_query(conn)?;
     let keys: Vec<&str> = chunk.iter().map(|e| e.dedup_key.as_str()).collect();
@@ -813,25 +827,17 @@ fn apply_credits(
         prepaid::credit_many(conn, account_id, credits, now)?;
     }
     // Last: invoice numbers, and the orders' move to fulfilled in the same update.
-    if !completed.is_empty() {
-        let year = now.year();
-        let first = db::reserve_invoice_numbers(conn, &brand.id, year, completed.len() as i64)?;
-        let invoiced: Vec<db::InvoicedOrder<'_>> = completed
-            .iter()
-            .enumerate()
-            .map(|(offset, order)| {
-                let seq = first + offset as i64;
-                let code = order.payment_reference.as_ref().map(|r| r.as_str());
-                db::InvoicedOrder {
-                    id: &order.id,
-                    received_cents: state[code.unwrap_or_default()].received.cents(),
-                    invoice_seq: seq,
-                    invoice_number: db::invoice_number(&brand.invoice_series, year, seq),
-                }
-            })
-            .collect();
-        db::record_invoiced_orders(conn, OrderStatus::Fulfilled.as_str(), year, now, &invoiced)?;
-    }
+    let paid: Vec<order_domain::invoiced::PaidOrder<'_>> = completed
+        .iter()
+        .map(|order| {
+            let code = order.payment_reference.as_ref().map(|r| r.as_str());
+            order_domain::invoiced::PaidOrder {
+                id: &order.id,
+                received_cents: state[code.unwrap_or_default()].received.cents(),
+            }
+        })
+        .collect();
+    order_domain::invoiced::fulfil_many(conn, &brand.id, &brand.invoice_series, now, &paid)?;
     Ok(rows.iter().map(|r| (r.status, r.entry.amount)).collect())
 }
 

@@ -229,10 +229,7 @@ pub fn lock_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<TopUp>, 
         .filter(top_ups::id.eq_any(ids))
         .order(top_ups::id.asc())
         .select(TOP_UP_COLUMNS);
-    let rows: Vec<TopUpRow> = match conn {
-        DbConnection::Postgres(pg) => query.for_update().load(pg)?,
-        DbConnection::Sqlite(sqlite) => query.load(sqlite)?,
-    };
+    let rows: Vec<TopUpRow> = for_update!(conn, query, |q, c| q.load(c))?;
     Ok(rows
         .into_iter()
         .map(from_row)

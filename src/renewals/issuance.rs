@@ -20,7 +20,7 @@ use super::{release_coupon, RenewalState};
 use crate::audit::{self, Actor, AuditEntry};
 use crate::ca::{CertificateAuthority, Issued, Profile, Subject};
 use crate::db::schema::{certificates, devices, holders, renewals};
-use crate::db::{self, write_transaction, DbConnection, IssuedRenewal};
+use crate::db::{self, write_transaction, DbConnection};
 use crate::registry::{CertificateKind, CertificateStatus};
 
 #[derive(Debug, Clone)]
@@ -204,20 +204,14 @@ fn claim(
             .filter(renewals::claimed_until.lt(now_naive))
             .select(renewals::id)
             .limit(settings.batch_size);
-        let mut ids: Vec<String> = match conn {
-            DbConnection::Postgres(pg) => abandoned.for_update().skip_locked().load(pg)?,
-            DbConnection::Sqlite(sqlite) => abandoned.load(sqlite)?,
-        };
+        let mut ids: Vec<String> = for_update_skip_locked!(conn, abandoned, |q, c| q.load(c))?;
         let due = renewals::table
             .filter(renewals::status.eq(RenewalState::Queued.as_str()))
             .filter(renewals::next_attempt_at.le(now_naive))
             .order((renewals::next_attempt_at.asc(), renewals::id.asc()))
             .select(renewals::id)
             .limit(settings.batch_size - ids.len() as i64);
-        ids.extend(match conn {
-            DbConnection::Postgres(pg) => due.for_update().skip_locked().load::<String>(pg)?,
-            DbConnection::Sqlite(sqlite) => due.load::<String>(sqlite)?,
-        });
+        ids.extend(for_update_skip_locked!(conn, due, |q, c| q.load::<String>(c))?);
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -378,7 +372,7 @@ fn store(
             })
             .collect();
         let stored: std::collections::HashSet<String> =
-            db::record_issued_renewals(conn, token, now, &rows)?
+            record_issued_renewals(conn, token, now, &rows)?
                 .into_iter()
                 .collect();
         report.issued = stored.len();
@@ -556,4 +550,89 @@ pub async fn run(
             tokio::time::sleep(interval).await;
         }
     }
+}
+
+/// A certificate just signed for a renewal, to store.
+struct IssuedRenewal<'a> {
+    id: &'a str,
+    pem: &'a str,
+    serial_number: &'a str,
+    issuer: &'a str,
+    not_before: chrono::NaiveDateTime,
+    not_after: chrono::NaiveDateTime,
+}
+
+#[derive(diesel::QueryableByName)]
+struct StoredId {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+}
+
+/// Stores issued certificates on their renewals, `issuing` → `issued`, but only where
+/// the claim is still `claim_token`'s; returns the ids stored. An issuance batch stores
+/// hundreds per transaction: on PostgreSQL that is one UPDATE joined to the arrays of
+/// values; SQLite runs in-process, where one UPDATE per renewal costs as little.
+fn record_issued_renewals(
+    conn: &mut DbConnection,
+    claim_token: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    issued: &[IssuedRenewal<'_>],
+) -> diesel::QueryResult<Vec<String>> {
+    use diesel::sql_types::{Array, Text, Timestamp};
+    use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+    let now = now.naive_utc();
+    db::per_backend(
+        conn,
+        |pg| {
+            let stored: Vec<StoredId> = diesel::sql_query(
+                "UPDATE renewals AS r SET status = 'issued', certificate_pem = v.pem,
+                     issued_serial_number = v.serial, issued_issuer = v.issuer,
+                     issued_not_before = v.not_before, issued_not_after = v.not_after,
+                     issued_at = $1, claimed_until = NULL, last_error = NULL
+                 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[],
+                             $6::timestamp[], $7::timestamp[])
+                     AS v(id, pem, serial, issuer, not_before, not_after)
+                 WHERE r.id = v.id AND r.status = 'issuing' AND r.claim_token = $8
+                 RETURNING r.id",
+            )
+            .bind::<Timestamp, _>(now)
+            .bind::<Array<Text>, _>(issued.iter().map(|i| i.id).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(issued.iter().map(|i| i.pem).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(issued.iter().map(|i| i.serial_number).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(issued.iter().map(|i| i.issuer).collect::<Vec<_>>())
+            .bind::<Array<Timestamp>, _>(issued.iter().map(|i| i.not_before).collect::<Vec<_>>())
+            .bind::<Array<Timestamp>, _>(issued.iter().map(|i| i.not_after).collect::<Vec<_>>())
+            .bind::<Text, _>(claim_token)
+            .load(pg)?;
+            Ok(stored.into_iter().map(|s| s.id).collect())
+        },
+        |sqlite| {
+            use crate::db::schema::renewals as r;
+            let mut stored = Vec::with_capacity(issued.len());
+            for renewal in issued {
+                let updated = diesel::update(
+                    r::table
+                        .filter(r::id.eq(renewal.id))
+                        .filter(r::status.eq("issuing"))
+                        .filter(r::claim_token.eq(claim_token)),
+                )
+                .set((
+                    r::status.eq("issued"),
+                    r::certificate_pem.eq(renewal.pem),
+                    r::issued_serial_number.eq(renewal.serial_number),
+                    r::issued_issuer.eq(renewal.issuer),
+                    r::issued_not_before.eq(renewal.not_before),
+                    r::issued_not_after.eq(renewal.not_after),
+                    r::issued_at.eq(now),
+                    r::claimed_until.eq(None::<chrono::NaiveDateTime>),
+                    r::last_error.eq(None::<String>),
+                ))
+                .execute(sqlite)?;
+                if updated == 1 {
+                    stored.push(renewal.id.to_owned());
+                }
+            }
+            Ok(stored)
+        },
+    )
 }

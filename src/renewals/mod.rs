@@ -106,10 +106,7 @@ fn lock_coupon(conn: &mut DbConnection, coupon_id: &str) -> QueryResult<Option<S
     let query = coupons::table
         .filter(coupons::id.eq(coupon_id))
         .select(coupons::status);
-    match conn {
-        DbConnection::Postgres(pg) => query.for_update().first(pg).optional(),
-        DbConnection::Sqlite(sqlite) => query.first(sqlite).optional(),
-    }
+    for_update!(conn, query, |q, c| q.first(c).optional())
 }
 
 /// Gives a reserved coupon back, unless another renewal still holds it (a coupon that

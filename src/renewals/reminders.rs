@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::brands;
 use crate::catalog;
 use crate::db::schema::{certificates, devices, holders, renewal_reminders};
-use crate::db::{self, write_transaction, DbConnection};
+use crate::db::{write_transaction, DbConnection};
 use crate::mail::outbox::{self, OutgoingEmail};
 use crate::registry::{CertificateStatus, CodiceFiscale};
 
@@ -122,7 +122,7 @@ pub fn send_due(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<u
                     .filter(|d| **d >= certificate.threshold)
                 {
                     let inserted =
-                        db::record_reminder(conn, &certificate.certificate_id, *days as i32, now)?;
+                        record_reminder(conn, &certificate.certificate_id, *days as i32, now)?;
                     mine |= inserted && *days == certificate.threshold;
                 }
                 if mine {
@@ -199,6 +199,28 @@ pub async fn run(pool: crate::db::Pool, interval: std::time::Duration) {
         }
         tokio::time::sleep(interval).await;
     }
+}
+
+/// Records that a renewal reminder was handled; `false` if another worker already did
+/// (the row exists). An insert that ignores the conflict, on both backends.
+fn record_reminder(
+    conn: &mut DbConnection,
+    certificate_id: &str,
+    threshold_days: i32,
+    now: chrono::DateTime<chrono::Utc>,
+) -> diesel::QueryResult<bool> {
+    use crate::db::schema::renewal_reminders as r;
+    use diesel::{ExpressionMethods, RunQueryDsl};
+    let row = (
+        r::certificate_id.eq(certificate_id),
+        r::threshold_days.eq(threshold_days),
+        r::sent_at.eq(now.naive_utc()),
+    );
+    let inserted = on_backend!(conn, |c| diesel::insert_into(r::table)
+        .values(row)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(inserted == 1)
 }
 
 #[cfg(test)]
