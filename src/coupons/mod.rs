@@ -2,6 +2,7 @@
 //! Codes are shown once (in the delivery email) and stored only as keyed hashes.
 
 pub mod code;
+pub mod state;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -316,17 +317,7 @@ pub fn void(
         if brand_id != operator_brand {
             return Err(VoidError::OtherBrand);
         }
-        let flipped = diesel::update(
-            coupons::table
-                .filter(coupons::id.eq(coupon_id))
-                .filter(coupons::status.eq(CouponStatus::Available.as_str())),
-        )
-        .set((
-            coupons::status.eq(CouponStatus::Voided.as_str()),
-            coupons::voided_at.eq(Some(now.naive_utc())),
-        ))
-        .execute(conn)?;
-        if flipped == 0 {
+        if !state::void_available(conn, coupon_id, now)? {
             return Err(VoidError::NotAvailable(status));
         }
         let rate = VatRate::from_basis_points(rate as u32)

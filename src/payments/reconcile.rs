@@ -34,7 +34,7 @@ use crate::audit::{self, Actor, AuditEntry};
 use crate::brands::Brand;
 use crate::coupons::CouponKey;
 use crate::db::schema::orders;
-use crate::db::schema::{coupons, payment_references, payments, statements, users};
+use crate::db::schema::{payment_references, payments, statements, users};
 use crate::db::{self, write_transaction, DbConnection, Pool};
 use crate::mail::outbox::{self, OutgoingEmail};
 use crate::money::Money;
@@ -992,16 +992,7 @@ fn apply_reversal(
             diesel::update(orders::table.filter(orders::id.eq(order_id)))
                 .set(orders::received_cents.eq(orders::received_cents - original.applied_cents))
                 .execute(conn)?;
-            voided = diesel::update(
-                coupons::table
-                    .filter(coupons::order_id.eq(order_id))
-                    .filter(coupons::status.eq("available")),
-            )
-            .set((
-                coupons::status.eq("voided"),
-                coupons::voided_at.eq(Some(now.naive_utc())),
-            ))
-            .execute(conn)?;
+            voided = crate::coupons::state::void_unused_of_order(conn, order_id, now)?;
         }
         if let Some(top_up_id) = &original.top_up_id {
             use crate::db::schema::top_ups;

@@ -10,8 +10,7 @@ use uuid::Uuid;
 use super::notify::{self, Notice};
 use super::RenewalState;
 use crate::audit::{self, Actor, AuditEntry};
-use crate::coupons::CouponStatus;
-use crate::db::schema::{certificates, coupons, renewals};
+use crate::db::schema::{certificates, renewals};
 use crate::db::{write_transaction, DbConnection};
 use crate::registry::{CertificateKind, CertificateStatus};
 
@@ -219,16 +218,7 @@ pub fn confirm_installed(
             .set(renewals::new_certificate_id.eq(Some(&new_certificate_id)))
             .execute(conn)?;
         // A coupon covering both certificates is redeemed by the first installed.
-        diesel::update(
-            coupons::table
-                .filter(coupons::id.eq(&coupon_id))
-                .filter(coupons::status.eq(CouponStatus::Reserved.as_str())),
-        )
-        .set((
-            coupons::status.eq(CouponStatus::Redeemed.as_str()),
-            coupons::redeemed_at.eq(Some(now.naive_utc())),
-        ))
-        .execute(conn)?;
+        crate::coupons::state::redeem(conn, &coupon_id, now)?;
         audit::record(
             conn,
             AuditEntry {

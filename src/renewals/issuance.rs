@@ -487,7 +487,7 @@ fn close(
         .filter(renewals::id.eq(renewal_id))
         .select(renewals::coupon_id)
         .first(conn)?;
-    let coupon_released = release_coupon(conn, &coupon_id)?;
+    let coupon_released = release_coupon(conn, &coupon_id, now)?;
     audit::record(
         conn,
         AuditEntry {

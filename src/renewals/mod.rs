@@ -22,8 +22,7 @@ pub mod request;
 use chrono::{DateTime, Months, Utc};
 use diesel::prelude::*;
 
-use crate::coupons::CouponStatus;
-use crate::db::schema::{coupons, renewals};
+use crate::db::schema::renewals;
 use crate::db::DbConnection;
 
 text_enum!(
@@ -96,23 +95,19 @@ pub fn open_for_certificates(
         .collect())
 }
 
-/// The coupon's row, locked until the transaction ends (PostgreSQL; SQLite's writer lock
-/// already excludes every other writer), and its status.
-///
-/// Who frees a coupon ([`release_coupon`]) and who lets a coupon covering both
-/// certificates serve its second one ([`request`]) count the renewals holding it; each
-/// counts under this lock, so neither acts on a count the other is about to change.
-fn lock_coupon(conn: &mut DbConnection, coupon_id: &str) -> QueryResult<Option<String>> {
-    let query = coupons::table
-        .filter(coupons::id.eq(coupon_id))
-        .select(coupons::status);
-    for_update!(conn, query, |q, c| q.first(c).optional())
-}
-
 /// Gives a reserved coupon back, unless another renewal still holds it (a coupon that
 /// covers both certificates serves both renewals of the device).
-fn release_coupon(conn: &mut DbConnection, coupon_id: &str) -> QueryResult<bool> {
-    lock_coupon(conn, coupon_id)?;
+///
+/// Who frees a coupon (here) and who lets a coupon covering both certificates serve its
+/// second one ([`request`]) count the renewals holding it; each counts under the
+/// coupon's row lock ([`crate::coupons::state::lock`]), so neither acts on a count the other is
+/// about to change.
+fn release_coupon(
+    conn: &mut DbConnection,
+    coupon_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> QueryResult<bool> {
+    crate::coupons::state::lock(conn, coupon_id)?;
     let still_held: i64 = renewals::table
         .filter(renewals::coupon_id.eq(coupon_id))
         .filter(renewals::status.eq_any(RenewalState::COUNTED))
@@ -121,12 +116,5 @@ fn release_coupon(conn: &mut DbConnection, coupon_id: &str) -> QueryResult<bool>
     if still_held > 0 {
         return Ok(false);
     }
-    let released = diesel::update(
-        coupons::table
-            .filter(coupons::id.eq(coupon_id))
-            .filter(coupons::status.eq(CouponStatus::Reserved.as_str())),
-    )
-    .set(coupons::status.eq(CouponStatus::Available.as_str()))
-    .execute(conn)?;
-    Ok(released == 1)
+    crate::coupons::state::release(conn, coupon_id, now)
 }

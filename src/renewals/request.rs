@@ -263,14 +263,7 @@ pub fn request(
             if to_reserve && !reserved.contains(&coupon_id) {
                 // A conditional update: of concurrent requests with one coupon, exactly
                 // one flips it; the others find it reserved and are refused.
-                let flipped = diesel::update(
-                    coupons::table
-                        .filter(coupons::id.eq(&coupon_id))
-                        .filter(coupons::status.eq(CouponStatus::Available.as_str())),
-                )
-                .set(coupons::status.eq(CouponStatus::Reserved.as_str()))
-                .execute(conn)?;
-                if flipped != 1 {
+                if !crate::coupons::state::reserve(conn, &coupon_id, now)? {
                     return refuse(index, Refusal::CouponNotAvailable(CouponStatus::Reserved));
                 }
                 reserved.insert(coupon_id.clone());
@@ -397,7 +390,7 @@ fn check_coupon(
 /// this device's certificate of `kind`: it was bought for both, and the renewal of `kind`
 /// it paid for failed (or was rejected) while the other went through. It may if every
 /// renewal holding it, or that used it, is of this device and none is of `kind`. The
-/// coupon is locked first (see `lock_coupon`): a release of it counts under the same
+/// coupon is locked first (`crate::coupons::state::lock`): a release of it counts under the same
 /// lock. Two requests for the same certificate are kept apart by the unique index of open
 /// renewals, and a device has one certificate of each kind in use.
 fn second_use_allowed(
@@ -406,8 +399,7 @@ fn second_use_allowed(
     device_id: &str,
     kind: CertificateKind,
 ) -> anyhow::Result<bool> {
-    let status = super::lock_coupon(conn, coupon_id)?
-        .and_then(|s| CouponStatus::parse(&s))
+    let status = crate::coupons::state::lock(conn, coupon_id)?
         .ok_or_else(|| anyhow::anyhow!("coupon {coupon_id} vanished"))?;
     if !matches!(status, CouponStatus::Reserved | CouponStatus::Redeemed) {
         return Ok(false);
