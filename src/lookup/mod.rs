@@ -10,8 +10,8 @@ pub use eligibility::{eligibility, renewal_window_opens_at, Eligibility, RENEWAL
 use crate::db::DbConnection;
 use crate::registry::{
     self, Certificate, CertificateKind, CertificateStatus, CodiceFiscale, Device, Holder,
+    OpenRenewal, RenewalState,
 };
-use crate::renewals::{self, RenewalState};
 
 /// Where a certificate stands for renewal, as the shop and the agent show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +100,7 @@ pub fn lookup(
         .iter()
         .flat_map(|d| d.certificates.iter().map(|c| c.id.as_str()))
         .collect();
-    let open = renewals::open_for_certificates(conn, &ids).map_err(anyhow::Error::from)?;
+    let open = registry::open_renewals(conn, &ids).map_err(anyhow::Error::from)?;
     Ok(Lookup {
         holder: found.holder,
         as_of: now,
@@ -112,19 +112,15 @@ pub fn lookup(
     })
 }
 
-/// `open`: (certificate id, renewal id, state) of the renewals in progress.
-pub fn view_device(
-    mut device: Device,
-    open: &[(String, String, RenewalState)],
-    now: DateTime<Utc>,
-) -> DeviceView {
+/// `open`: the renewals in progress.
+pub fn view_device(mut device: Device, open: &[OpenRenewal], now: DateTime<Utc>) -> DeviceView {
     let certificates: Vec<CertificateView> = std::mem::take(&mut device.certificates)
         .into_iter()
         .map(|certificate| {
             let open_renewal = open
                 .iter()
-                .find(|(certificate_id, _, _)| *certificate_id == certificate.id)
-                .map(|(_, id, state)| (id.as_str(), *state));
+                .find(|renewal| renewal.certificate_id == certificate.id)
+                .map(|renewal| (renewal.renewal_id.as_str(), renewal.state));
             CertificateView {
                 renewal: RenewalStatus::of(&certificate, open_renewal, now),
                 certificate,

@@ -113,7 +113,7 @@ pub fn enroll_device(
                     certificates::status.eq(CertificateStatus::Active.as_str()),
                     certificates::created_at.eq(now.naive_utc()),
                     certificates::public_key_sha256
-                        .eq(Some(crate::renewals::csr::key_fingerprint(&key.public_der))),
+                        .eq(Some(super::csr::key_fingerprint(&key.public_der))),
                 ))
                 .execute(conn)?;
             enrolled.push(EnrolledCertificate { kind, key, issued });

@@ -1,12 +1,16 @@
 //! The registry of certificate holders, their signature devices and the certificates
-//! on them: what the lookup reads and what renewals later change.
+//! on them, and the state of their renewals: what the lookup reads and what renewals
+//! later change.
 
 pub mod codice_fiscale;
+pub mod csr;
 pub mod enroll;
 mod store;
 
 pub use codice_fiscale::{CodiceFiscale, CodiceFiscaleError, Sex};
-pub use store::{find_holder_devices, Certificate, Device, Holder, HolderDevices};
+pub use store::{
+    find_holder_devices, open_renewals, Certificate, Device, Holder, HolderDevices, OpenRenewal,
+};
 
 text_enum!(
     /// The physical device that carries the certificates.
@@ -23,3 +27,25 @@ text_enum!(
     /// A certificate's life in the registry. `superseded` once its renewal is installed.
     CertificateStatus { Active => "active", Superseded => "superseded", Revoked => "revoked" }
 );
+
+text_enum!(
+    /// A renewal's life: `queued` → `issuing` → `issued` → `installed`; `queued` or
+    /// `issuing` → `rejected` (the certificate was revoked meanwhile) or `failed` (the CA
+    /// kept failing). Rejected and failed renewals release their coupon. Here, below the
+    /// lookup, because the lookup shows it; only `renewals::state` moves it.
+    RenewalState {
+        Queued => "queued",
+        Issuing => "issuing",
+        Issued => "issued",
+        Installed => "installed",
+        Rejected => "rejected",
+        Failed => "failed",
+    }
+);
+
+impl RenewalState {
+    /// Still in progress: at most one per certificate.
+    pub const OPEN: [&'static str; 3] = ["queued", "issuing", "issued"];
+    /// Counted against the device's renewals: all but the ones that gave the coupon back.
+    pub const COUNTED: [&'static str; 4] = ["queued", "issuing", "issued", "installed"];
+}

@@ -3,8 +3,8 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind};
-use crate::db::schema::{certificates, devices, holders};
+use super::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind, RenewalState};
+use crate::db::schema::{certificates, devices, holders, renewals};
 use crate::db::DbConnection;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,4 +181,35 @@ fn certificate_from_row(row: CertificateRow) -> anyhow::Result<Certificate> {
         not_before: row.not_before.and_utc(),
         not_after: row.not_after.and_utc(),
     })
+}
+
+/// A certificate's renewal still in progress (at most one per certificate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenRenewal {
+    pub certificate_id: String,
+    pub renewal_id: String,
+    pub state: RenewalState,
+}
+
+/// The open renewal of each of these certificates, if any: what the lookup shows as
+/// `renewal_pending` or `ready_to_install`.
+pub fn open_renewals(
+    conn: &mut DbConnection,
+    certificate_ids: &[&str],
+) -> QueryResult<Vec<OpenRenewal>> {
+    let rows: Vec<(String, String, String)> = renewals::table
+        .filter(renewals::certificate_id.eq_any(certificate_ids))
+        .filter(renewals::status.eq_any(RenewalState::OPEN))
+        .select((renewals::certificate_id, renewals::id, renewals::status))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(certificate_id, renewal_id, status)| {
+            RenewalState::parse(&status).map(|state| OpenRenewal {
+                certificate_id,
+                renewal_id,
+                state,
+            })
+        })
+        .collect())
 }

@@ -11,7 +11,6 @@
 //!
 //! Also: renewal information for clients that poll (RFC 9773) and reminders by email.
 
-pub mod csr;
 pub mod info;
 pub mod install;
 pub mod issuance;
@@ -25,26 +24,10 @@ use diesel::prelude::*;
 use crate::db::schema::renewals;
 use crate::db::DbConnection;
 
-text_enum!(
-    /// A renewal's life: `queued` → `issuing` → `issued` → `installed`; `queued` or
-    /// `issuing` → `rejected` (the certificate was revoked meanwhile) or `failed` (the CA
-    /// kept failing). Rejected and failed renewals release their coupon.
-    RenewalState {
-        Queued => "queued",
-        Issuing => "issuing",
-        Issued => "issued",
-        Installed => "installed",
-        Rejected => "rejected",
-        Failed => "failed",
-    }
-);
-
-impl RenewalState {
-    /// Still in progress: at most one per certificate.
-    pub const OPEN: [&'static str; 3] = ["queued", "issuing", "issued"];
-    /// Counted against the device's renewals: all but the ones that gave the coupon back.
-    pub const COUNTED: [&'static str; 4] = ["queued", "issuing", "issued", "installed"];
-}
+/// CSR checks are registry-level (enrolment fingerprints keys too); kept reachable here,
+/// where the agent's requests use them.
+pub use crate::registry::csr;
+pub use crate::registry::RenewalState;
 
 /// How many times, and for how long, a device may be renewed, and for how long the
 /// certificates it gets are valid.
@@ -74,25 +57,6 @@ impl RenewalPolicy {
             .checked_add_months(Months::new(self.device_life_years * 12))
             .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
-}
-
-/// The open renewal of each of these certificates, if any: what the lookup shows as
-/// `renewal_pending` or `ready_to_install`.
-pub fn open_for_certificates(
-    conn: &mut DbConnection,
-    certificate_ids: &[&str],
-) -> QueryResult<Vec<(String, String, RenewalState)>> {
-    let rows: Vec<(String, String, String)> = renewals::table
-        .filter(renewals::certificate_id.eq_any(certificate_ids))
-        .filter(renewals::status.eq_any(RenewalState::OPEN))
-        .select((renewals::certificate_id, renewals::id, renewals::status))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(certificate, id, status)| {
-            RenewalState::parse(&status).map(|status| (certificate, id, status))
-        })
-        .collect())
 }
 
 /// Gives a reserved coupon back, unless another renewal still holds it (a coupon that

@@ -9,7 +9,6 @@ use diesel::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::csr::{same_subject, CheckedCsr};
 use super::{RenewalPolicy, RenewalState};
 use crate::audit::{self, Actor, AuditEntry};
 use crate::catalog::Covers;
@@ -17,6 +16,7 @@ use crate::coupons::{CouponCode, CouponKey, CouponStatus};
 use crate::db::schema::{certificates, coupons, devices, holders, products, renewals};
 use crate::db::{write_transaction, DbConnection};
 use crate::lookup::{eligibility, Eligibility};
+use crate::registry::csr::{same_subject, CheckedCsr};
 use crate::registry::{CertificateKind, CertificateStatus};
 
 /// One certificate to renew, as the agent asks.
