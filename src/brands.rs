@@ -1,13 +1,15 @@
 //! The brands sharing one installation (Visura, Lextel): each has its own customers,
 //! catalog, invoice numbering, sender address and bank details.
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::db::schema::brands;
 use crate::db::DbConnection;
 
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize, Deserialize)]
+#[diesel(table_name = brands)]
 pub struct Brand {
     pub id: String,
     pub name: String,
@@ -20,14 +22,7 @@ pub struct Brand {
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Brand>> {
     brands::table
         .filter(brands::id.eq(id))
-        .select((
-            brands::id,
-            brands::name,
-            brands::sender_address,
-            brands::iban,
-            brands::postal_account,
-            brands::invoice_series,
-        ))
+        .select(Brand::as_select())
         .first(conn)
         .optional()
 }
@@ -36,13 +31,47 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Brand>> {
 pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<Brand>> {
     brands::table
         .order(brands::name.asc())
-        .select((
-            brands::id,
-            brands::name,
-            brands::sender_address,
-            brands::iban,
-            brands::postal_account,
-            brands::invoice_series,
-        ))
+        .select(Brand::as_select())
         .load(conn)
+}
+
+/// Adds `brand` if it is missing; returns true if added. An existing brand keeps what an
+/// operator set: only its fields still empty (added by a later migration) are filled.
+pub fn add_or_fill_in(
+    conn: &mut DbConnection,
+    brand: &Brand,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    let exists: i64 = brands::table
+        .filter(brands::id.eq(&brand.id))
+        .count()
+        .get_result(conn)?;
+    if exists == 0 {
+        diesel::insert_into(brands::table)
+            .values((
+                brands::id.eq(&brand.id),
+                brands::name.eq(&brand.name),
+                brands::sender_address.eq(&brand.sender_address),
+                brands::iban.eq(&brand.iban),
+                brands::postal_account.eq(&brand.postal_account),
+                brands::invoice_series.eq(&brand.invoice_series),
+                brands::created_at.eq(now.naive_utc()),
+            ))
+            .execute(conn)?;
+        return Ok(true);
+    }
+    let this = || brands::table.filter(brands::id.eq(&brand.id));
+    diesel::update(this().filter(brands::sender_address.eq("")))
+        .set(brands::sender_address.eq(&brand.sender_address))
+        .execute(conn)?;
+    diesel::update(this().filter(brands::iban.eq("")))
+        .set(brands::iban.eq(&brand.iban))
+        .execute(conn)?;
+    diesel::update(this().filter(brands::postal_account.eq("")))
+        .set(brands::postal_account.eq(&brand.postal_account))
+        .execute(conn)?;
+    diesel::update(this().filter(brands::invoice_series.eq("")))
+        .set(brands::invoice_series.eq(&brand.invoice_series))
+        .execute(conn)?;
+    Ok(false)
 }

@@ -5,16 +5,19 @@
 //! are inserted; demo certificates get their dates refreshed, so a demo that was loaded
 //! weeks ago shows every status again after `rinnovo seed --demo`.
 
-use chrono::{DateTime, Duration, NaiveDateTime, Timelike, Utc};
+use chrono::{DateTime, Duration, Timelike, Utc};
 use diesel::prelude::*;
 use serde::Deserialize;
-use uuid::Uuid;
 
-use crate::catalog::Covers;
-use crate::db::schema::{brands, certificates, devices, holders, products};
+use crate::brands::{self, Brand};
+use crate::catalog::{self, Covers, NewProduct};
+use crate::db::schema::{devices, holders};
 use crate::db::{write_transaction, DbConnection};
 use crate::money::PositiveMoney;
-use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind};
+use crate::registry::{
+    self, CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind, NewCertificate, NewDevice,
+    NewHolder,
+};
 
 const BRANDS: &str = include_str!("../seeds/brands.json");
 const DEMO: &str = include_str!("../seeds/demo.json");
@@ -38,17 +41,7 @@ struct ProductSeed {
 
 #[derive(Deserialize)]
 struct BrandsFile {
-    brands: Vec<BrandSeed>,
-}
-
-#[derive(Deserialize)]
-struct BrandSeed {
-    id: String,
-    name: String,
-    sender_address: String,
-    iban: String,
-    postal_account: String,
-    invoice_series: String,
+    brands: Vec<Brand>,
 }
 
 #[derive(Deserialize)]
@@ -104,70 +97,29 @@ pub struct SeedReport {
 /// only fields still empty (added by a later migration) are filled from the seed.
 pub fn load_base(conn: &mut DbConnection) -> anyhow::Result<SeedReport> {
     let file: BrandsFile = serde_json::from_str(BRANDS)?;
-    let now = Utc::now().naive_utc();
+    let now = Utc::now();
     write_transaction(conn, |conn| {
         let mut report = SeedReport::default();
         for brand in &file.brands {
-            let exists: i64 = brands::table
-                .filter(brands::id.eq(&brand.id))
-                .count()
-                .get_result(conn)?;
-            if exists == 0 {
-                diesel::insert_into(brands::table)
-                    .values((
-                        brands::id.eq(&brand.id),
-                        brands::name.eq(&brand.name),
-                        brands::sender_address.eq(&brand.sender_address),
-                        brands::iban.eq(&brand.iban),
-                        brands::postal_account.eq(&brand.postal_account),
-                        brands::invoice_series.eq(&brand.invoice_series),
-                        brands::created_at.eq(now),
-                    ))
-                    .execute(conn)?;
+            if brands::add_or_fill_in(conn, brand, now)? {
                 report.brands_added += 1;
-                continue;
             }
-            let this = || brands::table.filter(brands::id.eq(&brand.id));
-            diesel::update(this().filter(brands::sender_address.eq("")))
-                .set(brands::sender_address.eq(&brand.sender_address))
-                .execute(conn)?;
-            diesel::update(this().filter(brands::iban.eq("")))
-                .set(brands::iban.eq(&brand.iban))
-                .execute(conn)?;
-            diesel::update(this().filter(brands::postal_account.eq("")))
-                .set(brands::postal_account.eq(&brand.postal_account))
-                .execute(conn)?;
-            diesel::update(this().filter(brands::invoice_series.eq("")))
-                .set(brands::invoice_series.eq(&brand.invoice_series))
-                .execute(conn)?;
         }
         let catalog: CatalogFile = serde_json::from_str(CATALOG)?;
         for brand in &catalog.brands {
             for (position, product) in catalog.products.iter().enumerate() {
-                let exists: i64 = products::table
-                    .filter(products::brand_id.eq(brand))
-                    .filter(products::code.eq(&product.code))
-                    .count()
-                    .get_result(conn)?;
-                if exists > 0 {
-                    continue;
+                let product = NewProduct {
+                    code: &product.code,
+                    name: &product.name,
+                    covers: product.covers,
+                    professional: product.professional,
+                    net_price_cents: product.net_price.cents(),
+                    vat_rate_basis_points: catalog.vat_rate_basis_points,
+                    sort_order: position as i32,
+                };
+                if catalog::add_if_missing(conn, brand, &product, now)? {
+                    report.products_added += 1;
                 }
-                diesel::insert_into(products::table)
-                    .values((
-                        products::id.eq(Uuid::now_v7().to_string()),
-                        products::brand_id.eq(brand),
-                        products::code.eq(&product.code),
-                        products::name.eq(&product.name),
-                        products::covers.eq(product.covers.as_str()),
-                        products::professional.eq(product.professional),
-                        products::net_price_cents.eq(product.net_price.cents()),
-                        products::vat_rate_basis_points.eq(catalog.vat_rate_basis_points),
-                        products::active.eq(true),
-                        products::sort_order.eq(position as i32),
-                        products::created_at.eq(now),
-                    ))
-                    .execute(conn)?;
-                report.products_added += 1;
             }
         }
         Ok(report)
@@ -179,33 +131,30 @@ pub fn load_demo(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<
     let file: DemoFile = serde_json::from_str(DEMO)?;
     // Whole seconds, as in real certificates (and PostgreSQL keeps only microseconds).
     let now = now.with_nanosecond(0).expect("0 is a valid nanosecond");
-    let at = |days: i64| -> NaiveDateTime { (now + Duration::days(days)).naive_utc() };
+    let at = |days: i64| now + Duration::days(days);
     write_transaction(conn, |conn| {
         let mut report = SeedReport::default();
         for holder in &file.holders {
-            let cf = holder.codice_fiscale.as_str();
             let existing: Option<String> = holders::table
-                .filter(holders::codice_fiscale.eq(cf))
+                .filter(holders::codice_fiscale.eq(holder.codice_fiscale.as_str()))
                 .select(holders::id)
                 .first(conn)
                 .optional()?;
             let holder_id = match existing {
                 Some(id) => id,
                 None => {
-                    let id = Uuid::now_v7().to_string();
-                    diesel::insert_into(holders::table)
-                        .values((
-                            holders::id.eq(&id),
-                            holders::codice_fiscale.eq(cf),
-                            holders::given_name.eq(&holder.given_name),
-                            holders::surname.eq(&holder.surname),
-                            holders::email.eq(&holder.email),
-                            holders::mobile.eq(&holder.mobile),
-                            holders::created_at.eq(now.naive_utc()),
-                        ))
-                        .execute(conn)?;
                     report.holders_added += 1;
-                    id
+                    registry::add_holder(
+                        conn,
+                        &NewHolder {
+                            codice_fiscale: &holder.codice_fiscale,
+                            given_name: &holder.given_name,
+                            surname: &holder.surname,
+                            email: holder.email.as_deref(),
+                            mobile: holder.mobile.as_deref(),
+                        },
+                        now,
+                    )?
                 }
             };
             for device in &holder.devices {
@@ -217,53 +166,49 @@ pub fn load_demo(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<
                 let device_id = match existing {
                     Some(id) => id,
                     None => {
-                        let id = Uuid::now_v7().to_string();
-                        diesel::insert_into(devices::table)
-                            .values((
-                                devices::id.eq(&id),
-                                devices::holder_id.eq(&holder_id),
-                                devices::brand_id.eq(&device.brand),
-                                devices::serial_number.eq(&device.serial_number),
-                                devices::kind.eq(device.kind.as_str()),
-                                devices::activated_at.eq(at(-device.activated_days_ago)),
-                                devices::created_at.eq(now.naive_utc()),
-                            ))
-                            .execute(conn)?;
                         report.devices_added += 1;
-                        id
+                        registry::add_device(
+                            conn,
+                            &NewDevice {
+                                holder_id: &holder_id,
+                                brand_id: &device.brand,
+                                serial_number: &device.serial_number,
+                                kind: device.kind,
+                                activated_at: at(-device.activated_days_ago),
+                            },
+                            now,
+                        )?
                     }
                 };
                 for certificate in &device.certificates {
                     let not_before = at(-certificate.issued_days_ago);
                     let not_after = at(certificate.expires_in_days);
-                    let refreshed = diesel::update(
-                        certificates::table
-                            .filter(certificates::issuer.eq(&file.issuer))
-                            .filter(certificates::serial_number.eq(&certificate.serial_number)),
-                    )
-                    .set((
-                        certificates::not_before.eq(not_before),
-                        certificates::not_after.eq(not_after),
-                    ))
-                    .execute(conn)?;
+                    let refreshed = registry::redate_certificate(
+                        conn,
+                        &file.issuer,
+                        &certificate.serial_number,
+                        not_before,
+                        not_after,
+                    )?;
                     if refreshed > 0 {
                         report.certificates_refreshed += refreshed;
                         continue;
                     }
-                    diesel::insert_into(certificates::table)
-                        .values((
-                            certificates::id.eq(Uuid::now_v7().to_string()),
-                            certificates::device_id.eq(&device_id),
-                            certificates::kind.eq(certificate.kind.as_str()),
-                            certificates::issuer.eq(&file.issuer),
-                            certificates::serial_number.eq(&certificate.serial_number),
-                            certificates::subject.eq(demo_subject(holder)),
-                            certificates::not_before.eq(not_before),
-                            certificates::not_after.eq(not_after),
-                            certificates::status.eq(certificate.status.as_str()),
-                            certificates::created_at.eq(now.naive_utc()),
-                        ))
-                        .execute(conn)?;
+                    registry::add_certificate(
+                        conn,
+                        &NewCertificate {
+                            device_id: &device_id,
+                            kind: certificate.kind,
+                            issuer: &file.issuer,
+                            serial_number: &certificate.serial_number,
+                            subject: &demo_subject(holder),
+                            not_before,
+                            not_after,
+                            status: certificate.status,
+                            public_key_sha256: None,
+                        },
+                        now,
+                    )?;
                     report.certificates_added += 1;
                 }
             }

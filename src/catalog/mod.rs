@@ -94,10 +94,22 @@ impl From<diesel::result::Error> for CatalogError {
     }
 }
 
-type ProductRow = (String, String, String, String, String, bool, i64, i32, bool);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = products)]
+struct ProductRow {
+    id: String,
+    brand_id: String,
+    code: String,
+    name: String,
+    covers: String,
+    professional: bool,
+    net_price_cents: i64,
+    vat_rate_basis_points: i32,
+    active: bool,
+}
 
 fn from_row(row: ProductRow) -> anyhow::Result<Product> {
-    let (id, brand_id, code, name, covers, professional, cents, rate, active) = row;
+    let (id, covers, rate) = (row.id, row.covers, row.vat_rate_basis_points);
     Ok(Product {
         covers: Covers::parse(&covers)
             .ok_or_else(|| anyhow::anyhow!("product {id} covers unknown {covers}"))?,
@@ -105,29 +117,15 @@ fn from_row(row: ProductRow) -> anyhow::Result<Product> {
             .ok()
             .and_then(VatRate::from_basis_points)
             .ok_or_else(|| anyhow::anyhow!("product {id} has VAT rate {rate}"))?,
-        net_price: Money::from_cents(cents),
+        net_price: Money::from_cents(row.net_price_cents),
         id,
-        brand_id,
-        code,
-        name,
-        professional,
-        active,
+        brand_id: row.brand_id,
+        code: row.code,
+        name: row.name,
+        professional: row.professional,
+        active: row.active,
     })
 }
-
-columns!(
-    COLUMNS = (
-        products::id,
-        products::brand_id,
-        products::code,
-        products::name,
-        products::covers,
-        products::professional,
-        products::net_price_cents,
-        products::vat_rate_basis_points,
-        products::active,
-    )
-);
 
 /// The brand's products in shop order; inactive ones only when asked.
 pub fn list(
@@ -138,7 +136,7 @@ pub fn list(
     let mut query = products::table
         .filter(products::brand_id.eq(brand_id.to_owned()))
         .order((products::sort_order.asc(), products::code.asc()))
-        .select(COLUMNS)
+        .select(ProductRow::as_select())
         .into_boxed();
     if !include_inactive {
         query = query.filter(products::active.eq(true));
@@ -243,10 +241,56 @@ pub fn set_active(
         )?;
         let row: ProductRow = products::table
             .filter(products::id.eq(product_id))
-            .select(COLUMNS)
+            .select(ProductRow::as_select())
             .first(conn)?;
         Ok(from_row(row)?)
     })
+}
+
+/// A product as the catalog seed lists it.
+pub struct NewProduct<'a> {
+    pub code: &'a str,
+    pub name: &'a str,
+    pub covers: Covers,
+    pub professional: bool,
+    pub net_price_cents: i64,
+    pub vat_rate_basis_points: i32,
+    /// Place in the shop's list.
+    pub sort_order: i32,
+}
+
+/// Puts `product` on sale in `brand_id`'s shop unless the brand already has a product
+/// with its code (whatever an operator changed since is kept). True if added.
+pub fn add_if_missing(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    product: &NewProduct<'_>,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    let exists: i64 = products::table
+        .filter(products::brand_id.eq(brand_id))
+        .filter(products::code.eq(product.code))
+        .count()
+        .get_result(conn)?;
+    if exists > 0 {
+        return Ok(false);
+    }
+    diesel::insert_into(products::table)
+        .values((
+            products::id.eq(uuid::Uuid::now_v7().to_string()),
+            products::brand_id.eq(brand_id),
+            products::code.eq(product.code),
+            products::name.eq(product.name),
+            products::covers.eq(product.covers.as_str()),
+            products::professional.eq(product.professional),
+            products::net_price_cents.eq(product.net_price_cents),
+            products::vat_rate_basis_points.eq(product.vat_rate_basis_points),
+            products::active.eq(true),
+            products::sort_order.eq(product.sort_order),
+            products::created_at.eq(now.naive_utc()),
+        ))
+        .execute(conn)?;
+    Ok(true)
 }
 
 #[derive(Debug, thiserror::Error)]

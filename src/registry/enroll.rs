@@ -4,11 +4,12 @@
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
-use uuid::Uuid;
 
+use super::csr::key_fingerprint;
+use super::store::{self, NewCertificate, NewDevice};
 use super::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind};
 use crate::ca::{CaError, CertificateAuthority, DeviceKey, Issued, Profile, Subject};
-use crate::db::schema::{brands, certificates, devices, holders};
+use crate::db::schema::{brands, holders};
 use crate::db::{write_transaction, DbConnection};
 use crate::secrets::random_bytes;
 
@@ -76,23 +77,22 @@ pub fn enroll_device(
             given_name,
             surname,
         };
-        let device_id = Uuid::now_v7().to_string();
         // 12 digits: random, so enrolled devices never collide with the demo's serials.
         let serial_number: String = random_bytes::<12>()
             .iter()
             .map(|b| char::from(b'0' + b % 10))
             .collect();
-        diesel::insert_into(devices::table)
-            .values((
-                devices::id.eq(&device_id),
-                devices::holder_id.eq(&holder_id),
-                devices::brand_id.eq(brand_id),
-                devices::serial_number.eq(&serial_number),
-                devices::kind.eq(kind.as_str()),
-                devices::activated_at.eq(not_before.naive_utc()),
-                devices::created_at.eq(now.naive_utc()),
-            ))
-            .execute(conn)?;
+        let device_id = store::add_device(
+            conn,
+            &NewDevice {
+                holder_id: &holder_id,
+                brand_id,
+                serial_number: &serial_number,
+                kind,
+                activated_at: not_before,
+            },
+            now,
+        )?;
         let mut enrolled = Vec::new();
         for (kind, profile) in [
             (CertificateKind::Signature, Profile::Signature),
@@ -100,22 +100,21 @@ pub fn enroll_device(
         ] {
             let key = DeviceKey::generate()?;
             let issued = ca.issue(&subject, &key.public_der, profile, not_before, expires_at)?;
-            diesel::insert_into(certificates::table)
-                .values((
-                    certificates::id.eq(Uuid::now_v7().to_string()),
-                    certificates::device_id.eq(&device_id),
-                    certificates::kind.eq(kind.as_str()),
-                    certificates::issuer.eq(&issued.issuer),
-                    certificates::serial_number.eq(&issued.serial_number),
-                    certificates::subject.eq(&issued.subject),
-                    certificates::not_before.eq(issued.not_before.naive_utc()),
-                    certificates::not_after.eq(issued.not_after.naive_utc()),
-                    certificates::status.eq(CertificateStatus::Active.as_str()),
-                    certificates::created_at.eq(now.naive_utc()),
-                    certificates::public_key_sha256
-                        .eq(Some(super::csr::key_fingerprint(&key.public_der))),
-                ))
-                .execute(conn)?;
+            store::add_certificate(
+                conn,
+                &NewCertificate {
+                    device_id: &device_id,
+                    kind,
+                    issuer: &issued.issuer,
+                    serial_number: &issued.serial_number,
+                    subject: &issued.subject,
+                    not_before: issued.not_before,
+                    not_after: issued.not_after,
+                    status: CertificateStatus::Active,
+                    public_key_sha256: Some(&key_fingerprint(&key.public_der)),
+                },
+                now,
+            )?;
             enrolled.push(EnrolledCertificate { kind, key, issued });
         }
         Ok(Enrolled {

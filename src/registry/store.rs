@@ -1,7 +1,9 @@
-//! Reading the registry from the database.
+//! The registry's tables: the only place that writes holders, devices and certificates,
+//! and where they are read back.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use uuid::Uuid;
 
 use super::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind, RenewalState};
 use crate::db::schema::{certificates, devices, holders, renewals};
@@ -212,4 +214,144 @@ pub fn open_renewals(
             })
         })
         .collect())
+}
+
+/// A holder to register.
+pub struct NewHolder<'a> {
+    pub codice_fiscale: &'a CodiceFiscale,
+    pub given_name: &'a str,
+    pub surname: &'a str,
+    pub email: Option<&'a str>,
+    pub mobile: Option<&'a str>,
+}
+
+/// Registers a holder; returns their id.
+pub fn add_holder(
+    conn: &mut DbConnection,
+    holder: &NewHolder<'_>,
+    now: DateTime<Utc>,
+) -> QueryResult<String> {
+    let id = Uuid::now_v7().to_string();
+    diesel::insert_into(holders::table)
+        .values((
+            holders::id.eq(&id),
+            holders::codice_fiscale.eq(holder.codice_fiscale.as_str()),
+            holders::given_name.eq(holder.given_name),
+            holders::surname.eq(holder.surname),
+            holders::email.eq(holder.email),
+            holders::mobile.eq(holder.mobile),
+            holders::created_at.eq(now.naive_utc()),
+        ))
+        .execute(conn)?;
+    Ok(id)
+}
+
+/// A device to register for a holder.
+pub struct NewDevice<'a> {
+    pub holder_id: &'a str,
+    pub brand_id: &'a str,
+    pub serial_number: &'a str,
+    pub kind: DeviceKind,
+    pub activated_at: DateTime<Utc>,
+}
+
+/// Registers a device; returns its id.
+pub fn add_device(
+    conn: &mut DbConnection,
+    device: &NewDevice<'_>,
+    now: DateTime<Utc>,
+) -> QueryResult<String> {
+    let id = Uuid::now_v7().to_string();
+    diesel::insert_into(devices::table)
+        .values((
+            devices::id.eq(&id),
+            devices::holder_id.eq(device.holder_id),
+            devices::brand_id.eq(device.brand_id),
+            devices::serial_number.eq(device.serial_number),
+            devices::kind.eq(device.kind.as_str()),
+            devices::activated_at.eq(device.activated_at.naive_utc()),
+            devices::created_at.eq(now.naive_utc()),
+        ))
+        .execute(conn)?;
+    Ok(id)
+}
+
+/// A certificate to register on a device.
+pub struct NewCertificate<'a> {
+    pub device_id: &'a str,
+    pub kind: CertificateKind,
+    pub issuer: &'a str,
+    pub serial_number: &'a str,
+    pub subject: &'a str,
+    pub not_before: DateTime<Utc>,
+    pub not_after: DateTime<Utc>,
+    pub status: CertificateStatus,
+    /// Unknown for certificates loaded without their key (the demo's).
+    pub public_key_sha256: Option<&'a str>,
+}
+
+/// Registers a certificate; returns its id.
+pub fn add_certificate(
+    conn: &mut DbConnection,
+    certificate: &NewCertificate<'_>,
+    now: DateTime<Utc>,
+) -> QueryResult<String> {
+    let id = Uuid::now_v7().to_string();
+    diesel::insert_into(certificates::table)
+        .values((
+            certificates::id.eq(&id),
+            certificates::device_id.eq(certificate.device_id),
+            certificates::kind.eq(certificate.kind.as_str()),
+            certificates::issuer.eq(certificate.issuer),
+            certificates::serial_number.eq(certificate.serial_number),
+            certificates::subject.eq(certificate.subject),
+            certificates::not_before.eq(certificate.not_before.naive_utc()),
+            certificates::not_after.eq(certificate.not_after.naive_utc()),
+            certificates::status.eq(certificate.status.as_str()),
+            certificates::created_at.eq(now.naive_utc()),
+            certificates::public_key_sha256.eq(certificate.public_key_sha256),
+        ))
+        .execute(conn)?;
+    Ok(id)
+}
+
+/// A renewed certificate is installed: the old one (if still active) is superseded and
+/// the new one, registered `active`, takes its place. Superseded first, as a device
+/// holds one active certificate per kind. Returns the new certificate's id.
+pub fn activate_renewed(
+    conn: &mut DbConnection,
+    old_certificate_id: &str,
+    renewed: &NewCertificate<'_>,
+    now: DateTime<Utc>,
+) -> QueryResult<String> {
+    diesel::update(
+        certificates::table
+            .filter(certificates::id.eq(old_certificate_id))
+            .filter(certificates::status.eq(CertificateStatus::Active.as_str())),
+    )
+    .set(certificates::status.eq(CertificateStatus::Superseded.as_str()))
+    .execute(conn)?;
+    add_certificate(conn, renewed, now)
+}
+
+/// Moves the validity of the certificate `issuer` + `serial_number`; returns how many
+/// certificates moved (0 if none is registered). Only the demo does this, so that a demo
+/// loaded weeks ago shows every renewal status again.
+pub fn redate_certificate(
+    conn: &mut DbConnection,
+    issuer: &str,
+    serial_number: &str,
+    not_before: DateTime<Utc>,
+    not_after: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        certificates::table
+            .filter(certificates::issuer.eq(issuer))
+            .filter(certificates::serial_number.eq(serial_number)),
+    )
+    .set((
+        certificates::not_before.eq(not_before.naive_utc()),
+        certificates::not_after.eq(not_after.naive_utc()),
+    ))
+    .execute(conn)
 }
