@@ -46,8 +46,14 @@ text_enum!(
 );
 
 impl RenewalState {
-    /// Still in progress: at most one per certificate.
-    pub const OPEN: [&'static str; 3] = ["queued", "issuing", "issued"];
-    /// Counted against the device's renewals: all but the ones that gave the coupon back.
-    pub const COUNTED: [&'static str; 4] = ["queued", "issuing", "issued", "installed"];
+    /// Still in progress (at most one per certificate), as stored.
+    pub fn open() -> [&'static str; 3] {
+        [Self::Queued, Self::Issuing, Self::Issued].map(Self::as_str)
+    }
+
+    /// Counted against the device's renewals: all but the ones that gave the coupon back,
+    /// as stored.
+    pub fn counted() -> [&'static str; 4] {
+        [Self::Queued, Self::Issuing, Self::Issued, Self::Installed].map(Self::as_str)
+    }
 }

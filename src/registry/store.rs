@@ -201,7 +201,7 @@ pub fn open_renewals(
 ) -> QueryResult<Vec<OpenRenewal>> {
     let rows: Vec<(String, String, String)> = renewals::table
         .filter(renewals::certificate_id.eq_any(certificate_ids))
-        .filter(renewals::status.eq_any(RenewalState::OPEN))
+        .filter(renewals::status.eq_any(RenewalState::open()))
         .select((renewals::certificate_id, renewals::id, renewals::status))
         .load(conn)?;
     Ok(rows

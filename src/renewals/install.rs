@@ -5,14 +5,14 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde_json::json;
-use uuid::Uuid;
 
 use super::notify::{self, Notice};
+use super::state;
 use super::RenewalState;
 use crate::audit::{self, Actor, AuditEntry};
 use crate::db::schema::{certificates, renewals};
 use crate::db::{write_transaction, DbConnection};
-use crate::registry::{CertificateKind, CertificateStatus};
+use crate::registry::{self, CertificateKind, CertificateStatus, NewCertificate};
 
 /// A renewal as its device sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,20 +53,22 @@ impl From<diesel::result::Error> for InstallError {
     }
 }
 
-type Row = (
-    String,
-    String,
-    String,
-    String,
-    NaiveDateTime,
-    Option<String>,
-    Option<String>,
-    Option<NaiveDateTime>,
-    Option<NaiveDateTime>,
-    Option<NaiveDateTime>,
-    Option<NaiveDateTime>,
-    Option<String>,
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = renewals)]
+struct RenewalRow {
+    id: String,
+    certificate_id: String,
+    kind: String,
+    status: String,
+    created_at: NaiveDateTime,
+    certificate_pem: Option<String>,
+    issued_serial_number: Option<String>,
+    issued_not_before: Option<NaiveDateTime>,
+    issued_not_after: Option<NaiveDateTime>,
+    issued_at: Option<NaiveDateTime>,
+    installed_at: Option<NaiveDateTime>,
+    new_certificate_id: Option<String>,
+}
 
 /// Renewal `renewal_id` of device `device_id`; `None` if the device has no such renewal
 /// (another device's renewal is as unknown as a made-up id).
@@ -75,44 +77,23 @@ pub fn find(
     device_id: &str,
     renewal_id: &str,
 ) -> anyhow::Result<Option<RenewalView>> {
-    let row: Option<Row> = renewals::table
+    let row: Option<RenewalRow> = renewals::table
         .filter(renewals::id.eq(renewal_id))
         .filter(renewals::device_id.eq(device_id))
-        .select((
-            renewals::id,
-            renewals::certificate_id,
-            renewals::kind,
-            renewals::status,
-            renewals::created_at,
-            renewals::certificate_pem,
-            renewals::issued_serial_number,
-            renewals::issued_not_before,
-            renewals::issued_not_after,
-            renewals::issued_at,
-            renewals::installed_at,
-            renewals::new_certificate_id,
-        ))
+        .select(RenewalRow::as_select())
         .first(conn)
         .optional()?;
     row.map(view).transpose()
 }
 
-fn view(row: Row) -> anyhow::Result<RenewalView> {
-    let (
-        id,
-        certificate_id,
-        kind,
-        status,
-        created_at,
-        pem,
-        serial_number,
-        not_before,
-        not_after,
-        issued_at,
-        installed_at,
-        new_certificate_id,
-    ) = row;
-    let issued = match (pem, serial_number, not_before, not_after, issued_at) {
+fn view(row: RenewalRow) -> anyhow::Result<RenewalView> {
+    let issued = match (
+        row.certificate_pem,
+        row.issued_serial_number,
+        row.issued_not_before,
+        row.issued_not_after,
+        row.issued_at,
+    ) {
         (Some(pem), Some(serial_number), Some(not_before), Some(not_after), Some(issued_at)) => {
             Some(IssuedCertificate {
                 pem,
@@ -124,18 +105,29 @@ fn view(row: Row) -> anyhow::Result<RenewalView> {
         }
         _ => None,
     };
+    let (id, kind, status) = (row.id, row.kind, row.status);
     Ok(RenewalView {
         kind: CertificateKind::parse(&kind)
             .ok_or_else(|| anyhow::anyhow!("renewal {id}: kind {kind}"))?,
         status: RenewalState::parse(&status)
             .ok_or_else(|| anyhow::anyhow!("renewal {id}: status {status}"))?,
         id,
-        certificate_id,
-        created_at: created_at.and_utc(),
+        certificate_id: row.certificate_id,
+        created_at: row.created_at.and_utc(),
         issued,
-        installed_at: installed_at.map(|t| t.and_utc()),
-        new_certificate_id,
+        installed_at: row.installed_at.map(|t| t.and_utc()),
+        new_certificate_id: row.new_certificate_id,
     })
+}
+
+/// What installing a renewal needs besides its view: the subject of the certificate it
+/// renews, and the issued certificate's issuer, key and coupon.
+#[derive(Queryable)]
+struct InstallFrom {
+    subject: String,
+    issuer: Option<String>,
+    coupon_id: String,
+    public_key_sha256: String,
 }
 
 /// The agent installed the certificate of renewal `renewal_id`: it becomes the device's
@@ -159,29 +151,17 @@ pub fn confirm_installed(
                 anyhow::anyhow!("renewal {renewal_id} is issued without a certificate").into(),
             );
         };
-        // The conditional flip makes a concurrent confirmation a no-op.
-        let new_certificate_id = Uuid::now_v7().to_string();
-        let flipped = diesel::update(
-            renewals::table
-                .filter(renewals::id.eq(renewal_id))
-                .filter(renewals::status.eq(RenewalState::Issued.as_str())),
-        )
-        .set((
-            renewals::status.eq(RenewalState::Installed.as_str()),
-            renewals::installed_at.eq(Some(now.naive_utc())),
-            renewals::closed_at.eq(Some(now.naive_utc())),
-        ))
-        .execute(conn)?;
-        if flipped == 0 {
+        // The conditional move makes a concurrent confirmation a no-op.
+        if !state::install(conn, renewal_id, now)? {
             return find(conn, device_id, renewal_id)?
                 .ok_or(InstallError::NotFound(renewal_id.into()));
         }
-        let (subject, issuer, coupon_id, public_key_sha256): (
-            String,
-            Option<String>,
-            String,
-            String,
-        ) = renewals::table
+        let InstallFrom {
+            subject,
+            issuer,
+            coupon_id,
+            public_key_sha256,
+        } = renewals::table
             .inner_join(certificates::table.on(certificates::id.eq(renewals::certificate_id)))
             .filter(renewals::id.eq(renewal_id))
             .select((
@@ -191,32 +171,23 @@ pub fn confirm_installed(
                 renewals::public_key_sha256,
             ))
             .first(conn)?;
-        // Superseded first: a device holds one active certificate per kind.
-        diesel::update(
-            certificates::table
-                .filter(certificates::id.eq(&current.certificate_id))
-                .filter(certificates::status.eq(CertificateStatus::Active.as_str())),
-        )
-        .set(certificates::status.eq(CertificateStatus::Superseded.as_str()))
-        .execute(conn)?;
-        diesel::insert_into(certificates::table)
-            .values((
-                certificates::id.eq(&new_certificate_id),
-                certificates::device_id.eq(device_id),
-                certificates::kind.eq(current.kind.as_str()),
-                certificates::issuer.eq(issuer.unwrap_or_default()),
-                certificates::serial_number.eq(&issued.serial_number),
-                certificates::subject.eq(&subject),
-                certificates::not_before.eq(issued.not_before.naive_utc()),
-                certificates::not_after.eq(issued.not_after.naive_utc()),
-                certificates::status.eq(CertificateStatus::Active.as_str()),
-                certificates::created_at.eq(now.naive_utc()),
-                certificates::public_key_sha256.eq(Some(&public_key_sha256)),
-            ))
-            .execute(conn)?;
-        diesel::update(renewals::table.filter(renewals::id.eq(renewal_id)))
-            .set(renewals::new_certificate_id.eq(Some(&new_certificate_id)))
-            .execute(conn)?;
+        let new_certificate_id = registry::activate_renewed(
+            conn,
+            &current.certificate_id,
+            &NewCertificate {
+                device_id,
+                kind: current.kind,
+                issuer: &issuer.unwrap_or_default(),
+                serial_number: &issued.serial_number,
+                subject: &subject,
+                not_before: issued.not_before,
+                not_after: issued.not_after,
+                status: CertificateStatus::Active,
+                public_key_sha256: Some(&public_key_sha256),
+            },
+            now,
+        )?;
+        state::link_new_certificate(conn, renewal_id, &new_certificate_id)?;
         // A coupon covering both certificates is redeemed by the first installed.
         crate::coupons::state::redeem(conn, &coupon_id, now)?;
         audit::record(

@@ -9,19 +9,18 @@
 //! stored only where the claim token still matches, so a worker that lost its lease
 //! (paused past the deadline) stores nothing: each renewal gets one certificate.
 
-use base64::Engine;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde_json::json;
-use uuid::Uuid;
 
 use super::notify::{self, Notice};
+use super::signing::{sign_all, Claimed, Outcome};
+use super::state::{self, IssuedRenewal};
 use super::{release_coupon, RenewalState};
 use crate::audit::{self, Actor, AuditEntry};
-use crate::ca::{CertificateAuthority, Issued, Profile, Subject};
+use crate::ca::{CertificateAuthority, Issued, Subject};
 use crate::db::schema::{certificates, devices, holders, renewals};
 use crate::db::{self, write_transaction, DbConnection};
-use crate::registry::{CertificateKind, CertificateStatus};
 
 #[derive(Debug, Clone)]
 pub struct IssuanceSettings {
@@ -62,24 +61,6 @@ pub struct BatchReport {
     pub failed: usize,
 }
 
-/// A renewal this worker holds the lease on.
-#[derive(Debug, Clone)]
-struct Claimed {
-    id: String,
-    kind: String,
-    public_key: String,
-    attempts: i32,
-    /// The renewed certificate's status now: anything but active rejects the renewal.
-    certificate_status: String,
-    subject: Subject,
-}
-
-enum Outcome {
-    Issued(Issued),
-    Rejected(String),
-    Error(String),
-}
-
 /// Claims, signs and stores one batch. Returns what happened; `claimed` is 0 when the
 /// queue is empty.
 pub fn run_batch(
@@ -89,12 +70,15 @@ pub fn run_batch(
     now: DateTime<Utc>,
 ) -> anyhow::Result<BatchReport> {
     let started = std::time::Instant::now();
-    let (token, claimed) = claim(conn, settings, now)?;
+    let Some((token, claimed)) = claim(conn, settings, now)? else {
+        return Ok(BatchReport::default());
+    };
     if claimed.is_empty() {
         return Ok(BatchReport::default());
     }
     let claimed_in = started.elapsed();
-    let outcomes = sign_all(ca, &claimed, settings, now);
+    let validity = Duration::days(settings.validity_days);
+    let outcomes = sign_all(ca, &claimed, settings.signers, validity, now);
     let signed_in = started.elapsed() - claimed_in;
     let report = store(conn, &token, &claimed, outcomes, settings, now)?;
     tracing::debug!(
@@ -151,8 +135,6 @@ pub fn drain(
     })
 }
 
-type ClaimedRow = (String, String, String, i32, String, String, String, String);
-
 /// The issuance queue now (for the metrics): renewals waiting (`queued`, including those
 /// waiting for a retry) and being issued, and when the oldest waiting one was requested.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -181,55 +163,32 @@ pub fn stats(conn: &mut DbConnection) -> QueryResult<QueueStats> {
     })
 }
 
+/// A claimed renewal with what signing it needs, read under the claim token.
+#[derive(Queryable)]
+struct ClaimedRow {
+    id: String,
+    kind: String,
+    public_key: String,
+    attempts: i32,
+    certificate_status: String,
+    codice_fiscale: String,
+    given_name: String,
+    surname: String,
+}
+
+/// Claims a batch (see [`state::claim`]) and reads what signing it needs; `None` when
+/// nothing was due.
 fn claim(
     conn: &mut DbConnection,
     settings: &IssuanceSettings,
     now: DateTime<Utc>,
-) -> QueryResult<(String, Vec<Claimed>)> {
-    let now_naive = now.naive_utc();
-    let token = Uuid::now_v7().to_string();
-    let claimed = write_transaction(conn, |conn| {
-        // Queued and due, or claimed by a worker whose lease ran out.
-        let claimable = renewals::status
-            .eq(RenewalState::Queued.as_str())
-            .and(renewals::next_attempt_at.le(now_naive))
-            .or(renewals::status
-                .eq(RenewalState::Issuing.as_str())
-                .and(renewals::claimed_until.lt(now_naive)));
-        // Two queries rather than one with OR, so each walks its index and stops at the
-        // limit instead of sorting every due row: first the taken-over ones (few), then
-        // the queue in order.
-        let abandoned = renewals::table
-            .filter(renewals::status.eq(RenewalState::Issuing.as_str()))
-            .filter(renewals::claimed_until.lt(now_naive))
-            .select(renewals::id)
-            .limit(settings.batch_size);
-        let mut ids: Vec<String> = for_update_skip_locked!(conn, abandoned, |q, c| q.load(c))?;
-        let due = renewals::table
-            .filter(renewals::status.eq(RenewalState::Queued.as_str()))
-            .filter(renewals::next_attempt_at.le(now_naive))
-            .order((renewals::next_attempt_at.asc(), renewals::id.asc()))
-            .select(renewals::id)
-            .limit(settings.batch_size - ids.len() as i64);
-        ids.extend(for_update_skip_locked!(conn, due, |q, c| q.load::<String>(c))?);
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Still claimable at the update, so even without the row locks no renewal is
-        // claimed twice; what this worker got is what carries its token.
-        diesel::update(
-            renewals::table
-                .filter(renewals::id.eq_any(&ids))
-                .filter(claimable),
-        )
-        .set((
-            renewals::status.eq(RenewalState::Issuing.as_str()),
-            renewals::claimed_until.eq((now + settings.lease).naive_utc()),
-            renewals::claim_token.eq(&token),
-            renewals::attempts.eq(renewals::attempts + 1),
-        ))
-        .execute(conn)?;
-        renewals::table
+) -> QueryResult<Option<(String, Vec<Claimed>)>> {
+    write_transaction(conn, |conn| {
+        let Some(token) = state::claim(conn, settings.batch_size, now + settings.lease, now)?
+        else {
+            return Ok(None);
+        };
+        let rows: Vec<ClaimedRow> = renewals::table
             .inner_join(certificates::table.on(certificates::id.eq(renewals::certificate_id)))
             .inner_join(devices::table.inner_join(holders::table))
             .filter(renewals::claim_token.eq(&token))
@@ -244,97 +203,23 @@ fn claim(
                 holders::given_name,
                 holders::surname,
             ))
-            .load::<ClaimedRow>(conn)
-    })?;
-    Ok((
-        token,
-        claimed
+            .load(conn)?;
+        let claimed = rows
             .into_iter()
-            .map(
-                |(id, kind, public_key, attempts, status, codice_fiscale, given_name, surname)| {
-                    Claimed {
-                        id,
-                        kind,
-                        public_key,
-                        attempts,
-                        certificate_status: status,
-                        subject: Subject {
-                            codice_fiscale,
-                            given_name,
-                            surname,
-                        },
-                    }
+            .map(|row| Claimed {
+                id: row.id,
+                kind: row.kind,
+                public_key: row.public_key,
+                attempts: row.attempts,
+                certificate_status: row.certificate_status,
+                subject: Subject {
+                    codice_fiscale: row.codice_fiscale,
+                    given_name: row.given_name,
+                    surname: row.surname,
                 },
-            )
-            .collect(),
-    ))
-}
-
-fn sign_one(
-    ca: &dyn CertificateAuthority,
-    renewal: &Claimed,
-    settings: &IssuanceSettings,
-    now: DateTime<Utc>,
-) -> Outcome {
-    // Revoked (or superseded by another path) since the request: never sign.
-    if renewal.certificate_status != CertificateStatus::Active.as_str() {
-        return Outcome::Rejected(
-            if renewal.certificate_status == CertificateStatus::Revoked.as_str() {
-                "il certificato da rinnovare è stato revocato"
-            } else {
-                "il certificato da rinnovare non è più in uso"
-            }
-            .to_owned(),
-        );
-    }
-    let profile = match CertificateKind::parse(&renewal.kind) {
-        Some(CertificateKind::Signature) => Profile::Signature,
-        Some(CertificateKind::Authentication) => Profile::Authentication,
-        None => return Outcome::Error(format!("unknown kind {}", renewal.kind)),
-    };
-    let public_key = match base64::engine::general_purpose::STANDARD.decode(&renewal.public_key) {
-        Ok(der) => der,
-        Err(e) => return Outcome::Error(format!("stored public key: {e}")),
-    };
-    let not_after = now + Duration::days(settings.validity_days);
-    match ca.issue(&renewal.subject, &public_key, profile, now, not_after) {
-        Ok(issued) => Outcome::Issued(issued),
-        Err(e) => Outcome::Error(e.to_string()),
-    }
-}
-
-/// Signs on `settings.signers` threads: signing is the CPU work of the batch.
-fn sign_all(
-    ca: &dyn CertificateAuthority,
-    claimed: &[Claimed],
-    settings: &IssuanceSettings,
-    now: DateTime<Utc>,
-) -> Vec<Outcome> {
-    let per_thread = claimed.len().div_ceil(settings.signers.max(1));
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = claimed
-            .chunks(per_thread.max(1))
-            .map(|chunk| {
-                let handle = scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|renewal| sign_one(ca, renewal, settings, now))
-                        .collect::<Vec<_>>()
-                });
-                (chunk.len(), handle)
             })
             .collect();
-        // One outcome per renewal, in order, whatever happens to a thread.
-        handles
-            .into_iter()
-            .flat_map(|(len, handle)| {
-                handle.join().unwrap_or_else(|_| {
-                    (0..len)
-                        .map(|_| Outcome::Error("the signing thread panicked".into()))
-                        .collect()
-                })
-            })
-            .collect()
+        Ok(Some((token, claimed)))
     })
 }
 
@@ -372,7 +257,7 @@ fn store(
             })
             .collect();
         let stored: std::collections::HashSet<String> =
-            record_issued_renewals(conn, token, now, &rows)?
+            state::record_issued(conn, token, now, &rows)?
                 .into_iter()
                 .collect();
         report.issued = stored.len();
@@ -400,49 +285,27 @@ fn store(
         audit::record_all(conn, entries, now)?;
 
         for (renewal, outcome) in claimed.iter().zip(outcomes) {
-            // Only while this worker's claim holds.
-            let mine = || {
-                renewals::table
-                    .filter(renewals::id.eq(&renewal.id))
-                    .filter(renewals::status.eq(RenewalState::Issuing.as_str()))
-                    .filter(renewals::claim_token.eq(token))
-            };
             match outcome {
                 Outcome::Issued(_) => {}
                 Outcome::Rejected(reason) => {
-                    if close(
-                        conn,
-                        &renewal.id,
-                        token,
-                        RenewalState::Rejected,
-                        &reason,
-                        now,
-                    )? {
+                    if state::reject(conn, &renewal.id, token, now)? {
+                        give_up(conn, &renewal.id, RenewalState::Rejected, &reason, now)?;
                         report.rejected += 1;
                     }
                 }
                 Outcome::Error(error) if renewal.attempts < settings.max_attempts => {
                     let retry_at =
                         now + crate::mail::outbox::backoff(settings.retry_base, renewal.attempts);
-                    let stored = diesel::update(mine())
-                        .set((
-                            renewals::status.eq(RenewalState::Queued.as_str()),
-                            renewals::next_attempt_at.eq(retry_at.naive_utc()),
-                            renewals::claimed_until.eq(None::<NaiveDateTime>),
-                            renewals::last_error.eq(Some(truncate(&error))),
-                        ))
-                        .execute(conn)?;
+                    let moved = state::retry_later(conn, &renewal.id, token, retry_at, &error)?;
                     tracing::warn!(renewal = %renewal.id, attempts = renewal.attempts, %error, "issuance failed; will retry");
-                    report.retrying += stored;
+                    report.retrying += usize::from(moved);
                 }
                 Outcome::Error(error) => {
                     tracing::error!(renewal = %renewal.id, attempts = renewal.attempts, %error, "issuance failed for good");
                     let reason =
                         "l'autorità di certificazione non ha potuto emettere il certificato";
-                    diesel::update(mine())
-                        .set(renewals::last_error.eq(Some(truncate(&error))))
-                        .execute(conn)?;
-                    if close(conn, &renewal.id, token, RenewalState::Failed, reason, now)? {
+                    if state::fail(conn, &renewal.id, token, &error, now)? {
+                        give_up(conn, &renewal.id, RenewalState::Failed, reason, now)?;
                         report.failed += 1;
                     }
                 }
@@ -453,36 +316,15 @@ fn store(
     Ok(report)
 }
 
-fn truncate(error: &str) -> String {
-    error.chars().take(1000).collect()
-}
-
-/// Moves a renewal being issued under `claim_token` to `rejected` or `failed`, releases
-/// the coupon and queues the email. False if the lease was lost meanwhile (another
-/// worker owns the renewal now).
-fn close(
+/// After a renewal moved to `rejected` or `failed`: releases the coupon and queues the
+/// email.
+fn give_up(
     conn: &mut DbConnection,
     renewal_id: &str,
-    claim_token: &str,
     state: RenewalState,
     reason: &str,
     now: DateTime<Utc>,
-) -> anyhow::Result<bool> {
-    let closed = diesel::update(
-        renewals::table
-            .filter(renewals::id.eq(renewal_id))
-            .filter(renewals::status.eq(RenewalState::Issuing.as_str()))
-            .filter(renewals::claim_token.eq(claim_token)),
-    )
-    .set((
-        renewals::status.eq(state.as_str()),
-        renewals::closed_at.eq(Some(now.naive_utc())),
-        renewals::claimed_until.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)?;
-    if closed == 0 {
-        return Ok(false);
-    }
+) -> anyhow::Result<()> {
     let coupon_id: String = renewals::table
         .filter(renewals::id.eq(renewal_id))
         .select(renewals::coupon_id)
@@ -513,7 +355,7 @@ fn close(
         },
         now,
     )?;
-    Ok(true)
+    Ok(())
 }
 
 /// The worker: runs a batch every `interval`, at once again while batches come back full,
@@ -550,89 +392,4 @@ pub async fn run(
             tokio::time::sleep(interval).await;
         }
     }
-}
-
-/// A certificate just signed for a renewal, to store.
-struct IssuedRenewal<'a> {
-    id: &'a str,
-    pem: &'a str,
-    serial_number: &'a str,
-    issuer: &'a str,
-    not_before: chrono::NaiveDateTime,
-    not_after: chrono::NaiveDateTime,
-}
-
-#[derive(diesel::QueryableByName)]
-struct StoredId {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    id: String,
-}
-
-/// Stores issued certificates on their renewals, `issuing` → `issued`, but only where
-/// the claim is still `claim_token`'s; returns the ids stored. An issuance batch stores
-/// hundreds per transaction: on PostgreSQL that is one UPDATE joined to the arrays of
-/// values; SQLite runs in-process, where one UPDATE per renewal costs as little.
-fn record_issued_renewals(
-    conn: &mut DbConnection,
-    claim_token: &str,
-    now: chrono::DateTime<chrono::Utc>,
-    issued: &[IssuedRenewal<'_>],
-) -> diesel::QueryResult<Vec<String>> {
-    use diesel::sql_types::{Array, Text, Timestamp};
-    use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
-    let now = now.naive_utc();
-    db::per_backend(
-        conn,
-        |pg| {
-            let stored: Vec<StoredId> = diesel::sql_query(
-                "UPDATE renewals AS r SET status = 'issued', certificate_pem = v.pem,
-                     issued_serial_number = v.serial, issued_issuer = v.issuer,
-                     issued_not_before = v.not_before, issued_not_after = v.not_after,
-                     issued_at = $1, claimed_until = NULL, last_error = NULL
-                 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[],
-                             $6::timestamp[], $7::timestamp[])
-                     AS v(id, pem, serial, issuer, not_before, not_after)
-                 WHERE r.id = v.id AND r.status = 'issuing' AND r.claim_token = $8
-                 RETURNING r.id",
-            )
-            .bind::<Timestamp, _>(now)
-            .bind::<Array<Text>, _>(issued.iter().map(|i| i.id).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(issued.iter().map(|i| i.pem).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(issued.iter().map(|i| i.serial_number).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(issued.iter().map(|i| i.issuer).collect::<Vec<_>>())
-            .bind::<Array<Timestamp>, _>(issued.iter().map(|i| i.not_before).collect::<Vec<_>>())
-            .bind::<Array<Timestamp>, _>(issued.iter().map(|i| i.not_after).collect::<Vec<_>>())
-            .bind::<Text, _>(claim_token)
-            .load(pg)?;
-            Ok(stored.into_iter().map(|s| s.id).collect())
-        },
-        |sqlite| {
-            use crate::db::schema::renewals as r;
-            let mut stored = Vec::with_capacity(issued.len());
-            for renewal in issued {
-                let updated = diesel::update(
-                    r::table
-                        .filter(r::id.eq(renewal.id))
-                        .filter(r::status.eq("issuing"))
-                        .filter(r::claim_token.eq(claim_token)),
-                )
-                .set((
-                    r::status.eq("issued"),
-                    r::certificate_pem.eq(renewal.pem),
-                    r::issued_serial_number.eq(renewal.serial_number),
-                    r::issued_issuer.eq(renewal.issuer),
-                    r::issued_not_before.eq(renewal.not_before),
-                    r::issued_not_after.eq(renewal.not_after),
-                    r::issued_at.eq(now),
-                    r::claimed_until.eq(None::<chrono::NaiveDateTime>),
-                    r::last_error.eq(None::<String>),
-                ))
-                .execute(sqlite)?;
-                if updated == 1 {
-                    stored.push(renewal.id.to_owned());
-                }
-            }
-            Ok(stored)
-        },
-    )
 }

@@ -17,6 +17,8 @@ pub mod issuance;
 mod notify;
 pub mod reminders;
 pub mod request;
+mod signing;
+pub mod state;
 
 use chrono::{DateTime, Months, Utc};
 use diesel::prelude::*;
@@ -74,7 +76,7 @@ fn release_coupon(
     crate::coupons::state::lock(conn, coupon_id)?;
     let still_held: i64 = renewals::table
         .filter(renewals::coupon_id.eq(coupon_id))
-        .filter(renewals::status.eq_any(RenewalState::COUNTED))
+        .filter(renewals::status.eq_any(RenewalState::counted()))
         .count()
         .get_result(conn)?;
     if still_held > 0 {

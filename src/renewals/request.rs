@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde_json::json;
-use uuid::Uuid;
 
+use super::state::{self, NewRenewal};
 use super::{RenewalPolicy, RenewalState};
 use crate::audit::{self, Actor, AuditEntry};
 use crate::catalog::Covers;
@@ -117,14 +117,15 @@ fn refuse<T>(index: usize, refusal: Refusal) -> Result<T, RequestError> {
     Err(RequestError::Refused { index, refusal })
 }
 
-type CertificateRow = (
-    String,
-    String,
-    String,
-    NaiveDateTime,
-    Option<String>,
-    NaiveDateTime,
-);
+/// The certificate to renew, with its device's first activation.
+#[derive(Queryable)]
+struct CertificateRow {
+    kind: String,
+    status: String,
+    subject: String,
+    not_after: NaiveDateTime,
+    device_activated_at: NaiveDateTime,
+}
 
 /// Queues a renewal per item for the agent's device `device_id` of `brand_id`.
 pub fn request(
@@ -161,7 +162,7 @@ pub fn request(
         used_keys.extend(
             renewals::table
                 .filter(renewals::device_id.eq(device_id))
-                .filter(renewals::status.eq_any(RenewalState::COUNTED))
+                .filter(renewals::status.eq_any(RenewalState::counted()))
                 .select(renewals::public_key_sha256)
                 .load::<String>(conn)?,
         );
@@ -179,12 +180,18 @@ pub fn request(
                     certificates::status,
                     certificates::subject,
                     certificates::not_after,
-                    certificates::public_key_sha256,
                     devices::activated_at,
                 ))
                 .first(conn)
                 .optional()?;
-            let Some((kind, status, subject, not_after, _, activated_at)) = row else {
+            let Some(CertificateRow {
+                kind,
+                status,
+                subject,
+                not_after,
+                device_activated_at,
+            }) = row
+            else {
                 return refuse(
                     index,
                     Refusal::UnknownCertificate(item.certificate_id.clone()),
@@ -208,7 +215,7 @@ pub fn request(
             }
             let pending: Option<String> = renewals::table
                 .filter(renewals::certificate_id.eq(&item.certificate_id))
-                .filter(renewals::status.eq_any(RenewalState::OPEN))
+                .filter(renewals::status.eq_any(RenewalState::open()))
                 .select(renewals::id)
                 .first(conn)
                 .optional()?;
@@ -218,7 +225,7 @@ pub fn request(
             let earlier: i64 = renewals::table
                 .filter(renewals::device_id.eq(device_id))
                 .filter(renewals::kind.eq(kind.as_str()))
-                .filter(renewals::status.eq_any(RenewalState::COUNTED))
+                .filter(renewals::status.eq_any(RenewalState::counted()))
                 .count()
                 .get_result(conn)?;
             if earlier >= i64::from(policy.max_renewals_per_device) {
@@ -230,7 +237,7 @@ pub fn request(
                     },
                 );
             }
-            let end_of_life = policy.device_end_of_life(activated_at.and_utc());
+            let end_of_life = policy.device_end_of_life(device_activated_at.and_utc());
             if now > end_of_life {
                 return refuse(
                     index,
@@ -269,25 +276,22 @@ pub fn request(
                 reserved.insert(coupon_id.clone());
             }
 
-            let id = Uuid::now_v7().to_string();
-            let inserted = diesel::insert_into(renewals::table)
-                .values((
-                    renewals::id.eq(&id),
-                    renewals::brand_id.eq(brand_id),
-                    renewals::device_id.eq(device_id),
-                    renewals::certificate_id.eq(&item.certificate_id),
-                    renewals::kind.eq(kind.as_str()),
-                    renewals::coupon_id.eq(&coupon_id),
-                    renewals::status.eq(RenewalState::Queued.as_str()),
-                    renewals::csr_pem.eq(&item.csr.pem),
-                    renewals::public_key.eq(item.csr.public_key_base64()),
-                    renewals::public_key_sha256.eq(&item.csr.public_key_sha256),
-                    renewals::next_attempt_at.eq(now.naive_utc()),
-                    renewals::created_at.eq(now.naive_utc()),
-                ))
-                .execute(conn);
-            match inserted {
-                Ok(_) => {}
+            let queued_renewal = state::queue(
+                conn,
+                &NewRenewal {
+                    brand_id,
+                    device_id,
+                    certificate_id: &item.certificate_id,
+                    kind,
+                    coupon_id: &coupon_id,
+                    csr_pem: &item.csr.pem,
+                    public_key: &item.csr.public_key_base64(),
+                    public_key_sha256: &item.csr.public_key_sha256,
+                },
+                now,
+            );
+            let id = match queued_renewal {
+                Ok(id) => id,
                 // The one-open-renewal-per-certificate index: a concurrent request for
                 // the same certificate committed first.
                 Err(diesel::result::Error::DatabaseError(
@@ -302,7 +306,7 @@ pub fn request(
                     )
                 }
                 Err(e) => return Err(e.into()),
-            }
+            };
             audit::record(
                 conn,
                 AuditEntry {
@@ -330,6 +334,16 @@ pub fn request(
     })
 }
 
+/// A coupon with what its product covers.
+#[derive(Queryable)]
+struct CouponRow {
+    coupon_id: String,
+    coupon_brand: String,
+    status: String,
+    valid_until: NaiveDateTime,
+    covers: String,
+}
+
 /// The coupon `code` names, if this renewal may use it: of this brand, unexpired, covering
 /// `kind`, and available (or reserved by an earlier item of this request). With the
 /// coupon's id, whether it still has to be reserved: a coupon covering both certificates
@@ -346,7 +360,7 @@ fn check_coupon(
     reserved_here: &HashSet<String>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Result<(String, bool), Refusal>> {
-    let row: Option<(String, String, String, NaiveDateTime, String)> = coupons::table
+    let row: Option<CouponRow> = coupons::table
         .inner_join(products::table)
         .filter(coupons::code_hash.eq(coupon_key.hash(code)))
         .select((
@@ -358,7 +372,14 @@ fn check_coupon(
         ))
         .first(conn)
         .optional()?;
-    let Some((coupon_id, coupon_brand, status, valid_until, covers)) = row else {
+    let Some(CouponRow {
+        coupon_id,
+        coupon_brand,
+        status,
+        valid_until,
+        covers,
+    }) = row
+    else {
         return Ok(Err(Refusal::UnknownCoupon));
     };
     if coupon_brand != brand_id {
@@ -406,7 +427,7 @@ fn second_use_allowed(
     }
     let holders: Vec<(String, String)> = renewals::table
         .filter(renewals::coupon_id.eq(coupon_id))
-        .filter(renewals::status.eq_any(RenewalState::COUNTED))
+        .filter(renewals::status.eq_any(RenewalState::counted()))
         .select((renewals::device_id, renewals::kind))
         .load(conn)?;
     Ok(!holders.is_empty()
