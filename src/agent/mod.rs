@@ -83,6 +83,16 @@ pub fn new_challenge(conn: &mut DbConnection, now: DateTime<Utc>) -> QueryResult
     Ok(Challenge { nonce, expires_at })
 }
 
+/// The registered certificate an agent presented, with its device and holder.
+#[derive(Queryable)]
+struct PresentedRow {
+    certificate_id: String,
+    status: String,
+    device_id: String,
+    brand_id: String,
+    codice_fiscale: String,
+}
+
 /// The certificate as sent: PEM, or base64 of the DER.
 fn certificate_der(text: &str) -> Result<Vec<u8>, AgentAuthError> {
     let text = text.trim();
@@ -147,7 +157,7 @@ pub fn authenticate(
     }
 
     let serial = crate::ca::serial_hex(presented.raw_serial());
-    let row: Option<(String, String, String, String, String)> = certificates::table
+    let row: Option<PresentedRow> = certificates::table
         .inner_join(devices::table.inner_join(holders::table))
         .filter(certificates::issuer.eq(ca.issuer_name()))
         .filter(certificates::serial_number.eq(&serial))
@@ -160,7 +170,14 @@ pub fn authenticate(
         ))
         .first(conn)
         .optional()?;
-    let Some((certificate_id, status, device_id, brand_id, codice_fiscale)) = row else {
+    let Some(PresentedRow {
+        certificate_id,
+        status,
+        device_id,
+        brand_id,
+        codice_fiscale,
+    }) = row
+    else {
         return Err(AgentAuthError::UnknownCertificate);
     };
     let status = CertificateStatus::parse(&status).unwrap_or(CertificateStatus::Revoked);

@@ -139,14 +139,16 @@ fn new_session(
     })
 }
 
-type RefreshRow = (
-    String,
-    String,
-    String,
-    chrono::NaiveDateTime,
-    Option<chrono::NaiveDateTime>,
-    Option<chrono::NaiveDateTime>,
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = refresh_tokens)]
+struct RefreshRow {
+    id: String,
+    family_id: String,
+    user_id: String,
+    expires_at: chrono::NaiveDateTime,
+    used_at: Option<chrono::NaiveDateTime>,
+    revoked_at: Option<chrono::NaiveDateTime>,
+}
 
 pub fn refresh(
     conn: &mut DbConnection,
@@ -162,17 +164,18 @@ pub fn refresh(
         |conn| -> Result<Result<Session, SessionError>, SessionError> {
             let row: Option<RefreshRow> = refresh_tokens::table
                 .filter(refresh_tokens::token_hash.eq(&hash))
-                .select((
-                    refresh_tokens::id,
-                    refresh_tokens::family_id,
-                    refresh_tokens::user_id,
-                    refresh_tokens::expires_at,
-                    refresh_tokens::used_at,
-                    refresh_tokens::revoked_at,
-                ))
+                .select(RefreshRow::as_select())
                 .first(conn)
                 .optional()?;
-            let Some((id, family, user_id, expires_at, used_at, revoked_at)) = row else {
+            let Some(RefreshRow {
+                id,
+                family_id: family,
+                user_id,
+                expires_at,
+                used_at,
+                revoked_at,
+            }) = row
+            else {
                 return Ok(Err(SessionError::InvalidRefreshToken));
             };
             if revoked_at.is_some() || expires_at.and_utc() <= now {

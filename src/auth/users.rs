@@ -69,30 +69,28 @@ impl From<DieselError> for UserError {
     }
 }
 
-type UserRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    NaiveDateTime,
-);
-
-columns!(
-    USER_COLUMNS = (
-        users::id,
-        users::brand_id,
-        users::email,
-        users::name,
-        users::role,
-        users::codice_fiscale,
-        users::created_at,
-    )
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users)]
+struct UserRow {
+    id: String,
+    brand_id: String,
+    email: String,
+    name: String,
+    role: String,
+    codice_fiscale: Option<String>,
+    created_at: NaiveDateTime,
+}
 
 fn from_row(row: UserRow) -> Result<User, UserError> {
-    let (id, brand_id, email, name, role, codice_fiscale, created_at) = row;
+    let UserRow {
+        id,
+        brand_id,
+        email,
+        name,
+        role,
+        codice_fiscale,
+        created_at,
+    } = row;
     Ok(User {
         role: Role::parse(&role)
             .ok_or_else(|| anyhow::anyhow!("user {id} has unknown role {role}"))?,
@@ -155,7 +153,7 @@ pub fn create(
 pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<User>, UserError> {
     users::table
         .filter(users::id.eq(id))
-        .select(USER_COLUMNS)
+        .select(UserRow::as_select())
         .first::<UserRow>(conn)
         .optional()?
         .map(from_row)
@@ -171,7 +169,7 @@ pub fn find_for_login(
     let found: Option<(UserRow, String)> = users::table
         .filter(users::brand_id.eq(brand_id))
         .filter(users::email.eq(email.trim().to_lowercase()))
-        .select((USER_COLUMNS, users::password_hash))
+        .select((UserRow::as_select(), users::password_hash))
         .first(conn)
         .optional()?;
     found

@@ -12,6 +12,12 @@ use std::collections::HashMap;
 use crate::db::schema::{emails, orders};
 use crate::db::{self, write_transaction, DbConnection};
 
+text_enum!(
+    /// An email's life: `pending` → `sent`; `pending` → `dead` after the last retry (a
+    /// back-office operator can put it back to `pending`).
+    EmailStatus { Pending => "pending", Sent => "sent", Dead => "dead" }
+);
+
 /// An email to send, as the domain writes it: which template, with which values.
 #[derive(Debug, Clone)]
 pub struct OutgoingEmail {
@@ -64,7 +70,7 @@ pub fn enqueue_all(
                         .eq(email.attachment.as_ref().map(|a| a.file_name.as_str())),
                     emails::attachment_content
                         .eq(email.attachment.as_ref().map(|a| a.content.as_str())),
-                    emails::status.eq("pending"),
+                    emails::status.eq(EmailStatus::Pending.as_str()),
                     emails::attempts.eq(0),
                     emails::next_attempt_at.eq(now.naive_utc()),
                     emails::created_at.eq(now.naive_utc()),
@@ -93,17 +99,19 @@ pub struct ClaimedEmail {
     pub invoice_number: Option<String>,
 }
 
-type ClaimedRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    i32,
-    Option<String>,
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = emails)]
+struct ClaimedRow {
+    id: String,
+    kind: String,
+    sender: String,
+    recipient: String,
+    context: String,
+    attachment_name: Option<String>,
+    attachment_content: Option<String>,
+    attempts: i32,
+    reference: Option<String>,
+}
 
 /// Takes the lease on up to `limit` due emails. On PostgreSQL the candidate rows are
 /// locked with `FOR UPDATE SKIP LOCKED`, so concurrent dispatchers pick different rows
@@ -117,7 +125,7 @@ pub fn claim_due(
     let now_naive = now.naive_utc();
     write_transaction(conn, |conn| {
         let due = emails::table
-            .filter(emails::status.eq("pending"))
+            .filter(emails::status.eq(EmailStatus::Pending.as_str()))
             .filter(emails::next_attempt_at.le(now_naive))
             .filter(
                 emails::claimed_until
@@ -140,19 +148,9 @@ pub fn claim_due(
         let rows: Vec<ClaimedRow> = emails::table
             .filter(emails::id.eq_any(&ids))
             .order(emails::id.asc())
-            .select((
-                emails::id,
-                emails::kind,
-                emails::sender,
-                emails::recipient,
-                emails::context,
-                emails::attachment_name,
-                emails::attachment_content,
-                emails::attempts,
-                emails::reference,
-            ))
+            .select(ClaimedRow::as_select())
             .load(conn)?;
-        let references: Vec<&String> = rows.iter().filter_map(|r| r.8.as_ref()).collect();
+        let references: Vec<&String> = rows.iter().filter_map(|r| r.reference.as_ref()).collect();
         let invoice_numbers: HashMap<String, Option<String>> = orders::table
             .filter(orders::id.eq_any(references))
             .select((orders::id, orders::invoice_number))
@@ -161,32 +159,19 @@ pub fn claim_due(
             .collect();
         Ok(rows
             .into_iter()
-            .map(
-                |(
-                    id,
-                    kind,
-                    sender,
-                    recipient,
-                    context,
-                    attachment_name,
-                    attachment_content,
-                    attempts,
-                    reference,
-                )| {
-                    ClaimedEmail {
-                        invoice_number: reference
-                            .and_then(|r| invoice_numbers.get(&r).cloned().flatten()),
-                        id,
-                        kind,
-                        sender,
-                        recipient,
-                        context,
-                        attachment_name,
-                        attachment_content,
-                        attempts,
-                    }
-                },
-            )
+            .map(|row| ClaimedEmail {
+                invoice_number: row
+                    .reference
+                    .and_then(|r| invoice_numbers.get(&r).cloned().flatten()),
+                id: row.id,
+                kind: row.kind,
+                sender: row.sender,
+                recipient: row.recipient,
+                context: row.context,
+                attachment_name: row.attachment_name,
+                attachment_content: row.attachment_content,
+                attempts: row.attempts,
+            })
             .collect())
     })
 }
@@ -201,7 +186,7 @@ pub fn mark_sent(
 ) -> QueryResult<()> {
     diesel::update(emails::table.filter(emails::id.eq(id)))
         .set((
-            emails::status.eq("sent"),
+            emails::status.eq(EmailStatus::Sent.as_str()),
             emails::sent_at.eq(Some(now.naive_utc())),
             emails::claimed_until.eq(None::<NaiveDateTime>),
             emails::subject.eq(subject),
@@ -230,7 +215,12 @@ pub fn mark_failed(
     let dead = email.attempts >= max_attempts;
     diesel::update(emails::table.filter(emails::id.eq(&email.id)))
         .set((
-            emails::status.eq(if dead { "dead" } else { "pending" }),
+            emails::status.eq(if dead {
+                EmailStatus::Dead
+            } else {
+                EmailStatus::Pending
+            }
+            .as_str()),
             emails::next_attempt_at.eq((now + backoff(retry_base, email.attempts)).naive_utc()),
             emails::claimed_until.eq(None::<NaiveDateTime>),
             emails::last_error.eq(Some(error.chars().take(1000).collect::<String>())),
@@ -239,7 +229,8 @@ pub fn mark_failed(
     Ok(())
 }
 
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = emails)]
 pub struct EmailSummary {
     pub id: String,
     pub kind: String,
@@ -264,17 +255,7 @@ pub fn list(
         .filter(emails::status.eq(status))
         .order((emails::created_at.asc(), emails::id.asc()))
         .limit(limit)
-        .select((
-            emails::id,
-            emails::kind,
-            emails::reference,
-            emails::recipient,
-            emails::subject,
-            emails::status,
-            emails::attempts,
-            emails::last_error,
-            emails::created_at,
-        ))
+        .select(EmailSummary::as_select())
         .load(conn)
 }
 
@@ -290,10 +271,10 @@ pub fn retry(
         emails::table
             .filter(emails::id.eq(id))
             .filter(emails::brand_id.eq(brand_id))
-            .filter(emails::status.eq("dead")),
+            .filter(emails::status.eq(EmailStatus::Dead.as_str())),
     )
     .set((
-        emails::status.eq("pending"),
+        emails::status.eq(EmailStatus::Pending.as_str()),
         emails::attempts.eq(0),
         emails::next_attempt_at.eq(now.naive_utc()),
         emails::claimed_until.eq(None::<NaiveDateTime>),
@@ -314,17 +295,17 @@ pub struct OutboxStats {
 /// Two small queries on the `(status, next_attempt_at)` index; sent emails are not read.
 pub fn stats(conn: &mut DbConnection) -> QueryResult<OutboxStats> {
     let counts: Vec<(String, i64)> = emails::table
-        .filter(emails::status.eq_any(["pending", "dead"]))
+        .filter(emails::status.eq_any([EmailStatus::Pending, EmailStatus::Dead].map(EmailStatus::as_str)))
         .group_by(emails::status)
         .select((emails::status, diesel::dsl::count_star()))
         .load(conn)?;
     let oldest: Option<NaiveDateTime> = emails::table
-        .filter(emails::status.eq("pending"))
+        .filter(emails::status.eq(EmailStatus::Pending.as_str()))
         .select(diesel::dsl::min(emails::created_at))
         .first(conn)?;
     Ok(OutboxStats {
-        pending: db::count_of(&counts, "pending"),
-        dead: db::count_of(&counts, "dead"),
+        pending: db::count_of(&counts, EmailStatus::Pending.as_str()),
+        dead: db::count_of(&counts, EmailStatus::Dead.as_str()),
         oldest_pending: oldest.map(|t| t.and_utc()),
     })
 }

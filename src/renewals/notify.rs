@@ -30,6 +30,20 @@ fn kind_in_italian(kind: &str) -> &'static str {
     }
 }
 
+/// Who is told about a renewal, and what about: its device, and the coupon's buyer, told
+/// when the holder has no email address.
+#[derive(Queryable)]
+struct NoticeRow {
+    brand_id: String,
+    kind: String,
+    serial: String,
+    given_name: String,
+    surname: String,
+    holder_email: Option<String>,
+    buyer_email: String,
+    hint: String,
+}
+
 /// Queues the email about renewal `renewal_id`, in the caller's transaction.
 pub(super) fn enqueue(
     conn: &mut DbConnection,
@@ -37,16 +51,16 @@ pub(super) fn enqueue(
     notice: Notice<'_>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let (brand_id, kind, serial, given_name, surname, holder_email, buyer_email, hint): (
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        String,
-        String,
-    ) = renewals::table
+    let NoticeRow {
+        brand_id,
+        kind,
+        serial,
+        given_name,
+        surname,
+        holder_email,
+        buyer_email,
+        hint,
+    } = renewals::table
         .inner_join(devices::table.inner_join(holders::table))
         .inner_join(coupons::table.inner_join(users::table.on(users::id.eq(coupons::owner_id))))
         .filter(renewals::id.eq(renewal_id))

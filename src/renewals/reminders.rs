@@ -42,21 +42,24 @@ struct Due {
     threshold: i64,
 }
 
+/// An active certificate near its end, with its device and holder.
+#[derive(Queryable)]
+struct ExpiringRow {
+    certificate_id: String,
+    kind: String,
+    not_after: NaiveDateTime,
+    serial_number: String,
+    brand_id: String,
+    codice_fiscale: String,
+    given_name: String,
+    surname: String,
+    email: Option<String>,
+}
+
 /// Sends the reminders due at `now`; returns how many emails were queued.
 pub fn send_due(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<usize> {
     let horizon = now + Duration::days(THRESHOLDS_DAYS[0]);
-    type Row = (
-        String,
-        String,
-        NaiveDateTime,
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-    );
-    let rows: Vec<Row> = certificates::table
+    let rows: Vec<ExpiringRow> = certificates::table
         .inner_join(devices::table.inner_join(holders::table))
         .filter(certificates::status.eq(CertificateStatus::Active.as_str()))
         .filter(certificates::not_after.ge(now.naive_utc()))
@@ -74,7 +77,7 @@ pub fn send_due(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<u
             holders::email,
         ))
         .load(conn)?;
-    let ids: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    let ids: Vec<&str> = rows.iter().map(|r| r.certificate_id.as_str()).collect();
     let handled: Vec<(String, i32)> = renewal_reminders::table
         .filter(renewal_reminders::certificate_id.eq_any(&ids))
         .select((
@@ -83,33 +86,40 @@ pub fn send_due(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<u
         ))
         .load(conn)?;
     // Per device: the certificates whose most urgent reached threshold is not handled.
-    let mut by_device: BTreeMap<(String, i64), (Row, Vec<Due>)> = BTreeMap::new();
+    let mut by_device: BTreeMap<(String, i64), (ExpiringRow, Vec<Due>)> = BTreeMap::new();
     for row in rows {
-        let not_after = row.2.and_utc();
+        let not_after = row.not_after.and_utc();
         let Some(threshold) = threshold_reached(not_after, now) else {
             continue;
         };
         if handled
             .iter()
-            .any(|(id, t)| *id == row.0 && i64::from(*t) == threshold)
+            .any(|(id, t)| *id == row.certificate_id && i64::from(*t) == threshold)
         {
             continue;
         }
         let due = Due {
-            certificate_id: row.0.clone(),
-            kind: row.1.clone(),
+            certificate_id: row.certificate_id.clone(),
+            kind: row.kind.clone(),
             not_after,
             threshold,
         };
         by_device
-            .entry((row.3.clone(), threshold))
+            .entry((row.serial_number.clone(), threshold))
             .or_insert_with(|| (row, Vec::new()))
             .1
             .push(due);
     }
     let mut sent = 0;
     for ((serial, threshold), (device, due)) in by_device {
-        let (_, _, _, _, brand_id, codice_fiscale, given_name, surname, email) = device;
+        let ExpiringRow {
+            brand_id,
+            codice_fiscale,
+            given_name,
+            surname,
+            email,
+            ..
+        } = device;
         let Some(email) = email else { continue };
         let queued = write_transaction(conn, |conn| -> anyhow::Result<bool> {
             // Record every reached threshold; send only if this worker recorded the
