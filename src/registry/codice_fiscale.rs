@@ -336,10 +336,7 @@ mod tests {
     fn omocodia_is_valid_and_keeps_birth_date() {
         // RSSMRA80A01H501U with the last digit of the Belfiore code (1) replaced by M.
         let mut first_fifteen = *b"RSSMRA80A01H50M";
-        let check = check_character(&first_fifteen);
-        let mut code = first_fifteen.to_vec();
-        code.push(check);
-        let cf = CodiceFiscale::parse(std::str::from_utf8(&code).unwrap()).unwrap();
+        let cf = with_check_character(&first_fifteen);
         assert_eq!(
             cf.birth_date(today()),
             NaiveDate::from_ymd_opt(1980, 1, 1).unwrap()
@@ -347,15 +344,19 @@ mod tests {
         // Omocodia in the day field too: 01 -> LM.
         first_fifteen[9] = b'L';
         first_fifteen[10] = b'M';
-        let check = check_character(&first_fifteen);
-        let mut code = first_fifteen.to_vec();
-        code.push(check);
-        let cf = CodiceFiscale::parse(std::str::from_utf8(&code).unwrap()).unwrap();
+        let cf = with_check_character(&first_fifteen);
         assert_eq!(
             cf.birth_date(today()),
             NaiveDate::from_ymd_opt(1980, 1, 1).unwrap()
         );
         assert_eq!(cf.sex(), Sex::Male);
+    }
+
+    /// The codice fiscale made of `first_fifteen` and its check character.
+    fn with_check_character(first_fifteen: &[u8; 15]) -> CodiceFiscale {
+        let mut code = first_fifteen.to_vec();
+        code.push(check_character(first_fifteen));
+        CodiceFiscale::parse(std::str::from_utf8(&code).unwrap()).unwrap()
     }
 
     #[test]
