@@ -295,7 +295,10 @@ pub struct OutboxStats {
 /// Two small queries on the `(status, next_attempt_at)` index; sent emails are not read.
 pub fn stats(conn: &mut DbConnection) -> QueryResult<OutboxStats> {
     let counts: Vec<(String, i64)> = emails::table
-        .filter(emails::status.eq_any([EmailStatus::Pending, EmailStatus::Dead].map(EmailStatus::as_str)))
+        .filter(
+            emails::status
+                .eq_any([EmailStatus::Pending, EmailStatus::Dead].map(EmailStatus::as_str)),
+        )
         .group_by(emails::status)
         .select((emails::status, diesel::dsl::count_star()))
         .load(conn)?;

@@ -197,14 +197,14 @@ pub fn record_issued(
     )
 }
 
-/// The renewal `renewal_id`, while it is `issuing` under `claim_token`.
-fn claimed<'a>(
-    renewal_id: &'a str,
-    claim_token: &'a str,
-) -> Filter<
+/// The renewal with an id, while it is `issuing` under a claim token.
+type ClaimedRenewal<'a> = Filter<
     Filter<Filter<renewals::table, Eq<renewals::id, &'a str>>, Eq<renewals::status, &'static str>>,
     Eq<renewals::claim_token, &'a str>,
-> {
+>;
+
+/// The renewal `renewal_id`, while it is `issuing` under `claim_token`.
+fn claimed<'a>(renewal_id: &'a str, claim_token: &'a str) -> ClaimedRenewal<'a> {
     renewals::table
         .filter(renewals::id.eq(renewal_id))
         .filter(renewals::status.eq(RenewalState::Issuing.as_str()))
