@@ -4,6 +4,8 @@
 pub mod code;
 pub mod state;
 
+pub use state::insert_all;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde_json::json;
@@ -99,39 +101,6 @@ impl NewCoupon {
             valid_until,
         }
     }
-}
-
-/// Stores coupons, many rows per statement (a bulk order or a statement import can make
-/// thousands). Only the keyed hash of each code is stored.
-pub fn insert_all(
-    conn: &mut DbConnection,
-    key: &CouponKey,
-    new: &[NewCoupon],
-    now: DateTime<Utc>,
-) -> QueryResult<()> {
-    for chunk in new.chunks(1000) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|c| {
-                (
-                    coupons::id.eq(&c.id),
-                    coupons::brand_id.eq(&c.brand_id),
-                    coupons::order_id.eq(&c.order_id),
-                    coupons::owner_id.eq(&c.owner_id),
-                    coupons::product_id.eq(&c.product_id),
-                    coupons::code_hash.eq(key.hash(&c.code)),
-                    coupons::code_hint.eq(c.code.hint()),
-                    coupons::status.eq(CouponStatus::Available.as_str()),
-                    coupons::net_unit_cents.eq(c.net_unit_cents),
-                    coupons::vat_rate_basis_points.eq(c.vat_rate_basis_points),
-                    coupons::valid_until.eq(c.valid_until.naive_utc()),
-                    coupons::created_at.eq(now.naive_utc()),
-                )
-            })
-            .collect();
-        insert_many!(conn, coupons::table, rows)?;
-    }
-    Ok(())
 }
 
 pub fn count_for_order(conn: &mut DbConnection, order_id: &str) -> QueryResult<i64> {

@@ -1,14 +1,48 @@
-//! The coupon's state machine (DESIGN.md): `available` → `reserved` → `redeemed`;
+//! The coupon's state machine (DESIGN.md): stored `available` ([`insert_all`]), then
+//! `available` → `reserved` → `redeemed`;
 //! `reserved` → `available` (released); any unused → `voided`. Every move is a
 //! conditional update from the state it leaves, so of two racing moves exactly one
-//! happens; each returns whether it did. The only writers of a coupon's status.
+//! happens; each returns whether it did. The only writer of the `coupons` table.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use super::CouponStatus;
+use super::{CouponKey, CouponStatus, NewCoupon};
 use crate::db::schema::coupons;
 use crate::db::DbConnection;
+
+/// Stores coupons, many rows per statement (a bulk order or a statement import can make
+/// thousands). Only the keyed hash of each code is stored.
+pub fn insert_all(
+    conn: &mut DbConnection,
+    key: &CouponKey,
+    new: &[NewCoupon],
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    for chunk in new.chunks(1000) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|c| {
+                (
+                    coupons::id.eq(&c.id),
+                    coupons::brand_id.eq(&c.brand_id),
+                    coupons::order_id.eq(&c.order_id),
+                    coupons::owner_id.eq(&c.owner_id),
+                    coupons::product_id.eq(&c.product_id),
+                    coupons::code_hash.eq(key.hash(&c.code)),
+                    coupons::code_hint.eq(c.code.hint()),
+                    coupons::status.eq(CouponStatus::Available.as_str()),
+                    coupons::net_unit_cents.eq(c.net_unit_cents),
+                    coupons::vat_rate_basis_points.eq(c.vat_rate_basis_points),
+                    coupons::valid_until.eq(c.valid_until.naive_utc()),
+                    coupons::created_at.eq(now.naive_utc()),
+                )
+            })
+            .collect();
+        insert_many!(conn, coupons::table, rows)?;
+    }
+    Ok(())
+}
 
 fn flip(
     conn: &mut DbConnection,
