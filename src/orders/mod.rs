@@ -22,9 +22,10 @@ use crate::db::{write_transaction, DbConnection};
 use crate::email_address::EmailAddress;
 use crate::mail::outbox;
 use crate::money::Money;
-use crate::payments::reservations::{self, Target};
-use crate::payments::CreditorReference;
 use crate::prepaid::{self, EntryKind, Posting, PrepaidError};
+use crate::transfer::reservation::{self as reservations, Target};
+use crate::transfer::CreditorReference;
+pub use crate::transfer::PaymentMethod;
 
 text_enum!(
     OrderStatus {
@@ -35,32 +36,6 @@ text_enum!(
         Cancelled => "cancelled",
     }
 );
-
-text_enum!(
-    PaymentMethod {
-        Prepaid => "prepaid",
-        BankTransfer => "bank_transfer",
-        PostalSlip => "postal_slip",
-        Cheque => "cheque",
-    }
-);
-
-impl PaymentMethod {
-    /// Paid by money that arrives later with an RF code (bank transfer, postal slip,
-    /// cheque), rather than at once from the prepaid account.
-    pub fn is_transfer(self) -> bool {
-        self != PaymentMethod::Prepaid
-    }
-
-    pub fn italian(self) -> &'static str {
-        match self {
-            PaymentMethod::Prepaid => "conto prepagato",
-            PaymentMethod::BankTransfer => "bonifico bancario",
-            PaymentMethod::PostalSlip => "bollettino postale",
-            PaymentMethod::Cheque => "assegno",
-        }
-    }
-}
 
 /// Above this many coupons, the delivery email also carries them as a CSV attachment.
 pub const CSV_ATTACHMENT_FROM: usize = 20;
@@ -252,7 +227,14 @@ pub fn place_by_transfer(
             reserved_until: now + reservation,
             purpose: reservations::Purpose::Order {
                 order_id: &order.id,
-                lines: &order.lines,
+                items: order
+                    .lines
+                    .iter()
+                    .map(|line| reservations::OrderedItem {
+                        product: &line.product_name,
+                        quantity: line.quantity,
+                    })
+                    .collect(),
             },
         };
         outbox::enqueue(conn, &instructions.email(), now)?;

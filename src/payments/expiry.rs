@@ -216,7 +216,7 @@ struct Notice<'a> {
 fn notify(conn: &mut DbConnection, notice: &Notice<'_>, now: DateTime<Utc>) -> anyhow::Result<()> {
     let brand = brands::find(conn, notice.brand_id)?
         .ok_or_else(|| anyhow::anyhow!("brand {} missing", notice.brand_id))?;
-    let printed = crate::payments::CreditorReference::parse(notice.reference)
+    let printed = crate::transfer::CreditorReference::parse(notice.reference)
         .map(|r| r.printed())
         .unwrap_or_else(|_| notice.reference.to_owned());
     let what = if notice.subject_type == "order" {

@@ -29,7 +29,6 @@ use super::matching::{
     decide, Decision, Payable, PayableKind, PaymentStatus, Standing, UnmatchedReason,
 };
 use super::statement::{EntryDirection, ParsedStatement, StatementEntry};
-use super::CreditorReference;
 use crate::audit::{self, Actor, AuditEntry};
 use crate::brands::Brand;
 use crate::coupons::CouponKey;
@@ -41,6 +40,7 @@ use crate::money::Money;
 use crate::orders::{self as order_domain, fulfilment, Order, OrderStatus};
 use crate::prepaid::top_ups::{self, TopUp, TopUpStatus};
 use crate::prepaid::{self, EntryKind, Posting, PrepaidError};
+use crate::transfer::CreditorReference;
 
 /// Entries per transaction: large enough that the per-transaction cost vanishes, small
 /// enough that the invoice counter is held for milliseconds.

@@ -14,9 +14,8 @@ use crate::db::schema::top_ups;
 use crate::db::{write_transaction, DbConnection};
 use crate::mail::outbox;
 use crate::money::{Money, PositiveMoney};
-use crate::orders::PaymentMethod;
-use crate::payments::reservations::{self, Instructions, Purpose, Target};
-use crate::payments::CreditorReference;
+use crate::transfer::reservation::{self as reservations, Instructions, Purpose, Target};
+use crate::transfer::{CreditorReference, PaymentMethod};
 
 text_enum!(
     TopUpStatus {
