@@ -6,7 +6,11 @@
 //! it through [`fulfilment`] the same way.
 
 pub mod fulfilment;
-pub mod invoiced;
+pub mod state;
+
+pub use state::{
+    due_for_expiry, expire, fulfil_many, record_received, release_received, take_back, PaidOrder,
+};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -133,7 +137,7 @@ pub fn place_prepaid(
         order.status = OrderStatus::Fulfilled;
         order.paid_at = Some(now);
         order.fulfilled_at = Some(now);
-        insert(conn, &order)?;
+        state::create(conn, &order)?;
 
         let account = prepaid::account_of_owner(conn, &buyer.user_id)?;
         prepaid::post(
@@ -177,7 +181,7 @@ pub fn place_prepaid(
 
         // Last: from here to commit the brand's invoice counter row is locked, and every
         // other payment of the brand waits.
-        order.invoice_number = Some(invoiced::assign_invoice_number(
+        order.invoice_number = Some(state::assign_invoice_number(
             conn,
             &order.id,
             &buyer.brand_id,
@@ -213,7 +217,7 @@ pub fn place_by_transfer(
             now,
             |conn, reference| -> Result<Target, OrderError> {
                 order.payment_reference = Some(reference.clone());
-                insert(conn, &order)?;
+                state::create(conn, &order)?;
                 Ok(Target::Order(order.id.clone()))
             },
         )?;
@@ -302,50 +306,6 @@ fn new_order(
         reserved_until: None,
         received: Money::ZERO,
     }
-}
-
-fn insert(conn: &mut DbConnection, order: &Order) -> QueryResult<()> {
-    diesel::insert_into(orders::table)
-        .values((
-            orders::id.eq(&order.id),
-            orders::brand_id.eq(&order.brand_id),
-            orders::user_id.eq(&order.user_id),
-            orders::status.eq(order.status.as_str()),
-            orders::payment_method.eq(order.payment_method.as_str()),
-            orders::net_cents.eq(order.net_total.cents()),
-            orders::vat_cents.eq(order.vat_total.cents()),
-            orders::gross_cents.eq(order.gross_total.cents()),
-            orders::email.eq(&order.email),
-            orders::created_at.eq(order.created_at.naive_utc()),
-            orders::paid_at.eq(order.paid_at.map(|t| t.naive_utc())),
-            orders::fulfilled_at.eq(order.fulfilled_at.map(|t| t.naive_utc())),
-            orders::payment_reference.eq(order.payment_reference.as_ref().map(|r| r.as_str())),
-            orders::reserved_until.eq(order.reserved_until.map(|t| t.naive_utc())),
-            orders::received_cents.eq(order.received.cents()),
-        ))
-        .execute(conn)?;
-    let lines: Vec<_> = order
-        .lines
-        .iter()
-        .map(|line| {
-            (
-                order_lines::id.eq(Uuid::now_v7().to_string()),
-                order_lines::order_id.eq(&order.id),
-                order_lines::line_number.eq(line.line_number),
-                order_lines::product_id.eq(&line.product_id),
-                order_lines::product_code.eq(&line.product_code),
-                order_lines::product_name.eq(&line.product_name),
-                order_lines::quantity.eq(line.quantity),
-                order_lines::net_unit_cents.eq(line.net_unit_price.cents()),
-                order_lines::vat_rate_basis_points.eq(line.vat_rate_basis_points),
-                order_lines::net_cents.eq(line.net_amount.cents()),
-            )
-        })
-        .collect();
-    on_backend!(conn, |c| diesel::insert_into(order_lines::table)
-        .values(lines)
-        .execute(c))?;
-    Ok(())
 }
 
 type OrderRow = (

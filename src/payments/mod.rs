@@ -4,10 +4,12 @@
 //! unpaid reservations.
 
 pub mod expiry;
+pub mod manual;
 pub mod matching;
 pub mod queue;
 pub mod reconcile;
 pub mod statement;
+pub mod store;
 
 // The RF code lives in `transfer`, below orders and top-ups; kept here at its old path
 // for the front ends and the benches.

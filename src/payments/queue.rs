@@ -1,24 +1,17 @@
-//! The back-office's work on payments: the list with filters and totals, the daily
-//! summary, matching an unmatched payment by hand to an order or a prepaid account, and
-//! marking one refunded. Every manual action needs a reason, takes the brand's payments
-//! lock (as the import does), and is in the audit log.
+//! The back-office's work queue of payments: the list with filters and totals, the daily
+//! summary, the imported statements. The manual actions on a payment are in
+//! [`super::manual`], re-exported here where the front ends call them.
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::dsl::{count_star, sql};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
-use serde_json::json;
 
-use super::matching::{decide, Payable, PayableKind, PaymentStatus, Standing};
-use crate::audit::{self, Actor, AuditEntry};
-use crate::brands;
-use crate::coupons::CouponKey;
-use crate::db::schema::{orders, payments, statements, users};
-use crate::db::{self, write_transaction, DbConnection};
+pub use super::manual::{match_to_account, match_to_order, refund, ManualError, Operator};
+use super::matching::PaymentStatus;
+use crate::db::schema::{payments, statements};
+use crate::db::{self, DbConnection};
 use crate::money::Money;
-use crate::orders::{self as order_domain, fulfilment, OrderStatus};
-use crate::prepaid::{self, EntryKind, Posting, PrepaidError};
-use crate::validation::Reason;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PaymentView {
@@ -47,124 +40,79 @@ pub struct PaymentView {
     pub created_at: DateTime<Utc>,
 }
 
-type ViewRow = (
-    (
-        String,
-        String,
-        String,
-        String,
-        String,
-        i64,
-        NaiveDate,
-        Option<NaiveDate>,
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-    ),
-    (
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        i64,
-        i64,
-        Option<String>,
-        Option<String>,
-        Option<NaiveDateTime>,
-        Option<String>,
-        NaiveDateTime,
-    ),
-);
+/// A stored payment as the queue shows it: the statement entry, then what became of it
+/// (two halves, each within diesel's 16 columns).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = payments)]
+struct PaymentRow {
+    #[diesel(embed)]
+    entry: EntryColumns,
+    #[diesel(embed)]
+    outcome: OutcomeColumns,
+}
 
-columns!(
-    HEAD_COLUMNS = (
-        payments::id,
-        payments::statement_id,
-        payments::direction,
-        payments::status,
-        payments::reason,
-        payments::amount_cents,
-        payments::booking_date,
-        payments::value_date,
-        payments::account,
-        payments::bank_reference,
-        payments::payer_name,
-        payments::remittance,
-    )
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = payments)]
+struct EntryColumns {
+    id: String,
+    statement_id: String,
+    direction: String,
+    status: String,
+    reason: String,
+    amount_cents: i64,
+    booking_date: NaiveDate,
+    value_date: Option<NaiveDate>,
+    account: String,
+    bank_reference: Option<String>,
+    payer_name: Option<String>,
+    remittance: String,
+}
 
-columns!(
-    TAIL_COLUMNS = (
-        payments::reference,
-        payments::order_id,
-        payments::top_up_id,
-        payments::account_id,
-        payments::applied_cents,
-        payments::credited_cents,
-        payments::reverses_payment_id,
-        payments::resolved_by,
-        payments::resolved_at,
-        payments::resolution_note,
-        payments::created_at,
-    )
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = payments)]
+struct OutcomeColumns {
+    reference: Option<String>,
+    order_id: Option<String>,
+    top_up_id: Option<String>,
+    account_id: Option<String>,
+    applied_cents: i64,
+    credited_cents: i64,
+    reverses_payment_id: Option<String>,
+    resolved_by: Option<String>,
+    resolved_at: Option<NaiveDateTime>,
+    resolution_note: Option<String>,
+    created_at: NaiveDateTime,
+}
 
-fn view(row: ViewRow) -> anyhow::Result<PaymentView> {
-    let (
-        (
-            id,
-            statement_id,
-            direction,
-            status,
-            reason,
-            amount,
-            booking_date,
-            value_date,
-            account,
-            bank_reference,
-            payer_name,
-            remittance,
-        ),
-        (
-            reference,
-            order_id,
-            top_up_id,
-            account_id,
-            applied,
-            credited,
-            reverses,
-            resolved_by,
-            resolved_at,
-            note,
-            created_at,
-        ),
-    ) = row;
+fn view(row: PaymentRow) -> anyhow::Result<PaymentView> {
+    let PaymentRow { entry, outcome } = row;
+    let status = entry.status;
+    let id = entry.id;
     Ok(PaymentView {
         status: PaymentStatus::parse(&status)
             .ok_or_else(|| anyhow::anyhow!("payment {id}: status {status}"))?,
         id,
-        statement_id,
-        direction,
-        reason: (!reason.is_empty()).then_some(reason),
-        amount: Money::from_cents(amount),
-        booking_date,
-        value_date,
-        account,
-        bank_reference,
-        payer_name,
-        remittance,
-        reference,
-        order_id,
-        top_up_id,
-        account_id,
-        applied: Money::from_cents(applied),
-        credited: Money::from_cents(credited),
-        reverses_payment_id: reverses,
-        resolved_by,
-        resolved_at: resolved_at.map(|t| t.and_utc()),
-        resolution_note: note,
-        created_at: created_at.and_utc(),
+        statement_id: entry.statement_id,
+        direction: entry.direction,
+        reason: (!entry.reason.is_empty()).then_some(entry.reason),
+        amount: Money::from_cents(entry.amount_cents),
+        booking_date: entry.booking_date,
+        value_date: entry.value_date,
+        account: entry.account,
+        bank_reference: entry.bank_reference,
+        payer_name: entry.payer_name,
+        remittance: entry.remittance,
+        reference: outcome.reference,
+        order_id: outcome.order_id,
+        top_up_id: outcome.top_up_id,
+        account_id: outcome.account_id,
+        applied: Money::from_cents(outcome.applied_cents),
+        credited: Money::from_cents(outcome.credited_cents),
+        reverses_payment_id: outcome.reverses_payment_id,
+        resolved_by: outcome.resolved_by,
+        resolved_at: outcome.resolved_at.map(|t| t.and_utc()),
+        resolution_note: outcome.resolution_note,
+        created_at: outcome.created_at.and_utc(),
     })
 }
 
@@ -225,11 +173,11 @@ pub fn list(
     limit: i64,
     offset: i64,
 ) -> anyhow::Result<(Vec<PaymentView>, Totals)> {
-    let rows: Vec<ViewRow> = filtered(brand_id, filter)
+    let rows: Vec<PaymentRow> = filtered(brand_id, filter)
         .order((payments::booking_date.asc(), payments::id.asc()))
         .limit(limit)
         .offset(offset)
-        .select((HEAD_COLUMNS, TAIL_COLUMNS))
+        .select(PaymentRow::as_select())
         .load(conn)?;
     let (count, sum): (i64, i64) = filtered(brand_id, filter)
         .select((count_star(), sql::<BigInt>(SUM_AMOUNT)))
@@ -251,8 +199,8 @@ pub fn find(
     payments::table
         .filter(payments::brand_id.eq(brand_id))
         .filter(payments::id.eq(id))
-        .select((HEAD_COLUMNS, TAIL_COLUMNS))
-        .first::<ViewRow>(conn)
+        .select(PaymentRow::as_select())
+        .first(conn)
         .optional()?
         .map(view)
         .transpose()
@@ -311,392 +259,46 @@ pub struct StatementView {
     pub imported_at: DateTime<Utc>,
 }
 
+/// The brand's imported statements, newest first.
 pub fn statements(
     conn: &mut DbConnection,
     brand_id: &str,
     limit: i64,
 ) -> anyhow::Result<Vec<StatementView>> {
-    type Row = (
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        i32,
-        i32,
-        i32,
-        String,
-        NaiveDateTime,
-    );
-    let rows: Vec<Row> = statements::table
+    let rows: Vec<StatementRow> = statements::table
         .filter(statements::brand_id.eq(brand_id))
         .order((statements::imported_at.desc(), statements::id.desc()))
         .limit(limit)
-        .select((
-            statements::id,
-            statements::format,
-            statements::version,
-            statements::message_id,
-            statements::file_name,
-            statements::entries,
-            statements::new_entries,
-            statements::ignored_entries,
-            statements::imported_by,
-            statements::imported_at,
-        ))
+        .select(StatementRow::as_select())
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(
-            |(
-                id,
-                format,
-                version,
-                message_id,
-                file_name,
-                entries,
-                new_entries,
-                ignored_entries,
-                imported_by,
-                imported_at,
-            )| StatementView {
-                id,
-                format,
-                version,
-                message_id,
-                file_name,
-                entries,
-                new_entries,
-                ignored_entries,
-                imported_by,
-                imported_at: imported_at.and_utc(),
-            },
-        )
+        .map(|row| StatementView {
+            id: row.id,
+            format: row.format,
+            version: row.version,
+            message_id: row.message_id,
+            file_name: row.file_name,
+            entries: row.entries,
+            new_entries: row.new_entries,
+            ignored_entries: row.ignored_entries,
+            imported_by: row.imported_by,
+            imported_at: row.imported_at.and_utc(),
+        })
         .collect())
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ManualError {
-    #[error("no payment of your brand has this id")]
-    UnknownPayment,
-    #[error("no order of your brand has this id")]
-    UnknownOrder,
-    #[error("only an unmatched credit can be matched by hand; this payment is {0}")]
-    NotUnmatched(String),
-    #[error(
-        "only an unmatched, duplicate or overpaid credit can be refunded; this payment is {0}"
-    )]
-    NotRefundable(String),
-    #[error("the order is {0}: only an order awaiting payment, expired or already paid can take a payment")]
-    OrderNotPayable(String),
-    #[error(transparent)]
-    Prepaid(#[from] PrepaidError),
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
-}
-
-impl From<diesel::result::Error> for ManualError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Storage(error.into())
-    }
-}
-
-impl From<order_domain::OrderError> for ManualError {
-    fn from(error: order_domain::OrderError) -> Self {
-        Self::Storage(anyhow::anyhow!(error))
-    }
-}
-
-/// Who acts, and why.
-pub struct Operator<'a> {
-    pub id: &'a str,
-    pub brand_id: &'a str,
-    pub reason: &'a Reason,
-}
-
-fn locked_payment(
-    conn: &mut DbConnection,
-    operator: &Operator<'_>,
-    payment_id: &str,
-) -> Result<PaymentView, ManualError> {
-    super::reconcile::lock_payments_of_brand(conn, operator.brand_id)?;
-    find(conn, operator.brand_id, payment_id)?.ok_or(ManualError::UnknownPayment)
-}
-
-fn resolve(
-    conn: &mut DbConnection,
-    operator: &Operator<'_>,
-    payment: &PaymentView,
-    changes: Resolution,
-    now: DateTime<Utc>,
-) -> Result<PaymentView, ManualError> {
-    diesel::update(payments::table.filter(payments::id.eq(&payment.id)))
-        .set((
-            payments::status.eq(changes.status.as_str()),
-            payments::reason.eq(""),
-            payments::order_id.eq(changes.order_id.as_ref().or(payment.order_id.as_ref())),
-            payments::account_id.eq(changes.account_id.as_ref().or(payment.account_id.as_ref())),
-            payments::applied_cents.eq(changes.applied.cents()),
-            payments::credited_cents.eq(changes.credited.cents()),
-            payments::resolved_by.eq(Some(operator.id)),
-            payments::resolved_at.eq(Some(now.naive_utc())),
-            payments::resolution_note.eq(Some(operator.reason.as_str())),
-        ))
-        .execute(conn)?;
-    audit::record(
-        conn,
-        AuditEntry {
-            brand_id: Some(operator.brand_id),
-            actor: &Actor::User(operator.id.to_owned()),
-            action: changes.action,
-            subject_type: "payment",
-            subject_id: &payment.id,
-            details: json!({
-                "reason": operator.reason.as_str(),
-                "previous_status": payment.status.as_str(),
-                "status": changes.status.as_str(),
-                "order_id": changes.order_id, "account_id": changes.account_id,
-                "applied": changes.applied.to_string(), "credited": changes.credited.to_string(),
-            }),
-        },
-        now,
-    )?;
-    // Read back as the operator will see it in the queue.
-    find(conn, operator.brand_id, &payment.id)?.ok_or(ManualError::UnknownPayment)
-}
-
-struct Resolution {
-    action: &'static str,
-    status: PaymentStatus,
-    order_id: Option<String>,
-    account_id: Option<String>,
-    applied: Money,
-    credited: Money,
-}
-
-fn ensure_unmatched_credit(payment: &PaymentView) -> Result<(), ManualError> {
-    if payment.status != PaymentStatus::Unmatched || payment.direction != "credit" {
-        return Err(ManualError::NotUnmatched(
-            payment.status.as_str().to_owned(),
-        ));
-    }
-    Ok(())
-}
-
-/// Credits an unmatched payment to a prepaid account of the brand (a payer who forgot
-/// the RF code, a late payment the customer wants as credit).
-pub fn match_to_account(
-    conn: &mut DbConnection,
-    operator: &Operator<'_>,
-    payment_id: &str,
-    account_id: &str,
-    now: DateTime<Utc>,
-) -> Result<PaymentView, ManualError> {
-    write_transaction(conn, |conn| {
-        let payment = locked_payment(conn, operator, payment_id)?;
-        ensure_unmatched_credit(&payment)?;
-        let account = prepaid::account(conn, account_id)?;
-        if account.brand_id != operator.brand_id {
-            return Err(PrepaidError::UnknownAccount.into());
-        }
-        prepaid::post(
-            conn,
-            account_id,
-            Posting {
-                kind: EntryKind::TopUp,
-                amount: payment.amount,
-                description: "Versamento abbinato dall'amministrazione",
-                reference: Some(&payment.id),
-                actor_id: Some(operator.id),
-            },
-            now,
-        )?;
-        resolve(
-            conn,
-            operator,
-            &payment,
-            Resolution {
-                action: "payment.matched_by_hand",
-                status: PaymentStatus::Matched,
-                order_id: None,
-                account_id: Some(account_id.to_owned()),
-                applied: Money::ZERO,
-                credited: payment.amount,
-            },
-            now,
-        )
-    })
-}
-
-/// Applies an unmatched payment to an order of the brand as if it had carried its RF code,
-/// with the reservation deadline waived (the operator decided): exact → fulfilled, less →
-/// partial, more → fulfilled with the excess credited, already paid → credited.
-pub fn match_to_order(
-    conn: &mut DbConnection,
-    operator: &Operator<'_>,
-    key: &CouponKey,
-    public_url: &str,
-    payment_id: &str,
-    order_id: &str,
-    now: DateTime<Utc>,
-) -> Result<PaymentView, ManualError> {
-    write_transaction(conn, |conn| {
-        let payment = locked_payment(conn, operator, payment_id)?;
-        ensure_unmatched_credit(&payment)?;
-        let order = order_domain::lock_many(conn, &[order_id.to_owned()])?
-            .pop()
-            .filter(|o| o.brand_id == operator.brand_id)
-            .ok_or(ManualError::UnknownOrder)?;
-        let standing = match order.status {
-            OrderStatus::AwaitingPayment | OrderStatus::Expired => Standing::Open,
-            OrderStatus::Paid | OrderStatus::Fulfilled => Standing::Paid,
-            OrderStatus::Cancelled => {
-                return Err(ManualError::OrderNotPayable(order.status.as_str().into()))
-            }
-        };
-        let payable = Payable {
-            kind: PayableKind::Order,
-            standing,
-            due: order.gross_total,
-            // A partial payment credited away when the order expired no longer counts.
-            received: order.received,
-            reserved_until: DateTime::<Utc>::MAX_UTC,
-        };
-        let decision = decide(Some(&payable), payment.amount, payment.booking_date);
-        let (name, account_id): (String, Option<String>) = users::table
-            .left_join(
-                crate::db::schema::prepaid_accounts::table
-                    .on(crate::db::schema::prepaid_accounts::owner_id.eq(users::id)),
-            )
-            .filter(users::id.eq(&order.user_id))
-            .select((
-                users::name,
-                crate::db::schema::prepaid_accounts::id.nullable(),
-            ))
-            .first(conn)?;
-        if decision.credited.is_positive() {
-            let account_id = account_id
-                .as_deref()
-                .ok_or_else(|| anyhow::anyhow!("user {} has no prepaid account", order.user_id))?;
-            prepaid::post(
-                conn,
-                account_id,
-                Posting {
-                    kind: EntryKind::OverpaymentCredit,
-                    amount: decision.credited,
-                    description: "Eccedenza di pagamento (abbinato dall'amministrazione)",
-                    reference: Some(&payment.id),
-                    actor_id: Some(operator.id),
-                },
-                now,
-            )?;
-        }
-        let received = payable.after(&decision).received;
-        if decision.completes && standing == Standing::Open {
-            let brand = brands::find(conn, operator.brand_id)?
-                .ok_or_else(|| anyhow::anyhow!("brand {} missing", operator.brand_id))?;
-            fulfilment::write(
-                conn,
-                key,
-                &brand,
-                &[fulfilment::Recipient::of(&order, &name)],
-                public_url,
-                now,
-            )?;
-            diesel::update(orders::table.filter(orders::id.eq(order_id)))
-                .set((
-                    orders::status.eq(OrderStatus::Fulfilled.as_str()),
-                    orders::received_cents.eq(received.cents()),
-                    orders::paid_at.eq(Some(now.naive_utc())),
-                    orders::fulfilled_at.eq(Some(now.naive_utc())),
-                    orders::closed_at.eq(None::<NaiveDateTime>),
-                ))
-                .execute(conn)?;
-            order_domain::invoiced::assign_invoice_number(
-                conn,
-                order_id,
-                operator.brand_id,
-                &brand.invoice_series,
-                now.year(),
-            )?;
-        } else if decision.applied.is_positive() {
-            diesel::update(orders::table.filter(orders::id.eq(order_id)))
-                .set((
-                    orders::status.eq(OrderStatus::AwaitingPayment.as_str()),
-                    orders::received_cents.eq(received.cents()),
-                    orders::closed_at.eq(None::<NaiveDateTime>),
-                ))
-                .execute(conn)?;
-        }
-        resolve(
-            conn,
-            operator,
-            &payment,
-            Resolution {
-                action: "payment.matched_by_hand",
-                status: decision.status,
-                order_id: Some(order_id.to_owned()),
-                account_id: decision
-                    .credited
-                    .is_positive()
-                    .then(|| account_id.clone())
-                    .flatten(),
-                applied: decision.applied,
-                credited: decision.credited,
-            },
-            now,
-        )
-    })
-}
-
-/// The money went back to the payer (outside rinnovo). An unmatched payment simply leaves
-/// the queue; for a duplicate or an overpayment, what had been credited to the prepaid
-/// account is debited back (refused if the customer has spent it meanwhile).
-pub fn refund(
-    conn: &mut DbConnection,
-    operator: &Operator<'_>,
-    payment_id: &str,
-    now: DateTime<Utc>,
-) -> Result<PaymentView, ManualError> {
-    write_transaction(conn, |conn| {
-        let payment = locked_payment(conn, operator, payment_id)?;
-        let refundable = payment.direction == "credit"
-            && matches!(
-                payment.status,
-                PaymentStatus::Unmatched | PaymentStatus::Duplicate | PaymentStatus::Overpaid
-            );
-        if !refundable {
-            return Err(ManualError::NotRefundable(
-                payment.status.as_str().to_owned(),
-            ));
-        }
-        if let (Some(account_id), true) = (&payment.account_id, payment.credited.is_positive()) {
-            prepaid::post(
-                conn,
-                account_id,
-                Posting {
-                    kind: EntryKind::Adjustment,
-                    amount: -payment.credited,
-                    description: "Rimborso al versante",
-                    reference: Some(&payment.id),
-                    actor_id: Some(operator.id),
-                },
-                now,
-            )?;
-        }
-        resolve(
-            conn,
-            operator,
-            &payment,
-            Resolution {
-                action: "payment.refunded",
-                status: PaymentStatus::Refunded,
-                order_id: None,
-                account_id: None,
-                applied: payment.applied,
-                credited: Money::ZERO,
-            },
-            now,
-        )
-    })
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = statements)]
+struct StatementRow {
+    id: String,
+    format: String,
+    version: String,
+    message_id: Option<String>,
+    file_name: Option<String>,
+    entries: i32,
+    new_entries: i32,
+    ignored_entries: i32,
+    imported_by: String,
+    imported_at: NaiveDateTime,
 }

@@ -290,6 +290,27 @@ pub fn account_of_owner(conn: &mut DbConnection, owner_id: &str) -> Result<Accou
         .ok_or(PrepaidError::UnknownAccount)
 }
 
+/// A user as a payment's emails and credits need them: the name the emails greet, and
+/// the prepaid account, if the user has one.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct Holder {
+    #[diesel(column_name = id)]
+    pub user_id: String,
+    pub name: String,
+    #[diesel(select_expression = prepaid_accounts::id.nullable())]
+    pub account_id: Option<String>,
+}
+
+/// The holders among `user_ids` (in no particular order; unknown ids are left out).
+pub fn holders(conn: &mut DbConnection, user_ids: &[String]) -> QueryResult<Vec<Holder>> {
+    users::table
+        .left_join(prepaid_accounts::table.on(prepaid_accounts::owner_id.eq(users::id)))
+        .filter(users::id.eq_any(user_ids))
+        .select(Holder::as_select())
+        .load(conn)
+}
+
 /// The brand's accounts whose owner's email is `email` (back-office search).
 pub fn find_by_email(
     conn: &mut DbConnection,
