@@ -308,118 +308,86 @@ fn new_order(
     }
 }
 
-type OrderRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    i64,
-    Option<String>,
-    String,
-    NaiveDateTime,
-    Option<NaiveDateTime>,
-    Option<NaiveDateTime>,
-    Option<String>,
-    Option<NaiveDateTime>,
-    i64,
-);
-
-columns!(
-    ORDER_COLUMNS = (
-        orders::id,
-        orders::brand_id,
-        orders::user_id,
-        orders::status,
-        orders::payment_method,
-        orders::net_cents,
-        orders::vat_cents,
-        orders::gross_cents,
-        orders::invoice_number,
-        orders::email,
-        orders::created_at,
-        orders::paid_at,
-        orders::fulfilled_at,
-        orders::payment_reference,
-        orders::reserved_until,
-        orders::received_cents,
-    )
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = orders)]
+struct OrderRow {
+    id: String,
+    brand_id: String,
+    user_id: String,
+    status: String,
+    payment_method: String,
+    net_cents: i64,
+    vat_cents: i64,
+    gross_cents: i64,
+    invoice_number: Option<String>,
+    email: String,
+    created_at: NaiveDateTime,
+    paid_at: Option<NaiveDateTime>,
+    fulfilled_at: Option<NaiveDateTime>,
+    payment_reference: Option<String>,
+    reserved_until: Option<NaiveDateTime>,
+    received_cents: i64,
+}
 
 fn from_row(row: OrderRow, lines: Vec<OrderLine>, coupon_count: i64) -> anyhow::Result<Order> {
-    let (
+    let OrderRow {
         id,
-        brand_id,
-        user_id,
         status,
-        method,
-        net,
-        vat,
-        gross,
-        invoice_number,
-        email,
-        created_at,
-        paid_at,
-        fulfilled_at,
-        payment_reference,
-        reserved_until,
-        received,
-    ) = row;
+        payment_method,
+        ..
+    } = &row;
     Ok(Order {
-        status: OrderStatus::parse(&status)
+        status: OrderStatus::parse(status)
             .ok_or_else(|| anyhow::anyhow!("order {id}: status {status}"))?,
-        payment_method: PaymentMethod::parse(&method)
-            .ok_or_else(|| anyhow::anyhow!("order {id}: payment method {method}"))?,
-        id,
-        brand_id,
-        user_id,
-        net_total: Money::from_cents(net),
-        vat_total: Money::from_cents(vat),
-        gross_total: Money::from_cents(gross),
-        invoice_number,
-        email,
-        created_at: created_at.and_utc(),
-        paid_at: paid_at.map(|t| t.and_utc()),
-        fulfilled_at: fulfilled_at.map(|t| t.and_utc()),
-        lines,
-        coupon_count,
-        payment_reference: payment_reference
-            .map(|r| CreditorReference::parse(&r))
+        payment_method: PaymentMethod::parse(payment_method)
+            .ok_or_else(|| anyhow::anyhow!("order {id}: payment method {payment_method}"))?,
+        payment_reference: row
+            .payment_reference
+            .as_deref()
+            .map(CreditorReference::parse)
             .transpose()
             .map_err(|e| anyhow::anyhow!("stored RF code: {e}"))?,
-        reserved_until: reserved_until.map(|t| t.and_utc()),
-        received: Money::from_cents(received),
+        id: row.id,
+        brand_id: row.brand_id,
+        user_id: row.user_id,
+        net_total: Money::from_cents(row.net_cents),
+        vat_total: Money::from_cents(row.vat_cents),
+        gross_total: Money::from_cents(row.gross_cents),
+        invoice_number: row.invoice_number,
+        email: row.email,
+        created_at: row.created_at.and_utc(),
+        paid_at: row.paid_at.map(|t| t.and_utc()),
+        fulfilled_at: row.fulfilled_at.map(|t| t.and_utc()),
+        lines,
+        coupon_count,
+        reserved_until: row.reserved_until.map(|t| t.and_utc()),
+        received: Money::from_cents(row.received_cents),
     })
 }
 
-type LineRow = (i32, String, String, String, i32, i64, i32, i64);
-
-columns!(
-    LINE_COLUMNS = (
-        order_lines::line_number,
-        order_lines::product_id,
-        order_lines::product_code,
-        order_lines::product_name,
-        order_lines::quantity,
-        order_lines::net_unit_cents,
-        order_lines::vat_rate_basis_points,
-        order_lines::net_cents,
-    )
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = order_lines)]
+struct LineRow {
+    line_number: i32,
+    product_id: String,
+    product_code: String,
+    product_name: String,
+    quantity: i32,
+    net_unit_cents: i64,
+    vat_rate_basis_points: i32,
+    net_cents: i64,
+}
 
 fn line_from_row(row: LineRow) -> OrderLine {
-    let (line_number, product_id, product_code, product_name, quantity, unit, rate, net) = row;
     OrderLine {
-        line_number,
-        product_id,
-        product_code,
-        product_name,
-        quantity,
-        net_unit_price: Money::from_cents(unit),
-        vat_rate_basis_points: rate,
-        net_amount: Money::from_cents(net),
+        line_number: row.line_number,
+        product_id: row.product_id,
+        product_code: row.product_code,
+        product_name: row.product_name,
+        quantity: row.quantity,
+        net_unit_price: Money::from_cents(row.net_unit_cents),
+        vat_rate_basis_points: row.vat_rate_basis_points,
+        net_amount: Money::from_cents(row.net_cents),
     }
 }
 
@@ -427,8 +395,8 @@ fn lines_of(conn: &mut DbConnection, order_id: &str) -> QueryResult<Vec<OrderLin
     Ok(order_lines::table
         .filter(order_lines::order_id.eq(order_id))
         .order(order_lines::line_number.asc())
-        .select(LINE_COLUMNS)
-        .load::<LineRow>(conn)?
+        .select(LineRow::as_select())
+        .load(conn)?
         .into_iter()
         .map(line_from_row)
         .collect())
@@ -437,7 +405,7 @@ fn lines_of(conn: &mut DbConnection, order_id: &str) -> QueryResult<Vec<OrderLin
 pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<Order>, OrderError> {
     let row: Option<OrderRow> = orders::table
         .filter(orders::id.eq(id))
-        .select(ORDER_COLUMNS)
+        .select(OrderRow::as_select())
         .first(conn)
         .optional()?;
     let Some(row) = row else {
@@ -461,7 +429,7 @@ pub fn list(
         .filter(orders::brand_id.eq(brand_id.to_owned()))
         .order((orders::created_at.desc(), orders::id.desc()))
         .limit(limit)
-        .select(ORDER_COLUMNS)
+        .select(OrderRow::as_select())
         .into_boxed();
     if let Some(user_id) = user_id {
         query = query.filter(orders::user_id.eq(user_id.to_owned()));
@@ -484,8 +452,8 @@ pub fn list(
     let rows: Vec<OrderRow> = query.load(conn)?;
     rows.into_iter()
         .map(|row| {
-            let lines = lines_of(conn, &row.0)?;
-            let count = coupons::count_for_order(conn, &row.0)?;
+            let lines = lines_of(conn, &row.id)?;
+            let count = coupons::count_for_order(conn, &row.id)?;
             Ok(from_row(row, lines, count)?)
         })
         .collect()
@@ -545,18 +513,22 @@ impl OrderFilter {
 /// locked until the import's transaction ends (SQLite's writer lock already excludes
 /// every other writer). `coupon_count` is not loaded (0).
 pub fn lock_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<Order>, OrderError> {
-    let query = orders::table
-        .filter(orders::id.eq_any(ids))
-        .order(orders::id.asc())
-        .select(ORDER_COLUMNS);
-    let rows: Vec<OrderRow> = for_update!(conn, query, |q, c| q.load(c))?;
+    // The query is written inside the macro: each backend's arm infers its own selection.
+    let rows: Vec<OrderRow> = for_update!(
+        conn,
+        orders::table
+            .filter(orders::id.eq_any(ids))
+            .order(orders::id.asc())
+            .select(OrderRow::as_select()),
+        |q, c| q.load(c)
+    )?;
     let mut lines_by_order: std::collections::HashMap<String, Vec<OrderLine>> =
         std::collections::HashMap::new();
     for id in ids.chunks(1000) {
         let rows: Vec<(String, LineRow)> = order_lines::table
             .filter(order_lines::order_id.eq_any(id))
             .order((order_lines::order_id.asc(), order_lines::line_number.asc()))
-            .select((order_lines::order_id, LINE_COLUMNS))
+            .select((order_lines::order_id, LineRow::as_select()))
             .load(conn)?;
         for (order_id, row) in rows {
             lines_by_order
@@ -567,7 +539,7 @@ pub fn lock_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<Order>, 
     }
     rows.into_iter()
         .map(|row| {
-            let lines = lines_by_order.remove(&row.0).unwrap_or_default();
+            let lines = lines_by_order.remove(&row.id).unwrap_or_default();
             Ok(from_row(row, lines, 0)?)
         })
         .collect()
