@@ -162,20 +162,16 @@ pub fn place_prepaid(
             now,
         )?;
         order.coupon_count = written.coupons as i64;
-        audit::record(
+        record_by_buyer(
             conn,
-            AuditEntry {
-                brand_id: Some(&buyer.brand_id),
-                actor: &Actor::User(buyer.user_id.clone()),
-                action: "order.paid",
-                subject_type: "order",
-                subject_id: &order.id,
-                details: json!({
-                    "payment_method": "prepaid",
-                    "gross_total": quote.gross_total.to_string(),
-                    "coupons": written.coupons,
-                }),
-            },
+            buyer,
+            "order.paid",
+            &order.id,
+            json!({
+                "payment_method": "prepaid",
+                "gross_total": quote.gross_total.to_string(),
+                "coupons": written.coupons,
+            }),
             now,
         )?;
 
@@ -242,25 +238,45 @@ pub fn place_by_transfer(
             },
         };
         outbox::enqueue(conn, &instructions.email(), now)?;
-        audit::record(
+        record_by_buyer(
             conn,
-            AuditEntry {
-                brand_id: Some(&buyer.brand_id),
-                actor: &Actor::User(buyer.user_id.clone()),
-                action: "order.placed",
-                subject_type: "order",
-                subject_id: &order.id,
-                details: json!({
-                    "payment_method": method.as_str(),
-                    "gross_total": quote.gross_total.to_string(),
-                    "payment_reference": reference.as_str(),
-                    "reserved_until": order.reserved_until,
-                }),
-            },
+            buyer,
+            "order.placed",
+            &order.id,
+            json!({
+                "payment_method": method.as_str(),
+                "gross_total": quote.gross_total.to_string(),
+                "payment_reference": reference.as_str(),
+                "reserved_until": order.reserved_until,
+            }),
             now,
         )?;
         Ok(order)
     })
+}
+
+/// The audit entry of what the buyer did to an order.
+fn record_by_buyer(
+    conn: &mut DbConnection,
+    buyer: &Buyer,
+    action: &'static str,
+    order_id: &str,
+    details: serde_json::Value,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    audit::record(
+        conn,
+        AuditEntry {
+            brand_id: Some(&buyer.brand_id),
+            actor: &Actor::User(buyer.user_id.clone()),
+            action,
+            subject_type: "order",
+            subject_id: order_id,
+            details,
+        },
+        now,
+    )?;
+    Ok(())
 }
 
 /// The order as the buyer asked for it, not yet stored.

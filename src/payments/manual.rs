@@ -122,6 +122,23 @@ struct Resolution {
     credited: Money,
 }
 
+/// A prepaid ledger entry for a payment's money, in the operator's name.
+fn by_operator<'a>(
+    operator: &Operator<'a>,
+    payment: &'a PaymentView,
+    kind: EntryKind,
+    amount: Money,
+    description: &'static str,
+) -> Posting<'a> {
+    Posting {
+        kind,
+        amount,
+        description,
+        reference: Some(&payment.id),
+        actor_id: Some(operator.id),
+    }
+}
+
 fn is_credit(payment: &PaymentView) -> bool {
     payment.direction == EntryDirection::Credit.as_str()
 }
@@ -154,13 +171,13 @@ pub fn match_to_account(
         prepaid::post(
             conn,
             account_id,
-            Posting {
-                kind: EntryKind::TopUp,
-                amount: payment.amount,
-                description: "Versamento abbinato dall'amministrazione",
-                reference: Some(&payment.id),
-                actor_id: Some(operator.id),
-            },
+            by_operator(
+                operator,
+                &payment,
+                EntryKind::TopUp,
+                payment.amount,
+                "Versamento abbinato dall'amministrazione",
+            ),
             now,
         )?;
         resolve(
@@ -212,13 +229,13 @@ pub fn match_to_order(
             prepaid::post(
                 conn,
                 account_id,
-                Posting {
-                    kind: EntryKind::OverpaymentCredit,
-                    amount: decision.credited,
-                    description: "Eccedenza di pagamento (abbinato dall'amministrazione)",
-                    reference: Some(&payment.id),
-                    actor_id: Some(operator.id),
-                },
+                by_operator(
+                    operator,
+                    &payment,
+                    EntryKind::OverpaymentCredit,
+                    decision.credited,
+                    "Eccedenza di pagamento (abbinato dall'amministrazione)",
+                ),
                 now,
             )?;
         }
@@ -326,13 +343,13 @@ pub fn refund(
             prepaid::post(
                 conn,
                 account_id,
-                Posting {
-                    kind: EntryKind::Adjustment,
-                    amount: -payment.credited,
-                    description: "Rimborso al versante",
-                    reference: Some(&payment.id),
-                    actor_id: Some(operator.id),
-                },
+                by_operator(
+                    operator,
+                    &payment,
+                    EntryKind::Adjustment,
+                    -payment.credited,
+                    "Rimborso al versante",
+                ),
                 now,
             )?;
         }
