@@ -191,9 +191,130 @@ pub fn import(
     // it; it is removed again if the file brings nothing new.
     let statement_id =
         write_transaction(conn, |conn| record_statement(conn, context, statement, now))?;
+    let run = Run {
+        context,
+        statement_id: &statement_id,
+        now,
+    };
     let (credits, reversals): (Vec<&StatementEntry>, Vec<&StatementEntry>) = unique
         .into_iter()
         .partition(|e| e.direction == EntryDirection::Credit);
+    let mut parts = run_credit_lanes(pool, conn, &run, credits);
+    // Reversals last, holding every lane: the credit one takes back may have come
+    // through any lane, earlier in this very file.
+    parts.push(run.lane(conn, None, &reversals));
+    for part in parts {
+        report.add(part?);
+    }
+    write_transaction(conn, |conn| {
+        finish_statement(conn, context, statement, &statement_id, &report, now)
+    })?;
+    if report.new_entries > 0 {
+        report.statement_id = Some(statement_id);
+    }
+    Ok(report)
+}
+
+impl ImportReport {
+    /// Adds what one lane did.
+    fn add(&mut self, part: ImportReport) {
+        self.new_entries += part.new_entries;
+        self.already_imported += part.already_imported;
+        for (status, total) in part.outcomes {
+            let sum = self.outcomes.entry(status).or_default();
+            sum.count += total.count;
+            sum.amount = sum.amount + total.amount;
+        }
+    }
+}
+
+/// One import's work: what every lane and chunk of it shares.
+struct Run<'a> {
+    context: &'a ImportContext<'a>,
+    statement_id: &'a str,
+    now: DateTime<Utc>,
+}
+
+impl Run<'_> {
+    /// The entries of one lane (`None`: all lanes), a transaction per chunk.
+    fn lane(
+        &self,
+        conn: &mut DbConnection,
+        lane: Option<usize>,
+        entries: &[&StatementEntry],
+    ) -> Result<ImportReport, ImportError> {
+        let mut part = ImportReport::default();
+        for chunk in entries.chunks(CHUNK) {
+            write_transaction(conn, |conn| self.chunk(conn, lane, chunk, &mut part))?;
+        }
+        Ok(part)
+    }
+
+    /// One transaction of a lane (`None`: all lanes, for reversals): skips the entries
+    /// already stored, then applies the credits and reversals of the rest.
+    fn chunk(
+        &self,
+        conn: &mut DbConnection,
+        lane: Option<usize>,
+        chunk: &[&StatementEntry],
+        report: &mut ImportReport,
+    ) -> Result<(), ImportError> {
+        let (context, statement_id, now) = (self.context, self.statement_id, self.now);
+        let brand = context.brand;
+        match lane {
+            Some(lane) => lock_payment_lane(conn, &brand.id, lane)?,
+            None => lock_payments_of_brand(conn, &brand.id)?,
+        }
+        db::plan_each_query(conn)?;
+        let keys: Vec<&str> = chunk.iter().map(|e| e.dedup_key.as_str()).collect();
+        let known: HashSet<String> = payments::table
+            .filter(payments::brand_id.eq(&brand.id))
+            .filter(payments::dedup_key.eq_any(&keys))
+            .select(payments::dedup_key)
+            .load::<String>(conn)?
+            .into_iter()
+            .collect();
+        let fresh: Vec<&StatementEntry> = chunk
+            .iter()
+            .copied()
+            .filter(|e| !known.contains(&e.dedup_key))
+            .collect();
+        report.already_imported += chunk.len() - fresh.len();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        report.new_entries += fresh.len();
+
+        let (credits, reversals): (Vec<&StatementEntry>, Vec<&StatementEntry>) = fresh
+            .into_iter()
+            .partition(|e| e.direction == EntryDirection::Credit);
+        let mut applied = credits::apply_credits(conn, context, statement_id, &credits, now)?;
+        for reversal in reversals {
+            applied.push(reversals::apply_reversal(
+                conn,
+                context,
+                statement_id,
+                reversal,
+                now,
+            )?);
+        }
+        for (status, amount) in applied {
+            let total = report.outcomes.entry(status).or_default();
+            total.count += 1;
+            total.amount = total.amount + amount;
+        }
+        Ok(())
+    }
+}
+
+/// The credits, each in the lane of its RF code: in parallel on PostgreSQL, one after the
+/// other on SQLite (one writer at a time). One report per lane.
+fn run_credit_lanes(
+    pool: &Pool,
+    conn: &mut DbConnection,
+    run: &Run<'_>,
+    credits: Vec<&StatementEntry>,
+) -> Vec<Result<ImportReport, ImportError>> {
     let lanes = if db::writes_in_parallel(conn) {
         LANES
     } else {
@@ -203,15 +324,6 @@ pub fn import(
     for entry in credits {
         by_lane[if lanes == 1 { 0 } else { lane_of(entry) }].push(entry);
     }
-    let run_lane = |conn: &mut DbConnection, lane: Option<usize>, entries: &[&StatementEntry]| {
-        let mut part = ImportReport::default();
-        for chunk in entries.chunks(CHUNK) {
-            write_transaction(conn, |conn| {
-                import_chunk(conn, context, &statement_id, lane, chunk, &mut part, now)
-            })?;
-        }
-        Ok::<_, ImportError>(part)
-    };
     let mut parts = Vec::new();
     std::thread::scope(|scope| {
         let mut here = Vec::new();
@@ -225,13 +337,13 @@ pub fn import(
                 .flatten();
             match own {
                 Some(mut own) => {
-                    threads.push(scope.spawn(move || run_lane(&mut own, lane_id, entries)))
+                    threads.push(scope.spawn(move || run.lane(&mut own, lane_id, entries)))
                 }
                 None => here.push((lane_id, entries)),
             }
         }
         for (lane_id, entries) in here {
-            parts.push(run_lane(conn, lane_id, entries));
+            parts.push(run.lane(conn, lane_id, entries));
         }
         for thread in threads {
             parts.push(thread.join().unwrap_or_else(|_| {
@@ -241,109 +353,45 @@ pub fn import(
             }));
         }
     });
-    // Reversals last, holding every lane: the credit one takes back may have come
-    // through any lane, earlier in this very file.
-    parts.push(run_lane(conn, None, &reversals));
-    for part in parts {
-        let part = part?;
-        report.new_entries += part.new_entries;
-        report.already_imported += part.already_imported;
-        for (status, total) in part.outcomes {
-            let sum = report.outcomes.entry(status).or_default();
-            sum.count += total.count;
-            sum.amount = sum.amount + total.amount;
-        }
-    }
-    write_transaction(conn, |conn| {
-        if report.new_entries == 0 {
-            diesel::delete(statements::table.filter(statements::id.eq(&statement_id)))
-                .execute(conn)?;
-            return Ok::<_, ImportError>(());
-        }
-        diesel::update(statements::table.filter(statements::id.eq(&statement_id)))
-            .set((
-                statements::entries.eq(report.entries as i32),
-                statements::new_entries.eq(report.new_entries as i32),
-            ))
-            .execute(conn)?;
-        audit::record(
-            conn,
-            AuditEntry {
-                brand_id: Some(&context.brand.id),
-                actor: &Actor::User(context.operator_id.to_owned()),
-                action: "statement.imported",
-                subject_type: "statement",
-                subject_id: &statement_id,
-                details: json!({
-                    "format": statement.format.as_str(), "version": statement.version,
-                    "file_name": context.file_name, "sha256": context.file_sha256,
-                    "entries": report.entries, "new_entries": report.new_entries,
-                }),
-            },
-            now,
-        )?;
-        Ok(())
-    })?;
-    if report.new_entries > 0 {
-        report.statement_id = Some(statement_id);
-    }
-    Ok(report)
+    parts
 }
 
-/// One transaction of a lane (`None`: all lanes, for reversals): skips the entries
-/// already stored, then applies the credits and reversals of the rest.
-fn import_chunk(
+/// The statement row gets its final counts and the audit entry, or goes again if the
+/// file brought nothing new.
+fn finish_statement(
     conn: &mut DbConnection,
     context: &ImportContext<'_>,
+    statement: &ParsedStatement,
     statement_id: &str,
-    lane: Option<usize>,
-    chunk: &[&StatementEntry],
-    report: &mut ImportReport,
+    report: &ImportReport,
     now: DateTime<Utc>,
 ) -> Result<(), ImportError> {
-    let brand = context.brand;
-    match lane {
-        Some(lane) => lock_payment_lane(conn, &brand.id, lane)?,
-        None => lock_payments_of_brand(conn, &brand.id)?,
-    }
-    db::plan_each_query(conn)?;
-    let keys: Vec<&str> = chunk.iter().map(|e| e.dedup_key.as_str()).collect();
-    let known: HashSet<String> = payments::table
-        .filter(payments::brand_id.eq(&brand.id))
-        .filter(payments::dedup_key.eq_any(&keys))
-        .select(payments::dedup_key)
-        .load::<String>(conn)?
-        .into_iter()
-        .collect();
-    let fresh: Vec<&StatementEntry> = chunk
-        .iter()
-        .copied()
-        .filter(|e| !known.contains(&e.dedup_key))
-        .collect();
-    report.already_imported += chunk.len() - fresh.len();
-    if fresh.is_empty() {
+    if report.new_entries == 0 {
+        diesel::delete(statements::table.filter(statements::id.eq(statement_id))).execute(conn)?;
         return Ok(());
     }
-    report.new_entries += fresh.len();
-
-    let (credits, reversals): (Vec<&StatementEntry>, Vec<&StatementEntry>) = fresh
-        .into_iter()
-        .partition(|e| e.direction == EntryDirection::Credit);
-    let mut applied = credits::apply_credits(conn, context, statement_id, &credits, now)?;
-    for reversal in reversals {
-        applied.push(reversals::apply_reversal(
-            conn,
-            context,
-            statement_id,
-            reversal,
-            now,
-        )?);
-    }
-    for (status, amount) in applied {
-        let total = report.outcomes.entry(status).or_default();
-        total.count += 1;
-        total.amount = total.amount + amount;
-    }
+    diesel::update(statements::table.filter(statements::id.eq(statement_id)))
+        .set((
+            statements::entries.eq(report.entries as i32),
+            statements::new_entries.eq(report.new_entries as i32),
+        ))
+        .execute(conn)?;
+    audit::record(
+        conn,
+        AuditEntry {
+            brand_id: Some(&context.brand.id),
+            actor: &Actor::User(context.operator_id.to_owned()),
+            action: "statement.imported",
+            subject_type: "statement",
+            subject_id: statement_id,
+            details: json!({
+                "format": statement.format.as_str(), "version": statement.version,
+                "file_name": context.file_name, "sha256": context.file_sha256,
+                "entries": report.entries, "new_entries": report.new_entries,
+            }),
+        },
+        now,
+    )?;
     Ok(())
 }
 
