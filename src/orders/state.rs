@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::{Order, OrderStatus};
+use super::order::{Order, OrderStatus};
 use crate::db::schema::{order_lines, orders};
 use crate::db::{self, DbConnection};
 use crate::invoices::{self, InvoiceNumber};

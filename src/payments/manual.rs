@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::listing::{find, PaymentView};
 use super::matching::{decide, Payable, PaymentStatus, Standing};
-use super::queue::{find, PaymentView};
 use super::statement::EntryDirection;
 use super::store;
 use crate::audit::{self, Actor, AuditEntry};

@@ -4,6 +4,7 @@
 //! unpaid reservations.
 
 pub mod expiry;
+pub mod listing;
 pub mod manual;
 pub mod matching;
 pub mod queue;
