@@ -15,7 +15,7 @@ use crate::coupons::CouponKey;
 use crate::db::{write_transaction, DbConnection};
 use crate::money::Money;
 use crate::orders::{self as order_domain, fulfilment, Order, PaidOrder};
-use crate::prepaid::{self, EntryKind, Posting, PrepaidError};
+use crate::prepaid::{self, EntryKind, Holder, Posting, PrepaidError};
 use crate::validation::Reason;
 
 #[derive(Debug, thiserror::Error)]
@@ -143,13 +143,19 @@ fn is_credit(payment: &PaymentView) -> bool {
     payment.direction == EntryDirection::Credit.as_str()
 }
 
-fn ensure_unmatched_credit(payment: &PaymentView) -> Result<(), ManualError> {
-    if payment.status != PaymentStatus::Unmatched || !is_credit(payment) {
+/// The payment, locked, if it is an unmatched credit: the only kind matched by hand.
+fn locked_unmatched_credit(
+    conn: &mut DbConnection,
+    operator: &Operator<'_>,
+    payment_id: &str,
+) -> Result<PaymentView, ManualError> {
+    let payment = locked_payment(conn, operator, payment_id)?;
+    if payment.status != PaymentStatus::Unmatched || !is_credit(&payment) {
         return Err(ManualError::NotUnmatched(
             payment.status.as_str().to_owned(),
         ));
     }
-    Ok(())
+    Ok(payment)
 }
 
 /// Credits an unmatched payment to a prepaid account of the brand (a payer who forgot
@@ -162,8 +168,7 @@ pub fn match_to_account(
     now: DateTime<Utc>,
 ) -> Result<PaymentView, ManualError> {
     write_transaction(conn, |conn| {
-        let payment = locked_payment(conn, operator, payment_id)?;
-        ensure_unmatched_credit(&payment)?;
+        let payment = locked_unmatched_credit(conn, operator, payment_id)?;
         let account = prepaid::account(conn, account_id)?;
         if account.brand_id != operator.brand_id {
             return Err(PrepaidError::UnknownAccount.into());
@@ -210,8 +215,7 @@ pub fn match_to_order(
     now: DateTime<Utc>,
 ) -> Result<PaymentView, ManualError> {
     write_transaction(conn, |conn| {
-        let payment = locked_payment(conn, operator, payment_id)?;
-        ensure_unmatched_credit(&payment)?;
+        let payment = locked_unmatched_credit(conn, operator, payment_id)?;
         let order = locked_order(conn, operator, order_id)?;
         let payable = Payable::of_order(&order).deadline_waived();
         if payable.standing == Standing::Cancelled {
@@ -221,23 +225,8 @@ pub fn match_to_order(
         let holder = prepaid::holders(conn, std::slice::from_ref(&order.user_id))?
             .pop()
             .ok_or_else(|| anyhow::anyhow!("user {} missing", order.user_id))?;
-        let account_id = holder.account_id;
         if decision.credited.is_positive() {
-            let account_id = account_id
-                .as_deref()
-                .ok_or_else(|| anyhow::anyhow!("user {} has no prepaid account", order.user_id))?;
-            prepaid::post(
-                conn,
-                account_id,
-                by_operator(
-                    operator,
-                    &payment,
-                    EntryKind::OverpaymentCredit,
-                    decision.credited,
-                    "Eccedenza di pagamento (abbinato dall'amministrazione)",
-                ),
-                now,
-            )?;
+            credit_excess(conn, operator, &payment, &holder, decision.credited, now)?;
         }
         let received = payable.after(&decision).received;
         if decision.completes {
@@ -265,7 +254,7 @@ pub fn match_to_order(
                 account_id: decision
                     .credited
                     .is_positive()
-                    .then(|| account_id.clone())
+                    .then_some(holder.account_id)
                     .flatten(),
                 applied: decision.applied,
                 credited: decision.credited,
@@ -273,6 +262,34 @@ pub fn match_to_order(
             now,
         )
     })
+}
+
+/// What the payment brought beyond the order's price goes to the buyer's prepaid account.
+fn credit_excess(
+    conn: &mut DbConnection,
+    operator: &Operator<'_>,
+    payment: &PaymentView,
+    holder: &Holder,
+    excess: Money,
+    now: DateTime<Utc>,
+) -> Result<(), ManualError> {
+    let account_id = holder
+        .account_id
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("user {} has no prepaid account", holder.user_id))?;
+    prepaid::post(
+        conn,
+        account_id,
+        by_operator(
+            operator,
+            payment,
+            EntryKind::OverpaymentCredit,
+            excess,
+            "Eccedenza di pagamento (abbinato dall'amministrazione)",
+        ),
+        now,
+    )?;
+    Ok(())
 }
 
 /// The order, locked as the import locks it, if it is of the operator's brand.
