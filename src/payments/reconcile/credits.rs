@@ -1,6 +1,6 @@
 //! Credits of one chunk: each payment is decided in memory against the locked orders and
 //! top-ups its RF code pays for, then everything is written with as few statements as
-//! possible, in the lock order of the module's documentation.
+//! possible, in the lock order documented at the top of `reconcile`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

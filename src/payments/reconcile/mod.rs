@@ -17,6 +17,11 @@
 //! Lock order, as in the prepaid checkout: lane locks, then the orders and top-ups of
 //! the chunk (disjoint between lanes), prepaid accounts in id order, the invoice counter
 //! last; the lanes of one import, other imports and checkouts never wait in a circle.
+//!
+//! Here: the import, its lanes and chunks, and the `statements` row (this file alone
+//! writes it). The credits of a chunk are in [`credits`], the reversals in [`reversals`],
+//! the payer's email in [`notices`]; rows of other tables are written by their owners
+//! (`payments::store`, `orders::state`, `prepaid::top_ups`, `prepaid`).
 
 mod credits;
 mod notices;

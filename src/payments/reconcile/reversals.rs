@@ -105,40 +105,7 @@ pub(super) fn apply_reversal(
     row.order_id = original.order_id.clone();
     row.top_up_id = original.top_up_id.clone();
     row.account_id = original.account_id.clone();
-    // Savepoint: a refused debit must leave nothing of this reversal half-applied.
-    let undone = conn.transaction(|conn| -> Result<Option<usize>, ImportError> {
-        if let (Some(account_id), true) = (&original.account_id, original.credited_cents > 0) {
-            let debit = prepaid::post(
-                conn,
-                account_id,
-                Posting {
-                    kind: EntryKind::Adjustment,
-                    amount: -Money::from_cents(original.credited_cents),
-                    description: "Storno del pagamento da parte della banca",
-                    reference: Some(&id),
-                    actor_id: None,
-                },
-                now,
-            );
-            match debit {
-                Err(PrepaidError::InsufficientFunds { .. }) => return Ok(None),
-                other => {
-                    other?;
-                }
-            }
-        }
-        let mut voided = 0;
-        let taken_back = Money::from_cents(original.applied_cents);
-        if let Some(order_id) = &original.order_id {
-            order_book::take_back(conn, order_id, taken_back)?;
-            voided = crate::coupons::state::void_unused_of_order(conn, order_id, now)?;
-        }
-        if let Some(top_up_id) = &original.top_up_id {
-            top_up_book::take_back(conn, top_up_id, taken_back)?;
-        }
-        store::mark_reversed(conn, &original.id)?;
-        Ok(Some(voided))
-    })?;
+    let undone = undo(conn, &original, &id, now)?;
     let Some(voided) = undone else {
         row.reason = Some(UnmatchedReason::BalanceTooLow);
         store::insert_all(conn, &brand.id, statement_id, &[row], now)?;
@@ -166,41 +133,101 @@ pub(super) fn apply_reversal(
         },
         now,
     )?;
-    // The owner hears about it, if the money was theirs.
-    let subject = original
-        .order_id
-        .as_ref()
-        .map(|id| (id.clone(), true))
-        .or_else(|| original.top_up_id.as_ref().map(|id| (id.clone(), false)));
-    if let (Some((subject_id, is_order)), Some(reference)) = (subject, &reference) {
-        let owner: Option<(String, String)> = if is_order {
-            orders::table
-                .inner_join(users::table.on(users::id.eq(orders::user_id)))
-                .filter(orders::id.eq(&subject_id))
-                .select((users::name, orders::email))
-                .first(conn)
-                .optional()?
-        } else {
-            top_ups::table
-                .inner_join(users::table.on(users::id.eq(top_ups::user_id)))
-                .filter(top_ups::id.eq(&subject_id))
-                .select((users::name, top_ups::email))
-                .first(conn)
-                .optional()?
-        };
-        if let Some((name, email)) = owner {
-            let notice = Notice {
-                reversed: true,
-                debited: Money::from_cents(original.credited_cents),
-                voided,
-                ..Notice::default()
-            };
-            outbox::enqueue(
-                conn,
-                &payment_email(brand, &name, &email, &subject_id, entry, reference, notice),
-                now,
-            )?;
-        }
+    if let Some(reference) = &reference {
+        tell_owner(conn, context, &original, entry, reference, voided, now)?;
     }
     Ok((PaymentStatus::Reversal, entry.amount))
+}
+
+/// Undoes what `original` did, in a savepoint: a refused debit must leave nothing of the
+/// reversal half-applied. `None`: the prepaid credit has been spent meanwhile; else how
+/// many unused coupons of the order were voided.
+fn undo(
+    conn: &mut DbConnection,
+    original: &Original,
+    reversal_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<usize>, ImportError> {
+    conn.transaction(|conn| {
+        if let (Some(account_id), true) = (&original.account_id, original.credited_cents > 0) {
+            let debit = prepaid::post(
+                conn,
+                account_id,
+                Posting {
+                    kind: EntryKind::Adjustment,
+                    amount: -Money::from_cents(original.credited_cents),
+                    description: "Storno del pagamento da parte della banca",
+                    reference: Some(reversal_id),
+                    actor_id: None,
+                },
+                now,
+            );
+            match debit {
+                Err(PrepaidError::InsufficientFunds { .. }) => return Ok(None),
+                other => {
+                    other?;
+                }
+            }
+        }
+        let mut voided = 0;
+        let taken_back = Money::from_cents(original.applied_cents);
+        if let Some(order_id) = &original.order_id {
+            order_book::take_back(conn, order_id, taken_back)?;
+            voided = crate::coupons::state::void_unused_of_order(conn, order_id, now)?;
+        }
+        if let Some(top_up_id) = &original.top_up_id {
+            top_up_book::take_back(conn, top_up_id, taken_back)?;
+        }
+        store::mark_reversed(conn, &original.id)?;
+        Ok(Some(voided))
+    })
+}
+
+/// The owner of the order or top-up hears about it, if the money was theirs.
+fn tell_owner(
+    conn: &mut DbConnection,
+    context: &ImportContext<'_>,
+    original: &Original,
+    entry: &StatementEntry,
+    reference: &CreditorReference,
+    voided: usize,
+    now: DateTime<Utc>,
+) -> Result<(), ImportError> {
+    let owner: Option<(String, String, &String)> = match (&original.order_id, &original.top_up_id) {
+        (Some(order_id), _) => orders::table
+            .inner_join(users::table.on(users::id.eq(orders::user_id)))
+            .filter(orders::id.eq(order_id))
+            .select((users::name, orders::email))
+            .first(conn)
+            .optional()?
+            .map(|(name, email)| (name, email, order_id)),
+        (None, Some(top_up_id)) => top_ups::table
+            .inner_join(users::table.on(users::id.eq(top_ups::user_id)))
+            .filter(top_ups::id.eq(top_up_id))
+            .select((users::name, top_ups::email))
+            .first(conn)
+            .optional()?
+            .map(|(name, email)| (name, email, top_up_id)),
+        (None, None) => None,
+    };
+    let Some((name, email, subject_id)) = owner else {
+        return Ok(());
+    };
+    let notice = Notice {
+        reversed: true,
+        debited: Money::from_cents(original.credited_cents),
+        voided,
+        ..Notice::default()
+    };
+    let email = payment_email(
+        context.brand,
+        &name,
+        &email,
+        subject_id,
+        entry,
+        reference,
+        notice,
+    );
+    outbox::enqueue(conn, &email, now)?;
+    Ok(())
 }
