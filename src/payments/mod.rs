@@ -2,6 +2,14 @@
 //! creditor reference ("RF code", reserved by `transfer`): the statements the back-office
 //! imports, the matching of their entries, the back-office's work queue, and the expiry of
 //! unpaid reservations.
+//!
+//! - `statement`: parsing the files; `matching`: what a payment does (pure);
+//! - `reconcile`: the import; `expiry`: the reservation worker;
+//! - `listing` and `manual`: what the back-office sees and does, called through `queue`;
+//! - `store`: the one writer of the `payments` table.
+//!
+//! This module sits above `orders` and `prepaid`: it finds what a payment pays for and
+//! moves it on through their named state changes, never the other way round.
 
 pub mod expiry;
 pub mod listing;
