@@ -32,5 +32,6 @@ pub mod secrets;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;
+pub mod transfer;
 pub mod validation;
 pub mod web;

@@ -7,11 +7,14 @@ use chrono::{DateTime, Duration, Utc};
 use diesel::QueryResult;
 use serde_json::json;
 
-use super::{Order, CSV_ATTACHMENT_FROM};
+use super::order::Order;
 use crate::brands::Brand;
 use crate::coupons::{self, CouponCode, CouponKey, NewCoupon};
 use crate::db::DbConnection;
 use crate::mail::outbox::{self, Attachment, OutgoingEmail};
+
+/// Above this many coupons, the delivery email also carries them as a CSV attachment.
+pub const CSV_ATTACHMENT_FROM: usize = 20;
 
 /// A paid order and the name its emails greet.
 pub struct Recipient<'a> {

@@ -6,7 +6,15 @@
 //! it through [`fulfilment`] the same way.
 
 pub mod fulfilment;
-pub mod invoiced;
+mod order;
+pub mod state;
+
+pub use fulfilment::CSV_ATTACHMENT_FROM;
+pub use order::{Order, OrderLine, OrderStatus};
+
+pub use state::{
+    due_for_expiry, expire, fulfil_many, record_received, release_received, take_back, PaidOrder,
+};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -22,48 +30,10 @@ use crate::db::{write_transaction, DbConnection};
 use crate::email_address::EmailAddress;
 use crate::mail::outbox;
 use crate::money::Money;
-use crate::payments::reservations::{self, Target};
-use crate::payments::CreditorReference;
 use crate::prepaid::{self, EntryKind, Posting, PrepaidError};
-
-text_enum!(
-    OrderStatus {
-        AwaitingPayment => "awaiting_payment",
-        Paid => "paid",
-        Fulfilled => "fulfilled",
-        Expired => "expired",
-        Cancelled => "cancelled",
-    }
-);
-
-text_enum!(
-    PaymentMethod {
-        Prepaid => "prepaid",
-        BankTransfer => "bank_transfer",
-        PostalSlip => "postal_slip",
-        Cheque => "cheque",
-    }
-);
-
-impl PaymentMethod {
-    /// Paid by money that arrives later with an RF code (bank transfer, postal slip,
-    /// cheque), rather than at once from the prepaid account.
-    pub fn is_transfer(self) -> bool {
-        self != PaymentMethod::Prepaid
-    }
-
-    pub fn italian(self) -> &'static str {
-        match self {
-            PaymentMethod::Prepaid => "conto prepagato",
-            PaymentMethod::BankTransfer => "bonifico bancario",
-            PaymentMethod::PostalSlip => "bollettino postale",
-            PaymentMethod::Cheque => "assegno",
-        }
-    }
-}
-
-/// Above this many coupons, the delivery email also carries them as a CSV attachment.
-pub const CSV_ATTACHMENT_FROM: usize = 20;
+use crate::transfer::reservation::{self as reservations, Target};
+use crate::transfer::CreditorReference;
+pub use crate::transfer::PaymentMethod;
 
 /// Who is buying, as the checkout needs it.
 #[derive(Debug, Clone)]
@@ -72,55 +42,6 @@ pub struct Buyer {
     pub brand_id: String,
     pub name: String,
     pub email: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderLine {
-    pub line_number: i32,
-    pub product_id: String,
-    pub product_code: String,
-    pub product_name: String,
-    pub quantity: i32,
-    pub net_unit_price: Money,
-    pub vat_rate_basis_points: i32,
-    pub net_amount: Money,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Order {
-    pub id: String,
-    pub brand_id: String,
-    pub user_id: String,
-    pub status: OrderStatus,
-    pub payment_method: PaymentMethod,
-    pub net_total: Money,
-    pub vat_total: Money,
-    pub gross_total: Money,
-    pub invoice_number: Option<String>,
-    pub email: String,
-    pub created_at: DateTime<Utc>,
-    pub paid_at: Option<DateTime<Utc>>,
-    pub fulfilled_at: Option<DateTime<Utc>>,
-    pub lines: Vec<OrderLine>,
-    pub coupon_count: i64,
-    /// The RF code to quote when paying by transfer.
-    pub payment_reference: Option<CreditorReference>,
-    /// Until when a transfer order waits for its money.
-    pub reserved_until: Option<DateTime<Utc>>,
-    /// What transfers have brought so far (partial payments add up).
-    pub received: Money,
-}
-
-impl Order {
-    /// What is still to pay: zero once paid, never negative.
-    pub fn amount_due(&self) -> Money {
-        match self.status {
-            OrderStatus::AwaitingPayment if self.received < self.gross_total => {
-                self.gross_total - self.received
-            }
-            _ => Money::ZERO,
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -158,7 +79,7 @@ pub fn place_prepaid(
         order.status = OrderStatus::Fulfilled;
         order.paid_at = Some(now);
         order.fulfilled_at = Some(now);
-        insert(conn, &order)?;
+        state::create(conn, &order)?;
 
         let account = prepaid::account_of_owner(conn, &buyer.user_id)?;
         prepaid::post(
@@ -183,26 +104,22 @@ pub fn place_prepaid(
             now,
         )?;
         order.coupon_count = written.coupons as i64;
-        audit::record(
+        record_by_buyer(
             conn,
-            AuditEntry {
-                brand_id: Some(&buyer.brand_id),
-                actor: &Actor::User(buyer.user_id.clone()),
-                action: "order.paid",
-                subject_type: "order",
-                subject_id: &order.id,
-                details: json!({
-                    "payment_method": "prepaid",
-                    "gross_total": quote.gross_total.to_string(),
-                    "coupons": written.coupons,
-                }),
-            },
+            buyer,
+            "order.paid",
+            &order.id,
+            json!({
+                "payment_method": "prepaid",
+                "gross_total": quote.gross_total.to_string(),
+                "coupons": written.coupons,
+            }),
             now,
         )?;
 
         // Last: from here to commit the brand's invoice counter row is locked, and every
         // other payment of the brand waits.
-        order.invoice_number = Some(invoiced::assign_invoice_number(
+        order.invoice_number = Some(state::assign_invoice_number(
             conn,
             &order.id,
             &buyer.brand_id,
@@ -238,7 +155,7 @@ pub fn place_by_transfer(
             now,
             |conn, reference| -> Result<Target, OrderError> {
                 order.payment_reference = Some(reference.clone());
-                insert(conn, &order)?;
+                state::create(conn, &order)?;
                 Ok(Target::Order(order.id.clone()))
             },
         )?;
@@ -252,29 +169,56 @@ pub fn place_by_transfer(
             reserved_until: now + reservation,
             purpose: reservations::Purpose::Order {
                 order_id: &order.id,
-                lines: &order.lines,
+                items: order
+                    .lines
+                    .iter()
+                    .map(|line| reservations::OrderedItem {
+                        product: &line.product_name,
+                        quantity: line.quantity,
+                    })
+                    .collect(),
             },
         };
         outbox::enqueue(conn, &instructions.email(), now)?;
-        audit::record(
+        record_by_buyer(
             conn,
-            AuditEntry {
-                brand_id: Some(&buyer.brand_id),
-                actor: &Actor::User(buyer.user_id.clone()),
-                action: "order.placed",
-                subject_type: "order",
-                subject_id: &order.id,
-                details: json!({
-                    "payment_method": method.as_str(),
-                    "gross_total": quote.gross_total.to_string(),
-                    "payment_reference": reference.as_str(),
-                    "reserved_until": order.reserved_until,
-                }),
-            },
+            buyer,
+            "order.placed",
+            &order.id,
+            json!({
+                "payment_method": method.as_str(),
+                "gross_total": quote.gross_total.to_string(),
+                "payment_reference": reference.as_str(),
+                "reserved_until": order.reserved_until,
+            }),
             now,
         )?;
         Ok(order)
     })
+}
+
+/// The audit entry of what the buyer did to an order.
+fn record_by_buyer(
+    conn: &mut DbConnection,
+    buyer: &Buyer,
+    action: &'static str,
+    order_id: &str,
+    details: serde_json::Value,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    audit::record(
+        conn,
+        AuditEntry {
+            brand_id: Some(&buyer.brand_id),
+            actor: &Actor::User(buyer.user_id.clone()),
+            action,
+            subject_type: "order",
+            subject_id: order_id,
+            details,
+        },
+        now,
+    )?;
+    Ok(())
 }
 
 /// The order as the buyer asked for it, not yet stored.
@@ -322,162 +266,86 @@ fn new_order(
     }
 }
 
-fn insert(conn: &mut DbConnection, order: &Order) -> QueryResult<()> {
-    diesel::insert_into(orders::table)
-        .values((
-            orders::id.eq(&order.id),
-            orders::brand_id.eq(&order.brand_id),
-            orders::user_id.eq(&order.user_id),
-            orders::status.eq(order.status.as_str()),
-            orders::payment_method.eq(order.payment_method.as_str()),
-            orders::net_cents.eq(order.net_total.cents()),
-            orders::vat_cents.eq(order.vat_total.cents()),
-            orders::gross_cents.eq(order.gross_total.cents()),
-            orders::email.eq(&order.email),
-            orders::created_at.eq(order.created_at.naive_utc()),
-            orders::paid_at.eq(order.paid_at.map(|t| t.naive_utc())),
-            orders::fulfilled_at.eq(order.fulfilled_at.map(|t| t.naive_utc())),
-            orders::payment_reference.eq(order.payment_reference.as_ref().map(|r| r.as_str())),
-            orders::reserved_until.eq(order.reserved_until.map(|t| t.naive_utc())),
-            orders::received_cents.eq(order.received.cents()),
-        ))
-        .execute(conn)?;
-    let lines: Vec<_> = order
-        .lines
-        .iter()
-        .map(|line| {
-            (
-                order_lines::id.eq(Uuid::now_v7().to_string()),
-                order_lines::order_id.eq(&order.id),
-                order_lines::line_number.eq(line.line_number),
-                order_lines::product_id.eq(&line.product_id),
-                order_lines::product_code.eq(&line.product_code),
-                order_lines::product_name.eq(&line.product_name),
-                order_lines::quantity.eq(line.quantity),
-                order_lines::net_unit_cents.eq(line.net_unit_price.cents()),
-                order_lines::vat_rate_basis_points.eq(line.vat_rate_basis_points),
-                order_lines::net_cents.eq(line.net_amount.cents()),
-            )
-        })
-        .collect();
-    on_backend!(conn, |c| diesel::insert_into(order_lines::table)
-        .values(lines)
-        .execute(c))?;
-    Ok(())
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = orders)]
+struct OrderRow {
+    id: String,
+    brand_id: String,
+    user_id: String,
+    status: String,
+    payment_method: String,
+    net_cents: i64,
+    vat_cents: i64,
+    gross_cents: i64,
+    invoice_number: Option<String>,
+    email: String,
+    created_at: NaiveDateTime,
+    paid_at: Option<NaiveDateTime>,
+    fulfilled_at: Option<NaiveDateTime>,
+    payment_reference: Option<String>,
+    reserved_until: Option<NaiveDateTime>,
+    received_cents: i64,
 }
 
-type OrderRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    i64,
-    Option<String>,
-    String,
-    NaiveDateTime,
-    Option<NaiveDateTime>,
-    Option<NaiveDateTime>,
-    Option<String>,
-    Option<NaiveDateTime>,
-    i64,
-);
-
-columns!(
-    ORDER_COLUMNS = (
-        orders::id,
-        orders::brand_id,
-        orders::user_id,
-        orders::status,
-        orders::payment_method,
-        orders::net_cents,
-        orders::vat_cents,
-        orders::gross_cents,
-        orders::invoice_number,
-        orders::email,
-        orders::created_at,
-        orders::paid_at,
-        orders::fulfilled_at,
-        orders::payment_reference,
-        orders::reserved_until,
-        orders::received_cents,
-    )
-);
-
 fn from_row(row: OrderRow, lines: Vec<OrderLine>, coupon_count: i64) -> anyhow::Result<Order> {
-    let (
+    let OrderRow {
         id,
-        brand_id,
-        user_id,
         status,
-        method,
-        net,
-        vat,
-        gross,
-        invoice_number,
-        email,
-        created_at,
-        paid_at,
-        fulfilled_at,
-        payment_reference,
-        reserved_until,
-        received,
-    ) = row;
+        payment_method,
+        ..
+    } = &row;
     Ok(Order {
-        status: OrderStatus::parse(&status)
+        status: OrderStatus::parse(status)
             .ok_or_else(|| anyhow::anyhow!("order {id}: status {status}"))?,
-        payment_method: PaymentMethod::parse(&method)
-            .ok_or_else(|| anyhow::anyhow!("order {id}: payment method {method}"))?,
-        id,
-        brand_id,
-        user_id,
-        net_total: Money::from_cents(net),
-        vat_total: Money::from_cents(vat),
-        gross_total: Money::from_cents(gross),
-        invoice_number,
-        email,
-        created_at: created_at.and_utc(),
-        paid_at: paid_at.map(|t| t.and_utc()),
-        fulfilled_at: fulfilled_at.map(|t| t.and_utc()),
-        lines,
-        coupon_count,
-        payment_reference: payment_reference
-            .map(|r| CreditorReference::parse(&r))
+        payment_method: PaymentMethod::parse(payment_method)
+            .ok_or_else(|| anyhow::anyhow!("order {id}: payment method {payment_method}"))?,
+        payment_reference: row
+            .payment_reference
+            .as_deref()
+            .map(CreditorReference::parse)
             .transpose()
             .map_err(|e| anyhow::anyhow!("stored RF code: {e}"))?,
-        reserved_until: reserved_until.map(|t| t.and_utc()),
-        received: Money::from_cents(received),
+        id: row.id,
+        brand_id: row.brand_id,
+        user_id: row.user_id,
+        net_total: Money::from_cents(row.net_cents),
+        vat_total: Money::from_cents(row.vat_cents),
+        gross_total: Money::from_cents(row.gross_cents),
+        invoice_number: row.invoice_number,
+        email: row.email,
+        created_at: row.created_at.and_utc(),
+        paid_at: row.paid_at.map(|t| t.and_utc()),
+        fulfilled_at: row.fulfilled_at.map(|t| t.and_utc()),
+        lines,
+        coupon_count,
+        reserved_until: row.reserved_until.map(|t| t.and_utc()),
+        received: Money::from_cents(row.received_cents),
     })
 }
 
-type LineRow = (i32, String, String, String, i32, i64, i32, i64);
-
-columns!(
-    LINE_COLUMNS = (
-        order_lines::line_number,
-        order_lines::product_id,
-        order_lines::product_code,
-        order_lines::product_name,
-        order_lines::quantity,
-        order_lines::net_unit_cents,
-        order_lines::vat_rate_basis_points,
-        order_lines::net_cents,
-    )
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = order_lines)]
+struct LineRow {
+    line_number: i32,
+    product_id: String,
+    product_code: String,
+    product_name: String,
+    quantity: i32,
+    net_unit_cents: i64,
+    vat_rate_basis_points: i32,
+    net_cents: i64,
+}
 
 fn line_from_row(row: LineRow) -> OrderLine {
-    let (line_number, product_id, product_code, product_name, quantity, unit, rate, net) = row;
     OrderLine {
-        line_number,
-        product_id,
-        product_code,
-        product_name,
-        quantity,
-        net_unit_price: Money::from_cents(unit),
-        vat_rate_basis_points: rate,
-        net_amount: Money::from_cents(net),
+        line_number: row.line_number,
+        product_id: row.product_id,
+        product_code: row.product_code,
+        product_name: row.product_name,
+        quantity: row.quantity,
+        net_unit_price: Money::from_cents(row.net_unit_cents),
+        vat_rate_basis_points: row.vat_rate_basis_points,
+        net_amount: Money::from_cents(row.net_cents),
     }
 }
 
@@ -485,8 +353,8 @@ fn lines_of(conn: &mut DbConnection, order_id: &str) -> QueryResult<Vec<OrderLin
     Ok(order_lines::table
         .filter(order_lines::order_id.eq(order_id))
         .order(order_lines::line_number.asc())
-        .select(LINE_COLUMNS)
-        .load::<LineRow>(conn)?
+        .select(LineRow::as_select())
+        .load(conn)?
         .into_iter()
         .map(line_from_row)
         .collect())
@@ -495,7 +363,7 @@ fn lines_of(conn: &mut DbConnection, order_id: &str) -> QueryResult<Vec<OrderLin
 pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<Order>, OrderError> {
     let row: Option<OrderRow> = orders::table
         .filter(orders::id.eq(id))
-        .select(ORDER_COLUMNS)
+        .select(OrderRow::as_select())
         .first(conn)
         .optional()?;
     let Some(row) = row else {
@@ -519,7 +387,7 @@ pub fn list(
         .filter(orders::brand_id.eq(brand_id.to_owned()))
         .order((orders::created_at.desc(), orders::id.desc()))
         .limit(limit)
-        .select(ORDER_COLUMNS)
+        .select(OrderRow::as_select())
         .into_boxed();
     if let Some(user_id) = user_id {
         query = query.filter(orders::user_id.eq(user_id.to_owned()));
@@ -542,8 +410,8 @@ pub fn list(
     let rows: Vec<OrderRow> = query.load(conn)?;
     rows.into_iter()
         .map(|row| {
-            let lines = lines_of(conn, &row.0)?;
-            let count = coupons::count_for_order(conn, &row.0)?;
+            let lines = lines_of(conn, &row.id)?;
+            let count = coupons::count_for_order(conn, &row.id)?;
             Ok(from_row(row, lines, count)?)
         })
         .collect()
@@ -603,18 +471,22 @@ impl OrderFilter {
 /// locked until the import's transaction ends (SQLite's writer lock already excludes
 /// every other writer). `coupon_count` is not loaded (0).
 pub fn lock_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<Order>, OrderError> {
-    let query = orders::table
-        .filter(orders::id.eq_any(ids))
-        .order(orders::id.asc())
-        .select(ORDER_COLUMNS);
-    let rows: Vec<OrderRow> = for_update!(conn, query, |q, c| q.load(c))?;
+    // The query is written inside the macro: each backend's arm infers its own selection.
+    let rows: Vec<OrderRow> = for_update!(
+        conn,
+        orders::table
+            .filter(orders::id.eq_any(ids))
+            .order(orders::id.asc())
+            .select(OrderRow::as_select()),
+        |q, c| q.load(c)
+    )?;
     let mut lines_by_order: std::collections::HashMap<String, Vec<OrderLine>> =
         std::collections::HashMap::new();
     for id in ids.chunks(1000) {
         let rows: Vec<(String, LineRow)> = order_lines::table
             .filter(order_lines::order_id.eq_any(id))
             .order((order_lines::order_id.asc(), order_lines::line_number.asc()))
-            .select((order_lines::order_id, LINE_COLUMNS))
+            .select((order_lines::order_id, LineRow::as_select()))
             .load(conn)?;
         for (order_id, row) in rows {
             lines_by_order
@@ -625,7 +497,7 @@ pub fn lock_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<Order>, 
     }
     rows.into_iter()
         .map(|row| {
-            let lines = lines_by_order.remove(&row.0).unwrap_or_default();
+            let lines = lines_by_order.remove(&row.id).unwrap_or_default();
             Ok(from_row(row, lines, 0)?)
         })
         .collect()

@@ -5,6 +5,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::money::Money;
+use crate::orders::{Order, OrderStatus};
+use crate::prepaid::top_ups::{TopUp, TopUpStatus};
 
 text_enum!(
     /// What happened to a statement entry.
@@ -146,6 +148,47 @@ pub fn decide(payable: Option<&Payable>, amount: Money, booking_date: NaiveDate)
 }
 
 impl Payable {
+    /// Where an order stands for the money its RF code brings: the one derivation used by
+    /// the statement import and by a match by hand.
+    pub fn of_order(order: &Order) -> Self {
+        Self {
+            kind: PayableKind::Order,
+            standing: match order.status {
+                OrderStatus::AwaitingPayment => Standing::Open,
+                OrderStatus::Paid | OrderStatus::Fulfilled => Standing::Paid,
+                OrderStatus::Expired => Standing::Expired,
+                OrderStatus::Cancelled => Standing::Cancelled,
+            },
+            due: order.gross_total,
+            // A partial payment credited away when the order expired no longer counts.
+            received: order.received,
+            reserved_until: order.reserved_until.unwrap_or(order.created_at),
+        }
+    }
+
+    pub fn of_top_up(top_up: &TopUp) -> Self {
+        Self {
+            kind: PayableKind::TopUp,
+            standing: match top_up.status {
+                TopUpStatus::AwaitingPayment => Standing::Open,
+                TopUpStatus::Paid => Standing::Paid,
+                TopUpStatus::Expired => Standing::Expired,
+            },
+            due: top_up.amount,
+            received: top_up.received,
+            reserved_until: top_up.reserved_until,
+        }
+    }
+
+    /// The same, with no deadline: an operator who matches a payment by hand decided that
+    /// it counts, however late it was booked.
+    pub fn deadline_waived(self) -> Self {
+        Self {
+            reserved_until: DateTime::<Utc>::MAX_UTC,
+            ..self
+        }
+    }
+
     /// The state after `decision` was applied, for the next payment to the same code in
     /// the same import.
     pub fn after(mut self, decision: &Decision) -> Self {

@@ -243,51 +243,78 @@ pub fn credit_many(
     })
 }
 
-type AccountRow = (String, String, String, String, i64, NaiveDateTime);
-
-columns!(
-    ACCOUNT_COLUMNS = (
-        prepaid_accounts::id,
-        prepaid_accounts::brand_id,
-        prepaid_accounts::owner_id,
-        users::email,
-        prepaid_accounts::balance_cents,
-        prepaid_accounts::updated_at,
-    )
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = prepaid_accounts)]
+struct AccountRow {
+    id: String,
+    brand_id: String,
+    owner_id: String,
+    #[diesel(select_expression = users::email)]
+    owner_email: String,
+    balance_cents: i64,
+    updated_at: NaiveDateTime,
+}
 
 fn account_from_row(row: AccountRow) -> Account {
-    let (id, brand_id, owner_id, email, balance, updated_at) = row;
     Account {
-        id,
-        brand_id,
-        owner_id,
-        owner_email: EmailAddress::from_stored(email),
-        balance: Money::from_cents(balance),
-        updated_at: updated_at.and_utc(),
+        id: row.id,
+        brand_id: row.brand_id,
+        owner_id: row.owner_id,
+        owner_email: EmailAddress::from_stored(row.owner_email),
+        balance: Money::from_cents(row.balance_cents),
+        updated_at: row.updated_at.and_utc(),
     }
 }
 
-pub fn account(conn: &mut DbConnection, id: &str) -> Result<Account, PrepaidError> {
-    prepaid_accounts::table
+/// How an account is looked up.
+enum AccountKey<'a> {
+    Id(&'a str),
+    Owner(&'a str),
+}
+
+fn find_account(conn: &mut DbConnection, key: AccountKey<'_>) -> Result<Account, PrepaidError> {
+    let query = prepaid_accounts::table
         .inner_join(users::table)
-        .filter(prepaid_accounts::id.eq(id))
-        .select(ACCOUNT_COLUMNS)
-        .first::<AccountRow>(conn)
+        .select(AccountRow::as_select())
+        .into_boxed();
+    let query = match key {
+        AccountKey::Id(id) => query.filter(prepaid_accounts::id.eq(id)),
+        AccountKey::Owner(owner_id) => query.filter(prepaid_accounts::owner_id.eq(owner_id)),
+    };
+    query
+        .first(conn)
         .optional()?
         .map(account_from_row)
         .ok_or(PrepaidError::UnknownAccount)
 }
 
+pub fn account(conn: &mut DbConnection, id: &str) -> Result<Account, PrepaidError> {
+    find_account(conn, AccountKey::Id(id))
+}
+
 pub fn account_of_owner(conn: &mut DbConnection, owner_id: &str) -> Result<Account, PrepaidError> {
-    prepaid_accounts::table
-        .inner_join(users::table)
-        .filter(prepaid_accounts::owner_id.eq(owner_id))
-        .select(ACCOUNT_COLUMNS)
-        .first::<AccountRow>(conn)
-        .optional()?
-        .map(account_from_row)
-        .ok_or(PrepaidError::UnknownAccount)
+    find_account(conn, AccountKey::Owner(owner_id))
+}
+
+/// A user as a payment's emails and credits need them: the name the emails greet, and
+/// the prepaid account, if the user has one.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct Holder {
+    #[diesel(column_name = id)]
+    pub user_id: String,
+    pub name: String,
+    #[diesel(select_expression = prepaid_accounts::id.nullable())]
+    pub account_id: Option<String>,
+}
+
+/// The holders among `user_ids` (in no particular order; unknown ids are left out).
+pub fn holders(conn: &mut DbConnection, user_ids: &[String]) -> QueryResult<Vec<Holder>> {
+    users::table
+        .left_join(prepaid_accounts::table.on(prepaid_accounts::owner_id.eq(users::id)))
+        .filter(users::id.eq_any(user_ids))
+        .select(Holder::as_select())
+        .load(conn)
 }
 
 /// The brand's accounts whose owner's email is `email` (back-office search).
@@ -300,7 +327,7 @@ pub fn find_by_email(
         .inner_join(users::table)
         .filter(prepaid_accounts::brand_id.eq(brand_id))
         .filter(users::email.eq(email.as_str()))
-        .select(ACCOUNT_COLUMNS)
+        .select(AccountRow::as_select())
         .order(prepaid_accounts::id.asc())
         .load::<AccountRow>(conn)?
         .into_iter()
@@ -308,17 +335,19 @@ pub fn find_by_email(
         .collect())
 }
 
-type EntryRow = (
-    String,
-    i64,
-    String,
-    i64,
-    i64,
-    String,
-    Option<String>,
-    Option<String>,
-    NaiveDateTime,
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = prepaid_entries)]
+struct EntryRow {
+    id: String,
+    seq: i64,
+    kind: String,
+    amount_cents: i64,
+    balance_after_cents: i64,
+    description: String,
+    reference: Option<String>,
+    actor_id: Option<String>,
+    created_at: NaiveDateTime,
+}
 
 /// Entries newest first, at most `limit`, those with `seq < before` when given.
 pub fn entries(
@@ -329,17 +358,7 @@ pub fn entries(
 ) -> Result<Vec<Entry>, PrepaidError> {
     let mut query = prepaid_entries::table
         .filter(prepaid_entries::account_id.eq(account_id.to_owned()))
-        .select((
-            prepaid_entries::id,
-            prepaid_entries::seq,
-            prepaid_entries::kind,
-            prepaid_entries::amount_cents,
-            prepaid_entries::balance_after_cents,
-            prepaid_entries::description,
-            prepaid_entries::reference,
-            prepaid_entries::actor_id,
-            prepaid_entries::created_at,
-        ))
+        .select(EntryRow::as_select())
         .order(prepaid_entries::seq.desc())
         .limit(limit)
         .into_boxed();
@@ -349,32 +368,21 @@ pub fn entries(
     query
         .load::<EntryRow>(conn)?
         .into_iter()
-        .map(
-            |(
-                id,
-                seq,
-                kind,
-                amount,
-                balance_after,
-                description,
-                reference,
-                actor_id,
-                created_at,
-            )| {
-                Ok(Entry {
-                    kind: EntryKind::parse(&kind)
-                        .ok_or_else(|| anyhow::anyhow!("entry {id} has unknown kind {kind}"))?,
-                    id,
-                    seq,
-                    amount: Money::from_cents(amount),
-                    balance_after: Money::from_cents(balance_after),
-                    description,
-                    reference,
-                    actor_id,
-                    created_at: created_at.and_utc(),
-                })
-            },
-        )
+        .map(|row| {
+            let EntryRow { id, kind, .. } = &row;
+            Ok(Entry {
+                kind: EntryKind::parse(kind)
+                    .ok_or_else(|| anyhow::anyhow!("entry {id} has unknown kind {kind}"))?,
+                id: row.id,
+                seq: row.seq,
+                amount: Money::from_cents(row.amount_cents),
+                balance_after: Money::from_cents(row.balance_after_cents),
+                description: row.description,
+                reference: row.reference,
+                actor_id: row.actor_id,
+                created_at: row.created_at.and_utc(),
+            })
+        })
         .collect()
 }
 

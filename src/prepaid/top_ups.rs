@@ -14,9 +14,8 @@ use crate::db::schema::top_ups;
 use crate::db::{write_transaction, DbConnection};
 use crate::mail::outbox;
 use crate::money::{Money, PositiveMoney};
-use crate::orders::PaymentMethod;
-use crate::payments::reservations::{self, Instructions, Purpose, Target};
-use crate::payments::CreditorReference;
+use crate::transfer::reservation::{self as reservations, Instructions, Purpose, Target};
+use crate::transfer::{CreditorReference, PaymentMethod};
 
 text_enum!(
     TopUpStatus {
@@ -135,73 +134,49 @@ pub fn request(
     })
 }
 
-type TopUpRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    String,
-    NaiveDateTime,
-    String,
-    NaiveDateTime,
-    Option<NaiveDateTime>,
-);
-
-columns!(
-    TOP_UP_COLUMNS = (
-        top_ups::id,
-        top_ups::brand_id,
-        top_ups::user_id,
-        top_ups::account_id,
-        top_ups::status,
-        top_ups::payment_method,
-        top_ups::amount_cents,
-        top_ups::received_cents,
-        top_ups::payment_reference,
-        top_ups::reserved_until,
-        top_ups::email,
-        top_ups::created_at,
-        top_ups::paid_at,
-    )
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = top_ups)]
+struct TopUpRow {
+    id: String,
+    brand_id: String,
+    user_id: String,
+    account_id: String,
+    status: String,
+    payment_method: String,
+    amount_cents: i64,
+    received_cents: i64,
+    payment_reference: String,
+    reserved_until: NaiveDateTime,
+    email: String,
+    created_at: NaiveDateTime,
+    paid_at: Option<NaiveDateTime>,
+}
 
 fn from_row(row: TopUpRow) -> anyhow::Result<TopUp> {
-    let (
+    let TopUpRow {
         id,
-        brand_id,
-        user_id,
-        account_id,
         status,
-        method,
-        amount,
-        received,
-        reference,
-        reserved_until,
-        email,
-        created_at,
-        paid_at,
-    ) = row;
+        payment_method,
+        payment_reference,
+        ..
+    } = &row;
     Ok(TopUp {
-        status: TopUpStatus::parse(&status)
+        status: TopUpStatus::parse(status)
             .ok_or_else(|| anyhow::anyhow!("top-up {id}: status {status}"))?,
-        payment_method: PaymentMethod::parse(&method)
-            .ok_or_else(|| anyhow::anyhow!("top-up {id}: method {method}"))?,
-        payment_reference: CreditorReference::parse(&reference)
+        payment_method: PaymentMethod::parse(payment_method)
+            .ok_or_else(|| anyhow::anyhow!("top-up {id}: method {payment_method}"))?,
+        payment_reference: CreditorReference::parse(payment_reference)
             .map_err(|e| anyhow::anyhow!("top-up {id}: RF code: {e}"))?,
-        id,
-        brand_id,
-        user_id,
-        account_id,
-        amount: Money::from_cents(amount),
-        received: Money::from_cents(received),
-        reserved_until: reserved_until.and_utc(),
-        email,
-        created_at: created_at.and_utc(),
-        paid_at: paid_at.map(|t| t.and_utc()),
+        id: row.id,
+        brand_id: row.brand_id,
+        user_id: row.user_id,
+        account_id: row.account_id,
+        amount: Money::from_cents(row.amount_cents),
+        received: Money::from_cents(row.received_cents),
+        reserved_until: row.reserved_until.and_utc(),
+        email: row.email,
+        created_at: row.created_at.and_utc(),
+        paid_at: row.paid_at.map(|t| t.and_utc()),
     })
 }
 
@@ -215,7 +190,7 @@ pub fn list_for_user(
         .filter(top_ups::user_id.eq(user_id))
         .order((top_ups::created_at.desc(), top_ups::id.desc()))
         .limit(limit)
-        .select(TOP_UP_COLUMNS)
+        .select(TopUpRow::as_select())
         .load(conn)?;
     Ok(rows
         .into_iter()
@@ -225,11 +200,15 @@ pub fn list_for_user(
 
 /// Top-ups by id, locked for update on PostgreSQL until the caller's transaction ends.
 pub fn lock_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<TopUp>, PrepaidError> {
-    let query = top_ups::table
-        .filter(top_ups::id.eq_any(ids))
-        .order(top_ups::id.asc())
-        .select(TOP_UP_COLUMNS);
-    let rows: Vec<TopUpRow> = for_update!(conn, query, |q, c| q.load(c))?;
+    // The query is written inside the macro: each backend's arm infers its own selection.
+    let rows: Vec<TopUpRow> = for_update!(
+        conn,
+        top_ups::table
+            .filter(top_ups::id.eq_any(ids))
+            .order(top_ups::id.asc())
+            .select(TopUpRow::as_select()),
+        |q, c| q.load(c)
+    )?;
     Ok(rows
         .into_iter()
         .map(from_row)
@@ -253,4 +232,45 @@ pub fn record_received(
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// The bank took back `amount` of what the top-up had received (a reversal; the account
+/// is debited by the caller).
+pub fn take_back(conn: &mut DbConnection, id: &str, amount: Money) -> QueryResult<()> {
+    diesel::update(top_ups::table.filter(top_ups::id.eq(id)))
+        .set(top_ups::received_cents.eq(top_ups::received_cents - amount.cents()))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Top-ups still waiting for money past their deadline, the longest overdue first.
+pub fn due_for_expiry(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    top_ups::table
+        .filter(top_ups::status.eq(TopUpStatus::AwaitingPayment.as_str()))
+        .filter(top_ups::reserved_until.lt(now.naive_utc()))
+        .order((top_ups::reserved_until.asc(), top_ups::id.asc()))
+        .limit(limit)
+        .select(top_ups::id)
+        .load(conn)
+}
+
+/// `awaiting_payment` -> `expired`, if the top-up is still waiting past its deadline. A
+/// conditional update: of several workers that see the same top-up, one expires it (true).
+pub fn expire(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> QueryResult<bool> {
+    let changed = diesel::update(
+        top_ups::table
+            .filter(top_ups::id.eq(id))
+            .filter(top_ups::status.eq(TopUpStatus::AwaitingPayment.as_str()))
+            .filter(top_ups::reserved_until.lt(now.naive_utc())),
+    )
+    .set((
+        top_ups::status.eq(TopUpStatus::Expired.as_str()),
+        top_ups::closed_at.eq(Some(now.naive_utc())),
+    ))
+    .execute(conn)?;
+    Ok(changed > 0)
 }

@@ -45,7 +45,7 @@ mod tests;
 use chrono::NaiveDate;
 
 use crate::money::Money;
-use crate::payments::CreditorReference;
+use crate::transfer::CreditorReference;
 use crate::validation::Rule;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -9,13 +9,12 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::json;
 
-use super::CreditorReference;
+use super::{CreditorReference, PaymentMethod};
 use crate::brands::Brand;
 use crate::db::schema::payment_references;
 use crate::db::DbConnection;
 use crate::mail::outbox::OutgoingEmail;
 use crate::money::Money;
-use crate::orders::{OrderLine, PaymentMethod};
 
 /// What an RF code pays for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,11 +88,17 @@ impl<E: From<DieselError>> From<DieselError> for Collision<E> {
 pub enum Purpose<'a> {
     Order {
         order_id: &'a str,
-        lines: &'a [OrderLine],
+        items: Vec<OrderedItem<'a>>,
     },
     TopUp {
         top_up_id: &'a str,
     },
+}
+
+/// A line of the order, as the instructions email lists it.
+pub struct OrderedItem<'a> {
+    pub product: &'a str,
+    pub quantity: i32,
 }
 
 /// How to pay: amount, RF code, the brand's bank or postal account, deadline.
@@ -111,12 +116,12 @@ pub struct Instructions<'a> {
 impl Instructions<'_> {
     pub fn email(&self) -> OutgoingEmail {
         let (subject_reference, what, lines) = match &self.purpose {
-            Purpose::Order { order_id, lines } => (
+            Purpose::Order { order_id, items } => (
                 (*order_id).to_owned(),
                 "l'acquisto dei coupon di rinnovo",
-                lines
+                items
                     .iter()
-                    .map(|l| json!({ "product": l.product_name, "quantity": l.quantity }))
+                    .map(|i| json!({ "product": i.product, "quantity": i.quantity }))
                     .collect::<Vec<_>>(),
             ),
             Purpose::TopUp { top_up_id } => (

@@ -1,0 +1,302 @@
+//! What the back-office sees of payments: the list with filters and totals, one payment,
+//! the daily summary, the counts per status, the imported statements.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use diesel::dsl::{count_star, sql};
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+
+use super::matching::PaymentStatus;
+use crate::db::schema::{payments, statements};
+use crate::db::{self, DbConnection};
+use crate::money::Money;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PaymentView {
+    pub id: String,
+    pub statement_id: String,
+    pub direction: String,
+    pub status: PaymentStatus,
+    pub reason: Option<String>,
+    pub amount: Money,
+    pub booking_date: NaiveDate,
+    pub value_date: Option<NaiveDate>,
+    pub account: String,
+    pub bank_reference: Option<String>,
+    pub payer_name: Option<String>,
+    pub remittance: String,
+    pub reference: Option<String>,
+    pub order_id: Option<String>,
+    pub top_up_id: Option<String>,
+    pub account_id: Option<String>,
+    pub applied: Money,
+    pub credited: Money,
+    pub reverses_payment_id: Option<String>,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolution_note: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored payment as the queue shows it: the statement entry, then what became of it
+/// (two halves, each within diesel's 16 columns).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = payments)]
+struct PaymentRow {
+    #[diesel(embed)]
+    entry: EntryColumns,
+    #[diesel(embed)]
+    outcome: OutcomeColumns,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = payments)]
+struct EntryColumns {
+    id: String,
+    statement_id: String,
+    direction: String,
+    status: String,
+    reason: String,
+    amount_cents: i64,
+    booking_date: NaiveDate,
+    value_date: Option<NaiveDate>,
+    account: String,
+    bank_reference: Option<String>,
+    payer_name: Option<String>,
+    remittance: String,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = payments)]
+struct OutcomeColumns {
+    reference: Option<String>,
+    order_id: Option<String>,
+    top_up_id: Option<String>,
+    account_id: Option<String>,
+    applied_cents: i64,
+    credited_cents: i64,
+    reverses_payment_id: Option<String>,
+    resolved_by: Option<String>,
+    resolved_at: Option<NaiveDateTime>,
+    resolution_note: Option<String>,
+    created_at: NaiveDateTime,
+}
+
+fn view(row: PaymentRow) -> anyhow::Result<PaymentView> {
+    let PaymentRow { entry, outcome } = row;
+    let status = entry.status;
+    let id = entry.id;
+    Ok(PaymentView {
+        status: PaymentStatus::parse(&status)
+            .ok_or_else(|| anyhow::anyhow!("payment {id}: status {status}"))?,
+        id,
+        statement_id: entry.statement_id,
+        direction: entry.direction,
+        reason: (!entry.reason.is_empty()).then_some(entry.reason),
+        amount: Money::from_cents(entry.amount_cents),
+        booking_date: entry.booking_date,
+        value_date: entry.value_date,
+        account: entry.account,
+        bank_reference: entry.bank_reference,
+        payer_name: entry.payer_name,
+        remittance: entry.remittance,
+        reference: outcome.reference,
+        order_id: outcome.order_id,
+        top_up_id: outcome.top_up_id,
+        account_id: outcome.account_id,
+        applied: Money::from_cents(outcome.applied_cents),
+        credited: Money::from_cents(outcome.credited_cents),
+        reverses_payment_id: outcome.reverses_payment_id,
+        resolved_by: outcome.resolved_by,
+        resolved_at: outcome.resolved_at.map(|t| t.and_utc()),
+        resolution_note: outcome.resolution_note,
+        created_at: outcome.created_at.and_utc(),
+    })
+}
+
+/// Which payments to list. Dates are booking dates, both ends included.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub status: Option<PaymentStatus>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub reference: Option<String>,
+    pub statement_id: Option<String>,
+    pub order_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    pub count: i64,
+    pub amount: Money,
+}
+
+fn filtered<'a>(
+    brand_id: &str,
+    filter: &Filter,
+) -> payments::BoxedQuery<'a, <DbConnection as diesel::Connection>::Backend> {
+    let mut query = payments::table
+        .filter(payments::brand_id.eq(brand_id.to_owned()))
+        .into_boxed();
+    if let Some(status) = filter.status {
+        query = query.filter(payments::status.eq(status.as_str()));
+    }
+    if let Some(from) = filter.from {
+        query = query.filter(payments::booking_date.ge(from));
+    }
+    if let Some(to) = filter.to {
+        query = query.filter(payments::booking_date.le(to));
+    }
+    if let Some(reference) = &filter.reference {
+        query = query.filter(payments::reference.eq(reference.clone()));
+    }
+    if let Some(statement_id) = &filter.statement_id {
+        query = query.filter(payments::statement_id.eq(statement_id.clone()));
+    }
+    if let Some(order_id) = &filter.order_id {
+        query = query.filter(payments::order_id.eq(order_id.clone()));
+    }
+    query
+}
+
+/// SUM of BIGINT is NUMERIC on PostgreSQL and INTEGER on SQLite: cast it back.
+const SUM_AMOUNT: &str = "CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT)";
+
+/// A page of payments (oldest booking first, as the back-office works through them) and
+/// the totals of everything the filter selects.
+pub fn list(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    filter: &Filter,
+    limit: i64,
+    offset: i64,
+) -> anyhow::Result<(Vec<PaymentView>, Totals)> {
+    let rows: Vec<PaymentRow> = filtered(brand_id, filter)
+        .order((payments::booking_date.asc(), payments::id.asc()))
+        .limit(limit)
+        .offset(offset)
+        .select(PaymentRow::as_select())
+        .load(conn)?;
+    let (count, sum): (i64, i64) = filtered(brand_id, filter)
+        .select((count_star(), sql::<BigInt>(SUM_AMOUNT)))
+        .first(conn)?;
+    Ok((
+        rows.into_iter().map(view).collect::<anyhow::Result<_>>()?,
+        Totals {
+            count,
+            amount: Money::from_cents(sum),
+        },
+    ))
+}
+
+pub fn find(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    id: &str,
+) -> anyhow::Result<Option<PaymentView>> {
+    payments::table
+        .filter(payments::brand_id.eq(brand_id))
+        .filter(payments::id.eq(id))
+        .select(PaymentRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(view)
+        .transpose()
+}
+
+/// Count and sum per status of the payments booked on `date`.
+pub fn daily_summary(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    date: NaiveDate,
+) -> anyhow::Result<Vec<(PaymentStatus, Totals)>> {
+    let rows: Vec<(String, i64, i64)> = payments::table
+        .filter(payments::brand_id.eq(brand_id))
+        .filter(payments::booking_date.eq(date))
+        .group_by(payments::status)
+        .order(payments::status.asc())
+        .select((payments::status, count_star(), sql::<BigInt>(SUM_AMOUNT)))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(status, count, sum)| {
+            Ok((
+                PaymentStatus::parse(&status).ok_or_else(|| anyhow::anyhow!("status {status}"))?,
+                Totals {
+                    count,
+                    amount: Money::from_cents(sum),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// How many stored payments are in each status, all brands (for the metrics); every
+/// status is listed, with 0 when none. Reads the `(brand_id, status, ...)` index.
+pub fn count_by_status(conn: &mut DbConnection) -> QueryResult<Vec<(PaymentStatus, i64)>> {
+    let rows: Vec<(String, i64)> = payments::table
+        .group_by(payments::status)
+        .select((payments::status, count_star()))
+        .load(conn)?;
+    Ok(PaymentStatus::ALL
+        .iter()
+        .map(|&status| (status, db::count_of(&rows, status.as_str())))
+        .collect())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StatementView {
+    pub id: String,
+    pub format: String,
+    pub version: String,
+    pub message_id: Option<String>,
+    pub file_name: Option<String>,
+    pub entries: i32,
+    pub new_entries: i32,
+    pub ignored_entries: i32,
+    pub imported_by: String,
+    pub imported_at: DateTime<Utc>,
+}
+
+/// The brand's imported statements, newest first.
+pub fn statements(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    limit: i64,
+) -> anyhow::Result<Vec<StatementView>> {
+    let rows: Vec<StatementRow> = statements::table
+        .filter(statements::brand_id.eq(brand_id))
+        .order((statements::imported_at.desc(), statements::id.desc()))
+        .limit(limit)
+        .select(StatementRow::as_select())
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| StatementView {
+            id: row.id,
+            format: row.format,
+            version: row.version,
+            message_id: row.message_id,
+            file_name: row.file_name,
+            entries: row.entries,
+            new_entries: row.new_entries,
+            ignored_entries: row.ignored_entries,
+            imported_by: row.imported_by,
+            imported_at: row.imported_at.and_utc(),
+        })
+        .collect())
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = statements)]
+struct StatementRow {
+    id: String,
+    format: String,
+    version: String,
+    message_id: Option<String>,
+    file_name: Option<String>,
+    entries: i32,
+    new_entries: i32,
+    ignored_entries: i32,
+    imported_by: String,
+    imported_at: NaiveDateTime,
+}

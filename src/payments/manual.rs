@@ -1,0 +1,388 @@
+//! The back-office's manual actions on payments: matching an unmatched payment by hand to
+//! an order or a prepaid account, and marking one refunded. Every manual action needs a
+//! reason, takes the brand's payments lock (as the import does), and is in the audit log.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::listing::{find, PaymentView};
+use super::matching::{decide, Payable, PaymentStatus, Standing};
+use super::statement::EntryDirection;
+use super::store;
+use crate::audit::{self, Actor, AuditEntry};
+use crate::brands;
+use crate::coupons::CouponKey;
+use crate::db::{write_transaction, DbConnection};
+use crate::money::Money;
+use crate::orders::{self as order_domain, fulfilment, Order, PaidOrder};
+use crate::prepaid::{self, EntryKind, Holder, Posting, PrepaidError};
+use crate::validation::Reason;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManualError {
+    #[error("no payment of your brand has this id")]
+    UnknownPayment,
+    #[error("no order of your brand has this id")]
+    UnknownOrder,
+    #[error("only an unmatched credit can be matched by hand; this payment is {0}")]
+    NotUnmatched(String),
+    #[error(
+        "only an unmatched, duplicate or overpaid credit can be refunded; this payment is {0}"
+    )]
+    NotRefundable(String),
+    #[error("the order is {0}: only an order awaiting payment, expired or already paid can take a payment")]
+    OrderNotPayable(String),
+    #[error(transparent)]
+    Prepaid(#[from] PrepaidError),
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}
+
+impl From<diesel::result::Error> for ManualError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Storage(error.into())
+    }
+}
+
+impl From<order_domain::OrderError> for ManualError {
+    fn from(error: order_domain::OrderError) -> Self {
+        Self::Storage(anyhow::anyhow!(error))
+    }
+}
+
+/// Who acts, and why.
+pub struct Operator<'a> {
+    pub id: &'a str,
+    pub brand_id: &'a str,
+    pub reason: &'a Reason,
+}
+
+fn locked_payment(
+    conn: &mut DbConnection,
+    operator: &Operator<'_>,
+    payment_id: &str,
+) -> Result<PaymentView, ManualError> {
+    super::reconcile::lock_payments_of_brand(conn, operator.brand_id)?;
+    find(conn, operator.brand_id, payment_id)?.ok_or(ManualError::UnknownPayment)
+}
+
+fn resolve(
+    conn: &mut DbConnection,
+    operator: &Operator<'_>,
+    payment: &PaymentView,
+    changes: Resolution,
+    now: DateTime<Utc>,
+) -> Result<PaymentView, ManualError> {
+    store::resolve_by_hand(
+        conn,
+        &payment.id,
+        &store::Resolution {
+            status: changes.status,
+            order_id: changes.order_id.as_deref().or(payment.order_id.as_deref()),
+            account_id: changes
+                .account_id
+                .as_deref()
+                .or(payment.account_id.as_deref()),
+            applied: changes.applied,
+            credited: changes.credited,
+            operator_id: operator.id,
+            note: operator.reason.as_str(),
+        },
+        now,
+    )?;
+    audit::record(
+        conn,
+        AuditEntry {
+            brand_id: Some(operator.brand_id),
+            actor: &Actor::User(operator.id.to_owned()),
+            action: changes.action,
+            subject_type: "payment",
+            subject_id: &payment.id,
+            details: json!({
+                "reason": operator.reason.as_str(),
+                "previous_status": payment.status.as_str(),
+                "status": changes.status.as_str(),
+                "order_id": changes.order_id, "account_id": changes.account_id,
+                "applied": changes.applied.to_string(), "credited": changes.credited.to_string(),
+            }),
+        },
+        now,
+    )?;
+    // Read back as the operator will see it in the queue.
+    find(conn, operator.brand_id, &payment.id)?.ok_or(ManualError::UnknownPayment)
+}
+
+/// What a manual action decided, as the payment row and the audit log keep it.
+struct Resolution {
+    action: &'static str,
+    status: PaymentStatus,
+    order_id: Option<String>,
+    account_id: Option<String>,
+    applied: Money,
+    credited: Money,
+}
+
+/// A prepaid ledger entry for a payment's money, in the operator's name.
+fn by_operator<'a>(
+    operator: &Operator<'a>,
+    payment: &'a PaymentView,
+    kind: EntryKind,
+    amount: Money,
+    description: &'static str,
+) -> Posting<'a> {
+    Posting {
+        kind,
+        amount,
+        description,
+        reference: Some(&payment.id),
+        actor_id: Some(operator.id),
+    }
+}
+
+fn is_credit(payment: &PaymentView) -> bool {
+    payment.direction == EntryDirection::Credit.as_str()
+}
+
+/// The payment, locked, if it is an unmatched credit: the only kind matched by hand.
+fn locked_unmatched_credit(
+    conn: &mut DbConnection,
+    operator: &Operator<'_>,
+    payment_id: &str,
+) -> Result<PaymentView, ManualError> {
+    let payment = locked_payment(conn, operator, payment_id)?;
+    if payment.status != PaymentStatus::Unmatched || !is_credit(&payment) {
+        return Err(ManualError::NotUnmatched(
+            payment.status.as_str().to_owned(),
+        ));
+    }
+    Ok(payment)
+}
+
+/// Credits an unmatched payment to a prepaid account of the brand (a payer who forgot
+/// the RF code, a late payment the customer wants as credit).
+pub fn match_to_account(
+    conn: &mut DbConnection,
+    operator: &Operator<'_>,
+    payment_id: &str,
+    account_id: &str,
+    now: DateTime<Utc>,
+) -> Result<PaymentView, ManualError> {
+    write_transaction(conn, |conn| {
+        let payment = locked_unmatched_credit(conn, operator, payment_id)?;
+        let account = prepaid::account(conn, account_id)?;
+        if account.brand_id != operator.brand_id {
+            return Err(PrepaidError::UnknownAccount.into());
+        }
+        prepaid::post(
+            conn,
+            account_id,
+            by_operator(
+                operator,
+                &payment,
+                EntryKind::TopUp,
+                payment.amount,
+                "Versamento abbinato dall'amministrazione",
+            ),
+            now,
+        )?;
+        resolve(
+            conn,
+            operator,
+            &payment,
+            Resolution {
+                action: "payment.matched_by_hand",
+                status: PaymentStatus::Matched,
+                order_id: None,
+                account_id: Some(account_id.to_owned()),
+                applied: Money::ZERO,
+                credited: payment.amount,
+            },
+            now,
+        )
+    })
+}
+
+/// Applies an unmatched payment to an order of the brand as if it had carried its RF code,
+/// with the reservation deadline waived (the operator decided): exact → fulfilled, less →
+/// partial, more → fulfilled with the excess credited, already paid → credited.
+pub fn match_to_order(
+    conn: &mut DbConnection,
+    operator: &Operator<'_>,
+    key: &CouponKey,
+    public_url: &str,
+    payment_id: &str,
+    order_id: &str,
+    now: DateTime<Utc>,
+) -> Result<PaymentView, ManualError> {
+    write_transaction(conn, |conn| {
+        let payment = locked_unmatched_credit(conn, operator, payment_id)?;
+        let order = locked_order(conn, operator, order_id)?;
+        let payable = Payable::of_order(&order).deadline_waived();
+        if payable.standing == Standing::Cancelled {
+            return Err(ManualError::OrderNotPayable(order.status.as_str().into()));
+        }
+        let decision = decide(Some(&payable), payment.amount, payment.booking_date);
+        let holder = prepaid::holders(conn, std::slice::from_ref(&order.user_id))?
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("user {} missing", order.user_id))?;
+        if decision.credited.is_positive() {
+            credit_excess(conn, operator, &payment, &holder, decision.credited, now)?;
+        }
+        let received = payable.after(&decision).received;
+        if decision.completes {
+            fulfil(
+                conn,
+                operator,
+                key,
+                public_url,
+                &order,
+                &holder.name,
+                received,
+                now,
+            )?;
+        } else if decision.applied.is_positive() {
+            order_domain::record_received(conn, order_id, received)?;
+        }
+        resolve(
+            conn,
+            operator,
+            &payment,
+            Resolution {
+                action: "payment.matched_by_hand",
+                status: decision.status,
+                order_id: Some(order_id.to_owned()),
+                account_id: decision
+                    .credited
+                    .is_positive()
+                    .then_some(holder.account_id)
+                    .flatten(),
+                applied: decision.applied,
+                credited: decision.credited,
+            },
+            now,
+        )
+    })
+}
+
+/// What the payment brought beyond the order's price goes to the buyer's prepaid account.
+fn credit_excess(
+    conn: &mut DbConnection,
+    operator: &Operator<'_>,
+    payment: &PaymentView,
+    holder: &Holder,
+    excess: Money,
+    now: DateTime<Utc>,
+) -> Result<(), ManualError> {
+    let account_id = holder
+        .account_id
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("user {} has no prepaid account", holder.user_id))?;
+    prepaid::post(
+        conn,
+        account_id,
+        by_operator(
+            operator,
+            payment,
+            EntryKind::OverpaymentCredit,
+            excess,
+            "Eccedenza di pagamento (abbinato dall'amministrazione)",
+        ),
+        now,
+    )?;
+    Ok(())
+}
+
+/// The order, locked as the import locks it, if it is of the operator's brand.
+fn locked_order(
+    conn: &mut DbConnection,
+    operator: &Operator<'_>,
+    order_id: &str,
+) -> Result<Order, ManualError> {
+    order_domain::lock_many(conn, &[order_id.to_owned()])?
+        .pop()
+        .filter(|o| o.brand_id == operator.brand_id)
+        .ok_or(ManualError::UnknownOrder)
+}
+
+/// The order is paid: coupons and emails written, then (last, as the import does) the
+/// invoice number and the move to fulfilled.
+#[allow(clippy::too_many_arguments)]
+fn fulfil(
+    conn: &mut DbConnection,
+    operator: &Operator<'_>,
+    key: &CouponKey,
+    public_url: &str,
+    order: &Order,
+    name: &str,
+    received: Money,
+    now: DateTime<Utc>,
+) -> Result<(), ManualError> {
+    let brand = brands::find(conn, operator.brand_id)?
+        .ok_or_else(|| anyhow::anyhow!("brand {} missing", operator.brand_id))?;
+    fulfilment::write(
+        conn,
+        key,
+        &brand,
+        &[fulfilment::Recipient::of(order, name)],
+        public_url,
+        now,
+    )?;
+    let paid = PaidOrder {
+        id: &order.id,
+        received_cents: received.cents(),
+    };
+    order_domain::fulfil_many(conn, &brand.id, &brand.invoice_series, now, &[paid])?;
+    Ok(())
+}
+
+/// The money went back to the payer (outside rinnovo). An unmatched payment simply leaves
+/// the queue; for a duplicate or an overpayment, what had been credited to the prepaid
+/// account is debited back (refused if the customer has spent it meanwhile).
+pub fn refund(
+    conn: &mut DbConnection,
+    operator: &Operator<'_>,
+    payment_id: &str,
+    now: DateTime<Utc>,
+) -> Result<PaymentView, ManualError> {
+    write_transaction(conn, |conn| {
+        let payment = locked_payment(conn, operator, payment_id)?;
+        let refundable = is_credit(&payment)
+            && matches!(
+                payment.status,
+                PaymentStatus::Unmatched | PaymentStatus::Duplicate | PaymentStatus::Overpaid
+            );
+        if !refundable {
+            return Err(ManualError::NotRefundable(
+                payment.status.as_str().to_owned(),
+            ));
+        }
+        if let (Some(account_id), true) = (&payment.account_id, payment.credited.is_positive()) {
+            prepaid::post(
+                conn,
+                account_id,
+                by_operator(
+                    operator,
+                    &payment,
+                    EntryKind::Adjustment,
+                    -payment.credited,
+                    "Rimborso al versante",
+                ),
+                now,
+            )?;
+        }
+        resolve(
+            conn,
+            operator,
+            &payment,
+            Resolution {
+                action: "payment.refunded",
+                status: PaymentStatus::Refunded,
+                order_id: None,
+                account_id: None,
+                applied: payment.applied,
+                credited: Money::ZERO,
+            },
+            now,
+        )
+    })
+}

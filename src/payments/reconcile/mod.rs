@@ -1,0 +1,427 @@
+//! Importing a statement: every new entry becomes a payment, matched by its RF code to an
+//! order or top-up and applied (order fulfilled, prepaid account credited, emails
+//! written) in the same transaction as the payment row.
+//!
+//! Credits are split into lanes (`LANES`, by RF code, so all the payments of one order
+//! go through one lane in file order) that run in parallel on PostgreSQL, each on its
+//! own connection. A lane takes its entries in chunks, one transaction each, so that a
+//! 100,000-entry statement never holds the brand's invoice counter for long. Work on one
+//! lane of a brand is serialised across processes (`lock_payment_lane`), and inside
+//! the lock each entry's de-duplication key is looked up before it is stored: an entry
+//! falls in the same lane in every import, so re-importing a file, an overlapping
+//! statement, or ten imports at once count each payment once. The unique key on (brand,
+//! dedup_key) is the last line of defence. Reversals come last, holding every lane. A
+//! chunk that fails rolls back whole; the chunks before it stay, and importing the file
+//! again completes it.
+//!
+//! Lock order, as in the prepaid checkout: lane locks, then the orders and top-ups of
+//! the chunk (disjoint between lanes), prepaid accounts in id order, the invoice counter
+//! last; the lanes of one import, other imports and checkouts never wait in a circle.
+//!
+//! Here: the import, its lanes and chunks, and the `statements` row (this file alone
+//! writes it). The credits of a chunk are in [`credits`], the reversals in [`reversals`],
+//! the payer's email in [`notices`]; rows of other tables are written by their owners
+//! (`payments::store`, `orders::state`, `prepaid::top_ups`, `prepaid`).
+
+mod credits;
+mod notices;
+mod reversals;
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::matching::PaymentStatus;
+use super::statement::{EntryDirection, ParsedStatement, StatementEntry};
+use crate::audit::{self, Actor, AuditEntry};
+use crate::brands::Brand;
+use crate::coupons::CouponKey;
+use crate::db::schema::{payments, statements};
+use crate::db::{self, write_transaction, DbConnection, Pool};
+use crate::money::Money;
+use crate::orders::OrderError;
+use crate::prepaid::PrepaidError;
+
+/// Entries per transaction: large enough that the per-transaction cost vanishes, small
+/// enough that the invoice counter is held for milliseconds.
+pub const CHUNK: usize = 500;
+
+/// What the import needs besides the file.
+pub struct ImportContext<'a> {
+    pub brand: &'a Brand,
+    pub operator_id: &'a str,
+    pub coupon_key: &'a CouponKey,
+    pub public_url: &'a str,
+    pub file_name: Option<&'a str>,
+    pub file_sha256: &'a str,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct OutcomeTotal {
+    pub count: u64,
+    pub amount: Money,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// The statement recorded for this import; `None` when it brought nothing new.
+    pub statement_id: Option<String>,
+    pub entries: usize,
+    pub new_entries: usize,
+    pub already_imported: usize,
+    pub ignored: usize,
+    pub outcomes: BTreeMap<PaymentStatus, OutcomeTotal>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{location}: account {account} is not an account of {brand} (IBAN {iban}, postal account {postal}): wrong file or wrong brand")]
+    ForeignAccount {
+        location: String,
+        account: String,
+        brand: String,
+        iban: String,
+        postal: String,
+    },
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}
+
+impl From<diesel::result::Error> for ImportError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Storage(error.into())
+    }
+}
+
+impl From<PrepaidError> for ImportError {
+    fn from(error: PrepaidError) -> Self {
+        Self::Storage(error.into())
+    }
+}
+
+impl From<OrderError> for ImportError {
+    fn from(error: OrderError) -> Self {
+        Self::Storage(anyhow::anyhow!(error))
+    }
+}
+
+fn compact(account: &str) -> String {
+    account
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase()
+}
+
+/// The file's entries must all be on the brand's own accounts: a statement of the other
+/// brand imported by mistake would otherwise match nothing and fill the queue.
+fn check_accounts(brand: &Brand, statement: &ParsedStatement) -> Result<(), ImportError> {
+    let iban = compact(&brand.iban);
+    let postal = compact(&brand.postal_account);
+    let postal_digits = postal.trim_start_matches('0');
+    for entry in &statement.entries {
+        let account = compact(&entry.account);
+        let ours = account == iban
+            || (!postal_digits.is_empty() && account.trim_start_matches('0') == postal_digits);
+        if !ours {
+            return Err(ImportError::ForeignAccount {
+                location: entry.location.clone(),
+                account: entry.account.clone(),
+                brand: brand.name.clone(),
+                iban: brand.iban.clone(),
+                postal: brand.postal_account.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Lanes an import runs in parallel on PostgreSQL, each on its own connection and thread:
+/// a lane is chosen by the entry's RF code (else its dedup key), so every payment for one
+/// order or top-up goes through one lane, in file order, and the same entry falls in the
+/// same lane in every import (the lane lock keeps two imports from storing it twice).
+/// PostgreSQL runs one backend per connection: with one lane, one core does the work.
+pub const LANES: usize = 2;
+
+/// Serialises the work on one lane of a brand's payments across every process, for the
+/// rest of the transaction: two imports never store the same entry, or decide on the
+/// same order, at once.
+pub fn lock_payment_lane(conn: &mut DbConnection, brand_id: &str, lane: usize) -> QueryResult<()> {
+    db::lock_key(conn, &format!("rinnovo.payments.{brand_id}.{lane}"))
+}
+
+/// Every lane of the brand's payments, in lane order (so two holders never wait for each
+/// other in a circle): for reversals and manual actions, which may touch any order.
+pub fn lock_payments_of_brand(conn: &mut DbConnection, brand_id: &str) -> QueryResult<()> {
+    (0..LANES).try_for_each(|lane| lock_payment_lane(conn, brand_id, lane))
+}
+
+fn lane_of(entry: &StatementEntry) -> usize {
+    let key = entry
+        .creditor_reference()
+        .map(|r| r.as_str().to_owned())
+        .unwrap_or_else(|| entry.dedup_key.clone());
+    // RF codes end in random digits, dedup keys in hex or a bank reference: the last
+    // byte spreads them evenly enough, and is the same in every process and version.
+    key.bytes().last().map_or(0, |b| b as usize % LANES)
+}
+
+pub fn import(
+    pool: &Pool,
+    conn: &mut DbConnection,
+    context: &ImportContext<'_>,
+    statement: &ParsedStatement,
+    now: DateTime<Utc>,
+) -> Result<ImportReport, ImportError> {
+    check_accounts(context.brand, statement)?;
+    // The same transaction reported twice in one file (a batch and its detail) is one.
+    let mut seen = HashSet::new();
+    let unique: Vec<&StatementEntry> = statement
+        .entries
+        .iter()
+        .filter(|e| seen.insert(e.dedup_key.as_str()))
+        .collect();
+    let mut report = ImportReport {
+        statement_id: None,
+        entries: statement.entries.len(),
+        new_entries: 0,
+        already_imported: statement.entries.len() - unique.len(),
+        ignored: statement.ignored,
+        outcomes: BTreeMap::new(),
+    };
+    // The statement row is committed first, so that every lane's payments can refer to
+    // it; it is removed again if the file brings nothing new.
+    let statement_id =
+        write_transaction(conn, |conn| record_statement(conn, context, statement, now))?;
+    let run = Run {
+        context,
+        statement_id: &statement_id,
+        now,
+    };
+    let (credits, reversals): (Vec<&StatementEntry>, Vec<&StatementEntry>) = unique
+        .into_iter()
+        .partition(|e| e.direction == EntryDirection::Credit);
+    let mut parts = run_credit_lanes(pool, conn, &run, credits);
+    // Reversals last, holding every lane: the credit one takes back may have come
+    // through any lane, earlier in this very file.
+    parts.push(run.lane(conn, None, &reversals));
+    for part in parts {
+        report.add(part?);
+    }
+    write_transaction(conn, |conn| {
+        finish_statement(conn, context, statement, &statement_id, &report, now)
+    })?;
+    if report.new_entries > 0 {
+        report.statement_id = Some(statement_id);
+    }
+    Ok(report)
+}
+
+impl ImportReport {
+    /// Adds what one lane did.
+    fn add(&mut self, part: ImportReport) {
+        self.new_entries += part.new_entries;
+        self.already_imported += part.already_imported;
+        for (status, total) in part.outcomes {
+            let sum = self.outcomes.entry(status).or_default();
+            sum.count += total.count;
+            sum.amount = sum.amount + total.amount;
+        }
+    }
+}
+
+/// One import's work: what every lane and chunk of it shares.
+struct Run<'a> {
+    context: &'a ImportContext<'a>,
+    statement_id: &'a str,
+    now: DateTime<Utc>,
+}
+
+impl Run<'_> {
+    /// The entries of one lane (`None`: all lanes), a transaction per chunk.
+    fn lane(
+        &self,
+        conn: &mut DbConnection,
+        lane: Option<usize>,
+        entries: &[&StatementEntry],
+    ) -> Result<ImportReport, ImportError> {
+        let mut part = ImportReport::default();
+        for chunk in entries.chunks(CHUNK) {
+            write_transaction(conn, |conn| self.chunk(conn, lane, chunk, &mut part))?;
+        }
+        Ok(part)
+    }
+
+    /// One transaction of a lane (`None`: all lanes, for reversals): skips the entries
+    /// already stored, then applies the credits and reversals of the rest.
+    fn chunk(
+        &self,
+        conn: &mut DbConnection,
+        lane: Option<usize>,
+        chunk: &[&StatementEntry],
+        report: &mut ImportReport,
+    ) -> Result<(), ImportError> {
+        let (context, statement_id, now) = (self.context, self.statement_id, self.now);
+        let brand = context.brand;
+        match lane {
+            Some(lane) => lock_payment_lane(conn, &brand.id, lane)?,
+            None => lock_payments_of_brand(conn, &brand.id)?,
+        }
+        db::plan_each_query(conn)?;
+        let keys: Vec<&str> = chunk.iter().map(|e| e.dedup_key.as_str()).collect();
+        let known: HashSet<String> = payments::table
+            .filter(payments::brand_id.eq(&brand.id))
+            .filter(payments::dedup_key.eq_any(&keys))
+            .select(payments::dedup_key)
+            .load::<String>(conn)?
+            .into_iter()
+            .collect();
+        let fresh: Vec<&StatementEntry> = chunk
+            .iter()
+            .copied()
+            .filter(|e| !known.contains(&e.dedup_key))
+            .collect();
+        report.already_imported += chunk.len() - fresh.len();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        report.new_entries += fresh.len();
+
+        let (credits, reversals): (Vec<&StatementEntry>, Vec<&StatementEntry>) = fresh
+            .into_iter()
+            .partition(|e| e.direction == EntryDirection::Credit);
+        let mut applied = credits::apply_credits(conn, context, statement_id, &credits, now)?;
+        for reversal in reversals {
+            applied.push(reversals::apply_reversal(
+                conn,
+                context,
+                statement_id,
+                reversal,
+                now,
+            )?);
+        }
+        for (status, amount) in applied {
+            let total = report.outcomes.entry(status).or_default();
+            total.count += 1;
+            total.amount = total.amount + amount;
+        }
+        Ok(())
+    }
+}
+
+/// The credits, each in the lane of its RF code: in parallel on PostgreSQL, one after the
+/// other on SQLite (one writer at a time). One report per lane.
+fn run_credit_lanes(
+    pool: &Pool,
+    conn: &mut DbConnection,
+    run: &Run<'_>,
+    credits: Vec<&StatementEntry>,
+) -> Vec<Result<ImportReport, ImportError>> {
+    let lanes = if db::writes_in_parallel(conn) {
+        LANES
+    } else {
+        1
+    };
+    let mut by_lane: Vec<Vec<&StatementEntry>> = vec![Vec::new(); lanes];
+    for entry in credits {
+        by_lane[if lanes == 1 { 0 } else { lane_of(entry) }].push(entry);
+    }
+    let mut parts = Vec::new();
+    std::thread::scope(|scope| {
+        let mut here = Vec::new();
+        let mut threads = Vec::new();
+        for (lane, entries) in by_lane.iter().enumerate() {
+            let lane_id = (lanes > 1).then_some(lane);
+            // Lane 0 runs here; the others on connections of their own when the pool has
+            // one to spare, else after it on this one.
+            let own = (lane > 0)
+                .then(|| pool.get_timeout(std::time::Duration::from_secs(1)).ok())
+                .flatten();
+            match own {
+                Some(mut own) => {
+                    threads.push(scope.spawn(move || run.lane(&mut own, lane_id, entries)))
+                }
+                None => here.push((lane_id, entries)),
+            }
+        }
+        for (lane_id, entries) in here {
+            parts.push(run.lane(conn, lane_id, entries));
+        }
+        for thread in threads {
+            parts.push(thread.join().unwrap_or_else(|_| {
+                Err(ImportError::Storage(anyhow::anyhow!(
+                    "an import lane panicked"
+                )))
+            }));
+        }
+    });
+    parts
+}
+
+/// The statement row gets its final counts and the audit entry, or goes again if the
+/// file brought nothing new.
+fn finish_statement(
+    conn: &mut DbConnection,
+    context: &ImportContext<'_>,
+    statement: &ParsedStatement,
+    statement_id: &str,
+    report: &ImportReport,
+    now: DateTime<Utc>,
+) -> Result<(), ImportError> {
+    if report.new_entries == 0 {
+        diesel::delete(statements::table.filter(statements::id.eq(statement_id))).execute(conn)?;
+        return Ok(());
+    }
+    diesel::update(statements::table.filter(statements::id.eq(statement_id)))
+        .set((
+            statements::entries.eq(report.entries as i32),
+            statements::new_entries.eq(report.new_entries as i32),
+        ))
+        .execute(conn)?;
+    audit::record(
+        conn,
+        AuditEntry {
+            brand_id: Some(&context.brand.id),
+            actor: &Actor::User(context.operator_id.to_owned()),
+            action: "statement.imported",
+            subject_type: "statement",
+            subject_id: statement_id,
+            details: json!({
+                "format": statement.format.as_str(), "version": statement.version,
+                "file_name": context.file_name, "sha256": context.file_sha256,
+                "entries": report.entries, "new_entries": report.new_entries,
+            }),
+        },
+        now,
+    )?;
+    Ok(())
+}
+
+fn record_statement(
+    conn: &mut DbConnection,
+    context: &ImportContext<'_>,
+    statement: &ParsedStatement,
+    now: DateTime<Utc>,
+) -> QueryResult<String> {
+    let id = Uuid::now_v7().to_string();
+    diesel::insert_into(statements::table)
+        .values((
+            statements::id.eq(&id),
+            statements::brand_id.eq(&context.brand.id),
+            statements::format.eq(statement.format.as_str()),
+            statements::version.eq(&statement.version),
+            statements::message_id.eq(&statement.message_id),
+            statements::file_name.eq(context.file_name),
+            statements::file_sha256.eq(context.file_sha256),
+            statements::entries.eq(statement.entries.len() as i32),
+            statements::new_entries.eq(0),
+            statements::ignored_entries.eq(statement.ignored as i32),
+            statements::imported_by.eq(context.operator_id),
+            statements::imported_at.eq(now.naive_utc()),
+        ))
+        .execute(conn)?;
+    Ok(id)
+}

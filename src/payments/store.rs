@@ -1,0 +1,136 @@
+//! The one writer of `payments`: one row per statement entry, stored by the import with
+//! its outcome, then changed only by the named moves below (taken back by the bank,
+//! resolved by hand, partial payments of an expired order moved to the prepaid account).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::matching::{PaymentStatus, UnmatchedReason};
+use super::statement::StatementEntry;
+use crate::db::schema::payments;
+use crate::db::DbConnection;
+use crate::money::Money;
+use crate::transfer::CreditorReference;
+
+/// A payment about to be stored.
+pub struct NewPayment<'a> {
+    pub id: String,
+    pub entry: &'a StatementEntry,
+    pub reference: Option<CreditorReference>,
+    pub status: PaymentStatus,
+    pub reason: Option<UnmatchedReason>,
+    pub order_id: Option<String>,
+    pub top_up_id: Option<String>,
+    pub account_id: Option<String>,
+    pub applied: Money,
+    pub credited: Money,
+    pub reverses: Option<String>,
+}
+
+/// Rows per INSERT: well under the bind-parameter limit of both backends.
+const ROWS_PER_INSERT: usize = 500;
+
+pub fn insert_all(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    statement_id: &str,
+    rows: &[NewPayment<'_>],
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|p| {
+                (
+                    payments::id.eq(&p.id),
+                    payments::brand_id.eq(brand_id),
+                    payments::statement_id.eq(statement_id),
+                    payments::dedup_key.eq(&p.entry.dedup_key),
+                    payments::direction.eq(p.entry.direction.as_str()),
+                    payments::account.eq(&p.entry.account),
+                    payments::bank_reference.eq(&p.entry.bank_reference),
+                    payments::booking_date.eq(p.entry.booking_date),
+                    payments::value_date.eq(p.entry.value_date),
+                    payments::amount_cents.eq(p.entry.amount.cents()),
+                    payments::payer_name.eq(&p.entry.payer_name),
+                    payments::remittance.eq(&p.entry.remittance_text),
+                    payments::reference.eq(p.reference.as_ref().map(|r| r.as_str())),
+                    payments::status.eq(p.status.as_str()),
+                    payments::reason.eq(p.reason.map(|r| r.as_str()).unwrap_or("")),
+                    payments::order_id.eq(&p.order_id),
+                    payments::top_up_id.eq(&p.top_up_id),
+                    payments::account_id.eq(&p.account_id),
+                    payments::applied_cents.eq(p.applied.cents()),
+                    payments::credited_cents.eq(p.credited.cents()),
+                    payments::reverses_payment_id.eq(&p.reverses),
+                    payments::created_at.eq(now.naive_utc()),
+                )
+            })
+            .collect();
+        insert_many!(conn, payments::table, values)?;
+    }
+    Ok(())
+}
+
+/// The bank took this credit back; the reversal is a payment of its own.
+pub fn mark_reversed(conn: &mut DbConnection, payment_id: &str) -> QueryResult<()> {
+    diesel::update(payments::table.filter(payments::id.eq(payment_id)))
+        .set(payments::status.eq(PaymentStatus::Reversed.as_str()))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// What an operator decided about a payment, and why.
+pub struct Resolution<'a> {
+    pub status: PaymentStatus,
+    pub order_id: Option<&'a str>,
+    pub account_id: Option<&'a str>,
+    pub applied: Money,
+    pub credited: Money,
+    pub operator_id: &'a str,
+    pub note: &'a str,
+}
+
+/// A payment resolved by hand: its new outcome, who decided and why.
+pub fn resolve_by_hand(
+    conn: &mut DbConnection,
+    payment_id: &str,
+    resolution: &Resolution<'_>,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(payments::table.filter(payments::id.eq(payment_id)))
+        .set((
+            payments::status.eq(resolution.status.as_str()),
+            payments::reason.eq(""),
+            payments::order_id.eq(resolution.order_id),
+            payments::account_id.eq(resolution.account_id),
+            payments::applied_cents.eq(resolution.applied.cents()),
+            payments::credited_cents.eq(resolution.credited.cents()),
+            payments::resolved_by.eq(Some(resolution.operator_id)),
+            payments::resolved_at.eq(Some(now.naive_utc())),
+            payments::resolution_note.eq(Some(resolution.note)),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// The partial payments of an expired order went to the owner's prepaid account: they
+/// now say so, so that a later reversal of one of them takes it back from there.
+pub fn move_partials_to_account(
+    conn: &mut DbConnection,
+    order_id: &str,
+    account_id: &str,
+) -> QueryResult<()> {
+    diesel::update(
+        payments::table
+            .filter(payments::order_id.eq(order_id))
+            .filter(payments::status.eq(PaymentStatus::Partial.as_str())),
+    )
+    .set((
+        payments::credited_cents.eq(payments::credited_cents + payments::applied_cents),
+        payments::applied_cents.eq(0i64),
+        payments::account_id.eq(Some(account_id)),
+    ))
+    .execute(conn)
+    .map(|_| ())
+}
