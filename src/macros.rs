@@ -29,14 +29,3 @@ macro_rules! text_enum {
         }
     };
 }
-
-/// `columns!(NAME = (table::a, table::b))` declares a constant selection of columns. Diesel
-/// columns are unit structs, so the same list is the constant's type and its value; the
-/// macro writes it once.
-macro_rules! columns {
-    ($(#[$meta:meta])* $name:ident = ($($column:path),+ $(,)?)) => {
-        $(#[$meta])*
-        #[allow(clippy::type_complexity)]
-        const $name: ($($column,)+) = ($($column,)+);
-    };
-}
