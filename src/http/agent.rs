@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::auth::Agent;
+use super::extract::Agent;
 use super::json::JsonObject;
 use super::lookup::DeviceResponse;
 use super::{ApiError, AppState, Problem};

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::auth::{BackOffice, Buyer, CurrentUser};
+use super::extract::{BackOffice, Buyer, CurrentUser};
 use super::json::JsonObject;
 use super::lookup::lookup_error;
 use super::{ApiError, AppState, Problem};

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{BackOffice, Buyer};
+use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
 use super::{ApiError, AppState, Problem};
 use crate::catalog::Covers;

@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use super::auth::CurrentUser;
+use super::extract::CurrentUser;
 use super::{ApiError, AppState, Problem};
 use crate::lookup::{self, CertificateView, DeviceView, Eligibility, LookupError, RenewalStatus};
 use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind};

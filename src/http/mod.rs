@@ -5,6 +5,7 @@ pub mod auth;
 mod catalog;
 mod coupons;
 mod emails;
+mod extract;
 mod health;
 mod idempotent;
 mod json;

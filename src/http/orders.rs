@@ -5,8 +5,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{Buyer, CurrentUser};
 use super::catalog::{priced, requested_lines, LineRequest};
+use super::extract::{Buyer, CurrentUser};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::query::{one_of, QueryRule};

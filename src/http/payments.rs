@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::auth::BackOffice;
+use super::extract::BackOffice;
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::query::{one_of, QueryRule};

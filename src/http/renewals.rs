@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::auth::Agent;
+use super::extract::Agent;
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::{ApiError, AppState, Problem};

@@ -10,8 +10,9 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::shop::{buyer_context, page, with_conn};
+use super::shop::buyer_context;
 use super::{euro, merge, see_other, Csrf, Shopper, WebError};
+use super::{page, with_conn};
 use crate::auth::{password, users, NewPassword, ProfileChanges, UserError};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode, ShownStatus};

@@ -17,11 +17,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::shop::{page, with_conn};
 use super::Operator;
 use super::{
     euro, merge, order_storage, see_other, signed_in_context, Csrf, WebError, COUPON_CODE_INVALID,
 };
+use super::{page, with_conn};
 use crate::auth::User;
 use crate::brands::{self, Brand};
 use crate::coupons::{self, CouponCode, VoidError};
@@ -38,50 +38,6 @@ use crate::payments::CreditorReference;
 use crate::prepaid::{self, Adjustment, Direction, EntryKind, PrepaidError};
 use crate::secrets::hex;
 use crate::validation::{Reason, TextError};
-
-/// (name, source) of the back-office templates, registered with the shop's.
-pub const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "bo_estratti",
-        include_str!("../../templates/pages/bo_estratti.hbs"),
-    ),
-    (
-        "bo_estratto_importato",
-        include_str!("../../templates/pages/bo_estratto_importato.hbs"),
-    ),
-    (
-        "bo_pagamenti",
-        include_str!("../../templates/pages/bo_pagamenti.hbs"),
-    ),
-    (
-        "bo_ordini",
-        include_str!("../../templates/pages/bo_ordini.hbs"),
-    ),
-    (
-        "bo_pagamento",
-        include_str!("../../templates/pages/bo_pagamento.hbs"),
-    ),
-    (
-        "bo_riepilogo",
-        include_str!("../../templates/pages/bo_riepilogo.hbs"),
-    ),
-    (
-        "bo_prepagati",
-        include_str!("../../templates/pages/bo_prepagati.hbs"),
-    ),
-    (
-        "bo_prepagato",
-        include_str!("../../templates/pages/bo_prepagato.hbs"),
-    ),
-    (
-        "bo_email",
-        include_str!("../../templates/pages/bo_email.hbs"),
-    ),
-    (
-        "bo_coupon",
-        include_str!("../../templates/pages/bo_coupon.hbs"),
-    ),
-];
 
 /// Payments per page of the work queue.
 const QUEUE_PAGE: i64 = 100;

@@ -140,6 +140,41 @@ impl ResponseError for WebError {
     }
 }
 
+/// The query string of a GET form, field by field.
+pub type Query = web::Query<std::collections::HashMap<String, String>>;
+
+/// Runs `work` with a database connection on the blocking pool.
+pub async fn with_conn<T, F>(state: &web::Data<AppState>, work: F) -> Result<T, WebError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut crate::db::DbConnection) -> Result<T, WebError> + Send + 'static,
+{
+    let pool = state.pool.clone();
+    web::block(move || {
+        let mut conn = pool.get().map_err(WebError::storage)?;
+        work(&mut conn)
+    })
+    .await?
+}
+
+/// A page, with the CSRF cookie if the visitor had none yet.
+pub fn page(
+    state: &AppState,
+    csrf: &Csrf,
+    status: StatusCode,
+    name: &str,
+    context: serde_json::Value,
+) -> Result<HttpResponse, WebError> {
+    let body = render(name, &context).map_err(WebError::Unexpected)?;
+    let mut response = page_response(status, body);
+    if let Some(cookie) = csrf.cookie(state) {
+        response
+            .add_cookie(&cookie)
+            .map_err(|e| WebError::Unexpected(e.into()))?;
+    }
+    Ok(response)
+}
+
 /// An HTML response with the headers every page gets.
 pub fn page_response(status: StatusCode, body: String) -> HttpResponse {
     let mut response = HttpResponse::build(status)

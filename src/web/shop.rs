@@ -13,7 +13,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{euro, merge, page_response, render, see_other, Csrf, Shopper, WebError};
+use super::{euro, merge, page, see_other, with_conn, Csrf, Query, Shopper, WebError};
 use crate::auth::{password, sessions, users, web_sessions, NewPassword, NewUser, Role, User};
 use crate::brands::{self, Brand};
 use crate::catalog::{self, Product, RequestedLine};
@@ -41,38 +41,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/negozio/{brand}/accedi", web::post().to(sign_in))
         .route("/negozio/{brand}/iscriviti", web::get().to(sign_up_form))
         .route("/negozio/{brand}/iscriviti", web::post().to(sign_up));
-}
-
-/// Runs `work` with a database connection on the blocking pool.
-pub(super) async fn with_conn<T, F>(state: &web::Data<AppState>, work: F) -> Result<T, WebError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut crate::db::DbConnection) -> Result<T, WebError> + Send + 'static,
-{
-    let pool = state.pool.clone();
-    web::block(move || {
-        let mut conn = pool.get().map_err(WebError::storage)?;
-        work(&mut conn)
-    })
-    .await?
-}
-
-/// A page, with the CSRF cookie if the visitor had none yet.
-pub(super) fn page(
-    state: &AppState,
-    csrf: &Csrf,
-    status: StatusCode,
-    name: &str,
-    context: Value,
-) -> Result<HttpResponse, WebError> {
-    let body = render(name, &context).map_err(WebError::Unexpected)?;
-    let mut response = page_response(status, body);
-    if let Some(cookie) = csrf.cookie(state) {
-        response
-            .add_cookie(&cookie)
-            .map_err(|e| WebError::Unexpected(e.into()))?;
-    }
-    Ok(response)
 }
 
 pub(super) async fn brand_named(
@@ -433,8 +401,6 @@ async fn choose_method(
     );
     page(&state, &csrf, StatusCode::OK, "metodo", context)
 }
-
-type Query = web::Query<HashMap<String, String>>;
 
 async fn holder(
     state: web::Data<AppState>,
