@@ -9,41 +9,11 @@ use super::me::ProfileResponse;
 use super::problem::FieldErrors;
 use super::{ApiError, AppState, Problem};
 use crate::audit::Actor;
-use crate::auth::sessions::{self, Session, SessionError};
-use crate::auth::{password, users, NewPassword, NewUser, Role, UserError};
+use crate::auth::sessions::{self, Session};
+use crate::auth::{password, users, NewPassword, NewUser, Role};
 use crate::email_address::EmailAddress;
 use crate::registry::CodiceFiscale;
 use crate::validation::PersonName;
-
-impl From<UserError> for ApiError {
-    fn from(error: UserError) -> Self {
-        match error {
-            UserError::EmailTaken => {
-                ApiError::conflict("email-taken", "Email taken", error.to_string())
-            }
-            UserError::UnknownBrand(_) => {
-                ApiError::invalid_field("brand", "known_brand", error.to_string())
-            }
-            UserError::NotFound => ApiError::Unauthorized("this account no longer exists".into()),
-            UserError::Storage(e) => ApiError::storage(e),
-        }
-    }
-}
-
-impl From<SessionError> for ApiError {
-    fn from(error: SessionError) -> Self {
-        match error {
-            SessionError::Throttled(throttled) => ApiError::TooManyRequests {
-                retry_after_seconds: throttled.retry_after_seconds,
-                detail: error.to_string(),
-            },
-            SessionError::InvalidCredentials | SessionError::InvalidRefreshToken => {
-                ApiError::Unauthorized(error.to_string())
-            }
-            SessionError::Storage(e) => ApiError::storage(e),
-        }
-    }
-}
 
 /// A new customer account.
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -5,9 +5,11 @@ pub mod auth;
 mod catalog;
 mod coupons;
 mod emails;
+mod errors;
 mod extract;
 mod health;
 mod idempotent;
+pub mod italian;
 mod json;
 mod lookup;
 mod me;
@@ -26,6 +28,7 @@ use std::sync::Arc;
 use actix_web::middleware::ErrorHandlers;
 use actix_web::web;
 
+pub use errors::{Identify, Identity};
 pub use problem::{ApiError, Problem, PROBLEM_CONTENT_TYPE};
 
 use crate::auth::TokenIssuer;
@@ -73,6 +76,15 @@ pub fn client_address(request: &actix_web::HttpRequest) -> String {
 }
 
 impl AppState {
+    /// The shop's settings a purchase needs, for `orders::checkout`.
+    pub fn till(&self) -> crate::orders::checkout::Till<'_> {
+        crate::orders::checkout::Till {
+            coupon_key: &self.coupon_key,
+            public_url: &self.config.public_url,
+            reservation: self.config.reservation,
+        }
+    }
+
     /// Runs blocking database work on the blocking thread pool, never on the async
     /// workers. A pool that cannot hand out a connection is a 503.
     pub async fn with_conn<T, E>(

@@ -18,55 +18,16 @@ use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::query::{one_of, QueryRule};
 use super::{ApiError, AppState, Problem};
+use crate::payments::manual_match::{self, ManualTarget};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self, Filter, ManualError, Operator, Totals};
-use crate::payments::reconcile::{self, ImportContext, ImportError, OutcomeTotal};
-use crate::payments::statement::{self, StatementError};
+use crate::payments::reconcile::{self, ImportContext, OutcomeTotal};
+use crate::payments::statement::{self};
 use crate::payments::CreditorReference;
 use crate::secrets::hex;
 use crate::validation::{Reason, Rule};
 
 const MAX_PAGE: i64 = 500;
-
-impl From<ImportError> for ApiError {
-    fn from(error: ImportError) -> Self {
-        match error {
-            ImportError::ForeignAccount { .. } => ApiError::refused(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "statement-of-another-account",
-                "Statement of another account",
-                error.to_string(),
-            ),
-            ImportError::Storage(e) => ApiError::storage(e),
-        }
-    }
-}
-
-impl From<ManualError> for ApiError {
-    fn from(error: ManualError) -> Self {
-        match error {
-            ManualError::UnknownPayment => {
-                ApiError::not_found("unknown-payment", "Unknown payment", error.to_string())
-            }
-            ManualError::UnknownOrder => {
-                ApiError::not_found("unknown-order", "Unknown order", error.to_string())
-            }
-            ManualError::NotUnmatched(_)
-            | ManualError::NotRefundable(_)
-            | ManualError::OrderNotPayable(_) => ApiError::conflict(
-                "payment-state",
-                "Not possible in this state",
-                error.to_string(),
-            ),
-            ManualError::Prepaid(e) => e.into(),
-            ManualError::Storage(e) => ApiError::storage(e),
-        }
-    }
-}
-
-fn invalid_statement(error: StatementError) -> ApiError {
-    ApiError::invalid_field("file", error.kind, error.to_string())
-}
 
 /// The file: the `file` part of a multipart form, or the whole body. Refused past the
 /// configured size without reading the rest.
@@ -340,7 +301,7 @@ pub async fn import(
     })
     .await
     .map_err(|e| ApiError::Unexpected(e.into()))?
-    .map_err(invalid_statement)?;
+    .map_err(ApiError::from)?;
     let app = state.clone();
     let (report, parsed) = state
         .with_conn(move |conn| {
@@ -689,22 +650,12 @@ pub async fn match_by_hand(
     let body = body.into_inner();
     let mut errors = FieldErrors::default();
     let reason = errors.check("reason", Reason::parse(&body.reason));
-    let target = match (body.order_id, body.account_id) {
-        (Some(order), None) => Some((Some(order), None)),
-        (None, Some(account)) => Some((None, Some(account))),
-        _ => {
-            errors.check::<(), _>(
-                "order_id",
-                Err(QueryRule(
-                    "one_of",
-                    "give either order_id or account_id (one of them)".into(),
-                )),
-            );
-            None
-        }
-    };
+    let target = errors.check(
+        "order_id",
+        ManualTarget::choose(body.order_id.as_deref(), body.account_id.as_deref()),
+    );
     errors.finish()?;
-    let (reason, (order_id, account_id)) = (reason.expect("checked"), target.expect("checked"));
+    let (reason, target) = (reason.expect("checked"), target.expect("checked"));
     let app = state.clone();
     let payment = state
         .with_conn(move |conn| {
@@ -713,21 +664,8 @@ pub async fn match_by_hand(
                 brand_id: &operator.brand,
                 reason: &reason,
             };
-            match (order_id, account_id) {
-                (Some(order_id), _) => queue::match_to_order(
-                    conn,
-                    &who,
-                    &app.coupon_key,
-                    &app.config.public_url,
-                    &id,
-                    &order_id,
-                    Utc::now(),
-                ),
-                (_, Some(account_id)) => {
-                    queue::match_to_account(conn, &who, &id, &account_id, Utc::now())
-                }
-                _ => unreachable!("checked above"),
-            }
+            let (key, url) = (&app.coupon_key, &app.config.public_url);
+            manual_match::match_by_hand(conn, &who, key, url, &id, &target, Utc::now())
         })
         .await?;
     Ok(HttpResponse::Ok().json(payment))

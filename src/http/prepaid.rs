@@ -1,7 +1,6 @@
 //! The prepaid account: the owner's balance and statement, and the back-office's search
 //! and manual adjustments.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,26 +20,6 @@ use crate::validation::Reason;
 
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 200;
-
-impl From<PrepaidError> for ApiError {
-    fn from(error: PrepaidError) -> Self {
-        match error {
-            PrepaidError::InsufficientFunds { .. } => ApiError::refused(
-                StatusCode::CONFLICT,
-                "insufficient-funds",
-                "Insufficient funds",
-                error.to_string(),
-            ),
-            // An account of another brand is as good as absent for this caller, but the
-            // operator asked for it by id, so say why rather than pretend.
-            PrepaidError::OtherBrand => ApiError::forbidden("other-brand", error.to_string()),
-            PrepaidError::UnknownAccount => {
-                ApiError::not_found("unknown-account", "Unknown account", error.to_string())
-            }
-            PrepaidError::Storage(e) => ApiError::storage(e),
-        }
-    }
-}
 
 /// A prepaid account and its balance.
 #[derive(Serialize, utoipa::ToSchema)]

@@ -5,6 +5,7 @@
 
 pub mod creditor_reference;
 pub mod expiry;
+pub mod manual_match;
 pub mod matching;
 pub mod queue;
 pub mod reconcile;
