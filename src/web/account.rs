@@ -246,7 +246,7 @@ async fn order_list(
     let (brand, owner) = (user.brand_id.clone(), user.id.clone());
     let list = with_conn(&state, move |conn| {
         orders::list(conn, &brand, Some(&owner), &Default::default(), LIST_LIMIT)
-            .map_err(super::order_storage)
+            .map_err(WebError::from)
     })
     .await?;
     let orders: Vec<Value> = list

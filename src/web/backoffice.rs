@@ -18,9 +18,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::Operator;
-use super::{
-    euro, merge, order_storage, see_other, signed_in_context, Csrf, WebError, COUPON_CODE_INVALID,
-};
+use super::{euro, merge, see_other, signed_in_context, Csrf, WebError, COUPON_CODE_INVALID};
 use super::{page, with_conn};
 use crate::auth::User;
 use crate::brands::{self, Brand};
@@ -575,7 +573,7 @@ async fn orders_page(
     let (brand, found) = with_conn(&state, move |conn| {
         let brand = brand_of(conn, &brand_id)?;
         let found = if valid {
-            orders::list(conn, &brand_id, None, &filter, ORDERS_PAGE).map_err(order_storage)?
+            orders::list(conn, &brand_id, None, &filter, ORDERS_PAGE)?
         } else {
             Vec::new()
         };

@@ -13,14 +13,15 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{euro, merge, page, see_other, with_conn, Csrf, Query, Shopper, WebError};
+use super::{euro, merge, page, refusal, see_other, with_conn, Csrf, Query, Shopper, WebError};
 use crate::auth::{password, sessions, users, web_sessions, NewPassword, NewUser, Role, User};
 use crate::brands::{self, Brand};
-use crate::catalog::{self, Product, RequestedLine};
+use crate::catalog::{self, Product, ProposalError, RequestedLine};
 use crate::email_address::EmailAddress;
 use crate::http::AppState;
 use crate::idempotency::{self, IdempotencyError, IdempotencyKey};
 use crate::lookup::{self, Eligibility, RenewalStatus};
+use crate::orders::checkout::{self, Cart, CheckoutError};
 use crate::orders::{self, OrderError, OrderStatus, PaymentMethod};
 use crate::prepaid::{self, PrepaidError};
 use crate::registry::{CertificateKind, CodiceFiscale};
@@ -143,57 +144,44 @@ async fn sign_in(
     let now = Utc::now();
     let (brand_id, typed) = (brand.id.clone(), email.clone());
     let login = with_conn(&state, move |conn| {
-        sessions::start_login(conn, &brand_id, &typed, &client, now).map_err(login_error)
+        Ok(sessions::start_login(conn, &brand_id, &typed, &client, now))
     })
-    .await;
+    .await?;
     let login = match login {
         Ok(login) => login,
-        Err(WebError::Forbidden(message)) => {
-            return refused_sign_in(&state, &request, &brand, &email, &message)
-        }
-        Err(other) => return Err(other),
+        Err(error) => return sign_in_refused(&state, &request, &brand, &email, error),
     };
     let hash = login.password_hash.clone();
     let matches = web::block(move || password::verify(&password, hash.as_deref())).await?;
     let outcome = with_conn(&state, move |conn| {
-        let user = sessions::close_attempt(conn, login, matches, now).map_err(login_error)?;
-        Ok((user.role, web_sessions::start(conn, &user.id, now)?))
+        match sessions::close_attempt(conn, login, matches, now) {
+            Ok(user) => Ok(Ok((user.role, web_sessions::start(conn, &user.id, now)?))),
+            Err(error) => Ok(Err(error)),
+        }
     })
-    .await;
+    .await?;
     match outcome {
         Ok((role, token)) => signed_in(&state, &brand.id, role, &token),
-        Err(WebError::Forbidden(message)) => {
-            refused_sign_in(&state, &request, &brand, &email, &message)
-        }
-        Err(other) => Err(other),
+        Err(error) => sign_in_refused(&state, &request, &brand, &email, error),
     }
 }
 
-fn login_error(error: sessions::SessionError) -> WebError {
-    match error {
-        sessions::SessionError::Throttled(t) => WebError::TooManyRequests(format!(
-            "Troppi tentativi di accesso non riusciti: riprova tra {} secondi.",
-            t.retry_after_seconds
-        )),
-        sessions::SessionError::InvalidCredentials
-        | sessions::SessionError::InvalidRefreshToken => {
-            WebError::Forbidden("Email o password errati.".into())
-        }
-        sessions::SessionError::Storage(e) => WebError::storage(e),
-    }
-}
-
-fn refused_sign_in(
+/// Wrong credentials: the form again, with the message; throttling: its error page.
+fn sign_in_refused(
     state: &AppState,
     request: &HttpRequest,
     brand: &Brand,
     email: &str,
-    message: &str,
+    error: sessions::SessionError,
 ) -> Result<HttpResponse, WebError> {
+    let identity = refusal(error)?;
+    if identity.status != StatusCode::UNAUTHORIZED {
+        return Err(identity.into());
+    }
     let csrf = Csrf::of(request);
     let context = merge(
         anonymous_context(brand, &csrf, "Accedi"),
-        json!({ "email": email, "error": message }),
+        json!({ "email": email, "error": identity.italian }),
     );
     page(state, &csrf, StatusCode::UNAUTHORIZED, "accedi", context)
 }
@@ -457,62 +445,35 @@ async fn devices(
     let (_, base) = buyer_context(&state, &user, &csrf).await?;
     let method = method(query.get("metodo"));
     let typed = query.get("codice_fiscale").cloned().unwrap_or_default();
+    // The holder form again, with why the lookup gave nothing to show.
+    let holder_again = |status: StatusCode, error: String| {
+        let context = merge(
+            base.clone(),
+            json!({ "title": "Titolare", "metodo": method.as_str(), "codice_fiscale": typed, "error": error }),
+        );
+        page(&state, &csrf, status, "titolare", context)
+    };
     let codice_fiscale = match CodiceFiscale::parse(&typed) {
         Ok(cf) => cf,
         Err(e) => {
-            let context = merge(
-                base,
-                json!({ "title": "Titolare", "metodo": method.as_str(), "codice_fiscale": typed,
-                        "error": format!("Codice fiscale non valido: {}.", e.in_italian()) }),
-            );
-            return page(
-                &state,
-                &csrf,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "titolare",
-                context,
-            );
+            let error = format!("Codice fiscale non valido: {}.", e.in_italian());
+            return holder_again(StatusCode::UNPROCESSABLE_ENTITY, error);
         }
     };
     let brand = user.brand_id.clone();
     let now = Utc::now();
     let found = with_conn(&state, move |conn| {
-        let found = match lookup::lookup(conn, &codice_fiscale, &brand, now) {
-            Ok(found) => found,
-            Err(lookup::LookupError::UnknownHolder) => return Ok(None),
-            Err(lookup::LookupError::Storage(e)) => return Err(WebError::storage(e)),
-        };
-        let mut proposed: Vec<RequestedLine> = Vec::new();
-        for device in &found.devices {
-            if device.renew_together.is_empty() {
-                continue;
-            }
-            let lines = catalog::propose_for_device(
-                conn,
-                &brand,
-                &codice_fiscale,
-                &device.device.serial_number,
-                now,
-            )
-            .map_err(|e| WebError::storage(anyhow::anyhow!("{e}")))?;
-            for line in lines {
-                match proposed.iter_mut().find(|p| p.product == line.product) {
-                    Some(existing) => existing.quantity += line.quantity,
-                    None => proposed.push(line),
-                }
-            }
-        }
-        let products = catalog::list(conn, &brand, false).map_err(WebError::storage)?;
-        Ok(Some((found, proposed, products)))
+        Ok(holder_proposal(conn, &brand, &codice_fiscale, now))
     })
     .await?;
-    let Some((found, proposed, products)) = found else {
-        let context = merge(
-            base,
-            json!({ "title": "Titolare", "metodo": method.as_str(), "codice_fiscale": typed,
-                    "error": "Nessun titolare registrato con questo codice fiscale." }),
-        );
-        return page(&state, &csrf, StatusCode::NOT_FOUND, "titolare", context);
+    let (found, proposed, products) = match found {
+        Ok(found) => found,
+        // As the API answers: an unknown holder or device, nothing that fits, each with
+        // its own message and status; only a storage failure is an error page.
+        Err(error) => {
+            let identity = refusal(error)?;
+            return holder_again(identity.status, identity.italian);
+        }
     };
     let devices: Vec<Value> = found
         .devices
@@ -562,6 +523,33 @@ async fn devices(
     page(&state, &csrf, StatusCode::OK, "dispositivi", context)
 }
 
+/// The holder's devices and the coupons proposed for the renewable ones (summed over the
+/// devices), with the brand's products to name them.
+fn holder_proposal(
+    conn: &mut crate::db::DbConnection,
+    brand: &str,
+    codice_fiscale: &CodiceFiscale,
+    now: chrono::DateTime<Utc>,
+) -> Result<(lookup::Lookup, Vec<RequestedLine>, Vec<Product>), ProposalError> {
+    let found = lookup::lookup(conn, codice_fiscale, brand, now)?;
+    let mut proposed: Vec<RequestedLine> = Vec::new();
+    for device in found
+        .devices
+        .iter()
+        .filter(|d| !d.renew_together.is_empty())
+    {
+        let serial = &device.device.serial_number;
+        for line in catalog::propose_for_device(conn, brand, codice_fiscale, serial, now)? {
+            match proposed.iter_mut().find(|p| p.product == line.product) {
+                Some(existing) => existing.quantity += line.quantity,
+                None => proposed.push(line),
+            }
+        }
+    }
+    let products = catalog::list(conn, brand, false).map_err(ProposalError::Storage)?;
+    Ok((found, proposed, products))
+}
+
 async fn manual_list(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -606,14 +594,12 @@ async fn manual_page(
     page(state, csrf, status, "coupon", context)
 }
 
-/// The `q_<CODE>` quantities of a form, checked against the role's cap. `Err` is the
-/// message for the manual list.
-fn requested(fields: &HashMap<String, String>, role: Role) -> Result<Vec<RequestedLine>, String> {
-    let cap = catalog::max_coupons_per_order(role);
-    let mut lines = Vec::new();
-    let mut total: u64 = 0;
+/// The `q_<CODE>` quantities of a form, as lines (zero and blank skipped). `Err` is the
+/// message for the manual list; the role's cap is the domain's to check.
+fn requested(fields: &HashMap<String, String>) -> Result<Vec<RequestedLine>, String> {
     let mut codes: Vec<&String> = fields.keys().filter(|k| k.starts_with("q_")).collect();
     codes.sort();
+    let mut lines = Vec::new();
     for key in codes {
         let text = fields[key].trim();
         if text.is_empty() {
@@ -622,61 +608,48 @@ fn requested(fields: &HashMap<String, String>, role: Role) -> Result<Vec<Request
         let quantity: u32 = text
             .parse()
             .map_err(|_| format!("La quantità di {} deve essere un numero intero.", &key[2..]))?;
-        if quantity == 0 {
-            continue;
+        if quantity > 0 {
+            lines.push(RequestedLine {
+                product: key[2..].to_owned(),
+                quantity,
+            });
         }
-        total += u64::from(quantity);
-        lines.push(RequestedLine {
-            product: key[2..].to_owned(),
-            quantity,
-        });
-    }
-    if lines.is_empty() {
-        return Err("Scegli almeno un coupon.".into());
-    }
-    if total > u64::from(cap) {
-        return Err(format!(
-            "In un ordine puoi acquistare al massimo {cap} coupon; ne hai scelti {total}."
-        ));
     }
     Ok(lines)
 }
 
-/// The buyer's choice, checked and priced: what the summary shows and the purchase buys.
-struct Cart {
-    lines: Vec<RequestedLine>,
-    products: Vec<(Product, u32)>,
-    quote: catalog::Quote,
-}
-
-/// The `q_<CODE>` fields checked against the role's cap and priced from the catalog.
-/// `Ok(Err(message))` is for the manual list: a wrong choice, not a failure.
+/// The choice of the form, checked and priced by the domain. `Ok(Err(message))` is for
+/// the manual list: a wrong choice, not a failure.
 async fn cart(
     state: &web::Data<AppState>,
     user: &User,
     fields: &HashMap<String, String>,
-) -> Result<Result<Cart, String>, WebError> {
-    let lines = match requested(fields, user.role) {
+) -> Result<Result<(Vec<RequestedLine>, Cart), String>, WebError> {
+    let lines = match requested(fields) {
         Ok(lines) => lines,
         Err(message) => return Ok(Err(message)),
     };
-    let brand = user.brand_id.clone();
+    let (brand, role) = (user.brand_id.clone(), user.role);
     with_conn(state, move |conn| {
-        match catalog::resolve(conn, &brand, &lines) {
-            Ok(products) => {
-                let items: Vec<_> = products.iter().map(|(p, q)| (p.priced(), *q)).collect();
-                let quote = catalog::quote(&items);
-                Ok(Ok(Cart {
-                    lines,
-                    products,
-                    quote,
-                }))
-            }
-            Err(catalog::CatalogError::Storage(e)) => Err(WebError::storage(e)),
-            Err(other) => Ok(Err(format!("Scelta non valida: {other}."))),
+        match checkout::price(conn, &brand, role, &lines) {
+            Ok(cart) => Ok(Ok((lines, cart))),
+            Err(error) => Ok(Err(refusal(error)?.italian)),
         }
     })
     .await
+}
+
+/// The manual list again, with why the choice was refused.
+async fn choose_again(
+    state: &web::Data<AppState>,
+    csrf: &Csrf,
+    user: &User,
+    method: PaymentMethod,
+    fields: &HashMap<String, String>,
+    message: String,
+) -> Result<HttpResponse, WebError> {
+    let status = StatusCode::UNPROCESSABLE_ENTITY;
+    manual_page(state, csrf, user, method, fields, Some(message), status).await
 }
 
 async fn summary(
@@ -687,22 +660,9 @@ async fn summary(
 ) -> Result<HttpResponse, WebError> {
     let csrf = Csrf::of(&request);
     let method = method(query.get("metodo"));
-    let Cart {
-        products, quote, ..
-    } = match cart(&state, &user, &query).await? {
+    let (_, Cart { products, quote }) = match cart(&state, &user, &query).await? {
         Ok(cart) => cart,
-        Err(message) => {
-            return manual_page(
-                &state,
-                &csrf,
-                &user,
-                method,
-                &query,
-                Some(message),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
+        Err(message) => return choose_again(&state, &csrf, &user, method, &query, message).await,
     };
     let (_, base) = buyer_context(&state, &user, &csrf).await?;
     let lines: Vec<Value> = products
@@ -750,24 +710,9 @@ async fn confirm(
     let method = method(form.get("metodo"));
     let key = IdempotencyKey::parse(form.get("chiave").map(String::as_str).unwrap_or(""))
         .map_err(|_| WebError::Csrf)?;
-    let Cart {
-        lines,
-        products,
-        quote,
-    } = match cart(&state, &user, &form).await? {
-        Ok(cart) => cart,
-        Err(message) => {
-            return manual_page(
-                &state,
-                &csrf,
-                &user,
-                method,
-                &form,
-                Some(message),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
+    let lines = match requested(&form) {
+        Ok(lines) => lines,
+        Err(message) => return choose_again(&state, &csrf, &user, method, &form, message).await,
     };
     // The same summary confirmed twice (a double click, a reload) is one purchase.
     let fingerprint = idempotency::fingerprint(&format!(
@@ -786,42 +731,45 @@ async fn confirm(
         name: user.name.clone(),
         email: user.email.to_string(),
     };
+    let role = user.role;
     let placed = with_conn(&state, move |conn| {
         let now = Utc::now();
+        let till = app.till();
         let outcome = idempotency::run(conn, &buyer.user_id, &key, &fingerprint, now, |conn| {
-            let order = if method.is_transfer() {
-                orders::place_by_transfer(conn, &buyer, method, &products, &quote, app.config.reservation, now)?
-            } else {
-                orders::place_prepaid(conn, &app.coupon_key, &buyer, &products, &quote, &app.config.public_url, now)?
-            };
-            Ok::<_, OrderError>((201, order.id))
+            let order = checkout::place_order(conn, &till, &buyer, role, method, &lines, now)?;
+            Ok::<_, CheckoutError>((201, order.id))
         });
         match outcome {
             Ok(outcome) => Ok(Ok(outcome.body)),
             Err(IdempotencyError::KeyReused) => Err(WebError::Csrf),
-            Err(IdempotencyError::Work(OrderError::Prepaid(PrepaidError::InsufficientFunds {
-                balance,
-                requested,
-            }))) => Ok(Err(format!(
-                "Il saldo del conto prepagato ({}) non basta: servono {}. Ricarica il conto, o scegli il pagamento con bonifico o bollettino.",
-                euro(balance),
-                euro(requested)
-            ))),
-            Err(IdempotencyError::Work(e)) => Err(WebError::storage(anyhow::anyhow!(e))),
+            Err(IdempotencyError::Work(refused)) => Ok(Err(refused)),
         }
     })
     .await?;
-    match placed {
-        Ok(order_id) => Ok(see_other(&format!("/negozio/ordini/{order_id}"))),
-        Err(message) => {
-            let (_, base) = buyer_context(&state, &user, &csrf).await?;
-            let context = merge(
-                base,
-                json!({ "title": "Saldo insufficiente", "detail": message }),
-            );
-            page(&state, &csrf, StatusCode::CONFLICT, "errore", context)
-        }
+    let refused = match placed {
+        Ok(order_id) => return Ok(see_other(&format!("/negozio/ordini/{order_id}"))),
+        Err(refused) => refused,
+    };
+    let short_of_funds = matches!(
+        refused,
+        CheckoutError::Order(OrderError::Prepaid(PrepaidError::InsufficientFunds { .. }))
+    );
+    let identity = refusal(refused)?;
+    if !short_of_funds {
+        // A choice the summary accepted and the purchase did not (the catalog changed
+        // meanwhile): the list again, with why.
+        return choose_again(&state, &csrf, &user, method, &form, identity.italian).await;
     }
+    let (_, base) = buyer_context(&state, &user, &csrf).await?;
+    let detail = format!(
+        "{} Ricarica il conto, o scegli il pagamento con bonifico o bollettino.",
+        identity.italian
+    );
+    let context = merge(
+        base,
+        json!({ "title": "Saldo insufficiente", "detail": detail }),
+    );
+    page(&state, &csrf, identity.status, "errore", context)
 }
 
 async fn order(
@@ -833,13 +781,11 @@ async fn order(
     let csrf = Csrf::of(&request);
     let (brand, base) = buyer_context(&state, &user, &csrf).await?;
     let id = id.into_inner();
-    let order = with_conn(&state, move |conn| {
-        orders::find(conn, &id).map_err(|e| WebError::storage(anyhow::anyhow!(e)))
-    })
-    .await?
-    // Someone else's order is as unknown as a made-up one.
-    .filter(|o| o.user_id == user.id)
-    .ok_or_else(|| WebError::NotFound("Ordine non trovato.".into()))?;
+    let order = with_conn(&state, move |conn| Ok(orders::find(conn, &id)?))
+        .await?
+        // Someone else's order is as unknown as a made-up one.
+        .filter(|o| o.user_id == user.id)
+        .ok_or(OrderError::NotFound)?;
     let lines: Vec<Value> = order
         .lines
         .iter()
