@@ -65,6 +65,12 @@ pub fn enforce_limit(
     })
 }
 
+/// The caller's brand, which must exist (users belong to one).
+pub fn brand_of(conn: &mut DbConnection, id: &str) -> Result<crate::brands::Brand, ApiError> {
+    crate::brands::find(conn, id)?
+        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("brand {id} missing")))
+}
+
 /// The client's address, for rate limits: the peer address, not X-Forwarded-For, which a
 /// client could forge to dodge a per-address limit. Behind a proxy, the proxy throttles
 /// (see README).
@@ -175,22 +181,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/api/v1/backoffice/statements")
-            .route(web::get().to(payments::statements))
-            .route(web::post().to(payments::import)),
+            .route(web::get().to(payments::imports::statements))
+            .route(web::post().to(payments::imports::import)),
     )
-    .service(web::resource("/api/v1/backoffice/payments").route(web::get().to(payments::list)))
+    .service(
+        web::resource("/api/v1/backoffice/payments").route(web::get().to(payments::queue::list)),
+    )
     .service(
         web::resource("/api/v1/backoffice/payments/summary")
-            .route(web::get().to(payments::summary)),
+            .route(web::get().to(payments::summary::summary)),
     )
-    .service(web::resource("/api/v1/backoffice/payments/{id}").route(web::get().to(payments::show)))
+    .service(
+        web::resource("/api/v1/backoffice/payments/{id}")
+            .route(web::get().to(payments::queue::show)),
+    )
     .service(
         web::resource("/api/v1/backoffice/payments/{id}/match")
-            .route(web::post().to(payments::match_by_hand)),
+            .route(web::post().to(payments::queue::match_by_hand)),
     )
     .service(
         web::resource("/api/v1/backoffice/payments/{id}/refund")
-            .route(web::post().to(payments::refund)),
+            .route(web::post().to(payments::queue::refund)),
     )
     .service(web::resource("/api/v1/backoffice/prepaid").route(web::get().to(prepaid::search)))
     .service(

@@ -10,9 +10,9 @@ use super::extract::{Buyer, CurrentUser};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::query::{one_of, QueryRule};
-use super::{idempotent, ApiError, AppState, Problem};
+use super::{brand_of, idempotent, ApiError, AppState, Problem};
 use crate::auth::{users, Role, UserError};
-use crate::brands::{self, Brand};
+use crate::brands::Brand;
 use crate::email_address::EmailAddress;
 use crate::money::Money;
 use crate::orders::checkout;
@@ -416,11 +416,6 @@ pub async fn show(
         .await?;
     let (order, brand) = order;
     Ok(HttpResponse::Ok().json(OrderResponse::new(order, &brand)))
-}
-
-pub(super) fn brand_of(conn: &mut crate::db::DbConnection, id: &str) -> Result<Brand, ApiError> {
-    brands::find(conn, id)?
-        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("brand {id} missing")))
 }
 
 /// The order operations' part of the OpenAPI document.

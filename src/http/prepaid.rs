@@ -497,7 +497,7 @@ pub async fn request_top_up(
             app.config.reservation,
             now,
         )?;
-        let brand = super::orders::brand_of(conn, &user.brand)?;
+        let brand = crate::http::brand_of(conn, &user.brand)?;
         let body = serde_json::to_string(&TopUpResponse::new(top_up, &brand))
             .map_err(|e| ApiError::Unexpected(e.into()))?;
         Ok((201, body))
@@ -527,7 +527,7 @@ pub async fn list_top_ups(
     let (list, brand) = state
         .with_conn(move |conn| {
             let list = top_ups::list_for_user(conn, &user.id, MAX_PAGE)?;
-            Ok::<_, ApiError>((list, super::orders::brand_of(conn, &user.brand)?))
+            Ok::<_, ApiError>((list, crate::http::brand_of(conn, &user.brand)?))
         })
         .await?;
     Ok(HttpResponse::Ok().json(TopUpsResponse {
