@@ -10,9 +10,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::shop::buyer_context;
-use super::{euro, merge, see_other, Csrf, Shopper, WebError};
-use super::{page, with_conn};
+use super::{euro, merge, page, see_other, with_conn, BuyerPage, Csrf, WebError};
 use crate::auth::{password, users, NewPassword, ProfileChanges, UserError};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode, ShownStatus};
@@ -35,13 +33,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn profile(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
+    BuyerPage {
+        state,
+        user,
+        csrf,
+        base,
+        ..
+    }: BuyerPage,
     query: web::Query<BTreeMap<String, String>>,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
-    let (_, base) = buyer_context(&state, &user, &csrf).await?;
     let context = merge(
         base,
         json!({
@@ -70,12 +70,12 @@ pub struct ProfileForm {
 }
 
 async fn update_profile(
-    state: web::Data<AppState>,
     request: HttpRequest,
-    Shopper(user): Shopper,
+    shop: BuyerPage,
     form: web::Form<ProfileForm>,
 ) -> Result<HttpResponse, WebError> {
     Csrf::check(&request, &form.csrf_token)?;
+    let (state, user) = (&shop.state, &shop.user);
     let form = form.into_inner();
     let mut errors: BTreeMap<&str, String> = BTreeMap::new();
     let name = PersonName::parse(&form.name)
@@ -111,7 +111,7 @@ async fn update_profile(
     // A new password needs the current one: a session left open is not enough.
     if !form.new_password.is_empty() {
         let user_id = user.id.clone();
-        let stored = with_conn(&state, move |conn| {
+        let stored = with_conn(state, move |conn| {
             users::password_hash(conn, &user_id).map_err(|e| WebError::storage(anyhow::anyhow!(e)))
         })
         .await?;
@@ -125,7 +125,7 @@ async fn update_profile(
         }
     }
     if !errors.is_empty() {
-        return profile_again(&state, &request, &user, &form, errors).await;
+        return profile_again(&shop, &form, errors).await;
     }
     let changes = ProfileChanges {
         name,
@@ -134,7 +134,7 @@ async fn update_profile(
         new_password,
     };
     let user_id = user.id.clone();
-    let updated = with_conn(&state, move |conn| {
+    let updated = with_conn(state, move |conn| {
         match users::update_profile(conn, &user_id, changes, Utc::now()) {
             Ok(_) => Ok(Ok(())),
             Err(UserError::EmailTaken) => Ok(Err(())),
@@ -149,22 +149,19 @@ async fn update_profile(
                 "email",
                 "Esiste già un account con questa email.".to_owned(),
             )]);
-            profile_again(&state, &request, &user, &form, errors).await
+            profile_again(&shop, &form, errors).await
         }
     }
 }
 
 async fn profile_again(
-    state: &web::Data<AppState>,
-    request: &HttpRequest,
-    user: &crate::auth::User,
+    shop: &BuyerPage,
     form: &ProfileForm,
     errors: BTreeMap<&str, String>,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(request);
-    let (_, base) = buyer_context(state, user, &csrf).await?;
-    let context = merge(
-        base,
+    shop.render(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "profilo",
         json!({
             "title": "Il tuo profilo",
             "name": form.name,
@@ -172,13 +169,6 @@ async fn profile_again(
             "saved": false,
             "errors": errors,
         }),
-    );
-    page(
-        state,
-        &csrf,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "profilo",
-        context,
     )
 }
 
@@ -193,12 +183,14 @@ fn entry_label(kind: EntryKind) -> &'static str {
 }
 
 async fn prepaid_statement(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
+    BuyerPage {
+        state,
+        user,
+        csrf,
+        base,
+        ..
+    }: BuyerPage,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
-    let (_, base) = buyer_context(&state, &user, &csrf).await?;
     let owner = user.id.clone();
     let (account, entries) = with_conn(&state, move |conn| {
         let storage = |e: prepaid::PrepaidError| WebError::storage(anyhow::anyhow!(e));
@@ -237,12 +229,14 @@ fn order_status_label(status: OrderStatus) -> &'static str {
 }
 
 async fn order_list(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
+    BuyerPage {
+        state,
+        user,
+        csrf,
+        base,
+        ..
+    }: BuyerPage,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
-    let (_, base) = buyer_context(&state, &user, &csrf).await?;
     let (brand, owner) = (user.brand_id.clone(), user.id.clone());
     let list = with_conn(&state, move |conn| {
         orders::list(conn, &brand, Some(&owner), &Default::default(), LIST_LIMIT)
@@ -285,12 +279,14 @@ fn covers_label(covers: Covers) -> &'static str {
 }
 
 async fn coupon_list(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
+    BuyerPage {
+        state,
+        user,
+        csrf,
+        base,
+        ..
+    }: BuyerPage,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
-    let (_, base) = buyer_context(&state, &user, &csrf).await?;
     let owner = user.id.clone();
     let list = with_conn(&state, move |conn| {
         coupons::list_for_owner(conn, &owner, LIST_LIMIT, Utc::now()).map_err(WebError::storage)

@@ -13,8 +13,10 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{euro, merge, page, refusal, see_other, with_conn, Csrf, Query, Shopper, WebError};
-use crate::auth::{password, sessions, users, web_sessions, NewPassword, NewUser, Role, User};
+use super::{
+    brand_named, euro, merge, page, refusal, see_other, with_conn, BuyerPage, Csrf, Query, WebError,
+};
+use crate::auth::{password, sessions, users, web_sessions, NewPassword, NewUser, Role};
 use crate::brands::{self, Brand};
 use crate::catalog::{self, Product, ProposalError, RequestedLine};
 use crate::email_address::EmailAddress;
@@ -42,17 +44,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/negozio/{brand}/accedi", web::post().to(sign_in))
         .route("/negozio/{brand}/iscriviti", web::get().to(sign_up_form))
         .route("/negozio/{brand}/iscriviti", web::post().to(sign_up));
-}
-
-pub(super) async fn brand_named(
-    state: &web::Data<AppState>,
-    id: String,
-) -> Result<Brand, WebError> {
-    with_conn(state, move |conn| {
-        brands::find(conn, &id)?
-            .ok_or_else(|| WebError::NotFound(format!("Nessun negozio '{id}'.")))
-    })
-    .await
 }
 
 async fn home(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, WebError> {
@@ -358,24 +349,15 @@ fn method_label(method: PaymentMethod) -> &'static str {
     }
 }
 
-pub(super) async fn buyer_context(
-    state: &web::Data<AppState>,
-    user: &User,
-    csrf: &Csrf,
-) -> Result<(Brand, Value), WebError> {
-    let brand_id = user.brand_id.clone();
-    let brand = brand_named(state, brand_id).await?;
-    let base = super::signed_in_context(user, &brand.name, csrf);
-    Ok((brand, base))
-}
-
 async fn choose_method(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
+    BuyerPage {
+        state,
+        user,
+        csrf,
+        base,
+        ..
+    }: BuyerPage,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
-    let (_, base) = buyer_context(&state, &user, &csrf).await?;
     let owner = user.id.clone();
     let balance = with_conn(&state, move |conn| {
         prepaid::account_of_owner(conn, &owner)
@@ -391,13 +373,11 @@ async fn choose_method(
 }
 
 async fn holder(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
+    BuyerPage {
+        state, csrf, base, ..
+    }: BuyerPage,
     query: Query,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
-    let (_, base) = buyer_context(&state, &user, &csrf).await?;
     let method = method(query.get("metodo"));
     let context = merge(
         base,
@@ -436,13 +416,15 @@ fn status_of(renewal: &RenewalStatus) -> (&'static str, String) {
 }
 
 async fn devices(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
+    BuyerPage {
+        state,
+        user,
+        csrf,
+        base,
+        ..
+    }: BuyerPage,
     query: Query,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
-    let (_, base) = buyer_context(&state, &user, &csrf).await?;
     let method = method(query.get("metodo"));
     let typed = query.get("codice_fiscale").cloned().unwrap_or_default();
     // The holder form again, with why the lookup gave nothing to show.
@@ -550,29 +532,20 @@ fn holder_proposal(
     Ok((found, proposed, products))
 }
 
-async fn manual_list(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
-    query: Query,
-) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
+async fn manual_list(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError> {
     let method = method(query.get("metodo"));
-    manual_page(&state, &csrf, &user, method, &query, None, StatusCode::OK).await
+    manual_page(&shop, method, &query, None, StatusCode::OK).await
 }
 
 async fn manual_page(
-    state: &web::Data<AppState>,
-    csrf: &Csrf,
-    user: &User,
+    shop: &BuyerPage,
     method: PaymentMethod,
     quantities: &HashMap<String, String>,
     error: Option<String>,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
-    let (_, base) = buyer_context(state, user, csrf).await?;
-    let brand = user.brand_id.clone();
-    let products = with_conn(state, move |conn| {
+    let brand = shop.user.brand_id.clone();
+    let products = with_conn(&shop.state, move |conn| {
         catalog::list(conn, &brand, false).map_err(WebError::storage)
     })
     .await?;
@@ -587,11 +560,11 @@ async fn manual_page(
             json!({ "code": p.code, "name": p.name, "price": euro(p.net_price), "quantity": quantity })
         })
         .collect();
-    let context = merge(
-        base,
+    shop.render(
+        status,
+        "coupon",
         json!({ "title": "Scelta dei coupon", "metodo": method.as_str(), "products": products, "error": error }),
-    );
-    page(state, csrf, status, "coupon", context)
+    )
 }
 
 /// The `q_<CODE>` quantities of a form, as lines (zero and blank skipped). `Err` is the
@@ -621,16 +594,15 @@ fn requested(fields: &HashMap<String, String>) -> Result<Vec<RequestedLine>, Str
 /// The choice of the form, checked and priced by the domain. `Ok(Err(message))` is for
 /// the manual list: a wrong choice, not a failure.
 async fn cart(
-    state: &web::Data<AppState>,
-    user: &User,
+    shop: &BuyerPage,
     fields: &HashMap<String, String>,
 ) -> Result<Result<(Vec<RequestedLine>, Cart), String>, WebError> {
     let lines = match requested(fields) {
         Ok(lines) => lines,
         Err(message) => return Ok(Err(message)),
     };
-    let (brand, role) = (user.brand_id.clone(), user.role);
-    with_conn(state, move |conn| {
+    let (brand, role) = (shop.user.brand_id.clone(), shop.user.role);
+    with_conn(&shop.state, move |conn| {
         match checkout::price(conn, &brand, role, &lines) {
             Ok(cart) => Ok(Ok((lines, cart))),
             Err(error) => Ok(Err(refusal(error)?.italian)),
@@ -641,30 +613,21 @@ async fn cart(
 
 /// The manual list again, with why the choice was refused.
 async fn choose_again(
-    state: &web::Data<AppState>,
-    csrf: &Csrf,
-    user: &User,
+    shop: &BuyerPage,
     method: PaymentMethod,
     fields: &HashMap<String, String>,
     message: String,
 ) -> Result<HttpResponse, WebError> {
     let status = StatusCode::UNPROCESSABLE_ENTITY;
-    manual_page(state, csrf, user, method, fields, Some(message), status).await
+    manual_page(shop, method, fields, Some(message), status).await
 }
 
-async fn summary(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
-    query: Query,
-) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
+async fn summary(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError> {
     let method = method(query.get("metodo"));
-    let (_, Cart { products, quote }) = match cart(&state, &user, &query).await? {
+    let (_, Cart { products, quote }) = match cart(&shop, &query).await? {
         Ok(cart) => cart,
-        Err(message) => return choose_again(&state, &csrf, &user, method, &query, message).await,
+        Err(message) => return choose_again(&shop, method, &query, message).await,
     };
-    let (_, base) = buyer_context(&state, &user, &csrf).await?;
     let lines: Vec<Value> = products
         .iter()
         .zip(&quote.lines)
@@ -679,8 +642,9 @@ async fn summary(
             })
         })
         .collect();
-    let context = merge(
-        base,
+    shop.render(
+        StatusCode::OK,
+        "riepilogo",
         json!({
             "title": "Riepilogo",
             "metodo": method.as_str(),
@@ -691,14 +655,12 @@ async fn summary(
             "gross_total": euro(quote.gross_total),
             "idempotency_key": uuid::Uuid::new_v4().to_string(),
         }),
-    );
-    page(&state, &csrf, StatusCode::OK, "riepilogo", context)
+    )
 }
 
 async fn confirm(
-    state: web::Data<AppState>,
     request: HttpRequest,
-    Shopper(user): Shopper,
+    shop: BuyerPage,
     form: web::Form<HashMap<String, String>>,
 ) -> Result<HttpResponse, WebError> {
     let form = form.into_inner();
@@ -706,13 +668,13 @@ async fn confirm(
         &request,
         form.get("csrf_token").map(String::as_str).unwrap_or(""),
     )?;
-    let csrf = Csrf::of(&request);
+    let (state, user) = (&shop.state, &shop.user);
     let method = method(form.get("metodo"));
     let key = IdempotencyKey::parse(form.get("chiave").map(String::as_str).unwrap_or(""))
         .map_err(|_| WebError::Csrf)?;
     let lines = match requested(&form) {
         Ok(lines) => lines,
-        Err(message) => return choose_again(&state, &csrf, &user, method, &form, message).await,
+        Err(message) => return choose_again(&shop, method, &form, message).await,
     };
     // The same summary confirmed twice (a double click, a reload) is one purchase.
     let fingerprint = idempotency::fingerprint(&format!(
@@ -732,7 +694,7 @@ async fn confirm(
         email: user.email.to_string(),
     };
     let role = user.role;
-    let placed = with_conn(&state, move |conn| {
+    let placed = with_conn(state, move |conn| {
         let now = Utc::now();
         let till = app.till();
         let outcome = idempotency::run(conn, &buyer.user_id, &key, &fingerprint, now, |conn| {
@@ -758,28 +720,26 @@ async fn confirm(
     if !short_of_funds {
         // A choice the summary accepted and the purchase did not (the catalog changed
         // meanwhile): the list again, with why.
-        return choose_again(&state, &csrf, &user, method, &form, identity.italian).await;
+        return choose_again(&shop, method, &form, identity.italian).await;
     }
-    let (_, base) = buyer_context(&state, &user, &csrf).await?;
     let detail = format!(
         "{} Ricarica il conto, o scegli il pagamento con bonifico o bollettino.",
         identity.italian
     );
-    let context = merge(
-        base,
-        json!({ "title": "Saldo insufficiente", "detail": detail }),
-    );
-    page(&state, &csrf, identity.status, "errore", context)
+    let context = json!({ "title": "Saldo insufficiente", "detail": detail });
+    shop.render(identity.status, "errore", context)
 }
 
 async fn order(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
+    BuyerPage {
+        state,
+        user,
+        csrf,
+        base,
+        brand,
+    }: BuyerPage,
     id: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
-    let (brand, base) = buyer_context(&state, &user, &csrf).await?;
     let id = id.into_inner();
     let order = with_conn(&state, move |conn| Ok(orders::find(conn, &id)?))
         .await?
