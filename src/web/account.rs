@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{euro, merge, page, see_other, with_conn, BuyerPage, Csrf, WebError};
+use super::{euro, page, see_other, with_conn, BuyerPage, Csrf, WebError};
 use crate::auth::{password, users, NewPassword, ProfileChanges, UserError};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode, ShownStatus};
@@ -33,26 +33,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn profile(
-    BuyerPage {
-        state,
-        user,
-        csrf,
-        base,
-        ..
-    }: BuyerPage,
+    shop: BuyerPage,
     query: web::Query<BTreeMap<String, String>>,
 ) -> Result<HttpResponse, WebError> {
-    let context = merge(
-        base,
+    shop.render(
+        StatusCode::OK,
+        "profilo",
         json!({
             "title": "Il tuo profilo",
-            "name": user.name,
-            "email": user.email.to_string(),
+            "name": shop.user.name,
+            "email": shop.user.email.to_string(),
             "saved": query.contains_key("salvato"),
             "errors": {},
         }),
-    );
-    page(&state, &csrf, StatusCode::OK, "profilo", context)
+    )
 }
 
 #[derive(Deserialize)]
@@ -182,17 +176,9 @@ fn entry_label(kind: EntryKind) -> &'static str {
     }
 }
 
-async fn prepaid_statement(
-    BuyerPage {
-        state,
-        user,
-        csrf,
-        base,
-        ..
-    }: BuyerPage,
-) -> Result<HttpResponse, WebError> {
-    let owner = user.id.clone();
-    let (account, entries) = with_conn(&state, move |conn| {
+async fn prepaid_statement(shop: BuyerPage) -> Result<HttpResponse, WebError> {
+    let owner = shop.user.id.clone();
+    let (account, entries) = with_conn(&shop.state, move |conn| {
         let storage = |e: prepaid::PrepaidError| WebError::storage(anyhow::anyhow!(e));
         let account = prepaid::account_of_owner(conn, &owner).map_err(storage)?;
         let entries = prepaid::entries(conn, &account.id, None, LIST_LIMIT).map_err(storage)?;
@@ -211,11 +197,11 @@ async fn prepaid_statement(
             })
         })
         .collect();
-    let context = merge(
-        base,
+    shop.render(
+        StatusCode::OK,
+        "prepagato",
         json!({ "title": "Conto prepagato", "balance": euro(account.balance), "entries": entries }),
-    );
-    page(&state, &csrf, StatusCode::OK, "prepagato", context)
+    )
 }
 
 fn order_status_label(status: OrderStatus) -> &'static str {
@@ -228,17 +214,9 @@ fn order_status_label(status: OrderStatus) -> &'static str {
     }
 }
 
-async fn order_list(
-    BuyerPage {
-        state,
-        user,
-        csrf,
-        base,
-        ..
-    }: BuyerPage,
-) -> Result<HttpResponse, WebError> {
-    let (brand, owner) = (user.brand_id.clone(), user.id.clone());
-    let list = with_conn(&state, move |conn| {
+async fn order_list(shop: BuyerPage) -> Result<HttpResponse, WebError> {
+    let (brand, owner) = (shop.user.brand_id.clone(), shop.user.id.clone());
+    let list = with_conn(&shop.state, move |conn| {
         orders::list(conn, &brand, Some(&owner), &Default::default(), LIST_LIMIT)
             .map_err(WebError::from)
     })
@@ -256,8 +234,8 @@ async fn order_list(
             })
         })
         .collect();
-    let context = merge(base, json!({ "title": "I tuoi ordini", "orders": orders }));
-    page(&state, &csrf, StatusCode::OK, "ordini", context)
+    let context = json!({ "title": "I tuoi ordini", "orders": orders });
+    shop.render(StatusCode::OK, "ordini", context)
 }
 
 fn coupon_status_label(status: ShownStatus) -> &'static str {
@@ -278,17 +256,9 @@ fn covers_label(covers: Covers) -> &'static str {
     }
 }
 
-async fn coupon_list(
-    BuyerPage {
-        state,
-        user,
-        csrf,
-        base,
-        ..
-    }: BuyerPage,
-) -> Result<HttpResponse, WebError> {
-    let owner = user.id.clone();
-    let list = with_conn(&state, move |conn| {
+async fn coupon_list(shop: BuyerPage) -> Result<HttpResponse, WebError> {
+    let owner = shop.user.id.clone();
+    let list = with_conn(&shop.state, move |conn| {
         coupons::list_for_owner(conn, &owner, LIST_LIMIT, Utc::now()).map_err(WebError::storage)
     })
     .await?;
@@ -304,11 +274,11 @@ async fn coupon_list(
             })
         })
         .collect();
-    let context = merge(
-        base,
+    shop.render(
+        StatusCode::OK,
+        "miei_coupon",
         json!({ "title": "I tuoi coupon", "coupons": coupons }),
-    );
-    page(&state, &csrf, StatusCode::OK, "miei_coupon", context)
+    )
 }
 
 /// Public, like the API's: anyone holding a code may check it; rate-limited per address.

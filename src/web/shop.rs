@@ -349,27 +349,19 @@ fn method_label(method: PaymentMethod) -> &'static str {
     }
 }
 
-async fn choose_method(
-    BuyerPage {
-        state,
-        user,
-        csrf,
-        base,
-        ..
-    }: BuyerPage,
-) -> Result<HttpResponse, WebError> {
-    let owner = user.id.clone();
-    let balance = with_conn(&state, move |conn| {
+async fn choose_method(shop: BuyerPage) -> Result<HttpResponse, WebError> {
+    let owner = shop.user.id.clone();
+    let balance = with_conn(&shop.state, move |conn| {
         prepaid::account_of_owner(conn, &owner)
             .map(|a| a.balance)
             .map_err(|e| WebError::storage(anyhow::anyhow!(e)))
     })
     .await?;
-    let context = merge(
-        base,
+    shop.render(
+        StatusCode::OK,
+        "metodo",
         json!({ "title": "Modalità di pagamento", "balance": euro(balance) }),
-    );
-    page(&state, &csrf, StatusCode::OK, "metodo", context)
+    )
 }
 
 async fn holder(
@@ -415,25 +407,13 @@ fn status_of(renewal: &RenewalStatus) -> (&'static str, String) {
     }
 }
 
-async fn devices(
-    BuyerPage {
-        state,
-        user,
-        csrf,
-        base,
-        ..
-    }: BuyerPage,
-    query: Query,
-) -> Result<HttpResponse, WebError> {
+async fn devices(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError> {
     let method = method(query.get("metodo"));
     let typed = query.get("codice_fiscale").cloned().unwrap_or_default();
     // The holder form again, with why the lookup gave nothing to show.
     let holder_again = |status: StatusCode, error: String| {
-        let context = merge(
-            base.clone(),
-            json!({ "title": "Titolare", "metodo": method.as_str(), "codice_fiscale": typed, "error": error }),
-        );
-        page(&state, &csrf, status, "titolare", context)
+        let context = json!({ "title": "Titolare", "metodo": method.as_str(), "codice_fiscale": typed, "error": error });
+        shop.render(status, "titolare", context)
     };
     let codice_fiscale = match CodiceFiscale::parse(&typed) {
         Ok(cf) => cf,
@@ -442,9 +422,9 @@ async fn devices(
             return holder_again(StatusCode::UNPROCESSABLE_ENTITY, error);
         }
     };
-    let brand = user.brand_id.clone();
+    let brand = shop.user.brand_id.clone();
     let now = Utc::now();
-    let found = with_conn(&state, move |conn| {
+    let found = with_conn(&shop.state, move |conn| {
         Ok(holder_proposal(conn, &brand, &codice_fiscale, now))
     })
     .await?;
@@ -492,8 +472,9 @@ async fn devices(
                 })
         })
         .collect();
-    let context = merge(
-        base,
+    shop.render(
+        StatusCode::OK,
+        "dispositivi",
         json!({
             "title": "Dispositivi",
             "metodo": method.as_str(),
@@ -501,8 +482,7 @@ async fn devices(
             "devices": devices,
             "proposals": proposals,
         }),
-    );
-    page(&state, &csrf, StatusCode::OK, "dispositivi", context)
+    )
 }
 
 /// The holder's devices and the coupons proposed for the renewable ones (summed over the
@@ -730,21 +710,12 @@ async fn confirm(
     shop.render(identity.status, "errore", context)
 }
 
-async fn order(
-    BuyerPage {
-        state,
-        user,
-        csrf,
-        base,
-        brand,
-    }: BuyerPage,
-    id: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
+async fn order(shop: BuyerPage, id: web::Path<String>) -> Result<HttpResponse, WebError> {
     let id = id.into_inner();
-    let order = with_conn(&state, move |conn| Ok(orders::find(conn, &id)?))
+    let order = with_conn(&shop.state, move |conn| Ok(orders::find(conn, &id)?))
         .await?
         // Someone else's order is as unknown as a made-up one.
-        .filter(|o| o.user_id == user.id)
+        .filter(|o| o.user_id == shop.user.id)
         .ok_or(OrderError::NotFound)?;
     let lines: Vec<Value> = order
         .lines
@@ -752,8 +723,9 @@ async fn order(
         .map(|l| json!({ "name": l.product_name, "quantity": l.quantity, "net": euro(l.net_amount) }))
         .collect();
     let prepaid = order.payment_method == PaymentMethod::Prepaid;
-    let context = merge(
-        base,
+    shop.render(
+        StatusCode::OK,
+        "ordine",
         json!({
             "title": if prepaid { "Acquisto concluso" } else { "In attesa del versamento" },
             "prepaid": prepaid,
@@ -762,12 +734,11 @@ async fn order(
             "email": order.email,
             "rf_code": order.payment_reference.as_ref().map(|r| r.printed()),
             "amount": euro(order.amount_due()),
-            "iban": (order.payment_method == PaymentMethod::BankTransfer).then_some(&brand.iban),
-            "postal_account": (order.payment_method == PaymentMethod::PostalSlip).then_some(&brand.postal_account),
-            "beneficiary": brand.name,
+            "iban": (order.payment_method == PaymentMethod::BankTransfer).then_some(&shop.brand.iban),
+            "postal_account": (order.payment_method == PaymentMethod::PostalSlip).then_some(&shop.brand.postal_account),
+            "beneficiary": shop.brand.name,
             "reserved_until": order.reserved_until.map(|t| t.format("%d/%m/%Y").to_string()),
             "lines": lines,
         }),
-    );
-    page(&state, &csrf, StatusCode::OK, "ordine", context)
+    )
 }
