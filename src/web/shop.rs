@@ -79,9 +79,26 @@ pub struct SignInForm {
     password: String,
 }
 
-fn anonymous_context(brand: &Brand, csrf: &Csrf, title: &str) -> Value {
-    json!({ "title": title, "brand": brand.id, "brand_name": brand.name, "user": null, "csrf_token": csrf.token })
+/// A form of the brand's shop for a visitor not signed in (sign-in, sign-up), with the
+/// form's `fields` (what was typed, the messages).
+fn anonymous_page(
+    state: &AppState,
+    request: &HttpRequest,
+    brand: &Brand,
+    status: StatusCode,
+    (name, title): (&str, &str),
+    fields: Value,
+) -> Result<HttpResponse, WebError> {
+    let csrf = Csrf::of(request);
+    let context = merge(
+        json!({ "title": title, "brand": brand.id, "brand_name": brand.name, "user": null, "csrf_token": csrf.token }),
+        fields,
+    );
+    page(state, &csrf, status, name, context)
 }
+
+const SIGN_IN: (&str, &str) = ("accedi", "Accedi");
+const SIGN_UP: (&str, &str) = ("iscriviti", "Iscriviti");
 
 async fn sign_in_form(
     state: web::Data<AppState>,
@@ -89,12 +106,8 @@ async fn sign_in_form(
     brand: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let brand = brand_named(&state, brand.into_inner()).await?;
-    let csrf = Csrf::of(&request);
-    let context = merge(
-        anonymous_context(&brand, &csrf, "Accedi"),
-        json!({ "email": "", "error": null }),
-    );
-    page(&state, &csrf, StatusCode::OK, "accedi", context)
+    let fields = json!({ "email": "", "error": null });
+    anonymous_page(&state, &request, &brand, StatusCode::OK, SIGN_IN, fields)
 }
 
 /// Signs the user in: a server-side session in an HttpOnly cookie, then the shop.
@@ -169,12 +182,15 @@ fn sign_in_refused(
     if identity.status != StatusCode::UNAUTHORIZED {
         return Err(identity.into());
     }
-    let csrf = Csrf::of(request);
-    let context = merge(
-        anonymous_context(brand, &csrf, "Accedi"),
-        json!({ "email": email, "error": identity.italian }),
-    );
-    page(state, &csrf, StatusCode::UNAUTHORIZED, "accedi", context)
+    let fields = json!({ "email": email, "error": identity.italian });
+    anonymous_page(
+        state,
+        request,
+        brand,
+        StatusCode::UNAUTHORIZED,
+        SIGN_IN,
+        fields,
+    )
 }
 
 #[derive(Deserialize)]
@@ -195,12 +211,8 @@ async fn sign_up_form(
     brand: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let brand = brand_named(&state, brand.into_inner()).await?;
-    let csrf = Csrf::of(&request);
-    let context = merge(
-        anonymous_context(&brand, &csrf, "Iscriviti"),
-        json!({ "name": "", "email": "", "error": null, "errors": {} }),
-    );
-    page(&state, &csrf, StatusCode::OK, "iscriviti", context)
+    let fields = json!({ "name": "", "email": "", "error": null, "errors": {} });
+    anonymous_page(&state, &request, &brand, StatusCode::OK, SIGN_UP, fields)
 }
 
 async fn sign_up(
@@ -291,18 +303,10 @@ fn sign_up_again(
     errors: BTreeMap<&str, &str>,
     error: Option<&str>,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(request);
-    let context = merge(
-        anonymous_context(brand, &csrf, "Iscriviti"),
-        json!({ "name": form.name, "email": form.email, "errors": errors, "error": error }),
-    );
-    page(
-        state,
-        &csrf,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "iscriviti",
-        context,
-    )
+    let fields =
+        json!({ "name": form.name, "email": form.email, "errors": errors, "error": error });
+    let status = StatusCode::UNPROCESSABLE_ENTITY;
+    anonymous_page(state, request, brand, status, SIGN_UP, fields)
 }
 
 #[derive(Deserialize)]

@@ -93,9 +93,7 @@ pub(super) async fn void_coupon(
     request: HttpRequest,
     fields: web::Form<VoidFields>,
 ) -> Result<HttpResponse, WebError> {
-    Csrf::check(&request, &fields.csrf_token)?;
-    let user = operator_of(&request).await?;
-    let csrf = Csrf::of(&request);
+    let (user, csrf) = operator_of(&request, &fields.csrf_token).await?;
     let VoidFields {
         coupon_id, reason, ..
     } = fields.into_inner();

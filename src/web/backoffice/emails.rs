@@ -76,8 +76,7 @@ pub(super) async fn retry_email(
     id: web::Path<String>,
     form: web::Form<TokenOnly>,
 ) -> Result<HttpResponse, WebError> {
-    Csrf::check(&request, &form.csrf_token)?;
-    let user = operator_of(&request).await?;
+    let (user, _) = operator_of(&request, &form.csrf_token).await?;
     let brand_id = user.brand_id.clone();
     let id = id.into_inner();
     let requeued = with_conn(&state, move |conn| {

@@ -89,10 +89,15 @@ fn base(user: &User, brand: &Brand, csrf: &Csrf, title: &str) -> Value {
     )
 }
 
-/// The operator of a POST, once its CSRF token has been checked.
-async fn operator_of(request: &HttpRequest) -> Result<User, WebError> {
+/// The operator of a POSTed form and the page's CSRF token, once the form's token has
+/// been checked: the token first, so a forged form learns nothing about the session.
+async fn operator_of(
+    request: &HttpRequest,
+    submitted_token: &str,
+) -> Result<(User, Csrf), WebError> {
+    Csrf::check(request, submitted_token)?;
     let Operator(user) = Operator::extract(request).await?;
-    Ok(user)
+    Ok((user, Csrf::of(request)))
 }
 
 /// What `?fatto=` says was done, in words.

@@ -353,9 +353,7 @@ pub(super) async fn match_payment(
     id: web::Path<String>,
     form: web::Form<MatchForm>,
 ) -> Result<HttpResponse, WebError> {
-    Csrf::check(&request, &form.csrf_token)?;
-    let user = operator_of(&request).await?;
-    let csrf = Csrf::of(&request);
+    let (user, csrf) = operator_of(&request, &form.csrf_token).await?;
     let id = id.into_inner();
     let MatchForm {
         order_id,
@@ -437,9 +435,7 @@ pub(super) async fn refund_payment(
     id: web::Path<String>,
     form: web::Form<RefundForm>,
 ) -> Result<HttpResponse, WebError> {
-    Csrf::check(&request, &form.csrf_token)?;
-    let user = operator_of(&request).await?;
-    let csrf = Csrf::of(&request);
+    let (user, csrf) = operator_of(&request, &form.csrf_token).await?;
     let id = id.into_inner();
     let RefundForm { reason, .. } = form.into_inner();
     let mut forms = PaymentForms {

@@ -210,9 +210,7 @@ pub(super) async fn adjust(
     account_id: web::Path<String>,
     fields: web::Form<AdjustmentFields>,
 ) -> Result<HttpResponse, WebError> {
-    Csrf::check(&request, &fields.csrf_token)?;
-    let user = operator_of(&request).await?;
-    let csrf = Csrf::of(&request);
+    let (user, csrf) = operator_of(&request, &fields.csrf_token).await?;
     let account_id = account_id.into_inner();
     let AdjustmentFields {
         amount,

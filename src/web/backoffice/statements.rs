@@ -144,8 +144,8 @@ pub(super) async fn read_upload(
                     }
                     token.extend_from_slice(&chunk);
                 }
-                Csrf::check(request, &String::from_utf8_lossy(&token))?;
-                user = Some(operator_of(request).await?);
+                let submitted = String::from_utf8_lossy(&token);
+                user = Some(operator_of(request, &submitted).await?.0);
             }
             // The file before the token: not the page's form.
             ("file", None) => return Err(WebError::Csrf),
