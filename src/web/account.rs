@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{euro, page, see_other, with_conn, BuyerPage, Csrf, WebError};
+use super::{euro, page, refusal, see_other, with_conn, BuyerPage, Csrf, WebError};
 use crate::auth::{password, users, NewPassword, ProfileChanges, UserError};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode, ShownStatus};
@@ -105,10 +105,8 @@ async fn update_profile(
     // A new password needs the current one: a session left open is not enough.
     if !form.new_password.is_empty() {
         let user_id = user.id.clone();
-        let stored = with_conn(state, move |conn| {
-            users::password_hash(conn, &user_id).map_err(|e| WebError::storage(anyhow::anyhow!(e)))
-        })
-        .await?;
+        let stored =
+            with_conn(state, move |conn| Ok(users::password_hash(conn, &user_id)?)).await?;
         let current = form.current_password.clone();
         let matches = web::block(move || password::verify(&current, Some(&stored))).await?;
         if !matches {
@@ -131,18 +129,15 @@ async fn update_profile(
     let updated = with_conn(state, move |conn| {
         match users::update_profile(conn, &user_id, changes, Utc::now()) {
             Ok(_) => Ok(Ok(())),
-            Err(UserError::EmailTaken) => Ok(Err(())),
-            Err(e) => Err(WebError::storage(anyhow::anyhow!(e))),
+            Err(taken @ UserError::EmailTaken) => Ok(Err(refusal(taken)?)),
+            Err(other) => Err(other.into()),
         }
     })
     .await?;
     match updated {
         Ok(()) => Ok(see_other("/negozio/profilo?salvato=1")),
-        Err(()) => {
-            let errors = BTreeMap::from([(
-                "email",
-                "Esiste già un account con questa email.".to_owned(),
-            )]);
+        Err(taken) => {
+            let errors = BTreeMap::from([("email", taken.italian)]);
             profile_again(&shop, &form, errors).await
         }
     }
@@ -179,9 +174,8 @@ fn entry_label(kind: EntryKind) -> &'static str {
 async fn prepaid_statement(shop: BuyerPage) -> Result<HttpResponse, WebError> {
     let owner = shop.user.id.clone();
     let (account, entries) = with_conn(&shop.state, move |conn| {
-        let storage = |e: prepaid::PrepaidError| WebError::storage(anyhow::anyhow!(e));
-        let account = prepaid::account_of_owner(conn, &owner).map_err(storage)?;
-        let entries = prepaid::entries(conn, &account.id, None, LIST_LIMIT).map_err(storage)?;
+        let account = prepaid::account_of_owner(conn, &owner)?;
+        let entries = prepaid::entries(conn, &account.id, None, LIST_LIMIT)?;
         Ok((account, entries))
     })
     .await?;

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::{
     brand_named, euro, merge, page, refusal, see_other, with_conn, BuyerPage, Csrf, Query, WebError,
 };
-use crate::auth::{password, sessions, users, web_sessions, NewPassword, NewUser, Role};
+use crate::auth::{password, sessions, users, web_sessions, NewPassword, NewUser, Role, UserError};
 use crate::brands::{self, Brand};
 use crate::catalog::{self, Product, ProposalError, RequestedLine};
 use crate::email_address::EmailAddress;
@@ -263,24 +263,18 @@ async fn sign_up(
     let created = with_conn(&state, move |conn| {
         match users::create(conn, new, &crate::audit::Actor::System, now) {
             Ok(user) => Ok(Ok(web_sessions::start(conn, &user.id, now)?)),
-            Err(crate::auth::UserError::EmailTaken) => Ok(Err(())),
-            Err(e) => Err(WebError::storage(anyhow::anyhow!(e))),
+            Err(taken @ UserError::EmailTaken) => Ok(Err(refusal(taken)?)),
+            Err(other) => Err(other.into()),
         }
     })
     .await?;
     match created {
         Ok(token) => signed_in(&state, &brand.id, Role::Customer, &token),
-        Err(()) => sign_up_again(
-            &state,
-            &request,
-            &brand,
-            &form,
-            BTreeMap::from([(
-                "email",
-                "Esiste già un account con questa email: accedi, o usa un'altra email.",
-            )]),
-            None,
-        ),
+        Err(taken) => {
+            let message = format!("{} Accedi, o usa un'altra email.", taken.italian);
+            let errors = BTreeMap::from([("email", message.as_str())]);
+            sign_up_again(&state, &request, &brand, &form, errors, None)
+        }
     }
 }
 
@@ -356,9 +350,7 @@ fn method_label(method: PaymentMethod) -> &'static str {
 async fn choose_method(shop: BuyerPage) -> Result<HttpResponse, WebError> {
     let owner = shop.user.id.clone();
     let balance = with_conn(&shop.state, move |conn| {
-        prepaid::account_of_owner(conn, &owner)
-            .map(|a| a.balance)
-            .map_err(|e| WebError::storage(anyhow::anyhow!(e)))
+        Ok(prepaid::account_of_owner(conn, &owner)?.balance)
     })
     .await?;
     shop.render(

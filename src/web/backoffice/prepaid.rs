@@ -233,54 +233,49 @@ pub(super) async fn adjust(
     let reason = Reason::parse(&reason)
         .map_err(|e| form.reason_error = Some(reason_error(&e)))
         .ok();
-    let (Some(amount), Some(direction), Some(reason)) = (amount, direction, reason) else {
-        let status = StatusCode::UNPROCESSABLE_ENTITY;
-        return account_page(
-            &state,
-            &csrf,
-            user,
-            account_id,
-            None,
-            form,
-            Value::Null,
-            status,
-        )
-        .await;
-    };
-    let adjustment = Adjustment {
-        direction,
-        amount,
-        reason,
-    };
-    let (operator_id, brand_id, id) = (user.id.clone(), user.brand_id.clone(), account_id.clone());
-    let outcome = with_conn(&state, move |conn| {
-        match prepaid::adjust(conn, &operator_id, &brand_id, &id, adjustment, Utc::now()) {
-            Ok(_) => Ok(Ok(())),
-            // Too little credit to take back is the amount's fault: shown next to it.
-            Err(short @ PrepaidError::InsufficientFunds { .. }) => Ok(Err(refusal(short)?)),
-            Err(other) => Err(other.into()),
+    let status = if let (Some(amount), Some(direction), Some(reason)) = (amount, direction, reason)
+    {
+        let adjustment = Adjustment {
+            direction,
+            amount,
+            reason,
+        };
+        let (operator_id, brand_id, id) =
+            (user.id.clone(), user.brand_id.clone(), account_id.clone());
+        let outcome = with_conn(&state, move |conn| {
+            match prepaid::adjust(conn, &operator_id, &brand_id, &id, adjustment, Utc::now()) {
+                Ok(_) => Ok(Ok(())),
+                // Too little credit to take back is the amount's fault: shown next to it.
+                Err(short @ PrepaidError::InsufficientFunds { .. }) => Ok(Err(refusal(short)?)),
+                Err(other) => Err(other.into()),
+            }
+        })
+        .await?;
+        match outcome {
+            Ok(()) => {
+                let done = format!(
+                    "/backoffice/prepagati/{}?fatto=rettificato",
+                    url_segment(&account_id)
+                );
+                return Ok(see_other(&done));
+            }
+            Err(identity) => {
+                form.amount_error = Some(identity.italian);
+                identity.status
+            }
         }
-    })
-    .await?;
-    match outcome {
-        Ok(()) => Ok(see_other(&format!(
-            "/backoffice/prepagati/{}?fatto=rettificato",
-            url_segment(&account_id)
-        ))),
-        Err(identity) => {
-            form.amount_error = Some(identity.italian);
-            let status = identity.status;
-            account_page(
-                &state,
-                &csrf,
-                user,
-                account_id,
-                None,
-                form,
-                Value::Null,
-                status,
-            )
-            .await
-        }
-    }
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    account_page(
+        &state,
+        &csrf,
+        user,
+        account_id,
+        None,
+        form,
+        Value::Null,
+        status,
+    )
+    .await
 }
