@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde_json::Value;
 
-use super::{merge, page, signed_in_context, with_conn, Csrf, Shopper, WebError};
+use super::{merge, page, signed_in_context, with_conn, Csrf, Operator, Shopper, WebError};
 use crate::auth::User;
 use crate::brands::{self, Brand};
 use crate::http::AppState;
@@ -68,6 +68,29 @@ impl FromRequest for BuyerPage {
                 csrf,
                 base,
             })
+        })
+    }
+}
+
+/// A page of a signed-in back-office operator (see [`Operator`]): the state, who, and
+/// the CSRF token, the common opening of every back-office page.
+pub struct OperatorPage {
+    pub state: web::Data<AppState>,
+    pub user: User,
+    pub csrf: Csrf,
+}
+
+impl FromRequest for OperatorPage {
+    type Error = WebError;
+    type Future = super::UserFuture<Self>;
+
+    fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let Operator(user) = Operator::extract(&request).await?;
+            let state = app_state(&request)?;
+            let csrf = Csrf::of(&request);
+            Ok(Self { state, user, csrf })
         })
     }
 }

@@ -12,7 +12,7 @@ use crate::http::AppState;
 use crate::money::Money;
 use crate::validation::Reason;
 use crate::web::{
-    euro, form_status, merge, page, refusal, with_conn, Csrf, Operator, WebError,
+    euro, form_status, merge, page, refusal, with_conn, Csrf, OperatorPage, WebError,
     COUPON_CODE_INVALID,
 };
 
@@ -59,12 +59,8 @@ pub(super) async fn coupon_page(
     page(state, csrf, status, "bo_coupon", context)
 }
 
-pub(super) async fn coupon_form(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Operator(user): Operator,
-) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
+pub(super) async fn coupon_form(visit: OperatorPage) -> Result<HttpResponse, WebError> {
+    let OperatorPage { state, user, csrf } = visit;
     coupon_page(&state, &csrf, user, VoidState::default(), StatusCode::OK).await
 }
 

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::auth::User;
 use crate::http::AppState;
 use crate::mail::outbox;
-use crate::web::{merge, page, see_other, with_conn, Csrf, Operator, WebError};
+use crate::web::{merge, page, see_other, with_conn, Csrf, OperatorPage, WebError};
 
 use super::{base, brand_of, done_message, operator_of, or_dash, time_it, DoneQuery};
 
@@ -54,12 +54,10 @@ pub(super) async fn emails_page(
 }
 
 pub(super) async fn emails(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Operator(user): Operator,
+    visit: OperatorPage,
     query: web::Query<DoneQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
+    let OperatorPage { state, user, csrf } = visit;
     let done = done_message(query.fatto.as_deref());
     emails_page(&state, &csrf, user, done, None, StatusCode::OK).await
 }

@@ -1,14 +1,13 @@
 //! The brand's orders, found by RF code, invoice number, email or state.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::http::AppState;
 use crate::money::Money;
 use crate::orders::{self, OrderFilter, OrderStatus};
-use crate::web::{euro, merge, page, with_conn, Csrf, Operator, WebError};
+use crate::web::{euro, merge, page, with_conn, OperatorPage, WebError};
 
 use super::{base, brand_of, or_dash, order_status_label, query_string, time_it, url_segment};
 
@@ -30,12 +29,10 @@ pub struct OrdersQuery {
 const ORDERS_PAGE: i64 = 100;
 
 pub(super) async fn orders_page(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Operator(user): Operator,
+    visit: OperatorPage,
     query: web::Query<OrdersQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
+    let OperatorPage { state, user, csrf } = visit;
     let query = query.into_inner();
     let (search, stato, payment_id) = (
         query.cerca.trim(),

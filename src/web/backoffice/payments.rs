@@ -15,7 +15,7 @@ use crate::payments::CreditorReference;
 use crate::prepaid::PrepaidError;
 use crate::validation::Reason;
 use crate::web::{
-    euro, form_status, merge, page, refusal, see_other, with_conn, Csrf, Operator, WebError,
+    euro, form_status, merge, page, refusal, see_other, with_conn, Csrf, OperatorPage, WebError,
 };
 
 use super::{
@@ -59,12 +59,10 @@ pub(super) fn payment_row(p: &PaymentView) -> Value {
 }
 
 pub(super) async fn payments(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Operator(user): Operator,
+    visit: OperatorPage,
     query: web::Query<QueueQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
+    let OperatorPage { state, user, csrf } = visit;
     let query = query.into_inner();
     let mut errors = serde_json::Map::new();
     for field in ["stato", "dal", "al", "rf"] {
@@ -310,13 +308,11 @@ pub struct PaymentQuery {
 }
 
 pub(super) async fn payment(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Operator(user): Operator,
+    visit: OperatorPage,
     id: web::Path<String>,
     query: web::Query<PaymentQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
+    let OperatorPage { state, user, csrf } = visit;
     let query = query.into_inner();
     let done = done_message(query.fatto.as_deref());
     let forms = PaymentForms {

@@ -11,7 +11,7 @@ use crate::email_address::EmailAddress;
 use crate::http::AppState;
 use crate::prepaid::{self, Adjustment, Direction, PrepaidError};
 use crate::validation::Reason;
-use crate::web::{euro, merge, page, refusal, see_other, with_conn, Csrf, Operator, WebError};
+use crate::web::{euro, merge, page, refusal, see_other, with_conn, Csrf, OperatorPage, WebError};
 
 use super::{
     base, brand_of, done_message, entry_kind_label, operator_of, parse_amount, reason_error,
@@ -27,12 +27,10 @@ pub struct AccountsQuery {
 }
 
 pub(super) async fn accounts(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Operator(user): Operator,
+    visit: OperatorPage,
     query: web::Query<AccountsQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
+    let OperatorPage { state, user, csrf } = visit;
     let typed = query
         .into_inner()
         .email
@@ -173,13 +171,11 @@ pub(super) async fn account_page(
 }
 
 pub(super) async fn account(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Operator(user): Operator,
+    visit: OperatorPage,
     account_id: web::Path<String>,
     query: web::Query<EntriesQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
+    let OperatorPage { state, user, csrf } = visit;
     let query = query.into_inner();
     let before = query
         .prima

@@ -17,7 +17,9 @@ use crate::payments::queue;
 use crate::payments::reconcile::{self, ImportContext};
 use crate::payments::statement;
 use crate::secrets::hex;
-use crate::web::{euro, form_status, merge, page, refusal, with_conn, Csrf, Operator, WebError};
+use crate::web::{
+    euro, form_status, merge, page, refusal, with_conn, Csrf, OperatorPage, WebError,
+};
 
 use super::{base, brand_of, format_label, operator_of, or_dash, status_label, time_it};
 
@@ -78,12 +80,8 @@ pub(super) async fn statements_page(
     page(state, csrf, status, "bo_estratti", context)
 }
 
-pub(super) async fn statements(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Operator(user): Operator,
-) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
+pub(super) async fn statements(visit: OperatorPage) -> Result<HttpResponse, WebError> {
+    let OperatorPage { state, user, csrf } = visit;
     statements_page(&state, &csrf, user, StatusCode::OK, None).await
 }
 

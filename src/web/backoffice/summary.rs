@@ -1,15 +1,14 @@
 //! The daily summary of what was imported and matched.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::http::AppState;
 use crate::money::Money;
 use crate::payments::queue;
-use crate::web::{euro, merge, page, with_conn, Csrf, Operator, WebError};
+use crate::web::{euro, merge, page, with_conn, OperatorPage, WebError};
 
 use super::{base, brand_of, date_it, parse_date, status_label};
 
@@ -19,12 +18,10 @@ pub struct SummaryQuery {
 }
 
 pub(super) async fn summary(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Operator(user): Operator,
+    visit: OperatorPage,
     query: web::Query<SummaryQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
+    let OperatorPage { state, user, csrf } = visit;
     let typed = query.into_inner().data.unwrap_or_default();
     let (day, error) = match typed.trim() {
         "" => (Some(Utc::now().date_naive()), None),
