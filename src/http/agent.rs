@@ -1,15 +1,14 @@
 //! The desktop agent's sign-in: challenges and sessions (see `crate::agent`).
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::auth::Agent;
+use super::extract::Agent;
 use super::json::JsonObject;
 use super::lookup::DeviceResponse;
 use super::{ApiError, AppState, Problem};
-use crate::agent::{self, AgentAuthError};
+use crate::agent::{self};
 use crate::auth::tokens::AGENT_TTL_MINUTES;
 use crate::rate_limit::Limit;
 
@@ -20,39 +19,6 @@ const CHALLENGES: Limit = Limit {
     max_hits: 60,
     window: Duration::minutes(10),
 };
-
-impl From<AgentAuthError> for ApiError {
-    fn from(error: AgentAuthError) -> Self {
-        let detail = error.to_string();
-        let unauthorized = |problem, title| {
-            ApiError::refused(StatusCode::UNAUTHORIZED, problem, title, detail.clone())
-        };
-        match error {
-            AgentAuthError::Storage(e) => ApiError::storage(e.into()),
-            AgentAuthError::MalformedCertificate(_) => {
-                ApiError::invalid_field("certificate", "x509", detail)
-            }
-            AgentAuthError::MalformedSignature => {
-                ApiError::invalid_field("signature", "base64", detail)
-            }
-            AgentAuthError::Challenge => unauthorized("agent-challenge", "Challenge not valid"),
-            AgentAuthError::Untrusted => {
-                unauthorized("untrusted-certificate", "Certificate not trusted")
-            }
-            AgentAuthError::OutsideValidity { .. } => {
-                unauthorized("certificate-not-valid-now", "Certificate not valid now")
-            }
-            AgentAuthError::UnknownCertificate => {
-                unauthorized("unknown-certificate", "Certificate not in the registry")
-            }
-            AgentAuthError::NotActive(_) => unauthorized(
-                "certificate-not-active",
-                "Certificate revoked or superseded",
-            ),
-            AgentAuthError::Signature => unauthorized("bad-signature", "Signature not valid"),
-        }
-    }
-}
 
 /// A nonce for the agent to sign with the key of a certificate on the device.
 #[derive(Serialize, utoipa::ToSchema)]

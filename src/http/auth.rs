@@ -1,11 +1,6 @@
-//! Who is calling: the extractors that turn a bearer token into a user and check roles
-//! (the only place roles are checked), and the sign-up / sign-in endpoints.
+//! The sign-up / sign-in endpoints (who is calling is decided in `extract`).
 
-use std::future::{ready, Ready};
-
-use actix_web::dev::Payload;
-use actix_web::http::header::AUTHORIZATION;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
@@ -14,162 +9,11 @@ use super::me::ProfileResponse;
 use super::problem::FieldErrors;
 use super::{ApiError, AppState, Problem};
 use crate::audit::Actor;
-use crate::auth::sessions::{self, Session, SessionError};
-use crate::auth::{password, users, NewPassword, NewUser, Role, UserError};
+use crate::auth::sessions::{self, Session};
+use crate::auth::{password, users, NewPassword, NewUser, Role};
 use crate::email_address::EmailAddress;
 use crate::registry::CodiceFiscale;
 use crate::validation::PersonName;
-
-/// A signed-in user of any role, from a valid access token.
-#[derive(Debug, Clone)]
-pub struct CurrentUser {
-    pub id: String,
-    pub brand: String,
-    pub role: Role,
-}
-
-/// A signed-in customer or registration officer: someone who buys.
-#[derive(Debug, Clone)]
-pub struct Buyer(pub CurrentUser);
-
-/// A signed-in back-office operator.
-#[derive(Debug, Clone)]
-pub struct BackOffice(pub CurrentUser);
-
-/// The application state and the bearer token of the request; `kind` names the token
-/// the endpoint wants (access or agent) in the refusal.
-fn bearer<'r>(
-    request: &'r HttpRequest,
-    kind: &str,
-) -> Result<(&'r web::Data<AppState>, &'r str), ApiError> {
-    let state = request
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("application state missing")))?;
-    let header = request.headers().get(AUTHORIZATION).ok_or_else(|| {
-        ApiError::Unauthorized(format!(
-            "sign in first: send Authorization: Bearer <{kind}>"
-        ))
-    })?;
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError::Unauthorized(format!(
-                "the Authorization header must be 'Bearer <{kind}>'"
-            ))
-        })?;
-    Ok((state, token))
-}
-
-fn authenticate(request: &HttpRequest) -> Result<CurrentUser, ApiError> {
-    let (state, token) = bearer(request, "access token")?;
-    let claims = state
-        .tokens
-        .verify_access(token.trim())
-        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-    Ok(CurrentUser {
-        id: claims.sub,
-        brand: claims.brand,
-        role: claims.role,
-    })
-}
-
-fn with_role<T>(
-    request: &HttpRequest,
-    allowed: fn(Role) -> bool,
-    wrap: fn(CurrentUser) -> T,
-) -> Result<T, ApiError> {
-    let user = authenticate(request)?;
-    if allowed(user.role) {
-        Ok(wrap(user))
-    } else {
-        Err(ApiError::forbidden(
-            "forbidden-role",
-            format!("a {} may not do this", user.role),
-        ))
-    }
-}
-
-/// A desktop agent signed in with a device's certificate (an agent token, never an
-/// access token).
-#[derive(Debug, Clone)]
-pub struct Agent(pub crate::auth::tokens::AgentClaims);
-
-impl FromRequest for Agent {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready((|| {
-            let (state, token) = bearer(request, "agent token")?;
-            let claims = state.tokens.verify_agent(token.trim()).map_err(|e| {
-                ApiError::Unauthorized(match e {
-                    crate::auth::tokens::TokenError::Expired => {
-                        "the agent token has expired: sign in again".into()
-                    }
-                    crate::auth::tokens::TokenError::Invalid => {
-                        "the agent token is not valid".into()
-                    }
-                })
-            })?;
-            Ok(Agent(claims))
-        })())
-    }
-}
-
-impl FromRequest for CurrentUser {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(request))
-    }
-}
-
-impl FromRequest for Buyer {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(with_role(request, Role::buys, Buyer))
-    }
-}
-
-impl FromRequest for BackOffice {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(with_role(request, |r| r == Role::BackOffice, BackOffice))
-    }
-}
-
-impl From<UserError> for ApiError {
-    fn from(error: UserError) -> Self {
-        match error {
-            UserError::EmailTaken => {
-                ApiError::conflict("email-taken", "Email taken", error.to_string())
-            }
-            UserError::UnknownBrand(_) => {
-                ApiError::invalid_field("brand", "known_brand", error.to_string())
-            }
-            UserError::NotFound => ApiError::Unauthorized("this account no longer exists".into()),
-            UserError::Storage(e) => ApiError::storage(e),
-        }
-    }
-}
-
-impl From<SessionError> for ApiError {
-    fn from(error: SessionError) -> Self {
-        match error {
-            SessionError::Throttled(throttled) => ApiError::TooManyRequests {
-                retry_after_seconds: throttled.retry_after_seconds,
-                detail: error.to_string(),
-            },
-            SessionError::InvalidCredentials | SessionError::InvalidRefreshToken => {
-                ApiError::Unauthorized(error.to_string())
-            }
-            SessionError::Storage(e) => ApiError::storage(e),
-        }
-    }
-}
 
 /// A new customer account.
 #[derive(Deserialize, utoipa::ToSchema)]

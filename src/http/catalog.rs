@@ -1,19 +1,16 @@
 //! `GET /api/v1/products` and `POST /api/v1/quotes`.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::auth::{BackOffice, Buyer, CurrentUser};
+use super::extract::{BackOffice, Buyer, CurrentUser};
 use super::json::JsonObject;
-use super::lookup::lookup_error;
 use super::{ApiError, AppState, Problem};
 use crate::auth::Role;
-use crate::catalog::{
-    self, CatalogError, Covers, Product, ProductChangeError, ProposalError, Quote, RequestedLine,
-};
+use crate::catalog::{self, Covers, Product, Quote, RequestedLine};
 use crate::money::Money;
+use crate::orders::checkout::{self, Cart};
 use crate::registry::CodiceFiscale;
 
 /// A coupon on sale.
@@ -114,80 +111,17 @@ pub struct QuoteRequest {
     device_serial: Option<String>,
 }
 
-/// Checks quantities and the per-order cap of the role; the lines are what was asked.
-pub fn requested_lines(lines: &[LineRequest], role: Role) -> Result<Vec<RequestedLine>, ApiError> {
-    if lines.is_empty() {
-        return Err(ApiError::invalid_field(
-            "lines",
-            "not_empty",
-            "an order needs at least one line",
-        ));
-    }
-    let cap = catalog::max_coupons_per_order(role);
-    let mut total: i64 = 0;
-    let mut out = Vec::with_capacity(lines.len());
-    for (index, line) in lines.iter().enumerate() {
-        if line.quantity < 1 || line.quantity > i64::from(cap.max(1)) {
-            return Err(ApiError::invalid_field(
-                &format!("lines[{index}].quantity"),
-                "range",
-                format!("quantity must be from 1 to {}", cap.max(1)),
-            ));
-        }
-        total += line.quantity;
-        out.push(RequestedLine {
+/// The lines as the domain takes them; `orders::checkout` checks quantities and the
+/// role's cap. A quantity outside `u32` is kept out of range (0 or the largest), so it is
+/// refused as out of range rather than wrapped.
+pub fn requested_lines(lines: &[LineRequest]) -> Vec<RequestedLine> {
+    lines
+        .iter()
+        .map(|line| RequestedLine {
             product: line.product.trim().to_owned(),
-            quantity: line.quantity as u32,
-        });
-    }
-    if total > i64::from(cap) {
-        return Err(ApiError::refused(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "order-too-large",
-            "Order too large",
-            format!("a {role} may buy at most {cap} coupons in one order; this one has {total}"),
-        ));
-    }
-    Ok(out)
-}
-
-impl From<CatalogError> for ApiError {
-    fn from(error: CatalogError) -> Self {
-        let detail = error.to_string();
-        let field = |line: usize| format!("lines[{}].product", line - 1);
-        match error {
-            CatalogError::UnknownProduct { line, .. } => {
-                ApiError::invalid_field(&field(line), "known_product", detail)
-            }
-            CatalogError::InactiveProduct { line, .. } => {
-                ApiError::invalid_field(&field(line), "active_product", detail)
-            }
-            CatalogError::DuplicateProduct { second, .. } => {
-                ApiError::invalid_field(&field(second), "unique_product", detail)
-            }
-            CatalogError::Storage(e) => ApiError::storage(e),
-        }
-    }
-}
-
-impl From<ProposalError> for ApiError {
-    fn from(error: ProposalError) -> Self {
-        match error {
-            ProposalError::Lookup(e) => lookup_error(e),
-            ProposalError::UnknownDevice(_) => {
-                ApiError::invalid_field("device_serial", "known_device", error.to_string())
-            }
-            ProposalError::NothingToRenew(_) | ProposalError::NoFittingProduct => {
-                ApiError::refused(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "nothing-to-renew",
-                    "Nothing to renew",
-                    error.to_string(),
-                )
-            }
-            ProposalError::Storage(e) => ApiError::storage(e),
-        }
-    }
+            quantity: u32::try_from(line.quantity.max(0)).unwrap_or(u32::MAX),
+        })
+        .collect()
 }
 
 /// One priced line of a quote.
@@ -274,11 +208,6 @@ impl QuoteResponse {
     }
 }
 
-pub fn priced(products: &[(Product, u32)]) -> Quote {
-    let items: Vec<_> = products.iter().map(|(p, q)| (p.priced(), *q)).collect();
-    catalog::quote(&items)
-}
-
 /// `POST /api/v1/quotes`
 #[utoipa::path(
     post,
@@ -314,11 +243,11 @@ pub async fn create_quote(
     body: JsonObject<QuoteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let products = match (body.lines, body.codice_fiscale, body.device_serial) {
+    let cart = match (body.lines, body.codice_fiscale, body.device_serial) {
         (Some(lines), None, None) => {
-            let requested = requested_lines(&lines, user.role)?;
+            let requested = requested_lines(&lines);
             state
-                .with_conn(move |conn| catalog::resolve(conn, &user.brand, &requested))
+                .with_conn(move |conn| checkout::price(conn, &user.brand, user.role, &requested))
                 .await?
         }
         (None, Some(cf), Some(serial)) => {
@@ -333,7 +262,11 @@ pub async fn create_quote(
                         serial.trim(),
                         Utc::now(),
                     )?;
-                    Ok(catalog::resolve(conn, &user.brand, &proposed)?)
+                    Ok(checkout::priced(catalog::resolve(
+                        conn,
+                        &user.brand,
+                        &proposed,
+                    )?))
                 })
                 .await?
         }
@@ -343,7 +276,7 @@ pub async fn create_quote(
             ))
         }
     };
-    let quote = priced(&products);
+    let Cart { products, quote } = cart;
     Ok(HttpResponse::Ok().json(QuoteResponse::new(&products, quote)))
 }
 
@@ -352,17 +285,6 @@ pub async fn create_quote(
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
     active: bool,
-}
-
-impl From<ProductChangeError> for ApiError {
-    fn from(error: ProductChangeError) -> Self {
-        match error {
-            ProductChangeError::NotFound => {
-                ApiError::not_found("unknown-product", "Unknown product", error.to_string())
-            }
-            ProductChangeError::Storage(e) => ApiError::storage(e),
-        }
-    }
 }
 
 /// `PATCH /api/v1/backoffice/products/{id}` with `{"active": false}` takes a product off

@@ -1,16 +1,15 @@
 //! Coupons: the owner's list (masked), the public "verifica stato coupon" check
 //! (rate-limited), and the back-office's void with refund.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{BackOffice, Buyer};
+use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
 use super::{ApiError, AppState, Problem};
 use crate::catalog::Covers;
-use crate::coupons::{self, CouponCode, CouponView, ShownStatus, VoidError};
+use crate::coupons::{self, CouponCode, CouponView, ShownStatus};
 use crate::money::Money;
 use crate::validation::Reason;
 
@@ -174,25 +173,6 @@ struct VoidResponse {
     /// The amount credited to the owner's prepaid account, in euro.
     #[schema(value_type = String, example = "31.72")]
     refunded: Money,
-}
-
-impl From<VoidError> for ApiError {
-    fn from(error: VoidError) -> Self {
-        match error {
-            VoidError::NotFound => {
-                ApiError::not_found("unknown-coupon", "Unknown coupon", error.to_string())
-            }
-            VoidError::OtherBrand => ApiError::forbidden("other-brand", error.to_string()),
-            VoidError::NotAvailable(_) => ApiError::refused(
-                StatusCode::CONFLICT,
-                "coupon-not-available",
-                "Coupon not available",
-                error.to_string(),
-            ),
-            VoidError::Prepaid(e) => e.into(),
-            VoidError::Storage(e) => ApiError::storage(e),
-        }
-    }
 }
 
 /// `POST /api/v1/backoffice/coupons/{id}/void`: refunds the coupon to the owner's prepaid

@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::auth::BackOffice;
+use super::extract::BackOffice;
 use super::{ApiError, AppState, Problem};
 use crate::mail::outbox::{self, EmailSummary};
 

@@ -4,9 +4,9 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use super::auth::CurrentUser;
+use super::extract::CurrentUser;
 use super::{ApiError, AppState, Problem};
-use crate::lookup::{self, CertificateView, DeviceView, Eligibility, LookupError, RenewalStatus};
+use crate::lookup::{self, CertificateView, DeviceView, Eligibility, RenewalStatus};
 use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind};
 
 /// Any signed-in user; the devices shown are those of the caller's brand only.
@@ -43,21 +43,6 @@ pub async fn holder_devices(
         .with_conn(move |conn| lookup::lookup(conn, &codice_fiscale, &user.brand, Utc::now()))
         .await?;
     Ok(HttpResponse::Ok().json(LookupResponse::from(found)))
-}
-
-impl From<LookupError> for ApiError {
-    fn from(error: LookupError) -> Self {
-        lookup_error(error)
-    }
-}
-
-pub fn lookup_error(error: LookupError) -> ApiError {
-    match error {
-        LookupError::UnknownHolder => {
-            ApiError::not_found("unknown-holder", "Unknown holder", error.to_string())
-        }
-        LookupError::Storage(e) => ApiError::storage(e),
-    }
 }
 
 /// A certificate holder and their devices.

@@ -5,8 +5,11 @@ pub mod auth;
 mod catalog;
 mod coupons;
 mod emails;
+mod errors;
+mod extract;
 mod health;
 mod idempotent;
+pub mod italian;
 mod json;
 mod lookup;
 mod me;
@@ -25,6 +28,7 @@ use std::sync::Arc;
 use actix_web::middleware::ErrorHandlers;
 use actix_web::web;
 
+pub use errors::{Identify, Identity};
 pub use problem::{ApiError, Problem, PROBLEM_CONTENT_TYPE};
 
 use crate::auth::TokenIssuer;
@@ -61,6 +65,12 @@ pub fn enforce_limit(
     })
 }
 
+/// The caller's brand, which must exist (users belong to one).
+pub fn brand_of(conn: &mut DbConnection, id: &str) -> Result<crate::brands::Brand, ApiError> {
+    crate::brands::find(conn, id)?
+        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("brand {id} missing")))
+}
+
 /// The client's address, for rate limits: the peer address, not X-Forwarded-For, which a
 /// client could forge to dodge a per-address limit. Behind a proxy, the proxy throttles
 /// (see README).
@@ -72,6 +82,15 @@ pub fn client_address(request: &actix_web::HttpRequest) -> String {
 }
 
 impl AppState {
+    /// The shop's settings a purchase needs, for `orders::checkout`.
+    pub fn till(&self) -> crate::orders::checkout::Till<'_> {
+        crate::orders::checkout::Till {
+            coupon_key: &self.coupon_key,
+            public_url: &self.config.public_url,
+            reservation: self.config.reservation,
+        }
+    }
+
     /// Runs blocking database work on the blocking thread pool, never on the async
     /// workers. A pool that cannot hand out a connection is a 503.
     pub async fn with_conn<T, E>(
@@ -162,22 +181,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/api/v1/backoffice/statements")
-            .route(web::get().to(payments::statements))
-            .route(web::post().to(payments::import)),
+            .route(web::get().to(payments::imports::statements))
+            .route(web::post().to(payments::imports::import)),
     )
-    .service(web::resource("/api/v1/backoffice/payments").route(web::get().to(payments::list)))
+    .service(
+        web::resource("/api/v1/backoffice/payments").route(web::get().to(payments::queue::list)),
+    )
     .service(
         web::resource("/api/v1/backoffice/payments/summary")
-            .route(web::get().to(payments::summary)),
+            .route(web::get().to(payments::summary::summary)),
     )
-    .service(web::resource("/api/v1/backoffice/payments/{id}").route(web::get().to(payments::show)))
+    .service(
+        web::resource("/api/v1/backoffice/payments/{id}")
+            .route(web::get().to(payments::queue::show)),
+    )
     .service(
         web::resource("/api/v1/backoffice/payments/{id}/match")
-            .route(web::post().to(payments::match_by_hand)),
+            .route(web::post().to(payments::queue::match_by_hand)),
     )
     .service(
         web::resource("/api/v1/backoffice/payments/{id}/refund")
-            .route(web::post().to(payments::refund)),
+            .route(web::post().to(payments::queue::refund)),
     )
     .service(web::resource("/api/v1/backoffice/prepaid").route(web::get().to(prepaid::search)))
     .service(

@@ -5,17 +5,17 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{Buyer, CurrentUser};
-use super::catalog::{priced, requested_lines, LineRequest};
+use super::catalog::{requested_lines, LineRequest};
+use super::extract::{Buyer, CurrentUser};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::query::{one_of, QueryRule};
-use super::{idempotent, ApiError, AppState, Problem};
+use super::{brand_of, idempotent, ApiError, AppState, Problem};
 use crate::auth::{users, Role, UserError};
-use crate::brands::{self, Brand};
-use crate::catalog;
+use crate::brands::Brand;
 use crate::email_address::EmailAddress;
 use crate::money::Money;
+use crate::orders::checkout;
 use crate::orders::{self, Order, OrderError, OrderStatus, PaymentMethod};
 use crate::payments::CreditorReference;
 
@@ -190,18 +190,6 @@ impl OrderResponse {
     }
 }
 
-impl From<OrderError> for ApiError {
-    fn from(error: OrderError) -> Self {
-        match error {
-            OrderError::Prepaid(e) => e.into(),
-            OrderError::NotFound => {
-                ApiError::not_found("unknown-order", "Unknown order", error.to_string())
-            }
-            OrderError::Storage(e) => ApiError::storage(e),
-        }
-    }
-}
-
 /// `POST /api/v1/orders` with an `Idempotency-Key` header.
 #[utoipa::path(
     post,
@@ -268,12 +256,10 @@ pub async fn create(
             quantity: l.quantity,
         })
         .collect();
-    let requested = requested_lines(&lines, user.role)?;
+    let requested = requested_lines(&lines);
     let app = state.clone();
     let user_id = user.id.clone();
     idempotent::respond(&state, user_id, key, fingerprint, move |conn, now| {
-        let products = catalog::resolve(conn, &user.brand, &requested)?;
-        let quote = priced(&products);
         let profile = users::find(conn, &user.id)?.ok_or(UserError::NotFound)?;
         let buyer = orders::Buyer {
             user_id: user.id.clone(),
@@ -281,27 +267,8 @@ pub async fn create(
             name: profile.name,
             email: profile.email.to_string(),
         };
-        let order = if method.is_transfer() {
-            orders::place_by_transfer(
-                conn,
-                &buyer,
-                method,
-                &products,
-                &quote,
-                app.config.reservation,
-                now,
-            )?
-        } else {
-            orders::place_prepaid(
-                conn,
-                &app.coupon_key,
-                &buyer,
-                &products,
-                &quote,
-                &app.config.public_url,
-                now,
-            )?
-        };
+        let till = app.till();
+        let order = checkout::place_order(conn, &till, &buyer, user.role, method, &requested, now)?;
         let brand = brand_of(conn, &user.brand)?;
         let body = serde_json::to_string(&OrderResponse::new(order, &brand))
             .map_err(|e| ApiError::Unexpected(e.into()))?;
@@ -449,11 +416,6 @@ pub async fn show(
         .await?;
     let (order, brand) = order;
     Ok(HttpResponse::Ok().json(OrderResponse::new(order, &brand)))
-}
-
-pub(super) fn brand_of(conn: &mut crate::db::DbConnection, id: &str) -> Result<Brand, ApiError> {
-    brands::find(conn, id)?
-        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("brand {id} missing")))
 }
 
 /// The order operations' part of the OpenAPI document.

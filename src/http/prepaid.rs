@@ -1,12 +1,11 @@
 //! The prepaid account: the owner's balance and statement, and the back-office's search
 //! and manual adjustments.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{BackOffice, Buyer};
+use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
 use super::orders::PayTo;
 use super::problem::FieldErrors;
@@ -21,26 +20,6 @@ use crate::validation::Reason;
 
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 200;
-
-impl From<PrepaidError> for ApiError {
-    fn from(error: PrepaidError) -> Self {
-        match error {
-            PrepaidError::InsufficientFunds { .. } => ApiError::refused(
-                StatusCode::CONFLICT,
-                "insufficient-funds",
-                "Insufficient funds",
-                error.to_string(),
-            ),
-            // An account of another brand is as good as absent for this caller, but the
-            // operator asked for it by id, so say why rather than pretend.
-            PrepaidError::OtherBrand => ApiError::forbidden("other-brand", error.to_string()),
-            PrepaidError::UnknownAccount => {
-                ApiError::not_found("unknown-account", "Unknown account", error.to_string())
-            }
-            PrepaidError::Storage(e) => ApiError::storage(e),
-        }
-    }
-}
 
 /// A prepaid account and its balance.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -518,7 +497,7 @@ pub async fn request_top_up(
             app.config.reservation,
             now,
         )?;
-        let brand = super::orders::brand_of(conn, &user.brand)?;
+        let brand = crate::http::brand_of(conn, &user.brand)?;
         let body = serde_json::to_string(&TopUpResponse::new(top_up, &brand))
             .map_err(|e| ApiError::Unexpected(e.into()))?;
         Ok((201, body))
@@ -548,7 +527,7 @@ pub async fn list_top_ups(
     let (list, brand) = state
         .with_conn(move |conn| {
             let list = top_ups::list_for_user(conn, &user.id, MAX_PAGE)?;
-            Ok::<_, ApiError>((list, super::orders::brand_of(conn, &user.brand)?))
+            Ok::<_, ApiError>((list, crate::http::brand_of(conn, &user.brand)?))
         })
         .await?;
     Ok(HttpResponse::Ok().json(TopUpsResponse {

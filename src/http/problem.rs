@@ -1,5 +1,6 @@
 //! Errors as RFC 9457 `application/problem+json`. [`ApiError`] is the one error type of
 //! the HTTP layer: each variant maps once, here, to a status and a stable problem `type`.
+//! Domain errors reach it through their identity (`errors.rs`), shared with the pages.
 //! [`problem_for_any_error`] makes sure that responses actix produces on its own (unknown
 //! route, wrong method, body too large) are problem JSON as well.
 

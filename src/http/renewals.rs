@@ -1,20 +1,19 @@
 //! The desktop agent's renewals: request, follow, download, confirm (see `crate::renewals`).
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::auth::Agent;
+use super::extract::Agent;
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::{ApiError, AppState, Problem};
 use crate::coupons::CouponCode;
 use crate::rate_limit::Limit;
 use crate::registry::CertificateKind;
-use crate::renewals::install::{self, InstallError, RenewalView};
-use crate::renewals::request::{self, Refusal, RenewalItem, RequestError};
+use crate::renewals::install::{self, RenewalView};
+use crate::renewals::request::{self, RenewalItem};
 use crate::renewals::{csr, RenewalState};
 use crate::validation::Rule;
 
@@ -28,119 +27,6 @@ const REQUESTS: Limit = Limit {
     max_hits: 60,
     window: Duration::minutes(10),
 };
-
-impl From<RequestError> for ApiError {
-    fn from(error: RequestError) -> Self {
-        let (index, refusal) = match error {
-            RequestError::Storage(e) => return ApiError::storage(e),
-            RequestError::Refused { index, refusal } => (index, refusal),
-        };
-        let field = format!("renewals[{index}].{}", refusal.field());
-        let detail = format!("{field}: {refusal}");
-        let (status, problem, title, rule) = match &refusal {
-            Refusal::UnknownCertificate(_) => (
-                StatusCode::NOT_FOUND,
-                "unknown-certificate",
-                "Certificate not on this device",
-                "device-certificate",
-            ),
-            Refusal::DuplicateCertificate => (
-                StatusCode::BAD_REQUEST,
-                "invalid-field",
-                "Invalid field",
-                "unique",
-            ),
-            Refusal::NotActive(_) => (
-                StatusCode::CONFLICT,
-                "certificate-not-active",
-                "Certificate revoked or superseded",
-                "active",
-            ),
-            Refusal::TooEarly { .. } | Refusal::Expired { .. } => (
-                StatusCode::CONFLICT,
-                "outside-renewal-window",
-                "Outside the renewal window",
-                "renewal-window",
-            ),
-            Refusal::AlreadyPending { .. } => (
-                StatusCode::CONFLICT,
-                "renewal-pending",
-                "Renewal already in progress",
-                "not-pending",
-            ),
-            Refusal::DeviceRenewedEnough { .. } => (
-                StatusCode::CONFLICT,
-                "device-renewal-limit",
-                "Device already renewed",
-                "renewable-once",
-            ),
-            Refusal::DeviceEndOfLife { .. } => (
-                StatusCode::CONFLICT,
-                "device-end-of-life",
-                "Device at the end of its life",
-                "device-life",
-            ),
-            Refusal::SubjectMismatch { .. } => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "csr-subject-mismatch",
-                "CSR subject differs",
-                "same-subject",
-            ),
-            Refusal::OldKey => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "csr-old-key",
-                "CSR reuses a key",
-                "new-key",
-            ),
-            Refusal::UnknownCoupon => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown-coupon",
-                "Unknown coupon",
-                "known-coupon",
-            ),
-            Refusal::CouponOtherBrand => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "coupon-other-brand",
-                "Coupon of another brand",
-                "same-brand",
-            ),
-            Refusal::CouponExpired { .. } => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "coupon-expired",
-                "Coupon expired",
-                "unexpired",
-            ),
-            Refusal::CouponNotAvailable(_) => (
-                StatusCode::CONFLICT,
-                "coupon-not-available",
-                "Coupon already used",
-                "available",
-            ),
-            Refusal::CouponWrongKind { .. } => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "coupon-wrong-kind",
-                "Coupon for another certificate",
-                "covers-kind",
-            ),
-        };
-        ApiError::refused(status, problem, title, detail).on_field(&field, rule)
-    }
-}
-
-impl From<InstallError> for ApiError {
-    fn from(error: InstallError) -> Self {
-        let detail = error.to_string();
-        match error {
-            InstallError::Storage(e) => ApiError::storage(e),
-            InstallError::NotFound(_) => {
-                ApiError::not_found("unknown-renewal", "Unknown renewal", detail)
-            }
-            InstallError::NotIssued(_) => {
-                ApiError::conflict("renewal-not-issued", "Renewal not issued", detail)
-            }
-        }
-    }
-}
 
 /// The renewals to request, all or none: one or both certificates of the device.
 #[derive(Deserialize, utoipa::ToSchema)]

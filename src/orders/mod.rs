@@ -5,6 +5,7 @@
 //! RF code until a statement brings the money (see `payments::reconcile`), which fulfils
 //! it through [`fulfilment`] the same way.
 
+pub mod checkout;
 pub mod fulfilment;
 mod order;
 pub mod state;

@@ -10,8 +10,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::shop::{buyer_context, page, with_conn};
-use super::{euro, merge, see_other, Csrf, Shopper, WebError};
+use super::{euro, page, refusal, see_other, with_conn, BuyerPage, Csrf, WebError};
 use crate::auth::{password, users, NewPassword, ProfileChanges, UserError};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode, ShownStatus};
@@ -34,24 +33,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn profile(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
+    shop: BuyerPage,
     query: web::Query<BTreeMap<String, String>>,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
-    let (_, base) = buyer_context(&state, &user, &csrf).await?;
-    let context = merge(
-        base,
+    shop.render(
+        StatusCode::OK,
+        "profilo",
         json!({
             "title": "Il tuo profilo",
-            "name": user.name,
-            "email": user.email.to_string(),
+            "name": shop.user.name,
+            "email": shop.user.email.to_string(),
             "saved": query.contains_key("salvato"),
             "errors": {},
         }),
-    );
-    page(&state, &csrf, StatusCode::OK, "profilo", context)
+    )
 }
 
 #[derive(Deserialize)]
@@ -69,12 +64,12 @@ pub struct ProfileForm {
 }
 
 async fn update_profile(
-    state: web::Data<AppState>,
     request: HttpRequest,
-    Shopper(user): Shopper,
+    shop: BuyerPage,
     form: web::Form<ProfileForm>,
 ) -> Result<HttpResponse, WebError> {
     Csrf::check(&request, &form.csrf_token)?;
+    let (state, user) = (&shop.state, &shop.user);
     let form = form.into_inner();
     let mut errors: BTreeMap<&str, String> = BTreeMap::new();
     let name = PersonName::parse(&form.name)
@@ -110,10 +105,8 @@ async fn update_profile(
     // A new password needs the current one: a session left open is not enough.
     if !form.new_password.is_empty() {
         let user_id = user.id.clone();
-        let stored = with_conn(&state, move |conn| {
-            users::password_hash(conn, &user_id).map_err(|e| WebError::storage(anyhow::anyhow!(e)))
-        })
-        .await?;
+        let stored =
+            with_conn(state, move |conn| Ok(users::password_hash(conn, &user_id)?)).await?;
         let current = form.current_password.clone();
         let matches = web::block(move || password::verify(&current, Some(&stored))).await?;
         if !matches {
@@ -124,7 +117,7 @@ async fn update_profile(
         }
     }
     if !errors.is_empty() {
-        return profile_again(&state, &request, &user, &form, errors).await;
+        return profile_again(&shop, &form, errors).await;
     }
     let changes = ProfileChanges {
         name,
@@ -133,37 +126,31 @@ async fn update_profile(
         new_password,
     };
     let user_id = user.id.clone();
-    let updated = with_conn(&state, move |conn| {
+    let updated = with_conn(state, move |conn| {
         match users::update_profile(conn, &user_id, changes, Utc::now()) {
             Ok(_) => Ok(Ok(())),
-            Err(UserError::EmailTaken) => Ok(Err(())),
-            Err(e) => Err(WebError::storage(anyhow::anyhow!(e))),
+            Err(taken @ UserError::EmailTaken) => Ok(Err(refusal(taken)?)),
+            Err(other) => Err(other.into()),
         }
     })
     .await?;
     match updated {
         Ok(()) => Ok(see_other("/negozio/profilo?salvato=1")),
-        Err(()) => {
-            let errors = BTreeMap::from([(
-                "email",
-                "Esiste già un account con questa email.".to_owned(),
-            )]);
-            profile_again(&state, &request, &user, &form, errors).await
+        Err(taken) => {
+            let errors = BTreeMap::from([("email", taken.italian)]);
+            profile_again(&shop, &form, errors).await
         }
     }
 }
 
 async fn profile_again(
-    state: &web::Data<AppState>,
-    request: &HttpRequest,
-    user: &crate::auth::User,
+    shop: &BuyerPage,
     form: &ProfileForm,
     errors: BTreeMap<&str, String>,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(request);
-    let (_, base) = buyer_context(state, user, &csrf).await?;
-    let context = merge(
-        base,
+    shop.render(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "profilo",
         json!({
             "title": "Il tuo profilo",
             "name": form.name,
@@ -171,13 +158,6 @@ async fn profile_again(
             "saved": false,
             "errors": errors,
         }),
-    );
-    page(
-        state,
-        &csrf,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "profilo",
-        context,
     )
 }
 
@@ -191,18 +171,11 @@ fn entry_label(kind: EntryKind) -> &'static str {
     }
 }
 
-async fn prepaid_statement(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
-) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
-    let (_, base) = buyer_context(&state, &user, &csrf).await?;
-    let owner = user.id.clone();
-    let (account, entries) = with_conn(&state, move |conn| {
-        let storage = |e: prepaid::PrepaidError| WebError::storage(anyhow::anyhow!(e));
-        let account = prepaid::account_of_owner(conn, &owner).map_err(storage)?;
-        let entries = prepaid::entries(conn, &account.id, None, LIST_LIMIT).map_err(storage)?;
+async fn prepaid_statement(shop: BuyerPage) -> Result<HttpResponse, WebError> {
+    let owner = shop.user.id.clone();
+    let (account, entries) = with_conn(&shop.state, move |conn| {
+        let account = prepaid::account_of_owner(conn, &owner)?;
+        let entries = prepaid::entries(conn, &account.id, None, LIST_LIMIT)?;
         Ok((account, entries))
     })
     .await?;
@@ -218,11 +191,11 @@ async fn prepaid_statement(
             })
         })
         .collect();
-    let context = merge(
-        base,
+    shop.render(
+        StatusCode::OK,
+        "prepagato",
         json!({ "title": "Conto prepagato", "balance": euro(account.balance), "entries": entries }),
-    );
-    page(&state, &csrf, StatusCode::OK, "prepagato", context)
+    )
 }
 
 fn order_status_label(status: OrderStatus) -> &'static str {
@@ -235,17 +208,11 @@ fn order_status_label(status: OrderStatus) -> &'static str {
     }
 }
 
-async fn order_list(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
-) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
-    let (_, base) = buyer_context(&state, &user, &csrf).await?;
-    let (brand, owner) = (user.brand_id.clone(), user.id.clone());
-    let list = with_conn(&state, move |conn| {
+async fn order_list(shop: BuyerPage) -> Result<HttpResponse, WebError> {
+    let (brand, owner) = (shop.user.brand_id.clone(), shop.user.id.clone());
+    let list = with_conn(&shop.state, move |conn| {
         orders::list(conn, &brand, Some(&owner), &Default::default(), LIST_LIMIT)
-            .map_err(super::order_storage)
+            .map_err(WebError::from)
     })
     .await?;
     let orders: Vec<Value> = list
@@ -261,8 +228,8 @@ async fn order_list(
             })
         })
         .collect();
-    let context = merge(base, json!({ "title": "I tuoi ordini", "orders": orders }));
-    page(&state, &csrf, StatusCode::OK, "ordini", context)
+    let context = json!({ "title": "I tuoi ordini", "orders": orders });
+    shop.render(StatusCode::OK, "ordini", context)
 }
 
 fn coupon_status_label(status: ShownStatus) -> &'static str {
@@ -283,15 +250,9 @@ fn covers_label(covers: Covers) -> &'static str {
     }
 }
 
-async fn coupon_list(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
-) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
-    let (_, base) = buyer_context(&state, &user, &csrf).await?;
-    let owner = user.id.clone();
-    let list = with_conn(&state, move |conn| {
+async fn coupon_list(shop: BuyerPage) -> Result<HttpResponse, WebError> {
+    let owner = shop.user.id.clone();
+    let list = with_conn(&shop.state, move |conn| {
         coupons::list_for_owner(conn, &owner, LIST_LIMIT, Utc::now()).map_err(WebError::storage)
     })
     .await?;
@@ -307,11 +268,11 @@ async fn coupon_list(
             })
         })
         .collect();
-    let context = merge(
-        base,
+    shop.render(
+        StatusCode::OK,
+        "miei_coupon",
         json!({ "title": "I tuoi coupon", "coupons": coupons }),
-    );
-    page(&state, &csrf, StatusCode::OK, "miei_coupon", context)
+    )
 }
 
 /// Public, like the API's: anyone holding a code may check it; rate-limited per address.

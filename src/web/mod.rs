@@ -11,6 +11,7 @@
 
 mod account;
 mod backoffice;
+mod page_context;
 mod pages;
 mod shop;
 
@@ -22,9 +23,10 @@ use chrono::Utc;
 use serde_json::json;
 
 use crate::auth::{Role, User};
-use crate::http::AppState;
-use crate::money::Money;
+use crate::http::{AppState, Identify, Identity};
 
+pub use crate::http::italian::euro;
+pub use page_context::{brand_named, BuyerPage, OperatorPage};
 pub use pages::render;
 
 const SESSION_COOKIE: &str = "rinnovo_session";
@@ -52,6 +54,9 @@ pub enum WebError {
     Csrf,
     #[error("{0}")]
     TooManyRequests(String),
+    /// A domain refusal shown as a page: its identity's status and Italian message.
+    #[error("{message}")]
+    Refused { status: StatusCode, message: String },
     #[error("the service cannot reach its database; retry shortly")]
     Unavailable(#[source] anyhow::Error),
     #[error("an unexpected error occurred")]
@@ -70,13 +75,37 @@ impl WebError {
     }
 }
 
-/// The failure of reading orders (which refuses nothing): its database error stays first
-/// in the chain, where [`WebError::storage`] tells an unavailable or read-only database
-/// (503) from the rest.
-pub fn order_storage(error: crate::orders::OrderError) -> WebError {
-    match error {
-        crate::orders::OrderError::Storage(e) => WebError::storage(e),
-        other => WebError::Unexpected(other.into()),
+/// A domain error as the pages show it: its identity (status, Italian message), or the
+/// storage failure as an error page. Handlers that show the refusal next to a form field
+/// take the identity; the others let `?` turn the error into its page.
+pub fn refusal<E: Identify>(error: E) -> Result<Identity, WebError> {
+    error.identify().map_err(WebError::storage)
+}
+
+/// The status of a form shown again with a refusal: what was typed is wrong (422) where
+/// the API answers that the field is invalid (400) or names nothing known (404).
+pub fn form_status(identity: &Identity) -> StatusCode {
+    match identity.status {
+        StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => StatusCode::UNPROCESSABLE_ENTITY,
+        other => other,
+    }
+}
+
+impl From<Identity> for WebError {
+    fn from(identity: Identity) -> Self {
+        Self::Refused {
+            status: identity.status,
+            message: identity.italian,
+        }
+    }
+}
+
+impl<E: Identify> From<E> for WebError {
+    fn from(error: E) -> Self {
+        match error.identify() {
+            Ok(identity) => identity.into(),
+            Err(storage) => Self::storage(storage),
+        }
     }
 }
 
@@ -102,6 +131,7 @@ impl ResponseError for WebError {
             Self::Forbidden(_) | Self::Csrf => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Refused { status, .. } => *status,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -116,11 +146,14 @@ impl ResponseError for WebError {
             Self::Unavailable(cause) => tracing::warn!(error = %cause, "database unavailable"),
             _ => {}
         }
-        let title = match self {
-            Self::Forbidden(_) | Self::Csrf => "Operazione non consentita",
-            Self::NotFound(_) => "Pagina non trovata",
-            Self::TooManyRequests(_) => "Troppi tentativi",
-            Self::Unavailable(_) => "Servizio momentaneamente non disponibile",
+        let title = match self.status_code() {
+            StatusCode::FORBIDDEN => "Operazione non consentita",
+            StatusCode::NOT_FOUND => "Pagina non trovata",
+            StatusCode::TOO_MANY_REQUESTS => "Troppi tentativi",
+            StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => {
+                "Operazione non possibile"
+            }
+            StatusCode::SERVICE_UNAVAILABLE => "Servizio momentaneamente non disponibile",
             _ => "Si è verificato un errore",
         };
         let detail = match self {
@@ -138,6 +171,41 @@ impl ResponseError for WebError {
             .unwrap_or_else(|_| format!("<!DOCTYPE html><title>{title}</title><p>{title}</p>"));
         page_response(self.status_code(), body)
     }
+}
+
+/// The query string of a GET form, field by field.
+pub type Query = web::Query<std::collections::HashMap<String, String>>;
+
+/// Runs `work` with a database connection on the blocking pool.
+pub async fn with_conn<T, F>(state: &web::Data<AppState>, work: F) -> Result<T, WebError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut crate::db::DbConnection) -> Result<T, WebError> + Send + 'static,
+{
+    let pool = state.pool.clone();
+    web::block(move || {
+        let mut conn = pool.get().map_err(WebError::storage)?;
+        work(&mut conn)
+    })
+    .await?
+}
+
+/// A page, with the CSRF cookie if the visitor had none yet.
+pub fn page(
+    state: &AppState,
+    csrf: &Csrf,
+    status: StatusCode,
+    name: &str,
+    context: serde_json::Value,
+) -> Result<HttpResponse, WebError> {
+    let body = render(name, &context).map_err(WebError::Unexpected)?;
+    let mut response = page_response(status, body);
+    if let Some(cookie) = csrf.cookie(state) {
+        response
+            .add_cookie(&cookie)
+            .map_err(|e| WebError::Unexpected(e.into()))?;
+    }
+    Ok(response)
 }
 
 /// An HTML response with the headers every page gets.
@@ -383,40 +451,10 @@ pub fn merge(mut base: serde_json::Value, extra: serde_json::Value) -> serde_jso
     base
 }
 
-/// `1.464,00`: the Italian way, with the euro sign before.
-pub fn euro(amount: Money) -> String {
-    let cents = amount.cents();
-    let sign = if cents < 0 { "-" } else { "" };
-    let cents = cents.unsigned_abs();
-    let units = (cents / 100).to_string();
-    let mut grouped = String::new();
-    for (i, digit) in units.chars().enumerate() {
-        if i > 0 && (units.len() - i) % 3 == 0 {
-            grouped.push('.');
-        }
-        grouped.push(digit);
-    }
-    format!("€ {sign}{grouped},{:02}", cents % 100)
-}
-
 fn role_label(role: Role) -> &'static str {
     match role {
         Role::Customer => "cliente",
         Role::RegistrationOfficer => "incaricato alla registrazione",
         Role::BackOffice => "back-office",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn euro_amounts_are_written_the_italian_way() {
-        assert_eq!(euro(Money::from_cents(3172)), "€ 31,72");
-        assert_eq!(euro(Money::from_cents(146_400)), "€ 1.464,00");
-        assert_eq!(euro(Money::from_cents(100_000_000)), "€ 1.000.000,00");
-        assert_eq!(euro(Money::from_cents(5)), "€ 0,05");
-        assert_eq!(euro(Money::from_cents(-1250)), "€ -12,50");
     }
 }

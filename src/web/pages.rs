@@ -7,45 +7,45 @@ use std::sync::LazyLock;
 use handlebars::Handlebars;
 use serde::Serialize;
 
-/// (name, source). `layout` is the partial every page fills.
+/// `(name, source)` of `templates/pages/<name>.hbs`.
+macro_rules! page_template {
+    ($name:literal) => {
+        (
+            $name,
+            include_str!(concat!("../../templates/pages/", $name, ".hbs")),
+        )
+    };
+}
+
+/// (name, source). `layout` is the partial every page fills; the shop's pages come
+/// first, then the back-office's (`bo_`).
 const TEMPLATES: &[(&str, &str)] = &[
-    ("layout", include_str!("../../templates/pages/layout.hbs")),
-    ("errore", include_str!("../../templates/pages/errore.hbs")),
-    ("negozio", include_str!("../../templates/pages/negozio.hbs")),
-    ("accedi", include_str!("../../templates/pages/accedi.hbs")),
-    (
-        "iscriviti",
-        include_str!("../../templates/pages/iscriviti.hbs"),
-    ),
-    ("metodo", include_str!("../../templates/pages/metodo.hbs")),
-    (
-        "titolare",
-        include_str!("../../templates/pages/titolare.hbs"),
-    ),
-    (
-        "dispositivi",
-        include_str!("../../templates/pages/dispositivi.hbs"),
-    ),
-    ("coupon", include_str!("../../templates/pages/coupon.hbs")),
-    (
-        "riepilogo",
-        include_str!("../../templates/pages/riepilogo.hbs"),
-    ),
-    ("ordine", include_str!("../../templates/pages/ordine.hbs")),
-    ("profilo", include_str!("../../templates/pages/profilo.hbs")),
-    (
-        "prepagato",
-        include_str!("../../templates/pages/prepagato.hbs"),
-    ),
-    ("ordini", include_str!("../../templates/pages/ordini.hbs")),
-    (
-        "miei_coupon",
-        include_str!("../../templates/pages/miei_coupon.hbs"),
-    ),
-    (
-        "verifica",
-        include_str!("../../templates/pages/verifica.hbs"),
-    ),
+    page_template!("layout"),
+    page_template!("errore"),
+    page_template!("negozio"),
+    page_template!("accedi"),
+    page_template!("iscriviti"),
+    page_template!("metodo"),
+    page_template!("titolare"),
+    page_template!("dispositivi"),
+    page_template!("coupon"),
+    page_template!("riepilogo"),
+    page_template!("ordine"),
+    page_template!("profilo"),
+    page_template!("prepagato"),
+    page_template!("ordini"),
+    page_template!("miei_coupon"),
+    page_template!("verifica"),
+    page_template!("bo_estratti"),
+    page_template!("bo_estratto_importato"),
+    page_template!("bo_pagamenti"),
+    page_template!("bo_ordini"),
+    page_template!("bo_pagamento"),
+    page_template!("bo_riepilogo"),
+    page_template!("bo_prepagati"),
+    page_template!("bo_prepagato"),
+    page_template!("bo_email"),
+    page_template!("bo_coupon"),
 ];
 
 /// The stylesheet, served at `/negozio/stile.css` (the CSP allows no inline style).
@@ -54,7 +54,7 @@ pub const STYLESHEET: &str = include_str!("../../templates/pages/stile.css");
 static PAGES: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
     let mut pages = Handlebars::new();
     pages.set_strict_mode(true);
-    for (name, source) in TEMPLATES.iter().chain(super::backoffice::TEMPLATES) {
+    for (name, source) in TEMPLATES {
         pages
             .register_template_string(name, *source)
             .unwrap_or_else(|e| panic!("template pages/{name}.hbs: {e}"));

@@ -13,14 +13,17 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{euro, merge, page_response, render, see_other, Csrf, Shopper, WebError};
-use crate::auth::{password, sessions, users, web_sessions, NewPassword, NewUser, Role, User};
+use super::{
+    brand_named, euro, merge, page, refusal, see_other, with_conn, BuyerPage, Csrf, Query, WebError,
+};
+use crate::auth::{password, sessions, users, web_sessions, NewPassword, NewUser, Role, UserError};
 use crate::brands::{self, Brand};
-use crate::catalog::{self, Product, RequestedLine};
+use crate::catalog::{self, Product, ProposalError, RequestedLine};
 use crate::email_address::EmailAddress;
 use crate::http::AppState;
 use crate::idempotency::{self, IdempotencyError, IdempotencyKey};
 use crate::lookup::{self, Eligibility, RenewalStatus};
+use crate::orders::checkout::{self, Cart, CheckoutError};
 use crate::orders::{self, OrderError, OrderStatus, PaymentMethod};
 use crate::prepaid::{self, PrepaidError};
 use crate::registry::{CertificateKind, CodiceFiscale};
@@ -41,49 +44,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/negozio/{brand}/accedi", web::post().to(sign_in))
         .route("/negozio/{brand}/iscriviti", web::get().to(sign_up_form))
         .route("/negozio/{brand}/iscriviti", web::post().to(sign_up));
-}
-
-/// Runs `work` with a database connection on the blocking pool.
-pub(super) async fn with_conn<T, F>(state: &web::Data<AppState>, work: F) -> Result<T, WebError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut crate::db::DbConnection) -> Result<T, WebError> + Send + 'static,
-{
-    let pool = state.pool.clone();
-    web::block(move || {
-        let mut conn = pool.get().map_err(WebError::storage)?;
-        work(&mut conn)
-    })
-    .await?
-}
-
-/// A page, with the CSRF cookie if the visitor had none yet.
-pub(super) fn page(
-    state: &AppState,
-    csrf: &Csrf,
-    status: StatusCode,
-    name: &str,
-    context: Value,
-) -> Result<HttpResponse, WebError> {
-    let body = render(name, &context).map_err(WebError::Unexpected)?;
-    let mut response = page_response(status, body);
-    if let Some(cookie) = csrf.cookie(state) {
-        response
-            .add_cookie(&cookie)
-            .map_err(|e| WebError::Unexpected(e.into()))?;
-    }
-    Ok(response)
-}
-
-pub(super) async fn brand_named(
-    state: &web::Data<AppState>,
-    id: String,
-) -> Result<Brand, WebError> {
-    with_conn(state, move |conn| {
-        brands::find(conn, &id)?
-            .ok_or_else(|| WebError::NotFound(format!("Nessun negozio '{id}'.")))
-    })
-    .await
 }
 
 async fn home(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, WebError> {
@@ -119,9 +79,26 @@ pub struct SignInForm {
     password: String,
 }
 
-fn anonymous_context(brand: &Brand, csrf: &Csrf, title: &str) -> Value {
-    json!({ "title": title, "brand": brand.id, "brand_name": brand.name, "user": null, "csrf_token": csrf.token })
+/// A form of the brand's shop for a visitor not signed in (sign-in, sign-up), with the
+/// form's `fields` (what was typed, the messages).
+fn anonymous_page(
+    state: &AppState,
+    request: &HttpRequest,
+    brand: &Brand,
+    status: StatusCode,
+    (name, title): (&str, &str),
+    fields: Value,
+) -> Result<HttpResponse, WebError> {
+    let csrf = Csrf::of(request);
+    let context = merge(
+        json!({ "title": title, "brand": brand.id, "brand_name": brand.name, "user": null, "csrf_token": csrf.token }),
+        fields,
+    );
+    page(state, &csrf, status, name, context)
 }
+
+const SIGN_IN: (&str, &str) = ("accedi", "Accedi");
+const SIGN_UP: (&str, &str) = ("iscriviti", "Iscriviti");
 
 async fn sign_in_form(
     state: web::Data<AppState>,
@@ -129,12 +106,8 @@ async fn sign_in_form(
     brand: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let brand = brand_named(&state, brand.into_inner()).await?;
-    let csrf = Csrf::of(&request);
-    let context = merge(
-        anonymous_context(&brand, &csrf, "Accedi"),
-        json!({ "email": "", "error": null }),
-    );
-    page(&state, &csrf, StatusCode::OK, "accedi", context)
+    let fields = json!({ "email": "", "error": null });
+    anonymous_page(&state, &request, &brand, StatusCode::OK, SIGN_IN, fields)
 }
 
 /// Signs the user in: a server-side session in an HttpOnly cookie, then the shop.
@@ -175,59 +148,49 @@ async fn sign_in(
     let now = Utc::now();
     let (brand_id, typed) = (brand.id.clone(), email.clone());
     let login = with_conn(&state, move |conn| {
-        sessions::start_login(conn, &brand_id, &typed, &client, now).map_err(login_error)
+        Ok(sessions::start_login(conn, &brand_id, &typed, &client, now))
     })
-    .await;
+    .await?;
     let login = match login {
         Ok(login) => login,
-        Err(WebError::Forbidden(message)) => {
-            return refused_sign_in(&state, &request, &brand, &email, &message)
-        }
-        Err(other) => return Err(other),
+        Err(error) => return sign_in_refused(&state, &request, &brand, &email, error),
     };
     let hash = login.password_hash.clone();
     let matches = web::block(move || password::verify(&password, hash.as_deref())).await?;
     let outcome = with_conn(&state, move |conn| {
-        let user = sessions::close_attempt(conn, login, matches, now).map_err(login_error)?;
-        Ok((user.role, web_sessions::start(conn, &user.id, now)?))
+        match sessions::close_attempt(conn, login, matches, now) {
+            Ok(user) => Ok(Ok((user.role, web_sessions::start(conn, &user.id, now)?))),
+            Err(error) => Ok(Err(error)),
+        }
     })
-    .await;
+    .await?;
     match outcome {
         Ok((role, token)) => signed_in(&state, &brand.id, role, &token),
-        Err(WebError::Forbidden(message)) => {
-            refused_sign_in(&state, &request, &brand, &email, &message)
-        }
-        Err(other) => Err(other),
+        Err(error) => sign_in_refused(&state, &request, &brand, &email, error),
     }
 }
 
-fn login_error(error: sessions::SessionError) -> WebError {
-    match error {
-        sessions::SessionError::Throttled(t) => WebError::TooManyRequests(format!(
-            "Troppi tentativi di accesso non riusciti: riprova tra {} secondi.",
-            t.retry_after_seconds
-        )),
-        sessions::SessionError::InvalidCredentials
-        | sessions::SessionError::InvalidRefreshToken => {
-            WebError::Forbidden("Email o password errati.".into())
-        }
-        sessions::SessionError::Storage(e) => WebError::storage(e),
-    }
-}
-
-fn refused_sign_in(
+/// Wrong credentials: the form again, with the message; throttling: its error page.
+fn sign_in_refused(
     state: &AppState,
     request: &HttpRequest,
     brand: &Brand,
     email: &str,
-    message: &str,
+    error: sessions::SessionError,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(request);
-    let context = merge(
-        anonymous_context(brand, &csrf, "Accedi"),
-        json!({ "email": email, "error": message }),
-    );
-    page(state, &csrf, StatusCode::UNAUTHORIZED, "accedi", context)
+    let identity = refusal(error)?;
+    if identity.status != StatusCode::UNAUTHORIZED {
+        return Err(identity.into());
+    }
+    let fields = json!({ "email": email, "error": identity.italian });
+    anonymous_page(
+        state,
+        request,
+        brand,
+        StatusCode::UNAUTHORIZED,
+        SIGN_IN,
+        fields,
+    )
 }
 
 #[derive(Deserialize)]
@@ -248,12 +211,8 @@ async fn sign_up_form(
     brand: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let brand = brand_named(&state, brand.into_inner()).await?;
-    let csrf = Csrf::of(&request);
-    let context = merge(
-        anonymous_context(&brand, &csrf, "Iscriviti"),
-        json!({ "name": "", "email": "", "error": null, "errors": {} }),
-    );
-    page(&state, &csrf, StatusCode::OK, "iscriviti", context)
+    let fields = json!({ "name": "", "email": "", "error": null, "errors": {} });
+    anonymous_page(&state, &request, &brand, StatusCode::OK, SIGN_UP, fields)
 }
 
 async fn sign_up(
@@ -304,24 +263,18 @@ async fn sign_up(
     let created = with_conn(&state, move |conn| {
         match users::create(conn, new, &crate::audit::Actor::System, now) {
             Ok(user) => Ok(Ok(web_sessions::start(conn, &user.id, now)?)),
-            Err(crate::auth::UserError::EmailTaken) => Ok(Err(())),
-            Err(e) => Err(WebError::storage(anyhow::anyhow!(e))),
+            Err(taken @ UserError::EmailTaken) => Ok(Err(refusal(taken)?)),
+            Err(other) => Err(other.into()),
         }
     })
     .await?;
     match created {
         Ok(token) => signed_in(&state, &brand.id, Role::Customer, &token),
-        Err(()) => sign_up_again(
-            &state,
-            &request,
-            &brand,
-            &form,
-            BTreeMap::from([(
-                "email",
-                "Esiste già un account con questa email: accedi, o usa un'altra email.",
-            )]),
-            None,
-        ),
+        Err(taken) => {
+            let message = format!("{} Accedi, o usa un'altra email.", taken.italian);
+            let errors = BTreeMap::from([("email", message.as_str())]);
+            sign_up_again(&state, &request, &brand, &form, errors, None)
+        }
     }
 }
 
@@ -344,18 +297,10 @@ fn sign_up_again(
     errors: BTreeMap<&str, &str>,
     error: Option<&str>,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(request);
-    let context = merge(
-        anonymous_context(brand, &csrf, "Iscriviti"),
-        json!({ "name": form.name, "email": form.email, "errors": errors, "error": error }),
-    );
-    page(
-        state,
-        &csrf,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "iscriviti",
-        context,
-    )
+    let fields =
+        json!({ "name": form.name, "email": form.email, "errors": errors, "error": error });
+    let status = StatusCode::UNPROCESSABLE_ENTITY;
+    anonymous_page(state, request, brand, status, SIGN_UP, fields)
 }
 
 #[derive(Deserialize)]
@@ -402,48 +347,25 @@ fn method_label(method: PaymentMethod) -> &'static str {
     }
 }
 
-pub(super) async fn buyer_context(
-    state: &web::Data<AppState>,
-    user: &User,
-    csrf: &Csrf,
-) -> Result<(Brand, Value), WebError> {
-    let brand_id = user.brand_id.clone();
-    let brand = brand_named(state, brand_id).await?;
-    let base = super::signed_in_context(user, &brand.name, csrf);
-    Ok((brand, base))
-}
-
-async fn choose_method(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
-) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
-    let (_, base) = buyer_context(&state, &user, &csrf).await?;
-    let owner = user.id.clone();
-    let balance = with_conn(&state, move |conn| {
-        prepaid::account_of_owner(conn, &owner)
-            .map(|a| a.balance)
-            .map_err(|e| WebError::storage(anyhow::anyhow!(e)))
+async fn choose_method(shop: BuyerPage) -> Result<HttpResponse, WebError> {
+    let owner = shop.user.id.clone();
+    let balance = with_conn(&shop.state, move |conn| {
+        Ok(prepaid::account_of_owner(conn, &owner)?.balance)
     })
     .await?;
-    let context = merge(
-        base,
+    shop.render(
+        StatusCode::OK,
+        "metodo",
         json!({ "title": "Modalità di pagamento", "balance": euro(balance) }),
-    );
-    page(&state, &csrf, StatusCode::OK, "metodo", context)
+    )
 }
 
-type Query = web::Query<HashMap<String, String>>;
-
 async fn holder(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
+    BuyerPage {
+        state, csrf, base, ..
+    }: BuyerPage,
     query: Query,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
-    let (_, base) = buyer_context(&state, &user, &csrf).await?;
     let method = method(query.get("metodo"));
     let context = merge(
         base,
@@ -481,72 +403,35 @@ fn status_of(renewal: &RenewalStatus) -> (&'static str, String) {
     }
 }
 
-async fn devices(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
-    query: Query,
-) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
-    let (_, base) = buyer_context(&state, &user, &csrf).await?;
+async fn devices(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError> {
     let method = method(query.get("metodo"));
     let typed = query.get("codice_fiscale").cloned().unwrap_or_default();
+    // The holder form again, with why the lookup gave nothing to show.
+    let holder_again = |status: StatusCode, error: String| {
+        let context = json!({ "title": "Titolare", "metodo": method.as_str(), "codice_fiscale": typed, "error": error });
+        shop.render(status, "titolare", context)
+    };
     let codice_fiscale = match CodiceFiscale::parse(&typed) {
         Ok(cf) => cf,
         Err(e) => {
-            let context = merge(
-                base,
-                json!({ "title": "Titolare", "metodo": method.as_str(), "codice_fiscale": typed,
-                        "error": format!("Codice fiscale non valido: {}.", e.in_italian()) }),
-            );
-            return page(
-                &state,
-                &csrf,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "titolare",
-                context,
-            );
+            let error = format!("Codice fiscale non valido: {}.", e.in_italian());
+            return holder_again(StatusCode::UNPROCESSABLE_ENTITY, error);
         }
     };
-    let brand = user.brand_id.clone();
+    let brand = shop.user.brand_id.clone();
     let now = Utc::now();
-    let found = with_conn(&state, move |conn| {
-        let found = match lookup::lookup(conn, &codice_fiscale, &brand, now) {
-            Ok(found) => found,
-            Err(lookup::LookupError::UnknownHolder) => return Ok(None),
-            Err(lookup::LookupError::Storage(e)) => return Err(WebError::storage(e)),
-        };
-        let mut proposed: Vec<RequestedLine> = Vec::new();
-        for device in &found.devices {
-            if device.renew_together.is_empty() {
-                continue;
-            }
-            let lines = catalog::propose_for_device(
-                conn,
-                &brand,
-                &codice_fiscale,
-                &device.device.serial_number,
-                now,
-            )
-            .map_err(|e| WebError::storage(anyhow::anyhow!("{e}")))?;
-            for line in lines {
-                match proposed.iter_mut().find(|p| p.product == line.product) {
-                    Some(existing) => existing.quantity += line.quantity,
-                    None => proposed.push(line),
-                }
-            }
-        }
-        let products = catalog::list(conn, &brand, false).map_err(WebError::storage)?;
-        Ok(Some((found, proposed, products)))
+    let found = with_conn(&shop.state, move |conn| {
+        Ok(holder_proposal(conn, &brand, &codice_fiscale, now))
     })
     .await?;
-    let Some((found, proposed, products)) = found else {
-        let context = merge(
-            base,
-            json!({ "title": "Titolare", "metodo": method.as_str(), "codice_fiscale": typed,
-                    "error": "Nessun titolare registrato con questo codice fiscale." }),
-        );
-        return page(&state, &csrf, StatusCode::NOT_FOUND, "titolare", context);
+    let (found, proposed, products) = match found {
+        Ok(found) => found,
+        // As the API answers: an unknown holder or device, nothing that fits, each with
+        // its own message and status; only a storage failure is an error page.
+        Err(error) => {
+            let identity = refusal(error)?;
+            return holder_again(identity.status, identity.italian);
+        }
     };
     let devices: Vec<Value> = found
         .devices
@@ -583,8 +468,9 @@ async fn devices(
                 })
         })
         .collect();
-    let context = merge(
-        base,
+    shop.render(
+        StatusCode::OK,
+        "dispositivi",
         json!({
             "title": "Dispositivi",
             "metodo": method.as_str(),
@@ -592,33 +478,50 @@ async fn devices(
             "devices": devices,
             "proposals": proposals,
         }),
-    );
-    page(&state, &csrf, StatusCode::OK, "dispositivi", context)
+    )
 }
 
-async fn manual_list(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
-    query: Query,
-) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
+/// The holder's devices and the coupons proposed for the renewable ones (summed over the
+/// devices), with the brand's products to name them.
+fn holder_proposal(
+    conn: &mut crate::db::DbConnection,
+    brand: &str,
+    codice_fiscale: &CodiceFiscale,
+    now: chrono::DateTime<Utc>,
+) -> Result<(lookup::Lookup, Vec<RequestedLine>, Vec<Product>), ProposalError> {
+    let found = lookup::lookup(conn, codice_fiscale, brand, now)?;
+    let mut proposed: Vec<RequestedLine> = Vec::new();
+    for device in found
+        .devices
+        .iter()
+        .filter(|d| !d.renew_together.is_empty())
+    {
+        let serial = &device.device.serial_number;
+        for line in catalog::propose_for_device(conn, brand, codice_fiscale, serial, now)? {
+            match proposed.iter_mut().find(|p| p.product == line.product) {
+                Some(existing) => existing.quantity += line.quantity,
+                None => proposed.push(line),
+            }
+        }
+    }
+    let products = catalog::list(conn, brand, false).map_err(ProposalError::Storage)?;
+    Ok((found, proposed, products))
+}
+
+async fn manual_list(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError> {
     let method = method(query.get("metodo"));
-    manual_page(&state, &csrf, &user, method, &query, None, StatusCode::OK).await
+    manual_page(&shop, method, &query, None, StatusCode::OK).await
 }
 
 async fn manual_page(
-    state: &web::Data<AppState>,
-    csrf: &Csrf,
-    user: &User,
+    shop: &BuyerPage,
     method: PaymentMethod,
     quantities: &HashMap<String, String>,
     error: Option<String>,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
-    let (_, base) = buyer_context(state, user, csrf).await?;
-    let brand = user.brand_id.clone();
-    let products = with_conn(state, move |conn| {
+    let brand = shop.user.brand_id.clone();
+    let products = with_conn(&shop.state, move |conn| {
         catalog::list(conn, &brand, false).map_err(WebError::storage)
     })
     .await?;
@@ -633,21 +536,19 @@ async fn manual_page(
             json!({ "code": p.code, "name": p.name, "price": euro(p.net_price), "quantity": quantity })
         })
         .collect();
-    let context = merge(
-        base,
+    shop.render(
+        status,
+        "coupon",
         json!({ "title": "Scelta dei coupon", "metodo": method.as_str(), "products": products, "error": error }),
-    );
-    page(state, csrf, status, "coupon", context)
+    )
 }
 
-/// The `q_<CODE>` quantities of a form, checked against the role's cap. `Err` is the
-/// message for the manual list.
-fn requested(fields: &HashMap<String, String>, role: Role) -> Result<Vec<RequestedLine>, String> {
-    let cap = catalog::max_coupons_per_order(role);
-    let mut lines = Vec::new();
-    let mut total: u64 = 0;
+/// The `q_<CODE>` quantities of a form, as lines (zero and blank skipped). `Err` is the
+/// message for the manual list; the role's cap is the domain's to check.
+fn requested(fields: &HashMap<String, String>) -> Result<Vec<RequestedLine>, String> {
     let mut codes: Vec<&String> = fields.keys().filter(|k| k.starts_with("q_")).collect();
     codes.sort();
+    let mut lines = Vec::new();
     for key in codes {
         let text = fields[key].trim();
         if text.is_empty() {
@@ -656,89 +557,53 @@ fn requested(fields: &HashMap<String, String>, role: Role) -> Result<Vec<Request
         let quantity: u32 = text
             .parse()
             .map_err(|_| format!("La quantità di {} deve essere un numero intero.", &key[2..]))?;
-        if quantity == 0 {
-            continue;
+        if quantity > 0 {
+            lines.push(RequestedLine {
+                product: key[2..].to_owned(),
+                quantity,
+            });
         }
-        total += u64::from(quantity);
-        lines.push(RequestedLine {
-            product: key[2..].to_owned(),
-            quantity,
-        });
-    }
-    if lines.is_empty() {
-        return Err("Scegli almeno un coupon.".into());
-    }
-    if total > u64::from(cap) {
-        return Err(format!(
-            "In un ordine puoi acquistare al massimo {cap} coupon; ne hai scelti {total}."
-        ));
     }
     Ok(lines)
 }
 
-/// The buyer's choice, checked and priced: what the summary shows and the purchase buys.
-struct Cart {
-    lines: Vec<RequestedLine>,
-    products: Vec<(Product, u32)>,
-    quote: catalog::Quote,
-}
-
-/// The `q_<CODE>` fields checked against the role's cap and priced from the catalog.
-/// `Ok(Err(message))` is for the manual list: a wrong choice, not a failure.
+/// The choice of the form, checked and priced by the domain. `Ok(Err(message))` is for
+/// the manual list: a wrong choice, not a failure.
 async fn cart(
-    state: &web::Data<AppState>,
-    user: &User,
+    shop: &BuyerPage,
     fields: &HashMap<String, String>,
-) -> Result<Result<Cart, String>, WebError> {
-    let lines = match requested(fields, user.role) {
+) -> Result<Result<(Vec<RequestedLine>, Cart), String>, WebError> {
+    let lines = match requested(fields) {
         Ok(lines) => lines,
         Err(message) => return Ok(Err(message)),
     };
-    let brand = user.brand_id.clone();
-    with_conn(state, move |conn| {
-        match catalog::resolve(conn, &brand, &lines) {
-            Ok(products) => {
-                let items: Vec<_> = products.iter().map(|(p, q)| (p.priced(), *q)).collect();
-                let quote = catalog::quote(&items);
-                Ok(Ok(Cart {
-                    lines,
-                    products,
-                    quote,
-                }))
-            }
-            Err(catalog::CatalogError::Storage(e)) => Err(WebError::storage(e)),
-            Err(other) => Ok(Err(format!("Scelta non valida: {other}."))),
+    let (brand, role) = (shop.user.brand_id.clone(), shop.user.role);
+    with_conn(&shop.state, move |conn| {
+        match checkout::price(conn, &brand, role, &lines) {
+            Ok(cart) => Ok(Ok((lines, cart))),
+            Err(error) => Ok(Err(refusal(error)?.italian)),
         }
     })
     .await
 }
 
-async fn summary(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
-    query: Query,
+/// The manual list again, with why the choice was refused.
+async fn choose_again(
+    shop: &BuyerPage,
+    method: PaymentMethod,
+    fields: &HashMap<String, String>,
+    message: String,
 ) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
+    let status = StatusCode::UNPROCESSABLE_ENTITY;
+    manual_page(shop, method, fields, Some(message), status).await
+}
+
+async fn summary(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError> {
     let method = method(query.get("metodo"));
-    let Cart {
-        products, quote, ..
-    } = match cart(&state, &user, &query).await? {
+    let (_, Cart { products, quote }) = match cart(&shop, &query).await? {
         Ok(cart) => cart,
-        Err(message) => {
-            return manual_page(
-                &state,
-                &csrf,
-                &user,
-                method,
-                &query,
-                Some(message),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
+        Err(message) => return choose_again(&shop, method, &query, message).await,
     };
-    let (_, base) = buyer_context(&state, &user, &csrf).await?;
     let lines: Vec<Value> = products
         .iter()
         .zip(&quote.lines)
@@ -753,8 +618,9 @@ async fn summary(
             })
         })
         .collect();
-    let context = merge(
-        base,
+    shop.render(
+        StatusCode::OK,
+        "riepilogo",
         json!({
             "title": "Riepilogo",
             "metodo": method.as_str(),
@@ -765,14 +631,12 @@ async fn summary(
             "gross_total": euro(quote.gross_total),
             "idempotency_key": uuid::Uuid::new_v4().to_string(),
         }),
-    );
-    page(&state, &csrf, StatusCode::OK, "riepilogo", context)
+    )
 }
 
 async fn confirm(
-    state: web::Data<AppState>,
     request: HttpRequest,
-    Shopper(user): Shopper,
+    shop: BuyerPage,
     form: web::Form<HashMap<String, String>>,
 ) -> Result<HttpResponse, WebError> {
     let form = form.into_inner();
@@ -780,28 +644,13 @@ async fn confirm(
         &request,
         form.get("csrf_token").map(String::as_str).unwrap_or(""),
     )?;
-    let csrf = Csrf::of(&request);
+    let (state, user) = (&shop.state, &shop.user);
     let method = method(form.get("metodo"));
     let key = IdempotencyKey::parse(form.get("chiave").map(String::as_str).unwrap_or(""))
         .map_err(|_| WebError::Csrf)?;
-    let Cart {
-        lines,
-        products,
-        quote,
-    } = match cart(&state, &user, &form).await? {
-        Ok(cart) => cart,
-        Err(message) => {
-            return manual_page(
-                &state,
-                &csrf,
-                &user,
-                method,
-                &form,
-                Some(message),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
+    let lines = match requested(&form) {
+        Ok(lines) => lines,
+        Err(message) => return choose_again(&shop, method, &form, message).await,
     };
     // The same summary confirmed twice (a double click, a reload) is one purchase.
     let fingerprint = idempotency::fingerprint(&format!(
@@ -820,68 +669,59 @@ async fn confirm(
         name: user.name.clone(),
         email: user.email.to_string(),
     };
-    let placed = with_conn(&state, move |conn| {
+    let role = user.role;
+    let placed = with_conn(state, move |conn| {
         let now = Utc::now();
+        let till = app.till();
         let outcome = idempotency::run(conn, &buyer.user_id, &key, &fingerprint, now, |conn| {
-            let order = if method.is_transfer() {
-                orders::place_by_transfer(conn, &buyer, method, &products, &quote, app.config.reservation, now)?
-            } else {
-                orders::place_prepaid(conn, &app.coupon_key, &buyer, &products, &quote, &app.config.public_url, now)?
-            };
-            Ok::<_, OrderError>((201, order.id))
+            let order = checkout::place_order(conn, &till, &buyer, role, method, &lines, now)?;
+            Ok::<_, CheckoutError>((201, order.id))
         });
         match outcome {
             Ok(outcome) => Ok(Ok(outcome.body)),
             Err(IdempotencyError::KeyReused) => Err(WebError::Csrf),
-            Err(IdempotencyError::Work(OrderError::Prepaid(PrepaidError::InsufficientFunds {
-                balance,
-                requested,
-            }))) => Ok(Err(format!(
-                "Il saldo del conto prepagato ({}) non basta: servono {}. Ricarica il conto, o scegli il pagamento con bonifico o bollettino.",
-                euro(balance),
-                euro(requested)
-            ))),
-            Err(IdempotencyError::Work(e)) => Err(WebError::storage(anyhow::anyhow!(e))),
+            Err(IdempotencyError::Work(refused)) => Ok(Err(refused)),
         }
     })
     .await?;
-    match placed {
-        Ok(order_id) => Ok(see_other(&format!("/negozio/ordini/{order_id}"))),
-        Err(message) => {
-            let (_, base) = buyer_context(&state, &user, &csrf).await?;
-            let context = merge(
-                base,
-                json!({ "title": "Saldo insufficiente", "detail": message }),
-            );
-            page(&state, &csrf, StatusCode::CONFLICT, "errore", context)
-        }
+    let refused = match placed {
+        Ok(order_id) => return Ok(see_other(&format!("/negozio/ordini/{order_id}"))),
+        Err(refused) => refused,
+    };
+    let short_of_funds = matches!(
+        refused,
+        CheckoutError::Order(OrderError::Prepaid(PrepaidError::InsufficientFunds { .. }))
+    );
+    let identity = refusal(refused)?;
+    if !short_of_funds {
+        // A choice the summary accepted and the purchase did not (the catalog changed
+        // meanwhile): the list again, with why.
+        return choose_again(&shop, method, &form, identity.italian).await;
     }
+    let detail = format!(
+        "{} Ricarica il conto, o scegli il pagamento con bonifico o bollettino.",
+        identity.italian
+    );
+    let context = json!({ "title": "Saldo insufficiente", "detail": detail });
+    shop.render(identity.status, "errore", context)
 }
 
-async fn order(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    Shopper(user): Shopper,
-    id: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(&request);
-    let (brand, base) = buyer_context(&state, &user, &csrf).await?;
+async fn order(shop: BuyerPage, id: web::Path<String>) -> Result<HttpResponse, WebError> {
     let id = id.into_inner();
-    let order = with_conn(&state, move |conn| {
-        orders::find(conn, &id).map_err(|e| WebError::storage(anyhow::anyhow!(e)))
-    })
-    .await?
-    // Someone else's order is as unknown as a made-up one.
-    .filter(|o| o.user_id == user.id)
-    .ok_or_else(|| WebError::NotFound("Ordine non trovato.".into()))?;
+    let order = with_conn(&shop.state, move |conn| Ok(orders::find(conn, &id)?))
+        .await?
+        // Someone else's order is as unknown as a made-up one.
+        .filter(|o| o.user_id == shop.user.id)
+        .ok_or(OrderError::NotFound)?;
     let lines: Vec<Value> = order
         .lines
         .iter()
         .map(|l| json!({ "name": l.product_name, "quantity": l.quantity, "net": euro(l.net_amount) }))
         .collect();
     let prepaid = order.payment_method == PaymentMethod::Prepaid;
-    let context = merge(
-        base,
+    shop.render(
+        StatusCode::OK,
+        "ordine",
         json!({
             "title": if prepaid { "Acquisto concluso" } else { "In attesa del versamento" },
             "prepaid": prepaid,
@@ -890,12 +730,11 @@ async fn order(
             "email": order.email,
             "rf_code": order.payment_reference.as_ref().map(|r| r.printed()),
             "amount": euro(order.amount_due()),
-            "iban": (order.payment_method == PaymentMethod::BankTransfer).then_some(&brand.iban),
-            "postal_account": (order.payment_method == PaymentMethod::PostalSlip).then_some(&brand.postal_account),
-            "beneficiary": brand.name,
+            "iban": (order.payment_method == PaymentMethod::BankTransfer).then_some(&shop.brand.iban),
+            "postal_account": (order.payment_method == PaymentMethod::PostalSlip).then_some(&shop.brand.postal_account),
+            "beneficiary": shop.brand.name,
             "reserved_until": order.reserved_until.map(|t| t.format("%d/%m/%Y").to_string()),
             "lines": lines,
         }),
-    );
-    page(&state, &csrf, StatusCode::OK, "ordine", context)
+    )
 }

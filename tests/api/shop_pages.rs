@@ -209,3 +209,58 @@ async fn wrong_input_is_explained_next_to_the_field() {
     assert_eq!(page.status, 422);
     assert!(page.body.contains("codice-error"));
 }
+
+#[tokio::test]
+async fn the_devices_page_explains_a_lookup_that_proposes_nothing_as_the_api_does() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let holder = app.add_holder("RSSMRA80A41H501Y", "Maria", "Rossi");
+    let device = app.add_device(&holder, "1205100099");
+    let soon = chrono::Utc::now() + chrono::Duration::days(30);
+    app.add_certificate(&device, "signature", soon, "active");
+    // The brand sells nothing any more: no coupon fits the renewable certificate.
+    let office = app.back_office("visura").await;
+    let products: serde_json::Value = app.get_json(&office.token, "/api/v1/products").await;
+    for product in products["products"].as_array().unwrap() {
+        let url = format!(
+            "{}/api/v1/backoffice/products/{}",
+            app.address,
+            product["id"].as_str().unwrap()
+        );
+        let response = app
+            .client
+            .patch(url)
+            .bearer_auth(&office.token)
+            .json(&serde_json::json!({ "active": false }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let api = app
+        .post_json_as(
+            &customer.token,
+            "/api/v1/quotes",
+            &serde_json::json!({ "codice_fiscale": "RSSMRA80A41H501Y", "device_serial": "1205100099" }),
+        )
+        .await;
+    let status = api.status();
+    assert_eq!(
+        status,
+        422,
+        "the API: nothing to renew: {}",
+        api.text().await.unwrap()
+    );
+
+    let (browser, _) = Browser::signed_in(&app, &customer.email).await;
+    let page = browser
+        .get("/negozio/acquista/dispositivi?metodo=prepaid&codice_fiscale=RSSMRA80A41H501Y")
+        .await;
+    assert_eq!(page.status, 422, "not a storage error page: {}", page.body);
+    assert!(
+        page.body.contains("non vende un coupon adatto"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("codice_fiscale-error"), "{}", page.body);
+}

@@ -1,0 +1,654 @@
+//! One identity for every domain error: the problem `type` slug, the HTTP status, the
+//! title, the input field and rule where there is one, the English detail and the Italian
+//! message the pages show. The problem JSON ([`ApiError`]) and the pages (`web::WebError`)
+//! are both made from it, so the API and the pages cannot tell the same refusal apart.
+//!
+//! A new domain error is added here, and only here: one `impl Identify` that gives each
+//! variant its identity (a storage failure is handed back as `Err`, mapped as every
+//! storage failure is: 503 unavailable, 503 read-only, or 500).
+
+use actix_web::http::StatusCode;
+
+use super::italian::{coupon_status_label, euro, order_status_label, payment_status_text};
+use super::problem::{ApiError, FieldError};
+use crate::agent::AgentAuthError;
+use crate::auth::sessions::SessionError;
+use crate::auth::UserError;
+use crate::catalog::{CatalogError, ProductChangeError, ProposalError};
+use crate::coupons::VoidError;
+use crate::lookup::LookupError;
+use crate::orders::checkout::CheckoutError;
+use crate::orders::OrderError;
+use crate::payments::manual::TargetError;
+use crate::payments::queue::ManualError;
+use crate::payments::reconcile::ImportError;
+use crate::payments::statement::StatementError;
+use crate::prepaid::PrepaidError;
+use crate::renewals::install::InstallError;
+use crate::renewals::request::{Refusal, RequestError};
+
+/// How the refusal is framed in problem JSON: some have their own variant of
+/// [`ApiError`] (and headers: `WWW-Authenticate`, `Retry-After`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// 400 `invalid-field`: the detail is prefixed with the field's name.
+    Invalid,
+    Refused,
+    /// 401 `unauthorized`, with `WWW-Authenticate: Bearer`.
+    Unauthorized,
+    /// 429 `too-many-requests`, with `Retry-After`.
+    Throttled {
+        retry_after_seconds: i64,
+    },
+}
+
+/// What a domain refusal is, for every front end.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub status: StatusCode,
+    /// The last segment of the problem `type`: `/problems/<slug>`.
+    pub slug: &'static str,
+    pub title: &'static str,
+    /// The problem's `detail`, in English.
+    pub detail: String,
+    /// The input field the refusal is about, and the rule it broke.
+    pub field: Option<(String, &'static str)>,
+    /// What the pages tell the user.
+    pub italian: String,
+    shape: Shape,
+}
+
+/// A domain error that has an [`Identity`]; `Err` is a storage failure instead.
+pub trait Identify {
+    fn identify(self) -> Result<Identity, anyhow::Error>;
+}
+
+impl Identity {
+    pub fn refused(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl ToString,
+        italian: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            slug,
+            title,
+            detail: detail.to_string(),
+            field: None,
+            italian: italian.into(),
+            shape: Shape::Refused,
+        }
+    }
+
+    fn not_found(
+        slug: &'static str,
+        title: &'static str,
+        detail: impl ToString,
+        italian: impl Into<String>,
+    ) -> Self {
+        Self::refused(StatusCode::NOT_FOUND, slug, title, detail, italian)
+    }
+
+    fn conflict(
+        slug: &'static str,
+        title: &'static str,
+        detail: impl ToString,
+        italian: impl Into<String>,
+    ) -> Self {
+        Self::refused(StatusCode::CONFLICT, slug, title, detail, italian)
+    }
+
+    fn forbidden(slug: &'static str, detail: impl ToString, italian: impl Into<String>) -> Self {
+        Self::refused(StatusCode::FORBIDDEN, slug, "Forbidden", detail, italian)
+    }
+
+    fn unprocessable(
+        slug: &'static str,
+        title: &'static str,
+        detail: impl ToString,
+        italian: impl Into<String>,
+    ) -> Self {
+        Self::refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            slug,
+            title,
+            detail,
+            italian,
+        )
+    }
+
+    /// 400 `invalid-field`: an input value that breaks `rule`.
+    pub fn invalid(
+        field: impl Into<String>,
+        rule: &'static str,
+        detail: impl ToString,
+        italian: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: Some((field.into(), rule)),
+            shape: Shape::Invalid,
+            ..Self::refused(
+                StatusCode::BAD_REQUEST,
+                "invalid-field",
+                "Invalid field",
+                detail,
+                italian,
+            )
+        }
+    }
+
+    fn unauthorized(detail: impl ToString, italian: impl Into<String>) -> Self {
+        Self {
+            shape: Shape::Unauthorized,
+            ..Self::refused(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                detail,
+                italian,
+            )
+        }
+    }
+
+    /// The refusal is about one input field.
+    fn on_field(mut self, field: impl Into<String>, rule: &'static str) -> Self {
+        self.field = Some((field.into(), rule));
+        self
+    }
+}
+
+impl From<Identity> for ApiError {
+    fn from(identity: Identity) -> Self {
+        let Identity {
+            status,
+            slug,
+            title,
+            detail,
+            field,
+            shape,
+            ..
+        } = identity;
+        match shape {
+            Shape::Invalid => {
+                let (field, rule) = field.unwrap_or_default();
+                ApiError::invalid_field(&field, rule, detail)
+            }
+            Shape::Unauthorized => ApiError::Unauthorized(detail),
+            Shape::Throttled {
+                retry_after_seconds,
+            } => ApiError::TooManyRequests {
+                retry_after_seconds,
+                detail,
+            },
+            Shape::Refused => ApiError::Refused {
+                status,
+                problem: slug,
+                title,
+                errors: field
+                    .map(|(field, rule)| FieldError {
+                        field,
+                        rule: rule.to_owned(),
+                        detail: detail.clone(),
+                    })
+                    .into_iter()
+                    .collect(),
+                detail,
+            },
+        }
+    }
+}
+
+impl<E: Identify> From<E> for ApiError {
+    fn from(error: E) -> Self {
+        match error.identify() {
+            Ok(identity) => identity.into(),
+            Err(storage) => ApiError::storage(storage),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The identities, one impl per domain error enum.
+
+impl Identify for LookupError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        match self {
+            LookupError::UnknownHolder => Ok(Identity::not_found(
+                "unknown-holder",
+                "Unknown holder",
+                detail,
+                "Nessun titolare registrato con questo codice fiscale.",
+            )),
+            LookupError::Storage(e) => Err(e),
+        }
+    }
+}
+
+impl Identify for CatalogError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let field = |line: usize| format!("lines[{}].product", line - 1);
+        let detail = self.to_string();
+        Ok(match self {
+            CatalogError::UnknownProduct { line, product } => Identity::invalid(
+                field(line),
+                "known_product",
+                detail,
+                format!("Riga {line}: nessun prodotto '{product}' in questo negozio."),
+            ),
+            CatalogError::InactiveProduct { line, product } => Identity::invalid(
+                field(line),
+                "active_product",
+                detail,
+                format!("Riga {line}: '{product}' non è più in vendita."),
+            ),
+            CatalogError::DuplicateProduct { first, second } => Identity::invalid(
+                field(second),
+                "unique_product",
+                detail,
+                format!("Lo stesso prodotto è sulle righe {first} e {second}: metti la quantità su una riga sola."),
+            ),
+            CatalogError::Storage(e) => return Err(e),
+        })
+    }
+}
+
+impl Identify for ProposalError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        Ok(match self {
+            ProposalError::Lookup(e) => return e.identify(),
+            ProposalError::UnknownDevice(serial) => Identity::invalid(
+                "device_serial",
+                "known_device",
+                detail,
+                format!("Il titolare non ha un dispositivo {serial} in questo negozio."),
+            ),
+            ProposalError::NothingToRenew(serial) => Identity::unprocessable(
+                "nothing-to-renew",
+                "Nothing to renew",
+                detail,
+                format!("Nessun certificato del dispositivo {serial} si può rinnovare ora."),
+            ),
+            ProposalError::NoFittingProduct => Identity::unprocessable(
+                "nothing-to-renew",
+                "Nothing to renew",
+                detail,
+                "Il negozio non vende un coupon adatto a ciò che serve al dispositivo.",
+            ),
+            ProposalError::Storage(e) => return Err(e),
+        })
+    }
+}
+
+impl Identify for ProductChangeError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        match self {
+            ProductChangeError::NotFound => Ok(Identity::not_found(
+                "unknown-product",
+                "Unknown product",
+                detail,
+                "Nessun prodotto ha questo identificativo.",
+            )),
+            ProductChangeError::Storage(e) => Err(e),
+        }
+    }
+}
+
+impl Identify for PrepaidError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        Ok(match self {
+            PrepaidError::InsufficientFunds { balance, requested } => Identity::conflict(
+                "insufficient-funds",
+                "Insufficient funds",
+                detail,
+                format!(
+                    "Il saldo del conto prepagato ({}) non basta: servono {}.",
+                    euro(balance),
+                    euro(requested)
+                ),
+            ),
+            // An account of another brand is as good as absent for this caller, but the
+            // operator asked for it by id, so say why rather than pretend.
+            PrepaidError::OtherBrand => Identity::forbidden(
+                "other-brand",
+                detail,
+                "Il conto prepagato è di un altro marchio.",
+            ),
+            PrepaidError::UnknownAccount => Identity::not_found(
+                "unknown-account",
+                "Unknown account",
+                detail,
+                "Nessun conto prepagato ha questo identificativo.",
+            ),
+            PrepaidError::Storage(e) => return Err(e),
+        })
+    }
+}
+
+impl Identify for OrderError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        match self {
+            OrderError::Prepaid(e) => e.identify(),
+            OrderError::NotFound => Ok(Identity::not_found(
+                "unknown-order",
+                "Unknown order",
+                detail,
+                "Ordine non trovato.",
+            )),
+            OrderError::Storage(e) => Err(e),
+        }
+    }
+}
+
+impl Identify for CheckoutError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        Ok(match self {
+            CheckoutError::NoLines => {
+                Identity::invalid("lines", "not_empty", detail, "Scegli almeno un coupon.")
+            }
+            CheckoutError::QuantityOutOfRange { line, quantity, max } => Identity::invalid(
+                format!("lines[{line}].quantity"),
+                "range",
+                detail,
+                format!("In un ordine puoi acquistare al massimo {max} coupon; ne hai scelti {quantity}."),
+            ),
+            CheckoutError::TooLarge { cap, total, .. } => Identity::unprocessable(
+                "order-too-large",
+                "Order too large",
+                detail,
+                format!("In un ordine puoi acquistare al massimo {cap} coupon; ne hai scelti {total}."),
+            ),
+            CheckoutError::Catalog(e) => return e.identify(),
+            CheckoutError::Order(e) => return e.identify(),
+        })
+    }
+}
+
+impl Identify for ManualError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let state = |detail: String, italian: String| {
+            Identity::conflict(
+                "payment-state",
+                "Not possible in this state",
+                detail,
+                italian,
+            )
+        };
+        let detail = self.to_string();
+        Ok(match self {
+            ManualError::UnknownPayment => Identity::not_found(
+                "unknown-payment",
+                "Unknown payment",
+                detail,
+                "Nessun pagamento del tuo marchio ha questo identificativo.",
+            ),
+            ManualError::UnknownOrder => Identity::not_found(
+                "unknown-order",
+                "Unknown order",
+                detail,
+                "Nessun ordine del tuo marchio ha questo identificativo.",
+            ),
+            ManualError::NotUnmatched(status) => state(
+                detail,
+                format!(
+                    "Si può abbinare a mano solo un accredito da abbinare; questo pagamento è {}.",
+                    payment_status_text(&status)
+                ),
+            ),
+            ManualError::NotRefundable(status) => state(
+                detail,
+                format!(
+                    "Si può rimborsare solo un accredito da abbinare, doppio o eccedente; questo pagamento è {}.",
+                    payment_status_text(&status)
+                ),
+            ),
+            ManualError::OrderNotPayable(status) => state(
+                detail,
+                format!(
+                    "L'ordine è {}: può ricevere un pagamento solo un ordine in attesa di pagamento, scaduto o già pagato.",
+                    order_status_label(&status)
+                ),
+            ),
+            ManualError::Prepaid(e) => return e.identify(),
+            ManualError::Storage(e) => return Err(e),
+        })
+    }
+}
+
+impl Identify for TargetError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let italian = match self {
+            TargetError::Neither => {
+                "Scrivi l'identificativo dell'ordine (o quello del conto prepagato)."
+            }
+            TargetError::Both => "Scrivi l'ordine oppure il conto prepagato, non entrambi.",
+        };
+        Ok(Identity::invalid("order_id", "one_of", self, italian))
+    }
+}
+
+impl Identify for ImportError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        Ok(match self {
+            ImportError::ForeignAccount { account, iban, postal, .. } => Identity::unprocessable(
+                "statement-of-another-account",
+                "Statement of another account",
+                detail,
+                format!(
+                    "Il conto {account} dell'estratto non è un conto del marchio (IBAN {iban}, conto postale {postal}): file o marchio sbagliato. Non è stato importato nulla."
+                ),
+            ),
+            ImportError::Storage(e) => return Err(e),
+        })
+    }
+}
+
+impl Identify for StatementError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let italian = format!(
+            "Il file non è un estratto conto che rinnovo sa leggere (camt.053, camt.054 o CSV postale), e non è stato importato nulla. Dove: {}. Problema: {}.",
+            self.location, self.message
+        );
+        Ok(Identity::invalid(
+            "file",
+            self.kind,
+            self.to_string(),
+            italian,
+        ))
+    }
+}
+
+impl Identify for VoidError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        Ok(match self {
+            VoidError::NotFound => Identity::not_found(
+                "unknown-coupon",
+                "Unknown coupon",
+                detail,
+                "Nessun coupon ha questo codice o identificativo.",
+            ),
+            VoidError::OtherBrand => {
+                Identity::forbidden("other-brand", detail, "Il coupon è di un altro marchio.")
+            }
+            VoidError::NotAvailable(status) => Identity::conflict(
+                "coupon-not-available",
+                "Coupon not available",
+                detail,
+                format!(
+                    "Si può annullare solo un coupon disponibile; questo è {}.",
+                    coupon_status_label(&status)
+                ),
+            ),
+            VoidError::Prepaid(e) => return e.identify(),
+            VoidError::Storage(e) => return Err(e),
+        })
+    }
+}
+
+impl Identify for UserError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        Ok(match self {
+            UserError::EmailTaken => Identity::conflict(
+                "email-taken",
+                "Email taken",
+                detail,
+                "Esiste già un account con questa email.",
+            ),
+            UserError::UnknownBrand(_) => Identity::invalid(
+                "brand",
+                "known_brand",
+                detail,
+                "Nessun negozio con questo nome.",
+            ),
+            UserError::NotFound => Identity::unauthorized(
+                "this account no longer exists",
+                "Questo account non esiste più.",
+            ),
+            UserError::Storage(e) => return Err(e),
+        })
+    }
+}
+
+impl Identify for SessionError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        Ok(match self {
+            SessionError::Throttled(throttled) => {
+                let retry_after_seconds = throttled.retry_after_seconds;
+                Identity {
+                    shape: Shape::Throttled { retry_after_seconds },
+                    ..Identity::refused(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too-many-requests",
+                        "Too many requests",
+                        detail,
+                        format!("Troppi tentativi di accesso non riusciti: riprova tra {retry_after_seconds} secondi."),
+                    )
+                }
+            }
+            SessionError::InvalidCredentials | SessionError::InvalidRefreshToken => {
+                Identity::unauthorized(detail, "Email o password errati.")
+            }
+            SessionError::Storage(e) => return Err(e),
+        })
+    }
+}
+
+impl Identify for AgentAuthError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        let unauthorized = |slug, title, italian: &str| {
+            Identity::refused(
+                StatusCode::UNAUTHORIZED,
+                slug,
+                title,
+                detail.clone(),
+                italian,
+            )
+        };
+        Ok(match self {
+            AgentAuthError::MalformedCertificate(_) => Identity::invalid(
+                "certificate",
+                "x509",
+                detail,
+                "Il certificato non è leggibile.",
+            ),
+            AgentAuthError::MalformedSignature => {
+                Identity::invalid("signature", "base64", detail, "La firma non è leggibile.")
+            }
+            AgentAuthError::Challenge => unauthorized(
+                "agent-challenge",
+                "Challenge not valid",
+                "La sfida è scaduta o è già stata usata: chiedine un'altra.",
+            ),
+            AgentAuthError::Untrusted => unauthorized(
+                "untrusted-certificate",
+                "Certificate not trusted",
+                "Il certificato non è stato emesso da un'autorità riconosciuta.",
+            ),
+            AgentAuthError::OutsideValidity { .. } => unauthorized(
+                "certificate-not-valid-now",
+                "Certificate not valid now",
+                "Il certificato non è valido in questo momento.",
+            ),
+            AgentAuthError::UnknownCertificate => unauthorized(
+                "unknown-certificate",
+                "Certificate not in the registry",
+                "Il certificato non è nel registro.",
+            ),
+            AgentAuthError::NotActive(_) => unauthorized(
+                "certificate-not-active",
+                "Certificate revoked or superseded",
+                "Il certificato è revocato o sostituito.",
+            ),
+            AgentAuthError::Signature => unauthorized(
+                "bad-signature",
+                "Signature not valid",
+                "La firma non è valida.",
+            ),
+            AgentAuthError::Storage(e) => return Err(e.into()),
+        })
+    }
+}
+
+impl Identify for RequestError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let (index, refusal) = match self {
+            RequestError::Storage(e) => return Err(e),
+            RequestError::Refused { index, refusal } => (index, refusal),
+        };
+        let field = format!("renewals[{index}].{}", refusal.field());
+        let detail = format!("{field}: {refusal}");
+        let conflict = StatusCode::CONFLICT;
+        let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+        let (status, slug, title, rule, italian) = match &refusal {
+            Refusal::UnknownCertificate(_) => (StatusCode::NOT_FOUND, "unknown-certificate", "Certificate not on this device", "device-certificate", "Il certificato non è su questo dispositivo.".to_owned()),
+            Refusal::DuplicateCertificate => (StatusCode::BAD_REQUEST, "invalid-field", "Invalid field", "unique", "Il certificato è indicato due volte.".to_owned()),
+            Refusal::NotActive(_) => (conflict, "certificate-not-active", "Certificate revoked or superseded", "active", "Il certificato è revocato o sostituito: si rinnova solo un certificato attivo.".to_owned()),
+            Refusal::TooEarly { window_opens_at } => (conflict, "outside-renewal-window", "Outside the renewal window", "renewal-window", format!("Troppo presto: la finestra di rinnovo si apre il {}.", window_opens_at.format("%d/%m/%Y"))),
+            Refusal::Expired { .. } => (conflict, "outside-renewal-window", "Outside the renewal window", "renewal-window", "Il certificato è scaduto: non si può rinnovare, solo sostituire.".to_owned()),
+            Refusal::AlreadyPending { .. } => (conflict, "renewal-pending", "Renewal already in progress", "not-pending", "Un rinnovo di questo certificato è già in corso.".to_owned()),
+            Refusal::DeviceRenewedEnough { .. } => (conflict, "device-renewal-limit", "Device already renewed", "renewable-once", "Questo certificato del dispositivo è già stato rinnovato il numero massimo di volte.".to_owned()),
+            Refusal::DeviceEndOfLife { .. } => (conflict, "device-end-of-life", "Device at the end of its life", "device-life", "Il dispositivo è a fine vita: serve un dispositivo nuovo.".to_owned()),
+            Refusal::SubjectMismatch { .. } => (unprocessable, "csr-subject-mismatch", "CSR subject differs", "same-subject", "Il soggetto della richiesta deve essere identico a quello del certificato attuale.".to_owned()),
+            Refusal::OldKey => (unprocessable, "csr-old-key", "CSR reuses a key", "new-key", "La richiesta usa una chiave già usata dal dispositivo: serve una chiave nuova.".to_owned()),
+            Refusal::UnknownCoupon => (unprocessable, "unknown-coupon", "Unknown coupon", "known-coupon", "Nessun coupon ha questo codice.".to_owned()),
+            Refusal::CouponOtherBrand => (unprocessable, "coupon-other-brand", "Coupon of another brand", "same-brand", "Il coupon è di un altro marchio.".to_owned()),
+            Refusal::CouponExpired { .. } => (unprocessable, "coupon-expired", "Coupon expired", "unexpired", "Il coupon è scaduto.".to_owned()),
+            Refusal::CouponNotAvailable(_) => (conflict, "coupon-not-available", "Coupon already used", "available", "Il coupon è già stato usato o non è disponibile.".to_owned()),
+            Refusal::CouponWrongKind { .. } => (unprocessable, "coupon-wrong-kind", "Coupon for another certificate", "covers-kind", "Il coupon è per un altro tipo di certificato.".to_owned()),
+        };
+        Ok(Identity::refused(status, slug, title, detail, italian).on_field(field, rule))
+    }
+}
+
+impl Identify for InstallError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        Ok(match self {
+            InstallError::NotFound(_) => Identity::not_found(
+                "unknown-renewal",
+                "Unknown renewal",
+                detail,
+                "Nessun rinnovo ha questo identificativo.",
+            ),
+            InstallError::NotIssued(_) => Identity::conflict(
+                "renewal-not-issued",
+                "Renewal not issued",
+                detail,
+                "Il nuovo certificato non è ancora stato emesso.",
+            ),
+            InstallError::Storage(e) => return Err(e),
+        })
+    }
+}

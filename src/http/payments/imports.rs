@@ -1,0 +1,291 @@
+//! Statement import (`POST /api/v1/backoffice/statements`, the file as the raw body or as
+//! the `file` part of a multipart form) and the list of imported statements.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::http::extract::BackOffice;
+use crate::http::{ApiError, AppState, Problem};
+use crate::payments::matching::PaymentStatus;
+use crate::payments::queue::{self};
+use crate::payments::reconcile::{self, ImportContext, OutcomeTotal};
+use crate::payments::statement::{self};
+use crate::secrets::hex;
+
+use super::OutcomeTotalDoc;
+
+/// The file: the `file` part of a multipart form, or the whole body. Refused past the
+/// configured size without reading the rest.
+pub(super) async fn read_file(
+    request: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<(Vec<u8>, Option<String>), ApiError> {
+    let too_large = || {
+        ApiError::refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload too large",
+            format!(
+                "statements up to {} MB are accepted (RINNOVO_STATEMENT_MAX_MB)",
+                limit / (1024 * 1024)
+            ),
+        )
+    };
+    let multipart = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let mut bytes = Vec::new();
+    if !multipart {
+        let mut payload = payload;
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::MalformedRequest(format!("the body cannot be read: {e}")))?;
+            if bytes.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        return Ok((bytes, None));
+    }
+    let mut form = actix_multipart::Multipart::new(request.headers(), payload);
+    while let Some(field) = form.next().await {
+        let mut field = field
+            .map_err(|e| ApiError::MalformedRequest(format!("the form cannot be read: {e}")))?;
+        let (name, file_name) = match field.content_disposition() {
+            Some(disposition) => (
+                disposition.get_name().unwrap_or_default().to_owned(),
+                disposition.get_filename().map(str::to_owned),
+            ),
+            None => (String::new(), None),
+        };
+        if name != "file" {
+            continue;
+        }
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::MalformedRequest(format!("the file cannot be read: {e}")))?;
+            if bytes.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        return Ok((bytes, file_name));
+    }
+    Err(ApiError::invalid_field(
+        "file",
+        "required",
+        "the form has no part named 'file'",
+    ))
+}
+
+/// What an import did.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ImportResponse {
+    /// The statement recorded; `null` when the file brought nothing new.
+    statement_id: Option<String>,
+    /// The format recognised from the content: `camt.053`, `camt.054`, `cbi-camt.053` or
+    /// `postal-csv`.
+    #[schema(example = "camt.053")]
+    format: &'static str,
+    /// The format's version, as the file declares it.
+    #[schema(example = "camt.053.001.02")]
+    version: String,
+    /// Entries in the file.
+    entries: usize,
+    /// Entries not imported before.
+    new_entries: usize,
+    /// Entries already imported by an earlier file.
+    already_imported: usize,
+    /// Entries that are not incoming payments (debits, pending or informational entries).
+    ignored: usize,
+    /// Count and amount of the new entries per outcome (`matched`, `partial`, `overpaid`,
+    /// `duplicate`, `unmatched`...).
+    #[schema(value_type = BTreeMap<String, OutcomeTotalDoc>)]
+    outcomes: BTreeMap<PaymentStatus, OutcomeTotal>,
+}
+
+/// The statement file as the part named `file` of a multipart form.
+#[derive(utoipa::ToSchema)]
+#[schema(as = StatementUpload)]
+#[allow(dead_code)] // documentation only: the handler reads the form itself
+pub(super) struct StatementUploadDoc {
+    /// A camt.053 / camt.054 XML file (plain or in the CBI envelope) or a postal CSV.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// The statement file as the raw request body.
+#[derive(utoipa::ToSchema)]
+#[schema(as = StatementFile, value_type = String, format = Binary)]
+#[allow(dead_code)] // documentation only: the handler reads the body itself
+pub(super) struct StatementFileDoc(Vec<u8>);
+
+/// An imported statement file.
+#[derive(utoipa::ToSchema)]
+#[schema(as = Statement)]
+#[allow(dead_code)] // documentation only: mirrors queue::StatementView
+pub(super) struct StatementDoc {
+    id: String,
+    /// `camt.053`, `camt.054`, `cbi-camt.053` or `postal-csv`.
+    #[schema(example = "camt.053")]
+    format: String,
+    #[schema(example = "camt.053.001.02")]
+    version: String,
+    /// The message id the file declares, if any.
+    message_id: Option<String>,
+    file_name: Option<String>,
+    entries: i32,
+    new_entries: i32,
+    ignored_entries: i32,
+    /// The operator's user id.
+    imported_by: String,
+    imported_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImportQuery {
+    /// The file's name, for the record, when the body is the raw file (a multipart
+    /// part's own file name wins).
+    file_name: Option<String>,
+}
+
+/// `POST /api/v1/backoffice/statements`: 201 with the outcome of each new entry, or 200
+/// when the file brought nothing new (a re-import changes nothing).
+#[utoipa::path(
+    post,
+    path = "/api/v1/backoffice/statements",
+    tag = "back-office",
+    operation_id = "payments_import",
+    summary = "Import a bank or postal statement and reconcile its payments",
+    description = "Back-office operators only. Each new incoming payment is matched to an order \
+or top-up by its RF code; re-importing a file changes nothing.",
+    params(ImportQuery),
+    request_body(description = "The statement file: the raw body, or the part named `file` of a \
+multipart form. camt.053 / camt.054 XML (plain or in the CBI envelope) or postal CSV; the \
+format is told from the content. Limited in size (RINNOVO_STATEMENT_MAX_MB).", content(
+        (StatementFileDoc = "application/octet-stream"),
+        (StatementFileDoc = "text/xml"),
+        (StatementFileDoc = "application/xml"),
+        (StatementFileDoc = "text/csv"),
+        (StatementUploadDoc = "multipart/form-data"),
+    )),
+    security(("access_token" = [])),
+    responses(
+        (status = 201, description = "Imported: the outcome of each new entry", body = ImportResponse),
+        (status = 200, description = "The file brought nothing new (already imported)",
+            body = ImportResponse),
+        (status = 400, description = "The file is empty, missing from the form, or not a \
+statement this service reads (`/problems/invalid-field`, field `file`, rule such as `xml`, \
+`unsupported_format`, `missing_element`), or the body or form cannot be read \
+(`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not a back-office operator \
+(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The file is larger than the configured limit \
+(`/problems/payload-too-large`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The statement is of an account that is not the brand's \
+(`/problems/statement-of-another-account`)",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn import(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    request: HttpRequest,
+    query: web::Query<ImportQuery>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (bytes, form_file_name) =
+        read_file(&request, payload, state.config.statement_max_bytes).await?;
+    if bytes.is_empty() {
+        return Err(ApiError::invalid_field(
+            "file",
+            "required",
+            "the statement file is empty",
+        ));
+    }
+    let file_name = form_file_name.or_else(|| query.into_inner().file_name);
+    // Parsing a large file takes CPU: off the async workers.
+    let (parsed, sha256) = web::block(move || {
+        let sha256 = hex(&Sha256::digest(&bytes));
+        statement::parse(&bytes).map(|parsed| (parsed, sha256))
+    })
+    .await
+    .map_err(|e| ApiError::Unexpected(e.into()))?
+    .map_err(ApiError::from)?;
+    let app = state.clone();
+    let (report, parsed) = state
+        .with_conn(move |conn| {
+            let brand = crate::http::brand_of(conn, &operator.brand)?;
+            let context = ImportContext {
+                brand: &brand,
+                operator_id: &operator.id,
+                coupon_key: &app.coupon_key,
+                public_url: &app.config.public_url,
+                file_name: file_name.as_deref(),
+                file_sha256: &sha256,
+            };
+            let report = reconcile::import(&app.pool, conn, &context, &parsed, Utc::now())?;
+            Ok::<_, ApiError>((report, parsed))
+        })
+        .await?;
+    let status = if report.statement_id.is_some() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(HttpResponse::build(status).json(ImportResponse {
+        statement_id: report.statement_id,
+        format: parsed.format.as_str(),
+        version: parsed.version,
+        entries: report.entries,
+        new_entries: report.new_entries,
+        already_imported: report.already_imported,
+        ignored: report.ignored,
+        outcomes: report.outcomes,
+    }))
+}
+
+/// The brand's imported statements, newest first (at most 200).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct StatementListResponse {
+    #[schema(value_type = Vec<StatementDoc>)]
+    statements: Vec<queue::StatementView>,
+}
+
+/// `GET /api/v1/backoffice/statements`: the brand's imports, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/backoffice/statements",
+    tag = "back-office",
+    operation_id = "payments_statements",
+    summary = "List the brand's imported statements, newest first",
+    description = "Back-office operators only. At most 200.",
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The statements", body = StatementListResponse),
+        (status = 403, description = "The caller is not a back-office operator \
+(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn statements(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+) -> Result<HttpResponse, ApiError> {
+    let list = state
+        .with_conn(move |conn| {
+            queue::statements(conn, &operator.brand, 200).map_err(ApiError::storage)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(StatementListResponse { statements: list }))
+}

@@ -1,0 +1,301 @@
+//! The payments work queue with filters and totals, one payment, and matching or
+//! refunding one by hand.
+
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use crate::http::extract::BackOffice;
+use crate::http::json::JsonObject;
+use crate::http::problem::FieldErrors;
+use crate::http::query::{one_of, QueryRule};
+use crate::http::{ApiError, AppState, Problem};
+use crate::payments::manual::{self, ManualTarget};
+use crate::payments::matching::PaymentStatus;
+use crate::payments::queue::{self, Filter, ManualError, Operator, Totals};
+use crate::payments::CreditorReference;
+use crate::validation::{Reason, Rule};
+
+use super::{date, PaymentDoc, TotalsDoc, MAX_PAGE};
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only payments with this outcome.
+    #[param(value_type = Option<PaymentStatus>)]
+    status: Option<String>,
+    /// Only payments booked on or after this day.
+    #[param(value_type = Option<NaiveDate>, example = "2026-11-01")]
+    from: Option<String>,
+    /// Only payments booked on or before this day.
+    #[param(value_type = Option<NaiveDate>, example = "2026-11-30")]
+    to: Option<String>,
+    /// Only payments with this RF code.
+    #[param(example = "RF18539007547034")]
+    reference: Option<String>,
+    /// Only payments of this statement (its id).
+    statement: Option<String>,
+    /// Only payments applied to this order (its id).
+    order: Option<String>,
+    /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500, default = 100)]
+    limit: Option<i64>,
+    /// Payments to skip (default 0).
+    #[param(minimum = 0, default = 0)]
+    offset: Option<i64>,
+}
+
+pub(super) fn status(text: &str) -> Result<PaymentStatus, QueryRule> {
+    let all: Vec<&str> = PaymentStatus::ALL.iter().map(|s| s.as_str()).collect();
+    one_of("status", PaymentStatus::parse(text), &all)
+}
+
+/// A page of payments, and the count and sum of all payments matching the filters.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PaymentListResponse)]
+pub(super) struct ListResponse {
+    #[schema(value_type = Vec<PaymentDoc>)]
+    payments: Vec<queue::PaymentView>,
+    /// Over every payment matching the filters, not only this page.
+    #[schema(value_type = TotalsDoc)]
+    totals: Totals,
+}
+
+/// `GET /api/v1/backoffice/payments?status=unmatched&from=2026-11-01&to=2026-11-30&reference=RF..&statement=..&order=..&limit=100&offset=0`
+#[utoipa::path(
+    get,
+    path = "/api/v1/backoffice/payments",
+    tag = "back-office",
+    operation_id = "payments_list",
+    summary = "The payments work queue, filtered, with totals",
+    description = "Back-office operators only; the payments of the operator's brand.",
+    params(ListQuery),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "A page of payments and the totals", body = ListResponse),
+        (status = 400, description = "A filter is invalid: unknown status, not a date, not an \
+RF code, limit or offset out of range (`/problems/invalid-field`, every wrong field listed), \
+or the query string does not fit (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not a back-office operator \
+(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let mut errors = FieldErrors::default();
+    let status = query
+        .status
+        .as_deref()
+        .and_then(|s| errors.check("status", status(s)));
+    let from = query
+        .from
+        .as_deref()
+        .and_then(|d| errors.check("from", date(d)));
+    let to = query
+        .to
+        .as_deref()
+        .and_then(|d| errors.check("to", date(d)));
+    let reference = query.reference.as_deref().and_then(|r| {
+        errors
+            .check("reference", CreditorReference::parse(r))
+            .map(|r| r.as_str().to_owned())
+    });
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        errors.check::<(), _>(
+            "limit",
+            Err(QueryRule(
+                "range",
+                format!("limit must be from 1 to {MAX_PAGE}"),
+            )),
+        );
+    }
+    let offset = query.offset.unwrap_or(0);
+    if offset < 0 {
+        errors.check::<(), _>(
+            "offset",
+            Err(QueryRule("range", "offset must be 0 or more".into())),
+        );
+    }
+    errors.finish()?;
+    let filter = Filter {
+        status,
+        from,
+        to,
+        reference,
+        statement_id: query.statement,
+        order_id: query.order,
+    };
+    let (payments, totals) = state
+        .with_conn(move |conn| {
+            queue::list(conn, &operator.brand, &filter, limit, offset).map_err(ApiError::storage)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(ListResponse { payments, totals }))
+}
+
+/// `GET /api/v1/backoffice/payments/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/backoffice/payments/{id}",
+    tag = "back-office",
+    operation_id = "payments_show",
+    summary = "Show one payment",
+    description = "Back-office operators only; payments of the operator's brand.",
+    params(("id" = String, Path, description = "The payment's id")),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The payment", body = PaymentDoc),
+        (status = 403, description = "The caller is not a back-office operator \
+(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No payment of the brand has this id \
+(`/problems/unknown-payment`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn show(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let payment = state
+        .with_conn(move |conn| {
+            queue::find(conn, &operator.brand, &id)
+                .map_err(ApiError::storage)?
+                .ok_or_else(|| ApiError::from(ManualError::UnknownPayment))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(payment))
+}
+
+/// Where an unmatched payment goes: exactly one of `order_id` and `account_id`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatchRequest {
+    /// Apply the payment to this order of the brand.
+    order_id: Option<String>,
+    /// Credit the payment to this prepaid account.
+    account_id: Option<String>,
+    /// Why (kept in the audit log).
+    #[schema(example = "RF code mistyped by the payer; amount and name match")]
+    reason: String,
+}
+
+/// `POST /api/v1/backoffice/payments/{id}/match` with `order_id` or `account_id`, and a reason.
+#[utoipa::path(
+    post,
+    path = "/api/v1/backoffice/payments/{id}/match",
+    tag = "back-office",
+    operation_id = "payments_match_by_hand",
+    summary = "Match an unmatched payment by hand to an order or a prepaid account",
+    description = "Back-office operators only; payments of the operator's brand that are \
+unmatched credits.",
+    params(("id" = String, Path, description = "The payment's id")),
+    request_body = MatchRequest,
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The payment, matched", body = PaymentDoc),
+        (status = 400, description = "No valid reason, or not exactly one of `order_id` and \
+`account_id` (`/problems/invalid-field`), or the body is not the expected JSON \
+(`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not a back-office operator \
+(`/problems/forbidden-role`), or the prepaid account belongs to another brand \
+(`/problems/other-brand`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment (`/problems/unknown-payment`), order \
+(`/problems/unknown-order`) or prepaid account (`/problems/unknown-account`) in the brand",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The payment is not an unmatched credit, or the order \
+cannot take a payment (`/problems/payment-state`)",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn match_by_hand(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    id: web::Path<String>,
+    body: JsonObject<MatchRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let mut errors = FieldErrors::default();
+    let reason = errors.check("reason", Reason::parse(&body.reason));
+    let target = errors.check(
+        "order_id",
+        ManualTarget::choose(body.order_id.as_deref(), body.account_id.as_deref()),
+    );
+    errors.finish()?;
+    let (reason, target) = (reason.expect("checked"), target.expect("checked"));
+    let app = state.clone();
+    let payment = state
+        .with_conn(move |conn| {
+            let who = Operator {
+                id: &operator.id,
+                brand_id: &operator.brand,
+                reason: &reason,
+            };
+            let (key, url) = (&app.coupon_key, &app.config.public_url);
+            manual::match_by_hand(conn, &who, key, url, &id, &target, Utc::now())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(payment))
+}
+
+/// Why the payment is refunded (kept in the audit log).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    #[schema(example = "paid twice; refunded to the payer's IBAN")]
+    reason: String,
+}
+
+/// `POST /api/v1/backoffice/payments/{id}/refund` with a reason.
+#[utoipa::path(
+    post,
+    path = "/api/v1/backoffice/payments/{id}/refund",
+    tag = "back-office",
+    operation_id = "payments_refund",
+    summary = "Mark a payment as refunded to the payer",
+    description = "Back-office operators only; unmatched, duplicate or overpaid credits of the \
+operator's brand. What was credited to a prepaid account is taken back from it.",
+    params(("id" = String, Path, description = "The payment's id")),
+    request_body = RefundRequest,
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The payment, refunded", body = PaymentDoc),
+        (status = 400, description = "No valid reason (`/problems/invalid-field`), or the body \
+is not the expected JSON (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not a back-office operator \
+(`/problems/forbidden-role`), or the prepaid account belongs to another brand \
+(`/problems/other-brand`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No payment of the brand has this id \
+(`/problems/unknown-payment`), or the credited prepaid account is gone \
+(`/problems/unknown-account`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The payment cannot be refunded in its state \
+(`/problems/payment-state`), or the prepaid account no longer holds what was credited \
+(`/problems/insufficient-funds`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn refund(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    id: web::Path<String>,
+    body: JsonObject<RefundRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let reason = Reason::parse(&body.reason)
+        .map_err(|e| ApiError::invalid_field("reason", e.rule(), e.to_string()))?;
+    let payment = state
+        .with_conn(move |conn| {
+            let who = Operator {
+                id: &operator.id,
+                brand_id: &operator.brand,
+                reason: &reason,
+            };
+            queue::refund(conn, &who, &id, Utc::now())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(payment))
+}

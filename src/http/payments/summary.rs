@@ -1,0 +1,86 @@
+//! The daily summary: count and sum per outcome of the payments booked on one day.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpResponse};
+use chrono::{NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::http::extract::BackOffice;
+use crate::http::{ApiError, AppState, Problem};
+use crate::payments::matching::PaymentStatus;
+use crate::payments::queue::{self, Totals};
+
+use super::{date, TotalsDoc};
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SummaryQuery {
+    /// The booking day (default today, UTC).
+    #[param(value_type = Option<NaiveDate>, example = "2026-11-23")]
+    date: Option<String>,
+}
+
+/// Count and sum per outcome of the payments booked on one day.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct SummaryResponse {
+    date: NaiveDate,
+    /// Per outcome (`matched`, `partial`, `overpaid`, `duplicate`, `unmatched`...); only
+    /// outcomes that occurred.
+    #[schema(value_type = BTreeMap<String, TotalsDoc>)]
+    outcomes: BTreeMap<PaymentStatus, Totals>,
+    /// Over every outcome.
+    #[schema(value_type = TotalsDoc)]
+    total: Totals,
+}
+
+/// `GET /api/v1/backoffice/payments/summary?date=2026-11-23` (default today): count and
+/// sum per outcome of the payments booked that day.
+#[utoipa::path(
+    get,
+    path = "/api/v1/backoffice/payments/summary",
+    tag = "back-office",
+    operation_id = "payments_summary",
+    summary = "Daily summary: count and sum per outcome of the payments booked on a day",
+    description = "Back-office operators only; the payments of the operator's brand.",
+    params(SummaryQuery),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The day's summary", body = SummaryResponse),
+        (status = 400, description = "`date` is not a date such as 2026-11-23 \
+(`/problems/invalid-field`), or the query string does not fit (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not a back-office operator \
+(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn summary(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    query: web::Query<SummaryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let day = match query.into_inner().date {
+        Some(text) => date(&text).map_err(|e| ApiError::invalid_field("date", e.0, e.1))?,
+        None => Utc::now().date_naive(),
+    };
+    let rows = state
+        .with_conn(move |conn| {
+            queue::daily_summary(conn, &operator.brand, day).map_err(ApiError::storage)
+        })
+        .await?;
+    let mut total = Totals {
+        count: 0,
+        amount: crate::money::Money::ZERO,
+    };
+    let mut outcomes = BTreeMap::new();
+    for (status, totals) in rows {
+        total.count += totals.count;
+        total.amount = total.amount + totals.amount;
+        outcomes.insert(status, totals);
+    }
+    Ok(HttpResponse::Ok().json(SummaryResponse {
+        date: day,
+        outcomes,
+        total,
+    }))
+}

@@ -1,0 +1,214 @@
+//! The back-office pages (`/backoffice`): for operators of a brand. Thin handlers over
+//! the same domain functions as the JSON API (`http::payments`, `http::prepaid`,
+//! `http::emails`, `http::coupons`): the rules, the audit and the brand scoping stay in
+//! the domain modules; here are the forms, the Italian messages and the pages.
+//!
+//! Every POST checks the CSRF token first, then the operator, then makes the domain call
+//! in one go; a success answers 303 back to the page (`?fatto=...` says what was done), a
+//! refused input or a domain refusal shows the page again with the message next to the
+//! field.
+
+mod coupons;
+mod emails;
+mod orders;
+mod payments;
+mod prepaid;
+mod statements;
+mod summary;
+
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::User;
+use crate::brands::{self, Brand};
+use crate::http::italian::{order_status_label, payment_status_label as status_label};
+use crate::money::{MoneyError, PositiveMoney};
+use crate::prepaid::EntryKind;
+use crate::validation::TextError;
+use crate::web::{merge, see_other, signed_in_context, Csrf, Operator, WebError};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/backoffice", web::get().to(home))
+        .route(
+            "/backoffice/estratti",
+            web::get().to(statements::statements),
+        )
+        .route("/backoffice/estratti", web::post().to(statements::import))
+        .route("/backoffice/pagamenti", web::get().to(payments::payments))
+        .route(
+            "/backoffice/pagamenti/{id}",
+            web::get().to(payments::payment),
+        )
+        .route(
+            "/backoffice/pagamenti/{id}/abbina",
+            web::post().to(payments::match_payment),
+        )
+        .route(
+            "/backoffice/pagamenti/{id}/rimborsa",
+            web::post().to(payments::refund_payment),
+        )
+        .route("/backoffice/ordini", web::get().to(orders::orders_page))
+        .route("/backoffice/riepilogo", web::get().to(summary::summary))
+        .route("/backoffice/prepagati", web::get().to(prepaid::accounts))
+        .route(
+            "/backoffice/prepagati/{account}",
+            web::get().to(prepaid::account),
+        )
+        .route(
+            "/backoffice/prepagati/{account}/rettifica",
+            web::post().to(prepaid::adjust),
+        )
+        .route("/backoffice/email", web::get().to(emails::emails))
+        .route(
+            "/backoffice/email/{id}/riprova",
+            web::post().to(emails::retry_email),
+        )
+        .route("/backoffice/coupon", web::get().to(coupons::coupon_form))
+        .route("/backoffice/coupon", web::post().to(coupons::void_coupon));
+}
+
+async fn home(_request: HttpRequest, Operator(_user): Operator) -> Result<HttpResponse, WebError> {
+    Ok(see_other("/backoffice/pagamenti"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Plumbing
+
+fn brand_of(conn: &mut crate::db::DbConnection, id: &str) -> Result<Brand, WebError> {
+    brands::find(conn, id)?
+        .ok_or_else(|| WebError::Unexpected(anyhow::anyhow!("brand {id} missing")))
+}
+
+/// The layout's context (who, brand, nav, CSRF token) and the page's title.
+fn base(user: &User, brand: &Brand, csrf: &Csrf, title: &str) -> Value {
+    merge(
+        signed_in_context(user, &brand.name, csrf),
+        json!({ "title": title }),
+    )
+}
+
+/// The operator of a POSTed form and the page's CSRF token, once the form's token has
+/// been checked: the token first, so a forged form learns nothing about the session.
+async fn operator_of(
+    request: &HttpRequest,
+    submitted_token: &str,
+) -> Result<(User, Csrf), WebError> {
+    Csrf::check(request, submitted_token)?;
+    let Operator(user) = Operator::extract(request).await?;
+    Ok((user, Csrf::of(request)))
+}
+
+/// What `?fatto=` says was done, in words.
+fn done_message(fatto: Option<&str>) -> Value {
+    match fatto {
+        Some("abbinato") => json!("Pagamento abbinato."),
+        Some("rimborsato") => json!("Pagamento segnato come rimborsato."),
+        Some("rettificato") => json!("Rettifica registrata."),
+        Some("riprova") => json!("L'email è di nuovo in coda di invio."),
+        _ => Value::Null,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DoneQuery {
+    fatto: Option<String>,
+}
+
+fn date_it(date: NaiveDate) -> String {
+    date.format("%d/%m/%Y").to_string()
+}
+
+fn time_it(time: DateTime<Utc>) -> String {
+    time.format("%d/%m/%Y %H:%M UTC").to_string()
+}
+
+fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("«{}» non è una data come 2026-11-23.", text.trim()))
+}
+
+fn reason_error(error: &TextError) -> String {
+    match error {
+        TextError::TooShort(n) => format!("Scrivi il motivo: almeno {n} caratteri."),
+        TextError::TooLong(n) => format!("Il motivo può avere al massimo {n} caratteri."),
+        TextError::ControlCharacter => "Il motivo non può contenere caratteri di controllo.".into(),
+    }
+}
+
+/// An amount typed the Italian way ("1.464,50") or the other ("1464.50").
+fn parse_amount(text: &str) -> Result<PositiveMoney, String> {
+    let text = text.trim();
+    let normal = if text.contains(',') {
+        text.replace('.', "").replace(',', ".")
+    } else {
+        text.to_owned()
+    };
+    PositiveMoney::parse(&normal).map_err(|e| match e {
+        MoneyError::NotANumber(_) => {
+            format!("«{text}» non è un importo: scrivilo come 12,50.")
+        }
+        MoneyError::TooPrecise(_) => "L'importo può avere al massimo due decimali.".into(),
+        MoneyError::TooLarge(_) => "L'importo è troppo grande.".into(),
+        MoneyError::NotPositive(_) => "L'importo deve essere maggiore di zero.".into(),
+    })
+}
+
+fn unmatched_reason_label(reason: &str) -> String {
+    match reason {
+        "no_reference" => "senza codice RF".into(),
+        "unknown_reference" => "codice RF sconosciuto".into(),
+        "reservation_expired" => "prenotazione scaduta".into(),
+        "order_cancelled" => "ordine annullato".into(),
+        "original_not_found" => "accredito originale non trovato".into(),
+        "balance_too_low" => "credito prepagato già speso".into(),
+        other => other.into(),
+    }
+}
+
+fn entry_kind_label(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::TopUp => "Ricarica",
+        EntryKind::OrderDebit => "Pagamento ordine",
+        EntryKind::Refund => "Rimborso",
+        EntryKind::OverpaymentCredit => "Accredito eccedenza",
+        EntryKind::Adjustment => "Rettifica",
+    }
+}
+
+/// `camt.053.001.08`, `postal-csv-1`: the version says the format too; the CBI envelope's
+/// does not.
+fn format_label(format: &str, version: &str) -> String {
+    if version.starts_with("camt.") || version.starts_with("postal-csv") {
+        version.to_owned()
+    } else {
+        format!("{format} ({version})")
+    }
+}
+
+fn or_dash(text: Option<String>) -> String {
+    text.filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "—".to_owned())
+}
+
+/// An id as a path segment of a redirect (ids are UUIDs, but a Location is no place to
+/// trust that).
+fn url_segment(text: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
+}
+
+fn query_string(pairs: &[(&str, &str)]) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        if !value.is_empty() {
+            query.append_pair(name, value);
+        }
+    }
+    query.finish()
+}

@@ -1,0 +1,114 @@
+//! The brand's orders, found by RF code, invoice number, email or state.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::money::Money;
+use crate::orders::{self, OrderFilter, OrderStatus};
+use crate::web::{euro, merge, page, with_conn, OperatorPage, WebError};
+
+use super::{base, brand_of, or_dash, order_status_label, query_string, time_it, url_segment};
+
+#[derive(Deserialize, Default)]
+pub struct OrdersQuery {
+    /// An RF code, invoice number, email address or order id: whatever the customer quotes.
+    #[serde(default)]
+    cerca: String,
+    #[serde(default)]
+    stato: String,
+    /// The unmatched payment the operator is looking an order for (the link from its page):
+    /// each order found then links back to that payment with the order filled in.
+    #[serde(default)]
+    pagamento: String,
+}
+
+/// How many orders the page shows: a search finds a handful; the unfiltered list is the
+/// newest.
+const ORDERS_PAGE: i64 = 100;
+
+pub(super) async fn orders_page(
+    visit: OperatorPage,
+    query: web::Query<OrdersQuery>,
+) -> Result<HttpResponse, WebError> {
+    let OperatorPage { state, user, csrf } = visit;
+    let query = query.into_inner();
+    let (search, stato, payment_id) = (
+        query.cerca.trim(),
+        query.stato.trim(),
+        query.pagamento.trim(),
+    );
+    let mut filter = match search {
+        "" => OrderFilter::default(),
+        text => OrderFilter::from_search_text(text),
+    };
+    let mut stato_error = None;
+    if !stato.is_empty() {
+        filter.status = OrderStatus::parse(stato);
+        if filter.status.is_none() {
+            stato_error = Some("Scegli uno degli stati dell'elenco.");
+        }
+    }
+    let brand_id = user.brand_id.clone();
+    let valid = stato_error.is_none();
+    let (brand, found) = with_conn(&state, move |conn| {
+        let brand = brand_of(conn, &brand_id)?;
+        let found = if valid {
+            orders::list(conn, &brand_id, None, &filter, ORDERS_PAGE)?
+        } else {
+            Vec::new()
+        };
+        Ok((brand, found))
+    })
+    .await?;
+    let rows: Vec<Value> = found
+        .iter()
+        .map(|o| {
+            json!({
+                "id": o.id,
+                "date": time_it(o.created_at),
+                "email": o.email,
+                "total": euro(o.gross_total),
+                "due": (o.amount_due() > Money::ZERO).then(|| euro(o.amount_due())),
+                "status_label": order_status_label(o.status.as_str()),
+                "reference": o.payment_reference.as_ref().map(|r| r.printed()),
+                "invoice_number": or_dash(o.invoice_number.clone()),
+                "match_link": (!payment_id.is_empty()).then(|| format!(
+                    "/backoffice/pagamenti/{}?{}",
+                    url_segment(payment_id),
+                    query_string(&[("ordine", &o.id)])
+                )),
+            })
+        })
+        .collect();
+    let statuses: Vec<Value> = OrderStatus::ALL
+        .iter()
+        .map(|s| json!({ "value": s.as_str(), "label": order_status_label(s.as_str()), "selected": s.as_str() == stato }))
+        .collect();
+    let searched = !search.is_empty() || !stato.is_empty();
+    let context = merge(
+        base(&user, &brand, &csrf, "Ordini"),
+        json!({
+            "filters": { "cerca": search, "stato": stato, "pagamento": payment_id },
+            "errors": { "stato": stato_error },
+            "statuses": statuses,
+            "searched": searched,
+            "found": match (searched, rows.len()) {
+                (true, 1) => "1 ordine trovato".to_owned(),
+                (true, n) => format!("{n} ordini trovati"),
+                (false, 1) => "L'unico ordine".to_owned(),
+                (false, n) => format!("Gli ultimi {n} ordini"),
+            },
+            "orders": rows,
+            "limit": ORDERS_PAGE,
+            "capped": rows.len() as i64 == ORDERS_PAGE,
+        }),
+    );
+    let status = if valid {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    page(&state, &csrf, status, "bo_ordini", context)
+}

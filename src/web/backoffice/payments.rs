@@ -1,0 +1,479 @@
+//! The payments: the work queue, one payment's page, and matching or refunding it by hand.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::User;
+use crate::http::{AppState, Identity};
+use crate::payments::manual::{self, ManualTarget};
+use crate::payments::matching::PaymentStatus;
+use crate::payments::queue::{self, Filter, ManualError, PaymentView};
+use crate::payments::CreditorReference;
+use crate::prepaid::PrepaidError;
+use crate::validation::Reason;
+use crate::web::{
+    euro, form_status, merge, page, refusal, see_other, with_conn, Csrf, OperatorPage, WebError,
+};
+
+use super::{
+    base, brand_of, date_it, done_message, operator_of, or_dash, parse_date, query_string,
+    reason_error, status_label, time_it, unmatched_reason_label, url_segment,
+};
+
+/// Payments per page of the work queue.
+const QUEUE_PAGE: i64 = 100;
+
+#[derive(Deserialize, Default)]
+pub struct QueueQuery {
+    #[serde(default)]
+    stato: String,
+    #[serde(default)]
+    dal: String,
+    #[serde(default)]
+    al: String,
+    #[serde(default)]
+    rf: String,
+    #[serde(default)]
+    pagina: String,
+    /// The payments of one statement (the link from the statements page).
+    #[serde(default)]
+    estratto: String,
+}
+
+pub(super) fn payment_row(p: &PaymentView) -> Value {
+    json!({
+        "id": p.id,
+        "date": date_it(p.booking_date),
+        "amount": euro(p.amount),
+        "payer": or_dash(p.payer_name.clone()),
+        "reference": or_dash(p.reference.clone()),
+        "status": p.status.as_str(),
+        "status_label": status_label(p.status),
+        "reason": p.reason.as_deref().map(unmatched_reason_label),
+        "order_id": or_dash(p.order_id.clone()),
+        "debit": p.direction != "credit",
+    })
+}
+
+pub(super) async fn payments(
+    visit: OperatorPage,
+    query: web::Query<QueueQuery>,
+) -> Result<HttpResponse, WebError> {
+    let OperatorPage { state, user, csrf } = visit;
+    let query = query.into_inner();
+    let mut errors = serde_json::Map::new();
+    for field in ["stato", "dal", "al", "rf"] {
+        errors.insert(field.into(), Value::Null);
+    }
+    let status = match query.stato.trim() {
+        "" => None,
+        text => match PaymentStatus::parse(text) {
+            Some(status) => Some(status),
+            None => {
+                errors.insert("stato".into(), json!("Scegli uno degli stati dell'elenco."));
+                None
+            }
+        },
+    };
+    let mut date = |field: &str, text: &str| match text.trim() {
+        "" => None,
+        text => match parse_date(text) {
+            Ok(date) => Some(date),
+            Err(message) => {
+                errors.insert(field.into(), json!(message));
+                None
+            }
+        },
+    };
+    let from = date("dal", &query.dal);
+    let to = date("al", &query.al);
+    let reference = match query.rf.trim() {
+        "" => None,
+        text => match CreditorReference::parse(text) {
+            Ok(reference) => Some(reference.as_str().to_owned()),
+            Err(e) => {
+                errors.insert(
+                    "rf".into(),
+                    json!(format!(
+                        "«{text}» non è un codice RF valido ({e}): controlla di averlo copiato per intero."
+                    )),
+                );
+                None
+            }
+        },
+    };
+    let page_number = query
+        .pagina
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| (1..=100_000).contains(n))
+        .unwrap_or(1);
+    let valid = errors.values().all(Value::is_null);
+    let filter = Filter {
+        status,
+        from,
+        to,
+        reference,
+        statement_id: Some(query.estratto.trim().to_owned()).filter(|s| !s.is_empty()),
+        order_id: None,
+    };
+    let brand_id = user.brand_id.clone();
+    let (brand, found) = with_conn(&state, move |conn| {
+        let brand = brand_of(conn, &brand_id)?;
+        let found = if valid {
+            Some(
+                queue::list(
+                    conn,
+                    &brand_id,
+                    &filter,
+                    QUEUE_PAGE,
+                    (page_number - 1) * QUEUE_PAGE,
+                )
+                .map_err(WebError::storage)?,
+            )
+        } else {
+            None
+        };
+        Ok((brand, found))
+    })
+    .await?;
+    let statuses: Vec<Value> = PaymentStatus::ALL
+        .iter()
+        .map(|s| {
+            json!({ "value": s.as_str(), "label": status_label(*s), "selected": s.as_str() == query.stato.trim() })
+        })
+        .collect();
+    let filters = [
+        ("stato", query.stato.trim()),
+        ("dal", query.dal.trim()),
+        ("al", query.al.trim()),
+        ("rf", query.rf.trim()),
+        ("estratto", query.estratto.trim()),
+    ];
+    let link = |n: i64| {
+        let n = n.to_string();
+        let mut pairs = filters.to_vec();
+        if n != "1" {
+            pairs.push(("pagina", &n));
+        }
+        format!("/backoffice/pagamenti?{}", query_string(&pairs))
+    };
+    let (rows, totals, previous, next) = match &found {
+        Some((list, totals)) => (
+            list.iter().map(payment_row).collect::<Vec<_>>(),
+            json!({
+                "count": totals.count,
+                "noun": if totals.count == 1 { "pagamento" } else { "pagamenti" },
+                "amount": euro(totals.amount),
+            }),
+            (page_number > 1).then(|| link(page_number - 1)),
+            (page_number * QUEUE_PAGE < totals.count).then(|| link(page_number + 1)),
+        ),
+        None => (Vec::new(), Value::Null, None, None),
+    };
+    let context = merge(
+        base(&user, &brand, &csrf, "Pagamenti"),
+        json!({
+            "filters": { "stato": query.stato.trim(), "dal": query.dal.trim(), "al": query.al.trim(), "rf": query.rf.trim(), "estratto": query.estratto.trim() },
+            "errors": errors,
+            "statuses": statuses,
+            "payments": rows,
+            "totals": totals,
+            "page": page_number,
+            "paged": previous.is_some() || next.is_some(),
+            "previous": previous,
+            "next": next,
+        }),
+    );
+    let status = if valid {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    page(&state, &csrf, status, "bo_pagamenti", context)
+}
+
+/// What the two forms of a payment's page hold: typed values, messages per field, and
+/// the message of a refusal of the domain.
+#[derive(Default)]
+pub(super) struct PaymentForms {
+    order_id: String,
+    account_id: String,
+    match_reason: String,
+    refund_reason: String,
+    order_id_error: Option<String>,
+    match_reason_error: Option<String>,
+    match_error: Option<String>,
+    refund_reason_error: Option<String>,
+    refund_error: Option<String>,
+}
+
+pub(super) async fn payment_page(
+    state: &web::Data<AppState>,
+    csrf: &Csrf,
+    user: User,
+    id: String,
+    forms: PaymentForms,
+    done: Value,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
+    let brand_id = user.brand_id.clone();
+    let (brand, found) = with_conn(state, move |conn| {
+        let brand = brand_of(conn, &brand_id)?;
+        let found = queue::find(conn, &brand_id, &id).map_err(WebError::storage)?;
+        Ok((brand, found))
+    })
+    .await?;
+    let p = found.ok_or(ManualError::UnknownPayment)?;
+    let credit = p.direction == "credit";
+    let can_match = credit && p.status == PaymentStatus::Unmatched;
+    let can_refund = credit
+        && matches!(
+            p.status,
+            PaymentStatus::Unmatched | PaymentStatus::Duplicate | PaymentStatus::Overpaid
+        );
+    let top_error = forms
+        .match_error
+        .clone()
+        .filter(|_| !can_match)
+        .or_else(|| forms.refund_error.clone().filter(|_| !can_refund));
+    let context = merge(
+        base(&user, &brand, csrf, "Pagamento"),
+        json!({
+            "done": done,
+            "payment": {
+                "id": p.id,
+                "statement_id": p.statement_id,
+                "direction": if credit { "accredito" } else { "addebito" },
+                "status": p.status.as_str(),
+                "status_label": status_label(p.status),
+                "reason": p.reason.as_deref().map(unmatched_reason_label),
+                "amount": euro(p.amount),
+                "applied": euro(p.applied),
+                "credited": euro(p.credited),
+                "booking_date": date_it(p.booking_date),
+                "value_date": p.value_date.map(date_it),
+                "account": p.account,
+                "bank_reference": or_dash(p.bank_reference.clone()),
+                "payer": or_dash(p.payer_name.clone()),
+                "remittance": or_dash(Some(p.remittance.clone())),
+                "reference": or_dash(p.reference.clone()),
+                "order_id": p.order_id,
+                "top_up_id": p.top_up_id,
+                "account_id": p.account_id,
+                "reverses_payment_id": p.reverses_payment_id,
+                "resolved_at": p.resolved_at.map(time_it),
+                "resolution_note": p.resolution_note,
+            },
+            "can_match": can_match,
+            // The orders page, searching by the payment's RF code (a typo finds nothing, and
+            // the operator types what the remittance or the payer suggests instead).
+            "find_order_link": format!(
+                "/backoffice/ordini?{}",
+                query_string(&[
+                    ("pagamento", p.id.as_str()),
+                    ("cerca", p.reference.as_deref().unwrap_or_default()),
+                ])
+            ),
+            "can_refund": can_refund,
+            // A refusal whose form is no longer shown (the payment changed state meanwhile).
+            "top_error": top_error,
+            "form": {
+                "order_id": forms.order_id,
+                "account_id": forms.account_id,
+                "match_reason": forms.match_reason,
+                "refund_reason": forms.refund_reason,
+            },
+            "errors": {
+                "order_id": forms.order_id_error,
+                "match_reason": forms.match_reason_error,
+                "match": forms.match_error.filter(|_| can_match),
+                "refund_reason": forms.refund_reason_error,
+                "refund": forms.refund_error.filter(|_| can_refund),
+            },
+        }),
+    );
+    page(state, csrf, status, "bo_pagamento", context)
+}
+
+#[derive(Deserialize)]
+pub struct PaymentQuery {
+    fatto: Option<String>,
+    /// The order chosen on the orders page, filled into the match form.
+    ordine: Option<String>,
+}
+
+pub(super) async fn payment(
+    visit: OperatorPage,
+    id: web::Path<String>,
+    query: web::Query<PaymentQuery>,
+) -> Result<HttpResponse, WebError> {
+    let OperatorPage { state, user, csrf } = visit;
+    let query = query.into_inner();
+    let done = done_message(query.fatto.as_deref());
+    let forms = PaymentForms {
+        order_id: query.ordine.unwrap_or_default().trim().to_owned(),
+        ..PaymentForms::default()
+    };
+    payment_page(
+        &state,
+        &csrf,
+        user,
+        id.into_inner(),
+        forms,
+        done,
+        StatusCode::OK,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct MatchForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    order_id: String,
+    #[serde(default)]
+    account_id: String,
+    #[serde(default)]
+    reason: String,
+}
+
+pub(super) async fn match_payment(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    id: web::Path<String>,
+    form: web::Form<MatchForm>,
+) -> Result<HttpResponse, WebError> {
+    let (user, csrf) = operator_of(&request, &form.csrf_token).await?;
+    let id = id.into_inner();
+    let MatchForm {
+        order_id,
+        account_id,
+        reason,
+        ..
+    } = form.into_inner();
+    let mut forms = PaymentForms {
+        order_id: order_id.trim().to_owned(),
+        account_id: account_id.trim().to_owned(),
+        match_reason: reason.clone(),
+        ..PaymentForms::default()
+    };
+    let parsed_reason = Reason::parse(&reason)
+        .map_err(|e| forms.match_reason_error = Some(reason_error(&e)))
+        .ok();
+    let target = match ManualTarget::choose(Some(&order_id), Some(&account_id)) {
+        Ok(target) => Some(target),
+        Err(e) => {
+            forms.order_id_error = Some(refusal(e)?.italian);
+            None
+        }
+    };
+    let (Some(reason), Some(target)) = (parsed_reason, target) else {
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return payment_page(&state, &csrf, user, id, forms, Value::Null, status).await;
+    };
+    let app = state.clone();
+    let (operator_id, brand_id, payment_id) = (user.id.clone(), user.brand_id.clone(), id.clone());
+    let outcome = with_conn(&state, move |conn| {
+        let who = queue::Operator {
+            id: &operator_id,
+            brand_id: &brand_id,
+            reason: &reason,
+        };
+        let (key, url) = (&app.coupon_key, &app.config.public_url);
+        let matched = manual::match_by_hand(conn, &who, key, url, &payment_id, &target, Utc::now());
+        Ok(matched.map(|_| ()))
+    })
+    .await?;
+    match outcome {
+        Ok(()) => Ok(see_other(&format!(
+            "/backoffice/pagamenti/{}?fatto=abbinato",
+            url_segment(&id)
+        ))),
+        Err(error) => {
+            // An unknown order or account is the target field's fault; the rest, the
+            // payment's or the order's state.
+            let about_target = matches!(
+                error,
+                ManualError::UnknownOrder
+                    | ManualError::Prepaid(PrepaidError::UnknownAccount)
+                    | ManualError::Prepaid(PrepaidError::OtherBrand)
+            );
+            let identity = page_refusal(error)?;
+            let status = form_status(&identity);
+            if about_target {
+                forms.order_id_error = Some(identity.italian);
+            } else {
+                forms.match_error = Some(identity.italian);
+            }
+            payment_page(&state, &csrf, user, id, forms, Value::Null, status).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RefundForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    reason: String,
+}
+
+pub(super) async fn refund_payment(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    id: web::Path<String>,
+    form: web::Form<RefundForm>,
+) -> Result<HttpResponse, WebError> {
+    let (user, csrf) = operator_of(&request, &form.csrf_token).await?;
+    let id = id.into_inner();
+    let RefundForm { reason, .. } = form.into_inner();
+    let mut forms = PaymentForms {
+        refund_reason: reason.clone(),
+        ..PaymentForms::default()
+    };
+    let reason = match Reason::parse(&reason) {
+        Ok(reason) => reason,
+        Err(e) => {
+            forms.refund_reason_error = Some(reason_error(&e));
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return payment_page(&state, &csrf, user, id, forms, Value::Null, status).await;
+        }
+    };
+    let (operator_id, brand_id, payment_id) = (user.id.clone(), user.brand_id.clone(), id.clone());
+    let outcome = with_conn(&state, move |conn| {
+        let who = queue::Operator {
+            id: &operator_id,
+            brand_id: &brand_id,
+            reason: &reason,
+        };
+        Ok(queue::refund(conn, &who, &payment_id, Utc::now()).map(|_| ()))
+    })
+    .await?;
+    match outcome {
+        Ok(()) => Ok(see_other(&format!(
+            "/backoffice/pagamenti/{}?fatto=rimborsato",
+            url_segment(&id)
+        ))),
+        Err(error) => {
+            let identity = page_refusal(error)?;
+            let status = form_status(&identity);
+            forms.refund_error = Some(identity.italian);
+            payment_page(&state, &csrf, user, id, forms, Value::Null, status).await
+        }
+    }
+}
+
+/// A refusal of a manual match or refund, for the payment's page; an unknown payment is
+/// the error page (there is no page to show again).
+fn page_refusal(error: ManualError) -> Result<Identity, WebError> {
+    if matches!(error, ManualError::UnknownPayment) {
+        return Err(error.into());
+    }
+    refusal(error)
+}

@@ -1,0 +1,277 @@
+//! Prepaid accounts: the search, one account's ledger, and adjustments by hand.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::User;
+use crate::email_address::EmailAddress;
+use crate::http::AppState;
+use crate::prepaid::{self, Adjustment, Direction, PrepaidError};
+use crate::validation::Reason;
+use crate::web::{euro, merge, page, refusal, see_other, with_conn, Csrf, OperatorPage, WebError};
+
+use super::{
+    base, brand_of, done_message, entry_kind_label, operator_of, parse_amount, reason_error,
+    time_it, url_segment,
+};
+
+/// Ledger entries per page of an account.
+const ENTRIES_PAGE: i64 = 50;
+
+#[derive(Deserialize)]
+pub struct AccountsQuery {
+    email: Option<String>,
+}
+
+pub(super) async fn accounts(
+    visit: OperatorPage,
+    query: web::Query<AccountsQuery>,
+) -> Result<HttpResponse, WebError> {
+    let OperatorPage { state, user, csrf } = visit;
+    let typed = query
+        .into_inner()
+        .email
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let (email, error) = match typed.as_str() {
+        "" => (None, None),
+        text => match EmailAddress::parse(text) {
+            Ok(email) => (Some(email), None),
+            Err(_) => (
+                None,
+                Some(format!(
+                    "«{text}» non è un indirizzo email come nome@esempio.it."
+                )),
+            ),
+        },
+    };
+    let searched = email.is_some();
+    let brand_id = user.brand_id.clone();
+    let (brand, found) = with_conn(&state, move |conn| {
+        let brand = brand_of(conn, &brand_id)?;
+        let found = match email {
+            Some(email) => prepaid::find_by_email(conn, &brand_id, &email)?,
+            None => Vec::new(),
+        };
+        Ok((brand, found))
+    })
+    .await?;
+    let accounts: Vec<Value> = found
+        .into_iter()
+        .map(|a| {
+            json!({
+                "id": a.id,
+                "email": a.owner_email.to_string(),
+                "balance": euro(a.balance),
+                "updated_at": time_it(a.updated_at),
+            })
+        })
+        .collect();
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let context = merge(
+        base(&user, &brand, &csrf, "Conti prepagati"),
+        json!({ "email": typed, "error": error, "searched": searched, "accounts": accounts }),
+    );
+    page(&state, &csrf, status, "bo_prepagati", context)
+}
+
+#[derive(Default)]
+pub(super) struct AdjustmentForm {
+    amount: String,
+    direction: String,
+    reason: String,
+    amount_error: Option<String>,
+    direction_error: Option<String>,
+    reason_error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct EntriesQuery {
+    fatto: Option<String>,
+    prima: Option<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn account_page(
+    state: &web::Data<AppState>,
+    csrf: &Csrf,
+    user: User,
+    account_id: String,
+    before: Option<i64>,
+    form: AdjustmentForm,
+    done: Value,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
+    let brand_id = user.brand_id.clone();
+    let (brand, account, entries) = with_conn(state, move |conn| {
+        let brand = brand_of(conn, &brand_id)?;
+        let account = prepaid::account(conn, &account_id)?;
+        if account.brand_id != brand_id {
+            return Err(PrepaidError::OtherBrand.into());
+        }
+        let entries = prepaid::entries(conn, &account.id, before, ENTRIES_PAGE)?;
+        Ok((brand, account, entries))
+    })
+    .await?;
+    let older = match entries.last() {
+        Some(last) if entries.len() as i64 == ENTRIES_PAGE && last.seq > 1 => Some(format!(
+            "/backoffice/prepagati/{}?prima={}",
+            url_segment(&account.id),
+            last.seq
+        )),
+        _ => None,
+    };
+    let rows: Vec<Value> = entries
+        .into_iter()
+        .map(|e| {
+            json!({
+                "date": time_it(e.created_at),
+                "kind": entry_kind_label(e.kind),
+                "description": e.description,
+                "amount": euro(e.amount),
+                "balance_after": euro(e.balance_after),
+            })
+        })
+        .collect();
+    let context = merge(
+        base(&user, &brand, csrf, "Conto prepagato"),
+        json!({
+            "done": done,
+            "account": {
+                "id": account.id,
+                "email": account.owner_email.to_string(),
+                "balance": euro(account.balance),
+                "updated_at": time_it(account.updated_at),
+            },
+            "entries": rows,
+            "older": older,
+            "newest": before.map(|_| format!("/backoffice/prepagati/{}", url_segment(&account.id))),
+            "form": {
+                "amount": form.amount,
+                "credit": form.direction == "credit",
+                "debit": form.direction == "debit",
+                "reason": form.reason,
+            },
+            "errors": {
+                "amount": form.amount_error,
+                "direction": form.direction_error,
+                "reason": form.reason_error,
+            },
+        }),
+    );
+    page(state, csrf, status, "bo_prepagato", context)
+}
+
+pub(super) async fn account(
+    visit: OperatorPage,
+    account_id: web::Path<String>,
+    query: web::Query<EntriesQuery>,
+) -> Result<HttpResponse, WebError> {
+    let OperatorPage { state, user, csrf } = visit;
+    let query = query.into_inner();
+    let before = query
+        .prima
+        .as_deref()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .filter(|s| *s > 0);
+    let done = done_message(query.fatto.as_deref());
+    let form = AdjustmentForm::default();
+    let id = account_id.into_inner();
+    account_page(&state, &csrf, user, id, before, form, done, StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+pub struct AdjustmentFields {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    amount: String,
+    #[serde(default)]
+    direction: String,
+    #[serde(default)]
+    reason: String,
+}
+
+pub(super) async fn adjust(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    account_id: web::Path<String>,
+    fields: web::Form<AdjustmentFields>,
+) -> Result<HttpResponse, WebError> {
+    let (user, csrf) = operator_of(&request, &fields.csrf_token).await?;
+    let account_id = account_id.into_inner();
+    let AdjustmentFields {
+        amount,
+        direction,
+        reason,
+        ..
+    } = fields.into_inner();
+    let mut form = AdjustmentForm {
+        amount: amount.clone(),
+        direction: direction.clone(),
+        reason: reason.clone(),
+        ..AdjustmentForm::default()
+    };
+    let amount = parse_amount(&amount)
+        .map_err(|message| form.amount_error = Some(message))
+        .ok();
+    let direction = Direction::parse(direction.trim())
+        .ok_or_else(|| form.direction_error = Some("Scegli accredito o addebito.".into()))
+        .ok();
+    let reason = Reason::parse(&reason)
+        .map_err(|e| form.reason_error = Some(reason_error(&e)))
+        .ok();
+    let status = if let (Some(amount), Some(direction), Some(reason)) = (amount, direction, reason)
+    {
+        let adjustment = Adjustment {
+            direction,
+            amount,
+            reason,
+        };
+        let (operator_id, brand_id, id) =
+            (user.id.clone(), user.brand_id.clone(), account_id.clone());
+        let outcome = with_conn(&state, move |conn| {
+            match prepaid::adjust(conn, &operator_id, &brand_id, &id, adjustment, Utc::now()) {
+                Ok(_) => Ok(Ok(())),
+                // Too little credit to take back is the amount's fault: shown next to it.
+                Err(short @ PrepaidError::InsufficientFunds { .. }) => Ok(Err(refusal(short)?)),
+                Err(other) => Err(other.into()),
+            }
+        })
+        .await?;
+        match outcome {
+            Ok(()) => {
+                let done = format!(
+                    "/backoffice/prepagati/{}?fatto=rettificato",
+                    url_segment(&account_id)
+                );
+                return Ok(see_other(&done));
+            }
+            Err(identity) => {
+                form.amount_error = Some(identity.italian);
+                identity.status
+            }
+        }
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    account_page(
+        &state,
+        &csrf,
+        user,
+        account_id,
+        None,
+        form,
+        Value::Null,
+        status,
+    )
+    .await
+}

@@ -1,0 +1,295 @@
+//! Bank and postal statements: the list of imported ones and the import form.
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::auth::User;
+use crate::brands::Brand;
+use crate::http::AppState;
+use crate::money::Money;
+use crate::payments::matching::PaymentStatus;
+use crate::payments::queue;
+use crate::payments::reconcile::{self, ImportContext};
+use crate::payments::statement;
+use crate::secrets::hex;
+use crate::web::{
+    euro, form_status, merge, page, refusal, with_conn, Csrf, OperatorPage, WebError,
+};
+
+use super::{base, brand_of, format_label, operator_of, or_dash, status_label, time_it};
+
+/// Statements listed on the import page.
+const STATEMENTS_SHOWN: i64 = 200;
+/// The CSRF token is 64 hex digits; anything much longer in its form part is not one.
+const TOKEN_PART_MAX: usize = 256;
+
+pub(super) fn statements_context(
+    user: &User,
+    brand: &Brand,
+    csrf: &Csrf,
+    list: Vec<queue::StatementView>,
+    max_bytes: usize,
+    error: Option<String>,
+) -> Value {
+    let statements: Vec<Value> = list
+        .into_iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "imported_at": time_it(s.imported_at),
+                "file_name": or_dash(s.file_name),
+                "format": format_label(&s.format, &s.version),
+                "entries": s.entries,
+                "new_entries": s.new_entries,
+                "ignored_entries": s.ignored_entries,
+            })
+        })
+        .collect();
+    merge(
+        base(user, brand, csrf, "Estratti conto"),
+        json!({
+            "statements": statements,
+            "max_mb": max_bytes.div_ceil(1024 * 1024),
+            "error": error,
+        }),
+    )
+}
+
+pub(super) async fn statements_page(
+    state: &web::Data<AppState>,
+    csrf: &Csrf,
+    user: User,
+    status: StatusCode,
+    error: Option<String>,
+) -> Result<HttpResponse, WebError> {
+    let brand_id = user.brand_id.clone();
+    let (brand, list) = with_conn(state, move |conn| {
+        let brand = brand_of(conn, &brand_id)?;
+        let list =
+            queue::statements(conn, &brand_id, STATEMENTS_SHOWN).map_err(WebError::storage)?;
+        Ok((brand, list))
+    })
+    .await?;
+    let max = state.config.statement_max_bytes;
+    let context = statements_context(&user, &brand, csrf, list, max, error);
+    page(state, csrf, status, "bo_estratti", context)
+}
+
+pub(super) async fn statements(visit: OperatorPage) -> Result<HttpResponse, WebError> {
+    let OperatorPage { state, user, csrf } = visit;
+    statements_page(&state, &csrf, user, StatusCode::OK, None).await
+}
+
+/// Why an uploaded statement was not imported, shown next to the file field.
+pub(super) struct Refused(StatusCode, String);
+
+impl Refused {
+    fn unreadable(error: impl std::fmt::Display) -> Self {
+        Self(
+            StatusCode::BAD_REQUEST,
+            format!("Il file non è arrivato per intero ({error}): riprova."),
+        )
+    }
+}
+
+/// Reads the upload: the `csrf_token` part first (checked, then the operator, before any
+/// byte of the file is read), then the `file` part, refused past `limit` bytes without
+/// reading the rest. The page's form puts the token before the file, as browsers send
+/// parts in the order of the form.
+pub(super) async fn read_upload(
+    request: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<(User, Result<(Vec<u8>, Option<String>), Refused>), WebError> {
+    let multipart = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if !multipart {
+        // Not our form: it cannot carry the token.
+        return Err(WebError::Csrf);
+    }
+    let mut form = actix_multipart::Multipart::new(request.headers(), payload);
+    let mut user = None;
+    while let Some(field) = form.next().await {
+        let mut field = match field {
+            Ok(field) => field,
+            Err(e) if user.is_some() => {
+                return Ok((user.expect("set"), Err(Refused::unreadable(e))))
+            }
+            Err(_) => return Err(WebError::Csrf),
+        };
+        let (name, file_name) = match field.content_disposition() {
+            Some(disposition) => (
+                disposition.get_name().unwrap_or_default().to_owned(),
+                disposition.get_filename().map(str::to_owned),
+            ),
+            None => (String::new(), None),
+        };
+        match (name.as_str(), &user) {
+            ("csrf_token", None) => {
+                let mut token = Vec::new();
+                while let Some(chunk) = field.next().await {
+                    let chunk = chunk.map_err(|_| WebError::Csrf)?;
+                    if token.len() + chunk.len() > TOKEN_PART_MAX {
+                        return Err(WebError::Csrf);
+                    }
+                    token.extend_from_slice(&chunk);
+                }
+                let submitted = String::from_utf8_lossy(&token);
+                user = Some(operator_of(request, &submitted).await?.0);
+            }
+            // The file before the token: not the page's form.
+            ("file", None) => return Err(WebError::Csrf),
+            ("file", Some(_)) => {
+                let user = user.expect("checked");
+                let mut bytes = Vec::new();
+                while let Some(chunk) = field.next().await {
+                    let chunk = match chunk {
+                        Ok(chunk) => chunk,
+                        Err(e) => return Ok((user, Err(Refused::unreadable(e)))),
+                    };
+                    if bytes.len() + chunk.len() > limit {
+                        let message = format!(
+                            "Il file supera il limite di {} MB: dividi l'estratto o chiedi di alzare il limite (RINNOVO_STATEMENT_MAX_MB).",
+                            limit.div_ceil(1024 * 1024)
+                        );
+                        return Ok((user, Err(Refused(StatusCode::PAYLOAD_TOO_LARGE, message))));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                return Ok((user, Ok((bytes, file_name))));
+            }
+            _ => {
+                // Another part: read and ignore it.
+                while let Some(chunk) = field.next().await {
+                    if chunk.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    match user {
+        Some(user) => Ok((
+            user,
+            Err(Refused(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Scegli il file dell'estratto conto da importare.".into(),
+            )),
+        )),
+        None => Err(WebError::Csrf),
+    }
+}
+
+pub(super) async fn import(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, WebError> {
+    let (user, upload) = read_upload(&request, payload, state.config.statement_max_bytes).await?;
+    let csrf = Csrf::of(&request);
+    let (bytes, file_name) = match upload {
+        Ok((bytes, _)) if bytes.is_empty() => {
+            let message = "Il file è vuoto: scegli il file dell'estratto conto.".to_owned();
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return statements_page(&state, &csrf, user, status, Some(message)).await;
+        }
+        Ok(upload) => upload,
+        Err(Refused(status, message)) => {
+            return statements_page(&state, &csrf, user, status, Some(message)).await
+        }
+    };
+    // Parsing a large file takes CPU: off the async workers.
+    let parsed = web::block(move || {
+        let sha256 = hex(&Sha256::digest(&bytes));
+        statement::parse(&bytes).map(|parsed| (parsed, sha256))
+    })
+    .await?;
+    let (parsed, sha256) = match parsed {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            let identity = refusal(error)?;
+            let status = form_status(&identity);
+            return statements_page(&state, &csrf, user, status, Some(identity.italian)).await;
+        }
+    };
+    let app = state.clone();
+    let (operator_id, brand_id) = (user.id.clone(), user.brand_id.clone());
+    let outcome = with_conn(&state, move |conn| {
+        let brand = brand_of(conn, &brand_id)?;
+        let context = ImportContext {
+            brand: &brand,
+            operator_id: &operator_id,
+            coupon_key: &app.coupon_key,
+            public_url: &app.config.public_url,
+            file_name: file_name.as_deref(),
+            file_sha256: &sha256,
+        };
+        match reconcile::import(&app.pool, conn, &context, &parsed, Utc::now()) {
+            Ok(report) => Ok(Ok((brand, report, parsed))),
+            Err(refused) => Ok(Err(refusal(refused)?.italian)),
+        }
+    })
+    .await?;
+    let (brand, report, parsed) = match outcome {
+        Ok(done) => done,
+        Err(message) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return statements_page(&state, &csrf, user, status, Some(message)).await;
+        }
+    };
+    // The usual outcomes always, with zero; the others when the file had some.
+    let outcomes: Vec<Value> = PaymentStatus::ALL
+        .iter()
+        .filter(|s| {
+            matches!(
+                s,
+                PaymentStatus::Matched
+                    | PaymentStatus::Partial
+                    | PaymentStatus::Overpaid
+                    | PaymentStatus::Duplicate
+                    | PaymentStatus::Unmatched
+            ) || report.outcomes.contains_key(s)
+        })
+        .map(|s| {
+            let (count, amount) = report
+                .outcomes
+                .get(s)
+                .map(|t| (t.count, t.amount))
+                .unwrap_or((0, Money::ZERO));
+            json!({
+                "status": s.as_str(),
+                "label": status_label(*s),
+                "count": count,
+                "amount": euro(amount),
+                "unmatched": *s == PaymentStatus::Unmatched && count > 0,
+            })
+        })
+        .collect();
+    let context = merge(
+        base(&user, &brand, &csrf, "Estratto importato"),
+        json!({
+            "statement_id": report.statement_id,
+            "format": format_label(parsed.format.as_str(), &parsed.version),
+            "entries": report.entries,
+            "new_entries": report.new_entries,
+            "already_imported": report.already_imported,
+            "ignored": report.ignored,
+            "outcomes": outcomes,
+        }),
+    );
+    page(
+        &state,
+        &csrf,
+        StatusCode::OK,
+        "bo_estratto_importato",
+        context,
+    )
+}

@@ -1,0 +1,96 @@
+//! The common opening of a signed-in user's page: who, their brand, the CSRF token and the
+//! layout's context, taken once by an extractor instead of in every handler.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use serde_json::Value;
+
+use super::{merge, page, signed_in_context, with_conn, Csrf, Operator, Shopper, WebError};
+use crate::auth::User;
+use crate::brands::{self, Brand};
+use crate::http::AppState;
+
+/// The brand (shop) called `id`; an unknown one is a 404 page.
+pub async fn brand_named(state: &web::Data<AppState>, id: String) -> Result<Brand, WebError> {
+    with_conn(state, move |conn| {
+        brands::find(conn, &id)?
+            .ok_or_else(|| WebError::NotFound(format!("Nessun negozio '{id}'.")))
+    })
+    .await
+}
+
+fn app_state(request: &HttpRequest) -> Result<web::Data<AppState>, WebError> {
+    request
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| WebError::Unexpected(anyhow::anyhow!("no state")))
+}
+
+/// A page of a signed-in buyer (see [`Shopper`]).
+pub struct BuyerPage {
+    pub state: web::Data<AppState>,
+    pub user: User,
+    pub brand: Brand,
+    pub csrf: Csrf,
+    /// The layout's context: who, the brand, the sections, the sign-out form's token.
+    pub base: Value,
+}
+
+impl BuyerPage {
+    /// The page `name`, with the layout's context and `extra`.
+    pub fn render(
+        &self,
+        status: StatusCode,
+        name: &str,
+        extra: Value,
+    ) -> Result<HttpResponse, WebError> {
+        let context = merge(self.base.clone(), extra);
+        page(&self.state, &self.csrf, status, name, context)
+    }
+}
+
+impl FromRequest for BuyerPage {
+    type Error = WebError;
+    type Future = super::UserFuture<Self>;
+
+    fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let Shopper(user) = Shopper::extract(&request).await?;
+            let state = app_state(&request)?;
+            let csrf = Csrf::of(&request);
+            let brand = brand_named(&state, user.brand_id.clone()).await?;
+            let base = signed_in_context(&user, &brand.name, &csrf);
+            Ok(Self {
+                state,
+                user,
+                brand,
+                csrf,
+                base,
+            })
+        })
+    }
+}
+
+/// A page of a signed-in back-office operator (see [`Operator`]): the state, who, and
+/// the CSRF token, the common opening of every back-office page.
+pub struct OperatorPage {
+    pub state: web::Data<AppState>,
+    pub user: User,
+    pub csrf: Csrf,
+}
+
+impl FromRequest for OperatorPage {
+    type Error = WebError;
+    type Future = super::UserFuture<Self>;
+
+    fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let Operator(user) = Operator::extract(&request).await?;
+            let state = app_state(&request)?;
+            let csrf = Csrf::of(&request);
+            Ok(Self { state, user, csrf })
+        })
+    }
+}
