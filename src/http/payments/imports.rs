@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::http::extract::BackOffice;
+use crate::http::openapi::NotOperator;
 use crate::http::{ApiError, AppState, Problem};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self};
@@ -189,8 +190,7 @@ format is told from the content. Limited in size (RINNOVO_STATEMENT_MAX_MB).", c
 statement this service reads (`/problems/invalid-field`, field `file`, rule such as `xml`, \
 `unsupported_format`, `missing_element`), or the body or form cannot be read \
 (`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not a back-office operator \
-(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+        NotOperator,
         (status = 413, description = "The file is larger than the configured limit \
 (`/problems/payload-too-large`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The statement is of an account that is not the brand's \
@@ -274,8 +274,7 @@ pub(super) struct StatementListResponse {
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The statements", body = StatementListResponse),
-        (status = 403, description = "The caller is not a back-office operator \
-(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+        NotOperator,
     )
 )]
 pub async fn statements(
