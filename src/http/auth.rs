@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::json::JsonObject;
 use super::me::ProfileResponse;
+use super::openapi::MalformedBody;
 use super::problem::FieldErrors;
 use super::{ApiError, AppState, Problem};
 use crate::audit::Actor;
@@ -146,8 +147,7 @@ impl From<Session> for SessionResponse {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in", body = SessionResponse),
-        (status = 400, description = "Malformed body (`/problems/malformed-request`)",
-            body = Problem, content_type = "application/problem+json"),
+        MalformedBody,
         (status = 401, description = "Wrong brand, email or password (`/problems/unauthorized`)",
             body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
@@ -202,8 +202,7 @@ pub struct RefreshRequest {
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new session", body = SessionResponse),
-        (status = 400, description = "Malformed body (`/problems/malformed-request`)",
-            body = Problem, content_type = "application/problem+json"),
+        MalformedBody,
         (status = 401, description = "Unknown, expired, revoked or already used refresh token \
             (`/problems/unauthorized`)",
             body = Problem, content_type = "application/problem+json",
@@ -235,8 +234,7 @@ pub async fn refresh(
     request_body = RefreshRequest,
     responses(
         (status = 204, description = "Signed out"),
-        (status = 400, description = "Malformed body (`/problems/malformed-request`)",
-            body = Problem, content_type = "application/problem+json"),
+        MalformedBody,
     )
 )]
 pub async fn logout(

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{BackOffice, Buyer, CurrentUser};
 use super::json::JsonObject;
+use super::openapi::{MalformedBody, NotBuyer, UnknownHolder};
 use super::{ApiError, AppState, Problem};
 use crate::auth::Role;
 use crate::catalog::{self, Covers, Product, Quote, RequestedLine};
@@ -226,11 +227,8 @@ impl QuoteResponse {
             fiscale, an unknown device) or a malformed body, or neither/both of the two forms \
             (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No holder with this codice fiscale \
-            (`/problems/unknown-holder`)",
-            body = Problem, content_type = "application/problem+json"),
+        NotBuyer,
+        UnknownHolder,
         (status = 422, description = "More coupons than the role may buy in one order \
             (`/problems/order-too-large`), or nothing on the device to renew or no product \
             fits (`/problems/nothing-to-renew`)",
@@ -301,8 +299,7 @@ pub struct ProductPatch {
     request_body = ProductPatch,
     responses(
         (status = 200, description = "The product as it is now", body = ProductResponse),
-        (status = 400, description = "Malformed body (`/problems/malformed-request`)",
-            body = Problem, content_type = "application/problem+json"),
+        MalformedBody,
         (status = 403, description = "Not a back-office operator (`/problems/forbidden-role`)",
             body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such product in the operator's brand \

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
+use super::openapi::NotBuyer;
 use super::{ApiError, AppState, Problem};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode, CouponView, ShownStatus};
@@ -67,8 +68,7 @@ in the delivery email only.",
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The caller's coupons", body = CouponListResponse),
-        (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`)",
-            body = Problem, content_type = "application/problem+json"),
+        NotBuyer,
     )
 )]
 pub async fn list(

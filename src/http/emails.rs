@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract::BackOffice;
+use super::openapi::NotOperator;
 use super::{ApiError, AppState, Problem};
 use crate::mail::outbox::{self, EmailSummary};
 
@@ -98,8 +99,7 @@ first, at most 500.",
         (status = 400, description = "`status` is not dead, pending or sent \
 (`/problems/invalid-field`), or the query string does not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not a back-office operator \
-(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+        NotOperator,
     )
 )]
 pub async fn list(
@@ -136,8 +136,7 @@ pub async fn list(
     responses(
         (status = 202, description = "The email is pending again; it will be sent shortly",
             body = RetryResponse, example = json!({ "status": "pending" })),
-        (status = 403, description = "The caller is not a back-office operator \
-(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+        NotOperator,
         (status = 404, description = "No dead email of the brand has this id \
 (`/problems/unknown-email`)", body = Problem, content_type = "application/problem+json"),
     )

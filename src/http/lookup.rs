@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::extract::CurrentUser;
+use super::openapi::UnknownHolder;
 use super::{ApiError, AppState, Problem};
 use crate::lookup::{self, CertificateView, DeviceView, Eligibility, RenewalStatus};
 use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind};
@@ -27,9 +28,7 @@ use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceK
         (status = 200, description = "The holder and their devices", body = LookupResponse),
         (status = 400, description = "Not a valid codice fiscale (`/problems/invalid-field`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No holder with this codice fiscale \
-            (`/problems/unknown-holder`)",
-            body = Problem, content_type = "application/problem+json"),
+        UnknownHolder,
     )
 )]
 pub async fn holder_devices(

@@ -6,6 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::extract::CurrentUser;
 use super::json::JsonObject;
+use super::openapi::AccountGone;
 use super::problem::FieldErrors;
 use super::{ApiError, AppState, Problem};
 use crate::auth::{password, users, NewPassword, ProfileChanges, Role, User, UserError};
@@ -57,10 +58,7 @@ impl From<User> for ProfileResponse {
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The profile", body = ProfileResponse),
-        (status = 401, description = "Missing, invalid or expired access token, or the account \
-            no longer exists (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        AccountGone,
     )
 )]
 pub async fn get(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
@@ -116,10 +114,7 @@ pub struct ProfilePatch {
             codice_fiscale, new_password, or a wrong current_password) or a malformed body \
             (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token, or the account \
-            no longer exists (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        AccountGone,
         (status = 409, description = "The new email already has an account in this brand \
             (`/problems/email-taken`)",
             body = Problem, content_type = "application/problem+json"),

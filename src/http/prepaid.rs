@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
+use super::openapi::{problem_response_type, AccountGone, NotBuyer};
 use super::orders::PayTo;
 use super::problem::FieldErrors;
 use super::{idempotent, ApiError, AppState, Problem};
@@ -20,6 +21,26 @@ use crate::validation::Reason;
 
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 200;
+
+problem_response_type!(
+    /// A buyer's operation on the caller's own account, which does not exist yet.
+    NoPrepaidAccount,
+    404,
+    "The caller has no prepaid account (`/problems/unknown-account`)"
+);
+problem_response_type!(
+    /// A back-office operation on one account.
+    NotOperatorOrOtherBrand,
+    403,
+    "Not a back-office operator (`/problems/forbidden-role`), or the account belongs to \
+     another brand (`/problems/other-brand`)"
+);
+problem_response_type!(
+    /// A back-office operation on one account.
+    UnknownAccount,
+    404,
+    "No such account (`/problems/unknown-account`)"
+);
 
 /// A prepaid account and its balance.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -96,11 +117,8 @@ impl From<Entry> for EntryResponse {
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The account", body = AccountResponse),
-        (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The caller has no prepaid account \
-            (`/problems/unknown-account`)",
-            body = Problem, content_type = "application/problem+json"),
+        NotBuyer,
+        NoPrepaidAccount,
     )
 )]
 pub async fn balance(
@@ -148,11 +166,8 @@ struct EntriesResponse {
         (status = 400, description = "`limit` out of range (`/problems/invalid-field`) or a \
             query string that does not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The caller has no prepaid account \
-            (`/problems/unknown-account`)",
-            body = Problem, content_type = "application/problem+json"),
+        NotBuyer,
+        NoPrepaidAccount,
     )
 )]
 pub async fn entries(
@@ -246,11 +261,8 @@ pub async fn search(
     params(("account" = String, Path, description = "The account's id")),
     responses(
         (status = 200, description = "The account", body = AccountResponse),
-        (status = 403, description = "Not a back-office operator (`/problems/forbidden-role`), or the account belongs to \
-            another brand (`/problems/other-brand`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such account (`/problems/unknown-account`)",
-            body = Problem, content_type = "application/problem+json"),
+        NotOperatorOrOtherBrand,
+        UnknownAccount,
     )
 )]
 pub async fn show(
@@ -302,11 +314,8 @@ pub struct AdjustmentRequest {
         (status = 400, description = "Invalid fields (`/problems/invalid-field`: direction, \
             amount, reason) or a malformed body (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a back-office operator (`/problems/forbidden-role`), or the account belongs to \
-            another brand (`/problems/other-brand`)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such account (`/problems/unknown-account`)",
-            body = Problem, content_type = "application/problem+json"),
+        NotOperatorOrOtherBrand,
+        UnknownAccount,
         (status = 409, description = "A debit larger than the balance \
             (`/problems/insufficient-funds`)",
             body = Problem, content_type = "application/problem+json"),
@@ -449,12 +458,8 @@ impl TopUpResponse {
             field is invalid (amount, payment_method not a transfer; `/problems/invalid-field`), \
             or the body is not the expected JSON (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired access token, or the account \
-            no longer exists (`/problems/unauthorized`)",
-            body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`)",
-            body = Problem, content_type = "application/problem+json"),
+        AccountGone,
+        NotBuyer,
         (status = 422, description = "The `Idempotency-Key` was already used for a different \
             request (`/problems/idempotency-key-reused`)",
             body = Problem, content_type = "application/problem+json"),
@@ -516,8 +521,7 @@ pub async fn request_top_up(
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The top-ups", body = TopUpsResponse),
-        (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`)",
-            body = Problem, content_type = "application/problem+json"),
+        NotBuyer,
     )
 )]
 pub async fn list_top_ups(

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::Agent;
 use super::json::JsonObject;
+use super::openapi::problem_response_type;
 use super::problem::FieldErrors;
 use super::{ApiError, AppState, Problem};
 use crate::coupons::CouponCode;
@@ -27,6 +28,13 @@ const REQUESTS: Limit = Limit {
     max_hits: 60,
     window: Duration::minutes(10),
 };
+
+problem_response_type!(
+    /// An operation on one renewal of the agent's device.
+    UnknownRenewal,
+    404,
+    "No such renewal for this device (`/problems/unknown-renewal`)."
+);
 
 /// The renewals to request, all or none: one or both certificates of the device.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -321,9 +329,7 @@ pub async fn request_renewals(
             ),
             headers(("Retry-After" = u64,
                 description = "While `queued` or `issuing` (JSON only): seconds before asking again."))),
-        (status = 404, description = "No such renewal for this device \
-            (`/problems/unknown-renewal`).",
-            body = Problem, content_type = "application/problem+json"),
+        UnknownRenewal,
         (status = 409, description = "PEM asked for before the renewal is issued \
             (`/problems/renewal-not-issued`).",
             body = Problem, content_type = "application/problem+json",
@@ -400,9 +406,7 @@ pub async fn renewal(
     responses(
         (status = 200, description = "The renewal, `installed`, with `new_certificate_id`.",
             body = RenewalResponse),
-        (status = 404, description = "No such renewal for this device \
-            (`/problems/unknown-renewal`).",
-            body = Problem, content_type = "application/problem+json"),
+        UnknownRenewal,
         (status = 409, description = "The renewal is not issued (yet, or it was rejected or \
             failed) (`/problems/renewal-not-issued`).",
             body = Problem, content_type = "application/problem+json"),

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::http::extract::BackOffice;
+use crate::http::openapi::NotOperator;
 use crate::http::{ApiError, AppState, Problem};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self};
@@ -28,38 +29,17 @@ pub(super) async fn read_file(
     payload: web::Payload,
     limit: usize,
 ) -> Result<(Vec<u8>, Option<String>), ApiError> {
-    let too_large = || {
-        ApiError::refused(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload-too-large",
-            "Payload too large",
-            format!(
-                "statements up to {} MB are accepted (RINNOVO_STATEMENT_MAX_MB)",
-                limit / (1024 * 1024)
-            ),
-        )
-    };
     let multipart = request
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let mut bytes = Vec::new();
     if !multipart {
-        let mut payload = payload;
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk
-                .map_err(|e| ApiError::MalformedRequest(format!("the body cannot be read: {e}")))?;
-            if bytes.len() + chunk.len() > limit {
-                return Err(too_large());
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        return Ok((bytes, None));
+        return Ok((read_limited(payload, limit, "body").await?, None));
     }
     let mut form = actix_multipart::Multipart::new(request.headers(), payload);
     while let Some(field) = form.next().await {
-        let mut field = field
+        let field = field
             .map_err(|e| ApiError::MalformedRequest(format!("the form cannot be read: {e}")))?;
         let (name, file_name) = match field.content_disposition() {
             Some(disposition) => (
@@ -71,21 +51,40 @@ pub(super) async fn read_file(
         if name != "file" {
             continue;
         }
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk
-                .map_err(|e| ApiError::MalformedRequest(format!("the file cannot be read: {e}")))?;
-            if bytes.len() + chunk.len() > limit {
-                return Err(too_large());
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        return Ok((bytes, file_name));
+        return Ok((read_limited(field, limit, "file").await?, file_name));
     }
     Err(ApiError::invalid_field(
         "file",
         "required",
         "the form has no part named 'file'",
     ))
+}
+
+/// The whole of `stream` (the body, or the `file` part of a form), refused past `limit`
+/// bytes without reading the rest.
+async fn read_limited<E: std::fmt::Display>(
+    mut stream: impl futures_util::Stream<Item = Result<web::Bytes, E>> + Unpin,
+    limit: usize,
+    what: &str,
+) -> Result<Vec<u8>, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::MalformedRequest(format!("the {what} cannot be read: {e}")))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(ApiError::refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+                format!(
+                    "statements up to {} MB are accepted (RINNOVO_STATEMENT_MAX_MB)",
+                    limit / (1024 * 1024)
+                ),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }
 
 /// What an import did.
@@ -189,8 +188,7 @@ format is told from the content. Limited in size (RINNOVO_STATEMENT_MAX_MB).", c
 statement this service reads (`/problems/invalid-field`, field `file`, rule such as `xml`, \
 `unsupported_format`, `missing_element`), or the body or form cannot be read \
 (`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not a back-office operator \
-(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+        NotOperator,
         (status = 413, description = "The file is larger than the configured limit \
 (`/problems/payload-too-large`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The statement is of an account that is not the brand's \
@@ -274,8 +272,7 @@ pub(super) struct StatementListResponse {
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The statements", body = StatementListResponse),
-        (status = 403, description = "The caller is not a back-office operator \
-(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+        NotOperator,
     )
 )]
 pub async fn statements(

@@ -5,8 +5,9 @@ use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use crate::http::extract::BackOffice;
+use crate::http::extract::{BackOffice, CurrentUser};
 use crate::http::json::JsonObject;
+use crate::http::openapi::{problem_response_type, NotOperator};
 use crate::http::problem::FieldErrors;
 use crate::http::query::{one_of, QueryRule};
 use crate::http::{ApiError, AppState, Problem};
@@ -77,8 +78,7 @@ pub(super) struct ListResponse {
 RF code, limit or offset out of range (`/problems/invalid-field`, every wrong field listed), \
 or the query string does not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not a back-office operator \
-(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+        NotOperator,
     )
 )]
 pub async fn list(
@@ -151,8 +151,7 @@ pub async fn list(
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The payment", body = PaymentDoc),
-        (status = 403, description = "The caller is not a back-office operator \
-(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+        NotOperator,
         (status = 404, description = "No payment of the brand has this id \
 (`/problems/unknown-payment`)", body = Problem, content_type = "application/problem+json"),
     )
@@ -171,6 +170,23 @@ pub async fn show(
         .await?;
     Ok(HttpResponse::Ok().json(payment))
 }
+
+/// The operator acting by hand on a payment, and why.
+fn acting<'a>(operator: &'a CurrentUser, reason: &'a Reason) -> Operator<'a> {
+    Operator {
+        id: &operator.id,
+        brand_id: &operator.brand,
+        reason,
+    }
+}
+
+problem_response_type!(
+    /// A hand-made change of a payment, which may touch a prepaid account.
+    NotOperatorOrOtherBrand,
+    403,
+    "The caller is not a back-office operator (`/problems/forbidden-role`), or the prepaid \
+     account belongs to another brand (`/problems/other-brand`)"
+);
 
 /// Where an unmatched payment goes: exactly one of `order_id` and `account_id`.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -202,9 +218,7 @@ unmatched credits.",
         (status = 400, description = "No valid reason, or not exactly one of `order_id` and \
 `account_id` (`/problems/invalid-field`), or the body is not the expected JSON \
 (`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not a back-office operator \
-(`/problems/forbidden-role`), or the prepaid account belongs to another brand \
-(`/problems/other-brand`)", body = Problem, content_type = "application/problem+json"),
+        NotOperatorOrOtherBrand,
         (status = 404, description = "No such payment (`/problems/unknown-payment`), order \
 (`/problems/unknown-order`) or prepaid account (`/problems/unknown-account`) in the brand",
             body = Problem, content_type = "application/problem+json"),
@@ -231,11 +245,7 @@ pub async fn match_by_hand(
     let app = state.clone();
     let payment = state
         .with_conn(move |conn| {
-            let who = Operator {
-                id: &operator.id,
-                brand_id: &operator.brand,
-                reason: &reason,
-            };
+            let who = acting(&operator, &reason);
             let (key, url) = (&app.coupon_key, &app.config.public_url);
             manual::match_by_hand(conn, &who, key, url, &id, &target, Utc::now())
         })
@@ -268,9 +278,7 @@ operator's brand. What was credited to a prepaid account is taken back from it."
         (status = 400, description = "No valid reason (`/problems/invalid-field`), or the body \
 is not the expected JSON (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not a back-office operator \
-(`/problems/forbidden-role`), or the prepaid account belongs to another brand \
-(`/problems/other-brand`)", body = Problem, content_type = "application/problem+json"),
+        NotOperatorOrOtherBrand,
         (status = 404, description = "No payment of the brand has this id \
 (`/problems/unknown-payment`), or the credited prepaid account is gone \
 (`/problems/unknown-account`)", body = Problem, content_type = "application/problem+json"),
@@ -289,11 +297,7 @@ pub async fn refund(
         .map_err(|e| ApiError::invalid_field("reason", e.rule(), e.to_string()))?;
     let payment = state
         .with_conn(move |conn| {
-            let who = Operator {
-                id: &operator.id,
-                brand_id: &operator.brand,
-                reason: &reason,
-            };
+            let who = acting(&operator, &reason);
             queue::refund(conn, &who, &id, Utc::now())
         })
         .await?;

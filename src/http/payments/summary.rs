@@ -7,6 +7,7 @@ use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::http::extract::BackOffice;
+use crate::http::openapi::NotOperator;
 use crate::http::{ApiError, AppState, Problem};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self, Totals};
@@ -50,8 +51,7 @@ pub(super) struct SummaryResponse {
         (status = 400, description = "`date` is not a date such as 2026-11-23 \
 (`/problems/invalid-field`), or the query string does not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not a back-office operator \
-(`/problems/forbidden-role`)", body = Problem, content_type = "application/problem+json"),
+        NotOperator,
     )
 )]
 pub async fn summary(
