@@ -49,17 +49,13 @@ async fn profile(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct ProfileForm {
-    #[serde(default)]
     csrf_token: String,
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     current_password: String,
-    #[serde(default)]
     new_password: String,
 }
 

@@ -69,13 +69,11 @@ async fn stylesheet() -> HttpResponse {
         .body(super::pages::STYLESHEET)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct SignInForm {
-    #[serde(default)]
     csrf_token: String,
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     password: String,
 }
 
@@ -193,15 +191,12 @@ fn sign_in_refused(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct SignUpForm {
-    #[serde(default)]
     csrf_token: String,
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     password: String,
 }
 
@@ -303,9 +298,9 @@ fn sign_up_again(
     anonymous_page(state, request, brand, status, SIGN_UP, fields)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct CsrfOnly {
-    #[serde(default)]
     csrf_token: String,
 }
 

@@ -59,11 +59,10 @@ pub(super) async fn coupon_form(visit: OperatorPage) -> Result<HttpResponse, Web
     coupon_page(&visit, VoidState::default(), StatusCode::OK).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct VoidFields {
-    #[serde(default)]
     coupon_id: String,
-    #[serde(default)]
     reason: String,
 }
 

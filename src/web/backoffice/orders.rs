@@ -11,15 +11,13 @@ use crate::web::{euro, OperatorPage, WebError};
 use super::{filters_status, or_dash, order_status_label, query_string, time_it, url_segment};
 
 #[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct OrdersQuery {
     /// An RF code, invoice number, email address or order id: whatever the customer quotes.
-    #[serde(default)]
     cerca: String,
-    #[serde(default)]
     stato: String,
     /// The unmatched payment the operator is looking an order for (the link from its page):
     /// each order found then links back to that payment with the order filled in.
-    #[serde(default)]
     pagamento: String,
 }
 

@@ -25,19 +25,14 @@ use super::{
 const QUEUE_PAGE: i64 = 100;
 
 #[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct QueueQuery {
-    #[serde(default)]
     stato: String,
-    #[serde(default)]
     dal: String,
-    #[serde(default)]
     al: String,
-    #[serde(default)]
     rf: String,
-    #[serde(default)]
     pagina: String,
     /// The payments of one statement (the link from the statements page).
-    #[serde(default)]
     estratto: String,
 }
 
@@ -344,13 +339,11 @@ pub(super) async fn payment(
     payment_page(&visit, id.into_inner(), forms, done, StatusCode::OK).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct MatchForm {
-    #[serde(default)]
     order_id: String,
-    #[serde(default)]
     account_id: String,
-    #[serde(default)]
     reason: String,
 }
 
@@ -415,9 +408,9 @@ pub(super) async fn match_payment(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct RefundForm {
-    #[serde(default)]
     reason: String,
 }
 

@@ -172,13 +172,11 @@ pub(super) async fn account(
     account_page(&visit, id, before, form, done, StatusCode::OK).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct AdjustmentFields {
-    #[serde(default)]
     amount: String,
-    #[serde(default)]
     direction: String,
-    #[serde(default)]
     reason: String,
 }
 
