@@ -342,17 +342,19 @@ pub fn brand_hint(request: &HttpRequest) -> String {
 
 type UserFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, WebError>>>>;
 
-/// The session's user if `allowed` takes their role, else a 403 page saying `refusal`.
-fn signed_in_as(
+/// The session's user, as `who`, if `allowed` takes their role, else a 403 page saying
+/// `refusal`.
+fn signed_in_as<T: 'static>(
     request: &HttpRequest,
     allowed: fn(Role) -> bool,
     refusal: &'static str,
-) -> UserFuture<User> {
+    who: fn(User) -> T,
+) -> UserFuture<T> {
     let request = request.clone();
     Box::pin(async move {
         let user = session_user(&request).await?;
         if allowed(user.role) {
-            Ok(user)
+            Ok(who(user))
         } else {
             Err(WebError::Forbidden(refusal.into()))
         }
@@ -367,12 +369,8 @@ impl FromRequest for Shopper {
     type Future = UserFuture<Self>;
 
     fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let user = signed_in_as(
-            request,
-            Role::buys,
-            "Il negozio è per i clienti e gli incaricati alla registrazione: il back-office è su /backoffice.",
-        );
-        Box::pin(async move { Ok(Shopper(user.await?)) })
+        let refusal = "Il negozio è per i clienti e gli incaricati alla registrazione: il back-office è su /backoffice.";
+        signed_in_as(request, Role::buys, refusal, Shopper)
     }
 }
 
@@ -384,12 +382,8 @@ impl FromRequest for Operator {
     type Future = UserFuture<Self>;
 
     fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let user = signed_in_as(
-            request,
-            |role| role == Role::BackOffice,
-            "Il back-office è riservato agli operatori.",
-        );
-        Box::pin(async move { Ok(Operator(user.await?)) })
+        let refusal = "Il back-office è riservato agli operatori.";
+        signed_in_as(request, |role| role == Role::BackOffice, refusal, Operator)
     }
 }
 

@@ -343,11 +343,9 @@ fn method_label(method: PaymentMethod) -> &'static str {
 }
 
 async fn choose_method(shop: BuyerPage) -> Result<HttpResponse, WebError> {
-    let owner = shop.user.id.clone();
-    let balance = with_conn(&shop.state, move |conn| {
-        Ok(prepaid::account_of_owner(conn, &owner)?.balance)
-    })
-    .await?;
+    let balance = shop
+        .read(|conn, user| Ok(prepaid::account_of_owner(conn, &user.id)?.balance))
+        .await?;
     shop.render(
         StatusCode::OK,
         "metodo",
@@ -413,12 +411,10 @@ async fn devices(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError
             return holder_again(StatusCode::UNPROCESSABLE_ENTITY, error);
         }
     };
-    let brand = shop.user.brand_id.clone();
     let now = Utc::now();
-    let found = with_conn(&shop.state, move |conn| {
-        Ok(holder_proposal(conn, &brand, &codice_fiscale, now))
-    })
-    .await?;
+    let found = shop
+        .read(move |conn, user| Ok(holder_proposal(conn, &user.brand_id, &codice_fiscale, now)))
+        .await?;
     let (found, proposed, products) = match found {
         Ok(found) => found,
         // As the API answers: an unknown holder or device, nothing that fits, each with
@@ -515,11 +511,9 @@ async fn manual_page(
     error: Option<String>,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
-    let brand = shop.user.brand_id.clone();
-    let products = with_conn(&shop.state, move |conn| {
-        catalog::list(conn, &brand, false).map_err(WebError::storage)
-    })
-    .await?;
+    let products = shop
+        .read(|conn, user| catalog::list(conn, &user.brand_id, false).map_err(WebError::storage))
+        .await?;
     let products: Vec<Value> = products
         .iter()
         .filter(|p| p.active)
@@ -572,13 +566,12 @@ async fn cart(
         Ok(lines) => lines,
         Err(message) => return Ok(Err(message)),
     };
-    let (brand, role) = (shop.user.brand_id.clone(), shop.user.role);
-    with_conn(&shop.state, move |conn| {
-        match checkout::price(conn, &brand, role, &lines) {
+    shop.read(
+        move |conn, user| match checkout::price(conn, &user.brand_id, user.role, &lines) {
             Ok(cart) => Ok(Ok((lines, cart))),
             Err(error) => Ok(Err(refusal(error)?.italian)),
-        }
-    })
+        },
+    )
     .await
 }
 
