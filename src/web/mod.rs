@@ -20,6 +20,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use chrono::Utc;
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::{Role, User};
@@ -309,6 +312,36 @@ impl Csrf {
         }
     }
 }
+
+/// A POSTed form whose CSRF token matched the cookie: its other fields.
+pub struct CheckedForm<F>(pub F);
+
+#[derive(Deserialize)]
+struct Posted<F> {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(flatten)]
+    fields: F,
+}
+
+impl<F: DeserializeOwned + 'static> FromRequest for CheckedForm<F> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let form = web::Form::<Posted<F>>::from_request(request, payload);
+        let request = request.clone();
+        Box::pin(async move {
+            let Posted { csrf_token, fields } = form.await?.into_inner();
+            Csrf::check(&request, &csrf_token)?;
+            Ok(Self(fields))
+        })
+    }
+}
+
+/// A form that carries nothing but its CSRF token.
+#[derive(Deserialize)]
+pub struct NoFields {}
 
 /// Whoever the session cookie names, if anyone: the common part of [`Shopper`] and
 /// [`Operator`].

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    brand_named, euro, merge, page, refusal, see_other, with_conn, BuyerPage, Csrf, Query, WebError,
+    brand_named, euro, merge, page, refusal, see_other, with_conn, BuyerPage, CheckedForm, Csrf,
+    NoFields, Query, WebError,
 };
 use crate::auth::{password, sessions, users, web_sessions, NewPassword, NewUser, Role, UserError};
 use crate::brands::{self, Brand};
@@ -72,7 +73,6 @@ async fn stylesheet() -> HttpResponse {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct SignInForm {
-    csrf_token: String,
     email: String,
     password: String,
 }
@@ -135,13 +135,10 @@ async fn sign_in(
     state: web::Data<AppState>,
     request: HttpRequest,
     brand: web::Path<String>,
-    form: web::Form<SignInForm>,
+    CheckedForm(form): CheckedForm<SignInForm>,
 ) -> Result<HttpResponse, WebError> {
-    Csrf::check(&request, &form.csrf_token)?;
     let brand = brand_named(&state, brand.into_inner()).await?;
-    let SignInForm {
-        email, password, ..
-    } = form.into_inner();
+    let SignInForm { email, password } = form;
     let client = crate::http::client_address(&request);
     let now = Utc::now();
     let (brand_id, typed) = (brand.id.clone(), email.clone());
@@ -194,7 +191,6 @@ fn sign_in_refused(
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct SignUpForm {
-    csrf_token: String,
     name: String,
     email: String,
     password: String,
@@ -214,11 +210,9 @@ async fn sign_up(
     state: web::Data<AppState>,
     request: HttpRequest,
     brand: web::Path<String>,
-    form: web::Form<SignUpForm>,
+    CheckedForm(form): CheckedForm<SignUpForm>,
 ) -> Result<HttpResponse, WebError> {
-    Csrf::check(&request, &form.csrf_token)?;
     let brand = brand_named(&state, brand.into_inner()).await?;
-    let form = form.into_inner();
     let mut errors = BTreeMap::new();
     let name = PersonName::parse(&form.name)
         .map_err(|_| {
@@ -298,18 +292,11 @@ fn sign_up_again(
     anonymous_page(state, request, brand, status, SIGN_UP, fields)
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub struct CsrfOnly {
-    csrf_token: String,
-}
-
 async fn sign_out(
     state: web::Data<AppState>,
     request: HttpRequest,
-    form: web::Form<CsrfOnly>,
+    _: CheckedForm<NoFields>,
 ) -> Result<HttpResponse, WebError> {
-    Csrf::check(&request, &form.csrf_token)?;
     let brand = super::brand_hint(&request);
     if let Some(token) = request
         .cookie(super::SESSION_COOKIE)

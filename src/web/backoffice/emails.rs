@@ -6,9 +6,9 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use crate::mail::outbox;
-use crate::web::{with_conn, OperatorPage, WebError};
+use crate::web::{with_conn, NoFields, OperatorPage, WebError};
 
-use super::{done_message, done_redirect, or_dash, time_it, DoneQuery, NoFields, OperatorForm};
+use super::{done_message, done_redirect, or_dash, time_it, DoneQuery, OperatorForm};
 
 /// Dead emails listed.
 const EMAILS_SHOWN: i64 = 500;

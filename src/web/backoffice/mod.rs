@@ -31,7 +31,8 @@ use crate::money::{MoneyError, PositiveMoney};
 use crate::prepaid::EntryKind;
 use crate::validation::TextError;
 use crate::web::{
-    merge, page, see_other, signed_in_context, with_conn, Csrf, Operator, OperatorPage, WebError,
+    merge, page, see_other, signed_in_context, with_conn, CheckedForm, Csrf, Operator,
+    OperatorPage, WebError,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -140,17 +141,9 @@ async fn operator_of(
 }
 
 /// A form POSTed from a back-office page: its fields, and the page's opening once the
-/// form's CSRF token has been checked (see [`operator_of`]).
+/// form's CSRF token has been checked (the token first, as [`operator_of`]).
 pub struct OperatorForm<F> {
     visit: OperatorPage,
-    fields: F,
-}
-
-#[derive(Deserialize)]
-struct Posted<F> {
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(flatten)]
     fields: F,
 }
 
@@ -159,19 +152,15 @@ impl<F: DeserializeOwned + 'static> FromRequest for OperatorForm<F> {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
-        let form = web::Form::<Posted<F>>::from_request(request, payload);
+        let form = CheckedForm::<F>::from_request(request, payload);
         let request = request.clone();
         Box::pin(async move {
-            let Posted { csrf_token, fields } = form.await?.into_inner();
-            let visit = operator_of(&request, &csrf_token).await?;
+            let CheckedForm(fields) = form.await?;
+            let visit = OperatorPage::extract(&request).await?;
             Ok(Self { visit, fields })
         })
     }
 }
-
-/// A form that carries nothing but its CSRF token.
-#[derive(Deserialize)]
-pub struct NoFields {}
 
 /// What `?fatto=` says was done, in words.
 fn done_message(fatto: Option<&str>) -> Value {
