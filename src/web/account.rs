@@ -49,17 +49,13 @@ async fn profile(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct ProfileForm {
-    #[serde(default)]
     csrf_token: String,
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     current_password: String,
-    #[serde(default)]
     new_password: String,
 }
 
@@ -69,7 +65,6 @@ async fn update_profile(
     form: web::Form<ProfileForm>,
 ) -> Result<HttpResponse, WebError> {
     Csrf::check(&request, &form.csrf_token)?;
-    let (state, user) = (&shop.state, &shop.user);
     let form = form.into_inner();
     let mut errors: BTreeMap<&str, String> = BTreeMap::new();
     let name = PersonName::parse(&form.name)
@@ -104,9 +99,9 @@ async fn update_profile(
     };
     // A new password needs the current one: a session left open is not enough.
     if !form.new_password.is_empty() {
-        let user_id = user.id.clone();
-        let stored =
-            with_conn(state, move |conn| Ok(users::password_hash(conn, &user_id)?)).await?;
+        let stored = shop
+            .read(|conn, user| Ok(users::password_hash(conn, &user.id)?))
+            .await?;
         let current = form.current_password.clone();
         let matches = web::block(move || password::verify(&current, Some(&stored))).await?;
         if !matches {
@@ -125,15 +120,15 @@ async fn update_profile(
         codice_fiscale: None,
         new_password,
     };
-    let user_id = user.id.clone();
-    let updated = with_conn(state, move |conn| {
-        match users::update_profile(conn, &user_id, changes, Utc::now()) {
-            Ok(_) => Ok(Ok(())),
-            Err(taken @ UserError::EmailTaken) => Ok(Err(refusal(taken)?)),
-            Err(other) => Err(other.into()),
-        }
-    })
-    .await?;
+    let updated = shop
+        .read(
+            |conn, user| match users::update_profile(conn, &user.id, changes, Utc::now()) {
+                Ok(_) => Ok(Ok(())),
+                Err(taken @ UserError::EmailTaken) => Ok(Err(refusal(taken)?)),
+                Err(other) => Err(other.into()),
+            },
+        )
+        .await?;
     match updated {
         Ok(()) => Ok(see_other("/negozio/profilo?salvato=1")),
         Err(taken) => {
@@ -172,13 +167,13 @@ fn entry_label(kind: EntryKind) -> &'static str {
 }
 
 async fn prepaid_statement(shop: BuyerPage) -> Result<HttpResponse, WebError> {
-    let owner = shop.user.id.clone();
-    let (account, entries) = with_conn(&shop.state, move |conn| {
-        let account = prepaid::account_of_owner(conn, &owner)?;
-        let entries = prepaid::entries(conn, &account.id, None, LIST_LIMIT)?;
-        Ok((account, entries))
-    })
-    .await?;
+    let (account, entries) = shop
+        .read(|conn, user| {
+            let account = prepaid::account_of_owner(conn, &user.id)?;
+            let entries = prepaid::entries(conn, &account.id, None, LIST_LIMIT)?;
+            Ok((account, entries))
+        })
+        .await?;
     let entries: Vec<Value> = entries
         .iter()
         .map(|e| {
@@ -209,12 +204,18 @@ fn order_status_label(status: OrderStatus) -> &'static str {
 }
 
 async fn order_list(shop: BuyerPage) -> Result<HttpResponse, WebError> {
-    let (brand, owner) = (shop.user.brand_id.clone(), shop.user.id.clone());
-    let list = with_conn(&shop.state, move |conn| {
-        orders::list(conn, &brand, Some(&owner), &Default::default(), LIST_LIMIT)
-            .map_err(WebError::from)
-    })
-    .await?;
+    let list = shop
+        .read(|conn, user| {
+            let (brand, owner) = (&user.brand_id, Some(user.id.as_str()));
+            Ok(orders::list(
+                conn,
+                brand,
+                owner,
+                &Default::default(),
+                LIST_LIMIT,
+            )?)
+        })
+        .await?;
     let orders: Vec<Value> = list
         .iter()
         .map(|o| {
@@ -251,11 +252,12 @@ fn covers_label(covers: Covers) -> &'static str {
 }
 
 async fn coupon_list(shop: BuyerPage) -> Result<HttpResponse, WebError> {
-    let owner = shop.user.id.clone();
-    let list = with_conn(&shop.state, move |conn| {
-        coupons::list_for_owner(conn, &owner, LIST_LIMIT, Utc::now()).map_err(WebError::storage)
-    })
-    .await?;
+    let list = shop
+        .read(|conn, user| {
+            coupons::list_for_owner(conn, &user.id, LIST_LIMIT, Utc::now())
+                .map_err(WebError::storage)
+        })
+        .await?;
     let coupons: Vec<Value> = list
         .iter()
         .map(|c| {

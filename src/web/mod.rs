@@ -20,6 +20,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use chrono::Utc;
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::{Role, User};
@@ -310,6 +313,36 @@ impl Csrf {
     }
 }
 
+/// A POSTed form whose CSRF token matched the cookie: its other fields.
+pub struct CheckedForm<F>(pub F);
+
+#[derive(Deserialize)]
+struct Posted<F> {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(flatten)]
+    fields: F,
+}
+
+impl<F: DeserializeOwned + 'static> FromRequest for CheckedForm<F> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let form = web::Form::<Posted<F>>::from_request(request, payload);
+        let request = request.clone();
+        Box::pin(async move {
+            let Posted { csrf_token, fields } = form.await?.into_inner();
+            Csrf::check(&request, &csrf_token)?;
+            Ok(Self(fields))
+        })
+    }
+}
+
+/// A form that carries nothing but its CSRF token.
+#[derive(Deserialize)]
+pub struct NoFields {}
+
 /// Whoever the session cookie names, if anyone: the common part of [`Shopper`] and
 /// [`Operator`].
 async fn session_user(request: &HttpRequest) -> Result<User, WebError> {
@@ -342,17 +375,19 @@ pub fn brand_hint(request: &HttpRequest) -> String {
 
 type UserFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, WebError>>>>;
 
-/// The session's user if `allowed` takes their role, else a 403 page saying `refusal`.
-fn signed_in_as(
+/// The session's user, as `who`, if `allowed` takes their role, else a 403 page saying
+/// `refusal`.
+fn signed_in_as<T: 'static>(
     request: &HttpRequest,
     allowed: fn(Role) -> bool,
     refusal: &'static str,
-) -> UserFuture<User> {
+    who: fn(User) -> T,
+) -> UserFuture<T> {
     let request = request.clone();
     Box::pin(async move {
         let user = session_user(&request).await?;
         if allowed(user.role) {
-            Ok(user)
+            Ok(who(user))
         } else {
             Err(WebError::Forbidden(refusal.into()))
         }
@@ -367,12 +402,8 @@ impl FromRequest for Shopper {
     type Future = UserFuture<Self>;
 
     fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let user = signed_in_as(
-            request,
-            Role::buys,
-            "Il negozio è per i clienti e gli incaricati alla registrazione: il back-office è su /backoffice.",
-        );
-        Box::pin(async move { Ok(Shopper(user.await?)) })
+        let refusal = "Il negozio è per i clienti e gli incaricati alla registrazione: il back-office è su /backoffice.";
+        signed_in_as(request, Role::buys, refusal, Shopper)
     }
 }
 
@@ -384,12 +415,8 @@ impl FromRequest for Operator {
     type Future = UserFuture<Self>;
 
     fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let user = signed_in_as(
-            request,
-            |role| role == Role::BackOffice,
-            "Il back-office è riservato agli operatori.",
-        );
-        Box::pin(async move { Ok(Operator(user.await?)) })
+        let refusal = "Il back-office è riservato agli operatori.";
+        signed_in_as(request, |role| role == Role::BackOffice, refusal, Operator)
     }
 }
 

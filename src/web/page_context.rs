@@ -5,9 +5,12 @@ use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde_json::Value;
 
-use super::{merge, page, signed_in_context, with_conn, Csrf, Operator, Shopper, WebError};
+use super::{
+    merge, page, signed_in_context, with_conn, Csrf, Operator, Shopper, UserFuture, WebError,
+};
 use crate::auth::User;
 use crate::brands::{self, Brand};
+use crate::db::DbConnection;
 use crate::http::AppState;
 
 /// The brand (shop) called `id`; an unknown one is a 404 page.
@@ -19,11 +22,25 @@ pub async fn brand_named(state: &web::Data<AppState>, id: String) -> Result<Bran
     .await
 }
 
-fn app_state(request: &HttpRequest) -> Result<web::Data<AppState>, WebError> {
-    request
-        .app_data::<web::Data<AppState>>()
-        .cloned()
-        .ok_or_else(|| WebError::Unexpected(anyhow::anyhow!("no state")))
+/// The common opening of a page: who (`W`, the extractor of the signed-in user), the
+/// state and the page's CSRF token, handed to `build`.
+fn opening<W, T>(
+    request: &HttpRequest,
+    build: impl AsyncFnOnce(W, web::Data<AppState>, Csrf) -> Result<T, WebError> + 'static,
+) -> UserFuture<T>
+where
+    W: FromRequest<Error = WebError>,
+    T: 'static,
+{
+    let request = request.clone();
+    Box::pin(async move {
+        let who = W::extract(&request).await?;
+        let state = request
+            .app_data::<web::Data<AppState>>()
+            .cloned()
+            .ok_or_else(|| WebError::Unexpected(anyhow::anyhow!("no state")))?;
+        build(who, state, Csrf::of(&request)).await
+    })
 }
 
 /// A page of a signed-in buyer (see [`Shopper`]).
@@ -47,18 +64,24 @@ impl BuyerPage {
         let context = merge(self.base.clone(), extra);
         page(&self.state, &self.csrf, status, name, context)
     }
+
+    /// What `work` reads for the buyer, on the blocking pool.
+    pub async fn read<T, F>(&self, work: F) -> Result<T, WebError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection, &User) -> Result<T, WebError> + Send + 'static,
+    {
+        let user = self.user.clone();
+        with_conn(&self.state, move |conn| work(conn, &user)).await
+    }
 }
 
 impl FromRequest for BuyerPage {
     type Error = WebError;
-    type Future = super::UserFuture<Self>;
+    type Future = UserFuture<Self>;
 
     fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let request = request.clone();
-        Box::pin(async move {
-            let Shopper(user) = Shopper::extract(&request).await?;
-            let state = app_state(&request)?;
-            let csrf = Csrf::of(&request);
+        opening(request, async |Shopper(user), state, csrf| {
             let brand = brand_named(&state, user.brand_id.clone()).await?;
             let base = signed_in_context(&user, &brand.name, &csrf);
             Ok(Self {
@@ -82,14 +105,10 @@ pub struct OperatorPage {
 
 impl FromRequest for OperatorPage {
     type Error = WebError;
-    type Future = super::UserFuture<Self>;
+    type Future = UserFuture<Self>;
 
     fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let request = request.clone();
-        Box::pin(async move {
-            let Operator(user) = Operator::extract(&request).await?;
-            let state = app_state(&request)?;
-            let csrf = Csrf::of(&request);
+        opening(request, async |Operator(user), state, csrf| {
             Ok(Self { state, user, csrf })
         })
     }

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    brand_named, euro, merge, page, refusal, see_other, with_conn, BuyerPage, Csrf, Query, WebError,
+    brand_named, euro, merge, page, refusal, see_other, with_conn, BuyerPage, CheckedForm, Csrf,
+    NoFields, Query, WebError,
 };
 use crate::auth::{password, sessions, users, web_sessions, NewPassword, NewUser, Role, UserError};
 use crate::brands::{self, Brand};
@@ -69,13 +70,10 @@ async fn stylesheet() -> HttpResponse {
         .body(super::pages::STYLESHEET)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct SignInForm {
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     password: String,
 }
 
@@ -137,13 +135,10 @@ async fn sign_in(
     state: web::Data<AppState>,
     request: HttpRequest,
     brand: web::Path<String>,
-    form: web::Form<SignInForm>,
+    CheckedForm(form): CheckedForm<SignInForm>,
 ) -> Result<HttpResponse, WebError> {
-    Csrf::check(&request, &form.csrf_token)?;
     let brand = brand_named(&state, brand.into_inner()).await?;
-    let SignInForm {
-        email, password, ..
-    } = form.into_inner();
+    let SignInForm { email, password } = form;
     let client = crate::http::client_address(&request);
     let now = Utc::now();
     let (brand_id, typed) = (brand.id.clone(), email.clone());
@@ -193,15 +188,11 @@ fn sign_in_refused(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct SignUpForm {
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     password: String,
 }
 
@@ -219,11 +210,9 @@ async fn sign_up(
     state: web::Data<AppState>,
     request: HttpRequest,
     brand: web::Path<String>,
-    form: web::Form<SignUpForm>,
+    CheckedForm(form): CheckedForm<SignUpForm>,
 ) -> Result<HttpResponse, WebError> {
-    Csrf::check(&request, &form.csrf_token)?;
     let brand = brand_named(&state, brand.into_inner()).await?;
-    let form = form.into_inner();
     let mut errors = BTreeMap::new();
     let name = PersonName::parse(&form.name)
         .map_err(|_| {
@@ -303,18 +292,11 @@ fn sign_up_again(
     anonymous_page(state, request, brand, status, SIGN_UP, fields)
 }
 
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf_token: String,
-}
-
 async fn sign_out(
     state: web::Data<AppState>,
     request: HttpRequest,
-    form: web::Form<CsrfOnly>,
+    _: CheckedForm<NoFields>,
 ) -> Result<HttpResponse, WebError> {
-    Csrf::check(&request, &form.csrf_token)?;
     let brand = super::brand_hint(&request);
     if let Some(token) = request
         .cookie(super::SESSION_COOKIE)
@@ -348,11 +330,9 @@ fn method_label(method: PaymentMethod) -> &'static str {
 }
 
 async fn choose_method(shop: BuyerPage) -> Result<HttpResponse, WebError> {
-    let owner = shop.user.id.clone();
-    let balance = with_conn(&shop.state, move |conn| {
-        Ok(prepaid::account_of_owner(conn, &owner)?.balance)
-    })
-    .await?;
+    let balance = shop
+        .read(|conn, user| Ok(prepaid::account_of_owner(conn, &user.id)?.balance))
+        .await?;
     shop.render(
         StatusCode::OK,
         "metodo",
@@ -418,12 +398,10 @@ async fn devices(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError
             return holder_again(StatusCode::UNPROCESSABLE_ENTITY, error);
         }
     };
-    let brand = shop.user.brand_id.clone();
     let now = Utc::now();
-    let found = with_conn(&shop.state, move |conn| {
-        Ok(holder_proposal(conn, &brand, &codice_fiscale, now))
-    })
-    .await?;
+    let found = shop
+        .read(move |conn, user| Ok(holder_proposal(conn, &user.brand_id, &codice_fiscale, now)))
+        .await?;
     let (found, proposed, products) = match found {
         Ok(found) => found,
         // As the API answers: an unknown holder or device, nothing that fits, each with
@@ -520,11 +498,9 @@ async fn manual_page(
     error: Option<String>,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
-    let brand = shop.user.brand_id.clone();
-    let products = with_conn(&shop.state, move |conn| {
-        catalog::list(conn, &brand, false).map_err(WebError::storage)
-    })
-    .await?;
+    let products = shop
+        .read(|conn, user| catalog::list(conn, &user.brand_id, false).map_err(WebError::storage))
+        .await?;
     let products: Vec<Value> = products
         .iter()
         .filter(|p| p.active)
@@ -577,13 +553,12 @@ async fn cart(
         Ok(lines) => lines,
         Err(message) => return Ok(Err(message)),
     };
-    let (brand, role) = (shop.user.brand_id.clone(), shop.user.role);
-    with_conn(&shop.state, move |conn| {
-        match checkout::price(conn, &brand, role, &lines) {
+    shop.read(
+        move |conn, user| match checkout::price(conn, &user.brand_id, user.role, &lines) {
             Ok(cart) => Ok(Ok((lines, cart))),
             Err(error) => Ok(Err(refusal(error)?.italian)),
-        }
-    })
+        },
+    )
     .await
 }
 

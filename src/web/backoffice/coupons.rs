@@ -1,22 +1,19 @@
 //! Voiding a coupon, found by its code or id.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::HttpResponse;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::User;
 use crate::coupons::{self, CouponCode, VoidError};
-use crate::http::AppState;
 use crate::money::Money;
 use crate::validation::Reason;
 use crate::web::{
-    euro, form_status, merge, page, refusal, with_conn, Csrf, OperatorPage, WebError,
-    COUPON_CODE_INVALID,
+    euro, form_status, refusal, with_conn, OperatorPage, WebError, COUPON_CODE_INVALID,
 };
 
-use super::{base, brand_of, operator_of, reason_error};
+use super::{reason_error, OperatorForm};
 
 #[derive(Default)]
 pub(super) struct VoidState {
@@ -29,20 +26,20 @@ pub(super) struct VoidState {
 }
 
 pub(super) async fn coupon_page(
-    state: &web::Data<AppState>,
-    csrf: &Csrf,
-    user: User,
+    visit: &OperatorPage,
     form: VoidState,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
-    let brand_id = user.brand_id.clone();
-    let brand = with_conn(state, move |conn| brand_of(conn, &brand_id)).await?;
+    let (brand, ()) = visit.read(|_, _| Ok(())).await?;
     let voided = form
         .refunded
         .map(|refund| json!({ "coupon_id": form.coupon_id, "refunded": euro(refund) }));
     let fresh = voided.is_some();
-    let context = merge(
-        base(&user, &brand, csrf, "Coupon"),
+    visit.render(
+        &brand,
+        "Coupon",
+        status,
+        "bo_coupon",
         json!({
             "voided": voided,
             "form": {
@@ -55,22 +52,17 @@ pub(super) async fn coupon_page(
                 "form": form.error,
             },
         }),
-    );
-    page(state, csrf, status, "bo_coupon", context)
+    )
 }
 
 pub(super) async fn coupon_form(visit: OperatorPage) -> Result<HttpResponse, WebError> {
-    let OperatorPage { state, user, csrf } = visit;
-    coupon_page(&state, &csrf, user, VoidState::default(), StatusCode::OK).await
+    coupon_page(&visit, VoidState::default(), StatusCode::OK).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct VoidFields {
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     coupon_id: String,
-    #[serde(default)]
     reason: String,
 }
 
@@ -84,15 +76,9 @@ pub(super) enum CouponTyped {
     Id(String),
 }
 
-pub(super) async fn void_coupon(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    fields: web::Form<VoidFields>,
-) -> Result<HttpResponse, WebError> {
-    let (user, csrf) = operator_of(&request, &fields.csrf_token).await?;
-    let VoidFields {
-        coupon_id, reason, ..
-    } = fields.into_inner();
+pub(super) async fn void_coupon(form: OperatorForm<VoidFields>) -> Result<HttpResponse, WebError> {
+    let OperatorForm { visit, fields } = form;
+    let VoidFields { coupon_id, reason } = fields;
     let coupon_id = coupon_id.trim().to_owned();
     let mut form = VoidState {
         coupon_id: coupon_id.clone(),
@@ -121,11 +107,11 @@ pub(super) async fn void_coupon(
         .ok();
     let (Some(reason), Some(typed)) = (reason, typed) else {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
-        return coupon_page(&state, &csrf, user, form, status).await;
+        return coupon_page(&visit, form, status).await;
     };
-    let (operator_id, brand_id) = (user.id.clone(), user.brand_id.clone());
-    let key = state.coupon_key.clone();
-    let outcome = with_conn(&state, move |conn| {
+    let (operator_id, brand_id) = (visit.user.id.clone(), visit.user.brand_id.clone());
+    let key = visit.state.coupon_key.clone();
+    let outcome = with_conn(&visit.state, move |conn| {
         let id = match typed {
             CouponTyped::Code(code) => coupons::id_by_code(conn, &key, &code)
                 .map_err(WebError::storage)?
@@ -158,5 +144,5 @@ pub(super) async fn void_coupon(
             status
         }
     };
-    coupon_page(&state, &csrf, user, form, status).await
+    coupon_page(&visit, form, status).await
 }

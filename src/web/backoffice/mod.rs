@@ -16,18 +16,24 @@ mod prepaid;
 mod statements;
 mod summary;
 
+use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::User;
 use crate::brands::{self, Brand};
+use crate::db::DbConnection;
 use crate::http::italian::{order_status_label, payment_status_label as status_label};
 use crate::money::{MoneyError, PositiveMoney};
 use crate::prepaid::EntryKind;
 use crate::validation::TextError;
-use crate::web::{merge, see_other, signed_in_context, Csrf, Operator, WebError};
+use crate::web::{
+    merge, page, see_other, signed_in_context, with_conn, CheckedForm, Csrf, Operator,
+    OperatorPage, WebError,
+};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/backoffice", web::get().to(home))
@@ -76,28 +82,84 @@ async fn home(_request: HttpRequest, Operator(_user): Operator) -> Result<HttpRe
 // ---------------------------------------------------------------------------------------
 // Plumbing
 
-fn brand_of(conn: &mut crate::db::DbConnection, id: &str) -> Result<Brand, WebError> {
+fn brand_of(conn: &mut DbConnection, id: &str) -> Result<Brand, WebError> {
     brands::find(conn, id)?
         .ok_or_else(|| WebError::Unexpected(anyhow::anyhow!("brand {id} missing")))
 }
 
-/// The layout's context (who, brand, nav, CSRF token) and the page's title.
-fn base(user: &User, brand: &Brand, csrf: &Csrf, title: &str) -> Value {
-    merge(
-        signed_in_context(user, &brand.name, csrf),
-        json!({ "title": title }),
-    )
+impl OperatorPage {
+    /// The operator's brand and what `work` reads for it (given the brand's id), in one go.
+    async fn read<T, F>(&self, work: F) -> Result<(Brand, T), WebError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection, &str) -> Result<T, WebError> + Send + 'static,
+    {
+        let brand_id = self.user.brand_id.clone();
+        with_conn(&self.state, move |conn| {
+            let brand = brand_of(conn, &brand_id)?;
+            let found = work(conn, &brand_id)?;
+            Ok((brand, found))
+        })
+        .await
+    }
+
+    /// The page `name` titled `title`: the layout's context (who, brand, nav, CSRF token)
+    /// and `extra`.
+    fn render(
+        &self,
+        brand: &Brand,
+        title: &str,
+        status: StatusCode,
+        name: &str,
+        extra: Value,
+    ) -> Result<HttpResponse, WebError> {
+        let context = merge(
+            signed_in_context(&self.user, &brand.name, &self.csrf),
+            merge(json!({ "title": title }), extra),
+        );
+        page(&self.state, &self.csrf, status, name, context)
+    }
 }
 
-/// The operator of a POSTed form and the page's CSRF token, once the form's token has
-/// been checked: the token first, so a forged form learns nothing about the session.
+/// A list page answers 422 when one of its filters could not be read.
+fn filters_status(valid: bool) -> StatusCode {
+    if valid {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    }
+}
+
+/// The operator of a POSTed form, once the form's token has been checked: the token
+/// first, so a forged form learns nothing about the session.
 async fn operator_of(
     request: &HttpRequest,
     submitted_token: &str,
-) -> Result<(User, Csrf), WebError> {
+) -> Result<OperatorPage, WebError> {
     Csrf::check(request, submitted_token)?;
-    let Operator(user) = Operator::extract(request).await?;
-    Ok((user, Csrf::of(request)))
+    OperatorPage::extract(request).await
+}
+
+/// A form POSTed from a back-office page: its fields, and the page's opening once the
+/// form's CSRF token has been checked (the token first, as [`operator_of`]).
+pub struct OperatorForm<F> {
+    visit: OperatorPage,
+    fields: F,
+}
+
+impl<F: DeserializeOwned + 'static> FromRequest for OperatorForm<F> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let form = CheckedForm::<F>::from_request(request, payload);
+        let request = request.clone();
+        Box::pin(async move {
+            let CheckedForm(fields) = form.await?;
+            let visit = OperatorPage::extract(&request).await?;
+            Ok(Self { visit, fields })
+        })
+    }
 }
 
 /// What `?fatto=` says was done, in words.
@@ -109,6 +171,11 @@ fn done_message(fatto: Option<&str>) -> Value {
         Some("riprova") => json!("L'email è di nuovo in coda di invio."),
         _ => Value::Null,
     }
+}
+
+/// Back to the page at `path`, saying what was done (see [`done_message`]).
+fn done_redirect(path: &str, fatto: &str) -> HttpResponse {
+    see_other(&format!("{path}?fatto={fatto}"))
 }
 
 #[derive(Deserialize)]

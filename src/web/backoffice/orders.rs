@@ -1,26 +1,23 @@
 //! The brand's orders, found by RF code, invoice number, email or state.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::money::Money;
 use crate::orders::{self, OrderFilter, OrderStatus};
-use crate::web::{euro, merge, page, with_conn, OperatorPage, WebError};
+use crate::web::{euro, OperatorPage, WebError};
 
-use super::{base, brand_of, or_dash, order_status_label, query_string, time_it, url_segment};
+use super::{filters_status, or_dash, order_status_label, query_string, time_it, url_segment};
 
 #[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct OrdersQuery {
     /// An RF code, invoice number, email address or order id: whatever the customer quotes.
-    #[serde(default)]
     cerca: String,
-    #[serde(default)]
     stato: String,
     /// The unmatched payment the operator is looking an order for (the link from its page):
     /// each order found then links back to that payment with the order filled in.
-    #[serde(default)]
     pagamento: String,
 }
 
@@ -32,7 +29,6 @@ pub(super) async fn orders_page(
     visit: OperatorPage,
     query: web::Query<OrdersQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let OperatorPage { state, user, csrf } = visit;
     let query = query.into_inner();
     let (search, stato, payment_id) = (
         query.cerca.trim(),
@@ -50,18 +46,15 @@ pub(super) async fn orders_page(
             stato_error = Some("Scegli uno degli stati dell'elenco.");
         }
     }
-    let brand_id = user.brand_id.clone();
     let valid = stato_error.is_none();
-    let (brand, found) = with_conn(&state, move |conn| {
-        let brand = brand_of(conn, &brand_id)?;
-        let found = if valid {
-            orders::list(conn, &brand_id, None, &filter, ORDERS_PAGE)?
-        } else {
-            Vec::new()
-        };
-        Ok((brand, found))
-    })
-    .await?;
+    let (brand, found) = visit
+        .read(move |conn, brand_id| {
+            if !valid {
+                return Ok(Vec::new());
+            }
+            Ok(orders::list(conn, brand_id, None, &filter, ORDERS_PAGE)?)
+        })
+        .await?;
     let rows: Vec<Value> = found
         .iter()
         .map(|o| {
@@ -87,8 +80,11 @@ pub(super) async fn orders_page(
         .map(|s| json!({ "value": s.as_str(), "label": order_status_label(s.as_str()), "selected": s.as_str() == stato }))
         .collect();
     let searched = !search.is_empty() || !stato.is_empty();
-    let context = merge(
-        base(&user, &brand, &csrf, "Ordini"),
+    visit.render(
+        &brand,
+        "Ordini",
+        filters_status(valid),
+        "bo_ordini",
         json!({
             "filters": { "cerca": search, "stato": stato, "pagamento": payment_id },
             "errors": { "stato": stato_error },
@@ -104,11 +100,5 @@ pub(super) async fn orders_page(
             "limit": ORDERS_PAGE,
             "capped": rows.len() as i64 == ORDERS_PAGE,
         }),
-    );
-    let status = if valid {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    page(&state, &csrf, status, "bo_ordini", context)
+    )
 }

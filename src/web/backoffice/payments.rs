@@ -1,45 +1,38 @@
 //! The payments: the work queue, one payment's page, and matching or refunding it by hand.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::User;
-use crate::http::{AppState, Identity};
+use crate::db::DbConnection;
+use crate::http::Identity;
 use crate::payments::manual::{self, ManualTarget};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self, Filter, ManualError, PaymentView};
 use crate::payments::CreditorReference;
 use crate::prepaid::PrepaidError;
 use crate::validation::Reason;
-use crate::web::{
-    euro, form_status, merge, page, refusal, see_other, with_conn, Csrf, OperatorPage, WebError,
-};
+use crate::web::{euro, form_status, refusal, with_conn, OperatorPage, WebError};
 
 use super::{
-    base, brand_of, date_it, done_message, operator_of, or_dash, parse_date, query_string,
-    reason_error, status_label, time_it, unmatched_reason_label, url_segment,
+    date_it, done_message, done_redirect, filters_status, or_dash, parse_date, query_string,
+    reason_error, status_label, time_it, unmatched_reason_label, url_segment, OperatorForm,
 };
 
 /// Payments per page of the work queue.
 const QUEUE_PAGE: i64 = 100;
 
 #[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct QueueQuery {
-    #[serde(default)]
     stato: String,
-    #[serde(default)]
     dal: String,
-    #[serde(default)]
     al: String,
-    #[serde(default)]
     rf: String,
-    #[serde(default)]
     pagina: String,
     /// The payments of one statement (the link from the statements page).
-    #[serde(default)]
     estratto: String,
 }
 
@@ -62,7 +55,6 @@ pub(super) async fn payments(
     visit: OperatorPage,
     query: web::Query<QueueQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let OperatorPage { state, user, csrf } = visit;
     let query = query.into_inner();
     let mut errors = serde_json::Map::new();
     for field in ["stato", "dal", "al", "rf"] {
@@ -121,26 +113,16 @@ pub(super) async fn payments(
         statement_id: Some(query.estratto.trim().to_owned()).filter(|s| !s.is_empty()),
         order_id: None,
     };
-    let brand_id = user.brand_id.clone();
-    let (brand, found) = with_conn(&state, move |conn| {
-        let brand = brand_of(conn, &brand_id)?;
-        let found = if valid {
-            Some(
-                queue::list(
-                    conn,
-                    &brand_id,
-                    &filter,
-                    QUEUE_PAGE,
-                    (page_number - 1) * QUEUE_PAGE,
-                )
-                .map_err(WebError::storage)?,
-            )
-        } else {
-            None
-        };
-        Ok((brand, found))
-    })
-    .await?;
+    let offset = (page_number - 1) * QUEUE_PAGE;
+    let (brand, found) = visit
+        .read(move |conn, brand_id| {
+            if !valid {
+                return Ok(None);
+            }
+            let found = queue::list(conn, brand_id, &filter, QUEUE_PAGE, offset);
+            found.map(Some).map_err(WebError::storage)
+        })
+        .await?;
     let statuses: Vec<Value> = PaymentStatus::ALL
         .iter()
         .map(|s| {
@@ -175,8 +157,11 @@ pub(super) async fn payments(
         ),
         None => (Vec::new(), Value::Null, None, None),
     };
-    let context = merge(
-        base(&user, &brand, &csrf, "Pagamenti"),
+    visit.render(
+        &brand,
+        "Pagamenti",
+        filters_status(valid),
+        "bo_pagamenti",
         json!({
             "filters": { "stato": query.stato.trim(), "dal": query.dal.trim(), "al": query.al.trim(), "rf": query.rf.trim(), "estratto": query.estratto.trim() },
             "errors": errors,
@@ -188,13 +173,7 @@ pub(super) async fn payments(
             "previous": previous,
             "next": next,
         }),
-    );
-    let status = if valid {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    page(&state, &csrf, status, "bo_pagamenti", context)
+    )
 }
 
 /// What the two forms of a payment's page hold: typed values, messages per field, and
@@ -213,21 +192,15 @@ pub(super) struct PaymentForms {
 }
 
 pub(super) async fn payment_page(
-    state: &web::Data<AppState>,
-    csrf: &Csrf,
-    user: User,
+    visit: &OperatorPage,
     id: String,
     forms: PaymentForms,
     done: Value,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
-    let brand_id = user.brand_id.clone();
-    let (brand, found) = with_conn(state, move |conn| {
-        let brand = brand_of(conn, &brand_id)?;
-        let found = queue::find(conn, &brand_id, &id).map_err(WebError::storage)?;
-        Ok((brand, found))
-    })
-    .await?;
+    let (brand, found) = visit
+        .read(move |conn, brand_id| queue::find(conn, brand_id, &id).map_err(WebError::storage))
+        .await?;
     let p = found.ok_or(ManualError::UnknownPayment)?;
     let credit = p.direction == "credit";
     let can_match = credit && p.status == PaymentStatus::Unmatched;
@@ -241,8 +214,11 @@ pub(super) async fn payment_page(
         .clone()
         .filter(|_| !can_match)
         .or_else(|| forms.refund_error.clone().filter(|_| !can_refund));
-    let context = merge(
-        base(&user, &brand, csrf, "Pagamento"),
+    visit.render(
+        &brand,
+        "Pagamento",
+        status,
+        "bo_pagamento",
         json!({
             "done": done,
             "payment": {
@@ -296,8 +272,50 @@ pub(super) async fn payment_page(
                 "refund": forms.refund_error.filter(|_| can_refund),
             },
         }),
+    )
+}
+
+/// The payment's page again, with what was typed and why it was refused.
+async fn payment_again(
+    visit: &OperatorPage,
+    id: String,
+    forms: PaymentForms,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
+    payment_page(visit, id, forms, Value::Null, status).await
+}
+
+/// Where a manual action on the payment `id` lands when done.
+fn payment_path(id: &str) -> String {
+    format!("/backoffice/pagamenti/{}", url_segment(id))
+}
+
+/// Runs a manual action on the payment `id` as the operator, giving the reason typed.
+async fn by_hand<F>(
+    visit: &OperatorPage,
+    id: &str,
+    reason: Reason,
+    action: F,
+) -> Result<Result<(), ManualError>, WebError>
+where
+    F: FnOnce(&mut DbConnection, &queue::Operator, &str) -> Result<(), ManualError>
+        + Send
+        + 'static,
+{
+    let (operator_id, brand_id, payment_id) = (
+        visit.user.id.clone(),
+        visit.user.brand_id.clone(),
+        id.to_owned(),
     );
-    page(state, csrf, status, "bo_pagamento", context)
+    with_conn(&visit.state, move |conn| {
+        let who = queue::Operator {
+            id: &operator_id,
+            brand_id: &brand_id,
+            reason: &reason,
+        };
+        Ok(action(conn, &who, &payment_id))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -312,51 +330,34 @@ pub(super) async fn payment(
     id: web::Path<String>,
     query: web::Query<PaymentQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let OperatorPage { state, user, csrf } = visit;
     let query = query.into_inner();
     let done = done_message(query.fatto.as_deref());
     let forms = PaymentForms {
         order_id: query.ordine.unwrap_or_default().trim().to_owned(),
         ..PaymentForms::default()
     };
-    payment_page(
-        &state,
-        &csrf,
-        user,
-        id.into_inner(),
-        forms,
-        done,
-        StatusCode::OK,
-    )
-    .await
+    payment_page(&visit, id.into_inner(), forms, done, StatusCode::OK).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct MatchForm {
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     order_id: String,
-    #[serde(default)]
     account_id: String,
-    #[serde(default)]
     reason: String,
 }
 
 pub(super) async fn match_payment(
-    state: web::Data<AppState>,
-    request: HttpRequest,
+    form: OperatorForm<MatchForm>,
     id: web::Path<String>,
-    form: web::Form<MatchForm>,
 ) -> Result<HttpResponse, WebError> {
-    let (user, csrf) = operator_of(&request, &form.csrf_token).await?;
+    let OperatorForm { visit, fields } = form;
     let id = id.into_inner();
     let MatchForm {
         order_id,
         account_id,
         reason,
-        ..
-    } = form.into_inner();
+    } = fields;
     let mut forms = PaymentForms {
         order_id: order_id.trim().to_owned(),
         account_id: account_id.trim().to_owned(),
@@ -375,26 +376,17 @@ pub(super) async fn match_payment(
     };
     let (Some(reason), Some(target)) = (parsed_reason, target) else {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
-        return payment_page(&state, &csrf, user, id, forms, Value::Null, status).await;
+        return payment_again(&visit, id, forms, status).await;
     };
-    let app = state.clone();
-    let (operator_id, brand_id, payment_id) = (user.id.clone(), user.brand_id.clone(), id.clone());
-    let outcome = with_conn(&state, move |conn| {
-        let who = queue::Operator {
-            id: &operator_id,
-            brand_id: &brand_id,
-            reason: &reason,
-        };
+    let app = visit.state.clone();
+    let outcome = by_hand(&visit, &id, reason, move |conn, who, payment_id| {
         let (key, url) = (&app.coupon_key, &app.config.public_url);
-        let matched = manual::match_by_hand(conn, &who, key, url, &payment_id, &target, Utc::now());
-        Ok(matched.map(|_| ()))
+        let matched = manual::match_by_hand(conn, who, key, url, payment_id, &target, Utc::now());
+        matched.map(|_| ())
     })
     .await?;
     match outcome {
-        Ok(()) => Ok(see_other(&format!(
-            "/backoffice/pagamenti/{}?fatto=abbinato",
-            url_segment(&id)
-        ))),
+        Ok(()) => Ok(done_redirect(&payment_path(&id), "abbinato")),
         Err(error) => {
             // An unknown order or account is the target field's fault; the rest, the
             // payment's or the order's state.
@@ -411,28 +403,24 @@ pub(super) async fn match_payment(
             } else {
                 forms.match_error = Some(identity.italian);
             }
-            payment_page(&state, &csrf, user, id, forms, Value::Null, status).await
+            payment_again(&visit, id, forms, status).await
         }
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct RefundForm {
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     reason: String,
 }
 
 pub(super) async fn refund_payment(
-    state: web::Data<AppState>,
-    request: HttpRequest,
+    form: OperatorForm<RefundForm>,
     id: web::Path<String>,
-    form: web::Form<RefundForm>,
 ) -> Result<HttpResponse, WebError> {
-    let (user, csrf) = operator_of(&request, &form.csrf_token).await?;
+    let OperatorForm { visit, fields } = form;
     let id = id.into_inner();
-    let RefundForm { reason, .. } = form.into_inner();
+    let RefundForm { reason } = fields;
     let mut forms = PaymentForms {
         refund_reason: reason.clone(),
         ..PaymentForms::default()
@@ -442,29 +430,20 @@ pub(super) async fn refund_payment(
         Err(e) => {
             forms.refund_reason_error = Some(reason_error(&e));
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            return payment_page(&state, &csrf, user, id, forms, Value::Null, status).await;
+            return payment_again(&visit, id, forms, status).await;
         }
     };
-    let (operator_id, brand_id, payment_id) = (user.id.clone(), user.brand_id.clone(), id.clone());
-    let outcome = with_conn(&state, move |conn| {
-        let who = queue::Operator {
-            id: &operator_id,
-            brand_id: &brand_id,
-            reason: &reason,
-        };
-        Ok(queue::refund(conn, &who, &payment_id, Utc::now()).map(|_| ()))
+    let outcome = by_hand(&visit, &id, reason, |conn, who, payment_id| {
+        queue::refund(conn, who, payment_id, Utc::now()).map(|_| ())
     })
     .await?;
     match outcome {
-        Ok(()) => Ok(see_other(&format!(
-            "/backoffice/pagamenti/{}?fatto=rimborsato",
-            url_segment(&id)
-        ))),
+        Ok(()) => Ok(done_redirect(&payment_path(&id), "rimborsato")),
         Err(error) => {
             let identity = page_refusal(error)?;
             let status = form_status(&identity);
             forms.refund_error = Some(identity.italian);
-            payment_page(&state, &csrf, user, id, forms, Value::Null, status).await
+            payment_again(&visit, id, forms, status).await
         }
     }
 }

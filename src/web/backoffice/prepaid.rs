@@ -1,21 +1,19 @@
 //! Prepaid accounts: the search, one account's ledger, and adjustments by hand.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::User;
 use crate::email_address::EmailAddress;
-use crate::http::AppState;
 use crate::prepaid::{self, Adjustment, Direction, PrepaidError};
 use crate::validation::Reason;
-use crate::web::{euro, merge, page, refusal, see_other, with_conn, Csrf, OperatorPage, WebError};
+use crate::web::{euro, refusal, with_conn, OperatorPage, WebError};
 
 use super::{
-    base, brand_of, done_message, entry_kind_label, operator_of, parse_amount, reason_error,
-    time_it, url_segment,
+    done_message, done_redirect, entry_kind_label, filters_status, parse_amount, reason_error,
+    time_it, url_segment, OperatorForm,
 };
 
 /// Ledger entries per page of an account.
@@ -30,7 +28,6 @@ pub(super) async fn accounts(
     visit: OperatorPage,
     query: web::Query<AccountsQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let OperatorPage { state, user, csrf } = visit;
     let typed = query
         .into_inner()
         .email
@@ -50,16 +47,12 @@ pub(super) async fn accounts(
         },
     };
     let searched = email.is_some();
-    let brand_id = user.brand_id.clone();
-    let (brand, found) = with_conn(&state, move |conn| {
-        let brand = brand_of(conn, &brand_id)?;
-        let found = match email {
-            Some(email) => prepaid::find_by_email(conn, &brand_id, &email)?,
-            None => Vec::new(),
-        };
-        Ok((brand, found))
-    })
-    .await?;
+    let (brand, found) = visit
+        .read(move |conn, brand_id| match email {
+            Some(email) => Ok(prepaid::find_by_email(conn, brand_id, &email)?),
+            None => Ok(Vec::new()),
+        })
+        .await?;
     let accounts: Vec<Value> = found
         .into_iter()
         .map(|a| {
@@ -71,16 +64,10 @@ pub(super) async fn accounts(
             })
         })
         .collect();
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    let context = merge(
-        base(&user, &brand, &csrf, "Conti prepagati"),
-        json!({ "email": typed, "error": error, "searched": searched, "accounts": accounts }),
-    );
-    page(&state, &csrf, status, "bo_prepagati", context)
+    let status = filters_status(error.is_none());
+    let context =
+        json!({ "email": typed, "error": error, "searched": searched, "accounts": accounts });
+    visit.render(&brand, "Conti prepagati", status, "bo_prepagati", context)
 }
 
 #[derive(Default)]
@@ -99,28 +86,24 @@ pub struct EntriesQuery {
     prima: Option<String>,
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn account_page(
-    state: &web::Data<AppState>,
-    csrf: &Csrf,
-    user: User,
+    visit: &OperatorPage,
     account_id: String,
     before: Option<i64>,
     form: AdjustmentForm,
     done: Value,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
-    let brand_id = user.brand_id.clone();
-    let (brand, account, entries) = with_conn(state, move |conn| {
-        let brand = brand_of(conn, &brand_id)?;
-        let account = prepaid::account(conn, &account_id)?;
-        if account.brand_id != brand_id {
-            return Err(PrepaidError::OtherBrand.into());
-        }
-        let entries = prepaid::entries(conn, &account.id, before, ENTRIES_PAGE)?;
-        Ok((brand, account, entries))
-    })
-    .await?;
+    let (brand, (account, entries)) = visit
+        .read(move |conn, brand_id| {
+            let account = prepaid::account(conn, &account_id)?;
+            if account.brand_id != brand_id {
+                return Err(PrepaidError::OtherBrand.into());
+            }
+            let entries = prepaid::entries(conn, &account.id, before, ENTRIES_PAGE)?;
+            Ok((account, entries))
+        })
+        .await?;
     let older = match entries.last() {
         Some(last) if entries.len() as i64 == ENTRIES_PAGE && last.seq > 1 => Some(format!(
             "/backoffice/prepagati/{}?prima={}",
@@ -141,8 +124,11 @@ pub(super) async fn account_page(
             })
         })
         .collect();
-    let context = merge(
-        base(&user, &brand, csrf, "Conto prepagato"),
+    visit.render(
+        &brand,
+        "Conto prepagato",
+        status,
+        "bo_prepagato",
         json!({
             "done": done,
             "account": {
@@ -166,8 +152,7 @@ pub(super) async fn account_page(
                 "reason": form.reason_error,
             },
         }),
-    );
-    page(state, csrf, status, "bo_prepagato", context)
+    )
 }
 
 pub(super) async fn account(
@@ -175,7 +160,6 @@ pub(super) async fn account(
     account_id: web::Path<String>,
     query: web::Query<EntriesQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let OperatorPage { state, user, csrf } = visit;
     let query = query.into_inner();
     let before = query
         .prima
@@ -185,35 +169,28 @@ pub(super) async fn account(
     let done = done_message(query.fatto.as_deref());
     let form = AdjustmentForm::default();
     let id = account_id.into_inner();
-    account_page(&state, &csrf, user, id, before, form, done, StatusCode::OK).await
+    account_page(&visit, id, before, form, done, StatusCode::OK).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct AdjustmentFields {
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     amount: String,
-    #[serde(default)]
     direction: String,
-    #[serde(default)]
     reason: String,
 }
 
 pub(super) async fn adjust(
-    state: web::Data<AppState>,
-    request: HttpRequest,
+    form: OperatorForm<AdjustmentFields>,
     account_id: web::Path<String>,
-    fields: web::Form<AdjustmentFields>,
 ) -> Result<HttpResponse, WebError> {
-    let (user, csrf) = operator_of(&request, &fields.csrf_token).await?;
+    let OperatorForm { visit, fields } = form;
     let account_id = account_id.into_inner();
     let AdjustmentFields {
         amount,
         direction,
         reason,
-        ..
-    } = fields.into_inner();
+    } = fields;
     let mut form = AdjustmentForm {
         amount: amount.clone(),
         direction: direction.clone(),
@@ -236,9 +213,12 @@ pub(super) async fn adjust(
             amount,
             reason,
         };
-        let (operator_id, brand_id, id) =
-            (user.id.clone(), user.brand_id.clone(), account_id.clone());
-        let outcome = with_conn(&state, move |conn| {
+        let (operator_id, brand_id, id) = (
+            visit.user.id.clone(),
+            visit.user.brand_id.clone(),
+            account_id.clone(),
+        );
+        let outcome = with_conn(&visit.state, move |conn| {
             match prepaid::adjust(conn, &operator_id, &brand_id, &id, adjustment, Utc::now()) {
                 Ok(_) => Ok(Ok(())),
                 // Too little credit to take back is the amount's fault: shown next to it.
@@ -249,11 +229,8 @@ pub(super) async fn adjust(
         .await?;
         match outcome {
             Ok(()) => {
-                let done = format!(
-                    "/backoffice/prepagati/{}?fatto=rettificato",
-                    url_segment(&account_id)
-                );
-                return Ok(see_other(&done));
+                let path = format!("/backoffice/prepagati/{}", url_segment(&account_id));
+                return Ok(done_redirect(&path, "rettificato"));
             }
             Err(identity) => {
                 form.amount_error = Some(identity.italian);
@@ -263,15 +240,5 @@ pub(super) async fn adjust(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    account_page(
-        &state,
-        &csrf,
-        user,
-        account_id,
-        None,
-        form,
-        Value::Null,
-        status,
-    )
-    .await
+    account_page(&visit, account_id, None, form, Value::Null, status).await
 }

@@ -8,8 +8,6 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::auth::User;
-use crate::brands::Brand;
 use crate::http::AppState;
 use crate::money::Money;
 use crate::payments::matching::PaymentStatus;
@@ -17,11 +15,9 @@ use crate::payments::queue;
 use crate::payments::reconcile::{self, ImportContext};
 use crate::payments::statement;
 use crate::secrets::hex;
-use crate::web::{
-    euro, form_status, merge, page, refusal, with_conn, Csrf, OperatorPage, WebError,
-};
+use crate::web::{euro, form_status, refusal, with_conn, OperatorPage, WebError};
 
-use super::{base, brand_of, format_label, operator_of, or_dash, status_label, time_it};
+use super::{brand_of, format_label, operator_of, or_dash, status_label, time_it};
 
 /// Statements listed on the import page.
 const STATEMENTS_SHOWN: i64 = 200;
@@ -29,9 +25,6 @@ const STATEMENTS_SHOWN: i64 = 200;
 const TOKEN_PART_MAX: usize = 256;
 
 pub(super) fn statements_context(
-    user: &User,
-    brand: &Brand,
-    csrf: &Csrf,
     list: Vec<queue::StatementView>,
     max_bytes: usize,
     error: Option<String>,
@@ -50,39 +43,30 @@ pub(super) fn statements_context(
             })
         })
         .collect();
-    merge(
-        base(user, brand, csrf, "Estratti conto"),
-        json!({
-            "statements": statements,
-            "max_mb": max_bytes.div_ceil(1024 * 1024),
-            "error": error,
-        }),
-    )
+    json!({
+        "statements": statements,
+        "max_mb": max_bytes.div_ceil(1024 * 1024),
+        "error": error,
+    })
 }
 
 pub(super) async fn statements_page(
-    state: &web::Data<AppState>,
-    csrf: &Csrf,
-    user: User,
+    visit: &OperatorPage,
     status: StatusCode,
     error: Option<String>,
 ) -> Result<HttpResponse, WebError> {
-    let brand_id = user.brand_id.clone();
-    let (brand, list) = with_conn(state, move |conn| {
-        let brand = brand_of(conn, &brand_id)?;
-        let list =
-            queue::statements(conn, &brand_id, STATEMENTS_SHOWN).map_err(WebError::storage)?;
-        Ok((brand, list))
-    })
-    .await?;
-    let max = state.config.statement_max_bytes;
-    let context = statements_context(&user, &brand, csrf, list, max, error);
-    page(state, csrf, status, "bo_estratti", context)
+    let (brand, list) = visit
+        .read(|conn, brand_id| {
+            queue::statements(conn, brand_id, STATEMENTS_SHOWN).map_err(WebError::storage)
+        })
+        .await?;
+    let max = visit.state.config.statement_max_bytes;
+    let context = statements_context(list, max, error);
+    visit.render(&brand, "Estratti conto", status, "bo_estratti", context)
 }
 
 pub(super) async fn statements(visit: OperatorPage) -> Result<HttpResponse, WebError> {
-    let OperatorPage { state, user, csrf } = visit;
-    statements_page(&state, &csrf, user, StatusCode::OK, None).await
+    statements_page(&visit, StatusCode::OK, None).await
 }
 
 /// Why an uploaded statement was not imported, shown next to the file field.
@@ -105,7 +89,7 @@ pub(super) async fn read_upload(
     request: &HttpRequest,
     payload: web::Payload,
     limit: usize,
-) -> Result<(User, Result<(Vec<u8>, Option<String>), Refused>), WebError> {
+) -> Result<(OperatorPage, Result<(Vec<u8>, Option<String>), Refused>), WebError> {
     let multipart = request
         .headers()
         .get(CONTENT_TYPE)
@@ -116,12 +100,12 @@ pub(super) async fn read_upload(
         return Err(WebError::Csrf);
     }
     let mut form = actix_multipart::Multipart::new(request.headers(), payload);
-    let mut user = None;
+    let mut operator = None;
     while let Some(field) = form.next().await {
         let mut field = match field {
             Ok(field) => field,
-            Err(e) if user.is_some() => {
-                return Ok((user.expect("set"), Err(Refused::unreadable(e))))
+            Err(e) if operator.is_some() => {
+                return Ok((operator.expect("set"), Err(Refused::unreadable(e))))
             }
             Err(_) => return Err(WebError::Csrf),
         };
@@ -132,7 +116,7 @@ pub(super) async fn read_upload(
             ),
             None => (String::new(), None),
         };
-        match (name.as_str(), &user) {
+        match (name.as_str(), &operator) {
             ("csrf_token", None) => {
                 let mut token = Vec::new();
                 while let Some(chunk) = field.next().await {
@@ -143,28 +127,31 @@ pub(super) async fn read_upload(
                     token.extend_from_slice(&chunk);
                 }
                 let submitted = String::from_utf8_lossy(&token);
-                user = Some(operator_of(request, &submitted).await?.0);
+                operator = Some(operator_of(request, &submitted).await?);
             }
             // The file before the token: not the page's form.
             ("file", None) => return Err(WebError::Csrf),
             ("file", Some(_)) => {
-                let user = user.expect("checked");
+                let operator = operator.expect("checked");
                 let mut bytes = Vec::new();
                 while let Some(chunk) = field.next().await {
                     let chunk = match chunk {
                         Ok(chunk) => chunk,
-                        Err(e) => return Ok((user, Err(Refused::unreadable(e)))),
+                        Err(e) => return Ok((operator, Err(Refused::unreadable(e)))),
                     };
                     if bytes.len() + chunk.len() > limit {
                         let message = format!(
                             "Il file supera il limite di {} MB: dividi l'estratto o chiedi di alzare il limite (RINNOVO_STATEMENT_MAX_MB).",
                             limit.div_ceil(1024 * 1024)
                         );
-                        return Ok((user, Err(Refused(StatusCode::PAYLOAD_TOO_LARGE, message))));
+                        return Ok((
+                            operator,
+                            Err(Refused(StatusCode::PAYLOAD_TOO_LARGE, message)),
+                        ));
                     }
                     bytes.extend_from_slice(&chunk);
                 }
-                return Ok((user, Ok((bytes, file_name))));
+                return Ok((operator, Ok((bytes, file_name))));
             }
             _ => {
                 // Another part: read and ignore it.
@@ -176,9 +163,9 @@ pub(super) async fn read_upload(
             }
         }
     }
-    match user {
-        Some(user) => Ok((
-            user,
+    match operator {
+        Some(operator) => Ok((
+            operator,
             Err(Refused(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "Scegli il file dell'estratto conto da importare.".into(),
@@ -193,17 +180,16 @@ pub(super) async fn import(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, WebError> {
-    let (user, upload) = read_upload(&request, payload, state.config.statement_max_bytes).await?;
-    let csrf = Csrf::of(&request);
+    let (visit, upload) = read_upload(&request, payload, state.config.statement_max_bytes).await?;
     let (bytes, file_name) = match upload {
         Ok((bytes, _)) if bytes.is_empty() => {
             let message = "Il file è vuoto: scegli il file dell'estratto conto.".to_owned();
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            return statements_page(&state, &csrf, user, status, Some(message)).await;
+            return statements_page(&visit, status, Some(message)).await;
         }
         Ok(upload) => upload,
         Err(Refused(status, message)) => {
-            return statements_page(&state, &csrf, user, status, Some(message)).await
+            return statements_page(&visit, status, Some(message)).await
         }
     };
     // Parsing a large file takes CPU: off the async workers.
@@ -217,11 +203,11 @@ pub(super) async fn import(
         Err(error) => {
             let identity = refusal(error)?;
             let status = form_status(&identity);
-            return statements_page(&state, &csrf, user, status, Some(identity.italian)).await;
+            return statements_page(&visit, status, Some(identity.italian)).await;
         }
     };
     let app = state.clone();
-    let (operator_id, brand_id) = (user.id.clone(), user.brand_id.clone());
+    let (operator_id, brand_id) = (visit.user.id.clone(), visit.user.brand_id.clone());
     let outcome = with_conn(&state, move |conn| {
         let brand = brand_of(conn, &brand_id)?;
         let context = ImportContext {
@@ -242,7 +228,7 @@ pub(super) async fn import(
         Ok(done) => done,
         Err(message) => {
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            return statements_page(&state, &csrf, user, status, Some(message)).await;
+            return statements_page(&visit, status, Some(message)).await;
         }
     };
     // The usual outcomes always, with zero; the others when the file had some.
@@ -273,8 +259,11 @@ pub(super) async fn import(
             })
         })
         .collect();
-    let context = merge(
-        base(&user, &brand, &csrf, "Estratto importato"),
+    visit.render(
+        &brand,
+        "Estratto importato",
+        StatusCode::OK,
+        "bo_estratto_importato",
         json!({
             "statement_id": report.statement_id,
             "format": format_label(parsed.format.as_str(), &parsed.version),
@@ -284,12 +273,5 @@ pub(super) async fn import(
             "ignored": report.ignored,
             "outcomes": outcomes,
         }),
-    );
-    page(
-        &state,
-        &csrf,
-        StatusCode::OK,
-        "bo_estratto_importato",
-        context,
     )
 }

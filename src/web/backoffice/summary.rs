@@ -1,6 +1,5 @@
 //! The daily summary of what was imported and matched.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
@@ -8,9 +7,9 @@ use serde_json::{json, Value};
 
 use crate::money::Money;
 use crate::payments::queue;
-use crate::web::{euro, merge, page, with_conn, OperatorPage, WebError};
+use crate::web::{euro, OperatorPage, WebError};
 
-use super::{base, brand_of, date_it, parse_date, status_label};
+use super::{date_it, filters_status, parse_date, status_label};
 
 #[derive(Deserialize)]
 pub struct SummaryQuery {
@@ -21,7 +20,6 @@ pub(super) async fn summary(
     visit: OperatorPage,
     query: web::Query<SummaryQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let OperatorPage { state, user, csrf } = visit;
     let typed = query.into_inner().data.unwrap_or_default();
     let (day, error) = match typed.trim() {
         "" => (Some(Utc::now().date_naive()), None),
@@ -30,18 +28,13 @@ pub(super) async fn summary(
             Err(message) => (None, Some(message)),
         },
     };
-    let brand_id = user.brand_id.clone();
-    let (brand, rows) = with_conn(&state, move |conn| {
-        let brand = brand_of(conn, &brand_id)?;
-        let rows = match day {
-            Some(day) => {
-                Some(queue::daily_summary(conn, &brand_id, day).map_err(WebError::storage)?)
-            }
-            None => None,
-        };
-        Ok((brand, rows))
-    })
-    .await?;
+    let (brand, rows) = visit
+        .read(move |conn, brand_id| {
+            day.map(|day| queue::daily_summary(conn, brand_id, day))
+                .transpose()
+                .map_err(WebError::storage)
+        })
+        .await?;
     let (outcomes, total) = match &rows {
         Some(rows) => {
             let (mut count, mut amount) = (0, Money::ZERO);
@@ -62,13 +55,11 @@ pub(super) async fn summary(
         }
         None => (Vec::new(), Value::Null),
     };
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    let context = merge(
-        base(&user, &brand, &csrf, "Riepilogo giornaliero"),
+    visit.render(
+        &brand,
+        "Riepilogo giornaliero",
+        filters_status(error.is_none()),
+        "bo_riepilogo",
         json!({
             "data": day.map_or_else(|| typed.trim().to_owned(), |d| d.to_string()),
             "day_label": day.map(date_it),
@@ -76,6 +67,5 @@ pub(super) async fn summary(
             "outcomes": outcomes,
             "total": total,
         }),
-    );
-    page(&state, &csrf, status, "bo_riepilogo", context)
+    )
 }
