@@ -253,11 +253,7 @@ pub enum VoidError {
     Storage(#[from] anyhow::Error),
 }
 
-impl From<diesel::result::Error> for VoidError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Storage(error.into())
-    }
-}
+storage_error_from!(VoidError: diesel::result::Error);
 
 /// Voids an unused coupon and refunds its price (net plus IVA, rounded half up) to the
 /// owner's prepaid account; one transaction, audited. The status flip is a conditional

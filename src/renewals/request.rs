@@ -107,11 +107,7 @@ pub enum RequestError {
     Storage(#[from] anyhow::Error),
 }
 
-impl From<diesel::result::Error> for RequestError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Storage(error.into())
-    }
-}
+storage_error_from!(RequestError: diesel::result::Error);
 
 fn refuse<T>(index: usize, refusal: Refusal) -> Result<T, RequestError> {
     Err(RequestError::Refused { index, refusal })
