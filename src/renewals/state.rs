@@ -239,7 +239,14 @@ pub fn reject(
     claim_token: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    close_claimed(conn, renewal_id, claim_token, RenewalState::Rejected, None, now)
+    close_claimed(
+        conn,
+        renewal_id,
+        claim_token,
+        RenewalState::Rejected,
+        None,
+        now,
+    )
 }
 
 /// The CA kept failing, the last attempt with `error`: `issuing` → `failed`. False if
@@ -251,7 +258,14 @@ pub fn fail(
     error: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    close_claimed(conn, renewal_id, claim_token, RenewalState::Failed, Some(error), now)
+    close_claimed(
+        conn,
+        renewal_id,
+        claim_token,
+        RenewalState::Failed,
+        Some(error),
+        now,
+    )
 }
 
 /// `issuing` → `state`, a final one, releasing the claim; `error` (if any) is kept as
