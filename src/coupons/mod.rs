@@ -236,18 +236,19 @@ pub(crate) fn by_code(
         ))
         .first(conn)
         .optional()?;
-    row.map(|(id, brand_id, status, valid_until, covers)| {
-        Ok(CodedCoupon {
-            status: CouponStatus::parse(&status)
-                .ok_or_else(|| anyhow::anyhow!("coupon {id}: status {status}"))?,
-            covers: Covers::parse(&covers)
-                .ok_or_else(|| anyhow::anyhow!("coupon {id}: covers {covers}"))?,
-            id,
-            brand_id,
-            valid_until: valid_until.and_utc(),
-        })
-    })
-    .transpose()
+    let Some((id, brand_id, status, valid_until, covers)) = row else {
+        return Ok(None);
+    };
+    let status =
+        CouponStatus::parse(&status).ok_or_else(|| anyhow::anyhow!("coupon status {status}"))?;
+    let covers = Covers::parse(&covers).ok_or_else(|| anyhow::anyhow!("covers {covers}"))?;
+    Ok(Some(CodedCoupon {
+        id,
+        brand_id,
+        status,
+        covers,
+        valid_until: valid_until.and_utc(),
+    }))
 }
 
 /// The id of the coupon with this code, if any: what the back-office needs when the
