@@ -60,18 +60,17 @@ pub fn add_or_fill_in(
             .execute(conn)?;
         return Ok(true);
     }
-    let this = || brands::table.filter(brands::id.eq(&brand.id));
-    diesel::update(this().filter(brands::sender_address.eq("")))
-        .set(brands::sender_address.eq(&brand.sender_address))
-        .execute(conn)?;
-    diesel::update(this().filter(brands::iban.eq("")))
-        .set(brands::iban.eq(&brand.iban))
-        .execute(conn)?;
-    diesel::update(this().filter(brands::postal_account.eq("")))
-        .set(brands::postal_account.eq(&brand.postal_account))
-        .execute(conn)?;
-    diesel::update(this().filter(brands::invoice_series.eq("")))
-        .set(brands::invoice_series.eq(&brand.invoice_series))
-        .execute(conn)?;
+    macro_rules! fill_if_blank {
+        ($($column:ident),+) => {$(
+            diesel::update(
+                brands::table
+                    .filter(brands::id.eq(&brand.id))
+                    .filter(brands::$column.eq("")),
+            )
+            .set(brands::$column.eq(&brand.$column))
+            .execute(conn)?;
+        )+};
+    }
+    fill_if_blank!(sender_address, iban, postal_account, invoice_series);
     Ok(false)
 }

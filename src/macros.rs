@@ -29,3 +29,64 @@ macro_rules! text_enum {
         }
     };
 }
+
+/// Lets `?` turn a storage failure into the error enum's `Storage(anyhow::Error)` arm:
+/// `storage_error_from!(OrderError: diesel::result::Error)`, with any other error that is
+/// only a storage failure for this use-case listed after the first.
+macro_rules! storage_error_from {
+    ($name:ident: $($source:ty),+ $(,)?) => {
+        $(
+            impl From<$source> for $name {
+                fn from(error: $source) -> Self {
+                    Self::Storage(anyhow::Error::from(error))
+                }
+            }
+        )+
+    };
+}
+
+/// The lapse of a reservation that waits for a bank transfer, written once for the owner
+/// modules whose table holds `status`, `reserved_until` and `closed_at` (orders, top-ups):
+/// `awaiting_payment_expiry!(top_ups, TopUpStatus, "top-up")` in the table's owner module
+/// defines its `due_for_expiry` and `expire`.
+macro_rules! awaiting_payment_expiry {
+    ($table:ident, $status:ident, $what:literal) => {
+        #[doc = concat!("The ", $what, "s still waiting for money past their deadline, the longest overdue first.")]
+        pub fn due_for_expiry(
+            conn: &mut $crate::db::DbConnection,
+            now: chrono::DateTime<chrono::Utc>,
+            limit: i64,
+        ) -> diesel::QueryResult<Vec<String>> {
+            use diesel::prelude::*;
+            $table::table
+                .filter($table::status.eq($status::AwaitingPayment.as_str()))
+                .filter($table::reserved_until.lt(now.naive_utc()))
+                .order(($table::reserved_until.asc(), $table::id.asc()))
+                .limit(limit)
+                .select($table::id)
+                .load(conn)
+        }
+
+        #[doc = concat!("`awaiting_payment` -> `expired`, if the ", $what, " is still waiting past its deadline. A")]
+        #[doc = concat!("conditional update: of several workers that see the same ", $what, ", one expires it (true).")]
+        pub fn expire(
+            conn: &mut $crate::db::DbConnection,
+            id: &str,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> diesel::QueryResult<bool> {
+            use diesel::prelude::*;
+            let changed = diesel::update(
+                $table::table
+                    .filter($table::id.eq(id))
+                    .filter($table::status.eq($status::AwaitingPayment.as_str()))
+                    .filter($table::reserved_until.lt(now.naive_utc())),
+            )
+            .set((
+                $table::status.eq($status::Expired.as_str()),
+                $table::closed_at.eq(Some(now.naive_utc())),
+            ))
+            .execute(conn)?;
+            Ok(changed > 0)
+        }
+    };
+}

@@ -140,46 +140,38 @@ pub fn load_demo(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<
                 .select(holders::id)
                 .first(conn)
                 .optional()?;
-            let holder_id = match existing {
-                Some(id) => id,
-                None => {
-                    report.holders_added += 1;
-                    registry::add_holder(
-                        conn,
-                        &NewHolder {
-                            codice_fiscale: &holder.codice_fiscale,
-                            given_name: &holder.given_name,
-                            surname: &holder.surname,
-                            email: holder.email.as_deref(),
-                            mobile: holder.mobile.as_deref(),
-                        },
-                        now,
-                    )?
-                }
-            };
+            let holder_id = existing_or_added(existing, &mut report.holders_added, || {
+                registry::add_holder(
+                    conn,
+                    &NewHolder {
+                        codice_fiscale: &holder.codice_fiscale,
+                        given_name: &holder.given_name,
+                        surname: &holder.surname,
+                        email: holder.email.as_deref(),
+                        mobile: holder.mobile.as_deref(),
+                    },
+                    now,
+                )
+            })?;
             for device in &holder.devices {
                 let existing: Option<String> = devices::table
                     .filter(devices::serial_number.eq(&device.serial_number))
                     .select(devices::id)
                     .first(conn)
                     .optional()?;
-                let device_id = match existing {
-                    Some(id) => id,
-                    None => {
-                        report.devices_added += 1;
-                        registry::add_device(
-                            conn,
-                            &NewDevice {
-                                holder_id: &holder_id,
-                                brand_id: &device.brand,
-                                serial_number: &device.serial_number,
-                                kind: device.kind,
-                                activated_at: at(-device.activated_days_ago),
-                            },
-                            now,
-                        )?
-                    }
-                };
+                let device_id = existing_or_added(existing, &mut report.devices_added, || {
+                    registry::add_device(
+                        conn,
+                        &NewDevice {
+                            holder_id: &holder_id,
+                            brand_id: &device.brand,
+                            serial_number: &device.serial_number,
+                            kind: device.kind,
+                            activated_at: at(-device.activated_days_ago),
+                        },
+                        now,
+                    )
+                })?;
                 for certificate in &device.certificates {
                     let not_before = at(-certificate.issued_days_ago);
                     let not_after = at(certificate.expires_in_days);
@@ -217,15 +209,29 @@ pub fn load_demo(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<
     })
 }
 
-/// The subject of a qualified certificate for a natural person (ETSI EN 319 412-2):
-/// the codice fiscale goes in `serialNumber` with the `TINIT-` prefix.
+/// The id of the row the seed found, or of the one `add` registers (counted in `added`).
+fn existing_or_added(
+    existing: Option<String>,
+    added: &mut usize,
+    add: impl FnOnce() -> QueryResult<String>,
+) -> QueryResult<String> {
+    match existing {
+        Some(id) => Ok(id),
+        None => {
+            *added += 1;
+            add()
+        }
+    }
+}
+
+/// The subject a demo holder's certificates name, as the CA writes it.
 fn demo_subject(holder: &HolderSeed) -> String {
-    format!(
-        "C=IT, SN={surname}, GN={given}, serialNumber=TINIT-{cf}, CN={surname} {given}",
-        surname = holder.surname.to_uppercase(),
-        given = holder.given_name.to_uppercase(),
-        cf = holder.codice_fiscale,
-    )
+    crate::ca::Subject {
+        codice_fiscale: holder.codice_fiscale.to_string(),
+        given_name: holder.given_name.clone(),
+        surname: holder.surname.clone(),
+    }
+    .display()
 }
 
 #[cfg(test)]

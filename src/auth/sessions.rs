@@ -40,17 +40,7 @@ pub enum SessionError {
     Storage(#[from] anyhow::Error),
 }
 
-impl From<diesel::result::Error> for SessionError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Storage(error.into())
-    }
-}
-
-impl From<UserError> for SessionError {
-    fn from(error: UserError) -> Self {
-        Self::Storage(anyhow::anyhow!(error))
-    }
-}
+storage_error_from!(SessionError: diesel::result::Error, UserError);
 
 pub struct LoginCandidate {
     attempt: Attempt,

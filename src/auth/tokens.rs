@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -87,6 +88,24 @@ impl TokenIssuer {
         self.access_ttl
     }
 
+    fn sign(&self, claims: &impl Serialize) -> String {
+        encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .expect("HS256 signing of plain claims cannot fail")
+    }
+
+    fn verify<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        validation: &Validation,
+    ) -> Result<C, TokenError> {
+        decode::<C>(token, &self.decoding, validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })
+    }
+
     pub fn issue_access(
         &self,
         user_id: &str,
@@ -103,17 +122,11 @@ impl TokenIssuer {
             iat: now.timestamp(),
             exp: (now + self.access_ttl).timestamp(),
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .expect("HS256 signing of plain claims cannot fail")
+        self.sign(&claims)
     }
 
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        decode::<AccessClaims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
-            })
+        self.verify(token, &self.validation)
     }
 }
 
@@ -134,17 +147,11 @@ impl TokenIssuer {
             iat: now.timestamp(),
             exp: (now + Duration::minutes(AGENT_TTL_MINUTES)).timestamp(),
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .expect("HS256 signing of plain claims cannot fail")
+        self.sign(&claims)
     }
 
     pub fn verify_agent(&self, token: &str) -> Result<AgentClaims, TokenError> {
-        decode::<AgentClaims>(token, &self.decoding, &self.agent_validation)
-            .map(|data| data.claims)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
-            })
+        self.verify(token, &self.agent_validation)
     }
 }
 

@@ -88,11 +88,7 @@ pub enum CatalogError {
     Storage(#[from] anyhow::Error),
 }
 
-impl From<diesel::result::Error> for CatalogError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Storage(error.into())
-    }
-}
+storage_error_from!(CatalogError: diesel::result::Error);
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = products)]
@@ -196,11 +192,7 @@ pub enum ProductChangeError {
     Storage(#[from] anyhow::Error),
 }
 
-impl From<diesel::result::Error> for ProductChangeError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Storage(error.into())
-    }
-}
+storage_error_from!(ProductChangeError: diesel::result::Error);
 
 /// Puts a product on sale or takes it off (a back-office decision, audited). Taken off,
 /// it can no longer be quoted or ordered; coupons already sold stay valid.

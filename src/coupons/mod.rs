@@ -201,28 +201,54 @@ pub fn public_status(
     code: &CouponCode,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<PublicStatus>> {
-    let row: Option<(String, String, String, NaiveDateTime)> = coupons::table
+    Ok(by_code(conn, key, code)?.map(|coupon| PublicStatus {
+        status: shown(coupon.status, coupon.valid_until, now),
+        covers: coupon.covers,
+        brand_id: coupon.brand_id,
+        valid_until: coupon.valid_until,
+    }))
+}
+
+/// A coupon found by its code, with what its product covers.
+pub(crate) struct CodedCoupon {
+    pub id: String,
+    pub brand_id: String,
+    pub status: CouponStatus,
+    pub covers: Covers,
+    pub valid_until: DateTime<Utc>,
+}
+
+/// The coupon with this code, if any, whatever its brand or status.
+pub(crate) fn by_code(
+    conn: &mut DbConnection,
+    key: &CouponKey,
+    code: &CouponCode,
+) -> anyhow::Result<Option<CodedCoupon>> {
+    let row: Option<(String, String, String, NaiveDateTime, String)> = coupons::table
         .inner_join(products::table)
         .filter(coupons::code_hash.eq(key.hash(code)))
         .select((
-            coupons::status,
-            products::covers,
+            coupons::id,
             coupons::brand_id,
+            coupons::status,
             coupons::valid_until,
+            products::covers,
         ))
         .first(conn)
         .optional()?;
-    row.map(|(status, covers, brand_id, valid_until)| {
-        let stored =
-            CouponStatus::parse(&status).ok_or_else(|| anyhow::anyhow!("status {status}"))?;
-        Ok(PublicStatus {
-            status: shown(stored, valid_until.and_utc(), now),
-            covers: Covers::parse(&covers).ok_or_else(|| anyhow::anyhow!("covers {covers}"))?,
-            brand_id,
-            valid_until: valid_until.and_utc(),
-        })
-    })
-    .transpose()
+    let Some((id, brand_id, status, valid_until, covers)) = row else {
+        return Ok(None);
+    };
+    let status =
+        CouponStatus::parse(&status).ok_or_else(|| anyhow::anyhow!("coupon status {status}"))?;
+    let covers = Covers::parse(&covers).ok_or_else(|| anyhow::anyhow!("covers {covers}"))?;
+    Ok(Some(CodedCoupon {
+        id,
+        brand_id,
+        status,
+        covers,
+        valid_until: valid_until.and_utc(),
+    }))
 }
 
 /// The id of the coupon with this code, if any: what the back-office needs when the
@@ -253,11 +279,7 @@ pub enum VoidError {
     Storage(#[from] anyhow::Error),
 }
 
-impl From<diesel::result::Error> for VoidError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Storage(error.into())
-    }
-}
+storage_error_from!(VoidError: diesel::result::Error);
 
 /// Voids an unused coupon and refunds its price (net plus IVA, rounded half up) to the
 /// owner's prepaid account; one transaction, audited. The status flip is a conditional

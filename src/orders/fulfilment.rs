@@ -114,20 +114,23 @@ fn order_emails(
         .iter()
         .map(|(code, product)| json!({ "code": code.to_string(), "product": product, "valid_until": valid_until_text }))
         .collect();
-    let delivery = OutgoingEmail {
+    // Both emails go from the brand to the order's address, about the order.
+    let email = |kind, context, attachment| OutgoingEmail {
         brand_id: brand.id.clone(),
-        kind: "coupon_delivery",
+        kind,
         reference: Some(order.id.clone()),
         sender: brand.sender_address.clone(),
         recipient: order.email.clone(),
-        context: json!({
-            "name": name, "brand": brand.name,
-            "single": issued.len() == 1, "count": issued.len(), "coupons": coupons_context,
-            "attachment": attachment.as_ref().map(|a| a.file_name.clone()),
-            "public_url": public_url,
-        }),
+        context,
         attachment,
     };
+    let delivery_context = json!({
+        "name": name, "brand": brand.name,
+        "single": issued.len() == 1, "count": issued.len(), "coupons": coupons_context,
+        "attachment": attachment.as_ref().map(|a| a.file_name.clone()),
+        "public_url": public_url,
+    });
+    let delivery = email("coupon_delivery", delivery_context, attachment);
     let lines: Vec<_> = order
         .lines
         .iter()
@@ -136,20 +139,13 @@ fn order_emails(
             "vat_rate": format!("{:.2}", rust_decimal::Decimal::new(l.vat_rate_basis_points as i64, 2)),
         }))
         .collect();
-    let receipt = OutgoingEmail {
-        brand_id: brand.id.clone(),
-        kind: "order_receipt",
-        reference: Some(order.id.clone()),
-        sender: brand.sender_address.clone(),
-        recipient: order.email.clone(),
-        context: json!({
-            "name": name, "brand": brand.name,
-            "date": order.created_at.format("%d/%m/%Y").to_string(),
-            "payment_method": order.payment_method.italian(), "lines": lines,
-            "net_total": order.net_total.to_string(), "vat_total": order.vat_total.to_string(),
-            "gross_total": order.gross_total.to_string(),
-        }),
-        attachment: None,
-    };
+    let receipt_context = json!({
+        "name": name, "brand": brand.name,
+        "date": order.created_at.format("%d/%m/%Y").to_string(),
+        "payment_method": order.payment_method.italian(), "lines": lines,
+        "net_total": order.net_total.to_string(), "vat_total": order.vat_total.to_string(),
+        "gross_total": order.gross_total.to_string(),
+    });
+    let receipt = email("order_receipt", receipt_context, None);
     [delivery, receipt]
 }

@@ -55,11 +55,7 @@ pub enum OrderError {
     Storage(#[from] anyhow::Error),
 }
 
-impl From<diesel::result::Error> for OrderError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Storage(error.into())
-    }
-}
+storage_error_from!(OrderError: diesel::result::Error);
 
 /// Places and pays an order from the buyer's prepaid account, in the caller's
 /// transaction (or its own). The invoice number is taken last, so the brand's counter row

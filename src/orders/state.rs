@@ -184,37 +184,7 @@ pub fn take_back(conn: &mut DbConnection, order_id: &str, amount: Money) -> Quer
         .map(|_| ())
 }
 
-/// Orders still waiting for money past their deadline, the longest overdue first.
-pub fn due_for_expiry(
-    conn: &mut DbConnection,
-    now: DateTime<Utc>,
-    limit: i64,
-) -> QueryResult<Vec<String>> {
-    orders::table
-        .filter(orders::status.eq(OrderStatus::AwaitingPayment.as_str()))
-        .filter(orders::reserved_until.lt(now.naive_utc()))
-        .order((orders::reserved_until.asc(), orders::id.asc()))
-        .limit(limit)
-        .select(orders::id)
-        .load(conn)
-}
-
-/// `awaiting_payment` -> `expired`, if the order is still waiting past its deadline. A
-/// conditional update: of several workers that see the same order, one expires it (true).
-pub fn expire(conn: &mut DbConnection, order_id: &str, now: DateTime<Utc>) -> QueryResult<bool> {
-    let changed = diesel::update(
-        orders::table
-            .filter(orders::id.eq(order_id))
-            .filter(orders::status.eq(OrderStatus::AwaitingPayment.as_str()))
-            .filter(orders::reserved_until.lt(now.naive_utc())),
-    )
-    .set((
-        orders::status.eq(OrderStatus::Expired.as_str()),
-        orders::closed_at.eq(Some(now.naive_utc())),
-    ))
-    .execute(conn)?;
-    Ok(changed > 0)
-}
+awaiting_payment_expiry!(orders, OrderStatus, "order");
 
 /// The partial payments of an expired order went to the owner's prepaid account: the
 /// order no longer holds them.

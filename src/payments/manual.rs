@@ -39,17 +39,7 @@ pub enum ManualError {
     Storage(#[from] anyhow::Error),
 }
 
-impl From<diesel::result::Error> for ManualError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Storage(error.into())
-    }
-}
-
-impl From<order_domain::OrderError> for ManualError {
-    fn from(error: order_domain::OrderError) -> Self {
-        Self::Storage(anyhow::anyhow!(error))
-    }
-}
+storage_error_from!(ManualError: diesel::result::Error, order_domain::OrderError);
 
 /// Who acts, and why.
 pub struct Operator<'a> {

@@ -83,11 +83,7 @@ pub enum PrepaidError {
     Storage(#[from] anyhow::Error),
 }
 
-impl From<diesel::result::Error> for PrepaidError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Storage(error.into())
-    }
-}
+storage_error_from!(PrepaidError: diesel::result::Error);
 
 pub fn open_account(
     conn: &mut DbConnection,

@@ -243,34 +243,4 @@ pub fn take_back(conn: &mut DbConnection, id: &str, amount: Money) -> QueryResul
     Ok(())
 }
 
-/// Top-ups still waiting for money past their deadline, the longest overdue first.
-pub fn due_for_expiry(
-    conn: &mut DbConnection,
-    now: DateTime<Utc>,
-    limit: i64,
-) -> QueryResult<Vec<String>> {
-    top_ups::table
-        .filter(top_ups::status.eq(TopUpStatus::AwaitingPayment.as_str()))
-        .filter(top_ups::reserved_until.lt(now.naive_utc()))
-        .order((top_ups::reserved_until.asc(), top_ups::id.asc()))
-        .limit(limit)
-        .select(top_ups::id)
-        .load(conn)
-}
-
-/// `awaiting_payment` -> `expired`, if the top-up is still waiting past its deadline. A
-/// conditional update: of several workers that see the same top-up, one expires it (true).
-pub fn expire(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> QueryResult<bool> {
-    let changed = diesel::update(
-        top_ups::table
-            .filter(top_ups::id.eq(id))
-            .filter(top_ups::status.eq(TopUpStatus::AwaitingPayment.as_str()))
-            .filter(top_ups::reserved_until.lt(now.naive_utc())),
-    )
-    .set((
-        top_ups::status.eq(TopUpStatus::Expired.as_str()),
-        top_ups::closed_at.eq(Some(now.naive_utc())),
-    ))
-    .execute(conn)?;
-    Ok(changed > 0)
-}
+awaiting_payment_expiry!(top_ups, TopUpStatus, "top-up");

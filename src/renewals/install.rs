@@ -47,11 +47,7 @@ pub enum InstallError {
     Storage(#[from] anyhow::Error),
 }
 
-impl From<diesel::result::Error> for InstallError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Storage(error.into())
-    }
-}
+storage_error_from!(InstallError: diesel::result::Error);
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = renewals)]

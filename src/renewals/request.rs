@@ -12,8 +12,8 @@ use super::state::{self, NewRenewal};
 use super::{RenewalPolicy, RenewalState};
 use crate::audit::{self, Actor, AuditEntry};
 use crate::catalog::Covers;
-use crate::coupons::{CouponCode, CouponKey, CouponStatus};
-use crate::db::schema::{certificates, coupons, devices, holders, products, renewals};
+use crate::coupons::{CodedCoupon, CouponCode, CouponKey, CouponStatus};
+use crate::db::schema::{certificates, devices, holders, renewals};
 use crate::db::{write_transaction, DbConnection};
 use crate::lookup::{eligibility, Eligibility};
 use crate::registry::csr::{same_subject, CheckedCsr};
@@ -107,11 +107,7 @@ pub enum RequestError {
     Storage(#[from] anyhow::Error),
 }
 
-impl From<diesel::result::Error> for RequestError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Storage(error.into())
-    }
-}
+storage_error_from!(RequestError: diesel::result::Error);
 
 fn refuse<T>(index: usize, refusal: Refusal) -> Result<T, RequestError> {
     Err(RequestError::Refused { index, refusal })
@@ -334,16 +330,6 @@ pub fn request(
     })
 }
 
-/// A coupon with what its product covers.
-#[derive(Queryable)]
-struct CouponRow {
-    coupon_id: String,
-    coupon_brand: String,
-    status: String,
-    valid_until: NaiveDateTime,
-    covers: String,
-}
-
 /// The coupon `code` names, if this renewal may use it: of this brand, unexpired, covering
 /// `kind`, and available (or reserved by an earlier item of this request). With the
 /// coupon's id, whether it still has to be reserved: a coupon covering both certificates
@@ -360,34 +346,19 @@ fn check_coupon(
     reserved_here: &HashSet<String>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Result<(String, bool), Refusal>> {
-    let row: Option<CouponRow> = coupons::table
-        .inner_join(products::table)
-        .filter(coupons::code_hash.eq(coupon_key.hash(code)))
-        .select((
-            coupons::id,
-            coupons::brand_id,
-            coupons::status,
-            coupons::valid_until,
-            products::covers,
-        ))
-        .first(conn)
-        .optional()?;
-    let Some(CouponRow {
-        coupon_id,
-        coupon_brand,
+    let Some(CodedCoupon {
+        id: coupon_id,
+        brand_id: coupon_brand,
         status,
-        valid_until,
         covers,
-    }) = row
+        valid_until,
+    }) = crate::coupons::by_code(conn, coupon_key, code)?
     else {
         return Ok(Err(Refusal::UnknownCoupon));
     };
     if coupon_brand != brand_id {
         return Ok(Err(Refusal::CouponOtherBrand));
     }
-    let status =
-        CouponStatus::parse(&status).ok_or_else(|| anyhow::anyhow!("coupon status {status}"))?;
-    let covers = Covers::parse(&covers).ok_or_else(|| anyhow::anyhow!("covers {covers}"))?;
     if !covers.kinds().contains(&kind) {
         return Ok(Err(Refusal::CouponWrongKind { covers, kind }));
     }
@@ -399,10 +370,8 @@ fn check_coupon(
     if !usable {
         return Ok(Err(Refusal::CouponNotAvailable(status)));
     }
-    if valid_until.and_utc() < now {
-        return Ok(Err(Refusal::CouponExpired {
-            valid_until: valid_until.and_utc(),
-        }));
+    if valid_until < now {
+        return Ok(Err(Refusal::CouponExpired { valid_until }));
     }
     Ok(Ok((coupon_id, to_reserve)))
 }

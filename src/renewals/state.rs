@@ -239,14 +239,14 @@ pub fn reject(
     claim_token: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    let moved = diesel::update(claimed(renewal_id, claim_token))
-        .set((
-            renewals::status.eq(RenewalState::Rejected.as_str()),
-            renewals::closed_at.eq(Some(now.naive_utc())),
-            renewals::claimed_until.eq(None::<NaiveDateTime>),
-        ))
-        .execute(conn)?;
-    Ok(moved == 1)
+    close_claimed(
+        conn,
+        renewal_id,
+        claim_token,
+        RenewalState::Rejected,
+        None,
+        now,
+    )
 }
 
 /// The CA kept failing, the last attempt with `error`: `issuing` → `failed`. False if
@@ -258,12 +258,32 @@ pub fn fail(
     error: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
+    close_claimed(
+        conn,
+        renewal_id,
+        claim_token,
+        RenewalState::Failed,
+        Some(error),
+        now,
+    )
+}
+
+/// `issuing` → `state`, a final one, releasing the claim; `error` (if any) is kept as
+/// the last one, otherwise the last error stays as it was.
+fn close_claimed(
+    conn: &mut DbConnection,
+    renewal_id: &str,
+    claim_token: &str,
+    state: RenewalState,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
     let moved = diesel::update(claimed(renewal_id, claim_token))
         .set((
-            renewals::status.eq(RenewalState::Failed.as_str()),
+            renewals::status.eq(state.as_str()),
             renewals::closed_at.eq(Some(now.naive_utc())),
             renewals::claimed_until.eq(None::<NaiveDateTime>),
-            renewals::last_error.eq(Some(truncate(error))),
+            error.map(|error| renewals::last_error.eq(Some(truncate(error)))),
         ))
         .execute(conn)?;
     Ok(moved == 1)

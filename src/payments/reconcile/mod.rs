@@ -90,23 +90,7 @@ pub enum ImportError {
     Storage(#[from] anyhow::Error),
 }
 
-impl From<diesel::result::Error> for ImportError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Storage(error.into())
-    }
-}
-
-impl From<PrepaidError> for ImportError {
-    fn from(error: PrepaidError) -> Self {
-        Self::Storage(error.into())
-    }
-}
-
-impl From<OrderError> for ImportError {
-    fn from(error: OrderError) -> Self {
-        Self::Storage(anyhow::anyhow!(error))
-    }
-}
+storage_error_from!(ImportError: diesel::result::Error, PrepaidError, OrderError);
 
 fn compact(account: &str) -> String {
     account
