@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::json::JsonObject;
 use super::me::ProfileResponse;
-use super::openapi::MalformedBody;
 use super::problem::FieldErrors;
+use super::responses::MalformedBody;
 use super::{ApiError, AppState, Problem};
 use crate::audit::Actor;
 use crate::auth::sessions::{self, Session};

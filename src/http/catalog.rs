@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{BackOffice, Buyer, CurrentUser};
 use super::json::JsonObject;
-use super::openapi::{MalformedBody, NotBuyer, UnknownHolder};
+use super::responses::{MalformedBody, NotBuyer, UnknownHolder};
 use super::{ApiError, AppState, Problem};
 use crate::auth::Role;
 use crate::catalog::{self, Covers, Product, Quote, RequestedLine};

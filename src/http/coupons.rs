@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
-use super::openapi::NotBuyer;
+use super::responses::NotBuyer;
 use super::{ApiError, AppState, Problem};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode, CouponView, ShownStatus};

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract::BackOffice;
-use super::openapi::NotOperator;
+use super::responses::NotOperator;
 use super::{ApiError, AppState, Problem};
 use crate::mail::outbox::{self, EmailSummary};
 

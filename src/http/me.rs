@@ -6,8 +6,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::extract::CurrentUser;
 use super::json::JsonObject;
-use super::openapi::AccountGone;
 use super::problem::FieldErrors;
+use super::responses::AccountGone;
 use super::{ApiError, AppState, Problem};
 use crate::auth::{password, users, NewPassword, ProfileChanges, Role, User, UserError};
 use crate::email_address::EmailAddress;

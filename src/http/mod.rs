@@ -22,6 +22,7 @@ pub mod problem;
 mod query;
 mod renewal_info;
 mod renewals;
+mod responses;
 
 use std::sync::Arc;
 

@@ -69,57 +69,6 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// A problem response said once and named in each operation that answers with it, as
-/// `responses(..., NotOperator)`.
-macro_rules! problem_response_type {
-    ($(#[$doc:meta])* $name:ident, $status:tt, $description:tt $(, $($more:tt)+)?) => {
-        $(#[$doc])*
-        #[derive(utoipa::IntoResponses)]
-        #[response(
-            status = $status,
-            description = $description,
-            content_type = "application/problem+json"
-            $(, $($more)+)?
-        )]
-        #[allow(dead_code)] // documentation only: the handlers answer with an `ApiError`
-        pub(super) struct $name(crate::http::Problem);
-    };
-}
-pub(super) use problem_response_type;
-
-problem_response_type!(
-    /// The caller of a back-office operation is not an operator.
-    NotOperator,
-    403,
-    "The caller is not a back-office operator (`/problems/forbidden-role`)"
-);
-problem_response_type!(
-    /// The caller of a buyer's operation does not buy.
-    NotBuyer,
-    403,
-    "The caller's role does not buy (`/problems/forbidden-role`)"
-);
-problem_response_type!(
-    /// The JSON body does not fit the request.
-    MalformedBody,
-    400,
-    "Malformed body (`/problems/malformed-request`)"
-);
-problem_response_type!(
-    /// The codice fiscale names no holder.
-    UnknownHolder,
-    404,
-    "No holder with this codice fiscale (`/problems/unknown-holder`)"
-);
-problem_response_type!(
-    /// The 401 of an operation that reads the caller's own account.
-    AccountGone,
-    401,
-    "Missing, invalid or expired access token, or the account no longer exists \
-     (`/problems/unauthorized`)",
-    headers(("WWW-Authenticate" = String, description = "`Bearer`"))
-);
-
 /// The whole document: the base (info, tags, security schemes) and every module's part.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut document = Base::openapi();

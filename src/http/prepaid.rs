@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
-use super::openapi::{problem_response_type, AccountGone, NotBuyer};
 use super::orders::PayTo;
 use super::problem::FieldErrors;
+use super::responses::{problem_response_type, AccountGone, NotBuyer};
 use super::{idempotent, ApiError, AppState, Problem};
 use crate::auth::{users, UserError};
 use crate::email_address::EmailAddress;

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::Agent;
 use super::json::JsonObject;
-use super::openapi::problem_response_type;
 use super::problem::FieldErrors;
+use super::responses::problem_response_type;
 use super::{ApiError, AppState, Problem};
 use crate::coupons::CouponCode;
 use crate::rate_limit::Limit;

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::extract::{BackOffice, CurrentUser};
 use crate::http::json::JsonObject;
-use crate::http::openapi::{problem_response_type, NotOperator};
 use crate::http::problem::FieldErrors;
 use crate::http::query::{one_of, QueryRule};
+use crate::http::responses::{problem_response_type, NotOperator};
 use crate::http::{ApiError, AppState, Problem};
 use crate::payments::manual::{self, ManualTarget};
 use crate::payments::matching::PaymentStatus;
