@@ -72,6 +72,16 @@ pub fn brand_of(conn: &mut DbConnection, id: &str) -> Result<crate::brands::Bran
         .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("brand {id} missing")))
 }
 
+/// Whether the body is a multipart form (a file sent from a browser) rather than the file
+/// itself: a statement upload takes either, through the API and through the page.
+pub fn is_multipart_form(request: &actix_web::HttpRequest) -> bool {
+    request
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"))
+}
+
 /// The client's address, for rate limits: the peer address, not X-Forwarded-For, which a
 /// client could forge to dodge a per-address limit. Behind a proxy, the proxy throttles
 /// (see README).

@@ -151,7 +151,7 @@ fn locked_unmatched_credit(
 
 /// Credits an unmatched payment to a prepaid account of the brand (a payer who forgot
 /// the RF code, a late payment the customer wants as credit).
-pub fn match_to_account(
+fn match_to_account(
     conn: &mut DbConnection,
     operator: &Operator<'_>,
     payment_id: &str,
@@ -196,7 +196,7 @@ pub fn match_to_account(
 /// Applies an unmatched payment to an order of the brand as if it had carried its RF code,
 /// with the reservation deadline waived (the operator decided): exact → fulfilled, less →
 /// partial, more → fulfilled with the excess credited, already paid → credited.
-pub fn match_to_order(
+fn match_to_order(
     conn: &mut DbConnection,
     operator: &Operator<'_>,
     key: &CouponKey,

@@ -6,4 +6,4 @@ pub use super::listing::{
     count_by_status, daily_summary, find, list, statements, Filter, PaymentView, StatementView,
     Totals,
 };
-pub use super::manual::{match_to_account, match_to_order, refund, ManualError, Operator};
+pub use super::manual::{refund, ManualError, Operator};

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -29,12 +28,7 @@ pub(super) async fn read_file(
     payload: web::Payload,
     limit: usize,
 ) -> Result<(Vec<u8>, Option<String>), ApiError> {
-    let multipart = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
-    if !multipart {
+    if !crate::http::is_multipart_form(request) {
         return Ok((read_limited(payload, limit, "body").await?, None));
     }
     let mut form = actix_multipart::Multipart::new(request.headers(), payload);

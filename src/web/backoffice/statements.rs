@@ -1,6 +1,5 @@
 //! Bank and postal statements: the list of imported ones and the import form.
 
-use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
@@ -90,12 +89,7 @@ pub(super) async fn read_upload(
     payload: web::Payload,
     limit: usize,
 ) -> Result<(OperatorPage, Result<(Vec<u8>, Option<String>), Refused>), WebError> {
-    let multipart = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
-    if !multipart {
+    if !crate::http::is_multipart_form(request) {
         // Not our form: it cannot carry the token.
         return Err(WebError::Csrf);
     }
