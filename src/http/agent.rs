@@ -30,14 +30,15 @@ struct ChallengeResponse {
     expires_at: DateTime<Utc>,
 }
 
-/// `POST /api/v1/agent/challenges`: a single-use nonce to sign.
+/// Get a single-use nonce to sign for an agent session
+///
+/// No body. At most 60 challenges per client address per 10 minutes.
 #[utoipa::path(
     post,
     path = "/api/v1/agent/challenges",
     tag = "agent",
     operation_id = "agent_challenge",
-    summary = "Get a single-use nonce to sign for an agent session",
-    description = "No body. At most 60 challenges per client address per 10 minutes.",
+    security(()),
     responses(
         (status = 201, description = "A nonce, valid for 2 minutes, usable once.",
             body = ChallengeResponse),
@@ -94,17 +95,17 @@ struct SessionResponse {
     certificate_id: String,
 }
 
-/// `POST /api/v1/agent/sessions`: the signed challenge and the certificate → an agent
-/// token scoped to that device.
+/// Sign in as a device's agent with a signed challenge
+///
+/// The certificate must be issued by a CA the service trusts, valid now, in the registry and
+/// active; the signature over the nonce must verify with its key (RSA PKCS#1 v1.5 or PSS with
+/// SHA-256, or ECDSA P-256 with SHA-256).
 #[utoipa::path(
     post,
     path = "/api/v1/agent/sessions",
     tag = "agent",
     operation_id = "agent_session",
-    summary = "Sign in as a device's agent with a signed challenge",
-    description = "The certificate must be issued by a CA the service trusts, valid now, in \
-        the registry and active; the signature over the nonce must verify with its key \
-        (RSA PKCS#1 v1.5 or PSS with SHA-256, or ECDSA P-256 with SHA-256).",
+    security(()),
     request_body = SessionRequest,
     responses(
         (status = 201, description = "An agent token (15 minutes) for the device.",
@@ -166,14 +167,12 @@ struct AgentDeviceResponse {
     coupons_that_fit: std::collections::BTreeMap<&'static str, Vec<String>>,
 }
 
-/// `GET /api/v1/agent/certificates`: the agent's device, with the lookup's statuses,
-/// and the coupons that fit each certificate.
+/// The agent's device, its certificates' renewal statuses and the coupons that fit
 #[utoipa::path(
     get,
     path = "/api/v1/agent/certificates",
     tag = "agent",
     operation_id = "agent_certificates",
-    summary = "The agent's device, its certificates' renewal statuses and the coupons that fit",
     security(("agent_token" = [])),
     responses(
         (status = 200, description = "The device, as of now.", body = AgentDeviceResponse),

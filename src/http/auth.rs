@@ -37,15 +37,15 @@ pub struct SignupRequest {
     codice_fiscale: Option<String>,
 }
 
-/// `POST /api/v1/auth/signup`: a professional opens a customer account.
+/// Open a customer account
+///
+/// Creates a customer account (and its prepaid account) in a brand. Every invalid field is
+/// reported at once in the problem's `errors`.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/signup",
     tag = "auth",
     operation_id = "auth_signup",
-    summary = "Open a customer account",
-    description = "Creates a customer account (and its prepaid account) in a brand. Every \
-        invalid field is reported at once in the problem's `errors`.",
     security(()),
     request_body = SignupRequest,
     responses(
@@ -135,14 +135,14 @@ impl From<Session> for SessionResponse {
     }
 }
 
-/// `POST /api/v1/auth/login`
+/// Sign in with email and password
+///
+/// Attempts are throttled per account and per client address.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/login",
     tag = "auth",
     operation_id = "auth_login",
-    summary = "Sign in with email and password",
-    description = "Attempts are throttled per account and per client address.",
     security(()),
     request_body = LoginRequest,
     responses(
@@ -189,15 +189,15 @@ pub struct RefreshRequest {
     refresh_token: String,
 }
 
-/// `POST /api/v1/auth/refresh`
+/// Exchange a refresh token for a new session
+///
+/// The refresh token is single use: the answer carries a new one. Reusing a spent refresh token
+/// is refused.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/refresh",
     tag = "auth",
     operation_id = "auth_refresh",
-    summary = "Exchange a refresh token for a new session",
-    description = "The refresh token is single use: the answer carries a new one. Reusing a \
-        spent refresh token is refused.",
     security(()),
     request_body = RefreshRequest,
     responses(
@@ -221,15 +221,15 @@ pub async fn refresh(
     Ok(HttpResponse::Ok().json(SessionResponse::from(session)))
 }
 
-/// `POST /api/v1/auth/logout`: revokes the refresh token's whole family.
+/// Sign out: revoke the refresh token's whole session family
+///
+/// Unknown refresh tokens are ignored (still 204), so the answer tells nothing about them.
+/// Access tokens already issued stay valid until they expire.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/logout",
     tag = "auth",
     operation_id = "auth_logout",
-    summary = "Sign out: revoke the refresh token's whole session family",
-    description = "Unknown refresh tokens are ignored (still 204), so the answer tells nothing \
-        about them. Access tokens already issued stay valid until they expire.",
     security(()),
     request_body = RefreshRequest,
     responses(

@@ -55,16 +55,15 @@ impl From<Product> for ProductResponse {
     }
 }
 
-/// The caller's brand's products; the back-office also sees deactivated ones.
+/// The products of the caller's brand
+///
+/// Any signed-in user. Customers and registration officers see the products on sale; the
+/// back-office also sees deactivated ones.
 #[utoipa::path(
     get,
     path = "/api/v1/products",
     tag = "catalog",
     operation_id = "catalog_products",
-    summary = "The products of the caller's brand",
-    description = "Any signed-in user. Customers and registration officers see the products \
-        on sale; the back-office also sees deactivated ones.",
-    security(("access_token" = [])),
     responses(
         (status = 200, description = "The products", body = ProductsResponse),
     )
@@ -209,16 +208,15 @@ impl QuoteResponse {
     }
 }
 
-/// `POST /api/v1/quotes`
+/// Price coupons, or have the coupons a device needs proposed and priced
+///
+/// Customers and registration officers (roles that buy); the back-office is refused. Send
+/// either `lines`, or `codice_fiscale` with `device_serial`.
 #[utoipa::path(
     post,
     path = "/api/v1/quotes",
     tag = "catalog",
     operation_id = "catalog_create_quote",
-    summary = "Price coupons, or have the coupons a device needs proposed and priced",
-    description = "Customers and registration officers (roles that buy); the back-office is \
-        refused. Send either `lines`, or `codice_fiscale` with `device_serial`.",
-    security(("access_token" = [])),
     request_body = QuoteRequest,
     responses(
         (status = 200, description = "The quote", body = QuoteResponse),
@@ -285,16 +283,14 @@ pub struct ProductPatch {
     active: bool,
 }
 
-/// `PATCH /api/v1/backoffice/products/{id}` with `{"active": false}` takes a product off
-/// sale (`true` puts it back).
+/// Take a product off sale or put it back
+///
+/// Back-office only; products of the operator's brand only.
 #[utoipa::path(
     patch,
     path = "/api/v1/backoffice/products/{id}",
     tag = "back-office",
     operation_id = "catalog_update_product",
-    summary = "Take a product off sale or put it back",
-    description = "Back-office only; products of the operator's brand only.",
-    security(("access_token" = [])),
     params(("id" = String, Path, description = "The product's id")),
     request_body = ProductPatch,
     responses(

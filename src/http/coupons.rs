@@ -55,17 +55,15 @@ impl From<CouponView> for CouponResponse {
     }
 }
 
-/// `GET /api/v1/coupons`: the buyer's coupons, codes masked (the full codes are in the
-/// delivery email only).
+/// List the caller's coupons, codes masked
+///
+/// Customers and registration officers (the roles that buy). The full codes are in the delivery
+/// email only.
 #[utoipa::path(
     get,
     path = "/api/v1/coupons",
     tag = "coupons",
     operation_id = "coupons_list",
-    summary = "List the caller's coupons, codes masked",
-    description = "Customers and registration officers (the roles that buy). The full codes are \
-in the delivery email only.",
-    security(("access_token" = [])),
     responses(
         (status = 200, description = "The caller's coupons", body = CouponListResponse),
         NotBuyer,
@@ -99,17 +97,16 @@ struct StatusResponse {
     valid_until: DateTime<Utc>,
 }
 
-/// `GET /api/v1/coupons/{code}/status`: anyone holding a code may check it. A typo is
-/// caught by the check character before any lookup (and is not counted).
+/// Check a coupon's status by its code (public, rate-limited)
+///
+/// No sign-in needed. A mistyped code is refused by its check character before any lookup and
+/// does not count against the rate limit; other checks are limited per client address.
 #[utoipa::path(
     get,
     path = "/api/v1/coupons/{code}/status",
     tag = "coupons",
     operation_id = "coupons_status",
-    summary = "Check a coupon's status by its code (public, rate-limited)",
-    description = "No sign-in needed. A mistyped code is refused by its check character before \
-any lookup and does not count against the rate limit; other checks are limited per client \
-address.",
+    security(()),
     params(("code" = String, Path, description = "The coupon code, with or without dashes",
         example = "7KQ2-M0ZD-4HXN-P9RB-T")),
     responses(
@@ -175,19 +172,16 @@ struct VoidResponse {
     refunded: Money,
 }
 
-/// `POST /api/v1/backoffice/coupons/{id}/void`: refunds the coupon to the owner's prepaid
-/// account.
+/// Void a coupon and refund it to the owner's prepaid account
+///
+/// Back-office operators only, for coupons of their brand that are still available.
 #[utoipa::path(
     post,
     path = "/api/v1/backoffice/coupons/{id}/void",
     tag = "back-office",
     operation_id = "coupons_void",
-    summary = "Void a coupon and refund it to the owner's prepaid account",
-    description = "Back-office operators only, for coupons of their brand that are still \
-available.",
     params(("id" = String, Path, description = "The coupon's id")),
     request_body = VoidRequest,
-    security(("access_token" = [])),
     responses(
         (status = 200, description = "Voided and refunded", body = VoidResponse,
             example = json!({ "status": "voided", "refunded": "31.72" })),

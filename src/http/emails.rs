@@ -83,17 +83,16 @@ struct RetryResponse {
     status: &'static str,
 }
 
-/// `GET /api/v1/backoffice/emails?status=dead|pending|sent`
+/// List the brand's outbox emails in one status (dead by default)
+///
+/// Back-office operators only. The brand's emails in the given status, oldest first, at most
+/// 500.
 #[utoipa::path(
     get,
     path = "/api/v1/backoffice/emails",
     tag = "back-office",
     operation_id = "emails_list",
-    summary = "List the brand's outbox emails in one status (dead by default)",
-    description = "Back-office operators only. The brand's emails in the given status, oldest \
-first, at most 500.",
     params(ListQuery),
-    security(("access_token" = [])),
     responses(
         (status = 200, description = "The emails", body = EmailListResponse),
         (status = 400, description = "`status` is not dead, pending or sent \
@@ -123,16 +122,15 @@ pub async fn list(
     }))
 }
 
-/// `POST /api/v1/backoffice/emails/{id}/retry`: a dead email goes back in the queue.
+/// Put a dead email back in the sending queue
+///
+/// Back-office operators only; only dead emails of the operator's brand.
 #[utoipa::path(
     post,
     path = "/api/v1/backoffice/emails/{id}/retry",
     tag = "back-office",
     operation_id = "emails_retry",
-    summary = "Put a dead email back in the sending queue",
-    description = "Back-office operators only; only dead emails of the operator's brand.",
     params(("id" = String, Path, description = "The email's id")),
-    security(("access_token" = [])),
     responses(
         (status = 202, description = "The email is pending again; it will be sent shortly",
             body = RetryResponse, example = json!({ "status": "pending" })),

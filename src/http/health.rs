@@ -20,13 +20,12 @@ pub struct HealthResponse {
     database: Option<&'static str>,
 }
 
-/// `GET /health/live`: the process answers.
+/// Liveness probe: the process answers
 #[utoipa::path(
     get,
     path = "/health/live",
     tag = "health",
     operation_id = "health_live",
-    summary = "Liveness probe: the process answers",
     security(()),
     responses(
         (status = 200, description = "The process is alive", body = HealthResponse,
@@ -40,13 +39,12 @@ pub async fn live() -> HttpResponse {
     })
 }
 
-/// `GET /health/ready`: the process answers and reaches its database (within 2 seconds).
+/// Readiness probe: the process can reach its database
 #[utoipa::path(
     get,
     path = "/health/ready",
     tag = "health",
     operation_id = "health_ready",
-    summary = "Readiness probe: the process can reach its database",
     security(()),
     responses(
         (status = 200, description = "Ready: the database answered", body = HealthResponse,

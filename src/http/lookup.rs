@@ -10,16 +10,15 @@ use super::{ApiError, AppState, Problem};
 use crate::lookup::{self, CertificateView, DeviceView, Eligibility, RenewalStatus};
 use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind};
 
-/// Any signed-in user; the devices shown are those of the caller's brand only.
+/// A holder's devices and certificates, with their renewal status
+///
+/// Any signed-in user (customer, registration officer, back-office); only the devices of the
+/// caller's brand are shown.
 #[utoipa::path(
     get,
     path = "/api/v1/holders/{codice_fiscale}/devices",
     tag = "lookup",
     operation_id = "lookup_holder_devices",
-    summary = "A holder's devices and certificates, with their renewal status",
-    description = "Any signed-in user (customer, registration officer, back-office); only the \
-        devices of the caller's brand are shown.",
-    security(("access_token" = [])),
     params(
         ("codice_fiscale" = String, Path, description = "The holder's codice fiscale",
             example = "RSSMRA80A41H501U"),

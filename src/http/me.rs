@@ -47,15 +47,14 @@ impl From<User> for ProfileResponse {
     }
 }
 
-/// `GET /api/v1/me`
+/// The signed-in user's profile
+///
+/// Any signed-in user (customer, registration officer, back-office).
 #[utoipa::path(
     get,
     path = "/api/v1/me",
     tag = "me",
     operation_id = "me_get",
-    summary = "The signed-in user's profile",
-    description = "Any signed-in user (customer, registration officer, back-office).",
-    security(("access_token" = [])),
     responses(
         (status = 200, description = "The profile", body = ProfileResponse),
         AccountGone,
@@ -97,16 +96,15 @@ pub struct ProfilePatch {
     new_password: Option<String>,
 }
 
-/// `PATCH /api/v1/me`
+/// Change the signed-in user's profile
+///
+/// Any signed-in user. Changing the password needs the current one. Every invalid field is
+/// reported at once in the problem's `errors`.
 #[utoipa::path(
     patch,
     path = "/api/v1/me",
     tag = "me",
     operation_id = "me_patch",
-    summary = "Change the signed-in user's profile",
-    description = "Any signed-in user. Changing the password needs the current one. Every \
-        invalid field is reported at once in the problem's `errors`.",
-    security(("access_token" = [])),
     request_body = ProfilePatch,
     responses(
         (status = 200, description = "The updated profile", body = ProfileResponse),

@@ -180,18 +180,18 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// `GET /metrics`.
+/// Prometheus metrics (text exposition format)
+///
+/// Requests by route pattern, method and status with their durations, the database pool, and
+/// the shared queues (email outbox, issuance, payments) read from the database at scrape time.
+/// When the server is configured with `RINNOVO_METRICS_TOKEN`, the scrape needs
+/// `Authorization: Bearer <metrics token>` (a static token, neither an access nor an agent
+/// token); otherwise it is public.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "health",
     operation_id = "metrics_scrape",
-    summary = "Prometheus metrics (text exposition format)",
-    description = "Requests by route pattern, method and status with their durations, the \
-        database pool, and the shared queues (email outbox, issuance, payments) read from the \
-        database at scrape time. When the server is configured with `RINNOVO_METRICS_TOKEN`, \
-        the scrape needs `Authorization: Bearer <metrics token>` (a static token, neither an \
-        access nor an agent token); otherwise it is public.",
     security(()),
     responses(
         (status = 200, description = "The metrics, Prometheus text format 0.0.4 \

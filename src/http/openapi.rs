@@ -1,12 +1,13 @@
 //! The API's OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]`
-//! annotations (each handler module has a `Docs` listing its operations), served at
-//! `/api/openapi.json`, with an interactive viewer at `/api/docs`. A test compares the
+//! annotations and doc comments (a handler's first paragraph is the operation's summary,
+//! the rest its description; each handler module has a `Docs` listing its operations),
+//! served at `/api/openapi.json`, with an interactive viewer at `/api/docs`. A test compares the
 //! document with the routes in `http::configure`, so a route cannot go undocumented.
 
 use std::sync::LazyLock;
 
 use actix_web::HttpResponse;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -20,6 +21,10 @@ RFC 9457 problem JSON (`application/problem+json`) whose `type` names the proble
         license(name = "Proprietary")
     ),
     modifiers(&SecuritySchemes),
+    // Most operations are a signed-in user's: they need an access token unless their own
+    // annotation says otherwise (`security(())` for the public ones, the agent's token for
+    // the agent's).
+    security(("access_token" = [])),
     tags(
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "auth", description = "Sign-up, sign-in, tokens, profile"),
@@ -189,9 +194,11 @@ fn document_unauthorized(document: &mut utoipa::openapi::OpenApi) {
     let agent = unauthorized(
         "Agent token missing, malformed, expired or invalid (`/problems/unauthorized`)",
     );
+    let default_security = document.security.clone();
     for item in document.paths.paths.values_mut() {
         for operation in operations(item) {
-            let response = match security_schemes(operation).first().map(String::as_str) {
+            let security = operation.security.as_ref().or(default_security.as_ref());
+            let response = match security_schemes(security).first().map(String::as_str) {
                 Some("access_token") => &user,
                 Some("agent_token") => &agent,
                 _ => continue,
@@ -205,12 +212,11 @@ fn document_unauthorized(document: &mut utoipa::openapi::OpenApi) {
     }
 }
 
-/// The security schemes an operation requires. `SecurityRequirement` keeps its map
-/// private; its JSON form is that map.
-fn security_schemes(operation: &utoipa::openapi::path::Operation) -> Vec<String> {
-    operation
-        .security
-        .iter()
+/// The security schemes of requirements (an operation's own, or else the document's).
+/// `SecurityRequirement` keeps its map private; its JSON form is that map.
+fn security_schemes(requirements: Option<&Vec<SecurityRequirement>>) -> Vec<String> {
+    requirements
+        .into_iter()
         .flatten()
         .filter_map(|requirement| serde_json::to_value(requirement).ok())
         .filter_map(|value| {

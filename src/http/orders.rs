@@ -190,23 +190,22 @@ impl OrderResponse {
     }
 }
 
-/// `POST /api/v1/orders` with an `Idempotency-Key` header.
+/// Place an order, paid from the prepaid account or by transfer
+///
+/// Customers and registration officers (the roles that buy). Paid `prepaid`, the order is paid
+/// and fulfilled at once (the coupons are emailed); otherwise it waits for the money, which
+/// must carry the RF code of `transfer.reference`. A retry with the same `Idempotency-Key` and
+/// body gets the first answer again (with `Idempotent-Replayed: true`) instead of a second
+/// order.
 #[utoipa::path(
     post,
     path = "/api/v1/orders",
     tag = "orders",
     operation_id = "orders_create",
-    summary = "Place an order, paid from the prepaid account or by transfer",
-    description = "Customers and registration officers (the roles that buy). Paid `prepaid`, \
-the order is paid and fulfilled at once (the coupons are emailed); otherwise it waits for the \
-money, which must carry the RF code of `transfer.reference`. A retry with the same \
-`Idempotency-Key` and body gets the first answer again (with `Idempotent-Replayed: true`) \
-instead of a second order.",
     params(("Idempotency-Key" = String, Header,
         description = "1 to 255 visible ASCII characters, new for each order (a UUID is typical)",
         example = "0f8e4c4e-7d8a-4bd5-9a55-3e3f1c2b7a10")),
     request_body = OrderRequest,
-    security(("access_token" = [])),
     responses(
         (status = 201, description = "The order is placed (or, replayed, was placed by the \
 first request with this key)", body = OrderResponse,
@@ -295,19 +294,17 @@ pub struct ListQuery {
     email: Option<String>,
 }
 
-/// `GET /api/v1/orders?status=..&reference=RF..&invoice_number=..&email=..`: own orders;
-/// the back-office sees every order of its brand.
+/// List orders: the caller's own, or every order of the brand for the back-office
+///
+/// Any signed-in user (any role). Customers and registration officers see their own orders;
+/// back-office operators see every order of their brand, and find the one a customer asks about
+/// by its RF code, invoice number or email. Newest first, at most 200.
 #[utoipa::path(
     get,
     path = "/api/v1/orders",
     tag = "orders",
     operation_id = "orders_list",
-    summary = "List orders: the caller's own, or every order of the brand for the back-office",
-    description = "Any signed-in user (any role). Customers and registration officers see their \
-own orders; back-office operators see every order of their brand, and find the one a customer \
-asks about by its RF code, invoice number or email. Newest first, at most 200.",
     params(ListQuery),
-    security(("access_token" = [])),
     responses(
         (status = 200, description = "The orders", body = OrderListResponse),
         (status = 400, description = "A filter is invalid: unknown status, not an RF code, not an \
@@ -380,18 +377,16 @@ fn list_filter(query: ListQuery) -> Result<orders::OrderFilter, ApiError> {
     })
 }
 
-/// `GET /api/v1/orders/{id}`: someone else's order is as absent as a missing one.
+/// Show one order
+///
+/// Any signed-in user (any role): customers and registration officers their own orders,
+/// back-office operators any order of their brand. Someone else's order is answered as unknown.
 #[utoipa::path(
     get,
     path = "/api/v1/orders/{id}",
     tag = "orders",
     operation_id = "orders_show",
-    summary = "Show one order",
-    description = "Any signed-in user (any role): customers and registration officers their own \
-orders, back-office operators any order of their brand. Someone else's order is answered as \
-unknown.",
     params(("id" = String, Path, description = "The order's id")),
-    security(("access_token" = [])),
     responses(
         (status = 200, description = "The order", body = OrderResponse),
         (status = 404, description = "No such order visible to the caller \

@@ -106,15 +106,14 @@ impl From<Entry> for EntryResponse {
     }
 }
 
-/// `GET /api/v1/prepaid`
+/// The caller's prepaid account and balance
+///
+/// Customers and registration officers (the roles that buy).
 #[utoipa::path(
     get,
     path = "/api/v1/prepaid",
     tag = "prepaid",
     operation_id = "prepaid_balance",
-    summary = "The caller's prepaid account and balance",
-    description = "Customers and registration officers (the roles that buy).",
-    security(("access_token" = [])),
     responses(
         (status = 200, description = "The account", body = AccountResponse),
         NotBuyer,
@@ -151,15 +150,14 @@ struct EntriesResponse {
     next_before: Option<i64>,
 }
 
-/// `GET /api/v1/prepaid/entries?limit=50&before=<seq>`: the statement, newest first.
+/// The caller's prepaid statement, newest first, paged
+///
+/// Customers and registration officers (the roles that buy).
 #[utoipa::path(
     get,
     path = "/api/v1/prepaid/entries",
     tag = "prepaid",
     operation_id = "prepaid_entries",
-    summary = "The caller's prepaid statement, newest first, paged",
-    description = "Customers and registration officers (the roles that buy).",
-    security(("access_token" = [])),
     params(PageQuery),
     responses(
         (status = 200, description = "A page of entries", body = EntriesResponse),
@@ -215,15 +213,14 @@ struct AccountsResponse {
     accounts: Vec<AccountResponse>,
 }
 
-/// `GET /api/v1/backoffice/prepaid?email=...`: the operator's brand only.
+/// Find prepaid accounts by their owner's email
+///
+/// Back-office only; accounts of the operator's brand only.
 #[utoipa::path(
     get,
     path = "/api/v1/backoffice/prepaid",
     tag = "back-office",
     operation_id = "prepaid_search",
-    summary = "Find prepaid accounts by their owner's email",
-    description = "Back-office only; accounts of the operator's brand only.",
-    security(("access_token" = [])),
     params(SearchQuery),
     responses(
         (status = 200, description = "The accounts found (possibly none)", body = AccountsResponse),
@@ -249,15 +246,14 @@ pub async fn search(
     }))
 }
 
-/// `GET /api/v1/backoffice/prepaid/{account}`
+/// A prepaid account and its balance
+///
+/// Back-office only; accounts of the operator's brand only.
 #[utoipa::path(
     get,
     path = "/api/v1/backoffice/prepaid/{account}",
     tag = "back-office",
     operation_id = "prepaid_show",
-    summary = "A prepaid account and its balance",
-    description = "Back-office only; accounts of the operator's brand only.",
-    security(("access_token" = [])),
     params(("account" = String, Path, description = "The account's id")),
     responses(
         (status = 200, description = "The account", body = AccountResponse),
@@ -297,16 +293,15 @@ pub struct AdjustmentRequest {
     reason: String,
 }
 
-/// `POST /api/v1/backoffice/prepaid/{account}/adjustments`
+/// Credit or debit a prepaid account by hand
+///
+/// Back-office only; accounts of the operator's brand only. Recorded in the audit log. Every
+/// invalid field is reported at once in the problem's `errors`.
 #[utoipa::path(
     post,
     path = "/api/v1/backoffice/prepaid/{account}/adjustments",
     tag = "back-office",
     operation_id = "prepaid_adjust",
-    summary = "Credit or debit a prepaid account by hand",
-    description = "Back-office only; accounts of the operator's brand only. Recorded in the \
-        audit log. Every invalid field is reported at once in the problem's `errors`.",
-    security(("access_token" = [])),
     params(("account" = String, Path, description = "The account's id")),
     request_body = AdjustmentRequest,
     responses(
@@ -432,19 +427,17 @@ impl TopUpResponse {
     }
 }
 
-/// `POST /api/v1/prepaid/topups` with an `Idempotency-Key`: an RF code and the bank
-/// details to top up the account by transfer; the money is credited when it arrives.
+/// Ask to top up the prepaid account by transfer
+///
+/// Customers and registration officers (the roles that buy). The answer gives the RF code and
+/// the bank details; the account is credited when the money arrives. A retry with the same
+/// `Idempotency-Key` and body gets the first answer again (with `Idempotent-Replayed: true`)
+/// instead of a second top-up.
 #[utoipa::path(
     post,
     path = "/api/v1/prepaid/topups",
     tag = "prepaid",
     operation_id = "prepaid_request_top_up",
-    summary = "Ask to top up the prepaid account by transfer",
-    description = "Customers and registration officers (the roles that buy). The answer gives \
-        the RF code and the bank details; the account is credited when the money arrives. A \
-        retry with the same `Idempotency-Key` and body gets the first answer again (with \
-        `Idempotent-Replayed: true`) instead of a second top-up.",
-    security(("access_token" = [])),
     params(("Idempotency-Key" = String, Header,
         description = "1 to 255 visible ASCII characters, new for each top-up (a UUID is typical)",
         example = "0f8e4c4e-7d8a-4bd5-9a55-3e3f1c2b7a10")),
@@ -510,15 +503,14 @@ pub async fn request_top_up(
     .await
 }
 
-/// `GET /api/v1/prepaid/topups`: own top-ups, newest first.
+/// The caller's top-ups, newest first (at most 200)
+///
+/// Customers and registration officers (the roles that buy).
 #[utoipa::path(
     get,
     path = "/api/v1/prepaid/topups",
     tag = "prepaid",
     operation_id = "prepaid_list_top_ups",
-    summary = "The caller's top-ups, newest first (at most 200)",
-    description = "Customers and registration officers (the roles that buy).",
-    security(("access_token" = [])),
     responses(
         (status = 200, description = "The top-ups", body = TopUpsResponse),
         NotBuyer,

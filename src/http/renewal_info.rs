@@ -26,14 +26,13 @@ struct Window {
     end: DateTime<Utc>,
 }
 
-/// `GET /api/v1/renewal-info/{cert_id}`: the suggested renewal window of a certificate of
-/// this service's CA.
+/// Suggested renewal window of a certificate (RFC 9773 ARI)
 #[utoipa::path(
     get,
     path = "/api/v1/renewal-info/{cert_id}",
     tag = "renewal-info",
     operation_id = "renewal_info_show",
-    summary = "Suggested renewal window of a certificate (RFC 9773 ARI)",
+    security(()),
     params(
         ("cert_id" = String, Path,
             description = "The RFC 9773 CertID: base64url (no padding) of the certificate's \

@@ -208,16 +208,16 @@ fn retry_after(state: &AppState) -> HeaderValue {
     HeaderValue::from(state.config.issuance_interval.as_secs().max(1))
 }
 
-/// `POST /api/v1/agent/renewals`: per certificate of the device, a CSR and a coupon code.
+/// Queue renewals of the device's certificates, reserving their coupons
+///
+/// All items or none, in one transaction. Every refusal names the field at fault in
+/// `errors[].field` (`renewals[i].certificate_id`, `renewals[i].csr`,
+/// `renewals[i].coupon_code`) and the rule. At most 60 requests per device per 10 minutes.
 #[utoipa::path(
     post,
     path = "/api/v1/agent/renewals",
     tag = "agent",
     operation_id = "renewals_request_renewals",
-    summary = "Queue renewals of the device's certificates, reserving their coupons",
-    description = "All items or none, in one transaction. Every refusal names the field at \
-        fault in `errors[].field` (`renewals[i].certificate_id`, `renewals[i].csr`, \
-        `renewals[i].coupon_code`) and the rule. At most 60 requests per device per 10 minutes.",
     security(("agent_token" = [])),
     request_body = RenewalsBody,
     responses(
@@ -303,14 +303,12 @@ pub async fn request_renewals(
         .json(RenewalsResponse { renewals }))
 }
 
-/// `GET /api/v1/agent/renewals/{id}`: the status; once issued, the certificate and its
-/// chain, as JSON or, with `Accept: application/pem-certificate-chain`, as PEM.
+/// A renewal's status and, once issued, its certificate (JSON or PEM chain)
 #[utoipa::path(
     get,
     path = "/api/v1/agent/renewals/{id}",
     tag = "agent",
     operation_id = "renewals_renewal",
-    summary = "A renewal's status and, once issued, its certificate (JSON or PEM chain)",
     security(("agent_token" = [])),
     params(
         ("id" = String, Path, description = "The renewal's id (`renewals[].id`)."),
@@ -391,16 +389,15 @@ pub async fn renewal(
     Ok(response.json(respond(view, &state.ca.chain_pem())))
 }
 
-/// `POST /api/v1/agent/renewals/{id}/installed`: the new certificate is on the device.
+/// Confirm the new certificate is installed on the device
+///
+/// No body. The new certificate becomes `active`, the old one `superseded`, the coupon
+/// `redeemed`, and the holder gets an email. Idempotent: confirming again answers the same.
 #[utoipa::path(
     post,
     path = "/api/v1/agent/renewals/{id}/installed",
     tag = "agent",
     operation_id = "renewals_installed",
-    summary = "Confirm the new certificate is installed on the device",
-    description = "No body. The new certificate becomes `active`, the old one `superseded`, \
-        the coupon `redeemed`, and the holder gets an email. Idempotent: confirming again \
-        answers the same.",
     security(("agent_token" = [])),
     params(("id" = String, Path, description = "The renewal's id (`renewals[].id`).")),
     responses(

@@ -62,16 +62,15 @@ pub(super) struct ListResponse {
     totals: Totals,
 }
 
-/// `GET /api/v1/backoffice/payments?status=unmatched&from=2026-11-01&to=2026-11-30&reference=RF..&statement=..&order=..&limit=100&offset=0`
+/// The payments work queue, filtered, with totals
+///
+/// Back-office operators only; the payments of the operator's brand.
 #[utoipa::path(
     get,
     path = "/api/v1/backoffice/payments",
     tag = "back-office",
     operation_id = "payments_list",
-    summary = "The payments work queue, filtered, with totals",
-    description = "Back-office operators only; the payments of the operator's brand.",
     params(ListQuery),
-    security(("access_token" = [])),
     responses(
         (status = 200, description = "A page of payments and the totals", body = ListResponse),
         (status = 400, description = "A filter is invalid: unknown status, not a date, not an \
@@ -139,16 +138,15 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(ListResponse { payments, totals }))
 }
 
-/// `GET /api/v1/backoffice/payments/{id}`
+/// Show one payment
+///
+/// Back-office operators only; payments of the operator's brand.
 #[utoipa::path(
     get,
     path = "/api/v1/backoffice/payments/{id}",
     tag = "back-office",
     operation_id = "payments_show",
-    summary = "Show one payment",
-    description = "Back-office operators only; payments of the operator's brand.",
     params(("id" = String, Path, description = "The payment's id")),
-    security(("access_token" = [])),
     responses(
         (status = 200, description = "The payment", body = PaymentDoc),
         NotOperator,
@@ -201,18 +199,16 @@ pub struct MatchRequest {
     reason: String,
 }
 
-/// `POST /api/v1/backoffice/payments/{id}/match` with `order_id` or `account_id`, and a reason.
+/// Match an unmatched payment by hand to an order or a prepaid account
+///
+/// Back-office operators only; payments of the operator's brand that are unmatched credits.
 #[utoipa::path(
     post,
     path = "/api/v1/backoffice/payments/{id}/match",
     tag = "back-office",
     operation_id = "payments_match_by_hand",
-    summary = "Match an unmatched payment by hand to an order or a prepaid account",
-    description = "Back-office operators only; payments of the operator's brand that are \
-unmatched credits.",
     params(("id" = String, Path, description = "The payment's id")),
     request_body = MatchRequest,
-    security(("access_token" = [])),
     responses(
         (status = 200, description = "The payment, matched", body = PaymentDoc),
         (status = 400, description = "No valid reason, or not exactly one of `order_id` and \
@@ -261,18 +257,17 @@ pub struct RefundRequest {
     reason: String,
 }
 
-/// `POST /api/v1/backoffice/payments/{id}/refund` with a reason.
+/// Mark a payment as refunded to the payer
+///
+/// Back-office operators only; unmatched, duplicate or overpaid credits of the operator's
+/// brand. What was credited to a prepaid account is taken back from it.
 #[utoipa::path(
     post,
     path = "/api/v1/backoffice/payments/{id}/refund",
     tag = "back-office",
     operation_id = "payments_refund",
-    summary = "Mark a payment as refunded to the payer",
-    description = "Back-office operators only; unmatched, duplicate or overpaid credits of the \
-operator's brand. What was credited to a prepaid account is taken back from it.",
     params(("id" = String, Path, description = "The payment's id")),
     request_body = RefundRequest,
-    security(("access_token" = [])),
     responses(
         (status = 200, description = "The payment, refunded", body = PaymentDoc),
         (status = 400, description = "No valid reason (`/problems/invalid-field`), or the body \

@@ -35,17 +35,15 @@ pub(super) struct SummaryResponse {
     total: Totals,
 }
 
-/// `GET /api/v1/backoffice/payments/summary?date=2026-11-23` (default today): count and
-/// sum per outcome of the payments booked that day.
+/// Daily summary: count and sum per outcome of the payments booked on a day
+///
+/// Back-office operators only; the payments of the operator's brand.
 #[utoipa::path(
     get,
     path = "/api/v1/backoffice/payments/summary",
     tag = "back-office",
     operation_id = "payments_summary",
-    summary = "Daily summary: count and sum per outcome of the payments booked on a day",
-    description = "Back-office operators only; the payments of the operator's brand.",
     params(SummaryQuery),
-    security(("access_token" = [])),
     responses(
         (status = 200, description = "The day's summary", body = SummaryResponse),
         (status = 400, description = "`date` is not a date such as 2026-11-23 \
