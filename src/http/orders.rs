@@ -340,18 +340,16 @@ const INVOICE_NUMBER_MAX: usize = 40;
 
 fn list_filter(query: ListQuery) -> Result<orders::OrderFilter, ApiError> {
     let mut errors = FieldErrors::default();
-    let status = query.status.as_deref().and_then(|s| {
+    let status = errors.check_optional("status", query.status.as_deref(), |s| {
         let all: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
-        errors.check("status", one_of("status", OrderStatus::parse(s), &all))
+        one_of("status", OrderStatus::parse(s), &all)
     });
-    let reference = query
-        .reference
-        .as_deref()
-        .and_then(|r| errors.check("reference", CreditorReference::parse(r)));
-    let email = query
-        .email
-        .as_deref()
-        .and_then(|e| errors.check("email", EmailAddress::parse(e)));
+    let reference = errors.check_optional(
+        "reference",
+        query.reference.as_deref(),
+        CreditorReference::parse,
+    );
+    let email = errors.check_optional("email", query.email.as_deref(), EmailAddress::parse);
     let invoice_number = query.invoice_number.and_then(|n| {
         let n = n.trim().to_uppercase();
         let fits = !n.is_empty() && n.chars().count() <= INVOICE_NUMBER_MAX;

@@ -224,6 +224,16 @@ impl FieldErrors {
         }
     }
 
+    /// Checks a field the request may leave out: absent is no error, present must parse.
+    pub fn check_optional<T, E: Rule>(
+        &mut self,
+        field: &str,
+        text: Option<&str>,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<T> {
+        text.and_then(|text| self.check(field, parse(text)))
+    }
+
     pub fn finish(self) -> Result<(), ApiError> {
         if self.0.is_empty() {
             Ok(())

@@ -87,23 +87,16 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let mut errors = FieldErrors::default();
-    let status = query
-        .status
-        .as_deref()
-        .and_then(|s| errors.check("status", status(s)));
-    let from = query
-        .from
-        .as_deref()
-        .and_then(|d| errors.check("from", date(d)));
-    let to = query
-        .to
-        .as_deref()
-        .and_then(|d| errors.check("to", date(d)));
-    let reference = query.reference.as_deref().and_then(|r| {
-        errors
-            .check("reference", CreditorReference::parse(r))
-            .map(|r| r.as_str().to_owned())
-    });
+    let status = errors.check_optional("status", query.status.as_deref(), status);
+    let from = errors.check_optional("from", query.from.as_deref(), date);
+    let to = errors.check_optional("to", query.to.as_deref(), date);
+    let reference = errors
+        .check_optional(
+            "reference",
+            query.reference.as_deref(),
+            CreditorReference::parse,
+        )
+        .map(|r| r.as_str().to_owned());
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
         errors.check::<(), _>(
