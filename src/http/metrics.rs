@@ -14,6 +14,7 @@ use actix_web::dev::ServiceResponse;
 use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -47,81 +48,77 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> prometheus::Result<Self> {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new("rinnovo_http_requests_total", "HTTP requests answered"),
-            &["method", "route", "status"],
-        )?;
-        let durations = HistogramVec::new(
-            HistogramOpts::new(
-                "rinnovo_http_request_duration_seconds",
-                "Time from request to response head",
-            ),
-            &["method", "route"],
-        )?;
-        let pool_connections = IntGaugeVec::new(
-            Opts::new(
-                "rinnovo_db_pool_connections",
-                "Database connections of this process's pool",
-            ),
-            &["state"],
-        )?;
-        let pool_max = IntGauge::new(
-            "rinnovo_db_pool_max_connections",
-            "Largest size of this process's database pool",
-        )?;
-        let outbox_pending = IntGauge::new(
-            "rinnovo_outbox_pending_emails",
-            "Emails waiting to be sent (first attempt or retry)",
-        )?;
-        let outbox_dead = IntGauge::new(
-            "rinnovo_outbox_dead_emails",
-            "Emails given up after the last attempt, waiting for the back-office",
-        )?;
-        let outbox_oldest_age = Gauge::new(
-            "rinnovo_outbox_oldest_pending_age_seconds",
-            "Age of the oldest pending email (0 when none)",
-        )?;
-        let issuance_depth = IntGaugeVec::new(
-            Opts::new(
-                "rinnovo_issuance_queue_depth",
-                "Renewals waiting for (queued) or in (issuing) an issuance batch",
-            ),
-            &["status"],
-        )?;
-        let issuance_oldest_age = Gauge::new(
-            "rinnovo_issuance_oldest_queued_age_seconds",
-            "Age of the oldest queued renewal (0 when none)",
-        )?;
-        let payments = IntGaugeVec::new(
-            Opts::new(
-                "rinnovo_payments",
-                "Stored statement payments by reconciliation status",
-            ),
-            &["status"],
-        )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(durations.clone()))?;
-        registry.register(Box::new(pool_connections.clone()))?;
-        registry.register(Box::new(pool_max.clone()))?;
-        registry.register(Box::new(outbox_pending.clone()))?;
-        registry.register(Box::new(outbox_dead.clone()))?;
-        registry.register(Box::new(outbox_oldest_age.clone()))?;
-        registry.register(Box::new(issuance_depth.clone()))?;
-        registry.register(Box::new(issuance_oldest_age.clone()))?;
-        registry.register(Box::new(payments.clone()))?;
+        let registrar = Registrar(&registry);
         Ok(Self {
+            requests: registrar.add(IntCounterVec::new(
+                Opts::new("rinnovo_http_requests_total", "HTTP requests answered"),
+                &["method", "route", "status"],
+            ))?,
+            durations: registrar.add(HistogramVec::new(
+                HistogramOpts::new(
+                    "rinnovo_http_request_duration_seconds",
+                    "Time from request to response head",
+                ),
+                &["method", "route"],
+            ))?,
+            pool_connections: registrar.add(IntGaugeVec::new(
+                Opts::new(
+                    "rinnovo_db_pool_connections",
+                    "Database connections of this process's pool",
+                ),
+                &["state"],
+            ))?,
+            pool_max: registrar.add(IntGauge::new(
+                "rinnovo_db_pool_max_connections",
+                "Largest size of this process's database pool",
+            ))?,
+            outbox_pending: registrar.add(IntGauge::new(
+                "rinnovo_outbox_pending_emails",
+                "Emails waiting to be sent (first attempt or retry)",
+            ))?,
+            outbox_dead: registrar.add(IntGauge::new(
+                "rinnovo_outbox_dead_emails",
+                "Emails given up after the last attempt, waiting for the back-office",
+            ))?,
+            outbox_oldest_age: registrar.add(Gauge::new(
+                "rinnovo_outbox_oldest_pending_age_seconds",
+                "Age of the oldest pending email (0 when none)",
+            ))?,
+            issuance_depth: registrar.add(IntGaugeVec::new(
+                Opts::new(
+                    "rinnovo_issuance_queue_depth",
+                    "Renewals waiting for (queued) or in (issuing) an issuance batch",
+                ),
+                &["status"],
+            ))?,
+            issuance_oldest_age: registrar.add(Gauge::new(
+                "rinnovo_issuance_oldest_queued_age_seconds",
+                "Age of the oldest queued renewal (0 when none)",
+            ))?,
+            payments: registrar.add(IntGaugeVec::new(
+                Opts::new(
+                    "rinnovo_payments",
+                    "Stored statement payments by reconciliation status",
+                ),
+                &["status"],
+            ))?,
             registry,
-            requests,
-            durations,
-            pool_connections,
-            pool_max,
-            outbox_pending,
-            outbox_dead,
-            outbox_oldest_age,
-            issuance_depth,
-            issuance_oldest_age,
-            payments,
         })
+    }
+}
+
+/// Registers each metric as it is made, so none can be made and then left out of the
+/// scrape.
+struct Registrar<'a>(&'a Registry);
+
+impl Registrar<'_> {
+    fn add<M: Collector + Clone + 'static>(
+        &self,
+        made: prometheus::Result<M>,
+    ) -> prometheus::Result<M> {
+        let metric = made?;
+        self.0.register(Box::new(metric.clone()))?;
+        Ok(metric)
     }
 }
 
