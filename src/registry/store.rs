@@ -225,6 +225,33 @@ pub struct NewHolder<'a> {
     pub mobile: Option<&'a str>,
 }
 
+/// The holder registered with this codice fiscale, if any.
+pub fn find_holder(
+    conn: &mut DbConnection,
+    codice_fiscale: &CodiceFiscale,
+) -> QueryResult<Option<Holder>> {
+    let found: Option<(String, String, String)> = holders::table
+        .filter(holders::codice_fiscale.eq(codice_fiscale.as_str()))
+        .select((holders::id, holders::given_name, holders::surname))
+        .first(conn)
+        .optional()?;
+    Ok(found.map(|(id, given_name, surname)| Holder {
+        id,
+        codice_fiscale: codice_fiscale.clone(),
+        given_name,
+        surname,
+    }))
+}
+
+/// The id of the device registered with this serial number, if any.
+pub fn find_device_id(conn: &mut DbConnection, serial_number: &str) -> QueryResult<Option<String>> {
+    devices::table
+        .filter(devices::serial_number.eq(serial_number))
+        .select(devices::id)
+        .first(conn)
+        .optional()
+}
+
 /// Registers a holder; returns their id.
 pub fn add_holder(
     conn: &mut DbConnection,
