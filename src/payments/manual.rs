@@ -57,10 +57,12 @@ fn locked_payment(
     find(conn, operator.brand_id, payment_id)?.ok_or(ManualError::UnknownPayment)
 }
 
+/// Records what a manual action (`action`, as the audit log names it) made of the payment.
 fn resolve(
     conn: &mut DbConnection,
     operator: &Operator<'_>,
     payment: &PaymentView,
+    action: &'static str,
     changes: Resolution,
     now: DateTime<Utc>,
 ) -> Result<PaymentView, ManualError> {
@@ -86,7 +88,7 @@ fn resolve(
         AuditEntry {
             brand_id: Some(operator.brand_id),
             actor: &Actor::User(operator.id.to_owned()),
-            action: changes.action,
+            action,
             subject_type: "payment",
             subject_id: &payment.id,
             details: json!({
@@ -105,7 +107,6 @@ fn resolve(
 
 /// What a manual action decided, as the payment row and the audit log keep it.
 struct Resolution {
-    action: &'static str,
     status: PaymentStatus,
     order_id: Option<String>,
     account_id: Option<String>,
@@ -178,39 +179,34 @@ fn locked_unmatched_credit(
 }
 
 /// Credits an unmatched payment to a prepaid account of the brand (a payer who forgot
-/// the RF code, a late payment the customer wants as credit).
+/// the RF code, a late payment the customer wants as credit); says what the payment
+/// became, for [`match_by_hand`] to record.
 fn match_to_account(
     conn: &mut DbConnection,
     operator: &Operator<'_>,
     payment: &PaymentView,
     account_id: &str,
     now: DateTime<Utc>,
-) -> Result<PaymentView, ManualError> {
+) -> Result<Resolution, ManualError> {
     let account = prepaid::account(conn, account_id)?;
     if account.brand_id != operator.brand_id {
         return Err(PrepaidError::UnknownAccount.into());
     }
     let top_up = ManualEntry::TopUp(payment.amount);
     post_by_operator(conn, operator, payment, account_id, top_up, now)?;
-    resolve(
-        conn,
-        operator,
-        payment,
-        Resolution {
-            action: "payment.matched_by_hand",
-            status: PaymentStatus::Matched,
-            order_id: None,
-            account_id: Some(account_id.to_owned()),
-            applied: Money::ZERO,
-            credited: payment.amount,
-        },
-        now,
-    )
+    Ok(Resolution {
+        status: PaymentStatus::Matched,
+        order_id: None,
+        account_id: Some(account_id.to_owned()),
+        applied: Money::ZERO,
+        credited: payment.amount,
+    })
 }
 
 /// Applies an unmatched payment to an order of the brand as if it had carried its RF code,
 /// with the reservation deadline waived (the operator decided): exact → fulfilled, less →
-/// partial, more → fulfilled with the excess credited, already paid → credited.
+/// partial, more → fulfilled with the excess credited, already paid → credited. Says what
+/// the payment became, for [`match_by_hand`] to record.
 fn match_to_order(
     conn: &mut DbConnection,
     operator: &Operator<'_>,
@@ -219,7 +215,7 @@ fn match_to_order(
     payment: &PaymentView,
     order_id: &str,
     now: DateTime<Utc>,
-) -> Result<PaymentView, ManualError> {
+) -> Result<Resolution, ManualError> {
     let order = locked_order(conn, operator, order_id)?;
     let payable = Payable::of_order(&order).deadline_waived();
     if payable.standing == Standing::Cancelled {
@@ -254,24 +250,17 @@ fn match_to_order(
     } else if decision.applied.is_positive() {
         order_domain::record_received(conn, order_id, received)?;
     }
-    resolve(
-        conn,
-        operator,
-        payment,
-        Resolution {
-            action: "payment.matched_by_hand",
-            status: decision.status,
-            order_id: Some(order_id.to_owned()),
-            account_id: decision
-                .credited
-                .is_positive()
-                .then_some(holder.account_id)
-                .flatten(),
-            applied: decision.applied,
-            credited: decision.credited,
-        },
-        now,
-    )
+    Ok(Resolution {
+        status: decision.status,
+        order_id: Some(order_id.to_owned()),
+        account_id: decision
+            .credited
+            .is_positive()
+            .then_some(holder.account_id)
+            .flatten(),
+        applied: decision.applied,
+        credited: decision.credited,
+    })
 }
 
 /// The order, locked as the import locks it, if it is of the operator's brand.
@@ -346,8 +335,8 @@ pub fn refund(
             conn,
             operator,
             &payment,
+            "payment.refunded",
             Resolution {
-                action: "payment.refunded",
                 status: PaymentStatus::Refunded,
                 order_id: None,
                 account_id: None,
@@ -401,7 +390,8 @@ fn given(id: Option<&str>) -> Option<&str> {
 }
 
 /// Matches the unmatched credit `payment_id` to `target`, for `operator`'s brand: the
-/// payment is locked and checked here once, whichever the target.
+/// payment is locked and checked, and what it became recorded, here once, whichever the
+/// target.
 pub fn match_by_hand(
     conn: &mut DbConnection,
     operator: &Operator<'_>,
@@ -413,14 +403,22 @@ pub fn match_by_hand(
 ) -> Result<PaymentView, ManualError> {
     write_transaction(conn, |conn| {
         let payment = locked_unmatched_credit(conn, operator, payment_id)?;
-        match target {
+        let resolution = match target {
             ManualTarget::Order(order_id) => {
-                match_to_order(conn, operator, key, public_url, &payment, order_id, now)
+                match_to_order(conn, operator, key, public_url, &payment, order_id, now)?
             }
             ManualTarget::Account(account_id) => {
-                match_to_account(conn, operator, &payment, account_id, now)
+                match_to_account(conn, operator, &payment, account_id, now)?
             }
-        }
+        };
+        resolve(
+            conn,
+            operator,
+            &payment,
+            "payment.matched_by_hand",
+            resolution,
+            now,
+        )
     })
 }
 
