@@ -221,6 +221,32 @@ pub fn count_of(counts: &[(String, i64)], status: &str) -> i64 {
         .map_or(0, |(_, n)| *n)
 }
 
+/// The loop of a periodic background worker: `round` on a pooled connection, on the
+/// blocking pool (never on the async executor's threads), every `interval` until the task
+/// is dropped. A round that fails is logged and simply tried again at the next interval;
+/// `report` logs what a round that worked did. `what` names the worker in the logs.
+pub async fn every_interval<T: Send + 'static>(
+    pool: Pool,
+    interval: Duration,
+    what: &'static str,
+    round: fn(&mut DbConnection, chrono::DateTime<chrono::Utc>) -> anyhow::Result<T>,
+    report: fn(T),
+) {
+    loop {
+        let pool = pool.clone();
+        let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<T> {
+            round(&mut *pool.get()?, chrono::Utc::now())
+        })
+        .await;
+        match outcome {
+            Ok(Ok(done)) => report(done),
+            Ok(Err(error)) => tracing::warn!(error = %error, "{what}: will retry"),
+            Err(error) => tracing::warn!(error = %error, "{what} task failed"),
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
 /// Runs `work` in a transaction that writes. On SQLite it starts with `BEGIN IMMEDIATE`,
 /// taking the write lock up front: with a plain `BEGIN`, two writers can both read and then
 /// both try to upgrade, and SQLite fails one of them with "database is locked" at once,
