@@ -87,8 +87,7 @@ fn view(row: PaymentRow) -> anyhow::Result<PaymentView> {
     let status = entry.status;
     let id = entry.id;
     Ok(PaymentView {
-        status: PaymentStatus::parse(&status)
-            .ok_or_else(|| anyhow::anyhow!("payment {id}: status {status}"))?,
+        status: PaymentStatus::stored(&status, format_args!("payment {id}"))?,
         id,
         statement_id: entry.statement_id,
         direction: entry.direction,
@@ -220,7 +219,7 @@ pub fn daily_summary(
     rows.into_iter()
         .map(|(status, count, sum)| {
             Ok((
-                PaymentStatus::parse(&status).ok_or_else(|| anyhow::anyhow!("status {status}"))?,
+                PaymentStatus::stored(&status, "a payments total")?,
                 Totals {
                     count,
                     amount: Money::from_cents(sum),

@@ -158,8 +158,7 @@ pub fn find_holder_devices(
 
 fn device_from_row(row: DeviceRow) -> anyhow::Result<Device> {
     Ok(Device {
-        kind: DeviceKind::parse(&row.kind)
-            .ok_or_else(|| anyhow::anyhow!("device {} has unknown kind {}", row.id, row.kind))?,
+        kind: DeviceKind::stored(&row.kind, format_args!("device {}", row.id))?,
         id: row.id,
         serial_number: row.serial_number,
         brand_id: row.brand_id,
