@@ -212,6 +212,28 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, anyhow::Er
     applied.map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
 }
 
+/// A `Timestamp` column (UTC, as every time the schema holds) read straight into a
+/// `DateTime<Utc>` field with `#[diesel(deserialize_as = UtcTimestamp)]`, so a type that
+/// is otherwise its row needs no separate row type only to add the time zone.
+#[derive(diesel::deserialize::FromSqlRow)]
+pub struct UtcTimestamp(chrono::NaiveDateTime);
+
+impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Timestamp, DB> for UtcTimestamp
+where
+    DB: diesel::backend::Backend,
+    chrono::NaiveDateTime: diesel::deserialize::FromSql<diesel::sql_types::Timestamp, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+        chrono::NaiveDateTime::from_sql(bytes).map(Self)
+    }
+}
+
+impl From<UtcTimestamp> for chrono::DateTime<chrono::Utc> {
+    fn from(time: UtcTimestamp) -> Self {
+        time.0.and_utc()
+    }
+}
+
 /// The count of `status` among the rows of a `GROUP BY status` count, 0 when the status
 /// has no row (a group with nothing in it is not returned).
 pub fn count_of(counts: &[(String, i64)], status: &str) -> i64 {
