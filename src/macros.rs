@@ -20,6 +20,14 @@ macro_rules! text_enum {
             pub fn parse(text: &str) -> Option<Self> {
                 match text { $($text => Some($name::$variant),)+ _ => None }
             }
+
+            /// The value a stored `row` (`"order 0193…"`) holds. A text no variant has is
+            /// a damaged row, not a user's mistake: an error naming the row and the text.
+            pub fn stored(text: &str, row: impl std::fmt::Display) -> anyhow::Result<Self> {
+                Self::parse(text).ok_or_else(|| {
+                    anyhow::anyhow!("{row}: unknown {} '{text}'", stringify!($name))
+                })
+            }
         }
 
         impl std::fmt::Display for $name {

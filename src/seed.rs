@@ -11,7 +11,6 @@ use serde::Deserialize;
 
 use crate::brands::{self, Brand};
 use crate::catalog::{self, Covers, NewProduct};
-use crate::db::schema::{devices, holders};
 use crate::db::{write_transaction, DbConnection};
 use crate::money::PositiveMoney;
 use crate::registry::{
@@ -135,11 +134,7 @@ pub fn load_demo(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<
     write_transaction(conn, |conn| {
         let mut report = SeedReport::default();
         for holder in &file.holders {
-            let existing: Option<String> = holders::table
-                .filter(holders::codice_fiscale.eq(holder.codice_fiscale.as_str()))
-                .select(holders::id)
-                .first(conn)
-                .optional()?;
+            let existing = registry::find_holder(conn, &holder.codice_fiscale)?.map(|h| h.id);
             let holder_id = existing_or_added(existing, &mut report.holders_added, || {
                 registry::add_holder(
                     conn,
@@ -154,11 +149,7 @@ pub fn load_demo(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<
                 )
             })?;
             for device in &holder.devices {
-                let existing: Option<String> = devices::table
-                    .filter(devices::serial_number.eq(&device.serial_number))
-                    .select(devices::id)
-                    .first(conn)
-                    .optional()?;
+                let existing = registry::find_device_id(conn, &device.serial_number)?;
                 let device_id = existing_or_added(existing, &mut report.devices_added, || {
                     registry::add_device(
                         conn,

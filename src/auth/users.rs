@@ -92,8 +92,7 @@ fn from_row(row: UserRow) -> Result<User, UserError> {
         created_at,
     } = row;
     Ok(User {
-        role: Role::parse(&role)
-            .ok_or_else(|| anyhow::anyhow!("user {id} has unknown role {role}"))?,
+        role: Role::stored(&role, format_args!("user {id}"))?,
         codice_fiscale: codice_fiscale
             .map(|cf| CodiceFiscale::parse(&cf))
             .transpose()

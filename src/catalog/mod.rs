@@ -107,8 +107,7 @@ struct ProductRow {
 fn from_row(row: ProductRow) -> anyhow::Result<Product> {
     let (id, covers, rate) = (row.id, row.covers, row.vat_rate_basis_points);
     Ok(Product {
-        covers: Covers::parse(&covers)
-            .ok_or_else(|| anyhow::anyhow!("product {id} covers unknown {covers}"))?,
+        covers: Covers::stored(&covers, format_args!("product {id}"))?,
         vat_rate: u32::try_from(rate)
             .ok()
             .and_then(VatRate::from_basis_points)

@@ -140,11 +140,9 @@ type ViewRow = (
 fn view(row: ViewRow, now: DateTime<Utc>) -> anyhow::Result<CouponView> {
     let (id, hint, code, name, covers, order_id, invoice_number, status, valid_until, created_at) =
         row;
-    let stored =
-        CouponStatus::parse(&status).ok_or_else(|| anyhow::anyhow!("coupon {id}: {status}"))?;
+    let stored = CouponStatus::stored(&status, format_args!("coupon {id}"))?;
     Ok(CouponView {
-        covers: Covers::parse(&covers)
-            .ok_or_else(|| anyhow::anyhow!("coupon {id}: covers {covers}"))?,
+        covers: Covers::stored(&covers, format_args!("coupon {id}"))?,
         status: shown(stored, valid_until.and_utc(), now),
         id,
         hint,
@@ -239,9 +237,8 @@ pub(crate) fn by_code(
     let Some((id, brand_id, status, valid_until, covers)) = row else {
         return Ok(None);
     };
-    let status =
-        CouponStatus::parse(&status).ok_or_else(|| anyhow::anyhow!("coupon status {status}"))?;
-    let covers = Covers::parse(&covers).ok_or_else(|| anyhow::anyhow!("covers {covers}"))?;
+    let status = CouponStatus::stored(&status, format_args!("coupon {id}"))?;
+    let covers = Covers::stored(&covers, format_args!("coupon {id}"))?;
     Ok(Some(CodedCoupon {
         id,
         brand_id,

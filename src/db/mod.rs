@@ -212,6 +212,28 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, anyhow::Er
     applied.map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
 }
 
+/// A `Timestamp` column (UTC, as every time the schema holds) read straight into a
+/// `DateTime<Utc>` field with `#[diesel(deserialize_as = UtcTimestamp)]`, so a type that
+/// is otherwise its row needs no separate row type only to add the time zone.
+#[derive(diesel::deserialize::FromSqlRow)]
+pub struct UtcTimestamp(chrono::NaiveDateTime);
+
+impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Timestamp, DB> for UtcTimestamp
+where
+    DB: diesel::backend::Backend,
+    chrono::NaiveDateTime: diesel::deserialize::FromSql<diesel::sql_types::Timestamp, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+        chrono::NaiveDateTime::from_sql(bytes).map(Self)
+    }
+}
+
+impl From<UtcTimestamp> for chrono::DateTime<chrono::Utc> {
+    fn from(time: UtcTimestamp) -> Self {
+        time.0.and_utc()
+    }
+}
+
 /// The count of `status` among the rows of a `GROUP BY status` count, 0 when the status
 /// has no row (a group with nothing in it is not returned).
 pub fn count_of(counts: &[(String, i64)], status: &str) -> i64 {
@@ -219,6 +241,32 @@ pub fn count_of(counts: &[(String, i64)], status: &str) -> i64 {
         .iter()
         .find(|(s, _)| s == status)
         .map_or(0, |(_, n)| *n)
+}
+
+/// The loop of a periodic background worker: `round` on a pooled connection, on the
+/// blocking pool (never on the async executor's threads), every `interval` until the task
+/// is dropped. A round that fails is logged and simply tried again at the next interval;
+/// `report` logs what a round that worked did. `what` names the worker in the logs.
+pub async fn every_interval<T: Send + 'static>(
+    pool: Pool,
+    interval: Duration,
+    what: &'static str,
+    round: fn(&mut DbConnection, chrono::DateTime<chrono::Utc>) -> anyhow::Result<T>,
+    report: fn(T),
+) {
+    loop {
+        let pool = pool.clone();
+        let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<T> {
+            round(&mut *pool.get()?, chrono::Utc::now())
+        })
+        .await;
+        match outcome {
+            Ok(Ok(done)) => report(done),
+            Ok(Err(error)) => tracing::warn!(error = %error, "{what}: will retry"),
+            Err(error) => tracing::warn!(error = %error, "{what} task failed"),
+        }
+        tokio::time::sleep(interval).await;
+    }
 }
 
 /// Runs `work` in a transaction that writes. On SQLite it starts with `BEGIN IMMEDIATE`,

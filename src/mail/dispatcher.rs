@@ -109,16 +109,14 @@ fn build_message(email: &ClaimedEmail) -> Result<(Message, String), String> {
         .to(to)
         .message_id(Some(message_id))
         .subject(&rendered.subject);
-    let message = match (&email.attachment_name, &email.attachment_content) {
-        (Some(name), Some(content)) => {
-            builder.multipart(MultiPart::mixed().multipart(bodies).singlepart(
-                Attachment::new(name.clone()).body(
-                    content.clone(),
-                    ContentType::parse("text/csv; charset=utf-8").expect("valid"),
-                ),
-            ))
-        }
-        _ => builder.multipart(bodies),
+    let message = match &email.attachment {
+        Some(attachment) => builder.multipart(MultiPart::mixed().multipart(bodies).singlepart(
+            Attachment::new(attachment.file_name.clone()).body(
+                attachment.content.clone(),
+                ContentType::parse("text/csv; charset=utf-8").expect("valid"),
+            ),
+        )),
+        None => builder.multipart(bodies),
     };
     message
         .map(|m| (m, rendered.subject))

@@ -32,10 +32,11 @@ pub struct OutgoingEmail {
     pub attachment: Option<Attachment>,
 }
 
+/// A file sent with an email. The outbox keeps its name and content only: every
+/// attachment rinnovo sends is a CSV (a coupon list), and the dispatcher says so.
 #[derive(Debug, Clone)]
 pub struct Attachment {
     pub file_name: String,
-    pub content_type: &'static str,
     pub content: String,
 }
 
@@ -90,8 +91,7 @@ pub struct ClaimedEmail {
     pub sender: String,
     pub recipient: String,
     pub context: String,
-    pub attachment_name: Option<String>,
-    pub attachment_content: Option<String>,
+    pub attachment: Option<Attachment>,
     /// Including this one.
     pub attempts: i32,
     /// When the email is about an order (its `reference`): the order's invoice number,
@@ -168,8 +168,10 @@ pub fn claim_due(
                 sender: row.sender,
                 recipient: row.recipient,
                 context: row.context,
-                attachment_name: row.attachment_name,
-                attachment_content: row.attachment_content,
+                attachment: row
+                    .attachment_name
+                    .zip(row.attachment_content)
+                    .map(|(file_name, content)| Attachment { file_name, content }),
                 attempts: row.attempts,
             })
             .collect())

@@ -106,7 +106,6 @@ fn order_emails(
                 order.created_at.format("%Y%m%d"),
                 &order.id[..8]
             ),
-            content_type: "text/csv",
             content: csv,
         }
     });

@@ -292,10 +292,8 @@ fn from_row(row: OrderRow, lines: Vec<OrderLine>, coupon_count: i64) -> anyhow::
         ..
     } = &row;
     Ok(Order {
-        status: OrderStatus::parse(status)
-            .ok_or_else(|| anyhow::anyhow!("order {id}: status {status}"))?,
-        payment_method: PaymentMethod::parse(payment_method)
-            .ok_or_else(|| anyhow::anyhow!("order {id}: payment method {payment_method}"))?,
+        status: OrderStatus::stored(status, format_args!("order {id}"))?,
+        payment_method: PaymentMethod::stored(payment_method, format_args!("order {id}"))?,
         payment_reference: row
             .payment_reference
             .as_deref()

@@ -197,24 +197,20 @@ fn notify(
 
 /// The worker: expires due reservations every `interval`, until the task is dropped.
 pub async fn run(pool: crate::db::Pool, interval: std::time::Duration) {
-    loop {
-        let pool = pool.clone();
-        let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<Expired> {
-            expire_due(&mut *pool.get()?, Utc::now())
-        })
-        .await;
-        match outcome {
-            Ok(Ok(expired)) if expired != Expired::default() => {
+    crate::db::every_interval(
+        pool,
+        interval,
+        "reservation expiry",
+        expire_due,
+        |expired| {
+            if expired != Expired::default() {
                 tracing::info!(
                     orders = expired.orders,
                     top_ups = expired.top_ups,
                     "reservations expired"
                 )
             }
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => tracing::warn!(error = %error, "reservation expiry: will retry"),
-            Err(error) => tracing::warn!(error = %error, "reservation expiry task failed"),
-        }
-        tokio::time::sleep(interval).await;
-    }
+        },
+    )
+    .await
 }

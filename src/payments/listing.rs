@@ -87,8 +87,7 @@ fn view(row: PaymentRow) -> anyhow::Result<PaymentView> {
     let status = entry.status;
     let id = entry.id;
     Ok(PaymentView {
-        status: PaymentStatus::parse(&status)
-            .ok_or_else(|| anyhow::anyhow!("payment {id}: status {status}"))?,
+        status: PaymentStatus::stored(&status, format_args!("payment {id}"))?,
         id,
         statement_id: entry.statement_id,
         direction: entry.direction,
@@ -220,7 +219,7 @@ pub fn daily_summary(
     rows.into_iter()
         .map(|(status, count, sum)| {
             Ok((
-                PaymentStatus::parse(&status).ok_or_else(|| anyhow::anyhow!("status {status}"))?,
+                PaymentStatus::stored(&status, "a payments total")?,
                 Totals {
                     count,
                     amount: Money::from_cents(sum),
@@ -243,7 +242,8 @@ pub fn count_by_status(conn: &mut DbConnection) -> QueryResult<Vec<(PaymentStatu
         .collect())
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable)]
+#[diesel(table_name = statements)]
 pub struct StatementView {
     pub id: String,
     pub format: String,
@@ -254,6 +254,7 @@ pub struct StatementView {
     pub new_entries: i32,
     pub ignored_entries: i32,
     pub imported_by: String,
+    #[diesel(deserialize_as = db::UtcTimestamp)]
     pub imported_at: DateTime<Utc>,
 }
 
@@ -263,40 +264,10 @@ pub fn statements(
     brand_id: &str,
     limit: i64,
 ) -> anyhow::Result<Vec<StatementView>> {
-    let rows: Vec<StatementRow> = statements::table
+    Ok(statements::table
         .filter(statements::brand_id.eq(brand_id))
         .order((statements::imported_at.desc(), statements::id.desc()))
         .limit(limit)
-        .select(StatementRow::as_select())
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|row| StatementView {
-            id: row.id,
-            format: row.format,
-            version: row.version,
-            message_id: row.message_id,
-            file_name: row.file_name,
-            entries: row.entries,
-            new_entries: row.new_entries,
-            ignored_entries: row.ignored_entries,
-            imported_by: row.imported_by,
-            imported_at: row.imported_at.and_utc(),
-        })
-        .collect())
-}
-
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = statements)]
-struct StatementRow {
-    id: String,
-    format: String,
-    version: String,
-    message_id: Option<String>,
-    file_name: Option<String>,
-    entries: i32,
-    new_entries: i32,
-    ignored_entries: i32,
-    imported_by: String,
-    imported_at: NaiveDateTime,
+        .select(StatementView::as_select())
+        .load(conn)?)
 }

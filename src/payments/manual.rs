@@ -16,7 +16,7 @@ use crate::coupons::CouponKey;
 use crate::db::{write_transaction, DbConnection};
 use crate::money::Money;
 use crate::orders::{self as order_domain, fulfilment, Order, PaidOrder};
-use crate::prepaid::{self, EntryKind, Holder, Posting, PrepaidError};
+use crate::prepaid::{self, EntryKind, Posting, PrepaidError};
 use crate::validation::Reason;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,10 +57,12 @@ fn locked_payment(
     find(conn, operator.brand_id, payment_id)?.ok_or(ManualError::UnknownPayment)
 }
 
+/// Records what a manual action (`action`, as the audit log names it) made of the payment.
 fn resolve(
     conn: &mut DbConnection,
     operator: &Operator<'_>,
     payment: &PaymentView,
+    action: &'static str,
     changes: Resolution,
     now: DateTime<Utc>,
 ) -> Result<PaymentView, ManualError> {
@@ -86,7 +88,7 @@ fn resolve(
         AuditEntry {
             brand_id: Some(operator.brand_id),
             actor: &Actor::User(operator.id.to_owned()),
-            action: changes.action,
+            action,
             subject_type: "payment",
             subject_id: &payment.id,
             details: json!({
@@ -105,7 +107,6 @@ fn resolve(
 
 /// What a manual action decided, as the payment row and the audit log keep it.
 struct Resolution {
-    action: &'static str,
     status: PaymentStatus,
     order_id: Option<String>,
     account_id: Option<String>,
@@ -113,21 +114,49 @@ struct Resolution {
     credited: Money,
 }
 
-/// A prepaid ledger entry for a payment's money, in the operator's name.
-fn by_operator<'a>(
-    operator: &Operator<'a>,
-    payment: &'a PaymentView,
-    kind: EntryKind,
-    amount: Money,
-    description: &'static str,
-) -> Posting<'a> {
-    Posting {
+/// A prepaid ledger entry a manual action writes: its kind and the text the customer reads
+/// on their statement, with the amount.
+enum ManualEntry {
+    /// An unmatched payment matched to the account: a top-up.
+    TopUp(Money),
+    /// What a payment matched to an order brought beyond the order's price.
+    Excess(Money),
+    /// What had been credited of a payment now refunded, taken back (negative).
+    Refund(Money),
+}
+
+/// Posts `entry` to prepaid account `account_id` in the operator's name, the payment as
+/// its reference.
+fn post_by_operator(
+    conn: &mut DbConnection,
+    operator: &Operator<'_>,
+    payment: &PaymentView,
+    account_id: &str,
+    entry: ManualEntry,
+    now: DateTime<Utc>,
+) -> Result<(), ManualError> {
+    let (kind, amount, description) = match entry {
+        ManualEntry::TopUp(amount) => (
+            EntryKind::TopUp,
+            amount,
+            "Versamento abbinato dall'amministrazione",
+        ),
+        ManualEntry::Excess(amount) => (
+            EntryKind::OverpaymentCredit,
+            amount,
+            "Eccedenza di pagamento (abbinato dall'amministrazione)",
+        ),
+        ManualEntry::Refund(amount) => (EntryKind::Adjustment, amount, "Rimborso al versante"),
+    };
+    let posting = Posting {
         kind,
         amount,
         description,
         reference: Some(&payment.id),
         actor_id: Some(operator.id),
-    }
+    };
+    prepaid::post(conn, account_id, posting, now)?;
+    Ok(())
 }
 
 fn is_credit(payment: &PaymentView) -> bool {
@@ -150,137 +179,88 @@ fn locked_unmatched_credit(
 }
 
 /// Credits an unmatched payment to a prepaid account of the brand (a payer who forgot
-/// the RF code, a late payment the customer wants as credit).
+/// the RF code, a late payment the customer wants as credit); says what the payment
+/// became, for [`match_by_hand`] to record.
 fn match_to_account(
     conn: &mut DbConnection,
     operator: &Operator<'_>,
-    payment_id: &str,
+    payment: &PaymentView,
     account_id: &str,
     now: DateTime<Utc>,
-) -> Result<PaymentView, ManualError> {
-    write_transaction(conn, |conn| {
-        let payment = locked_unmatched_credit(conn, operator, payment_id)?;
-        let account = prepaid::account(conn, account_id)?;
-        if account.brand_id != operator.brand_id {
-            return Err(PrepaidError::UnknownAccount.into());
-        }
-        prepaid::post(
-            conn,
-            account_id,
-            by_operator(
-                operator,
-                &payment,
-                EntryKind::TopUp,
-                payment.amount,
-                "Versamento abbinato dall'amministrazione",
-            ),
-            now,
-        )?;
-        resolve(
-            conn,
-            operator,
-            &payment,
-            Resolution {
-                action: "payment.matched_by_hand",
-                status: PaymentStatus::Matched,
-                order_id: None,
-                account_id: Some(account_id.to_owned()),
-                applied: Money::ZERO,
-                credited: payment.amount,
-            },
-            now,
-        )
+) -> Result<Resolution, ManualError> {
+    let account = prepaid::account(conn, account_id)?;
+    if account.brand_id != operator.brand_id {
+        return Err(PrepaidError::UnknownAccount.into());
+    }
+    let top_up = ManualEntry::TopUp(payment.amount);
+    post_by_operator(conn, operator, payment, account_id, top_up, now)?;
+    Ok(Resolution {
+        status: PaymentStatus::Matched,
+        order_id: None,
+        account_id: Some(account_id.to_owned()),
+        applied: Money::ZERO,
+        credited: payment.amount,
     })
 }
 
 /// Applies an unmatched payment to an order of the brand as if it had carried its RF code,
 /// with the reservation deadline waived (the operator decided): exact → fulfilled, less →
-/// partial, more → fulfilled with the excess credited, already paid → credited.
+/// partial, more → fulfilled with the excess credited, already paid → credited. Says what
+/// the payment became, for [`match_by_hand`] to record.
 fn match_to_order(
     conn: &mut DbConnection,
     operator: &Operator<'_>,
     key: &CouponKey,
     public_url: &str,
-    payment_id: &str,
+    payment: &PaymentView,
     order_id: &str,
     now: DateTime<Utc>,
-) -> Result<PaymentView, ManualError> {
-    write_transaction(conn, |conn| {
-        let payment = locked_unmatched_credit(conn, operator, payment_id)?;
-        let order = locked_order(conn, operator, order_id)?;
-        let payable = Payable::of_order(&order).deadline_waived();
-        if payable.standing == Standing::Cancelled {
-            return Err(ManualError::OrderNotPayable(order.status.as_str().into()));
-        }
-        let decision = decide(Some(&payable), payment.amount, payment.booking_date);
-        let holder = prepaid::holders(conn, std::slice::from_ref(&order.user_id))?
-            .pop()
-            .ok_or_else(|| anyhow::anyhow!("user {} missing", order.user_id))?;
-        if decision.credited.is_positive() {
-            credit_excess(conn, operator, &payment, &holder, decision.credited, now)?;
-        }
-        let received = payable.after(&decision).received;
-        if decision.completes {
-            fulfil(
-                conn,
-                operator,
-                key,
-                public_url,
-                &order,
-                &holder.name,
-                received,
-                now,
-            )?;
-        } else if decision.applied.is_positive() {
-            order_domain::record_received(conn, order_id, received)?;
-        }
-        resolve(
+) -> Result<Resolution, ManualError> {
+    let order = locked_order(conn, operator, order_id)?;
+    let payable = Payable::of_order(&order).deadline_waived();
+    if payable.standing == Standing::Cancelled {
+        return Err(ManualError::OrderNotPayable(order.status.as_str().into()));
+    }
+    let decision = decide(Some(&payable), payment.amount, payment.booking_date);
+    let holder = prepaid::holders(conn, std::slice::from_ref(&order.user_id))?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("user {} missing", order.user_id))?;
+    if decision.credited.is_positive() {
+        // What the payment brought beyond the order's price goes to the buyer's
+        // prepaid account.
+        let account_id = holder
+            .account_id
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("user {} has no prepaid account", holder.user_id))?;
+        let excess = ManualEntry::Excess(decision.credited);
+        post_by_operator(conn, operator, payment, account_id, excess, now)?;
+    }
+    let received = payable.after(&decision).received;
+    if decision.completes {
+        fulfil(
             conn,
             operator,
-            &payment,
-            Resolution {
-                action: "payment.matched_by_hand",
-                status: decision.status,
-                order_id: Some(order_id.to_owned()),
-                account_id: decision
-                    .credited
-                    .is_positive()
-                    .then_some(holder.account_id)
-                    .flatten(),
-                applied: decision.applied,
-                credited: decision.credited,
-            },
+            key,
+            public_url,
+            &order,
+            &holder.name,
+            received,
             now,
-        )
+        )?;
+    } else if decision.applied.is_positive() {
+        order_domain::record_received(conn, order_id, received)?;
+    }
+    Ok(Resolution {
+        status: decision.status,
+        order_id: Some(order_id.to_owned()),
+        account_id: decision
+            .credited
+            .is_positive()
+            .then_some(holder.account_id)
+            .flatten(),
+        applied: decision.applied,
+        credited: decision.credited,
     })
-}
-
-/// What the payment brought beyond the order's price goes to the buyer's prepaid account.
-fn credit_excess(
-    conn: &mut DbConnection,
-    operator: &Operator<'_>,
-    payment: &PaymentView,
-    holder: &Holder,
-    excess: Money,
-    now: DateTime<Utc>,
-) -> Result<(), ManualError> {
-    let account_id = holder
-        .account_id
-        .as_deref()
-        .ok_or_else(|| anyhow::anyhow!("user {} has no prepaid account", holder.user_id))?;
-    prepaid::post(
-        conn,
-        account_id,
-        by_operator(
-            operator,
-            payment,
-            EntryKind::OverpaymentCredit,
-            excess,
-            "Eccedenza di pagamento (abbinato dall'amministrazione)",
-        ),
-        now,
-    )?;
-    Ok(())
 }
 
 /// The order, locked as the import locks it, if it is of the operator's brand.
@@ -348,25 +328,15 @@ pub fn refund(
             ));
         }
         if let (Some(account_id), true) = (&payment.account_id, payment.credited.is_positive()) {
-            prepaid::post(
-                conn,
-                account_id,
-                by_operator(
-                    operator,
-                    &payment,
-                    EntryKind::Adjustment,
-                    -payment.credited,
-                    "Rimborso al versante",
-                ),
-                now,
-            )?;
+            let refund = ManualEntry::Refund(-payment.credited);
+            post_by_operator(conn, operator, &payment, account_id, refund, now)?;
         }
         resolve(
             conn,
             operator,
             &payment,
+            "payment.refunded",
             Resolution {
-                action: "payment.refunded",
                 status: PaymentStatus::Refunded,
                 order_id: None,
                 account_id: None,
@@ -419,7 +389,9 @@ fn given(id: Option<&str>) -> Option<&str> {
     id.map(str::trim).filter(|id| !id.is_empty())
 }
 
-/// Matches the unmatched credit `payment_id` to `target`, for `operator`'s brand.
+/// Matches the unmatched credit `payment_id` to `target`, for `operator`'s brand: the
+/// payment is locked and checked, and what it became recorded, here once, whichever the
+/// target.
 pub fn match_by_hand(
     conn: &mut DbConnection,
     operator: &Operator<'_>,
@@ -429,14 +401,25 @@ pub fn match_by_hand(
     target: &ManualTarget,
     now: DateTime<Utc>,
 ) -> Result<PaymentView, ManualError> {
-    match target {
-        ManualTarget::Order(order_id) => {
-            match_to_order(conn, operator, key, public_url, payment_id, order_id, now)
-        }
-        ManualTarget::Account(account_id) => {
-            match_to_account(conn, operator, payment_id, account_id, now)
-        }
-    }
+    write_transaction(conn, |conn| {
+        let payment = locked_unmatched_credit(conn, operator, payment_id)?;
+        let resolution = match target {
+            ManualTarget::Order(order_id) => {
+                match_to_order(conn, operator, key, public_url, &payment, order_id, now)?
+            }
+            ManualTarget::Account(account_id) => {
+                match_to_account(conn, operator, &payment, account_id, now)?
+            }
+        };
+        resolve(
+            conn,
+            operator,
+            &payment,
+            "payment.matched_by_hand",
+            resolution,
+            now,
+        )
+    })
 }
 
 #[cfg(test)]

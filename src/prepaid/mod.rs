@@ -367,8 +367,7 @@ pub fn entries(
         .map(|row| {
             let EntryRow { id, kind, .. } = &row;
             Ok(Entry {
-                kind: EntryKind::parse(kind)
-                    .ok_or_else(|| anyhow::anyhow!("entry {id} has unknown kind {kind}"))?,
+                kind: EntryKind::stored(kind, format_args!("entry {id}"))?,
                 id: row.id,
                 seq: row.seq,
                 amount: Money::from_cents(row.amount_cents),

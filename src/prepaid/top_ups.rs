@@ -161,10 +161,8 @@ fn from_row(row: TopUpRow) -> anyhow::Result<TopUp> {
         ..
     } = &row;
     Ok(TopUp {
-        status: TopUpStatus::parse(status)
-            .ok_or_else(|| anyhow::anyhow!("top-up {id}: status {status}"))?,
-        payment_method: PaymentMethod::parse(payment_method)
-            .ok_or_else(|| anyhow::anyhow!("top-up {id}: method {payment_method}"))?,
+        status: TopUpStatus::stored(status, format_args!("top-up {id}"))?,
+        payment_method: PaymentMethod::stored(payment_method, format_args!("top-up {id}"))?,
         payment_reference: CreditorReference::parse(payment_reference)
             .map_err(|e| anyhow::anyhow!("top-up {id}: RF code: {e}"))?,
         id: row.id,

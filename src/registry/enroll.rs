@@ -9,7 +9,7 @@ use super::csr::key_fingerprint;
 use super::store::{self, NewCertificate, NewDevice};
 use super::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind};
 use crate::ca::{CaError, CertificateAuthority, DeviceKey, Issued, Profile, Subject};
-use crate::db::schema::{brands, holders};
+use crate::db::schema::brands;
 use crate::db::{write_transaction, DbConnection};
 use crate::secrets::random_bytes;
 
@@ -59,11 +59,7 @@ pub fn enroll_device(
     }
     let not_before = expires_at - Duration::days(VALIDITY_DAYS);
     write_transaction(conn, |conn| {
-        let (holder_id, given_name, surname): (String, String, String) = holders::table
-            .filter(holders::codice_fiscale.eq(codice_fiscale.as_str()))
-            .select((holders::id, holders::given_name, holders::surname))
-            .first(conn)
-            .optional()?
+        let holder = store::find_holder(conn, codice_fiscale)?
             .ok_or_else(|| EnrollError::UnknownHolder(codice_fiscale.as_str().to_owned()))?;
         let brand_known: i64 = brands::table
             .filter(brands::id.eq(brand_id))
@@ -74,8 +70,8 @@ pub fn enroll_device(
         }
         let subject = Subject {
             codice_fiscale: codice_fiscale.as_str().to_owned(),
-            given_name,
-            surname,
+            given_name: holder.given_name,
+            surname: holder.surname,
         };
         // 12 digits: random, so enrolled devices never collide with the demo's serials.
         let serial_number: String = random_bytes::<12>()
@@ -85,7 +81,7 @@ pub fn enroll_device(
         let device_id = store::add_device(
             conn,
             &NewDevice {
-                holder_id: &holder_id,
+                holder_id: &holder.id,
                 brand_id,
                 serial_number: &serial_number,
                 kind,

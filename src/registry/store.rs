@@ -158,8 +158,7 @@ pub fn find_holder_devices(
 
 fn device_from_row(row: DeviceRow) -> anyhow::Result<Device> {
     Ok(Device {
-        kind: DeviceKind::parse(&row.kind)
-            .ok_or_else(|| anyhow::anyhow!("device {} has unknown kind {}", row.id, row.kind))?,
+        kind: DeviceKind::stored(&row.kind, format_args!("device {}", row.id))?,
         id: row.id,
         serial_number: row.serial_number,
         brand_id: row.brand_id,
@@ -223,6 +222,33 @@ pub struct NewHolder<'a> {
     pub surname: &'a str,
     pub email: Option<&'a str>,
     pub mobile: Option<&'a str>,
+}
+
+/// The holder registered with this codice fiscale, if any.
+pub fn find_holder(
+    conn: &mut DbConnection,
+    codice_fiscale: &CodiceFiscale,
+) -> QueryResult<Option<Holder>> {
+    let found: Option<(String, String, String)> = holders::table
+        .filter(holders::codice_fiscale.eq(codice_fiscale.as_str()))
+        .select((holders::id, holders::given_name, holders::surname))
+        .first(conn)
+        .optional()?;
+    Ok(found.map(|(id, given_name, surname)| Holder {
+        id,
+        codice_fiscale: codice_fiscale.clone(),
+        given_name,
+        surname,
+    }))
+}
+
+/// The id of the device registered with this serial number, if any.
+pub fn find_device_id(conn: &mut DbConnection, serial_number: &str) -> QueryResult<Option<String>> {
+    devices::table
+        .filter(devices::serial_number.eq(serial_number))
+        .select(devices::id)
+        .first(conn)
+        .optional()
 }
 
 /// Registers a holder; returns their id.

@@ -103,10 +103,8 @@ fn view(row: RenewalRow) -> anyhow::Result<RenewalView> {
     };
     let (id, kind, status) = (row.id, row.kind, row.status);
     Ok(RenewalView {
-        kind: CertificateKind::parse(&kind)
-            .ok_or_else(|| anyhow::anyhow!("renewal {id}: kind {kind}"))?,
-        status: RenewalState::parse(&status)
-            .ok_or_else(|| anyhow::anyhow!("renewal {id}: status {status}"))?,
+        kind: CertificateKind::stored(&kind, format_args!("renewal {id}"))?,
+        status: RenewalState::stored(&status, format_args!("renewal {id}"))?,
         id,
         certificate_id: row.certificate_id,
         created_at: row.created_at.and_utc(),

@@ -195,20 +195,12 @@ pub fn send_due(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<u
 
 /// The worker: sends due reminders every `interval`, until the task is dropped.
 pub async fn run(pool: crate::db::Pool, interval: std::time::Duration) {
-    loop {
-        let pool = pool.clone();
-        let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
-            send_due(&mut *pool.get()?, Utc::now())
-        })
-        .await;
-        match outcome {
-            Ok(Ok(0)) => {}
-            Ok(Ok(sent)) => tracing::info!(sent, "renewal reminders queued"),
-            Ok(Err(error)) => tracing::warn!(error = %error, "renewal reminders: will retry"),
-            Err(error) => tracing::warn!(error = %error, "renewal reminder task failed"),
+    crate::db::every_interval(pool, interval, "renewal reminders", send_due, |sent| {
+        if sent > 0 {
+            tracing::info!(sent, "renewal reminders queued")
         }
-        tokio::time::sleep(interval).await;
-    }
+    })
+    .await
 }
 
 /// Records that a renewal reminder was handled; `false` if another worker already did

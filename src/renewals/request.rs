@@ -193,10 +193,9 @@ pub fn request(
                     Refusal::UnknownCertificate(item.certificate_id.clone()),
                 );
             };
-            let kind = CertificateKind::parse(&kind)
-                .ok_or_else(|| anyhow::anyhow!("certificate kind {kind}"))?;
-            let status = CertificateStatus::parse(&status)
-                .ok_or_else(|| anyhow::anyhow!("certificate status {status}"))?;
+            let id = &item.certificate_id;
+            let kind = CertificateKind::stored(&kind, format_args!("certificate {id}"))?;
+            let status = CertificateStatus::stored(&status, format_args!("certificate {id}"))?;
             if status != CertificateStatus::Active {
                 return refuse(index, Refusal::NotActive(status));
             }

@@ -29,7 +29,7 @@ use crate::auth::{Role, User};
 use crate::http::{AppState, Identify, Identity};
 
 pub use crate::http::italian::euro;
-pub use page_context::{brand_named, BuyerPage, OperatorPage};
+pub use page_context::{brand_named, BuyerPage, OperatorPage, VisitorPage};
 pub use pages::render;
 
 const SESSION_COOKIE: &str = "rinnovo_session";

@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::{
     merge, page, signed_in_context, with_conn, Csrf, Operator, Shopper, UserFuture, WebError,
@@ -35,12 +35,57 @@ where
     let request = request.clone();
     Box::pin(async move {
         let who = W::extract(&request).await?;
-        let state = request
-            .app_data::<web::Data<AppState>>()
-            .cloned()
-            .ok_or_else(|| WebError::Unexpected(anyhow::anyhow!("no state")))?;
-        build(who, state, Csrf::of(&request)).await
+        build(who, app_state(&request)?, Csrf::of(&request)).await
     })
+}
+
+fn app_state(request: &HttpRequest) -> Result<web::Data<AppState>, WebError> {
+    request
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| WebError::Unexpected(anyhow::anyhow!("no state")))
+}
+
+/// A form of a brand's shop (`/negozio/{brand}/...`) for a visitor not signed in
+/// (sign-in, sign-up): the state, the brand the path names (an unknown one is a 404
+/// page) and the page's CSRF token.
+pub struct VisitorPage {
+    pub state: web::Data<AppState>,
+    pub brand: Brand,
+    pub csrf: Csrf,
+}
+
+impl VisitorPage {
+    /// The form `name` titled `title`, with `fields`: what was typed, the messages.
+    pub fn render(
+        &self,
+        status: StatusCode,
+        (name, title): (&str, &str),
+        fields: Value,
+    ) -> Result<HttpResponse, WebError> {
+        let brand = &self.brand;
+        let context = merge(
+            json!({ "title": title, "brand": brand.id, "brand_name": brand.name, "user": null, "csrf_token": self.csrf.token }),
+            fields,
+        );
+        page(&self.state, &self.csrf, status, name, context)
+    }
+}
+
+impl FromRequest for VisitorPage {
+    type Error = WebError;
+    type Future = UserFuture<Self>;
+
+    fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let state = app_state(&request)?;
+            let brand = request.match_info().get("brand").unwrap_or_default();
+            let brand = brand_named(&state, brand.to_owned()).await?;
+            let csrf = Csrf::of(&request);
+            Ok(Self { state, brand, csrf })
+        })
+    }
 }
 
 /// A page of a signed-in buyer (see [`Shopper`]).

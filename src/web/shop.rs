@@ -14,11 +14,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    brand_named, euro, merge, page, refusal, see_other, with_conn, BuyerPage, CheckedForm, Csrf,
-    NoFields, Query, WebError,
+    euro, merge, page, refusal, see_other, with_conn, BuyerPage, CheckedForm, Csrf, NoFields,
+    Query, VisitorPage, WebError,
 };
 use crate::auth::{password, sessions, users, web_sessions, NewPassword, NewUser, Role, UserError};
-use crate::brands::{self, Brand};
+use crate::brands;
 use crate::catalog::{self, Product, ProposalError, RequestedLine};
 use crate::email_address::EmailAddress;
 use crate::http::AppState;
@@ -77,35 +77,12 @@ pub struct SignInForm {
     password: String,
 }
 
-/// A form of the brand's shop for a visitor not signed in (sign-in, sign-up), with the
-/// form's `fields` (what was typed, the messages).
-fn anonymous_page(
-    state: &AppState,
-    request: &HttpRequest,
-    brand: &Brand,
-    status: StatusCode,
-    (name, title): (&str, &str),
-    fields: Value,
-) -> Result<HttpResponse, WebError> {
-    let csrf = Csrf::of(request);
-    let context = merge(
-        json!({ "title": title, "brand": brand.id, "brand_name": brand.name, "user": null, "csrf_token": csrf.token }),
-        fields,
-    );
-    page(state, &csrf, status, name, context)
-}
-
 const SIGN_IN: (&str, &str) = ("accedi", "Accedi");
 const SIGN_UP: (&str, &str) = ("iscriviti", "Iscriviti");
 
-async fn sign_in_form(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    brand: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
-    let brand = brand_named(&state, brand.into_inner()).await?;
+async fn sign_in_form(visitor: VisitorPage) -> Result<HttpResponse, WebError> {
     let fields = json!({ "email": "", "error": null });
-    anonymous_page(&state, &request, &brand, StatusCode::OK, SIGN_IN, fields)
+    visitor.render(StatusCode::OK, SIGN_IN, fields)
 }
 
 /// Signs the user in: a server-side session in an HttpOnly cookie, then the shop.
@@ -132,27 +109,26 @@ fn signed_in(
 }
 
 async fn sign_in(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    brand: web::Path<String>,
     CheckedForm(form): CheckedForm<SignInForm>,
+    visitor: VisitorPage,
+    request: HttpRequest,
 ) -> Result<HttpResponse, WebError> {
-    let brand = brand_named(&state, brand.into_inner()).await?;
+    let VisitorPage { state, brand, .. } = &visitor;
     let SignInForm { email, password } = form;
     let client = crate::http::client_address(&request);
     let now = Utc::now();
     let (brand_id, typed) = (brand.id.clone(), email.clone());
-    let login = with_conn(&state, move |conn| {
+    let login = with_conn(state, move |conn| {
         Ok(sessions::start_login(conn, &brand_id, &typed, &client, now))
     })
     .await?;
     let login = match login {
         Ok(login) => login,
-        Err(error) => return sign_in_refused(&state, &request, &brand, &email, error),
+        Err(error) => return sign_in_refused(&visitor, &email, error),
     };
     let hash = login.password_hash.clone();
     let matches = web::block(move || password::verify(&password, hash.as_deref())).await?;
-    let outcome = with_conn(&state, move |conn| {
+    let outcome = with_conn(state, move |conn| {
         match sessions::close_attempt(conn, login, matches, now) {
             Ok(user) => Ok(Ok((user.role, web_sessions::start(conn, &user.id, now)?))),
             Err(error) => Ok(Err(error)),
@@ -160,16 +136,14 @@ async fn sign_in(
     })
     .await?;
     match outcome {
-        Ok((role, token)) => signed_in(&state, &brand.id, role, &token),
-        Err(error) => sign_in_refused(&state, &request, &brand, &email, error),
+        Ok((role, token)) => signed_in(state, &brand.id, role, &token),
+        Err(error) => sign_in_refused(&visitor, &email, error),
     }
 }
 
 /// Wrong credentials: the form again, with the message; throttling: its error page.
 fn sign_in_refused(
-    state: &AppState,
-    request: &HttpRequest,
-    brand: &Brand,
+    visitor: &VisitorPage,
     email: &str,
     error: sessions::SessionError,
 ) -> Result<HttpResponse, WebError> {
@@ -178,14 +152,7 @@ fn sign_in_refused(
         return Err(identity.into());
     }
     let fields = json!({ "email": email, "error": identity.italian });
-    anonymous_page(
-        state,
-        request,
-        brand,
-        StatusCode::UNAUTHORIZED,
-        SIGN_IN,
-        fields,
-    )
+    visitor.render(StatusCode::UNAUTHORIZED, SIGN_IN, fields)
 }
 
 #[derive(Deserialize, Default)]
@@ -196,23 +163,16 @@ pub struct SignUpForm {
     password: String,
 }
 
-async fn sign_up_form(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    brand: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
-    let brand = brand_named(&state, brand.into_inner()).await?;
+async fn sign_up_form(visitor: VisitorPage) -> Result<HttpResponse, WebError> {
     let fields = json!({ "name": "", "email": "", "error": null, "errors": {} });
-    anonymous_page(&state, &request, &brand, StatusCode::OK, SIGN_UP, fields)
+    visitor.render(StatusCode::OK, SIGN_UP, fields)
 }
 
 async fn sign_up(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    brand: web::Path<String>,
     CheckedForm(form): CheckedForm<SignUpForm>,
+    visitor: VisitorPage,
 ) -> Result<HttpResponse, WebError> {
-    let brand = brand_named(&state, brand.into_inner()).await?;
+    let VisitorPage { state, brand, .. } = &visitor;
     let mut errors = BTreeMap::new();
     let name = PersonName::parse(&form.name)
         .map_err(|_| {
@@ -238,7 +198,7 @@ async fn sign_up(
         }
     };
     let (Some(name), Some(email), Some(password)) = (name, email, password) else {
-        return sign_up_again(&state, &request, &brand, &form, errors, None);
+        return sign_up_again(&visitor, &form, errors);
     };
     let new = NewUser {
         brand_id: brand.id.clone(),
@@ -249,7 +209,7 @@ async fn sign_up(
         codice_fiscale: None,
     };
     let now = Utc::now();
-    let created = with_conn(&state, move |conn| {
+    let created = with_conn(state, move |conn| {
         match users::create(conn, new, &crate::audit::Actor::System, now) {
             Ok(user) => Ok(Ok(web_sessions::start(conn, &user.id, now)?)),
             Err(taken @ UserError::EmailTaken) => Ok(Err(refusal(taken)?)),
@@ -258,11 +218,11 @@ async fn sign_up(
     })
     .await?;
     match created {
-        Ok(token) => signed_in(&state, &brand.id, Role::Customer, &token),
+        Ok(token) => signed_in(state, &brand.id, Role::Customer, &token),
         Err(taken) => {
             let message = format!("{} Accedi, o usa un'altra email.", taken.italian);
             let errors = BTreeMap::from([("email", message.as_str())]);
-            sign_up_again(&state, &request, &brand, &form, errors, None)
+            sign_up_again(&visitor, &form, errors)
         }
     }
 }
@@ -279,17 +239,13 @@ pub(super) fn password_rule_in_italian(error: &crate::auth::PasswordError) -> &'
 }
 
 fn sign_up_again(
-    state: &AppState,
-    request: &HttpRequest,
-    brand: &Brand,
+    visitor: &VisitorPage,
     form: &SignUpForm,
     errors: BTreeMap<&str, &str>,
-    error: Option<&str>,
 ) -> Result<HttpResponse, WebError> {
-    let fields =
-        json!({ "name": form.name, "email": form.email, "errors": errors, "error": error });
+    let fields = json!({ "name": form.name, "email": form.email, "errors": errors, "error": null });
     let status = StatusCode::UNPROCESSABLE_ENTITY;
-    anonymous_page(state, request, brand, status, SIGN_UP, fields)
+    visitor.render(status, SIGN_UP, fields)
 }
 
 async fn sign_out(
