@@ -1,9 +1,20 @@
 //! Statement files for the tests, built around the RF codes and amounts a test needs:
-//! camt.053 (001.08 and 001.02), camt.054, camt.053 in the CBI envelope, postal CSV.
+//! camt.053 (001.08 and 001.02, one or several accounts), camt.054, the CBI envelope with
+//! one or several business days, postal CSV; and the tests of what a file with several
+//! statements or accounts imports, each checking the money stored against the file's.
 
 use chrono::{NaiveDate, Utc};
+use diesel::prelude::*;
+use rinnovo::db::schema::payments;
+use serde_json::{json, Value};
+use uuid::Uuid;
 
+use crate::helpers::{problem, spawn_app, SignedIn, TestApp};
+
+/// The Visura brand's account.
 pub const IBAN: &str = "IT60X0542811101000000123456";
+/// An account of the same customer at the same bank that is not the brand's.
+pub const OTHER_IBAN: &str = "IT02L1234512345123456789012";
 pub const POSTAL_ACCOUNT: &str = "000012345678";
 
 /// One line of a statement.
@@ -107,21 +118,61 @@ impl Line {
     }
 }
 
-fn account() -> String {
-    format!("<Acct><Id><IBAN>{IBAN}</IBAN></Id><Ccy>EUR</Ccy></Acct>")
+fn account(iban: &str) -> String {
+    format!("<Acct><Id><IBAN>{iban}</IBAN></Id><Ccy>EUR</Ccy></Acct>")
+}
+
+/// Cents of an amount written `1234.56`.
+pub fn cents(amount: &str) -> i64 {
+    let (units, decimals) = amount.split_once('.').unwrap_or((amount, "0"));
+    units.parse::<i64>().unwrap() * 100 + format!("{decimals:0<2}").parse::<i64>().unwrap()
+}
+
+/// A `Stmt` of `iban`, with its closing balance as banks write it.
+fn stmt(version: u8, iban: &str, lines: &[Line]) -> String {
+    let entries: String = lines.iter().map(|l| l.entry(version)).collect();
+    let moved: i64 = lines
+        .iter()
+        .map(|l| {
+            if l.reversal {
+                -cents(&l.amount)
+            } else {
+                cents(&l.amount)
+            }
+        })
+        .sum();
+    let closing = 1_000_000 + moved;
+    let date = lines
+        .first()
+        .map_or(Utc::now().date_naive(), |l| l.booking_date);
+    format!(
+        "<Stmt><Id>STMT-{id}</Id><ElctrncSeqNb>1</ElctrncSeqNb><CreDtTm>2026-11-23T20:00:00</CreDtTm>{account}\n\
+         <Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy=\"EUR\">{units}.{decimals:02}</Amt>\
+         <CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{date}</Dt></Dt></Bal>\n{entries}</Stmt>",
+        id = Uuid::new_v4().simple(),
+        account = account(iban),
+        units = closing / 100,
+        decimals = closing % 100,
+    )
 }
 
 /// A camt.053 of message version `version` (2 to 8).
 pub fn camt053(version: u8, lines: &[Line]) -> String {
-    let entries: String = lines.iter().map(|l| l.entry(version)).collect();
+    camt053_accounts(version, &[(IBAN, lines)])
+}
+
+/// A camt.053 with one `Stmt` per (account, lines).
+pub fn camt053_accounts(version: u8, statements: &[(&str, &[Line])]) -> String {
+    let statements: String = statements
+        .iter()
+        .map(|(iban, lines)| stmt(version, iban, lines))
+        .collect();
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.053.001.0{version}\"><BkToCstmrStmt>\
          <GrpHdr><MsgId>MSG-{id}</MsgId><CreDtTm>2026-11-23T20:00:00</CreDtTm></GrpHdr>\
-         <Stmt><Id>STMT-{id}</Id><CreDtTm>2026-11-23T20:00:00</CreDtTm>{account}\n{entries}</Stmt>\
-         </BkToCstmrStmt></Document>\n",
+         {statements}</BkToCstmrStmt></Document>\n",
         id = uuid::Uuid::new_v4().simple(),
-        account = account(),
     )
 }
 
@@ -134,30 +185,44 @@ pub fn camt054(lines: &[Line]) -> String {
          <GrpHdr><MsgId>NTF-1</MsgId><CreDtTm>2026-11-23T20:00:00</CreDtTm></GrpHdr>\
          <Ntfctn><Id>NTF-1</Id><CreDtTm>2026-11-23T20:00:00</CreDtTm>{account}\n{entries}</Ntfctn>\
          </BkToCstmrDbtCdtNtfctn></Document>\n",
-        account = account(),
+        account = account(IBAN),
     )
 }
 
 /// A camt.053.001.02 statement in the Italian CBI envelope, elements prefixed.
 pub fn cbi_camt053(lines: &[Line]) -> String {
-    let entries: String = lines.iter().map(|l| l.entry(2)).collect();
-    // Every element of the statement in the DLST namespace, as the banks send it.
-    let body = format!(
-        "<GrpHdr><MsgId>RH0542</MsgId><CreDtTm>2026-11-23T21:30:00</CreDtTm></GrpHdr>\
-         <Stmt><Id>0542</Id><CreDtTm>2026-11-23T21:30:00</CreDtTm>{}\n{entries}</Stmt>",
-        account()
-    );
-    let prefixed = prefix_elements(&body, "DLST");
+    cbi_envelope(&[(IBAN, lines)])
+}
+
+/// The CBI envelope as Italian banks send it: one logical message per business day (per
+/// (account, lines)), each with its group header and its statement.
+pub fn cbi_envelope(days: &[(&str, &[Line])]) -> String {
+    let messages: String = days
+        .iter()
+        .enumerate()
+        .map(|(n, (iban, lines))| {
+            // Every element of the statement in the DLST namespace, as the banks send it.
+            let body = format!(
+                "<GrpHdr><MsgId>RH0542{n:04}</MsgId><CreDtTm>2026-11-23T21:30:00</CreDtTm></GrpHdr>{}",
+                stmt(2, iban, lines)
+            );
+            format!(
+                "<BODY:CBIEnvelBkToCstmrStmtReqLogMsg><BODY:CBIBkToCstmrStmtReqLogMsg>\
+                 <LMSG:CBIDlyStmtReqLogMsg>{}</LMSG:CBIDlyStmtReqLogMsg>\
+                 </BODY:CBIBkToCstmrStmtReqLogMsg></BODY:CBIEnvelBkToCstmrStmtReqLogMsg>\n",
+                prefix_elements(&body, "DLST")
+            )
+        })
+        .collect();
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <BODY:CBIBdyBkToCstmrStmtReq xmlns:BODY=\"urn:CBI:xsd:CBIBdyBkToCstmrStmtReq.00.01.02\" \
          xmlns:LMSG=\"urn:CBI:xsd:CBIBkToCstmrStmtReqLogMsg.00.01.02\" \
          xmlns:DLST=\"urn:CBI:xsd:CBIDlyStmtReqLogMsg.00.01.02\">\
-         <BODY:PhyMsgInf><BODY:NbOfLogMsg>1</BODY:NbOfLogMsg></BODY:PhyMsgInf>\
-         <BODY:CBIEnvelBkToCstmrStmtReqLogMsg><BODY:CBIBkToCstmrStmtReqLogMsg>\
-         <LMSG:CBIDlyStmtReqLogMsg>{prefixed}</LMSG:CBIDlyStmtReqLogMsg>\
-         </BODY:CBIBkToCstmrStmtReqLogMsg></BODY:CBIEnvelBkToCstmrStmtReqLogMsg>\
-         </BODY:CBIBdyBkToCstmrStmtReq>\n"
+         <BODY:PhyMsgInf><BODY:PhyMsgTpCd>INC-BCS-CAMT</BODY:PhyMsgTpCd>\
+         <BODY:NbOfLogMsg>{}</BODY:NbOfLogMsg></BODY:PhyMsgInf>\n{messages}\
+         </BODY:CBIBdyBkToCstmrStmtReq>\n",
+        days.len()
     )
 }
 
@@ -179,4 +244,223 @@ pub fn postal_csv(rows: &[(&str, &str, &str, &str)]) -> String {
         ));
     }
     csv
+}
+
+// ---- What a file with several statements or accounts imports ----
+
+/// RIN-FIRMA-CNS: 26.00 + 22% = 31.72.
+const PRICE: &str = "31.72";
+
+async fn transfer_order(app: &TestApp, customer: &SignedIn) -> (String, String) {
+    let response = app
+        .client
+        .post(format!("{}/api/v1/orders", app.address))
+        .bearer_auth(&customer.token)
+        .header("Idempotency-Key", Uuid::new_v4().to_string())
+        .json(&json!({
+            "lines": [{ "product": "RIN-FIRMA-CNS", "quantity": 1 }],
+            "payment_method": "bank_transfer",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let order: Value = response.json().await.unwrap();
+    (
+        order["id"].as_str().unwrap().to_owned(),
+        order["transfer"]["reference"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn import(app: &TestApp, operator: &SignedIn, file: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/api/v1/backoffice/statements", app.address))
+        .bearer_auth(&operator.token)
+        .header("content-type", "application/xml")
+        .body(file.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn import_ok(app: &TestApp, operator: &SignedIn, file: &str) -> (u16, Value) {
+    let response = import(app, operator, file).await;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert!(status == 201 || status == 200, "{status} {body}");
+    (status, body)
+}
+
+async fn order_status(app: &TestApp, customer: &SignedIn, id: &str) -> String {
+    app.get_json(&customer.token, &format!("/api/v1/orders/{id}"))
+        .await["status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn bank_ref() -> String {
+    format!("BR{}", Uuid::new_v4().simple())
+}
+
+/// The money the stored payments say arrived: credits less reversals, in cents.
+fn stored_cents(app: &TestApp) -> i64 {
+    let mut conn = app.pool.get().unwrap();
+    let rows: Vec<(String, i64)> = payments::table
+        .select((payments::direction, payments::amount_cents))
+        .load(&mut conn)
+        .unwrap();
+    rows.iter()
+        .map(|(direction, cents)| match direction.as_str() {
+            "reversal" => -cents,
+            _ => *cents,
+        })
+        .sum()
+}
+
+fn stored_count(app: &TestApp) -> i64 {
+    let mut conn = app.pool.get().unwrap();
+    payments::table.count().get_result(&mut conn).unwrap()
+}
+
+/// The money of lines: credits less reversals, in cents.
+fn file_cents(lines: &[Line]) -> i64 {
+    lines
+        .iter()
+        .map(|l| {
+            if l.reversal {
+                -cents(&l.amount)
+            } else {
+                cents(&l.amount)
+            }
+        })
+        .sum()
+}
+
+fn day(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
+}
+
+#[tokio::test]
+async fn every_daily_statement_of_a_cbi_envelope_is_imported_and_another_account_is_listed() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let operator = app.back_office("visura").await;
+    // Twelve business days of the brand's account, with an order paid on some of them,
+    // and between them a day of another account of the same customer.
+    let mut orders = Vec::new();
+    let mut days: Vec<(&str, Vec<Line>)> = Vec::new();
+    for d in 1..=12u32 {
+        let mut lines = vec![
+            Line::credit(&format!("{}.{:02}", 100 + d, d), "FATTURA", &bank_ref()).booked(day(d)),
+            Line::credit("0.50", "", &bank_ref()).booked(day(d)),
+        ];
+        if d % 3 == 0 {
+            let (id, rf) = transfer_order(&app, &customer).await;
+            lines.push(Line::credit(PRICE, &rf, &bank_ref()).booked(day(d)));
+            orders.push(id);
+        }
+        days.push((IBAN, lines));
+        if d == 7 {
+            let rent = Line::credit("1500.00", "AFFITTO", &bank_ref()).booked(day(d));
+            days.push((OTHER_IBAN, vec![rent.clone(), rent]));
+        }
+    }
+    let ours: Vec<Line> = days
+        .iter()
+        .filter(|(iban, _)| *iban == IBAN)
+        .flat_map(|(_, lines)| lines.clone())
+        .collect();
+    let parts: Vec<(&str, &[Line])> = days.iter().map(|(i, l)| (*i, l.as_slice())).collect();
+    let file = cbi_envelope(&parts);
+
+    let (status, report) = import_ok(&app, &operator, &file).await;
+    assert_eq!(status, 201, "{report}");
+    assert_eq!(report["format"], "cbi-camt.053");
+    assert_eq!(report["statements"], 12, "{report}");
+    assert_eq!(report["entries"], ours.len(), "{report}");
+    assert_eq!(report["new_entries"], ours.len());
+    assert_eq!(report["outcomes"]["matched"]["count"], 4, "{report}");
+    let skipped = report["skipped_statements"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{report}");
+    assert_eq!(skipped[0]["account"], OTHER_IBAN);
+    assert_eq!(
+        skipped[0]["location"].as_str().unwrap().split(' ').next(),
+        Some("CBIDlyStmtReqLogMsg[8]/Stmt[1]")
+    );
+    assert_eq!(skipped[0]["entries"], 2);
+    assert_eq!(
+        skipped[0]["money_in"],
+        json!({ "count": 2, "amount": "3000.00" })
+    );
+    assert_eq!(
+        skipped[0]["money_out"],
+        json!({ "count": 0, "amount": "0.00" })
+    );
+    let expected = file_cents(&ours);
+    assert_eq!(expected, 128_478 + 4 * 3172, "the file's own total");
+    assert_eq!(stored_cents(&app), expected, "every day's money, once");
+    for id in &orders {
+        assert_eq!(order_status(&app, &customer, id).await, "fulfilled");
+    }
+
+    // Again: nothing new, nothing counted twice.
+    let (status, again) = import_ok(&app, &operator, &file).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["new_entries"], 0);
+    assert_eq!(again["already_imported"], ours.len());
+    assert_eq!(stored_cents(&app), expected);
+}
+
+#[tokio::test]
+async fn a_file_with_a_statement_per_account_imports_the_brands_and_lists_the_others() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let operator = app.back_office("visura").await;
+    let lextel = app.back_office("lextel").await;
+    let (id, rf) = transfer_order(&app, &customer).await;
+    let other = vec![
+        Line::credit("900.00", "FATTURA 12", &bank_ref()),
+        Line::credit("12.00", "RIMBORSO", &bank_ref()).reversed(),
+    ];
+    let ours = vec![
+        Line::credit(PRICE, "RINNOVO", &bank_ref()).scor(&rf),
+        Line::credit("20.00", "SENZA RIFERIMENTO", &bank_ref()),
+    ];
+    let file = camt053_accounts(8, &[(OTHER_IBAN, &other), (IBAN, &ours)]);
+
+    // A brand with no statement in the file: refused, naming the account.
+    let before = stored_count(&app);
+    let body = problem(import(&app, &lextel, &file).await, 422).await;
+    assert_eq!(body["type"], "/problems/statement-of-another-account");
+    assert!(
+        body["detail"].as_str().unwrap().contains(OTHER_IBAN),
+        "{body}"
+    );
+    assert_eq!(stored_count(&app), before, "nothing stored");
+
+    let (status, report) = import_ok(&app, &operator, &file).await;
+    assert_eq!(status, 201, "{report}");
+    assert_eq!(report["statements"], 1);
+    assert_eq!(report["entries"], 2);
+    assert_eq!(report["outcomes"]["matched"]["count"], 1, "{report}");
+    assert_eq!(report["outcomes"]["unmatched"]["count"], 1, "{report}");
+    let skipped = &report["skipped_statements"];
+    assert_eq!(skipped.as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(skipped[0]["account"], OTHER_IBAN);
+    assert!(skipped[0]["location"]
+        .as_str()
+        .unwrap()
+        .starts_with("Stmt[1] (line "));
+    assert_eq!(skipped[0]["money_in"]["amount"], "900.00");
+    assert_eq!(skipped[0]["money_out"]["amount"], "12.00");
+    assert_eq!(stored_cents(&app), file_cents(&ours));
+    assert_eq!(stored_cents(&app), 5172);
+    assert_eq!(order_status(&app, &customer, &id).await, "fulfilled");
+
+    // The page says the same.
+    let listed = app
+        .get_json(&operator.token, "/api/v1/backoffice/statements")
+        .await;
+    assert_eq!(listed["statements"][0]["entries"], 2, "{listed}");
 }

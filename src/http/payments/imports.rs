@@ -15,7 +15,7 @@ use crate::http::responses::NotOperator;
 use crate::http::{ApiError, AppState, Problem};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self};
-use crate::payments::reconcile::{self, ImportContext, OutcomeTotal};
+use crate::payments::reconcile::{self, ImportContext, OutcomeTotal, SkippedStatement};
 use crate::payments::statement::{self};
 use crate::secrets::hex;
 
@@ -93,18 +93,46 @@ pub(super) struct ImportResponse {
     /// The format's version, as the file declares it.
     #[schema(example = "camt.053.001.02")]
     version: String,
-    /// Entries in the file.
+    /// Statements of the file imported: those of the brand's accounts (a file may hold one
+    /// per account, or one per business day in a CBI envelope).
+    statements: usize,
+    /// The file's statements of accounts that are not the brand's: read, not imported.
+    #[schema(value_type = Vec<SkippedStatementDoc>)]
+    skipped_statements: Vec<SkippedStatement>,
+    /// Entries (credits and reversals) of the imported statements.
     entries: usize,
     /// Entries not imported before.
     new_entries: usize,
     /// Entries already imported by an earlier file.
     already_imported: usize,
-    /// Entries that are not incoming payments (debits, pending or informational entries).
+    /// Entries of the imported statements that are not incoming payments (debits, pending
+    /// or informational entries).
     ignored: usize,
     /// Count and amount of the new entries per outcome (`matched`, `partial`, `overpaid`,
     /// `duplicate`, `unmatched`...).
     #[schema(value_type = BTreeMap<String, OutcomeTotalDoc>)]
     outcomes: BTreeMap<PaymentStatus, OutcomeTotal>,
+}
+
+/// A statement of the file that is not of the brand's accounts, not imported.
+#[derive(utoipa::ToSchema)]
+#[schema(as = SkippedStatement)]
+#[allow(dead_code)] // documentation only: mirrors reconcile::SkippedStatement
+pub(super) struct SkippedStatementDoc {
+    /// The account it is of (IBAN or postal account).
+    #[schema(example = "IT02L1234512345123456789012")]
+    account: String,
+    /// Where it is in the file.
+    #[schema(example = "Stmt[2] (line 40)")]
+    location: String,
+    /// Its credits and reversals.
+    entries: usize,
+    /// Its entries that are not incoming payments.
+    ignored: usize,
+    /// Its credits.
+    money_in: OutcomeTotalDoc,
+    /// Its reversals.
+    money_out: OutcomeTotalDoc,
 }
 
 /// The statement file as the part named `file` of a multipart form.
@@ -185,7 +213,7 @@ statement this service reads (`/problems/invalid-field`, field `file`, rule such
         NotOperator,
         (status = 413, description = "The file is larger than the configured limit \
 (`/problems/payload-too-large`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The statement is of an account that is not the brand's \
+        (status = 422, description = "No statement of the file is of an account of the brand's \
 (`/problems/statement-of-another-account`)",
             body = Problem, content_type = "application/problem+json"),
     )
@@ -240,6 +268,8 @@ pub async fn import(
         statement_id: report.statement_id,
         format: parsed.format.as_str(),
         version: parsed.version,
+        statements: report.statements,
+        skipped_statements: report.skipped,
         entries: report.entries,
         new_entries: report.new_entries,
         already_imported: report.already_imported,

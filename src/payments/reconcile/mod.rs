@@ -2,6 +2,11 @@
 //! order or top-up and applied (order fulfilled, prepaid account credited, emails
 //! written) in the same transaction as the payment row.
 //!
+//! Of a file with several statements, those of the brand's accounts (its IBAN, its postal
+//! account) are imported; the others are listed in the report as skipped, with their
+//! account, where they are and the money they carry. A file with none of the brand's is
+//! refused whole: it is the wrong file, or uploaded under the wrong brand.
+//!
 //! Credits are split into lanes (`LANES`, by RF code, so all the payments of one order
 //! go through one lane in file order) that run in parallel on PostgreSQL, each on its
 //! own connection. A lane takes its entries in chunks, one transaction each, so that a
@@ -65,10 +70,43 @@ pub struct OutcomeTotal {
     pub amount: Money,
 }
 
+/// A number of entries and their amount.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MoneyFlow {
+    pub count: u64,
+    pub amount: Money,
+}
+
+impl MoneyFlow {
+    fn add(&mut self, amount: Money) {
+        self.count += 1;
+        self.amount = self.amount + amount;
+    }
+}
+
+/// A statement of the file that is not of the brand's accounts: read, not imported.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SkippedStatement {
+    pub account: String,
+    pub location: String,
+    /// Its credits and reversals.
+    pub entries: usize,
+    pub ignored: usize,
+    /// Its credits.
+    pub money_in: MoneyFlow,
+    /// Its reversals.
+    pub money_out: MoneyFlow,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportReport {
     /// The statement recorded for this import; `None` when it brought nothing new.
     pub statement_id: Option<String>,
+    /// Statements of the file imported: those of the brand's accounts.
+    pub statements: usize,
+    /// The file's statements of other accounts, not imported.
+    pub skipped: Vec<SkippedStatement>,
+    /// Entries of the imported statements.
     pub entries: usize,
     pub new_entries: usize,
     pub already_imported: usize,
@@ -100,27 +138,86 @@ fn compact(account: &str) -> String {
         .to_ascii_uppercase()
 }
 
-/// The file's entries must all be on the brand's own accounts: a statement of the other
-/// brand imported by mistake would otherwise match nothing and fill the queue.
-fn check_accounts(brand: &Brand, statement: &ParsedStatement) -> Result<(), ImportError> {
+fn is_brand_account(brand: &Brand, account: &str) -> bool {
     let iban = compact(&brand.iban);
     let postal = compact(&brand.postal_account);
     let postal_digits = postal.trim_start_matches('0');
-    for entry in &statement.entries {
-        let account = compact(&entry.account);
-        let ours = account == iban
-            || (!postal_digits.is_empty() && account.trim_start_matches('0') == postal_digits);
-        if !ours {
-            return Err(ImportError::ForeignAccount {
-                location: entry.location.clone(),
-                account: entry.account.clone(),
-                brand: brand.name.clone(),
-                iban: brand.iban.clone(),
-                postal: brand.postal_account.clone(),
-            });
+    let account = compact(account);
+    account == iban
+        || (!postal_digits.is_empty() && account.trim_start_matches('0') == postal_digits)
+}
+
+/// What of a file is the brand's.
+struct Selection<'a> {
+    /// The entries of the statements of the brand's accounts, in file order.
+    entries: Vec<&'a StatementEntry>,
+    statements: usize,
+    ignored: usize,
+    skipped: Vec<SkippedStatement>,
+}
+
+/// Only the statements of the brand's own accounts are imported: a statement of the
+/// other brand's, or of an account the bank reports alongside, would match nothing and
+/// fill the queue. The others are listed; a file with none of the brand's is refused, so
+/// that a file uploaded under the wrong brand says so.
+fn select_statements<'a>(
+    brand: &Brand,
+    statement: &'a ParsedStatement,
+) -> Result<Selection<'a>, ImportError> {
+    let ours: Vec<bool> = statement
+        .statements
+        .iter()
+        .map(|part| is_brand_account(brand, &part.account))
+        .collect();
+    if let (Some(first), false) = (statement.statements.first(), ours.contains(&true)) {
+        return Err(ImportError::ForeignAccount {
+            location: first.location.clone(),
+            account: first.account.clone(),
+            brand: brand.name.clone(),
+            iban: brand.iban.clone(),
+            postal: brand.postal_account.clone(),
+        });
+    }
+    let mut skipped: Vec<(usize, SkippedStatement)> = Vec::new();
+    let mut selection = Selection {
+        entries: Vec::new(),
+        statements: 0,
+        ignored: 0,
+        skipped: Vec::new(),
+    };
+    for (index, part) in statement.statements.iter().enumerate() {
+        if ours[index] {
+            selection.statements += 1;
+            selection.ignored += part.ignored;
+        } else {
+            skipped.push((
+                index,
+                SkippedStatement {
+                    account: part.account.clone(),
+                    location: part.location.clone(),
+                    entries: 0,
+                    ignored: part.ignored,
+                    money_in: MoneyFlow::default(),
+                    money_out: MoneyFlow::default(),
+                },
+            ));
         }
     }
-    Ok(())
+    for entry in &statement.entries {
+        if ours.get(entry.statement).copied().unwrap_or(false) {
+            selection.entries.push(entry);
+            continue;
+        }
+        if let Some((_, part)) = skipped.iter_mut().find(|(i, _)| *i == entry.statement) {
+            part.entries += 1;
+            match entry.direction {
+                EntryDirection::Credit => part.money_in.add(entry.amount),
+                EntryDirection::Reversal => part.money_out.add(entry.amount),
+            }
+        }
+    }
+    selection.skipped = skipped.into_iter().map(|(_, part)| part).collect();
+    Ok(selection)
 }
 
 /// Lanes an import runs in parallel on PostgreSQL, each on its own connection and thread:
@@ -160,26 +257,30 @@ pub fn import(
     statement: &ParsedStatement,
     now: DateTime<Utc>,
 ) -> Result<ImportReport, ImportError> {
-    check_accounts(context.brand, statement)?;
+    let selection = select_statements(context.brand, statement)?;
     // The same transaction reported twice in one file (a batch and its detail) is one.
     let mut seen = HashSet::new();
-    let unique: Vec<&StatementEntry> = statement
+    let entries = selection.entries.len();
+    let unique: Vec<&StatementEntry> = selection
         .entries
-        .iter()
+        .into_iter()
         .filter(|e| seen.insert(e.dedup_key.as_str()))
         .collect();
     let mut report = ImportReport {
         statement_id: None,
-        entries: statement.entries.len(),
+        statements: selection.statements,
+        skipped: selection.skipped,
+        entries,
         new_entries: 0,
-        already_imported: statement.entries.len() - unique.len(),
-        ignored: statement.ignored,
+        already_imported: entries - unique.len(),
+        ignored: selection.ignored,
         outcomes: BTreeMap::new(),
     };
     // The statement row is committed first, so that every lane's payments can refer to
     // it; it is removed again if the file brings nothing new.
-    let statement_id =
-        write_transaction(conn, |conn| record_statement(conn, context, statement, now))?;
+    let statement_id = write_transaction(conn, |conn| {
+        record_statement(conn, context, statement, &report, now)
+    })?;
     let run = Run {
         context,
         statement_id: &statement_id,
@@ -377,6 +478,7 @@ fn finish_statement(
                 "format": statement.format.as_str(), "version": statement.version,
                 "file_name": context.file_name, "sha256": context.file_sha256,
                 "entries": report.entries, "new_entries": report.new_entries,
+                "skipped_accounts": report.skipped.iter().map(|s| &s.account).collect::<Vec<_>>(),
             }),
         },
         now,
@@ -388,6 +490,7 @@ fn record_statement(
     conn: &mut DbConnection,
     context: &ImportContext<'_>,
     statement: &ParsedStatement,
+    report: &ImportReport,
     now: DateTime<Utc>,
 ) -> QueryResult<String> {
     let id = Uuid::now_v7().to_string();
@@ -400,9 +503,9 @@ fn record_statement(
             statements::message_id.eq(&statement.message_id),
             statements::file_name.eq(context.file_name),
             statements::file_sha256.eq(context.file_sha256),
-            statements::entries.eq(statement.entries.len() as i32),
+            statements::entries.eq(report.entries as i32),
             statements::new_entries.eq(0),
-            statements::ignored_entries.eq(statement.ignored as i32),
+            statements::ignored_entries.eq(report.ignored as i32),
             statements::imported_by.eq(context.operator_id),
             statements::imported_at.eq(now.naive_utc()),
         ))

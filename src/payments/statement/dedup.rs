@@ -83,6 +83,7 @@ mod tests {
     fn entry() -> StatementEntry {
         StatementEntry {
             account: "IT60X0542811101000000123456".into(),
+            statement: 0,
             direction: EntryDirection::Credit,
             amount: Money::from_cents(12200),
             booking_date: NaiveDate::from_ymd_opt(2025, 3, 3).unwrap(),

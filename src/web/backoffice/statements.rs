@@ -253,6 +253,19 @@ pub(super) async fn import(
             })
         })
         .collect();
+    let skipped: Vec<Value> = report
+        .skipped
+        .iter()
+        .map(|part| {
+            json!({
+                "account": part.account,
+                "location": part.location,
+                "entries": part.entries,
+                "money_in": euro(part.money_in.amount),
+                "money_out": euro(part.money_out.amount),
+            })
+        })
+        .collect();
     visit.render(
         &brand,
         "Estratto importato",
@@ -261,6 +274,8 @@ pub(super) async fn import(
         json!({
             "statement_id": report.statement_id,
             "format": format_label(parsed.format.as_str(), &parsed.version),
+            "statements": report.statements,
+            "skipped": skipped,
             "entries": report.entries,
             "new_entries": report.new_entries,
             "already_imported": report.already_imported,
