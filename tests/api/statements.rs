@@ -464,3 +464,52 @@ async fn a_file_with_a_statement_per_account_imports_the_brands_and_lists_the_ot
         .await;
     assert_eq!(listed["statements"][0]["entries"], 2, "{listed}");
 }
+
+#[tokio::test]
+async fn the_report_keeps_money_in_and_money_out_apart_for_every_outcome() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let operator = app.back_office("visura").await;
+    let (id, rf) = transfer_order(&app, &customer).await;
+    let lines = vec![
+        Line::credit(PRICE, &rf, &bank_ref()),
+        Line::credit("20.00", "SENZA RIFERIMENTO", &bank_ref()),
+        // A storno of a credit never imported: waits, unmatched, as money out.
+        Line::credit("45.00", "STORNO ASSEGNO 0001234", &bank_ref()).reversed(),
+        // The bank takes the order's payment back.
+        Line::credit(PRICE, &rf, &bank_ref()).reversed(),
+    ];
+    let (status, report) = import_ok(&app, &operator, &camt053(8, &lines)).await;
+    assert_eq!(status, 201, "{report}");
+    let outcomes = &report["outcomes"];
+    assert_eq!(
+        outcomes["unmatched"],
+        json!({
+            "count": 2, "amount": "-25.00",
+            "money_in": { "count": 1, "amount": "20.00" },
+            "money_out": { "count": 1, "amount": "45.00" },
+        }),
+        "{report}"
+    );
+    assert_eq!(
+        outcomes["matched"]["money_in"],
+        json!({ "count": 1, "amount": "31.72" })
+    );
+    assert_eq!(outcomes["matched"]["money_out"]["count"], 0);
+    assert_eq!(
+        outcomes["reversal"]["money_out"],
+        json!({ "count": 1, "amount": "31.72" })
+    );
+    assert_eq!(outcomes["reversal"]["money_in"]["count"], 0);
+    assert_eq!(report["money_in"], json!({ "count": 2, "amount": "51.72" }));
+    assert_eq!(
+        report["money_out"],
+        json!({ "count": 2, "amount": "76.72" })
+    );
+    assert_eq!(stored_cents(&app), file_cents(&lines));
+    assert_eq!(stored_cents(&app), -2500);
+    let order = app
+        .get_json(&customer.token, &format!("/api/v1/orders/{id}"))
+        .await;
+    assert_eq!(order["transfer"]["amount_received"], "0.00", "{order}");
+}

@@ -15,11 +15,9 @@ use crate::http::responses::NotOperator;
 use crate::http::{ApiError, AppState, Problem};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self};
-use crate::payments::reconcile::{self, ImportContext, OutcomeTotal, SkippedStatement};
+use crate::payments::reconcile::{self, ImportContext, MoneyFlow, OutcomeTotal, SkippedStatement};
 use crate::payments::statement::{self};
 use crate::secrets::hex;
-
-use super::OutcomeTotalDoc;
 
 /// The file: the `file` part of a multipart form, or the whole body. Refused past the
 /// configured size without reading the rest.
@@ -81,6 +79,35 @@ async fn read_limited<E: std::fmt::Display>(
     Ok(bytes)
 }
 
+/// A number of entries and their amount.
+#[derive(utoipa::ToSchema)]
+#[schema(as = MoneyFlow)]
+#[allow(dead_code)] // documentation only: mirrors reconcile::MoneyFlow
+pub(super) struct MoneyFlowDoc {
+    #[schema(minimum = 0)]
+    count: u64,
+    /// In euro, never negative.
+    #[schema(example = "126.88")]
+    amount: String,
+}
+
+/// The new entries with one outcome, money in and money out apart.
+#[derive(utoipa::ToSchema)]
+#[schema(as = OutcomeTotal)]
+#[allow(dead_code)] // documentation only: mirrors reconcile::OutcomeTotal
+pub(super) struct OutcomeTotalDoc {
+    /// Credits and reversals.
+    #[schema(minimum = 0)]
+    count: u64,
+    /// In euro, net: `money_in` less `money_out`, negative when more went out.
+    #[schema(example = "126.88")]
+    amount: String,
+    /// The credits (money received).
+    money_in: MoneyFlowDoc,
+    /// The reversals (credits the bank took back).
+    money_out: MoneyFlowDoc,
+}
+
 /// What an import did.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct ImportResponse {
@@ -109,9 +136,15 @@ pub(super) struct ImportResponse {
     /// or informational entries).
     ignored: usize,
     /// Count and amount of the new entries per outcome (`matched`, `partial`, `overpaid`,
-    /// `duplicate`, `unmatched`...).
+    /// `duplicate`, `unmatched`, `reversal`...), money in and money out apart.
     #[schema(value_type = BTreeMap<String, OutcomeTotalDoc>)]
     outcomes: BTreeMap<PaymentStatus, OutcomeTotal>,
+    /// The new credits, whatever their outcome.
+    #[schema(value_type = MoneyFlowDoc)]
+    money_in: MoneyFlow,
+    /// The new reversals, whatever their outcome.
+    #[schema(value_type = MoneyFlowDoc)]
+    money_out: MoneyFlow,
 }
 
 /// A statement of the file that is not of the brand's accounts, not imported.
@@ -130,9 +163,9 @@ pub(super) struct SkippedStatementDoc {
     /// Its entries that are not incoming payments.
     ignored: usize,
     /// Its credits.
-    money_in: OutcomeTotalDoc,
+    money_in: MoneyFlowDoc,
     /// Its reversals.
-    money_out: OutcomeTotalDoc,
+    money_out: MoneyFlowDoc,
 }
 
 /// The statement file as the part named `file` of a multipart form.
@@ -275,6 +308,8 @@ pub async fn import(
         already_imported: report.already_imported,
         ignored: report.ignored,
         outcomes: report.outcomes,
+        money_in: report.money_in,
+        money_out: report.money_out,
     }))
 }
 

@@ -16,18 +16,6 @@ pub(super) const MAX_PAGE: i64 = 500;
 
 /// Count and sum of payments.
 #[derive(utoipa::ToSchema)]
-#[schema(as = OutcomeTotal)]
-#[allow(dead_code)] // documentation only: mirrors reconcile::OutcomeTotal
-pub(super) struct OutcomeTotalDoc {
-    #[schema(minimum = 0)]
-    count: u64,
-    /// In euro.
-    #[schema(example = "126.88")]
-    amount: String,
-}
-
-/// Count and sum of payments.
-#[derive(utoipa::ToSchema)]
 #[schema(as = PaymentTotals)]
 #[allow(dead_code)] // documentation only: mirrors queue::Totals
 pub(super) struct TotalsDoc {

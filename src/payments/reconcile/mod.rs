@@ -64,10 +64,39 @@ pub struct ImportContext<'a> {
     pub file_sha256: &'a str,
 }
 
+/// The new entries with one outcome: money in (credits) and money out (reversals, the
+/// bank taking a credit back) apart, as they are different money.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct OutcomeTotal {
+    /// Credits and reversals.
     pub count: u64,
+    /// What they moved, net: `money_in` less `money_out` (negative when more went out).
     pub amount: Money,
+    pub money_in: MoneyFlow,
+    pub money_out: MoneyFlow,
+}
+
+impl OutcomeTotal {
+    fn add(&mut self, direction: EntryDirection, amount: Money) {
+        match direction {
+            EntryDirection::Credit => self.money_in.add(amount),
+            EntryDirection::Reversal => self.money_out.add(amount),
+        }
+        self.count = self.money_in.count + self.money_out.count;
+        self.amount = self.money_in.amount - self.money_out.amount;
+    }
+
+    fn merge(&mut self, other: &OutcomeTotal) {
+        for (flow, from) in [
+            (&mut self.money_in, &other.money_in),
+            (&mut self.money_out, &other.money_out),
+        ] {
+            flow.count += from.count;
+            flow.amount = flow.amount + from.amount;
+        }
+        self.count = self.money_in.count + self.money_out.count;
+        self.amount = self.money_in.amount - self.money_out.amount;
+    }
 }
 
 /// A number of entries and their amount.
@@ -111,7 +140,12 @@ pub struct ImportReport {
     pub new_entries: usize,
     pub already_imported: usize,
     pub ignored: usize,
+    /// The new entries by outcome.
     pub outcomes: BTreeMap<PaymentStatus, OutcomeTotal>,
+    /// The new entries whatever their outcome: credits.
+    pub money_in: MoneyFlow,
+    /// The new entries whatever their outcome: reversals.
+    pub money_out: MoneyFlow,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -275,6 +309,8 @@ pub fn import(
         already_imported: entries - unique.len(),
         ignored: selection.ignored,
         outcomes: BTreeMap::new(),
+        money_in: MoneyFlow::default(),
+        money_out: MoneyFlow::default(),
     };
     // The statement row is committed first, so that every lane's payments can refer to
     // it; it is removed again if the file brings nothing new.
@@ -310,10 +346,27 @@ impl ImportReport {
     fn add(&mut self, part: ImportReport) {
         self.new_entries += part.new_entries;
         self.already_imported += part.already_imported;
-        for (status, total) in part.outcomes {
-            let sum = self.outcomes.entry(status).or_default();
-            sum.count += total.count;
-            sum.amount = sum.amount + total.amount;
+        for (status, total) in &part.outcomes {
+            self.outcomes.entry(*status).or_default().merge(total);
+        }
+        for (flow, from) in [
+            (&mut self.money_in, part.money_in),
+            (&mut self.money_out, part.money_out),
+        ] {
+            flow.count += from.count;
+            flow.amount = flow.amount + from.amount;
+        }
+    }
+
+    /// One new entry and its outcome.
+    fn record(&mut self, status: PaymentStatus, direction: EntryDirection, amount: Money) {
+        self.outcomes
+            .entry(status)
+            .or_default()
+            .add(direction, amount);
+        match direction {
+            EntryDirection::Credit => self.money_in.add(amount),
+            EntryDirection::Reversal => self.money_out.add(amount),
         }
     }
 }
@@ -378,20 +431,14 @@ impl Run<'_> {
         let (credits, reversals): (Vec<&StatementEntry>, Vec<&StatementEntry>) = fresh
             .into_iter()
             .partition(|e| e.direction == EntryDirection::Credit);
-        let mut applied = credits::apply_credits(conn, context, statement_id, &credits, now)?;
-        for reversal in reversals {
-            applied.push(reversals::apply_reversal(
-                conn,
-                context,
-                statement_id,
-                reversal,
-                now,
-            )?);
-        }
+        let applied = credits::apply_credits(conn, context, statement_id, &credits, now)?;
         for (status, amount) in applied {
-            let total = report.outcomes.entry(status).or_default();
-            total.count += 1;
-            total.amount = total.amount + amount;
+            report.record(status, EntryDirection::Credit, amount);
+        }
+        for reversal in reversals {
+            let (status, amount) =
+                reversals::apply_reversal(conn, context, statement_id, reversal, now)?;
+            report.record(status, EntryDirection::Reversal, amount);
         }
         Ok(())
     }

@@ -8,7 +8,6 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::http::AppState;
-use crate::money::Money;
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue;
 use crate::payments::reconcile::{self, ImportContext};
@@ -239,17 +238,15 @@ pub(super) async fn import(
             ) || report.outcomes.contains_key(s)
         })
         .map(|s| {
-            let (count, amount) = report
-                .outcomes
-                .get(s)
-                .map(|t| (t.count, t.amount))
-                .unwrap_or((0, Money::ZERO));
+            let total = report.outcomes.get(s).cloned().unwrap_or_default();
             json!({
                 "status": s.as_str(),
                 "label": status_label(*s),
-                "count": count,
-                "amount": euro(amount),
-                "unmatched": *s == PaymentStatus::Unmatched && count > 0,
+                "count_in": total.money_in.count,
+                "amount_in": euro(total.money_in.amount),
+                "count_out": total.money_out.count,
+                "amount_out": euro(total.money_out.amount),
+                "unmatched": *s == PaymentStatus::Unmatched && total.count > 0,
             })
         })
         .collect();
@@ -281,6 +278,8 @@ pub(super) async fn import(
             "already_imported": report.already_imported,
             "ignored": report.ignored,
             "outcomes": outcomes,
+            "money_in": euro(report.money_in.amount),
+            "money_out": euro(report.money_out.amount),
         }),
     )
 }
