@@ -335,6 +335,7 @@ diesel::table! {
         resolved_at -> Nullable<Timestamp>,
         resolution_note -> Nullable<Text>,
         created_at -> Timestamp,
+        same_reference_as -> Nullable<Text>,
     }
 }
 

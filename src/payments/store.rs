@@ -72,6 +72,26 @@ pub fn insert_all(
     Ok(())
 }
 
+/// Payments (by dedup key) whose bank reference an earlier payment of another amount,
+/// booking date or direction on the same account already had: each points at that
+/// payment, for the back-office to look at.
+pub fn flag_reused_references(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    flagged: &[(&str, &str)],
+) -> QueryResult<()> {
+    for (dedup_key, earlier_id) in flagged {
+        diesel::update(
+            payments::table
+                .filter(payments::brand_id.eq(brand_id))
+                .filter(payments::dedup_key.eq(dedup_key)),
+        )
+        .set(payments::same_reference_as.eq(Some(earlier_id)))
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
 /// The bank took this credit back; the reversal is a payment of its own.
 pub fn mark_reversed(conn: &mut DbConnection, payment_id: &str) -> QueryResult<()> {
     diesel::update(payments::table.filter(payments::id.eq(payment_id)))

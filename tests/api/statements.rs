@@ -513,3 +513,99 @@ async fn the_report_keeps_money_in_and_money_out_apart_for_every_outcome() {
         .await;
     assert_eq!(order["transfer"]["amount_received"], "0.00", "{order}");
 }
+
+#[tokio::test]
+async fn a_bank_reference_reused_for_another_payment_is_imported_and_flagged() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let operator = app.back_office("visura").await;
+    let (first_order, first_rf) = transfer_order(&app, &customer).await;
+    let (second_order, second_rf) = transfer_order(&app, &customer).await;
+    let reused = bank_ref();
+    let linked = bank_ref();
+    let january = vec![
+        Line::credit(PRICE, &first_rf, &reused).booked(day(2)),
+        Line::credit("80.00", "FATTURA 7", &linked).booked(day(2)),
+    ];
+    // The same reference, another day and another amount: another payment. And the
+    // storno of the 80.00 repeating its credit's reference, as banks link the two.
+    let february = vec![
+        Line::credit(PRICE, &second_rf, &reused).booked(day(20)),
+        Line::credit("80.00", "STORNO FATTURA 7", &linked)
+            .booked(day(21))
+            .reversed(),
+    ];
+    // The same reference again, as a storno of an amount never credited under it.
+    let march = vec![Line::credit("5.00", "STORNO", &reused)
+        .booked(day(25))
+        .reversed()];
+    let first = camt053(8, &january);
+    let second = camt053(8, &february);
+    let third = camt053(8, &march);
+
+    import_ok(&app, &operator, &first).await;
+    let earlier = {
+        let mut conn = app.pool.get().unwrap();
+        payments::table
+            .filter(payments::bank_reference.eq(&reused))
+            .select(payments::id)
+            .first::<String>(&mut conn)
+            .unwrap()
+    };
+    let (status, report) = import_ok(&app, &operator, &second).await;
+    assert_eq!(status, 201, "{report}");
+    assert_eq!(
+        report["new_entries"], 2,
+        "not taken for the earlier one: {report}"
+    );
+    assert_eq!(report["already_imported"], 0);
+    let flagged = report["reused_references"].as_array().unwrap();
+    assert_eq!(
+        flagged.len(),
+        1,
+        "the linked storno is not flagged: {report}"
+    );
+    assert_eq!(flagged[0]["bank_reference"], reused.as_str());
+    assert_eq!(flagged[0]["amount"], PRICE);
+    assert_eq!(flagged[0]["same_reference_as"], earlier.as_str());
+    assert_eq!(report["outcomes"]["matched"]["count"], 1, "{report}");
+    assert_eq!(
+        order_status(&app, &customer, &first_order).await,
+        "fulfilled"
+    );
+    assert_eq!(
+        order_status(&app, &customer, &second_order).await,
+        "fulfilled"
+    );
+
+    let (_, report) = import_ok(&app, &operator, &third).await;
+    assert_eq!(report["new_entries"], 1, "{report}");
+    assert_eq!(
+        report["reused_references"][0]["direction"], "reversal",
+        "{report}"
+    );
+
+    // Every file again, in another order: nothing new.
+    for file in [&third, &second, &first] {
+        let (status, again) = import_ok(&app, &operator, file).await;
+        assert_eq!(status, 200, "{again}");
+        assert_eq!(again["new_entries"], 0, "{again}");
+        assert!(again["reused_references"].as_array().unwrap().is_empty());
+    }
+    let all: Vec<Line> = [january, february, march].concat();
+    assert_eq!(stored_cents(&app), file_cents(&all));
+    assert_eq!(stored_cents(&app), 2 * 3172 - 500);
+
+    // The queue shows the flag on the later payment.
+    let listed = app
+        .get_json(&operator.token, "/api/v1/backoffice/payments?limit=100")
+        .await;
+    let flags: Vec<(&str, &str)> = listed["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| Some((p["amount"].as_str()?, p["same_reference_as"].as_str()?)))
+        .collect();
+    assert_eq!(flags.len(), 2, "{listed}");
+    assert!(flags.iter().all(|(_, earlier_id)| *earlier_id == earlier));
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -15,7 +15,9 @@ use crate::http::responses::NotOperator;
 use crate::http::{ApiError, AppState, Problem};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self};
-use crate::payments::reconcile::{self, ImportContext, MoneyFlow, OutcomeTotal, SkippedStatement};
+use crate::payments::reconcile::{
+    self, ImportContext, MoneyFlow, OutcomeTotal, ReusedReference, SkippedStatement,
+};
 use crate::payments::statement::{self};
 use crate::secrets::hex;
 
@@ -108,6 +110,28 @@ pub(super) struct OutcomeTotalDoc {
     money_out: MoneyFlowDoc,
 }
 
+/// A new entry whose bank reference an earlier payment had, for another payment.
+#[derive(utoipa::ToSchema)]
+#[schema(as = ReusedReference)]
+#[allow(dead_code)] // documentation only: mirrors reconcile::ReusedReference
+pub(super) struct ReusedReferenceDoc {
+    /// The account (IBAN or postal account).
+    account: String,
+    bank_reference: String,
+    /// `credit` or `reversal`.
+    #[schema(example = "credit")]
+    direction: String,
+    /// In euro.
+    #[schema(example = "31.72")]
+    amount: String,
+    booking_date: NaiveDate,
+    /// Where it is in the file.
+    #[schema(example = "entry 3 (line 40)")]
+    location: String,
+    /// The earlier payment with the same reference.
+    same_reference_as: String,
+}
+
 /// What an import did.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct ImportResponse {
@@ -145,6 +169,11 @@ pub(super) struct ImportResponse {
     /// The new reversals, whatever their outcome.
     #[schema(value_type = MoneyFlowDoc)]
     money_out: MoneyFlow,
+    /// New entries under a bank reference an earlier payment on the same account had with
+    /// another amount, booking date or direction: imported, and flagged for a look (their
+    /// payments' `same_reference_as`).
+    #[schema(value_type = Vec<ReusedReferenceDoc>)]
+    reused_references: Vec<ReusedReference>,
 }
 
 /// A statement of the file that is not of the brand's accounts, not imported.
@@ -310,6 +339,7 @@ pub async fn import(
         outcomes: report.outcomes,
         money_in: report.money_in,
         money_out: report.money_out,
+        reused_references: report.reused_references,
     }))
 }
 

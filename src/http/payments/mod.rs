@@ -65,6 +65,9 @@ pub(super) struct PaymentDoc {
     credited: String,
     /// For a reversal: the payment it reverses.
     reverses_payment_id: Option<String>,
+    /// An earlier payment on the same account with the same bank reference but another
+    /// amount, booking date or direction: the bank reused its reference; look at both.
+    same_reference_as: Option<String>,
     /// The operator who matched or refunded it by hand.
     resolved_by: Option<String>,
     resolved_at: Option<DateTime<Utc>>,

@@ -32,15 +32,16 @@ mod credits;
 mod notices;
 mod reversals;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::matching::PaymentStatus;
-use super::statement::{EntryDirection, ParsedStatement, StatementEntry};
+use super::statement::{reused_reference_key, EntryDirection, ParsedStatement, StatementEntry};
+use super::store;
 use crate::audit::{self, Actor, AuditEntry};
 use crate::brands::Brand;
 use crate::coupons::CouponKey;
@@ -146,6 +147,25 @@ pub struct ImportReport {
     pub money_in: MoneyFlow,
     /// The new entries whatever their outcome: reversals.
     pub money_out: MoneyFlow,
+    /// New entries whose bank reference an earlier payment had, for another payment.
+    pub reused_references: Vec<ReusedReference>,
+}
+
+/// A new entry under a bank reference that an earlier payment on the same account had
+/// with another amount, booking date or direction: imported as a payment of its own, and
+/// flagged, as a bank should not reuse a reference.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReusedReference {
+    pub account: String,
+    pub bank_reference: String,
+    /// `credit` or `reversal`.
+    pub direction: &'static str,
+    pub amount: Money,
+    pub booking_date: NaiveDate,
+    /// Where it is in the file.
+    pub location: String,
+    /// The earlier payment with the same reference.
+    pub same_reference_as: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -311,6 +331,7 @@ pub fn import(
         outcomes: BTreeMap::new(),
         money_in: MoneyFlow::default(),
         money_out: MoneyFlow::default(),
+        reused_references: Vec::new(),
     };
     // The statement row is committed first, so that every lane's payments can refer to
     // it; it is removed again if the file brings nothing new.
@@ -344,6 +365,8 @@ pub fn import(
 impl ImportReport {
     /// Adds what one lane did.
     fn add(&mut self, part: ImportReport) {
+        self.reused_references
+            .extend(part.reused_references.iter().cloned());
         self.new_entries += part.new_entries;
         self.already_imported += part.already_imported;
         for (status, total) in &part.outcomes {
@@ -409,24 +432,49 @@ impl Run<'_> {
             None => lock_payments_of_brand(conn, &brand.id)?,
         }
         db::plan_each_query(conn)?;
-        let keys: Vec<&str> = chunk.iter().map(|e| e.dedup_key.as_str()).collect();
-        let known: HashSet<String> = payments::table
-            .filter(payments::brand_id.eq(&brand.id))
-            .filter(payments::dedup_key.eq_any(&keys))
-            .select(payments::dedup_key)
-            .load::<String>(conn)?
-            .into_iter()
+        let known = stored_with_keys(conn, &brand.id, chunk.iter().map(|e| e.dedup_key.clone()))?;
+        // A key already stored for another amount or booking date is a bank reference
+        // reused for another payment: that payment gets a key of its own (see `dedup`).
+        let mut rekeyed: Vec<Option<StatementEntry>> = chunk
+            .iter()
+            .map(|entry| {
+                let stored = known.get(&entry.dedup_key)?;
+                let same = stored.amount_cents == entry.amount.cents()
+                    && stored.booking_date == entry.booking_date;
+                (!same).then(|| StatementEntry {
+                    dedup_key: reused_reference_key(entry),
+                    ..(*entry).clone()
+                })
+            })
             .collect();
+        let known_again = stored_with_keys(
+            conn,
+            &brand.id,
+            rekeyed.iter().flatten().map(|e| e.dedup_key.clone()),
+        )?;
+        for slot in &mut rekeyed {
+            if slot
+                .as_ref()
+                .is_some_and(|e| known_again.contains_key(&e.dedup_key))
+            {
+                // Imported before under its own key: nothing new.
+                *slot = None;
+            }
+        }
         let fresh: Vec<&StatementEntry> = chunk
             .iter()
-            .copied()
-            .filter(|e| !known.contains(&e.dedup_key))
+            .zip(&rekeyed)
+            .filter_map(|(entry, rekeyed)| match rekeyed {
+                Some(own) => Some(own),
+                None => (!known.contains_key(&entry.dedup_key)).then_some(*entry),
+            })
             .collect();
         report.already_imported += chunk.len() - fresh.len();
         if fresh.is_empty() {
             return Ok(());
         }
         report.new_entries += fresh.len();
+        let flagged = reused_references(conn, &brand.id, &fresh)?;
 
         let (credits, reversals): (Vec<&StatementEntry>, Vec<&StatementEntry>) = fresh
             .into_iter()
@@ -440,8 +488,116 @@ impl Run<'_> {
                 reversals::apply_reversal(conn, context, statement_id, reversal, now)?;
             report.record(status, EntryDirection::Reversal, amount);
         }
+        let marks: Vec<(&str, &str)> = flagged
+            .iter()
+            .map(|(entry, earlier)| (entry.dedup_key.as_str(), earlier.id.as_str()))
+            .collect();
+        store::flag_reused_references(conn, &brand.id, &marks)?;
+        report
+            .reused_references
+            .extend(flagged.iter().map(|(entry, earlier)| ReusedReference {
+                account: entry.account.clone(),
+                bank_reference: entry.bank_reference.clone().unwrap_or_default(),
+                direction: entry.direction.as_str(),
+                amount: entry.amount,
+                booking_date: entry.booking_date,
+                location: entry.location.clone(),
+                same_reference_as: earlier.id.clone(),
+            }));
         Ok(())
     }
+}
+
+/// A stored payment, as the duplicate check compares it with an entry.
+#[derive(Queryable)]
+struct StoredEntry {
+    id: String,
+    dedup_key: String,
+    account: String,
+    bank_reference: Option<String>,
+    direction: String,
+    amount_cents: i64,
+    booking_date: NaiveDate,
+}
+
+fn stored_with_keys(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    keys: impl Iterator<Item = String>,
+) -> QueryResult<HashMap<String, StoredEntry>> {
+    let keys: Vec<String> = keys.collect();
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(payments::table
+        .filter(payments::brand_id.eq(brand_id))
+        .filter(payments::dedup_key.eq_any(&keys))
+        .select(STORED_ENTRY)
+        .load::<StoredEntry>(conn)?
+        .into_iter()
+        .map(|stored| (stored.dedup_key.clone(), stored))
+        .collect())
+}
+
+const STORED_ENTRY: (
+    payments::id,
+    payments::dedup_key,
+    payments::account,
+    payments::bank_reference,
+    payments::direction,
+    payments::amount_cents,
+    payments::booking_date,
+) = (
+    payments::id,
+    payments::dedup_key,
+    payments::account,
+    payments::bank_reference,
+    payments::direction,
+    payments::amount_cents,
+    payments::booking_date,
+);
+
+/// The new entries whose bank reference an earlier payment on the same account had with
+/// another amount, booking date or direction, each with the first such payment. A
+/// reversal that repeats the reference of the credit it takes back (same amount, booked
+/// before) is how banks link the two, and is not flagged.
+fn reused_references<'e>(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    fresh: &[&'e StatementEntry],
+) -> QueryResult<Vec<(&'e StatementEntry, StoredEntry)>> {
+    let references: Vec<&str> = fresh
+        .iter()
+        .filter_map(|e| e.bank_reference.as_deref())
+        .collect();
+    if references.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut stored: Vec<StoredEntry> = payments::table
+        .filter(payments::brand_id.eq(brand_id))
+        .filter(payments::bank_reference.eq_any(&references))
+        .order((payments::booking_date.asc(), payments::id.asc()))
+        .select(STORED_ENTRY)
+        .load(conn)?;
+    let mut flagged = Vec::new();
+    for entry in fresh {
+        let differs = |row: &&StoredEntry| {
+            let same_money =
+                row.amount_cents == entry.amount.cents() && row.booking_date == entry.booking_date;
+            let takes_it_back = entry.direction == EntryDirection::Reversal
+                && row.direction == EntryDirection::Credit.as_str()
+                && row.amount_cents == entry.amount.cents()
+                && row.booking_date <= entry.booking_date;
+            row.account == entry.account
+                && row.bank_reference == entry.bank_reference
+                && !takes_it_back
+                && !(same_money && row.direction == entry.direction.as_str())
+        };
+        if let Some(index) = stored.iter().position(|row| differs(&row)) {
+            flagged.push((*entry, stored.swap_remove(index)));
+        }
+    }
+    Ok(flagged)
 }
 
 /// The credits, each in the lane of its RF code: in parallel on PostgreSQL, one after the

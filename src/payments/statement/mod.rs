@@ -53,6 +53,8 @@ mod xml;
 #[cfg(test)]
 mod tests;
 
+pub use dedup::reused_reference_key;
+
 use chrono::NaiveDate;
 
 use crate::money::Money;

@@ -263,6 +263,20 @@ pub(super) async fn import(
             })
         })
         .collect();
+    let reused: Vec<Value> = report
+        .reused_references
+        .iter()
+        .map(|reused| {
+            json!({
+                "account": reused.account,
+                "bank_reference": reused.bank_reference,
+                "amount": euro(reused.amount),
+                "booking_date": reused.booking_date.format("%d/%m/%Y").to_string(),
+                "location": reused.location,
+                "same_reference_as": reused.same_reference_as,
+            })
+        })
+        .collect();
     visit.render(
         &brand,
         "Estratto importato",
@@ -273,6 +287,7 @@ pub(super) async fn import(
             "format": format_label(parsed.format.as_str(), &parsed.version),
             "statements": report.statements,
             "skipped": skipped,
+            "reused": reused,
             "entries": report.entries,
             "new_entries": report.new_entries,
             "already_imported": report.already_imported,
