@@ -336,6 +336,8 @@ diesel::table! {
         resolution_note -> Nullable<Text>,
         created_at -> Timestamp,
         same_reference_as -> Nullable<Text>,
+        bank_entry -> Nullable<Text>,
+        bank_entry_part -> Nullable<Text>,
     }
 }
 

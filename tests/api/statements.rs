@@ -91,7 +91,7 @@ impl Line {
         format!("<NtryDtls><TxDtls>{reference}{amount}{debtor}<RmtInf>{remittance}</RmtInf></TxDtls></NtryDtls>")
     }
 
-    fn entry(&self, version: u8) -> String {
+    pub fn entry(&self, version: u8) -> String {
         let status = if version >= 6 {
             "<Sts><Cd>BOOK</Cd></Sts>"
         } else {
@@ -608,4 +608,289 @@ async fn a_bank_reference_reused_for_another_payment_is_imported_and_flagged() {
         .collect();
     assert_eq!(flags.len(), 2, "{listed}");
     assert!(flags.iter().all(|(_, earlier_id)| *earlier_id == earlier));
+}
+
+// ---- A batch booked as one sum in the camt.053 and detailed in a camt.054 ----
+
+/// Incoming transfers the bank books as one entry.
+pub struct Batch {
+    pub entry_reference: String,
+    pub booking_date: NaiveDate,
+    pub transfers: Vec<Line>,
+}
+
+impl Batch {
+    fn total_cents(&self) -> i64 {
+        file_cents(&self.transfers)
+    }
+
+    fn total(&self) -> String {
+        let cents = self.total_cents();
+        format!("{}.{:02}", cents / 100, cents % 100)
+    }
+
+    fn header(&self) -> String {
+        format!(
+            "<Amt Ccy=\"EUR\">{total}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>\
+             <BookgDt><Dt>{date}</Dt></BookgDt><ValDt><Dt>{date}</Dt></ValDt>\
+             <AcctSvcrRef>{reference}</AcctSvcrRef>\
+             <BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd>ESCT</SubFmlyCd></Fmly></Domn>\
+             <Prtry><Cd>48</Cd><Issr>ABI</Issr></Prtry></BkTxCd>",
+            total = self.total(),
+            date = self.booking_date,
+            reference = self.entry_reference,
+        )
+    }
+
+    fn batch(&self) -> String {
+        format!(
+            "<Btch><NbOfTxs>{}</NbOfTxs><TtlAmt Ccy=\"EUR\">{}</TtlAmt><CdtDbtInd>CRDT</CdtDbtInd></Btch>",
+            self.transfers.len(),
+            self.total()
+        )
+    }
+
+    /// The entry as the day's camt.053 shows it: one sum, the number of transfers, no
+    /// payer's references.
+    pub fn as_sum(&self) -> String {
+        format!(
+            "<Ntry>{}<NtryDtls>{}</NtryDtls>\
+             <AddtlNtryInf>ACCREDITO CUMULATIVO DI {} BONIFICI SEPA</AddtlNtryInf></Ntry>\n",
+            self.header(),
+            self.batch(),
+            self.transfers.len()
+        )
+    }
+
+    /// The same entry with its detail, transaction by transaction (each with the bank's
+    /// own transaction reference when `transaction_references`), as a camt.054 or the
+    /// camt.053 entry's own `TxDtls` show it.
+    pub fn in_detail(&self, transaction_references: bool) -> String {
+        let transactions: String = self
+            .transfers
+            .iter()
+            .enumerate()
+            .map(|(n, line)| {
+                let reference = if transaction_references {
+                    format!(
+                        "<AcctSvcrRef>{}-{:03}</AcctSvcrRef>",
+                        self.entry_reference,
+                        n + 1
+                    )
+                } else {
+                    String::new()
+                };
+                let remittance = match &line.scor {
+                    Some(rf) => format!(
+                        "<Strd><CdtrRefInf><Tp><CdOrPrtry><Cd>SCOR</Cd></CdOrPrtry></Tp>\
+                         <Ref>{rf}</Ref></CdtrRefInf></Strd>"
+                    ),
+                    None => line
+                        .text
+                        .iter()
+                        .map(|t| format!("<Ustrd>{t}</Ustrd>"))
+                        .collect(),
+                };
+                format!(
+                    "<TxDtls><Refs>{reference}<EndToEndId>E2E-{}-{n}</EndToEndId></Refs>\
+                     <Amt Ccy=\"EUR\">{}</Amt><CdtDbtInd>CRDT</CdtDbtInd>\
+                     <RltdPties><Dbtr><Pty><Nm>PAYER {n}</Nm></Pty></Dbtr></RltdPties>\
+                     <RmtInf>{remittance}</RmtInf></TxDtls>",
+                    self.entry_reference, line.amount
+                )
+            })
+            .collect();
+        format!(
+            "<Ntry>{}<NtryDtls>{}{transactions}</NtryDtls></Ntry>\n",
+            self.header(),
+            self.batch()
+        )
+    }
+}
+
+/// A camt.053.001.08 of the brand's account with these entries (`Line::entry` or a
+/// batch's) as they are.
+pub fn camt053_entries(entries: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.053.001.08\"><BkToCstmrStmt>\
+         <GrpHdr><MsgId>MSG-{id}</MsgId><CreDtTm>2026-11-23T20:00:00</CreDtTm></GrpHdr>\
+         <Stmt><Id>STMT-{id}</Id><CreDtTm>2026-11-23T20:00:00</CreDtTm>{account}\n{entries}</Stmt>\
+         </BkToCstmrStmt></Document>\n",
+        id = Uuid::new_v4().simple(),
+        account = account(IBAN),
+    )
+}
+
+/// A camt.054.001.08 notification of the brand's account detailing `batch`.
+pub fn camt054_detailing(batch: &Batch) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.054.001.08\"><BkToCstmrDbtCdtNtfctn>\
+         <GrpHdr><MsgId>NTF-{id}</MsgId><CreDtTm>2026-11-23T20:00:00</CreDtTm></GrpHdr>\
+         <Ntfctn><Id>NTF-{id}</Id><CreDtTm>2026-11-23T20:00:00</CreDtTm>{account}\n{entry}</Ntfctn>\
+         </BkToCstmrDbtCdtNtfctn></Document>\n",
+        id = Uuid::new_v4().simple(),
+        account = account(IBAN),
+        entry = batch.in_detail(true),
+    )
+}
+
+/// Three orders paid by transfer, booked together with a transfer without RF code.
+async fn batch_of_orders(app: &TestApp, customer: &SignedIn) -> (Batch, Vec<String>) {
+    let mut transfers = Vec::new();
+    let mut orders = Vec::new();
+    for _ in 0..3 {
+        let (id, rf) = transfer_order(app, customer).await;
+        transfers.push(Line::credit(PRICE, "", &bank_ref()).scor(&rf));
+        orders.push(id);
+    }
+    transfers.push(Line::credit("10.00", "EROGAZIONE LIBERALE", &bank_ref()));
+    let batch = Batch {
+        entry_reference: format!("CUM{}", &Uuid::new_v4().simple().to_string()[..12]),
+        booking_date: Utc::now().date_naive(),
+        transfers,
+    };
+    (batch, orders)
+}
+
+async fn coupons(app: &TestApp) -> i64 {
+    let mut conn = app.pool.get().unwrap();
+    rinnovo::db::schema::coupons::table
+        .count()
+        .get_result(&mut conn)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_sum_in_the_statement_then_its_detail_counts_the_money_once_and_pays_the_orders() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let operator = app.back_office("visura").await;
+    let (batch, orders) = batch_of_orders(&app, &customer).await;
+    let other = Line::credit("40.00", "FATTURA 9", &bank_ref());
+    let statement = camt053_entries(&format!("{}{}", batch.as_sum(), other.entry(8)));
+    let notification = camt054_detailing(&batch);
+    let received = batch.total_cents() + 4000;
+    assert_eq!(batch.total_cents(), 3 * 3172 + 1000);
+
+    let (_, report) = import_ok(&app, &operator, &statement).await;
+    assert_eq!(
+        report["outcomes"]["unmatched"]["money_in"]["count"], 2,
+        "{report}"
+    );
+    assert_eq!(stored_cents(&app), received);
+
+    let (status, report) = import_ok(&app, &operator, &notification).await;
+    assert_eq!(status, 201, "{report}");
+    assert_eq!(report["new_entries"], 4, "{report}");
+    assert_eq!(
+        report["outcomes"]["matched"]["money_in"]["count"], 3,
+        "{report}"
+    );
+    assert_eq!(
+        report["replaced_sums"],
+        json!({ "count": 1, "amount": "105.16" }),
+        "{report}"
+    );
+    assert_eq!(stored_cents(&app), received, "the sum is now its transfers");
+    for id in &orders {
+        assert_eq!(order_status(&app, &customer, id).await, "fulfilled");
+    }
+
+    // Both again, in either order: nothing new.
+    for file in [&statement, &notification, &statement] {
+        let (status, again) = import_ok(&app, &operator, file).await;
+        assert_eq!(status, 200, "{again}");
+        assert_eq!(again["new_entries"], 0, "{again}");
+    }
+    assert_eq!(stored_cents(&app), received);
+    assert_eq!(stored_count(&app), 5, "four transfers and the other credit");
+    assert_eq!(coupons(&app).await, 3);
+}
+
+#[tokio::test]
+async fn a_detail_then_the_statement_with_its_sum_counts_the_money_once() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let operator = app.back_office("visura").await;
+    let (batch, orders) = batch_of_orders(&app, &customer).await;
+    let other = Line::credit("40.00", "FATTURA 9", &bank_ref());
+    let statement = camt053_entries(&format!("{}{}", batch.as_sum(), other.entry(8)));
+    let notification = camt054_detailing(&batch);
+
+    let (_, report) = import_ok(&app, &operator, &notification).await;
+    assert_eq!(report["outcomes"]["matched"]["count"], 3, "{report}");
+    assert_eq!(stored_cents(&app), batch.total_cents());
+    for id in &orders {
+        assert_eq!(order_status(&app, &customer, id).await, "fulfilled");
+    }
+    let (status, report) = import_ok(&app, &operator, &statement).await;
+    assert_eq!(status, 201, "{report}");
+    assert_eq!(report["new_entries"], 1, "only the other credit: {report}");
+    assert_eq!(
+        report["already_imported"], 1,
+        "the sum, detailed before: {report}"
+    );
+    assert_eq!(stored_cents(&app), batch.total_cents() + 4000);
+
+    // The same detail in a camt.053 entry's own TxDtls, without the transactions' own
+    // references: the same entry, counted once.
+    let detailed_statement = camt053_entries(&batch.in_detail(false));
+    let (status, again) = import_ok(&app, &operator, &detailed_statement).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["already_imported"], 4, "{again}");
+    assert_eq!(stored_cents(&app), batch.total_cents() + 4000);
+    assert_eq!(coupons(&app).await, 3);
+}
+
+#[tokio::test]
+async fn the_statement_and_its_detail_uploaded_at_once_count_the_money_once() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let operator = app.back_office("visura").await;
+    let (batch, orders) = batch_of_orders(&app, &customer).await;
+    let statement = camt053_entries(&batch.as_sum());
+    let notification = camt054_detailing(&batch);
+    let files = [&statement, &notification, &statement, &notification];
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(files.len()));
+    let mut uploads = Vec::new();
+    for file in files {
+        let (client, url, token, barrier, file) = (
+            app.client.clone(),
+            format!("{}/api/v1/backoffice/statements", app.address),
+            operator.token.clone(),
+            barrier.clone(),
+            file.clone(),
+        );
+        uploads.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .body(file)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }));
+    }
+    for upload in uploads {
+        let (status, body) = upload.await.unwrap();
+        assert!(status == 201 || status == 200, "{status} {body}");
+    }
+    assert_eq!(
+        stored_cents(&app),
+        batch.total_cents(),
+        "once, whatever the race"
+    );
+    assert_eq!(coupons(&app).await, 3, "each order fulfilled once");
+    // Whichever came first, the detail is what stays.
+    let (status, again) = import_ok(&app, &operator, &notification).await;
+    assert_eq!(status, 200, "{again}");
+    for id in &orders {
+        assert_eq!(order_status(&app, &customer, id).await, "fulfilled");
+    }
+    assert_eq!(stored_count(&app), 4);
 }

@@ -174,6 +174,11 @@ pub(super) struct ImportResponse {
     /// payments' `same_reference_as`).
     #[schema(value_type = Vec<ReusedReferenceDoc>)]
     reused_references: Vec<ReusedReference>,
+    /// Payments of earlier imports that were a bank entry's whole sum (a batch booked as
+    /// one amount), replaced by the entry's detail in this file: their money is now
+    /// counted in this import's `money_in`, transaction by transaction.
+    #[schema(value_type = MoneyFlowDoc)]
+    replaced_sums: MoneyFlow,
 }
 
 /// A statement of the file that is not of the brand's accounts, not imported.
@@ -340,6 +345,7 @@ pub async fn import(
         money_in: report.money_in,
         money_out: report.money_out,
         reused_references: report.reused_references,
+        replaced_sums: report.replaced_sums,
     }))
 }
 

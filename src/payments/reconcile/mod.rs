@@ -7,6 +7,16 @@
 //! account, where they are and the money they carry. A file with none of the brand's is
 //! refused whole: it is the wrong file, or uploaded under the wrong brand.
 //!
+//! A bank entry reported twice, as one sum (a camt.053's batch booking) and in detail
+//! (a camt.054, or the entry's own transactions), is counted once, in whichever order
+//! the files come (`statement::BankEntry` says when two are the same entry): the detail
+//! is kept, as it carries the payers' RF codes. A sum that arrives after its detail is
+//! already imported; a detail that arrives after its sum replaces it (the sum's payment,
+//! still waiting untouched in the queue, is removed in the same transaction and the
+//! removal audited); if the sum was resolved by hand meanwhile, its money is counted
+//! there and the detail is taken as already imported. Detail transactions run in the
+//! pass that holds every lane, so two files of one entry never race.
+//!
 //! Credits are split into lanes (`LANES`, by RF code, so all the payments of one order
 //! go through one lane in file order) that run in parallel on PostgreSQL, each on its
 //! own connection. A lane takes its entries in chunks, one transaction each, so that a
@@ -149,6 +159,9 @@ pub struct ImportReport {
     pub money_out: MoneyFlow,
     /// New entries whose bank reference an earlier payment had, for another payment.
     pub reused_references: Vec<ReusedReference>,
+    /// Payments of earlier imports that were a bank entry's whole sum, replaced by the
+    /// entry's detail in this file (its money is now in this import's `money_in`).
+    pub replaced_sums: MoneyFlow,
 }
 
 /// A new entry under a bank reference that an earlier payment on the same account had
@@ -295,9 +308,12 @@ pub fn lock_payments_of_brand(conn: &mut DbConnection, brand_id: &str) -> QueryR
 }
 
 fn lane_of(entry: &StatementEntry) -> usize {
+    // Without an RF code, the bank entry: the same entry reported by two files under two
+    // references falls in one lane, whose lock keeps both imports from counting it.
     let key = entry
         .creditor_reference()
         .map(|r| r.as_str().to_owned())
+        .or_else(|| entry.bank_entry.as_ref().map(|b| b.key.clone()))
         .unwrap_or_else(|| entry.dedup_key.clone());
     // RF codes end in random digits, dedup keys in hex or a bank reference: the last
     // byte spreads them evenly enough, and is the same in every process and version.
@@ -332,6 +348,7 @@ pub fn import(
         money_in: MoneyFlow::default(),
         money_out: MoneyFlow::default(),
         reused_references: Vec::new(),
+        replaced_sums: MoneyFlow::default(),
     };
     // The statement row is committed first, so that every lane's payments can refer to
     // it; it is removed again if the file brings nothing new.
@@ -343,13 +360,20 @@ pub fn import(
         statement_id: &statement_id,
         now,
     };
-    let (credits, reversals): (Vec<&StatementEntry>, Vec<&StatementEntry>) = unique
+    // The transactions of a bank entry's detail and reversals go last, holding every
+    // lane: a detail replaces its entry's whole sum, which may have come through any lane,
+    // and the credit a reversal takes back may have too, earlier in this very file.
+    let (in_lanes, last): (Vec<&StatementEntry>, Vec<&StatementEntry>) =
+        unique.into_iter().partition(|e| {
+            e.direction == EntryDirection::Credit
+                && !e.bank_entry.as_ref().is_some_and(|b| b.detail)
+        });
+    let (mut last, reversals): (Vec<&StatementEntry>, Vec<&StatementEntry>) = last
         .into_iter()
         .partition(|e| e.direction == EntryDirection::Credit);
-    let mut parts = run_credit_lanes(pool, conn, &run, credits);
-    // Reversals last, holding every lane: the credit one takes back may have come
-    // through any lane, earlier in this very file.
-    parts.push(run.lane(conn, None, &reversals));
+    last.extend(reversals);
+    let mut parts = run_credit_lanes(pool, conn, &run, in_lanes);
+    parts.push(run.lane(conn, None, &last));
     for part in parts {
         report.add(part?);
     }
@@ -375,6 +399,7 @@ impl ImportReport {
         for (flow, from) in [
             (&mut self.money_in, part.money_in),
             (&mut self.money_out, part.money_out),
+            (&mut self.replaced_sums, part.replaced_sums),
         ] {
             flow.count += from.count;
             flow.amount = flow.amount + from.amount;
@@ -469,6 +494,7 @@ impl Run<'_> {
                 None => (!known.contains_key(&entry.dedup_key)).then_some(*entry),
             })
             .collect();
+        let fresh = self.once_per_bank_entry(conn, fresh, report)?;
         report.already_imported += chunk.len() - fresh.len();
         if fresh.is_empty() {
             return Ok(());
@@ -506,6 +532,125 @@ impl Run<'_> {
             }));
         Ok(())
     }
+}
+
+impl Run<'_> {
+    /// The new entries less those whose bank entry is already counted under other
+    /// payments (see `statement::BankEntry`):
+    ///
+    /// - the whole entry, when its detail is stored, or the whole entry is stored under
+    ///   another reference (a camt.054 and a camt.053 naming one transfer differently);
+    /// - a transaction of the detail, when the detail is stored from another file, or when
+    ///   the whole entry is stored and has been applied or resolved meanwhile (its money
+    ///   is counted there).
+    ///
+    /// A whole entry stored and still waiting untouched, unmatched, is replaced by its
+    /// detail: removed, in this transaction, so that the detail's RF codes pay their
+    /// orders. Whichever of the two files comes first, the money is counted once and
+    /// the detail is what stays when it can.
+    fn once_per_bank_entry<'e>(
+        &self,
+        conn: &mut DbConnection,
+        fresh: Vec<&'e StatementEntry>,
+        report: &mut ImportReport,
+    ) -> Result<Vec<&'e StatementEntry>, ImportError> {
+        let keys: Vec<&str> = fresh
+            .iter()
+            .filter_map(|e| e.bank_entry.as_ref().map(|b| b.key.as_str()))
+            .collect();
+        if keys.is_empty() {
+            return Ok(fresh);
+        }
+        let brand = self.context.brand;
+        let stored: Vec<EntryPart> = payments::table
+            .filter(payments::brand_id.eq(&brand.id))
+            .filter(payments::bank_entry.eq_any(&keys))
+            .order(payments::id.asc())
+            .select((
+                payments::id,
+                payments::statement_id,
+                payments::bank_entry,
+                payments::bank_entry_part,
+                payments::amount_cents,
+            ))
+            .load(conn)?;
+        // Whole sums already looked at in this chunk: removed (replaced) or kept.
+        let mut replaced: HashMap<String, bool> = HashMap::new();
+        let mut kept = Vec::with_capacity(fresh.len());
+        for entry in fresh {
+            let Some(bank_entry) = &entry.bank_entry else {
+                kept.push(entry);
+                continue;
+            };
+            let same: Vec<&EntryPart> = stored
+                .iter()
+                .filter(|row| row.bank_entry.as_deref() == Some(bank_entry.key.as_str()))
+                .collect();
+            let stored_detail = same.iter().any(|row| {
+                row.part.as_deref() == Some("detail") && row.statement_id != self.statement_id
+            });
+            let stored_whole = same.iter().find(|row| row.part.as_deref() == Some("whole"));
+            let counted = match (bank_entry.detail, stored_whole) {
+                (false, _) => stored_detail || stored_whole.is_some(),
+                (true, _) if stored_detail => true,
+                (true, None) => false,
+                (true, Some(whole)) => {
+                    let removed = match replaced.get(&whole.id) {
+                        Some(removed) => *removed,
+                        None => {
+                            let removed = store::remove_replaced_sum(conn, &whole.id)?;
+                            if removed {
+                                self.record_replaced(conn, &whole.id, &bank_entry.key)?;
+                                report
+                                    .replaced_sums
+                                    .add(Money::from_cents(whole.amount_cents));
+                            }
+                            replaced.insert(whole.id.clone(), removed);
+                            removed
+                        }
+                    };
+                    !removed
+                }
+            };
+            if !counted {
+                kept.push(entry);
+            }
+        }
+        Ok(kept)
+    }
+
+    fn record_replaced(
+        &self,
+        conn: &mut DbConnection,
+        payment_id: &str,
+        bank_entry: &str,
+    ) -> Result<(), ImportError> {
+        audit::record(
+            conn,
+            AuditEntry {
+                brand_id: Some(&self.context.brand.id),
+                actor: &Actor::System,
+                action: "payment.replaced_by_detail",
+                subject_type: "payment",
+                subject_id: payment_id,
+                details: json!({
+                    "bank_entry": bank_entry, "statement_id": self.statement_id,
+                }),
+            },
+            self.now,
+        )?;
+        Ok(())
+    }
+}
+
+/// A stored payment of a bank entry: the whole entry or a transaction of its detail.
+#[derive(Queryable)]
+struct EntryPart {
+    id: String,
+    statement_id: String,
+    bank_entry: Option<String>,
+    part: Option<String>,
+    amount_cents: i64,
 }
 
 /// A stored payment, as the duplicate check compares it with an entry.

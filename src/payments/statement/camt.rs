@@ -27,7 +27,8 @@ use chrono::NaiveDate;
 
 use super::xml::Element;
 use super::{
-    EntryDirection, ParsedStatement, StatementEntry, StatementError, StatementFormat, StatementPart,
+    BankEntry, EntryDirection, ParsedStatement, StatementEntry, StatementError, StatementFormat,
+    StatementPart,
 };
 use crate::money::Money;
 
@@ -253,6 +254,15 @@ impl Reader {
         let entry_reference = entry.text_at("AcctSvcrRef").and_then(meaningful);
         let transactions = transactions(entry, path);
         let statement_index = self.statements.len() - 1;
+        let entry_key = entry_reference.as_ref().map(|reference| {
+            format!(
+                "entry:{account}:{}:{reference}:{}:{}",
+                direction.as_str(),
+                booking_date.format("%Y-%m-%d"),
+                amount.cents()
+            )
+        });
+        let detail = transactions.len() > 1;
         let payment = |amount: Money,
                        details: Details,
                        bank_reference: Option<String>,
@@ -269,6 +279,10 @@ impl Reader {
             structured_is_scor: details.structured_is_scor,
             remittance_text: details.remittance_text,
             payer_name: details.payer_name,
+            bank_entry: entry_key.as_ref().map(|key| BankEntry {
+                key: key.clone(),
+                detail,
+            }),
             dedup_key: String::new(),
             location,
         };

@@ -105,6 +105,7 @@ mod tests {
             structured_is_scor: false,
             remittance_text: "RF18539007547034".into(),
             payer_name: Some("Mario Rossi".into()),
+            bank_entry: None,
             dedup_key: String::new(),
             location: "line 2".into(),
         }

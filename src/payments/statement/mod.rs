@@ -153,6 +153,9 @@ pub struct StatementEntry {
     /// The payment reason: the `RmtInf/Ustrd` lines joined with `\n` (the causale in CSV).
     pub remittance_text: String,
     pub payer_name: Option<String>,
+    /// The bank's entry this payment is (or is a transaction of), when the bank names the
+    /// entry: see [`BankEntry`].
+    pub bank_entry: Option<BankEntry>,
     /// Stable across imports: see [`dedup`].
     pub dedup_key: String,
     /// Where the entry is in the file, for people: `entry 12 (line 340)`, `line 17`.
@@ -168,6 +171,39 @@ impl StatementEntry {
             .as_deref()
             .and_then(|reference| CreditorReference::parse(reference).ok())
             .or_else(|| CreditorReference::find_in(&self.remittance_text))
+    }
+}
+
+/// The bank's entry (`Ntry`) a payment comes from.
+///
+/// A bank books a batch of incoming transfers as one entry and may report it twice: as one
+/// sum in the day's camt.053 and transaction by transaction in a camt.054 (or in the
+/// entry's own `NtryDtls/TxDtls`). The entry is the same money in both. ISO 20022 gives
+/// the entry its `AcctSvcrRef`, the account servicer's unique reference for the entry,
+/// and the usage guidelines (the Swiss Payment Standards' camt.052/053/054
+/// implementation guidelines, the German DK's) have the camt.054 that details a
+/// collective booking carry the same entry reference, amount and booking date as the
+/// camt.053 entry it details; `NtryDtls/Btch` (`NbOfTxs`, `TtlAmt`) only announces how
+/// many transactions the entry sums up. So an entry is identified by its account, its
+/// direction, its `AcctSvcrRef`, its booking date and its amount, all five: a reference
+/// reused on another day or for another amount is another entry. An entry without an
+/// `AcctSvcrRef` is never linked to another (nothing says it is the same).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankEntry {
+    /// `entry:<account>:<direction>:<reference>:<booking date>:<cents>`.
+    pub key: String,
+    /// This payment is one transaction of the entry's detail (the entry had several
+    /// `TxDtls`); else it is the whole entry.
+    pub detail: bool,
+}
+
+impl BankEntry {
+    pub fn part(&self) -> &'static str {
+        if self.detail {
+            "detail"
+        } else {
+            "whole"
+        }
     }
 }
 

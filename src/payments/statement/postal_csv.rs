@@ -222,6 +222,7 @@ fn row(record: &csv::StringRecord, line: u64) -> Result<(String, Option<Statemen
             // The same causale exported on Windows and elsewhere must give the same key.
             remittance_text: field(6).replace("\r\n", "\n"),
             payer_name: optional(7),
+            bank_entry: None,
             dedup_key: String::new(),
             location: format!("line {line}"),
         }),

@@ -17,7 +17,12 @@ macro_rules! fixture {
     };
 }
 
-const FIXTURES: [(&str, &[u8]); 12] = [
+const FIXTURES: [(&str, &[u8]); 14] = [
+    ("camt053_batch_sum.xml", fixture!("camt053_batch_sum.xml")),
+    (
+        "camt054_batch_detail.xml",
+        fixture!("camt054_batch_detail.xml"),
+    ),
     (
         "cbi_envelope_three_days.xml",
         fixture!("cbi_envelope_three_days.xml"),
@@ -279,6 +284,48 @@ fn a_file_with_a_statement_per_account_reads_them_all() {
         .map(|e| (e.statement, e.account.as_str(), e.amount.cents()))
         .collect();
     assert_eq!(read, [(0, "000077712345", 90000), (1, IBAN, 6344)]);
+}
+
+#[test]
+fn a_sum_and_its_detail_name_the_same_bank_entry() {
+    let sum = parse(fixture!("camt053_batch_sum.xml")).unwrap();
+    let detail = parse(fixture!("camt054_batch_detail.xml")).unwrap();
+    let [lump] = &sum.entries[..] else {
+        panic!("{:#?}", sum.entries)
+    };
+    let expected = format!("entry:{IBAN}:credit:2025030700004711:2025-03-07:12516");
+    assert_eq!(
+        lump.bank_entry,
+        Some(BankEntry {
+            key: expected.clone(),
+            detail: false
+        })
+    );
+    assert_eq!(rf(lump), None, "the sum carries no payer's reference");
+    assert_eq!(detail.entries.len(), 3);
+    assert!(detail.entries.iter().all(|e| e.bank_entry
+        == Some(BankEntry {
+            key: expected.clone(),
+            detail: true
+        })));
+    let total: i64 = detail.entries.iter().map(|e| e.amount.cents()).sum();
+    assert_eq!(total, lump.amount.cents());
+    let codes: Vec<Option<String>> = detail.entries.iter().map(rf).collect();
+    assert_eq!(
+        codes,
+        [
+            Some("RF18539007547034".to_owned()),
+            Some("RF470824628194821993".to_owned()),
+            None
+        ]
+    );
+    assert_ne!(
+        lump.dedup_key, detail.entries[0].dedup_key,
+        "keys alone differ"
+    );
+    // A postal CSV names no bank entry: its rows are never linked.
+    let postal = parse(fixture!("postal.csv")).unwrap();
+    assert!(postal.entries.iter().all(|e| e.bank_entry.is_none()));
 }
 
 #[test]

@@ -288,6 +288,8 @@ pub(super) async fn import(
             "statements": report.statements,
             "skipped": skipped,
             "reused": reused,
+            "replaced_count": report.replaced_sums.count,
+            "replaced_amount": euro(report.replaced_sums.amount),
             "entries": report.entries,
             "new_entries": report.new_entries,
             "already_imported": report.already_imported,
