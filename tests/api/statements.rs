@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{problem, spawn_app, SignedIn, TestApp};
+use crate::web_client::{text_of, Browser};
 
 /// The Visura brand's account.
 pub const IBAN: &str = "IT60X0542811101000000123456";
@@ -458,11 +459,23 @@ async fn a_file_with_a_statement_per_account_imports_the_brands_and_lists_the_ot
     assert_eq!(stored_cents(&app), 5172);
     assert_eq!(order_status(&app, &customer, &id).await, "fulfilled");
 
-    // The page says the same.
     let listed = app
         .get_json(&operator.token, "/api/v1/backoffice/statements")
         .await;
     assert_eq!(listed["statements"][0]["entries"], 2, "{listed}");
+
+    // The page lists the other account too (the file again: nothing new, still listed).
+    let (office, _) = Browser::signed_in(&app, &operator.email).await;
+    let page = office.import(Some(&office.csrf), &file).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(text_of(&page.body, "count-statements"), "1");
+    assert!(
+        page.body.contains("id=\"skipped-statements\""),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(OTHER_IBAN));
+    assert!(page.body.contains("€ 900,00"), "{}", page.body);
 }
 
 #[tokio::test]
@@ -794,6 +807,14 @@ async fn a_sum_in_the_statement_then_its_detail_counts_the_money_once_and_pays_t
         "{report}"
     );
     assert_eq!(stored_cents(&app), received, "the sum is now its transfers");
+    let mut conn = app.pool.get().unwrap();
+    let replaced: i64 = rinnovo::db::schema::audit_log::table
+        .filter(rinnovo::db::schema::audit_log::action.eq("payment.replaced_by_detail"))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    drop(conn);
+    assert_eq!(replaced, 1, "the replaced sum is in the audit log");
     for id in &orders {
         assert_eq!(order_status(&app, &customer, id).await, "fulfilled");
     }
