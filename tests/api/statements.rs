@@ -621,6 +621,27 @@ async fn a_bank_reference_reused_for_another_payment_is_imported_and_flagged() {
         .collect();
     assert_eq!(flags.len(), 2, "{listed}");
     assert!(flags.iter().all(|(_, earlier_id)| *earlier_id == earlier));
+
+    // Within one file: both kept, the second flagged; identical twins are not flagged.
+    let repeated = bank_ref();
+    let twin = bank_ref();
+    let one_file = vec![
+        Line::credit("12.00", "QUOTA", &repeated),
+        Line::credit("13.00", "QUOTA", &repeated),
+        Line::credit("7.00", "QUOTA", &twin),
+        Line::credit("7.00", "QUOTA", &twin),
+    ];
+    let file = camt053(8, &one_file);
+    let (_, report) = import_ok(&app, &operator, &file).await;
+    assert_eq!(report["new_entries"], 4, "{report}");
+    let flagged = report["reused_references"].as_array().unwrap();
+    assert_eq!(flagged.len(), 1, "{report}");
+    assert_eq!(flagged[0]["amount"], "13.00");
+    let (_, again) = import_ok(&app, &operator, &file).await;
+    assert_eq!(again["new_entries"], 0);
+    assert!(again["reused_references"].as_array().unwrap().is_empty());
+    let everything: Vec<Line> = [all, one_file].concat();
+    assert_eq!(stored_cents(&app), file_cents(&everything));
 }
 
 // ---- A batch booked as one sum in the camt.053 and detailed in a camt.054 ----
@@ -914,4 +935,44 @@ async fn the_statement_and_its_detail_uploaded_at_once_count_the_money_once() {
         assert_eq!(order_status(&app, &customer, id).await, "fulfilled");
     }
     assert_eq!(stored_count(&app), 4);
+}
+
+#[tokio::test]
+async fn a_sum_resolved_by_hand_keeps_its_money_when_its_detail_comes() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let operator = app.back_office("visura").await;
+    let (batch, orders) = batch_of_orders(&app, &customer).await;
+    import_ok(&app, &operator, &camt053_entries(&batch.as_sum())).await;
+    let sum_id = {
+        let mut conn = app.pool.get().unwrap();
+        payments::table
+            .select(payments::id)
+            .first::<String>(&mut conn)
+            .unwrap()
+    };
+    // The operator credits the whole sum to the customer's prepaid account.
+    let account: Value = app.get_json(&customer.token, "/api/v1/prepaid").await;
+    let matched = app
+        .post_json_as(
+            &operator.token,
+            &format!("/api/v1/backoffice/payments/{sum_id}/match"),
+            &json!({ "account_id": account["account_id"], "reason": "accredito cumulativo" }),
+        )
+        .await;
+    assert_eq!(matched.status(), 200);
+
+    // Its detail then changes nothing: the money was counted, and spent, once.
+    let (status, report) = import_ok(&app, &operator, &camt054_detailing(&batch)).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["new_entries"], 0, "{report}");
+    assert_eq!(report["already_imported"], 4, "{report}");
+    assert_eq!(stored_cents(&app), batch.total_cents());
+    let (balance, ledger) = app.prepaid_balance_and_ledger_sum(&customer.user_id);
+    assert_eq!(balance.cents(), batch.total_cents());
+    assert_eq!(balance, ledger);
+    for id in &orders {
+        assert_eq!(order_status(&app, &customer, id).await, "awaiting_payment");
+    }
+    assert_eq!(coupons(&app).await, 0, "no order paid twice");
 }

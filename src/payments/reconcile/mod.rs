@@ -336,6 +336,7 @@ pub fn import(
         .into_iter()
         .filter(|e| seen.insert(e.dedup_key.as_str()))
         .collect();
+    let all = unique.clone();
     let mut report = ImportReport {
         statement_id: None,
         statements: selection.statements,
@@ -378,6 +379,7 @@ pub fn import(
         report.add(part?);
     }
     write_transaction(conn, |conn| {
+        flag_reused_in_file(conn, &context.brand.id, &statement_id, &all, &mut report)?;
         finish_statement(conn, context, statement, &statement_id, &report, now)
     })?;
     if report.new_entries > 0 {
@@ -702,6 +704,103 @@ const STORED_ENTRY: (
     payments::booking_date,
 );
 
+/// Whether `entry` is another payment than one with the same bank reference on the same
+/// account and this direction, amount and booking date: it differs in any of them, and is
+/// not a storno repeating the reference of the credit it takes back (same amount, booked
+/// on or after it), which is how banks link the two.
+fn another_payment(
+    entry: &StatementEntry,
+    direction: &str,
+    amount_cents: i64,
+    booking_date: NaiveDate,
+) -> bool {
+    let same_amount = amount_cents == entry.amount.cents();
+    let takes_it_back = entry.direction == EntryDirection::Reversal
+        && direction == EntryDirection::Credit.as_str()
+        && same_amount
+        && booking_date <= entry.booking_date;
+    let same =
+        same_amount && booking_date == entry.booking_date && direction == entry.direction.as_str();
+    !takes_it_back && !same
+}
+
+/// After the lanes: the new entries of this file whose bank reference an earlier entry of
+/// the same file, on the same account, had for another payment (the bank repeating a
+/// reference within one statement). Both are imported (their keys differ by `#n`); the
+/// later one is flagged like one reusing the reference of an earlier file.
+fn flag_reused_in_file(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    statement_id: &str,
+    entries: &[&StatementEntry],
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
+    let mut pairs: Vec<(&StatementEntry, &StatementEntry)> = Vec::new();
+    for (index, later) in entries.iter().enumerate() {
+        let Some(reference) = &later.bank_reference else {
+            continue;
+        };
+        let earlier = entries[..index].iter().find(|earlier| {
+            earlier.account == later.account
+                && earlier.bank_reference.as_ref() == Some(reference)
+                && another_payment(
+                    later,
+                    earlier.direction.as_str(),
+                    earlier.amount.cents(),
+                    earlier.booking_date,
+                )
+        });
+        if let Some(earlier) = earlier {
+            pairs.push((later, earlier));
+        }
+    }
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<&str> = pairs
+        .iter()
+        .flat_map(|(later, earlier)| [later.dedup_key.as_str(), earlier.dedup_key.as_str()])
+        .collect();
+    let stored: HashMap<String, (String, String, Option<String>)> = payments::table
+        .filter(payments::brand_id.eq(brand_id))
+        .filter(payments::dedup_key.eq_any(&keys))
+        .select((
+            payments::dedup_key,
+            payments::id,
+            payments::statement_id,
+            payments::same_reference_as,
+        ))
+        .load::<(String, String, String, Option<String>)>(conn)?
+        .into_iter()
+        .map(|(key, id, statement, flag)| (key, (id, statement, flag)))
+        .collect();
+    let mut marks = Vec::new();
+    for (later, earlier) in pairs {
+        let (Some((_, later_statement, flag)), Some((earlier_id, _, _))) =
+            (stored.get(&later.dedup_key), stored.get(&earlier.dedup_key))
+        else {
+            continue;
+        };
+        // Only what this import stored, and not flagged already against an earlier file:
+        // a re-import flags nothing again.
+        if later_statement != statement_id || flag.is_some() {
+            continue;
+        }
+        marks.push((later.dedup_key.as_str(), earlier_id.as_str()));
+        report.reused_references.push(ReusedReference {
+            account: later.account.clone(),
+            bank_reference: later.bank_reference.clone().unwrap_or_default(),
+            direction: later.direction.as_str(),
+            amount: later.amount,
+            booking_date: later.booking_date,
+            location: later.location.clone(),
+            same_reference_as: earlier_id.clone(),
+        });
+    }
+    store::flag_reused_references(conn, brand_id, &marks)?;
+    Ok(())
+}
+
 /// The new entries whose bank reference an earlier payment on the same account had with
 /// another amount, booking date or direction, each with the first such payment. A
 /// reversal that repeats the reference of the credit it takes back (same amount, booked
@@ -727,16 +826,9 @@ fn reused_references<'e>(
     let mut flagged = Vec::new();
     for entry in fresh {
         let differs = |row: &&StoredEntry| {
-            let same_money =
-                row.amount_cents == entry.amount.cents() && row.booking_date == entry.booking_date;
-            let takes_it_back = entry.direction == EntryDirection::Reversal
-                && row.direction == EntryDirection::Credit.as_str()
-                && row.amount_cents == entry.amount.cents()
-                && row.booking_date <= entry.booking_date;
             row.account == entry.account
                 && row.bank_reference == entry.bank_reference
-                && !takes_it_back
-                && !(same_money && row.direction == entry.direction.as_str())
+                && another_payment(entry, &row.direction, row.amount_cents, row.booking_date)
         };
         if let Some(index) = stored.iter().position(|row| differs(&row)) {
             flagged.push((*entry, stored.swap_remove(index)));
