@@ -335,6 +335,9 @@ diesel::table! {
         resolved_at -> Nullable<Timestamp>,
         resolution_note -> Nullable<Text>,
         created_at -> Timestamp,
+        same_reference_as -> Nullable<Text>,
+        bank_entry -> Nullable<Text>,
+        bank_entry_part -> Nullable<Text>,
     }
 }
 

@@ -32,6 +32,9 @@ pub struct PaymentView {
     pub applied: Money,
     pub credited: Money,
     pub reverses_payment_id: Option<String>,
+    /// An earlier payment with this one's bank reference but not its amount, booking date
+    /// or direction: flagged for the back-office.
+    pub same_reference_as: Option<String>,
     pub resolved_by: Option<String>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub resolution_note: Option<String>,
@@ -76,6 +79,7 @@ struct OutcomeColumns {
     applied_cents: i64,
     credited_cents: i64,
     reverses_payment_id: Option<String>,
+    same_reference_as: Option<String>,
     resolved_by: Option<String>,
     resolved_at: Option<NaiveDateTime>,
     resolution_note: Option<String>,
@@ -106,6 +110,7 @@ fn view(row: PaymentRow) -> anyhow::Result<PaymentView> {
         applied: Money::from_cents(outcome.applied_cents),
         credited: Money::from_cents(outcome.credited_cents),
         reverses_payment_id: outcome.reverses_payment_id,
+        same_reference_as: outcome.same_reference_as,
         resolved_by: outcome.resolved_by,
         resolved_at: outcome.resolved_at.map(|t| t.and_utc()),
         resolution_note: outcome.resolution_note,

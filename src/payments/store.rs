@@ -64,12 +64,62 @@ pub fn insert_all(
                     payments::credited_cents.eq(p.credited.cents()),
                     payments::reverses_payment_id.eq(&p.reverses),
                     payments::created_at.eq(now.naive_utc()),
+                    payments::bank_entry.eq(p.entry.bank_entry.as_ref().map(|b| &b.key)),
+                    payments::bank_entry_part.eq(p.entry.bank_entry.as_ref().map(|b| b.part())),
                 )
             })
             .collect();
         insert_many!(conn, payments::table, values)?;
     }
     Ok(())
+}
+
+/// Payments (by dedup key) whose bank reference an earlier payment of another amount,
+/// booking date or direction on the same account already had: each points at that
+/// payment, for the back-office to look at.
+pub fn flag_reused_references(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    flagged: &[(&str, &str)],
+) -> QueryResult<()> {
+    for (dedup_key, earlier_id) in flagged {
+        diesel::update(
+            payments::table
+                .filter(payments::brand_id.eq(brand_id))
+                .filter(payments::dedup_key.eq(dedup_key)),
+        )
+        .set(payments::same_reference_as.eq(Some(earlier_id)))
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A payment that was a bank entry's whole sum, untouched since it was imported (waiting,
+/// unmatched, for the back-office), whose detail has now arrived: the detail's payments
+/// take its place, so that the money is counted once. The import records it in the audit
+/// log. `false` when the payment was resolved or referred to meanwhile and stays.
+pub fn remove_replaced_sum(conn: &mut DbConnection, payment_id: &str) -> QueryResult<bool> {
+    let referred: i64 = payments::table
+        .filter(
+            payments::reverses_payment_id
+                .eq(payment_id)
+                .or(payments::same_reference_as.eq(payment_id)),
+        )
+        .count()
+        .get_result(conn)?;
+    if referred > 0 {
+        return Ok(false);
+    }
+    let removed = diesel::delete(
+        payments::table
+            .filter(payments::id.eq(payment_id))
+            .filter(payments::status.eq(PaymentStatus::Unmatched.as_str()))
+            .filter(payments::resolved_by.is_null())
+            .filter(payments::applied_cents.eq(0i64))
+            .filter(payments::credited_cents.eq(0i64)),
+    )
+    .execute(conn)?;
+    Ok(removed == 1)
 }
 
 /// The bank took this credit back; the reversal is a payment of its own.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -15,11 +15,11 @@ use crate::http::responses::NotOperator;
 use crate::http::{ApiError, AppState, Problem};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self};
-use crate::payments::reconcile::{self, ImportContext, OutcomeTotal};
+use crate::payments::reconcile::{
+    self, ImportContext, MoneyFlow, OutcomeTotal, ReusedReference, SkippedStatement,
+};
 use crate::payments::statement::{self};
 use crate::secrets::hex;
-
-use super::OutcomeTotalDoc;
 
 /// The file: the `file` part of a multipart form, or the whole body. Refused past the
 /// configured size without reading the rest.
@@ -81,6 +81,57 @@ async fn read_limited<E: std::fmt::Display>(
     Ok(bytes)
 }
 
+/// A number of entries and their amount.
+#[derive(utoipa::ToSchema)]
+#[schema(as = MoneyFlow)]
+#[allow(dead_code)] // documentation only: mirrors reconcile::MoneyFlow
+pub(super) struct MoneyFlowDoc {
+    #[schema(minimum = 0)]
+    count: u64,
+    /// In euro, never negative.
+    #[schema(example = "126.88")]
+    amount: String,
+}
+
+/// The new entries with one outcome, money in and money out apart.
+#[derive(utoipa::ToSchema)]
+#[schema(as = OutcomeTotal)]
+#[allow(dead_code)] // documentation only: mirrors reconcile::OutcomeTotal
+pub(super) struct OutcomeTotalDoc {
+    /// Credits and reversals.
+    #[schema(minimum = 0)]
+    count: u64,
+    /// In euro, net: `money_in` less `money_out`, negative when more went out.
+    #[schema(example = "126.88")]
+    amount: String,
+    /// The credits (money received).
+    money_in: MoneyFlowDoc,
+    /// The reversals (credits the bank took back).
+    money_out: MoneyFlowDoc,
+}
+
+/// A new entry whose bank reference an earlier payment had, for another payment.
+#[derive(utoipa::ToSchema)]
+#[schema(as = ReusedReference)]
+#[allow(dead_code)] // documentation only: mirrors reconcile::ReusedReference
+pub(super) struct ReusedReferenceDoc {
+    /// The account (IBAN or postal account).
+    account: String,
+    bank_reference: String,
+    /// `credit` or `reversal`.
+    #[schema(example = "credit")]
+    direction: String,
+    /// In euro.
+    #[schema(example = "31.72")]
+    amount: String,
+    booking_date: NaiveDate,
+    /// Where it is in the file.
+    #[schema(example = "entry 3 (line 40)")]
+    location: String,
+    /// The earlier payment with the same reference.
+    same_reference_as: String,
+}
+
 /// What an import did.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct ImportResponse {
@@ -93,18 +144,62 @@ pub(super) struct ImportResponse {
     /// The format's version, as the file declares it.
     #[schema(example = "camt.053.001.02")]
     version: String,
-    /// Entries in the file.
+    /// Statements of the file imported: those of the brand's accounts (a file may hold one
+    /// per account, or one per business day in a CBI envelope).
+    statements: usize,
+    /// The file's statements of accounts that are not the brand's: read, not imported.
+    #[schema(value_type = Vec<SkippedStatementDoc>)]
+    skipped_statements: Vec<SkippedStatement>,
+    /// Entries (credits and reversals) of the imported statements.
     entries: usize,
     /// Entries not imported before.
     new_entries: usize,
     /// Entries already imported by an earlier file.
     already_imported: usize,
-    /// Entries that are not incoming payments (debits, pending or informational entries).
+    /// Entries of the imported statements that are not incoming payments (debits, pending
+    /// or informational entries).
     ignored: usize,
     /// Count and amount of the new entries per outcome (`matched`, `partial`, `overpaid`,
-    /// `duplicate`, `unmatched`...).
+    /// `duplicate`, `unmatched`, `reversal`...), money in and money out apart.
     #[schema(value_type = BTreeMap<String, OutcomeTotalDoc>)]
     outcomes: BTreeMap<PaymentStatus, OutcomeTotal>,
+    /// The new credits, whatever their outcome.
+    #[schema(value_type = MoneyFlowDoc)]
+    money_in: MoneyFlow,
+    /// The new reversals, whatever their outcome.
+    #[schema(value_type = MoneyFlowDoc)]
+    money_out: MoneyFlow,
+    /// New entries under a bank reference an earlier payment on the same account had with
+    /// another amount, booking date or direction: imported, and flagged for a look (their
+    /// payments' `same_reference_as`).
+    #[schema(value_type = Vec<ReusedReferenceDoc>)]
+    reused_references: Vec<ReusedReference>,
+    /// Payments of earlier imports that were a bank entry's whole sum (a batch booked as
+    /// one amount), replaced by the entry's detail in this file: their money is now
+    /// counted in this import's `money_in`, transaction by transaction.
+    #[schema(value_type = MoneyFlowDoc)]
+    replaced_sums: MoneyFlow,
+}
+
+/// A statement of the file that is not of the brand's accounts, not imported.
+#[derive(utoipa::ToSchema)]
+#[schema(as = SkippedStatement)]
+#[allow(dead_code)] // documentation only: mirrors reconcile::SkippedStatement
+pub(super) struct SkippedStatementDoc {
+    /// The account it is of (IBAN or postal account).
+    #[schema(example = "IT02L1234512345123456789012")]
+    account: String,
+    /// Where it is in the file.
+    #[schema(example = "Stmt[2] (line 40)")]
+    location: String,
+    /// Its credits and reversals.
+    entries: usize,
+    /// Its entries that are not incoming payments.
+    ignored: usize,
+    /// Its credits.
+    money_in: MoneyFlowDoc,
+    /// Its reversals.
+    money_out: MoneyFlowDoc,
 }
 
 /// The statement file as the part named `file` of a multipart form.
@@ -185,7 +280,7 @@ statement this service reads (`/problems/invalid-field`, field `file`, rule such
         NotOperator,
         (status = 413, description = "The file is larger than the configured limit \
 (`/problems/payload-too-large`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The statement is of an account that is not the brand's \
+        (status = 422, description = "No statement of the file is of an account of the brand's \
 (`/problems/statement-of-another-account`)",
             body = Problem, content_type = "application/problem+json"),
     )
@@ -240,11 +335,17 @@ pub async fn import(
         statement_id: report.statement_id,
         format: parsed.format.as_str(),
         version: parsed.version,
+        statements: report.statements,
+        skipped_statements: report.skipped,
         entries: report.entries,
         new_entries: report.new_entries,
         already_imported: report.already_imported,
         ignored: report.ignored,
         outcomes: report.outcomes,
+        money_in: report.money_in,
+        money_out: report.money_out,
+        reused_references: report.reused_references,
+        replaced_sums: report.replaced_sums,
     }))
 }
 

@@ -16,18 +16,6 @@ pub(super) const MAX_PAGE: i64 = 500;
 
 /// Count and sum of payments.
 #[derive(utoipa::ToSchema)]
-#[schema(as = OutcomeTotal)]
-#[allow(dead_code)] // documentation only: mirrors reconcile::OutcomeTotal
-pub(super) struct OutcomeTotalDoc {
-    #[schema(minimum = 0)]
-    count: u64,
-    /// In euro.
-    #[schema(example = "126.88")]
-    amount: String,
-}
-
-/// Count and sum of payments.
-#[derive(utoipa::ToSchema)]
 #[schema(as = PaymentTotals)]
 #[allow(dead_code)] // documentation only: mirrors queue::Totals
 pub(super) struct TotalsDoc {
@@ -77,6 +65,9 @@ pub(super) struct PaymentDoc {
     credited: String,
     /// For a reversal: the payment it reverses.
     reverses_payment_id: Option<String>,
+    /// An earlier payment on the same account with the same bank reference but another
+    /// amount, booking date or direction: the bank reused its reference; look at both.
+    same_reference_as: Option<String>,
     /// The operator who matched or refunded it by hand.
     resolved_by: Option<String>,
     resolved_at: Option<DateTime<Utc>>,

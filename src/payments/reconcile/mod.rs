@@ -2,6 +2,21 @@
 //! order or top-up and applied (order fulfilled, prepaid account credited, emails
 //! written) in the same transaction as the payment row.
 //!
+//! Of a file with several statements, those of the brand's accounts (its IBAN, its postal
+//! account) are imported; the others are listed in the report as skipped, with their
+//! account, where they are and the money they carry. A file with none of the brand's is
+//! refused whole: it is the wrong file, or uploaded under the wrong brand.
+//!
+//! A bank entry reported twice, as one sum (a camt.053's batch booking) and in detail
+//! (a camt.054, or the entry's own transactions), is counted once, in whichever order
+//! the files come (`statement::BankEntry` says when two are the same entry): the detail
+//! is kept, as it carries the payers' RF codes. A sum that arrives after its detail is
+//! already imported; a detail that arrives after its sum replaces it (the sum's payment,
+//! still waiting untouched in the queue, is removed in the same transaction and the
+//! removal audited); if the sum was resolved by hand meanwhile, its money is counted
+//! there and the detail is taken as already imported. Detail transactions run in the
+//! pass that holds every lane, so two files of one entry never race.
+//!
 //! Credits are split into lanes (`LANES`, by RF code, so all the payments of one order
 //! go through one lane in file order) that run in parallel on PostgreSQL, each on its
 //! own connection. A lane takes its entries in chunks, one transaction each, so that a
@@ -27,15 +42,16 @@ mod credits;
 mod notices;
 mod reversals;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::matching::PaymentStatus;
-use super::statement::{EntryDirection, ParsedStatement, StatementEntry};
+use super::statement::{reused_reference_key, EntryDirection, ParsedStatement, StatementEntry};
+use super::store;
 use crate::audit::{self, Actor, AuditEntry};
 use crate::brands::Brand;
 use crate::coupons::CouponKey;
@@ -59,21 +75,110 @@ pub struct ImportContext<'a> {
     pub file_sha256: &'a str,
 }
 
+/// The new entries with one outcome: money in (credits) and money out (reversals, the
+/// bank taking a credit back) apart, as they are different money.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct OutcomeTotal {
+    /// Credits and reversals.
+    pub count: u64,
+    /// What they moved, net: `money_in` less `money_out` (negative when more went out).
+    pub amount: Money,
+    pub money_in: MoneyFlow,
+    pub money_out: MoneyFlow,
+}
+
+impl OutcomeTotal {
+    fn add(&mut self, direction: EntryDirection, amount: Money) {
+        match direction {
+            EntryDirection::Credit => self.money_in.add(amount),
+            EntryDirection::Reversal => self.money_out.add(amount),
+        }
+        self.count = self.money_in.count + self.money_out.count;
+        self.amount = self.money_in.amount - self.money_out.amount;
+    }
+
+    fn merge(&mut self, other: &OutcomeTotal) {
+        for (flow, from) in [
+            (&mut self.money_in, &other.money_in),
+            (&mut self.money_out, &other.money_out),
+        ] {
+            flow.count += from.count;
+            flow.amount = flow.amount + from.amount;
+        }
+        self.count = self.money_in.count + self.money_out.count;
+        self.amount = self.money_in.amount - self.money_out.amount;
+    }
+}
+
+/// A number of entries and their amount.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MoneyFlow {
     pub count: u64,
     pub amount: Money,
+}
+
+impl MoneyFlow {
+    fn add(&mut self, amount: Money) {
+        self.count += 1;
+        self.amount = self.amount + amount;
+    }
+}
+
+/// A statement of the file that is not of the brand's accounts: read, not imported.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SkippedStatement {
+    pub account: String,
+    pub location: String,
+    /// Its credits and reversals.
+    pub entries: usize,
+    pub ignored: usize,
+    /// Its credits.
+    pub money_in: MoneyFlow,
+    /// Its reversals.
+    pub money_out: MoneyFlow,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportReport {
     /// The statement recorded for this import; `None` when it brought nothing new.
     pub statement_id: Option<String>,
+    /// Statements of the file imported: those of the brand's accounts.
+    pub statements: usize,
+    /// The file's statements of other accounts, not imported.
+    pub skipped: Vec<SkippedStatement>,
+    /// Entries of the imported statements.
     pub entries: usize,
     pub new_entries: usize,
     pub already_imported: usize,
     pub ignored: usize,
+    /// The new entries by outcome.
     pub outcomes: BTreeMap<PaymentStatus, OutcomeTotal>,
+    /// The new entries whatever their outcome: credits.
+    pub money_in: MoneyFlow,
+    /// The new entries whatever their outcome: reversals.
+    pub money_out: MoneyFlow,
+    /// New entries whose bank reference an earlier payment had, for another payment.
+    pub reused_references: Vec<ReusedReference>,
+    /// Payments of earlier imports that were a bank entry's whole sum, replaced by the
+    /// entry's detail in this file (its money is now in this import's `money_in`).
+    pub replaced_sums: MoneyFlow,
+}
+
+/// A new entry under a bank reference that an earlier payment on the same account had
+/// with another amount, booking date or direction: imported as a payment of its own, and
+/// flagged, as a bank should not reuse a reference.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReusedReference {
+    pub account: String,
+    pub bank_reference: String,
+    /// `credit` or `reversal`.
+    pub direction: &'static str,
+    pub amount: Money,
+    pub booking_date: NaiveDate,
+    /// Where it is in the file.
+    pub location: String,
+    /// The earlier payment with the same reference.
+    pub same_reference_as: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,27 +205,86 @@ fn compact(account: &str) -> String {
         .to_ascii_uppercase()
 }
 
-/// The file's entries must all be on the brand's own accounts: a statement of the other
-/// brand imported by mistake would otherwise match nothing and fill the queue.
-fn check_accounts(brand: &Brand, statement: &ParsedStatement) -> Result<(), ImportError> {
+fn is_brand_account(brand: &Brand, account: &str) -> bool {
     let iban = compact(&brand.iban);
     let postal = compact(&brand.postal_account);
     let postal_digits = postal.trim_start_matches('0');
-    for entry in &statement.entries {
-        let account = compact(&entry.account);
-        let ours = account == iban
-            || (!postal_digits.is_empty() && account.trim_start_matches('0') == postal_digits);
-        if !ours {
-            return Err(ImportError::ForeignAccount {
-                location: entry.location.clone(),
-                account: entry.account.clone(),
-                brand: brand.name.clone(),
-                iban: brand.iban.clone(),
-                postal: brand.postal_account.clone(),
-            });
+    let account = compact(account);
+    account == iban
+        || (!postal_digits.is_empty() && account.trim_start_matches('0') == postal_digits)
+}
+
+/// What of a file is the brand's.
+struct Selection<'a> {
+    /// The entries of the statements of the brand's accounts, in file order.
+    entries: Vec<&'a StatementEntry>,
+    statements: usize,
+    ignored: usize,
+    skipped: Vec<SkippedStatement>,
+}
+
+/// Only the statements of the brand's own accounts are imported: a statement of the
+/// other brand's, or of an account the bank reports alongside, would match nothing and
+/// fill the queue. The others are listed; a file with none of the brand's is refused, so
+/// that a file uploaded under the wrong brand says so.
+fn select_statements<'a>(
+    brand: &Brand,
+    statement: &'a ParsedStatement,
+) -> Result<Selection<'a>, ImportError> {
+    let ours: Vec<bool> = statement
+        .statements
+        .iter()
+        .map(|part| is_brand_account(brand, &part.account))
+        .collect();
+    if let (Some(first), false) = (statement.statements.first(), ours.contains(&true)) {
+        return Err(ImportError::ForeignAccount {
+            location: first.location.clone(),
+            account: first.account.clone(),
+            brand: brand.name.clone(),
+            iban: brand.iban.clone(),
+            postal: brand.postal_account.clone(),
+        });
+    }
+    let mut skipped: Vec<(usize, SkippedStatement)> = Vec::new();
+    let mut selection = Selection {
+        entries: Vec::new(),
+        statements: 0,
+        ignored: 0,
+        skipped: Vec::new(),
+    };
+    for (index, part) in statement.statements.iter().enumerate() {
+        if ours[index] {
+            selection.statements += 1;
+            selection.ignored += part.ignored;
+        } else {
+            skipped.push((
+                index,
+                SkippedStatement {
+                    account: part.account.clone(),
+                    location: part.location.clone(),
+                    entries: 0,
+                    ignored: part.ignored,
+                    money_in: MoneyFlow::default(),
+                    money_out: MoneyFlow::default(),
+                },
+            ));
         }
     }
-    Ok(())
+    for entry in &statement.entries {
+        if ours.get(entry.statement).copied().unwrap_or(false) {
+            selection.entries.push(entry);
+            continue;
+        }
+        if let Some((_, part)) = skipped.iter_mut().find(|(i, _)| *i == entry.statement) {
+            part.entries += 1;
+            match entry.direction {
+                EntryDirection::Credit => part.money_in.add(entry.amount),
+                EntryDirection::Reversal => part.money_out.add(entry.amount),
+            }
+        }
+    }
+    selection.skipped = skipped.into_iter().map(|(_, part)| part).collect();
+    Ok(selection)
 }
 
 /// Lanes an import runs in parallel on PostgreSQL, each on its own connection and thread:
@@ -144,9 +308,12 @@ pub fn lock_payments_of_brand(conn: &mut DbConnection, brand_id: &str) -> QueryR
 }
 
 fn lane_of(entry: &StatementEntry) -> usize {
+    // Without an RF code, the bank entry: the same entry reported by two files under two
+    // references falls in one lane, whose lock keeps both imports from counting it.
     let key = entry
         .creditor_reference()
         .map(|r| r.as_str().to_owned())
+        .or_else(|| entry.bank_entry.as_ref().map(|b| b.key.clone()))
         .unwrap_or_else(|| entry.dedup_key.clone());
     // RF codes end in random digits, dedup keys in hex or a bank reference: the last
     // byte spreads them evenly enough, and is the same in every process and version.
@@ -160,42 +327,59 @@ pub fn import(
     statement: &ParsedStatement,
     now: DateTime<Utc>,
 ) -> Result<ImportReport, ImportError> {
-    check_accounts(context.brand, statement)?;
+    let selection = select_statements(context.brand, statement)?;
     // The same transaction reported twice in one file (a batch and its detail) is one.
     let mut seen = HashSet::new();
-    let unique: Vec<&StatementEntry> = statement
+    let entries = selection.entries.len();
+    let unique: Vec<&StatementEntry> = selection
         .entries
-        .iter()
+        .into_iter()
         .filter(|e| seen.insert(e.dedup_key.as_str()))
         .collect();
+    let all = unique.clone();
     let mut report = ImportReport {
         statement_id: None,
-        entries: statement.entries.len(),
+        statements: selection.statements,
+        skipped: selection.skipped,
+        entries,
         new_entries: 0,
-        already_imported: statement.entries.len() - unique.len(),
-        ignored: statement.ignored,
+        already_imported: entries - unique.len(),
+        ignored: selection.ignored,
         outcomes: BTreeMap::new(),
+        money_in: MoneyFlow::default(),
+        money_out: MoneyFlow::default(),
+        reused_references: Vec::new(),
+        replaced_sums: MoneyFlow::default(),
     };
     // The statement row is committed first, so that every lane's payments can refer to
     // it; it is removed again if the file brings nothing new.
-    let statement_id =
-        write_transaction(conn, |conn| record_statement(conn, context, statement, now))?;
+    let statement_id = write_transaction(conn, |conn| {
+        record_statement(conn, context, statement, &report, now)
+    })?;
     let run = Run {
         context,
         statement_id: &statement_id,
         now,
     };
-    let (credits, reversals): (Vec<&StatementEntry>, Vec<&StatementEntry>) = unique
+    // The transactions of a bank entry's detail and reversals go last, holding every
+    // lane: a detail replaces its entry's whole sum, which may have come through any lane,
+    // and the credit a reversal takes back may have too, earlier in this very file.
+    let (in_lanes, last): (Vec<&StatementEntry>, Vec<&StatementEntry>) =
+        unique.into_iter().partition(|e| {
+            e.direction == EntryDirection::Credit
+                && !e.bank_entry.as_ref().is_some_and(|b| b.detail)
+        });
+    let (mut last, reversals): (Vec<&StatementEntry>, Vec<&StatementEntry>) = last
         .into_iter()
         .partition(|e| e.direction == EntryDirection::Credit);
-    let mut parts = run_credit_lanes(pool, conn, &run, credits);
-    // Reversals last, holding every lane: the credit one takes back may have come
-    // through any lane, earlier in this very file.
-    parts.push(run.lane(conn, None, &reversals));
+    last.extend(reversals);
+    let mut parts = run_credit_lanes(pool, conn, &run, in_lanes);
+    parts.push(run.lane(conn, None, &last));
     for part in parts {
         report.add(part?);
     }
     write_transaction(conn, |conn| {
+        flag_reused_in_file(conn, &context.brand.id, &statement_id, &all, &mut report)?;
         finish_statement(conn, context, statement, &statement_id, &report, now)
     })?;
     if report.new_entries > 0 {
@@ -207,12 +391,32 @@ pub fn import(
 impl ImportReport {
     /// Adds what one lane did.
     fn add(&mut self, part: ImportReport) {
+        self.reused_references
+            .extend(part.reused_references.iter().cloned());
         self.new_entries += part.new_entries;
         self.already_imported += part.already_imported;
-        for (status, total) in part.outcomes {
-            let sum = self.outcomes.entry(status).or_default();
-            sum.count += total.count;
-            sum.amount = sum.amount + total.amount;
+        for (status, total) in &part.outcomes {
+            self.outcomes.entry(*status).or_default().merge(total);
+        }
+        for (flow, from) in [
+            (&mut self.money_in, part.money_in),
+            (&mut self.money_out, part.money_out),
+            (&mut self.replaced_sums, part.replaced_sums),
+        ] {
+            flow.count += from.count;
+            flow.amount = flow.amount + from.amount;
+        }
+    }
+
+    /// One new entry and its outcome.
+    fn record(&mut self, status: PaymentStatus, direction: EntryDirection, amount: Money) {
+        self.outcomes
+            .entry(status)
+            .or_default()
+            .add(direction, amount);
+        match direction {
+            EntryDirection::Credit => self.money_in.add(amount),
+            EntryDirection::Reversal => self.money_out.add(amount),
         }
     }
 }
@@ -255,45 +459,382 @@ impl Run<'_> {
             None => lock_payments_of_brand(conn, &brand.id)?,
         }
         db::plan_each_query(conn)?;
-        let keys: Vec<&str> = chunk.iter().map(|e| e.dedup_key.as_str()).collect();
-        let known: HashSet<String> = payments::table
-            .filter(payments::brand_id.eq(&brand.id))
-            .filter(payments::dedup_key.eq_any(&keys))
-            .select(payments::dedup_key)
-            .load::<String>(conn)?
-            .into_iter()
+        let known = stored_with_keys(conn, &brand.id, chunk.iter().map(|e| e.dedup_key.clone()))?;
+        // A key already stored for another amount or booking date is a bank reference
+        // reused for another payment: that payment gets a key of its own (see `dedup`).
+        let mut rekeyed: Vec<Option<StatementEntry>> = chunk
+            .iter()
+            .map(|entry| {
+                let stored = known.get(&entry.dedup_key)?;
+                let same = stored.amount_cents == entry.amount.cents()
+                    && stored.booking_date == entry.booking_date;
+                (!same).then(|| StatementEntry {
+                    dedup_key: reused_reference_key(entry),
+                    ..(*entry).clone()
+                })
+            })
             .collect();
+        let known_again = stored_with_keys(
+            conn,
+            &brand.id,
+            rekeyed.iter().flatten().map(|e| e.dedup_key.clone()),
+        )?;
+        for slot in &mut rekeyed {
+            if slot
+                .as_ref()
+                .is_some_and(|e| known_again.contains_key(&e.dedup_key))
+            {
+                // Imported before under its own key: nothing new.
+                *slot = None;
+            }
+        }
         let fresh: Vec<&StatementEntry> = chunk
             .iter()
-            .copied()
-            .filter(|e| !known.contains(&e.dedup_key))
+            .zip(&rekeyed)
+            .filter_map(|(entry, rekeyed)| match rekeyed {
+                Some(own) => Some(own),
+                None => (!known.contains_key(&entry.dedup_key)).then_some(*entry),
+            })
             .collect();
+        let fresh = self.once_per_bank_entry(conn, fresh, report)?;
         report.already_imported += chunk.len() - fresh.len();
         if fresh.is_empty() {
             return Ok(());
         }
         report.new_entries += fresh.len();
+        let flagged = reused_references(conn, &brand.id, &fresh)?;
 
         let (credits, reversals): (Vec<&StatementEntry>, Vec<&StatementEntry>) = fresh
             .into_iter()
             .partition(|e| e.direction == EntryDirection::Credit);
-        let mut applied = credits::apply_credits(conn, context, statement_id, &credits, now)?;
-        for reversal in reversals {
-            applied.push(reversals::apply_reversal(
-                conn,
-                context,
-                statement_id,
-                reversal,
-                now,
-            )?);
-        }
+        let applied = credits::apply_credits(conn, context, statement_id, &credits, now)?;
         for (status, amount) in applied {
-            let total = report.outcomes.entry(status).or_default();
-            total.count += 1;
-            total.amount = total.amount + amount;
+            report.record(status, EntryDirection::Credit, amount);
         }
+        for reversal in reversals {
+            let (status, amount) =
+                reversals::apply_reversal(conn, context, statement_id, reversal, now)?;
+            report.record(status, EntryDirection::Reversal, amount);
+        }
+        let marks: Vec<(&str, &str)> = flagged
+            .iter()
+            .map(|(entry, earlier)| (entry.dedup_key.as_str(), earlier.id.as_str()))
+            .collect();
+        store::flag_reused_references(conn, &brand.id, &marks)?;
+        report
+            .reused_references
+            .extend(flagged.iter().map(|(entry, earlier)| ReusedReference {
+                account: entry.account.clone(),
+                bank_reference: entry.bank_reference.clone().unwrap_or_default(),
+                direction: entry.direction.as_str(),
+                amount: entry.amount,
+                booking_date: entry.booking_date,
+                location: entry.location.clone(),
+                same_reference_as: earlier.id.clone(),
+            }));
         Ok(())
     }
+}
+
+impl Run<'_> {
+    /// The new entries less those whose bank entry is already counted under other
+    /// payments (see `statement::BankEntry`):
+    ///
+    /// - the whole entry, when its detail is stored, or the whole entry is stored under
+    ///   another reference (a camt.054 and a camt.053 naming one transfer differently);
+    /// - a transaction of the detail, when the detail is stored from another file, or when
+    ///   the whole entry is stored and has been applied or resolved meanwhile (its money
+    ///   is counted there).
+    ///
+    /// A whole entry stored and still waiting untouched, unmatched, is replaced by its
+    /// detail: removed, in this transaction, so that the detail's RF codes pay their
+    /// orders. Whichever of the two files comes first, the money is counted once and
+    /// the detail is what stays when it can.
+    fn once_per_bank_entry<'e>(
+        &self,
+        conn: &mut DbConnection,
+        fresh: Vec<&'e StatementEntry>,
+        report: &mut ImportReport,
+    ) -> Result<Vec<&'e StatementEntry>, ImportError> {
+        let keys: Vec<&str> = fresh
+            .iter()
+            .filter_map(|e| e.bank_entry.as_ref().map(|b| b.key.as_str()))
+            .collect();
+        if keys.is_empty() {
+            return Ok(fresh);
+        }
+        let brand = self.context.brand;
+        let stored: Vec<EntryPart> = payments::table
+            .filter(payments::brand_id.eq(&brand.id))
+            .filter(payments::bank_entry.eq_any(&keys))
+            .order(payments::id.asc())
+            .select((
+                payments::id,
+                payments::statement_id,
+                payments::bank_entry,
+                payments::bank_entry_part,
+                payments::amount_cents,
+            ))
+            .load(conn)?;
+        // Whole sums already looked at in this chunk: removed (replaced) or kept.
+        let mut replaced: HashMap<String, bool> = HashMap::new();
+        let mut kept = Vec::with_capacity(fresh.len());
+        for entry in fresh {
+            let Some(bank_entry) = &entry.bank_entry else {
+                kept.push(entry);
+                continue;
+            };
+            let same: Vec<&EntryPart> = stored
+                .iter()
+                .filter(|row| row.bank_entry.as_deref() == Some(bank_entry.key.as_str()))
+                .collect();
+            let stored_detail = same.iter().any(|row| {
+                row.part.as_deref() == Some("detail") && row.statement_id != self.statement_id
+            });
+            let stored_whole = same.iter().find(|row| row.part.as_deref() == Some("whole"));
+            let counted = match (bank_entry.detail, stored_whole) {
+                (false, _) => stored_detail || stored_whole.is_some(),
+                (true, _) if stored_detail => true,
+                (true, None) => false,
+                (true, Some(whole)) => {
+                    let removed = match replaced.get(&whole.id) {
+                        Some(removed) => *removed,
+                        None => {
+                            let removed = store::remove_replaced_sum(conn, &whole.id)?;
+                            if removed {
+                                self.record_replaced(conn, &whole.id, &bank_entry.key)?;
+                                report
+                                    .replaced_sums
+                                    .add(Money::from_cents(whole.amount_cents));
+                            }
+                            replaced.insert(whole.id.clone(), removed);
+                            removed
+                        }
+                    };
+                    !removed
+                }
+            };
+            if !counted {
+                kept.push(entry);
+            }
+        }
+        Ok(kept)
+    }
+
+    fn record_replaced(
+        &self,
+        conn: &mut DbConnection,
+        payment_id: &str,
+        bank_entry: &str,
+    ) -> Result<(), ImportError> {
+        audit::record(
+            conn,
+            AuditEntry {
+                brand_id: Some(&self.context.brand.id),
+                actor: &Actor::System,
+                action: "payment.replaced_by_detail",
+                subject_type: "payment",
+                subject_id: payment_id,
+                details: json!({
+                    "bank_entry": bank_entry, "statement_id": self.statement_id,
+                }),
+            },
+            self.now,
+        )?;
+        Ok(())
+    }
+}
+
+/// A stored payment of a bank entry: the whole entry or a transaction of its detail.
+#[derive(Queryable)]
+struct EntryPart {
+    id: String,
+    statement_id: String,
+    bank_entry: Option<String>,
+    part: Option<String>,
+    amount_cents: i64,
+}
+
+/// A stored payment, as the duplicate check compares it with an entry.
+#[derive(Queryable)]
+struct StoredEntry {
+    id: String,
+    dedup_key: String,
+    account: String,
+    bank_reference: Option<String>,
+    direction: String,
+    amount_cents: i64,
+    booking_date: NaiveDate,
+}
+
+fn stored_with_keys(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    keys: impl Iterator<Item = String>,
+) -> QueryResult<HashMap<String, StoredEntry>> {
+    let keys: Vec<String> = keys.collect();
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(payments::table
+        .filter(payments::brand_id.eq(brand_id))
+        .filter(payments::dedup_key.eq_any(&keys))
+        .select(STORED_ENTRY)
+        .load::<StoredEntry>(conn)?
+        .into_iter()
+        .map(|stored| (stored.dedup_key.clone(), stored))
+        .collect())
+}
+
+const STORED_ENTRY: (
+    payments::id,
+    payments::dedup_key,
+    payments::account,
+    payments::bank_reference,
+    payments::direction,
+    payments::amount_cents,
+    payments::booking_date,
+) = (
+    payments::id,
+    payments::dedup_key,
+    payments::account,
+    payments::bank_reference,
+    payments::direction,
+    payments::amount_cents,
+    payments::booking_date,
+);
+
+/// Whether `entry` is another payment than one with the same bank reference on the same
+/// account and this direction, amount and booking date: it differs in any of them, and is
+/// not a storno repeating the reference of the credit it takes back (same amount, booked
+/// on or after it), which is how banks link the two.
+fn another_payment(
+    entry: &StatementEntry,
+    direction: &str,
+    amount_cents: i64,
+    booking_date: NaiveDate,
+) -> bool {
+    let same_amount = amount_cents == entry.amount.cents();
+    let takes_it_back = entry.direction == EntryDirection::Reversal
+        && direction == EntryDirection::Credit.as_str()
+        && same_amount
+        && booking_date <= entry.booking_date;
+    let same =
+        same_amount && booking_date == entry.booking_date && direction == entry.direction.as_str();
+    !takes_it_back && !same
+}
+
+/// After the lanes: the new entries of this file whose bank reference an earlier entry of
+/// the same file, on the same account, had for another payment (the bank repeating a
+/// reference within one statement). Both are imported (their keys differ by `#n`); the
+/// later one is flagged like one reusing the reference of an earlier file.
+fn flag_reused_in_file(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    statement_id: &str,
+    entries: &[&StatementEntry],
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
+    let mut pairs: Vec<(&StatementEntry, &StatementEntry)> = Vec::new();
+    for (index, later) in entries.iter().enumerate() {
+        let Some(reference) = &later.bank_reference else {
+            continue;
+        };
+        let earlier = entries[..index].iter().find(|earlier| {
+            earlier.account == later.account
+                && earlier.bank_reference.as_ref() == Some(reference)
+                && another_payment(
+                    later,
+                    earlier.direction.as_str(),
+                    earlier.amount.cents(),
+                    earlier.booking_date,
+                )
+        });
+        if let Some(earlier) = earlier {
+            pairs.push((later, earlier));
+        }
+    }
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<&str> = pairs
+        .iter()
+        .flat_map(|(later, earlier)| [later.dedup_key.as_str(), earlier.dedup_key.as_str()])
+        .collect();
+    let stored: HashMap<String, (String, String, Option<String>)> = payments::table
+        .filter(payments::brand_id.eq(brand_id))
+        .filter(payments::dedup_key.eq_any(&keys))
+        .select((
+            payments::dedup_key,
+            payments::id,
+            payments::statement_id,
+            payments::same_reference_as,
+        ))
+        .load::<(String, String, String, Option<String>)>(conn)?
+        .into_iter()
+        .map(|(key, id, statement, flag)| (key, (id, statement, flag)))
+        .collect();
+    let mut marks = Vec::new();
+    for (later, earlier) in pairs {
+        let (Some((_, later_statement, flag)), Some((earlier_id, _, _))) =
+            (stored.get(&later.dedup_key), stored.get(&earlier.dedup_key))
+        else {
+            continue;
+        };
+        // Only what this import stored, and not flagged already against an earlier file:
+        // a re-import flags nothing again.
+        if later_statement != statement_id || flag.is_some() {
+            continue;
+        }
+        marks.push((later.dedup_key.as_str(), earlier_id.as_str()));
+        report.reused_references.push(ReusedReference {
+            account: later.account.clone(),
+            bank_reference: later.bank_reference.clone().unwrap_or_default(),
+            direction: later.direction.as_str(),
+            amount: later.amount,
+            booking_date: later.booking_date,
+            location: later.location.clone(),
+            same_reference_as: earlier_id.clone(),
+        });
+    }
+    store::flag_reused_references(conn, brand_id, &marks)?;
+    Ok(())
+}
+
+/// The new entries whose bank reference an earlier payment on the same account had with
+/// another amount, booking date or direction, each with the first such payment. A
+/// reversal that repeats the reference of the credit it takes back (same amount, booked
+/// before) is how banks link the two, and is not flagged.
+fn reused_references<'e>(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    fresh: &[&'e StatementEntry],
+) -> QueryResult<Vec<(&'e StatementEntry, StoredEntry)>> {
+    let references: Vec<&str> = fresh
+        .iter()
+        .filter_map(|e| e.bank_reference.as_deref())
+        .collect();
+    if references.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut stored: Vec<StoredEntry> = payments::table
+        .filter(payments::brand_id.eq(brand_id))
+        .filter(payments::bank_reference.eq_any(&references))
+        .order((payments::booking_date.asc(), payments::id.asc()))
+        .select(STORED_ENTRY)
+        .load(conn)?;
+    let mut flagged = Vec::new();
+    for entry in fresh {
+        let differs = |row: &&StoredEntry| {
+            row.account == entry.account
+                && row.bank_reference == entry.bank_reference
+                && another_payment(entry, &row.direction, row.amount_cents, row.booking_date)
+        };
+        if let Some(index) = stored.iter().position(|row| differs(&row)) {
+            flagged.push((*entry, stored.swap_remove(index)));
+        }
+    }
+    Ok(flagged)
 }
 
 /// The credits, each in the lane of its RF code: in parallel on PostgreSQL, one after the
@@ -377,6 +918,7 @@ fn finish_statement(
                 "format": statement.format.as_str(), "version": statement.version,
                 "file_name": context.file_name, "sha256": context.file_sha256,
                 "entries": report.entries, "new_entries": report.new_entries,
+                "skipped_accounts": report.skipped.iter().map(|s| &s.account).collect::<Vec<_>>(),
             }),
         },
         now,
@@ -388,6 +930,7 @@ fn record_statement(
     conn: &mut DbConnection,
     context: &ImportContext<'_>,
     statement: &ParsedStatement,
+    report: &ImportReport,
     now: DateTime<Utc>,
 ) -> QueryResult<String> {
     let id = Uuid::now_v7().to_string();
@@ -400,9 +943,9 @@ fn record_statement(
             statements::message_id.eq(&statement.message_id),
             statements::file_name.eq(context.file_name),
             statements::file_sha256.eq(context.file_sha256),
-            statements::entries.eq(statement.entries.len() as i32),
+            statements::entries.eq(report.entries as i32),
             statements::new_entries.eq(0),
-            statements::ignored_entries.eq(statement.ignored as i32),
+            statements::ignored_entries.eq(report.ignored as i32),
             statements::imported_by.eq(context.operator_id),
             statements::imported_at.eq(now.naive_utc()),
         ))

@@ -26,7 +26,10 @@
 use chrono::NaiveDate;
 
 use super::xml::Element;
-use super::{EntryDirection, ParsedStatement, StatementEntry, StatementError, StatementFormat};
+use super::{
+    BankEntry, EntryDirection, ParsedStatement, StatementEntry, StatementError, StatementFormat,
+    StatementPart,
+};
 use crate::money::Money;
 
 const ISO_NAMESPACE: &str = "urn:iso:std:iso:20022:tech:xsd:";
@@ -39,29 +42,38 @@ type Result<T> = std::result::Result<T, StatementError>;
 pub(super) fn parse(root: &Element) -> Result<ParsedStatement> {
     let message = identify(root)?;
     let mut reader = Reader {
+        statements: Vec::new(),
         entries: Vec::new(),
         ignored: 0,
         entry_number: 0,
     };
-    let statements: Vec<&Element> = message
-        .container
-        .children_named(message.statement_name)
-        .collect();
-    if statements.is_empty() {
-        return Err(missing(
-            message.container,
-            message.container.name.as_str(),
-            message.statement_name,
-        ));
-    }
-    for (index, statement) in statements.into_iter().enumerate() {
-        let path = format!("{}[{}]", message.statement_name, index + 1);
-        reader.statement(statement, &path)?;
+    // A CBI envelope holds one message per business day, each with its statements: every
+    // one is read, named by its message when there are several.
+    let several = message.containers.len() > 1;
+    for (message_index, container) in message.containers.iter().enumerate() {
+        let statements: Vec<&Element> = container.children_named(message.statement_name).collect();
+        if statements.is_empty() {
+            return Err(missing(
+                container,
+                container.name.as_str(),
+                message.statement_name,
+            ));
+        }
+        for (index, statement) in statements.into_iter().enumerate() {
+            let mut path = format!("{}[{}]", message.statement_name, index + 1);
+            if several {
+                path = format!("{}[{}]/{path}", container.name, message_index + 1);
+            }
+            reader.statement(statement, &path)?;
+        }
     }
     Ok(ParsedStatement {
         format: message.format,
         version: message.version,
-        message_id: message.container.text_at("GrpHdr/MsgId").map(str::to_owned),
+        message_id: message.containers[0]
+            .text_at("GrpHdr/MsgId")
+            .map(str::to_owned),
+        statements: reader.statements,
         entries: reader.entries,
         ignored: reader.ignored,
     })
@@ -70,8 +82,9 @@ pub(super) fn parse(root: &Element) -> Result<ParsedStatement> {
 struct Message<'a> {
     format: StatementFormat,
     version: String,
-    /// The element whose children are `GrpHdr` and the statements.
-    container: &'a Element,
+    /// The elements whose children are `GrpHdr` and the statements: the message body, or
+    /// each daily (or periodic) message of a CBI envelope, in file order. Never empty.
+    containers: Vec<&'a Element>,
     statement_name: &'static str,
 }
 
@@ -113,7 +126,7 @@ fn identify(root: &Element) -> Result<Message<'_>> {
         return Ok(Message {
             format,
             version: message.to_owned(),
-            container,
+            containers: vec![container],
             statement_name,
         });
     }
@@ -121,15 +134,15 @@ fn identify(root: &Element) -> Result<Message<'_>> {
         .get(..CBI_NAMESPACE.len())
         .is_some_and(|prefix| prefix.eq_ignore_ascii_case(CBI_NAMESPACE));
     if cbi_namespace || root.name.starts_with("CBI") {
-        let container = root
-            .descendant(&|element| element.child("Stmt").is_some())
-            .ok_or_else(|| {
-                unsupported(format!(
-                    "<{}> is a CBI message without statements (Stmt): only the statement \
-                     (rendicontazione) is read",
-                    root.name
-                ))
-            })?;
+        let mut containers = Vec::new();
+        statement_holders(root, &mut containers);
+        let Some(&container) = containers.first() else {
+            return Err(unsupported(format!(
+                "<{}> is a CBI message without statements (Stmt): only the statement \
+                 (rendicontazione) is read",
+                root.name
+            )));
+        };
         // The statements' own namespace names their schema (`CBIDlyStmtReqLogMsg.00.01.02`).
         let version = container
             .child("Stmt")
@@ -150,7 +163,7 @@ fn identify(root: &Element) -> Result<Message<'_>> {
         return Ok(Message {
             format: StatementFormat::CbiCamt053,
             version: version.to_owned(),
-            container,
+            containers,
             statement_name: "Stmt",
         });
     }
@@ -165,7 +178,20 @@ fn identify(root: &Element) -> Result<Message<'_>> {
     )))
 }
 
+/// Every element, this one or below, with `Stmt` children, in document order (the
+/// statements' own descendants are not searched).
+fn statement_holders<'a>(element: &'a Element, found: &mut Vec<&'a Element>) {
+    if element.child("Stmt").is_some() {
+        found.push(element);
+        return;
+    }
+    for child in &element.children {
+        statement_holders(child, found);
+    }
+}
+
 struct Reader {
+    statements: Vec<StatementPart>,
     entries: Vec<StatementEntry>,
     ignored: usize,
     /// Entries seen so far in the file, across statements: "entry 12" in messages.
@@ -183,10 +209,18 @@ impl Reader {
         let account = iban
             .or_else(|| statement.text_at("Acct/Id/Othr/Id").map(str::to_owned))
             .ok_or_else(|| missing(statement, path, "Acct/Id/IBAN"))?;
+        let ignored_before = self.ignored;
+        self.statements.push(StatementPart {
+            account: account.clone(),
+            location: format!("{path} (line {})", statement.line),
+            ignored: 0,
+        });
         for (index, entry) in statement.children_named("Ntry").enumerate() {
             self.entry_number += 1;
             self.entry(entry, &account, &format!("{path}/Ntry[{}]", index + 1))?;
         }
+        let part = self.statements.last_mut().expect("pushed above");
+        part.ignored = self.ignored - ignored_before;
         Ok(())
     }
 
@@ -219,11 +253,22 @@ impl Reader {
         let booking_date = booking_date.ok_or_else(|| missing(entry, path, "BookgDt"))?;
         let entry_reference = entry.text_at("AcctSvcrRef").and_then(meaningful);
         let transactions = transactions(entry, path);
+        let statement_index = self.statements.len() - 1;
+        let entry_key = entry_reference.as_ref().map(|reference| {
+            format!(
+                "entry:{account}:{}:{reference}:{}:{}",
+                direction.as_str(),
+                booking_date.format("%Y-%m-%d"),
+                amount.cents()
+            )
+        });
+        let detail = transactions.len() > 1;
         let payment = |amount: Money,
                        details: Details,
                        bank_reference: Option<String>,
                        location: String| StatementEntry {
             account: account.to_owned(),
+            statement: statement_index,
             direction,
             amount,
             booking_date,
@@ -234,6 +279,10 @@ impl Reader {
             structured_is_scor: details.structured_is_scor,
             remittance_text: details.remittance_text,
             payer_name: details.payer_name,
+            bank_entry: entry_key.as_ref().map(|key| BankEntry {
+                key: key.clone(),
+                detail,
+            }),
             dedup_key: String::new(),
             location,
         };

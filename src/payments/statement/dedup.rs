@@ -50,6 +50,17 @@ pub(super) fn assign_keys(entries: &mut [StatementEntry]) {
     }
 }
 
+/// The key of an entry whose `ref:` key was already taken by a payment of another
+/// amount or booking date: the same key, with this entry's booking date and amount.
+pub fn reused_reference_key(entry: &StatementEntry) -> String {
+    format!(
+        "{}~{}:{}",
+        entry.dedup_key,
+        entry.booking_date.format("%Y-%m-%d"),
+        entry.amount.cents()
+    )
+}
+
 /// The identifying fields, each as `<length>:<text>` or `-` when absent.
 fn identity(entry: &StatementEntry) -> String {
     let booking_date = entry.booking_date.format("%Y-%m-%d").to_string();
@@ -83,6 +94,7 @@ mod tests {
     fn entry() -> StatementEntry {
         StatementEntry {
             account: "IT60X0542811101000000123456".into(),
+            statement: 0,
             direction: EntryDirection::Credit,
             amount: Money::from_cents(12200),
             booking_date: NaiveDate::from_ymd_opt(2025, 3, 3).unwrap(),
@@ -93,6 +105,7 @@ mod tests {
             structured_is_scor: false,
             remittance_text: "RF18539007547034".into(),
             payer_name: Some("Mario Rossi".into()),
+            bank_entry: None,
             dedup_key: String::new(),
             location: "line 2".into(),
         }
@@ -121,6 +134,19 @@ mod tests {
                 "ref-reversal:IT60X0542811101000000123456:0001234",
                 "ref:IT60X0542811101000000123456:0001234#2",
             ]
+        );
+    }
+
+    #[test]
+    fn a_reused_reference_gets_a_key_of_its_own_amount_and_date() {
+        let mut entries = vec![StatementEntry {
+            bank_reference: Some("0001234".into()),
+            ..entry()
+        }];
+        assign_keys(&mut entries);
+        assert_eq!(
+            reused_reference_key(&entries[0]),
+            "ref:IT60X0542811101000000123456:0001234~2025-03-03:12200"
         );
     }
 

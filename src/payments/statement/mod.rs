@@ -13,13 +13,24 @@
 //!   name, so any prefix works. See [`camt`] for the elements read.
 //! - **CBI statements** (the Italian banks' "rendicontazione", camt.053.001.02 in a CBI
 //!   envelope): a root in a `urn:CBI:xsd:` namespace, or whose name starts with `CBI`
-//!   (`CBIBdyBkToCstmrStmtReq`), holding somewhere an element with `Stmt` children
+//!   (`CBIBdyBkToCstmrStmtReq`), holding elements with `Stmt` children
 //!   (`CBIEnvelBkToCstmrStmtReqLogMsg/CBIBkToCstmrStmtReqLogMsg/CBIDlyStmtReqLogMsg`,
-//!   or `CBIPrdcStmtReqLogMsg` for periodic statements). That element's `GrpHdr` and
-//!   `Stmt`s are read exactly as a camt.053's.
+//!   or `CBIPrdcStmtReqLogMsg` for periodic statements). The envelope carries one such
+//!   logical message per business day (`PhyMsgInf/NbOfLogMsg` of them): every one is
+//!   read, its `Stmt`s exactly as a camt.053's.
 //! - **The postal CSV** (our own layout, for the post office's reports): see [`postal_csv`].
 //!
 //! Files must be UTF-8 (a byte order mark is tolerated).
+//!
+//! # Several statements
+//!
+//! A file may hold several statements: one `Stmt` per account of the customer (or per
+//! page), one `Ntfctn` per notification, one daily message per business day in a CBI
+//! envelope, rows of several accounts in a postal CSV. Every one is read, in file order,
+//! into [`ParsedStatement::statements`] with its account, and each entry says which
+//! statement it is in. Which of them are imported is the importer's decision (the ones of
+//! the brand's accounts); a malformed statement refuses the whole file, whatever its
+//! account.
 //!
 //! # What counts
 //!
@@ -41,6 +52,8 @@ mod xml;
 
 #[cfg(test)]
 mod tests;
+
+pub use dedup::reused_reference_key;
 
 use chrono::NaiveDate;
 
@@ -92,12 +105,28 @@ pub struct ParsedStatement {
     /// The message version: `camt.053.001.08`, `camt.054.001.02`, the CBI namespace
     /// (`CBIDlyStmtReqLogMsg.00.01.02`, or `cbi` when it has none), `postal-csv-1`.
     pub version: String,
-    /// `GrpHdr/MsgId`, when the file has one.
+    /// `GrpHdr/MsgId`, when the file has one (the first one, in a CBI envelope).
     pub message_id: Option<String>,
-    /// Booked credits and booked reversals of credits, in file order.
+    /// Every statement of the file, in file order: whose account it is decides whether
+    /// its entries are imported.
+    pub statements: Vec<StatementPart>,
+    /// Booked credits and booked reversals of credits, in file order, of every statement.
     pub entries: Vec<StatementEntry>,
     /// Entries (or transactions of a batch entry) read but not counted: debits, entries
     /// not booked, reversals of debits.
+    pub ignored: usize,
+}
+
+/// One statement of a file: a `Stmt` of a camt.053 (each business day's of a CBI
+/// envelope too), an `Ntfctn` of a camt.054, or the rows of one account in a postal CSV.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementPart {
+    /// The account it is of, written as its entries' [`StatementEntry::account`].
+    pub account: String,
+    /// Where it starts, for people: `Stmt[2] (line 40)`,
+    /// `CBIDlyStmtReqLogMsg[3]/Stmt[1] (line 812)`, `line 2`.
+    pub location: String,
+    /// Its entries read but not counted (see [`ParsedStatement::ignored`]).
     pub ignored: usize,
 }
 
@@ -106,6 +135,8 @@ pub struct ParsedStatement {
 pub struct StatementEntry {
     /// The account credited: an IBAN (uppercase, no spaces) or the postal account number.
     pub account: String,
+    /// The statement of the file it is in: an index into [`ParsedStatement::statements`].
+    pub statement: usize,
     pub direction: EntryDirection,
     /// Always positive: the direction says which way it went.
     pub amount: Money,
@@ -122,6 +153,9 @@ pub struct StatementEntry {
     /// The payment reason: the `RmtInf/Ustrd` lines joined with `\n` (the causale in CSV).
     pub remittance_text: String,
     pub payer_name: Option<String>,
+    /// The bank's entry this payment is (or is a transaction of), when the bank names the
+    /// entry: see [`BankEntry`].
+    pub bank_entry: Option<BankEntry>,
     /// Stable across imports: see [`dedup`].
     pub dedup_key: String,
     /// Where the entry is in the file, for people: `entry 12 (line 340)`, `line 17`.
@@ -137,6 +171,39 @@ impl StatementEntry {
             .as_deref()
             .and_then(|reference| CreditorReference::parse(reference).ok())
             .or_else(|| CreditorReference::find_in(&self.remittance_text))
+    }
+}
+
+/// The bank's entry (`Ntry`) a payment comes from.
+///
+/// A bank books a batch of incoming transfers as one entry and may report it twice: as one
+/// sum in the day's camt.053 and transaction by transaction in a camt.054 (or in the
+/// entry's own `NtryDtls/TxDtls`). The entry is the same money in both. ISO 20022 gives
+/// the entry its `AcctSvcrRef`, the account servicer's unique reference for the entry,
+/// and the usage guidelines (the Swiss Payment Standards' camt.052/053/054
+/// implementation guidelines, the German DK's) have the camt.054 that details a
+/// collective booking carry the same entry reference, amount and booking date as the
+/// camt.053 entry it details; `NtryDtls/Btch` (`NbOfTxs`, `TtlAmt`) only announces how
+/// many transactions the entry sums up. So an entry is identified by its account, its
+/// direction, its `AcctSvcrRef`, its booking date and its amount, all five: a reference
+/// reused on another day or for another amount is another entry. An entry without an
+/// `AcctSvcrRef` is never linked to another (nothing says it is the same).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankEntry {
+    /// `entry:<account>:<direction>:<reference>:<booking date>:<cents>`.
+    pub key: String,
+    /// This payment is one transaction of the entry's detail (the entry had several
+    /// `TxDtls`); else it is the whole entry.
+    pub detail: bool,
+}
+
+impl BankEntry {
+    pub fn part(&self) -> &'static str {
+        if self.detail {
+            "detail"
+        } else {
+            "whole"
+        }
     }
 }
 

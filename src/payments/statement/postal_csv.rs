@@ -29,7 +29,9 @@
 
 use chrono::NaiveDate;
 
-use super::{EntryDirection, ParsedStatement, StatementEntry, StatementError, StatementFormat};
+use super::{
+    EntryDirection, ParsedStatement, StatementEntry, StatementError, StatementFormat, StatementPart,
+};
 use crate::money::Money;
 
 const HEADER: [&str; 8] = [
@@ -52,6 +54,7 @@ pub(super) fn parse(text: &str) -> Result<ParsedStatement> {
         .flexible(true)
         .from_reader(text.as_bytes());
     let mut entries = Vec::new();
+    let mut statements: Vec<StatementPart> = Vec::new();
     let mut ignored = 0;
     let mut header_seen = false;
     for record in reader.records() {
@@ -72,9 +75,32 @@ pub(super) fn parse(text: &str) -> Result<ParsedStatement> {
             header_seen = true;
             continue;
         }
-        match row(&record, line)? {
-            Some(entry) => entries.push(entry),
-            None => ignored += 1,
+        let (account, entry) = row(&record, line)?;
+        // The rows of one account are one statement, in the order the accounts first
+        // appear.
+        let statement = match statements
+            .iter()
+            .position(|s: &StatementPart| s.account == account)
+        {
+            Some(index) => index,
+            None => {
+                statements.push(StatementPart {
+                    account,
+                    location: format!("line {line}"),
+                    ignored: 0,
+                });
+                statements.len() - 1
+            }
+        };
+        match entry {
+            Some(mut entry) => {
+                entry.statement = statement;
+                entries.push(entry)
+            }
+            None => {
+                ignored += 1;
+                statements[statement].ignored += 1;
+            }
         }
     }
     if !header_seen {
@@ -91,6 +117,7 @@ pub(super) fn parse(text: &str) -> Result<ParsedStatement> {
         format: StatementFormat::PostalCsv,
         version: "postal-csv-1".to_owned(),
         message_id: None,
+        statements,
         entries,
         ignored,
     })
@@ -116,8 +143,8 @@ fn check_header(record: &csv::StringRecord, line: u64) -> Result<()> {
     ))
 }
 
-/// One operation: `Some` when it counts, `None` for a debit.
-fn row(record: &csv::StringRecord, line: u64) -> Result<Option<StatementEntry>> {
+/// One operation: its account, and the entry, `None` for a debit.
+fn row(record: &csv::StringRecord, line: u64) -> Result<(String, Option<StatementEntry>)> {
     if record.len() != HEADER.len() {
         return Err(StatementError::new(
             "csv_row",
@@ -174,26 +201,32 @@ fn row(record: &csv::StringRecord, line: u64) -> Result<Option<StatementEntry>> 
             ))
         }
     };
+    let account = account.to_ascii_uppercase();
     let Some(direction) = direction else {
-        return Ok(None);
+        return Ok((account, None));
     };
     let optional = |column: usize| Some(field(column).to_owned()).filter(|text| !text.is_empty());
-    Ok(Some(StatementEntry {
-        account: account.to_ascii_uppercase(),
-        direction,
-        amount,
-        booking_date,
-        value_date,
-        bank_reference: optional(5),
-        end_to_end_id: None,
-        structured_reference: None,
-        structured_is_scor: false,
-        // The same causale exported on Windows and elsewhere must give the same key.
-        remittance_text: field(6).replace("\r\n", "\n"),
-        payer_name: optional(7),
-        dedup_key: String::new(),
-        location: format!("line {line}"),
-    }))
+    Ok((
+        account.clone(),
+        Some(StatementEntry {
+            account,
+            statement: 0,
+            direction,
+            amount,
+            booking_date,
+            value_date,
+            bank_reference: optional(5),
+            end_to_end_id: None,
+            structured_reference: None,
+            structured_is_scor: false,
+            // The same causale exported on Windows and elsewhere must give the same key.
+            remittance_text: field(6).replace("\r\n", "\n"),
+            payer_name: optional(7),
+            bank_entry: None,
+            dedup_key: String::new(),
+            location: format!("line {line}"),
+        }),
+    ))
 }
 
 fn not_a_date(text: &str) -> String {

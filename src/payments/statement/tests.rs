@@ -17,7 +17,20 @@ macro_rules! fixture {
     };
 }
 
-const FIXTURES: [(&str, &[u8]); 10] = [
+const FIXTURES: [(&str, &[u8]); 14] = [
+    ("camt053_batch_sum.xml", fixture!("camt053_batch_sum.xml")),
+    (
+        "camt054_batch_detail.xml",
+        fixture!("camt054_batch_detail.xml"),
+    ),
+    (
+        "cbi_envelope_three_days.xml",
+        fixture!("cbi_envelope_three_days.xml"),
+    ),
+    (
+        "camt053_two_accounts.xml",
+        fixture!("camt053_two_accounts.xml"),
+    ),
     ("camt053_v02.xml", fixture!("camt053_v02.xml")),
     ("camt053_v04.xml", fixture!("camt053_v04.xml")),
     ("camt053_v08.xml", fixture!("camt053_v08.xml")),
@@ -208,6 +221,131 @@ fn cbi_envelope_is_read_as_a_camt053() {
     assert_eq!(cheque.value_date, NaiveDate::from_ymd_opt(2025, 3, 10));
     assert_eq!(rf(cheque).as_deref(), Some("RF327114710497465075"));
     assert_eq!(cheque.dedup_key, format!("ref:{IBAN}:0542250306000034"));
+}
+
+#[test]
+fn every_daily_statement_of_a_cbi_envelope_is_read() {
+    let statement = parse(fixture!("cbi_envelope_three_days.xml")).unwrap();
+    assert_eq!(statement.format, StatementFormat::CbiCamt053);
+    assert_eq!(statement.message_id.as_deref(), Some("RH0542250303000001"));
+    let accounts: Vec<(&str, &str, usize)> = statement
+        .statements
+        .iter()
+        .map(|s| (s.account.as_str(), s.location.as_str(), s.ignored))
+        .collect();
+    assert_eq!(
+        accounts,
+        [
+            (IBAN, "CBIDlyStmtReqLogMsg[1]/Stmt[1] (line 14)", 1),
+            (IBAN, "CBIDlyStmtReqLogMsg[2]/Stmt[1] (line 63)", 0),
+            (
+                "IT02L1234512345123456789012",
+                "CBIDlyStmtReqLogMsg[3]/Stmt[1] (line 93)",
+                0
+            ),
+        ]
+    );
+    assert_eq!(statement.ignored, 1, "the charges of the first day");
+    let read: Vec<(usize, i64, NaiveDate)> = statement
+        .entries
+        .iter()
+        .map(|e| (e.statement, e.amount.cents(), e.booking_date))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            (0, 18300, day(3)),
+            (0, 6344, day(3)),
+            (1, 3172, day(4)),
+            (2, 150000, day(4))
+        ]
+    );
+    assert_eq!(
+        rf(&statement.entries[2]).as_deref(),
+        Some("RF470824628194821993")
+    );
+    assert_eq!(statement.entries[3].location, "entry 5 (line 100)");
+}
+
+#[test]
+fn a_file_with_a_statement_per_account_reads_them_all() {
+    let statement = parse(fixture!("camt053_two_accounts.xml")).unwrap();
+    let accounts: Vec<&str> = statement
+        .statements
+        .iter()
+        .map(|s| s.account.as_str())
+        .collect();
+    assert_eq!(accounts, ["000077712345", IBAN]);
+    assert_eq!(statement.statements[1].location, "Stmt[2] (line 33)");
+    assert_eq!(statement.statements[1].ignored, 1);
+    let read: Vec<(usize, &str, i64)> = statement
+        .entries
+        .iter()
+        .map(|e| (e.statement, e.account.as_str(), e.amount.cents()))
+        .collect();
+    assert_eq!(read, [(0, "000077712345", 90000), (1, IBAN, 6344)]);
+}
+
+#[test]
+fn a_sum_and_its_detail_name_the_same_bank_entry() {
+    let sum = parse(fixture!("camt053_batch_sum.xml")).unwrap();
+    let detail = parse(fixture!("camt054_batch_detail.xml")).unwrap();
+    let [lump] = &sum.entries[..] else {
+        panic!("{:#?}", sum.entries)
+    };
+    let expected = format!("entry:{IBAN}:credit:2025030700004711:2025-03-07:12516");
+    assert_eq!(
+        lump.bank_entry,
+        Some(BankEntry {
+            key: expected.clone(),
+            detail: false
+        })
+    );
+    assert_eq!(rf(lump), None, "the sum carries no payer's reference");
+    assert_eq!(detail.entries.len(), 3);
+    assert!(detail.entries.iter().all(|e| e.bank_entry
+        == Some(BankEntry {
+            key: expected.clone(),
+            detail: true
+        })));
+    let total: i64 = detail.entries.iter().map(|e| e.amount.cents()).sum();
+    assert_eq!(total, lump.amount.cents());
+    let codes: Vec<Option<String>> = detail.entries.iter().map(rf).collect();
+    assert_eq!(
+        codes,
+        [
+            Some("RF18539007547034".to_owned()),
+            Some("RF470824628194821993".to_owned()),
+            None
+        ]
+    );
+    assert_ne!(
+        lump.dedup_key, detail.entries[0].dedup_key,
+        "keys alone differ"
+    );
+    // A postal CSV names no bank entry: its rows are never linked.
+    let postal = parse(fixture!("postal.csv")).unwrap();
+    assert!(postal.entries.iter().all(|e| e.bank_entry.is_none()));
+}
+
+#[test]
+fn postal_rows_of_each_account_are_a_statement() {
+    let csv = "conto;data_contabile;data_valuta;importo;tipo;riferimento;causale;versante\n\
+               000012345678;03/03/2025;;31,72;accredito;P1;RF18539007547034;A\n\
+               000099999999;03/03/2025;;10,00;accredito;P2;x;B\n\
+               000012345678;03/03/2025;;2,00;addebito;P3;spese;\n";
+    let statement = parse(csv.as_bytes()).unwrap();
+    let parts: Vec<(&str, &str, usize)> = statement
+        .statements
+        .iter()
+        .map(|s| (s.account.as_str(), s.location.as_str(), s.ignored))
+        .collect();
+    assert_eq!(
+        parts,
+        [("000012345678", "line 2", 1), ("000099999999", "line 3", 0)]
+    );
+    let of: Vec<usize> = statement.entries.iter().map(|e| e.statement).collect();
+    assert_eq!(of, [0, 1]);
 }
 
 #[test]

@@ -213,16 +213,6 @@ impl Element {
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
     }
-
-    /// The first element, this one or below, that satisfies `wanted` (depth first).
-    pub fn descendant(&self, wanted: &impl Fn(&Element) -> bool) -> Option<&Element> {
-        if wanted(self) {
-            return Some(self);
-        }
-        self.children
-            .iter()
-            .find_map(|child| child.descendant(wanted))
-    }
 }
 
 fn namespace_of(resolved: ResolveResult<'_>) -> Option<String> {

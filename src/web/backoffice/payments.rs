@@ -242,6 +242,7 @@ pub(super) async fn payment_page(
                 "top_up_id": p.top_up_id,
                 "account_id": p.account_id,
                 "reverses_payment_id": p.reverses_payment_id,
+                "same_reference_as": p.same_reference_as,
                 "resolved_at": p.resolved_at.map(time_it),
                 "resolution_note": p.resolution_note,
             },

@@ -8,7 +8,6 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::http::AppState;
-use crate::money::Money;
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue;
 use crate::payments::reconcile::{self, ImportContext};
@@ -239,17 +238,42 @@ pub(super) async fn import(
             ) || report.outcomes.contains_key(s)
         })
         .map(|s| {
-            let (count, amount) = report
-                .outcomes
-                .get(s)
-                .map(|t| (t.count, t.amount))
-                .unwrap_or((0, Money::ZERO));
+            let total = report.outcomes.get(s).cloned().unwrap_or_default();
             json!({
                 "status": s.as_str(),
                 "label": status_label(*s),
-                "count": count,
-                "amount": euro(amount),
-                "unmatched": *s == PaymentStatus::Unmatched && count > 0,
+                "count_in": total.money_in.count,
+                "amount_in": euro(total.money_in.amount),
+                "count_out": total.money_out.count,
+                "amount_out": euro(total.money_out.amount),
+                "unmatched": *s == PaymentStatus::Unmatched && total.count > 0,
+            })
+        })
+        .collect();
+    let skipped: Vec<Value> = report
+        .skipped
+        .iter()
+        .map(|part| {
+            json!({
+                "account": part.account,
+                "location": part.location,
+                "entries": part.entries,
+                "money_in": euro(part.money_in.amount),
+                "money_out": euro(part.money_out.amount),
+            })
+        })
+        .collect();
+    let reused: Vec<Value> = report
+        .reused_references
+        .iter()
+        .map(|reused| {
+            json!({
+                "account": reused.account,
+                "bank_reference": reused.bank_reference,
+                "amount": euro(reused.amount),
+                "booking_date": reused.booking_date.format("%d/%m/%Y").to_string(),
+                "location": reused.location,
+                "same_reference_as": reused.same_reference_as,
             })
         })
         .collect();
@@ -261,11 +285,18 @@ pub(super) async fn import(
         json!({
             "statement_id": report.statement_id,
             "format": format_label(parsed.format.as_str(), &parsed.version),
+            "statements": report.statements,
+            "skipped": skipped,
+            "reused": reused,
+            "replaced_count": report.replaced_sums.count,
+            "replaced_amount": euro(report.replaced_sums.amount),
             "entries": report.entries,
             "new_entries": report.new_entries,
             "already_imported": report.already_imported,
             "ignored": report.ignored,
             "outcomes": outcomes,
+            "money_in": euro(report.money_in.amount),
+            "money_out": euro(report.money_out.amount),
         }),
     )
 }
