@@ -248,16 +248,16 @@ pub struct ImportQuery {
     file_name: Option<String>,
 }
 
-/// `POST /api/v1/backoffice/statements`: 201 with the outcome of each new entry, or 200
-/// when the file brought nothing new (a re-import changes nothing).
+/// Import a bank or postal statement and reconcile its payments
+///
+/// Back-office operators only. Each new incoming payment is matched to an order or top-up by
+/// its RF code; re-importing a file changes nothing. 201 with the outcome of each new entry,
+/// or 200 when the file brought nothing new.
 #[utoipa::path(
     post,
     path = "/api/v1/backoffice/statements",
     tag = "back-office",
     operation_id = "payments_import",
-    summary = "Import a bank or postal statement and reconcile its payments",
-    description = "Back-office operators only. Each new incoming payment is matched to an order \
-or top-up by its RF code; re-importing a file changes nothing.",
     params(ImportQuery),
     request_body(description = "The statement file: the raw body, or the part named `file` of a \
 multipart form. camt.053 / camt.054 XML (plain or in the CBI envelope) or postal CSV; the \
@@ -268,7 +268,6 @@ format is told from the content. Limited in size (RINNOVO_STATEMENT_MAX_MB).", c
         (StatementFileDoc = "text/csv"),
         (StatementUploadDoc = "multipart/form-data"),
     )),
-    security(("access_token" = [])),
     responses(
         (status = 201, description = "Imported: the outcome of each new entry", body = ImportResponse),
         (status = 200, description = "The file brought nothing new (already imported)",
@@ -356,15 +355,14 @@ pub(super) struct StatementListResponse {
     statements: Vec<queue::StatementView>,
 }
 
-/// `GET /api/v1/backoffice/statements`: the brand's imports, newest first.
+/// List the brand's imported statements, newest first
+///
+/// Back-office operators only. At most 200.
 #[utoipa::path(
     get,
     path = "/api/v1/backoffice/statements",
     tag = "back-office",
     operation_id = "payments_statements",
-    summary = "List the brand's imported statements, newest first",
-    description = "Back-office operators only. At most 200.",
-    security(("access_token" = [])),
     responses(
         (status = 200, description = "The statements", body = StatementListResponse),
         NotOperator,
