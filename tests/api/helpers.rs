@@ -333,6 +333,42 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// Uploads every file as a statement at the same moment (all requests wait at one
+    /// barrier), as several operators or a retrying script would: each answer's status and
+    /// body, in the files' order.
+    pub async fn upload_statements_at_once(
+        &self,
+        token: &str,
+        files: Vec<String>,
+    ) -> Vec<(u16, serde_json::Value)> {
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(files.len()));
+        let uploads: Vec<_> = files
+            .into_iter()
+            .map(|file| {
+                let client = self.client.clone();
+                let url = format!("{}/api/v1/backoffice/statements", self.address);
+                let (token, barrier) = (token.to_owned(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let response = client
+                        .post(url)
+                        .bearer_auth(token)
+                        .body(file)
+                        .send()
+                        .await
+                        .expect("upload sent");
+                    let status = response.status().as_u16();
+                    (status, response.json().await.expect("a JSON answer"))
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for upload in uploads {
+            answers.push(upload.await.expect("upload task"));
+        }
+        answers
+    }
+
     async fn signed_in(&self, brand: &str, email: &str) -> SignedIn {
         let response = self.login(brand, email, PASSWORD).await;
         assert_eq!(response.status(), 200, "login");

@@ -635,31 +635,8 @@ async fn ten_concurrent_imports_of_overlapping_files_count_each_payment_once() {
         })
         .chain(std::iter::once(camt053(8, &lines)))
         .collect();
-    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(files.len()));
-    let mut handles = Vec::new();
-    for file in files {
-        let (client, url, token, barrier) = (
-            app.client.clone(),
-            format!("{}/api/v1/backoffice/statements", app.address),
-            operator.token.clone(),
-            barrier.clone(),
-        );
-        handles.push(tokio::spawn(async move {
-            barrier.wait().await;
-            let response = client
-                .post(url)
-                .bearer_auth(token)
-                .body(file)
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
-        }));
-    }
     let mut new_entries = 0;
-    for handle in handles {
-        let (status, body) = handle.await.unwrap();
+    for (status, body) in app.upload_statements_at_once(&operator.token, files).await {
         assert!(status == 201 || status == 200, "{status} {body}");
         new_entries += body["new_entries"].as_u64().unwrap();
     }

@@ -894,32 +894,13 @@ async fn the_statement_and_its_detail_uploaded_at_once_count_the_money_once() {
     let (batch, orders) = batch_of_orders(&app, &customer).await;
     let statement = camt053_entries(&batch.as_sum());
     let notification = camt054_detailing(&batch);
-    let files = [&statement, &notification, &statement, &notification];
-    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(files.len()));
-    let mut uploads = Vec::new();
-    for file in files {
-        let (client, url, token, barrier, file) = (
-            app.client.clone(),
-            format!("{}/api/v1/backoffice/statements", app.address),
-            operator.token.clone(),
-            barrier.clone(),
-            file.clone(),
-        );
-        uploads.push(tokio::spawn(async move {
-            barrier.wait().await;
-            let response = client
-                .post(url)
-                .bearer_auth(token)
-                .body(file)
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
-        }));
-    }
-    for upload in uploads {
-        let (status, body) = upload.await.unwrap();
+    let files = vec![
+        statement.clone(),
+        notification.clone(),
+        statement,
+        notification.clone(),
+    ];
+    for (status, body) in app.upload_statements_at_once(&operator.token, files).await {
         assert!(status == 201 || status == 200, "{status} {body}");
     }
     assert_eq!(

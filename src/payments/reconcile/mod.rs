@@ -656,7 +656,8 @@ struct EntryPart {
 }
 
 /// A stored payment, as the duplicate check compares it with an entry.
-#[derive(Queryable)]
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = payments)]
 struct StoredEntry {
     id: String,
     dedup_key: String,
@@ -679,30 +680,12 @@ fn stored_with_keys(
     Ok(payments::table
         .filter(payments::brand_id.eq(brand_id))
         .filter(payments::dedup_key.eq_any(&keys))
-        .select(STORED_ENTRY)
+        .select(StoredEntry::as_select())
         .load::<StoredEntry>(conn)?
         .into_iter()
         .map(|stored| (stored.dedup_key.clone(), stored))
         .collect())
 }
-
-const STORED_ENTRY: (
-    payments::id,
-    payments::dedup_key,
-    payments::account,
-    payments::bank_reference,
-    payments::direction,
-    payments::amount_cents,
-    payments::booking_date,
-) = (
-    payments::id,
-    payments::dedup_key,
-    payments::account,
-    payments::bank_reference,
-    payments::direction,
-    payments::amount_cents,
-    payments::booking_date,
-);
 
 /// Whether `entry` is another payment than one with the same bank reference on the same
 /// account and this direction, amount and booking date: it differs in any of them, and is
@@ -821,7 +804,7 @@ fn reused_references<'e>(
         .filter(payments::brand_id.eq(brand_id))
         .filter(payments::bank_reference.eq_any(&references))
         .order((payments::booking_date.asc(), payments::id.asc()))
-        .select(STORED_ENTRY)
+        .select(StoredEntry::as_select())
         .load(conn)?;
     let mut flagged = Vec::new();
     for entry in fresh {
