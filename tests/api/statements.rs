@@ -621,6 +621,32 @@ async fn a_bank_reference_reused_for_another_payment_is_imported_and_flagged() {
         .collect();
     assert_eq!(flags.len(), 2, "{listed}");
     assert!(flags.iter().all(|(_, earlier_id)| *earlier_id == earlier));
+    // And so does the payment's page, with a link to the earlier one; the earlier one's
+    // page has no flag.
+    let later = listed["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["same_reference_as"].is_string())
+        .and_then(|p| p["id"].as_str())
+        .unwrap()
+        .to_owned();
+    let (office, _) = Browser::signed_in(&app, &operator.email).await;
+    let page = office.get(&format!("/backoffice/pagamenti/{later}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        text_of(&page.body, "same-reference-as").starts_with("da un altro movimento"),
+        "{}",
+        page.body
+    );
+    assert!(page
+        .body
+        .contains(&format!("href=\"/backoffice/pagamenti/{earlier}\"")));
+    let page = office
+        .get(&format!("/backoffice/pagamenti/{earlier}"))
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("id=\"same-reference-as\""));
 
     // Within one file: both kept, the second flagged; identical twins are not flagged.
     let repeated = bank_ref();
