@@ -137,7 +137,8 @@ impl From<Session> for SessionResponse {
 
 /// Sign in with email and password
 ///
-/// Attempts are throttled per account and per client address.
+/// Failed attempts are throttled per account and client address, per client address, and
+/// per account across all addresses.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/login",

@@ -5,6 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{Duration, Utc};
 use jsonwebtoken::{encode, EncodingKey, Header};
+use rinnovo::auth::throttle::{ACCOUNT_LIMIT, ADDRESS_LIMIT, PAIR_LIMIT};
 use rinnovo::auth::{Role, TokenIssuer};
 use serde_json::{json, Value};
 
@@ -447,14 +448,64 @@ async fn five_failures_throttle_the_account() {
 }
 
 #[tokio::test]
-async fn five_failures_from_one_address_throttle_that_address() {
+async fn many_failures_from_one_address_throttle_that_address() {
     let app = spawn_app().await;
     let victim = app.customer("visura").await;
-    for n in 0..5 {
+    for n in 0..ADDRESS_LIMIT {
         let email = format!("guess{n}@example.it");
         problem(app.login("visura", &email, "whatever it is").await, 401).await;
     }
     problem(app.login("visura", &victim.email, PASSWORD).await, 429).await;
+    // Only that address: the owner signs in from another.
+    let elsewhere = app
+        .login_from("127.0.0.2", "visura", &victim.email, PASSWORD)
+        .await;
+    assert_eq!(elsewhere.status(), 200);
+}
+
+#[tokio::test]
+async fn guesses_from_one_address_do_not_lock_the_owner_out_from_another() {
+    let app = spawn_app().await;
+    let owner = app.customer("visura").await;
+    for _ in 0..PAIR_LIMIT {
+        problem(
+            app.login("visura", &owner.email, "wrong password!").await,
+            401,
+        )
+        .await;
+    }
+    // The guesser's address is throttled for this account, even with the right password...
+    problem(app.login("visura", &owner.email, PASSWORD).await, 429).await;
+    // ...the owner, elsewhere, is not.
+    let owner_elsewhere = app
+        .login_from("127.0.0.2", "visura", &owner.email, PASSWORD)
+        .await;
+    assert_eq!(owner_elsewhere.status(), 200);
+    // And the owner's success does not give the guesser a fresh allowance.
+    problem(app.login("visura", &owner.email, PASSWORD).await, 429).await;
+}
+
+#[tokio::test]
+async fn many_addresses_guessing_one_account_are_slowed() {
+    let app = spawn_app().await;
+    let owner = app.customer("visura").await;
+    let addresses = ACCOUNT_LIMIT.div_ceil(PAIR_LIMIT);
+    for a in 0..addresses {
+        let ip = format!("127.0.1.{}", a + 1);
+        for _ in 0..PAIR_LIMIT {
+            let response = app
+                .login_from(&ip, "visura", &owner.email, "wrong password!")
+                .await;
+            problem(response, 401).await;
+        }
+    }
+    // The account's ceiling is reached: one more address, even the right password, waits.
+    let response = app
+        .login_from("127.0.2.1", "visura", &owner.email, PASSWORD)
+        .await;
+    assert!(response.headers().contains_key("retry-after"));
+    let body = problem(response, 429).await;
+    assert_eq!(body["type"], "/problems/too-many-requests");
 }
 
 #[tokio::test]
