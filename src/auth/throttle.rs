@@ -1,4 +1,5 @@
-//! The sign-in throttle: three counts of failed attempts in a 15-minute window:
+//! The password throttle, for signing in and for confirming the current password before
+//! changing it. Three counts of failed attempts in a 15-minute window:
 //!
 //! - one account from one client address: 5 ([`PAIR_LIMIT`]). This is the count that
 //!   stops a guesser, and it is theirs alone: failures from one address never lock the

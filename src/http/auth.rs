@@ -225,7 +225,7 @@ pub async fn refresh(
 /// Sign out: revoke the refresh token's whole session family
 ///
 /// Unknown refresh tokens are ignored (still 204), so the answer tells nothing about them.
-/// Access tokens already issued stay valid until they expire.
+/// The access tokens of the sign-in stop working at once.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/logout",

@@ -241,6 +241,17 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// PATCH /api/v1/me as `token`.
+    pub async fn patch_me(&self, token: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .patch(format!("{}/api/v1/me", self.address))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// Signs in from another client address: `ip` is any address of the loopback network
     /// (127.0.0.0/8), which the server sees as the TCP peer.
     pub async fn login_from(
