@@ -1,10 +1,12 @@
 //! What a signed-in user does to their own account, the same through the API and the
-//! pages: change the profile (the password only after confirming the current one).
+//! pages: change the profile (the password only after confirming the current one) and
+//! sign out everywhere.
 //!
 //! A password change ends every *other* session of the user: the other sign-ins (refresh
 //! tokens and the access tokens issued with them) and every other browser session. The
 //! session that changed it goes on: whoever just proved to know the password has no reason
-//! to sign in again, and a thief holding another session is out at once.
+//! to sign in again, and a thief holding another session is out at once. Signing out
+//! everywhere ends them all, the caller's too.
 //!
 //! Confirming the current password runs like a sign-in, in three steps so that no
 //! connection is held while argon2 works: [`begin_reauthentication`] (the throttle, the
@@ -110,6 +112,29 @@ pub fn update_profile(
             )?;
         }
         Ok(user)
+    })
+}
+
+/// Ends every session of the user, the caller's too: every sign-in with its tokens, every
+/// browser session.
+pub fn sign_out_everywhere(
+    conn: &mut DbConnection,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), AccountError> {
+    write_transaction(conn, |conn| {
+        let user = users::find(conn, user_id)?.ok_or(UserError::NotFound)?;
+        let sign_ins = sessions::revoke_all_of_user(conn, user_id, None, now)?;
+        let pages = web_sessions::end_all_of_user(conn, user_id, None)?;
+        record_ended(
+            conn,
+            &user,
+            "user.signed_out_everywhere",
+            sign_ins,
+            pages,
+            now,
+        )?;
+        Ok(())
     })
 }
 

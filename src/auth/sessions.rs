@@ -10,8 +10,8 @@
 //!
 //! A family is a sign-in: the access tokens issued with it name it (`sid`), and are
 //! accepted only while it is not revoked ([`is_live`]). So ending a family (sign-out,
-//! reuse, a password change) ends its access tokens at once, not
-//! 15 minutes later.
+//! reuse, a password change, signing out everywhere) ends its access tokens at once, not
+//! up to 15 minutes later.
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;

@@ -2,7 +2,8 @@
 //! (the only place roles are checked). Every handler module takes its caller from here.
 //!
 //! An access token is accepted only while the sign-in it was issued with stands (one
-//! indexed read per request): signing out and a password change end its tokens at once.
+//! indexed read per request): signing out, signing out everywhere and a password change
+//! end its tokens at once.
 
 use std::future::{ready, Ready};
 

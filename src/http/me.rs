@@ -1,4 +1,5 @@
-//! `GET/PATCH /api/v1/me`: the signed-in user's profile. Its email is where coupons go.
+//! `GET/PATCH /api/v1/me`: the signed-in user's profile (its email is where coupons go);
+//! `POST /api/v1/me/sessions/revoke`: sign out everywhere.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -188,7 +189,32 @@ pub async fn patch(
     Ok(HttpResponse::Ok().json(ProfileResponse::from(updated)))
 }
 
+/// Sign out everywhere
+///
+/// Any signed-in user. Ends every session of the user, this one included: every sign-in's
+/// refresh and access tokens stop working at once, and every browser session of the shop
+/// ends. Sign in again to go on.
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/sessions/revoke",
+    tag = "me",
+    operation_id = "me_sessions_revoke",
+    responses(
+        (status = 204, description = "Every session of the user has ended"),
+        AccountGone,
+    )
+)]
+pub async fn revoke_sessions(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .with_conn(move |conn| account::sign_out_everywhere(conn, &user.id, Utc::now()))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// The profile endpoints' part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(get, patch))]
+#[openapi(paths(get, patch, revoke_sessions))]
 pub struct Docs;

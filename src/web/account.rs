@@ -10,7 +10,9 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{euro, page, refusal, see_other, with_conn, BuyerPage, Csrf, WebError};
+use super::{
+    euro, page, refusal, see_other, with_conn, BuyerPage, CheckedForm, Csrf, NoFields, WebError,
+};
 use crate::auth::account::{self, CurrentSession};
 use crate::auth::{password, NewPassword, ProfileChanges};
 use crate::catalog::Covers;
@@ -27,6 +29,10 @@ const LIST_LIMIT: i64 = 200;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/negozio/profilo", web::get().to(profile))
         .route("/negozio/profilo", web::post().to(update_profile))
+        .route(
+            "/negozio/profilo/esci-ovunque",
+            web::post().to(sign_out_everywhere),
+        )
         .route("/negozio/prepagato", web::get().to(prepaid_statement))
         .route("/negozio/ordini", web::get().to(order_list))
         .route("/negozio/coupon", web::get().to(coupon_list))
@@ -155,6 +161,20 @@ async fn update_profile(
             _ => Err(refused.into()),
         },
     }
+}
+
+/// Ends every session of the buyer, this browser's too, and shows the sign-in form.
+async fn sign_out_everywhere(
+    shop: BuyerPage,
+    _: CheckedForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    shop.read(|conn, user| Ok(account::sign_out_everywhere(conn, &user.id, Utc::now())?))
+        .await?;
+    let mut response = see_other(&format!("/negozio/{}/accedi", shop.brand.id));
+    response
+        .add_removal_cookie(&super::expired_cookie(super::SESSION_COOKIE))
+        .map_err(|e| WebError::Unexpected(e.into()))?;
+    Ok(response)
 }
 
 async fn profile_again(

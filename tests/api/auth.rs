@@ -1,5 +1,5 @@
-//! Sign-up, sign-in, tokens, refresh families, the throttle, a password change ending the
-//! other sessions, and every way a request without the right credentials is
+//! Sign-up, sign-in, tokens, refresh families, the throttle, ending sessions (password
+//! change, sign out everywhere), and every way a request without the right credentials is
 //! refused.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -822,4 +822,62 @@ async fn the_profile_page_throttles_the_current_password_too() {
     let page = browser.post("/negozio/profilo", &fields(PASSWORD)).await;
     assert_eq!(page.status, 429);
     assert!(page.body.contains("Troppi tentativi"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_ends_every_session() {
+    let app = spawn_app().await;
+    let here = app.customer("visura").await;
+    let (there_access, there_refresh) = another_device(&app, &here).await;
+    let (browser, _) = Browser::signed_in(&app, &here.email).await;
+    let other = app.customer("visura").await;
+
+    let response = app
+        .post_json_as(&here.token, "/api/v1/me/sessions/revoke", &json!({}))
+        .await;
+    assert_eq!(response.status(), 204);
+
+    for access in [&here.token, &there_access] {
+        problem(app.get_as(access, "/api/v1/me").await, 401).await;
+    }
+    for refresh in [&here.refresh_token, &there_refresh] {
+        assert_eq!(refresh_status(&app, refresh).await, 401);
+    }
+    assert_eq!(browser.get("/negozio/profilo").await.status, 303);
+    // Nobody else's sessions; and signing in again works.
+    assert_eq!(app.get_as(&other.token, "/api/v1/me").await.status(), 200);
+    assert_eq!(
+        app.login("visura", &here.email, PASSWORD).await.status(),
+        200
+    );
+    // Without a token there is nobody to sign out.
+    let anonymous = app
+        .post_json("/api/v1/me/sessions/revoke", &json!({}))
+        .await;
+    problem(anonymous, 401).await;
+}
+
+#[tokio::test]
+async fn the_profile_page_signs_out_everywhere() {
+    let app = spawn_app().await;
+    let api = app.customer("visura").await;
+    let (browser, _) = Browser::signed_in(&app, &api.email).await;
+    let (other_browser, _) = Browser::signed_in(&app, &api.email).await;
+    let profile = browser.get("/negozio/profilo").await;
+    assert!(profile
+        .body
+        .contains("action=\"/negozio/profilo/esci-ovunque\""));
+
+    // A form from elsewhere (no CSRF token) signs nobody out.
+    let forged = browser.post_raw("/negozio/profilo/esci-ovunque", &[]).await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(app.get_as(&api.token, "/api/v1/me").await.status(), 200);
+
+    let page = browser.post("/negozio/profilo/esci-ovunque", &[]).await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location.as_deref(), Some("/negozio/visura/accedi"));
+    assert_eq!(browser.get("/negozio/profilo").await.status, 303);
+    assert_eq!(other_browser.get("/negozio/profilo").await.status, 303);
+    problem(app.get_as(&api.token, "/api/v1/me").await, 401).await;
+    assert_eq!(refresh_status(&app, &api.refresh_token).await, 401);
 }
