@@ -1,6 +1,7 @@
 //! Accounts and sign-in: users of a brand with a role, passwords, access and refresh
-//! tokens, and the login throttle.
+//! tokens, the password throttle, and what a user does to their own account.
 
+pub mod account;
 pub mod password;
 pub mod sessions;
 pub mod throttle;

@@ -7,6 +7,11 @@
 //! Refresh tokens rotate: each is good for one refresh, which returns the next one of the
 //! same family. A token used a second time means it was copied; the whole family is
 //! revoked, and whoever holds any of its tokens must sign in again.
+//!
+//! A family is a sign-in: the access tokens issued with it name it (`sid`), and are
+//! accepted only while it is not revoked ([`is_live`]). So ending a family (sign-out,
+//! reuse, a password change, signing out everywhere) ends its access tokens at once, not
+//! up to 15 minutes later.
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -122,7 +127,7 @@ fn new_session(
         ))
         .execute(conn)?;
     Ok(Session {
-        access_token: tokens.issue_access(&user.id, &user.brand_id, user.role, now),
+        access_token: tokens.issue_access(&user.id, &user.brand_id, user.role, family, now),
         expires_in_seconds: tokens.access_ttl().num_seconds(),
         refresh_token,
         user,
@@ -171,12 +176,15 @@ pub fn refresh(
             if revoked_at.is_some() || expires_at.and_utc() <= now {
                 return Ok(Err(SessionError::InvalidRefreshToken));
             }
-            // Use it, unless someone already did: one conditional update decides.
+            // Use it, unless someone already did or the family was ended meanwhile: one
+            // conditional update decides (on PostgreSQL it waits for a concurrent
+            // revocation and sees it).
             let claimed = used_at.is_none()
                 && diesel::update(
                     refresh_tokens::table
                         .filter(refresh_tokens::id.eq(&id))
-                        .filter(refresh_tokens::used_at.is_null()),
+                        .filter(refresh_tokens::used_at.is_null())
+                        .filter(refresh_tokens::revoked_at.is_null()),
                 )
                 .set(refresh_tokens::used_at.eq(now.naive_utc()))
                 .execute(conn)?
@@ -197,8 +205,8 @@ pub fn refresh(
     outcome
 }
 
-/// Signs out everywhere this session's family reached. Unknown tokens are ignored, so
-/// the answer tells nothing about them.
+/// Ends the sign-in: every token of this session's family, and so their access tokens.
+/// Unknown tokens are ignored, so the answer tells nothing about them.
 pub fn logout(
     conn: &mut DbConnection,
     refresh_token: &str,
@@ -224,4 +232,53 @@ fn revoke_family(conn: &mut DbConnection, family: &str, now: DateTime<Utc>) -> Q
     )
     .set(refresh_tokens::revoked_at.eq(now.naive_utc()))
     .execute(conn)
+}
+
+/// Whether the sign-in `family` of `user_id` still stands: an access token naming it is
+/// accepted only then.
+pub fn is_live(conn: &mut DbConnection, user_id: &str, family: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(family))
+            .filter(refresh_tokens::user_id.eq(user_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    ))
+    .get_result(conn)
+}
+
+/// Ends every sign-in of the user but `keep` (the caller's own, when it goes on): their
+/// refresh tokens stop refreshing and their access tokens stop being accepted. The number
+/// of sign-ins ended.
+pub fn revoke_all_of_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    keep: Option<&str>,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    let live = refresh_tokens::table
+        .filter(refresh_tokens::user_id.eq(user_id))
+        .filter(refresh_tokens::revoked_at.is_null())
+        .into_boxed();
+    let live = match keep {
+        Some(family) => live.filter(refresh_tokens::family_id.ne(family)),
+        None => live,
+    };
+    let mut families: Vec<String> = live
+        .select(refresh_tokens::family_id)
+        .order(refresh_tokens::family_id)
+        .load(conn)?;
+    families.dedup();
+    let mut ended = diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::user_id.eq(user_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .into_boxed();
+    if let Some(family) = keep {
+        ended = ended.filter(refresh_tokens::family_id.ne(family));
+    }
+    ended
+        .set(refresh_tokens::revoked_at.eq(now.naive_utc()))
+        .execute(conn)?;
+    Ok(families.len())
 }

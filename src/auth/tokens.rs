@@ -44,6 +44,11 @@ pub struct AccessClaims {
     pub sub: String,
     pub brand: String,
     pub role: Role,
+    /// The sign-in the token belongs to (its refresh-token family): the token is good only
+    /// while that sign-in is, so signing out or a password change ends it at once. Tokens
+    /// made before this claim existed have none, and are refused as ended sessions.
+    #[serde(default)]
+    pub sid: String,
     pub iat: i64,
     pub exp: i64,
 }
@@ -111,6 +116,7 @@ impl TokenIssuer {
         user_id: &str,
         brand: &str,
         role: Role,
+        session: &str,
         now: DateTime<Utc>,
     ) -> String {
         let claims = AccessClaims {
@@ -119,6 +125,7 @@ impl TokenIssuer {
             sub: user_id.into(),
             brand: brand.into(),
             role,
+            sid: session.into(),
             iat: now.timestamp(),
             exp: (now + self.access_ttl).timestamp(),
         };
@@ -179,11 +186,12 @@ mod tests {
 
     #[test]
     fn issued_tokens_verify() {
-        let token = issuer().issue_access("u1", "visura", Role::Customer, Utc::now());
+        let token = issuer().issue_access("u1", "visura", Role::Customer, "s1", Utc::now());
         let claims = issuer().verify_access(&token).unwrap();
         assert_eq!(claims.sub, "u1");
         assert_eq!(claims.brand, "visura");
         assert_eq!(claims.role, Role::Customer);
+        assert_eq!(claims.sid, "s1");
     }
 
     #[test]
@@ -192,6 +200,7 @@ mod tests {
             "u1",
             "visura",
             Role::Customer,
+            "s1",
             Utc::now() - Duration::hours(1),
         );
         assert!(matches!(
@@ -199,7 +208,7 @@ mod tests {
             Err(TokenError::Expired)
         ));
         let other = TokenIssuer::new(b"another secret another secret 12", Duration::minutes(15));
-        let foreign = other.issue_access("u1", "visura", Role::Customer, Utc::now());
+        let foreign = other.issue_access("u1", "visura", Role::Customer, "s1", Utc::now());
         assert!(matches!(
             issuer().verify_access(&foreign),
             Err(TokenError::Invalid)

@@ -58,3 +58,19 @@ pub fn end(conn: &mut DbConnection, token: &str) -> QueryResult<()> {
     .execute(conn)?;
     Ok(())
 }
+
+/// Ends every browser session of the user but `keep` (the token of the caller's own, when
+/// it goes on). The number of sessions ended.
+pub fn end_all_of_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    keep: Option<&str>,
+) -> QueryResult<usize> {
+    let mut ended = diesel::delete(web_sessions::table)
+        .filter(web_sessions::user_id.eq(user_id))
+        .into_boxed();
+    if let Some(token) = keep {
+        ended = ended.filter(web_sessions::token_hash.ne(hash_refresh_token(token)));
+    }
+    ended.execute(conn)
+}

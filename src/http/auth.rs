@@ -137,7 +137,8 @@ impl From<Session> for SessionResponse {
 
 /// Sign in with email and password
 ///
-/// Attempts are throttled per account and per client address.
+/// Failed attempts are throttled per account and client address, per client address, and
+/// per account across all addresses.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/login",
@@ -224,7 +225,7 @@ pub async fn refresh(
 /// Sign out: revoke the refresh token's whole session family
 ///
 /// Unknown refresh tokens are ignored (still 204), so the answer tells nothing about them.
-/// Access tokens already issued stay valid until they expire.
+/// The access tokens of the sign-in stop working at once.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/logout",

@@ -12,7 +12,9 @@ use actix_web::http::StatusCode;
 use super::italian::{coupon_status_label, euro, order_status_label, payment_status_text};
 use super::problem::{ApiError, FieldError};
 use crate::agent::AgentAuthError;
+use crate::auth::account::AccountError;
 use crate::auth::sessions::SessionError;
+use crate::auth::throttle::Throttled;
 use crate::auth::UserError;
 use crate::catalog::{CatalogError, ProductChangeError, ProposalError};
 use crate::coupons::VoidError;
@@ -148,6 +150,23 @@ impl Identity {
                 "Unauthorized",
                 detail,
                 italian,
+            )
+        }
+    }
+
+    /// 429 `too-many-requests` from the password throttle, with `Retry-After`.
+    fn throttled(throttled: Throttled, detail: impl ToString) -> Self {
+        let retry_after_seconds = throttled.retry_after_seconds;
+        Self {
+            shape: Shape::Throttled {
+                retry_after_seconds,
+            },
+            ..Self::refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many requests",
+                detail,
+                format!("Troppi tentativi con una password errata: riprova tra {retry_after_seconds} secondi."),
             )
         }
     }
@@ -523,23 +542,28 @@ impl Identify for SessionError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
         Ok(match self {
-            SessionError::Throttled(throttled) => {
-                let retry_after_seconds = throttled.retry_after_seconds;
-                Identity {
-                    shape: Shape::Throttled { retry_after_seconds },
-                    ..Identity::refused(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "too-many-requests",
-                        "Too many requests",
-                        detail,
-                        format!("Troppi tentativi di accesso non riusciti: riprova tra {retry_after_seconds} secondi."),
-                    )
-                }
-            }
+            SessionError::Throttled(throttled) => Identity::throttled(throttled, detail),
             SessionError::InvalidCredentials | SessionError::InvalidRefreshToken => {
                 Identity::unauthorized(detail, "Email o password errati.")
             }
             SessionError::Storage(e) => return Err(e),
+        })
+    }
+}
+
+impl Identify for AccountError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        Ok(match self {
+            AccountError::Throttled(throttled) => Identity::throttled(throttled, detail),
+            AccountError::WrongCurrentPassword => Identity::invalid(
+                "current_password",
+                "matches",
+                detail,
+                "La password attuale non è corretta.",
+            ),
+            AccountError::User(e) => return e.identify(),
+            AccountError::Storage(e) => return Err(e),
         })
     }
 }

@@ -1,14 +1,20 @@
 //! Who is calling: the extractors that turn a bearer token into a user and check roles
 //! (the only place roles are checked). Every handler module takes its caller from here.
+//!
+//! An access token is accepted only while the sign-in it was issued with stands (one
+//! indexed read per request): signing out, signing out everywhere and a password change
+//! end its tokens at once.
 
 use std::future::{ready, Ready};
+
+use futures_util::future::LocalBoxFuture;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, FromRequest, HttpRequest};
 
 use super::{ApiError, AppState};
-use crate::auth::Role;
+use crate::auth::{sessions, Role};
 
 /// A signed-in user of any role, from a valid access token.
 #[derive(Debug, Clone)]
@@ -16,6 +22,8 @@ pub struct CurrentUser {
     pub id: String,
     pub brand: String,
     pub role: Role,
+    /// The sign-in (refresh-token family) the access token was issued with.
+    pub session: String,
 }
 
 /// A signed-in customer or registration officer: someone who buys.
@@ -52,25 +60,35 @@ fn bearer<'r>(
     Ok((state, token))
 }
 
-fn authenticate(request: &HttpRequest) -> Result<CurrentUser, ApiError> {
-    let (state, token) = bearer(request, "access token")?;
+async fn authenticate(request: HttpRequest) -> Result<CurrentUser, ApiError> {
+    let (state, token) = bearer(&request, "access token")?;
     let claims = state
         .tokens
         .verify_access(token.trim())
         .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    let (user_id, family) = (claims.sub.clone(), claims.sid.clone());
+    let live = state
+        .with_conn(move |conn| sessions::is_live(conn, &user_id, &family))
+        .await?;
+    if !live {
+        return Err(ApiError::Unauthorized(
+            "the session has ended (signed out, or the password was changed): sign in again".into(),
+        ));
+    }
     Ok(CurrentUser {
         id: claims.sub,
         brand: claims.brand,
         role: claims.role,
+        session: claims.sid,
     })
 }
 
-fn with_role<T>(
-    request: &HttpRequest,
+async fn with_role<T>(
+    request: HttpRequest,
     allowed: fn(Role) -> bool,
     wrap: fn(CurrentUser) -> T,
 ) -> Result<T, ApiError> {
-    let user = authenticate(request)?;
+    let user = authenticate(request).await?;
     if allowed(user.role) {
         Ok(wrap(user))
     } else {
@@ -109,24 +127,28 @@ impl FromRequest for Agent {
 
 impl FromRequest for CurrentUser {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(request))
+        Box::pin(authenticate(request.clone()))
     }
 }
 
 impl FromRequest for Buyer {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(with_role(request, Role::buys, Buyer))
+        Box::pin(with_role(request.clone(), Role::buys, Buyer))
     }
 }
 
 impl FromRequest for BackOffice {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(with_role(request, |r| r == Role::BackOffice, BackOffice))
+        Box::pin(with_role(
+            request.clone(),
+            |r| r == Role::BackOffice,
+            BackOffice,
+        ))
     }
 }

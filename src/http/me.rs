@@ -1,6 +1,7 @@
-//! `GET/PATCH /api/v1/me`: the signed-in user's profile. Its email is where coupons go.
+//! `GET/PATCH /api/v1/me`: the signed-in user's profile (its email is where coupons go);
+//! `POST /api/v1/me/sessions/revoke`: sign out everywhere.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -9,6 +10,7 @@ use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::responses::AccountGone;
 use super::{ApiError, AppState, Problem};
+use crate::auth::account::{self, CurrentSession};
 use crate::auth::{password, users, NewPassword, ProfileChanges, Role, User, UserError};
 use crate::email_address::EmailAddress;
 use crate::registry::CodiceFiscale;
@@ -98,8 +100,11 @@ pub struct ProfilePatch {
 
 /// Change the signed-in user's profile
 ///
-/// Any signed-in user. Changing the password needs the current one. Every invalid field is
-/// reported at once in the problem's `errors`.
+/// Any signed-in user. Changing the password needs the current one; wrong current passwords
+/// are throttled like sign-ins (they count against the same account). A password change ends
+/// every other session of the user (other sign-ins with their access tokens, browser
+/// sessions); the caller's tokens keep working. Every invalid field is reported at once in
+/// the problem's `errors`.
 #[utoipa::path(
     patch,
     path = "/api/v1/me",
@@ -116,10 +121,15 @@ pub struct ProfilePatch {
         (status = 409, description = "The new email already has an account in this brand \
             (`/problems/email-taken`)",
             body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong current passwords \
+            (`/problems/too-many-requests`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn patch(
     state: web::Data<AppState>,
+    request: HttpRequest,
     user: CurrentUser,
     body: JsonObject<ProfilePatch>,
 ) -> Result<HttpResponse, ApiError> {
@@ -145,25 +155,23 @@ pub async fn patch(
     });
     errors.finish()?;
 
-    if new_password.is_some() {
+    let now = Utc::now();
+    let reauthentication = if new_password.is_some() {
         // Changing the password needs the current one: a stolen access token alone
         // must not be enough to take the account over.
         let current = body.current_password.unwrap_or_default();
-        let user_id = user.id.clone();
-        let stored = state
-            .with_conn(move |conn| users::password_hash(conn, &user_id))
+        let (user_id, client) = (user.id.clone(), super::client_address(&request));
+        let confirmation = state
+            .with_conn(move |conn| account::begin_reauthentication(conn, &user_id, &client, now))
             .await?;
-        let matches = web::block(move || password::verify(&current, Some(&stored)))
+        let hash = confirmation.password_hash.clone();
+        let matches = web::block(move || password::verify(&current, Some(&hash)))
             .await
             .map_err(|e| ApiError::Unexpected(e.into()))?;
-        if !matches {
-            return Err(ApiError::invalid_field(
-                "current_password",
-                "matches",
-                "the current password is wrong",
-            ));
-        }
-    }
+        Some((confirmation, matches))
+    } else {
+        None
+    };
     let changes = ProfileChanges {
         name: name.flatten(),
         email: email.flatten(),
@@ -171,12 +179,42 @@ pub async fn patch(
         new_password: new_password.flatten(),
     };
     let updated = state
-        .with_conn(move |conn| users::update_profile(conn, &user.id, changes, Utc::now()))
+        .with_conn(move |conn| {
+            let session = CurrentSession::Api {
+                family: &user.session,
+            };
+            account::update_profile(conn, &user.id, changes, reauthentication, session, now)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(ProfileResponse::from(updated)))
 }
 
+/// Sign out everywhere
+///
+/// Any signed-in user. Ends every session of the user, this one included: every sign-in's
+/// refresh and access tokens stop working at once, and every browser session of the shop
+/// ends. Sign in again to go on.
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/sessions/revoke",
+    tag = "me",
+    operation_id = "me_sessions_revoke",
+    responses(
+        (status = 204, description = "Every session of the user has ended"),
+        AccountGone,
+    )
+)]
+pub async fn revoke_sessions(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .with_conn(move |conn| account::sign_out_everywhere(conn, &user.id, Utc::now()))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// The profile endpoints' part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(get, patch))]
+#[openapi(paths(get, patch, revoke_sessions))]
 pub struct Docs;

@@ -144,6 +144,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(me::get))
             .route(web::patch().to(me::patch)),
     )
+    .service(web::resource("/api/v1/me/sessions/revoke").route(web::post().to(me::revoke_sessions)))
     .service(
         web::resource("/api/v1/holders/{codice_fiscale}/devices")
             .route(web::get().to(lookup::holder_devices)),

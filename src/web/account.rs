@@ -10,8 +10,11 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{euro, page, refusal, see_other, with_conn, BuyerPage, Csrf, WebError};
-use crate::auth::{password, users, NewPassword, ProfileChanges, UserError};
+use super::{
+    euro, page, refusal, see_other, with_conn, BuyerPage, CheckedForm, Csrf, NoFields, WebError,
+};
+use crate::auth::account::{self, CurrentSession};
+use crate::auth::{password, NewPassword, ProfileChanges};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode, ShownStatus};
 use crate::email_address::EmailAddress;
@@ -26,6 +29,10 @@ const LIST_LIMIT: i64 = 200;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/negozio/profilo", web::get().to(profile))
         .route("/negozio/profilo", web::post().to(update_profile))
+        .route(
+            "/negozio/profilo/esci-ovunque",
+            web::post().to(sign_out_everywhere),
+        )
         .route("/negozio/prepagato", web::get().to(prepaid_statement))
         .route("/negozio/ordini", web::get().to(order_list))
         .route("/negozio/coupon", web::get().to(coupon_list))
@@ -97,45 +104,77 @@ async fn update_profile(
             }
         }
     };
-    // A new password needs the current one: a session left open is not enough.
-    if !form.new_password.is_empty() {
-        let stored = shop
-            .read(|conn, user| Ok(users::password_hash(conn, &user.id)?))
-            .await?;
-        let current = form.current_password.clone();
-        let matches = web::block(move || password::verify(&current, Some(&stored))).await?;
-        if !matches {
-            errors.insert(
-                "current_password",
-                "La password attuale non è corretta.".into(),
-            );
-        }
-    }
     if !errors.is_empty() {
         return profile_again(&shop, &form, errors).await;
     }
+    let now = Utc::now();
+    // A new password needs the current one: a session left open is not enough.
+    let reauthentication = match &new_password {
+        Some(_) => {
+            let client = crate::http::client_address(&request);
+            let confirmation = shop
+                .read(move |conn, user| {
+                    Ok(account::begin_reauthentication(
+                        conn, &user.id, &client, now,
+                    )?)
+                })
+                .await?;
+            let hash = confirmation.password_hash.clone();
+            let current = form.current_password.clone();
+            let matches = web::block(move || password::verify(&current, Some(&hash))).await?;
+            Some((confirmation, matches))
+        }
+        None => None,
+    };
     let changes = ProfileChanges {
         name,
         email,
         codice_fiscale: None,
         new_password,
     };
+    let token = request
+        .cookie(super::SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
     let updated = shop
-        .read(
-            |conn, user| match users::update_profile(conn, &user.id, changes, Utc::now()) {
+        .read(move |conn, user| {
+            let session = CurrentSession::Page { token: &token };
+            match account::update_profile(conn, &user.id, changes, reauthentication, session, now) {
                 Ok(_) => Ok(Ok(())),
-                Err(taken @ UserError::EmailTaken) => Ok(Err(refusal(taken)?)),
-                Err(other) => Err(other.into()),
-            },
-        )
+                Err(refused) => Ok(Err(refusal(refused)?)),
+            }
+        })
         .await?;
     match updated {
         Ok(()) => Ok(see_other("/negozio/profilo?salvato=1")),
-        Err(taken) => {
-            let errors = BTreeMap::from([("email", taken.italian)]);
-            profile_again(&shop, &form, errors).await
-        }
+        // A wrong current password or a taken email: next to its field; anything else
+        // (too many wrong passwords) is its own page.
+        Err(refused) => match refused.field.as_ref().map(|(field, _)| field.as_str()) {
+            Some("current_password") => {
+                let errors = BTreeMap::from([("current_password", refused.italian)]);
+                profile_again(&shop, &form, errors).await
+            }
+            _ if refused.slug == "email-taken" => {
+                let errors = BTreeMap::from([("email", refused.italian)]);
+                profile_again(&shop, &form, errors).await
+            }
+            _ => Err(refused.into()),
+        },
     }
+}
+
+/// Ends every session of the buyer, this browser's too, and shows the sign-in form.
+async fn sign_out_everywhere(
+    shop: BuyerPage,
+    _: CheckedForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    shop.read(|conn, user| Ok(account::sign_out_everywhere(conn, &user.id, Utc::now())?))
+        .await?;
+    let mut response = see_other(&format!("/negozio/{}/accedi", shop.brand.id));
+    response
+        .add_removal_cookie(&super::expired_cookie(super::SESSION_COOKIE))
+        .map_err(|e| WebError::Unexpected(e.into()))?;
+    Ok(response)
 }
 
 async fn profile_again(

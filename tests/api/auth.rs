@@ -1,14 +1,17 @@
-//! Sign-up, sign-in, tokens, refresh families, the throttle, and every way a request
-//! without the right credentials is refused.
+//! Sign-up, sign-in, tokens, refresh families, the throttle, ending sessions (password
+//! change, sign out everywhere), and every way a request without the right credentials is
+//! refused.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{Duration, Utc};
 use jsonwebtoken::{encode, EncodingKey, Header};
+use rinnovo::auth::throttle::{ACCOUNT_LIMIT, ADDRESS_LIMIT, PAIR_LIMIT};
 use rinnovo::auth::{Role, TokenIssuer};
 use serde_json::{json, Value};
 
-use crate::helpers::{problem, spawn_app, spawn_demo_app, PASSWORD};
+use crate::helpers::{problem, spawn_app, spawn_demo_app, SignedIn, TestApp, PASSWORD};
+use crate::web_client::Browser;
 
 #[tokio::test]
 async fn signup_then_login_then_me() {
@@ -186,10 +189,18 @@ fn forge(claims: &Value, secret: &[u8]) -> String {
     .unwrap()
 }
 
-fn claims(user_id: &str, brand: &str, role: &str) -> Value {
+/// The sign-in an access token names (its `sid` claim).
+fn session_of(token: &str) -> String {
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    claims["sid"].as_str().unwrap().to_owned()
+}
+
+/// The claims of an access token of `user`'s sign-in, saying `brand` and `role`.
+fn claims(user: &SignedIn, brand: &str, role: &str) -> Value {
     let now = Utc::now().timestamp();
-    json!({ "iss": "rinnovo", "aud": "rinnovo-api", "sub": user_id, "brand": brand,
-            "role": role, "iat": now, "exp": now + 600 })
+    json!({ "iss": "rinnovo", "aud": "rinnovo-api", "sub": user.user_id, "brand": brand,
+            "role": role, "sid": session_of(&user.token), "iat": now, "exp": now + 600 })
 }
 
 #[tokio::test]
@@ -199,7 +210,7 @@ async fn bad_tokens_are_refused_with_401() {
     let secret = app.jwt_secret();
 
     // The real secret makes a token that works: the forgeries below fail for their flaw.
-    let good = forge(&claims(&user.user_id, "visura", "customer"), &secret);
+    let good = forge(&claims(&user, "visura", "customer"), &secret);
     assert_eq!(app.get_as(&good, "/api/v1/me").await.status(), 200);
 
     let no_token = app.get("/api/v1/me").await;
@@ -210,20 +221,37 @@ async fn bad_tokens_are_refused_with_401() {
         &user.user_id,
         "visura",
         Role::Customer,
+        &session_of(&user.token),
         Utc::now() - Duration::hours(1),
     );
     let body = problem(app.get_as(&expired, "/api/v1/me").await, 401).await;
     assert_eq!(body["detail"], "the access token has expired");
 
+    // Well signed, but naming no sign-in (as tokens made before sessions were named do):
+    // refused, as a token of an ended session is.
+    let mut no_session = claims(&user, "visura", "customer");
+    no_session.as_object_mut().unwrap().remove("sid");
+    let body = problem(
+        app.get_as(&forge(&no_session, &secret), "/api/v1/me").await,
+        401,
+    )
+    .await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("session has ended"),
+        "{body}"
+    );
+
     let wrong_signature = forge(
-        &claims(&user.user_id, "visura", "customer"),
+        &claims(&user, "visura", "customer"),
         b"not-the-secret-not-the-secret-123",
     );
     problem(app.get_as(&wrong_signature, "/api/v1/me").await, 401).await;
 
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-    let payload =
-        URL_SAFE_NO_PAD.encode(claims(&user.user_id, "visura", "back_office").to_string());
+    let payload = URL_SAFE_NO_PAD.encode(claims(&user, "visura", "back_office").to_string());
     let alg_none = format!("{header}.{payload}.");
     problem(app.get_as(&alg_none, "/api/v1/me").await, 401).await;
 
@@ -240,7 +268,7 @@ async fn bad_tokens_are_refused_with_401() {
     )
     .await;
 
-    let mut other_audience = claims(&user.user_id, "visura", "customer");
+    let mut other_audience = claims(&user, "visura", "customer");
     other_audience["aud"] = json!("rinnovo-agent");
     problem(
         app.get_as(&forge(&other_audience, &secret), "/api/v1/me")
@@ -249,7 +277,7 @@ async fn bad_tokens_are_refused_with_401() {
     )
     .await;
 
-    let mut other_issuer = claims(&user.user_id, "visura", "customer");
+    let mut other_issuer = claims(&user, "visura", "customer");
     other_issuer["iss"] = json!("someone-else");
     problem(
         app.get_as(&forge(&other_issuer, &secret), "/api/v1/me")
@@ -413,6 +441,8 @@ async fn logout_revokes_the_refresh_token() {
         401,
     )
     .await;
+    // The access token of that sign-in ends with it, not 15 minutes later.
+    problem(app.get_as(&user.token, "/api/v1/me").await, 401).await;
     // Unknown tokens are fine to log out: nothing to learn from the answer.
     let response = app
         .post_json(
@@ -447,14 +477,64 @@ async fn five_failures_throttle_the_account() {
 }
 
 #[tokio::test]
-async fn five_failures_from_one_address_throttle_that_address() {
+async fn many_failures_from_one_address_throttle_that_address() {
     let app = spawn_app().await;
     let victim = app.customer("visura").await;
-    for n in 0..5 {
+    for n in 0..ADDRESS_LIMIT {
         let email = format!("guess{n}@example.it");
         problem(app.login("visura", &email, "whatever it is").await, 401).await;
     }
     problem(app.login("visura", &victim.email, PASSWORD).await, 429).await;
+    // Only that address: the owner signs in from another.
+    let elsewhere = app
+        .login_from("127.0.0.2", "visura", &victim.email, PASSWORD)
+        .await;
+    assert_eq!(elsewhere.status(), 200);
+}
+
+#[tokio::test]
+async fn guesses_from_one_address_do_not_lock_the_owner_out_from_another() {
+    let app = spawn_app().await;
+    let owner = app.customer("visura").await;
+    for _ in 0..PAIR_LIMIT {
+        problem(
+            app.login("visura", &owner.email, "wrong password!").await,
+            401,
+        )
+        .await;
+    }
+    // The guesser's address is throttled for this account, even with the right password...
+    problem(app.login("visura", &owner.email, PASSWORD).await, 429).await;
+    // ...the owner, elsewhere, is not.
+    let owner_elsewhere = app
+        .login_from("127.0.0.2", "visura", &owner.email, PASSWORD)
+        .await;
+    assert_eq!(owner_elsewhere.status(), 200);
+    // And the owner's success does not give the guesser a fresh allowance.
+    problem(app.login("visura", &owner.email, PASSWORD).await, 429).await;
+}
+
+#[tokio::test]
+async fn many_addresses_guessing_one_account_are_slowed() {
+    let app = spawn_app().await;
+    let owner = app.customer("visura").await;
+    let addresses = ACCOUNT_LIMIT.div_ceil(PAIR_LIMIT);
+    for a in 0..addresses {
+        let ip = format!("127.0.1.{}", a + 1);
+        for _ in 0..PAIR_LIMIT {
+            let response = app
+                .login_from(&ip, "visura", &owner.email, "wrong password!")
+                .await;
+            problem(response, 401).await;
+        }
+    }
+    // The account's ceiling is reached: one more address, even the right password, waits.
+    let response = app
+        .login_from("127.0.2.1", "visura", &owner.email, PASSWORD)
+        .await;
+    assert!(response.headers().contains_key("retry-after"));
+    let body = problem(response, 429).await;
+    assert_eq!(body["type"], "/problems/too-many-requests");
 }
 
 #[tokio::test]
@@ -588,4 +668,216 @@ async fn two_service_processes_share_the_throttle_and_the_tokens() {
         .await
         .unwrap();
     assert_eq!(me.status(), 200);
+}
+
+/// Signs `user` in once more, as from another device: its access and refresh token.
+async fn another_device(app: &TestApp, user: &SignedIn) -> (String, String) {
+    let response = app.login("visura", &user.email, PASSWORD).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    (
+        body["access_token"].as_str().unwrap().to_owned(),
+        body["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn refresh_status(app: &TestApp, refresh_token: &str) -> u16 {
+    app.post_json(
+        "/api/v1/auth/refresh",
+        &json!({ "refresh_token": refresh_token }),
+    )
+    .await
+    .status()
+    .as_u16()
+}
+
+const NEW_PASSWORD: &str = "un altra password lunga";
+
+#[tokio::test]
+async fn a_password_change_ends_the_other_sessions() {
+    let app = spawn_app().await;
+    let here = app.customer("visura").await;
+    let (there_access, there_refresh) = another_device(&app, &here).await;
+    let (browser, _) = Browser::signed_in(&app, &here.email).await;
+    assert_eq!(browser.get("/negozio/profilo").await.status, 200);
+
+    let response = app
+        .patch_me(
+            &here.token,
+            &json!({ "current_password": PASSWORD, "new_password": NEW_PASSWORD }),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+
+    // The other device: its access token, its refresh token and the browser all end.
+    let body = problem(app.get_as(&there_access, "/api/v1/me").await, 401).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("session has ended"),
+        "{body}"
+    );
+    assert_eq!(refresh_status(&app, &there_refresh).await, 401);
+    let page = browser.get("/negozio/profilo").await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location.as_deref(), Some("/negozio/visura/accedi"));
+
+    // The session that changed it goes on: its access token, then its refresh token.
+    assert_eq!(app.get_as(&here.token, "/api/v1/me").await.status(), 200);
+    assert_eq!(refresh_status(&app, &here.refresh_token).await, 200);
+    // And the new password signs in.
+    assert_eq!(
+        app.login("visura", &here.email, NEW_PASSWORD)
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_password_changed_on_the_profile_page_ends_the_other_sessions() {
+    let app = spawn_app().await;
+    let api = app.customer("visura").await;
+    let (here, _) = Browser::signed_in(&app, &api.email).await;
+    let (there, _) = Browser::signed_in(&app, &api.email).await;
+
+    let page = here
+        .post(
+            "/negozio/profilo",
+            &[
+                ("name", "Studio Test"),
+                ("email", &api.email),
+                ("current_password", PASSWORD),
+                ("new_password", NEW_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location.as_deref(), Some("/negozio/profilo?salvato=1"));
+
+    assert_eq!(here.get("/negozio/profilo").await.status, 200);
+    assert_eq!(there.get("/negozio/profilo").await.status, 303);
+    problem(app.get_as(&api.token, "/api/v1/me").await, 401).await;
+    assert_eq!(refresh_status(&app, &api.refresh_token).await, 401);
+}
+
+#[tokio::test]
+async fn guessing_the_current_password_is_throttled() {
+    let app = spawn_app().await;
+    let user = app.customer("visura").await;
+    let change = |current: &'static str| {
+        let (app, token) = (&app, user.token.clone());
+        async move {
+            app.patch_me(
+                &token,
+                &json!({ "current_password": current, "new_password": NEW_PASSWORD }),
+            )
+            .await
+        }
+    };
+    for guess in 0..12 {
+        let response = change("not the password").await;
+        if guess < PAIR_LIMIT {
+            let body = problem(response, 400).await;
+            assert_eq!(body["errors"][0]["field"], "current_password");
+            assert_eq!(body["errors"][0]["rule"], "matches");
+        } else {
+            assert!(response.headers().contains_key("retry-after"));
+            problem(response, 429).await;
+        }
+    }
+    // The right one now waits too, like a sign-in from this address.
+    let response = change(PASSWORD).await;
+    let body = problem(response, 429).await;
+    assert_eq!(body["type"], "/problems/too-many-requests");
+    problem(app.login("visura", &user.email, PASSWORD).await, 429).await;
+    // The owner elsewhere still signs in, with the password that never changed.
+    let elsewhere = app
+        .login_from("127.0.0.2", "visura", &user.email, PASSWORD)
+        .await;
+    assert_eq!(elsewhere.status(), 200);
+}
+
+#[tokio::test]
+async fn the_profile_page_throttles_the_current_password_too() {
+    let app = spawn_app().await;
+    let user = app.customer("visura").await;
+    let (browser, _) = Browser::signed_in(&app, &user.email).await;
+    let fields = |current: &'static str| {
+        [
+            ("name", "Studio Test"),
+            ("email", user.email.as_str()),
+            ("current_password", current),
+            ("new_password", NEW_PASSWORD),
+        ]
+    };
+    for _ in 0..PAIR_LIMIT {
+        let page = browser
+            .post("/negozio/profilo", &fields("not the password"))
+            .await;
+        assert_eq!(page.status, 422);
+        assert!(page.body.contains("La password attuale non è corretta."));
+    }
+    let page = browser.post("/negozio/profilo", &fields(PASSWORD)).await;
+    assert_eq!(page.status, 429);
+    assert!(page.body.contains("Troppi tentativi"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_ends_every_session() {
+    let app = spawn_app().await;
+    let here = app.customer("visura").await;
+    let (there_access, there_refresh) = another_device(&app, &here).await;
+    let (browser, _) = Browser::signed_in(&app, &here.email).await;
+    let other = app.customer("visura").await;
+
+    let response = app
+        .post_json_as(&here.token, "/api/v1/me/sessions/revoke", &json!({}))
+        .await;
+    assert_eq!(response.status(), 204);
+
+    for access in [&here.token, &there_access] {
+        problem(app.get_as(access, "/api/v1/me").await, 401).await;
+    }
+    for refresh in [&here.refresh_token, &there_refresh] {
+        assert_eq!(refresh_status(&app, refresh).await, 401);
+    }
+    assert_eq!(browser.get("/negozio/profilo").await.status, 303);
+    // Nobody else's sessions; and signing in again works.
+    assert_eq!(app.get_as(&other.token, "/api/v1/me").await.status(), 200);
+    assert_eq!(
+        app.login("visura", &here.email, PASSWORD).await.status(),
+        200
+    );
+    // Without a token there is nobody to sign out.
+    let anonymous = app
+        .post_json("/api/v1/me/sessions/revoke", &json!({}))
+        .await;
+    problem(anonymous, 401).await;
+}
+
+#[tokio::test]
+async fn the_profile_page_signs_out_everywhere() {
+    let app = spawn_app().await;
+    let api = app.customer("visura").await;
+    let (browser, _) = Browser::signed_in(&app, &api.email).await;
+    let (other_browser, _) = Browser::signed_in(&app, &api.email).await;
+    let profile = browser.get("/negozio/profilo").await;
+    assert!(profile
+        .body
+        .contains("action=\"/negozio/profilo/esci-ovunque\""));
+
+    // A form from elsewhere (no CSRF token) signs nobody out.
+    let forged = browser.post_raw("/negozio/profilo/esci-ovunque", &[]).await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(app.get_as(&api.token, "/api/v1/me").await.status(), 200);
+
+    let page = browser.post("/negozio/profilo/esci-ovunque", &[]).await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location.as_deref(), Some("/negozio/visura/accedi"));
+    assert_eq!(browser.get("/negozio/profilo").await.status, 303);
+    assert_eq!(other_browser.get("/negozio/profilo").await.status, 303);
+    problem(app.get_as(&api.token, "/api/v1/me").await, 401).await;
+    assert_eq!(refresh_status(&app, &api.refresh_token).await, 401);
 }

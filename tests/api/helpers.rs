@@ -241,6 +241,37 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// PATCH /api/v1/me as `token`.
+    pub async fn patch_me(&self, token: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .patch(format!("{}/api/v1/me", self.address))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Signs in from another client address: `ip` is any address of the loopback network
+    /// (127.0.0.0/8), which the server sees as the TCP peer.
+    pub async fn login_from(
+        &self,
+        ip: &str,
+        brand: &str,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().expect("an IP address"))
+            .build()
+            .expect("a client")
+            .post(format!("{}/api/v1/auth/login", self.address))
+            .json(&json!({ "brand": brand, "email": email, "password": password }))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     pub async fn lookup(&self, token: &str, codice_fiscale: &str) -> reqwest::Response {
         self.get_as(token, &format!("/api/v1/holders/{codice_fiscale}/devices"))
             .await

@@ -79,7 +79,8 @@ async fn the_login_throttle_holds_across_processes() {
             .post(format!("{base}/api/v1/auth/login"))
             .json(&json!({ "brand": "visura", "email": customer.email, "password": password }))
     };
-    // Five wrong passwords, alternating processes, lock the account everywhere...
+    // Five wrong passwords from one address, alternating processes, throttle the account
+    // from that address on every process...
     let statuses = alternate(&app, &other, 5, |base| login(base, "not the password")).await;
     assert_eq!(statuses, [401; 5]);
     // ...even for the right password, on either process.
