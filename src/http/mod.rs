@@ -47,6 +47,8 @@ pub struct AppState {
     pub tokens: Arc<TokenIssuer>,
     pub coupon_key: Arc<CouponKey>,
     pub ca: Arc<dyn CertificateAuthority>,
+    /// The key of the pages' session-bound CSRF tokens.
+    pub csrf_key: Arc<crate::web::CsrfKey>,
 }
 
 /// Counts a hit against `limit` for `subject`; past the limit, the 429 problem (with

@@ -3,11 +3,15 @@
 //! API. `shop` holds the handlers; this module the page plumbing: templates, the error
 //! page, the browser session and CSRF protection.
 //!
-//! Every form that changes something is a POST carrying a CSRF token: the double-submit
-//! pattern, a random value in an HttpOnly `SameSite=Strict` cookie that the page repeats
-//! in a hidden field. A cross-site form can send the cookie (not even that, with Strict)
-//! but cannot read it to fill the field. The session cookie is HttpOnly, `SameSite=Lax`,
-//! and `Secure` when rinnovo is reached over https (`RINNOVO_PUBLIC_URL`).
+//! Every form that changes something is a POST carrying a CSRF token that the page puts in
+//! a hidden field. In a signed-in session the token is an HMAC of the session cookie under
+//! a server key: only pages of that session carry it, and a cookie planted from elsewhere
+//! (a sibling subdomain, a man in the middle on plain http) cannot make a token the
+//! session accepts. Signed out (the sign-in and sign-up forms) it is the double-submit
+//! pattern: a random value in an HttpOnly `SameSite=Strict` cookie that the page repeats.
+//! That token is worth nothing once a session exists, so one planted before the sign-in
+//! never carries into the session. The session cookie is HttpOnly, `SameSite=Lax`, and
+//! `Secure` when rinnovo is reached over https (`RINNOVO_PUBLIC_URL`).
 
 mod account;
 mod backoffice;
@@ -261,7 +265,30 @@ fn expired_cookie(name: &'static str) -> Cookie<'static> {
     cookie
 }
 
-/// The page's CSRF token: the cookie's, or a new one (to set with [`Csrf::cookie`]).
+/// The key of the session-bound CSRF tokens, derived from the server secret so every
+/// process agrees on it, and kept apart from the secret's other uses.
+pub struct CsrfKey(Vec<u8>);
+
+impl CsrfKey {
+    pub fn derive(secret: &[u8]) -> Self {
+        Self(hmac_sha256(secret, b"rinnovo web session csrf key").to_vec())
+    }
+
+    /// The token of the session whose cookie is `session`.
+    fn token_for(&self, session: &str) -> String {
+        crate::secrets::hex(&hmac_sha256(&self.0, session.as_bytes()))
+    }
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
+/// The page's CSRF token: bound to the session when there is one, else the CSRF cookie's
+/// (or a new one, to set with [`Csrf::cookie`]).
 pub struct Csrf {
     pub token: String,
     fresh: bool,
@@ -269,6 +296,12 @@ pub struct Csrf {
 
 impl Csrf {
     pub fn of(request: &HttpRequest) -> Self {
+        if let Some(token) = session_bound_token(request) {
+            return Self {
+                token,
+                fresh: false,
+            };
+        }
         match request.cookie(CSRF_COOKIE) {
             Some(cookie) if cookie.value().len() >= 32 => Self {
                 token: cookie.value().to_owned(),
@@ -293,10 +326,18 @@ impl Csrf {
         })
     }
 
-    /// A POSTed form is genuine if its token equals the cookie's.
+    /// A POSTed form is genuine if its token is the session's or, with no session, the
+    /// CSRF cookie's. With a session cookie the CSRF cookie is not looked at, so a planted
+    /// one is no use.
     pub fn check(request: &HttpRequest, submitted: &str) -> Result<(), WebError> {
-        let cookie = request.cookie(CSRF_COOKIE).ok_or(WebError::Csrf)?;
-        let expected = cookie.value().as_bytes();
+        let expected = match session_bound_token(request) {
+            Some(token) => token,
+            None => {
+                let cookie = request.cookie(CSRF_COOKIE).ok_or(WebError::Csrf)?;
+                cookie.value().to_owned()
+            }
+        };
+        let expected = expected.as_bytes();
         let submitted = submitted.as_bytes();
         // Constant time: the comparison does not tell how much of a guess was right.
         let same = expected.len() == submitted.len()
@@ -311,6 +352,17 @@ impl Csrf {
             Err(WebError::Csrf)
         }
     }
+}
+
+/// The CSRF token of the request's session, if it carries a session cookie. Whether the
+/// session is alive is the handler's business; a dead one signs nothing in anyway.
+fn session_bound_token(request: &HttpRequest) -> Option<String> {
+    let session = request.cookie(SESSION_COOKIE)?;
+    if session.value().is_empty() {
+        return None;
+    }
+    let state = request.app_data::<web::Data<AppState>>()?;
+    Some(state.csrf_key.token_for(session.value()))
 }
 
 /// A POSTed form whose CSRF token matched the cookie: its other fields.

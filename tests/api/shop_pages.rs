@@ -80,6 +80,84 @@ async fn sessions_are_httponly_cookies_and_every_form_needs_its_csrf_token() {
     assert_eq!(page.location.as_deref(), Some("/negozio/visura/accedi"));
 }
 
+/// The attack on a double-submit token that is not bound to the session: a CSRF cookie
+/// planted in the victim's browser (from a sibling subdomain, or over plain http) with the
+/// matching token in a cross-site form posted in the victim's signed-in session.
+#[tokio::test]
+async fn a_planted_csrf_cookie_and_its_token_do_not_pass_in_a_signed_in_session() {
+    let app = spawn_app().await;
+    let victim = app.customer("visura").await;
+    let (mut browser, _) = Browser::signed_in(&app, &victim.email).await;
+    let planted = "f00dfeedf00dfeedf00dfeedf00dfeedf00dfeedf00dfeedf00dfeedf00dfeed";
+    browser.csrf_cookie = planted.to_owned();
+    let change = [
+        ("csrf_token", planted),
+        ("name", "Attaccante"),
+        ("email", "attaccante@example.com"),
+    ];
+
+    let page = browser.post_raw("/negozio/profilo", &change).await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("Operazione non consentita"));
+    let page = browser.get("/negozio/profilo").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(&victim.email), "the email is unchanged");
+    assert!(!page.body.contains("attaccante@example.com"));
+    assert_ne!(
+        hidden(&page.body, "csrf_token"),
+        planted,
+        "the pages of the session do not take the planted token either"
+    );
+
+    // The anonymous token the victim's own sign-in page gave is no good in the session
+    // either: only the session's own token is.
+    browser.csrf_cookie = Browser::anonymous(&app, "visura").await.csrf;
+    let anonymous_token = browser.csrf_cookie.clone();
+    let page = browser
+        .post_raw(
+            "/negozio/profilo",
+            &[
+                ("csrf_token", anonymous_token.as_str()),
+                ("name", "Attaccante"),
+                ("email", "attaccante@example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 403);
+
+    // Another session's token does not pass in this one.
+    let (other, _) = Browser::signed_in(&app, &victim.email).await;
+    assert_ne!(other.csrf, browser.csrf);
+    let page = browser
+        .post_raw(
+            "/negozio/profilo",
+            &[
+                ("csrf_token", other.csrf.as_str()),
+                ("name", "Attaccante"),
+                ("email", "attaccante@example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 403);
+
+    // The session's own token still works, whatever CSRF cookie is around.
+    let page = browser
+        .post(
+            "/negozio/profilo",
+            &[("name", "Studio Vittima"), ("email", &victim.email)],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let me: serde_json::Value = app
+        .get_as(&victim.token, "/api/v1/me")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email"], victim.email.as_str());
+    assert_eq!(me["name"], "Studio Vittima");
+}
+
 #[tokio::test]
 async fn behind_tls_the_cookies_are_secure() {
     let app = spawn_app_with(

@@ -8,7 +8,11 @@ use crate::helpers::{TestApp, PASSWORD};
 pub(crate) struct Browser<'a> {
     app: &'a TestApp,
     client: reqwest::Client,
+    /// The token the pages put in their forms: the CSRF cookie's while signed out, the
+    /// session's once signed in.
     pub(crate) csrf: String,
+    /// The CSRF cookie, as the sign-in page set it.
+    pub(crate) csrf_cookie: String,
     pub(crate) session: Option<String>,
     /// The Set-Cookie headers of the sign-in page and the sign-in, as sent.
     pub(crate) set_cookies: Vec<String>,
@@ -44,6 +48,7 @@ impl<'a> Browser<'a> {
         Self {
             app,
             client,
+            csrf_cookie: csrf.clone(),
             csrf,
             session: None,
             set_cookies,
@@ -75,11 +80,17 @@ impl<'a> Browser<'a> {
         me.session = cookie(&response, "rinnovo_session");
         assert!(me.session.is_some(), "a session cookie");
         let landing = location(&response).unwrap();
+        // The forms of the session carry its own token: read it as a browser would.
+        let mut page = me.get(&landing).await;
+        while let Some(next) = page.location.clone() {
+            page = me.get(&next).await;
+        }
+        me.csrf = hidden(&page.body, "csrf_token");
         (me, landing)
     }
 
     pub(crate) fn cookie_header(&self) -> String {
-        let mut header = format!("rinnovo_csrf={}", self.csrf);
+        let mut header = format!("rinnovo_csrf={}", self.csrf_cookie);
         if let Some(session) = &self.session {
             header.push_str(&format!("; rinnovo_session={session}"));
         }
