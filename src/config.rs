@@ -53,6 +53,8 @@ pub struct Config {
     pub issuance_interval: Duration,
     /// Batch size, attempts and retry delay of the issuance worker.
     pub issuance: IssuanceSettings,
+    /// How many holder lookups a user and a client address may make.
+    pub lookup_limits: crate::lookup::LookupLimits,
 }
 
 /// A configured secret. Debug never shows it, so a logged `Config` leaks nothing.
@@ -175,6 +177,46 @@ impl Config {
             ..IssuanceSettings::default()
         };
 
+        let defaults = crate::lookup::LookupLimits::default();
+        let lookup_limits = crate::lookup::LookupLimits {
+            customer_per_hour: number(
+                "RINNOVO_LOOKUPS_CUSTOMER_PER_HOUR",
+                defaults.customer_per_hour as u64,
+                1,
+                1_000_000,
+            ) as i64,
+            customer_per_day: number(
+                "RINNOVO_LOOKUPS_CUSTOMER_PER_DAY",
+                defaults.customer_per_day as u64,
+                1,
+                1_000_000,
+            ) as i64,
+            officer_per_hour: number(
+                "RINNOVO_LOOKUPS_OFFICER_PER_HOUR",
+                defaults.officer_per_hour as u64,
+                1,
+                1_000_000,
+            ) as i64,
+            officer_per_day: number(
+                "RINNOVO_LOOKUPS_OFFICER_PER_DAY",
+                defaults.officer_per_day as u64,
+                1,
+                1_000_000,
+            ) as i64,
+            address_per_hour: number(
+                "RINNOVO_LOOKUPS_ADDRESS_PER_HOUR",
+                defaults.address_per_hour as u64,
+                1,
+                1_000_000,
+            ) as i64,
+            address_per_day: number(
+                "RINNOVO_LOOKUPS_ADDRESS_PER_DAY",
+                defaults.address_per_day as u64,
+                1,
+                1_000_000,
+            ) as i64,
+        };
+
         // Secrets are optional (generated into the data dir), but never short.
         let secret = |name: &str, problems: &mut Vec<String>| {
             let value = get(name).map(Secret);
@@ -250,6 +292,7 @@ impl Config {
                 renewal_policy,
                 issuance_interval,
                 issuance,
+                lookup_limits,
             }),
             _ => Err(ConfigError { problems }),
         }
@@ -290,6 +333,24 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Text);
         assert!(config.jwt_secret.is_none());
         assert_eq!(config.access_token_ttl, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn lookup_limits_default_higher_for_officers_and_can_be_set() {
+        let limits = config(&[]).unwrap().lookup_limits;
+        assert_eq!(limits, crate::lookup::LookupLimits::default());
+        assert!(limits.officer_per_hour > limits.customer_per_hour);
+        assert!(limits.officer_per_day > limits.customer_per_day);
+        assert!(limits.address_per_hour >= limits.officer_per_hour);
+        let set = config(&[("RINNOVO_LOOKUPS_CUSTOMER_PER_HOUR", "5")]).unwrap();
+        assert_eq!(set.lookup_limits.customer_per_hour, 5);
+        let problems = config(&[("RINNOVO_LOOKUPS_OFFICER_PER_DAY", "0")])
+            .unwrap_err()
+            .problems;
+        assert!(
+            problems[0].contains("RINNOVO_LOOKUPS_OFFICER_PER_DAY"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -255,6 +255,8 @@ pub fn own_device(
         Ok(found) => found,
         Err(crate::lookup::LookupError::UnknownHolder) => return Ok(None),
         Err(crate::lookup::LookupError::Storage(e)) => return Err(e),
+        // Not counted here: the agent reads the device it signed in with.
+        Err(other @ crate::lookup::LookupError::TooManyLookups { .. }) => return Err(other.into()),
     };
     Ok(found.devices.into_iter().find(|d| d.device.id == device_id))
 }

@@ -171,6 +171,32 @@ impl Identity {
         }
     }
 
+    /// 429 `too-many-requests` from a rate limit, with `Retry-After`.
+    fn too_many(retry_after_seconds: i64, detail: impl ToString, italian: String) -> Self {
+        Self {
+            shape: Shape::Throttled {
+                retry_after_seconds,
+            },
+            ..Self::refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many requests",
+                detail,
+                italian,
+            )
+        }
+    }
+
+    /// The seconds to wait before retrying, for a refusal that is a rate limit.
+    pub fn retry_after_seconds(&self) -> Option<i64> {
+        match self.shape {
+            Shape::Throttled {
+                retry_after_seconds,
+            } => Some(retry_after_seconds),
+            _ => None,
+        }
+    }
+
     /// The refusal is about one input field.
     fn on_field(mut self, field: impl Into<String>, rule: &'static str) -> Self {
         self.field = Some((field.into(), rule));
@@ -231,6 +257,15 @@ impl<E: Identify> From<E> for ApiError {
 // ---------------------------------------------------------------------------------------
 // The identities, one impl per domain error enum.
 
+/// A wait as the pages say it: minutes when it is long.
+fn italian_wait(seconds: i64) -> String {
+    match seconds {
+        ..=1 => "un secondo".to_owned(),
+        2..=119 => format!("{seconds} secondi"),
+        _ => format!("{} minuti", (seconds + 59) / 60),
+    }
+}
+
 impl Identify for LookupError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
@@ -239,7 +274,17 @@ impl Identify for LookupError {
                 "unknown-holder",
                 "Unknown holder",
                 detail,
-                "Nessun titolare registrato con questo codice fiscale.",
+                "Nessun dispositivo di questo negozio risulta intestato a questo codice fiscale.",
+            )),
+            LookupError::TooManyLookups {
+                retry_after_seconds,
+            } => Ok(Identity::too_many(
+                retry_after_seconds,
+                detail,
+                format!(
+                    "Troppe ricerche di titolari: riprova tra {}.",
+                    italian_wait(retry_after_seconds)
+                ),
             )),
             LookupError::Storage(e) => Err(e),
         }

@@ -1,6 +1,6 @@
 //! `GET /api/v1/holders/{codice_fiscale}/devices`
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
@@ -13,7 +13,8 @@ use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceK
 /// A holder's devices and certificates, with their renewal status
 ///
 /// Any signed-in user (customer, registration officer, back-office); only the devices of the
-/// caller's brand are shown.
+/// caller's brand are shown, and a holder with none of them is answered as an unknown one.
+/// Lookups are limited per user (by role) and per client address, per hour and per day.
 #[utoipa::path(
     get,
     path = "/api/v1/holders/{codice_fiscale}/devices",
@@ -28,17 +29,36 @@ use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceK
         (status = 400, description = "Not a valid codice fiscale (`/problems/invalid-field`)",
             body = Problem, content_type = "application/problem+json"),
         UnknownHolder,
+        (status = 429, description = "Too many lookups by this user or from this address \
+(`/problems/too-many-requests`)", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before looking up again"))),
     )
 )]
 pub async fn holder_devices(
     state: web::Data<AppState>,
+    request: HttpRequest,
     user: CurrentUser,
     codice_fiscale: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let codice_fiscale = CodiceFiscale::parse(&codice_fiscale)
         .map_err(|e| ApiError::invalid_field("codice_fiscale", e.rule(), e.to_string()))?;
+    let limits = state.config.lookup_limits;
+    let caller = lookup::Caller {
+        user_id: user.id,
+        role: user.role,
+        address: super::client_address(&request),
+    };
     let found = state
-        .with_conn(move |conn| lookup::lookup(conn, &codice_fiscale, &user.brand, Utc::now()))
+        .with_conn(move |conn| {
+            lookup::lookup_as(
+                conn,
+                &limits,
+                &caller,
+                &codice_fiscale,
+                &user.brand,
+                Utc::now(),
+            )
+        })
         .await?;
     Ok(HttpResponse::Ok().json(LookupResponse::from(found)))
 }

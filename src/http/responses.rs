@@ -39,10 +39,11 @@ problem_response_type!(
     "Malformed body (`/problems/malformed-request`)"
 );
 problem_response_type!(
-    /// The codice fiscale names no holder.
+    /// The codice fiscale names no holder with a device of the caller's brand.
     UnknownHolder,
     404,
-    "No holder with this codice fiscale (`/problems/unknown-holder`)"
+    "No holder with a device of this brand has this codice fiscale; whether it is \
+     registered otherwise is not told (`/problems/unknown-holder`)"
 );
 problem_response_type!(
     /// The 401 of an operation that reads the caller's own account.

@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 
 pub use eligibility::{eligibility, renewal_window_opens_at, Eligibility, RENEWAL_WINDOW_DAYS};
 
+use crate::auth::Role;
 use crate::db::DbConnection;
+use crate::rate_limit::{self, Limit};
 use crate::registry::{
     self, Certificate, CertificateKind, CertificateStatus, CodiceFiscale, Device, Holder,
     OpenRenewal, RenewalState,
@@ -79,14 +81,118 @@ pub struct Lookup {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
-    #[error("no holder is registered with this codice fiscale")]
+    /// No holder with a device of the brand: whether the codice fiscale is registered at
+    /// all (with another brand, or with no device) is not told, nor whose it is.
+    #[error("no holder with a device of this brand has this codice fiscale")]
     UnknownHolder,
+    /// The caller (or their address) made too many lookups.
+    #[error("too many holder lookups; retry in {retry_after_seconds} seconds")]
+    TooManyLookups { retry_after_seconds: i64 },
     #[error(transparent)]
     Storage(#[from] anyhow::Error),
 }
 
-/// The holder and their devices issued by `brand`: a shop never shows another brand's
-/// devices (a holder with devices of the other brand only has an empty list here).
+/// How many holder lookups are allowed: per user, by role, and per client address, each per
+/// hour and per day. A lookup names a person and tells which certificates they hold, so a
+/// signed-in account must not be a way to read the registry wholesale; the numbers leave
+/// room for the real work of each role (README, Lookup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookupLimits {
+    pub customer_per_hour: i64,
+    pub customer_per_day: i64,
+    /// Registration officers and back-office operators, who look holders up for others
+    /// all day.
+    pub officer_per_hour: i64,
+    pub officer_per_day: i64,
+    /// Every user behind one address together (an office behind one NAT).
+    pub address_per_hour: i64,
+    pub address_per_day: i64,
+}
+
+impl Default for LookupLimits {
+    fn default() -> Self {
+        Self {
+            customer_per_hour: 30,
+            customer_per_day: 100,
+            officer_per_hour: 200,
+            officer_per_day: 1000,
+            address_per_hour: 600,
+            address_per_day: 3000,
+        }
+    }
+}
+
+/// Who looks a holder up, for the limits.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: String,
+    pub role: Role,
+    /// The client address the request came from.
+    pub address: String,
+}
+
+impl LookupLimits {
+    fn of(&self, caller: &Caller) -> [(Limit, String); 4] {
+        let hour = chrono::Duration::hours(1);
+        let day = chrono::Duration::days(1);
+        let (per_hour, per_day) = match caller.role {
+            Role::Customer => (self.customer_per_hour, self.customer_per_day),
+            Role::RegistrationOfficer | Role::BackOffice => {
+                (self.officer_per_hour, self.officer_per_day)
+            }
+        };
+        let limit = |bucket, max_hits, window| Limit {
+            bucket,
+            max_hits,
+            window,
+        };
+        [
+            (
+                limit("holder_lookup_user_hour", per_hour, hour),
+                caller.user_id.clone(),
+            ),
+            (
+                limit("holder_lookup_user_day", per_day, day),
+                caller.user_id.clone(),
+            ),
+            (
+                limit("holder_lookup_address_hour", self.address_per_hour, hour),
+                caller.address.clone(),
+            ),
+            (
+                limit("holder_lookup_address_day", self.address_per_day, day),
+                caller.address.clone(),
+            ),
+        ]
+    }
+}
+
+/// A holder lookup by a user, within the limits: the API and the pages both look holders
+/// up through here. Every lookup of a valid codice fiscale counts, found or not, since an
+/// answer that someone is not a holder of the brand is worth as much to a scraper.
+pub fn lookup_as(
+    conn: &mut DbConnection,
+    limits: &LookupLimits,
+    caller: &Caller,
+    codice_fiscale: &CodiceFiscale,
+    brand: &str,
+    now: DateTime<Utc>,
+) -> Result<Lookup, LookupError> {
+    let counted = limits.of(caller);
+    let counted: Vec<(Limit, &str)> = counted.iter().map(|(l, s)| (*l, s.as_str())).collect();
+    if let Err(retry_after_seconds) =
+        rate_limit::hit_all(conn, &counted, now).map_err(anyhow::Error::from)?
+    {
+        return Err(LookupError::TooManyLookups {
+            retry_after_seconds,
+        });
+    }
+    lookup(conn, codice_fiscale, brand, now)
+}
+
+/// The holder and their devices issued by `brand`. A shop never shows another brand's
+/// devices, nor the name of a holder who has none of its devices: for the brand, a holder
+/// with no device of its own is no different from an unknown codice fiscale.
 pub fn lookup(
     conn: &mut DbConnection,
     codice_fiscale: &CodiceFiscale,
@@ -94,6 +200,7 @@ pub fn lookup(
     now: DateTime<Utc>,
 ) -> Result<Lookup, LookupError> {
     let found = registry::find_holder_devices(conn, codice_fiscale, brand)?
+        .filter(|found| !found.devices.is_empty())
         .ok_or(LookupError::UnknownHolder)?;
     let ids: Vec<&str> = found
         .devices

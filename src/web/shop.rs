@@ -339,7 +339,11 @@ fn status_of(renewal: &RenewalStatus) -> (&'static str, String) {
     }
 }
 
-async fn devices(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError> {
+async fn devices(
+    shop: BuyerPage,
+    request: HttpRequest,
+    query: Query,
+) -> Result<HttpResponse, WebError> {
     let method = method(query.get("metodo"));
     let typed = query.get("codice_fiscale").cloned().unwrap_or_default();
     // The holder form again, with why the lookup gave nothing to show.
@@ -355,16 +359,41 @@ async fn devices(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError
         }
     };
     let now = Utc::now();
+    let limits = shop.state.config.lookup_limits;
+    let address = crate::http::client_address(&request);
     let found = shop
-        .read(move |conn, user| Ok(holder_proposal(conn, &user.brand_id, &codice_fiscale, now)))
+        .read(move |conn, user| {
+            let caller = lookup::Caller {
+                user_id: user.id.clone(),
+                role: user.role,
+                address,
+            };
+            Ok(holder_proposal(
+                conn,
+                &limits,
+                &caller,
+                &user.brand_id,
+                &codice_fiscale,
+                now,
+            ))
+        })
         .await?;
     let (found, proposed, products) = match found {
         Ok(found) => found,
-        // As the API answers: an unknown holder or device, nothing that fits, each with
-        // its own message and status; only a storage failure is an error page.
+        // As the API answers: an unknown holder or device, nothing that fits, too many
+        // lookups, each with its own message and status; only a storage failure is an
+        // error page.
         Err(error) => {
             let identity = refusal(error)?;
-            return holder_again(identity.status, identity.italian);
+            let retry_after = identity.retry_after_seconds();
+            let mut response = holder_again(identity.status, identity.italian)?;
+            if let Some(seconds) = retry_after {
+                response.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    actix_web::http::header::HeaderValue::from(seconds),
+                );
+            }
+            return Ok(response);
         }
     };
     let devices: Vec<Value> = found
@@ -419,11 +448,13 @@ async fn devices(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError
 /// devices), with the brand's products to name them.
 fn holder_proposal(
     conn: &mut crate::db::DbConnection,
+    limits: &lookup::LookupLimits,
+    caller: &lookup::Caller,
     brand: &str,
     codice_fiscale: &CodiceFiscale,
     now: chrono::DateTime<Utc>,
 ) -> Result<(lookup::Lookup, Vec<RequestedLine>, Vec<Product>), ProposalError> {
-    let found = lookup::lookup(conn, codice_fiscale, brand, now)?;
+    let found = lookup::lookup_as(conn, limits, caller, codice_fiscale, brand, now)?;
     let mut proposed: Vec<RequestedLine> = Vec::new();
     for device in found
         .devices

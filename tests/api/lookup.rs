@@ -1,7 +1,8 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::Value;
 
-use crate::helpers::{problem, spawn_app, spawn_demo_app, TestApp};
+use crate::helpers::{problem, spawn_app, spawn_app_with, spawn_demo_app, TestApp};
+use rinnovo::startup::StartOptions;
 
 fn device<'a>(body: &'a Value, serial: &str) -> &'a Value {
     body["devices"]
@@ -80,10 +81,10 @@ async fn the_demo_shows_every_renewal_status() {
 
     // Giuseppe Verdi: an expired device, and a revoked certificate.
     let verdi = lookup_ok(&app, &lextel, "VRDGPP70M15L219P").await;
+    let for_visura = problem(app.lookup(&visura, "VRDGPP70M15L219P").await, 404).await;
     assert_eq!(
-        lookup_ok(&app, &visura, "VRDGPP70M15L219P").await["devices"],
-        serde_json::json!([]),
-        "Verdi's devices are all Lextel's"
+        for_visura["type"], "/problems/unknown-holder",
+        "Verdi's devices are all Lextel's: Visura does not learn his name"
     );
     let expired = certificate(device(&verdi, "1205100003"), "signature");
     assert_eq!(expired["renewal"]["status"], "expired");
@@ -98,9 +99,9 @@ async fn the_demo_shows_every_renewal_status() {
         "a revoked certificate is never proposed, even inside its window"
     );
 
-    // Anna Neri: registered, no devices.
-    let neri = lookup_ok(&app, &visura, "NRIANN90E45F839C").await;
-    assert_eq!(neri["devices"], serde_json::json!([]));
+    // Anna Neri: registered, no devices: answered as an unknown codice fiscale.
+    let neri = problem(app.lookup(&visura, "NRIANN90E45F839C").await, 404).await;
+    assert_eq!(neri["type"], "/problems/unknown-holder");
 }
 
 #[tokio::test]
@@ -242,6 +243,102 @@ async fn superseded_certificates_and_other_holders_devices_are_not_shown() {
         ferrari_body["devices"][0]["certificates"],
         serde_json::json!([])
     );
+}
+
+/// A problem body without what differs per request (its id).
+async fn refusal_shape(response: reqwest::Response, status: u16) -> Value {
+    let mut body = problem(response, status).await;
+    body.as_object_mut().unwrap().remove("request_id");
+    body
+}
+
+#[tokio::test]
+async fn a_holder_with_no_device_of_the_brand_is_answered_as_an_unknown_one() {
+    let app = spawn_app().await;
+    let lextel = app.customer("lextel").await.token;
+    let visura = app.customer("visura").await.token;
+    // Galli has a device of visura only; Ferrari is registered with no device at all.
+    let galli = app.add_holder("GLLSFN68H50D612O", "Stefania", "Galli");
+    app.add_device(&galli, "1205109999");
+    app.add_holder("FRRLCU75C22G273D", "Luca", "Ferrari");
+
+    let unknown = refusal_shape(app.lookup(&lextel, "RSSMRA80A01H501U").await, 404).await;
+    let other_brand = refusal_shape(app.lookup(&lextel, "GLLSFN68H50D612O").await, 404).await;
+    let no_device = refusal_shape(app.lookup(&visura, "FRRLCU75C22G273D").await, 404).await;
+    assert_eq!(unknown["type"], "/problems/unknown-holder");
+    assert_eq!(
+        other_brand, unknown,
+        "the other brand's holder tells nothing more"
+    );
+    assert_eq!(
+        no_device, unknown,
+        "a holder with no device tells nothing more"
+    );
+    for body in [&other_brand, &no_device] {
+        let text = body.to_string();
+        for name in ["Galli", "Stefania", "Ferrari", "Luca"] {
+            assert!(!text.contains(name), "{name} in {text}");
+        }
+    }
+    // The brand that has the device sees it, with the name.
+    let found = lookup_ok(&app, &visura, "GLLSFN68H50D612O").await;
+    assert_eq!(found["surname"], "Galli");
+}
+
+#[tokio::test]
+async fn holder_lookups_are_limited_per_user_by_role_and_per_address() {
+    let limits = [
+        ("RINNOVO_LOOKUPS_CUSTOMER_PER_HOUR", "3".to_owned()),
+        ("RINNOVO_LOOKUPS_OFFICER_PER_HOUR", "5".to_owned()),
+        ("RINNOVO_LOOKUPS_ADDRESS_PER_HOUR", "10".to_owned()),
+    ];
+    let app = spawn_app_with(StartOptions { demo: true }, &limits).await;
+    let first = app.customer("visura").await.token;
+    let second = app.customer("visura").await.token;
+    let officer = app
+        .user_with_role("visura", rinnovo::auth::Role::RegistrationOfficer)
+        .await
+        .token;
+
+    // Found or not, every lookup counts; past the limit, a 429 with Retry-After.
+    lookup_ok(&app, &first, "RSSMRA80A01H501U").await;
+    problem(app.lookup(&first, "GLLSFN68H50D612O").await, 404).await;
+    lookup_ok(&app, &first, "BNCLRA85T52F205E").await;
+    let response = app.lookup(&first, "RSSMRA80A01H501U").await;
+    let retry_after: i64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+    let body = problem(response, 429).await;
+    assert_eq!(body["type"], "/problems/too-many-requests");
+    assert!(body.get("given_name").is_none() && body.get("devices").is_none());
+    // A malformed codice fiscale is still told apart: it reveals nothing and counts nothing.
+    problem(app.lookup(&first, "RSSMRA80A01H501").await, 400).await;
+
+    // Per user: another customer has their own allowance; an officer a larger one.
+    for _ in 0..3 {
+        lookup_ok(&app, &second, "RSSMRA80A01H501U").await;
+    }
+    problem(app.lookup(&second, "RSSMRA80A01H501U").await, 429).await;
+    for _ in 0..4 {
+        lookup_ok(&app, &officer, "RSSMRA80A01H501U").await;
+    }
+    // Per address: the three of them share one, and it is spent now (3 + 3 + 4).
+    let body = problem(app.lookup(&officer, "RSSMRA80A01H501U").await, 429).await;
+    assert_eq!(body["type"], "/problems/too-many-requests");
+}
+
+#[tokio::test]
+async fn by_default_a_customer_cannot_read_the_registry_wholesale() {
+    let app = spawn_demo_app().await;
+    let token = app.customer("visura").await.token;
+    let defaults = rinnovo::lookup::LookupLimits::default();
+    for _ in 0..defaults.customer_per_hour {
+        app.lookup(&token, "GLLSFN68H50D612O").await;
+    }
+    problem(app.lookup(&token, "RSSMRA80A01H501U").await, 429).await;
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use rinnovo::db::schema::orders;
 
 use crate::helpers::{spawn_app, spawn_app_with, PASSWORD};
 use crate::web_client::{hidden, Browser};
+use rinnovo::startup::StartOptions;
 
 #[tokio::test]
 async fn sessions_are_httponly_cookies_and_every_form_needs_its_csrf_token() {
@@ -341,4 +342,59 @@ async fn the_devices_page_explains_a_lookup_that_proposes_nothing_as_the_api_doe
         page.body
     );
     assert!(page.body.contains("codice_fiscale-error"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn the_devices_page_shows_no_name_for_a_holder_with_no_device_of_the_brand() {
+    let app = spawn_app().await;
+    let customer = app.customer("lextel").await;
+    let galli = app.add_holder("GLLSFN68H50D612O", "Stefania", "Galli");
+    app.add_device(&galli, "1205109999");
+    let (browser, _) = Browser::signed_in_to(&app, "lextel", &customer.email).await;
+
+    let unknown = browser
+        .get("/negozio/acquista/dispositivi?metodo=prepaid&codice_fiscale=RSSMRA80A01H501U")
+        .await;
+    let other_brand = browser
+        .get("/negozio/acquista/dispositivi?metodo=prepaid&codice_fiscale=GLLSFN68H50D612O")
+        .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert_eq!(other_brand.status, unknown.status);
+    let message = |body: &str| crate::web_client::text_of(body, "codice_fiscale-error");
+    assert_eq!(message(&other_brand.body), message(&unknown.body));
+    assert!(!other_brand.body.contains("Galli") && !other_brand.body.contains("Stefania"));
+}
+
+#[tokio::test]
+async fn the_devices_page_is_limited_like_the_api() {
+    let limits = [("RINNOVO_LOOKUPS_CUSTOMER_PER_HOUR", "2".to_owned())];
+    let app = spawn_app_with(StartOptions { demo: true }, &limits).await;
+    let customer = app.customer("visura").await;
+    let (browser, _) = Browser::signed_in(&app, &customer.email).await;
+    let path = "/negozio/acquista/dispositivi?metodo=prepaid&codice_fiscale=RSSMRA80A01H501U";
+
+    // The API and the pages share the allowance.
+    assert_eq!(
+        app.lookup(&customer.token, "RSSMRA80A01H501U")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(browser.get(path).await.status, 200);
+    let response = reqwest::Client::new()
+        .get(format!("{}{path}", app.address))
+        .header("cookie", browser.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let retry_after: i64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("Troppe ricerche di titolari"), "{body}");
+    assert!(!body.contains("Mario"), "no holder shown: {body}");
 }
