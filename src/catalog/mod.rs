@@ -309,6 +309,30 @@ pub fn propose_for_device(
     now: DateTime<Utc>,
 ) -> Result<Vec<RequestedLine>, ProposalError> {
     let found = lookup::lookup(conn, codice_fiscale, brand_id, now)?;
+    propose_from(conn, brand_id, found, device_serial)
+}
+
+/// [`propose_for_device`] asked by a user: the holder lookup it makes counts against the
+/// caller's lookup limits, as a lookup does, so that quotes are no way around them.
+pub fn propose_for_caller(
+    conn: &mut DbConnection,
+    limits: &lookup::LookupLimits,
+    caller: &lookup::Caller,
+    brand_id: &str,
+    codice_fiscale: &CodiceFiscale,
+    device_serial: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<RequestedLine>, ProposalError> {
+    let found = lookup::lookup_as(conn, limits, caller, codice_fiscale, brand_id, now)?;
+    propose_from(conn, brand_id, found, device_serial)
+}
+
+fn propose_from(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    found: lookup::Lookup,
+    device_serial: &str,
+) -> Result<Vec<RequestedLine>, ProposalError> {
     let device = found
         .devices
         .into_iter()

@@ -1,15 +1,16 @@
 //! `GET /api/v1/products` and `POST /api/v1/quotes`.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::extract::{BackOffice, Buyer, CurrentUser};
 use super::json::JsonObject;
-use super::responses::{MalformedBody, NotBuyer, UnknownHolder};
+use super::responses::{MalformedBody, NotBuyer, TooManyLookups, UnknownHolder};
 use super::{ApiError, AppState, Problem};
 use crate::auth::Role;
 use crate::catalog::{self, Covers, Product, Quote, RequestedLine};
+use crate::lookup;
 use crate::money::Money;
 use crate::orders::checkout::{self, Cart};
 use crate::registry::CodiceFiscale;
@@ -227,6 +228,7 @@ impl QuoteResponse {
             body = Problem, content_type = "application/problem+json"),
         NotBuyer,
         UnknownHolder,
+        TooManyLookups,
         (status = 422, description = "More coupons than the role may buy in one order \
             (`/problems/order-too-large`), or nothing on the device to renew or no product \
             fits (`/problems/nothing-to-renew`)",
@@ -235,6 +237,7 @@ impl QuoteResponse {
 )]
 pub async fn create_quote(
     state: web::Data<AppState>,
+    request: HttpRequest,
     Buyer(user): Buyer,
     body: JsonObject<QuoteRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -249,10 +252,18 @@ pub async fn create_quote(
         (None, Some(cf), Some(serial)) => {
             let cf = CodiceFiscale::parse(&cf)
                 .map_err(|e| ApiError::invalid_field("codice_fiscale", e.rule(), e.to_string()))?;
+            let limits = state.config.lookup_limits;
+            let caller = lookup::Caller {
+                user_id: user.id.clone(),
+                role: user.role,
+                address: super::client_address(&request),
+            };
             state
                 .with_conn(move |conn| -> Result<_, ApiError> {
-                    let proposed = catalog::propose_for_device(
+                    let proposed = catalog::propose_for_caller(
                         conn,
+                        &limits,
+                        &caller,
                         &user.brand,
                         &cf,
                         serial.trim(),

@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::extract::CurrentUser;
-use super::responses::UnknownHolder;
+use super::responses::{TooManyLookups, UnknownHolder};
 use super::{ApiError, AppState, Problem};
 use crate::lookup::{self, CertificateView, DeviceView, Eligibility, RenewalStatus};
 use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind};
@@ -29,9 +29,7 @@ use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceK
         (status = 400, description = "Not a valid codice fiscale (`/problems/invalid-field`)",
             body = Problem, content_type = "application/problem+json"),
         UnknownHolder,
-        (status = 429, description = "Too many lookups by this user or from this address \
-(`/problems/too-many-requests`)", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before looking up again"))),
+        TooManyLookups,
     )
 )]
 pub async fn holder_devices(

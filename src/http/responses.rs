@@ -46,6 +46,14 @@ problem_response_type!(
      registered otherwise is not told (`/problems/unknown-holder`)"
 );
 problem_response_type!(
+    /// The caller has looked up too many holders (a lookup, or a quote for a holder's
+    /// device, which looks the holder up).
+    TooManyLookups,
+    429,
+    "Too many lookups by this user or from this address (`/problems/too-many-requests`)",
+    headers(("Retry-After" = u32, description = "Seconds to wait before looking up again"))
+);
+problem_response_type!(
     /// The 401 of an operation that reads the caller's own account.
     AccountGone,
     401,

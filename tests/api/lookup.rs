@@ -1,5 +1,5 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::{problem, spawn_app, spawn_app_with, spawn_demo_app, TestApp};
 use rinnovo::startup::StartOptions;
@@ -328,6 +328,42 @@ async fn holder_lookups_are_limited_per_user_by_role_and_per_address() {
     // Per address: the three of them share one, and it is spent now (3 + 3 + 4).
     let body = problem(app.lookup(&officer, "RSSMRA80A01H501U").await, 429).await;
     assert_eq!(body["type"], "/problems/too-many-requests");
+}
+
+#[tokio::test]
+async fn a_quote_for_a_holders_device_counts_as_a_lookup() {
+    let limits = [("RINNOVO_LOOKUPS_CUSTOMER_PER_HOUR", "2".to_owned())];
+    let app = spawn_app_with(StartOptions { demo: true }, &limits).await;
+    let customer = app.customer("visura").await.token;
+    let quote = |cf: &'static str| {
+        let (app, token) = (&app, customer.clone());
+        async move {
+            app.post_json_as(
+                &token,
+                "/api/v1/quotes",
+                &json!({ "codice_fiscale": cf, "device_serial": "1205100000" }),
+            )
+            .await
+        }
+    };
+    assert_eq!(quote("RSSMRA80A01H501U").await.status(), 200);
+    // Found or not, it counts: an unknown holder spends the allowance too.
+    problem(quote("GLLSFN68H50D612O").await, 404).await;
+    // Quotes are no way around the limit, nor lookups around the quotes'.
+    let body = problem(quote("RSSMRA80A01H501U").await, 429).await;
+    assert_eq!(body["type"], "/problems/too-many-requests");
+    problem(app.lookup(&customer, "RSSMRA80A01H501U").await, 429).await;
+    // A quote of products by id looks nobody up and is not limited.
+    let products = app.get_json(&customer, "/api/v1/products").await;
+    let product = products["products"][0]["id"].as_str().unwrap().to_owned();
+    let response = app
+        .post_json_as(
+            &customer,
+            "/api/v1/quotes",
+            &json!({ "lines": [{ "product": product, "quantity": 1 }] }),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
 }
 
 #[tokio::test]
