@@ -1,0 +1,127 @@
+//! Hostile input that must be refused with a clear answer or kept harmless: forged log
+//! lines, ambiguous headers and bodies, control characters, odd methods and sizes.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::cli::rinnovo;
+use crate::helpers::{TestDatabase, PASSWORD};
+
+/// What a client would like the log to show as an entry of its own.
+const FORGED: &str = "2026-12-01T00:00:00.000000Z  INFO rinnovo: forged entry";
+
+#[tokio::test]
+async fn user_text_cannot_forge_a_log_line_nor_write_control_characters() {
+    let database = TestDatabase::create();
+    let mut child = rinnovo(&database)
+        .env("RINNOVO_BIND", "127.0.0.1:0")
+        .args(["serve"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port: u16 = loop {
+        let line = without_colours(&lines.next().expect("serve logs its port").unwrap());
+        if let Some((_, rest)) = line.split_once("rinnovo is listening port=") {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    let address = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let hostile = format!("RIN-FIRMA\n{FORGED}\0");
+
+    let email = "log@example.it";
+    let signup = client
+        .post(format!("{address}/api/v1/auth/signup"))
+        .json(&json!({ "brand": "visura", "name": "Studio Log", "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signup.status(), 201);
+    let login: serde_json::Value = client
+        .post(format!("{address}/api/v1/auth/login"))
+        .json(&json!({ "brand": "visura", "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap();
+    // A product id with a newline and a NUL: the refusal quotes it.
+    let quote = client
+        .post(format!("{address}/api/v1/quotes"))
+        .bearer_auth(token)
+        .json(&json!({ "lines": [{ "product": hostile, "quantity": 1 }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(quote.status(), 400);
+    // The same text as a JSON key and in a path (%0A, %00).
+    let key = client
+        .post(format!("{address}/api/v1/auth/login"))
+        .json(&json!({ hostile.clone(): 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(key.status(), 400);
+    client
+        .get(format!(
+            "{address}/api/v1/orders/x%0A{}%00",
+            FORGED.replace(' ', "%20")
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("serve did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log: Vec<String> = lines.map_while(Result::ok).collect();
+    let text = log.join("\n");
+    let quoting: Vec<&String> = log.iter().filter(|l| l.contains("forged entry")).collect();
+    assert!(!quoting.is_empty(), "the refusals are logged: {text}");
+    for line in quoting {
+        assert!(
+            !line.starts_with(FORGED),
+            "a forged line of its own: {text}"
+        );
+        assert!(
+            line.contains(&format!("\\n{FORGED}")),
+            "the newline is not shown as \\n: {line}"
+        );
+    }
+    assert!(!text.contains('\0'), "a NUL byte in the log: {text}");
+}
+
+/// `line` without the terminal colour sequences (ESC [ ... m) of the text log format.
+fn without_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
