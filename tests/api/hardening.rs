@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::cli::rinnovo;
-use crate::helpers::{TestDatabase, PASSWORD};
+use uuid::Uuid;
+
+use crate::helpers::{spawn_app, TestDatabase, PASSWORD};
 
 /// What a client would like the log to show as an entry of its own.
 const FORGED: &str = "2026-12-01T00:00:00.000000Z  INFO rinnovo: forged entry";
@@ -124,4 +126,72 @@ fn without_colours(line: &str) -> String {
         }
     }
     out
+}
+
+#[tokio::test]
+async fn a_json_key_given_twice_is_refused_naming_the_key() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(format!("{}/api/v1/auth/login", app.address))
+        .header("Content-Type", "application/json")
+        .body(r#"{"brand": "visura", "email": "a@example.it", "email": "b@example.it", "password": "x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(problem["type"], "/problems/malformed-request", "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("`email`"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn two_idempotency_keys_are_refused_naming_the_header() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let response = app
+        .client
+        .post(format!("{}/api/v1/prepaid/topups", app.address))
+        .bearer_auth(&customer.token)
+        .header("Idempotency-Key", Uuid::new_v4().to_string())
+        .header("Idempotency-Key", Uuid::new_v4().to_string())
+        .json(&json!({ "amount": "100.00", "payment_method": "bank_transfer" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(problem["type"], "/problems/invalid-field", "{problem}");
+    assert_eq!(
+        problem["errors"][0]["field"], "Idempotency-Key",
+        "{problem}"
+    );
+    assert_eq!(problem["errors"][0]["rule"], "single_header", "{problem}");
+}
+
+#[tokio::test]
+async fn the_authorization_scheme_is_case_insensitive() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let response = app
+            .client
+            .get(format!("{}/api/v1/me", app.address))
+            .header("Authorization", format!("{scheme} {}", customer.token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{scheme}");
+    }
+    let response = app
+        .client
+        .get(format!("{}/api/v1/me", app.address))
+        .header("Authorization", format!("Basic {}", customer.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
 }
