@@ -11,6 +11,7 @@ use crate::cli::rinnovo;
 use uuid::Uuid;
 
 use crate::helpers::{spawn_app, TestDatabase, PASSWORD};
+use crate::web_client::Browser;
 
 /// What a client would like the log to show as an entry of its own.
 const FORGED: &str = "2026-12-01T00:00:00.000000Z  INFO rinnovo: forged entry";
@@ -194,4 +195,25 @@ async fn the_authorization_scheme_is_case_insensitive() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn the_shop_summary_refuses_an_unknown_payment_method() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let (browser, _) = Browser::signed_in(&app, &customer.email).await;
+    let page = browser
+        .get("/negozio/acquista/riepilogo?metodo=gratis&q_RIN-FIRMA-CNS=1")
+        .await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(
+        page.body.contains("Metodo di pagamento sconosciuto"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("Conto Prepagato"), "{}", page.body);
+    let page = browser
+        .get("/negozio/acquista/riepilogo?metodo=bank_transfer&q_RIN-FIRMA-CNS=1")
+        .await;
+    assert_eq!(page.status, 200);
 }
