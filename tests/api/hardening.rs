@@ -217,3 +217,44 @@ async fn the_shop_summary_refuses_an_unknown_payment_method() {
         .await;
     assert_eq!(page.status, 200);
 }
+
+#[tokio::test]
+async fn head_answers_like_get_without_a_body() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    for (path, token) in [
+        ("/health/live", None),
+        ("/negozio/stile.css", None),
+        ("/negozio", None),
+        ("/api/v1/me", Some(&customer.token)),
+        ("/api/v1/products", Some(&customer.token)),
+    ] {
+        let send = |method: reqwest::Method| {
+            let mut request = app.client.request(method, format!("{}{path}", app.address));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send()
+        };
+        let get = send(reqwest::Method::GET).await.unwrap();
+        let head = send(reqwest::Method::HEAD).await.unwrap();
+        assert_eq!(head.status(), get.status(), "{path}");
+        assert!(
+            get.status().is_success() || get.status().is_redirection(),
+            "{path}"
+        );
+        assert_eq!(
+            head.headers().get("content-type"),
+            get.headers().get("content-type"),
+            "{path}"
+        );
+        assert!(head.bytes().await.unwrap().is_empty(), "{path}");
+    }
+    let unknown = app
+        .client
+        .head(format!("{}/no/such/page", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+}
