@@ -175,12 +175,7 @@ async fn sign_up(
     let VisitorPage { state, brand, .. } = &visitor;
     let mut errors = BTreeMap::new();
     let name = PersonName::parse(&form.name)
-        .map_err(|_| {
-            errors.insert(
-                "name",
-                "Indica il nome o la ragione sociale (al massimo 200 caratteri).",
-            )
-        })
+        .map_err(|e| errors.insert("name", super::name_error(&e)))
         .ok();
     let email = EmailAddress::parse(&form.email)
         .map_err(|_| {

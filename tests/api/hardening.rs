@@ -258,3 +258,54 @@ async fn head_answers_like_get_without_a_body() {
         .unwrap();
     assert_eq!(unknown.status(), 404);
 }
+
+#[tokio::test]
+async fn names_with_control_or_direction_override_characters_are_refused() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    for (name, rule) in [
+        ("Mario\u{202E}issoR", "no_direction_override"),
+        ("Studio\u{2066}Test", "no_direction_override"),
+        ("Mario\u{7}Rossi", "printable"),
+    ] {
+        let signup = app
+            .post_json(
+                "/api/v1/auth/signup",
+                &json!({ "brand": "visura", "name": name, "email": format!("n{}@example.it", Uuid::new_v4().simple()), "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(signup.status(), 400, "{name:?}");
+        let problem: serde_json::Value = signup.json().await.unwrap();
+        assert_eq!(problem["type"], "/problems/invalid-field", "{problem}");
+        assert_eq!(problem["errors"][0]["field"], "name", "{problem}");
+        assert_eq!(problem["errors"][0]["rule"], rule, "{problem}");
+
+        let profile = app
+            .patch_me(&customer.token, &json!({ "name": name }))
+            .await;
+        assert_eq!(profile.status(), 400, "{name:?}");
+        let problem: serde_json::Value = profile.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], "name", "{problem}");
+        assert_eq!(problem["errors"][0]["rule"], rule, "{problem}");
+    }
+    let me = app.get_json(&customer.token, "/api/v1/me").await;
+    assert_eq!(me["name"], "Studio Test", "{me}");
+
+    let anonymous = Browser::anonymous(&app, "visura").await;
+    let page = anonymous
+        .post(
+            "/negozio/visura/iscriviti",
+            &[
+                ("name", "Mario\u{202E}issoR"),
+                ("email", "bidi@example.it"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(
+        page.body.contains("invertono la direzione"),
+        "{}",
+        page.body
+    );
+}
