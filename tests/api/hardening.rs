@@ -11,6 +11,7 @@ use crate::cli::rinnovo;
 use uuid::Uuid;
 
 use crate::helpers::{spawn_app, TestDatabase, PASSWORD};
+use crate::statements::{camt053, Line};
 use crate::web_client::Browser;
 
 /// What a client would like the log to show as an entry of its own.
@@ -308,4 +309,53 @@ async fn names_with_control_or_direction_override_characters_are_refused() {
         "{}",
         page.body
     );
+}
+
+#[tokio::test]
+async fn a_statement_reason_with_odd_characters_still_pays_and_is_stored_readable() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let operator = app.back_office("visura").await;
+    let placed = app
+        .client
+        .post(format!("{}/api/v1/orders", app.address))
+        .bearer_auth(&customer.token)
+        .header("Idempotency-Key", Uuid::new_v4().to_string())
+        .json(&json!({ "lines": [{ "product": "RIN-FIRMA-CNS", "quantity": 1 }], "payment_method": "bank_transfer" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(placed.status(), 201);
+    let placed: serde_json::Value = placed.json().await.unwrap();
+    let reference = placed["transfer"]["reference"].as_str().unwrap();
+    let file = camt053(
+        8,
+        &[Line::credit(
+            "31.72",
+            &format!("RINNOVO\u{202E}\t{reference}"),
+            &format!("BR{}", Uuid::new_v4().simple()),
+        )],
+    );
+    let response = app
+        .client
+        .post(format!("{}/api/v1/backoffice/statements", app.address))
+        .bearer_auth(&operator.token)
+        .header("content-type", "application/xml")
+        .body(file)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let order = app
+        .get_json(
+            &customer.token,
+            &format!("/api/v1/orders/{}", placed["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(order["status"], "fulfilled", "{order}");
+    let listed = app
+        .get_json(&operator.token, "/api/v1/backoffice/payments")
+        .await;
+    let remittance = listed["payments"][0]["remittance"].as_str().unwrap();
+    assert_eq!(remittance, format!("RINNOVO {reference}"), "{listed}");
 }
