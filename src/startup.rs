@@ -67,6 +67,17 @@ impl Application {
 
         let mut server = HttpServer::new(move || {
             App::new()
+                // HEAD answers as GET does, without the body (RFC 9110 §9.3.2): routes
+                // are declared for GET only, so a HEAD is routed as a GET. The connection
+                // was told the request is a HEAD when it was read, and sends no body.
+                // Innermost, so the request log and the metrics still say HEAD.
+                .wrap_fn(|mut request, service| {
+                    use actix_web::dev::Service;
+                    if request.method() == actix_web::http::Method::HEAD {
+                        request.head_mut().method = actix_web::http::Method::GET;
+                    }
+                    service.call(request)
+                })
                 .wrap(http::problem_json_for_all_errors())
                 .wrap_fn(|request, service| {
                     use actix_web::dev::Service;

@@ -24,7 +24,9 @@ impl Rule for crate::money::MoneyError {
 }
 
 /// A short free text typed by a person (a name, a reason): trimmed, within bounds, no
-/// control characters.
+/// control characters, and no bidirectional overrides or isolates (U+202A–U+202E,
+/// U+2066–U+2069): they make a name read backwards on invoices, emails and the
+/// back-office pages (`Rossi` shown for `issoR`), and no name needs them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(transparent)]
 pub struct Text<const MIN: usize, const MAX: usize>(String);
@@ -37,6 +39,8 @@ pub enum TextError {
     TooLong(usize),
     #[error("must not contain control characters")]
     ControlCharacter,
+    #[error("must not contain characters that change the writing direction (U+202A–U+202E, U+2066–U+2069)")]
+    DirectionOverride,
 }
 
 impl Rule for TextError {
@@ -45,6 +49,7 @@ impl Rule for TextError {
             Self::TooShort(_) => "min_length",
             Self::TooLong(_) => "max_length",
             Self::ControlCharacter => "printable",
+            Self::DirectionOverride => "no_direction_override",
         }
     }
 }
@@ -61,6 +66,12 @@ impl<const MIN: usize, const MAX: usize> Text<MIN, MAX> {
         }
         if trimmed.chars().any(char::is_control) {
             return Err(TextError::ControlCharacter);
+        }
+        if trimmed
+            .chars()
+            .any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+        {
+            return Err(TextError::DirectionOverride);
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -99,5 +110,13 @@ mod tests {
             PersonName::parse("a\u{0}b").unwrap_err().rule(),
             "printable"
         );
+        for c in ['\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}'] {
+            assert_eq!(
+                PersonName::parse(&format!("Mario{c}issoR"))
+                    .unwrap_err()
+                    .rule(),
+                "no_direction_override"
+            );
+        }
     }
 }

@@ -51,7 +51,9 @@ fn bearer<'r>(
     let token = header
         .to_str()
         .ok()
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(|value| value.split_once(' '))
+        // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
+        .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("Bearer").then_some(token))
         .ok_or_else(|| {
             ApiError::Unauthorized(format!(
                 "the Authorization header must be 'Bearer <{kind}>'"

@@ -10,8 +10,20 @@ use super::{ApiError, AppState};
 use crate::db::DbConnection;
 use crate::idempotency::{self, IdempotencyError, IdempotencyKey};
 
-/// The `Idempotency-Key` header, required.
+/// The `Idempotency-Key` header, required, once: with two keys a retry could match either.
 pub fn key_from(request: &HttpRequest) -> Result<IdempotencyKey, ApiError> {
+    if request
+        .headers()
+        .get_all("Idempotency-Key")
+        .nth(1)
+        .is_some()
+    {
+        return Err(ApiError::invalid_field(
+            "Idempotency-Key",
+            "single_header",
+            "send one Idempotency-Key header, not several",
+        ));
+    }
     let header = request
         .headers()
         .get("Idempotency-Key")

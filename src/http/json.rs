@@ -3,11 +3,17 @@
 //! would pass as "change nothing". Every body of this API is an object: [`JsonObject`]
 //! refuses anything else with a problem, then reads the struct as `web::Json` would (same
 //! size limit, same content-type rule, same errors).
+//!
+//! A key given twice (`{"amount": "1", "amount": "1000"}`) is refused too: serde_json
+//! would keep the last value silently, and a proxy or a log reading the first one would
+//! see another request than the one served.
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
 
 use super::problem::ApiError;
 
@@ -33,9 +39,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonObject<T> {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let body = web::Json::<serde_json::Value>::from_request(request, payload);
+        let body = web::Json::<NoDuplicateKeys>::from_request(request, payload);
         Box::pin(async move {
-            let value = body.await?.into_inner();
+            let NoDuplicateKeys(value) = body.await?.into_inner();
             if !value.is_object() {
                 return Err(ApiError::MalformedRequest(
                     "the JSON body must be an object ({...})".into(),
@@ -46,5 +52,81 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonObject<T> {
                 ApiError::MalformedRequest(format!("the JSON body does not fit: {e}")).into()
             })
         })
+    }
+}
+
+/// A JSON value read with every object's keys unique: a repeated key is an error naming
+/// it.
+struct NoDuplicateKeys(Value);
+
+impl<'de> Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(NoDuplicateKeysVisitor)
+            .map(NoDuplicateKeys)
+    }
+}
+
+struct NoDuplicateKeysVisitor;
+
+impl<'de> Visitor<'de> for NoDuplicateKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(NoDuplicateKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let NoDuplicateKeys(value) = map.next_value()?;
+            if members.contains_key(&key) {
+                return Err(de::Error::custom(format!(
+                    "the key `{key}` is given twice; give each key once"
+                )));
+            }
+            members.insert(key, value);
+        }
+        Ok(Value::Object(members))
     }
 }

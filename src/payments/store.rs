@@ -1,6 +1,16 @@
 //! The one writer of `payments`: one row per statement entry, stored by the import with
 //! its outcome, then changed only by the named moves below (taken back by the bank,
 //! resolved by hand, partial payments of an expired order moved to the prepaid account).
+//!
+//! The payer's name and the payment reason come from the bank's file, written by whoever
+//! paid: they are stored without control characters (each becomes a space; the newlines
+//! that join the reason's lines are kept) and without the characters that change the
+//! writing direction (U+202A–U+202E, U+2066–U+2069, removed), so the back-office reads
+//! them as they are. The file is never refused for them, and matching is unaffected: the
+//! RF code is looked for, and the duplicate key computed, on the text as the bank sent it,
+//! before it is stored. The bank's reference is an identifier compared exactly with the
+//! references of later files (a reused reference is flagged), so it is stored as sent;
+//! the log escapes it like any other text.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -25,6 +35,22 @@ pub struct NewPayment<'a> {
     pub applied: Money,
     pub credited: Money,
     pub reverses: Option<String>,
+}
+
+/// `text` from a bank file as the back-office should read it: control characters (but
+/// the newlines joining lines, when `keep_newlines`) become spaces, direction overrides
+/// and isolates are removed.
+pub fn readable(text: &str, keep_newlines: bool) -> String {
+    text.chars()
+        .filter(|c| !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+        .map(|c| {
+            if c.is_control() && !(keep_newlines && c == '\n') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// Rows per INSERT: well under the bind-parameter limit of both backends.
@@ -52,8 +78,12 @@ pub fn insert_all(
                     payments::booking_date.eq(p.entry.booking_date),
                     payments::value_date.eq(p.entry.value_date),
                     payments::amount_cents.eq(p.entry.amount.cents()),
-                    payments::payer_name.eq(&p.entry.payer_name),
-                    payments::remittance.eq(&p.entry.remittance_text),
+                    payments::payer_name.eq(p
+                        .entry
+                        .payer_name
+                        .as_deref()
+                        .map(|n| readable(n, false))),
+                    payments::remittance.eq(readable(&p.entry.remittance_text, true)),
                     payments::reference.eq(p.reference.as_ref().map(|r| r.as_str())),
                     payments::status.eq(p.status.as_str()),
                     payments::reason.eq(p.reason.map(|r| r.as_str()).unwrap_or("")),
@@ -183,4 +213,18 @@ pub fn move_partials_to_account(
     ))
     .execute(conn)
     .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readable;
+
+    #[test]
+    fn bank_text_is_stored_readable() {
+        assert_eq!(
+            readable("RINNOVO\u{202e} RF18\tX\u{0}\nriga 2", true),
+            "RINNOVO RF18 X \nriga 2"
+        );
+        assert_eq!(readable("Studio\nRossi\u{2066}", false), "Studio Rossi");
+    }
 }

@@ -75,12 +75,7 @@ async fn update_profile(
     let form = form.into_inner();
     let mut errors: BTreeMap<&str, String> = BTreeMap::new();
     let name = PersonName::parse(&form.name)
-        .map_err(|_| {
-            errors.insert(
-                "name",
-                "Indica il nome o la ragione sociale (al massimo 200 caratteri).".into(),
-            )
-        })
+        .map_err(|e| errors.insert("name", super::name_error(&e).into()))
         .ok();
     let email = EmailAddress::parse(&form.email)
         .map_err(|_| {

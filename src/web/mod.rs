@@ -47,6 +47,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     backoffice::configure(cfg);
 }
 
+/// The Italian message next to a refused name (sign-up, profile).
+pub(crate) fn name_error(error: &crate::validation::TextError) -> &'static str {
+    use crate::validation::TextError;
+    match error {
+        TextError::ControlCharacter => "Il nome non può contenere caratteri di controllo.",
+        TextError::DirectionOverride => {
+            "Il nome non può contenere caratteri che invertono la direzione del testo."
+        }
+        TextError::TooShort(_) | TextError::TooLong(_) => {
+            "Indica il nome o la ragione sociale (al massimo 200 caratteri)."
+        }
+    }
+}
+
 /// What can go wrong on a page, each shown as a page (or a redirect to the sign-in).
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {

@@ -175,12 +175,7 @@ async fn sign_up(
     let VisitorPage { state, brand, .. } = &visitor;
     let mut errors = BTreeMap::new();
     let name = PersonName::parse(&form.name)
-        .map_err(|_| {
-            errors.insert(
-                "name",
-                "Indica il nome o la ragione sociale (al massimo 200 caratteri).",
-            )
-        })
+        .map_err(|e| errors.insert("name", super::name_error(&e)))
         .ok();
     let email = EmailAddress::parse(&form.email)
         .map_err(|_| {
@@ -267,12 +262,21 @@ async fn sign_out(
     Ok(response)
 }
 
-/// The payment methods the shop offers (cheques are for the back-office to record).
-fn method(text: Option<&String>) -> PaymentMethod {
+/// The payment methods the shop offers (cheques are for the back-office to record);
+/// without `metodo` the shop proposes the prepaid account. Any other value is refused
+/// rather than read as prepaid: a page must never charge the account for a method the
+/// customer did not choose.
+fn method(text: Option<&String>) -> Result<PaymentMethod, WebError> {
     match text.map(String::as_str) {
-        Some("bank_transfer") => PaymentMethod::BankTransfer,
-        Some("postal_slip") => PaymentMethod::PostalSlip,
-        _ => PaymentMethod::Prepaid,
+        None | Some("prepaid") => Ok(PaymentMethod::Prepaid),
+        Some("bank_transfer") => Ok(PaymentMethod::BankTransfer),
+        Some("postal_slip") => Ok(PaymentMethod::PostalSlip),
+        Some(_) => Err(WebError::Refused {
+            status: StatusCode::BAD_REQUEST,
+            message: "Metodo di pagamento sconosciuto: scegli conto prepagato, bonifico \
+                      bancario o bollettino postale."
+                .into(),
+        }),
     }
 }
 
@@ -302,7 +306,7 @@ async fn holder(
     }: BuyerPage,
     query: Query,
 ) -> Result<HttpResponse, WebError> {
-    let method = method(query.get("metodo"));
+    let method = method(query.get("metodo"))?;
     let context = merge(
         base,
         json!({ "title": "Titolare", "metodo": method.as_str(), "codice_fiscale": "", "error": null }),
@@ -344,7 +348,7 @@ async fn devices(
     request: HttpRequest,
     query: Query,
 ) -> Result<HttpResponse, WebError> {
-    let method = method(query.get("metodo"));
+    let method = method(query.get("metodo"))?;
     let typed = query.get("codice_fiscale").cloned().unwrap_or_default();
     // The holder form again, with why the lookup gave nothing to show.
     let holder_again = |status: StatusCode, error: String| {
@@ -474,7 +478,7 @@ fn holder_proposal(
 }
 
 async fn manual_list(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError> {
-    let method = method(query.get("metodo"));
+    let method = method(query.get("metodo"))?;
     manual_page(&shop, method, &query, None, StatusCode::OK).await
 }
 
@@ -561,7 +565,7 @@ async fn choose_again(
 }
 
 async fn summary(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError> {
-    let method = method(query.get("metodo"));
+    let method = method(query.get("metodo"))?;
     let (_, Cart { products, quote }) = match cart(&shop, &query).await? {
         Ok(cart) => cart,
         Err(message) => return choose_again(&shop, method, &query, message).await,
@@ -607,7 +611,7 @@ async fn confirm(
         form.get("csrf_token").map(String::as_str).unwrap_or(""),
     )?;
     let (state, user) = (&shop.state, &shop.user);
-    let method = method(form.get("metodo"));
+    let method = method(form.get("metodo"))?;
     let key = IdempotencyKey::parse(form.get("chiave").map(String::as_str).unwrap_or(""))
         .map_err(|_| WebError::Csrf)?;
     let lines = match requested(&form) {

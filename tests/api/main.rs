@@ -7,6 +7,7 @@ mod backoffice_pages;
 mod catalog;
 mod cli;
 mod faults;
+mod hardening;
 mod health;
 mod helpers;
 mod issuance;

@@ -201,6 +201,9 @@ fn reason_error(error: &TextError) -> String {
         TextError::TooShort(n) => format!("Scrivi il motivo: almeno {n} caratteri."),
         TextError::TooLong(n) => format!("Il motivo può avere al massimo {n} caratteri."),
         TextError::ControlCharacter => "Il motivo non può contenere caratteri di controllo.".into(),
+        TextError::DirectionOverride => {
+            "Il motivo non può contenere caratteri che invertono la direzione del testo.".into()
+        }
     }
 }
 
