@@ -221,7 +221,12 @@ fn match_to_order(
     if payable.standing == Standing::Cancelled {
         return Err(ManualError::OrderNotPayable(order.status.as_str().into()));
     }
-    let decision = decide(Some(&payable), payment.amount, payment.booking_date);
+    let decision = decide(
+        Some(&payable),
+        payment.amount,
+        payment.booking_date,
+        now.date_naive(),
+    );
     let holder = prepaid::holders(conn, std::slice::from_ref(&order.user_id))?
         .pop()
         .ok_or_else(|| anyhow::anyhow!("user {} missing", order.user_id))?;

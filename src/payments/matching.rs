@@ -41,6 +41,12 @@ text_enum!(
         OriginalNotFound => "original_not_found",
         /// A reversal of money credited to a prepaid account that has since been spent.
         BalanceTooLow => "balance_too_low",
+        /// Booked after today (by more than a day for time zones): a bank does not book
+        /// tomorrow's money, so the file or the entry is wrong.
+        BookedInFuture => "booked_in_future",
+        /// Booked before the order or top-up existed (by more than a day): it cannot be
+        /// the payment of an RF code that was not given out yet.
+        BookedBeforeOrder => "booked_before_order",
     }
 );
 
@@ -68,7 +74,16 @@ pub struct Payable {
     pub due: Money,
     pub received: Money,
     pub reserved_until: DateTime<Utc>,
+    /// When the order or top-up was made, so when its RF code was given out.
+    pub created_at: DateTime<Utc>,
+    /// Whether the booking date is checked against today and `created_at`; an operator
+    /// matching by hand has looked at the payment and decides.
+    pub booking_checked: bool,
 }
+
+/// How far a booking date may stray from the UTC date of today or of the order: banks book
+/// by their own (Italian) calendar day.
+const DATE_TOLERANCE_DAYS: i64 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
@@ -95,15 +110,31 @@ impl Decision {
 }
 
 /// The outcome of a credit of `amount` booked on `booking_date` for `payable` (`None`: the
-/// RF code is valid but belongs to nothing of this brand).
+/// RF code is valid but belongs to nothing of this brand), decided `today`.
 ///
 /// A reservation counts by the day the money was booked, not the day the statement was
 /// imported: a payer who paid on the last day is not penalised by a statement that
-/// arrived after the expiry worker ran (the order is reopened and fulfilled).
-pub fn decide(payable: Option<&Payable>, amount: Money, booking_date: NaiveDate) -> Decision {
+/// arrived after the expiry worker ran (the order is reopened and fulfilled). A booking
+/// date that cannot be true for this code (after today, before the code was given out)
+/// pays nothing by itself: the payment waits for the back-office, who can match it by hand.
+pub fn decide(
+    payable: Option<&Payable>,
+    amount: Money,
+    booking_date: NaiveDate,
+    today: NaiveDate,
+) -> Decision {
     let Some(payable) = payable else {
         return Decision::unmatched(UnmatchedReason::UnknownReference);
     };
+    if payable.booking_checked {
+        let tolerance = chrono::Duration::days(DATE_TOLERANCE_DAYS);
+        if booking_date > today + tolerance {
+            return Decision::unmatched(UnmatchedReason::BookedInFuture);
+        }
+        if booking_date < payable.created_at.date_naive() - tolerance {
+            return Decision::unmatched(UnmatchedReason::BookedBeforeOrder);
+        }
+    }
     let in_time = booking_date <= payable.reserved_until.date_naive();
     match payable.standing {
         Standing::Cancelled => return Decision::unmatched(UnmatchedReason::OrderCancelled),
@@ -163,6 +194,8 @@ impl Payable {
             // A partial payment credited away when the order expired no longer counts.
             received: order.received,
             reserved_until: order.reserved_until.unwrap_or(order.created_at),
+            created_at: order.created_at,
+            booking_checked: true,
         }
     }
 
@@ -177,14 +210,17 @@ impl Payable {
             due: top_up.amount,
             received: top_up.received,
             reserved_until: top_up.reserved_until,
+            created_at: top_up.created_at,
+            booking_checked: true,
         }
     }
 
-    /// The same, with no deadline: an operator who matches a payment by hand decided that
-    /// it counts, however late it was booked.
+    /// The same, with no deadline and no check of the booking date: an operator who
+    /// matches a payment by hand decided that it counts, whenever it was booked.
     pub fn deadline_waived(self) -> Self {
         Self {
             reserved_until: DateTime::<Utc>::MAX_UTC,
+            booking_checked: false,
             ..self
         }
     }
@@ -216,6 +252,8 @@ mod tests {
             due: money(due),
             received: money(received),
             reserved_until: Utc.with_ymd_and_hms(2026, 12, 3, 10, 0, 0).unwrap(),
+            created_at: Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap(),
+            booking_checked: true,
         }
     }
 
@@ -223,27 +261,32 @@ mod tests {
         NaiveDate::from_ymd_opt(2026, 12, d).unwrap()
     }
 
+    /// The day of the import, in these tests.
+    fn today() -> NaiveDate {
+        day(5)
+    }
+
     #[test]
     fn exact_partial_over_and_duplicate() {
         let open = order(Standing::Open, "31.72", "0");
-        let exact = decide(Some(&open), money("31.72"), day(1));
+        let exact = decide(Some(&open), money("31.72"), day(1), today());
         assert_eq!(exact.status, PaymentStatus::Matched);
         assert!(exact.completes);
         assert_eq!(exact.credited, Money::ZERO);
 
-        let partial = decide(Some(&open), money("20.00"), day(1));
+        let partial = decide(Some(&open), money("20.00"), day(1), today());
         assert_eq!(partial.status, PaymentStatus::Partial);
         assert!(!partial.completes);
-        let rest = decide(Some(&open.after(&partial)), money("11.72"), day(2));
+        let rest = decide(Some(&open.after(&partial)), money("11.72"), day(2), today());
         assert_eq!(rest.status, PaymentStatus::Matched, "payments add up");
 
-        let over = decide(Some(&open), money("40.00"), day(1));
+        let over = decide(Some(&open), money("40.00"), day(1), today());
         assert_eq!(over.status, PaymentStatus::Overpaid);
         assert_eq!(over.applied, money("31.72"));
         assert_eq!(over.credited, money("8.28"));
 
         let paid = open.after(&exact);
-        let twice = decide(Some(&paid), money("31.72"), day(2));
+        let twice = decide(Some(&paid), money("31.72"), day(2), today());
         assert_eq!(twice.status, PaymentStatus::Duplicate);
         assert_eq!(twice.credited, money("31.72"));
     }
@@ -252,35 +295,71 @@ mod tests {
     fn the_deadline_counts_by_booking_day() {
         let open = order(Standing::Open, "10.00", "0");
         assert_eq!(
-            decide(Some(&open), money("10.00"), day(3)).status,
+            decide(Some(&open), money("10.00"), day(3), today()).status,
             PaymentStatus::Matched,
             "booked on the last day"
         );
-        let late = decide(Some(&open), money("10.00"), day(4));
+        let late = decide(Some(&open), money("10.00"), day(4), today());
         assert_eq!(late.reason, Some(UnmatchedReason::ReservationExpired));
         let expired = order(Standing::Expired, "10.00", "0");
         assert_eq!(
-            decide(Some(&expired), money("10.00"), day(2)).status,
+            decide(Some(&expired), money("10.00"), day(2), today()).status,
             PaymentStatus::Matched,
             "paid in time, imported after the expiry"
         );
         assert_eq!(
-            decide(Some(&expired), money("10.00"), day(5)).reason,
+            decide(Some(&expired), money("10.00"), day(5), today()).reason,
             Some(UnmatchedReason::ReservationExpired)
         );
         assert_eq!(
-            decide(None, money("1.00"), day(1)).reason,
+            decide(None, money("1.00"), day(1), today()).reason,
             Some(UnmatchedReason::UnknownReference)
         );
         assert_eq!(
             decide(
                 Some(&order(Standing::Cancelled, "1.00", "0")),
                 money("1.00"),
-                day(1)
+                day(1),
+                today()
             )
             .reason,
             Some(UnmatchedReason::OrderCancelled)
         );
+    }
+
+    #[test]
+    fn a_booking_date_that_cannot_be_true_pays_nothing_by_itself() {
+        // The order was made on the 1st; the import runs on the 5th.
+        let open = Payable {
+            reserved_until: Utc.with_ymd_and_hms(2026, 12, 31, 10, 0, 0).unwrap(),
+            ..order(Standing::Open, "10.00", "0")
+        };
+        let on = |d: NaiveDate| decide(Some(&open), money("10.00"), d, today());
+        assert_eq!(
+            on(day(6)).status,
+            PaymentStatus::Matched,
+            "a day ahead: time zones"
+        );
+        assert_eq!(on(day(7)).reason, Some(UnmatchedReason::BookedInFuture));
+        assert_eq!(on(day(1)).status, PaymentStatus::Matched);
+        let before = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        assert_eq!(
+            on(before).status,
+            PaymentStatus::Matched,
+            "a day before: time zones"
+        );
+        let long_before = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        assert_eq!(
+            on(long_before).reason,
+            Some(UnmatchedReason::BookedBeforeOrder)
+        );
+        assert!(!on(long_before).applied.is_positive() && !on(day(7)).credited.is_positive());
+        // By hand, the operator decides.
+        let by_hand = open.deadline_waived();
+        for d in [long_before, day(7)] {
+            let decision = decide(Some(&by_hand), money("10.00"), d, today());
+            assert_eq!(decision.status, PaymentStatus::Matched);
+        }
     }
 
     #[test]
@@ -289,10 +368,10 @@ mod tests {
             kind: PayableKind::TopUp,
             ..order(Standing::Open, "100.00", "0")
         };
-        let part = decide(Some(&top_up), money("60.00"), day(1));
+        let part = decide(Some(&top_up), money("60.00"), day(1), today());
         assert_eq!(part.status, PaymentStatus::Partial);
         assert_eq!(part.credited, money("60.00"));
-        let over = decide(Some(&top_up.after(&part)), money("50.00"), day(1));
+        let over = decide(Some(&top_up.after(&part)), money("50.00"), day(1), today());
         assert_eq!(over.status, PaymentStatus::Overpaid);
         assert_eq!(over.credited, money("50.00"));
         assert!(over.completes);
@@ -305,7 +384,7 @@ mod tests {
         fn no_cent_is_lost(due in 1i64..1_000_000, received in 0i64..1_000_000, amount in 1i64..2_000_000) {
             let received = received % due;
             let payable = order(Standing::Open, &Money::from_cents(due).to_string(), &Money::from_cents(received).to_string());
-            let d = decide(Some(&payable), Money::from_cents(amount), day(1));
+            let d = decide(Some(&payable), Money::from_cents(amount), day(1), today());
             proptest::prop_assert_eq!((d.applied + d.credited).cents(), amount);
             proptest::prop_assert!(payable.after(&d).received.cents() <= due);
             proptest::prop_assert_eq!(d.completes, received + amount >= due);

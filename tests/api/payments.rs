@@ -250,8 +250,21 @@ async fn unknown_missing_and_expired_references_wait_for_the_back_office() {
     let reference = rf(&placed);
     let unknown = rinnovo::payments::CreditorReference::generate();
 
-    // Booked after the deadline (10 days by default): expired.
-    let late = Utc::now().date_naive() + chrono::Days::new(11);
+    // Booked after the deadline (10 days by default): expired. The order is made twelve
+    // days ago, so that the payment, booked yesterday, is after it and after its deadline
+    // (and not among today's bookings, which the summary below counts).
+    {
+        let made = Utc::now().naive_utc() - chrono::Duration::days(12);
+        let mut conn = app.pool.get().unwrap();
+        diesel::update(orders::table.filter(orders::id.eq(placed["id"].as_str().unwrap())))
+            .set((
+                orders::created_at.eq(made),
+                orders::reserved_until.eq(made + chrono::Duration::days(10)),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let late = Utc::now().date_naive() - chrono::Days::new(1);
     let report = import_ok(
         &app,
         &operator,

@@ -5,7 +5,7 @@
 
 use chrono::{NaiveDate, Utc};
 use diesel::prelude::*;
-use rinnovo::db::schema::payments;
+use rinnovo::db::schema::{orders, payments};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -267,6 +267,7 @@ async fn transfer_order(app: &TestApp, customer: &SignedIn) -> (String, String) 
         .unwrap();
     assert_eq!(response.status(), 201);
     let order: Value = response.json().await.unwrap();
+    made_days_ago(app, order["id"].as_str().unwrap(), 40);
     (
         order["id"].as_str().unwrap().to_owned(),
         order["transfer"]["reference"].as_str().unwrap().to_owned(),
@@ -338,8 +339,21 @@ fn file_cents(lines: &[Line]) -> i64 {
         .sum()
 }
 
+/// Day `d` (1 to 31) of the last 31 days, the 31st being today: the statements' booking
+/// dates, after the orders they pay (made forty days ago) and never in the future.
 fn day(d: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
+    Utc::now().date_naive() - chrono::Duration::days(31 - i64::from(d))
+}
+
+/// Moves an order's making `days` back, its reservation left as it is: a payment booked
+/// on a past day must come after the order for its RF code to pay it.
+fn made_days_ago(app: &TestApp, order_id: &str, days: i64) {
+    let made = Utc::now().naive_utc() - chrono::Duration::days(days);
+    let mut conn = app.pool.get().unwrap();
+    diesel::update(orders::table.filter(orders::id.eq(order_id)))
+        .set(orders::created_at.eq(made))
+        .execute(&mut conn)
+        .unwrap();
 }
 
 #[tokio::test]
@@ -982,4 +996,72 @@ async fn a_sum_resolved_by_hand_keeps_its_money_when_its_detail_comes() {
         assert_eq!(order_status(&app, &customer, id).await, "awaiting_payment");
     }
     assert_eq!(coupons(&app).await, 0, "no order paid twice");
+}
+
+#[tokio::test]
+async fn an_entry_booked_in_the_future_or_before_its_order_waits_for_the_back_office() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let operator = app.back_office("visura").await;
+    let today = Utc::now().date_naive();
+    let (made_now, made_now_rf) = transfer_order(&app, &customer).await;
+    made_days_ago(&app, &made_now, 0);
+    let (ahead, ahead_rf) = transfer_order(&app, &customer).await;
+    let (tomorrow, tomorrow_rf) = transfer_order(&app, &customer).await;
+    let file = camt053(
+        8,
+        &[
+            Line::credit(PRICE, &made_now_rf, &bank_ref()).booked(today - chrono::Days::new(5)),
+            Line::credit(PRICE, &ahead_rf, &bank_ref()).booked(today + chrono::Days::new(3)),
+            // A day ahead is the bank's calendar, not an error.
+            Line::credit(PRICE, &tomorrow_rf, &bank_ref()).booked(today + chrono::Days::new(1)),
+        ],
+    );
+    let (_, report) = import_ok(&app, &operator, &file).await;
+    assert_eq!(report["outcomes"]["unmatched"]["count"], 2, "{report}");
+    assert_eq!(report["outcomes"]["matched"]["count"], 1, "{report}");
+    assert_eq!(
+        order_status(&app, &customer, &made_now).await,
+        "awaiting_payment"
+    );
+    assert_eq!(
+        order_status(&app, &customer, &ahead).await,
+        "awaiting_payment"
+    );
+    assert_eq!(order_status(&app, &customer, &tomorrow).await, "fulfilled");
+
+    let queue = app
+        .get_json(
+            &operator.token,
+            "/api/v1/backoffice/payments?status=unmatched",
+        )
+        .await;
+    let reason_of = |rf: &str| {
+        queue["payments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["reference"] == rf)
+            .map(|p| (p["id"].as_str().unwrap().to_owned(), p["reason"].clone()))
+            .unwrap()
+    };
+    let (before_id, before_reason) = reason_of(&made_now_rf);
+    assert_eq!(before_reason, "booked_before_order", "{queue}");
+    assert_eq!(reason_of(&ahead_rf).1, "booked_in_future", "{queue}");
+    assert_eq!(
+        stored_cents(&app),
+        3 * 3172,
+        "the money is kept, only not applied"
+    );
+
+    // The operator, having checked it, matches it by hand: the order is paid.
+    let matched = app
+        .post_json_as(
+            &operator.token,
+            &format!("/api/v1/backoffice/payments/{before_id}/match"),
+            &json!({ "order_id": made_now, "reason": "data di contabile errata della banca" }),
+        )
+        .await;
+    assert_eq!(matched.status(), 200);
+    assert_eq!(order_status(&app, &customer, &made_now).await, "fulfilled");
 }

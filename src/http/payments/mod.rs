@@ -37,7 +37,8 @@ pub(super) struct PaymentDoc {
     direction: String,
     status: PaymentStatus,
     /// Why an unmatched payment waits (`no_reference`, `unknown_reference`,
-    /// `reservation_expired`, `order_cancelled`, `original_not_found`, `balance_too_low`).
+    /// `reservation_expired`, `order_cancelled`, `original_not_found`, `balance_too_low`,
+    /// `booked_in_future`, `booked_before_order`).
     reason: Option<String>,
     /// In euro.
     #[schema(example = "63.44")]

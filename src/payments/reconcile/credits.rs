@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
@@ -41,7 +41,7 @@ pub(super) fn apply_credits(
     let brand = context.brand;
     let references: Vec<Option<CreditorReference>> =
         credits.iter().map(|e| e.creditor_reference()).collect();
-    let mut targets = Targets::load(conn, &brand.id, &references)?;
+    let mut targets = Targets::load(conn, &brand.id, &references, now)?;
     let mut plan = Plan::default();
     for (entry, reference) in credits.iter().zip(references) {
         plan.add(brand, &mut targets, entry, reference)?;
@@ -110,6 +110,8 @@ struct Targets {
     owners: HashMap<String, Holder>,
     /// By RF code: the standing after the payments decided so far.
     standing: HashMap<String, Payable>,
+    /// The day of the import, against which booking dates are checked.
+    today: NaiveDate,
 }
 
 impl Targets {
@@ -117,6 +119,7 @@ impl Targets {
         conn: &mut DbConnection,
         brand_id: &str,
         references: &[Option<CreditorReference>],
+        now: DateTime<Utc>,
     ) -> Result<Self, ImportError> {
         let codes: Vec<String> = references
             .iter()
@@ -144,6 +147,7 @@ impl Targets {
             loaded,
             owners,
             standing,
+            today: now.date_naive(),
         })
     }
 
@@ -164,7 +168,7 @@ impl Targets {
             };
         };
         let current = self.standing.get(reference.as_str());
-        let decision = decide(current, entry.amount, entry.booking_date);
+        let decision = decide(current, entry.amount, entry.booking_date, self.today);
         if let Some(current) = current {
             let next = current.after(&decision);
             self.standing.insert(reference.as_str().to_owned(), next);

@@ -233,6 +233,8 @@ fn unmatched_reason_label(reason: &str) -> String {
         "order_cancelled" => "ordine annullato".into(),
         "original_not_found" => "accredito originale non trovato".into(),
         "balance_too_low" => "credito prepagato già speso".into(),
+        "booked_in_future" => "data di contabile futura".into(),
+        "booked_before_order" => "contabilizzato prima dell'ordine".into(),
         other => other.into(),
     }
 }
