@@ -60,7 +60,7 @@ impl Application {
             tokens: Arc::new(TokenIssuer::new(&secret, access_ttl)),
             coupon_key: Arc::new(coupon_key),
             ca,
-            csrf_key: Arc::new(crate::web::CsrfKey::derive(&secret)),
+            csrf_key: Arc::new(crate::auth::web_sessions::CsrfKey::derive(&secret)),
         });
 
         let metrics = web::Data::new(http::metrics::Metrics::new()?);

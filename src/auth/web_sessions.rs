@@ -74,3 +74,25 @@ pub fn end_all_of_user(
     }
     ended.execute(conn)
 }
+
+/// The key of the session-bound CSRF tokens, derived from the server secret so every
+/// process agrees on it, and kept apart from the secret's other uses.
+pub struct CsrfKey(Vec<u8>);
+
+impl CsrfKey {
+    pub fn derive(secret: &[u8]) -> Self {
+        Self(hmac_sha256(secret, b"rinnovo web session csrf key").to_vec())
+    }
+
+    /// The token of the session whose cookie is `session`.
+    pub fn token_for(&self, session: &str) -> String {
+        crate::secrets::hex(&hmac_sha256(&self.0, session.as_bytes()))
+    }
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}

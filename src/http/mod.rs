@@ -48,7 +48,7 @@ pub struct AppState {
     pub coupon_key: Arc<CouponKey>,
     pub ca: Arc<dyn CertificateAuthority>,
     /// The key of the pages' session-bound CSRF tokens.
-    pub csrf_key: Arc<crate::web::CsrfKey>,
+    pub csrf_key: Arc<crate::auth::web_sessions::CsrfKey>,
 }
 
 /// Counts a hit against `limit` for `subject`; past the limit, the 429 problem (with
