@@ -157,18 +157,11 @@ impl Identity {
     /// 429 `too-many-requests` from the password throttle, with `Retry-After`.
     fn throttled(throttled: Throttled, detail: impl ToString) -> Self {
         let retry_after_seconds = throttled.retry_after_seconds;
-        Self {
-            shape: Shape::Throttled {
-                retry_after_seconds,
-            },
-            ..Self::refused(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too-many-requests",
-                "Too many requests",
-                detail,
-                format!("Troppi tentativi con una password errata: riprova tra {retry_after_seconds} secondi."),
-            )
-        }
+        Self::too_many(
+            retry_after_seconds,
+            detail,
+            format!("Troppi tentativi con una password errata: riprova tra {retry_after_seconds} secondi."),
+        )
     }
 
     /// 429 `too-many-requests` from a rate limit, with `Retry-After`.

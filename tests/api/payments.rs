@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::helpers::{problem, spawn_app, spawn_app_with_smtp, SignedIn, TestApp};
 use crate::smtp::{coupon_codes, decoded, SmtpSink};
-use crate::statements::{camt053, camt054, cbi_camt053, postal_csv, Line};
+use crate::statements::{camt053, camt054, cbi_camt053, import, postal_csv, Line};
 
 /// RIN-FIRMA-CNS: 26.00 + 22% = 31.72.
 const PRODUCT: &str = "RIN-FIRMA-CNS";
@@ -35,17 +35,6 @@ async fn transfer_order(app: &TestApp, customer: &SignedIn, method: &str) -> Val
 
 fn rf(order: &Value) -> String {
     order["transfer"]["reference"].as_str().unwrap().to_owned()
-}
-
-async fn import(app: &TestApp, operator: &SignedIn, file: &str) -> reqwest::Response {
-    app.client
-        .post(format!("{}/api/v1/backoffice/statements", app.address))
-        .bearer_auth(&operator.token)
-        .header("content-type", "application/xml")
-        .body(file.to_owned())
-        .send()
-        .await
-        .unwrap()
 }
 
 async fn import_ok(app: &TestApp, operator: &SignedIn, file: &str) -> Value {

@@ -274,7 +274,8 @@ async fn transfer_order(app: &TestApp, customer: &SignedIn) -> (String, String) 
     )
 }
 
-async fn import(app: &TestApp, operator: &SignedIn, file: &str) -> reqwest::Response {
+/// Uploads `file` as the operator's statement, as XML.
+pub async fn import(app: &TestApp, operator: &SignedIn, file: &str) -> reqwest::Response {
     app.client
         .post(format!("{}/api/v1/backoffice/statements", app.address))
         .bearer_auth(&operator.token)
