@@ -27,7 +27,7 @@ mod responses;
 use std::sync::Arc;
 
 use actix_web::middleware::ErrorHandlers;
-use actix_web::web;
+use actix_web::{web, HttpResponse};
 
 pub use errors::{Identify, Identity};
 pub use problem::{ApiError, Problem, PROBLEM_CONTENT_TYPE};
@@ -40,6 +40,31 @@ use crate::db::{DbConnection, Pool};
 
 /// Largest JSON body accepted; bulk orders of a thousand lines fit comfortably.
 const JSON_BODY_LIMIT: usize = 256 * 1024;
+
+/// Longest request target (path and query) served. Every URL of the API and the pages is
+/// far shorter; 8 KiB is what common proxies allow by default. Up to about 64 KiB the
+/// HTTP layer hands the request to us and it gets a 414 problem here; beyond that the
+/// HTTP layer itself refuses the request head (400 or 431) and closes the connection.
+pub const MAX_URL_LENGTH: usize = 8 * 1024;
+
+/// The 414 answer for a request whose URL is longer than `MAX_URL_LENGTH`, if it is.
+pub fn refuse_long_url(request: &actix_web::dev::ServiceRequest) -> Option<HttpResponse> {
+    let length = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    (length > MAX_URL_LENGTH).then(|| {
+        actix_web::ResponseError::error_response(
+            &ApiError::refused(
+                actix_web::http::StatusCode::URI_TOO_LONG,
+                "url-too-long",
+                "URI Too Long",
+                format!("the URL has {length} characters; at most {MAX_URL_LENGTH} are served"),
+            )
+            .on_field("url", "max_length"),
+        )
+    })
+}
 
 pub struct AppState {
     pub pool: Pool,
@@ -133,7 +158,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(web::PathConfig::default().error_handler(|e, _| problem::path_error(e)))
     .app_data(web::QueryConfig::default().error_handler(|e, _| problem::query_error(e)))
     .service(web::resource("/api/openapi.json").route(web::get().to(openapi::json)))
-    .service(web::resource("/api/docs").route(web::get().to(openapi::viewer)))
+    .service(web::resource("/api/docs").route(web::get().to(openapi::viewer_root)))
+    .service(web::resource("/api/docs/{file:.*}").route(web::get().to(openapi::viewer)))
     .service(web::resource("/health/live").route(web::get().to(health::live)))
     .service(web::resource("/health/ready").route(web::get().to(health::ready)))
     .service(web::resource("/metrics").route(web::get().to(metrics::scrape)))
