@@ -20,6 +20,7 @@ use crate::catalog::{CatalogError, ProductChangeError, ProposalError};
 use crate::coupons::VoidError;
 use crate::lookup::LookupError;
 use crate::orders::checkout::CheckoutError;
+use crate::orders::resend::ResendError;
 use crate::orders::OrderError;
 use crate::payments::manual::TargetError;
 use crate::payments::queue::ManualError;
@@ -400,6 +401,44 @@ impl Identify for OrderError {
             )),
             OrderError::Storage(e) => Err(e),
         }
+    }
+}
+
+impl Identify for ResendError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        Ok(match self {
+            ResendError::NotFound => Identity::not_found(
+                "unknown-order",
+                "Unknown order",
+                detail,
+                "Ordine non trovato.",
+            ),
+            ResendError::NotFulfilled(status) => Identity::conflict(
+                "order-not-fulfilled",
+                "Order not fulfilled",
+                detail,
+                format!(
+                    "L'ordine è {}: i codici esistono solo quando è evaso.",
+                    order_status_label(status.as_str())
+                ),
+            ),
+            ResendError::NothingUnused => Identity::conflict(
+                "no-unused-codes",
+                "No unused codes",
+                detail,
+                "L'ordine non ha più codici da usare: sono già stati usati, annullati o sono scaduti.",
+            ),
+            ResendError::TooOften(seconds) => Identity::too_many(
+                seconds,
+                detail,
+                format!(
+                    "I codici di questo ordine sono già stati inviati di nuovo più volte: riprova tra {}.",
+                    italian_wait(seconds)
+                ),
+            ),
+            ResendError::Storage(e) => return Err(e),
+        })
     }
 }
 

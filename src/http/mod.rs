@@ -4,6 +4,7 @@ mod agent;
 pub mod auth;
 mod catalog;
 mod coupons;
+pub(crate) use coupons::csv_download;
 mod emails;
 mod errors;
 mod extract;
@@ -203,7 +204,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(orders::create)),
     )
     .service(web::resource("/api/v1/orders/{id}").route(web::get().to(orders::show)))
+    .service(
+        web::resource("/api/v1/orders/{id}/codes/resend")
+            .route(web::post().to(orders::resend_codes)),
+    )
+    .service(
+        web::resource("/api/v1/backoffice/orders/{id}/codes/resend")
+            .route(web::post().to(orders::resend_codes_as_operator)),
+    )
     .service(web::resource("/api/v1/coupons").route(web::get().to(coupons::list)))
+    .service(web::resource("/api/v1/coupons/export").route(web::get().to(coupons::export)))
     .service(web::resource("/api/v1/coupons/{code}/status").route(web::get().to(coupons::status)))
     .service(
         web::resource("/api/v1/backoffice/coupons/{id}/void").route(web::post().to(coupons::void)),

@@ -25,7 +25,7 @@ use crate::http::AppState;
 use crate::idempotency::{self, IdempotencyError, IdempotencyKey};
 use crate::lookup::{self, Eligibility, RenewalStatus};
 use crate::orders::checkout::{self, Cart, CheckoutError};
-use crate::orders::{self, OrderError, OrderStatus, PaymentMethod};
+use crate::orders::{self, resend, OrderError, OrderStatus, PaymentMethod};
 use crate::prepaid::{self, PrepaidError};
 use crate::registry::{CertificateKind, CodiceFiscale};
 use crate::validation::PersonName;
@@ -41,6 +41,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/negozio/acquista/riepilogo", web::get().to(summary))
         .route("/negozio/acquista/conferma", web::post().to(confirm))
         .route("/negozio/ordini/{id}", web::get().to(order))
+        .route(
+            "/negozio/ordini/{id}/invia-codici",
+            web::post().to(resend_codes),
+        )
         .route("/negozio/{brand}/accedi", web::get().to(sign_in_form))
         .route("/negozio/{brand}/accedi", web::post().to(sign_in))
         .route("/negozio/{brand}/iscriviti", web::get().to(sign_up_form))
@@ -672,7 +676,13 @@ async fn confirm(
     shop.render(identity.status, "errore", context)
 }
 
-async fn order(shop: BuyerPage, id: web::Path<String>) -> Result<HttpResponse, WebError> {
+async fn order(
+    shop: BuyerPage,
+    id: web::Path<String>,
+    query: Query,
+) -> Result<HttpResponse, WebError> {
+    // `?codici=N`: the page after N new codes were sent.
+    let codes_resent = query.get("codici").and_then(|n| n.parse::<usize>().ok());
     let id = id.into_inner();
     let order = with_conn(&shop.state, move |conn| Ok(orders::find(conn, &id)?))
         .await?
@@ -701,6 +711,41 @@ async fn order(shop: BuyerPage, id: web::Path<String>) -> Result<HttpResponse, W
             "beneficiary": shop.brand.name,
             "reserved_until": order.reserved_until.map(|t| t.format("%d/%m/%Y").to_string()),
             "lines": lines,
+            "order_id": order.id,
+            "codes_resent": codes_resent,
+            "account_email": shop.user.email.as_str(),
         }),
     )
+}
+
+/// "Invia di nuovo i codici": the unused codes of the buyer's order are replaced and the
+/// new ones emailed ([`resend::resend_unused_codes`], as the API does).
+async fn resend_codes(
+    shop: BuyerPage,
+    id: web::Path<String>,
+    _: CheckedForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    let id = id.into_inner();
+    let state = shop.state.clone();
+    let order_id = id.clone();
+    let resent = shop
+        .read(move |conn, user| {
+            Ok(resend::resend_unused_codes(
+                conn,
+                &state.coupon_key,
+                &state.config.public_url,
+                &resend::Requester::Owner {
+                    user_id: &user.id,
+                    brand_id: &user.brand_id,
+                },
+                &order_id,
+                Utc::now(),
+            )?)
+        })
+        .await?;
+    // The id named an order of the buyer's, so it is a plain id fit for a URL.
+    Ok(see_other(&format!(
+        "/negozio/ordini/{id}?codici={}",
+        resent.codes
+    )))
 }

@@ -13,6 +13,7 @@ mod helpers;
 mod issuance;
 mod limits;
 mod lookup;
+mod lost_codes;
 mod metrics;
 mod openapi;
 mod orders;
