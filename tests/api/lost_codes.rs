@@ -451,3 +451,72 @@ async fn an_officer_exports_their_coupons_as_csv_with_codes_masked() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_back_office_sends_a_customers_codes_again_from_its_pages() {
+    let (sink, port) = SmtpSink::start(0).await;
+    let app = spawn_app_with_smtp(port, &[]).await;
+    let customer = app.customer("visura").await;
+    let operator = app.back_office("visura").await;
+    let order = paid_order(&app, &customer, 1).await;
+    sink.wait_for(2, Duration::from_secs(20)).await;
+    let (office, _) = Browser::signed_in(&app, &operator.email).await;
+
+    let list = office.get("/backoffice/ordini").await;
+    let link = format!("/backoffice/coupon?ordine={order}");
+    // Handlebars escapes `=` in attributes; the browser reads it back.
+    let escaped = link.replace('=', "&#x3D;");
+    assert!(list.body.contains(&escaped), "{}", list.body);
+    let form = office.get(&link).await;
+    assert_eq!(form.status, 200);
+    assert!(
+        form.body.contains(&format!("value=\"{order}\"")),
+        "{}",
+        form.body
+    );
+
+    let no_reason = office
+        .post(
+            "/backoffice/coupon/invia-codici",
+            &[("order_id", &order), ("reason", "")],
+        )
+        .await;
+    assert_eq!(no_reason.status, 422);
+    assert!(
+        no_reason.body.contains("id=\"resend_reason-error\""),
+        "{}",
+        no_reason.body
+    );
+    let unknown = office
+        .post(
+            "/backoffice/coupon/invia-codici",
+            &[("order_id", "nessuno"), ("reason", "chiamata del cliente")],
+        )
+        .await;
+    assert_eq!(unknown.status, 422);
+    assert_eq!(
+        text_of(&unknown.body, "order_id-error"),
+        "Ordine non trovato."
+    );
+
+    let sent = office
+        .post(
+            "/backoffice/coupon/invia-codici",
+            &[("order_id", &order), ("reason", "chiamata del cliente")],
+        )
+        .await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    assert_eq!(text_of(&sent.body, "codici-nuovi"), "1");
+    assert_eq!(text_of(&sent.body, "codici-destinatario"), customer.email);
+    let again = decoded(&sink.wait_for(3, Duration::from_secs(20)).await[2]);
+    assert_eq!(coupon_codes(&again).len(), 1, "{again}");
+    // Sent again (a reload): the new code is unused too, so it is replaced once more,
+    // which is what a second request means; nothing is lost.
+    let reasons: Vec<String> = audit_log::table
+        .filter(audit_log::action.eq("order.codes_resent"))
+        .select(audit_log::details)
+        .load(&mut app.pool.get().unwrap())
+        .unwrap();
+    assert_eq!(reasons.len(), 1);
+    assert!(reasons[0].contains("chiamata del cliente"), "{reasons:?}");
+}

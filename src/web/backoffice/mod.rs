@@ -72,7 +72,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(emails::retry_email),
         )
         .route("/backoffice/coupon", web::get().to(coupons::coupon_form))
-        .route("/backoffice/coupon", web::post().to(coupons::void_coupon));
+        .route("/backoffice/coupon", web::post().to(coupons::void_coupon))
+        .route(
+            "/backoffice/coupon/invia-codici",
+            web::post().to(coupons::resend_codes),
+        );
 }
 
 async fn home(_request: HttpRequest, Operator(_user): Operator) -> Result<HttpResponse, WebError> {
