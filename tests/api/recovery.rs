@@ -476,3 +476,19 @@ async fn the_pages_recover_a_password() {
         200
     );
 }
+
+#[tokio::test]
+async fn the_forgotten_password_page_is_limited_per_address_too() {
+    let app = app_keeping_emails().await;
+    let browser = Browser::anonymous(&app, "visura").await;
+    let path = "/negozio/visura/accedi/password-dimenticata";
+    for n in 0..ADDRESS_LIMIT.max_hits {
+        let email = format!("chi-{n}@example.it");
+        assert_eq!(browser.post(path, &[("email", &email)]).await.status, 200);
+    }
+    let page = browser.post(path, &[("email", "chi@example.it")]).await;
+    assert_eq!(page.status, 429);
+    assert!(page.body.contains("Troppe richieste"), "{}", page.body);
+    // The API counts the same requests: this address is held back there too.
+    problem(ask(&app, "chi@example.it").await, 429).await;
+}
