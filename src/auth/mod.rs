@@ -1,8 +1,10 @@
 //! Accounts and sign-in: users of a brand with a role, passwords, access and refresh
-//! tokens, the password throttle, and what a user does to their own account.
+//! tokens, the password throttle, what a user does to their own account, and recovering a
+//! forgotten password.
 
 pub mod account;
 pub mod password;
+pub mod recovery;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;

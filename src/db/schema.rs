@@ -392,6 +392,17 @@ diesel::joinable!(devices -> holders (holder_id));
 diesel::joinable!(order_lines -> orders (order_id));
 diesel::joinable!(coupons -> products (product_id));
 diesel::joinable!(users -> brands (brand_id));
+diesel::table! {
+    password_resets (id) {
+        id -> Text,
+        user_id -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(prepaid_accounts -> users (owner_id));
 diesel::joinable!(prepaid_entries -> prepaid_accounts (account_id));
@@ -401,6 +412,7 @@ diesel::joinable!(renewal_reminders -> certificates (certificate_id));
 diesel::joinable!(renewals -> devices (device_id));
 diesel::joinable!(renewals -> coupons (coupon_id));
 diesel::joinable!(web_sessions -> users (user_id));
+diesel::joinable!(password_resets -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     agent_challenges,
@@ -429,4 +441,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     renewal_reminders,
     renewals,
     web_sessions,
+    password_resets,
 );

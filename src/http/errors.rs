@@ -9,10 +9,13 @@
 
 use actix_web::http::StatusCode;
 
-use super::italian::{coupon_status_label, euro, order_status_label, payment_status_text};
+use super::italian::{
+    coupon_status_label, euro, order_status_label, password_rule, payment_status_text,
+};
 use super::problem::{ApiError, FieldError};
 use crate::agent::AgentAuthError;
 use crate::auth::account::AccountError;
+use crate::auth::recovery::RecoveryError;
 use crate::auth::sessions::SessionError;
 use crate::auth::throttle::Throttled;
 use crate::auth::UserError;
@@ -641,6 +644,39 @@ impl Identify for AccountError {
             ),
             AccountError::User(e) => return e.identify(),
             AccountError::Storage(e) => return Err(e),
+        })
+    }
+}
+
+impl Identify for RecoveryError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        use crate::validation::Rule;
+        let detail = self.to_string();
+        Ok(match self {
+            RecoveryError::TooManyRequests {
+                retry_after_seconds,
+            } => Identity::too_many(
+                retry_after_seconds,
+                detail,
+                format!(
+                    "Troppe richieste di una nuova password da questo indirizzo: riprova tra {}.",
+                    italian_wait(retry_after_seconds)
+                ),
+            ),
+            RecoveryError::LinkInvalid => Identity::refused(
+                StatusCode::BAD_REQUEST,
+                "reset-link-invalid",
+                "Reset link not valid",
+                detail,
+                "Il link per impostare una nuova password non è più valido: è scaduto, è già \
+                 stato usato, oppure ne hai chiesto uno più recente. Chiedine uno nuovo.",
+            )
+            .on_field("token", "live_link"),
+            RecoveryError::Password(e) => {
+                Identity::invalid("new_password", e.rule(), detail, password_rule(&e))
+            }
+            RecoveryError::User(e) => return e.identify(),
+            RecoveryError::Storage(e) => return Err(e),
         })
     }
 }

@@ -169,6 +169,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/api/v1/auth/refresh").route(web::post().to(auth::refresh)))
     .service(web::resource("/api/v1/auth/logout").route(web::post().to(auth::logout)))
     .service(
+        web::resource("/api/v1/auth/password-reset")
+            .route(web::post().to(auth::request_password_reset)),
+    )
+    .service(
+        web::resource("/api/v1/auth/password-reset/confirm")
+            .route(web::post().to(auth::confirm_password_reset)),
+    )
+    .service(
         web::resource("/api/v1/me")
             .route(web::get().to(me::get))
             .route(web::patch().to(me::patch)),

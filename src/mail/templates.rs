@@ -57,6 +57,12 @@ const TEMPLATES: &[(&str, &str, &str, &str)] = &[
         include_str!("../../templates/email/renewal_failed.text.hbs"),
         include_str!("../../templates/email/renewal_failed.html.hbs"),
     ),
+    (
+        "password_reset",
+        "{{brand}}: imposta una nuova password",
+        include_str!("../../templates/email/password_reset.text.hbs"),
+        include_str!("../../templates/email/password_reset.html.hbs"),
+    ),
 ];
 
 pub struct Templates {

@@ -17,6 +17,7 @@ mod account;
 mod backoffice;
 mod page_context;
 mod pages;
+mod recovery;
 mod shop;
 
 use actix_web::cookie::{Cookie, SameSite};
@@ -44,6 +45,7 @@ const BRAND_COOKIE: &str = "rinnovo_brand";
 pub fn configure(cfg: &mut web::ServiceConfig) {
     shop::configure(cfg);
     account::configure(cfg);
+    recovery::configure(cfg);
     backoffice::configure(cfg);
 }
 

@@ -84,8 +84,11 @@ pub struct SignInForm {
 const SIGN_IN: (&str, &str) = ("accedi", "Accedi");
 const SIGN_UP: (&str, &str) = ("iscriviti", "Iscriviti");
 
-async fn sign_in_form(visitor: VisitorPage) -> Result<HttpResponse, WebError> {
-    let fields = json!({ "email": "", "error": null });
+async fn sign_in_form(visitor: VisitorPage, query: Query) -> Result<HttpResponse, WebError> {
+    // After a password reset (`?password=nuova`), say so above the form.
+    let notice = (query.get("password").map(String::as_str) == Some("nuova"))
+        .then_some("La nuova password è impostata: accedi con quella.");
+    let fields = json!({ "email": "", "error": null, "notice": notice });
     visitor.render(StatusCode::OK, SIGN_IN, fields)
 }
 
@@ -155,7 +158,7 @@ fn sign_in_refused(
     if identity.status != StatusCode::UNAUTHORIZED {
         return Err(identity.into());
     }
-    let fields = json!({ "email": email, "error": identity.italian });
+    let fields = json!({ "email": email, "error": identity.italian, "notice": null });
     visitor.render(StatusCode::UNAUTHORIZED, SIGN_IN, fields)
 }
 
@@ -227,14 +230,7 @@ async fn sign_up(
 }
 
 pub(super) fn password_rule_in_italian(error: &crate::auth::PasswordError) -> &'static str {
-    use crate::auth::PasswordError::*;
-    match error {
-        TooShort => "La password deve avere almeno 12 caratteri.",
-        TooLong => "La password è troppo lunga.",
-        TooRepetitive => "La password deve avere almeno 5 caratteri diversi.",
-        Common => "Questa password è tra le più usate: scegline un'altra.",
-        ContainsEmail => "La password non deve contenere l'indirizzo email.",
-    }
+    crate::http::italian::password_rule(error)
 }
 
 fn sign_up_again(

@@ -20,6 +20,7 @@ mod orders;
 mod outbox;
 mod payments;
 mod prepaid;
+mod recovery;
 mod reminders;
 mod renewals;
 mod schema;
