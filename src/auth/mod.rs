@@ -2,6 +2,7 @@
 //! tokens, the password throttle, and what a user does to their own account.
 
 pub mod account;
+pub mod confirmation;
 pub mod password;
 pub mod sessions;
 pub mod throttle;

@@ -57,6 +57,18 @@ const TEMPLATES: &[(&str, &str, &str, &str)] = &[
         include_str!("../../templates/email/renewal_failed.text.hbs"),
         include_str!("../../templates/email/renewal_failed.html.hbs"),
     ),
+    (
+        "email_confirmation",
+        "{{brand}}: conferma il tuo indirizzo email",
+        include_str!("../../templates/email/email_confirmation.text.hbs"),
+        include_str!("../../templates/email/email_confirmation.html.hbs"),
+    ),
+    (
+        "email_change_notice",
+        "{{brand}}: richiesta di cambio dell'indirizzo email",
+        include_str!("../../templates/email/email_change_notice.text.hbs"),
+        include_str!("../../templates/email/email_change_notice.html.hbs"),
+    ),
 ];
 
 pub struct Templates {
