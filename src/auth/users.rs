@@ -266,7 +266,7 @@ pub(super) fn set_confirmed_email(
 }
 
 /// Whether another user of `brand_id` has the address.
-pub fn email_taken(
+pub(super) fn email_taken(
     conn: &mut DbConnection,
     brand_id: &str,
     email: &EmailAddress,

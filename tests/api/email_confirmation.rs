@@ -97,7 +97,13 @@ async fn an_unconfirmed_account_cannot_order_or_top_up_until_it_confirms() {
     assert_eq!(me["email_confirmed"], false);
     app.credit(&customer.user_id, "50.00");
 
-    let body = problem(app.order(&customer.token, one("RIN-FIRMA")).await, 403).await;
+    let key = Uuid::new_v4().to_string();
+    let body = problem(
+        app.order_with_key(&customer.token, &key, one("RIN-FIRMA"))
+            .await,
+        403,
+    )
+    .await;
     assert_eq!(body["type"], "/problems/email-not-confirmed");
     // Finding 3: top-ups to an unverified address sent an email each. Now none goes.
     for _ in 0..5 {
@@ -113,8 +119,11 @@ async fn an_unconfirmed_account_cannot_order_or_top_up_until_it_confirms() {
     app.confirm_email(&customer).await;
     let me: Value = app.get_json(&customer.token, "/api/v1/me").await;
     assert_eq!(me["email_confirmed"], true);
+    // The refusal was not kept under its Idempotency-Key: the same key now buys.
     assert_eq!(
-        app.order(&customer.token, one("RIN-FIRMA")).await.status(),
+        app.order_with_key(&customer.token, &key, one("RIN-FIRMA"))
+            .await
+            .status(),
         201
     );
     assert_eq!(top_up(&app, &customer.token).await.status(), 201);
