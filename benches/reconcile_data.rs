@@ -59,6 +59,11 @@ fn place_orders(url: &str, email: &str, count: usize) -> anyhow::Result<()> {
         .filter(users::email.eq(email))
         .select((users::id, users::name))
         .first(&mut conn)?;
+    // Orders email their payment instructions: only to a confirmed address (users made
+    // with `rinnovo user add` are).
+    let user = rinnovo::auth::users::find(&mut conn, &user_id)?
+        .ok_or_else(|| anyhow::anyhow!("no user {user_id}"))?;
+    let email = rinnovo::auth::confirmation::confirmed_email(&user)?;
     let products = catalog::resolve(
         &mut conn,
         BRAND,
@@ -74,7 +79,7 @@ fn place_orders(url: &str, email: &str, count: usize) -> anyhow::Result<()> {
         user_id,
         brand_id: BRAND.into(),
         name,
-        email: email.into(),
+        email,
     };
     let started = Instant::now();
     std::thread::scope(|scope| -> anyhow::Result<()> {

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use rinnovo::audit::Actor;
-use rinnovo::auth::{users, NewPassword, NewUser, Role};
+use rinnovo::auth::{confirmation, users, NewPassword, NewUser, Role};
 use rinnovo::config::Config;
 use rinnovo::email_address::EmailAddress;
 use rinnovo::registry::CodiceFiscale;
@@ -211,8 +211,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             };
             let user = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let mut conn = pool.get()?;
-                users::create(&mut conn, new, &Actor::Cli, chrono::Utc::now())
-                    .map_err(|e| anyhow::anyhow!("{e}"))
+                let now = chrono::Utc::now();
+                // The operator typed the address and vouches for it: no link to open.
+                rinnovo::db::write_transaction(&mut conn, |conn| {
+                    let user = users::create(conn, new, &Actor::Cli, now)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    confirmation::confirmed_by_operator(conn, &user, now)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    Ok::<_, anyhow::Error>(user)
+                })
             })
             .await??;
             println!(

@@ -1,6 +1,7 @@
-//! What a signed-in user does to their own account, the same through the API and the
-//! pages: change the profile (the password only after confirming the current one) and
-//! sign out everywhere.
+//! What a user does to their own account, the same through the API and the pages: sign
+//! up (which mails the confirmation link), change the profile (the password and the email
+//! address only after confirming the current password; a new address only once it is
+//! confirmed, see [`super::confirmation`]) and sign out everywhere.
 //!
 //! A password change ends every *other* session of the user: the other sign-ins (refresh
 //! tokens and the access tokens issued with them) and every other browser session. The
@@ -17,11 +18,13 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::confirmation::{self, ConfirmationError};
 use super::throttle::{self, Attempt, Throttled};
-use super::users::{self, ProfileChanges, User, UserError};
+use super::users::{self, NewUser, ProfileChanges, User, UserError};
 use super::{sessions, web_sessions};
 use crate::audit::{self, Actor, AuditEntry};
 use crate::db::{write_transaction, DbConnection};
+use crate::email_address::EmailAddress;
 
 /// The session a request comes through, which a password change leaves alive.
 #[derive(Debug, Clone, Copy)]
@@ -41,10 +44,48 @@ pub enum AccountError {
     #[error(transparent)]
     User(#[from] UserError),
     #[error(transparent)]
+    Confirmation(#[from] ConfirmationError),
+    #[error(transparent)]
     Storage(anyhow::Error),
 }
 
 storage_error_from!(AccountError: diesel::result::Error);
+
+/// A customer's own sign-up: the account (and its prepaid account), and the link that
+/// confirms its address, in one transaction. The account cannot buy until the link is
+/// opened.
+pub fn sign_up(
+    conn: &mut DbConnection,
+    new: NewUser,
+    public_url: &str,
+    now: DateTime<Utc>,
+) -> Result<User, UserError> {
+    write_transaction(conn, |conn| {
+        let user = users::create(conn, new, &Actor::System, now)?;
+        confirmation::send_sign_up_link(conn, &user, public_url, now).map_err(|e| match e {
+            ConfirmationError::User(e) => e,
+            other => UserError::Storage(anyhow::anyhow!(other)),
+        })?;
+        Ok(user)
+    })
+}
+
+/// Whether the changes need the current password: a new password, or a new address
+/// (coupon codes go to it).
+pub fn needs_current_password(
+    user: &User,
+    new_password: bool,
+    new_email: Option<&EmailAddress>,
+) -> bool {
+    new_password || new_email.is_some_and(|email| *email != user.email)
+}
+
+/// The profile after a change, and the new address waiting for its confirmation.
+#[derive(Debug)]
+pub struct ProfileUpdate {
+    pub user: User,
+    pub pending_email: Option<EmailAddress>,
+}
 
 /// A confirmation of the current password in progress: the throttle's attempt and the
 /// hash to verify against.
@@ -71,19 +112,26 @@ pub fn begin_reauthentication(
     })
 }
 
-/// Changes the profile. A new password needs `reauthentication`, the confirmation of the
-/// current one and whether it matched; with it, every other session of the user ends, in
-/// the same transaction as the change.
+/// Changes the profile. A new password or a new address needs `reauthentication`, the
+/// confirmation of the current password and whether it matched. With a new password every
+/// other session of the user ends, in the same transaction as the change. A new address
+/// (`new_email`, when it differs from the current one) is not set here: a link goes to it
+/// and a notice to the current one, and it becomes the user's when the link is opened.
+#[allow(clippy::too_many_arguments)]
 pub fn update_profile(
     conn: &mut DbConnection,
     user_id: &str,
     changes: ProfileChanges,
+    new_email: Option<EmailAddress>,
     reauthentication: Option<(Reauthentication, bool)>,
     session: CurrentSession<'_>,
+    public_url: &str,
     now: DateTime<Utc>,
-) -> Result<User, AccountError> {
+) -> Result<ProfileUpdate, AccountError> {
+    let current = users::find(conn, user_id)?.ok_or(UserError::NotFound)?;
+    let new_email = new_email.filter(|email| *email != current.email);
     let password_changes = changes.new_password.is_some();
-    if password_changes {
+    if needs_current_password(&current, password_changes, new_email.as_ref()) {
         match reauthentication {
             Some((confirmation, true)) => throttle::succeeded(conn, &confirmation.attempt)?,
             Some((_, false)) => {
@@ -111,7 +159,16 @@ pub fn update_profile(
                 now,
             )?;
         }
-        Ok(user)
+        let pending_email = match new_email {
+            Some(email) => Some(confirmation::request_change(
+                conn, &user, email, public_url, now,
+            )?),
+            None => confirmation::pending_email(conn, user_id, now)?,
+        };
+        Ok(ProfileUpdate {
+            user,
+            pending_email,
+        })
     })
 }
 

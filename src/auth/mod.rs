@@ -3,6 +3,7 @@
 //! forgotten password.
 
 pub mod account;
+pub mod confirmation;
 pub mod password;
 pub mod recovery;
 pub mod sessions;

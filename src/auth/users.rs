@@ -26,6 +26,8 @@ pub struct User {
     pub role: Role,
     pub codice_fiscale: Option<CodiceFiscale>,
     pub created_at: DateTime<Utc>,
+    /// When the user proved to read `email` (see `auth::confirmation`); `None` until then.
+    pub email_confirmed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug)]
@@ -39,11 +41,11 @@ pub struct NewUser {
 }
 
 /// A profile edit: `None` leaves a field as it is; for the codice fiscale, `Some(None)`
-/// clears it. A new password needs the current one.
+/// clears it. A new password needs the current one. The email is not here: a new address
+/// becomes the user's only once confirmed (`auth::confirmation`).
 #[derive(Debug, Default)]
 pub struct ProfileChanges {
     pub name: Option<PersonName>,
-    pub email: Option<EmailAddress>,
     pub codice_fiscale: Option<Option<CodiceFiscale>>,
     pub new_password: Option<NewPassword>,
 }
@@ -79,6 +81,7 @@ struct UserRow {
     role: String,
     codice_fiscale: Option<String>,
     created_at: NaiveDateTime,
+    email_confirmed_at: Option<NaiveDateTime>,
 }
 
 fn from_row(row: UserRow) -> Result<User, UserError> {
@@ -90,6 +93,7 @@ fn from_row(row: UserRow) -> Result<User, UserError> {
         role,
         codice_fiscale,
         created_at,
+        email_confirmed_at,
     } = row;
     Ok(User {
         role: Role::stored(&role, format_args!("user {id}"))?,
@@ -102,6 +106,7 @@ fn from_row(row: UserRow) -> Result<User, UserError> {
         brand_id,
         name,
         created_at: created_at.and_utc(),
+        email_confirmed_at: email_confirmed_at.map(|at| at.and_utc()),
     })
 }
 
@@ -200,11 +205,6 @@ pub fn update_profile(
                 .set(users::name.eq(name.as_str()))
                 .execute(conn)?;
         }
-        if let Some(email) = &changes.email {
-            diesel::update(target)
-                .set(users::email.eq(email.as_str()))
-                .execute(conn)?;
-        }
         if let Some(codice_fiscale) = &changes.codice_fiscale {
             diesel::update(target)
                 .set(users::codice_fiscale.eq(codice_fiscale.as_ref().map(|c| c.as_str())))
@@ -220,7 +220,6 @@ pub fn update_profile(
             .execute(conn)?;
         let changed: Vec<&str> = [
             changes.name.as_ref().map(|_| "name"),
-            changes.email.as_ref().map(|_| "email"),
             changes.codice_fiscale.as_ref().map(|_| "codice_fiscale"),
             password_hash.as_ref().map(|_| "password"),
         ]
@@ -262,4 +261,41 @@ pub fn set_password(
     } else {
         Err(UserError::NotFound)
     }
+}
+
+/// The user proved to read `email`: it becomes their address (it may be new), confirmed
+/// from `now`. A brand's addresses are unique, so an address another user of the brand
+/// took meanwhile is refused here, whatever was checked before. Called only by
+/// `auth::confirmation`, which audits it.
+pub(super) fn set_confirmed_email(
+    conn: &mut DbConnection,
+    id: &str,
+    email: &EmailAddress,
+    now: DateTime<Utc>,
+) -> Result<(), UserError> {
+    let changed = diesel::update(users::table.filter(users::id.eq(id)))
+        .set((
+            users::email.eq(email.as_str()),
+            users::email_confirmed_at.eq(now.naive_utc()),
+            users::updated_at.eq(now.naive_utc()),
+        ))
+        .execute(conn)?;
+    if changed == 0 {
+        return Err(UserError::NotFound);
+    }
+    Ok(())
+}
+
+/// Whether another user of `brand_id` has the address.
+pub(super) fn email_taken(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    email: &EmailAddress,
+) -> Result<bool, UserError> {
+    let found: i64 = users::table
+        .filter(users::brand_id.eq(brand_id))
+        .filter(users::email.eq(email.as_str()))
+        .count()
+        .get_result(conn)?;
+    Ok(found > 0)
 }

@@ -73,6 +73,7 @@ diesel::table! {
         codice_fiscale -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        email_confirmed_at -> Nullable<Timestamp>,
     }
 }
 
@@ -381,6 +382,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    email_confirmations (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        brand_id -> Text,
+        purpose -> Text,
+        email -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     renewal_reminders (certificate_id, threshold_days) {
         certificate_id -> Text,
         threshold_days -> Integer,
@@ -413,6 +426,7 @@ diesel::joinable!(renewals -> devices (device_id));
 diesel::joinable!(renewals -> coupons (coupon_id));
 diesel::joinable!(web_sessions -> users (user_id));
 diesel::joinable!(password_resets -> users (user_id));
+diesel::joinable!(email_confirmations -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     agent_challenges,
@@ -442,4 +456,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     renewals,
     web_sessions,
     password_resets,
+    email_confirmations,
 );

@@ -4,15 +4,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
+use super::extract::CurrentUser;
 use super::json::JsonObject;
 use super::me::ProfileResponse;
 use super::problem::FieldErrors;
-use super::responses::MalformedBody;
+use super::responses::{AccountGone, MalformedBody};
 use super::{ApiError, AppState, Problem};
-use crate::audit::Actor;
 use crate::auth::recovery;
 use crate::auth::sessions::{self, Session};
-use crate::auth::{password, users, NewPassword, NewUser, Role};
+use crate::auth::{account, confirmation, password, NewPassword, NewUser, Role};
 use crate::email_address::EmailAddress;
 use crate::registry::CodiceFiscale;
 use crate::validation::PersonName;
@@ -40,8 +40,11 @@ pub struct SignupRequest {
 
 /// Open a customer account
 ///
-/// Creates a customer account (and its prepaid account) in a brand. Every invalid field is
-/// reported at once in the problem's `errors`.
+/// Creates a customer account (and its prepaid account) in a brand and sends a link to the
+/// email address to confirm it; until it is confirmed the account can sign in but not order
+/// or top up. The address must be one the mailer delivers to: a plain `local@domain.tld`
+/// in ASCII (no quoted local part, no IP address as domain; rule `deliverable_email`). Every
+/// invalid field is reported at once in the problem's `errors`.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/signup",
@@ -88,8 +91,9 @@ pub async fn signup(
         codice_fiscale: codice_fiscale.flatten(),
     };
     // Hashing is slow on purpose; it runs inside with_conn's blocking thread.
+    let app = state.clone();
     let user = state
-        .with_conn(move |conn| users::create(conn, new, &Actor::System, Utc::now()))
+        .with_conn(move |conn| account::sign_up(conn, new, &app.config.public_url, Utc::now()))
         .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", "/api/v1/me"))
@@ -375,6 +379,49 @@ pub async fn confirm_password_reset(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The token of a confirmation link (`.../conferma-email?token=<token>`).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmEmailRequest {
+    token: String,
+}
+
+/// Confirm an email address with the token of its link
+///
+/// The signed-in user confirms their address with the token of the link emailed at sign-up,
+/// or confirms the new address they asked for (which then becomes the account's address;
+/// it is checked again to be free in the brand). A token works once, within 48 hours, and
+/// only for the account it was sent for.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/email/confirm",
+    tag = "auth",
+    operation_id = "auth_email_confirm",
+    request_body = ConfirmEmailRequest,
+    responses(
+        (status = 200, description = "Confirmed; the profile", body = ProfileResponse),
+        (status = 400, description = "The token is unknown, used, expired or for another \
+            account (`/problems/invalid-field`, field `token`, rule `valid_link`), or a \
+            malformed body (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        AccountGone,
+        (status = 409, description = "The new address got an account in this brand meanwhile \
+            (`/problems/email-taken`)",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn confirm_email(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    body: JsonObject<ConfirmEmailRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let token = body.into_inner().token;
+    let confirmed = state
+        .with_conn(move |conn| confirmation::confirm(conn, &token, Some(&user.id), Utc::now()))
+        .await?;
+    Ok(HttpResponse::Ok().json(ProfileResponse::from(confirmed)))
+}
+
 /// The sign-up / sign-in endpoints' part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
@@ -383,6 +430,7 @@ pub async fn confirm_password_reset(
     refresh,
     logout,
     request_password_reset,
-    confirm_password_reset
+    confirm_password_reset,
+    confirm_email
 ))]
 pub struct Docs;

@@ -15,6 +15,7 @@ use super::italian::{
 use super::problem::{ApiError, FieldError};
 use crate::agent::AgentAuthError;
 use crate::auth::account::AccountError;
+use crate::auth::confirmation::ConfirmationError;
 use crate::auth::recovery::RecoveryError;
 use crate::auth::sessions::SessionError;
 use crate::auth::throttle::Throttled;
@@ -440,6 +441,7 @@ impl Identify for ResendError {
                     italian_wait(seconds)
                 ),
             ),
+            ResendError::Confirmation(e) => return e.identify(),
             ResendError::Storage(e) => return Err(e),
         })
     }
@@ -643,6 +645,7 @@ impl Identify for AccountError {
                 "La password attuale non è corretta.",
             ),
             AccountError::User(e) => return e.identify(),
+            AccountError::Confirmation(e) => return e.identify(),
             AccountError::Storage(e) => return Err(e),
         })
     }
@@ -677,6 +680,50 @@ impl Identify for RecoveryError {
             }
             RecoveryError::User(e) => return e.identify(),
             RecoveryError::Storage(e) => return Err(e),
+        })
+    }
+}
+
+impl Identify for ConfirmationError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        Ok(match self {
+            ConfirmationError::NotConfirmed => Identity::forbidden(
+                "email-not-confirmed",
+                detail,
+                "Prima di acquistare o ricaricare il conto conferma il tuo indirizzo email: apri il link che ti abbiamo inviato.",
+            ),
+            ConfirmationError::InvalidLink => Identity::invalid(
+                "token",
+                "valid_link",
+                detail,
+                "Il link di conferma non è valido: è scaduto, è già stato usato o è di un altro account. Chiedine uno nuovo.",
+            ),
+            ConfirmationError::AlreadyConfirmed => Identity::conflict(
+                "email-already-confirmed",
+                "Email already confirmed",
+                detail,
+                "Il tuo indirizzo email è già confermato.",
+            ),
+            ConfirmationError::EmailTaken => Identity::conflict(
+                "email-taken",
+                "Email taken",
+                detail,
+                "Esiste già un account con questo indirizzo email: l'indirizzo non è stato cambiato.",
+            )
+            .on_field("email", "unique"),
+            ConfirmationError::TooManyEmails {
+                retry_after_seconds,
+            } => Identity::too_many(
+                retry_after_seconds,
+                detail,
+                format!(
+                    "Ti abbiamo già inviato diverse email di conferma: riprova tra {}.",
+                    italian_wait(retry_after_seconds)
+                ),
+            ),
+            ConfirmationError::User(e) => return e.identify(),
+            ConfirmationError::Storage(e) => return Err(e),
         })
     }
 }

@@ -1,16 +1,18 @@
-//! `GET/PATCH /api/v1/me`: the signed-in user's profile (its email is where coupons go);
+//! `GET/PATCH /api/v1/me`: the signed-in user's profile (its email is where coupons go,
+//! once confirmed); `POST /api/v1/me/email/confirmation`: a new confirmation link;
 //! `POST /api/v1/me/sessions/revoke`: sign out everywhere.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::extract::CurrentUser;
+use super::extract::{Buyer, CurrentUser};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
-use super::responses::AccountGone;
+use super::responses::{AccountGone, NotBuyer};
 use super::{ApiError, AppState, Problem};
-use crate::auth::account::{self, CurrentSession};
+use crate::auth::account::{self, CurrentSession, ProfileUpdate};
+use crate::auth::confirmation;
 use crate::auth::{password, users, NewPassword, ProfileChanges, Role, User, UserError};
 use crate::email_address::EmailAddress;
 use crate::registry::CodiceFiscale;
@@ -23,9 +25,16 @@ pub struct ProfileResponse {
     /// The brand the user belongs to.
     #[schema(example = "rinnovo")]
     brand: String,
-    /// Where the user's coupons are sent.
+    /// The account's address: where coupons, receipts and invoices are sent, once confirmed.
     #[schema(value_type = String, format = Email, example = "maria.rossi@example.it")]
     email: EmailAddress,
+    /// Whether `email` is confirmed (its link was opened). An unconfirmed account cannot
+    /// order or top up.
+    email_confirmed: bool,
+    /// A new address asked for and waiting for its confirmation link to be opened; until
+    /// then everything still goes to `email`. `null` when none.
+    #[schema(value_type = Option<String>, format = Email, required = true, example = json!(null))]
+    pending_email: Option<EmailAddress>,
     #[schema(example = "Maria Rossi")]
     name: String,
     role: Role,
@@ -40,11 +49,22 @@ impl From<User> for ProfileResponse {
         Self {
             id: user.id,
             brand: user.brand_id,
+            email_confirmed: user.email_confirmed_at.is_some(),
             email: user.email,
+            pending_email: None,
             name: user.name,
             role: user.role,
             codice_fiscale: user.codice_fiscale,
             created_at: user.created_at,
+        }
+    }
+}
+
+impl From<ProfileUpdate> for ProfileResponse {
+    fn from(update: ProfileUpdate) -> Self {
+        Self {
+            pending_email: update.pending_email,
+            ..update.user.into()
         }
     }
 }
@@ -64,7 +84,15 @@ impl From<User> for ProfileResponse {
 )]
 pub async fn get(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
     let found = state
-        .with_conn(move |conn| users::find(conn, &user.id)?.ok_or(UserError::NotFound))
+        .with_conn(move |conn| {
+            let found = users::find(conn, &user.id)?.ok_or(UserError::NotFound)?;
+            let pending_email = confirmation::pending_email(conn, &user.id, Utc::now())
+                .map_err(|e| UserError::Storage(e.into()))?;
+            Ok::<_, UserError>(ProfileUpdate {
+                user: found,
+                pending_email,
+            })
+        })
         .await?;
     Ok(HttpResponse::Ok().json(ProfileResponse::from(found)))
 }
@@ -88,7 +116,7 @@ pub struct ProfilePatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, example = "RSSMRA80A41H501U")]
     codice_fiscale: Option<Option<String>>,
-    /// Required (and checked) when `new_password` is given.
+    /// Required (and checked) when `new_password` or a new `email` is given.
     #[serde(default)]
     #[schema(format = Password)]
     current_password: Option<String>,
@@ -100,11 +128,14 @@ pub struct ProfilePatch {
 
 /// Change the signed-in user's profile
 ///
-/// Any signed-in user. Changing the password needs the current one; wrong current passwords
-/// are throttled like sign-ins (they count against the same account). A password change ends
-/// every other session of the user (other sign-ins with their access tokens, browser
-/// sessions); the caller's tokens keep working. Every invalid field is reported at once in
-/// the problem's `errors`.
+/// Any signed-in user. Changing the password or the email address needs the current
+/// password; wrong current passwords are throttled like sign-ins (they count against the same
+/// account). A password change ends every other session of the user (other sign-ins with their
+/// access tokens, browser sessions); the caller's tokens keep working. A new email address is
+/// not set at once: a confirmation link goes to it and a notice to the current address, the
+/// answer shows it as `pending_email`, and it becomes `email` when the link is opened (at most
+/// 5 requests an hour). The same address as now changes nothing. Every invalid field is
+/// reported at once in the problem's `errors`.
 #[utoipa::path(
     patch,
     path = "/api/v1/me",
@@ -121,8 +152,8 @@ pub struct ProfilePatch {
         (status = 409, description = "The new email already has an account in this brand \
             (`/problems/email-taken`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many wrong current passwords \
-            (`/problems/too-many-requests`)",
+        (status = 429, description = "Too many wrong current passwords, or too many address \
+            changes (`/problems/too-many-requests`)",
             body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
     )
@@ -156,37 +187,91 @@ pub async fn patch(
     errors.finish()?;
 
     let now = Utc::now();
-    let reauthentication = if new_password.is_some() {
-        // Changing the password needs the current one: a stolen access token alone
-        // must not be enough to take the account over.
-        let current = body.current_password.unwrap_or_default();
-        let (user_id, client) = (user.id.clone(), super::client_address(&request));
-        let confirmation = state
-            .with_conn(move |conn| account::begin_reauthentication(conn, &user_id, &client, now))
-            .await?;
-        let hash = confirmation.password_hash.clone();
-        let matches = web::block(move || password::verify(&current, Some(&hash)))
-            .await
-            .map_err(|e| ApiError::Unexpected(e.into()))?;
-        Some((confirmation, matches))
-    } else {
-        None
+    let new_password = new_password.flatten();
+    let email = email.flatten();
+    // Changing the password or the address needs the current password: a stolen access
+    // token alone must not be enough to take the account (or its coupons) over.
+    let (user_id, client) = (user.id.clone(), super::client_address(&request));
+    let (asks, wanted) = (new_password.is_some(), email.clone());
+    let confirmation = state
+        .with_conn(move |conn| {
+            let current = users::find(conn, &user_id)?.ok_or(UserError::NotFound)?;
+            if account::needs_current_password(&current, asks, wanted.as_ref()) {
+                account::begin_reauthentication(conn, &user_id, &client, now).map(Some)
+            } else {
+                Ok(None)
+            }
+        })
+        .await?;
+    let reauthentication = match confirmation {
+        Some(confirmation) => {
+            let current = body.current_password.unwrap_or_default();
+            let hash = confirmation.password_hash.clone();
+            let matches = web::block(move || password::verify(&current, Some(&hash)))
+                .await
+                .map_err(|e| ApiError::Unexpected(e.into()))?;
+            Some((confirmation, matches))
+        }
+        None => None,
     };
     let changes = ProfileChanges {
         name: name.flatten(),
-        email: email.flatten(),
         codice_fiscale: codice_fiscale.flatten(),
-        new_password: new_password.flatten(),
+        new_password,
     };
+    let app = state.clone();
     let updated = state
         .with_conn(move |conn| {
             let session = CurrentSession::Api {
                 family: &user.session,
             };
-            account::update_profile(conn, &user.id, changes, reauthentication, session, now)
+            account::update_profile(
+                conn,
+                &user.id,
+                changes,
+                email,
+                reauthentication,
+                session,
+                &app.config.public_url,
+                now,
+            )
         })
         .await?;
     Ok(HttpResponse::Ok().json(ProfileResponse::from(updated)))
+}
+
+/// Send a new link to confirm the email address
+///
+/// Customers and registration officers whose address is not confirmed yet: a new link goes
+/// to the account's address and the earlier ones stop working. At most 3 an hour.
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/email/confirmation",
+    tag = "me",
+    operation_id = "me_email_confirmation_resend",
+    responses(
+        (status = 202, description = "A new link is on its way"),
+        AccountGone,
+        NotBuyer,
+        (status = 409, description = "The address is already confirmed \
+            (`/problems/email-already-confirmed`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many links asked for (`/problems/too-many-requests`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before asking again"))),
+    )
+)]
+pub async fn resend_confirmation(
+    state: web::Data<AppState>,
+    Buyer(user): Buyer,
+) -> Result<HttpResponse, ApiError> {
+    let app = state.clone();
+    state
+        .with_conn(move |conn| {
+            confirmation::resend(conn, &user.id, &app.config.public_url, Utc::now())
+        })
+        .await?;
+    Ok(HttpResponse::Accepted().finish())
 }
 
 /// Sign out everywhere
@@ -216,5 +301,5 @@ pub async fn revoke_sessions(
 
 /// The profile endpoints' part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(get, patch, revoke_sessions))]
+#[openapi(paths(get, patch, resend_confirmation, revoke_sessions))]
 pub struct Docs;

@@ -168,6 +168,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/api/v1/auth/login").route(web::post().to(auth::login)))
     .service(web::resource("/api/v1/auth/refresh").route(web::post().to(auth::refresh)))
     .service(web::resource("/api/v1/auth/logout").route(web::post().to(auth::logout)))
+    .service(web::resource("/api/v1/auth/email/confirm").route(web::post().to(auth::confirm_email)))
     .service(
         web::resource("/api/v1/auth/password-reset")
             .route(web::post().to(auth::request_password_reset)),
@@ -182,6 +183,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::patch().to(me::patch)),
     )
     .service(web::resource("/api/v1/me/sessions/revoke").route(web::post().to(me::revoke_sessions)))
+    .service(
+        web::resource("/api/v1/me/email/confirmation")
+            .route(web::post().to(me::resend_confirmation)),
+    )
     .service(
         web::resource("/api/v1/holders/{codice_fiscale}/devices")
             .route(web::get().to(lookup::holder_devices)),

@@ -12,7 +12,7 @@ use super::problem::FieldErrors;
 use super::query::{one_of, QueryRule};
 use super::responses::{NotBuyer, NotOperator};
 use super::{brand_of, idempotent, ApiError, AppState, Problem};
-use crate::auth::{users, Role, UserError};
+use crate::auth::{confirmation, users, Role, UserError};
 use crate::brands::Brand;
 use crate::email_address::EmailAddress;
 use crate::money::Money;
@@ -222,6 +222,7 @@ method; `/problems/invalid-field`), or the body is not the expected JSON \
 (`/problems/unauthorized`)", body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "The caller's role does not buy (`/problems/forbidden-role`), \
+the caller has not confirmed their email address yet (`/problems/email-not-confirmed`), \
 or the prepaid account belongs to another brand (`/problems/other-brand`)",
             body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Paying `prepaid` without a prepaid account \
@@ -266,8 +267,8 @@ pub async fn create(
         let buyer = orders::Buyer {
             user_id: user.id.clone(),
             brand_id: user.brand.clone(),
+            email: confirmation::confirmed_email(&profile)?,
             name: profile.name,
-            email: profile.email.to_string(),
         };
         let till = app.till();
         let order = checkout::place_order(conn, &till, &buyer, user.role, method, &requested, now)?;

@@ -9,9 +9,9 @@ use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
 use super::orders::PayTo;
 use super::problem::FieldErrors;
-use super::responses::{problem_response_type, AccountGone, NotBuyer};
+use super::responses::{problem_response_type, AccountGone, NotBuyer, NotBuyerOrUnconfirmed};
 use super::{idempotent, ApiError, AppState, Problem};
-use crate::auth::{users, UserError};
+use crate::auth::{confirmation, users, UserError};
 use crate::email_address::EmailAddress;
 use crate::money::{Money, PositiveMoney};
 use crate::orders::PaymentMethod;
@@ -452,7 +452,7 @@ impl TopUpResponse {
             or the body is not the expected JSON (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
         AccountGone,
-        NotBuyer,
+        NotBuyerOrUnconfirmed,
         (status = 422, description = "The `Idempotency-Key` was already used for a different \
             request (`/problems/idempotency-key-reused`)",
             body = Problem, content_type = "application/problem+json"),
@@ -481,7 +481,7 @@ pub async fn request_top_up(
     let user_id = user.id.clone();
     idempotent::respond(&state, user_id, key, fingerprint, move |conn, now| {
         let profile = users::find(conn, &user.id)?.ok_or(UserError::NotFound)?;
-        let email = profile.email.to_string();
+        let email = confirmation::confirmed_email(&profile)?;
         let top_up = top_ups::request(
             conn,
             &top_ups::Requester {

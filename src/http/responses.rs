@@ -33,6 +33,14 @@ problem_response_type!(
     "The caller's role does not buy (`/problems/forbidden-role`)"
 );
 problem_response_type!(
+    /// The caller of an operation that sends codes or payment emails does not buy, or has
+    /// not confirmed their email address yet.
+    NotBuyerOrUnconfirmed,
+    403,
+    "The caller's role does not buy (`/problems/forbidden-role`), or the caller has not \
+     confirmed their email address yet (`/problems/email-not-confirmed`)"
+);
+problem_response_type!(
     /// The JSON body does not fit the request.
     MalformedBody,
     400,

@@ -63,6 +63,18 @@ const TEMPLATES: &[(&str, &str, &str, &str)] = &[
         include_str!("../../templates/email/password_reset.text.hbs"),
         include_str!("../../templates/email/password_reset.html.hbs"),
     ),
+    (
+        "email_confirmation",
+        "{{brand}}: conferma il tuo indirizzo email",
+        include_str!("../../templates/email/email_confirmation.text.hbs"),
+        include_str!("../../templates/email/email_confirmation.html.hbs"),
+    ),
+    (
+        "email_change_notice",
+        "{{brand}}: richiesta di cambio dell'indirizzo email",
+        include_str!("../../templates/email/email_change_notice.text.hbs"),
+        include_str!("../../templates/email/email_change_notice.html.hbs"),
+    ),
 ];
 
 pub struct Templates {

@@ -24,6 +24,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit::{self, Actor, AuditEntry};
+use crate::auth::confirmation::ConfirmedEmail;
 use crate::brands;
 use crate::catalog::{Product, Quote};
 use crate::coupons::{self, CouponKey};
@@ -43,7 +44,8 @@ pub struct Buyer {
     pub user_id: String,
     pub brand_id: String,
     pub name: String,
-    pub email: String,
+    /// Where the codes, the receipt and the invoice go: only a confirmed address.
+    pub email: ConfirmedEmail,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +162,7 @@ pub fn place_by_transfer(
         let instructions = reservations::Instructions {
             brand: &brand,
             recipient_name: &buyer.name,
-            recipient_email: &buyer.email,
+            recipient_email: buyer.email.as_str(),
             method,
             amount: order.gross_total,
             reference: &reference,
@@ -252,7 +254,7 @@ fn new_order(
         vat_total: quote.vat_total,
         gross_total: quote.gross_total,
         invoice_number: None,
-        email: buyer.email.clone(),
+        email: buyer.email.to_string(),
         created_at: now,
         paid_at: None,
         fulfilled_at: None,

@@ -1,8 +1,8 @@
 //! Codes lost or deleted: an order's unused codes sent again. Codes are stored only as
 //! keyed hashes, so they cannot be sent as they were: the unused ones are voided and
 //! replaced by new coupons of the same product, price and validity, and the new codes go
-//! to the owner's address of today (the account's address, confirmed), not to the one the
-//! order was placed with. No money moves. One transaction, audited.
+//! to the owner's confirmed address of today, not to the one the order was placed with.
+//! No money moves. One transaction, audited.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -10,6 +10,7 @@ use serde_json::json;
 use super::fulfilment::{self, IssuedCode};
 use super::{OrderError, OrderStatus};
 use crate::audit::{self, Actor, AuditEntry};
+use crate::auth::confirmation::{self, ConfirmationError};
 use crate::auth::users;
 use crate::brands;
 use crate::coupons::{self, CouponKey, NewCoupon};
@@ -58,6 +59,9 @@ pub enum ResendError {
     NothingUnused,
     #[error("codes of this order were sent again too often; retry in {0} seconds")]
     TooOften(i64),
+    /// Codes go only to a confirmed address.
+    #[error(transparent)]
+    Confirmation(#[from] ConfirmationError),
     #[error(transparent)]
     Storage(#[from] anyhow::Error),
 }
@@ -115,6 +119,7 @@ pub fn resend_unused_codes(
         let owner = users::find(conn, &order.user_id)
             .map_err(|e| anyhow::anyhow!("owner of order {}: {e}", order.id))?
             .ok_or_else(|| anyhow::anyhow!("order {} has no owner", order.id))?;
+        let recipient = confirmation::confirmed_email(&owner)?;
         let brand = brands::find(conn, &order.brand_id)?
             .ok_or_else(|| anyhow::anyhow!("order {} of unknown brand", order.id))?;
         let fresh: Vec<NewCoupon> = replaced
@@ -148,7 +153,7 @@ pub fn resend_unused_codes(
             &brand,
             &owner.name,
             &order,
-            owner.email.as_str(),
+            recipient.as_str(),
             &issued,
             public_url,
             true,
@@ -176,7 +181,7 @@ pub fn resend_unused_codes(
         )?;
         Ok(Resent {
             codes: fresh.len(),
-            recipient: owner.email.as_str().to_owned(),
+            recipient: recipient.to_string(),
         })
     })
 }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{account_of_owner, PrepaidError};
 use crate::audit::{self, Actor, AuditEntry};
+use crate::auth::confirmation::ConfirmedEmail;
 use crate::brands;
 use crate::db::schema::top_ups;
 use crate::db::{write_transaction, DbConnection};
@@ -47,7 +48,8 @@ pub struct Requester<'a> {
     pub user_id: &'a str,
     pub brand_id: &'a str,
     pub name: &'a str,
-    pub email: &'a str,
+    /// Where the payment instructions and notices go: only a confirmed address.
+    pub email: &'a ConfirmedEmail,
 }
 
 pub fn request(
@@ -82,7 +84,7 @@ pub fn request(
                         top_ups::received_cents.eq(0i64),
                         top_ups::payment_reference.eq(reference.as_str()),
                         top_ups::reserved_until.eq(reserved_until.naive_utc()),
-                        top_ups::email.eq(requester.email),
+                        top_ups::email.eq(requester.email.as_str()),
                         top_ups::created_at.eq(now.naive_utc()),
                     ))
                     .execute(conn)?;
@@ -92,7 +94,7 @@ pub fn request(
         let instructions = Instructions {
             brand: &brand,
             recipient_name: requester.name,
-            recipient_email: requester.email,
+            recipient_email: requester.email.as_str(),
             method,
             amount: amount.money(),
             reference: &reference,
@@ -127,7 +129,7 @@ pub fn request(
             received: Money::ZERO,
             payment_reference: reference,
             reserved_until,
-            email: requester.email.to_owned(),
+            email: requester.email.to_string(),
             created_at: now,
             paid_at: None,
         })

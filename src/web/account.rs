@@ -1,6 +1,7 @@
 //! A buyer's own things: profile (name, email, password), prepaid balance and statement,
-//! orders with their invoice numbers, coupons with their status; and the public coupon
-//! status check ("Verifica Stato Coupon").
+//! orders with their invoice numbers, coupons with their status; the email confirmation
+//! link's page and the "send the link again" action; and the public coupon status check
+//! ("Verifica Stato Coupon").
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,7 @@ use super::{
     euro, page, refusal, see_other, with_conn, BuyerPage, CheckedForm, Csrf, NoFields, WebError,
 };
 use crate::auth::account::{self, CurrentSession};
+use crate::auth::confirmation::{self, LINK_VALID_HOURS};
 use crate::auth::{password, NewPassword, ProfileChanges};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode};
@@ -33,6 +35,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/negozio/profilo/esci-ovunque",
             web::post().to(sign_out_everywhere),
         )
+        .route("/negozio/conferma-email", web::get().to(confirmation_page))
+        .route("/negozio/conferma-email", web::post().to(confirm_email))
+        .route("/negozio/conferma-email/invia", web::post().to(resend_link))
         .route("/negozio/prepagato", web::get().to(prepaid_statement))
         .route("/negozio/ordini", web::get().to(order_list))
         .route("/negozio/coupon", web::get().to(coupon_list))
@@ -44,6 +49,9 @@ async fn profile(
     shop: BuyerPage,
     query: web::Query<BTreeMap<String, String>>,
 ) -> Result<HttpResponse, WebError> {
+    let pending = shop
+        .read(|conn, user| Ok(confirmation::pending_email(conn, &user.id, Utc::now())?))
+        .await?;
     shop.render(
         StatusCode::OK,
         "profilo",
@@ -51,6 +59,7 @@ async fn profile(
             "title": "Il tuo profilo",
             "name": shop.user.name,
             "email": shop.user.email.to_string(),
+            "pending_email": pending.map(|e| e.to_string()),
             "saved": query.contains_key("salvato"),
             "errors": {},
         }),
@@ -79,12 +88,7 @@ async fn update_profile(
         .map_err(|e| errors.insert("name", super::name_error(&e).into()))
         .ok();
     let email = EmailAddress::parse(&form.email)
-        .map_err(|_| {
-            errors.insert(
-                "email",
-                "Indica un indirizzo email valido, come nome@esempio.it.".into(),
-            )
-        })
+        .map_err(|e| errors.insert("email", super::email_error(&e).into()))
         .ok();
     let new_password = if form.new_password.is_empty() {
         None
@@ -104,9 +108,11 @@ async fn update_profile(
         return profile_again(&shop, &form, errors).await;
     }
     let now = Utc::now();
-    // A new password needs the current one: a session left open is not enough.
-    let reauthentication = match &new_password {
-        Some(_) => {
+    // A new password or a new address needs the current password: a session left open
+    // is not enough.
+    let asks = account::needs_current_password(&shop.user, new_password.is_some(), email.as_ref());
+    let reauthentication = match asks {
+        true => {
             let client = crate::http::client_address(&request);
             let confirmation = shop
                 .read(move |conn, user| {
@@ -120,14 +126,14 @@ async fn update_profile(
             let matches = web::block(move || password::verify(&current, Some(&hash))).await?;
             Some((confirmation, matches))
         }
-        None => None,
+        false => None,
     };
     let changes = ProfileChanges {
         name,
-        email,
         codice_fiscale: None,
         new_password,
     };
+    let public_url = shop.state.config.public_url.clone();
     let token = request
         .cookie(super::SESSION_COOKIE)
         .map(|c| c.value().to_owned())
@@ -135,7 +141,16 @@ async fn update_profile(
     let updated = shop
         .read(move |conn, user| {
             let session = CurrentSession::Page { token: &token };
-            match account::update_profile(conn, &user.id, changes, reauthentication, session, now) {
+            match account::update_profile(
+                conn,
+                &user.id,
+                changes,
+                email,
+                reauthentication,
+                session,
+                &public_url,
+                now,
+            ) {
                 Ok(_) => Ok(Ok(())),
                 Err(refused) => Ok(Err(refusal(refused)?)),
             }
@@ -148,6 +163,10 @@ async fn update_profile(
         Err(refused) => match refused.field.as_ref().map(|(field, _)| field.as_str()) {
             Some("current_password") => {
                 let errors = BTreeMap::from([("current_password", refused.italian)]);
+                profile_again(&shop, &form, errors).await
+            }
+            Some("email") if refused.slug == "email-taken" => {
+                let errors = BTreeMap::from([("email", refused.italian)]);
                 profile_again(&shop, &form, errors).await
             }
             _ if refused.slug == "email-taken" => {
@@ -185,8 +204,127 @@ async fn profile_again(
             "title": "Il tuo profilo",
             "name": form.name,
             "email": form.email,
+            "pending_email": null,
             "saved": false,
             "errors": errors,
+        }),
+    )
+}
+
+/// The confirmation page's context for whoever opened it: the layout of a signed-in
+/// user's pages, or a visitor's.
+async fn confirmation_context(
+    state: &web::Data<AppState>,
+    request: &HttpRequest,
+    csrf: &Csrf,
+) -> Result<(Option<crate::auth::User>, Value), WebError> {
+    let user = super::optional_session_user(request).await?;
+    let base = match &user {
+        Some(user) => {
+            let brand = super::brand_named(state, user.brand_id.clone()).await?;
+            super::signed_in_context(user, &brand.name, csrf)
+        }
+        None => json!({ "user": null, "brand_name": null, "csrf_token": csrf.token }),
+    };
+    let page = json!({
+        "title": "Conferma l'indirizzo email",
+        "token": null,
+        "error": null,
+        "confirmed": false,
+        "sent": false,
+    });
+    Ok((user, super::merge(base, page)))
+}
+
+/// What the link in the email opens. Opening it changes nothing: mail scanners and link
+/// previews fetch links on their own, so the confirmation is the button's POST.
+async fn confirmation_page(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    query: web::Query<BTreeMap<String, String>>,
+) -> Result<HttpResponse, WebError> {
+    let csrf = Csrf::of(&request);
+    let (_, mut context) = confirmation_context(&state, &request, &csrf).await?;
+    let token = query.get("token").map(|t| t.trim()).unwrap_or_default();
+    let status = if token.is_empty() {
+        context["error"] = json!("Il link è incompleto: copialo per intero dall'email.");
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        context["token"] = json!(token);
+        StatusCode::OK
+    };
+    page(&state, &csrf, status, "conferma_email", context)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ConfirmForm {
+    token: String,
+}
+
+async fn confirm_email(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    CheckedForm(form): CheckedForm<ConfirmForm>,
+) -> Result<HttpResponse, WebError> {
+    let csrf = Csrf::of(&request);
+    let (user, mut context) = confirmation_context(&state, &request, &csrf).await?;
+    let caller = user.map(|u| u.id);
+    let token = form.token;
+    let outcome = with_conn(&state, move |conn| {
+        match confirmation::confirm(conn, &token, caller.as_deref(), Utc::now()) {
+            Ok(user) => Ok(Ok(user)),
+            Err(refused) => Ok(Err(refusal(refused)?)),
+        }
+    })
+    .await?;
+    match outcome {
+        Ok(confirmed) => {
+            context["confirmed"] = json!(true);
+            context["email"] = json!(confirmed.email.to_string());
+            // The banner asking to confirm was computed before: it is gone now.
+            if context["user"].is_object() {
+                context["user"]["email"] = json!(confirmed.email.to_string());
+                context["user"]["email_unconfirmed"] = json!(false);
+                context["next"] = json!("/negozio/acquista");
+                context["next_label"] = json!("Vai al negozio");
+            } else {
+                context["next"] = json!(format!("/negozio/{}/accedi", confirmed.brand_id));
+                context["next_label"] = json!("Accedi");
+            }
+            page(&state, &csrf, StatusCode::OK, "conferma_email", context)
+        }
+        Err(refused) => {
+            context["error"] = json!(refused.italian);
+            let status = super::form_status(&refused);
+            page(&state, &csrf, status, "conferma_email", context)
+        }
+    }
+}
+
+/// "Invia di nuovo il link", from the banner every page of an unconfirmed buyer shows.
+async fn resend_link(shop: BuyerPage, _: CheckedForm<NoFields>) -> Result<HttpResponse, WebError> {
+    let public_url = shop.state.config.public_url.clone();
+    shop.read(move |conn, user| {
+        Ok(confirmation::resend(
+            conn,
+            &user.id,
+            &public_url,
+            Utc::now(),
+        )?)
+    })
+    .await?;
+    shop.render(
+        StatusCode::OK,
+        "conferma_email",
+        json!({
+            "title": "Link inviato",
+            "token": null,
+            "error": null,
+            "confirmed": false,
+            "sent": true,
+            "email": shop.user.email.to_string(),
+            "hours": LINK_VALID_HOURS,
         }),
     )
 }

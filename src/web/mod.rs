@@ -63,6 +63,18 @@ pub(crate) fn name_error(error: &crate::validation::TextError) -> &'static str {
     }
 }
 
+/// The Italian message next to a refused email address (sign-up, profile).
+pub(crate) fn email_error(error: &crate::email_address::EmailAddressError) -> &'static str {
+    use crate::email_address::EmailAddressError;
+    match error {
+        EmailAddressError::TooLong => "L'indirizzo email è troppo lungo (al massimo 254 caratteri).",
+        EmailAddressError::Invalid(_) => "Indica un indirizzo email valido, come nome@esempio.it.",
+        EmailAddressError::Undeliverable { .. } => {
+            "Non possiamo inviare email a questo indirizzo (virgolette, indirizzi IP tra parentesi quadre e lettere accentate non sono ammessi): usa un indirizzo come nome@esempio.it."
+        }
+    }
+}
+
 /// What can go wrong on a page, each shown as a page (or a redirect to the sign-in).
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -409,6 +421,16 @@ async fn session_user(request: &HttpRequest) -> Result<User, WebError> {
     user.ok_or(WebError::SignIn { brand })
 }
 
+/// Whoever the session cookie names, or nobody: for the pages anyone may open (the
+/// confirmation link's), which still tell a signed-in user apart.
+pub(crate) async fn optional_session_user(request: &HttpRequest) -> Result<Option<User>, WebError> {
+    match session_user(request).await {
+        Ok(user) => Ok(Some(user)),
+        Err(WebError::SignIn { .. }) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
 /// The brand of the last sign-in (a cookie), to send a signed-out visitor to the right
 /// sign-in form. Only a plain brand id is taken: it ends up in a redirect.
 pub fn brand_hint(request: &HttpRequest) -> String {
@@ -509,6 +531,8 @@ pub fn signed_in_context(user: &User, brand_name: &str, csrf: &Csrf) -> serde_js
             "email": user.email.to_string(),
             "role": role_label(user.role),
             "home": home_of(user.role),
+            // Buyers are asked to confirm (they cannot buy until then).
+            "email_unconfirmed": user.role.buys() && user.email_confirmed_at.is_none(),
         },
         "brand_name": brand_name,
         "csrf_token": csrf.token,

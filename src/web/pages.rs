@@ -38,6 +38,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     page_template!("ordini"),
     page_template!("miei_coupon"),
     page_template!("verifica"),
+    page_template!("conferma_email"),
     page_template!("bo_estratti"),
     page_template!("bo_estratto_importato"),
     page_template!("bo_pagamenti"),

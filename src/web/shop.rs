@@ -17,7 +17,10 @@ use super::{
     euro, merge, page, refusal, see_other, with_conn, BuyerPage, CheckedForm, Csrf, NoFields,
     Query, VisitorPage, WebError,
 };
-use crate::auth::{password, sessions, users, web_sessions, NewPassword, NewUser, Role, UserError};
+use crate::auth::confirmation::{self, ConfirmationError};
+use crate::auth::{
+    account, password, sessions, web_sessions, NewPassword, NewUser, Role, UserError,
+};
 use crate::brands;
 use crate::catalog::{self, Product, ProposalError, RequestedLine};
 use crate::email_address::EmailAddress;
@@ -185,12 +188,7 @@ async fn sign_up(
         .map_err(|e| errors.insert("name", super::name_error(&e)))
         .ok();
     let email = EmailAddress::parse(&form.email)
-        .map_err(|_| {
-            errors.insert(
-                "email",
-                "Indica un indirizzo email valido, come nome@esempio.it.",
-            )
-        })
+        .map_err(|e| errors.insert("email", super::email_error(&e)))
         .ok();
     let password = match NewPassword::parse(&form.password, email.as_ref()) {
         Ok(password) => Some(password),
@@ -211,8 +209,9 @@ async fn sign_up(
         codice_fiscale: None,
     };
     let now = Utc::now();
+    let public_url = state.config.public_url.clone();
     let created = with_conn(state, move |conn| {
-        match users::create(conn, new, &crate::audit::Actor::System, now) {
+        match account::sign_up(conn, new, &public_url, now) {
             Ok(user) => Ok(Ok(web_sessions::start(conn, &user.id, now)?)),
             Err(taken @ UserError::EmailTaken) => Ok(Err(refusal(taken)?)),
             Err(other) => Err(other.into()),
@@ -629,11 +628,15 @@ async fn confirm(
             .join(",")
     ));
     let app = state.clone();
+    let email = match confirmation::confirmed_email(user) {
+        Ok(email) => email,
+        Err(unconfirmed) => return unconfirmed_page(&shop, unconfirmed),
+    };
     let buyer = orders::Buyer {
         user_id: user.id.clone(),
         brand_id: user.brand_id.clone(),
         name: user.name.clone(),
-        email: user.email.to_string(),
+        email,
     };
     let role = user.role;
     let placed = with_conn(state, move |conn| {
@@ -669,6 +672,17 @@ async fn confirm(
         identity.italian
     );
     let context = json!({ "title": "Saldo insufficiente", "detail": detail });
+    shop.render(identity.status, "errore", context)
+}
+
+/// An unconfirmed buyer at the purchase: why not (the layout's banner beside it has the
+/// button that sends the link again).
+fn unconfirmed_page(
+    shop: &BuyerPage,
+    refused: ConfirmationError,
+) -> Result<HttpResponse, WebError> {
+    let identity = refusal(refused)?;
+    let context = json!({ "title": "Conferma la tua email", "detail": identity.italian });
     shop.render(identity.status, "errore", context)
 }
 

@@ -580,12 +580,14 @@ async fn profile_changes() {
                 .unwrap()
         }
     };
-    let response = patch(json!({ "name": "Studio Nuovo", "email": "nuovo@example.it",
+    // The same address as now is no change, and needs no password.
+    let response = patch(json!({ "name": "Studio Nuovo", "email": user.email,
                                  "codice_fiscale": "BNCLRA85T52F205E" }))
     .await;
     assert_eq!(response.status(), 200);
     let me: Value = response.json().await.unwrap();
-    assert_eq!(me["email"], "nuovo@example.it");
+    assert_eq!(me["email"], user.email.as_str());
+    assert_eq!(me["pending_email"], Value::Null);
     assert_eq!(me["codice_fiscale"], "BNCLRA85T52F205E");
 
     let cleared: Value = patch(json!({ "codice_fiscale": null }))
@@ -599,8 +601,15 @@ async fn profile_changes() {
     let body = problem(patch(json!({ "codice_fiscale": "XYZ" })).await, 400).await;
     assert_eq!(body["errors"][0]["field"], "codice_fiscale");
 
+    // A new address needs the current password (see email_confirmation.rs for the rest).
+    let body = problem(patch(json!({ "email": "nuovo@example.it" })).await, 400).await;
+    assert_eq!(body["errors"][0]["field"], "current_password");
     let taken = app.customer("visura").await;
-    let body = problem(patch(json!({ "email": taken.email })).await, 409).await;
+    let body = problem(
+        patch(json!({ "email": taken.email, "current_password": PASSWORD })).await,
+        409,
+    )
+    .await;
     assert_eq!(body["type"], "/problems/email-taken");
 
     let body = problem(
@@ -615,7 +624,7 @@ async fn profile_changes() {
             .await;
     assert_eq!(response.status(), 200);
     assert_eq!(
-        app.login("visura", "nuovo@example.it", "nuova password lunga")
+        app.login("visura", &user.email, "nuova password lunga")
             .await
             .status(),
         200

@@ -8,9 +8,10 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use rinnovo::audit::Actor;
+use rinnovo::auth::confirmation;
 use rinnovo::auth::{users, NewPassword, NewUser, Role};
 use rinnovo::config::Config;
-use rinnovo::db::schema::{certificates, devices, holders};
+use rinnovo::db::schema::{certificates, devices, emails, holders};
 use rinnovo::db::{Backend, DatabaseUrl, Pool};
 use rinnovo::email_address::EmailAddress;
 use rinnovo::money::Money;
@@ -300,7 +301,105 @@ impl TestApp {
             "signup: {}",
             response.text().await.unwrap()
         );
+        let customer = self.signed_in(brand, &email).await;
+        self.confirm_email(&customer).await;
+        customer
+    }
+
+    /// Signs up a new customer of `brand` through the API and signs them in, without
+    /// opening the confirmation link: they cannot order yet.
+    pub async fn unconfirmed_customer(&self, brand: &str) -> SignedIn {
+        let email = format!("nuovo-{}@example.it", Uuid::new_v4().simple());
+        let response = self
+            .post_json(
+                "/api/v1/auth/signup",
+                &json!({ "brand": brand, "name": "Studio Nuovo", "email": email, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "signup");
         self.signed_in(brand, &email).await
+    }
+
+    /// Confirms the user's address as the user does: reads the token from the newest
+    /// confirmation email to it and sends it to `POST /api/v1/auth/email/confirm`.
+    pub async fn confirm_email(&self, user: &SignedIn) {
+        let token = self.confirmation_token(&user.email).await;
+        let response = self
+            .post_json_as(
+                &user.token,
+                "/api/v1/auth/email/confirm",
+                &json!({ "token": token }),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            200,
+            "confirm: {}",
+            response.text().await.unwrap()
+        );
+    }
+
+    /// The token of the newest confirmation link emailed to `address`, read from the
+    /// email wherever it is: its outbox row while it waits to be sent, the `.eml` file the
+    /// app wrote (no SMTP server configured), or the SMTP listener it went to (taken out
+    /// of it, as a user reads and deletes it). Waits up to 20 seconds.
+    pub async fn confirmation_token(&self, address: &str) -> String {
+        let started = std::time::Instant::now();
+        loop {
+            let newest: Option<(String, String, String)> = emails::table
+                .filter(emails::kind.eq("email_confirmation"))
+                .filter(emails::recipient.eq(address.to_lowercase()))
+                .order(emails::created_at.desc())
+                .select((emails::id, emails::status, emails::context))
+                .first(&mut self.pool.get().unwrap())
+                .optional()
+                .expect("read the outbox");
+            if let Some((id, status, context)) = newest {
+                if status == "sent" {
+                    // The outbox keeps no copy of a sent email; the message carries the
+                    // row's id in its Message-ID.
+                    let delivered = self
+                        .take_mail_file_containing(&id)
+                        .or_else(|| crate::smtp::take_message_containing(&id));
+                    if let Some(token) = delivered.and_then(|m| token_in(&crate::smtp::decoded(&m)))
+                    {
+                        return token;
+                    }
+                } else if status == "dead" || started.elapsed() > std::time::Duration::from_secs(3)
+                {
+                    // Not delivered (no mail server, or no dispatcher in this test).
+                    if let Some(token) = token_in(&context) {
+                        return token;
+                    }
+                }
+            }
+            if started.elapsed() > std::time::Duration::from_secs(20) {
+                let rows: Vec<(String, String, String)> = emails::table
+                    .select((emails::kind, emails::recipient, emails::status))
+                    .load(&mut self.pool.get().unwrap())
+                    .unwrap_or_default();
+                let files: Vec<_> = std::fs::read_dir(self.database.dir.path().join("mail"))
+                    .map(|d| d.filter_map(|e| Some(e.ok()?.path())).collect())
+                    .unwrap_or_default();
+                panic!("no confirmation email to {address}; outbox {rows:?}; files {files:?}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The `.eml` file of the app's mail directory that contains `needle`, taken out of
+    /// it (read and deleted, so that the tests counting files count their own).
+    fn take_mail_file_containing(&self, needle: &str) -> Option<String> {
+        let dir = self.database.dir.path().join("mail");
+        let (path, message) = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|entry| {
+                let path = entry.ok()?.path();
+                Some((path.clone(), std::fs::read_to_string(path).ok()?))
+            })
+            .find(|(_, message)| message.contains(needle))?;
+        std::fs::remove_file(path).expect("delete the read message");
+        Some(message.replace("\r\n", "\n"))
     }
 
     /// Creates a user of any role directly (as `rinnovo user add` does) and signs in.
@@ -314,8 +413,9 @@ impl TestApp {
             role,
             codice_fiscale: None,
         };
-        users::create(&mut self.pool.get().unwrap(), new, &Actor::Cli, Utc::now())
-            .expect("create user");
+        let mut conn = self.pool.get().unwrap();
+        let user = users::create(&mut conn, new, &Actor::Cli, Utc::now()).expect("create user");
+        confirmation::confirmed_by_operator(&mut conn, &user, Utc::now()).expect("confirm user");
         self.signed_in(brand, &email).await
     }
 
@@ -510,4 +610,16 @@ pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Va
 #[allow(dead_code)]
 pub fn database_url(app: &TestApp) -> DatabaseUrl {
     DatabaseUrl::parse(&app.database.url).unwrap()
+}
+
+/// The token of the first confirmation link (`conferma-email?token=<64 hex>`) in a text.
+pub fn token_in(text: &str) -> Option<String> {
+    let marker = "conferma-email?token=";
+    text.match_indices(marker).find_map(|(at, _)| {
+        let token: String = text[at + marker.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit())
+            .collect();
+        (token.len() == 64).then_some(token)
+    })
 }

@@ -6,6 +6,7 @@ mod auth;
 mod backoffice_pages;
 mod catalog;
 mod cli;
+mod email_confirmation;
 mod faults;
 mod hardening;
 mod health;

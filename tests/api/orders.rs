@@ -217,6 +217,7 @@ async fn a_short_balance_is_409_and_nothing_happens() {
         use diesel::prelude::*;
         use rinnovo::db::schema::emails;
         let queued: i64 = emails::table
+            .filter(emails::kind.ne("email_confirmation"))
             .count()
             .get_result(&mut app.pool.get().unwrap())
             .unwrap();
@@ -322,9 +323,15 @@ async fn emails_wait_for_the_mail_server_and_arrive_once() {
         );
     }
     let (sink, _) = SmtpSink::start(port).await;
-    sink.wait_for(2, Duration::from_secs(30)).await;
+    sink.wait_for(3, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let messages = sink.messages();
+    // The order's two (the sign-up's confirmation email, read from the outbox while the
+    // server was down, arrives now too).
+    let messages: Vec<String> = sink
+        .messages()
+        .into_iter()
+        .filter(|m| !decoded(m).contains("conferma-email?token="))
+        .collect();
     assert_eq!(messages.len(), 2, "each email exactly once");
     assert!(messages
         .iter()
@@ -340,11 +347,20 @@ async fn a_dead_email_is_listed_and_can_be_retried() {
     app.credit(&customer.user_id, "20.00");
     app.order(&customer.token, one("RIN-FIRMA")).await;
     let mut dead = Vec::new();
-    for _ in 0..100 {
+    // Up to 30 s: on a loaded machine the dispatcher's first (and last) attempts take a while.
+    for _ in 0..300 {
         let body: Value = app
             .get_json(&office.token, "/api/v1/backoffice/emails?status=dead")
             .await;
-        dead = body["emails"].as_array().unwrap().clone();
+        // The order's two; the sign-up's confirmation email died too (its link was read
+        // from the outbox).
+        dead = body["emails"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] != "email_confirmation")
+            .cloned()
+            .collect();
         if dead.len() == 2 {
             break;
         }

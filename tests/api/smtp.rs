@@ -13,6 +13,22 @@ pub struct SmtpSink {
     messages: Arc<Mutex<Vec<String>>>,
 }
 
+/// Every sink started in this test process, so that a helper that signs a user up can
+/// read the confirmation email from whichever sink the app sends to.
+static SINKS: Mutex<Vec<SmtpSink>> = Mutex::new(Vec::new());
+
+/// Takes the message that contains `needle` out of whichever sink received it, as a user
+/// reads and deletes a message: the tests that count their messages count their own.
+pub fn take_message_containing(needle: &str) -> Option<String> {
+    for sink in SINKS.lock().unwrap().iter() {
+        let mut messages = sink.messages.lock().unwrap();
+        if let Some(at) = messages.iter().position(|m| m.contains(needle)) {
+            return Some(messages.remove(at));
+        }
+    }
+    None
+}
+
 impl SmtpSink {
     /// Listens on `port` (0: any free port); returns the sink and the port.
     pub async fn start(port: u16) -> (Self, u16) {
@@ -21,6 +37,7 @@ impl SmtpSink {
             .expect("bind SMTP sink");
         let port = listener.local_addr().unwrap().port();
         let sink = SmtpSink::default();
+        SINKS.lock().unwrap().push(sink.clone());
         let messages = sink.messages.clone();
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {

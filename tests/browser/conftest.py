@@ -165,6 +165,28 @@ class MailSink:
         )
 
 
+CONFIRMATION_LINK = re.compile(r"https?://\S+/negozio/conferma-email\?token=[0-9a-f]{64}")
+
+
+def confirmation_link(sink: MailSink, address: str) -> str:
+    """The link of the newest confirmation email to `address` (sign-up or new address)."""
+    sink.wait_for_mail_to(address, "conferma il tuo indirizzo email")
+    mails = [
+        m for m in sink.messages
+        if address.lower() in m.rcpt_tos and "conferma il tuo indirizzo email" in m.subject
+    ]
+    found = CONFIRMATION_LINK.search(mails[-1].text)
+    assert found, f"no confirmation link in:\n{mails[-1].text}"
+    return found.group(0)
+
+
+def confirm_email_in_browser(page: Page, sink: MailSink, address: str) -> None:
+    """Opens the emailed link in the page and presses its button, as the customer does."""
+    page.goto(confirmation_link(sink, address))
+    page.get_by_role("button", name="Conferma l'indirizzo").click()
+    page.get_by_text("è confermato").wait_for()
+
+
 @pytest.fixture(scope="session")
 def smtp_sink() -> Iterator[MailSink]:
     """One sink for the whole run; tests tell their mail apart by recipient."""
@@ -261,6 +283,13 @@ class Server:
             {"brand": BRAND, "email": who.email, "password": who.password},
         )
         return answer["access_token"]
+
+    def confirm_email(self, token: str, sink: MailSink, address: str) -> None:
+        """Confirms the signed-in user's address through the API, with the token of the
+        link emailed to it (for the tests that are not about email)."""
+        link = confirmation_link(sink, address)
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)
+        self.api("POST", "/api/v1/auth/email/confirm", {"token": query["token"][0]}, token=token)
 
     def credit_prepaid(self, customer_email: str, amount: str) -> None:
         """Credits the customer's prepaid account as the back-office does (by API)."""

@@ -60,7 +60,7 @@ def test_the_back_office_imports_the_statement_and_the_order_is_fulfilled(
     page: Page, shot, server, smtp_sink, browser, tmp_path: Path
 ) -> None:
     # The customer orders one RIN-FIRMA by bank transfer.
-    customer = sign_up(page, shot, "bonifico-bo")
+    customer = sign_up(page, shot, "bonifico-bo", smtp_sink)
     page.get_by_label("Bonifico bancario").check()
     page.get_by_role("button", name="Avanti").click()
     page.get_by_role("link", name="Hai necessità di acquistare uno o più coupon?").click()

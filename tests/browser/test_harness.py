@@ -26,8 +26,9 @@ def test_a_prepaid_api_order_mails_coupons_to_the_sink(server, smtp_sink):
         "/api/v1/auth/signup",
         {"brand": BRAND, "name": "Cliente API", "email": customer.email, "password": PASSWORD},
     )
-    server.credit_prepaid(customer.email, "50.00")
     token = server.login(customer)
+    server.confirm_email(token, smtp_sink, customer.email)
+    server.credit_prepaid(customer.email, "50.00")
     server.api(
         "POST",
         "/api/v1/orders",

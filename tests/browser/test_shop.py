@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import BRAND, PASSWORD, REPO, Credentials, unique_email
+from conftest import BRAND, PASSWORD, REPO, Credentials, confirm_email_in_browser, unique_email
 
 # Demo registry (seeds/demo.json): a holder whose smart card has both certificates
 # renewable now. The shop proposes the cheapest cover (catalog::propose_for_device): with
@@ -46,8 +46,9 @@ def compact(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
-def sign_up(page: Page, shot, prefix: str) -> Credentials:
-    """A new customer through the sign-up form; leaves them signed in on step 1."""
+def sign_up(page: Page, shot, prefix: str, smtp_sink, confirm: bool = True) -> Credentials:
+    """A new customer through the sign-up form who (unless `confirm` is false) opens the
+    emailed confirmation link; leaves them signed in on step 1."""
     customer = Credentials(unique_email(prefix))
     page.goto(f"/negozio/{BRAND}/iscriviti")
     shot(page, "iscriviti")
@@ -56,6 +57,9 @@ def sign_up(page: Page, shot, prefix: str) -> Credentials:
     page.get_by_label("Password", exact=True).fill(customer.password)
     page.get_by_role("button", name="Iscriviti").click()
     expect(page).to_have_url(path_is("/negozio/acquista"))
+    if confirm:
+        confirm_email_in_browser(page, smtp_sink, customer.email)
+        page.goto("/negozio/acquista")
     shot(page, "acquista")
     return customer
 
@@ -79,7 +83,7 @@ def confirm(page: Page, shot) -> None:
 def test_prepaid_purchase_of_the_proposed_coupons(page, shot, server, smtp_sink, viewport):
     """(a) The main path: sign up, get credit from the back-office, buy what the shop
     proposes for the holder's device, and receive the codes by email."""
-    customer = sign_up(page, shot, f"prepagato-{viewport}")
+    customer = sign_up(page, shot, f"prepagato-{viewport}", smtp_sink)
     server.credit_prepaid(customer.email, "50.00")
     page.reload()  # step 1 may show the balance: show the credited one
     shot(page, "acquista-con-credito")
@@ -118,7 +122,7 @@ def test_prepaid_purchase_of_the_proposed_coupons(page, shot, server, smtp_sink,
 def test_bank_transfer_purchase_from_the_manual_list(page, shot, smtp_sink):
     """(b) Coupons chosen by hand, paid by bank transfer: the order page gives the RF
     code, the amount and the brand's IBAN, and the same RF code is in the email."""
-    customer = sign_up(page, shot, "bonifico")
+    customer = sign_up(page, shot, "bonifico", smtp_sink)
     choose_method(page, shot, "Bonifico bancario", "bank_transfer")
 
     page.get_by_role("link", name="Hai necessità di acquistare uno o più coupon?").click()
@@ -149,10 +153,10 @@ def test_bank_transfer_purchase_from_the_manual_list(page, shot, smtp_sink):
     )
 
 
-def test_an_invalid_codice_fiscale_is_shown_next_to_the_field(page, shot):
+def test_an_invalid_codice_fiscale_is_shown_next_to_the_field(page, shot, smtp_sink):
     """(c) A wrong check character keeps the customer on the holder's page, with the rule
     broken written beside the field."""
-    sign_up(page, shot, "cf-errato")
+    sign_up(page, shot, "cf-errato", smtp_sink)
     choose_method(page, shot, "Bonifico bancario", "bank_transfer")
 
     field = page.get_by_label("Codice Fiscale", exact=True)
@@ -181,10 +185,10 @@ def test_the_shop_without_a_session_asks_to_sign_in(page, shot):
     shot(page, "accedi")
 
 
-def test_sign_out_and_sign_in_again(page, shot):
+def test_sign_out_and_sign_in_again(page, shot, smtp_sink):
     """"Esci" ends the session (the shop asks to sign in again) and the sign-in form
     opens it again."""
-    customer = sign_up(page, shot, "esci")
+    customer = sign_up(page, shot, "esci", smtp_sink)
     with page.expect_navigation():
         page.get_by_role("button", name="Esci").click()
     shot(page, "dopo-esci")

@@ -191,6 +191,11 @@ class Service:
                      "Operatore Contratto", "--role", role, stdin=PASSWORD + "\n")
         answer = self.api("POST", "/api/v1/auth/login",
                           {"brand": BRAND, "email": email, "password": PASSWORD})
+        if role == "customer":
+            # A customer buys only with a confirmed address: open the emailed link's token.
+            self.api("POST", "/api/v1/auth/email/confirm",
+                     {"token": confirmation_token(self.data_dir / "mail", email)},
+                     token=answer["access_token"])
         return answer["access_token"]
 
     def agent(self) -> str:
@@ -269,6 +274,25 @@ def give_it_data(service: Service, tokens: dict[str, str | None]) -> dict[str, l
         "cert_ids": [ari_cert_id(service.data_dir / "demo-agent" / name)
                      for name in ("signature.pem", "authentication.pem")],
     }
+
+
+def confirmation_token(mail_dir: Path, address: str) -> str:
+    """The token of the confirmation link the service emailed to `address` (without SMTP,
+    an .eml file), waiting up to 60 s for the dispatcher to write it."""
+    link = re.compile(r"conferma-email\?token=([0-9a-f]{64})")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for path in sorted(mail_dir.glob("*.eml")):
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if address.lower() not in str(message.get("To", "")).lower():
+                continue
+            for part in message.walk():
+                if part.get_content_type() == "text/plain":
+                    found = link.search(part.get_content())
+                    if found:
+                        return found.group(1)
+        time.sleep(0.2)
+    raise SystemExit(f"no confirmation email to {address} in {mail_dir} after 60 s")
 
 
 def coupon_codes(mail_dir: Path) -> list[str]:

@@ -200,6 +200,19 @@ def camt053(credits: list[tuple[str, str]]) -> bytes:
 </BkToCstmrStmt></Document>""".encode()
 
 
+def confirmation_token(sink: Sink, address: str) -> str:
+    """The token of the confirmation link emailed to `address`, waiting up to 60 s."""
+    import re
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        for text in sink.text_to(address, "conferma il tuo indirizzo email"):
+            found = re.search(r"conferma-email\?token=([0-9a-f]{64})", text)
+            if found:
+                return found.group(1)
+        time.sleep(0.2)
+    raise AssertionError(f"no confirmation email to {address}")
+
+
 def coupon_codes(text: str) -> list[str]:
     import re
     return re.findall(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]\b", text)
@@ -221,6 +234,9 @@ def run(cluster: Cluster) -> None:
                  {"brand": BRAND, "name": f"Studio {n}", "email": address, "password": PASSWORD})
         token = cluster.api(n + 1).call("POST", "/api/v1/auth/login",
                                          {"brand": BRAND, "email": address, "password": PASSWORD})[1]["access_token"]
+        # Only a confirmed address buys: the token of the emailed link, sent to another server.
+        cluster.api(n + 2).call("POST", "/api/v1/auth/email/confirm",
+                                {"token": confirmation_token(cluster.sink, address)}, token=token)
         accounts = cluster.api(n + 2).call(
             "GET", "/api/v1/backoffice/prepaid?" + urllib.parse.urlencode({"email": address}),
             token=office_token)[1]["accounts"]
