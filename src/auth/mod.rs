@@ -2,6 +2,8 @@
 //! tokens, the password throttle, and what a user does to their own account.
 
 pub mod account;
+pub mod management;
+pub mod officer_applications;
 pub mod password;
 pub mod sessions;
 pub mod throttle;

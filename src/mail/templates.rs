@@ -57,6 +57,12 @@ const TEMPLATES: &[(&str, &str, &str, &str)] = &[
         include_str!("../../templates/email/renewal_failed.text.hbs"),
         include_str!("../../templates/email/renewal_failed.html.hbs"),
     ),
+    (
+        "officer_decision",
+        "{{brand}}: la tua richiesta di incarico alla registrazione{{#if approved}} è stata accolta{{else}} non è stata accolta{{/if}}",
+        include_str!("../../templates/email/officer_decision.text.hbs"),
+        include_str!("../../templates/email/officer_decision.html.hbs"),
+    ),
 ];
 
 pub struct Templates {

@@ -43,6 +43,7 @@ async fn profile(
     shop: BuyerPage,
     query: web::Query<BTreeMap<String, String>>,
 ) -> Result<HttpResponse, WebError> {
+    let officer = shop.read(super::officer::status_on_profile).await?;
     shop.render(
         StatusCode::OK,
         "profilo",
@@ -52,6 +53,8 @@ async fn profile(
             "email": shop.user.email.to_string(),
             "saved": query.contains_key("salvato"),
             "errors": {},
+            "officer": officer,
+            "officer_sent": query.contains_key("richiesta"),
         }),
     )
 }
@@ -177,6 +180,7 @@ async fn profile_again(
     form: &ProfileForm,
     errors: BTreeMap<&str, String>,
 ) -> Result<HttpResponse, WebError> {
+    let officer = shop.read(super::officer::status_on_profile).await?;
     shop.render(
         StatusCode::UNPROCESSABLE_ENTITY,
         "profilo",
@@ -186,6 +190,8 @@ async fn profile_again(
             "email": form.email,
             "saved": false,
             "errors": errors,
+            "officer": officer,
+            "officer_sent": false,
         }),
     )
 }

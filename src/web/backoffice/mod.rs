@@ -15,6 +15,7 @@ mod payments;
 mod prepaid;
 mod statements;
 mod summary;
+mod users;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
@@ -72,7 +73,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(emails::retry_email),
         )
         .route("/backoffice/coupon", web::get().to(coupons::coupon_form))
-        .route("/backoffice/coupon", web::post().to(coupons::void_coupon));
+        .route("/backoffice/coupon", web::post().to(coupons::void_coupon))
+        .route("/backoffice/utenti", web::get().to(users::users))
+        .route(
+            "/backoffice/utenti/richieste",
+            web::get().to(users::applications),
+        )
+        .route(
+            "/backoffice/utenti/richieste/{id}/approva",
+            web::post().to(users::approve),
+        )
+        .route(
+            "/backoffice/utenti/richieste/{id}/rifiuta",
+            web::post().to(users::refuse),
+        )
+        .route("/backoffice/utenti/{id}", web::get().to(users::user))
+        .route(
+            "/backoffice/utenti/{id}/disattiva",
+            web::post().to(users::disable),
+        )
+        .route(
+            "/backoffice/utenti/{id}/riattiva",
+            web::post().to(users::enable),
+        )
+        .route(
+            "/backoffice/utenti/{id}/revoca-incaricato",
+            web::post().to(users::remove_officer_role),
+        );
 }
 
 async fn home(_request: HttpRequest, Operator(_user): Operator) -> Result<HttpResponse, WebError> {
