@@ -63,11 +63,14 @@ impl User {
     }
 }
 
+/// A piece of an email or a name to search for: printable, at most 200 characters.
+pub type SearchText = crate::validation::Text<0, 200>;
+
 /// What the back-office searches users by; `None` is any.
 #[derive(Debug, Default, Clone)]
 pub struct UserFilter {
     /// A piece of the email or of the name, any case.
-    pub text: Option<String>,
+    pub text: Option<SearchText>,
     pub role: Option<Role>,
     pub status: Option<UserStatus>,
 }
@@ -109,8 +112,8 @@ pub fn search(
             .into_boxed();
         if let Some(text) = filter
             .text
-            .as_deref()
-            .map(str::trim)
+            .as_ref()
+            .map(SearchText::as_str)
             .filter(|t| !t.is_empty())
         {
             let pattern = contains_pattern(text);
@@ -200,7 +203,7 @@ pub fn disable(
             }),
             now,
         )?;
-        Ok(find_in_brand(conn, operator.brand_id, user_id)?)
+        find_in_brand(conn, operator.brand_id, user_id)
     })
 }
 
@@ -226,7 +229,7 @@ pub fn enable(
             json!({ "reason": reason.as_str() }),
             now,
         )?;
-        Ok(find_in_brand(conn, operator.brand_id, user_id)?)
+        find_in_brand(conn, operator.brand_id, user_id)
     })
 }
 
@@ -267,7 +270,7 @@ pub fn remove_officer_role(
             }),
             now,
         )?;
-        Ok(find_in_brand(conn, operator.brand_id, user_id)?)
+        find_in_brand(conn, operator.brand_id, user_id)
     })
 }
 

@@ -27,8 +27,16 @@ use crate::validation::{Reason, Text};
 
 /// A company's name as registered.
 pub type CompanyName = Text<2, 200>;
-/// What the applicant adds for the operator; may be empty.
+/// What the applicant adds for the operator; may be empty. Typed in a text area, so its
+/// line breaks are read as spaces (see [`note`]).
 pub type ApplicationNote = Text<0, 1000>;
+
+/// The note as typed, its line breaks (and tabs) made spaces: the other control
+/// characters are still refused.
+pub fn note(typed: &str) -> Result<ApplicationNote, crate::validation::TextError> {
+    let spaced = typed.replace("\r\n", " ").replace(['\r', '\n', '\t'], " ");
+    ApplicationNote::parse(&spaced)
+}
 
 /// A phone number as people type it: digits, spaces and `+ - / . ( )`, 6 to 20 digits.
 #[derive(Debug, Clone, PartialEq, Eq)]

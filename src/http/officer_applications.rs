@@ -13,8 +13,8 @@ use super::query::one_of;
 use super::responses::{problem_response_type, NotBuyer, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::auth::officer_applications::{
-    self, Application, ApplicationError, ApplicationForm, ApplicationNote, ApplicationStatus,
-    CompanyName, Decision, PhoneNumber,
+    self, Application, ApplicationError, ApplicationForm, ApplicationStatus, CompanyName, Decision,
+    PhoneNumber,
 };
 use crate::email_address::EmailAddress;
 use crate::partita_iva::PartitaIva;
@@ -138,7 +138,7 @@ fn form(body: ApplicationRequest) -> Result<ApplicationForm, ApiError> {
     let note = body
         .note
         .as_deref()
-        .map(|n| errors.check("note", ApplicationNote::parse(n)));
+        .map(|n| errors.check("note", officer_applications::note(n)));
     errors.finish()?;
     Ok(ApplicationForm {
         company_name: company_name.expect("checked"),

@@ -11,7 +11,7 @@ use super::problem::FieldErrors;
 use super::query::{one_of, QueryRule};
 use super::responses::{problem_response_type, NotOperator};
 use super::{ApiError, AppState, Problem};
-use crate::auth::management::{self, Operator, UserFilter, UserStatus};
+use crate::auth::management::{self, Operator, SearchText, UserFilter, UserStatus};
 use crate::auth::{Role, User};
 use crate::validation::Reason;
 
@@ -110,8 +110,8 @@ problem_response_type!(
     params(ListQuery),
     responses(
         (status = 200, description = "A page of users", body = UserListResponse),
-        (status = 400, description = "A filter is invalid: unknown role or status, limit or \
-offset out of range (`/problems/invalid-field`, every wrong field listed), or the query string \
+        (status = 400, description = "A filter is invalid: unknown role or status, a search \
+text too long or with control characters, limit or offset out of range (`/problems/invalid-field`, every wrong field listed), or the query string \
 does not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
         NotOperator,
@@ -141,16 +141,9 @@ pub async fn list(
         let rule = QueryRule("range", "offset must be 0 or more".into());
         errors.check::<(), _>("offset", Err(rule));
     }
-    if query.q.as_deref().is_some_and(|q| q.chars().count() > 200) {
-        let rule = QueryRule("max_length", "q has at most 200 characters".into());
-        errors.check::<(), _>("q", Err(rule));
-    }
+    let text = errors.check_optional("q", query.q.as_deref(), SearchText::parse);
     errors.finish()?;
-    let filter = UserFilter {
-        text: query.q,
-        role,
-        status,
-    };
+    let filter = UserFilter { text, role, status };
     let page = state
         .with_conn(move |conn| management::search(conn, &operator.brand, &filter, limit, offset))
         .await?;

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::{form_status, refusal, see_other, BuyerPage, CheckedForm, WebError};
 use crate::auth::officer_applications::{
-    self, ApplicationForm, ApplicationNote, ApplicationStatus, CompanyName, PhoneNumber,
+    self, ApplicationForm, ApplicationStatus, CompanyName, PhoneNumber,
 };
 use crate::auth::{Role, User};
 use crate::db::DbConnection;
@@ -142,7 +142,7 @@ async fn apply(
             })
             .ok(),
     };
-    let note = ApplicationNote::parse(&fields.note)
+    let note = officer_applications::note(&fields.note)
         .map_err(|e| errors.insert("note", text_error("una nota", &e)))
         .ok();
     let (Some(company_name), Some(vat_number), Some(contact_email), Some(note)) =

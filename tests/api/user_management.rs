@@ -76,7 +76,7 @@ async fn apply(app: &TestApp, customer: &SignedIn, vat_number: &str) -> reqwest:
             "vat_number": vat_number,
             "contact_email": "studiorossi@pec.example.it",
             "phone": "+39 06 1234567",
-            "note": "Seguiamo 300 clienti",
+            "note": "Seguiamo 300 clienti\r\nin tutta Italia",
         }),
     )
     .await
@@ -195,6 +195,14 @@ async fn the_search_finds_the_users_of_the_operators_brand_only() {
         .map(|e| e["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, ["role", "status", "limit"]);
+    let body = problem(
+        app.get_as(&operator.token, "/api/v1/backoffice/users?q=a%00b")
+            .await,
+        400,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "q");
+    assert_eq!(body["errors"][0]["rule"], "printable");
     for caller in [&anna, &officer] {
         let body = problem(
             app.get_as(&caller.token, "/api/v1/backoffice/users").await,
@@ -394,6 +402,7 @@ async fn an_application_approved_makes_the_customer_an_officer() {
     let application: Value = response.json().await.unwrap();
     assert_eq!(application["status"], "pending");
     assert_eq!(application["vat_number"], VAT);
+    assert_eq!(application["note"], "Seguiamo 300 clienti in tutta Italia");
     let id = application["id"].as_str().unwrap().to_owned();
     let body = problem(apply(&app, &customer, VAT).await, 409).await;
     assert_eq!(body["type"], "/problems/application-pending");

@@ -7,7 +7,9 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::management::{self, ManagementError, Operator, UserFilter, UserStatus};
+use crate::auth::management::{
+    self, ManagementError, Operator, SearchText, UserFilter, UserStatus,
+};
 use crate::auth::officer_applications::{self, ApplicationStatus, Decision};
 use crate::auth::{Role, User};
 use crate::validation::Reason;
@@ -83,9 +85,13 @@ pub(super) async fn users(
             None
         }),
     };
-    if q.chars().count() > 200 {
-        errors.push("Il testo da cercare può avere al massimo 200 caratteri.");
-    }
+    let text = SearchText::parse(&q)
+        .map_err(|_| {
+            errors.push(
+                "Il testo da cercare può avere al massimo 200 caratteri, senza caratteri di controllo.",
+            )
+        })
+        .ok();
     let offset = da
         .trim()
         .parse::<i64>()
@@ -94,7 +100,7 @@ pub(super) async fn users(
         .unwrap_or(0);
     let valid = errors.is_empty();
     let filter = UserFilter {
-        text: valid.then(|| q.clone()),
+        text: text.filter(|_| valid),
         role,
         status,
     };
