@@ -148,12 +148,16 @@ pub fn search(
     Ok(UserPage { users, total })
 }
 
-/// The user `id` if they are of the brand: another brand's user is as unknown as none.
+/// The user `id` if they are of the brand: another brand's user is as unknown as none, and
+/// so is an id that is no UUID (whatever bytes a path carried never reach the database).
 pub fn find_in_brand(
     conn: &mut DbConnection,
     brand_id: &str,
     id: &str,
 ) -> Result<User, ManagementError> {
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(ManagementError::UnknownUser);
+    }
     users::find(conn, id)?
         .filter(|user| user.brand_id == brand_id)
         .ok_or(ManagementError::UnknownUser)

@@ -321,6 +321,10 @@ pub fn decide(
     decision: Decision,
     now: DateTime<Utc>,
 ) -> Result<Application, ApplicationError> {
+    // An id that is no UUID names nothing (and its bytes never reach the database).
+    if Uuid::parse_str(application_id).is_err() {
+        return Err(ApplicationError::UnknownApplication);
+    }
     write_transaction(conn, |conn| {
         let application = find(conn, application_id)?
             .filter(|a| a.brand_id == brand_id)

@@ -342,8 +342,15 @@ async fn an_operator_cannot_disable_themself_but_may_disable_a_colleague() {
     assert_eq!(body["errors"][0]["field"], "reason");
     let body = problem(disable(&app, &operator, &lextel.user_id).await, 404).await;
     assert_eq!(body["type"], "/problems/unknown-user");
-    let body = problem(disable(&app, &operator, "no-such-user").await, 404).await;
-    assert_eq!(body["type"], "/problems/unknown-user");
+    for id in ["no-such-user", "a%00b"] {
+        let body = problem(disable(&app, &operator, id).await, 404).await;
+        assert_eq!(body["type"], "/problems/unknown-user");
+        let path = format!("/api/v1/backoffice/users/{id}");
+        problem(app.get_as(&operator.token, &path).await, 404).await;
+        let path = format!("/api/v1/backoffice/officer-applications/{id}/approve");
+        let body = problem(post_as(&app, &operator, &path, json!({})).await, 404).await;
+        assert_eq!(body["type"], "/problems/unknown-application");
+    }
     let lextel_operator = app.back_office("lextel").await;
     problem(
         disable(&app, &lextel_operator, &customer.user_id).await,
