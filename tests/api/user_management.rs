@@ -767,6 +767,11 @@ async fn the_back_office_pages_find_disable_and_enable_a_user() {
         )
         .await;
     assert_eq!(page.status, 403);
+    assert!(
+        text_of(&page.body, "form-error").contains("Non puoi disattivare il tuo account"),
+        "{}",
+        page.body
+    );
     let (shopper, _) = Browser::signed_in(&app, &customer.email).await;
     assert_eq!(shopper.get("/backoffice/utenti").await.status, 403);
     assert_eq!(shopper.get(&path).await.status, 403);

@@ -175,8 +175,18 @@ pub(super) async fn user_page(
             Ok((user, reason))
         })
         .await?;
+    let disabled = user.disabled_at.is_some();
+    let officer = user.role == Role::RegistrationOfficer;
+    // A refusal whose form the page no longer shows (the user changed meanwhile, or it is
+    // the operator's own account) is said at the top instead.
+    let shown = match form.action {
+        "disattiva" => !disabled && !own,
+        "riattiva" => disabled,
+        "revoca-incaricato" => officer,
+        _ => true,
+    };
     let form_of = |action: &str| {
-        let this = form.action == action;
+        let this = shown && form.action == action;
         json!({
             "reason": if this { form.reason.as_str() } else { "" },
             "error": if this { form.error.clone() } else { None },
@@ -184,9 +194,10 @@ pub(super) async fn user_page(
     };
     let context = json!({
         "done": done,
+        "error": if shown { None } else { form.error.clone() },
         "account": user_row(&user),
         "own": own,
-        "officer": user.role == Role::RegistrationOfficer,
+        "officer": officer,
         "disabled_reason": disabled_reason,
         "disable": form_of("disattiva"),
         "enable": form_of("riattiva"),
