@@ -71,12 +71,18 @@ impl Application {
                 // are declared for GET only, so a HEAD is routed as a GET. The connection
                 // was told the request is a HEAD when it was read, and sends no body.
                 // Innermost, so the request log and the metrics still say HEAD.
+                //
+                // A URL longer than any of ours is refused here with a problem body.
                 .wrap_fn(|mut request, service| {
                     use actix_web::dev::Service;
+                    use futures_util::future::{ready, Either};
+                    if let Some(refusal) = http::refuse_long_url(&request) {
+                        return Either::Left(ready(Ok(request.into_response(refusal))));
+                    }
                     if request.method() == actix_web::http::Method::HEAD {
                         request.head_mut().method = actix_web::http::Method::GET;
                     }
-                    service.call(request)
+                    Either::Right(service.call(request))
                 })
                 .wrap(http::problem_json_for_all_errors())
                 .wrap_fn(|request, service| {

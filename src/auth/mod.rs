@@ -1,10 +1,12 @@
 //! Accounts and sign-in: users of a brand with a role, passwords, access and refresh
-//! tokens, the password throttle, and what a user does to their own account.
+//! tokens, the password throttle, what a user does to their own account, and recovering a
+//! forgotten password.
 
 pub mod account;
 pub mod management;
 pub mod officer_applications;
 pub mod password;
+pub mod recovery;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;

@@ -155,3 +155,11 @@ pub fn failed(conn: &mut DbConnection, now: DateTime<Utc>) -> QueryResult<()> {
     .execute(conn)?;
     Ok(())
 }
+
+/// The account's password was reset: its failures, from every address, were guesses at a
+/// password that no longer exists, and must not keep the owner waiting.
+pub fn forgive_account(conn: &mut DbConnection, account_key: &str) -> QueryResult<()> {
+    diesel::delete(login_attempts::table.filter(login_attempts::account_key.eq(account_key)))
+        .execute(conn)?;
+    Ok(())
+}

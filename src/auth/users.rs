@@ -302,3 +302,24 @@ pub fn change_role(
     .execute(conn)?;
     Ok(changed == 1)
 }
+
+/// Replaces the password hash (recovery by email: the caller ends the sessions and
+/// audits, in its transaction).
+pub fn set_password(
+    conn: &mut DbConnection,
+    id: &str,
+    password_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<(), UserError> {
+    let changed = diesel::update(users::table.filter(users::id.eq(id)))
+        .set((
+            users::password_hash.eq(password_hash),
+            users::updated_at.eq(now.naive_utc()),
+        ))
+        .execute(conn)?;
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(UserError::NotFound)
+    }
+}

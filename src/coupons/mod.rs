@@ -2,6 +2,7 @@
 //! Codes are shown once (in the delivery email) and stored only as keyed hashes.
 
 pub mod code;
+pub mod export;
 pub mod state;
 
 pub use state::insert_all;
@@ -53,6 +54,19 @@ text_enum!(
         Expired => "expired",
     }
 );
+
+impl ShownStatus {
+    /// As the pages and the export say it.
+    pub fn italian(self) -> &'static str {
+        match self {
+            Self::Available => "disponibile",
+            Self::Reserved => "in uso per un rinnovo",
+            Self::Redeemed => "utilizzato",
+            Self::Voided => "annullato",
+            Self::Expired => "scaduto",
+        }
+    }
+}
 
 fn shown(status: CouponStatus, valid_until: DateTime<Utc>, now: DateTime<Utc>) -> ShownStatus {
     match status {
@@ -122,24 +136,22 @@ pub struct CouponView {
     pub status: ShownStatus,
     pub valid_until: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    pub redeemed_at: Option<DateTime<Utc>>,
+    pub voided_at: Option<DateTime<Utc>>,
 }
 
 type ViewRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    NaiveDateTime,
-    NaiveDateTime,
+    (String, String, String, String, String, String),
+    (Option<String>, String, NaiveDateTime, NaiveDateTime),
+    (Option<NaiveDateTime>, Option<NaiveDateTime>),
 );
 
 fn view(row: ViewRow, now: DateTime<Utc>) -> anyhow::Result<CouponView> {
-    let (id, hint, code, name, covers, order_id, invoice_number, status, valid_until, created_at) =
-        row;
+    let (
+        (id, hint, code, name, covers, order_id),
+        (invoice_number, status, valid_until, created_at),
+        (redeemed_at, voided_at),
+    ) = row;
     let stored = CouponStatus::stored(&status, format_args!("coupon {id}"))?;
     Ok(CouponView {
         covers: Covers::stored(&covers, format_args!("coupon {id}"))?,
@@ -152,35 +164,45 @@ fn view(row: ViewRow, now: DateTime<Utc>) -> anyhow::Result<CouponView> {
         invoice_number,
         valid_until: valid_until.and_utc(),
         created_at: created_at.and_utc(),
+        redeemed_at: redeemed_at.map(|t| t.and_utc()),
+        voided_at: voided_at.map(|t| t.and_utc()),
     })
 }
 
-/// The owner's coupons, newest first, codes masked.
+/// The owner's coupons, newest first, codes masked; the newest `limit`, or all.
 pub fn list_for_owner(
     conn: &mut DbConnection,
     owner_id: &str,
-    limit: i64,
+    limit: Option<i64>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<CouponView>> {
-    let rows: Vec<ViewRow> = coupons::table
+    let mut query = coupons::table
         .inner_join(products::table)
         .inner_join(orders::table.on(orders::id.eq(coupons::order_id)))
         .filter(coupons::owner_id.eq(owner_id))
         .order((coupons::created_at.desc(), coupons::id.desc()))
-        .limit(limit)
         .select((
-            coupons::id,
-            coupons::code_hint,
-            products::code,
-            products::name,
-            products::covers,
-            coupons::order_id,
-            orders::invoice_number,
-            coupons::status,
-            coupons::valid_until,
-            coupons::created_at,
+            (
+                coupons::id,
+                coupons::code_hint,
+                products::code,
+                products::name,
+                products::covers,
+                coupons::order_id,
+            ),
+            (
+                orders::invoice_number,
+                coupons::status,
+                coupons::valid_until,
+                coupons::created_at,
+            ),
+            (coupons::redeemed_at, coupons::voided_at),
         ))
-        .load(conn)?;
+        .into_boxed();
+    if let Some(limit) = limit {
+        query = query.limit(limit);
+    }
+    let rows: Vec<ViewRow> = query.load(conn)?;
     rows.into_iter().map(|r| view(r, now)).collect()
 }
 

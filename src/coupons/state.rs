@@ -149,3 +149,41 @@ pub fn lock(conn: &mut DbConnection, coupon_id: &str) -> QueryResult<Option<Coup
     let status: Option<String> = for_update!(conn, query, |q, c| q.first(c).optional())?;
     Ok(status.and_then(|s| CouponStatus::parse(&s)))
 }
+
+/// An unused coupon just voided to be replaced: what its replacement keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct Replaced {
+    pub id: String,
+    pub product_id: String,
+    pub net_unit_cents: i64,
+    pub vat_rate_basis_points: i32,
+    pub valid_until: chrono::NaiveDateTime,
+}
+
+/// `available` → `voided` for every unused, unexpired coupon of an order whose codes are to
+/// be sent again ([`crate::orders::resend`]). One conditional update: of two racing
+/// resends, each coupon is voided, and so replaced, by exactly one.
+pub fn void_unused_for_reissue(
+    conn: &mut DbConnection,
+    order_id: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<Replaced>> {
+    diesel::update(
+        coupons::table
+            .filter(coupons::order_id.eq(order_id))
+            .filter(coupons::status.eq(CouponStatus::Available.as_str()))
+            .filter(coupons::valid_until.gt(now.naive_utc())),
+    )
+    .set((
+        coupons::status.eq(CouponStatus::Voided.as_str()),
+        coupons::voided_at.eq(Some(now.naive_utc())),
+    ))
+    .returning((
+        coupons::id,
+        coupons::product_id,
+        coupons::net_unit_cents,
+        coupons::vat_rate_basis_points,
+        coupons::valid_until,
+    ))
+    .get_results(conn)
+}

@@ -412,6 +412,17 @@ diesel::table! {
 }
 
 diesel::joinable!(users -> brands (brand_id));
+diesel::table! {
+    password_resets (id) {
+        id -> Text,
+        user_id -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(prepaid_accounts -> users (owner_id));
 diesel::joinable!(prepaid_entries -> prepaid_accounts (account_id));
@@ -422,6 +433,7 @@ diesel::joinable!(renewals -> devices (device_id));
 diesel::joinable!(renewals -> coupons (coupon_id));
 diesel::joinable!(web_sessions -> users (user_id));
 diesel::joinable!(officer_applications -> users (user_id));
+diesel::joinable!(password_resets -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     agent_challenges,
@@ -451,4 +463,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     renewal_reminders,
     renewals,
     web_sessions,
+    password_resets,
 );

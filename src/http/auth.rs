@@ -10,6 +10,7 @@ use super::problem::FieldErrors;
 use super::responses::MalformedBody;
 use super::{ApiError, AppState, Problem};
 use crate::audit::Actor;
+use crate::auth::recovery;
 use crate::auth::sessions::{self, Session};
 use crate::auth::{password, users, NewPassword, NewUser, Role};
 use crate::email_address::EmailAddress;
@@ -249,7 +250,139 @@ pub async fn logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// A forgotten password: the account, as the sign-in names it.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    #[schema(example = "rinnovo")]
+    brand: String,
+    #[schema(example = "maria.rossi@example.it")]
+    email: String,
+}
+
+/// The one answer to every accepted request for a reset link.
+#[derive(Serialize, utoipa::ToSchema)]
+struct PasswordResetAccepted {
+    #[schema(
+        example = "If the address has an account in this brand, an email with a link to set a new password is on its way."
+    )]
+    detail: &'static str,
+    /// How long the link works, in minutes.
+    #[schema(example = 30)]
+    link_valid_minutes: i64,
+}
+
+const RESET_ACCEPTED: PasswordResetAccepted = PasswordResetAccepted {
+    detail: "If the address has an account in this brand, an email with a link to set a new \
+             password is on its way.",
+    link_valid_minutes: recovery::LINK_VALID_MINUTES,
+};
+
+/// Ask for a link to set a new password
+///
+/// The answer is the same (202, same body) whether or not the address has an account, so
+/// it tells nothing about who is registered. If it has one, an email with a single-use link
+/// goes to it, valid for 30 minutes; a newer request voids the older links. At most 3
+/// emails an hour and 10 a day go to one account (past that, still 202, no email); one
+/// client address may ask 10 times an hour (past that, 429).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password-reset",
+    tag = "auth",
+    operation_id = "auth_password_reset",
+    security(()),
+    request_body = PasswordResetRequest,
+    responses(
+        (status = 202, description = "Accepted; an email follows if the account exists",
+            body = PasswordResetAccepted),
+        (status = 400, description = "An unknown brand (`/problems/invalid-field`) or a \
+            malformed body (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this client address \
+            (`/problems/too-many-requests`)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before asking again"))),
+    )
+)]
+pub async fn request_password_reset(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: JsonObject<PasswordResetRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let PasswordResetRequest { brand, email } = body.into_inner();
+    let client_address = super::client_address(&request);
+    let public_url = state.config.public_url.clone();
+    state
+        .with_conn(move |conn| {
+            recovery::request_reset(
+                conn,
+                &brand,
+                &email,
+                &client_address,
+                &public_url,
+                Utc::now(),
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Accepted().json(RESET_ACCEPTED))
+}
+
+/// The emailed link's token and the new password.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetConfirmation {
+    /// The `token` of the link in the email.
+    token: String,
+    /// Must satisfy the password policy.
+    #[schema(format = Password)]
+    new_password: String,
+}
+
+/// Set a new password with the emailed link
+///
+/// Uses the link (once), sets the password, and ends every session of the user: every
+/// refresh token, every access token issued before, every browser session. Then sign in
+/// with the new password.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password-reset/confirm",
+    tag = "auth",
+    operation_id = "auth_password_reset_confirm",
+    security(()),
+    request_body = PasswordResetConfirmation,
+    responses(
+        (status = 204, description = "The password is set; every session of the user has ended"),
+        (status = 400, description = "The link is unknown, expired, used or replaced by a newer \
+            one (`/problems/reset-link-invalid`, field token), the new password breaks the \
+            policy (`/problems/invalid-field`, field new_password), or a malformed body \
+            (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn confirm_password_reset(
+    state: web::Data<AppState>,
+    body: JsonObject<PasswordResetConfirmation>,
+) -> Result<HttpResponse, ApiError> {
+    let PasswordResetConfirmation {
+        token,
+        new_password,
+    } = body.into_inner();
+    state
+        .with_conn(move |conn| {
+            recovery::reset_password(conn, &token, &new_password, Utc::now()).map(|_| ())
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// The sign-up / sign-in endpoints' part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(signup, login, refresh, logout))]
+#[openapi(paths(
+    signup,
+    login,
+    refresh,
+    logout,
+    request_password_reset,
+    confirm_password_reset
+))]
 pub struct Docs;

@@ -9,12 +9,15 @@
 
 use actix_web::http::StatusCode;
 
-use super::italian::{coupon_status_label, euro, order_status_label, payment_status_text};
+use super::italian::{
+    coupon_status_label, euro, order_status_label, password_rule, payment_status_text,
+};
 use super::problem::{ApiError, FieldError};
 use crate::agent::AgentAuthError;
 use crate::auth::account::AccountError;
 use crate::auth::management::ManagementError;
 use crate::auth::officer_applications::{ApplicationError, ApplicationStatus};
+use crate::auth::recovery::RecoveryError;
 use crate::auth::sessions::SessionError;
 use crate::auth::throttle::Throttled;
 use crate::auth::UserError;
@@ -22,6 +25,7 @@ use crate::catalog::{CatalogError, ProductChangeError, ProposalError};
 use crate::coupons::VoidError;
 use crate::lookup::LookupError;
 use crate::orders::checkout::CheckoutError;
+use crate::orders::resend::ResendError;
 use crate::orders::OrderError;
 use crate::payments::manual::TargetError;
 use crate::payments::queue::ManualError;
@@ -405,6 +409,44 @@ impl Identify for OrderError {
     }
 }
 
+impl Identify for ResendError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        Ok(match self {
+            ResendError::NotFound => Identity::not_found(
+                "unknown-order",
+                "Unknown order",
+                detail,
+                "Ordine non trovato.",
+            ),
+            ResendError::NotFulfilled(status) => Identity::conflict(
+                "order-not-fulfilled",
+                "Order not fulfilled",
+                detail,
+                format!(
+                    "L'ordine è {}: i codici esistono solo quando è evaso.",
+                    order_status_label(status.as_str())
+                ),
+            ),
+            ResendError::NothingUnused => Identity::conflict(
+                "no-unused-codes",
+                "No unused codes",
+                detail,
+                "L'ordine non ha più codici da usare: sono già stati usati, annullati o sono scaduti.",
+            ),
+            ResendError::TooOften(seconds) => Identity::too_many(
+                seconds,
+                detail,
+                format!(
+                    "I codici di questo ordine sono già stati inviati di nuovo più volte: riprova tra {}.",
+                    italian_wait(seconds)
+                ),
+            ),
+            ResendError::Storage(e) => return Err(e),
+        })
+    }
+}
+
 impl Identify for CheckoutError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
@@ -609,6 +651,39 @@ impl Identify for AccountError {
             ),
             AccountError::User(e) => return e.identify(),
             AccountError::Storage(e) => return Err(e),
+        })
+    }
+}
+
+impl Identify for RecoveryError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        use crate::validation::Rule;
+        let detail = self.to_string();
+        Ok(match self {
+            RecoveryError::TooManyRequests {
+                retry_after_seconds,
+            } => Identity::too_many(
+                retry_after_seconds,
+                detail,
+                format!(
+                    "Troppe richieste di una nuova password da questo indirizzo: riprova tra {}.",
+                    italian_wait(retry_after_seconds)
+                ),
+            ),
+            RecoveryError::LinkInvalid => Identity::refused(
+                StatusCode::BAD_REQUEST,
+                "reset-link-invalid",
+                "Reset link not valid",
+                detail,
+                "Il link per impostare una nuova password non è più valido: è scaduto, è già \
+                 stato usato, oppure ne hai chiesto uno più recente. Chiedine uno nuovo.",
+            )
+            .on_field("token", "live_link"),
+            RecoveryError::Password(e) => {
+                Identity::invalid("new_password", e.rule(), detail, password_rule(&e))
+            }
+            RecoveryError::User(e) => return e.identify(),
+            RecoveryError::Storage(e) => return Err(e),
         })
     }
 }

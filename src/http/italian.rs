@@ -62,6 +62,18 @@ pub fn coupon_status_label(status: &str) -> String {
     }
 }
 
+/// What the pages say of a new password that breaks the rule.
+pub fn password_rule(error: &crate::auth::PasswordError) -> &'static str {
+    use crate::auth::PasswordError::*;
+    match error {
+        TooShort => "La password deve avere almeno 10 caratteri.",
+        TooLong => "La password è troppo lunga.",
+        TooRepetitive => "La password deve avere almeno 5 caratteri diversi.",
+        Common => "Questa password è tra le più usate: scegline un'altra.",
+        ContainsEmail => "La password non deve contenere l'indirizzo email.",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +85,15 @@ mod tests {
         assert_eq!(euro(Money::from_cents(100_000_000)), "€ 1.000.000,00");
         assert_eq!(euro(Money::from_cents(5)), "€ 0,05");
         assert_eq!(euro(Money::from_cents(-1250)), "€ -12,50");
+    }
+
+    #[test]
+    fn the_length_rule_says_the_length_the_rule_has() {
+        let message = password_rule(&crate::auth::PasswordError::TooShort);
+        let min = crate::auth::password::MIN_LENGTH.to_string();
+        assert!(
+            message.contains(&format!("almeno {min} caratteri")),
+            "{message}"
+        );
     }
 }

@@ -4,6 +4,7 @@ mod agent;
 pub mod auth;
 mod catalog;
 mod coupons;
+pub(crate) use coupons::csv_download;
 mod emails;
 mod errors;
 mod extract;
@@ -29,7 +30,7 @@ mod users;
 use std::sync::Arc;
 
 use actix_web::middleware::ErrorHandlers;
-use actix_web::web;
+use actix_web::{web, HttpResponse};
 
 pub use errors::{Identify, Identity};
 pub use problem::{ApiError, Problem, PROBLEM_CONTENT_TYPE};
@@ -42,6 +43,31 @@ use crate::db::{DbConnection, Pool};
 
 /// Largest JSON body accepted; bulk orders of a thousand lines fit comfortably.
 const JSON_BODY_LIMIT: usize = 256 * 1024;
+
+/// Longest request target (path and query) served. Every URL of the API and the pages is
+/// far shorter; 8 KiB is what common proxies allow by default. Up to about 64 KiB the
+/// HTTP layer hands the request to us and it gets a 414 problem here; beyond that the
+/// HTTP layer itself refuses the request head (400 or 431) and closes the connection.
+pub const MAX_URL_LENGTH: usize = 8 * 1024;
+
+/// The 414 answer for a request whose URL is longer than `MAX_URL_LENGTH`, if it is.
+pub fn refuse_long_url(request: &actix_web::dev::ServiceRequest) -> Option<HttpResponse> {
+    let length = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    (length > MAX_URL_LENGTH).then(|| {
+        actix_web::ResponseError::error_response(
+            &ApiError::refused(
+                actix_web::http::StatusCode::URI_TOO_LONG,
+                "url-too-long",
+                "URI Too Long",
+                format!("the URL has {length} characters; at most {MAX_URL_LENGTH} are served"),
+            )
+            .on_field("url", "max_length"),
+        )
+    })
+}
 
 pub struct AppState {
     pub pool: Pool,
@@ -135,7 +161,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(web::PathConfig::default().error_handler(|e, _| problem::path_error(e)))
     .app_data(web::QueryConfig::default().error_handler(|e, _| problem::query_error(e)))
     .service(web::resource("/api/openapi.json").route(web::get().to(openapi::json)))
-    .service(web::resource("/api/docs").route(web::get().to(openapi::viewer)))
+    .service(web::resource("/api/docs").route(web::get().to(openapi::viewer_root)))
+    .service(web::resource("/api/docs/{file:.*}").route(web::get().to(openapi::viewer)))
     .service(web::resource("/health/live").route(web::get().to(health::live)))
     .service(web::resource("/health/ready").route(web::get().to(health::ready)))
     .service(web::resource("/metrics").route(web::get().to(metrics::scrape)))
@@ -143,6 +170,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/api/v1/auth/login").route(web::post().to(auth::login)))
     .service(web::resource("/api/v1/auth/refresh").route(web::post().to(auth::refresh)))
     .service(web::resource("/api/v1/auth/logout").route(web::post().to(auth::logout)))
+    .service(
+        web::resource("/api/v1/auth/password-reset")
+            .route(web::post().to(auth::request_password_reset)),
+    )
+    .service(
+        web::resource("/api/v1/auth/password-reset/confirm")
+            .route(web::post().to(auth::confirm_password_reset)),
+    )
     .service(
         web::resource("/api/v1/me")
             .route(web::get().to(me::get))
@@ -209,7 +244,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(orders::create)),
     )
     .service(web::resource("/api/v1/orders/{id}").route(web::get().to(orders::show)))
+    .service(
+        web::resource("/api/v1/orders/{id}/codes/resend")
+            .route(web::post().to(orders::resend_codes)),
+    )
+    .service(
+        web::resource("/api/v1/backoffice/orders/{id}/codes/resend")
+            .route(web::post().to(orders::resend_codes_as_operator)),
+    )
     .service(web::resource("/api/v1/coupons").route(web::get().to(coupons::list)))
+    .service(web::resource("/api/v1/coupons/export").route(web::get().to(coupons::export)))
     .service(web::resource("/api/v1/coupons/{code}/status").route(web::get().to(coupons::status)))
     .service(
         web::resource("/api/v1/backoffice/coupons/{id}/void").route(web::post().to(coupons::void)),

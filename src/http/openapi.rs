@@ -4,9 +4,10 @@
 //! served at `/api/openapi.json`, with an interactive viewer at `/api/docs`. A test compares the
 //! document with the routes in `http::configure`, so a route cannot go undocumented.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
-use actix_web::HttpResponse;
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -281,25 +282,39 @@ pub async fn json() -> HttpResponse {
         .body(DOCUMENT.as_str())
 }
 
-/// `GET /api/docs`: RapiDoc over the document. The viewer's script comes from its CDN
-/// (the browser fetches it; nothing is bundled in the binary).
-pub async fn viewer() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(
-            r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>rinnovo API</title>
-<script type="module" src="https://unpkg.com/rapidoc@9.3.8/dist/rapidoc-min.js"></script>
-</head>
-<body>
-<noscript>The interactive viewer needs JavaScript; the document itself is at <a href="/api/openapi.json">/api/openapi.json</a>.</noscript>
-<rapi-doc spec-url="/api/openapi.json" render-style="read" show-header="false" allow-try="true"></rapi-doc>
-</body>
-</html>
-"#,
-        )
+/// What the docs pages may load: only this origin. Swagger UI's files are served from the
+/// binary, so a compromised CDN cannot run script on the shop's origin, and the viewer
+/// works offline. Swagger UI sets inline styles and draws icons as data: URLs.
+const VIEWER_CSP: &str =
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+     form-action 'none'";
+
+static VIEWER_CONFIG: LazyLock<Arc<utoipa_swagger_ui::Config<'static>>> =
+    LazyLock::new(|| Arc::new(utoipa_swagger_ui::Config::from("/api/openapi.json")));
+
+/// `GET /api/docs`: the viewer's files are relative to the folder, so the bare path
+/// moves to `/api/docs/`.
+pub async fn viewer_root() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, "/api/docs/"))
+        .finish()
+}
+
+/// `GET /api/docs/{file}`: Swagger UI over the document, from the files vendored in the
+/// binary.
+pub async fn viewer(file: web::Path<String>) -> HttpResponse {
+    match utoipa_swagger_ui::serve(&file, VIEWER_CONFIG.clone()) {
+        Ok(Some(found)) => HttpResponse::Ok()
+            .content_type(found.content_type)
+            .insert_header((header::CONTENT_SECURITY_POLICY, VIEWER_CSP))
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+            .body(found.bytes.into_owned()),
+        Ok(None) => HttpResponse::NotFound().finish(),
+        Err(error) => {
+            tracing::error!(%error, "the API viewer could not be served");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
 }

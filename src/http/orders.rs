@@ -6,18 +6,21 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::catalog::{requested_lines, LineRequest};
-use super::extract::{Buyer, CurrentUser};
+use super::extract::{BackOffice, Buyer, CurrentUser};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::query::{one_of, QueryRule};
+use super::responses::{NotBuyer, NotOperator};
 use super::{brand_of, idempotent, ApiError, AppState, Problem};
 use crate::auth::{users, Role, UserError};
 use crate::brands::Brand;
 use crate::email_address::EmailAddress;
 use crate::money::Money;
 use crate::orders::checkout;
+use crate::orders::resend::{resend_unused_codes, Requester, Resent};
 use crate::orders::{self, Order, OrderError, OrderStatus, PaymentMethod};
 use crate::payments::CreditorReference;
+use crate::validation::Reason;
 
 const LIST_LIMIT: i64 = 200;
 
@@ -411,7 +414,138 @@ pub async fn show(
     Ok(HttpResponse::Ok().json(OrderResponse::new(order, &brand)))
 }
 
+/// New codes sent in place of the order's unused ones.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ResendResponse {
+    /// How many new codes were sent (as many unused codes were voided).
+    #[schema(example = 3)]
+    codes: usize,
+    /// The account's address the new codes went to.
+    #[schema(example = "mario.rossi@example.it")]
+    sent_to: String,
+}
+
+impl From<Resent> for ResendResponse {
+    fn from(resent: Resent) -> Self {
+        Self {
+            codes: resent.codes,
+            sent_to: resent.recipient,
+        }
+    }
+}
+
+/// Why an operator has the codes sent again.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorResendRequest {
+    #[schema(example = "customer deleted the delivery email (call of 1 Dec)")]
+    reason: String,
+}
+
+/// Have the order's unused codes sent again
+///
+/// For a lost or deleted delivery email. Codes are stored only as hashes, so they cannot be
+/// sent as they were: the order's unused, unexpired codes are voided and as many new codes
+/// of the same products, price and validity are emailed to the account's address. Used,
+/// reserved and expired codes are left alone; no money moves. At most 5 times per order a
+/// day. The buyer's own orders only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/codes/resend",
+    tag = "orders",
+    operation_id = "orders_codes_resend",
+    params(("id" = String, Path, description = "The order's id")),
+    responses(
+        (status = 200, description = "New codes sent", body = ResendResponse),
+        NotBuyer,
+        (status = 404, description = "No such order of the caller (`/problems/unknown-order`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is not fulfilled (`/problems/order-not-fulfilled`) \
+or has no unused code left (`/problems/no-unused-codes`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Codes of this order were sent again too often \
+(`/problems/too-many-requests`, with `Retry-After`)",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn resend_codes(
+    state: web::Data<AppState>,
+    Buyer(user): Buyer,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let state_ = state.clone();
+    let resent = state
+        .with_conn(move |conn| {
+            resend_unused_codes(
+                conn,
+                &state_.coupon_key,
+                &state_.config.public_url,
+                &Requester::Owner {
+                    user_id: &user.id,
+                    brand_id: &user.brand,
+                },
+                &id,
+                Utc::now(),
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(ResendResponse::from(resent)))
+}
+
+/// Send a customer's unused codes again (back-office)
+///
+/// As `POST /api/v1/orders/{id}/codes/resend`, for any order of the operator's brand, with a
+/// reason for the audit log and without the daily limit.
+#[utoipa::path(
+    post,
+    path = "/api/v1/backoffice/orders/{id}/codes/resend",
+    tag = "back-office",
+    operation_id = "backoffice_orders_codes_resend",
+    params(("id" = String, Path, description = "The order's id")),
+    request_body = OperatorResendRequest,
+    responses(
+        (status = 200, description = "New codes sent", body = ResendResponse),
+        (status = 400, description = "The reason is missing or invalid \
+(`/problems/invalid-field`), or the body is not the expected JSON \
+(`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
+        NotOperator,
+        (status = 404, description = "No such order of the brand (`/problems/unknown-order`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is not fulfilled (`/problems/order-not-fulfilled`) \
+or has no unused code left (`/problems/no-unused-codes`)",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn resend_codes_as_operator(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    id: web::Path<String>,
+    body: JsonObject<OperatorResendRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let reason = Reason::parse(&body.reason).map_err(|e| {
+        ApiError::invalid_field("reason", crate::validation::Rule::rule(&e), e.to_string())
+    })?;
+    let state_ = state.clone();
+    let resent = state
+        .with_conn(move |conn| {
+            resend_unused_codes(
+                conn,
+                &state_.coupon_key,
+                &state_.config.public_url,
+                &Requester::Operator {
+                    user_id: &operator.id,
+                    brand_id: &operator.brand,
+                    reason: &reason,
+                },
+                &id,
+                Utc::now(),
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(ResendResponse::from(resent)))
+}
+
 /// The order operations' part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(create, list, show))]
+#[openapi(paths(create, list, show, resend_codes, resend_codes_as_operator))]
 pub struct Docs;

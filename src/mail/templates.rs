@@ -63,6 +63,12 @@ const TEMPLATES: &[(&str, &str, &str, &str)] = &[
         include_str!("../../templates/email/officer_decision.text.hbs"),
         include_str!("../../templates/email/officer_decision.html.hbs"),
     ),
+    (
+        "password_reset",
+        "{{brand}}: imposta una nuova password",
+        include_str!("../../templates/email/password_reset.text.hbs"),
+        include_str!("../../templates/email/password_reset.html.hbs"),
+    ),
 ];
 
 pub struct Templates {

@@ -48,7 +48,7 @@ pub fn write(
     let mut emails = Vec::with_capacity(paid.len() * 2);
     for recipient in paid {
         let order = recipient.order;
-        let mut issued: Vec<(CouponCode, &str)> = Vec::new();
+        let mut issued: Vec<IssuedCode<'_>> = Vec::new();
         for line in &order.lines {
             for _ in 0..line.quantity {
                 let coupon = NewCoupon::generate(
@@ -60,18 +60,24 @@ pub fn write(
                     line.vat_rate_basis_points,
                     valid_until,
                 );
-                issued.push((coupon.code.clone(), &line.product_name));
+                issued.push(IssuedCode {
+                    code: coupon.code.clone(),
+                    product: &line.product_name,
+                    valid_until,
+                });
                 all_coupons.push(coupon);
             }
         }
-        emails.extend(order_emails(
+        emails.push(delivery_email(
             brand,
             recipient.name,
             order,
+            &order.email,
             &issued,
-            valid_until,
             public_url,
+            false,
         ));
+        emails.push(receipt_email(brand, recipient.name, order));
     }
     coupons::insert_all(conn, key, &all_coupons, now)?;
     outbox::enqueue_all(conn, &emails, now)?;
@@ -80,24 +86,34 @@ pub fn write(
     })
 }
 
-/// The coupon delivery (codes, how to renew) and the receipt (invoice number, amounts),
-/// as template values: rendering happens when the dispatcher sends them, which adds the
-/// order's invoice number (`reference` is the order).
-fn order_emails(
+/// A code just made, as its delivery email lists it.
+pub struct IssuedCode<'a> {
+    pub code: CouponCode,
+    pub product: &'a str,
+    pub valid_until: DateTime<Utc>,
+}
+
+/// The coupon delivery (codes, how to renew), as template values: rendering happens when
+/// the dispatcher sends it, which adds the order's invoice number (`reference` is the
+/// order). `replaces_earlier` when these codes replace the order's earlier ones
+/// ([`super::resend`]), which the email then says no longer work.
+pub fn delivery_email(
     brand: &Brand,
     name: &str,
     order: &Order,
-    issued: &[(CouponCode, &str)],
-    valid_until: DateTime<Utc>,
+    recipient: &str,
+    issued: &[IssuedCode<'_>],
     public_url: &str,
-) -> [OutgoingEmail; 2] {
-    let valid_until_text = valid_until.format("%d/%m/%Y").to_string();
+    replaces_earlier: bool,
+) -> OutgoingEmail {
     let attachment = (issued.len() > CSV_ATTACHMENT_FROM).then(|| {
         let mut csv = String::from("codice,prodotto,valido_fino_al\n");
-        for (code, product) in issued {
+        for issued in issued {
             csv.push_str(&format!(
-                "{code},\"{}\",{valid_until_text}\n",
-                product.replace('"', "\"\"")
+                "{},\"{}\",{}\n",
+                issued.code,
+                issued.product.replace('"', "\"\""),
+                issued.valid_until.format("%d/%m/%Y")
             ));
         }
         Attachment {
@@ -111,25 +127,33 @@ fn order_emails(
     });
     let coupons_context: Vec<_> = issued
         .iter()
-        .map(|(code, product)| json!({ "code": code.to_string(), "product": product, "valid_until": valid_until_text }))
+        .map(|issued| {
+            json!({
+                "code": issued.code.to_string(),
+                "product": issued.product,
+                "valid_until": issued.valid_until.format("%d/%m/%Y").to_string(),
+            })
+        })
         .collect();
-    // Both emails go from the brand to the order's address, about the order.
-    let email = |kind, context, attachment| OutgoingEmail {
-        brand_id: brand.id.clone(),
-        kind,
-        reference: Some(order.id.clone()),
-        sender: brand.sender_address.clone(),
-        recipient: order.email.clone(),
-        context,
-        attachment,
-    };
-    let delivery_context = json!({
+    let context = json!({
         "name": name, "brand": brand.name,
         "single": issued.len() == 1, "count": issued.len(), "coupons": coupons_context,
         "attachment": attachment.as_ref().map(|a| a.file_name.clone()),
         "public_url": public_url,
+        "replaces_earlier": replaces_earlier,
     });
-    let delivery = email("coupon_delivery", delivery_context, attachment);
+    order_email(
+        brand,
+        order,
+        recipient,
+        "coupon_delivery",
+        context,
+        attachment,
+    )
+}
+
+/// The receipt (invoice number, amounts), to the order's address.
+fn receipt_email(brand: &Brand, name: &str, order: &Order) -> OutgoingEmail {
     let lines: Vec<_> = order
         .lines
         .iter()
@@ -138,13 +162,32 @@ fn order_emails(
             "vat_rate": format!("{:.2}", rust_decimal::Decimal::new(l.vat_rate_basis_points as i64, 2)),
         }))
         .collect();
-    let receipt_context = json!({
+    let context = json!({
         "name": name, "brand": brand.name,
         "date": order.created_at.format("%d/%m/%Y").to_string(),
         "payment_method": order.payment_method.italian(), "lines": lines,
         "net_total": order.net_total.to_string(), "vat_total": order.vat_total.to_string(),
         "gross_total": order.gross_total.to_string(),
     });
-    let receipt = email("order_receipt", receipt_context, None);
-    [delivery, receipt]
+    order_email(brand, order, &order.email, "order_receipt", context, None)
+}
+
+/// An email from the brand about the order.
+fn order_email(
+    brand: &Brand,
+    order: &Order,
+    recipient: &str,
+    kind: &'static str,
+    context: serde_json::Value,
+    attachment: Option<Attachment>,
+) -> OutgoingEmail {
+    OutgoingEmail {
+        brand_id: brand.id.clone(),
+        kind,
+        reference: Some(order.id.clone()),
+        sender: brand.sender_address.clone(),
+        recipient: recipient.to_owned(),
+        context,
+        attachment,
+    }
 }

@@ -8,6 +8,7 @@
 pub mod checkout;
 pub mod fulfilment;
 mod order;
+pub mod resend;
 pub mod state;
 
 pub use fulfilment::CSV_ATTACHMENT_FROM;

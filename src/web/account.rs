@@ -16,7 +16,7 @@ use super::{
 use crate::auth::account::{self, CurrentSession};
 use crate::auth::{password, NewPassword, ProfileChanges};
 use crate::catalog::Covers;
-use crate::coupons::{self, CouponCode, ShownStatus};
+use crate::coupons::{self, CouponCode};
 use crate::email_address::EmailAddress;
 use crate::http::AppState;
 use crate::orders::{self, OrderStatus};
@@ -36,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/negozio/prepagato", web::get().to(prepaid_statement))
         .route("/negozio/ordini", web::get().to(order_list))
         .route("/negozio/coupon", web::get().to(coupon_list))
+        .route("/negozio/coupon/esporta", web::get().to(coupon_export))
         .route("/negozio/verifica-coupon", web::get().to(check_coupon));
 }
 
@@ -273,16 +274,6 @@ async fn order_list(shop: BuyerPage) -> Result<HttpResponse, WebError> {
     shop.render(StatusCode::OK, "ordini", context)
 }
 
-fn coupon_status_label(status: ShownStatus) -> &'static str {
-    match status {
-        ShownStatus::Available => "disponibile",
-        ShownStatus::Reserved => "in uso per un rinnovo",
-        ShownStatus::Redeemed => "utilizzato",
-        ShownStatus::Voided => "annullato",
-        ShownStatus::Expired => "scaduto",
-    }
-}
-
 fn covers_label(covers: Covers) -> &'static str {
     match covers {
         Covers::Signature => "firma (sottoscrizione)",
@@ -294,7 +285,7 @@ fn covers_label(covers: Covers) -> &'static str {
 async fn coupon_list(shop: BuyerPage) -> Result<HttpResponse, WebError> {
     let list = shop
         .read(|conn, user| {
-            coupons::list_for_owner(conn, &user.id, LIST_LIMIT, Utc::now())
+            coupons::list_for_owner(conn, &user.id, Some(LIST_LIMIT), Utc::now())
                 .map_err(WebError::storage)
         })
         .await?;
@@ -303,9 +294,10 @@ async fn coupon_list(shop: BuyerPage) -> Result<HttpResponse, WebError> {
         .map(|c| {
             json!({
                 "hint": c.hint,
+                "order_id": c.order_id,
                 "product": c.product_name,
                 "invoice_number": c.invoice_number,
-                "status": coupon_status_label(c.status),
+                "status": c.status.italian(),
                 "valid_until": c.valid_until.format("%d/%m/%Y").to_string(),
             })
         })
@@ -315,6 +307,16 @@ async fn coupon_list(shop: BuyerPage) -> Result<HttpResponse, WebError> {
         "miei_coupon",
         json!({ "title": "I tuoi coupon", "coupons": coupons }),
     )
+}
+
+/// The buyer's coupons as a CSV download, as the API's export.
+async fn coupon_export(shop: BuyerPage) -> Result<HttpResponse, WebError> {
+    let file = shop
+        .read(|conn, user| {
+            coupons::export::csv_for_owner(conn, &user.id, Utc::now()).map_err(WebError::storage)
+        })
+        .await?;
+    Ok(crate::http::csv_download(file))
 }
 
 /// Public, like the API's: anyone holding a code may check it; rate-limited per address.
@@ -365,7 +367,7 @@ async fn check_coupon(
     match found {
         Some(status) => {
             context["result"] = json!({
-                "status": coupon_status_label(status.status),
+                "status": status.status.italian(),
                 "covers": covers_label(status.covers),
                 "valid_until": status.valid_until.format("%d/%m/%Y").to_string(),
             });

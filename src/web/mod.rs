@@ -18,6 +18,7 @@ mod backoffice;
 mod officer;
 mod page_context;
 mod pages;
+mod recovery;
 mod shop;
 
 use actix_web::cookie::{Cookie, SameSite};
@@ -46,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     shop::configure(cfg);
     account::configure(cfg);
     officer::configure(cfg);
+    recovery::configure(cfg);
     backoffice::configure(cfg);
 }
 

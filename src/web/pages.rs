@@ -24,6 +24,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     page_template!("errore"),
     page_template!("negozio"),
     page_template!("accedi"),
+    page_template!("password_dimenticata"),
+    page_template!("nuova_password"),
     page_template!("iscriviti"),
     page_template!("metodo"),
     page_template!("titolare"),

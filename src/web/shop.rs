@@ -25,7 +25,7 @@ use crate::http::AppState;
 use crate::idempotency::{self, IdempotencyError, IdempotencyKey};
 use crate::lookup::{self, Eligibility, RenewalStatus};
 use crate::orders::checkout::{self, Cart, CheckoutError};
-use crate::orders::{self, OrderError, OrderStatus, PaymentMethod};
+use crate::orders::{self, resend, OrderError, OrderStatus, PaymentMethod};
 use crate::prepaid::{self, PrepaidError};
 use crate::registry::{CertificateKind, CodiceFiscale};
 use crate::validation::PersonName;
@@ -41,6 +41,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/negozio/acquista/riepilogo", web::get().to(summary))
         .route("/negozio/acquista/conferma", web::post().to(confirm))
         .route("/negozio/ordini/{id}", web::get().to(order))
+        .route(
+            "/negozio/ordini/{id}/invia-codici",
+            web::post().to(resend_codes),
+        )
         .route("/negozio/{brand}/accedi", web::get().to(sign_in_form))
         .route("/negozio/{brand}/accedi", web::post().to(sign_in))
         .route("/negozio/{brand}/iscriviti", web::get().to(sign_up_form))
@@ -80,8 +84,11 @@ pub struct SignInForm {
 const SIGN_IN: (&str, &str) = ("accedi", "Accedi");
 const SIGN_UP: (&str, &str) = ("iscriviti", "Iscriviti");
 
-async fn sign_in_form(visitor: VisitorPage) -> Result<HttpResponse, WebError> {
-    let fields = json!({ "email": "", "error": null });
+async fn sign_in_form(visitor: VisitorPage, query: Query) -> Result<HttpResponse, WebError> {
+    // After a password reset (`?password=nuova`), say so above the form.
+    let notice = (query.get("password").map(String::as_str) == Some("nuova"))
+        .then_some("La nuova password è impostata: accedi con quella.");
+    let fields = json!({ "email": "", "error": null, "notice": notice });
     visitor.render(StatusCode::OK, SIGN_IN, fields)
 }
 
@@ -153,7 +160,7 @@ fn sign_in_refused(
     if identity.status != StatusCode::UNAUTHORIZED && identity.slug != "account-disabled" {
         return Err(identity.into());
     }
-    let fields = json!({ "email": email, "error": identity.italian });
+    let fields = json!({ "email": email, "error": identity.italian, "notice": null });
     visitor.render(identity.status, SIGN_IN, fields)
 }
 
@@ -225,14 +232,7 @@ async fn sign_up(
 }
 
 pub(super) fn password_rule_in_italian(error: &crate::auth::PasswordError) -> &'static str {
-    use crate::auth::PasswordError::*;
-    match error {
-        TooShort => "La password deve avere almeno 12 caratteri.",
-        TooLong => "La password è troppo lunga.",
-        TooRepetitive => "La password deve avere almeno 5 caratteri diversi.",
-        Common => "Questa password è tra le più usate: scegline un'altra.",
-        ContainsEmail => "La password non deve contenere l'indirizzo email.",
-    }
+    crate::http::italian::password_rule(error)
 }
 
 fn sign_up_again(
@@ -674,7 +674,13 @@ async fn confirm(
     shop.render(identity.status, "errore", context)
 }
 
-async fn order(shop: BuyerPage, id: web::Path<String>) -> Result<HttpResponse, WebError> {
+async fn order(
+    shop: BuyerPage,
+    id: web::Path<String>,
+    query: Query,
+) -> Result<HttpResponse, WebError> {
+    // `?codici=N`: the page after N new codes were sent.
+    let codes_resent = query.get("codici").and_then(|n| n.parse::<usize>().ok());
     let id = id.into_inner();
     let order = with_conn(&shop.state, move |conn| Ok(orders::find(conn, &id)?))
         .await?
@@ -703,6 +709,41 @@ async fn order(shop: BuyerPage, id: web::Path<String>) -> Result<HttpResponse, W
             "beneficiary": shop.brand.name,
             "reserved_until": order.reserved_until.map(|t| t.format("%d/%m/%Y").to_string()),
             "lines": lines,
+            "order_id": order.id,
+            "codes_resent": codes_resent,
+            "account_email": shop.user.email.as_str(),
         }),
     )
+}
+
+/// "Invia di nuovo i codici": the unused codes of the buyer's order are replaced and the
+/// new ones emailed ([`resend::resend_unused_codes`], as the API does).
+async fn resend_codes(
+    shop: BuyerPage,
+    id: web::Path<String>,
+    _: CheckedForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    let id = id.into_inner();
+    let state = shop.state.clone();
+    let order_id = id.clone();
+    let resent = shop
+        .read(move |conn, user| {
+            Ok(resend::resend_unused_codes(
+                conn,
+                &state.coupon_key,
+                &state.config.public_url,
+                &resend::Requester::Owner {
+                    user_id: &user.id,
+                    brand_id: &user.brand_id,
+                },
+                &order_id,
+                Utc::now(),
+            )?)
+        })
+        .await?;
+    // The id named an order of the buyer's, so it is a plain id fit for a URL.
+    Ok(see_other(&format!(
+        "/negozio/ordini/{id}?codici={}",
+        resent.codes
+    )))
 }

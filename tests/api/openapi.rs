@@ -12,7 +12,7 @@ use crate::helpers::spawn_app;
 const ROUTES: &str = include_str!("../../src/http/mod.rs");
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 /// The document and its viewer describe the API; they are not part of it.
-const SELF: [&str; 2] = ["/api/openapi.json", "/api/docs"];
+const SELF: [&str; 3] = ["/api/openapi.json", "/api/docs", "/api/docs/{file:.*}"];
 
 /// (method, path) of every route in `http::configure`.
 fn routes() -> BTreeSet<(String, String)> {
@@ -141,11 +141,62 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
     }
 }
 
+/// The viewer is served from the binary, on this origin only: nothing it loads comes from
+/// elsewhere, and a Content-Security-Policy says so to the browser.
 #[tokio::test]
-async fn the_viewer_shows_the_document() {
+async fn the_viewer_is_served_from_the_binary_under_a_same_origin_policy() {
     let app = spawn_app().await;
-    let response = app.get("/api/docs").await;
-    assert_eq!(response.status(), 200);
-    let page = response.text().await.unwrap();
-    assert!(page.contains("spec-url=\"/api/openapi.json\""), "{page}");
+
+    let not_following = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let bare = not_following
+        .get(format!("{}/api/docs", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), 308);
+    assert_eq!(bare.headers()["location"], "/api/docs/");
+
+    let page = app.get("/api/docs/").await;
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    let html = page.text().await.unwrap();
+    let initializer = app.get("/api/docs/swagger-initializer.js").await;
+    assert_eq!(initializer.status(), 200);
+    let initializer = initializer.text().await.unwrap();
+    assert!(
+        initializer.contains("/api/openapi.json"),
+        "the viewer must show this document: {initializer}"
+    );
+    for (name, text) in [("index.html", &html), ("initializer", &initializer)] {
+        assert!(
+            !text.contains("://"),
+            "{name} loads something from another origin: {text}"
+        );
+    }
+    // Every script and stylesheet the page names is served here.
+    let mut assets = 0;
+    for attribute in ["src=\"./", "href=\"./"] {
+        for piece in html.split(attribute).skip(1) {
+            let file = &piece[..piece.find('"').unwrap()];
+            let asset = app.get(&format!("/api/docs/{file}")).await;
+            assert_eq!(asset.status(), 200, "{file}");
+            assert!(!asset.bytes().await.unwrap().is_empty(), "{file}");
+            assets += 1;
+        }
+    }
+    assert!(
+        assets >= 3,
+        "the page names its bundle, preset and styles: {html}"
+    );
+
+    let missing = app.get("/api/docs/nothing-here.js").await;
+    assert_eq!(missing.status(), 404);
 }

@@ -261,7 +261,7 @@ async fn wrong_input_is_explained_next_to_the_field() {
     for id in ["name-error", "email-error", "password-error"] {
         assert!(page.body.contains(&format!("id=\"{id}\"")), "{id}");
     }
-    assert!(page.body.contains("almeno 12 caratteri"));
+    assert!(page.body.contains("almeno 10 caratteri"));
 
     let (browser, _) = Browser::signed_in(&app, &customer.email).await;
     let page = browser

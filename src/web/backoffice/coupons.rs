@@ -1,13 +1,14 @@
-//! Voiding a coupon, found by its code or id.
+//! Voiding a coupon, found by its code or id; sending an order's unused codes again.
 
 use actix_web::http::StatusCode;
-use actix_web::HttpResponse;
+use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::coupons::{self, CouponCode, VoidError};
 use crate::money::Money;
+use crate::orders::resend::{self, Resent};
 use crate::validation::Reason;
 use crate::web::{
     euro, form_status, refusal, with_conn, OperatorPage, WebError, COUPON_CODE_INVALID,
@@ -25,9 +26,20 @@ pub(super) struct VoidState {
     refunded: Option<Money>,
 }
 
+/// The "send the codes again" form: the order (its id, from the orders page) and why.
+#[derive(Default)]
+pub(super) struct ResendState {
+    order_id: String,
+    reason: String,
+    order_id_error: Option<String>,
+    reason_error: Option<String>,
+    resent: Option<Resent>,
+}
+
 pub(super) async fn coupon_page(
     visit: &OperatorPage,
     form: VoidState,
+    resend: ResendState,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
     let (brand, ()) = visit.read(|_, _| Ok(())).await?;
@@ -51,12 +63,94 @@ pub(super) async fn coupon_page(
                 "reason": form.reason_error,
                 "form": form.error,
             },
+            "resent": resend.resent.as_ref().map(|r| json!({
+                "order_id": resend.order_id, "codes": r.codes, "recipient": r.recipient,
+            })),
+            "resend": {
+                "order_id": if resend.resent.is_some() { "" } else { resend.order_id.as_str() },
+                "reason": if resend.resent.is_some() { "" } else { resend.reason.as_str() },
+                "errors": { "order_id": resend.order_id_error, "reason": resend.reason_error },
+            },
         }),
     )
 }
 
-pub(super) async fn coupon_form(visit: OperatorPage) -> Result<HttpResponse, WebError> {
-    coupon_page(&visit, VoidState::default(), StatusCode::OK).await
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct CouponQuery {
+    /// The order whose codes are to be sent again (the link from the orders page).
+    ordine: String,
+}
+
+pub(super) async fn coupon_form(
+    visit: OperatorPage,
+    query: web::Query<CouponQuery>,
+) -> Result<HttpResponse, WebError> {
+    let resend = ResendState {
+        order_id: query.into_inner().ordine.trim().to_owned(),
+        ..ResendState::default()
+    };
+    coupon_page(&visit, VoidState::default(), resend, StatusCode::OK).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ResendFields {
+    order_id: String,
+    reason: String,
+}
+
+/// Sends an order's unused codes again for a customer who lost them
+/// ([`resend::resend_unused_codes`], as the API does), and shows where they went.
+pub(super) async fn resend_codes(
+    form: OperatorForm<ResendFields>,
+) -> Result<HttpResponse, WebError> {
+    let OperatorForm { visit, fields } = form;
+    let order_id = fields.order_id.trim().to_owned();
+    let mut resend = ResendState {
+        order_id: order_id.clone(),
+        reason: fields.reason.clone(),
+        ..ResendState::default()
+    };
+    if order_id.is_empty() {
+        resend.order_id_error =
+            Some("Scrivi l'identificativo dell'ordine (dalla pagina Ordini).".into());
+    }
+    let reason = Reason::parse(&fields.reason)
+        .map_err(|e| resend.reason_error = Some(reason_error(&e)))
+        .ok();
+    let (Some(reason), false) = (reason, order_id.is_empty()) else {
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return coupon_page(&visit, VoidState::default(), resend, status).await;
+    };
+    let (operator_id, brand_id) = (visit.user.id.clone(), visit.user.brand_id.clone());
+    let state = visit.state.clone();
+    let outcome = with_conn(&visit.state, move |conn| {
+        let requester = resend::Requester::Operator {
+            user_id: &operator_id,
+            brand_id: &brand_id,
+            reason: &reason,
+        };
+        let now = Utc::now();
+        let (key, url) = (&state.coupon_key, &state.config.public_url);
+        match resend::resend_unused_codes(conn, key, url, &requester, &order_id, now) {
+            Ok(resent) => Ok(Ok(resent)),
+            Err(error) => Ok(Err(refusal(error)?)),
+        }
+    })
+    .await?;
+    let status = match outcome {
+        Ok(resent) => {
+            resend.resent = Some(resent);
+            StatusCode::OK
+        }
+        Err(identity) => {
+            let status = form_status(&identity);
+            resend.order_id_error = Some(identity.italian);
+            status
+        }
+    };
+    coupon_page(&visit, VoidState::default(), resend, status).await
 }
 
 #[derive(Deserialize, Default)]
@@ -107,7 +201,7 @@ pub(super) async fn void_coupon(form: OperatorForm<VoidFields>) -> Result<HttpRe
         .ok();
     let (Some(reason), Some(typed)) = (reason, typed) else {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
-        return coupon_page(&visit, form, status).await;
+        return coupon_page(&visit, form, ResendState::default(), status).await;
     };
     let (operator_id, brand_id) = (visit.user.id.clone(), visit.user.brand_id.clone());
     let key = visit.state.coupon_key.clone();
@@ -144,5 +238,5 @@ pub(super) async fn void_coupon(form: OperatorForm<VoidFields>) -> Result<HttpRe
             status
         }
     };
-    coupon_page(&visit, form, status).await
+    coupon_page(&visit, form, ResendState::default(), status).await
 }

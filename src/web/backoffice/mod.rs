@@ -74,6 +74,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/backoffice/coupon", web::get().to(coupons::coupon_form))
         .route("/backoffice/coupon", web::post().to(coupons::void_coupon))
+        .route(
+            "/backoffice/coupon/invia-codici",
+            web::post().to(coupons::resend_codes),
+        )
         .route("/backoffice/utenti", web::get().to(users::users))
         .route(
             "/backoffice/utenti/richieste",
