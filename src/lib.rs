@@ -23,6 +23,7 @@ pub mod lookup;
 pub mod mail;
 pub mod money;
 pub mod orders;
+pub mod partita_iva;
 pub mod payments;
 pub mod prepaid;
 pub mod rate_limit;

@@ -4,6 +4,8 @@
 
 pub mod account;
 pub mod confirmation;
+pub mod management;
+pub mod officer_applications;
 pub mod password;
 pub mod recovery;
 pub mod sessions;

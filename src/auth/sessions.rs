@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::throttle::{self, Attempt, Throttled};
 use super::users::{self, User, UserError};
 use super::TokenIssuer;
-use crate::db::schema::refresh_tokens;
+use crate::db::schema::{refresh_tokens, users as users_table};
 use crate::db::{write_transaction, DbConnection};
 
 pub const REFRESH_TOKEN_DAYS: i64 = 30;
@@ -41,6 +41,10 @@ pub enum SessionError {
     InvalidCredentials,
     #[error("the refresh token is not valid; sign in again")]
     InvalidRefreshToken,
+    /// The password was right, but an operator disabled the account. Told only after the
+    /// password matched, so it tells a guesser nothing.
+    #[error("this account has been disabled")]
+    AccountDisabled,
     #[error(transparent)]
     Storage(#[from] anyhow::Error),
 }
@@ -99,7 +103,10 @@ pub fn close_attempt(
     match candidate.user {
         Some(user) if password_matches => {
             throttle::succeeded(conn, &candidate.attempt)?;
-            Ok(user)
+            match user.disabled_at {
+                Some(_) => Err(SessionError::AccountDisabled),
+                None => Ok(user),
+            }
         }
         _ => {
             throttle::failed(conn, now)?;
@@ -194,7 +201,8 @@ pub fn refresh(
                 tracing::warn!(family = %family, "refresh token reused; family revoked");
                 return Ok(Err(SessionError::InvalidRefreshToken));
             }
-            let Some(user) = users::find(conn, &user_id)? else {
+            let Some(user) = users::find(conn, &user_id)?.filter(|u| u.disabled_at.is_none())
+            else {
                 return Ok(Err(SessionError::InvalidRefreshToken));
             };
             // A storage failure here rolls the whole refresh back (`?`), token unused.
@@ -234,14 +242,16 @@ fn revoke_family(conn: &mut DbConnection, family: &str, now: DateTime<Utc>) -> Q
     .execute(conn)
 }
 
-/// Whether the sign-in `family` of `user_id` still stands: an access token naming it is
-/// accepted only then.
+/// Whether the sign-in `family` of `user_id` still stands, and the user is not disabled:
+/// an access token naming it is accepted only then.
 pub fn is_live(conn: &mut DbConnection, user_id: &str, family: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         refresh_tokens::table
+            .inner_join(users_table::table)
             .filter(refresh_tokens::family_id.eq(family))
             .filter(refresh_tokens::user_id.eq(user_id))
-            .filter(refresh_tokens::revoked_at.is_null()),
+            .filter(refresh_tokens::revoked_at.is_null())
+            .filter(users_table::disabled_at.is_null()),
     ))
     .get_result(conn)
 }

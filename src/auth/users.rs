@@ -28,6 +28,8 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     /// When the user proved to read `email` (see `auth::confirmation`); `None` until then.
     pub email_confirmed_at: Option<DateTime<Utc>>,
+    /// When an operator disabled the user: no sign-in, no session, until enabled.
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug)]
@@ -73,7 +75,7 @@ impl From<DieselError> for UserError {
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = users)]
-struct UserRow {
+pub(super) struct UserRow {
     id: String,
     brand_id: String,
     email: String,
@@ -82,9 +84,10 @@ struct UserRow {
     codice_fiscale: Option<String>,
     created_at: NaiveDateTime,
     email_confirmed_at: Option<NaiveDateTime>,
+    disabled_at: Option<NaiveDateTime>,
 }
 
-fn from_row(row: UserRow) -> Result<User, UserError> {
+pub(super) fn from_row(row: UserRow) -> Result<User, UserError> {
     let UserRow {
         id,
         brand_id,
@@ -94,6 +97,7 @@ fn from_row(row: UserRow) -> Result<User, UserError> {
         codice_fiscale,
         created_at,
         email_confirmed_at,
+        disabled_at,
     } = row;
     Ok(User {
         role: Role::stored(&role, format_args!("user {id}"))?,
@@ -107,6 +111,7 @@ fn from_row(row: UserRow) -> Result<User, UserError> {
         name,
         created_at: created_at.and_utc(),
         email_confirmed_at: email_confirmed_at.map(|at| at.and_utc()),
+        disabled_at: disabled_at.map(|t| t.and_utc()),
     })
 }
 
@@ -240,6 +245,61 @@ pub fn update_profile(
         )?;
         find(conn, id)?.ok_or(UserError::NotFound)
     })
+}
+
+/// Disables the user (`Some(reason)`) or enables them again (`None`), if they are not
+/// already so; whether it changed. The rules, the sessions and the audit are
+/// `auth::management`'s.
+pub fn set_disabled(
+    conn: &mut DbConnection,
+    id: &str,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    let target = users::table.filter(users::id.eq(id));
+    let changed = match reason {
+        Some(reason) => diesel::update(target.filter(users::disabled_at.is_null()))
+            .set((
+                users::disabled_at.eq(now.naive_utc()),
+                users::disabled_reason.eq(reason),
+                users::updated_at.eq(now.naive_utc()),
+            ))
+            .execute(conn)?,
+        None => diesel::update(target.filter(users::disabled_at.is_not_null()))
+            .set((
+                users::disabled_at.eq(None::<NaiveDateTime>),
+                users::disabled_reason.eq(None::<String>),
+                users::updated_at.eq(now.naive_utc()),
+            ))
+            .execute(conn)?,
+    };
+    Ok(changed == 1)
+}
+
+/// The one way a user's role changes: from `from` to `to`, if the user still has `from`;
+/// whether it changed. Between buying roles only (both have a prepaid account).
+pub fn change_role(
+    conn: &mut DbConnection,
+    id: &str,
+    from: Role,
+    to: Role,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    debug_assert!(
+        from.buys() && to.buys(),
+        "a role change keeps the prepaid account"
+    );
+    let changed = diesel::update(
+        users::table
+            .filter(users::id.eq(id))
+            .filter(users::role.eq(from.as_str())),
+    )
+    .set((
+        users::role.eq(to.as_str()),
+        users::updated_at.eq(now.naive_utc()),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
 }
 
 /// Replaces the password hash (recovery by email: the caller ends the sessions and

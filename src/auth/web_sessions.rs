@@ -32,7 +32,7 @@ pub fn start(conn: &mut DbConnection, user_id: &str, now: DateTime<Utc>) -> Quer
     Ok(token)
 }
 
-/// The user of a live session, if the token names one.
+/// The user of a live session, if the token names one and the user is not disabled.
 pub fn user_of(
     conn: &mut DbConnection,
     token: &str,
@@ -46,7 +46,7 @@ pub fn user_of(
         .optional()
         .map_err(|e| UserError::Storage(e.into()))?;
     match user_id {
-        Some(id) => users::find(conn, &id),
+        Some(id) => Ok(users::find(conn, &id)?.filter(|u| u.disabled_at.is_none())),
         None => Ok(None),
     }
 }

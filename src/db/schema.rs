@@ -74,6 +74,8 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         email_confirmed_at -> Nullable<Timestamp>,
+        disabled_at -> Nullable<Timestamp>,
+        disabled_reason -> Nullable<Text>,
     }
 }
 
@@ -404,6 +406,24 @@ diesel::table! {
 diesel::joinable!(devices -> holders (holder_id));
 diesel::joinable!(order_lines -> orders (order_id));
 diesel::joinable!(coupons -> products (product_id));
+diesel::table! {
+    officer_applications (id) {
+        id -> Text,
+        brand_id -> Text,
+        user_id -> Text,
+        company_name -> Text,
+        vat_number -> Text,
+        contact_email -> Text,
+        phone -> Nullable<Text>,
+        note -> Nullable<Text>,
+        status -> Text,
+        created_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+        decided_by -> Nullable<Text>,
+        refusal_reason -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(users -> brands (brand_id));
 diesel::table! {
     password_resets (id) {
@@ -425,6 +445,7 @@ diesel::joinable!(renewal_reminders -> certificates (certificate_id));
 diesel::joinable!(renewals -> devices (device_id));
 diesel::joinable!(renewals -> coupons (coupon_id));
 diesel::joinable!(web_sessions -> users (user_id));
+diesel::joinable!(officer_applications -> users (user_id));
 diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(email_confirmations -> users (user_id));
 
@@ -435,6 +456,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     devices,
     certificates,
     users,
+    officer_applications,
     refresh_tokens,
     login_attempts,
     prepaid_accounts,

@@ -16,6 +16,8 @@ use super::problem::{ApiError, FieldError};
 use crate::agent::AgentAuthError;
 use crate::auth::account::AccountError;
 use crate::auth::confirmation::ConfirmationError;
+use crate::auth::management::ManagementError;
+use crate::auth::officer_applications::{ApplicationError, ApplicationStatus};
 use crate::auth::recovery::RecoveryError;
 use crate::auth::sessions::SessionError;
 use crate::auth::throttle::Throttled;
@@ -628,6 +630,11 @@ impl Identify for SessionError {
             SessionError::InvalidCredentials | SessionError::InvalidRefreshToken => {
                 Identity::unauthorized(detail, "Email o password errati.")
             }
+            SessionError::AccountDisabled => Identity::forbidden(
+                "account-disabled",
+                detail,
+                "Questo account è stato disattivato: per riattivarlo contatta l'assistenza.",
+            ),
             SessionError::Storage(e) => return Err(e),
         })
     }
@@ -833,6 +840,80 @@ impl Identify for InstallError {
                 "Il nuovo certificato non è ancora stato emesso.",
             ),
             InstallError::Storage(e) => return Err(e),
+        })
+    }
+}
+
+impl Identify for ManagementError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        let state = |detail: String, italian: &str| {
+            Identity::conflict("user-state", "Not possible in this state", detail, italian)
+        };
+        Ok(match self {
+            ManagementError::UnknownUser => Identity::not_found(
+                "unknown-user",
+                "Unknown user",
+                detail,
+                "Nessun utente del tuo marchio ha questo identificativo.",
+            ),
+            ManagementError::OwnAccount => Identity::forbidden(
+                "own-account",
+                detail,
+                "Non puoi disattivare il tuo account: chiedilo a un altro operatore.",
+            ),
+            ManagementError::AlreadyDisabled => state(detail, "L'utente è già disattivato."),
+            ManagementError::NotDisabled => state(detail, "L'utente è già attivo."),
+            ManagementError::NotAnOfficer(_) => Identity::conflict(
+                "not-an-officer",
+                "Not a registration officer",
+                detail,
+                "L'utente non è un incaricato alla registrazione.",
+            ),
+            ManagementError::Storage(e) => return Err(e),
+        })
+    }
+}
+
+impl Identify for ApplicationError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        Ok(match self {
+            ApplicationError::AlreadyPending => Identity::conflict(
+                "application-pending",
+                "Application already pending",
+                detail,
+                "Hai già una richiesta in attesa: ti scriveremo appena sarà esaminata.",
+            ),
+            ApplicationError::AlreadyOfficer => Identity::conflict(
+                "already-officer",
+                "Already a registration officer",
+                detail,
+                "Sei già incaricato alla registrazione.",
+            ),
+            ApplicationError::UnknownApplication => Identity::not_found(
+                "unknown-application",
+                "Unknown application",
+                detail,
+                "Nessuna richiesta del tuo marchio ha questo identificativo.",
+            ),
+            ApplicationError::NoApplication => Identity::not_found(
+                "no-application",
+                "No application",
+                detail,
+                "Non hai presentato richieste.",
+            ),
+            ApplicationError::AlreadyDecided(status) => Identity::conflict(
+                "application-decided",
+                "Application already decided",
+                detail,
+                match status {
+                    ApplicationStatus::Approved => "La richiesta è già stata accolta.",
+                    ApplicationStatus::Refused => "La richiesta è già stata respinta.",
+                    ApplicationStatus::Pending => "La richiesta è ancora in attesa.",
+                },
+            ),
+            ApplicationError::Storage(e) => return Err(e),
         })
     }
 }

@@ -74,7 +74,7 @@ async fn authenticate(request: HttpRequest) -> Result<CurrentUser, ApiError> {
         .await?;
     if !live {
         return Err(ApiError::Unauthorized(
-            "the session has ended (signed out, or the password was changed): sign in again".into(),
+            "the session has ended (signed out, the password was changed, or the account was disabled): sign in again".into(),
         ));
     }
     Ok(CurrentUser {

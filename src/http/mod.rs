@@ -15,6 +15,7 @@ mod json;
 mod lookup;
 mod me;
 pub mod metrics;
+mod officer_applications;
 mod openapi;
 mod orders;
 mod payments;
@@ -24,6 +25,7 @@ mod query;
 mod renewal_info;
 mod renewals;
 mod responses;
+mod users;
 
 use std::sync::Arc;
 
@@ -186,6 +188,36 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/api/v1/me/email/confirmation")
             .route(web::post().to(me::resend_confirmation)),
+    )
+    .service(
+        web::resource("/api/v1/me/officer-application")
+            .route(web::get().to(officer_applications::mine))
+            .route(web::post().to(officer_applications::apply)),
+    )
+    .service(web::resource("/api/v1/backoffice/users").route(web::get().to(users::list)))
+    .service(web::resource("/api/v1/backoffice/users/{id}").route(web::get().to(users::show)))
+    .service(
+        web::resource("/api/v1/backoffice/users/{id}/disable")
+            .route(web::post().to(users::disable)),
+    )
+    .service(
+        web::resource("/api/v1/backoffice/users/{id}/enable").route(web::post().to(users::enable)),
+    )
+    .service(
+        web::resource("/api/v1/backoffice/users/{id}/remove-officer-role")
+            .route(web::post().to(users::remove_officer_role)),
+    )
+    .service(
+        web::resource("/api/v1/backoffice/officer-applications")
+            .route(web::get().to(officer_applications::list)),
+    )
+    .service(
+        web::resource("/api/v1/backoffice/officer-applications/{id}/approve")
+            .route(web::post().to(officer_applications::approve)),
+    )
+    .service(
+        web::resource("/api/v1/backoffice/officer-applications/{id}/refuse")
+            .route(web::post().to(officer_applications::refuse)),
     )
     .service(
         web::resource("/api/v1/holders/{codice_fiscale}/devices")

@@ -34,7 +34,7 @@ RFC 9457 problem JSON (`application/problem+json`) whose `type` names the proble
         (name = "orders", description = "Orders, paid from the prepaid account or by transfer"),
         (name = "coupons", description = "Coupons and their public status check"),
         (name = "prepaid", description = "The prepaid account and top-ups by transfer"),
-        (name = "back-office", description = "Operators of a brand: statements, payments, accounts, emails, coupons"),
+        (name = "back-office", description = "Operators of a brand: statements, payments, accounts, emails, coupons, users"),
         (name = "agent", description = "The desktop agent: sign-in with the device's certificate, renewal requests, download, install"),
         (name = "renewal-info", description = "ACME Renewal Information (RFC 9773)"),
     )
@@ -89,6 +89,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
         super::orders::Docs::openapi(),
         super::coupons::Docs::openapi(),
         super::emails::Docs::openapi(),
+        super::users::Docs::openapi(),
+        super::officer_applications::Docs::openapi(),
         super::payments::Docs::openapi(),
         super::agent::Docs::openapi(),
         super::renewals::Docs::openapi(),

@@ -58,6 +58,12 @@ const TEMPLATES: &[(&str, &str, &str, &str)] = &[
         include_str!("../../templates/email/renewal_failed.html.hbs"),
     ),
     (
+        "officer_decision",
+        "{{brand}}: la tua richiesta di incarico alla registrazione{{#if approved}} è stata accolta{{else}} non è stata accolta{{/if}}",
+        include_str!("../../templates/email/officer_decision.text.hbs"),
+        include_str!("../../templates/email/officer_decision.html.hbs"),
+    ),
+    (
         "password_reset",
         "{{brand}}: imposta una nuova password",
         include_str!("../../templates/email/password_reset.text.hbs"),

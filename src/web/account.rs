@@ -52,6 +52,7 @@ async fn profile(
     let pending = shop
         .read(|conn, user| Ok(confirmation::pending_email(conn, &user.id, Utc::now())?))
         .await?;
+    let officer = shop.read(super::officer::status_on_profile).await?;
     shop.render(
         StatusCode::OK,
         "profilo",
@@ -62,6 +63,8 @@ async fn profile(
             "pending_email": pending.map(|e| e.to_string()),
             "saved": query.contains_key("salvato"),
             "errors": {},
+            "officer": officer,
+            "officer_sent": query.contains_key("richiesta"),
         }),
     )
 }
@@ -197,6 +200,7 @@ async fn profile_again(
     form: &ProfileForm,
     errors: BTreeMap<&str, String>,
 ) -> Result<HttpResponse, WebError> {
+    let officer = shop.read(super::officer::status_on_profile).await?;
     shop.render(
         StatusCode::UNPROCESSABLE_ENTITY,
         "profilo",
@@ -207,6 +211,8 @@ async fn profile_again(
             "pending_email": null,
             "saved": false,
             "errors": errors,
+            "officer": officer,
+            "officer_sent": false,
         }),
     )
 }

@@ -15,6 +15,7 @@
 
 mod account;
 mod backoffice;
+mod officer;
 mod page_context;
 mod pages;
 mod recovery;
@@ -45,6 +46,7 @@ const BRAND_COOKIE: &str = "rinnovo_brand";
 pub fn configure(cfg: &mut web::ServiceConfig) {
     shop::configure(cfg);
     account::configure(cfg);
+    officer::configure(cfg);
     recovery::configure(cfg);
     backoffice::configure(cfg);
 }
@@ -515,6 +517,7 @@ const BACKOFFICE_NAV: &[(&str, &str)] = &[
     ("/backoffice/prepagati", "Conti prepagati"),
     ("/backoffice/coupon", "Coupon"),
     ("/backoffice/email", "Email non consegnate"),
+    ("/backoffice/utenti", "Utenti"),
 ];
 
 /// What the layout needs on every page of a signed-in user: who, the brand, the CSRF

@@ -39,6 +39,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     page_template!("miei_coupon"),
     page_template!("verifica"),
     page_template!("conferma_email"),
+    page_template!("incaricato"),
     page_template!("bo_estratti"),
     page_template!("bo_estratto_importato"),
     page_template!("bo_pagamenti"),
@@ -49,6 +50,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     page_template!("bo_prepagato"),
     page_template!("bo_email"),
     page_template!("bo_coupon"),
+    page_template!("bo_utenti"),
+    page_template!("bo_utente"),
+    page_template!("bo_richieste"),
 ];
 
 /// The stylesheet, served at `/negozio/stile.css` (the CSP allows no inline style).

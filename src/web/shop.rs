@@ -151,18 +151,20 @@ async fn sign_in(
     }
 }
 
-/// Wrong credentials: the form again, with the message; throttling: its error page.
+/// Wrong credentials or a disabled account: the form again, with the message;
+/// throttling: its error page.
 fn sign_in_refused(
     visitor: &VisitorPage,
     email: &str,
     error: sessions::SessionError,
 ) -> Result<HttpResponse, WebError> {
     let identity = refusal(error)?;
-    if identity.status != StatusCode::UNAUTHORIZED {
+    // Wrong credentials, or a disabled account (told only once the password matched).
+    if identity.status != StatusCode::UNAUTHORIZED && identity.slug != "account-disabled" {
         return Err(identity.into());
     }
     let fields = json!({ "email": email, "error": identity.italian, "notice": null });
-    visitor.render(StatusCode::UNAUTHORIZED, SIGN_IN, fields)
+    visitor.render(identity.status, SIGN_IN, fields)
 }
 
 #[derive(Deserialize, Default)]

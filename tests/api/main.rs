@@ -28,4 +28,5 @@ mod schema;
 mod shop_pages;
 mod smtp;
 mod statements;
+mod user_management;
 mod web_client;

@@ -15,6 +15,7 @@ mod payments;
 mod prepaid;
 mod statements;
 mod summary;
+mod users;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
@@ -76,6 +77,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/backoffice/coupon/invia-codici",
             web::post().to(coupons::resend_codes),
+        )
+        .route("/backoffice/utenti", web::get().to(users::users))
+        .route(
+            "/backoffice/utenti/richieste",
+            web::get().to(users::applications),
+        )
+        .route(
+            "/backoffice/utenti/richieste/{id}/approva",
+            web::post().to(users::approve),
+        )
+        .route(
+            "/backoffice/utenti/richieste/{id}/rifiuta",
+            web::post().to(users::refuse),
+        )
+        .route("/backoffice/utenti/{id}", web::get().to(users::user))
+        .route(
+            "/backoffice/utenti/{id}/disattiva",
+            web::post().to(users::disable),
+        )
+        .route(
+            "/backoffice/utenti/{id}/riattiva",
+            web::post().to(users::enable),
+        )
+        .route(
+            "/backoffice/utenti/{id}/revoca-incaricato",
+            web::post().to(users::remove_officer_role),
         );
 }
 

@@ -1,0 +1,312 @@
+//! What a back-office operator does to the users of their brand, the same through the API
+//! and the pages: find them, disable and enable them, take the registration-officer role
+//! back. (Granting it is deciding an application: `auth::officer_applications`.)
+//!
+//! Disabling ends every session of the user in the same transaction: their sign-ins
+//! (refresh tokens, and the access tokens that name them) and their browser sessions. The
+//! sign-in refuses a disabled user once the password matched, the refresh refuses them, and
+//! an access token or a browser session is accepted only for a user who is not disabled, so
+//! a session started in the instant of the disabling is no use either. Enabling restores
+//! the sign-in, not the old sessions.
+//!
+//! An operator may disable any user of the brand, other operators too (a colleague's
+//! stolen account must be stoppable at once, without a shell on the server), but never
+//! themself: the last operator of a brand would lock everyone out.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde_json::json;
+
+use super::users::{self, User, UserError, UserRow};
+use super::{sessions, web_sessions, Role};
+use crate::audit::{self, Actor, AuditEntry};
+use crate::db::schema::users as users_table;
+use crate::db::{write_transaction, DbConnection};
+use crate::validation::Reason;
+
+/// The operator acting, as the extractors know them.
+#[derive(Debug, Clone, Copy)]
+pub struct Operator<'a> {
+    pub id: &'a str,
+    pub brand_id: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManagementError {
+    #[error("no user of your brand has this id")]
+    UnknownUser,
+    #[error("an operator cannot disable their own account")]
+    OwnAccount,
+    #[error("the user is already disabled")]
+    AlreadyDisabled,
+    #[error("the user is not disabled")]
+    NotDisabled,
+    #[error("the user is not a registration officer (they are a {0})")]
+    NotAnOfficer(Role),
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}
+
+storage_error_from!(ManagementError: diesel::result::Error, UserError);
+
+text_enum!(
+    /// Whether a user may sign in.
+    UserStatus { Active => "active", Disabled => "disabled" }
+);
+
+impl User {
+    pub fn status(&self) -> UserStatus {
+        match self.disabled_at {
+            Some(_) => UserStatus::Disabled,
+            None => UserStatus::Active,
+        }
+    }
+}
+
+/// A piece of an email or a name to search for: printable, at most 200 characters.
+pub type SearchText = crate::validation::Text<0, 200>;
+
+/// What the back-office searches users by; `None` is any.
+#[derive(Debug, Default, Clone)]
+pub struct UserFilter {
+    /// A piece of the email or of the name, any case.
+    pub text: Option<SearchText>,
+    pub role: Option<Role>,
+    pub status: Option<UserStatus>,
+}
+
+/// A page of users, and how many match in all.
+#[derive(Debug)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    pub total: i64,
+}
+
+diesel::define_sql_function!(fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// `text` as a LIKE pattern that finds it anywhere, its own `%`, `_` and `\` taken
+/// literally.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The users of the brand that match, newest first.
+pub fn search(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    filter: &UserFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<UserPage, ManagementError> {
+    let query = || {
+        let mut query = users_table::table
+            .filter(users_table::brand_id.eq(brand_id.to_owned()))
+            .into_boxed();
+        if let Some(text) = filter
+            .text
+            .as_ref()
+            .map(SearchText::as_str)
+            .filter(|t| !t.is_empty())
+        {
+            let pattern = contains_pattern(text);
+            query = query.filter(
+                users_table::email
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(lower(users_table::name).like(pattern).escape('\\')),
+            );
+        }
+        if let Some(role) = filter.role {
+            query = query.filter(users_table::role.eq(role.as_str()));
+        }
+        query = match filter.status {
+            Some(UserStatus::Active) => query.filter(users_table::disabled_at.is_null()),
+            Some(UserStatus::Disabled) => query.filter(users_table::disabled_at.is_not_null()),
+            None => query,
+        };
+        query
+    };
+    let total: i64 = query().count().get_result(conn)?;
+    let rows: Vec<UserRow> = query()
+        .order((users_table::created_at.desc(), users_table::id.desc()))
+        .limit(limit)
+        .offset(offset)
+        .select(UserRow::as_select())
+        .load(conn)?;
+    let users = rows
+        .into_iter()
+        .map(users::from_row)
+        .collect::<Result<_, _>>()?;
+    Ok(UserPage { users, total })
+}
+
+/// The user `id` if they are of the brand: another brand's user is as unknown as none, and
+/// so is an id that is no UUID (whatever bytes a path carried never reach the database).
+pub fn find_in_brand(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    id: &str,
+) -> Result<User, ManagementError> {
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(ManagementError::UnknownUser);
+    }
+    users::find(conn, id)?
+        .filter(|user| user.brand_id == brand_id)
+        .ok_or(ManagementError::UnknownUser)
+}
+
+/// Why the user is disabled, as the operator wrote it.
+pub fn disabled_reason(
+    conn: &mut DbConnection,
+    id: &str,
+) -> Result<Option<String>, ManagementError> {
+    Ok(users_table::table
+        .filter(users_table::id.eq(id))
+        .select(users_table::disabled_reason)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}
+
+/// Disables the user and ends every session of theirs, in one transaction; audited with
+/// the reason and how many sessions ended.
+pub fn disable(
+    conn: &mut DbConnection,
+    operator: Operator<'_>,
+    user_id: &str,
+    reason: &Reason,
+    now: DateTime<Utc>,
+) -> Result<User, ManagementError> {
+    write_transaction(conn, |conn| {
+        let user = find_in_brand(conn, operator.brand_id, user_id)?;
+        if user.id == operator.id {
+            return Err(ManagementError::OwnAccount);
+        }
+        if !users::set_disabled(conn, &user.id, Some(reason.as_str()), now)? {
+            return Err(ManagementError::AlreadyDisabled);
+        }
+        let sign_ins = sessions::revoke_all_of_user(conn, &user.id, None, now)?;
+        let pages = web_sessions::end_all_of_user(conn, &user.id, None)?;
+        record(
+            conn,
+            operator,
+            &user,
+            "user.disabled",
+            json!({
+                "reason": reason.as_str(),
+                "sign_ins_ended": sign_ins,
+                "browser_sessions_ended": pages,
+            }),
+            now,
+        )?;
+        find_in_brand(conn, operator.brand_id, user_id)
+    })
+}
+
+/// Lets a disabled user sign in again (their old sessions stay ended); audited with the
+/// reason.
+pub fn enable(
+    conn: &mut DbConnection,
+    operator: Operator<'_>,
+    user_id: &str,
+    reason: &Reason,
+    now: DateTime<Utc>,
+) -> Result<User, ManagementError> {
+    write_transaction(conn, |conn| {
+        let user = find_in_brand(conn, operator.brand_id, user_id)?;
+        if !users::set_disabled(conn, &user.id, None, now)? {
+            return Err(ManagementError::NotDisabled);
+        }
+        record(
+            conn,
+            operator,
+            &user,
+            "user.enabled",
+            json!({ "reason": reason.as_str() }),
+            now,
+        )?;
+        find_in_brand(conn, operator.brand_id, user_id)
+    })
+}
+
+/// Makes a registration officer a customer again. Their sessions end with it: the role
+/// travels in the access token, and the customer's lower limits must apply at once, not
+/// at the next refresh. Audited with the reason.
+pub fn remove_officer_role(
+    conn: &mut DbConnection,
+    operator: Operator<'_>,
+    user_id: &str,
+    reason: &Reason,
+    now: DateTime<Utc>,
+) -> Result<User, ManagementError> {
+    write_transaction(conn, |conn| {
+        let user = find_in_brand(conn, operator.brand_id, user_id)?;
+        if !users::change_role(
+            conn,
+            &user.id,
+            Role::RegistrationOfficer,
+            Role::Customer,
+            now,
+        )? {
+            return Err(ManagementError::NotAnOfficer(user.role));
+        }
+        let sign_ins = sessions::revoke_all_of_user(conn, &user.id, None, now)?;
+        let pages = web_sessions::end_all_of_user(conn, &user.id, None)?;
+        record(
+            conn,
+            operator,
+            &user,
+            "user.role_changed",
+            json!({
+                "from": Role::RegistrationOfficer.as_str(),
+                "to": Role::Customer.as_str(),
+                "reason": reason.as_str(),
+                "sign_ins_ended": sign_ins,
+                "browser_sessions_ended": pages,
+            }),
+            now,
+        )?;
+        find_in_brand(conn, operator.brand_id, user_id)
+    })
+}
+
+fn record(
+    conn: &mut DbConnection,
+    operator: Operator<'_>,
+    user: &User,
+    action: &str,
+    details: serde_json::Value,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    audit::record(
+        conn,
+        AuditEntry {
+            brand_id: Some(operator.brand_id),
+            actor: &Actor::User(operator.id.to_owned()),
+            action,
+            subject_type: "user",
+            subject_id: &user.id,
+            details,
+        },
+        now,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_text_is_taken_literally() {
+        assert_eq!(contains_pattern("Rossi"), "%rossi%");
+        assert_eq!(contains_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
+    }
+}

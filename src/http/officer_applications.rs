@@ -1,0 +1,339 @@
+//! Applications for the registration-officer role: a customer applies and sees the
+//! outcome; the back-office lists them and decides (`auth::officer_applications` holds the
+//! rules).
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::extract::{BackOffice, Buyer};
+use super::json::JsonObject;
+use super::problem::FieldErrors;
+use super::query::one_of;
+use super::responses::{problem_response_type, NotBuyer, NotOperator};
+use super::{ApiError, AppState, Problem};
+use crate::auth::officer_applications::{
+    self, Application, ApplicationError, ApplicationForm, ApplicationStatus, CompanyName, Decision,
+    PhoneNumber,
+};
+use crate::email_address::EmailAddress;
+use crate::partita_iva::PartitaIva;
+use crate::validation::Reason;
+
+/// A customer's application for the registration-officer role.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationRequest {
+    /// The company's name (ragione sociale).
+    #[schema(example = "Studio Rossi S.r.l.")]
+    company_name: String,
+    /// The company's partita IVA: 11 digits, the last a check digit (`IT` and spaces allowed).
+    #[schema(example = "00743110157")]
+    vat_number: String,
+    /// The company's PEC or email address.
+    #[schema(example = "studiorossi@pec.it")]
+    contact_email: String,
+    /// Optional.
+    #[serde(default)]
+    #[schema(example = "+39 06 1234567")]
+    phone: Option<String>,
+    /// Optional: what the operator should know.
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// An application and where it stands.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ApplicationResponse {
+    id: String,
+    /// The applicant (a user of the brand).
+    user_id: String,
+    #[schema(example = "maria.rossi@example.it")]
+    applicant_email: String,
+    applicant_name: String,
+    company_name: String,
+    #[schema(value_type = String, example = "00743110157")]
+    vat_number: PartitaIva,
+    contact_email: String,
+    #[schema(required = true)]
+    phone: Option<String>,
+    #[schema(required = true)]
+    note: Option<String>,
+    status: ApplicationStatus,
+    created_at: DateTime<Utc>,
+    /// `null` while pending.
+    #[schema(required = true)]
+    decided_at: Option<DateTime<Utc>>,
+    /// Why it was refused; `null` unless refused.
+    #[schema(required = true)]
+    refusal_reason: Option<String>,
+}
+
+impl From<Application> for ApplicationResponse {
+    fn from(a: Application) -> Self {
+        Self {
+            id: a.id,
+            user_id: a.user_id,
+            applicant_email: a.applicant_email,
+            applicant_name: a.applicant_name,
+            company_name: a.company_name,
+            vat_number: a.vat_number,
+            contact_email: a.contact_email,
+            phone: a.phone,
+            note: a.note,
+            status: a.status,
+            created_at: a.created_at,
+            decided_at: a.decided_at,
+            refusal_reason: a.refusal_reason,
+        }
+    }
+}
+
+/// The brand's applications in one status, oldest first.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ApplicationListResponse {
+    applications: Vec<ApplicationResponse>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Which applications: `pending` (default), `approved` or `refused`.
+    #[param(value_type = Option<ApplicationStatus>, default = "pending")]
+    status: Option<String>,
+}
+
+/// Why an application is refused (emailed to the applicant, kept in the audit log).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefusalRequest {
+    #[schema(example = "the partita IVA is not the company's")]
+    reason: String,
+}
+
+problem_response_type!(
+    /// The application id names no application of the operator's brand.
+    UnknownApplication,
+    404,
+    "No application of the brand has this id (`/problems/unknown-application`)"
+);
+problem_response_type!(
+    /// The application was decided before.
+    AlreadyDecided,
+    409,
+    "The application was approved or refused already (`/problems/application-decided`)"
+);
+
+/// Application form fields as the domain takes them, or every invalid one.
+fn form(body: ApplicationRequest) -> Result<ApplicationForm, ApiError> {
+    let mut errors = FieldErrors::default();
+    let company_name = errors.check("company_name", CompanyName::parse(&body.company_name));
+    let vat_number = errors.check("vat_number", PartitaIva::parse(&body.vat_number));
+    let contact_email = errors.check("contact_email", EmailAddress::parse(&body.contact_email));
+    let phone = body
+        .phone
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| errors.check("phone", PhoneNumber::parse(p)));
+    let note = body
+        .note
+        .as_deref()
+        .map(|n| errors.check("note", officer_applications::note(n)));
+    errors.finish()?;
+    Ok(ApplicationForm {
+        company_name: company_name.expect("checked"),
+        vat_number: vat_number.expect("checked"),
+        contact_email: contact_email.expect("checked"),
+        phone: phone.flatten(),
+        note: note.flatten(),
+    })
+}
+
+/// Apply for the registration-officer role
+///
+/// Customers only, one pending application at a time. An operator of the brand approves or
+/// refuses it; the outcome is emailed.
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/officer-application",
+    tag = "me",
+    operation_id = "me_officer_application_create",
+    request_body = ApplicationRequest,
+    responses(
+        (status = 201, description = "The application, pending", body = ApplicationResponse,
+            headers(("Location" = String, description = "`/api/v1/me/officer-application`"))),
+        (status = 400, description = "Invalid fields (`/problems/invalid-field`: company_name, \
+vat_number, contact_email, phone, note; every wrong field listed) or a malformed body \
+(`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
+        NotBuyer,
+        (status = 409, description = "An application is pending already \
+(`/problems/application-pending`), or the caller is a registration officer already \
+(`/problems/already-officer`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn apply(
+    state: web::Data<AppState>,
+    Buyer(user): Buyer,
+    body: JsonObject<ApplicationRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let form = form(body.into_inner())?;
+    let application = state
+        .with_conn(move |conn| officer_applications::apply(conn, &user.id, form, Utc::now()))
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", "/api/v1/me/officer-application"))
+        .json(ApplicationResponse::from(application)))
+}
+
+/// The caller's latest application for the registration-officer role
+///
+/// Customers and registration officers: where their latest application stands.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/officer-application",
+    tag = "me",
+    operation_id = "me_officer_application_get",
+    responses(
+        (status = 200, description = "The latest application", body = ApplicationResponse),
+        NotBuyer,
+        (status = 404, description = "The caller never applied (`/problems/no-application`)",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn mine(
+    state: web::Data<AppState>,
+    Buyer(user): Buyer,
+) -> Result<HttpResponse, ApiError> {
+    let application = state
+        .with_conn(move |conn| {
+            officer_applications::latest_of_user(conn, &user.id)?
+                .ok_or(ApplicationError::NoApplication)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(ApplicationResponse::from(application)))
+}
+
+/// List the brand's applications for the registration-officer role
+///
+/// Back-office operators only; pending ones by default, oldest first, at most 500.
+#[utoipa::path(
+    get,
+    path = "/api/v1/backoffice/officer-applications",
+    tag = "back-office",
+    operation_id = "officer_applications_list",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The applications", body = ApplicationListResponse),
+        (status = 400, description = "`status` is not pending, approved or refused \
+(`/problems/invalid-field`), or the query string does not fit (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        NotOperator,
+    )
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = FieldErrors::default();
+    let status = errors.check_optional("status", query.status.as_deref(), |text| {
+        one_of(
+            "status",
+            ApplicationStatus::parse(text),
+            &["pending", "approved", "refused"],
+        )
+    });
+    errors.finish()?;
+    let status = status.unwrap_or(ApplicationStatus::Pending);
+    let list = state
+        .with_conn(move |conn| officer_applications::list(conn, &operator.brand, status, 500))
+        .await?;
+    Ok(HttpResponse::Ok().json(ApplicationListResponse {
+        applications: list.into_iter().map(ApplicationResponse::from).collect(),
+    }))
+}
+
+async fn decide(
+    state: web::Data<AppState>,
+    operator: super::extract::CurrentUser,
+    id: String,
+    decision: Decision,
+) -> Result<HttpResponse, ApiError> {
+    let application = state
+        .with_conn(move |conn| {
+            officer_applications::decide(
+                conn,
+                &operator.id,
+                &operator.brand,
+                &id,
+                decision,
+                Utc::now(),
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(ApplicationResponse::from(application)))
+}
+
+/// Approve an application: the applicant becomes a registration officer
+///
+/// Back-office operators only, for pending applications of their brand. The applicant is
+/// emailed; the new role is in their access tokens from their next refresh or sign-in.
+#[utoipa::path(
+    post,
+    path = "/api/v1/backoffice/officer-applications/{id}/approve",
+    tag = "back-office",
+    operation_id = "officer_applications_approve",
+    params(("id" = String, Path, description = "The application's id")),
+    responses(
+        (status = 200, description = "Approved", body = ApplicationResponse),
+        NotOperator,
+        UnknownApplication,
+        AlreadyDecided,
+    )
+)]
+pub async fn approve(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    decide(state, operator, id.into_inner(), Decision::Approve).await
+}
+
+/// Refuse an application, with a reason
+///
+/// Back-office operators only, for pending applications of their brand. The applicant is
+/// emailed the reason and may apply again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/backoffice/officer-applications/{id}/refuse",
+    tag = "back-office",
+    operation_id = "officer_applications_refuse",
+    params(("id" = String, Path, description = "The application's id")),
+    request_body = RefusalRequest,
+    responses(
+        (status = 200, description = "Refused", body = ApplicationResponse),
+        (status = 400, description = "The reason is missing or invalid \
+(`/problems/invalid-field`), or the body is not the expected JSON \
+(`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
+        NotOperator,
+        UnknownApplication,
+        AlreadyDecided,
+    )
+)]
+pub async fn refuse(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    id: web::Path<String>,
+    body: JsonObject<RefusalRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = FieldErrors::default();
+    let reason = errors.check("reason", Reason::parse(&body.into_inner().reason));
+    errors.finish()?;
+    let decision = Decision::Refuse(reason.expect("checked"));
+    decide(state, operator, id.into_inner(), decision).await
+}
+
+/// The officer applications' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(apply, mine, list, approve, refuse))]
+pub struct Docs;

@@ -1,0 +1,312 @@
+//! The back-office's user management: find the brand's users, disable and enable them,
+//! take the registration-officer role back (`auth::management` holds the rules).
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::extract::BackOffice;
+use super::json::JsonObject;
+use super::problem::FieldErrors;
+use super::query::{one_of, QueryRule};
+use super::responses::{problem_response_type, NotOperator};
+use super::{ApiError, AppState, Problem};
+use crate::auth::management::{self, Operator, SearchText, UserFilter, UserStatus};
+use crate::auth::{Role, User};
+use crate::validation::Reason;
+
+/// Largest page of users.
+const MAX_PAGE: i64 = 200;
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// A piece of the email or of the name, any case.
+    #[param(example = "rossi")]
+    q: Option<String>,
+    /// Only users with this role.
+    #[param(value_type = Option<Role>)]
+    role: Option<String>,
+    /// Only active or only disabled users.
+    #[param(value_type = Option<UserStatus>)]
+    status: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200, default = 50)]
+    limit: Option<i64>,
+    /// Users to skip (default 0).
+    #[param(minimum = 0, default = 0)]
+    offset: Option<i64>,
+}
+
+/// A user of the brand as the back-office sees it (never the password).
+#[derive(Serialize, utoipa::ToSchema)]
+struct UserResponse {
+    id: String,
+    #[schema(example = "maria.rossi@example.it")]
+    email: String,
+    #[schema(example = "Maria Rossi")]
+    name: String,
+    role: Role,
+    status: UserStatus,
+    created_at: DateTime<Utc>,
+    /// When the user was disabled; `null` while active.
+    #[schema(required = true)]
+    disabled_at: Option<DateTime<Utc>>,
+}
+
+impl From<User> for UserResponse {
+    fn from(user: User) -> Self {
+        Self {
+            status: user.status(),
+            id: user.id,
+            email: user.email.as_str().to_owned(),
+            name: user.name,
+            role: user.role,
+            created_at: user.created_at,
+            disabled_at: user.disabled_at,
+        }
+    }
+}
+
+/// A page of the brand's users, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+struct UserListResponse {
+    users: Vec<UserResponse>,
+    /// How many users match the filters, over every page.
+    total: i64,
+}
+
+/// Why the operator acts (kept in the audit log).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonRequest {
+    #[schema(example = "the customer asked to close the account")]
+    reason: String,
+}
+
+problem_response_type!(
+    /// The user id names no user of the operator's brand.
+    UnknownUser,
+    404,
+    "No user of the brand has this id (`/problems/unknown-user`)"
+);
+problem_response_type!(
+    /// The reason is missing or invalid.
+    BadReason,
+    400,
+    "The reason is missing or invalid (`/problems/invalid-field`), or the body is not the \
+     expected JSON (`/problems/malformed-request`)"
+);
+
+/// Find the brand's users
+///
+/// Back-office operators only; the users of the operator's brand, newest first, found by a
+/// piece of their email or name, their role and whether they are disabled.
+#[utoipa::path(
+    get,
+    path = "/api/v1/backoffice/users",
+    tag = "back-office",
+    operation_id = "users_list",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of users", body = UserListResponse),
+        (status = 400, description = "A filter is invalid: unknown role or status, a search \
+text too long or with control characters, limit or offset out of range (`/problems/invalid-field`, every wrong field listed), or the query string \
+does not fit (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        NotOperator,
+    )
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let mut errors = FieldErrors::default();
+    let role = errors.check_optional("role", query.role.as_deref(), |text| {
+        let all: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        one_of("role", Role::parse(text), &all)
+    });
+    let status = errors.check_optional("status", query.status.as_deref(), |text| {
+        one_of("status", UserStatus::parse(text), &["active", "disabled"])
+    });
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        let rule = QueryRule("range", format!("limit must be from 1 to {MAX_PAGE}"));
+        errors.check::<(), _>("limit", Err(rule));
+    }
+    let offset = query.offset.unwrap_or(0);
+    if offset < 0 {
+        let rule = QueryRule("range", "offset must be 0 or more".into());
+        errors.check::<(), _>("offset", Err(rule));
+    }
+    let text = errors.check_optional("q", query.q.as_deref(), SearchText::parse);
+    errors.finish()?;
+    let filter = UserFilter { text, role, status };
+    let page = state
+        .with_conn(move |conn| management::search(conn, &operator.brand, &filter, limit, offset))
+        .await?;
+    Ok(HttpResponse::Ok().json(UserListResponse {
+        users: page.users.into_iter().map(UserResponse::from).collect(),
+        total: page.total,
+    }))
+}
+
+/// Show one user of the brand
+///
+/// Back-office operators only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/backoffice/users/{id}",
+    tag = "back-office",
+    operation_id = "users_show",
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user", body = UserResponse),
+        NotOperator,
+        UnknownUser,
+    )
+)]
+pub async fn show(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user = state
+        .with_conn(move |conn| management::find_in_brand(conn, &operator.brand, &id))
+        .await?;
+    Ok(HttpResponse::Ok().json(UserResponse::from(user)))
+}
+
+fn reason(body: JsonObject<ReasonRequest>) -> Result<Reason, ApiError> {
+    let mut errors = FieldErrors::default();
+    let reason = errors.check("reason", Reason::parse(&body.into_inner().reason));
+    errors.finish()?;
+    Ok(reason.expect("checked"))
+}
+
+/// Disable a user: no sign-in, every session ended at once
+///
+/// Back-office operators only, for users of their brand, other operators too but not
+/// themself. The user's refresh tokens, access tokens and browser sessions stop working at
+/// once; signing in answers 403 `/problems/account-disabled` (after the password matched).
+#[utoipa::path(
+    post,
+    path = "/api/v1/backoffice/users/{id}/disable",
+    tag = "back-office",
+    operation_id = "users_disable",
+    params(("id" = String, Path, description = "The user's id")),
+    request_body = ReasonRequest,
+    responses(
+        (status = 200, description = "Disabled", body = UserResponse),
+        BadReason,
+        (status = 403, description = "The caller is not a back-office operator \
+(`/problems/forbidden-role`), or the user is the caller (`/problems/own-account`)",
+            body = Problem, content_type = "application/problem+json"),
+        UnknownUser,
+        (status = 409, description = "The user is disabled already (`/problems/user-state`)",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn disable(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    id: web::Path<String>,
+    body: JsonObject<ReasonRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let reason = reason(body)?;
+    let user = state
+        .with_conn(move |conn| {
+            let by = Operator {
+                id: &operator.id,
+                brand_id: &operator.brand,
+            };
+            management::disable(conn, by, &id, &reason, Utc::now())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(UserResponse::from(user)))
+}
+
+/// Enable a disabled user again
+///
+/// Back-office operators only, for users of their brand. The user may sign in again; the
+/// sessions ended by the disabling stay ended.
+#[utoipa::path(
+    post,
+    path = "/api/v1/backoffice/users/{id}/enable",
+    tag = "back-office",
+    operation_id = "users_enable",
+    params(("id" = String, Path, description = "The user's id")),
+    request_body = ReasonRequest,
+    responses(
+        (status = 200, description = "Enabled", body = UserResponse),
+        BadReason,
+        NotOperator,
+        UnknownUser,
+        (status = 409, description = "The user is not disabled (`/problems/user-state`)",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn enable(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    id: web::Path<String>,
+    body: JsonObject<ReasonRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let reason = reason(body)?;
+    let user = state
+        .with_conn(move |conn| {
+            let by = Operator {
+                id: &operator.id,
+                brand_id: &operator.brand,
+            };
+            management::enable(conn, by, &id, &reason, Utc::now())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(UserResponse::from(user)))
+}
+
+/// Make a registration officer a customer again
+///
+/// Back-office operators only, for users of their brand. The user's sessions end with it,
+/// so the customer's limits apply at once; they sign in again as a customer.
+#[utoipa::path(
+    post,
+    path = "/api/v1/backoffice/users/{id}/remove-officer-role",
+    tag = "back-office",
+    operation_id = "users_remove_officer_role",
+    params(("id" = String, Path, description = "The user's id")),
+    request_body = ReasonRequest,
+    responses(
+        (status = 200, description = "The user is a customer now", body = UserResponse),
+        BadReason,
+        NotOperator,
+        UnknownUser,
+        (status = 409, description = "The user is not a registration officer \
+(`/problems/not-an-officer`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn remove_officer_role(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    id: web::Path<String>,
+    body: JsonObject<ReasonRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let reason = reason(body)?;
+    let user = state
+        .with_conn(move |conn| {
+            let by = Operator {
+                id: &operator.id,
+                brand_id: &operator.brand,
+            };
+            management::remove_officer_role(conn, by, &id, &reason, Utc::now())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(UserResponse::from(user)))
+}
+
+/// The back-office user operations' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, show, disable, enable, remove_officer_role))]
+pub struct Docs;

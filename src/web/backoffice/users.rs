@@ -1,0 +1,470 @@
+//! Users of the brand: the search, one user's page with disable, enable and removal of
+//! the registration-officer role, and the applications for that role to approve or refuse.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::management::{
+    self, ManagementError, Operator, SearchText, UserFilter, UserStatus,
+};
+use crate::auth::officer_applications::{self, ApplicationStatus, Decision};
+use crate::auth::{Role, User};
+use crate::validation::Reason;
+use crate::web::{form_status, refusal, with_conn, NoFields, OperatorPage, WebError};
+
+use super::{
+    done_redirect, filters_status, query_string, reason_error, time_it, url_segment, OperatorForm,
+};
+
+/// Users per page of the search.
+const USERS_PAGE: i64 = 100;
+/// Applications listed.
+const APPLICATIONS_SHOWN: i64 = 500;
+
+fn role_label(role: Role) -> &'static str {
+    match role {
+        Role::Customer => "cliente",
+        Role::RegistrationOfficer => "incaricato alla registrazione",
+        Role::BackOffice => "back-office",
+    }
+}
+
+fn status_label(status: UserStatus) -> &'static str {
+    match status {
+        UserStatus::Active => "attivo",
+        UserStatus::Disabled => "disattivato",
+    }
+}
+
+fn user_row(user: &User) -> Value {
+    json!({
+        "id": user.id,
+        "email": user.email.to_string(),
+        "name": user.name,
+        "role": role_label(user.role),
+        "status": status_label(user.status()),
+        "disabled": user.disabled_at.is_some(),
+        "created_at": time_it(user.created_at),
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct UsersQuery {
+    q: String,
+    ruolo: String,
+    stato: String,
+    da: String,
+}
+
+pub(super) async fn users(
+    visit: OperatorPage,
+    query: web::Query<UsersQuery>,
+) -> Result<HttpResponse, WebError> {
+    let UsersQuery {
+        q,
+        ruolo,
+        stato,
+        da,
+    } = query.into_inner();
+    let mut errors = Vec::new();
+    let role = match ruolo.trim() {
+        "" => None,
+        text => Role::parse(text).or_else(|| {
+            errors.push("Scegli un ruolo dall'elenco.");
+            None
+        }),
+    };
+    let status = match stato.trim() {
+        "" => None,
+        text => UserStatus::parse(text).or_else(|| {
+            errors.push("Scegli uno stato dall'elenco.");
+            None
+        }),
+    };
+    let text = SearchText::parse(&q)
+        .map_err(|_| {
+            errors.push(
+                "Il testo da cercare può avere al massimo 200 caratteri, senza caratteri di controllo.",
+            )
+        })
+        .ok();
+    let offset = da
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|o| *o >= 0)
+        .unwrap_or(0);
+    let valid = errors.is_empty();
+    let filter = UserFilter {
+        text: text.filter(|_| valid),
+        role,
+        status,
+    };
+    let (brand, page) = visit
+        .read(move |conn, brand_id| {
+            Ok(management::search(
+                conn, brand_id, &filter, USERS_PAGE, offset,
+            )?)
+        })
+        .await?;
+    let next = (offset + USERS_PAGE < page.total).then(|| {
+        let from = (offset + USERS_PAGE).to_string();
+        format!(
+            "/backoffice/utenti?{}",
+            query_string(&[
+                ("q", &q),
+                ("ruolo", &ruolo),
+                ("stato", &stato),
+                ("da", &from)
+            ])
+        )
+    });
+    let roles: Vec<Value> = Role::ALL
+        .iter()
+        .map(|r| json!({ "value": r.as_str(), "label": role_label(*r), "selected": r.as_str() == ruolo }))
+        .collect();
+    let statuses: Vec<Value> = UserStatus::ALL
+        .iter()
+        .map(|s| json!({ "value": s.as_str(), "label": status_label(*s), "selected": s.as_str() == stato }))
+        .collect();
+    let context = json!({
+        "q": q,
+        "roles": roles,
+        "statuses": statuses,
+        "error": (!valid).then(|| errors.join(" ")),
+        "users": page.users.iter().map(user_row).collect::<Vec<_>>(),
+        "total": page.total,
+        "first": offset + 1,
+        "last": offset + page.users.len() as i64,
+        "next": next,
+    });
+    visit.render(
+        &brand,
+        "Utenti",
+        filters_status(valid),
+        "bo_utenti",
+        context,
+    )
+}
+
+/// One of the user page's forms, as it was typed, and what is wrong with it.
+#[derive(Default)]
+pub(super) struct ActionForm {
+    /// Which form: `disattiva`, `riattiva` or `revoca-incaricato`.
+    action: &'static str,
+    reason: String,
+    error: Option<String>,
+}
+
+pub(super) async fn user_page(
+    visit: &OperatorPage,
+    user_id: String,
+    form: ActionForm,
+    done: Value,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
+    let own = user_id == visit.user.id;
+    let (brand, (user, disabled_reason)) = visit
+        .read(move |conn, brand_id| {
+            let user = management::find_in_brand(conn, brand_id, &user_id)?;
+            let reason = management::disabled_reason(conn, &user.id)?;
+            Ok((user, reason))
+        })
+        .await?;
+    let disabled = user.disabled_at.is_some();
+    let officer = user.role == Role::RegistrationOfficer;
+    // A refusal whose form the page no longer shows (the user changed meanwhile, or it is
+    // the operator's own account) is said at the top instead.
+    let shown = match form.action {
+        "disattiva" => !disabled && !own,
+        "riattiva" => disabled,
+        "revoca-incaricato" => officer,
+        _ => true,
+    };
+    let form_of = |action: &str| {
+        let this = shown && form.action == action;
+        json!({
+            "reason": if this { form.reason.as_str() } else { "" },
+            "error": if this { form.error.clone() } else { None },
+        })
+    };
+    let context = json!({
+        "done": done,
+        "error": if shown { None } else { form.error.clone() },
+        "account": user_row(&user),
+        "own": own,
+        "officer": officer,
+        "disabled_reason": disabled_reason,
+        "disable": form_of("disattiva"),
+        "enable": form_of("riattiva"),
+        "demote": form_of("revoca-incaricato"),
+    });
+    visit.render(&brand, "Utente", status, "bo_utente", context)
+}
+
+#[derive(Deserialize)]
+pub struct DoneQuery {
+    fatto: Option<String>,
+}
+
+fn done_message(fatto: Option<&str>) -> Value {
+    match fatto {
+        Some("disattivato") => json!("Utente disattivato: le sue sessioni sono terminate."),
+        Some("riattivato") => json!("Utente riattivato: può accedere di nuovo."),
+        Some("cliente") => {
+            json!("L'utente ora è un cliente: le sue sessioni sono terminate.")
+        }
+        Some("approvata") => {
+            json!("Richiesta accolta: l'utente ora è incaricato alla registrazione.")
+        }
+        Some("respinta") => json!("Richiesta respinta: l'utente riceverà il motivo per email."),
+        _ => Value::Null,
+    }
+}
+
+pub(super) async fn user(
+    visit: OperatorPage,
+    user_id: web::Path<String>,
+    query: web::Query<DoneQuery>,
+) -> Result<HttpResponse, WebError> {
+    let done = done_message(query.fatto.as_deref());
+    let form = ActionForm::default();
+    user_page(&visit, user_id.into_inner(), form, done, StatusCode::OK).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ReasonFields {
+    reason: String,
+}
+
+/// The three actions of the user page, each one domain call with a reason.
+type Action = fn(
+    &mut crate::db::DbConnection,
+    Operator<'_>,
+    &str,
+    &Reason,
+    chrono::DateTime<Utc>,
+) -> Result<User, ManagementError>;
+
+async fn act(
+    form: OperatorForm<ReasonFields>,
+    user_id: String,
+    (name, action, done): (&'static str, Action, &'static str),
+) -> Result<HttpResponse, WebError> {
+    let OperatorForm { visit, fields } = form;
+    let mut form = ActionForm {
+        action: name,
+        reason: fields.reason.clone(),
+        error: None,
+    };
+    let status = match Reason::parse(&fields.reason) {
+        Err(e) => {
+            form.error = Some(reason_error(&e));
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        Ok(reason) => {
+            let (operator_id, brand_id, id) = (
+                visit.user.id.clone(),
+                visit.user.brand_id.clone(),
+                user_id.clone(),
+            );
+            let outcome = with_conn(&visit.state, move |conn| {
+                let by = Operator {
+                    id: &operator_id,
+                    brand_id: &brand_id,
+                };
+                match action(conn, by, &id, &reason, Utc::now()) {
+                    Ok(_) => Ok(Ok(())),
+                    Err(ManagementError::UnknownUser) => Err(ManagementError::UnknownUser.into()),
+                    Err(other) => Ok(Err(refusal(other)?)),
+                }
+            })
+            .await?;
+            match outcome {
+                Ok(()) => {
+                    let path = format!("/backoffice/utenti/{}", url_segment(&user_id));
+                    return Ok(done_redirect(&path, done));
+                }
+                Err(identity) => {
+                    let status = form_status(&identity);
+                    form.error = Some(identity.italian);
+                    status
+                }
+            }
+        }
+    };
+    user_page(&visit, user_id, form, Value::Null, status).await
+}
+
+pub(super) async fn disable(
+    form: OperatorForm<ReasonFields>,
+    user_id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let action = ("disattiva", management::disable as Action, "disattivato");
+    act(form, user_id.into_inner(), action).await
+}
+
+pub(super) async fn enable(
+    form: OperatorForm<ReasonFields>,
+    user_id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let action = ("riattiva", management::enable as Action, "riattivato");
+    act(form, user_id.into_inner(), action).await
+}
+
+pub(super) async fn remove_officer_role(
+    form: OperatorForm<ReasonFields>,
+    user_id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let action = (
+        "revoca-incaricato",
+        management::remove_officer_role as Action,
+        "cliente",
+    );
+    act(form, user_id.into_inner(), action).await
+}
+
+/// The refusal form of one application, as typed, and what is wrong with it.
+#[derive(Default)]
+pub(super) struct RefusalForm {
+    application_id: String,
+    reason: String,
+    error: Option<String>,
+}
+
+pub(super) async fn applications_page(
+    visit: &OperatorPage,
+    refusal_form: RefusalForm,
+    done: Value,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
+    let (brand, list) = visit
+        .read(|conn, brand_id| {
+            Ok(officer_applications::list(
+                conn,
+                brand_id,
+                ApplicationStatus::Pending,
+                APPLICATIONS_SHOWN,
+            )?)
+        })
+        .await?;
+    let applications: Vec<Value> = list
+        .into_iter()
+        .map(|a| {
+            let this = a.id == refusal_form.application_id;
+            json!({
+                "id": a.id,
+                "user_id": a.user_id,
+                "applicant_email": a.applicant_email,
+                "applicant_name": a.applicant_name,
+                "company_name": a.company_name,
+                "vat_number": a.vat_number.as_str(),
+                "contact_email": a.contact_email,
+                "phone": a.phone.unwrap_or_else(|| "—".into()),
+                "note": a.note.unwrap_or_else(|| "—".into()),
+                "created_at": time_it(a.created_at),
+                "reason": if this { refusal_form.reason.as_str() } else { "" },
+                "reason_error": if this { refusal_form.error.clone() } else { None },
+            })
+        })
+        .collect();
+    let context = json!({ "done": done, "error": error, "applications": applications });
+    visit.render(
+        &brand,
+        "Richieste di incarico alla registrazione",
+        status,
+        "bo_richieste",
+        context,
+    )
+}
+
+pub(super) async fn applications(
+    visit: OperatorPage,
+    query: web::Query<DoneQuery>,
+) -> Result<HttpResponse, WebError> {
+    let done = done_message(query.fatto.as_deref());
+    applications_page(&visit, RefusalForm::default(), done, None, StatusCode::OK).await
+}
+
+/// Decides the application; a refusal of the domain (decided already, unknown) is shown on
+/// the list, next to the refusal's reason when it is the reason's fault.
+async fn decide(
+    visit: OperatorPage,
+    application_id: String,
+    decision: Decision,
+    mut form: RefusalForm,
+) -> Result<HttpResponse, WebError> {
+    let done = match decision {
+        Decision::Approve => "approvata",
+        Decision::Refuse(_) => "respinta",
+    };
+    let (operator_id, brand_id, id) = (
+        visit.user.id.clone(),
+        visit.user.brand_id.clone(),
+        application_id,
+    );
+    let outcome = with_conn(
+        &visit.state,
+        move |conn| match officer_applications::decide(
+            conn,
+            &operator_id,
+            &brand_id,
+            &id,
+            decision,
+            Utc::now(),
+        ) {
+            Ok(_) => Ok(Ok(())),
+            Err(other) => Ok(Err(refusal(other)?)),
+        },
+    )
+    .await?;
+    match outcome {
+        Ok(()) => Ok(done_redirect("/backoffice/utenti/richieste", done)),
+        Err(identity) => {
+            let status = form_status(&identity);
+            form.error = None;
+            applications_page(&visit, form, Value::Null, Some(identity.italian), status).await
+        }
+    }
+}
+
+pub(super) async fn approve(
+    form: OperatorForm<NoFields>,
+    application_id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let form_state = RefusalForm::default();
+    decide(
+        form.visit,
+        application_id.into_inner(),
+        Decision::Approve,
+        form_state,
+    )
+    .await
+}
+
+pub(super) async fn refuse(
+    form: OperatorForm<ReasonFields>,
+    application_id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let OperatorForm { visit, fields } = form;
+    let application_id = application_id.into_inner();
+    let mut form_state = RefusalForm {
+        application_id: application_id.clone(),
+        reason: fields.reason.clone(),
+        error: None,
+    };
+    match Reason::parse(&fields.reason) {
+        Ok(reason) => decide(visit, application_id, Decision::Refuse(reason), form_state).await,
+        Err(e) => {
+            form_state.error = Some(reason_error(&e));
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            applications_page(&visit, form_state, Value::Null, None, status).await
+        }
+    }
+}

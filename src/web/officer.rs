@@ -1,0 +1,196 @@
+//! A customer's application for the registration-officer role, from the profile: its
+//! status on the profile page, and the form (`/negozio/profilo/incaricato`).
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{form_status, refusal, see_other, BuyerPage, CheckedForm, WebError};
+use crate::auth::officer_applications::{
+    self, ApplicationForm, ApplicationStatus, CompanyName, PhoneNumber,
+};
+use crate::auth::{Role, User};
+use crate::db::DbConnection;
+use crate::email_address::EmailAddress;
+use crate::partita_iva::{PartitaIva, PartitaIvaError};
+use crate::validation::TextError;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/negozio/profilo/incaricato", web::get().to(form_page))
+        .route("/negozio/profilo/incaricato", web::post().to(apply));
+}
+
+/// The profile's section on the role: what the user is, their latest application, and
+/// whether they may apply.
+pub fn status_on_profile(conn: &mut DbConnection, user: &User) -> Result<Value, WebError> {
+    let latest = officer_applications::latest_of_user(conn, &user.id)?;
+    let pending = latest
+        .as_ref()
+        .is_some_and(|a| a.status == ApplicationStatus::Pending);
+    Ok(json!({
+        "is_officer": user.role == Role::RegistrationOfficer,
+        "can_apply": user.role == Role::Customer && !pending,
+        "application": latest.map(|a| json!({
+            "status": match a.status {
+                ApplicationStatus::Pending => "in attesa di esame",
+                ApplicationStatus::Approved => "accolta",
+                ApplicationStatus::Refused => "respinta",
+            },
+            "company_name": a.company_name,
+            "vat_number": a.vat_number.as_str(),
+            "created_at": a.created_at.format("%d/%m/%Y").to_string(),
+            "refusal_reason": a.refusal_reason,
+        })),
+    }))
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(default)]
+pub struct OfficerFields {
+    company_name: String,
+    vat_number: String,
+    contact_email: String,
+    phone: String,
+    note: String,
+}
+
+fn render(
+    shop: &BuyerPage,
+    status: StatusCode,
+    fields: &OfficerFields,
+    errors: BTreeMap<&str, String>,
+    error: Option<String>,
+) -> Result<HttpResponse, WebError> {
+    shop.render(
+        status,
+        "incaricato",
+        json!({
+            "title": "Diventa incaricato alla registrazione",
+            "form": {
+                "company_name": fields.company_name,
+                "vat_number": fields.vat_number,
+                "contact_email": fields.contact_email,
+                "phone": fields.phone,
+                "note": fields.note,
+            },
+            "errors": errors,
+            "error": error,
+        }),
+    )
+}
+
+async fn form_page(shop: BuyerPage) -> Result<HttpResponse, WebError> {
+    let fields = OfficerFields {
+        contact_email: shop.user.email.to_string(),
+        ..OfficerFields::default()
+    };
+    render(&shop, StatusCode::OK, &fields, BTreeMap::new(), None)
+}
+
+fn text_error(what: &str, error: &TextError) -> String {
+    match error {
+        TextError::TooShort(n) => format!("Indica {what}: almeno {n} caratteri."),
+        TextError::TooLong(n) => format!("Al massimo {n} caratteri."),
+        TextError::ControlCharacter => "Non può contenere caratteri di controllo.".into(),
+        TextError::DirectionOverride => {
+            "Non può contenere caratteri che invertono la direzione del testo.".into()
+        }
+    }
+}
+
+fn vat_error(error: &PartitaIvaError) -> &'static str {
+    match error {
+        PartitaIvaError::Length => "La partita IVA ha 11 cifre.",
+        PartitaIvaError::NotDigits => "La partita IVA ha solo cifre (al più preceduta da IT).",
+        PartitaIvaError::CheckDigit => {
+            "La partita IVA non è valida: l'ultima cifra non torna con le altre. Controlla di averla copiata bene."
+        }
+    }
+}
+
+async fn apply(
+    shop: BuyerPage,
+    CheckedForm(fields): CheckedForm<OfficerFields>,
+) -> Result<HttpResponse, WebError> {
+    let mut errors: BTreeMap<&str, String> = BTreeMap::new();
+    let company_name = CompanyName::parse(&fields.company_name)
+        .map_err(|e| errors.insert("company_name", text_error("la ragione sociale", &e)))
+        .ok();
+    let vat_number = PartitaIva::parse(&fields.vat_number)
+        .map_err(|e| errors.insert("vat_number", vat_error(&e).into()))
+        .ok();
+    let contact_email = EmailAddress::parse(&fields.contact_email)
+        .map_err(|_| {
+            errors.insert(
+                "contact_email",
+                "Indica la PEC o l'email dell'azienda, come nome@pec.it.".into(),
+            )
+        })
+        .ok();
+    let phone = match fields.phone.trim() {
+        "" => None,
+        typed => PhoneNumber::parse(typed)
+            .map_err(|_| {
+                errors.insert(
+                    "phone",
+                    "Il telefono ha da 6 a 20 cifre (spazi, + e trattini ammessi).".into(),
+                )
+            })
+            .ok(),
+    };
+    let note = officer_applications::note(&fields.note)
+        .map_err(|e| errors.insert("note", text_error("una nota", &e)))
+        .ok();
+    let (Some(company_name), Some(vat_number), Some(contact_email), Some(note)) =
+        (company_name, vat_number, contact_email, note)
+    else {
+        return render(
+            &shop,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &fields,
+            errors,
+            None,
+        );
+    };
+    if !errors.is_empty() {
+        return render(
+            &shop,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &fields,
+            errors,
+            None,
+        );
+    }
+    let form = ApplicationForm {
+        company_name,
+        vat_number,
+        contact_email,
+        phone,
+        note: Some(note),
+    };
+    let outcome = shop
+        .read(move |conn, user| {
+            match officer_applications::apply(conn, &user.id, form, Utc::now()) {
+                Ok(_) => Ok(Ok(())),
+                Err(refused) => Ok(Err(refusal(refused)?)),
+            }
+        })
+        .await?;
+    match outcome {
+        Ok(()) => Ok(see_other("/negozio/profilo?richiesta=1")),
+        Err(identity) => {
+            let status = form_status(&identity);
+            render(
+                &shop,
+                status,
+                &fields,
+                BTreeMap::new(),
+                Some(identity.italian),
+            )
+        }
+    }
+}
