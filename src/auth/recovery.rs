@@ -130,6 +130,11 @@ pub fn request_reset(
     let Some((user, _)) = users::find_for_login(conn, brand_id, email_as_typed)? else {
         return Ok(());
     };
+    // A disabled account gets nothing either (and the same answer): a new password
+    // would not let it in, and the mailbox may be the very thing that was compromised.
+    if user.disabled_at.is_some() {
+        return Ok(());
+    }
     let (token, token_hash) = new_refresh_token();
     write_transaction(conn, |conn| {
         sweep(conn, now)?;

@@ -492,3 +492,27 @@ async fn the_forgotten_password_page_is_limited_per_address_too() {
     // The API counts the same requests: this address is held back there too.
     problem(ask(&app, "chi@example.it").await, 429).await;
 }
+
+#[tokio::test]
+async fn a_disabled_account_gets_no_link() {
+    let app = app_keeping_emails().await;
+    let user = app.customer("visura").await;
+    let operator = app.back_office("visura").await;
+    let disabled = app
+        .post_json_as(
+            &operator.token,
+            &format!("/api/v1/backoffice/users/{}/disable", user.user_id),
+            &json!({ "reason": "account compromesso" }),
+        )
+        .await;
+    assert_eq!(disabled.status(), 200, "{}", disabled.text().await.unwrap());
+    let stranger = ask(&app, "nessuno@example.it").await;
+    let (status, body) = (stranger.status(), stranger.text().await.unwrap());
+    let response = ask(&app, &user.email).await;
+    assert_eq!(response.status(), status);
+    assert_eq!(response.text().await.unwrap(), body, "the same answer");
+    assert!(
+        reset_emails(&app).is_empty(),
+        "no link for a disabled account"
+    );
+}
