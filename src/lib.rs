@@ -10,6 +10,7 @@ pub mod db;
 pub mod agent;
 pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod brands;
 pub mod ca;
 pub mod catalog;

@@ -440,6 +440,28 @@ diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(prepaid_accounts -> users (owner_id));
 diesel::joinable!(prepaid_entries -> prepaid_accounts (account_id));
 diesel::joinable!(devices -> brands (brand_id));
+diesel::table! {
+    billing_profiles (user_id) {
+        user_id -> Text,
+        brand_id -> Text,
+        kind -> Text,
+        denominazione -> Nullable<Text>,
+        nome -> Nullable<Text>,
+        cognome -> Nullable<Text>,
+        codice_fiscale -> Nullable<Text>,
+        partita_iva -> Nullable<Text>,
+        indirizzo -> Text,
+        cap -> Nullable<Text>,
+        comune -> Text,
+        provincia -> Text,
+        nazione -> Text,
+        codice_destinatario -> Nullable<Text>,
+        pec -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(certificates -> devices (device_id));
 diesel::joinable!(renewal_reminders -> certificates (certificate_id));
 diesel::joinable!(renewals -> devices (device_id));
@@ -448,6 +470,7 @@ diesel::joinable!(web_sessions -> users (user_id));
 diesel::joinable!(officer_applications -> users (user_id));
 diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(email_confirmations -> users (user_id));
+diesel::joinable!(billing_profiles -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     agent_challenges,
@@ -479,4 +502,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     web_sessions,
     password_resets,
     email_confirmations,
+    billing_profiles,
 );
