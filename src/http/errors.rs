@@ -10,7 +10,7 @@
 use actix_web::http::StatusCode;
 
 use super::italian::{
-    coupon_status_label, euro, order_status_label, password_rule, payment_status_text,
+    billing_field, coupon_status_label, euro, order_status_label, password_rule, payment_status_text,
 };
 use super::problem::{ApiError, FieldError};
 use crate::agent::AgentAuthError;
@@ -22,6 +22,7 @@ use crate::auth::recovery::RecoveryError;
 use crate::auth::sessions::SessionError;
 use crate::auth::throttle::Throttled;
 use crate::auth::UserError;
+use crate::billing::BillingError;
 use crate::catalog::{CatalogError, ProductChangeError, ProposalError};
 use crate::coupons::VoidError;
 use crate::lookup::LookupError;
@@ -468,6 +469,12 @@ impl Identify for CheckoutError {
                 detail,
                 format!("In un ordine puoi acquistare al massimo {cap} coupon; ne hai scelti {total}."),
             ),
+            CheckoutError::BillingDataMissing => billing_data_missing(
+                StatusCode::CONFLICT,
+                "the buyer has no billing data yet: an invoice needs the buyer's name, tax code \
+                 and address; set them with PUT /api/v1/me/billing, then order",
+            ),
+            CheckoutError::Billing(e) => return e.identify(),
             CheckoutError::Catalog(e) => return e.identify(),
             CheckoutError::Order(e) => return e.identify(),
         })
@@ -914,6 +921,40 @@ impl Identify for ApplicationError {
                 },
             ),
             ApplicationError::Storage(e) => return Err(e),
+        })
+    }
+}
+
+/// `billing-data-missing` on the `billing` field: the buyer gave no billing data yet.
+fn billing_data_missing(status: StatusCode, detail: &str) -> Identity {
+    Identity::refused(
+        status,
+        "billing-data-missing",
+        "Billing data missing",
+        detail,
+        "Prima del primo ordine servono i tuoi dati di fatturazione: chi intesta la fattura, \
+         il codice fiscale o la partita IVA e l'indirizzo.",
+    )
+    .on_field("billing", "required")
+}
+
+impl Identify for BillingError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        use crate::validation::Rule;
+        let detail = self.to_string();
+        Ok(match self {
+            // Handlers report every field (`FieldErrors`); one alone still names itself.
+            BillingError::Invalid(fields) => match fields.into_iter().next() {
+                Some(first) => Identity::invalid(
+                    first.field,
+                    first.error.rule(),
+                    detail,
+                    billing_field(first.field, &first.error),
+                ),
+                None => return Err(anyhow::anyhow!("billing data refused with no field")),
+            },
+            BillingError::Missing => billing_data_missing(StatusCode::NOT_FOUND, &detail),
+            BillingError::Storage(e) => return Err(e),
         })
     }
 }

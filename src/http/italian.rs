@@ -97,3 +97,68 @@ mod tests {
         );
     }
 }
+
+/// What the billing form says next to a value that breaks its rule.
+pub fn billing_field(field: &str, error: &crate::billing::FieldError) -> String {
+    use crate::billing::FieldError;
+    use crate::validation::TextError;
+    let label = match field {
+        "kind" => "il tipo di intestatario",
+        "denominazione" => "la denominazione",
+        "nome" => "il nome",
+        "cognome" => "il cognome",
+        "codice_fiscale" => "il codice fiscale",
+        "partita_iva" => "la partita IVA",
+        "indirizzo" => "l'indirizzo",
+        "cap" => "il CAP",
+        "comune" => "il comune",
+        "provincia" => "la provincia",
+        "nazione" => "la nazione",
+        "codice_destinatario" => "il codice destinatario",
+        _ => "l'indirizzo PEC",
+    };
+    match error {
+        FieldError::Required => format!("Indica {label}."),
+        FieldError::OneOf(_) => "Scegli persona fisica oppure impresa o professionista.".into(),
+        FieldError::NameOrDenominazione => {
+            "Indica la denominazione oppure nome e cognome, non entrambi.".into()
+        }
+        FieldError::CodeOrPec => {
+            "Indica il codice destinatario oppure l'indirizzo PEC, non entrambi.".into()
+        }
+        FieldError::Text(TextError::TooLong(max)) => {
+            format!("Al massimo {max} caratteri per {label}.")
+        }
+        FieldError::Text(TextError::TooShort(_)) => format!("Indica {label}."),
+        FieldError::Text(_) => {
+            format!("Togli da {label} i caratteri di controllo o che invertono la direzione del testo.")
+        }
+        FieldError::Cap => "Il CAP ha esattamente 5 cifre.".into(),
+        FieldError::ForeignPostalCode => {
+            "Il codice postale estero ha da 1 a 10 lettere, cifre, spazi o trattini.".into()
+        }
+        FieldError::Provincia(typed) => format!(
+            "'{typed}' non è la sigla di una provincia italiana (due lettere, come RM)."
+        ),
+        FieldError::ProvinciaAbroad => "Per un indirizzo all'estero la provincia è EE.".into(),
+        FieldError::Nazione(typed) => format!(
+            "'{typed}' non è il codice di una nazione (due lettere ISO 3166, come IT)."
+        ),
+        FieldError::CodiceDestinatario => {
+            "Il codice destinatario ha esattamente 7 lettere o cifre.".into()
+        }
+        FieldError::PartitaIva(e) => {
+            use crate::partita_iva::PartitaIvaError;
+            match (field, e) {
+                ("codice_fiscale", PartitaIvaError::CheckDigit) => "L'ultima cifra del codice fiscale numerico non corrisponde alle altre: controlla di averlo scritto bene.".into(),
+                ("codice_fiscale", _) => "Il codice fiscale di una società ha 11 cifre; quello di una persona 16 caratteri.".into(),
+                (_, PartitaIvaError::CheckDigit) => "L'ultima cifra della partita IVA non corrisponde alle altre: controlla di averla scritta bene.".into(),
+                _ => "La partita IVA ha 11 cifre.".into(),
+            }
+        }
+        FieldError::CodiceFiscale(e) => {
+            format!("Il codice fiscale non è valido: {}.", e.in_italian())
+        }
+        FieldError::Pec(_) => "Indica un indirizzo PEC valido, come nome@pec.esempio.it.".into(),
+    }
+}

@@ -2,6 +2,7 @@
 
 mod agent;
 pub mod auth;
+mod billing;
 mod catalog;
 mod coupons;
 pub(crate) use coupons::csv_download;
@@ -183,6 +184,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/me")
             .route(web::get().to(me::get))
             .route(web::patch().to(me::patch)),
+    )
+    .service(
+        web::resource("/api/v1/me/billing")
+            .route(web::get().to(billing::get))
+            .route(web::put().to(billing::put)),
     )
     .service(web::resource("/api/v1/me/sessions/revoke").route(web::post().to(me::revoke_sessions)))
     .service(

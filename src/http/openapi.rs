@@ -83,6 +83,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         super::metrics::Docs::openapi(),
         super::auth::Docs::openapi(),
         super::me::Docs::openapi(),
+        super::billing::Docs::openapi(),
         super::lookup::Docs::openapi(),
         super::catalog::Docs::openapi(),
         super::prepaid::Docs::openapi(),

@@ -228,7 +228,9 @@ or the prepaid account belongs to another brand (`/problems/other-brand`)",
         (status = 404, description = "Paying `prepaid` without a prepaid account \
 (`/problems/unknown-account`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The prepaid balance does not cover the order \
-(`/problems/insufficient-funds`)", body = Problem, content_type = "application/problem+json"),
+(`/problems/insufficient-funds`), or the buyer has not given their billing data yet \
+(`/problems/billing-data-missing`, field `billing`: set it with `PUT /api/v1/me/billing`)",
+            body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "More coupons than the role may buy in one order \
 (`/problems/order-too-large`), or the `Idempotency-Key` was already used for a different \
 request (`/problems/idempotency-key-reused`)",

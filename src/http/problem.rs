@@ -224,6 +224,11 @@ impl FieldErrors {
         }
     }
 
+    /// Adds a field refused elsewhere (by a domain function that checks a whole input).
+    pub fn refuse<E: Rule>(&mut self, field: &str, error: E) {
+        self.check::<(), E>(field, Err(error));
+    }
+
     /// Checks a field the request may leave out: absent is no error, present must parse.
     pub fn check_optional<T, E: Rule>(
         &mut self,

@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::{Buyer, Order, OrderError, PaymentMethod};
 use crate::auth::Role;
+use crate::billing::{self, BillingError};
 use crate::catalog::{self, CatalogError, Product, Quote, RequestedLine};
 use crate::coupons::CouponKey;
 use crate::db::DbConnection;
@@ -25,6 +26,11 @@ pub enum CheckoutError {
     },
     #[error("a {role} may buy at most {cap} coupons in one order; this one has {total}")]
     TooLarge { role: Role, cap: u32, total: u64 },
+    /// Every order is invoiced, and an invoice needs its buyer: see `billing`.
+    #[error("the buyer has no billing data yet")]
+    BillingDataMissing,
+    #[error(transparent)]
+    Billing(#[from] BillingError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error(transparent)]
@@ -97,7 +103,8 @@ pub fn priced(products: Vec<(Product, u32)>) -> Cart {
 }
 
 /// Places `buyer`'s order of `lines`, paid by `method`: from the prepaid account at once
-/// (fulfilled, coupons emailed), or by transfer (waiting with an RF code).
+/// (fulfilled, coupons emailed), or by transfer (waiting with an RF code). The buyer must
+/// have given their billing data: the invoice is made out from it.
 #[allow(clippy::too_many_arguments)]
 pub fn place_order(
     conn: &mut DbConnection,
@@ -108,6 +115,9 @@ pub fn place_order(
     lines: &[RequestedLine],
     now: DateTime<Utc>,
 ) -> Result<Order, CheckoutError> {
+    if billing::profile_of(conn, &buyer.user_id)?.is_none() {
+        return Err(CheckoutError::BillingDataMissing);
+    }
     let Cart { products, quote } = price(conn, &buyer.brand_id, role, lines)?;
     let order = if method.is_transfer() {
         super::place_by_transfer(

@@ -34,6 +34,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     page_template!("riepilogo"),
     page_template!("ordine"),
     page_template!("profilo"),
+    page_template!("fatturazione"),
     page_template!("prepagato"),
     page_template!("ordini"),
     page_template!("miei_coupon"),

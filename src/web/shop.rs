@@ -21,6 +21,7 @@ use crate::auth::confirmation::{self, ConfirmationError};
 use crate::auth::{
     account, password, sessions, web_sessions, NewPassword, NewUser, Role, UserError,
 };
+use crate::billing;
 use crate::brands;
 use crate::catalog::{self, Product, ProposalError, RequestedLine};
 use crate::email_address::EmailAddress;
@@ -290,10 +291,22 @@ fn method_label(method: PaymentMethod) -> &'static str {
     }
 }
 
+/// The billing form, saying why, and back to the purchase once saved.
+fn billing_first() -> HttpResponse {
+    see_other(&format!("{}?dopo=acquista", super::billing::PATH))
+}
+
 async fn choose_method(shop: BuyerPage) -> Result<HttpResponse, WebError> {
-    let balance = shop
-        .read(|conn, user| Ok(prepaid::account_of_owner(conn, &user.id)?.balance))
+    let (balance, has_billing) = shop
+        .read(|conn, user| {
+            let balance = prepaid::account_of_owner(conn, &user.id)?.balance;
+            Ok((balance, billing::profile_of(conn, &user.id)?.is_some()))
+        })
         .await?;
+    // Every order is invoiced: first who to invoice, then the purchase.
+    if !has_billing {
+        return Ok(billing_first());
+    }
     shop.render(
         StatusCode::OK,
         "metodo",
@@ -659,6 +672,9 @@ async fn confirm(
         Ok(order_id) => return Ok(see_other(&format!("/negozio/ordini/{order_id}"))),
         Err(refused) => refused,
     };
+    if matches!(refused, CheckoutError::BillingDataMissing) {
+        return Ok(billing_first());
+    }
     let short_of_funds = matches!(
         refused,
         CheckoutError::Order(OrderError::Prepaid(PrepaidError::InsufficientFunds { .. }))

@@ -303,7 +303,37 @@ impl TestApp {
         );
         let customer = self.signed_in(brand, &email).await;
         self.confirm_email(&customer).await;
+        self.give_billing_data(&customer).await;
         customer
+    }
+
+    /// PUT as `token`.
+    pub async fn put_json_as(
+        &self,
+        token: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .put(format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Gives `user` valid billing data (a person), as a buyer does before the first order.
+    pub async fn give_billing_data(&self, user: &SignedIn) {
+        let response = self
+            .put_json_as(&user.token, "/api/v1/me/billing", &billing_person())
+            .await;
+        assert_eq!(
+            response.status(),
+            200,
+            "billing data: {}",
+            response.text().await.unwrap()
+        );
     }
 
     /// Signs up a new customer of `brand` through the API and signs them in, without
@@ -416,7 +446,11 @@ impl TestApp {
         let mut conn = self.pool.get().unwrap();
         let user = users::create(&mut conn, new, &Actor::Cli, Utc::now()).expect("create user");
         confirmation::confirmed_by_operator(&mut conn, &user, Utc::now()).expect("confirm user");
-        self.signed_in(brand, &email).await
+        let signed_in = self.signed_in(brand, &email).await;
+        if matches!(role, Role::Customer | Role::RegistrationOfficer) {
+            self.give_billing_data(&signed_in).await;
+        }
+        signed_in
     }
 
     pub async fn back_office(&self, brand: &str) -> SignedIn {
@@ -621,5 +655,35 @@ pub fn token_in(text: &str) -> Option<String> {
             .take_while(|c| c.is_ascii_hexdigit())
             .collect();
         (token.len() == 64).then_some(token)
+    })
+}
+
+/// Valid billing data of a person.
+pub fn billing_person() -> serde_json::Value {
+    serde_json::json!({
+        "kind": "person",
+        "nome": "Maria",
+        "cognome": "Rossi",
+        "codice_fiscale": "RSSMRA80A01H501U",
+        "indirizzo": "Via Roma 1",
+        "cap": "00184",
+        "comune": "Roma",
+        "provincia": "RM",
+    })
+}
+
+/// Valid billing data of a company reached through a codice destinatario.
+pub fn billing_business() -> serde_json::Value {
+    serde_json::json!({
+        "kind": "business",
+        "denominazione": "Studio Rossi S.r.l.",
+        "partita_iva": "00743110157",
+        "codice_fiscale": "00743110157",
+        "indirizzo": "Corso Buenos Aires 10",
+        "cap": "20124",
+        "comune": "Milano",
+        "provincia": "MI",
+        "nazione": "IT",
+        "codice_destinatario": "M5UXCR1",
     })
 }
