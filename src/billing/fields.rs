@@ -23,14 +23,13 @@ pub type Comune = Text<1, 60>;
 /// four Sardinian codes of 2005-2016 (CI, OG, OT, VS): addresses still carry them and
 /// the regional law 9/2023 brings those provinces back.
 const PROVINCE: &[&str] = &[
-    "AG", "AL", "AN", "AO", "AP", "AQ", "AR", "AT", "AV", "BA", "BG", "BI", "BL", "BN", "BO",
-    "BR", "BS", "BT", "BZ", "CA", "CB", "CE", "CH", "CI", "CL", "CN", "CO", "CR", "CS", "CT",
-    "CZ", "EN", "FC", "FE", "FG", "FI", "FM", "FR", "GE", "GO", "GR", "IM", "IS", "KR", "LC",
-    "LE", "LI", "LO", "LT", "LU", "MB", "MC", "ME", "MI", "MN", "MO", "MS", "MT", "NA", "NO",
-    "NU", "OG", "OR", "OT", "PA", "PC", "PD", "PE", "PG", "PI", "PN", "PO", "PR", "PT", "PU",
-    "PV", "PZ", "RA", "RC", "RE", "RG", "RI", "RM", "RN", "RO", "SA", "SI", "SO", "SP", "SR",
-    "SS", "SU", "SV", "TA", "TE", "TN", "TO", "TP", "TR", "TS", "TV", "UD", "VA", "VB", "VC",
-    "VE", "VI", "VR", "VS", "VT", "VV",
+    "AG", "AL", "AN", "AO", "AP", "AQ", "AR", "AT", "AV", "BA", "BG", "BI", "BL", "BN", "BO", "BR",
+    "BS", "BT", "BZ", "CA", "CB", "CE", "CH", "CI", "CL", "CN", "CO", "CR", "CS", "CT", "CZ", "EN",
+    "FC", "FE", "FG", "FI", "FM", "FR", "GE", "GO", "GR", "IM", "IS", "KR", "LC", "LE", "LI", "LO",
+    "LT", "LU", "MB", "MC", "ME", "MI", "MN", "MO", "MS", "MT", "NA", "NO", "NU", "OG", "OR", "OT",
+    "PA", "PC", "PD", "PE", "PG", "PI", "PN", "PO", "PR", "PT", "PU", "PV", "PZ", "RA", "RC", "RE",
+    "RG", "RI", "RM", "RN", "RO", "SA", "SI", "SO", "SP", "SR", "SS", "SU", "SV", "TA", "TE", "TN",
+    "TO", "TP", "TR", "TS", "TV", "UD", "VA", "VB", "VC", "VE", "VI", "VR", "VS", "VT", "VV",
 ];
 
 /// The ISO 3166-1 alpha-2 country codes.
@@ -279,7 +278,12 @@ mod tests {
         }
         let france = Nazione::parse("fr").unwrap();
         assert_eq!(Cap::parse("75001", &france).unwrap().as_str(), "75001");
-        assert_eq!(Cap::parse("sw1a 1aa", &Nazione::parse("GB").unwrap()).unwrap().as_str(), "SW1A 1AA");
+        assert_eq!(
+            Cap::parse("sw1a 1aa", &Nazione::parse("GB").unwrap())
+                .unwrap()
+                .as_str(),
+            "SW1A 1AA"
+        );
         assert_eq!(Cap::parse("", &france).unwrap_err().rule(), "cap");
     }
 
@@ -288,12 +292,19 @@ mod tests {
         assert_eq!(Provincia::parse("rm", &it()).unwrap().as_str(), "RM");
         assert_eq!(Provincia::parse("SU", &it()).unwrap().as_str(), "SU");
         for bad in ["XX", "EE", "R", "ROM", ""] {
-            assert_eq!(Provincia::parse(bad, &it()).unwrap_err().rule(), "provincia", "{bad}");
+            assert_eq!(
+                Provincia::parse(bad, &it()).unwrap_err().rule(),
+                "provincia",
+                "{bad}"
+            );
         }
         let abroad = Nazione::parse("DE").unwrap();
         assert_eq!(Provincia::parse("", &abroad).unwrap().as_str(), "EE");
         assert_eq!(Provincia::parse("ee", &abroad).unwrap().as_str(), "EE");
-        assert_eq!(Provincia::parse("RM", &abroad).unwrap_err().rule(), "provincia");
+        assert_eq!(
+            Provincia::parse("RM", &abroad).unwrap_err().rule(),
+            "provincia"
+        );
     }
 
     #[test]
@@ -308,7 +319,10 @@ mod tests {
 
     #[test]
     fn codice_destinatario_has_seven_characters() {
-        assert_eq!(CodiceDestinatario::parse("m5uxcr1").unwrap().as_str(), "M5UXCR1");
+        assert_eq!(
+            CodiceDestinatario::parse("m5uxcr1").unwrap().as_str(),
+            "M5UXCR1"
+        );
         assert!(CodiceDestinatario::parse("0000000").unwrap().is_none_code());
         for bad in ["M5UXCR", "M5UXCR12", "M5UX-R1", ""] {
             assert_eq!(
@@ -330,15 +344,21 @@ mod tests {
             BusinessCodiceFiscale::Person(_)
         ));
         assert_eq!(
-            BusinessCodiceFiscale::parse("00743110158").unwrap_err().rule(),
+            BusinessCodiceFiscale::parse("00743110158")
+                .unwrap_err()
+                .rule(),
             "check_digit"
         );
         assert_eq!(
-            BusinessCodiceFiscale::parse("0074311015").unwrap_err().rule(),
+            BusinessCodiceFiscale::parse("0074311015")
+                .unwrap_err()
+                .rule(),
             "length"
         );
         assert_eq!(
-            BusinessCodiceFiscale::parse("RSSMRA80A01H501").unwrap_err().rule(),
+            BusinessCodiceFiscale::parse("RSSMRA80A01H501")
+                .unwrap_err()
+                .rule(),
             "length"
         );
     }

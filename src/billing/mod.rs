@@ -24,8 +24,8 @@ use crate::registry::CodiceFiscale;
 use crate::validation::Rule;
 
 pub use fields::{
-    BusinessCodiceFiscale, Cap, CodiceDestinatario, Comune, Denominazione, FieldError,
-    Indirizzo, NamePart, Nazione, Provincia, NO_CODICE_DESTINATARIO,
+    BusinessCodiceFiscale, Cap, CodiceDestinatario, Comune, Denominazione, FieldError, Indirizzo,
+    NamePart, Nazione, Provincia, NO_CODICE_DESTINATARIO,
 };
 
 /// A buyer's billing data, every value valid.
@@ -180,7 +180,9 @@ impl BillingProfile {
             }
         }
         match &self.delivery {
-            SdiDelivery::CodiceDestinatario(code) => input.codice_destinatario = text(code.as_str()),
+            SdiDelivery::CodiceDestinatario(code) => {
+                input.codice_destinatario = text(code.as_str())
+            }
             SdiDelivery::Pec(pec) => input.pec = Some(pec.to_string()),
             SdiDelivery::CassettoFiscale => {}
         }
@@ -332,13 +334,11 @@ pub fn parse(input: &BillingInput) -> Result<BillingProfile, Vec<InvalidField>> 
     let address = address(&mut checks, input);
     let delivery = delivery(&mut checks, input);
     match (buyer, address, delivery) {
-        (Some(buyer), Some(address), Some(delivery)) if checks.0.is_empty() => {
-            Ok(BillingProfile {
-                buyer,
-                address,
-                delivery,
-            })
-        }
+        (Some(buyer), Some(address), Some(delivery)) if checks.0.is_empty() => Ok(BillingProfile {
+            buyer,
+            address,
+            delivery,
+        }),
         _ => Err(checks.0),
     }
 }
@@ -656,7 +656,10 @@ mod tests {
             nome: Some("Mario".into()),
             ..business()
         };
-        assert_eq!(rules(&parse(&both).unwrap_err()), ["denominazione:exclusive"]);
+        assert_eq!(
+            rules(&parse(&both).unwrap_err()),
+            ["denominazione:exclusive"]
+        );
         let half = BillingInput {
             denominazione: None,
             nome: Some("Mario".into()),
@@ -721,7 +724,10 @@ mod tests {
         };
         let profile = parse(&pec).unwrap();
         assert_eq!(profile.delivery.codice_destinatario(), "0000000");
-        assert_eq!(profile.delivery.pec().unwrap().as_str(), "studio@pec.example.it");
+        assert_eq!(
+            profile.delivery.pec().unwrap().as_str(),
+            "studio@pec.example.it"
+        );
         let both = BillingInput {
             pec: Some("studio@pec.example.it".into()),
             ..business()
@@ -731,7 +737,10 @@ mod tests {
             codice_destinatario: Some("0000000".into()),
             ..pec
         };
-        assert!(matches!(parse(&zeros_and_pec).unwrap().delivery, SdiDelivery::Pec(_)));
+        assert!(matches!(
+            parse(&zeros_and_pec).unwrap().delivery,
+            SdiDelivery::Pec(_)
+        ));
         let no_channel = BillingInput {
             codice_destinatario: None,
             ..business()

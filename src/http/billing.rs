@@ -175,10 +175,7 @@ impl From<BillingRequest> for BillingInput {
             body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn get(
-    state: web::Data<AppState>,
-    Buyer(user): Buyer,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get(state: web::Data<AppState>, Buyer(user): Buyer) -> Result<HttpResponse, ApiError> {
     let stored = state
         .with_conn(move |conn| {
             billing::stored_profile(conn, &user.id)?.ok_or(BillingError::Missing)

@@ -10,7 +10,8 @@
 use actix_web::http::StatusCode;
 
 use super::italian::{
-    billing_field, coupon_status_label, euro, order_status_label, password_rule, payment_status_text,
+    billing_field, coupon_status_label, euro, order_status_label, password_rule,
+    payment_status_text,
 };
 use super::problem::{ApiError, FieldError};
 use crate::agent::AgentAuthError;

@@ -131,19 +131,21 @@ pub fn billing_field(field: &str, error: &crate::billing::FieldError) -> String 
         }
         FieldError::Text(TextError::TooShort(_)) => format!("Indica {label}."),
         FieldError::Text(_) => {
-            format!("Togli da {label} i caratteri di controllo o che invertono la direzione del testo.")
+            format!(
+                "Togli da {label} i caratteri di controllo o che invertono la direzione del testo."
+            )
         }
         FieldError::Cap => "Il CAP ha esattamente 5 cifre.".into(),
         FieldError::ForeignPostalCode => {
             "Il codice postale estero ha da 1 a 10 lettere, cifre, spazi o trattini.".into()
         }
-        FieldError::Provincia(typed) => format!(
-            "'{typed}' non è la sigla di una provincia italiana (due lettere, come RM)."
-        ),
+        FieldError::Provincia(typed) => {
+            format!("'{typed}' non è la sigla di una provincia italiana (due lettere, come RM).")
+        }
         FieldError::ProvinciaAbroad => "Per un indirizzo all'estero la provincia è EE.".into(),
-        FieldError::Nazione(typed) => format!(
-            "'{typed}' non è il codice di una nazione (due lettere ISO 3166, come IT)."
-        ),
+        FieldError::Nazione(typed) => {
+            format!("'{typed}' non è il codice di una nazione (due lettere ISO 3166, come IT).")
+        }
         FieldError::CodiceDestinatario => {
             "Il codice destinatario ha esattamente 7 lettere o cifre.".into()
         }

@@ -4,6 +4,7 @@
 mod agent;
 mod auth;
 mod backoffice_pages;
+mod billing;
 mod catalog;
 mod cli;
 mod email_confirmation;
