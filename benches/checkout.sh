@@ -77,8 +77,12 @@ for i in $(seq 1 "$ACCOUNTS"); do
   account=$(curl -sf "$BASE/backoffice/prepaid?email=$email" -H "authorization: Bearer $OFFICE" | json '["accounts"][0]["account_id"]')
   curl -sf "$BASE/backoffice/prepaid/$account/adjustments" -H "authorization: Bearer $OFFICE" \
     -H 'content-type: application/json' -d '{"direction":"credit","amount":"1000000.00","reason":"benchmark"}' >/dev/null
-  curl -sf "$BASE/auth/login" -H 'content-type: application/json' \
-    -d "{\"brand\":\"visura\",\"email\":\"$email\",\"password\":\"$PASSWORD\"}" | json '["access_token"]' >> "$WORK/tokens.txt"
+  token=$(curl -sf "$BASE/auth/login" -H 'content-type: application/json' \
+    -d "{\"brand\":\"visura\",\"email\":\"$email\",\"password\":\"$PASSWORD\"}" | json '["access_token"]')
+  # Every order is invoiced: the buyer's billing data first.
+  curl -sf -X PUT "$BASE/me/billing" -H "authorization: Bearer $token" -H 'content-type: application/json' \
+    -d '{"kind":"person","nome":"Maria","cognome":"Rossi","codice_fiscale":"RSSMRA80A01H501U","indirizzo":"Via Roma 1","cap":"00184","comune":"Roma","provincia":"RM"}' >/dev/null
+  echo "$token" >> "$WORK/tokens.txt"
 done
 
 cat > "$WORK/orders.lua" <<'LUA'

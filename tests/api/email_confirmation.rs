@@ -119,6 +119,7 @@ async fn an_unconfirmed_account_cannot_order_or_top_up_until_it_confirms() {
     app.confirm_email(&customer).await;
     let me: Value = app.get_json(&customer.token, "/api/v1/me").await;
     assert_eq!(me["email_confirmed"], true);
+    app.give_billing_data(&customer).await;
     // The refusal was not kept under its Idempotency-Key: the same key now buys.
     assert_eq!(
         app.order_with_key(&customer.token, &key, one("RIN-FIRMA"))

@@ -64,6 +64,19 @@ READY_TIMEOUT_S = 60
 MAIL_TIMEOUT_S = 30
 
 
+# Valid billing data of a person: every order needs some.
+BILLING_PERSON = {
+    "kind": "person",
+    "nome": "Maria",
+    "cognome": "Rossi",
+    "codice_fiscale": "RSSMRA80A01H501U",
+    "indirizzo": "Via Roma 1",
+    "cap": "00184",
+    "comune": "Roma",
+    "provincia": "RM",
+}
+
+
 def free_port() -> int:
     """A port nobody listens on now (the OS picks it), for the server and the sink."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -290,6 +303,11 @@ class Server:
         link = confirmation_link(sink, address)
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)
         self.api("POST", "/api/v1/auth/email/confirm", {"token": query["token"][0]}, token=token)
+
+    def give_billing_data(self, token: str) -> None:
+        """Gives the signed-in buyer valid billing data (a person) through the API, as a
+        buyer must before the first order."""
+        self.api("PUT", "/api/v1/me/billing", BILLING_PERSON, token=token)
 
     def credit_prepaid(self, customer_email: str, amount: str) -> None:
         """Credits the customer's prepaid account as the back-office does (by API)."""

@@ -28,6 +28,7 @@ def test_a_prepaid_api_order_mails_coupons_to_the_sink(server, smtp_sink):
     )
     token = server.login(customer)
     server.confirm_email(token, smtp_sink, customer.email)
+    server.give_billing_data(token)
     server.credit_prepaid(customer.email, "50.00")
     server.api(
         "POST",

@@ -56,12 +56,30 @@ def sign_up(page: Page, shot, prefix: str, smtp_sink, confirm: bool = True) -> C
     page.get_by_label("Email", exact=True).fill(customer.email)
     page.get_by_label("Password", exact=True).fill(customer.password)
     page.get_by_role("button", name="Iscriviti").click()
+    # Before the first purchase, the billing data: then back to the purchase.
+    expect(page).to_have_url(path_is("/negozio/profilo/fatturazione", "dopo=acquista"))
+    fill_billing_data(page, shot)
     expect(page).to_have_url(path_is("/negozio/acquista"))
     if confirm:
         confirm_email_in_browser(page, smtp_sink, customer.email)
         page.goto("/negozio/acquista")
     shot(page, "acquista")
     return customer
+
+
+def fill_billing_data(page: Page, shot) -> None:
+    """The "Dati di fatturazione" form, as a consumer fills it."""
+    expect(page.get_by_text("Prima del primo ordine servono i tuoi dati di fatturazione")).to_be_visible()
+    page.get_by_label("Persona fisica (consumatore)").check()
+    page.get_by_label("Nome", exact=True).fill("Maria")
+    page.get_by_label("Cognome", exact=True).fill("Rossi")
+    page.get_by_label("Codice fiscale", exact=True).fill("RSSMRA80A01H501U")
+    page.get_by_label("Indirizzo e numero civico").fill("Via Roma 1")
+    page.get_by_label("CAP", exact=True).fill("00184")
+    page.get_by_label("Comune", exact=True).fill("Roma")
+    page.get_by_label("Provincia (sigla, come RM; EE per l'estero)").fill("RM")
+    shot(page, "fatturazione")
+    page.get_by_role("button", name="Salva").click()
 
 
 def choose_method(page: Page, shot, label: str, value: str) -> None:

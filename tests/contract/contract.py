@@ -66,6 +66,12 @@ COUPON_CODE = re.compile(r"\b[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}-[A-
 MAX_EXAMPLES = os.environ.get("RINNOVO_CONTRACT_EXAMPLES", "40")
 
 
+# Valid billing data of a person: every order needs some.
+BILLING = {"kind": "person", "nome": "Maria", "cognome": "Rossi",
+           "codice_fiscale": "RSSMRA80A01H501U", "indirizzo": "Via Roma 1", "cap": "00184",
+           "comune": "Roma", "provincia": "RM"}
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -196,6 +202,9 @@ class Service:
             self.api("POST", "/api/v1/auth/email/confirm",
                      {"token": confirmation_token(self.data_dir / "mail", email)},
                      token=answer["access_token"])
+        if role in ("customer", "registration_officer"):
+            # Every order is invoiced: a buyer gives billing data before the first one.
+            self.api("PUT", "/api/v1/me/billing", BILLING, token=answer["access_token"])
         return answer["access_token"]
 
     def agent(self) -> str:

@@ -43,6 +43,12 @@ TRANSFER_ORDERS = 10
 DEVICES = 6
 
 
+# Valid billing data of a person: every order needs some.
+BILLING = {"kind": "person", "nome": "Maria", "cognome": "Rossi",
+           "codice_fiscale": "RSSMRA80A01H501U", "indirizzo": "Via Roma 1", "cap": "00184",
+           "comune": "Roma", "provincia": "RM"}
+
+
 def say(text: str) -> None:
     print(f"==> {text}", flush=True)
 
@@ -237,6 +243,8 @@ def run(cluster: Cluster) -> None:
         # Only a confirmed address buys: the token of the emailed link, sent to another server.
         cluster.api(n + 2).call("POST", "/api/v1/auth/email/confirm",
                                 {"token": confirmation_token(cluster.sink, address)}, token=token)
+        # Every order is invoiced: the buyer's billing data first.
+        cluster.api(n).call("PUT", "/api/v1/me/billing", BILLING, token=token)
         accounts = cluster.api(n + 2).call(
             "GET", "/api/v1/backoffice/prepaid?" + urllib.parse.urlencode({"email": address}),
             token=office_token)[1]["accounts"]
