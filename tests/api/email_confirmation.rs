@@ -272,6 +272,7 @@ async fn the_link_page_confirms_only_on_its_button() {
 async fn the_shop_pages_ask_an_unconfirmed_buyer_to_confirm() {
     let app = spawn_app().await;
     let customer = app.unconfirmed_customer("visura").await;
+    app.give_billing_data(&customer).await;
     app.credit(&customer.user_id, "50.00");
     let (browser, _) = Browser::signed_in(&app, &customer.email).await;
     let page = browser.get("/negozio/acquista").await;
