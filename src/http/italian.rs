@@ -74,30 +74,6 @@ pub fn password_rule(error: &crate::auth::PasswordError) -> &'static str {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn euro_amounts_are_written_the_italian_way() {
-        assert_eq!(euro(Money::from_cents(3172)), "€ 31,72");
-        assert_eq!(euro(Money::from_cents(146_400)), "€ 1.464,00");
-        assert_eq!(euro(Money::from_cents(100_000_000)), "€ 1.000.000,00");
-        assert_eq!(euro(Money::from_cents(5)), "€ 0,05");
-        assert_eq!(euro(Money::from_cents(-1250)), "€ -12,50");
-    }
-
-    #[test]
-    fn the_length_rule_says_the_length_the_rule_has() {
-        let message = password_rule(&crate::auth::PasswordError::TooShort);
-        let min = crate::auth::password::MIN_LENGTH.to_string();
-        assert!(
-            message.contains(&format!("almeno {min} caratteri")),
-            "{message}"
-        );
-    }
-}
-
 /// What the billing form says next to a value that breaks its rule.
 pub fn billing_field(field: &str, error: &crate::billing::FieldError) -> String {
     use crate::billing::FieldError;
@@ -162,5 +138,29 @@ pub fn billing_field(field: &str, error: &crate::billing::FieldError) -> String 
             format!("Il codice fiscale non è valido: {}.", e.in_italian())
         }
         FieldError::Pec(_) => "Indica un indirizzo PEC valido, come nome@pec.esempio.it.".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn euro_amounts_are_written_the_italian_way() {
+        assert_eq!(euro(Money::from_cents(3172)), "€ 31,72");
+        assert_eq!(euro(Money::from_cents(146_400)), "€ 1.464,00");
+        assert_eq!(euro(Money::from_cents(100_000_000)), "€ 1.000.000,00");
+        assert_eq!(euro(Money::from_cents(5)), "€ 0,05");
+        assert_eq!(euro(Money::from_cents(-1250)), "€ -12,50");
+    }
+
+    #[test]
+    fn the_length_rule_says_the_length_the_rule_has() {
+        let message = password_rule(&crate::auth::PasswordError::TooShort);
+        let min = crate::auth::password::MIN_LENGTH.to_string();
+        assert!(
+            message.contains(&format!("almeno {min} caratteri")),
+            "{message}"
+        );
     }
 }
