@@ -129,6 +129,30 @@ impl EmailAddress {
     }
 }
 
+/// An address its owner proved to read: the only kind codes, receipts and invoices are
+/// sent to. Made only by `auth::confirmation::confirmed_email`, from a user whose address
+/// is confirmed; it lives here, beside the address, so that the prepaid account and the
+/// orders can ask for one without depending on the accounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfirmedEmail(EmailAddress);
+
+impl ConfirmedEmail {
+    /// For `auth::confirmation` alone, which checked the proof.
+    pub(crate) fn proven(address: EmailAddress) -> Self {
+        Self(address)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Display for ConfirmedEmail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl fmt::Display for EmailAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

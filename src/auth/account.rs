@@ -16,24 +16,16 @@
 //! account: a guess is a guess, whichever form it comes through.
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 use super::confirmation::{self, ConfirmationError};
+use super::sessions;
 use super::throttle::{self, Attempt, Throttled};
 use super::users::{self, NewUser, ProfileChanges, User, UserError};
-use super::{sessions, web_sessions};
 use crate::audit::{self, Actor, AuditEntry};
 use crate::db::{write_transaction, DbConnection};
 use crate::email_address::EmailAddress;
 
-/// The session a request comes through, which a password change leaves alive.
-#[derive(Debug, Clone, Copy)]
-pub enum CurrentSession<'a> {
-    /// An API sign-in: the refresh-token family its access token names.
-    Api { family: &'a str },
-    /// A browser session: the token of its cookie.
-    Page { token: &'a str },
-}
+pub use super::sessions::CurrentSession;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -144,20 +136,8 @@ pub fn update_profile(
     write_transaction(conn, |conn| {
         let user = users::update_profile(conn, user_id, changes, now)?;
         if password_changes {
-            let (keep_family, keep_page) = match session {
-                CurrentSession::Api { family } => (Some(family), None),
-                CurrentSession::Page { token } => (None, Some(token)),
-            };
-            let sign_ins = sessions::revoke_all_of_user(conn, user_id, keep_family, now)?;
-            let pages = web_sessions::end_all_of_user(conn, user_id, keep_page)?;
-            record_ended(
-                conn,
-                &user,
-                "user.other_sessions_ended",
-                sign_ins,
-                pages,
-                now,
-            )?;
+            let ended = sessions::end_every_session(conn, user_id, Some(session), now)?;
+            record_ended(conn, &user, "user.other_sessions_ended", ended, now)?;
         }
         let pending_email = match new_email {
             Some(email) => Some(confirmation::request_change(
@@ -181,16 +161,8 @@ pub fn sign_out_everywhere(
 ) -> Result<(), AccountError> {
     write_transaction(conn, |conn| {
         let user = users::find(conn, user_id)?.ok_or(UserError::NotFound)?;
-        let sign_ins = sessions::revoke_all_of_user(conn, user_id, None, now)?;
-        let pages = web_sessions::end_all_of_user(conn, user_id, None)?;
-        record_ended(
-            conn,
-            &user,
-            "user.signed_out_everywhere",
-            sign_ins,
-            pages,
-            now,
-        )?;
+        let ended = sessions::end_every_session(conn, user_id, None, now)?;
+        record_ended(conn, &user, "user.signed_out_everywhere", ended, now)?;
         Ok(())
     })
 }
@@ -199,8 +171,7 @@ fn record_ended(
     conn: &mut DbConnection,
     user: &User,
     action: &str,
-    sign_ins: usize,
-    pages: usize,
+    ended: sessions::Ended,
     now: DateTime<Utc>,
 ) -> diesel::QueryResult<()> {
     audit::record(
@@ -211,7 +182,7 @@ fn record_ended(
             action,
             subject_type: "user",
             subject_id: &user.id,
-            details: json!({ "sign_ins_ended": sign_ins, "browser_sessions_ended": pages }),
+            details: ended.details(),
         },
         now,
     )

@@ -75,27 +75,12 @@ pub enum ConfirmationError {
 
 storage_error_from!(ConfirmationError: diesel::result::Error);
 
-/// An address its owner proved to read: the only kind codes, receipts and invoices are
-/// sent to. Made only by [`confirmed_email`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfirmedEmail(EmailAddress);
-
-impl ConfirmedEmail {
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-}
-
-impl std::fmt::Display for ConfirmedEmail {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::email_address::ConfirmedEmail;
 
 /// The user's address, if confirmed; else what ordering and topping up answer.
 pub fn confirmed_email(user: &User) -> Result<ConfirmedEmail, ConfirmationError> {
     match user.email_confirmed_at {
-        Some(_) => Ok(ConfirmedEmail(user.email.clone())),
+        Some(_) => Ok(ConfirmedEmail::proven(user.email.clone())),
         None => Err(ConfirmationError::NotConfirmed),
     }
 }

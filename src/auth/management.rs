@@ -18,7 +18,7 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use super::users::{self, User, UserError, UserRow};
-use super::{sessions, web_sessions, Role};
+use super::{sessions, Role};
 use crate::audit::{self, Actor, AuditEntry};
 use crate::db::schema::users as users_table;
 use crate::db::{write_transaction, DbConnection};
@@ -193,8 +193,7 @@ pub fn disable(
         if !users::set_disabled(conn, &user.id, Some(reason.as_str()), now)? {
             return Err(ManagementError::AlreadyDisabled);
         }
-        let sign_ins = sessions::revoke_all_of_user(conn, &user.id, None, now)?;
-        let pages = web_sessions::end_all_of_user(conn, &user.id, None)?;
+        let ended = sessions::end_every_session(conn, &user.id, None, now)?;
         record(
             conn,
             operator,
@@ -202,8 +201,8 @@ pub fn disable(
             "user.disabled",
             json!({
                 "reason": reason.as_str(),
-                "sign_ins_ended": sign_ins,
-                "browser_sessions_ended": pages,
+                "sign_ins_ended": ended.sign_ins,
+                "browser_sessions_ended": ended.browser_sessions,
             }),
             now,
         )?;
@@ -258,8 +257,7 @@ pub fn remove_officer_role(
         )? {
             return Err(ManagementError::NotAnOfficer(user.role));
         }
-        let sign_ins = sessions::revoke_all_of_user(conn, &user.id, None, now)?;
-        let pages = web_sessions::end_all_of_user(conn, &user.id, None)?;
+        let ended = sessions::end_every_session(conn, &user.id, None, now)?;
         record(
             conn,
             operator,
@@ -269,8 +267,8 @@ pub fn remove_officer_role(
                 "from": Role::RegistrationOfficer.as_str(),
                 "to": Role::Customer.as_str(),
                 "reason": reason.as_str(),
-                "sign_ins_ended": sign_ins,
-                "browser_sessions_ended": pages,
+                "sign_ins_ended": ended.sign_ins,
+                "browser_sessions_ended": ended.browser_sessions,
             }),
             now,
         )?;

@@ -31,7 +31,7 @@ use uuid::Uuid;
 use super::password::{NewPassword, PasswordError};
 use super::tokens::{hash_refresh_token, new_refresh_token};
 use super::users::{self, User, UserError};
-use super::{sessions, throttle, web_sessions};
+use super::{sessions, throttle};
 use crate::audit::{self, Actor, AuditEntry};
 use crate::brands;
 use crate::db::schema::password_resets;
@@ -250,8 +250,7 @@ pub fn reset_password(
         )
         .execute(conn)?;
         users::set_password(conn, &user.id, &password_hash, now)?;
-        let sign_ins = sessions::revoke_all_of_user(conn, &user.id, None, now)?;
-        let pages = web_sessions::end_all_of_user(conn, &user.id, None)?;
+        let ended = sessions::end_every_session(conn, &user.id, None, now)?;
         throttle::forgive_account(
             conn,
             &throttle::account_key(&user.brand_id, user.email.as_str()),
@@ -264,7 +263,7 @@ pub fn reset_password(
                 action: "auth.password_reset",
                 subject_type: "user",
                 subject_id: &user.id,
-                details: json!({ "sign_ins_ended": sign_ins, "browser_sessions_ended": pages }),
+                details: ended.details(),
             },
             now,
         )?;

@@ -292,3 +292,51 @@ pub fn revoke_all_of_user(
         .execute(conn)?;
     Ok(families.len())
 }
+
+/// The session a request comes through, which a password change leaves alive.
+#[derive(Debug, Clone, Copy)]
+pub enum CurrentSession<'a> {
+    /// An API sign-in: the refresh-token family its access token names.
+    Api { family: &'a str },
+    /// A browser session: the token of its cookie.
+    Page { token: &'a str },
+}
+
+/// What ending a user's sessions ended, for the audit entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    /// Sign-ins (refresh-token families), and with them their access tokens.
+    pub sign_ins: usize,
+    pub browser_sessions: usize,
+}
+
+impl Ended {
+    /// As audit entries record it.
+    pub fn details(self) -> serde_json::Value {
+        serde_json::json!({
+            "sign_ins_ended": self.sign_ins,
+            "browser_sessions_ended": self.browser_sessions,
+        })
+    }
+}
+
+/// Ends every session of the user: each sign-in (its refresh tokens, and the access tokens
+/// naming it) and each browser session, but the one `keep` names (the caller's own, when a
+/// change must not sign the caller out). The one way a password change, a reset, a
+/// disabling, a role change or "sign out everywhere" ends sessions.
+pub fn end_every_session(
+    conn: &mut DbConnection,
+    user_id: &str,
+    keep: Option<CurrentSession<'_>>,
+    now: DateTime<Utc>,
+) -> QueryResult<Ended> {
+    let (keep_family, keep_page) = match keep {
+        Some(CurrentSession::Api { family }) => (Some(family), None),
+        Some(CurrentSession::Page { token }) => (None, Some(token)),
+        None => (None, None),
+    };
+    Ok(Ended {
+        sign_ins: revoke_all_of_user(conn, user_id, keep_family, now)?,
+        browser_sessions: super::web_sessions::end_all_of_user(conn, user_id, keep_page)?,
+    })
+}

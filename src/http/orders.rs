@@ -476,23 +476,7 @@ pub async fn resend_codes(
     Buyer(user): Buyer,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let state_ = state.clone();
-    let resent = state
-        .with_conn(move |conn| {
-            resend_unused_codes(
-                conn,
-                &state_.coupon_key,
-                &state_.config.public_url,
-                &Requester::Owner {
-                    user_id: &user.id,
-                    brand_id: &user.brand,
-                },
-                &id,
-                Utc::now(),
-            )
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(ResendResponse::from(resent)))
+    resend(state, user, None, id.into_inner()).await
 }
 
 /// Send a customer's unused codes again (back-office)
@@ -528,21 +512,30 @@ pub async fn resend_codes_as_operator(
     let reason = Reason::parse(&body.reason).map_err(|e| {
         ApiError::invalid_field("reason", crate::validation::Rule::rule(&e), e.to_string())
     })?;
+    resend(state, operator, Some(reason), id.into_inner()).await
+}
+
+/// Sends the order's unused codes again for the buyer, or (with a reason) an operator.
+async fn resend(
+    state: web::Data<AppState>,
+    caller: CurrentUser,
+    operator_reason: Option<Reason>,
+    order_id: String,
+) -> Result<HttpResponse, ApiError> {
     let state_ = state.clone();
     let resent = state
         .with_conn(move |conn| {
-            resend_unused_codes(
-                conn,
-                &state_.coupon_key,
-                &state_.config.public_url,
-                &Requester::Operator {
-                    user_id: &operator.id,
-                    brand_id: &operator.brand,
-                    reason: &reason,
+            let (user_id, brand_id) = (caller.id.as_str(), caller.brand.as_str());
+            let requester = match &operator_reason {
+                Some(reason) => Requester::Operator {
+                    user_id,
+                    brand_id,
+                    reason,
                 },
-                &id,
-                Utc::now(),
-            )
+                None => Requester::Owner { user_id, brand_id },
+            };
+            let (key, url) = (&state_.coupon_key, &state_.config.public_url);
+            resend_unused_codes(conn, key, url, &requester, &order_id, Utc::now())
         })
         .await?;
     Ok(HttpResponse::Ok().json(ResendResponse::from(resent)))

@@ -5,14 +5,17 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::extract::BackOffice;
+use super::extract::{BackOffice, CurrentUser};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::query::{one_of, QueryRule};
 use super::responses::{problem_response_type, NotOperator};
 use super::{ApiError, AppState, Problem};
-use crate::auth::management::{self, Operator, SearchText, UserFilter, UserStatus};
+use crate::auth::management::{
+    self, ManagementError, Operator, SearchText, UserFilter, UserStatus,
+};
 use crate::auth::{Role, User};
+use crate::db::DbConnection;
 use crate::validation::Reason;
 
 /// Largest page of users.
@@ -215,17 +218,7 @@ pub async fn disable(
     id: web::Path<String>,
     body: JsonObject<ReasonRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let reason = reason(body)?;
-    let user = state
-        .with_conn(move |conn| {
-            let by = Operator {
-                id: &operator.id,
-                brand_id: &operator.brand,
-            };
-            management::disable(conn, by, &id, &reason, Utc::now())
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(UserResponse::from(user)))
+    act_on_user(state, operator, id, body, management::disable).await
 }
 
 /// Enable a disabled user again
@@ -254,17 +247,7 @@ pub async fn enable(
     id: web::Path<String>,
     body: JsonObject<ReasonRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let reason = reason(body)?;
-    let user = state
-        .with_conn(move |conn| {
-            let by = Operator {
-                id: &operator.id,
-                brand_id: &operator.brand,
-            };
-            management::enable(conn, by, &id, &reason, Utc::now())
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(UserResponse::from(user)))
+    act_on_user(state, operator, id, body, management::enable).await
 }
 
 /// Make a registration officer a customer again
@@ -293,6 +276,26 @@ pub async fn remove_officer_role(
     id: web::Path<String>,
     body: JsonObject<ReasonRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    act_on_user(state, operator, id, body, management::remove_officer_role).await
+}
+
+/// One of the operator's actions on a user, each with a reason.
+type UserAction = for<'a> fn(
+    &mut DbConnection,
+    Operator<'a>,
+    &str,
+    &Reason,
+    DateTime<Utc>,
+) -> Result<User, ManagementError>;
+
+/// Runs `action` for the operator on the user `id`, with the body's reason; the user after.
+async fn act_on_user(
+    state: web::Data<AppState>,
+    operator: CurrentUser,
+    id: web::Path<String>,
+    body: JsonObject<ReasonRequest>,
+    action: UserAction,
+) -> Result<HttpResponse, ApiError> {
     let reason = reason(body)?;
     let user = state
         .with_conn(move |conn| {
@@ -300,7 +303,7 @@ pub async fn remove_officer_role(
                 id: &operator.id,
                 brand_id: &operator.brand,
             };
-            management::remove_officer_role(conn, by, &id, &reason, Utc::now())
+            action(conn, by, &id, &reason, Utc::now())
         })
         .await?;
     Ok(HttpResponse::Ok().json(UserResponse::from(user)))

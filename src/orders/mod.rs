@@ -24,12 +24,12 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit::{self, Actor, AuditEntry};
-use crate::auth::confirmation::ConfirmedEmail;
 use crate::brands;
 use crate::catalog::{Product, Quote};
 use crate::coupons::{self, CouponKey};
 use crate::db::schema::{order_lines, orders};
 use crate::db::{write_transaction, DbConnection};
+use crate::email_address::ConfirmedEmail;
 use crate::email_address::EmailAddress;
 use crate::mail::outbox;
 use crate::money::Money;

@@ -9,10 +9,10 @@ use uuid::Uuid;
 
 use super::{account_of_owner, PrepaidError};
 use crate::audit::{self, Actor, AuditEntry};
-use crate::auth::confirmation::ConfirmedEmail;
 use crate::brands;
 use crate::db::schema::top_ups;
 use crate::db::{write_transaction, DbConnection};
+use crate::email_address::ConfirmedEmail;
 use crate::mail::outbox;
 use crate::money::{Money, PositiveMoney};
 use crate::transfer::reservation::{self as reservations, Instructions, Purpose, Target};

@@ -13,7 +13,7 @@ from test_shop import COUPON_CODE, path_is, sign_up
 
 
 def test_lost_codes_are_sent_again_from_the_order_page(page, shot, server, smtp_sink):
-    customer: Credentials = sign_up(page, shot, "persi")
+    customer: Credentials = sign_up(page, shot, "persi", smtp_sink)
     server.credit_prepaid(customer.email, "50.00")
     token = server.login(customer)
     order = server.api(

@@ -18,7 +18,7 @@ LINK = re.compile(r"https?://\S+/negozio/[a-z]+/accedi/nuova-password\?token=[0-
 
 
 def test_a_forgotten_password_is_reset_from_the_emailed_link(page: Page, shot, server, smtp_sink, browser):
-    customer = sign_up(page, shot, "smemorato")
+    customer = sign_up(page, shot, "smemorato", smtp_sink)
 
     # Another browser, signed out: the customer has forgotten the password.
     context = browser.new_context(base_url=server.url, locale="it-IT")

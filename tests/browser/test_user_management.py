@@ -42,9 +42,9 @@ def sign_in(page: Page, who: Credentials) -> None:
 
 
 def test_the_operator_disables_a_user_who_then_cannot_sign_in_and_enables_them(
-    page: Page, shot, server, browser
+    page: Page, shot, server, smtp_sink, browser
 ) -> None:
-    customer = sign_up(page, shot, "disattivato")
+    customer = sign_up(page, shot, "disattivato", smtp_sink)
     with operator_page(browser, server) as operator:
         operator.get_by_role("link", name="Utenti", exact=True).click()
         operator.get_by_label("Email o nome (anche in parte)").fill(customer.email[:18].upper())
@@ -78,7 +78,7 @@ def test_the_operator_disables_a_user_who_then_cannot_sign_in_and_enables_them(
 def test_a_customer_applies_from_the_profile_and_the_operator_approves(
     page: Page, shot, server, smtp_sink, browser
 ) -> None:
-    customer = sign_up(page, shot, "incaricato")
+    customer = sign_up(page, shot, "incaricato", smtp_sink)
     page.goto("/negozio/profilo")
     page.get_by_role("link", name="Chiedi di diventare incaricato alla registrazione").click()
     page.get_by_label("Ragione sociale").fill("Studio Prova S.r.l.")
