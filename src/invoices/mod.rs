@@ -14,6 +14,8 @@ pub use buyer::{buyer_of, buyers_of};
 pub use numbering::{invoice_number, take_numbers, InvoiceNumber};
 pub use store::{InvoiceFile, InvoiceStatus};
 
+use std::collections::HashMap;
+
 use anyhow::{ensure, Context};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -23,7 +25,7 @@ use crate::brands::Brand;
 use crate::db::DbConnection;
 use crate::money::Money;
 use crate::transfer::PaymentMethod;
-use document::{vat_summary, Invoice, Line, PaymentMode, Seller};
+use document::{vat_summary, Buyer, Invoice, Line, PaymentMode, Seller};
 
 /// A fulfilled sale to invoice: the order's figures as it stored them, and the number it
 /// was given.
@@ -40,13 +42,16 @@ pub struct Sale<'a> {
 
 /// Issues the invoices of sales of one brand just fulfilled, in the caller's transaction:
 /// a ProgressivoInvio each from the brand's transmitter, the FatturaPA file, and the
-/// invoice stored with the buyer and the seller as they are now. Refused (and the
+/// invoice stored with the buyer (from `buyers`, read with [`buyers_of`] before the
+/// numbers were taken, so the brand's counter is locked the shorter) and the seller as
+/// they are now. Refused (and the
 /// fulfilment with it) if the lines do not add up to the order's totals: an invoice
 /// never says other figures than the order did.
 pub fn issue(
     conn: &mut DbConnection,
     brand: &Brand,
     sales: &[Sale<'_>],
+    buyers: &HashMap<String, Buyer>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     if sales.is_empty() {
@@ -54,8 +59,6 @@ pub fn issue(
     }
     let seller = Seller::of(brand);
     let seller_json = serde_json::to_string(&seller)?;
-    let user_ids: Vec<&str> = sales.iter().map(|s| s.user_id).collect();
-    let buyers = buyers_of(conn, &user_ids)?;
     // The date of the same clock that chose the number's year.
     let date = now.date_naive();
     let mut issued = Vec::with_capacity(sales.len());

@@ -9,6 +9,8 @@
 //! fulfilled issue the orders' invoices ([`invoices::issue`]) right after numbering them:
 //! this is the one place an invoice is issued, whatever paid the order.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
@@ -17,7 +19,8 @@ use super::order::{Order, OrderStatus};
 use crate::brands::Brand;
 use crate::db::schema::{order_lines, orders};
 use crate::db::{self, DbConnection};
-use crate::invoices::{self, document, InvoiceNumber, Sale};
+use crate::invoices::document::{self, Buyer};
+use crate::invoices::{self, InvoiceNumber, Sale};
 use crate::money::Money;
 
 /// Stores a new order with its lines, in the state the checkout made it.
@@ -75,6 +78,8 @@ pub fn assign_invoice_number(
     now: DateTime<Utc>,
 ) -> anyhow::Result<String> {
     use chrono::Datelike;
+    // Read before the number: from then to commit the brand's counter is locked.
+    let buyers = invoices::buyers_of(conn, &[order.user_id.as_str()])?;
     let number =
         invoices::take_numbers(conn, &brand.id, &brand.invoice_series, now.year(), 1)?.remove(0);
     diesel::update(orders::table.filter(orders::id.eq(&order.id)))
@@ -84,7 +89,14 @@ pub fn assign_invoice_number(
             orders::invoice_number.eq(Some(&number.text)),
         ))
         .execute(conn)?;
-    issue_invoices(conn, brand, &[order], std::slice::from_ref(&number), now)?;
+    issue_invoices(
+        conn,
+        brand,
+        &[order],
+        std::slice::from_ref(&number),
+        &buyers,
+        now,
+    )?;
     Ok(number.text)
 }
 
@@ -94,6 +106,7 @@ fn issue_invoices(
     brand: &Brand,
     orders: &[&Order],
     numbers: &[InvoiceNumber],
+    buyers: &HashMap<String, Buyer>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     let sales: Vec<Sale<'_>> = orders
@@ -120,7 +133,7 @@ fn issue_invoices(
             number,
         })
         .collect();
-    invoices::issue(conn, brand, &sales, now)
+    invoices::issue(conn, brand, &sales, buyers, now)
 }
 
 /// A paid order with the money received for it.
@@ -143,6 +156,9 @@ pub fn fulfil_many(
     if paid.is_empty() {
         return Ok(());
     }
+    // Read before the numbers: from then to commit the brand's counter is locked.
+    let user_ids: Vec<&str> = paid.iter().map(|p| p.order.user_id.as_str()).collect();
+    let buyers = invoices::buyers_of(conn, &user_ids)?;
     let numbers = invoices::take_numbers(
         conn,
         &brand.id,
@@ -183,7 +199,7 @@ pub fn fulfil_many(
         },
     )?;
     let orders: Vec<&Order> = paid.iter().map(|p| p.order).collect();
-    issue_invoices(conn, brand, &orders, &numbers, issued_at)
+    issue_invoices(conn, brand, &orders, &numbers, &buyers, issued_at)
 }
 
 fn fulfil_one(
