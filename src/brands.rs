@@ -17,6 +17,24 @@ pub struct Brand {
     pub iban: String,
     pub postal_account: String,
     pub invoice_series: String,
+    /// The seller on the brand's invoices (CedentePrestatore): denominazione.
+    pub seller_name: String,
+    pub seller_partita_iva: String,
+    pub seller_codice_fiscale: String,
+    /// RF01 for the regime ordinario.
+    pub seller_regime_fiscale: String,
+    pub seller_indirizzo: String,
+    pub seller_cap: String,
+    pub seller_comune: String,
+    /// Two-letter code.
+    pub seller_provincia: String,
+    /// ISO 3166 alpha-2.
+    pub seller_nazione: String,
+    /// REA registration (office's provincia, number); empty where it does not apply.
+    pub seller_rea_ufficio: String,
+    pub seller_rea_numero: String,
+    /// The codice fiscale of who sends the brand's files to the SdI (IdTrasmittente, IT).
+    pub transmitter_codice: String,
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Brand>> {
@@ -55,6 +73,18 @@ pub fn add_or_fill_in(
                 brands::iban.eq(&brand.iban),
                 brands::postal_account.eq(&brand.postal_account),
                 brands::invoice_series.eq(&brand.invoice_series),
+                brands::seller_name.eq(&brand.seller_name),
+                brands::seller_partita_iva.eq(&brand.seller_partita_iva),
+                brands::seller_codice_fiscale.eq(&brand.seller_codice_fiscale),
+                brands::seller_regime_fiscale.eq(&brand.seller_regime_fiscale),
+                brands::seller_indirizzo.eq(&brand.seller_indirizzo),
+                brands::seller_cap.eq(&brand.seller_cap),
+                brands::seller_comune.eq(&brand.seller_comune),
+                brands::seller_provincia.eq(&brand.seller_provincia),
+                brands::seller_nazione.eq(&brand.seller_nazione),
+                brands::seller_rea_ufficio.eq(&brand.seller_rea_ufficio),
+                brands::seller_rea_numero.eq(&brand.seller_rea_numero),
+                brands::transmitter_codice.eq(&brand.transmitter_codice),
                 brands::created_at.eq(now.naive_utc()),
             ))
             .execute(conn)?;
@@ -71,6 +101,23 @@ pub fn add_or_fill_in(
             .execute(conn)?;
         )+};
     }
-    fill_if_blank!(sender_address, iban, postal_account, invoice_series);
+    fill_if_blank!(
+        sender_address,
+        iban,
+        postal_account,
+        invoice_series,
+        seller_name,
+        seller_partita_iva,
+        seller_codice_fiscale,
+        seller_regime_fiscale,
+        seller_indirizzo,
+        seller_cap,
+        seller_comune,
+        seller_provincia,
+        seller_nazione,
+        seller_rea_ufficio,
+        seller_rea_numero,
+        transmitter_codice
+    );
     Ok(false)
 }

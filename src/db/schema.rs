@@ -19,6 +19,18 @@ diesel::table! {
         iban -> Text,
         postal_account -> Text,
         invoice_series -> Text,
+        seller_name -> Text,
+        seller_partita_iva -> Text,
+        seller_codice_fiscale -> Text,
+        seller_regime_fiscale -> Text,
+        seller_indirizzo -> Text,
+        seller_cap -> Text,
+        seller_comune -> Text,
+        seller_provincia -> Text,
+        seller_nazione -> Text,
+        seller_rea_ufficio -> Text,
+        seller_rea_numero -> Text,
+        transmitter_codice -> Text,
     }
 }
 
@@ -200,6 +212,36 @@ diesel::table! {
     invoice_counters (brand_id, year) {
         brand_id -> Text,
         year -> Integer,
+        last_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    invoices (id) {
+        id -> Text,
+        brand_id -> Text,
+        order_id -> Text,
+        number -> Text,
+        year -> Integer,
+        seq -> BigInt,
+        issue_date -> Date,
+        buyer -> Text,
+        seller -> Text,
+        net_cents -> BigInt,
+        vat_cents -> BigInt,
+        gross_cents -> BigInt,
+        transmitter_codice -> Text,
+        progressivo_invio -> Text,
+        file_name -> Text,
+        xml -> Text,
+        status -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sdi_transmission_counters (transmitter_codice) {
+        transmitter_codice -> Text,
         last_seq -> BigInt,
     }
 }
@@ -472,8 +514,12 @@ diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(email_confirmations -> users (user_id));
 diesel::joinable!(billing_profiles -> users (user_id));
 
+diesel::joinable!(invoices -> orders (order_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     agent_challenges,
+    invoices,
+    sdi_transmission_counters,
     brands,
     holders,
     devices,

@@ -26,6 +26,7 @@ use crate::auth::UserError;
 use crate::billing::BillingError;
 use crate::catalog::{CatalogError, ProductChangeError, ProposalError};
 use crate::coupons::VoidError;
+use crate::invoices::InvoiceError;
 use crate::lookup::LookupError;
 use crate::orders::checkout::CheckoutError;
 use crate::orders::resend::ResendError;
@@ -408,6 +409,21 @@ impl Identify for OrderError {
                 "Ordine non trovato.",
             )),
             OrderError::Storage(e) => Err(e),
+        }
+    }
+}
+
+impl Identify for InvoiceError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        match self {
+            InvoiceError::NotFound => Ok(Identity::not_found(
+                "unknown-invoice",
+                "Unknown invoice",
+                detail,
+                "Fattura non trovata.",
+            )),
+            InvoiceError::Storage(e) => Err(e),
         }
     }
 }

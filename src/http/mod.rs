@@ -11,6 +11,7 @@ mod errors;
 mod extract;
 mod health;
 mod idempotent;
+mod invoices;
 pub mod italian;
 mod json;
 mod lookup;
@@ -255,6 +256,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(orders::create)),
     )
     .service(web::resource("/api/v1/orders/{id}").route(web::get().to(orders::show)))
+    .service(web::resource("/api/v1/orders/{id}/invoice.xml").route(web::get().to(invoices::xml)))
     .service(
         web::resource("/api/v1/orders/{id}/codes/resend")
             .route(web::post().to(orders::resend_codes)),

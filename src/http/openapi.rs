@@ -88,6 +88,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         super::catalog::Docs::openapi(),
         super::prepaid::Docs::openapi(),
         super::orders::Docs::openapi(),
+        super::invoices::Docs::openapi(),
         super::coupons::Docs::openapi(),
         super::emails::Docs::openapi(),
         super::users::Docs::openapi(),

@@ -1,7 +1,164 @@
-//! Invoices. Today: their numbers, progressive per brand and year without gaps or
-//! repeats (DESIGN.md, invariants). The order an invoice belongs to keeps the number it
-//! was given (`orders` owns that row); this module owns the counters.
+//! Invoices: their numbers, progressive per brand and year without gaps or repeats
+//! (DESIGN.md, invariants), and the electronic invoice (FatturaPA) of every sale, issued
+//! in the transaction that fulfils the order, however it was paid. The order keeps the
+//! number it was given (`orders` owns that row); this module owns the counters, the
+//! invoices and their files.
 
+mod buyer;
+pub mod document;
+pub mod fatturapa;
 pub mod numbering;
+pub mod store;
 
+pub use buyer::{buyer_of, buyers_of};
 pub use numbering::{invoice_number, take_numbers, InvoiceNumber};
+pub use store::{InvoiceFile, InvoiceStatus};
+
+use std::collections::HashMap;
+
+use anyhow::{ensure, Context};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::auth::Role;
+use crate::brands::Brand;
+use crate::db::DbConnection;
+use crate::money::Money;
+use crate::transfer::PaymentMethod;
+use document::{vat_summary, Buyer, Invoice, Line, PaymentMode, Seller};
+
+/// A fulfilled sale to invoice: the order's figures as it stored them, and the number it
+/// was given.
+pub struct Sale<'a> {
+    pub order_id: &'a str,
+    pub user_id: &'a str,
+    pub payment_method: PaymentMethod,
+    pub lines: Vec<Line>,
+    pub net_total: Money,
+    pub vat_total: Money,
+    pub gross_total: Money,
+    pub number: &'a InvoiceNumber,
+}
+
+/// Issues the invoices of sales of one brand just fulfilled, in the caller's transaction:
+/// a ProgressivoInvio each from the brand's transmitter, the FatturaPA file, and the
+/// invoice stored with the buyer (from `buyers`, read with [`buyers_of`] before the
+/// numbers were taken, so the brand's counter is locked the shorter) and the seller as
+/// they are now. Refused (and the
+/// fulfilment with it) if the lines do not add up to the order's totals: an invoice
+/// never says other figures than the order did.
+pub fn issue(
+    conn: &mut DbConnection,
+    brand: &Brand,
+    sales: &[Sale<'_>],
+    buyers: &HashMap<String, Buyer>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    if sales.is_empty() {
+        return Ok(());
+    }
+    let seller = Seller::of(brand);
+    let seller_json = serde_json::to_string(&seller)?;
+    // The date of the same clock that chose the number's year.
+    let date = now.date_naive();
+    let mut issued = Vec::with_capacity(sales.len());
+    let mut documents = Vec::with_capacity(sales.len());
+    for sale in sales {
+        let buyer = buyers.get(sale.user_id).with_context(|| {
+            format!("buyer {} of order {} missing", sale.user_id, sale.order_id)
+        })?;
+        let summary = vat_summary(&sale.lines);
+        let taxable = summary.iter().fold(Money::ZERO, |sum, s| sum + s.taxable);
+        let tax = summary.iter().fold(Money::ZERO, |sum, s| sum + s.tax);
+        ensure!(
+            taxable == sale.net_total && tax == sale.vat_total && taxable + tax == sale.gross_total,
+            "order {}: lines give {taxable} + {tax}, the order {} + {} = {}",
+            sale.order_id,
+            sale.net_total,
+            sale.vat_total,
+            sale.gross_total
+        );
+        documents.push((sale, buyer, summary));
+    }
+    // Taken last, as the invoice numbers were: the counter stays locked until commit.
+    let progressives = store::take_progressives(conn, &brand.transmitter_codice, sales.len())?;
+    for ((sale, buyer, summary), seq) in documents.into_iter().zip(progressives) {
+        let progressivo = fatturapa::progressivo_invio(seq);
+        let xml = fatturapa::to_xml(&Invoice {
+            transmitter: &brand.transmitter_codice,
+            progressivo_invio: &progressivo,
+            number: &sale.number.text,
+            date,
+            seller: &seller,
+            buyer,
+            lines: &sale.lines,
+            vat_summary: &summary,
+            payment: PaymentMode::of(sale.payment_method),
+            total: sale.gross_total,
+        });
+        issued.push(store::NewInvoice {
+            id: Uuid::now_v7().to_string(),
+            brand_id: brand.id.clone(),
+            order_id: sale.order_id.to_owned(),
+            number: sale.number.text.clone(),
+            year: sale.number.year,
+            seq: sale.number.seq,
+            issue_date: date,
+            buyer: serde_json::to_string(buyer)?,
+            seller: seller_json.clone(),
+            net_cents: sale.net_total.cents(),
+            vat_cents: sale.vat_total.cents(),
+            gross_cents: sale.gross_total.cents(),
+            transmitter_codice: brand.transmitter_codice.clone(),
+            file_name: fatturapa::file_name(&brand.transmitter_codice, &progressivo),
+            progressivo_invio: progressivo,
+            xml,
+            status: InvoiceStatus::Issued,
+        });
+    }
+    store::insert_all(conn, &issued, now)?;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvoiceError {
+    /// No invoice of that order that the caller may see (or none yet: the order is not
+    /// fulfilled).
+    #[error("no such invoice")]
+    NotFound,
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}
+
+storage_error_from!(InvoiceError: diesel::result::Error);
+
+/// Who asks for an invoice.
+pub struct Viewer<'a> {
+    pub user_id: &'a str,
+    pub brand_id: &'a str,
+    pub role: Role,
+}
+
+/// The FatturaPA file of an order: the buyer's own, or any of the brand's for the
+/// back-office. Anyone else is told there is none.
+pub fn file_of_order(
+    conn: &mut DbConnection,
+    viewer: &Viewer<'_>,
+    order_id: &str,
+) -> Result<InvoiceFile, InvoiceError> {
+    use crate::db::schema::orders;
+    use diesel::prelude::*;
+    let owner: Option<(String, String)> = orders::table
+        .filter(orders::id.eq(order_id))
+        .select((orders::brand_id, orders::user_id))
+        .first(conn)
+        .optional()?;
+    let visible = owner.is_some_and(|(brand_id, user_id)| {
+        brand_id == viewer.brand_id
+            && (viewer.role == Role::BackOffice || user_id == viewer.user_id)
+    });
+    if !visible {
+        return Err(InvoiceError::NotFound);
+    }
+    store::file_of_order(conn, order_id)?.ok_or(InvoiceError::NotFound)
+}

@@ -18,7 +18,7 @@ pub use state::{
     due_for_expiry, expire, fulfil_many, record_received, release_received, take_back, PaidOrder,
 };
 
-use chrono::{DateTime, Datelike, Duration, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
@@ -119,13 +119,7 @@ pub fn place_prepaid(
 
         // Last: from here to commit the brand's invoice counter row is locked, and every
         // other payment of the brand waits.
-        order.invoice_number = Some(state::assign_invoice_number(
-            conn,
-            &order.id,
-            &buyer.brand_id,
-            &brand.invoice_series,
-            now.year(),
-        )?);
+        order.invoice_number = Some(state::assign_invoice_number(conn, &brand, &order, now)?);
         Ok(order)
     })
 }

@@ -5,16 +5,22 @@
 //! update ([`fulfil_many`]; the prepaid checkout stores its order fulfilled and numbers it
 //! with [`assign_invoice_number`]); `awaiting_payment` -> `expired` ([`expire`]), which money
 //! booked in time reopens ([`record_received`]). Numbers come from
-//! [`invoices::take_numbers`]; the order's row keeps the one it was given.
+//! [`invoices::take_numbers`]; the order's row keeps the one it was given. Both moves to
+//! fulfilled issue the orders' invoices ([`invoices::issue`]) right after numbering them:
+//! this is the one place an invoice is issued, whatever paid the order.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::order::{Order, OrderStatus};
+use crate::brands::Brand;
 use crate::db::schema::{order_lines, orders};
 use crate::db::{self, DbConnection};
-use crate::invoices::{self, InvoiceNumber};
+use crate::invoices::document::{self, Buyer};
+use crate::invoices::{self, InvoiceNumber, Sale};
 use crate::money::Money;
 
 /// Stores a new order with its lines, in the state the checkout made it.
@@ -62,49 +68,106 @@ pub(super) fn create(conn: &mut DbConnection, order: &Order) -> QueryResult<()> 
     Ok(())
 }
 
-/// Gives the order the next invoice number of its brand and year, and returns it.
-/// Callers take the number last: from here to commit the brand's counter is locked.
+/// Gives the order the next invoice number of its brand and year, issues its invoice,
+/// and returns the number. Callers take the number last: from here to commit the brand's
+/// counters are locked.
 pub fn assign_invoice_number(
     conn: &mut DbConnection,
-    order_id: &str,
-    brand_id: &str,
-    series: &str,
-    year: i32,
-) -> QueryResult<String> {
-    let number = invoices::take_numbers(conn, brand_id, series, year, 1)?.remove(0);
-    diesel::update(orders::table.filter(orders::id.eq(order_id)))
+    brand: &Brand,
+    order: &Order,
+    now: DateTime<Utc>,
+) -> anyhow::Result<String> {
+    use chrono::Datelike;
+    // Read before the number: from then to commit the brand's counter is locked.
+    let buyers = invoices::buyers_of(conn, &[order.user_id.as_str()])?;
+    let number =
+        invoices::take_numbers(conn, &brand.id, &brand.invoice_series, now.year(), 1)?.remove(0);
+    diesel::update(orders::table.filter(orders::id.eq(&order.id)))
         .set((
             orders::invoice_year.eq(Some(number.year)),
             orders::invoice_seq.eq(Some(number.seq)),
             orders::invoice_number.eq(Some(&number.text)),
         ))
         .execute(conn)?;
+    issue_invoices(
+        conn,
+        brand,
+        &[order],
+        std::slice::from_ref(&number),
+        &buyers,
+        now,
+    )?;
     Ok(number.text)
+}
+
+/// The invoices of orders just numbered.
+fn issue_invoices(
+    conn: &mut DbConnection,
+    brand: &Brand,
+    orders: &[&Order],
+    numbers: &[InvoiceNumber],
+    buyers: &HashMap<String, Buyer>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let sales: Vec<Sale<'_>> = orders
+        .iter()
+        .zip(numbers)
+        .map(|(order, number)| Sale {
+            order_id: &order.id,
+            user_id: &order.user_id,
+            payment_method: order.payment_method,
+            lines: order
+                .lines
+                .iter()
+                .map(|line| document::Line {
+                    description: line.product_name.clone(),
+                    quantity: line.quantity,
+                    unit_price: line.net_unit_price,
+                    total: line.net_amount,
+                    vat_rate_basis_points: line.vat_rate_basis_points,
+                })
+                .collect(),
+            net_total: order.net_total,
+            vat_total: order.vat_total,
+            gross_total: order.gross_total,
+            number,
+        })
+        .collect();
+    invoices::issue(conn, brand, &sales, buyers, now)
 }
 
 /// A paid order with the money received for it.
 pub struct PaidOrder<'a> {
-    pub id: &'a str,
+    pub order: &'a Order,
     pub received_cents: i64,
 }
 
 /// Moves paid orders to `fulfilled`, each with the next invoice number of the brand in
-/// the given order. A statement import fulfils hundreds of orders per transaction: on
+/// the given order, and issues their invoices. A statement import fulfils hundreds of orders per transaction: on
 /// PostgreSQL that is one UPDATE joined to the arrays of values (one round trip instead
 /// of hundreds); SQLite runs in-process, where one UPDATE per order costs as little.
 pub fn fulfil_many(
     conn: &mut DbConnection,
-    brand_id: &str,
-    series: &str,
+    brand: &Brand,
     now: DateTime<Utc>,
     paid: &[PaidOrder<'_>],
-) -> QueryResult<()> {
+) -> anyhow::Result<()> {
     use chrono::Datelike;
     if paid.is_empty() {
         return Ok(());
     }
-    let numbers = invoices::take_numbers(conn, brand_id, series, now.year(), paid.len())?;
+    // Read before the numbers: from then to commit the brand's counter is locked.
+    let user_ids: Vec<&str> = paid.iter().map(|p| p.order.user_id.as_str()).collect();
+    let buyers = invoices::buyers_of(conn, &user_ids)?;
+    let numbers = invoices::take_numbers(
+        conn,
+        &brand.id,
+        &brand.invoice_series,
+        now.year(),
+        paid.len(),
+    )?;
     let status = OrderStatus::Fulfilled.as_str();
+    let issued_at = now;
     let now = now.naive_utc();
     db::per_backend(
         conn,
@@ -121,7 +184,7 @@ pub fn fulfil_many(
             .bind::<Text, _>(status)
             .bind::<Timestamp, _>(now)
             .bind::<Integer, _>(numbers[0].year)
-            .bind::<Array<Text>, _>(paid.iter().map(|o| o.id).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(paid.iter().map(|o| o.order.id.as_str()).collect::<Vec<_>>())
             .bind::<Array<BigInt>, _>(paid.iter().map(|o| o.received_cents).collect::<Vec<_>>())
             .bind::<Array<BigInt>, _>(numbers.iter().map(|n| n.seq).collect::<Vec<_>>())
             .bind::<Array<Text>, _>(numbers.iter().map(|n| n.text.as_str()).collect::<Vec<_>>())
@@ -134,7 +197,9 @@ pub fn fulfil_many(
             }
             Ok(())
         },
-    )
+    )?;
+    let orders: Vec<&Order> = paid.iter().map(|p| p.order).collect();
+    issue_invoices(conn, brand, &orders, &numbers, &buyers, issued_at)
 }
 
 fn fulfil_one(
@@ -144,7 +209,7 @@ fn fulfil_one(
     status: &str,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
-    diesel::update(orders::table.filter(orders::id.eq(order.id)))
+    diesel::update(orders::table.filter(orders::id.eq(&order.order.id)))
         .set((
             orders::status.eq(status),
             orders::received_cents.eq(order.received_cents),

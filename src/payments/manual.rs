@@ -304,10 +304,10 @@ fn fulfil(
         now,
     )?;
     let paid = PaidOrder {
-        id: &order.id,
+        order,
         received_cents: received.cents(),
     };
-    order_domain::fulfil_many(conn, &brand.id, &brand.invoice_series, now, &[paid])?;
+    order_domain::fulfil_many(conn, &brand, now, &[paid])?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ mod faults;
 mod hardening;
 mod health;
 mod helpers;
+mod invoices;
 mod issuance;
 mod limits;
 mod lookup;

@@ -526,10 +526,10 @@ fn fulfil(
     let paid: Vec<PaidOrder<'_>> = completed
         .iter()
         .map(|order| PaidOrder {
-            id: &order.id,
+            order,
             received_cents: targets.received_by(order).cents(),
         })
         .collect();
-    order_book::fulfil_many(conn, &brand.id, &brand.invoice_series, now, &paid)?;
+    order_book::fulfil_many(conn, brand, now, &paid)?;
     Ok(())
 }

@@ -1,0 +1,14 @@
+DROP TABLE sdi_transmission_counters;
+DROP TABLE invoices;
+ALTER TABLE brands DROP COLUMN transmitter_codice;
+ALTER TABLE brands DROP COLUMN seller_rea_numero;
+ALTER TABLE brands DROP COLUMN seller_rea_ufficio;
+ALTER TABLE brands DROP COLUMN seller_nazione;
+ALTER TABLE brands DROP COLUMN seller_provincia;
+ALTER TABLE brands DROP COLUMN seller_comune;
+ALTER TABLE brands DROP COLUMN seller_cap;
+ALTER TABLE brands DROP COLUMN seller_indirizzo;
+ALTER TABLE brands DROP COLUMN seller_regime_fiscale;
+ALTER TABLE brands DROP COLUMN seller_codice_fiscale;
+ALTER TABLE brands DROP COLUMN seller_partita_iva;
+ALTER TABLE brands DROP COLUMN seller_name;

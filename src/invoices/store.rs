@@ -1,0 +1,161 @@
+//! The one writer of `invoices` and `sdi_transmission_counters`.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use crate::db::schema::{invoices, sdi_transmission_counters};
+use crate::db::DbConnection;
+
+text_enum!(
+    /// Where an invoice is in its exchange with the SdI. Issued with the fulfilment; the
+    /// transmission and the SdI's receipts move it on.
+    InvoiceStatus {
+        Issued => "issued",
+        Transmitted => "transmitted",
+        Delivered => "delivered",
+        Rejected => "rejected",
+    }
+);
+
+/// An invoice as stored.
+#[derive(Debug, Clone)]
+pub struct NewInvoice {
+    pub id: String,
+    pub brand_id: String,
+    pub order_id: String,
+    pub number: String,
+    pub year: i32,
+    pub seq: i64,
+    pub issue_date: NaiveDate,
+    /// JSON of [`super::document::Buyer`].
+    pub buyer: String,
+    /// JSON of [`super::document::Seller`].
+    pub seller: String,
+    pub net_cents: i64,
+    pub vat_cents: i64,
+    pub gross_cents: i64,
+    pub transmitter_codice: String,
+    pub progressivo_invio: String,
+    pub file_name: String,
+    pub xml: String,
+    pub status: InvoiceStatus,
+}
+
+/// Stores the invoices, many rows per statement.
+pub fn insert_all(
+    conn: &mut DbConnection,
+    new: &[NewInvoice],
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    let now = now.naive_utc();
+    for chunk in new.chunks(500) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|i| {
+                (
+                    invoices::id.eq(&i.id),
+                    invoices::brand_id.eq(&i.brand_id),
+                    invoices::order_id.eq(&i.order_id),
+                    invoices::number.eq(&i.number),
+                    invoices::year.eq(i.year),
+                    invoices::seq.eq(i.seq),
+                    invoices::issue_date.eq(i.issue_date),
+                    invoices::buyer.eq(&i.buyer),
+                    invoices::seller.eq(&i.seller),
+                    invoices::net_cents.eq(i.net_cents),
+                    invoices::vat_cents.eq(i.vat_cents),
+                    invoices::gross_cents.eq(i.gross_cents),
+                    invoices::transmitter_codice.eq(&i.transmitter_codice),
+                    invoices::progressivo_invio.eq(&i.progressivo_invio),
+                    invoices::file_name.eq(&i.file_name),
+                    invoices::xml.eq(&i.xml),
+                    invoices::status.eq(i.status.as_str()),
+                    invoices::created_at.eq(now),
+                )
+            })
+            .collect();
+        insert_many!(conn, invoices::table, rows)?;
+    }
+    Ok(())
+}
+
+/// Takes the transmitter's next `count` ProgressivoInvio sequence numbers (at least one),
+/// in order. Like the invoice counters, an upsert in the issuing transaction: the row
+/// stays locked until commit, and a rollback gives the numbers back.
+pub fn take_progressives(
+    conn: &mut DbConnection,
+    transmitter: &str,
+    count: usize,
+) -> QueryResult<Vec<i64>> {
+    let count = count.max(1) as i64;
+    let last: i64 = on_backend!(conn, |c| diesel::insert_into(
+        sdi_transmission_counters::table
+    )
+    .values((
+        sdi_transmission_counters::transmitter_codice.eq(transmitter),
+        sdi_transmission_counters::last_seq.eq(count),
+    ))
+    .on_conflict(sdi_transmission_counters::transmitter_codice)
+    .do_update()
+    .set(sdi_transmission_counters::last_seq.eq(sdi_transmission_counters::last_seq + count))
+    .returning(sdi_transmission_counters::last_seq)
+    .get_result(c))?;
+    Ok((last - count + 1..=last).collect())
+}
+
+/// A stored invoice's file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceFile {
+    pub brand_id: String,
+    pub order_id: String,
+    pub number: String,
+    pub file_name: String,
+    pub xml: String,
+    pub status: InvoiceStatus,
+    pub created_at: NaiveDateTime,
+}
+
+/// The invoice of an order, if it has one.
+pub fn file_of_order(
+    conn: &mut DbConnection,
+    order_id: &str,
+) -> anyhow::Result<Option<InvoiceFile>> {
+    let row: Option<(
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        NaiveDateTime,
+    )> = invoices::table
+        .filter(invoices::order_id.eq(order_id))
+        .select((
+            invoices::brand_id,
+            invoices::order_id,
+            invoices::number,
+            invoices::file_name,
+            invoices::xml,
+            invoices::status,
+            invoices::created_at,
+        ))
+        .first(conn)
+        .optional()?;
+    row.map(
+        |(brand_id, order_id, number, file_name, xml, status, created_at)| {
+            Ok(InvoiceFile {
+                status: InvoiceStatus::stored(
+                    &status,
+                    format_args!("invoice of order {order_id}"),
+                )?,
+                brand_id,
+                order_id,
+                number,
+                file_name,
+                xml,
+                created_at,
+            })
+        },
+    )
+    .transpose()
+}
