@@ -10,6 +10,8 @@
 
 pub mod fields;
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -462,9 +464,28 @@ pub fn stored_profile(
         .select(Row::as_select())
         .first(conn)
         .optional()?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
+    row.map(|row| stored_from_row(user_id, row)).transpose()
+}
+
+/// The billing data of each of `user_ids` that gave some, by user id: what the invoices
+/// of a batch of fulfilled orders need, in one read.
+pub fn profiles_of(
+    conn: &mut DbConnection,
+    user_ids: &[&str],
+) -> Result<HashMap<String, BillingProfile>, BillingError> {
+    let rows: Vec<(String, Row)> = billing_profiles::table
+        .filter(billing_profiles::user_id.eq_any(user_ids))
+        .select((billing_profiles::user_id, Row::as_select()))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(user_id, row)| {
+            let stored = stored_from_row(&user_id, row)?;
+            Ok((user_id, stored.profile))
+        })
+        .collect()
+}
+
+fn stored_from_row(user_id: &str, row: Row) -> Result<StoredProfile, BillingError> {
     let input = BillingInput {
         kind: Some(row.kind),
         denominazione: row.denominazione,
@@ -487,10 +508,10 @@ pub fn stored_profile(
             describe(&invalid)
         )
     })?;
-    Ok(Some(StoredProfile {
+    Ok(StoredProfile {
         profile,
         updated_at: row.updated_at.and_utc(),
-    }))
+    })
 }
 
 /// Sets the billing data of `user_id` (of brand `brand_id`) to `input`, whole: every value

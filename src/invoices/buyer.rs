@@ -1,34 +1,43 @@
-//! Where an invoice's buyer data comes from: the one place to read it.
+//! Where an invoice's buyer data comes from: the buyer's billing profile
+//! (`billing::profiles_of`), read as the invoice is issued, so the invoice keeps the data
+//! as they were at that moment.
 
 use std::collections::HashMap;
 
 use diesel::prelude::*;
 
-use super::document::{Buyer, BuyerName};
+use super::document::{Address, Buyer, BuyerName};
+use crate::billing::{self, BillingProfile, BusinessName, BuyerIdentity};
 use crate::db::schema::users;
 use crate::db::DbConnection;
 
 /// The buyers of the invoices about to be issued, by user id.
 ///
-/// SOURCE TO REPLACE: the billing profile (`billing_profiles`: person or business,
-/// partita IVA, address, codice destinatario or PEC) is the source of these data. Until
-/// it is here, the account is all there is: its name (as the denominazione, since the
-/// account does not split nome and cognome) and its codice fiscale where it has one. No
-/// address, no codice destinatario, no PEC: the invoice carries only what is known,
-/// never made-up data, and a file without the buyer's Sede is not yet one the SdI
-/// accepts.
+/// Every order placed since billing data exist was placed with them (checkout refuses an
+/// order without). An order placed before, and paid only now (a transfer that waited),
+/// may have none: its invoice carries what the account knows (the name, the codice
+/// fiscale if any) and no address, never made-up data. The SdI would refuse that file,
+/// and the back-office corrects it with the buyer's data.
 pub fn buyers_of(
     conn: &mut DbConnection,
     user_ids: &[&str],
-) -> QueryResult<HashMap<String, Buyer>> {
-    let rows: Vec<(String, String, Option<String>)> = users::table
-        .filter(users::id.eq_any(user_ids))
-        .order(users::id.asc())
-        .select((users::id, users::name, users::codice_fiscale))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, name, codice_fiscale)| {
+) -> anyhow::Result<HashMap<String, Buyer>> {
+    let mut buyers: HashMap<String, Buyer> = billing::profiles_of(conn, user_ids)?
+        .iter()
+        .map(|(user_id, profile)| (user_id.clone(), from_profile(profile)))
+        .collect();
+    let without: Vec<&str> = user_ids
+        .iter()
+        .copied()
+        .filter(|id| !buyers.contains_key(*id))
+        .collect();
+    if !without.is_empty() {
+        let rows: Vec<(String, String, Option<String>)> = users::table
+            .filter(users::id.eq_any(&without))
+            .select((users::id, users::name, users::codice_fiscale))
+            .load(conn)?;
+        for (id, name, codice_fiscale) in rows {
+            tracing::warn!(user = %id, "invoice issued without billing data (order placed before they were required)");
             let buyer = Buyer {
                 name: BuyerName::Business {
                     denominazione: name,
@@ -39,12 +48,70 @@ pub fn buyers_of(
                 codice_destinatario: None,
                 pec: None,
             };
-            (id, buyer)
-        })
-        .collect())
+            buyers.insert(id, buyer);
+        }
+    }
+    Ok(buyers)
 }
 
 /// The buyer data of one user (see [`buyers_of`]).
-pub fn buyer_of(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option<Buyer>> {
+pub fn buyer_of(conn: &mut DbConnection, user_id: &str) -> anyhow::Result<Option<Buyer>> {
     Ok(buyers_of(conn, &[user_id])?.remove(user_id))
+}
+
+/// The FatturaPA's CessionarioCommittente of a billing profile.
+fn from_profile(profile: &BillingProfile) -> Buyer {
+    let (name, partita_iva, codice_fiscale) = match &profile.buyer {
+        BuyerIdentity::Person {
+            nome,
+            cognome,
+            codice_fiscale,
+        } => (
+            BuyerName::Person {
+                nome: nome.as_str().to_owned(),
+                cognome: cognome.as_str().to_owned(),
+            },
+            None,
+            Some(codice_fiscale.as_str().to_owned()),
+        ),
+        BuyerIdentity::Business {
+            name,
+            partita_iva,
+            codice_fiscale,
+        } => (
+            match name {
+                BusinessName::Denominazione(denominazione) => BuyerName::Business {
+                    denominazione: denominazione.as_str().to_owned(),
+                },
+                BusinessName::Person { nome, cognome } => BuyerName::Person {
+                    nome: nome.as_str().to_owned(),
+                    cognome: cognome.as_str().to_owned(),
+                },
+            },
+            Some(partita_iva.as_str().to_owned()),
+            codice_fiscale.as_ref().map(|cf| cf.to_string()),
+        ),
+    };
+    let address = &profile.address;
+    Buyer {
+        name,
+        partita_iva,
+        codice_fiscale,
+        sede: Some(Address {
+            indirizzo: address.indirizzo.as_str().to_owned(),
+            cap: address.document_cap().to_owned(),
+            comune: address.comune.as_str().to_owned(),
+            // The FatturaPA's Provincia is for Italian addresses.
+            provincia: address
+                .nazione
+                .is_italy()
+                .then(|| address.provincia.as_str().to_owned()),
+            nazione: address.nazione.as_str().to_owned(),
+        }),
+        codice_destinatario: match profile.delivery.codice_destinatario() {
+            billing::NO_CODICE_DESTINATARIO => None,
+            code => Some(code.to_owned()),
+        },
+        pec: profile.delivery.pec().map(|pec| pec.as_str().to_owned()),
+    }
 }

@@ -89,8 +89,8 @@ pub struct Buyer {
     /// A business's partita IVA, without the IT prefix.
     pub partita_iva: Option<String>,
     pub codice_fiscale: Option<String>,
-    /// Required by the SdI; `None` only while the source of buyer data has no address
-    /// (see [`super::buyer_of`]).
+    /// Required by the SdI; `None` only for an order placed before billing data were
+    /// required (see [`super::buyers_of`]).
     pub sede: Option<Address>,
     /// Seven characters; `None` for a consumer or when a PEC is given (`0000000`).
     pub codice_destinatario: Option<String>,

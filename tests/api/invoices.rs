@@ -108,25 +108,6 @@ fn assert_valid(files: &[(String, String)]) {
     }
 }
 
-/// Every file valid against the schema but for the buyer's Sede, which the account does
-/// not hold: the billing profile brings it (`invoices::buyers_of`). Any other error, or
-/// a file without this one, fails. The allowance goes when the billing profile is the
-/// source of buyer data.
-fn assert_valid_but_for_the_buyers_address(files: &[(String, String)]) {
-    for ((name, xml), errors) in files.iter().zip(schema_errors(files)) {
-        assert!(
-            !xml.contains("<CessionarioCommittente>")
-                || !section(xml, "CessionarioCommittente").contains("<Sede>"),
-            "{name}: the account has no address; where does this one come from?"
-        );
-        let expected = errors.len() == 2
-            && errors[0].contains("Element 'CessionarioCommittente': Missing child element(s)")
-            && errors[0].contains("Sede")
-            && errors[1].ends_with("fails to validate");
-        assert!(expected, "{name}: {errors:#?}\n{xml}");
-    }
-}
-
 /// The text between `<tag>` and `</tag>`, the first.
 fn section<'a>(xml: &'a str, tag: &str) -> &'a str {
     let open = format!("<{tag}>");
@@ -281,11 +262,17 @@ async fn a_prepaid_order_gets_one_invoice_whose_file_validates_and_adds_up() {
         values(&xml, "Denominazione")[0],
         "Visura Servizi Digitali S.r.l."
     );
-    // The buyer as the account has it.
-    assert_eq!(values(&xml, "Denominazione")[1], "Studio Test");
+    // The buyer as the billing profile has it (the helpers' person).
+    let buyer = section(&xml, "CessionarioCommittente");
+    assert_eq!(values(buyer, "Nome"), vec!["Maria"]);
+    assert_eq!(values(buyer, "Cognome"), vec!["Rossi"]);
+    assert_eq!(values(buyer, "CodiceFiscale"), vec!["RSSMRA80A01H501U"]);
+    assert_eq!(values(buyer, "Indirizzo"), vec!["Via Roma 1"]);
+    assert_eq!(values(buyer, "CAP"), vec!["00184"]);
+    assert_eq!(values(buyer, "Provincia"), vec!["RM"]);
     assert_adds_up(&xml, &order);
     assert_eq!(values(&xml, "Quantita"), vec!["3.00", "2.00"]);
-    assert_valid_but_for_the_buyers_address(&[(name, xml)]);
+    assert_valid(&[(name, xml)]);
 }
 
 #[tokio::test]
@@ -381,7 +368,7 @@ async fn an_order_paid_by_a_statement_gets_its_invoice_with_the_transfer_as_paym
     assert!(file_name_is_the_sdis(&name, VISURA_TRANSMITTER), "{name}");
     assert_eq!(values(&xml, "ModalitaPagamento"), vec!["MP05"]);
     assert_adds_up(&xml, &paid);
-    assert_valid_but_for_the_buyers_address(&[(name, xml)]);
+    assert_valid(&[(name, xml)]);
 }
 
 /// 100 prepaid orders at once from ten customers: 100 invoices with consecutive numbers,
@@ -446,7 +433,7 @@ async fn a_hundred_concurrent_fulfilments_give_a_hundred_consecutive_valid_invoi
     let mut conn = app.pool.get().unwrap();
     let stored: i64 = invoices::table.count().get_result(&mut conn).unwrap();
     assert_eq!(stored, 100);
-    assert_valid_but_for_the_buyers_address(&files);
+    assert_valid(&files);
 }
 
 fn seller() -> Seller {
@@ -651,5 +638,50 @@ async fn a_statement_paying_thirty_orders_issues_thirty_invoices() {
     assert_eq!(numbers, (1..=30).collect::<BTreeSet<u32>>());
     let names: BTreeSet<&String> = files.iter().map(|(name, _)| name).collect();
     assert_eq!(names.len(), 30);
-    assert_valid_but_for_the_buyers_address(&files);
+    assert_valid(&files);
+}
+
+/// A business buyer: the invoice carries its partita IVA, denominazione, address and
+/// codice destinatario as its billing profile had them when the order was fulfilled;
+/// a later change of the profile does not touch the invoice already issued.
+#[tokio::test]
+async fn a_business_buyers_invoice_carries_its_billing_data_as_they_were() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let saved = app
+        .put_json_as(
+            &customer.token,
+            "/api/v1/me/billing",
+            &crate::helpers::billing_business(),
+        )
+        .await;
+    assert_eq!(saved.status(), 200, "{}", saved.text().await.unwrap());
+    app.credit(&customer.user_id, "100.00");
+    let order = prepaid_order(
+        &app,
+        &customer,
+        json!([{ "product": "RIN-FIRMA", "quantity": 1 }]),
+    )
+    .await;
+    let order_id = order["id"].as_str().unwrap();
+    let (status, name, xml) = download(&app, &customer.token, order_id).await;
+    assert_eq!(status, 200, "{xml}");
+    let buyer = section(&xml, "CessionarioCommittente").to_owned();
+    assert_eq!(values(&buyer, "IdCodice"), vec!["00743110157"]);
+    assert_eq!(values(&buyer, "Denominazione"), vec!["Studio Rossi S.r.l."]);
+    assert_eq!(values(&buyer, "Comune"), vec!["Milano"]);
+    assert_eq!(values(&xml, "CodiceDestinatario"), vec!["M5UXCR1"]);
+    assert_valid(&[(name, xml.clone())]);
+
+    // The profile changes; the invoice issued stays as it was.
+    let changed = app
+        .put_json_as(
+            &customer.token,
+            "/api/v1/me/billing",
+            &crate::helpers::billing_person(),
+        )
+        .await;
+    assert_eq!(changed.status(), 200);
+    let (_, _, again) = download(&app, &customer.token, order_id).await;
+    assert_eq!(again, xml);
 }
