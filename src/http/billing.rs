@@ -133,9 +133,10 @@ pub struct BillingRequest {
     #[serde(default)]
     #[schema(example = "M5UXCR1")]
     codice_destinatario: Option<String>,
-    /// A PEC address the SdI delivers to.
+    /// A PEC address the SdI delivers to (an email address); `null` or an empty text for
+    /// none, as every optional field here (the form sends empty fields).
     #[serde(default)]
-    #[schema(format = Email, example = json!(null))]
+    #[schema(example = json!(null))]
     pec: Option<String>,
 }
 
