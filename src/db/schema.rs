@@ -221,6 +221,8 @@ diesel::table! {
         id -> Text,
         brand_id -> Text,
         order_id -> Text,
+        kind -> Text,
+        credited_invoice_id -> Nullable<Text>,
         number -> Text,
         year -> Integer,
         seq -> BigInt,
@@ -235,7 +237,54 @@ diesel::table! {
         file_name -> Text,
         xml -> Text,
         status -> Text,
+        identificativo_sdi -> Nullable<Text>,
         created_at -> Timestamp,
+        status_changed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    credit_note_counters (brand_id, year) {
+        brand_id -> Text,
+        year -> Integer,
+        last_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    sdi_transmissions (id) {
+        id -> Text,
+        brand_id -> Text,
+        invoice_id -> Text,
+        file_name -> Text,
+        xml -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        channel -> Nullable<Text>,
+        channel_reference -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sdi_receipts (id) {
+        id -> Text,
+        brand_id -> Text,
+        invoice_id -> Nullable<Text>,
+        kind -> Text,
+        file_name -> Text,
+        invoice_file_name -> Text,
+        identificativo_sdi -> Text,
+        message_id -> Text,
+        errors -> Text,
+        xml -> Text,
+        received_at -> Timestamp,
+        imported_by -> Nullable<Text>,
+        imported_at -> Timestamp,
     }
 }
 
@@ -515,10 +564,15 @@ diesel::joinable!(email_confirmations -> users (user_id));
 diesel::joinable!(billing_profiles -> users (user_id));
 
 diesel::joinable!(invoices -> orders (order_id));
+diesel::joinable!(sdi_transmissions -> invoices (invoice_id));
+diesel::joinable!(sdi_receipts -> invoices (invoice_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     agent_challenges,
     invoices,
+    credit_note_counters,
+    sdi_transmissions,
+    sdi_receipts,
     sdi_transmission_counters,
     brands,
     holders,

@@ -1,11 +1,38 @@
-//! `GET /api/v1/orders/{id}/invoice.xml`: the electronic invoice of an order.
+//! The electronic documents of an order (its invoice and credit notes): the list, and
+//! each file as the SdI received it.
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
+use chrono::NaiveDate;
+use serde::Serialize;
 
 use super::extract::CurrentUser;
 use super::{ApiError, AppState, Problem};
-use crate::invoices::{self, Viewer};
+use crate::invoices::{self, DocumentKind, InvoiceStatus, StoredDocument, Viewer};
+use crate::money::Money;
+
+impl CurrentUser {
+    /// Who asks for a document.
+    fn viewer(&self) -> Viewer<'_> {
+        Viewer {
+            user_id: &self.id,
+            brand_id: &self.brand,
+            role: self.role,
+        }
+    }
+}
+
+/// A FatturaPA file as a download named as the SdI names it.
+fn xml_download(file_name: &str, xml: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/xml; charset=utf-8")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{file_name}\""),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(xml)
+}
 
 /// The order's electronic invoice (FatturaPA XML), named as the SdI names it.
 ///
@@ -32,25 +59,119 @@ pub async fn xml(
 ) -> Result<HttpResponse, ApiError> {
     let file = state
         .with_conn(move |conn| {
-            let viewer = Viewer {
-                user_id: &user.id,
-                brand_id: &user.brand,
-                role: user.role,
-            };
-            Ok::<_, ApiError>(invoices::file_of_order(conn, &viewer, &id)?)
+            Ok::<_, ApiError>(invoices::file_of_order(conn, &user.viewer(), &id)?)
         })
         .await?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/xml; charset=utf-8")
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{}\"", file.file_name),
-        ))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(file.xml))
+    Ok(xml_download(&file.file_name, file.xml))
+}
+
+/// An invoice or credit note of an order.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DocumentResponse {
+    id: String,
+    /// `TD01` invoice, `TD04` credit note.
+    #[schema(value_type = String, example = "TD01")]
+    kind: DocumentKind,
+    /// The invoice a credit note corrects (its id).
+    credits_invoice: Option<String>,
+    #[schema(example = "VIS2026-000042")]
+    number: String,
+    issue_date: NaiveDate,
+    /// In euro.
+    #[schema(value_type = String, example = "52.00")]
+    net_total: Money,
+    /// In euro.
+    #[schema(value_type = String, example = "11.44")]
+    vat_total: Money,
+    /// In euro.
+    #[schema(value_type = String, example = "63.44")]
+    gross_total: Money,
+    /// Where it is in its exchange with the SdI.
+    #[schema(value_type = String, example = "transmitted")]
+    status: InvoiceStatus,
+    /// The SdI file name.
+    file_name: String,
+    #[schema(example = "/api/v1/invoices/0193a1b2-0000-7000-8000-000000000000/xml")]
+    xml_url: String,
+}
+
+impl From<StoredDocument> for DocumentResponse {
+    fn from(document: StoredDocument) -> Self {
+        Self {
+            xml_url: format!("/api/v1/invoices/{}/xml", document.id),
+            id: document.id,
+            kind: document.kind,
+            credits_invoice: document.credited_invoice_id,
+            number: document.number,
+            issue_date: document.issue_date,
+            net_total: Money::from_cents(document.net_cents),
+            vat_total: Money::from_cents(document.vat_cents),
+            gross_total: Money::from_cents(document.gross_cents),
+            status: document.status,
+            file_name: document.file_name,
+        }
+    }
+}
+
+/// The order's electronic documents: its invoice, then its credit notes.
+///
+/// Empty until the order is fulfilled. Customers and registration officers their own
+/// orders, back-office operators any order of their brand; anyone else is answered as
+/// unknown.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{id}/documents",
+    tag = "orders",
+    operation_id = "orders_documents",
+    params(("id" = String, Path, description = "The order's id")),
+    responses(
+        (status = 200, description = "The invoice and the credit notes", body = [DocumentResponse]),
+        (status = 404, description = "No order of that id visible to the caller \
+(`/problems/unknown-invoice`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn of_order(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<String>,
+) -> Result<web::Json<Vec<DocumentResponse>>, ApiError> {
+    let documents = state
+        .with_conn(move |conn| {
+            Ok::<_, ApiError>(invoices::documents_of_order(conn, &user.viewer(), &id)?)
+        })
+        .await?;
+    Ok(web::Json(documents.into_iter().map(Into::into).collect()))
+}
+
+/// An invoice or credit note's FatturaPA file, named as the SdI names it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/invoices/{id}/xml",
+    tag = "orders",
+    operation_id = "invoices_xml",
+    params(("id" = String, Path, description = "The document's id")),
+    responses(
+        (status = 200, description = "The FatturaPA file (format FPR12), with its SdI file \
+name in `Content-Disposition`", content_type = "application/xml", body = String),
+        (status = 404, description = "No document of that id visible to the caller \
+(`/problems/unknown-invoice`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn document_xml(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let document = state
+        .with_conn(move |conn| Ok::<_, ApiError>(invoices::document(conn, &user.viewer(), &id)?))
+        .await?;
+    Ok(xml_download(&document.file_name, document.xml))
 }
 
 /// The invoice operations' part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(xml))]
+#[openapi(
+    paths(xml, of_order, document_xml),
+    components(schemas(DocumentResponse))
+)]
 pub struct Docs;

@@ -258,6 +258,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/api/v1/orders/{id}").route(web::get().to(orders::show)))
     .service(web::resource("/api/v1/orders/{id}/invoice.xml").route(web::get().to(invoices::xml)))
     .service(
+        web::resource("/api/v1/orders/{id}/documents").route(web::get().to(invoices::of_order)),
+    )
+    .service(
+        web::resource("/api/v1/invoices/{id}/xml").route(web::get().to(invoices::document_xml)),
+    )
+    .service(
         web::resource("/api/v1/orders/{id}/codes/resend")
             .route(web::post().to(orders::resend_codes)),
     )

@@ -9,10 +9,11 @@ pub mod document;
 pub mod fatturapa;
 pub mod numbering;
 pub mod store;
+pub mod transmission;
 
 pub use buyer::{buyer_of, buyers_of};
 pub use numbering::{invoice_number, take_numbers, InvoiceNumber};
-pub use store::{InvoiceFile, InvoiceStatus};
+pub use store::{DocumentKind, InvoiceFile, InvoiceStatus, StoredDocument};
 
 use std::collections::HashMap;
 
@@ -100,6 +101,8 @@ pub fn issue(
             id: Uuid::now_v7().to_string(),
             brand_id: brand.id.clone(),
             order_id: sale.order_id.to_owned(),
+            kind: DocumentKind::Invoice,
+            credited_invoice_id: None,
             number: sale.number.text.clone(),
             year: sale.number.year,
             seq: sale.number.seq,
@@ -117,6 +120,16 @@ pub fn issue(
         });
     }
     store::insert_all(conn, &issued, now)?;
+    let files: Vec<_> = issued
+        .iter()
+        .map(|invoice| transmission::FileToSend {
+            brand_id: &invoice.brand_id,
+            invoice_id: &invoice.id,
+            file_name: &invoice.file_name,
+            xml: &invoice.xml,
+        })
+        .collect();
+    transmission::enqueue_all(conn, &files, now)?;
     Ok(())
 }
 
@@ -139,13 +152,13 @@ pub struct Viewer<'a> {
     pub role: Role,
 }
 
-/// The FatturaPA file of an order: the buyer's own, or any of the brand's for the
-/// back-office. Anyone else is told there is none.
-pub fn file_of_order(
+/// Whether the viewer may see the documents of an order: the buyer their own, the
+/// back-office any of its brand's; no one when there is no such order.
+fn may_see_order(
     conn: &mut DbConnection,
     viewer: &Viewer<'_>,
     order_id: &str,
-) -> Result<InvoiceFile, InvoiceError> {
+) -> Result<bool, InvoiceError> {
     use crate::db::schema::orders;
     use diesel::prelude::*;
     let owner: Option<(String, String)> = orders::table
@@ -153,12 +166,47 @@ pub fn file_of_order(
         .select((orders::brand_id, orders::user_id))
         .first(conn)
         .optional()?;
-    let visible = owner.is_some_and(|(brand_id, user_id)| {
+    Ok(owner.is_some_and(|(brand_id, user_id)| {
         brand_id == viewer.brand_id
             && (viewer.role == Role::BackOffice || user_id == viewer.user_id)
-    });
-    if !visible {
+    }))
+}
+
+/// The FatturaPA file of an order's invoice: the buyer's own, or any of the brand's for
+/// the back-office. Anyone else is told there is none.
+pub fn file_of_order(
+    conn: &mut DbConnection,
+    viewer: &Viewer<'_>,
+    order_id: &str,
+) -> Result<InvoiceFile, InvoiceError> {
+    if !may_see_order(conn, viewer, order_id)? {
         return Err(InvoiceError::NotFound);
     }
     store::file_of_order(conn, order_id)?.ok_or(InvoiceError::NotFound)
+}
+
+/// The documents (invoice, then credit notes) of an order the viewer may see; an order
+/// they may not see is answered as unknown.
+pub fn documents_of_order(
+    conn: &mut DbConnection,
+    viewer: &Viewer<'_>,
+    order_id: &str,
+) -> Result<Vec<StoredDocument>, InvoiceError> {
+    if !may_see_order(conn, viewer, order_id)? {
+        return Err(InvoiceError::NotFound);
+    }
+    Ok(store::documents_of_order(conn, order_id)?)
+}
+
+/// One document (invoice or credit note) by its id, if the viewer may see its order.
+pub fn document(
+    conn: &mut DbConnection,
+    viewer: &Viewer<'_>,
+    id: &str,
+) -> Result<StoredDocument, InvoiceError> {
+    let document = store::document(conn, id)?.ok_or(InvoiceError::NotFound)?;
+    if !may_see_order(conn, viewer, &document.order_id)? {
+        return Err(InvoiceError::NotFound);
+    }
+    Ok(document)
 }

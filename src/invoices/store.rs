@@ -14,6 +14,16 @@ text_enum!(
         Transmitted => "transmitted",
         Delivered => "delivered",
         Rejected => "rejected",
+        NotDelivered => "not_delivered",
+    }
+);
+
+text_enum!(
+    /// The document's type in FatturaPA (TipoDocumento): an invoice, or a credit note that
+    /// corrects one.
+    DocumentKind {
+        Invoice => "TD01",
+        CreditNote => "TD04",
     }
 );
 
@@ -23,6 +33,9 @@ pub struct NewInvoice {
     pub id: String,
     pub brand_id: String,
     pub order_id: String,
+    pub kind: DocumentKind,
+    /// The invoice a credit note corrects; `None` for an invoice.
+    pub credited_invoice_id: Option<String>,
     pub number: String,
     pub year: i32,
     pub seq: i64,
@@ -56,6 +69,8 @@ pub fn insert_all(
                     invoices::id.eq(&i.id),
                     invoices::brand_id.eq(&i.brand_id),
                     invoices::order_id.eq(&i.order_id),
+                    invoices::kind.eq(i.kind.as_str()),
+                    invoices::credited_invoice_id.eq(i.credited_invoice_id.as_deref()),
                     invoices::number.eq(&i.number),
                     invoices::year.eq(i.year),
                     invoices::seq.eq(i.seq),
@@ -71,6 +86,7 @@ pub fn insert_all(
                     invoices::xml.eq(&i.xml),
                     invoices::status.eq(i.status.as_str()),
                     invoices::created_at.eq(now),
+                    invoices::status_changed_at.eq(now),
                 )
             })
             .collect();
@@ -130,6 +146,7 @@ pub fn file_of_order(
         NaiveDateTime,
     )> = invoices::table
         .filter(invoices::order_id.eq(order_id))
+        .filter(invoices::kind.eq(DocumentKind::Invoice.as_str()))
         .select((
             invoices::brand_id,
             invoices::order_id,
@@ -158,4 +175,101 @@ pub fn file_of_order(
         },
     )
     .transpose()
+}
+
+/// A stored document (invoice or credit note), as shown and downloaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDocument {
+    pub id: String,
+    pub brand_id: String,
+    pub order_id: String,
+    pub kind: DocumentKind,
+    /// The invoice a credit note corrects.
+    pub credited_invoice_id: Option<String>,
+    pub number: String,
+    pub issue_date: NaiveDate,
+    pub net_cents: i64,
+    pub vat_cents: i64,
+    pub gross_cents: i64,
+    pub file_name: String,
+    pub xml: String,
+    pub status: InvoiceStatus,
+    pub identificativo_sdi: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub status_changed_at: NaiveDateTime,
+}
+
+/// The row as read, before its texts are checked.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = invoices)]
+struct DocumentRow {
+    id: String,
+    brand_id: String,
+    order_id: String,
+    kind: String,
+    credited_invoice_id: Option<String>,
+    number: String,
+    issue_date: NaiveDate,
+    net_cents: i64,
+    vat_cents: i64,
+    gross_cents: i64,
+    file_name: String,
+    xml: String,
+    status: String,
+    identificativo_sdi: Option<String>,
+    created_at: NaiveDateTime,
+    status_changed_at: NaiveDateTime,
+}
+
+impl TryFrom<DocumentRow> for StoredDocument {
+    type Error = anyhow::Error;
+
+    fn try_from(row: DocumentRow) -> anyhow::Result<Self> {
+        let what = format!("invoice {}", row.id);
+        Ok(Self {
+            kind: DocumentKind::stored(&row.kind, &what)?,
+            status: InvoiceStatus::stored(&row.status, &what)?,
+            id: row.id,
+            brand_id: row.brand_id,
+            order_id: row.order_id,
+            credited_invoice_id: row.credited_invoice_id,
+            number: row.number,
+            issue_date: row.issue_date,
+            net_cents: row.net_cents,
+            vat_cents: row.vat_cents,
+            gross_cents: row.gross_cents,
+            file_name: row.file_name,
+            xml: row.xml,
+            identificativo_sdi: row.identificativo_sdi,
+            created_at: row.created_at,
+            status_changed_at: row.status_changed_at,
+        })
+    }
+}
+
+/// A document by its id.
+pub fn document(conn: &mut DbConnection, id: &str) -> anyhow::Result<Option<StoredDocument>> {
+    invoices::table
+        .filter(invoices::id.eq(id))
+        .select(DocumentRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(StoredDocument::try_from)
+        .transpose()
+}
+
+/// The documents of an order: its invoice first, then its credit notes in the order they
+/// were issued.
+pub fn documents_of_order(
+    conn: &mut DbConnection,
+    order_id: &str,
+) -> anyhow::Result<Vec<StoredDocument>> {
+    invoices::table
+        .filter(invoices::order_id.eq(order_id))
+        .order((invoices::kind.asc(), invoices::seq.asc()))
+        .select(DocumentRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(StoredDocument::try_from)
+        .collect()
 }

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
-use rinnovo::db::schema::invoices;
+use rinnovo::db::schema::{invoices, sdi_transmissions};
 use rinnovo::invoices::document::{
     vat_summary, Address, Buyer, BuyerName, Invoice, Line, PaymentMode, Rea, Seller,
 };
@@ -272,6 +272,34 @@ async fn a_prepaid_order_gets_one_invoice_whose_file_validates_and_adds_up() {
     assert_eq!(values(buyer, "Provincia"), vec!["RM"]);
     assert_adds_up(&xml, &order);
     assert_eq!(values(&xml, "Quantita"), vec!["3.00", "2.00"]);
+
+    // Listed among the order's documents, downloadable by its own id, and queued for
+    // transmission in the same transaction.
+    let documents: Value = app
+        .get_as(
+            &customer.token,
+            &format!("/api/v1/orders/{order_id}/documents"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let documents = documents.as_array().unwrap();
+    assert_eq!(documents.len(), 1, "{documents:?}");
+    assert_eq!(documents[0]["kind"], "TD01");
+    assert_eq!(documents[0]["number"], order["invoice_number"]);
+    assert_eq!(documents[0]["gross_total"], order["gross_total"]);
+    assert_eq!(documents[0]["file_name"], name.as_str());
+    let by_id = app
+        .get_as(&customer.token, documents[0]["xml_url"].as_str().unwrap())
+        .await;
+    assert_eq!(by_id.status(), 200);
+    assert_eq!(by_id.text().await.unwrap(), xml);
+    let queued: Vec<(String, String)> = sdi_transmissions::table
+        .select((sdi_transmissions::file_name, sdi_transmissions::status))
+        .load(&mut app.pool.get().unwrap())
+        .unwrap();
+    assert_eq!(queued, vec![(name.clone(), "pending".to_owned())]);
     assert_valid(&[(name, xml)]);
 }
 
@@ -295,12 +323,26 @@ async fn the_invoice_is_the_buyers_and_the_brands_back_office_only() {
 
     let stranger = app.customer("visura").await;
     let other_brand = app.back_office("lextel").await;
+    let documents: Value = app
+        .get_as(
+            &operator.token,
+            &format!("/api/v1/orders/{order_id}/documents"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let by_id = documents[0]["xml_url"].as_str().unwrap().to_owned();
     for token in [&stranger.token, &other_brand.token] {
-        let response = app
-            .get_as(token, &format!("/api/v1/orders/{order_id}/invoice.xml"))
-            .await;
-        let refused = problem(response, 404).await;
-        assert_eq!(refused["type"], "/problems/unknown-invoice", "{refused}");
+        for path in [
+            format!("/api/v1/orders/{order_id}/invoice.xml"),
+            format!("/api/v1/orders/{order_id}/documents"),
+            by_id.clone(),
+        ] {
+            let response = app.get_as(token, &path).await;
+            let refused = problem(response, 404).await;
+            assert_eq!(refused["type"], "/problems/unknown-invoice", "{refused}");
+        }
     }
     let unknown = app
         .get_as(
