@@ -21,6 +21,7 @@ use super::users::{self, User, UserError, UserRow};
 use super::{sessions, Role};
 use crate::audit::{self, Actor, AuditEntry};
 use crate::db::schema::users as users_table;
+use crate::db::search::{contains_pattern, lower};
 use crate::db::{write_transaction, DbConnection};
 use crate::validation::Reason;
 
@@ -80,22 +81,6 @@ pub struct UserFilter {
 pub struct UserPage {
     pub users: Vec<User>,
     pub total: i64,
-}
-
-diesel::define_sql_function!(fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text);
-
-/// `text` as a LIKE pattern that finds it anywhere, its own `%`, `_` and `\` taken
-/// literally.
-fn contains_pattern(text: &str) -> String {
-    let mut pattern = String::from("%");
-    for c in text.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
 }
 
 /// The users of the brand that match, newest first.

@@ -8,6 +8,7 @@
 #[macro_use]
 mod macros;
 pub mod schema;
+pub mod search;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -5,8 +5,11 @@
 //! invoices and their files.
 
 mod buyer;
+pub mod courtesy;
 pub mod document;
+pub mod export;
 pub mod fatturapa;
+pub mod listing;
 pub mod numbering;
 pub mod store;
 pub mod transmission;
@@ -209,4 +212,15 @@ pub fn document(
         return Err(InvoiceError::NotFound);
     }
     Ok(document)
+}
+
+/// The courtesy copy (PDF) of one document by its id, for whoever may see the document
+/// itself: the buyer their own, the back-office their brand's.
+pub fn courtesy_copy(
+    conn: &mut DbConnection,
+    viewer: &Viewer<'_>,
+    id: &str,
+) -> Result<courtesy::CourtesyCopy, InvoiceError> {
+    let document = document(conn, viewer, id)?;
+    Ok(courtesy::of(&document)?)
 }

@@ -202,7 +202,7 @@ pub struct StoredDocument {
 /// The row as read, before its texts are checked.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = invoices)]
-struct DocumentRow {
+pub(super) struct DocumentRow {
     id: String,
     brand_id: String,
     order_id: String,

@@ -1,0 +1,149 @@
+//! The period's FatturaPA files of a brand as one ZIP, for the accountant. Built batch by
+//! batch into a temporary file, so the memory it takes does not grow with the period.
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+
+use chrono::NaiveDate;
+use diesel::prelude::*;
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, ZipWriter};
+
+use super::InvoiceError;
+use crate::db::schema::invoices;
+use crate::db::DbConnection;
+
+/// The longest period one export covers: a tax year, with a leap day.
+pub const MAX_DAYS: i64 = 366;
+
+/// Files read from the database at a time.
+const BATCH: i64 = 200;
+
+/// Issue dates from `from` to `to`, both included: `from` not after `to`, at most
+/// [`MAX_DAYS`] days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportPeriod {
+    from: NaiveDate,
+    to: NaiveDate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeriodError {
+    #[error("to must be on or after from")]
+    Reversed,
+    #[error("the period can cover at most {MAX_DAYS} days")]
+    TooLong,
+}
+
+impl crate::validation::Rule for PeriodError {
+    fn rule(&self) -> &'static str {
+        match self {
+            Self::Reversed => "after_from",
+            Self::TooLong => "max_days",
+        }
+    }
+}
+
+impl ExportPeriod {
+    pub fn new(from: NaiveDate, to: NaiveDate) -> Result<Self, PeriodError> {
+        if to < from {
+            return Err(PeriodError::Reversed);
+        }
+        if (to - from).num_days() + 1 > MAX_DAYS {
+            return Err(PeriodError::TooLong);
+        }
+        Ok(Self { from, to })
+    }
+
+    pub fn from(&self) -> NaiveDate {
+        self.from
+    }
+
+    pub fn to(&self) -> NaiveDate {
+        self.to
+    }
+
+    /// `fatture-visura-2026-01-01-2026-12-31.zip`.
+    pub fn file_name(&self, brand_id: &str) -> String {
+        format!("fatture-{brand_id}-{}-{}.zip", self.from, self.to)
+    }
+}
+
+/// Writes into `file` the ZIP of the brand's documents (invoices and credit notes) issued
+/// in `period`, each as the SdI file it is, under its SdI name, oldest first; `file` is
+/// left at its start, ready to be read. Returns how many files it holds.
+pub fn write_zip(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    period: ExportPeriod,
+    file: &mut File,
+) -> Result<usize, InvoiceError> {
+    let mut zip = ZipWriter::new(&mut *file);
+    let options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
+    let mut after: Option<(NaiveDate, String)> = None;
+    let mut count = 0;
+    loop {
+        let mut query = invoices::table
+            .filter(invoices::brand_id.eq(brand_id))
+            .filter(invoices::issue_date.ge(period.from))
+            .filter(invoices::issue_date.le(period.to))
+            .into_boxed();
+        // Keyset paging: each batch after the last one's (date, id), so no row is read twice
+        // or skipped however long the export takes.
+        if let Some((date, id)) = &after {
+            query = query.filter(
+                invoices::issue_date
+                    .gt(*date)
+                    .or(invoices::issue_date.eq(*date).and(invoices::id.gt(id.clone()))),
+            );
+        }
+        let batch: Vec<(String, NaiveDate, String, String)> = query
+            .order((invoices::issue_date.asc(), invoices::id.asc()))
+            .limit(BATCH)
+            .select((
+                invoices::id,
+                invoices::issue_date,
+                invoices::file_name,
+                invoices::xml,
+            ))
+            .load(conn)?;
+        let full = batch.len() as i64 == BATCH;
+        for (_, _, file_name, xml) in &batch {
+            zip.start_file(file_name.as_str(), options)
+                .map_err(anyhow::Error::from)?;
+            zip.write_all(xml.as_bytes()).map_err(anyhow::Error::from)?;
+            count += 1;
+        }
+        match batch.into_iter().last() {
+            Some((id, date, _, _)) if full => after = Some((date, id)),
+            _ => break,
+        }
+    }
+    zip.finish().map_err(anyhow::Error::from)?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(anyhow::Error::from)?;
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_period_is_at_most_a_year_and_in_order() {
+        assert!(ExportPeriod::new(day("2024-01-01"), day("2024-12-31")).is_ok());
+        assert!(ExportPeriod::new(day("2026-03-01"), day("2026-03-01")).is_ok());
+        assert_eq!(
+            ExportPeriod::new(day("2026-03-02"), day("2026-03-01")),
+            Err(PeriodError::Reversed)
+        );
+        assert_eq!(
+            ExportPeriod::new(day("2025-01-01"), day("2026-01-02")),
+            Err(PeriodError::TooLong)
+        );
+    }
+}
