@@ -1,11 +1,11 @@
-//! The electronic documents of an order (its invoice and credit notes): the list, and
-//! each file as the SdI received it.
+//! The electronic documents of an order (its invoice and credit notes): the list, each
+//! file as the SdI received it, and its courtesy copy (PDF).
 
-use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use super::downloads::{pdf_download, xml_download};
 use super::extract::CurrentUser;
 use super::{ApiError, AppState, Problem};
 use crate::invoices::{self, DocumentKind, InvoiceStatus, StoredDocument, Viewer};
@@ -20,18 +20,6 @@ impl CurrentUser {
             role: self.role,
         }
     }
-}
-
-/// A FatturaPA file as a download named as the SdI names it.
-fn xml_download(file_name: &str, xml: String) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/xml; charset=utf-8")
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{file_name}\""),
-        ))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(xml)
 }
 
 /// The order's electronic invoice (FatturaPA XML), named as the SdI names it.
@@ -93,12 +81,16 @@ pub struct DocumentResponse {
     file_name: String,
     #[schema(example = "/api/v1/invoices/0193a1b2-0000-7000-8000-000000000000/xml")]
     xml_url: String,
+    /// The courtesy copy, a PDF to read (the XML is the fiscally valid document).
+    #[schema(example = "/api/v1/invoices/0193a1b2-0000-7000-8000-000000000000/pdf")]
+    pdf_url: String,
 }
 
 impl From<StoredDocument> for DocumentResponse {
     fn from(document: StoredDocument) -> Self {
         Self {
             xml_url: format!("/api/v1/invoices/{}/xml", document.id),
+            pdf_url: format!("/api/v1/invoices/{}/pdf", document.id),
             id: document.id,
             kind: document.kind,
             credits_invoice: document.credited_invoice_id,
@@ -168,10 +160,42 @@ pub async fn document_xml(
     Ok(xml_download(&document.file_name, document.xml))
 }
 
+/// An invoice or credit note's courtesy copy (PDF)
+///
+/// Made from the document's FatturaPA file, so it says what the file says; it is for
+/// reading only: the fiscally valid document is the XML sent through the SdI. Who may
+/// download the XML may download the copy.
+#[utoipa::path(
+    get,
+    path = "/api/v1/invoices/{id}/pdf",
+    tag = "orders",
+    operation_id = "invoices_pdf",
+    params(("id" = String, Path, description = "The document's id")),
+    responses(
+        (status = 200, description = "The courtesy copy, named `fattura-<number>.pdf` or \
+`nota-di-credito-<number>.pdf` in `Content-Disposition`", content_type = "application/pdf",
+            body = Vec<u8>),
+        (status = 404, description = "No document of that id visible to the caller \
+(`/problems/unknown-invoice`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn document_pdf(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let copy = state
+        .with_conn(move |conn| {
+            Ok::<_, ApiError>(invoices::courtesy_copy(conn, &user.viewer(), &id)?)
+        })
+        .await?;
+    Ok(pdf_download(copy))
+}
+
 /// The invoice operations' part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(xml, of_order, document_xml),
+    paths(xml, of_order, document_xml, document_pdf),
     components(schemas(DocumentResponse))
 )]
 pub struct Docs;

@@ -11,6 +11,8 @@ mod errors;
 mod extract;
 mod health;
 mod idempotent;
+mod backoffice_invoices;
+pub mod downloads;
 mod invoices;
 pub mod italian;
 mod json;
@@ -262,6 +264,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/api/v1/invoices/{id}/xml").route(web::get().to(invoices::document_xml)),
+    )
+    .service(
+        web::resource("/api/v1/invoices/{id}/pdf").route(web::get().to(invoices::document_pdf)),
+    )
+    .service(
+        web::resource("/api/v1/backoffice/invoices")
+            .route(web::get().to(backoffice_invoices::list)),
+    )
+    .service(
+        web::resource("/api/v1/backoffice/invoices/export.zip")
+            .route(web::get().to(backoffice_invoices::export)),
     )
     .service(
         web::resource("/api/v1/orders/{id}/codes/resend")

@@ -69,6 +69,19 @@ impl ExportPeriod {
     }
 }
 
+/// The ZIP of the brand's documents issued in `period` (see [`write_zip`]), in a
+/// temporary file that disappears when dropped, ready to be read; and how many files it
+/// holds.
+pub fn export_zip(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    period: ExportPeriod,
+) -> Result<(File, usize), InvoiceError> {
+    let mut file = tempfile::tempfile().map_err(anyhow::Error::from)?;
+    let count = write_zip(conn, brand_id, period, &mut file)?;
+    Ok((file, count))
+}
+
 /// Writes into `file` the ZIP of the brand's documents (invoices and credit notes) issued
 /// in `period`, each as the SdI file it is, under its SdI name, oldest first; `file` is
 /// left at its start, ready to be read. Returns how many files it holds.
