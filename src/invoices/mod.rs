@@ -155,6 +155,17 @@ pub struct Viewer<'a> {
     pub role: Role,
 }
 
+impl<'a> From<&'a crate::auth::User> for Viewer<'a> {
+    /// A signed-in user of the pages.
+    fn from(user: &'a crate::auth::User) -> Self {
+        Self {
+            user_id: &user.id,
+            brand_id: &user.brand_id,
+            role: user.role,
+        }
+    }
+}
+
 /// Whether the viewer may see the documents of an order: the buyer their own, the
 /// back-office any of its brand's; no one when there is no such order.
 fn may_see_order(

@@ -140,6 +140,9 @@ pub fn delivery_email(
         "single": issued.len() == 1, "count": issued.len(), "coupons": coupons_context,
         "attachment": attachment.as_ref().map(|a| a.file_name.clone()),
         "public_url": public_url,
+        // The invoice is not attached (the outbox carries CSV attachments only): the
+        // order's page lists it with its XML and the courtesy copy.
+        "order_url": format!("{public_url}/negozio/ordini/{}", order.id),
         "replaces_earlier": replaces_earlier,
     });
     order_email(

@@ -514,6 +514,7 @@ const SHOP_NAV: &[(&str, &str)] = &[
 const BACKOFFICE_NAV: &[(&str, &str)] = &[
     ("/backoffice/pagamenti", "Pagamenti"),
     ("/backoffice/ordini", "Ordini"),
+    ("/backoffice/fatture", "Fatture"),
     ("/backoffice/estratti", "Estratti conto"),
     ("/backoffice/riepilogo", "Riepilogo giornaliero"),
     ("/backoffice/prepagati", "Conti prepagati"),
@@ -542,6 +543,33 @@ pub fn signed_in_context(user: &User, brand_name: &str, csrf: &Csrf) -> serde_js
         "brand_name": brand_name,
         "csrf_token": csrf.token,
         "nav": nav.iter().map(|(href, label)| json!({ "href": href, "label": label })).collect::<Vec<_>>(),
+    })
+}
+
+/// A document (invoice or credit note) as the pages list it, with its downloads under
+/// `base` (`/negozio/fatture`, `/backoffice/fatture`).
+pub fn document_row(document: &crate::invoices::StoredDocument, base: &str) -> serde_json::Value {
+    use crate::invoices::{DocumentKind, InvoiceStatus};
+    json!({
+        "id": document.id,
+        "kind": match document.kind {
+            DocumentKind::Invoice => "Fattura",
+            DocumentKind::CreditNote => "Nota di credito",
+        },
+        "number": document.number,
+        "date": document.issue_date.format("%d/%m/%Y").to_string(),
+        "total": euro(crate::money::Money::from_cents(document.gross_cents)),
+        "status": match document.status {
+            InvoiceStatus::Issued => "emessa, in attesa di invio allo SdI",
+            InvoiceStatus::Transmitted => "inviata allo SdI",
+            InvoiceStatus::Delivered => "consegnata",
+            InvoiceStatus::Rejected => "scartata dallo SdI",
+            InvoiceStatus::NotDelivered => "non consegnata: disponibile nel cassetto fiscale",
+        },
+        "status_code": document.status.as_str(),
+        "xml_url": format!("{base}/{}/xml", document.id),
+        "pdf_url": format!("{base}/{}/pdf", document.id),
+        "file_name": document.file_name,
     })
 }
 

@@ -45,6 +45,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     page_template!("bo_estratto_importato"),
     page_template!("bo_pagamenti"),
     page_template!("bo_ordini"),
+    page_template!("bo_fatture"),
+    page_template!("bo_fattura"),
     page_template!("bo_pagamento"),
     page_template!("bo_riepilogo"),
     page_template!("bo_prepagati"),

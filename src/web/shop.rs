@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    euro, merge, page, refusal, see_other, with_conn, BuyerPage, CheckedForm, Csrf, NoFields,
+    document_row, euro, merge, page, refusal, see_other, with_conn, BuyerPage, CheckedForm, Csrf, NoFields,
     Query, VisitorPage, WebError,
 };
 use crate::auth::confirmation::{self, ConfirmationError};
@@ -25,7 +25,9 @@ use crate::billing;
 use crate::brands;
 use crate::catalog::{self, Product, ProposalError, RequestedLine};
 use crate::email_address::EmailAddress;
+use crate::http::downloads::{pdf_download, xml_download};
 use crate::http::AppState;
+use crate::invoices;
 use crate::idempotency::{self, IdempotencyError, IdempotencyKey};
 use crate::lookup::{self, Eligibility, RenewalStatus};
 use crate::orders::checkout::{self, Cart, CheckoutError};
@@ -45,6 +47,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/negozio/acquista/riepilogo", web::get().to(summary))
         .route("/negozio/acquista/conferma", web::post().to(confirm))
         .route("/negozio/ordini/{id}", web::get().to(order))
+        .route("/negozio/fatture/{id}/xml", web::get().to(document_xml))
+        .route("/negozio/fatture/{id}/pdf", web::get().to(document_pdf))
         .route(
             "/negozio/ordini/{id}/invia-codici",
             web::post().to(resend_codes),
@@ -712,11 +716,20 @@ async fn order(
     // `?codici=N`: the page after N new codes were sent.
     let codes_resent = query.get("codici").and_then(|n| n.parse::<usize>().ok());
     let id = id.into_inner();
-    let order = with_conn(&shop.state, move |conn| Ok(orders::find(conn, &id)?))
-        .await?
-        // Someone else's order is as unknown as a made-up one.
-        .filter(|o| o.user_id == shop.user.id)
-        .ok_or(OrderError::NotFound)?;
+    let (order, documents) = shop
+        .read(move |conn, user| {
+            let order = orders::find(conn, &id)?
+                // Someone else's order is as unknown as a made-up one.
+                .filter(|o| o.user_id == user.id)
+                .ok_or(OrderError::NotFound)?;
+            let documents = invoices::documents_of_order(conn, &user.into(), &id)?;
+            Ok((order, documents))
+        })
+        .await?;
+    let documents: Vec<Value> = documents
+        .iter()
+        .map(|d| document_row(d, "/negozio/fatture"))
+        .collect();
     let lines: Vec<Value> = order
         .lines
         .iter()
@@ -739,11 +752,30 @@ async fn order(
             "beneficiary": shop.brand.name,
             "reserved_until": order.reserved_until.map(|t| t.format("%d/%m/%Y").to_string()),
             "lines": lines,
+            "documents": documents,
             "order_id": order.id,
             "codes_resent": codes_resent,
             "account_email": shop.user.email.as_str(),
         }),
     )
+}
+
+/// The buyer's document's FatturaPA file, downloaded with the page's session.
+async fn document_xml(shop: BuyerPage, id: web::Path<String>) -> Result<HttpResponse, WebError> {
+    let id = id.into_inner();
+    let document = shop
+        .read(move |conn, user| Ok(invoices::document(conn, &user.into(), &id)?))
+        .await?;
+    Ok(xml_download(&document.file_name, document.xml))
+}
+
+/// The buyer's document's courtesy copy, downloaded with the page's session.
+async fn document_pdf(shop: BuyerPage, id: web::Path<String>) -> Result<HttpResponse, WebError> {
+    let id = id.into_inner();
+    let copy = shop
+        .read(move |conn, user| Ok(invoices::courtesy_copy(conn, &user.into(), &id)?))
+        .await?;
+    Ok(pdf_download(copy))
 }
 
 /// "Invia di nuovo i codici": the unused codes of the buyer's order are replaced and the

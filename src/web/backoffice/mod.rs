@@ -10,6 +10,7 @@
 
 mod coupons;
 mod emails;
+mod invoices;
 mod orders;
 mod payments;
 mod prepaid;
@@ -57,6 +58,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(payments::refund_payment),
         )
         .route("/backoffice/ordini", web::get().to(orders::orders_page))
+        .route("/backoffice/fatture", web::get().to(invoices::documents_page))
+        .route(
+            "/backoffice/fatture/esporta",
+            web::get().to(invoices::export_zip),
+        )
+        .route(
+            "/backoffice/fatture/{id}",
+            web::get().to(invoices::document_page),
+        )
+        .route(
+            "/backoffice/fatture/{id}/xml",
+            web::get().to(invoices::document_xml),
+        )
+        .route(
+            "/backoffice/fatture/{id}/pdf",
+            web::get().to(invoices::document_pdf),
+        )
         .route("/backoffice/riepilogo", web::get().to(summary::summary))
         .route("/backoffice/prepagati", web::get().to(prepaid::accounts))
         .route(

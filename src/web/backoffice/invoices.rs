@@ -1,0 +1,327 @@
+//! The brand's invoices and credit notes: the list with its filters, each document's page
+//! with its transmissions and the SdI's receipts, the downloads (XML, courtesy copy) and
+//! the export of a period's files for the accountant. Over the same domain functions as
+//! `http::backoffice_invoices`.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::http::downloads::{file_download, pdf_download, xml_download};
+use crate::invoices::export::{self, ExportPeriod, PeriodError};
+use crate::invoices::listing::{self, DocumentFilter, ListedDocument, SearchText};
+use crate::invoices::{self, DocumentKind, InvoiceStatus};
+use crate::web::{document_row, with_conn, OperatorPage, WebError};
+
+use super::{filters_status, or_dash, parse_date, query_string, time_it, url_segment};
+
+/// Documents per page.
+const DOCUMENTS_PAGE: i64 = 50;
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct DocumentsQuery {
+    stato: String,
+    tipo: String,
+    dal: String,
+    al: String,
+    numero: String,
+    cliente: String,
+    pagina: String,
+}
+
+fn status_label(status: InvoiceStatus) -> &'static str {
+    match status {
+        InvoiceStatus::Issued => "emessa, da inviare",
+        InvoiceStatus::Transmitted => "inviata",
+        InvoiceStatus::Delivered => "consegnata",
+        InvoiceStatus::Rejected => "scartata",
+        InvoiceStatus::NotDelivered => "non consegnata",
+    }
+}
+
+fn transmission_label(status: &str) -> &'static str {
+    match status {
+        "pending" => "in coda",
+        "sent" => "inviato",
+        "dead" => "invio fallito",
+        _ => "sconosciuto",
+    }
+}
+
+/// A search text typed in a filter, or the message saying why it is refused.
+fn search_text(text: &str) -> Result<Option<SearchText>, String> {
+    match text.trim() {
+        "" => Ok(None),
+        text => SearchText::parse(text)
+            .map(Some)
+            .map_err(|_| "Scrivi al massimo 100 caratteri, senza caratteri di controllo.".into()),
+    }
+}
+
+/// An optional day typed in a filter.
+fn optional_day(text: &str) -> Result<Option<chrono::NaiveDate>, String> {
+    match text.trim() {
+        "" => Ok(None),
+        text => parse_date(text).map(Some),
+    }
+}
+
+/// A document with its exchange with the SdI, as the list and its page show it.
+fn listed_row(listed: &ListedDocument) -> Value {
+    let mut row = document_row(&listed.document, "/backoffice/fatture");
+    let last = listed.transmissions.last();
+    let extra = json!({
+        "buyer": listed.buyer_name,
+        "status": status_label(listed.document.status),
+        "transmission": last.map(|t| transmission_label(&t.status)).unwrap_or("—"),
+        "identificativo_sdi": or_dash(listed.document.identificativo_sdi.clone()),
+        "receipts": listed.receipts.iter().map(|r| json!({
+            "kind": r.kind,
+            "file_name": r.file_name,
+            "identificativo_sdi": r.identificativo_sdi,
+            "received_at": time_it(r.received_at.and_utc()),
+            "errors": r.errors.iter().map(|e| json!({ "code": e.code, "description": e.description })).collect::<Vec<_>>(),
+            "codes": r.errors.iter().map(|e| e.code.as_str()).collect::<Vec<_>>().join(", "),
+        })).collect::<Vec<_>>(),
+        "transmissions": listed.transmissions.iter().map(|t| json!({
+            "file_name": t.file_name,
+            "status": transmission_label(&t.status),
+            "attempts": t.attempts,
+            "last_error": or_dash(t.last_error.clone()),
+            "channel": or_dash(t.channel.clone()),
+            "created_at": time_it(t.created_at.and_utc()),
+            "sent_at": t.sent_at.map(|at| time_it(at.and_utc())).unwrap_or_else(|| "—".into()),
+        })).collect::<Vec<_>>(),
+    });
+    if let (Some(row), Value::Object(extra)) = (row.as_object_mut(), extra) {
+        row.extend(extra);
+    }
+    row
+}
+
+pub(super) async fn documents_page(
+    visit: OperatorPage,
+    query: web::Query<DocumentsQuery>,
+) -> Result<HttpResponse, WebError> {
+    let query = query.into_inner();
+    // Every field named, so the template (strict) finds each one, null when it is right.
+    let mut errors: serde_json::Map<String, Value> =
+        ["stato", "tipo", "dal", "al", "numero", "cliente"]
+            .into_iter()
+            .map(|field| (field.to_owned(), Value::Null))
+            .collect();
+    let mut refuse = |field: &str, message: String| {
+        errors.insert(field.to_owned(), json!(message));
+    };
+    let mut filter = DocumentFilter::default();
+    if !query.stato.is_empty() {
+        filter.status = InvoiceStatus::parse(&query.stato);
+        if filter.status.is_none() {
+            refuse("stato", "Scegli uno degli stati dell'elenco.".into());
+        }
+    }
+    if !query.tipo.is_empty() {
+        filter.kind = DocumentKind::parse(&query.tipo);
+        if filter.kind.is_none() {
+            refuse("tipo", "Scegli fattura o nota di credito.".into());
+        }
+    }
+    match optional_day(&query.dal) {
+        Ok(day) => filter.issued_from = day,
+        Err(message) => refuse("dal", message),
+    }
+    match optional_day(&query.al) {
+        Ok(day) => filter.issued_to = day,
+        Err(message) => refuse("al", message),
+    }
+    if let (Some(from), Some(to)) = (filter.issued_from, filter.issued_to) {
+        if to < from {
+            refuse("al", "La data finale viene prima di quella iniziale.".into());
+        }
+    }
+    match search_text(&query.numero) {
+        Ok(text) => filter.number = text,
+        Err(message) => refuse("numero", message),
+    }
+    match search_text(&query.cliente) {
+        Ok(text) => filter.buyer = text,
+        Err(message) => refuse("cliente", message),
+    }
+    let page_number = query
+        .pagina
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| (1..=1_000_000).contains(n))
+        .unwrap_or(1);
+    let valid = errors.values().all(Value::is_null);
+    let offset = (page_number - 1) * DOCUMENTS_PAGE;
+    let (brand, page) = visit
+        .read(move |conn, brand_id| {
+            if !valid {
+                return Ok(None);
+            }
+            Ok(Some(listing::list(
+                conn,
+                brand_id,
+                &filter,
+                DOCUMENTS_PAGE,
+                offset,
+            )?))
+        })
+        .await?;
+    let (rows, total) = match &page {
+        Some(page) => (
+            page.documents.iter().map(listed_row).collect::<Vec<_>>(),
+            page.total,
+        ),
+        None => (Vec::new(), 0),
+    };
+    let filters = [
+        ("stato", query.stato.as_str()),
+        ("tipo", query.tipo.as_str()),
+        ("dal", query.dal.as_str()),
+        ("al", query.al.as_str()),
+        ("numero", query.numero.as_str()),
+        ("cliente", query.cliente.as_str()),
+    ];
+    let page_link = |n: i64| {
+        let n = n.to_string();
+        let mut pairs = filters.to_vec();
+        pairs.push(("pagina", &n));
+        format!("/backoffice/fatture?{}", query_string(&pairs))
+    };
+    let shown_to = offset + rows.len() as i64;
+    let statuses: Vec<Value> = InvoiceStatus::ALL
+        .iter()
+        .map(|s| json!({ "value": s.as_str(), "label": status_label(*s), "selected": s.as_str() == query.stato }))
+        .collect();
+    let kinds: Vec<Value> = [
+        (DocumentKind::Invoice, "Fattura"),
+        (DocumentKind::CreditNote, "Nota di credito"),
+    ]
+    .iter()
+    .map(|(k, label)| json!({ "value": k.as_str(), "label": label, "selected": k.as_str() == query.tipo }))
+    .collect();
+    let context = json!({
+        "filters": {
+            "dal": query.dal, "al": query.al, "numero": query.numero, "cliente": query.cliente,
+        },
+        "errors": errors,
+        "statuses": statuses,
+        "kinds": kinds,
+        "documents": rows,
+        "total": total,
+        "first": offset + 1,
+        "last": shown_to,
+        "previous": (page_number > 1).then(|| page_link(page_number - 1)),
+        "next": (shown_to < total).then(|| page_link(page_number + 1)),
+        "export_max_days": export::MAX_DAYS,
+    });
+    visit.render(
+        &brand,
+        "Fatture",
+        filters_status(valid),
+        "bo_fatture",
+        context,
+    )
+}
+
+pub(super) async fn document_page(
+    visit: OperatorPage,
+    id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let id = id.into_inner();
+    let (brand, listed) = visit
+        .read(move |conn, brand_id| Ok(listing::find(conn, brand_id, &id)?))
+        .await?;
+    let title = format!(
+        "{} {}",
+        match listed.document.kind {
+            DocumentKind::Invoice => "Fattura",
+            DocumentKind::CreditNote => "Nota di credito",
+        },
+        listed.document.number
+    );
+    let credited = listed
+        .document
+        .credited_invoice_id
+        .as_deref()
+        .map(|id| format!("/backoffice/fatture/{}", url_segment(id)));
+    let context = json!({
+        "document": listed_row(&listed),
+        "credited_link": credited,
+    });
+    visit.render(&brand, &title, StatusCode::OK, "bo_fattura", context)
+}
+
+pub(super) async fn document_xml(
+    visit: OperatorPage,
+    id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let id = id.into_inner();
+    let user = visit.user.clone();
+    let document = with_conn(&visit.state, move |conn| {
+        Ok(invoices::document(conn, &(&user).into(), &id)?)
+    })
+    .await?;
+    Ok(xml_download(&document.file_name, document.xml))
+}
+
+pub(super) async fn document_pdf(
+    visit: OperatorPage,
+    id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let id = id.into_inner();
+    let user = visit.user.clone();
+    let copy = with_conn(&visit.state, move |conn| {
+        Ok(invoices::courtesy_copy(conn, &(&user).into(), &id)?)
+    })
+    .await?;
+    Ok(pdf_download(copy))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ExportQuery {
+    dal: String,
+    al: String,
+}
+
+/// The ZIP of a period's files; a period that cannot be read is shown on the list page,
+/// next to the export form.
+pub(super) async fn export_zip(
+    visit: OperatorPage,
+    query: web::Query<ExportQuery>,
+) -> Result<HttpResponse, WebError> {
+    let from = parse_date(&query.dal);
+    let to = parse_date(&query.al);
+    let period = match (from, to) {
+        (Ok(from), Ok(to)) => ExportPeriod::new(from, to).map_err(|e| match e {
+            PeriodError::Reversed => "La data finale viene prima di quella iniziale.".to_owned(),
+            PeriodError::TooLong => format!(
+                "Il periodo può coprire al massimo {} giorni.",
+                export::MAX_DAYS
+            ),
+        }),
+        (Err(message), _) | (_, Err(message)) => Err(message),
+    };
+    let period = match period {
+        Ok(period) => period,
+        Err(message) => {
+            return Err(WebError::Refused {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: format!("Esportazione non possibile: {message}"),
+            })
+        }
+    };
+    let brand_id = visit.user.brand_id.clone();
+    let name = period.file_name(&brand_id);
+    let (file, _) = with_conn(&visit.state, move |conn| {
+        Ok(export::export_zip(conn, &brand_id, period)?)
+    })
+    .await?;
+    Ok(file_download(file, "application/zip", &name))
+}
