@@ -212,7 +212,10 @@ pub async fn list(
     let issued_to = errors.check_optional("issued_to", query.issued_to.as_deref(), day);
     if let (Some(from), Some(to)) = (issued_from, issued_to) {
         if to < from {
-            let rule = QueryRule("after_from", "issued_to must be on or after issued_from".into());
+            let rule = QueryRule(
+                "after_from",
+                "issued_to must be on or after issued_from".into(),
+            );
             errors.check::<(), _>("issued_to", Err(rule));
         }
     }

@@ -105,9 +105,9 @@ pub fn write_zip(
         // or skipped however long the export takes.
         if let Some((date, id)) = &after {
             query = query.filter(
-                invoices::issue_date
-                    .gt(*date)
-                    .or(invoices::issue_date.eq(*date).and(invoices::id.gt(id.clone()))),
+                invoices::issue_date.gt(*date).or(invoices::issue_date
+                    .eq(*date)
+                    .and(invoices::id.gt(id.clone()))),
             );
         }
         let batch: Vec<(String, NaiveDate, String, String)> = query
@@ -133,8 +133,7 @@ pub fn write_zip(
         }
     }
     zip.finish().map_err(anyhow::Error::from)?;
-    file.seek(SeekFrom::Start(0))
-        .map_err(anyhow::Error::from)?;
+    file.seek(SeekFrom::Start(0)).map_err(anyhow::Error::from)?;
     Ok(count)
 }
 

@@ -169,7 +169,10 @@ fn with_exchange(
     let mut transmissions: HashMap<String, Vec<Transmission>> = HashMap::new();
     for transmission in sdi_transmissions::table
         .filter(sdi_transmissions::invoice_id.eq_any(&ids))
-        .order((sdi_transmissions::created_at.asc(), sdi_transmissions::id.asc()))
+        .order((
+            sdi_transmissions::created_at.asc(),
+            sdi_transmissions::id.asc(),
+        ))
         .select(Transmission::as_select())
         .load(conn)?
     {
@@ -179,19 +182,25 @@ fn with_exchange(
             .push(transmission);
     }
     let mut receipts: HashMap<String, Vec<Receipt>> = HashMap::new();
-    let rows: Vec<(Option<String>, String, String, String, NaiveDateTime, String)> =
-        sdi_receipts::table
-            .filter(sdi_receipts::invoice_id.eq_any(&ids))
-            .order((sdi_receipts::received_at.asc(), sdi_receipts::id.asc()))
-            .select((
-                sdi_receipts::invoice_id,
-                sdi_receipts::kind,
-                sdi_receipts::file_name,
-                sdi_receipts::identificativo_sdi,
-                sdi_receipts::received_at,
-                sdi_receipts::errors,
-            ))
-            .load(conn)?;
+    let rows: Vec<(
+        Option<String>,
+        String,
+        String,
+        String,
+        NaiveDateTime,
+        String,
+    )> = sdi_receipts::table
+        .filter(sdi_receipts::invoice_id.eq_any(&ids))
+        .order((sdi_receipts::received_at.asc(), sdi_receipts::id.asc()))
+        .select((
+            sdi_receipts::invoice_id,
+            sdi_receipts::kind,
+            sdi_receipts::file_name,
+            sdi_receipts::identificativo_sdi,
+            sdi_receipts::received_at,
+            sdi_receipts::errors,
+        ))
+        .load(conn)?;
     for (document_id, kind, file_name, identificativo_sdi, received_at, errors) in rows {
         let Some(document_id) = document_id else {
             continue;
@@ -253,7 +262,8 @@ mod tests {
 
     #[test]
     fn receipt_errors_are_read_leniently() {
-        let errors = receipt_errors(r#"[{"code":"00404","description":"Fattura duplicata","hint":null}]"#);
+        let errors =
+            receipt_errors(r#"[{"code":"00404","description":"Fattura duplicata","hint":null}]"#);
         assert_eq!(
             errors,
             vec![ReceiptError {

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    document_row, euro, merge, page, refusal, see_other, with_conn, BuyerPage, CheckedForm, Csrf, NoFields,
-    Query, VisitorPage, WebError,
+    document_row, euro, merge, page, refusal, see_other, with_conn, BuyerPage, CheckedForm, Csrf,
+    NoFields, Query, VisitorPage, WebError,
 };
 use crate::auth::confirmation::{self, ConfirmationError};
 use crate::auth::{
@@ -27,8 +27,8 @@ use crate::catalog::{self, Product, ProposalError, RequestedLine};
 use crate::email_address::EmailAddress;
 use crate::http::downloads::{pdf_download, xml_download};
 use crate::http::AppState;
-use crate::invoices;
 use crate::idempotency::{self, IdempotencyError, IdempotencyKey};
+use crate::invoices;
 use crate::lookup::{self, Eligibility, RenewalStatus};
 use crate::orders::checkout::{self, Cart, CheckoutError};
 use crate::orders::{self, resend, OrderError, OrderStatus, PaymentMethod};

@@ -32,7 +32,13 @@ pub fn of(document: &StoredDocument) -> anyhow::Result<CourtesyCopy> {
     let number: String = document
         .number
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     Ok(CourtesyCopy {
         file_name: format!("{prefix}-{number}.pdf"),

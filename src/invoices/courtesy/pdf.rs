@@ -181,7 +181,12 @@ fn summary(pages: &mut Pages, view: &DocumentView) {
     let mut taxable = crate::money::Money::ZERO;
     let mut tax = crate::money::Money::ZERO;
     for vat in &view.vat {
-        pages.text(REGULAR, 9.0, MARGIN, &format!("Aliquota {}", rate_it(&vat.vat_rate)));
+        pages.text(
+            REGULAR,
+            9.0,
+            MARGIN,
+            &format!("Aliquota {}", rate_it(&vat.vat_rate)),
+        );
         pages.text_right(REGULAR, 9.0, TAXABLE_RIGHT, &euro(vat.taxable));
         pages.text_right(REGULAR, 9.0, RIGHT, &euro(vat.tax));
         pages.advance(12.0);
@@ -390,7 +395,9 @@ impl Pages {
             .map(|n| Ref::new(first_page + 2 * n as i32))
             .collect();
         pdf.catalog(catalog).pages(tree);
-        pdf.pages(tree).kids(page_ids.iter().copied()).count(count as i32);
+        pdf.pages(tree)
+            .kids(page_ids.iter().copied())
+            .count(count as i32);
         for (font, base) in [(regular, "Helvetica"), (bold, "Helvetica-Bold")] {
             pdf.type1_font(font)
                 .base_font(Name(base.as_bytes()))

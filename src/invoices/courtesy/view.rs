@@ -371,16 +371,14 @@ fn money(value: Option<String>, what: &str) -> anyhow::Result<Money> {
 }
 
 fn date(text: &str) -> anyhow::Result<NaiveDate> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|e| anyhow::anyhow!("date '{text}': {e}"))
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|e| anyhow::anyhow!("date '{text}': {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::invoices::document::{
-        vat_summary, Address, Buyer, BuyerName, Invoice, Line as InvoiceLine, PaymentMode,
-        Seller,
+        vat_summary, Address, Buyer, BuyerName, Invoice, Line as InvoiceLine, PaymentMode, Seller,
     };
     use crate::invoices::fatturapa;
 
@@ -452,7 +450,8 @@ mod tests {
 
     #[test]
     fn a_file_without_its_number_is_refused() {
-        let xml = "<p:FatturaElettronica xmlns:p=\"x\"><FatturaElettronicaBody/></p:FatturaElettronica>";
+        let xml =
+            "<p:FatturaElettronica xmlns:p=\"x\"><FatturaElettronicaBody/></p:FatturaElettronica>";
         assert!(read(xml).is_err());
         assert!(read("<not xml").is_err());
     }

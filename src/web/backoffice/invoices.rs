@@ -138,7 +138,10 @@ pub(super) async fn documents_page(
     }
     if let (Some(from), Some(to)) = (filter.issued_from, filter.issued_to) {
         if to < from {
-            refuse("al", "La data finale viene prima di quella iniziale.".into());
+            refuse(
+                "al",
+                "La data finale viene prima di quella iniziale.".into(),
+            );
         }
     }
     match search_text(&query.numero) {

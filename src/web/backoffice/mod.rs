@@ -58,7 +58,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(payments::refund_payment),
         )
         .route("/backoffice/ordini", web::get().to(orders::orders_page))
-        .route("/backoffice/fatture", web::get().to(invoices::documents_page))
+        .route(
+            "/backoffice/fatture",
+            web::get().to(invoices::documents_page),
+        )
         .route(
             "/backoffice/fatture/esporta",
             web::get().to(invoices::export_zip),
