@@ -308,7 +308,9 @@ pub async fn export(
     let period = period_of(&query)?;
     let name = period.file_name(&operator.brand);
     let (file, _) = state
-        .with_conn(move |conn| export::export_zip(conn, &operator.brand, period))
+        .with_conn(move |conn| {
+            export::export_zip(conn, &operator.brand, &operator.id, period, Utc::now())
+        })
         .await?;
     Ok(file_download(file, "application/zip", &name))
 }
@@ -322,7 +324,8 @@ pub async fn export(
         BackOfficeDocumentResponse,
         TransmissionResponse,
         ReceiptResponse,
-        ReceiptErrorResponse
+        ReceiptErrorResponse,
+        InvoiceStatus
     ))
 )]
 pub struct Docs;

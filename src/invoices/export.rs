@@ -4,12 +4,13 @@
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
 use super::InvoiceError;
+use crate::audit::{self, Actor, AuditEntry};
 use crate::db::schema::invoices;
 use crate::db::DbConnection;
 
@@ -69,16 +70,32 @@ impl ExportPeriod {
     }
 }
 
-/// The ZIP of the brand's documents issued in `period` (see [`write_zip`]), in a
-/// temporary file that disappears when dropped, ready to be read; and how many files it
-/// holds.
+/// The ZIP of the brand's documents issued in `period` (see [`write_zip`]) for the
+/// operator `operator_id`, in a temporary file that disappears when dropped, ready to be
+/// read; and how many files it holds. Audited: it hands out a period of buyers' data.
 pub fn export_zip(
     conn: &mut DbConnection,
     brand_id: &str,
+    operator_id: &str,
     period: ExportPeriod,
+    now: DateTime<Utc>,
 ) -> Result<(File, usize), InvoiceError> {
     let mut file = tempfile::tempfile().map_err(anyhow::Error::from)?;
     let count = write_zip(conn, brand_id, period, &mut file)?;
+    audit::record(
+        conn,
+        AuditEntry {
+            brand_id: Some(brand_id),
+            actor: &Actor::User(operator_id.to_owned()),
+            action: "invoices.exported",
+            subject_type: "brand",
+            subject_id: brand_id,
+            details: serde_json::json!({
+                "from": period.from, "to": period.to, "files": count,
+            }),
+        },
+        now,
+    )?;
     Ok((file, count))
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
-use rinnovo::db::schema::{invoices, sdi_receipts};
+use rinnovo::db::schema::{audit_log, invoices, sdi_receipts};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -472,6 +472,18 @@ async fn the_export_holds_exactly_the_periods_files_each_as_stored() {
         "attachment; filename=\"fatture-visura-2026-02-01-2026-03-31.zip\""
     );
     let files = unzip(&response.bytes().await.unwrap());
+    let audited: Vec<(String, String)> = audit_log::table
+        .filter(audit_log::action.eq("invoices.exported"))
+        .select((audit_log::actor, audit_log::details))
+        .load(&mut app.pool.get().unwrap())
+        .unwrap();
+    assert_eq!(audited.len(), 1);
+    assert_eq!(audited[0].0, format!("user:{}", operator.user_id));
+    let details: Value = serde_json::from_str(&audited[0].1).unwrap();
+    assert_eq!(
+        details,
+        json!({ "from": "2026-02-01", "to": "2026-03-31", "files": 2 })
+    );
     let expected = vec![
         stored_file(&app, &docs.person_second),
         stored_file(&app, &docs.business),

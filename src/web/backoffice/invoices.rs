@@ -5,6 +5,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -320,10 +321,16 @@ pub(super) async fn export_zip(
             })
         }
     };
-    let brand_id = visit.user.brand_id.clone();
-    let name = period.file_name(&brand_id);
+    let user = visit.user.clone();
+    let name = period.file_name(&user.brand_id);
     let (file, _) = with_conn(&visit.state, move |conn| {
-        Ok(export::export_zip(conn, &brand_id, period)?)
+        Ok(export::export_zip(
+            conn,
+            &user.brand_id,
+            &user.id,
+            period,
+            Utc::now(),
+        )?)
     })
     .await?;
     Ok(file_download(file, "application/zip", &name))
