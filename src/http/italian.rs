@@ -141,6 +141,18 @@ pub fn billing_field(field: &str, error: &crate::billing::FieldError) -> String 
     }
 }
 
+/// A document's state in the exchange with the SdI, in Italian.
+pub fn invoice_status_label(status: crate::invoices::InvoiceStatus) -> &'static str {
+    use crate::invoices::InvoiceStatus;
+    match status {
+        InvoiceStatus::Issued => "emesso, in attesa di trasmissione",
+        InvoiceStatus::Transmitted => "trasmesso al SdI",
+        InvoiceStatus::Delivered => "consegnato",
+        InvoiceStatus::Rejected => "scartato dal SdI",
+        InvoiceStatus::NotDelivered => "non consegnato (nel cassetto fiscale)",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -89,6 +89,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         super::prepaid::Docs::openapi(),
         super::orders::Docs::openapi(),
         super::invoices::Docs::openapi(),
+        super::sdi_receipts::Docs::openapi(),
         super::coupons::Docs::openapi(),
         super::emails::Docs::openapi(),
         super::users::Docs::openapi(),

@@ -68,22 +68,7 @@ pub fn to_xml(invoice: &Invoice<'_>) -> String {
 fn header(x: &mut Xml, invoice: &Invoice<'_>) {
     let buyer = invoice.buyer;
     let seller = invoice.seller;
-    x.open("DatiTrasmissione");
-    x.open("IdTrasmittente");
-    x.leaf("IdPaese", "IT");
-    x.leaf("IdCodice", invoice.transmitter);
-    x.close("IdTrasmittente");
-    x.leaf("ProgressivoInvio", invoice.progressivo_invio);
-    x.leaf("FormatoTrasmissione", "FPR12");
-    let code = match (&buyer.codice_destinatario, &buyer.pec) {
-        (Some(code), None) => code.as_str(),
-        _ => NO_RECIPIENT_CODE,
-    };
-    x.leaf("CodiceDestinatario", code);
-    if let (None, Some(pec)) = (&buyer.codice_destinatario, &buyer.pec) {
-        x.leaf("PECDestinatario", pec);
-    }
-    x.close("DatiTrasmissione");
+    transmission_data(x, invoice.transmitter, invoice.progressivo_invio, buyer);
 
     x.open("CedentePrestatore");
     x.open("DatiAnagrafici");
@@ -111,6 +96,75 @@ fn header(x: &mut Xml, invoice: &Invoice<'_>) {
     x.close("CedentePrestatore");
 
     buyer_party(x, buyer);
+}
+
+/// DatiTrasmissione: who sends the file, its ProgressivoInvio, and how the SdI reaches
+/// the buyer.
+fn transmission_data(x: &mut Xml, transmitter: &str, progressivo_invio: &str, buyer: &Buyer) {
+    x.open("DatiTrasmissione");
+    x.open("IdTrasmittente");
+    x.leaf("IdPaese", "IT");
+    x.leaf("IdCodice", transmitter);
+    x.close("IdTrasmittente");
+    x.leaf("ProgressivoInvio", progressivo_invio);
+    x.leaf("FormatoTrasmissione", "FPR12");
+    let code = match (&buyer.codice_destinatario, &buyer.pec) {
+        (Some(code), None) => code.as_str(),
+        _ => NO_RECIPIENT_CODE,
+    };
+    x.leaf("CodiceDestinatario", code);
+    if let (None, Some(pec)) = (&buyer.codice_destinatario, &buyer.pec) {
+        x.leaf("PECDestinatario", pec);
+    }
+    x.close("DatiTrasmissione");
+}
+
+/// The file of a document sent again (a rejected one, same number, date and lines): `xml`
+/// with a new ProgressivoInvio and the buyer (CessionarioCommittente and how the SdI
+/// reaches them) replaced; everything else as it was. Works for any document type, since
+/// it never looks at the body.
+pub fn resent_file(
+    xml: &str,
+    transmitter: &str,
+    progressivo_invio: &str,
+    buyer: &Buyer,
+) -> anyhow::Result<String> {
+    use quick_xml::Reader;
+    let mut reader = Reader::from_str(xml);
+    let mut x = Xml(Writer::new_with_indent(Vec::new(), b' ', 2));
+    let mut replaced = 0;
+    loop {
+        match reader.read_event()? {
+            Event::Eof => break,
+            Event::Start(start)
+                if matches!(
+                    start.name().as_ref(),
+                    "DatiTrasmissione" | "CessionarioCommittente"
+                ) =>
+            {
+                let end = start.to_end().into_owned();
+                reader.read_to_end(end.name())?;
+                match end.name().as_ref() {
+                    "DatiTrasmissione" => {
+                        transmission_data(&mut x, transmitter, progressivo_invio, buyer)
+                    }
+                    _ => buyer_party(&mut x, buyer),
+                }
+                replaced += 1;
+            }
+            // The indentation between elements: the writer indents anew. Values never
+            // hold a line break (see [`latin`]), so no value is lost.
+            Event::Text(text) if text.contains('\n') && text.trim().is_empty() => {}
+            event => x.event(event),
+        }
+    }
+    anyhow::ensure!(
+        replaced == 2,
+        "the stored file lacks DatiTrasmissione or CessionarioCommittente"
+    );
+    let mut text = String::from_utf8(x.0.into_inner())?;
+    text.push('\n');
+    Ok(text)
 }
 
 fn buyer_party(x: &mut Xml, buyer: &Buyer) {
@@ -270,6 +324,66 @@ mod tests {
         assert_eq!(progressivo_invio(36), "00010");
         assert_eq!(progressivo_invio(36_i64.pow(5) - 1), "ZZZZZ");
         assert_eq!(file_name("01234567897", "0000A"), "IT01234567897_0000A.xml");
+    }
+
+    #[test]
+    fn a_resent_file_changes_only_the_transmission_and_the_buyer() {
+        use crate::invoices::document::{vat_summary, Line, PaymentMode, Seller};
+        let seller = Seller {
+            denominazione: "Rossi & Figli S.r.l.".into(),
+            partita_iva: "00743110157".into(),
+            codice_fiscale: None,
+            regime_fiscale: "RF01".into(),
+            sede: Address {
+                indirizzo: "Via Po 1".into(),
+                cap: "00100".into(),
+                comune: "Roma".into(),
+                provincia: Some("RM".into()),
+                nazione: "IT".into(),
+            },
+            rea: None,
+        };
+        let buyer = |cap: &str, code: Option<&str>| Buyer {
+            name: BuyerName::Person {
+                nome: "Maria".into(),
+                cognome: "D'Angelo & C.".into(),
+            },
+            partita_iva: None,
+            codice_fiscale: Some("RSSMRA80A01H501U".into()),
+            sede: Some(Address {
+                cap: cap.into(),
+                ..seller.sede.clone()
+            }),
+            codice_destinatario: code.map(str::to_owned),
+            pec: None,
+        };
+        let lines = [Line {
+            description: "Rinnovo <firma> & CNS".into(),
+            quantity: 2,
+            unit_price: Money::from_cents(1000),
+            total: Money::from_cents(2000),
+            vat_rate_basis_points: 2200,
+        }];
+        let summary = vat_summary(&lines);
+        let file = |progressivo: &str, buyer: &Buyer| {
+            to_xml(&Invoice {
+                transmitter: "01234567897",
+                progressivo_invio: progressivo,
+                number: "V2026-000001",
+                date: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+                seller: &seller,
+                buyer,
+                lines: &lines,
+                vat_summary: &summary,
+                payment: PaymentMode::FromPrepaidBalance,
+                total: Money::from_cents(2440),
+            })
+        };
+        let rejected = file("00001", &buyer("0010", None));
+        let corrected = buyer("00184", Some("M5UXCR1"));
+        let resent = resent_file(&rejected, "01234567897", "00002", &corrected).unwrap();
+        assert_eq!(resent, file("00002", &corrected));
+        assert!(resent.contains("Rossi &amp; Figli"), "{resent}");
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! invoices and their files.
 
 mod buyer;
+pub use buyer::{buyer_from_profile, buyer_input};
 pub mod document;
 pub mod fatturapa;
 pub mod numbering;
+pub mod receipts;
 pub mod store;
 pub mod transmission;
 

@@ -119,6 +119,148 @@ pub fn take_progressives(
     Ok((last - count + 1..=last).collect())
 }
 
+/// What an SdI receipt does to the document whose current file it is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptEffect {
+    /// Ricevuta di consegna.
+    Delivered,
+    /// Notifica di scarto.
+    Rejected,
+    /// Notifica di mancata consegna.
+    NotDelivered,
+}
+
+impl ReceiptEffect {
+    fn status(self) -> InvoiceStatus {
+        match self {
+            Self::Delivered => InvoiceStatus::Delivered,
+            Self::Rejected => InvoiceStatus::Rejected,
+            Self::NotDelivered => InvoiceStatus::NotDelivered,
+        }
+    }
+}
+
+/// The states a receipt moves a document from: waiting to be transmitted (the receipt
+/// may be imported before the sending worker recorded the transmission) or transmitted.
+/// Never from a final state: a delivered document is never moved back.
+const AWAITING_RECEIPT: [&str; 2] = ["issued", "transmitted"];
+
+/// Moves the document `id` as the receipt `effect` says, if `file_name` is still its
+/// current file and it awaits a receipt; keeps the SdI's identifier of the file. Whether
+/// it moved: a second receipt, or one about an earlier file, changes nothing.
+pub fn apply_receipt(
+    conn: &mut DbConnection,
+    id: &str,
+    file_name: &str,
+    effect: ReceiptEffect,
+    identificativo_sdi: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    let moved = diesel::update(
+        invoices::table
+            .filter(invoices::id.eq(id))
+            .filter(invoices::file_name.eq(file_name))
+            .filter(invoices::status.eq_any(AWAITING_RECEIPT)),
+    )
+    .set((
+        invoices::status.eq(effect.status().as_str()),
+        invoices::identificativo_sdi.eq(identificativo_sdi),
+        invoices::status_changed_at.eq(now.naive_utc()),
+    ))
+    .execute(conn)?;
+    Ok(moved == 1)
+}
+
+/// A rejected document's new file: the same document (number, date, lines), a new
+/// ProgressivoInvio and file name, the buyer as corrected (or as it was).
+pub struct ResentFile<'a> {
+    pub progressivo_invio: &'a str,
+    pub file_name: &'a str,
+    pub xml: &'a str,
+    /// JSON of [`super::document::Buyer`].
+    pub buyer: &'a str,
+}
+
+/// Gives the rejected document `id` its new file and puts it back to `issued` (waiting to
+/// be transmitted); the SdI's identifier belonged to the rejected file. Whether it was
+/// still rejected (a concurrent re-send took it first otherwise).
+pub fn replace_rejected_file(
+    conn: &mut DbConnection,
+    id: &str,
+    file: &ResentFile<'_>,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    let replaced = diesel::update(
+        invoices::table
+            .filter(invoices::id.eq(id))
+            .filter(invoices::status.eq(InvoiceStatus::Rejected.as_str())),
+    )
+    .set((
+        invoices::progressivo_invio.eq(file.progressivo_invio),
+        invoices::file_name.eq(file.file_name),
+        invoices::xml.eq(file.xml),
+        invoices::buyer.eq(file.buyer),
+        invoices::status.eq(InvoiceStatus::Issued.as_str()),
+        invoices::identificativo_sdi.eq(None::<String>),
+        invoices::status_changed_at.eq(now.naive_utc()),
+    ))
+    .execute(conn)?;
+    Ok(replaced == 1)
+}
+
+/// What a re-send starts from: the document's transmitter and its buyer as stored (JSON of
+/// [`super::document::Buyer`]), read with the row locked until the transaction ends.
+pub fn lock_for_resend(conn: &mut DbConnection, id: &str) -> QueryResult<Option<(String, String)>> {
+    let query = invoices::table
+        .filter(invoices::id.eq(id))
+        .select((invoices::transmitter_codice, invoices::buyer));
+    for_update!(conn, query, |q, c| q.first(c).optional())
+}
+
+/// The buyer stored on the document `id` (JSON of [`super::document::Buyer`]).
+pub fn buyer_json(conn: &mut DbConnection, id: &str) -> QueryResult<Option<String>> {
+    invoices::table
+        .filter(invoices::id.eq(id))
+        .select(invoices::buyer)
+        .first(conn)
+        .optional()
+}
+
+/// The brand's document whose current file is `file_name`.
+pub fn document_with_file(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    file_name: &str,
+) -> anyhow::Result<Option<StoredDocument>> {
+    invoices::table
+        .filter(invoices::brand_id.eq(brand_id))
+        .filter(invoices::file_name.eq(file_name))
+        .select(DocumentRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(StoredDocument::try_from)
+        .transpose()
+}
+
+/// The brand's documents in `status`, oldest change first.
+pub fn documents_in_status(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    status: InvoiceStatus,
+    limit: i64,
+) -> anyhow::Result<Vec<StoredDocument>> {
+    invoices::table
+        .filter(invoices::brand_id.eq(brand_id))
+        .filter(invoices::status.eq(status.as_str()))
+        .order((invoices::status_changed_at.asc(), invoices::id.asc()))
+        .limit(limit)
+        .select(DocumentRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(StoredDocument::try_from)
+        .collect()
+}
+
 /// A stored invoice's file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvoiceFile {

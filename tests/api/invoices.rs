@@ -102,7 +102,7 @@ fn schema_errors(files: &[(String, String)]) -> Vec<Vec<String>> {
 }
 
 /// Every file valid against the schema.
-fn assert_valid(files: &[(String, String)]) {
+pub(crate) fn assert_valid(files: &[(String, String)]) {
     for ((name, xml), errors) in files.iter().zip(schema_errors(files)) {
         assert!(errors.is_empty(), "{name}: {errors:#?}\n{xml}");
     }
