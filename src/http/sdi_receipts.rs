@@ -16,12 +16,9 @@ use super::{ApiError, AppState, Problem};
 use crate::billing::BillingInput;
 use crate::invoices::receipts::{
     self, ImportContext, ImportedReceipt, NotificationFile, ReceiptError, ReceiptResult,
-    RejectedDocument, SdiError, StoredReceipt, MAX_FILES,
+    RejectedDocument, SdiError, StoredReceipt, MAX_FILES, MAX_FILE_BYTES,
 };
 use crate::invoices::{DocumentKind, InvoiceStatus};
-
-/// A notification file is a few kilobytes; a larger one is not a notification.
-pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 
 /// A part or body over the limit: 413, before the rest is read.
 fn too_large() -> ApiError {

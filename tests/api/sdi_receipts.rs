@@ -513,3 +513,129 @@ async fn malformed_files_get_a_422_naming_the_rule_and_import_nothing() {
     assert_eq!(refused["errors"][0]["field"], "file", "{refused}");
     assert_eq!(receipt_count(&app), 0);
 }
+
+#[tokio::test]
+async fn the_back_office_pages_import_several_files_and_correct_a_rejected_invoice() {
+    use crate::web_client::{text_of, Browser};
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let operator = app.back_office("visura").await;
+    let (_, invoice_id, file) = invoiced_order(&app, &customer).await;
+    let (office, _) = Browser::signed_in(&app, &operator.email).await;
+
+    let page = office.get("/backoffice/ricevute-sdi").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("type=\"file\" multiple"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("href=\"/backoffice/fatture-scartate\""));
+
+    // Two files in one upload, the token first as a browser sends it.
+    let (ns_name, ns) = notification("NS", &file);
+    let (unknown_name, unknown) = notification("RC", "IT01234567897_ZZZZZ.xml");
+    let mut form = reqwest::multipart::Form::new().text("csrf_token", office.csrf.clone());
+    for (name, xml) in [(&ns_name, &ns), (&unknown_name, &unknown)] {
+        form = form.part(
+            "file",
+            reqwest::multipart::Part::text(xml.clone()).file_name(name.clone()),
+        );
+    }
+    let response = app
+        .client
+        .post(format!("{}/backoffice/ricevute-sdi", app.address))
+        .header("cookie", office.cookie_header())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("class=\"result-applied\""), "{body}");
+    assert!(body.contains("class=\"result-unmatched\""), "{body}");
+    assert!(body.contains("nessun documento ha questo file"), "{body}");
+    assert_eq!(stored(&app, &invoice_id).0, "rejected");
+
+    let queue = office.get("/backoffice/fatture-scartate").await;
+    assert_eq!(queue.status, 200);
+    assert!(
+        queue.body.contains("<strong>00311</strong>"),
+        "{}",
+        queue.body
+    );
+    assert!(queue.body.contains("06/12/2026"), "{}", queue.body);
+    let detail_path = format!("/backoffice/fatture-scartate/{invoice_id}");
+    let detail = office.get(&detail_path).await;
+    assert_eq!(detail.status, 200, "{}", detail.body);
+    assert!(
+        detail.body.contains("value=\"Maria\""),
+        "the buyer as the file had her"
+    );
+    assert_eq!(
+        text_of(&detail.body, "entro").split(' ').next().unwrap(),
+        "06/12/2026"
+    );
+
+    // A wrong CAP is refused next to its field; a right one sends it again.
+    let mut fields = vec![
+        ("kind", "person"),
+        ("nome", "Maria"),
+        ("cognome", "Rossi"),
+        ("codice_fiscale", "RSSMRA80A01H501U"),
+        ("indirizzo", "Via Roma 1"),
+        ("cap", "0018"),
+        ("comune", "Roma"),
+        ("provincia", "RM"),
+        ("nazione", "IT"),
+        ("codice_destinatario", ""),
+        ("pec", "maria.rossi@pec.example.it"),
+    ];
+    let refused = office
+        .post(&format!("{detail_path}/correggi"), &fields)
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.body.contains("id=\"cap-error\""),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("value=\"0018\""),
+        "what was typed is kept"
+    );
+    assert_eq!(stored(&app, &invoice_id).0, "rejected");
+    fields[5] = ("cap", "00185");
+    let done = office
+        .post(&format!("{detail_path}/correggi"), &fields)
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(
+        done.location.as_deref(),
+        Some("/backoffice/fatture-scartate?fatto=reinviata")
+    );
+    let (status, new_file, _, _) = stored(&app, &invoice_id);
+    assert_eq!(status, "issued");
+    assert_ne!(new_file, file);
+    let xml: String = invoices::table
+        .find(&invoice_id)
+        .select(invoices::xml)
+        .first(&mut app.pool.get().unwrap())
+        .unwrap();
+    assert!(xml.contains("<CAP>00185</CAP>"));
+    assert!(xml.contains("<PECDestinatario>maria.rossi@pec.example.it</PECDestinatario>"));
+    assert_valid(&[(new_file, xml)]);
+    let queue = office
+        .get("/backoffice/fatture-scartate?fatto=reinviata")
+        .await;
+    assert!(queue.body.contains("Nessun documento scartato in attesa."));
+    assert!(queue.body.contains("id=\"fatto\""));
+
+    // Customers have no back-office page.
+    let (shopper, _) = Browser::signed_in(&app, &customer.email).await;
+    assert_eq!(
+        shopper.get("/backoffice/fatture-scartate").await.status,
+        403
+    );
+    assert_eq!(shopper.get(&detail_path).await.status, 403);
+}

@@ -27,6 +27,8 @@ use crate::mail::outbox::{self, OutgoingEmail};
 
 /// At most this many files in one import (a day's notifications of a busy brand fit).
 pub const MAX_FILES: usize = 100;
+/// A notification file is a few kilobytes; a larger one is not a notification.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiptError {
