@@ -455,6 +455,12 @@ impl Identify for ReceiptError {
                 detail,
                 "Manca il nome del file della notifica: il nome dice di quale notifica si tratta.",
             ),
+            ReceiptError::BadFileName(_) => Identity::invalid(
+                "file_name",
+                "sdi_file_name",
+                detail,
+                "Il nome del file non è quello di una notifica del SdI (come IT01234567897_00001_RC_001.xml).",
+            ),
             ReceiptError::Refused(refused) => {
                 let italian = format!(
                     "Il file {} non è una notifica del SdI che rinnovo sa leggere ({}): non è stato importato nulla.",

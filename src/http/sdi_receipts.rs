@@ -146,7 +146,8 @@ or one or more parts named `file` of a multipart form. XML of the SdI's messaggi
         (status = 201, description = "Imported: what each file did", body = ImportResponse),
         (status = 200, description = "Every file had been imported before: nothing changed",
             body = ImportResponse),
-        (status = 400, description = "No file, no file name, or more than 100 files \
+        (status = 400, description = "No file, no file name or one that is not a \
+notification's (letters, digits, `_`, `-`, `.`, at most 100), or more than 100 files \
 (`/problems/invalid-field`, field `file` or `file_name`), or a form that cannot be read \
 (`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
         NotOperator,

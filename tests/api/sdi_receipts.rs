@@ -639,3 +639,58 @@ async fn the_back_office_pages_import_several_files_and_correct_a_rejected_invoi
     );
     assert_eq!(shopper.get(&detail_path).await.status, 403);
 }
+
+/// The same receipt imported eight times at once: stored once, applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_receipt_imported_at_once_is_applied_once() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let operator = app.back_office("visura").await;
+    let (_, invoice_id, file) = invoiced_order(&app, &customer).await;
+    let (name, rc) = notification("RC", &file);
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+    let imports: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, barrier) = (app.client.clone(), barrier.clone());
+            let url = format!(
+                "{}/api/v1/backoffice/sdi/receipts?file_name={name}",
+                app.address
+            );
+            let (token, rc) = (operator.token.clone(), rc.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let response = client
+                    .post(url)
+                    .bearer_auth(token)
+                    .body(rc)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.unwrap();
+                (
+                    status,
+                    body["receipts"][0]["result"].as_str().unwrap().to_owned(),
+                )
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for import in imports {
+        results.push(import.await.unwrap());
+    }
+    let applied = results.iter().filter(|(_, r)| r == "applied").count();
+    let again = results
+        .iter()
+        .filter(|(status, r)| *status == 200 && r == "already_imported")
+        .count();
+    assert_eq!((applied, again), (1, 7), "{results:?}");
+    assert_eq!(receipt_count(&app), 1);
+    assert_eq!(stored(&app, &invoice_id).0, "delivered");
+    let bad = problem(
+        import_raw(&app, &operator.token, "..%2F..%2Fetc%2Fpasswd", &rc).await,
+        400,
+    )
+    .await;
+    assert_eq!(bad["errors"][0]["rule"], "sdi_file_name", "{bad}");
+}

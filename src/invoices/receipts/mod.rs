@@ -38,6 +38,10 @@ pub enum ReceiptError {
     TooManyFiles,
     #[error("the notification's file name is missing: send it as the file_name parameter or as the form part's file name")]
     NoFileName,
+    #[error(
+        "'{0}' is not a notification's file name: at most 100 letters, digits, '_', '-' and '.'"
+    )]
+    BadFileName(String),
     /// A file that is not a notification this service reads; nothing was imported.
     #[error(transparent)]
     Refused(#[from] NotificationRefused),
@@ -135,6 +139,14 @@ pub fn import(
             .map(str::trim)
             .filter(|n| !n.is_empty())
             .ok_or(ReceiptError::NoFileName)?;
+        // The SdI's names are `<file>_<kind>_<progressive>.xml`; anything else (a path, a
+        // control character) has no business in the records or on a page.
+        let plain = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if name.len() > 100 || !plain {
+            return Err(ReceiptError::BadFileName(name.chars().take(100).collect()));
+        }
         // The file as received, to keep; parse refuses what is not UTF-8.
         let notification = notification::parse(name, &file.bytes)?;
         let xml = String::from_utf8_lossy(&file.bytes).into_owned();
