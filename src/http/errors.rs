@@ -10,7 +10,7 @@
 use actix_web::http::StatusCode;
 
 use super::italian::{
-    billing_field, coupon_status_label, euro, order_status_label, password_rule,
+    billing_field, coupon_status_label, euro, order_status_label, order_status_text, password_rule,
     payment_status_text,
 };
 use super::problem::{ApiError, FieldError};
@@ -444,7 +444,7 @@ impl Identify for ResendError {
                 detail,
                 format!(
                     "L'ordine è {}: i codici esistono solo quando è evaso.",
-                    order_status_label(status.as_str())
+                    order_status_label(status)
                 ),
             ),
             ResendError::NothingUnused => Identity::conflict(
@@ -540,7 +540,7 @@ impl Identify for ManualError {
                 detail,
                 format!(
                     "L'ordine è {}: può ricevere un pagamento solo un ordine in attesa di pagamento, scaduto o già pagato.",
-                    order_status_label(&status)
+                    order_status_text(&status)
                 ),
             ),
             ManualError::Prepaid(e) => return e.identify(),
