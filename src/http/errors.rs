@@ -423,6 +423,12 @@ impl Identify for InvoiceError {
                 detail,
                 "Fattura non trovata.",
             )),
+            InvoiceError::OverCredit { .. } => Ok(Identity::conflict(
+                "credit-exceeds-invoice",
+                "Credit exceeds invoice",
+                detail,
+                "La nota di credito stornerebbe più di quanto la fattura ha venduto.",
+            )),
             InvoiceError::Storage(e) => Err(e),
         }
     }
@@ -616,6 +622,7 @@ impl Identify for VoidError {
                 ),
             ),
             VoidError::Prepaid(e) => return e.identify(),
+            VoidError::Credit(e) => return e.identify(),
             VoidError::Storage(e) => return Err(e),
         })
     }
