@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 
 use super::italian::{
     billing_field, coupon_status_label, euro, invoice_status_label, order_status_label,
-    password_rule, payment_status_text,
+    order_status_text, password_rule, payment_status_text,
 };
 use super::problem::{ApiError, FieldError};
 use crate::agent::AgentAuthError;
@@ -424,6 +424,12 @@ impl Identify for InvoiceError {
                 detail,
                 "Fattura non trovata.",
             )),
+            InvoiceError::OverCredit { .. } => Ok(Identity::conflict(
+                "credit-exceeds-invoice",
+                "Credit exceeds invoice",
+                detail,
+                "La nota di credito stornerebbe più di quanto la fattura ha venduto.",
+            )),
             InvoiceError::Storage(e) => Err(e),
         }
     }
@@ -544,7 +550,7 @@ impl Identify for ResendError {
                 detail,
                 format!(
                     "L'ordine è {}: i codici esistono solo quando è evaso.",
-                    order_status_label(status.as_str())
+                    order_status_label(status)
                 ),
             ),
             ResendError::NothingUnused => Identity::conflict(
@@ -640,7 +646,7 @@ impl Identify for ManualError {
                 detail,
                 format!(
                     "L'ordine è {}: può ricevere un pagamento solo un ordine in attesa di pagamento, scaduto o già pagato.",
-                    order_status_label(&status)
+                    order_status_text(&status)
                 ),
             ),
             ManualError::Prepaid(e) => return e.identify(),
@@ -716,6 +722,7 @@ impl Identify for VoidError {
                 ),
             ),
             VoidError::Prepaid(e) => return e.identify(),
+            VoidError::Credit(e) => return e.identify(),
             VoidError::Storage(e) => return Err(e),
         })
     }

@@ -12,7 +12,11 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
 use rust_decimal::Decimal;
 
-use super::document::{Address, Buyer, BuyerName, Invoice};
+use super::document::{
+    Address, Buyer, BuyerName, CreditNote, CreditedInvoice, Invoice, Line, PaymentMode, Seller,
+    VatSummary,
+};
+use super::store::DocumentKind;
 use crate::money::Money;
 
 const NAMESPACE: &str = "http://ivaservizi.agenziaentrate.gov.it/docs/xsd/fatture/v1.2";
@@ -39,8 +43,61 @@ pub fn progressivo_invio(seq: i64) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The FatturaPA XML of `invoice`.
+/// What the file says, of an invoice or of a credit note.
+struct Document<'a> {
+    kind: DocumentKind,
+    transmitter: &'a str,
+    progressivo_invio: &'a str,
+    number: &'a str,
+    date: chrono::NaiveDate,
+    seller: &'a Seller,
+    buyer: &'a Buyer,
+    lines: &'a [Line],
+    vat_summary: &'a [VatSummary],
+    total: Money,
+    /// A credit note's invoice (DatiFattureCollegate).
+    credited: Option<CreditedInvoice<'a>>,
+    /// An invoice's payment (DatiPagamento); a credit note has none.
+    payment: Option<PaymentMode>,
+}
+
+/// The FatturaPA XML of `invoice` (TD01).
 pub fn to_xml(invoice: &Invoice<'_>) -> String {
+    write(&Document {
+        kind: DocumentKind::Invoice,
+        transmitter: invoice.transmitter,
+        progressivo_invio: invoice.progressivo_invio,
+        number: invoice.number,
+        date: invoice.date,
+        seller: invoice.seller,
+        buyer: invoice.buyer,
+        lines: invoice.lines,
+        vat_summary: invoice.vat_summary,
+        total: invoice.total,
+        credited: None,
+        payment: Some(invoice.payment),
+    })
+}
+
+/// The FatturaPA XML of a credit note (TD04), referring to the invoice it corrects.
+pub fn credit_note_xml(note: &CreditNote<'_>) -> String {
+    write(&Document {
+        kind: DocumentKind::CreditNote,
+        transmitter: note.transmitter,
+        progressivo_invio: note.progressivo_invio,
+        number: note.number,
+        date: note.date,
+        seller: note.seller,
+        buyer: note.buyer,
+        lines: note.lines,
+        vat_summary: note.vat_summary,
+        total: note.total,
+        credited: Some(note.credited),
+        payment: None,
+    })
+}
+
+fn write(document: &Document<'_>) -> String {
     let mut x = Xml(Writer::new_with_indent(Vec::new(), b' ', 2));
     x.event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
     let root = BytesStart::new("p:FatturaElettronica").with_attributes([
@@ -52,11 +109,11 @@ pub fn to_xml(invoice: &Invoice<'_>) -> String {
     x.event(Event::Start(root));
 
     x.open("FatturaElettronicaHeader");
-    header(&mut x, invoice);
+    header(&mut x, document);
     x.close("FatturaElettronicaHeader");
 
     x.open("FatturaElettronicaBody");
-    body(&mut x, invoice);
+    body(&mut x, document);
     x.close("FatturaElettronicaBody");
 
     x.event(Event::End(BytesEnd::new("p:FatturaElettronica")));
@@ -65,10 +122,10 @@ pub fn to_xml(invoice: &Invoice<'_>) -> String {
     text
 }
 
-fn header(x: &mut Xml, invoice: &Invoice<'_>) {
-    let buyer = invoice.buyer;
-    let seller = invoice.seller;
-    transmission_data(x, invoice.transmitter, invoice.progressivo_invio, buyer);
+fn header(x: &mut Xml, document: &Document<'_>) {
+    let buyer = document.buyer;
+    let seller = document.seller;
+    transmission_data(x, document.transmitter, document.progressivo_invio, buyer);
 
     x.open("CedentePrestatore");
     x.open("DatiAnagrafici");
@@ -209,19 +266,25 @@ fn address(x: &mut Xml, element: &str, address: &Address) {
     x.close(element);
 }
 
-fn body(x: &mut Xml, invoice: &Invoice<'_>) {
+fn body(x: &mut Xml, document: &Document<'_>) {
     x.open("DatiGenerali");
     x.open("DatiGeneraliDocumento");
-    x.leaf("TipoDocumento", "TD01");
+    x.leaf("TipoDocumento", document.kind.as_str());
     x.leaf("Divisa", "EUR");
-    x.leaf("Data", &invoice.date.format("%Y-%m-%d").to_string());
-    x.leaf("Numero", invoice.number);
-    x.leaf("ImportoTotaleDocumento", &amount(invoice.total));
+    x.leaf("Data", &date(document.date));
+    x.leaf("Numero", document.number);
+    x.leaf("ImportoTotaleDocumento", &amount(document.total));
     x.close("DatiGeneraliDocumento");
+    if let Some(credited) = &document.credited {
+        x.open("DatiFattureCollegate");
+        x.leaf("IdDocumento", credited.number);
+        x.leaf("Data", &date(credited.date));
+        x.close("DatiFattureCollegate");
+    }
     x.close("DatiGenerali");
 
     x.open("DatiBeniServizi");
-    for (index, line) in invoice.lines.iter().enumerate() {
+    for (index, line) in document.lines.iter().enumerate() {
         x.open("DettaglioLinee");
         x.leaf("NumeroLinea", &(index + 1).to_string());
         x.leaf("Descrizione", &latin(&line.description, 1000));
@@ -231,7 +294,7 @@ fn body(x: &mut Xml, invoice: &Invoice<'_>) {
         x.leaf("AliquotaIVA", &rate(line.vat_rate_basis_points));
         x.close("DettaglioLinee");
     }
-    for summary in invoice.vat_summary {
+    for summary in document.vat_summary {
         x.open("DatiRiepilogo");
         x.leaf("AliquotaIVA", &rate(summary.vat_rate_basis_points));
         x.leaf("ImponibileImporto", &amount(summary.taxable));
@@ -242,14 +305,21 @@ fn body(x: &mut Xml, invoice: &Invoice<'_>) {
     }
     x.close("DatiBeniServizi");
 
-    x.open("DatiPagamento");
-    // TP02: paid in full at once.
-    x.leaf("CondizioniPagamento", "TP02");
-    x.open("DettaglioPagamento");
-    x.leaf("ModalitaPagamento", invoice.payment.code());
-    x.leaf("ImportoPagamento", &amount(invoice.total));
-    x.close("DettaglioPagamento");
-    x.close("DatiPagamento");
+    if let Some(payment) = document.payment {
+        x.open("DatiPagamento");
+        // TP02: paid in full at once.
+        x.leaf("CondizioniPagamento", "TP02");
+        x.open("DettaglioPagamento");
+        x.leaf("ModalitaPagamento", payment.code());
+        x.leaf("ImportoPagamento", &amount(document.total));
+        x.close("DettaglioPagamento");
+        x.close("DatiPagamento");
+    }
+}
+
+/// "2026-12-01".
+fn date(date: chrono::NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
 }
 
 /// "1234.50": two decimals, a point, no thousands separator.

@@ -1,9 +1,10 @@
-//! The one writer of `invoices` and `sdi_transmission_counters`.
+//! The one writer of `invoices`, `credited_coupons` and `sdi_transmission_counters`.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::db::schema::{invoices, sdi_transmission_counters};
+use super::CreditedCoupon;
+use crate::db::schema::{coupons, credited_coupons, invoices, sdi_transmission_counters};
 use crate::db::DbConnection;
 
 text_enum!(
@@ -414,4 +415,91 @@ pub fn documents_of_order(
         .into_iter()
         .map(StoredDocument::try_from)
         .collect()
+}
+
+/// An order's invoice about to be credited: what a credit note takes from it.
+#[derive(Debug, Clone, Queryable)]
+pub struct InvoiceToCredit {
+    pub id: String,
+    pub brand_id: String,
+    pub number: String,
+    pub issue_date: NaiveDate,
+    /// JSON of [`super::document::Buyer`], as it was at issue.
+    pub buyer: String,
+    pub gross_cents: i64,
+}
+
+/// The order's invoice (TD01), its row locked until the transaction ends (PostgreSQL;
+/// SQLite's writer lock already excludes every other writer), so that the credit notes
+/// of one invoice are counted one after the other; `None` for an order without one.
+pub fn lock_invoice_of_order(
+    conn: &mut DbConnection,
+    order_id: &str,
+) -> QueryResult<Option<InvoiceToCredit>> {
+    let query = invoices::table
+        .filter(invoices::order_id.eq(order_id))
+        .filter(invoices::kind.eq(DocumentKind::Invoice.as_str()))
+        .select((
+            invoices::id,
+            invoices::brand_id,
+            invoices::number,
+            invoices::issue_date,
+            invoices::buyer,
+            invoices::gross_cents,
+        ));
+    for_update!(conn, query, |q, c| q.first(c).optional())
+}
+
+/// What an invoice's credit notes have credited so far.
+#[derive(Debug, Clone, Default)]
+pub struct CreditedSoFar {
+    pub coupons: Vec<CreditedCoupon>,
+    /// The credit notes' gross total.
+    pub gross_cents: i64,
+}
+
+/// What the invoice's credit notes have credited so far.
+pub fn credited_so_far(conn: &mut DbConnection, invoice_id: &str) -> QueryResult<CreditedSoFar> {
+    let coupons = credited_coupons::table
+        .inner_join(coupons::table)
+        .filter(credited_coupons::invoice_id.eq(invoice_id))
+        .select((
+            coupons::id,
+            coupons::product_id,
+            coupons::net_unit_cents,
+            coupons::vat_rate_basis_points,
+        ))
+        .load(conn)?;
+    let gross: Vec<i64> = invoices::table
+        .filter(invoices::credited_invoice_id.eq(invoice_id))
+        .select(invoices::gross_cents)
+        .load(conn)?;
+    Ok(CreditedSoFar {
+        coupons,
+        gross_cents: gross.into_iter().sum(),
+    })
+}
+
+/// Records the coupons a credit note credits. A coupon already credited fails the
+/// insert (its key), and the credit note with it.
+pub fn record_credited_coupons(
+    conn: &mut DbConnection,
+    credit_note_id: &str,
+    invoice_id: &str,
+    coupon_ids: &[String],
+) -> QueryResult<()> {
+    for chunk in coupon_ids.chunks(500) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|coupon_id| {
+                (
+                    credited_coupons::coupon_id.eq(coupon_id),
+                    credited_coupons::credit_note_id.eq(credit_note_id),
+                    credited_coupons::invoice_id.eq(invoice_id),
+                )
+            })
+            .collect();
+        insert_many!(conn, credited_coupons::table, rows)?;
+    }
+    Ok(())
 }

@@ -7,6 +7,7 @@ mod backoffice_pages;
 mod billing;
 mod catalog;
 mod cli;
+mod credit_notes;
 mod email_confirmation;
 mod faults;
 mod hardening;
