@@ -694,3 +694,65 @@ async fn the_same_receipt_imported_at_once_is_applied_once() {
     .await;
     assert_eq!(bad["errors"][0]["rule"], "sdi_file_name", "{bad}");
 }
+
+/// A credit note is a document like an invoice: rejected, sent again (still a TD04 that
+/// refers to its invoice), and a mancata consegna about it tells the buyer.
+#[tokio::test]
+async fn a_rejected_credit_note_is_sent_again_as_a_credit_note() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let operator = app.back_office("visura").await;
+    let (order_id, _, _) = invoiced_order(&app, &customer).await;
+    let coupons = app.get_json(&customer.token, "/api/v1/coupons").await;
+    let coupon_id = coupons["coupons"][0]["id"].as_str().unwrap().to_owned();
+    let voided = app
+        .post_json_as(
+            &operator.token,
+            &format!("/api/v1/backoffice/coupons/{coupon_id}/void"),
+            &json!({ "reason": "richiesta del cliente" }),
+        )
+        .await;
+    assert_eq!(voided.status(), 200);
+    let documents = app
+        .get_json(
+            &customer.token,
+            &format!("/api/v1/orders/{order_id}/documents"),
+        )
+        .await;
+    let note = &documents[1];
+    assert_eq!(note["kind"], "TD04", "{documents}");
+    let note_id = note["id"].as_str().unwrap().to_owned();
+    let note_file = note["file_name"].as_str().unwrap().to_owned();
+
+    let (ns_name, ns) = notification("NS", &note_file);
+    import_raw(&app, &operator.token, &ns_name, &ns).await;
+    assert_eq!(stored(&app, &note_id).0, "rejected");
+    let response = app
+        .post_json_as(
+            &operator.token,
+            &format!("/api/v1/backoffice/sdi/rejected/{note_id}/resend"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let resent: Value = response.json().await.unwrap();
+    let new_file = resent["file_name"].as_str().unwrap().to_owned();
+    let xml: String = invoices::table
+        .find(&note_id)
+        .select(invoices::xml)
+        .first(&mut app.pool.get().unwrap())
+        .unwrap();
+    assert!(xml.contains("<TipoDocumento>TD04</TipoDocumento>"), "{xml}");
+    assert!(xml.contains("<DatiFattureCollegate>"), "{xml}");
+    assert_valid(&[(new_file.clone(), xml)]);
+
+    let (mc_name, mc) = notification("MC", &new_file);
+    import_raw(&app, &operator.token, &mc_name, &mc).await;
+    assert_eq!(stored(&app, &note_id).0, "not_delivered");
+    let context: String = rinnovo::db::schema::emails::table
+        .filter(rinnovo::db::schema::emails::kind.eq("invoice_not_delivered"))
+        .select(rinnovo::db::schema::emails::context)
+        .first(&mut app.pool.get().unwrap())
+        .unwrap();
+    assert!(context.contains("nota di credito"), "{context}");
+}
