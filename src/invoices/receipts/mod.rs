@@ -370,43 +370,34 @@ pub struct StoredReceipt {
     pub imported_at: DateTime<Utc>,
 }
 
-type ReceiptRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    NaiveDateTime,
-    NaiveDateTime,
-);
+/// A row as read, before its texts are checked.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = sdi_receipts)]
+struct ReceiptRow {
+    id: String,
+    file_name: String,
+    kind: String,
+    invoice_file_name: String,
+    identificativo_sdi: String,
+    invoice_id: Option<String>,
+    errors: String,
+    received_at: NaiveDateTime,
+    imported_at: NaiveDateTime,
+}
 
-fn stored_receipt(row: ReceiptRow) -> anyhow::Result<StoredReceipt> {
-    let (
-        id,
-        file_name,
-        kind,
-        invoice_file_name,
-        identificativo_sdi,
-        invoice_id,
-        number,
-        errors,
-        received_at,
-        imported_at,
-    ) = row;
+/// A receipt row with its document's number.
+fn stored_receipt((row, number): (ReceiptRow, Option<String>)) -> anyhow::Result<StoredReceipt> {
     Ok(StoredReceipt {
-        kind: NotificationKind::stored(&kind, format_args!("sdi receipt {id}"))?,
-        errors: serde_json::from_str(&errors)?,
-        id,
-        file_name,
-        invoice_file_name,
-        identificativo_sdi,
-        invoice_id,
+        kind: NotificationKind::stored(&row.kind, format_args!("sdi receipt {}", row.id))?,
+        errors: serde_json::from_str(&row.errors)?,
+        id: row.id,
+        file_name: row.file_name,
+        invoice_file_name: row.invoice_file_name,
+        identificativo_sdi: row.identificativo_sdi,
+        invoice_id: row.invoice_id,
         invoice_number: number,
-        received_at: received_at.and_utc(),
-        imported_at: imported_at.and_utc(),
+        received_at: row.received_at.and_utc(),
+        imported_at: row.imported_at.and_utc(),
     })
 }
 
@@ -423,24 +414,13 @@ pub fn recent(
         .filter(sdi_receipts::brand_id.eq(brand_id))
         .order((sdi_receipts::imported_at.desc(), sdi_receipts::id.desc()))
         .limit(limit)
-        .select((
-            sdi_receipts::id,
-            sdi_receipts::file_name,
-            sdi_receipts::kind,
-            sdi_receipts::invoice_file_name,
-            sdi_receipts::identificativo_sdi,
-            sdi_receipts::invoice_id,
-            invoices::number.nullable(),
-            sdi_receipts::errors,
-            sdi_receipts::received_at,
-            sdi_receipts::imported_at,
-        ))
+        .select((ReceiptRow::as_select(), invoices::number.nullable()))
         .into_boxed();
     if unmatched_only {
         query = query.filter(sdi_receipts::invoice_id.is_null());
     }
     query
-        .load::<ReceiptRow>(conn)?
+        .load::<(ReceiptRow, Option<String>)>(conn)?
         .into_iter()
         .map(stored_receipt)
         .collect()
@@ -458,19 +438,8 @@ fn scarto_of(
         .filter(sdi_receipts::invoice_file_name.eq(file_name))
         .filter(sdi_receipts::kind.eq(NotificationKind::Rejected.as_str()))
         .order((sdi_receipts::received_at.desc(), sdi_receipts::id.desc()))
-        .select((
-            sdi_receipts::id,
-            sdi_receipts::file_name,
-            sdi_receipts::kind,
-            sdi_receipts::invoice_file_name,
-            sdi_receipts::identificativo_sdi,
-            sdi_receipts::invoice_id,
-            invoices::number.nullable(),
-            sdi_receipts::errors,
-            sdi_receipts::received_at,
-            sdi_receipts::imported_at,
-        ))
-        .first::<ReceiptRow>(conn)
+        .select((ReceiptRow::as_select(), invoices::number.nullable()))
+        .first::<(ReceiptRow, Option<String>)>(conn)
         .optional()?
         .map(stored_receipt)
         .transpose()
