@@ -219,7 +219,7 @@ pub struct ReceiptListResponse {
     responses(
         (status = 200, description = "The notifications", body = ReceiptListResponse),
         (status = 400, description = "A query parameter that cannot be read \
-(`/problems/invalid-query`)", body = Problem, content_type = "application/problem+json"),
+(`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
         NotOperator,
     )
 )]
