@@ -756,3 +756,28 @@ async fn a_rejected_credit_note_is_sent_again_as_a_credit_note() {
         .unwrap();
     assert!(context.contains("nota di credito"), "{context}");
 }
+
+#[tokio::test]
+async fn the_page_sends_a_rejected_invoice_again_unchanged_with_its_token_only() {
+    use crate::web_client::Browser;
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let operator = app.back_office("visura").await;
+    let (_, invoice_id, file) = invoiced_order(&app, &customer).await;
+    let (ns_name, ns) = notification("NS", &file);
+    import_raw(&app, &operator.token, &ns_name, &ns).await;
+    let (office, _) = Browser::signed_in(&app, &operator.email).await;
+    let path = format!("/backoffice/fatture-scartate/{invoice_id}/invia");
+
+    let forged = office.post_raw(&path, &[]).await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(stored(&app, &invoice_id).0, "rejected");
+
+    let done = office.post(&path, &[]).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let (status, new_file, _, _) = stored(&app, &invoice_id);
+    assert_eq!(status, "issued");
+    assert_ne!(new_file, file);
+    let again = office.post(&path, &[]).await;
+    assert_eq!(again.status, 409, "only a rejected document is sent again");
+}
