@@ -19,8 +19,8 @@
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
+use super::tokens::{hash_secret_token, new_secret_token};
 use super::users::{self, User, UserError};
 use crate::audit::{self, Actor, AuditEntry};
 use crate::brands;
@@ -29,7 +29,6 @@ use crate::db::{write_transaction, DbConnection};
 use crate::email_address::EmailAddress;
 use crate::mail::outbox::{self, OutgoingEmail};
 use crate::rate_limit::{self, Limit};
-use crate::secrets::{hex, random_bytes};
 
 /// How long a confirmation link works.
 pub const LINK_VALID_HOURS: i64 = 48;
@@ -85,10 +84,6 @@ pub fn confirmed_email(user: &User) -> Result<ConfirmedEmail, ConfirmationError>
     }
 }
 
-fn hash(token: &str) -> String {
-    hex(&Sha256::digest(token.trim().as_bytes()))
-}
-
 /// A new link for `purpose` to `email`, voiding the user's earlier ones for the same
 /// purpose, and its email in the outbox.
 fn send_link(
@@ -102,7 +97,7 @@ fn send_link(
     let brand = brands::find(conn, &user.brand_id)?.ok_or_else(|| {
         ConfirmationError::Storage(anyhow::anyhow!("brand {} missing", user.brand_id))
     })?;
-    let token = hex(&random_bytes::<32>());
+    let (token, token_hash) = new_secret_token();
     diesel::delete(
         email_confirmations::table.filter(
             email_confirmations::user_id
@@ -114,7 +109,7 @@ fn send_link(
     .execute(conn)?;
     diesel::insert_into(email_confirmations::table)
         .values((
-            email_confirmations::token_hash.eq(hash(&token)),
+            email_confirmations::token_hash.eq(token_hash),
             email_confirmations::user_id.eq(&user.id),
             email_confirmations::brand_id.eq(&user.brand_id),
             email_confirmations::purpose.eq(purpose.as_str()),
@@ -255,7 +250,7 @@ pub fn confirm(
     caller: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<User, ConfirmationError> {
-    let token_hash = hash(token);
+    let token_hash = hash_secret_token(token);
     write_transaction(conn, |conn| {
         let row: LinkRow = email_confirmations::table
             .filter(email_confirmations::token_hash.eq(&token_hash))

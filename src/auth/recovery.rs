@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::password::{NewPassword, PasswordError};
-use super::tokens::{hash_refresh_token, new_refresh_token};
+use super::tokens::{hash_secret_token, new_secret_token};
 use super::users::{self, User, UserError};
 use super::{sessions, throttle};
 use crate::audit::{self, Actor, AuditEntry};
@@ -135,7 +135,7 @@ pub fn request_reset(
     if user.disabled_at.is_some() {
         return Ok(());
     }
-    let (token, token_hash) = new_refresh_token();
+    let (token, token_hash) = new_secret_token();
     write_transaction(conn, |conn| {
         sweep(conn, now)?;
         let voided = diesel::delete(
@@ -197,7 +197,7 @@ fn live_link(
         return Ok(None);
     }
     password_resets::table
-        .filter(password_resets::token_hash.eq(hash_refresh_token(token)))
+        .filter(password_resets::token_hash.eq(hash_secret_token(token)))
         .filter(password_resets::used_at.is_null())
         .filter(password_resets::expires_at.gt(now.naive_utc()))
         .select((password_resets::id, password_resets::user_id))

@@ -122,7 +122,7 @@ fn new_session(
     family: &str,
     now: DateTime<Utc>,
 ) -> Result<Session, SessionError> {
-    let (refresh_token, hash) = super::tokens::new_refresh_token();
+    let (refresh_token, hash) = super::tokens::new_secret_token();
     diesel::insert_into(refresh_tokens::table)
         .values((
             refresh_tokens::id.eq(Uuid::now_v7().to_string()),
@@ -158,7 +158,7 @@ pub fn refresh(
     refresh_token: &str,
     now: DateTime<Utc>,
 ) -> Result<Session, SessionError> {
-    let hash = super::tokens::hash_refresh_token(refresh_token);
+    let hash = super::tokens::hash_secret_token(refresh_token);
     // The outer Result commits; the inner one is the answer. A detected reuse must
     // commit the family's revocation and still answer "invalid".
     let outcome = write_transaction(
@@ -220,7 +220,7 @@ pub fn logout(
     refresh_token: &str,
     now: DateTime<Utc>,
 ) -> Result<(), SessionError> {
-    let hash = super::tokens::hash_refresh_token(refresh_token);
+    let hash = super::tokens::hash_secret_token(refresh_token);
     let family: Option<String> = refresh_tokens::table
         .filter(refresh_tokens::token_hash.eq(&hash))
         .select(refresh_tokens::family_id)

@@ -162,15 +162,16 @@ impl TokenIssuer {
     }
 }
 
-/// A new refresh token: 256 random bits as hex, and the hash that is stored.
-pub fn new_refresh_token() -> (String, String) {
+/// A new secret token (a refresh token, a password-reset or confirmation link's): 256
+/// random bits as hex, and the hash that is stored.
+pub fn new_secret_token() -> (String, String) {
     let token = hex(&crate::secrets::random_bytes::<32>());
-    let hash = hash_refresh_token(&token);
+    let hash = hash_secret_token(&token);
     (token, hash)
 }
 
 /// SHA-256 is enough here: the token has 256 bits of entropy, nothing to brute-force.
-pub fn hash_refresh_token(token: &str) -> String {
+pub fn hash_secret_token(token: &str) -> String {
     hex(&Sha256::digest(token.trim().as_bytes()))
 }
 
@@ -217,11 +218,11 @@ mod tests {
 
     #[test]
     fn refresh_tokens_are_random_and_hashed() {
-        let (a, hash_a) = new_refresh_token();
-        let (b, _) = new_refresh_token();
+        let (a, hash_a) = new_secret_token();
+        let (b, _) = new_secret_token();
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
-        assert_eq!(hash_refresh_token(&a), hash_a);
+        assert_eq!(hash_secret_token(&a), hash_a);
         assert_ne!(a, hash_a);
     }
 }

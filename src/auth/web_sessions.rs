@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 
-use super::tokens::{hash_refresh_token, new_refresh_token};
+use super::tokens::{hash_secret_token, new_secret_token};
 use super::users::{self, User, UserError};
 use crate::db::schema::web_sessions;
 use crate::db::{write_transaction, DbConnection};
@@ -16,7 +16,7 @@ pub const SESSION_HOURS: i64 = 12;
 /// Starts a session for `user_id`; returns the token for the cookie. Each new session
 /// sweeps the expired ones.
 pub fn start(conn: &mut DbConnection, user_id: &str, now: DateTime<Utc>) -> QueryResult<String> {
-    let (token, hash) = new_refresh_token();
+    let (token, hash) = new_secret_token();
     write_transaction(conn, |conn| {
         diesel::delete(web_sessions::table.filter(web_sessions::expires_at.lt(now.naive_utc())))
             .execute(conn)?;
@@ -39,7 +39,7 @@ pub fn user_of(
     now: DateTime<Utc>,
 ) -> Result<Option<User>, UserError> {
     let user_id: Option<String> = web_sessions::table
-        .filter(web_sessions::token_hash.eq(hash_refresh_token(token)))
+        .filter(web_sessions::token_hash.eq(hash_secret_token(token)))
         .filter(web_sessions::expires_at.gt(now.naive_utc()))
         .select(web_sessions::user_id)
         .first(conn)
@@ -53,7 +53,7 @@ pub fn user_of(
 
 pub fn end(conn: &mut DbConnection, token: &str) -> QueryResult<()> {
     diesel::delete(
-        web_sessions::table.filter(web_sessions::token_hash.eq(hash_refresh_token(token))),
+        web_sessions::table.filter(web_sessions::token_hash.eq(hash_secret_token(token))),
     )
     .execute(conn)?;
     Ok(())
@@ -70,7 +70,7 @@ pub fn end_all_of_user(
         .filter(web_sessions::user_id.eq(user_id))
         .into_boxed();
     if let Some(token) = keep {
-        ended = ended.filter(web_sessions::token_hash.ne(hash_refresh_token(token)));
+        ended = ended.filter(web_sessions::token_hash.ne(hash_secret_token(token)));
     }
     ended.execute(conn)
 }

@@ -15,9 +15,11 @@ use uuid::Uuid;
 pub use code::{CouponCode, CouponCodeError, CouponKey, COUPON_KEY_FILE};
 
 use crate::audit::{self, Actor, AuditEntry};
+use crate::brands;
 use crate::catalog::{round_to_cent, Covers, VatRate};
 use crate::db::schema::{coupons, orders, products};
 use crate::db::{write_transaction, DbConnection};
+use crate::invoices::{self, CreditNoteDraft, CreditedCoupon, InvoiceError, IssuedCreditNote};
 use crate::money::Money;
 use crate::prepaid::{self, EntryKind, Posting, PrepaidError};
 use crate::validation::Reason;
@@ -295,14 +297,29 @@ pub enum VoidError {
     #[error(transparent)]
     Prepaid(#[from] PrepaidError),
     #[error(transparent)]
+    Credit(#[from] InvoiceError),
+    #[error(transparent)]
     Storage(#[from] anyhow::Error),
 }
 
 storage_error_from!(VoidError: diesel::result::Error);
 
-/// Voids an unused coupon and refunds its price (net plus IVA, rounded half up) to the
-/// owner's prepaid account; one transaction, audited. The status flip is a conditional
+/// A coupon voided: what went back to the owner's prepaid account, and the credit note
+/// that credits it (none for an order fulfilled before invoices were issued).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voided {
+    pub refund: Money,
+    pub credit_note: Option<IssuedCreditNote>,
+}
+
+/// Voids an unused coupon, refunds it to the owner's prepaid account and issues the credit
+/// note that credits it; one transaction, audited. The status flip is a conditional
 /// update, so a coupon being reserved at the same moment is never voided too.
+///
+/// The refund is the credit note's total: the buyer gets back what the credit note says
+/// (the coupon's price with its VAT; see [`crate::invoices::document::credit_vat_summary`]
+/// for the cent that keeps an invoice's credit notes within it). An order without an
+/// invoice refunds the price as the checkout computed it (net plus IVA, rounded half up).
 pub fn void(
     conn: &mut DbConnection,
     operator_id: &str,
@@ -310,30 +327,33 @@ pub fn void(
     coupon_id: &str,
     reason: &Reason,
     now: DateTime<Utc>,
-) -> Result<Money, VoidError> {
+) -> Result<Voided, VoidError> {
     write_transaction(conn, |conn| {
-        let row: Option<(String, String, String, i64, i32)> = coupons::table
+        let row: Option<(String, String, String, String, CreditedCoupon)> = coupons::table
             .filter(coupons::id.eq(coupon_id))
             .select((
                 coupons::brand_id,
                 coupons::owner_id,
+                coupons::order_id,
                 coupons::status,
-                coupons::net_unit_cents,
-                coupons::vat_rate_basis_points,
+                state::CREDITED,
             ))
             .first(conn)
             .optional()?;
-        let (brand_id, owner_id, status, net_cents, rate) = row.ok_or(VoidError::NotFound)?;
+        let (brand_id, owner_id, order_id, status, coupon) = row.ok_or(VoidError::NotFound)?;
         if brand_id != operator_brand {
             return Err(VoidError::OtherBrand);
         }
         if !state::void_available(conn, coupon_id, now)? {
             return Err(VoidError::NotAvailable(status));
         }
-        let rate = VatRate::from_basis_points(rate as u32)
-            .ok_or_else(|| anyhow::anyhow!("rate {rate}"))?;
-        let net = Money::from_cents(net_cents).amount();
-        let refund = round_to_cent(net + net * rate.as_fraction());
+        let brand = brands::find(conn, &brand_id)?
+            .ok_or_else(|| anyhow::anyhow!("brand {brand_id} of coupon {coupon_id}"))?;
+        let credit = CreditNoteDraft::of(conn, &brand, &order_id, std::slice::from_ref(&coupon))?;
+        let refund = match &credit {
+            Some(credit) => credit.total(),
+            None => price_with_vat(&coupon)?,
+        };
         let account = prepaid::account_of_owner(conn, &owner_id)?;
         prepaid::post(
             conn,
@@ -347,6 +367,17 @@ pub fn void(
             },
             now,
         )?;
+        // Numbered after the refund, as every document is numbered last: from then to
+        // commit the brand's counters are locked.
+        let credit_note = credit.map(|credit| credit.issue(conn, now)).transpose()?;
+        let mut details = json!({
+            "reason": reason.as_str(),
+            "refund": refund.to_string(),
+            "credit_note": credit_note.as_ref().map(|note| note.number.as_str()),
+        });
+        if credit_note.is_none() {
+            details["no_credit_note"] = json!(invoices::NO_INVOICE_TO_CREDIT);
+        }
         audit::record(
             conn,
             AuditEntry {
@@ -355,10 +386,22 @@ pub fn void(
                 action: "coupon.voided",
                 subject_type: "coupon",
                 subject_id: coupon_id,
-                details: json!({ "reason": reason.as_str(), "refund": refund.to_string() }),
+                details,
             },
             now,
         )?;
-        Ok(refund)
+        Ok(Voided {
+            refund,
+            credit_note,
+        })
     })
+}
+
+/// A coupon's price with its VAT, rounded half up, as the checkout charged it.
+fn price_with_vat(coupon: &CreditedCoupon) -> anyhow::Result<Money> {
+    let rate = coupon.vat_rate_basis_points;
+    let rate = VatRate::from_basis_points(rate as u32)
+        .ok_or_else(|| anyhow::anyhow!("coupon {}: VAT rate {rate}", coupon.id))?;
+    let net = Money::from_cents(coupon.net_unit_cents).amount();
+    Ok(round_to_cent(net + net * rate.as_fraction()))
 }

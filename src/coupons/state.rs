@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use super::{CouponKey, CouponStatus, NewCoupon};
 use crate::db::schema::coupons;
 use crate::db::DbConnection;
+use crate::invoices::CreditedCoupon;
 
 /// Stores coupons, many rows per statement (a bulk order or a statement import can make
 /// thousands). Only the keyed hash of each code is stored.
@@ -122,12 +123,13 @@ pub fn void_available(
 }
 
 /// Voids the coupons of an order not yet used (the money that paid the order was taken
-/// back by the bank); returns how many. Reserved or redeemed ones are left alone.
+/// back by the bank); returns them, for the credit note that credits them. Reserved or
+/// redeemed ones are left alone.
 pub fn void_unused_of_order(
     conn: &mut DbConnection,
     order_id: &str,
     now: DateTime<Utc>,
-) -> QueryResult<usize> {
+) -> QueryResult<Vec<CreditedCoupon>> {
     diesel::update(
         coupons::table
             .filter(coupons::order_id.eq(order_id))
@@ -137,8 +139,22 @@ pub fn void_unused_of_order(
         coupons::status.eq(CouponStatus::Voided.as_str()),
         coupons::voided_at.eq(Some(now.naive_utc())),
     ))
-    .execute(conn)
+    .returning(CREDITED)
+    .get_results(conn)
 }
+
+/// What a credit note needs of a coupon it credits.
+pub(super) const CREDITED: (
+    coupons::id,
+    coupons::product_id,
+    coupons::net_unit_cents,
+    coupons::vat_rate_basis_points,
+) = (
+    coupons::id,
+    coupons::product_id,
+    coupons::net_unit_cents,
+    coupons::vat_rate_basis_points,
+);
 
 /// The coupon's status, its row locked until the transaction ends (PostgreSQL; SQLite's
 /// writer lock already excludes every other writer); `None` for an unknown id.

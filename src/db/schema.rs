@@ -252,6 +252,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    credited_coupons (coupon_id) {
+        coupon_id -> Text,
+        credit_note_id -> Text,
+        invoice_id -> Text,
+    }
+}
+
+diesel::table! {
     sdi_transmissions (id) {
         id -> Text,
         brand_id -> Text,
@@ -566,11 +574,13 @@ diesel::joinable!(billing_profiles -> users (user_id));
 diesel::joinable!(invoices -> orders (order_id));
 diesel::joinable!(sdi_transmissions -> invoices (invoice_id));
 diesel::joinable!(sdi_receipts -> invoices (invoice_id));
+diesel::joinable!(credited_coupons -> coupons (coupon_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     agent_challenges,
     invoices,
     credit_note_counters,
+    credited_coupons,
     sdi_transmissions,
     sdi_receipts,
     sdi_transmission_counters,

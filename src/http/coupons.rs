@@ -213,6 +213,10 @@ struct VoidResponse {
     /// The amount credited to the owner's prepaid account, in euro.
     #[schema(value_type = String, example = "31.72")]
     refunded: Money,
+    /// The number of the credit note (nota di credito) that credits the coupon; null for
+    /// an order fulfilled before invoices were issued, which has no invoice to credit.
+    #[schema(example = "NC-V2026-000001")]
+    credit_note: Option<String>,
 }
 
 /// Void a coupon and refund it to the owner's prepaid account
@@ -226,8 +230,8 @@ struct VoidResponse {
     params(("id" = String, Path, description = "The coupon's id")),
     request_body = VoidRequest,
     responses(
-        (status = 200, description = "Voided and refunded", body = VoidResponse,
-            example = json!({ "status": "voided", "refunded": "31.72" })),
+        (status = 200, description = "Voided and refunded, with its credit note", body = VoidResponse,
+            example = json!({ "status": "voided", "refunded": "31.72", "credit_note": "NC-V2026-000001" })),
         (status = 400, description = "The reason is missing or invalid \
 (`/problems/invalid-field`), or the body is not the expected JSON \
 (`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
@@ -238,7 +242,8 @@ struct VoidResponse {
 has no prepaid account (`/problems/unknown-account`)",
             body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The coupon is not available any more: reserved, redeemed \
-or voided (`/problems/coupon-not-available`)",
+or voided (`/problems/coupon-not-available`), or its invoice's credit notes would credit more \
+than it sold (`/problems/credit-exceeds-invoice`)",
             body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -251,7 +256,7 @@ pub async fn void(
     let reason = Reason::parse(&body.reason).map_err(|e| {
         ApiError::invalid_field("reason", crate::validation::Rule::rule(&e), e.to_string())
     })?;
-    let refund: Money = state
+    let voided = state
         .with_conn(move |conn| {
             coupons::void(
                 conn,
@@ -265,7 +270,8 @@ pub async fn void(
         .await?;
     Ok(HttpResponse::Ok().json(VoidResponse {
         status: "voided",
-        refunded: refund,
+        refunded: voided.refund,
+        credit_note: voided.credit_note.map(|note| note.number),
     }))
 }
 

@@ -10,8 +10,8 @@
 use actix_web::http::StatusCode;
 
 use super::italian::{
-    billing_field, coupon_status_label, euro, order_status_label, password_rule,
-    payment_status_text,
+    billing_field, coupon_status_label, euro, invoice_status_label, order_status_label,
+    order_status_text, password_rule, payment_status_text,
 };
 use super::problem::{ApiError, FieldError};
 use crate::agent::AgentAuthError;
@@ -26,6 +26,7 @@ use crate::auth::UserError;
 use crate::billing::BillingError;
 use crate::catalog::{CatalogError, ProductChangeError, ProposalError};
 use crate::coupons::VoidError;
+use crate::invoices::receipts::ReceiptError;
 use crate::invoices::InvoiceError;
 use crate::lookup::LookupError;
 use crate::orders::checkout::CheckoutError;
@@ -423,8 +424,113 @@ impl Identify for InvoiceError {
                 detail,
                 "Fattura non trovata.",
             )),
+            InvoiceError::OverCredit { .. } => Ok(Identity::conflict(
+                "credit-exceeds-invoice",
+                "Credit exceeds invoice",
+                detail,
+                "La nota di credito stornerebbe più di quanto la fattura ha venduto.",
+            )),
             InvoiceError::Storage(e) => Err(e),
         }
+    }
+}
+
+impl Identify for ReceiptError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        use crate::validation::Rule;
+        let detail = self.to_string();
+        Ok(match self {
+            ReceiptError::NoFile => Identity::invalid(
+                "file",
+                "required",
+                detail,
+                "Scegli uno o più file di notifica del SdI da importare.",
+            ),
+            ReceiptError::TooManyFiles => Identity::invalid(
+                "file",
+                "max_files",
+                detail,
+                format!(
+                    "Puoi importare al massimo {} notifiche alla volta.",
+                    crate::invoices::receipts::MAX_FILES
+                ),
+            ),
+            ReceiptError::NoFileName => Identity::invalid(
+                "file_name",
+                "required",
+                detail,
+                "Manca il nome del file della notifica: il nome dice di quale notifica si tratta.",
+            ),
+            ReceiptError::BadFileName(_) => Identity::invalid(
+                "file_name",
+                "sdi_file_name",
+                detail,
+                "Il nome del file non è quello di una notifica del SdI (come IT01234567897_00001_RC_001.xml).",
+            ),
+            ReceiptError::Refused(refused) => {
+                let italian = format!(
+                    "Il file {} non è una notifica del SdI che rinnovo sa leggere ({}): non è stato importato nulla.",
+                    refused.file_name,
+                    sdi_notification_rule(refused.rule)
+                );
+                Identity::unprocessable(
+                    "invalid-sdi-notification",
+                    "Not an SdI notification",
+                    detail,
+                    italian,
+                )
+                .on_field("file", refused.rule)
+            }
+            ReceiptError::FileNameTaken(file_name) => Identity::conflict(
+                "sdi-notification-conflict",
+                "Another notification has this file name",
+                detail,
+                format!(
+                    "È già stata importata un'altra notifica con il nome {file_name}, con un contenuto diverso: non è stato importato nulla."
+                ),
+            )
+            .on_field("file_name", "unique"),
+            ReceiptError::UnknownDocument => Identity::not_found(
+                "unknown-invoice",
+                "Unknown invoice",
+                detail,
+                "Nessun documento del tuo marchio ha questo identificativo.",
+            ),
+            ReceiptError::NotRejected(status) => Identity::conflict(
+                "invoice-not-rejected",
+                "Invoice not rejected",
+                detail,
+                format!(
+                    "Il documento è {}: si invia di nuovo solo un documento scartato dal SdI.",
+                    invoice_status_label(status)
+                ),
+            ),
+            // Handlers report every field; one alone still names itself.
+            ReceiptError::InvalidBuyer(fields) => match fields.into_iter().next() {
+                Some(first) => Identity::invalid(
+                    format!("buyer.{}", first.field),
+                    first.error.rule(),
+                    detail,
+                    billing_field(first.field, &first.error),
+                ),
+                None => return Err(anyhow::anyhow!("buyer data refused with no field")),
+            },
+            ReceiptError::Storage(e) => return Err(e),
+        })
+    }
+}
+
+/// A notification rule, as the pages say it.
+fn sdi_notification_rule(rule: &str) -> &'static str {
+    match rule {
+        "utf8" => "non è un testo UTF-8",
+        "xml" => "non è un file XML ben formato",
+        "known_notification" => "non è una ricevuta o notifica del SdI",
+        "required_element" => "manca un elemento obbligatorio, come NomeFile o MessageId",
+        "identificativo_sdi" => "l'IdentificativoSdI non è un numero",
+        "date_time" => "una data e ora non è valida",
+        "file_name_kind" => "il nome del file indica un altro tipo di notifica",
+        _ => "contenuto non valido",
     }
 }
 
@@ -444,7 +550,7 @@ impl Identify for ResendError {
                 detail,
                 format!(
                     "L'ordine è {}: i codici esistono solo quando è evaso.",
-                    order_status_label(status.as_str())
+                    order_status_label(status)
                 ),
             ),
             ResendError::NothingUnused => Identity::conflict(
@@ -540,7 +646,7 @@ impl Identify for ManualError {
                 detail,
                 format!(
                     "L'ordine è {}: può ricevere un pagamento solo un ordine in attesa di pagamento, scaduto o già pagato.",
-                    order_status_label(&status)
+                    order_status_text(&status)
                 ),
             ),
             ManualError::Prepaid(e) => return e.identify(),
@@ -616,6 +722,7 @@ impl Identify for VoidError {
                 ),
             ),
             VoidError::Prepaid(e) => return e.identify(),
+            VoidError::Credit(e) => return e.identify(),
             VoidError::Storage(e) => return Err(e),
         })
     }

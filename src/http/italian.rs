@@ -3,6 +3,7 @@
 //! a table and in a refusal.
 
 use crate::money::Money;
+use crate::orders::OrderStatus;
 use crate::payments::matching::PaymentStatus;
 
 /// `€ 1.464,00`: the Italian way, with the euro sign before.
@@ -40,15 +41,21 @@ pub fn payment_status_text(status: &str) -> String {
         .map_or_else(|| status.to_owned(), |s| payment_status_label(s).to_owned())
 }
 
-pub fn order_status_label(status: &str) -> String {
+/// An order's state as the shop's and the back-office's pages say it.
+pub fn order_status_label(status: OrderStatus) -> &'static str {
     match status {
-        "awaiting_payment" => "in attesa di pagamento".into(),
-        "paid" => "pagato".into(),
-        "fulfilled" => "evaso".into(),
-        "expired" => "scaduto".into(),
-        "cancelled" => "annullato".into(),
-        other => other.into(),
+        OrderStatus::AwaitingPayment => "in attesa di pagamento",
+        OrderStatus::Paid => "pagato",
+        OrderStatus::Fulfilled => "evaso",
+        OrderStatus::Expired => "scaduto",
+        OrderStatus::Cancelled => "annullato",
     }
+}
+
+/// An order state as stored (`fulfilled`), in Italian; an unknown one as it is.
+pub fn order_status_text(status: &str) -> String {
+    OrderStatus::parse(status)
+        .map_or_else(|| status.to_owned(), |s| order_status_label(s).to_owned())
 }
 
 pub fn coupon_status_label(status: &str) -> String {
@@ -138,6 +145,18 @@ pub fn billing_field(field: &str, error: &crate::billing::FieldError) -> String 
             format!("Il codice fiscale non è valido: {}.", e.in_italian())
         }
         FieldError::Pec(_) => "Indica un indirizzo PEC valido, come nome@pec.esempio.it.".into(),
+    }
+}
+
+/// A document's state in the exchange with the SdI, in Italian.
+pub fn invoice_status_label(status: crate::invoices::InvoiceStatus) -> &'static str {
+    use crate::invoices::InvoiceStatus;
+    match status {
+        InvoiceStatus::Issued => "emesso, in attesa di trasmissione",
+        InvoiceStatus::Transmitted => "trasmesso al SdI",
+        InvoiceStatus::Delivered => "consegnato",
+        InvoiceStatus::Rejected => "scartato dal SdI",
+        InvoiceStatus::NotDelivered => "non consegnato (nel cassetto fiscale)",
     }
 }
 

@@ -29,6 +29,7 @@ mod query;
 mod renewal_info;
 mod renewals;
 mod responses;
+mod sdi_receipts;
 mod users;
 
 use std::sync::Arc;
@@ -332,6 +333,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/api/v1/backoffice/prepaid/{account}/adjustments")
             .route(web::post().to(prepaid::adjust)),
+    )
+    .service(
+        web::resource("/api/v1/backoffice/sdi/receipts")
+            .route(web::get().to(sdi_receipts::list))
+            .route(web::post().to(sdi_receipts::import)),
+    )
+    .service(
+        web::resource("/api/v1/backoffice/sdi/rejected")
+            .route(web::get().to(sdi_receipts::rejected)),
+    )
+    .service(
+        web::resource("/api/v1/backoffice/sdi/rejected/{id}/resend")
+            .route(web::post().to(sdi_receipts::resend)),
     );
 }
 

@@ -90,6 +90,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         super::orders::Docs::openapi(),
         super::invoices::Docs::openapi(),
         super::backoffice_invoices::Docs::openapi(),
+        super::sdi_receipts::Docs::openapi(),
         super::coupons::Docs::openapi(),
         super::emails::Docs::openapi(),
         super::users::Docs::openapi(),

@@ -24,7 +24,7 @@ pub fn buyers_of(
 ) -> anyhow::Result<HashMap<String, Buyer>> {
     let mut buyers: HashMap<String, Buyer> = billing::profiles_of(conn, user_ids)?
         .iter()
-        .map(|(user_id, profile)| (user_id.clone(), from_profile(profile)))
+        .map(|(user_id, profile)| (user_id.clone(), buyer_from_profile(profile)))
         .collect();
     let without: Vec<&str> = user_ids
         .iter()
@@ -60,7 +60,7 @@ pub fn buyer_of(conn: &mut DbConnection, user_id: &str) -> anyhow::Result<Option
 }
 
 /// The FatturaPA's CessionarioCommittente of a billing profile.
-fn from_profile(profile: &BillingProfile) -> Buyer {
+pub fn buyer_from_profile(profile: &BillingProfile) -> Buyer {
     let (name, partita_iva, codice_fiscale) = match &profile.buyer {
         BuyerIdentity::Person {
             nome,
@@ -114,4 +114,39 @@ fn from_profile(profile: &BillingProfile) -> Buyer {
         },
         pec: profile.delivery.pec().map(|pec| pec.as_str().to_owned()),
     }
+}
+
+/// The billing data a document's buyer was made from, as a form shows them: what the
+/// back-office corrects when the SdI rejected the file. A buyer without a partita IVA
+/// and with a denominazione (an order placed before billing data existed) has no kind.
+pub fn buyer_input(buyer: &Buyer) -> billing::BillingInput {
+    let mut input = billing::BillingInput {
+        kind: match (&buyer.partita_iva, &buyer.name) {
+            (Some(_), _) => Some("business".to_owned()),
+            (None, BuyerName::Person { .. }) => Some("person".to_owned()),
+            (None, BuyerName::Business { .. }) => None,
+        },
+        partita_iva: buyer.partita_iva.clone(),
+        codice_fiscale: buyer.codice_fiscale.clone(),
+        codice_destinatario: buyer.codice_destinatario.clone(),
+        pec: buyer.pec.clone(),
+        ..billing::BillingInput::default()
+    };
+    match &buyer.name {
+        BuyerName::Person { nome, cognome } => {
+            input.nome = Some(nome.clone());
+            input.cognome = Some(cognome.clone());
+        }
+        BuyerName::Business { denominazione } => input.denominazione = Some(denominazione.clone()),
+    }
+    if let Some(sede) = &buyer.sede {
+        let italy = sede.nazione == "IT";
+        input.indirizzo = Some(sede.indirizzo.clone());
+        // Abroad the file carries 00000, not the buyer's postal code.
+        input.cap = italy.then(|| sede.cap.clone());
+        input.comune = Some(sede.comune.clone());
+        input.provincia = sede.provincia.clone();
+        input.nazione = Some(sede.nazione.clone());
+    }
+    input
 }

@@ -136,6 +136,33 @@ pub fn vat_summary(lines: &[Line]) -> Vec<VatSummary> {
         .collect()
 }
 
+/// The VAT summary of a credit note's `lines`, given the `earlier` lines the invoice's
+/// earlier credit notes credited. Per rate, the taxable is the lines' own; the tax is
+/// what brings the tax credited so far to that of [`vat_summary`] on everything credited
+/// so far. The first credit note's tax is exactly [`vat_summary`]'s; a later one's may
+/// differ from it by a cent, within the SdI's tolerance on Imposta, so that the credit
+/// notes of an invoice crediting all its coupons, one by one or in any grouping, give
+/// back exactly its tax and never more (the rounding of each unit's tax on its own would
+/// add up, per unit, to more than the invoice's rounding of the whole).
+pub fn credit_vat_summary(earlier: &[Line], lines: &[Line]) -> Vec<VatSummary> {
+    let before = vat_summary(earlier);
+    let after = vat_summary(&[earlier, lines].concat());
+    let tax_at = |summary: &[VatSummary], rate: i32| {
+        summary
+            .iter()
+            .find(|s| s.vat_rate_basis_points == rate)
+            .map_or(Money::ZERO, |s| s.tax)
+    };
+    vat_summary(lines)
+        .into_iter()
+        .map(|own| VatSummary {
+            tax: tax_at(&after, own.vat_rate_basis_points)
+                - tax_at(&before, own.vat_rate_basis_points),
+            ..own
+        })
+        .collect()
+}
+
 /// How the invoice says it was paid (ModalitaPagamento).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PaymentMode {
@@ -186,6 +213,33 @@ pub struct Invoice<'a> {
     pub total: Money,
 }
 
+/// The invoice a credit note corrects (DatiFattureCollegate).
+#[derive(Debug, Clone, Copy)]
+pub struct CreditedInvoice<'a> {
+    pub number: &'a str,
+    pub date: chrono::NaiveDate,
+}
+
+/// Everything the FatturaPA file of one credit note (TD04) holds: the parties, the lines
+/// credited and their VAT summary, all amounts positive, and the invoice it corrects. No
+/// payment: the credit note settles nothing by itself (a void refunds to the prepaid
+/// account, a reversal follows money the bank already took back).
+#[derive(Debug, Clone)]
+pub struct CreditNote<'a> {
+    /// IdCodice of the transmitter (IdPaese IT).
+    pub transmitter: &'a str,
+    pub progressivo_invio: &'a str,
+    pub number: &'a str,
+    pub date: chrono::NaiveDate,
+    pub seller: &'a Seller,
+    /// As stored on the invoice credited.
+    pub buyer: &'a Buyer,
+    pub lines: &'a [Line],
+    pub vat_summary: &'a [VatSummary],
+    pub total: Money,
+    pub credited: CreditedInvoice<'a>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +273,24 @@ mod tests {
             .map(|s| (s.vat_rate_basis_points, s.taxable.cents(), s.tax.cents()))
             .collect();
         assert_eq!(figures, vec![(400, 1250, 50), (1000, 5, 1), (2200, 51, 11)]);
+    }
+
+    #[test]
+    fn credit_notes_together_give_back_exactly_the_invoices_tax() {
+        // 12.35 at 22% is 2.717 → 2.72 alone; two of them, 24.70, 5.434 → 5.43.
+        let unit = line(1235, 1, 2200);
+        let first = credit_vat_summary(&[], std::slice::from_ref(&unit));
+        assert_eq!(first, vat_summary(std::slice::from_ref(&unit)));
+        assert_eq!(first[0].tax.cents(), 272);
+        let second = credit_vat_summary(std::slice::from_ref(&unit), std::slice::from_ref(&unit));
+        assert_eq!(
+            (second[0].taxable.cents(), second[0].tax.cents()),
+            (1235, 271)
+        );
+        assert_eq!(vat_summary(&[line(1235, 2, 2200)])[0].tax.cents(), 543);
+        // A rate first credited now counts from nothing.
+        let other = credit_vat_summary(&[unit], &[line(5, 1, 1000)]);
+        assert_eq!(other, vat_summary(&[line(5, 1, 1000)]));
     }
 
     #[test]

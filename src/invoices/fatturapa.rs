@@ -12,7 +12,11 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
 use rust_decimal::Decimal;
 
-use super::document::{Address, Buyer, BuyerName, Invoice};
+use super::document::{
+    Address, Buyer, BuyerName, CreditNote, CreditedInvoice, Invoice, Line, PaymentMode, Seller,
+    VatSummary,
+};
+use super::store::DocumentKind;
 use crate::money::Money;
 
 const NAMESPACE: &str = "http://ivaservizi.agenziaentrate.gov.it/docs/xsd/fatture/v1.2";
@@ -39,8 +43,61 @@ pub fn progressivo_invio(seq: i64) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The FatturaPA XML of `invoice`.
+/// What the file says, of an invoice or of a credit note.
+struct Document<'a> {
+    kind: DocumentKind,
+    transmitter: &'a str,
+    progressivo_invio: &'a str,
+    number: &'a str,
+    date: chrono::NaiveDate,
+    seller: &'a Seller,
+    buyer: &'a Buyer,
+    lines: &'a [Line],
+    vat_summary: &'a [VatSummary],
+    total: Money,
+    /// A credit note's invoice (DatiFattureCollegate).
+    credited: Option<CreditedInvoice<'a>>,
+    /// An invoice's payment (DatiPagamento); a credit note has none.
+    payment: Option<PaymentMode>,
+}
+
+/// The FatturaPA XML of `invoice` (TD01).
 pub fn to_xml(invoice: &Invoice<'_>) -> String {
+    write(&Document {
+        kind: DocumentKind::Invoice,
+        transmitter: invoice.transmitter,
+        progressivo_invio: invoice.progressivo_invio,
+        number: invoice.number,
+        date: invoice.date,
+        seller: invoice.seller,
+        buyer: invoice.buyer,
+        lines: invoice.lines,
+        vat_summary: invoice.vat_summary,
+        total: invoice.total,
+        credited: None,
+        payment: Some(invoice.payment),
+    })
+}
+
+/// The FatturaPA XML of a credit note (TD04), referring to the invoice it corrects.
+pub fn credit_note_xml(note: &CreditNote<'_>) -> String {
+    write(&Document {
+        kind: DocumentKind::CreditNote,
+        transmitter: note.transmitter,
+        progressivo_invio: note.progressivo_invio,
+        number: note.number,
+        date: note.date,
+        seller: note.seller,
+        buyer: note.buyer,
+        lines: note.lines,
+        vat_summary: note.vat_summary,
+        total: note.total,
+        credited: Some(note.credited),
+        payment: None,
+    })
+}
+
+fn write(document: &Document<'_>) -> String {
     let mut x = Xml(Writer::new_with_indent(Vec::new(), b' ', 2));
     x.event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
     let root = BytesStart::new("p:FatturaElettronica").with_attributes([
@@ -52,11 +109,11 @@ pub fn to_xml(invoice: &Invoice<'_>) -> String {
     x.event(Event::Start(root));
 
     x.open("FatturaElettronicaHeader");
-    header(&mut x, invoice);
+    header(&mut x, document);
     x.close("FatturaElettronicaHeader");
 
     x.open("FatturaElettronicaBody");
-    body(&mut x, invoice);
+    body(&mut x, document);
     x.close("FatturaElettronicaBody");
 
     x.event(Event::End(BytesEnd::new("p:FatturaElettronica")));
@@ -65,25 +122,10 @@ pub fn to_xml(invoice: &Invoice<'_>) -> String {
     text
 }
 
-fn header(x: &mut Xml, invoice: &Invoice<'_>) {
-    let buyer = invoice.buyer;
-    let seller = invoice.seller;
-    x.open("DatiTrasmissione");
-    x.open("IdTrasmittente");
-    x.leaf("IdPaese", "IT");
-    x.leaf("IdCodice", invoice.transmitter);
-    x.close("IdTrasmittente");
-    x.leaf("ProgressivoInvio", invoice.progressivo_invio);
-    x.leaf("FormatoTrasmissione", "FPR12");
-    let code = match (&buyer.codice_destinatario, &buyer.pec) {
-        (Some(code), None) => code.as_str(),
-        _ => NO_RECIPIENT_CODE,
-    };
-    x.leaf("CodiceDestinatario", code);
-    if let (None, Some(pec)) = (&buyer.codice_destinatario, &buyer.pec) {
-        x.leaf("PECDestinatario", pec);
-    }
-    x.close("DatiTrasmissione");
+fn header(x: &mut Xml, document: &Document<'_>) {
+    let buyer = document.buyer;
+    let seller = document.seller;
+    transmission_data(x, document.transmitter, document.progressivo_invio, buyer);
 
     x.open("CedentePrestatore");
     x.open("DatiAnagrafici");
@@ -111,6 +153,75 @@ fn header(x: &mut Xml, invoice: &Invoice<'_>) {
     x.close("CedentePrestatore");
 
     buyer_party(x, buyer);
+}
+
+/// DatiTrasmissione: who sends the file, its ProgressivoInvio, and how the SdI reaches
+/// the buyer.
+fn transmission_data(x: &mut Xml, transmitter: &str, progressivo_invio: &str, buyer: &Buyer) {
+    x.open("DatiTrasmissione");
+    x.open("IdTrasmittente");
+    x.leaf("IdPaese", "IT");
+    x.leaf("IdCodice", transmitter);
+    x.close("IdTrasmittente");
+    x.leaf("ProgressivoInvio", progressivo_invio);
+    x.leaf("FormatoTrasmissione", "FPR12");
+    let code = match (&buyer.codice_destinatario, &buyer.pec) {
+        (Some(code), None) => code.as_str(),
+        _ => NO_RECIPIENT_CODE,
+    };
+    x.leaf("CodiceDestinatario", code);
+    if let (None, Some(pec)) = (&buyer.codice_destinatario, &buyer.pec) {
+        x.leaf("PECDestinatario", pec);
+    }
+    x.close("DatiTrasmissione");
+}
+
+/// The file of a document sent again (a rejected one, same number, date and lines): `xml`
+/// with a new ProgressivoInvio and the buyer (CessionarioCommittente and how the SdI
+/// reaches them) replaced; everything else as it was. Works for any document type, since
+/// it never looks at the body.
+pub fn resent_file(
+    xml: &str,
+    transmitter: &str,
+    progressivo_invio: &str,
+    buyer: &Buyer,
+) -> anyhow::Result<String> {
+    use quick_xml::Reader;
+    let mut reader = Reader::from_str(xml);
+    let mut x = Xml(Writer::new_with_indent(Vec::new(), b' ', 2));
+    let mut replaced = 0;
+    loop {
+        match reader.read_event()? {
+            Event::Eof => break,
+            Event::Start(start)
+                if matches!(
+                    start.name().as_ref(),
+                    "DatiTrasmissione" | "CessionarioCommittente"
+                ) =>
+            {
+                let end = start.to_end().into_owned();
+                reader.read_to_end(end.name())?;
+                match end.name().as_ref() {
+                    "DatiTrasmissione" => {
+                        transmission_data(&mut x, transmitter, progressivo_invio, buyer)
+                    }
+                    _ => buyer_party(&mut x, buyer),
+                }
+                replaced += 1;
+            }
+            // The indentation between elements: the writer indents anew. Values never
+            // hold a line break (see [`latin`]), so no value is lost.
+            Event::Text(text) if text.contains('\n') && text.trim().is_empty() => {}
+            event => x.event(event),
+        }
+    }
+    anyhow::ensure!(
+        replaced == 2,
+        "the stored file lacks DatiTrasmissione or CessionarioCommittente"
+    );
+    let mut text = String::from_utf8(x.0.into_inner())?;
+    text.push('\n');
+    Ok(text)
 }
 
 fn buyer_party(x: &mut Xml, buyer: &Buyer) {
@@ -155,19 +266,25 @@ fn address(x: &mut Xml, element: &str, address: &Address) {
     x.close(element);
 }
 
-fn body(x: &mut Xml, invoice: &Invoice<'_>) {
+fn body(x: &mut Xml, document: &Document<'_>) {
     x.open("DatiGenerali");
     x.open("DatiGeneraliDocumento");
-    x.leaf("TipoDocumento", "TD01");
+    x.leaf("TipoDocumento", document.kind.as_str());
     x.leaf("Divisa", "EUR");
-    x.leaf("Data", &invoice.date.format("%Y-%m-%d").to_string());
-    x.leaf("Numero", invoice.number);
-    x.leaf("ImportoTotaleDocumento", &amount(invoice.total));
+    x.leaf("Data", &date(document.date));
+    x.leaf("Numero", document.number);
+    x.leaf("ImportoTotaleDocumento", &amount(document.total));
     x.close("DatiGeneraliDocumento");
+    if let Some(credited) = &document.credited {
+        x.open("DatiFattureCollegate");
+        x.leaf("IdDocumento", credited.number);
+        x.leaf("Data", &date(credited.date));
+        x.close("DatiFattureCollegate");
+    }
     x.close("DatiGenerali");
 
     x.open("DatiBeniServizi");
-    for (index, line) in invoice.lines.iter().enumerate() {
+    for (index, line) in document.lines.iter().enumerate() {
         x.open("DettaglioLinee");
         x.leaf("NumeroLinea", &(index + 1).to_string());
         x.leaf("Descrizione", &latin(&line.description, 1000));
@@ -177,7 +294,7 @@ fn body(x: &mut Xml, invoice: &Invoice<'_>) {
         x.leaf("AliquotaIVA", &rate(line.vat_rate_basis_points));
         x.close("DettaglioLinee");
     }
-    for summary in invoice.vat_summary {
+    for summary in document.vat_summary {
         x.open("DatiRiepilogo");
         x.leaf("AliquotaIVA", &rate(summary.vat_rate_basis_points));
         x.leaf("ImponibileImporto", &amount(summary.taxable));
@@ -188,14 +305,21 @@ fn body(x: &mut Xml, invoice: &Invoice<'_>) {
     }
     x.close("DatiBeniServizi");
 
-    x.open("DatiPagamento");
-    // TP02: paid in full at once.
-    x.leaf("CondizioniPagamento", "TP02");
-    x.open("DettaglioPagamento");
-    x.leaf("ModalitaPagamento", invoice.payment.code());
-    x.leaf("ImportoPagamento", &amount(invoice.total));
-    x.close("DettaglioPagamento");
-    x.close("DatiPagamento");
+    if let Some(payment) = document.payment {
+        x.open("DatiPagamento");
+        // TP02: paid in full at once.
+        x.leaf("CondizioniPagamento", "TP02");
+        x.open("DettaglioPagamento");
+        x.leaf("ModalitaPagamento", payment.code());
+        x.leaf("ImportoPagamento", &amount(document.total));
+        x.close("DettaglioPagamento");
+        x.close("DatiPagamento");
+    }
+}
+
+/// "2026-12-01".
+fn date(date: chrono::NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
 }
 
 /// "1234.50": two decimals, a point, no thousands separator.
@@ -270,6 +394,66 @@ mod tests {
         assert_eq!(progressivo_invio(36), "00010");
         assert_eq!(progressivo_invio(36_i64.pow(5) - 1), "ZZZZZ");
         assert_eq!(file_name("01234567897", "0000A"), "IT01234567897_0000A.xml");
+    }
+
+    #[test]
+    fn a_resent_file_changes_only_the_transmission_and_the_buyer() {
+        use crate::invoices::document::{vat_summary, Line, PaymentMode, Seller};
+        let seller = Seller {
+            denominazione: "Rossi & Figli S.r.l.".into(),
+            partita_iva: "00743110157".into(),
+            codice_fiscale: None,
+            regime_fiscale: "RF01".into(),
+            sede: Address {
+                indirizzo: "Via Po 1".into(),
+                cap: "00100".into(),
+                comune: "Roma".into(),
+                provincia: Some("RM".into()),
+                nazione: "IT".into(),
+            },
+            rea: None,
+        };
+        let buyer = |cap: &str, code: Option<&str>| Buyer {
+            name: BuyerName::Person {
+                nome: "Maria".into(),
+                cognome: "D'Angelo & C.".into(),
+            },
+            partita_iva: None,
+            codice_fiscale: Some("RSSMRA80A01H501U".into()),
+            sede: Some(Address {
+                cap: cap.into(),
+                ..seller.sede.clone()
+            }),
+            codice_destinatario: code.map(str::to_owned),
+            pec: None,
+        };
+        let lines = [Line {
+            description: "Rinnovo <firma> & CNS".into(),
+            quantity: 2,
+            unit_price: Money::from_cents(1000),
+            total: Money::from_cents(2000),
+            vat_rate_basis_points: 2200,
+        }];
+        let summary = vat_summary(&lines);
+        let file = |progressivo: &str, buyer: &Buyer| {
+            to_xml(&Invoice {
+                transmitter: "01234567897",
+                progressivo_invio: progressivo,
+                number: "V2026-000001",
+                date: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+                seller: &seller,
+                buyer,
+                lines: &lines,
+                vat_summary: &summary,
+                payment: PaymentMode::FromPrepaidBalance,
+                total: Money::from_cents(2440),
+            })
+        };
+        let rejected = file("00001", &buyer("0010", None));
+        let corrected = buyer("00184", Some("M5UXCR1"));
+        let resent = resent_file(&rejected, "01234567897", "00002", &corrected).unwrap();
+        assert_eq!(resent, file("00002", &corrected));
+        assert!(resent.contains("Rossi &amp; Figli"), "{resent}");
     }
 
     #[test]

@@ -2,19 +2,25 @@
 //! (DESIGN.md, invariants), and the electronic invoice (FatturaPA) of every sale, issued
 //! in the transaction that fulfils the order, however it was paid. The order keeps the
 //! number it was given (`orders` owns that row); this module owns the counters, the
-//! invoices and their files.
+//! invoices, the credit notes that correct them ([`credit_coupons`]) and their files.
 
 mod buyer;
+pub use buyer::{buyer_from_profile, buyer_input};
 pub mod courtesy;
+mod credit;
 pub mod document;
 pub mod export;
 pub mod fatturapa;
 pub mod listing;
 pub mod numbering;
+pub mod receipts;
 pub mod store;
 pub mod transmission;
 
 pub use buyer::{buyer_of, buyers_of};
+pub use credit::{
+    credit_coupons, CreditNoteDraft, CreditedCoupon, IssuedCreditNote, NO_INVOICE_TO_CREDIT,
+};
 pub use numbering::{invoice_number, take_numbers, InvoiceNumber};
 pub use store::{DocumentKind, InvoiceFile, InvoiceStatus, StoredDocument};
 
@@ -122,14 +128,24 @@ pub fn issue(
             status: InvoiceStatus::Issued,
         });
     }
-    store::insert_all(conn, &issued, now)?;
-    let files: Vec<_> = issued
+    store_and_queue(conn, &issued, now)
+}
+
+/// Stores documents just issued and queues their files for transmission, in the issuing
+/// transaction: none is stored without being queued.
+fn store_and_queue(
+    conn: &mut DbConnection,
+    documents: &[store::NewInvoice],
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    store::insert_all(conn, documents, now)?;
+    let files: Vec<_> = documents
         .iter()
-        .map(|invoice| transmission::FileToSend {
-            brand_id: &invoice.brand_id,
-            invoice_id: &invoice.id,
-            file_name: &invoice.file_name,
-            xml: &invoice.xml,
+        .map(|document| transmission::FileToSend {
+            brand_id: &document.brand_id,
+            invoice_id: &document.id,
+            file_name: &document.file_name,
+            xml: &document.xml,
         })
         .collect();
     transmission::enqueue_all(conn, &files, now)?;
@@ -142,6 +158,10 @@ pub enum InvoiceError {
     /// fulfilled).
     #[error("no such invoice")]
     NotFound,
+    /// A credit note would credit what its invoice did not sell, or more than it did:
+    /// units of a product, or money.
+    #[error("a credit note of invoice {invoice} would credit {what}")]
+    OverCredit { invoice: String, what: String },
     #[error(transparent)]
     Storage(#[from] anyhow::Error),
 }

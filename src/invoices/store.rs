@@ -1,9 +1,10 @@
-//! The one writer of `invoices` and `sdi_transmission_counters`.
+//! The one writer of `invoices`, `credited_coupons` and `sdi_transmission_counters`.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::db::schema::{invoices, sdi_transmission_counters};
+use super::CreditedCoupon;
+use crate::db::schema::{coupons, credited_coupons, invoices, sdi_transmission_counters};
 use crate::db::DbConnection;
 
 text_enum!(
@@ -117,6 +118,148 @@ pub fn take_progressives(
     .returning(sdi_transmission_counters::last_seq)
     .get_result(c))?;
     Ok((last - count + 1..=last).collect())
+}
+
+/// What an SdI receipt does to the document whose current file it is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptEffect {
+    /// Ricevuta di consegna.
+    Delivered,
+    /// Notifica di scarto.
+    Rejected,
+    /// Notifica di mancata consegna.
+    NotDelivered,
+}
+
+impl ReceiptEffect {
+    fn status(self) -> InvoiceStatus {
+        match self {
+            Self::Delivered => InvoiceStatus::Delivered,
+            Self::Rejected => InvoiceStatus::Rejected,
+            Self::NotDelivered => InvoiceStatus::NotDelivered,
+        }
+    }
+}
+
+/// The states a receipt moves a document from: waiting to be transmitted (the receipt
+/// may be imported before the sending worker recorded the transmission) or transmitted.
+/// Never from a final state: a delivered document is never moved back.
+const AWAITING_RECEIPT: [&str; 2] = ["issued", "transmitted"];
+
+/// Moves the document `id` as the receipt `effect` says, if `file_name` is still its
+/// current file and it awaits a receipt; keeps the SdI's identifier of the file. Whether
+/// it moved: a second receipt, or one about an earlier file, changes nothing.
+pub fn apply_receipt(
+    conn: &mut DbConnection,
+    id: &str,
+    file_name: &str,
+    effect: ReceiptEffect,
+    identificativo_sdi: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    let moved = diesel::update(
+        invoices::table
+            .filter(invoices::id.eq(id))
+            .filter(invoices::file_name.eq(file_name))
+            .filter(invoices::status.eq_any(AWAITING_RECEIPT)),
+    )
+    .set((
+        invoices::status.eq(effect.status().as_str()),
+        invoices::identificativo_sdi.eq(identificativo_sdi),
+        invoices::status_changed_at.eq(now.naive_utc()),
+    ))
+    .execute(conn)?;
+    Ok(moved == 1)
+}
+
+/// A rejected document's new file: the same document (number, date, lines), a new
+/// ProgressivoInvio and file name, the buyer as corrected (or as it was).
+pub struct ResentFile<'a> {
+    pub progressivo_invio: &'a str,
+    pub file_name: &'a str,
+    pub xml: &'a str,
+    /// JSON of [`super::document::Buyer`].
+    pub buyer: &'a str,
+}
+
+/// Gives the rejected document `id` its new file and puts it back to `issued` (waiting to
+/// be transmitted); the SdI's identifier belonged to the rejected file. Whether it was
+/// still rejected (a concurrent re-send took it first otherwise).
+pub fn replace_rejected_file(
+    conn: &mut DbConnection,
+    id: &str,
+    file: &ResentFile<'_>,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    let replaced = diesel::update(
+        invoices::table
+            .filter(invoices::id.eq(id))
+            .filter(invoices::status.eq(InvoiceStatus::Rejected.as_str())),
+    )
+    .set((
+        invoices::progressivo_invio.eq(file.progressivo_invio),
+        invoices::file_name.eq(file.file_name),
+        invoices::xml.eq(file.xml),
+        invoices::buyer.eq(file.buyer),
+        invoices::status.eq(InvoiceStatus::Issued.as_str()),
+        invoices::identificativo_sdi.eq(None::<String>),
+        invoices::status_changed_at.eq(now.naive_utc()),
+    ))
+    .execute(conn)?;
+    Ok(replaced == 1)
+}
+
+/// What a re-send starts from: the document's transmitter and its buyer as stored (JSON of
+/// [`super::document::Buyer`]), read with the row locked until the transaction ends.
+pub fn lock_for_resend(conn: &mut DbConnection, id: &str) -> QueryResult<Option<(String, String)>> {
+    let query = invoices::table
+        .filter(invoices::id.eq(id))
+        .select((invoices::transmitter_codice, invoices::buyer));
+    for_update!(conn, query, |q, c| q.first(c).optional())
+}
+
+/// The buyer stored on the document `id` (JSON of [`super::document::Buyer`]).
+pub fn buyer_json(conn: &mut DbConnection, id: &str) -> QueryResult<Option<String>> {
+    invoices::table
+        .filter(invoices::id.eq(id))
+        .select(invoices::buyer)
+        .first(conn)
+        .optional()
+}
+
+/// The brand's document whose current file is `file_name`.
+pub fn document_with_file(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    file_name: &str,
+) -> anyhow::Result<Option<StoredDocument>> {
+    invoices::table
+        .filter(invoices::brand_id.eq(brand_id))
+        .filter(invoices::file_name.eq(file_name))
+        .select(DocumentRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(StoredDocument::try_from)
+        .transpose()
+}
+
+/// The brand's documents in `status`, oldest change first.
+pub fn documents_in_status(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    status: InvoiceStatus,
+    limit: i64,
+) -> anyhow::Result<Vec<StoredDocument>> {
+    invoices::table
+        .filter(invoices::brand_id.eq(brand_id))
+        .filter(invoices::status.eq(status.as_str()))
+        .order((invoices::status_changed_at.asc(), invoices::id.asc()))
+        .limit(limit)
+        .select(DocumentRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(StoredDocument::try_from)
+        .collect()
 }
 
 /// A stored invoice's file.
@@ -272,4 +415,91 @@ pub fn documents_of_order(
         .into_iter()
         .map(StoredDocument::try_from)
         .collect()
+}
+
+/// An order's invoice about to be credited: what a credit note takes from it.
+#[derive(Debug, Clone, Queryable)]
+pub struct InvoiceToCredit {
+    pub id: String,
+    pub brand_id: String,
+    pub number: String,
+    pub issue_date: NaiveDate,
+    /// JSON of [`super::document::Buyer`], as it was at issue.
+    pub buyer: String,
+    pub gross_cents: i64,
+}
+
+/// The order's invoice (TD01), its row locked until the transaction ends (PostgreSQL;
+/// SQLite's writer lock already excludes every other writer), so that the credit notes
+/// of one invoice are counted one after the other; `None` for an order without one.
+pub fn lock_invoice_of_order(
+    conn: &mut DbConnection,
+    order_id: &str,
+) -> QueryResult<Option<InvoiceToCredit>> {
+    let query = invoices::table
+        .filter(invoices::order_id.eq(order_id))
+        .filter(invoices::kind.eq(DocumentKind::Invoice.as_str()))
+        .select((
+            invoices::id,
+            invoices::brand_id,
+            invoices::number,
+            invoices::issue_date,
+            invoices::buyer,
+            invoices::gross_cents,
+        ));
+    for_update!(conn, query, |q, c| q.first(c).optional())
+}
+
+/// What an invoice's credit notes have credited so far.
+#[derive(Debug, Clone, Default)]
+pub struct CreditedSoFar {
+    pub coupons: Vec<CreditedCoupon>,
+    /// The credit notes' gross total.
+    pub gross_cents: i64,
+}
+
+/// What the invoice's credit notes have credited so far.
+pub fn credited_so_far(conn: &mut DbConnection, invoice_id: &str) -> QueryResult<CreditedSoFar> {
+    let coupons = credited_coupons::table
+        .inner_join(coupons::table)
+        .filter(credited_coupons::invoice_id.eq(invoice_id))
+        .select((
+            coupons::id,
+            coupons::product_id,
+            coupons::net_unit_cents,
+            coupons::vat_rate_basis_points,
+        ))
+        .load(conn)?;
+    let gross: Vec<i64> = invoices::table
+        .filter(invoices::credited_invoice_id.eq(invoice_id))
+        .select(invoices::gross_cents)
+        .load(conn)?;
+    Ok(CreditedSoFar {
+        coupons,
+        gross_cents: gross.into_iter().sum(),
+    })
+}
+
+/// Records the coupons a credit note credits. A coupon already credited fails the
+/// insert (its key), and the credit note with it.
+pub fn record_credited_coupons(
+    conn: &mut DbConnection,
+    credit_note_id: &str,
+    invoice_id: &str,
+    coupon_ids: &[String],
+) -> QueryResult<()> {
+    for chunk in coupon_ids.chunks(500) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|coupon_id| {
+                (
+                    credited_coupons::coupon_id.eq(coupon_id),
+                    credited_coupons::credit_note_id.eq(credit_note_id),
+                    credited_coupons::invoice_id.eq(invoice_id),
+                )
+            })
+            .collect();
+        insert_many!(conn, credited_coupons::table, rows)?;
+    }
+    Ok(())
 }

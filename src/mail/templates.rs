@@ -81,6 +81,12 @@ const TEMPLATES: &[(&str, &str, &str, &str)] = &[
         include_str!("../../templates/email/email_change_notice.text.hbs"),
         include_str!("../../templates/email/email_change_notice.html.hbs"),
     ),
+    (
+        "invoice_not_delivered",
+        "{{brand}}: la {{document}} {{number}} è nel tuo cassetto fiscale",
+        include_str!("../../templates/email/invoice_not_delivered.text.hbs"),
+        include_str!("../../templates/email/invoice_not_delivered.html.hbs"),
+    ),
 ];
 
 pub struct Templates {

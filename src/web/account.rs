@@ -20,8 +20,9 @@ use crate::auth::{password, NewPassword, ProfileChanges};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode};
 use crate::email_address::EmailAddress;
+use crate::http::italian::order_status_label;
 use crate::http::AppState;
-use crate::orders::{self, OrderStatus};
+use crate::orders;
 use crate::prepaid::{self, EntryKind};
 use crate::rate_limit;
 use crate::validation::PersonName;
@@ -370,16 +371,6 @@ async fn prepaid_statement(shop: BuyerPage) -> Result<HttpResponse, WebError> {
         "prepagato",
         json!({ "title": "Conto prepagato", "balance": euro(account.balance), "entries": entries }),
     )
-}
-
-fn order_status_label(status: OrderStatus) -> &'static str {
-    match status {
-        OrderStatus::AwaitingPayment => "in attesa del versamento",
-        OrderStatus::Paid => "pagato",
-        OrderStatus::Fulfilled => "evaso",
-        OrderStatus::Expired => "scaduto",
-        OrderStatus::Cancelled => "annullato",
-    }
 }
 
 async fn order_list(shop: BuyerPage) -> Result<HttpResponse, WebError> {

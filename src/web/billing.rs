@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{see_other, BuyerPage, CheckedForm, Query, WebError};
-use crate::billing::{self, BillingError, BillingInput};
+use crate::billing::{self, BillingError, BillingInput, InvalidField};
 use crate::http::italian::billing_field;
 
 pub const PATH: &str = "/negozio/profilo/fatturazione";
@@ -37,9 +37,25 @@ fn render(
     next: Option<&str>,
     saved: bool,
 ) -> Result<HttpResponse, WebError> {
+    shop.render(
+        status,
+        "fatturazione",
+        json!({
+            "title": "Dati di fatturazione",
+            "values": form_values(values),
+            "errors": errors,
+            "saved": saved,
+            "before_purchase": next == Some("acquista"),
+            "next": next,
+        }),
+    )
+}
+
+/// The values of the billing fields (`campi_fatturazione`) as typed.
+pub(crate) fn form_values(values: &BillingInput) -> Value {
     let text = |v: &Option<String>| json!(v.clone().unwrap_or_default());
     let kind = values.kind.clone().unwrap_or_else(|| "person".to_owned());
-    let values: Value = json!({
+    json!({
         "business": kind == "business",
         "denominazione": text(&values.denominazione),
         "nome": text(&values.nome),
@@ -53,19 +69,24 @@ fn render(
         "nazione": json!(values.nazione.clone().unwrap_or_else(|| "IT".to_owned())),
         "codice_destinatario": text(&values.codice_destinatario),
         "pec": text(&values.pec),
-    });
-    shop.render(
-        status,
-        "fatturazione",
-        json!({
-            "title": "Dati di fatturazione",
-            "values": values,
-            "errors": errors,
-            "saved": saved,
-            "before_purchase": next == Some("acquista"),
-            "next": next,
-        }),
-    )
+    })
+}
+
+/// The message next to each refused billing field.
+pub(crate) fn form_errors(fields: &[InvalidField]) -> BTreeMap<&'static str, String> {
+    fields
+        .iter()
+        .map(|f| (f.field, billing_field(f.field, &f.error)))
+        .collect()
+}
+
+/// The form shows both kinds' fields: only the chosen kind's are kept.
+pub(crate) fn chosen_kind_only(mut values: BillingInput) -> BillingInput {
+    if values.kind.as_deref() == Some("person") {
+        values.denominazione = None;
+        values.partita_iva = None;
+    }
+    values
 }
 
 async fn form(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError> {
@@ -90,12 +111,8 @@ async fn save(
     shop: BuyerPage,
     CheckedForm(form): CheckedForm<BillingForm>,
 ) -> Result<HttpResponse, WebError> {
-    let BillingForm { mut values, dopo } = form;
-    // The form shows both kinds' fields: only the chosen kind's are kept.
-    if values.kind.as_deref() == Some("person") {
-        values.denominazione = None;
-        values.partita_iva = None;
-    }
+    let BillingForm { values, dopo } = form;
+    let values = chosen_kind_only(values);
     let input = values.clone();
     let outcome = shop
         .read(move |conn, user| {
@@ -109,10 +126,7 @@ async fn save(
     match outcome {
         Ok(()) => Ok(see_other(&after_saving(dopo.as_deref()))),
         Err(fields) => {
-            let errors = fields
-                .iter()
-                .map(|f| (f.field, billing_field(f.field, &f.error)))
-                .collect();
+            let errors = form_errors(&fields);
             let status = StatusCode::UNPROCESSABLE_ENTITY;
             render(&shop, status, &values, errors, dopo.as_deref(), false)
         }

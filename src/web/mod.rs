@@ -520,6 +520,8 @@ const BACKOFFICE_NAV: &[(&str, &str)] = &[
     ("/backoffice/prepagati", "Conti prepagati"),
     ("/backoffice/coupon", "Coupon"),
     ("/backoffice/email", "Email non consegnate"),
+    ("/backoffice/ricevute-sdi", "Ricevute SdI"),
+    ("/backoffice/fatture-scartate", "Fatture scartate"),
     ("/backoffice/utenti", "Utenti"),
 ];
 

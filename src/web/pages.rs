@@ -17,8 +17,9 @@ macro_rules! page_template {
     };
 }
 
-/// (name, source). `layout` is the partial every page fills; the shop's pages come
-/// first, then the back-office's (`bo_`).
+/// (name, source). `layout` is the partial every page fills, `campi_fatturazione` the
+/// billing data's fields (the buyer's form, the correction of a rejected invoice); the
+/// shop's pages come first, then the back-office's (`bo_`).
 const TEMPLATES: &[(&str, &str)] = &[
     page_template!("layout"),
     page_template!("errore"),
@@ -34,6 +35,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     page_template!("riepilogo"),
     page_template!("ordine"),
     page_template!("profilo"),
+    page_template!("campi_fatturazione"),
     page_template!("fatturazione"),
     page_template!("prepagato"),
     page_template!("ordini"),
@@ -56,6 +58,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     page_template!("bo_utenti"),
     page_template!("bo_utente"),
     page_template!("bo_richieste"),
+    page_template!("bo_ricevute_sdi"),
+    page_template!("bo_fatture_scartate"),
+    page_template!("bo_fattura_scartata"),
 ];
 
 /// The stylesheet, served at `/negozio/stile.css` (the CSP allows no inline style).

@@ -23,7 +23,7 @@ use crate::helpers::{problem, spawn_app, SignedIn, TestApp};
 use crate::statements::{camt053, import, Line as StatementLine};
 
 /// The Visura brand's transmitter (seeds/brands.json).
-const VISURA_TRANSMITTER: &str = "01234567897";
+pub(crate) const VISURA_TRANSMITTER: &str = "01234567897";
 
 fn schema() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fatturapa/Schema_1.2.1.xsd")
@@ -102,14 +102,14 @@ fn schema_errors(files: &[(String, String)]) -> Vec<Vec<String>> {
 }
 
 /// Every file valid against the schema.
-fn assert_valid(files: &[(String, String)]) {
+pub(crate) fn assert_valid(files: &[(String, String)]) {
     for ((name, xml), errors) in files.iter().zip(schema_errors(files)) {
         assert!(errors.is_empty(), "{name}: {errors:#?}\n{xml}");
     }
 }
 
 /// The text between `<tag>` and `</tag>`, the first.
-fn section<'a>(xml: &'a str, tag: &str) -> &'a str {
+pub(crate) fn section<'a>(xml: &'a str, tag: &str) -> &'a str {
     let open = format!("<{tag}>");
     let start = xml.find(&open).unwrap_or_else(|| panic!("no <{tag}>")) + open.len();
     let end = xml[start..].find(&format!("</{tag}>")).unwrap() + start;
@@ -117,7 +117,7 @@ fn section<'a>(xml: &'a str, tag: &str) -> &'a str {
 }
 
 /// The text of every `<tag>` leaf, in order.
-fn values(xml: &str, tag: &str) -> Vec<String> {
+pub(crate) fn values(xml: &str, tag: &str) -> Vec<String> {
     let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
     let mut found = Vec::new();
     let mut rest = xml;
@@ -170,7 +170,7 @@ fn assert_adds_up(xml: &str, order: &Value) {
     assert_eq!(values(xml, "NumeroLinea").len(), lines.len());
 }
 
-fn file_name_is_the_sdis(name: &str, transmitter: &str) -> bool {
+pub(crate) fn file_name_is_the_sdis(name: &str, transmitter: &str) -> bool {
     let Some(rest) = name.strip_prefix(&format!("IT{transmitter}_")) else {
         return false;
     };
@@ -222,7 +222,7 @@ fn invoices_of(app: &TestApp, order_id: &str) -> Vec<(String, String, String)> {
         .unwrap()
 }
 
-async fn prepaid_order(app: &TestApp, customer: &SignedIn, lines: Value) -> Value {
+pub(crate) async fn prepaid_order(app: &TestApp, customer: &SignedIn, lines: Value) -> Value {
     let response = app.order(&customer.token, lines).await;
     assert_eq!(response.status(), 201);
     response.json().await.unwrap()

@@ -9,8 +9,10 @@ use uuid::Uuid;
 use super::notices::{payment_email, Notice};
 use super::{ImportContext, ImportError};
 use crate::audit::{self, Actor, AuditEntry};
+use crate::brands::Brand;
 use crate::db::schema::{orders, payments, top_ups, users};
 use crate::db::DbConnection;
+use crate::invoices;
 use crate::mail::outbox;
 use crate::money::Money;
 use crate::orders as order_book;
@@ -105,12 +107,22 @@ pub(super) fn apply_reversal(
     row.order_id = original.order_id.clone();
     row.top_up_id = original.top_up_id.clone();
     row.account_id = original.account_id.clone();
-    let undone = undo(conn, &original, &id, now)?;
-    let Some(voided) = undone else {
+    let undone = undo(conn, brand, &original, &id, now)?;
+    let Some(undone) = undone else {
         row.reason = Some(UnmatchedReason::BalanceTooLow);
         store::insert_all(conn, &brand.id, statement_id, &[row], now)?;
         return Ok((PaymentStatus::Unmatched, entry.amount));
     };
+    let mut details = json!({
+        "reversal": id, "previous_status": original.status,
+        "order_id": original.order_id, "top_up_id": original.top_up_id,
+        "debited": Money::from_cents(original.credited_cents).to_string(),
+        "coupons_voided": undone.voided,
+        "credit_note": undone.credit_note,
+    });
+    if undone.voided > 0 && undone.credit_note.is_none() {
+        details["no_credit_note"] = json!(invoices::NO_INVOICE_TO_CREDIT);
+    }
     row.status = PaymentStatus::Reversal;
     row.reason = None;
     row.applied = Money::from_cents(original.applied_cents);
@@ -124,30 +136,42 @@ pub(super) fn apply_reversal(
             action: "payment.reversed",
             subject_type: "payment",
             subject_id: &original.id,
-            details: json!({
-                "reversal": id, "previous_status": original.status,
-                "order_id": original.order_id, "top_up_id": original.top_up_id,
-                "debited": Money::from_cents(original.credited_cents).to_string(),
-                "coupons_voided": voided,
-            }),
+            details,
         },
         now,
     )?;
     if let Some(reference) = &reference {
-        tell_owner(conn, context, &original, entry, reference, voided, now)?;
+        tell_owner(
+            conn,
+            context,
+            &original,
+            entry,
+            reference,
+            undone.voided,
+            now,
+        )?;
     }
     Ok((PaymentStatus::Reversal, entry.amount))
 }
 
+/// What undoing a credit did to the order it paid.
+struct Undone {
+    /// How many unused coupons of the order were voided.
+    voided: usize,
+    /// The number of the credit note that credits them; none when no coupon was voided,
+    /// or the order was fulfilled before invoices were issued (it has none to credit).
+    credit_note: Option<String>,
+}
+
 /// Undoes what `original` did, in a savepoint: a refused debit must leave nothing of the
-/// reversal half-applied. `None`: the prepaid credit has been spent meanwhile; else how
-/// many unused coupons of the order were voided.
+/// reversal half-applied. `None`: the prepaid credit has been spent meanwhile.
 fn undo(
     conn: &mut DbConnection,
+    brand: &Brand,
     original: &Original,
     reversal_id: &str,
     now: DateTime<Utc>,
-) -> Result<Option<usize>, ImportError> {
+) -> Result<Option<Undone>, ImportError> {
     conn.transaction(|conn| {
         if let (Some(account_id), true) = (&original.account_id, original.credited_cents > 0) {
             let debit = prepaid::post(
@@ -169,17 +193,25 @@ fn undo(
                 }
             }
         }
-        let mut voided = 0;
+        let mut undone = Undone {
+            voided: 0,
+            credit_note: None,
+        };
         let taken_back = Money::from_cents(original.applied_cents);
         if let Some(order_id) = &original.order_id {
             order_book::take_back(conn, order_id, taken_back)?;
-            voided = crate::coupons::state::void_unused_of_order(conn, order_id, now)?;
+            let voided = crate::coupons::state::void_unused_of_order(conn, order_id, now)?;
+            undone.voided = voided.len();
+            // The sale of those coupons is undone: one credit note credits them all.
+            undone.credit_note = invoices::credit_coupons(conn, brand, order_id, &voided, now)
+                .map_err(anyhow::Error::from)?
+                .map(|note| note.number);
         }
         if let Some(top_up_id) = &original.top_up_id {
             top_up_book::take_back(conn, top_up_id, taken_back)?;
         }
         store::mark_reversed(conn, &original.id)?;
-        Ok(Some(voided))
+        Ok(Some(undone))
     })
 }
 

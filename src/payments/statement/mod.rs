@@ -48,7 +48,7 @@
 mod camt;
 mod dedup;
 mod postal_csv;
-mod xml;
+pub(crate) mod xml;
 
 #[cfg(test)]
 mod tests;

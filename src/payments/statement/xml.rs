@@ -17,7 +17,7 @@ use super::StatementError;
 const MAX_DEPTH: usize = 64;
 
 #[derive(Debug)]
-pub(super) struct Element {
+pub(crate) struct Element {
     pub name: String,
     pub namespace: Option<String>,
     attributes: Vec<(String, String)>,

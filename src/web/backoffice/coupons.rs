@@ -24,6 +24,7 @@ pub(super) struct VoidState {
     reason_error: Option<String>,
     error: Option<String>,
     refunded: Option<Money>,
+    credit_note: Option<String>,
 }
 
 /// The "send the codes again" form: the order (its id, from the orders page) and why.
@@ -43,9 +44,13 @@ pub(super) async fn coupon_page(
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
     let (brand, ()) = visit.read(|_, _| Ok(())).await?;
-    let voided = form
-        .refunded
-        .map(|refund| json!({ "coupon_id": form.coupon_id, "refunded": euro(refund) }));
+    let voided = form.refunded.map(|refund| {
+        json!({
+            "coupon_id": form.coupon_id,
+            "refunded": euro(refund),
+            "credit_note": form.credit_note,
+        })
+    });
     let fresh = voided.is_some();
     visit.render(
         &brand,
@@ -213,7 +218,7 @@ pub(super) async fn void_coupon(form: OperatorForm<VoidFields>) -> Result<HttpRe
             CouponTyped::Id(id) => id,
         };
         match coupons::void(conn, &operator_id, &brand_id, &id, &reason, Utc::now()) {
-            Ok(refund) => Ok(Ok(refund)),
+            Ok(voided) => Ok(Ok(voided)),
             Err(error) => {
                 // The refund to the owner's account is the form's trouble; the rest, the
                 // coupon's (unknown, another brand's, not available).
@@ -224,8 +229,9 @@ pub(super) async fn void_coupon(form: OperatorForm<VoidFields>) -> Result<HttpRe
     })
     .await?;
     let status = match outcome {
-        Ok(refund) => {
-            form.refunded = Some(refund);
+        Ok(voided) => {
+            form.refunded = Some(voided.refund);
+            form.credit_note = voided.credit_note.map(|note| note.number);
             StatusCode::OK
         }
         Err((about_refund, identity)) => {

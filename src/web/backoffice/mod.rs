@@ -14,6 +14,7 @@ mod invoices;
 mod orders;
 mod payments;
 mod prepaid;
+mod sdi;
 mod statements;
 mod summary;
 mod users;
@@ -124,6 +125,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/backoffice/utenti/{id}/revoca-incaricato",
             web::post().to(users::remove_officer_role),
+        )
+        .route(sdi::RECEIPTS_PATH, web::get().to(sdi::receipts))
+        .route(sdi::RECEIPTS_PATH, web::post().to(sdi::import))
+        .route(sdi::REJECTED_PATH, web::get().to(sdi::rejected_queue))
+        .route(
+            "/backoffice/fatture-scartate/{id}",
+            web::get().to(sdi::rejected_document),
+        )
+        .route(
+            "/backoffice/fatture-scartate/{id}/invia",
+            web::post().to(sdi::resend_unchanged),
+        )
+        .route(
+            "/backoffice/fatture-scartate/{id}/correggi",
+            web::post().to(sdi::resend_corrected),
         );
 }
 
@@ -221,6 +237,9 @@ fn done_message(fatto: Option<&str>) -> Value {
         Some("rimborsato") => json!("Pagamento segnato come rimborsato."),
         Some("rettificato") => json!("Rettifica registrata."),
         Some("riprova") => json!("L'email è di nuovo in coda di invio."),
+        Some("reinviata") => json!(
+            "Il documento ha un nuovo file, con lo stesso numero e la stessa data: è in coda di trasmissione al SdI."
+        ),
         _ => Value::Null,
     }
 }

@@ -64,7 +64,7 @@ pub(super) async fn orders_page(
                 "email": o.email,
                 "total": euro(o.gross_total),
                 "due": (o.amount_due() > Money::ZERO).then(|| euro(o.amount_due())),
-                "status_label": order_status_label(o.status.as_str()),
+                "status_label": order_status_label(o.status),
                 "reference": o.payment_reference.as_ref().map(|r| r.printed()),
                 "invoice_number": or_dash(o.invoice_number.clone()),
                 // Unused codes can be sent again only for a fulfilled order.
@@ -81,7 +81,7 @@ pub(super) async fn orders_page(
         .collect();
     let statuses: Vec<Value> = OrderStatus::ALL
         .iter()
-        .map(|s| json!({ "value": s.as_str(), "label": order_status_label(s.as_str()), "selected": s.as_str() == stato }))
+        .map(|s| json!({ "value": s.as_str(), "label": order_status_label(*s), "selected": s.as_str() == stato }))
         .collect();
     let searched = !search.is_empty() || !stato.is_empty();
     visit.render(

@@ -67,8 +67,8 @@ pub(super) async fn statements(visit: OperatorPage) -> Result<HttpResponse, WebE
     statements_page(&visit, StatusCode::OK, None).await
 }
 
-/// Why an uploaded statement was not imported, shown next to the file field.
-pub(super) struct Refused(StatusCode, String);
+/// Why an upload was not taken, shown next to the file field.
+pub(super) struct Refused(pub(super) StatusCode, pub(super) String);
 
 impl Refused {
     fn unreadable(error: impl std::fmt::Display) -> Self {
@@ -79,21 +79,37 @@ impl Refused {
     }
 }
 
-/// Reads the upload: the `csrf_token` part first (checked, then the operator, before any
-/// byte of the file is read), then the `file` part, refused past `limit` bytes without
-/// reading the rest. The page's form puts the token before the file, as browsers send
-/// parts in the order of the form.
-pub(super) async fn read_upload(
+/// What an upload form takes, and what it says when refused.
+pub(super) struct UploadRules {
+    /// Bytes per file.
+    pub max_bytes: usize,
+    pub max_files: usize,
+    /// Shown for a file over `max_bytes`.
+    pub too_large: String,
+    /// Shown when no file was chosen.
+    pub none_chosen: &'static str,
+}
+
+/// A file uploaded: its bytes and the name the browser gave.
+pub(super) type Upload = (Vec<u8>, Option<String>);
+
+/// Reads an upload form: the `csrf_token` part first (checked, then the operator, before
+/// any byte of a file is read), then every `file` part (a part the browser sends empty
+/// for a file field left blank is skipped), each refused past `max_bytes` without reading
+/// the rest. The page's form puts the token before the files, as browsers send parts in
+/// the order of the form.
+pub(super) async fn read_uploads(
     request: &HttpRequest,
     payload: web::Payload,
-    limit: usize,
-) -> Result<(OperatorPage, Result<(Vec<u8>, Option<String>), Refused>), WebError> {
+    rules: &UploadRules,
+) -> Result<(OperatorPage, Result<Vec<Upload>, Refused>), WebError> {
     if !crate::http::is_multipart_form(request) {
         // Not our form: it cannot carry the token.
         return Err(WebError::Csrf);
     }
     let mut form = actix_multipart::Multipart::new(request.headers(), payload);
     let mut operator = None;
+    let mut files = Vec::new();
     while let Some(field) = form.next().await {
         let mut field = match field {
             Ok(field) => field,
@@ -125,26 +141,30 @@ pub(super) async fn read_upload(
             // The file before the token: not the page's form.
             ("file", None) => return Err(WebError::Csrf),
             ("file", Some(_)) => {
-                let operator = operator.expect("checked");
                 let mut bytes = Vec::new();
                 while let Some(chunk) = field.next().await {
                     let chunk = match chunk {
                         Ok(chunk) => chunk,
-                        Err(e) => return Ok((operator, Err(Refused::unreadable(e)))),
+                        Err(e) => {
+                            return Ok((operator.expect("checked"), Err(Refused::unreadable(e))))
+                        }
                     };
-                    if bytes.len() + chunk.len() > limit {
-                        let message = format!(
-                            "Il file supera il limite di {} MB: dividi l'estratto o chiedi di alzare il limite (RINNOVO_STATEMENT_MAX_MB).",
-                            limit.div_ceil(1024 * 1024)
-                        );
-                        return Ok((
-                            operator,
-                            Err(Refused(StatusCode::PAYLOAD_TOO_LARGE, message)),
-                        ));
+                    if bytes.len() + chunk.len() > rules.max_bytes {
+                        let refused =
+                            Refused(StatusCode::PAYLOAD_TOO_LARGE, rules.too_large.clone());
+                        return Ok((operator.expect("checked"), Err(refused)));
                     }
                     bytes.extend_from_slice(&chunk);
                 }
-                return Ok((operator, Ok((bytes, file_name))));
+                if bytes.is_empty() && file_name.as_deref().is_none_or(str::is_empty) {
+                    continue;
+                }
+                if files.len() == rules.max_files {
+                    let message = format!("Scegli al massimo {} file alla volta.", rules.max_files);
+                    let refused = Refused(StatusCode::UNPROCESSABLE_ENTITY, message);
+                    return Ok((operator.expect("checked"), Err(refused)));
+                }
+                files.push((bytes, file_name));
             }
             _ => {
                 // Another part: read and ignore it.
@@ -157,15 +177,35 @@ pub(super) async fn read_upload(
         }
     }
     match operator {
-        Some(operator) => Ok((
+        Some(operator) if files.is_empty() => Ok((
             operator,
             Err(Refused(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "Scegli il file dell'estratto conto da importare.".into(),
+                rules.none_chosen.to_owned(),
             )),
         )),
+        Some(operator) => Ok((operator, Ok(files))),
         None => Err(WebError::Csrf),
     }
+}
+
+/// Reads the statement upload (see [`read_uploads`]): one file.
+pub(super) async fn read_upload(
+    request: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<(OperatorPage, Result<Upload, Refused>), WebError> {
+    let rules = UploadRules {
+        max_bytes: limit,
+        max_files: 1,
+        too_large: format!(
+            "Il file supera il limite di {} MB: dividi l'estratto o chiedi di alzare il limite (RINNOVO_STATEMENT_MAX_MB).",
+            limit.div_ceil(1024 * 1024)
+        ),
+        none_chosen: "Scegli il file dell'estratto conto da importare.",
+    };
+    let (visit, upload) = read_uploads(request, payload, &rules).await?;
+    Ok((visit, upload.map(|mut files| files.remove(0))))
 }
 
 pub(super) async fn import(
