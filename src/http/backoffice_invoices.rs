@@ -14,9 +14,8 @@ use super::query::{one_of, QueryRule};
 use super::responses::NotOperator;
 use super::{ApiError, AppState, Problem};
 use crate::invoices::export::{self, ExportPeriod};
-use crate::invoices::listing::{
-    self, DocumentFilter, ListedDocument, Receipt, SearchText, Transmission,
-};
+use crate::invoices::listing::{self, DocumentFilter, ListedDocument, SearchText, Transmission};
+use crate::invoices::receipts::StoredReceipt;
 use crate::invoices::{DocumentKind, InvoiceStatus};
 
 /// Largest page of documents.
@@ -83,46 +82,6 @@ impl From<Transmission> for TransmissionResponse {
     }
 }
 
-/// An error the SdI found in the file (a notifica di scarto's ListaErrori).
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ReceiptErrorResponse {
-    #[schema(example = "00404")]
-    code: String,
-    description: String,
-}
-
-/// An SdI notification about the document.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ReceiptResponse {
-    /// `RC` ricevuta di consegna, `NS` notifica di scarto, `MC` mancata consegna, and the
-    /// others of the SdI's specification.
-    #[schema(example = "RC")]
-    kind: String,
-    file_name: String,
-    identificativo_sdi: String,
-    received_at: DateTime<Utc>,
-    errors: Vec<ReceiptErrorResponse>,
-}
-
-impl From<Receipt> for ReceiptResponse {
-    fn from(r: Receipt) -> Self {
-        Self {
-            kind: r.kind,
-            file_name: r.file_name,
-            identificativo_sdi: r.identificativo_sdi,
-            received_at: r.received_at.and_utc(),
-            errors: r
-                .errors
-                .into_iter()
-                .map(|e| ReceiptErrorResponse {
-                    code: e.code,
-                    description: e.description,
-                })
-                .collect(),
-        }
-    }
-}
-
 /// A document of the brand with its exchange with the SdI.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct BackOfficeDocumentResponse {
@@ -142,7 +101,7 @@ pub struct BackOfficeDocumentResponse {
     /// and sent again has several).
     transmissions: Vec<TransmissionResponse>,
     /// The SdI's notifications, oldest first.
-    receipts: Vec<ReceiptResponse>,
+    receipts: Vec<StoredReceipt>,
 }
 
 impl From<ListedDocument> for BackOfficeDocumentResponse {
@@ -155,7 +114,7 @@ impl From<ListedDocument> for BackOfficeDocumentResponse {
             buyer_name: listed.buyer_name,
             transmission_status,
             transmissions: listed.transmissions.into_iter().map(Into::into).collect(),
-            receipts: listed.receipts.into_iter().map(Into::into).collect(),
+            receipts: listed.receipts,
         }
     }
 }
@@ -323,8 +282,7 @@ pub async fn export(
         DocumentListResponse,
         BackOfficeDocumentResponse,
         TransmissionResponse,
-        ReceiptResponse,
-        ReceiptErrorResponse,
+        StoredReceipt,
         InvoiceStatus
     ))
 )]

@@ -8,9 +8,10 @@ use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::document::{Buyer, BuyerName};
+use super::receipts::StoredReceipt;
 use super::store::{DocumentRow, StoredDocument};
 use super::{DocumentKind, InvoiceError, InvoiceStatus};
-use crate::db::schema::{invoices, sdi_receipts, sdi_transmissions};
+use crate::db::schema::{invoices, sdi_transmissions};
 use crate::db::search::{contains_pattern, lower};
 use crate::db::DbConnection;
 
@@ -49,26 +50,6 @@ pub struct Transmission {
     pub sent_at: Option<NaiveDateTime>,
 }
 
-/// An SdI notification about a document.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Receipt {
-    pub document_id: String,
-    /// RC, NS, MC, NE, DT, AT...
-    pub kind: String,
-    pub file_name: String,
-    pub identificativo_sdi: String,
-    pub received_at: NaiveDateTime,
-    /// The error codes of a notifica di scarto, in the SdI's order.
-    pub errors: Vec<ReceiptError>,
-}
-
-/// One entry of a notifica di scarto's ListaErrori.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReceiptError {
-    pub code: String,
-    pub description: String,
-}
-
 /// A document as the back-office lists it.
 #[derive(Debug, Clone)]
 pub struct ListedDocument {
@@ -76,7 +57,7 @@ pub struct ListedDocument {
     /// The buyer's name as the document has it.
     pub buyer_name: String,
     pub transmissions: Vec<Transmission>,
-    pub receipts: Vec<Receipt>,
+    pub receipts: Vec<StoredReceipt>,
 }
 
 /// A page of documents, and how many match over every page.
@@ -181,41 +162,11 @@ fn with_exchange(
             .or_default()
             .push(transmission);
     }
-    let mut receipts: HashMap<String, Vec<Receipt>> = HashMap::new();
-    let rows: Vec<(
-        Option<String>,
-        String,
-        String,
-        String,
-        NaiveDateTime,
-        String,
-    )> = sdi_receipts::table
-        .filter(sdi_receipts::invoice_id.eq_any(&ids))
-        .order((sdi_receipts::received_at.asc(), sdi_receipts::id.asc()))
-        .select((
-            sdi_receipts::invoice_id,
-            sdi_receipts::kind,
-            sdi_receipts::file_name,
-            sdi_receipts::identificativo_sdi,
-            sdi_receipts::received_at,
-            sdi_receipts::errors,
-        ))
-        .load(conn)?;
-    for (document_id, kind, file_name, identificativo_sdi, received_at, errors) in rows {
-        let Some(document_id) = document_id else {
-            continue;
-        };
-        receipts
-            .entry(document_id.clone())
-            .or_default()
-            .push(Receipt {
-                document_id,
-                kind,
-                file_name,
-                identificativo_sdi,
-                received_at,
-                errors: receipt_errors(&errors),
-            });
+    let mut receipts: HashMap<String, Vec<StoredReceipt>> = HashMap::new();
+    for receipt in super::receipts::of_documents(conn, &ids)? {
+        if let Some(document_id) = receipt.invoice_id.clone() {
+            receipts.entry(document_id).or_default().push(receipt);
+        }
     }
     documents
         .into_iter()
@@ -238,39 +189,4 @@ fn buyer_name(json: &str) -> serde_json::Result<String> {
         BuyerName::Person { nome, cognome } => format!("{nome} {cognome}"),
         BuyerName::Business { denominazione } => denominazione,
     })
-}
-
-/// The codes and descriptions of a receipt's stored error list (`[{code, description,
-/// hint}]`); an entry without a code is shown by its description alone.
-fn receipt_errors(json: &str) -> Vec<ReceiptError> {
-    let entries: Vec<serde_json::Value> = serde_json::from_str(json).unwrap_or_default();
-    entries
-        .iter()
-        .map(|entry| {
-            let text = |key: &str| entry[key].as_str().unwrap_or_default().to_owned();
-            ReceiptError {
-                code: text("code"),
-                description: text("description"),
-            }
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn receipt_errors_are_read_leniently() {
-        let errors =
-            receipt_errors(r#"[{"code":"00404","description":"Fattura duplicata","hint":null}]"#);
-        assert_eq!(
-            errors,
-            vec![ReceiptError {
-                code: "00404".into(),
-                description: "Fattura duplicata".into()
-            }]
-        );
-        assert!(receipt_errors("not json").is_empty());
-    }
 }

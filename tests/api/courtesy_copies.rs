@@ -233,6 +233,68 @@ async fn the_courtesy_copy_shows_what_the_invoice_file_says() {
 }
 
 #[tokio::test]
+async fn a_credit_notes_courtesy_copy_names_the_invoice_it_corrects() {
+    let app = spawn_app().await;
+    let customer = buyer(&app, "visura", billing_person(), 1).await;
+    let (order, invoice_id) = paid_order(&app, &customer).await;
+    let order_id = order["id"].as_str().unwrap();
+    let coupons = app.get_json(&customer.token, "/api/v1/coupons").await;
+    let coupon = coupons["coupons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["order_id"] == order_id)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let operator = app.back_office("visura").await;
+    let voided = app
+        .post_json_as(
+            &operator.token,
+            &format!("/api/v1/backoffice/coupons/{coupon}/void"),
+            &json!({ "reason": "richiesta del cliente" }),
+        )
+        .await;
+    assert_eq!(voided.status(), 200);
+
+    let documents = app
+        .get_json(
+            &customer.token,
+            &format!("/api/v1/orders/{order_id}/documents"),
+        )
+        .await;
+    let note = &documents[1];
+    assert_eq!(note["kind"], "TD04");
+    assert_eq!(note["credits_invoice"], invoice_id.as_str());
+    let (status, _, pdf) = bytes_as(&app, &customer.token, note["pdf_url"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    let text = text_of_pdf(&pdf);
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let note_number = note["number"].as_str().unwrap();
+    let invoice_number = order["invoice_number"].as_str().unwrap();
+    let invoice_date: NaiveDate = documents[0]["issue_date"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        flat.contains(&format!("Nota di credito n. {note_number} del ")),
+        "{text}"
+    );
+    assert!(
+        flat.contains(&format!(
+            "Nota di credito che rettifica la fattura n. {invoice_number} del {}.",
+            invoice_date.format("%d/%m/%Y")
+        )),
+        "{text}"
+    );
+    assert!(flat.contains("Copia di cortesia"), "{text}");
+    assert!(flat.contains("Maria Rossi"), "{text}");
+    assert!(flat.contains("Totale documento € 31,72"), "{text}");
+}
+
+#[tokio::test]
 async fn the_courtesy_copy_is_the_buyers_and_the_brands_back_office_only() {
     let app = spawn_app().await;
     let customer = buyer(&app, "visura", billing_person(), 1).await;
@@ -343,7 +405,7 @@ async fn the_back_office_finds_documents_by_status_dates_number_and_buyer_page_b
     assert_eq!(items[1]["receipts"][0]["kind"], "NS");
     assert_eq!(
         items[1]["receipts"][0]["errors"],
-        json!([{ "code": "00404", "description": "Fattura duplicata" }])
+        json!([{ "code": "00404", "description": "Fattura duplicata", "hint": null }])
     );
     assert_eq!(
         items[1]["pdf_url"],

@@ -426,6 +426,23 @@ pub fn recent(
         .collect()
 }
 
+/// The notifications about the documents `invoice_ids`, oldest first (the back-office's
+/// list and document page).
+pub fn of_documents(
+    conn: &mut DbConnection,
+    invoice_ids: &[&str],
+) -> anyhow::Result<Vec<StoredReceipt>> {
+    sdi_receipts::table
+        .left_join(invoices::table)
+        .filter(sdi_receipts::invoice_id.eq_any(invoice_ids))
+        .order((sdi_receipts::received_at.asc(), sdi_receipts::id.asc()))
+        .select((ReceiptRow::as_select(), invoices::number.nullable()))
+        .load::<(ReceiptRow, Option<String>)>(conn)?
+        .into_iter()
+        .map(stored_receipt)
+        .collect()
+}
+
 /// The newest notifica di scarto about the document's file `file_name`.
 fn scarto_of(
     conn: &mut DbConnection,

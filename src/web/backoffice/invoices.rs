@@ -79,10 +79,10 @@ fn listed_row(listed: &ListedDocument) -> Value {
         "transmission": last.map(|t| transmission_label(&t.status)).unwrap_or("—"),
         "identificativo_sdi": or_dash(listed.document.identificativo_sdi.clone()),
         "receipts": listed.receipts.iter().map(|r| json!({
-            "kind": r.kind,
+            "kind": r.kind.as_str(),
             "file_name": r.file_name,
             "identificativo_sdi": r.identificativo_sdi,
-            "received_at": time_it(r.received_at.and_utc()),
+            "received_at": time_it(r.received_at),
             "errors": r.errors.iter().map(|e| json!({ "code": e.code, "description": e.description })).collect::<Vec<_>>(),
             "codes": r.errors.iter().map(|e| e.code.as_str()).collect::<Vec<_>>().join(", "),
         })).collect::<Vec<_>>(),
