@@ -26,6 +26,7 @@ use crate::auth::UserError;
 use crate::billing::BillingError;
 use crate::catalog::{CatalogError, ProductChangeError, ProposalError};
 use crate::coupons::VoidError;
+use crate::invoices::transmission::TransmissionError;
 use crate::invoices::InvoiceError;
 use crate::lookup::LookupError;
 use crate::orders::checkout::CheckoutError;
@@ -424,6 +425,21 @@ impl Identify for InvoiceError {
                 "Fattura non trovata.",
             )),
             InvoiceError::Storage(e) => Err(e),
+        }
+    }
+}
+
+impl Identify for TransmissionError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        match self {
+            TransmissionError::NotDead => Ok(Identity::not_found(
+                "unknown-transmission",
+                "Unknown transmission",
+                detail,
+                "Questa trasmissione non è più tra quelle non riuscite del tuo marchio (forse è già stata rimessa in coda).",
+            )),
+            TransmissionError::Storage(e) => Err(e),
         }
     }
 }

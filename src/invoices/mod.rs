@@ -5,15 +5,17 @@
 //! invoices and their files.
 
 mod buyer;
+pub mod channel;
 pub mod document;
 pub mod fatturapa;
 pub mod numbering;
 pub mod store;
 pub mod transmission;
+pub mod transmitter;
 
 pub use buyer::{buyer_of, buyers_of};
 pub use numbering::{invoice_number, take_numbers, InvoiceNumber};
-pub use store::{DocumentKind, InvoiceFile, InvoiceStatus, StoredDocument};
+pub use store::{DocumentKind, InvoiceFile, InvoiceStatus, StoredDocument, Untransmitted};
 
 use std::collections::HashMap;
 

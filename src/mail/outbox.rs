@@ -113,38 +113,18 @@ struct ClaimedRow {
     reference: Option<String>,
 }
 
-/// Takes the lease on up to `limit` due emails. On PostgreSQL the candidate rows are
-/// locked with `FOR UPDATE SKIP LOCKED`, so concurrent dispatchers pick different rows
-/// without waiting; on SQLite the immediate transaction serialises them.
+/// Takes the lease on up to `limit` due emails (see [`lease_due`]).
 pub fn claim_due(
     conn: &mut DbConnection,
     limit: i64,
     lease: Duration,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<ClaimedEmail>> {
-    let now_naive = now.naive_utc();
     write_transaction(conn, |conn| {
-        let due = emails::table
-            .filter(emails::status.eq(EmailStatus::Pending.as_str()))
-            .filter(emails::next_attempt_at.le(now_naive))
-            .filter(
-                emails::claimed_until
-                    .is_null()
-                    .or(emails::claimed_until.lt(now_naive)),
-            )
-            .order((emails::next_attempt_at.asc(), emails::id.asc()))
-            .select(emails::id)
-            .limit(limit);
-        let ids: Vec<String> = for_update_skip_locked!(conn, due, |q, c| q.load(c))?;
+        let ids = lease_due(conn, limit, lease, now)?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        diesel::update(emails::table.filter(emails::id.eq_any(&ids)))
-            .set((
-                emails::claimed_until.eq((now + lease).naive_utc()),
-                emails::attempts.eq(emails::attempts + 1),
-            ))
-            .execute(conn)?;
         let rows: Vec<ClaimedRow> = emails::table
             .filter(emails::id.eq_any(&ids))
             .order(emails::id.asc())
@@ -206,6 +186,16 @@ pub fn backoff(base: Duration, attempts: i32) -> Duration {
     (base * factor as i32).min(Duration::hours(6))
 }
 
+/// How often a failed send is tried again: the attempts before a row is `dead`, and the
+/// first delay, doubled at each attempt (see [`backoff`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: i32,
+    pub base: Duration,
+}
+
+leased_outbox!(emails, EmailStatus);
+
 pub fn mark_failed(
     conn: &mut DbConnection,
     email: &ClaimedEmail,
@@ -214,20 +204,11 @@ pub fn mark_failed(
     retry_base: Duration,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    let dead = email.attempts >= max_attempts;
-    diesel::update(emails::table.filter(emails::id.eq(&email.id)))
-        .set((
-            emails::status.eq(if dead {
-                EmailStatus::Dead
-            } else {
-                EmailStatus::Pending
-            }
-            .as_str()),
-            emails::next_attempt_at.eq((now + backoff(retry_base, email.attempts)).naive_utc()),
-            emails::claimed_until.eq(None::<NaiveDateTime>),
-            emails::last_error.eq(Some(error.chars().take(1000).collect::<String>())),
-        ))
-        .execute(conn)?;
+    let retry = RetryPolicy {
+        max_attempts,
+        base: retry_base,
+    };
+    release_failed(conn, &email.id, email.attempts, error, &retry, now)?;
     Ok(())
 }
 
@@ -269,20 +250,7 @@ pub fn retry(
     id: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    let changed = diesel::update(
-        emails::table
-            .filter(emails::id.eq(id))
-            .filter(emails::brand_id.eq(brand_id))
-            .filter(emails::status.eq(EmailStatus::Dead.as_str())),
-    )
-    .set((
-        emails::status.eq(EmailStatus::Pending.as_str()),
-        emails::attempts.eq(0),
-        emails::next_attempt_at.eq(now.naive_utc()),
-        emails::claimed_until.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)?;
-    Ok(changed == 1)
+    requeue_dead(conn, brand_id, id, now)
 }
 
 /// What the outbox holds now (for the metrics): pending and dead emails, and when the

@@ -519,6 +519,7 @@ const BACKOFFICE_NAV: &[(&str, &str)] = &[
     ("/backoffice/prepagati", "Conti prepagati"),
     ("/backoffice/coupon", "Coupon"),
     ("/backoffice/email", "Email non consegnate"),
+    ("/backoffice/sdi", "Trasmissioni SdI"),
     ("/backoffice/utenti", "Utenti"),
 ];
 

@@ -27,6 +27,7 @@ mod recovery;
 mod reminders;
 mod renewals;
 mod schema;
+mod sdi_transmission;
 mod shop_pages;
 mod smtp;
 mod statements;

@@ -13,6 +13,7 @@ mod emails;
 mod orders;
 mod payments;
 mod prepaid;
+mod sdi;
 mod statements;
 mod summary;
 mod users;
@@ -72,6 +73,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/backoffice/email/{id}/riprova",
             web::post().to(emails::retry_email),
         )
+        .route("/backoffice/sdi", web::get().to(sdi::transmissions))
+        .route("/backoffice/sdi/{id}/riprova", web::post().to(sdi::retry))
         .route("/backoffice/coupon", web::get().to(coupons::coupon_form))
         .route("/backoffice/coupon", web::post().to(coupons::void_coupon))
         .route(
@@ -200,6 +203,7 @@ fn done_message(fatto: Option<&str>) -> Value {
         Some("rimborsato") => json!("Pagamento segnato come rimborsato."),
         Some("rettificato") => json!("Rettifica registrata."),
         Some("riprova") => json!("L'email è di nuovo in coda di invio."),
+        Some("ritrasmetti") => json!("Il file è di nuovo in coda di trasmissione allo SdI."),
         _ => Value::Null,
     }
 }
