@@ -39,7 +39,8 @@ pub struct Config {
     pub mail_concurrency: u32,
     /// The address users reach the service at, for links in emails.
     pub public_url: String,
-    /// Run the background workers (email dispatcher, reservation expiry) inside `serve`.
+    /// Run the background workers (email dispatcher, reservation expiry, SdI transmitter...)
+    /// inside `serve`.
     pub run_workers: bool,
     /// How long an order or top-up paid by transfer waits for its money.
     pub reservation: chrono::Duration,

@@ -6,8 +6,9 @@ use std::future::Future;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use lettre::message::header::ContentTransferEncoding;
 use lettre::message::header::ContentType;
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 
 use crate::mail::smtp::{SmtpClient, SmtpSettings};
@@ -149,9 +150,10 @@ impl SdiChannel for PecChannel {
 }
 
 /// The PEC message of a transmission: one file, attached under its SdI name as
-/// `application/xml`. The SdI reads the attachment only; subject and text are free, so
-/// the subject is the file name, which is what the operator searches the mailbox for
-/// when the SdI's receipts come back.
+/// `application/xml`, in base64 so that its bytes arrive exactly as issued (no line-ending
+/// or encoding changes on the way). The SdI reads the attachment only; subject and text
+/// are free, so the subject is the file name, which is what the operator searches the
+/// mailbox for when the SdI's receipts come back.
 fn pec_message(file: &OutgoingFile<'_>, sdi_address: &str) -> Result<(Message, String), String> {
     if file.brand_pec_address.is_empty() {
         return Err("the brand has no PEC address (sdi_pec_address in seeds/brands.json)".into());
@@ -168,7 +170,12 @@ fn pec_message(file: &OutgoingFile<'_>, sdi_address: &str) -> Result<(Message, S
         "Trasmissione al Sistema di Interscambio del file {}.\n",
         file.file_name
     );
-    let xml = ContentType::parse("application/xml").expect("a valid content type");
+    let content_type = ContentType::parse("application/xml").expect("a valid content type");
+    let content = Body::new_with_encoding(
+        file.xml.as_bytes().to_vec(),
+        ContentTransferEncoding::Base64,
+    )
+    .map_err(|_| "the file cannot be encoded".to_owned())?;
     let message = Message::builder()
         .from(from)
         .to(to)
@@ -177,10 +184,7 @@ fn pec_message(file: &OutgoingFile<'_>, sdi_address: &str) -> Result<(Message, S
         .multipart(
             MultiPart::mixed()
                 .singlepart(SinglePart::plain(text))
-                .singlepart(
-                    Attachment::new(file.file_name.to_owned())
-                        .body(file.xml.as_bytes().to_vec(), xml),
-                ),
+                .singlepart(Attachment::new(file.file_name.to_owned()).body(content, content_type)),
         )
         .map_err(|e| e.to_string())?;
     Ok((message, message_id))

@@ -277,6 +277,7 @@ async fn the_pec_channel_sends_the_file_from_the_brands_pec_mailbox_to_the_sdi()
     let (head, content) = attachment(message, &file_name).unwrap();
     assert!(head.contains("Content-Type: application/xml"), "{head}");
     assert!(head.contains("Content-Disposition: attachment"), "{head}");
+    assert!(head.contains("Content-Transfer-Encoding: base64"), "{head}");
     assert_eq!(content, xml, "the attachment is the invoice's file");
 
     assert_eq!(row.channel.as_deref(), Some("pec"));
