@@ -2,7 +2,7 @@
 //! send to the SdI is written here in the transaction that issues (or corrects) the
 //! document, so none is lost, and leaves through the sending worker.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -14,7 +14,6 @@ use crate::audit::{self, Actor, AuditEntry};
 use crate::db::schema::{brands, invoices, sdi_transmissions};
 use crate::db::{write_transaction, DbConnection};
 use crate::mail::outbox::RetryPolicy;
-use std::collections::HashMap;
 
 /// The law gives 12 days from a document's date to transmit it (art. 21 DPR 633/72);
 /// the back-office is warned from the 10th, while there is still time to act.

@@ -411,6 +411,16 @@ async fn a_pec_server_down_means_retries_then_a_dead_file_the_back_office_sends_
     );
     assert_eq!(transmission_of(&app, &file_name).status, "dead");
 
+    // The form without its CSRF token does nothing.
+    assert_eq!(
+        office
+            .post_raw(&format!("/backoffice/sdi/{id}/riprova"), &[])
+            .await
+            .status,
+        403
+    );
+    assert_eq!(transmission_of(&app, &file_name).status, "dead");
+
     // The PEC server is back; the operator sends the file again from the page: once.
     let (sink, _) = SmtpSink::start(port).await;
     let retried = office
