@@ -241,6 +241,12 @@ async fn a_prepaid_orders_invoice_is_written_to_the_outbox_directory_and_transmi
         .first(&mut app.pool.get().unwrap())
         .unwrap();
     assert_eq!(listed["number"], numbered.as_str());
+    let (office, _) = Session::signed_in(&app, &operator.email).await;
+    let page = office.get("/backoffice/sdi").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(&file_name), "{}", page.body);
+    assert!(page.body.contains("data-status=\"sent\""), "{}", page.body);
+    assert!(!page.body.contains("riprova"), "nothing to send again");
     let bad = app
         .get_as(
             &operator.token,
