@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use crate::db::DatabaseUrl;
 use crate::invoices::channel::{ChannelSettings, FIRST_SDI_ADDRESS};
-use crate::mail::outbox::RetryPolicy;
 use crate::renewals::issuance::IssuanceSettings;
 use crate::renewals::RenewalPolicy;
 use crate::secrets::MIN_SECRET_BYTES;
+use crate::workers::RetryPolicy;
 
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -150,12 +150,12 @@ macro_rules! leased_outbox {
             id: &str,
             attempts: i32,
             error: &str,
-            retry: &$crate::mail::outbox::RetryPolicy,
+            retry: &$crate::workers::RetryPolicy,
             now: chrono::DateTime<chrono::Utc>,
         ) -> diesel::QueryResult<bool> {
             use diesel::prelude::*;
             let dead = attempts >= retry.max_attempts;
-            let next = now + $crate::mail::outbox::backoff(retry.base, attempts);
+            let next = now + $crate::workers::backoff(retry.base, attempts);
             diesel::update($table::table.filter($table::id.eq(id)))
                 .set((
                     $table::status.eq(if dead {

@@ -1,8 +1,11 @@
-//! What the outbox senders (the email dispatcher, the SdI transmitter) share: database
-//! work off the async threads, and the loop that drains a queue.
+//! What the outbox senders (the email dispatcher, the SdI transmitter) share: the retry
+//! policy and its backoff, database work off the async threads, and the loop that drains
+//! a queue.
 
 use std::future::Future;
 use std::time::Duration;
+
+use chrono::Duration as Delay;
 
 use crate::db::{DbConnection, Pool};
 
@@ -34,5 +37,33 @@ pub async fn keep_draining(mut sender: impl Drain, idle: Duration, what: &'stati
             Err(error) => tracing::warn!(error = %error, "{what}: will retry"),
         }
         tokio::time::sleep(idle).await;
+    }
+}
+
+/// Exponential backoff: base, 2 × base, 4 × base... capped at six hours.
+pub fn backoff(base: Delay, attempts: i32) -> Delay {
+    let factor = 1i64 << (attempts.clamp(1, 20) - 1);
+    (base * factor as i32).min(Delay::hours(6))
+}
+
+/// How often a failed send is tried again: the attempts before a row is `dead`, and the
+/// first delay, doubled at each attempt (see [`backoff`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: i32,
+    pub base: Delay,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let base = Delay::seconds(30);
+        assert_eq!(backoff(base, 1), Delay::seconds(30));
+        assert_eq!(backoff(base, 2), Delay::seconds(60));
+        assert_eq!(backoff(base, 4), Delay::seconds(240));
+        assert_eq!(backoff(base, 30), Delay::hours(6));
     }
 }

@@ -13,7 +13,7 @@ use super::store::{self, Untransmitted};
 use crate::audit::{self, Actor, AuditEntry};
 use crate::db::schema::{brands, invoices, sdi_transmissions};
 use crate::db::{write_transaction, DbConnection};
-use crate::mail::outbox::RetryPolicy;
+use crate::workers::RetryPolicy;
 
 /// The law gives 12 days from a document's date to transmit it (art. 21 DPR 633/72);
 /// the back-office is warned from the 10th, while there is still time to act.

@@ -12,8 +12,7 @@ use super::channel::{ChannelSettings, FileChannel, PecChannel, SdiChannel};
 use super::store;
 use super::transmission::{self, ClaimedFile};
 use crate::db::{write_transaction, DbConnection, Pool};
-use crate::mail::outbox::RetryPolicy;
-use crate::workers::{keep_draining, with_conn, Drain};
+use crate::workers::{keep_draining, with_conn, Drain, RetryPolicy};
 
 #[derive(Debug, Clone)]
 pub struct TransmitSettings {

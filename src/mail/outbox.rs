@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use crate::db::schema::{emails, orders};
 use crate::db::{self, write_transaction, DbConnection};
+use crate::workers::RetryPolicy;
 
 text_enum!(
     /// An email's life: `pending` → `sent`; `pending` → `dead` after the last retry (a
@@ -180,20 +181,6 @@ pub fn mark_sent(
     Ok(())
 }
 
-/// Exponential backoff: base, 2 × base, 4 × base... capped at six hours.
-pub fn backoff(base: Duration, attempts: i32) -> Duration {
-    let factor = 1i64 << (attempts.clamp(1, 20) - 1);
-    (base * factor as i32).min(Duration::hours(6))
-}
-
-/// How often a failed send is tried again: the attempts before a row is `dead`, and the
-/// first delay, doubled at each attempt (see [`backoff`]).
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    pub max_attempts: i32,
-    pub base: Duration,
-}
-
 leased_outbox!(emails, EmailStatus);
 
 pub fn mark_failed(
@@ -281,18 +268,4 @@ pub fn stats(conn: &mut DbConnection) -> QueryResult<OutboxStats> {
         dead: db::count_of(&counts, EmailStatus::Dead.as_str()),
         oldest_pending: oldest.map(|t| t.and_utc()),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        let base = Duration::seconds(30);
-        assert_eq!(backoff(base, 1), Duration::seconds(30));
-        assert_eq!(backoff(base, 2), Duration::seconds(60));
-        assert_eq!(backoff(base, 4), Duration::seconds(240));
-        assert_eq!(backoff(base, 30), Duration::hours(6));
-    }
 }
