@@ -35,6 +35,9 @@ pub struct Brand {
     pub seller_rea_numero: String,
     /// The codice fiscale of who sends the brand's files to the SdI (IdTrasmittente, IT).
     pub transmitter_codice: String,
+    /// The brand's PEC mailbox: it sends the brand's files to the SdI on the PEC channel
+    /// and receives the SdI's receipts.
+    pub sdi_pec_address: String,
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Brand>> {
@@ -85,6 +88,7 @@ pub fn add_or_fill_in(
                 brands::seller_rea_ufficio.eq(&brand.seller_rea_ufficio),
                 brands::seller_rea_numero.eq(&brand.seller_rea_numero),
                 brands::transmitter_codice.eq(&brand.transmitter_codice),
+                brands::sdi_pec_address.eq(&brand.sdi_pec_address),
                 brands::created_at.eq(now.naive_utc()),
             ))
             .execute(conn)?;
@@ -117,7 +121,8 @@ pub fn add_or_fill_in(
         seller_nazione,
         seller_rea_ufficio,
         seller_rea_numero,
-        transmitter_codice
+        transmitter_codice,
+        sdi_pec_address
     );
     Ok(false)
 }

@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::db::DatabaseUrl;
+use crate::invoices::channel::{ChannelSettings, FIRST_SDI_ADDRESS};
 use crate::renewals::issuance::IssuanceSettings;
 use crate::renewals::RenewalPolicy;
 use crate::secrets::MIN_SECRET_BYTES;
+use crate::workers::RetryPolicy;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -37,7 +39,8 @@ pub struct Config {
     pub mail_concurrency: u32,
     /// The address users reach the service at, for links in emails.
     pub public_url: String,
-    /// Run the background workers (email dispatcher, reservation expiry) inside `serve`.
+    /// Run the background workers (email dispatcher, reservation expiry, SdI transmitter...)
+    /// inside `serve`.
     pub run_workers: bool,
     /// How long an order or top-up paid by transfer waits for its money.
     pub reservation: chrono::Duration,
@@ -55,6 +58,10 @@ pub struct Config {
     pub issuance: IssuanceSettings,
     /// How many holder lookups a user and a client address may make.
     pub lookup_limits: crate::lookup::LookupLimits,
+    /// Where documents go to the SdI: files in the data directory, or PEC.
+    pub sdi_channel: ChannelSettings,
+    /// Attempts and first retry delay of the SdI transmitter.
+    pub sdi_retry: RetryPolicy,
 }
 
 /// A configured secret. Debug never shows it, so a logged `Config` leaks nothing.
@@ -177,6 +184,13 @@ impl Config {
             ..IssuanceSettings::default()
         };
 
+        let sdi_retry = RetryPolicy {
+            max_attempts: number("RINNOVO_SDI_MAX_ATTEMPTS", 8, 1, 100) as i32,
+            base: chrono::Duration::seconds(
+                number("RINNOVO_SDI_RETRY_BASE_SECS", 60, 1, 86_400) as i64
+            ),
+        };
+
         let defaults = crate::lookup::LookupLimits::default();
         let lookup_limits = crate::lookup::LookupLimits {
             customer_per_hour: number(
@@ -256,6 +270,8 @@ impl Config {
             .trim_end_matches('/')
             .to_owned();
 
+        let sdi_channel = sdi_channel(&get, &data_dir, &mut problems);
+
         let log_format = match get("RINNOVO_LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -293,8 +309,54 @@ impl Config {
                 issuance_interval,
                 issuance,
                 lookup_limits,
+                sdi_channel,
+                sdi_retry,
             }),
             _ => Err(ConfigError { problems }),
+        }
+    }
+}
+
+/// The SdI channel: `RINNOVO_SDI_CHANNEL` `file` (default: `$RINNOVO_DATA_DIR/sdi/outbox`)
+/// or `pec`, which needs `RINNOVO_SDI_SMTP_URL` (TLS only, see
+/// [`SmtpSettings::parse_tls_only`](crate::mail::smtp::SmtpSettings::parse_tls_only)) and
+/// sends to `RINNOVO_SDI_ADDRESS`. The SMTP URL carries the PEC mailbox's password: no
+/// message quotes it.
+fn sdi_channel(
+    get: &impl Fn(&str) -> Option<String>,
+    data_dir: &std::path::Path,
+    problems: &mut Vec<String>,
+) -> ChannelSettings {
+    let file = ChannelSettings::File(data_dir.join("sdi").join("outbox"));
+    let sdi_address = get("RINNOVO_SDI_ADDRESS").unwrap_or_else(|| FIRST_SDI_ADDRESS.into());
+    if sdi_address.parse::<lettre::Address>().is_err() {
+        problems.push(format!(
+            "RINNOVO_SDI_ADDRESS '{sdi_address}' is not an email address such as {FIRST_SDI_ADDRESS}"
+        ));
+    }
+    let smtp_url = get("RINNOVO_SDI_SMTP_URL");
+    match get("RINNOVO_SDI_CHANNEL").as_deref() {
+        None | Some("file") => file,
+        Some("pec") => match smtp_url.map(|url| {
+            crate::mail::smtp::SmtpSettings::parse_tls_only("RINNOVO_SDI_SMTP_URL", &url)
+        }) {
+            Some(Ok(smtp)) => ChannelSettings::Pec { smtp, sdi_address },
+            Some(Err(e)) => {
+                problems.push(e.to_string());
+                file
+            }
+            None => {
+                problems.push(
+                    "RINNOVO_SDI_SMTP_URL is needed with RINNOVO_SDI_CHANNEL=pec: the PEC \
+                     provider's SMTP server, e.g. smtps://user:password@smtps.pec.example.it"
+                        .into(),
+                );
+                file
+            }
+        },
+        Some(other) => {
+            problems.push(format!("RINNOVO_SDI_CHANNEL '{other}' must be file or pec"));
+            file
         }
     }
 }
@@ -358,6 +420,44 @@ mod tests {
         let config =
             config(&[("RINNOVO_JWT_SECRET", "a-very-long-secret-value-0123456789")]).unwrap();
         assert!(!format!("{config:?}").contains("a-very-long"));
+    }
+
+    #[test]
+    fn the_sdi_channel_is_files_unless_pec_is_configured() {
+        let default = config(&[("RINNOVO_DATA_DIR", "/srv/rinnovo")]).unwrap();
+        assert!(matches!(
+            default.sdi_channel,
+            ChannelSettings::File(ref dir) if dir == std::path::Path::new("/srv/rinnovo/sdi/outbox")
+        ));
+        let pec = config(&[
+            ("RINNOVO_SDI_CHANNEL", "pec"),
+            (
+                "RINNOVO_SDI_SMTP_URL",
+                "smtps://fatture:segreto-pec@smtps.pec.example.it",
+            ),
+        ])
+        .unwrap();
+        assert!(matches!(
+            pec.sdi_channel,
+            ChannelSettings::Pec { ref sdi_address, .. } if sdi_address == FIRST_SDI_ADDRESS
+        ));
+        assert!(!format!("{pec:?}").contains("segreto-pec"));
+        let text = config(&[
+            ("RINNOVO_SDI_CHANNEL", "pec"),
+            (
+                "RINNOVO_SDI_SMTP_URL",
+                "smtp://fatture:segreto-pec@pec.example.it?tls=none",
+            ),
+            ("RINNOVO_SDI_ADDRESS", "not an address"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(text.contains("RINNOVO_SDI_SMTP_URL"), "{text}");
+        assert!(text.contains("RINNOVO_SDI_ADDRESS"), "{text}");
+        assert!(!text.contains("segreto-pec"), "{text}");
+        let missing = config(&[("RINNOVO_SDI_CHANNEL", "pec")]).unwrap_err();
+        assert!(missing.to_string().contains("RINNOVO_SDI_SMTP_URL"));
+        assert!(config(&[("RINNOVO_SDI_CHANNEL", "fax")]).is_err());
     }
 
     #[test]

@@ -37,3 +37,4 @@ pub mod telemetry;
 pub mod transfer;
 pub mod validation;
 pub mod web;
+pub mod workers;

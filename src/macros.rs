@@ -98,3 +98,103 @@ macro_rules! awaiting_payment_expiry {
         }
     };
 }
+
+/// The lease, retry and dead-letter steps of an outbox, written once for the owner modules
+/// whose table holds `status` (`pending`/`sent`/`dead`), `attempts`, `next_attempt_at`,
+/// `claimed_until`, `last_error` and `brand_id` (emails, SdI transmissions):
+/// `leased_outbox!(emails, EmailStatus)` in the table's owner module defines its
+/// `lease_due`, `release_failed` and `requeue_dead`.
+macro_rules! leased_outbox {
+    ($table:ident, $status:ident) => {
+        /// Takes the lease on up to `limit` due rows, counting an attempt on each, in the
+        /// caller's write transaction; their ids, oldest due first. On PostgreSQL the
+        /// candidates are locked with `FOR UPDATE SKIP LOCKED`, so concurrent senders pick
+        /// different rows without waiting; on SQLite the immediate transaction serialises
+        /// them. A sender that dies mid-send loses the lease when it runs out, and another
+        /// takes the row over.
+        fn lease_due(
+            conn: &mut $crate::db::DbConnection,
+            limit: i64,
+            lease: chrono::Duration,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> diesel::QueryResult<Vec<String>> {
+            use diesel::prelude::*;
+            let now_naive = now.naive_utc();
+            let due = $table::table
+                .filter($table::status.eq($status::Pending.as_str()))
+                .filter($table::next_attempt_at.le(now_naive))
+                .filter(
+                    $table::claimed_until
+                        .is_null()
+                        .or($table::claimed_until.lt(now_naive)),
+                )
+                .order(($table::next_attempt_at.asc(), $table::id.asc()))
+                .select($table::id)
+                .limit(limit);
+            let ids: Vec<String> = for_update_skip_locked!(conn, due, |q, c| q.load(c))?;
+            if !ids.is_empty() {
+                diesel::update($table::table.filter($table::id.eq_any(&ids)))
+                    .set((
+                        $table::claimed_until.eq((now + lease).naive_utc()),
+                        $table::attempts.eq($table::attempts + 1),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok(ids)
+        }
+
+        /// A failed attempt (the `attempts`-th): back to `pending` after the backoff, or
+        /// `dead` after the last attempt; the error is kept either way. True if dead.
+        fn release_failed(
+            conn: &mut $crate::db::DbConnection,
+            id: &str,
+            attempts: i32,
+            error: &str,
+            retry: &$crate::workers::RetryPolicy,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> diesel::QueryResult<bool> {
+            use diesel::prelude::*;
+            let dead = attempts >= retry.max_attempts;
+            let next = now + $crate::workers::backoff(retry.base, attempts);
+            diesel::update($table::table.filter($table::id.eq(id)))
+                .set((
+                    $table::status.eq(if dead {
+                        $status::Dead
+                    } else {
+                        $status::Pending
+                    }
+                    .as_str()),
+                    $table::next_attempt_at.eq(next.naive_utc()),
+                    $table::claimed_until.eq(None::<chrono::NaiveDateTime>),
+                    $table::last_error.eq(Some(error.chars().take(1000).collect::<String>())),
+                ))
+                .execute(conn)?;
+            Ok(dead)
+        }
+
+        /// A dead row of the brand back in the queue, from zero attempts. `false` if no
+        /// dead row of the brand has this id.
+        fn requeue_dead(
+            conn: &mut $crate::db::DbConnection,
+            brand_id: &str,
+            id: &str,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> diesel::QueryResult<bool> {
+            use diesel::prelude::*;
+            let changed = diesel::update(
+                $table::table
+                    .filter($table::id.eq(id))
+                    .filter($table::brand_id.eq(brand_id))
+                    .filter($table::status.eq($status::Dead.as_str())),
+            )
+            .set((
+                $table::status.eq($status::Pending.as_str()),
+                $table::attempts.eq(0),
+                $table::next_attempt_at.eq(now.naive_utc()),
+                $table::claimed_until.eq(None::<chrono::NaiveDateTime>),
+            ))
+            .execute(conn)?;
+            Ok(changed == 1)
+        }
+    };
+}

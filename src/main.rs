@@ -29,8 +29,8 @@ enum Command {
         demo: bool,
     },
     /// Run the background workers (email dispatcher, reservation expiry, renewal
-    /// reminders, issuance batch) without the HTTP API, until SIGINT/SIGTERM. Any number
-    /// may run, on any machines sharing the database.
+    /// reminders, issuance batch, SdI transmitter) without the HTTP API, until
+    /// SIGINT/SIGTERM. Any number may run, on any machines sharing the database.
     Worker,
     /// Issue the queued renewals now, batch after batch until none is due, print what
     /// happened as JSON and exit. Safe alongside running workers.

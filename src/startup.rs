@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::coupons::{CouponKey, COUPON_KEY_FILE};
 use crate::db::{self, Pool};
 use crate::http::{self, AppState};
+use crate::invoices::transmitter::TransmitSettings;
 use crate::mail::{dispatcher, DispatchSettings, Transport};
 use crate::secrets;
 use crate::seed;
@@ -186,8 +187,16 @@ pub fn dispatch_settings(config: &Config) -> DispatchSettings {
     }
 }
 
+pub fn transmit_settings(config: &Config) -> TransmitSettings {
+    TransmitSettings {
+        retry: config.sdi_retry,
+        ..TransmitSettings::default()
+    }
+}
+
 /// The background workers (the email dispatcher, the reservation expiry, the renewal
-/// reminders and the issuance batch), as one future. Fails at once if the mail transport is misconfigured.
+/// reminders, the issuance batch and the SdI transmitter), as one future. Fails at once
+/// if the mail transport or the SdI channel cannot be set up.
 pub fn run_workers(
     pool: Pool,
     config: Arc<Config>,
@@ -202,10 +211,16 @@ pub fn run_workers(
     let reminders = crate::renewals::reminders::run(pool.clone(), config.reminder_interval);
     let ca: Arc<dyn crate::ca::CertificateAuthority> =
         Arc::new(crate::ca::EmbeddedCa::open_or_create(&config.data_dir)?);
-    let issuance =
-        crate::renewals::issuance::run(pool, ca, config.issuance.clone(), config.issuance_interval);
+    let issuance = crate::renewals::issuance::run(
+        pool.clone(),
+        ca,
+        config.issuance.clone(),
+        config.issuance_interval,
+    );
+    let transmitter =
+        crate::invoices::transmitter::run(pool, &config.sdi_channel, transmit_settings(&config))?;
     Ok(async move {
-        tokio::join!(dispatch, expiry, reminders, issuance);
+        tokio::join!(dispatch, expiry, reminders, issuance, transmitter);
     })
 }
 

@@ -31,6 +31,7 @@ diesel::table! {
         seller_rea_ufficio -> Text,
         seller_rea_numero -> Text,
         transmitter_codice -> Text,
+        sdi_pec_address -> Text,
     }
 }
 
@@ -275,6 +276,7 @@ diesel::table! {
         channel_reference -> Nullable<Text>,
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
+        failures -> Integer,
     }
 }
 

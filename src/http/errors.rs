@@ -27,6 +27,7 @@ use crate::billing::BillingError;
 use crate::catalog::{CatalogError, ProductChangeError, ProposalError};
 use crate::coupons::VoidError;
 use crate::invoices::receipts::ReceiptError;
+use crate::invoices::transmission::TransmissionError;
 use crate::invoices::InvoiceError;
 use crate::lookup::LookupError;
 use crate::orders::checkout::CheckoutError;
@@ -531,6 +532,21 @@ fn sdi_notification_rule(rule: &str) -> &'static str {
         "date_time" => "una data e ora non è valida",
         "file_name_kind" => "il nome del file indica un altro tipo di notifica",
         _ => "contenuto non valido",
+    }
+}
+
+impl Identify for TransmissionError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        match self {
+            TransmissionError::NotDead => Ok(Identity::not_found(
+                "unknown-transmission",
+                "Unknown transmission",
+                detail,
+                "Questa trasmissione non è più tra quelle non riuscite del tuo marchio (forse è già stata rimessa in coda).",
+            )),
+            TransmissionError::Storage(e) => Err(e),
+        }
     }
 }
 

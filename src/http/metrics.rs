@@ -1,6 +1,7 @@
 //! Prometheus metrics at `GET /metrics` (text exposition format): requests by route
 //! pattern, method and status with their durations, the database pool, and the shared
-//! queues (email outbox, issuance, payments) read from the database at scrape time, so
+//! queues (email outbox, issuance, payments, SdI transmissions and the documents not yet
+//! transmitted) read from the database at scrape time, so
 //! every process reports the same truth. With `RINNOVO_METRICS_TOKEN` set, a scrape
 //! needs `Authorization: Bearer <token>`.
 //!
@@ -22,6 +23,7 @@ use prometheus::{
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, AppState, Problem};
+use crate::invoices::transmission;
 use crate::mail::outbox;
 use crate::payments::queue;
 use crate::renewals::issuance;
@@ -43,6 +45,12 @@ pub struct Metrics {
     issuance_depth: IntGaugeVec,
     issuance_oldest_age: Gauge,
     payments: IntGaugeVec,
+    sdi_untransmitted: IntGauge,
+    sdi_near_deadline: IntGauge,
+    sdi_pending: IntGauge,
+    sdi_sent: IntCounterVec,
+    sdi_failures: IntCounterVec,
+    sdi_dead: IntGaugeVec,
 }
 
 impl Metrics {
@@ -101,6 +109,37 @@ impl Metrics {
                     "Stored statement payments by reconciliation status",
                 ),
                 &["status"],
+            ))?,
+            sdi_untransmitted: registrar.add(IntGauge::new(
+                "rinnovo_sdi_untransmitted_documents",
+                "Invoices and credit notes issued and not yet transmitted to the SdI",
+            ))?,
+            sdi_near_deadline: registrar.add(IntGauge::new(
+                "rinnovo_sdi_untransmitted_near_deadline_documents",
+                "Documents not yet transmitted to the SdI dated 10 or more days ago (the law \
+                 allows 12)",
+            ))?,
+            sdi_pending: registrar.add(IntGauge::new(
+                "rinnovo_sdi_pending_files",
+                "Files waiting to be sent to the SdI (first attempt or retry)",
+            ))?,
+            sdi_sent: registrar.add(IntCounterVec::new(
+                Opts::new("rinnovo_sdi_files_sent_total", "Files sent to the SdI"),
+                &["channel"],
+            ))?,
+            sdi_failures: registrar.add(IntCounterVec::new(
+                Opts::new(
+                    "rinnovo_sdi_send_failures_total",
+                    "Failed attempts to send a file to the SdI",
+                ),
+                &["channel"],
+            ))?,
+            sdi_dead: registrar.add(IntGaugeVec::new(
+                Opts::new(
+                    "rinnovo_sdi_dead_files",
+                    "Files given up after the last attempt, waiting for the back-office",
+                ),
+                &["channel"],
             ))?,
             registry,
         })
@@ -222,16 +261,18 @@ pub async fn scrape(
     );
     metrics.pool_max.set(state.pool.max_size().into());
 
-    let (emails, renewals, payments) = state
-        .with_conn(|conn| -> diesel::QueryResult<_> {
+    let now = Utc::now();
+    let (emails, renewals, payments, sdi, untransmitted) = state
+        .with_conn(move |conn| -> diesel::QueryResult<_> {
             Ok((
                 outbox::stats(conn)?,
                 issuance::stats(conn)?,
                 queue::count_by_status(conn)?,
+                transmission::stats(conn)?,
+                transmission::untransmitted(conn, None, now.date_naive())?,
             ))
         })
         .await?;
-    let now = Utc::now();
     metrics.outbox_pending.set(emails.pending);
     metrics.outbox_dead.set(emails.dead);
     metrics
@@ -255,6 +296,21 @@ pub async fn scrape(
             .set(count);
     }
 
+    metrics.sdi_untransmitted.set(untransmitted.total);
+    metrics.sdi_near_deadline.set(untransmitted.near_deadline);
+    metrics.sdi_pending.set(sdi.pending);
+    for (channel, counts) in &sdi.by_channel {
+        catch_up(&metrics.sdi_sent.with_label_values(&[channel]), counts.sent);
+        catch_up(
+            &metrics.sdi_failures.with_label_values(&[channel]),
+            counts.failures,
+        );
+        metrics
+            .sdi_dead
+            .with_label_values(&[channel])
+            .set(counts.dead);
+    }
+
     let mut body = Vec::new();
     TextEncoder::new()
         .encode(&metrics.registry.gather(), &mut body)
@@ -263,6 +319,16 @@ pub async fn scrape(
         .insert_header((header::CONTENT_TYPE, prometheus::TEXT_FORMAT))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(body))
+}
+
+/// Brings a counter up to `total`, counted in the database (so every process reports the
+/// same, whichever sent the files). Totals only grow; a smaller one leaves it as it is.
+fn catch_up(counter: &prometheus::IntCounter, total: i64) {
+    let total = total.max(0) as u64;
+    let current = counter.get();
+    if total > current {
+        counter.inc_by(total - current);
+    }
 }
 
 fn age_seconds(oldest: Option<DateTime<Utc>>, now: DateTime<Utc>) -> f64 {

@@ -29,6 +29,7 @@ mod query;
 mod renewal_info;
 mod renewals;
 mod responses;
+mod sdi;
 mod sdi_receipts;
 mod users;
 
@@ -294,6 +295,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/api/v1/backoffice/emails").route(web::get().to(emails::list)))
     .service(
         web::resource("/api/v1/backoffice/emails/{id}/retry").route(web::post().to(emails::retry)),
+    )
+    .service(web::resource("/api/v1/backoffice/sdi/transmissions").route(web::get().to(sdi::list)))
+    .service(
+        web::resource("/api/v1/backoffice/sdi/transmissions/{id}/retry")
+            .route(web::post().to(sdi::retry)),
     )
     .service(web::resource("/api/v1/prepaid").route(web::get().to(prepaid::balance)))
     .service(web::resource("/api/v1/prepaid/entries").route(web::get().to(prepaid::entries)))

@@ -93,6 +93,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         super::sdi_receipts::Docs::openapi(),
         super::coupons::Docs::openapi(),
         super::emails::Docs::openapi(),
+        super::sdi::Docs::openapi(),
         super::users::Docs::openapi(),
         super::officer_applications::Docs::openapi(),
         super::payments::Docs::openapi(),

@@ -6,6 +6,7 @@
 
 mod buyer;
 pub use buyer::{buyer_from_profile, buyer_input};
+pub mod channel;
 pub mod courtesy;
 mod credit;
 pub mod document;
@@ -16,13 +17,14 @@ pub mod numbering;
 pub mod receipts;
 pub mod store;
 pub mod transmission;
+pub mod transmitter;
 
 pub use buyer::{buyer_of, buyers_of};
 pub use credit::{
     credit_coupons, CreditNoteDraft, CreditedCoupon, IssuedCreditNote, NO_INVOICE_TO_CREDIT,
 };
 pub use numbering::{invoice_number, take_numbers, InvoiceNumber};
-pub use store::{DocumentKind, InvoiceFile, InvoiceStatus, StoredDocument};
+pub use store::{DocumentKind, InvoiceFile, InvoiceStatus, StoredDocument, Untransmitted};
 
 use std::collections::HashMap;
 

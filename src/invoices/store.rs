@@ -503,3 +503,56 @@ pub fn record_credited_coupons(
     }
     Ok(())
 }
+/// `issued` → `transmitted`, once its file `file_name` has left for the SdI. Only from
+/// `issued`, and only for the document's current file: a receipt already recorded, or a
+/// file superseded by a corrected one, is not undone. True if it moved.
+pub fn mark_transmitted(
+    conn: &mut DbConnection,
+    id: &str,
+    file_name: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    let changed = diesel::update(
+        invoices::table
+            .filter(invoices::id.eq(id))
+            .filter(invoices::file_name.eq(file_name))
+            .filter(invoices::status.eq(InvoiceStatus::Issued.as_str())),
+    )
+    .set((
+        invoices::status.eq(InvoiceStatus::Transmitted.as_str()),
+        invoices::status_changed_at.eq(now.naive_utc()),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// Documents not transmitted yet (`issued`), of one brand or all: how many, and how many
+/// of them are dated `near_deadline` or earlier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Untransmitted {
+    pub total: i64,
+    pub near_deadline: i64,
+}
+
+pub fn untransmitted(
+    conn: &mut DbConnection,
+    brand_id: Option<&str>,
+    near_deadline: NaiveDate,
+) -> QueryResult<Untransmitted> {
+    let waiting = || {
+        let mut query = invoices::table
+            .filter(invoices::status.eq(InvoiceStatus::Issued.as_str()))
+            .into_boxed();
+        if let Some(brand_id) = brand_id {
+            query = query.filter(invoices::brand_id.eq(brand_id));
+        }
+        query
+    };
+    Ok(Untransmitted {
+        total: waiting().count().get_result(conn)?,
+        near_deadline: waiting()
+            .filter(invoices::issue_date.le(near_deadline))
+            .count()
+            .get_result(conn)?,
+    })
+}

@@ -2,12 +2,34 @@
 //! send to the SdI is written here in the transaction that issues (or corrects) the
 //! document, so none is lost, and leaves through the sending worker.
 
-use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::db::schema::sdi_transmissions;
-use crate::db::DbConnection;
+use super::channel::OutgoingFile;
+use super::store::{self, Untransmitted};
+use crate::audit::{self, Actor, AuditEntry};
+use crate::db::schema::{brands, invoices, sdi_transmissions};
+use crate::db::{write_transaction, DbConnection};
+use crate::workers::RetryPolicy;
+
+/// The law gives 12 days from a document's date to transmit it (art. 21 DPR 633/72);
+/// the back-office is warned from the 10th, while there is still time to act.
+pub const DEADLINE_DAYS: u64 = 12;
+pub const WARNING_DAYS: u64 = 10;
+
+/// The documents of a brand (or of all) not transmitted yet on `today`, and how many of
+/// them are `WARNING_DAYS` or more old.
+pub fn untransmitted(
+    conn: &mut DbConnection,
+    brand_id: Option<&str>,
+    today: NaiveDate,
+) -> QueryResult<Untransmitted> {
+    let near_deadline = today - chrono::Days::new(WARNING_DAYS);
+    store::untransmitted(conn, brand_id, near_deadline)
+}
 
 text_enum!(
     /// A file's life in the outbox: `pending` → `sent`; `pending` → `dead` after the last
@@ -51,4 +73,299 @@ pub fn enqueue_all(
         insert_many!(conn, sdi_transmissions::table, rows)?;
     }
     Ok(())
+}
+
+leased_outbox!(sdi_transmissions, TransmissionStatus);
+
+/// A file a transmitter holds the lease on.
+#[derive(Debug, Clone)]
+pub struct ClaimedFile {
+    pub id: String,
+    pub brand_id: String,
+    pub invoice_id: String,
+    pub file_name: String,
+    pub xml: String,
+    /// Including this one.
+    pub attempts: i32,
+    /// The brand's PEC mailbox (empty if it has none).
+    pub brand_pec_address: String,
+}
+
+impl ClaimedFile {
+    pub fn outgoing(&self) -> OutgoingFile<'_> {
+        OutgoingFile {
+            id: &self.id,
+            file_name: &self.file_name,
+            xml: &self.xml,
+            brand_pec_address: &self.brand_pec_address,
+        }
+    }
+}
+
+/// Takes the lease on up to `limit` due files (see [`lease_due`]), with what sending
+/// them needs.
+pub fn claim_due(
+    conn: &mut DbConnection,
+    limit: i64,
+    lease: Duration,
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<ClaimedFile>> {
+    write_transaction(conn, |conn| {
+        let ids = lease_due(conn, limit, lease, now)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, String, String, String, String, i32)> = sdi_transmissions::table
+            .filter(sdi_transmissions::id.eq_any(&ids))
+            .order(sdi_transmissions::id.asc())
+            .select((
+                sdi_transmissions::id,
+                sdi_transmissions::brand_id,
+                sdi_transmissions::invoice_id,
+                sdi_transmissions::file_name,
+                sdi_transmissions::xml,
+                sdi_transmissions::attempts,
+            ))
+            .load(conn)?;
+        let brand_ids: Vec<&String> = rows.iter().map(|row| &row.1).collect();
+        let pec_addresses: HashMap<String, String> = brands::table
+            .filter(brands::id.eq_any(brand_ids))
+            .select((brands::id, brands::sdi_pec_address))
+            .load::<(String, String)>(conn)?
+            .into_iter()
+            .collect();
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, brand_id, invoice_id, file_name, xml, attempts)| ClaimedFile {
+                    brand_pec_address: pec_addresses.get(&brand_id).cloned().unwrap_or_default(),
+                    id,
+                    brand_id,
+                    invoice_id,
+                    file_name,
+                    xml,
+                    attempts,
+                },
+            )
+            .collect())
+    })
+}
+
+/// Sent: which channel took it and its reference there. Only a file still `pending`
+/// (false otherwise: nothing changes).
+pub fn mark_sent(
+    conn: &mut DbConnection,
+    id: &str,
+    channel: &str,
+    reference: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    let changed = diesel::update(
+        sdi_transmissions::table
+            .filter(sdi_transmissions::id.eq(id))
+            .filter(sdi_transmissions::status.eq(TransmissionStatus::Pending.as_str())),
+    )
+    .set((
+        sdi_transmissions::status.eq(TransmissionStatus::Sent.as_str()),
+        sdi_transmissions::sent_at.eq(Some(now.naive_utc())),
+        sdi_transmissions::claimed_until.eq(None::<NaiveDateTime>),
+        sdi_transmissions::channel.eq(Some(channel)),
+        sdi_transmissions::channel_reference.eq(Some(reference)),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// A failed attempt through `channel`: retried after the backoff, or `dead` after the
+/// last attempt (true), the error kept.
+pub fn mark_failed(
+    conn: &mut DbConnection,
+    file: &ClaimedFile,
+    channel: &str,
+    error: &str,
+    retry: &RetryPolicy,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    write_transaction(conn, |conn| {
+        let dead = release_failed(conn, &file.id, file.attempts, error, retry, now)?;
+        diesel::update(sdi_transmissions::table.filter(sdi_transmissions::id.eq(&file.id)))
+            .set((
+                sdi_transmissions::failures.eq(sdi_transmissions::failures + 1),
+                sdi_transmissions::channel.eq(Some(channel)),
+            ))
+            .execute(conn)?;
+        Ok(dead)
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransmissionError {
+    /// No dead file of the operator's brand has this id.
+    #[error("no dead transmission of your brand has this id")]
+    NotDead,
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}
+
+storage_error_from!(TransmissionError: diesel::result::Error);
+
+/// An operator puts a dead file of their brand back in the queue, from zero attempts;
+/// audited.
+pub fn retry(
+    conn: &mut DbConnection,
+    operator_id: &str,
+    operator_brand: &str,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), TransmissionError> {
+    write_transaction(conn, |conn| {
+        if !requeue_dead(conn, operator_brand, id, now)? {
+            return Err(TransmissionError::NotDead);
+        }
+        audit::record(
+            conn,
+            AuditEntry {
+                brand_id: Some(operator_brand),
+                actor: &Actor::User(operator_id.to_owned()),
+                action: "sdi_transmission.retried",
+                subject_type: "sdi_transmission",
+                subject_id: id,
+                details: serde_json::json!({}),
+            },
+            now,
+        )?;
+        Ok(())
+    })
+}
+
+/// A file of the outbox as the back-office sees it.
+#[derive(Debug, Clone)]
+pub struct TransmissionSummary {
+    pub id: String,
+    pub invoice_id: String,
+    /// The document's number.
+    pub number: String,
+    pub file_name: String,
+    pub status: TransmissionStatus,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub channel: Option<String>,
+    pub channel_reference: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub next_attempt_at: NaiveDateTime,
+    pub sent_at: Option<NaiveDateTime>,
+}
+
+type SummaryRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i32,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    NaiveDateTime,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+);
+
+/// The brand's files, in one status or all, newest first, at most `limit`.
+pub fn list(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    status: Option<TransmissionStatus>,
+    limit: i64,
+) -> anyhow::Result<Vec<TransmissionSummary>> {
+    let mut query = sdi_transmissions::table
+        .inner_join(invoices::table)
+        .filter(sdi_transmissions::brand_id.eq(brand_id))
+        .into_boxed();
+    if let Some(status) = status {
+        query = query.filter(sdi_transmissions::status.eq(status.as_str()));
+    }
+    let rows: Vec<SummaryRow> = query
+        .order((
+            sdi_transmissions::created_at.desc(),
+            sdi_transmissions::id.desc(),
+        ))
+        .limit(limit)
+        .select((
+            sdi_transmissions::id,
+            sdi_transmissions::invoice_id,
+            invoices::number,
+            sdi_transmissions::file_name,
+            sdi_transmissions::status,
+            sdi_transmissions::attempts,
+            sdi_transmissions::last_error,
+            sdi_transmissions::channel,
+            sdi_transmissions::channel_reference,
+            sdi_transmissions::created_at,
+            sdi_transmissions::next_attempt_at,
+            sdi_transmissions::sent_at,
+        ))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(TransmissionSummary {
+                status: TransmissionStatus::stored(&row.4, format_args!("transmission {}", row.0))?,
+                id: row.0,
+                invoice_id: row.1,
+                number: row.2,
+                file_name: row.3,
+                attempts: row.5,
+                last_error: row.6,
+                channel: row.7,
+                channel_reference: row.8,
+                created_at: row.9,
+                next_attempt_at: row.10,
+                sent_at: row.11,
+            })
+        })
+        .collect()
+}
+
+/// The outbox by channel, for the metrics: files sent and failed attempts (both only
+/// grow), and files dead now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelCounts {
+    pub sent: i64,
+    pub failures: i64,
+    pub dead: i64,
+}
+
+/// What the outbox holds: per channel (`none` for files never tried), and the pending
+/// files.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxStats {
+    pub by_channel: BTreeMap<String, ChannelCounts>,
+    pub pending: i64,
+}
+
+pub fn stats(conn: &mut DbConnection) -> QueryResult<OutboxStats> {
+    let rows: Vec<(Option<String>, String, i64, Option<i64>)> = sdi_transmissions::table
+        .group_by((sdi_transmissions::channel, sdi_transmissions::status))
+        .select((
+            sdi_transmissions::channel,
+            sdi_transmissions::status,
+            diesel::dsl::count_star(),
+            diesel::dsl::sum(sdi_transmissions::failures),
+        ))
+        .load(conn)?;
+    let mut stats = OutboxStats::default();
+    for (channel, status, count, failures) in rows {
+        let counts = stats
+            .by_channel
+            .entry(channel.unwrap_or_else(|| "none".into()))
+            .or_default();
+        counts.failures += failures.unwrap_or(0);
+        match TransmissionStatus::parse(&status) {
+            Some(TransmissionStatus::Sent) => counts.sent += count,
+            Some(TransmissionStatus::Dead) => counts.dead += count,
+            Some(TransmissionStatus::Pending) => stats.pending += count,
+            None => {}
+        }
+    }
+    Ok(stats)
 }

@@ -13,6 +13,7 @@ use super::outbox::{self, ClaimedEmail};
 use super::smtp::{SmtpClient, SmtpSettings};
 use super::templates;
 use crate::db::{write_transaction, Pool};
+use crate::workers::{keep_draining, with_conn, Drain};
 
 #[derive(Debug, Clone)]
 pub struct DispatchSettings {
@@ -123,17 +124,6 @@ fn build_message(email: &ClaimedEmail) -> Result<(Message, String), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Database work of the dispatcher, on a blocking thread with a pooled connection that is
-/// given back at once: no connection is held while talking to the mail server.
-async fn with_conn<T: Send + 'static>(
-    pool: &Pool,
-    work: impl FnOnce(&mut crate::db::DbConnection) -> diesel::QueryResult<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    let pool = pool.clone();
-    tokio::task::spawn_blocking(move || -> anyhow::Result<T> { Ok(work(&mut *pool.get()?)?) })
-        .await?
-}
-
 /// Claims one batch, sends it through `sender`, then records every outcome in one
 /// transaction: two pooled-connection checkouts per batch, none while talking SMTP.
 /// Returns how many emails it handled.
@@ -188,20 +178,29 @@ pub async fn run_once(
 pub async fn run(pool: Pool, transport: std::sync::Arc<Transport>, settings: DispatchSettings) {
     let mut loops = tokio::task::JoinSet::new();
     for _ in 0..settings.concurrency.max(1) {
-        loops.spawn(run_loop(pool.clone(), transport.sender(), settings.clone()));
+        let dispatch = DispatchLoop {
+            pool: pool.clone(),
+            sender: transport.sender(),
+            settings: settings.clone(),
+        };
+        loops.spawn(keep_draining(
+            dispatch,
+            settings.idle_poll,
+            "email dispatcher",
+        ));
     }
     while loops.join_next().await.is_some() {}
 }
 
-/// One loop: a batch at a time, a short sleep when there was nothing to do or the
-/// database was unreachable.
-async fn run_loop(pool: Pool, mut sender: Sender, settings: DispatchSettings) {
-    loop {
-        match run_once(&pool, &mut sender, &settings).await {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
-            Err(error) => tracing::warn!(error = %error, "email dispatcher: will retry"),
-        }
-        tokio::time::sleep(settings.idle_poll).await;
+/// One dispatch loop: a batch at a time through its own sender.
+struct DispatchLoop {
+    pool: Pool,
+    sender: Sender,
+    settings: DispatchSettings,
+}
+
+impl Drain for DispatchLoop {
+    async fn drain_once(&mut self) -> anyhow::Result<usize> {
+        run_once(&self.pool, &mut self.sender, &self.settings).await
     }
 }

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use crate::db::schema::{emails, orders};
 use crate::db::{self, write_transaction, DbConnection};
+use crate::workers::RetryPolicy;
 
 text_enum!(
     /// An email's life: `pending` → `sent`; `pending` → `dead` after the last retry (a
@@ -113,38 +114,18 @@ struct ClaimedRow {
     reference: Option<String>,
 }
 
-/// Takes the lease on up to `limit` due emails. On PostgreSQL the candidate rows are
-/// locked with `FOR UPDATE SKIP LOCKED`, so concurrent dispatchers pick different rows
-/// without waiting; on SQLite the immediate transaction serialises them.
+/// Takes the lease on up to `limit` due emails (see [`lease_due`]).
 pub fn claim_due(
     conn: &mut DbConnection,
     limit: i64,
     lease: Duration,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<ClaimedEmail>> {
-    let now_naive = now.naive_utc();
     write_transaction(conn, |conn| {
-        let due = emails::table
-            .filter(emails::status.eq(EmailStatus::Pending.as_str()))
-            .filter(emails::next_attempt_at.le(now_naive))
-            .filter(
-                emails::claimed_until
-                    .is_null()
-                    .or(emails::claimed_until.lt(now_naive)),
-            )
-            .order((emails::next_attempt_at.asc(), emails::id.asc()))
-            .select(emails::id)
-            .limit(limit);
-        let ids: Vec<String> = for_update_skip_locked!(conn, due, |q, c| q.load(c))?;
+        let ids = lease_due(conn, limit, lease, now)?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        diesel::update(emails::table.filter(emails::id.eq_any(&ids)))
-            .set((
-                emails::claimed_until.eq((now + lease).naive_utc()),
-                emails::attempts.eq(emails::attempts + 1),
-            ))
-            .execute(conn)?;
         let rows: Vec<ClaimedRow> = emails::table
             .filter(emails::id.eq_any(&ids))
             .order(emails::id.asc())
@@ -200,11 +181,7 @@ pub fn mark_sent(
     Ok(())
 }
 
-/// Exponential backoff: base, 2 × base, 4 × base... capped at six hours.
-pub fn backoff(base: Duration, attempts: i32) -> Duration {
-    let factor = 1i64 << (attempts.clamp(1, 20) - 1);
-    (base * factor as i32).min(Duration::hours(6))
-}
+leased_outbox!(emails, EmailStatus);
 
 pub fn mark_failed(
     conn: &mut DbConnection,
@@ -214,20 +191,11 @@ pub fn mark_failed(
     retry_base: Duration,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    let dead = email.attempts >= max_attempts;
-    diesel::update(emails::table.filter(emails::id.eq(&email.id)))
-        .set((
-            emails::status.eq(if dead {
-                EmailStatus::Dead
-            } else {
-                EmailStatus::Pending
-            }
-            .as_str()),
-            emails::next_attempt_at.eq((now + backoff(retry_base, email.attempts)).naive_utc()),
-            emails::claimed_until.eq(None::<NaiveDateTime>),
-            emails::last_error.eq(Some(error.chars().take(1000).collect::<String>())),
-        ))
-        .execute(conn)?;
+    let retry = RetryPolicy {
+        max_attempts,
+        base: retry_base,
+    };
+    release_failed(conn, &email.id, email.attempts, error, &retry, now)?;
     Ok(())
 }
 
@@ -269,20 +237,7 @@ pub fn retry(
     id: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    let changed = diesel::update(
-        emails::table
-            .filter(emails::id.eq(id))
-            .filter(emails::brand_id.eq(brand_id))
-            .filter(emails::status.eq(EmailStatus::Dead.as_str())),
-    )
-    .set((
-        emails::status.eq(EmailStatus::Pending.as_str()),
-        emails::attempts.eq(0),
-        emails::next_attempt_at.eq(now.naive_utc()),
-        emails::claimed_until.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)?;
-    Ok(changed == 1)
+    requeue_dead(conn, brand_id, id, now)
 }
 
 /// What the outbox holds now (for the metrics): pending and dead emails, and when the
@@ -313,18 +268,4 @@ pub fn stats(conn: &mut DbConnection) -> QueryResult<OutboxStats> {
         dead: db::count_of(&counts, EmailStatus::Dead.as_str()),
         oldest_pending: oldest.map(|t| t.and_utc()),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        let base = Duration::seconds(30);
-        assert_eq!(backoff(base, 1), Duration::seconds(30));
-        assert_eq!(backoff(base, 2), Duration::seconds(60));
-        assert_eq!(backoff(base, 4), Duration::seconds(240));
-        assert_eq!(backoff(base, 30), Duration::hours(6));
-    }
 }

@@ -51,15 +51,48 @@ impl std::fmt::Debug for SmtpSettings {
 
 impl SmtpSettings {
     pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let url = url::Url::parse(text).map_err(|e| anyhow::anyhow!("RINNOVO_SMTP_URL: {e}"))?;
+        Self::parse_as("RINNOVO_SMTP_URL", text, StartTls::Opportunistic)
+    }
+
+    /// The URL of a server that must only be reached over TLS (the PEC channel's): as
+    /// [`Self::parse`], but STARTTLS is required unless the URL says otherwise, an
+    /// opportunistic STARTTLS (which an attacker can strip) is refused, and plain SMTP
+    /// (`?tls=none`) is allowed to a loopback address only (a local test server).
+    /// `variable` names the setting in the errors.
+    pub fn parse_tls_only(variable: &str, text: &str) -> anyhow::Result<Self> {
+        let settings = Self::parse_as(variable, text, StartTls::Required)?;
+        if settings.implicit_tls {
+            return Ok(settings);
+        }
+        let host = settings.host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        match settings.starttls {
+            StartTls::Required => Ok(settings),
+            StartTls::Never if loopback => Ok(settings),
+            StartTls::Never => anyhow::bail!(
+                "{variable}: plain SMTP (tls=none) is allowed only to a loopback address; \
+                 use smtps:// or smtp:// with STARTTLS (tls=required, the default)"
+            ),
+            StartTls::Opportunistic => anyhow::bail!(
+                "{variable}: tls=opportunistic could fall back to plain text; use smtps:// \
+                 or smtp:// with tls=required (the default)"
+            ),
+        }
+    }
+
+    fn parse_as(variable: &str, text: &str, default_starttls: StartTls) -> anyhow::Result<Self> {
+        let url = url::Url::parse(text).map_err(|e| anyhow::anyhow!("{variable}: {e}"))?;
         let implicit_tls = match url.scheme() {
             "smtp" => false,
             "smtps" => true,
-            other => anyhow::bail!("RINNOVO_SMTP_URL: scheme {other} is neither smtp nor smtps"),
+            other => anyhow::bail!("{variable}: scheme {other} is neither smtp nor smtps"),
         };
         let host = url
             .host_str()
-            .ok_or_else(|| anyhow::anyhow!("RINNOVO_SMTP_URL has no host"))?
+            .ok_or_else(|| anyhow::anyhow!("{variable} has no host"))?
             .to_owned();
         let port = url.port().unwrap_or(if implicit_tls { 465 } else { 25 });
         let starttls = match url
@@ -67,18 +100,18 @@ impl SmtpSettings {
             .find(|(k, _)| k == "tls")
             .map(|(_, v)| v.into_owned())
         {
-            None => StartTls::Opportunistic,
+            None => default_starttls,
             Some(v) if v == "required" => StartTls::Required,
             Some(v) if v == "opportunistic" => StartTls::Opportunistic,
             Some(v) if v == "none" => StartTls::Never,
-            Some(other) => anyhow::bail!(
-                "RINNOVO_SMTP_URL: tls={other} is not required, opportunistic or none"
-            ),
+            Some(other) => {
+                anyhow::bail!("{variable}: tls={other} is not required, opportunistic or none")
+            }
         };
         let decode = |part: &str| -> anyhow::Result<String> {
             Ok(percent_encoding::percent_decode_str(part)
                 .decode_utf8()
-                .map_err(|_| anyhow::anyhow!("RINNOVO_SMTP_URL: user or password is not UTF-8"))?
+                .map_err(|_| anyhow::anyhow!("{variable}: user or password is not UTF-8"))?
                 .into_owned())
         };
         let credentials = match (url.username(), url.password()) {
@@ -210,5 +243,20 @@ mod tests {
         assert_eq!((implicit.port, implicit.implicit_tls), (465, true));
         assert!(SmtpSettings::parse("http://x").is_err());
         assert!(SmtpSettings::parse("smtp://x?tls=maybe").is_err());
+    }
+
+    #[test]
+    fn the_pec_server_is_reached_over_tls_except_on_loopback() {
+        let pec = |url| SmtpSettings::parse_tls_only("RINNOVO_SDI_SMTP_URL", url);
+        let starttls = pec("smtp://u:p@pec.example.it:587").unwrap();
+        assert_eq!(starttls.starttls, StartTls::Required);
+        assert!(pec("smtps://u:p@pec.example.it").unwrap().implicit_tls);
+        assert!(pec("smtp://127.0.0.1:2525?tls=none").is_ok());
+        assert!(pec("smtp://[::1]:2525?tls=none").is_ok());
+        let plain = pec("smtp://pec.example.it?tls=none")
+            .unwrap_err()
+            .to_string();
+        assert!(plain.contains("RINNOVO_SDI_SMTP_URL"), "{plain}");
+        assert!(pec("smtp://pec.example.it?tls=opportunistic").is_err());
     }
 }

@@ -295,7 +295,7 @@ fn store(
                 }
                 Outcome::Error(error) if renewal.attempts < settings.max_attempts => {
                     let retry_at =
-                        now + crate::mail::outbox::backoff(settings.retry_base, renewal.attempts);
+                        now + crate::workers::backoff(settings.retry_base, renewal.attempts);
                     let moved = state::retry_later(conn, &renewal.id, token, retry_at, &error)?;
                     tracing::warn!(renewal = %renewal.id, attempts = renewal.attempts, %error, "issuance failed; will retry");
                     report.retrying += usize::from(moved);

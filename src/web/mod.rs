@@ -522,6 +522,7 @@ const BACKOFFICE_NAV: &[(&str, &str)] = &[
     ("/backoffice/email", "Email non consegnate"),
     ("/backoffice/ricevute-sdi", "Ricevute SdI"),
     ("/backoffice/fatture-scartate", "Fatture scartate"),
+    ("/backoffice/sdi", "Trasmissioni SdI"),
     ("/backoffice/utenti", "Utenti"),
 ];
 

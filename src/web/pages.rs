@@ -54,6 +54,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     page_template!("bo_prepagati"),
     page_template!("bo_prepagato"),
     page_template!("bo_email"),
+    page_template!("bo_sdi"),
     page_template!("bo_coupon"),
     page_template!("bo_utenti"),
     page_template!("bo_utente"),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
-use rinnovo::db::schema::{audit_log, invoices, sdi_receipts};
+use rinnovo::db::schema::{audit_log, invoices, sdi_receipts, sdi_transmissions};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -323,9 +323,26 @@ async fn the_courtesy_copy_is_the_buyers_and_the_brands_back_office_only() {
     assert_eq!(app.get(&path).await.status(), 401);
 }
 
+/// Waits until the worker has sent `count` files (the embedded channel writes them out).
+async fn all_transmitted(app: &TestApp, count: i64) {
+    for _ in 0..200 {
+        let sent: i64 = sdi_transmissions::table
+            .filter(sdi_transmissions::status.eq("sent"))
+            .count()
+            .get_result(&mut app.pool.get().unwrap())
+            .unwrap();
+        if sent == count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the worker did not send the {count} files");
+}
+
 /// Three documents: two of a person (Maria Rossi), one of a business (Studio Rossi
 /// S.r.l., partita IVA 00743110157); the business's delivered with a ricevuta di
-/// consegna, one of the person's rejected with a notifica di scarto, on three days.
+/// consegna, one of the person's rejected with a notifica di scarto, the other
+/// transmitted, on three days.
 struct ThreeDocuments {
     person_first: String,
     person_second: String,
@@ -339,6 +356,8 @@ async fn three_documents(app: &TestApp) -> ThreeDocuments {
     let (_, person_first) = paid_order(app, &person).await;
     let (_, person_second) = paid_order(app, &person).await;
     let (order, business_id) = paid_order(app, &business).await;
+    // The test server's worker transmits each file; the SdI answers after that.
+    all_transmitted(app, 3).await;
     issued_on(app, &person_first, "2026-01-10");
     issued_on(app, &person_second, "2026-02-20");
     issued_on(app, &business_id, "2026-03-05");
@@ -397,8 +416,12 @@ async fn the_back_office_finds_documents_by_status_dates_number_and_buyer_page_b
     assert_eq!(items[0]["buyer_name"], "Studio Rossi S.r.l.");
     assert_eq!(items[0]["status"], "delivered");
     assert_eq!(items[0]["kind"], "TD01");
-    assert_eq!(items[0]["transmission_status"], "pending");
-    assert_eq!(items[0]["transmissions"][0]["status"], "pending");
+    assert_eq!(items[0]["transmission_status"], "sent");
+    assert_eq!(items[0]["transmissions"][0]["status"], "sent");
+    assert_eq!(
+        items[0]["transmissions"][0]["file_name"],
+        stored_file(&app, &docs.business).0.as_str()
+    );
     assert_eq!(items[0]["receipts"][0]["kind"], "RC");
     assert_eq!(items[0]["receipts"][0]["errors"], json!([]));
     assert_eq!(items[1]["buyer_name"], "Maria Rossi");
@@ -416,7 +439,8 @@ async fn the_back_office_finds_documents_by_status_dates_number_and_buyer_page_b
     for (query, expected) in [
         ("?status=rejected", vec![&docs.person_second]),
         ("?status=delivered", vec![&docs.business]),
-        ("?status=issued", vec![&docs.person_first]),
+        ("?status=transmitted", vec![&docs.person_first]),
+        ("?status=issued", vec![]),
         ("?kind=TD04", vec![]),
         (
             "?issued_from=2026-02-01",
@@ -436,7 +460,7 @@ async fn the_back_office_finds_documents_by_status_dates_number_and_buyer_page_b
             vec![&docs.person_second, &docs.person_first],
         ),
         ("?buyer=00743110157", vec![&docs.business]),
-        ("?buyer=rossi&status=issued", vec![&docs.person_first]),
+        ("?buyer=rossi&status=transmitted", vec![&docs.person_first]),
         ("?buyer=100%25", vec![]),
     ] {
         let (ids, total) = listed(&app, token, query).await;

@@ -30,6 +30,7 @@ mod reminders;
 mod renewals;
 mod schema;
 mod sdi_receipts;
+mod sdi_transmission;
 mod shop_pages;
 mod smtp;
 mod statements;

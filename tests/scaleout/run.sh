@@ -4,8 +4,9 @@
 # across processes, transfer orders, one statement imported twice on two servers, six
 # devices renewed through the agent API with each step on another server); then every
 # invariant of DESIGN.md is checked in the database, every email must have reached the
-# SMTP sink once, every renewal must be issued once. Installs what it needs (aiosmtpd in
-# a venv), so CI can run it on a clean clone.
+# SMTP sink once, every renewal must be issued once, every fulfilled order must have one
+# invoice whose file reached the PEC sink (the SdI's channel) exactly once. Installs what
+# it needs (aiosmtpd in a venv), so CI can run it on a clean clone.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

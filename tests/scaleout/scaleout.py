@@ -1,7 +1,9 @@
 """Scale-out test: three `rinnovo serve` processes and two `rinnovo worker` processes on
 one PostgreSQL database, driven through all of them at once; then every invariant of
 DESIGN.md is checked in the database, every email must have reached the SMTP sink once,
-and every renewal must have been issued once.
+every renewal must have been issued once, every fulfilled order must have exactly one
+invoice, and each invoice's file must have reached the SdI (a second SMTP sink plays the
+PEC provider) exactly once.
 
 Run by tests/scaleout/run.sh (which builds the binary and provides aiosmtpd).
 """
@@ -15,6 +17,7 @@ import concurrent.futures
 import datetime
 import email
 import email.policy
+import hashlib
 import json
 import os
 import secrets
@@ -72,6 +75,13 @@ class Sink:
             self.messages.append((list(envelope.rcpt_tos), parsed))
         return "250 OK"
 
+    def attachments(self) -> collections.Counter:
+        """How many messages carried each attachment, by (file name, MD5 of the content)."""
+        with self.lock:
+            return collections.Counter(
+                (part.get_filename(), hashlib.md5(part.get_content()).hexdigest())
+                for _, m in self.messages for part in m.iter_attachments())
+
     def text_to(self, address: str, subject_part: str) -> list[str]:
         with self.lock:
             found = [m for to, m in self.messages if address in to and subject_part in m["Subject"]]
@@ -101,6 +111,9 @@ class Cluster:
         self.dir = Path(tempfile.mkdtemp(prefix="rinnovo-scaleout-"))
         self.sink = Sink()
         self.smtp = Controller(self.sink, hostname="127.0.0.1", port=free_port())
+        # The PEC provider the SdI files go through, shared by every process.
+        self.pec_sink = Sink()
+        self.pec = Controller(self.pec_sink, hostname="127.0.0.1", port=free_port())
         self.processes: list[subprocess.Popen] = []
         self.env = {
             "PATH": os.environ["PATH"],
@@ -137,7 +150,10 @@ class Cluster:
             check=True,
         )
         self.smtp.start()
+        self.pec.start()
         self.env["RINNOVO_SMTP_URL"] = f"smtp://127.0.0.1:{self.smtp.port}?tls=none"
+        self.env["RINNOVO_SDI_CHANNEL"] = "pec"
+        self.env["RINNOVO_SDI_SMTP_URL"] = f"smtp://127.0.0.1:{self.pec.port}?tls=none"
         self.cli("migrate")
         self.cli("seed", "--demo")
         for n in range(3):
@@ -172,6 +188,7 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 process.kill()
         self.smtp.stop()
+        self.pec.stop()
         subprocess.run(
             ["psql", "-q", f"{self.pg_server}/postgres", "-c",
              f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)"],
@@ -349,6 +366,14 @@ def run(cluster: Cluster) -> None:
             break
         assert time.time() < deadline, f"{pending} emails still not sent"
         time.sleep(0.5)
+    say("waiting for the SdI transmissions")
+    deadline = time.time() + 90
+    while True:
+        waiting = int(cluster.psql("SELECT count(*) FROM sdi_transmissions WHERE status <> 'sent'")[0][0])
+        if waiting == 0:
+            break
+        assert time.time() < deadline, f"{waiting} files still not sent to the SdI"
+        time.sleep(0.5)
     time.sleep(1)
 
     say("invariants")
@@ -394,11 +419,34 @@ def run(cluster: Cluster) -> None:
     duplicates = [i for i, count in ids.items() if count > 1]
     if duplicates:
         problems.append(f"emails delivered twice: {duplicates[:5]}")
+    check("fulfilled orders without exactly one invoice", cluster.psql(
+        "SELECT o.id, count(i.id) FROM orders o LEFT JOIN invoices i "
+        "ON i.order_id = o.id AND i.kind = 'TD01' WHERE o.status = 'fulfilled' "
+        "GROUP BY o.id HAVING count(i.id) <> 1"))
+    check("invoices of orders not fulfilled", cluster.psql(
+        "SELECT i.id, o.status FROM invoices i JOIN orders o ON o.id = i.order_id "
+        "WHERE i.kind = 'TD01' AND o.status <> 'fulfilled'"))
+    check("invoices sent but not transmitted", cluster.psql(
+        "SELECT i.number, i.status FROM invoices i JOIN sdi_transmissions t ON t.invoice_id = i.id "
+        "WHERE t.status = 'sent' AND i.status <> 'transmitted'"))
+    files = {(name, digest) for name, digest in cluster.psql(
+        "SELECT file_name, md5(xml) FROM sdi_transmissions WHERE status = 'sent' AND channel = 'pec'")}
+    invoiced = int(cluster.psql("SELECT count(*) FROM invoices")[0][0])
+    delivered = cluster.pec_sink.attachments()
+    if len(files) != invoiced:
+        problems.append(f"{invoiced} invoices, {len(files)} files sent by PEC")
+    if set(delivered) != files:
+        problems.append(f"files sent per the outbox and received by the PEC sink differ: "
+                        f"{sorted(files ^ set(delivered))[:5]}")
+    twice = [name for (name, _), count in delivered.items() if count > 1]
+    if twice:
+        problems.append(f"files delivered to the SdI more than once: {twice[:5]}")
     renewals = int(cluster.psql("SELECT count(*) FROM renewals")[0][0])
     print(json.dumps({
         "servers": 3, "workers": 2, "customers": CUSTOMERS,
         "prepaid_orders": len(prepaid_orders), "transfer_orders": TRANSFER_ORDERS,
         "renewals": renewals, "emails_sent": sent, "emails_received": received,
+        "invoices": invoiced, "sdi_files_received": sum(delivered.values()),
     }))
     if problems:
         for problem in problems:

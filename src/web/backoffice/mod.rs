@@ -14,7 +14,8 @@ mod invoices;
 mod orders;
 mod payments;
 mod prepaid;
-mod sdi;
+mod sdi_receipts;
+mod sdi_transmissions;
 mod statements;
 mod summary;
 mod users;
@@ -94,6 +95,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/backoffice/email/{id}/riprova",
             web::post().to(emails::retry_email),
         )
+        .route(
+            "/backoffice/sdi",
+            web::get().to(sdi_transmissions::transmissions),
+        )
+        .route(
+            "/backoffice/sdi/{id}/riprova",
+            web::post().to(sdi_transmissions::retry),
+        )
         .route("/backoffice/coupon", web::get().to(coupons::coupon_form))
         .route("/backoffice/coupon", web::post().to(coupons::void_coupon))
         .route(
@@ -126,20 +135,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/backoffice/utenti/{id}/revoca-incaricato",
             web::post().to(users::remove_officer_role),
         )
-        .route(sdi::RECEIPTS_PATH, web::get().to(sdi::receipts))
-        .route(sdi::RECEIPTS_PATH, web::post().to(sdi::import))
-        .route(sdi::REJECTED_PATH, web::get().to(sdi::rejected_queue))
+        .route(
+            sdi_receipts::RECEIPTS_PATH,
+            web::get().to(sdi_receipts::receipts),
+        )
+        .route(
+            sdi_receipts::RECEIPTS_PATH,
+            web::post().to(sdi_receipts::import),
+        )
+        .route(
+            sdi_receipts::REJECTED_PATH,
+            web::get().to(sdi_receipts::rejected_queue),
+        )
         .route(
             "/backoffice/fatture-scartate/{id}",
-            web::get().to(sdi::rejected_document),
+            web::get().to(sdi_receipts::rejected_document),
         )
         .route(
             "/backoffice/fatture-scartate/{id}/invia",
-            web::post().to(sdi::resend_unchanged),
+            web::post().to(sdi_receipts::resend_unchanged),
         )
         .route(
             "/backoffice/fatture-scartate/{id}/correggi",
-            web::post().to(sdi::resend_corrected),
+            web::post().to(sdi_receipts::resend_corrected),
         );
 }
 
@@ -240,6 +258,7 @@ fn done_message(fatto: Option<&str>) -> Value {
         Some("reinviata") => json!(
             "Il documento ha un nuovo file, con lo stesso numero e la stessa data: è in coda di trasmissione al SdI."
         ),
+        Some("ritrasmetti") => json!("Il file è di nuovo in coda di trasmissione allo SdI."),
         _ => Value::Null,
     }
 }

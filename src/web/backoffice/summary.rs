@@ -5,6 +5,8 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::invoices::transmission::{self, DEADLINE_DAYS, WARNING_DAYS};
+use crate::invoices::Untransmitted;
 use crate::money::Money;
 use crate::payments::queue;
 use crate::web::{euro, OperatorPage, WebError};
@@ -28,11 +30,15 @@ pub(super) async fn summary(
             Err(message) => (None, Some(message)),
         },
     };
-    let (brand, rows) = visit
+    let today = Utc::now().date_naive();
+    let (brand, (rows, untransmitted)) = visit
         .read(move |conn, brand_id| {
-            day.map(|day| queue::daily_summary(conn, brand_id, day))
+            let rows = day
+                .map(|day| queue::daily_summary(conn, brand_id, day))
                 .transpose()
-                .map_err(WebError::storage)
+                .map_err(WebError::storage)?;
+            let untransmitted = transmission::untransmitted(conn, Some(brand_id), today)?;
+            Ok((rows, untransmitted))
         })
         .await?;
     let (outcomes, total) = match &rows {
@@ -66,6 +72,27 @@ pub(super) async fn summary(
             "error": error,
             "outcomes": outcomes,
             "total": total,
+            "sdi": sdi_notice(untransmitted),
         }),
     )
+}
+
+/// What the summary says of the documents not yet transmitted to the SdI: a warning when
+/// any is near the legal deadline, and how many are waiting in all.
+fn sdi_notice(untransmitted: Untransmitted) -> Value {
+    let Untransmitted {
+        total,
+        near_deadline,
+    } = untransmitted;
+    let warning = (near_deadline > 0).then(|| {
+        let (documents, verb) = if near_deadline == 1 {
+            ("1 documento emesso".to_owned(), "è stato trasmesso")
+        } else {
+            (format!("{near_deadline} documenti emessi"), "sono stati trasmessi")
+        };
+        format!(
+            "{documents} da {WARNING_DAYS} giorni o più non {verb} ancora allo SdI: il termine di legge è di {DEADLINE_DAYS} giorni dalla data del documento."
+        )
+    });
+    json!({ "warning": warning, "waiting": total })
 }

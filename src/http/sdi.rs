@@ -1,0 +1,160 @@
+//! The back-office's view of the transmission outbox: the files sent to the SdI, waiting
+//! or given up, and retrying a dead one.
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::extract::BackOffice;
+use super::responses::NotOperator;
+use super::{ApiError, AppState, Problem};
+use crate::invoices::transmission::{self, TransmissionStatus, TransmissionSummary};
+
+/// Files listed at most.
+const LISTED: i64 = 500;
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Which files to list: `pending`, `sent` or `dead`; all when absent.
+    #[param(value_type = Option<TransmissionStatus>)]
+    status: Option<String>,
+}
+
+/// A file of the transmission outbox.
+#[derive(Serialize, utoipa::ToSchema)]
+struct TransmissionResponse {
+    id: String,
+    /// The document (invoice or credit note) the file carries.
+    invoice_id: String,
+    /// The document's number.
+    #[schema(example = "V2026-000042")]
+    number: String,
+    /// The SdI file name.
+    #[schema(example = "IT01234567897_00001.xml")]
+    file_name: String,
+    #[schema(value_type = TransmissionStatus)]
+    status: TransmissionStatus,
+    /// Attempts since it was queued (or put back in the queue).
+    attempts: i32,
+    /// Why the last attempt failed.
+    last_error: Option<String>,
+    /// The channel of the last attempt: `file` or `pec`.
+    channel: Option<String>,
+    /// What the channel said of the sent file: the path written, or the PEC message's
+    /// Message-ID.
+    channel_reference: Option<String>,
+    created_at: DateTime<Utc>,
+    /// When a pending file is tried next.
+    next_attempt_at: DateTime<Utc>,
+    sent_at: Option<DateTime<Utc>>,
+}
+
+impl From<TransmissionSummary> for TransmissionResponse {
+    fn from(t: TransmissionSummary) -> Self {
+        Self {
+            id: t.id,
+            invoice_id: t.invoice_id,
+            number: t.number,
+            file_name: t.file_name,
+            status: t.status,
+            attempts: t.attempts,
+            last_error: t.last_error,
+            channel: t.channel,
+            channel_reference: t.channel_reference,
+            created_at: t.created_at.and_utc(),
+            next_attempt_at: t.next_attempt_at.and_utc(),
+            sent_at: t.sent_at.map(|s| s.and_utc()),
+        }
+    }
+}
+
+/// The brand's files, newest first (at most 500).
+#[derive(Serialize, utoipa::ToSchema)]
+struct TransmissionListResponse {
+    transmissions: Vec<TransmissionResponse>,
+}
+
+/// The file's new state after a retry.
+#[derive(Serialize, utoipa::ToSchema)]
+struct RetryResponse {
+    #[schema(value_type = TransmissionStatus, example = "pending")]
+    status: TransmissionStatus,
+}
+
+/// List the brand's files sent or to send to the SdI
+///
+/// Back-office operators only. The brand's files in the transmission outbox, in one status
+/// or all, newest first, at most 500: each with its attempts and the last error.
+#[utoipa::path(
+    get,
+    path = "/api/v1/backoffice/sdi/transmissions",
+    tag = "back-office",
+    operation_id = "sdi_transmissions_list",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The files", body = TransmissionListResponse),
+        (status = 400, description = "`status` is not pending, sent or dead \
+(`/problems/invalid-field`), or the query string does not fit (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        NotOperator,
+    )
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let status = match query.into_inner().status.as_deref() {
+        None => None,
+        Some(text) => Some(TransmissionStatus::parse(text).ok_or_else(|| {
+            ApiError::invalid_field("status", "one_of", "status must be pending, sent or dead")
+        })?),
+    };
+    let list = state
+        .with_conn(move |conn| {
+            transmission::list(conn, &operator.brand, status, LISTED).map_err(ApiError::storage)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(TransmissionListResponse {
+        transmissions: list.into_iter().map(TransmissionResponse::from).collect(),
+    }))
+}
+
+/// Put a dead file back in the transmission queue
+///
+/// Back-office operators only; only dead files of the operator's brand. It is tried again
+/// from zero attempts; the retry is audited.
+#[utoipa::path(
+    post,
+    path = "/api/v1/backoffice/sdi/transmissions/{id}/retry",
+    tag = "back-office",
+    operation_id = "sdi_transmissions_retry",
+    params(("id" = String, Path, description = "The transmission's id")),
+    responses(
+        (status = 202, description = "The file is pending again; it will be sent shortly",
+            body = RetryResponse, example = json!({ "status": "pending" })),
+        NotOperator,
+        (status = 404, description = "No dead file of the brand has this id \
+(`/problems/unknown-transmission`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn retry(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .with_conn(move |conn| {
+            transmission::retry(conn, &operator.id, &operator.brand, &id, Utc::now())
+        })
+        .await?;
+    Ok(HttpResponse::Accepted().json(RetryResponse {
+        status: TransmissionStatus::Pending,
+    }))
+}
+
+/// The back-office SdI transmission operations' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, retry))]
+pub struct Docs;

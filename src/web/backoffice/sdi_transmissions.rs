@@ -1,0 +1,135 @@
+//! The files sent to the SdI ("Trasmissioni SdI"): waiting, sent, given up, and sending a
+//! dead one again.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::invoices::transmission::{self, TransmissionStatus};
+use crate::web::{form_status, refusal, with_conn, NoFields, OperatorPage, WebError};
+
+use super::{done_message, done_redirect, filters_status, or_dash, time_it, OperatorForm};
+
+/// Files listed at most.
+const TRANSMISSIONS_SHOWN: i64 = 500;
+
+fn status_label(status: TransmissionStatus) -> &'static str {
+    match status {
+        TransmissionStatus::Pending => "In attesa",
+        TransmissionStatus::Sent => "Inviato",
+        TransmissionStatus::Dead => "Non riuscito",
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SdiQuery {
+    stato: Option<String>,
+    fatto: Option<String>,
+}
+
+async fn sdi_page(
+    visit: &OperatorPage,
+    typed_status: &str,
+    done: Value,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
+    let (filter, filter_error) = match typed_status.trim() {
+        "" => (None, None),
+        text => match TransmissionStatus::parse(text) {
+            Some(status) => (Some(status), None),
+            None => (
+                None,
+                Some("Scegli uno stato dell'elenco: in attesa, inviato o non riuscito.".to_owned()),
+            ),
+        },
+    };
+    let status = if filter_error.is_some() {
+        filters_status(false)
+    } else {
+        status
+    };
+    let (brand, list) = visit
+        .read(move |conn, brand_id| {
+            transmission::list(conn, brand_id, filter, TRANSMISSIONS_SHOWN)
+                .map_err(WebError::storage)
+        })
+        .await?;
+    let transmissions: Vec<Value> = list
+        .into_iter()
+        .map(|t| {
+            json!({
+                "id": t.id,
+                "created_at": time_it(t.created_at.and_utc()),
+                "number": t.number,
+                "file_name": t.file_name,
+                "status": t.status.as_str(),
+                "status_label": status_label(t.status),
+                "dead": t.status == TransmissionStatus::Dead,
+                "attempts": t.attempts,
+                "last_error": or_dash(t.last_error),
+                "channel": or_dash(t.channel),
+                "sent_at": t.sent_at.map(|s| time_it(s.and_utc())).unwrap_or_else(|| "—".into()),
+                "next_attempt_at": (t.status == TransmissionStatus::Pending)
+                    .then(|| time_it(t.next_attempt_at.and_utc())),
+            })
+        })
+        .collect();
+    let statuses: Vec<Value> = TransmissionStatus::ALL
+        .iter()
+        .map(|s| {
+            json!({
+                "value": s.as_str(),
+                "label": status_label(*s),
+                "selected": filter == Some(*s),
+            })
+        })
+        .collect();
+    let context = json!({
+        "done": done,
+        "error": error,
+        "filter_error": filter_error,
+        "statuses": statuses,
+        "transmissions": transmissions,
+    });
+    visit.render(&brand, "Trasmissioni SdI", status, "bo_sdi", context)
+}
+
+pub(super) async fn transmissions(
+    visit: OperatorPage,
+    query: web::Query<SdiQuery>,
+) -> Result<HttpResponse, WebError> {
+    let query = query.into_inner();
+    let done = done_message(query.fatto.as_deref());
+    let typed = query.stato.unwrap_or_default();
+    sdi_page(&visit, &typed, done, None, StatusCode::OK).await
+}
+
+pub(super) async fn retry(
+    form: OperatorForm<NoFields>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let visit = form.visit;
+    let (operator_id, brand_id) = (visit.user.id.clone(), visit.user.brand_id.clone());
+    let id = id.into_inner();
+    let outcome = with_conn(&visit.state, move |conn| {
+        Ok(transmission::retry(
+            conn,
+            &operator_id,
+            &brand_id,
+            &id,
+            Utc::now(),
+        ))
+    })
+    .await?;
+    match outcome {
+        Ok(()) => Ok(done_redirect("/backoffice/sdi", "ritrasmetti")),
+        Err(error) => {
+            let identity = refusal(error)?;
+            let status = form_status(&identity);
+            sdi_page(&visit, "", Value::Null, Some(identity.italian), status).await
+        }
+    }
+}
