@@ -55,7 +55,7 @@ fn pdftotext() -> &'static str {
 }
 
 /// The text of a PDF as pdftotext reads it, lines kept (`-layout`).
-fn text_of_pdf(pdf: &[u8]) -> String {
+pub(crate) fn text_of_pdf(pdf: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("copia.pdf");
     std::fs::write(&path, pdf).unwrap();
@@ -157,7 +157,7 @@ fn answered_by_the_sdi(app: &TestApp, id: &str, status: &str, kind: &str, errors
         .unwrap();
 }
 
-async fn bytes_as(app: &TestApp, token: &str, path: &str) -> (u16, String, Vec<u8>) {
+pub(crate) async fn bytes_as(app: &TestApp, token: &str, path: &str) -> (u16, String, Vec<u8>) {
     let response = app.get_as(token, path).await;
     let status = response.status().as_u16();
     let kind = response

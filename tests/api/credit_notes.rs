@@ -60,7 +60,12 @@ async fn file_of(app: &TestApp, token: &str, document: &Value) -> (String, Strin
 }
 
 /// The ids of the buyer's coupons of an order, of one product, in the order listed.
-async fn coupon_ids(app: &TestApp, buyer: &SignedIn, order_id: &str, product: &str) -> Vec<String> {
+pub(crate) async fn coupon_ids(
+    app: &TestApp,
+    buyer: &SignedIn,
+    order_id: &str,
+    product: &str,
+) -> Vec<String> {
     let list = app.get_json(&buyer.token, "/api/v1/coupons").await;
     list["coupons"]
         .as_array()
@@ -71,7 +76,7 @@ async fn coupon_ids(app: &TestApp, buyer: &SignedIn, order_id: &str, product: &s
         .collect()
 }
 
-async fn void(app: &TestApp, operator: &SignedIn, coupon_id: &str) -> reqwest::Response {
+pub(crate) async fn void(app: &TestApp, operator: &SignedIn, coupon_id: &str) -> reqwest::Response {
     app.post_json_as(
         &operator.token,
         &format!("/api/v1/backoffice/coupons/{coupon_id}/void"),
@@ -80,7 +85,7 @@ async fn void(app: &TestApp, operator: &SignedIn, coupon_id: &str) -> reqwest::R
     .await
 }
 
-async fn void_ok(app: &TestApp, operator: &SignedIn, coupon_id: &str) -> Value {
+pub(crate) async fn void_ok(app: &TestApp, operator: &SignedIn, coupon_id: &str) -> Value {
     let response = void(app, operator, coupon_id).await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();

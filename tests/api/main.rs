@@ -14,6 +14,7 @@ mod faults;
 mod hardening;
 mod health;
 mod helpers;
+mod invoice_cycle;
 mod invoices;
 mod issuance;
 mod limits;

@@ -16,7 +16,7 @@ use crate::smtp::{decoded, SmtpSink};
 
 /// The fixture `tests/fixtures/sdi/IT01234567897_00001_<kind>_001.xml`, about the
 /// document file `about`: (the notification's own file name, its content).
-fn notification(kind: &str, about: &str) -> (String, String) {
+pub(crate) fn notification(kind: &str, about: &str) -> (String, String) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
         "tests/fixtures/sdi/IT01234567897_00001_{kind}_001.xml"
     ));
@@ -29,7 +29,12 @@ fn notification(kind: &str, about: &str) -> (String, String) {
 }
 
 /// POSTs one notification as the raw body, named by `file_name`.
-async fn import_raw(app: &TestApp, token: &str, name: &str, xml: &str) -> reqwest::Response {
+pub(crate) async fn import_raw(
+    app: &TestApp,
+    token: &str,
+    name: &str,
+    xml: &str,
+) -> reqwest::Response {
     app.client
         .post(format!(
             "{}/api/v1/backoffice/sdi/receipts?file_name={name}",

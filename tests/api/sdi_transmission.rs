@@ -26,7 +26,7 @@ const VISURA_PEC: &str = "fatture@pec.visura.example";
 const SDI_ADDRESS: &str = "sdi01@pec.fatturapa.it";
 
 /// The PEC channel through the SMTP listener on `port` of loopback.
-fn pec_to(port: u16) -> Vec<(&'static str, String)> {
+pub(crate) fn pec_to(port: u16) -> Vec<(&'static str, String)> {
     vec![
         ("RINNOVO_SDI_CHANNEL", "pec".into()),
         (
@@ -63,7 +63,7 @@ async fn paying_customer(app: &TestApp) -> SignedIn {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Row {
+pub(crate) struct Row {
     status: String,
     attempts: i32,
     channel: Option<String>,
@@ -95,7 +95,7 @@ fn transmission_of(app: &TestApp, file_name: &str) -> Row {
 }
 
 /// Waits (up to 20 s) until the file's outbox row is in `status`.
-async fn wait_for_status(app: &TestApp, file_name: &str, status: &str) -> Row {
+pub(crate) async fn wait_for_status(app: &TestApp, file_name: &str, status: &str) -> Row {
     let started = Instant::now();
     loop {
         let row = transmission_of(app, file_name);
@@ -127,7 +127,7 @@ async fn metric(app: &TestApp, series: &str) -> Option<f64> {
 }
 
 /// The messages of the sink that carry `file_name` as an attachment.
-fn messages_with(sink: &SmtpSink, file_name: &str) -> Vec<String> {
+pub(crate) fn messages_with(sink: &SmtpSink, file_name: &str) -> Vec<String> {
     sink.messages()
         .into_iter()
         .filter(|m| attachment(m, file_name).is_some())
@@ -144,7 +144,7 @@ fn header(message: &str, name: &str) -> Option<String> {
 
 /// The attachment named `file_name` in a MIME message: its part's headers and its decoded
 /// content.
-fn attachment(message: &str, file_name: &str) -> Option<(String, String)> {
+pub(crate) fn attachment(message: &str, file_name: &str) -> Option<(String, String)> {
     let boundary = message
         .split("boundary=\"")
         .nth(1)?
