@@ -38,3 +38,4 @@ pub mod transfer;
 pub mod validation;
 pub mod web;
 pub mod workers;
+pub mod xml_tree;

@@ -131,6 +131,22 @@ impl<'de> Deserialize<'de> for Money {
     }
 }
 
+/// `€ 1.464,00`: the Italian way, with the euro sign before.
+pub fn euro(amount: Money) -> String {
+    let cents = amount.cents();
+    let sign = if cents < 0 { "-" } else { "" };
+    let cents = cents.unsigned_abs();
+    let units = (cents / 100).to_string();
+    let mut grouped = String::new();
+    for (i, digit) in units.chars().enumerate() {
+        if i > 0 && (units.len() - i) % 3 == 0 {
+            grouped.push('.');
+        }
+        grouped.push(digit);
+    }
+    format!("€ {sign}{grouped},{:02}", cents % 100)
+}
+
 /// An amount strictly greater than zero: what a top-up, a debit or a price is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
@@ -167,6 +183,15 @@ impl PositiveMoney {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn euro_amounts_are_written_the_italian_way() {
+        assert_eq!(euro(Money::from_cents(3172)), "€ 31,72");
+        assert_eq!(euro(Money::from_cents(146_400)), "€ 1.464,00");
+        assert_eq!(euro(Money::from_cents(100_000_000)), "€ 1.000.000,00");
+        assert_eq!(euro(Money::from_cents(5)), "€ 0,05");
+        assert_eq!(euro(Money::from_cents(-1250)), "€ -12,50");
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -2,25 +2,11 @@
 //! messages of the error identities (`errors`) share these, so a state reads the same in
 //! a table and in a refusal.
 
-use crate::money::Money;
 use crate::orders::OrderStatus;
 use crate::payments::matching::PaymentStatus;
 
-/// `€ 1.464,00`: the Italian way, with the euro sign before.
-pub fn euro(amount: Money) -> String {
-    let cents = amount.cents();
-    let sign = if cents < 0 { "-" } else { "" };
-    let cents = cents.unsigned_abs();
-    let units = (cents / 100).to_string();
-    let mut grouped = String::new();
-    for (i, digit) in units.chars().enumerate() {
-        if i > 0 && (units.len() - i) % 3 == 0 {
-            grouped.push('.');
-        }
-        grouped.push(digit);
-    }
-    format!("€ {sign}{grouped},{:02}", cents % 100)
-}
+/// `€ 1.464,00`, the Italian way (kept beside the money, which the documents print too).
+pub use crate::money::euro;
 
 pub fn payment_status_label(status: PaymentStatus) -> &'static str {
     match status {
@@ -163,15 +149,6 @@ pub fn invoice_status_label(status: crate::invoices::InvoiceStatus) -> &'static 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn euro_amounts_are_written_the_italian_way() {
-        assert_eq!(euro(Money::from_cents(3172)), "€ 31,72");
-        assert_eq!(euro(Money::from_cents(146_400)), "€ 1.464,00");
-        assert_eq!(euro(Money::from_cents(100_000_000)), "€ 1.000.000,00");
-        assert_eq!(euro(Money::from_cents(5)), "€ 0,05");
-        assert_eq!(euro(Money::from_cents(-1250)), "€ -12,50");
-    }
 
     #[test]
     fn the_length_rule_says_the_length_the_rule_has() {

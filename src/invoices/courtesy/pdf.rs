@@ -7,8 +7,8 @@ use chrono::NaiveDate;
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
 
 use super::view::{DocumentView, Party};
-use crate::http::italian::euro;
 use crate::invoices::DocumentKind;
+use crate::money::euro;
 
 const PAGE_WIDTH: f32 = 595.0;
 const PAGE_HEIGHT: f32 = 842.0;

@@ -10,7 +10,7 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::payments::statement::xml::Element;
+use crate::xml_tree::Element;
 
 text_enum!(
     /// The kinds of notification, by their two-letter code in file names.

@@ -25,12 +25,12 @@
 
 use chrono::NaiveDate;
 
-use super::xml::Element;
 use super::{
     BankEntry, EntryDirection, ParsedStatement, StatementEntry, StatementError, StatementFormat,
     StatementPart,
 };
 use crate::money::Money;
+use crate::xml_tree::Element;
 
 const ISO_NAMESPACE: &str = "urn:iso:std:iso:20022:tech:xsd:";
 const CBI_NAMESPACE: &str = "urn:CBI:xsd:";

@@ -48,7 +48,6 @@
 mod camt;
 mod dedup;
 mod postal_csv;
-pub(crate) mod xml;
 
 #[cfg(test)]
 mod tests;
@@ -220,6 +219,12 @@ pub struct StatementError {
     pub kind: &'static str,
 }
 
+impl From<crate::xml_tree::XmlError> for StatementError {
+    fn from(error: crate::xml_tree::XmlError) -> Self {
+        Self::new("xml", error.location, error.message)
+    }
+}
+
 impl StatementError {
     pub(crate) fn new(
         kind: &'static str,
@@ -252,7 +257,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedStatement, StatementError> {
         )
     })?;
     let mut statement = if text.trim_start().starts_with('<') {
-        camt::parse(&xml::Element::parse_document(text)?)?
+        camt::parse(&crate::xml_tree::Element::parse_document(text)?)?
     } else if text
         .lines()
         .find(|l| !l.trim().is_empty())

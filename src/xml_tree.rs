@@ -1,4 +1,5 @@
-//! A small element tree over quick-xml's event reader. Statements are read by path
+//! A small element tree over quick-xml's event reader, for the XML files rinnovo reads:
+//! bank statements and the SdI's notifications. Statements are read by path
 //! (`NtryDtls/TxDtls/RmtInf/Ustrd`) and several versions put the same datum in different
 //! places, which a tree answers simply; a day's statement is small enough to hold.
 //!
@@ -9,8 +10,6 @@ use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::{NsReader, XmlVersion};
-
-use super::StatementError;
 
 /// Statements nest about fifteen levels, CBI envelopes a few more. The limit keeps a
 /// hostile file from exhausting memory or the stack (the tree is dropped recursively).
@@ -26,15 +25,27 @@ pub(crate) struct Element {
     pub children: Vec<Element>,
 }
 
+/// A file that is not well-formed XML (or that rinnovo refuses to read as such), and
+/// where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XmlError {
+    /// `line 17`.
+    pub location: String,
+    pub message: String,
+}
+
 impl Element {
     /// Parses a whole document into its root element; refuses what is not well-formed,
     /// a document type declaration (a statement has none, and its entities are a known
     /// way to blow up parsers) and entities other than XML's five.
-    pub fn parse_document(text: &str) -> Result<Element, StatementError> {
+    pub fn parse_document(text: &str) -> Result<Element, XmlError> {
         let lines = LineIndex::new(text);
         let xml_error = |offset: u64, message: String| {
             let line = lines.line(usize::try_from(offset).unwrap_or(usize::MAX));
-            StatementError::new("xml", format!("line {line}"), message)
+            XmlError {
+                location: format!("line {line}"),
+                message,
+            }
         };
         let mut reader = NsReader::from_str(text);
         let mut open: Vec<Element> = Vec::new();
@@ -134,9 +145,9 @@ impl Element {
         start: &BytesStart<'_>,
         namespace: Option<String>,
         line: usize,
-        xml_error: &impl Fn(u64, String) -> StatementError,
+        xml_error: &impl Fn(u64, String) -> XmlError,
         offset: u64,
-    ) -> Result<Element, StatementError> {
+    ) -> Result<Element, XmlError> {
         let mut attributes = Vec::new();
         for attribute in start.attributes() {
             let attribute =
