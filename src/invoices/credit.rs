@@ -15,7 +15,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::document::{
-    credit_vat_summary, Buyer, CreditNote, CreditedInvoice, Line, Seller, VatSummary,
+    credit_vat_summary, Buyer, CreditedInvoice, Document, Line, Seller, Settles, VatSummary,
 };
 use super::store::{self, DocumentKind, InvoiceStatus, InvoiceToCredit, NewInvoice};
 use super::{fatturapa, numbering, InvoiceError};
@@ -176,7 +176,7 @@ impl<'a> CreditNoteDraft<'a> {
         let progressivo = fatturapa::progressivo_invio(
             store::take_progressives(conn, &brand.transmitter_codice, 1)?[0],
         );
-        let xml = fatturapa::credit_note_xml(&CreditNote {
+        let xml = fatturapa::to_xml(&Document {
             transmitter: &brand.transmitter_codice,
             progressivo_invio: &progressivo,
             number: &number.text,
@@ -186,10 +186,10 @@ impl<'a> CreditNoteDraft<'a> {
             lines: &self.lines,
             vat_summary: &self.summary,
             total: self.gross,
-            credited: CreditedInvoice {
+            settles: Settles::Credit(CreditedInvoice {
                 number: &self.invoice.number,
                 date: self.invoice.issue_date,
-            },
+            }),
         });
         let note = NewInvoice {
             id: Uuid::now_v7().to_string(),

@@ -197,20 +197,16 @@ impl PaymentMode {
     }
 }
 
-/// Everything the FatturaPA file of one invoice holds.
-#[derive(Debug, Clone)]
-pub struct Invoice<'a> {
-    /// IdCodice of the transmitter (IdPaese IT).
-    pub transmitter: &'a str,
-    pub progressivo_invio: &'a str,
-    pub number: &'a str,
-    pub date: chrono::NaiveDate,
-    pub seller: &'a Seller,
-    pub buyer: &'a Buyer,
-    pub lines: &'a [Line],
-    pub vat_summary: &'a [VatSummary],
-    pub payment: PaymentMode,
-    pub total: Money,
+/// What the document settles or corrects: an invoice says how it was paid
+/// (DatiPagamento); a credit note names the invoice it corrects (DatiFattureCollegate) and
+/// has no payment: it settles nothing by itself (a void refunds to the prepaid account, a
+/// reversal follows money the bank already took back).
+#[derive(Debug, Clone, Copy)]
+pub enum Settles<'a> {
+    /// TD01.
+    Sale(PaymentMode),
+    /// TD04.
+    Credit(CreditedInvoice<'a>),
 }
 
 /// The invoice a credit note corrects (DatiFattureCollegate).
@@ -220,24 +216,21 @@ pub struct CreditedInvoice<'a> {
     pub date: chrono::NaiveDate,
 }
 
-/// Everything the FatturaPA file of one credit note (TD04) holds: the parties, the lines
-/// credited and their VAT summary, all amounts positive, and the invoice it corrects. No
-/// payment: the credit note settles nothing by itself (a void refunds to the prepaid
-/// account, a reversal follows money the bank already took back).
+/// Everything the FatturaPA file of one invoice or credit note holds (a credit note's
+/// amounts positive, its buyer as stored on the invoice it credits).
 #[derive(Debug, Clone)]
-pub struct CreditNote<'a> {
+pub struct Document<'a> {
     /// IdCodice of the transmitter (IdPaese IT).
     pub transmitter: &'a str,
     pub progressivo_invio: &'a str,
     pub number: &'a str,
     pub date: chrono::NaiveDate,
     pub seller: &'a Seller,
-    /// As stored on the invoice credited.
     pub buyer: &'a Buyer,
     pub lines: &'a [Line],
     pub vat_summary: &'a [VatSummary],
     pub total: Money,
-    pub credited: CreditedInvoice<'a>,
+    pub settles: Settles<'a>,
 }
 
 #[cfg(test)]

@@ -12,10 +12,7 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
 use rust_decimal::Decimal;
 
-use super::document::{
-    Address, Buyer, BuyerName, CreditNote, CreditedInvoice, Invoice, Line, PaymentMode, Seller,
-    VatSummary,
-};
+use super::document::{Address, Buyer, BuyerName, Document, Settles};
 use super::store::DocumentKind;
 use crate::money::Money;
 
@@ -43,61 +40,8 @@ pub fn progressivo_invio(seq: i64) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// What the file says, of an invoice or of a credit note.
-struct Document<'a> {
-    kind: DocumentKind,
-    transmitter: &'a str,
-    progressivo_invio: &'a str,
-    number: &'a str,
-    date: chrono::NaiveDate,
-    seller: &'a Seller,
-    buyer: &'a Buyer,
-    lines: &'a [Line],
-    vat_summary: &'a [VatSummary],
-    total: Money,
-    /// A credit note's invoice (DatiFattureCollegate).
-    credited: Option<CreditedInvoice<'a>>,
-    /// An invoice's payment (DatiPagamento); a credit note has none.
-    payment: Option<PaymentMode>,
-}
-
-/// The FatturaPA XML of `invoice` (TD01).
-pub fn to_xml(invoice: &Invoice<'_>) -> String {
-    write(&Document {
-        kind: DocumentKind::Invoice,
-        transmitter: invoice.transmitter,
-        progressivo_invio: invoice.progressivo_invio,
-        number: invoice.number,
-        date: invoice.date,
-        seller: invoice.seller,
-        buyer: invoice.buyer,
-        lines: invoice.lines,
-        vat_summary: invoice.vat_summary,
-        total: invoice.total,
-        credited: None,
-        payment: Some(invoice.payment),
-    })
-}
-
-/// The FatturaPA XML of a credit note (TD04), referring to the invoice it corrects.
-pub fn credit_note_xml(note: &CreditNote<'_>) -> String {
-    write(&Document {
-        kind: DocumentKind::CreditNote,
-        transmitter: note.transmitter,
-        progressivo_invio: note.progressivo_invio,
-        number: note.number,
-        date: note.date,
-        seller: note.seller,
-        buyer: note.buyer,
-        lines: note.lines,
-        vat_summary: note.vat_summary,
-        total: note.total,
-        credited: Some(note.credited),
-        payment: None,
-    })
-}
-
-fn write(document: &Document<'_>) -> String {
+/// The FatturaPA XML of an invoice (TD01) or a credit note (TD04).
+pub fn to_xml(document: &Document<'_>) -> String {
     let mut x = Xml(Writer::new_with_indent(Vec::new(), b' ', 2));
     x.event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
     let root = BytesStart::new("p:FatturaElettronica").with_attributes([
@@ -269,13 +213,17 @@ fn address(x: &mut Xml, element: &str, address: &Address) {
 fn body(x: &mut Xml, document: &Document<'_>) {
     x.open("DatiGenerali");
     x.open("DatiGeneraliDocumento");
-    x.leaf("TipoDocumento", document.kind.as_str());
+    let kind = match document.settles {
+        Settles::Sale(_) => DocumentKind::Invoice,
+        Settles::Credit(_) => DocumentKind::CreditNote,
+    };
+    x.leaf("TipoDocumento", kind.as_str());
     x.leaf("Divisa", "EUR");
     x.leaf("Data", &date(document.date));
     x.leaf("Numero", document.number);
     x.leaf("ImportoTotaleDocumento", &amount(document.total));
     x.close("DatiGeneraliDocumento");
-    if let Some(credited) = &document.credited {
+    if let Settles::Credit(credited) = &document.settles {
         x.open("DatiFattureCollegate");
         x.leaf("IdDocumento", credited.number);
         x.leaf("Data", &date(credited.date));
@@ -305,7 +253,7 @@ fn body(x: &mut Xml, document: &Document<'_>) {
     }
     x.close("DatiBeniServizi");
 
-    if let Some(payment) = document.payment {
+    if let Settles::Sale(payment) = document.settles {
         x.open("DatiPagamento");
         // TP02: paid in full at once.
         x.leaf("CondizioniPagamento", "TP02");
@@ -436,7 +384,7 @@ mod tests {
         }];
         let summary = vat_summary(&lines);
         let file = |progressivo: &str, buyer: &Buyer| {
-            to_xml(&Invoice {
+            to_xml(&Document {
                 transmitter: "01234567897",
                 progressivo_invio: progressivo,
                 number: "V2026-000001",
@@ -445,8 +393,8 @@ mod tests {
                 buyer,
                 lines: &lines,
                 vat_summary: &summary,
-                payment: PaymentMode::FromPrepaidBalance,
                 total: Money::from_cents(2440),
+                settles: Settles::Sale(PaymentMode::FromPrepaidBalance),
             })
         };
         let rejected = file("00001", &buyer("0010", None));

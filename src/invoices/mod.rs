@@ -37,7 +37,7 @@ use crate::brands::Brand;
 use crate::db::DbConnection;
 use crate::money::Money;
 use crate::transfer::PaymentMethod;
-use document::{vat_summary, Buyer, Invoice, Line, PaymentMode, Seller};
+use document::{vat_summary, Buyer, Document, Line, PaymentMode, Seller, Settles};
 
 /// A fulfilled sale to invoice: the order's figures as it stored them, and the number it
 /// was given.
@@ -96,7 +96,7 @@ pub fn issue(
     let progressives = store::take_progressives(conn, &brand.transmitter_codice, sales.len())?;
     for ((sale, buyer, summary), seq) in documents.into_iter().zip(progressives) {
         let progressivo = fatturapa::progressivo_invio(seq);
-        let xml = fatturapa::to_xml(&Invoice {
+        let xml = fatturapa::to_xml(&Document {
             transmitter: &brand.transmitter_codice,
             progressivo_invio: &progressivo,
             number: &sale.number.text,
@@ -105,8 +105,8 @@ pub fn issue(
             buyer,
             lines: &sale.lines,
             vat_summary: &summary,
-            payment: PaymentMode::of(sale.payment_method),
             total: sale.gross_total,
+            settles: Settles::Sale(PaymentMode::of(sale.payment_method)),
         });
         issued.push(store::NewInvoice {
             id: Uuid::now_v7().to_string(),

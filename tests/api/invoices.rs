@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use diesel::prelude::*;
 use rinnovo::db::schema::{invoices, sdi_transmissions};
 use rinnovo::invoices::document::{
-    vat_summary, Address, Buyer, BuyerName, Invoice, Line, PaymentMode, Rea, Seller,
+    vat_summary, Address, Buyer, BuyerName, Document, Line, PaymentMode, Rea, Seller, Settles,
 };
 use rinnovo::invoices::fatturapa;
 use rinnovo::money::Money;
@@ -568,7 +568,7 @@ fn the_file_of_a_buyer_with_complete_data_validates() {
     .enumerate()
     {
         let progressive = fatturapa::progressivo_invio(n as i64 + 1);
-        let xml = fatturapa::to_xml(&Invoice {
+        let xml = fatturapa::to_xml(&Document {
             transmitter: VISURA_TRANSMITTER,
             progressivo_invio: &progressive,
             number: "V2026-000001",
@@ -577,8 +577,8 @@ fn the_file_of_a_buyer_with_complete_data_validates() {
             buyer,
             lines: &lines,
             vat_summary: &summary,
-            payment,
             total,
+            settles: Settles::Sale(payment),
         });
         files.push((fatturapa::file_name(VISURA_TRANSMITTER, &progressive), xml));
     }
@@ -622,7 +622,7 @@ fn the_schema_check_rejects_a_broken_file() {
     };
     let lines = [line("Rinnovo", 1100, 1, 2200)];
     let summary = vat_summary(&lines);
-    let xml = fatturapa::to_xml(&Invoice {
+    let xml = fatturapa::to_xml(&Document {
         transmitter: VISURA_TRANSMITTER,
         progressivo_invio: "00001",
         number: "V2026-000001",
@@ -631,8 +631,8 @@ fn the_schema_check_rejects_a_broken_file() {
         buyer: &buyer,
         lines: &lines,
         vat_summary: &summary,
-        payment: PaymentMode::BankTransfer,
         total: Money::from_cents(1342),
+        settles: Settles::Sale(PaymentMode::BankTransfer),
     });
     let broken = xml.replace("<Divisa>EUR</Divisa>", "<Divisa>EURO</Divisa>");
     let errors = schema_errors(&[("broken.xml".into(), broken)]);

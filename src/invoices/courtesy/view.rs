@@ -378,7 +378,8 @@ fn date(text: &str) -> anyhow::Result<NaiveDate> {
 mod tests {
     use super::*;
     use crate::invoices::document::{
-        vat_summary, Address, Buyer, BuyerName, Invoice, Line as InvoiceLine, PaymentMode, Seller,
+        vat_summary, Address, Buyer, BuyerName, Document, Line as InvoiceLine, PaymentMode, Seller,
+        Settles,
     };
     use crate::invoices::fatturapa;
 
@@ -421,7 +422,7 @@ mod tests {
             vat_rate_basis_points: 2200,
         }];
         let summary = vat_summary(&lines);
-        let xml = fatturapa::to_xml(&Invoice {
+        let xml = fatturapa::to_xml(&Document {
             transmitter: "01234567897",
             progressivo_invio: "00001",
             number: "VIS2026-000001",
@@ -430,8 +431,8 @@ mod tests {
             buyer: &buyer,
             lines: &lines,
             vat_summary: &summary,
-            payment: PaymentMode::BankTransfer,
             total: Money::from_cents(6344),
+            settles: Settles::Sale(PaymentMode::BankTransfer),
         });
         let view = read(&xml).unwrap();
         assert_eq!(view.kind, DocumentKind::Invoice);
