@@ -47,7 +47,7 @@ pub async fn xml(
 ) -> Result<HttpResponse, ApiError> {
     let file = state
         .with_conn(move |conn| {
-            Ok::<_, ApiError>(invoices::file_of_order(conn, &user.viewer(), &id)?)
+            Ok::<_, ApiError>(invoices::invoice_of_order(conn, &user.viewer(), &id)?)
         })
         .await?;
     Ok(xml_download(&file.file_name, file.xml))

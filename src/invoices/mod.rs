@@ -24,7 +24,7 @@ pub use credit::{
     credit_coupons, CreditNoteDraft, CreditedCoupon, IssuedCreditNote, NO_INVOICE_TO_CREDIT,
 };
 pub use numbering::{invoice_number, take_numbers, InvoiceNumber};
-pub use store::{DocumentKind, InvoiceFile, InvoiceStatus, StoredDocument, Untransmitted};
+pub use store::{DocumentKind, InvoiceStatus, StoredDocument, Untransmitted};
 
 use std::collections::HashMap;
 
@@ -208,17 +208,17 @@ fn may_see_order(
     }))
 }
 
-/// The FatturaPA file of an order's invoice: the buyer's own, or any of the brand's for
-/// the back-office. Anyone else is told there is none.
-pub fn file_of_order(
+/// An order's invoice (TD01), among the documents the viewer may see of it; none yet
+/// (the order is not fulfilled), or an order they may not see, is answered as unknown.
+pub fn invoice_of_order(
     conn: &mut DbConnection,
     viewer: &Viewer<'_>,
     order_id: &str,
-) -> Result<InvoiceFile, InvoiceError> {
-    if !may_see_order(conn, viewer, order_id)? {
-        return Err(InvoiceError::NotFound);
-    }
-    store::file_of_order(conn, order_id)?.ok_or(InvoiceError::NotFound)
+) -> Result<StoredDocument, InvoiceError> {
+    documents_of_order(conn, viewer, order_id)?
+        .into_iter()
+        .find(|document| document.kind == DocumentKind::Invoice)
+        .ok_or(InvoiceError::NotFound)
 }
 
 /// The documents (invoice, then credit notes) of an order the viewer may see; an order

@@ -262,64 +262,6 @@ pub fn documents_in_status(
         .collect()
 }
 
-/// A stored invoice's file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvoiceFile {
-    pub brand_id: String,
-    pub order_id: String,
-    pub number: String,
-    pub file_name: String,
-    pub xml: String,
-    pub status: InvoiceStatus,
-    pub created_at: NaiveDateTime,
-}
-
-/// The invoice of an order, if it has one.
-pub fn file_of_order(
-    conn: &mut DbConnection,
-    order_id: &str,
-) -> anyhow::Result<Option<InvoiceFile>> {
-    let row: Option<(
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        NaiveDateTime,
-    )> = invoices::table
-        .filter(invoices::order_id.eq(order_id))
-        .filter(invoices::kind.eq(DocumentKind::Invoice.as_str()))
-        .select((
-            invoices::brand_id,
-            invoices::order_id,
-            invoices::number,
-            invoices::file_name,
-            invoices::xml,
-            invoices::status,
-            invoices::created_at,
-        ))
-        .first(conn)
-        .optional()?;
-    row.map(
-        |(brand_id, order_id, number, file_name, xml, status, created_at)| {
-            Ok(InvoiceFile {
-                status: InvoiceStatus::stored(
-                    &status,
-                    format_args!("invoice of order {order_id}"),
-                )?,
-                brand_id,
-                order_id,
-                number,
-                file_name,
-                xml,
-                created_at,
-            })
-        },
-    )
-    .transpose()
-}
-
 /// A stored document (invoice or credit note), as shown and downloaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDocument {
