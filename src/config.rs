@@ -62,6 +62,8 @@ pub struct Config {
     pub sdi_channel: ChannelSettings,
     /// Attempts and first retry delay of the SdI transmitter.
     pub sdi_retry: RetryPolicy,
+    /// Card payments: `None` when no provider is configured (the card is not offered).
+    pub card: Option<CardConfig>,
 }
 
 /// A configured secret. Debug never shows it, so a logged `Config` leaks nothing.
@@ -191,6 +193,21 @@ impl Config {
             ),
         };
 
+        let card_timing = CardTiming {
+            session_lifetime: chrono::Duration::minutes(
+                number("RINNOVO_CARD_SESSION_MINUTES", 60, 30, 1440) as i64,
+            ),
+            first_check_after: chrono::Duration::seconds(
+                number("RINNOVO_CARD_CHECK_AFTER_SECS", 600, 0, 86_400) as i64,
+            ),
+            worker_interval: Duration::from_secs(number(
+                "RINNOVO_CARD_WORKER_INTERVAL_SECS",
+                30,
+                1,
+                3600,
+            )),
+        };
+
         let defaults = crate::lookup::LookupLimits::default();
         let lookup_limits = crate::lookup::LookupLimits {
             customer_per_hour: number(
@@ -271,6 +288,7 @@ impl Config {
             .to_owned();
 
         let sdi_channel = sdi_channel(&get, &data_dir, &mut problems);
+        let card = card_provider(&get, card_timing, &mut problems);
 
         let log_format = match get("RINNOVO_LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -311,10 +329,76 @@ impl Config {
                 lookup_limits,
                 sdi_channel,
                 sdi_retry,
+                card,
             }),
             _ => Err(ConfigError { problems }),
         }
     }
+}
+
+/// The card payment provider (Stripe) and its timing.
+#[derive(Debug, Clone)]
+pub struct CardConfig {
+    /// `RINNOVO_STRIPE_SECRET_KEY` (`sk_live_...` or `sk_test_...`).
+    pub secret_key: Secret,
+    /// `RINNOVO_STRIPE_WEBHOOK_SECRETS`: the endpoint's signing secrets (`whsec_...`),
+    /// comma-separated; more than one while a secret is rotated.
+    pub webhook_secrets: Vec<Secret>,
+    /// `RINNOVO_STRIPE_API_BASE`, `https://api.stripe.com` unless a test server stands in.
+    pub api_base: String,
+    pub timing: CardTiming,
+}
+
+/// How long a card page stays open, and when the worker asks the provider about it.
+#[derive(Debug, Clone, Copy)]
+pub struct CardTiming {
+    /// `RINNOVO_CARD_SESSION_MINUTES` (30 to 1440, default 60): Stripe's own bounds.
+    pub session_lifetime: chrono::Duration,
+    /// `RINNOVO_CARD_CHECK_AFTER_SECS` (default 600): how long after opening the page the
+    /// worker first asks the provider, should no notification have come; then at
+    /// growing intervals.
+    pub first_check_after: chrono::Duration,
+    /// `RINNOVO_CARD_WORKER_INTERVAL_SECS` (default 30): the worker's pause when idle.
+    pub worker_interval: Duration,
+}
+
+/// The card provider from `RINNOVO_STRIPE_*`: configured when the secret key is set,
+/// which then needs at least one webhook signing secret.
+fn card_provider(
+    get: &impl Fn(&str) -> Option<String>,
+    timing: CardTiming,
+    problems: &mut Vec<String>,
+) -> Option<CardConfig> {
+    let secret_key = get("RINNOVO_STRIPE_SECRET_KEY")?;
+    let webhook_secrets: Vec<Secret> = get("RINNOVO_STRIPE_WEBHOOK_SECRETS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| Secret(s.to_owned()))
+        .collect();
+    if webhook_secrets.is_empty() {
+        problems.push(
+            "RINNOVO_STRIPE_WEBHOOK_SECRETS must hold the webhook endpoint's signing secret \
+             (whsec_...), or several separated by commas while one is rotated"
+                .into(),
+        );
+    }
+    let api_base = get("RINNOVO_STRIPE_API_BASE")
+        .unwrap_or_else(|| "https://api.stripe.com".into())
+        .trim_end_matches('/')
+        .to_owned();
+    if url::Url::parse(&api_base).is_err() {
+        problems.push(format!(
+            "RINNOVO_STRIPE_API_BASE '{api_base}' is not a URL such as https://api.stripe.com"
+        ));
+    }
+    Some(CardConfig {
+        secret_key: Secret(secret_key),
+        webhook_secrets,
+        api_base,
+        timing,
+    })
 }
 
 /// The SdI channel: `RINNOVO_SDI_CHANNEL` `file` (default: `$RINNOVO_DATA_DIR/sdi/outbox`)

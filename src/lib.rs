@@ -13,6 +13,7 @@ pub mod auth;
 pub mod billing;
 pub mod brands;
 pub mod ca;
+pub mod card;
 pub mod catalog;
 pub mod config;
 pub mod coupons;

@@ -69,6 +69,9 @@ macro_rules! awaiting_payment_expiry {
             $table::table
                 .filter($table::status.eq($status::AwaitingPayment.as_str()))
                 .filter($table::reserved_until.lt(now.naive_utc()))
+                // A card payment ends when the provider says so (`payments::card`):
+                // money may still be on its way when the page's time is up.
+                .filter($table::payment_method.ne("card"))
                 .order(($table::reserved_until.asc(), $table::id.asc()))
                 .limit(limit)
                 .select($table::id)
@@ -87,10 +90,33 @@ macro_rules! awaiting_payment_expiry {
                 $table::table
                     .filter($table::id.eq(id))
                     .filter($table::status.eq($status::AwaitingPayment.as_str()))
-                    .filter($table::reserved_until.lt(now.naive_utc())),
+                    .filter($table::reserved_until.lt(now.naive_utc()))
+                    .filter($table::payment_method.ne("card")),
             )
             .set((
                 $table::status.eq($status::Expired.as_str()),
+                $table::closed_at.eq(Some(now.naive_utc())),
+            ))
+            .execute(conn)?;
+            Ok(changed > 0)
+        }
+
+        #[doc = concat!("`awaiting_payment` -> `status` (an ending), whatever the deadline: the ", $what, "'s card")]
+        #[doc = "payment ended unpaid at the provider. A conditional update: true if it ended it."]
+        pub fn end_unpaid(
+            conn: &mut $crate::db::DbConnection,
+            id: &str,
+            status: $status,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> diesel::QueryResult<bool> {
+            use diesel::prelude::*;
+            let changed = diesel::update(
+                $table::table
+                    .filter($table::id.eq(id))
+                    .filter($table::status.eq($status::AwaitingPayment.as_str())),
+            )
+            .set((
+                $table::status.eq(status.as_str()),
                 $table::closed_at.eq(Some(now.naive_utc())),
             ))
             .execute(conn)?;

@@ -62,6 +62,7 @@ impl Application {
             coupon_key: Arc::new(coupon_key),
             ca,
             csrf_key: Arc::new(crate::auth::web_sessions::CsrfKey::derive(&secret)),
+            card: card_settings(&config)?,
         });
 
         let metrics = web::Data::new(http::metrics::Metrics::new()?);
@@ -217,11 +218,56 @@ pub fn run_workers(
         config.issuance.clone(),
         config.issuance_interval,
     );
+    let card = card_settings(&config)?.map(|card| {
+        let coupon_key = CouponKey::new(secrets::load_or_create(
+            config.coupon_key.as_ref().map(|s| s.expose()),
+            &config.data_dir,
+            COUPON_KEY_FILE,
+        )?);
+        let timing = config.card.as_ref().map(|c| c.timing).expect("configured");
+        let worker = crate::payments::card::worker::CardWorker {
+            pool: pool.clone(),
+            card,
+            coupon_key: Arc::new(coupon_key),
+            public_url: config.public_url.clone(),
+            check_interval: timing.first_check_after.max(chrono::Duration::seconds(1)),
+            refund_retry: crate::http::card_payments::refund_retry(),
+        };
+        anyhow::Ok(crate::payments::card::worker::run(
+            worker,
+            timing.worker_interval,
+        ))
+    });
+    let card = card.transpose()?;
     let transmitter =
         crate::invoices::transmitter::run(pool, &config.sdi_channel, transmit_settings(&config))?;
     Ok(async move {
-        tokio::join!(dispatch, expiry, reminders, issuance, transmitter);
+        let card = async move {
+            if let Some(card) = card {
+                card.await;
+            }
+        };
+        tokio::join!(dispatch, expiry, reminders, issuance, transmitter, card);
     })
+}
+
+/// The card payment provider, when one is configured.
+pub fn card_settings(config: &Config) -> anyhow::Result<Option<crate::card::CardSettings>> {
+    let Some(card) = &config.card else {
+        return Ok(None);
+    };
+    let stripe = crate::card::stripe::Stripe::new(
+        &card.api_base,
+        card.secret_key.clone(),
+        card.webhook_secrets
+            .iter()
+            .map(|s| s.expose().to_owned())
+            .collect(),
+    )?;
+    Ok(Some(crate::card::CardSettings {
+        provider: Arc::new(stripe),
+        session_lifetime: card.timing.session_lifetime,
+    }))
 }
 
 /// Opens the pool and applies pending migrations, on a blocking thread.

@@ -398,7 +398,7 @@ pub fn void(
 }
 
 /// A coupon's price with its VAT, rounded half up, as the checkout charged it.
-fn price_with_vat(coupon: &CreditedCoupon) -> anyhow::Result<Money> {
+pub fn price_with_vat(coupon: &CreditedCoupon) -> anyhow::Result<Money> {
     let rate = coupon.vat_rate_basis_points;
     let rate = VatRate::from_basis_points(rate as u32)
         .ok_or_else(|| anyhow::anyhow!("coupon {}: VAT rate {rate}", coupon.id))?;

@@ -143,6 +143,29 @@ pub fn void_unused_of_order(
     .get_results(conn)
 }
 
+/// Voids the coupons `ids` of an order if they are unused (a card refund of some of its
+/// coupons); returns those it voided, for the credit note. The caller compares the count
+/// with what it asked: a coupon reserved, redeemed or of another order stays as it is.
+pub fn void_chosen_of_order(
+    conn: &mut DbConnection,
+    order_id: &str,
+    ids: &[String],
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<CreditedCoupon>> {
+    diesel::update(
+        coupons::table
+            .filter(coupons::order_id.eq(order_id))
+            .filter(coupons::id.eq_any(ids))
+            .filter(coupons::status.eq(CouponStatus::Available.as_str())),
+    )
+    .set((
+        coupons::status.eq(CouponStatus::Voided.as_str()),
+        coupons::voided_at.eq(Some(now.naive_utc())),
+    ))
+    .returning(CREDITED)
+    .get_results(conn)
+}
+
 /// What a credit note needs of a coupon it credits.
 pub(super) const CREDITED: (
     coupons::id,

@@ -376,7 +376,7 @@ diesel::table! {
         payment_method -> Text,
         amount_cents -> BigInt,
         received_cents -> BigInt,
-        payment_reference -> Text,
+        payment_reference -> Nullable<Text>,
         reserved_until -> Timestamp,
         email -> Text,
         created_at -> Timestamp,
@@ -504,6 +504,65 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    card_payments (id) {
+        id -> Text,
+        brand_id -> Text,
+        user_id -> Text,
+        order_id -> Nullable<Text>,
+        top_up_id -> Nullable<Text>,
+        provider -> Text,
+        amount_cents -> BigInt,
+        currency -> Text,
+        status -> Text,
+        session_id -> Nullable<Text>,
+        checkout_url -> Nullable<Text>,
+        provider_payment_id -> Nullable<Text>,
+        paid_cents -> Nullable<BigInt>,
+        paid_currency -> Nullable<Text>,
+        refunded_cents -> BigInt,
+        note -> Nullable<Text>,
+        expires_at -> Timestamp,
+        next_check_at -> Timestamp,
+        checks -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    card_events (provider, event_id) {
+        provider -> Text,
+        event_id -> Text,
+        kind -> Text,
+        outcome -> Text,
+        card_payment_id -> Nullable<Text>,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    card_refunds (id) {
+        id -> Text,
+        brand_id -> Text,
+        card_payment_id -> Text,
+        amount_cents -> BigInt,
+        coupons -> Integer,
+        credit_note_id -> Nullable<Text>,
+        reason -> Text,
+        operator_id -> Text,
+        status -> Text,
+        provider_refund_id -> Nullable<Text>,
+        provider_status -> Nullable<Text>,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(devices -> holders (holder_id));
 diesel::joinable!(order_lines -> orders (order_id));
 diesel::joinable!(coupons -> products (product_id));
@@ -577,6 +636,9 @@ diesel::joinable!(invoices -> orders (order_id));
 diesel::joinable!(sdi_transmissions -> invoices (invoice_id));
 diesel::joinable!(sdi_receipts -> invoices (invoice_id));
 diesel::joinable!(credited_coupons -> coupons (coupon_id));
+diesel::joinable!(card_payments -> orders (order_id));
+diesel::joinable!(card_payments -> top_ups (top_up_id));
+diesel::joinable!(card_refunds -> card_payments (card_payment_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     agent_challenges,
@@ -615,4 +677,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     password_resets,
     email_confirmations,
     billing_profiles,
+    card_payments,
+    card_events,
+    card_refunds,
 );

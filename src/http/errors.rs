@@ -33,6 +33,7 @@ use crate::lookup::LookupError;
 use crate::orders::checkout::CheckoutError;
 use crate::orders::resend::ResendError;
 use crate::orders::OrderError;
+use crate::payments::card::CardError;
 use crate::payments::manual::TargetError;
 use crate::payments::queue::ManualError;
 use crate::payments::reconcile::ImportError;
@@ -613,9 +614,82 @@ impl Identify for CheckoutError {
                 "the buyer has no billing data yet: an invoice needs the buyer's name, tax code \
                  and address; set them with PUT /api/v1/me/billing, then order",
             ),
+            CheckoutError::CardNotOffered => Identity::invalid(
+                "payment_method",
+                "card_offered",
+                detail,
+                "Il pagamento con carta non è disponibile: scegli un altro metodo.",
+            ),
             CheckoutError::Billing(e) => return e.identify(),
             CheckoutError::Catalog(e) => return e.identify(),
             CheckoutError::Order(e) => return e.identify(),
+        })
+    }
+}
+
+impl Identify for CardError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        Ok(match self {
+            CardError::UnknownPayment => Identity::not_found(
+                "unknown-card-payment",
+                "Unknown card payment",
+                detail,
+                "Nessun pagamento con carta del tuo marchio ha questo identificativo.",
+            ),
+            CardError::NotPayable(status) => Identity::conflict(
+                "card-payment-closed",
+                "Card payment closed",
+                detail,
+                format!(
+                    "Il pagamento con carta è {}: la pagina di pagamento non si può più aprire.",
+                    status.italian()
+                ),
+            ),
+            CardError::NotRefundable(status) => Identity::conflict(
+                "card-payment-state",
+                "Not possible in this state",
+                detail,
+                format!(
+                    "Si rimborsa solo un pagamento con carta pagato o trattenuto; questo è {}.",
+                    status.italian()
+                ),
+            ),
+            CardError::TopUpNotRefundable => Identity::conflict(
+                "card-payment-state",
+                "Not possible in this state",
+                detail,
+                "Una ricarica pagata con carta si rimborsa con una rettifica del conto prepagato.",
+            ),
+            CardError::CouponNotRefundable(id) => Identity::invalid(
+                "coupons",
+                "unused_coupon_of_order",
+                detail,
+                format!("Il coupon {id} non è un coupon non usato di questo ordine."),
+            ),
+            CardError::NothingToRefund => Identity::conflict(
+                "nothing-to-refund",
+                "Nothing to refund",
+                detail,
+                "Non resta nulla da rimborsare: ogni coupon dell'ordine è usato, annullato o già rimborsato.",
+            ),
+            CardError::Provider(e) if e.is_temporary() => Identity::refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "payment-provider-unavailable",
+                "Payment provider unavailable",
+                format!("{e}; retry the same request (with the same Idempotency-Key)"),
+                "Il servizio di pagamento con carta non risponde: riprova tra qualche istante.",
+            ),
+            CardError::Provider(e) => Identity::refused(
+                StatusCode::BAD_GATEWAY,
+                "payment-provider-refused",
+                "Payment provider refused",
+                e.to_string(),
+                "Il servizio di pagamento con carta ha rifiutato la richiesta: riprova più tardi o scegli un altro metodo.",
+            ),
+            CardError::Prepaid(e) => return e.identify(),
+            CardError::Invoice(e) => return e.identify(),
+            CardError::Storage(e) => return Err(e),
         })
     }
 }

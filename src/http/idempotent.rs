@@ -47,15 +47,34 @@ pub fn fingerprint(body: &impl Serialize) -> Result<String, ApiError> {
     ))
 }
 
-/// Runs `work` once per (user, key) and answers with what it returned (status, JSON body),
-/// or with the stored answer of the first request with this key.
-pub async fn respond<F>(
+/// The answer of [`run`].
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    pub replayed: bool,
+}
+
+/// The response of an answer.
+pub fn reply(answer: Answer) -> HttpResponse {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::CREATED);
+    let mut response = HttpResponse::build(status);
+    response.content_type("application/json");
+    if answer.replayed {
+        response.insert_header(("Idempotent-Replayed", "true"));
+    }
+    response.body(answer.body)
+}
+
+/// Runs `work` once per (user, key) and gives back what it returned (status, JSON body),
+/// or the stored answer of the first request with this key; the caller may add what
+/// happens after the transaction (a card payment's page) before it [`reply`]s.
+pub async fn run<F>(
     state: &web::Data<AppState>,
     user_id: String,
     key: IdempotencyKey,
     fingerprint: String,
     work: F,
-) -> Result<HttpResponse, ApiError>
+) -> Result<Answer, ApiError>
 where
     F: FnOnce(&mut DbConnection, DateTime<Utc>) -> Result<(u16, String), ApiError> + Send + 'static,
 {
@@ -76,11 +95,9 @@ where
             }
         })
         .await?;
-    let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::CREATED);
-    let mut response = HttpResponse::build(status);
-    response.content_type("application/json");
-    if outcome.replayed {
-        response.insert_header(("Idempotent-Replayed", "true"));
-    }
-    Ok(response.body(outcome.body))
+    Ok(Answer {
+        status: outcome.status,
+        body: outcome.body,
+        replayed: outcome.replayed,
+    })
 }

@@ -3,6 +3,7 @@
 mod agent;
 pub mod auth;
 mod billing;
+pub mod card_payments;
 mod catalog;
 mod coupons;
 pub(crate) use coupons::csv_download;
@@ -83,6 +84,8 @@ pub struct AppState {
     pub ca: Arc<dyn CertificateAuthority>,
     /// The key of the pages' session-bound CSRF tokens.
     pub csrf_key: Arc<crate::auth::web_sessions::CsrfKey>,
+    /// Card payments, when a provider is configured.
+    pub card: Option<crate::card::CardSettings>,
 }
 
 /// Counts a hit against `limit` for `subject`; past the limit, the 429 problem (with
@@ -135,6 +138,7 @@ impl AppState {
             coupon_key: &self.coupon_key,
             public_url: &self.config.public_url,
             reservation: self.config.reservation,
+            card: self.card.as_ref(),
         }
     }
 
@@ -172,6 +176,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/health/live").route(web::get().to(health::live)))
     .service(web::resource("/health/ready").route(web::get().to(health::ready)))
     .service(web::resource("/metrics").route(web::get().to(metrics::scrape)))
+    .service(
+        web::resource("/api/v1/card/notifications")
+            .route(web::post().to(card_payments::notification)),
+    )
+    .service(
+        web::resource("/api/v1/card-payments/{id}/page").route(web::post().to(card_payments::page)),
+    )
+    .service(
+        web::resource("/api/v1/backoffice/card-payments")
+            .route(web::get().to(card_payments::list)),
+    )
+    .service(
+        web::resource("/api/v1/backoffice/card-payments/{id}")
+            .route(web::get().to(card_payments::show)),
+    )
+    .service(
+        web::resource("/api/v1/backoffice/card-payments/{id}/refunds")
+            .route(web::post().to(card_payments::refund)),
+    )
     .service(web::resource("/api/v1/auth/signup").route(web::post().to(auth::signup)))
     .service(web::resource("/api/v1/auth/login").route(web::post().to(auth::login)))
     .service(web::resource("/api/v1/auth/refresh").route(web::post().to(auth::refresh)))

@@ -11,7 +11,10 @@ use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::query::{one_of, QueryRule};
 use super::responses::{NotBuyer, NotOperator};
+use super::card_payments::{self, CardPaymentView};
 use super::{brand_of, idempotent, ApiError, AppState, Problem};
+use crate::card::store as card_store;
+use crate::db::DbConnection;
 use crate::auth::{confirmation, users, Role, UserError};
 use crate::brands::Brand;
 use crate::email_address::EmailAddress;
@@ -136,6 +139,9 @@ pub struct OrderResponse {
     /// Present for orders paid by transfer, postal slip or cheque.
     #[serde(skip_serializing_if = "Option::is_none")]
     transfer: Option<TransferResponse>,
+    /// Present for orders paid by card: send the buyer to `checkout_url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    card: Option<CardPaymentView>,
 }
 
 /// The caller's orders, newest first (at most 200).
@@ -145,6 +151,17 @@ struct OrderListResponse {
 }
 
 impl OrderResponse {
+    /// The order with its card payment, if paid by card.
+    fn of(conn: &mut DbConnection, order: Order, brand: &Brand) -> Result<Self, ApiError> {
+        let card = match order.payment_method {
+            PaymentMethod::Card => card_store::of_order(conn, &order.id)?,
+            _ => None,
+        };
+        let mut response = Self::new(order, brand);
+        response.card = card.as_ref().map(CardPaymentView::from);
+        Ok(response)
+    }
+
     fn new(order: Order, brand: &Brand) -> Self {
         let transfer = order
             .payment_reference
@@ -159,6 +176,7 @@ impl OrderResponse {
             });
         Self {
             transfer,
+            card: None,
             id: order.id,
             status: order.status,
             payment_method: order.payment_method,
@@ -250,7 +268,7 @@ pub async fn create(
         ApiError::invalid_field(
             "payment_method",
             "one_of",
-            "payment_method must be prepaid, bank_transfer, postal_slip or cheque",
+            "payment_method must be prepaid, bank_transfer, postal_slip, cheque or card",
         )
     })?;
     let lines: Vec<LineRequest> = body
@@ -264,7 +282,7 @@ pub async fn create(
     let requested = requested_lines(&lines);
     let app = state.clone();
     let user_id = user.id.clone();
-    idempotent::respond(&state, user_id, key, fingerprint, move |conn, now| {
+    let mut answer = idempotent::run(&state, user_id, key, fingerprint, move |conn, now| {
         let profile = users::find(conn, &user.id)?.ok_or(UserError::NotFound)?;
         let buyer = orders::Buyer {
             user_id: user.id.clone(),
@@ -275,11 +293,15 @@ pub async fn create(
         let till = app.till();
         let order = checkout::place_order(conn, &till, &buyer, user.role, method, &requested, now)?;
         let brand = brand_of(conn, &user.brand)?;
-        let body = serde_json::to_string(&OrderResponse::new(order, &brand))
+        let body = serde_json::to_string(&OrderResponse::of(conn, order, &brand)?)
             .map_err(|e| ApiError::Unexpected(e.into()))?;
         Ok((201, body))
     })
-    .await
+    .await?;
+    if method == PaymentMethod::Card {
+        answer.body = card_payments::open_page_into(&state, answer.body).await?;
+    }
+    Ok(idempotent::reply(answer))
 }
 
 /// Filters of the order list; every one given must hold.
@@ -329,16 +351,13 @@ pub async fn list(
         .with_conn(move |conn| {
             let owner = (user.role != Role::BackOffice).then_some(user.id.as_str());
             let list = orders::list(conn, &user.brand, owner, &filter, LIST_LIMIT)?;
-            Ok::<_, ApiError>((list, brand_of(conn, &user.brand)?))
+            let brand = brand_of(conn, &user.brand)?;
+            list.into_iter()
+                .map(|o| OrderResponse::of(conn, o, &brand))
+                .collect::<Result<Vec<_>, ApiError>>()
         })
         .await?;
-    let (list, brand) = list;
-    Ok(HttpResponse::Ok().json(OrderListResponse {
-        orders: list
-            .into_iter()
-            .map(|o| OrderResponse::new(o, &brand))
-            .collect(),
-    }))
+    Ok(HttpResponse::Ok().json(OrderListResponse { orders: list }))
 }
 
 /// The longest invoice number looked for: series, year and sequence fit well within.
@@ -410,11 +429,11 @@ pub async fn show(
             if !visible {
                 return Err(OrderError::NotFound.into());
             }
-            Ok::<_, ApiError>((order, brand_of(conn, &user.brand)?))
+            let brand = brand_of(conn, &user.brand)?;
+            OrderResponse::of(conn, order, &brand)
         })
         .await?;
-    let (order, brand) = order;
-    Ok(HttpResponse::Ok().json(OrderResponse::new(order, &brand)))
+    Ok(HttpResponse::Ok().json(order))
 }
 
 /// New codes sent in place of the order's unused ones.

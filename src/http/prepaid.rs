@@ -5,6 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::card_payments::{self, CardPaymentView};
 use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
 use super::orders::PayTo;
@@ -368,7 +369,7 @@ pub struct TopUpRequest {
     /// A positive amount in euro, at most two decimals.
     #[schema(example = "100.00")]
     amount: String,
-    /// `bank_transfer`, `postal_slip` or `cheque`.
+    /// `bank_transfer`, `postal_slip`, `cheque`, or `card` when card payments are offered.
     #[schema(example = "bank_transfer")]
     payment_method: String,
 }
@@ -387,12 +388,12 @@ struct TopUpResponse {
     /// Always `EUR`.
     #[schema(example = "EUR")]
     currency: &'static str,
-    /// The RF creditor reference the transfer must carry.
-    #[schema(example = "RF18539007547034")]
-    reference: String,
-    /// The reference grouped by four, for printing.
-    #[schema(example = "RF18 5390 0754 7034")]
-    reference_print: String,
+    /// The RF creditor reference the transfer must carry (`null` for a top-up by card).
+    #[schema(example = "RF18539007547034", required = true)]
+    reference: Option<String>,
+    /// The reference grouped by four, for printing (`null` for a top-up by card).
+    #[schema(example = "RF18 5390 0754 7034", required = true)]
+    reference_print: Option<String>,
     /// Until when the reference is reserved for this top-up.
     reserved_until: DateTime<Utc>,
     pay_to: PayTo,
@@ -400,6 +401,9 @@ struct TopUpResponse {
     /// `null` until paid in full.
     #[schema(required = true)]
     paid_at: Option<DateTime<Utc>>,
+    /// Present for a top-up by card: send the buyer to `checkout_url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    card: Option<CardPaymentView>,
 }
 
 /// The caller's top-ups, newest first.
@@ -417,8 +421,12 @@ impl TopUpResponse {
             amount: top_up.amount,
             amount_received: top_up.received,
             currency: "EUR",
-            reference: top_up.payment_reference.as_str().to_owned(),
-            reference_print: top_up.payment_reference.printed(),
+            reference: top_up
+                .payment_reference
+                .as_ref()
+                .map(|r| r.as_str().to_owned()),
+            reference_print: top_up.payment_reference.as_ref().map(|r| r.printed()),
+            card: None,
             reserved_until: top_up.reserved_until,
             pay_to: PayTo::from(brand),
             created_at: top_up.created_at,
@@ -472,35 +480,52 @@ pub async fn request_top_up(
     let method = errors.check(
         "payment_method",
         PaymentMethod::parse(&body.payment_method)
-            .filter(|m| m.is_transfer())
+            .filter(|m| m.is_transfer() || (*m == PaymentMethod::Card && state.card.is_some()))
             .ok_or(TransferMethodOnly),
     );
     errors.finish()?;
     let (amount, method) = (amount.expect("checked"), method.expect("checked"));
     let app = state.clone();
     let user_id = user.id.clone();
-    idempotent::respond(&state, user_id, key, fingerprint, move |conn, now| {
+    let mut answer = idempotent::run(&state, user_id, key, fingerprint, move |conn, now| {
         let profile = users::find(conn, &user.id)?.ok_or(UserError::NotFound)?;
         let email = confirmation::confirmed_email(&profile)?;
-        let top_up = top_ups::request(
-            conn,
-            &top_ups::Requester {
-                user_id: &user.id,
-                brand_id: &user.brand,
-                name: &profile.name,
-                email: &email,
-            },
-            amount,
-            method,
-            app.config.reservation,
-            now,
-        )?;
+        let requester = top_ups::Requester {
+            user_id: &user.id,
+            brand_id: &user.brand,
+            name: &profile.name,
+            email: &email,
+        };
+        let (top_up, card) = match (method, app.card.as_ref()) {
+            (PaymentMethod::Card, Some(card)) => {
+                let (top_up, payment) =
+                    top_ups::request_by_card(conn, &requester, amount, card, now)?;
+                (top_up, Some(CardPaymentView::from(&payment)))
+            }
+            _ => {
+                let top_up = top_ups::request(
+                    conn,
+                    &requester,
+                    amount,
+                    method,
+                    app.config.reservation,
+                    now,
+                )?;
+                (top_up, None)
+            }
+        };
         let brand = crate::http::brand_of(conn, &user.brand)?;
-        let body = serde_json::to_string(&TopUpResponse::new(top_up, &brand))
-            .map_err(|e| ApiError::Unexpected(e.into()))?;
+        let mut response = TopUpResponse::new(top_up, &brand);
+        response.card = card;
+        let body =
+            serde_json::to_string(&response).map_err(|e| ApiError::Unexpected(e.into()))?;
         Ok((201, body))
     })
-    .await
+    .await?;
+    if method == PaymentMethod::Card {
+        answer.body = card_payments::open_page_into(&state, answer.body).await?;
+    }
+    Ok(idempotent::reply(answer))
 }
 
 /// The caller's top-ups, newest first (at most 200)
@@ -535,7 +560,7 @@ pub async fn list_top_ups(
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("must be bank_transfer, postal_slip or cheque (a top-up comes by transfer)")]
+#[error("must be bank_transfer, postal_slip or cheque, or card when card payments are offered")]
 struct TransferMethodOnly;
 
 impl crate::validation::Rule for TransferMethodOnly {

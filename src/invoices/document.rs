@@ -175,6 +175,8 @@ pub enum PaymentMode {
     PostalSlip,
     /// MP02, assegno.
     Cheque,
+    /// MP08, carta di pagamento.
+    Card,
 }
 
 impl PaymentMode {
@@ -184,6 +186,7 @@ impl PaymentMode {
             PaymentMethod::BankTransfer => Self::BankTransfer,
             PaymentMethod::PostalSlip => Self::PostalSlip,
             PaymentMethod::Cheque => Self::Cheque,
+            PaymentMethod::Card => Self::Card,
         }
     }
 
@@ -193,6 +196,7 @@ impl PaymentMode {
             Self::BankTransfer => "MP05",
             Self::PostalSlip => "MP18",
             Self::Cheque => "MP02",
+            Self::Card => "MP08",
         }
     }
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::{Buyer, Order, OrderError, PaymentMethod};
 use crate::auth::Role;
 use crate::billing::{self, BillingError};
+use crate::card::CardSettings;
 use crate::catalog::{self, CatalogError, Product, Quote, RequestedLine};
 use crate::coupons::CouponKey;
 use crate::db::DbConnection;
@@ -29,6 +30,9 @@ pub enum CheckoutError {
     /// Every order is invoiced, and an invoice needs its buyer: see `billing`.
     #[error("the buyer has no billing data yet")]
     BillingDataMissing,
+    /// No card payment provider is configured.
+    #[error("payment by card is not offered: choose prepaid, bank_transfer, postal_slip or cheque")]
+    CardNotOffered,
     #[error(transparent)]
     Billing(#[from] BillingError),
     #[error(transparent)]
@@ -49,6 +53,8 @@ pub struct Till<'a> {
     pub public_url: &'a str,
     /// How long an order paid by transfer holds its prices and coupons.
     pub reservation: Duration,
+    /// How cards are paid; `None` when no provider is configured.
+    pub card: Option<&'a CardSettings>,
 }
 
 /// The buyer's choice, checked and priced: what a summary shows and a purchase buys.
@@ -103,8 +109,10 @@ pub fn priced(products: Vec<(Product, u32)>) -> Cart {
 }
 
 /// Places `buyer`'s order of `lines`, paid by `method`: from the prepaid account at once
-/// (fulfilled, coupons emailed), or by transfer (waiting with an RF code). The buyer must
-/// have given their billing data: the invoice is made out from it.
+/// (fulfilled, coupons emailed), by transfer (waiting with an RF code), or by card
+/// (waiting for the provider; the caller then opens the provider's page with
+/// `payments::card::sessions`). The buyer must have given their billing data: the
+/// invoice is made out from it.
 #[allow(clippy::too_many_arguments)]
 pub fn place_order(
     conn: &mut DbConnection,
@@ -115,11 +123,17 @@ pub fn place_order(
     lines: &[RequestedLine],
     now: DateTime<Utc>,
 ) -> Result<Order, CheckoutError> {
+    let card = match (method, till.card) {
+        (PaymentMethod::Card, None) => return Err(CheckoutError::CardNotOffered),
+        (_, card) => card,
+    };
     if billing::profile_of(conn, &buyer.user_id)?.is_none() {
         return Err(CheckoutError::BillingDataMissing);
     }
     let Cart { products, quote } = price(conn, &buyer.brand_id, role, lines)?;
-    let order = if method.is_transfer() {
+    let order = if let (PaymentMethod::Card, Some(card)) = (method, card) {
+        super::place_by_card(conn, buyer, card, &products, &quote, now)?.0
+    } else if method.is_transfer() {
         super::place_by_transfer(
             conn,
             buyer,

@@ -15,7 +15,8 @@ pub use fulfilment::CSV_ATTACHMENT_FROM;
 pub use order::{Order, OrderLine, OrderStatus};
 
 pub use state::{
-    due_for_expiry, expire, fulfil_many, record_received, release_received, take_back, PaidOrder,
+    due_for_expiry, end_unpaid, expire, fulfil_many, record_received, release_received, take_back,
+    PaidOrder,
 };
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
@@ -25,6 +26,8 @@ use uuid::Uuid;
 
 use crate::audit::{self, Actor, AuditEntry};
 use crate::brands;
+use crate::card::store as card_store;
+use crate::card::{CardPayment, CardSettings, CardTarget};
 use crate::catalog::{Product, Quote};
 use crate::coupons::{self, CouponKey};
 use crate::db::schema::{order_lines, orders};
@@ -189,6 +192,82 @@ pub fn place_by_transfer(
         )?;
         Ok(order)
     })
+}
+
+/// Places an order to be paid by card on the provider's page: it waits
+/// `awaiting_payment`, with its card payment stored `opening`, until the provider says it
+/// is paid (then it is fulfilled as a matched transfer is) or the page expired. The
+/// session is opened at the provider after this transaction commits; the order is held
+/// until the page's expiry, then as long as the provider has not said how it ended.
+pub fn place_by_card(
+    conn: &mut DbConnection,
+    buyer: &Buyer,
+    card: &CardSettings,
+    products: &[(Product, u32)],
+    quote: &Quote,
+    now: DateTime<Utc>,
+) -> Result<(Order, CardPayment), OrderError> {
+    write_transaction(conn, |conn| {
+        let mut order = new_order(buyer, PaymentMethod::Card, products, quote, now);
+        let expires_at = now + card.session_lifetime;
+        order.reserved_until = Some(expires_at);
+        state::create(conn, &order)?;
+        let payment = card_store::open(
+            conn,
+            card_store::NewCardPayment {
+                brand_id: &buyer.brand_id,
+                user_id: &buyer.user_id,
+                target: CardTarget::Order(order.id.clone()),
+                provider: card.provider.name(),
+                amount: order.gross_total,
+                expires_at,
+            },
+            now,
+        )?;
+        record_by_buyer(
+            conn,
+            buyer,
+            "order.placed",
+            &order.id,
+            json!({
+                "payment_method": PaymentMethod::Card.as_str(),
+                "gross_total": quote.gross_total.to_string(),
+                "card_payment_id": payment.id,
+            }),
+            now,
+        )?;
+        Ok((order, payment))
+    })
+}
+
+/// One paid order fulfilled: its coupons and emails written, then (last, as the
+/// statement import does for its hundreds) the invoice number, the move to fulfilled and
+/// the invoice. What a payment matched by hand and a card payment both do; the import
+/// does the same in bulk with [`fulfilment::write`] and [`fulfil_many`].
+#[allow(clippy::too_many_arguments)]
+pub fn fulfil_paid(
+    conn: &mut DbConnection,
+    key: &CouponKey,
+    brand: &brands::Brand,
+    order: &Order,
+    buyer_name: &str,
+    received: Money,
+    public_url: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    fulfilment::write(
+        conn,
+        key,
+        brand,
+        &[fulfilment::Recipient::of(order, buyer_name)],
+        public_url,
+        now,
+    )?;
+    let paid = PaidOrder {
+        order,
+        received_cents: received.cents(),
+    };
+    fulfil_many(conn, brand, now, &[paid])
 }
 
 /// The audit entry of what the buyer did to an order.

@@ -123,7 +123,7 @@ fn expire_top_up(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> anyho
             top_ups::brand_id,
             top_ups::user_id,
             top_ups::email,
-            top_ups::payment_reference,
+            top_ups::payment_reference.assume_not_null(),
             top_ups::amount_cents,
             top_ups::received_cents,
             users::name,

@@ -15,7 +15,7 @@ use crate::brands;
 use crate::coupons::CouponKey;
 use crate::db::{write_transaction, DbConnection};
 use crate::money::Money;
-use crate::orders::{self as order_domain, fulfilment, Order, PaidOrder};
+use crate::orders::{self as order_domain, Order};
 use crate::prepaid::{self, EntryKind, Posting, PrepaidError};
 use crate::validation::Reason;
 
@@ -245,8 +245,7 @@ fn match_to_order(
         fulfil(
             conn,
             operator,
-            key,
-            public_url,
+            (key, public_url),
             &order,
             &holder.name,
             received,
@@ -280,14 +279,11 @@ fn locked_order(
         .ok_or(ManualError::UnknownOrder)
 }
 
-/// The order is paid: coupons and emails written, then (last, as the import does) the
-/// invoice number and the move to fulfilled.
-#[allow(clippy::too_many_arguments)]
+/// The order is paid: fulfilled as the import fulfils it.
 fn fulfil(
     conn: &mut DbConnection,
     operator: &Operator<'_>,
-    key: &CouponKey,
-    public_url: &str,
+    till: (&CouponKey, &str),
     order: &Order,
     name: &str,
     received: Money,
@@ -295,19 +291,8 @@ fn fulfil(
 ) -> Result<(), ManualError> {
     let brand = brands::find(conn, operator.brand_id)?
         .ok_or_else(|| anyhow::anyhow!("brand {} missing", operator.brand_id))?;
-    fulfilment::write(
-        conn,
-        key,
-        &brand,
-        &[fulfilment::Recipient::of(order, name)],
-        public_url,
-        now,
-    )?;
-    let paid = PaidOrder {
-        order,
-        received_cents: received.cents(),
-    };
-    order_domain::fulfil_many(conn, &brand, now, &[paid])?;
+    let (key, public_url) = till;
+    order_domain::fulfil_paid(conn, key, &brand, order, name, received, public_url, now)?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@
 //! This module sits above `orders` and `prepaid`: it finds what a payment pays for and
 //! moves it on through their named state changes, never the other way round.
 
+pub mod card;
 pub mod expiry;
 pub mod listing;
 pub mod manual;

@@ -10,6 +10,8 @@ use uuid::Uuid;
 use super::{account_of_owner, PrepaidError};
 use crate::audit::{self, Actor, AuditEntry};
 use crate::brands;
+use crate::card::store as card_store;
+use crate::card::{CardPayment, CardSettings, CardTarget};
 use crate::db::schema::top_ups;
 use crate::db::{write_transaction, DbConnection};
 use crate::email_address::ConfirmedEmail;
@@ -36,7 +38,8 @@ pub struct TopUp {
     pub payment_method: PaymentMethod,
     pub amount: Money,
     pub received: Money,
-    pub payment_reference: CreditorReference,
+    /// The RF code of a top-up by transfer; none for a top-up by card.
+    pub payment_reference: Option<CreditorReference>,
     pub reserved_until: DateTime<Utc>,
     pub email: String,
     pub created_at: DateTime<Utc>,
@@ -72,22 +75,16 @@ pub fn request(
             requester.brand_id,
             now,
             |conn, reference| -> Result<Target, PrepaidError> {
-                diesel::insert_into(top_ups::table)
-                    .values((
-                        top_ups::id.eq(&id),
-                        top_ups::brand_id.eq(requester.brand_id),
-                        top_ups::user_id.eq(requester.user_id),
-                        top_ups::account_id.eq(&account.id),
-                        top_ups::status.eq(TopUpStatus::AwaitingPayment.as_str()),
-                        top_ups::payment_method.eq(method.as_str()),
-                        top_ups::amount_cents.eq(amount.money().cents()),
-                        top_ups::received_cents.eq(0i64),
-                        top_ups::payment_reference.eq(reference.as_str()),
-                        top_ups::reserved_until.eq(reserved_until.naive_utc()),
-                        top_ups::email.eq(requester.email.as_str()),
-                        top_ups::created_at.eq(now.naive_utc()),
-                    ))
-                    .execute(conn)?;
+                let top_up = NewTopUp {
+                    id: &id,
+                    requester,
+                    account_id: &account.id,
+                    method,
+                    amount: amount.money(),
+                    reference: Some(&reference),
+                    reserved_until,
+                };
+                insert(conn, &top_up, now)?;
                 Ok(Target::TopUp(id.clone()))
             },
         )?;
@@ -127,12 +124,115 @@ pub fn request(
             payment_method: method,
             amount: amount.money(),
             received: Money::ZERO,
-            payment_reference: reference,
+            payment_reference: Some(reference),
             reserved_until,
             email: requester.email.to_string(),
             created_at: now,
             paid_at: None,
         })
+    })
+}
+
+/// A top-up about to be stored.
+struct NewTopUp<'a> {
+    id: &'a str,
+    requester: &'a Requester<'a>,
+    account_id: &'a str,
+    method: PaymentMethod,
+    amount: Money,
+    reference: Option<&'a CreditorReference>,
+    reserved_until: DateTime<Utc>,
+}
+
+fn insert(conn: &mut DbConnection, top_up: &NewTopUp<'_>, now: DateTime<Utc>) -> QueryResult<()> {
+    diesel::insert_into(top_ups::table)
+        .values((
+            top_ups::id.eq(top_up.id),
+            top_ups::brand_id.eq(top_up.requester.brand_id),
+            top_ups::user_id.eq(top_up.requester.user_id),
+            top_ups::account_id.eq(top_up.account_id),
+            top_ups::status.eq(TopUpStatus::AwaitingPayment.as_str()),
+            top_ups::payment_method.eq(top_up.method.as_str()),
+            top_ups::amount_cents.eq(top_up.amount.cents()),
+            top_ups::received_cents.eq(0i64),
+            top_ups::payment_reference.eq(top_up.reference.map(|r| r.as_str())),
+            top_ups::reserved_until.eq(top_up.reserved_until.naive_utc()),
+            top_ups::email.eq(top_up.requester.email.as_str()),
+            top_ups::created_at.eq(now.naive_utc()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Asks for a top-up paid by card on the provider's page: it waits `awaiting_payment`,
+/// its card payment stored `opening` (the page is opened after this transaction commits,
+/// with `payments::card::sessions`), until the provider says it is paid (the account is
+/// credited) or the page expired.
+pub fn request_by_card(
+    conn: &mut DbConnection,
+    requester: &Requester<'_>,
+    amount: PositiveMoney,
+    card: &CardSettings,
+    now: DateTime<Utc>,
+) -> Result<(TopUp, CardPayment), PrepaidError> {
+    write_transaction(conn, |conn| {
+        let account = account_of_owner(conn, requester.user_id)?;
+        let id = Uuid::now_v7().to_string();
+        let expires_at = now + card.session_lifetime;
+        let top_up = NewTopUp {
+            id: &id,
+            requester,
+            account_id: &account.id,
+            method: PaymentMethod::Card,
+            amount: amount.money(),
+            reference: None,
+            reserved_until: expires_at,
+        };
+        insert(conn, &top_up, now)?;
+        let payment = card_store::open(
+            conn,
+            card_store::NewCardPayment {
+                brand_id: requester.brand_id,
+                user_id: requester.user_id,
+                target: CardTarget::TopUp(id.clone()),
+                provider: card.provider.name(),
+                amount: amount.money(),
+                expires_at,
+            },
+            now,
+        )?;
+        audit::record(
+            conn,
+            AuditEntry {
+                brand_id: Some(requester.brand_id),
+                actor: &Actor::User(requester.user_id.to_owned()),
+                action: "top_up.requested",
+                subject_type: "top_up",
+                subject_id: &id,
+                details: json!({
+                    "amount": amount.money().to_string(),
+                    "payment_method": PaymentMethod::Card.as_str(),
+                    "card_payment_id": payment.id,
+                }),
+            },
+            now,
+        )?;
+        let top_up = TopUp {
+            id,
+            brand_id: requester.brand_id.to_owned(),
+            user_id: requester.user_id.to_owned(),
+            account_id: account.id,
+            status: TopUpStatus::AwaitingPayment,
+            payment_method: PaymentMethod::Card,
+            amount: amount.money(),
+            received: Money::ZERO,
+            payment_reference: None,
+            reserved_until: expires_at,
+            email: requester.email.to_string(),
+            created_at: now,
+            paid_at: None,
+        };
+        Ok((top_up, payment))
     })
 }
 
@@ -147,7 +247,7 @@ struct TopUpRow {
     payment_method: String,
     amount_cents: i64,
     received_cents: i64,
-    payment_reference: String,
+    payment_reference: Option<String>,
     reserved_until: NaiveDateTime,
     email: String,
     created_at: NaiveDateTime,
@@ -165,7 +265,10 @@ fn from_row(row: TopUpRow) -> anyhow::Result<TopUp> {
     Ok(TopUp {
         status: TopUpStatus::stored(status, format_args!("top-up {id}"))?,
         payment_method: PaymentMethod::stored(payment_method, format_args!("top-up {id}"))?,
-        payment_reference: CreditorReference::parse(payment_reference)
+        payment_reference: payment_reference
+            .as_deref()
+            .map(CreditorReference::parse)
+            .transpose()
             .map_err(|e| anyhow::anyhow!("top-up {id}: RF code: {e}"))?,
         id: row.id,
         brand_id: row.brand_id,
@@ -178,6 +281,15 @@ fn from_row(row: TopUpRow) -> anyhow::Result<TopUp> {
         created_at: row.created_at.and_utc(),
         paid_at: row.paid_at.map(|t| t.and_utc()),
     })
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<TopUp>, PrepaidError> {
+    let row: Option<TopUpRow> = top_ups::table
+        .filter(top_ups::id.eq(id))
+        .select(TopUpRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(from_row).transpose()?)
 }
 
 /// The user's top-ups, newest first.

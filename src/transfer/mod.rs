@@ -16,6 +16,8 @@ text_enum!(
         BankTransfer => "bank_transfer",
         PostalSlip => "postal_slip",
         Cheque => "cheque",
+        /// By card on the payment provider's hosted page (`card`).
+        Card => "card",
     }
 );
 
@@ -23,7 +25,10 @@ impl PaymentMethod {
     /// Paid by money that arrives later with an RF code (bank transfer, postal slip,
     /// cheque), rather than at once from the prepaid account.
     pub fn is_transfer(self) -> bool {
-        self != PaymentMethod::Prepaid
+        matches!(
+            self,
+            PaymentMethod::BankTransfer | PaymentMethod::PostalSlip | PaymentMethod::Cheque
+        )
     }
 
     pub fn italian(self) -> &'static str {
@@ -32,6 +37,7 @@ impl PaymentMethod {
             PaymentMethod::BankTransfer => "bonifico bancario",
             PaymentMethod::PostalSlip => "bollettino postale",
             PaymentMethod::Cheque => "assegno",
+            PaymentMethod::Card => "carta di credito",
         }
     }
 }

@@ -292,6 +292,7 @@ fn method_label(method: PaymentMethod) -> &'static str {
         PaymentMethod::BankTransfer => "Bonifico bancario",
         PaymentMethod::PostalSlip => "Bollettino postale",
         PaymentMethod::Cheque => "Assegno",
+        PaymentMethod::Card => "Carta di credito",
     }
 }
 

@@ -1,0 +1,532 @@
+//! Card payments over HTTP: the provider's notifications (signed, verified on the raw
+//! body before anything is read), the buyer's way back to the provider's page, and the
+//! back-office's list, detail and refunds. The rules are in `payments::card`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::extract::{BackOffice, CurrentUser};
+use super::json::JsonObject;
+use super::responses::NotOperator;
+use super::{ApiError, AppState, Problem};
+use crate::auth::Role;
+use crate::card::store::{self, RefundRow};
+use crate::card::{CardPayment, CardStatus};
+use crate::money::Money;
+use crate::payments::card::refunds::{self, Coupons};
+use crate::payments::card::{notifications, sessions, CardError, Till};
+use crate::validation::{Reason, Rule};
+
+/// A card payment as the buyer and the back-office see it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CardPaymentView {
+    pub id: String,
+    pub status: CardStatus,
+    /// The provider's page to send the buyer to, while it is open.
+    pub checkout_url: Option<String>,
+    #[schema(value_type = String, example = "63.44")]
+    pub amount: Money,
+    #[schema(example = "EUR")]
+    pub currency: String,
+    /// Until when the provider's page takes the payment.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<&CardPayment> for CardPaymentView {
+    fn from(payment: &CardPayment) -> Self {
+        Self {
+            id: payment.id.clone(),
+            status: payment.status,
+            checkout_url: payment
+                .checkout_url
+                .clone()
+                .filter(|_| payment.status == CardStatus::Open),
+            amount: payment.amount,
+            currency: payment.currency.clone(),
+            expires_at: payment.expires_at,
+        }
+    }
+}
+
+/// Opens the provider's page of a card order or top-up just placed (or replayed), and
+/// writes its URL into the stored answer `body` (`card.checkout_url`). A provider that does
+/// not answer is a 503: the same request again (same Idempotency-Key) finds the order and
+/// tries the page again.
+pub async fn open_page_into(state: &AppState, body: String) -> Result<String, ApiError> {
+    let mut json: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| ApiError::Unexpected(e.into()))?;
+    let (Some(card), Some(id)) = (
+        state.card.as_ref(),
+        json["card"]["id"].as_str().map(str::to_owned),
+    ) else {
+        return Ok(body);
+    };
+    let timing = card_timing(state);
+    let url = sessions::checkout_url(
+        &state.pool,
+        card,
+        &state.config.public_url,
+        &id,
+        timing,
+    )
+    .await?;
+    json["card"]["checkout_url"] = serde_json::Value::String(url);
+    json["card"]["status"] = serde_json::Value::String(CardStatus::Open.as_str().into());
+    serde_json::to_string(&json).map_err(|e| ApiError::Unexpected(e.into()))
+}
+
+/// When the worker first asks the provider about a page just opened.
+pub fn card_timing(state: &AppState) -> chrono::Duration {
+    state
+        .config
+        .card
+        .as_ref()
+        .map(|c| c.timing.first_check_after)
+        .unwrap_or_else(|| chrono::Duration::minutes(10))
+}
+
+/// The outcome of a notification.
+#[derive(Serialize, utoipa::ToSchema)]
+struct NotificationResponse {
+    /// What it did: settled, held, ended, waiting, already_applied, unknown_session,
+    /// refund, unknown_refund or ignored.
+    outcome: String,
+}
+
+/// Receive a notification from the card payment provider (Stripe webhook)
+///
+/// Public, but believed only when signed: the `Stripe-Signature` header is checked on the
+/// raw body against the configured signing secrets (several during a rotation), within
+/// five minutes of its timestamp. A forged, altered or stale notification is refused with
+/// nothing stored. Each event is applied once, by its id, however many times it is
+/// delivered; an event about a session that is not ours is acknowledged (and logged).
+#[utoipa::path(
+    post,
+    path = "/api/v1/card/notifications",
+    tag = "payments",
+    operation_id = "card_notifications_receive",
+    security(()),
+    request_body(content = String, content_type = "application/json",
+        description = "The provider's event, exactly as sent (the signature covers these bytes)"),
+    params(("Stripe-Signature" = String, Header, description = "`t=<unix time>,v1=<hex HMAC-SHA256>`")),
+    responses(
+        (status = 200, description = "Applied, or acknowledged", body = NotificationResponse),
+        (status = 400, description = "No signature, a signature that does not match, a \
+timestamp out of the window, or a body that is not an event (`/problems/invalid-notification`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No card payment provider is configured \
+(`/problems/card-payments-off`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn notification(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let card = state.card.as_ref().ok_or_else(card_payments_off)?;
+    let now = Utc::now();
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let notification = card
+        .provider
+        .notification(&header, &body, now)
+        .map_err(|e| {
+            tracing::warn!(error = %e, "card notification refused");
+            ApiError::refused(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "invalid-notification",
+                "Invalid notification",
+                e.to_string(),
+            )
+        })?;
+    let provider = card.provider.name();
+    let app = state.clone();
+    let outcome = state
+        .with_conn(move |conn| {
+            let till = Till {
+                coupon_key: &app.coupon_key,
+                public_url: &app.config.public_url,
+            };
+            notifications::receive(conn, till, provider, &notification, now)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(NotificationResponse {
+        outcome: outcome.as_str().to_owned(),
+    }))
+}
+
+fn card_payments_off() -> ApiError {
+    ApiError::refused(
+        actix_web::http::StatusCode::NOT_FOUND,
+        "card-payments-off",
+        "Card payments are off",
+        "no card payment provider is configured",
+    )
+}
+
+/// The page again
+///
+/// The buyer of an order or top-up paid by card (or an operator of its brand): the URL of
+/// the provider's page while it is open, opening it if the first attempt failed.
+#[utoipa::path(
+    post,
+    path = "/api/v1/card-payments/{id}/page",
+    tag = "payments",
+    operation_id = "card_payments_page",
+    params(("id" = String, Path, description = "The card payment's id (`card.id` of the order or top-up)")),
+    responses(
+        (status = 200, description = "The page is open", body = CardPaymentView),
+        (status = 404, description = "No such card payment visible to the caller \
+(`/problems/unknown-card-payment`), or card payments are off (`/problems/card-payments-off`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The payment is no longer waiting \
+(`/problems/card-payment-closed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The provider did not answer; try again \
+(`/problems/payment-provider-unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn page(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let card = state.card.clone().ok_or_else(card_payments_off)?;
+    let id = id.into_inner();
+    let lookup = id.clone();
+    state
+        .with_conn(move |conn| {
+            store::find(conn, &lookup)?
+                .filter(|p| {
+                    p.brand_id == user.brand
+                        && (p.user_id == user.id || user.role == Role::BackOffice)
+                })
+                .ok_or(ApiError::from(CardError::UnknownPayment))
+        })
+        .await?;
+    sessions::checkout_url(
+        &state.pool,
+        &card,
+        &state.config.public_url,
+        &id,
+        card_timing(&state),
+    )
+    .await?;
+    let payment = state
+        .with_conn(move |conn| store::find(conn, &id)?.ok_or(ApiError::from(CardError::UnknownPayment)))
+        .await?;
+    Ok(HttpResponse::Ok().json(CardPaymentView::from(&payment)))
+}
+
+/// A card payment in the back-office's list.
+#[derive(Serialize, utoipa::ToSchema)]
+struct BackOfficeCardPayment {
+    #[serde(flatten)]
+    payment: CardPaymentView,
+    provider: String,
+    order_id: Option<String>,
+    top_up_id: Option<String>,
+    user_id: String,
+    /// The provider's session (Stripe: `cs_...`).
+    session_id: Option<String>,
+    /// The provider's payment (Stripe: the PaymentIntent `pi_...`).
+    provider_payment_id: Option<String>,
+    /// What the provider says was paid, in euro.
+    #[schema(value_type = Option<String>)]
+    paid: Option<Money>,
+    paid_currency: Option<String>,
+    #[schema(value_type = String)]
+    refunded: Money,
+    /// Why it is held.
+    note: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    /// Its refunds (in the detail only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refunds: Option<Vec<RefundView>>,
+}
+
+impl BackOfficeCardPayment {
+    fn new(payment: &CardPayment, refunds: Option<Vec<RefundRow>>) -> Self {
+        Self {
+            payment: CardPaymentView::from(payment),
+            provider: payment.provider.clone(),
+            order_id: payment.order_id().map(str::to_owned),
+            top_up_id: payment.top_up_id().map(str::to_owned),
+            user_id: payment.user_id.clone(),
+            session_id: payment.session_id.clone(),
+            provider_payment_id: payment.provider_payment_id.clone(),
+            paid: payment.paid_cents.map(Money::from_cents),
+            paid_currency: payment.paid_currency.clone(),
+            refunded: payment.refunded,
+            note: payment.note.clone(),
+            created_at: payment.created_at,
+            updated_at: payment.updated_at,
+            refunds: refunds.map(|rows| rows.into_iter().map(RefundView::from).collect()),
+        }
+    }
+}
+
+/// A refund asked of the provider.
+#[derive(Serialize, utoipa::ToSchema)]
+struct RefundView {
+    id: String,
+    #[schema(value_type = String)]
+    amount: Money,
+    /// How many coupons it voided.
+    coupons: i32,
+    credit_note_id: Option<String>,
+    reason: String,
+    /// `pending` (to be sent), `sent`, or `dead` (given up: retry from the back-office).
+    status: String,
+    provider_refund_id: Option<String>,
+    /// What the provider says of it: pending, succeeded, failed, canceled.
+    provider_status: Option<String>,
+    attempts: i32,
+    last_error: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<RefundRow> for RefundView {
+    fn from(row: RefundRow) -> Self {
+        Self {
+            id: row.id,
+            amount: Money::from_cents(row.amount_cents),
+            coupons: row.coupons,
+            credit_note_id: row.credit_note_id,
+            reason: row.reason,
+            status: row.status,
+            provider_refund_id: row.provider_refund_id,
+            provider_status: row.provider_status,
+            attempts: row.attempts,
+            last_error: row.last_error,
+            created_at: row.created_at.and_utc(),
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct CardPaymentList {
+    card_payments: Vec<BackOfficeCardPayment>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only card payments in this state.
+    #[param(value_type = Option<CardStatus>)]
+    status: Option<String>,
+}
+
+/// The brand's card payments, newest first (at most 200)
+///
+/// Back-office operators: each with the provider's ids and state, what was paid, what was
+/// refunded, and why it is held.
+#[utoipa::path(
+    get,
+    path = "/api/v1/backoffice/card-payments",
+    tag = "back-office",
+    operation_id = "card_payments_list",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The card payments", body = CardPaymentList),
+        (status = 400, description = "An unknown `status` (`/problems/invalid-field`), or the \
+query string does not fit (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        NotOperator,
+    )
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let status = match query.into_inner().status {
+        Some(text) => Some(CardStatus::parse(&text).ok_or_else(|| {
+            let all: Vec<&str> = CardStatus::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::invalid_field(
+                "status",
+                "one_of",
+                format!("status must be one of {}", all.join(", ")),
+            )
+        })?),
+        None => None,
+    };
+    let payments = state
+        .with_conn(move |conn| {
+            store::list(conn, &operator.brand, status, 200).map_err(ApiError::from)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(CardPaymentList {
+        card_payments: payments
+            .iter()
+            .map(|p| BackOfficeCardPayment::new(p, None))
+            .collect(),
+    }))
+}
+
+/// One card payment of the brand, with its refunds
+#[utoipa::path(
+    get,
+    path = "/api/v1/backoffice/card-payments/{id}",
+    tag = "back-office",
+    operation_id = "card_payments_show",
+    params(("id" = String, Path, description = "The card payment's id")),
+    responses(
+        (status = 200, description = "The card payment", body = BackOfficeCardPayment),
+        (status = 404, description = "No card payment of the brand has this id \
+(`/problems/unknown-card-payment`)", body = Problem, content_type = "application/problem+json"),
+        NotOperator,
+    )
+)]
+pub async fn show(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let view = state
+        .with_conn(move |conn| {
+            let payment = store::find(conn, &id)?
+                .filter(|p| p.brand_id == operator.brand)
+                .ok_or(CardError::UnknownPayment)?;
+            let refunds = store::refunds_of(conn, &payment.id)?;
+            Ok::<_, ApiError>(BackOfficeCardPayment::new(&payment, Some(refunds)))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// A refund to make.
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    /// Why (kept in the audit log), 3 to 500 characters.
+    reason: String,
+    /// The ids of the order's unused coupons to refund; every unused one when absent. Not
+    /// for a held payment, which is refunded whole.
+    #[serde(default)]
+    coupons: Option<Vec<String>>,
+}
+
+/// The refund asked for.
+#[derive(Serialize, utoipa::ToSchema)]
+struct RefundResponse {
+    refund_id: String,
+    #[schema(value_type = String)]
+    amount: Money,
+    coupons: usize,
+    /// The credit note's number (TD04), for an order that was invoiced.
+    credit_note: Option<String>,
+    card_payment: BackOfficeCardPayment,
+}
+
+/// Refund a card payment
+///
+/// Back-office operators. A paid order: its unused coupons (all, or those listed) are
+/// voided and credited by a credit note, and the credit note's total is refunded through
+/// the provider. A held payment is refunded whole. The refund is sent to the provider
+/// with an idempotency key, right away and again by the worker until it is taken.
+#[utoipa::path(
+    post,
+    path = "/api/v1/backoffice/card-payments/{id}/refunds",
+    tag = "back-office",
+    operation_id = "card_payments_refund",
+    params(("id" = String, Path, description = "The card payment's id")),
+    request_body = RefundRequest,
+    responses(
+        (status = 201, description = "The refund is asked for", body = RefundResponse),
+        (status = 400, description = "A missing or too short reason, or a coupon that is not \
+an unused coupon of the order (`/problems/invalid-field`)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No card payment of the brand has this id \
+(`/problems/unknown-card-payment`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The payment is not paid or held \
+(`/problems/card-payment-state`), or nothing is left to refund (`/problems/nothing-to-refund`)",
+            body = Problem, content_type = "application/problem+json"),
+        NotOperator,
+    )
+)]
+pub async fn refund(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    id: web::Path<String>,
+    body: JsonObject<RefundRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let reason = Reason::parse(&body.reason)
+        .map_err(|e| ApiError::invalid_field("reason", e.rule(), e.to_string()))?;
+    let coupons = match body.coupons {
+        Some(ids) if ids.is_empty() => {
+            return Err(ApiError::invalid_field(
+                "coupons",
+                "not_empty",
+                "coupons must list at least one coupon id, or be left out to refund every unused one",
+            ))
+        }
+        Some(ids) => Coupons::Chosen(ids),
+        None => Coupons::AllUnused,
+    };
+    let id = id.into_inner();
+    let lookup = id.clone();
+    let requested = state
+        .with_conn(move |conn| {
+            let who = refunds::Operator {
+                id: &operator.id,
+                brand_id: &operator.brand,
+                reason: &reason,
+            };
+            refunds::refund(conn, &who, &id, &coupons, Utc::now())
+        })
+        .await?;
+    // Sent at once when the provider answers; the worker retries otherwise.
+    if let Some(card) = &state.card {
+        if let Err(error) =
+            refunds::send_due(&state.pool, card.provider.as_ref(), refund_retry()).await
+        {
+            tracing::warn!(%error, "card refund: left to the worker");
+        }
+    }
+    let payment = state
+        .with_conn(move |conn| {
+            let payment = store::find(conn, &lookup)?.ok_or(CardError::UnknownPayment)?;
+            Ok::<_, ApiError>(BackOfficeCardPayment::new(&payment, None))
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(RefundResponse {
+        refund_id: requested.refund_id,
+        amount: requested.amount,
+        coupons: requested.coupons,
+        credit_note: requested.credit_note,
+        card_payment: payment,
+    }))
+}
+
+/// How refunds are retried: as SdI files are, a minute first, doubling.
+pub fn refund_retry() -> crate::workers::RetryPolicy {
+    crate::workers::RetryPolicy {
+        max_attempts: 8,
+        base: chrono::Duration::minutes(1),
+    }
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(notification, page, list, show, refund),
+    components(schemas(
+        CardPaymentView,
+        NotificationResponse,
+        BackOfficeCardPayment,
+        RefundView,
+        CardPaymentList,
+        RefundRequest,
+        RefundResponse,
+        CardStatus
+    ))
+)]
+pub struct Docs;

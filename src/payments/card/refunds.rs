@@ -1,0 +1,199 @@
+//! The back-office refunds a card payment: for an order, its unused coupons (all, or the
+//! ones chosen) are voided and credited by a credit note, and the credit note's total is
+//! refunded; a held payment is refunded whole. The refund is stored as an outbox row in
+//! the same transaction, then sent to the provider by the worker (or at once by the
+//! caller, [`send_due`]) with its id as the idempotency key: a retry never refunds twice,
+//! and no provider call happens while rows are locked.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::CardError;
+use crate::audit::{self, Actor, AuditEntry};
+use crate::brands;
+use crate::card::provider::{CardProvider, RefundRequest};
+use crate::card::store::{self, NewRefund};
+use crate::card::{CardStatus, CardTarget};
+use crate::coupons::{self, state as coupon_state};
+use crate::db::{write_transaction, DbConnection, Pool};
+use crate::invoices::{self, CreditedCoupon};
+use crate::money::Money;
+use crate::validation::Reason;
+use crate::workers::RetryPolicy;
+
+/// Which coupons of a card-paid order to refund.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Coupons {
+    /// Every unused one.
+    AllUnused,
+    /// These (ids), each of which must be unused.
+    Chosen(Vec<String>),
+}
+
+/// Who refunds, and why.
+pub struct Operator<'a> {
+    pub id: &'a str,
+    pub brand_id: &'a str,
+    pub reason: &'a Reason,
+}
+
+/// A refund asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requested {
+    pub refund_id: String,
+    pub amount: Money,
+    pub coupons: usize,
+    pub credit_note: Option<String>,
+}
+
+/// Refunds card payment `card_payment_id` of the operator's brand (see the module).
+pub fn refund(
+    conn: &mut DbConnection,
+    operator: &Operator<'_>,
+    card_payment_id: &str,
+    coupons: &Coupons,
+    now: DateTime<Utc>,
+) -> Result<Requested, CardError> {
+    write_transaction(conn, |conn| {
+        let payment = store::lock(conn, card_payment_id)?
+            .filter(|p| p.brand_id == operator.brand_id)
+            .ok_or(CardError::UnknownPayment)?;
+        let (amount, voided, credit_note) = match (payment.status, &payment.target) {
+            (CardStatus::Held, _) => {
+                let amount = payment.refundable();
+                if !amount.is_positive() {
+                    return Err(CardError::NothingToRefund);
+                }
+                (amount, 0, None)
+            }
+            (CardStatus::Paid, CardTarget::Order(order_id)) => {
+                let voided = void(conn, order_id, coupons, now)?;
+                let brand = brands::find(conn, &payment.brand_id)?
+                    .ok_or_else(|| anyhow::anyhow!("brand {} missing", payment.brand_id))?;
+                let note = invoices::credit_coupons(conn, &brand, order_id, &voided, now)?;
+                let amount = match &note {
+                    Some(note) => note.total,
+                    None => voided.iter().try_fold(Money::ZERO, |sum, coupon| {
+                        Ok::<_, anyhow::Error>(sum + coupons::price_with_vat(coupon)?)
+                    })?,
+                };
+                // Credit notes keep within the invoice, so within what was paid; the
+                // provider would refuse more anyway.
+                let amount = amount.min(payment.refundable());
+                (amount, voided.len(), note)
+            }
+            (CardStatus::Paid, CardTarget::TopUp(_)) => return Err(CardError::TopUpNotRefundable),
+            (status, _) => return Err(CardError::NotRefundable(status)),
+        };
+        if !amount.is_positive() {
+            return Err(CardError::NothingToRefund);
+        }
+        let refund_id = store::add_refund(
+            conn,
+            NewRefund {
+                brand_id: &payment.brand_id,
+                card_payment_id: &payment.id,
+                amount,
+                coupons: voided as i32,
+                credit_note_id: credit_note.as_ref().map(|n| n.id.as_str()),
+                reason: operator.reason.as_str(),
+                operator_id: operator.id,
+            },
+            now,
+        )?;
+        audit::record(
+            conn,
+            AuditEntry {
+                brand_id: Some(operator.brand_id),
+                actor: &Actor::User(operator.id.to_owned()),
+                action: "card_payment.refund_requested",
+                subject_type: "card_payment",
+                subject_id: &payment.id,
+                details: json!({
+                    "refund_id": refund_id,
+                    "amount": amount.to_string(),
+                    "coupons": voided,
+                    "credit_note": credit_note.as_ref().map(|n| n.number.as_str()),
+                    "reason": operator.reason.as_str(),
+                }),
+            },
+            now,
+        )?;
+        Ok(Requested {
+            refund_id,
+            amount,
+            coupons: voided,
+            credit_note: credit_note.map(|n| n.number),
+        })
+    })
+}
+
+/// Voids the coupons to refund; refused whole if a chosen one is not an unused coupon of
+/// the order.
+fn void(
+    conn: &mut DbConnection,
+    order_id: &str,
+    coupons: &Coupons,
+    now: DateTime<Utc>,
+) -> Result<Vec<CreditedCoupon>, CardError> {
+    let voided = match coupons {
+        Coupons::AllUnused => coupon_state::void_unused_of_order(conn, order_id, now)?,
+        Coupons::Chosen(ids) => {
+            let voided = coupon_state::void_chosen_of_order(conn, order_id, ids, now)?;
+            if let Some(missing) = ids.iter().find(|id| !voided.iter().any(|v| &v.id == *id)) {
+                return Err(CardError::CouponNotRefundable(missing.clone()));
+            }
+            voided
+        }
+    };
+    if voided.is_empty() {
+        return Err(CardError::NothingToRefund);
+    }
+    Ok(voided)
+}
+
+/// Sends the refunds due to the provider; how many it sent or failed.
+pub async fn send_due(
+    pool: &Pool,
+    provider: &dyn CardProvider,
+    retry: RetryPolicy,
+) -> Result<usize, CardError> {
+    let now = Utc::now();
+    let lease = chrono::Duration::minutes(5);
+    let due = super::sessions::blocking(pool, move |conn| {
+        Ok(write_transaction(conn, |conn| {
+            store::lease_refunds(conn, 20, lease, now)
+        })?)
+    })
+    .await?;
+    let count = due.len();
+    for (id, payment_id, cents, attempts) in due {
+        let answer = match payment_id {
+            Some(payment_id) => {
+                let request = RefundRequest {
+                    idempotency_key: id.clone(),
+                    payment_id,
+                    amount: Money::from_cents(cents),
+                };
+                provider.refund(&request).await.map_err(|e| e.to_string())
+            }
+            None => Err("the provider gave no payment id to refund".to_owned()),
+        };
+        let now = Utc::now();
+        super::sessions::blocking(pool, move |conn| {
+            match answer {
+                Ok(refund) => {
+                    store::refund_sent(conn, &id, &refund.id, refund.state.as_str(), now)?;
+                    tracing::info!(refund = %id, provider_refund = %refund.id, "card refund sent");
+                }
+                Err(error) => {
+                    let dead = store::refund_failed(conn, &id, attempts, &error, &retry, now)?;
+                    tracing::warn!(refund = %id, %error, dead, "card refund not sent");
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(count)
+}
