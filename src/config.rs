@@ -194,12 +194,18 @@ impl Config {
         };
 
         let card_timing = CardTiming {
-            session_lifetime: chrono::Duration::minutes(
-                number("RINNOVO_CARD_SESSION_MINUTES", 60, 30, 1440) as i64,
-            ),
-            first_check_after: chrono::Duration::seconds(
-                number("RINNOVO_CARD_CHECK_AFTER_SECS", 600, 0, 86_400) as i64,
-            ),
+            session_lifetime: chrono::Duration::minutes(number(
+                "RINNOVO_CARD_SESSION_MINUTES",
+                60,
+                30,
+                1440,
+            ) as i64),
+            first_check_after: chrono::Duration::seconds(number(
+                "RINNOVO_CARD_CHECK_AFTER_SECS",
+                600,
+                0,
+                86_400,
+            ) as i64),
             worker_interval: Duration::from_secs(number(
                 "RINNOVO_CARD_WORKER_INTERVAL_SECS",
                 30,

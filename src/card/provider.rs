@@ -148,8 +148,10 @@ pub trait CardProvider: Send + Sync {
 
     fn session<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<Session, ProviderError>>;
 
-    fn refund<'a>(&'a self, request: &'a RefundRequest)
-        -> BoxFuture<'a, Result<Refund, ProviderError>>;
+    fn refund<'a>(
+        &'a self,
+        request: &'a RefundRequest,
+    ) -> BoxFuture<'a, Result<Refund, ProviderError>>;
 
     /// Verifies a notification on its raw body and reads it. `header` looks up a request
     /// header by name.

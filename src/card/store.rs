@@ -413,8 +413,7 @@ pub fn add_refund(
         .execute(conn)?;
     diesel::update(card_payments::table.filter(card_payments::id.eq(new.card_payment_id)))
         .set((
-            card_payments::refunded_cents
-                .eq(card_payments::refunded_cents + new.amount.cents()),
+            card_payments::refunded_cents.eq(card_payments::refunded_cents + new.amount.cents()),
             card_payments::updated_at.eq(now.naive_utc()),
         ))
         .execute(conn)?;
@@ -449,14 +448,24 @@ pub fn refunds_of(conn: &mut DbConnection, card_payment_id: &str) -> QueryResult
         .load(conn)
 }
 
-/// Leases up to `limit` refunds due to be sent, with what the provider needs: (refund
-/// id, the provider's payment id, amount in cents, attempts so far).
+/// A refund leased to be sent, with what the provider needs.
+#[derive(Debug, Queryable)]
+pub struct DueRefund {
+    pub id: String,
+    /// The provider's payment it refunds part of.
+    pub payment_id: Option<String>,
+    pub amount_cents: i64,
+    /// Attempts so far, this one included.
+    pub attempts: i32,
+}
+
+/// Leases up to `limit` refunds due to be sent.
 pub fn lease_refunds(
     conn: &mut DbConnection,
     limit: i64,
     lease: chrono::Duration,
     now: DateTime<Utc>,
-) -> QueryResult<Vec<(String, Option<String>, i64, i32)>> {
+) -> QueryResult<Vec<DueRefund>> {
     let ids = lease_due(conn, limit, lease, now)?;
     card_refunds::table
         .inner_join(card_payments::table)

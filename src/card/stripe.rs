@@ -116,7 +116,11 @@ struct CheckoutSession {
 impl CheckoutSession {
     /// What the session says, read in the light of the event that carried it, if any.
     fn into_session(self, event: Option<&str>) -> Session {
-        let state = match (event, self.status.as_deref(), self.payment_status.as_deref()) {
+        let state = match (
+            event,
+            self.status.as_deref(),
+            self.payment_status.as_deref(),
+        ) {
             (Some("checkout.session.async_payment_failed"), _, _) => SessionState::Failed,
             (Some("checkout.session.expired"), _, _) | (_, Some("expired"), _) => {
                 SessionState::Expired
@@ -215,7 +219,10 @@ impl CardProvider for Stripe {
                     request.description.clone(),
                 ),
                 ("line_items[0][quantity]", "1".into()),
-                ("metadata[rinnovo_card_payment_id]", request.reference.clone()),
+                (
+                    "metadata[rinnovo_card_payment_id]",
+                    request.reference.clone(),
+                ),
                 (
                     "payment_intent_data[metadata][rinnovo_card_payment_id]",
                     request.reference.clone(),
@@ -258,7 +265,10 @@ impl CardProvider for Stripe {
                 ("payment_intent", request.payment_id.clone()),
                 ("amount", request.amount.cents().to_string()),
                 ("reason", "requested_by_customer".into()),
-                ("metadata[rinnovo_refund_id]", request.idempotency_key.clone()),
+                (
+                    "metadata[rinnovo_refund_id]",
+                    request.idempotency_key.clone(),
+                ),
             ];
             let refund: StripeRefund = self
                 .call(

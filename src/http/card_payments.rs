@@ -63,14 +63,8 @@ pub async fn open_page_into(state: &AppState, body: String) -> Result<String, Ap
         return Ok(body);
     };
     let timing = card_timing(state);
-    let url = sessions::checkout_url(
-        &state.pool,
-        card,
-        &state.config.public_url,
-        &id,
-        timing,
-    )
-    .await?;
+    let url =
+        sessions::checkout_url(&state.pool, card, &state.config.public_url, &id, timing).await?;
     json["card"]["checkout_url"] = serde_json::Value::String(url);
     json["card"]["status"] = serde_json::Value::String(CardStatus::Open.as_str().into());
     serde_json::to_string(&json).map_err(|e| ApiError::Unexpected(e.into()))
@@ -218,7 +212,9 @@ pub async fn page(
     )
     .await?;
     let payment = state
-        .with_conn(move |conn| store::find(conn, &id)?.ok_or(ApiError::from(CardError::UnknownPayment)))
+        .with_conn(move |conn| {
+            store::find(conn, &id)?.ok_or(ApiError::from(CardError::UnknownPayment))
+        })
         .await?;
     Ok(HttpResponse::Ok().json(CardPaymentView::from(&payment)))
 }
@@ -462,13 +458,11 @@ pub async fn refund(
     let reason = Reason::parse(&body.reason)
         .map_err(|e| ApiError::invalid_field("reason", e.rule(), e.to_string()))?;
     let coupons = match body.coupons {
-        Some(ids) if ids.is_empty() => {
-            return Err(ApiError::invalid_field(
-                "coupons",
-                "not_empty",
-                "coupons must list at least one coupon id, or be left out to refund every unused one",
-            ))
-        }
+        Some(ids) if ids.is_empty() => return Err(ApiError::invalid_field(
+            "coupons",
+            "not_empty",
+            "coupons must list at least one coupon id, or be left out to refund every unused one",
+        )),
         Some(ids) => Coupons::Chosen(ids),
         None => Coupons::AllUnused,
     };

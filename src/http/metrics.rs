@@ -51,6 +51,9 @@ pub struct Metrics {
     sdi_sent: IntCounterVec,
     sdi_failures: IntCounterVec,
     sdi_dead: IntGaugeVec,
+    card_payments: IntGaugeVec,
+    card_notifications: IntCounterVec,
+    card_refunds: IntGaugeVec,
 }
 
 impl Metrics {
@@ -133,6 +136,27 @@ impl Metrics {
                     "Failed attempts to send a file to the SdI",
                 ),
                 &["channel"],
+            ))?,
+            card_payments: registrar.add(IntGaugeVec::new(
+                Opts::new(
+                    "rinnovo_card_payments",
+                    "Card payments (provider sessions) by status",
+                ),
+                &["status"],
+            ))?,
+            card_notifications: registrar.add(IntCounterVec::new(
+                Opts::new(
+                    "rinnovo_card_notifications_total",
+                    "Card provider notifications applied, by outcome (redeliveries are not counted again)",
+                ),
+                &["outcome"],
+            ))?,
+            card_refunds: registrar.add(IntGaugeVec::new(
+                Opts::new(
+                    "rinnovo_card_refunds",
+                    "Card refunds by what the provider says of them (requested: not yet answered)",
+                ),
+                &["status"],
             ))?,
             sdi_dead: registrar.add(IntGaugeVec::new(
                 Opts::new(
@@ -262,7 +286,7 @@ pub async fn scrape(
     metrics.pool_max.set(state.pool.max_size().into());
 
     let now = Utc::now();
-    let (emails, renewals, payments, sdi, untransmitted) = state
+    let (emails, renewals, payments, sdi, untransmitted, card) = state
         .with_conn(move |conn| -> diesel::QueryResult<_> {
             Ok((
                 outbox::stats(conn)?,
@@ -270,6 +294,7 @@ pub async fn scrape(
                 queue::count_by_status(conn)?,
                 transmission::stats(conn)?,
                 transmission::untransmitted(conn, None, now.date_naive())?,
+                crate::card::store::stats(conn)?,
             ))
         })
         .await?;
@@ -309,6 +334,25 @@ pub async fn scrape(
             .sdi_dead
             .with_label_values(&[channel])
             .set(counts.dead);
+    }
+
+    for (status, count) in &card.payments {
+        metrics
+            .card_payments
+            .with_label_values(&[status])
+            .set(*count);
+    }
+    for (outcome, count) in &card.events {
+        catch_up(
+            &metrics.card_notifications.with_label_values(&[outcome]),
+            *count,
+        );
+    }
+    for (status, count) in &card.refunds {
+        metrics
+            .card_refunds
+            .with_label_values(&[status])
+            .set(*count);
     }
 
     let mut body = Vec::new();

@@ -184,8 +184,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/card-payments/{id}/page").route(web::post().to(card_payments::page)),
     )
     .service(
-        web::resource("/api/v1/backoffice/card-payments")
-            .route(web::get().to(card_payments::list)),
+        web::resource("/api/v1/backoffice/card-payments").route(web::get().to(card_payments::list)),
     )
     .service(
         web::resource("/api/v1/backoffice/card-payments/{id}")

@@ -517,8 +517,7 @@ pub async fn request_top_up(
         let brand = crate::http::brand_of(conn, &user.brand)?;
         let mut response = TopUpResponse::new(top_up, &brand);
         response.card = card;
-        let body =
-            serde_json::to_string(&response).map_err(|e| ApiError::Unexpected(e.into()))?;
+        let body = serde_json::to_string(&response).map_err(|e| ApiError::Unexpected(e.into()))?;
         Ok((201, body))
     })
     .await?;

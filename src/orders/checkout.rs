@@ -31,7 +31,9 @@ pub enum CheckoutError {
     #[error("the buyer has no billing data yet")]
     BillingDataMissing,
     /// No card payment provider is configured.
-    #[error("payment by card is not offered: choose prepaid, bank_transfer, postal_slip or cheque")]
+    #[error(
+        "payment by card is not offered: choose prepaid, bank_transfer, postal_slip or cheque"
+    )]
     CardNotOffered,
     #[error(transparent)]
     Billing(#[from] BillingError),

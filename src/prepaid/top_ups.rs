@@ -81,7 +81,7 @@ pub fn request(
                     account_id: &account.id,
                     method,
                     amount: amount.money(),
-                    reference: Some(&reference),
+                    reference: Some(reference),
                     reserved_until,
                 };
                 insert(conn, &top_up, now)?;

@@ -5,6 +5,7 @@ mod agent;
 mod auth;
 mod backoffice_pages;
 mod billing;
+mod card_payments;
 mod catalog;
 mod cli;
 mod courtesy_copies;

@@ -167,7 +167,13 @@ pub async fn send_due(
     })
     .await?;
     let count = due.len();
-    for (id, payment_id, cents, attempts) in due {
+    for store::DueRefund {
+        id,
+        payment_id,
+        amount_cents: cents,
+        attempts,
+    } in due
+    {
         let answer = match payment_id {
             Some(payment_id) => {
                 let request = RefundRequest {

@@ -109,7 +109,13 @@ fn end(
             top_ups::end_unpaid(conn, id, TopUpStatus::Expired, now)?;
         }
     }
-    record(conn, payment, "card_payment.ended", json!({ "status": status.as_str() }), now)?;
+    record(
+        conn,
+        payment,
+        "card_payment.ended",
+        json!({ "status": status.as_str() }),
+        now,
+    )?;
     Ok(Outcome::Ended)
 }
 
