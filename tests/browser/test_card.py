@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 import fake_card_provider  # tests/support, put on the path by conftest
+from conftest import BRAND
 from test_shop import COUPON_CODE, DEMO_DEVICE, DEMO_HOLDER, choose_method, path_is, sign_up
 
 # The endpoint's signing secret, shared by the fake (which signs) and rinnovo (which checks).
@@ -58,7 +59,7 @@ def notifications_to_server(card_provider, server) -> None:
 
 
 def test_card_purchase_is_fulfilled_once_the_provider_confirms(
-    page, shot, server, smtp_sink, card_provider, notifications_to_server
+    page, shot, server, smtp_sink, browser, card_provider, notifications_to_server
 ):
     """Sign up, choose "Carta di credito", pay on the provider's page, come back to the
     order's page, which turns fulfilled once the notification is in; the codes arrive."""
@@ -93,4 +94,46 @@ def test_card_purchase_is_fulfilled_once_the_provider_confirms(
 
     mail = smtp_sink.wait_for_mail_to(customer.email, "i tuoi coupon")
     assert COUPON_CODE.search(mail.text), f"no coupon code in:\n{mail.text}"
+    order_id = page.url.rsplit("/", 1)[-1]
 
+    # The operator finds the payment among the card payments and refunds one coupon.
+    office = server.add_back_office()
+    context = browser.new_context(base_url=server.url, locale="it-IT")
+    context.set_default_timeout(10_000)
+    operator = context.new_page()
+    try:
+        operator.goto(f"/negozio/{BRAND}/accedi")
+        operator.get_by_label("Email", exact=True).fill(office.email)
+        operator.get_by_label("Password", exact=True).fill(office.password)
+        operator.get_by_role("button", name="Accedi").click()
+        expect(operator).to_have_url(path_is("/backoffice/pagamenti"))
+        operator.get_by_role("link", name="Pagamenti con carta").click()
+        expect(operator).to_have_url(path_is("/backoffice/pagamenti/carte"))
+        row = operator.locator("tr", has_text=order_id)
+        expect(row.locator("td.status")).to_have_text("pagato")
+        shot(operator, "backoffice-carte")
+        row.get_by_role("link", name=re.compile("^Dettaglio")).click()
+        expect(operator.locator("#stato")).to_have_text("pagato")
+        expect(operator.get_by_text("Nessun rimborso.")).to_be_visible()
+        boxes = operator.get_by_role("checkbox")
+        expect(boxes).to_have_count(2)
+        shot(operator, "backoffice-carta")
+
+        # No reason: the form again, with the message next to the field.
+        boxes.first.check()
+        operator.get_by_label("Motivo del rimborso").evaluate("e => e.removeAttribute('required')")
+        operator.get_by_role("button", name="Rimborsa").click()
+        expect(operator.locator("#refund-reason-error")).to_be_visible()
+        expect(operator.get_by_role("checkbox").first).to_be_checked()
+
+        operator.get_by_label("Motivo del rimborso").fill("Il cliente ha comprato un coupon di troppo")
+        operator.get_by_role("button", name="Rimborsa").click()
+        expect(operator.locator("#fatto")).to_contain_text("Rimborso richiesto")
+        expect(operator.get_by_role("checkbox")).to_have_count(1)
+        refund = operator.locator("tr[id^=rimborso-]")
+        expect(refund).to_have_count(1)
+        expect(refund).to_contain_text("13,42")
+        expect(operator.locator("#rimborsato")).to_contain_text("13,42")
+        shot(operator, "backoffice-carta-rimborsata")
+    finally:
+        context.close()
