@@ -137,3 +137,27 @@ def test_card_purchase_is_fulfilled_once_the_provider_confirms(
         shot(operator, "backoffice-carta-rimborsata")
     finally:
         context.close()
+
+
+def test_card_top_up_is_credited_once_the_provider_confirms(
+    page, shot, server, smtp_sink, card_provider, notifications_to_server
+):
+    """The prepaid page offers the card; back from the provider's page, the top-up's
+    state shows, and the balance includes it once the notification is in."""
+    sign_up(page, shot, "ricarica-carta", smtp_sink)
+    page.goto("/negozio/prepagato")
+    expect(page.get_by_label("Carta di credito")).to_be_checked()
+    page.get_by_label("Importo della ricarica").fill("abc")
+    page.get_by_role("button", name="Ricarica").click()
+    expect(page.locator("#amount-error")).to_be_visible()
+    shot(page, "prepagato-importo-sbagliato")
+
+    page.get_by_label("Importo della ricarica").fill("50,00")
+    page.get_by_role("button", name="Ricarica").click()
+    expect(page).to_have_url(re.compile(rf"^{re.escape(card_provider.base_url)}/pay/[^/?#]+$"))
+    expect(page.locator("#amount")).to_contain_text("50,00")
+    page.locator("#pay").click()
+    expect(page).to_have_url(re.compile(r"/negozio/prepagato\?ricarica=[^&]+$"))
+    expect(page.get_by_text("Ricarica accreditata")).to_be_visible(timeout=SETTLED_TIMEOUT_MS)
+    expect(page.locator("#saldo")).to_contain_text("50,00")
+    shot(page, "prepagato-ricaricato")
