@@ -161,3 +161,27 @@ def test_card_top_up_is_credited_once_the_provider_confirms(
     expect(page.get_by_text("Ricarica accreditata")).to_be_visible(timeout=SETTLED_TIMEOUT_MS)
     expect(page.locator("#saldo")).to_contain_text("50,00")
     shot(page, "prepagato-ricaricato")
+
+
+def test_a_buyer_back_without_paying_can_open_the_page_again(
+    page, shot, server, smtp_sink, card_provider, notifications_to_server
+):
+    """"Annulla" on the provider's page is no payment: the order's page waits, and its
+    "Paga con carta" button leads to the same provider's page again."""
+    sign_up(page, shot, "carta-annulla", smtp_sink)
+    choose_method(page, shot, "Carta di credito", "card")
+    page.get_by_label("Codice Fiscale", exact=True).fill(DEMO_HOLDER)
+    page.get_by_role("button", name="Avanti").click()
+    page.get_by_role("button", name="Avanti").click()
+    page.get_by_role("button", name="Conferma l'acquisto").click()
+    expect(page).to_have_url(re.compile(rf"^{re.escape(card_provider.base_url)}/pay/[^/?#]+$"))
+    provider_page = page.url
+
+    page.locator("#cancel").click()
+    expect(page).to_have_url(re.compile(r"/negozio/ordini/[^/?#]+$"))
+    expect(page.locator("#carta-stato")).to_contain_text("Pagamento con carta in verifica")
+    assert page.locator('meta[http-equiv="refresh"]').count() == 1
+    shot(page, "ritorno-senza-pagare")
+
+    page.get_by_role("button", name="Paga con carta").click()
+    expect(page).to_have_url(provider_page)
