@@ -17,13 +17,18 @@ use super::{
 use crate::auth::account::{self, CurrentSession};
 use crate::auth::confirmation::{self, LINK_VALID_HOURS};
 use crate::auth::{password, NewPassword, ProfileChanges};
+use crate::card::store as card_store;
+use crate::card::{CardPayment, CardStatus};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode};
 use crate::email_address::EmailAddress;
+use crate::http::card_payments;
 use crate::http::italian::order_status_label;
 use crate::http::AppState;
+use crate::money::PositiveMoney;
 use crate::orders;
-use crate::prepaid::{self, EntryKind};
+use crate::payments::card::{sessions as card_sessions, CardError};
+use crate::prepaid::{self, top_ups, EntryKind};
 use crate::rate_limit;
 use crate::validation::PersonName;
 
@@ -40,6 +45,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/negozio/conferma-email", web::post().to(confirm_email))
         .route("/negozio/conferma-email/invia", web::post().to(resend_link))
         .route("/negozio/prepagato", web::get().to(prepaid_statement))
+        .route(
+            "/negozio/prepagato/ricarica-con-carta",
+            web::post().to(top_up_by_card),
+        )
         .route("/negozio/ordini", web::get().to(order_list))
         .route("/negozio/coupon", web::get().to(coupon_list))
         .route("/negozio/coupon/esporta", web::get().to(coupon_export))
@@ -346,7 +355,98 @@ fn entry_label(kind: EntryKind) -> &'static str {
     }
 }
 
-async fn prepaid_statement(shop: BuyerPage) -> Result<HttpResponse, WebError> {
+/// The statement page's `?ricarica=` top-up, as the page shows it: its real state, not
+/// what a return from the provider's page suggests.
+fn top_up_shown(
+    top_up: &top_ups::TopUp,
+    payment: Option<&CardPayment>,
+    offered: bool,
+    carta: Option<&str>,
+) -> Value {
+    let awaiting = top_up.status == top_ups::TopUpStatus::AwaitingPayment;
+    let status = payment.map(|p| p.status);
+    let ended = top_up.status == top_ups::TopUpStatus::Expired
+        || matches!(status, Some(CardStatus::Expired | CardStatus::Failed));
+    let waiting = awaiting && !ended;
+    json!({
+        "amount": euro(top_up.amount),
+        "paid": top_up.status == top_ups::TopUpStatus::Paid,
+        "waiting": waiting && status != Some(CardStatus::Held),
+        "held": waiting && status == Some(CardStatus::Held),
+        "ended": ended,
+        "unavailable": waiting && offered && carta == Some(CARD_UNAVAILABLE),
+    })
+}
+
+/// What the statement page shows of a top-up just asked for (`?ricarica=`, `?carta=`).
+struct TopUpView {
+    top_up: Value,
+    refresh: bool,
+    card_page: Option<String>,
+}
+
+async fn top_up_view(
+    shop: &BuyerPage,
+    id: Option<String>,
+    carta: Option<String>,
+) -> Result<Option<TopUpView>, WebError> {
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    let (top_up, payment) = shop
+        .read(move |conn, user| {
+            let top_up = top_ups::find(conn, &id)?
+                // Someone else's top-up is as unknown as a made-up one.
+                .filter(|t| t.user_id == user.id)
+                .ok_or_else(|| {
+                    WebError::NotFound("Nessuna ricarica con questo identificativo.".into())
+                })?;
+            let payment = card_store::of_top_up(conn, &id).map_err(WebError::storage)?;
+            Ok((top_up, payment))
+        })
+        .await?;
+    let shown = top_up_shown(
+        &top_up,
+        payment.as_ref(),
+        shop.state.card.is_some(),
+        carta.as_deref(),
+    );
+    let waiting = shown["waiting"] == json!(true);
+    let card_page = payment
+        .filter(|p| {
+            waiting && carta.as_deref() == Some(CARD_OPENED) && p.status == CardStatus::Open
+        })
+        .and_then(|p| p.checkout_url);
+    Ok(Some(TopUpView {
+        top_up: shown,
+        refresh: waiting,
+        card_page,
+    }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct StatementQuery {
+    ricarica: Option<String>,
+    carta: Option<String>,
+}
+
+async fn prepaid_statement(
+    shop: BuyerPage,
+    query: web::Query<StatementQuery>,
+) -> Result<HttpResponse, WebError> {
+    let StatementQuery { ricarica, carta } = query.into_inner();
+    let shown = top_up_view(&shop, ricarica, carta).await?;
+    statement_page(&shop, shown, "", None, StatusCode::OK).await
+}
+
+async fn statement_page(
+    shop: &BuyerPage,
+    shown: Option<TopUpView>,
+    typed_amount: &str,
+    amount_error: Option<String>,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
     let (account, entries) = shop
         .read(|conn, user| {
             let account = prepaid::account_of_owner(conn, &user.id)?;
@@ -366,11 +466,101 @@ async fn prepaid_statement(shop: BuyerPage) -> Result<HttpResponse, WebError> {
             })
         })
         .collect();
+    let (top_up, refresh, card_page) = match shown {
+        Some(view) => (view.top_up, view.refresh, view.card_page),
+        None => (Value::Null, false, None),
+    };
     shop.render(
-        StatusCode::OK,
+        status,
         "prepagato",
-        json!({ "title": "Conto prepagato", "balance": euro(account.balance), "entries": entries }),
+        json!({
+            "title": "Conto prepagato",
+            "balance": euro(account.balance),
+            "entries": entries,
+            "card": shop.state.card.is_some(),
+            "top_up": top_up,
+            "refresh": refresh,
+            "card_page": card_page,
+            "form": { "amount": typed_amount },
+            "errors": { "amount": amount_error },
+        }),
     )
+}
+
+/// The statement page saying the provider's page could not be opened (`?carta=`).
+const CARD_UNAVAILABLE: &str = "non-disponibile";
+/// The statement page that moves on to the provider's page just opened (`?carta=`); see
+/// the order's page for why not a redirect.
+const CARD_OPENED: &str = "apri";
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct TopUpForm {
+    amount: String,
+}
+
+/// "Ricarica con carta di credito": the top-up is stored, then the provider's page is
+/// opened and the buyer sent on to it through the statement page, which shows the
+/// top-up's state on the way back.
+async fn top_up_by_card(
+    shop: BuyerPage,
+    CheckedForm(form): CheckedForm<TopUpForm>,
+) -> Result<HttpResponse, WebError> {
+    let Some(card) = shop.state.card.clone() else {
+        return Err(WebError::NotFound(
+            "Il pagamento con carta non è disponibile.".into(),
+        ));
+    };
+    // Typed the Italian way ("50,00") or not ("50.00").
+    let typed = form.amount.trim().to_owned();
+    let amount = match PositiveMoney::parse(&typed.replace(',', ".")) {
+        Ok(amount) => amount,
+        Err(_) => {
+            let message = "Indica un importo maggiore di zero, come 50,00.".to_owned();
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return statement_page(&shop, None, &typed, Some(message), status).await;
+        }
+    };
+    let email = confirmation::confirmed_email(&shop.user)?;
+    let settings = card.clone();
+    let requested = shop
+        .read(move |conn, user| {
+            let requester = top_ups::Requester {
+                user_id: &user.id,
+                brand_id: &user.brand_id,
+                name: user.name.as_str(),
+                email: &email,
+            };
+            match top_ups::request_by_card(conn, &requester, amount, &settings, Utc::now()) {
+                Ok(done) => Ok(Ok(done)),
+                Err(error) => Ok(Err(refusal(error)?)),
+            }
+        })
+        .await?;
+    let (top_up, payment) = match requested {
+        Ok(done) => done,
+        Err(identity) => {
+            let status = super::form_status(&identity);
+            return statement_page(&shop, None, &typed, Some(identity.italian), status).await;
+        }
+    };
+    let page = format!("/negozio/prepagato?ricarica={}", top_up.id);
+    let opened = card_sessions::checkout_url(
+        &shop.state.pool,
+        &card,
+        &shop.state.config.public_url,
+        &payment.id,
+        card_payments::card_timing(&shop.state),
+    )
+    .await;
+    match opened {
+        Ok(_) => Ok(see_other(&format!("{page}&carta={CARD_OPENED}"))),
+        Err(CardError::Provider(error)) => {
+            tracing::warn!(%error, top_up = %top_up.id, "card page not opened");
+            Ok(see_other(&format!("{page}&carta={CARD_UNAVAILABLE}")))
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 async fn order_list(shop: BuyerPage) -> Result<HttpResponse, WebError> {

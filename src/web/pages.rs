@@ -50,6 +50,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     page_template!("bo_fatture"),
     page_template!("bo_fattura"),
     page_template!("bo_pagamento"),
+    page_template!("bo_carte"),
+    page_template!("bo_carta"),
     page_template!("bo_riepilogo"),
     page_template!("bo_prepagati"),
     page_template!("bo_prepagato"),

@@ -23,8 +23,10 @@ use crate::auth::{
 };
 use crate::billing;
 use crate::brands;
+use crate::card::{CardPayment, CardStatus};
 use crate::catalog::{self, Product, ProposalError, RequestedLine};
 use crate::email_address::EmailAddress;
+use crate::http::card_payments;
 use crate::http::downloads::{pdf_download, xml_download};
 use crate::http::AppState;
 use crate::idempotency::{self, IdempotencyError, IdempotencyKey};
@@ -32,6 +34,7 @@ use crate::invoices;
 use crate::lookup::{self, Eligibility, RenewalStatus};
 use crate::orders::checkout::{self, Cart, CheckoutError};
 use crate::orders::{self, resend, OrderError, OrderStatus, PaymentMethod};
+use crate::payments::card::{sessions as card_sessions, CardError};
 use crate::prepaid::{self, PrepaidError};
 use crate::registry::{CertificateKind, CodiceFiscale};
 use crate::validation::PersonName;
@@ -52,6 +55,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/negozio/ordini/{id}/invia-codici",
             web::post().to(resend_codes),
+        )
+        .route(
+            "/negozio/ordini/{id}/paga-con-carta",
+            web::post().to(pay_by_card),
         )
         .route("/negozio/{brand}/accedi", web::get().to(sign_in_form))
         .route("/negozio/{brand}/accedi", web::post().to(sign_in))
@@ -271,12 +278,14 @@ async fn sign_out(
 /// The payment methods the shop offers (cheques are for the back-office to record);
 /// without `metodo` the shop proposes the prepaid account. Any other value is refused
 /// rather than read as prepaid: a page must never charge the account for a method the
-/// customer did not choose.
-fn method(text: Option<&String>) -> Result<PaymentMethod, WebError> {
+/// customer did not choose. The card only when a provider is configured: otherwise an
+/// order placed by card could never be paid.
+fn method(state: &AppState, text: Option<&String>) -> Result<PaymentMethod, WebError> {
     match text.map(String::as_str) {
         None | Some("prepaid") => Ok(PaymentMethod::Prepaid),
         Some("bank_transfer") => Ok(PaymentMethod::BankTransfer),
         Some("postal_slip") => Ok(PaymentMethod::PostalSlip),
+        Some("card") if state.card.is_some() => Ok(PaymentMethod::Card),
         Some(_) => Err(WebError::Refused {
             status: StatusCode::BAD_REQUEST,
             message: "Metodo di pagamento sconosciuto: scegli conto prepagato, bonifico \
@@ -315,7 +324,11 @@ async fn choose_method(shop: BuyerPage) -> Result<HttpResponse, WebError> {
     shop.render(
         StatusCode::OK,
         "metodo",
-        json!({ "title": "Modalità di pagamento", "balance": euro(balance) }),
+        json!({
+            "title": "Modalità di pagamento",
+            "balance": euro(balance),
+            "card": shop.state.card.is_some(),
+        }),
     )
 }
 
@@ -325,7 +338,7 @@ async fn holder(
     }: BuyerPage,
     query: Query,
 ) -> Result<HttpResponse, WebError> {
-    let method = method(query.get("metodo"))?;
+    let method = method(&state, query.get("metodo"))?;
     let context = merge(
         base,
         json!({ "title": "Titolare", "metodo": method.as_str(), "codice_fiscale": "", "error": null }),
@@ -367,7 +380,7 @@ async fn devices(
     request: HttpRequest,
     query: Query,
 ) -> Result<HttpResponse, WebError> {
-    let method = method(query.get("metodo"))?;
+    let method = method(&shop.state, query.get("metodo"))?;
     let typed = query.get("codice_fiscale").cloned().unwrap_or_default();
     // The holder form again, with why the lookup gave nothing to show.
     let holder_again = |status: StatusCode, error: String| {
@@ -497,7 +510,7 @@ fn holder_proposal(
 }
 
 async fn manual_list(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError> {
-    let method = method(query.get("metodo"))?;
+    let method = method(&shop.state, query.get("metodo"))?;
     manual_page(&shop, method, &query, None, StatusCode::OK).await
 }
 
@@ -584,7 +597,7 @@ async fn choose_again(
 }
 
 async fn summary(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError> {
-    let method = method(query.get("metodo"))?;
+    let method = method(&shop.state, query.get("metodo"))?;
     let (_, Cart { products, quote }) = match cart(&shop, &query).await? {
         Ok(cart) => cart,
         Err(message) => return choose_again(&shop, method, &query, message).await,
@@ -630,7 +643,7 @@ async fn confirm(
         form.get("csrf_token").map(String::as_str).unwrap_or(""),
     )?;
     let (state, user) = (&shop.state, &shop.user);
-    let method = method(form.get("metodo"))?;
+    let method = method(state, form.get("metodo"))?;
     let key = IdempotencyKey::parse(form.get("chiave").map(String::as_str).unwrap_or(""))
         .map_err(|_| WebError::Csrf)?;
     let lines = match requested(&form) {
@@ -674,6 +687,9 @@ async fn confirm(
     })
     .await?;
     let refused = match placed {
+        Ok(order_id) if method == PaymentMethod::Card => {
+            return to_card_page(state, &order_id).await
+        }
         Ok(order_id) => return Ok(see_other(&format!("/negozio/ordini/{order_id}"))),
         Err(refused) => refused,
     };
@@ -709,6 +725,102 @@ fn unconfirmed_page(
     shop.render(identity.status, "errore", context)
 }
 
+/// The order's page saying the provider's page could not be opened (`?carta=`).
+const CARD_UNAVAILABLE: &str = "non-disponibile";
+/// The order's page that moves on to the provider's page just opened (`?carta=`).
+const CARD_OPENED: &str = "apri";
+
+/// Sends the buyer to the provider's page of the order's card payment, through the
+/// order's page: the pages' policy lets forms lead only to rinnovo, so a form's redirect
+/// straight to the provider would be blocked by the browser; a page's own move is not.
+/// The order is already committed, so a provider that does not answer is no reason to
+/// lose it: the order's page says so and its button asks again (the same card payment,
+/// the same page).
+async fn to_card_page(
+    state: &web::Data<AppState>,
+    order_id: &str,
+) -> Result<HttpResponse, WebError> {
+    let order_page = format!("/negozio/ordini/{order_id}");
+    let Some(card) = state.card.as_ref() else {
+        return Ok(see_other(&order_page));
+    };
+    let lookup = order_id.to_owned();
+    let payment = with_conn(state, move |conn| {
+        crate::card::store::of_order(conn, &lookup).map_err(WebError::storage)
+    })
+    .await?
+    .ok_or(CardError::UnknownPayment)?;
+    let opened = card_sessions::checkout_url(
+        &state.pool,
+        card,
+        &state.config.public_url,
+        &payment.id,
+        card_payments::card_timing(state),
+    )
+    .await;
+    match opened {
+        Ok(_) => Ok(see_other(&format!("{order_page}?carta={CARD_OPENED}"))),
+        Err(CardError::Provider(error)) => {
+            tracing::warn!(%error, order = order_id, "card page not opened: the buyer may retry");
+            Ok(see_other(&format!("{order_page}?carta={CARD_UNAVAILABLE}")))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// "Paga con carta": the provider's page of the buyer's order again, after the provider
+/// did not answer or the buyer came back without paying.
+async fn pay_by_card(
+    shop: BuyerPage,
+    id: web::Path<String>,
+    _: CheckedForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    let id = id.into_inner();
+    let lookup = id.clone();
+    shop.read(move |conn, user| {
+        orders::find(conn, &lookup)?
+            .filter(|o| o.user_id == user.id)
+            .ok_or(OrderError::NotFound)?;
+        Ok(())
+    })
+    .await?;
+    to_card_page(&shop.state, &id).await
+}
+
+/// What the order's page says of its card payment. A return from the provider's page
+/// proves nothing: the page shows what the provider has told rinnovo, and reloads itself
+/// while that may still change.
+fn card_context(
+    order: &orders::Order,
+    payment: Option<&CardPayment>,
+    offered: bool,
+    shown: Option<&str>,
+) -> Value {
+    if order.payment_method != PaymentMethod::Card {
+        return json!({ "card": false });
+    }
+    let awaiting = order.status == OrderStatus::AwaitingPayment;
+    let status = payment.map(|p| p.status);
+    let ended = matches!(order.status, OrderStatus::Expired | OrderStatus::Cancelled)
+        || matches!(status, Some(CardStatus::Expired | CardStatus::Failed));
+    let waiting = awaiting && !ended;
+    json!({
+        "card": true,
+        "card_waiting": waiting,
+        "card_held": awaiting && status == Some(CardStatus::Held),
+        "card_ended": ended,
+        "card_can_pay": waiting && offered && status.is_some_and(CardStatus::is_waiting),
+        "card_unavailable": waiting && shown == Some(CARD_UNAVAILABLE),
+        // Just opened: on to the provider's page (the link says where, should the move
+        // not happen).
+        "card_page": payment
+            .filter(|p| waiting && shown == Some(CARD_OPENED) && p.status == CardStatus::Open)
+            .and_then(|p| p.checkout_url.clone()),
+        // A held payment waits for the back-office, not for the provider.
+        "refresh": waiting && status != Some(CardStatus::Held),
+    })
+}
+
 async fn order(
     shop: BuyerPage,
     id: web::Path<String>,
@@ -717,16 +829,28 @@ async fn order(
     // `?codici=N`: the page after N new codes were sent.
     let codes_resent = query.get("codici").and_then(|n| n.parse::<usize>().ok());
     let id = id.into_inner();
-    let (order, documents) = shop
+    let (order, documents, card_payment) = shop
         .read(move |conn, user| {
             let order = orders::find(conn, &id)?
                 // Someone else's order is as unknown as a made-up one.
                 .filter(|o| o.user_id == user.id)
                 .ok_or(OrderError::NotFound)?;
             let documents = invoices::documents_of_order(conn, &user.into(), &id)?;
-            Ok((order, documents))
+            let card_payment = match order.payment_method {
+                PaymentMethod::Card => {
+                    crate::card::store::of_order(conn, &id).map_err(WebError::storage)?
+                }
+                _ => None,
+            };
+            Ok((order, documents, card_payment))
         })
         .await?;
+    let card = card_context(
+        &order,
+        card_payment.as_ref(),
+        shop.state.card.is_some(),
+        query.get("carta").map(String::as_str),
+    );
     let documents: Vec<Value> = documents
         .iter()
         .map(|d| document_row(d, "/negozio/fatture"))
@@ -737,12 +861,20 @@ async fn order(
         .map(|l| json!({ "name": l.product_name, "quantity": l.quantity, "net": euro(l.net_amount) }))
         .collect();
     let prepaid = order.payment_method == PaymentMethod::Prepaid;
-    shop.render(
-        StatusCode::OK,
-        "ordine",
-        json!({
-            "title": if prepaid { "Acquisto concluso" } else { "In attesa del versamento" },
-            "prepaid": prepaid,
+    let fulfilled = order.status == OrderStatus::Fulfilled;
+    let by_card = order.payment_method == PaymentMethod::Card;
+    // Paid at once (prepaid) or by card once the provider confirmed: the same words.
+    let concluded = prepaid || (by_card && fulfilled);
+    let title = if concluded {
+        "Acquisto concluso"
+    } else if by_card {
+        "Pagamento con carta"
+    } else {
+        "In attesa del versamento"
+    };
+    let context = json!({
+            "title": title,
+            "prepaid": concluded,
             "fulfilled": order.status == OrderStatus::Fulfilled,
             "invoice_number": order.invoice_number,
             "email": order.email,
@@ -757,8 +889,8 @@ async fn order(
             "order_id": order.id,
             "codes_resent": codes_resent,
             "account_email": shop.user.email.as_str(),
-        }),
-    )
+    });
+    shop.render(StatusCode::OK, "ordine", merge(context, card))
 }
 
 /// The buyer's document's FatturaPA file, downloaded with the page's session.

@@ -386,7 +386,16 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(request: pytest.FixtureRequest, smtp_sink: MailSink) -> Iterator[Server]:
+def server_env() -> dict[str, str]:
+    """Settings of the module's server beyond the usual ones: a module that needs a
+    service the others do without (a card provider) overrides this fixture."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def server(
+    request: pytest.FixtureRequest, smtp_sink: MailSink, server_env: dict[str, str]
+) -> Iterator[Server]:
     """A fresh `rinnovo serve --demo` for the module, stopped at the end.
 
     Its log is copied next to the screenshots, so a failure in CI can be read there.
@@ -403,6 +412,7 @@ def server(request: pytest.FixtureRequest, smtp_sink: MailSink) -> Iterator[Serv
         "RINNOVO_LOG": "warn",
         "RINNOVO_MAIL_RETRY_BASE_SECS": "1",
         "RINNOVO_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        **server_env,
     }
     env.pop("RINNOVO_DATABASE_URL", None)
     database = None

@@ -8,6 +8,7 @@
 //! refused input or a domain refusal shows the page again with the message next to the
 //! field.
 
+mod card_payments;
 mod coupons;
 mod emails;
 mod invoices;
@@ -47,6 +48,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/backoffice/estratti", web::post().to(statements::import))
         .route("/backoffice/pagamenti", web::get().to(payments::payments))
+        // Before `/backoffice/pagamenti/{id}`, which would take `carte` for a payment id.
+        .route(card_payments::LIST_PATH, web::get().to(card_payments::list))
+        .route(
+            "/backoffice/pagamenti/carte/{id}",
+            web::get().to(card_payments::payment),
+        )
+        .route(
+            "/backoffice/pagamenti/carte/{id}/rimborsa",
+            web::post().to(card_payments::refund),
+        )
         .route(
             "/backoffice/pagamenti/{id}",
             web::get().to(payments::payment),
@@ -257,6 +268,9 @@ fn done_message(fatto: Option<&str>) -> Value {
         Some("riprova") => json!("L'email è di nuovo in coda di invio."),
         Some("reinviata") => json!(
             "Il documento ha un nuovo file, con lo stesso numero e la stessa data: è in coda di trasmissione al SdI."
+        ),
+        Some("rimborso-carta") => json!(
+            "Rimborso richiesto: il suo stato presso il circuito di pagamento è nell'elenco dei rimborsi."
         ),
         Some("ritrasmetti") => json!("Il file è di nuovo in coda di trasmissione allo SdI."),
         _ => Value::Null,

@@ -1,0 +1,304 @@
+//! The card payments: the list, one payment's page with its refunds, and the refund form.
+//! The rules (what can be refunded, the credit note, the outbox) are in
+//! `payments::card::refunds`; here the forms and the Italian.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::card::store::{self, RefundRow};
+use crate::card::{CardPayment, CardStatus, CardTarget};
+use crate::coupons::{self, ShownStatus};
+use crate::http::card_payments::refund_retry;
+use crate::http::Identity;
+use crate::money::Money;
+use crate::payments::card::refunds::{self, Coupons};
+use crate::payments::card::CardError;
+use crate::validation::Reason;
+use crate::web::{euro, form_status, refusal, with_conn, OperatorPage, WebError};
+
+use super::{
+    done_message, filters_status, or_dash, reason_error, time_it, url_segment, OperatorForm,
+};
+
+/// As many as the API lists: the newest first, the older ones by status.
+const LIST_LIMIT: i64 = 200;
+
+pub(super) const LIST_PATH: &str = "/backoffice/pagamenti/carte";
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ListQuery {
+    stato: String,
+}
+
+fn target_link(payment: &CardPayment) -> Value {
+    match &payment.target {
+        CardTarget::Order(id) => json!({
+            "label": "Ordine",
+            "id": id,
+            "href": format!("/backoffice/ordini?cerca={}", url_segment(id)),
+        }),
+        CardTarget::TopUp(id) => json!({
+            "label": "Ricarica",
+            "id": id,
+            // The top-up's account is on the prepaid pages; its id is what the operator
+            // looks for there.
+            "href": Value::Null,
+        }),
+    }
+}
+
+fn payment_row(p: &CardPayment) -> Value {
+    json!({
+        "id": p.id,
+        "created": time_it(p.created_at),
+        "amount": euro(p.amount),
+        "status": p.status.as_str(),
+        "status_label": p.status.italian(),
+        "target": target_link(p),
+        "session_id": or_dash(p.session_id.clone()),
+        "provider_payment_id": or_dash(p.provider_payment_id.clone()),
+        "paid": p.paid_cents.map(|c| euro(Money::from_cents(c))),
+        "refunded": euro(p.refunded),
+        "has_refunds": p.refunded.is_positive(),
+        "note": p.note,
+    })
+}
+
+pub(super) async fn list(
+    visit: OperatorPage,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, WebError> {
+    let chosen = query.into_inner().stato.trim().to_owned();
+    let (status, error) = match chosen.as_str() {
+        "" => (None, None),
+        text => match CardStatus::parse(text) {
+            Some(status) => (Some(status), None),
+            None => (None, Some("Scegli uno degli stati dell'elenco.")),
+        },
+    };
+    let valid = error.is_none();
+    let (brand, found) = visit
+        .read(move |conn, brand_id| {
+            if !valid {
+                return Ok(Vec::new());
+            }
+            store::list(conn, brand_id, status, LIST_LIMIT).map_err(WebError::storage)
+        })
+        .await?;
+    let statuses: Vec<Value> = CardStatus::ALL
+        .iter()
+        .map(|s| json!({ "value": s.as_str(), "label": s.italian(), "selected": s.as_str() == chosen }))
+        .collect();
+    let rows: Vec<Value> = found.iter().map(payment_row).collect();
+    visit.render(
+        &brand,
+        "Pagamenti con carta",
+        filters_status(valid),
+        "bo_carte",
+        json!({
+            "filters": { "stato": chosen },
+            "errors": { "stato": error },
+            "statuses": statuses,
+            "payments": rows,
+            "valid": valid,
+            "limited": rows.len() as i64 == LIST_LIMIT,
+        }),
+    )
+}
+
+fn refund_row(row: &RefundRow) -> Value {
+    json!({
+        "id": row.id,
+        "created": time_it(row.created_at.and_utc()),
+        "amount": euro(Money::from_cents(row.amount_cents)),
+        "coupons": row.coupons,
+        "credit_note_id": row.credit_note_id,
+        "reason": row.reason,
+        "status": match row.status.as_str() {
+            "pending" => "da inviare",
+            "sent" => "inviato",
+            "dead" => "non riuscito: da riprovare",
+            other => other,
+        },
+        "provider_status": or_dash(row.provider_status.clone()),
+        "provider_refund_id": or_dash(row.provider_refund_id.clone()),
+        "last_error": row.last_error,
+    })
+}
+
+/// What the refund form holds when shown again: what was typed, and why it was refused.
+#[derive(Default)]
+pub(super) struct RefundFormState {
+    reason: String,
+    chosen: Vec<String>,
+    reason_error: Option<String>,
+    error: Option<String>,
+}
+
+async fn payment_page(
+    visit: &OperatorPage,
+    id: String,
+    form: RefundFormState,
+    done: Value,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
+    let (brand, (payment, refund_rows, unused)) = visit
+        .read(move |conn, brand_id| {
+            let payment = store::find(conn, &id)
+                .map_err(WebError::storage)?
+                .filter(|p| p.brand_id == brand_id)
+                .ok_or(CardError::UnknownPayment)?;
+            let refund_rows = store::refunds_of(conn, &id).map_err(WebError::storage)?;
+            // The coupons a refund can void: the order's not yet used.
+            let unused = match payment.order_id() {
+                Some(order_id) => coupons::list_for_owner(conn, &payment.user_id, None, Utc::now())
+                    .map_err(WebError::storage)?
+                    .into_iter()
+                    .filter(|c| c.order_id == order_id)
+                    .filter(|c| matches!(c.status, ShownStatus::Available | ShownStatus::Expired))
+                    .collect(),
+                None => Vec::new(),
+            };
+            Ok((payment, refund_rows, unused))
+        })
+        .await?;
+    // As `refunds::refund` allows: a held payment whole, a paid one by its order's
+    // coupons (a paid top-up is adjusted on the prepaid account instead).
+    let refundable = match payment.status {
+        CardStatus::Held => true,
+        CardStatus::Paid => payment.order_id().is_some(),
+        _ => false,
+    } && payment.refundable().is_positive();
+    let coupon_rows: Vec<Value> = unused
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "hint": c.hint,
+                "product": c.product_name,
+                "status": c.status.italian(),
+                "checked": form.chosen.contains(&c.id),
+            })
+        })
+        .collect();
+    let mut row = payment_row(&payment);
+    row["expires"] = json!(time_it(payment.expires_at));
+    row["updated"] = json!(time_it(payment.updated_at));
+    row["refundable"] = json!(euro(payment.refundable()));
+    row["provider"] = json!(payment.provider);
+    visit.render(
+        &brand,
+        "Pagamento con carta",
+        status,
+        "bo_carta",
+        json!({
+            "done": done,
+            "payment": row,
+            "refunds": refund_rows.iter().map(refund_row).collect::<Vec<_>>(),
+            "can_refund": refundable,
+            "held": payment.status == CardStatus::Held,
+            "coupons": coupon_rows,
+            "form": { "reason": form.reason },
+            "errors": { "reason": form.reason_error, "refund": form.error },
+        }),
+    )
+}
+
+pub(super) async fn payment(
+    visit: OperatorPage,
+    id: web::Path<String>,
+    query: web::Query<super::DoneQuery>,
+) -> Result<HttpResponse, WebError> {
+    let done = done_message(query.fatto.as_deref());
+    let form = RefundFormState::default();
+    payment_page(&visit, id.into_inner(), form, done, StatusCode::OK).await
+}
+
+/// The refund form: `reason`, and a `coupon_<id>` box per coupon chosen (none chosen: all
+/// the unused ones), read from a map since the boxes are named by the coupons.
+pub(super) async fn refund(
+    form: OperatorForm<HashMap<String, String>>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let OperatorForm { visit, fields } = form;
+    let id = id.into_inner();
+    let typed = fields.get("reason").cloned().unwrap_or_default();
+    let mut chosen: Vec<String> = fields
+        .keys()
+        .filter_map(|k| k.strip_prefix("coupon_"))
+        .map(str::to_owned)
+        .collect();
+    chosen.sort();
+    let mut state = RefundFormState {
+        reason: typed.clone(),
+        chosen: chosen.clone(),
+        ..RefundFormState::default()
+    };
+    let reason = match Reason::parse(&typed) {
+        Ok(reason) => reason,
+        Err(e) => {
+            state.reason_error = Some(reason_error(&e));
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return payment_page(&visit, id, state, Value::Null, status).await;
+        }
+    };
+    let coupons = if chosen.is_empty() {
+        Coupons::AllUnused
+    } else {
+        Coupons::Chosen(chosen)
+    };
+    let (operator_id, brand_id, payment_id) = (
+        visit.user.id.clone(),
+        visit.user.brand_id.clone(),
+        id.clone(),
+    );
+    let outcome = with_conn(&visit.state, move |conn| {
+        let who = refunds::Operator {
+            id: &operator_id,
+            brand_id: &brand_id,
+            reason: &reason,
+        };
+        Ok(refunds::refund(
+            conn,
+            &who,
+            &payment_id,
+            &coupons,
+            Utc::now(),
+        ))
+    })
+    .await?;
+    if let Err(error) = outcome {
+        let identity = page_refusal(error)?;
+        let status = form_status(&identity);
+        state.error = Some(identity.italian);
+        return payment_page(&visit, id, state, Value::Null, status).await;
+    }
+    // Sent at once when the provider answers; otherwise the worker retries it, and the
+    // refund is stored either way.
+    if let Some(card) = &visit.state.card {
+        if let Err(error) =
+            refunds::send_due(&visit.state.pool, card.provider.as_ref(), refund_retry()).await
+        {
+            tracing::warn!(%error, "card refund: left to the worker");
+        }
+    }
+    Ok(super::done_redirect(
+        &format!("{LIST_PATH}/{}", url_segment(&id)),
+        "rimborso-carta",
+    ))
+}
+
+/// A refused refund, for the payment's page; an unknown payment is the error page (there
+/// is no page to show again).
+fn page_refusal(error: CardError) -> Result<Identity, WebError> {
+    if matches!(error, CardError::UnknownPayment) {
+        return Err(error.into());
+    }
+    refusal(error)
+}
