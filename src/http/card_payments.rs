@@ -118,6 +118,12 @@ pub async fn notification(
     request: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    // Unsigned is refused first, whatever the configuration: nothing unsigned is read.
+    if !request.headers().contains_key("Stripe-Signature") {
+        return Err(invalid_notification(
+            crate::card::provider::NotificationError::Unsigned,
+        ));
+    }
     let card = state.card.as_ref().ok_or_else(card_payments_off)?;
     let now = Utc::now();
     let header = |name: &str| {
@@ -130,15 +136,7 @@ pub async fn notification(
     let notification = card
         .provider
         .notification(&header, &body, now)
-        .map_err(|e| {
-            tracing::warn!(error = %e, "card notification refused");
-            ApiError::refused(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                "invalid-notification",
-                "Invalid notification",
-                e.to_string(),
-            )
-        })?;
+        .map_err(invalid_notification)?;
     let provider = card.provider.name();
     let app = state.clone();
     let outcome = state
@@ -153,6 +151,16 @@ pub async fn notification(
     Ok(HttpResponse::Ok().json(NotificationResponse {
         outcome: outcome.as_str().to_owned(),
     }))
+}
+
+fn invalid_notification(error: crate::card::provider::NotificationError) -> ApiError {
+    tracing::warn!(%error, "card notification refused");
+    ApiError::refused(
+        actix_web::http::StatusCode::BAD_REQUEST,
+        "invalid-notification",
+        "Invalid notification",
+        error.to_string(),
+    )
 }
 
 fn card_payments_off() -> ApiError {

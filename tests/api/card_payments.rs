@@ -649,9 +649,21 @@ async fn without_a_provider_the_card_is_not_offered() {
     let refused = problem(response, 400).await;
     assert_eq!(refused["errors"][0]["field"], "payment_method");
     let webhook = app
+        .client
+        .post(format!("{}/api/v1/card/notifications", app.address))
+        .header("Stripe-Signature", "t=1,v1=00")
+        .json(&json!({ "id": "evt_1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(webhook.status(), 404);
+    let unsigned = app
         .post_json("/api/v1/card/notifications", &json!({ "id": "evt_1" }))
         .await;
-    assert_eq!(webhook.status(), 404);
+    assert_eq!(
+        problem(unsigned, 400).await["type"],
+        "/problems/invalid-notification"
+    );
 }
 
 #[tokio::test]
