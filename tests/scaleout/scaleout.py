@@ -18,6 +18,7 @@ import datetime
 import email
 import email.policy
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -34,6 +35,7 @@ from aiosmtpd.controller import Controller
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 import http_json  # noqa: E402  (tests/support: shared by the Python harnesses)
+import fake_card_provider  # noqa: E402  (the card provider's stand-in, Stripe's API)
 
 BRAND = "visura"
 IBAN = "IT60X0542811101000000123456"
@@ -44,6 +46,8 @@ CUSTOMERS = 12
 PREPAID_ORDERS_EACH = 3
 TRANSFER_ORDERS = 10
 DEVICES = 6
+CARD_ORDERS = 12
+CARD_SECRET = "whsec_scaleout_" + secrets.token_hex(8)
 
 
 # Valid billing data of a person: every order needs some.
@@ -115,6 +119,10 @@ class Cluster:
         self.pec_sink = Sink()
         self.pec = Controller(self.pec_sink, hostname="127.0.0.1", port=free_port())
         self.processes: list[subprocess.Popen] = []
+        # The card provider: its notifications are posted to every server by the test;
+        # its own deliveries are dropped, so the workers must ask it about the rest.
+        self.card_provider, card_port = fake_card_provider.start(secret=CARD_SECRET)
+        self.card_base = f"http://127.0.0.1:{card_port}"
         self.env = {
             "PATH": os.environ["PATH"],
             "RINNOVO_DATABASE_URL": self.url,
@@ -126,6 +134,11 @@ class Cluster:
             "RINNOVO_MAIL_RETRY_BASE_SECS": "1",
             "RINNOVO_ISSUANCE_INTERVAL_SECS": "1",
             "RINNOVO_ISSUANCE_BATCH_SIZE": "3",
+            "RINNOVO_STRIPE_SECRET_KEY": "sk_test_scaleout",
+            "RINNOVO_STRIPE_WEBHOOK_SECRETS": CARD_SECRET,
+            "RINNOVO_STRIPE_API_BASE": self.card_base,
+            "RINNOVO_CARD_CHECK_AFTER_SECS": "2",
+            "RINNOVO_CARD_WORKER_INTERVAL_SECS": "1",
         }
         self.servers: list[Api] = []
 
@@ -189,6 +202,7 @@ class Cluster:
                 process.kill()
         self.smtp.stop()
         self.pec.stop()
+        self.card_provider.stop()
         subprocess.run(
             ["psql", "-q", f"{self.pg_server}/postgres", "-c",
              f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)"],
@@ -304,6 +318,51 @@ def run(cluster: Cluster) -> None:
                                 token=office_token, raw=statement, headers=headers, expect=(200, 201))[1]
     assert again["new_entries"] == 0, again
 
+    say(f"{CARD_ORDERS} orders paid by card: notifications to every server at once, or lost")
+    card = http_json.request(f"{cluster.card_base}/_control/config", "POST",
+                             {"drop_notifications": True})
+    assert card.status == 200, card.text()
+    card_orders = []
+    for n in range(CARD_ORDERS):
+        address, token = customers[n % CUSTOMERS]
+        order = cluster.api(n).call(
+            "POST", "/api/v1/orders",
+            {"lines": [{"product": "RIN-CNS", "quantity": 2}], "payment_method": "card"},
+            token=token, headers={"Idempotency-Key": secrets.token_hex(16)})[1]
+        assert order["status"] == "awaiting_payment" and order["card"]["status"] == "open", order
+        card_orders.append(order)
+
+    def pay_by_card(job):
+        n, order = job
+        session = order["card"]["checkout_url"].rsplit("/", 1)[1]
+        paid = http_json.request(f"{cluster.card_base}/_control/sessions/{session}/pay", "POST",
+                                 {"notify": False})
+        assert paid.status == 200, paid.text()
+        if n % 2:
+            return  # notification lost: the workers must find it
+        body = json.dumps(paid.body["event"], separators=(",", ":")).encode()
+        def deliver(server: int) -> int:
+            stamp = int(time.time())
+            signature = hmac.new(CARD_SECRET.encode(), f"{stamp}.".encode() + body,
+                                 hashlib.sha256).hexdigest()
+            return http_json.request(
+                f"{cluster.api(server).base}/api/v1/card/notifications", "POST", raw=body,
+                content_type="application/json",
+                headers={"Stripe-Signature": f"t={stamp},v1={signature}"}).status
+        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as each:
+            statuses = list(each.map(deliver, range(3)))
+        assert statuses == [200, 200, 200], statuses
+    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(pay_by_card, enumerate(card_orders)))
+    deadline = time.time() + 90
+    while True:
+        waiting = int(cluster.psql(
+            "SELECT count(*) FROM orders WHERE payment_method = 'card' AND status <> 'fulfilled'")[0][0])
+        if waiting == 0:
+            break
+        assert time.time() < deadline, f"{waiting} card orders not fulfilled"
+        time.sleep(0.5)
+
     say(f"{DEVICES} devices renewed through the agent API, across servers and workers")
     # Codes of the prepaid RIN-FIRMA-CNS coupons, from their delivery emails (the subject
     # names the order's invoice number).
@@ -393,6 +452,11 @@ def run(cluster: Cluster) -> None:
         "SELECT o.id FROM orders o WHERE o.status = 'fulfilled' AND "
         "(SELECT count(*) FROM coupons c WHERE c.order_id = o.id) <> "
         "(SELECT sum(quantity) FROM order_lines l WHERE l.order_id = o.id)"))
+    check("card orders not fulfilled, or card payments not paid", cluster.psql(
+        "SELECT o.id, o.status, c.status FROM orders o JOIN card_payments c ON c.order_id = o.id "
+        "WHERE o.status <> 'fulfilled' OR c.status <> 'paid'"))
+    check("card orders paid by the provider but not here", cluster.psql(
+        f"SELECT count(*) FROM card_payments WHERE status = 'paid' HAVING count(*) <> {CARD_ORDERS}"))
     check("transfer orders not fulfilled", cluster.psql(
         "SELECT id, status FROM orders WHERE payment_method = 'bank_transfer' AND status <> 'fulfilled'"))
     check("payments stored more than once", cluster.psql(
@@ -445,6 +509,7 @@ def run(cluster: Cluster) -> None:
     print(json.dumps({
         "servers": 3, "workers": 2, "customers": CUSTOMERS,
         "prepaid_orders": len(prepaid_orders), "transfer_orders": TRANSFER_ORDERS,
+        "card_orders": CARD_ORDERS,
         "renewals": renewals, "emails_sent": sent, "emails_received": received,
         "invoices": invoiced, "sdi_files_received": sum(delivered.values()),
     }))
