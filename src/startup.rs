@@ -258,7 +258,7 @@ pub fn card_settings(config: &Config) -> anyhow::Result<Option<crate::card::Card
     };
     let stripe = crate::card::stripe::Stripe::new(
         &card.api_base,
-        card.secret_key.clone(),
+        card.secret_key.expose().to_owned(),
         card.webhook_secrets
             .iter()
             .map(|s| s.expose().to_owned())

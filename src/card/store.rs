@@ -25,7 +25,7 @@ pub struct NewCardPayment<'a> {
 pub const CURRENCY: &str = "EUR";
 
 /// Stores a card payment `opening`: its session is created at the provider after the
-/// checkout's transaction commits ([`crate::payments::card::sessions`]).
+/// checkout's transaction commits (by `payments::card::sessions`, above).
 pub fn open(
     conn: &mut DbConnection,
     new: NewCardPayment<'_>,
