@@ -88,6 +88,21 @@ impl FakeProvider {
     }
 }
 
+impl FakeProvider {
+    /// The provider's refunds, once it holds `count` of them (a refund is sent by the
+    /// request that asks for it, or by the worker's round a moment later).
+    async fn refunds(&self, count: usize) -> Value {
+        for _ in 0..40 {
+            let refunds = self.list("refunds").await;
+            if refunds.as_array().unwrap().len() >= count {
+                return refunds;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        self.list("refunds").await
+    }
+}
+
 impl Drop for FakeProvider {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -465,7 +480,7 @@ async fn a_payment_of_another_amount_is_held_and_can_be_refunded_whole() {
     assert_eq!(refund.status(), 201);
     let refund: Value = refund.json().await.unwrap();
     assert_eq!(refund["amount"], "1.00");
-    let refunds = fake.list("refunds").await;
+    let refunds = fake.refunds(1).await;
     assert_eq!(refunds.as_array().unwrap().len(), 1);
     assert_eq!(refunds[0]["amount"], 100);
 
@@ -560,7 +575,7 @@ async fn a_refund_voids_the_chosen_coupons_once_with_a_credit_note() {
 
     // Each refund reached the provider once, with its own idempotency key, and the
     // provider's notifications were recorded.
-    let refunds = fake.list("refunds").await;
+    let refunds = fake.refunds(2).await;
     assert_eq!(refunds.as_array().unwrap().len(), 2);
     // Sent by the request itself, unless the worker's round took them first: then a
     // moment later.
