@@ -509,6 +509,63 @@ pub async fn refund(
     }))
 }
 
+/// Send a given-up refund again
+///
+/// Back-office operators: a refund the provider did not take after the last attempt
+/// (`status: dead`, its error in `last_error`) goes back in the queue from zero attempts,
+/// and is sent at once; the same idempotency key, so it can never refund twice.
+#[utoipa::path(
+    post,
+    path = "/api/v1/backoffice/card-payments/{id}/refunds/{refund_id}/retry",
+    tag = "back-office",
+    operation_id = "card_payments_retry_refund",
+    params(
+        ("id" = String, Path, description = "The card payment's id"),
+        ("refund_id" = String, Path, description = "The refund's id"),
+    ),
+    responses(
+        (status = 200, description = "Queued again (and sent if the provider answered)", body = BackOfficeCardPayment),
+        (status = 404, description = "No dead refund of this card payment of the brand has this id \
+(`/problems/unknown-dead-refund`)", body = Problem, content_type = "application/problem+json"),
+        NotOperator,
+    )
+)]
+pub async fn retry_refund(
+    state: web::Data<AppState>,
+    BackOffice(operator): BackOffice,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, refund_id) = path.into_inner();
+    let lookup = id.clone();
+    state
+        .with_conn(move |conn| {
+            refunds::retry(
+                conn,
+                &operator.id,
+                &operator.brand,
+                &id,
+                &refund_id,
+                Utc::now(),
+            )
+        })
+        .await?;
+    if let Some(card) = &state.card {
+        if let Err(error) =
+            refunds::send_due(&state.pool, card.provider.as_ref(), refund_retry()).await
+        {
+            tracing::warn!(%error, "card refund: left to the worker");
+        }
+    }
+    let view = state
+        .with_conn(move |conn| {
+            let payment = store::find(conn, &lookup)?.ok_or(CardError::UnknownPayment)?;
+            let refunds = store::refunds_of(conn, &payment.id)?;
+            Ok::<_, ApiError>(BackOfficeCardPayment::new(&payment, Some(refunds)))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
 /// How refunds are retried: as SdI files are, a minute first, doubling.
 pub fn refund_retry() -> crate::workers::RetryPolicy {
     crate::workers::RetryPolicy {
@@ -519,7 +576,7 @@ pub fn refund_retry() -> crate::workers::RetryPolicy {
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(notification, page, list, show, refund),
+    paths(notification, page, list, show, refund, retry_refund),
     components(schemas(
         CardPaymentView,
         NotificationResponse,

@@ -673,6 +673,12 @@ impl Identify for CardError {
                 detail,
                 "Non resta nulla da rimborsare: ogni coupon dell'ordine è usato, annullato o già rimborsato.",
             ),
+            CardError::UnknownDeadRefund => Identity::not_found(
+                "unknown-dead-refund",
+                "Unknown dead refund",
+                detail,
+                "Questo pagamento con carta non ha un rimborso abbandonato con questo identificativo.",
+            ),
             CardError::Provider(e) if e.is_temporary() => Identity::refused(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "payment-provider-unavailable",

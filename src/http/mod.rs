@@ -194,6 +194,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/backoffice/card-payments/{id}/refunds")
             .route(web::post().to(card_payments::refund)),
     )
+    .service(
+        web::resource("/api/v1/backoffice/card-payments/{id}/refunds/{refund_id}/retry")
+            .route(web::post().to(card_payments::retry_refund)),
+    )
     .service(web::resource("/api/v1/auth/signup").route(web::post().to(auth::signup)))
     .service(web::resource("/api/v1/auth/login").route(web::post().to(auth::login)))
     .service(web::resource("/api/v1/auth/refresh").route(web::post().to(auth::refresh)))

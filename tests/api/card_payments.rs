@@ -470,6 +470,9 @@ async fn a_payment_of_another_amount_is_held_and_can_be_refunded_whole() {
         .await;
     assert_eq!(listed["card_payments"].as_array().unwrap().len(), 1);
 
+    // The provider fails the refund: it stays queued with the error, and once given up
+    // (as after its last attempt) the operator sends it again.
+    fake.control("config", json!({ "fail_next": 1 })).await;
     let refund = app
         .post_json_as(
             &operator.token,
@@ -480,6 +483,38 @@ async fn a_payment_of_another_amount_is_held_and_can_be_refunded_whole() {
     assert_eq!(refund.status(), 201);
     let refund: Value = refund.json().await.unwrap();
     assert_eq!(refund["amount"], "1.00");
+    let refund_id = refund["refund_id"].as_str().unwrap();
+    let mut queued = Value::Null;
+    for _ in 0..40 {
+        queued = app
+            .get_json(
+                &operator.token,
+                &format!("/api/v1/backoffice/card-payments/{card_id}"),
+            )
+            .await;
+        if queued["refunds"][0]["last_error"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(queued["refunds"][0]["status"], "pending", "{queued}");
+    assert!(queued["refunds"][0]["last_error"].as_str().is_some());
+    {
+        use rinnovo::db::schema::card_refunds;
+        let mut conn = app.pool.get().unwrap();
+        diesel::update(card_refunds::table.find(refund_id))
+            .set(card_refunds::status.eq("dead"))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let retried = app
+        .post_json_as(
+            &operator.token,
+            &format!("/api/v1/backoffice/card-payments/{card_id}/refunds/{refund_id}/retry"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(retried.status(), 200);
     let refunds = fake.refunds(1).await;
     assert_eq!(refunds.as_array().unwrap().len(), 1);
     assert_eq!(refunds[0]["amount"], 100);
@@ -607,6 +642,21 @@ async fn a_refund_voids_the_chosen_coupons_once_with_a_credit_note() {
             .unwrap()
             .starts_with("re_"));
     }
+    // Only a refund given up can be sent again.
+    let not_dead = app
+        .post_json_as(
+            &operator.token,
+            &format!(
+                "/api/v1/backoffice/card-payments/{card_id}/refunds/{}/retry",
+                ours[0]["id"].as_str().unwrap()
+            ),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        problem(not_dead, 404).await["type"],
+        "/problems/unknown-dead-refund"
+    );
     let keys: Vec<Value> = fake
         .list("requests")
         .await

@@ -38,6 +38,8 @@ pub enum CardError {
     CouponNotRefundable(String),
     #[error("nothing is left to refund: every coupon of the order is used, voided or refunded")]
     NothingToRefund,
+    #[error("this card payment has no given-up (dead) refund with this id")]
+    UnknownDeadRefund,
     #[error(transparent)]
     Provider(#[from] ProviderError),
     #[error(transparent)]

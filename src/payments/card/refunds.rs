@@ -152,6 +152,39 @@ fn void(
     Ok(voided)
 }
 
+/// A refund given up after its last attempt (`dead`), back in the queue from zero
+/// attempts, for the operator's brand; audited.
+pub fn retry(
+    conn: &mut DbConnection,
+    operator_id: &str,
+    brand_id: &str,
+    card_payment_id: &str,
+    refund_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), CardError> {
+    write_transaction(conn, |conn| {
+        let ours = store::refunds_of(conn, card_payment_id)?
+            .iter()
+            .any(|r| r.id == refund_id);
+        if !ours || !store::retry_refund(conn, brand_id, refund_id, now)? {
+            return Err(CardError::UnknownDeadRefund);
+        }
+        audit::record(
+            conn,
+            AuditEntry {
+                brand_id: Some(brand_id),
+                actor: &Actor::User(operator_id.to_owned()),
+                action: "card_refund.retried",
+                subject_type: "card_payment",
+                subject_id: card_payment_id,
+                details: json!({ "refund_id": refund_id }),
+            },
+            now,
+        )?;
+        Ok(())
+    })
+}
+
 /// Sends the refunds due to the provider; how many it sent or failed.
 pub async fn send_due(
     pool: &Pool,
