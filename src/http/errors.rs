@@ -597,11 +597,11 @@ impl Identify for CheckoutError {
             CheckoutError::NoLines => {
                 Identity::invalid("lines", "not_empty", detail, "Scegli almeno un coupon.")
             }
-            CheckoutError::QuantityOutOfRange { line, quantity, max } => Identity::invalid(
+            CheckoutError::QuantityNotPositive { line } => Identity::invalid(
                 format!("lines[{line}].quantity"),
                 "range",
                 detail,
-                format!("In un ordine puoi acquistare al massimo {max} coupon; ne hai scelti {quantity}."),
+                format!("Riga {}: la quantità deve essere almeno 1.", line + 1),
             ),
             CheckoutError::TooLarge { cap, total, .. } => Identity::unprocessable(
                 "order-too-large",
