@@ -16,6 +16,7 @@
 mod account;
 mod backoffice;
 pub mod billing;
+mod guide;
 mod officer;
 mod page_context;
 mod pages;
@@ -46,6 +47,7 @@ const BRAND_COOKIE: &str = "rinnovo_brand";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     shop::configure(cfg);
+    guide::configure(cfg);
     account::configure(cfg);
     billing::configure(cfg);
     officer::configure(cfg);

@@ -78,7 +78,8 @@ async fn home(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpRe
         &csrf,
         StatusCode::OK,
         "negozio",
-        json!({ "title": "Rinnovo firma digitale", "brands": brands, "user": null, "brand_name": null, "csrf_token": csrf.token }),
+        // No title of its own: the layout names the site, once.
+        json!({ "title": null, "brands": brands, "user": null, "brand_name": null, "csrf_token": csrf.token }),
     )
 }
 
