@@ -306,7 +306,7 @@ impl Identify for CatalogError {
                 field(line),
                 "known_product",
                 detail,
-                format!("Riga {line}: nessun prodotto '{product}' in questo negozio."),
+                format!("Riga {line}: nessun prodotto '{product}' in questo negozio: scegli i coupon dall'elenco del negozio."),
             ),
             CatalogError::InactiveProduct { line, product } => Identity::invalid(
                 field(line),
@@ -607,7 +607,9 @@ impl Identify for CheckoutError {
                 "order-too-large",
                 "Order too large",
                 detail,
-                format!("In un ordine puoi acquistare al massimo {cap} coupon; ne hai scelti {total}."),
+                format!(
+                    "In un ordine puoi acquistare al massimo {cap} coupon; ne hai scelti {total}."
+                ),
             ),
             CheckoutError::BillingDataMissing => billing_data_missing(
                 StatusCode::CONFLICT,

@@ -67,7 +67,11 @@ async fn page_titles_name_the_site_once() {
     for path in ["/negozio/come-rinnovare", "/negozio/verifica-coupon"] {
         let page = visitor.get(path).await;
         let title = title_of(&page.body);
-        assert_eq!(title.matches("Rinnovo firma digitale").count(), 1, "{path}: {title}");
+        assert_eq!(
+            title.matches("Rinnovo firma digitale").count(),
+            1,
+            "{path}: {title}"
+        );
     }
 }
 

@@ -721,8 +721,11 @@ async fn one_line_over_the_cap_is_refused_as_several_lines_over_it() {
     }
     assert_eq!(bodies[0]["title"], bodies[1]["title"]);
     let body = problem(
-        app.order(&customer.token, json!([{ "product": "RIN-FIRMA", "quantity": 0 }]))
-            .await,
+        app.order(
+            &customer.token,
+            json!([{ "product": "RIN-FIRMA", "quantity": 0 }]),
+        )
+        .await,
         400,
     )
     .await;
