@@ -180,6 +180,7 @@ async fn not_found() -> actix_web::HttpResponse {
 
 pub fn dispatch_settings(config: &Config) -> DispatchSettings {
     DispatchSettings {
+        public_url: config.public_url.clone(),
         max_attempts: config.mail_max_attempts as i32,
         concurrency: config.mail_concurrency as usize,
         retry_base: chrono::Duration::from_std(config.mail_retry_base)

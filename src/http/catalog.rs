@@ -91,7 +91,7 @@ pub struct LineRequest {
     /// The product's id or its code (e.g. RIN-FIRMA).
     #[schema(example = "RIN-FIRMA")]
     pub product: String,
-    /// From 1 to the role's per-order cap.
+    /// At least 1; the role caps the order's total, this line's alone too.
     #[schema(minimum = 1, example = 2)]
     pub quantity: i64,
 }
@@ -113,8 +113,8 @@ pub struct QuoteRequest {
 }
 
 /// The lines as the domain takes them; `orders::checkout` checks quantities and the
-/// role's cap. A quantity outside `u32` is kept out of range (0 or the largest), so it is
-/// refused as out of range rather than wrapped.
+/// role's cap. A quantity outside `u32` is clamped (0 or the largest), so it is refused
+/// (below 1, or over the cap) rather than wrapped.
 pub fn requested_lines(lines: &[LineRequest]) -> Vec<RequestedLine> {
     lines
         .iter()
@@ -222,15 +222,15 @@ impl QuoteResponse {
     responses(
         (status = 200, description = "The quote", body = QuoteResponse),
         (status = 400, description = "Invalid fields (`/problems/invalid-field`: empty lines, a \
-            quantity out of range, an unknown, inactive or repeated product, a bad codice \
+            quantity below 1, an unknown, inactive or repeated product, a bad codice \
             fiscale, an unknown device) or a malformed body, or neither/both of the two forms \
             (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
         NotBuyer,
         UnknownHolder,
         TooManyLookups,
-        (status = 422, description = "More coupons than the role may buy in one order \
-            (`/problems/order-too-large`), or nothing on the device to renew or no product \
+        (status = 422, description = "More coupons than the role may buy in one order, \
+            on one line or over several (`/problems/order-too-large`), or nothing on the device to renew or no product \
             fits (`/problems/nothing-to-renew`)",
             body = Problem, content_type = "application/problem+json"),
     )

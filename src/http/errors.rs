@@ -306,7 +306,7 @@ impl Identify for CatalogError {
                 field(line),
                 "known_product",
                 detail,
-                format!("Riga {line}: nessun prodotto '{product}' in questo negozio."),
+                format!("Riga {line}: nessun prodotto '{product}' in questo negozio: scegli i coupon dall'elenco del negozio."),
             ),
             CatalogError::InactiveProduct { line, product } => Identity::invalid(
                 field(line),
@@ -597,17 +597,19 @@ impl Identify for CheckoutError {
             CheckoutError::NoLines => {
                 Identity::invalid("lines", "not_empty", detail, "Scegli almeno un coupon.")
             }
-            CheckoutError::QuantityOutOfRange { line, quantity, max } => Identity::invalid(
+            CheckoutError::QuantityNotPositive { line } => Identity::invalid(
                 format!("lines[{line}].quantity"),
                 "range",
                 detail,
-                format!("In un ordine puoi acquistare al massimo {max} coupon; ne hai scelti {quantity}."),
+                format!("Riga {}: la quantità deve essere almeno 1.", line + 1),
             ),
             CheckoutError::TooLarge { cap, total, .. } => Identity::unprocessable(
                 "order-too-large",
                 "Order too large",
                 detail,
-                format!("In un ordine puoi acquistare al massimo {cap} coupon; ne hai scelti {total}."),
+                format!(
+                    "In un ordine puoi acquistare al massimo {cap} coupon; ne hai scelti {total}."
+                ),
             ),
             CheckoutError::BillingDataMissing => billing_data_missing(
                 StatusCode::CONFLICT,

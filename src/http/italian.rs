@@ -56,10 +56,18 @@ pub fn coupon_status_label(status: &str) -> String {
 }
 
 /// What the pages say of a new password that breaks the rule.
+/// The rule's own length, so the message cannot drift from it.
+static TOO_SHORT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "La password deve avere almeno {} caratteri.",
+        crate::auth::password::MIN_LENGTH
+    )
+});
+
 pub fn password_rule(error: &crate::auth::PasswordError) -> &'static str {
     use crate::auth::PasswordError::*;
     match error {
-        TooShort => "La password deve avere almeno 10 caratteri.",
+        TooShort => TOO_SHORT.as_str(),
         TooLong => "La password è troppo lunga.",
         TooRepetitive => "La password deve avere almeno 5 caratteri diversi.",
         Common => "Questa password è tra le più usate: scegline un'altra.",

@@ -233,7 +233,7 @@ first request with this key)", body = OrderResponse,
             headers(("Idempotent-Replayed" = String,
                 description = "`true` when this is the stored answer of an earlier request with the same key"))),
         (status = 400, description = "The `Idempotency-Key` header is missing or invalid, a field \
-is invalid (unknown, inactive or repeated product, quantity out of range, unknown payment \
+is invalid (unknown, inactive or repeated product, quantity below 1, unknown payment \
 method; `/problems/invalid-field`), or the body is not the expected JSON \
 (`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid access token, or the account no longer exists \
@@ -249,8 +249,8 @@ or the prepaid account belongs to another brand (`/problems/other-brand`)",
 (`/problems/insufficient-funds`), or the buyer has not given their billing data yet \
 (`/problems/billing-data-missing`, field `billing`: set it with `PUT /api/v1/me/billing`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "More coupons than the role may buy in one order \
-(`/problems/order-too-large`), or the `Idempotency-Key` was already used for a different \
+        (status = 422, description = "More coupons than the role may buy in one order, on one \
+line or over several (`/problems/order-too-large`), or the `Idempotency-Key` was already used for a different \
 request (`/problems/idempotency-key-reused`)",
             body = Problem, content_type = "application/problem+json"),
     )

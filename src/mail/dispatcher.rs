@@ -25,6 +25,10 @@ pub struct DispatchSettings {
     pub idle_poll: StdDuration,
     /// Dispatch loops running side by side, each with its own SMTP session.
     pub concurrency: usize,
+    /// Where users reach rinnovo (`RINNOVO_PUBLIC_URL`): every email's `public_url`, so
+    /// any template can link the pages a person uses, whoever queued the email and
+    /// whenever (rows queued before a template gained a link render too).
+    pub public_url: String,
 }
 
 impl Default for DispatchSettings {
@@ -36,6 +40,7 @@ impl Default for DispatchSettings {
             lease: Duration::minutes(2),
             idle_poll: StdDuration::from_millis(500),
             concurrency: 8,
+            public_url: "http://127.0.0.1:8080".to_owned(),
         }
     }
 }
@@ -85,7 +90,7 @@ impl Sender {
 }
 
 /// The message and its subject, rendered from the email's template and context.
-fn build_message(email: &ClaimedEmail) -> Result<(Message, String), String> {
+fn build_message(email: &ClaimedEmail, public_url: &str) -> Result<(Message, String), String> {
     let from: Mailbox = email.sender.parse().map_err(|e| format!("sender: {e}"))?;
     let to: Mailbox = email
         .recipient
@@ -93,10 +98,15 @@ fn build_message(email: &ClaimedEmail) -> Result<(Message, String), String> {
         .map_err(|e| format!("recipient: {e}"))?;
     let mut context: serde_json::Value =
         serde_json::from_str(&email.context).map_err(|e| format!("context: {e}"))?;
-    if let (Some(number), Some(values)) = (&email.invoice_number, context.as_object_mut()) {
+    if let Some(values) = context.as_object_mut() {
+        if let Some(number) = &email.invoice_number {
+            values
+                .entry("invoice_number")
+                .or_insert_with(|| serde_json::Value::String(number.clone()));
+        }
         values
-            .entry("invoice_number")
-            .or_insert_with(|| serde_json::Value::String(number.clone()));
+            .entry("public_url")
+            .or_insert_with(|| serde_json::Value::String(public_url.to_owned()));
     }
     let rendered =
         templates::render(&email.kind, &context).map_err(|e| format!("template: {e:#}"))?;
@@ -143,7 +153,7 @@ pub async fn run_once(
     }
     let mut outcomes = Vec::with_capacity(handled);
     for email in claimed {
-        let result = match build_message(&email) {
+        let result = match build_message(&email, &settings.public_url) {
             Ok((message, subject)) => sender.send(&message).await.map(|()| subject),
             Err(error) => Err(error),
         };
@@ -202,5 +212,39 @@ struct DispatchLoop {
 impl Drain for DispatchLoop {
     async fn drain_once(&mut self) -> anyhow::Result<usize> {
         run_once(&self.pool, &mut self.sender, &self.settings).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An email queued without `public_url` (by code that does not know the site's
+    /// address, or before its template linked a page) links the pages all the same.
+    #[test]
+    fn every_email_gets_the_sites_address() {
+        let context = serde_json::json!({
+            "name": "Mario Rossi", "brand": "Visura", "device": "1205100000",
+            "kind": "firma", "coupon": "****-****-****-ABCD-E",
+            "reason": "la CA non risponde", "coupon_released": true,
+        });
+        let email = ClaimedEmail {
+            id: "0193".into(),
+            kind: "renewal_failed".into(),
+            sender: "rinnovi@visura.example".into(),
+            recipient: "mario@example.com".into(),
+            context: context.to_string(),
+            attachment: None,
+            attempts: 1,
+            invoice_number: None,
+        };
+        let (message, _) = build_message(&email, "https://rinnovo.example").unwrap();
+        let text = String::from_utf8(message.formatted())
+            .unwrap()
+            .replace("=\r\n", "");
+        for page in ["/negozio/come-rinnovare", "/negozio/verifica-coupon"] {
+            let link = format!("https://rinnovo.example{page}");
+            assert!(text.contains(&link), "{link}: {text}");
+        }
     }
 }

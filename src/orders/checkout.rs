@@ -18,13 +18,10 @@ use crate::db::DbConnection;
 pub enum CheckoutError {
     #[error("an order needs at least one line")]
     NoLines,
-    /// `line` counts from 0, as the request's `lines[i]`.
-    #[error("quantity must be from 1 to {max}")]
-    QuantityOutOfRange {
-        line: usize,
-        quantity: u32,
-        max: u32,
-    },
+    /// `line` counts from 0, as the request's `lines[i]`. Too many is not this: it is the
+    /// cap's rule ([`Self::TooLarge`]), whether on one line or over several.
+    #[error("quantity must be at least 1")]
+    QuantityNotPositive { line: usize },
     #[error("a {role} may buy at most {cap} coupons in one order; this one has {total}")]
     TooLarge { role: Role, cap: u32, total: u64 },
     /// Every order is invoiced, and an invoice needs its buyer: see `billing`.
@@ -65,23 +62,18 @@ pub struct Cart {
     pub quote: Quote,
 }
 
-/// The lines `role` may buy in one order: at least one, each from 1 to the role's cap,
-/// and no more than the cap in all.
+/// The lines `role` may buy in one order: at least one, each of at least 1 coupon, and
+/// no more than the role's cap in all. One line over the cap breaks the same rule as
+/// several lines over it together, so both get the same refusal.
 pub fn check_lines(role: Role, lines: &[RequestedLine]) -> Result<(), CheckoutError> {
     if lines.is_empty() {
         return Err(CheckoutError::NoLines);
     }
     let cap = catalog::max_coupons_per_order(role);
-    // A role that does not buy (cap 0) still hears "from 1 to 1" per line, then "too large".
-    let max = cap.max(1);
     let mut total: u64 = 0;
     for (line, requested) in lines.iter().enumerate() {
-        if requested.quantity < 1 || requested.quantity > max {
-            return Err(CheckoutError::QuantityOutOfRange {
-                line,
-                quantity: requested.quantity,
-                max,
-            });
+        if requested.quantity < 1 {
+            return Err(CheckoutError::QuantityNotPositive { line });
         }
         total += u64::from(requested.quantity);
     }
@@ -171,18 +163,26 @@ mod tests {
     }
 
     #[test]
-    fn the_role_caps_each_line_and_the_total() {
+    fn the_role_caps_the_total_of_one_line_or_many_alike() {
         assert!(matches!(
             check_lines(Role::Customer, &[]),
             Err(CheckoutError::NoLines)
         ));
         assert!(matches!(
+            check_lines(Role::Customer, &[line("A", 1), line("B", 0)]),
+            Err(CheckoutError::QuantityNotPositive { line: 1 })
+        ));
+        assert!(matches!(
             check_lines(Role::Customer, &[line("A", 21)]),
-            Err(CheckoutError::QuantityOutOfRange {
-                line: 0,
-                max: 20,
+            Err(CheckoutError::TooLarge {
+                cap: 20,
+                total: 21,
                 ..
             })
+        ));
+        assert!(matches!(
+            check_lines(Role::Customer, &[line("A", u32::MAX), line("B", u32::MAX)]),
+            Err(CheckoutError::TooLarge { .. })
         ));
         assert!(matches!(
             check_lines(Role::Customer, &[line("A", 15), line("B", 6)]),

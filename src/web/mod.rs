@@ -16,6 +16,7 @@
 mod account;
 mod backoffice;
 pub mod billing;
+mod guide;
 mod officer;
 mod page_context;
 mod pages;
@@ -46,6 +47,7 @@ const BRAND_COOKIE: &str = "rinnovo_brand";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     shop::configure(cfg);
+    guide::configure(cfg);
     account::configure(cfg);
     billing::configure(cfg);
     officer::configure(cfg);
@@ -61,9 +63,8 @@ pub(crate) fn name_error(error: &crate::validation::TextError) -> &'static str {
         TextError::DirectionOverride => {
             "Il nome non può contenere caratteri che invertono la direzione del testo."
         }
-        TextError::TooShort(_) | TextError::TooLong(_) => {
-            "Indica il nome o la ragione sociale (al massimo 200 caratteri)."
-        }
+        TextError::TooShort(_) => "Indica il nome o la ragione sociale.",
+        TextError::TooLong(_) => "Il nome può avere al massimo 200 caratteri: abbrevialo.",
     }
 }
 
@@ -545,6 +546,8 @@ pub fn signed_in_context(user: &User, brand_name: &str, csrf: &Csrf) -> serde_js
         },
         "brand_name": brand_name,
         "csrf_token": csrf.token,
+        // The forms that set a password state the rule's own length.
+        "password_min_length": crate::auth::password::MIN_LENGTH,
         "nav": nav.iter().map(|(href, label)| json!({ "href": href, "label": label })).collect::<Vec<_>>(),
     })
 }

@@ -65,7 +65,12 @@ impl VisitorPage {
     ) -> Result<HttpResponse, WebError> {
         let brand = &self.brand;
         let context = merge(
-            json!({ "title": title, "brand": brand.id, "brand_name": brand.name, "user": null, "csrf_token": self.csrf.token }),
+            json!({
+                "title": title, "brand": brand.id, "brand_name": brand.name, "user": null,
+                "csrf_token": self.csrf.token,
+                // The sign-up form states the password rule's own length.
+                "password_min_length": crate::auth::password::MIN_LENGTH,
+            }),
             fields,
         );
         page(&self.state, &self.csrf, status, name, context)

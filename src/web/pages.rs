@@ -41,6 +41,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     page_template!("ordini"),
     page_template!("miei_coupon"),
     page_template!("verifica"),
+    page_template!("come_rinnovare"),
     page_template!("conferma_email"),
     page_template!("incaricato"),
     page_template!("bo_estratti"),

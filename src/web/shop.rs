@@ -78,7 +78,8 @@ async fn home(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpRe
         &csrf,
         StatusCode::OK,
         "negozio",
-        json!({ "title": "Rinnovo firma digitale", "brands": brands, "user": null, "brand_name": null, "csrf_token": csrf.token }),
+        // No title of its own: the layout names the site, once.
+        json!({ "title": null, "brands": brands, "user": null, "brand_name": null, "csrf_token": csrf.token }),
     )
 }
 
@@ -321,14 +322,21 @@ async fn choose_method(shop: BuyerPage) -> Result<HttpResponse, WebError> {
     if !has_billing {
         return Ok(billing_first());
     }
+    // The choices the page shows, so that the count it states is theirs.
+    let mut methods = vec![
+        json!({ "value": "prepaid", "label": "Preleva da Conto Prepagato",
+                "help": format!("(saldo disponibile: {})", euro(balance)) }),
+        json!({ "value": "bank_transfer", "label": "Bonifico bancario", "help": null }),
+        json!({ "value": "postal_slip", "label": "Bollettino postale", "help": null }),
+    ];
+    if shop.state.card.is_some() {
+        methods.push(json!({ "value": "card", "label": "Carta di credito",
+            "help": "(paghi sulla pagina sicura del circuito di pagamento; i codici arrivano via email pochi minuti dopo il pagamento)" }));
+    }
     shop.render(
         StatusCode::OK,
         "metodo",
-        json!({
-            "title": "Modalità di pagamento",
-            "balance": euro(balance),
-            "card": shop.state.card.is_some(),
-        }),
+        json!({ "title": "Modalità di pagamento", "offered": methods.len(), "methods": methods }),
     )
 }
 
@@ -553,9 +561,21 @@ fn requested(fields: &HashMap<String, String>) -> Result<Vec<RequestedLine>, Str
         if text.is_empty() {
             continue;
         }
-        let quantity: u32 = text
-            .parse()
-            .map_err(|_| format!("La quantità di {} deve essere un numero intero.", &key[2..]))?;
+        let code = &key[2..];
+        // The message says what to type: 0 (or nothing) leaves a product out.
+        let quantity: u32 = match text.parse::<i64>() {
+            Ok(n) if n < 0 => {
+                return Err(format!(
+                    "La quantità di {code} non può essere negativa: indica quanti coupon vuoi, o 0 per non acquistarlo."
+                ))
+            }
+            Ok(n) => u32::try_from(n).unwrap_or(u32::MAX),
+            Err(_) => {
+                return Err(format!(
+                    "La quantità di {code} deve essere un numero intero, come 1 o 2 (0 per non acquistarlo)."
+                ))
+            }
+        };
         if quantity > 0 {
             lines.push(RequestedLine {
                 product: key[2..].to_owned(),

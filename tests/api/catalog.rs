@@ -99,12 +99,13 @@ async fn caps_and_bad_lines_are_refused() {
                 .await
         }
     };
+    // One line over the cap breaks the same rule as two lines over it together.
     let body = problem(
         quote(json!([{ "product": "RIN-FIRMA", "quantity": 21 }])).await,
-        400,
+        422,
     )
     .await;
-    assert_eq!(body["errors"][0]["field"], "lines[0].quantity");
+    assert_eq!(body["type"], "/problems/order-too-large");
     let body = problem(
         quote(json!([{ "product": "RIN-FIRMA", "quantity": 15 }, { "product": "RIN-CNS", "quantity": 6 }])).await,
         422,
@@ -124,11 +125,12 @@ async fn caps_and_bad_lines_are_refused() {
     .await;
     assert_eq!(body["errors"][0]["field"], "lines[1].product");
     problem(quote(json!([])).await, 400).await;
-    problem(
+    let body = problem(
         quote(json!([{ "product": "RIN-CNS", "quantity": 0 }])).await,
         400,
     )
     .await;
+    assert_eq!(body["errors"][0]["field"], "lines[0].quantity");
     let office = app.back_office("visura").await;
     problem(
         app.post_json_as(

@@ -12,6 +12,7 @@ mod courtesy_copies;
 mod credit_notes;
 mod email_confirmation;
 mod faults;
+mod front_door;
 mod hardening;
 mod health;
 mod helpers;

@@ -703,3 +703,33 @@ async fn the_back_office_finds_an_order_by_rf_code_invoice_number_or_email() {
     assert!(fields.iter().any(|(f, _)| *f == "reference"), "{body}");
     assert!(fields.iter().any(|(f, _)| *f == "email"), "{body}");
 }
+
+/// The cap is one rule: 21 coupons on one line are refused as 20 + 1 on two lines are,
+/// with the same problem; a line of no coupons is a wrong field.
+#[tokio::test]
+async fn one_line_over_the_cap_is_refused_as_several_lines_over_it() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    app.credit(&customer.user_id, "1000.00");
+    let one_line = json!([{ "product": "RIN-FIRMA", "quantity": 21 }]);
+    let two_lines = json!([{ "product": "RIN-FIRMA", "quantity": 20 }, { "product": "RIN-CNS", "quantity": 1 }]);
+    let mut bodies = Vec::new();
+    for lines in [one_line, two_lines] {
+        let body = problem(app.order(&customer.token, lines).await, 422).await;
+        assert_eq!(body["type"], "/problems/order-too-large", "{body}");
+        bodies.push(body);
+    }
+    assert_eq!(bodies[0]["title"], bodies[1]["title"]);
+    let body = problem(
+        app.order(
+            &customer.token,
+            json!([{ "product": "RIN-FIRMA", "quantity": 0 }]),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert_eq!(body["type"], "/problems/invalid-field");
+    assert_eq!(body["errors"][0]["field"], "lines[0].quantity");
+    assert_eq!(balance(&app, &customer.token).await, "1000.00");
+}

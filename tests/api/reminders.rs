@@ -50,8 +50,19 @@ async fn each_threshold_is_reminded_once_with_what_to_buy() {
         ["RIN-FIRMA", "RIN-CNS"],
         "the cheapest cover, as the shop proposes"
     );
-    // The strict templates render it (a missing value would fail here, not in an inbox).
-    let rendered = rinnovo::mail::templates::render("renewal_reminder", &sent[0]).unwrap();
+    // The strict templates render it (a missing value would fail here, not in an inbox),
+    // with the address of the site that the dispatcher adds to every email.
+    let mut context = sent[0].clone();
+    context["public_url"] = "https://rinnovo.example".into();
+    let rendered = rinnovo::mail::templates::render("renewal_reminder", &context).unwrap();
+    // The shop, and the renewal instructions.
+    for path in ["/negozio\n", "/negozio/come-rinnovare"] {
+        let link = format!("https://rinnovo.example{path}");
+        assert!(rendered.text.contains(&link), "{link}: {}", rendered.text);
+    }
+    assert!(rendered
+        .html
+        .contains("href=\"https://rinnovo.example/negozio/come-rinnovare\""));
     assert!(
         rendered.subject.contains("90 giorni"),
         "{}",

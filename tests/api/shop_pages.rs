@@ -398,3 +398,68 @@ async fn the_devices_page_is_limited_like_the_api() {
     assert!(body.contains("Troppe ricerche di titolari"), "{body}");
     assert!(!body.contains("Mario"), "no holder shown: {body}");
 }
+
+/// Every refusal on a page is in Italian and says what to do; the numbers the pages state
+/// are the rules' and the choices', not copies that drift.
+#[tokio::test]
+async fn page_messages_are_italian_and_say_what_to_do() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    app.give_billing_data(&customer).await;
+    let (browser, _) = Browser::signed_in(&app, &customer.email).await;
+
+    let page = browser
+        .get("/negozio/acquista/riepilogo?metodo=prepaid&q_RIN-FIRMA=-1")
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(
+        page.body.contains("non può essere negativa") && page.body.contains("0 per non"),
+        "{}",
+        page.body
+    );
+    let page = browser
+        .get("/negozio/acquista/riepilogo?metodo=prepaid&q_NOPE=1")
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(page.body.contains("scegli i coupon dall"), "{}", page.body);
+    assert!(!page.body.contains("no product"));
+
+    // The payment page counts the choices it shows (no card provider in this test).
+    let page = browser.get("/negozio/acquista").await;
+    assert_eq!(page.status, 200);
+    let choices = page.body.matches("type=\"radio\"").count();
+    assert_eq!(choices, 3);
+    assert!(
+        page.body.contains(&format!("fra {choices} modalità")),
+        "{}",
+        page.body
+    );
+
+    // The password length the pages state is the rule's.
+    let min = rinnovo::auth::password::MIN_LENGTH;
+    let page = browser.get("/negozio/profilo").await;
+    assert!(page.body.contains(&format!("Almeno {min} caratteri")));
+    let anonymous = Browser::anonymous(&app, "visura").await;
+    let page = anonymous.get("/negozio/visura/iscriviti").await;
+    assert!(page.body.contains(&format!("Almeno {min} caratteri")));
+    // A blank name asks for the name; the length limit is not the point.
+    let page = anonymous
+        .post(
+            "/negozio/visura/iscriviti",
+            &[
+                ("name", "  "),
+                ("email", "nuovo@example.com"),
+                ("password", "corta"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(
+        page.body
+            .contains("Indica il nome o la ragione sociale.</p>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(&format!("almeno {min} caratteri.")));
+    assert!(!page.body.contains("characters"));
+}

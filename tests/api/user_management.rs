@@ -439,7 +439,7 @@ async fn an_application_approved_makes_the_customer_an_officer() {
     problem(post_as(&app, &customer, &approve, json!({})).await, 403).await;
 
     // Before: a customer's cap. Approved: the role changes, the applicant is told.
-    assert_eq!(quote_21(&app, &customer.token).await, 400);
+    assert_eq!(quote_21(&app, &customer.token).await, 422);
     let response = post_as(&app, &operator, &approve, json!({})).await;
     assert_eq!(response.status(), 200);
     let decided: Value = response.json().await.unwrap();
@@ -545,7 +545,7 @@ async fn a_refused_application_says_why_and_the_customer_may_apply_again() {
         .get_json(&customer.token, "/api/v1/me/officer-application")
         .await;
     assert_eq!(mine["status"], "refused");
-    assert_eq!(quote_21(&app, &refreshed(&app, &customer).await).await, 400);
+    assert_eq!(quote_21(&app, &refreshed(&app, &customer).await).await, 422);
     let refused = audited(&app, "officer_application.refused", id);
     assert_eq!(refused.len(), 1);
     assert_eq!(
@@ -605,7 +605,7 @@ async fn removing_the_officer_role_makes_a_customer_at_once() {
     assert_eq!(session["user"]["role"], "customer");
     assert_eq!(
         quote_21(&app, session["access_token"].as_str().unwrap()).await,
-        400
+        422
     );
 
     let body = problem(

@@ -48,7 +48,7 @@ SCREENSHOTS = REPO / "target" / "browser-screenshots"
 CHROMIUM = os.environ.get("RINNOVO_BROWSER_CHROMIUM", "/usr/bin/chromium")
 
 BRAND = "visura"
-# At least 12 characters and free of any email address, as NewPassword requires.
+# Long enough (auth::password::MIN_LENGTH) and free of any email address, as NewPassword requires.
 PASSWORD = "cavallo batteria graffetta 2026"
 
 VIEWPORTS = {
