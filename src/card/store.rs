@@ -111,31 +111,33 @@ fn from_row(row: Row) -> CardPayment {
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<CardPayment>> {
-    Ok(card_payments::table
-        .filter(card_payments::id.eq(id))
-        .select(Row::as_select())
-        .first(conn)
-        .optional()?
-        .map(from_row))
+    first(conn, By::Id(id))
 }
 
 /// The card payment of an order, if it was paid (or is to be paid) by card.
 pub fn of_order(conn: &mut DbConnection, order_id: &str) -> QueryResult<Option<CardPayment>> {
-    Ok(card_payments::table
-        .filter(card_payments::order_id.eq(order_id))
-        .select(Row::as_select())
-        .first(conn)
-        .optional()?
-        .map(from_row))
+    first(conn, By::Order(order_id))
 }
 
 pub fn of_top_up(conn: &mut DbConnection, top_up_id: &str) -> QueryResult<Option<CardPayment>> {
-    Ok(card_payments::table
-        .filter(card_payments::top_up_id.eq(top_up_id))
-        .select(Row::as_select())
-        .first(conn)
-        .optional()?
-        .map(from_row))
+    first(conn, By::TopUp(top_up_id))
+}
+
+/// How a card payment is looked for.
+enum By<'a> {
+    Id(&'a str),
+    Order(&'a str),
+    TopUp(&'a str),
+}
+
+fn first(conn: &mut DbConnection, by: By<'_>) -> QueryResult<Option<CardPayment>> {
+    let query = card_payments::table.select(Row::as_select()).into_boxed();
+    let query = match by {
+        By::Id(id) => query.filter(card_payments::id.eq(id.to_owned())),
+        By::Order(id) => query.filter(card_payments::order_id.eq(id.to_owned())),
+        By::TopUp(id) => query.filter(card_payments::top_up_id.eq(id.to_owned())),
+    };
+    Ok(query.first(conn).optional()?.map(from_row))
 }
 
 /// The card payment, locked until the transaction ends (PostgreSQL; SQLite's writer lock
