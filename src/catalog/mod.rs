@@ -303,19 +303,22 @@ pub enum ProposalError {
 /// Professional products are never proposed (they need a choice the lookup cannot make).
 pub fn propose_for_device(
     conn: &mut DbConnection,
+    policy: &lookup::RenewalPolicy,
     brand_id: &str,
     codice_fiscale: &CodiceFiscale,
     device_serial: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<RequestedLine>, ProposalError> {
-    let found = lookup::lookup(conn, codice_fiscale, brand_id, now)?;
+    let found = lookup::lookup(conn, policy, codice_fiscale, brand_id, now)?;
     propose_from(conn, brand_id, found, device_serial)
 }
 
 /// [`propose_for_device`] asked by a user: the holder lookup it makes counts against the
 /// caller's lookup limits, as a lookup does, so that quotes are no way around them.
+#[allow(clippy::too_many_arguments)]
 pub fn propose_for_caller(
     conn: &mut DbConnection,
+    policy: &lookup::RenewalPolicy,
     limits: &lookup::LookupLimits,
     caller: &lookup::Caller,
     brand_id: &str,
@@ -323,7 +326,7 @@ pub fn propose_for_caller(
     device_serial: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<RequestedLine>, ProposalError> {
-    let found = lookup::lookup_as(conn, limits, caller, codice_fiscale, brand_id, now)?;
+    let found = lookup::lookup_as(conn, policy, limits, caller, codice_fiscale, brand_id, now)?;
     propose_from(conn, brand_id, found, device_serial)
 }
 

@@ -253,6 +253,7 @@ pub async fn create_quote(
             let cf = CodiceFiscale::parse(&cf)
                 .map_err(|e| ApiError::invalid_field("codice_fiscale", e.rule(), e.to_string()))?;
             let limits = state.config.lookup_limits;
+            let policy = state.config.renewal_policy;
             let caller = lookup::Caller {
                 user_id: user.id.clone(),
                 role: user.role,
@@ -262,6 +263,7 @@ pub async fn create_quote(
                 .with_conn(move |conn| -> Result<_, ApiError> {
                     let proposed = catalog::propose_for_caller(
                         conn,
+                        &policy,
                         &limits,
                         &caller,
                         &user.brand,

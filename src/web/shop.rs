@@ -356,6 +356,21 @@ fn kind_label(kind: CertificateKind) -> &'static str {
 fn status_of(renewal: &RenewalStatus) -> (&'static str, String) {
     match renewal {
         RenewalStatus::Revoked => ("revoked", "revocato".into()),
+        RenewalStatus::Superseded => ("superseded", "sostituito dal suo rinnovo".into()),
+        RenewalStatus::DeviceRenewedEnough { .. } => (
+            "renewal-limit",
+            "non rinnovabile: il dispositivo è già stato rinnovato il numero massimo di volte \
+             consentito, serve un dispositivo nuovo"
+                .into(),
+        ),
+        RenewalStatus::DeviceEndOfLife { end_of_life, years } => (
+            "end-of-life",
+            format!(
+                "non rinnovabile: il dispositivo è a fine vita dal {} ({years} anni dalla prima \
+                 attivazione), serve un dispositivo nuovo",
+                end_of_life.format("%d/%m/%Y")
+            ),
+        ),
         RenewalStatus::RenewalPending { .. } => ("pending", "rinnovo in corso".into()),
         RenewalStatus::ReadyToInstall { .. } => ("ready", "nuovo certificato da installare".into()),
         RenewalStatus::Eligibility(Eligibility::Renewable { days_left, .. }) => (
@@ -396,6 +411,7 @@ async fn devices(
     };
     let now = Utc::now();
     let limits = shop.state.config.lookup_limits;
+    let policy = shop.state.config.renewal_policy;
     let address = crate::http::client_address(&request);
     let found = shop
         .read(move |conn, user| {
@@ -406,6 +422,7 @@ async fn devices(
             };
             Ok(holder_proposal(
                 conn,
+                &policy,
                 &limits,
                 &caller,
                 &user.brand_id,
@@ -484,13 +501,14 @@ async fn devices(
 /// devices), with the brand's products to name them.
 fn holder_proposal(
     conn: &mut crate::db::DbConnection,
+    policy: &lookup::RenewalPolicy,
     limits: &lookup::LookupLimits,
     caller: &lookup::Caller,
     brand: &str,
     codice_fiscale: &CodiceFiscale,
     now: chrono::DateTime<Utc>,
 ) -> Result<(lookup::Lookup, Vec<RequestedLine>, Vec<Product>), ProposalError> {
-    let found = lookup::lookup_as(conn, limits, caller, codice_fiscale, brand, now)?;
+    let found = lookup::lookup_as(conn, policy, limits, caller, codice_fiscale, brand, now)?;
     let mut proposed: Vec<RequestedLine> = Vec::new();
     for device in found
         .devices
@@ -498,7 +516,7 @@ fn holder_proposal(
         .filter(|d| !d.renew_together.is_empty())
     {
         let serial = &device.device.serial_number;
-        for line in catalog::propose_for_device(conn, brand, codice_fiscale, serial, now)? {
+        for line in catalog::propose_for_device(conn, policy, brand, codice_fiscale, serial, now)? {
             match proposed.iter_mut().find(|p| p.product == line.product) {
                 Some(existing) => existing.quantity += line.quantity,
                 None => proposed.push(line),

@@ -398,3 +398,63 @@ async fn the_devices_page_is_limited_like_the_api() {
     assert!(body.contains("Troppe ricerche di titolari"), "{body}");
     assert!(!body.contains("Mario"), "no holder shown: {body}");
 }
+
+#[tokio::test]
+async fn a_device_past_its_life_is_shown_with_why_and_nothing_is_proposed_for_it() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let holder = app.add_holder("RSSMRA80A41H501Y", "Maria", "Rossi");
+    let device = app.add_device(&holder, "1205100099");
+    let soon = chrono::Utc::now() + chrono::Duration::days(30);
+    app.add_certificate(&device, "signature", soon, "active");
+    app.add_certificate(&device, "authentication", soon, "active");
+    // First activated seven years ago: past the six years a device lives.
+    let seven_years_ago = chrono::Utc::now() - chrono::Duration::days(7 * 365);
+    diesel::update(
+        rinnovo::db::schema::devices::table
+            .filter(rinnovo::db::schema::devices::id.eq(&device)),
+    )
+    .set(rinnovo::db::schema::devices::activated_at.eq(seven_years_ago.naive_utc()))
+    .execute(&mut app.pool.get().unwrap())
+    .unwrap();
+
+    // The API's lookup: a reason code, nothing to renew together, no quote.
+    let found: serde_json::Value = app
+        .lookup(&customer.token, "RSSMRA80A41H501Y")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let seen = &found["devices"][0];
+    for certificate in seen["certificates"].as_array().unwrap() {
+        assert_eq!(certificate["renewal"]["status"], "not_renewable", "{seen}");
+        assert_eq!(
+            certificate["renewal"]["reason"], "device_end_of_life",
+            "{seen}"
+        );
+    }
+    assert_eq!(seen["renew_together"], serde_json::json!([]), "{seen}");
+    let quote = app
+        .post_json_as(
+            &customer.token,
+            "/api/v1/quotes",
+            &serde_json::json!({ "codice_fiscale": "RSSMRA80A41H501Y", "device_serial": "1205100099" }),
+        )
+        .await;
+    assert_eq!(quote.status(), 422, "{}", quote.text().await.unwrap());
+
+    // The shop's page: the sentence why, and no coupon to buy for it.
+    let (browser, _) = Browser::signed_in(&app, &customer.email).await;
+    let page = browser
+        .get("/negozio/acquista/dispositivi?metodo=prepaid&codice_fiscale=RSSMRA80A41H501Y")
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains("non rinnovabile: il dispositivo è a fine vita dal"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("Coupon proposti"), "{}", page.body);
+    assert!(!page.body.contains("name=\"q_"), "{}", page.body);
+}
