@@ -441,7 +441,10 @@ async fn the_whole_renewal_played_with_openssl() {
         assert_eq!(new["status"], "active");
         assert_ne!(new["id"], old["id"]);
         assert_ne!(new["serial_number"], old["serial_number"]);
-        assert_eq!(new["renewal"]["status"], "not_yet_renewable");
+        // Renewable once by default: the new certificate's window will open, but this
+        // device will never be renewed again, and the agent is told so rather than when.
+        assert_eq!(new["renewal"]["status"], "not_renewable");
+        assert_eq!(new["renewal"]["reason"], "device_renewal_limit");
     }
     assert_eq!(
         after["device"]["certificates"].as_array().unwrap().len(),
