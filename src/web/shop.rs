@@ -275,8 +275,8 @@ async fn sign_out(
     Ok(response)
 }
 
-/// The payment methods the shop offers (cheques are for the back-office to record);
-/// without `metodo` the shop proposes the prepaid account. Any other value is refused
+/// The payment methods the shop offers: the guide's (a cheque is paid like a postal
+/// slip, with the order's RF code, and matched when it shows on the statement); without `metodo` the shop proposes the prepaid account. Any other value is refused
 /// rather than read as prepaid: a page must never charge the account for a method the
 /// customer did not choose. The card only when a provider is configured: otherwise an
 /// order placed by card could never be paid.
@@ -285,11 +285,12 @@ fn method(state: &AppState, text: Option<&String>) -> Result<PaymentMethod, WebE
         None | Some("prepaid") => Ok(PaymentMethod::Prepaid),
         Some("bank_transfer") => Ok(PaymentMethod::BankTransfer),
         Some("postal_slip") => Ok(PaymentMethod::PostalSlip),
+        Some("cheque") => Ok(PaymentMethod::Cheque),
         Some("card") if state.card.is_some() => Ok(PaymentMethod::Card),
         Some(_) => Err(WebError::Refused {
             status: StatusCode::BAD_REQUEST,
             message: "Metodo di pagamento sconosciuto: scegli conto prepagato, bonifico \
-                      bancario o bollettino postale."
+                      bancario, bollettino postale o assegno."
                 .into(),
         }),
     }

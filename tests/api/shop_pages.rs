@@ -458,3 +458,41 @@ async fn a_device_past_its_life_is_shown_with_why_and_nothing_is_proposed_for_it
     assert!(!page.body.contains("Coupon proposti"), "{}", page.body);
     assert!(!page.body.contains("name=\"q_"), "{}", page.body);
 }
+
+#[tokio::test]
+async fn the_shop_takes_a_cheque_like_a_postal_slip() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let (browser, _) = Browser::signed_in(&app, &customer.email).await;
+
+    let methods = browser.get("/negozio/acquista").await;
+    assert_eq!(methods.status, 200, "{}", methods.body);
+    assert!(
+        methods.body.contains("value=\"cheque\""),
+        "the method step offers the cheque: {}",
+        methods.body
+    );
+    let holder = browser.get("/negozio/acquista/titolare?metodo=cheque").await;
+    assert_eq!(holder.status, 200, "{}", holder.body);
+    let summary = browser
+        .get("/negozio/acquista/riepilogo?metodo=cheque&q_RIN-FIRMA-CNS=1")
+        .await;
+    assert_eq!(summary.status, 200, "{}", summary.body);
+    assert!(summary.body.contains("Assegno"), "{}", summary.body);
+    let fields = [
+        ("chiave", hidden(&summary.body, "chiave")),
+        ("metodo", "cheque".to_owned()),
+        ("q_RIN-FIRMA-CNS", "1".to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let placed = browser.post("/negozio/acquista/conferma", &fields).await;
+    assert_eq!(placed.status, 303, "{}", placed.body);
+    let method: String = orders::table
+        .select(orders::payment_method)
+        .first(&mut app.pool.get().unwrap())
+        .unwrap();
+    assert_eq!(method, "cheque");
+    let page = browser.get(&placed.location.unwrap()).await;
+    assert!(page.body.contains("in attesa del versamento"), "{}", page.body);
+    assert!(page.body.contains("id=\"rf-code\""), "{}", page.body);
+}
