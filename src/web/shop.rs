@@ -485,16 +485,21 @@ async fn devices(
                 })
         })
         .collect();
+    let late = late_context(&shop.state, method, &found);
     shop.render(
         StatusCode::OK,
         "dispositivi",
-        json!({
-            "title": "Dispositivi",
-            "metodo": method.as_str(),
-            "holder": format!("{} {}", found.holder.given_name, found.holder.surname),
-            "devices": devices,
-            "proposals": proposals,
-        }),
+        merge(
+            json!({
+                "title": "Dispositivi",
+                "metodo": method.as_str(),
+                "holder": format!("{} {}", found.holder.given_name, found.holder.surname),
+                "codice_fiscale": found.holder.codice_fiscale.as_str(),
+                "devices": devices,
+                "proposals": proposals,
+            }),
+            late,
+        ),
     )
 }
 
@@ -526,6 +531,50 @@ fn holder_proposal(
     }
     let products = catalog::list(conn, brand, false).map_err(ProposalError::Storage)?;
     Ok((found, proposed, products))
+}
+
+/// The certificates of the holder's flow (the ones renewable now) that may expire before a
+/// payment by `method` reaches us, so before their coupon is sent: each as the warning
+/// names it. Warned and not refused: the reservation is the longest a payment may take,
+/// and a transfer made today is usually on time; the buyer is told the risk and the
+/// methods that pay at once.
+fn late_for(
+    method: PaymentMethod,
+    reservation: chrono::Duration,
+    found: &lookup::Lookup,
+) -> Vec<Value> {
+    let Some(paid_at_latest) = method.paid_at_latest(reservation, found.as_of) else {
+        return Vec::new();
+    };
+    found
+        .devices
+        .iter()
+        .flat_map(|device| {
+            device
+                .certificates
+                .iter()
+                .filter(|c| c.renewal.is_renewable() && c.certificate.not_after < paid_at_latest)
+                .map(|c| {
+                    json!({
+                        "serial": device.device.serial_number,
+                        "kind": kind_label(c.certificate.kind),
+                        "expires_on": c.certificate.not_after.format("%d/%m/%Y").to_string(),
+                    })
+                })
+        })
+        .collect()
+}
+
+/// The warning's context: the certificates at risk and how long a payment may take.
+fn late_context(state: &AppState, method: PaymentMethod, found: &lookup::Lookup) -> Value {
+    let reservation = state.config.reservation;
+    json!({
+        "late": late_for(method, reservation, found),
+        "late_method": method.italian(),
+        "reservation_days": reservation.num_days(),
+        "clearing_days": crate::transfer::CLEARING_WORKING_DAYS,
+        "card": state.card.is_some(),
+    })
 }
 
 async fn manual_list(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError> {
@@ -615,11 +664,72 @@ async fn choose_again(
     manual_page(shop, method, fields, Some(message), status).await
 }
 
-async fn summary(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError> {
+async fn summary(
+    shop: BuyerPage,
+    request: HttpRequest,
+    query: Query,
+) -> Result<HttpResponse, WebError> {
     let method = method(&shop.state, query.get("metodo"))?;
     let (_, Cart { products, quote }) = match cart(&shop, &query).await? {
         Ok(cart) => cart,
         Err(message) => return choose_again(&shop, method, &query, message).await,
+    };
+    // The holder's flow carries the codice fiscale: the summary names the holder whose
+    // certificates the coupons renew, looked up again (and counted, as every lookup is:
+    // a summary must be no way around the limits).
+    let holder = match query.get("codice_fiscale").filter(|cf| !cf.is_empty()) {
+        None => None,
+        Some(typed) => {
+            let Ok(codice_fiscale) = CodiceFiscale::parse(typed) else {
+                return Err(WebError::Refused {
+                    status: StatusCode::BAD_REQUEST,
+                    message: "Codice fiscale del titolare non valido.".into(),
+                });
+            };
+            let limits = shop.state.config.lookup_limits;
+            let policy = shop.state.config.renewal_policy;
+            let address = crate::http::client_address(&request);
+            let found = shop
+                .read(move |conn, user| {
+                    let caller = lookup::Caller {
+                        user_id: user.id.clone(),
+                        role: user.role,
+                        address,
+                    };
+                    Ok(lookup::lookup_as(
+                        conn,
+                        &policy,
+                        &limits,
+                        &caller,
+                        &codice_fiscale,
+                        &user.brand_id,
+                        Utc::now(),
+                    ))
+                })
+                .await?;
+            match found {
+                Ok(found) => Some(found),
+                Err(error) => {
+                    let identity = refusal(error)?;
+                    return Err(WebError::Refused {
+                        status: identity.status,
+                        message: identity.italian,
+                    });
+                }
+            }
+        }
+    };
+    let holder_context = match &holder {
+        Some(found) => merge(
+            json!({
+                "holder": {
+                    "name": format!("{} {}", found.holder.given_name, found.holder.surname),
+                    "codice_fiscale": found.holder.codice_fiscale.as_str(),
+                },
+            }),
+            late_context(&shop.state, method, found),
+        ),
+        None => json!({ "holder": null, "late": [] }),
     };
     let lines: Vec<Value> = products
         .iter()
@@ -638,16 +748,19 @@ async fn summary(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError
     shop.render(
         StatusCode::OK,
         "riepilogo",
-        json!({
-            "title": "Riepilogo",
-            "metodo": method.as_str(),
-            "method_label": method_label(method),
-            "lines": lines,
-            "net_total": euro(quote.net_total),
-            "vat_total": euro(quote.vat_total),
-            "gross_total": euro(quote.gross_total),
-            "idempotency_key": uuid::Uuid::new_v4().to_string(),
-        }),
+        merge(
+            json!({
+                "title": "Riepilogo",
+                "metodo": method.as_str(),
+                "method_label": method_label(method),
+                "lines": lines,
+                "net_total": euro(quote.net_total),
+                "vat_total": euro(quote.vat_total),
+                "gross_total": euro(quote.gross_total),
+                "idempotency_key": uuid::Uuid::new_v4().to_string(),
+            }),
+            holder_context,
+        ),
     )
 }
 

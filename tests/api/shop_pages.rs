@@ -496,3 +496,86 @@ async fn the_shop_takes_a_cheque_like_a_postal_slip() {
     assert!(page.body.contains("in attesa del versamento"), "{}", page.body);
     assert!(page.body.contains("id=\"rf-code\""), "{}", page.body);
 }
+
+#[tokio::test]
+async fn the_holders_summary_names_the_holder_and_a_transfer_too_slow_for_an_expiry_is_warned_of()
+{
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let holder = app.add_holder("RSSMRA80A41H501Y", "Maria", "Rossi");
+    let device = app.add_device(&holder, "1205100099");
+    // Sooner than the 10 days' reservation and the 2 working days a transfer takes.
+    let soon = chrono::Utc::now() + chrono::Duration::days(5);
+    app.add_certificate(&device, "signature", soon, "active");
+    let later = app.add_holder("GLLSFN68H50D612O", "Stefania", "Galli");
+    let later_device = app.add_device(&later, "1205100098");
+    let in_time = chrono::Utc::now() + chrono::Duration::days(60);
+    app.add_certificate(&later_device, "signature", in_time, "active");
+    let (browser, _) = Browser::signed_in(&app, &customer.email).await;
+
+    for method in ["bank_transfer", "postal_slip", "cheque", "prepaid"] {
+        let devices = browser
+            .get(&format!(
+                "/negozio/acquista/dispositivi?metodo={method}&codice_fiscale=RSSMRA80A41H501Y"
+            ))
+            .await;
+        assert_eq!(devices.status, 200, "{}", devices.body);
+        let cf = hidden(&devices.body, "codice_fiscale");
+        assert_eq!(cf, "RSSMRA80A41H501Y", "the holder goes on to the summary");
+        let summary = browser
+            .get(&format!(
+                "/negozio/acquista/riepilogo?metodo={method}&codice_fiscale={cf}&q_RIN-FIRMA=1"
+            ))
+            .await;
+        assert_eq!(summary.status, 200, "{}", summary.body);
+        assert!(
+            summary.body.contains("<dd id=\"titolare\">Maria Rossi</dd>"),
+            "{}",
+            summary.body
+        );
+        assert!(
+            summary
+                .body
+                .contains("<dd id=\"titolare-codice-fiscale\">RSSMRA80A41H501Y</dd>"),
+            "{}",
+            summary.body
+        );
+        let warned = method != "prepaid";
+        for page in [&devices, &summary] {
+            assert_eq!(
+                page.body.contains("id=\"scadenza-ravvicinata\""),
+                warned,
+                "{method}: {}",
+                page.body
+            );
+        }
+        if warned {
+            assert!(
+                summary.body.contains("ti consigliamo di pagare con il Conto Prepagato"),
+                "{}",
+                summary.body
+            );
+            assert!(
+                summary.body.contains(&soon.format("%d/%m/%Y").to_string()),
+                "{}",
+                summary.body
+            );
+        }
+    }
+    // A certificate that expires after any transfer would be in: no warning.
+    let devices = browser
+        .get("/negozio/acquista/dispositivi?metodo=bank_transfer&codice_fiscale=GLLSFN68H50D612O")
+        .await;
+    assert_eq!(devices.status, 200, "{}", devices.body);
+    assert!(
+        !devices.body.contains("id=\"scadenza-ravvicinata\""),
+        "{}",
+        devices.body
+    );
+    // The manual list names no holder.
+    let manual = browser
+        .get("/negozio/acquista/riepilogo?metodo=bank_transfer&q_RIN-FIRMA=1")
+        .await;
+    assert_eq!(manual.status, 200, "{}", manual.body);
+    assert!(!manual.body.contains("id=\"titolare\""), "{}", manual.body);
+}
