@@ -600,7 +600,13 @@ async fn manual_page(
                 .get(&format!("q_{}", p.code))
                 .cloned()
                 .unwrap_or_else(|| "0".into());
-            json!({ "code": p.code, "name": p.name, "price": euro(p.net_price), "quantity": quantity })
+            json!({
+                "code": p.code,
+                "name": p.name,
+                "price": euro(p.net_price),
+                "quantity": quantity,
+                "unavailable": p.unavailable.as_ref().map(|n| n.as_str()),
+            })
         })
         .collect();
     shop.render(
