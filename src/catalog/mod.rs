@@ -58,7 +58,10 @@ pub struct UnavailableNotice(String);
 pub enum UnavailableNoticeError {
     #[error("the notice is blank: say why the product is unavailable, or send null")]
     Blank,
-    #[error("the notice is longer than {} characters", UnavailableNotice::MAX_CHARS)]
+    #[error(
+        "the notice is longer than {} characters",
+        UnavailableNotice::MAX_CHARS
+    )]
     TooLong,
     #[error("the notice must be one line")]
     MultiLine,

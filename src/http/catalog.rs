@@ -362,7 +362,14 @@ pub async fn update_product(
                 active,
                 unavailable: notice,
             };
-            catalog::change(conn, &operator.id, &operator.brand, &id, &change, Utc::now())
+            catalog::change(
+                conn,
+                &operator.id,
+                &operator.brand,
+                &id,
+                &change,
+                Utc::now(),
+            )
         })
         .await?;
     Ok(HttpResponse::Ok().json(ProductResponse::from(product)))

@@ -244,7 +244,10 @@ pub fn renewal_counts(
     rows.into_iter()
         .map(|(device_id, kind, count)| {
             Ok(DeviceRenewalCount {
-                kind: CertificateKind::stored(&kind, format_args!("renewal of device {device_id}"))?,
+                kind: CertificateKind::stored(
+                    &kind,
+                    format_args!("renewal of device {device_id}"),
+                )?,
                 device_id,
                 count: u32::try_from(count).unwrap_or(u32::MAX),
             })

@@ -152,15 +152,16 @@ pub fn send_due(
             let products = catalog::list(conn, &brand_id, false)?;
             let cf = CodiceFiscale::parse(&codice_fiscale)
                 .map_err(|e| anyhow::anyhow!("holder {codice_fiscale}: {e}"))?;
-            let to_buy: Vec<_> = catalog::propose_for_device(conn, policy, &brand_id, &cf, &serial, now)
-                .map(|lines| {
-                    lines
-                        .iter()
-                        .filter_map(|line| products.iter().find(|p| p.id == line.product))
-                        .map(|p| json!({ "code": p.code, "name": p.name }))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let to_buy: Vec<_> =
+                catalog::propose_for_device(conn, policy, &brand_id, &cf, &serial, now)
+                    .map(|lines| {
+                        lines
+                            .iter()
+                            .filter_map(|line| products.iter().find(|p| p.id == line.product))
+                            .map(|p| json!({ "code": p.code, "name": p.name }))
+                            .collect()
+                    })
+                    .unwrap_or_default();
             let certificates: Vec<_> = fresh
                 .iter()
                 .map(|c| {

@@ -321,20 +321,29 @@ async fn a_product_temporarily_unavailable_is_shown_with_its_notice_and_not_sold
     .await;
     assert_eq!(body["errors"][0]["rule"], "available_product", "{body}");
     let detail = body["detail"].as_str().unwrap_or_default().to_owned() + &body.to_string();
-    assert!(detail.contains("RIN-FIRMA") && detail.contains(notice), "{body}");
+    assert!(
+        detail.contains("RIN-FIRMA") && detail.contains(notice),
+        "{body}"
+    );
     let order = app
-        .order(&customer.token, json!([{ "product": "RIN-FIRMA", "quantity": 1 }]))
+        .order(
+            &customer.token,
+            json!([{ "product": "RIN-FIRMA", "quantity": 1 }]),
+        )
         .await;
     let body = problem(order, 400).await;
     assert_eq!(body["errors"][0]["rule"], "available_product", "{body}");
 
     // The shop's manual list: "momentaneamente non disponibile" with the notice, no field
     // to buy it; a summary asked anyway is refused in Italian.
-    let (browser, _) =
-        crate::web_client::Browser::signed_in(&app, &customer.email).await;
+    let (browser, _) = crate::web_client::Browser::signed_in(&app, &customer.email).await;
     let page = browser.get("/negozio/acquista/coupon?metodo=prepaid").await;
     assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.contains("momentaneamente non disponibile"), "{}", page.body);
+    assert!(
+        page.body.contains("momentaneamente non disponibile"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains(notice), "{}", page.body);
     assert!(!page.body.contains("name=\"q_RIN-FIRMA\""), "{}", page.body);
     assert!(page.body.contains("name=\"q_RIN-CNS\""), "{}", page.body);
@@ -354,7 +363,10 @@ async fn a_product_temporarily_unavailable_is_shown_with_its_notice_and_not_sold
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["unavailable_notice"], Value::Null);
     let order = app
-        .order(&customer.token, json!([{ "product": "RIN-FIRMA", "quantity": 1 }]))
+        .order(
+            &customer.token,
+            json!([{ "product": "RIN-FIRMA", "quantity": 1 }]),
+        )
         .await;
     assert_eq!(order.status(), 201);
 }

@@ -64,8 +64,10 @@ async fn each_threshold_is_reminded_once_with_what_to_buy() {
     assert_eq!(reminders::send_due(&mut conn, &policy, now).unwrap(), 0);
     let later = now + Duration::days(16); // 29 days left: the 30-day reminder
     let (a, b) = std::thread::scope(|scope| {
-        let one = scope.spawn(|| reminders::send_due(&mut app.pool.get().unwrap(), &policy, later).unwrap());
-        let two = scope.spawn(|| reminders::send_due(&mut app.pool.get().unwrap(), &policy, later).unwrap());
+        let one = scope
+            .spawn(|| reminders::send_due(&mut app.pool.get().unwrap(), &policy, later).unwrap());
+        let two = scope
+            .spawn(|| reminders::send_due(&mut app.pool.get().unwrap(), &policy, later).unwrap());
         (one.join().unwrap(), two.join().unwrap())
     });
     assert!(a + b >= 1);

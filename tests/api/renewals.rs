@@ -839,7 +839,10 @@ async fn the_window_the_registry_and_the_device_life_refuse_too() {
     let aged = seen(&app, &token).await;
     let certificate = seen_certificate(&aged, "signature");
     assert_eq!(certificate["renewal"]["status"], "not_renewable", "{aged}");
-    assert_eq!(certificate["renewal"]["reason"], "device_end_of_life", "{aged}");
+    assert_eq!(
+        certificate["renewal"]["reason"], "device_end_of_life",
+        "{aged}"
+    );
     let id = certificate_id(&app, &token, "signature").await;
     let (status, body) = request_one(&app, &token, &keys, "d", &id, &codes[0]).await;
     assert_eq!(status, 409, "{body}");
@@ -866,7 +869,10 @@ async fn the_window_the_registry_and_the_device_life_refuse_too() {
     let new = seen_certificate(&renewed, "signature");
     // In its window, and yet the agent is told, with why, that it cannot be renewed.
     assert_eq!(new["renewal"]["status"], "not_renewable", "{renewed}");
-    assert_eq!(new["renewal"]["reason"], "device_renewal_limit", "{renewed}");
+    assert_eq!(
+        new["renewal"]["reason"], "device_renewal_limit",
+        "{renewed}"
+    );
     assert_eq!(new["renewal"]["renewals"], 1, "{renewed}");
     let (status, body) = request_one(
         &app,
@@ -907,7 +913,11 @@ async fn the_window_the_registry_and_the_device_life_refuse_too() {
         .unwrap();
     assert_eq!(signature["renewal"]["status"], "not_renewable", "{device}");
     assert_eq!(signature["renewal"]["reason"], "device_renewal_limit");
-    assert_eq!(device["renew_together"], json!(["authentication"]), "{device}");
+    assert_eq!(
+        device["renew_together"],
+        json!(["authentication"]),
+        "{device}"
+    );
     let quote = app
         .post_json_as(
             &customer.token,

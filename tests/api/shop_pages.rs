@@ -411,8 +411,7 @@ async fn a_device_past_its_life_is_shown_with_why_and_nothing_is_proposed_for_it
     // First activated seven years ago: past the six years a device lives.
     let seven_years_ago = chrono::Utc::now() - chrono::Duration::days(7 * 365);
     diesel::update(
-        rinnovo::db::schema::devices::table
-            .filter(rinnovo::db::schema::devices::id.eq(&device)),
+        rinnovo::db::schema::devices::table.filter(rinnovo::db::schema::devices::id.eq(&device)),
     )
     .set(rinnovo::db::schema::devices::activated_at.eq(seven_years_ago.naive_utc()))
     .execute(&mut app.pool.get().unwrap())
@@ -472,7 +471,9 @@ async fn the_shop_takes_a_cheque_like_a_postal_slip() {
         "the method step offers the cheque: {}",
         methods.body
     );
-    let holder = browser.get("/negozio/acquista/titolare?metodo=cheque").await;
+    let holder = browser
+        .get("/negozio/acquista/titolare?metodo=cheque")
+        .await;
     assert_eq!(holder.status, 200, "{}", holder.body);
     let summary = browser
         .get("/negozio/acquista/riepilogo?metodo=cheque&q_RIN-FIRMA-CNS=1")
@@ -493,13 +494,16 @@ async fn the_shop_takes_a_cheque_like_a_postal_slip() {
         .unwrap();
     assert_eq!(method, "cheque");
     let page = browser.get(&placed.location.unwrap()).await;
-    assert!(page.body.contains("in attesa del versamento"), "{}", page.body);
+    assert!(
+        page.body.contains("in attesa del versamento"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("id=\"rf-code\""), "{}", page.body);
 }
 
 #[tokio::test]
-async fn the_holders_summary_names_the_holder_and_a_transfer_too_slow_for_an_expiry_is_warned_of()
-{
+async fn the_holders_summary_names_the_holder_and_a_transfer_too_slow_for_an_expiry_is_warned_of() {
     let app = spawn_app().await;
     let customer = app.customer("visura").await;
     let holder = app.add_holder("RSSMRA80A41H501Y", "Maria", "Rossi");
@@ -529,7 +533,9 @@ async fn the_holders_summary_names_the_holder_and_a_transfer_too_slow_for_an_exp
             .await;
         assert_eq!(summary.status, 200, "{}", summary.body);
         assert!(
-            summary.body.contains("<dd id=\"titolare\">Maria Rossi</dd>"),
+            summary
+                .body
+                .contains("<dd id=\"titolare\">Maria Rossi</dd>"),
             "{}",
             summary.body
         );
@@ -551,7 +557,9 @@ async fn the_holders_summary_names_the_holder_and_a_transfer_too_slow_for_an_exp
         }
         if warned {
             assert!(
-                summary.body.contains("ti consigliamo di pagare con il Conto Prepagato"),
+                summary
+                    .body
+                    .contains("ti consigliamo di pagare con il Conto Prepagato"),
                 "{}",
                 summary.body
             );
