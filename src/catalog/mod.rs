@@ -567,7 +567,30 @@ mod tests {
             net_price: Money::from_cents(cents),
             vat_rate: VatRate::STANDARD,
             active: true,
+            unavailable: None,
         }
+    }
+
+    #[test]
+    fn an_unavailable_notice_is_one_line_of_text() {
+        assert_eq!(
+            UnavailableNotice::parse("  Disponibile dal 15 gennaio ")
+                .unwrap()
+                .as_str(),
+            "Disponibile dal 15 gennaio"
+        );
+        assert_eq!(
+            UnavailableNotice::parse(" "),
+            Err(UnavailableNoticeError::Blank)
+        );
+        assert_eq!(
+            UnavailableNotice::parse("a\nb"),
+            Err(UnavailableNoticeError::MultiLine)
+        );
+        assert_eq!(
+            UnavailableNotice::parse(&"x".repeat(301)),
+            Err(UnavailableNoticeError::TooLong)
+        );
     }
 
     fn ids(lines: Option<Vec<RequestedLine>>) -> Vec<String> {

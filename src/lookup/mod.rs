@@ -340,3 +340,82 @@ pub fn view_device(
         renew_together,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn facts(now: DateTime<Utc>) -> RenewalFacts<'static> {
+        RenewalFacts {
+            status: CertificateStatus::Active,
+            not_after: now + Duration::days(30),
+            device_activated_at: now - Duration::days(3 * 365),
+            open_renewal: None,
+            device_renewals_of_kind: 0,
+        }
+    }
+
+    #[test]
+    fn renewable_only_when_every_rule_of_the_renewal_allows_it() {
+        let now = Utc::now();
+        let policy = RenewalPolicy::default();
+        assert!(RenewalStatus::of(facts(now), &policy, now).is_renewable());
+
+        let renewed = RenewalFacts {
+            device_renewals_of_kind: 1,
+            ..facts(now)
+        };
+        assert_eq!(
+            RenewalStatus::of(renewed, &policy, now),
+            RenewalStatus::DeviceRenewedEnough { count: 1 }
+        );
+        let twice = RenewalPolicy {
+            max_renewals_per_device: 2,
+            ..policy
+        };
+        assert!(RenewalStatus::of(renewed, &twice, now).is_renewable());
+
+        let old = RenewalFacts {
+            device_activated_at: now - Duration::days(7 * 365),
+            ..facts(now)
+        };
+        assert!(matches!(
+            RenewalStatus::of(old, &policy, now),
+            RenewalStatus::DeviceEndOfLife { years: 6, .. }
+        ));
+
+        let pending = RenewalFacts {
+            open_renewal: Some(("r1", RenewalState::Queued)),
+            ..facts(now)
+        };
+        assert_eq!(
+            RenewalStatus::of(pending, &policy, now),
+            RenewalStatus::RenewalPending {
+                renewal_id: "r1".into()
+            }
+        );
+        let revoked = RenewalFacts {
+            status: CertificateStatus::Revoked,
+            ..facts(now)
+        };
+        assert_eq!(
+            RenewalStatus::of(revoked, &policy, now),
+            RenewalStatus::Revoked
+        );
+    }
+
+    #[test]
+    fn a_device_renewed_enough_is_told_so_rather_than_when_its_window_opens() {
+        let now = Utc::now();
+        let renewed = RenewalFacts {
+            not_after: now + Duration::days(1000),
+            device_renewals_of_kind: 1,
+            ..facts(now)
+        };
+        assert_eq!(
+            RenewalStatus::of(renewed, &RenewalPolicy::default(), now),
+            RenewalStatus::DeviceRenewedEnough { count: 1 }
+        );
+    }
+}
