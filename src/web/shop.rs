@@ -276,8 +276,9 @@ async fn sign_out(
 }
 
 /// The payment methods the shop offers: the guide's (a cheque is paid like a postal
-/// slip, with the order's RF code, and matched when it shows on the statement); without `metodo` the shop proposes the prepaid account. Any other value is refused
-/// rather than read as prepaid: a page must never charge the account for a method the
+/// slip, with the order's RF code, and matched when it shows on the statement); without
+/// `metodo` the shop proposes the prepaid account. Any other value is refused rather than
+/// read as prepaid: a page must never charge the account for a method the
 /// customer did not choose. The card only when a provider is configured: otherwise an
 /// order placed by card could never be paid.
 fn method(state: &AppState, text: Option<&String>) -> Result<PaymentMethod, WebError> {
