@@ -210,7 +210,11 @@ pub fn run_workers(
     let settings = dispatch_settings(&config);
     let dispatch = dispatcher::run(pool.clone(), Arc::new(transport), settings);
     let expiry = crate::payments::expiry::run(pool.clone(), config.expiry_interval);
-    let reminders = crate::renewals::reminders::run(pool.clone(), config.reminder_interval);
+    let reminders = crate::renewals::reminders::run(
+        pool.clone(),
+        config.renewal_policy,
+        config.reminder_interval,
+    );
     let ca: Arc<dyn crate::ca::CertificateAuthority> =
         Arc::new(crate::ca::EmbeddedCa::open_or_create(&config.data_dir)?);
     let issuance = crate::renewals::issuance::run(

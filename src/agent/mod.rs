@@ -235,6 +235,7 @@ fn verify_signature(
 /// token's brand. `None` if it is gone from the registry.
 pub fn own_device(
     conn: &mut DbConnection,
+    policy: &crate::lookup::RenewalPolicy,
     device_id: &str,
     brand_id: &str,
     now: DateTime<Utc>,
@@ -251,7 +252,7 @@ pub fn own_device(
     };
     let codice_fiscale = crate::registry::CodiceFiscale::parse(&codice_fiscale)
         .map_err(|e| anyhow::anyhow!("registry holds an invalid codice fiscale: {e}"))?;
-    let found = match crate::lookup::lookup(conn, &codice_fiscale, brand_id, now) {
+    let found = match crate::lookup::lookup(conn, policy, &codice_fiscale, brand_id, now) {
         Ok(found) => found,
         Err(crate::lookup::LookupError::UnknownHolder) => return Ok(None),
         Err(crate::lookup::LookupError::Storage(e)) => return Err(e),

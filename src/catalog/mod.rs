@@ -44,6 +44,60 @@ pub struct Product {
     pub net_price: Money,
     pub vat_rate: VatRate,
     pub active: bool,
+    /// Temporarily unavailable: listed with this notice, and not sold.
+    pub unavailable: Option<UnavailableNotice>,
+}
+
+/// Why (or until when) a product is temporarily unavailable, as the shop shows it beside
+/// "momentaneamente non disponibile": one line of text, not blank, at most
+/// [`UnavailableNotice::MAX_CHARS`] characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnavailableNotice(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnavailableNoticeError {
+    #[error("the notice is blank: say why the product is unavailable, or send null")]
+    Blank,
+    #[error(
+        "the notice is longer than {} characters",
+        UnavailableNotice::MAX_CHARS
+    )]
+    TooLong,
+    #[error("the notice must be one line")]
+    MultiLine,
+}
+
+impl UnavailableNotice {
+    pub const MAX_CHARS: usize = 300;
+
+    pub fn parse(text: &str) -> Result<Self, UnavailableNoticeError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(UnavailableNoticeError::Blank);
+        }
+        if text.chars().count() > Self::MAX_CHARS {
+            return Err(UnavailableNoticeError::TooLong);
+        }
+        if text.chars().any(char::is_control) {
+            return Err(UnavailableNoticeError::MultiLine);
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl UnavailableNoticeError {
+    /// The rule broken, as problem bodies name it.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Self::Blank => "not_blank",
+            Self::TooLong => "max_length",
+            Self::MultiLine => "single_line",
+        }
+    }
 }
 
 impl Product {
@@ -80,6 +134,13 @@ pub enum CatalogError {
     UnknownProduct { line: usize, product: String },
     #[error("line {line}: '{product}' is no longer sold")]
     InactiveProduct { line: usize, product: String },
+    #[error("line {line}: '{product}' ({name}) is temporarily unavailable: {notice}")]
+    UnavailableProduct {
+        line: usize,
+        product: String,
+        name: String,
+        notice: String,
+    },
     #[error(
         "the same product appears on lines {first} and {second}; put the quantity on one line"
     )]
@@ -102,6 +163,7 @@ struct ProductRow {
     net_price_cents: i64,
     vat_rate_basis_points: i32,
     active: bool,
+    unavailable_notice: Option<String>,
 }
 
 fn from_row(row: ProductRow) -> anyhow::Result<Product> {
@@ -119,6 +181,10 @@ fn from_row(row: ProductRow) -> anyhow::Result<Product> {
         name: row.name,
         professional: row.professional,
         active: row.active,
+        // Stored only once parsed: a notice that no longer parses is still shown.
+        unavailable: row
+            .unavailable_notice
+            .map(|text| UnavailableNotice::parse(&text).unwrap_or(UnavailableNotice(text))),
     })
 }
 
@@ -172,6 +238,14 @@ pub fn resolve(
                 product: line.product.clone(),
             });
         }
+        if let Some(notice) = &product.unavailable {
+            return Err(CatalogError::UnavailableProduct {
+                line: number,
+                product: product.code.clone(),
+                name: product.name.clone(),
+                notice: notice.as_str().to_owned(),
+            });
+        }
         if let Some(first) = seen.insert(product.id.as_str(), number) {
             return Err(CatalogError::DuplicateProduct {
                 first,
@@ -187,6 +261,8 @@ pub fn resolve(
 pub enum ProductChangeError {
     #[error("no product with this id in your brand's catalog")]
     NotFound,
+    #[error("nothing to change: send active, unavailable_notice, or both")]
+    NothingToChange,
     #[error(transparent)]
     Storage(#[from] anyhow::Error),
 }
@@ -235,6 +311,95 @@ pub fn set_active(
             .select(ProductRow::as_select())
             .first(conn)?;
         Ok(from_row(row)?)
+    })
+}
+
+/// Marks a product temporarily unavailable with `notice`, or available again with `None`
+/// (a back-office decision, audited). Unavailable, it stays listed with its notice and can
+/// be neither quoted, proposed nor ordered.
+pub fn set_unavailable(
+    conn: &mut DbConnection,
+    operator_id: &str,
+    brand_id: &str,
+    product_id: &str,
+    notice: Option<&UnavailableNotice>,
+    now: DateTime<Utc>,
+) -> Result<Product, ProductChangeError> {
+    write_transaction(conn, |conn| {
+        let changed = diesel::update(
+            products::table
+                .filter(products::id.eq(product_id))
+                .filter(products::brand_id.eq(brand_id)),
+        )
+        .set(products::unavailable_notice.eq(notice.map(UnavailableNotice::as_str)))
+        .execute(conn)?;
+        if changed == 0 {
+            return Err(ProductChangeError::NotFound);
+        }
+        audit::record(
+            conn,
+            AuditEntry {
+                brand_id: Some(brand_id),
+                actor: &Actor::User(operator_id.to_owned()),
+                action: if notice.is_some() {
+                    "product.unavailable"
+                } else {
+                    "product.available"
+                },
+                subject_type: "product",
+                subject_id: product_id,
+                details: serde_json::json!({ "notice": notice.map(UnavailableNotice::as_str) }),
+            },
+            now,
+        )?;
+        let row: ProductRow = products::table
+            .filter(products::id.eq(product_id))
+            .select(ProductRow::as_select())
+            .first(conn)?;
+        Ok(from_row(row)?)
+    })
+}
+
+/// What a back-office operator changes of a product; a part left `None` is kept.
+#[derive(Debug, Clone, Default)]
+pub struct ProductChange {
+    pub active: Option<bool>,
+    /// `Some(None)`: available again.
+    pub unavailable: Option<Option<UnavailableNotice>>,
+}
+
+/// Makes `change` to the product, whole or not at all.
+pub fn change(
+    conn: &mut DbConnection,
+    operator_id: &str,
+    brand_id: &str,
+    product_id: &str,
+    change: &ProductChange,
+    now: DateTime<Utc>,
+) -> Result<Product, ProductChangeError> {
+    write_transaction(conn, |conn| {
+        let mut changed = None;
+        if let Some(active) = change.active {
+            changed = Some(set_active(
+                conn,
+                operator_id,
+                brand_id,
+                product_id,
+                active,
+                now,
+            )?);
+        }
+        if let Some(notice) = &change.unavailable {
+            changed = Some(set_unavailable(
+                conn,
+                operator_id,
+                brand_id,
+                product_id,
+                notice.as_ref(),
+                now,
+            )?);
+        }
+        changed.ok_or(ProductChangeError::NothingToChange)
     })
 }
 
@@ -303,19 +468,22 @@ pub enum ProposalError {
 /// Professional products are never proposed (they need a choice the lookup cannot make).
 pub fn propose_for_device(
     conn: &mut DbConnection,
+    policy: &lookup::RenewalPolicy,
     brand_id: &str,
     codice_fiscale: &CodiceFiscale,
     device_serial: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<RequestedLine>, ProposalError> {
-    let found = lookup::lookup(conn, codice_fiscale, brand_id, now)?;
+    let found = lookup::lookup(conn, policy, codice_fiscale, brand_id, now)?;
     propose_from(conn, brand_id, found, device_serial)
 }
 
 /// [`propose_for_device`] asked by a user: the holder lookup it makes counts against the
 /// caller's lookup limits, as a lookup does, so that quotes are no way around them.
+#[allow(clippy::too_many_arguments)]
 pub fn propose_for_caller(
     conn: &mut DbConnection,
+    policy: &lookup::RenewalPolicy,
     limits: &lookup::LookupLimits,
     caller: &lookup::Caller,
     brand_id: &str,
@@ -323,7 +491,7 @@ pub fn propose_for_caller(
     device_serial: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<RequestedLine>, ProposalError> {
-    let found = lookup::lookup_as(conn, limits, caller, codice_fiscale, brand_id, now)?;
+    let found = lookup::lookup_as(conn, policy, limits, caller, codice_fiscale, brand_id, now)?;
     propose_from(conn, brand_id, found, device_serial)
 }
 
@@ -341,9 +509,10 @@ fn propose_from(
     if device.renew_together.is_empty() {
         return Err(ProposalError::NothingToRenew(device_serial.to_owned()));
     }
+    // An unavailable product is never proposed: the order would refuse it.
     let products: Vec<Product> = list(conn, brand_id, false)?
         .into_iter()
-        .filter(|p| !p.professional)
+        .filter(|p| !p.professional && p.unavailable.is_none())
         .collect();
     cheapest_cover(&products, &device.renew_together).ok_or(ProposalError::NoFittingProduct)
 }
@@ -398,7 +567,30 @@ mod tests {
             net_price: Money::from_cents(cents),
             vat_rate: VatRate::STANDARD,
             active: true,
+            unavailable: None,
         }
+    }
+
+    #[test]
+    fn an_unavailable_notice_is_one_line_of_text() {
+        assert_eq!(
+            UnavailableNotice::parse("  Disponibile dal 15 gennaio ")
+                .unwrap()
+                .as_str(),
+            "Disponibile dal 15 gennaio"
+        );
+        assert_eq!(
+            UnavailableNotice::parse(" "),
+            Err(UnavailableNoticeError::Blank)
+        );
+        assert_eq!(
+            UnavailableNotice::parse("a\nb"),
+            Err(UnavailableNoticeError::MultiLine)
+        );
+        assert_eq!(
+            UnavailableNotice::parse(&"x".repeat(301)),
+            Err(UnavailableNoticeError::TooLong)
+        );
     }
 
     fn ids(lines: Option<Vec<RequestedLine>>) -> Vec<String> {

@@ -248,15 +248,22 @@ pub fn count_of(counts: &[(String, i64)], status: &str) -> i64 {
 /// blocking pool (never on the async executor's threads), every `interval` until the task
 /// is dropped. A round that fails is logged and simply tried again at the next interval;
 /// `report` logs what a round that worked did. `what` names the worker in the logs.
-pub async fn every_interval<T: Send + 'static>(
+pub async fn every_interval<T, R>(
     pool: Pool,
     interval: Duration,
     what: &'static str,
-    round: fn(&mut DbConnection, chrono::DateTime<chrono::Utc>) -> anyhow::Result<T>,
+    round: R,
     report: fn(T),
-) {
+) where
+    T: Send + 'static,
+    R: Fn(&mut DbConnection, chrono::DateTime<chrono::Utc>) -> anyhow::Result<T>
+        + Clone
+        + Send
+        + 'static,
+{
     loop {
         let pool = pool.clone();
+        let round = round.clone();
         let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<T> {
             round(&mut *pool.get()?, chrono::Utc::now())
         })

@@ -167,6 +167,7 @@ diesel::table! {
         active -> Bool,
         sort_order -> Integer,
         created_at -> Timestamp,
+        unavailable_notice -> Nullable<Text>,
     }
 }
 

@@ -186,9 +186,10 @@ pub async fn certificates(
     Agent(claims): Agent,
 ) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
+    let policy = state.config.renewal_policy;
     let (device, products) = state
         .with_conn(move |conn| -> Result<_, ApiError> {
-            let device = agent::own_device(conn, &claims.sub, &claims.brand, now)
+            let device = agent::own_device(conn, &policy, &claims.sub, &claims.brand, now)
                 .map_err(ApiError::storage)?
                 .ok_or_else(|| {
                     ApiError::not_found(

@@ -9,7 +9,9 @@ use super::json::JsonObject;
 use super::responses::{MalformedBody, NotBuyer, TooManyLookups, UnknownHolder};
 use super::{ApiError, AppState, Problem};
 use crate::auth::Role;
-use crate::catalog::{self, Covers, Product, Quote, RequestedLine};
+use crate::catalog::{
+    self, Covers, Product, ProductChange, Quote, RequestedLine, UnavailableNotice,
+};
 use crate::lookup;
 use crate::money::Money;
 use crate::orders::checkout::{self, Cart};
@@ -33,6 +35,10 @@ struct ProductResponse {
     vat_rate: String,
     /// `false`: off sale (only the back-office sees such products).
     active: bool,
+    /// Set: temporarily unavailable ("momentaneamente non disponibile"), with this
+    /// notice; listed, but neither quoted nor sold (`/problems/invalid-field`, rule
+    /// `available_product`).
+    unavailable_notice: Option<String>,
 }
 
 /// The brand's products.
@@ -52,6 +58,7 @@ impl From<Product> for ProductResponse {
             net_price: p.net_price,
             vat_rate: format!("{:.2}", p.vat_rate.percent()),
             active: p.active,
+            unavailable_notice: p.unavailable.map(|n| n.as_str().to_owned()),
         }
     }
 }
@@ -253,6 +260,7 @@ pub async fn create_quote(
             let cf = CodiceFiscale::parse(&cf)
                 .map_err(|e| ApiError::invalid_field("codice_fiscale", e.rule(), e.to_string()))?;
             let limits = state.config.lookup_limits;
+            let policy = state.config.renewal_policy;
             let caller = lookup::Caller {
                 user_id: user.id.clone(),
                 role: user.role,
@@ -262,6 +270,7 @@ pub async fn create_quote(
                 .with_conn(move |conn| -> Result<_, ApiError> {
                     let proposed = catalog::propose_for_caller(
                         conn,
+                        &policy,
                         &limits,
                         &caller,
                         &user.brand,
@@ -287,16 +296,32 @@ pub async fn create_quote(
     Ok(HttpResponse::Ok().json(QuoteResponse::new(&products, quote)))
 }
 
-/// Puts a product on sale (`true`) or takes it off (`false`).
+/// What to change of a product: at least one of the two.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
-    active: bool,
+    /// Puts the product on sale (`true`) or takes it off (`false`, hidden from the shop).
+    #[serde(default)]
+    active: Option<bool>,
+    /// A notice (one line, at most 300 characters): the product is temporarily
+    /// unavailable, listed with the notice but not sold; `null`: available again.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "Disponibile dal 15 gennaio")]
+    unavailable_notice: Option<Option<String>>,
 }
 
-/// Take a product off sale or put it back
+/// A field sent, even as `null` (`Some(None)`), as against a field left out (`None`).
+fn present<'de, D>(deserializer: D) -> Result<Option<Option<String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Option::<String>::deserialize(deserializer).map(Some)
+}
+
+/// Take a product off sale or put it back; mark it temporarily unavailable
 ///
-/// Back-office only; products of the operator's brand only.
+/// Back-office only; products of the operator's brand only. Both changes asked together are
+/// made together or not at all.
 #[utoipa::path(
     patch,
     path = "/api/v1/backoffice/products/{id}",
@@ -320,10 +345,31 @@ pub async fn update_product(
     id: web::Path<String>,
     body: JsonObject<ProductPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let active = body.active;
+    let ProductPatch {
+        active,
+        unavailable_notice,
+    } = body.into_inner();
+    let notice = match unavailable_notice {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(text)) => Some(Some(UnavailableNotice::parse(&text).map_err(|e| {
+            ApiError::invalid_field("unavailable_notice", e.rule(), e.to_string())
+        })?)),
+    };
     let product = state
         .with_conn(move |conn| {
-            catalog::set_active(conn, &operator.id, &operator.brand, &id, active, Utc::now())
+            let change = ProductChange {
+                active,
+                unavailable: notice,
+            };
+            catalog::change(
+                conn,
+                &operator.id,
+                &operator.brand,
+                &id,
+                &change,
+                Utc::now(),
+            )
         })
         .await?;
     Ok(HttpResponse::Ok().json(ProductResponse::from(product)))

@@ -314,6 +314,17 @@ impl Identify for CatalogError {
                 detail,
                 format!("Riga {line}: '{product}' non è più in vendita."),
             ),
+            CatalogError::UnavailableProduct {
+                line,
+                product: _,
+                name,
+                notice,
+            } => Identity::invalid(
+                field(line),
+                "available_product",
+                detail,
+                format!("Riga {line}: «{name}» è momentaneamente non disponibile: {notice}"),
+            ),
             CatalogError::DuplicateProduct { first, second } => Identity::invalid(
                 field(second),
                 "unique_product",
@@ -362,6 +373,12 @@ impl Identify for ProductChangeError {
                 "Unknown product",
                 detail,
                 "Nessun prodotto ha questo identificativo.",
+            )),
+            ProductChangeError::NothingToChange => Ok(Identity::invalid(
+                "active",
+                "some_change",
+                detail,
+                "Niente da cambiare: indica se il prodotto è in vendita, o se è momentaneamente non disponibile.",
             )),
             ProductChangeError::Storage(e) => Err(e),
         }

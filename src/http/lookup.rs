@@ -41,6 +41,7 @@ pub async fn holder_devices(
     let codice_fiscale = CodiceFiscale::parse(&codice_fiscale)
         .map_err(|e| ApiError::invalid_field("codice_fiscale", e.rule(), e.to_string()))?;
     let limits = state.config.lookup_limits;
+    let policy = state.config.renewal_policy;
     let caller = lookup::Caller {
         user_id: user.id,
         role: user.role,
@@ -50,6 +51,7 @@ pub async fn holder_devices(
         .with_conn(move |conn| {
             lookup::lookup_as(
                 conn,
+                &policy,
                 &limits,
                 &caller,
                 &codice_fiscale,
@@ -124,6 +126,30 @@ pub(super) enum RenewalResponse {
     ReadyToInstall {
         renewal_id: String,
     },
+    /// Not renewable, ever, on this device: `reason` says why. The shop proposes no coupon
+    /// for it, since the renewal would refuse it.
+    NotRenewable {
+        reason: NotRenewableReason,
+        /// `device_renewal_limit`: the renewals this device's certificate of this kind had.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        renewals: Option<u32>,
+        /// `device_end_of_life`: when the device's life ended.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        end_of_life: Option<DateTime<Utc>>,
+    },
+}
+
+/// Why a certificate can never be renewed on its device (as the renewal would refuse it:
+/// `/problems/device-renewal-limit`, `/problems/device-end-of-life`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum NotRenewableReason {
+    /// Renewed already the most times a device allows (`RINNOVO_DEVICE_MAX_RENEWALS`).
+    DeviceRenewalLimit,
+    /// The device is past its life after first activation (`RINNOVO_DEVICE_LIFE_YEARS`).
+    DeviceEndOfLife,
+    /// Replaced by its renewal.
+    Superseded,
 }
 
 impl From<lookup::Lookup> for LookupResponse {
@@ -173,6 +199,23 @@ impl From<CertificateView> for CertificateResponse {
             status: c.status,
             renewal: match view.renewal {
                 RenewalStatus::Revoked => RenewalResponse::Revoked,
+                RenewalStatus::Superseded => RenewalResponse::NotRenewable {
+                    reason: NotRenewableReason::Superseded,
+                    renewals: None,
+                    end_of_life: None,
+                },
+                RenewalStatus::DeviceRenewedEnough { count } => RenewalResponse::NotRenewable {
+                    reason: NotRenewableReason::DeviceRenewalLimit,
+                    renewals: Some(count),
+                    end_of_life: None,
+                },
+                RenewalStatus::DeviceEndOfLife { end_of_life, .. } => {
+                    RenewalResponse::NotRenewable {
+                        reason: NotRenewableReason::DeviceEndOfLife,
+                        renewals: None,
+                        end_of_life: Some(end_of_life),
+                    }
+                }
                 RenewalStatus::RenewalPending { renewal_id } => {
                     RenewalResponse::RenewalPending { renewal_id }
                 }

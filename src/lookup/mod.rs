@@ -3,7 +3,7 @@
 
 pub mod eligibility;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Months, Utc};
 
 pub use eligibility::{eligibility, renewal_window_opens_at, Eligibility, RENEWAL_WINDOW_DAYS};
 
@@ -11,9 +11,40 @@ use crate::auth::Role;
 use crate::db::DbConnection;
 use crate::rate_limit::{self, Limit};
 use crate::registry::{
-    self, Certificate, CertificateKind, CertificateStatus, CodiceFiscale, Device, Holder,
-    OpenRenewal, RenewalState,
+    self, Certificate, CertificateKind, CertificateStatus, CodiceFiscale, Device,
+    DeviceRenewalCount, Holder, OpenRenewal, RenewalState,
 };
+
+/// How many times, and for how long, a device may be renewed, and for how long the
+/// certificates it gets are valid. Here, below both the lookup and the renewals, because
+/// the lookup must refuse to propose what the renewal would refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenewalPolicy {
+    /// Renewals per certificate kind over the device's life (1: renewable once).
+    pub max_renewals_per_device: u32,
+    /// Years after first activation past which the device is not renewed.
+    pub device_life_years: u32,
+    /// Validity of the certificates issued.
+    pub validity_days: i64,
+}
+
+impl Default for RenewalPolicy {
+    fn default() -> Self {
+        Self {
+            max_renewals_per_device: 1,
+            device_life_years: 6,
+            validity_days: 3 * 365,
+        }
+    }
+}
+
+impl RenewalPolicy {
+    pub fn device_end_of_life(&self, activated_at: DateTime<Utc>) -> DateTime<Utc> {
+        activated_at
+            .checked_add_months(Months::new(self.device_life_years * 12))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+}
 
 /// Where a certificate stands for renewal, as the shop and the agent show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +52,8 @@ pub enum RenewalStatus {
     Eligibility(Eligibility),
     /// Revoked certificates are never renewable, whatever their dates.
     Revoked,
+    /// Replaced by its renewal: the new certificate is the one to renew.
+    Superseded,
     /// A renewal is queued or being issued.
     RenewalPending {
         renewal_id: String,
@@ -29,27 +62,66 @@ pub enum RenewalStatus {
     ReadyToInstall {
         renewal_id: String,
     },
+    /// The device's certificates of this kind were renewed `count` times, the most the
+    /// policy allows.
+    DeviceRenewedEnough {
+        count: u32,
+    },
+    /// The device is past its life (`years` after first activation): a new one is needed.
+    DeviceEndOfLife {
+        end_of_life: DateTime<Utc>,
+        years: u32,
+    },
+}
+
+/// What decides whether a certificate can be renewed: the certificate, its device and
+/// the renewals it and its device already had.
+#[derive(Debug, Clone, Copy)]
+pub struct RenewalFacts<'a> {
+    pub status: CertificateStatus,
+    pub not_after: DateTime<Utc>,
+    pub device_activated_at: DateTime<Utc>,
+    /// The certificate's renewal in progress, if any.
+    pub open_renewal: Option<(&'a str, RenewalState)>,
+    /// The device's counted renewals of the certificate's kind.
+    pub device_renewals_of_kind: u32,
 }
 
 impl RenewalStatus {
-    /// `open_renewal`: the certificate's renewal in progress, if any.
-    pub fn of(
-        certificate: &Certificate,
-        open_renewal: Option<(&str, RenewalState)>,
-        now: DateTime<Utc>,
-    ) -> Self {
-        match (certificate.status, open_renewal) {
-            (CertificateStatus::Revoked, _) => Self::Revoked,
-            (_, Some((id, RenewalState::Issued))) => Self::ReadyToInstall {
-                renewal_id: id.to_owned(),
-            },
-            (_, Some((id, _))) => Self::RenewalPending {
-                renewal_id: id.to_owned(),
-            },
-            (CertificateStatus::Active | CertificateStatus::Superseded, None) => {
-                Self::Eligibility(eligibility(now, certificate.not_after))
+    /// Every rule a renewal request applies to the certificate (its coupon and CSR aside),
+    /// in one place: the lookup and the shop's proposals use it to never offer what the
+    /// request ([`crate::renewals::request`]) would refuse, and the request uses it to refuse.
+    /// Rules that will never change are told before the renewal window, so a holder whose
+    /// device is worn out is not told to come back when the window opens.
+    pub fn of(facts: RenewalFacts<'_>, policy: &RenewalPolicy, now: DateTime<Utc>) -> Self {
+        match (facts.status, facts.open_renewal) {
+            (CertificateStatus::Revoked, _) => return Self::Revoked,
+            (CertificateStatus::Superseded, _) => return Self::Superseded,
+            (_, Some((id, RenewalState::Issued))) => {
+                return Self::ReadyToInstall {
+                    renewal_id: id.to_owned(),
+                }
             }
+            (_, Some((id, _))) => {
+                return Self::RenewalPending {
+                    renewal_id: id.to_owned(),
+                }
+            }
+            (CertificateStatus::Active, None) => {}
         }
+        let end_of_life = policy.device_end_of_life(facts.device_activated_at);
+        if now > end_of_life {
+            return Self::DeviceEndOfLife {
+                end_of_life,
+                years: policy.device_life_years,
+            };
+        }
+        if facts.device_renewals_of_kind >= policy.max_renewals_per_device {
+            return Self::DeviceRenewedEnough {
+                count: facts.device_renewals_of_kind,
+            };
+        }
+        Self::Eligibility(eligibility(now, facts.not_after))
     }
 
     pub fn is_renewable(&self) -> bool {
@@ -172,6 +244,7 @@ impl LookupLimits {
 /// answer that someone is not a holder of the brand is worth as much to a scraper.
 pub fn lookup_as(
     conn: &mut DbConnection,
+    policy: &RenewalPolicy,
     limits: &LookupLimits,
     caller: &Caller,
     codice_fiscale: &CodiceFiscale,
@@ -187,7 +260,7 @@ pub fn lookup_as(
             retry_after_seconds,
         });
     }
-    lookup(conn, codice_fiscale, brand, now)
+    lookup(conn, policy, codice_fiscale, brand, now)
 }
 
 /// The holder and their devices issued by `brand`. A shop never shows another brand's
@@ -195,6 +268,7 @@ pub fn lookup_as(
 /// with no device of its own is no different from an unknown codice fiscale.
 pub fn lookup(
     conn: &mut DbConnection,
+    policy: &RenewalPolicy,
     codice_fiscale: &CodiceFiscale,
     brand: &str,
     now: DateTime<Utc>,
@@ -208,19 +282,29 @@ pub fn lookup(
         .flat_map(|d| d.certificates.iter().map(|c| c.id.as_str()))
         .collect();
     let open = registry::open_renewals(conn, &ids).map_err(anyhow::Error::from)?;
+    let device_ids: Vec<&str> = found.devices.iter().map(|d| d.id.as_str()).collect();
+    let counts = registry::renewal_counts(conn, &device_ids)?;
     Ok(Lookup {
         holder: found.holder,
         as_of: now,
         devices: found
             .devices
             .into_iter()
-            .map(|device| view_device(device, &open, now))
+            .map(|device| view_device(device, &open, &counts, policy, now))
             .collect(),
     })
 }
 
-/// `open`: the renewals in progress.
-pub fn view_device(mut device: Device, open: &[OpenRenewal], now: DateTime<Utc>) -> DeviceView {
+/// `open`: the renewals in progress; `counts`: the devices' counted renewals per kind.
+pub fn view_device(
+    mut device: Device,
+    open: &[OpenRenewal],
+    counts: &[DeviceRenewalCount],
+    policy: &RenewalPolicy,
+    now: DateTime<Utc>,
+) -> DeviceView {
+    let device_id = device.id.clone();
+    let activated_at = device.activated_at;
     let certificates: Vec<CertificateView> = std::mem::take(&mut device.certificates)
         .into_iter()
         .map(|certificate| {
@@ -228,8 +312,19 @@ pub fn view_device(mut device: Device, open: &[OpenRenewal], now: DateTime<Utc>)
                 .iter()
                 .find(|renewal| renewal.certificate_id == certificate.id)
                 .map(|renewal| (renewal.renewal_id.as_str(), renewal.state));
+            let device_renewals_of_kind = counts
+                .iter()
+                .find(|c| c.device_id == device_id && c.kind == certificate.kind)
+                .map_or(0, |c| c.count);
+            let facts = RenewalFacts {
+                status: certificate.status,
+                not_after: certificate.not_after,
+                device_activated_at: activated_at,
+                open_renewal,
+                device_renewals_of_kind,
+            };
             CertificateView {
-                renewal: RenewalStatus::of(&certificate, open_renewal, now),
+                renewal: RenewalStatus::of(facts, policy, now),
                 certificate,
             }
         })
@@ -243,5 +338,84 @@ pub fn view_device(mut device: Device, open: &[OpenRenewal], now: DateTime<Utc>)
         device,
         certificates,
         renew_together,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn facts(now: DateTime<Utc>) -> RenewalFacts<'static> {
+        RenewalFacts {
+            status: CertificateStatus::Active,
+            not_after: now + Duration::days(30),
+            device_activated_at: now - Duration::days(3 * 365),
+            open_renewal: None,
+            device_renewals_of_kind: 0,
+        }
+    }
+
+    #[test]
+    fn renewable_only_when_every_rule_of_the_renewal_allows_it() {
+        let now = Utc::now();
+        let policy = RenewalPolicy::default();
+        assert!(RenewalStatus::of(facts(now), &policy, now).is_renewable());
+
+        let renewed = RenewalFacts {
+            device_renewals_of_kind: 1,
+            ..facts(now)
+        };
+        assert_eq!(
+            RenewalStatus::of(renewed, &policy, now),
+            RenewalStatus::DeviceRenewedEnough { count: 1 }
+        );
+        let twice = RenewalPolicy {
+            max_renewals_per_device: 2,
+            ..policy
+        };
+        assert!(RenewalStatus::of(renewed, &twice, now).is_renewable());
+
+        let old = RenewalFacts {
+            device_activated_at: now - Duration::days(7 * 365),
+            ..facts(now)
+        };
+        assert!(matches!(
+            RenewalStatus::of(old, &policy, now),
+            RenewalStatus::DeviceEndOfLife { years: 6, .. }
+        ));
+
+        let pending = RenewalFacts {
+            open_renewal: Some(("r1", RenewalState::Queued)),
+            ..facts(now)
+        };
+        assert_eq!(
+            RenewalStatus::of(pending, &policy, now),
+            RenewalStatus::RenewalPending {
+                renewal_id: "r1".into()
+            }
+        );
+        let revoked = RenewalFacts {
+            status: CertificateStatus::Revoked,
+            ..facts(now)
+        };
+        assert_eq!(
+            RenewalStatus::of(revoked, &policy, now),
+            RenewalStatus::Revoked
+        );
+    }
+
+    #[test]
+    fn a_device_renewed_enough_is_told_so_rather_than_when_its_window_opens() {
+        let now = Utc::now();
+        let renewed = RenewalFacts {
+            not_after: now + Duration::days(1000),
+            device_renewals_of_kind: 1,
+            ..facts(now)
+        };
+        assert_eq!(
+            RenewalStatus::of(renewed, &RenewalPolicy::default(), now),
+            RenewalStatus::DeviceRenewedEnough { count: 1 }
+        );
     }
 }

@@ -46,6 +46,12 @@ const TEMPLATES: &[(&str, &str, &str, &str)] = &[
         include_str!("../../templates/email/renewal_reminder.html.hbs"),
     ),
     (
+        "renewal_ready",
+        "{{brand}}: il nuovo certificato di {{kind}} è pronto da installare",
+        include_str!("../../templates/email/renewal_ready.text.hbs"),
+        include_str!("../../templates/email/renewal_ready.html.hbs"),
+    ),
+    (
         "renewal_installed",
         "{{brand}}: nuovo certificato di {{kind}} installato",
         include_str!("../../templates/email/renewal_installed.text.hbs"),

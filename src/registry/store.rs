@@ -215,6 +215,46 @@ pub fn open_renewals(
         .collect())
 }
 
+/// How many renewals of one kind a device has had (or has under way): what the device's
+/// renewal limit counts. Renewals that gave their coupon back do not count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRenewalCount {
+    pub device_id: String,
+    pub kind: CertificateKind,
+    pub count: u32,
+}
+
+/// The counted renewals of each of these devices, per kind (kinds never renewed are left
+/// out: their count is 0).
+pub fn renewal_counts(
+    conn: &mut DbConnection,
+    device_ids: &[&str],
+) -> anyhow::Result<Vec<DeviceRenewalCount>> {
+    let rows: Vec<(String, String, i64)> = renewals::table
+        .filter(renewals::device_id.eq_any(device_ids))
+        .filter(renewals::status.eq_any(RenewalState::counted()))
+        .group_by((renewals::device_id, renewals::kind))
+        .select((
+            renewals::device_id,
+            renewals::kind,
+            diesel::dsl::count_star(),
+        ))
+        .order((renewals::device_id.asc(), renewals::kind.asc()))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(device_id, kind, count)| {
+            Ok(DeviceRenewalCount {
+                kind: CertificateKind::stored(
+                    &kind,
+                    format_args!("renewal of device {device_id}"),
+                )?,
+                device_id,
+                count: u32::try_from(count).unwrap_or(u32::MAX),
+            })
+        })
+        .collect()
+}
+
 /// A holder to register.
 pub struct NewHolder<'a> {
     pub codice_fiscale: &'a CodiceFiscale,

@@ -283,6 +283,19 @@ fn store(
             })
             .collect();
         audit::record_all(conn, entries, now)?;
+        // Only the renewals this worker moved to `issued` (under its claim, in this
+        // transaction): one email per issued renewal, never a second from a worker whose
+        // lease was taken over.
+        for (renewal, issued) in issued.iter().filter(|(r, _)| stored.contains(&r.id)) {
+            notify::enqueue(
+                conn,
+                &renewal.id,
+                Notice::Issued {
+                    not_after: issued.not_after,
+                },
+                now,
+            )?;
+        }
 
         for (renewal, outcome) in claimed.iter().zip(outcomes) {
             match outcome {

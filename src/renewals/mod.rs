@@ -20,7 +20,6 @@ pub mod request;
 mod signing;
 pub mod state;
 
-use chrono::{DateTime, Months, Utc};
 use diesel::prelude::*;
 
 use crate::db::schema::renewals;
@@ -31,35 +30,8 @@ use crate::db::DbConnection;
 pub use crate::registry::csr;
 pub use crate::registry::RenewalState;
 
-/// How many times, and for how long, a device may be renewed, and for how long the
-/// certificates it gets are valid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RenewalPolicy {
-    /// Renewals per certificate kind over the device's life (1: renewable once).
-    pub max_renewals_per_device: u32,
-    /// Years after first activation past which the device is not renewed.
-    pub device_life_years: u32,
-    /// Validity of the certificates issued.
-    pub validity_days: i64,
-}
-
-impl Default for RenewalPolicy {
-    fn default() -> Self {
-        Self {
-            max_renewals_per_device: 1,
-            device_life_years: 6,
-            validity_days: 3 * 365,
-        }
-    }
-}
-
-impl RenewalPolicy {
-    pub fn device_end_of_life(&self, activated_at: DateTime<Utc>) -> DateTime<Utc> {
-        activated_at
-            .checked_add_months(Months::new(self.device_life_years * 12))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC)
-    }
-}
+/// The policy is the lookup's too, which must not propose what a renewal would refuse.
+pub use crate::lookup::RenewalPolicy;
 
 /// Gives a reserved coupon back, unless another renewal still holds it (a coupon that
 /// covers both certificates serves both renewals of the device).

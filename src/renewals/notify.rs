@@ -1,4 +1,5 @@
-//! The emails a renewal sends: installed, or given up (rejected or failed). They go to
+//! The emails a renewal sends: issued (ready to install), installed, or given up
+//! (rejected or failed). They go to
 //! the holder's address, or, when the registry has none, to whoever bought the coupon
 //! (the professional who sold the renewal).
 
@@ -12,6 +13,8 @@ use crate::db::DbConnection;
 use crate::mail::outbox::{self, OutgoingEmail};
 
 pub(super) enum Notice<'a> {
+    /// The new certificate is signed: the desktop agent will download and install it.
+    Issued { not_after: DateTime<Utc> },
     Installed {
         serial_number: &'a str,
         not_after: DateTime<Utc>,
@@ -85,6 +88,10 @@ pub(super) fn enqueue(
         "coupon": hint,
     });
     let template = match notice {
+        Notice::Issued { not_after } => {
+            context["expires_on"] = json!(not_after.format("%d/%m/%Y").to_string());
+            "renewal_ready"
+        }
         Notice::Installed {
             serial_number,
             not_after,

@@ -57,7 +57,12 @@ struct ExpiringRow {
 }
 
 /// Sends the reminders due at `now`; returns how many emails were queued.
-pub fn send_due(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<usize> {
+/// `policy`: a device the renewal would refuse gets its reminder, with no coupon proposed.
+pub fn send_due(
+    conn: &mut DbConnection,
+    policy: &crate::renewals::RenewalPolicy,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
     let horizon = now + Duration::days(THRESHOLDS_DAYS[0]);
     let rows: Vec<ExpiringRow> = certificates::table
         .inner_join(devices::table.inner_join(holders::table))
@@ -147,15 +152,16 @@ pub fn send_due(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<u
             let products = catalog::list(conn, &brand_id, false)?;
             let cf = CodiceFiscale::parse(&codice_fiscale)
                 .map_err(|e| anyhow::anyhow!("holder {codice_fiscale}: {e}"))?;
-            let to_buy: Vec<_> = catalog::propose_for_device(conn, &brand_id, &cf, &serial, now)
-                .map(|lines| {
-                    lines
-                        .iter()
-                        .filter_map(|line| products.iter().find(|p| p.id == line.product))
-                        .map(|p| json!({ "code": p.code, "name": p.name }))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let to_buy: Vec<_> =
+                catalog::propose_for_device(conn, policy, &brand_id, &cf, &serial, now)
+                    .map(|lines| {
+                        lines
+                            .iter()
+                            .filter_map(|line| products.iter().find(|p| p.id == line.product))
+                            .map(|p| json!({ "code": p.code, "name": p.name }))
+                            .collect()
+                    })
+                    .unwrap_or_default();
             let certificates: Vec<_> = fresh
                 .iter()
                 .map(|c| {
@@ -194,8 +200,13 @@ pub fn send_due(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<u
 }
 
 /// The worker: sends due reminders every `interval`, until the task is dropped.
-pub async fn run(pool: crate::db::Pool, interval: std::time::Duration) {
-    crate::db::every_interval(pool, interval, "renewal reminders", send_due, |sent| {
+pub async fn run(
+    pool: crate::db::Pool,
+    policy: crate::renewals::RenewalPolicy,
+    interval: std::time::Duration,
+) {
+    let round = move |conn: &mut DbConnection, now| send_due(conn, &policy, now);
+    crate::db::every_interval(pool, interval, "renewal reminders", round, |sent| {
         if sent > 0 {
             tracing::info!(sent, "renewal reminders queued")
         }

@@ -15,7 +15,7 @@ use crate::catalog::Covers;
 use crate::coupons::{CodedCoupon, CouponCode, CouponKey, CouponStatus};
 use crate::db::schema::{certificates, devices, holders, renewals};
 use crate::db::{write_transaction, DbConnection};
-use crate::lookup::{eligibility, Eligibility};
+use crate::lookup::{Eligibility, RenewalFacts, RenewalStatus};
 use crate::registry::csr::{same_subject, CheckedCsr};
 use crate::registry::{CertificateKind, CertificateStatus};
 
@@ -196,51 +196,58 @@ pub fn request(
             let id = &item.certificate_id;
             let kind = CertificateKind::stored(&kind, format_args!("certificate {id}"))?;
             let status = CertificateStatus::stored(&status, format_args!("certificate {id}"))?;
-            if status != CertificateStatus::Active {
-                return refuse(index, Refusal::NotActive(status));
-            }
-            match eligibility(now, not_after.and_utc()) {
-                Eligibility::Renewable { .. } => {}
-                Eligibility::NotYetRenewable { window_opens_at } => {
-                    return refuse(index, Refusal::TooEarly { window_opens_at })
-                }
-                Eligibility::Expired { expired_at } => {
-                    return refuse(index, Refusal::Expired { expired_at })
-                }
-            }
-            let pending: Option<String> = renewals::table
+            let open: Option<(String, String)> = renewals::table
                 .filter(renewals::certificate_id.eq(&item.certificate_id))
                 .filter(renewals::status.eq_any(RenewalState::open()))
-                .select(renewals::id)
+                .select((renewals::id, renewals::status))
                 .first(conn)
                 .optional()?;
-            if let Some(renewal_id) = pending {
-                return refuse(index, Refusal::AlreadyPending { renewal_id });
-            }
+            let open = match open {
+                Some((renewal_id, state)) => Some((
+                    renewal_id.clone(),
+                    RenewalState::stored(&state, format_args!("renewal {renewal_id}"))?,
+                )),
+                None => None,
+            };
             let earlier: i64 = renewals::table
                 .filter(renewals::device_id.eq(device_id))
                 .filter(renewals::kind.eq(kind.as_str()))
                 .filter(renewals::status.eq_any(RenewalState::counted()))
                 .count()
                 .get_result(conn)?;
-            if earlier >= i64::from(policy.max_renewals_per_device) {
-                return refuse(
-                    index,
-                    Refusal::DeviceRenewedEnough {
-                        kind,
-                        count: earlier as u32,
-                    },
-                );
-            }
-            let end_of_life = policy.device_end_of_life(device_activated_at.and_utc());
-            if now > end_of_life {
-                return refuse(
-                    index,
-                    Refusal::DeviceEndOfLife {
-                        end_of_life,
-                        years: policy.device_life_years,
-                    },
-                );
+            // The same rules the lookup shows and the shop proposes by.
+            let facts = RenewalFacts {
+                status,
+                not_after: not_after.and_utc(),
+                device_activated_at: device_activated_at.and_utc(),
+                open_renewal: open.as_ref().map(|(id, state)| (id.as_str(), *state)),
+                device_renewals_of_kind: u32::try_from(earlier).unwrap_or(u32::MAX),
+            };
+            let refusal = match RenewalStatus::of(facts, policy, now) {
+                RenewalStatus::Eligibility(Eligibility::Renewable { .. }) => None,
+                RenewalStatus::Revoked => Some(Refusal::NotActive(CertificateStatus::Revoked)),
+                RenewalStatus::Superseded => {
+                    Some(Refusal::NotActive(CertificateStatus::Superseded))
+                }
+                RenewalStatus::RenewalPending { renewal_id }
+                | RenewalStatus::ReadyToInstall { renewal_id } => {
+                    Some(Refusal::AlreadyPending { renewal_id })
+                }
+                RenewalStatus::DeviceRenewedEnough { count } => {
+                    Some(Refusal::DeviceRenewedEnough { kind, count })
+                }
+                RenewalStatus::DeviceEndOfLife { end_of_life, years } => {
+                    Some(Refusal::DeviceEndOfLife { end_of_life, years })
+                }
+                RenewalStatus::Eligibility(Eligibility::NotYetRenewable { window_opens_at }) => {
+                    Some(Refusal::TooEarly { window_opens_at })
+                }
+                RenewalStatus::Eligibility(Eligibility::Expired { expired_at }) => {
+                    Some(Refusal::Expired { expired_at })
+                }
+            };
+            if let Some(refusal) = refusal {
+                return refuse(index, refusal);
             }
             if !same_subject(&item.csr.subject, &subject) {
                 return refuse(index, Refusal::SubjectMismatch { expected: subject });

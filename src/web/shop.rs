@@ -276,9 +276,10 @@ async fn sign_out(
     Ok(response)
 }
 
-/// The payment methods the shop offers (cheques are for the back-office to record);
-/// without `metodo` the shop proposes the prepaid account. Any other value is refused
-/// rather than read as prepaid: a page must never charge the account for a method the
+/// The payment methods the shop offers: the guide's (a cheque is paid like a postal
+/// slip, with the order's RF code, and matched when it shows on the statement); without
+/// `metodo` the shop proposes the prepaid account. Any other value is refused rather than
+/// read as prepaid: a page must never charge the account for a method the
 /// customer did not choose. The card only when a provider is configured: otherwise an
 /// order placed by card could never be paid.
 fn method(state: &AppState, text: Option<&String>) -> Result<PaymentMethod, WebError> {
@@ -286,11 +287,12 @@ fn method(state: &AppState, text: Option<&String>) -> Result<PaymentMethod, WebE
         None | Some("prepaid") => Ok(PaymentMethod::Prepaid),
         Some("bank_transfer") => Ok(PaymentMethod::BankTransfer),
         Some("postal_slip") => Ok(PaymentMethod::PostalSlip),
+        Some("cheque") => Ok(PaymentMethod::Cheque),
         Some("card") if state.card.is_some() => Ok(PaymentMethod::Card),
         Some(_) => Err(WebError::Refused {
             status: StatusCode::BAD_REQUEST,
             message: "Metodo di pagamento sconosciuto: scegli conto prepagato, bonifico \
-                      bancario o bollettino postale."
+                      bancario, bollettino postale o assegno."
                 .into(),
         }),
     }
@@ -328,6 +330,9 @@ async fn choose_method(shop: BuyerPage) -> Result<HttpResponse, WebError> {
                 "help": format!("(saldo disponibile: {})", euro(balance)) }),
         json!({ "value": "bank_transfer", "label": "Bonifico bancario", "help": null }),
         json!({ "value": "postal_slip", "label": "Bollettino postale", "help": null }),
+        json!({ "value": "cheque", "label": "Assegno",
+                "help": format!("(intestato a {}, con il codice di prenotazione nella causale)",
+                                shop.brand.name) }),
     ];
     if shop.state.card.is_some() {
         methods.push(json!({ "value": "card", "label": "Carta di credito",
@@ -364,6 +369,21 @@ fn kind_label(kind: CertificateKind) -> &'static str {
 fn status_of(renewal: &RenewalStatus) -> (&'static str, String) {
     match renewal {
         RenewalStatus::Revoked => ("revoked", "revocato".into()),
+        RenewalStatus::Superseded => ("superseded", "sostituito dal suo rinnovo".into()),
+        RenewalStatus::DeviceRenewedEnough { .. } => (
+            "renewal-limit",
+            "non rinnovabile: il dispositivo è già stato rinnovato il numero massimo di volte \
+             consentito, serve un dispositivo nuovo"
+                .into(),
+        ),
+        RenewalStatus::DeviceEndOfLife { end_of_life, years } => (
+            "end-of-life",
+            format!(
+                "non rinnovabile: il dispositivo è a fine vita dal {} ({years} anni dalla prima \
+                 attivazione), serve un dispositivo nuovo",
+                end_of_life.format("%d/%m/%Y")
+            ),
+        ),
         RenewalStatus::RenewalPending { .. } => ("pending", "rinnovo in corso".into()),
         RenewalStatus::ReadyToInstall { .. } => ("ready", "nuovo certificato da installare".into()),
         RenewalStatus::Eligibility(Eligibility::Renewable { days_left, .. }) => (
@@ -404,6 +424,7 @@ async fn devices(
     };
     let now = Utc::now();
     let limits = shop.state.config.lookup_limits;
+    let policy = shop.state.config.renewal_policy;
     let address = crate::http::client_address(&request);
     let found = shop
         .read(move |conn, user| {
@@ -414,6 +435,7 @@ async fn devices(
             };
             Ok(holder_proposal(
                 conn,
+                &policy,
                 &limits,
                 &caller,
                 &user.brand_id,
@@ -475,16 +497,21 @@ async fn devices(
                 })
         })
         .collect();
+    let late = late_context(&shop.state, method, &found);
     shop.render(
         StatusCode::OK,
         "dispositivi",
-        json!({
-            "title": "Dispositivi",
-            "metodo": method.as_str(),
-            "holder": format!("{} {}", found.holder.given_name, found.holder.surname),
-            "devices": devices,
-            "proposals": proposals,
-        }),
+        merge(
+            json!({
+                "title": "Dispositivi",
+                "metodo": method.as_str(),
+                "holder": format!("{} {}", found.holder.given_name, found.holder.surname),
+                "codice_fiscale": found.holder.codice_fiscale.as_str(),
+                "devices": devices,
+                "proposals": proposals,
+            }),
+            late,
+        ),
     )
 }
 
@@ -492,13 +519,14 @@ async fn devices(
 /// devices), with the brand's products to name them.
 fn holder_proposal(
     conn: &mut crate::db::DbConnection,
+    policy: &lookup::RenewalPolicy,
     limits: &lookup::LookupLimits,
     caller: &lookup::Caller,
     brand: &str,
     codice_fiscale: &CodiceFiscale,
     now: chrono::DateTime<Utc>,
 ) -> Result<(lookup::Lookup, Vec<RequestedLine>, Vec<Product>), ProposalError> {
-    let found = lookup::lookup_as(conn, limits, caller, codice_fiscale, brand, now)?;
+    let found = lookup::lookup_as(conn, policy, limits, caller, codice_fiscale, brand, now)?;
     let mut proposed: Vec<RequestedLine> = Vec::new();
     for device in found
         .devices
@@ -506,7 +534,7 @@ fn holder_proposal(
         .filter(|d| !d.renew_together.is_empty())
     {
         let serial = &device.device.serial_number;
-        for line in catalog::propose_for_device(conn, brand, codice_fiscale, serial, now)? {
+        for line in catalog::propose_for_device(conn, policy, brand, codice_fiscale, serial, now)? {
             match proposed.iter_mut().find(|p| p.product == line.product) {
                 Some(existing) => existing.quantity += line.quantity,
                 None => proposed.push(line),
@@ -515,6 +543,50 @@ fn holder_proposal(
     }
     let products = catalog::list(conn, brand, false).map_err(ProposalError::Storage)?;
     Ok((found, proposed, products))
+}
+
+/// The certificates of the holder's flow (the ones renewable now) that may expire before a
+/// payment by `method` reaches us, so before their coupon is sent: each as the warning
+/// names it. Warned and not refused: the reservation is the longest a payment may take,
+/// and a transfer made today is usually on time; the buyer is told the risk and the
+/// methods that pay at once.
+fn late_for(
+    method: PaymentMethod,
+    reservation: chrono::Duration,
+    found: &lookup::Lookup,
+) -> Vec<Value> {
+    let Some(paid_at_latest) = method.paid_at_latest(reservation, found.as_of) else {
+        return Vec::new();
+    };
+    found
+        .devices
+        .iter()
+        .flat_map(|device| {
+            device
+                .certificates
+                .iter()
+                .filter(|c| c.renewal.is_renewable() && c.certificate.not_after < paid_at_latest)
+                .map(|c| {
+                    json!({
+                        "serial": device.device.serial_number,
+                        "kind": kind_label(c.certificate.kind),
+                        "expires_on": c.certificate.not_after.format("%d/%m/%Y").to_string(),
+                    })
+                })
+        })
+        .collect()
+}
+
+/// The warning's context: the certificates at risk and how long a payment may take.
+fn late_context(state: &AppState, method: PaymentMethod, found: &lookup::Lookup) -> Value {
+    let reservation = state.config.reservation;
+    json!({
+        "late": late_for(method, reservation, found),
+        "late_method": method.italian(),
+        "reservation_days": reservation.num_days(),
+        "clearing_days": crate::transfer::CLEARING_WORKING_DAYS,
+        "card": state.card.is_some(),
+    })
 }
 
 async fn manual_list(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError> {
@@ -540,7 +612,13 @@ async fn manual_page(
                 .get(&format!("q_{}", p.code))
                 .cloned()
                 .unwrap_or_else(|| "0".into());
-            json!({ "code": p.code, "name": p.name, "price": euro(p.net_price), "quantity": quantity })
+            json!({
+                "code": p.code,
+                "name": p.name,
+                "price": euro(p.net_price),
+                "quantity": quantity,
+                "unavailable": p.unavailable.as_ref().map(|n| n.as_str()),
+            })
         })
         .collect();
     shop.render(
@@ -616,11 +694,72 @@ async fn choose_again(
     manual_page(shop, method, fields, Some(message), status).await
 }
 
-async fn summary(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError> {
+async fn summary(
+    shop: BuyerPage,
+    request: HttpRequest,
+    query: Query,
+) -> Result<HttpResponse, WebError> {
     let method = method(&shop.state, query.get("metodo"))?;
     let (_, Cart { products, quote }) = match cart(&shop, &query).await? {
         Ok(cart) => cart,
         Err(message) => return choose_again(&shop, method, &query, message).await,
+    };
+    // The holder's flow carries the codice fiscale: the summary names the holder whose
+    // certificates the coupons renew, looked up again (and counted, as every lookup is:
+    // a summary must be no way around the limits).
+    let holder = match query.get("codice_fiscale").filter(|cf| !cf.is_empty()) {
+        None => None,
+        Some(typed) => {
+            let Ok(codice_fiscale) = CodiceFiscale::parse(typed) else {
+                return Err(WebError::Refused {
+                    status: StatusCode::BAD_REQUEST,
+                    message: "Codice fiscale del titolare non valido.".into(),
+                });
+            };
+            let limits = shop.state.config.lookup_limits;
+            let policy = shop.state.config.renewal_policy;
+            let address = crate::http::client_address(&request);
+            let found = shop
+                .read(move |conn, user| {
+                    let caller = lookup::Caller {
+                        user_id: user.id.clone(),
+                        role: user.role,
+                        address,
+                    };
+                    Ok(lookup::lookup_as(
+                        conn,
+                        &policy,
+                        &limits,
+                        &caller,
+                        &codice_fiscale,
+                        &user.brand_id,
+                        Utc::now(),
+                    ))
+                })
+                .await?;
+            match found {
+                Ok(found) => Some(found),
+                Err(error) => {
+                    let identity = refusal(error)?;
+                    return Err(WebError::Refused {
+                        status: identity.status,
+                        message: identity.italian,
+                    });
+                }
+            }
+        }
+    };
+    let holder_context = match &holder {
+        Some(found) => merge(
+            json!({
+                "holder": {
+                    "name": format!("{} {}", found.holder.given_name, found.holder.surname),
+                    "codice_fiscale": found.holder.codice_fiscale.as_str(),
+                },
+            }),
+            late_context(&shop.state, method, found),
+        ),
+        None => json!({ "holder": null, "late": [] }),
     };
     let lines: Vec<Value> = products
         .iter()
@@ -639,16 +778,19 @@ async fn summary(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError
     shop.render(
         StatusCode::OK,
         "riepilogo",
-        json!({
-            "title": "Riepilogo",
-            "metodo": method.as_str(),
-            "method_label": method_label(method),
-            "lines": lines,
-            "net_total": euro(quote.net_total),
-            "vat_total": euro(quote.vat_total),
-            "gross_total": euro(quote.gross_total),
-            "idempotency_key": uuid::Uuid::new_v4().to_string(),
-        }),
+        merge(
+            json!({
+                "title": "Riepilogo",
+                "metodo": method.as_str(),
+                "method_label": method_label(method),
+                "lines": lines,
+                "net_total": euro(quote.net_total),
+                "vat_total": euro(quote.vat_total),
+                "gross_total": euro(quote.gross_total),
+                "idempotency_key": uuid::Uuid::new_v4().to_string(),
+            }),
+            holder_context,
+        ),
     )
 }
 

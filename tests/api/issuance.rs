@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use rinnovo::ca::{CaError, CertificateAuthority, EmbeddedCa, Issued, Profile, Subject};
 use rinnovo::coupons::{CouponCode, CouponKey, COUPON_KEY_FILE};
-use rinnovo::db::schema::{certificates, renewals};
+use rinnovo::db::schema::{certificates, emails, holders, renewals};
 use rinnovo::renewals::issuance::{run_batch, BatchReport, IssuanceSettings};
 use rinnovo::renewals::request::{request, RenewalItem};
 use rinnovo::renewals::{csr, RenewalPolicy};
@@ -154,6 +154,16 @@ fn status_of(app: &TestApp, renewal_id: &str) -> String {
         .unwrap()
 }
 
+/// The recipients of the "ready to install" emails queued for the renewal.
+fn ready_emails(app: &TestApp, renewal_id: &str) -> Vec<String> {
+    emails::table
+        .filter(emails::kind.eq("renewal_ready"))
+        .filter(emails::reference.eq(renewal_id))
+        .select(emails::recipient)
+        .load(&mut app.pool.get().unwrap())
+        .unwrap()
+}
+
 fn settings(batch_size: i64) -> IssuanceSettings {
     IssuanceSettings {
         batch_size,
@@ -207,6 +217,19 @@ async fn two_workers_racing_over_one_queue_issue_each_renewal_once() {
     let mut distinct: Vec<_> = serials.iter().flatten().collect();
     distinct.dedup();
     assert_eq!(distinct.len(), 24);
+    // The holder hears once per issued renewal that the certificate is ready to install.
+    let holder_email: Option<String> = holders::table
+        .filter(holders::codice_fiscale.eq(crate::agent::HOLDER))
+        .select(holders::email)
+        .first(&mut app.pool.get().unwrap())
+        .unwrap();
+    for (renewal, _) in &queued {
+        let sent = ready_emails(&app, renewal);
+        assert_eq!(sent.len(), 1, "{renewal}: {sent:?}");
+        if let Some(address) = &holder_email {
+            assert_eq!(&sent[0], address);
+        }
+    }
 }
 
 #[tokio::test]
@@ -239,6 +262,18 @@ async fn a_dead_workers_renewal_is_taken_over_when_its_lease_runs_out() {
         status_of(&app, alive),
         "issuing",
         "a live lease is respected"
+    );
+    // The one issued is told, once; the one still being issued is not yet.
+    assert_eq!(ready_emails(&app, dead).len(), 1);
+    assert!(ready_emails(&app, alive).is_empty());
+    let again = run_batch(&mut conn, &ca(&app), &settings(10), Utc::now()).unwrap();
+    assert_eq!(again.issued, 0);
+    assert_eq!(ready_emails(&app, dead).len(), 1, "never twice");
+    let delivered = crate::renewals::wait_for_email(&sink, "pronto da installare", 1).await;
+    assert!(
+        delivered[0].contains("lo installer=C3=A0") || delivered[0].contains("lo installerà"),
+        "{}",
+        delivered[0]
     );
 }
 

@@ -31,10 +31,11 @@ async fn each_threshold_is_reminded_once_with_what_to_buy() {
     )
     .await;
     let mut conn = app.pool.get().unwrap();
+    let policy = rinnovo::renewals::RenewalPolicy::default();
     let now = Utc::now();
     // Mario Rossi's Visura card: both certificates expire in 45 days (demo data).
     let card = "1205100000";
-    assert!(reminders::send_due(&mut conn, now).unwrap() >= 1);
+    assert!(reminders::send_due(&mut conn, &policy, now).unwrap() >= 1);
     let sent = reminders_for(&app, card);
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["days"], 90);
@@ -71,11 +72,13 @@ async fn each_threshold_is_reminded_once_with_what_to_buy() {
     assert!(rendered.text.contains("RIN-FIRMA"), "{}", rendered.text);
 
     // Again at once, and twice at the same time from two workers: nothing new.
-    assert_eq!(reminders::send_due(&mut conn, now).unwrap(), 0);
+    assert_eq!(reminders::send_due(&mut conn, &policy, now).unwrap(), 0);
     let later = now + Duration::days(16); // 29 days left: the 30-day reminder
     let (a, b) = std::thread::scope(|scope| {
-        let one = scope.spawn(|| reminders::send_due(&mut app.pool.get().unwrap(), later).unwrap());
-        let two = scope.spawn(|| reminders::send_due(&mut app.pool.get().unwrap(), later).unwrap());
+        let one = scope
+            .spawn(|| reminders::send_due(&mut app.pool.get().unwrap(), &policy, later).unwrap());
+        let two = scope
+            .spawn(|| reminders::send_due(&mut app.pool.get().unwrap(), &policy, later).unwrap());
         (one.join().unwrap(), two.join().unwrap())
     });
     assert!(a + b >= 1);
@@ -93,10 +96,10 @@ async fn each_threshold_is_reminded_once_with_what_to_buy() {
         .execute(&mut conn)
         .unwrap();
     let last = now + Duration::days(40);
-    reminders::send_due(&mut conn, last).unwrap();
+    reminders::send_due(&mut conn, &policy, last).unwrap();
     assert_eq!(reminders_for(&app, card).len(), 2);
     let gone = now + Duration::days(46);
-    reminders::send_due(&mut conn, gone).unwrap();
+    reminders::send_due(&mut conn, &policy, gone).unwrap();
     let expired_card: i64 = certificates::table
         .inner_join(devices::table)
         .filter(devices::serial_number.eq(card))

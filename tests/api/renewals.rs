@@ -441,7 +441,10 @@ async fn the_whole_renewal_played_with_openssl() {
         assert_eq!(new["status"], "active");
         assert_ne!(new["id"], old["id"]);
         assert_ne!(new["serial_number"], old["serial_number"]);
-        assert_eq!(new["renewal"]["status"], "not_yet_renewable");
+        // Renewable once by default: the new certificate's window will open, but this
+        // device will never be renewed again, and the agent is told so rather than when.
+        assert_eq!(new["renewal"]["status"], "not_renewable");
+        assert_eq!(new["renewal"]["reason"], "device_renewal_limit");
     }
     assert_eq!(
         after["device"]["certificates"].as_array().unwrap().len(),
@@ -833,6 +836,13 @@ async fn the_window_the_registry_and_the_device_life_refuse_too() {
         .unwrap();
     drop(conn);
     let token = sign_in(&app, &old, "signature").await;
+    let aged = seen(&app, &token).await;
+    let certificate = seen_certificate(&aged, "signature");
+    assert_eq!(certificate["renewal"]["status"], "not_renewable", "{aged}");
+    assert_eq!(
+        certificate["renewal"]["reason"], "device_end_of_life",
+        "{aged}"
+    );
     let id = certificate_id(&app, &token, "signature").await;
     let (status, body) = request_one(&app, &token, &keys, "d", &id, &codes[0]).await;
     assert_eq!(status, 409, "{body}");
@@ -857,7 +867,13 @@ async fn the_window_the_registry_and_the_device_life_refuse_too() {
     assert_eq!(response.status(), 200);
     let renewed = seen(&app, &token).await;
     let new = seen_certificate(&renewed, "signature");
-    assert_eq!(new["renewal"]["status"], "renewable", "{renewed}");
+    // In its window, and yet the agent is told, with why, that it cannot be renewed.
+    assert_eq!(new["renewal"]["status"], "not_renewable", "{renewed}");
+    assert_eq!(
+        new["renewal"]["reason"], "device_renewal_limit",
+        "{renewed}"
+    );
+    assert_eq!(new["renewal"]["renewals"], 1, "{renewed}");
     let (status, body) = request_one(
         &app,
         &token,
@@ -869,6 +885,51 @@ async fn the_window_the_registry_and_the_device_life_refuse_too() {
     .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["type"], "/problems/device-renewal-limit");
+    // The holder's lookup says the same, and the shop proposes a coupon for the other
+    // certificate only: never one the renewal would refuse.
+    let serial: String = devices::table
+        .filter(devices::id.eq(&once.enrolled.device_id))
+        .select(devices::serial_number)
+        .first(&mut app.pool.get().unwrap())
+        .unwrap();
+    let customer = app.customer("visura").await;
+    let found: Value = app
+        .lookup(&customer.token, crate::agent::HOLDER)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let device = found["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["serial_number"] == serial.as_str())
+        .unwrap();
+    let signature = device["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "signature")
+        .unwrap();
+    assert_eq!(signature["renewal"]["status"], "not_renewable", "{device}");
+    assert_eq!(signature["renewal"]["reason"], "device_renewal_limit");
+    assert_eq!(
+        device["renew_together"],
+        json!(["authentication"]),
+        "{device}"
+    );
+    let quote = app
+        .post_json_as(
+            &customer.token,
+            "/api/v1/quotes",
+            &json!({ "codice_fiscale": crate::agent::HOLDER, "device_serial": serial }),
+        )
+        .await;
+    assert_eq!(quote.status(), 200);
+    let quote: Value = quote.json().await.unwrap();
+    let lines = quote["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 1, "{quote}");
+    assert_eq!(lines[0]["code"], "RIN-CNS", "{quote}");
     // Its other certificate still has its one renewal.
     let other = certificate_id(&app, &token, "authentication").await;
     let cns = buy(&app, &sink, "visura", "RIN-CNS", 1).await;

@@ -463,3 +463,192 @@ async fn page_messages_are_italian_and_say_what_to_do() {
     assert!(page.body.contains(&format!("almeno {min} caratteri.")));
     assert!(!page.body.contains("characters"));
 }
+
+#[tokio::test]
+async fn a_device_past_its_life_is_shown_with_why_and_nothing_is_proposed_for_it() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let holder = app.add_holder("RSSMRA80A41H501Y", "Maria", "Rossi");
+    let device = app.add_device(&holder, "1205100099");
+    let soon = chrono::Utc::now() + chrono::Duration::days(30);
+    app.add_certificate(&device, "signature", soon, "active");
+    app.add_certificate(&device, "authentication", soon, "active");
+    // First activated seven years ago: past the six years a device lives.
+    let seven_years_ago = chrono::Utc::now() - chrono::Duration::days(7 * 365);
+    diesel::update(
+        rinnovo::db::schema::devices::table.filter(rinnovo::db::schema::devices::id.eq(&device)),
+    )
+    .set(rinnovo::db::schema::devices::activated_at.eq(seven_years_ago.naive_utc()))
+    .execute(&mut app.pool.get().unwrap())
+    .unwrap();
+
+    // The API's lookup: a reason code, nothing to renew together, no quote.
+    let found: serde_json::Value = app
+        .lookup(&customer.token, "RSSMRA80A41H501Y")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let seen = &found["devices"][0];
+    for certificate in seen["certificates"].as_array().unwrap() {
+        assert_eq!(certificate["renewal"]["status"], "not_renewable", "{seen}");
+        assert_eq!(
+            certificate["renewal"]["reason"], "device_end_of_life",
+            "{seen}"
+        );
+    }
+    assert_eq!(seen["renew_together"], serde_json::json!([]), "{seen}");
+    let quote = app
+        .post_json_as(
+            &customer.token,
+            "/api/v1/quotes",
+            &serde_json::json!({ "codice_fiscale": "RSSMRA80A41H501Y", "device_serial": "1205100099" }),
+        )
+        .await;
+    assert_eq!(quote.status(), 422, "{}", quote.text().await.unwrap());
+
+    // The shop's page: the sentence why, and no coupon to buy for it.
+    let (browser, _) = Browser::signed_in(&app, &customer.email).await;
+    let page = browser
+        .get("/negozio/acquista/dispositivi?metodo=prepaid&codice_fiscale=RSSMRA80A41H501Y")
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains("non rinnovabile: il dispositivo è a fine vita dal"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("Coupon proposti"), "{}", page.body);
+    assert!(!page.body.contains("name=\"q_"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn the_shop_takes_a_cheque_like_a_postal_slip() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let (browser, _) = Browser::signed_in(&app, &customer.email).await;
+
+    let methods = browser.get("/negozio/acquista").await;
+    assert_eq!(methods.status, 200, "{}", methods.body);
+    assert!(
+        methods.body.contains("value=\"cheque\""),
+        "the method step offers the cheque: {}",
+        methods.body
+    );
+    let holder = browser
+        .get("/negozio/acquista/titolare?metodo=cheque")
+        .await;
+    assert_eq!(holder.status, 200, "{}", holder.body);
+    let summary = browser
+        .get("/negozio/acquista/riepilogo?metodo=cheque&q_RIN-FIRMA-CNS=1")
+        .await;
+    assert_eq!(summary.status, 200, "{}", summary.body);
+    assert!(summary.body.contains("Assegno"), "{}", summary.body);
+    let fields = [
+        ("chiave", hidden(&summary.body, "chiave")),
+        ("metodo", "cheque".to_owned()),
+        ("q_RIN-FIRMA-CNS", "1".to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let placed = browser.post("/negozio/acquista/conferma", &fields).await;
+    assert_eq!(placed.status, 303, "{}", placed.body);
+    let method: String = orders::table
+        .select(orders::payment_method)
+        .first(&mut app.pool.get().unwrap())
+        .unwrap();
+    assert_eq!(method, "cheque");
+    let page = browser.get(&placed.location.unwrap()).await;
+    assert!(
+        page.body.contains("in attesa del versamento"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"rf-code\""), "{}", page.body);
+}
+
+#[tokio::test]
+async fn the_holders_summary_names_the_holder_and_a_transfer_too_slow_for_an_expiry_is_warned_of() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let holder = app.add_holder("RSSMRA80A41H501Y", "Maria", "Rossi");
+    let device = app.add_device(&holder, "1205100099");
+    // Sooner than the 10 days' reservation and the 2 working days a transfer takes.
+    let soon = chrono::Utc::now() + chrono::Duration::days(5);
+    app.add_certificate(&device, "signature", soon, "active");
+    let later = app.add_holder("GLLSFN68H50D612O", "Stefania", "Galli");
+    let later_device = app.add_device(&later, "1205100098");
+    let in_time = chrono::Utc::now() + chrono::Duration::days(60);
+    app.add_certificate(&later_device, "signature", in_time, "active");
+    let (browser, _) = Browser::signed_in(&app, &customer.email).await;
+
+    for method in ["bank_transfer", "postal_slip", "cheque", "prepaid"] {
+        let devices = browser
+            .get(&format!(
+                "/negozio/acquista/dispositivi?metodo={method}&codice_fiscale=RSSMRA80A41H501Y"
+            ))
+            .await;
+        assert_eq!(devices.status, 200, "{}", devices.body);
+        let cf = hidden(&devices.body, "codice_fiscale");
+        assert_eq!(cf, "RSSMRA80A41H501Y", "the holder goes on to the summary");
+        let summary = browser
+            .get(&format!(
+                "/negozio/acquista/riepilogo?metodo={method}&codice_fiscale={cf}&q_RIN-FIRMA=1"
+            ))
+            .await;
+        assert_eq!(summary.status, 200, "{}", summary.body);
+        assert!(
+            summary
+                .body
+                .contains("<dd id=\"titolare\">Maria Rossi</dd>"),
+            "{}",
+            summary.body
+        );
+        assert!(
+            summary
+                .body
+                .contains("<dd id=\"titolare-codice-fiscale\">RSSMRA80A41H501Y</dd>"),
+            "{}",
+            summary.body
+        );
+        let warned = method != "prepaid";
+        for page in [&devices, &summary] {
+            assert_eq!(
+                page.body.contains("id=\"scadenza-ravvicinata\""),
+                warned,
+                "{method}: {}",
+                page.body
+            );
+        }
+        if warned {
+            assert!(
+                summary
+                    .body
+                    .contains("ti consigliamo di pagare con il Conto Prepagato"),
+                "{}",
+                summary.body
+            );
+            assert!(
+                summary.body.contains(&soon.format("%d/%m/%Y").to_string()),
+                "{}",
+                summary.body
+            );
+        }
+    }
+    // A certificate that expires after any transfer would be in: no warning.
+    let devices = browser
+        .get("/negozio/acquista/dispositivi?metodo=bank_transfer&codice_fiscale=GLLSFN68H50D612O")
+        .await;
+    assert_eq!(devices.status, 200, "{}", devices.body);
+    assert!(
+        !devices.body.contains("id=\"scadenza-ravvicinata\""),
+        "{}",
+        devices.body
+    );
+    // The manual list names no holder.
+    let manual = browser
+        .get("/negozio/acquista/riepilogo?metodo=bank_transfer&q_RIN-FIRMA=1")
+        .await;
+    assert_eq!(manual.status, 200, "{}", manual.body);
+    assert!(!manual.body.contains("id=\"titolare\""), "{}", manual.body);
+}

@@ -173,6 +173,26 @@ def test_bank_transfer_purchase_from_the_manual_list(page, shot, smtp_sink):
     )
 
 
+def test_cheque_purchase_for_a_holder_names_the_holder_on_the_summary(page, shot, smtp_sink):
+    """(c) Paid by cheque (assegno), as the guide lists it: the holder's flow, whose summary
+    names the holder and their codice fiscale; the order waits for the cheque with its
+    RF code. The demo card expires in 45 days, later than any transfer: no warning."""
+    sign_up(page, shot, "assegno", smtp_sink)
+    choose_method(page, shot, "Assegno", "cheque")
+    page.get_by_label("Codice Fiscale", exact=True).fill(DEMO_HOLDER)
+    page.get_by_role("button", name="Avanti").click()
+    expect(page).to_have_url(path_is("/negozio/acquista/dispositivi", "metodo=cheque"))
+    expect(page.locator("#scadenza-ravvicinata")).to_have_count(0)
+    page.get_by_role("button", name="Avanti").click()
+    expect(page).to_have_url(path_is("/negozio/acquista/riepilogo", f"codice_fiscale={DEMO_HOLDER}"))
+    expect(page.locator("#titolare")).to_have_text("Mario Rossi")
+    expect(page.locator("#titolare-codice-fiscale")).to_have_text(DEMO_HOLDER)
+    expect(page.get_by_text("Assegno").first).to_be_visible()
+    shot(page, "riepilogo-assegno")
+    confirm(page, shot)
+    expect(page.locator("#rf-code")).to_have_text(re.compile(r"^\s*RF"))
+
+
 def test_an_invalid_codice_fiscale_is_shown_next_to_the_field(page, shot, smtp_sink):
     """(c) A wrong check character keeps the customer on the holder's page, with the rule
     broken written beside the field."""
