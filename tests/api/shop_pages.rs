@@ -428,7 +428,7 @@ async fn page_messages_are_italian_and_say_what_to_do() {
     let page = browser.get("/negozio/acquista").await;
     assert_eq!(page.status, 200);
     let choices = page.body.matches("type=\"radio\"").count();
-    assert_eq!(choices, 3);
+    assert_eq!(choices, 4);
     assert!(
         page.body.contains(&format!("fra {choices} modalità")),
         "{}",
