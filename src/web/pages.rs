@@ -4,8 +4,10 @@
 
 use std::sync::LazyLock;
 
-use handlebars::Handlebars;
+use handlebars::{handlebars_helper, Handlebars};
 use serde::Serialize;
+
+use crate::transfer::CreditorReference;
 
 /// `(name, source)` of `templates/pages/<name>.hbs`.
 macro_rules! page_template {
@@ -70,9 +72,27 @@ const TEMPLATES: &[(&str, &str)] = &[
 /// The stylesheet, served at `/negozio/stile.css` (the CSP allows no inline style).
 pub const STYLESHEET: &str = include_str!("../../templates/pages/stile.css");
 
+/// How many characters of a UUID a table shows: enough to tell the rows of one page
+/// apart and to find the row again, short enough that the column stays narrow.
+const SHORT_ID_CHARS: usize = 8;
+
+// `{{rf reference}}`: an RF code in its printed groups of four, as the customer reads it on
+// the transfer instructions, so the operator can compare them by eye. A stored text that
+// is not a valid code (a bank's free text) is shown as it came.
+handlebars_helper!(rf: |text: str| match CreditorReference::parse(text) {
+    Ok(reference) => reference.printed(),
+    Err(_) => text.to_owned(),
+});
+
+// `{{short_id id}}`: the first characters of a long id, for tables; the page puts the
+// whole id in a `title` and the link still goes to it.
+handlebars_helper!(short_id: |id: str| id.chars().take(SHORT_ID_CHARS).collect::<String>());
+
 static PAGES: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
     let mut pages = Handlebars::new();
     pages.set_strict_mode(true);
+    pages.register_helper("rf", Box::new(rf));
+    pages.register_helper("short_id", Box::new(short_id));
     for (name, source) in TEMPLATES {
         pages
             .register_template_string(name, *source)
@@ -90,5 +110,36 @@ mod tests {
     #[test]
     fn every_template_compiles() {
         assert!(super::PAGES.get_templates().len() >= super::TEMPLATES.len());
+    }
+
+    fn render_text(template: &str, context: serde_json::Value) -> String {
+        super::PAGES
+            .render_template(template, &context)
+            .expect("renders")
+    }
+
+    #[test]
+    fn an_rf_code_is_printed_in_groups_of_four() {
+        let shown = render_text("{{rf r}}", serde_json::json!({ "r": "RF18539007547034" }));
+        assert_eq!(shown, "RF18 5390 0754 7034");
+    }
+
+    #[test]
+    fn a_text_that_is_no_rf_code_is_shown_as_it_came() {
+        let shown = render_text("{{rf r}}", serde_json::json!({ "r": "—" }));
+        assert_eq!(shown, "—");
+    }
+
+    #[test]
+    fn a_short_id_is_its_first_eight_characters_escaped() {
+        let id = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+        assert_eq!(
+            render_text("{{short_id i}}", serde_json::json!({ "i": id })),
+            "0193a1b2"
+        );
+        assert_eq!(
+            render_text("{{short_id i}}", serde_json::json!({ "i": "<b>" })),
+            "&lt;b&gt;"
+        );
     }
 }

@@ -286,7 +286,8 @@ async fn a_statement_imported_through_the_page_shows_its_outcomes() {
     assert!(page.body.contains("estratto.xml"));
     let page = office.get("/backoffice/pagamenti").await;
     assert!(page.body.contains("2 pagamenti"), "{}", page.body);
-    assert!(page.body.contains(&reference));
+    let printed = order["transfer"]["reference_print"].as_str().unwrap();
+    assert!(page.body.contains(printed), "{}", page.body);
     assert!(page.body.contains("€ 31,72"));
     let page = office
         .get(&format!("/backoffice/pagamenti?rf={reference}"))
@@ -338,6 +339,67 @@ async fn a_statement_imported_through_the_page_shows_its_outcomes() {
         .get_result(&mut app.pool.get().unwrap())
         .unwrap();
     assert_eq!(before, after);
+}
+
+#[tokio::test]
+async fn the_payments_queue_prints_rf_codes_in_groups_and_shortens_ids() {
+    let app = spawn_app().await;
+    let operator = app.back_office("visura").await;
+    let customer = app.customer("visura").await;
+    let order = transfer_order(&app, &customer).await;
+    let order_id = order["id"].as_str().unwrap().to_owned();
+    let reference = order["transfer"]["reference"].as_str().unwrap().to_owned();
+    let printed = order["transfer"]["reference_print"].as_str().unwrap();
+    let (office, _) = Session::signed_in(&app, &operator.email).await;
+    let statement = camt053(8, &[Line::credit(PRICE, &reference, &bank_ref())]);
+    let page = office.import(Some(&office.csrf), &statement).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let payment_id: String = payments::table
+        .select(payments::id)
+        .first(&mut app.pool.get().unwrap())
+        .unwrap();
+
+    let page = office.get("/backoffice/pagamenti").await;
+    // The back-office's wide layout, the site's name once in the title.
+    assert!(page.body.contains("<body class=\"desk\">"), "{}", page.body);
+    let title = &page.body[page.body.find("<title>").unwrap()..page.body.find("</title>").unwrap()];
+    assert_eq!(title.matches(" · ").count(), 1, "{title}");
+    // The RF code in its printed groups, on one line; not the compact form.
+    assert!(
+        page.body
+            .contains(&format!("<td class=\"rf-code\">{printed}</td>")),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(&format!(">{reference}<")));
+    // The order id shortened, whole in its title; the detail link goes to the whole id.
+    assert!(page.body.contains(&format!(
+        "<span class=\"code id\" title=\"{order_id}\">{}</span>",
+        &order_id[..8]
+    )));
+    assert!(!page.body.contains(&format!(">{order_id}<")));
+    assert!(page.body.contains(&format!(
+        "<td class=\"action\"><a href=\"/backoffice/pagamenti/{payment_id}\" title=\"{payment_id}\">Dettaglio"
+    )));
+
+    // The detail page keeps the whole order id and prints the code the same way.
+    let page = office
+        .get(&format!("/backoffice/pagamenti/{payment_id}"))
+        .await;
+    assert_eq!(text_of(&page.body, "ordine"), order_id);
+    assert!(page
+        .body
+        .contains(&format!("<dd class=\"rf-code\">{printed}</dd>")));
+
+    // The orders page too: printed code, shortened id.
+    let page = office.get("/backoffice/ordini").await;
+    assert!(page
+        .body
+        .contains(&format!("<td class=\"rf-code\">{printed}</td>")));
+    assert!(page.body.contains(&format!(
+        "<span class=\"code id\" title=\"{order_id}\">{}</span>",
+        &order_id[..8]
+    )));
 }
 
 #[tokio::test]

@@ -56,6 +56,72 @@ def camt053(rf_code: str, amount: str, booked: datetime.date) -> str:
 """
 
 
+def printed(rf_code: str) -> str:
+    """An RF code in its groups of four, as the pages print it."""
+    return " ".join(rf_code[i : i + 4] for i in range(0, len(rf_code), 4))
+
+
+def assert_no_sideways_scroll(page: Page) -> None:
+    """The page is no wider than the window; if it is, the message names what sticks out."""
+    found = page.evaluate(
+        """() => ({
+            fits: document.documentElement.scrollWidth <= window.innerWidth,
+            wider: Array.from(document.querySelectorAll("body *"))
+                .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+                .filter(e => !e.closest(".scroll"))
+                .slice(0, 5)
+                .map(e => e.tagName + "." + e.className + " " + e.outerHTML.slice(0, 80)),
+        })"""
+    )
+    assert found["fits"], found["wider"]
+
+
+def the_payments_queue_fits_the_screen(operator: Page, shot, rf_code: str) -> None:
+    """The payments queue on a desktop screen uses its width: no sideways scroll, the RF
+    code on one line, "Dettaglio" whole; on a phone the page itself does not scroll
+    sideways either (a wide table scrolls inside its own box)."""
+    operator.set_viewport_size({"width": 1400, "height": 900})
+    operator.goto("/backoffice/pagamenti")
+    cell = operator.locator("td.rf-code", has_text=printed(rf_code))
+    expect(cell).to_be_visible()
+    assert_no_sideways_scroll(operator)
+    # One line: the text's own box no taller than one and a half lines.
+    line = cell.evaluate(
+        """cell => {
+            const range = document.createRange();
+            range.selectNodeContents(cell);
+            const rects = Array.from(range.getClientRects()).filter(r => r.width > 0);
+            const tops = new Set(rects.map(r => Math.round(r.top)));
+            return { lines: tops.size, height: range.getBoundingClientRect().height,
+                     lineHeight: parseFloat(getComputedStyle(cell).lineHeight) };
+        }"""
+    )
+    assert line["lines"] == 1, line
+    assert line["height"] <= line["lineHeight"] * 1.5, line
+    detail = operator.locator("td.action a").first
+    expect(detail).to_be_visible()
+    whole = detail.evaluate(
+        """link => {
+            const box = link.getBoundingClientRect();
+            const words = document.createRange();
+            words.selectNodeContents(link.firstChild);
+            const text = words.getBoundingClientRect();
+            return { text: link.firstChild.textContent, inside: text.right <= box.right + 1
+                     && text.right <= window.innerWidth, lines: words.getClientRects().length };
+        }"""
+    )
+    assert whole == {"text": "Dettaglio", "inside": True, "lines": 1}, whole
+    title = operator.title()
+    assert title.count(" · ") == 1, title
+    shot(operator, "backoffice-pagamenti-1400")
+
+    operator.set_viewport_size({"width": 390, "height": 844})
+    operator.goto("/backoffice/pagamenti")
+    expect(cell).to_be_attached()
+    assert_no_sideways_scroll(operator)
+    shot(operator, "backoffice-pagamenti-390")
+
+
 def test_the_back_office_imports_the_statement_and_the_order_is_fulfilled(
     page: Page, shot, server, smtp_sink, browser, tmp_path: Path
 ) -> None:
@@ -96,8 +162,9 @@ def test_the_back_office_imports_the_statement_and_the_order_is_fulfilled(
         expect(operator.locator("#count-matched")).to_have_text(re.compile(r"^\s*1\s*$"))
         shot(operator, "backoffice-estratto-importato")
         operator.goto("/backoffice/pagamenti")
-        expect(operator.get_by_text(rf_code).first).to_be_visible()
+        expect(operator.locator("td.rf-code", has_text=printed(rf_code))).to_be_visible()
         shot(operator, "backoffice-pagamenti")
+        the_payments_queue_fits_the_screen(operator, shot, rf_code)
         # The order, found by its RF code as a customer would read it out.
         operator.get_by_role("link", name="Ordini", exact=True).click()
         operator.get_by_label(

@@ -109,7 +109,8 @@ def test_card_purchase_is_fulfilled_once_the_provider_confirms(
         expect(operator).to_have_url(path_is("/backoffice/pagamenti"))
         operator.get_by_role("link", name="Pagamenti con carta").click()
         expect(operator).to_have_url(path_is("/backoffice/pagamenti/carte"))
-        row = operator.locator("tr", has_text=order_id)
+        # The table shows the order id shortened; the whole id is its title.
+        row = operator.locator("tr", has=operator.locator(f"[title='{order_id}']"))
         expect(row.locator("td.status")).to_have_text("pagato")
         shot(operator, "backoffice-carte")
         row.get_by_role("link", name=re.compile("^Dettaglio")).click()

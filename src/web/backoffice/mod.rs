@@ -212,7 +212,8 @@ impl OperatorPage {
     ) -> Result<HttpResponse, WebError> {
         let context = merge(
             signed_in_context(&self.user, &brand.name, &self.csrf),
-            merge(json!({ "title": title }), extra),
+            // `desk`: the back-office's wide layout, for tables read on a desktop screen.
+            merge(json!({ "title": title, "desk": true }), extra),
         );
         page(&self.state, &self.csrf, status, name, context)
     }

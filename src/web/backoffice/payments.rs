@@ -46,7 +46,7 @@ pub(super) fn payment_row(p: &PaymentView) -> Value {
         "status": p.status.as_str(),
         "status_label": status_label(p.status),
         "reason": p.reason.as_deref().map(unmatched_reason_label),
-        "order_id": or_dash(p.order_id.clone()),
+        "order_id": p.order_id,
         "debit": p.direction != "credit",
     })
 }
