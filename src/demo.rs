@@ -37,7 +37,7 @@ pub const USERS: [DemoUser; 3] = [
     DemoUser {
         brand: "visura",
         email: "cliente@demo.example",
-        password: "demo cliente visura",
+        password: "negozio demo 2026",
         role: Role::Customer,
         name: "Mario Rossi",
         codice_fiscale: Some("RSSMRA80A01H501U"),
@@ -46,7 +46,7 @@ pub const USERS: [DemoUser; 3] = [
     DemoUser {
         brand: "visura",
         email: "incaricato@demo.example",
-        password: "demo incaricato visura",
+        password: "ufficio demo 2026",
         role: Role::RegistrationOfficer,
         name: "Laura Bianchi",
         codice_fiscale: Some("BNCLRA85T52F205E"),
@@ -56,7 +56,7 @@ pub const USERS: [DemoUser; 3] = [
     DemoUser {
         brand: "visura",
         email: "operatore@demo.example",
-        password: "demo operatore visura",
+        password: "sportello demo 2026",
         role: Role::BackOffice,
         name: "Operatore Demo",
         codice_fiscale: None,
