@@ -17,6 +17,7 @@ pub mod card;
 pub mod catalog;
 pub mod config;
 pub mod coupons;
+pub mod demo;
 pub mod email_address;
 pub mod http;
 pub mod idempotency;

@@ -52,6 +52,26 @@ enum Command {
         #[command(subcommand)]
         command: DeviceCommand,
     },
+    /// Helpers for playing the demo.
+    Demo {
+        #[command(subcommand)]
+        command: DemoCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DemoCommand {
+    /// Write a bank statement (camt.053) that pays the given orders awaiting a transfer:
+    /// each one's amount due with its RF code, to its brand's IBAN. Import it in the
+    /// back-office like a real one.
+    Statement {
+        /// An order's id; repeat for more (all of one brand).
+        #[arg(long = "order", required = true)]
+        orders: Vec<String>,
+        /// Where to write the statement; `-` for standard output.
+        #[arg(long, default_value = "-")]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -240,6 +260,22 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     expires_in,
                 },
         } => enroll(config, &codice_fiscale, &out, brand, &kind, expires_in).await?,
+        Command::Demo {
+            command: DemoCommand::Statement { orders, out },
+        } => {
+            let pool = startup::migrate(config.into()).await?;
+            let xml = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let mut conn = pool.get()?;
+                rinnovo::demo::statement(&mut conn, &orders, chrono::Utc::now())
+            })
+            .await??;
+            if out.as_os_str() == "-" {
+                print!("{xml}");
+            } else {
+                std::fs::write(&out, xml)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+            }
+        }
     }
     Ok(())
 }

@@ -20,7 +20,8 @@ use crate::seed;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StartOptions {
-    /// Load (or refresh) the demo registry from `seeds/demo.json`.
+    /// Load (or refresh) the demo registry from `seeds/demo.json`, and create the demo
+    /// users (see [`crate::demo`]).
     pub demo: bool,
 }
 
@@ -325,7 +326,7 @@ fn demo_agent_device(
     Ok(())
 }
 
-/// Migrations, then the base seeds (brands) and, if asked, the demo registry.
+/// Migrations, then the base seeds (brands) and, if asked, the demo registry and users.
 pub async fn prepare_database(config: Arc<Config>, options: StartOptions) -> anyhow::Result<Pool> {
     let data_dir = config.data_dir.clone();
     let pool = migrate(config).await?;
@@ -338,6 +339,10 @@ pub async fn prepare_database(config: Arc<Config>, options: StartOptions) -> any
             let report = seed::load_demo(&mut conn, chrono::Utc::now())?;
             tracing::info!(?report, "demo registry loaded");
             demo_agent_device(&mut conn, &data_dir)?;
+            let created = crate::demo::ensure_users(&mut conn, chrono::Utc::now())?;
+            tracing::info!(created, "demo users ready");
+            // Printed, not only logged: the first thing a new user needs is whom to sign in as.
+            println!("{}", crate::demo::users_block());
         }
         Ok(())
     })

@@ -28,6 +28,7 @@ mod orders;
 mod outbox;
 mod payments;
 mod prepaid;
+mod readme;
 mod recovery;
 mod reminders;
 mod renewals;

@@ -1,0 +1,172 @@
+//! README's "Try it", run as written: a new user pastes its blocks one after the other
+//! against `serve --demo`, so a block that no longer works is a broken first hour.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::cli::rinnovo;
+use crate::helpers::TestDatabase;
+
+/// Where the README says the demo listens; replaced by the test server's address.
+const README_ADDRESS: &str = "http://127.0.0.1:8080";
+
+/// The ```sh blocks of the README's "## Try it" section, in order.
+fn try_it_blocks(readme: &str) -> Vec<String> {
+    let start = readme.find("\n## Try it\n").expect("a \"Try it\" section");
+    let section = &readme[start + 1..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    let mut blocks = Vec::new();
+    let mut rest = section;
+    while let Some(open) = rest.find("```sh\n") {
+        let body = &rest[open + 6..];
+        let close = body.find("```").expect("a closed block");
+        blocks.push(body[..close].to_owned());
+        rest = &body[close + 3..];
+    }
+    blocks
+}
+
+/// One bash for every block, so variables carry over as in the user's terminal; each
+/// block announces itself, so a failure names the block that stopped. `cargo run --`
+/// runs the binary under test, with the server's database and data directory.
+fn script(blocks: &[String], address: &str) -> String {
+    let mut script = String::from(
+        "set -euo pipefail\n\
+         cargo() { [ \"$1\" = run ] && [ \"$2\" = -- ] || return 64; shift 2; \"$RINNOVO_BIN\" \"$@\"; }\n",
+    );
+    for (n, block) in blocks.iter().enumerate() {
+        script.push_str(&format!("echo '== block {}' >&2\n", n + 1));
+        script.push_str(&block.replace(README_ADDRESS, address));
+        script.push('\n');
+    }
+    script
+}
+
+#[test]
+fn try_it_has_the_blocks_a_new_user_needs() {
+    let readme = include_str!("../../README.md");
+    let blocks = try_it_blocks(readme).join("\n");
+    for step in [
+        "cliente@demo.example",
+        "\"payment_method\":\"prepaid\"",
+        "data/mail/",
+        "\"payment_method\":\"bank_transfer\"",
+        "demo statement --order",
+        "backoffice/statements",
+        "incaricato@demo.example",
+        "agent/renewals",
+    ] {
+        assert!(
+            blocks.contains(step),
+            "\"Try it\" lost the step with {step}"
+        );
+    }
+    assert!(
+        !readme.contains("uuidgen"),
+        "uuidgen is not on a fresh Debian"
+    );
+}
+
+#[test]
+fn try_it_runs_as_written() {
+    let database = TestDatabase::create();
+    let data_dir = database.dir.path().join("data");
+    let mut server = rinnovo(&database)
+        .env("RINNOVO_DATA_DIR", &data_dir)
+        .env("RINNOVO_BIND", "127.0.0.1:0")
+        .env("RINNOVO_LOG_FORMAT", "json")
+        .args(["serve", "--demo"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let port = loop {
+        let line = lines.next().expect("serve logs its port").unwrap();
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if entry["message"] == "rinnovo is listening" {
+            break entry["port"].as_u64().unwrap();
+        }
+    };
+    // Keep reading the log, so the server never blocks on a full pipe.
+    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+
+    let blocks = try_it_blocks(include_str!("../../README.md"));
+    assert!(blocks.len() >= 5, "{blocks:?}");
+    let output = Command::new("timeout")
+        .args(["120", "bash", "-c"])
+        .arg(script(&blocks, &format!("http://127.0.0.1:{port}")))
+        .current_dir(database.dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", database.dir.path())
+        .env("RINNOVO_BIN", env!("CARGO_BIN_EXE_rinnovo"))
+        .env("RINNOVO_DATABASE_URL", &database.url)
+        .env("RINNOVO_DATA_DIR", &data_dir)
+        .env("RINNOVO_LOG", "warn")
+        .output()
+        .unwrap();
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    server.wait().unwrap();
+    let log = log.join().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "a \"Try it\" block failed ({:?}):\n{stderr}\nstdout:\n{}\nserver log (last lines):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        log[log.len().saturating_sub(20)..].join("\n")
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // The path ends where the README says it does: the renewed certificate installed.
+    assert!(stdout.trim_end().ends_with("\"installed\""), "{stdout}");
+    assert!(
+        stderr.contains(&format!("== block {}", blocks.len())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_broken_block_fails_the_run() {
+    let blocks = vec![
+        "true".to_owned(),
+        "curl -fsS http://127.0.0.1:8080/nowhere".to_owned(),
+    ];
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg(script(&blocks, "http://127.0.0.1:9"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("== block 2"));
+}
+
+#[test]
+fn only_a_demo_gets_the_demo_users() {
+    let database = TestDatabase::create();
+    let plain = rinnovo(&database).arg("seed").output().unwrap();
+    assert!(plain.status.success(), "{plain:?}");
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("@demo.example"));
+    let demo = rinnovo(&database)
+        .args(["seed", "--demo"])
+        .output()
+        .unwrap();
+    assert!(demo.status.success(), "{demo:?}");
+    let stdout = String::from_utf8_lossy(&demo.stdout);
+    for user in [
+        "cliente@demo.example",
+        "incaricato@demo.example",
+        "operatore@demo.example",
+    ] {
+        assert!(stdout.contains(user), "{stdout}");
+    }
+    // Again: the users are there already, nothing fails.
+    let again = rinnovo(&database)
+        .args(["seed", "--demo"])
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{again:?}");
+}
