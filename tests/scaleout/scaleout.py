@@ -369,9 +369,12 @@ def run(cluster: Cluster) -> None:
     deadline = time.time() + 60
     codes: list[str] = []
     while time.time() < deadline:
-        codes = [c for order in prepaid_orders
-                 for text in cluster.sink.text_to(order["email"], f"(ordine {order['invoice_number']})")
-                 for c in coupon_codes(text)]
+        # Each code once, in the emails' order (the email names a code again in its
+        # check link).
+        codes = list(dict.fromkeys(
+            c for order in prepaid_orders
+            for text in cluster.sink.text_to(order["email"], f"(ordine {order['invoice_number']})")
+            for c in coupon_codes(text)))
         if len(codes) >= len(prepaid_orders):
             break
         time.sleep(0.5)
