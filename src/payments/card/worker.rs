@@ -72,7 +72,6 @@ impl CardWorker {
             };
             let key = self.coupon_key.clone();
             let public_url = self.public_url.clone();
-            let provider = self.card.provider.name();
             let next = now + backoff(self.check_interval, checks + 1);
             let outcome = sessions::blocking(&self.pool, move |conn| {
                 write_transaction(conn, |conn| {
@@ -108,7 +107,6 @@ impl CardWorker {
                     if outcome == Outcome::Waiting {
                         store::check_later(conn, &payment.id, next, now)?;
                     }
-                    let _ = provider;
                     Ok(outcome)
                 })
             })
