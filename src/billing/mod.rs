@@ -526,31 +526,10 @@ pub fn update(
     let profile = parse(input).map_err(BillingError::Invalid)?;
     let stored = profile.to_input();
     let at = now.naive_utc();
-    let values = (
-        billing_profiles::user_id.eq(user_id),
-        billing_profiles::brand_id.eq(brand_id),
-        billing_profiles::kind.eq(profile.kind().as_str()),
-        billing_profiles::denominazione.eq(&stored.denominazione),
-        billing_profiles::nome.eq(&stored.nome),
-        billing_profiles::cognome.eq(&stored.cognome),
-        billing_profiles::codice_fiscale.eq(&stored.codice_fiscale),
-        billing_profiles::partita_iva.eq(&stored.partita_iva),
-        billing_profiles::indirizzo.eq(stored.indirizzo.clone().unwrap_or_default()),
-        billing_profiles::cap.eq(&stored.cap),
-        billing_profiles::comune.eq(stored.comune.clone().unwrap_or_default()),
-        billing_profiles::provincia.eq(stored.provincia.clone().unwrap_or_default()),
-        billing_profiles::nazione.eq(stored.nazione.clone().unwrap_or_default()),
-        billing_profiles::codice_destinatario.eq(&stored.codice_destinatario),
-        billing_profiles::pec.eq(&stored.pec),
-        billing_profiles::created_at.eq(at),
-        billing_profiles::updated_at.eq(at),
-    );
-    write_transaction(conn, |conn| {
-        on_backend!(conn, |c| diesel::insert_into(billing_profiles::table)
-            .values(values)
-            .on_conflict(billing_profiles::user_id)
-            .do_update()
-            .set((
+    // The columns an update rewrites, written once for the insert and for the update.
+    macro_rules! profile_columns {
+        () => {
+            (
                 billing_profiles::kind.eq(profile.kind().as_str()),
                 billing_profiles::denominazione.eq(&stored.denominazione),
                 billing_profiles::nome.eq(&stored.nome),
@@ -565,7 +544,21 @@ pub fn update(
                 billing_profiles::codice_destinatario.eq(&stored.codice_destinatario),
                 billing_profiles::pec.eq(&stored.pec),
                 billing_profiles::updated_at.eq(at),
-            ))
+            )
+        };
+    }
+    let values = (
+        billing_profiles::user_id.eq(user_id),
+        billing_profiles::brand_id.eq(brand_id),
+        billing_profiles::created_at.eq(at),
+        profile_columns!(),
+    );
+    write_transaction(conn, |conn| {
+        on_backend!(conn, |c| diesel::insert_into(billing_profiles::table)
+            .values(values)
+            .on_conflict(billing_profiles::user_id)
+            .do_update()
+            .set(profile_columns!())
             .execute(c))?;
         // Who changed what kind of data, not the data: it is in the row, and the log
         // keeps no personal data it does not need.
