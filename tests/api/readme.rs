@@ -170,3 +170,84 @@ fn only_a_demo_gets_the_demo_users() {
         .unwrap();
     assert!(again.status.success(), "{again:?}");
 }
+
+/// The README's table of demo holders: (codice fiscale, what the Visura shop's lookup
+/// shows), read from its rows.
+fn demo_holder_rows(readme: &str) -> Vec<(String, String)> {
+    let start = readme
+        .find("| codice fiscale | holder | what the Visura shop's lookup shows |")
+        .expect("the demo holders' table");
+    readme[start..]
+        .lines()
+        .skip(2)
+        .take_while(|line| line.starts_with('|'))
+        .map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            (cells[1].trim_matches('`').to_owned(), cells[3].to_owned())
+        })
+        .collect()
+}
+
+/// The first number before " days left" in a row's text.
+fn days_left_in(text: &str) -> Option<i64> {
+    let end = text.find(" days left")?;
+    let digits = text[..end].rsplit(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse().ok()
+}
+
+#[tokio::test]
+async fn the_demo_table_says_what_the_lookup_shows() {
+    let rows = demo_holder_rows(include_str!("../../README.md"));
+    assert!(rows.len() >= 5, "{rows:?}");
+    let app = crate::helpers::spawn_demo_app().await;
+    let customer = app.customer("visura").await;
+    for (codice_fiscale, said) in rows {
+        let response = app.lookup(&customer.token, &codice_fiscale).await;
+        if said.contains("unknown-holder") {
+            assert_eq!(response.status(), 404, "{codice_fiscale}: {said}");
+            continue;
+        }
+        assert_eq!(response.status(), 200, "{codice_fiscale}");
+        let found: serde_json::Value = response.json().await.unwrap();
+        let renewals: Vec<&serde_json::Value> = found["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|d| d["certificates"].as_array().unwrap())
+            .map(|c| &c["renewal"])
+            .collect();
+        // Every status the row names is one the lookup shows, with its days left.
+        for status in ["renewable", "not_yet_renewable"] {
+            if said.contains(&format!("`{status}`")) {
+                assert!(
+                    renewals.iter().any(|r| r["status"] == status),
+                    "{codice_fiscale}: the README says {status}: {found}"
+                );
+            }
+        }
+        if let Some(days) = days_left_in(&said) {
+            let shown = renewals
+                .iter()
+                .find(|r| r["status"] == "renewable")
+                .map(|r| r["days_left"].clone());
+            assert_eq!(
+                shown,
+                Some(days.into()),
+                "{codice_fiscale}: the README says {days} days left: {found}"
+            );
+        }
+        // A device the row names is one this shop shows.
+        for serial in said.split('`').filter(|s| s.len() == 10) {
+            if serial.chars().all(|c| c.is_ascii_digit()) {
+                assert!(
+                    found["devices"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|d| d["serial_number"] == serial),
+                    "{codice_fiscale}: the README names device {serial}: {found}"
+                );
+            }
+        }
+    }
+}
