@@ -99,8 +99,8 @@ pub const DEFAULT_BATCH_DEVICES: i64 = 200;
 /// Only devices that owe a reminder are picked, by the query itself: an active
 /// certificate inside the 90 days whose most urgent reached threshold has no reminder
 /// yet, of a holder with an email address. A registry of a million holders, most without
-/// an address, costs one indexed query per round, not a million rows to look at, and
-/// never an email that cannot be delivered.
+/// an address, costs a read per batch that returns only what is owed (not a million rows
+/// loaded), and never an email that cannot be delivered.
 pub fn send_batch(
     conn: &mut DbConnection,
     policy: &crate::renewals::RenewalPolicy,
