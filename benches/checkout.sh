@@ -3,6 +3,7 @@
 #
 #   benches/checkout.sh               # 30 s, 64 connections, PostgreSQL
 #   DURATION=10 benches/checkout.sh
+#   SMALL=1 benches/checkout.sh      # seconds, debug build: does it still run? (CI)
 #
 # Runs pgbench's default TPC-B-like script with the same concurrency and duration on the
 # same PostgreSQL server as the reference, then drives POST /api/v1/orders (one coupon,
@@ -12,73 +13,46 @@
 # every email sent once) and prints orders/s, p50/p99, the ratio to pgbench, and the time
 # from order commit to the SMTP server accepting the email.
 # Targets: orders/s >= 0.3 x pgbench TPC-B TPS; email p99 < 2 s.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 
-CONNECTIONS="${CONNECTIONS:-64}"
-DURATION="${DURATION:-30}"
+sized CONNECTIONS 64 8
+sized DURATION 30 3
+sized ACCOUNTS 10 3
 THREADS="${THREADS:-2}"
-ACCOUNTS="${ACCOUNTS:-10}"
-PG_SERVER="${PG_SERVER:-postgres://postgres@127.0.0.1:5432}"
-PGBENCH="${PGBENCH:-/usr/lib/postgresql/15/bin/pgbench}"
 PORT="${PORT:-18182}"
 SMTP_PORT="${SMTP_PORT:-18025}"
-WORK="target/bench/checkout"
+WORK="target/bench/checkout$(bench_small && echo -small || true)"
 DB=rinnovo_bench_checkout
 PGBENCH_DB=rinnovo_bench_tpcb
 URL="$PG_SERVER/$DB"
 BASE="http://127.0.0.1:$PORT/api/v1"
 
-say() { printf '==> %s\n' "$*" >&2; }
-json() { python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }
-
-command -v wrk >/dev/null || { say "installing wrk"; (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null; }
-python3 -c 'import aiosmtpd' 2>/dev/null || { say "installing aiosmtpd"; pip install -q aiosmtpd >/dev/null; }
-pg_isready -q -h 127.0.0.1 || { pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start; sleep 2; }
-
-say "building (release)"
-cargo build --release --quiet --bin rinnovo
-BIN=target/release/rinnovo
+need_wrk
+need_postgres
+build_rinnovo
 rm -rf "$WORK" && mkdir -p "$WORK"
 
-cleanup() {
-  [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null || true
-  [ -n "${SMTP_PID:-}" ] && kill "$SMTP_PID" 2>/dev/null || true
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
 say "pgbench TPC-B reference: -c $CONNECTIONS -j $THREADS -T $DURATION"
-psql -q "$PG_SERVER/postgres" -c "DROP DATABASE IF EXISTS $PGBENCH_DB" -c "CREATE DATABASE $PGBENCH_DB"
-"$PGBENCH" -q -i -s 10 "$PG_SERVER/$PGBENCH_DB" >/dev/null 2>&1
-PGBENCH_OUT=$("$PGBENCH" -c "$CONNECTIONS" -j "$THREADS" -T "$DURATION" "$PG_SERVER/$PGBENCH_DB" 2>&1)
-echo "$PGBENCH_OUT" >&2
-TPS=$(echo "$PGBENCH_OUT" | awk '/^tps/ {print $3; exit}')
+pgbench_reference "$PGBENCH_DB" "$CONNECTIONS" "$THREADS" "$DURATION"
 
 say "database $DB, SMTP server on $SMTP_PORT"
-psql -q "$PG_SERVER/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
-python3 -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Sink > "$WORK/smtp.log" 2>&1 &
-SMTP_PID=$!
+bench_database "$DB"
+start_smtp_sink "$SMTP_PORT" "$WORK/smtp.log"
 export RINNOVO_DATABASE_URL="$URL" RINNOVO_DATA_DIR="$WORK/data" RINNOVO_LOG=warn \
-  RINNOVO_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT" RINNOVO_BIND="127.0.0.1:$PORT" \
+  RINNOVO_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT" \
   RINNOVO_JWT_SECRET="checkout-benchmark-secret-checkout-benchmark"
-"$BIN" serve > "$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.2; done
+start_serve "$PORT" "$WORK/server.log"
 
-PASSWORD="benchmark password 2026"
-echo "$PASSWORD" | "$BIN" user add --brand visura --email office@bench.example --name Office --role back_office >/dev/null
-OFFICE=$(curl -sf "$BASE/auth/login" -H 'content-type: application/json' \
-  -d "{\"brand\":\"visura\",\"email\":\"office@bench.example\",\"password\":\"$PASSWORD\"}" | json '["access_token"]')
+add_user visura office@bench.example Office back_office
+OFFICE=$(login "$BASE" visura office@bench.example)
 : > "$WORK/tokens.txt"
 for i in $(seq 1 "$ACCOUNTS"); do
   email="buyer$i@bench.example"
-  echo "$PASSWORD" | "$BIN" user add --brand visura --email "$email" --name "Buyer $i" --role customer >/dev/null
+  add_user visura "$email" "Buyer $i" customer
   account=$(curl -sf "$BASE/backoffice/prepaid?email=$email" -H "authorization: Bearer $OFFICE" | json '["accounts"][0]["account_id"]')
   curl -sf "$BASE/backoffice/prepaid/$account/adjustments" -H "authorization: Bearer $OFFICE" \
     -H 'content-type: application/json' -d '{"direction":"credit","amount":"1000000.00","reason":"benchmark"}' >/dev/null
-  token=$(curl -sf "$BASE/auth/login" -H 'content-type: application/json' \
-    -d "{\"brand\":\"visura\",\"email\":\"$email\",\"password\":\"$PASSWORD\"}" | json '["access_token"]')
+  token=$(login "$BASE" visura "$email")
   # Every order is invoiced: the buyer's billing data first.
   curl -sf -X PUT "$BASE/me/billing" -H "authorization: Bearer $token" -H 'content-type: application/json' \
     -d '{"kind":"person","nome":"Maria","cognome":"Rossi","codice_fiscale":"RSSMRA80A01H501U","indirizzo":"Via Roma 1","cap":"00184","comune":"Roma","provincia":"RM"}' >/dev/null
@@ -106,10 +80,8 @@ say "wrk: -t $THREADS -c $CONNECTIONS -d ${DURATION}s"
 OUT=$(TOKENS_FILE="$WORK/tokens.txt" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency \
   -s "$WORK/orders.lua" "http://127.0.0.1:$PORT")
 echo "$OUT" >&2
-RPS=$(echo "$OUT" | awk '/Requests\/sec/ {print $2}')
-P50=$(echo "$OUT" | awk '$1 == "50%" {print $2}')
-P99=$(echo "$OUT" | awk '$1 == "99%" {print $2}')
-BAD=$(echo "$OUT" | awk '/Non-2xx/ {print $5}')
+read -r RPS P50 P99 BAD < <(wrk_figures "$OUT")
+[ -n "$RPS" ] || fail "wrk measured nothing"
 
 say "waiting for the outbox to drain"
 for _ in $(seq 1 240); do
@@ -130,12 +102,15 @@ LATENCY=$(q "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(ep
 
 RATIO=$(awk -v a="$RPS" -v b="$TPS" 'BEGIN { printf "%.2f", a / b }')
 echo
-echo "Checkout benchmark: $ACCOUNTS accounts, one-coupon prepaid orders, $CONNECTIONS connections, ${DURATION}s, $(nproc) cores, PostgreSQL"
+echo "Checkout benchmark: $ACCOUNTS accounts, one-coupon prepaid orders, $CONNECTIONS connections, ${DURATION}s, $(nproc) cores, PostgreSQL$(bench_small && echo ', SMALL (debug build: the figures mean nothing)' || true)"
 echo "pgbench TPC-B (reference): $TPS tps"
-echo "orders: $RPS orders/s, p50 $P50, p99 $P99, non-2xx ${BAD:-0}, ratio to TPC-B $RATIO"
+echo "orders: $RPS orders/s, p50 $P50, p99 $P99, non-2xx $BAD, ratio to TPC-B $RATIO"
 echo "email, order commit -> SMTP accepted: p50 / p99 = $LATENCY"
-echo "invariants: $ORDERS orders; balances = ledger sums: $([ "$BALANCE_MISMATCH" = 0 ] && echo yes || echo "NO ($BALANCE_MISMATCH accounts)")"
-echo "            invoices: $INVOICES: $([ "$INVOICE_OK" = t ] && echo 'no gaps, no repeats' || echo BROKEN)"
-echo "            one coupon per order: $([ "$COUPON_MISMATCH" = 0 ] && echo yes || echo "NO ($COUPON_MISMATCH)")"
-echo "            $EMAILS: $([ "$EMAILS_OK" = t ] && echo 'two per order, all sent' || echo 'NOT ALL SENT')"
-[ "$BALANCE_MISMATCH" = 0 ] && [ "$INVOICE_OK" = t ] && [ "$COUPON_MISMATCH" = 0 ] && [ "$EMAILS_OK" = t ]
+echo "$ORDERS orders; invoices: $INVOICES; $EMAILS"
+check "every order answered 201 ($BAD others)" [ "$BAD" = 0 ]
+check "some orders were placed ($ORDERS)" [ "$ORDERS" -gt 0 ]
+check "balances = ledger sums ($BALANCE_MISMATCH accounts differ)" [ "$BALANCE_MISMATCH" = 0 ]
+check "invoice numbers without gaps or repeats" [ "$INVOICE_OK" = t ]
+check "one coupon per order ($COUPON_MISMATCH orders differ)" [ "$COUPON_MISMATCH" = 0 ]
+check "two emails per order, all sent" [ "$EMAILS_OK" = t ]
+invariants_hold

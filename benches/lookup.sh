@@ -3,48 +3,41 @@
 #
 #   benches/lookup.sh            # PostgreSQL, then SQLite
 #   BACKENDS=postgres benches/lookup.sh
+#   SMALL=1 benches/lookup.sh    # seconds, debug build: does it still run? (CI)
 #
 # Loads HOLDERS holders with CERTIFICATES certificates, runs `pgbench -S` on the same
 # PostgreSQL server with the same duration and concurrency as the reference, then drives
 # GET /api/v1/holders/{cf}/devices with wrk over random known codici fiscali and prints
 # requests/s, p50/p99 latency and the ratio to pgbench's TPS.
+# The service runs as `serve` runs in production, with its workers: the reminder worker
+# goes through the freshly loaded registry while the lookups are measured (one holder in
+# ten has an email address), and the figure is the one with them.
 # Target: lookup req/s >= 0.35 x pgbench -S TPS at 64 connections.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# Invariants (a broken one fails the run): every lookup answers 200, and no reminder is
+# queued for a holder without an email address.
+source "$(dirname "$0")/lib.sh"
 
-HOLDERS="${HOLDERS:-400000}"
-CERTIFICATES="${CERTIFICATES:-1000000}"
-CONNECTIONS="${CONNECTIONS:-64}"
-DURATION="${DURATION:-30}"
+sized HOLDERS 400000 2000
+sized CERTIFICATES 1000000 5000
+sized CONNECTIONS 64 8
+sized DURATION 30 3
+sized WARMUP 5 1
 THREADS="${THREADS:-2}"
 BACKENDS="${BACKENDS:-postgres sqlite}"
-PG_SERVER="${PG_SERVER:-postgres://postgres@127.0.0.1:5432}"
-PGBENCH="${PGBENCH:-/usr/lib/postgresql/15/bin/pgbench}"
 PORT="${PORT:-18181}"
-WORK="target/bench/lookup"
+WORK="target/bench/lookup$(bench_small && echo -small || true)"
 BENCH_DB=rinnovo_bench_lookup
 PGBENCH_DB=rinnovo_bench_pgbench
 
-say() { printf '==> %s\n' "$*" >&2; }
-
-if ! command -v wrk >/dev/null; then
-  say "installing wrk"
-  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
-fi
-if ! pg_isready -q -h 127.0.0.1; then
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
-  sleep 2
-fi
-
-say "building (release)"
-cargo build --release --quiet --bin rinnovo
-BIN=target/release/rinnovo
+need_wrk
+need_postgres
+build_rinnovo lookup_data
 
 mkdir -p "$WORK"
-DATA_VERSION="v2/$HOLDERS/$CERTIFICATES"
+DATA_VERSION="v3/$HOLDERS/$CERTIFICATES"
 if [ ! -f "$WORK/certificates.csv" ] || [ "$(cat "$WORK/size" 2>/dev/null)" != "$DATA_VERSION" ]; then
   say "generating $HOLDERS holders / $CERTIFICATES certificates"
-  cargo bench --quiet --bench lookup_data -- "$WORK" "$HOLDERS" "$CERTIFICATES"
+  "$LOOKUP_DATA" "$WORK" "$HOLDERS" "$CERTIFICATES"
   echo "$DATA_VERSION" > "$WORK/size"
 fi
 
@@ -60,102 +53,115 @@ function request()
 end
 LUA
 
-# Prints "rps p50 p99 non2xx" from wrk's output.
+# Prints "rps p50 p99 non2xx".
 run_wrk() {
   local out
-  out=$(CODES_FILE="$WORK/codici.txt" TOKEN="$TOKEN" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
+  out=$(CODES_FILE="$WORK/codici.txt" TOKEN="$TOKEN" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${1}s" \
     --latency -s "$WORK/lookup.lua" "http://127.0.0.1:$PORT")
   echo "$out" >&2
-  local rps p50 p99 bad
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
-  p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
-  bad=$(echo "$out" | awk '/Non-2xx/ {print $5}')
-  echo "$rps $p50 $p99 ${bad:-0}"
+  wrk_figures "$out"
 }
 
-start_server() {
-  env RINNOVO_DATABASE_URL="$1" RINNOVO_BIND="127.0.0.1:$PORT" RINNOVO_LOG=warn \
-    RINNOVO_DATA_DIR="$WORK/data" ${POOL_SIZE:+RINNOVO_DB_POOL_SIZE="$POOL_SIZE"} \
-    RINNOVO_LOOKUPS_CUSTOMER_PER_HOUR=1000000 RINNOVO_LOOKUPS_CUSTOMER_PER_DAY=1000000 \
-    RINNOVO_LOOKUPS_OFFICER_PER_HOUR=1000000 RINNOVO_LOOKUPS_OFFICER_PER_DAY=1000000 \
-    RINNOVO_LOOKUPS_ADDRESS_PER_HOUR=1000000 RINNOVO_LOOKUPS_ADDRESS_PER_DAY=1000000 \
-    "$BIN" serve > "$WORK/server.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break
-    sleep 0.2
+# One answer on the backend being measured.
+query() {
+  case "$URL" in
+    sqlite://*) sqlite3 "${URL#sqlite://}" "$1" ;;
+    *) psql -Atq "$URL" -c "$1" ;;
+  esac
+}
+
+# The CSV files name their columns: the rows are copied by name, so a column a later
+# migration adds (with a default, or NULL) needs no change here.
+load_postgres() {
+  local table cols
+  for table in holders devices certificates; do
+    cols=$(head -n1 "$WORK/$table.csv")
+    psql -q "$URL" -c "\\copy $table ($cols) FROM '$WORK/$table.csv' CSV HEADER"
   done
-  curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null || { cat "$WORK/server.log"; exit 1; }
+  psql -q "$URL" -c "ANALYZE"
+}
+
+load_sqlite() {
+  local table cols nullable
+  for table in holders devices certificates; do
+    cols=$(head -n1 "$WORK/$table.csv")
+    # An empty field is NULL, as PostgreSQL's CSV COPY reads it.
+    nullable=$(echo "$cols" | sed -E 's/([a-z_0-9]+)/NULLIF(\1, '"''"')/g')
+    sqlite3 -bail "${URL#sqlite://}" <<SQL
+.import --csv $WORK/$table.csv staged_$table
+INSERT INTO $table ($cols) SELECT $nullable FROM staged_$table;
+DROP TABLE staged_$table;
+SQL
+  done
+  sqlite3 "${URL#sqlite://}" "ANALYZE"
+}
+
+sign_in() {
   # The lookup needs a signed-in user: a Visura customer made for the run.
-  local email="bench-$RANDOM$RANDOM@example.it" password="benchmark password 2026"
-  echo "$password" | env RINNOVO_DATABASE_URL="$1" RINNOVO_DATA_DIR="$WORK/data" RINNOVO_LOG=warn \
-    "$BIN" user add --brand visura --email "$email" --name Bench --role customer >/dev/null
-  TOKEN=$(curl -sf "http://127.0.0.1:$PORT/api/v1/auth/login" -H 'content-type: application/json' \
-    -d "{\"brand\":\"visura\",\"email\":\"$email\",\"password\":\"$password\"}" |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+  local email="bench-$RANDOM$RANDOM@example.it" cf
+  add_user visura "$email" Bench customer
+  TOKEN=$(login "http://127.0.0.1:$PORT/api/v1" visura "$email")
   # Every lookup must answer 200 with devices before we measure it.
-  local cf
   cf=$(head -n1 "$WORK/codici.txt")
   curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/holders/$cf/devices" |
-    grep -q '"certificates":\[{' || { echo "lookup returned no certificates" >&2; exit 1; }
+    grep -q '"certificates":\[{' || fail "lookup returned no certificates"
 }
 
-stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
-trap stop_server EXIT
-
 say "pgbench -S reference: -c $CONNECTIONS -j $THREADS -T $DURATION"
-psql -q "$PG_SERVER/postgres" -c "DROP DATABASE IF EXISTS $PGBENCH_DB" -c "CREATE DATABASE $PGBENCH_DB"
-"$PGBENCH" -q -i -s 10 "$PG_SERVER/$PGBENCH_DB" >/dev/null 2>&1
-PGBENCH_OUT=$("$PGBENCH" -S -c "$CONNECTIONS" -j "$THREADS" -T "$DURATION" "$PG_SERVER/$PGBENCH_DB" 2>&1)
-echo "$PGBENCH_OUT" >&2
-TPS=$(echo "$PGBENCH_OUT" | awk '/^tps/ {print $3; exit}')
+pgbench_reference "$PGBENCH_DB" "$CONNECTIONS" "$THREADS" "$DURATION" -S
 
+export RINNOVO_DATA_DIR="$WORK/data" RINNOVO_LOG=warn ${POOL_SIZE:+RINNOVO_DB_POOL_SIZE="$POOL_SIZE"} \
+  RINNOVO_LOOKUPS_CUSTOMER_PER_HOUR=1000000 RINNOVO_LOOKUPS_CUSTOMER_PER_DAY=1000000 \
+  RINNOVO_LOOKUPS_OFFICER_PER_HOUR=1000000 RINNOVO_LOOKUPS_OFFICER_PER_DAY=1000000 \
+  RINNOVO_LOOKUPS_ADDRESS_PER_HOUR=1000000 RINNOVO_LOOKUPS_ADDRESS_PER_DAY=1000000
 RESULTS=()
 for backend in $BACKENDS; do
+  rm -rf "$WORK/data"
   case "$backend" in
     postgres)
       URL="$PG_SERVER/$BENCH_DB"
       say "loading PostgreSQL ($BENCH_DB)"
-      psql -q "$PG_SERVER/postgres" -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" -c "CREATE DATABASE $BENCH_DB"
-      RINNOVO_DATABASE_URL="$URL" RINNOVO_DATA_DIR="$WORK/data" "$BIN" seed >/dev/null
-      psql -q "$URL" \
-        -c "\\copy holders FROM '$WORK/holders.csv' CSV" \
-        -c "\\copy devices FROM '$WORK/devices.csv' CSV" \
-        -c "\\copy certificates FROM '$WORK/certificates.csv' CSV" \
-        -c "ANALYZE"
+      bench_database "$BENCH_DB"
+      RINNOVO_DATABASE_URL="$URL" "$BIN" seed >/dev/null
+      load_postgres
       ;;
     sqlite)
-      DB_FILE="$WORK/bench.sqlite3"
-      URL="sqlite://$DB_FILE"
-      say "loading SQLite ($DB_FILE)"
-      rm -f "$DB_FILE" "$DB_FILE"-*
-      RINNOVO_DATABASE_URL="$URL" RINNOVO_DATA_DIR="$WORK/data" "$BIN" seed >/dev/null
-      sqlite3 "$DB_FILE" <<SQL
-.mode csv
-.import $WORK/holders.csv holders
-.import $WORK/devices.csv devices
-.import $WORK/certificates.csv certificates
-ANALYZE;
-SQL
+      URL="sqlite://$WORK/bench.sqlite3"
+      say "loading SQLite (${URL#sqlite://})"
+      rm -f "${URL#sqlite://}" "${URL#sqlite://}"-*
+      RINNOVO_DATABASE_URL="$URL" "$BIN" seed >/dev/null
+      load_sqlite
       ;;
-    *) echo "unknown backend $backend" >&2; exit 2 ;;
+    *) fail "unknown backend $backend" ;;
   esac
-  start_server "$URL"
+  export RINNOVO_DATABASE_URL="$URL"
+  start_serve "$PORT" "$WORK/server-$backend.log"
+  sign_in
   say "warming up ($backend)"
-  DURATION=5 run_wrk >/dev/null 2>&1
-  say "wrk $backend: -t $THREADS -c $CONNECTIONS -d ${DURATION}s"
-  read -r RPS P50 P99 BAD < <(run_wrk)
-  stop_server
-  RESULTS+=("$backend $RPS $P50 $P99 $BAD")
+  run_wrk "$WARMUP" >/dev/null 2>&1
+  say "wrk $backend: -t $THREADS -c $CONNECTIONS -d ${DURATION}s, workers on"
+  read -r RPS P50 P99 BAD < <(run_wrk "$DURATION")
+  stop_serve
+  REMINDERS=$(query "SELECT count(*) FROM emails WHERE kind = 'renewal_reminder'")
+  NO_ADDRESS=$(query "SELECT count(*) FROM emails e JOIN devices d ON d.serial_number = e.reference
+    JOIN holders h ON h.id = d.holder_id WHERE e.kind = 'renewal_reminder' AND coalesce(h.email, '') = ''")
+  RESULTS+=("$backend $RPS $P50 $P99 $BAD $REMINDERS $NO_ADDRESS")
 done
 
 echo
-echo "Lookup benchmark: $HOLDERS holders, $CERTIFICATES certificates, $CONNECTIONS connections, ${DURATION}s, $(nproc) cores"
-printf '%-22s %12s %10s %10s %8s %14s\n' "run" "req/s (tps)" "p50" "p99" "non-2xx" "ratio to -S"
-printf '%-22s %12s %10s %10s %8s %14s\n' "pgbench -S (reference)" "$TPS" "-" "-" "-" "1.00"
+echo "Lookup benchmark: $HOLDERS holders, $CERTIFICATES certificates, $CONNECTIONS connections, ${DURATION}s, $(nproc) cores$(bench_small && echo ', SMALL (debug build: the figures mean nothing)' || true)"
+echo "rinnovo serve with its workers on (reminders, issuance, email dispatcher, expiry, SdI)"
+printf '%-22s %12s %10s %10s %8s %14s %10s\n' "run" "req/s (tps)" "p50" "p99" "non-2xx" "ratio to -S" "reminders"
+printf '%-22s %12s %10s %10s %8s %14s %10s\n' "pgbench -S (reference)" "$TPS" "-" "-" "-" "1.00" "-"
 for row in "${RESULTS[@]}"; do
-  read -r backend rps p50 p99 bad <<< "$row"
+  read -r backend rps p50 p99 bad reminders no_address <<< "$row"
   ratio=$(awk -v a="$rps" -v b="$TPS" 'BEGIN { printf "%.2f", a / b }')
-  printf '%-22s %12s %10s %10s %8s %14s\n' "lookup on $backend" "$rps" "$p50" "$p99" "$bad" "$ratio"
+  printf '%-22s %12s %10s %10s %8s %14s %10s\n' "lookup on $backend" "$rps" "$p50" "$p99" "$bad" "$ratio" "$reminders"
 done
+echo
+for row in "${RESULTS[@]}"; do
+  read -r backend rps p50 p99 bad reminders no_address <<< "$row"
+  check "$backend: every lookup answered 200 ($bad others)" [ "$bad" = 0 ]
+  check "$backend: no reminder queued for a holder without an email address ($no_address)" [ "$no_address" = 0 ]
+done
+invariants_hold

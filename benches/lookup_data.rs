@@ -1,12 +1,17 @@
-//! Writes registry data for benches/lookup.sh as CSV (no header), in the column order
-//! of the tables: holders.csv, devices.csv, certificates.csv, plus codici.txt with one
-//! codice fiscale per line for the load generator.
+//! Writes registry data for benches/lookup.sh as CSV whose header names the columns (the
+//! loader copies by name, so a column added later with a default or NULL does not break
+//! it): holders.csv, devices.csv, certificates.csv, plus codici.txt with one codice
+//! fiscale per line for the load generator.
 //!
 //! Usage: cargo bench --bench lookup_data -- OUT_DIR HOLDERS CERTIFICATES
+//! (benches/lookup.sh runs it; with SMALL=1 in the dev profile).
 //!
 //! Every codice fiscale is valid (it goes through the same check-character code as the
 //! service) and unique; holders get one or two devices so that the certificates add up;
 //! expiry dates are spread over the next three years, so every renewal status occurs.
+//! One holder in ten has an email address, as a registry loaded from a CA would: the
+//! reminder worker has real work while the lookups are measured, and must leave the
+//! other nine alone.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -68,12 +73,30 @@ fn main() -> std::io::Result<()> {
         writer("codici.txt")?,
     );
 
+    writeln!(h, "id,codice_fiscale,given_name,surname,email,created_at")?;
+    writeln!(
+        d,
+        "id,holder_id,brand_id,serial_number,kind,activated_at,created_at"
+    )?;
+    writeln!(
+        c,
+        "id,device_id,kind,issuer,serial_number,subject,not_before,not_after,status,created_at"
+    )?;
     let now = timestamp(0);
     let extra_devices = devices_wanted - holders;
     let mut device_count = 0u64;
     for holder in 0..holders {
         let cf = codice_fiscale(holder);
-        writeln!(h, "h{holder},{cf},Nome{holder},Cognome{holder},,,{now}")?;
+        // Empty: no address (NULL once loaded).
+        let email = if holder % 10 == 3 {
+            format!("titolare{holder}@bench.example")
+        } else {
+            String::new()
+        };
+        writeln!(
+            h,
+            "h{holder},{cf},Nome{holder},Cognome{holder},{email},{now}"
+        )?;
         writeln!(codes, "{cf}")?;
         // The first `extra_devices` holders have a second device.
         let devices_here = if holder < extra_devices { 2 } else { 1 };

@@ -3,6 +3,7 @@
 #
 #   benches/reconcile.sh                  # 100,000 open orders, one statement, PostgreSQL
 #   ORDERS=20000 benches/reconcile.sh
+#   SMALL=1 benches/reconcile.sh          # seconds, debug build: does it still run? (CI)
 #
 # Places ORDERS transfer orders (RF code each) through the service's own order code, writes
 # one camt.053 with one booked credit per order (85% exact, 5% short, 3% over, 3% paid
@@ -15,57 +16,42 @@
 #
 # The orders are placed once into a template database and copied for each run
 # (CREATE DATABASE ... TEMPLATE), so a rerun only pays for the import; REBUILD=1 redoes them.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 
-ORDERS="${ORDERS:-100000}"
-PG_SERVER="${PG_SERVER:-postgres://postgres@127.0.0.1:5432}"
+sized ORDERS 100000 300
 PORT="${PORT:-18183}"
-WORK="target/bench/reconcile"
+WORK="target/bench/reconcile$(bench_small && echo -small || true)"
 TEMPLATE="rinnovo_bench_reconcile_${ORDERS}"
 DB=rinnovo_bench_reconcile
 URL="$PG_SERVER/$DB"
 BASE="http://127.0.0.1:$PORT/api/v1"
-PASSWORD="benchmark password 2026"
 CUSTOMER=buyer@bench.example
 
-say() { printf '==> %s\n' "$*" >&2; }
-json() { python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }
 q() { psql -Atq "$URL" -c "$1"; }
 
-pg_isready -q -h 127.0.0.1 || { pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start; sleep 2; }
-
-say "building (release)"
-cargo build --release --quiet --bin rinnovo --bench reconcile_data
-BIN=target/release/rinnovo
-DATA=$(ls -t target/release/deps/reconcile_data-* | grep -v '\.d$' | head -n1)
+need_postgres
+build_rinnovo reconcile_data
+DATA="$RECONCILE_DATA"
 mkdir -p "$WORK"
 
-cleanup() {
-  [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null || true
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-export RINNOVO_DATA_DIR="$WORK/data" RINNOVO_LOG=warn RINNOVO_BIND="127.0.0.1:$PORT" \
+export RINNOVO_DATA_DIR="$WORK/data" RINNOVO_LOG=warn \
   RINNOVO_JWT_SECRET="reconcile-benchmark-secret-reconcile-benchmark"
 
-exists=$(psql -Atq "$PG_SERVER/postgres" -c "SELECT count(*) FROM pg_database WHERE datname = '$TEMPLATE'")
-if [ "$exists" = 0 ] || [ -n "${REBUILD:-}" ]; then
+if bench_template_is_missing "$TEMPLATE"; then
   say "template database $TEMPLATE: $ORDERS transfer orders"
   psql -q "$PG_SERVER/postgres" -c "DROP DATABASE IF EXISTS $TEMPLATE WITH (FORCE)" -c "CREATE DATABASE $TEMPLATE"
   export RINNOVO_DATABASE_URL="$PG_SERVER/$TEMPLATE"
   "$BIN" migrate >/dev/null
   "$BIN" seed >/dev/null
-  echo "$PASSWORD" | "$BIN" user add --brand visura --email "$CUSTOMER" --name "Studio Rossi" --role customer >/dev/null
-  echo "$PASSWORD" | "$BIN" user add --brand visura --email office@bench.example --name Office --role back_office >/dev/null
+  add_user visura "$CUSTOMER" "Studio Rossi" customer
+  add_user visura office@bench.example Office back_office
   "$DATA" orders "$PG_SERVER/$TEMPLATE" "$CUSTOMER" "$ORDERS"
   # The instructions emails are not what is measured: mark them sent.
   psql -Atq "$PG_SERVER/$TEMPLATE" -c "UPDATE emails SET status = 'sent', sent_at = now()" >/dev/null
 fi
 
 say "database $DB from $TEMPLATE"
-psql -q "$PG_SERVER/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB TEMPLATE $TEMPLATE"
+bench_database "$DB" "$TEMPLATE"
 export RINNOVO_DATABASE_URL="$URL"
 
 say "writing the statement"
@@ -74,18 +60,15 @@ say "expected: $EXPECTED"
 say "parser alone (best of 3)"
 read -r PARSE_SECONDS PARSED < <("$DATA" parse "$WORK/statement.xml")
 
-"$BIN" serve > "$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.2; done
-OFFICE=$(curl -sf "$BASE/auth/login" -H 'content-type: application/json' \
-  -d "{\"brand\":\"visura\",\"email\":\"office@bench.example\",\"password\":\"$PASSWORD\"}" | json '["access_token"]')
+start_serve "$PORT" "$WORK/server.log"
+OFFICE=$(login "$BASE" visura office@bench.example)
 
 say "uploading $(du -h "$WORK/statement.xml" | cut -f1) to POST /backoffice/statements"
 STATUS_AND_TIME=$(curl -s -o "$WORK/report.json" -w '%{http_code} %{time_total}' \
   "$BASE/backoffice/statements?file_name=statement.xml" -H "authorization: Bearer $OFFICE" \
   -H 'content-type: application/xml' --data-binary @"$WORK/statement.xml")
 read -r STATUS IMPORT_SECONDS <<< "$STATUS_AND_TIME"
-[ "$STATUS" = 201 ] || [ "$STATUS" = 200 ] || { say "import failed: HTTP $STATUS"; cat "$WORK/report.json" >&2; exit 1; }
+[ "$STATUS" = 201 ] || [ "$STATUS" = 200 ] || { cat "$WORK/report.json" >&2; fail "import: HTTP $STATUS"; }
 REPORT=$(python3 - "$WORK/report.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -103,13 +86,15 @@ RATE=$(awk -v n="$ORDERS" -v s="$IMPORT_SECONDS" 'BEGIN { printf "%.0f", n / s }
 PARSE_RATE=$(awk -v n="$PARSED" -v s="$PARSE_SECONDS" 'BEGIN { printf "%.0f", n / s }')
 
 echo
-echo "Reconciliation benchmark: $ORDERS open transfer orders, one camt.053 of $ORDERS credits, $(nproc) cores, PostgreSQL"
+echo "Reconciliation benchmark: $ORDERS open transfer orders, one camt.053 of $ORDERS credits, $(nproc) cores, PostgreSQL$(bench_small && echo ', SMALL (debug build: the figures mean nothing)' || true)"
 echo "import + match (HTTP upload to report): ${IMPORT_SECONDS} s, $RATE entries/s"
 echo "parse alone: ${PARSE_SECONDS} s, $PARSE_RATE entries/s"
 echo "report:   $REPORT"
 echo "expected: $EXPECTED"
-echo "invariants: $ENTRIES entries stored ($([ "$ENTRIES" = "$ORDERS" ] && echo 'each once' || echo WRONG)); $FULFILLED orders fulfilled"
-echo "            one coupon per fulfilled order: $([ "$COUPON_MISMATCH" = 0 ] && echo yes || echo "NO ($COUPON_MISMATCH)")"
-echo "            invoice numbers 1..$FULFILLED, no gaps, no repeats: $([ "$INVOICE_OK" = t ] && echo yes || echo NO)"
-echo "            balances = ledger sums: $([ "$BALANCE_MISMATCH" = 0 ] && echo yes || echo "NO ($BALANCE_MISMATCH accounts)")"
-[ "$REPORT" = "$EXPECTED" ] && [ "$ENTRIES" = "$ORDERS" ] && [ "$INVOICE_OK" = t ] && [ "$COUPON_MISMATCH" = 0 ] && [ "$BALANCE_MISMATCH" = 0 ]
+echo "$ENTRIES entries stored, $FULFILLED orders fulfilled"
+check "the report counts each outcome as the statement was written" [ "$REPORT" = "$EXPECTED" ]
+check "every entry stored once" [ "$ENTRIES" = "$ORDERS" ]
+check "one coupon per fulfilled order ($COUPON_MISMATCH orders differ)" [ "$COUPON_MISMATCH" = 0 ]
+check "invoice numbers 1..$FULFILLED, no gaps, no repeats" [ "$INVOICE_OK" = t ]
+check "balances = ledger sums ($BALANCE_MISMATCH accounts differ)" [ "$BALANCE_MISMATCH" = 0 ]
+invariants_hold

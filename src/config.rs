@@ -48,6 +48,12 @@ pub struct Config {
     pub expiry_interval: Duration,
     /// How often the reminder worker looks for certificates nearing expiry.
     pub reminder_interval: Duration,
+    /// Devices the reminder worker handles per batch.
+    pub reminder_batch_size: i64,
+    /// The pause a worker makes between two batches when there is more to do: on SQLite
+    /// every batch holds the single writer lock, and requests waiting for it must get
+    /// their turn before the next batch takes it again.
+    pub worker_pause: Duration,
     /// Largest statement file accepted by the import.
     pub statement_max_bytes: usize,
     /// How many times and for how long a device is renewed; validity of new certificates.
@@ -161,6 +167,8 @@ impl Config {
             Duration::from_secs(number("RINNOVO_EXPIRY_INTERVAL_SECS", 60, 1, 86_400));
         let reminder_interval =
             Duration::from_secs(number("RINNOVO_REMINDER_INTERVAL_SECS", 3600, 1, 86_400));
+        let reminder_batch_size = number("RINNOVO_REMINDER_BATCH_SIZE", 200, 1, 10_000) as i64;
+        let worker_pause = Duration::from_millis(number("RINNOVO_WORKER_PAUSE_MS", 100, 0, 60_000));
         let statement_max_bytes =
             number("RINNOVO_STATEMENT_MAX_MB", 200, 1, 4096) as usize * 1024 * 1024;
         let renewal_policy = RenewalPolicy {
@@ -328,6 +336,8 @@ impl Config {
                 reservation,
                 expiry_interval,
                 reminder_interval,
+                reminder_batch_size,
+                worker_pause,
                 statement_max_bytes,
                 renewal_policy,
                 issuance_interval,

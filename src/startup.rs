@@ -186,6 +186,7 @@ pub fn dispatch_settings(config: &Config) -> DispatchSettings {
         concurrency: config.mail_concurrency as usize,
         retry_base: chrono::Duration::from_std(config.mail_retry_base)
             .unwrap_or(chrono::Duration::seconds(30)),
+        batch_pause: config.worker_pause,
         ..DispatchSettings::default()
     }
 }
@@ -193,6 +194,7 @@ pub fn dispatch_settings(config: &Config) -> DispatchSettings {
 pub fn transmit_settings(config: &Config) -> TransmitSettings {
     TransmitSettings {
         retry: config.sdi_retry,
+        batch_pause: config.worker_pause,
         ..TransmitSettings::default()
     }
 }
@@ -214,7 +216,11 @@ pub fn run_workers(
     let reminders = crate::renewals::reminders::run(
         pool.clone(),
         config.renewal_policy,
-        config.reminder_interval,
+        crate::renewals::reminders::Pacing {
+            interval: config.reminder_interval,
+            batch_devices: config.reminder_batch_size,
+            pause: config.worker_pause,
+        },
     );
     let ca: Arc<dyn crate::ca::CertificateAuthority> =
         Arc::new(crate::ca::EmbeddedCa::open_or_create(&config.data_dir)?);
@@ -223,6 +229,7 @@ pub fn run_workers(
         ca,
         config.issuance.clone(),
         config.issuance_interval,
+        config.worker_pause,
     );
     let card = card_settings(&config)?.map(|card| {
         let coupon_key = CouponKey::new(secrets::load_or_create(
@@ -238,6 +245,7 @@ pub fn run_workers(
             public_url: config.public_url.clone(),
             check_interval: timing.first_check_after.max(chrono::Duration::seconds(1)),
             refund_retry: crate::http::card_payments::refund_retry(),
+            batch_pause: config.worker_pause,
         };
         anyhow::Ok(crate::payments::card::worker::run(
             worker,

@@ -26,19 +26,32 @@ pub trait Drain: Send + 'static {
     fn drain_once(&mut self) -> impl Future<Output = anyhow::Result<usize>> + Send;
 }
 
-/// Runs `sender` round after round while it finds work, with a pause of `idle` when it
-/// found none or the database was unreachable, until the task is dropped. `what` names
-/// the sender in the logs.
-pub async fn keep_draining(mut sender: impl Drain, idle: Duration, what: &'static str) {
+/// Runs `sender` round after round, until the task is dropped: after a round that found
+/// work, a short `pause` (each round writes, and on SQLite requests wait for the single
+/// writer lock: back-to-back rounds would keep it from them); after a round that found
+/// none or could not reach the database, `idle`. `what` names the sender in the logs.
+pub async fn keep_draining(
+    mut sender: impl Drain,
+    idle: Duration,
+    pause: Duration,
+    what: &'static str,
+) {
     loop {
-        match sender.drain_once().await {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
-            Err(error) => tracing::warn!(error = %error, "{what}: will retry"),
-        }
-        tokio::time::sleep(idle).await;
+        let wait = match sender.drain_once().await {
+            Ok(n) if n > 0 => pause,
+            Ok(_) => idle,
+            Err(error) => {
+                tracing::warn!(error = %error, "{what}: will retry");
+                idle
+            }
+        };
+        tokio::time::sleep(wait).await;
     }
 }
+
+/// The pause between two batches when nothing else is configured
+/// (`RINNOVO_WORKER_PAUSE_MS`).
+pub const DEFAULT_BATCH_PAUSE: Duration = Duration::from_millis(100);
 
 /// Exponential backoff: base, 2 × base, 4 × base... capped at six hours.
 pub fn backoff(base: Delay, attempts: i32) -> Delay {

@@ -22,6 +22,8 @@ pub struct TransmitSettings {
     /// than a batch can take (each send gives up after the SMTP timeout, 10 s).
     pub lease: Duration,
     pub idle_poll: StdDuration,
+    /// The pause after a batch when there may be more (see [`keep_draining`]).
+    pub batch_pause: StdDuration,
     /// Transmitting loops per process, each with its own channel (SMTP session).
     pub concurrency: usize,
 }
@@ -36,6 +38,7 @@ impl Default for TransmitSettings {
             batch: 10,
             lease: Duration::minutes(5),
             idle_poll: StdDuration::from_millis(500),
+            batch_pause: crate::workers::DEFAULT_BATCH_PAUSE,
             concurrency: 2,
         }
     }
@@ -127,7 +130,7 @@ pub fn run(
     settings: TransmitSettings,
 ) -> anyhow::Result<impl std::future::Future<Output = ()>> {
     let mut loops = tokio::task::JoinSet::new();
-    let idle = settings.idle_poll;
+    let (idle, pause) = (settings.idle_poll, settings.batch_pause);
     let what = "SdI transmitter";
     for _ in 0..settings.concurrency.max(1) {
         let (pool, settings) = (pool.clone(), settings.clone());
@@ -139,7 +142,7 @@ pub fn run(
                     channel,
                     settings,
                 };
-                loops.spawn(keep_draining(worker, idle, what));
+                loops.spawn(keep_draining(worker, idle, pause, what));
             }
             ChannelSettings::Pec { smtp, sdi_address } => {
                 let channel = PecChannel::new(smtp.clone(), sdi_address.clone());
@@ -148,7 +151,7 @@ pub fn run(
                     channel,
                     settings,
                 };
-                loops.spawn(keep_draining(worker, idle, what));
+                loops.spawn(keep_draining(worker, idle, pause, what));
             }
         }
     }

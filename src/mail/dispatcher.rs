@@ -23,6 +23,8 @@ pub struct DispatchSettings {
     /// How long a claimed email is ours before another dispatcher may take it.
     pub lease: Duration,
     pub idle_poll: StdDuration,
+    /// The pause after a batch when there may be more (see [`keep_draining`]).
+    pub batch_pause: StdDuration,
     /// Dispatch loops running side by side, each with its own SMTP session.
     pub concurrency: usize,
     /// Where users reach rinnovo (`RINNOVO_PUBLIC_URL`): every email's `public_url`, so
@@ -39,6 +41,7 @@ impl Default for DispatchSettings {
             batch: 20,
             lease: Duration::minutes(2),
             idle_poll: StdDuration::from_millis(500),
+            batch_pause: crate::workers::DEFAULT_BATCH_PAUSE,
             concurrency: 8,
             public_url: "http://127.0.0.1:8080".to_owned(),
         }
@@ -196,6 +199,7 @@ pub async fn run(pool: Pool, transport: std::sync::Arc<Transport>, settings: Dis
         loops.spawn(keep_draining(
             dispatch,
             settings.idle_poll,
+            settings.batch_pause,
             "email dispatcher",
         ));
     }

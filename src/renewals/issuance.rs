@@ -371,13 +371,14 @@ fn give_up(
     Ok(())
 }
 
-/// The worker: runs a batch every `interval`, at once again while batches come back full,
+/// The worker: runs a batch every `interval`, again after a `pause` while batches come back full,
 /// until the task is dropped.
 pub async fn run(
     pool: crate::db::Pool,
     ca: std::sync::Arc<dyn CertificateAuthority>,
     settings: IssuanceSettings,
     interval: std::time::Duration,
+    pause: std::time::Duration,
 ) {
     loop {
         let (pool, ca, batch) = (pool.clone(), ca.clone(), settings.clone());
@@ -401,8 +402,9 @@ pub async fn run(
                 false
             }
         };
-        if !full {
-            tokio::time::sleep(interval).await;
-        }
+        // After a full batch there is more to do: a short pause first, so that the next
+        // claim does not take the database (SQLite's writer lock) straight back from
+        // the requests waiting for it.
+        tokio::time::sleep(if full { pause } else { interval }).await;
     }
 }

@@ -6,6 +6,10 @@
 //! was registered late) gets only the most urgent reminder; the earlier ones are recorded
 //! as handled. The (certificate, threshold) key makes each reminder go out once, however
 //! many workers run: a worker sends only what its own insert recorded.
+//!
+//! The worker goes through the devices in bounded batches with a pause in between, so
+//! that loading a whole registry, whose first round owes thousands of reminders, never
+//! keeps requests from the database.
 
 use std::collections::BTreeMap;
 
@@ -56,20 +60,103 @@ struct ExpiringRow {
     email: Option<String>,
 }
 
-/// Sends the reminders due at `now`; returns how many emails were queued.
-/// `policy`: a device the renewal would refuse gets its reminder, with no coupon proposed.
+/// What one batch of [`send_batch`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// Reminder emails queued.
+    pub queued: usize,
+    /// Where the next batch starts (the last device of this one), when this one was full.
+    pub next: Option<String>,
+}
+
+/// Sends every reminder due at `now`, batch after batch without pausing; returns how
+/// many emails were queued. For a one-off run and for tests: the worker pauses between
+/// batches (see [`run`]).
 pub fn send_due(
     conn: &mut DbConnection,
     policy: &crate::renewals::RenewalPolicy,
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
+    let mut queued = 0;
+    let mut after = None;
+    loop {
+        let batch = send_batch(conn, policy, now, after.as_deref(), DEFAULT_BATCH_DEVICES)?;
+        queued += batch.queued;
+        match batch.next {
+            Some(next) => after = Some(next),
+            None => return Ok(queued),
+        }
+    }
+}
+
+/// Devices per batch when nothing else is configured (`RINNOVO_REMINDER_BATCH_SIZE`).
+pub const DEFAULT_BATCH_DEVICES: i64 = 200;
+
+/// Sends the reminders due at `now` for at most `devices` devices, the first ones by id
+/// after `after`: one email per device and threshold, each in its own short write
+/// transaction.
+///
+/// Only devices that owe a reminder are picked, by the query itself: an active
+/// certificate inside the 90 days whose most urgent reached threshold has no reminder
+/// yet, of a holder with an email address. A registry of a million holders, most without
+/// an address, costs a read per batch that returns only what is owed (not a million rows
+/// loaded), and never an email that cannot be delivered.
+pub fn send_batch(
+    conn: &mut DbConnection,
+    policy: &crate::renewals::RenewalPolicy,
+    now: DateTime<Utc>,
+    after: Option<&str>,
+    devices: i64,
+) -> anyhow::Result<Batch> {
+    use diesel::dsl::{exists, not};
     let horizon = now + Duration::days(THRESHOLDS_DAYS[0]);
-    let rows: Vec<ExpiringRow> = certificates::table
+    let day = |days: i64| (now + Duration::days(days)).naive_utc();
+    let not_reminded_at = |days: i64| {
+        not(exists(
+            renewal_reminders::table
+                .filter(renewal_reminders::certificate_id.eq(certificates::id))
+                .filter(renewal_reminders::threshold_days.eq(days as i32)),
+        ))
+    };
+    let [far, near, last] = THRESHOLDS_DAYS;
+    // The threshold a certificate has reached is the band its expiry falls in (see
+    // `threshold_reached`): what is owed is that band's reminder.
+    let owed = certificates::not_after
+        .le(day(last))
+        .and(not_reminded_at(last))
+        .or(certificates::not_after
+            .gt(day(last))
+            .and(certificates::not_after.le(day(near)))
+            .and(not_reminded_at(near)))
+        .or(certificates::not_after
+            .gt(day(near))
+            .and(not_reminded_at(far)));
+    let page: Vec<String> = certificates::table
         .inner_join(devices::table.inner_join(holders::table))
         .filter(certificates::status.eq(CertificateStatus::Active.as_str()))
         .filter(certificates::not_after.ge(now.naive_utc()))
         .filter(certificates::not_after.le(horizon.naive_utc()))
         .filter(holders::email.is_not_null())
+        .filter(holders::email.ne(""))
+        .filter(owed)
+        .filter(devices::id.gt(after.unwrap_or("")))
+        .select(devices::id)
+        .distinct()
+        .order(devices::id)
+        .limit(devices)
+        .load(conn)?;
+    let next = (page.len() as i64 == devices)
+        .then(|| page.last().cloned())
+        .flatten();
+    // Every certificate of the page's devices inside the window: one email per device and
+    // threshold lists all that are due at it.
+    let rows: Vec<ExpiringRow> = certificates::table
+        .inner_join(devices::table.inner_join(holders::table))
+        .filter(devices::id.eq_any(&page))
+        .filter(certificates::status.eq(CertificateStatus::Active.as_str()))
+        .filter(certificates::not_after.ge(now.naive_utc()))
+        .filter(certificates::not_after.le(horizon.naive_utc()))
+        .order((devices::id, certificates::id))
         .select((
             certificates::id,
             certificates::kind,
@@ -196,22 +283,66 @@ pub fn send_due(
         })?;
         sent += usize::from(queued);
     }
-    Ok(sent)
+    Ok(Batch { queued: sent, next })
 }
 
-/// The worker: sends due reminders every `interval`, until the task is dropped.
-pub async fn run(
-    pool: crate::db::Pool,
-    policy: crate::renewals::RenewalPolicy,
-    interval: std::time::Duration,
-) {
-    let round = move |conn: &mut DbConnection, now| send_due(conn, &policy, now);
-    crate::db::every_interval(pool, interval, "renewal reminders", round, |sent| {
-        if sent > 0 {
-            tracing::info!(sent, "renewal reminders queued")
+/// How the worker paces itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    /// How often it looks for due reminders.
+    pub interval: std::time::Duration,
+    /// Devices per batch.
+    pub batch_devices: i64,
+    /// The pause between two batches of one round, with no connection held, so that
+    /// requests get the database (on SQLite, its single writer lock) in between.
+    pub pause: std::time::Duration,
+}
+
+/// The worker: every `pacing.interval`, sends the due reminders in batches, until the
+/// task is dropped.
+pub async fn run(pool: crate::db::Pool, policy: crate::renewals::RenewalPolicy, pacing: Pacing) {
+    loop {
+        let now = Utc::now();
+        let mut after: Option<String> = None;
+        let mut queued = 0;
+        loop {
+            let pool = pool.clone();
+            let from = after.clone();
+            let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<Batch> {
+                let mut conn = pool.get()?;
+                send_batch(
+                    &mut conn,
+                    &policy,
+                    now,
+                    from.as_deref(),
+                    pacing.batch_devices,
+                )
+            })
+            .await;
+            match outcome {
+                Ok(Ok(batch)) => {
+                    queued += batch.queued;
+                    match batch.next {
+                        Some(next) => after = Some(next),
+                        None => break,
+                    }
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(error = %error, "renewal reminders: will retry");
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "renewal reminders task failed");
+                    break;
+                }
+            }
+            tokio::time::sleep(pacing.pause).await;
         }
-    })
-    .await
+        if queued > 0 {
+            tracing::info!(queued, "renewal reminders queued");
+        }
+        tokio::time::sleep(pacing.interval).await;
+    }
 }
 
 /// Records that a renewal reminder was handled; `false` if another worker already did

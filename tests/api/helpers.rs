@@ -575,6 +575,15 @@ impl TestApp {
         id
     }
 
+    /// Gives the holder this email address, or takes theirs away (`None`), as a registry
+    /// loaded from elsewhere may have it: an empty string is a missing address too.
+    pub fn set_holder_email(&self, holder_id: &str, email: Option<&str>) {
+        diesel::update(holders::table.find(holder_id))
+            .set(holders::email.eq(email))
+            .execute(&mut self.pool.get().unwrap())
+            .expect("update holder");
+    }
+
     /// Registers a device of the holder and returns its id.
     pub fn add_device(&self, holder_id: &str, serial_number: &str) -> String {
         let id = Uuid::now_v7().to_string();

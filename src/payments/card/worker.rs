@@ -27,17 +27,23 @@ pub struct CardWorker {
     /// The first pause between two questions about the same page (doubled each time).
     pub check_interval: Duration,
     pub refund_retry: RetryPolicy,
+    /// The pause after a round that found work, before the next (see
+    /// [`crate::workers::keep_draining`]).
+    pub batch_pause: StdDuration,
 }
 
 /// Runs the worker until the task is dropped.
 pub async fn run(worker: CardWorker, idle: StdDuration) {
     loop {
-        match worker.round().await {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
-            Err(error) => tracing::warn!(error = %error, "card payments: will retry"),
-        }
-        tokio::time::sleep(idle).await;
+        let wait = match worker.round().await {
+            Ok(n) if n > 0 => worker.batch_pause,
+            Ok(_) => idle,
+            Err(error) => {
+                tracing::warn!(error = %error, "card payments: will retry");
+                idle
+            }
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 
