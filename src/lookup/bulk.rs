@@ -391,7 +391,7 @@ impl BulkLookup {
     }
 
     /// The proposed product of the device that renews certificates of `kind`.
-    fn coupon_for(
+    pub fn coupon_for(
         &self,
         device: &DeviceResult,
         kind: crate::registry::CertificateKind,

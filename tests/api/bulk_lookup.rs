@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::helpers::{
     nth_codice_fiscale, problem, spawn_app, spawn_app_with, TestApp, TestDevice, TestHolder,
 };
+use crate::web_client::{hidden, Browser};
 
 const PATH: &str = "/api/v1/holders/bulk-lookup";
 
@@ -323,4 +324,101 @@ async fn the_answer_as_csv_has_one_row_per_certificate() {
             ""
         ]
     );
+}
+
+#[tokio::test]
+async fn the_shop_page_looks_up_a_pasted_or_uploaded_list_and_leads_to_one_order() {
+    let app = spawn_app().await;
+    app.add_holders(&[
+        TestHolder {
+            codice_fiscale: nth_codice_fiscale(1),
+            devices: vec![device(
+                "visura",
+                "V-1".into(),
+                &[("signature", 30), ("authentication", 30)],
+            )],
+        },
+        TestHolder {
+            codice_fiscale: nth_codice_fiscale(2),
+            devices: vec![device("lextel", "L-2".into(), &[("signature", 30)])],
+        },
+    ]);
+    let officer = app
+        .user_with_role("visura", Role::RegistrationOfficer)
+        .await;
+    let (browser, _) = Browser::signed_in(&app, &officer.email).await;
+
+    // The holder step leads here.
+    let holder = browser
+        .get("/negozio/acquista/titolare?metodo=prepaid")
+        .await;
+    assert!(holder
+        .body
+        .contains("href=\"/negozio/acquista/titolari?metodo=prepaid\""));
+    let form = browser
+        .get("/negozio/acquista/titolari?metodo=prepaid")
+        .await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let form_of = |pasted: &str| {
+        reqwest::multipart::Form::new()
+            .text("csrf_token", browser.csrf.clone())
+            .text("metodo", "prepaid")
+            .text("codici_fiscali", pasted.to_owned())
+    };
+
+    // An invalid line is named with its number and rule, in Italian.
+    let pasted = format!("{}\nRSSMRA80A01H501\n", nth_codice_fiscale(1));
+    let refused = browser
+        .post_multipart("/negozio/acquista/titolari", form_of(&pasted))
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("Riga 2: il codice fiscale ha 16 caratteri, questo ne ha 15"),
+        "{}",
+        refused.body
+    );
+
+    // A file chosen is the list.
+    let file = format!(
+        "codice_fiscale;nome\n{};Uno\n{};Due\n",
+        nth_codice_fiscale(1),
+        nth_codice_fiscale(2)
+    );
+    let upload = form_of("").part(
+        "file",
+        reqwest::multipart::Part::text(file)
+            .file_name("clienti.csv")
+            .mime_str("text/csv")
+            .unwrap(),
+    );
+    let found = browser
+        .post_multipart("/negozio/acquista/titolari", upload)
+        .await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert!(
+        found.body.contains("Titolari trovati: 1 su 2"),
+        "{}",
+        found.body
+    );
+    assert!(found.body.contains("V-1"), "{}", found.body);
+    assert!(
+        !found.body.contains("L-2"),
+        "another brand's device: {}",
+        found.body
+    );
+    assert!(found
+        .body
+        .contains("id=\"scarica-csv\" href=\"data:text/csv;"));
+    assert!(found.body.contains("Acquista i coupon proposti (2)"));
+    assert_eq!(hidden(&found.body, "q_RIN-FIRMA"), "1");
+    assert_eq!(hidden(&found.body, "q_RIN-CNS"), "1");
+
+    // Into the usual summary.
+    let summary = browser
+        .get("/negozio/acquista/riepilogo?metodo=prepaid&q_RIN-FIRMA=1&q_RIN-CNS=1")
+        .await;
+    assert_eq!(summary.status, 200, "{}", summary.body);
+    assert!(summary.body.contains("€ 26,84"), "{}", summary.body);
 }
