@@ -348,7 +348,9 @@ async fn the_shop_page_looks_up_a_pasted_or_uploaded_list_and_leads_to_one_order
         .await;
     let (browser, _) = Browser::signed_in(&app, &officer.email).await;
 
-    // The holder step leads here.
+    // The renewal guide and the holder step lead here.
+    let guide = browser.get("/negozio/come-rinnovare").await;
+    assert!(guide.body.contains("href=\"/negozio/acquista/titolari\""));
     let holder = browser
         .get("/negozio/acquista/titolare?metodo=prepaid")
         .await;
@@ -414,6 +416,26 @@ async fn the_shop_page_looks_up_a_pasted_or_uploaded_list_and_leads_to_one_order
     assert!(found.body.contains("Acquista i coupon proposti (2)"));
     assert_eq!(hidden(&found.body, "q_RIN-FIRMA"), "1");
     assert_eq!(hidden(&found.body, "q_RIN-CNS"), "1");
+
+    // A customer's allowance does not stretch to a list: the form again, saying why.
+    let customer = app.customer("visura").await;
+    let (browser_of_customer, _) = Browser::signed_in(&app, &customer.email).await;
+    let many: Vec<String> = (0..31).map(nth_codice_fiscale).collect();
+    let form = reqwest::multipart::Form::new()
+        .text("csrf_token", browser_of_customer.csrf.clone())
+        .text("metodo", "prepaid")
+        .text("codici_fiscali", many.join("\n"));
+    let refused = browser_of_customer
+        .post_multipart("/negozio/acquista/titolari", form)
+        .await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("elenco ha 31 titolari, più delle 30 ricerche"),
+        "{}",
+        refused.body
+    );
 
     // Into the usual summary.
     let summary = browser
