@@ -35,10 +35,23 @@ pub fn hit_all(
     limits: &[(Limit, &str)],
     now: DateTime<Utc>,
 ) -> QueryResult<Result<(), i64>> {
+    hit_all_times(conn, limits, 1, now)
+}
+
+/// `hits` hits at once (a list of holders looked up in one request counts each holder),
+/// against several limits: all of them are recorded, or none. A request is never half
+/// served, so room must be there for every hit; more hits than a limit allows in a whole
+/// window never fit, and `Ok(Err(seconds))` then says the full window.
+pub fn hit_all_times(
+    conn: &mut DbConnection,
+    limits: &[(Limit, &str)],
+    hits: i64,
+    now: DateTime<Utc>,
+) -> QueryResult<Result<(), i64>> {
     write_transaction(conn, |conn| {
         let mut retry_after: Option<i64> = None;
         for (limit, subject) in limits {
-            if let Some(wait) = over(conn, *limit, subject, now)? {
+            if let Some(wait) = over(conn, *limit, subject, hits, now)? {
                 retry_after = Some(retry_after.map_or(wait, |w| w.max(wait)));
             }
         }
@@ -46,19 +59,23 @@ pub fn hit_all(
             return Ok(Err(retry_after));
         }
         for (limit, subject) in limits {
-            record(conn, *limit, subject, now)?;
+            record(conn, *limit, subject, hits, now)?;
         }
         Ok(Ok(()))
     })
 }
 
-/// How long until `subject` has room under `limit`, if it has none now.
+/// How long until `subject` has room for `hits` more under `limit`, if it has none now.
 fn over(
     conn: &mut DbConnection,
     limit: Limit,
     subject: &str,
+    hits: i64,
     now: DateTime<Utc>,
 ) -> QueryResult<Option<i64>> {
+    if hits > limit.max_hits {
+        return Ok(Some(limit.window.num_seconds().max(1)));
+    }
     let window_start = (now - limit.window).naive_utc();
     let in_window = || {
         rate_limit_hits::table
@@ -67,14 +84,15 @@ fn over(
             .filter(rate_limit_hits::hit_at.ge(window_start))
     };
     let counted: i64 = in_window().count().get_result(conn)?;
-    if counted < limit.max_hits {
+    if counted + hits <= limit.max_hits {
         return Ok(None);
     }
-    // Room comes back when the oldest of the last `max_hits` hits leaves the window.
+    // Room for `hits` comes back when, of the hits in the window newest first, the one at
+    // `max_hits - hits` (and so every older one) has left it.
     let oldest_counted: chrono::NaiveDateTime = in_window()
         .order(rate_limit_hits::hit_at.desc())
         .select(rate_limit_hits::hit_at)
-        .offset(limit.max_hits - 1)
+        .offset(limit.max_hits - hits)
         .first(conn)?;
     Ok(Some(
         (oldest_counted.and_utc() + limit.window - now)
@@ -87,17 +105,27 @@ fn record(
     conn: &mut DbConnection,
     limit: Limit,
     subject: &str,
+    hits: i64,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
     let window_start = (now - limit.window).naive_utc();
-    diesel::insert_into(rate_limit_hits::table)
-        .values((
-            rate_limit_hits::id.eq(Uuid::now_v7().to_string()),
-            rate_limit_hits::bucket.eq(limit.bucket),
-            rate_limit_hits::subject.eq(subject),
-            rate_limit_hits::hit_at.eq(now.naive_utc()),
-        ))
-        .execute(conn)?;
+    // One row a hit, so counting and the wait above stay plain; a few hundred rows per
+    // statement, well within every backend's limit on bound parameters.
+    let mut left = hits;
+    while left > 0 {
+        let rows: Vec<_> = (0..left.min(500))
+            .map(|_| {
+                (
+                    rate_limit_hits::id.eq(Uuid::now_v7().to_string()),
+                    rate_limit_hits::bucket.eq(limit.bucket),
+                    rate_limit_hits::subject.eq(subject),
+                    rate_limit_hits::hit_at.eq(now.naive_utc()),
+                )
+            })
+            .collect();
+        left -= rows.len() as i64;
+        insert_many!(conn, rate_limit_hits::table, rows)?;
+    }
     // Keep the table small: this subject's hits that left the window go.
     diesel::delete(
         rate_limit_hits::table

@@ -257,7 +257,10 @@ pub fn own_device(
         Err(crate::lookup::LookupError::UnknownHolder) => return Ok(None),
         Err(crate::lookup::LookupError::Storage(e)) => return Err(e),
         // Not counted here: the agent reads the device it signed in with.
-        Err(other @ crate::lookup::LookupError::TooManyLookups { .. }) => return Err(other.into()),
+        Err(
+            other @ (crate::lookup::LookupError::TooManyLookups { .. }
+            | crate::lookup::LookupError::ListOverAllowance { .. }),
+        ) => return Err(other.into()),
     };
     Ok(found.devices.into_iter().find(|d| d.device.id == device_id))
 }

@@ -110,12 +110,13 @@ impl Product {
     }
 }
 
-/// How many coupons one order may hold. Registration officers buy in bulk; a customer
-/// buys for the devices in front of them, and a lower cap limits the damage of a stolen
-/// session. Back-office operators do not buy.
+/// How many coupons one order may hold. Registration officers buy in bulk: a full list of
+/// holders ([`lookup::bulk::MAX_HOLDERS`]), each with a device of two certificates to
+/// renew, must fit one order. A customer buys for the devices in front of them, and a
+/// lower cap limits the damage of a stolen session. Back-office operators do not buy.
 pub fn max_coupons_per_order(role: Role) -> u32 {
     match role {
-        Role::RegistrationOfficer => 1000,
+        Role::RegistrationOfficer => 2 * lookup::bulk::MAX_HOLDERS as u32,
         Role::Customer => 20,
         Role::BackOffice => 0,
     }
@@ -506,15 +507,30 @@ fn propose_from(
         .into_iter()
         .find(|d| d.device.serial_number == device_serial)
         .ok_or_else(|| ProposalError::UnknownDevice(device_serial.to_owned()))?;
-    if device.renew_together.is_empty() {
-        return Err(ProposalError::NothingToRenew(device_serial.to_owned()));
-    }
-    // An unavailable product is never proposed: the order would refuse it.
-    let products: Vec<Product> = list(conn, brand_id, false)?
+    propose(&proposable(conn, brand_id)?, &device)
+}
+
+/// The brand's products a proposal chooses from. An unavailable product is never
+/// proposed: the order would refuse it.
+pub fn proposable(conn: &mut DbConnection, brand_id: &str) -> anyhow::Result<Vec<Product>> {
+    Ok(list(conn, brand_id, false)?
         .into_iter()
         .filter(|p| !p.professional && p.unavailable.is_none())
-        .collect();
-    cheapest_cover(&products, &device.renew_together).ok_or(ProposalError::NoFittingProduct)
+        .collect())
+}
+
+/// The coupons, out of `products` ([`proposable`]), that renew every certificate of the
+/// device renewable now.
+pub fn propose(
+    products: &[Product],
+    device: &lookup::DeviceView,
+) -> Result<Vec<RequestedLine>, ProposalError> {
+    if device.renew_together.is_empty() {
+        return Err(ProposalError::NothingToRenew(
+            device.device.serial_number.clone(),
+        ));
+    }
+    cheapest_cover(products, &device.renew_together).ok_or(ProposalError::NoFittingProduct)
 }
 
 /// The cheapest set of products that covers exactly `needed` (one or both kinds).

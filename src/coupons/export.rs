@@ -63,7 +63,7 @@ fn record(coupon: &CouponView) -> [String; 10] {
 
 /// A cell a spreadsheet will not run as a formula (OWASP "CSV injection"): text starting
 /// with `=`, `+`, `-`, `@` or a control character gets a leading apostrophe.
-fn inert(cell: String) -> String {
+pub(crate) fn inert(cell: String) -> String {
     match cell.chars().next() {
         Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
         _ => cell,

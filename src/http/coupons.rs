@@ -115,7 +115,12 @@ pub async fn export(
 
 /// A coupon export as a file download, for the API and the pages.
 pub fn csv_download(file: Vec<u8>) -> HttpResponse {
-    let name = format!("coupon-{}.csv", Utc::now().format("%Y%m%d"));
+    csv_file("coupon", file)
+}
+
+/// A CSV file download named `<stem>-<today>.csv`.
+pub fn csv_file(stem: &str, file: Vec<u8>) -> HttpResponse {
+    let name = format!("{stem}-{}.csv", Utc::now().format("%Y%m%d"));
     HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((

@@ -29,6 +29,7 @@ use crate::coupons::VoidError;
 use crate::invoices::receipts::ReceiptError;
 use crate::invoices::transmission::TransmissionError;
 use crate::invoices::InvoiceError;
+use crate::lookup::bulk::HolderListError;
 use crate::lookup::LookupError;
 use crate::orders::checkout::CheckoutError;
 use crate::orders::resend::ResendError;
@@ -70,6 +71,8 @@ pub struct Identity {
     pub field: Option<(String, &'static str)>,
     /// What the pages tell the user.
     pub italian: String,
+    /// Every field refused at once, when there are several (a list's invalid lines).
+    errors: Vec<FieldError>,
     shape: Shape,
 }
 
@@ -93,7 +96,26 @@ impl Identity {
             detail: detail.to_string(),
             field: None,
             italian: italian.into(),
+            errors: Vec::new(),
             shape: Shape::Refused,
+        }
+    }
+
+    /// 400 `invalid-field` naming several fields, each with its rule and detail.
+    fn invalid_fields(
+        errors: Vec<FieldError>,
+        detail: impl ToString,
+        italian: impl Into<String>,
+    ) -> Self {
+        Self {
+            errors,
+            ..Self::refused(
+                StatusCode::BAD_REQUEST,
+                "invalid-field",
+                "Invalid field",
+                detail,
+                italian,
+            )
         }
     }
 
@@ -218,6 +240,7 @@ impl From<Identity> for ApiError {
             title,
             detail,
             field,
+            errors,
             shape,
             ..
         } = identity;
@@ -244,6 +267,7 @@ impl From<Identity> for ApiError {
                         detail: detail.clone(),
                     })
                     .into_iter()
+                    .chain(errors)
                     .collect(),
                 detail,
             },
@@ -292,8 +316,60 @@ impl Identify for LookupError {
                     italian_wait(retry_after_seconds)
                 ),
             )),
+            LookupError::ListOverAllowance {
+                holders,
+                allowance,
+                retry_after_seconds,
+            } => Ok(Identity::too_many(
+                retry_after_seconds,
+                detail,
+                format!(
+                    "L'elenco ha {holders} titolari, più delle {allowance} ricerche che il tuo profilo consente: dividilo in elenchi più corti."
+                ),
+            )),
             LookupError::Storage(e) => Err(e),
         }
+    }
+}
+
+impl Identify for HolderListError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        Ok(match self {
+            HolderListError::Empty => Identity::invalid(
+                "codici_fiscali",
+                "required",
+                detail,
+                "L'elenco è vuoto: scrivi un codice fiscale per riga, o scegli un file.",
+            ),
+            HolderListError::TooMany { found, max } => Identity::invalid(
+                "codici_fiscali",
+                "max_items",
+                detail,
+                format!("L'elenco ha {found} titolari: al massimo {max} alla volta. Dividilo in elenchi più corti."),
+            ),
+            HolderListError::InvalidLines(invalid) => {
+                let italian = format!(
+                    "Nulla è stato cercato: {} righe non sono codici fiscali validi. {}.",
+                    invalid.len(),
+                    invalid
+                        .iter()
+                        .map(|i| format!("Riga {}: {}", i.line, i.error.in_italian()))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+                // Element `line - 1` of the JSON list; line `line` of a text.
+                let errors = invalid
+                    .into_iter()
+                    .map(|i| FieldError {
+                        field: format!("codici_fiscali[{}]", i.line - 1),
+                        rule: i.error.rule().to_owned(),
+                        detail: format!("line {}: {}", i.line, i.error),
+                    })
+                    .collect();
+                Identity::invalid_fields(errors, detail, italian)
+            }
+        })
     }
 }
 

@@ -1,12 +1,15 @@
-//! `GET /api/v1/holders/{codice_fiscale}/devices`
+//! `GET /api/v1/holders/{codice_fiscale}/devices` and `POST /api/v1/holders/bulk-lookup`.
 
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::extract::CurrentUser;
+use super::json::JsonObject;
 use super::responses::{TooManyLookups, UnknownHolder};
 use super::{ApiError, AppState, Problem};
+use crate::lookup::bulk::{self, BulkLookup, HolderList};
 use crate::lookup::{self, CertificateView, DeviceView, Eligibility, RenewalStatus};
 use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind};
 
@@ -246,7 +249,216 @@ impl From<CertificateView> for CertificateResponse {
     }
 }
 
+/// A list of holders: either `codici_fiscali`, or `list`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkLookupRequest {
+    /// The codici fiscali, one per element (element `i` is line `i + 1` in refusals).
+    #[serde(default)]
+    #[schema(example = json!(["RSSMRA80A01H501U", "BNCLRA85T52F205E"]))]
+    codici_fiscali: Option<Vec<String>>,
+    /// The text of a list as pasted or as a text or CSV file: one codice fiscale a line
+    /// (of a CSV line, the first field; a first line `codice_fiscale` is a header).
+    #[serde(default)]
+    list: Option<String>,
+}
+
+/// Look up many holders at once, with the coupons proposed for all of them
+///
+/// Any signed-in user; only the devices of the caller's brand are shown. Up to 1,000
+/// holders (repeats are looked up once); every invalid line is named
+/// (`errors[].field` = `codici_fiscali[i]`, with the rule) and then nothing is looked up.
+/// Each holder counts as one lookup against the caller's limits; a list that does not fit
+/// them is refused whole (429 with `Retry-After`). `order_lines` is the order that buys
+/// every proposed coupon: post it as the `lines` of `POST /api/v1/orders`.
+/// With `Accept: text/csv` the answer is a spreadsheet file, one row per certificate.
+#[utoipa::path(
+    post,
+    path = "/api/v1/holders/bulk-lookup",
+    tag = "lookup",
+    operation_id = "lookup_many_holders",
+    request_body = BulkLookupRequest,
+    responses(
+        (status = 200, description = "Every holder of the list, their devices and the \
+            coupons proposed (JSON; `text/csv` when asked with `Accept: text/csv`)",
+            content(
+                (BulkLookupResponse = "application/json"),
+                (String = "text/csv", example = "riga;codice_fiscale;titolare;dispositivo;tipo_dispositivo;certificato;scadenza;stato;motivo;coupon_proposto;prezzo_coupon\n1;RSSMRA80A01H501U;Mario Rossi;1205100000;smart_card;signature;15/01/2027;rinnovabile;scade tra 44 giorni;RIN-FIRMA;11,00\n"),
+            )),
+        (status = 400, description = "An invalid line (`/problems/invalid-field`, every one in \
+            `errors`), an empty list or more than 1,000 holders (`/problems/invalid-field`), \
+            or a malformed body, or neither or both of `codici_fiscali` and `list` \
+            (`/problems/malformed-request`)",
+            body = Problem, content_type = "application/problem+json"),
+        TooManyLookups,
+    )
+)]
+pub async fn bulk_lookup(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    user: CurrentUser,
+    body: JsonObject<BulkLookupRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let list = match body.into_inner() {
+        BulkLookupRequest {
+            codici_fiscali: Some(items),
+            list: None,
+        } => HolderList::from_items(&items)?,
+        BulkLookupRequest {
+            codici_fiscali: None,
+            list: Some(text),
+        } => HolderList::parse(&text)?,
+        _ => {
+            return Err(ApiError::MalformedRequest(
+                "send either codici_fiscali (an array) or list (text, one per line)".into(),
+            ))
+        }
+    };
+    let limits = state.config.lookup_limits;
+    let policy = state.config.renewal_policy;
+    let caller = lookup::Caller {
+        user_id: user.id,
+        role: user.role,
+        address: super::client_address(&request),
+    };
+    let found = state
+        .with_conn(move |conn| {
+            bulk::lookup_many_as(
+                conn,
+                &policy,
+                &limits,
+                &caller,
+                &list,
+                &user.brand,
+                Utc::now(),
+            )
+        })
+        .await?;
+    if wants_csv(&request) {
+        let file = found.csv().map_err(ApiError::storage)?;
+        return Ok(super::coupons::csv_file("titolari", file));
+    }
+    Ok(HttpResponse::Ok().json(BulkLookupResponse::from(found)))
+}
+
+/// Whether the client asked for CSV rather than JSON.
+fn wants_csv(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/csv"))
+}
+
+/// Every holder of a list, their devices and the coupons proposed.
+#[derive(Serialize, utoipa::ToSchema)]
+struct BulkLookupResponse {
+    /// The instant the statuses were computed at.
+    as_of: DateTime<Utc>,
+    /// In the order of the list, each holder once.
+    holders: Vec<ListedHolderResponse>,
+    /// Every proposed coupon summed per product: the `lines` of the order that buys them.
+    order_lines: Vec<ProposedLine>,
+    summary: BulkSummary,
+}
+
+/// The counts of a list's answer.
+#[derive(Serialize, utoipa::ToSchema)]
+struct BulkSummary {
+    /// Holders looked up (and counted against the limits).
+    holders: usize,
+    /// Of them, holders with a device of the brand.
+    found: usize,
+    devices: usize,
+    /// Devices with coupons proposed.
+    devices_to_renew: usize,
+    /// Coupons proposed in all.
+    coupons: u32,
+}
+
+/// One holder of the list.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ListedHolderResponse {
+    /// The line of the list (from 1) that first named the holder.
+    line: usize,
+    #[schema(value_type = String, example = "RSSMRA80A41H501U")]
+    codice_fiscale: CodiceFiscale,
+    /// `false`: no holder with a device of this brand has this codice fiscale (whether it
+    /// is registered otherwise is not told); no name, no devices.
+    found: bool,
+    given_name: Option<String>,
+    surname: Option<String>,
+    devices: Vec<ListedDeviceResponse>,
+}
+
+/// A device with the coupons proposed to renew it now.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ListedDeviceResponse {
+    #[serde(flatten)]
+    device: DeviceResponse,
+    /// Empty when nothing is renewable now, or no coupon of the shop fits
+    /// (`no_fitting_product`).
+    proposed: Vec<ProposedLine>,
+    no_fitting_product: bool,
+}
+
+/// A product (by code) and how many coupons of it.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ProposedLine {
+    #[schema(example = "RIN-FIRMA")]
+    product: String,
+    quantity: u32,
+}
+
+impl From<BulkLookup> for BulkLookupResponse {
+    fn from(found: BulkLookup) -> Self {
+        let code = |line: &crate::catalog::RequestedLine| ProposedLine {
+            product: found
+                .products
+                .iter()
+                .find(|p| p.id == line.product)
+                .map_or_else(|| line.product.clone(), |p| p.code.clone()),
+            quantity: line.quantity,
+        };
+        let devices = found.holders.iter().flat_map(|h| &h.devices);
+        let summary = BulkSummary {
+            holders: found.holders.len(),
+            found: found.holders.iter().filter(|h| h.holder.is_some()).count(),
+            devices: devices.clone().count(),
+            devices_to_renew: devices.filter(|d| !d.proposed.is_empty()).count(),
+            coupons: found.proposed.iter().map(|l| l.quantity).sum(),
+        };
+        let order_lines = found.proposed.iter().map(code).collect();
+        let holders = found
+            .holders
+            .iter()
+            .map(|h| ListedHolderResponse {
+                line: h.line,
+                codice_fiscale: h.codice_fiscale.clone(),
+                found: h.holder.is_some(),
+                given_name: h.holder.as_ref().map(|h| h.given_name.clone()),
+                surname: h.holder.as_ref().map(|h| h.surname.clone()),
+                devices: h
+                    .devices
+                    .iter()
+                    .map(|d| ListedDeviceResponse {
+                        no_fitting_product: d.no_fitting_product(),
+                        proposed: d.proposed.iter().map(code).collect(),
+                        device: DeviceResponse::from(d.view.clone()),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Self {
+            as_of: found.as_of,
+            holders,
+            order_lines,
+            summary,
+        }
+    }
+}
+
 /// The holder lookup's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(holder_devices))]
+#[openapi(paths(holder_devices, bulk_lookup))]
 pub struct Docs;

@@ -257,6 +257,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(officer_applications::refuse)),
     )
     .service(
+        web::resource("/api/v1/holders/bulk-lookup").route(web::post().to(lookup::bulk_lookup)),
+    )
+    .service(
         web::resource("/api/v1/holders/{codice_fiscale}/devices")
             .route(web::get().to(lookup::holder_devices)),
     )

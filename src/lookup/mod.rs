@@ -1,6 +1,7 @@
 //! Lookup: codice fiscale → the holder's devices → each certificate with its renewal
 //! status, and per device the certificates to renew together now.
 
+pub mod bulk;
 pub mod eligibility;
 
 use chrono::{DateTime, Months, Utc};
@@ -160,6 +161,17 @@ pub enum LookupError {
     /// The caller (or their address) made too many lookups.
     #[error("too many holder lookups; retry in {retry_after_seconds} seconds")]
     TooManyLookups { retry_after_seconds: i64 },
+    /// A list of more holders than the caller may look up in a whole window: waiting does
+    /// not help, a shorter list (or a role made for the work) does.
+    #[error(
+        "the list names {holders} holders, more than the {allowance} lookups your limits \
+         allow in a whole window; send a shorter list"
+    )]
+    ListOverAllowance {
+        holders: usize,
+        allowance: i64,
+        retry_after_seconds: i64,
+    },
     #[error(transparent)]
     Storage(#[from] anyhow::Error),
 }
@@ -183,13 +195,17 @@ pub struct LookupLimits {
 
 impl Default for LookupLimits {
     fn default() -> Self {
+        // An officer works through lists of clients (up to `bulk::MAX_HOLDERS` at once,
+        // each holder counted): one full list must fit an hour with room for single
+        // lookups, a few lists a day. The address limits stay above one officer's, for an
+        // office behind one NAT, and still cap throwaway customer accounts from one place.
         Self {
             customer_per_hour: 30,
             customer_per_day: 100,
-            officer_per_hour: 200,
-            officer_per_day: 1000,
-            address_per_hour: 600,
-            address_per_day: 3000,
+            officer_per_hour: 1500,
+            officer_per_day: 5000,
+            address_per_hour: 2000,
+            address_per_day: 6000,
         }
     }
 }

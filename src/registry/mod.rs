@@ -10,8 +10,9 @@ mod store;
 pub use codice_fiscale::{CodiceFiscale, CodiceFiscaleError, Sex};
 pub use store::{
     activate_renewed, add_certificate, add_device, add_holder, find_device_id, find_holder,
-    find_holder_devices, open_renewals, redate_certificate, renewal_counts, Certificate, Device,
-    DeviceRenewalCount, Holder, HolderDevices, NewCertificate, NewDevice, NewHolder, OpenRenewal,
+    find_holder_devices, find_many_holders_devices, open_renewals, redate_certificate,
+    renewal_counts, Certificate, Device, DeviceRenewalCount, Holder, HolderDevices, NewCertificate,
+    NewDevice, NewHolder, OpenRenewal,
 };
 
 text_enum!(

@@ -83,66 +83,93 @@ pub fn find_holder_devices(
     codice_fiscale: &CodiceFiscale,
     brand_id: &str,
 ) -> anyhow::Result<Option<HolderDevices>> {
-    let rows: Vec<(HolderRow, Option<DeviceRow>, Option<CertificateRow>)> = holders::table
-        .left_join(
-            devices::table.on(devices::holder_id
-                .eq(holders::id)
-                .and(devices::brand_id.eq(brand_id.to_owned()))),
-        )
-        .left_join(
-            certificates::table.on(certificates::device_id
-                .eq(devices::id)
-                .and(certificates::status.ne(CertificateStatus::Superseded.as_str()))),
-        )
-        .filter(holders::codice_fiscale.eq(codice_fiscale.as_str()))
-        .order((devices::serial_number.asc(), certificates::kind.desc()))
-        .select((
-            (
-                holders::id,
-                holders::codice_fiscale,
-                holders::given_name,
-                holders::surname,
-            ),
-            (
-                devices::id,
-                devices::serial_number,
-                devices::kind,
-                devices::brand_id,
-                devices::activated_at,
-            )
-                .nullable(),
-            (
-                certificates::id,
-                certificates::kind,
-                certificates::issuer,
-                certificates::serial_number,
-                certificates::subject,
-                certificates::not_before,
-                certificates::not_after,
-                certificates::status,
-            )
-                .nullable(),
-        ))
-        .load(conn)?;
+    Ok(find_many_holders_devices(conn, std::slice::from_ref(codice_fiscale), brand_id)?.pop())
+}
 
-    let Some((first, _, _)) = rows.first() else {
-        return Ok(None);
-    };
-    let holder = Holder {
-        id: first.id.clone(),
-        codice_fiscale: CodiceFiscale::parse(&first.codice_fiscale).map_err(|e| {
-            anyhow::anyhow!("holder {} has an invalid codice fiscale: {e}", first.id)
-        })?,
-        given_name: first.given_name.clone(),
-        surname: first.surname.clone(),
-    };
+/// [`find_holder_devices`] for many holders at once, ordered by codice fiscale: one round
+/// trip per few hundred holders, whatever their devices. Codici fiscali nobody holds are
+/// left out.
+pub fn find_many_holders_devices(
+    conn: &mut DbConnection,
+    codici_fiscali: &[CodiceFiscale],
+    brand_id: &str,
+) -> anyhow::Result<Vec<HolderDevices>> {
+    let mut found = Vec::new();
+    for chunk in codici_fiscali.chunks(IDS_PER_QUERY) {
+        let wanted: Vec<&str> = chunk.iter().map(CodiceFiscale::as_str).collect();
+        let rows: Vec<(HolderRow, Option<DeviceRow>, Option<CertificateRow>)> = holders::table
+            .left_join(
+                devices::table.on(devices::holder_id
+                    .eq(holders::id)
+                    .and(devices::brand_id.eq(brand_id.to_owned()))),
+            )
+            .left_join(
+                certificates::table.on(certificates::device_id
+                    .eq(devices::id)
+                    .and(certificates::status.ne(CertificateStatus::Superseded.as_str()))),
+            )
+            .filter(holders::codice_fiscale.eq_any(wanted))
+            .order((
+                holders::codice_fiscale.asc(),
+                devices::serial_number.asc(),
+                certificates::kind.desc(),
+            ))
+            .select((
+                (
+                    holders::id,
+                    holders::codice_fiscale,
+                    holders::given_name,
+                    holders::surname,
+                ),
+                (
+                    devices::id,
+                    devices::serial_number,
+                    devices::kind,
+                    devices::brand_id,
+                    devices::activated_at,
+                )
+                    .nullable(),
+                (
+                    certificates::id,
+                    certificates::kind,
+                    certificates::issuer,
+                    certificates::serial_number,
+                    certificates::subject,
+                    certificates::not_before,
+                    certificates::not_after,
+                    certificates::status,
+                )
+                    .nullable(),
+            ))
+            .load(conn)?;
+        group_rows(rows, &mut found)?;
+    }
+    found.sort_by(|a, b| a.holder.codice_fiscale.cmp(&b.holder.codice_fiscale));
+    Ok(found)
+}
 
-    let mut devices: Vec<Device> = Vec::new();
-    for (_, device_row, certificate_row) in rows {
+/// How many ids one query binds: well under SQLite's and PostgreSQL's limits on bound
+/// parameters, and large enough that a list of a thousand takes a few round trips.
+pub const IDS_PER_QUERY: usize = 500;
+
+/// Rows ordered by holder, then device: each new holder or device starts a new group.
+fn group_rows(
+    rows: Vec<(HolderRow, Option<DeviceRow>, Option<CertificateRow>)>,
+    found: &mut Vec<HolderDevices>,
+) -> anyhow::Result<()> {
+    let mut current: Option<HolderDevices> = None;
+    for (holder_row, device_row, certificate_row) in rows {
+        if current.as_ref().map(|c| &c.holder.id) != Some(&holder_row.id) {
+            found.extend(current.take());
+            current = Some(HolderDevices {
+                holder: holder_from_row(holder_row)?,
+                devices: Vec::new(),
+            });
+        }
+        let devices = &mut current.as_mut().expect("set above").devices;
         let Some(device_row) = device_row else {
             continue;
         };
-        // Rows arrive ordered by device, so a new device starts a new group.
         if devices.last().map(|d| &d.id) != Some(&device_row.id) {
             devices.push(device_from_row(device_row)?);
         }
@@ -153,7 +180,18 @@ pub fn find_holder_devices(
                 .push(certificate_from_row(certificate_row)?);
         }
     }
-    Ok(Some(HolderDevices { holder, devices }))
+    found.extend(current);
+    Ok(())
+}
+
+fn holder_from_row(row: HolderRow) -> anyhow::Result<Holder> {
+    Ok(Holder {
+        codice_fiscale: CodiceFiscale::parse(&row.codice_fiscale)
+            .map_err(|e| anyhow::anyhow!("holder {} has an invalid codice fiscale: {e}", row.id))?,
+        id: row.id,
+        given_name: row.given_name,
+        surname: row.surname,
+    })
 }
 
 fn device_from_row(row: DeviceRow) -> anyhow::Result<Device> {
@@ -198,11 +236,17 @@ pub fn open_renewals(
     conn: &mut DbConnection,
     certificate_ids: &[&str],
 ) -> QueryResult<Vec<OpenRenewal>> {
-    let rows: Vec<(String, String, String)> = renewals::table
-        .filter(renewals::certificate_id.eq_any(certificate_ids))
-        .filter(renewals::status.eq_any(RenewalState::open()))
-        .select((renewals::certificate_id, renewals::id, renewals::status))
-        .load(conn)?;
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    for chunk in certificate_ids.chunks(IDS_PER_QUERY) {
+        rows.extend(
+            renewals::table
+                .filter(renewals::certificate_id.eq_any(chunk))
+                .filter(renewals::status.eq_any(RenewalState::open()))
+                .order(renewals::certificate_id.asc())
+                .select((renewals::certificate_id, renewals::id, renewals::status))
+                .load::<(String, String, String)>(conn)?,
+        );
+    }
     Ok(rows
         .into_iter()
         .filter_map(|(certificate_id, renewal_id, status)| {
@@ -230,17 +274,22 @@ pub fn renewal_counts(
     conn: &mut DbConnection,
     device_ids: &[&str],
 ) -> anyhow::Result<Vec<DeviceRenewalCount>> {
-    let rows: Vec<(String, String, i64)> = renewals::table
-        .filter(renewals::device_id.eq_any(device_ids))
-        .filter(renewals::status.eq_any(RenewalState::counted()))
-        .group_by((renewals::device_id, renewals::kind))
-        .select((
-            renewals::device_id,
-            renewals::kind,
-            diesel::dsl::count_star(),
-        ))
-        .order((renewals::device_id.asc(), renewals::kind.asc()))
-        .load(conn)?;
+    let mut rows: Vec<(String, String, i64)> = Vec::new();
+    for chunk in device_ids.chunks(IDS_PER_QUERY) {
+        rows.extend(
+            renewals::table
+                .filter(renewals::device_id.eq_any(chunk))
+                .filter(renewals::status.eq_any(RenewalState::counted()))
+                .group_by((renewals::device_id, renewals::kind))
+                .select((
+                    renewals::device_id,
+                    renewals::kind,
+                    diesel::dsl::count_star(),
+                ))
+                .order((renewals::device_id.asc(), renewals::kind.asc()))
+                .load::<(String, String, i64)>(conn)?,
+        );
+    }
     rows.into_iter()
         .map(|(device_id, kind, count)| {
             Ok(DeviceRenewalCount {

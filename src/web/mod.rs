@@ -17,6 +17,7 @@ mod account;
 mod backoffice;
 pub mod billing;
 mod guide;
+mod holders;
 mod officer;
 mod page_context;
 mod pages;
@@ -47,6 +48,7 @@ const BRAND_COOKIE: &str = "rinnovo_brand";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     shop::configure(cfg);
+    holders::configure(cfg);
     guide::configure(cfg);
     account::configure(cfg);
     billing::configure(cfg);

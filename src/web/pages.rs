@@ -33,6 +33,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     page_template!("metodo"),
     page_template!("titolare"),
     page_template!("dispositivi"),
+    page_template!("titolari"),
     page_template!("coupon"),
     page_template!("riepilogo"),
     page_template!("ordine"),

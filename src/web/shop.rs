@@ -282,7 +282,7 @@ async fn sign_out(
 /// read as prepaid: a page must never charge the account for a method the
 /// customer did not choose. The card only when a provider is configured: otherwise an
 /// order placed by card could never be paid.
-fn method(state: &AppState, text: Option<&String>) -> Result<PaymentMethod, WebError> {
+pub(super) fn method(state: &AppState, text: Option<&String>) -> Result<PaymentMethod, WebError> {
     match text.map(String::as_str) {
         None | Some("prepaid") => Ok(PaymentMethod::Prepaid),
         Some("bank_transfer") => Ok(PaymentMethod::BankTransfer),
@@ -359,14 +359,14 @@ async fn holder(
     page(&state, &csrf, StatusCode::OK, "titolare", context)
 }
 
-fn kind_label(kind: CertificateKind) -> &'static str {
+pub(super) fn kind_label(kind: CertificateKind) -> &'static str {
     match kind {
         CertificateKind::Signature => "Sottoscrizione",
         CertificateKind::Authentication => "Autenticazione",
     }
 }
 
-fn status_of(renewal: &RenewalStatus) -> (&'static str, String) {
+pub(super) fn status_of(renewal: &RenewalStatus) -> (&'static str, String) {
     match renewal {
         RenewalStatus::Revoked => ("revoked", "revocato".into()),
         RenewalStatus::Superseded => ("superseded", "sostituito dal suo rinnovo".into()),

@@ -12,7 +12,7 @@ use rinnovo::auth::confirmation;
 use rinnovo::auth::{users, NewPassword, NewUser, Role};
 use rinnovo::config::Config;
 use rinnovo::db::schema::{certificates, devices, emails, holders};
-use rinnovo::db::{Backend, DatabaseUrl, Pool};
+use rinnovo::db::{Backend, DatabaseUrl, DbConnection, Pool};
 use rinnovo::email_address::EmailAddress;
 use rinnovo::money::Money;
 use rinnovo::prepaid;
@@ -561,18 +561,8 @@ impl TestApp {
 
     /// Registers a holder and returns its id.
     pub fn add_holder(&self, codice_fiscale: &str, given_name: &str, surname: &str) -> String {
-        let id = Uuid::now_v7().to_string();
-        diesel::insert_into(holders::table)
-            .values((
-                holders::id.eq(&id),
-                holders::codice_fiscale.eq(codice_fiscale),
-                holders::given_name.eq(given_name),
-                holders::surname.eq(surname),
-                holders::created_at.eq(Utc::now().naive_utc()),
-            ))
-            .execute(&mut self.pool.get().unwrap())
-            .expect("insert holder");
-        id
+        let mut conn = self.pool.get().unwrap();
+        insert_holder(&mut conn, codice_fiscale, given_name, surname)
     }
 
     /// Gives the holder this email address, or takes theirs away (`None`), as a registry
@@ -586,20 +576,12 @@ impl TestApp {
 
     /// Registers a device of the holder and returns its id.
     pub fn add_device(&self, holder_id: &str, serial_number: &str) -> String {
-        let id = Uuid::now_v7().to_string();
-        diesel::insert_into(devices::table)
-            .values((
-                devices::id.eq(&id),
-                devices::holder_id.eq(holder_id),
-                devices::brand_id.eq("visura"),
-                devices::serial_number.eq(serial_number),
-                devices::kind.eq("smart_card"),
-                devices::activated_at.eq(Utc::now().naive_utc()),
-                devices::created_at.eq(Utc::now().naive_utc()),
-            ))
-            .execute(&mut self.pool.get().unwrap())
-            .expect("insert device");
-        id
+        insert_device(
+            &mut self.pool.get().unwrap(),
+            holder_id,
+            "visura",
+            serial_number,
+        )
     }
 
     /// Registers a certificate on the device and returns its id.
@@ -610,25 +592,116 @@ impl TestApp {
         not_after: DateTime<Utc>,
         status: &str,
     ) -> String {
-        let id = Uuid::now_v7().to_string();
-        let not_after: NaiveDateTime = not_after.naive_utc();
-        diesel::insert_into(certificates::table)
-            .values((
-                certificates::id.eq(&id),
-                certificates::device_id.eq(device_id),
-                certificates::kind.eq(kind),
-                certificates::issuer.eq("CN=Test CA"),
-                certificates::serial_number.eq(Uuid::new_v4().simple().to_string()),
-                certificates::subject.eq("CN=TEST"),
-                certificates::not_before.eq(not_after - chrono::Duration::days(3 * 365)),
-                certificates::not_after.eq(not_after),
-                certificates::status.eq(status),
-                certificates::created_at.eq(Utc::now().naive_utc()),
-            ))
-            .execute(&mut self.pool.get().unwrap())
-            .expect("insert certificate");
-        id
+        let mut conn = self.pool.get().unwrap();
+        insert_certificate(&mut conn, device_id, kind, not_after, status)
     }
+
+    /// Registers many holders, each with their devices and the devices' certificates, in
+    /// one transaction: a list of a thousand holders is seeded in a second.
+    pub fn add_holders(&self, holders: &[TestHolder]) {
+        let mut conn = self.pool.get().unwrap();
+        conn.transaction(|conn| {
+            for holder in holders {
+                let holder_id = insert_holder(conn, &holder.codice_fiscale, "Titolare", "Test");
+                for device in &holder.devices {
+                    let device_id = insert_device(conn, &holder_id, device.brand, &device.serial);
+                    for (kind, not_after) in &device.certificates {
+                        insert_certificate(conn, &device_id, kind, *not_after, "active");
+                    }
+                }
+            }
+            diesel::QueryResult::Ok(())
+        })
+        .expect("seed the holders");
+    }
+}
+
+/// A holder to seed with [`TestApp::add_holders`].
+pub struct TestHolder {
+    pub codice_fiscale: String,
+    pub devices: Vec<TestDevice>,
+}
+
+/// A device of `brand` with active certificates (kind, not after).
+pub struct TestDevice {
+    pub brand: &'static str,
+    pub serial: String,
+    pub certificates: Vec<(&'static str, DateTime<Utc>)>,
+}
+
+/// A valid codice fiscale for each `index` (distinct for the first 26^6), for tests
+/// that need many holders.
+pub fn nth_codice_fiscale(index: usize) -> String {
+    let mut code: Vec<u8> = (0..6u32)
+        .map(|i| b'A' + (index / 26usize.pow(i) % 26) as u8)
+        .collect();
+    code.extend(b"80A01H501");
+    code.push(rinnovo::registry::codice_fiscale::check_character(&code));
+    String::from_utf8(code).expect("ASCII")
+}
+
+fn insert_holder(
+    conn: &mut DbConnection,
+    codice_fiscale: &str,
+    given_name: &str,
+    surname: &str,
+) -> String {
+    let id = Uuid::now_v7().to_string();
+    diesel::insert_into(holders::table)
+        .values((
+            holders::id.eq(&id),
+            holders::codice_fiscale.eq(codice_fiscale),
+            holders::given_name.eq(given_name),
+            holders::surname.eq(surname),
+            holders::created_at.eq(Utc::now().naive_utc()),
+        ))
+        .execute(conn)
+        .expect("insert holder");
+    id
+}
+
+fn insert_device(conn: &mut DbConnection, holder_id: &str, brand: &str, serial: &str) -> String {
+    let id = Uuid::now_v7().to_string();
+    diesel::insert_into(devices::table)
+        .values((
+            devices::id.eq(&id),
+            devices::holder_id.eq(holder_id),
+            devices::brand_id.eq(brand),
+            devices::serial_number.eq(serial),
+            devices::kind.eq("smart_card"),
+            devices::activated_at.eq(Utc::now().naive_utc()),
+            devices::created_at.eq(Utc::now().naive_utc()),
+        ))
+        .execute(conn)
+        .expect("insert device");
+    id
+}
+
+fn insert_certificate(
+    conn: &mut DbConnection,
+    device_id: &str,
+    kind: &str,
+    not_after: DateTime<Utc>,
+    status: &str,
+) -> String {
+    let id = Uuid::now_v7().to_string();
+    let not_after: NaiveDateTime = not_after.naive_utc();
+    diesel::insert_into(certificates::table)
+        .values((
+            certificates::id.eq(&id),
+            certificates::device_id.eq(device_id),
+            certificates::kind.eq(kind),
+            certificates::issuer.eq("CN=Test CA"),
+            certificates::serial_number.eq(Uuid::new_v4().simple().to_string()),
+            certificates::subject.eq("CN=TEST"),
+            certificates::not_before.eq(not_after - chrono::Duration::days(3 * 365)),
+            certificates::not_after.eq(not_after),
+            certificates::status.eq(status),
+            certificates::created_at.eq(Utc::now().naive_utc()),
+        ))
+        .execute(conn)
+        .expect("insert certificate");
+    id
 }
 
 /// Reads a problem response and checks the parts every problem has.

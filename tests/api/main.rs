@@ -5,6 +5,7 @@ mod agent;
 mod auth;
 mod backoffice_pages;
 mod billing;
+mod bulk_lookup;
 mod card_payments;
 mod catalog;
 mod cli;

@@ -142,9 +142,14 @@ impl<'a> Browser<'a> {
                 .mime_str("text/xml")
                 .unwrap(),
         );
+        self.post_multipart("/backoffice/estratti", form).await
+    }
+
+    /// Posts a multipart form (one with a file field) as it is.
+    pub(crate) async fn post_multipart(&self, path: &str, form: reqwest::multipart::Form) -> Page {
         let response = self
             .client
-            .post(format!("{}/backoffice/estratti", self.app.address))
+            .post(format!("{}{path}", self.app.address))
             .header("cookie", self.cookie_header())
             .multipart(form)
             .send()

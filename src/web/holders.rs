@@ -1,0 +1,264 @@
+//! "Più titolari": a registration officer or a studio pastes (or uploads as a text or CSV
+//! file) the codici fiscali of many holders, sees every device of the brand with its
+//! renewal status and the coupons proposed, downloads the table as CSV, and goes on to the
+//! usual summary and confirmation with every proposed coupon in one order. The same domain
+//! functions as `POST /api/v1/holders/bulk-lookup`.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine;
+use chrono::Utc;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+use super::shop::{kind_label, method, status_of};
+use super::{euro, form_status, refusal, BuyerPage, Csrf, Identity, WebError};
+use crate::lookup;
+use crate::lookup::bulk::{self, BulkLookup, HolderList};
+use crate::orders::PaymentMethod;
+
+const PATH: &str = "/negozio/acquista/titolari";
+const TITLE: &str = "Più titolari";
+/// The whole form: a thousand codici fiscali, even as CSV lines with names, fit well.
+const FORM_MAX_BYTES: usize = 512 * 1024;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route(PATH, web::get().to(form_page))
+        .route(PATH, web::post().to(look_up));
+}
+
+async fn form_page(shop: BuyerPage, query: super::Query) -> Result<HttpResponse, WebError> {
+    let method = method(&shop.state, query.get("metodo"))?;
+    render_form(&shop, method, "", None, StatusCode::OK)
+}
+
+/// The form, with what was pasted and why it was refused, if it was.
+fn render_form(
+    shop: &BuyerPage,
+    method: PaymentMethod,
+    pasted: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
+    shop.render(
+        status,
+        "titolari",
+        json!({
+            "title": TITLE,
+            "metodo": method.as_str(),
+            "pasted": pasted,
+            "error": error,
+            "max_holders": bulk::MAX_HOLDERS,
+            "result": null,
+        }),
+    )
+}
+
+/// The form again with a refusal, and its `Retry-After` when it is a rate limit.
+fn refused(
+    shop: &BuyerPage,
+    method: PaymentMethod,
+    pasted: &str,
+    identity: Identity,
+) -> Result<HttpResponse, WebError> {
+    let status = form_status(&identity);
+    let mut response = render_form(shop, method, pasted, Some(&identity.italian), status)?;
+    if let Some(seconds) = identity.retry_after_seconds() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    Ok(response)
+}
+
+async fn look_up(
+    shop: BuyerPage,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, WebError> {
+    let form = read_form(&request, payload).await?;
+    Csrf::check(&request, &form.csrf_token)?;
+    let method = method(&shop.state, Some(&form.metodo))?;
+    // A file chosen is the list; otherwise what was pasted.
+    let text = match &form.file {
+        Some(file) if !file.is_empty() => String::from_utf8_lossy(file).into_owned(),
+        _ => form.pasted.clone(),
+    };
+    let list = match HolderList::parse(&text) {
+        Ok(list) => list,
+        Err(error) => return refused(&shop, method, &form.pasted, refusal(error)?),
+    };
+    let limits = shop.state.config.lookup_limits;
+    let policy = shop.state.config.renewal_policy;
+    let address = crate::http::client_address(&request);
+    let found = shop
+        .read(move |conn, user| {
+            let caller = lookup::Caller {
+                user_id: user.id.clone(),
+                role: user.role,
+                address,
+            };
+            let now = Utc::now();
+            Ok(bulk::lookup_many_as(
+                conn,
+                &policy,
+                &limits,
+                &caller,
+                &list,
+                &user.brand_id,
+                now,
+            ))
+        })
+        .await?;
+    let found = match found {
+        Ok(found) => found,
+        Err(error) => return refused(&shop, method, &form.pasted, refusal(error)?),
+    };
+    let result = result_context(&found)?;
+    shop.render(
+        StatusCode::OK,
+        "titolari",
+        json!({
+            "title": TITLE,
+            "metodo": method.as_str(),
+            "pasted": form.pasted,
+            "error": null,
+            "max_holders": bulk::MAX_HOLDERS,
+            "result": result,
+        }),
+    )
+}
+
+/// The table, the coupons proposed, the CSV to download and the way to the summary.
+fn result_context(found: &BulkLookup) -> Result<Value, WebError> {
+    let mut rows = Vec::new();
+    for holder in &found.holders {
+        let Some(named) = &holder.holder else {
+            rows.push(json!({
+                "line": holder.line,
+                "codice_fiscale": holder.codice_fiscale.as_str(),
+                "holder": null,
+                "status": "nessun dispositivo di questo negozio intestato a questo codice fiscale",
+                "status_code": "unknown",
+            }));
+            continue;
+        };
+        let name = format!("{} {}", named.given_name, named.surname);
+        for device in &holder.devices {
+            for certificate in &device.view.certificates {
+                let (code, text) = status_of(&certificate.renewal);
+                let renewable = certificate.renewal.is_renewable();
+                let coupon = found
+                    .coupon_for(device, certificate.certificate.kind)
+                    .filter(|_| renewable);
+                let text = if renewable && device.no_fitting_product() {
+                    format!("{text}; il negozio non vende un coupon adatto")
+                } else {
+                    text
+                };
+                rows.push(json!({
+                    "line": holder.line,
+                    "codice_fiscale": holder.codice_fiscale.as_str(),
+                    "holder": name,
+                    "serial": device.view.device.serial_number,
+                    "kind": kind_label(certificate.certificate.kind),
+                    "expires_on": certificate.certificate.not_after.format("%d/%m/%Y").to_string(),
+                    "status": text,
+                    "status_code": code,
+                    "coupon": coupon.map(|p| p.name.clone()),
+                }));
+            }
+        }
+    }
+    let proposals: Vec<Value> = found
+        .proposed
+        .iter()
+        .filter_map(|line| {
+            let product = found.products.iter().find(|p| p.id == line.product)?;
+            Some(json!({ "name": product.name, "price": euro(product.net_price), "quantity": line.quantity }))
+        })
+        .collect();
+    // The summary takes `q_<code>` quantities, as the manual list sends them.
+    let order_fields: Vec<Value> = found
+        .proposed
+        .iter()
+        .filter_map(|line| {
+            let product = found.products.iter().find(|p| p.id == line.product)?;
+            Some(json!({ "name": format!("q_{}", product.code), "value": line.quantity }))
+        })
+        .collect();
+    // The file goes with the page, so downloading it is no second lookup (each counts).
+    let csv = found.csv().map_err(WebError::Unexpected)?;
+    let csv = base64::engine::general_purpose::STANDARD.encode(csv);
+    Ok(json!({
+        "holders": found.holders.len(),
+        "found": found.holders.iter().filter(|h| h.holder.is_some()).count(),
+        "rows": rows,
+        "proposals": proposals,
+        "coupons": found.proposed.iter().map(|l| l.quantity).sum::<u32>(),
+        "order_fields": order_fields,
+        "csv_url": format!("data:text/csv;charset=utf-8;base64,{csv}"),
+        "csv_name": format!("titolari-{}.csv", found.as_of.format("%Y%m%d")),
+    }))
+}
+
+/// The parts of the page's form.
+#[derive(Default)]
+struct HolderForm {
+    csrf_token: String,
+    metodo: String,
+    pasted: String,
+    file: Option<Vec<u8>>,
+}
+
+/// Reads the multipart form (the file field needs it), at most [`FORM_MAX_BYTES`] in
+/// all; parts other than the form's are read and dropped. The CSRF token is checked by
+/// the caller once the form is read: the bound keeps a forged form from costing much.
+async fn read_form(request: &HttpRequest, payload: web::Payload) -> Result<HolderForm, WebError> {
+    if !crate::http::is_multipart_form(request) {
+        // Not the page's form: it cannot carry the token.
+        return Err(WebError::Csrf);
+    }
+    let too_large = || WebError::Refused {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        message: format!(
+            "Il modulo supera {} KB: l'elenco può avere al massimo {} titolari.",
+            FORM_MAX_BYTES / 1024,
+            bulk::MAX_HOLDERS
+        ),
+    };
+    let unreadable = |e: actix_multipart::MultipartError| WebError::Refused {
+        status: StatusCode::BAD_REQUEST,
+        message: format!("Il modulo non si può leggere: {e}."),
+    };
+    let mut multipart = actix_multipart::Multipart::new(request.headers(), payload);
+    let mut form = HolderForm::default();
+    let mut read = 0;
+    while let Some(field) = multipart.next().await {
+        let mut field = field.map_err(unreadable)?;
+        let name = field
+            .content_disposition()
+            .and_then(|d| d.get_name())
+            .unwrap_or_default()
+            .to_owned();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(unreadable)?;
+            read += chunk.len();
+            if read > FORM_MAX_BYTES {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let text = || String::from_utf8_lossy(&bytes).into_owned();
+        match name.as_str() {
+            "csrf_token" => form.csrf_token = text(),
+            "metodo" => form.metodo = text(),
+            "codici_fiscali" => form.pasted = text(),
+            "file" => form.file = Some(bytes),
+            _ => {}
+        }
+    }
+    Ok(form)
+}
