@@ -20,6 +20,7 @@ mod guide;
 mod officer;
 mod page_context;
 mod pages;
+mod paging;
 mod recovery;
 mod shop;
 
