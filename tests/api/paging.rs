@@ -359,3 +359,44 @@ async fn the_back_office_orders_page_shows_the_total_and_links_the_next_page() {
     assert!(body.contains(previous), "{body}");
     assert!(!body.contains("rel=\"next\""));
 }
+
+#[tokio::test]
+async fn the_document_describes_the_paging_and_the_refusal_of_every_list() {
+    let app = spawn_app().await;
+    let document: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    let lists = [
+        "/api/v1/orders",
+        "/api/v1/coupons",
+        "/api/v1/prepaid/topups",
+        "/api/v1/backoffice/payments",
+        "/api/v1/backoffice/users",
+        "/api/v1/backoffice/emails",
+        "/api/v1/backoffice/card-payments",
+        "/api/v1/backoffice/sdi/transmissions",
+        "/api/v1/backoffice/sdi/receipts",
+        "/api/v1/backoffice/invoices",
+        "/api/v1/backoffice/officer-applications",
+        "/api/v1/backoffice/statements",
+    ];
+    for path in lists {
+        let operation = &document["paths"][path]["get"];
+        let names: Vec<&str> = operation["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path} has parameters"))
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"limit") && names.contains(&"offset"),
+            "{path}: {names:?}"
+        );
+        let refusal = operation["responses"]["400"]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(refusal.contains("unknown_parameter"), "{path}: {refusal}");
+    }
+    let page_info = &document["components"]["schemas"]["PageInfo"]["properties"];
+    for member in ["total", "limit", "offset", "next"] {
+        assert!(page_info.get(member).is_some(), "PageInfo.{member}");
+    }
+}
