@@ -26,6 +26,7 @@ pub mod lookup;
 pub mod mail;
 pub mod money;
 pub mod orders;
+pub mod paging;
 pub mod partita_iva;
 pub mod payments;
 pub mod prepaid;

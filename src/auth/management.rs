@@ -23,6 +23,7 @@ use crate::audit::{self, Actor, AuditEntry};
 use crate::db::schema::users as users_table;
 use crate::db::search::{contains_pattern, lower};
 use crate::db::{write_transaction, DbConnection};
+use crate::paging::{Page, Paged};
 use crate::validation::Reason;
 
 /// The operator acting, as the extractors know them.
@@ -76,21 +77,13 @@ pub struct UserFilter {
     pub status: Option<UserStatus>,
 }
 
-/// A page of users, and how many match in all.
-#[derive(Debug)]
-pub struct UserPage {
-    pub users: Vec<User>,
-    pub total: i64,
-}
-
 /// The users of the brand that match, newest first.
 pub fn search(
     conn: &mut DbConnection,
     brand_id: &str,
     filter: &UserFilter,
-    limit: i64,
-    offset: i64,
-) -> Result<UserPage, ManagementError> {
+    page: Page,
+) -> Result<Paged<User>, ManagementError> {
     let query = || {
         let mut query = users_table::table
             .filter(users_table::brand_id.eq(brand_id.to_owned()))
@@ -122,15 +115,15 @@ pub fn search(
     let total: i64 = query().count().get_result(conn)?;
     let rows: Vec<UserRow> = query()
         .order((users_table::created_at.desc(), users_table::id.desc()))
-        .limit(limit)
-        .offset(offset)
+        .limit(page.limit())
+        .offset(page.offset())
         .select(UserRow::as_select())
         .load(conn)?;
-    let users = rows
+    let items = rows
         .into_iter()
         .map(users::from_row)
         .collect::<Result<_, _>>()?;
-    Ok(UserPage { users, total })
+    Ok(Paged { items, total })
 }
 
 /// The user `id` if they are of the brand: another brand's user is as unknown as none, and

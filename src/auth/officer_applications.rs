@@ -22,6 +22,7 @@ use crate::db::schema::{officer_applications, users as users_table};
 use crate::db::{write_transaction, DbConnection};
 use crate::email_address::EmailAddress;
 use crate::mail::outbox::{self, OutgoingEmail};
+use crate::paging::{Page, Paged};
 use crate::partita_iva::PartitaIva;
 use crate::validation::{Reason, Text};
 
@@ -275,23 +276,29 @@ pub fn latest_of_user(
         .transpose()
 }
 
-/// The brand's applications in `status`, oldest first (the queue's order), at most
-/// `limit`.
+/// A page of the brand's applications in `status`, oldest first (the queue's order), and
+/// how many are in that status.
 pub fn list(
     conn: &mut DbConnection,
     brand_id: &str,
     status: ApplicationStatus,
-    limit: i64,
-) -> Result<Vec<Application>, ApplicationError> {
-    officer_applications::table
-        .inner_join(users_table::table)
-        .filter(officer_applications::brand_id.eq(brand_id))
-        .filter(officer_applications::status.eq(status.as_str()))
+    page: Page,
+) -> Result<Paged<Application>, ApplicationError> {
+    let query = || {
+        officer_applications::table
+            .inner_join(users_table::table)
+            .filter(officer_applications::brand_id.eq(brand_id.to_owned()))
+            .filter(officer_applications::status.eq(status.as_str()))
+            .into_boxed()
+    };
+    let total: i64 = query().count().get_result(conn)?;
+    let items = query()
         .order((
             officer_applications::created_at.asc(),
             officer_applications::id.asc(),
         ))
-        .limit(limit)
+        .limit(page.limit())
+        .offset(page.offset())
         .select((
             ApplicationRow::as_select(),
             users_table::email,
@@ -300,7 +307,8 @@ pub fn list(
         .load::<(ApplicationRow, String, String)>(conn)?
         .into_iter()
         .map(from_row)
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(Paged { items, total })
 }
 
 /// The operator's decision on an application.

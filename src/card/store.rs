@@ -10,6 +10,7 @@ use super::{CardPayment, CardStatus, CardTarget};
 use crate::db::schema::{card_events, card_payments, card_refunds};
 use crate::db::DbConnection;
 use crate::money::Money;
+use crate::paging::{Page, Paged};
 
 /// A card payment about to be stored, in the checkout's transaction.
 pub struct NewCardPayment<'a> {
@@ -302,18 +303,28 @@ pub fn list(
     conn: &mut DbConnection,
     brand_id: &str,
     status: Option<CardStatus>,
-    limit: i64,
-) -> QueryResult<Vec<CardPayment>> {
-    let mut query = card_payments::table
-        .filter(card_payments::brand_id.eq(brand_id.to_owned()))
+    page: Page,
+) -> QueryResult<Paged<CardPayment>> {
+    let query = || {
+        let mut query = card_payments::table
+            .filter(card_payments::brand_id.eq(brand_id.to_owned()))
+            .into_boxed();
+        if let Some(status) = status {
+            query = query.filter(card_payments::status.eq(status.as_str()));
+        }
+        query
+    };
+    let total: i64 = query().count().get_result(conn)?;
+    let rows = query()
         .order((card_payments::created_at.desc(), card_payments::id.desc()))
-        .limit(limit)
+        .limit(page.limit())
+        .offset(page.offset())
         .select(Row::as_select())
-        .into_boxed();
-    if let Some(status) = status {
-        query = query.filter(card_payments::status.eq(status.as_str()));
-    }
-    Ok(query.load(conn)?.into_iter().map(from_row).collect())
+        .load(conn)?;
+    Ok(Paged {
+        items: rows.into_iter().map(from_row).collect(),
+        total,
+    })
 }
 
 // ---- notifications ----

@@ -21,6 +21,7 @@ use crate::db::schema::{coupons, orders, products};
 use crate::db::{write_transaction, DbConnection};
 use crate::invoices::{self, CreditNoteDraft, CreditedCoupon, InvoiceError, IssuedCreditNote};
 use crate::money::Money;
+use crate::paging::{Page, Paged};
 use crate::prepaid::{self, EntryKind, Posting, PrepaidError};
 use crate::validation::Reason;
 
@@ -171,11 +172,27 @@ fn view(row: ViewRow, now: DateTime<Utc>) -> anyhow::Result<CouponView> {
     })
 }
 
-/// The owner's coupons, newest first, codes masked; the newest `limit`, or all.
+/// A page of the owner's coupons, newest first, codes masked, and how many they have.
+pub fn page_for_owner(
+    conn: &mut DbConnection,
+    owner_id: &str,
+    page: Page,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Paged<CouponView>> {
+    // Every coupon has its product and its order, so the joins of the list drop none.
+    let total: i64 = coupons::table
+        .filter(coupons::owner_id.eq(owner_id))
+        .count()
+        .get_result(conn)?;
+    let items = list_for_owner(conn, owner_id, Some(page), now)?;
+    Ok(Paged { items, total })
+}
+
+/// The owner's coupons, newest first, codes masked; one page, or all.
 pub fn list_for_owner(
     conn: &mut DbConnection,
     owner_id: &str,
-    limit: Option<i64>,
+    page: Option<Page>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<CouponView>> {
     let mut query = coupons::table
@@ -201,8 +218,8 @@ pub fn list_for_owner(
             (coupons::redeemed_at, coupons::voided_at),
         ))
         .into_boxed();
-    if let Some(limit) = limit {
-        query = query.limit(limit);
+    if let Some(page) = page {
+        query = query.limit(page.limit()).offset(page.offset());
     }
     let rows: Vec<ViewRow> = query.load(conn)?;
     rows.into_iter().map(|r| view(r, now)).collect()

@@ -10,7 +10,7 @@ use super::downloads::file_download;
 use super::extract::BackOffice;
 use super::invoices::DocumentResponse;
 use super::problem::FieldErrors;
-use super::query::{one_of, QueryRule};
+use super::query::{one_of, Listed, PageInfo, PageParams, Params, QueryRule};
 use super::responses::NotOperator;
 use super::{ApiError, AppState, Problem};
 use crate::invoices::export::{self, ExportPeriod};
@@ -18,12 +18,8 @@ use crate::invoices::listing::{self, DocumentFilter, ListedDocument, SearchText,
 use crate::invoices::receipts::StoredReceipt;
 use crate::invoices::{DocumentKind, InvoiceStatus};
 
-/// Largest page of documents.
-pub const MAX_PAGE: i64 = 200;
-
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only documents in this state of the exchange with the SdI.
     #[param(value_type = Option<InvoiceStatus>)]
@@ -44,12 +40,6 @@ pub struct ListQuery {
     /// partita IVA, address, PEC), any case.
     #[param(example = "rossi")]
     buyer: Option<String>,
-    /// Page size, 1 to 200 (default 50).
-    #[param(minimum = 1, maximum = 200, default = 50)]
-    limit: Option<i64>,
-    /// Documents to skip (default 0).
-    #[param(minimum = 0, default = 0)]
-    offset: Option<i64>,
 }
 
 /// A file sent (or to send) to the SdI.
@@ -123,8 +113,8 @@ impl From<ListedDocument> for BackOfficeDocumentResponse {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct DocumentListResponse {
     invoices: Vec<BackOfficeDocumentResponse>,
-    /// How many documents match the filters, over every page.
-    total: i64,
+    #[serde(flatten)]
+    page: PageInfo,
 }
 
 /// A day given as `YYYY-MM-DD`.
@@ -142,13 +132,14 @@ fn day(text: &str) -> Result<NaiveDate, QueryRule> {
     path = "/api/v1/backoffice/invoices",
     tag = "back-office",
     operation_id = "backoffice_invoices_list",
-    params(ListQuery),
+    params(ListQuery, PageParams),
     responses(
         (status = 200, description = "A page of documents", body = DocumentListResponse),
         (status = 400, description = "A filter is invalid: unknown status or kind, a day not \
 as YYYY-MM-DD or issued_to before issued_from, a search text empty, too long or with control \
-characters, limit or offset out of range (`/problems/invalid-field`, every wrong field listed), \
-or the query string does not fit or names an unknown filter (`/problems/malformed-request`)",
+characters, limit or offset out of range, a parameter the list does not take (rule \
+`unknown_parameter`) (`/problems/invalid-field`, every wrong field listed), or the query string \
+does not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
         NotOperator,
     )
@@ -156,9 +147,9 @@ or the query string does not fit or names an unknown filter (`/problems/malforme
 pub async fn list(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
-    query: web::Query<ListQuery>,
+    listed: Listed<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
+    let query = &listed.filter;
     let mut errors = FieldErrors::default();
     let status = errors.check_optional("status", query.status.as_deref(), |text| {
         let all: Vec<&str> = InvoiceStatus::ALL.iter().map(|s| s.as_str()).collect();
@@ -180,16 +171,7 @@ pub async fn list(
     }
     let number = errors.check_optional("number", query.number.as_deref(), SearchText::parse);
     let buyer = errors.check_optional("buyer", query.buyer.as_deref(), SearchText::parse);
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        let rule = QueryRule("range", format!("limit must be from 1 to {MAX_PAGE}"));
-        errors.check::<(), _>("limit", Err(rule));
-    }
-    let offset = query.offset.unwrap_or(0);
-    if offset < 0 {
-        let rule = QueryRule("range", "offset must be 0 or more".into());
-        errors.check::<(), _>("offset", Err(rule));
-    }
+    let page = listed.page_checked(&mut errors);
     errors.finish()?;
     let filter = DocumentFilter {
         status,
@@ -199,12 +181,12 @@ pub async fn list(
         number,
         buyer,
     };
-    let page = state
-        .with_conn(move |conn| listing::list(conn, &operator.brand, &filter, limit, offset))
+    let found = state
+        .with_conn(move |conn| listing::list(conn, &operator.brand, &filter, page))
         .await?;
     Ok(HttpResponse::Ok().json(DocumentListResponse {
-        invoices: page.documents.into_iter().map(Into::into).collect(),
-        total: page.total,
+        page: listed.info(page, found.total),
+        invoices: found.items.into_iter().map(Into::into).collect(),
     }))
 }
 
@@ -252,9 +234,9 @@ fn period_of(query: &ExportQuery) -> Result<ExportPeriod, ApiError> {
         (status = 200, description = "The ZIP, named `fatture-<brand>-<from>-<to>.zip` in \
 `Content-Disposition`", content_type = "application/zip", body = Vec<u8>),
         (status = 400, description = "`from` or `to` missing or not a day as YYYY-MM-DD, `to` \
-before `from` or more than 366 days after it (`/problems/invalid-field`, every wrong field \
-listed), or the query string does not fit or names an unknown parameter \
-(`/problems/malformed-request`)",
+before `from` or more than 366 days after it, a parameter the export does not take (rule \
+`unknown_parameter`) (`/problems/invalid-field`, every wrong field listed), or the query \
+string does not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
         NotOperator,
     )
@@ -262,9 +244,9 @@ listed), or the query string does not fit or names an unknown parameter \
 pub async fn export(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
-    query: web::Query<ExportQuery>,
+    query: Params<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let period = period_of(&query)?;
+    let period = period_of(&query.0)?;
     let name = period.file_name(&operator.brand);
     let (file, _) = state
         .with_conn(move |conn| {

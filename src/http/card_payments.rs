@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{BackOffice, CurrentUser};
 use super::json::JsonObject;
+use super::query::{Listed, PageInfo, PageParams};
 use super::responses::NotOperator;
 use super::{ApiError, AppState, Problem};
 use crate::auth::Role;
@@ -317,18 +318,19 @@ impl From<RefundRow> for RefundView {
 #[derive(Serialize, utoipa::ToSchema)]
 struct CardPaymentList {
     card_payments: Vec<BackOfficeCardPayment>,
+    #[serde(flatten)]
+    page: PageInfo,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only card payments in this state.
     #[param(value_type = Option<CardStatus>)]
     status: Option<String>,
 }
 
-/// The brand's card payments, newest first (at most 200)
+/// The brand's card payments, newest first, a page at a time
 ///
 /// Back-office operators: each with the provider's ids and state, what was paid, what was
 /// refunded, and why it is held.
@@ -337,10 +339,11 @@ pub struct ListQuery {
     path = "/api/v1/backoffice/card-payments",
     tag = "back-office",
     operation_id = "card_payments_list",
-    params(ListQuery),
+    params(ListQuery, PageParams),
     responses(
-        (status = 200, description = "The card payments", body = CardPaymentList),
-        (status = 400, description = "An unknown `status` (`/problems/invalid-field`), or the \
+        (status = 200, description = "A page of the card payments", body = CardPaymentList),
+        (status = 400, description = "An unknown `status`, limit or offset out of range, a \
+parameter the list does not take (rule `unknown_parameter`) (`/problems/invalid-field`), or the \
 query string does not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
         NotOperator,
@@ -349,10 +352,11 @@ query string does not fit (`/problems/malformed-request`)",
 pub async fn list(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
-    query: web::Query<ListQuery>,
+    listed: Listed<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let status = match query.into_inner().status {
-        Some(text) => Some(CardStatus::parse(&text).ok_or_else(|| {
+    let page = listed.page()?;
+    let status = match &listed.filter.status {
+        Some(text) => Some(CardStatus::parse(text).ok_or_else(|| {
             let all: Vec<&str> = CardStatus::ALL.iter().map(|s| s.as_str()).collect();
             ApiError::invalid_field(
                 "status",
@@ -364,11 +368,13 @@ pub async fn list(
     };
     let payments = state
         .with_conn(move |conn| {
-            store::list(conn, &operator.brand, status, 200).map_err(ApiError::from)
+            store::list(conn, &operator.brand, status, page).map_err(ApiError::from)
         })
         .await?;
     Ok(HttpResponse::Ok().json(CardPaymentList {
+        page: listed.info(page, payments.total),
         card_payments: payments
+            .items
             .iter()
             .map(|p| BackOfficeCardPayment::new(p, None))
             .collect(),

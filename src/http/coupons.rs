@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
+use super::query::{Listed, NoFilters, PageInfo, PageParams};
 use super::responses::NotBuyer;
 use super::{ApiError, AppState, Problem};
 use crate::catalog::Covers;
@@ -32,10 +33,12 @@ struct CouponResponse {
     created_at: DateTime<Utc>,
 }
 
-/// The buyer's coupons (at most 1000).
+/// A page of the buyer's coupons, newest first, with the total.
 #[derive(Serialize, utoipa::ToSchema)]
 struct CouponListResponse {
     coupons: Vec<CouponResponse>,
+    #[serde(flatten)]
+    page: PageInfo,
 }
 
 impl From<CouponView> for CouponResponse {
@@ -57,30 +60,36 @@ impl From<CouponView> for CouponResponse {
 
 /// List the caller's coupons, codes masked
 ///
-/// Customers and registration officers (the roles that buy). The full codes are in the delivery
-/// email only.
+/// Customers and registration officers (the roles that buy), newest first, a page at a time.
+/// The full codes are in the delivery email only.
 #[utoipa::path(
     get,
     path = "/api/v1/coupons",
     tag = "coupons",
     operation_id = "coupons_list",
+    params(PageParams),
     responses(
-        (status = 200, description = "The caller's coupons", body = CouponListResponse),
+        (status = 200, description = "A page of the caller's coupons", body = CouponListResponse),
+        (status = 400, description = "limit or offset out of range, a parameter the list does \
+not take (rule `unknown_parameter`) (`/problems/invalid-field`)",
+            body = Problem, content_type = "application/problem+json"),
         NotBuyer,
     )
 )]
 pub async fn list(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
+    listed: Listed<NoFilters>,
 ) -> Result<HttpResponse, ApiError> {
+    let page = listed.page()?;
     let list = state
         .with_conn(move |conn| {
-            coupons::list_for_owner(conn, &user.id, Some(1000), Utc::now())
-                .map_err(ApiError::storage)
+            coupons::page_for_owner(conn, &user.id, page, Utc::now()).map_err(ApiError::storage)
         })
         .await?;
     Ok(HttpResponse::Ok().json(CouponListResponse {
-        coupons: list.into_iter().map(CouponResponse::from).collect(),
+        page: listed.info(page, list.total),
+        coupons: list.items.into_iter().map(CouponResponse::from).collect(),
     }))
 }
 

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract::BackOffice;
+use super::query::{Listed, PageInfo, PageParams};
 use super::responses::NotOperator;
 use super::{ApiError, AppState, Problem};
 use crate::mail::outbox::{self, EmailSummary};
@@ -70,10 +71,12 @@ impl From<EmailSummary> for EmailResponse {
     }
 }
 
-/// The brand's emails in one status, oldest first (at most 500).
+/// A page of the brand's emails in one status, oldest first, with the total.
 #[derive(Serialize, utoipa::ToSchema)]
 struct EmailListResponse {
     emails: Vec<EmailResponse>,
+    #[serde(flatten)]
+    page: PageInfo,
 }
 
 /// The email's new state after a retry.
@@ -85,17 +88,18 @@ struct RetryResponse {
 
 /// List the brand's outbox emails in one status (dead by default)
 ///
-/// Back-office operators only. The brand's emails in the given status, oldest first, at most
-/// 500.
+/// Back-office operators only. The brand's emails in the given status, oldest first, a page
+/// at a time (`limit`, `offset`), with the total.
 #[utoipa::path(
     get,
     path = "/api/v1/backoffice/emails",
     tag = "back-office",
     operation_id = "emails_list",
-    params(ListQuery),
+    params(ListQuery, PageParams),
     responses(
-        (status = 200, description = "The emails", body = EmailListResponse),
-        (status = 400, description = "`status` is not dead, pending or sent \
+        (status = 200, description = "A page of the emails", body = EmailListResponse),
+        (status = 400, description = "`status` is not dead, pending or sent, limit or offset out \
+of range, a parameter the list does not take (rule `unknown_parameter`) \
 (`/problems/invalid-field`), or the query string does not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
         NotOperator,
@@ -104,9 +108,9 @@ struct RetryResponse {
 pub async fn list(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
-    query: web::Query<ListQuery>,
+    listed: Listed<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let status = query.into_inner().status;
+    let (status, page) = (listed.filter.status.clone(), listed.page()?);
     if !["dead", "pending", "sent"].contains(&status.as_str()) {
         return Err(ApiError::invalid_field(
             "status",
@@ -115,10 +119,11 @@ pub async fn list(
         ));
     }
     let list = state
-        .with_conn(move |conn| outbox::list(conn, &operator.brand, &status, 500))
+        .with_conn(move |conn| outbox::list(conn, &operator.brand, &status, page))
         .await?;
     Ok(HttpResponse::Ok().json(EmailListResponse {
-        emails: list.into_iter().map(EmailResponse::from).collect(),
+        page: listed.info(page, list.total),
+        emails: list.items.into_iter().map(EmailResponse::from).collect(),
     }))
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
-use super::query::one_of;
+use super::query::{one_of, Listed, PageInfo, PageParams};
 use super::responses::{problem_response_type, NotBuyer, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::auth::officer_applications::{
@@ -89,10 +89,12 @@ impl From<Application> for ApplicationResponse {
     }
 }
 
-/// The brand's applications in one status, oldest first.
+/// A page of the brand's applications in one status, oldest first, with the total.
 #[derive(Serialize, utoipa::ToSchema)]
 struct ApplicationListResponse {
     applications: Vec<ApplicationResponse>,
+    #[serde(flatten)]
+    page: PageInfo,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -215,16 +217,17 @@ pub async fn mine(
 
 /// List the brand's applications for the registration-officer role
 ///
-/// Back-office operators only; pending ones by default, oldest first, at most 500.
+/// Back-office operators only; pending ones by default, oldest first, a page at a time.
 #[utoipa::path(
     get,
     path = "/api/v1/backoffice/officer-applications",
     tag = "back-office",
     operation_id = "officer_applications_list",
-    params(ListQuery),
+    params(ListQuery, PageParams),
     responses(
-        (status = 200, description = "The applications", body = ApplicationListResponse),
-        (status = 400, description = "`status` is not pending, approved or refused \
+        (status = 200, description = "A page of the applications", body = ApplicationListResponse),
+        (status = 400, description = "`status` is not pending, approved or refused, limit or \
+offset out of range, a parameter the list does not take (rule `unknown_parameter`) \
 (`/problems/invalid-field`), or the query string does not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
         NotOperator,
@@ -233,23 +236,29 @@ pub async fn mine(
 pub async fn list(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
-    query: web::Query<ListQuery>,
+    listed: Listed<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = FieldErrors::default();
-    let status = errors.check_optional("status", query.status.as_deref(), |text| {
+    let status = errors.check_optional("status", listed.filter.status.as_deref(), |text| {
         one_of(
             "status",
             ApplicationStatus::parse(text),
             &["pending", "approved", "refused"],
         )
     });
+    let page = listed.page_checked(&mut errors);
     errors.finish()?;
     let status = status.unwrap_or(ApplicationStatus::Pending);
     let list = state
-        .with_conn(move |conn| officer_applications::list(conn, &operator.brand, status, 500))
+        .with_conn(move |conn| officer_applications::list(conn, &operator.brand, status, page))
         .await?;
     Ok(HttpResponse::Ok().json(ApplicationListResponse {
-        applications: list.into_iter().map(ApplicationResponse::from).collect(),
+        page: listed.info(page, list.total),
+        applications: list
+            .items
+            .into_iter()
+            .map(ApplicationResponse::from)
+            .collect(),
     }))
 }
 

@@ -10,7 +10,7 @@ use super::catalog::{requested_lines, LineRequest};
 use super::extract::{BackOffice, Buyer, CurrentUser};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
-use super::query::{one_of, QueryRule};
+use super::query::{one_of, Listed, PageInfo, PageParams, QueryRule};
 use super::responses::{NotBuyer, NotOperator};
 use super::{brand_of, idempotent, ApiError, AppState, Problem};
 use crate::auth::{confirmation, users, Role, UserError};
@@ -22,10 +22,9 @@ use crate::money::Money;
 use crate::orders::checkout;
 use crate::orders::resend::{resend_unused_codes, Requester, Resent};
 use crate::orders::{self, Order, OrderError, OrderStatus, PaymentMethod};
+use crate::paging::Page;
 use crate::payments::CreditorReference;
 use crate::validation::Reason;
-
-const LIST_LIMIT: i64 = 200;
 
 /// An order: its lines, and how it is paid.
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
@@ -144,10 +143,12 @@ pub struct OrderResponse {
     card: Option<CardPaymentView>,
 }
 
-/// The caller's orders, newest first (at most 200).
+/// A page of the caller's orders, newest first, with the total.
 #[derive(Serialize, utoipa::ToSchema)]
 struct OrderListResponse {
     orders: Vec<OrderResponse>,
+    #[serde(flatten)]
+    page: PageInfo,
 }
 
 impl OrderResponse {
@@ -326,17 +327,19 @@ pub struct ListQuery {
 ///
 /// Any signed-in user (any role). Customers and registration officers see their own orders;
 /// back-office operators see every order of their brand, and find the one a customer asks about
-/// by its RF code, invoice number or email. Newest first, at most 200.
+/// by its RF code, invoice number or email. Newest first, a page at a time (`limit`, `offset`),
+/// with the total of orders that match.
 #[utoipa::path(
     get,
     path = "/api/v1/orders",
     tag = "orders",
     operation_id = "orders_list",
-    params(ListQuery),
+    params(ListQuery, PageParams),
     responses(
-        (status = 200, description = "The orders", body = OrderListResponse),
+        (status = 200, description = "A page of the orders", body = OrderListResponse),
         (status = 400, description = "A filter is invalid: unknown status, not an RF code, not an \
-email address, an invoice number over 40 characters (`/problems/invalid-field`, every wrong \
+email address, an invoice number over 40 characters, limit or offset out of range, a parameter \
+the list does not take (rule `unknown_parameter`) (`/problems/invalid-field`, every wrong \
 field listed), or the query string does not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
     )
@@ -344,26 +347,33 @@ field listed), or the query string does not fit (`/problems/malformed-request`)"
 pub async fn list(
     state: web::Data<AppState>,
     user: CurrentUser,
-    query: web::Query<ListQuery>,
+    query: Listed<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let filter = list_filter(query.into_inner())?;
-    let list = state
+    let (filter, page) = list_filter(&query)?;
+    let (list, total) = state
         .with_conn(move |conn| {
             let owner = (user.role != Role::BackOffice).then_some(user.id.as_str());
-            let list = orders::list(conn, &user.brand, owner, &filter, LIST_LIMIT)?;
+            let list = orders::list(conn, &user.brand, owner, &filter, page)?;
             let brand = brand_of(conn, &user.brand)?;
-            list.into_iter()
+            let orders = list
+                .items
+                .into_iter()
                 .map(|o| OrderResponse::of(conn, o, &brand))
-                .collect::<Result<Vec<_>, ApiError>>()
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            Ok::<_, ApiError>((orders, list.total))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(OrderListResponse { orders: list }))
+    Ok(HttpResponse::Ok().json(OrderListResponse {
+        orders: list,
+        page: query.info(page, total),
+    }))
 }
 
 /// The longest invoice number looked for: series, year and sequence fit well within.
 const INVOICE_NUMBER_MAX: usize = 40;
 
-fn list_filter(query: ListQuery) -> Result<orders::OrderFilter, ApiError> {
+fn list_filter(listed: &Listed<ListQuery>) -> Result<(orders::OrderFilter, Page), ApiError> {
+    let query = &listed.filter;
     let mut errors = FieldErrors::default();
     let status = errors.check_optional("status", query.status.as_deref(), |s| {
         let all: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
@@ -375,7 +385,7 @@ fn list_filter(query: ListQuery) -> Result<orders::OrderFilter, ApiError> {
         CreditorReference::parse,
     );
     let email = errors.check_optional("email", query.email.as_deref(), EmailAddress::parse);
-    let invoice_number = query.invoice_number.and_then(|n| {
+    let invoice_number = query.invoice_number.as_ref().and_then(|n| {
         let n = n.trim().to_uppercase();
         let fits = !n.is_empty() && n.chars().count() <= INVOICE_NUMBER_MAX;
         errors.check(
@@ -390,14 +400,16 @@ fn list_filter(query: ListQuery) -> Result<orders::OrderFilter, ApiError> {
             },
         )
     });
+    let page = listed.page_checked(&mut errors);
     errors.finish()?;
-    Ok(orders::OrderFilter {
+    let filter = orders::OrderFilter {
         status,
         reference,
         invoice_number,
         email,
         id: None,
-    })
+    };
+    Ok((filter, page))
 }
 
 /// Show one order

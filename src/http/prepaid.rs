@@ -10,18 +10,17 @@ use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
 use super::orders::PayTo;
 use super::problem::FieldErrors;
+use super::query::{Listed, NoFilters, PageInfo, PageParams, Params};
 use super::responses::{problem_response_type, AccountGone, NotBuyer, NotBuyerOrUnconfirmed};
 use super::{idempotent, ApiError, AppState, Problem};
 use crate::auth::{confirmation, users, UserError};
 use crate::email_address::EmailAddress;
 use crate::money::{Money, PositiveMoney};
 use crate::orders::PaymentMethod;
+use crate::paging::Page;
 use crate::prepaid::top_ups::{self, TopUp, TopUpStatus};
 use crate::prepaid::{self, Account, Adjustment, Direction, Entry, EntryKind, PrepaidError};
-use crate::validation::Reason;
-
-const DEFAULT_PAGE: i64 = 50;
-const MAX_PAGE: i64 = 200;
+use crate::validation::{Reason, Rule};
 
 problem_response_type!(
     /// A buyer's operation on the caller's own account, which does not exist yet.
@@ -131,13 +130,15 @@ pub async fn balance(
     Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
 }
 
-/// A page of the statement.
+/// A page of the statement. The statement keeps its cursor (`before`) rather than an
+/// offset: entries are only ever added, at the top, so an offset would shift under a
+/// reader while a cursor never does. `limit` follows the rule of every list.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// Entries per page, from 1 to 200 (default 50).
-    #[param(minimum = 1, maximum = 200, example = 50)]
-    limit: Option<i64>,
+    /// Entries per page, from 1 to 500 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500, example = 50)]
+    limit: Option<String>,
     /// Only entries older than this `seq` (the previous page's `next_before`).
     before: Option<i64>,
 }
@@ -149,11 +150,20 @@ struct EntriesResponse {
     /// Pass as `before` for the next (older) page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_before: Option<i64>,
+    /// How many entries the whole statement has.
+    total: i64,
+    /// The most entries this page holds.
+    limit: i64,
+    /// The address of the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "/api/v1/prepaid/entries?limit=50&before=118")]
+    next: Option<String>,
 }
 
 /// The caller's prepaid statement, newest first, paged
 ///
-/// Customers and registration officers (the roles that buy).
+/// Customers and registration officers (the roles that buy). Paged by a cursor, `before`,
+/// not by `offset`: new entries never shift the pages a reader is going through.
 #[utoipa::path(
     get,
     path = "/api/v1/prepaid/entries",
@@ -162,8 +172,9 @@ struct EntriesResponse {
     params(PageQuery),
     responses(
         (status = 200, description = "A page of entries", body = EntriesResponse),
-        (status = 400, description = "`limit` out of range (`/problems/invalid-field`) or a \
-            query string that does not fit (`/problems/malformed-request`)",
+        (status = 400, description = "`limit` out of range, a parameter the list does not take \
+            (rule `unknown_parameter`) (`/problems/invalid-field`) or a query string that does \
+            not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
         NotBuyer,
         NoPrepaidAccount,
@@ -172,21 +183,16 @@ struct EntriesResponse {
 pub async fn entries(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
-    page: web::Query<PageQuery>,
+    Params(page): Params<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = page.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            "range",
-            format!("limit must be from 1 to {MAX_PAGE}"),
-        ));
-    }
+    let limit = Page::parse_limit(page.limit.as_deref())
+        .map_err(|e| ApiError::invalid_field("limit", e.rule(), format!("limit {e}")))?;
     let before = page.before;
-    let entries = state
+    let (entries, total) = state
         .with_conn(move |conn| {
             let account = prepaid::account_of_owner(conn, &user.id)?;
-            prepaid::entries(conn, &account.id, before, limit)
+            let total = prepaid::entry_count(conn, &account.id)?;
+            Ok::<_, PrepaidError>((prepaid::entries(conn, &account.id, before, limit)?, total))
         })
         .await?;
     let next_before = match entries.last() {
@@ -195,7 +201,10 @@ pub async fn entries(
     };
     Ok(HttpResponse::Ok().json(EntriesResponse {
         entries: entries.into_iter().map(EntryResponse::from).collect(),
+        next: next_before.map(|seq| format!("/api/v1/prepaid/entries?limit={limit}&before={seq}")),
         next_before,
+        total,
+        limit,
     }))
 }
 
@@ -225,8 +234,9 @@ struct AccountsResponse {
     params(SearchQuery),
     responses(
         (status = 200, description = "The accounts found (possibly none)", body = AccountsResponse),
-        (status = 400, description = "Not a valid email (`/problems/invalid-field`), or the \
-            `email` parameter is missing (`/problems/malformed-request`)",
+        (status = 400, description = "Not a valid email, or a parameter the search does not \
+            take (rule `unknown_parameter`) (`/problems/invalid-field`), or the `email` parameter \
+            is missing (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a back-office operator (`/problems/forbidden-role`)",
             body = Problem, content_type = "application/problem+json"),
@@ -235,9 +245,9 @@ struct AccountsResponse {
 pub async fn search(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
-    query: web::Query<SearchQuery>,
+    query: Params<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let email = EmailAddress::parse(&query.email)
+    let email = EmailAddress::parse(&query.0.email)
         .map_err(|e| ApiError::invalid_field("email", e.rule(), e.to_string()))?;
     let accounts = state
         .with_conn(move |conn| prepaid::find_by_email(conn, &operator.brand, &email))
@@ -410,6 +420,8 @@ struct TopUpResponse {
 #[derive(Serialize, utoipa::ToSchema)]
 struct TopUpsResponse {
     top_ups: Vec<TopUpResponse>,
+    #[serde(flatten)]
+    page: PageInfo,
 }
 
 impl TopUpResponse {
@@ -527,7 +539,7 @@ pub async fn request_top_up(
     Ok(idempotent::reply(answer))
 }
 
-/// The caller's top-ups, newest first (at most 200)
+/// The caller's top-ups, newest first, a page at a time
 ///
 /// Customers and registration officers (the roles that buy).
 #[utoipa::path(
@@ -535,23 +547,31 @@ pub async fn request_top_up(
     path = "/api/v1/prepaid/topups",
     tag = "prepaid",
     operation_id = "prepaid_list_top_ups",
+    params(PageParams),
     responses(
-        (status = 200, description = "The top-ups", body = TopUpsResponse),
+        (status = 200, description = "A page of the top-ups", body = TopUpsResponse),
+        (status = 400, description = "limit or offset out of range, a parameter the list does \
+not take (rule `unknown_parameter`) (`/problems/invalid-field`)",
+            body = Problem, content_type = "application/problem+json"),
         NotBuyer,
     )
 )]
 pub async fn list_top_ups(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
+    listed: Listed<NoFilters>,
 ) -> Result<HttpResponse, ApiError> {
+    let page = listed.page()?;
     let (list, brand) = state
         .with_conn(move |conn| {
-            let list = top_ups::list_for_user(conn, &user.id, MAX_PAGE)?;
+            let list = top_ups::list_for_user(conn, &user.id, page)?;
             Ok::<_, ApiError>((list, crate::http::brand_of(conn, &user.brand)?))
         })
         .await?;
     Ok(HttpResponse::Ok().json(TopUpsResponse {
+        page: listed.info(page, list.total),
         top_ups: list
+            .items
             .into_iter()
             .map(|t| TopUpResponse::new(t, &brand))
             .collect(),

@@ -239,6 +239,10 @@ impl FieldErrors {
         text.and_then(|text| self.check(field, parse(text)))
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn finish(self) -> Result<(), ApiError> {
         if self.0.is_empty() {
             Ok(())
@@ -461,5 +465,9 @@ pub fn path_error(error: actix_web::error::PathError) -> actix_web::Error {
 }
 
 pub fn query_error(error: actix_web::error::QueryPayloadError) -> actix_web::Error {
-    ApiError::MalformedRequest(format!("the query string does not fit: {error}")).into()
+    malformed_query(error).into()
+}
+
+pub fn malformed_query(error: actix_web::error::QueryPayloadError) -> ApiError {
+    ApiError::MalformedRequest(format!("the query string does not fit: {error}"))
 }

@@ -1,6 +1,15 @@
 //! Query-string values that break a rule: the same problem JSON as a body field, naming
 //! the parameter.
 
+use std::future::{ready, Ready};
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::problem::{self, ApiError, FieldErrors};
+use crate::paging::{Page, PageError};
 use crate::validation::Rule;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,3 +31,230 @@ pub(super) fn one_of<T>(field: &str, parsed: Option<T>, names: &[&str]) -> Resul
         )
     })
 }
+
+/// The query parameters of an endpoint, read strictly: a parameter the endpoint does not
+/// take is refused (`unknown_parameter`, one error per name) rather than ignored, so a
+/// misspelled filter (`?rf=` for `?reference=`) never silently returns everything.
+/// `T` is a plain `Deserialize` struct of the filters (no `flatten`): its field names are
+/// the parameters the endpoint takes.
+pub struct Params<T>(pub T);
+
+/// The query of a list: its filters `T` plus the paging parameters `limit` and `offset`
+/// of the one paging rule ([`Page`]), and what it takes to link the next page.
+pub struct Listed<T> {
+    pub filter: T,
+    /// The page asked for, or why `limit` or `offset` is wrong: read through [`Self::page`]
+    /// or [`Self::page_checked`], so that no list forgets to refuse a wrong one.
+    page: Result<Page, Vec<(&'static str, PageError)>>,
+    path: String,
+    pairs: Vec<(String, String)>,
+}
+
+/// What every paged list answers next to its rows (flattened into the list's object, so
+/// the rows keep their key): the total matching the filter, the page asked for, and the
+/// address of the next page while rows remain.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PageInfo {
+    /// How many rows match the filter, on every page together.
+    #[schema(example = 128)]
+    pub total: i64,
+    /// The most rows this page holds (the `limit` asked for, or the default 50).
+    #[schema(example = 50)]
+    pub limit: i64,
+    /// How many matching rows come before this page.
+    #[schema(example = 0)]
+    pub offset: i64,
+    /// The address of the next page, with the same filters; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "/api/v1/orders?limit=50&offset=50")]
+    pub next: Option<String>,
+}
+
+impl<T> Listed<T> {
+    /// The page asked for, or the problem naming `limit` or `offset`, for a list whose
+    /// filters have nothing to check.
+    pub fn page(&self) -> Result<Page, ApiError> {
+        let mut errors = FieldErrors::default();
+        let page = self.page_checked(&mut errors);
+        errors.finish().map(|()| page)
+    }
+
+    /// The page asked for; a wrong `limit` or `offset` joins the filters' `errors`, so a
+    /// client learns every wrong parameter at once (the page is then never used).
+    pub fn page_checked(&self, errors: &mut FieldErrors) -> Page {
+        match &self.page {
+            Ok(page) => *page,
+            Err(wrong) => {
+                for (field, error) in wrong {
+                    errors.refuse(field, error.clone());
+                }
+                Page::default()
+            }
+        }
+    }
+
+    /// The paging members of the answer to a list of `total` rows, on `page`.
+    pub fn info(&self, page: Page, total: i64) -> PageInfo {
+        PageInfo {
+            total,
+            limit: page.limit(),
+            offset: page.offset(),
+            next: page.next(total).map(|next| {
+                let mut link = url::form_urlencoded::Serializer::new(String::new());
+                for (name, value) in &self.pairs {
+                    if name != "limit" && name != "offset" {
+                        link.append_pair(name, value);
+                    }
+                }
+                link.append_pair("limit", &next.limit().to_string());
+                link.append_pair("offset", &next.offset().to_string());
+                format!("{}?{}", self.path, link.finish())
+            }),
+        }
+    }
+}
+
+/// The names of the fields of the struct `T` deserializes into, asked of serde itself
+/// (a deserializer that records the field list a derived struct hands it and stops), so
+/// the list of parameters an endpoint takes is never written twice.
+fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+    use std::cell::Cell;
+
+    struct Recorder<'a>(&'a Cell<&'static [&'static str]>);
+    impl<'de> de::Deserializer<'de> for Recorder<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0.set(fields);
+            Err(de::Error::custom("fields recorded"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+            enum identifier ignored_any
+        }
+    }
+    let fields = Cell::new(&[][..]);
+    let _ = T::deserialize(Recorder(&fields));
+    fields.get()
+}
+
+/// Reads the query string of `request` into `T`, refusing parameters that are neither a
+/// field of `T` nor one of `also` (each refusal goes into `errors`); the pairs are
+/// returned too, for the parameters in `also`.
+fn read_strictly<T: DeserializeOwned>(
+    request: &HttpRequest,
+    also: &[&str],
+    errors: &mut FieldErrors,
+) -> Result<(T, Vec<(String, String)>), ApiError> {
+    let query = request.query_string();
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let known = field_names::<T>();
+    let mut unknown: Vec<&str> = Vec::new();
+    for (name, _) in &pairs {
+        let is_known = known.contains(&name.as_str()) || also.contains(&name.as_str());
+        if !is_known && !unknown.contains(&name.as_str()) {
+            unknown.push(name);
+        }
+    }
+    let taken: Vec<&str> = known.iter().chain(also).copied().collect();
+    for name in unknown {
+        let detail = if taken.is_empty() {
+            "this endpoint takes no query parameters".to_owned()
+        } else {
+            format!(
+                "{name} is not a parameter here; the parameters are: {}",
+                taken.join(", ")
+            )
+        };
+        errors.refuse(name, QueryRule("unknown_parameter", detail));
+    }
+    match web::Query::<T>::from_query(query) {
+        Ok(filter) => Ok((filter.into_inner(), pairs)),
+        // Unknown parameters are the likelier mistake: name them first.
+        Err(malformed) => {
+            std::mem::take(errors).finish()?;
+            Err(problem::malformed_query(malformed))
+        }
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for Params<T> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready((|| {
+            let mut errors = FieldErrors::default();
+            let (filter, _) = read_strictly::<T>(request, &[], &mut errors)?;
+            errors.finish()?;
+            Ok(Params(filter))
+        })())
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for Listed<T> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready((|| {
+            let mut unknown = FieldErrors::default();
+            let (filter, pairs) = read_strictly::<T>(request, &["limit", "offset"], &mut unknown)?;
+            let value = |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, value)| value.as_str())
+            };
+            let (limit, offset) = (
+                Page::parse_limit(value("limit")),
+                Page::parse_offset(value("offset")),
+            );
+            let page = match (limit, offset) {
+                (Ok(limit), Ok(offset)) => Page::new(limit, offset).map_err(|e| vec![("limit", e)]),
+                (limit, offset) => Err([("limit", limit.err()), ("offset", offset.err())]
+                    .into_iter()
+                    .filter_map(|(field, error)| Some((field, error?)))
+                    .collect()),
+            };
+            let listed = Listed {
+                filter,
+                page,
+                path: request.path().to_owned(),
+                pairs,
+            };
+            // Unknown parameters are refused at once, with what is wrong in the paging.
+            if !unknown.is_empty() {
+                listed.page_checked(&mut unknown);
+                unknown.finish()?;
+            }
+            Ok(listed)
+        })())
+    }
+}
+
+/// The paging parameters of every list, for the OpenAPI document (read by [`Listed`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageParams {
+    /// The most rows to return: 1 to 500, 50 when not given.
+    #[param(minimum = 1, maximum = 500, default = 50)]
+    limit: Option<i64>,
+    /// How many matching rows to skip (the `offset` of the previous page plus its `limit`).
+    #[param(minimum = 0, default = 0)]
+    offset: Option<i64>,
+}
+
+/// The filters of a list that has none: only `limit` and `offset` are taken.
+#[derive(serde::Deserialize)]
+pub struct NoFilters {}

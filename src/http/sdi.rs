@@ -6,12 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract::BackOffice;
+use super::query::{Listed, PageInfo, PageParams};
 use super::responses::NotOperator;
 use super::{ApiError, AppState, Problem};
 use crate::invoices::transmission::{self, TransmissionStatus, TransmissionSummary};
-
-/// Files listed at most.
-const LISTED: i64 = 500;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -69,10 +67,12 @@ impl From<TransmissionSummary> for TransmissionResponse {
     }
 }
 
-/// The brand's files, newest first (at most 500).
+/// A page of the brand's files, newest first, with the total.
 #[derive(Serialize, utoipa::ToSchema)]
 struct TransmissionListResponse {
     transmissions: Vec<TransmissionResponse>,
+    #[serde(flatten)]
+    page: PageInfo,
 }
 
 /// The file's new state after a retry.
@@ -85,16 +85,17 @@ struct RetryResponse {
 /// List the brand's files sent or to send to the SdI
 ///
 /// Back-office operators only. The brand's files in the transmission outbox, in one status
-/// or all, newest first, at most 500: each with its attempts and the last error.
+/// or all, newest first, a page at a time: each with its attempts and the last error.
 #[utoipa::path(
     get,
     path = "/api/v1/backoffice/sdi/transmissions",
     tag = "back-office",
     operation_id = "sdi_transmissions_list",
-    params(ListQuery),
+    params(ListQuery, PageParams),
     responses(
-        (status = 200, description = "The files", body = TransmissionListResponse),
-        (status = 400, description = "`status` is not pending, sent or dead \
+        (status = 200, description = "A page of the files", body = TransmissionListResponse),
+        (status = 400, description = "`status` is not pending, sent or dead, limit or offset out \
+of range, a parameter the list does not take (rule `unknown_parameter`) \
 (`/problems/invalid-field`), or the query string does not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
         NotOperator,
@@ -103,9 +104,10 @@ struct RetryResponse {
 pub async fn list(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
-    query: web::Query<ListQuery>,
+    listed: Listed<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let status = match query.into_inner().status.as_deref() {
+    let page = listed.page()?;
+    let status = match listed.filter.status.as_deref() {
         None => None,
         Some(text) => Some(TransmissionStatus::parse(text).ok_or_else(|| {
             ApiError::invalid_field("status", "one_of", "status must be pending, sent or dead")
@@ -113,11 +115,16 @@ pub async fn list(
     };
     let list = state
         .with_conn(move |conn| {
-            transmission::list(conn, &operator.brand, status, LISTED).map_err(ApiError::storage)
+            transmission::list(conn, &operator.brand, status, page).map_err(ApiError::storage)
         })
         .await?;
     Ok(HttpResponse::Ok().json(TransmissionListResponse {
-        transmissions: list.into_iter().map(TransmissionResponse::from).collect(),
+        page: listed.info(page, list.total),
+        transmissions: list
+            .items
+            .into_iter()
+            .map(TransmissionResponse::from)
+            .collect(),
     }))
 }
 

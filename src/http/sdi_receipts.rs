@@ -11,6 +11,7 @@ use super::billing::BillingRequest;
 use super::extract::BackOffice;
 use super::json::JsonObject;
 use super::problem::FieldErrors;
+use super::query::{Listed, PageInfo, PageParams, Params};
 use super::responses::NotOperator;
 use super::{ApiError, AppState, Problem};
 use crate::billing::BillingInput;
@@ -148,7 +149,8 @@ or one or more parts named `file` of a multipart form. XML of the SdI's messaggi
             body = ImportResponse),
         (status = 400, description = "No file, no file name or one that is not a \
 notification's (letters, digits, `_`, `-`, `.`, at most 100), or more than 100 files \
-(`/problems/invalid-field`, field `file` or `file_name`), or a form that cannot be read \
+(`/problems/invalid-field`, field `file` or `file_name`; or a query parameter the import does \
+not take, rule `unknown_parameter`), or a form that cannot be read \
 (`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
         NotOperator,
         (status = 409, description = "Another notification with the same file name and a \
@@ -166,10 +168,10 @@ pub async fn import(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
     request: HttpRequest,
-    query: web::Query<ImportQuery>,
+    query: Params<ImportQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let files = read_files(&request, payload, query.into_inner().file_name).await?;
+    let files = read_files(&request, payload, query.0.file_name).await?;
     let public_url = state.config.public_url.clone();
     let imported = state
         .with_conn(move |conn| {
@@ -201,40 +203,47 @@ pub struct ListQuery {
     unmatched: bool,
 }
 
-/// The brand's imported notifications, newest first (at most 200).
+/// A page of the brand's imported notifications, newest first, with the total.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ReceiptListResponse {
     receipts: Vec<StoredReceipt>,
+    #[serde(flatten)]
+    page: PageInfo,
 }
 
 /// List the imported SdI notifications
 ///
-/// Back-office operators only; the brand's, newest import first, at most 200.
+/// Back-office operators only; the brand's, newest import first, a page at a time.
 #[utoipa::path(
     get,
     path = "/api/v1/backoffice/sdi/receipts",
     tag = "back-office",
     operation_id = "sdi_receipts_list",
-    params(ListQuery),
+    params(ListQuery, PageParams),
     responses(
-        (status = 200, description = "The notifications", body = ReceiptListResponse),
-        (status = 400, description = "A query parameter that cannot be read \
-(`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of the notifications", body = ReceiptListResponse),
+        (status = 400, description = "limit or offset out of range, a parameter the list does \
+not take (rule `unknown_parameter`) (`/problems/invalid-field`), or a query parameter that \
+cannot be read (`/problems/malformed-request`)", body = Problem,
+            content_type = "application/problem+json"),
         NotOperator,
     )
 )]
 pub async fn list(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
-    query: web::Query<ListQuery>,
+    listed: Listed<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let unmatched = query.unmatched;
+    let (unmatched, page) = (listed.filter.unmatched, listed.page()?);
     let list = state
         .with_conn(move |conn| {
-            receipts::recent(conn, &operator.brand, unmatched, 200).map_err(ApiError::storage)
+            receipts::recent(conn, &operator.brand, unmatched, page).map_err(ApiError::storage)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(ReceiptListResponse { receipts: list }))
+    Ok(HttpResponse::Ok().json(ReceiptListResponse {
+        page: listed.info(page, list.total),
+        receipts: list.items,
+    }))
 }
 
 /// A rejected document waiting to be sent again.

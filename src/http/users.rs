@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{BackOffice, CurrentUser};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
-use super::query::{one_of, QueryRule};
+use super::query::{one_of, Listed, PageInfo, PageParams};
 use super::responses::{problem_response_type, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::auth::management::{
@@ -17,9 +17,6 @@ use crate::auth::management::{
 use crate::auth::{Role, User};
 use crate::db::DbConnection;
 use crate::validation::Reason;
-
-/// Largest page of users.
-const MAX_PAGE: i64 = 200;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -33,12 +30,6 @@ pub struct ListQuery {
     /// Only active or only disabled users.
     #[param(value_type = Option<UserStatus>)]
     status: Option<String>,
-    /// Page size, 1 to 200 (default 50).
-    #[param(minimum = 1, maximum = 200, default = 50)]
-    limit: Option<i64>,
-    /// Users to skip (default 0).
-    #[param(minimum = 0, default = 0)]
-    offset: Option<i64>,
 }
 
 /// A user of the brand as the back-office sees it (never the password).
@@ -75,8 +66,8 @@ impl From<User> for UserResponse {
 #[derive(Serialize, utoipa::ToSchema)]
 struct UserListResponse {
     users: Vec<UserResponse>,
-    /// How many users match the filters, over every page.
-    total: i64,
+    #[serde(flatten)]
+    page: PageInfo,
 }
 
 /// Why the operator acts (kept in the audit log).
@@ -110,11 +101,12 @@ problem_response_type!(
     path = "/api/v1/backoffice/users",
     tag = "back-office",
     operation_id = "users_list",
-    params(ListQuery),
+    params(ListQuery, PageParams),
     responses(
         (status = 200, description = "A page of users", body = UserListResponse),
         (status = 400, description = "A filter is invalid: unknown role or status, a search \
-text too long or with control characters, limit or offset out of range (`/problems/invalid-field`, every wrong field listed), or the query string \
+text too long or with control characters, limit or offset out of range, a parameter the list \
+does not take (rule `unknown_parameter`) (`/problems/invalid-field`, every wrong field listed), or the query string \
 does not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
         NotOperator,
@@ -123,9 +115,9 @@ does not fit (`/problems/malformed-request`)",
 pub async fn list(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
-    query: web::Query<ListQuery>,
+    listed: Listed<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
+    let query = &listed.filter;
     let mut errors = FieldErrors::default();
     let role = errors.check_optional("role", query.role.as_deref(), |text| {
         let all: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
@@ -134,25 +126,16 @@ pub async fn list(
     let status = errors.check_optional("status", query.status.as_deref(), |text| {
         one_of("status", UserStatus::parse(text), &["active", "disabled"])
     });
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        let rule = QueryRule("range", format!("limit must be from 1 to {MAX_PAGE}"));
-        errors.check::<(), _>("limit", Err(rule));
-    }
-    let offset = query.offset.unwrap_or(0);
-    if offset < 0 {
-        let rule = QueryRule("range", "offset must be 0 or more".into());
-        errors.check::<(), _>("offset", Err(rule));
-    }
     let text = errors.check_optional("q", query.q.as_deref(), SearchText::parse);
+    let page = listed.page_checked(&mut errors);
     errors.finish()?;
     let filter = UserFilter { text, role, status };
-    let page = state
-        .with_conn(move |conn| management::search(conn, &operator.brand, &filter, limit, offset))
+    let found = state
+        .with_conn(move |conn| management::search(conn, &operator.brand, &filter, page))
         .await?;
     Ok(HttpResponse::Ok().json(UserListResponse {
-        users: page.users.into_iter().map(UserResponse::from).collect(),
-        total: page.total,
+        page: listed.info(page, found.total),
+        users: found.items.into_iter().map(UserResponse::from).collect(),
     }))
 }
 

@@ -14,6 +14,7 @@ use super::{DocumentKind, InvoiceError, InvoiceStatus};
 use crate::db::schema::{invoices, sdi_transmissions};
 use crate::db::search::{contains_pattern, lower};
 use crate::db::DbConnection;
+use crate::paging::{Page, Paged};
 
 /// The search text of the number and buyer filters.
 pub type SearchText = crate::validation::Text<1, 100>;
@@ -60,21 +61,14 @@ pub struct ListedDocument {
     pub receipts: Vec<StoredReceipt>,
 }
 
-/// A page of documents, and how many match over every page.
-#[derive(Debug, Clone)]
-pub struct DocumentPage {
-    pub documents: Vec<ListedDocument>,
-    pub total: i64,
-}
-
-/// The brand's documents that match `filter`, newest first, `limit` from `offset`.
+/// The brand's documents that match `filter`, newest first: one page, and how many match
+/// over every page.
 pub fn list(
     conn: &mut DbConnection,
     brand_id: &str,
     filter: &DocumentFilter,
-    limit: i64,
-    offset: i64,
-) -> Result<DocumentPage, InvoiceError> {
+    page: Page,
+) -> Result<Paged<ListedDocument>, InvoiceError> {
     let query = || {
         let mut query = invoices::table
             .filter(invoices::brand_id.eq(brand_id.to_owned()))
@@ -108,16 +102,16 @@ pub fn list(
             invoices::created_at.desc(),
             invoices::id.desc(),
         ))
-        .limit(limit)
-        .offset(offset)
+        .limit(page.limit())
+        .offset(page.offset())
         .select((DocumentRow::as_select(), invoices::buyer))
         .load(conn)?;
     let documents = rows
         .into_iter()
         .map(|(row, buyer)| Ok((StoredDocument::try_from(row)?, buyer)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(DocumentPage {
-        documents: with_exchange(conn, documents)?,
+    Ok(Paged {
+        items: with_exchange(conn, documents)?,
         total,
     })
 }

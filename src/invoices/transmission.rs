@@ -13,6 +13,7 @@ use super::store::{self, Untransmitted};
 use crate::audit::{self, Actor, AuditEntry};
 use crate::db::schema::{brands, invoices, sdi_transmissions};
 use crate::db::{write_transaction, DbConnection};
+use crate::paging::{Page, Paged};
 use crate::workers::RetryPolicy;
 
 /// The law gives 12 days from a document's date to transmit it (art. 21 DPR 633/72);
@@ -271,26 +272,32 @@ type SummaryRow = (
     Option<NaiveDateTime>,
 );
 
-/// The brand's files, in one status or all, newest first, at most `limit`.
+/// A page of the brand's files, in one status or all, newest first, and how many there
+/// are in all.
 pub fn list(
     conn: &mut DbConnection,
     brand_id: &str,
     status: Option<TransmissionStatus>,
-    limit: i64,
-) -> anyhow::Result<Vec<TransmissionSummary>> {
-    let mut query = sdi_transmissions::table
-        .inner_join(invoices::table)
-        .filter(sdi_transmissions::brand_id.eq(brand_id))
-        .into_boxed();
-    if let Some(status) = status {
-        query = query.filter(sdi_transmissions::status.eq(status.as_str()));
-    }
-    let rows: Vec<SummaryRow> = query
+    page: Page,
+) -> anyhow::Result<Paged<TransmissionSummary>> {
+    let query = || {
+        let mut query = sdi_transmissions::table
+            .inner_join(invoices::table)
+            .filter(sdi_transmissions::brand_id.eq(brand_id.to_owned()))
+            .into_boxed();
+        if let Some(status) = status {
+            query = query.filter(sdi_transmissions::status.eq(status.as_str()));
+        }
+        query
+    };
+    let total: i64 = query().count().get_result(conn)?;
+    let rows: Vec<SummaryRow> = query()
         .order((
             sdi_transmissions::created_at.desc(),
             sdi_transmissions::id.desc(),
         ))
-        .limit(limit)
+        .limit(page.limit())
+        .offset(page.offset())
         .select((
             sdi_transmissions::id,
             sdi_transmissions::invoice_id,
@@ -306,7 +313,8 @@ pub fn list(
             sdi_transmissions::sent_at,
         ))
         .load(conn)?;
-    rows.into_iter()
+    let items = rows
+        .into_iter()
         .map(|row| {
             Ok(TransmissionSummary {
                 status: TransmissionStatus::stored(&row.4, format_args!("transmission {}", row.0))?,
@@ -323,7 +331,8 @@ pub fn list(
                 sent_at: row.11,
             })
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Paged { items, total })
 }
 
 /// The outbox by channel, for the metrics: files sent and failed attempts (both only

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use crate::db::schema::{emails, orders};
 use crate::db::{self, write_transaction, DbConnection};
+use crate::paging::{Page, Paged};
 use crate::workers::RetryPolicy;
 
 text_enum!(
@@ -213,20 +214,28 @@ pub struct EmailSummary {
     pub created_at: NaiveDateTime,
 }
 
-/// Emails of the brand in a status, oldest first (the back-office's dead-letter list).
+/// A page of the emails of the brand in a status, oldest first (the back-office's
+/// dead-letter list), and how many are in that status.
 pub fn list(
     conn: &mut DbConnection,
     brand_id: &str,
     status: &str,
-    limit: i64,
-) -> QueryResult<Vec<EmailSummary>> {
-    emails::table
-        .filter(emails::brand_id.eq(brand_id))
-        .filter(emails::status.eq(status))
+    page: Page,
+) -> QueryResult<Paged<EmailSummary>> {
+    let query = || {
+        emails::table
+            .filter(emails::brand_id.eq(brand_id.to_owned()))
+            .filter(emails::status.eq(status.to_owned()))
+            .into_boxed()
+    };
+    let total: i64 = query().count().get_result(conn)?;
+    let items = query()
         .order((emails::created_at.asc(), emails::id.asc()))
-        .limit(limit)
+        .limit(page.limit())
+        .offset(page.offset())
         .select(EmailSummary::as_select())
-        .load(conn)
+        .load(conn)?;
+    Ok(Paged { items, total })
 }
 
 /// A dead email back in the queue, from zero attempts. `false` if no dead email of the

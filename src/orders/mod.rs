@@ -36,6 +36,7 @@ use crate::email_address::ConfirmedEmail;
 use crate::email_address::EmailAddress;
 use crate::mail::outbox;
 use crate::money::Money;
+use crate::paging::{Page, Paged};
 use crate::prepaid::{self, EntryKind, Posting, PrepaidError};
 use crate::transfer::reservation::{self as reservations, Target};
 use crate::transfer::CreditorReference;
@@ -445,47 +446,55 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<Order>, OrderErr
     Ok(Some(from_row(row, lines, count)?))
 }
 
-/// Orders newest first: of one user, or (back-office) of the whole brand; those that pass
-/// `filter`.
+/// One page of the orders, newest first: of one user, or (back-office) of the whole
+/// brand; those that pass `filter`, with how many pass it in all.
 pub fn list(
     conn: &mut DbConnection,
     brand_id: &str,
     user_id: Option<&str>,
     filter: &OrderFilter,
-    limit: i64,
-) -> Result<Vec<Order>, OrderError> {
-    let mut query = orders::table
-        .filter(orders::brand_id.eq(brand_id.to_owned()))
+    page: Page,
+) -> Result<Paged<Order>, OrderError> {
+    let query = || {
+        let mut query = orders::table
+            .filter(orders::brand_id.eq(brand_id.to_owned()))
+            .into_boxed();
+        if let Some(user_id) = user_id {
+            query = query.filter(orders::user_id.eq(user_id.to_owned()));
+        }
+        if let Some(status) = filter.status {
+            query = query.filter(orders::status.eq(status.as_str()));
+        }
+        if let Some(reference) = &filter.reference {
+            query = query.filter(orders::payment_reference.eq(reference.as_str().to_owned()));
+        }
+        if let Some(invoice_number) = &filter.invoice_number {
+            query = query.filter(orders::invoice_number.eq(invoice_number.clone()));
+        }
+        if let Some(email) = &filter.email {
+            query = query.filter(orders::email.eq(email.as_str().to_owned()));
+        }
+        if let Some(id) = &filter.id {
+            query = query.filter(orders::id.eq(id.clone()));
+        }
+        query
+    };
+    let total: i64 = query().count().get_result(conn)?;
+    let rows: Vec<OrderRow> = query()
         .order((orders::created_at.desc(), orders::id.desc()))
-        .limit(limit)
+        .limit(page.limit())
+        .offset(page.offset())
         .select(OrderRow::as_select())
-        .into_boxed();
-    if let Some(user_id) = user_id {
-        query = query.filter(orders::user_id.eq(user_id.to_owned()));
-    }
-    if let Some(status) = filter.status {
-        query = query.filter(orders::status.eq(status.as_str()));
-    }
-    if let Some(reference) = &filter.reference {
-        query = query.filter(orders::payment_reference.eq(reference.as_str().to_owned()));
-    }
-    if let Some(invoice_number) = &filter.invoice_number {
-        query = query.filter(orders::invoice_number.eq(invoice_number.clone()));
-    }
-    if let Some(email) = &filter.email {
-        query = query.filter(orders::email.eq(email.as_str().to_owned()));
-    }
-    if let Some(id) = &filter.id {
-        query = query.filter(orders::id.eq(id.clone()));
-    }
-    let rows: Vec<OrderRow> = query.load(conn)?;
-    rows.into_iter()
+        .load(conn)?;
+    let items = rows
+        .into_iter()
         .map(|row| {
             let lines = lines_of(conn, &row.id)?;
             let count = coupons::count_for_order(conn, &row.id)?;
             Ok(from_row(row, lines, count)?)
         })
-        .collect()
+        .collect::<Result<_, OrderError>>()?;
+    Ok(Paged { items, total })
 }
 
 /// What to look for among orders; every filter given must hold.

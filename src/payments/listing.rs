@@ -10,6 +10,7 @@ use super::matching::PaymentStatus;
 use crate::db::schema::{payments, statements};
 use crate::db::{self, DbConnection};
 use crate::money::Money;
+use crate::paging::{Page, Paged};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PaymentView {
@@ -172,13 +173,12 @@ pub fn list(
     conn: &mut DbConnection,
     brand_id: &str,
     filter: &Filter,
-    limit: i64,
-    offset: i64,
+    page: Page,
 ) -> anyhow::Result<(Vec<PaymentView>, Totals)> {
     let rows: Vec<PaymentRow> = filtered(brand_id, filter)
         .order((payments::booking_date.asc(), payments::id.asc()))
-        .limit(limit)
-        .offset(offset)
+        .limit(page.limit())
+        .offset(page.offset())
         .select(PaymentRow::as_select())
         .load(conn)?;
     let (count, sum): (i64, i64) = filtered(brand_id, filter)
@@ -263,16 +263,22 @@ pub struct StatementView {
     pub imported_at: DateTime<Utc>,
 }
 
-/// The brand's imported statements, newest first.
+/// A page of the brand's imported statements, newest first, and how many there are.
 pub fn statements(
     conn: &mut DbConnection,
     brand_id: &str,
-    limit: i64,
-) -> anyhow::Result<Vec<StatementView>> {
-    Ok(statements::table
+    page: Page,
+) -> anyhow::Result<Paged<StatementView>> {
+    let total: i64 = statements::table
+        .filter(statements::brand_id.eq(brand_id))
+        .count()
+        .get_result(conn)?;
+    let items = statements::table
         .filter(statements::brand_id.eq(brand_id))
         .order((statements::imported_at.desc(), statements::id.desc()))
-        .limit(limit)
+        .limit(page.limit())
+        .offset(page.offset())
         .select(StatementView::as_select())
-        .load(conn)?)
+        .load(conn)?;
+    Ok(Paged { items, total })
 }

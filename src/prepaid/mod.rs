@@ -345,6 +345,14 @@ struct EntryRow {
     created_at: NaiveDateTime,
 }
 
+/// How many entries the account's statement has.
+pub fn entry_count(conn: &mut DbConnection, account_id: &str) -> Result<i64, PrepaidError> {
+    Ok(prepaid_entries::table
+        .filter(prepaid_entries::account_id.eq(account_id.to_owned()))
+        .count()
+        .get_result(conn)?)
+}
+
 /// Entries newest first, at most `limit`, those with `seq < before` when given.
 pub fn entries(
     conn: &mut DbConnection,

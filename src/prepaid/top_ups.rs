@@ -17,6 +17,7 @@ use crate::db::{write_transaction, DbConnection};
 use crate::email_address::ConfirmedEmail;
 use crate::mail::outbox;
 use crate::money::{Money, PositiveMoney};
+use crate::paging::{Page, Paged};
 use crate::transfer::reservation::{self as reservations, Instructions, Purpose, Target};
 use crate::transfer::{CreditorReference, PaymentMethod};
 
@@ -292,22 +293,28 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<TopUp>, PrepaidE
     Ok(row.map(from_row).transpose()?)
 }
 
-/// The user's top-ups, newest first.
+/// A page of the user's top-ups, newest first, and how many they have.
 pub fn list_for_user(
     conn: &mut DbConnection,
     user_id: &str,
-    limit: i64,
-) -> Result<Vec<TopUp>, PrepaidError> {
+    page: Page,
+) -> Result<Paged<TopUp>, PrepaidError> {
+    let total: i64 = top_ups::table
+        .filter(top_ups::user_id.eq(user_id))
+        .count()
+        .get_result(conn)?;
     let rows: Vec<TopUpRow> = top_ups::table
         .filter(top_ups::user_id.eq(user_id))
         .order((top_ups::created_at.desc(), top_ups::id.desc()))
-        .limit(limit)
+        .limit(page.limit())
+        .offset(page.offset())
         .select(TopUpRow::as_select())
         .load(conn)?;
-    Ok(rows
+    let items = rows
         .into_iter()
         .map(from_row)
-        .collect::<anyhow::Result<_>>()?)
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Paged { items, total })
 }
 
 /// Top-ups by id, locked for update on PostgreSQL until the caller's transaction ends.

@@ -11,6 +11,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::paging::{page_numbered, pager, PageQuery};
 use super::{
     euro, page, refusal, see_other, with_conn, BuyerPage, CheckedForm, Csrf, NoFields, WebError,
 };
@@ -563,20 +564,20 @@ async fn top_up_by_card(
     }
 }
 
-async fn order_list(shop: BuyerPage) -> Result<HttpResponse, WebError> {
+async fn order_list(
+    shop: BuyerPage,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, WebError> {
+    let page = page_numbered(&query.pagina);
     let list = shop
-        .read(|conn, user| {
+        .read(move |conn, user| {
             let (brand, owner) = (&user.brand_id, Some(user.id.as_str()));
-            Ok(orders::list(
-                conn,
-                brand,
-                owner,
-                &Default::default(),
-                LIST_LIMIT,
-            )?)
+            Ok(orders::list(conn, brand, owner, &Default::default(), page)?)
         })
         .await?;
+    let pager = pager("/negozio/ordini", &[], page, list.total);
     let orders: Vec<Value> = list
+        .items
         .iter()
         .map(|o| {
             json!({
@@ -589,7 +590,7 @@ async fn order_list(shop: BuyerPage) -> Result<HttpResponse, WebError> {
             })
         })
         .collect();
-    let context = json!({ "title": "I tuoi ordini", "orders": orders });
+    let context = json!({ "title": "I tuoi ordini", "orders": orders, "pager": pager });
     shop.render(StatusCode::OK, "ordini", context)
 }
 
@@ -601,14 +602,19 @@ fn covers_label(covers: Covers) -> &'static str {
     }
 }
 
-async fn coupon_list(shop: BuyerPage) -> Result<HttpResponse, WebError> {
+async fn coupon_list(
+    shop: BuyerPage,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, WebError> {
+    let page = page_numbered(&query.pagina);
     let list = shop
-        .read(|conn, user| {
-            coupons::list_for_owner(conn, &user.id, Some(LIST_LIMIT), Utc::now())
-                .map_err(WebError::storage)
+        .read(move |conn, user| {
+            coupons::page_for_owner(conn, &user.id, page, Utc::now()).map_err(WebError::storage)
         })
         .await?;
+    let pager = pager("/negozio/coupon", &[], page, list.total);
     let coupons: Vec<Value> = list
+        .items
         .iter()
         .map(|c| {
             json!({
@@ -624,7 +630,7 @@ async fn coupon_list(shop: BuyerPage) -> Result<HttpResponse, WebError> {
     shop.render(
         StatusCode::OK,
         "miei_coupon",
-        json!({ "title": "I tuoi coupon", "coupons": coupons }),
+        json!({ "title": "I tuoi coupon", "coupons": coupons, "pager": pager }),
     )
 }
 

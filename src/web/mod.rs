@@ -21,6 +21,7 @@ mod holders;
 mod officer;
 mod page_context;
 mod pages;
+mod paging;
 mod recovery;
 mod shop;
 

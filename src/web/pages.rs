@@ -20,7 +20,8 @@ macro_rules! page_template {
 }
 
 /// (name, source). `layout` is the partial every page fills, `campi_fatturazione` the
-/// billing data's fields (the buyer's form, the correction of a rejected invoice); the
+/// billing data's fields (the buyer's form, the correction of a rejected invoice),
+/// `paginazione` the total and the page links under every list; the
 /// shop's pages come first, then the back-office's (`bo_`).
 const TEMPLATES: &[(&str, &str)] = &[
     page_template!("layout"),
@@ -39,6 +40,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     page_template!("ordine"),
     page_template!("profilo"),
     page_template!("campi_fatturazione"),
+    page_template!("paginazione"),
     page_template!("fatturazione"),
     page_template!("prepagato"),
     page_template!("ordini"),

@@ -137,10 +137,10 @@ async fn operators_see_the_back_office_and_nobody_else_does() {
 
     // Bad filters are told next to their field, not a 500 nor a problem+json.
     let page = office
-        .get("/backoffice/pagamenti?dal=ieri&rf=RF00123&stato=boh")
+        .get("/backoffice/pagamenti?dal=ieri&reference=RF00123&stato=boh")
         .await;
     assert_eq!(page.status, 422);
-    for id in ["dal-error", "rf-error", "stato-error"] {
+    for id in ["dal-error", "reference-error", "stato-error"] {
         assert!(page.body.contains(&format!("id=\"{id}\"")), "{id}");
     }
     assert!(page
@@ -289,6 +289,11 @@ async fn a_statement_imported_through_the_page_shows_its_outcomes() {
     let printed = order["transfer"]["reference_print"].as_str().unwrap();
     assert!(page.body.contains(printed), "{}", page.body);
     assert!(page.body.contains("€ 31,72"));
+    let page = office
+        .get(&format!("/backoffice/pagamenti?reference={reference}"))
+        .await;
+    assert!(page.body.contains("1 pagamento,"), "{}", page.body);
+    // `rf`, the filter's name before it took the API's, still reads for bookmarks.
     let page = office
         .get(&format!("/backoffice/pagamenti?rf={reference}"))
         .await;

@@ -27,6 +27,7 @@ mod metrics;
 mod openapi;
 mod orders;
 mod outbox;
+mod paging;
 mod payments;
 mod prepaid;
 mod readme;

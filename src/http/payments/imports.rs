@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::http::extract::BackOffice;
+use crate::http::query::{Listed, NoFilters, PageInfo, PageParams, Params};
 use crate::http::responses::NotOperator;
 use crate::http::{ApiError, AppState, Problem};
 use crate::payments::matching::PaymentStatus;
@@ -274,8 +275,8 @@ format is told from the content. Limited in size (RINNOVO_STATEMENT_MAX_MB).", c
             body = ImportResponse),
         (status = 400, description = "The file is empty, missing from the form, or not a \
 statement this service reads (`/problems/invalid-field`, field `file`, rule such as `xml`, \
-`unsupported_format`, `missing_element`), or the body or form cannot be read \
-(`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
+`unsupported_format`, `missing_element`; or a query parameter the import does not take, rule \
+`unknown_parameter`), or the body or form cannot be read (`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
         NotOperator,
         (status = 413, description = "The file is larger than the configured limit \
 (`/problems/payload-too-large`)", body = Problem, content_type = "application/problem+json"),
@@ -288,7 +289,7 @@ pub async fn import(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
     request: HttpRequest,
-    query: web::Query<ImportQuery>,
+    query: Params<ImportQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (bytes, form_file_name) =
@@ -300,7 +301,7 @@ pub async fn import(
             "the statement file is empty",
         ));
     }
-    let file_name = form_file_name.or_else(|| query.into_inner().file_name);
+    let file_name = form_file_name.or(query.0.file_name);
     // Parsing a large file takes CPU: off the async workers.
     let (parsed, sha256) = web::block(move || {
         let sha256 = hex(&Sha256::digest(&bytes));
@@ -348,34 +349,45 @@ pub async fn import(
     }))
 }
 
-/// The brand's imported statements, newest first (at most 200).
+/// A page of the brand's imported statements, newest first, with the total.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct StatementListResponse {
     #[schema(value_type = Vec<StatementDoc>)]
     statements: Vec<queue::StatementView>,
+    #[serde(flatten)]
+    page: PageInfo,
 }
 
 /// List the brand's imported statements, newest first
 ///
-/// Back-office operators only. At most 200.
+/// Back-office operators only, a page at a time.
 #[utoipa::path(
     get,
     path = "/api/v1/backoffice/statements",
     tag = "back-office",
     operation_id = "payments_statements",
+    params(PageParams),
     responses(
-        (status = 200, description = "The statements", body = StatementListResponse),
+        (status = 200, description = "A page of the statements", body = StatementListResponse),
+        (status = 400, description = "limit or offset out of range, a parameter the list does \
+not take (rule `unknown_parameter`) (`/problems/invalid-field`)",
+            body = Problem, content_type = "application/problem+json"),
         NotOperator,
     )
 )]
 pub async fn statements(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
+    listed: Listed<NoFilters>,
 ) -> Result<HttpResponse, ApiError> {
+    let page = listed.page()?;
     let list = state
         .with_conn(move |conn| {
-            queue::statements(conn, &operator.brand, 200).map_err(ApiError::storage)
+            queue::statements(conn, &operator.brand, page).map_err(ApiError::storage)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(StatementListResponse { statements: list }))
+    Ok(HttpResponse::Ok().json(StatementListResponse {
+        page: listed.info(page, list.total),
+        statements: list.items,
+    }))
 }

@@ -12,8 +12,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::http::query::QueryRule;
 use crate::payments::matching::PaymentStatus;
 
-pub(super) const MAX_PAGE: i64 = 500;
-
 /// Count and sum of payments.
 #[derive(utoipa::ToSchema)]
 #[schema(as = PaymentTotals)]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::http::extract::{BackOffice, CurrentUser};
 use crate::http::json::JsonObject;
 use crate::http::problem::FieldErrors;
-use crate::http::query::{one_of, QueryRule};
+use crate::http::query::{one_of, Listed, PageInfo, PageParams, QueryRule};
 use crate::http::responses::{problem_response_type, NotOperator};
 use crate::http::{ApiError, AppState, Problem};
 use crate::payments::manual::{self, ManualTarget};
@@ -17,7 +17,7 @@ use crate::payments::queue::{self, Filter, ManualError, Operator, Totals};
 use crate::payments::CreditorReference;
 use crate::validation::{Reason, Rule};
 
-use super::{date, PaymentDoc, TotalsDoc, MAX_PAGE};
+use super::{date, PaymentDoc, TotalsDoc};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -38,12 +38,6 @@ pub struct ListQuery {
     statement: Option<String>,
     /// Only payments applied to this order (its id).
     order: Option<String>,
-    /// Page size, 1 to 500 (default 100).
-    #[param(minimum = 1, maximum = 500, default = 100)]
-    limit: Option<i64>,
-    /// Payments to skip (default 0).
-    #[param(minimum = 0, default = 0)]
-    offset: Option<i64>,
 }
 
 pub(super) fn status(text: &str) -> Result<PaymentStatus, QueryRule> {
@@ -60,6 +54,8 @@ pub(super) struct ListResponse {
     /// Over every payment matching the filters, not only this page.
     #[schema(value_type = TotalsDoc)]
     totals: Totals,
+    #[serde(flatten)]
+    page: PageInfo,
 }
 
 /// The payments work queue, filtered, with totals
@@ -70,11 +66,12 @@ pub(super) struct ListResponse {
     path = "/api/v1/backoffice/payments",
     tag = "back-office",
     operation_id = "payments_list",
-    params(ListQuery),
+    params(ListQuery, PageParams),
     responses(
         (status = 200, description = "A page of payments and the totals", body = ListResponse),
         (status = 400, description = "A filter is invalid: unknown status, not a date, not an \
-RF code, limit or offset out of range (`/problems/invalid-field`, every wrong field listed), \
+RF code, limit or offset out of range, a parameter the list does not take (rule \
+`unknown_parameter`) (`/problems/invalid-field`, every wrong field listed), \
 or the query string does not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
         NotOperator,
@@ -83,9 +80,9 @@ or the query string does not fit (`/problems/malformed-request`)",
 pub async fn list(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
-    query: web::Query<ListQuery>,
+    listed: Listed<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
+    let query = &listed.filter;
     let mut errors = FieldErrors::default();
     let status = errors.check_optional("status", query.status.as_deref(), status);
     let from = errors.check_optional("from", query.from.as_deref(), date);
@@ -97,38 +94,26 @@ pub async fn list(
             CreditorReference::parse,
         )
         .map(|r| r.as_str().to_owned());
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        errors.check::<(), _>(
-            "limit",
-            Err(QueryRule(
-                "range",
-                format!("limit must be from 1 to {MAX_PAGE}"),
-            )),
-        );
-    }
-    let offset = query.offset.unwrap_or(0);
-    if offset < 0 {
-        errors.check::<(), _>(
-            "offset",
-            Err(QueryRule("range", "offset must be 0 or more".into())),
-        );
-    }
+    let page = listed.page_checked(&mut errors);
     errors.finish()?;
     let filter = Filter {
         status,
         from,
         to,
         reference,
-        statement_id: query.statement,
-        order_id: query.order,
+        statement_id: query.statement.clone(),
+        order_id: query.order.clone(),
     };
     let (payments, totals) = state
         .with_conn(move |conn| {
-            queue::list(conn, &operator.brand, &filter, limit, offset).map_err(ApiError::storage)
+            queue::list(conn, &operator.brand, &filter, page).map_err(ApiError::storage)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(ListResponse { payments, totals }))
+    Ok(HttpResponse::Ok().json(ListResponse {
+        page: listed.info(page, totals.count),
+        payments,
+        totals,
+    }))
 }
 
 /// Show one payment

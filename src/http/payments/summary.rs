@@ -7,6 +7,7 @@ use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::http::extract::BackOffice;
+use crate::http::query::Params;
 use crate::http::responses::NotOperator;
 use crate::http::{ApiError, AppState, Problem};
 use crate::payments::matching::PaymentStatus;
@@ -46,8 +47,8 @@ pub(super) struct SummaryResponse {
     params(SummaryQuery),
     responses(
         (status = 200, description = "The day's summary", body = SummaryResponse),
-        (status = 400, description = "`date` is not a date such as 2026-11-23 \
-(`/problems/invalid-field`), or the query string does not fit (`/problems/malformed-request`)",
+        (status = 400, description = "`date` is not a date such as 2026-11-23, or a parameter \
+the summary does not take (rule `unknown_parameter`) (`/problems/invalid-field`), or the query string does not fit (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
         NotOperator,
     )
@@ -55,9 +56,9 @@ pub(super) struct SummaryResponse {
 pub async fn summary(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
-    query: web::Query<SummaryQuery>,
+    query: Params<SummaryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let day = match query.into_inner().date {
+    let day = match query.0.date {
         Some(text) => date(&text).map_err(|e| ApiError::invalid_field("date", e.0, e.1))?,
         None => Utc::now().date_naive(),
     };

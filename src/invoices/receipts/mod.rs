@@ -24,6 +24,7 @@ use crate::brands::Brand;
 use crate::db::schema::{invoices, orders, sdi_receipts, sdi_transmissions, users};
 use crate::db::{lock_key, write_transaction, DbConnection};
 use crate::mail::outbox::{self, OutgoingEmail};
+use crate::paging::{Page, Paged};
 
 /// At most this many files in one import (a day's notifications of a busy brand fit).
 pub const MAX_FILES: usize = 100;
@@ -401,29 +402,35 @@ fn stored_receipt((row, number): (ReceiptRow, Option<String>)) -> anyhow::Result
     })
 }
 
-/// The brand's imported notifications, newest import first; only those kept without a
-/// document when `unmatched_only`.
+/// A page of the brand's imported notifications, newest import first; only those kept
+/// without a document when `unmatched_only`; and how many there are in all.
 pub fn recent(
     conn: &mut DbConnection,
     brand_id: &str,
     unmatched_only: bool,
-    limit: i64,
-) -> anyhow::Result<Vec<StoredReceipt>> {
-    let mut query = sdi_receipts::table
-        .left_join(invoices::table)
-        .filter(sdi_receipts::brand_id.eq(brand_id))
+    page: Page,
+) -> anyhow::Result<Paged<StoredReceipt>> {
+    let query = || {
+        let mut query = sdi_receipts::table
+            .left_join(invoices::table)
+            .filter(sdi_receipts::brand_id.eq(brand_id.to_owned()))
+            .into_boxed();
+        if unmatched_only {
+            query = query.filter(sdi_receipts::invoice_id.is_null());
+        }
+        query
+    };
+    let total: i64 = query().count().get_result(conn)?;
+    let items = query()
         .order((sdi_receipts::imported_at.desc(), sdi_receipts::id.desc()))
-        .limit(limit)
+        .limit(page.limit())
+        .offset(page.offset())
         .select((ReceiptRow::as_select(), invoices::number.nullable()))
-        .into_boxed();
-    if unmatched_only {
-        query = query.filter(sdi_receipts::invoice_id.is_null());
-    }
-    query
         .load::<(ReceiptRow, Option<String>)>(conn)?
         .into_iter()
         .map(stored_receipt)
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Paged { items, total })
 }
 
 /// The notifications about the documents `invoice_ids`, oldest first (the back-office's

@@ -16,17 +16,16 @@ use crate::coupons::{self, ShownStatus};
 use crate::http::card_payments::refund_retry;
 use crate::http::Identity;
 use crate::money::Money;
+use crate::paging::Paged;
 use crate::payments::card::refunds::{self, Coupons};
 use crate::payments::card::CardError;
 use crate::validation::Reason;
 use crate::web::{euro, form_status, refusal, with_conn, OperatorPage, WebError};
 
 use super::{
-    done_message, filters_status, or_dash, reason_error, time_it, url_segment, OperatorForm,
+    done_message, filters_status, or_dash, page_numbered, pager, reason_error, time_it,
+    url_segment, OperatorForm,
 };
-
-/// As many as the API lists: the newest first, the older ones by status.
-const LIST_LIMIT: i64 = 200;
 
 pub(super) const LIST_PATH: &str = "/backoffice/pagamenti/carte";
 
@@ -34,6 +33,7 @@ pub(super) const LIST_PATH: &str = "/backoffice/pagamenti/carte";
 #[serde(default)]
 pub struct ListQuery {
     stato: String,
+    pagina: String,
 }
 
 fn target_link(payment: &CardPayment) -> Value {
@@ -74,7 +74,9 @@ pub(super) async fn list(
     visit: OperatorPage,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let chosen = query.into_inner().stato.trim().to_owned();
+    let query = query.into_inner();
+    let page = page_numbered(&query.pagina);
+    let chosen = query.stato.trim().to_owned();
     let (status, error) = match chosen.as_str() {
         "" => (None, None),
         text => match CardStatus::parse(text) {
@@ -86,16 +88,20 @@ pub(super) async fn list(
     let (brand, found) = visit
         .read(move |conn, brand_id| {
             if !valid {
-                return Ok(Vec::new());
+                return Ok(Paged {
+                    items: Vec::new(),
+                    total: 0,
+                });
             }
-            store::list(conn, brand_id, status, LIST_LIMIT).map_err(WebError::storage)
+            store::list(conn, brand_id, status, page).map_err(WebError::storage)
         })
         .await?;
     let statuses: Vec<Value> = CardStatus::ALL
         .iter()
         .map(|s| json!({ "value": s.as_str(), "label": s.italian(), "selected": s.as_str() == chosen }))
         .collect();
-    let rows: Vec<Value> = found.iter().map(payment_row).collect();
+    let rows: Vec<Value> = found.items.iter().map(payment_row).collect();
+    let pager = pager(LIST_PATH, &[("stato", &chosen)], page, found.total);
     visit.render(
         &brand,
         "Pagamenti con carta",
@@ -107,7 +113,7 @@ pub(super) async fn list(
             "statuses": statuses,
             "payments": rows,
             "valid": valid,
-            "limited": rows.len() as i64 == LIST_LIMIT,
+            "pager": pager,
         }),
     )
 }

@@ -6,23 +6,26 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use crate::mail::outbox;
+use crate::paging::Page;
 use crate::web::{with_conn, NoFields, OperatorPage, WebError};
 
-use super::{done_message, done_redirect, or_dash, time_it, DoneQuery, OperatorForm};
-
-/// Dead emails listed.
-const EMAILS_SHOWN: i64 = 500;
+use super::{
+    done_message, done_redirect, or_dash, page_numbered, pager, time_it, DoneQuery, OperatorForm,
+};
 
 pub(super) async fn emails_page(
     visit: &OperatorPage,
+    page: Page,
     done: Value,
     error: Option<String>,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
     let (brand, list) = visit
-        .read(|conn, brand_id| Ok(outbox::list(conn, brand_id, "dead", EMAILS_SHOWN)?))
+        .read(move |conn, brand_id| Ok(outbox::list(conn, brand_id, "dead", page)?))
         .await?;
+    let pager = pager("/backoffice/email", &[], page, list.total);
     let emails: Vec<Value> = list
+        .items
         .into_iter()
         .map(|e| {
             json!({
@@ -38,7 +41,7 @@ pub(super) async fn emails_page(
         })
         .collect();
     let title = "Email non consegnate";
-    let context = json!({ "done": done, "error": error, "emails": emails });
+    let context = json!({ "done": done, "error": error, "emails": emails, "pager": pager });
     visit.render(&brand, title, status, "bo_email", context)
 }
 
@@ -47,7 +50,14 @@ pub(super) async fn emails(
     query: web::Query<DoneQuery>,
 ) -> Result<HttpResponse, WebError> {
     let done = done_message(query.fatto.as_deref());
-    emails_page(&visit, done, None, StatusCode::OK).await
+    emails_page(
+        &visit,
+        page_numbered(&query.pagina),
+        done,
+        None,
+        StatusCode::OK,
+    )
+    .await
 }
 
 pub(super) async fn retry_email(
@@ -65,5 +75,12 @@ pub(super) async fn retry_email(
         return Ok(done_redirect("/backoffice/email", "riprova"));
     }
     let message = "Questa email non è più tra quelle non consegnate del tuo marchio (forse è già stata rimessa in coda).".to_owned();
-    emails_page(&visit, Value::Null, Some(message), StatusCode::NOT_FOUND).await
+    emails_page(
+        &visit,
+        Page::default(),
+        Value::Null,
+        Some(message),
+        StatusCode::NOT_FOUND,
+    )
+    .await
 }

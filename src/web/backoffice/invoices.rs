@@ -15,10 +15,7 @@ use crate::invoices::listing::{self, DocumentFilter, ListedDocument, SearchText}
 use crate::invoices::{self, DocumentKind, InvoiceStatus};
 use crate::web::{document_row, with_conn, OperatorPage, WebError};
 
-use super::{filters_status, or_dash, parse_date, query_string, time_it, url_segment};
-
-/// Documents per page.
-const DOCUMENTS_PAGE: i64 = 50;
+use super::{filters_status, or_dash, page_numbered, pager, parse_date, time_it, url_segment};
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -153,33 +150,20 @@ pub(super) async fn documents_page(
         Ok(text) => filter.buyer = text,
         Err(message) => refuse("cliente", message),
     }
-    let page_number = query
-        .pagina
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|n| (1..=1_000_000).contains(n))
-        .unwrap_or(1);
+    let page = page_numbered(&query.pagina);
     let valid = errors.values().all(Value::is_null);
-    let offset = (page_number - 1) * DOCUMENTS_PAGE;
-    let (brand, page) = visit
+    let (brand, found) = visit
         .read(move |conn, brand_id| {
             if !valid {
                 return Ok(None);
             }
-            Ok(Some(listing::list(
-                conn,
-                brand_id,
-                &filter,
-                DOCUMENTS_PAGE,
-                offset,
-            )?))
+            Ok(Some(listing::list(conn, brand_id, &filter, page)?))
         })
         .await?;
-    let (rows, total) = match &page {
-        Some(page) => (
-            page.documents.iter().map(listed_row).collect::<Vec<_>>(),
-            page.total,
+    let (rows, total) = match &found {
+        Some(found) => (
+            found.items.iter().map(listed_row).collect::<Vec<_>>(),
+            found.total,
         ),
         None => (Vec::new(), 0),
     };
@@ -191,13 +175,7 @@ pub(super) async fn documents_page(
         ("numero", query.numero.as_str()),
         ("cliente", query.cliente.as_str()),
     ];
-    let page_link = |n: i64| {
-        let n = n.to_string();
-        let mut pairs = filters.to_vec();
-        pairs.push(("pagina", &n));
-        format!("/backoffice/fatture?{}", query_string(&pairs))
-    };
-    let shown_to = offset + rows.len() as i64;
+    let shown_to = page.offset() + rows.len() as i64;
     let statuses: Vec<Value> = InvoiceStatus::ALL
         .iter()
         .map(|s| json!({ "value": s.as_str(), "label": status_label(*s), "selected": s.as_str() == query.stato }))
@@ -218,10 +196,9 @@ pub(super) async fn documents_page(
         "kinds": kinds,
         "documents": rows,
         "total": total,
-        "first": offset + 1,
+        "first": page.offset() + 1,
         "last": shown_to,
-        "previous": (page_number > 1).then(|| page_link(page_number - 1)),
-        "next": (shown_to < total).then(|| page_link(page_number + 1)),
+        "pager": pager("/backoffice/fatture", &filters, page, total),
         "export_max_days": export::MAX_DAYS,
     });
     visit.render(

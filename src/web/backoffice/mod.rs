@@ -35,6 +35,7 @@ use crate::http::italian::{order_status_label, payment_status_label as status_la
 use crate::money::{MoneyError, PositiveMoney};
 use crate::prepaid::EntryKind;
 use crate::validation::TextError;
+use crate::web::paging::{page_numbered, pager, query_string, PageQuery};
 use crate::web::{
     merge, page, see_other, signed_in_context, with_conn, CheckedForm, Csrf, Operator,
     OperatorPage, WebError,
@@ -286,6 +287,9 @@ fn done_redirect(path: &str, fatto: &str) -> HttpResponse {
 #[derive(Deserialize)]
 pub struct DoneQuery {
     fatto: Option<String>,
+    /// The page of a list page (see [`page_numbered`]).
+    #[serde(default)]
+    pagina: String,
 }
 
 fn date_it(date: NaiveDate) -> String {
@@ -378,14 +382,4 @@ fn url_segment(text: &str) -> String {
         .remove(b'.')
         .remove(b'~');
     percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
-}
-
-fn query_string(pairs: &[(&str, &str)]) -> String {
-    let mut query = url::form_urlencoded::Serializer::new(String::new());
-    for (name, value) in pairs {
-        if !value.is_empty() {
-            query.append_pair(name, value);
-        }
-    }
-    query.finish()
 }

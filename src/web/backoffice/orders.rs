@@ -6,9 +6,13 @@ use serde_json::{json, Value};
 
 use crate::money::Money;
 use crate::orders::{self, OrderFilter, OrderStatus};
+use crate::paging::Paged;
 use crate::web::{euro, OperatorPage, WebError};
 
-use super::{filters_status, or_dash, order_status_label, query_string, time_it, url_segment};
+use super::{
+    filters_status, or_dash, order_status_label, page_numbered, pager, query_string, time_it,
+    url_segment,
+};
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -19,11 +23,8 @@ pub struct OrdersQuery {
     /// The unmatched payment the operator is looking an order for (the link from its page):
     /// each order found then links back to that payment with the order filled in.
     pagamento: String,
+    pagina: String,
 }
-
-/// How many orders the page shows: a search finds a handful; the unfiltered list is the
-/// newest.
-const ORDERS_PAGE: i64 = 100;
 
 pub(super) async fn orders_page(
     visit: OperatorPage,
@@ -47,15 +48,26 @@ pub(super) async fn orders_page(
         }
     }
     let valid = stato_error.is_none();
+    let page = page_numbered(&query.pagina);
     let (brand, found) = visit
         .read(move |conn, brand_id| {
             if !valid {
-                return Ok(Vec::new());
+                return Ok(Paged {
+                    items: Vec::new(),
+                    total: 0,
+                });
             }
-            Ok(orders::list(conn, brand_id, None, &filter, ORDERS_PAGE)?)
+            Ok(orders::list(conn, brand_id, None, &filter, page)?)
         })
         .await?;
+    let filters = [
+        ("cerca", search),
+        ("stato", stato),
+        ("pagamento", payment_id),
+    ];
+    let pager = pager("/backoffice/ordini", &filters, page, found.total);
     let rows: Vec<Value> = found
+        .items
         .iter()
         .map(|o| {
             json!({
@@ -94,15 +106,14 @@ pub(super) async fn orders_page(
             "errors": { "stato": stato_error },
             "statuses": statuses,
             "searched": searched,
-            "found": match (searched, rows.len()) {
+            "found": match (searched, found.total) {
                 (true, 1) => "1 ordine trovato".to_owned(),
                 (true, n) => format!("{n} ordini trovati"),
                 (false, 1) => "L'unico ordine".to_owned(),
-                (false, n) => format!("Gli ultimi {n} ordini"),
+                (false, n) => format!("{n} ordini, dal più recente"),
             },
             "orders": rows,
-            "limit": ORDERS_PAGE,
-            "capped": rows.len() as i64 == ORDERS_PAGE,
+            "pager": pager,
         }),
     )
 }

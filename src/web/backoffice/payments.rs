@@ -17,12 +17,10 @@ use crate::validation::Reason;
 use crate::web::{euro, form_status, refusal, with_conn, OperatorPage, WebError};
 
 use super::{
-    date_it, done_message, done_redirect, filters_status, or_dash, parse_date, query_string,
-    reason_error, status_label, time_it, unmatched_reason_label, url_segment, OperatorForm,
+    date_it, done_message, done_redirect, filters_status, or_dash, page_numbered, pager,
+    parse_date, query_string, reason_error, status_label, time_it, unmatched_reason_label,
+    url_segment, OperatorForm,
 };
-
-/// Payments per page of the work queue.
-const QUEUE_PAGE: i64 = 100;
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -30,7 +28,10 @@ pub struct QueueQuery {
     stato: String,
     dal: String,
     al: String,
-    rf: String,
+    /// The RF code, named as in the API; `rf`, its name before, still reads, so that
+    /// bookmarked addresses keep working.
+    #[serde(alias = "rf")]
+    reference: String,
     pagina: String,
     /// The payments of one statement (the link from the statements page).
     estratto: String,
@@ -57,7 +58,7 @@ pub(super) async fn payments(
 ) -> Result<HttpResponse, WebError> {
     let query = query.into_inner();
     let mut errors = serde_json::Map::new();
-    for field in ["stato", "dal", "al", "rf"] {
+    for field in ["stato", "dal", "al", "reference"] {
         errors.insert(field.into(), Value::Null);
     }
     let status = match query.stato.trim() {
@@ -82,13 +83,13 @@ pub(super) async fn payments(
     };
     let from = date("dal", &query.dal);
     let to = date("al", &query.al);
-    let reference = match query.rf.trim() {
+    let reference = match query.reference.trim() {
         "" => None,
         text => match CreditorReference::parse(text) {
             Ok(reference) => Some(reference.as_str().to_owned()),
             Err(e) => {
                 errors.insert(
-                    "rf".into(),
+                    "reference".into(),
                     json!(format!(
                         "«{text}» non è un codice RF valido ({e}): controlla di averlo copiato per intero."
                     )),
@@ -97,13 +98,7 @@ pub(super) async fn payments(
             }
         },
     };
-    let page_number = query
-        .pagina
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|n| (1..=100_000).contains(n))
-        .unwrap_or(1);
+    let page = page_numbered(&query.pagina);
     let valid = errors.values().all(Value::is_null);
     let filter = Filter {
         status,
@@ -113,13 +108,12 @@ pub(super) async fn payments(
         statement_id: Some(query.estratto.trim().to_owned()).filter(|s| !s.is_empty()),
         order_id: None,
     };
-    let offset = (page_number - 1) * QUEUE_PAGE;
     let (brand, found) = visit
         .read(move |conn, brand_id| {
             if !valid {
                 return Ok(None);
             }
-            let found = queue::list(conn, brand_id, &filter, QUEUE_PAGE, offset);
+            let found = queue::list(conn, brand_id, &filter, page);
             found.map(Some).map_err(WebError::storage)
         })
         .await?;
@@ -133,18 +127,10 @@ pub(super) async fn payments(
         ("stato", query.stato.trim()),
         ("dal", query.dal.trim()),
         ("al", query.al.trim()),
-        ("rf", query.rf.trim()),
+        ("reference", query.reference.trim()),
         ("estratto", query.estratto.trim()),
     ];
-    let link = |n: i64| {
-        let n = n.to_string();
-        let mut pairs = filters.to_vec();
-        if n != "1" {
-            pairs.push(("pagina", &n));
-        }
-        format!("/backoffice/pagamenti?{}", query_string(&pairs))
-    };
-    let (rows, totals, previous, next) = match &found {
+    let (rows, totals, pager) = match &found {
         Some((list, totals)) => (
             list.iter().map(payment_row).collect::<Vec<_>>(),
             json!({
@@ -152,10 +138,9 @@ pub(super) async fn payments(
                 "noun": if totals.count == 1 { "pagamento" } else { "pagamenti" },
                 "amount": euro(totals.amount),
             }),
-            (page_number > 1).then(|| link(page_number - 1)),
-            (page_number * QUEUE_PAGE < totals.count).then(|| link(page_number + 1)),
+            pager("/backoffice/pagamenti", &filters, page, totals.count),
         ),
-        None => (Vec::new(), Value::Null, None, None),
+        None => (Vec::new(), Value::Null, Value::Null),
     };
     visit.render(
         &brand,
@@ -163,15 +148,12 @@ pub(super) async fn payments(
         filters_status(valid),
         "bo_pagamenti",
         json!({
-            "filters": { "stato": query.stato.trim(), "dal": query.dal.trim(), "al": query.al.trim(), "rf": query.rf.trim(), "estratto": query.estratto.trim() },
+            "filters": { "stato": query.stato.trim(), "dal": query.dal.trim(), "al": query.al.trim(), "reference": query.reference.trim(), "estratto": query.estratto.trim() },
             "errors": errors,
             "statuses": statuses,
             "payments": rows,
             "totals": totals,
-            "page": page_number,
-            "paged": previous.is_some() || next.is_some(),
-            "previous": previous,
-            "next": next,
+            "pager": pager,
         }),
     )
 }

@@ -8,7 +8,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::statements::{read_uploads, Refused, UploadRules};
-use super::{brand_of, date_it, done_message, done_redirect, time_it, DoneQuery, OperatorForm};
+use super::{
+    brand_of, date_it, done_message, done_redirect, page_numbered, pager, time_it, DoneQuery,
+    OperatorForm, PageQuery,
+};
 use crate::billing::{BillingInput, InvalidField};
 use crate::http::italian::invoice_status_label;
 use crate::http::AppState;
@@ -17,14 +20,12 @@ use crate::invoices::receipts::{
     ReceiptResult, RejectedDocument, SdiError, MAX_FILES,
 };
 use crate::invoices::DocumentKind;
+use crate::paging::Page;
 use crate::web::billing::{chosen_kind_only, form_errors, form_values};
 use crate::web::{refusal, with_conn, NoFields, OperatorPage, WebError};
 
 pub const RECEIPTS_PATH: &str = "/backoffice/ricevute-sdi";
 pub const REJECTED_PATH: &str = "/backoffice/fatture-scartate";
-
-/// Notifications listed under the import form.
-const RECEIPTS_SHOWN: i64 = 100;
 
 fn kind_label(kind: NotificationKind) -> &'static str {
     match kind {
@@ -63,18 +64,23 @@ fn errors_json(errors: &[SdiError]) -> Vec<Value> {
         .collect()
 }
 
+/// The import page with a page of the notifications imported before (after an import,
+/// the first page: the newest, those just imported among them).
 async fn receipts_page(
     visit: &OperatorPage,
+    page: Page,
     status: StatusCode,
     imported: Option<Vec<ImportedReceipt>>,
     error: Option<String>,
 ) -> Result<HttpResponse, WebError> {
     let (brand, list) = visit
-        .read(|conn, brand_id| {
-            receipts::recent(conn, brand_id, false, RECEIPTS_SHOWN).map_err(WebError::storage)
+        .read(move |conn, brand_id| {
+            receipts::recent(conn, brand_id, false, page).map_err(WebError::storage)
         })
         .await?;
+    let pager = pager(RECEIPTS_PATH, &[], page, list.total);
     let list: Vec<Value> = list
+        .items
         .into_iter()
         .map(|r| {
             json!({
@@ -107,12 +113,22 @@ async fn receipts_page(
         "Ricevute SdI",
         status,
         "bo_ricevute_sdi",
-        json!({ "receipts": list, "imported": imported, "error": error, "max_files": MAX_FILES }),
+        json!({
+            "receipts": list,
+            "pager": pager,
+            "imported": imported,
+            "error": error,
+            "max_files": MAX_FILES,
+        }),
     )
 }
 
-pub(super) async fn receipts(visit: OperatorPage) -> Result<HttpResponse, WebError> {
-    receipts_page(&visit, StatusCode::OK, None, None).await
+pub(super) async fn receipts(
+    visit: OperatorPage,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, WebError> {
+    let page = page_numbered(&query.pagina);
+    receipts_page(&visit, page, StatusCode::OK, None, None).await
 }
 
 pub(super) async fn import(
@@ -134,7 +150,7 @@ pub(super) async fn import(
             .map(|(bytes, file_name)| NotificationFile { file_name, bytes })
             .collect(),
         Err(Refused(status, message)) => {
-            return receipts_page(&visit, status, None, Some(message)).await
+            return receipts_page(&visit, Page::default(), status, None, Some(message)).await
         }
     };
     let public_url = state.config.public_url.clone();
@@ -153,10 +169,20 @@ pub(super) async fn import(
     })
     .await?;
     match outcome {
-        Ok(imported) => receipts_page(&visit, StatusCode::OK, Some(imported), None).await,
+        Ok(imported) => {
+            let page = Page::default();
+            receipts_page(&visit, page, StatusCode::OK, Some(imported), None).await
+        }
         Err(identity) => {
             let status = crate::web::form_status(&identity);
-            receipts_page(&visit, status, None, Some(identity.italian)).await
+            receipts_page(
+                &visit,
+                Page::default(),
+                status,
+                None,
+                Some(identity.italian),
+            )
+            .await
         }
     }
 }

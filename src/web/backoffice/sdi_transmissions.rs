@@ -8,12 +8,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::invoices::transmission::{self, TransmissionStatus};
+use crate::paging::Page;
 use crate::web::{form_status, refusal, with_conn, NoFields, OperatorPage, WebError};
 
-use super::{done_message, done_redirect, filters_status, or_dash, time_it, OperatorForm};
-
-/// Files listed at most.
-const TRANSMISSIONS_SHOWN: i64 = 500;
+use super::{
+    done_message, done_redirect, filters_status, or_dash, page_numbered, pager, time_it,
+    OperatorForm,
+};
 
 fn status_label(status: TransmissionStatus) -> &'static str {
     match status {
@@ -27,11 +28,14 @@ fn status_label(status: TransmissionStatus) -> &'static str {
 pub struct SdiQuery {
     stato: Option<String>,
     fatto: Option<String>,
+    #[serde(default)]
+    pagina: String,
 }
 
 async fn sdi_page(
     visit: &OperatorPage,
     typed_status: &str,
+    page: Page,
     done: Value,
     error: Option<String>,
     status: StatusCode,
@@ -53,11 +57,18 @@ async fn sdi_page(
     };
     let (brand, list) = visit
         .read(move |conn, brand_id| {
-            transmission::list(conn, brand_id, filter, TRANSMISSIONS_SHOWN)
-                .map_err(WebError::storage)
+            transmission::list(conn, brand_id, filter, page).map_err(WebError::storage)
         })
         .await?;
+    let shown_status = filter.map(TransmissionStatus::as_str).unwrap_or_default();
+    let pager = pager(
+        "/backoffice/sdi",
+        &[("stato", shown_status)],
+        page,
+        list.total,
+    );
     let transmissions: Vec<Value> = list
+        .items
         .into_iter()
         .map(|t| {
             json!({
@@ -93,6 +104,7 @@ async fn sdi_page(
         "filter_error": filter_error,
         "statuses": statuses,
         "transmissions": transmissions,
+        "pager": pager,
     });
     visit.render(&brand, "Trasmissioni SdI", status, "bo_sdi", context)
 }
@@ -104,7 +116,8 @@ pub(super) async fn transmissions(
     let query = query.into_inner();
     let done = done_message(query.fatto.as_deref());
     let typed = query.stato.unwrap_or_default();
-    sdi_page(&visit, &typed, done, None, StatusCode::OK).await
+    let page = page_numbered(&query.pagina);
+    sdi_page(&visit, &typed, page, done, None, StatusCode::OK).await
 }
 
 pub(super) async fn retry(
@@ -129,7 +142,16 @@ pub(super) async fn retry(
         Err(error) => {
             let identity = refusal(error)?;
             let status = form_status(&identity);
-            sdi_page(&visit, "", Value::Null, Some(identity.italian), status).await
+            let page = Page::default();
+            sdi_page(
+                &visit,
+                "",
+                page,
+                Value::Null,
+                Some(identity.italian),
+                status,
+            )
+            .await
         }
     }
 }

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::http::AppState;
+use crate::paging::{Page, Paged};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue;
 use crate::payments::reconcile::{self, ImportContext};
@@ -15,19 +16,23 @@ use crate::payments::statement;
 use crate::secrets::hex;
 use crate::web::{euro, form_status, refusal, with_conn, OperatorPage, WebError};
 
-use super::{brand_of, format_label, operator_of, or_dash, status_label, time_it};
+use super::{
+    brand_of, format_label, operator_of, or_dash, page_numbered, pager, status_label, time_it,
+    PageQuery,
+};
 
-/// Statements listed on the import page.
-const STATEMENTS_SHOWN: i64 = 200;
 /// The CSRF token is 64 hex digits; anything much longer in its form part is not one.
 const TOKEN_PART_MAX: usize = 256;
 
 pub(super) fn statements_context(
-    list: Vec<queue::StatementView>,
+    list: Paged<queue::StatementView>,
+    page: Page,
     max_bytes: usize,
     error: Option<String>,
 ) -> Value {
+    let pager = pager("/backoffice/estratti", &[], page, list.total);
     let statements: Vec<Value> = list
+        .items
         .into_iter()
         .map(|s| {
             json!({
@@ -43,28 +48,44 @@ pub(super) fn statements_context(
         .collect();
     json!({
         "statements": statements,
+        "pager": pager,
         "max_mb": max_bytes.div_ceil(1024 * 1024),
         "error": error,
     })
 }
 
+/// The import page with a page of the statements imported before; after a refused
+/// upload, the first page.
 pub(super) async fn statements_page(
     visit: &OperatorPage,
     status: StatusCode,
     error: Option<String>,
 ) -> Result<HttpResponse, WebError> {
+    statements_page_at(visit, Page::default(), status, error).await
+}
+
+async fn statements_page_at(
+    visit: &OperatorPage,
+    page: Page,
+    status: StatusCode,
+    error: Option<String>,
+) -> Result<HttpResponse, WebError> {
     let (brand, list) = visit
-        .read(|conn, brand_id| {
-            queue::statements(conn, brand_id, STATEMENTS_SHOWN).map_err(WebError::storage)
+        .read(move |conn, brand_id| {
+            queue::statements(conn, brand_id, page).map_err(WebError::storage)
         })
         .await?;
     let max = visit.state.config.statement_max_bytes;
-    let context = statements_context(list, max, error);
+    let context = statements_context(list, page, max, error);
     visit.render(&brand, "Estratti conto", status, "bo_estratti", context)
 }
 
-pub(super) async fn statements(visit: OperatorPage) -> Result<HttpResponse, WebError> {
-    statements_page(&visit, StatusCode::OK, None).await
+pub(super) async fn statements(
+    visit: OperatorPage,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, WebError> {
+    let page = page_numbered(&query.pagina);
+    statements_page_at(&visit, page, StatusCode::OK, None).await
 }
 
 /// Why an upload was not taken, shown next to the file field.

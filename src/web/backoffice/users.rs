@@ -12,17 +12,14 @@ use crate::auth::management::{
 };
 use crate::auth::officer_applications::{self, ApplicationStatus, Decision};
 use crate::auth::{Role, User};
+use crate::paging::Page;
 use crate::validation::Reason;
 use crate::web::{form_status, refusal, with_conn, NoFields, OperatorPage, WebError};
 
 use super::{
-    done_redirect, filters_status, query_string, reason_error, time_it, url_segment, OperatorForm,
+    done_redirect, filters_status, page_numbered, pager, reason_error, time_it, url_segment,
+    OperatorForm,
 };
-
-/// Users per page of the search.
-const USERS_PAGE: i64 = 100;
-/// Applications listed.
-const APPLICATIONS_SHOWN: i64 = 500;
 
 fn role_label(role: Role) -> &'static str {
     match role {
@@ -57,7 +54,7 @@ pub struct UsersQuery {
     q: String,
     ruolo: String,
     stato: String,
-    da: String,
+    pagina: String,
 }
 
 pub(super) async fn users(
@@ -68,7 +65,7 @@ pub(super) async fn users(
         q,
         ruolo,
         stato,
-        da,
+        pagina,
     } = query.into_inner();
     let mut errors = Vec::new();
     let role = match ruolo.trim() {
@@ -92,37 +89,18 @@ pub(super) async fn users(
             )
         })
         .ok();
-    let offset = da
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|o| *o >= 0)
-        .unwrap_or(0);
+    let page = page_numbered(&pagina);
     let valid = errors.is_empty();
     let filter = UserFilter {
         text: text.filter(|_| valid),
         role,
         status,
     };
-    let (brand, page) = visit
-        .read(move |conn, brand_id| {
-            Ok(management::search(
-                conn, brand_id, &filter, USERS_PAGE, offset,
-            )?)
-        })
+    let (brand, found) = visit
+        .read(move |conn, brand_id| Ok(management::search(conn, brand_id, &filter, page)?))
         .await?;
-    let next = (offset + USERS_PAGE < page.total).then(|| {
-        let from = (offset + USERS_PAGE).to_string();
-        format!(
-            "/backoffice/utenti?{}",
-            query_string(&[
-                ("q", &q),
-                ("ruolo", &ruolo),
-                ("stato", &stato),
-                ("da", &from)
-            ])
-        )
-    });
+    let filters = [("q", q.as_str()), ("ruolo", &ruolo), ("stato", &stato)];
+    let pager = pager("/backoffice/utenti", &filters, page, found.total);
     let roles: Vec<Value> = Role::ALL
         .iter()
         .map(|r| json!({ "value": r.as_str(), "label": role_label(*r), "selected": r.as_str() == ruolo }))
@@ -136,11 +114,11 @@ pub(super) async fn users(
         "roles": roles,
         "statuses": statuses,
         "error": (!valid).then(|| errors.join(" ")),
-        "users": page.users.iter().map(user_row).collect::<Vec<_>>(),
-        "total": page.total,
-        "first": offset + 1,
-        "last": offset + page.users.len() as i64,
-        "next": next,
+        "users": found.items.iter().map(user_row).collect::<Vec<_>>(),
+        "total": found.total,
+        "first": page.offset() + 1,
+        "last": page.offset() + found.items.len() as i64,
+        "pager": pager,
     });
     visit.render(
         &brand,
@@ -209,6 +187,9 @@ pub(super) async fn user_page(
 #[derive(Deserialize)]
 pub struct DoneQuery {
     fatto: Option<String>,
+    /// The page of a list (see `page_numbered`).
+    #[serde(default)]
+    pagina: String,
 }
 
 fn done_message(fatto: Option<&str>) -> Value {
@@ -339,22 +320,25 @@ pub(super) struct RefusalForm {
 
 pub(super) async fn applications_page(
     visit: &OperatorPage,
+    page: Page,
     refusal_form: RefusalForm,
     done: Value,
     error: Option<String>,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
     let (brand, list) = visit
-        .read(|conn, brand_id| {
+        .read(move |conn, brand_id| {
             Ok(officer_applications::list(
                 conn,
                 brand_id,
                 ApplicationStatus::Pending,
-                APPLICATIONS_SHOWN,
+                page,
             )?)
         })
         .await?;
+    let pager = pager("/backoffice/utenti/richieste", &[], page, list.total);
     let applications: Vec<Value> = list
+        .items
         .into_iter()
         .map(|a| {
             let this = a.id == refusal_form.application_id;
@@ -374,7 +358,12 @@ pub(super) async fn applications_page(
             })
         })
         .collect();
-    let context = json!({ "done": done, "error": error, "applications": applications });
+    let context = json!({
+        "done": done,
+        "error": error,
+        "applications": applications,
+        "pager": pager,
+    });
     visit.render(
         &brand,
         "Richieste di incarico alla registrazione",
@@ -389,7 +378,16 @@ pub(super) async fn applications(
     query: web::Query<DoneQuery>,
 ) -> Result<HttpResponse, WebError> {
     let done = done_message(query.fatto.as_deref());
-    applications_page(&visit, RefusalForm::default(), done, None, StatusCode::OK).await
+    let page = page_numbered(&query.pagina);
+    applications_page(
+        &visit,
+        page,
+        RefusalForm::default(),
+        done,
+        None,
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// Decides the application; a refusal of the domain (decided already, unknown) is shown on
@@ -429,7 +427,8 @@ async fn decide(
         Err(identity) => {
             let status = form_status(&identity);
             form.error = None;
-            applications_page(&visit, form, Value::Null, Some(identity.italian), status).await
+            let (page, message) = (Page::default(), Some(identity.italian));
+            applications_page(&visit, page, form, Value::Null, message, status).await
         }
     }
 }
@@ -464,7 +463,8 @@ pub(super) async fn refuse(
         Err(e) => {
             form_state.error = Some(reason_error(&e));
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            applications_page(&visit, form_state, Value::Null, None, status).await
+            let page = Page::default();
+            applications_page(&visit, page, form_state, Value::Null, None, status).await
         }
     }
 }
