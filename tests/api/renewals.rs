@@ -24,11 +24,12 @@ pub(crate) const SUBJECT: &str =
 /// the batch themselves. `extra` adds configuration.
 pub(crate) async fn app_with_sink(extra: &[(&str, String)]) -> (TestApp, SmtpSink) {
     let (sink, port) = SmtpSink::start(0).await;
-    let mut vars = vec![
+    // The first value given wins: `extra` before the defaults.
+    let mut vars = extra.to_vec();
+    vars.extend([
         ("RINNOVO_SMTP_URL", format!("smtp://127.0.0.1:{port}")),
         ("RINNOVO_ISSUANCE_INTERVAL_SECS", "86400".to_owned()),
-    ];
-    vars.extend(extra.iter().cloned());
+    ]);
     let app = spawn_app_with(rinnovo::startup::StartOptions { demo: true }, &vars).await;
     (app, sink)
 }
@@ -187,7 +188,7 @@ pub(crate) async fn coupon_status(app: &TestApp, code: &str) -> String {
 }
 
 /// `rinnovo issue-batch` on the app's database and data directory.
-fn issue_batch(app: &TestApp) -> Value {
+pub(crate) fn issue_batch(app: &TestApp) -> Value {
     issue_batch_with(app, &[])
 }
 
