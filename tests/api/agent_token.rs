@@ -156,8 +156,9 @@ impl SoftToken {
         run(read).stdout
     }
 
-    /// The `Access:` line (sensitive, never extractable...) of the private key `id`.
-    fn private_key_access(&self, id: &str) -> String {
+    /// A line of the private key `id`'s listing: `Access:` (sensitive, never
+    /// extractable...) or `Usage:` (sign, decrypt...).
+    fn private_key_line(&self, id: &str, line: &str) -> String {
         let mut list = self.pkcs11_tool();
         list.args(["--list-objects", "--type", "privkey"]);
         let listing = String::from_utf8(run(list).stdout).unwrap();
@@ -168,11 +169,7 @@ impl SoftToken {
                     .lines()
                     .any(|l| l.trim().strip_prefix("ID:").map(str::trim) == Some(id))
             })
-            .and_then(|object| {
-                object
-                    .lines()
-                    .find_map(|l| l.trim().strip_prefix("Access:"))
-            })
+            .and_then(|object| object.lines().find_map(|l| l.trim().strip_prefix(line)))
             .unwrap_or_else(|| panic!("no private key {id} on the token: {listing}"))
             .trim()
             .to_owned()
@@ -180,7 +177,8 @@ impl SoftToken {
 
     /// Each certificate on the token (serial, as the registry writes it), after checking
     /// that its key pair is next to it: the public key is the certificate's, and but for
-    /// the `imported` ones the private key is sensitive and has never been extractable.
+    /// the `imported` ones the private key is sensitive, has never been extractable and
+    /// only signs.
     fn certificates_with_their_keys(&self, imported: &[String]) -> Vec<String> {
         let mut serials = Vec::new();
         for id in self.ids("cert") {
@@ -192,11 +190,16 @@ impl SoftToken {
                 "the public key next to certificate {id} is its own"
             );
             let serial = rinnovo::ca::serial_hex(certificate.raw_serial());
-            let access = self.private_key_access(&id);
             if !imported.contains(&serial) {
+                let access = self.private_key_line(&id, "Access:");
                 assert!(
                     access.contains("always sensitive") && access.contains("never extractable"),
                     "private key {id}: {access}"
+                );
+                assert_eq!(
+                    self.private_key_line(&id, "Usage:"),
+                    "sign",
+                    "private key {id}"
                 );
             }
             serials.push(serial);

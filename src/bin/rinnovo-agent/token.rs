@@ -255,14 +255,22 @@ impl Token {
             Attribute::Id(id.clone()),
             Attribute::Label(label),
         ];
+        // A signing key and nothing else: no decryption, wrapping or derivation.
         let mut public = common.to_vec();
-        public.push(Attribute::Verify(true));
+        public.extend([
+            Attribute::Verify(true),
+            Attribute::Encrypt(false),
+            Attribute::Wrap(false),
+        ]);
         let mut private = common.to_vec();
         private.extend([
             Attribute::Private(true),
             Attribute::Sensitive(true),
             Attribute::Extractable(false),
             Attribute::Sign(true),
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
         ]);
         let mechanism = match algorithm {
             Algorithm::Rsa2048 => {
