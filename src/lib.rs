@@ -28,6 +28,7 @@ pub mod money;
 pub mod orders;
 pub mod partita_iva;
 pub mod payments;
+pub mod pkcs11;
 pub mod prepaid;
 pub mod rate_limit;
 pub mod registry;

@@ -60,7 +60,7 @@ pub(crate) fn enroll_expiring(app: &TestApp, name: &str, days: i64) -> Device {
         let kind = certificate.kind.as_str();
         std::fs::write(
             dir.join(format!("{kind}.key.pem")),
-            &certificate.key.private_pem,
+            certificate.key.private_pem().unwrap(),
         )
         .unwrap();
         std::fs::write(dir.join(format!("{kind}.pem")), &certificate.issued.pem).unwrap();

@@ -346,6 +346,43 @@ async fn the_agent_renews_both_certificates_on_an_rsa_token() {
 }
 
 #[tokio::test]
+async fn a_device_enrolled_on_the_token_renews_from_it() {
+    let (app, sink) = app_with_sink(&[("RINNOVO_ISSUANCE_INTERVAL_SECS", "1".into())]).await;
+    let code = buy(&app, &sink, "visura", "RIN-FIRMA-CNS", 1)
+        .await
+        .remove(0);
+    let token = SoftToken::init(&app, "enrolled");
+    let out = app.database.dir.path().join("enrolled");
+    let mut enroll = crate::cli::rinnovo(&app.database);
+    enroll
+        .env("SOFTHSM2_CONF", &token.conf)
+        .args(["device", "enroll", "--codice-fiscale", crate::agent::HOLDER])
+        .arg("--out")
+        .arg(&out)
+        .args(["--expires-in", "40", "--pkcs11-module", MODULE])
+        .args(["--token", "enrolled", "--pin", PIN]);
+    let enrolled = String::from_utf8(run(enroll).stdout).unwrap();
+    assert!(
+        enrolled.contains("key and certificate on the token"),
+        "{enrolled}"
+    );
+    // No key in a file: both were made on the token, and never leave it.
+    assert!(!out.join("signature.key.pem").exists());
+    assert!(!out.join("authentication.key.pem").exists());
+    let made_there = token.certificates_with_their_keys(&[]);
+    assert_eq!(made_there.len(), 2);
+
+    let status = token.agent_ok(&app, &["status"]).await;
+    assert_eq!(status.matches("renewable (").count(), 2, "{status}");
+    assert_eq!(status.matches("(on the token)").count(), 2, "{status}");
+    let renewed = token.agent_ok(&app, &["renew", "--coupon", &code]).await;
+    assert_eq!(renewed.matches("confirmed:").count(), 2, "{renewed}");
+    let on_token = token.certificates_with_their_keys(&[]);
+    assert_eq!(on_token.len(), 2);
+    assert!(on_token.iter().all(|s| !made_there.contains(s)));
+}
+
+#[tokio::test]
 async fn killed_after_submitting_resume_finishes_the_one_renewal() {
     // The batch asleep: the agent waits until it is killed.
     let (app, sink) = app_with_sink(&[]).await;

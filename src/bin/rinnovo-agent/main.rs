@@ -7,9 +7,7 @@
 //! enough to go on (`resume`), and nothing is removed from the token before the service
 //! has confirmed the certificate that replaces it.
 
-mod der;
 mod service;
-mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,8 +17,8 @@ use base64::Engine;
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
+use rinnovo::pkcs11::{Kind, PendingKey, Selector, Token, TokenCertificate};
 use service::{Service, ServiceError};
-use token::{Kind, PendingKey, Selector, Token, TokenCertificate};
 
 #[derive(Parser)]
 #[command(
@@ -303,7 +301,7 @@ fn csr(token: &Token, key: &PendingKey, subject: &[(Vec<u64>, String)]) -> anyho
 
 mod csr_signer {
     use super::{PendingKey, Token};
-    use crate::token::Algorithm;
+    use rinnovo::pkcs11::Algorithm;
 
     /// The new key on the token, as rcgen's remote signing key.
     pub struct OnToken<'a> {

@@ -1,5 +1,9 @@
-//! The holder's token through PKCS#11: its certificates, its keys, signing on it, new
-//! key pairs made on it, certificates written to it. Private keys never leave the token.
+//! A signature token through PKCS#11: its certificates, its keys, signing on it, new key
+//! pairs made on it, certificates written to it. Private keys never leave the token. The
+//! reference agent (`rinnovo-agent`) renews with it; `rinnovo device enroll` puts a demo
+//! device on a token with it.
+
+pub mod der;
 
 use std::path::Path;
 
@@ -13,8 +17,6 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use x509_parser::prelude::*;
-
-use crate::der;
 
 /// DER of the named curve prime256v1 (P-256), as CKA_EC_PARAMS wants it.
 const P256_PARAMS: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -109,7 +111,7 @@ impl TokenCertificate {
         let not_after =
             chrono::DateTime::from_timestamp(certificate.validity().not_after.timestamp(), 0)?;
         Some(Self {
-            serial: rinnovo::ca::serial_hex(certificate.raw_serial()),
+            serial: crate::ca::serial_hex(certificate.raw_serial()),
             public_key: spki.subject_public_key.data.to_vec(),
             id,
             kind,
@@ -134,6 +136,13 @@ pub struct PendingKey {
     pub algorithm: Algorithm,
     pub private: ObjectHandle,
     pub public_key: Vec<u8>,
+}
+
+impl PendingKey {
+    /// The DER SubjectPublicKeyInfo: what a CA certifies.
+    pub fn subject_public_key_info(&self) -> Vec<u8> {
+        der::subject_public_key_info(self.algorithm, &self.public_key)
+    }
 }
 
 pub struct Token {

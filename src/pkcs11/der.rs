@@ -63,6 +63,25 @@ pub fn unwrap_octet_string(point: &[u8]) -> Vec<u8> {
     }
 }
 
+/// A SubjectPublicKeyInfo (RFC 5280) from the subjectPublicKey bits: rsaEncryption with
+/// NULL parameters, or id-ecPublicKey on prime256v1.
+pub fn subject_public_key_info(algorithm: super::Algorithm, bits: &[u8]) -> Vec<u8> {
+    const RSA_ENCRYPTION: &[u8] = &[
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
+    const EC_PUBLIC_KEY_P256: &[u8] = &[
+        0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
+        0x3d, 0x03, 0x01, 0x07,
+    ];
+    let identifier = match algorithm {
+        super::Algorithm::Rsa2048 => RSA_ENCRYPTION,
+        super::Algorithm::EcP256 => EC_PUBLIC_KEY_P256,
+    };
+    let mut bit_string = vec![0];
+    bit_string.extend_from_slice(bits);
+    sequence(&[tagged(0x30, identifier), tagged(0x03, &bit_string)])
+}
+
 pub fn pem(label: &str, der: &[u8]) -> String {
     let body = base64::engine::general_purpose::STANDARD.encode(der);
     let lines: Vec<&str> = body
@@ -108,6 +127,17 @@ mod tests {
                 .verify(b"nonce", &der)
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn a_subject_public_key_info_reads_back_as_the_key() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
+        let bits = rcgen::PublicKeyData::der_bytes(&key);
+        assert_eq!(
+            subject_public_key_info(super::super::Algorithm::EcP256, bits),
+            spki
+        );
     }
 
     #[test]
