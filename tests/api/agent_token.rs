@@ -451,6 +451,30 @@ async fn killed_after_submitting_resume_finishes_the_one_renewal() {
 }
 
 #[tokio::test]
+async fn a_refused_coupon_is_told_and_the_new_keys_go() {
+    let (app, sink) = app_with_sink(&[]).await;
+    let cns = buy(&app, &sink, "visura", "RIN-CNS", 1).await.remove(0);
+    let device = enroll(&app, "card");
+    let token = SoftToken::init(&app, "card");
+    token.import(&device);
+
+    // A coupon for the authentication certificate given for the signature one.
+    let wrong_kind = format!("signature={cns}");
+    let output = token
+        .run_agent(&app, &["renew", "--coupon", &wrong_kind])
+        .await;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the coupon is for another kind of certificate"),
+        "{stderr}"
+    );
+    assert_eq!(token.ids("privkey").len(), 2, "the key made for it is gone");
+    assert_eq!(coupon_status(&app, &cns).await, "available");
+    assert_eq!(renewal_count(&app, &device), 0);
+}
+
+#[tokio::test]
 async fn a_wrong_pin_is_told_and_nothing_is_sent() {
     let app = crate::helpers::spawn_demo_app().await;
     let device = enroll(&app, "card");

@@ -94,9 +94,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if submitted == 0 {
                 println!("nothing to renew now");
             }
-            finish(&token, &service).await?;
+            finish(&token, &mut service).await?;
         }
-        Command::Resume => finish(&token, &service).await?,
+        Command::Resume => finish(&token, &mut service).await?,
     }
     print_status(&token, &service.certificates().await?)
 }
@@ -333,7 +333,7 @@ mod csr_signer {
 /// Takes every renewal under way to its end: waits for the batch, writes the certificate
 /// next to its key, confirms, then removes the old objects; and removes old objects a
 /// previous run left after a confirmation.
-async fn finish(token: &Token, service: &Service) -> anyhow::Result<()> {
+async fn finish(token: &Token, service: &mut Service) -> anyhow::Result<()> {
     let seen = service.certificates().await?;
     for certificate in certificates_of(&seen) {
         let renewal = &certificate["renewal"];
@@ -345,7 +345,7 @@ async fn finish(token: &Token, service: &Service) -> anyhow::Result<()> {
         }
         let kind = kind_of(&certificate)?;
         let renewal_id = text(renewal, "renewal_id");
-        wait_until_issued(service, kind, renewal_id).await?;
+        wait_until_issued(token, service, kind, renewal_id).await?;
         let chain = service.chain(renewal_id).await?;
         let (_, leaf) = x509_parser::pem::parse_x509_pem(chain.as_bytes())
             .map_err(|e| anyhow!("the service sent an unreadable certificate: {e}"))?;
@@ -403,9 +403,22 @@ fn remove_replaced(token: &Token, seen: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_until_issued(service: &Service, kind: Kind, renewal_id: &str) -> anyhow::Result<()> {
+async fn wait_until_issued(
+    token: &Token,
+    service: &mut Service,
+    kind: Kind,
+    renewal_id: &str,
+) -> anyhow::Result<()> {
     loop {
-        let renewal = service.renewal(renewal_id).await?;
+        let renewal = match service.renewal(renewal_id).await {
+            Ok(renewal) => renewal,
+            // The agent token lasts 15 minutes, a wait may last longer: sign in again.
+            Err(ServiceError::Refused(refused)) if refused.status == 401 => {
+                sign_in(token, service).await?;
+                continue;
+            }
+            Err(other) => return Err(other.into()),
+        };
         match renewal.status.as_str() {
             "issued" | "installed" => {
                 eprintln!("\r{}: issued{:30}", kind.as_str(), "");
