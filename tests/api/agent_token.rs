@@ -333,6 +333,16 @@ async fn renew_both(rsa: bool) {
     for serial in &on_token {
         assert!(status.contains(serial), "{serial}: {status}");
     }
+
+    // Old objects left by a run stopped after its confirmations go with `resume`; the
+    // certificates in use and their keys stay.
+    token.import(&device);
+    assert_eq!(token.ids("cert").len(), 4);
+    let resumed = token.agent_ok(&app, &["resume"]).await;
+    assert_eq!(resumed.matches("removed the old").count(), 2, "{resumed}");
+    assert_eq!(token.certificates_with_their_keys(&old), on_token);
+    assert_eq!(token.ids("privkey").len(), 2);
+    assert_eq!(renewal_count(&app, &device), 2);
 }
 
 #[tokio::test]
@@ -427,6 +437,7 @@ async fn killed_after_submitting_resume_finishes_the_one_renewal() {
 
     let status = token.agent_ok(&app, &["status"]).await;
     assert!(status.contains("renewal_pending"), "{status}");
+    assert!(!status.contains("a new signature key"), "{status}");
     assert_eq!(issue_batch(&app)["issued"], 1);
     let resumed = token.agent_ok(&app, &["resume"]).await;
     assert!(
@@ -448,6 +459,37 @@ async fn killed_after_submitting_resume_finishes_the_one_renewal() {
     token.agent_ok(&app, &["resume"]).await;
     assert_eq!(renewal_count(&app, &device), 1);
     assert_eq!(token.certificates_with_their_keys(&old), on_token);
+}
+
+#[tokio::test]
+async fn a_key_made_by_a_run_stopped_before_its_request_is_used_not_doubled() {
+    let (app, sink) = app_with_sink(&[("RINNOVO_ISSUANCE_INTERVAL_SECS", "1".into())]).await;
+    let code = buy(&app, &sink, "visura", "RIN-FIRMA", 1).await.remove(0);
+    let device = enroll(&app, "card");
+    let token = SoftToken::init(&app, "card");
+    token.import(&device);
+    // What a run leaves when stopped between the new key and the request.
+    let mut keypair = token.pkcs11_tool();
+    keypair
+        .args(["--keypairgen", "--key-type", "EC:prime256v1", "--id", "99"])
+        .args(["--label", "rinnovo-new signature", "--sensitive"]);
+    run(keypair);
+
+    let status = token.agent_ok(&app, &["status"]).await;
+    assert!(
+        status.contains("a new signature key is on the token"),
+        "{status}"
+    );
+    let signature_coupon = format!("signature={code}");
+    token
+        .agent_ok(&app, &["renew", "--coupon", &signature_coupon])
+        .await;
+    assert_eq!(token.ids("privkey").len(), 2, "no second new key");
+    let ids = token.ids("cert");
+    assert!(ids.contains(&"99".to_owned()), "{ids:?}");
+    assert_eq!(renewal_count(&app, &device), 1);
+    let status = token.agent_ok(&app, &["status"]).await;
+    assert!(!status.contains("a new signature key"), "{status}");
 }
 
 #[tokio::test]

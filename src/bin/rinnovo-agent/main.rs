@@ -445,8 +445,20 @@ async fn wait_until_issued(
 
 fn print_status(token: &Token, seen: &Value) -> anyhow::Result<()> {
     let on_token = token.certificates()?;
+    let pending = token.pending_keys()?;
     for certificate in certificates_of(seen) {
         let renewal = &certificate["renewal"];
+        if text(renewal, "status") == "renewable"
+            && pending
+                .iter()
+                .any(|k| k.kind.as_str() == text(&certificate, "kind"))
+        {
+            println!(
+                "a new {} key is on the token, made by a run that stopped before its request: \
+                 `rinnovo-agent renew` uses it",
+                text(&certificate, "kind")
+            );
+        }
         let state = match text(renewal, "status") {
             "renewable" => format!("renewable ({} days left)", renewal["days_left"]),
             "not_yet_renewable" => format!(
