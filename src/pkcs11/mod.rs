@@ -365,6 +365,11 @@ impl Token {
                 Some(KeyType::EC) => Algorithm::EcP256,
                 _ => continue,
             };
+            // Its certificate already written (by a run stopped before relabelling): not
+            // pending any more, and never to be used for another request.
+            if !self.objects(ObjectClass::CERTIFICATE, &id)?.is_empty() {
+                continue;
+            }
             let Some(public) = self
                 .objects(ObjectClass::PUBLIC_KEY, &id)?
                 .into_iter()

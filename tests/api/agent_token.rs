@@ -392,20 +392,13 @@ async fn a_device_enrolled_on_the_token_renews_from_it() {
     assert!(on_token.iter().all(|s| !made_there.contains(s)));
 }
 
-#[tokio::test]
-async fn killed_after_submitting_resume_finishes_the_one_renewal() {
-    // The batch asleep: the agent waits until it is killed.
-    let (app, sink) = app_with_sink(&[]).await;
-    let code = buy(&app, &sink, "visura", "RIN-FIRMA", 1).await.remove(0);
-    let device = enroll(&app, "card");
-    let token = SoftToken::init(&app, "card");
-    token.import(&device);
-    let old = old_serials(&device);
-
+/// `renew --coupon signature=CODE`, killed once it says the request is sent (the batch
+/// asleep, it would wait): the lines it printed.
+async fn renew_until_submitted(token: &SoftToken, app: &TestApp, code: &str) -> Vec<String> {
     let signature_coupon = format!("signature={code}");
-    let mut agent = token.agent(&app, PIN, &["renew", "--coupon", &signature_coupon]);
+    let mut agent = token.agent(app, PIN, &["renew", "--coupon", &signature_coupon]);
     agent.stdout(Stdio::piped()).stderr(Stdio::null());
-    let submitted = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let mut child = agent.spawn().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
         let mut seen = Vec::new();
@@ -422,7 +415,102 @@ async fn killed_after_submitting_resume_finishes_the_one_renewal() {
         seen
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_certificate_written_but_not_confirmed_is_confirmed_by_resume() {
+    let (app, sink) = app_with_sink(&[]).await;
+    let code = buy(&app, &sink, "visura", "RIN-FIRMA", 1).await.remove(0);
+    let device = enroll(&app, "card");
+    let token = SoftToken::init(&app, "card");
+    token.import(&device);
+    let old = old_serials(&device);
+    renew_until_submitted(&token, &app, &code).await;
+    assert_eq!(issue_batch(&app)["issued"], 1);
+
+    // A run stopped between writing the certificate and confirming it: the certificate
+    // is on the token next to its new key, the service not told.
+    let nonce = crate::agent::challenge(&app).await;
+    let signature = crate::agent::sign(&device.file("authentication", ".key.pem"), &nonce, &[]);
+    let (_, body) = crate::agent::session(
+        &app,
+        &device.certificate("authentication"),
+        &nonce,
+        &signature,
+    )
+    .await;
+    let agent_token = body["token"].as_str().unwrap();
+    let seen = app
+        .get_json(agent_token, "/api/v1/agent/certificates")
+        .await;
+    let renewal_id = seen["device"]["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "signature")
+        .unwrap()["renewal"]["renewal_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let chain = app
+        .client
+        .get(format!(
+            "{}/api/v1/agent/renewals/{renewal_id}",
+            app.address
+        ))
+        .bearer_auth(agent_token)
+        .header("Accept", "application/pem-certificate-chain")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (_, leaf) = x509_parser::pem::parse_x509_pem(chain.as_bytes()).unwrap();
+    let leaf_file = app.database.dir.path().join("new-signature.der");
+    std::fs::write(&leaf_file, &leaf.contents).unwrap();
+    let new_key_id = token
+        .ids("privkey")
+        .into_iter()
+        .find(|id| id != "01" && id != "02")
+        .unwrap();
+    let mut write = token.pkcs11_tool();
+    write.arg("--write-object").arg(&leaf_file).args([
+        "--type",
+        "cert",
+        "--id",
+        &new_key_id,
+        "--label",
+        "signature",
+    ]);
+    run(write);
+
+    let resumed = token.agent_ok(&app, &["resume"]).await;
+    assert!(
+        resumed.contains("confirmed: signature renewal")
+            && !resumed.contains("installed on the token")
+            && resumed.contains("removed the old signature certificate and key"),
+        "{resumed}"
+    );
+    assert_eq!(renewal_count(&app, &device), 1);
+    assert_eq!(coupon_status(&app, &code).await, "redeemed");
+    let on_token = token.certificates_with_their_keys(&old);
+    assert_eq!(on_token.len(), 2);
+    assert!(!on_token.contains(&old[0]));
+}
+
+#[tokio::test]
+async fn killed_after_submitting_resume_finishes_the_one_renewal() {
+    // The batch asleep: the agent waits until it is killed.
+    let (app, sink) = app_with_sink(&[]).await;
+    let code = buy(&app, &sink, "visura", "RIN-FIRMA", 1).await.remove(0);
+    let device = enroll(&app, "card");
+    let token = SoftToken::init(&app, "card");
+    token.import(&device);
+    let old = old_serials(&device);
+
+    let submitted = renew_until_submitted(&token, &app, &code).await;
     assert!(
         submitted
             .last()
