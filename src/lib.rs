@@ -29,6 +29,7 @@ pub mod orders;
 pub mod paging;
 pub mod partita_iva;
 pub mod payments;
+pub mod pkcs11;
 pub mod prepaid;
 pub mod rate_limit;
 pub mod registry;

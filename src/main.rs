@@ -93,7 +93,25 @@ enum DeviceCommand {
         /// Days until the certificates expire (1 to 1095; under 90 they are renewable now).
         #[arg(long, default_value_t = 1095)]
         expires_in: i64,
+        /// Make the keys on a PKCS#11 token (e.g. SoftHSM2) and write the certificates
+        /// there too, as a card's issuer would: then `rinnovo-agent` renews from it. Only
+        /// the certificates and the chain go into DIR.
+        #[arg(long, requires_all = ["token", "pin"])]
+        pkcs11_module: Option<std::path::PathBuf>,
+        /// The token's label (with --pkcs11-module).
+        #[arg(long, requires = "pkcs11_module")]
+        token: Option<String>,
+        /// The token's user PIN (with --pkcs11-module).
+        #[arg(long, requires = "pkcs11_module")]
+        pin: Option<String>,
     },
+}
+
+/// Where `device enroll` makes the keys when not here: a token.
+struct EnrollOnToken {
+    module: std::path::PathBuf,
+    label: String,
+    pin: String,
 }
 
 #[derive(Subcommand)]
@@ -258,8 +276,28 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     brand,
                     kind,
                     expires_in,
+                    pkcs11_module,
+                    token,
+                    pin,
                 },
-        } => enroll(config, &codice_fiscale, &out, brand, &kind, expires_in).await?,
+        } => {
+            let on_token = match (pkcs11_module, token, pin) {
+                (Some(module), Some(label), Some(pin)) => {
+                    Some(EnrollOnToken { module, label, pin })
+                }
+                _ => None,
+            };
+            enroll(
+                config,
+                &codice_fiscale,
+                &out,
+                brand,
+                &kind,
+                expires_in,
+                on_token,
+            )
+            .await?
+        }
         Command::Demo {
             command: DemoCommand::Statement { orders, out },
         } => {
@@ -287,6 +325,7 @@ async fn enroll(
     brand: String,
     kind: &str,
     expires_in: i64,
+    on_token: Option<EnrollOnToken>,
 ) -> anyhow::Result<()> {
     use rinnovo::registry::enroll::{self, VALIDITY_DAYS};
     let codice_fiscale = CodiceFiscale::parse(codice_fiscale)
@@ -303,16 +342,54 @@ async fn enroll(
     let expires_at = now + chrono::Duration::days(expires_in);
     let enrolled = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let mut conn = pool.get()?;
-        Ok(enroll::enroll_device(
-            &mut conn,
-            &ca,
-            &codice_fiscale,
-            &brand,
-            kind,
-            expires_at,
-            now,
-        )
-        .map(|enrolled| (enrolled, rinnovo::ca::CertificateAuthority::chain_pem(&ca)))?)
+        let enrolled = match &on_token {
+            None => enroll::enroll_device(
+                &mut conn,
+                &ca,
+                &codice_fiscale,
+                &brand,
+                kind,
+                expires_at,
+                now,
+            )?,
+            Some(target) => {
+                let token = rinnovo::pkcs11::Token::open(
+                    &target.module,
+                    &rinnovo::pkcs11::Selector::Label(target.label.clone()),
+                    &target.pin,
+                )?;
+                let keys = token_keys(&token)?;
+                let public = |key: &rinnovo::pkcs11::PendingKey| enroll::NewKey::OnToken {
+                    public_der: key.subject_public_key_info(),
+                };
+                let enrolled = enroll::enroll_device_with_keys(
+                    &mut conn,
+                    &ca,
+                    &codice_fiscale,
+                    &brand,
+                    kind,
+                    [public(&keys[0]), public(&keys[1])],
+                    expires_at,
+                    now,
+                );
+                let installed = enrolled.map_err(anyhow::Error::from).and_then(|enrolled| {
+                    for (key, certificate) in keys.iter().zip(&enrolled.certificates) {
+                        let (_, der) =
+                            x509_parser::pem::parse_x509_pem(certificate.issued.pem.as_bytes())?;
+                        token.install_certificate(key, &der.contents)?;
+                    }
+                    Ok(enrolled)
+                });
+                if installed.is_err() {
+                    // No certificate on the token then: its new keys are of no use.
+                    for key in &keys {
+                        token.destroy(&key.id)?;
+                    }
+                }
+                installed?
+            }
+        };
+        Ok((enrolled, rinnovo::ca::CertificateAuthority::chain_pem(&ca)))
     })
     .await??;
     let (enrolled, chain) = enrolled;
@@ -320,9 +397,14 @@ async fn enroll(
     for certificate in &enrolled.certificates {
         let kind = certificate.kind.as_str();
         println!(
-            "{kind}: serial {} valid until {} ({kind}.pem, {kind}.key.pem)",
+            "{kind}: serial {} valid until {} ({kind}.pem{})",
             certificate.issued.serial_number,
             certificate.issued.not_after.format("%Y-%m-%d %H:%M:%S UTC"),
+            if certificate.key.private_pem().is_some() {
+                format!(", {kind}.key.pem")
+            } else {
+                ", key and certificate on the token".to_owned()
+            },
         );
     }
     println!(
@@ -331,6 +413,20 @@ async fn enroll(
         out.display()
     );
     Ok(())
+}
+
+/// The signature's and the authentication's key pairs (EC P-256), made on the token; if
+/// the second cannot be made, the first is removed again.
+fn token_keys(token: &rinnovo::pkcs11::Token) -> anyhow::Result<[rinnovo::pkcs11::PendingKey; 2]> {
+    use rinnovo::pkcs11::{Algorithm, Kind};
+    let signature = token.generate_key_pair(Algorithm::EcP256, Kind::Signature)?;
+    match token.generate_key_pair(Algorithm::EcP256, Kind::Authentication) {
+        Ok(authentication) => Ok([signature, authentication]),
+        Err(e) => {
+            token.destroy(&signature.id)?;
+            Err(e.into())
+        }
+    }
 }
 
 /// 20 characters from a 56-symbol alphabet without look-alikes (~116 bits).

@@ -7,8 +7,14 @@
 //!    `openssl dgst -sha256 -sign` makes it), and sends certificate, nonce and signature.
 //! 3. [`authenticate`] burns the nonce first (a failed attempt uses it up too), then
 //!    checks the certificate: issued by a CA the service trusts (its signature verifies
-//!    with the issuing CA's key), within its validity, in the registry and neither
-//!    revoked nor superseded; and the signature over the nonce with the certificate's key.
+//!    with the issuing CA's key), an authentication certificate and not the qualified
+//!    signature one, within its validity, in the registry and neither revoked nor
+//!    superseded; and the signature over the nonce with the certificate's key.
+//!
+//! The signature certificate (keyUsage nonRepudiation) never signs in: its key makes the
+//! holder's qualified signatures, legally binding, and must sign only what the holder
+//! chose to sign, never a nonce a server picked. An agent that offered it would train
+//! holders to type the signature PIN for anything.
 
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
@@ -47,6 +53,11 @@ pub enum AgentAuthError {
     Challenge,
     #[error("the certificate was not issued by a CA this service trusts")]
     Untrusted,
+    #[error(
+        "the certificate is the qualified signature certificate (keyUsage nonRepudiation): \
+         sign in with the device's authentication certificate and its key"
+    )]
+    SignatureCertificate,
     #[error("the certificate is not valid now (valid from {not_before} to {not_after})")]
     OutsideValidity {
         not_before: String,
@@ -147,6 +158,9 @@ pub fn authenticate(
     {
         return Err(AgentAuthError::Untrusted);
     }
+    if is_signature_certificate(&presented) {
+        return Err(AgentAuthError::SignatureCertificate);
+    }
     let validity = presented.validity();
     let at = ASN1Time::from_timestamp(now.timestamp()).map_err(|_| AgentAuthError::Untrusted)?;
     if at < validity.not_before || at > validity.not_after {
@@ -192,6 +206,17 @@ pub fn authenticate(
         brand_id,
         codice_fiscale,
     })
+}
+
+/// Whether the certificate is meant for qualified signatures: its keyUsage has
+/// nonRepudiation (contentCommitment). A certificate whose keyUsage cannot be read is
+/// treated as one, so a malformed extension never opens the door.
+fn is_signature_certificate(certificate: &X509Certificate<'_>) -> bool {
+    match certificate.key_usage() {
+        Ok(Some(usage)) => usage.value.non_repudiation(),
+        Ok(None) => false,
+        Err(_) => true,
+    }
 }
 
 /// RSA (PKCS#1 v1.5 or PSS, SHA-256, 2048 bits or more) or ECDSA P-256 with SHA-256.

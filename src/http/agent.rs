@@ -97,8 +97,9 @@ struct SessionResponse {
 
 /// Sign in as a device's agent with a signed challenge
 ///
-/// The certificate must be issued by a CA the service trusts, valid now, in the registry and
-/// active; the signature over the nonce must verify with its key (RSA PKCS#1 v1.5 or PSS with
+/// The certificate must be the device's authentication certificate (never the qualified
+/// signature one, whose keyUsage has nonRepudiation), issued by a CA the service trusts,
+/// valid now, in the registry and active; the signature over the nonce must verify with its key (RSA PKCS#1 v1.5 or PSS with
 /// SHA-256, or ECDSA P-256 with SHA-256).
 #[utoipa::path(
     post,
@@ -116,7 +117,9 @@ struct SessionResponse {
             body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Sign-in refused: nonce unknown, expired or used \
             (`/problems/agent-challenge`); certificate not issued by a trusted CA \
-            (`/problems/untrusted-certificate`); expired or not yet valid \
+            (`/problems/untrusted-certificate`); the qualified signature certificate \
+            (keyUsage nonRepudiation), which never signs in \
+            (`/problems/signature-certificate-sign-in`); expired or not yet valid \
             (`/problems/certificate-not-valid-now`); not in the registry \
             (`/problems/unknown-certificate`); revoked or superseded \
             (`/problems/certificate-not-active`); signature does not verify \

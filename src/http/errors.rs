@@ -1089,6 +1089,11 @@ impl Identify for AgentAuthError {
                 "Certificate not trusted",
                 "Il certificato non è stato emesso da un'autorità riconosciuta.",
             ),
+            AgentAuthError::SignatureCertificate => unauthorized(
+                "signature-certificate-sign-in",
+                "Signature certificate cannot sign in",
+                "Il certificato di firma non serve ad accedere: usa il certificato di autenticazione (CNS) del dispositivo.",
+            ),
             AgentAuthError::OutsideValidity { .. } => unauthorized(
                 "certificate-not-valid-now",
                 "Certificate not valid now",

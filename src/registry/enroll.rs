@@ -1,6 +1,7 @@
 //! Enrolling a device for a holder: a new device with a signature and an authentication
 //! certificate issued by the CA, registered as active. What `rinnovo device enroll` does,
-//! so that anyone can play the desktop agent with openssl against a demo server.
+//! so that anyone can play the desktop agent against a demo server: with openssl and key
+//! files, or with `rinnovo-agent` and the keys made on a PKCS#11 token.
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -16,9 +17,33 @@ use crate::secrets::random_bytes;
 /// How long the embedded CA's certificates last, and so the longest `--expires-in`.
 pub const VALIDITY_DAYS: i64 = 3 * 365;
 
+/// A device's new key pair: made here (its secret handed over in a file), or made on a
+/// token that keeps it (only the public key comes out).
+pub enum NewKey {
+    Here(DeviceKey),
+    OnToken { public_der: Vec<u8> },
+}
+
+impl NewKey {
+    pub fn public_der(&self) -> &[u8] {
+        match self {
+            NewKey::Here(key) => &key.public_der,
+            NewKey::OnToken { public_der } => public_der,
+        }
+    }
+
+    /// The secret, when it was made here.
+    pub fn private_pem(&self) -> Option<&str> {
+        match self {
+            NewKey::Here(key) => Some(&key.private_pem),
+            NewKey::OnToken { .. } => None,
+        }
+    }
+}
+
 pub struct EnrolledCertificate {
     pub kind: CertificateKind,
-    pub key: DeviceKey,
+    pub key: NewKey,
     pub issued: Issued,
 }
 
@@ -50,6 +75,35 @@ pub fn enroll_device(
     codice_fiscale: &CodiceFiscale,
     brand_id: &str,
     kind: DeviceKind,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Enrolled, EnrollError> {
+    let keys = [
+        NewKey::Here(DeviceKey::generate()?),
+        NewKey::Here(DeviceKey::generate()?),
+    ];
+    enroll_device_with_keys(
+        conn,
+        ca,
+        codice_fiscale,
+        brand_id,
+        kind,
+        keys,
+        expires_at,
+        now,
+    )
+}
+
+/// Enrolls a device whose key pairs are already made: `keys` are the signature's, then
+/// the authentication's.
+#[allow(clippy::too_many_arguments)]
+pub fn enroll_device_with_keys(
+    conn: &mut DbConnection,
+    ca: &dyn CertificateAuthority,
+    codice_fiscale: &CodiceFiscale,
+    brand_id: &str,
+    kind: DeviceKind,
+    keys: [NewKey; 2],
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Enrolled, EnrollError> {
@@ -89,13 +143,12 @@ pub fn enroll_device(
             },
             now,
         )?;
-        let mut enrolled = Vec::new();
-        for (kind, profile) in [
+        let mut issued_certificates = Vec::new();
+        for (key, (kind, profile)) in keys.iter().zip([
             (CertificateKind::Signature, Profile::Signature),
             (CertificateKind::Authentication, Profile::Authentication),
-        ] {
-            let key = DeviceKey::generate()?;
-            let issued = ca.issue(&subject, &key.public_der, profile, not_before, expires_at)?;
+        ]) {
+            let issued = ca.issue(&subject, key.public_der(), profile, not_before, expires_at)?;
             store::add_certificate(
                 conn,
                 &NewCertificate {
@@ -107,22 +160,27 @@ pub fn enroll_device(
                     not_before: issued.not_before,
                     not_after: issued.not_after,
                     status: CertificateStatus::Active,
-                    public_key_sha256: Some(&key_fingerprint(&key.public_der)),
+                    public_key_sha256: Some(&key_fingerprint(key.public_der())),
                 },
                 now,
             )?;
-            enrolled.push(EnrolledCertificate { kind, key, issued });
+            issued_certificates.push((kind, issued));
         }
-        Ok(Enrolled {
-            device_id,
-            serial_number,
-            certificates: enrolled,
-        })
+        Ok((device_id, serial_number, issued_certificates))
+    })
+    .map(|(device_id, serial_number, issued_certificates)| Enrolled {
+        device_id,
+        serial_number,
+        certificates: keys
+            .into_iter()
+            .zip(issued_certificates)
+            .map(|(key, (kind, issued))| EnrolledCertificate { kind, key, issued })
+            .collect(),
     })
 }
 
-/// Writes the device's files into `dir`: `<kind>.key.pem` (mode 0600), `<kind>.pem`
-/// and `chain.pem` (the issuing CA's certificate, then the root's).
+/// Writes the device's files into `dir`: `<kind>.key.pem` (mode 0600) for a key made
+/// here, `<kind>.pem` and `chain.pem` (the issuing CA's certificate, then the root's).
 pub fn write_files(
     enrolled: &Enrolled,
     chain_pem: &str,
@@ -131,10 +189,9 @@ pub fn write_files(
     std::fs::create_dir_all(dir)?;
     for certificate in &enrolled.certificates {
         let kind = certificate.kind.as_str();
-        write_secret(
-            &dir.join(format!("{kind}.key.pem")),
-            &certificate.key.private_pem,
-        )?;
+        if let Some(secret) = certificate.key.private_pem() {
+            write_secret(&dir.join(format!("{kind}.key.pem")), secret)?;
+        }
         std::fs::write(dir.join(format!("{kind}.pem")), &certificate.issued.pem)?;
     }
     std::fs::write(dir.join("chain.pem"), chain_pem)

@@ -60,7 +60,7 @@ pub(crate) fn enroll_expiring(app: &TestApp, name: &str, days: i64) -> Device {
         let kind = certificate.kind.as_str();
         std::fs::write(
             dir.join(format!("{kind}.key.pem")),
-            &certificate.key.private_pem,
+            certificate.key.private_pem().unwrap(),
         )
         .unwrap();
         std::fs::write(dir.join(format!("{kind}.pem")), &certificate.issued.pem).unwrap();
@@ -68,8 +68,8 @@ pub(crate) fn enroll_expiring(app: &TestApp, name: &str, days: i64) -> Device {
     Device { enrolled, dir }
 }
 
-/// A signature certificate for the demo holder's key `public_key` (DER SPKI), issued by
-/// the service's CA but not registered.
+/// An authentication certificate for the demo holder's key `public_key` (DER SPKI),
+/// issued by the service's CA but not registered.
 fn issue_for_holder(app: &TestApp, public_key: &[u8]) -> Issued {
     let now = Utc::now();
     ca(app)
@@ -80,7 +80,7 @@ fn issue_for_holder(app: &TestApp, public_key: &[u8]) -> Issued {
                 surname: "Bianchi".into(),
             },
             public_key,
-            Profile::Signature,
+            Profile::Authentication,
             now - Duration::days(1),
             now + Duration::days(30),
         )
@@ -126,34 +126,71 @@ pub(crate) async fn session(
 }
 
 #[tokio::test]
-async fn an_agent_holding_the_device_key_gets_a_token_for_that_device() {
+async fn an_agent_holding_the_authentication_key_gets_a_token_for_that_device() {
     let app = spawn_demo_app().await;
     let device = enroll(&app, "card");
-    for kind in ["signature", "authentication"] {
-        let nonce = challenge(&app).await;
-        let signature = sign(&device.file(kind, ".key.pem"), &nonce, &[]);
-        let (status, body) = session(&app, &device.certificate(kind), &nonce, &signature).await;
-        assert_eq!(status, 201, "{body}");
-        assert_eq!(body["token_type"], "Bearer");
-        assert_eq!(body["device_id"], device.enrolled.device_id.as_str());
-        assert_eq!(body["expires_in"], 900);
-        // An agent token is not an access token for the rest of the API.
-        let me = app
-            .client
-            .get(format!("{}/api/v1/me", app.address))
-            .bearer_auth(body["token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(me.status(), 401);
-    }
+    let nonce = challenge(&app).await;
+    let signature = sign(&device.file("authentication", ".key.pem"), &nonce, &[]);
+    let (status, body) = session(
+        &app,
+        &device.certificate("authentication"),
+        &nonce,
+        &signature,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["device_id"], device.enrolled.device_id.as_str());
+    assert_eq!(body["expires_in"], 900);
+    // An agent token is not an access token for the rest of the API.
+    let me = app
+        .client
+        .get(format!("{}/api/v1/me", app.address))
+        .bearer_auth(body["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 401);
     // The certificate may also come as base64 DER.
-    let pem = device.certificate("signature");
+    let pem = device.certificate("authentication");
     let der_base64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     let nonce = challenge(&app).await;
-    let signature = sign(&device.file("signature", ".key.pem"), &nonce, &[]);
+    let signature = sign(&device.file("authentication", ".key.pem"), &nonce, &[]);
     let (status, body) = session(&app, &der_base64, &nonce, &signature).await;
     assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
+async fn the_signature_certificate_never_signs_in() {
+    let app = spawn_demo_app().await;
+    let device = enroll(&app, "card");
+    // What the CA put in each certificate: nonRepudiation only in the signature one.
+    let key_usage = |kind: &str| {
+        let output = Command::new("openssl")
+            .args(["x509", "-noout", "-ext", "keyUsage", "-in"])
+            .arg(device.file(kind, ".pem"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert!(key_usage("signature").contains("Non Repudiation"));
+    assert!(!key_usage("authentication").contains("Non Repudiation"));
+    assert!(key_usage("authentication").contains("Digital Signature"));
+
+    // Even with a perfect signature by its own key, active and in the registry.
+    let nonce = challenge(&app).await;
+    let signature = sign(&device.file("signature", ".key.pem"), &nonce, &[]);
+    let (status, body) = session(&app, &device.certificate("signature"), &nonce, &signature).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["type"], "/problems/signature-certificate-sign-in");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("authentication certificate"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -183,12 +220,12 @@ async fn rsa_keys_sign_with_pkcs1_or_pss() {
         .unwrap();
     let device = enroll(&app, "for-rsa");
     let issued = issue_for_holder(&app, &public.stdout);
-    // It replaces the enrolled signature certificate in the registry.
+    // It replaces the enrolled authentication certificate in the registry.
     let mut conn = app.pool.get().unwrap();
     diesel::update(
         certificates::table
             .filter(certificates::device_id.eq(&device.enrolled.device_id))
-            .filter(certificates::kind.eq("signature")),
+            .filter(certificates::kind.eq("authentication")),
     )
     .set(certificates::serial_number.eq(&issued.serial_number))
     .execute(&mut conn)
@@ -214,8 +251,8 @@ async fn rsa_keys_sign_with_pkcs1_or_pss() {
 async fn every_refusal_has_its_problem() {
     let app = spawn_demo_app().await;
     let device = enroll(&app, "card");
-    let key = device.file("signature", ".key.pem");
-    let certificate = device.certificate("signature");
+    let key = device.file("authentication", ".key.pem");
+    let certificate = device.certificate("authentication");
 
     // A replayed challenge: the first use burns it.
     let nonce = challenge(&app).await;
@@ -233,9 +270,9 @@ async fn every_refusal_has_its_problem() {
         (401, Some("/problems/agent-challenge"))
     );
 
-    // A signature by another key (the authentication key), or over other bytes.
+    // A signature by another key (the signature key), or over other bytes.
     let nonce = challenge(&app).await;
-    let wrong = sign(&device.file("authentication", ".key.pem"), &nonce, &[]);
+    let wrong = sign(&device.file("signature", ".key.pem"), &nonce, &[]);
     let (status, body) = session(&app, &certificate, &nonce, &wrong).await;
     assert_eq!(
         (status, body["type"].as_str()),
@@ -297,7 +334,7 @@ async fn every_refusal_has_its_problem() {
     diesel::update(
         certificates::table
             .filter(certificates::device_id.eq(&device.enrolled.device_id))
-            .filter(certificates::kind.eq("signature")),
+            .filter(certificates::kind.eq("authentication")),
     )
     .set(certificates::status.eq("revoked"))
     .execute(&mut conn)
@@ -406,8 +443,14 @@ async fn the_agent_sees_its_device_with_statuses_and_the_coupons_that_fit() {
     let app = spawn_demo_app().await;
     let device = enroll(&app, "card");
     let nonce = challenge(&app).await;
-    let signature = sign(&device.file("signature", ".key.pem"), &nonce, &[]);
-    let (status, body) = session(&app, &device.certificate("signature"), &nonce, &signature).await;
+    let signature = sign(&device.file("authentication", ".key.pem"), &nonce, &[]);
+    let (status, body) = session(
+        &app,
+        &device.certificate("authentication"),
+        &nonce,
+        &signature,
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
     let token = body["token"].as_str().unwrap().to_owned();
     let get = |token: Option<String>| {

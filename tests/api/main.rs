@@ -2,6 +2,7 @@
 //! and on PostgreSQL when TEST_DATABASE_URL is set (see .ci/run).
 
 mod agent;
+mod agent_token;
 mod auth;
 mod backoffice_pages;
 mod billing;

@@ -24,11 +24,12 @@ pub(crate) const SUBJECT: &str =
 /// the batch themselves. `extra` adds configuration.
 pub(crate) async fn app_with_sink(extra: &[(&str, String)]) -> (TestApp, SmtpSink) {
     let (sink, port) = SmtpSink::start(0).await;
-    let mut vars = vec![
+    // The first value given wins: `extra` before the defaults.
+    let mut vars = extra.to_vec();
+    vars.extend([
         ("RINNOVO_SMTP_URL", format!("smtp://127.0.0.1:{port}")),
         ("RINNOVO_ISSUANCE_INTERVAL_SECS", "86400".to_owned()),
-    ];
-    vars.extend(extra.iter().cloned());
+    ]);
     let app = spawn_app_with(rinnovo::startup::StartOptions { demo: true }, &vars).await;
     (app, sink)
 }
@@ -74,8 +75,9 @@ fn csr(key: &Path, subject: &str) -> String {
     .unwrap()
 }
 
-/// Signs in as the device, with the key of its `kind` certificate.
-async fn sign_in(app: &TestApp, device: &Device, kind: &str) -> String {
+/// Signs in as the device, with its authentication certificate and key.
+async fn sign_in(app: &TestApp, device: &Device) -> String {
+    let kind = "authentication";
     let nonce = challenge(app).await;
     let signature = sign(&device.file(kind, ".key.pem"), &nonce, &[]);
     let (status, body) = session(app, &device.certificate(kind), &nonce, &signature).await;
@@ -186,7 +188,7 @@ pub(crate) async fn coupon_status(app: &TestApp, code: &str) -> String {
 }
 
 /// `rinnovo issue-batch` on the app's database and data directory.
-fn issue_batch(app: &TestApp) -> Value {
+pub(crate) fn issue_batch(app: &TestApp) -> Value {
     issue_batch_with(app, &[])
 }
 
@@ -227,7 +229,7 @@ async fn the_whole_renewal_played_with_openssl() {
         .await
         .remove(0);
     let device = enroll(&app, "card");
-    let token = sign_in(&app, &device, "authentication").await;
+    let token = sign_in(&app, &device).await;
     let before = seen(&app, &token).await;
     let old_signature = seen_certificate(&before, "signature").clone();
     let old_authentication = seen_certificate(&before, "authentication").clone();
@@ -465,12 +467,19 @@ async fn the_whole_renewal_played_with_openssl() {
 
     // The old certificate no longer signs in; the new one does, with the new key.
     let nonce = challenge(&app).await;
-    let signature = sign(&device.file("signature", ".key.pem"), &nonce, &[]);
-    let (status, _) = session(&app, &device.certificate("signature"), &nonce, &signature).await;
+    let signature = sign(&device.file("authentication", ".key.pem"), &nonce, &[]);
+    let (status, body) = session(
+        &app,
+        &device.certificate("authentication"),
+        &nonce,
+        &signature,
+    )
+    .await;
     assert_eq!(status, 401);
+    assert_eq!(body["type"], "/problems/certificate-not-active");
     let nonce = challenge(&app).await;
-    let signature = sign(&signature_key, &nonce, &[]);
-    let new_pem = std::fs::read_to_string(out.join("signature.pem")).unwrap();
+    let signature = sign(&authentication_key, &nonce, &[]);
+    let new_pem = std::fs::read_to_string(out.join("authentication.pem")).unwrap();
     let (status, body) = session(&app, &new_pem, &nonce, &signature).await;
     assert_eq!(status, 201, "{body}");
 
@@ -492,7 +501,7 @@ async fn every_refusal_of_a_renewal_request_has_its_problem() {
     let other_brand_code = buy(&app, &sink, "lextel", "RIN-FIRMA", 1).await.remove(0);
     let device = enroll(&app, "card");
     let other_device = enroll(&app, "other");
-    let token = sign_in(&app, &device, "authentication").await;
+    let token = sign_in(&app, &device).await;
     let signature_id = certificate_id(&app, &token, "signature").await;
     let keys = device.dir.join("new");
     let good_csr = csr(&new_key(&keys, "good", "ec"), SUBJECT);
@@ -574,7 +583,7 @@ async fn every_refusal_of_a_renewal_request_has_its_problem() {
     assert_eq!(body["errors"][0]["rule"], "proof-of-possession");
 
     // The certificate.
-    let other_token = sign_in(&app, &other_device, "signature").await;
+    let other_token = sign_in(&app, &other_device).await;
     let other_id = certificate_id(&app, &other_token, "signature").await;
     refused(
         json!([item(&other_id, &good_csr, &code)]),
@@ -793,7 +802,7 @@ async fn the_window_the_registry_and_the_device_life_refuse_too() {
 
     // Too early: 200 days left.
     let young = enroll_expiring(&app, "young", 200);
-    let token = sign_in(&app, &young, "signature").await;
+    let token = sign_in(&app, &young).await;
     let id = certificate_id(&app, &token, "signature").await;
     let (status, body) = request_one(&app, &token, &keys, "a", &id, &codes[0]).await;
     assert_eq!(status, 409, "{body}");
@@ -801,7 +810,7 @@ async fn the_window_the_registry_and_the_device_life_refuse_too() {
 
     // Expired in the registry (the agent signs in with the other certificate).
     let device = enroll(&app, "expired");
-    let token = sign_in(&app, &device, "authentication").await;
+    let token = sign_in(&app, &device).await;
     let id = certificate_id(&app, &token, "signature").await;
     let mut conn = app.pool.get().unwrap();
     diesel::update(certificates::table.filter(certificates::id.eq(&id)))
@@ -835,7 +844,7 @@ async fn the_window_the_registry_and_the_device_life_refuse_too() {
         .execute(&mut conn)
         .unwrap();
     drop(conn);
-    let token = sign_in(&app, &old, "signature").await;
+    let token = sign_in(&app, &old).await;
     let aged = seen(&app, &token).await;
     let certificate = seen_certificate(&aged, "signature");
     assert_eq!(certificate["renewal"]["status"], "not_renewable", "{aged}");
@@ -850,7 +859,7 @@ async fn the_window_the_registry_and_the_device_life_refuse_too() {
 
     // Renewable once: renewed, installed, in its window again, and refused.
     let once = enroll(&app, "once");
-    let token = sign_in(&app, &once, "authentication").await;
+    let token = sign_in(&app, &once).await;
     let id = certificate_id(&app, &token, "signature").await;
     let (status, body) = request_one(&app, &token, &keys, "e", &id, &codes[1]).await;
     assert_eq!(status, 201, "{body}");
@@ -945,7 +954,7 @@ async fn of_twenty_concurrent_requests_with_one_coupon_exactly_one_wins() {
     let mut agents = Vec::new();
     for n in 0..20 {
         let device = enroll(&app, &format!("card-{n}"));
-        let token = sign_in(&app, &device, "authentication").await;
+        let token = sign_in(&app, &device).await;
         let signature = certificate_id(&app, &token, "signature").await;
         let authentication = certificate_id(&app, &token, "authentication").await;
         agents.push((device, token, signature, authentication));

@@ -208,15 +208,15 @@ class Service:
         return answer["access_token"]
 
     def agent(self) -> str:
-        """The demo device's agent, signed in with its signature certificate via openssl."""
+        """The demo device's agent, signed in with its authentication certificate via openssl."""
         device = self.data_dir / "demo-agent"
         nonce = self.api("POST", "/api/v1/agent/challenges")["nonce"]
         signature = subprocess.run(
-            ["openssl", "dgst", "-sha256", "-sign", str(device / "signature.key.pem")],
+            ["openssl", "dgst", "-sha256", "-sign", str(device / "authentication.key.pem")],
             input=nonce.encode(), capture_output=True, check=True,
         ).stdout
         answer = self.api("POST", "/api/v1/agent/sessions", {
-            "certificate": (device / "signature.pem").read_text(),
+            "certificate": (device / "authentication.pem").read_text(),
             "nonce": nonce,
             "signature": base64.b64encode(signature).decode(),
         })

@@ -389,9 +389,9 @@ def run(cluster: Cluster) -> None:
         n, device = job
         api = lambda k: cluster.api(n + k)  # noqa: E731 - each step on another server
         nonce = api(0).call("POST", "/api/v1/agent/challenges", {})[1]["nonce"]
-        signature = openssl("dgst", "-sha256", "-sign", str(device / "signature.key.pem"), stdin=nonce.encode())
+        signature = openssl("dgst", "-sha256", "-sign", str(device / "authentication.key.pem"), stdin=nonce.encode())
         session = api(1).call("POST", "/api/v1/agent/sessions", {
-            "certificate": (device / "signature.pem").read_text(), "nonce": nonce,
+            "certificate": (device / "authentication.pem").read_text(), "nonce": nonce,
             "signature": base64.b64encode(signature).decode()})[1]
         token = session["token"]
         seen = api(2).call("GET", "/api/v1/agent/certificates", token=token)[1]
