@@ -36,6 +36,7 @@ pub mod registry;
 pub mod renewals;
 pub mod secrets;
 pub mod seed;
+pub mod spreadsheet;
 pub mod startup;
 pub mod telemetry;
 pub mod transfer;

@@ -1,6 +1,7 @@
 //! The catalog: renewal coupons each brand sells, with net price and IVA rate, and the
 //! proposal of which coupons renew a device's renewable certificates.
 
+pub mod bulk;
 pub mod quote;
 
 use std::collections::HashMap;
@@ -110,13 +111,17 @@ impl Product {
     }
 }
 
-/// How many coupons one order may hold. Registration officers buy in bulk: a full list of
-/// holders ([`lookup::bulk::MAX_HOLDERS`]), each with a device of two certificates to
-/// renew, must fit one order. A customer buys for the devices in front of them, and a
-/// lower cap limits the damage of a stolen session. Back-office operators do not buy.
+/// The most coupons a registration officer's order may hold: a full list of holders
+/// looked up at once (the bulk lookup's limit, which checks at compile time that it fits),
+/// each with a device of two certificates to renew, must fit one order.
+pub const OFFICER_MAX_COUPONS: u32 = 2_000;
+
+/// How many coupons one order may hold. Registration officers buy in bulk; a customer
+/// buys for the devices in front of them, and a lower cap limits the damage of a stolen
+/// session. Back-office operators do not buy.
 pub fn max_coupons_per_order(role: Role) -> u32 {
     match role {
-        Role::RegistrationOfficer => 2 * lookup::bulk::MAX_HOLDERS as u32,
+        Role::RegistrationOfficer => OFFICER_MAX_COUPONS,
         Role::Customer => 20,
         Role::BackOffice => 0,
     }

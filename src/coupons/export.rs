@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::{list_for_owner, CouponView};
 use crate::db::DbConnection;
+use crate::spreadsheet::inert;
 
 /// The column names, in the order written.
 pub const HEADER: [&str; 10] = [
@@ -59,13 +60,4 @@ fn record(coupon: &CouponView) -> [String; 10] {
         coupon.redeemed_at.map(day).unwrap_or_default(),
         coupon.voided_at.map(day).unwrap_or_default(),
     ]
-}
-
-/// A cell a spreadsheet will not run as a formula (OWASP "CSV injection"): text starting
-/// with `=`, `+`, `-`, `@` or a control character gets a leading apostrophe.
-pub(crate) fn inert(cell: String) -> String {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
-        _ => cell,
-    }
 }

@@ -9,7 +9,7 @@ use super::extract::CurrentUser;
 use super::json::JsonObject;
 use super::responses::{TooManyLookups, UnknownHolder};
 use super::{ApiError, AppState, Problem};
-use crate::lookup::bulk::{self, BulkLookup, HolderList};
+use crate::catalog::bulk::{self, BulkLookup, HolderList};
 use crate::lookup::{self, CertificateView, DeviceView, Eligibility, RenewalStatus};
 use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind};
 

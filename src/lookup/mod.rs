@@ -1,7 +1,6 @@
 //! Lookup: codice fiscale → the holder's devices → each certificate with its renewal
 //! status, and per device the certificates to renew together now.
 
-pub mod bulk;
 pub mod eligibility;
 
 use chrono::{DateTime, Months, Utc};
@@ -195,7 +194,7 @@ pub struct LookupLimits {
 
 impl Default for LookupLimits {
     fn default() -> Self {
-        // An officer works through lists of clients (up to `bulk::MAX_HOLDERS` at once,
+        // An officer works through lists of clients (up to `catalog::bulk::MAX_HOLDERS` at once,
         // each holder counted): one full list must fit an hour with room for single
         // lookups, a few lists a day. The address limits stay above one officer's, for an
         // office behind one NAT, and still cap throwaway customer accounts from one place.
@@ -220,7 +219,7 @@ pub struct Caller {
 }
 
 impl LookupLimits {
-    fn of(&self, caller: &Caller) -> [(Limit, String); 4] {
+    pub(crate) fn of(&self, caller: &Caller) -> [(Limit, String); 4] {
         let hour = chrono::Duration::hours(1);
         let day = chrono::Duration::days(1);
         let (per_hour, per_day) = match caller.role {

@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 
 use super::shop::{kind_label, method, status_of};
 use super::{euro, form_status, refusal, BuyerPage, Csrf, Identity, WebError};
+use crate::catalog::bulk::{self, BulkLookup, HolderList};
 use crate::lookup;
-use crate::lookup::bulk::{self, BulkLookup, HolderList};
 use crate::orders::PaymentMethod;
 
 const PATH: &str = "/negozio/acquista/titolari";

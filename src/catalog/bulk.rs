@@ -7,15 +7,21 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use super::{view_device, Caller, DeviceView, LookupError, LookupLimits, RenewalPolicy};
 use crate::catalog::{self, Product, RequestedLine};
 use crate::db::DbConnection;
+use crate::lookup::{
+    view_device, Caller, CertificateView, DeviceView, Eligibility, LookupError, LookupLimits,
+    RenewalPolicy, RenewalStatus,
+};
 use crate::rate_limit;
 use crate::registry::{self, CodiceFiscale, CodiceFiscaleError, Holder};
 
 /// The most holders one list may name: a studio's or an office's clients, and an answer
 /// that still comes back in a second or two.
 pub const MAX_HOLDERS: usize = 1000;
+
+// Every renewable holder of a full list, with two certificates each, fits one officer's order.
+const _: () = assert!(2 * MAX_HOLDERS as u32 <= catalog::OFFICER_MAX_COUPONS);
 
 /// A list of holders to look up: valid codici fiscali, each once, at most
 /// [`MAX_HOLDERS`], in the order of the list.
@@ -309,7 +315,7 @@ impl BulkLookup {
                 .from_writer(&mut file);
             writer.write_record(CSV_HEADER)?;
             for row in self.rows() {
-                writer.write_record(row.map(crate::coupons::export::inert))?;
+                writer.write_record(row.map(crate::spreadsheet::inert))?;
             }
             writer.flush()?;
         }
@@ -341,7 +347,7 @@ impl BulkLookup {
             let name = format!("{} {}", found.given_name, found.surname);
             for device in &holder.devices {
                 let mut priced = HashSet::new();
-                let cells = |certificate: Option<&super::CertificateView>,
+                let cells = |certificate: Option<&CertificateView>,
                              priced: &mut HashSet<String>| {
                     let (status, reason) = match certificate {
                         Some(c) => status_cells(&c.renewal),
@@ -405,8 +411,7 @@ impl BulkLookup {
 }
 
 /// The status column (a stable word) and the reason column (why, or from when).
-fn status_cells(renewal: &super::RenewalStatus) -> (&'static str, String) {
-    use super::{Eligibility, RenewalStatus};
+fn status_cells(renewal: &RenewalStatus) -> (&'static str, String) {
     let day = |at: DateTime<Utc>| at.format("%d/%m/%Y").to_string();
     match renewal {
         RenewalStatus::Eligibility(Eligibility::Renewable { days_left, .. }) => {
