@@ -69,6 +69,14 @@ pub enum Algorithm {
     EcP256,
 }
 
+/// Whether an EC public key is on the named curve prime256v1 (P-256).
+fn is_p256(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> bool {
+    spki.algorithm
+        .parameters
+        .as_ref()
+        .is_some_and(|curve| curve.as_bytes() == &P256_PARAMS[2..])
+}
+
 /// A certificate object on the token.
 #[derive(Debug, Clone)]
 pub struct TokenCertificate {
@@ -97,7 +105,9 @@ impl TokenCertificate {
         let spki = certificate.public_key();
         let algorithm = match spki.parsed().ok()? {
             x509_parser::public_key::PublicKey::RSA(_) => Algorithm::Rsa2048,
-            x509_parser::public_key::PublicKey::EC(_) => Algorithm::EcP256,
+            // Only P-256 among the curves: the key made for the renewal has the old key's
+            // kind, and a P-384 certificate must not get a P-256 key by mistake.
+            x509_parser::public_key::PublicKey::EC(_) if is_p256(spki) => Algorithm::EcP256,
             _ => return None,
         };
         let subject = certificate
@@ -454,4 +464,24 @@ fn find_slot(context: &Pkcs11, selector: &Selector) -> Result<Slot, TokenError> 
         }
     }
     Err(TokenError::Missing(describe(selector)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate on a fresh key of `algorithm`, as DER.
+    fn certificate(algorithm: &'static rcgen::SignatureAlgorithm) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate_for(algorithm).unwrap();
+        let params = rcgen::CertificateParams::new(vec!["token.example".to_owned()]).unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn an_ec_certificate_is_usable_on_p256_only() {
+        let p256 = TokenCertificate::parse(vec![1], certificate(&rcgen::PKCS_ECDSA_P256_SHA256));
+        assert_eq!(p256.map(|c| c.algorithm), Some(Algorithm::EcP256));
+        let p384 = TokenCertificate::parse(vec![2], certificate(&rcgen::PKCS_ECDSA_P384_SHA384));
+        assert!(p384.is_none(), "a P-384 key must not be taken for P-256");
+    }
 }

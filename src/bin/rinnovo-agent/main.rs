@@ -178,7 +178,10 @@ async fn sign_in(token: &Token, service: &mut Service) -> anyhow::Result<()> {
     }
     match last_refusal {
         Some(refused) => Err(anyhow!(refused).context("sign-in refused")),
-        None => bail!("the token holds no authentication certificate with its key"),
+        None => bail!(
+            "the token holds no authentication certificate with its key \
+             (this agent uses RSA and EC P-256 keys)"
+        ),
     }
 }
 
