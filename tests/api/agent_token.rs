@@ -22,6 +22,19 @@ const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const PIN: &str = "246810";
 const SO_PIN: &str = "13579111";
 
+/// Fails (never skips) where SoftHSM2 is missing, saying how to install it.
+pub(crate) fn softhsm_or_fail() {
+    assert!(
+        Command::new("softhsm2-util")
+            .arg("--version")
+            .output()
+            .is_ok()
+            && Path::new(MODULE).exists(),
+        "SoftHSM2 is needed for the agent's tests: apt-get install -y softhsm2 opensc \
+         (it gives softhsm2-util, {MODULE} and pkcs11-tool)"
+    );
+}
+
 /// A fresh SoftHSM2 token in the test's own directory.
 struct SoftToken {
     conf: PathBuf,
@@ -36,15 +49,7 @@ fn run(mut command: Command) -> Output {
 
 impl SoftToken {
     fn init(app: &TestApp, label: &str) -> Self {
-        assert!(
-            Command::new("softhsm2-util")
-                .arg("--version")
-                .output()
-                .is_ok()
-                && Path::new(MODULE).exists(),
-            "SoftHSM2 is needed for the agent's tests: apt-get install -y softhsm2 opensc \
-             (it gives softhsm2-util, {MODULE} and pkcs11-tool)"
-        );
+        softhsm_or_fail();
         let dir = app.database.dir.path().join(format!("softhsm-{label}"));
         std::fs::create_dir_all(dir.join("tokens")).unwrap();
         let conf = dir.join("softhsm2.conf");

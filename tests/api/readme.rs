@@ -32,7 +32,12 @@ fn try_it_blocks(readme: &str) -> Vec<String> {
 fn script(blocks: &[String], address: &str) -> String {
     let mut script = String::from(
         "set -euo pipefail\n\
-         cargo() { [ \"$1\" = run ] && [ \"$2\" = -- ] || return 64; shift 2; \"$RINNOVO_BIN\" \"$@\"; }\n",
+         cargo() {\n\
+           [ \"$1\" = run ] || return 64; shift\n\
+           if [ \"$1\" = --bin ] && [ \"$2\" = rinnovo-agent ] && [ \"$3\" = -- ]; then\n\
+             shift 3; \"$RINNOVO_AGENT_BIN\" \"$@\"\n\
+           else [ \"$1\" = -- ] || return 64; shift; \"$RINNOVO_BIN\" \"$@\"; fi\n\
+         }\n",
     );
     for (n, block) in blocks.iter().enumerate() {
         script.push_str(&format!("echo '== block {}' >&2\n", n + 1));
@@ -67,65 +72,129 @@ fn try_it_has_the_blocks_a_new_user_needs() {
     );
 }
 
+/// A `serve --demo` of the test database on a free port, as a reader starts it.
+struct DemoServer {
+    process: std::process::Child,
+    address: String,
+    log: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl DemoServer {
+    fn start(database: &TestDatabase, data_dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let mut process = rinnovo(database)
+            .env("RINNOVO_DATA_DIR", data_dir)
+            .env("RINNOVO_BIND", "127.0.0.1:0")
+            .env("RINNOVO_LOG_FORMAT", "json")
+            .envs(env.iter().copied())
+            .args(["serve", "--demo"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(process.stderr.take().unwrap()).lines();
+        let port = loop {
+            let line = lines.next().expect("serve logs its port").unwrap();
+            let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if entry["message"] == "rinnovo is listening" {
+                break entry["port"].as_u64().unwrap();
+            }
+        };
+        // Keep reading the log, so the server never blocks on a full pipe.
+        let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+        Self {
+            process,
+            address: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    /// Runs `blocks` in one bash in the database's directory, as the reader would; stops
+    /// the server and answers the output, or fails the test naming the block that stopped.
+    fn run(
+        mut self,
+        blocks: &[String],
+        database: &TestDatabase,
+        data_dir: &std::path::Path,
+    ) -> String {
+        let output = Command::new("timeout")
+            .args(["180", "bash", "-c"])
+            .arg(script(blocks, &self.address))
+            .current_dir(database.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", database.dir.path())
+            .env("RINNOVO_BIN", env!("CARGO_BIN_EXE_rinnovo"))
+            .env("RINNOVO_AGENT_BIN", env!("CARGO_BIN_EXE_rinnovo-agent"))
+            .env("RINNOVO_AGENT_SERVER", &self.address)
+            .env("RINNOVO_DATABASE_URL", &database.url)
+            .env("RINNOVO_DATA_DIR", data_dir)
+            .env("RINNOVO_LOG", "warn")
+            .output()
+            .unwrap();
+        Command::new("kill")
+            .args(["-TERM", &self.process.id().to_string()])
+            .status()
+            .unwrap();
+        self.process.wait().unwrap();
+        let log = self.log.join().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "a README block failed ({:?}):\n{stderr}\nstdout:\n{}\nserver log (last lines):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            log[log.len().saturating_sub(20)..].join("\n")
+        );
+        assert!(
+            stderr.contains(&format!("== block {}", blocks.len())),
+            "{stderr}"
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
 #[test]
 fn try_it_runs_as_written() {
     let database = TestDatabase::create();
     let data_dir = database.dir.path().join("data");
-    let mut server = rinnovo(&database)
-        .env("RINNOVO_DATA_DIR", &data_dir)
-        .env("RINNOVO_BIND", "127.0.0.1:0")
-        .env("RINNOVO_LOG_FORMAT", "json")
-        .args(["serve", "--demo"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let port = loop {
-        let line = lines.next().expect("serve logs its port").unwrap();
-        let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if entry["message"] == "rinnovo is listening" {
-            break entry["port"].as_u64().unwrap();
-        }
-    };
-    // Keep reading the log, so the server never blocks on a full pipe.
-    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
-
+    let server = DemoServer::start(&database, &data_dir, &[]);
     let blocks = try_it_blocks(include_str!("../../README.md"));
     assert!(blocks.len() >= 5, "{blocks:?}");
-    let output = Command::new("timeout")
-        .args(["120", "bash", "-c"])
-        .arg(script(&blocks, &format!("http://127.0.0.1:{port}")))
-        .current_dir(database.dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", database.dir.path())
-        .env("RINNOVO_BIN", env!("CARGO_BIN_EXE_rinnovo"))
-        .env("RINNOVO_DATABASE_URL", &database.url)
-        .env("RINNOVO_DATA_DIR", &data_dir)
-        .env("RINNOVO_LOG", "warn")
-        .output()
-        .unwrap();
-    Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    server.wait().unwrap();
-    let log = log.join().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "a \"Try it\" block failed ({:?}):\n{stderr}\nstdout:\n{}\nserver log (last lines):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        log[log.len().saturating_sub(20)..].join("\n")
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = server.run(&blocks, &database, &data_dir);
     // The path ends where the README says it does: the renewed certificate installed.
     assert!(stdout.trim_end().ends_with("\"installed\""), "{stdout}");
-    assert!(
-        stderr.contains(&format!("== block {}", blocks.len())),
-        "{stderr}"
+}
+
+/// The ```sh block of the README's section `heading` (the first one).
+fn section_block(readme: &str, heading: &str) -> String {
+    let start = readme.find(heading).expect("the section");
+    let body = &readme[start..];
+    let open = body.find("```sh\n").expect("a sh block") + 6;
+    let close = body[open..].find("```").expect("a closed block");
+    body[open..open + close].to_owned()
+}
+
+#[test]
+fn the_agent_section_renews_on_a_token_as_written() {
+    crate::agent_token::softhsm_or_fail();
+    let database = TestDatabase::create();
+    let data_dir = database.dir.path().join("data");
+    let server = DemoServer::start(
+        &database,
+        &data_dir,
+        &[("RINNOVO_ISSUANCE_INTERVAL_SECS", "1")],
+    );
+    let readme = include_str!("../../README.md");
+    // Try it's first two blocks buy the combined coupon ($COUPON) the section asks for.
+    let mut blocks = try_it_blocks(readme)[..2].to_vec();
+    blocks.push(section_block(readme, "\n## Agent: `rinnovo-agent`\n"));
+    let stdout = server.run(&blocks, &database, &data_dir);
+    // Both certificates renewed, confirmed, and their new keys never leave the token.
+    assert_eq!(stdout.matches("\nconfirmed: ").count(), 2, "{stdout}");
+    assert_eq!(
+        stdout.matches("never extractable").count(),
+        2,
+        "the two private keys: {stdout}"
     );
 }
 

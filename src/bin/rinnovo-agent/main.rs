@@ -40,7 +40,11 @@ struct Cli {
     #[arg(long)]
     pin_file: Option<PathBuf>,
     /// The rinnovo service.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "RINNOVO_AGENT_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
     server: String,
     #[command(subcommand)]
     command: Command,
