@@ -75,15 +75,18 @@ impl Application {
                 // was told the request is a HEAD when it was read, and sends no body.
                 // Innermost, so the request log and the metrics still say HEAD.
                 //
-                // A URL longer than any of ours is refused here with a problem body.
+                // A URL longer than any of ours is refused here with a problem body, and so
+                // is a query string sent to an endpoint that takes none.
                 .wrap_fn(|mut request, service| {
                     use actix_web::dev::Service;
                     use futures_util::future::{ready, Either};
-                    if let Some(refusal) = http::refuse_long_url(&request) {
-                        return Either::Left(ready(Ok(request.into_response(refusal))));
-                    }
                     if request.method() == actix_web::http::Method::HEAD {
                         request.head_mut().method = actix_web::http::Method::GET;
+                    }
+                    let refusal = http::refuse_long_url(&request)
+                        .or_else(|| http::refuse_undeclared_query(&request));
+                    if let Some(refusal) = refusal {
+                        return Either::Left(ready(Ok(request.into_response(refusal))));
                     }
                     Either::Right(service.call(request))
                 })

@@ -167,9 +167,24 @@ fn document_common_failures(document: &mut utoipa::openapi::OpenApi) {
             .build(),
     )
     .build();
+    let unknown_parameter = problem_response(
+        "A query parameter: this endpoint takes none (`/problems/invalid-field`, rule \
+         `unknown_parameter`, each parameter named)",
+    )
+    .build();
     for (path, item) in document.paths.paths.iter_mut() {
         for operation in operations(item) {
+            let takes_query = operation
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query));
             let responses = &mut operation.responses.responses;
+            if path.starts_with("/api/") && !takes_query {
+                responses
+                    .entry("400".into())
+                    .or_insert_with(|| unknown_parameter.clone().into());
+            }
             responses
                 .entry("500".into())
                 .or_insert_with(|| internal.clone().into());

@@ -258,3 +258,96 @@ pub struct PageParams {
 /// The filters of a list that has none: only `limit` and `offset` are taken.
 #[derive(serde::Deserialize)]
 pub struct NoFilters {}
+
+/// A documented operation, to tell whether it takes query parameters.
+struct Operation {
+    method: actix_web::http::Method,
+    /// The path's segments; `None` stands for a `{parameter}`.
+    segments: Vec<Option<String>>,
+    takes_query: bool,
+}
+
+impl Operation {
+    fn matches(&self, method: &actix_web::http::Method, path: &[&str]) -> bool {
+        self.method == method
+            && self.segments.len() == path.len()
+            && self
+                .segments
+                .iter()
+                .zip(path)
+                .all(|(segment, given)| segment.as_deref().is_none_or(|s| s == *given))
+    }
+}
+
+/// Every operation of the OpenAPI document: the document is where each endpoint's query
+/// parameters are declared, so it is also what says which endpoints take none.
+static OPERATIONS: std::sync::LazyLock<Vec<Operation>> = std::sync::LazyLock::new(|| {
+    use actix_web::http::Method;
+    use utoipa::openapi::path::ParameterIn;
+    let document = super::openapi::document();
+    let mut operations = Vec::new();
+    for (path, item) in document.paths.paths {
+        let segments: Vec<Option<String>> = path
+            .trim_start_matches('/')
+            .split('/')
+            .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
+            .collect();
+        let methods = [
+            (Method::GET, &item.get),
+            (Method::POST, &item.post),
+            (Method::PUT, &item.put),
+            (Method::PATCH, &item.patch),
+            (Method::DELETE, &item.delete),
+        ];
+        for (method, operation) in methods {
+            let Some(operation) = operation else { continue };
+            let takes_query = operation
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| matches!(p.parameter_in, ParameterIn::Query));
+            operations.push(Operation {
+                method,
+                segments: segments.clone(),
+                takes_query,
+            });
+        }
+    }
+    operations
+});
+
+/// The refusal of a query string sent to a documented endpoint that takes none: every
+/// parameter named, as the endpoints that take some refuse the ones they don't. Others
+/// (pages, probes, undocumented routes, endpoints with parameters) are left to their
+/// handlers.
+pub(super) fn refuse_undeclared_query(
+    request: &actix_web::dev::ServiceRequest,
+) -> Option<ApiError> {
+    let query = request.query_string();
+    // The API only: probes and scrapers of /health and /metrics may add what they like.
+    if query.is_empty() || !request.path().starts_with("/api/") {
+        return None;
+    }
+    let path: Vec<&str> = request.path().trim_start_matches('/').split('/').collect();
+    let mut matching = OPERATIONS
+        .iter()
+        .filter(|o| o.matches(request.method(), &path))
+        .peekable();
+    matching.peek()?;
+    if matching.any(|o| o.takes_query) {
+        return None;
+    }
+    let mut errors = FieldErrors::default();
+    let mut named: Vec<String> = Vec::new();
+    for (name, _) in url::form_urlencoded::parse(query.as_bytes()) {
+        if !named.contains(&name.to_string()) {
+            let rule = QueryRule(
+                "unknown_parameter",
+                "this endpoint takes no query parameters".to_owned(),
+            );
+            errors.refuse(&name, rule);
+            named.push(name.into_owned());
+        }
+    }
+    errors.finish().err()
+}

@@ -217,7 +217,12 @@ async fn unknown_query_parameters_are_refused_by_name_everywhere() {
     let app = spawn_app().await;
     let customer = app.customer("visura").await;
     let office = app.back_office("visura").await;
+    // Endpoints that take no parameter at all refuse one by name too (the OpenAPI
+    // document, which declares every endpoint's parameters, says they take none).
     let customer_paths = [
+        "/api/v1/prepaid?sort=newest",
+        "/api/v1/me?sort=newest",
+        "/api/v1/orders/00000000-0000-0000-0000-000000000000?sort=newest",
         "/api/v1/orders?sort=newest",
         "/api/v1/coupons?sort=newest",
         "/api/v1/prepaid/entries?sort=newest",
