@@ -50,6 +50,8 @@ fn render_form(
             "pasted": pasted,
             "error": error,
             "max_holders": bulk::MAX_HOLDERS,
+            // The wide layout: a table of eight columns, read on a desktop screen.
+            "desk": true,
             "result": null,
         }),
     )
@@ -125,6 +127,8 @@ async fn look_up(
             "pasted": form.pasted,
             "error": null,
             "max_holders": bulk::MAX_HOLDERS,
+            // The wide layout: a table of eight columns, read on a desktop screen.
+            "desk": true,
             "result": result,
         }),
     )
