@@ -11,7 +11,7 @@ use super::billing::BillingRequest;
 use super::extract::BackOffice;
 use super::json::JsonObject;
 use super::problem::FieldErrors;
-use super::query::{Listed, PageInfo, PageParams, Params};
+use super::query::{Listed, NoFilters, PageInfo, PageParams, Params};
 use super::responses::NotOperator;
 use super::{ApiError, AppState, Problem};
 use crate::billing::BillingInput;
@@ -294,6 +294,8 @@ impl From<RejectedDocument> for RejectedResponse {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RejectedListResponse {
     rejected: Vec<RejectedResponse>,
+    #[serde(flatten)]
+    page: PageInfo,
 }
 
 /// The rejected queue
@@ -305,22 +307,30 @@ pub struct RejectedListResponse {
     path = "/api/v1/backoffice/sdi/rejected",
     tag = "back-office",
     operation_id = "sdi_rejected_list",
+    params(PageParams),
     responses(
-        (status = 200, description = "The rejected documents", body = RejectedListResponse),
+        (status = 200, description = "A page of the rejected documents", body = RejectedListResponse),
+        (status = 400, description = "limit or offset out of range, a parameter the list does \
+not take (rule `unknown_parameter`) (`/problems/invalid-field`)",
+            body = Problem, content_type = "application/problem+json"),
         NotOperator,
     )
 )]
 pub async fn rejected(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
+    listed: Listed<NoFilters>,
 ) -> Result<HttpResponse, ApiError> {
+    let page = listed.page()?;
     let queue = state
         .with_conn(move |conn| {
-            receipts::rejected_queue(conn, &operator.brand, Utc::now()).map_err(ApiError::storage)
+            receipts::rejected_queue(conn, &operator.brand, page, Utc::now())
+                .map_err(ApiError::storage)
         })
         .await?;
     Ok(HttpResponse::Ok().json(RejectedListResponse {
-        rejected: queue.into_iter().map(Into::into).collect(),
+        page: listed.info(page, queue.total),
+        rejected: queue.items.into_iter().map(Into::into).collect(),
     }))
 }
 

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use super::CreditedCoupon;
 use crate::db::schema::{coupons, credited_coupons, invoices, sdi_transmission_counters};
 use crate::db::DbConnection;
+use crate::paging::{Page, Paged};
 
 text_enum!(
     /// Where an invoice is in its exchange with the SdI. Issued with the fulfilment; the
@@ -248,18 +249,25 @@ pub fn documents_in_status(
     conn: &mut DbConnection,
     brand_id: &str,
     status: InvoiceStatus,
-    limit: i64,
-) -> anyhow::Result<Vec<StoredDocument>> {
-    invoices::table
-        .filter(invoices::brand_id.eq(brand_id))
-        .filter(invoices::status.eq(status.as_str()))
+    page: Page,
+) -> anyhow::Result<Paged<StoredDocument>> {
+    let query = || {
+        invoices::table
+            .filter(invoices::brand_id.eq(brand_id.to_owned()))
+            .filter(invoices::status.eq(status.as_str()))
+            .into_boxed()
+    };
+    let total: i64 = query().count().get_result(conn)?;
+    let items = query()
         .order((invoices::status_changed_at.asc(), invoices::id.asc()))
-        .limit(limit)
+        .limit(page.limit())
+        .offset(page.offset())
         .select(DocumentRow::as_select())
         .load(conn)?
         .into_iter()
         .map(StoredDocument::try_from)
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Paged { items, total })
 }
 
 /// A stored document (invoice or credit note), as shown and downloaded.

@@ -28,12 +28,11 @@ use crate::http::italian::order_status_label;
 use crate::http::AppState;
 use crate::money::PositiveMoney;
 use crate::orders;
+use crate::paging::Page;
 use crate::payments::card::{sessions as card_sessions, CardError};
 use crate::prepaid::{self, top_ups, EntryKind};
 use crate::rate_limit;
 use crate::validation::PersonName;
-
-const LIST_LIMIT: i64 = 200;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/negozio/profilo", web::get().to(profile))
@@ -430,29 +429,40 @@ async fn top_up_view(
 pub struct StatementQuery {
     ricarica: Option<String>,
     carta: Option<String>,
+    pagina: String,
 }
 
 async fn prepaid_statement(
     shop: BuyerPage,
     query: web::Query<StatementQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let StatementQuery { ricarica, carta } = query.into_inner();
+    let StatementQuery {
+        ricarica,
+        carta,
+        pagina,
+    } = query.into_inner();
     let shown = top_up_view(&shop, ricarica, carta).await?;
-    statement_page(&shop, shown, "", None, StatusCode::OK).await
+    let page = page_numbered(&pagina);
+    statement_page(&shop, shown, page, "", None, StatusCode::OK).await
 }
 
 async fn statement_page(
     shop: &BuyerPage,
     shown: Option<TopUpView>,
+    page: Page,
     typed_amount: &str,
     amount_error: Option<String>,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
-    let (account, entries) = shop
-        .read(|conn, user| {
+    let (account, entries, total) = shop
+        .read(move |conn, user| {
             let account = prepaid::account_of_owner(conn, &user.id)?;
-            let entries = prepaid::entries(conn, &account.id, None, LIST_LIMIT)?;
-            Ok((account, entries))
+            let total = prepaid::entry_count(conn, &account.id)?;
+            // An account's entries are numbered 1, 2, 3... and never removed, so the
+            // page that skips `offset` of the newest starts below `total - offset + 1`.
+            let before = (page.offset() > 0).then(|| total - page.offset() + 1);
+            let entries = prepaid::entries(conn, &account.id, before, page.limit())?;
+            Ok((account, entries, total))
         })
         .await?;
     let entries: Vec<Value> = entries
@@ -478,6 +488,7 @@ async fn statement_page(
             "title": "Conto prepagato",
             "balance": euro(account.balance),
             "entries": entries,
+            "pager": pager("/negozio/prepagato", &[], page, total),
             "card": shop.state.card.is_some(),
             "top_up": top_up,
             "refresh": refresh,
@@ -519,7 +530,8 @@ async fn top_up_by_card(
         Err(_) => {
             let message = "Indica un importo maggiore di zero, come 50,00.".to_owned();
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            return statement_page(&shop, None, &typed, Some(message), status).await;
+            return statement_page(&shop, None, Page::default(), &typed, Some(message), status)
+                .await;
         }
     };
     let email = confirmation::confirmed_email(&shop.user)?;
@@ -542,7 +554,15 @@ async fn top_up_by_card(
         Ok(done) => done,
         Err(identity) => {
             let status = super::form_status(&identity);
-            return statement_page(&shop, None, &typed, Some(identity.italian), status).await;
+            return statement_page(
+                &shop,
+                None,
+                Page::default(),
+                &typed,
+                Some(identity.italian),
+                status,
+            )
+            .await;
         }
     };
     let page = format!("/negozio/prepagato?ricarica={}", top_up.id);

@@ -294,6 +294,7 @@ async fn every_list_answers_its_total_and_page() {
             "transmissions",
         ),
         (&office, "/api/v1/backoffice/sdi/receipts", "receipts"),
+        (&office, "/api/v1/backoffice/sdi/rejected", "rejected"),
         (&office, "/api/v1/backoffice/invoices", "invoices"),
         (
             &office,

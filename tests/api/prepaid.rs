@@ -277,3 +277,50 @@ async fn concurrent_debits_never_overdraw() {
     assert_eq!(balance.cents(), 0);
     assert_eq!(sum, balance);
 }
+
+#[tokio::test]
+async fn the_statement_page_pages_the_entries_newest_first() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let office = app.back_office("visura").await;
+    let account = account_id(&app, &office, &customer).await;
+    for n in 1..=52 {
+        let amount = format!("{n}.00");
+        let response = adjust(&app, &office, &account, "credit", &amount).await;
+        assert_eq!(response.status(), 201);
+    }
+    let (browser, _) =
+        crate::web_client::Browser::signed_in_to(&app, "visura", &customer.email).await;
+    let rows = |body: &str| body.matches("<tr><td>").count();
+
+    let first = browser.get("/negozio/prepagato").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(
+        first.body.contains("52 risultati · Pagina 1 di 2"),
+        "{}",
+        first.body
+    );
+    assert_eq!(rows(&first.body), 50, "{}", first.body);
+    // The newest first: the balance after the 52nd credit, 52 × 53 / 2.
+    assert!(first.body.contains("<td>€ 1.378,00</td>"), "{}", first.body);
+    assert!(
+        first.body.contains("pagina&#x3D;2\" rel=\"next\""),
+        "{}",
+        first.body
+    );
+
+    let second = browser.get("/negozio/prepagato?pagina=2").await;
+    assert!(
+        second.body.contains("52 risultati · Pagina 2 di 2"),
+        "{}",
+        second.body
+    );
+    assert_eq!(rows(&second.body), 2, "{}", second.body);
+    // The two oldest: balances 1,00 and 3,00, and nothing of the first page.
+    assert!(second.body.contains("€ 3,00"), "{}", second.body);
+    assert!(
+        !second.body.contains("<td>€ 1.378,00</td>"),
+        "{}",
+        second.body
+    );
+}

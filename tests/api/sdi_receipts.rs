@@ -189,6 +189,7 @@ async fn a_rejected_invoice_is_corrected_sent_again_and_delivered() {
         .await;
     let rejected = queue["rejected"].as_array().unwrap();
     assert_eq!(rejected.len(), 1, "{queue}");
+    assert_eq!(queue["total"], 1, "{queue}");
     assert_eq!(rejected[0]["id"], invoice_id.as_str());
     assert_eq!(rejected[0]["number"], number.as_str());
     assert_eq!(rejected[0]["scarto_file_name"], ns_name.as_str());

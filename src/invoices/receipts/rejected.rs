@@ -20,6 +20,7 @@ use crate::invoices::document::Buyer;
 use crate::invoices::store::{self, ResentFile, StoredDocument};
 use crate::invoices::transmission::{self, FileToSend};
 use crate::invoices::{buyer_from_profile, fatturapa, InvoiceStatus};
+use crate::paging::{Page, Paged};
 
 /// Days after the scarto within which the document is sent again.
 pub const RESEND_DAYS: i64 = 5;
@@ -60,17 +61,24 @@ fn queued(
     })
 }
 
-/// The brand's rejected documents, longest waiting first (at most 500).
+/// A page of the brand's rejected documents, longest waiting first.
 pub fn rejected_queue(
     conn: &mut DbConnection,
     brand_id: &str,
+    page: Page,
     now: DateTime<Utc>,
-) -> anyhow::Result<Vec<RejectedDocument>> {
+) -> anyhow::Result<Paged<RejectedDocument>> {
     let today = italian_date(now);
-    store::documents_in_status(conn, brand_id, InvoiceStatus::Rejected, 500)?
+    let found = store::documents_in_status(conn, brand_id, InvoiceStatus::Rejected, page)?;
+    let items = found
+        .items
         .into_iter()
         .map(|document| queued(conn, document, today))
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Paged {
+        items,
+        total: found.total,
+    })
 }
 
 /// One rejected document of the brand, and its buyer as the file had them (what a

@@ -5,12 +5,13 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::statements::{read_uploads, Refused, UploadRules};
 use super::{
-    brand_of, date_it, done_message, done_redirect, page_numbered, pager, time_it, DoneQuery,
-    OperatorForm, PageQuery,
+    brand_of, date_it, done_message, done_redirect, page_numbered, pager, time_it, OperatorForm,
+    PageQuery,
 };
 use crate::billing::{BillingInput, InvalidField};
 use crate::http::italian::invoice_status_label;
@@ -205,17 +206,26 @@ fn rejected_json(rejected: &RejectedDocument, now: DateTime<Utc>) -> Value {
     })
 }
 
+/// The rejected queue's address: which page, and the message of a re-send just done.
+#[derive(Deserialize)]
+pub(super) struct RejectedQuery {
+    fatto: Option<String>,
+    #[serde(default)]
+    pagina: String,
+}
+
 pub(super) async fn rejected_queue(
     visit: OperatorPage,
-    query: web::Query<DoneQuery>,
+    query: web::Query<RejectedQuery>,
 ) -> Result<HttpResponse, WebError> {
     let now = Utc::now();
+    let page = page_numbered(&query.pagina);
     let (brand, queue) = visit
         .read(move |conn, brand_id| {
-            receipts::rejected_queue(conn, brand_id, now).map_err(WebError::storage)
+            receipts::rejected_queue(conn, brand_id, page, now).map_err(WebError::storage)
         })
         .await?;
-    let rows: Vec<Value> = queue.iter().map(|r| rejected_json(r, now)).collect();
+    let rows: Vec<Value> = queue.items.iter().map(|r| rejected_json(r, now)).collect();
     visit.render(
         &brand,
         "Fatture scartate",
@@ -224,6 +234,7 @@ pub(super) async fn rejected_queue(
         json!({
             "rejected": rows,
             "done": done_message(query.fatto.as_deref()),
+            "pager": pager("/backoffice/fatture-scartate", &[], page, queue.total),
         }),
     )
 }
