@@ -79,7 +79,9 @@ pub fn refuse_long_url(request: &actix_web::dev::ServiceRequest) -> Option<HttpR
 /// A query string sent to a documented endpoint that takes none, refused by name (see
 /// [`query::Params`] for the endpoints that take some).
 pub fn refuse_undeclared_query(request: &actix_web::dev::ServiceRequest) -> Option<HttpResponse> {
-    query::refuse_undeclared_query(request)
+    static OPERATIONS: std::sync::LazyLock<query::Operations> =
+        std::sync::LazyLock::new(|| query::Operations::of(openapi::document()));
+    query::refuse_undeclared_query(&OPERATIONS, request)
         .map(|refusal| actix_web::ResponseError::error_response(&refusal))
 }
 

@@ -281,46 +281,50 @@ impl Operation {
 
 /// Every operation of the OpenAPI document: the document is where each endpoint's query
 /// parameters are declared, so it is also what says which endpoints take none.
-static OPERATIONS: std::sync::LazyLock<Vec<Operation>> = std::sync::LazyLock::new(|| {
-    use actix_web::http::Method;
-    use utoipa::openapi::path::ParameterIn;
-    let document = super::openapi::document();
-    let mut operations = Vec::new();
-    for (path, item) in document.paths.paths {
-        let segments: Vec<Option<String>> = path
-            .trim_start_matches('/')
-            .split('/')
-            .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
-            .collect();
-        let methods = [
-            (Method::GET, &item.get),
-            (Method::POST, &item.post),
-            (Method::PUT, &item.put),
-            (Method::PATCH, &item.patch),
-            (Method::DELETE, &item.delete),
-        ];
-        for (method, operation) in methods {
-            let Some(operation) = operation else { continue };
-            let takes_query = operation
-                .parameters
-                .iter()
-                .flatten()
-                .any(|p| matches!(p.parameter_in, ParameterIn::Query));
-            operations.push(Operation {
-                method,
-                segments: segments.clone(),
-                takes_query,
-            });
+pub struct Operations(Vec<Operation>);
+
+impl Operations {
+    pub fn of(document: utoipa::openapi::OpenApi) -> Self {
+        use actix_web::http::Method;
+        use utoipa::openapi::path::ParameterIn;
+        let mut operations = Vec::new();
+        for (path, item) in document.paths.paths {
+            let segments: Vec<Option<String>> = path
+                .trim_start_matches('/')
+                .split('/')
+                .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
+                .collect();
+            let methods = [
+                (Method::GET, &item.get),
+                (Method::POST, &item.post),
+                (Method::PUT, &item.put),
+                (Method::PATCH, &item.patch),
+                (Method::DELETE, &item.delete),
+            ];
+            for (method, operation) in methods {
+                let Some(operation) = operation else { continue };
+                let takes_query = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Query));
+                operations.push(Operation {
+                    method,
+                    segments: segments.clone(),
+                    takes_query,
+                });
+            }
         }
+        Self(operations)
     }
-    operations
-});
+}
 
 /// The refusal of a query string sent to a documented endpoint that takes none: every
 /// parameter named, as the endpoints that take some refuse the ones they don't. Others
 /// (pages, probes, undocumented routes, endpoints with parameters) are left to their
 /// handlers.
 pub(super) fn refuse_undeclared_query(
+    operations: &Operations,
     request: &actix_web::dev::ServiceRequest,
 ) -> Option<ApiError> {
     let query = request.query_string();
@@ -329,7 +333,8 @@ pub(super) fn refuse_undeclared_query(
         return None;
     }
     let path: Vec<&str> = request.path().trim_start_matches('/').split('/').collect();
-    let mut matching = OPERATIONS
+    let mut matching = operations
+        .0
         .iter()
         .filter(|o| o.matches(request.method(), &path))
         .peekable();
