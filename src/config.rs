@@ -19,6 +19,8 @@ pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub db_pool_size: u32,
+    /// Connections of the background workers, apart from the requests' (`db_pool_size`).
+    pub worker_pool_size: u32,
     /// HTTP worker threads; `None` means one per core.
     pub http_workers: Option<usize>,
     pub shutdown_timeout: Duration,
@@ -37,6 +39,9 @@ pub struct Config {
     pub mail_retry_base: Duration,
     /// Dispatch loops (and SMTP connections) per process.
     pub mail_concurrency: u32,
+    /// How often an idle dispatcher looks for due emails that no signal announced (a
+    /// retry coming due, a lease running out, an email another process queued).
+    pub mail_poll: Duration,
     /// The address users reach the service at, for links in emails.
     pub public_url: String,
     /// Run the background workers (email dispatcher, reservation expiry, SdI transmitter...)
@@ -148,6 +153,7 @@ impl Config {
             }
         };
         let db_pool_size = number("RINNOVO_DB_POOL_SIZE", default_pool_size(), 1, 1024) as u32;
+        let worker_pool_size = number("RINNOVO_WORKER_POOL_SIZE", 3, 1, 256) as u32;
         let http_workers = match number("RINNOVO_HTTP_WORKERS", 0, 0, 1024) {
             0 => None,
             n => Some(n as usize),
@@ -161,6 +167,7 @@ impl Config {
         let mail_retry_base =
             Duration::from_secs(number("RINNOVO_MAIL_RETRY_BASE_SECS", 30, 1, 3600));
         let mail_concurrency = number("RINNOVO_MAIL_CONCURRENCY", 8, 1, 128) as u32;
+        let mail_poll = Duration::from_millis(number("RINNOVO_MAIL_POLL_MS", 500, 10, 3_600_000));
         let reservation =
             chrono::Duration::days(number("RINNOVO_RESERVATION_DAYS", 10, 1, 90) as i64);
         let expiry_interval =
@@ -319,6 +326,7 @@ impl Config {
                 bind,
                 data_dir,
                 db_pool_size,
+                worker_pool_size,
                 http_workers,
                 shutdown_timeout,
                 log_format,
@@ -331,6 +339,7 @@ impl Config {
                 mail_max_attempts,
                 mail_retry_base,
                 mail_concurrency,
+                mail_poll,
                 public_url,
                 run_workers,
                 reservation,

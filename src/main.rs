@@ -175,12 +175,15 @@ fn exit_now(code: i32) -> ! {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve { demo } => {
+            // Left to `worker` processes, the emails this one queues are announced to them.
+            rinnovo::mail::wake::others_dispatch(!config.run_workers);
             let app = Application::build(config, StartOptions { demo }).await?;
             app.run_until_stopped().await?;
         }
         Command::Worker => {
             let config = std::sync::Arc::new(config);
             let pool = startup::migrate(config.clone()).await?;
+            rinnovo::mail::wake::listen_to_other_processes(&config.database_url);
             let workers = startup::run_workers(pool, config)?;
             tracing::info!("rinnovo worker started");
             tokio::select! {

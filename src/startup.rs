@@ -140,7 +140,17 @@ impl Application {
         }
         let server = server.run();
         let workers = if config.run_workers {
-            Some(tokio::spawn(run_workers(pool.clone(), config.clone())?))
+            // The workers' own connections: on a pool shared with requests, the
+            // dispatcher would wait in line behind every request whenever the service
+            // is busy, and the codes reach the buyer late exactly then.
+            let worker_pool = {
+                let config = config.clone();
+                tokio::task::spawn_blocking(move || {
+                    db::build_pool(&config.database_url, config.worker_pool_size)
+                })
+                .await??
+            };
+            Some(tokio::spawn(run_workers(worker_pool, config.clone())?))
         } else {
             None
         };
@@ -190,6 +200,7 @@ pub fn dispatch_settings(config: &Config) -> DispatchSettings {
         retry_base: chrono::Duration::from_std(config.mail_retry_base)
             .unwrap_or(chrono::Duration::seconds(30)),
         batch_pause: config.worker_pause,
+        idle_poll: config.mail_poll,
         ..DispatchSettings::default()
     }
 }

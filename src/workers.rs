@@ -24,12 +24,19 @@ pub async fn with_conn<T: Send + 'static>(
 /// it handled.
 pub trait Drain: Send + 'static {
     fn drain_once(&mut self) -> impl Future<Output = anyhow::Result<usize>> + Send;
+
+    /// Waits before the next round when the last found nothing: `idle`, unless the
+    /// sender can be told of new work sooner.
+    fn rest(&self, idle: Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep(idle)
+    }
 }
 
 /// Runs `sender` round after round, until the task is dropped: after a round that found
 /// work, a short `pause` (each round writes, and on SQLite requests wait for the single
 /// writer lock: back-to-back rounds would keep it from them); after a round that found
-/// none or could not reach the database, `idle`. `what` names the sender in the logs.
+/// none, `idle` or until told of new work ([`Drain::rest`]); after one that could not
+/// reach the database, `idle`. `what` names the sender in the logs.
 pub async fn keep_draining(
     mut sender: impl Drain,
     idle: Duration,
@@ -37,15 +44,14 @@ pub async fn keep_draining(
     what: &'static str,
 ) {
     loop {
-        let wait = match sender.drain_once().await {
-            Ok(n) if n > 0 => pause,
-            Ok(_) => idle,
+        match sender.drain_once().await {
+            Ok(n) if n > 0 => tokio::time::sleep(pause).await,
+            Ok(_) => sender.rest(idle).await,
             Err(error) => {
                 tracing::warn!(error = %error, "{what}: will retry");
-                idle
+                tokio::time::sleep(idle).await;
             }
-        };
-        tokio::time::sleep(wait).await;
+        }
     }
 }
 

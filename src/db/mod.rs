@@ -9,6 +9,9 @@
 mod macros;
 pub mod schema;
 pub mod search;
+mod signals;
+
+pub use signals::{after_commit, listen, notify};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -287,29 +290,36 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    let DbConnection::Sqlite(sqlite) = conn else {
+    if signals::in_transaction(conn) {
         return conn.transaction(work);
+    }
+    let result = match conn {
+        DbConnection::Postgres(_) => conn.transaction(work),
+        DbConnection::Sqlite(sqlite) => {
+            match AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE") {
+                Err(error) => Err(E::from(error)),
+                Ok(()) => match work(conn) {
+                    Ok(value) => {
+                        <DbConnection as Connection>::TransactionManager::commit_transaction(conn)
+                            .map(|()| value)
+                            .map_err(E::from)
+                    }
+                    Err(error) => {
+                        // The work's error is the one worth reporting; a failed rollback
+                        // leaves the connection broken, which the pool notices and
+                        // discards.
+                        let _ =
+                            <DbConnection as Connection>::TransactionManager::rollback_transaction(
+                                conn,
+                            );
+                        Err(error)
+                    }
+                },
+            }
+        }
     };
-    let depth = AnsiTransactionManager::transaction_manager_status_mut(sqlite)
-        .transaction_depth()
-        .map_err(E::from)?;
-    if depth.is_some() {
-        return conn.transaction(work);
-    }
-    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE").map_err(E::from)?;
-    match work(conn) {
-        Ok(value) => {
-            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)
-                .map_err(E::from)?;
-            Ok(value)
-        }
-        Err(error) => {
-            // The work's error is the one worth reporting; a failed rollback leaves the
-            // connection broken, which the pool notices and discards.
-            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
-            Err(error)
-        }
-    }
+    signals::transaction_ended(result.is_ok());
+    result
 }
 
 /// From how many rows `insert_many!` uses COPY on PostgreSQL: COPY costs one more round

@@ -190,11 +190,13 @@ pub async fn run_once(
 /// Runs `settings.concurrency` dispatch loops until the task is dropped.
 pub async fn run(pool: Pool, transport: std::sync::Arc<Transport>, settings: DispatchSettings) {
     let mut loops = tokio::task::JoinSet::new();
+    let wake = super::wake::register_dispatcher();
     for _ in 0..settings.concurrency.max(1) {
         let dispatch = DispatchLoop {
             pool: pool.clone(),
             sender: transport.sender(),
             settings: settings.clone(),
+            wake: wake.clone(),
         };
         loops.spawn(keep_draining(
             dispatch,
@@ -211,11 +213,22 @@ struct DispatchLoop {
     pool: Pool,
     sender: Sender,
     settings: DispatchSettings,
+    /// Shared by the dispatcher's loops: a new email wakes one of them.
+    wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Drain for DispatchLoop {
     async fn drain_once(&mut self) -> anyhow::Result<usize> {
         run_once(&self.pool, &mut self.sender, &self.settings).await
+    }
+
+    /// New emails wake the loop at once (see [`super::wake`]); the poll stays for what
+    /// no signal announces (a retry coming due, a lease running out).
+    fn rest(&self, idle: StdDuration) -> impl std::future::Future<Output = ()> + Send {
+        let wake = self.wake.clone();
+        async move {
+            let _ = tokio::time::timeout(idle, wake.notified()).await;
+        }
     }
 }
 

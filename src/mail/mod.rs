@@ -6,6 +6,7 @@ pub mod dispatcher;
 pub mod outbox;
 pub mod smtp;
 pub mod templates;
+pub mod wake;
 
 pub use dispatcher::{DispatchSettings, Transport};
 pub use outbox::{Attachment, OutgoingEmail};

@@ -82,6 +82,9 @@ pub fn enqueue_all(
             .collect();
         insert_many!(conn, emails::table, rows)?;
     }
+    if !emails.is_empty() {
+        super::wake::email_queued(conn)?;
+    }
     Ok(())
 }
 

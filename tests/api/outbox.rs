@@ -1,5 +1,5 @@
 //! Several dispatchers (as on several machines) over one outbox: every email goes out
-//! exactly once.
+//! exactly once. A new email wakes the dispatcher when it is committed.
 
 use std::time::Duration;
 
@@ -8,8 +8,8 @@ use rinnovo::mail::outbox::{self, OutgoingEmail};
 use rinnovo::mail::{dispatcher, DispatchSettings, Transport};
 use rinnovo::startup::StartOptions;
 
-use crate::helpers::spawn_app_with;
-use crate::smtp::SmtpSink;
+use crate::helpers::{spawn_app_with, spawn_app_with_smtp};
+use crate::smtp::{decoded, SmtpSink};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_dispatchers_send_each_email_once() {
@@ -85,4 +85,37 @@ async fn three_dispatchers_send_each_email_once() {
     subjects.sort_unstable();
     subjects.dedup();
     assert_eq!(subjects.len(), 60, "no email twice");
+}
+
+/// The dispatcher polls an hour apart here: the coupon email can only arrive in time if
+/// the order's commit wakes it. (With the wake-up gone, this fails after 15 seconds.)
+#[tokio::test]
+async fn an_order_wakes_the_dispatcher_without_waiting_for_its_poll() {
+    let (sink, port) = SmtpSink::start(0).await;
+    let app = spawn_app_with_smtp(port, &[("RINNOVO_MAIL_POLL_MS", "3600000".into())]).await;
+    let customer = app.customer("visura").await;
+    app.credit(&customer.user_id, "40.00");
+    // Let the dispatcher go idle, past its first look at start.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let response = app
+        .order(
+            &customer.token,
+            serde_json::json!([{ "product": "RIN-FIRMA", "quantity": 1 }]),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let started = std::time::Instant::now();
+    while !sink
+        .messages()
+        .iter()
+        .any(|m| decoded(m).contains("i tuoi coupon"))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the coupon email waited for the poll: {} messages",
+            sink.messages().len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
