@@ -48,6 +48,7 @@
 mod camt;
 mod dedup;
 mod postal_csv;
+pub mod upload;
 
 #[cfg(test)]
 mod tests;
@@ -298,8 +299,13 @@ fn read(source: &dyn Source, sink: &mut dyn FnMut(StatementEntry)) -> Failing<He
 /// The header of a statement read, its entries elsewhere.
 type Head = ParsedStatement<()>;
 
-impl Head {
-    fn with<E>(self, entries: E) -> ParsedStatement<E> {
+impl<E> ParsedStatement<E> {
+    /// The header alone, its entries dropped.
+    pub fn with_no_entries(self) -> ParsedStatement<()> {
+        self.with(())
+    }
+
+    fn with<F>(self, entries: F) -> ParsedStatement<F> {
         ParsedStatement {
             format: self.format,
             version: self.version,
