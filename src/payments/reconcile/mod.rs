@@ -316,7 +316,11 @@ impl Plan {
         // The same transaction reported twice in one file (a batch and its detail) is one.
         let mut seen: HashSet<String> = HashSet::new();
         let mut with_reference: HashMap<(String, String), Vec<EarlierEntry>> = HashMap::new();
-        for entry in statement.entries.iter().context("reading the spooled entries")? {
+        for entry in statement
+            .entries
+            .iter()
+            .context("reading the spooled entries")?
+        {
             let entry = entry.context("reading a spooled entry")?;
             if !ours.get(entry.statement).copied().unwrap_or(false) {
                 if let Some(part) = skipped.get_mut(&entry.statement) {
