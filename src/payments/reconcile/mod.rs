@@ -29,6 +29,13 @@
 //! chunk that fails rolls back whole; the chunks before it stay, and importing the file
 //! again completes it.
 //!
+//! The entries are never all in memory: the file's are in a spool on disk
+//! (`statement::read_file`), and one reading of it sorts the brand's into a spool per
+//! pass (each lane, then details and reversals), keeping only keys for what needs the
+//! whole file (repeats within the file, bank references reused in it); each lane then
+//! reads its spool a chunk at a time. Imports of one brand take turns in a process
+//! ([`turn_of`]), and the memory goes back to the system when one ends.
+//!
 //! Lock order, as in the prepaid checkout: lane locks, then the orders and top-ups of
 //! the chunk (disjoint between lanes), prepaid accounts in id order, the invoice counter
 //! last; the lanes of one import, other imports and checkouts never wait in a circle.
