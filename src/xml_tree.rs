@@ -2,7 +2,7 @@
 //! bank statements and the SdI's notifications. Statements are read by path
 //! (`NtryDtls/TxDtls/RmtInf/Ustrd`) and several versions put the same datum in different
 //! places, which a tree answers simply. A whole statement file is not small enough to
-//! hold (a 50 MB camt.053 made a tree of over a gigabyte): [`parse_stream`] builds the tree
+//! hold (a 50 MB camt.053 made a tree of over a gigabyte): `parse_stream` builds the tree
 //! of one entry at a time and keeps only the skeleton around them.
 //!
 //! Elements keep their local name (prefixes differ from bank to bank), their namespace

@@ -262,7 +262,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedStatement, StatementError> {
 }
 
 /// Reads a statement file in bounded memory: the file is read a few times from disk (see
-/// [`camt::read`]), never whole, and its entries go to a temporary file in `spool_dir`,
+/// `camt::read`), never whole, and its entries go to a temporary file in `spool_dir`,
 /// not to memory. The outer error is the server's (the disk), the inner one the file's.
 pub fn read_file(
     file: &std::fs::File,
