@@ -12,7 +12,10 @@
 # entries/s, the time the parser alone needs for the same file (the reference), and checks
 # the report's counts and the invariants (one coupon per fulfilled order, invoice numbers
 # without gaps or repeats, balances = ledger sums, every entry stored once).
-# Target on PostgreSQL: >= 5,000 entries/s end to end.
+# Target on PostgreSQL: >= 5,000 entries/s end to end. Also prints a pgbench TPC-B
+# reference measured in the same run (two clients, as the import's two lanes) with the
+# ratio entries/s ÷ tps, and the service's peak resident memory (VmHWM) and its resident
+# memory a few seconds after the import.
 #
 # The orders are placed once into a template database and copied for each run
 # (CREATE DATABASE ... TEMPLATE), so a rerun only pays for the import; REBUILD=1 redoes them.
@@ -60,7 +63,13 @@ say "expected: $EXPECTED"
 say "parser alone (best of 3)"
 read -r PARSE_SECONDS PARSED < <("$DATA" parse "$WORK/statement.xml")
 
+PGBENCH_SECONDS=$(bench_small && echo 3 || echo 20)
+say "pgbench TPC-B reference: -c 2 -j 2 -T $PGBENCH_SECONDS"
+pgbench_reference rinnovo_bench_reconcile_tpcb 2 2 "$PGBENCH_SECONDS"
+
 start_serve "$PORT" "$WORK/server.log"
+memory_mb() { awk -v field="$1:" '$1 == field { printf "%d", $2 / 1024 }' "/proc/$SERVER_PID/status"; }
+IDLE_MB=$(memory_mb VmRSS)
 OFFICE=$(login "$BASE" visura office@bench.example)
 
 say "uploading $(du -h "$WORK/statement.xml" | cut -f1) to POST /backoffice/statements"
@@ -68,6 +77,9 @@ STATUS_AND_TIME=$(curl -s -o "$WORK/report.json" -w '%{http_code} %{time_total}'
   "$BASE/backoffice/statements?file_name=statement.xml" -H "authorization: Bearer $OFFICE" \
   -H 'content-type: application/xml' --data-binary @"$WORK/statement.xml")
 read -r STATUS IMPORT_SECONDS <<< "$STATUS_AND_TIME"
+PEAK_MB=$(memory_mb VmHWM)
+sleep 3
+AFTER_MB=$(memory_mb VmRSS)
 [ "$STATUS" = 201 ] || [ "$STATUS" = 200 ] || { cat "$WORK/report.json" >&2; fail "import: HTTP $STATUS"; }
 REPORT=$(python3 - "$WORK/report.json" <<'PY'
 import json, sys
@@ -89,6 +101,8 @@ echo
 echo "Reconciliation benchmark: $ORDERS open transfer orders, one camt.053 of $ORDERS credits, $(nproc) cores, PostgreSQL$(bench_small && echo ', SMALL (debug build: the figures mean nothing)' || true)"
 echo "import + match (HTTP upload to report): ${IMPORT_SECONDS} s, $RATE entries/s"
 echo "parse alone: ${PARSE_SECONDS} s, $PARSE_RATE entries/s"
+echo "pgbench TPC-B (reference): $TPS tps; ratio entries/s ÷ tps $(awk -v a="$RATE" -v b="$TPS" 'BEGIN { printf "%.2f", a / b }')"
+echo "service memory: idle $IDLE_MB MB, peak (VmHWM) $PEAK_MB MB, $AFTER_MB MB 3 s after the import"
 echo "report:   $REPORT"
 echo "expected: $EXPECTED"
 echo "$ENTRIES entries stored, $FULFILLED orders fulfilled"

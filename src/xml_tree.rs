@@ -1,7 +1,9 @@
 //! A small element tree over quick-xml's event reader, for the XML files rinnovo reads:
 //! bank statements and the SdI's notifications. Statements are read by path
 //! (`NtryDtls/TxDtls/RmtInf/Ustrd`) and several versions put the same datum in different
-//! places, which a tree answers simply; a day's statement is small enough to hold.
+//! places, which a tree answers simply. A whole statement file is not small enough to
+//! hold (a 50 MB camt.053 made a tree of over a gigabyte): `parse_stream` builds the tree
+//! of one entry at a time and keeps only the skeleton around them.
 //!
 //! Elements keep their local name (prefixes differ from bank to bank), their namespace
 //! (the version lives there), their text and the line where they start, for messages.
@@ -23,6 +25,8 @@ pub(crate) struct Element {
     text: String,
     pub line: usize,
     pub children: Vec<Element>,
+    /// The numbers of the children [`parse_stream`] handed on instead of keeping.
+    pub pruned: Vec<usize>,
 }
 
 /// A file that is not well-formed XML (or that rinnovo refuses to read as such), and
@@ -39,122 +43,179 @@ impl Element {
     /// a document type declaration (a statement has none, and its entities are a known
     /// way to blow up parsers) and entities other than XML's five.
     pub fn parse_document(text: &str) -> Result<Element, XmlError> {
-        let lines = LineIndex::new(text);
-        let xml_error = |offset: u64, message: String| {
-            let line = lines.line(usize::try_from(offset).unwrap_or(usize::MAX));
-            XmlError {
-                location: format!("line {line}"),
-                message,
+        let never = |_: &Element, _: &str| false;
+        parse_stream(text.as_bytes(), never, |_, _| Ok::<(), XmlError>(())).map_err(|stop| {
+            match stop {
+                Stop::Xml(error) | Stop::Sink(error) => error,
+            }
+        })
+    }
+}
+
+/// Why [`parse_stream`] stopped: the XML, or the consumer of the pruned elements.
+#[derive(Debug)]
+pub(crate) enum Stop<E> {
+    Xml(XmlError),
+    Sink(E),
+}
+
+/// Parses a document read from `input` into its root element, as
+/// [`Element::parse_document`], except that an element for which `prune(parent, name)`
+/// holds is not kept in the tree: once complete, it is handed to `pruned` with its number
+/// (0, 1, ... in document order) and dropped, and the number is noted in its parent's
+/// `pruned`. A statement's entries are read that way, one at a time, so that a file of
+/// any size is read in the memory of one entry and the statements' skeleton.
+pub(crate) fn parse_stream<R: std::io::BufRead, E>(
+    input: R,
+    prune: impl Fn(&Element, &str) -> bool,
+    mut pruned: impl FnMut(Element, usize) -> Result<(), E>,
+) -> Result<Element, Stop<E>> {
+    let mut reader = NsReader::from_reader(LineCounter::new(input));
+    let xml_error = |reader: &mut NsReader<LineCounter<R>>, offset: u64, message: String| {
+        let line = reader.get_mut().line(offset);
+        Stop::Xml(XmlError {
+            location: format!("line {line}"),
+            message,
+        })
+    };
+    let mut buffer = Vec::new();
+    let mut open: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    // The index in `open` of the element being pruned, if one is open.
+    let mut pruning: Option<usize> = None;
+    let mut pruned_count = 0;
+    loop {
+        buffer.clear();
+        let offset = reader.buffer_position();
+        let (namespace, event) = match reader.read_resolved_event_into(&mut buffer) {
+            Ok((namespace, event)) => (namespace_of(namespace), event.into_owned()),
+            Err(error) => {
+                let position = reader.error_position();
+                return Err(xml_error(
+                    &mut reader,
+                    position,
+                    format!("not well-formed XML: {error}"),
+                ));
             }
         };
-        let mut reader = NsReader::from_str(text);
-        let mut open: Vec<Element> = Vec::new();
-        let mut root: Option<Element> = None;
-        loop {
-            let offset = reader.buffer_position();
-            let (namespace, event) = match reader.read_resolved_event() {
-                Ok((namespace, event)) => (namespace_of(namespace), event),
-                Err(error) => {
-                    return Err(xml_error(
-                        reader.error_position(),
-                        format!("not well-formed XML: {error}"),
-                    ))
+        let line = reader.get_mut().line(offset);
+        let at = |message: &str| XmlError {
+            location: format!("line {line}"),
+            message: message.to_owned(),
+        };
+        match event {
+            Event::Start(start) => {
+                if open.len() >= MAX_DEPTH {
+                    return Err(Stop::Xml(at("elements nested too deeply")));
                 }
-            };
-            let line = lines.line(usize::try_from(offset).unwrap_or(usize::MAX));
-            match event {
-                Event::Start(start) => {
-                    if open.len() >= MAX_DEPTH {
-                        return Err(xml_error(offset, "elements nested too deeply".into()));
-                    }
-                    if root.is_some() && open.is_empty() {
-                        return Err(xml_error(offset, "a second root element".into()));
-                    }
-                    open.push(Element::open(&start, namespace, line, &xml_error, offset)?);
+                if root.is_some() && open.is_empty() {
+                    return Err(Stop::Xml(at("a second root element")));
                 }
-                Event::Empty(start) => {
-                    let element = Element::open(&start, namespace, line, &xml_error, offset)?;
-                    match open.last_mut() {
-                        Some(parent) => parent.children.push(element),
-                        None if root.is_none() => root = Some(element),
-                        None => return Err(xml_error(offset, "a second root element".into())),
-                    }
+                let element = Element::open(&start, namespace, line).map_err(|m| at(&m));
+                let element = element.map_err(Stop::Xml)?;
+                if pruning.is_none()
+                    && open
+                        .last()
+                        .is_some_and(|parent| prune(parent, &element.name))
+                {
+                    pruning = Some(open.len());
                 }
-                Event::End(_) => {
-                    let Some(element) = open.pop() else {
-                        return Err(xml_error(offset, "a closing tag with no opening".into()));
-                    };
-                    match open.last_mut() {
-                        Some(parent) => parent.children.push(element),
-                        None => root = Some(element),
-                    }
-                }
-                Event::Text(text) => match open.last_mut() {
-                    Some(element) => element.text.push_str(&text.xml10_content()),
-                    None if text.trim().is_empty() => {}
-                    None => return Err(xml_error(offset, "text outside the root element".into())),
-                },
-                Event::CData(data) => match open.last_mut() {
-                    Some(element) => element.text.push_str(&data.xml10_content()),
-                    None => return Err(xml_error(offset, "text outside the root element".into())),
-                },
-                Event::GeneralRef(reference) => {
-                    let resolved = match reference.resolve_char_ref() {
-                        Ok(Some(c)) => c.to_string(),
-                        Ok(None) => match resolve_predefined_entity(&reference) {
-                            Some(entity) => entity.to_owned(),
-                            None => {
-                                return Err(xml_error(
-                                    offset,
-                                    format!("unknown entity &{};", &*reference),
-                                ))
-                            }
-                        },
-                        Err(error) => return Err(xml_error(offset, error.to_string())),
-                    };
-                    match open.last_mut() {
-                        Some(element) => element.text.push_str(&resolved),
-                        None => {
-                            return Err(xml_error(offset, "text outside the root element".into()))
-                        }
-                    }
-                }
-                Event::DocType(_) => {
-                    return Err(xml_error(
-                        offset,
-                        "a DOCTYPE declaration is not expected in a statement".into(),
-                    ))
-                }
-                Event::Eof => break,
-                Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
+                open.push(element);
             }
+            Event::Empty(start) => {
+                let element = Element::open(&start, namespace, line).map_err(|m| at(&m));
+                let element = element.map_err(Stop::Xml)?;
+                match open.last_mut() {
+                    Some(parent) if pruning.is_none() && prune(parent, &element.name) => {
+                        parent.pruned.push(pruned_count);
+                        pruned(element, pruned_count).map_err(Stop::Sink)?;
+                        pruned_count += 1;
+                    }
+                    Some(parent) => parent.children.push(element),
+                    None if root.is_none() => root = Some(element),
+                    None => return Err(Stop::Xml(at("a second root element"))),
+                }
+            }
+            Event::End(_) => {
+                let Some(element) = open.pop() else {
+                    return Err(Stop::Xml(at("a closing tag with no opening")));
+                };
+                let depth = open.len();
+                match open.last_mut() {
+                    Some(parent) if pruning == Some(depth) => {
+                        pruning = None;
+                        parent.pruned.push(pruned_count);
+                        pruned(element, pruned_count).map_err(Stop::Sink)?;
+                        pruned_count += 1;
+                    }
+                    Some(parent) => parent.children.push(element),
+                    None => root = Some(element),
+                }
+            }
+            Event::Text(text) => match open.last_mut() {
+                Some(element) => element.text.push_str(&text.xml10_content()),
+                None if text.trim().is_empty() => {}
+                None => return Err(Stop::Xml(at("text outside the root element"))),
+            },
+            Event::CData(data) => match open.last_mut() {
+                Some(element) => element.text.push_str(&data.xml10_content()),
+                None => return Err(Stop::Xml(at("text outside the root element"))),
+            },
+            Event::GeneralRef(reference) => {
+                let resolved = match reference.resolve_char_ref() {
+                    Ok(Some(c)) => c.to_string(),
+                    Ok(None) => match resolve_predefined_entity(&reference) {
+                        Some(entity) => entity.to_owned(),
+                        None => {
+                            let message = format!("unknown entity &{};", &*reference);
+                            return Err(Stop::Xml(at(&message)));
+                        }
+                    },
+                    Err(error) => return Err(Stop::Xml(at(&error.to_string()))),
+                };
+                match open.last_mut() {
+                    Some(element) => element.text.push_str(&resolved),
+                    None => return Err(Stop::Xml(at("text outside the root element"))),
+                }
+            }
+            Event::DocType(_) => {
+                return Err(Stop::Xml(at(
+                    "a DOCTYPE declaration is not expected in a statement",
+                )))
+            }
+            Event::Eof => break,
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
         }
-        if let Some(unclosed) = open.last() {
-            return Err(xml_error(
-                text.len() as u64,
-                format!(
-                    "the file ends inside <{}> opened at line {}: it is truncated",
-                    unclosed.name, unclosed.line
-                ),
-            ));
-        }
-        root.ok_or_else(|| xml_error(0, "no XML element in the file".into()))
     }
+    if let Some(unclosed) = open.last() {
+        let message = format!(
+            "the file ends inside <{}> opened at line {}: it is truncated",
+            unclosed.name, unclosed.line
+        );
+        let end = reader.buffer_position();
+        return Err(xml_error(&mut reader, end, message));
+    }
+    root.ok_or_else(|| {
+        Stop::Xml(XmlError {
+            location: "line 1".into(),
+            message: "no XML element in the file".into(),
+        })
+    })
+}
 
+impl Element {
+    /// A new element from its start tag; the error is the message.
     fn open(
         start: &BytesStart<'_>,
         namespace: Option<String>,
         line: usize,
-        xml_error: &impl Fn(u64, String) -> XmlError,
-        offset: u64,
-    ) -> Result<Element, XmlError> {
+    ) -> Result<Element, String> {
         let mut attributes = Vec::new();
         for attribute in start.attributes() {
-            let attribute =
-                attribute.map_err(|error| xml_error(offset, format!("bad attribute: {error}")))?;
+            let attribute = attribute.map_err(|error| format!("bad attribute: {error}"))?;
             let value = attribute
                 .normalized_value(XmlVersion::Implicit1_0)
-                .map_err(|error| xml_error(offset, format!("bad attribute: {error}")))?;
+                .map_err(|error| format!("bad attribute: {error}"))?;
             let name = attribute.key.local_name();
             attributes.push((name.as_ref().to_owned(), value.into_owned()));
         }
@@ -165,6 +226,7 @@ impl Element {
             text: String::new(),
             line,
             children: Vec::new(),
+            pruned: Vec::new(),
         })
     }
 
@@ -233,25 +295,66 @@ fn namespace_of(resolved: ResolveResult<'_>) -> Option<String> {
     }
 }
 
-/// Byte offsets to line numbers, for messages people can follow in an editor.
-struct LineIndex {
-    newlines: Vec<usize>,
+/// Byte offsets to line numbers, for messages people can follow in an editor, as the
+/// input is read: it notes the newlines of what the parser consumed and forgets those
+/// before the offsets asked for, which only grow (event starts, then an error's place).
+struct LineCounter<R> {
+    inner: R,
+    consumed: u64,
+    newlines: std::collections::VecDeque<u64>,
+    lines_before: usize,
 }
 
-impl LineIndex {
-    fn new(text: &str) -> Self {
+impl<R: std::io::BufRead> LineCounter<R> {
+    fn new(inner: R) -> Self {
         Self {
-            newlines: text
-                .bytes()
-                .enumerate()
-                .filter(|&(_, b)| b == b'\n')
-                .map(|(i, _)| i)
-                .collect(),
+            inner,
+            consumed: 0,
+            newlines: std::collections::VecDeque::new(),
+            lines_before: 0,
         }
     }
 
-    fn line(&self, offset: usize) -> usize {
-        1 + self.newlines.partition_point(|&newline| newline < offset)
+    /// The 1-based line of a byte offset at or after the last one asked for.
+    fn line(&mut self, offset: u64) -> usize {
+        while self.newlines.front().is_some_and(|&at| at < offset) {
+            self.newlines.pop_front();
+            self.lines_before += 1;
+        }
+        1 + self.lines_before
+    }
+}
+
+impl<R: std::io::BufRead> std::io::Read for LineCounter<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::BufRead;
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: std::io::BufRead> std::io::BufRead for LineCounter<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        // The bytes consumed are the front of the buffer filled last: no reading here.
+        if let Ok(buffer) = self.inner.fill_buf() {
+            let consumed = self.consumed;
+            self.newlines.extend(
+                buffer[..amount.min(buffer.len())]
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &b)| b == b'\n')
+                    .map(|(i, _)| consumed + i as u64),
+            );
+        }
+        self.consumed += amount as u64;
+        self.inner.consume(amount);
     }
 }
 

@@ -40,6 +40,7 @@ mod sdi_receipts;
 mod sdi_transmission;
 mod shop_pages;
 mod smtp;
+mod statement_memory;
 mod statements;
 mod user_management;
 mod web_client;

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
+use std::path::Path;
+
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::http::extract::BackOffice;
 use crate::http::query::{Listed, NoFilters, PageInfo, PageParams, Params};
@@ -19,18 +20,19 @@ use crate::payments::queue::{self};
 use crate::payments::reconcile::{
     self, ImportContext, MoneyFlow, OutcomeTotal, ReusedReference, SkippedStatement,
 };
+use crate::payments::statement::upload::{self, SpooledUpload, UploadError};
 use crate::payments::statement::{self};
-use crate::secrets::hex;
 
-/// The file: the `file` part of a multipart form, or the whole body. Refused past the
-/// configured size without reading the rest.
+/// The file: the `file` part of a multipart form, or the whole body, on disk (see
+/// [`upload::spool`]). Refused past the configured size without reading the rest.
 pub(super) async fn read_file(
     request: &HttpRequest,
     payload: web::Payload,
     limit: usize,
-) -> Result<(Vec<u8>, Option<String>), ApiError> {
+    dir: &Path,
+) -> Result<(SpooledUpload, Option<String>), ApiError> {
     if !crate::http::is_multipart_form(request) {
-        return Ok((read_limited(payload, limit, "body").await?, None));
+        return Ok((spool(payload, limit, dir, "body").await?, None));
     }
     let mut form = actix_multipart::Multipart::new(request.headers(), payload);
     while let Some(field) = form.next().await {
@@ -46,7 +48,7 @@ pub(super) async fn read_file(
         if name != "file" {
             continue;
         }
-        return Ok((read_limited(field, limit, "file").await?, file_name));
+        return Ok((spool(field, limit, dir, "file").await?, file_name));
     }
     Err(ApiError::invalid_field(
         "file",
@@ -55,19 +57,17 @@ pub(super) async fn read_file(
     ))
 }
 
-/// The whole of `stream` (the body, or the `file` part of a form), refused past `limit`
-/// bytes without reading the rest.
-async fn read_limited<E: std::fmt::Display>(
-    mut stream: impl futures_util::Stream<Item = Result<web::Bytes, E>> + Unpin,
+/// All of `stream` (the body, or the `file` part of a form) on disk.
+async fn spool<E: std::fmt::Display>(
+    stream: impl futures_util::Stream<Item = Result<web::Bytes, E>> + Unpin,
     limit: usize,
+    dir: &Path,
     what: &str,
-) -> Result<Vec<u8>, ApiError> {
-    let mut bytes = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::MalformedRequest(format!("the {what} cannot be read: {e}")))?;
-        if bytes.len() + chunk.len() > limit {
-            return Err(ApiError::refused(
+) -> Result<SpooledUpload, ApiError> {
+    upload::spool(stream, limit, dir)
+        .await
+        .map_err(|error| match error {
+            UploadError::TooLarge => ApiError::refused(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "Payload too large",
@@ -75,11 +75,12 @@ async fn read_limited<E: std::fmt::Display>(
                     "statements up to {} MB are accepted (RINNOVO_STATEMENT_MAX_MB)",
                     limit / (1024 * 1024)
                 ),
-            ));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
+            ),
+            UploadError::Unreadable(e) => {
+                ApiError::MalformedRequest(format!("the {what} cannot be read: {e}"))
+            }
+            UploadError::Io(e) => ApiError::Unexpected(e.into()),
+        })
 }
 
 /// A number of entries and their amount.
@@ -292,9 +293,10 @@ pub async fn import(
     query: Params<ImportQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (bytes, form_file_name) =
-        read_file(&request, payload, state.config.statement_max_bytes).await?;
-    if bytes.is_empty() {
+    let dir = state.config.data_dir.clone();
+    let (upload, form_file_name) =
+        read_file(&request, payload, state.config.statement_max_bytes, &dir).await?;
+    if upload.size == 0 {
         return Err(ApiError::invalid_field(
             "file",
             "required",
@@ -302,14 +304,17 @@ pub async fn import(
         ));
     }
     let file_name = form_file_name.or(query.0.file_name);
+    let sha256 = upload.sha256.clone();
+    // Uploads arrive side by side (on disk); reading and applying them takes turns, one
+    // import of the brand at a time in this process (see `reconcile::turn_of`).
+    let turn = reconcile::turn_of(&operator.brand).await;
     // Parsing a large file takes CPU: off the async workers.
-    let (parsed, sha256) = web::block(move || {
-        let sha256 = hex(&Sha256::digest(&bytes));
-        statement::parse(&bytes).map(|parsed| (parsed, sha256))
-    })
-    .await
-    .map_err(|e| ApiError::Unexpected(e.into()))?
-    .map_err(ApiError::from)?;
+    let spool_dir = dir.clone();
+    let parsed = web::block(move || statement::read_file(&upload.file, &spool_dir))
+        .await
+        .map_err(|e| ApiError::Unexpected(e.into()))?
+        .map_err(|e| ApiError::Unexpected(e.into()))?
+        .map_err(ApiError::from)?;
     let app = state.clone();
     let (report, parsed) = state
         .with_conn(move |conn| {
@@ -322,10 +327,11 @@ pub async fn import(
                 file_name: file_name.as_deref(),
                 file_sha256: &sha256,
             };
-            let report = reconcile::import(&app.pool, conn, &context, &parsed, Utc::now())?;
-            Ok::<_, ApiError>((report, parsed))
+            let report = reconcile::import(&app.pool, conn, &context, &parsed, &dir, Utc::now())?;
+            Ok::<_, ApiError>((report, parsed.with_no_entries()))
         })
         .await?;
+    drop(turn);
     let status = if report.statement_id.is_some() {
         StatusCode::CREATED
     } else {

@@ -29,6 +29,13 @@
 //! chunk that fails rolls back whole; the chunks before it stay, and importing the file
 //! again completes it.
 //!
+//! The entries are never all in memory: the file's are in a spool on disk
+//! (`statement::read_file`), and one reading of it sorts the brand's into a spool per
+//! pass (each lane, then details and reversals), keeping only keys for what needs the
+//! whole file (repeats within the file, bank references reused in it); each lane then
+//! reads its spool a chunk at a time. Imports of one brand take turns in a process
+//! ([`turn_of`]), and the memory goes back to the system when one ends.
+//!
 //! Lock order, as in the prepaid checkout: lane locks, then the orders and top-ups of
 //! the chunk (disjoint between lanes), prepaid accounts in id order, the invoice counter
 //! last; the lanes of one import, other imports and checkouts never wait in a circle.
@@ -43,6 +50,9 @@ mod notices;
 mod reversals;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use anyhow::Context;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
@@ -50,7 +60,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::matching::PaymentStatus;
-use super::statement::{reused_reference_key, EntryDirection, ParsedStatement, StatementEntry};
+use super::statement::{
+    reused_reference_key, EntryDirection, EntrySpool, ParsedStatement, StatementEntry,
+};
 use super::store;
 use crate::audit::{self, Actor, AuditEntry};
 use crate::brands::Brand;
@@ -214,23 +226,16 @@ fn is_brand_account(brand: &Brand, account: &str) -> bool {
         || (!postal_digits.is_empty() && account.trim_start_matches('0') == postal_digits)
 }
 
-/// What of a file is the brand's.
-struct Selection<'a> {
-    /// The entries of the statements of the brand's accounts, in file order.
-    entries: Vec<&'a StatementEntry>,
-    statements: usize,
-    ignored: usize,
-    skipped: Vec<SkippedStatement>,
-}
-
+/// Which statements of a file are the brand's, one flag per statement.
+///
 /// Only the statements of the brand's own accounts are imported: a statement of the
 /// other brand's, or of an account the bank reports alongside, would match nothing and
 /// fill the queue. The others are listed; a file with none of the brand's is refused, so
 /// that a file uploaded under the wrong brand says so.
-fn select_statements<'a>(
+fn brand_statements<E>(
     brand: &Brand,
-    statement: &'a ParsedStatement,
-) -> Result<Selection<'a>, ImportError> {
+    statement: &ParsedStatement<E>,
+) -> Result<Vec<bool>, ImportError> {
     let ours: Vec<bool> = statement
         .statements
         .iter()
@@ -245,46 +250,154 @@ fn select_statements<'a>(
             postal: brand.postal_account.clone(),
         });
     }
-    let mut skipped: Vec<(usize, SkippedStatement)> = Vec::new();
-    let mut selection = Selection {
-        entries: Vec::new(),
-        statements: 0,
-        ignored: 0,
-        skipped: Vec::new(),
-    };
-    for (index, part) in statement.statements.iter().enumerate() {
-        if ours[index] {
-            selection.statements += 1;
-            selection.ignored += part.ignored;
-        } else {
-            skipped.push((
-                index,
-                SkippedStatement {
-                    account: part.account.clone(),
-                    location: part.location.clone(),
-                    entries: 0,
-                    ignored: part.ignored,
-                    money_in: MoneyFlow::default(),
-                    money_out: MoneyFlow::default(),
-                },
-            ));
-        }
-    }
-    for entry in &statement.entries {
-        if ours.get(entry.statement).copied().unwrap_or(false) {
-            selection.entries.push(entry);
-            continue;
-        }
-        if let Some((_, part)) = skipped.iter_mut().find(|(i, _)| *i == entry.statement) {
-            part.entries += 1;
-            match entry.direction {
-                EntryDirection::Credit => part.money_in.add(entry.amount),
-                EntryDirection::Reversal => part.money_out.add(entry.amount),
+    Ok(ours)
+}
+
+/// The work of an import, sorted out of the file's entries in one reading of them: the
+/// brand's entries not repeated in the file, each in the spool of the pass that applies
+/// it, and what the report needs of the whole file. It holds keys, never all the
+/// entries.
+struct Plan {
+    /// The credits that are not a transaction of a bank entry's detail, one spool per lane.
+    lanes: Vec<EntrySpool>,
+    /// The detail credits, then the reversals: the pass that holds every lane.
+    last: [EntrySpool; 2],
+    statements: usize,
+    ignored: usize,
+    skipped: Vec<SkippedStatement>,
+    /// Entries of the brand's statements.
+    entries: usize,
+    /// Of them, repeated in the file (the same transaction as a batch and its detail).
+    repeated: usize,
+    /// Entries reusing the bank reference of an earlier entry of the file for another
+    /// payment, each with that entry's key (see [`flag_reused_in_file`]).
+    reused_in_file: Vec<(StatementEntry, String)>,
+}
+
+/// An entry of the file with a bank reference, as a later one is compared with it.
+struct EarlierEntry {
+    direction: EntryDirection,
+    amount_cents: i64,
+    booking_date: NaiveDate,
+    dedup_key: String,
+}
+
+impl Plan {
+    fn of(
+        brand: &Brand,
+        statement: &ParsedStatement<EntrySpool>,
+        lanes: usize,
+        spool_dir: &Path,
+    ) -> Result<Plan, ImportError> {
+        let ours = brand_statements(brand, statement)?;
+        let spool = || EntrySpool::new(spool_dir).context("a spool for the import");
+        let mut plan = Plan {
+            lanes: (0..lanes).map(|_| spool()).collect::<Result<_, _>>()?,
+            last: [spool()?, spool()?],
+            statements: 0,
+            ignored: 0,
+            skipped: Vec::new(),
+            entries: 0,
+            repeated: 0,
+            reused_in_file: Vec::new(),
+        };
+        let mut skipped: HashMap<usize, SkippedStatement> = HashMap::new();
+        for (index, part) in statement.statements.iter().enumerate() {
+            if ours[index] {
+                plan.statements += 1;
+                plan.ignored += part.ignored;
+            } else {
+                skipped.insert(
+                    index,
+                    SkippedStatement {
+                        account: part.account.clone(),
+                        location: part.location.clone(),
+                        entries: 0,
+                        ignored: part.ignored,
+                        money_in: MoneyFlow::default(),
+                        money_out: MoneyFlow::default(),
+                    },
+                );
             }
         }
+        // The same transaction reported twice in one file (a batch and its detail) is one.
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut with_reference: HashMap<(String, String), Vec<EarlierEntry>> = HashMap::new();
+        for entry in statement
+            .entries
+            .iter()
+            .context("reading the spooled entries")?
+        {
+            let entry = entry.context("reading a spooled entry")?;
+            if !ours.get(entry.statement).copied().unwrap_or(false) {
+                if let Some(part) = skipped.get_mut(&entry.statement) {
+                    part.entries += 1;
+                    match entry.direction {
+                        EntryDirection::Credit => part.money_in.add(entry.amount),
+                        EntryDirection::Reversal => part.money_out.add(entry.amount),
+                    }
+                }
+                continue;
+            }
+            plan.entries += 1;
+            if !seen.insert(entry.dedup_key.clone()) {
+                plan.repeated += 1;
+                continue;
+            }
+            if let Some(reference) = &entry.bank_reference {
+                let earlier = with_reference
+                    .entry((entry.account.clone(), reference.clone()))
+                    .or_default();
+                let first_other = earlier.iter().find(|earlier| {
+                    another_payment(
+                        &entry,
+                        earlier.direction.as_str(),
+                        earlier.amount_cents,
+                        earlier.booking_date,
+                    )
+                });
+                if let Some(first_other) = first_other {
+                    plan.reused_in_file
+                        .push((entry.clone(), first_other.dedup_key.clone()));
+                }
+                earlier.push(EarlierEntry {
+                    direction: entry.direction,
+                    amount_cents: entry.amount.cents(),
+                    booking_date: entry.booking_date,
+                    dedup_key: entry.dedup_key.clone(),
+                });
+            }
+            // The transactions of a bank entry's detail and reversals go last, holding
+            // every lane: a detail replaces its entry's whole sum, which may have come
+            // through any lane, and the credit a reversal takes back may have too, earlier
+            // in this very file.
+            let detail = entry.bank_entry.as_ref().is_some_and(|b| b.detail);
+            let spool = match entry.direction {
+                EntryDirection::Credit if !detail => {
+                    let lane = if lanes == 1 { 0 } else { lane_of(&entry) };
+                    &mut plan.lanes[lane]
+                }
+                EntryDirection::Credit => &mut plan.last[0],
+                EntryDirection::Reversal => &mut plan.last[1],
+            };
+            spool.push(&entry);
+        }
+        let mut skipped: Vec<(usize, SkippedStatement)> = skipped.into_iter().collect();
+        skipped.sort_by_key(|(index, _)| *index);
+        plan.skipped = skipped.into_iter().map(|(_, part)| part).collect();
+        plan.lanes = plan
+            .lanes
+            .into_iter()
+            .map(EntrySpool::finish)
+            .collect::<Result<_, _>>()
+            .context("spooling the import's entries")?;
+        let [details, reversals] = plan.last;
+        plan.last = [
+            details.finish().context("spooling the details")?,
+            reversals.finish().context("spooling the reversals")?,
+        ];
+        Ok(plan)
     }
-    selection.skipped = skipped.into_iter().map(|(_, part)| part).collect();
-    Ok(selection)
 }
 
 /// Lanes an import runs in parallel on PostgreSQL, each on its own connection and thread:
@@ -320,31 +433,73 @@ fn lane_of(entry: &StatementEntry) -> usize {
     key.bytes().last().map_or(0, |b| b as usize % LANES)
 }
 
+/// Imports of one brand take turns in a process: each holds the file's keys and a chunk
+/// per lane in memory, and ten at once would hold ten times that for no gain, as their
+/// lanes serialise on the same locks anyway. Other brands' imports run alongside.
+/// (Across processes the lane locks keep imports correct; each process queues its own.)
+static TURNS: std::sync::LazyLock<
+    std::sync::Mutex<HashMap<String, std::sync::Arc<futures_util::lock::Mutex<()>>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// The brand's turn to import (reading the file and applying it); the next one waits,
+/// without holding a thread or a connection, until this is dropped.
+pub async fn turn_of(brand_id: &str) -> ImportTurn {
+    let queue = TURNS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .entry(brand_id.to_owned())
+        .or_default()
+        .clone();
+    ImportTurn(Some(queue.lock_owned().await))
+}
+
+/// An import's turn. When it ends the memory the import used is handed back to the
+/// system: glibc keeps what a thread freed in that thread's arena for reuse, and after a
+/// large import the service would otherwise stay at its peak.
+pub struct ImportTurn(Option<futures_util::lock::OwnedMutexGuard<()>>);
+
+impl Drop for ImportTurn {
+    fn drop(&mut self) {
+        self.0.take();
+        release_memory();
+    }
+}
+
+/// Returns the heap's free memory to the system, every arena's (glibc only: other
+/// allocators return it themselves, or have no such call).
+pub fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists, under its locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Imports a statement read by `statement::read_file`: its entries are read from their
+/// spool a chunk at a time, never all at once; the spools of the import's passes go in
+/// `spool_dir`.
 pub fn import(
     pool: &Pool,
     conn: &mut DbConnection,
     context: &ImportContext<'_>,
-    statement: &ParsedStatement,
+    statement: &ParsedStatement<EntrySpool>,
+    spool_dir: &Path,
     now: DateTime<Utc>,
 ) -> Result<ImportReport, ImportError> {
-    let selection = select_statements(context.brand, statement)?;
-    // The same transaction reported twice in one file (a batch and its detail) is one.
-    let mut seen = HashSet::new();
-    let entries = selection.entries.len();
-    let unique: Vec<&StatementEntry> = selection
-        .entries
-        .into_iter()
-        .filter(|e| seen.insert(e.dedup_key.as_str()))
-        .collect();
-    let all = unique.clone();
+    let lanes = if db::writes_in_parallel(conn) {
+        LANES
+    } else {
+        1
+    };
+    let plan = Plan::of(context.brand, statement, lanes, spool_dir)?;
     let mut report = ImportReport {
         statement_id: None,
-        statements: selection.statements,
-        skipped: selection.skipped,
-        entries,
+        statements: plan.statements,
+        skipped: plan.skipped,
+        entries: plan.entries,
         new_entries: 0,
-        already_imported: entries - unique.len(),
-        ignored: selection.ignored,
+        already_imported: plan.repeated,
+        ignored: plan.ignored,
         outcomes: BTreeMap::new(),
         money_in: MoneyFlow::default(),
         money_out: MoneyFlow::default(),
@@ -361,25 +516,19 @@ pub fn import(
         statement_id: &statement_id,
         now,
     };
-    // The transactions of a bank entry's detail and reversals go last, holding every
-    // lane: a detail replaces its entry's whole sum, which may have come through any lane,
-    // and the credit a reversal takes back may have too, earlier in this very file.
-    let (in_lanes, last): (Vec<&StatementEntry>, Vec<&StatementEntry>) =
-        unique.into_iter().partition(|e| {
-            e.direction == EntryDirection::Credit
-                && !e.bank_entry.as_ref().is_some_and(|b| b.detail)
-        });
-    let (mut last, reversals): (Vec<&StatementEntry>, Vec<&StatementEntry>) = last
-        .into_iter()
-        .partition(|e| e.direction == EntryDirection::Credit);
-    last.extend(reversals);
-    let mut parts = run_credit_lanes(pool, conn, &run, in_lanes);
-    parts.push(run.lane(conn, None, &last));
+    let mut parts = run_credit_lanes(pool, conn, &run, &plan.lanes);
+    parts.push(run.lane(conn, None, &plan.last.iter().collect::<Vec<_>>()));
     for part in parts {
         report.add(part?);
     }
     write_transaction(conn, |conn| {
-        flag_reused_in_file(conn, &context.brand.id, &statement_id, &all, &mut report)?;
+        flag_reused_in_file(
+            conn,
+            &context.brand.id,
+            &statement_id,
+            &plan.reused_in_file,
+            &mut report,
+        )?;
         finish_statement(conn, context, statement, &statement_id, &report, now)
     })?;
     if report.new_entries > 0 {
@@ -429,16 +578,32 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// The entries of one lane (`None`: all lanes), a transaction per chunk.
+    /// The entries of one lane (`None`: all lanes), spool after spool, a transaction per
+    /// chunk: only a chunk of them is in memory.
     fn lane(
         &self,
         conn: &mut DbConnection,
         lane: Option<usize>,
-        entries: &[&StatementEntry],
+        spools: &[&EntrySpool],
     ) -> Result<ImportReport, ImportError> {
         let mut part = ImportReport::default();
-        for chunk in entries.chunks(CHUNK) {
-            write_transaction(conn, |conn| self.chunk(conn, lane, chunk, &mut part))?;
+        let mut chunk: Vec<StatementEntry> = Vec::with_capacity(CHUNK);
+        let mut apply = |chunk: &mut Vec<StatementEntry>| {
+            let entries: Vec<&StatementEntry> = chunk.iter().collect();
+            write_transaction(conn, |conn| self.chunk(conn, lane, &entries, &mut part))?;
+            chunk.clear();
+            Ok::<_, ImportError>(())
+        };
+        for spool in spools {
+            for entry in spool.iter().context("reading the import's entries")? {
+                chunk.push(entry.context("reading an entry of the import")?);
+                if chunk.len() == CHUNK {
+                    apply(&mut chunk)?;
+                }
+            }
+        }
+        if !chunk.is_empty() {
+            apply(&mut chunk)?;
         }
         Ok(part)
     }
@@ -709,40 +874,22 @@ fn another_payment(
 
 /// After the lanes: the new entries of this file whose bank reference an earlier entry of
 /// the same file, on the same account, had for another payment (the bank repeating a
-/// reference within one statement). Both are imported (their keys differ by `#n`); the
-/// later one is flagged like one reusing the reference of an earlier file.
+/// reference within one statement), found while planning, each with the earlier entry's
+/// key. Both are imported (their keys differ by `#n`); the later one is flagged like one
+/// reusing the reference of an earlier file.
 fn flag_reused_in_file(
     conn: &mut DbConnection,
     brand_id: &str,
     statement_id: &str,
-    entries: &[&StatementEntry],
+    pairs: &[(StatementEntry, String)],
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
-    let mut pairs: Vec<(&StatementEntry, &StatementEntry)> = Vec::new();
-    for (index, later) in entries.iter().enumerate() {
-        let Some(reference) = &later.bank_reference else {
-            continue;
-        };
-        let earlier = entries[..index].iter().find(|earlier| {
-            earlier.account == later.account
-                && earlier.bank_reference.as_ref() == Some(reference)
-                && another_payment(
-                    later,
-                    earlier.direction.as_str(),
-                    earlier.amount.cents(),
-                    earlier.booking_date,
-                )
-        });
-        if let Some(earlier) = earlier {
-            pairs.push((later, earlier));
-        }
-    }
     if pairs.is_empty() {
         return Ok(());
     }
     let keys: Vec<&str> = pairs
         .iter()
-        .flat_map(|(later, earlier)| [later.dedup_key.as_str(), earlier.dedup_key.as_str()])
+        .flat_map(|(later, earlier)| [later.dedup_key.as_str(), earlier.as_str()])
         .collect();
     let stored: HashMap<String, (String, String, Option<String>)> = payments::table
         .filter(payments::brand_id.eq(brand_id))
@@ -760,7 +907,7 @@ fn flag_reused_in_file(
     let mut marks = Vec::new();
     for (later, earlier) in pairs {
         let (Some((_, later_statement, flag)), Some((earlier_id, _, _))) =
-            (stored.get(&later.dedup_key), stored.get(&earlier.dedup_key))
+            (stored.get(&later.dedup_key), stored.get(earlier))
         else {
             continue;
         };
@@ -826,17 +973,9 @@ fn run_credit_lanes(
     pool: &Pool,
     conn: &mut DbConnection,
     run: &Run<'_>,
-    credits: Vec<&StatementEntry>,
+    by_lane: &[EntrySpool],
 ) -> Vec<Result<ImportReport, ImportError>> {
-    let lanes = if db::writes_in_parallel(conn) {
-        LANES
-    } else {
-        1
-    };
-    let mut by_lane: Vec<Vec<&StatementEntry>> = vec![Vec::new(); lanes];
-    for entry in credits {
-        by_lane[if lanes == 1 { 0 } else { lane_of(entry) }].push(entry);
-    }
+    let lanes = by_lane.len();
     let mut parts = Vec::new();
     std::thread::scope(|scope| {
         let mut here = Vec::new();
@@ -850,13 +989,13 @@ fn run_credit_lanes(
                 .flatten();
             match own {
                 Some(mut own) => {
-                    threads.push(scope.spawn(move || run.lane(&mut own, lane_id, entries)))
+                    threads.push(scope.spawn(move || run.lane(&mut own, lane_id, &[entries])))
                 }
                 None => here.push((lane_id, entries)),
             }
         }
         for (lane_id, entries) in here {
-            parts.push(run.lane(conn, lane_id, entries));
+            parts.push(run.lane(conn, lane_id, &[entries]));
         }
         for thread in threads {
             parts.push(thread.join().unwrap_or_else(|_| {
@@ -871,10 +1010,10 @@ fn run_credit_lanes(
 
 /// The statement row gets its final counts and the audit entry, or goes again if the
 /// file brought nothing new.
-fn finish_statement(
+fn finish_statement<E>(
     conn: &mut DbConnection,
     context: &ImportContext<'_>,
-    statement: &ParsedStatement,
+    statement: &ParsedStatement<E>,
     statement_id: &str,
     report: &ImportReport,
     now: DateTime<Utc>,
@@ -909,10 +1048,10 @@ fn finish_statement(
     Ok(())
 }
 
-fn record_statement(
+fn record_statement<E>(
     conn: &mut DbConnection,
     context: &ImportContext<'_>,
-    statement: &ParsedStatement,
+    statement: &ParsedStatement<E>,
     report: &ImportReport,
     now: DateTime<Utc>,
 ) -> QueryResult<String> {

@@ -26,11 +26,11 @@
 use chrono::NaiveDate;
 
 use super::{
-    BankEntry, EntryDirection, ParsedStatement, StatementEntry, StatementError, StatementFormat,
-    StatementPart,
+    BankEntry, EntryDirection, Failing, Failure, Head, Source, StatementEntry, StatementError,
+    StatementFormat, StatementPart,
 };
 use crate::money::Money;
-use crate::xml_tree::Element;
+use crate::xml_tree::{parse_stream, Element, Stop};
 
 const ISO_NAMESPACE: &str = "urn:iso:std:iso:20022:tech:xsd:";
 const CBI_NAMESPACE: &str = "urn:CBI:xsd:";
@@ -39,44 +39,160 @@ const PLACEHOLDER_REFERENCES: [&str; 5] = ["NONREF", "NOTPROVIDED", "NOTAVAILABL
 
 type Result<T> = std::result::Result<T, StatementError>;
 
-pub(super) fn parse(root: &Element) -> Result<ParsedStatement> {
-    let message = identify(root)?;
+/// Whether an element is an entry of a statement (or notification), read one at a time.
+fn is_entry(parent: &Element, name: &str) -> bool {
+    name == "Ntry" && (parent.name == "Stmt" || parent.name == "Ntfctn")
+}
+
+/// Reads the XML statement of `source` in two passes, each holding one entry at a time:
+/// the first checks the whole document is well-formed XML and keeps its skeleton (the
+/// headers, the statements and their accounts, without their entries), from which the
+/// message and its statements are told as before; the second reads every entry of those
+/// statements, in file order, into `sink`. Errors are the ones a reading of the whole
+/// tree gives, in the same order: malformed XML anywhere first, then the message, then
+/// each statement and its entries in turn.
+pub(super) fn read(source: &dyn Source, sink: &mut dyn FnMut(StatementEntry)) -> Failing<Head> {
+    let skeleton = parse_stream(
+        source.open()?,
+        is_entry,
+        |_, _| Ok::<(), StatementError>(()),
+    )
+    .map_err(stopped)?;
+    let message = identify(&skeleton)?;
     let mut reader = Reader {
         statements: Vec::new(),
-        entries: Vec::new(),
+        sink,
         ignored: 0,
+        ignored_before: 0,
         entry_number: 0,
     };
     // A CBI envelope holds one message per business day, each with its statements: every
     // one is read, named by its message when there are several.
     let several = message.containers.len() > 1;
+    let mut steps = Vec::new();
     for (message_index, container) in message.containers.iter().enumerate() {
         let statements: Vec<&Element> = container.children_named(message.statement_name).collect();
         if statements.is_empty() {
-            return Err(missing(
+            steps.push(Step::Refused(missing(
                 container,
                 container.name.as_str(),
                 message.statement_name,
-            ));
+            )));
+            continue;
         }
         for (index, statement) in statements.into_iter().enumerate() {
             let mut path = format!("{}[{}]", message.statement_name, index + 1);
             if several {
                 path = format!("{}[{}]/{path}", container.name, message_index + 1);
             }
-            reader.statement(statement, &path)?;
+            steps.push(Step::Statement(statement, path));
         }
     }
-    Ok(ParsedStatement {
+    let mut cursor = Cursor::default();
+    parse_stream(source.open()?, is_entry, |entry, number| {
+        cursor.entry(&steps, &mut reader, &entry, number)
+    })
+    .map_err(stopped)?;
+    cursor.finish(&steps, &mut reader)?;
+    Ok(Head {
         format: message.format,
         version: message.version,
         message_id: message.containers[0]
             .text_at("GrpHdr/MsgId")
             .map(str::to_owned),
         statements: reader.statements,
-        entries: reader.entries,
+        entries: (),
         ignored: reader.ignored,
     })
+}
+
+fn stopped(stop: Stop<StatementError>) -> Failure {
+    match stop {
+        Stop::Xml(error) => Failure::Statement(error.into()),
+        Stop::Sink(error) => Failure::Statement(error),
+    }
+}
+
+/// What the second pass checks, in file order: a message without statements (refused),
+/// or a statement of the file with its path.
+enum Step<'a> {
+    Refused(StatementError),
+    Statement(&'a Element, String),
+}
+
+/// Where the second pass is: the step, whether it was begun (its account read), and how
+/// many of its entries were read.
+#[derive(Default)]
+struct Cursor {
+    step: usize,
+    begun: bool,
+    next: usize,
+}
+
+impl Cursor {
+    /// Entry `number` of the file (every `Ntry` of a `Stmt` or `Ntfctn` counts, read or
+    /// not): read if it is the next of the statement being read, else passed over (an
+    /// entry of a statement the message does not hold).
+    fn entry(
+        &mut self,
+        steps: &[Step<'_>],
+        reader: &mut Reader<'_>,
+        entry: &Element,
+        number: usize,
+    ) -> Result<()> {
+        loop {
+            let Some(step) = steps.get(self.step) else {
+                return Ok(());
+            };
+            let (statement, path) = self.begin(step, reader)?;
+            match statement.pruned.get(self.next) {
+                Some(&expected) if expected == number => {
+                    let path = format!("{path}/Ntry[{}]", self.next + 1);
+                    self.next += 1;
+                    reader.entry_number += 1;
+                    let account = reader.statements.last().expect("begun").account.clone();
+                    return reader.entry(entry, &account, &path);
+                }
+                Some(&expected) if expected > number => return Ok(()),
+                _ => self.end(reader),
+            }
+        }
+    }
+
+    /// The statement of the current step, begun if it was not: a step that refuses the
+    /// file refuses it here, in its turn.
+    fn begin<'s>(
+        &mut self,
+        step: &'s Step<'s>,
+        reader: &mut Reader<'_>,
+    ) -> Result<(&'s Element, &'s str)> {
+        match step {
+            Step::Refused(error) => Err(error.clone()),
+            Step::Statement(statement, path) => {
+                if !self.begun {
+                    reader.statement(statement, path)?;
+                    self.begun = true;
+                    self.next = 0;
+                }
+                Ok((statement, path))
+            }
+        }
+    }
+
+    fn end(&mut self, reader: &mut Reader<'_>) {
+        reader.end_statement();
+        self.step += 1;
+        self.begun = false;
+    }
+
+    /// The steps after the last entry read: statements without entries, or refusals.
+    fn finish(&mut self, steps: &[Step<'_>], reader: &mut Reader<'_>) -> Result<()> {
+        while let Some(step) = steps.get(self.step) {
+            self.begin(step, reader)?;
+            self.end(reader);
+        }
+        Ok(())
+    }
 }
 
 struct Message<'a> {
@@ -190,15 +306,19 @@ fn statement_holders<'a>(element: &'a Element, found: &mut Vec<&'a Element>) {
     }
 }
 
-struct Reader {
+struct Reader<'s> {
     statements: Vec<StatementPart>,
-    entries: Vec<StatementEntry>,
+    /// Where the entries go, one at a time.
+    sink: &'s mut dyn FnMut(StatementEntry),
     ignored: usize,
+    /// Ignored entries when the current statement began.
+    ignored_before: usize,
     /// Entries seen so far in the file, across statements: "entry 12" in messages.
     entry_number: usize,
 }
 
-impl Reader {
+impl Reader<'_> {
+    /// Begins a statement: its account.
     fn statement(&mut self, statement: &Element, path: &str) -> Result<()> {
         let iban = statement.text_at("Acct/Id/IBAN").map(|iban| {
             iban.chars()
@@ -209,19 +329,19 @@ impl Reader {
         let account = iban
             .or_else(|| statement.text_at("Acct/Id/Othr/Id").map(str::to_owned))
             .ok_or_else(|| missing(statement, path, "Acct/Id/IBAN"))?;
-        let ignored_before = self.ignored;
+        self.ignored_before = self.ignored;
         self.statements.push(StatementPart {
-            account: account.clone(),
+            account,
             location: format!("{path} (line {})", statement.line),
             ignored: 0,
         });
-        for (index, entry) in statement.children_named("Ntry").enumerate() {
-            self.entry_number += 1;
-            self.entry(entry, &account, &format!("{path}/Ntry[{}]", index + 1))?;
-        }
-        let part = self.statements.last_mut().expect("pushed above");
-        part.ignored = self.ignored - ignored_before;
         Ok(())
+    }
+
+    /// Ends the statement begun last, after its entries.
+    fn end_statement(&mut self) {
+        let part = self.statements.last_mut().expect("begun");
+        part.ignored = self.ignored - self.ignored_before;
     }
 
     fn entry(&mut self, entry: &Element, account: &str, path: &str) -> Result<()> {
@@ -293,8 +413,7 @@ impl Reader {
             let details = Details::of(transaction, Some(entry));
             let bank_reference = details.bank_reference.clone().or(entry_reference);
             let location = format!("entry {} (line {})", self.entry_number, entry.line);
-            self.entries
-                .push(payment(amount, details, bank_reference, location));
+            (self.sink)(payment(amount, details, bank_reference, location));
             return Ok(());
         }
         for (index, (transaction_path, transaction)) in transactions.iter().enumerate() {
@@ -322,8 +441,7 @@ impl Reader {
                 "entry {} transaction {number} (line {})",
                 self.entry_number, transaction.line
             );
-            self.entries
-                .push(payment(tx_amount, details, bank_reference, location));
+            (self.sink)(payment(tx_amount, details, bank_reference, location));
         }
         Ok(())
     }

@@ -24,30 +24,57 @@ use sha2::{Digest, Sha256};
 use super::{EntryDirection, StatementEntry};
 use crate::secrets::hex;
 
+#[cfg(test)]
 pub(super) fn assign_keys(entries: &mut [StatementEntry]) {
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for entry in entries {
-        let base = match &entry.bank_reference {
+    let mut keys = KeyAssigner::default();
+    entries.iter_mut().for_each(|entry| keys.assign(entry));
+}
+
+/// Gives the entries of one file their keys, in file order: it counts each key's
+/// occurrences so far, and keeps only keys (a `hash:` one for a long identity), never the
+/// entries, so that a file of any size is keyed one entry at a time.
+#[derive(Default)]
+pub(super) struct KeyAssigner {
+    seen: HashMap<String, usize>,
+}
+
+impl KeyAssigner {
+    pub(super) fn assign(&mut self, entry: &mut StatementEntry) {
+        let (base, identity) = match &entry.bank_reference {
             Some(reference) => {
                 let prefix = match entry.direction {
                     EntryDirection::Credit => "ref",
                     EntryDirection::Reversal => "ref-reversal",
                 };
-                format!("{prefix}:{}:{reference}", entry.account)
+                (format!("{prefix}:{}:{reference}", entry.account), None)
             }
-            None => identity(entry),
+            None => {
+                // The first occurrence's key stands for the identity: it is the key
+                // anyway, and short.
+                let identity = identity(entry);
+                (hashed(&identity), Some(identity))
+            }
         };
-        let occurrence = seen.entry(base.clone()).or_insert(0);
-        *occurrence += 1;
-        let base = match *occurrence {
-            1 => base,
-            n => format!("{base}#{n}"),
+        let occurrence = match self.seen.get_mut(&base) {
+            Some(count) => {
+                *count += 1;
+                *count
+            }
+            None => {
+                self.seen.insert(base.clone(), 1);
+                1
+            }
         };
-        entry.dedup_key = match &entry.bank_reference {
-            Some(_) => base,
-            None => format!("hash:{}", hex(&Sha256::digest(base.as_bytes()))),
+        entry.dedup_key = match (occurrence, identity) {
+            (1, _) => base,
+            (n, None) => format!("{base}#{n}"),
+            (n, Some(identity)) => hashed(&format!("{identity}#{n}")),
         };
     }
+}
+
+fn hashed(identity: &str) -> String {
+    format!("hash:{}", hex(&Sha256::digest(identity.as_bytes())))
 }
 
 /// The key of an entry whose `ref:` key was already taken by a payment of another

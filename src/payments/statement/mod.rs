@@ -48,11 +48,14 @@
 mod camt;
 mod dedup;
 mod postal_csv;
+pub mod upload;
 
 #[cfg(test)]
 mod tests;
 
 pub use dedup::reused_reference_key;
+
+use std::io::{BufRead, Read, Seek, Write};
 
 use chrono::NaiveDate;
 
@@ -80,7 +83,7 @@ impl StatementFormat {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum EntryDirection {
     /// Money received.
     Credit,
@@ -98,8 +101,10 @@ impl EntryDirection {
     }
 }
 
+/// A statement file read: its entries in a `Vec` ([`parse`]), in an [`EntrySpool`]
+/// ([`read_file`]), or not yet anywhere (`()`, inside this module).
 #[derive(Debug, Clone)]
-pub struct ParsedStatement {
+pub struct ParsedStatement<E = Vec<StatementEntry>> {
     pub format: StatementFormat,
     /// The message version: `camt.053.001.08`, `camt.054.001.02`, the CBI namespace
     /// (`CBIDlyStmtReqLogMsg.00.01.02`, or `cbi` when it has none), `postal-csv-1`.
@@ -110,7 +115,7 @@ pub struct ParsedStatement {
     /// its entries are imported.
     pub statements: Vec<StatementPart>,
     /// Booked credits and booked reversals of credits, in file order, of every statement.
-    pub entries: Vec<StatementEntry>,
+    pub entries: E,
     /// Entries (or transactions of a batch entry) read but not counted: debits, entries
     /// not booked, reversals of debits.
     pub ignored: usize,
@@ -130,7 +135,7 @@ pub struct StatementPart {
 }
 
 /// One payment (or the reversal of one), whatever the format it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StatementEntry {
     /// The account credited: an IBAN (uppercase, no spaces) or the postal account number.
     pub account: String,
@@ -187,7 +192,7 @@ impl StatementEntry {
 /// direction, its `AcctSvcrRef`, its booking date and its amount, all five: a reference
 /// reused on another day or for another amount is another entry. An entry without an
 /// `AcctSvcrRef` is never linked to another (nothing says it is the same).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BankEntry {
     /// `entry:<account>:<direction>:<reference>:<booking date>:<cents>`.
     pub key: String,
@@ -245,38 +250,257 @@ impl Rule for StatementError {
     }
 }
 
-/// Reads a statement in any of the accepted formats.
+/// Reads a statement in any of the accepted formats, its entries into a `Vec`.
 pub fn parse(bytes: &[u8]) -> Result<ParsedStatement, StatementError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let text = std::str::from_utf8(bytes).map_err(|error| {
-        let line = line_of(bytes, error.valid_up_to());
+    let mut entries = Vec::new();
+    let head = read(&bytes, &mut |entry| entries.push(entry)).map_err(|failure| match failure {
+        Failure::Statement(error) => error,
+        // Bytes in memory are never an I/O error.
+        Failure::Io(error) => StatementError::new("io", "line 1", error.to_string()),
+    })?;
+    Ok(head.with(entries))
+}
+
+/// Reads a statement file in bounded memory: the file is read a few times from disk (see
+/// `camt::read`), never whole, and its entries go to a temporary file in `spool_dir`,
+/// not to memory. The outer error is the server's (the disk), the inner one the file's.
+pub fn read_file(
+    file: &std::fs::File,
+    spool_dir: &std::path::Path,
+) -> std::io::Result<Result<ParsedStatement<EntrySpool>, StatementError>> {
+    let mut spool = EntrySpool::new(spool_dir)?;
+    let head = match read(file, &mut |entry| spool.push(&entry)) {
+        Ok(head) => head,
+        Err(Failure::Statement(error)) => return Ok(Err(error)),
+        Err(Failure::Io(error)) => return Err(error),
+    };
+    Ok(Ok(head.with(spool.finish()?)))
+}
+
+/// The statement of `source`, its entries (keys assigned) into `sink` one at a time.
+fn read(source: &dyn Source, sink: &mut dyn FnMut(StatementEntry)) -> Failing<Head> {
+    check_utf8(source)?;
+    let mut keys = dedup::KeyAssigner::default();
+    let mut keyed = |mut entry: StatementEntry| {
+        keys.assign(&mut entry);
+        sink(entry);
+    };
+    match sniff(source)? {
+        Sniffed::Xml => camt::read(source, &mut keyed),
+        Sniffed::Csv => postal_csv::read(source, &mut keyed),
+        Sniffed::Other => Err(Failure::Statement(StatementError::new(
+            "unsupported_format",
+            "line 1",
+            "neither an XML statement (camt.053, camt.054, CBI) nor a postal CSV",
+        ))),
+    }
+}
+
+/// The header of a statement read, its entries elsewhere.
+type Head = ParsedStatement<()>;
+
+impl<E> ParsedStatement<E> {
+    /// The header alone, its entries dropped.
+    pub fn with_no_entries(self) -> ParsedStatement<()> {
+        self.with(())
+    }
+
+    fn with<F>(self, entries: F) -> ParsedStatement<F> {
+        ParsedStatement {
+            format: self.format,
+            version: self.version,
+            message_id: self.message_id,
+            statements: self.statements,
+            entries,
+            ignored: self.ignored,
+        }
+    }
+}
+
+/// Why reading stopped: the file, or the disk the file (or its entries) is on.
+enum Failure {
+    Statement(StatementError),
+    Io(std::io::Error),
+}
+
+impl From<StatementError> for Failure {
+    fn from(error: StatementError) -> Self {
+        Self::Statement(error)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(error: std::io::Error) -> Self {
+        Self::Io(error)
+    }
+}
+
+type Failing<T> = Result<T, Failure>;
+
+/// A statement's bytes, read from the start as often as needed (each format takes more
+/// than one pass), a byte order mark left out.
+trait Source {
+    fn open(&self) -> std::io::Result<Box<dyn BufRead + '_>>;
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+impl Source for &[u8] {
+    fn open(&self) -> std::io::Result<Box<dyn BufRead + '_>> {
+        Ok(Box::new(self.strip_prefix(BOM).unwrap_or(self)))
+    }
+}
+
+impl Source for std::fs::File {
+    fn open(&self) -> std::io::Result<Box<dyn BufRead + '_>> {
+        let mut file = self;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        let mut reader = std::io::BufReader::with_capacity(64 * 1024, file);
+        if reader.fill_buf()?.starts_with(BOM) {
+            reader.consume(BOM.len());
+        }
+        Ok(Box::new(reader))
+    }
+}
+
+/// Files must be UTF-8: refused at the line of the first byte that is not, before
+/// anything else is said about them.
+fn check_utf8(source: &dyn Source) -> Failing<()> {
+    let mut input = source.open()?;
+    // The bytes of a character cut at the end of the last buffer.
+    let mut pending: Vec<u8> = Vec::new();
+    let mut line = 1;
+    let refused = |line: usize| {
         StatementError::new(
             "encoding",
             format!("line {line}"),
             "the file is not UTF-8 text",
         )
-    })?;
-    let mut statement = if text.trim_start().starts_with('<') {
-        camt::parse(&crate::xml_tree::Element::parse_document(text)?)?
-    } else if text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .is_some_and(|l| l.contains(';'))
-    {
-        postal_csv::parse(text)?
-    } else {
-        return Err(StatementError::new(
-            "unsupported_format",
-            "line 1",
-            "neither an XML statement (camt.053, camt.054, CBI) nor a postal CSV",
-        ));
     };
-    dedup::assign_keys(&mut statement.entries);
-    Ok(statement)
+    loop {
+        let buffer = input.fill_buf()?;
+        if buffer.is_empty() {
+            break;
+        }
+        let length = buffer.len();
+        pending.extend_from_slice(buffer);
+        input.consume(length);
+        let valid = match std::str::from_utf8(&pending) {
+            Ok(_) => pending.len(),
+            Err(error) if error.error_len().is_none() => error.valid_up_to(),
+            Err(error) => {
+                return Err(refused(line + newlines(&pending[..error.valid_up_to()])).into())
+            }
+        };
+        line += newlines(&pending[..valid]);
+        pending.drain(..valid);
+    }
+    if pending.is_empty() {
+        Ok(())
+    } else {
+        Err(refused(line).into())
+    }
 }
 
-/// The 1-based line of a byte offset.
-fn line_of(bytes: &[u8], offset: usize) -> usize {
-    let end = offset.min(bytes.len());
-    1 + bytes[..end].iter().filter(|&&b| b == b'\n').count()
+fn newlines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
+enum Sniffed {
+    Xml,
+    Csv,
+    Other,
+}
+
+/// The format is told from the content: XML when the first thing in it is a `<`, the
+/// postal CSV when its first line with text has a `;`.
+fn sniff(source: &dyn Source) -> Failing<Sniffed> {
+    // A line is looked at up to this length: an XML file may be one long line, and a
+    // CSV header is short.
+    const LOOK: u64 = 64 * 1024;
+    let mut input = source.open()?;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        (&mut input).take(LOOK).read_until(b'\n', &mut line)?;
+        if line.is_empty() {
+            return Ok(Sniffed::Other);
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_start();
+        if text.is_empty() {
+            continue;
+        }
+        return Ok(if text.starts_with('<') {
+            Sniffed::Xml
+        } else if text.contains(';') {
+            Sniffed::Csv
+        } else {
+            Sniffed::Other
+        });
+    }
+}
+
+/// Entries in a temporary file, one JSON document each, in the order pushed: a file's
+/// entries without holding them in memory. The file goes when the spool is dropped.
+#[derive(Debug)]
+pub struct EntrySpool {
+    writer: std::io::BufWriter<std::fs::File>,
+    count: usize,
+    /// The first write that failed: reported by [`EntrySpool::finish`].
+    failed: Option<std::io::Error>,
+}
+
+impl EntrySpool {
+    /// An empty spool in `dir` (the system's temporary directory if it cannot be used).
+    pub fn new(dir: &std::path::Path) -> std::io::Result<Self> {
+        let file = tempfile::tempfile_in(dir).or_else(|_| tempfile::tempfile())?;
+        Ok(Self {
+            writer: std::io::BufWriter::with_capacity(64 * 1024, file),
+            count: 0,
+            failed: None,
+        })
+    }
+
+    pub fn push(&mut self, entry: &StatementEntry) {
+        if self.failed.is_some() {
+            return;
+        }
+        let written = serde_json::to_writer(&mut self.writer, entry)
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.writer.write_all(b"\n"));
+        match written {
+            Ok(()) => self.count += 1,
+            Err(error) => self.failed = Some(error),
+        }
+    }
+
+    /// Flushed, ready to be read.
+    pub fn finish(mut self) -> std::io::Result<Self> {
+        if let Some(error) = self.failed.take() {
+            return Err(error);
+        }
+        self.writer.flush()?;
+        Ok(self)
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The entries, from the first; each read is one entry in memory at a time.
+    pub fn iter(
+        &self,
+    ) -> std::io::Result<impl Iterator<Item = std::io::Result<StatementEntry>> + '_> {
+        let mut file = self.writer.get_ref();
+        file.seek(std::io::SeekFrom::Start(0))?;
+        let reader = std::io::BufReader::with_capacity(64 * 1024, file);
+        Ok(serde_json::Deserializer::from_reader(reader)
+            .into_iter::<StatementEntry>()
+            .map(|entry| entry.map_err(std::io::Error::from)))
+    }
 }

@@ -30,7 +30,8 @@
 use chrono::NaiveDate;
 
 use super::{
-    EntryDirection, ParsedStatement, StatementEntry, StatementError, StatementFormat, StatementPart,
+    EntryDirection, Failing, Failure, Head, Source, StatementEntry, StatementError,
+    StatementFormat, StatementPart,
 };
 use crate::money::Money;
 
@@ -47,13 +48,13 @@ const HEADER: [&str; 8] = [
 
 type Result<T> = std::result::Result<T, StatementError>;
 
-pub(super) fn parse(text: &str) -> Result<ParsedStatement> {
+/// Reads the rows one at a time, the entries into `sink`.
+pub(super) fn read(source: &dyn Source, sink: &mut dyn FnMut(StatementEntry)) -> Failing<Head> {
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(b';')
         .has_headers(false)
         .flexible(true)
-        .from_reader(text.as_bytes());
-    let mut entries = Vec::new();
+        .from_reader(source.open()?);
     let mut statements: Vec<StatementPart> = Vec::new();
     let mut ignored = 0;
     let mut header_seen = false;
@@ -95,7 +96,7 @@ pub(super) fn parse(text: &str) -> Result<ParsedStatement> {
         match entry {
             Some(mut entry) => {
                 entry.statement = statement;
-                entries.push(entry)
+                sink(entry)
             }
             None => {
                 ignored += 1;
@@ -104,21 +105,21 @@ pub(super) fn parse(text: &str) -> Result<ParsedStatement> {
         }
     }
     if !header_seen {
-        return Err(StatementError::new(
+        return Err(Failure::Statement(StatementError::new(
             "csv_header",
             "line 1",
             format!(
                 "the file is empty: a header {} is expected",
                 HEADER.join(";")
             ),
-        ));
+        )));
     }
-    Ok(ParsedStatement {
+    Ok(Head {
         format: StatementFormat::PostalCsv,
         version: "postal-csv-1".to_owned(),
         message_id: None,
         statements,
-        entries,
+        entries: (),
         ignored,
     })
 }

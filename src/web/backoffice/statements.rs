@@ -5,7 +5,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::http::AppState;
 use crate::paging::{Page, Paged};
@@ -13,7 +12,7 @@ use crate::payments::matching::PaymentStatus;
 use crate::payments::queue;
 use crate::payments::reconcile::{self, ImportContext};
 use crate::payments::statement;
-use crate::secrets::hex;
+use crate::payments::statement::upload::{self, SpooledUpload, UploadError};
 use crate::web::{euro, form_status, refusal, with_conn, OperatorPage, WebError};
 
 use super::{
@@ -114,16 +113,40 @@ pub(super) struct UploadRules {
 /// A file uploaded: its bytes and the name the browser gave.
 pub(super) type Upload = (Vec<u8>, Option<String>);
 
-/// Reads an upload form: the `csrf_token` part first (checked, then the operator, before
-/// any byte of a file is read), then every `file` part (a part the browser sends empty
-/// for a file field left blank is skipped), each refused past `max_bytes` without reading
-/// the rest. The page's form puts the token before the files, as browsers send parts in
-/// the order of the form.
+/// A file uploaded, on disk, and the name the browser gave.
+pub(super) type Spooled = (SpooledUpload, Option<String>);
+
+/// Reads an upload form (see [`read_spooled_uploads`]) whose files are small enough to
+/// hold: their bytes.
 pub(super) async fn read_uploads(
     request: &HttpRequest,
     payload: web::Payload,
     rules: &UploadRules,
 ) -> Result<(OperatorPage, Result<Vec<Upload>, Refused>), WebError> {
+    let dir = std::env::temp_dir();
+    let (visit, spooled) = read_spooled_uploads(request, payload, rules, &dir).await?;
+    let files = match spooled {
+        Ok(files) => files,
+        Err(refused) => return Ok((visit, Err(refused))),
+    };
+    let mut read = Vec::with_capacity(files.len());
+    for (upload, file_name) in files {
+        read.push((upload.bytes().map_err(WebError::storage)?, file_name));
+    }
+    Ok((visit, Ok(read)))
+}
+
+/// Reads an upload form: the `csrf_token` part first (checked, then the operator, before
+/// any byte of a file is read), then every `file` part (a part the browser sends empty
+/// for a file field left blank is skipped), each refused past `max_bytes` without reading
+/// the rest. The page's form puts the token before the files, as browsers send parts in
+/// the order of the form.
+pub(super) async fn read_spooled_uploads(
+    request: &HttpRequest,
+    payload: web::Payload,
+    rules: &UploadRules,
+    dir: &std::path::Path,
+) -> Result<(OperatorPage, Result<Vec<Spooled>, Refused>), WebError> {
     if !crate::http::is_multipart_form(request) {
         // Not our form: it cannot carry the token.
         return Err(WebError::Csrf);
@@ -162,22 +185,20 @@ pub(super) async fn read_uploads(
             // The file before the token: not the page's form.
             ("file", None) => return Err(WebError::Csrf),
             ("file", Some(_)) => {
-                let mut bytes = Vec::new();
-                while let Some(chunk) = field.next().await {
-                    let chunk = match chunk {
-                        Ok(chunk) => chunk,
-                        Err(e) => {
-                            return Ok((operator.expect("checked"), Err(Refused::unreadable(e))))
-                        }
-                    };
-                    if bytes.len() + chunk.len() > rules.max_bytes {
-                        let refused =
-                            Refused(StatusCode::PAYLOAD_TOO_LARGE, rules.too_large.clone());
-                        return Ok((operator.expect("checked"), Err(refused)));
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                if bytes.is_empty() && file_name.as_deref().is_none_or(str::is_empty) {
+                let refused = match upload::spool(&mut field, rules.max_bytes, dir).await {
+                    Ok(spooled) => Ok(spooled),
+                    Err(UploadError::TooLarge) => Err(Refused(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        rules.too_large.clone(),
+                    )),
+                    Err(UploadError::Unreadable(e)) => Err(Refused::unreadable(e)),
+                    Err(UploadError::Io(e)) => return Err(WebError::storage(e)),
+                };
+                let bytes = match refused {
+                    Ok(spooled) => spooled,
+                    Err(refused) => return Ok((operator.expect("checked"), Err(refused))),
+                };
+                if bytes.size == 0 && file_name.as_deref().is_none_or(str::is_empty) {
                     continue;
                 }
                 if files.len() == rules.max_files {
@@ -210,12 +231,13 @@ pub(super) async fn read_uploads(
     }
 }
 
-/// Reads the statement upload (see [`read_uploads`]): one file.
+/// Reads the statement upload (see [`read_spooled_uploads`]): one file, on disk in `dir`.
 pub(super) async fn read_upload(
     request: &HttpRequest,
     payload: web::Payload,
     limit: usize,
-) -> Result<(OperatorPage, Result<Upload, Refused>), WebError> {
+    dir: &std::path::Path,
+) -> Result<(OperatorPage, Result<Spooled, Refused>), WebError> {
     let rules = UploadRules {
         max_bytes: limit,
         max_files: 1,
@@ -225,7 +247,7 @@ pub(super) async fn read_upload(
         ),
         none_chosen: "Scegli il file dell'estratto conto da importare.",
     };
-    let (visit, upload) = read_uploads(request, payload, &rules).await?;
+    let (visit, upload) = read_spooled_uploads(request, payload, &rules, dir).await?;
     Ok((visit, upload.map(|mut files| files.remove(0))))
 }
 
@@ -234,9 +256,11 @@ pub(super) async fn import(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, WebError> {
-    let (visit, upload) = read_upload(&request, payload, state.config.statement_max_bytes).await?;
-    let (bytes, file_name) = match upload {
-        Ok((bytes, _)) if bytes.is_empty() => {
+    let dir = state.config.data_dir.clone();
+    let limit = state.config.statement_max_bytes;
+    let (visit, upload) = read_upload(&request, payload, limit, &dir).await?;
+    let (upload, file_name) = match upload {
+        Ok((upload, _)) if upload.size == 0 => {
             let message = "Il file è vuoto: scegli il file dell'estratto conto.".to_owned();
             let status = StatusCode::UNPROCESSABLE_ENTITY;
             return statements_page(&visit, status, Some(message)).await;
@@ -246,13 +270,15 @@ pub(super) async fn import(
             return statements_page(&visit, status, Some(message)).await
         }
     };
+    let sha256 = upload.sha256.clone();
+    // One import of the brand at a time in this process (see `reconcile::turn_of`).
+    let turn = reconcile::turn_of(&visit.user.brand_id).await;
     // Parsing a large file takes CPU: off the async workers.
-    let parsed = web::block(move || {
-        let sha256 = hex(&Sha256::digest(&bytes));
-        statement::parse(&bytes).map(|parsed| (parsed, sha256))
-    })
-    .await?;
-    let (parsed, sha256) = match parsed {
+    let spool_dir = dir.clone();
+    let parsed = web::block(move || statement::read_file(&upload.file, &spool_dir))
+        .await?
+        .map_err(WebError::storage)?;
+    let parsed = match parsed {
         Ok(parsed) => parsed,
         Err(error) => {
             let identity = refusal(error)?;
@@ -272,12 +298,13 @@ pub(super) async fn import(
             file_name: file_name.as_deref(),
             file_sha256: &sha256,
         };
-        match reconcile::import(&app.pool, conn, &context, &parsed, Utc::now()) {
-            Ok(report) => Ok(Ok((brand, report, parsed))),
+        match reconcile::import(&app.pool, conn, &context, &parsed, &dir, Utc::now()) {
+            Ok(report) => Ok(Ok((brand, report, parsed.with_no_entries()))),
             Err(refused) => Ok(Err(refusal(refused)?.italian)),
         }
     })
     .await?;
+    drop(turn);
     let (brand, report, parsed) = match outcome {
         Ok(done) => done,
         Err(message) => {
