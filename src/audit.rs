@@ -49,6 +49,30 @@ pub fn record(
     record_all(conn, vec![entry], now)
 }
 
+/// An entry about a user's own account made by that user (a password reset, an email
+/// change, new billing data): the actor and the subject are the same user, in their brand.
+pub fn record_own_account(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    user_id: &str,
+    action: &str,
+    details: serde_json::Value,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    record(
+        conn,
+        AuditEntry {
+            brand_id: Some(brand_id),
+            actor: &Actor::User(user_id.to_owned()),
+            action,
+            subject_type: "user",
+            subject_id: user_id,
+            details,
+        },
+        now,
+    )
+}
+
 /// Several entries in as few statements as possible (a statement import audits each
 /// payment it applies).
 pub fn record_all(

@@ -21,7 +21,7 @@ use super::confirmation::{self, ConfirmationError};
 use super::sessions;
 use super::throttle::{self, Attempt, Throttled};
 use super::users::{self, NewUser, ProfileChanges, User, UserError};
-use crate::audit::{self, Actor, AuditEntry};
+use crate::audit::{self, Actor};
 use crate::db::{write_transaction, DbConnection};
 use crate::email_address::EmailAddress;
 
@@ -174,16 +174,5 @@ fn record_ended(
     ended: sessions::Ended,
     now: DateTime<Utc>,
 ) -> diesel::QueryResult<()> {
-    audit::record(
-        conn,
-        AuditEntry {
-            brand_id: Some(&user.brand_id),
-            actor: &Actor::User(user.id.clone()),
-            action,
-            subject_type: "user",
-            subject_id: &user.id,
-            details: ended.details(),
-        },
-        now,
-    )
+    audit::record_own_account(conn, &user.brand_id, &user.id, action, ended.details(), now)
 }

@@ -219,16 +219,12 @@ pub(super) fn request_change(
             now,
         )?;
     }
-    audit::record(
+    audit::record_own_account(
         conn,
-        AuditEntry {
-            brand_id: Some(&user.brand_id),
-            actor: &Actor::User(user.id.clone()),
-            action: "user.email_change_requested",
-            subject_type: "user",
-            subject_id: &user.id,
-            details: json!({ "from": user.email.as_str(), "to": new_email.as_str() }),
-        },
+        &user.brand_id,
+        &user.id,
+        "user.email_change_requested",
+        json!({ "from": user.email.as_str(), "to": new_email.as_str() }),
         now,
     )?;
     Ok(new_email)
@@ -303,18 +299,7 @@ pub fn confirm(
                 json!({ "from": user.email.as_str(), "to": email.as_str() }),
             ),
         };
-        audit::record(
-            conn,
-            AuditEntry {
-                brand_id: Some(&user.brand_id),
-                actor: &Actor::User(user.id.clone()),
-                action,
-                subject_type: "user",
-                subject_id: &user.id,
-                details,
-            },
-            now,
-        )?;
+        audit::record_own_account(conn, &user.brand_id, &user.id, action, details, now)?;
         users::find(conn, &user.id)?.ok_or(ConfirmationError::InvalidLink)
     })
 }

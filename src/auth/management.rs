@@ -163,29 +163,23 @@ pub fn disable(
     reason: &Reason,
     now: DateTime<Utc>,
 ) -> Result<User, ManagementError> {
-    write_transaction(conn, |conn| {
-        let user = find_in_brand(conn, operator.brand_id, user_id)?;
-        if user.id == operator.id {
-            return Err(ManagementError::OwnAccount);
-        }
-        if !users::set_disabled(conn, &user.id, Some(reason.as_str()), now)? {
-            return Err(ManagementError::AlreadyDisabled);
-        }
-        let ended = sessions::end_every_session(conn, &user.id, None, now)?;
-        record(
-            conn,
-            operator,
-            &user,
-            "user.disabled",
-            json!({
-                "reason": reason.as_str(),
-                "sign_ins_ended": ended.sign_ins,
-                "browser_sessions_ended": ended.browser_sessions,
-            }),
-            now,
-        )?;
-        find_in_brand(conn, operator.brand_id, user_id)
-    })
+    change_user(
+        conn,
+        operator,
+        user_id,
+        "user.disabled",
+        now,
+        |conn, user| {
+            if user.id == operator.id {
+                return Err(ManagementError::OwnAccount);
+            }
+            if !users::set_disabled(conn, &user.id, Some(reason.as_str()), now)? {
+                return Err(ManagementError::AlreadyDisabled);
+            }
+            let ended = sessions::end_every_session(conn, &user.id, None, now)?;
+            Ok(with_ended(json!({ "reason": reason.as_str() }), ended))
+        },
+    )
 }
 
 /// Lets a disabled user sign in again (their old sessions stay ended); audited with the
@@ -197,21 +191,19 @@ pub fn enable(
     reason: &Reason,
     now: DateTime<Utc>,
 ) -> Result<User, ManagementError> {
-    write_transaction(conn, |conn| {
-        let user = find_in_brand(conn, operator.brand_id, user_id)?;
-        if !users::set_disabled(conn, &user.id, None, now)? {
-            return Err(ManagementError::NotDisabled);
-        }
-        record(
-            conn,
-            operator,
-            &user,
-            "user.enabled",
-            json!({ "reason": reason.as_str() }),
-            now,
-        )?;
-        find_in_brand(conn, operator.brand_id, user_id)
-    })
+    change_user(
+        conn,
+        operator,
+        user_id,
+        "user.enabled",
+        now,
+        |conn, user| {
+            if !users::set_disabled(conn, &user.id, None, now)? {
+                return Err(ManagementError::NotDisabled);
+            }
+            Ok(json!({ "reason": reason.as_str() }))
+        },
+    )
 }
 
 /// Makes a registration officer a customer again. Their sessions end with it: the role
@@ -224,56 +216,66 @@ pub fn remove_officer_role(
     reason: &Reason,
     now: DateTime<Utc>,
 ) -> Result<User, ManagementError> {
+    change_user(
+        conn,
+        operator,
+        user_id,
+        "user.role_changed",
+        now,
+        |conn, user| {
+            let (from, to) = (Role::RegistrationOfficer, Role::Customer);
+            if !users::change_role(conn, &user.id, from, to, now)? {
+                return Err(ManagementError::NotAnOfficer(user.role));
+            }
+            let ended = sessions::end_every_session(conn, &user.id, None, now)?;
+            let details = json!({
+                "from": from.as_str(),
+                "to": to.as_str(),
+                "reason": reason.as_str(),
+            });
+            Ok(with_ended(details, ended))
+        },
+    )
+}
+
+/// What every change an operator makes to a user of the brand does around the change
+/// itself, in one transaction: find the user (refused if not of the brand), `change` them
+/// (refused when their state does not allow it; it answers the audit details), audit it as
+/// `action`, and answer the user as they are now.
+fn change_user(
+    conn: &mut DbConnection,
+    operator: Operator<'_>,
+    user_id: &str,
+    action: &str,
+    now: DateTime<Utc>,
+    change: impl FnOnce(&mut DbConnection, &User) -> Result<serde_json::Value, ManagementError>,
+) -> Result<User, ManagementError> {
     write_transaction(conn, |conn| {
         let user = find_in_brand(conn, operator.brand_id, user_id)?;
-        if !users::change_role(
+        let details = change(conn, &user)?;
+        audit::record(
             conn,
-            &user.id,
-            Role::RegistrationOfficer,
-            Role::Customer,
-            now,
-        )? {
-            return Err(ManagementError::NotAnOfficer(user.role));
-        }
-        let ended = sessions::end_every_session(conn, &user.id, None, now)?;
-        record(
-            conn,
-            operator,
-            &user,
-            "user.role_changed",
-            json!({
-                "from": Role::RegistrationOfficer.as_str(),
-                "to": Role::Customer.as_str(),
-                "reason": reason.as_str(),
-                "sign_ins_ended": ended.sign_ins,
-                "browser_sessions_ended": ended.browser_sessions,
-            }),
+            AuditEntry {
+                brand_id: Some(operator.brand_id),
+                actor: &Actor::User(operator.id.to_owned()),
+                action,
+                subject_type: "user",
+                subject_id: &user.id,
+                details,
+            },
             now,
         )?;
         find_in_brand(conn, operator.brand_id, user_id)
     })
 }
 
-fn record(
-    conn: &mut DbConnection,
-    operator: Operator<'_>,
-    user: &User,
-    action: &str,
-    details: serde_json::Value,
-    now: DateTime<Utc>,
-) -> QueryResult<()> {
-    audit::record(
-        conn,
-        AuditEntry {
-            brand_id: Some(operator.brand_id),
-            actor: &Actor::User(operator.id.to_owned()),
-            action,
-            subject_type: "user",
-            subject_id: &user.id,
-            details,
-        },
-        now,
-    )
+/// `details` followed by how many sessions ended, as every change that ends them says it.
+fn with_ended(mut details: serde_json::Value, ended: sessions::Ended) -> serde_json::Value {
+    if let (Some(map), serde_json::Value::Object(more)) = (details.as_object_mut(), ended.details())
+    {
+        map.extend(more);
+    }
+    details
 }
 
 #[cfg(test)]

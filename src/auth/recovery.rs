@@ -255,16 +255,12 @@ pub fn reset_password(
             conn,
             &throttle::account_key(&user.brand_id, user.email.as_str()),
         )?;
-        audit::record(
+        audit::record_own_account(
             conn,
-            AuditEntry {
-                brand_id: Some(&user.brand_id),
-                actor: &Actor::User(user.id.clone()),
-                action: "auth.password_reset",
-                subject_type: "user",
-                subject_id: &user.id,
-                details: ended.details(),
-            },
+            &user.brand_id,
+            &user.id,
+            "auth.password_reset",
+            ended.details(),
             now,
         )?;
         Ok(user)

@@ -231,16 +231,12 @@ pub fn update_profile(
         .into_iter()
         .flatten()
         .collect();
-        audit::record(
+        audit::record_own_account(
             conn,
-            AuditEntry {
-                brand_id: Some(&user.brand_id),
-                actor: &Actor::User(id.to_owned()),
-                action: "user.profile_changed",
-                subject_type: "user",
-                subject_id: id,
-                details: json!({ "fields": changed }),
-            },
+            &user.brand_id,
+            id,
+            "user.profile_changed",
+            json!({ "fields": changed }),
             now,
         )?;
         find(conn, id)?.ok_or(UserError::NotFound)

@@ -17,7 +17,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::audit::{self, Actor, AuditEntry};
+use crate::audit;
 use crate::db::schema::billing_profiles;
 use crate::db::{write_transaction, DbConnection};
 use crate::email_address::EmailAddress;
@@ -562,24 +562,20 @@ pub fn update(
             .execute(c))?;
         // Who changed what kind of data, not the data: it is in the row, and the log
         // keeps no personal data it does not need.
-        audit::record(
+        audit::record_own_account(
             conn,
-            AuditEntry {
-                brand_id: Some(brand_id),
-                actor: &Actor::User(user_id.to_owned()),
-                action: "user.billing_updated",
-                subject_type: "user",
-                subject_id: user_id,
-                details: json!({
-                    "kind": profile.kind().as_str(),
-                    "nazione": profile.address.nazione.as_str(),
-                    "sdi_channel": match profile.delivery {
-                        SdiDelivery::CodiceDestinatario(_) => "codice_destinatario",
-                        SdiDelivery::Pec(_) => "pec",
-                        SdiDelivery::CassettoFiscale => "none",
-                    },
-                }),
-            },
+            brand_id,
+            user_id,
+            "user.billing_updated",
+            json!({
+                "kind": profile.kind().as_str(),
+                "nazione": profile.address.nazione.as_str(),
+                "sdi_channel": match profile.delivery {
+                    SdiDelivery::CodiceDestinatario(_) => "codice_destinatario",
+                    SdiDelivery::Pec(_) => "pec",
+                    SdiDelivery::CassettoFiscale => "none",
+                },
+            }),
             now,
         )?;
         Ok::<_, BillingError>(())

@@ -285,39 +285,12 @@ pub fn set_active(
     active: bool,
     now: DateTime<Utc>,
 ) -> Result<Product, ProductChangeError> {
-    write_transaction(conn, |conn| {
-        let changed = diesel::update(
-            products::table
-                .filter(products::id.eq(product_id))
-                .filter(products::brand_id.eq(brand_id)),
-        )
-        .set(products::active.eq(active))
-        .execute(conn)?;
-        if changed == 0 {
-            return Err(ProductChangeError::NotFound);
-        }
-        audit::record(
-            conn,
-            AuditEntry {
-                brand_id: Some(brand_id),
-                actor: &Actor::User(operator_id.to_owned()),
-                action: if active {
-                    "product.activated"
-                } else {
-                    "product.deactivated"
-                },
-                subject_type: "product",
-                subject_id: product_id,
-                details: serde_json::json!({ "active": active }),
-            },
-            now,
-        )?;
-        let row: ProductRow = products::table
-            .filter(products::id.eq(product_id))
-            .select(ProductRow::as_select())
-            .first(conn)?;
-        Ok(from_row(row)?)
-    })
+    let product = ProductOfBrand {
+        operator_id,
+        brand_id,
+        product_id,
+    };
+    flip(conn, product, Switch::Active(active), now)
 }
 
 /// Marks a product temporarily unavailable with `notice`, or available again with `None`
@@ -331,14 +304,69 @@ pub fn set_unavailable(
     notice: Option<&UnavailableNotice>,
     now: DateTime<Utc>,
 ) -> Result<Product, ProductChangeError> {
+    let product = ProductOfBrand {
+        operator_id,
+        brand_id,
+        product_id,
+    };
+    flip(conn, product, Switch::Unavailable(notice), now)
+}
+
+/// A product of the operator's brand, as a back-office operator names it.
+struct ProductOfBrand<'a> {
+    operator_id: &'a str,
+    brand_id: &'a str,
+    product_id: &'a str,
+}
+
+/// The two switches of a product an operator flips on its own: on sale or not, and
+/// available or not (with the notice saying why).
+enum Switch<'a> {
+    Active(bool),
+    Unavailable(Option<&'a UnavailableNotice>),
+}
+
+/// Flips one switch of a product of the brand, audited, and answers the product as it is
+/// now: both switches change, are refused and are logged the same way.
+fn flip(
+    conn: &mut DbConnection,
+    product: ProductOfBrand<'_>,
+    switch: Switch<'_>,
+    now: DateTime<Utc>,
+) -> Result<Product, ProductChangeError> {
+    let ProductOfBrand {
+        operator_id,
+        brand_id,
+        product_id,
+    } = product;
     write_transaction(conn, |conn| {
-        let changed = diesel::update(
-            products::table
-                .filter(products::id.eq(product_id))
-                .filter(products::brand_id.eq(brand_id)),
-        )
-        .set(products::unavailable_notice.eq(notice.map(UnavailableNotice::as_str)))
-        .execute(conn)?;
+        let row = products::table
+            .filter(products::id.eq(product_id))
+            .filter(products::brand_id.eq(brand_id));
+        let (changed, action, details) = match switch {
+            Switch::Active(active) => (
+                diesel::update(row)
+                    .set(products::active.eq(active))
+                    .execute(conn)?,
+                if active {
+                    "product.activated"
+                } else {
+                    "product.deactivated"
+                },
+                serde_json::json!({ "active": active }),
+            ),
+            Switch::Unavailable(notice) => (
+                diesel::update(row)
+                    .set(products::unavailable_notice.eq(notice.map(UnavailableNotice::as_str)))
+                    .execute(conn)?,
+                if notice.is_some() {
+                    "product.unavailable"
+                } else {
+                    "product.available"
+                },
+                serde_json::json!({ "notice": notice.map(UnavailableNotice::as_str) }),
+            ),
+        };
         if changed == 0 {
             return Err(ProductChangeError::NotFound);
         }
@@ -347,14 +375,10 @@ pub fn set_unavailable(
             AuditEntry {
                 brand_id: Some(brand_id),
                 actor: &Actor::User(operator_id.to_owned()),
-                action: if notice.is_some() {
-                    "product.unavailable"
-                } else {
-                    "product.available"
-                },
+                action,
                 subject_type: "product",
                 subject_id: product_id,
-                details: serde_json::json!({ "notice": notice.map(UnavailableNotice::as_str) }),
+                details,
             },
             now,
         )?;

@@ -181,12 +181,11 @@ pub async fn list(
         number,
         buyer,
     };
-    let found = state
-        .with_conn(move |conn| listing::list(conn, &operator.brand, &filter, page))
-        .await?;
+    let read = move |conn: &mut _| listing::list(conn, &operator.brand, &filter, page);
+    let (invoices, info) = listed.read_page(&state, page, read, Into::into).await?;
     Ok(HttpResponse::Ok().json(DocumentListResponse {
-        page: listed.info(page, found.total),
-        invoices: found.items.into_iter().map(Into::into).collect(),
+        page: info,
+        invoices,
     }))
 }
 

@@ -366,18 +366,12 @@ pub async fn list(
         })?),
         None => None,
     };
-    let payments = state
-        .with_conn(move |conn| {
-            store::list(conn, &operator.brand, status, page).map_err(ApiError::from)
-        })
-        .await?;
+    let read = move |conn: &mut _| store::list(conn, &operator.brand, status, page);
+    let show = |payment| BackOfficeCardPayment::new(&payment, None);
+    let (card_payments, info) = listed.read_page(&state, page, read, show).await?;
     Ok(HttpResponse::Ok().json(CardPaymentList {
-        page: listed.info(page, payments.total),
-        card_payments: payments
-            .items
-            .iter()
-            .map(|p| BackOfficeCardPayment::new(p, None))
-            .collect(),
+        page: info,
+        card_payments,
     }))
 }
 

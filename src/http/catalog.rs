@@ -12,7 +12,6 @@ use crate::auth::Role;
 use crate::catalog::{
     self, Covers, Product, ProductChange, Quote, RequestedLine, UnavailableNotice,
 };
-use crate::lookup;
 use crate::money::Money;
 use crate::orders::checkout::{self, Cart};
 use crate::registry::CodiceFiscale;
@@ -261,11 +260,7 @@ pub async fn create_quote(
                 .map_err(|e| ApiError::invalid_field("codice_fiscale", e.rule(), e.to_string()))?;
             let limits = state.config.lookup_limits;
             let policy = state.config.renewal_policy;
-            let caller = lookup::Caller {
-                user_id: user.id.clone(),
-                role: user.role,
-                address: super::client_address(&request),
-            };
+            let caller = super::lookup::caller(&user, &request);
             state
                 .with_conn(move |conn| -> Result<_, ApiError> {
                     let proposed = catalog::propose_for_caller(

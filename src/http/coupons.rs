@@ -82,14 +82,15 @@ pub async fn list(
     listed: Listed<NoFilters>,
 ) -> Result<HttpResponse, ApiError> {
     let page = listed.page()?;
-    let list = state
-        .with_conn(move |conn| {
-            coupons::page_for_owner(conn, &user.id, page, Utc::now()).map_err(ApiError::storage)
-        })
+    let read = move |conn: &mut _| {
+        coupons::page_for_owner(conn, &user.id, page, Utc::now()).map_err(ApiError::storage)
+    };
+    let (coupons, info) = listed
+        .read_page(&state, page, read, CouponResponse::from)
         .await?;
     Ok(HttpResponse::Ok().json(CouponListResponse {
-        page: listed.info(page, list.total),
-        coupons: list.items.into_iter().map(CouponResponse::from).collect(),
+        page: info,
+        coupons,
     }))
 }
 

@@ -118,13 +118,11 @@ pub async fn list(
             "status must be dead, pending or sent",
         ));
     }
-    let list = state
-        .with_conn(move |conn| outbox::list(conn, &operator.brand, &status, page))
+    let read = move |conn: &mut _| outbox::list(conn, &operator.brand, &status, page);
+    let (emails, info) = listed
+        .read_page(&state, page, read, EmailResponse::from)
         .await?;
-    Ok(HttpResponse::Ok().json(EmailListResponse {
-        page: listed.info(page, list.total),
-        emails: list.items.into_iter().map(EmailResponse::from).collect(),
-    }))
+    Ok(HttpResponse::Ok().json(EmailListResponse { page: info, emails }))
 }
 
 /// Put a dead email back in the sending queue

@@ -5,7 +5,8 @@
 //!
 //! A new domain error is added here, and only here: one `impl Identify` that gives each
 //! variant its identity (a storage failure is handed back as `Err`, mapped as every
-//! storage failure is: 503 unavailable, 503 read-only, or 500).
+//! storage failure is: 503 unavailable, 503 read-only, or 500), naming its kind of refusal
+//! (status, slug, title) from the table in `kinds`, where a new kind is added once.
 
 use actix_web::http::StatusCode;
 
@@ -42,6 +43,106 @@ use crate::payments::statement::StatementError;
 use crate::prepaid::PrepaidError;
 use crate::renewals::install::InstallError;
 use crate::renewals::request::{Refusal, RequestError};
+
+/// A kind of refusal, as a client tells it apart: the HTTP status, the problem `type`
+/// slug and its title. Each is declared once, in `kinds`, however many domain errors end
+/// in it. A slug that means something else on another endpoint (`unknown-certificate`: not
+/// in the registry at sign-in, not on the device in a renewal) is a kind of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct ProblemKind {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+}
+
+/// Declares each kind as a constant, one line a kind, so the table reads as a table.
+macro_rules! problem_kinds {
+    ($($name:ident: $status:ident, $slug:literal, $title:literal;)*) => {
+        $(pub const $name: ProblemKind = ProblemKind {
+            status: StatusCode::$status,
+            slug: $slug,
+            title: $title,
+        };)*
+    };
+}
+
+/// Every kind of refusal, by name.
+mod kinds {
+    use super::{ProblemKind, StatusCode};
+    #[rustfmt::skip]
+    problem_kinds! {
+        ACCOUNT_DISABLED: FORBIDDEN, "account-disabled", "Forbidden";
+        AGENT_CHALLENGE: UNAUTHORIZED, "agent-challenge", "Challenge not valid";
+        ALREADY_OFFICER: CONFLICT, "already-officer", "Already a registration officer";
+        APPLICATION_DECIDED: CONFLICT, "application-decided", "Application already decided";
+        APPLICATION_PENDING: CONFLICT, "application-pending", "Application already pending";
+        BAD_SIGNATURE: UNAUTHORIZED, "bad-signature", "Signature not valid";
+        BILLING_DATA_MISSING: CONFLICT, "billing-data-missing", "Billing data missing";
+        CARD_PAYMENT_CLOSED: CONFLICT, "card-payment-closed", "Card payment closed";
+        CARD_PAYMENT_STATE: CONFLICT, "card-payment-state", "Not possible in this state";
+        CERTIFICATE_NOT_VALID_NOW: UNAUTHORIZED, "certificate-not-valid-now", "Certificate not valid now";
+        COUPON_ALREADY_USED: CONFLICT, "coupon-not-available", "Coupon already used";
+        COUPON_EXPIRED: UNPROCESSABLE_ENTITY, "coupon-expired", "Coupon expired";
+        COUPON_NOT_AVAILABLE: CONFLICT, "coupon-not-available", "Coupon not available";
+        COUPON_OTHER_BRAND: UNPROCESSABLE_ENTITY, "coupon-other-brand", "Coupon of another brand";
+        COUPON_WRONG_KIND: UNPROCESSABLE_ENTITY, "coupon-wrong-kind", "Coupon for another certificate";
+        CREDIT_EXCEEDS_INVOICE: CONFLICT, "credit-exceeds-invoice", "Credit exceeds invoice";
+        CSR_OLD_KEY: UNPROCESSABLE_ENTITY, "csr-old-key", "CSR reuses a key";
+        CSR_SUBJECT_MISMATCH: UNPROCESSABLE_ENTITY, "csr-subject-mismatch", "CSR subject differs";
+        DEVICE_END_OF_LIFE: CONFLICT, "device-end-of-life", "Device at the end of its life";
+        DEVICE_RENEWAL_LIMIT: CONFLICT, "device-renewal-limit", "Device already renewed";
+        EMAIL_ALREADY_CONFIRMED: CONFLICT, "email-already-confirmed", "Email already confirmed";
+        EMAIL_NOT_CONFIRMED: FORBIDDEN, "email-not-confirmed", "Forbidden";
+        EMAIL_TAKEN: CONFLICT, "email-taken", "Email taken";
+        INSUFFICIENT_FUNDS: CONFLICT, "insufficient-funds", "Insufficient funds";
+        INVALID_FIELD: BAD_REQUEST, "invalid-field", "Invalid field";
+        INVALID_SDI_NOTIFICATION: UNPROCESSABLE_ENTITY, "invalid-sdi-notification", "Not an SdI notification";
+        INVOICE_NOT_REJECTED: CONFLICT, "invoice-not-rejected", "Invoice not rejected";
+        NOTHING_TO_REFUND: CONFLICT, "nothing-to-refund", "Nothing to refund";
+        NOTHING_TO_RENEW: UNPROCESSABLE_ENTITY, "nothing-to-renew", "Nothing to renew";
+        NOT_AN_OFFICER: CONFLICT, "not-an-officer", "Not a registration officer";
+        NOT_ON_DEVICE: NOT_FOUND, "unknown-certificate", "Certificate not on this device";
+        NO_APPLICATION: NOT_FOUND, "no-application", "No application";
+        NO_BILLING_DATA: NOT_FOUND, "billing-data-missing", "Billing data missing";
+        NO_UNUSED_CODES: CONFLICT, "no-unused-codes", "No unused codes";
+        ORDER_NOT_FULFILLED: CONFLICT, "order-not-fulfilled", "Order not fulfilled";
+        ORDER_TOO_LARGE: UNPROCESSABLE_ENTITY, "order-too-large", "Order too large";
+        OTHER_BRAND: FORBIDDEN, "other-brand", "Forbidden";
+        OUTSIDE_RENEWAL_WINDOW: CONFLICT, "outside-renewal-window", "Outside the renewal window";
+        OWN_ACCOUNT: FORBIDDEN, "own-account", "Forbidden";
+        PAYMENT_PROVIDER_REFUSED: BAD_GATEWAY, "payment-provider-refused", "Payment provider refused";
+        PAYMENT_PROVIDER_UNAVAILABLE: SERVICE_UNAVAILABLE, "payment-provider-unavailable", "Payment provider unavailable";
+        PAYMENT_STATE: CONFLICT, "payment-state", "Not possible in this state";
+        RENEWAL_NOT_ISSUED: CONFLICT, "renewal-not-issued", "Renewal not issued";
+        RENEWAL_PENDING: CONFLICT, "renewal-pending", "Renewal already in progress";
+        RENEWED_CERTIFICATE_NOT_ACTIVE: CONFLICT, "certificate-not-active", "Certificate revoked or superseded";
+        RESET_LINK_INVALID: BAD_REQUEST, "reset-link-invalid", "Reset link not valid";
+        SDI_NOTIFICATION_CONFLICT: CONFLICT, "sdi-notification-conflict", "Another notification has this file name";
+        SIGNATURE_CERTIFICATE_SIGN_IN: UNAUTHORIZED, "signature-certificate-sign-in", "Signature certificate cannot sign in";
+        SIGN_IN_CERTIFICATE_NOT_ACTIVE: UNAUTHORIZED, "certificate-not-active", "Certificate revoked or superseded";
+        SIGN_IN_UNKNOWN_CERTIFICATE: UNAUTHORIZED, "unknown-certificate", "Certificate not in the registry";
+        STATEMENT_OF_ANOTHER_ACCOUNT: UNPROCESSABLE_ENTITY, "statement-of-another-account", "Statement of another account";
+        TOO_MANY_REQUESTS: TOO_MANY_REQUESTS, "too-many-requests", "Too many requests";
+        UNAUTHORIZED: UNAUTHORIZED, "unauthorized", "Unauthorized";
+        UNKNOWN_ACCOUNT: NOT_FOUND, "unknown-account", "Unknown account";
+        UNKNOWN_APPLICATION: NOT_FOUND, "unknown-application", "Unknown application";
+        UNKNOWN_CARD_PAYMENT: NOT_FOUND, "unknown-card-payment", "Unknown card payment";
+        UNKNOWN_COUPON: NOT_FOUND, "unknown-coupon", "Unknown coupon";
+        UNKNOWN_COUPON_CODE: UNPROCESSABLE_ENTITY, "unknown-coupon", "Unknown coupon";
+        UNKNOWN_DEAD_REFUND: NOT_FOUND, "unknown-dead-refund", "Unknown dead refund";
+        UNKNOWN_HOLDER: NOT_FOUND, "unknown-holder", "Unknown holder";
+        UNKNOWN_INVOICE: NOT_FOUND, "unknown-invoice", "Unknown invoice";
+        UNKNOWN_ORDER: NOT_FOUND, "unknown-order", "Unknown order";
+        UNKNOWN_PAYMENT: NOT_FOUND, "unknown-payment", "Unknown payment";
+        UNKNOWN_PRODUCT: NOT_FOUND, "unknown-product", "Unknown product";
+        UNKNOWN_RENEWAL: NOT_FOUND, "unknown-renewal", "Unknown renewal";
+        UNKNOWN_TRANSMISSION: NOT_FOUND, "unknown-transmission", "Unknown transmission";
+        UNKNOWN_USER: NOT_FOUND, "unknown-user", "Unknown user";
+        UNTRUSTED_CERTIFICATE: UNAUTHORIZED, "untrusted-certificate", "Certificate not trusted";
+        USER_STATE: CONFLICT, "user-state", "Not possible in this state";
+    }
+}
+use kinds::*;
 
 /// How the refusal is framed in problem JSON: some have their own variant of
 /// [`ApiError`] (and headers: `WWW-Authenticate`, `Retry-After`).
@@ -82,17 +183,12 @@ pub trait Identify {
 }
 
 impl Identity {
-    pub fn refused(
-        status: StatusCode,
-        slug: &'static str,
-        title: &'static str,
-        detail: impl ToString,
-        italian: impl Into<String>,
-    ) -> Self {
+    /// A refusal of `kind`, with its English `detail` and what the pages tell the user.
+    pub fn of(kind: ProblemKind, detail: impl ToString, italian: impl Into<String>) -> Self {
         Self {
-            status,
-            slug,
-            title,
+            status: kind.status,
+            slug: kind.slug,
+            title: kind.title,
             detail: detail.to_string(),
             field: None,
             italian: italian.into(),
@@ -109,51 +205,8 @@ impl Identity {
     ) -> Self {
         Self {
             errors,
-            ..Self::refused(
-                StatusCode::BAD_REQUEST,
-                "invalid-field",
-                "Invalid field",
-                detail,
-                italian,
-            )
+            ..Self::of(INVALID_FIELD, detail, italian)
         }
-    }
-
-    fn not_found(
-        slug: &'static str,
-        title: &'static str,
-        detail: impl ToString,
-        italian: impl Into<String>,
-    ) -> Self {
-        Self::refused(StatusCode::NOT_FOUND, slug, title, detail, italian)
-    }
-
-    fn conflict(
-        slug: &'static str,
-        title: &'static str,
-        detail: impl ToString,
-        italian: impl Into<String>,
-    ) -> Self {
-        Self::refused(StatusCode::CONFLICT, slug, title, detail, italian)
-    }
-
-    fn forbidden(slug: &'static str, detail: impl ToString, italian: impl Into<String>) -> Self {
-        Self::refused(StatusCode::FORBIDDEN, slug, "Forbidden", detail, italian)
-    }
-
-    fn unprocessable(
-        slug: &'static str,
-        title: &'static str,
-        detail: impl ToString,
-        italian: impl Into<String>,
-    ) -> Self {
-        Self::refused(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            slug,
-            title,
-            detail,
-            italian,
-        )
     }
 
     /// 400 `invalid-field`: an input value that breaks `rule`.
@@ -166,26 +219,14 @@ impl Identity {
         Self {
             field: Some((field.into(), rule)),
             shape: Shape::Invalid,
-            ..Self::refused(
-                StatusCode::BAD_REQUEST,
-                "invalid-field",
-                "Invalid field",
-                detail,
-                italian,
-            )
+            ..Self::of(INVALID_FIELD, detail, italian)
         }
     }
 
     fn unauthorized(detail: impl ToString, italian: impl Into<String>) -> Self {
         Self {
             shape: Shape::Unauthorized,
-            ..Self::refused(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Unauthorized",
-                detail,
-                italian,
-            )
+            ..Self::of(UNAUTHORIZED, detail, italian)
         }
     }
 
@@ -205,13 +246,7 @@ impl Identity {
             shape: Shape::Throttled {
                 retry_after_seconds,
             },
-            ..Self::refused(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too-many-requests",
-                "Too many requests",
-                detail,
-                italian,
-            )
+            ..Self::of(TOO_MANY_REQUESTS, detail, italian)
         }
     }
 
@@ -300,12 +335,7 @@ impl Identify for LookupError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
         match self {
-            LookupError::UnknownHolder => Ok(Identity::not_found(
-                "unknown-holder",
-                "Unknown holder",
-                detail,
-                "Nessun dispositivo di questo negozio risulta intestato a questo codice fiscale.",
-            )),
+            LookupError::UnknownHolder => Ok(Identity::of(UNKNOWN_HOLDER, detail, "Nessun dispositivo di questo negozio risulta intestato a questo codice fiscale.")),
             LookupError::TooManyLookups {
                 retry_after_seconds,
             } => Ok(Identity::too_many(
@@ -423,15 +453,13 @@ impl Identify for ProposalError {
                 detail,
                 format!("Il titolare non ha un dispositivo {serial} in questo negozio."),
             ),
-            ProposalError::NothingToRenew(serial) => Identity::unprocessable(
-                "nothing-to-renew",
-                "Nothing to renew",
+            ProposalError::NothingToRenew(serial) => Identity::of(
+                NOTHING_TO_RENEW,
                 detail,
                 format!("Nessun certificato del dispositivo {serial} si può rinnovare ora."),
             ),
-            ProposalError::NoFittingProduct => Identity::unprocessable(
-                "nothing-to-renew",
-                "Nothing to renew",
+            ProposalError::NoFittingProduct => Identity::of(
+                NOTHING_TO_RENEW,
                 detail,
                 "Il negozio non vende un coupon adatto a ciò che serve al dispositivo.",
             ),
@@ -444,12 +472,7 @@ impl Identify for ProductChangeError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
         match self {
-            ProductChangeError::NotFound => Ok(Identity::not_found(
-                "unknown-product",
-                "Unknown product",
-                detail,
-                "Nessun prodotto ha questo identificativo.",
-            )),
+            ProductChangeError::NotFound => Ok(Identity::of(UNKNOWN_PRODUCT, detail, "Nessun prodotto ha questo identificativo.")),
             ProductChangeError::NothingToChange => Ok(Identity::invalid(
                 "active",
                 "some_change",
@@ -465,9 +488,8 @@ impl Identify for PrepaidError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
         Ok(match self {
-            PrepaidError::InsufficientFunds { balance, requested } => Identity::conflict(
-                "insufficient-funds",
-                "Insufficient funds",
+            PrepaidError::InsufficientFunds { balance, requested } => Identity::of(
+                INSUFFICIENT_FUNDS,
                 detail,
                 format!(
                     "Il saldo del conto prepagato ({}) non basta: servono {}.",
@@ -477,14 +499,13 @@ impl Identify for PrepaidError {
             ),
             // An account of another brand is as good as absent for this caller, but the
             // operator asked for it by id, so say why rather than pretend.
-            PrepaidError::OtherBrand => Identity::forbidden(
-                "other-brand",
+            PrepaidError::OtherBrand => Identity::of(
+                OTHER_BRAND,
                 detail,
                 "Il conto prepagato è di un altro marchio.",
             ),
-            PrepaidError::UnknownAccount => Identity::not_found(
-                "unknown-account",
-                "Unknown account",
+            PrepaidError::UnknownAccount => Identity::of(
+                UNKNOWN_ACCOUNT,
                 detail,
                 "Nessun conto prepagato ha questo identificativo.",
             ),
@@ -498,12 +519,7 @@ impl Identify for OrderError {
         let detail = self.to_string();
         match self {
             OrderError::Prepaid(e) => e.identify(),
-            OrderError::NotFound => Ok(Identity::not_found(
-                "unknown-order",
-                "Unknown order",
-                detail,
-                "Ordine non trovato.",
-            )),
+            OrderError::NotFound => Ok(Identity::of(UNKNOWN_ORDER, detail, "Ordine non trovato.")),
             OrderError::Storage(e) => Err(e),
         }
     }
@@ -513,15 +529,13 @@ impl Identify for InvoiceError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
         match self {
-            InvoiceError::NotFound => Ok(Identity::not_found(
-                "unknown-invoice",
-                "Unknown invoice",
+            InvoiceError::NotFound => Ok(Identity::of(
+                UNKNOWN_INVOICE,
                 detail,
                 "Fattura non trovata.",
             )),
-            InvoiceError::OverCredit { .. } => Ok(Identity::conflict(
-                "credit-exceeds-invoice",
-                "Credit exceeds invoice",
+            InvoiceError::OverCredit { .. } => Ok(Identity::of(
+                CREDIT_EXCEEDS_INVOICE,
                 detail,
                 "La nota di credito stornerebbe più di quanto la fattura ha venduto.",
             )),
@@ -568,38 +582,18 @@ impl Identify for ReceiptError {
                     refused.file_name,
                     sdi_notification_rule(refused.rule)
                 );
-                Identity::unprocessable(
-                    "invalid-sdi-notification",
-                    "Not an SdI notification",
-                    detail,
-                    italian,
-                )
+                Identity::of(INVALID_SDI_NOTIFICATION, detail, italian)
                 .on_field("file", refused.rule)
             }
-            ReceiptError::FileNameTaken(file_name) => Identity::conflict(
-                "sdi-notification-conflict",
-                "Another notification has this file name",
-                detail,
-                format!(
+            ReceiptError::FileNameTaken(file_name) => Identity::of(SDI_NOTIFICATION_CONFLICT, detail, format!(
                     "È già stata importata un'altra notifica con il nome {file_name}, con un contenuto diverso: non è stato importato nulla."
-                ),
-            )
+                ))
             .on_field("file_name", "unique"),
-            ReceiptError::UnknownDocument => Identity::not_found(
-                "unknown-invoice",
-                "Unknown invoice",
-                detail,
-                "Nessun documento del tuo marchio ha questo identificativo.",
-            ),
-            ReceiptError::NotRejected(status) => Identity::conflict(
-                "invoice-not-rejected",
-                "Invoice not rejected",
-                detail,
-                format!(
+            ReceiptError::UnknownDocument => Identity::of(UNKNOWN_INVOICE, detail, "Nessun documento del tuo marchio ha questo identificativo."),
+            ReceiptError::NotRejected(status) => Identity::of(INVOICE_NOT_REJECTED, detail, format!(
                     "Il documento è {}: si invia di nuovo solo un documento scartato dal SdI.",
                     invoice_status_label(status)
-                ),
-            ),
+                )),
             // Handlers report every field; one alone still names itself.
             ReceiptError::InvalidBuyer(fields) => match fields.into_iter().next() {
                 Some(first) => Identity::invalid(
@@ -633,12 +627,7 @@ impl Identify for TransmissionError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
         match self {
-            TransmissionError::NotDead => Ok(Identity::not_found(
-                "unknown-transmission",
-                "Unknown transmission",
-                detail,
-                "Questa trasmissione non è più tra quelle non riuscite del tuo marchio (forse è già stata rimessa in coda).",
-            )),
+            TransmissionError::NotDead => Ok(Identity::of(UNKNOWN_TRANSMISSION, detail, "Questa trasmissione non è più tra quelle non riuscite del tuo marchio (forse è già stata rimessa in coda).")),
             TransmissionError::Storage(e) => Err(e),
         }
     }
@@ -648,27 +637,12 @@ impl Identify for ResendError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
         Ok(match self {
-            ResendError::NotFound => Identity::not_found(
-                "unknown-order",
-                "Unknown order",
-                detail,
-                "Ordine non trovato.",
-            ),
-            ResendError::NotFulfilled(status) => Identity::conflict(
-                "order-not-fulfilled",
-                "Order not fulfilled",
-                detail,
-                format!(
+            ResendError::NotFound => Identity::of(UNKNOWN_ORDER, detail, "Ordine non trovato."),
+            ResendError::NotFulfilled(status) => Identity::of(ORDER_NOT_FULFILLED, detail, format!(
                     "L'ordine è {}: i codici esistono solo quando è evaso.",
                     order_status_label(status)
-                ),
-            ),
-            ResendError::NothingUnused => Identity::conflict(
-                "no-unused-codes",
-                "No unused codes",
-                detail,
-                "L'ordine non ha più codici da usare: sono già stati usati, annullati o sono scaduti.",
-            ),
+                )),
+            ResendError::NothingUnused => Identity::of(NO_UNUSED_CODES, detail, "L'ordine non ha più codici da usare: sono già stati usati, annullati o sono scaduti."),
             ResendError::TooOften(seconds) => Identity::too_many(
                 seconds,
                 detail,
@@ -696,16 +670,15 @@ impl Identify for CheckoutError {
                 detail,
                 format!("Riga {}: la quantità deve essere almeno 1.", line + 1),
             ),
-            CheckoutError::TooLarge { cap, total, .. } => Identity::unprocessable(
-                "order-too-large",
-                "Order too large",
+            CheckoutError::TooLarge { cap, total, .. } => Identity::of(
+                ORDER_TOO_LARGE,
                 detail,
                 format!(
                     "In un ordine puoi acquistare al massimo {cap} coupon; ne hai scelti {total}."
                 ),
             ),
             CheckoutError::BillingDataMissing => billing_data_missing(
-                StatusCode::CONFLICT,
+                BILLING_DATA_MISSING,
                 "the buyer has no billing data yet: an invoice needs the buyer's name, tax code \
                  and address; set them with PUT /api/v1/me/billing, then order",
             ),
@@ -726,68 +699,26 @@ impl Identify for CardError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
         Ok(match self {
-            CardError::UnknownPayment => Identity::not_found(
-                "unknown-card-payment",
-                "Unknown card payment",
-                detail,
-                "Nessun pagamento con carta del tuo marchio ha questo identificativo.",
-            ),
-            CardError::NotPayable(status) => Identity::conflict(
-                "card-payment-closed",
-                "Card payment closed",
-                detail,
-                format!(
+            CardError::UnknownPayment => Identity::of(UNKNOWN_CARD_PAYMENT, detail, "Nessun pagamento con carta del tuo marchio ha questo identificativo."),
+            CardError::NotPayable(status) => Identity::of(CARD_PAYMENT_CLOSED, detail, format!(
                     "Il pagamento con carta è {}: la pagina di pagamento non si può più aprire.",
                     status.italian()
-                ),
-            ),
-            CardError::NotRefundable(status) => Identity::conflict(
-                "card-payment-state",
-                "Not possible in this state",
-                detail,
-                format!(
+                )),
+            CardError::NotRefundable(status) => Identity::of(CARD_PAYMENT_STATE, detail, format!(
                     "Si rimborsa solo un pagamento con carta pagato o trattenuto; questo è {}.",
                     status.italian()
-                ),
-            ),
-            CardError::TopUpNotRefundable => Identity::conflict(
-                "card-payment-state",
-                "Not possible in this state",
-                detail,
-                "Una ricarica pagata con carta si rimborsa con una rettifica del conto prepagato.",
-            ),
+                )),
+            CardError::TopUpNotRefundable => Identity::of(CARD_PAYMENT_STATE, detail, "Una ricarica pagata con carta si rimborsa con una rettifica del conto prepagato."),
             CardError::CouponNotRefundable(id) => Identity::invalid(
                 "coupons",
                 "unused_coupon_of_order",
                 detail,
                 format!("Il coupon {id} non è un coupon non usato di questo ordine."),
             ),
-            CardError::NothingToRefund => Identity::conflict(
-                "nothing-to-refund",
-                "Nothing to refund",
-                detail,
-                "Non resta nulla da rimborsare: ogni coupon dell'ordine è usato, annullato o già rimborsato.",
-            ),
-            CardError::UnknownDeadRefund => Identity::not_found(
-                "unknown-dead-refund",
-                "Unknown dead refund",
-                detail,
-                "Questo pagamento con carta non ha un rimborso abbandonato con questo identificativo.",
-            ),
-            CardError::Provider(e) if e.is_temporary() => Identity::refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "payment-provider-unavailable",
-                "Payment provider unavailable",
-                format!("{e}; retry the same request (with the same Idempotency-Key)"),
-                "Il servizio di pagamento con carta non risponde: riprova tra qualche istante.",
-            ),
-            CardError::Provider(e) => Identity::refused(
-                StatusCode::BAD_GATEWAY,
-                "payment-provider-refused",
-                "Payment provider refused",
-                e.to_string(),
-                "Il servizio di pagamento con carta ha rifiutato la richiesta: riprova più tardi o scegli un altro metodo.",
-            ),
+            CardError::NothingToRefund => Identity::of(NOTHING_TO_REFUND, detail, "Non resta nulla da rimborsare: ogni coupon dell'ordine è usato, annullato o già rimborsato."),
+            CardError::UnknownDeadRefund => Identity::of(UNKNOWN_DEAD_REFUND, detail, "Questo pagamento con carta non ha un rimborso abbandonato con questo identificativo."),
+            CardError::Provider(e) if e.is_temporary() => Identity::of(PAYMENT_PROVIDER_UNAVAILABLE, format!("{e}; retry the same request (with the same Idempotency-Key)"), "Il servizio di pagamento con carta non risponde: riprova tra qualche istante."),
+            CardError::Provider(e) => Identity::of(PAYMENT_PROVIDER_REFUSED, e.to_string(), "Il servizio di pagamento con carta ha rifiutato la richiesta: riprova più tardi o scegli un altro metodo."),
             CardError::Prepaid(e) => return e.identify(),
             CardError::Invoice(e) => return e.identify(),
             CardError::Storage(e) => return Err(e),
@@ -797,28 +728,11 @@ impl Identify for CardError {
 
 impl Identify for ManualError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
-        let state = |detail: String, italian: String| {
-            Identity::conflict(
-                "payment-state",
-                "Not possible in this state",
-                detail,
-                italian,
-            )
-        };
+        let state = |detail: String, italian: String| Identity::of(PAYMENT_STATE, detail, italian);
         let detail = self.to_string();
         Ok(match self {
-            ManualError::UnknownPayment => Identity::not_found(
-                "unknown-payment",
-                "Unknown payment",
-                detail,
-                "Nessun pagamento del tuo marchio ha questo identificativo.",
-            ),
-            ManualError::UnknownOrder => Identity::not_found(
-                "unknown-order",
-                "Unknown order",
-                detail,
-                "Nessun ordine del tuo marchio ha questo identificativo.",
-            ),
+            ManualError::UnknownPayment => Identity::of(UNKNOWN_PAYMENT, detail, "Nessun pagamento del tuo marchio ha questo identificativo."),
+            ManualError::UnknownOrder => Identity::of(UNKNOWN_ORDER, detail, "Nessun ordine del tuo marchio ha questo identificativo."),
             ManualError::NotUnmatched(status) => state(
                 detail,
                 format!(
@@ -862,14 +776,9 @@ impl Identify for ImportError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
         Ok(match self {
-            ImportError::ForeignAccount { account, iban, postal, .. } => Identity::unprocessable(
-                "statement-of-another-account",
-                "Statement of another account",
-                detail,
-                format!(
+            ImportError::ForeignAccount { account, iban, postal, .. } => Identity::of(STATEMENT_OF_ANOTHER_ACCOUNT, detail, format!(
                     "Il conto {account} dell'estratto non è un conto del marchio (IBAN {iban}, conto postale {postal}): file o marchio sbagliato. Non è stato importato nulla."
-                ),
-            ),
+                )),
             ImportError::Storage(e) => return Err(e),
         })
     }
@@ -894,18 +803,16 @@ impl Identify for VoidError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
         Ok(match self {
-            VoidError::NotFound => Identity::not_found(
-                "unknown-coupon",
-                "Unknown coupon",
+            VoidError::NotFound => Identity::of(
+                UNKNOWN_COUPON,
                 detail,
                 "Nessun coupon ha questo codice o identificativo.",
             ),
             VoidError::OtherBrand => {
-                Identity::forbidden("other-brand", detail, "Il coupon è di un altro marchio.")
+                Identity::of(OTHER_BRAND, detail, "Il coupon è di un altro marchio.")
             }
-            VoidError::NotAvailable(status) => Identity::conflict(
-                "coupon-not-available",
-                "Coupon not available",
+            VoidError::NotAvailable(status) => Identity::of(
+                COUPON_NOT_AVAILABLE,
                 detail,
                 format!(
                     "Si può annullare solo un coupon disponibile; questo è {}.",
@@ -923,9 +830,8 @@ impl Identify for UserError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
         Ok(match self {
-            UserError::EmailTaken => Identity::conflict(
-                "email-taken",
-                "Email taken",
+            UserError::EmailTaken => Identity::of(
+                EMAIL_TAKEN,
                 detail,
                 "Esiste già un account con questa email.",
             ),
@@ -952,8 +858,8 @@ impl Identify for SessionError {
             SessionError::InvalidCredentials | SessionError::InvalidRefreshToken => {
                 Identity::unauthorized(detail, "Email o password errati.")
             }
-            SessionError::AccountDisabled => Identity::forbidden(
-                "account-disabled",
+            SessionError::AccountDisabled => Identity::of(
+                ACCOUNT_DISABLED,
                 detail,
                 "Questo account è stato disattivato: per riattivarlo contatta l'assistenza.",
             ),
@@ -995,10 +901,8 @@ impl Identify for RecoveryError {
                     italian_wait(retry_after_seconds)
                 ),
             ),
-            RecoveryError::LinkInvalid => Identity::refused(
-                StatusCode::BAD_REQUEST,
-                "reset-link-invalid",
-                "Reset link not valid",
+            RecoveryError::LinkInvalid => Identity::of(
+                RESET_LINK_INVALID,
                 detail,
                 "Il link per impostare una nuova password non è più valido: è scaduto, è già \
                  stato usato, oppure ne hai chiesto uno più recente. Chiedine uno nuovo.",
@@ -1017,29 +921,15 @@ impl Identify for ConfirmationError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
         Ok(match self {
-            ConfirmationError::NotConfirmed => Identity::forbidden(
-                "email-not-confirmed",
-                detail,
-                "Prima di acquistare o ricaricare il conto conferma il tuo indirizzo email: apri il link che ti abbiamo inviato.",
-            ),
+            ConfirmationError::NotConfirmed => Identity::of(EMAIL_NOT_CONFIRMED, detail, "Prima di acquistare o ricaricare il conto conferma il tuo indirizzo email: apri il link che ti abbiamo inviato."),
             ConfirmationError::InvalidLink => Identity::invalid(
                 "token",
                 "valid_link",
                 detail,
                 "Il link di conferma non è valido: è scaduto, è già stato usato o è di un altro account. Chiedine uno nuovo.",
             ),
-            ConfirmationError::AlreadyConfirmed => Identity::conflict(
-                "email-already-confirmed",
-                "Email already confirmed",
-                detail,
-                "Il tuo indirizzo email è già confermato.",
-            ),
-            ConfirmationError::EmailTaken => Identity::conflict(
-                "email-taken",
-                "Email taken",
-                detail,
-                "Esiste già un account con questo indirizzo email: l'indirizzo non è stato cambiato.",
-            )
+            ConfirmationError::AlreadyConfirmed => Identity::of(EMAIL_ALREADY_CONFIRMED, detail, "Il tuo indirizzo email è già confermato."),
+            ConfirmationError::EmailTaken => Identity::of(EMAIL_TAKEN, detail, "Esiste già un account con questo indirizzo email: l'indirizzo non è stato cambiato.")
             .on_field("email", "unique"),
             ConfirmationError::TooManyEmails {
                 retry_after_seconds,
@@ -1060,15 +950,7 @@ impl Identify for ConfirmationError {
 impl Identify for AgentAuthError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
-        let unauthorized = |slug, title, italian: &str| {
-            Identity::refused(
-                StatusCode::UNAUTHORIZED,
-                slug,
-                title,
-                detail.clone(),
-                italian,
-            )
-        };
+        let unauthorized = |kind, italian: &str| Identity::of(kind, detail.clone(), italian);
         Ok(match self {
             AgentAuthError::MalformedCertificate(_) => Identity::invalid(
                 "certificate",
@@ -1079,39 +961,25 @@ impl Identify for AgentAuthError {
             AgentAuthError::MalformedSignature => {
                 Identity::invalid("signature", "base64", detail, "La firma non è leggibile.")
             }
-            AgentAuthError::Challenge => unauthorized(
-                "agent-challenge",
-                "Challenge not valid",
+            AgentAuthError::Challenge => unauthorized(AGENT_CHALLENGE,
                 "La sfida è scaduta o è già stata usata: chiedine un'altra.",
             ),
-            AgentAuthError::Untrusted => unauthorized(
-                "untrusted-certificate",
-                "Certificate not trusted",
+            AgentAuthError::Untrusted => unauthorized(UNTRUSTED_CERTIFICATE,
                 "Il certificato non è stato emesso da un'autorità riconosciuta.",
             ),
-            AgentAuthError::SignatureCertificate => unauthorized(
-                "signature-certificate-sign-in",
-                "Signature certificate cannot sign in",
+            AgentAuthError::SignatureCertificate => unauthorized(SIGNATURE_CERTIFICATE_SIGN_IN,
                 "Il certificato di firma non serve ad accedere: usa il certificato di autenticazione (CNS) del dispositivo.",
             ),
-            AgentAuthError::OutsideValidity { .. } => unauthorized(
-                "certificate-not-valid-now",
-                "Certificate not valid now",
+            AgentAuthError::OutsideValidity { .. } => unauthorized(CERTIFICATE_NOT_VALID_NOW,
                 "Il certificato non è valido in questo momento.",
             ),
-            AgentAuthError::UnknownCertificate => unauthorized(
-                "unknown-certificate",
-                "Certificate not in the registry",
+            AgentAuthError::UnknownCertificate => unauthorized(SIGN_IN_UNKNOWN_CERTIFICATE,
                 "Il certificato non è nel registro.",
             ),
-            AgentAuthError::NotActive(_) => unauthorized(
-                "certificate-not-active",
-                "Certificate revoked or superseded",
+            AgentAuthError::NotActive(_) => unauthorized(SIGN_IN_CERTIFICATE_NOT_ACTIVE,
                 "Il certificato è revocato o sostituito.",
             ),
-            AgentAuthError::Signature => unauthorized(
-                "bad-signature",
-                "Signature not valid",
+            AgentAuthError::Signature => unauthorized(BAD_SIGNATURE,
                 "La firma non è valida.",
             ),
             AgentAuthError::Storage(e) => return Err(e.into()),
@@ -1127,26 +995,24 @@ impl Identify for RequestError {
         };
         let field = format!("renewals[{index}].{}", refusal.field());
         let detail = format!("{field}: {refusal}");
-        let conflict = StatusCode::CONFLICT;
-        let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
-        let (status, slug, title, rule, italian) = match &refusal {
-            Refusal::UnknownCertificate(_) => (StatusCode::NOT_FOUND, "unknown-certificate", "Certificate not on this device", "device-certificate", "Il certificato non è su questo dispositivo.".to_owned()),
-            Refusal::DuplicateCertificate => (StatusCode::BAD_REQUEST, "invalid-field", "Invalid field", "unique", "Il certificato è indicato due volte.".to_owned()),
-            Refusal::NotActive(_) => (conflict, "certificate-not-active", "Certificate revoked or superseded", "active", "Il certificato è revocato o sostituito: si rinnova solo un certificato attivo.".to_owned()),
-            Refusal::TooEarly { window_opens_at } => (conflict, "outside-renewal-window", "Outside the renewal window", "renewal-window", format!("Troppo presto: la finestra di rinnovo si apre il {}.", window_opens_at.format("%d/%m/%Y"))),
-            Refusal::Expired { .. } => (conflict, "outside-renewal-window", "Outside the renewal window", "renewal-window", "Il certificato è scaduto: non si può rinnovare, solo sostituire.".to_owned()),
-            Refusal::AlreadyPending { .. } => (conflict, "renewal-pending", "Renewal already in progress", "not-pending", "Un rinnovo di questo certificato è già in corso.".to_owned()),
-            Refusal::DeviceRenewedEnough { .. } => (conflict, "device-renewal-limit", "Device already renewed", "renewable-once", "Questo certificato del dispositivo è già stato rinnovato il numero massimo di volte.".to_owned()),
-            Refusal::DeviceEndOfLife { .. } => (conflict, "device-end-of-life", "Device at the end of its life", "device-life", "Il dispositivo è a fine vita: serve un dispositivo nuovo.".to_owned()),
-            Refusal::SubjectMismatch { .. } => (unprocessable, "csr-subject-mismatch", "CSR subject differs", "same-subject", "Il soggetto della richiesta deve essere identico a quello del certificato attuale.".to_owned()),
-            Refusal::OldKey => (unprocessable, "csr-old-key", "CSR reuses a key", "new-key", "La richiesta usa una chiave già usata dal dispositivo: serve una chiave nuova.".to_owned()),
-            Refusal::UnknownCoupon => (unprocessable, "unknown-coupon", "Unknown coupon", "known-coupon", "Nessun coupon ha questo codice.".to_owned()),
-            Refusal::CouponOtherBrand => (unprocessable, "coupon-other-brand", "Coupon of another brand", "same-brand", "Il coupon è di un altro marchio.".to_owned()),
-            Refusal::CouponExpired { .. } => (unprocessable, "coupon-expired", "Coupon expired", "unexpired", "Il coupon è scaduto.".to_owned()),
-            Refusal::CouponNotAvailable(_) => (conflict, "coupon-not-available", "Coupon already used", "available", "Il coupon è già stato usato o non è disponibile.".to_owned()),
-            Refusal::CouponWrongKind { .. } => (unprocessable, "coupon-wrong-kind", "Coupon for another certificate", "covers-kind", "Il coupon è per un altro tipo di certificato.".to_owned()),
+        let (kind, rule, italian) = match &refusal {
+            Refusal::UnknownCertificate(_) => (NOT_ON_DEVICE, "device-certificate", "Il certificato non è su questo dispositivo.".to_owned()),
+            Refusal::DuplicateCertificate => (INVALID_FIELD, "unique", "Il certificato è indicato due volte.".to_owned()),
+            Refusal::NotActive(_) => (RENEWED_CERTIFICATE_NOT_ACTIVE, "active", "Il certificato è revocato o sostituito: si rinnova solo un certificato attivo.".to_owned()),
+            Refusal::TooEarly { window_opens_at } => (OUTSIDE_RENEWAL_WINDOW, "renewal-window", format!("Troppo presto: la finestra di rinnovo si apre il {}.", window_opens_at.format("%d/%m/%Y"))),
+            Refusal::Expired { .. } => (OUTSIDE_RENEWAL_WINDOW, "renewal-window", "Il certificato è scaduto: non si può rinnovare, solo sostituire.".to_owned()),
+            Refusal::AlreadyPending { .. } => (RENEWAL_PENDING, "not-pending", "Un rinnovo di questo certificato è già in corso.".to_owned()),
+            Refusal::DeviceRenewedEnough { .. } => (DEVICE_RENEWAL_LIMIT, "renewable-once", "Questo certificato del dispositivo è già stato rinnovato il numero massimo di volte.".to_owned()),
+            Refusal::DeviceEndOfLife { .. } => (DEVICE_END_OF_LIFE, "device-life", "Il dispositivo è a fine vita: serve un dispositivo nuovo.".to_owned()),
+            Refusal::SubjectMismatch { .. } => (CSR_SUBJECT_MISMATCH, "same-subject", "Il soggetto della richiesta deve essere identico a quello del certificato attuale.".to_owned()),
+            Refusal::OldKey => (CSR_OLD_KEY, "new-key", "La richiesta usa una chiave già usata dal dispositivo: serve una chiave nuova.".to_owned()),
+            Refusal::UnknownCoupon => (UNKNOWN_COUPON_CODE, "known-coupon", "Nessun coupon ha questo codice.".to_owned()),
+            Refusal::CouponOtherBrand => (COUPON_OTHER_BRAND, "same-brand", "Il coupon è di un altro marchio.".to_owned()),
+            Refusal::CouponExpired { .. } => (COUPON_EXPIRED, "unexpired", "Il coupon è scaduto.".to_owned()),
+            Refusal::CouponNotAvailable(_) => (COUPON_ALREADY_USED, "available", "Il coupon è già stato usato o non è disponibile.".to_owned()),
+            Refusal::CouponWrongKind { .. } => (COUPON_WRONG_KIND, "covers-kind", "Il coupon è per un altro tipo di certificato.".to_owned()),
         };
-        Ok(Identity::refused(status, slug, title, detail, italian).on_field(field, rule))
+        Ok(Identity::of(kind, detail, italian).on_field(field, rule))
     }
 }
 
@@ -1154,15 +1020,13 @@ impl Identify for InstallError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
         Ok(match self {
-            InstallError::NotFound(_) => Identity::not_found(
-                "unknown-renewal",
-                "Unknown renewal",
+            InstallError::NotFound(_) => Identity::of(
+                UNKNOWN_RENEWAL,
                 detail,
                 "Nessun rinnovo ha questo identificativo.",
             ),
-            InstallError::NotIssued(_) => Identity::conflict(
-                "renewal-not-issued",
-                "Renewal not issued",
+            InstallError::NotIssued(_) => Identity::of(
+                RENEWAL_NOT_ISSUED,
                 detail,
                 "Il nuovo certificato non è ancora stato emesso.",
             ),
@@ -1174,26 +1038,22 @@ impl Identify for InstallError {
 impl Identify for ManagementError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
-        let state = |detail: String, italian: &str| {
-            Identity::conflict("user-state", "Not possible in this state", detail, italian)
-        };
+        let state = |detail: String, italian: &str| Identity::of(USER_STATE, detail, italian);
         Ok(match self {
-            ManagementError::UnknownUser => Identity::not_found(
-                "unknown-user",
-                "Unknown user",
+            ManagementError::UnknownUser => Identity::of(
+                UNKNOWN_USER,
                 detail,
                 "Nessun utente del tuo marchio ha questo identificativo.",
             ),
-            ManagementError::OwnAccount => Identity::forbidden(
-                "own-account",
+            ManagementError::OwnAccount => Identity::of(
+                OWN_ACCOUNT,
                 detail,
                 "Non puoi disattivare il tuo account: chiedilo a un altro operatore.",
             ),
             ManagementError::AlreadyDisabled => state(detail, "L'utente è già disattivato."),
             ManagementError::NotDisabled => state(detail, "L'utente è già attivo."),
-            ManagementError::NotAnOfficer(_) => Identity::conflict(
-                "not-an-officer",
-                "Not a registration officer",
+            ManagementError::NotAnOfficer(_) => Identity::of(
+                NOT_AN_OFFICER,
                 detail,
                 "L'utente non è un incaricato alla registrazione.",
             ),
@@ -1206,33 +1066,26 @@ impl Identify for ApplicationError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
         Ok(match self {
-            ApplicationError::AlreadyPending => Identity::conflict(
-                "application-pending",
-                "Application already pending",
+            ApplicationError::AlreadyPending => Identity::of(
+                APPLICATION_PENDING,
                 detail,
                 "Hai già una richiesta in attesa: ti scriveremo appena sarà esaminata.",
             ),
-            ApplicationError::AlreadyOfficer => Identity::conflict(
-                "already-officer",
-                "Already a registration officer",
+            ApplicationError::AlreadyOfficer => Identity::of(
+                ALREADY_OFFICER,
                 detail,
                 "Sei già incaricato alla registrazione.",
             ),
-            ApplicationError::UnknownApplication => Identity::not_found(
-                "unknown-application",
-                "Unknown application",
+            ApplicationError::UnknownApplication => Identity::of(
+                UNKNOWN_APPLICATION,
                 detail,
                 "Nessuna richiesta del tuo marchio ha questo identificativo.",
             ),
-            ApplicationError::NoApplication => Identity::not_found(
-                "no-application",
-                "No application",
-                detail,
-                "Non hai presentato richieste.",
-            ),
-            ApplicationError::AlreadyDecided(status) => Identity::conflict(
-                "application-decided",
-                "Application already decided",
+            ApplicationError::NoApplication => {
+                Identity::of(NO_APPLICATION, detail, "Non hai presentato richieste.")
+            }
+            ApplicationError::AlreadyDecided(status) => Identity::of(
+                APPLICATION_DECIDED,
                 detail,
                 match status {
                     ApplicationStatus::Approved => "La richiesta è già stata accolta.",
@@ -1246,11 +1099,9 @@ impl Identify for ApplicationError {
 }
 
 /// `billing-data-missing` on the `billing` field: the buyer gave no billing data yet.
-fn billing_data_missing(status: StatusCode, detail: &str) -> Identity {
-    Identity::refused(
-        status,
-        "billing-data-missing",
-        "Billing data missing",
+fn billing_data_missing(kind: ProblemKind, detail: &str) -> Identity {
+    Identity::of(
+        kind,
         detail,
         "Prima del primo ordine servono i tuoi dati di fatturazione: chi intesta la fattura, \
          il codice fiscale o la partita IVA e l'indirizzo.",
@@ -1273,7 +1124,7 @@ impl Identify for BillingError {
                 ),
                 None => return Err(anyhow::anyhow!("billing data refused with no field")),
             },
-            BillingError::Missing => billing_data_missing(StatusCode::NOT_FOUND, &detail),
+            BillingError::Missing => billing_data_missing(NO_BILLING_DATA, &detail),
             BillingError::Storage(e) => return Err(e),
         })
     }

@@ -45,11 +45,7 @@ pub async fn holder_devices(
         .map_err(|e| ApiError::invalid_field("codice_fiscale", e.rule(), e.to_string()))?;
     let limits = state.config.lookup_limits;
     let policy = state.config.renewal_policy;
-    let caller = lookup::Caller {
-        user_id: user.id,
-        role: user.role,
-        address: super::client_address(&request),
-    };
+    let caller = caller(&user, &request);
     let found = state
         .with_conn(move |conn| {
             lookup::lookup_as(
@@ -64,6 +60,16 @@ pub async fn holder_devices(
         })
         .await?;
     Ok(HttpResponse::Ok().json(LookupResponse::from(found)))
+}
+
+/// Who looks holders up with this request, for the lookup limits: the signed-in user, from
+/// the address the request came from.
+pub(super) fn caller(user: &CurrentUser, request: &HttpRequest) -> lookup::Caller {
+    lookup::Caller {
+        user_id: user.id.clone(),
+        role: user.role,
+        address: super::client_address(request),
+    }
 }
 
 /// A certificate holder and their devices.
@@ -316,11 +322,7 @@ pub async fn bulk_lookup(
     };
     let limits = state.config.lookup_limits;
     let policy = state.config.renewal_policy;
-    let caller = lookup::Caller {
-        user_id: user.id,
-        role: user.role,
-        address: super::client_address(&request),
-    };
+    let caller = caller(&user, &request);
     let found = state
         .with_conn(move |conn| {
             bulk::lookup_many_as(

@@ -249,16 +249,13 @@ pub async fn list(
     let page = listed.page_checked(&mut errors);
     errors.finish()?;
     let status = status.unwrap_or(ApplicationStatus::Pending);
-    let list = state
-        .with_conn(move |conn| officer_applications::list(conn, &operator.brand, status, page))
+    let read = move |conn: &mut _| officer_applications::list(conn, &operator.brand, status, page);
+    let (applications, info) = listed
+        .read_page(&state, page, read, ApplicationResponse::from)
         .await?;
     Ok(HttpResponse::Ok().json(ApplicationListResponse {
-        page: listed.info(page, list.total),
-        applications: list
-            .items
-            .into_iter()
-            .map(ApplicationResponse::from)
-            .collect(),
+        page: info,
+        applications,
     }))
 }
 

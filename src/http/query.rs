@@ -9,7 +9,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::problem::{self, ApiError, FieldErrors};
-use crate::paging::{Page, PageError};
+use super::AppState;
+use crate::db::DbConnection;
+use crate::paging::{Page, PageError, Paged};
 use crate::validation::Rule;
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +93,25 @@ impl<T> Listed<T> {
                 Page::default()
             }
         }
+    }
+
+    /// Reads the rows of `page` with `read` (on the blocking pool, like every read) and
+    /// answers them as `show` makes each one, with the paging members: how every list
+    /// handler ends, once its filters are checked.
+    pub async fn read_page<R, V, E>(
+        &self,
+        state: &AppState,
+        page: Page,
+        read: impl FnOnce(&mut DbConnection) -> Result<Paged<R>, E> + Send + 'static,
+        show: impl FnMut(R) -> V,
+    ) -> Result<(Vec<V>, PageInfo), ApiError>
+    where
+        R: Send + 'static,
+        E: Into<ApiError> + Send + 'static,
+    {
+        let found = state.with_conn(read).await?;
+        let info = self.info(page, found.total);
+        Ok((found.items.into_iter().map(show).collect(), info))
     }
 
     /// The paging members of the answer to a list of `total` rows, on `page`.

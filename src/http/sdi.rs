@@ -113,18 +113,15 @@ pub async fn list(
             ApiError::invalid_field("status", "one_of", "status must be pending, sent or dead")
         })?),
     };
-    let list = state
-        .with_conn(move |conn| {
-            transmission::list(conn, &operator.brand, status, page).map_err(ApiError::storage)
-        })
+    let read = move |conn: &mut _| {
+        transmission::list(conn, &operator.brand, status, page).map_err(ApiError::storage)
+    };
+    let (transmissions, info) = listed
+        .read_page(&state, page, read, TransmissionResponse::from)
         .await?;
     Ok(HttpResponse::Ok().json(TransmissionListResponse {
-        page: listed.info(page, list.total),
-        transmissions: list
-            .items
-            .into_iter()
-            .map(TransmissionResponse::from)
-            .collect(),
+        page: info,
+        transmissions,
     }))
 }
 

@@ -235,14 +235,13 @@ pub async fn list(
     listed: Listed<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (unmatched, page) = (listed.filter.unmatched, listed.page()?);
-    let list = state
-        .with_conn(move |conn| {
-            receipts::recent(conn, &operator.brand, unmatched, page).map_err(ApiError::storage)
-        })
-        .await?;
+    let read = move |conn: &mut _| {
+        receipts::recent(conn, &operator.brand, unmatched, page).map_err(ApiError::storage)
+    };
+    let (receipts, info) = listed.read_page(&state, page, read, |r| r).await?;
     Ok(HttpResponse::Ok().json(ReceiptListResponse {
-        page: listed.info(page, list.total),
-        receipts: list.items,
+        page: info,
+        receipts,
     }))
 }
 
@@ -322,15 +321,13 @@ pub async fn rejected(
     listed: Listed<NoFilters>,
 ) -> Result<HttpResponse, ApiError> {
     let page = listed.page()?;
-    let queue = state
-        .with_conn(move |conn| {
-            receipts::rejected_queue(conn, &operator.brand, page, Utc::now())
-                .map_err(ApiError::storage)
-        })
-        .await?;
+    let read = move |conn: &mut _| {
+        receipts::rejected_queue(conn, &operator.brand, page, Utc::now()).map_err(ApiError::storage)
+    };
+    let (rejected, info) = listed.read_page(&state, page, read, Into::into).await?;
     Ok(HttpResponse::Ok().json(RejectedListResponse {
-        page: listed.info(page, queue.total),
-        rejected: queue.items.into_iter().map(Into::into).collect(),
+        page: info,
+        rejected,
     }))
 }
 

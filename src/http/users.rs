@@ -130,13 +130,11 @@ pub async fn list(
     let page = listed.page_checked(&mut errors);
     errors.finish()?;
     let filter = UserFilter { text, role, status };
-    let found = state
-        .with_conn(move |conn| management::search(conn, &operator.brand, &filter, page))
+    let read = move |conn: &mut _| management::search(conn, &operator.brand, &filter, page);
+    let (users, info) = listed
+        .read_page(&state, page, read, UserResponse::from)
         .await?;
-    Ok(HttpResponse::Ok().json(UserListResponse {
-        page: listed.info(page, found.total),
-        users: found.items.into_iter().map(UserResponse::from).collect(),
-    }))
+    Ok(HttpResponse::Ok().json(UserListResponse { page: info, users }))
 }
 
 /// Show one user of the brand

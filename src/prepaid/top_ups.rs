@@ -100,37 +100,17 @@ pub fn request(
             purpose: Purpose::TopUp { top_up_id: &id },
         };
         outbox::enqueue(conn, &instructions.email(), now)?;
-        audit::record(
-            conn,
-            AuditEntry {
-                brand_id: Some(requester.brand_id),
-                actor: &Actor::User(requester.user_id.to_owned()),
-                action: "top_up.requested",
-                subject_type: "top_up",
-                subject_id: &id,
-                details: json!({
-                    "amount": amount.money().to_string(),
-                    "payment_method": method.as_str(),
-                    "payment_reference": reference.as_str(),
-                }),
-            },
-            now,
-        )?;
-        Ok(TopUp {
-            id,
-            brand_id: requester.brand_id.to_owned(),
-            user_id: requester.user_id.to_owned(),
-            account_id: account.id,
-            status: TopUpStatus::AwaitingPayment,
-            payment_method: method,
+        let top_up = NewTopUp {
+            id: &id,
+            requester,
+            account_id: &account.id,
+            method,
             amount: amount.money(),
-            received: Money::ZERO,
-            payment_reference: Some(reference),
+            reference: Some(&reference),
             reserved_until,
-            email: requester.email.to_string(),
-            created_at: now,
-            paid_at: None,
-        })
+        };
+        top_up.record_requested(conn, ("payment_reference", json!(reference.as_str())), now)?;
+        Ok(top_up.stored(now))
     })
 }
 
@@ -143,6 +123,54 @@ struct NewTopUp<'a> {
     amount: Money,
     reference: Option<&'a CreditorReference>,
     reserved_until: DateTime<Utc>,
+}
+
+impl NewTopUp<'_> {
+    /// The audit entry of a request, by transfer or by card alike, so both say the same;
+    /// `paid_with` names how it will be paid (the RF code, or the card payment's id).
+    fn record_requested(
+        &self,
+        conn: &mut DbConnection,
+        (paid_with, value): (&str, serde_json::Value),
+        now: DateTime<Utc>,
+    ) -> QueryResult<()> {
+        let mut details = json!({
+            "amount": self.amount.to_string(),
+            "payment_method": self.method.as_str(),
+        });
+        details[paid_with] = value;
+        audit::record(
+            conn,
+            AuditEntry {
+                brand_id: Some(self.requester.brand_id),
+                actor: &Actor::User(self.requester.user_id.to_owned()),
+                action: "top_up.requested",
+                subject_type: "top_up",
+                subject_id: self.id,
+                details,
+            },
+            now,
+        )
+    }
+
+    /// The top-up as [`insert`] stored it, without reading it back.
+    fn stored(&self, now: DateTime<Utc>) -> TopUp {
+        TopUp {
+            id: self.id.to_owned(),
+            brand_id: self.requester.brand_id.to_owned(),
+            user_id: self.requester.user_id.to_owned(),
+            account_id: self.account_id.to_owned(),
+            status: TopUpStatus::AwaitingPayment,
+            payment_method: self.method,
+            amount: self.amount,
+            received: Money::ZERO,
+            payment_reference: self.reference.cloned(),
+            reserved_until: self.reserved_until,
+            email: self.requester.email.to_string(),
+            created_at: now,
+            paid_at: None,
+        }
+    }
 }
 
 fn insert(conn: &mut DbConnection, top_up: &NewTopUp<'_>, now: DateTime<Utc>) -> QueryResult<()> {
@@ -202,38 +230,8 @@ pub fn request_by_card(
             },
             now,
         )?;
-        audit::record(
-            conn,
-            AuditEntry {
-                brand_id: Some(requester.brand_id),
-                actor: &Actor::User(requester.user_id.to_owned()),
-                action: "top_up.requested",
-                subject_type: "top_up",
-                subject_id: &id,
-                details: json!({
-                    "amount": amount.money().to_string(),
-                    "payment_method": PaymentMethod::Card.as_str(),
-                    "card_payment_id": payment.id,
-                }),
-            },
-            now,
-        )?;
-        let top_up = TopUp {
-            id,
-            brand_id: requester.brand_id.to_owned(),
-            user_id: requester.user_id.to_owned(),
-            account_id: account.id,
-            status: TopUpStatus::AwaitingPayment,
-            payment_method: PaymentMethod::Card,
-            amount: amount.money(),
-            received: Money::ZERO,
-            payment_reference: None,
-            reserved_until: expires_at,
-            email: requester.email.to_string(),
-            created_at: now,
-            paid_at: None,
-        };
-        Ok((top_up, payment))
+        top_up.record_requested(conn, ("card_payment_id", json!(payment.id)), now)?;
+        Ok((top_up.stored(now), payment))
     })
 }
 

@@ -15,7 +15,6 @@ use serde_json::{json, Value};
 use super::shop::{kind_label, method, status_of};
 use super::{euro, form_status, refusal, BuyerPage, Csrf, Identity, WebError};
 use crate::catalog::bulk::{self, BulkLookup, HolderList};
-use crate::lookup;
 use crate::orders::PaymentMethod;
 
 const PATH: &str = "/negozio/acquista/titolari";
@@ -93,14 +92,9 @@ async fn look_up(
     };
     let limits = shop.state.config.lookup_limits;
     let policy = shop.state.config.renewal_policy;
-    let address = crate::http::client_address(&request);
+    let caller = shop.lookup_caller(&request);
     let found = shop
         .read(move |conn, user| {
-            let caller = lookup::Caller {
-                user_id: user.id.clone(),
-                role: user.role,
-                address,
-            };
             let now = Utc::now();
             Ok(bulk::lookup_many_as(
                 conn,

@@ -425,14 +425,9 @@ async fn devices(
     let now = Utc::now();
     let limits = shop.state.config.lookup_limits;
     let policy = shop.state.config.renewal_policy;
-    let address = crate::http::client_address(&request);
+    let caller = shop.lookup_caller(&request);
     let found = shop
         .read(move |conn, user| {
-            let caller = lookup::Caller {
-                user_id: user.id.clone(),
-                role: user.role,
-                address,
-            };
             Ok(holder_proposal(
                 conn,
                 &policy,
@@ -718,14 +713,9 @@ async fn summary(
             };
             let limits = shop.state.config.lookup_limits;
             let policy = shop.state.config.renewal_policy;
-            let address = crate::http::client_address(&request);
+            let caller = shop.lookup_caller(&request);
             let found = shop
                 .read(move |conn, user| {
-                    let caller = lookup::Caller {
-                        user_id: user.id.clone(),
-                        role: user.role,
-                        address,
-                    };
                     Ok(lookup::lookup_as(
                         conn,
                         &policy,
