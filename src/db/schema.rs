@@ -359,11 +359,11 @@ diesel::table! {
 }
 
 diesel::table! {
-    rate_limit_hits (id) {
-        id -> Text,
+    rate_limit_slots (bucket, subject, slot_start) {
         bucket -> Text,
         subject -> Text,
-        hit_at -> Timestamp,
+        slot_start -> Timestamp,
+        hits -> BigInt,
     }
 }
 
@@ -667,7 +667,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     coupons,
     idempotency_keys,
     emails,
-    rate_limit_hits,
+    rate_limit_slots,
     top_ups,
     payment_references,
     statements,
