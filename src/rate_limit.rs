@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::schema::rate_limit_slots;
-use crate::db::{write_transaction, DbConnection};
+use crate::db::{write_transaction_unflushed, DbConnection};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
@@ -46,25 +46,41 @@ pub fn hit_all(
 /// against several limits: all of them are recorded, or none. A request is never half
 /// served, so room must be there for every hit; more hits than a limit allows in a whole
 /// window never fit, and `Ok(Err(seconds))` then says the full window.
+///
+/// Every request of one client updates the same rows (its current slot of each limit), so
+/// the transaction reads first and writes those rows last, in one statement: the rows are
+/// locked only from that statement to the commit.
 pub fn hit_all_times(
     conn: &mut DbConnection,
     limits: &[(Limit, &str)],
     hits: i64,
     now: DateTime<Utc>,
 ) -> QueryResult<Result<(), i64>> {
-    write_transaction(conn, |conn| {
+    // A crash may forget the last fraction of a second of hits, which costs nothing;
+    // waiting for the flush would make every request of one client queue on its slot.
+    write_transaction_unflushed(conn, |conn| {
         let mut retry_after: Option<i64> = None;
+        let mut new_slot = Vec::new();
         for (limit, subject) in limits {
-            if let Some(wait) = over(conn, *limit, subject, hits, now)? {
+            let slot = slot_seconds(limit.window);
+            let counted = counted_slots(conn, *limit, subject, now)?;
+            if let Some(wait) = wait_for_room(&counted, *limit, hits, now) {
                 retry_after = Some(retry_after.map_or(wait, |w| w.max(wait)));
+            }
+            let current = slot_of(now, slot).naive_utc();
+            if counted.last().map(|(start, _)| *start) != Some(current) {
+                new_slot.push((*limit, *subject));
             }
         }
         if let Some(retry_after) = retry_after {
             return Ok(Err(retry_after));
         }
-        for (limit, subject) in limits {
-            record(conn, *limit, subject, hits, now)?;
+        // Keep the table small: the first hit of a slot clears the subject's slots that
+        // left the window (once a slot, not at every hit).
+        for (limit, subject) in new_slot {
+            forget_left(conn, limit, subject, now)?;
         }
+        add(conn, limits, hits, now)?;
         Ok(Ok(()))
     })
 }
@@ -91,67 +107,93 @@ fn first_counted(window: Duration, slot: i64, now: DateTime<Utc>) -> NaiveDateTi
     (slot_of(now, slot) - window + Duration::seconds(slot)).naive_utc()
 }
 
-/// How long until `subject` has room for `hits` more under `limit`, if it has none now.
-///
-/// A slot is counted until `slot_start + window`: its hits are never counted for longer
-/// than their window.
-fn over(
+/// The slots of `subject` counted under `limit` at `now`, oldest first, with their hits.
+fn counted_slots(
     conn: &mut DbConnection,
     limit: Limit,
     subject: &str,
-    hits: i64,
     now: DateTime<Utc>,
-) -> QueryResult<Option<i64>> {
-    if hits > limit.max_hits {
-        return Ok(Some(limit.window.num_seconds().max(1)));
-    }
+) -> QueryResult<Vec<(NaiveDateTime, i64)>> {
     let slot = slot_seconds(limit.window);
-    let counted_slots: Vec<(NaiveDateTime, i64)> = rate_limit_slots::table
+    rate_limit_slots::table
         .filter(rate_limit_slots::bucket.eq(limit.bucket))
         .filter(rate_limit_slots::subject.eq(subject))
         .filter(rate_limit_slots::slot_start.ge(first_counted(limit.window, slot, now)))
         .order(rate_limit_slots::slot_start.asc())
         .select((rate_limit_slots::slot_start, rate_limit_slots::hits))
-        .load(conn)?;
-    let mut counted: i64 = counted_slots.iter().map(|(_, n)| n).sum();
-    if counted + hits <= limit.max_hits {
-        return Ok(None);
-    }
-    // Room for `hits` comes back when enough of the oldest slots have left the window.
-    for (start, n) in counted_slots {
-        counted -= n;
-        if counted + hits <= limit.max_hits {
-            let leaves = start.and_utc() + limit.window;
-            return Ok(Some((leaves - now).num_seconds().max(1)));
-        }
-    }
-    Ok(Some(limit.window.num_seconds().max(1)))
+        .load(conn)
 }
 
-fn record(
-    conn: &mut DbConnection,
+/// How long until there is room for `hits` more under `limit`, if there is none now.
+/// A slot is counted until `slot_start + window`: its hits are never counted for longer
+/// than their window.
+fn wait_for_room(
+    counted: &[(NaiveDateTime, i64)],
     limit: Limit,
-    subject: &str,
+    hits: i64,
+    now: DateTime<Utc>,
+) -> Option<i64> {
+    let whole_window = limit.window.num_seconds().max(1);
+    if hits > limit.max_hits {
+        return Some(whole_window);
+    }
+    let mut total: i64 = counted.iter().map(|(_, n)| n).sum();
+    if total + hits <= limit.max_hits {
+        return None;
+    }
+    // Room for `hits` comes back when enough of the oldest slots have left the window.
+    for (start, n) in counted {
+        total -= n;
+        if total + hits <= limit.max_hits {
+            let leaves = start.and_utc() + limit.window;
+            return Some((leaves - now).num_seconds().max(1));
+        }
+    }
+    Some(whole_window)
+}
+
+/// Adds `hits` to the current slot of each limit, in one statement, in the callers'
+/// order (every caller lists its limits in the same order, so two never wait in a circle).
+fn add(
+    conn: &mut DbConnection,
+    limits: &[(Limit, &str)],
     hits: i64,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    let slot = slot_seconds(limit.window);
+    use diesel::upsert::excluded;
+    let rows: Vec<_> = limits
+        .iter()
+        .map(|(limit, subject)| {
+            (
+                rate_limit_slots::bucket.eq(limit.bucket),
+                rate_limit_slots::subject.eq(*subject),
+                rate_limit_slots::slot_start
+                    .eq(slot_of(now, slot_seconds(limit.window)).naive_utc()),
+                rate_limit_slots::hits.eq(hits),
+            )
+        })
+        .collect();
     on_backend!(conn, |c| diesel::insert_into(rate_limit_slots::table)
-        .values((
-            rate_limit_slots::bucket.eq(limit.bucket),
-            rate_limit_slots::subject.eq(subject),
-            rate_limit_slots::slot_start.eq(slot_of(now, slot).naive_utc()),
-            rate_limit_slots::hits.eq(hits),
-        ))
+        .values(&rows)
         .on_conflict((
             rate_limit_slots::bucket,
             rate_limit_slots::subject,
             rate_limit_slots::slot_start,
         ))
         .do_update()
-        .set(rate_limit_slots::hits.eq(rate_limit_slots::hits + hits))
+        .set(rate_limit_slots::hits.eq(rate_limit_slots::hits + excluded(rate_limit_slots::hits)))
         .execute(c))?;
-    // Keep the table small: this subject's slots that left the window go.
+    Ok(())
+}
+
+/// Removes the slots of `subject` under `limit` that have left the window.
+fn forget_left(
+    conn: &mut DbConnection,
+    limit: Limit,
+    subject: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    let slot = slot_seconds(limit.window);
     diesel::delete(
         rate_limit_slots::table
             .filter(rate_limit_slots::bucket.eq(limit.bucket))

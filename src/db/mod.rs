@@ -322,6 +322,30 @@ where
     result
 }
 
+/// A [`write_transaction`] whose commit does not wait for the disk, on PostgreSQL, when
+/// it is a transaction of its own: nested in a caller's, it is part of that transaction
+/// and keeps its durability. Only for bookkeeping that a crash may roll back by a fraction
+/// of a second without harm, never for money: a rate limit's counts. Its locks are given
+/// back as soon as the commit is written, not once it is flushed; a row that every request
+/// of one client updates (its rate limit's current slot) otherwise makes them queue one
+/// flush at a time. (SQLite's WAL mode with `synchronous = NORMAL` already commits so.)
+pub fn write_transaction_unflushed<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    let own = !signals::in_transaction(conn);
+    write_transaction(conn, |conn| {
+        if let (true, DbConnection::Postgres(pg)) = (own, &mut *conn) {
+            use diesel::RunQueryDsl;
+            diesel::sql_query("SET LOCAL synchronous_commit TO OFF")
+                .execute(pg)
+                .map_err(E::from)?;
+        }
+        work(conn)
+    })
+}
+
 /// From how many rows `insert_many!` uses COPY on PostgreSQL: COPY costs one more round
 /// trip than an INSERT, which pays only when the INSERT has many rows to parse.
 pub const COPY_FROM_ROWS: usize = 20;
