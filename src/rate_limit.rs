@@ -47,9 +47,8 @@ pub fn hit_all(
 /// served, so room must be there for every hit; more hits than a limit allows in a whole
 /// window never fit, and `Ok(Err(seconds))` then says the full window.
 ///
-/// Every request of one client updates the same rows (its current slot of each limit), so
-/// the transaction reads first and writes those rows last, in one statement: the rows are
-/// locked only from that statement to the commit.
+/// Requests of one subject take turns (a lock on each of its limits for the transaction),
+/// which commits without waiting for the flush: the turn is short.
 pub fn hit_all_times(
     conn: &mut DbConnection,
     limits: &[(Limit, &str)],
@@ -59,6 +58,19 @@ pub fn hit_all_times(
     // A crash may forget the last fraction of a second of hits, which costs nothing;
     // waiting for the flush would make every request of one client queue on its slot.
     write_transaction_unflushed(conn, |conn| {
+        // The count and the hit of one request are never split by another's: without
+        // this, on PostgreSQL, requests at once all read the same count and all pass
+        // (SQLite's write transaction already takes them one at a time). The keys are
+        // taken in one order, so two requests never wait for each other in a circle.
+        let mut keys: Vec<String> = limits
+            .iter()
+            .map(|(limit, subject)| format!("rinnovo.rate_limit.{}.{subject}", limit.bucket))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        for key in &keys {
+            crate::db::lock_key(conn, key)?;
+        }
         let mut retry_after: Option<i64> = None;
         let mut new_slot = Vec::new();
         for (limit, subject) in limits {

@@ -401,3 +401,22 @@ async fn the_lookup_needs_a_signed_in_user() {
     .await;
     assert_eq!(body["type"], "/problems/unauthorized");
 }
+
+/// Forty lookups at once by a customer allowed ten an hour: exactly ten are answered,
+/// whatever the interleaving (the count and the hit of one request are never split by
+/// another's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lookups_at_once_never_get_past_the_limit() {
+    let limits = [("RINNOVO_LOOKUPS_CUSTOMER_PER_HOUR", "10".to_owned())];
+    let app = spawn_app_with(StartOptions { demo: true }, &limits).await;
+    let token = app.customer("visura").await.token;
+    let lookups = (0..40).map(|_| app.lookup(&token, "RSSMRA80A01H501U"));
+    let statuses: Vec<u16> = futures_util::future::join_all(lookups)
+        .await
+        .iter()
+        .map(|response| response.status().as_u16())
+        .collect();
+    let answered = statuses.iter().filter(|&&s| s == 200).count();
+    let refused = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!((answered, refused), (10, 30), "{statuses:?}");
+}
