@@ -3,7 +3,7 @@
 
 #[macro_use]
 mod macros;
-// First, so that its backend macros (`on_backend!`, `for_update!`...) reach every module.
+// First, so that its backend macros (`upsert!`, `for_update!`...) reach every module.
 #[macro_use]
 pub mod db;
 

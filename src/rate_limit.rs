@@ -185,16 +185,14 @@ fn add(
             )
         })
         .collect();
-    on_backend!(conn, |c| diesel::insert_into(rate_limit_slots::table)
-        .values(&rows)
-        .on_conflict((
-            rate_limit_slots::bucket,
-            rate_limit_slots::subject,
-            rate_limit_slots::slot_start,
-        ))
-        .do_update()
-        .set(rate_limit_slots::hits.eq(rate_limit_slots::hits + excluded(rate_limit_slots::hits)))
-        .execute(c))?;
+    use rate_limit_slots as slots;
+    upsert!(
+        conn,
+        slots::table,
+        &rows,
+        on (slots::bucket, slots::subject, slots::slot_start),
+        set slots::hits.eq(slots::hits + excluded(slots::hits))
+    )?;
     Ok(())
 }
 

@@ -554,12 +554,13 @@ pub fn update(
         profile_columns!(),
     );
     write_transaction(conn, |conn| {
-        on_backend!(conn, |c| diesel::insert_into(billing_profiles::table)
-            .values(values)
-            .on_conflict(billing_profiles::user_id)
-            .do_update()
-            .set(profile_columns!())
-            .execute(c))?;
+        upsert!(
+            conn,
+            billing_profiles::table,
+            values,
+            on billing_profiles::user_id,
+            set profile_columns!()
+        )?;
         // Who changed what kind of data, not the data: it is in the row, and the log
         // keeps no personal data it does not need.
         audit::record_own_account(

@@ -348,10 +348,7 @@ pub fn record_event(
         card_events::outcome.eq("received"),
         card_events::received_at.eq(now.naive_utc()),
     );
-    let inserted = on_backend!(conn, |c| diesel::insert_into(card_events::table)
-        .values(row)
-        .on_conflict_do_nothing()
-        .execute(c))?;
+    let inserted = insert_or_skip!(conn, card_events::table, row)?;
     Ok(inserted == 1)
 }
 

@@ -3,14 +3,50 @@
 //! [`DbConnection`](crate::db::DbConnection) holds. The match on the backend lives here,
 //! so the modules that own the tables never branch on it.
 
-/// Runs the same diesel expression on the concrete connection:
-/// `on_backend!(conn, |c| diesel::insert_into(t).values(&rows).on_conflict_do_nothing().execute(c))`.
+/// Runs the same diesel expression on the concrete connection. Only the macros of this
+/// file use it: the modules that own the tables say what they run (`upsert!`,
+/// `insert_or_skip!`, `insert_many!`...), never which backend runs it.
 macro_rules! on_backend {
     ($conn:expr, |$c:ident| $body:expr) => {
         match $conn {
             $crate::db::DbConnection::Postgres($c) => $body,
             $crate::db::DbConnection::Sqlite($c) => $body,
         }
+    };
+}
+
+/// Inserts `values` (one row or a `Vec` of rows), skipping each row that would break a
+/// unique key (`ON CONFLICT DO NOTHING`); answers how many were inserted, so a caller
+/// learns whether it was first.
+macro_rules! insert_or_skip {
+    ($conn:expr, $table:expr, $values:expr) => {
+        on_backend!($conn, |c| diesel::insert_into($table)
+            .values($values)
+            .on_conflict_do_nothing()
+            .execute(c))
+    };
+}
+
+/// Inserts `values` or, where a row with the same `on` key exists, applies `set` to it
+/// (`ON CONFLICT (..) DO UPDATE SET ..`), in one statement. With `returning`, answers
+/// that column of the row as written.
+macro_rules! upsert {
+    ($conn:expr, $table:expr, $values:expr, on $target:expr, set $changes:expr) => {
+        on_backend!($conn, |c| diesel::insert_into($table)
+            .values($values)
+            .on_conflict($target)
+            .do_update()
+            .set($changes)
+            .execute(c))
+    };
+    ($conn:expr, $table:expr, $values:expr, on $target:expr, set $changes:expr, returning $column:expr) => {
+        on_backend!($conn, |c| diesel::insert_into($table)
+            .values($values)
+            .on_conflict($target)
+            .do_update()
+            .set($changes)
+            .returning($column)
+            .get_result(c))
     };
 }
 

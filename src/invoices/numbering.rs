@@ -38,17 +38,18 @@ pub fn credit_note_number(series: &str, year: i32, seq: i64) -> String {
 /// returns the last sequence number taken. The two counter tables have the same columns.
 macro_rules! count_up {
     ($conn:expr, $table:ident, $brand_id:expr, $year:expr, $count:expr) => {
-        on_backend!($conn, |c| diesel::insert_into($table::table)
-            .values((
+        upsert!(
+            $conn,
+            $table::table,
+            (
                 $table::brand_id.eq($brand_id),
                 $table::year.eq($year),
                 $table::last_seq.eq($count),
-            ))
-            .on_conflict(($table::brand_id, $table::year))
-            .do_update()
-            .set($table::last_seq.eq($table::last_seq + $count))
-            .returning($table::last_seq)
-            .get_result::<i64>(c))
+            ),
+            on ($table::brand_id, $table::year),
+            set $table::last_seq.eq($table::last_seq + $count),
+            returning $table::last_seq
+        )
     };
 }
 

@@ -106,18 +106,18 @@ pub fn take_progressives(
     count: usize,
 ) -> QueryResult<Vec<i64>> {
     let count = count.max(1) as i64;
-    let last: i64 = on_backend!(conn, |c| diesel::insert_into(
-        sdi_transmission_counters::table
-    )
-    .values((
-        sdi_transmission_counters::transmitter_codice.eq(transmitter),
-        sdi_transmission_counters::last_seq.eq(count),
-    ))
-    .on_conflict(sdi_transmission_counters::transmitter_codice)
-    .do_update()
-    .set(sdi_transmission_counters::last_seq.eq(sdi_transmission_counters::last_seq + count))
-    .returning(sdi_transmission_counters::last_seq)
-    .get_result(c))?;
+    use sdi_transmission_counters as counters;
+    let last: i64 = upsert!(
+        conn,
+        counters::table,
+        (
+            counters::transmitter_codice.eq(transmitter),
+            counters::last_seq.eq(count),
+        ),
+        on counters::transmitter_codice,
+        set counters::last_seq.eq(counters::last_seq + count),
+        returning counters::last_seq
+    )?;
     Ok((last - count + 1..=last).collect())
 }
 

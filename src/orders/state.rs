@@ -62,9 +62,7 @@ pub(super) fn create(conn: &mut DbConnection, order: &Order) -> QueryResult<()> 
             )
         })
         .collect();
-    on_backend!(conn, |c| diesel::insert_into(order_lines::table)
-        .values(lines)
-        .execute(c))?;
+    insert_many!(conn, order_lines::table, lines)?;
     Ok(())
 }
 

@@ -360,10 +360,7 @@ fn record_reminder(
         r::threshold_days.eq(threshold_days),
         r::sent_at.eq(now.naive_utc()),
     );
-    let inserted = on_backend!(conn, |c| diesel::insert_into(r::table)
-        .values(row)
-        .on_conflict_do_nothing()
-        .execute(c))?;
+    let inserted = insert_or_skip!(conn, r::table, row)?;
     Ok(inserted == 1)
 }
 

@@ -1,8 +1,8 @@
 //! The `rinnovo` binary itself: configuration errors, migrate, seed, serve and a
 //! graceful stop on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Lines, Write as _};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::helpers::TestDatabase;
@@ -16,6 +16,47 @@ pub(crate) fn rinnovo(database: &TestDatabase) -> Command {
         .env("RINNOVO_DATA_DIR", database.dir.path())
         .env("RINNOVO_LOG", "info");
     command
+}
+
+/// Starts `serve` (a `rinnovo(..)` command with its arguments) on a free port with a JSON
+/// log, and waits until it says it listens: the process, its port, and the rest of its log
+/// (read it, or the server blocks on a full pipe).
+pub(crate) fn serve(mut command: Command) -> (Child, u16, Lines<BufReader<ChildStderr>>) {
+    let mut process = command
+        .env("RINNOVO_BIND", "127.0.0.1:0")
+        .env("RINNOVO_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(process.stderr.take().unwrap()).lines();
+    let port = loop {
+        let line = lines.next().expect("serve logs its port").unwrap();
+        let entry: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("JSON log line expected ({e}): {line}"));
+        if entry["message"] == "rinnovo is listening" {
+            break entry["port"].as_u64().unwrap() as u16;
+        }
+    };
+    (process, port, lines)
+}
+
+/// `rinnovo user add` with the password typed on stdin, as an operator adds a user.
+pub(crate) fn add_user(
+    database: &TestDatabase,
+    [brand, email, name, role]: [&str; 4],
+    password: &str,
+) -> std::process::Output {
+    let mut child = rinnovo(database)
+        .args(["user", "add", "--brand", brand, "--email", email])
+        .args(["--name", name, "--role", role])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    child.wait_with_output().unwrap()
 }
 
 #[test]
@@ -94,22 +135,9 @@ fn migrate_then_seed_then_seed_again() {
 #[test]
 fn serve_stops_gracefully_on_sigterm() {
     let database = TestDatabase::create();
-    let mut child = rinnovo(&database)
-        .env("RINNOVO_BIND", "127.0.0.1:0")
-        .env("RINNOVO_LOG_FORMAT", "json")
-        .args(["serve", "--demo"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let port = loop {
-        let line = lines.next().expect("serve logs its port").unwrap();
-        let entry: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("JSON log line expected ({e}): {line}"));
-        if entry["message"] == "rinnovo is listening" {
-            break entry["port"].as_u64().unwrap();
-        }
-    };
+    let mut served = rinnovo(&database);
+    served.args(["serve", "--demo"]);
+    let (mut child, port, lines) = serve(served);
     let body = std::process::Command::new("curl")
         .args(["-sf", &format!("http://127.0.0.1:{port}/health/ready")])
         .output()
@@ -160,33 +188,12 @@ fn serve_stops_gracefully_on_sigterm() {
 
 #[test]
 fn user_add_reads_the_password_from_stdin_or_generates_one() {
-    use std::io::Write;
     let database = TestDatabase::create();
-    let mut child = rinnovo(&database)
-        .args([
-            "user",
-            "add",
-            "--brand",
-            "visura",
-            "--email",
-            "Ops@Visura.example",
-            "--name",
-            "Operatore",
-            "--role",
-            "back_office",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"operatore molto sicuro\n")
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = add_user(
+        &database,
+        ["visura", "Ops@Visura.example", "Operatore", "back_office"],
+        "operatore molto sicuro",
+    );
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -424,17 +431,11 @@ async fn users_added_by_the_cli_sign_in_at_once_on_the_running_service() {
         // A customer through the service between CLI runs, so its pool opens connections.
         app.customer("visura").await;
         let email = format!("operatore-{round}@example.it");
-        let mut child = rinnovo(&app.database)
-            .args(["user", "add", "--brand", "visura", "--email", &email])
-            .args(["--name", "Operatore", "--role", "back_office"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-        let output = child.wait_with_output().unwrap();
+        let output = add_user(
+            &app.database,
+            ["visura", &email, "Operatore", "back_office"],
+            password,
+        );
         assert!(output.status.success(), "{output:?}");
         let response = app.login("visura", &email, password).await;
         assert_eq!(

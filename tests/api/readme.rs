@@ -1,10 +1,9 @@
 //! README's "Try it", run as written: a new user pastes its blocks one after the other
 //! against `serve --demo`, so a block that no longer works is a broken first hour.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use crate::cli::rinnovo;
+use crate::cli::{rinnovo, serve};
 use crate::helpers::TestDatabase;
 
 /// Where the README says the demo listens; replaced by the test server's address.
@@ -81,24 +80,12 @@ struct DemoServer {
 
 impl DemoServer {
     fn start(database: &TestDatabase, data_dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
-        let mut process = rinnovo(database)
+        let mut command = rinnovo(database);
+        command
             .env("RINNOVO_DATA_DIR", data_dir)
-            .env("RINNOVO_BIND", "127.0.0.1:0")
-            .env("RINNOVO_LOG_FORMAT", "json")
             .envs(env.iter().copied())
-            .args(["serve", "--demo"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(process.stderr.take().unwrap()).lines();
-        let port = loop {
-            let line = lines.next().expect("serve logs its port").unwrap();
-            let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if entry["message"] == "rinnovo is listening" {
-                break entry["port"].as_u64().unwrap();
-            }
-        };
+            .args(["serve", "--demo"]);
+        let (process, port, lines) = serve(command);
         // Keep reading the log, so the server never blocks on a full pipe.
         let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
         Self {

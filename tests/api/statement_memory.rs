@@ -3,11 +3,11 @@
 //! size, and hand the memory back afterwards.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write as _};
-use std::process::{Child, Command, Stdio};
+use std::io::Write as _;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use crate::cli::rinnovo;
+use crate::cli::{add_user, rinnovo, serve};
 use crate::helpers::TestDatabase;
 
 /// The service's peak resident memory allowed while it imports the file (README,
@@ -108,43 +108,18 @@ fn start(database: &TestDatabase) -> Server {
         let output = rinnovo(database).args(args).output().unwrap();
         assert!(output.status.success(), "{args:?}: {output:?}");
     }
-    let mut add = rinnovo(database)
-        .args([
-            "user",
-            "add",
-            "--brand",
-            "visura",
-            "--email",
-            "office@memory.example",
-        ])
-        .args(["--name", "Office", "--role", "back_office"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    assert!(add.wait().unwrap().success());
-    let mut process = rinnovo(database)
-        .env("RINNOVO_BIND", "127.0.0.1:0")
-        .env("RINNOVO_LOG_FORMAT", "json")
+    let office = ["visura", "office@memory.example", "Office", "back_office"];
+    let added = add_user(database, office, PASSWORD);
+    assert!(added.status.success(), "{added:?}");
+    let mut command = rinnovo(database);
+    command
         .env("RINNOVO_LOG", "warn,rinnovo::startup=info")
         .env(
             "RINNOVO_JWT_SECRET",
             "statement-memory-secret-statement-memory-secret",
         )
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(process.stderr.take().unwrap()).lines();
-    let port = loop {
-        let line = lines.next().expect("serve logs its port").unwrap();
-        let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if entry["message"] == "rinnovo is listening" {
-            break entry["port"].as_u64().unwrap();
-        }
-    };
+        .arg("serve");
+    let (process, port, lines) = serve(command);
     // Keep reading the log, so the server never blocks on a full pipe.
     std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
     Server {
