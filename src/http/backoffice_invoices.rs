@@ -11,7 +11,7 @@ use super::extract::BackOffice;
 use super::invoices::DocumentResponse;
 use super::problem::FieldErrors;
 use super::query::{one_of, Listed, PageInfo, PageParams, Params, QueryRule};
-use super::responses::NotOperator;
+use super::responses::{BadListQuery, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::invoices::export::{self, ExportPeriod};
 use crate::invoices::listing::{self, DocumentFilter, ListedDocument, SearchText, Transmission};
@@ -135,12 +135,7 @@ fn day(text: &str) -> Result<NaiveDate, QueryRule> {
     params(ListQuery, PageParams),
     responses(
         (status = 200, description = "A page of documents", body = DocumentListResponse),
-        (status = 400, description = "A filter is invalid: unknown status or kind, a day not \
-as YYYY-MM-DD or issued_to before issued_from, a search text empty, too long or with control \
-characters, limit or offset out of range, a parameter the list does not take (rule \
-`unknown_parameter`) (`/problems/invalid-field`, every wrong field listed), or the query string \
-does not fit (`/problems/malformed-request`)",
-            body = Problem, content_type = "application/problem+json"),
+        BadListQuery,
         NotOperator,
     )
 )]

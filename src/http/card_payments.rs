@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{BackOffice, CurrentUser};
 use super::json::JsonObject;
 use super::query::{Listed, PageInfo, PageParams};
-use super::responses::NotOperator;
+use super::responses::{BadListQuery, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::auth::Role;
 use crate::card::store::{self, RefundRow};
@@ -342,10 +342,7 @@ pub struct ListQuery {
     params(ListQuery, PageParams),
     responses(
         (status = 200, description = "A page of the card payments", body = CardPaymentList),
-        (status = 400, description = "An unknown `status`, limit or offset out of range, a \
-parameter the list does not take (rule `unknown_parameter`) (`/problems/invalid-field`), or the \
-query string does not fit (`/problems/malformed-request`)",
-            body = Problem, content_type = "application/problem+json"),
+        BadListQuery,
         NotOperator,
     )
 )]

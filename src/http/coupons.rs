@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
 use super::query::{Listed, NoFilters, PageInfo, PageParams};
-use super::responses::NotBuyer;
+use super::responses::{BadPaging, NotBuyer};
 use super::{ApiError, AppState, Problem};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode, CouponView, ShownStatus};
@@ -70,9 +70,7 @@ impl From<CouponView> for CouponResponse {
     params(PageParams),
     responses(
         (status = 200, description = "A page of the caller's coupons", body = CouponListResponse),
-        (status = 400, description = "limit or offset out of range, a parameter the list does \
-not take (rule `unknown_parameter`) (`/problems/invalid-field`)",
-            body = Problem, content_type = "application/problem+json"),
+        BadPaging,
         NotBuyer,
     )
 )]

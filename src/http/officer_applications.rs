@@ -10,7 +10,7 @@ use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::query::{one_of, Listed, PageInfo, PageParams};
-use super::responses::{problem_response_type, NotBuyer, NotOperator};
+use super::responses::{problem_response_type, BadListQuery, NotBuyer, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::auth::officer_applications::{
     self, Application, ApplicationError, ApplicationForm, ApplicationStatus, CompanyName, Decision,
@@ -226,10 +226,7 @@ pub async fn mine(
     params(ListQuery, PageParams),
     responses(
         (status = 200, description = "A page of the applications", body = ApplicationListResponse),
-        (status = 400, description = "`status` is not pending, approved or refused, limit or \
-offset out of range, a parameter the list does not take (rule `unknown_parameter`) \
-(`/problems/invalid-field`), or the query string does not fit (`/problems/malformed-request`)",
-            body = Problem, content_type = "application/problem+json"),
+        BadListQuery,
         NotOperator,
     )
 )]

@@ -11,7 +11,7 @@ use super::extract::{BackOffice, Buyer, CurrentUser};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::query::{one_of, Listed, PageInfo, PageParams, QueryRule};
-use super::responses::{NotBuyer, NotOperator};
+use super::responses::{BadListQuery, NotBuyer, NotOperator};
 use super::{brand_of, idempotent, ApiError, AppState, Problem};
 use crate::auth::{confirmation, users, Role, UserError};
 use crate::brands::Brand;
@@ -337,11 +337,7 @@ pub struct ListQuery {
     params(ListQuery, PageParams),
     responses(
         (status = 200, description = "A page of the orders", body = OrderListResponse),
-        (status = 400, description = "A filter is invalid: unknown status, not an RF code, not an \
-email address, an invoice number over 40 characters, limit or offset out of range, a parameter \
-the list does not take (rule `unknown_parameter`) (`/problems/invalid-field`, every wrong \
-field listed), or the query string does not fit (`/problems/malformed-request`)",
-            body = Problem, content_type = "application/problem+json"),
+        BadListQuery,
     )
 )]
 pub async fn list(

@@ -9,7 +9,7 @@ use super::extract::{BackOffice, CurrentUser};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::query::{one_of, Listed, PageInfo, PageParams};
-use super::responses::{problem_response_type, NotOperator};
+use super::responses::{problem_response_type, BadListQuery, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::auth::management::{
     self, ManagementError, Operator, SearchText, UserFilter, UserStatus,
@@ -104,11 +104,7 @@ problem_response_type!(
     params(ListQuery, PageParams),
     responses(
         (status = 200, description = "A page of users", body = UserListResponse),
-        (status = 400, description = "A filter is invalid: unknown role or status, a search \
-text too long or with control characters, limit or offset out of range, a parameter the list \
-does not take (rule `unknown_parameter`) (`/problems/invalid-field`, every wrong field listed), or the query string \
-does not fit (`/problems/malformed-request`)",
-            body = Problem, content_type = "application/problem+json"),
+        BadListQuery,
         NotOperator,
     )
 )]

@@ -9,7 +9,7 @@ use crate::http::extract::{BackOffice, CurrentUser};
 use crate::http::json::JsonObject;
 use crate::http::problem::FieldErrors;
 use crate::http::query::{one_of, Listed, PageInfo, PageParams, QueryRule};
-use crate::http::responses::{problem_response_type, NotOperator};
+use crate::http::responses::{problem_response_type, BadListQuery, NotOperator};
 use crate::http::{ApiError, AppState, Problem};
 use crate::payments::manual::{self, ManualTarget};
 use crate::payments::matching::PaymentStatus;
@@ -69,11 +69,7 @@ pub(super) struct ListResponse {
     params(ListQuery, PageParams),
     responses(
         (status = 200, description = "A page of payments and the totals", body = ListResponse),
-        (status = 400, description = "A filter is invalid: unknown status, not a date, not an \
-RF code, limit or offset out of range, a parameter the list does not take (rule \
-`unknown_parameter`) (`/problems/invalid-field`, every wrong field listed), \
-or the query string does not fit (`/problems/malformed-request`)",
-            body = Problem, content_type = "application/problem+json"),
+        BadListQuery,
         NotOperator,
     )
 )]
