@@ -10,7 +10,7 @@ use super::downloads::file_download;
 use super::extract::BackOffice;
 use super::invoices::DocumentResponse;
 use super::problem::FieldErrors;
-use super::query::{one_of, Listed, PageInfo, PageParams, Params, QueryRule};
+use super::query::{one_of_all, Listed, PageInfo, PageParams, Params, QueryRule};
 use super::responses::{BadListQuery, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::invoices::export::{self, ExportPeriod};
@@ -147,11 +147,10 @@ pub async fn list(
     let query = &listed.filter;
     let mut errors = FieldErrors::default();
     let status = errors.check_optional("status", query.status.as_deref(), |text| {
-        let all: Vec<&str> = InvoiceStatus::ALL.iter().map(|s| s.as_str()).collect();
-        one_of("status", InvoiceStatus::parse(text), &all)
+        one_of_all("status", text, InvoiceStatus::ALL, InvoiceStatus::as_str)
     });
     let kind = errors.check_optional("kind", query.kind.as_deref(), |text| {
-        one_of("kind", DocumentKind::parse(text), &["TD01", "TD04"])
+        one_of_all("kind", text, DocumentKind::ALL, DocumentKind::as_str)
     });
     let issued_from = errors.check_optional("issued_from", query.issued_from.as_deref(), day);
     let issued_to = errors.check_optional("issued_to", query.issued_to.as_deref(), day);

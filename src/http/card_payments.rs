@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{BackOffice, CurrentUser};
 use super::json::JsonObject;
-use super::query::{Listed, PageInfo, PageParams};
+use super::query::{one_of_all, Listed, PageInfo, PageParams};
 use super::responses::{BadListQuery, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::auth::Role;
@@ -352,17 +352,10 @@ pub async fn list(
     listed: Listed<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = listed.page()?;
-    let status = match &listed.filter.status {
-        Some(text) => Some(CardStatus::parse(text).ok_or_else(|| {
-            let all: Vec<&str> = CardStatus::ALL.iter().map(|s| s.as_str()).collect();
-            ApiError::invalid_field(
-                "status",
-                "one_of",
-                format!("status must be one of {}", all.join(", ")),
-            )
-        })?),
-        None => None,
-    };
+    let status = (listed.filter.status.as_deref())
+        .map(|text| one_of_all("status", text, CardStatus::ALL, CardStatus::as_str))
+        .transpose()
+        .map_err(|rule| rule.on("status"))?;
     let read = move |conn: &mut _| store::list(conn, &operator.brand, status, page);
     let show = |payment| BackOfficeCardPayment::new(&payment, None);
     let (card_payments, info) = listed.read_page(&state, page, read, show).await?;

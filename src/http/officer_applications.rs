@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
-use super::query::{one_of, Listed, PageInfo, PageParams};
+use super::query::{one_of_all, Listed, PageInfo, PageParams};
 use super::responses::{problem_response_type, BadListQuery, NotBuyer, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::auth::officer_applications::{
@@ -237,10 +237,11 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = FieldErrors::default();
     let status = errors.check_optional("status", listed.filter.status.as_deref(), |text| {
-        one_of(
+        one_of_all(
             "status",
-            ApplicationStatus::parse(text),
-            &["pending", "approved", "refused"],
+            text,
+            ApplicationStatus::ALL,
+            ApplicationStatus::as_str,
         )
     });
     let page = listed.page_checked(&mut errors);

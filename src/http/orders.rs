@@ -10,7 +10,7 @@ use super::catalog::{requested_lines, LineRequest};
 use super::extract::{BackOffice, Buyer, CurrentUser};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
-use super::query::{one_of, Listed, PageInfo, PageParams, QueryRule};
+use super::query::{one_of_all, Listed, PageInfo, PageParams, QueryRule};
 use super::responses::{BadListQuery, NotBuyer, NotOperator};
 use super::{brand_of, idempotent, ApiError, AppState, Problem};
 use crate::auth::{confirmation, users, Role, UserError};
@@ -371,9 +371,8 @@ const INVOICE_NUMBER_MAX: usize = 40;
 fn list_filter(listed: &Listed<ListQuery>) -> Result<(orders::OrderFilter, Page), ApiError> {
     let query = &listed.filter;
     let mut errors = FieldErrors::default();
-    let status = errors.check_optional("status", query.status.as_deref(), |s| {
-        let all: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
-        one_of("status", OrderStatus::parse(s), &all)
+    let status = errors.check_optional("status", query.status.as_deref(), |text| {
+        one_of_all("status", text, OrderStatus::ALL, OrderStatus::as_str)
     });
     let reference = errors.check_optional(
         "reference",

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{BackOffice, CurrentUser};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
-use super::query::{one_of, Listed, PageInfo, PageParams};
+use super::query::{one_of_all, Listed, PageInfo, PageParams};
 use super::responses::{problem_response_type, BadListQuery, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::auth::management::{
@@ -116,11 +116,10 @@ pub async fn list(
     let query = &listed.filter;
     let mut errors = FieldErrors::default();
     let role = errors.check_optional("role", query.role.as_deref(), |text| {
-        let all: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
-        one_of("role", Role::parse(text), &all)
+        one_of_all("role", text, Role::ALL, Role::as_str)
     });
     let status = errors.check_optional("status", query.status.as_deref(), |text| {
-        one_of("status", UserStatus::parse(text), &["active", "disabled"])
+        one_of_all("status", text, UserStatus::ALL, UserStatus::as_str)
     });
     let text = errors.check_optional("q", query.q.as_deref(), SearchText::parse);
     let page = listed.page_checked(&mut errors);
