@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{BackOffice, CurrentUser};
 use super::json::JsonObject;
 use super::query::{one_of_all, Listed, PageInfo, PageParams};
-use super::responses::{BadListQuery, NotOperator};
+use super::responses::{problem_response_type, BadListQuery, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::auth::Role;
 use crate::card::store::{self, RefundRow};
@@ -18,6 +18,13 @@ use crate::money::Money;
 use crate::payments::card::refunds::{self, Coupons};
 use crate::payments::card::{notifications, sessions, CardError, Till};
 use crate::validation::{Reason, Rule};
+
+problem_response_type!(
+    /// The id names no card payment of the operator's brand.
+    UnknownCardPayment,
+    404,
+    "No card payment of the brand has this id (`/problems/unknown-card-payment`)"
+);
 
 /// A card payment as the buyer and the back-office see it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -374,8 +381,7 @@ pub async fn list(
     params(("id" = String, Path, description = "The card payment's id")),
     responses(
         (status = 200, description = "The card payment", body = BackOfficeCardPayment),
-        (status = 404, description = "No card payment of the brand has this id \
-(`/problems/unknown-card-payment`)", body = Problem, content_type = "application/problem+json"),
+        UnknownCardPayment,
         NotOperator,
     )
 )]
@@ -438,8 +444,7 @@ struct RefundResponse {
         (status = 400, description = "A missing or too short reason, or a coupon that is not \
 an unused coupon of the order (`/problems/invalid-field`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No card payment of the brand has this id \
-(`/problems/unknown-card-payment`)", body = Problem, content_type = "application/problem+json"),
+        UnknownCardPayment,
         (status = 409, description = "The payment is not paid or held \
 (`/problems/card-payment-state`), or nothing is left to refund (`/problems/nothing-to-refund`)",
             body = Problem, content_type = "application/problem+json"),

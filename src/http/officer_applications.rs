@@ -10,7 +10,7 @@ use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::query::{one_of_all, Listed, PageInfo, PageParams};
-use super::responses::{problem_response_type, BadListQuery, NotBuyer, NotOperator};
+use super::responses::{problem_response_type, BadListQuery, BadReason, NotBuyer, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::auth::officer_applications::{
     self, Application, ApplicationError, ApplicationForm, ApplicationStatus, CompanyName, Decision,
@@ -316,9 +316,7 @@ pub async fn approve(
     request_body = RefusalRequest,
     responses(
         (status = 200, description = "Refused", body = ApplicationResponse),
-        (status = 400, description = "The reason is missing or invalid \
-(`/problems/invalid-field`), or the body is not the expected JSON \
-(`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
+        BadReason,
         NotOperator,
         UnknownApplication,
         AlreadyDecided,

@@ -11,7 +11,7 @@ use super::extract::{BackOffice, Buyer, CurrentUser};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::query::{one_of_all, Listed, PageInfo, PageParams, QueryRule};
-use super::responses::{BadListQuery, NotBuyer, NotOperator};
+use super::responses::{problem_response_type, BadListQuery, BadReason, NotBuyer, NotOperator};
 use super::{brand_of, idempotent, ApiError, AppState, Problem};
 use crate::auth::{confirmation, users, Role, UserError};
 use crate::brands::Brand;
@@ -25,6 +25,14 @@ use crate::orders::{self, Order, OrderError, OrderStatus, PaymentMethod};
 use crate::paging::Page;
 use crate::payments::CreditorReference;
 use crate::validation::Reason;
+
+problem_response_type!(
+    /// The order's codes cannot be sent again: none were sent, or none is left unused.
+    NothingToResend,
+    409,
+    "The order is not fulfilled (`/problems/order-not-fulfilled`) or has no unused code left \
+     (`/problems/no-unused-codes`)"
+);
 
 /// An order: its lines, and how it is paid.
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
@@ -489,9 +497,7 @@ pub struct OperatorResendRequest {
         NotBuyer,
         (status = 404, description = "No such order of the caller (`/problems/unknown-order`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The order is not fulfilled (`/problems/order-not-fulfilled`) \
-or has no unused code left (`/problems/no-unused-codes`)",
-            body = Problem, content_type = "application/problem+json"),
+        NothingToResend,
         (status = 429, description = "Codes of this order were sent again too often \
 (`/problems/too-many-requests`, with `Retry-After`)",
             body = Problem, content_type = "application/problem+json"),
@@ -518,15 +524,11 @@ pub async fn resend_codes(
     request_body = OperatorResendRequest,
     responses(
         (status = 200, description = "New codes sent", body = ResendResponse),
-        (status = 400, description = "The reason is missing or invalid \
-(`/problems/invalid-field`), or the body is not the expected JSON \
-(`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
+        BadReason,
         NotOperator,
         (status = 404, description = "No such order of the brand (`/problems/unknown-order`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The order is not fulfilled (`/problems/order-not-fulfilled`) \
-or has no unused code left (`/problems/no-unused-codes`)",
-            body = Problem, content_type = "application/problem+json"),
+        NothingToResend,
     )
 )]
 pub async fn resend_codes_as_operator(

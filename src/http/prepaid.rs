@@ -12,7 +12,7 @@ use super::orders::PayTo;
 use super::problem::FieldErrors;
 use super::query::{Listed, NoFilters, PageInfo, PageParams, Params};
 use super::responses::{
-    problem_response_type, AccountGone, BadPaging, NotBuyer, NotBuyerOrUnconfirmed,
+    problem_response_type, AccountGone, BadPaging, NotBuyer, NotBuyerOrUnconfirmed, NotOperator,
 };
 use super::{idempotent, ApiError, AppState, Problem};
 use crate::auth::{confirmation, users, UserError};
@@ -240,8 +240,7 @@ struct AccountsResponse {
             take (rule `unknown_parameter`) (`/problems/invalid-field`), or the `email` parameter \
             is missing (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a back-office operator (`/problems/forbidden-role`)",
-            body = Problem, content_type = "application/problem+json"),
+        NotOperator,
     )
 )]
 pub async fn search(

@@ -84,3 +84,11 @@ problem_response_type!(
     "limit or offset out of range, a parameter the list does not take (rule \
      `unknown_parameter`) (`/problems/invalid-field`)"
 );
+problem_response_type!(
+    /// The reason an operator gives for an action (kept in the audit log) is missing or
+    /// invalid.
+    BadReason,
+    400,
+    "The reason is missing or invalid (`/problems/invalid-field`), or the body is not the \
+     expected JSON (`/problems/malformed-request`)"
+);

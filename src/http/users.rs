@@ -9,7 +9,7 @@ use super::extract::{BackOffice, CurrentUser};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::query::{one_of_all, Listed, PageInfo, PageParams};
-use super::responses::{problem_response_type, BadListQuery, NotOperator};
+use super::responses::{problem_response_type, BadListQuery, BadReason, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::auth::management::{
     self, ManagementError, Operator, SearchText, UserFilter, UserStatus,
@@ -83,13 +83,6 @@ problem_response_type!(
     UnknownUser,
     404,
     "No user of the brand has this id (`/problems/unknown-user`)"
-);
-problem_response_type!(
-    /// The reason is missing or invalid.
-    BadReason,
-    400,
-    "The reason is missing or invalid (`/problems/invalid-field`), or the body is not the \
-     expected JSON (`/problems/malformed-request`)"
 );
 
 /// Find the brand's users
