@@ -10,8 +10,8 @@ use super::downloads::file_download;
 use super::extract::BackOffice;
 use super::invoices::DocumentResponse;
 use super::problem::FieldErrors;
-use super::query::{one_of, Listed, PageInfo, PageParams, Params, QueryRule};
-use super::responses::NotOperator;
+use super::query::{one_of_all, Listed, PageInfo, PageParams, Params, QueryRule};
+use super::responses::{BadListQuery, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::invoices::export::{self, ExportPeriod};
 use crate::invoices::listing::{self, DocumentFilter, ListedDocument, SearchText, Transmission};
@@ -135,12 +135,7 @@ fn day(text: &str) -> Result<NaiveDate, QueryRule> {
     params(ListQuery, PageParams),
     responses(
         (status = 200, description = "A page of documents", body = DocumentListResponse),
-        (status = 400, description = "A filter is invalid: unknown status or kind, a day not \
-as YYYY-MM-DD or issued_to before issued_from, a search text empty, too long or with control \
-characters, limit or offset out of range, a parameter the list does not take (rule \
-`unknown_parameter`) (`/problems/invalid-field`, every wrong field listed), or the query string \
-does not fit (`/problems/malformed-request`)",
-            body = Problem, content_type = "application/problem+json"),
+        BadListQuery,
         NotOperator,
     )
 )]
@@ -152,11 +147,10 @@ pub async fn list(
     let query = &listed.filter;
     let mut errors = FieldErrors::default();
     let status = errors.check_optional("status", query.status.as_deref(), |text| {
-        let all: Vec<&str> = InvoiceStatus::ALL.iter().map(|s| s.as_str()).collect();
-        one_of("status", InvoiceStatus::parse(text), &all)
+        one_of_all("status", text, InvoiceStatus::ALL, InvoiceStatus::as_str)
     });
     let kind = errors.check_optional("kind", query.kind.as_deref(), |text| {
-        one_of("kind", DocumentKind::parse(text), &["TD01", "TD04"])
+        one_of_all("kind", text, DocumentKind::ALL, DocumentKind::as_str)
     });
     let issued_from = errors.check_optional("issued_from", query.issued_from.as_deref(), day);
     let issued_to = errors.check_optional("issued_to", query.issued_to.as_deref(), day);

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{BackOffice, CurrentUser};
 use super::json::JsonObject;
-use super::query::{Listed, PageInfo, PageParams};
-use super::responses::NotOperator;
+use super::query::{one_of_all, Listed, PageInfo, PageParams};
+use super::responses::{problem_response_type, BadListQuery, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::auth::Role;
 use crate::card::store::{self, RefundRow};
@@ -18,6 +18,13 @@ use crate::money::Money;
 use crate::payments::card::refunds::{self, Coupons};
 use crate::payments::card::{notifications, sessions, CardError, Till};
 use crate::validation::{Reason, Rule};
+
+problem_response_type!(
+    /// The id names no card payment of the operator's brand.
+    UnknownCardPayment,
+    404,
+    "No card payment of the brand has this id (`/problems/unknown-card-payment`)"
+);
 
 /// A card payment as the buyer and the back-office see it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -342,10 +349,7 @@ pub struct ListQuery {
     params(ListQuery, PageParams),
     responses(
         (status = 200, description = "A page of the card payments", body = CardPaymentList),
-        (status = 400, description = "An unknown `status`, limit or offset out of range, a \
-parameter the list does not take (rule `unknown_parameter`) (`/problems/invalid-field`), or the \
-query string does not fit (`/problems/malformed-request`)",
-            body = Problem, content_type = "application/problem+json"),
+        BadListQuery,
         NotOperator,
     )
 )]
@@ -355,17 +359,10 @@ pub async fn list(
     listed: Listed<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = listed.page()?;
-    let status = match &listed.filter.status {
-        Some(text) => Some(CardStatus::parse(text).ok_or_else(|| {
-            let all: Vec<&str> = CardStatus::ALL.iter().map(|s| s.as_str()).collect();
-            ApiError::invalid_field(
-                "status",
-                "one_of",
-                format!("status must be one of {}", all.join(", ")),
-            )
-        })?),
-        None => None,
-    };
+    let status = (listed.filter.status.as_deref())
+        .map(|text| one_of_all("status", text, CardStatus::ALL, CardStatus::as_str))
+        .transpose()
+        .map_err(|rule| rule.on("status"))?;
     let read = move |conn: &mut _| store::list(conn, &operator.brand, status, page);
     let show = |payment| BackOfficeCardPayment::new(&payment, None);
     let (card_payments, info) = listed.read_page(&state, page, read, show).await?;
@@ -384,8 +381,7 @@ pub async fn list(
     params(("id" = String, Path, description = "The card payment's id")),
     responses(
         (status = 200, description = "The card payment", body = BackOfficeCardPayment),
-        (status = 404, description = "No card payment of the brand has this id \
-(`/problems/unknown-card-payment`)", body = Problem, content_type = "application/problem+json"),
+        UnknownCardPayment,
         NotOperator,
     )
 )]
@@ -448,8 +444,7 @@ struct RefundResponse {
         (status = 400, description = "A missing or too short reason, or a coupon that is not \
 an unused coupon of the order (`/problems/invalid-field`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No card payment of the brand has this id \
-(`/problems/unknown-card-payment`)", body = Problem, content_type = "application/problem+json"),
+        UnknownCardPayment,
         (status = 409, description = "The payment is not paid or held \
 (`/problems/card-payment-state`), or nothing is left to refund (`/problems/nothing-to-refund`)",
             body = Problem, content_type = "application/problem+json"),

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{BackOffice, Buyer, CurrentUser};
 use super::json::JsonObject;
-use super::responses::{MalformedBody, NotBuyer, TooManyLookups, UnknownHolder};
+use super::responses::{MalformedBody, NotBuyer, NotOperator, TooManyLookups, UnknownHolder};
 use super::{ApiError, AppState, Problem};
 use crate::auth::Role;
 use crate::catalog::{
@@ -327,8 +327,7 @@ where
     responses(
         (status = 200, description = "The product as it is now", body = ProductResponse),
         MalformedBody,
-        (status = 403, description = "Not a back-office operator (`/problems/forbidden-role`)",
-            body = Problem, content_type = "application/problem+json"),
+        NotOperator,
         (status = 404, description = "No such product in the operator's brand \
             (`/problems/unknown-product`)",
             body = Problem, content_type = "application/problem+json"),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
 use super::query::{Listed, NoFilters, PageInfo, PageParams};
-use super::responses::NotBuyer;
+use super::responses::{BadPaging, BadReason, NotBuyer};
 use super::{ApiError, AppState, Problem};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode, CouponView, ShownStatus};
@@ -70,9 +70,7 @@ impl From<CouponView> for CouponResponse {
     params(PageParams),
     responses(
         (status = 200, description = "A page of the caller's coupons", body = CouponListResponse),
-        (status = 400, description = "limit or offset out of range, a parameter the list does \
-not take (rule `unknown_parameter`) (`/problems/invalid-field`)",
-            body = Problem, content_type = "application/problem+json"),
+        BadPaging,
         NotBuyer,
     )
 )]
@@ -247,9 +245,7 @@ struct VoidResponse {
     responses(
         (status = 200, description = "Voided and refunded, with its credit note", body = VoidResponse,
             example = json!({ "status": "voided", "refunded": "31.72", "credit_note": "NC-V2026-000001" })),
-        (status = 400, description = "The reason is missing or invalid \
-(`/problems/invalid-field`), or the body is not the expected JSON \
-(`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
+        BadReason,
         (status = 403, description = "The caller is not a back-office operator \
 (`/problems/forbidden-role`), or the coupon belongs to another brand (`/problems/other-brand`)",
             body = Problem, content_type = "application/problem+json"),

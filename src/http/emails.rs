@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::BackOffice;
 use super::query::{Listed, PageInfo, PageParams};
-use super::responses::NotOperator;
+use super::responses::{BadListQuery, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::mail::outbox::{self, EmailSummary};
 
@@ -98,10 +98,7 @@ struct RetryResponse {
     params(ListQuery, PageParams),
     responses(
         (status = 200, description = "A page of the emails", body = EmailListResponse),
-        (status = 400, description = "`status` is not dead, pending or sent, limit or offset out \
-of range, a parameter the list does not take (rule `unknown_parameter`) \
-(`/problems/invalid-field`), or the query string does not fit (`/problems/malformed-request`)",
-            body = Problem, content_type = "application/problem+json"),
+        BadListQuery,
         NotOperator,
     )
 )]

@@ -7,9 +7,17 @@ use serde::Serialize;
 
 use super::downloads::{pdf_download, xml_download};
 use super::extract::CurrentUser;
+use super::responses::problem_response_type;
 use super::{ApiError, AppState, Problem};
 use crate::invoices::{self, DocumentKind, InvoiceStatus, StoredDocument, Viewer};
 use crate::money::Money;
+
+problem_response_type!(
+    /// The id names no invoice or credit note the caller may see.
+    UnknownDocument,
+    404,
+    "No document of that id visible to the caller (`/problems/unknown-invoice`)"
+);
 
 impl CurrentUser {
     /// Who asks for a document.
@@ -145,8 +153,7 @@ pub async fn of_order(
     responses(
         (status = 200, description = "The FatturaPA file (format FPR12), with its SdI file \
 name in `Content-Disposition`", content_type = "application/xml", body = String),
-        (status = 404, description = "No document of that id visible to the caller \
-(`/problems/unknown-invoice`)", body = Problem, content_type = "application/problem+json"),
+        UnknownDocument,
     )
 )]
 pub async fn document_xml(
@@ -175,8 +182,7 @@ pub async fn document_xml(
         (status = 200, description = "The courtesy copy, named `fattura-<number>.pdf` or \
 `nota-di-credito-<number>.pdf` in `Content-Disposition`", content_type = "application/pdf",
             body = Vec<u8>),
-        (status = 404, description = "No document of that id visible to the caller \
-(`/problems/unknown-invoice`)", body = Problem, content_type = "application/problem+json"),
+        UnknownDocument,
     )
 )]
 pub async fn document_pdf(

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
-use super::query::{one_of, Listed, PageInfo, PageParams};
-use super::responses::{problem_response_type, NotBuyer, NotOperator};
+use super::query::{one_of_all, Listed, PageInfo, PageParams};
+use super::responses::{problem_response_type, BadListQuery, BadReason, NotBuyer, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::auth::officer_applications::{
     self, Application, ApplicationError, ApplicationForm, ApplicationStatus, CompanyName, Decision,
@@ -226,10 +226,7 @@ pub async fn mine(
     params(ListQuery, PageParams),
     responses(
         (status = 200, description = "A page of the applications", body = ApplicationListResponse),
-        (status = 400, description = "`status` is not pending, approved or refused, limit or \
-offset out of range, a parameter the list does not take (rule `unknown_parameter`) \
-(`/problems/invalid-field`), or the query string does not fit (`/problems/malformed-request`)",
-            body = Problem, content_type = "application/problem+json"),
+        BadListQuery,
         NotOperator,
     )
 )]
@@ -240,10 +237,11 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = FieldErrors::default();
     let status = errors.check_optional("status", listed.filter.status.as_deref(), |text| {
-        one_of(
+        one_of_all(
             "status",
-            ApplicationStatus::parse(text),
-            &["pending", "approved", "refused"],
+            text,
+            ApplicationStatus::ALL,
+            ApplicationStatus::as_str,
         )
     });
     let page = listed.page_checked(&mut errors);
@@ -318,9 +316,7 @@ pub async fn approve(
     request_body = RefusalRequest,
     responses(
         (status = 200, description = "Refused", body = ApplicationResponse),
-        (status = 400, description = "The reason is missing or invalid \
-(`/problems/invalid-field`), or the body is not the expected JSON \
-(`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
+        BadReason,
         NotOperator,
         UnknownApplication,
         AlreadyDecided,

@@ -10,8 +10,8 @@ use super::catalog::{requested_lines, LineRequest};
 use super::extract::{BackOffice, Buyer, CurrentUser};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
-use super::query::{one_of, Listed, PageInfo, PageParams, QueryRule};
-use super::responses::{NotBuyer, NotOperator};
+use super::query::{one_of_all, Listed, PageInfo, PageParams, QueryRule};
+use super::responses::{problem_response_type, BadListQuery, BadReason, NotBuyer, NotOperator};
 use super::{brand_of, idempotent, ApiError, AppState, Problem};
 use crate::auth::{confirmation, users, Role, UserError};
 use crate::brands::Brand;
@@ -25,6 +25,14 @@ use crate::orders::{self, Order, OrderError, OrderStatus, PaymentMethod};
 use crate::paging::Page;
 use crate::payments::CreditorReference;
 use crate::validation::Reason;
+
+problem_response_type!(
+    /// The order's codes cannot be sent again: none were sent, or none is left unused.
+    NothingToResend,
+    409,
+    "The order is not fulfilled (`/problems/order-not-fulfilled`) or has no unused code left \
+     (`/problems/no-unused-codes`)"
+);
 
 /// An order: its lines, and how it is paid.
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
@@ -337,11 +345,7 @@ pub struct ListQuery {
     params(ListQuery, PageParams),
     responses(
         (status = 200, description = "A page of the orders", body = OrderListResponse),
-        (status = 400, description = "A filter is invalid: unknown status, not an RF code, not an \
-email address, an invoice number over 40 characters, limit or offset out of range, a parameter \
-the list does not take (rule `unknown_parameter`) (`/problems/invalid-field`, every wrong \
-field listed), or the query string does not fit (`/problems/malformed-request`)",
-            body = Problem, content_type = "application/problem+json"),
+        BadListQuery,
     )
 )]
 pub async fn list(
@@ -375,9 +379,8 @@ const INVOICE_NUMBER_MAX: usize = 40;
 fn list_filter(listed: &Listed<ListQuery>) -> Result<(orders::OrderFilter, Page), ApiError> {
     let query = &listed.filter;
     let mut errors = FieldErrors::default();
-    let status = errors.check_optional("status", query.status.as_deref(), |s| {
-        let all: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
-        one_of("status", OrderStatus::parse(s), &all)
+    let status = errors.check_optional("status", query.status.as_deref(), |text| {
+        one_of_all("status", text, OrderStatus::ALL, OrderStatus::as_str)
     });
     let reference = errors.check_optional(
         "reference",
@@ -494,9 +497,7 @@ pub struct OperatorResendRequest {
         NotBuyer,
         (status = 404, description = "No such order of the caller (`/problems/unknown-order`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The order is not fulfilled (`/problems/order-not-fulfilled`) \
-or has no unused code left (`/problems/no-unused-codes`)",
-            body = Problem, content_type = "application/problem+json"),
+        NothingToResend,
         (status = 429, description = "Codes of this order were sent again too often \
 (`/problems/too-many-requests`, with `Retry-After`)",
             body = Problem, content_type = "application/problem+json"),
@@ -523,15 +524,11 @@ pub async fn resend_codes(
     request_body = OperatorResendRequest,
     responses(
         (status = 200, description = "New codes sent", body = ResendResponse),
-        (status = 400, description = "The reason is missing or invalid \
-(`/problems/invalid-field`), or the body is not the expected JSON \
-(`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
+        BadReason,
         NotOperator,
         (status = 404, description = "No such order of the brand (`/problems/unknown-order`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The order is not fulfilled (`/problems/order-not-fulfilled`) \
-or has no unused code left (`/problems/no-unused-codes`)",
-            body = Problem, content_type = "application/problem+json"),
+        NothingToResend,
     )
 )]
 pub async fn resend_codes_as_operator(

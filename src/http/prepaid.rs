@@ -11,7 +11,9 @@ use super::json::JsonObject;
 use super::orders::PayTo;
 use super::problem::FieldErrors;
 use super::query::{Listed, NoFilters, PageInfo, PageParams, Params};
-use super::responses::{problem_response_type, AccountGone, NotBuyer, NotBuyerOrUnconfirmed};
+use super::responses::{
+    problem_response_type, AccountGone, BadPaging, NotBuyer, NotBuyerOrUnconfirmed, NotOperator,
+};
 use super::{idempotent, ApiError, AppState, Problem};
 use crate::auth::{confirmation, users, UserError};
 use crate::email_address::EmailAddress;
@@ -238,8 +240,7 @@ struct AccountsResponse {
             take (rule `unknown_parameter`) (`/problems/invalid-field`), or the `email` parameter \
             is missing (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a back-office operator (`/problems/forbidden-role`)",
-            body = Problem, content_type = "application/problem+json"),
+        NotOperator,
     )
 )]
 pub async fn search(
@@ -550,9 +551,7 @@ pub async fn request_top_up(
     params(PageParams),
     responses(
         (status = 200, description = "A page of the top-ups", body = TopUpsResponse),
-        (status = 400, description = "limit or offset out of range, a parameter the list does \
-not take (rule `unknown_parameter`) (`/problems/invalid-field`)",
-            body = Problem, content_type = "application/problem+json"),
+        BadPaging,
         NotBuyer,
     )
 )]

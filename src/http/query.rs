@@ -34,6 +34,28 @@ pub(super) fn one_of<T>(field: &str, parsed: Option<T>, names: &[&str]) -> Resul
     })
 }
 
+/// `text` as one of `all`, or the rule `one_of` listing them by `name`, in their order.
+pub(super) fn one_of_all<T: Copy>(
+    field: &str,
+    text: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, QueryRule> {
+    let names: Vec<&str> = all.iter().map(|value| name(*value)).collect();
+    one_of(
+        field,
+        all.iter().copied().find(|value| name(*value) == text),
+        &names,
+    )
+}
+
+impl QueryRule {
+    /// The refusal of the parameter `field` alone, for a list that checks it by itself.
+    pub(super) fn on(self, field: &str) -> ApiError {
+        ApiError::invalid_field(field, self.0, self.1)
+    }
+}
+
 /// The query parameters of an endpoint, read strictly: a parameter the endpoint does not
 /// take is refused (`unknown_parameter`, one error per name) rather than ignored, so a
 /// misspelled filter (`?rf=` for `?reference=`) never silently returns everything.

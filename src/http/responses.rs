@@ -69,3 +69,26 @@ problem_response_type!(
      (`/problems/unauthorized`)",
     headers(("WWW-Authenticate" = String, description = "`Bearer`"))
 );
+problem_response_type!(
+    /// A list's query is refused: a filter, the paging, or a parameter it does not take.
+    BadListQuery,
+    400,
+    "A filter is invalid, `limit` or `offset` is out of range, or a parameter is one the \
+     list does not take (rule `unknown_parameter`) (`/problems/invalid-field`), or the query \
+     string does not fit (`/problems/malformed-request`)"
+);
+problem_response_type!(
+    /// The query of a list that takes no filters is refused: the paging, or a parameter.
+    BadPaging,
+    400,
+    "limit or offset out of range, a parameter the list does not take (rule \
+     `unknown_parameter`) (`/problems/invalid-field`)"
+);
+problem_response_type!(
+    /// The reason an operator gives for an action (kept in the audit log) is missing or
+    /// invalid.
+    BadReason,
+    400,
+    "The reason is missing or invalid (`/problems/invalid-field`), or the body is not the \
+     expected JSON (`/problems/malformed-request`)"
+);

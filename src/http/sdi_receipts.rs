@@ -12,7 +12,7 @@ use super::extract::BackOffice;
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::query::{Listed, NoFilters, PageInfo, PageParams, Params};
-use super::responses::NotOperator;
+use super::responses::{BadListQuery, BadPaging, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::billing::BillingInput;
 use crate::invoices::receipts::{
@@ -222,10 +222,7 @@ pub struct ReceiptListResponse {
     params(ListQuery, PageParams),
     responses(
         (status = 200, description = "A page of the notifications", body = ReceiptListResponse),
-        (status = 400, description = "limit or offset out of range, a parameter the list does \
-not take (rule `unknown_parameter`) (`/problems/invalid-field`), or a query parameter that \
-cannot be read (`/problems/malformed-request`)", body = Problem,
-            content_type = "application/problem+json"),
+        BadListQuery,
         NotOperator,
     )
 )]
@@ -309,9 +306,7 @@ pub struct RejectedListResponse {
     params(PageParams),
     responses(
         (status = 200, description = "A page of the rejected documents", body = RejectedListResponse),
-        (status = 400, description = "limit or offset out of range, a parameter the list does \
-not take (rule `unknown_parameter`) (`/problems/invalid-field`)",
-            body = Problem, content_type = "application/problem+json"),
+        BadPaging,
         NotOperator,
     )
 )]

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::extract::{BackOffice, CurrentUser};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
-use super::query::{one_of, Listed, PageInfo, PageParams};
-use super::responses::{problem_response_type, NotOperator};
+use super::query::{one_of_all, Listed, PageInfo, PageParams};
+use super::responses::{problem_response_type, BadListQuery, BadReason, NotOperator};
 use super::{ApiError, AppState, Problem};
 use crate::auth::management::{
     self, ManagementError, Operator, SearchText, UserFilter, UserStatus,
@@ -84,13 +84,6 @@ problem_response_type!(
     404,
     "No user of the brand has this id (`/problems/unknown-user`)"
 );
-problem_response_type!(
-    /// The reason is missing or invalid.
-    BadReason,
-    400,
-    "The reason is missing or invalid (`/problems/invalid-field`), or the body is not the \
-     expected JSON (`/problems/malformed-request`)"
-);
 
 /// Find the brand's users
 ///
@@ -104,11 +97,7 @@ problem_response_type!(
     params(ListQuery, PageParams),
     responses(
         (status = 200, description = "A page of users", body = UserListResponse),
-        (status = 400, description = "A filter is invalid: unknown role or status, a search \
-text too long or with control characters, limit or offset out of range, a parameter the list \
-does not take (rule `unknown_parameter`) (`/problems/invalid-field`, every wrong field listed), or the query string \
-does not fit (`/problems/malformed-request`)",
-            body = Problem, content_type = "application/problem+json"),
+        BadListQuery,
         NotOperator,
     )
 )]
@@ -120,11 +109,10 @@ pub async fn list(
     let query = &listed.filter;
     let mut errors = FieldErrors::default();
     let role = errors.check_optional("role", query.role.as_deref(), |text| {
-        let all: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
-        one_of("role", Role::parse(text), &all)
+        one_of_all("role", text, Role::ALL, Role::as_str)
     });
     let status = errors.check_optional("status", query.status.as_deref(), |text| {
-        one_of("status", UserStatus::parse(text), &["active", "disabled"])
+        one_of_all("status", text, UserStatus::ALL, UserStatus::as_str)
     });
     let text = errors.check_optional("q", query.q.as_deref(), SearchText::parse);
     let page = listed.page_checked(&mut errors);

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::extract::BackOffice;
 use crate::http::query::{Listed, NoFilters, PageInfo, PageParams, Params};
-use crate::http::responses::NotOperator;
+use crate::http::responses::{BadPaging, NotOperator};
 use crate::http::{ApiError, AppState, Problem};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self};
@@ -375,9 +375,7 @@ pub(super) struct StatementListResponse {
     params(PageParams),
     responses(
         (status = 200, description = "A page of the statements", body = StatementListResponse),
-        (status = 400, description = "limit or offset out of range, a parameter the list does \
-not take (rule `unknown_parameter`) (`/problems/invalid-field`)",
-            body = Problem, content_type = "application/problem+json"),
+        BadPaging,
         NotOperator,
     )
 )]

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::http::extract::{BackOffice, CurrentUser};
 use crate::http::json::JsonObject;
 use crate::http::problem::FieldErrors;
-use crate::http::query::{one_of, Listed, PageInfo, PageParams, QueryRule};
-use crate::http::responses::{problem_response_type, NotOperator};
+use crate::http::query::{one_of_all, Listed, PageInfo, PageParams, QueryRule};
+use crate::http::responses::{problem_response_type, BadListQuery, NotOperator};
 use crate::http::{ApiError, AppState, Problem};
 use crate::payments::manual::{self, ManualTarget};
 use crate::payments::matching::PaymentStatus;
@@ -41,8 +41,7 @@ pub struct ListQuery {
 }
 
 pub(super) fn status(text: &str) -> Result<PaymentStatus, QueryRule> {
-    let all: Vec<&str> = PaymentStatus::ALL.iter().map(|s| s.as_str()).collect();
-    one_of("status", PaymentStatus::parse(text), &all)
+    one_of_all("status", text, PaymentStatus::ALL, PaymentStatus::as_str)
 }
 
 /// A page of payments, and the count and sum of all payments matching the filters.
@@ -69,11 +68,7 @@ pub(super) struct ListResponse {
     params(ListQuery, PageParams),
     responses(
         (status = 200, description = "A page of payments and the totals", body = ListResponse),
-        (status = 400, description = "A filter is invalid: unknown status, not a date, not an \
-RF code, limit or offset out of range, a parameter the list does not take (rule \
-`unknown_parameter`) (`/problems/invalid-field`, every wrong field listed), \
-or the query string does not fit (`/problems/malformed-request`)",
-            body = Problem, content_type = "application/problem+json"),
+        BadListQuery,
         NotOperator,
     )
 )]
