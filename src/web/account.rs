@@ -6,14 +6,15 @@
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::paging::{page_numbered, pager, PageQuery};
+use super::paging::{page_numbered, pager, rows_and_pager, PageQuery};
 use super::{
-    euro, page, refusal, see_other, with_conn, BuyerPage, CheckedForm, Csrf, NoFields, WebError,
+    euro, page, refusal, see_other, with_conn, BuyerPage, CheckedForm, Csrf, NoFields, PageResult,
+    WebError,
 };
 use crate::auth::account::{self, CurrentSession};
 use crate::auth::confirmation::{self, LINK_VALID_HOURS};
@@ -55,10 +56,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/negozio/verifica-coupon", web::get().to(check_coupon));
 }
 
-async fn profile(
-    shop: BuyerPage,
-    query: web::Query<BTreeMap<String, String>>,
-) -> Result<HttpResponse, WebError> {
+async fn profile(shop: BuyerPage, query: web::Query<BTreeMap<String, String>>) -> PageResult {
     let pending = shop
         .read(|conn, user| Ok(confirmation::pending_email(conn, &user.id, Utc::now())?))
         .await?;
@@ -93,7 +91,7 @@ async fn update_profile(
     request: HttpRequest,
     shop: BuyerPage,
     form: web::Form<ProfileForm>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     Csrf::check(&request, &form.csrf_token)?;
     let form = form.into_inner();
     let mut errors: BTreeMap<&str, String> = BTreeMap::new();
@@ -192,10 +190,7 @@ async fn update_profile(
 }
 
 /// Ends every session of the buyer, this browser's too, and shows the sign-in form.
-async fn sign_out_everywhere(
-    shop: BuyerPage,
-    _: CheckedForm<NoFields>,
-) -> Result<HttpResponse, WebError> {
+async fn sign_out_everywhere(shop: BuyerPage, _: CheckedForm<NoFields>) -> PageResult {
     shop.read(|conn, user| Ok(account::sign_out_everywhere(conn, &user.id, Utc::now())?))
         .await?;
     let mut response = see_other(&format!("/negozio/{}/accedi", shop.brand.id));
@@ -209,7 +204,7 @@ async fn profile_again(
     shop: &BuyerPage,
     form: &ProfileForm,
     errors: BTreeMap<&str, String>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let officer = shop.read(super::officer::status_on_profile).await?;
     shop.render(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -258,7 +253,7 @@ async fn confirmation_page(
     state: web::Data<AppState>,
     request: HttpRequest,
     query: web::Query<BTreeMap<String, String>>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let csrf = Csrf::of(&request);
     let (_, mut context) = confirmation_context(&state, &request, &csrf).await?;
     let token = query.get("token").map(|t| t.trim()).unwrap_or_default();
@@ -282,7 +277,7 @@ async fn confirm_email(
     state: web::Data<AppState>,
     request: HttpRequest,
     CheckedForm(form): CheckedForm<ConfirmForm>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let csrf = Csrf::of(&request);
     let (user, mut context) = confirmation_context(&state, &request, &csrf).await?;
     let caller = user.map(|u| u.id);
@@ -319,7 +314,7 @@ async fn confirm_email(
 }
 
 /// "Invia di nuovo il link", from the banner every page of an unconfirmed buyer shows.
-async fn resend_link(shop: BuyerPage, _: CheckedForm<NoFields>) -> Result<HttpResponse, WebError> {
+async fn resend_link(shop: BuyerPage, _: CheckedForm<NoFields>) -> PageResult {
     let public_url = shop.state.config.public_url.clone();
     shop.read(move |conn, user| {
         Ok(confirmation::resend(
@@ -432,10 +427,7 @@ pub struct StatementQuery {
     pagina: String,
 }
 
-async fn prepaid_statement(
-    shop: BuyerPage,
-    query: web::Query<StatementQuery>,
-) -> Result<HttpResponse, WebError> {
+async fn prepaid_statement(shop: BuyerPage, query: web::Query<StatementQuery>) -> PageResult {
     let StatementQuery {
         ricarica,
         carta,
@@ -453,7 +445,7 @@ async fn statement_page(
     typed_amount: &str,
     amount_error: Option<String>,
     status: StatusCode,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let (account, entries, total) = shop
         .read(move |conn, user| {
             let account = prepaid::account_of_owner(conn, &user.id)?;
@@ -514,10 +506,7 @@ pub struct TopUpForm {
 /// "Ricarica con carta di credito": the top-up is stored, then the provider's page is
 /// opened and the buyer sent on to it through the statement page, which shows the
 /// top-up's state on the way back.
-async fn top_up_by_card(
-    shop: BuyerPage,
-    CheckedForm(form): CheckedForm<TopUpForm>,
-) -> Result<HttpResponse, WebError> {
+async fn top_up_by_card(shop: BuyerPage, CheckedForm(form): CheckedForm<TopUpForm>) -> PageResult {
     let Some(card) = shop.state.card.clone() else {
         return Err(WebError::NotFound(
             "Il pagamento con carta non è disponibile.".into(),
@@ -584,10 +573,7 @@ async fn top_up_by_card(
     }
 }
 
-async fn order_list(
-    shop: BuyerPage,
-    query: web::Query<PageQuery>,
-) -> Result<HttpResponse, WebError> {
+async fn order_list(shop: BuyerPage, query: web::Query<PageQuery>) -> PageResult {
     let page = page_numbered(&query.pagina);
     let list = shop
         .read(move |conn, user| {
@@ -595,21 +581,16 @@ async fn order_list(
             Ok(orders::list(conn, brand, owner, &Default::default(), page)?)
         })
         .await?;
-    let pager = pager("/negozio/ordini", &[], page, list.total);
-    let orders: Vec<Value> = list
-        .items
-        .iter()
-        .map(|o| {
-            json!({
-                "id": o.id,
-                "date": o.created_at.format("%d/%m/%Y").to_string(),
-                "invoice_number": o.invoice_number,
-                "status": order_status_label(o.status),
-                "total": euro(o.gross_total),
-                "coupons": o.coupon_count,
-            })
+    let (orders, pager) = rows_and_pager("/negozio/ordini", &[], page, list, |o| {
+        json!({
+            "id": o.id,
+            "date": o.created_at.format("%d/%m/%Y").to_string(),
+            "invoice_number": o.invoice_number,
+            "status": order_status_label(o.status),
+            "total": euro(o.gross_total),
+            "coupons": o.coupon_count,
         })
-        .collect();
+    });
     let context = json!({ "title": "I tuoi ordini", "orders": orders, "pager": pager });
     shop.render(StatusCode::OK, "ordini", context)
 }
@@ -622,31 +603,23 @@ fn covers_label(covers: Covers) -> &'static str {
     }
 }
 
-async fn coupon_list(
-    shop: BuyerPage,
-    query: web::Query<PageQuery>,
-) -> Result<HttpResponse, WebError> {
+async fn coupon_list(shop: BuyerPage, query: web::Query<PageQuery>) -> PageResult {
     let page = page_numbered(&query.pagina);
     let list = shop
         .read(move |conn, user| {
             coupons::page_for_owner(conn, &user.id, page, Utc::now()).map_err(WebError::storage)
         })
         .await?;
-    let pager = pager("/negozio/coupon", &[], page, list.total);
-    let coupons: Vec<Value> = list
-        .items
-        .iter()
-        .map(|c| {
-            json!({
-                "hint": c.hint,
-                "order_id": c.order_id,
-                "product": c.product_name,
-                "invoice_number": c.invoice_number,
-                "status": c.status.italian(),
-                "valid_until": c.valid_until.format("%d/%m/%Y").to_string(),
-            })
+    let (coupons, pager) = rows_and_pager("/negozio/coupon", &[], page, list, |c| {
+        json!({
+            "hint": c.hint,
+            "order_id": c.order_id,
+            "product": c.product_name,
+            "invoice_number": c.invoice_number,
+            "status": c.status.italian(),
+            "valid_until": c.valid_until.format("%d/%m/%Y").to_string(),
         })
-        .collect();
+    });
     shop.render(
         StatusCode::OK,
         "miei_coupon",
@@ -655,7 +628,7 @@ async fn coupon_list(
 }
 
 /// The buyer's coupons as a CSV download, as the API's export.
-async fn coupon_export(shop: BuyerPage) -> Result<HttpResponse, WebError> {
+async fn coupon_export(shop: BuyerPage) -> PageResult {
     let file = shop
         .read(|conn, user| {
             coupons::export::csv_for_owner(conn, &user.id, Utc::now()).map_err(WebError::storage)
@@ -669,7 +642,7 @@ async fn check_coupon(
     state: web::Data<AppState>,
     request: HttpRequest,
     query: web::Query<BTreeMap<String, String>>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let csrf = Csrf::of(&request);
     let typed = query.get("codice").cloned().unwrap_or_default();
     let mut context = json!({

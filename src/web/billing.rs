@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{see_other, BuyerPage, CheckedForm, Query, WebError};
+use super::{see_other, BuyerPage, CheckedForm, PageResult, Query};
 use crate::billing::{self, BillingError, BillingInput, InvalidField};
 use crate::http::italian::billing_field;
 
@@ -36,7 +36,7 @@ fn render(
     errors: BTreeMap<&str, String>,
     next: Option<&str>,
     saved: bool,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     shop.render(
         status,
         "fatturazione",
@@ -89,7 +89,7 @@ pub(crate) fn chosen_kind_only(mut values: BillingInput) -> BillingInput {
     values
 }
 
-async fn form(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError> {
+async fn form(shop: BuyerPage, query: Query) -> PageResult {
     let stored = shop
         .read(|conn, user| Ok(billing::profile_of(conn, &user.id)?))
         .await?;
@@ -107,10 +107,7 @@ pub struct BillingForm {
     dopo: Option<String>,
 }
 
-async fn save(
-    shop: BuyerPage,
-    CheckedForm(form): CheckedForm<BillingForm>,
-) -> Result<HttpResponse, WebError> {
+async fn save(shop: BuyerPage, CheckedForm(form): CheckedForm<BillingForm>) -> PageResult {
     let BillingForm { values, dopo } = form;
     let values = chosen_kind_only(values);
     let input = values.clone();

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::{page, see_other, Csrf, WebError};
+use super::{page, see_other, Csrf, PageResult};
 use crate::http::AppState;
 
 /// Where the renewal instructions are, for the layout and the emails.
@@ -23,10 +23,7 @@ async fn front_door() -> HttpResponse {
     see_other("/negozio")
 }
 
-async fn renewal_guide(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-) -> Result<HttpResponse, WebError> {
+async fn renewal_guide(state: web::Data<AppState>, request: HttpRequest) -> PageResult {
     let csrf = Csrf::of(&request);
     page(
         &state,

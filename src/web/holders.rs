@@ -6,14 +6,14 @@
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest};
 use base64::Engine;
 use chrono::Utc;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use super::shop::{kind_label, method, status_of};
-use super::{euro, form_status, refusal, BuyerPage, Csrf, Identity, WebError};
+use super::{euro, form_status, refusal, BuyerPage, Csrf, Identity, PageResult, WebError};
 use crate::catalog::bulk::{self, BulkLookup, HolderList};
 use crate::orders::PaymentMethod;
 
@@ -27,7 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(PATH, web::post().to(look_up));
 }
 
-async fn form_page(shop: BuyerPage, query: super::Query) -> Result<HttpResponse, WebError> {
+async fn form_page(shop: BuyerPage, query: super::Query) -> PageResult {
     let method = method(&shop.state, query.get("metodo"))?;
     render_form(&shop, method, "", None, StatusCode::OK)
 }
@@ -39,7 +39,7 @@ fn render_form(
     pasted: &str,
     error: Option<&str>,
     status: StatusCode,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     shop.render(
         status,
         "titolari",
@@ -62,7 +62,7 @@ fn refused(
     method: PaymentMethod,
     pasted: &str,
     identity: Identity,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let status = form_status(&identity);
     let mut response = render_form(shop, method, pasted, Some(&identity.italian), status)?;
     if let Some(seconds) = identity.retry_after_seconds() {
@@ -73,11 +73,7 @@ fn refused(
     Ok(response)
 }
 
-async fn look_up(
-    shop: BuyerPage,
-    request: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, WebError> {
+async fn look_up(shop: BuyerPage, request: HttpRequest, payload: web::Payload) -> PageResult {
     let form = read_form(&request, payload).await?;
     Csrf::check(&request, &form.csrf_token)?;
     let method = method(&shop.state, Some(&form.metodo))?;

@@ -216,6 +216,9 @@ impl ResponseError for WebError {
     }
 }
 
+/// What a page handler answers: the page or a redirect, else the error's page.
+pub type PageResult = Result<HttpResponse, WebError>;
+
 /// The query string of a GET form, field by field.
 pub type Query = web::Query<std::collections::HashMap<String, String>>;
 
@@ -240,7 +243,7 @@ pub fn page(
     status: StatusCode,
     name: &str,
     context: serde_json::Value,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let body = render(name, &context).map_err(WebError::Unexpected)?;
     let mut response = page_response(status, body);
     if let Some(cookie) = csrf.cookie(state) {
@@ -590,7 +593,7 @@ pub fn merge(mut base: serde_json::Value, extra: serde_json::Value) -> serde_jso
     base
 }
 
-fn role_label(role: Role) -> &'static str {
+pub(crate) fn role_label(role: Role) -> &'static str {
     match role {
         Role::Customer => "cliente",
         Role::RegistrationOfficer => "incaricato alla registrazione",

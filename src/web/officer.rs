@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{form_status, refusal, see_other, BuyerPage, CheckedForm, WebError};
+use super::{form_status, refusal, see_other, BuyerPage, CheckedForm, PageResult, WebError};
 use crate::auth::officer_applications::{
     self, ApplicationForm, ApplicationStatus, CompanyName, PhoneNumber,
 };
@@ -64,7 +64,7 @@ fn render(
     fields: &OfficerFields,
     errors: BTreeMap<&str, String>,
     error: Option<String>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     shop.render(
         status,
         "incaricato",
@@ -83,7 +83,7 @@ fn render(
     )
 }
 
-async fn form_page(shop: BuyerPage) -> Result<HttpResponse, WebError> {
+async fn form_page(shop: BuyerPage) -> PageResult {
     let fields = OfficerFields {
         contact_email: shop.user.email.to_string(),
         ..OfficerFields::default()
@@ -112,10 +112,7 @@ fn vat_error(error: &PartitaIvaError) -> &'static str {
     }
 }
 
-async fn apply(
-    shop: BuyerPage,
-    CheckedForm(fields): CheckedForm<OfficerFields>,
-) -> Result<HttpResponse, WebError> {
+async fn apply(shop: BuyerPage, CheckedForm(fields): CheckedForm<OfficerFields>) -> PageResult {
     let mut errors: BTreeMap<&str, String> = BTreeMap::new();
     let company_name = CompanyName::parse(&fields.company_name)
         .map_err(|e| errors.insert("company_name", text_error("la ragione sociale", &e)))
@@ -145,32 +142,23 @@ async fn apply(
     let note = officer_applications::note(&fields.note)
         .map_err(|e| errors.insert("note", text_error("una nota", &e)))
         .ok();
-    let (Some(company_name), Some(vat_number), Some(contact_email), Some(note)) =
-        (company_name, vat_number, contact_email, note)
-    else {
-        return render(
-            &shop,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &fields,
-            errors,
-            None,
-        );
-    };
-    if !errors.is_empty() {
-        return render(
-            &shop,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &fields,
-            errors,
-            None,
-        );
-    }
-    let form = ApplicationForm {
-        company_name,
-        vat_number,
-        contact_email,
-        phone,
-        note: Some(note),
+    let form = match (company_name, vat_number, contact_email, note) {
+        // The phone is optional, so only `errors` tells whether a typed one was refused.
+        (Some(company_name), Some(vat_number), Some(contact_email), Some(note))
+            if errors.is_empty() =>
+        {
+            ApplicationForm {
+                company_name,
+                vat_number,
+                contact_email,
+                phone,
+                note: Some(note),
+            }
+        }
+        _ => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return render(&shop, status, &fields, errors, None);
+        }
     };
     let outcome = shop
         .read(move |conn, user| {

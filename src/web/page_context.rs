@@ -2,11 +2,12 @@
 //! layout's context, taken once by an extractor instead of in every handler.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest};
 use serde_json::{json, Value};
 
 use super::{
-    merge, page, signed_in_context, with_conn, Csrf, Operator, Shopper, UserFuture, WebError,
+    merge, page, signed_in_context, with_conn, Csrf, Operator, PageResult, Shopper, UserFuture,
+    WebError,
 };
 use crate::auth::User;
 use crate::brands::{self, Brand};
@@ -62,7 +63,7 @@ impl VisitorPage {
         status: StatusCode,
         (name, title): (&str, &str),
         fields: Value,
-    ) -> Result<HttpResponse, WebError> {
+    ) -> PageResult {
         let brand = &self.brand;
         let context = merge(
             json!({
@@ -115,12 +116,7 @@ impl BuyerPage {
     }
 
     /// The page `name`, with the layout's context and `extra`.
-    pub fn render(
-        &self,
-        status: StatusCode,
-        name: &str,
-        extra: Value,
-    ) -> Result<HttpResponse, WebError> {
+    pub fn render(&self, status: StatusCode, name: &str, extra: Value) -> PageResult {
         let context = merge(self.base.clone(), extra);
         page(&self.state, &self.csrf, status, name, context)
     }

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::paging::Page;
+use crate::paging::{Page, Paged};
 
 /// The query of a list page that has no filters: only which page.
 #[derive(Deserialize)]
@@ -48,6 +48,19 @@ pub fn pager(path: &str, filters: &[(&str, &str)], page: Page, total: i64) -> Va
         "previous": page.previous().map(link),
         "next": page.next(total).map(link),
     })
+}
+
+/// A page of a list as its list page shows it: each row as `row` shows it, and the
+/// [`pager`] under them.
+pub fn rows_and_pager<T>(
+    path: &str,
+    filters: &[(&str, &str)],
+    page: Page,
+    list: Paged<T>,
+    row: impl FnMut(T) -> Value,
+) -> (Vec<Value>, Value) {
+    let pager = pager(path, filters, page, list.total);
+    (list.items.into_iter().map(row).collect(), pager)
 }
 
 /// `pairs` as a query string, the empty ones left out.

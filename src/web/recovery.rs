@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{refusal, see_other, with_conn, CheckedForm, Query, VisitorPage, WebError};
+use super::{refusal, see_other, with_conn, CheckedForm, PageResult, Query, VisitorPage, WebError};
 use crate::auth::password::MIN_LENGTH;
 use crate::auth::recovery::{self, LINK_VALID_MINUTES};
 
@@ -37,7 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn forgot_form(visitor: VisitorPage) -> Result<HttpResponse, WebError> {
+async fn forgot_form(visitor: VisitorPage) -> PageResult {
     let fields = json!({ "email": "", "sent": false, "minutes": LINK_VALID_MINUTES });
     visitor.render(StatusCode::OK, FORGOT, fields)
 }
@@ -53,7 +53,7 @@ async fn forgot(
     CheckedForm(form): CheckedForm<ForgotForm>,
     visitor: VisitorPage,
     request: HttpRequest,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let client = crate::http::client_address(&request);
     let public_url = visitor.state.config.public_url.clone();
     let brand = visitor.brand.id.clone();
@@ -74,7 +74,7 @@ async fn forgot(
 
 /// The page of the link: the form, or (a link that no longer works) why not, before
 /// anyone types a password for nothing.
-async fn new_password_form(visitor: VisitorPage, query: Query) -> Result<HttpResponse, WebError> {
+async fn new_password_form(visitor: VisitorPage, query: Query) -> PageResult {
     let token = query.get("token").cloned().unwrap_or_default();
     let typed = token.clone();
     let checked = with_conn(&visitor.state, move |conn| {
@@ -102,7 +102,7 @@ pub struct NewPasswordForm {
 async fn set_new_password(
     CheckedForm(form): CheckedForm<NewPasswordForm>,
     visitor: VisitorPage,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let NewPasswordForm {
         token,
         new_password,
@@ -140,17 +140,14 @@ fn new_password_page(
     status: StatusCode,
     token: &str,
     errors: BTreeMap<&str, String>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let fields = json!({
         "token": token, "invalid": null, "errors": errors, "min_length": MIN_LENGTH,
     });
     visitor.render(status, NEW_PASSWORD, fields)
 }
 
-fn invalid_link_page(
-    visitor: &VisitorPage,
-    refused: crate::http::Identity,
-) -> Result<HttpResponse, WebError> {
+fn invalid_link_page(visitor: &VisitorPage, refused: crate::http::Identity) -> PageResult {
     let fields = json!({
         "token": "", "invalid": refused.italian, "errors": {}, "min_length": MIN_LENGTH,
     });

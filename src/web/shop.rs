@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::{
     document_row, euro, merge, page, refusal, see_other, with_conn, BuyerPage, CheckedForm, Csrf,
-    NoFields, Query, VisitorPage, WebError,
+    NoFields, PageResult, Query, VisitorPage, WebError,
 };
 use crate::auth::confirmation::{self, ConfirmationError};
 use crate::auth::{
@@ -66,7 +66,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/negozio/{brand}/iscriviti", web::post().to(sign_up));
 }
 
-async fn home(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, WebError> {
+async fn home(state: web::Data<AppState>, request: HttpRequest) -> PageResult {
     let csrf = Csrf::of(&request);
     let all = with_conn(&state, |conn| Ok(brands::list(conn)?)).await?;
     let brands: Vec<Value> = all
@@ -100,7 +100,7 @@ pub struct SignInForm {
 const SIGN_IN: (&str, &str) = ("accedi", "Accedi");
 const SIGN_UP: (&str, &str) = ("iscriviti", "Iscriviti");
 
-async fn sign_in_form(visitor: VisitorPage, query: Query) -> Result<HttpResponse, WebError> {
+async fn sign_in_form(visitor: VisitorPage, query: Query) -> PageResult {
     // After a password reset (`?password=nuova`), say so above the form.
     let notice = (query.get("password").map(String::as_str) == Some("nuova"))
         .then_some("La nuova password è impostata: accedi con quella.");
@@ -109,12 +109,7 @@ async fn sign_in_form(visitor: VisitorPage, query: Query) -> Result<HttpResponse
 }
 
 /// Signs the user in: a server-side session in an HttpOnly cookie, then the shop.
-fn signed_in(
-    state: &AppState,
-    brand: &str,
-    role: Role,
-    token: &str,
-) -> Result<HttpResponse, WebError> {
+fn signed_in(state: &AppState, brand: &str, role: Role, token: &str) -> PageResult {
     let mut response = see_other(super::home_of(role));
     let brand_cookie = actix_web::cookie::Cookie::build(super::BRAND_COOKIE, brand.to_owned())
         .path("/")
@@ -135,7 +130,7 @@ async fn sign_in(
     CheckedForm(form): CheckedForm<SignInForm>,
     visitor: VisitorPage,
     request: HttpRequest,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let VisitorPage { state, brand, .. } = &visitor;
     let SignInForm { email, password } = form;
     let client = crate::http::client_address(&request);
@@ -170,7 +165,7 @@ fn sign_in_refused(
     visitor: &VisitorPage,
     email: &str,
     error: sessions::SessionError,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let identity = refusal(error)?;
     // Wrong credentials, or a disabled account (told only once the password matched).
     if identity.status != StatusCode::UNAUTHORIZED && identity.slug != "account-disabled" {
@@ -188,15 +183,12 @@ pub struct SignUpForm {
     password: String,
 }
 
-async fn sign_up_form(visitor: VisitorPage) -> Result<HttpResponse, WebError> {
+async fn sign_up_form(visitor: VisitorPage) -> PageResult {
     let fields = json!({ "name": "", "email": "", "error": null, "errors": {} });
     visitor.render(StatusCode::OK, SIGN_UP, fields)
 }
 
-async fn sign_up(
-    CheckedForm(form): CheckedForm<SignUpForm>,
-    visitor: VisitorPage,
-) -> Result<HttpResponse, WebError> {
+async fn sign_up(CheckedForm(form): CheckedForm<SignUpForm>, visitor: VisitorPage) -> PageResult {
     let VisitorPage { state, brand, .. } = &visitor;
     let mut errors = BTreeMap::new();
     let name = PersonName::parse(&form.name)
@@ -251,7 +243,7 @@ fn sign_up_again(
     visitor: &VisitorPage,
     form: &SignUpForm,
     errors: BTreeMap<&str, &str>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let fields = json!({ "name": form.name, "email": form.email, "errors": errors, "error": null });
     let status = StatusCode::UNPROCESSABLE_ENTITY;
     visitor.render(status, SIGN_UP, fields)
@@ -261,7 +253,7 @@ async fn sign_out(
     state: web::Data<AppState>,
     request: HttpRequest,
     _: CheckedForm<NoFields>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let brand = super::brand_hint(&request);
     if let Some(token) = request
         .cookie(super::SESSION_COOKIE)
@@ -313,7 +305,7 @@ fn billing_first() -> HttpResponse {
     see_other(&format!("{}?dopo=acquista", super::billing::PATH))
 }
 
-async fn choose_method(shop: BuyerPage) -> Result<HttpResponse, WebError> {
+async fn choose_method(shop: BuyerPage) -> PageResult {
     let (balance, has_billing) = shop
         .read(|conn, user| {
             let balance = prepaid::account_of_owner(conn, &user.id)?.balance;
@@ -350,7 +342,7 @@ async fn holder(
         state, csrf, base, ..
     }: BuyerPage,
     query: Query,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let method = method(&state, query.get("metodo"))?;
     let context = merge(
         base,
@@ -403,11 +395,7 @@ pub(super) fn status_of(renewal: &RenewalStatus) -> (&'static str, String) {
     }
 }
 
-async fn devices(
-    shop: BuyerPage,
-    request: HttpRequest,
-    query: Query,
-) -> Result<HttpResponse, WebError> {
+async fn devices(shop: BuyerPage, request: HttpRequest, query: Query) -> PageResult {
     let method = method(&shop.state, query.get("metodo"))?;
     let typed = query.get("codice_fiscale").cloned().unwrap_or_default();
     // The holder form again, with why the lookup gave nothing to show.
@@ -584,7 +572,7 @@ fn late_context(state: &AppState, method: PaymentMethod, found: &lookup::Lookup)
     })
 }
 
-async fn manual_list(shop: BuyerPage, query: Query) -> Result<HttpResponse, WebError> {
+async fn manual_list(shop: BuyerPage, query: Query) -> PageResult {
     let method = method(&shop.state, query.get("metodo"))?;
     manual_page(&shop, method, &query, None, StatusCode::OK).await
 }
@@ -595,7 +583,7 @@ async fn manual_page(
     quantities: &HashMap<String, String>,
     error: Option<String>,
     status: StatusCode,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let products = shop
         .read(|conn, user| catalog::list(conn, &user.brand_id, false).map_err(WebError::storage))
         .await?;
@@ -684,16 +672,12 @@ async fn choose_again(
     method: PaymentMethod,
     fields: &HashMap<String, String>,
     message: String,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let status = StatusCode::UNPROCESSABLE_ENTITY;
     manual_page(shop, method, fields, Some(message), status).await
 }
 
-async fn summary(
-    shop: BuyerPage,
-    request: HttpRequest,
-    query: Query,
-) -> Result<HttpResponse, WebError> {
+async fn summary(shop: BuyerPage, request: HttpRequest, query: Query) -> PageResult {
     let method = method(&shop.state, query.get("metodo"))?;
     let (_, Cart { products, quote }) = match cart(&shop, &query).await? {
         Ok(cart) => cart,
@@ -788,7 +772,7 @@ async fn confirm(
     request: HttpRequest,
     shop: BuyerPage,
     form: web::Form<HashMap<String, String>>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let form = form.into_inner();
     Csrf::check(
         &request,
@@ -868,10 +852,7 @@ async fn confirm(
 
 /// An unconfirmed buyer at the purchase: why not (the layout's banner beside it has the
 /// button that sends the link again).
-fn unconfirmed_page(
-    shop: &BuyerPage,
-    refused: ConfirmationError,
-) -> Result<HttpResponse, WebError> {
+fn unconfirmed_page(shop: &BuyerPage, refused: ConfirmationError) -> PageResult {
     let identity = refusal(refused)?;
     let context = json!({ "title": "Conferma la tua email", "detail": identity.italian });
     shop.render(identity.status, "errore", context)
@@ -888,10 +869,7 @@ const CARD_OPENED: &str = "apri";
 /// The order is already committed, so a provider that does not answer is no reason to
 /// lose it: the order's page says so and its button asks again (the same card payment,
 /// the same page).
-async fn to_card_page(
-    state: &web::Data<AppState>,
-    order_id: &str,
-) -> Result<HttpResponse, WebError> {
+async fn to_card_page(state: &web::Data<AppState>, order_id: &str) -> PageResult {
     let order_page = format!("/negozio/ordini/{order_id}");
     let Some(card) = state.card.as_ref() else {
         return Ok(see_other(&order_page));
@@ -926,7 +904,7 @@ async fn pay_by_card(
     shop: BuyerPage,
     id: web::Path<String>,
     _: CheckedForm<NoFields>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let id = id.into_inner();
     let lookup = id.clone();
     shop.read(move |conn, user| {
@@ -973,11 +951,7 @@ fn card_context(
     })
 }
 
-async fn order(
-    shop: BuyerPage,
-    id: web::Path<String>,
-    query: Query,
-) -> Result<HttpResponse, WebError> {
+async fn order(shop: BuyerPage, id: web::Path<String>, query: Query) -> PageResult {
     // `?codici=N`: the page after N new codes were sent.
     let codes_resent = query.get("codici").and_then(|n| n.parse::<usize>().ok());
     let id = id.into_inner();
@@ -1046,7 +1020,7 @@ async fn order(
 }
 
 /// The buyer's document's FatturaPA file, downloaded with the page's session.
-async fn document_xml(shop: BuyerPage, id: web::Path<String>) -> Result<HttpResponse, WebError> {
+async fn document_xml(shop: BuyerPage, id: web::Path<String>) -> PageResult {
     let id = id.into_inner();
     let document = shop
         .read(move |conn, user| Ok(invoices::document(conn, &user.into(), &id)?))
@@ -1055,7 +1029,7 @@ async fn document_xml(shop: BuyerPage, id: web::Path<String>) -> Result<HttpResp
 }
 
 /// The buyer's document's courtesy copy, downloaded with the page's session.
-async fn document_pdf(shop: BuyerPage, id: web::Path<String>) -> Result<HttpResponse, WebError> {
+async fn document_pdf(shop: BuyerPage, id: web::Path<String>) -> PageResult {
     let id = id.into_inner();
     let copy = shop
         .read(move |conn, user| Ok(invoices::courtesy_copy(conn, &user.into(), &id)?))
@@ -1069,7 +1043,7 @@ async fn resend_codes(
     shop: BuyerPage,
     id: web::Path<String>,
     _: CheckedForm<NoFields>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let id = id.into_inner();
     let state = shop.state.clone();
     let order_id = id.clone();

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -16,14 +16,13 @@ use crate::coupons::{self, ShownStatus};
 use crate::http::card_payments::refund_retry;
 use crate::http::Identity;
 use crate::money::Money;
-use crate::paging::Paged;
 use crate::payments::card::refunds::{self, Coupons};
 use crate::payments::card::CardError;
 use crate::validation::Reason;
-use crate::web::{euro, form_status, refusal, with_conn, OperatorPage, WebError};
+use crate::web::{euro, form_status, refusal, OperatorPage, PageResult, WebError};
 
 use super::{
-    done_message, filters_status, or_dash, page_numbered, pager, reason_error, time_it,
+    done_message, filters_status, or_dash, page_numbered, reason_error, rows_and_pager, time_it,
     url_segment, OperatorForm,
 };
 
@@ -70,10 +69,7 @@ fn payment_row(p: &CardPayment) -> Value {
     })
 }
 
-pub(super) async fn list(
-    visit: OperatorPage,
-    query: web::Query<ListQuery>,
-) -> Result<HttpResponse, WebError> {
+pub(super) async fn list(visit: OperatorPage, query: web::Query<ListQuery>) -> PageResult {
     let query = query.into_inner();
     let page = page_numbered(&query.pagina);
     let chosen = query.stato.trim().to_owned();
@@ -86,13 +82,7 @@ pub(super) async fn list(
     };
     let valid = error.is_none();
     let (brand, found) = visit
-        .read(move |conn, brand_id| {
-            if !valid {
-                return Ok(Paged {
-                    items: Vec::new(),
-                    total: 0,
-                });
-            }
+        .read_list(valid, move |conn, brand_id| {
             store::list(conn, brand_id, status, page).map_err(WebError::storage)
         })
         .await?;
@@ -100,8 +90,8 @@ pub(super) async fn list(
         .iter()
         .map(|s| json!({ "value": s.as_str(), "label": s.italian(), "selected": s.as_str() == chosen }))
         .collect();
-    let rows: Vec<Value> = found.items.iter().map(payment_row).collect();
-    let pager = pager(LIST_PATH, &[("stato", &chosen)], page, found.total);
+    let filters = [("stato", chosen.as_str())];
+    let (rows, pager) = rows_and_pager(LIST_PATH, &filters, page, found, |p| payment_row(&p));
     visit.render(
         &brand,
         "Pagamenti con carta",
@@ -153,7 +143,7 @@ async fn payment_page(
     form: RefundFormState,
     done: Value,
     status: StatusCode,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let (brand, (payment, refund_rows, unused)) = visit
         .read(move |conn, brand_id| {
             let payment = store::find(conn, &id)
@@ -220,7 +210,7 @@ pub(super) async fn payment(
     visit: OperatorPage,
     id: web::Path<String>,
     query: web::Query<super::DoneQuery>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let done = done_message(query.fatto.as_deref());
     let form = RefundFormState::default();
     payment_page(&visit, id.into_inner(), form, done, StatusCode::OK).await
@@ -229,10 +219,9 @@ pub(super) async fn payment(
 /// The refund form: `reason`, and a `coupon_<id>` box per coupon chosen (none chosen: all
 /// the unused ones), read from a map since the boxes are named by the coupons.
 pub(super) async fn refund(
-    form: OperatorForm<HashMap<String, String>>,
+    OperatorForm { visit, fields }: OperatorForm<HashMap<String, String>>,
     id: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
-    let OperatorForm { visit, fields } = form;
+) -> PageResult {
     let id = id.into_inner();
     let typed = fields.get("reason").cloned().unwrap_or_default();
     let mut chosen: Vec<String> = fields
@@ -259,26 +248,23 @@ pub(super) async fn refund(
     } else {
         Coupons::Chosen(chosen)
     };
-    let (operator_id, brand_id, payment_id) = (
-        visit.user.id.clone(),
-        visit.user.brand_id.clone(),
-        id.clone(),
-    );
-    let outcome = with_conn(&visit.state, move |conn| {
-        let who = refunds::Operator {
-            id: &operator_id,
-            brand_id: &brand_id,
-            reason: &reason,
-        };
-        Ok(refunds::refund(
-            conn,
-            &who,
-            &payment_id,
-            &coupons,
-            Utc::now(),
-        ))
-    })
-    .await?;
+    let payment_id = id.clone();
+    let outcome = visit
+        .as_operator(move |conn, operator| {
+            let who = refunds::Operator {
+                id: &operator.id,
+                brand_id: &operator.brand_id,
+                reason: &reason,
+            };
+            Ok(refunds::refund(
+                conn,
+                &who,
+                &payment_id,
+                &coupons,
+                Utc::now(),
+            ))
+        })
+        .await?;
     if let Err(error) = outcome {
         let identity = page_refusal(error)?;
         let status = form_status(&identity);

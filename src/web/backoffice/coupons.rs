@@ -1,7 +1,7 @@
 //! Voiding a coupon, found by its code or id; sending an order's unused codes again.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
@@ -11,7 +11,7 @@ use crate::money::Money;
 use crate::orders::resend::{self, Resent};
 use crate::validation::Reason;
 use crate::web::{
-    euro, form_status, refusal, with_conn, OperatorPage, WebError, COUPON_CODE_INVALID,
+    euro, form_status, refusal, OperatorPage, PageResult, WebError, COUPON_CODE_INVALID,
 };
 
 use super::{reason_error, OperatorForm};
@@ -42,7 +42,7 @@ pub(super) async fn coupon_page(
     form: VoidState,
     resend: ResendState,
     status: StatusCode,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let (brand, ()) = visit.read(|_, _| Ok(())).await?;
     let voided = form.refunded.map(|refund| {
         json!({
@@ -87,10 +87,7 @@ pub struct CouponQuery {
     ordine: String,
 }
 
-pub(super) async fn coupon_form(
-    visit: OperatorPage,
-    query: web::Query<CouponQuery>,
-) -> Result<HttpResponse, WebError> {
+pub(super) async fn coupon_form(visit: OperatorPage, query: web::Query<CouponQuery>) -> PageResult {
     let resend = ResendState {
         order_id: query.into_inner().ordine.trim().to_owned(),
         ..ResendState::default()
@@ -108,9 +105,8 @@ pub struct ResendFields {
 /// Sends an order's unused codes again for a customer who lost them
 /// ([`resend::resend_unused_codes`], as the API does), and shows where they went.
 pub(super) async fn resend_codes(
-    form: OperatorForm<ResendFields>,
-) -> Result<HttpResponse, WebError> {
-    let OperatorForm { visit, fields } = form;
+    OperatorForm { visit, fields }: OperatorForm<ResendFields>,
+) -> PageResult {
     let order_id = fields.order_id.trim().to_owned();
     let mut resend = ResendState {
         order_id: order_id.clone(),
@@ -128,22 +124,22 @@ pub(super) async fn resend_codes(
         let status = StatusCode::UNPROCESSABLE_ENTITY;
         return coupon_page(&visit, VoidState::default(), resend, status).await;
     };
-    let (operator_id, brand_id) = (visit.user.id.clone(), visit.user.brand_id.clone());
     let state = visit.state.clone();
-    let outcome = with_conn(&visit.state, move |conn| {
-        let requester = resend::Requester::Operator {
-            user_id: &operator_id,
-            brand_id: &brand_id,
-            reason: &reason,
-        };
-        let now = Utc::now();
-        let (key, url) = (&state.coupon_key, &state.config.public_url);
-        match resend::resend_unused_codes(conn, key, url, &requester, &order_id, now) {
-            Ok(resent) => Ok(Ok(resent)),
-            Err(error) => Ok(Err(refusal(error)?)),
-        }
-    })
-    .await?;
+    let outcome = visit
+        .as_operator(move |conn, operator| {
+            let requester = resend::Requester::Operator {
+                user_id: &operator.id,
+                brand_id: &operator.brand_id,
+                reason: &reason,
+            };
+            let now = Utc::now();
+            let (key, url) = (&state.coupon_key, &state.config.public_url);
+            match resend::resend_unused_codes(conn, key, url, &requester, &order_id, now) {
+                Ok(resent) => Ok(Ok(resent)),
+                Err(error) => Ok(Err(refusal(error)?)),
+            }
+        })
+        .await?;
     let status = match outcome {
         Ok(resent) => {
             resend.resent = Some(resent);
@@ -175,8 +171,9 @@ pub(super) enum CouponTyped {
     Id(String),
 }
 
-pub(super) async fn void_coupon(form: OperatorForm<VoidFields>) -> Result<HttpResponse, WebError> {
-    let OperatorForm { visit, fields } = form;
+pub(super) async fn void_coupon(
+    OperatorForm { visit, fields }: OperatorForm<VoidFields>,
+) -> PageResult {
     let VoidFields { coupon_id, reason } = fields;
     let coupon_id = coupon_id.trim().to_owned();
     let mut form = VoidState {
@@ -208,26 +205,33 @@ pub(super) async fn void_coupon(form: OperatorForm<VoidFields>) -> Result<HttpRe
         let status = StatusCode::UNPROCESSABLE_ENTITY;
         return coupon_page(&visit, form, ResendState::default(), status).await;
     };
-    let (operator_id, brand_id) = (visit.user.id.clone(), visit.user.brand_id.clone());
     let key = visit.state.coupon_key.clone();
-    let outcome = with_conn(&visit.state, move |conn| {
-        let id = match typed {
-            CouponTyped::Code(code) => coupons::id_by_code(conn, &key, &code)
-                .map_err(WebError::storage)?
-                .unwrap_or_default(),
-            CouponTyped::Id(id) => id,
-        };
-        match coupons::void(conn, &operator_id, &brand_id, &id, &reason, Utc::now()) {
-            Ok(voided) => Ok(Ok(voided)),
-            Err(error) => {
-                // The refund to the owner's account is the form's trouble; the rest, the
-                // coupon's (unknown, another brand's, not available).
-                let about_refund = matches!(error, VoidError::Prepaid(_));
-                Ok(Err((about_refund, refusal(error)?)))
+    let outcome = visit
+        .as_operator(move |conn, operator| {
+            let id = match typed {
+                CouponTyped::Code(code) => coupons::id_by_code(conn, &key, &code)
+                    .map_err(WebError::storage)?
+                    .unwrap_or_default(),
+                CouponTyped::Id(id) => id,
+            };
+            match coupons::void(
+                conn,
+                &operator.id,
+                &operator.brand_id,
+                &id,
+                &reason,
+                Utc::now(),
+            ) {
+                Ok(voided) => Ok(Ok(voided)),
+                Err(error) => {
+                    // The refund to the owner's account is the form's trouble; the rest, the
+                    // coupon's (unknown, another brand's, not available).
+                    let about_refund = matches!(error, VoidError::Prepaid(_));
+                    Ok(Err((about_refund, refusal(error)?)))
+                }
             }
-        }
-    })
-    .await?;
+        })
+        .await?;
     let status = match outcome {
         Ok(voided) => {
             form.refunded = Some(voided.refund);

@@ -1,16 +1,17 @@
 //! Emails that could not be delivered, and sending them again.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use chrono::Utc;
 use serde_json::{json, Value};
 
 use crate::mail::outbox;
 use crate::paging::Page;
-use crate::web::{with_conn, NoFields, OperatorPage, WebError};
+use crate::web::{NoFields, OperatorPage, PageResult};
 
 use super::{
-    done_message, done_redirect, or_dash, page_numbered, pager, time_it, DoneQuery, OperatorForm,
+    done_message, done_redirect, or_dash, page_numbered, rows_and_pager, time_it, DoneQuery,
+    OperatorForm,
 };
 
 pub(super) async fn emails_page(
@@ -19,36 +20,28 @@ pub(super) async fn emails_page(
     done: Value,
     error: Option<String>,
     status: StatusCode,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let (brand, list) = visit
         .read(move |conn, brand_id| Ok(outbox::list(conn, brand_id, "dead", page)?))
         .await?;
-    let pager = pager("/backoffice/email", &[], page, list.total);
-    let emails: Vec<Value> = list
-        .items
-        .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "created_at": time_it(e.created_at.and_utc()),
-                "recipient": e.recipient,
-                "subject": e.subject,
-                "kind": e.kind,
-                "reference": or_dash(e.reference),
-                "attempts": e.attempts,
-                "last_error": or_dash(e.last_error),
-            })
+    let (emails, pager) = rows_and_pager("/backoffice/email", &[], page, list, |e| {
+        json!({
+            "id": e.id,
+            "created_at": time_it(e.created_at.and_utc()),
+            "recipient": e.recipient,
+            "subject": e.subject,
+            "kind": e.kind,
+            "reference": or_dash(e.reference),
+            "attempts": e.attempts,
+            "last_error": or_dash(e.last_error),
         })
-        .collect();
+    });
     let title = "Email non consegnate";
     let context = json!({ "done": done, "error": error, "emails": emails, "pager": pager });
     visit.render(&brand, title, status, "bo_email", context)
 }
 
-pub(super) async fn emails(
-    visit: OperatorPage,
-    query: web::Query<DoneQuery>,
-) -> Result<HttpResponse, WebError> {
+pub(super) async fn emails(visit: OperatorPage, query: web::Query<DoneQuery>) -> PageResult {
     let done = done_message(query.fatto.as_deref());
     emails_page(
         &visit,
@@ -61,16 +54,15 @@ pub(super) async fn emails(
 }
 
 pub(super) async fn retry_email(
-    form: OperatorForm<NoFields>,
+    OperatorForm { visit, .. }: OperatorForm<NoFields>,
     id: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
-    let visit = form.visit;
-    let brand_id = visit.user.brand_id.clone();
+) -> PageResult {
     let id = id.into_inner();
-    let requeued = with_conn(&visit.state, move |conn| {
-        Ok(outbox::retry(conn, &brand_id, &id, Utc::now())?)
-    })
-    .await?;
+    let requeued = visit
+        .as_operator(move |conn, operator| {
+            Ok(outbox::retry(conn, &operator.brand_id, &id, Utc::now())?)
+        })
+        .await?;
     if requeued {
         return Ok(done_redirect("/backoffice/email", "riprova"));
     }

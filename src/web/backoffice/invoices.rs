@@ -4,7 +4,7 @@
 //! `http::backoffice_invoices`.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -13,7 +13,7 @@ use crate::http::downloads::{file_download, pdf_download, xml_download};
 use crate::invoices::export::{self, ExportPeriod, PeriodError};
 use crate::invoices::listing::{self, DocumentFilter, ListedDocument, SearchText};
 use crate::invoices::{self, DocumentKind, InvoiceStatus};
-use crate::web::{document_row, with_conn, OperatorPage, WebError};
+use crate::web::{document_row, OperatorPage, PageResult, WebError};
 
 use super::{filters_status, or_dash, page_numbered, pager, parse_date, time_it, url_segment};
 
@@ -102,7 +102,7 @@ fn listed_row(listed: &ListedDocument) -> Value {
 pub(super) async fn documents_page(
     visit: OperatorPage,
     query: web::Query<DocumentsQuery>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let query = query.into_inner();
     // Every field named, so the template (strict) finds each one, null when it is right.
     let mut errors: serde_json::Map<String, Value> =
@@ -153,20 +153,14 @@ pub(super) async fn documents_page(
     let page = page_numbered(&query.pagina);
     let valid = errors.values().all(Value::is_null);
     let (brand, found) = visit
-        .read(move |conn, brand_id| {
-            if !valid {
-                return Ok(None);
-            }
-            Ok(Some(listing::list(conn, brand_id, &filter, page)?))
+        .read_list(valid, move |conn, brand_id| {
+            Ok(listing::list(conn, brand_id, &filter, page)?)
         })
         .await?;
-    let (rows, total) = match &found {
-        Some(found) => (
-            found.items.iter().map(listed_row).collect::<Vec<_>>(),
-            found.total,
-        ),
-        None => (Vec::new(), 0),
-    };
+    let (rows, total) = (
+        found.items.iter().map(listed_row).collect::<Vec<_>>(),
+        found.total,
+    );
     let filters = [
         ("stato", query.stato.as_str()),
         ("tipo", query.tipo.as_str()),
@@ -210,10 +204,7 @@ pub(super) async fn documents_page(
     )
 }
 
-pub(super) async fn document_page(
-    visit: OperatorPage,
-    id: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
+pub(super) async fn document_page(visit: OperatorPage, id: web::Path<String>) -> PageResult {
     let id = id.into_inner();
     let (brand, listed) = visit
         .read(move |conn, brand_id| Ok(listing::find(conn, brand_id, &id)?))
@@ -238,29 +229,21 @@ pub(super) async fn document_page(
     visit.render(&brand, &title, StatusCode::OK, "bo_fattura", context)
 }
 
-pub(super) async fn document_xml(
-    visit: OperatorPage,
-    id: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
+pub(super) async fn document_xml(visit: OperatorPage, id: web::Path<String>) -> PageResult {
     let id = id.into_inner();
-    let user = visit.user.clone();
-    let document = with_conn(&visit.state, move |conn| {
-        Ok(invoices::document(conn, &(&user).into(), &id)?)
-    })
-    .await?;
+    let document = visit
+        .as_operator(move |conn, operator| Ok(invoices::document(conn, &operator.into(), &id)?))
+        .await?;
     Ok(xml_download(&document.file_name, document.xml))
 }
 
-pub(super) async fn document_pdf(
-    visit: OperatorPage,
-    id: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
+pub(super) async fn document_pdf(visit: OperatorPage, id: web::Path<String>) -> PageResult {
     let id = id.into_inner();
-    let user = visit.user.clone();
-    let copy = with_conn(&visit.state, move |conn| {
-        Ok(invoices::courtesy_copy(conn, &(&user).into(), &id)?)
-    })
-    .await?;
+    let copy = visit
+        .as_operator(move |conn, operator| {
+            Ok(invoices::courtesy_copy(conn, &operator.into(), &id)?)
+        })
+        .await?;
     Ok(pdf_download(copy))
 }
 
@@ -273,10 +256,7 @@ pub struct ExportQuery {
 
 /// The ZIP of a period's files; a period that cannot be read is shown on the list page,
 /// next to the export form.
-pub(super) async fn export_zip(
-    visit: OperatorPage,
-    query: web::Query<ExportQuery>,
-) -> Result<HttpResponse, WebError> {
+pub(super) async fn export_zip(visit: OperatorPage, query: web::Query<ExportQuery>) -> PageResult {
     let from = parse_date(&query.dal);
     let to = parse_date(&query.al);
     let period = match (from, to) {
@@ -298,17 +278,18 @@ pub(super) async fn export_zip(
             })
         }
     };
-    let user = visit.user.clone();
-    let name = period.file_name(&user.brand_id);
-    let (file, _) = with_conn(&visit.state, move |conn| {
-        Ok(export::export_zip(
-            conn,
-            &user.brand_id,
-            &user.id,
-            period,
-            Utc::now(),
-        )?)
-    })
-    .await?;
+    let name = period.file_name(&visit.user.brand_id);
+    let (file, _) = visit
+        .as_operator(move |conn, operator| {
+            let (brand_id, operator_id) = (&operator.brand_id, &operator.id);
+            Ok(export::export_zip(
+                conn,
+                brand_id,
+                operator_id,
+                period,
+                Utc::now(),
+            )?)
+        })
+        .await?;
     Ok(file_download(file, "application/zip", &name))
 }

@@ -29,16 +29,18 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::auth::User;
 use crate::brands::{self, Brand};
 use crate::db::DbConnection;
 use crate::http::italian::{order_status_label, payment_status_label as status_label};
 use crate::money::{MoneyError, PositiveMoney};
+use crate::paging::Paged;
 use crate::prepaid::EntryKind;
 use crate::validation::TextError;
-use crate::web::paging::{page_numbered, pager, query_string, PageQuery};
+use crate::web::paging::{page_numbered, pager, query_string, rows_and_pager, PageQuery};
 use crate::web::{
     merge, page, see_other, signed_in_context, with_conn, CheckedForm, Csrf, Operator,
-    OperatorPage, WebError,
+    OperatorPage, PageResult, WebError,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -173,7 +175,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-async fn home(_request: HttpRequest, Operator(_user): Operator) -> Result<HttpResponse, WebError> {
+async fn home(_request: HttpRequest, Operator(_user): Operator) -> PageResult {
     Ok(see_other("/backoffice/pagamenti"))
 }
 
@@ -201,6 +203,33 @@ impl OperatorPage {
         .await
     }
 
+    /// What `work` reads for a list page of the operator's brand, or an empty list when
+    /// one of the page's filters could not be read (the page shows why instead).
+    async fn read_list<T, F>(&self, valid: bool, work: F) -> Result<(Brand, Paged<T>), WebError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection, &str) -> Result<Paged<T>, WebError> + Send + 'static,
+    {
+        self.read(move |conn, brand_id| match valid {
+            true => work(conn, brand_id),
+            false => Ok(Paged {
+                items: Vec::new(),
+                total: 0,
+            }),
+        })
+        .await
+    }
+
+    /// What `work` does as the operator, on the blocking pool.
+    async fn as_operator<T, F>(&self, work: F) -> Result<T, WebError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection, &User) -> Result<T, WebError> + Send + 'static,
+    {
+        let operator = self.user.clone();
+        with_conn(&self.state, move |conn| work(conn, &operator)).await
+    }
+
     /// The page `name` titled `title`: the layout's context (who, brand, nav, CSRF token)
     /// and `extra`.
     fn render(
@@ -210,7 +239,7 @@ impl OperatorPage {
         status: StatusCode,
         name: &str,
         extra: Value,
-    ) -> Result<HttpResponse, WebError> {
+    ) -> PageResult {
         let context = merge(
             signed_in_context(&self.user, &brand.name, &self.csrf),
             // `desk`: the back-office's wide layout, for tables read on a desktop screen.

@@ -1,17 +1,16 @@
 //! The brand's orders, found by RF code, invoice number, email or state.
 
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::money::Money;
 use crate::orders::{self, OrderFilter, OrderStatus};
-use crate::paging::Paged;
-use crate::web::{euro, OperatorPage, WebError};
+use crate::web::{euro, OperatorPage, PageResult};
 
 use super::{
-    filters_status, or_dash, order_status_label, page_numbered, pager, query_string, time_it,
-    url_segment,
+    filters_status, or_dash, order_status_label, page_numbered, query_string, rows_and_pager,
+    time_it, url_segment,
 };
 
 #[derive(Deserialize, Default)]
@@ -26,10 +25,7 @@ pub struct OrdersQuery {
     pagina: String,
 }
 
-pub(super) async fn orders_page(
-    visit: OperatorPage,
-    query: web::Query<OrdersQuery>,
-) -> Result<HttpResponse, WebError> {
+pub(super) async fn orders_page(visit: OperatorPage, query: web::Query<OrdersQuery>) -> PageResult {
     let query = query.into_inner();
     let (search, stato, payment_id) = (
         query.cerca.trim(),
@@ -50,13 +46,7 @@ pub(super) async fn orders_page(
     let valid = stato_error.is_none();
     let page = page_numbered(&query.pagina);
     let (brand, found) = visit
-        .read(move |conn, brand_id| {
-            if !valid {
-                return Ok(Paged {
-                    items: Vec::new(),
-                    total: 0,
-                });
-            }
+        .read_list(valid, move |conn, brand_id| {
             Ok(orders::list(conn, brand_id, None, &filter, page)?)
         })
         .await?;
@@ -65,32 +55,28 @@ pub(super) async fn orders_page(
         ("stato", stato),
         ("pagamento", payment_id),
     ];
-    let pager = pager("/backoffice/ordini", &filters, page, found.total);
-    let rows: Vec<Value> = found
-        .items
-        .iter()
-        .map(|o| {
-            json!({
-                "id": o.id,
-                "date": time_it(o.created_at),
-                "email": o.email,
-                "total": euro(o.gross_total),
-                "due": (o.amount_due() > Money::ZERO).then(|| euro(o.amount_due())),
-                "status_label": order_status_label(o.status),
-                "reference": o.payment_reference.as_ref().map(|r| r.printed()),
-                "invoice_number": or_dash(o.invoice_number.clone()),
-                // Unused codes can be sent again only for a fulfilled order.
-                "resend_link": (o.status == OrderStatus::Fulfilled).then(|| {
-                    format!("/backoffice/coupon?{}", query_string(&[("ordine", &o.id)]))
-                }),
-                "match_link": (!payment_id.is_empty()).then(|| format!(
-                    "/backoffice/pagamenti/{}?{}",
-                    url_segment(payment_id),
-                    query_string(&[("ordine", &o.id)])
-                )),
-            })
+    let total = found.total;
+    let (rows, pager) = rows_and_pager("/backoffice/ordini", &filters, page, found, |o| {
+        json!({
+            "id": o.id,
+            "date": time_it(o.created_at),
+            "email": o.email,
+            "total": euro(o.gross_total),
+            "due": (o.amount_due() > Money::ZERO).then(|| euro(o.amount_due())),
+            "status_label": order_status_label(o.status),
+            "reference": o.payment_reference.as_ref().map(|r| r.printed()),
+            "invoice_number": or_dash(o.invoice_number.clone()),
+            // Unused codes can be sent again only for a fulfilled order.
+            "resend_link": (o.status == OrderStatus::Fulfilled).then(|| {
+                format!("/backoffice/coupon?{}", query_string(&[("ordine", &o.id)]))
+            }),
+            "match_link": (!payment_id.is_empty()).then(|| format!(
+                "/backoffice/pagamenti/{}?{}",
+                url_segment(payment_id),
+                query_string(&[("ordine", &o.id)])
+            )),
         })
-        .collect();
+    });
     let statuses: Vec<Value> = OrderStatus::ALL
         .iter()
         .map(|s| json!({ "value": s.as_str(), "label": order_status_label(*s), "selected": s.as_str() == stato }))
@@ -106,7 +92,7 @@ pub(super) async fn orders_page(
             "errors": { "stato": stato_error },
             "statuses": statuses,
             "searched": searched,
-            "found": match (searched, found.total) {
+            "found": match (searched, total) {
                 (true, 1) => "1 ordine trovato".to_owned(),
                 (true, n) => format!("{n} ordini trovati"),
                 (false, 1) => "L'unico ordine".to_owned(),

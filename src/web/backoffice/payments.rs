@@ -1,7 +1,7 @@
 //! The payments: the work queue, one payment's page, and matching or refunding it by hand.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -14,7 +14,7 @@ use crate::payments::queue::{self, Filter, ManualError, PaymentView};
 use crate::payments::CreditorReference;
 use crate::prepaid::PrepaidError;
 use crate::validation::Reason;
-use crate::web::{euro, form_status, refusal, with_conn, OperatorPage, WebError};
+use crate::web::{euro, form_status, refusal, OperatorPage, PageResult, WebError};
 
 use super::{
     date_it, done_message, done_redirect, filters_status, or_dash, page_numbered, pager,
@@ -52,10 +52,7 @@ pub(super) fn payment_row(p: &PaymentView) -> Value {
     })
 }
 
-pub(super) async fn payments(
-    visit: OperatorPage,
-    query: web::Query<QueueQuery>,
-) -> Result<HttpResponse, WebError> {
+pub(super) async fn payments(visit: OperatorPage, query: web::Query<QueueQuery>) -> PageResult {
     let query = query.into_inner();
     let mut errors = serde_json::Map::new();
     for field in ["stato", "dal", "al", "reference"] {
@@ -179,7 +176,7 @@ pub(super) async fn payment_page(
     forms: PaymentForms,
     done: Value,
     status: StatusCode,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let (brand, found) = visit
         .read(move |conn, brand_id| queue::find(conn, brand_id, &id).map_err(WebError::storage))
         .await?;
@@ -264,7 +261,7 @@ async fn payment_again(
     id: String,
     forms: PaymentForms,
     status: StatusCode,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     payment_page(visit, id, forms, Value::Null, status).await
 }
 
@@ -285,20 +282,17 @@ where
         + Send
         + 'static,
 {
-    let (operator_id, brand_id, payment_id) = (
-        visit.user.id.clone(),
-        visit.user.brand_id.clone(),
-        id.to_owned(),
-    );
-    with_conn(&visit.state, move |conn| {
-        let who = queue::Operator {
-            id: &operator_id,
-            brand_id: &brand_id,
-            reason: &reason,
-        };
-        Ok(action(conn, &who, &payment_id))
-    })
-    .await
+    let payment_id = id.to_owned();
+    visit
+        .as_operator(move |conn, operator| {
+            let who = queue::Operator {
+                id: &operator.id,
+                brand_id: &operator.brand_id,
+                reason: &reason,
+            };
+            Ok(action(conn, &who, &payment_id))
+        })
+        .await
 }
 
 #[derive(Deserialize)]
@@ -312,7 +306,7 @@ pub(super) async fn payment(
     visit: OperatorPage,
     id: web::Path<String>,
     query: web::Query<PaymentQuery>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let query = query.into_inner();
     let done = done_message(query.fatto.as_deref());
     let forms = PaymentForms {
@@ -331,10 +325,9 @@ pub struct MatchForm {
 }
 
 pub(super) async fn match_payment(
-    form: OperatorForm<MatchForm>,
+    OperatorForm { visit, fields }: OperatorForm<MatchForm>,
     id: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
-    let OperatorForm { visit, fields } = form;
+) -> PageResult {
     let id = id.into_inner();
     let MatchForm {
         order_id,
@@ -398,10 +391,9 @@ pub struct RefundForm {
 }
 
 pub(super) async fn refund_payment(
-    form: OperatorForm<RefundForm>,
+    OperatorForm { visit, fields }: OperatorForm<RefundForm>,
     id: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
-    let OperatorForm { visit, fields } = form;
+) -> PageResult {
     let id = id.into_inner();
     let RefundForm { reason } = fields;
     let mut forms = PaymentForms {

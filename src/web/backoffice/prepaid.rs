@@ -1,7 +1,7 @@
 //! Prepaid accounts: the search, one account's ledger, and adjustments by hand.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::email_address::EmailAddress;
 use crate::prepaid::{self, Adjustment, Direction, PrepaidError};
 use crate::validation::Reason;
-use crate::web::{euro, refusal, with_conn, OperatorPage, WebError};
+use crate::web::{euro, refusal, OperatorPage, PageResult};
 
 use super::{
     done_message, done_redirect, entry_kind_label, filters_status, parse_amount, reason_error,
@@ -24,10 +24,7 @@ pub struct AccountsQuery {
     email: Option<String>,
 }
 
-pub(super) async fn accounts(
-    visit: OperatorPage,
-    query: web::Query<AccountsQuery>,
-) -> Result<HttpResponse, WebError> {
+pub(super) async fn accounts(visit: OperatorPage, query: web::Query<AccountsQuery>) -> PageResult {
     let typed = query
         .into_inner()
         .email
@@ -93,7 +90,7 @@ pub(super) async fn account_page(
     form: AdjustmentForm,
     done: Value,
     status: StatusCode,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let (brand, (account, entries)) = visit
         .read(move |conn, brand_id| {
             let account = prepaid::account(conn, &account_id)?;
@@ -159,7 +156,7 @@ pub(super) async fn account(
     visit: OperatorPage,
     account_id: web::Path<String>,
     query: web::Query<EntriesQuery>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let query = query.into_inner();
     let before = query
         .prima
@@ -181,10 +178,9 @@ pub struct AdjustmentFields {
 }
 
 pub(super) async fn adjust(
-    form: OperatorForm<AdjustmentFields>,
+    OperatorForm { visit, fields }: OperatorForm<AdjustmentFields>,
     account_id: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
-    let OperatorForm { visit, fields } = form;
+) -> PageResult {
     let account_id = account_id.into_inner();
     let AdjustmentFields {
         amount,
@@ -213,20 +209,24 @@ pub(super) async fn adjust(
             amount,
             reason,
         };
-        let (operator_id, brand_id, id) = (
-            visit.user.id.clone(),
-            visit.user.brand_id.clone(),
-            account_id.clone(),
-        );
-        let outcome = with_conn(&visit.state, move |conn| {
-            match prepaid::adjust(conn, &operator_id, &brand_id, &id, adjustment, Utc::now()) {
-                Ok(_) => Ok(Ok(())),
-                // Too little credit to take back is the amount's fault: shown next to it.
-                Err(short @ PrepaidError::InsufficientFunds { .. }) => Ok(Err(refusal(short)?)),
-                Err(other) => Err(other.into()),
-            }
-        })
-        .await?;
+        let id = account_id.clone();
+        let outcome = visit
+            .as_operator(move |conn, operator| {
+                match prepaid::adjust(
+                    conn,
+                    &operator.id,
+                    &operator.brand_id,
+                    &id,
+                    adjustment,
+                    Utc::now(),
+                ) {
+                    Ok(_) => Ok(Ok(())),
+                    // Too little credit to take back is the amount's fault: shown next to it.
+                    Err(short @ PrepaidError::InsufficientFunds { .. }) => Ok(Err(refusal(short)?)),
+                    Err(other) => Err(other.into()),
+                }
+            })
+            .await?;
         match outcome {
             Ok(()) => {
                 let path = format!("/backoffice/prepagati/{}", url_segment(&account_id));

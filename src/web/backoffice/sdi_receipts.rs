@@ -3,15 +3,15 @@
 //! handlers over `invoices::receipts`, as the JSON API.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::statements::{read_uploads, Refused, UploadRules};
 use super::{
-    brand_of, date_it, done_message, done_redirect, page_numbered, pager, time_it, OperatorForm,
-    PageQuery,
+    brand_of, date_it, done_message, done_redirect, page_numbered, pager, rows_and_pager, time_it,
+    OperatorForm, PageQuery,
 };
 use crate::billing::{BillingInput, InvalidField};
 use crate::http::italian::invoice_status_label;
@@ -23,7 +23,7 @@ use crate::invoices::receipts::{
 use crate::invoices::DocumentKind;
 use crate::paging::Page;
 use crate::web::billing::{chosen_kind_only, form_errors, form_values};
-use crate::web::{refusal, with_conn, NoFields, OperatorPage, WebError};
+use crate::web::{refusal, NoFields, OperatorPage, PageResult, WebError};
 
 pub const RECEIPTS_PATH: &str = "/backoffice/ricevute-sdi";
 pub const REJECTED_PATH: &str = "/backoffice/fatture-scartate";
@@ -73,27 +73,22 @@ async fn receipts_page(
     status: StatusCode,
     imported: Option<Vec<ImportedReceipt>>,
     error: Option<String>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let (brand, list) = visit
         .read(move |conn, brand_id| {
             receipts::recent(conn, brand_id, false, page).map_err(WebError::storage)
         })
         .await?;
-    let pager = pager(RECEIPTS_PATH, &[], page, list.total);
-    let list: Vec<Value> = list
-        .items
-        .into_iter()
-        .map(|r| {
-            json!({
-                "imported_at": time_it(r.imported_at),
-                "file_name": r.file_name,
-                "kind": kind_label(r.kind),
-                "invoice_file_name": r.invoice_file_name,
-                "number": r.invoice_number,
-                "codes": r.errors.iter().map(|e| e.code.as_str()).collect::<Vec<_>>().join(", "),
-            })
+    let (list, pager) = rows_and_pager(RECEIPTS_PATH, &[], page, list, |r| {
+        json!({
+            "imported_at": time_it(r.imported_at),
+            "file_name": r.file_name,
+            "kind": kind_label(r.kind),
+            "invoice_file_name": r.invoice_file_name,
+            "number": r.invoice_number,
+            "codes": r.errors.iter().map(|e| e.code.as_str()).collect::<Vec<_>>().join(", "),
         })
-        .collect();
+    });
     let imported: Option<Vec<Value>> = imported.map(|imported| {
         imported
             .into_iter()
@@ -124,10 +119,7 @@ async fn receipts_page(
     )
 }
 
-pub(super) async fn receipts(
-    visit: OperatorPage,
-    query: web::Query<PageQuery>,
-) -> Result<HttpResponse, WebError> {
+pub(super) async fn receipts(visit: OperatorPage, query: web::Query<PageQuery>) -> PageResult {
     let page = page_numbered(&query.pagina);
     receipts_page(&visit, page, StatusCode::OK, None, None).await
 }
@@ -136,7 +128,7 @@ pub(super) async fn import(
     state: web::Data<AppState>,
     request: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let rules = UploadRules {
         max_bytes: receipts::MAX_FILE_BYTES,
         max_files: MAX_FILES,
@@ -155,20 +147,20 @@ pub(super) async fn import(
         }
     };
     let public_url = state.config.public_url.clone();
-    let (operator_id, brand_id) = (visit.user.id.clone(), visit.user.brand_id.clone());
-    let outcome = with_conn(&state, move |conn| {
-        let brand = brand_of(conn, &brand_id)?;
-        let context = ImportContext {
-            brand: &brand,
-            operator_id: &operator_id,
-            public_url: &public_url,
-        };
-        match receipts::import(conn, &context, &files, Utc::now()) {
-            Ok(imported) => Ok(Ok(imported)),
-            Err(refused) => Ok(Err(refusal(refused)?)),
-        }
-    })
-    .await?;
+    let outcome = visit
+        .as_operator(move |conn, operator| {
+            let brand = brand_of(conn, &operator.brand_id)?;
+            let context = ImportContext {
+                brand: &brand,
+                operator_id: &operator.id,
+                public_url: &public_url,
+            };
+            match receipts::import(conn, &context, &files, Utc::now()) {
+                Ok(imported) => Ok(Ok(imported)),
+                Err(refused) => Ok(Err(refusal(refused)?)),
+            }
+        })
+        .await?;
     match outcome {
         Ok(imported) => {
             let page = Page::default();
@@ -217,7 +209,7 @@ pub(super) struct RejectedQuery {
 pub(super) async fn rejected_queue(
     visit: OperatorPage,
     query: web::Query<RejectedQuery>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let now = Utc::now();
     let page = page_numbered(&query.pagina);
     let (brand, queue) = visit
@@ -247,7 +239,7 @@ async fn rejected_page(
     status: StatusCode,
     values: Option<BillingInput>,
     invalid: &[InvalidField],
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let now = Utc::now();
     let (brand, (rejected, stored_buyer)) = visit
         .read(move |conn, brand_id| Ok(receipts::rejected_document(conn, brand_id, &id, now)?))
@@ -266,10 +258,7 @@ async fn rejected_page(
     )
 }
 
-pub(super) async fn rejected_document(
-    visit: OperatorPage,
-    id: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
+pub(super) async fn rejected_document(visit: OperatorPage, id: web::Path<String>) -> PageResult {
     rejected_page(&visit, id.into_inner(), StatusCode::OK, None, &[]).await
 }
 
@@ -278,25 +267,25 @@ async fn resend_with(
     visit: OperatorPage,
     id: String,
     corrected: Option<BillingInput>,
-) -> Result<HttpResponse, WebError> {
-    let (operator_id, brand_id) = (visit.user.id.clone(), visit.user.brand_id.clone());
+) -> PageResult {
     let document_id = id.clone();
     let input = corrected.clone();
-    let outcome = with_conn(&visit.state, move |conn| {
-        match receipts::resend(
-            conn,
-            &brand_id,
-            &operator_id,
-            &document_id,
-            input.as_ref(),
-            Utc::now(),
-        ) {
-            Ok(_) => Ok(Ok(())),
-            Err(ReceiptError::InvalidBuyer(fields)) => Ok(Err(fields)),
-            Err(other) => Err(other.into()),
-        }
-    })
-    .await?;
+    let outcome = visit
+        .as_operator(move |conn, operator| {
+            match receipts::resend(
+                conn,
+                &operator.brand_id,
+                &operator.id,
+                &document_id,
+                input.as_ref(),
+                Utc::now(),
+            ) {
+                Ok(_) => Ok(Ok(())),
+                Err(ReceiptError::InvalidBuyer(fields)) => Ok(Err(fields)),
+                Err(other) => Err(other.into()),
+            }
+        })
+        .await?;
     match outcome {
         Ok(()) => Ok(done_redirect(REJECTED_PATH, "reinviata")),
         Err(fields) => {
@@ -309,14 +298,14 @@ async fn resend_with(
 pub(super) async fn resend_unchanged(
     form: OperatorForm<NoFields>,
     id: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     resend_with(form.visit, id.into_inner(), None).await
 }
 
 pub(super) async fn resend_corrected(
     form: OperatorForm<BillingInput>,
     id: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let values = chosen_kind_only(form.fields);
     resend_with(form.visit, id.into_inner(), Some(values)).await
 }

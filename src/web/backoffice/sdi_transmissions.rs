@@ -2,17 +2,17 @@
 //! dead one again.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::invoices::transmission::{self, TransmissionStatus};
 use crate::paging::Page;
-use crate::web::{form_status, refusal, with_conn, NoFields, OperatorPage, WebError};
+use crate::web::{form_status, refusal, NoFields, OperatorPage, PageResult, WebError};
 
 use super::{
-    done_message, done_redirect, filters_status, or_dash, page_numbered, pager, time_it,
+    done_message, done_redirect, filters_status, or_dash, page_numbered, rows_and_pager, time_it,
     OperatorForm,
 };
 
@@ -39,7 +39,7 @@ async fn sdi_page(
     done: Value,
     error: Option<String>,
     status: StatusCode,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let (filter, filter_error) = match typed_status.trim() {
         "" => (None, None),
         text => match TransmissionStatus::parse(text) {
@@ -61,16 +61,12 @@ async fn sdi_page(
         })
         .await?;
     let shown_status = filter.map(TransmissionStatus::as_str).unwrap_or_default();
-    let pager = pager(
+    let (transmissions, pager) = rows_and_pager(
         "/backoffice/sdi",
         &[("stato", shown_status)],
         page,
-        list.total,
-    );
-    let transmissions: Vec<Value> = list
-        .items
-        .into_iter()
-        .map(|t| {
+        list,
+        |t| {
             json!({
                 "id": t.id,
                 "created_at": time_it(t.created_at.and_utc()),
@@ -86,8 +82,8 @@ async fn sdi_page(
                 "next_attempt_at": (t.status == TransmissionStatus::Pending)
                     .then(|| time_it(t.next_attempt_at.and_utc())),
             })
-        })
-        .collect();
+        },
+    );
     let statuses: Vec<Value> = TransmissionStatus::ALL
         .iter()
         .map(|s| {
@@ -109,10 +105,7 @@ async fn sdi_page(
     visit.render(&brand, "Trasmissioni SdI", status, "bo_sdi", context)
 }
 
-pub(super) async fn transmissions(
-    visit: OperatorPage,
-    query: web::Query<SdiQuery>,
-) -> Result<HttpResponse, WebError> {
+pub(super) async fn transmissions(visit: OperatorPage, query: web::Query<SdiQuery>) -> PageResult {
     let query = query.into_inner();
     let done = done_message(query.fatto.as_deref());
     let typed = query.stato.unwrap_or_default();
@@ -121,22 +114,21 @@ pub(super) async fn transmissions(
 }
 
 pub(super) async fn retry(
-    form: OperatorForm<NoFields>,
+    OperatorForm { visit, .. }: OperatorForm<NoFields>,
     id: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
-    let visit = form.visit;
-    let (operator_id, brand_id) = (visit.user.id.clone(), visit.user.brand_id.clone());
+) -> PageResult {
     let id = id.into_inner();
-    let outcome = with_conn(&visit.state, move |conn| {
-        Ok(transmission::retry(
-            conn,
-            &operator_id,
-            &brand_id,
-            &id,
-            Utc::now(),
-        ))
-    })
-    .await?;
+    let outcome = visit
+        .as_operator(move |conn, operator| {
+            Ok(transmission::retry(
+                conn,
+                &operator.id,
+                &operator.brand_id,
+                &id,
+                Utc::now(),
+            ))
+        })
+        .await?;
     match outcome {
         Ok(()) => Ok(done_redirect("/backoffice/sdi", "ritrasmetti")),
         Err(error) => {

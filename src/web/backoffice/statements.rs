@@ -1,7 +1,7 @@
 //! Bank and postal statements: the list of imported ones and the import form.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest};
 use chrono::Utc;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -13,11 +13,11 @@ use crate::payments::queue;
 use crate::payments::reconcile::{self, ImportContext};
 use crate::payments::statement;
 use crate::payments::statement::upload::{self, SpooledUpload, UploadError};
-use crate::web::{euro, form_status, refusal, with_conn, OperatorPage, WebError};
+use crate::web::{euro, form_status, refusal, OperatorPage, PageResult, WebError};
 
 use super::{
-    brand_of, format_label, operator_of, or_dash, page_numbered, pager, status_label, time_it,
-    PageQuery,
+    brand_of, format_label, operator_of, or_dash, page_numbered, rows_and_pager, status_label,
+    time_it, PageQuery,
 };
 
 /// The CSRF token is 64 hex digits; anything much longer in its form part is not one.
@@ -29,22 +29,17 @@ pub(super) fn statements_context(
     max_bytes: usize,
     error: Option<String>,
 ) -> Value {
-    let pager = pager("/backoffice/estratti", &[], page, list.total);
-    let statements: Vec<Value> = list
-        .items
-        .into_iter()
-        .map(|s| {
-            json!({
-                "id": s.id,
-                "imported_at": time_it(s.imported_at),
-                "file_name": or_dash(s.file_name),
-                "format": format_label(&s.format, &s.version),
-                "entries": s.entries,
-                "new_entries": s.new_entries,
-                "ignored_entries": s.ignored_entries,
-            })
+    let (statements, pager) = rows_and_pager("/backoffice/estratti", &[], page, list, |s| {
+        json!({
+            "id": s.id,
+            "imported_at": time_it(s.imported_at),
+            "file_name": or_dash(s.file_name),
+            "format": format_label(&s.format, &s.version),
+            "entries": s.entries,
+            "new_entries": s.new_entries,
+            "ignored_entries": s.ignored_entries,
         })
-        .collect();
+    });
     json!({
         "statements": statements,
         "pager": pager,
@@ -59,7 +54,7 @@ pub(super) async fn statements_page(
     visit: &OperatorPage,
     status: StatusCode,
     error: Option<String>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     statements_page_at(visit, Page::default(), status, error).await
 }
 
@@ -68,7 +63,7 @@ async fn statements_page_at(
     page: Page,
     status: StatusCode,
     error: Option<String>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let (brand, list) = visit
         .read(move |conn, brand_id| {
             queue::statements(conn, brand_id, page).map_err(WebError::storage)
@@ -79,10 +74,7 @@ async fn statements_page_at(
     visit.render(&brand, "Estratti conto", status, "bo_estratti", context)
 }
 
-pub(super) async fn statements(
-    visit: OperatorPage,
-    query: web::Query<PageQuery>,
-) -> Result<HttpResponse, WebError> {
+pub(super) async fn statements(visit: OperatorPage, query: web::Query<PageQuery>) -> PageResult {
     let page = page_numbered(&query.pagina);
     statements_page_at(&visit, page, StatusCode::OK, None).await
 }
@@ -255,7 +247,7 @@ pub(super) async fn import(
     state: web::Data<AppState>,
     request: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let dir = state.config.data_dir.clone();
     let limit = state.config.statement_max_bytes;
     let (visit, upload) = read_upload(&request, payload, limit, &dir).await?;
@@ -287,23 +279,23 @@ pub(super) async fn import(
         }
     };
     let app = state.clone();
-    let (operator_id, brand_id) = (visit.user.id.clone(), visit.user.brand_id.clone());
-    let outcome = with_conn(&state, move |conn| {
-        let brand = brand_of(conn, &brand_id)?;
-        let context = ImportContext {
-            brand: &brand,
-            operator_id: &operator_id,
-            coupon_key: &app.coupon_key,
-            public_url: &app.config.public_url,
-            file_name: file_name.as_deref(),
-            file_sha256: &sha256,
-        };
-        match reconcile::import(&app.pool, conn, &context, &parsed, &dir, Utc::now()) {
-            Ok(report) => Ok(Ok((brand, report, parsed.with_no_entries()))),
-            Err(refused) => Ok(Err(refusal(refused)?.italian)),
-        }
-    })
-    .await?;
+    let outcome = visit
+        .as_operator(move |conn, operator| {
+            let brand = brand_of(conn, &operator.brand_id)?;
+            let context = ImportContext {
+                brand: &brand,
+                operator_id: &operator.id,
+                coupon_key: &app.coupon_key,
+                public_url: &app.config.public_url,
+                file_name: file_name.as_deref(),
+                file_sha256: &sha256,
+            };
+            match reconcile::import(&app.pool, conn, &context, &parsed, &dir, Utc::now()) {
+                Ok(report) => Ok(Ok((brand, report, parsed.with_no_entries()))),
+                Err(refused) => Ok(Err(refusal(refused)?.italian)),
+            }
+        })
+        .await?;
     drop(turn);
     let (brand, report, parsed) = match outcome {
         Ok(done) => done,

@@ -1,6 +1,6 @@
 //! The daily summary of what was imported and matched.
 
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -9,7 +9,7 @@ use crate::invoices::transmission::{self, DEADLINE_DAYS, WARNING_DAYS};
 use crate::invoices::Untransmitted;
 use crate::money::Money;
 use crate::payments::queue;
-use crate::web::{euro, OperatorPage, WebError};
+use crate::web::{euro, OperatorPage, PageResult, WebError};
 
 use super::{date_it, filters_status, parse_date, status_label};
 
@@ -18,10 +18,7 @@ pub struct SummaryQuery {
     data: Option<String>,
 }
 
-pub(super) async fn summary(
-    visit: OperatorPage,
-    query: web::Query<SummaryQuery>,
-) -> Result<HttpResponse, WebError> {
+pub(super) async fn summary(visit: OperatorPage, query: web::Query<SummaryQuery>) -> PageResult {
     let typed = query.into_inner().data.unwrap_or_default();
     let (day, error) = match typed.trim() {
         "" => (Some(Utc::now().date_naive()), None),

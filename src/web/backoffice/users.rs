@@ -2,7 +2,7 @@
 //! the registration-officer role, and the applications for that role to approve or refuse.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -14,20 +14,12 @@ use crate::auth::officer_applications::{self, ApplicationStatus, Decision};
 use crate::auth::{Role, User};
 use crate::paging::Page;
 use crate::validation::Reason;
-use crate::web::{form_status, refusal, with_conn, NoFields, OperatorPage, WebError};
+use crate::web::{form_status, refusal, role_label, NoFields, OperatorPage, PageResult};
 
 use super::{
-    done_redirect, filters_status, page_numbered, pager, reason_error, time_it, url_segment,
-    OperatorForm,
+    done_redirect, filters_status, page_numbered, pager, reason_error, rows_and_pager, time_it,
+    url_segment, OperatorForm,
 };
-
-fn role_label(role: Role) -> &'static str {
-    match role {
-        Role::Customer => "cliente",
-        Role::RegistrationOfficer => "incaricato alla registrazione",
-        Role::BackOffice => "back-office",
-    }
-}
 
 fn status_label(status: UserStatus) -> &'static str {
     match status {
@@ -57,10 +49,7 @@ pub struct UsersQuery {
     pagina: String,
 }
 
-pub(super) async fn users(
-    visit: OperatorPage,
-    query: web::Query<UsersQuery>,
-) -> Result<HttpResponse, WebError> {
+pub(super) async fn users(visit: OperatorPage, query: web::Query<UsersQuery>) -> PageResult {
     let UsersQuery {
         q,
         ruolo,
@@ -144,7 +133,7 @@ pub(super) async fn user_page(
     form: ActionForm,
     done: Value,
     status: StatusCode,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let own = user_id == visit.user.id;
     let (brand, (user, disabled_reason)) = visit
         .read(move |conn, brand_id| {
@@ -211,7 +200,7 @@ pub(super) async fn user(
     visit: OperatorPage,
     user_id: web::Path<String>,
     query: web::Query<DoneQuery>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let done = done_message(query.fatto.as_deref());
     let form = ActionForm::default();
     user_page(&visit, user_id.into_inner(), form, done, StatusCode::OK).await
@@ -233,11 +222,10 @@ type Action = fn(
 ) -> Result<User, ManagementError>;
 
 async fn act(
-    form: OperatorForm<ReasonFields>,
+    OperatorForm { visit, fields }: OperatorForm<ReasonFields>,
     user_id: String,
     (name, action, done): (&'static str, Action, &'static str),
-) -> Result<HttpResponse, WebError> {
-    let OperatorForm { visit, fields } = form;
+) -> PageResult {
     let mut form = ActionForm {
         action: name,
         reason: fields.reason.clone(),
@@ -249,23 +237,22 @@ async fn act(
             StatusCode::UNPROCESSABLE_ENTITY
         }
         Ok(reason) => {
-            let (operator_id, brand_id, id) = (
-                visit.user.id.clone(),
-                visit.user.brand_id.clone(),
-                user_id.clone(),
-            );
-            let outcome = with_conn(&visit.state, move |conn| {
-                let by = Operator {
-                    id: &operator_id,
-                    brand_id: &brand_id,
-                };
-                match action(conn, by, &id, &reason, Utc::now()) {
-                    Ok(_) => Ok(Ok(())),
-                    Err(ManagementError::UnknownUser) => Err(ManagementError::UnknownUser.into()),
-                    Err(other) => Ok(Err(refusal(other)?)),
-                }
-            })
-            .await?;
+            let id = user_id.clone();
+            let outcome = visit
+                .as_operator(move |conn, operator| {
+                    let by = Operator {
+                        id: &operator.id,
+                        brand_id: &operator.brand_id,
+                    };
+                    match action(conn, by, &id, &reason, Utc::now()) {
+                        Ok(_) => Ok(Ok(())),
+                        Err(ManagementError::UnknownUser) => {
+                            Err(ManagementError::UnknownUser.into())
+                        }
+                        Err(other) => Ok(Err(refusal(other)?)),
+                    }
+                })
+                .await?;
             match outcome {
                 Ok(()) => {
                     let path = format!("/backoffice/utenti/{}", url_segment(&user_id));
@@ -285,7 +272,7 @@ async fn act(
 pub(super) async fn disable(
     form: OperatorForm<ReasonFields>,
     user_id: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let action = ("disattiva", management::disable as Action, "disattivato");
     act(form, user_id.into_inner(), action).await
 }
@@ -293,7 +280,7 @@ pub(super) async fn disable(
 pub(super) async fn enable(
     form: OperatorForm<ReasonFields>,
     user_id: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let action = ("riattiva", management::enable as Action, "riattivato");
     act(form, user_id.into_inner(), action).await
 }
@@ -301,7 +288,7 @@ pub(super) async fn enable(
 pub(super) async fn remove_officer_role(
     form: OperatorForm<ReasonFields>,
     user_id: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let action = (
         "revoca-incaricato",
         management::remove_officer_role as Action,
@@ -325,7 +312,7 @@ pub(super) async fn applications_page(
     done: Value,
     error: Option<String>,
     status: StatusCode,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let (brand, list) = visit
         .read(move |conn, brand_id| {
             Ok(officer_applications::list(
@@ -336,11 +323,8 @@ pub(super) async fn applications_page(
             )?)
         })
         .await?;
-    let pager = pager("/backoffice/utenti/richieste", &[], page, list.total);
-    let applications: Vec<Value> = list
-        .items
-        .into_iter()
-        .map(|a| {
+    let (applications, pager) =
+        rows_and_pager("/backoffice/utenti/richieste", &[], page, list, |a| {
             let this = a.id == refusal_form.application_id;
             json!({
                 "id": a.id,
@@ -356,8 +340,7 @@ pub(super) async fn applications_page(
                 "reason": if this { refusal_form.reason.as_str() } else { "" },
                 "reason_error": if this { refusal_form.error.clone() } else { None },
             })
-        })
-        .collect();
+        });
     let context = json!({
         "done": done,
         "error": error,
@@ -373,10 +356,7 @@ pub(super) async fn applications_page(
     )
 }
 
-pub(super) async fn applications(
-    visit: OperatorPage,
-    query: web::Query<DoneQuery>,
-) -> Result<HttpResponse, WebError> {
+pub(super) async fn applications(visit: OperatorPage, query: web::Query<DoneQuery>) -> PageResult {
     let done = done_message(query.fatto.as_deref());
     let page = page_numbered(&query.pagina);
     applications_page(
@@ -397,31 +377,27 @@ async fn decide(
     application_id: String,
     decision: Decision,
     mut form: RefusalForm,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let done = match decision {
         Decision::Approve => "approvata",
         Decision::Refuse(_) => "respinta",
     };
-    let (operator_id, brand_id, id) = (
-        visit.user.id.clone(),
-        visit.user.brand_id.clone(),
-        application_id,
-    );
-    let outcome = with_conn(
-        &visit.state,
-        move |conn| match officer_applications::decide(
-            conn,
-            &operator_id,
-            &brand_id,
-            &id,
-            decision,
-            Utc::now(),
-        ) {
-            Ok(_) => Ok(Ok(())),
-            Err(other) => Ok(Err(refusal(other)?)),
-        },
-    )
-    .await?;
+    let id = application_id;
+    let outcome = visit
+        .as_operator(move |conn, operator| {
+            match officer_applications::decide(
+                conn,
+                &operator.id,
+                &operator.brand_id,
+                &id,
+                decision,
+                Utc::now(),
+            ) {
+                Ok(_) => Ok(Ok(())),
+                Err(other) => Ok(Err(refusal(other)?)),
+            }
+        })
+        .await?;
     match outcome {
         Ok(()) => Ok(done_redirect("/backoffice/utenti/richieste", done)),
         Err(identity) => {
@@ -436,7 +412,7 @@ async fn decide(
 pub(super) async fn approve(
     form: OperatorForm<NoFields>,
     application_id: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
+) -> PageResult {
     let form_state = RefusalForm::default();
     decide(
         form.visit,
@@ -448,10 +424,9 @@ pub(super) async fn approve(
 }
 
 pub(super) async fn refuse(
-    form: OperatorForm<ReasonFields>,
+    OperatorForm { visit, fields }: OperatorForm<ReasonFields>,
     application_id: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
-    let OperatorForm { visit, fields } = form;
+) -> PageResult {
     let application_id = application_id.into_inner();
     let mut form_state = RefusalForm {
         application_id: application_id.clone(),
