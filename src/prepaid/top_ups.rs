@@ -13,7 +13,7 @@ use crate::brands;
 use crate::card::store as card_store;
 use crate::card::{CardPayment, CardSettings, CardTarget};
 use crate::db::schema::top_ups;
-use crate::db::{write_transaction, DbConnection};
+use crate::db::{self, write_transaction, DbConnection};
 use crate::email_address::ConfirmedEmail;
 use crate::mail::outbox;
 use crate::money::{Money, PositiveMoney};
@@ -297,22 +297,13 @@ pub fn list_for_user(
     user_id: &str,
     page: Page,
 ) -> Result<Paged<TopUp>, PrepaidError> {
-    let total: i64 = top_ups::table
-        .filter(top_ups::user_id.eq(user_id))
-        .count()
-        .get_result(conn)?;
-    let rows: Vec<TopUpRow> = top_ups::table
-        .filter(top_ups::user_id.eq(user_id))
-        .order((top_ups::created_at.desc(), top_ups::id.desc()))
-        .limit(page.limit())
-        .offset(page.offset())
-        .select(TopUpRow::as_select())
-        .load(conn)?;
-    let items = rows
-        .into_iter()
-        .map(from_row)
-        .collect::<anyhow::Result<_>>()?;
-    Ok(Paged { items, total })
+    let of_user = || top_ups::table.filter(top_ups::user_id.eq(user_id));
+    let rows = db::load_page(conn, page, of_user, |query| {
+        query
+            .order((top_ups::created_at.desc(), top_ups::id.desc()))
+            .select(TopUpRow::as_select())
+    })?;
+    Ok(rows.try_map(from_row)?)
 }
 
 /// Top-ups by id, locked for update on PostgreSQL until the caller's transaction ends.
