@@ -71,19 +71,24 @@ pub fn request(
         let account = account_of_owner(conn, requester.user_id)?;
         let id = Uuid::now_v7().to_string();
         let reserved_until = now + reservation;
+        // The reference is known only once reserved, inside the reservation.
+        let without_reference = NewTopUp {
+            id: &id,
+            requester,
+            account_id: &account.id,
+            method,
+            amount: amount.money(),
+            reference: None,
+            reserved_until,
+        };
         let reference = reservations::reserve(
             conn,
             requester.brand_id,
             now,
             |conn, reference| -> Result<Target, PrepaidError> {
                 let top_up = NewTopUp {
-                    id: &id,
-                    requester,
-                    account_id: &account.id,
-                    method,
-                    amount: amount.money(),
                     reference: Some(reference),
-                    reserved_until,
+                    ..without_reference
                 };
                 insert(conn, &top_up, now)?;
                 Ok(Target::TopUp(id.clone()))
@@ -101,13 +106,8 @@ pub fn request(
         };
         outbox::enqueue(conn, &instructions.email(), now)?;
         let top_up = NewTopUp {
-            id: &id,
-            requester,
-            account_id: &account.id,
-            method,
-            amount: amount.money(),
             reference: Some(&reference),
-            reserved_until,
+            ..without_reference
         };
         top_up.record_requested(conn, ("payment_reference", json!(reference.as_str())), now)?;
         Ok(top_up.stored(now))
@@ -115,6 +115,7 @@ pub fn request(
 }
 
 /// A top-up about to be stored.
+#[derive(Clone, Copy)]
 struct NewTopUp<'a> {
     id: &'a str,
     requester: &'a Requester<'a>,
