@@ -137,6 +137,14 @@ impl<T> Paged<T> {
             total: self.total,
         }
     }
+
+    /// The page with each row converted, or the first row that would not convert.
+    pub fn try_map<U, E>(self, f: impl FnMut(T) -> Result<U, E>) -> Result<Paged<U>, E> {
+        Ok(Paged {
+            items: self.items.into_iter().map(f).collect::<Result<_, E>>()?,
+            total: self.total,
+        })
+    }
 }
 
 #[cfg(test)]

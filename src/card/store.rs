@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{CardPayment, CardStatus, CardTarget};
 use crate::db::schema::{card_events, card_payments, card_refunds};
-use crate::db::DbConnection;
+use crate::db::{self, DbConnection};
 use crate::money::Money;
 use crate::paging::{Page, Paged};
 
@@ -314,17 +314,12 @@ pub fn list(
         }
         query
     };
-    let total: i64 = query().count().get_result(conn)?;
-    let rows = query()
-        .order((card_payments::created_at.desc(), card_payments::id.desc()))
-        .limit(page.limit())
-        .offset(page.offset())
-        .select(Row::as_select())
-        .load(conn)?;
-    Ok(Paged {
-        items: rows.into_iter().map(from_row).collect(),
-        total,
-    })
+    let rows = db::load_page(conn, page, query, |query| {
+        query
+            .order((card_payments::created_at.desc(), card_payments::id.desc()))
+            .select(Row::as_select())
+    })?;
+    Ok(rows.map(from_row))
 }
 
 // ---- notifications ----

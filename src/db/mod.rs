@@ -7,10 +7,12 @@
 
 #[macro_use]
 mod macros;
+mod pages;
 pub mod schema;
 pub mod search;
 mod signals;
 
+pub use pages::load_page;
 pub use signals::{after_commit, listen, notify};
 
 use std::path::PathBuf;

@@ -13,7 +13,7 @@ use super::store::{DocumentRow, StoredDocument};
 use super::{DocumentKind, InvoiceError, InvoiceStatus};
 use crate::db::schema::{invoices, sdi_transmissions};
 use crate::db::search::{contains_pattern, lower};
-use crate::db::DbConnection;
+use crate::db::{self, DbConnection};
 use crate::paging::{Page, Paged};
 
 /// The search text of the number and buyer filters.
@@ -95,24 +95,20 @@ pub fn list(
         }
         query
     };
-    let total: i64 = query().count().get_result(conn)?;
-    let rows: Vec<(DocumentRow, String)> = query()
-        .order((
-            invoices::issue_date.desc(),
-            invoices::created_at.desc(),
-            invoices::id.desc(),
-        ))
-        .limit(page.limit())
-        .offset(page.offset())
-        .select((DocumentRow::as_select(), invoices::buyer))
-        .load(conn)?;
-    let documents = rows
-        .into_iter()
-        .map(|(row, buyer)| Ok((StoredDocument::try_from(row)?, buyer)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let rows: Paged<(DocumentRow, String)> = db::load_page(conn, page, query, |query| {
+        query
+            .order((
+                invoices::issue_date.desc(),
+                invoices::created_at.desc(),
+                invoices::id.desc(),
+            ))
+            .select((DocumentRow::as_select(), invoices::buyer))
+    })?;
+    let documents =
+        rows.try_map(|(row, buyer)| anyhow::Ok((StoredDocument::try_from(row)?, buyer)))?;
     Ok(Paged {
-        items: with_exchange(conn, documents)?,
-        total,
+        items: with_exchange(conn, documents.items)?,
+        total: documents.total,
     })
 }
 

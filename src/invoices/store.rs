@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::CreditedCoupon;
 use crate::db::schema::{coupons, credited_coupons, invoices, sdi_transmission_counters};
-use crate::db::DbConnection;
+use crate::db::{self, DbConnection};
 use crate::paging::{Page, Paged};
 
 text_enum!(
@@ -257,17 +257,12 @@ pub fn documents_in_status(
             .filter(invoices::status.eq(status.as_str()))
             .into_boxed()
     };
-    let total: i64 = query().count().get_result(conn)?;
-    let items = query()
-        .order((invoices::status_changed_at.asc(), invoices::id.asc()))
-        .limit(page.limit())
-        .offset(page.offset())
-        .select(DocumentRow::as_select())
-        .load(conn)?
-        .into_iter()
-        .map(StoredDocument::try_from)
-        .collect::<anyhow::Result<_>>()?;
-    Ok(Paged { items, total })
+    let rows = db::load_page(conn, page, query, |query| {
+        query
+            .order((invoices::status_changed_at.asc(), invoices::id.asc()))
+            .select(DocumentRow::as_select())
+    })?;
+    rows.try_map(StoredDocument::try_from)
 }
 
 /// A stored document (invoice or credit note), as shown and downloaded.

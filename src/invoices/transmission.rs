@@ -12,7 +12,7 @@ use super::channel::OutgoingFile;
 use super::store::{self, Untransmitted};
 use crate::audit::{self, Actor, AuditEntry};
 use crate::db::schema::{brands, invoices, sdi_transmissions};
-use crate::db::{write_transaction, DbConnection};
+use crate::db::{self, write_transaction, DbConnection};
 use crate::paging::{Page, Paged};
 use crate::workers::RetryPolicy;
 
@@ -290,49 +290,43 @@ pub fn list(
         }
         query
     };
-    let total: i64 = query().count().get_result(conn)?;
-    let rows: Vec<SummaryRow> = query()
-        .order((
-            sdi_transmissions::created_at.desc(),
-            sdi_transmissions::id.desc(),
-        ))
-        .limit(page.limit())
-        .offset(page.offset())
-        .select((
-            sdi_transmissions::id,
-            sdi_transmissions::invoice_id,
-            invoices::number,
-            sdi_transmissions::file_name,
-            sdi_transmissions::status,
-            sdi_transmissions::attempts,
-            sdi_transmissions::last_error,
-            sdi_transmissions::channel,
-            sdi_transmissions::channel_reference,
-            sdi_transmissions::created_at,
-            sdi_transmissions::next_attempt_at,
-            sdi_transmissions::sent_at,
-        ))
-        .load(conn)?;
-    let items = rows
-        .into_iter()
-        .map(|row| {
-            Ok(TransmissionSummary {
-                status: TransmissionStatus::stored(&row.4, format_args!("transmission {}", row.0))?,
-                id: row.0,
-                invoice_id: row.1,
-                number: row.2,
-                file_name: row.3,
-                attempts: row.5,
-                last_error: row.6,
-                channel: row.7,
-                channel_reference: row.8,
-                created_at: row.9,
-                next_attempt_at: row.10,
-                sent_at: row.11,
-            })
+    let rows: Paged<SummaryRow> = db::load_page(conn, page, query, |query| {
+        query
+            .order((
+                sdi_transmissions::created_at.desc(),
+                sdi_transmissions::id.desc(),
+            ))
+            .select((
+                sdi_transmissions::id,
+                sdi_transmissions::invoice_id,
+                invoices::number,
+                sdi_transmissions::file_name,
+                sdi_transmissions::status,
+                sdi_transmissions::attempts,
+                sdi_transmissions::last_error,
+                sdi_transmissions::channel,
+                sdi_transmissions::channel_reference,
+                sdi_transmissions::created_at,
+                sdi_transmissions::next_attempt_at,
+                sdi_transmissions::sent_at,
+            ))
+    })?;
+    rows.try_map(|row| {
+        Ok(TransmissionSummary {
+            status: TransmissionStatus::stored(&row.4, format_args!("transmission {}", row.0))?,
+            id: row.0,
+            invoice_id: row.1,
+            number: row.2,
+            file_name: row.3,
+            attempts: row.5,
+            last_error: row.6,
+            channel: row.7,
+            channel_reference: row.8,
+            created_at: row.9,
+            next_attempt_at: row.10,
+            sent_at: row.11,
         })
-        .collect::<anyhow::Result<_>>()?;
-    Ok(Paged { items, total })
+    })
 }
 
 /// The outbox by channel, for the metrics: files sent and failed attempts (both only

@@ -231,14 +231,11 @@ pub fn list(
             .filter(emails::status.eq(status.to_owned()))
             .into_boxed()
     };
-    let total: i64 = query().count().get_result(conn)?;
-    let items = query()
-        .order((emails::created_at.asc(), emails::id.asc()))
-        .limit(page.limit())
-        .offset(page.offset())
-        .select(EmailSummary::as_select())
-        .load(conn)?;
-    Ok(Paged { items, total })
+    db::load_page(conn, page, query, |query| {
+        query
+            .order((emails::created_at.asc(), emails::id.asc()))
+            .select(EmailSummary::as_select())
+    })
 }
 
 /// A dead email back in the queue, from zero attempts. `false` if no dead email of the

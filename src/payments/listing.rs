@@ -269,16 +269,10 @@ pub fn statements(
     brand_id: &str,
     page: Page,
 ) -> anyhow::Result<Paged<StatementView>> {
-    let total: i64 = statements::table
-        .filter(statements::brand_id.eq(brand_id))
-        .count()
-        .get_result(conn)?;
-    let items = statements::table
-        .filter(statements::brand_id.eq(brand_id))
-        .order((statements::imported_at.desc(), statements::id.desc()))
-        .limit(page.limit())
-        .offset(page.offset())
-        .select(StatementView::as_select())
-        .load(conn)?;
-    Ok(Paged { items, total })
+    let of_brand = || statements::table.filter(statements::brand_id.eq(brand_id));
+    Ok(db::load_page(conn, page, of_brand, |query| {
+        query
+            .order((statements::imported_at.desc(), statements::id.desc()))
+            .select(StatementView::as_select())
+    })?)
 }

@@ -13,7 +13,7 @@ use crate::brands;
 use crate::card::store as card_store;
 use crate::card::{CardPayment, CardSettings, CardTarget};
 use crate::db::schema::top_ups;
-use crate::db::{write_transaction, DbConnection};
+use crate::db::{self, write_transaction, DbConnection};
 use crate::email_address::ConfirmedEmail;
 use crate::mail::outbox;
 use crate::money::{Money, PositiveMoney};
@@ -71,19 +71,24 @@ pub fn request(
         let account = account_of_owner(conn, requester.user_id)?;
         let id = Uuid::now_v7().to_string();
         let reserved_until = now + reservation;
+        // The reference is known only once reserved, inside the reservation.
+        let without_reference = NewTopUp {
+            id: &id,
+            requester,
+            account_id: &account.id,
+            method,
+            amount: amount.money(),
+            reference: None,
+            reserved_until,
+        };
         let reference = reservations::reserve(
             conn,
             requester.brand_id,
             now,
             |conn, reference| -> Result<Target, PrepaidError> {
                 let top_up = NewTopUp {
-                    id: &id,
-                    requester,
-                    account_id: &account.id,
-                    method,
-                    amount: amount.money(),
                     reference: Some(reference),
-                    reserved_until,
+                    ..without_reference
                 };
                 insert(conn, &top_up, now)?;
                 Ok(Target::TopUp(id.clone()))
@@ -101,13 +106,8 @@ pub fn request(
         };
         outbox::enqueue(conn, &instructions.email(), now)?;
         let top_up = NewTopUp {
-            id: &id,
-            requester,
-            account_id: &account.id,
-            method,
-            amount: amount.money(),
             reference: Some(&reference),
-            reserved_until,
+            ..without_reference
         };
         top_up.record_requested(conn, ("payment_reference", json!(reference.as_str())), now)?;
         Ok(top_up.stored(now))
@@ -115,6 +115,7 @@ pub fn request(
 }
 
 /// A top-up about to be stored.
+#[derive(Clone, Copy)]
 struct NewTopUp<'a> {
     id: &'a str,
     requester: &'a Requester<'a>,
@@ -297,22 +298,13 @@ pub fn list_for_user(
     user_id: &str,
     page: Page,
 ) -> Result<Paged<TopUp>, PrepaidError> {
-    let total: i64 = top_ups::table
-        .filter(top_ups::user_id.eq(user_id))
-        .count()
-        .get_result(conn)?;
-    let rows: Vec<TopUpRow> = top_ups::table
-        .filter(top_ups::user_id.eq(user_id))
-        .order((top_ups::created_at.desc(), top_ups::id.desc()))
-        .limit(page.limit())
-        .offset(page.offset())
-        .select(TopUpRow::as_select())
-        .load(conn)?;
-    let items = rows
-        .into_iter()
-        .map(from_row)
-        .collect::<anyhow::Result<_>>()?;
-    Ok(Paged { items, total })
+    let of_user = || top_ups::table.filter(top_ups::user_id.eq(user_id));
+    let rows = db::load_page(conn, page, of_user, |query| {
+        query
+            .order((top_ups::created_at.desc(), top_ups::id.desc()))
+            .select(TopUpRow::as_select())
+    })?;
+    Ok(rows.try_map(from_row)?)
 }
 
 /// Top-ups by id, locked for update on PostgreSQL until the caller's transaction ends.

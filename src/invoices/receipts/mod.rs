@@ -22,7 +22,7 @@ use crate::audit::{self, Actor, AuditEntry};
 use crate::billing::InvalidField;
 use crate::brands::Brand;
 use crate::db::schema::{invoices, orders, sdi_receipts, sdi_transmissions, users};
-use crate::db::{lock_key, write_transaction, DbConnection};
+use crate::db::{self, lock_key, write_transaction, DbConnection};
 use crate::mail::outbox::{self, OutgoingEmail};
 use crate::paging::{Page, Paged};
 
@@ -420,17 +420,12 @@ pub fn recent(
         }
         query
     };
-    let total: i64 = query().count().get_result(conn)?;
-    let items = query()
-        .order((sdi_receipts::imported_at.desc(), sdi_receipts::id.desc()))
-        .limit(page.limit())
-        .offset(page.offset())
-        .select((ReceiptRow::as_select(), invoices::number.nullable()))
-        .load::<(ReceiptRow, Option<String>)>(conn)?
-        .into_iter()
-        .map(stored_receipt)
-        .collect::<anyhow::Result<_>>()?;
-    Ok(Paged { items, total })
+    let rows: Paged<(ReceiptRow, Option<String>)> = db::load_page(conn, page, query, |query| {
+        query
+            .order((sdi_receipts::imported_at.desc(), sdi_receipts::id.desc()))
+            .select((ReceiptRow::as_select(), invoices::number.nullable()))
+    })?;
+    rows.try_map(stored_receipt)
 }
 
 /// The notifications about the documents `invoice_ids`, oldest first (the back-office's

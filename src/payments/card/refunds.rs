@@ -18,7 +18,6 @@ use crate::coupons::{self, state as coupon_state};
 use crate::db::{write_transaction, DbConnection, Pool};
 use crate::invoices::{self, CreditedCoupon};
 use crate::money::Money;
-use crate::validation::Reason;
 use crate::workers::RetryPolicy;
 
 /// Which coupons of a card-paid order to refund.
@@ -30,12 +29,8 @@ pub enum Coupons {
     Chosen(Vec<String>),
 }
 
-/// Who refunds, and why.
-pub struct Operator<'a> {
-    pub id: &'a str,
-    pub brand_id: &'a str,
-    pub reason: &'a Reason,
-}
+/// Who refunds, and why: the same as for the manual actions on payments.
+pub use crate::payments::manual::Operator;
 
 /// A refund asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
