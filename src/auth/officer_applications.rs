@@ -137,12 +137,17 @@ impl From<DieselError> for ApplicationError {
 
 storage_error_from!(ApplicationError: UserError);
 
+/// An application read joined to its applicant's user row, as every reader shows it.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = officer_applications)]
 struct ApplicationRow {
     id: String,
     brand_id: String,
     user_id: String,
+    #[diesel(select_expression = users_table::email)]
+    applicant_email: String,
+    #[diesel(select_expression = users_table::name)]
+    applicant_name: String,
     company_name: String,
     vat_number: String,
     contact_email: String,
@@ -154,9 +159,7 @@ struct ApplicationRow {
     refusal_reason: Option<String>,
 }
 
-fn from_row(
-    (row, applicant_email, applicant_name): (ApplicationRow, String, String),
-) -> Result<Application, ApplicationError> {
+fn from_row(row: ApplicationRow) -> Result<Application, ApplicationError> {
     Ok(Application {
         status: ApplicationStatus::stored(
             &row.status,
@@ -165,8 +168,8 @@ fn from_row(
         id: row.id,
         brand_id: row.brand_id,
         user_id: row.user_id,
-        applicant_email,
-        applicant_name,
+        applicant_email: row.applicant_email,
+        applicant_name: row.applicant_name,
         company_name: row.company_name,
         vat_number: PartitaIva::from_stored(row.vat_number),
         contact_email: row.contact_email,
@@ -242,12 +245,8 @@ fn find(conn: &mut DbConnection, id: &str) -> Result<Option<Application>, Applic
     officer_applications::table
         .inner_join(users_table::table)
         .filter(officer_applications::id.eq(id))
-        .select((
-            ApplicationRow::as_select(),
-            users_table::email,
-            users_table::name,
-        ))
-        .first::<(ApplicationRow, String, String)>(conn)
+        .select(ApplicationRow::as_select())
+        .first::<ApplicationRow>(conn)
         .optional()?
         .map(from_row)
         .transpose()
@@ -265,12 +264,8 @@ pub fn latest_of_user(
             officer_applications::created_at.desc(),
             officer_applications::id.desc(),
         ))
-        .select((
-            ApplicationRow::as_select(),
-            users_table::email,
-            users_table::name,
-        ))
-        .first::<(ApplicationRow, String, String)>(conn)
+        .select(ApplicationRow::as_select())
+        .first::<ApplicationRow>(conn)
         .optional()?
         .map(from_row)
         .transpose()
@@ -299,12 +294,8 @@ pub fn list(
         ))
         .limit(page.limit())
         .offset(page.offset())
-        .select((
-            ApplicationRow::as_select(),
-            users_table::email,
-            users_table::name,
-        ))
-        .load::<(ApplicationRow, String, String)>(conn)?
+        .select(ApplicationRow::as_select())
+        .load::<ApplicationRow>(conn)?
         .into_iter()
         .map(from_row)
         .collect::<Result<_, _>>()?;

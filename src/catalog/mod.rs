@@ -275,52 +275,18 @@ pub enum ProductChangeError {
 
 storage_error_from!(ProductChangeError: diesel::result::Error);
 
-/// Puts a product on sale or takes it off (a back-office decision, audited). Taken off,
-/// it can no longer be quoted or ordered; coupons already sold stay valid.
-pub fn set_active(
-    conn: &mut DbConnection,
-    operator_id: &str,
-    brand_id: &str,
-    product_id: &str,
-    active: bool,
-    now: DateTime<Utc>,
-) -> Result<Product, ProductChangeError> {
-    let product = ProductOfBrand {
-        operator_id,
-        brand_id,
-        product_id,
-    };
-    flip(conn, product, Switch::Active(active), now)
-}
-
-/// Marks a product temporarily unavailable with `notice`, or available again with `None`
-/// (a back-office decision, audited). Unavailable, it stays listed with its notice and can
-/// be neither quoted, proposed nor ordered.
-pub fn set_unavailable(
-    conn: &mut DbConnection,
-    operator_id: &str,
-    brand_id: &str,
-    product_id: &str,
-    notice: Option<&UnavailableNotice>,
-    now: DateTime<Utc>,
-) -> Result<Product, ProductChangeError> {
-    let product = ProductOfBrand {
-        operator_id,
-        brand_id,
-        product_id,
-    };
-    flip(conn, product, Switch::Unavailable(notice), now)
-}
-
 /// A product of the operator's brand, as a back-office operator names it.
+#[derive(Clone, Copy)]
 struct ProductOfBrand<'a> {
     operator_id: &'a str,
     brand_id: &'a str,
     product_id: &'a str,
 }
 
-/// The two switches of a product an operator flips on its own: on sale or not, and
-/// available or not (with the notice saying why).
+/// The two switches of a product an operator flips on its own. Taken off sale
+/// (`Active(false)`), a product can no longer be quoted or ordered, and coupons already
+/// sold stay valid; unavailable (`Unavailable(Some(notice))`), it stays listed with its
+/// notice and can be neither quoted, proposed nor ordered.
 enum Switch<'a> {
     Active(bool),
     Unavailable(Option<&'a UnavailableNotice>),
@@ -407,27 +373,19 @@ pub fn change(
     change: &ProductChange,
     now: DateTime<Utc>,
 ) -> Result<Product, ProductChangeError> {
+    let product = ProductOfBrand {
+        operator_id,
+        brand_id,
+        product_id,
+    };
     write_transaction(conn, |conn| {
         let mut changed = None;
         if let Some(active) = change.active {
-            changed = Some(set_active(
-                conn,
-                operator_id,
-                brand_id,
-                product_id,
-                active,
-                now,
-            )?);
+            changed = Some(flip(conn, product, Switch::Active(active), now)?);
         }
         if let Some(notice) = &change.unavailable {
-            changed = Some(set_unavailable(
-                conn,
-                operator_id,
-                brand_id,
-                product_id,
-                notice.as_ref(),
-                now,
-            )?);
+            let switch = Switch::Unavailable(notice.as_ref());
+            changed = Some(flip(conn, product, switch, now)?);
         }
         changed.ok_or(ProductChangeError::NothingToChange)
     })

@@ -122,48 +122,32 @@ pub fn void_available(
     )
 }
 
-/// Voids the coupons of an order not yet used (the money that paid the order was taken
-/// back by the bank); returns them, for the credit note that credits them. Reserved or
-/// redeemed ones are left alone.
+/// Voids the coupons of an order not yet used, all of them (the money that paid the order
+/// was taken back by the bank) or only those among `chosen` (a card refund of some of its
+/// coupons); returns those it voided, for the credit note that credits them. Reserved or
+/// redeemed ones are left alone: a caller that chose compares the count with what it asked.
 pub fn void_unused_of_order(
     conn: &mut DbConnection,
     order_id: &str,
+    chosen: Option<&[String]>,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<CreditedCoupon>> {
-    diesel::update(
+    let mut unused = diesel::update(
         coupons::table
             .filter(coupons::order_id.eq(order_id))
             .filter(coupons::status.eq(CouponStatus::Available.as_str())),
     )
-    .set((
-        coupons::status.eq(CouponStatus::Voided.as_str()),
-        coupons::voided_at.eq(Some(now.naive_utc())),
-    ))
-    .returning(CREDITED)
-    .get_results(conn)
-}
-
-/// Voids the coupons `ids` of an order if they are unused (a card refund of some of its
-/// coupons); returns those it voided, for the credit note. The caller compares the count
-/// with what it asked: a coupon reserved, redeemed or of another order stays as it is.
-pub fn void_chosen_of_order(
-    conn: &mut DbConnection,
-    order_id: &str,
-    ids: &[String],
-    now: DateTime<Utc>,
-) -> QueryResult<Vec<CreditedCoupon>> {
-    diesel::update(
-        coupons::table
-            .filter(coupons::order_id.eq(order_id))
-            .filter(coupons::id.eq_any(ids))
-            .filter(coupons::status.eq(CouponStatus::Available.as_str())),
-    )
-    .set((
-        coupons::status.eq(CouponStatus::Voided.as_str()),
-        coupons::voided_at.eq(Some(now.naive_utc())),
-    ))
-    .returning(CREDITED)
-    .get_results(conn)
+    .into_boxed();
+    if let Some(ids) = chosen {
+        unused = unused.filter(coupons::id.eq_any(ids));
+    }
+    unused
+        .set((
+            coupons::status.eq(CouponStatus::Voided.as_str()),
+            coupons::voided_at.eq(Some(now.naive_utc())),
+        ))
+        .returning(CREDITED)
+        .get_results(conn)
 }
 
 /// What a credit note needs of a coupon it credits.

@@ -112,12 +112,8 @@ pub fn place_prepaid(
             conn,
             buyer,
             "order.paid",
-            &order.id,
-            json!({
-                "payment_method": "prepaid",
-                "gross_total": quote.gross_total.to_string(),
-                "coupons": written.coupons,
-            }),
+            &order,
+            json!({ "coupons": written.coupons }),
             now,
         )?;
 
@@ -182,10 +178,8 @@ pub fn place_by_transfer(
             conn,
             buyer,
             "order.placed",
-            &order.id,
+            &order,
             json!({
-                "payment_method": method.as_str(),
-                "gross_total": quote.gross_total.to_string(),
                 "payment_reference": reference.as_str(),
                 "reserved_until": order.reserved_until,
             }),
@@ -229,12 +223,8 @@ pub fn place_by_card(
             conn,
             buyer,
             "order.placed",
-            &order.id,
-            json!({
-                "payment_method": PaymentMethod::Card.as_str(),
-                "gross_total": quote.gross_total.to_string(),
-                "card_payment_id": payment.id,
-            }),
+            &order,
+            json!({ "card_payment_id": payment.id }),
             now,
         )?;
         Ok((order, payment))
@@ -271,15 +261,23 @@ pub fn fulfil_paid(
     fulfil_many(conn, brand, now, &[paid])
 }
 
-/// The audit entry of what the buyer did to an order.
+/// The audit entry of what the buyer did to an order: how it is paid and its total, as
+/// every such entry says them, with what `action` adds (`details`, a JSON object).
 fn record_by_buyer(
     conn: &mut DbConnection,
     buyer: &Buyer,
     action: &'static str,
-    order_id: &str,
-    details: serde_json::Value,
+    order: &Order,
+    mut details: serde_json::Value,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
+    if let Some(details) = details.as_object_mut() {
+        details.insert(
+            "payment_method".into(),
+            order.payment_method.as_str().into(),
+        );
+        details.insert("gross_total".into(), order.gross_total.to_string().into());
+    }
     audit::record(
         conn,
         AuditEntry {
@@ -287,7 +285,7 @@ fn record_by_buyer(
             actor: &Actor::User(buyer.user_id.clone()),
             action,
             subject_type: "order",
-            subject_id: order_id,
+            subject_id: &order.id,
             details,
         },
         now,

@@ -132,9 +132,10 @@ fn void(
     now: DateTime<Utc>,
 ) -> Result<Vec<CreditedCoupon>, CardError> {
     let voided = match coupons {
-        Coupons::AllUnused => coupon_state::void_unused_of_order(conn, order_id, now)?,
+        Coupons::AllUnused => coupon_state::void_unused_of_order(conn, order_id, None, now)?,
         Coupons::Chosen(ids) => {
-            let voided = coupon_state::void_chosen_of_order(conn, order_id, ids, now)?;
+            let voided =
+                coupon_state::void_unused_of_order(conn, order_id, Some(ids.as_slice()), now)?;
             if let Some(missing) = ids.iter().find(|id| !voided.iter().any(|v| &v.id == *id)) {
                 return Err(CardError::CouponNotRefundable(missing.clone()));
             }

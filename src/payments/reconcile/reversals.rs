@@ -200,7 +200,7 @@ fn undo(
         let taken_back = Money::from_cents(original.applied_cents);
         if let Some(order_id) = &original.order_id {
             order_book::take_back(conn, order_id, taken_back)?;
-            let voided = crate::coupons::state::void_unused_of_order(conn, order_id, now)?;
+            let voided = crate::coupons::state::void_unused_of_order(conn, order_id, None, now)?;
             undone.voided = voided.len();
             // The sale of those coupons is undone: one credit note credits them all.
             undone.credit_note = invoices::credit_coupons(conn, brand, order_id, &voided, now)
