@@ -385,13 +385,12 @@ pub async fn statements(
     listed: Listed<NoFilters>,
 ) -> Result<HttpResponse, ApiError> {
     let page = listed.page()?;
-    let list = state
-        .with_conn(move |conn| {
-            queue::statements(conn, &operator.brand, page).map_err(ApiError::storage)
-        })
-        .await?;
+    let read = move |conn: &mut _| {
+        queue::statements(conn, &operator.brand, page).map_err(ApiError::storage)
+    };
+    let (statements, info) = listed.read_page(&state, page, read, |s| s).await?;
     Ok(HttpResponse::Ok().json(StatementListResponse {
-        page: listed.info(page, list.total),
-        statements: list.items,
+        page: info,
+        statements,
     }))
 }
