@@ -7,8 +7,6 @@
 //! The maximum is the largest page any list accepted before lists were paged alike (the
 //! payments queue took 500), so no request that worked is refused now.
 
-use crate::validation::Rule;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
     limit: i64,
@@ -25,8 +23,9 @@ pub enum PageError {
     NegativeOffset,
 }
 
-impl Rule for PageError {
-    fn rule(&self) -> &'static str {
+impl PageError {
+    /// The rule broken, for clients (see [`crate::validation::Rule`]).
+    pub fn rule(&self) -> &'static str {
         match self {
             Self::NotInteger => "integer",
             Self::LimitOutOfRange | Self::NegativeOffset => "range",

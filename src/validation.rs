@@ -23,6 +23,14 @@ impl Rule for crate::money::MoneyError {
     }
 }
 
+// Here rather than in paging.rs, so that paging (which db/ reads pages into) imports
+// nothing of the domain.
+impl Rule for crate::paging::PageError {
+    fn rule(&self) -> &'static str {
+        self.rule()
+    }
+}
+
 /// A short free text typed by a person (a name, a reason): trimmed, within bounds, no
 /// control characters, and no bidirectional overrides or isolates (U+202A–U+202E,
 /// U+2066–U+2069): they make a name read backwards on invoices, emails and the
