@@ -216,8 +216,6 @@ fn forget_left(
 
 #[cfg(test)]
 mod tests {
-    use diesel::{Connection, SqliteConnection};
-
     use super::*;
 
     const THREE_AN_HOUR: Limit = Limit {
@@ -228,8 +226,7 @@ mod tests {
 
     #[test]
     fn a_hit_counts_for_its_window_at_most_and_the_wait_is_when_room_comes_back() {
-        let mut conn = DbConnection::Sqlite(SqliteConnection::establish(":memory:").unwrap());
-        crate::db::run_migrations(&mut conn).unwrap();
+        let mut conn = crate::db::migrated_in_memory();
         let t0 = DateTime::parse_from_rfc3339("2026-12-02T10:00:30Z")
             .unwrap()
             .to_utc();

@@ -109,6 +109,14 @@ impl DbConnection {
     }
 }
 
+/// A migrated SQLite database in memory, for the unit tests of the modules that own tables.
+#[cfg(test)]
+pub fn migrated_in_memory() -> DbConnection {
+    let mut conn = DbConnection::Sqlite(SqliteConnection::establish(":memory:").unwrap());
+    run_migrations(&mut conn).unwrap();
+    conn
+}
+
 /// Opens connections of the backend named by the URL, with SQLite tuned for a server:
 /// WAL (readers never wait for the writer), a busy timeout instead of an immediate
 /// "database is locked", and foreign keys enforced (SQLite's default is off).
