@@ -234,18 +234,25 @@ pub struct PublicStatus {
     pub valid_until: DateTime<Utc>,
 }
 
+/// A status check from `client` (its address), counted against [`STATUS_CHECKS`]: the
+/// coupon's public status (`None` when no coupon has the code), or `Err(seconds)` to wait
+/// when the address is over the limit.
 pub fn public_status(
     conn: &mut DbConnection,
     key: &CouponKey,
     code: &CouponCode,
+    client: &str,
     now: DateTime<Utc>,
-) -> anyhow::Result<Option<PublicStatus>> {
-    Ok(by_code(conn, key, code)?.map(|coupon| PublicStatus {
+) -> anyhow::Result<Result<Option<PublicStatus>, i64>> {
+    if let Err(retry_after_seconds) = crate::rate_limit::hit(conn, STATUS_CHECKS, client, now)? {
+        return Ok(Err(retry_after_seconds));
+    }
+    Ok(Ok(by_code(conn, key, code)?.map(|coupon| PublicStatus {
         status: shown(coupon.status, coupon.valid_until, now),
         covers: coupon.covers,
         brand_id: coupon.brand_id,
         valid_until: coupon.valid_until,
-    }))
+    })))
 }
 
 /// A coupon found by its code, with what its product covers.

@@ -189,9 +189,9 @@ pub async fn status(
     let display = code.to_string();
     let found = state
         .with_conn(move |conn| -> Result<_, ApiError> {
-            let now = Utc::now();
-            super::enforce_limit(conn, coupons::STATUS_CHECKS, &client, "coupon checks", now)?;
-            coupons::public_status(conn, &key, &code, now).map_err(ApiError::storage)
+            coupons::public_status(conn, &key, &code, &client, Utc::now())
+                .map_err(ApiError::storage)?
+                .map_err(|retry_after| super::too_many("coupon checks", retry_after))
         })
         .await?
         .ok_or_else(|| {

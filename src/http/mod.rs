@@ -106,12 +106,16 @@ pub fn enforce_limit(
     what: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), ApiError> {
-    crate::rate_limit::hit(conn, limit, subject, now)?.map_err(|retry_after_seconds| {
-        ApiError::TooManyRequests {
-            retry_after_seconds,
-            detail: format!("too many {what}; retry in {retry_after_seconds} seconds"),
-        }
-    })
+    crate::rate_limit::hit(conn, limit, subject, now)?
+        .map_err(|retry_after_seconds| too_many(what, retry_after_seconds))
+}
+
+/// The 429 problem (with Retry-After) that says `too many <what>`.
+pub fn too_many(what: &str, retry_after_seconds: i64) -> ApiError {
+    ApiError::TooManyRequests {
+        retry_after_seconds,
+        detail: format!("too many {what}; retry in {retry_after_seconds} seconds"),
+    }
 }
 
 /// The caller's brand, which must exist (users belong to one).

@@ -22,7 +22,7 @@ use crate::orders::PaymentMethod;
 use crate::paging::Page;
 use crate::prepaid::top_ups::{self, TopUp, TopUpStatus};
 use crate::prepaid::{self, Account, Adjustment, Direction, Entry, EntryKind, PrepaidError};
-use crate::validation::{Reason, Rule};
+use crate::validation::Reason;
 
 problem_response_type!(
     /// A buyer's operation on the caller's own account, which does not exist yet.

@@ -32,7 +32,6 @@ use crate::orders;
 use crate::paging::Page;
 use crate::payments::card::{sessions as card_sessions, CardError};
 use crate::prepaid::{self, top_ups, EntryKind};
-use crate::rate_limit;
 use crate::validation::PersonName;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -673,13 +672,13 @@ async fn check_coupon(
     let client = crate::http::client_address(&request);
     let key = state.coupon_key.clone();
     let found = with_conn(&state, move |conn| {
-        let now = Utc::now();
-        if let Err(retry_after) = rate_limit::hit(conn, coupons::STATUS_CHECKS, &client, now)? {
-            return Err(WebError::TooManyRequests(format!(
-                "Troppe verifiche: riprova tra {retry_after} secondi."
-            )));
-        }
-        coupons::public_status(conn, &key, &code, now).map_err(WebError::storage)
+        coupons::public_status(conn, &key, &code, &client, Utc::now())
+            .map_err(WebError::storage)?
+            .map_err(|retry_after| {
+                WebError::TooManyRequests(format!(
+                    "Troppe verifiche: riprova tra {retry_after} secondi."
+                ))
+            })
     })
     .await?;
     match found {
