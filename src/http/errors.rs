@@ -779,6 +779,8 @@ impl Identify for ImportError {
             ImportError::ForeignAccount { account, iban, postal, .. } => Identity::of(STATEMENT_OF_ANOTHER_ACCOUNT, detail, format!(
                     "Il conto {account} dell'estratto non è un conto del marchio (IBAN {iban}, conto postale {postal}): file o marchio sbagliato. Non è stato importato nulla."
                 )),
+            ImportError::EmptyFile => Identity::invalid("file", "required", detail, "Il file è vuoto: scegli il file dell'estratto conto."),
+            ImportError::Unreadable(error) => error.identify()?,
             ImportError::Storage(e) => return Err(e),
         })
     }

@@ -155,6 +155,22 @@ impl AppState {
         }
     }
 
+    /// What importing a statement for `operator_id` of `brand_id` needs of the service,
+    /// for `reconcile::import_upload`.
+    pub fn statement_importer<'a>(
+        &'a self,
+        brand_id: &'a str,
+        operator_id: &'a str,
+    ) -> crate::payments::reconcile::Importer<'a> {
+        crate::payments::reconcile::Importer {
+            brand_id,
+            operator_id,
+            coupon_key: &self.coupon_key,
+            public_url: &self.config.public_url,
+            spool_dir: &self.config.data_dir,
+        }
+    }
+
     /// Runs blocking database work on the blocking thread pool, never on the async
     /// workers. A pool that cannot hand out a connection is a 503.
     pub async fn with_conn<T, E>(

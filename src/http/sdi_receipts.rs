@@ -175,13 +175,12 @@ pub async fn import(
     let public_url = state.config.public_url.clone();
     let imported = state
         .with_conn(move |conn| {
-            let brand = super::brand_of(conn, &operator.brand)?;
             let context = ImportContext {
-                brand: &brand,
+                brand_id: &operator.brand,
                 operator_id: &operator.id,
                 public_url: &public_url,
             };
-            Ok::<_, ApiError>(receipts::import(conn, &context, &files, Utc::now())?)
+            receipts::import(conn, &context, &files, Utc::now())
         })
         .await?;
     let status = if imported

@@ -325,6 +325,12 @@ async fn a_statement_imported_through_the_page_shows_its_outcomes() {
         let page = office.import(Some(&office.csrf), &bad).await;
         assert_eq!(page.status, 422, "{}", page.body);
         assert!(page.body.contains("id=\"file-error\""), "{}", page.body);
+        let says = if bad.is_empty() {
+            "Il file è vuoto"
+        } else {
+            "non è un estratto conto che rinnovo sa leggere"
+        };
+        assert!(page.body.contains(says), "{}", page.body);
         assert!(page
             .body
             .contains("aria-describedby=\"file-help file-error\""));

@@ -455,6 +455,14 @@ async fn a_file_with_a_statement_per_account_imports_the_brands_and_lists_the_ot
     );
     assert_eq!(stored_count(&app), before, "nothing stored");
 
+    // An empty file names the field, and stores nothing either.
+    let body = problem(import(&app, &operator, "").await, 400).await;
+    assert_eq!(body["type"], "/problems/invalid-field");
+    assert_eq!(body["errors"][0]["field"], "file");
+    assert_eq!(body["errors"][0]["rule"], "required");
+    assert_eq!(body["errors"][0]["detail"], "the statement file is empty");
+    assert_eq!(stored_count(&app), before, "nothing stored");
+
     let (status, report) = import_ok(&app, &operator, &file).await;
     assert_eq!(status, 201, "{report}");
     assert_eq!(report["statements"], 1);

@@ -18,10 +18,9 @@ use crate::http::{ApiError, AppState, Problem};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self};
 use crate::payments::reconcile::{
-    self, ImportContext, MoneyFlow, OutcomeTotal, ReusedReference, SkippedStatement,
+    self, MoneyFlow, OutcomeTotal, ReusedReference, SkippedStatement, UploadImported,
 };
 use crate::payments::statement::upload::{self, SpooledUpload, UploadError};
-use crate::payments::statement::{self};
 
 /// The file: the `file` part of a multipart form, or the whole body, on disk (see
 /// [`upload::spool`]). Refused past the configured size without reading the rest.
@@ -293,42 +292,21 @@ pub async fn import(
     query: Params<ImportQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let dir = state.config.data_dir.clone();
+    let limit = state.config.statement_max_bytes;
     let (upload, form_file_name) =
-        read_file(&request, payload, state.config.statement_max_bytes, &dir).await?;
-    if upload.size == 0 {
-        return Err(ApiError::invalid_field(
-            "file",
-            "required",
-            "the statement file is empty",
-        ));
-    }
+        read_file(&request, payload, limit, &state.config.data_dir).await?;
     let file_name = form_file_name.or(query.0.file_name);
-    let sha256 = upload.sha256.clone();
     // Uploads arrive side by side (on disk); reading and applying them takes turns, one
     // import of the brand at a time in this process (see `reconcile::turn_of`).
     let turn = reconcile::turn_of(&operator.brand).await;
-    // Parsing a large file takes CPU: off the async workers.
-    let spool_dir = dir.clone();
-    let parsed = web::block(move || statement::read_file(&upload.file, &spool_dir))
-        .await
-        .map_err(|e| ApiError::Unexpected(e.into()))?
-        .map_err(|e| ApiError::Unexpected(e.into()))?
-        .map_err(ApiError::from)?;
     let app = state.clone();
-    let (report, parsed) = state
+    let UploadImported {
+        report, statement, ..
+    } = state
         .with_conn(move |conn| {
-            let brand = crate::http::brand_of(conn, &operator.brand)?;
-            let context = ImportContext {
-                brand: &brand,
-                operator_id: &operator.id,
-                coupon_key: &app.coupon_key,
-                public_url: &app.config.public_url,
-                file_name: file_name.as_deref(),
-                file_sha256: &sha256,
-            };
-            let report = reconcile::import(&app.pool, conn, &context, &parsed, &dir, Utc::now())?;
-            Ok::<_, ApiError>((report, parsed.with_no_entries()))
+            let importer = app.statement_importer(&operator.brand, &operator.id);
+            let name = file_name.as_deref();
+            reconcile::import_upload(&app.pool, conn, &importer, upload, name, Utc::now())
         })
         .await?;
     drop(turn);
@@ -339,8 +317,8 @@ pub async fn import(
     };
     Ok(HttpResponse::build(status).json(ImportResponse {
         statement_id: report.statement_id,
-        format: parsed.format.as_str(),
-        version: parsed.version,
+        format: statement.format.as_str(),
+        version: statement.version,
         statements: report.statements,
         skipped_statements: report.skipped,
         entries: report.entries,

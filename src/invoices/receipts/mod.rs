@@ -71,7 +71,7 @@ pub struct NotificationFile {
 
 /// Who imports, for which brand.
 pub struct ImportContext<'a> {
-    pub brand: &'a Brand,
+    pub brand_id: &'a str,
     pub operator_id: &'a str,
     /// The shop's address, for the link in the buyer's email.
     pub public_url: &'a str,
@@ -153,11 +153,13 @@ pub fn import(
         let xml = String::from_utf8_lossy(&file.bytes).into_owned();
         parsed.push((name.to_owned(), notification, xml));
     }
+    let brand = crate::brands::find(conn, context.brand_id)?
+        .ok_or_else(|| anyhow::anyhow!("brand {} missing", context.brand_id))?;
     write_transaction(conn, |conn| {
         parsed
             .iter()
             .map(|(name, notification, xml)| {
-                import_one(conn, context, name, notification, xml, now)
+                import_one(conn, context, &brand, name, notification, xml, now)
             })
             .collect()
     })
@@ -166,12 +168,13 @@ pub fn import(
 fn import_one(
     conn: &mut DbConnection,
     context: &ImportContext<'_>,
+    brand: &Brand,
     file_name: &str,
     notification: &Notification,
     xml: &str,
     now: DateTime<Utc>,
 ) -> Result<ImportedReceipt, ReceiptError> {
-    let brand_id = context.brand.id.as_str();
+    let brand_id = brand.id.as_str();
     // Two imports of the same file at once: the second waits, then finds the first's row.
     lock_key(conn, &format!("sdi-receipt:{brand_id}:{file_name}"))?;
     let earlier: Option<(Option<String>, String)> = sdi_receipts::table
@@ -266,7 +269,7 @@ fn import_one(
                 document = store::document(conn, &document.id)?
                     .ok_or_else(|| anyhow::anyhow!("document {} vanished", document.id))?;
                 if effect == ReceiptEffect::NotDelivered {
-                    tell_buyer_not_delivered(conn, context, &document, now)?;
+                    tell_buyer_not_delivered(conn, context, brand, &document, now)?;
                 }
                 (ReceiptResult::Applied, Some(document))
             }
@@ -308,6 +311,7 @@ fn import_one(
 fn tell_buyer_not_delivered(
     conn: &mut DbConnection,
     context: &ImportContext<'_>,
+    brand: &Brand,
     document: &StoredDocument,
     now: DateTime<Utc>,
 ) -> Result<(), ReceiptError> {
@@ -319,7 +323,6 @@ fn tell_buyer_not_delivered(
         .find(&user_id)
         .select(users::name)
         .first(conn)?;
-    let brand = context.brand;
     outbox::enqueue(
         conn,
         &OutgoingEmail {

@@ -60,8 +60,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::matching::PaymentStatus;
+use super::statement::upload::SpooledUpload;
 use super::statement::{
     reused_reference_key, EntryDirection, EntrySpool, ParsedStatement, StatementEntry,
+    StatementError,
 };
 use super::store;
 use crate::audit::{self, Actor, AuditEntry};
@@ -195,6 +197,11 @@ pub struct ReusedReference {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    #[error("the statement file is empty")]
+    EmptyFile,
+    /// Not a statement rinnovo reads: nothing is imported.
+    #[error(transparent)]
+    Unreadable(#[from] StatementError),
     #[error("{location}: account {account} is not an account of {brand} (IBAN {iban}, postal account {postal}): wrong file or wrong brand")]
     ForeignAccount {
         location: String,
@@ -207,7 +214,7 @@ pub enum ImportError {
     Storage(#[from] anyhow::Error),
 }
 
-storage_error_from!(ImportError: diesel::result::Error, PrepaidError, OrderError);
+storage_error_from!(ImportError: diesel::result::Error, PrepaidError, OrderError, std::io::Error);
 
 fn compact(account: &str) -> String {
     account
@@ -473,6 +480,57 @@ pub fn release_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Who imports an uploaded statement, and the service's settings the import needs.
+pub struct Importer<'a> {
+    pub brand_id: &'a str,
+    pub operator_id: &'a str,
+    pub coupon_key: &'a CouponKey,
+    pub public_url: &'a str,
+    /// Where the file's entries, and each pass's, are spooled.
+    pub spool_dir: &'a Path,
+}
+
+/// What importing an upload did: the report, and the file's header (its entries gone).
+pub struct UploadImported {
+    pub brand: Brand,
+    pub report: ImportReport,
+    pub statement: ParsedStatement<()>,
+}
+
+/// Imports an uploaded statement file for the importer's brand: the use-case the API and
+/// the back-office page both run. The file is read in bounded memory
+/// (`statement::read_file`), then applied ([`import`]). Blocking, and long for a large
+/// file: call it off the async workers, in the brand's [`turn_of`].
+pub fn import_upload(
+    pool: &Pool,
+    conn: &mut DbConnection,
+    importer: &Importer<'_>,
+    upload: SpooledUpload,
+    file_name: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<UploadImported, ImportError> {
+    if upload.size == 0 {
+        return Err(ImportError::EmptyFile);
+    }
+    let statement = super::statement::read_file(&upload.file, importer.spool_dir)??;
+    let brand = crate::brands::find(conn, importer.brand_id)?
+        .with_context(|| format!("brand {} missing", importer.brand_id))?;
+    let context = ImportContext {
+        brand: &brand,
+        operator_id: importer.operator_id,
+        coupon_key: importer.coupon_key,
+        public_url: importer.public_url,
+        file_name,
+        file_sha256: &upload.sha256,
+    };
+    let report = import(pool, conn, &context, &statement, importer.spool_dir, now)?;
+    Ok(UploadImported {
+        brand,
+        report,
+        statement: statement.with_no_entries(),
+    })
 }
 
 /// Imports a statement read by `statement::read_file`: its entries are read from their

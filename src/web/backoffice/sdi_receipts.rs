@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::statements::{read_uploads, Refused, UploadRules};
 use super::{
-    brand_of, date_it, done_message, done_redirect, page_numbered, pager, rows_and_pager, time_it,
+    date_it, done_message, done_redirect, page_numbered, pager, rows_and_pager, time_it,
     OperatorForm, PageQuery,
 };
 use crate::billing::{BillingInput, InvalidField};
@@ -149,9 +149,8 @@ pub(super) async fn import(
     let public_url = state.config.public_url.clone();
     let outcome = visit
         .as_operator(move |conn, operator| {
-            let brand = brand_of(conn, &operator.brand_id)?;
             let context = ImportContext {
-                brand: &brand,
+                brand_id: &operator.brand_id,
                 operator_id: &operator.id,
                 public_url: &public_url,
             };

@@ -10,14 +10,13 @@ use crate::http::AppState;
 use crate::paging::{Page, Paged};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue;
-use crate::payments::reconcile::{self, ImportContext};
-use crate::payments::statement;
+use crate::payments::reconcile::{self, UploadImported};
 use crate::payments::statement::upload::{self, SpooledUpload, UploadError};
 use crate::web::{euro, form_status, refusal, OperatorPage, PageResult, WebError};
 
 use super::{
-    brand_of, format_label, operator_of, or_dash, page_numbered, rows_and_pager, status_label,
-    time_it, PageQuery,
+    format_label, operator_of, or_dash, page_numbered, rows_and_pager, status_label, time_it,
+    PageQuery,
 };
 
 /// The CSRF token is 64 hex digits; anything much longer in its form part is not one.
@@ -248,60 +247,37 @@ pub(super) async fn import(
     request: HttpRequest,
     payload: web::Payload,
 ) -> PageResult {
-    let dir = state.config.data_dir.clone();
     let limit = state.config.statement_max_bytes;
-    let (visit, upload) = read_upload(&request, payload, limit, &dir).await?;
+    let (visit, upload) = read_upload(&request, payload, limit, &state.config.data_dir).await?;
     let (upload, file_name) = match upload {
-        Ok((upload, _)) if upload.size == 0 => {
-            let message = "Il file è vuoto: scegli il file dell'estratto conto.".to_owned();
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
-            return statements_page(&visit, status, Some(message)).await;
-        }
         Ok(upload) => upload,
         Err(Refused(status, message)) => {
             return statements_page(&visit, status, Some(message)).await
         }
     };
-    let sha256 = upload.sha256.clone();
     // One import of the brand at a time in this process (see `reconcile::turn_of`).
     let turn = reconcile::turn_of(&visit.user.brand_id).await;
-    // Parsing a large file takes CPU: off the async workers.
-    let spool_dir = dir.clone();
-    let parsed = web::block(move || statement::read_file(&upload.file, &spool_dir))
-        .await?
-        .map_err(WebError::storage)?;
-    let parsed = match parsed {
-        Ok(parsed) => parsed,
-        Err(error) => {
-            let identity = refusal(error)?;
-            let status = form_status(&identity);
-            return statements_page(&visit, status, Some(identity.italian)).await;
-        }
-    };
     let app = state.clone();
     let outcome = visit
         .as_operator(move |conn, operator| {
-            let brand = brand_of(conn, &operator.brand_id)?;
-            let context = ImportContext {
-                brand: &brand,
-                operator_id: &operator.id,
-                coupon_key: &app.coupon_key,
-                public_url: &app.config.public_url,
-                file_name: file_name.as_deref(),
-                file_sha256: &sha256,
-            };
-            match reconcile::import(&app.pool, conn, &context, &parsed, &dir, Utc::now()) {
-                Ok(report) => Ok(Ok((brand, report, parsed.with_no_entries()))),
-                Err(refused) => Ok(Err(refusal(refused)?.italian)),
+            let importer = app.statement_importer(&operator.brand_id, &operator.id);
+            let name = file_name.as_deref();
+            match reconcile::import_upload(&app.pool, conn, &importer, upload, name, Utc::now()) {
+                Ok(imported) => Ok(Ok(imported)),
+                Err(refused) => Ok(Err(refusal(refused)?)),
             }
         })
         .await?;
     drop(turn);
-    let (brand, report, parsed) = match outcome {
-        Ok(done) => done,
-        Err(message) => {
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
-            return statements_page(&visit, status, Some(message)).await;
+    let UploadImported {
+        brand,
+        report,
+        statement: parsed,
+    } = match outcome {
+        Ok(imported) => imported,
+        Err(identity) => {
+            let status = form_status(&identity);
+            return statements_page(&visit, status, Some(identity.italian)).await;
         }
     };
     // The usual outcomes always, with zero; the others when the file had some.
