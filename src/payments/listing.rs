@@ -12,32 +12,53 @@ use crate::db::{self, DbConnection};
 use crate::money::Money;
 use crate::paging::{Page, Paged};
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// A payment read from a statement, and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Payment)]
 pub struct PaymentView {
     pub id: String,
     pub statement_id: String,
+    /// `credit` (money in) or `debit` (a reversal, money out).
+    #[schema(example = "credit")]
     pub direction: String,
     pub status: PaymentStatus,
+    /// Why an unmatched payment waits (`no_reference`, `unknown_reference`,
+    /// `reservation_expired`, `order_cancelled`, `original_not_found`, `balance_too_low`,
+    /// `booked_in_future`, `booked_before_order`).
     pub reason: Option<String>,
+    /// In euro.
+    #[schema(value_type = String, example = "63.44")]
     pub amount: Money,
     pub booking_date: NaiveDate,
     pub value_date: Option<NaiveDate>,
+    /// The account the statement is of (IBAN or postal account).
     pub account: String,
     pub bank_reference: Option<String>,
     pub payer_name: Option<String>,
+    /// The payment reason as sent by the payer.
     pub remittance: String,
+    /// The RF code found in the remittance.
+    #[schema(example = "RF18539007547034")]
     pub reference: Option<String>,
     pub order_id: Option<String>,
     pub top_up_id: Option<String>,
+    /// The prepaid account credited, if any.
     pub account_id: Option<String>,
+    /// Applied to the order, in euro.
+    #[schema(value_type = String, example = "63.44")]
     pub applied: Money,
+    /// Credited to the prepaid account, in euro.
+    #[schema(value_type = String, example = "0.00")]
     pub credited: Money,
+    /// For a reversal: the payment it reverses.
     pub reverses_payment_id: Option<String>,
-    /// An earlier payment with this one's bank reference but not its amount, booking date
-    /// or direction: flagged for the back-office.
+    /// An earlier payment on the same account with the same bank reference but another
+    /// amount, booking date or direction: the bank reused its reference; look at both.
     pub same_reference_as: Option<String>,
+    /// The operator who matched or refunded it by hand.
     pub resolved_by: Option<String>,
     pub resolved_at: Option<DateTime<Utc>>,
+    /// The operator's reason.
     pub resolution_note: Option<String>,
     pub created_at: DateTime<Utc>,
 }
@@ -130,9 +151,13 @@ pub struct Filter {
     pub order_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// Count and sum of payments.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = PaymentTotals)]
 pub struct Totals {
     pub count: i64,
+    /// In euro.
+    #[schema(value_type = String, example = "126.88")]
     pub amount: Money,
 }
 
@@ -247,17 +272,26 @@ pub fn count_by_status(conn: &mut DbConnection) -> QueryResult<Vec<(PaymentStatu
         .collect())
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable)]
+/// An imported statement file.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable, utoipa::ToSchema,
+)]
 #[diesel(table_name = statements)]
+#[schema(as = Statement)]
 pub struct StatementView {
     pub id: String,
+    /// `camt.053`, `camt.054`, `cbi-camt.053` or `postal-csv`.
+    #[schema(example = "camt.053")]
     pub format: String,
+    #[schema(example = "camt.053.001.02")]
     pub version: String,
+    /// The message id the file declares, if any.
     pub message_id: Option<String>,
     pub file_name: Option<String>,
     pub entries: i32,
     pub new_entries: i32,
     pub ignored_entries: i32,
+    /// The operator's user id.
     pub imported_by: String,
     #[diesel(deserialize_as = db::UtcTimestamp)]
     pub imported_at: DateTime<Utc>,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::Utc;
 use std::path::Path;
 
 use futures_util::StreamExt;
@@ -82,57 +82,6 @@ async fn spool<E: std::fmt::Display>(
         })
 }
 
-/// A number of entries and their amount.
-#[derive(utoipa::ToSchema)]
-#[schema(as = MoneyFlow)]
-#[allow(dead_code)] // documentation only: mirrors reconcile::MoneyFlow
-pub(super) struct MoneyFlowDoc {
-    #[schema(minimum = 0)]
-    count: u64,
-    /// In euro, never negative.
-    #[schema(example = "126.88")]
-    amount: String,
-}
-
-/// The new entries with one outcome, money in and money out apart.
-#[derive(utoipa::ToSchema)]
-#[schema(as = OutcomeTotal)]
-#[allow(dead_code)] // documentation only: mirrors reconcile::OutcomeTotal
-pub(super) struct OutcomeTotalDoc {
-    /// Credits and reversals.
-    #[schema(minimum = 0)]
-    count: u64,
-    /// In euro, net: `money_in` less `money_out`, negative when more went out.
-    #[schema(example = "126.88")]
-    amount: String,
-    /// The credits (money received).
-    money_in: MoneyFlowDoc,
-    /// The reversals (credits the bank took back).
-    money_out: MoneyFlowDoc,
-}
-
-/// A new entry whose bank reference an earlier payment had, for another payment.
-#[derive(utoipa::ToSchema)]
-#[schema(as = ReusedReference)]
-#[allow(dead_code)] // documentation only: mirrors reconcile::ReusedReference
-pub(super) struct ReusedReferenceDoc {
-    /// The account (IBAN or postal account).
-    account: String,
-    bank_reference: String,
-    /// `credit` or `reversal`.
-    #[schema(example = "credit")]
-    direction: String,
-    /// In euro.
-    #[schema(example = "31.72")]
-    amount: String,
-    booking_date: NaiveDate,
-    /// Where it is in the file.
-    #[schema(example = "entry 3 (line 40)")]
-    location: String,
-    /// The earlier payment with the same reference.
-    same_reference_as: String,
-}
-
 /// What an import did.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct ImportResponse {
@@ -149,7 +98,6 @@ pub(super) struct ImportResponse {
     /// per account, or one per business day in a CBI envelope).
     statements: usize,
     /// The file's statements of accounts that are not the brand's: read, not imported.
-    #[schema(value_type = Vec<SkippedStatementDoc>)]
     skipped_statements: Vec<SkippedStatement>,
     /// Entries (credits and reversals) of the imported statements.
     entries: usize,
@@ -162,45 +110,20 @@ pub(super) struct ImportResponse {
     ignored: usize,
     /// Count and amount of the new entries per outcome (`matched`, `partial`, `overpaid`,
     /// `duplicate`, `unmatched`, `reversal`...), money in and money out apart.
-    #[schema(value_type = BTreeMap<String, OutcomeTotalDoc>)]
+    #[schema(value_type = BTreeMap<String, OutcomeTotal>)]
     outcomes: BTreeMap<PaymentStatus, OutcomeTotal>,
     /// The new credits, whatever their outcome.
-    #[schema(value_type = MoneyFlowDoc)]
     money_in: MoneyFlow,
     /// The new reversals, whatever their outcome.
-    #[schema(value_type = MoneyFlowDoc)]
     money_out: MoneyFlow,
     /// New entries under a bank reference an earlier payment on the same account had with
     /// another amount, booking date or direction: imported, and flagged for a look (their
     /// payments' `same_reference_as`).
-    #[schema(value_type = Vec<ReusedReferenceDoc>)]
     reused_references: Vec<ReusedReference>,
     /// Payments of earlier imports that were a bank entry's whole sum (a batch booked as
     /// one amount), replaced by the entry's detail in this file: their money is now
     /// counted in this import's `money_in`, transaction by transaction.
-    #[schema(value_type = MoneyFlowDoc)]
     replaced_sums: MoneyFlow,
-}
-
-/// A statement of the file that is not of the brand's accounts, not imported.
-#[derive(utoipa::ToSchema)]
-#[schema(as = SkippedStatement)]
-#[allow(dead_code)] // documentation only: mirrors reconcile::SkippedStatement
-pub(super) struct SkippedStatementDoc {
-    /// The account it is of (IBAN or postal account).
-    #[schema(example = "IT02L1234512345123456789012")]
-    account: String,
-    /// Where it is in the file.
-    #[schema(example = "Stmt[2] (line 40)")]
-    location: String,
-    /// Its credits and reversals.
-    entries: usize,
-    /// Its entries that are not incoming payments.
-    ignored: usize,
-    /// Its credits.
-    money_in: MoneyFlowDoc,
-    /// Its reversals.
-    money_out: MoneyFlowDoc,
 }
 
 /// The statement file as the part named `file` of a multipart form.
@@ -218,28 +141,6 @@ pub(super) struct StatementUploadDoc {
 #[schema(as = StatementFile, value_type = String, format = Binary)]
 #[allow(dead_code)] // documentation only: the handler reads the body itself
 pub(super) struct StatementFileDoc(Vec<u8>);
-
-/// An imported statement file.
-#[derive(utoipa::ToSchema)]
-#[schema(as = Statement)]
-#[allow(dead_code)] // documentation only: mirrors queue::StatementView
-pub(super) struct StatementDoc {
-    id: String,
-    /// `camt.053`, `camt.054`, `cbi-camt.053` or `postal-csv`.
-    #[schema(example = "camt.053")]
-    format: String,
-    #[schema(example = "camt.053.001.02")]
-    version: String,
-    /// The message id the file declares, if any.
-    message_id: Option<String>,
-    file_name: Option<String>,
-    entries: i32,
-    new_entries: i32,
-    ignored_entries: i32,
-    /// The operator's user id.
-    imported_by: String,
-    imported_at: DateTime<Utc>,
-}
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -336,7 +237,6 @@ pub async fn import(
 /// A page of the brand's imported statements, newest first, with the total.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct StatementListResponse {
-    #[schema(value_type = Vec<StatementDoc>)]
     statements: Vec<queue::StatementView>,
     #[serde(flatten)]
     page: PageInfo,

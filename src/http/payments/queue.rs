@@ -17,7 +17,7 @@ use crate::payments::queue::{self, Filter, ManualError, Operator, Totals};
 use crate::payments::CreditorReference;
 use crate::validation::{Reason, Rule};
 
-use super::{date, PaymentDoc, TotalsDoc};
+use super::date;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -48,10 +48,8 @@ pub(super) fn status(text: &str) -> Result<PaymentStatus, QueryRule> {
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = PaymentListResponse)]
 pub(super) struct ListResponse {
-    #[schema(value_type = Vec<PaymentDoc>)]
     payments: Vec<queue::PaymentView>,
     /// Over every payment matching the filters, not only this page.
-    #[schema(value_type = TotalsDoc)]
     totals: Totals,
     #[serde(flatten)]
     page: PageInfo,
@@ -121,7 +119,7 @@ pub async fn list(
     operation_id = "payments_show",
     params(("id" = String, Path, description = "The payment's id")),
     responses(
-        (status = 200, description = "The payment", body = PaymentDoc),
+        (status = 200, description = "The payment", body = queue::PaymentView),
         NotOperator,
         (status = 404, description = "No payment of the brand has this id \
 (`/problems/unknown-payment`)", body = Problem, content_type = "application/problem+json"),
@@ -183,7 +181,7 @@ pub struct MatchRequest {
     params(("id" = String, Path, description = "The payment's id")),
     request_body = MatchRequest,
     responses(
-        (status = 200, description = "The payment, matched", body = PaymentDoc),
+        (status = 200, description = "The payment, matched", body = queue::PaymentView),
         (status = 400, description = "No valid reason, or not exactly one of `order_id` and \
 `account_id` (`/problems/invalid-field`), or the body is not the expected JSON \
 (`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
@@ -242,7 +240,7 @@ pub struct RefundRequest {
     params(("id" = String, Path, description = "The payment's id")),
     request_body = RefundRequest,
     responses(
-        (status = 200, description = "The payment, refunded", body = PaymentDoc),
+        (status = 200, description = "The payment, refunded", body = queue::PaymentView),
         (status = 400, description = "No valid reason (`/problems/invalid-field`), or the body \
 is not the expected JSON (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),

@@ -13,7 +13,7 @@ use crate::http::{ApiError, AppState, Problem};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self, Totals};
 
-use super::{date, TotalsDoc};
+use super::date;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -29,10 +29,9 @@ pub(super) struct SummaryResponse {
     date: NaiveDate,
     /// Per outcome (`matched`, `partial`, `overpaid`, `duplicate`, `unmatched`...); only
     /// outcomes that occurred.
-    #[schema(value_type = BTreeMap<String, TotalsDoc>)]
+    #[schema(value_type = BTreeMap<String, Totals>)]
     outcomes: BTreeMap<PaymentStatus, Totals>,
     /// Over every outcome.
-    #[schema(value_type = TotalsDoc)]
     total: Totals,
 }
 

@@ -89,15 +89,20 @@ pub struct ImportContext<'a> {
     pub file_sha256: &'a str,
 }
 
-/// The new entries with one outcome: money in (credits) and money out (reversals, the
-/// bank taking a credit back) apart, as they are different money.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+/// The new entries with one outcome, money in and money out apart.
+// Money in (credits) and money out (reversals, the bank taking a credit back) are
+// different money: they are never netted but in `amount`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct OutcomeTotal {
     /// Credits and reversals.
+    #[schema(minimum = 0)]
     pub count: u64,
-    /// What they moved, net: `money_in` less `money_out` (negative when more went out).
+    /// In euro, net: `money_in` less `money_out`, negative when more went out.
+    #[schema(value_type = String, example = "126.88")]
     pub amount: Money,
+    /// The credits (money received).
     pub money_in: MoneyFlow,
+    /// The reversals (credits the bank took back).
     pub money_out: MoneyFlow,
 }
 
@@ -125,9 +130,12 @@ impl OutcomeTotal {
 }
 
 /// A number of entries and their amount.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct MoneyFlow {
+    #[schema(minimum = 0)]
     pub count: u64,
+    /// In euro, never negative.
+    #[schema(value_type = String, example = "126.88")]
     pub amount: Money,
 }
 
@@ -139,12 +147,17 @@ impl MoneyFlow {
 }
 
 /// A statement of the file that is not of the brand's accounts: read, not imported.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct SkippedStatement {
+    /// The account it is of (IBAN or postal account).
+    #[schema(example = "IT02L1234512345123456789012")]
     pub account: String,
+    /// Where it is in the file.
+    #[schema(example = "Stmt[2] (line 40)")]
     pub location: String,
     /// Its credits and reversals.
     pub entries: usize,
+    /// Its entries that are not incoming payments.
     pub ignored: usize,
     /// Its credits.
     pub money_in: MoneyFlow,
@@ -181,15 +194,20 @@ pub struct ImportReport {
 /// A new entry under a bank reference that an earlier payment on the same account had
 /// with another amount, booking date or direction: imported as a payment of its own, and
 /// flagged, as a bank should not reuse a reference.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ReusedReference {
+    /// The account (IBAN or postal account).
     pub account: String,
     pub bank_reference: String,
     /// `credit` or `reversal`.
+    #[schema(example = "credit")]
     pub direction: &'static str,
+    /// In euro.
+    #[schema(value_type = String, example = "31.72")]
     pub amount: Money,
     pub booking_date: NaiveDate,
     /// Where it is in the file.
+    #[schema(example = "entry 3 (line 40)")]
     pub location: String,
     /// The earlier payment with the same reference.
     pub same_reference_as: String,
