@@ -20,28 +20,22 @@ pub fn insert_all(
     new: &[NewCoupon],
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    for chunk in new.chunks(1000) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|c| {
-                (
-                    coupons::id.eq(&c.id),
-                    coupons::brand_id.eq(&c.brand_id),
-                    coupons::order_id.eq(&c.order_id),
-                    coupons::owner_id.eq(&c.owner_id),
-                    coupons::product_id.eq(&c.product_id),
-                    coupons::code_hash.eq(key.hash(&c.code)),
-                    coupons::code_hint.eq(c.code.hint()),
-                    coupons::status.eq(CouponStatus::Available.as_str()),
-                    coupons::net_unit_cents.eq(c.net_unit_cents),
-                    coupons::vat_rate_basis_points.eq(c.vat_rate_basis_points),
-                    coupons::valid_until.eq(c.valid_until.naive_utc()),
-                    coupons::created_at.eq(now.naive_utc()),
-                )
-            })
-            .collect();
-        insert_many!(conn, coupons::table, rows)?;
-    }
+    insert_many!(conn, coupons::table, new, 1000, |c| {
+        (
+            coupons::id.eq(&c.id),
+            coupons::brand_id.eq(&c.brand_id),
+            coupons::order_id.eq(&c.order_id),
+            coupons::owner_id.eq(&c.owner_id),
+            coupons::product_id.eq(&c.product_id),
+            coupons::code_hash.eq(key.hash(&c.code)),
+            coupons::code_hint.eq(c.code.hint()),
+            coupons::status.eq(CouponStatus::Available.as_str()),
+            coupons::net_unit_cents.eq(c.net_unit_cents),
+            coupons::vat_rate_basis_points.eq(c.vat_rate_basis_points),
+            coupons::valid_until.eq(c.valid_until.naive_utc()),
+            coupons::created_at.eq(now.naive_utc()),
+        )
+    })?;
     Ok(())
 }
 

@@ -55,7 +55,25 @@ macro_rules! upsert {
 /// and plan (a 500-row INSERT of 20 columns is 10,000 bind parameters, parsed and planned
 /// every time); fewer rows, and SQLite, get one multi-row INSERT. `rows` is a `Vec` of
 /// column tuples, as for `insert_into(..).values(..)`.
+///
+/// `insert_many!(conn, table, items, per_statement, |item| row)` inserts a row made of each
+/// of `items`, `per_statement` rows a statement: the rows times their columns must stay
+/// under the bind-parameter limit of both backends (32,766 on SQLite). The rows inserted.
 macro_rules! insert_many {
+    ($conn:expr, $table:expr, $items:expr, $per_statement:expr, |$item:pat_param| $row:expr) => {{
+        let (mut inserted, mut failed) = (0, None);
+        for chunk in $items.chunks($per_statement) {
+            let rows: Vec<_> = chunk.iter().map(|$item| $row).collect();
+            match insert_many!($conn, $table, rows) {
+                Ok(n) => inserted += n,
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
+            }
+        }
+        failed.map_or(diesel::QueryResult::Ok(inserted), Err)
+    }};
     ($conn:expr, $table:expr, $rows:expr) => {{
         let rows = $rows;
         match $conn {

@@ -63,37 +63,31 @@ pub fn insert_all(
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
     let now = now.naive_utc();
-    for chunk in new.chunks(500) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|i| {
-                (
-                    invoices::id.eq(&i.id),
-                    invoices::brand_id.eq(&i.brand_id),
-                    invoices::order_id.eq(&i.order_id),
-                    invoices::kind.eq(i.kind.as_str()),
-                    invoices::credited_invoice_id.eq(i.credited_invoice_id.as_deref()),
-                    invoices::number.eq(&i.number),
-                    invoices::year.eq(i.year),
-                    invoices::seq.eq(i.seq),
-                    invoices::issue_date.eq(i.issue_date),
-                    invoices::buyer.eq(&i.buyer),
-                    invoices::seller.eq(&i.seller),
-                    invoices::net_cents.eq(i.net_cents),
-                    invoices::vat_cents.eq(i.vat_cents),
-                    invoices::gross_cents.eq(i.gross_cents),
-                    invoices::transmitter_codice.eq(&i.transmitter_codice),
-                    invoices::progressivo_invio.eq(&i.progressivo_invio),
-                    invoices::file_name.eq(&i.file_name),
-                    invoices::xml.eq(&i.xml),
-                    invoices::status.eq(i.status.as_str()),
-                    invoices::created_at.eq(now),
-                    invoices::status_changed_at.eq(now),
-                )
-            })
-            .collect();
-        insert_many!(conn, invoices::table, rows)?;
-    }
+    insert_many!(conn, invoices::table, new, 500, |i| {
+        (
+            invoices::id.eq(&i.id),
+            invoices::brand_id.eq(&i.brand_id),
+            invoices::order_id.eq(&i.order_id),
+            invoices::kind.eq(i.kind.as_str()),
+            invoices::credited_invoice_id.eq(i.credited_invoice_id.as_deref()),
+            invoices::number.eq(&i.number),
+            invoices::year.eq(i.year),
+            invoices::seq.eq(i.seq),
+            invoices::issue_date.eq(i.issue_date),
+            invoices::buyer.eq(&i.buyer),
+            invoices::seller.eq(&i.seller),
+            invoices::net_cents.eq(i.net_cents),
+            invoices::vat_cents.eq(i.vat_cents),
+            invoices::gross_cents.eq(i.gross_cents),
+            invoices::transmitter_codice.eq(&i.transmitter_codice),
+            invoices::progressivo_invio.eq(&i.progressivo_invio),
+            invoices::file_name.eq(&i.file_name),
+            invoices::xml.eq(&i.xml),
+            invoices::status.eq(i.status.as_str()),
+            invoices::created_at.eq(now),
+            invoices::status_changed_at.eq(now),
+        )
+    })?;
     Ok(())
 }
 
@@ -433,19 +427,19 @@ pub fn record_credited_coupons(
     invoice_id: &str,
     coupon_ids: &[String],
 ) -> QueryResult<()> {
-    for chunk in coupon_ids.chunks(500) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|coupon_id| {
-                (
-                    credited_coupons::coupon_id.eq(coupon_id),
-                    credited_coupons::credit_note_id.eq(credit_note_id),
-                    credited_coupons::invoice_id.eq(invoice_id),
-                )
-            })
-            .collect();
-        insert_many!(conn, credited_coupons::table, rows)?;
-    }
+    insert_many!(
+        conn,
+        credited_coupons::table,
+        coupon_ids,
+        500,
+        |coupon_id| {
+            (
+                credited_coupons::coupon_id.eq(coupon_id),
+                credited_coupons::credit_note_id.eq(credit_note_id),
+                credited_coupons::invoice_id.eq(invoice_id),
+            )
+        }
+    )?;
     Ok(())
 }
 /// `issued` → `transmitted`, once its file `file_name` has left for the SdI. Only from

@@ -54,25 +54,19 @@ pub fn enqueue_all(
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
     let now = now.naive_utc();
-    for chunk in files.chunks(500) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|file| {
-                (
-                    sdi_transmissions::id.eq(Uuid::now_v7().to_string()),
-                    sdi_transmissions::brand_id.eq(file.brand_id),
-                    sdi_transmissions::invoice_id.eq(file.invoice_id),
-                    sdi_transmissions::file_name.eq(file.file_name),
-                    sdi_transmissions::xml.eq(file.xml),
-                    sdi_transmissions::status.eq(TransmissionStatus::Pending.as_str()),
-                    sdi_transmissions::attempts.eq(0),
-                    sdi_transmissions::next_attempt_at.eq(now),
-                    sdi_transmissions::created_at.eq(now),
-                )
-            })
-            .collect();
-        insert_many!(conn, sdi_transmissions::table, rows)?;
-    }
+    insert_many!(conn, sdi_transmissions::table, files, 500, |file| {
+        (
+            sdi_transmissions::id.eq(Uuid::now_v7().to_string()),
+            sdi_transmissions::brand_id.eq(file.brand_id),
+            sdi_transmissions::invoice_id.eq(file.invoice_id),
+            sdi_transmissions::file_name.eq(file.file_name),
+            sdi_transmissions::xml.eq(file.xml),
+            sdi_transmissions::status.eq(TransmissionStatus::Pending.as_str()),
+            sdi_transmissions::attempts.eq(0),
+            sdi_transmissions::next_attempt_at.eq(now),
+            sdi_transmissions::created_at.eq(now),
+        )
+    })?;
     Ok(())
 }
 

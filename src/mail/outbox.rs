@@ -56,32 +56,24 @@ pub fn enqueue_all(
     emails: &[OutgoingEmail],
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    for chunk in emails.chunks(500) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|email| {
-                (
-                    emails::id.eq(Uuid::now_v7().to_string()),
-                    emails::brand_id.eq(&email.brand_id),
-                    emails::kind.eq(email.kind),
-                    emails::reference.eq(&email.reference),
-                    emails::sender.eq(&email.sender),
-                    emails::recipient.eq(&email.recipient),
-                    emails::context.eq(email.context.to_string()),
-                    emails::subject.eq(""),
-                    emails::attachment_name
-                        .eq(email.attachment.as_ref().map(|a| a.file_name.as_str())),
-                    emails::attachment_content
-                        .eq(email.attachment.as_ref().map(|a| a.content.as_str())),
-                    emails::status.eq(EmailStatus::Pending.as_str()),
-                    emails::attempts.eq(0),
-                    emails::next_attempt_at.eq(now.naive_utc()),
-                    emails::created_at.eq(now.naive_utc()),
-                )
-            })
-            .collect();
-        insert_many!(conn, emails::table, rows)?;
-    }
+    insert_many!(conn, emails::table, emails, 500, |email| {
+        (
+            emails::id.eq(Uuid::now_v7().to_string()),
+            emails::brand_id.eq(&email.brand_id),
+            emails::kind.eq(email.kind),
+            emails::reference.eq(&email.reference),
+            emails::sender.eq(&email.sender),
+            emails::recipient.eq(&email.recipient),
+            emails::context.eq(email.context.to_string()),
+            emails::subject.eq(""),
+            emails::attachment_name.eq(email.attachment.as_ref().map(|a| a.file_name.as_str())),
+            emails::attachment_content.eq(email.attachment.as_ref().map(|a| a.content.as_str())),
+            emails::status.eq(EmailStatus::Pending.as_str()),
+            emails::attempts.eq(0),
+            emails::next_attempt_at.eq(now.naive_utc()),
+            emails::created_at.eq(now.naive_utc()),
+        )
+    })?;
     if !emails.is_empty() {
         super::wake::email_queued(conn)?;
     }

@@ -63,44 +63,34 @@ pub fn insert_all(
     rows: &[NewPayment<'_>],
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let values: Vec<_> = chunk
-            .iter()
-            .map(|p| {
-                (
-                    payments::id.eq(&p.id),
-                    payments::brand_id.eq(brand_id),
-                    payments::statement_id.eq(statement_id),
-                    payments::dedup_key.eq(&p.entry.dedup_key),
-                    payments::direction.eq(p.entry.direction.as_str()),
-                    payments::account.eq(&p.entry.account),
-                    payments::bank_reference.eq(&p.entry.bank_reference),
-                    payments::booking_date.eq(p.entry.booking_date),
-                    payments::value_date.eq(p.entry.value_date),
-                    payments::amount_cents.eq(p.entry.amount.cents()),
-                    payments::payer_name.eq(p
-                        .entry
-                        .payer_name
-                        .as_deref()
-                        .map(|n| readable(n, false))),
-                    payments::remittance.eq(readable(&p.entry.remittance_text, true)),
-                    payments::reference.eq(p.reference.as_ref().map(|r| r.as_str())),
-                    payments::status.eq(p.status.as_str()),
-                    payments::reason.eq(p.reason.map(|r| r.as_str()).unwrap_or("")),
-                    payments::order_id.eq(&p.order_id),
-                    payments::top_up_id.eq(&p.top_up_id),
-                    payments::account_id.eq(&p.account_id),
-                    payments::applied_cents.eq(p.applied.cents()),
-                    payments::credited_cents.eq(p.credited.cents()),
-                    payments::reverses_payment_id.eq(&p.reverses),
-                    payments::created_at.eq(now.naive_utc()),
-                    payments::bank_entry.eq(p.entry.bank_entry.as_ref().map(|b| &b.key)),
-                    payments::bank_entry_part.eq(p.entry.bank_entry.as_ref().map(|b| b.part())),
-                )
-            })
-            .collect();
-        insert_many!(conn, payments::table, values)?;
-    }
+    insert_many!(conn, payments::table, rows, ROWS_PER_INSERT, |p| {
+        (
+            payments::id.eq(&p.id),
+            payments::brand_id.eq(brand_id),
+            payments::statement_id.eq(statement_id),
+            payments::dedup_key.eq(&p.entry.dedup_key),
+            payments::direction.eq(p.entry.direction.as_str()),
+            payments::account.eq(&p.entry.account),
+            payments::bank_reference.eq(&p.entry.bank_reference),
+            payments::booking_date.eq(p.entry.booking_date),
+            payments::value_date.eq(p.entry.value_date),
+            payments::amount_cents.eq(p.entry.amount.cents()),
+            payments::payer_name.eq(p.entry.payer_name.as_deref().map(|n| readable(n, false))),
+            payments::remittance.eq(readable(&p.entry.remittance_text, true)),
+            payments::reference.eq(p.reference.as_ref().map(|r| r.as_str())),
+            payments::status.eq(p.status.as_str()),
+            payments::reason.eq(p.reason.map(|r| r.as_str()).unwrap_or("")),
+            payments::order_id.eq(&p.order_id),
+            payments::top_up_id.eq(&p.top_up_id),
+            payments::account_id.eq(&p.account_id),
+            payments::applied_cents.eq(p.applied.cents()),
+            payments::credited_cents.eq(p.credited.cents()),
+            payments::reverses_payment_id.eq(&p.reverses),
+            payments::created_at.eq(now.naive_utc()),
+            payments::bank_entry.eq(p.entry.bank_entry.as_ref().map(|b| &b.key)),
+            payments::bank_entry_part.eq(p.entry.bank_entry.as_ref().map(|b| b.part())),
+        )
+    })?;
     Ok(())
 }
 

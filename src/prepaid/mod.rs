@@ -213,28 +213,22 @@ pub fn credit_many(
         let mut balance = balance_after - total;
         let mut seq = last_seq - count;
         // 10 columns a row: 1,000 rows stay well inside both backends' bind limits.
-        for chunk in postings.chunks(1000) {
-            let rows: Vec<_> = chunk
-                .iter()
-                .map(|posting| {
-                    balance += posting.amount.cents();
-                    seq += 1;
-                    (
-                        prepaid_entries::id.eq(Uuid::now_v7().to_string()),
-                        prepaid_entries::account_id.eq(account_id),
-                        prepaid_entries::seq.eq(seq),
-                        prepaid_entries::kind.eq(posting.kind.as_str()),
-                        prepaid_entries::amount_cents.eq(posting.amount.cents()),
-                        prepaid_entries::balance_after_cents.eq(balance),
-                        prepaid_entries::description.eq(posting.description),
-                        prepaid_entries::reference.eq(posting.reference),
-                        prepaid_entries::actor_id.eq(posting.actor_id),
-                        prepaid_entries::created_at.eq(now.naive_utc()),
-                    )
-                })
-                .collect();
-            insert_many!(conn, prepaid_entries::table, rows)?;
-        }
+        insert_many!(conn, prepaid_entries::table, postings, 1000, |posting| {
+            balance += posting.amount.cents();
+            seq += 1;
+            (
+                prepaid_entries::id.eq(Uuid::now_v7().to_string()),
+                prepaid_entries::account_id.eq(account_id),
+                prepaid_entries::seq.eq(seq),
+                prepaid_entries::kind.eq(posting.kind.as_str()),
+                prepaid_entries::amount_cents.eq(posting.amount.cents()),
+                prepaid_entries::balance_after_cents.eq(balance),
+                prepaid_entries::description.eq(posting.description),
+                prepaid_entries::reference.eq(posting.reference),
+                prepaid_entries::actor_id.eq(posting.actor_id),
+                prepaid_entries::created_at.eq(now.naive_utc()),
+            )
+        })?;
         Ok(())
     })
 }
