@@ -143,32 +143,44 @@ pub struct CouponView {
     pub voided_at: Option<DateTime<Utc>>,
 }
 
-type ViewRow = (
-    (String, String, String, String, String, String),
-    (Option<String>, String, NaiveDateTime, NaiveDateTime),
-    (Option<NaiveDateTime>, Option<NaiveDateTime>),
-);
+/// A coupon joined to its product and its order, as the owner's list shows it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = coupons)]
+struct ViewRow {
+    id: String,
+    code_hint: String,
+    #[diesel(select_expression = products::code)]
+    product_code: String,
+    #[diesel(select_expression = products::name)]
+    product_name: String,
+    #[diesel(select_expression = products::covers)]
+    covers: String,
+    order_id: String,
+    #[diesel(select_expression = orders::invoice_number)]
+    invoice_number: Option<String>,
+    status: String,
+    valid_until: NaiveDateTime,
+    created_at: NaiveDateTime,
+    redeemed_at: Option<NaiveDateTime>,
+    voided_at: Option<NaiveDateTime>,
+}
 
 fn view(row: ViewRow, now: DateTime<Utc>) -> anyhow::Result<CouponView> {
-    let (
-        (id, hint, code, name, covers, order_id),
-        (invoice_number, status, valid_until, created_at),
-        (redeemed_at, voided_at),
-    ) = row;
-    let stored = CouponStatus::stored(&status, format_args!("coupon {id}"))?;
+    let id = row.id;
+    let stored = CouponStatus::stored(&row.status, format_args!("coupon {id}"))?;
     Ok(CouponView {
-        covers: Covers::stored(&covers, format_args!("coupon {id}"))?,
-        status: shown(stored, valid_until.and_utc(), now),
+        covers: Covers::stored(&row.covers, format_args!("coupon {id}"))?,
+        status: shown(stored, row.valid_until.and_utc(), now),
         id,
-        hint,
-        product_code: code,
-        product_name: name,
-        order_id,
-        invoice_number,
-        valid_until: valid_until.and_utc(),
-        created_at: created_at.and_utc(),
-        redeemed_at: redeemed_at.map(|t| t.and_utc()),
-        voided_at: voided_at.map(|t| t.and_utc()),
+        hint: row.code_hint,
+        product_code: row.product_code,
+        product_name: row.product_name,
+        order_id: row.order_id,
+        invoice_number: row.invoice_number,
+        valid_until: row.valid_until.and_utc(),
+        created_at: row.created_at.and_utc(),
+        redeemed_at: row.redeemed_at.map(|t| t.and_utc()),
+        voided_at: row.voided_at.map(|t| t.and_utc()),
     })
 }
 
@@ -200,23 +212,7 @@ pub fn list_for_owner(
         .inner_join(orders::table.on(orders::id.eq(coupons::order_id)))
         .filter(coupons::owner_id.eq(owner_id))
         .order((coupons::created_at.desc(), coupons::id.desc()))
-        .select((
-            (
-                coupons::id,
-                coupons::code_hint,
-                products::code,
-                products::name,
-                products::covers,
-                coupons::order_id,
-            ),
-            (
-                orders::invoice_number,
-                coupons::status,
-                coupons::valid_until,
-                coupons::created_at,
-            ),
-            (coupons::redeemed_at, coupons::voided_at),
-        ))
+        .select(ViewRow::as_select())
         .into_boxed();
     if let Some(page) = page {
         query = query.limit(page.limit()).offset(page.offset());

@@ -97,6 +97,18 @@ impl ClaimedFile {
     }
 }
 
+/// What a claimed file's sending needs of its row.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = sdi_transmissions)]
+struct ClaimedRow {
+    id: String,
+    brand_id: String,
+    invoice_id: String,
+    file_name: String,
+    xml: String,
+    attempts: i32,
+}
+
 /// Takes the lease on up to `limit` due files (see [`lease_due`]), with what sending
 /// them needs.
 pub fn claim_due(
@@ -110,19 +122,12 @@ pub fn claim_due(
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<(String, String, String, String, String, i32)> = sdi_transmissions::table
+        let rows: Vec<ClaimedRow> = sdi_transmissions::table
             .filter(sdi_transmissions::id.eq_any(&ids))
             .order(sdi_transmissions::id.asc())
-            .select((
-                sdi_transmissions::id,
-                sdi_transmissions::brand_id,
-                sdi_transmissions::invoice_id,
-                sdi_transmissions::file_name,
-                sdi_transmissions::xml,
-                sdi_transmissions::attempts,
-            ))
+            .select(ClaimedRow::as_select())
             .load(conn)?;
-        let brand_ids: Vec<&String> = rows.iter().map(|row| &row.1).collect();
+        let brand_ids: Vec<&String> = rows.iter().map(|row| &row.brand_id).collect();
         let pec_addresses: HashMap<String, String> = brands::table
             .filter(brands::id.eq_any(brand_ids))
             .select((brands::id, brands::sdi_pec_address))
@@ -131,17 +136,18 @@ pub fn claim_due(
             .collect();
         Ok(rows
             .into_iter()
-            .map(
-                |(id, brand_id, invoice_id, file_name, xml, attempts)| ClaimedFile {
-                    brand_pec_address: pec_addresses.get(&brand_id).cloned().unwrap_or_default(),
-                    id,
-                    brand_id,
-                    invoice_id,
-                    file_name,
-                    xml,
-                    attempts,
-                },
-            )
+            .map(|row| ClaimedFile {
+                brand_pec_address: pec_addresses
+                    .get(&row.brand_id)
+                    .cloned()
+                    .unwrap_or_default(),
+                id: row.id,
+                brand_id: row.brand_id,
+                invoice_id: row.invoice_id,
+                file_name: row.file_name,
+                xml: row.xml,
+                attempts: row.attempts,
+            })
             .collect())
     })
 }
@@ -251,20 +257,24 @@ pub struct TransmissionSummary {
     pub sent_at: Option<NaiveDateTime>,
 }
 
-type SummaryRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    i32,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    NaiveDateTime,
-    NaiveDateTime,
-    Option<NaiveDateTime>,
-);
+/// A file of the outbox joined to its document's number.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = sdi_transmissions)]
+struct SummaryRow {
+    id: String,
+    invoice_id: String,
+    #[diesel(select_expression = invoices::number)]
+    number: String,
+    file_name: String,
+    status: String,
+    attempts: i32,
+    last_error: Option<String>,
+    channel: Option<String>,
+    channel_reference: Option<String>,
+    created_at: NaiveDateTime,
+    next_attempt_at: NaiveDateTime,
+    sent_at: Option<NaiveDateTime>,
+}
 
 /// A page of the brand's files, in one status or all, newest first, and how many there
 /// are in all.
@@ -290,35 +300,25 @@ pub fn list(
                 sdi_transmissions::created_at.desc(),
                 sdi_transmissions::id.desc(),
             ))
-            .select((
-                sdi_transmissions::id,
-                sdi_transmissions::invoice_id,
-                invoices::number,
-                sdi_transmissions::file_name,
-                sdi_transmissions::status,
-                sdi_transmissions::attempts,
-                sdi_transmissions::last_error,
-                sdi_transmissions::channel,
-                sdi_transmissions::channel_reference,
-                sdi_transmissions::created_at,
-                sdi_transmissions::next_attempt_at,
-                sdi_transmissions::sent_at,
-            ))
+            .select(SummaryRow::as_select())
     })?;
     rows.try_map(|row| {
         Ok(TransmissionSummary {
-            status: TransmissionStatus::stored(&row.4, format_args!("transmission {}", row.0))?,
-            id: row.0,
-            invoice_id: row.1,
-            number: row.2,
-            file_name: row.3,
-            attempts: row.5,
-            last_error: row.6,
-            channel: row.7,
-            channel_reference: row.8,
-            created_at: row.9,
-            next_attempt_at: row.10,
-            sent_at: row.11,
+            status: TransmissionStatus::stored(
+                &row.status,
+                format_args!("transmission {}", row.id),
+            )?,
+            id: row.id,
+            invoice_id: row.invoice_id,
+            number: row.number,
+            file_name: row.file_name,
+            attempts: row.attempts,
+            last_error: row.last_error,
+            channel: row.channel,
+            channel_reference: row.channel_reference,
+            created_at: row.created_at,
+            next_attempt_at: row.next_attempt_at,
+            sent_at: row.sent_at,
         })
     })
 }
