@@ -19,6 +19,8 @@ pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub db_pool_size: u32,
+    /// How long a request waits for a free connection before it is answered 503.
+    pub db_pool_wait: std::time::Duration,
     /// Connections of the background workers, apart from the requests' (`db_pool_size`).
     pub worker_pool_size: u32,
     /// HTTP worker threads; `None` means one per core.
@@ -153,6 +155,8 @@ impl Config {
             }
         };
         let db_pool_size = number("RINNOVO_DB_POOL_SIZE", default_pool_size(), 1, 1024) as u32;
+        let db_pool_wait =
+            std::time::Duration::from_secs(number("RINNOVO_DB_POOL_WAIT_SECS", 5, 1, 300));
         let worker_pool_size = number("RINNOVO_WORKER_POOL_SIZE", 3, 1, 256) as u32;
         let http_workers = match number("RINNOVO_HTTP_WORKERS", 0, 0, 1024) {
             0 => None,
@@ -326,6 +330,7 @@ impl Config {
                 bind,
                 data_dir,
                 db_pool_size,
+                db_pool_wait,
                 worker_pool_size,
                 http_workers,
                 shutdown_timeout,
@@ -584,17 +589,19 @@ mod tests {
             ("RINNOVO_DATABASE_URL", "mysql://x/y"),
             ("RINNOVO_BIND", "localhost"),
             ("RINNOVO_DB_POOL_SIZE", "0"),
+            ("RINNOVO_DB_POOL_WAIT_SECS", "0"),
             ("RINNOVO_LOG_FORMAT", "xml"),
             ("RINNOVO_JWT_SECRET", "short"),
         ])
         .unwrap_err();
         let text = error.to_string();
-        assert_eq!(error.problems.len(), 5, "{text}");
+        assert_eq!(error.problems.len(), 6, "{text}");
         assert!(!text.contains("short"), "the secret is not echoed: {text}");
         for name in [
             "RINNOVO_DATABASE_URL",
             "RINNOVO_BIND",
             "RINNOVO_DB_POOL_SIZE",
+            "RINNOVO_DB_POOL_WAIT_SECS",
             "RINNOVO_LOG_FORMAT",
             "RINNOVO_JWT_SECRET",
         ] {

@@ -301,7 +301,11 @@ pub fn card_settings(config: &Config) -> anyhow::Result<Option<crate::card::Card
 /// Opens the pool and applies pending migrations, on a blocking thread.
 pub async fn migrate(config: Arc<Config>) -> anyhow::Result<Pool> {
     tokio::task::spawn_blocking(move || {
-        let pool = db::build_pool(&config.database_url, config.db_pool_size)?;
+        let pool = db::build_pool_waiting(
+            &config.database_url,
+            config.db_pool_size,
+            config.db_pool_wait,
+        )?;
         let applied = db::run_migrations(&mut *pool.get()?)?;
         if !applied.is_empty() {
             tracing::info!(?applied, "migrations applied");

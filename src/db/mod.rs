@@ -185,9 +185,22 @@ impl ManageConnection for ConnectionManager {
     }
 }
 
-/// Builds the pool. The first connection is opened here, so a wrong URL or an
-/// unreachable server is reported at start, not on the first request.
+/// How long a pool's caller waits for a free connection, unless configured.
+pub const DEFAULT_POOL_WAIT: Duration = Duration::from_secs(5);
+
+/// Builds the pool, its callers waiting up to [`DEFAULT_POOL_WAIT`] for a connection.
 pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> Result<Pool, anyhow::Error> {
+    build_pool_waiting(url, max_size, DEFAULT_POOL_WAIT)
+}
+
+/// Builds the pool, its callers waiting up to `wait` for a connection. The first
+/// connection is opened here, so a wrong URL or an unreachable server is reported at
+/// start, not on the first request.
+pub fn build_pool_waiting(
+    url: &DatabaseUrl,
+    max_size: u32,
+    wait: Duration,
+) -> Result<Pool, anyhow::Error> {
     if let DatabaseUrl::Sqlite(path) = url {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
@@ -198,7 +211,7 @@ pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> Result<Pool, anyhow::Erro
     let pool = r2d2::Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
-        .connection_timeout(Duration::from_secs(5))
+        .connection_timeout(wait)
         // No ping on checkout: it would double the round trips of every request. A
         // connection that broke (server restart) is dropped by `has_broken` on return.
         .test_on_check_out(false)

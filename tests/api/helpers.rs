@@ -141,6 +141,14 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(StartOptions::default(), &[]).await
 }
 
+/// An app whose requests wait up to 30 s for a database connection instead of 5: for
+/// the tests that fire a hundred requests at once to check an invariant (not the wait),
+/// which a loaded machine would otherwise answer in part with 503.
+pub async fn spawn_app_for_a_crowd() -> TestApp {
+    let wait = ("RINNOVO_DB_POOL_WAIT_SECS", "30".to_owned());
+    spawn_app_with(StartOptions::default(), &[wait]).await
+}
+
 pub async fn spawn_demo_app() -> TestApp {
     spawn_app_with(StartOptions { demo: true }, &[]).await
 }

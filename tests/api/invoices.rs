@@ -19,7 +19,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{problem, spawn_app, SignedIn, TestApp};
+use crate::helpers::{problem, spawn_app, spawn_app_for_a_crowd, SignedIn, TestApp};
 use crate::statements::{camt053, import, Line as StatementLine};
 
 /// The Visura brand's transmitter (seeds/brands.json).
@@ -426,7 +426,7 @@ async fn an_order_paid_by_a_statement_gets_its_invoice_with_the_transfer_as_paym
 /// distinct ProgressivoInvio and file names, each file valid.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_concurrent_fulfilments_give_a_hundred_consecutive_valid_invoices() {
-    let app = spawn_app().await;
+    let app = spawn_app_for_a_crowd().await;
     let mut customers = Vec::new();
     for _ in 0..10 {
         let customer = app.customer("visura").await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{problem, spawn_app, spawn_app_with_smtp, TestApp};
+use crate::helpers::{problem, spawn_app, spawn_app_for_a_crowd, spawn_app_with_smtp, TestApp};
 use crate::smtp::{coupon_codes, decoded, free_port, SmtpSink};
 use rinnovo::auth::Role;
 
@@ -238,7 +238,7 @@ async fn a_short_balance_is_409_and_nothing_happens() {
 /// 100 orders at once on one brand, from ten customers: 100 consecutive invoice numbers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_orders_get_consecutive_invoice_numbers() {
-    let app = spawn_app().await;
+    let app = spawn_app_for_a_crowd().await;
     let mut customers = Vec::new();
     for _ in 0..10 {
         let customer = app.customer("visura").await;
@@ -269,7 +269,7 @@ async fn concurrent_orders_get_consecutive_invoice_numbers() {
 /// 50 orders at once on one account with money for 20: exactly 20 go through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_orders_never_overdraw() {
-    let app = spawn_app().await;
+    let app = spawn_app_for_a_crowd().await;
     let customer = app.customer("visura").await;
     app.credit(&customer.user_id, "268.40"); // 20 × 13.42
     let results = fire_orders(&app, std::slice::from_ref(&customer.token), 50).await;
