@@ -28,6 +28,7 @@ use crate::billing::BillingError;
 use crate::catalog::bulk::HolderListError;
 use crate::catalog::{CatalogError, ProductChangeError, ProposalError};
 use crate::coupons::VoidError;
+use crate::invoices::export::{PeriodError, MAX_DAYS};
 use crate::invoices::receipts::ReceiptError;
 use crate::invoices::transmission::TransmissionError;
 use crate::invoices::InvoiceError;
@@ -769,6 +770,19 @@ impl Identify for TargetError {
             TargetError::Both => "Scrivi l'ordine oppure il conto prepagato, non entrambi.",
         };
         Ok(Identity::invalid("order_id", "one_of", self, italian))
+    }
+}
+
+impl Identify for PeriodError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        use crate::validation::Rule;
+        let italian = match self {
+            PeriodError::Reversed => "La data finale viene prima di quella iniziale.".to_owned(),
+            PeriodError::TooLong => {
+                format!("Il periodo può coprire al massimo {MAX_DAYS} giorni.")
+            }
+        };
+        Ok(Identity::invalid("to", self.rule(), self, italian))
     }
 }
 

@@ -730,6 +730,20 @@ async fn the_back_office_pages_list_show_and_download_the_brands_documents() {
         .get("/backoffice/fatture/esporta?dal=2024-01-01&al=2026-03-31")
         .await;
     assert_eq!(too_long.status, 422);
+    assert!(
+        too_long
+            .body
+            .contains("Il periodo può coprire al massimo 366 giorni."),
+        "{}",
+        too_long.body
+    );
+    let reversed = office
+        .get("/backoffice/fatture/esporta?dal=2026-03-31&al=2026-01-01")
+        .await;
+    assert_eq!(reversed.status, 422);
+    assert!(reversed
+        .body
+        .contains("La data finale viene prima di quella iniziale."));
 
     // Another brand's operator: none of it.
     let lextel = app.back_office("lextel").await;

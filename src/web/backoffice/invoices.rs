@@ -10,10 +10,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::http::downloads::{file_download, pdf_download, xml_download};
-use crate::invoices::export::{self, ExportPeriod, PeriodError};
+use crate::invoices::export::{self, ExportPeriod};
 use crate::invoices::listing::{self, DocumentFilter, ListedDocument, SearchText};
 use crate::invoices::{self, DocumentKind, InvoiceStatus};
-use crate::web::{document_row, OperatorPage, PageResult, WebError};
+use crate::web::{document_row, refusal, OperatorPage, PageResult, WebError};
 
 use super::{filters_status, or_dash, page_numbered, pager, parse_date, time_it, url_segment};
 
@@ -260,13 +260,10 @@ pub(super) async fn export_zip(visit: OperatorPage, query: web::Query<ExportQuer
     let from = parse_date(&query.dal);
     let to = parse_date(&query.al);
     let period = match (from, to) {
-        (Ok(from), Ok(to)) => ExportPeriod::new(from, to).map_err(|e| match e {
-            PeriodError::Reversed => "La data finale viene prima di quella iniziale.".to_owned(),
-            PeriodError::TooLong => format!(
-                "Il periodo può coprire al massimo {} giorni.",
-                export::MAX_DAYS
-            ),
-        }),
+        (Ok(from), Ok(to)) => match ExportPeriod::new(from, to) {
+            Ok(period) => Ok(period),
+            Err(refused) => Err(refusal(refused)?.italian),
+        },
         (Err(message), _) | (_, Err(message)) => Err(message),
     };
     let period = match period {
