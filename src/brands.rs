@@ -48,6 +48,13 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Brand>> {
         .optional()
 }
 
+/// The brand a stored row names. Rows only name brands that exist (a foreign key), so a
+/// missing one is a storage fault, not a refusal: callers that take a brand id from a
+/// request use [`find`] and refuse an unknown one themselves.
+pub fn existing(conn: &mut DbConnection, id: &str) -> anyhow::Result<Brand> {
+    find(conn, id)?.ok_or_else(|| anyhow::anyhow!("brand {id} missing"))
+}
+
 /// Every brand, by name: the shop's front page offers each one's sign-in.
 pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<Brand>> {
     brands::table

@@ -182,8 +182,7 @@ pub fn statement(
         credits.push((reference.as_str().to_owned(), order.amount_due()));
     }
     let brand_id = brand_id.expect("at least one order");
-    let brand =
-        brands::find(conn, &brand_id)?.ok_or_else(|| anyhow::anyhow!("no brand {brand_id}"))?;
+    let brand = brands::existing(conn, &brand_id)?;
     Ok(camt053(&brand.iban, &credits, now))
 }
 

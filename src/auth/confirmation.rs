@@ -94,9 +94,7 @@ fn send_link(
     public_url: &str,
     now: DateTime<Utc>,
 ) -> Result<(), ConfirmationError> {
-    let brand = brands::find(conn, &user.brand_id)?.ok_or_else(|| {
-        ConfirmationError::Storage(anyhow::anyhow!("brand {} missing", user.brand_id))
-    })?;
+    let brand = brands::existing(conn, &user.brand_id).map_err(ConfirmationError::Storage)?;
     let (token, token_hash) = new_secret_token();
     diesel::delete(
         email_confirmations::table.filter(
@@ -197,9 +195,7 @@ pub(super) fn request_change(
     }
     send_link(conn, user, Purpose::Change, &new_email, public_url, now)?;
     if user.email_confirmed_at.is_some() {
-        let brand = brands::find(conn, &user.brand_id)?.ok_or_else(|| {
-            ConfirmationError::Storage(anyhow::anyhow!("brand {} missing", user.brand_id))
-        })?;
+        let brand = brands::existing(conn, &user.brand_id).map_err(ConfirmationError::Storage)?;
         outbox::enqueue(
             conn,
             &OutgoingEmail {

@@ -404,8 +404,7 @@ fn notify(
     reason: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), ApplicationError> {
-    let brand = brands::find(conn, &applicant.brand_id)?
-        .ok_or_else(|| anyhow::anyhow!("brand {} missing", applicant.brand_id))?;
+    let brand = brands::existing(conn, &applicant.brand_id)?;
     outbox::enqueue(
         conn,
         &OutgoingEmail {

@@ -367,8 +367,7 @@ pub fn void(
         if !state::void_available(conn, coupon_id, now)? {
             return Err(VoidError::NotAvailable(status));
         }
-        let brand = brands::find(conn, &brand_id)?
-            .ok_or_else(|| anyhow::anyhow!("brand {brand_id} of coupon {coupon_id}"))?;
+        let brand = brands::existing(conn, &brand_id)?;
         let credit = CreditNoteDraft::of(conn, &brand, &order_id, std::slice::from_ref(&coupon))?;
         let refund = match &credit {
             Some(credit) => credit.total(),

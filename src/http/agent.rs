@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::Agent;
 use super::json::JsonObject;
 use super::lookup::DeviceResponse;
-use super::{ApiError, AppState, Problem};
+use super::{ApiError, ApiResult, AppState, Problem};
 use crate::agent::{self};
 use crate::auth::tokens::AGENT_TTL_MINUTES;
 use crate::rate_limit::Limit;
@@ -48,10 +48,7 @@ struct ChallengeResponse {
             headers(("Retry-After" = u64, description = "Seconds before trying again."))),
     ),
 )]
-pub async fn challenge(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
+pub async fn challenge(state: web::Data<AppState>, request: HttpRequest) -> ApiResult {
     let client = super::client_address(&request);
     let challenge = state
         .with_conn(move |conn| -> Result<_, ApiError> {
@@ -127,10 +124,7 @@ struct SessionResponse {
             body = Problem, content_type = "application/problem+json"),
     ),
 )]
-pub async fn session(
-    state: web::Data<AppState>,
-    body: JsonObject<SessionRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn session(state: web::Data<AppState>, body: JsonObject<SessionRequest>) -> ApiResult {
     let SessionRequest {
         certificate,
         nonce,
@@ -184,10 +178,7 @@ struct AgentDeviceResponse {
             body = Problem, content_type = "application/problem+json"),
     ),
 )]
-pub async fn certificates(
-    state: web::Data<AppState>,
-    Agent(claims): Agent,
-) -> Result<HttpResponse, ApiError> {
+pub async fn certificates(state: web::Data<AppState>, Agent(claims): Agent) -> ApiResult {
     let now = Utc::now();
     let policy = state.config.renewal_policy;
     let (device, products) = state

@@ -9,7 +9,7 @@ use super::json::JsonObject;
 use super::me::ProfileResponse;
 use super::problem::FieldErrors;
 use super::responses::{AccountGone, MalformedBody};
-use super::{ApiError, AppState, Problem};
+use super::{ApiError, ApiResult, AppState, Problem};
 use crate::auth::recovery;
 use crate::auth::sessions::{self, Session};
 use crate::auth::{account, confirmation, password, NewPassword, NewUser, Role};
@@ -64,10 +64,7 @@ pub struct SignupRequest {
             body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn signup(
-    state: web::Data<AppState>,
-    body: JsonObject<SignupRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn signup(state: web::Data<AppState>, body: JsonObject<SignupRequest>) -> ApiResult {
     let body = body.into_inner();
     let mut errors = FieldErrors::default();
     let name = errors.check("name", PersonName::parse(&body.name));
@@ -166,7 +163,7 @@ pub async fn login(
     state: web::Data<AppState>,
     request: HttpRequest,
     body: JsonObject<LoginRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let LoginRequest {
         brand,
         email,
@@ -215,10 +212,7 @@ pub struct RefreshRequest {
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
     )
 )]
-pub async fn refresh(
-    state: web::Data<AppState>,
-    body: JsonObject<RefreshRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn refresh(state: web::Data<AppState>, body: JsonObject<RefreshRequest>) -> ApiResult {
     let token = body.into_inner().refresh_token;
     let tokens = state.tokens.clone();
     let session = state
@@ -243,10 +237,7 @@ pub async fn refresh(
         MalformedBody,
     )
 )]
-pub async fn logout(
-    state: web::Data<AppState>,
-    body: JsonObject<RefreshRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn logout(state: web::Data<AppState>, body: JsonObject<RefreshRequest>) -> ApiResult {
     let token = body.into_inner().refresh_token;
     state
         .with_conn(move |conn| sessions::logout(conn, &token, Utc::now()))
@@ -312,7 +303,7 @@ pub async fn request_password_reset(
     state: web::Data<AppState>,
     request: HttpRequest,
     body: JsonObject<PasswordResetRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let PasswordResetRequest { brand, email } = body.into_inner();
     let client_address = super::client_address(&request);
     let public_url = state.config.public_url.clone();
@@ -366,7 +357,7 @@ pub struct PasswordResetConfirmation {
 pub async fn confirm_password_reset(
     state: web::Data<AppState>,
     body: JsonObject<PasswordResetConfirmation>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let PasswordResetConfirmation {
         token,
         new_password,
@@ -414,7 +405,7 @@ pub async fn confirm_email(
     state: web::Data<AppState>,
     user: CurrentUser,
     body: JsonObject<ConfirmEmailRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let token = body.into_inner().token;
     let confirmed = state
         .with_conn(move |conn| confirmation::confirm(conn, &token, Some(&user.id), Utc::now()))

@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 use super::downloads::file_download;
 use super::extract::BackOffice;
 use super::invoices::DocumentResponse;
+use super::operation::{backoffice_list, Listing};
 use super::problem::FieldErrors;
-use super::query::{one_of_all, Listed, PageInfo, PageParams, Params, QueryRule};
-use super::responses::{BadListQuery, NotOperator};
-use super::{ApiError, AppState, Problem};
+use super::query::{one_of_all, PageInfo, Params, QueryRule};
+use super::responses::NotOperator;
+use super::{ApiError, ApiResult, AppState, Problem};
 use crate::invoices::export::{self, ExportPeriod};
 use crate::invoices::listing::{self, DocumentFilter, ListedDocument, SearchText, Transmission};
 use crate::invoices::receipts::StoredReceipt;
@@ -123,27 +124,17 @@ fn day(text: &str) -> Result<NaiveDate, QueryRule> {
         .map_err(|_| QueryRule("date", format!("'{text}' is not a day as 2026-12-31")))
 }
 
-/// Find the brand's invoices and credit notes
-///
-/// Back-office operators only; the documents of the operator's brand, newest first, each
-/// with its transmissions and the SdI's receipts (kind, date, error codes).
-#[utoipa::path(
-    get,
-    path = "/api/v1/backoffice/invoices",
-    tag = "back-office",
-    operation_id = "backoffice_invoices_list",
-    params(ListQuery, PageParams),
-    responses(
-        (status = 200, description = "A page of documents", body = DocumentListResponse),
-        BadListQuery,
-        NotOperator,
-    )
-)]
-pub async fn list(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    listed: Listed<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
+backoffice_list!(
+    /// Find the brand's invoices and credit notes
+    ///
+    /// Back-office operators only; the documents of the operator's brand, newest first, each
+    /// with its transmissions and the SdI's receipts (kind, date, error codes).
+    list = "/api/v1/backoffice/invoices" as "backoffice_invoices_list",
+    filters ListQuery, answers DocumentListResponse "A page of documents",
+    by find
+);
+
+async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
     let query = &listed.filter;
     let mut errors = FieldErrors::default();
     let status = errors.check_optional("status", query.status.as_deref(), |text| {
@@ -238,7 +229,7 @@ pub async fn export(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
     query: Params<ExportQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let period = period_of(&query.0)?;
     let name = period.file_name(&operator.brand);
     let (file, _) = state

@@ -9,7 +9,7 @@ use super::extract::Buyer;
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::responses::{AccountGone, NotBuyer};
-use super::{ApiError, AppState, Problem};
+use super::{ApiError, ApiResult, AppState, Problem};
 use crate::billing::{self, BillingError, BillingInput, BuyerKind, StoredProfile};
 
 /// The billing data as stored: `null` for what does not apply or was not given.
@@ -176,7 +176,7 @@ impl From<BillingRequest> for BillingInput {
             body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn get(state: web::Data<AppState>, Buyer(user): Buyer) -> Result<HttpResponse, ApiError> {
+pub async fn get(state: web::Data<AppState>, Buyer(user): Buyer) -> ApiResult {
     let stored = state
         .with_conn(move |conn| {
             billing::stored_profile(conn, &user.id)?.ok_or(BillingError::Missing)
@@ -211,7 +211,7 @@ pub async fn put(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
     body: JsonObject<BillingRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let input = BillingInput::from(body.into_inner());
     let stored = state
         .with_conn(move |conn| {

@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{BackOffice, CurrentUser};
 use super::json::JsonObject;
-use super::query::{one_of_all, Listed, PageInfo, PageParams};
-use super::responses::{problem_response_type, BadListQuery, NotOperator};
-use super::{ApiError, AppState, Problem};
+use super::operation::{backoffice_list, Listing};
+use super::query::{one_of_all, PageInfo};
+use super::responses::{problem_response_type, NotOperator};
+use super::{ApiError, ApiResult, AppState, Problem};
 use crate::auth::Role;
 use crate::card::store::{self, RefundRow};
 use crate::card::{CardPayment, CardStatus};
@@ -125,7 +126,7 @@ pub async fn notification(
     state: web::Data<AppState>,
     request: HttpRequest,
     body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     // Unsigned is refused first, whatever the configuration: nothing unsigned is read.
     if !request.headers().contains_key("Stripe-Signature") {
         return Err(invalid_notification(
@@ -205,7 +206,7 @@ pub async fn page(
     state: web::Data<AppState>,
     user: CurrentUser,
     id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let card = state.card.clone().ok_or_else(card_payments_off)?;
     let id = id.into_inner();
     let lookup = id.clone();
@@ -337,27 +338,17 @@ pub struct ListQuery {
     status: Option<String>,
 }
 
-/// The brand's card payments, newest first, a page at a time
-///
-/// Back-office operators: each with the provider's ids and state, what was paid, what was
-/// refunded, and why it is held.
-#[utoipa::path(
-    get,
-    path = "/api/v1/backoffice/card-payments",
-    tag = "back-office",
-    operation_id = "card_payments_list",
-    params(ListQuery, PageParams),
-    responses(
-        (status = 200, description = "A page of the card payments", body = CardPaymentList),
-        BadListQuery,
-        NotOperator,
-    )
-)]
-pub async fn list(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    listed: Listed<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
+backoffice_list!(
+    /// The brand's card payments, newest first, a page at a time
+    ///
+    /// Back-office operators: each with the provider's ids and state, what was paid, what was
+    /// refunded, and why it is held.
+    list = "/api/v1/backoffice/card-payments" as "card_payments_list",
+    filters ListQuery, answers CardPaymentList "A page of the card payments",
+    by find
+);
+
+async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
     let page = listed.page()?;
     let status = (listed.filter.status.as_deref())
         .map(|text| one_of_all("status", text, CardStatus::ALL, CardStatus::as_str))
@@ -389,7 +380,7 @@ pub async fn show(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let view = state
         .with_conn(move |conn| {
             let payment = store::find(conn, &id)?
@@ -456,7 +447,7 @@ pub async fn refund(
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
     body: JsonObject<RefundRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let body = body.into_inner();
     let reason = Reason::parse(&body.reason)
         .map_err(|e| ApiError::invalid_field("reason", e.rule(), e.to_string()))?;
@@ -529,7 +520,7 @@ pub async fn retry_refund(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let (id, refund_id) = path.into_inner();
     let lookup = id.clone();
     state

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{BackOffice, Buyer, CurrentUser};
 use super::json::JsonObject;
 use super::responses::{MalformedBody, NotBuyer, NotOperator, TooManyLookups, UnknownHolder};
-use super::{ApiError, AppState, Problem};
+use super::{ApiError, ApiResult, AppState, Problem};
 use crate::auth::Role;
 use crate::catalog::{
     self, Covers, Product, ProductChange, Quote, RequestedLine, UnavailableNotice,
@@ -75,10 +75,7 @@ impl From<Product> for ProductResponse {
         (status = 200, description = "The products", body = ProductsResponse),
     )
 )]
-pub async fn products(
-    state: web::Data<AppState>,
-    user: CurrentUser,
-) -> Result<HttpResponse, ApiError> {
+pub async fn products(state: web::Data<AppState>, user: CurrentUser) -> ApiResult {
     let include_inactive = user.role == Role::BackOffice;
     let list = state
         .with_conn(move |conn| {
@@ -246,7 +243,7 @@ pub async fn create_quote(
     request: HttpRequest,
     Buyer(user): Buyer,
     body: JsonObject<QuoteRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let body = body.into_inner();
     let cart = match (body.lines, body.codice_fiscale, body.device_serial) {
         (Some(lines), None, None) => {
@@ -338,7 +335,7 @@ pub async fn update_product(
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
     body: JsonObject<ProductPatch>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let ProductPatch {
         active,
         unavailable_notice,

@@ -9,7 +9,7 @@ use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
 use super::query::{Listed, NoFilters, PageInfo, PageParams};
 use super::responses::{BadPaging, BadReason, NotBuyer};
-use super::{ApiError, AppState, Problem};
+use super::{ApiError, ApiResult, AppState, Problem};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode, CouponView, ShownStatus};
 use crate::money::Money;
@@ -78,7 +78,7 @@ pub async fn list(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
     listed: Listed<NoFilters>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let page = listed.page()?;
     let read = move |conn: &mut _| {
         coupons::page_for_owner(conn, &user.id, page, Utc::now()).map_err(ApiError::storage)
@@ -109,10 +109,7 @@ pub async fn list(
         NotBuyer,
     )
 )]
-pub async fn export(
-    state: web::Data<AppState>,
-    Buyer(user): Buyer,
-) -> Result<HttpResponse, ApiError> {
+pub async fn export(state: web::Data<AppState>, Buyer(user): Buyer) -> ApiResult {
     let file = state
         .with_conn(move |conn| {
             coupons::export::csv_for_owner(conn, &user.id, Utc::now()).map_err(ApiError::storage)
@@ -180,7 +177,7 @@ pub async fn status(
     state: web::Data<AppState>,
     request: HttpRequest,
     code: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let code = CouponCode::parse(&code).map_err(|e| {
         ApiError::invalid_field("code", crate::validation::Rule::rule(&e), e.to_string())
     })?;
@@ -263,7 +260,7 @@ pub async fn void(
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
     body: JsonObject<VoidRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let reason = Reason::parse(&body.reason).map_err(|e| {
         ApiError::invalid_field("reason", crate::validation::Rule::rule(&e), e.to_string())
     })?;

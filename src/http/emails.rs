@@ -5,9 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract::BackOffice;
-use super::query::{Listed, PageInfo, PageParams};
-use super::responses::{BadListQuery, NotOperator};
-use super::{ApiError, AppState, Problem};
+use super::operation::{backoffice_list, Listing};
+use super::query::PageInfo;
+use super::responses::NotOperator;
+use super::{ApiError, ApiResult, AppState, Problem};
 use crate::mail::outbox::{self, EmailSummary};
 
 /// The state of an email in the outbox.
@@ -86,27 +87,17 @@ struct RetryResponse {
     status: &'static str,
 }
 
-/// List the brand's outbox emails in one status (dead by default)
-///
-/// Back-office operators only. The brand's emails in the given status, oldest first, a page
-/// at a time (`limit`, `offset`), with the total.
-#[utoipa::path(
-    get,
-    path = "/api/v1/backoffice/emails",
-    tag = "back-office",
-    operation_id = "emails_list",
-    params(ListQuery, PageParams),
-    responses(
-        (status = 200, description = "A page of the emails", body = EmailListResponse),
-        BadListQuery,
-        NotOperator,
-    )
-)]
-pub async fn list(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    listed: Listed<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
+backoffice_list!(
+    /// List the brand's outbox emails in one status (dead by default)
+    ///
+    /// Back-office operators only. The brand's emails in the given status, oldest first, a page
+    /// at a time (`limit`, `offset`), with the total.
+    list = "/api/v1/backoffice/emails" as "emails_list",
+    filters ListQuery, answers EmailListResponse "A page of the emails",
+    by find
+);
+
+async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
     let (status, page) = (listed.filter.status.clone(), listed.page()?);
     if !["dead", "pending", "sent"].contains(&status.as_str()) {
         return Err(ApiError::invalid_field(
@@ -143,7 +134,7 @@ pub async fn retry(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let requeued = state
         .with_conn(move |conn| outbox::retry(conn, &operator.brand, &id, Utc::now()))
         .await?;

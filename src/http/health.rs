@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use diesel::connection::SimpleConnection;
 use serde::Serialize;
 
-use super::{ApiError, AppState};
+use super::{ApiError, ApiResult, AppState};
 
 /// The answer of a health probe.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -51,7 +51,7 @@ pub async fn live() -> HttpResponse {
             example = json!({ "status": "ok", "database": "ok" })),
     )
 )]
-pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn ready(state: web::Data<AppState>) -> ApiResult {
     let pool = state.pool.clone();
     web::block(move || -> anyhow::Result<()> {
         let mut conn = pool.get_timeout(Duration::from_secs(2))?;

@@ -1,14 +1,14 @@
 //! The electronic documents of an order (its invoice and credit notes): the list, each
 //! file as the SdI received it, and its courtesy copy (PDF).
 
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::downloads::{pdf_download, xml_download};
 use super::extract::CurrentUser;
 use super::responses::problem_response_type;
-use super::{ApiError, AppState, Problem};
+use super::{ApiError, ApiResult, AppState, Problem};
 use crate::invoices::{self, DocumentKind, InvoiceStatus, StoredDocument, Viewer};
 use crate::money::Money;
 
@@ -52,7 +52,7 @@ pub async fn xml(
     state: web::Data<AppState>,
     user: CurrentUser,
     id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let file = state
         .with_conn(move |conn| {
             Ok::<_, ApiError>(invoices::invoice_of_order(conn, &user.viewer(), &id)?)
@@ -160,7 +160,7 @@ pub async fn document_xml(
     state: web::Data<AppState>,
     user: CurrentUser,
     id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let document = state
         .with_conn(move |conn| Ok::<_, ApiError>(invoices::document(conn, &user.viewer(), &id)?))
         .await?;
@@ -189,7 +189,7 @@ pub async fn document_pdf(
     state: web::Data<AppState>,
     user: CurrentUser,
     id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let copy = state
         .with_conn(move |conn| {
             Ok::<_, ApiError>(invoices::courtesy_copy(conn, &user.viewer(), &id)?)

@@ -75,10 +75,31 @@ pub fn password_rule(error: &crate::auth::PasswordError) -> &'static str {
     }
 }
 
+/// What a form says next to a text that breaks its rule (`validation::Text`), the same words
+/// for every field: `label` names the field with its article ("il motivo", "la ragione
+/// sociale").
+pub fn text_rule(label: &str, error: &crate::validation::TextError) -> String {
+    use crate::validation::TextError;
+    let mut letters = label.chars();
+    let subject: String = letters.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(letters).collect()
+    });
+    match error {
+        TextError::TooShort(min) if *min <= 1 => format!("Indica {label}."),
+        TextError::TooShort(min) => format!("Indica {label}: almeno {min} caratteri."),
+        TextError::TooLong(max) => format!("{subject} può avere al massimo {max} caratteri."),
+        TextError::ControlCharacter => {
+            format!("{subject} non può contenere caratteri di controllo.")
+        }
+        TextError::DirectionOverride => {
+            format!("{subject} non può contenere caratteri che invertono la direzione del testo.")
+        }
+    }
+}
+
 /// What the billing form says next to a value that breaks its rule.
 pub fn billing_field(field: &str, error: &crate::billing::FieldError) -> String {
     use crate::billing::FieldError;
-    use crate::validation::TextError;
     let label = match field {
         "kind" => "il tipo di intestatario",
         "denominazione" => "la denominazione",
@@ -103,15 +124,7 @@ pub fn billing_field(field: &str, error: &crate::billing::FieldError) -> String 
         FieldError::CodeOrPec => {
             "Indica il codice destinatario oppure l'indirizzo PEC, non entrambi.".into()
         }
-        FieldError::Text(TextError::TooLong(max)) => {
-            format!("Al massimo {max} caratteri per {label}.")
-        }
-        FieldError::Text(TextError::TooShort(_)) => format!("Indica {label}."),
-        FieldError::Text(_) => {
-            format!(
-                "Togli da {label} i caratteri di controllo o che invertono la direzione del testo."
-            )
-        }
+        FieldError::Text(rule) => text_rule(label, rule),
         FieldError::Cap => "Il CAP ha esattamente 5 cifre.".into(),
         FieldError::ForeignPostalCode => {
             "Il codice postale estero ha da 1 a 10 lettere, cifre, spazi o trattini.".into()
@@ -157,6 +170,27 @@ pub fn invoice_status_label(status: crate::invoices::InvoiceStatus) -> &'static 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_text_rule_names_its_field_the_same_way_everywhere() {
+        use crate::validation::TextError;
+        assert_eq!(
+            text_rule("il motivo", &TextError::TooShort(3)),
+            "Indica il motivo: almeno 3 caratteri."
+        );
+        assert_eq!(
+            text_rule("il CAP", &TextError::TooShort(1)),
+            "Indica il CAP."
+        );
+        assert_eq!(
+            text_rule("la ragione sociale", &TextError::TooLong(200)),
+            "La ragione sociale può avere al massimo 200 caratteri."
+        );
+        assert_eq!(
+            text_rule("l'indirizzo", &TextError::ControlCharacter),
+            "L'indirizzo non può contenere caratteri di controllo."
+        );
+    }
 
     #[test]
     fn the_length_rule_says_the_length_the_rule_has() {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::CurrentUser;
 use super::json::JsonObject;
 use super::responses::{TooManyLookups, UnknownHolder};
-use super::{ApiError, AppState, Problem};
+use super::{ApiError, ApiResult, AppState, Problem};
 use crate::catalog::bulk::{self, BulkLookup, HolderList};
 use crate::lookup::{self, CertificateView, DeviceView, Eligibility, RenewalStatus};
 use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind};
@@ -40,7 +40,7 @@ pub async fn holder_devices(
     request: HttpRequest,
     user: CurrentUser,
     codice_fiscale: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let codice_fiscale = CodiceFiscale::parse(&codice_fiscale)
         .map_err(|e| ApiError::invalid_field("codice_fiscale", e.rule(), e.to_string()))?;
     let limits = state.config.lookup_limits;
@@ -304,7 +304,7 @@ pub async fn bulk_lookup(
     request: HttpRequest,
     user: CurrentUser,
     body: JsonObject<BulkLookupRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let list = match body.into_inner() {
         BulkLookupRequest {
             codici_fiscali: Some(items),

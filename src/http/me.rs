@@ -10,7 +10,7 @@ use super::extract::{Buyer, CurrentUser};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::responses::{AccountGone, NotBuyer};
-use super::{ApiError, AppState, Problem};
+use super::{ApiError, ApiResult, AppState, Problem};
 use crate::auth::account::{self, CurrentSession, ProfileUpdate};
 use crate::auth::confirmation;
 use crate::auth::{password, users, NewPassword, ProfileChanges, Role, User, UserError};
@@ -82,7 +82,7 @@ impl From<ProfileUpdate> for ProfileResponse {
         AccountGone,
     )
 )]
-pub async fn get(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
+pub async fn get(state: web::Data<AppState>, user: CurrentUser) -> ApiResult {
     let found = state
         .with_conn(move |conn| {
             let found = users::find(conn, &user.id)?.ok_or(UserError::NotFound)?;
@@ -163,7 +163,7 @@ pub async fn patch(
     request: HttpRequest,
     user: CurrentUser,
     body: JsonObject<ProfilePatch>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let body = body.into_inner();
     let mut errors = FieldErrors::default();
     let name = body
@@ -261,10 +261,7 @@ pub async fn patch(
             headers(("Retry-After" = u32, description = "Seconds to wait before asking again"))),
     )
 )]
-pub async fn resend_confirmation(
-    state: web::Data<AppState>,
-    Buyer(user): Buyer,
-) -> Result<HttpResponse, ApiError> {
+pub async fn resend_confirmation(state: web::Data<AppState>, Buyer(user): Buyer) -> ApiResult {
     let app = state.clone();
     state
         .with_conn(move |conn| {
@@ -289,10 +286,7 @@ pub async fn resend_confirmation(
         AccountGone,
     )
 )]
-pub async fn revoke_sessions(
-    state: web::Data<AppState>,
-    user: CurrentUser,
-) -> Result<HttpResponse, ApiError> {
+pub async fn revoke_sessions(state: web::Data<AppState>, user: CurrentUser) -> ApiResult {
     state
         .with_conn(move |conn| account::sign_out_everywhere(conn, &user.id, Utc::now()))
         .await?;

@@ -22,7 +22,7 @@ use prometheus::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, AppState, Problem};
+use super::{ApiError, ApiResult, AppState, Problem};
 use crate::invoices::transmission;
 use crate::mail::outbox;
 use crate::payments::queue;
@@ -268,7 +268,7 @@ pub async fn scrape(
     request: HttpRequest,
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     if let Some(token) = &state.config.metrics_token {
         authorize(&request, token.expose())?;
     }

@@ -22,6 +22,7 @@ mod me;
 pub mod metrics;
 mod officer_applications;
 mod openapi;
+mod operation;
 mod orders;
 mod payments;
 mod prepaid;
@@ -41,6 +42,9 @@ use actix_web::{web, HttpResponse};
 
 pub use errors::{Identify, Identity};
 pub use problem::{ApiError, Problem, PROBLEM_CONTENT_TYPE};
+
+/// What every handler answers: a response, or the problem that refuses the request.
+pub type ApiResult = Result<HttpResponse, ApiError>;
 
 use crate::auth::TokenIssuer;
 use crate::ca::CertificateAuthority;
@@ -120,8 +124,7 @@ pub fn too_many(what: &str, retry_after_seconds: i64) -> ApiError {
 
 /// The caller's brand, which must exist (users belong to one).
 pub fn brand_of(conn: &mut DbConnection, id: &str) -> Result<crate::brands::Brand, ApiError> {
-    crate::brands::find(conn, id)?
-        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("brand {id} missing")))
+    crate::brands::existing(conn, id).map_err(ApiError::Unexpected)
 }
 
 /// Whether the body is a multipart form (a file sent from a browser) rather than the file

@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
+use super::operation::{backoffice_list, Listing};
 use super::problem::FieldErrors;
-use super::query::{one_of_all, Listed, PageInfo, PageParams};
-use super::responses::{problem_response_type, BadListQuery, BadReason, NotBuyer, NotOperator};
-use super::{ApiError, AppState, Problem};
+use super::query::{one_of_all, PageInfo};
+use super::responses::{problem_response_type, BadReason, NotBuyer, NotOperator};
+use super::{ApiError, ApiResult, AppState, Problem};
 use crate::auth::officer_applications::{
     self, Application, ApplicationError, ApplicationForm, ApplicationStatus, CompanyName, Decision,
     PhoneNumber,
@@ -177,7 +178,7 @@ pub async fn apply(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
     body: JsonObject<ApplicationRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let form = form(body.into_inner())?;
     let application = state
         .with_conn(move |conn| officer_applications::apply(conn, &user.id, form, Utc::now()))
@@ -202,10 +203,7 @@ pub async fn apply(
             body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn mine(
-    state: web::Data<AppState>,
-    Buyer(user): Buyer,
-) -> Result<HttpResponse, ApiError> {
+pub async fn mine(state: web::Data<AppState>, Buyer(user): Buyer) -> ApiResult {
     let application = state
         .with_conn(move |conn| {
             officer_applications::latest_of_user(conn, &user.id)?
@@ -215,26 +213,16 @@ pub async fn mine(
     Ok(HttpResponse::Ok().json(ApplicationResponse::from(application)))
 }
 
-/// List the brand's applications for the registration-officer role
-///
-/// Back-office operators only; pending ones by default, oldest first, a page at a time.
-#[utoipa::path(
-    get,
-    path = "/api/v1/backoffice/officer-applications",
-    tag = "back-office",
-    operation_id = "officer_applications_list",
-    params(ListQuery, PageParams),
-    responses(
-        (status = 200, description = "A page of the applications", body = ApplicationListResponse),
-        BadListQuery,
-        NotOperator,
-    )
-)]
-pub async fn list(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    listed: Listed<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
+backoffice_list!(
+    /// List the brand's applications for the registration-officer role
+    ///
+    /// Back-office operators only; pending ones by default, oldest first, a page at a time.
+    list = "/api/v1/backoffice/officer-applications" as "officer_applications_list",
+    filters ListQuery, answers ApplicationListResponse "A page of the applications",
+    by find
+);
+
+async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
     let mut errors = FieldErrors::default();
     let status = errors.check_optional("status", listed.filter.status.as_deref(), |text| {
         one_of_all(
@@ -262,7 +250,7 @@ async fn decide(
     operator: super::extract::CurrentUser,
     id: String,
     decision: Decision,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let application = state
         .with_conn(move |conn| {
             officer_applications::decide(
@@ -299,7 +287,7 @@ pub async fn approve(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     decide(state, operator, id.into_inner(), Decision::Approve).await
 }
 
@@ -327,7 +315,7 @@ pub async fn refuse(
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
     body: JsonObject<RefusalRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let mut errors = FieldErrors::default();
     let reason = errors.check("reason", Reason::parse(&body.into_inner().reason));
     errors.finish()?;

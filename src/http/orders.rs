@@ -12,7 +12,7 @@ use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::query::{one_of_all, Listed, PageInfo, PageParams, QueryRule};
 use super::responses::{problem_response_type, BadListQuery, BadReason, NotBuyer, NotOperator};
-use super::{brand_of, idempotent, ApiError, AppState, Problem};
+use super::{brand_of, idempotent, ApiError, ApiResult, AppState, Problem};
 use crate::auth::{confirmation, users, Role, UserError};
 use crate::brands::Brand;
 use crate::card::store as card_store;
@@ -269,7 +269,7 @@ pub async fn create(
     request: HttpRequest,
     Buyer(user): Buyer,
     body: JsonObject<OrderRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let key = idempotent::key_from(&request)?;
     let body = body.into_inner();
     let fingerprint = idempotent::fingerprint(&body)?;
@@ -352,7 +352,7 @@ pub async fn list(
     state: web::Data<AppState>,
     user: CurrentUser,
     query: Listed<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let (filter, page) = list_filter(&query)?;
     let (list, total) = state
         .with_conn(move |conn| {
@@ -435,7 +435,7 @@ pub async fn show(
     state: web::Data<AppState>,
     user: CurrentUser,
     id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let order = state
         .with_conn(move |conn| {
             let order = orders::find(conn, &id)?.ok_or(OrderError::NotFound)?;
@@ -507,7 +507,7 @@ pub async fn resend_codes(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
     id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     resend(state, user, None, id.into_inner()).await
 }
 
@@ -536,7 +536,7 @@ pub async fn resend_codes_as_operator(
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
     body: JsonObject<OperatorResendRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let reason = Reason::parse(&body.reason).map_err(|e| {
         ApiError::invalid_field("reason", crate::validation::Rule::rule(&e), e.to_string())
     })?;
@@ -549,7 +549,7 @@ async fn resend(
     caller: CurrentUser,
     operator_reason: Option<Reason>,
     order_id: String,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let state_ = state.clone();
     let resent = state
         .with_conn(move |conn| {

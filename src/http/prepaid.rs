@@ -14,7 +14,7 @@ use super::query::{Listed, NoFilters, PageInfo, PageParams, Params};
 use super::responses::{
     problem_response_type, AccountGone, BadPaging, NotBuyer, NotBuyerOrUnconfirmed, NotOperator,
 };
-use super::{idempotent, ApiError, AppState, Problem};
+use super::{idempotent, ApiError, ApiResult, AppState, Problem};
 use crate::auth::{confirmation, users, UserError};
 use crate::email_address::EmailAddress;
 use crate::money::{Money, PositiveMoney};
@@ -122,10 +122,7 @@ impl From<Entry> for EntryResponse {
         NoPrepaidAccount,
     )
 )]
-pub async fn balance(
-    state: web::Data<AppState>,
-    Buyer(user): Buyer,
-) -> Result<HttpResponse, ApiError> {
+pub async fn balance(state: web::Data<AppState>, Buyer(user): Buyer) -> ApiResult {
     let account = state
         .with_conn(move |conn| prepaid::account_of_owner(conn, &user.id))
         .await?;
@@ -186,7 +183,7 @@ pub async fn entries(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
     Params(page): Params<PageQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let limit = Page::parse_limit(page.limit.as_deref())
         .map_err(|e| ApiError::invalid_field("limit", e.rule(), format!("limit {e}")))?;
     let before = page.before;
@@ -247,7 +244,7 @@ pub async fn search(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
     query: Params<SearchQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let email = EmailAddress::parse(&query.0.email)
         .map_err(|e| ApiError::invalid_field("email", e.rule(), e.to_string()))?;
     let accounts = state
@@ -277,7 +274,7 @@ pub async fn show(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
     account_id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let account = state
         .with_conn(move |conn| {
             let account = prepaid::account(conn, &account_id)?;
@@ -333,7 +330,7 @@ pub async fn adjust(
     BackOffice(operator): BackOffice,
     account_id: web::Path<String>,
     body: JsonObject<AdjustmentRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let body = body.into_inner();
     let mut errors = FieldErrors::default();
     let direction = errors.check(
@@ -484,7 +481,7 @@ pub async fn request_top_up(
     request: HttpRequest,
     Buyer(user): Buyer,
     body: JsonObject<TopUpRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let key = idempotent::key_from(&request)?;
     let body = body.into_inner();
     let fingerprint = idempotent::fingerprint(&body)?;
@@ -559,7 +556,7 @@ pub async fn list_top_ups(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
     listed: Listed<NoFilters>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let page = listed.page()?;
     let (list, brand) = state
         .with_conn(move |conn| {

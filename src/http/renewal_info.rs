@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{ApiError, AppState, Problem};
+use super::{ApiError, ApiResult, AppState, Problem};
 use crate::renewals::info::{self, CertId, RETRY_AFTER_SECS};
 
 /// The renewal information of a certificate (RFC 9773, section 4.2).
@@ -51,10 +51,7 @@ struct Window {
             body = Problem, content_type = "application/problem+json"),
     ),
 )]
-pub async fn show(
-    state: web::Data<AppState>,
-    cert_id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn show(state: web::Data<AppState>, cert_id: web::Path<String>) -> ApiResult {
     let id = CertId::parse(&cert_id)
         .map_err(|e| ApiError::invalid_field("cert_id", "ari_cert_id", e.to_string()))?;
     let ca = state.ca.clone();

@@ -9,7 +9,7 @@ use super::extract::Agent;
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::responses::problem_response_type;
-use super::{ApiError, AppState, Problem};
+use super::{ApiError, ApiResult, AppState, Problem};
 use crate::coupons::CouponCode;
 use crate::rate_limit::Limit;
 use crate::registry::CertificateKind;
@@ -261,7 +261,7 @@ pub async fn request_renewals(
     state: web::Data<AppState>,
     Agent(claims): Agent,
     body: JsonObject<RenewalsBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let items = parse_items(body.into_inner())?;
     let coupon_key = state.coupon_key.clone();
     let policy = state.config.renewal_policy;
@@ -340,7 +340,7 @@ pub async fn renewal(
     Agent(claims): Agent,
     id: web::Path<String>,
     request: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let id = id.into_inner();
     let view = state
         .with_conn(move |conn| {
@@ -413,7 +413,7 @@ pub async fn installed(
     state: web::Data<AppState>,
     Agent(claims): Agent,
     id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let id = id.into_inner();
     let view = state
         .with_conn(move |conn| install::confirm_installed(conn, &claims.sub, &id, Utc::now()))

@@ -6,9 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract::BackOffice;
-use super::query::{Listed, PageInfo, PageParams};
-use super::responses::{BadListQuery, NotOperator};
-use super::{ApiError, AppState, Problem};
+use super::operation::{backoffice_list, Listing};
+use super::query::PageInfo;
+use super::responses::NotOperator;
+use super::{ApiError, ApiResult, AppState, Problem};
 use crate::invoices::transmission::{self, TransmissionStatus, TransmissionSummary};
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -82,27 +83,17 @@ struct RetryResponse {
     status: TransmissionStatus,
 }
 
-/// List the brand's files sent or to send to the SdI
-///
-/// Back-office operators only. The brand's files in the transmission outbox, in one status
-/// or all, newest first, a page at a time: each with its attempts and the last error.
-#[utoipa::path(
-    get,
-    path = "/api/v1/backoffice/sdi/transmissions",
-    tag = "back-office",
-    operation_id = "sdi_transmissions_list",
-    params(ListQuery, PageParams),
-    responses(
-        (status = 200, description = "A page of the files", body = TransmissionListResponse),
-        BadListQuery,
-        NotOperator,
-    )
-)]
-pub async fn list(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    listed: Listed<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
+backoffice_list!(
+    /// List the brand's files sent or to send to the SdI
+    ///
+    /// Back-office operators only. The brand's files in the transmission outbox, in one status
+    /// or all, newest first, a page at a time: each with its attempts and the last error.
+    list = "/api/v1/backoffice/sdi/transmissions" as "sdi_transmissions_list",
+    filters ListQuery, answers TransmissionListResponse "A page of the files",
+    by find
+);
+
+async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
     let page = listed.page()?;
     let status = match listed.filter.status.as_deref() {
         None => None,
@@ -144,7 +135,7 @@ pub async fn retry(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     state
         .with_conn(move |conn| {
             transmission::retry(conn, &operator.id, &operator.brand, &id, Utc::now())

@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 use super::billing::BillingRequest;
 use super::extract::BackOffice;
 use super::json::JsonObject;
+use super::operation::{backoffice_list, Listing};
 use super::problem::FieldErrors;
-use super::query::{Listed, NoFilters, PageInfo, PageParams, Params};
-use super::responses::{BadListQuery, BadPaging, NotOperator};
-use super::{ApiError, AppState, Problem};
+use super::query::{NoFilters, PageInfo, Params};
+use super::responses::NotOperator;
+use super::{ApiError, ApiResult, AppState, Problem};
 use crate::billing::BillingInput;
 use crate::invoices::receipts::{
     self, ImportContext, ImportedReceipt, NotificationFile, ReceiptError, ReceiptResult,
@@ -170,7 +171,7 @@ pub async fn import(
     request: HttpRequest,
     query: Params<ImportQuery>,
     payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let files = read_files(&request, payload, query.0.file_name).await?;
     let public_url = state.config.public_url.clone();
     let imported = state
@@ -210,26 +211,16 @@ pub struct ReceiptListResponse {
     page: PageInfo,
 }
 
-/// List the imported SdI notifications
-///
-/// Back-office operators only; the brand's, newest import first, a page at a time.
-#[utoipa::path(
-    get,
-    path = "/api/v1/backoffice/sdi/receipts",
-    tag = "back-office",
-    operation_id = "sdi_receipts_list",
-    params(ListQuery, PageParams),
-    responses(
-        (status = 200, description = "A page of the notifications", body = ReceiptListResponse),
-        BadListQuery,
-        NotOperator,
-    )
-)]
-pub async fn list(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    listed: Listed<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
+backoffice_list!(
+    /// List the imported SdI notifications
+    ///
+    /// Back-office operators only; the brand's, newest import first, a page at a time.
+    list = "/api/v1/backoffice/sdi/receipts" as "sdi_receipts_list",
+    filters ListQuery, answers ReceiptListResponse "A page of the notifications",
+    by find
+);
+
+async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
     let (unmatched, page) = (listed.filter.unmatched, listed.page()?);
     let read = move |conn: &mut _| {
         receipts::recent(conn, &operator.brand, unmatched, page).map_err(ApiError::storage)
@@ -293,27 +284,17 @@ pub struct RejectedListResponse {
     page: PageInfo,
 }
 
-/// The rejected queue
-///
-/// Back-office operators only: the brand's documents the SdI rejected, longest waiting
-/// first, each with the SdI's errors and the day by which to send it again.
-#[utoipa::path(
-    get,
-    path = "/api/v1/backoffice/sdi/rejected",
-    tag = "back-office",
-    operation_id = "sdi_rejected_list",
-    params(PageParams),
-    responses(
-        (status = 200, description = "A page of the rejected documents", body = RejectedListResponse),
-        BadPaging,
-        NotOperator,
-    )
-)]
-pub async fn rejected(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    listed: Listed<NoFilters>,
-) -> Result<HttpResponse, ApiError> {
+backoffice_list!(
+    /// The rejected queue
+    ///
+    /// Back-office operators only: the brand's documents the SdI rejected, longest waiting
+    /// first, each with the SdI's errors and the day by which to send it again.
+    rejected = "/api/v1/backoffice/sdi/rejected" as "sdi_rejected_list",
+    filters none, answers RejectedListResponse "A page of the rejected documents",
+    by find_rejected
+);
+
+async fn find_rejected(Listing(state, operator, listed): Listing<NoFilters>) -> ApiResult {
     let page = listed.page()?;
     let read = move |conn: &mut _| {
         receipts::rejected_queue(conn, &operator.brand, page, Utc::now()).map_err(ApiError::storage)
@@ -383,7 +364,7 @@ pub async fn resend(
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
     body: JsonObject<ResendRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let corrected = body.into_inner().buyer.map(BillingInput::from);
     let outcome = state
         .with_conn(move |conn| {

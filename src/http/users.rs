@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{BackOffice, CurrentUser};
 use super::json::JsonObject;
+use super::operation::{backoffice_list, Listing};
 use super::problem::FieldErrors;
-use super::query::{one_of_all, Listed, PageInfo, PageParams};
-use super::responses::{problem_response_type, BadListQuery, BadReason, NotOperator};
-use super::{ApiError, AppState, Problem};
+use super::query::{one_of_all, PageInfo};
+use super::responses::{problem_response_type, BadReason, NotOperator};
+use super::{ApiError, ApiResult, AppState, Problem};
 use crate::auth::management::{
     self, ManagementError, Operator, SearchText, UserFilter, UserStatus,
 };
@@ -85,27 +86,17 @@ problem_response_type!(
     "No user of the brand has this id (`/problems/unknown-user`)"
 );
 
-/// Find the brand's users
-///
-/// Back-office operators only; the users of the operator's brand, newest first, found by a
-/// piece of their email or name, their role and whether they are disabled.
-#[utoipa::path(
-    get,
-    path = "/api/v1/backoffice/users",
-    tag = "back-office",
-    operation_id = "users_list",
-    params(ListQuery, PageParams),
-    responses(
-        (status = 200, description = "A page of users", body = UserListResponse),
-        BadListQuery,
-        NotOperator,
-    )
-)]
-pub async fn list(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    listed: Listed<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
+backoffice_list!(
+    /// Find the brand's users
+    ///
+    /// Back-office operators only; the users of the operator's brand, newest first, found by a
+    /// piece of their email or name, their role and whether they are disabled.
+    list = "/api/v1/backoffice/users" as "users_list",
+    filters ListQuery, answers UserListResponse "A page of users",
+    by search
+);
+
+async fn search(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
     let query = &listed.filter;
     let mut errors = FieldErrors::default();
     let role = errors.check_optional("role", query.role.as_deref(), |text| {
@@ -144,7 +135,7 @@ pub async fn show(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let user = state
         .with_conn(move |conn| management::find_in_brand(conn, &operator.brand, &id))
         .await?;
@@ -186,7 +177,7 @@ pub async fn disable(
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
     body: JsonObject<ReasonRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     act_on_user(state, operator, id, body, management::disable).await
 }
 
@@ -215,7 +206,7 @@ pub async fn enable(
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
     body: JsonObject<ReasonRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     act_on_user(state, operator, id, body, management::enable).await
 }
 
@@ -244,7 +235,7 @@ pub async fn remove_officer_role(
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
     body: JsonObject<ReasonRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     act_on_user(state, operator, id, body, management::remove_officer_role).await
 }
 
@@ -264,7 +255,7 @@ async fn act_on_user(
     id: web::Path<String>,
     body: JsonObject<ReasonRequest>,
     action: UserAction,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let reason = reason(body)?;
     let user = state
         .with_conn(move |conn| {

@@ -77,8 +77,7 @@ pub fn place_prepaid(
     now: DateTime<Utc>,
 ) -> Result<Order, OrderError> {
     write_transaction(conn, |conn| {
-        let brand = brands::find(conn, &buyer.brand_id)?
-            .ok_or_else(|| anyhow::anyhow!("brand {} missing", buyer.brand_id))?;
+        let brand = brands::existing(conn, &buyer.brand_id)?;
         let mut order = new_order(buyer, PaymentMethod::Prepaid, products, quote, now);
         order.status = OrderStatus::Fulfilled;
         order.paid_at = Some(now);
@@ -139,8 +138,7 @@ pub fn place_by_transfer(
 ) -> Result<Order, OrderError> {
     debug_assert!(method.is_transfer());
     write_transaction(conn, |conn| {
-        let brand = brands::find(conn, &buyer.brand_id)?
-            .ok_or_else(|| anyhow::anyhow!("brand {} missing", buyer.brand_id))?;
+        let brand = brands::existing(conn, &buyer.brand_id)?;
         let mut order = new_order(buyer, method, products, quote, now);
         order.reserved_until = Some(now + reservation);
         let reference = reservations::reserve(

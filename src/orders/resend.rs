@@ -120,8 +120,7 @@ pub fn resend_unused_codes(
             .map_err(|e| anyhow::anyhow!("owner of order {}: {e}", order.id))?
             .ok_or_else(|| anyhow::anyhow!("order {} has no owner", order.id))?;
         let recipient = confirmation::confirmed_email(&owner)?;
-        let brand = brands::find(conn, &order.brand_id)?
-            .ok_or_else(|| anyhow::anyhow!("order {} of unknown brand", order.id))?;
+        let brand = brands::existing(conn, &order.brand_id)?;
         let fresh: Vec<NewCoupon> = replaced
             .iter()
             .map(|old| {

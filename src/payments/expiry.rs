@@ -145,8 +145,7 @@ fn notify(
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     let reserved_until = reservation.reserved_until.and_utc();
-    let brand = brands::find(conn, &reservation.brand_id)?
-        .ok_or_else(|| anyhow::anyhow!("brand {} missing", reservation.brand_id))?;
+    let brand = brands::existing(conn, &reservation.brand_id)?;
     let printed = crate::transfer::CreditorReference::parse(&reservation.reference)
         .map(|r| r.printed())
         .unwrap_or_else(|_| reservation.reference.clone());

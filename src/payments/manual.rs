@@ -289,8 +289,7 @@ fn fulfil(
     received: Money,
     now: DateTime<Utc>,
 ) -> Result<(), ManualError> {
-    let brand = brands::find(conn, operator.brand_id)?
-        .ok_or_else(|| anyhow::anyhow!("brand {} missing", operator.brand_id))?;
+    let brand = brands::existing(conn, operator.brand_id)?;
     let (key, public_url) = till;
     order_domain::fulfil_paid(conn, key, &brand, order, name, received, public_url, now)?;
     Ok(())

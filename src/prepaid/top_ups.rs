@@ -66,8 +66,7 @@ pub fn request(
 ) -> Result<TopUp, PrepaidError> {
     debug_assert!(method.is_transfer());
     write_transaction(conn, |conn| {
-        let brand = brands::find(conn, requester.brand_id)?
-            .ok_or_else(|| anyhow::anyhow!("brand {} missing", requester.brand_id))?;
+        let brand = brands::existing(conn, requester.brand_id)?;
         let account = account_of_owner(conn, requester.user_id)?;
         let id = Uuid::now_v7().to_string();
         let reserved_until = now + reservation;

@@ -78,8 +78,7 @@ pub(super) fn enqueue(
             coupons::code_hint,
         ))
         .first(conn)?;
-    let brand = brands::find(conn, &brand_id)?
-        .ok_or_else(|| anyhow::anyhow!("renewal {renewal_id} of unknown brand {brand_id}"))?;
+    let brand = brands::existing(conn, &brand_id)?;
     let mut context = json!({
         "name": format!("{given_name} {surname}"),
         "brand": brand.name,

@@ -234,8 +234,7 @@ pub fn send_batch(
             if fresh.is_empty() {
                 return Ok(false);
             }
-            let brand = brands::find(conn, &brand_id)?
-                .ok_or_else(|| anyhow::anyhow!("device {serial} of unknown brand {brand_id}"))?;
+            let brand = brands::existing(conn, &brand_id)?;
             let products = catalog::list(conn, &brand_id, false)?;
             let cf = CodiceFiscale::parse(&codice_fiscale)
                 .map_err(|e| anyhow::anyhow!("holder {codice_fiscale}: {e}"))?;

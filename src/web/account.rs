@@ -95,7 +95,7 @@ async fn update_profile(
     let form = form.into_inner();
     let mut errors: BTreeMap<&str, String> = BTreeMap::new();
     let name = PersonName::parse(&form.name)
-        .map_err(|e| errors.insert("name", super::name_error(&e).into()))
+        .map_err(|e| errors.insert("name", super::name_error(&e)))
         .ok();
     let email = EmailAddress::parse(&form.email)
         .map_err(|e| errors.insert("email", super::email_error(&e).into()))

@@ -59,16 +59,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The Italian message next to a refused name (sign-up, profile).
-pub(crate) fn name_error(error: &crate::validation::TextError) -> &'static str {
-    use crate::validation::TextError;
-    match error {
-        TextError::ControlCharacter => "Il nome non può contenere caratteri di controllo.",
-        TextError::DirectionOverride => {
-            "Il nome non può contenere caratteri che invertono la direzione del testo."
-        }
-        TextError::TooShort(_) => "Indica il nome o la ragione sociale.",
-        TextError::TooLong(_) => "Il nome può avere al massimo 200 caratteri: abbrevialo.",
-    }
+pub(crate) fn name_error(error: &crate::validation::TextError) -> String {
+    crate::http::italian::text_rule("il nome o la ragione sociale", error)
 }
 
 /// The Italian message next to a refused email address (sign-up, profile).

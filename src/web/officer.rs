@@ -16,8 +16,8 @@ use crate::auth::officer_applications::{
 use crate::auth::{Role, User};
 use crate::db::DbConnection;
 use crate::email_address::EmailAddress;
+use crate::http::italian::text_rule;
 use crate::partita_iva::{PartitaIva, PartitaIvaError};
-use crate::validation::TextError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/negozio/profilo/incaricato", web::get().to(form_page))
@@ -91,17 +91,6 @@ async fn form_page(shop: BuyerPage) -> PageResult {
     render(&shop, StatusCode::OK, &fields, BTreeMap::new(), None)
 }
 
-fn text_error(what: &str, error: &TextError) -> String {
-    match error {
-        TextError::TooShort(n) => format!("Indica {what}: almeno {n} caratteri."),
-        TextError::TooLong(n) => format!("Al massimo {n} caratteri."),
-        TextError::ControlCharacter => "Non può contenere caratteri di controllo.".into(),
-        TextError::DirectionOverride => {
-            "Non può contenere caratteri che invertono la direzione del testo.".into()
-        }
-    }
-}
-
 fn vat_error(error: &PartitaIvaError) -> &'static str {
     match error {
         PartitaIvaError::Length => "La partita IVA ha 11 cifre.",
@@ -115,7 +104,7 @@ fn vat_error(error: &PartitaIvaError) -> &'static str {
 async fn apply(shop: BuyerPage, CheckedForm(fields): CheckedForm<OfficerFields>) -> PageResult {
     let mut errors: BTreeMap<&str, String> = BTreeMap::new();
     let company_name = CompanyName::parse(&fields.company_name)
-        .map_err(|e| errors.insert("company_name", text_error("la ragione sociale", &e)))
+        .map_err(|e| errors.insert("company_name", text_rule("la ragione sociale", &e)))
         .ok();
     let vat_number = PartitaIva::parse(&fields.vat_number)
         .map_err(|e| errors.insert("vat_number", vat_error(&e).into()))
@@ -140,7 +129,7 @@ async fn apply(shop: BuyerPage, CheckedForm(fields): CheckedForm<OfficerFields>)
             .ok(),
     };
     let note = officer_applications::note(&fields.note)
-        .map_err(|e| errors.insert("note", text_error("una nota", &e)))
+        .map_err(|e| errors.insert("note", text_rule("la nota", &e)))
         .ok();
     let form = match (company_name, vat_number, contact_email, note) {
         // The phone is optional, so only `errors` tells whether a typed one was refused.

@@ -195,12 +195,12 @@ async fn sign_up(CheckedForm(form): CheckedForm<SignUpForm>, visitor: VisitorPag
         .map_err(|e| errors.insert("name", super::name_error(&e)))
         .ok();
     let email = EmailAddress::parse(&form.email)
-        .map_err(|e| errors.insert("email", super::email_error(&e)))
+        .map_err(|e| errors.insert("email", super::email_error(&e).to_owned()))
         .ok();
     let password = match NewPassword::parse(&form.password, email.as_ref()) {
         Ok(password) => Some(password),
         Err(e) => {
-            errors.insert("password", password_rule_in_italian(&e));
+            errors.insert("password", password_rule_in_italian(&e).to_owned());
             None
         }
     };
@@ -229,7 +229,7 @@ async fn sign_up(CheckedForm(form): CheckedForm<SignUpForm>, visitor: VisitorPag
         Ok(token) => signed_in(state, &brand.id, Role::Customer, &token),
         Err(taken) => {
             let message = format!("{} Accedi, o usa un'altra email.", taken.italian);
-            let errors = BTreeMap::from([("email", message.as_str())]);
+            let errors = BTreeMap::from([("email", message)]);
             sign_up_again(&visitor, &form, errors)
         }
     }
@@ -242,7 +242,7 @@ pub(super) fn password_rule_in_italian(error: &crate::auth::PasswordError) -> &'
 fn sign_up_again(
     visitor: &VisitorPage,
     form: &SignUpForm,
-    errors: BTreeMap<&str, &str>,
+    errors: BTreeMap<&str, String>,
 ) -> PageResult {
     let fields = json!({ "name": form.name, "email": form.email, "errors": errors, "error": null });
     let status = StatusCode::UNPROCESSABLE_ENTITY;

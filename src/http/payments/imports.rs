@@ -12,9 +12,10 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::http::extract::BackOffice;
-use crate::http::query::{Listed, NoFilters, PageInfo, PageParams, Params};
-use crate::http::responses::{BadPaging, NotOperator};
-use crate::http::{ApiError, AppState, Problem};
+use crate::http::operation::{backoffice_list, Listing};
+use crate::http::query::{NoFilters, PageInfo, Params};
+use crate::http::responses::NotOperator;
+use crate::http::{ApiError, ApiResult, AppState, Problem};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self};
 use crate::payments::reconcile::{
@@ -192,7 +193,7 @@ pub async fn import(
     request: HttpRequest,
     query: Params<ImportQuery>,
     payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let limit = state.config.statement_max_bytes;
     let (upload, form_file_name) =
         read_file(&request, payload, limit, &state.config.data_dir).await?;
@@ -242,26 +243,16 @@ pub(super) struct StatementListResponse {
     page: PageInfo,
 }
 
-/// List the brand's imported statements, newest first
-///
-/// Back-office operators only, a page at a time.
-#[utoipa::path(
-    get,
-    path = "/api/v1/backoffice/statements",
-    tag = "back-office",
-    operation_id = "payments_statements",
-    params(PageParams),
-    responses(
-        (status = 200, description = "A page of the statements", body = StatementListResponse),
-        BadPaging,
-        NotOperator,
-    )
-)]
-pub async fn statements(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    listed: Listed<NoFilters>,
-) -> Result<HttpResponse, ApiError> {
+backoffice_list!(
+    /// List the brand's imported statements, newest first
+    ///
+    /// Back-office operators only, a page at a time.
+    statements = "/api/v1/backoffice/statements" as "payments_statements",
+    filters none, answers StatementListResponse "A page of the statements",
+    by find_statements
+);
+
+async fn find_statements(Listing(state, operator, listed): Listing<NoFilters>) -> ApiResult {
     let page = listed.page()?;
     let read = move |conn: &mut _| {
         queue::statements(conn, &operator.brand, page).map_err(ApiError::storage)

@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::extract::{BackOffice, CurrentUser};
 use crate::http::json::JsonObject;
+use crate::http::operation::{backoffice_list, Listing};
 use crate::http::problem::FieldErrors;
-use crate::http::query::{one_of_all, Listed, PageInfo, PageParams, QueryRule};
-use crate::http::responses::{problem_response_type, BadListQuery, NotOperator};
-use crate::http::{ApiError, AppState, Problem};
+use crate::http::query::{one_of_all, PageInfo, QueryRule};
+use crate::http::responses::{problem_response_type, NotOperator};
+use crate::http::{ApiError, ApiResult, AppState, Problem};
 use crate::payments::manual::{self, ManualTarget};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self, Filter, ManualError, Operator, Totals};
@@ -55,26 +56,16 @@ pub(super) struct ListResponse {
     page: PageInfo,
 }
 
-/// The payments work queue, filtered, with totals
-///
-/// Back-office operators only; the payments of the operator's brand.
-#[utoipa::path(
-    get,
-    path = "/api/v1/backoffice/payments",
-    tag = "back-office",
-    operation_id = "payments_list",
-    params(ListQuery, PageParams),
-    responses(
-        (status = 200, description = "A page of payments and the totals", body = ListResponse),
-        BadListQuery,
-        NotOperator,
-    )
-)]
-pub async fn list(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    listed: Listed<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
+backoffice_list!(
+    /// The payments work queue, filtered, with totals
+    ///
+    /// Back-office operators only; the payments of the operator's brand.
+    list = "/api/v1/backoffice/payments" as "payments_list",
+    filters ListQuery, answers ListResponse "A page of payments and the totals",
+    by find
+);
+
+async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
     let query = &listed.filter;
     let mut errors = FieldErrors::default();
     let status = errors.check_optional("status", query.status.as_deref(), status);
@@ -129,7 +120,7 @@ pub async fn show(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let payment = state
         .with_conn(move |conn| {
             queue::find(conn, &operator.brand, &id)
@@ -199,7 +190,7 @@ pub async fn match_by_hand(
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
     body: JsonObject<MatchRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let body = body.into_inner();
     let mut errors = FieldErrors::default();
     let reason = errors.check("reason", Reason::parse(&body.reason));
@@ -258,7 +249,7 @@ pub async fn refund(
     BackOffice(operator): BackOffice,
     id: web::Path<String>,
     body: JsonObject<RefundRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let reason = Reason::parse(&body.reason)
         .map_err(|e| ApiError::invalid_field("reason", e.rule(), e.to_string()))?;
     let payment = state

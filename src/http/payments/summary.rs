@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::http::extract::BackOffice;
 use crate::http::query::Params;
 use crate::http::responses::NotOperator;
-use crate::http::{ApiError, AppState, Problem};
+use crate::http::{ApiError, ApiResult, AppState, Problem};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self, Totals};
 
@@ -56,7 +56,7 @@ pub async fn summary(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
     query: Params<SummaryQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let day = match query.0.date {
         Some(text) => date(&text).map_err(|e| ApiError::invalid_field("date", e.0, e.1))?,
         None => Utc::now().date_naive(),

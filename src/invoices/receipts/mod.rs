@@ -153,8 +153,7 @@ pub fn import(
         let xml = String::from_utf8_lossy(&file.bytes).into_owned();
         parsed.push((name.to_owned(), notification, xml));
     }
-    let brand = crate::brands::find(conn, context.brand_id)?
-        .ok_or_else(|| anyhow::anyhow!("brand {} missing", context.brand_id))?;
+    let brand = crate::brands::existing(conn, context.brand_id)?;
     write_transaction(conn, |conn| {
         parsed
             .iter()

@@ -63,8 +63,7 @@ pub fn refund(
             }
             (CardStatus::Paid, CardTarget::Order(order_id)) => {
                 let voided = void(conn, order_id, coupons, now)?;
-                let brand = brands::find(conn, &payment.brand_id)?
-                    .ok_or_else(|| anyhow::anyhow!("brand {} missing", payment.brand_id))?;
+                let brand = brands::existing(conn, &payment.brand_id)?;
                 let note = invoices::credit_coupons(conn, &brand, order_id, &voided, now)?;
                 let amount = match &note {
                     Some(note) => note.total,

@@ -187,8 +187,7 @@ fn fulfil_order(
     ) {
         return Ok(Some(format!("l'ordine è {}", order.status.as_str())));
     }
-    let brand = brands::find(conn, &order.brand_id)?
-        .ok_or_else(|| anyhow::anyhow!("brand {} missing", order.brand_id))?;
+    let brand = brands::existing(conn, &order.brand_id)?;
     let name = prepaid::holders(conn, std::slice::from_ref(&order.user_id))?
         .pop()
         .map(|holder| holder.name)

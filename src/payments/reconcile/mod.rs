@@ -533,8 +533,7 @@ pub fn import_upload(
         return Err(ImportError::EmptyFile);
     }
     let statement = super::statement::read_file(&upload.file, importer.spool_dir)??;
-    let brand = crate::brands::find(conn, importer.brand_id)?
-        .with_context(|| format!("brand {} missing", importer.brand_id))?;
+    let brand = crate::brands::existing(conn, importer.brand_id)?;
     let context = ImportContext {
         brand: &brand,
         operator_id: importer.operator_id,

@@ -183,8 +183,7 @@ async fn home(_request: HttpRequest, Operator(_user): Operator) -> PageResult {
 // Plumbing
 
 fn brand_of(conn: &mut DbConnection, id: &str) -> Result<Brand, WebError> {
-    brands::find(conn, id)?
-        .ok_or_else(|| WebError::Unexpected(anyhow::anyhow!("brand {id} missing")))
+    brands::existing(conn, id).map_err(WebError::Unexpected)
 }
 
 impl OperatorPage {
@@ -335,14 +334,7 @@ fn parse_date(text: &str) -> Result<NaiveDate, String> {
 }
 
 fn reason_error(error: &TextError) -> String {
-    match error {
-        TextError::TooShort(n) => format!("Scrivi il motivo: almeno {n} caratteri."),
-        TextError::TooLong(n) => format!("Il motivo può avere al massimo {n} caratteri."),
-        TextError::ControlCharacter => "Il motivo non può contenere caratteri di controllo.".into(),
-        TextError::DirectionOverride => {
-            "Il motivo non può contenere caratteri che invertono la direzione del testo.".into()
-        }
-    }
+    crate::http::italian::text_rule("il motivo", error)
 }
 
 /// An amount typed the Italian way ("1.464,50") or the other ("1464.50").

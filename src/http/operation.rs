@@ -1,0 +1,79 @@
+//! The shape of an operation that many handlers share, said once. A back-office list is
+//! always a GET of the operator's brand's rows, a page at a time, refused with 400 for a
+//! wrong filter or paging and with 403 for a caller who is not an operator; written out in
+//! each handler, those promises (and the extractors that keep them) would drift apart.
+
+/// What a back-office list's handler works with: the service, the operator whose brand's
+/// rows it lists, and the query (filters and paging) as the caller gave it.
+pub(super) struct Listing<F>(
+    pub actix_web::web::Data<super::AppState>,
+    pub super::extract::CurrentUser,
+    pub super::query::Listed<F>,
+);
+
+/// Declares a documented back-office list handler `$name` that hands a [`Listing`] to
+/// `$run`, which reads and answers:
+///
+/// ```ignore
+/// backoffice_list!(
+///     /// Find the brand's users (summary, then description, as for any handler)
+///     list = "/api/v1/backoffice/users" as "users_list",
+///     filters ListQuery, answers UserListResponse "A page of users",
+///     by search
+/// );
+/// ```
+///
+/// `filters none` is a list that takes only the paging (`NoFilters`).
+macro_rules! backoffice_list {
+    (
+        $(#[$doc:meta])*
+        $name:ident = $path:tt as $operation_id:tt,
+        filters none, answers $page:ident $description:tt,
+        by $run:ident
+    ) => {
+        backoffice_list!(@handler $(#[$doc])* $name $path $operation_id
+            [crate::http::query::NoFilters]
+            [crate::http::query::PageParams]
+            [crate::http::responses::BadPaging]
+            $page $description $run);
+    };
+    (
+        $(#[$doc:meta])*
+        $name:ident = $path:tt as $operation_id:tt,
+        filters $filters:ident, answers $page:ident $description:tt,
+        by $run:ident
+    ) => {
+        backoffice_list!(@handler $(#[$doc])* $name $path $operation_id
+            [$filters]
+            [$filters, crate::http::query::PageParams]
+            [crate::http::responses::BadListQuery]
+            $page $description $run);
+    };
+    (
+        @handler $(#[$doc:meta])* $name:ident $path:tt $operation_id:tt
+        [$filters:ty] [$($params:tt)*] [$($bad_query:tt)*]
+        $page:ident $description:tt $run:ident
+    ) => {
+        $(#[$doc])*
+        #[utoipa::path(
+            get,
+            path = $path,
+            tag = "back-office",
+            operation_id = $operation_id,
+            params($($params)*),
+            responses(
+                (status = 200, description = $description, body = $page),
+                $($bad_query)*,
+                crate::http::responses::NotOperator,
+            )
+        )]
+        pub async fn $name(
+            state: actix_web::web::Data<crate::http::AppState>,
+            crate::http::extract::BackOffice(operator): crate::http::extract::BackOffice,
+            listed: crate::http::query::Listed<$filters>,
+        ) -> crate::http::ApiResult {
+            $run(crate::http::operation::Listing(state, operator, listed)).await
+        }
+    };
+}
+pub(super) use backoffice_list;
