@@ -80,7 +80,7 @@ pub fn record_all(
     entries: Vec<AuditEntry<'_>>,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    let mut rows = entries.into_iter().map(|entry| {
+    insert_many!(conn, audit_log::table, entries, 1000, |entry| {
         (
             audit_log::id.eq(Uuid::now_v7().to_string()),
             audit_log::brand_id.eq(entry.brand_id.map(str::to_owned)),
@@ -91,12 +91,6 @@ pub fn record_all(
             audit_log::details.eq(entry.details.to_string()),
             audit_log::created_at.eq(now.naive_utc()),
         )
-    });
-    loop {
-        let chunk: Vec<_> = rows.by_ref().take(1000).collect();
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        insert_many!(conn, audit_log::table, chunk)?;
-    }
+    })
+    .map(|_| ())
 }
