@@ -1,6 +1,8 @@
 //! How amounts and states are written for Italian readers: the pages and the Italian
 //! messages of the error identities (`errors`) share these, so a state reads the same in
-//! a table and in a refusal.
+//! a table and in a refusal. And what a form says of a value that breaks an input rule (a
+//! text's length, an email address, a partita IVA, a password, the billing fields): once
+//! per rule, so every form that takes such a value words its refusal the same way.
 
 use crate::orders::OrderStatus;
 use crate::payments::matching::PaymentStatus;
@@ -97,6 +99,35 @@ pub fn text_rule(label: &str, error: &crate::validation::TextError) -> String {
     }
 }
 
+/// What a form says next to a refused name of a person or business (sign-up, profile).
+pub fn person_name_rule(error: &crate::validation::TextError) -> String {
+    text_rule("il nome o la ragione sociale", error)
+}
+
+/// What a form says next to a refused email address (sign-up, profile).
+pub fn email_rule(error: &crate::email_address::EmailAddressError) -> &'static str {
+    use crate::email_address::EmailAddressError;
+    match error {
+        EmailAddressError::TooLong => "L'indirizzo email è troppo lungo (al massimo 254 caratteri).",
+        EmailAddressError::Invalid(_) => "Indica un indirizzo email valido, come nome@esempio.it.",
+        EmailAddressError::Undeliverable { .. } => {
+            "Non possiamo inviare email a questo indirizzo (virgolette, indirizzi IP tra parentesi quadre e lettere accentate non sono ammessi): usa un indirizzo come nome@esempio.it."
+        }
+    }
+}
+
+/// What a form says next to a refused partita IVA (the officer's application, billing).
+pub fn partita_iva_rule(error: &crate::partita_iva::PartitaIvaError) -> &'static str {
+    use crate::partita_iva::PartitaIvaError;
+    match error {
+        PartitaIvaError::Length => "La partita IVA ha 11 cifre.",
+        PartitaIvaError::NotDigits => "La partita IVA ha solo cifre (al più preceduta da IT).",
+        PartitaIvaError::CheckDigit => {
+            "L'ultima cifra della partita IVA non corrisponde alle altre: controlla di averla scritta bene."
+        }
+    }
+}
+
 /// What the billing form says next to a value that breaks its rule.
 pub fn billing_field(field: &str, error: &crate::billing::FieldError) -> String {
     use crate::billing::FieldError;
@@ -144,8 +175,7 @@ pub fn billing_field(field: &str, error: &crate::billing::FieldError) -> String 
             match (field, e) {
                 ("codice_fiscale", PartitaIvaError::CheckDigit) => "L'ultima cifra del codice fiscale numerico non corrisponde alle altre: controlla di averlo scritto bene.".into(),
                 ("codice_fiscale", _) => "Il codice fiscale di una società ha 11 cifre; quello di una persona 16 caratteri.".into(),
-                (_, PartitaIvaError::CheckDigit) => "L'ultima cifra della partita IVA non corrisponde alle altre: controlla di averla scritta bene.".into(),
-                _ => "La partita IVA ha 11 cifre.".into(),
+                (_, e) => partita_iva_rule(e).into(),
             }
         }
         FieldError::CodiceFiscale(e) => {

@@ -95,10 +95,10 @@ async fn update_profile(
     let form = form.into_inner();
     let mut errors: BTreeMap<&str, String> = BTreeMap::new();
     let name = PersonName::parse(&form.name)
-        .map_err(|e| errors.insert("name", super::name_error(&e)))
+        .map_err(|e| errors.insert("name", crate::http::italian::person_name_rule(&e)))
         .ok();
     let email = EmailAddress::parse(&form.email)
-        .map_err(|e| errors.insert("email", super::email_error(&e).into()))
+        .map_err(|e| errors.insert("email", crate::http::italian::email_rule(&e).into()))
         .ok();
     let new_password = if form.new_password.is_empty() {
         None
@@ -108,7 +108,7 @@ async fn update_profile(
             Err(e) => {
                 errors.insert(
                     "new_password",
-                    super::shop::password_rule_in_italian(&e).into(),
+                    crate::http::italian::password_rule(&e).into(),
                 );
                 None
             }

@@ -58,23 +58,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     backoffice::configure(cfg);
 }
 
-/// The Italian message next to a refused name (sign-up, profile).
-pub(crate) fn name_error(error: &crate::validation::TextError) -> String {
-    crate::http::italian::text_rule("il nome o la ragione sociale", error)
-}
-
-/// The Italian message next to a refused email address (sign-up, profile).
-pub(crate) fn email_error(error: &crate::email_address::EmailAddressError) -> &'static str {
-    use crate::email_address::EmailAddressError;
-    match error {
-        EmailAddressError::TooLong => "L'indirizzo email è troppo lungo (al massimo 254 caratteri).",
-        EmailAddressError::Invalid(_) => "Indica un indirizzo email valido, come nome@esempio.it.",
-        EmailAddressError::Undeliverable { .. } => {
-            "Non possiamo inviare email a questo indirizzo (virgolette, indirizzi IP tra parentesi quadre e lettere accentate non sono ammessi): usa un indirizzo come nome@esempio.it."
-        }
-    }
-}
-
 /// What can go wrong on a page, each shown as a page (or a redirect to the sign-in).
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {

@@ -16,8 +16,8 @@ use crate::auth::officer_applications::{
 use crate::auth::{Role, User};
 use crate::db::DbConnection;
 use crate::email_address::EmailAddress;
-use crate::http::italian::text_rule;
-use crate::partita_iva::{PartitaIva, PartitaIvaError};
+use crate::http::italian::{partita_iva_rule, text_rule};
+use crate::partita_iva::PartitaIva;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/negozio/profilo/incaricato", web::get().to(form_page))
@@ -91,23 +91,13 @@ async fn form_page(shop: BuyerPage) -> PageResult {
     render(&shop, StatusCode::OK, &fields, BTreeMap::new(), None)
 }
 
-fn vat_error(error: &PartitaIvaError) -> &'static str {
-    match error {
-        PartitaIvaError::Length => "La partita IVA ha 11 cifre.",
-        PartitaIvaError::NotDigits => "La partita IVA ha solo cifre (al più preceduta da IT).",
-        PartitaIvaError::CheckDigit => {
-            "La partita IVA non è valida: l'ultima cifra non torna con le altre. Controlla di averla copiata bene."
-        }
-    }
-}
-
 async fn apply(shop: BuyerPage, CheckedForm(fields): CheckedForm<OfficerFields>) -> PageResult {
     let mut errors: BTreeMap<&str, String> = BTreeMap::new();
     let company_name = CompanyName::parse(&fields.company_name)
         .map_err(|e| errors.insert("company_name", text_rule("la ragione sociale", &e)))
         .ok();
     let vat_number = PartitaIva::parse(&fields.vat_number)
-        .map_err(|e| errors.insert("vat_number", vat_error(&e).into()))
+        .map_err(|e| errors.insert("vat_number", partita_iva_rule(&e).into()))
         .ok();
     let contact_email = EmailAddress::parse(&fields.contact_email)
         .map_err(|_| {

@@ -192,15 +192,18 @@ async fn sign_up(CheckedForm(form): CheckedForm<SignUpForm>, visitor: VisitorPag
     let VisitorPage { state, brand, .. } = &visitor;
     let mut errors = BTreeMap::new();
     let name = PersonName::parse(&form.name)
-        .map_err(|e| errors.insert("name", super::name_error(&e)))
+        .map_err(|e| errors.insert("name", crate::http::italian::person_name_rule(&e)))
         .ok();
     let email = EmailAddress::parse(&form.email)
-        .map_err(|e| errors.insert("email", super::email_error(&e).to_owned()))
+        .map_err(|e| errors.insert("email", crate::http::italian::email_rule(&e).to_owned()))
         .ok();
     let password = match NewPassword::parse(&form.password, email.as_ref()) {
         Ok(password) => Some(password),
         Err(e) => {
-            errors.insert("password", password_rule_in_italian(&e).to_owned());
+            errors.insert(
+                "password",
+                crate::http::italian::password_rule(&e).to_owned(),
+            );
             None
         }
     };
@@ -233,10 +236,6 @@ async fn sign_up(CheckedForm(form): CheckedForm<SignUpForm>, visitor: VisitorPag
             sign_up_again(&visitor, &form, errors)
         }
     }
-}
-
-pub(super) fn password_rule_in_italian(error: &crate::auth::PasswordError) -> &'static str {
-    crate::http::italian::password_rule(error)
 }
 
 fn sign_up_again(

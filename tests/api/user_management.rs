@@ -807,6 +807,15 @@ async fn a_customer_applies_from_the_profile_and_an_operator_approves_on_the_pag
         "{}",
         page.body
     );
+    // The rule's words, the same as the billing form's (tests/api/billing.rs).
+    assert!(
+        page.body.contains(
+            "L&#x27;ultima cifra della partita IVA non corrisponde alle altre: controlla di \
+             averla scritta bene."
+        ),
+        "{}",
+        page.body
+    );
     let page = shopper
         .post("/negozio/profilo/incaricato", &fields(VAT))
         .await;

@@ -333,6 +333,7 @@ fn parse_date(text: &str) -> Result<NaiveDate, String> {
         .map_err(|_| format!("«{}» non è una data come 2026-11-23.", text.trim()))
 }
 
+/// What a back-office form says next to a refused reason (kept in the audit log).
 fn reason_error(error: &TextError) -> String {
     crate::http::italian::text_rule("il motivo", error)
 }
