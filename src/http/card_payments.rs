@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{BackOffice, CurrentUser};
 use super::json::JsonObject;
-use super::operation::{backoffice_list, Listing};
+use super::operation::{backoffice_action, backoffice_list, Acting, Listing};
 use super::query::{one_of_all, PageInfo};
 use super::responses::{problem_response_type, NotOperator};
 use super::{ApiError, ApiResult, AppState, Problem};
@@ -363,24 +363,16 @@ async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult
     }))
 }
 
-/// One card payment of the brand, with its refunds
-#[utoipa::path(
-    get,
-    path = "/api/v1/backoffice/card-payments/{id}",
-    tag = "back-office",
-    operation_id = "card_payments_show",
-    params(("id" = String, Path, description = "The card payment's id")),
-    responses(
-        (status = 200, description = "The card payment", body = BackOfficeCardPayment),
-        UnknownCardPayment,
-        NotOperator,
-    )
-)]
-pub async fn show(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    id: web::Path<String>,
-) -> ApiResult {
+backoffice_action!(
+    /// One card payment of the brand, with its refunds
+    get show = "/api/v1/backoffice/card-payments/{id}" as "card_payments_show",
+    on "id" "The card payment's id",
+    answers (status = 200, description = "The card payment", body = BackOfficeCardPayment),
+    refuses (UnknownCardPayment, NotOperator),
+    by show_payment
+);
+
+async fn show_payment(Acting(state, operator, id): Acting) -> ApiResult {
     let view = state
         .with_conn(move |conn| {
             let payment = store::find(conn, &id)?
@@ -417,21 +409,17 @@ struct RefundResponse {
     card_payment: BackOfficeCardPayment,
 }
 
-/// Refund a card payment
-///
-/// Back-office operators. A paid order: its unused coupons (all, or those listed) are
-/// voided and credited by a credit note, and the credit note's total is refunded through
-/// the provider. A held payment is refunded whole. The refund is sent to the provider
-/// with an idempotency key, right away and again by the worker until it is taken.
-#[utoipa::path(
-    post,
-    path = "/api/v1/backoffice/card-payments/{id}/refunds",
-    tag = "back-office",
-    operation_id = "card_payments_refund",
-    params(("id" = String, Path, description = "The card payment's id")),
-    request_body = RefundRequest,
-    responses(
-        (status = 201, description = "The refund is asked for", body = RefundResponse),
+backoffice_action!(
+    /// Refund a card payment
+    ///
+    /// Back-office operators. A paid order: its unused coupons (all, or those listed) are
+    /// voided and credited by a credit note, and the credit note's total is refunded through
+    /// the provider. A held payment is refunded whole. The refund is sent to the provider
+    /// with an idempotency key, right away and again by the worker until it is taken.
+    post refund = "/api/v1/backoffice/card-payments/{id}/refunds" as "card_payments_refund",
+    on "id" "The card payment's id", takes RefundRequest,
+    answers (status = 201, description = "The refund is asked for", body = RefundResponse),
+    refuses (
         (status = 400, description = "A missing or too short reason, or a coupon that is not \
 an unused coupon of the order (`/problems/invalid-field`)",
             body = Problem, content_type = "application/problem+json"),
@@ -440,12 +428,12 @@ an unused coupon of the order (`/problems/invalid-field`)",
 (`/problems/card-payment-state`), or nothing is left to refund (`/problems/nothing-to-refund`)",
             body = Problem, content_type = "application/problem+json"),
         NotOperator,
-    )
-)]
-pub async fn refund(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    id: web::Path<String>,
+    ),
+    by refund_payment
+);
+
+async fn refund_payment(
+    Acting(state, operator, id): Acting,
     body: JsonObject<RefundRequest>,
 ) -> ApiResult {
     let body = body.into_inner();
@@ -460,7 +448,6 @@ pub async fn refund(
         Some(ids) => Coupons::Chosen(ids),
         None => Coupons::AllUnused,
     };
-    let id = id.into_inner();
     let lookup = id.clone();
     let requested = state
         .with_conn(move |conn| {

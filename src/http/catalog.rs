@@ -4,8 +4,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::extract::{BackOffice, Buyer, CurrentUser};
+use super::extract::{Buyer, CurrentUser};
 use super::json::JsonObject;
+use super::operation::{backoffice_action, Acting};
 use super::responses::{MalformedBody, NotBuyer, NotOperator, TooManyLookups, UnknownHolder};
 use super::{ApiError, ApiResult, AppState, Problem};
 use crate::auth::Role;
@@ -310,30 +311,26 @@ where
     Option::<String>::deserialize(deserializer).map(Some)
 }
 
-/// Take a product off sale or put it back; mark it temporarily unavailable
-///
-/// Back-office only; products of the operator's brand only. Both changes asked together are
-/// made together or not at all.
-#[utoipa::path(
-    patch,
-    path = "/api/v1/backoffice/products/{id}",
-    tag = "back-office",
-    operation_id = "catalog_update_product",
-    params(("id" = String, Path, description = "The product's id")),
-    request_body = ProductPatch,
-    responses(
-        (status = 200, description = "The product as it is now", body = ProductResponse),
+backoffice_action!(
+    /// Take a product off sale or put it back; mark it temporarily unavailable
+    ///
+    /// Back-office only; products of the operator's brand only. Both changes asked together are
+    /// made together or not at all.
+    patch update_product = "/api/v1/backoffice/products/{id}" as "catalog_update_product",
+    on "id" "The product's id", takes ProductPatch,
+    answers (status = 200, description = "The product as it is now", body = ProductResponse),
+    refuses (
         MalformedBody,
         NotOperator,
         (status = 404, description = "No such product in the operator's brand \
             (`/problems/unknown-product`)",
             body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn update_product(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    id: web::Path<String>,
+    ),
+    by change_product
+);
+
+async fn change_product(
+    Acting(state, operator, id): Acting,
     body: JsonObject<ProductPatch>,
 ) -> ApiResult {
     let ProductPatch {

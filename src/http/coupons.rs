@@ -5,8 +5,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{BackOffice, Buyer};
+use super::extract::Buyer;
 use super::json::JsonObject;
+use super::operation::{backoffice_action, Acting};
 use super::query::{Listed, NoFilters, PageInfo, PageParams};
 use super::responses::{BadPaging, BadReason, NotBuyer};
 use super::{ApiError, ApiResult, AppState, Problem};
@@ -229,19 +230,15 @@ struct VoidResponse {
     credit_note: Option<String>,
 }
 
-/// Void a coupon and refund it to the owner's prepaid account
-///
-/// Back-office operators only, for coupons of their brand that are still available.
-#[utoipa::path(
-    post,
-    path = "/api/v1/backoffice/coupons/{id}/void",
-    tag = "back-office",
-    operation_id = "coupons_void",
-    params(("id" = String, Path, description = "The coupon's id")),
-    request_body = VoidRequest,
-    responses(
-        (status = 200, description = "Voided and refunded, with its credit note", body = VoidResponse,
+backoffice_action!(
+    /// Void a coupon and refund it to the owner's prepaid account
+    ///
+    /// Back-office operators only, for coupons of their brand that are still available.
+    post void = "/api/v1/backoffice/coupons/{id}/void" as "coupons_void",
+    on "id" "The coupon's id", takes VoidRequest,
+    answers (status = 200, description = "Voided and refunded, with its credit note", body = VoidResponse,
             example = json!({ "status": "voided", "refunded": "31.72", "credit_note": "NC-V2026-000001" })),
+    refuses (
         BadReason,
         (status = 403, description = "The caller is not a back-office operator \
 (`/problems/forbidden-role`), or the coupon belongs to another brand (`/problems/other-brand`)",
@@ -253,12 +250,12 @@ has no prepaid account (`/problems/unknown-account`)",
 or voided (`/problems/coupon-not-available`), or its invoice's credit notes would credit more \
 than it sold (`/problems/credit-exceeds-invoice`)",
             body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn void(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    id: web::Path<String>,
+    ),
+    by void_coupon
+);
+
+async fn void_coupon(
+    Acting(state, operator, id): Acting,
     body: JsonObject<VoidRequest>,
 ) -> ApiResult {
     let reason = Reason::parse(&body.reason).map_err(|e| {

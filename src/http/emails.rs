@@ -1,14 +1,13 @@
 //! The back-office's view of the outbox: dead emails, and retrying them.
 
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::extract::BackOffice;
-use super::operation::{backoffice_list, Listing};
+use super::operation::{backoffice_action, backoffice_list, Acting, Listing};
 use super::query::PageInfo;
 use super::responses::NotOperator;
-use super::{ApiError, ApiResult, AppState, Problem};
+use super::{ApiError, ApiResult, Problem};
 use crate::mail::outbox::{self, EmailSummary};
 
 /// The state of an email in the outbox.
@@ -113,28 +112,23 @@ async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult
     Ok(HttpResponse::Ok().json(EmailListResponse { page: info, emails }))
 }
 
-/// Put a dead email back in the sending queue
-///
-/// Back-office operators only; only dead emails of the operator's brand.
-#[utoipa::path(
-    post,
-    path = "/api/v1/backoffice/emails/{id}/retry",
-    tag = "back-office",
-    operation_id = "emails_retry",
-    params(("id" = String, Path, description = "The email's id")),
-    responses(
-        (status = 202, description = "The email is pending again; it will be sent shortly",
+backoffice_action!(
+    /// Put a dead email back in the sending queue
+    ///
+    /// Back-office operators only; only dead emails of the operator's brand.
+    post retry = "/api/v1/backoffice/emails/{id}/retry" as "emails_retry",
+    on "id" "The email's id",
+    answers (status = 202, description = "The email is pending again; it will be sent shortly",
             body = RetryResponse, example = json!({ "status": "pending" })),
+    refuses (
         NotOperator,
         (status = 404, description = "No dead email of the brand has this id \
 (`/problems/unknown-email`)", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn retry(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    id: web::Path<String>,
-) -> ApiResult {
+    ),
+    by retry_email
+);
+
+async fn retry_email(Acting(state, operator, id): Acting) -> ApiResult {
     let requeued = state
         .with_conn(move |conn| outbox::retry(conn, &operator.brand, &id, Utc::now()))
         .await?;

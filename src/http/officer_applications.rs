@@ -6,9 +6,9 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{BackOffice, Buyer};
+use super::extract::Buyer;
 use super::json::JsonObject;
-use super::operation::{backoffice_list, Listing};
+use super::operation::{backoffice_action, backoffice_list, Acting, Listing};
 use super::problem::FieldErrors;
 use super::query::{one_of_all, PageInfo};
 use super::responses::{problem_response_type, BadReason, NotBuyer, NotOperator};
@@ -266,61 +266,45 @@ async fn decide(
     Ok(HttpResponse::Ok().json(ApplicationResponse::from(application)))
 }
 
-/// Approve an application: the applicant becomes a registration officer
-///
-/// Back-office operators only, for pending applications of their brand. The applicant is
-/// emailed; the new role is in their access tokens from their next refresh or sign-in.
-#[utoipa::path(
-    post,
-    path = "/api/v1/backoffice/officer-applications/{id}/approve",
-    tag = "back-office",
-    operation_id = "officer_applications_approve",
-    params(("id" = String, Path, description = "The application's id")),
-    responses(
-        (status = 200, description = "Approved", body = ApplicationResponse),
-        NotOperator,
-        UnknownApplication,
-        AlreadyDecided,
-    )
-)]
-pub async fn approve(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    id: web::Path<String>,
-) -> ApiResult {
-    decide(state, operator, id.into_inner(), Decision::Approve).await
+backoffice_action!(
+    /// Approve an application: the applicant becomes a registration officer
+    ///
+    /// Back-office operators only, for pending applications of their brand. The applicant is
+    /// emailed; the new role is in their access tokens from their next refresh or sign-in.
+    post approve = "/api/v1/backoffice/officer-applications/{id}/approve"
+        as "officer_applications_approve",
+    on "id" "The application's id",
+    answers (status = 200, description = "Approved", body = ApplicationResponse),
+    refuses (NotOperator, UnknownApplication, AlreadyDecided),
+    by approve_application
+);
+
+async fn approve_application(Acting(state, operator, id): Acting) -> ApiResult {
+    decide(state, operator, id, Decision::Approve).await
 }
 
-/// Refuse an application, with a reason
-///
-/// Back-office operators only, for pending applications of their brand. The applicant is
-/// emailed the reason and may apply again.
-#[utoipa::path(
-    post,
-    path = "/api/v1/backoffice/officer-applications/{id}/refuse",
-    tag = "back-office",
-    operation_id = "officer_applications_refuse",
-    params(("id" = String, Path, description = "The application's id")),
-    request_body = RefusalRequest,
-    responses(
-        (status = 200, description = "Refused", body = ApplicationResponse),
-        BadReason,
-        NotOperator,
-        UnknownApplication,
-        AlreadyDecided,
-    )
-)]
-pub async fn refuse(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    id: web::Path<String>,
+backoffice_action!(
+    /// Refuse an application, with a reason
+    ///
+    /// Back-office operators only, for pending applications of their brand. The applicant is
+    /// emailed the reason and may apply again.
+    post refuse = "/api/v1/backoffice/officer-applications/{id}/refuse"
+        as "officer_applications_refuse",
+    on "id" "The application's id", takes RefusalRequest,
+    answers (status = 200, description = "Refused", body = ApplicationResponse),
+    refuses (BadReason, NotOperator, UnknownApplication, AlreadyDecided),
+    by refuse_application
+);
+
+async fn refuse_application(
+    Acting(state, operator, id): Acting,
     body: JsonObject<RefusalRequest>,
 ) -> ApiResult {
     let mut errors = FieldErrors::default();
     let reason = errors.check("reason", Reason::parse(&body.into_inner().reason));
     errors.finish()?;
     let decision = Decision::Refuse(reason.expect("checked"));
-    decide(state, operator, id.into_inner(), decision).await
+    decide(state, operator, id, decision).await
 }
 
 /// The officer applications' part of the OpenAPI document.

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::card_payments::{self, CardPaymentView};
 use super::catalog::{requested_lines, LineRequest};
-use super::extract::{BackOffice, Buyer, CurrentUser};
+use super::extract::{Buyer, CurrentUser};
 use super::json::JsonObject;
+use super::operation::{backoffice_action, Acting};
 use super::problem::FieldErrors;
 use super::query::{one_of_all, Listed, PageInfo, PageParams, QueryRule};
 use super::responses::{problem_response_type, BadListQuery, BadReason, NotBuyer, NotOperator};
@@ -511,36 +512,33 @@ pub async fn resend_codes(
     resend(state, user, None, id.into_inner()).await
 }
 
-/// Send a customer's unused codes again (back-office)
-///
-/// As `POST /api/v1/orders/{id}/codes/resend`, for any order of the operator's brand, with a
-/// reason for the audit log and without the daily limit.
-#[utoipa::path(
-    post,
-    path = "/api/v1/backoffice/orders/{id}/codes/resend",
-    tag = "back-office",
-    operation_id = "backoffice_orders_codes_resend",
-    params(("id" = String, Path, description = "The order's id")),
-    request_body = OperatorResendRequest,
-    responses(
-        (status = 200, description = "New codes sent", body = ResendResponse),
+backoffice_action!(
+    /// Send a customer's unused codes again (back-office)
+    ///
+    /// As `POST /api/v1/orders/{id}/codes/resend`, for any order of the operator's brand, with a
+    /// reason for the audit log and without the daily limit.
+    post resend_codes_as_operator = "/api/v1/backoffice/orders/{id}/codes/resend"
+        as "backoffice_orders_codes_resend",
+    on "id" "The order's id", takes OperatorResendRequest,
+    answers (status = 200, description = "New codes sent", body = ResendResponse),
+    refuses (
         BadReason,
         NotOperator,
         (status = 404, description = "No such order of the brand (`/problems/unknown-order`)",
             body = Problem, content_type = "application/problem+json"),
         NothingToResend,
-    )
-)]
-pub async fn resend_codes_as_operator(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    id: web::Path<String>,
+    ),
+    by resend_as_operator
+);
+
+async fn resend_as_operator(
+    Acting(state, operator, id): Acting,
     body: JsonObject<OperatorResendRequest>,
 ) -> ApiResult {
     let reason = Reason::parse(&body.reason).map_err(|e| {
         ApiError::invalid_field("reason", crate::validation::Rule::rule(&e), e.to_string())
     })?;
-    resend(state, operator, Some(reason), id.into_inner()).await
+    resend(state, operator, Some(reason), id).await
 }
 
 /// Sends the order's unused codes again for the buyer, or (with a reason) an operator.

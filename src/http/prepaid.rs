@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::card_payments::{self, CardPaymentView};
 use super::extract::{BackOffice, Buyer};
 use super::json::JsonObject;
+use super::operation::{backoffice_action, Acting};
 use super::orders::PayTo;
 use super::problem::FieldErrors;
 use super::query::{Listed, NoFilters, PageInfo, PageParams, Params};
@@ -255,26 +256,18 @@ pub async fn search(
     }))
 }
 
-/// A prepaid account and its balance
-///
-/// Back-office only; accounts of the operator's brand only.
-#[utoipa::path(
-    get,
-    path = "/api/v1/backoffice/prepaid/{account}",
-    tag = "back-office",
-    operation_id = "prepaid_show",
-    params(("account" = String, Path, description = "The account's id")),
-    responses(
-        (status = 200, description = "The account", body = AccountResponse),
-        NotOperatorOrOtherBrand,
-        UnknownAccount,
-    )
-)]
-pub async fn show(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    account_id: web::Path<String>,
-) -> ApiResult {
+backoffice_action!(
+    /// A prepaid account and its balance
+    ///
+    /// Back-office only; accounts of the operator's brand only.
+    get show = "/api/v1/backoffice/prepaid/{account}" as "prepaid_show",
+    on "account" "The account's id",
+    answers (status = 200, description = "The account", body = AccountResponse),
+    refuses (NotOperatorOrOtherBrand, UnknownAccount),
+    by show_account
+);
+
+async fn show_account(Acting(state, operator, account_id): Acting) -> ApiResult {
     let account = state
         .with_conn(move |conn| {
             let account = prepaid::account(conn, &account_id)?;
@@ -302,19 +295,15 @@ pub struct AdjustmentRequest {
     reason: String,
 }
 
-/// Credit or debit a prepaid account by hand
-///
-/// Back-office only; accounts of the operator's brand only. Recorded in the audit log. Every
-/// invalid field is reported at once in the problem's `errors`.
-#[utoipa::path(
-    post,
-    path = "/api/v1/backoffice/prepaid/{account}/adjustments",
-    tag = "back-office",
-    operation_id = "prepaid_adjust",
-    params(("account" = String, Path, description = "The account's id")),
-    request_body = AdjustmentRequest,
-    responses(
-        (status = 201, description = "The entry posted", body = EntryResponse),
+backoffice_action!(
+    /// Credit or debit a prepaid account by hand
+    ///
+    /// Back-office only; accounts of the operator's brand only. Recorded in the audit log. Every
+    /// invalid field is reported at once in the problem's `errors`.
+    post adjust = "/api/v1/backoffice/prepaid/{account}/adjustments" as "prepaid_adjust",
+    on "account" "The account's id", takes AdjustmentRequest,
+    answers (status = 201, description = "The entry posted", body = EntryResponse),
+    refuses (
         (status = 400, description = "Invalid fields (`/problems/invalid-field`: direction, \
             amount, reason) or a malformed body (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
@@ -323,12 +312,12 @@ pub struct AdjustmentRequest {
         (status = 409, description = "A debit larger than the balance \
             (`/problems/insufficient-funds`)",
             body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn adjust(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    account_id: web::Path<String>,
+    ),
+    by adjust_account
+);
+
+async fn adjust_account(
+    Acting(state, operator, account_id): Acting,
     body: JsonObject<AdjustmentRequest>,
 ) -> ApiResult {
     let body = body.into_inner();

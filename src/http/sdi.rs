@@ -1,15 +1,14 @@
 //! The back-office's view of the transmission outbox: the files sent to the SdI, waiting
 //! or given up, and retrying a dead one.
 
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::extract::BackOffice;
-use super::operation::{backoffice_list, Listing};
+use super::operation::{backoffice_action, backoffice_list, Acting, Listing};
 use super::query::PageInfo;
 use super::responses::NotOperator;
-use super::{ApiError, ApiResult, AppState, Problem};
+use super::{ApiError, ApiResult, Problem};
 use crate::invoices::transmission::{self, TransmissionStatus, TransmissionSummary};
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -113,29 +112,24 @@ async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult
     }))
 }
 
-/// Put a dead file back in the transmission queue
-///
-/// Back-office operators only; only dead files of the operator's brand. It is tried again
-/// from zero attempts; the retry is audited.
-#[utoipa::path(
-    post,
-    path = "/api/v1/backoffice/sdi/transmissions/{id}/retry",
-    tag = "back-office",
-    operation_id = "sdi_transmissions_retry",
-    params(("id" = String, Path, description = "The transmission's id")),
-    responses(
-        (status = 202, description = "The file is pending again; it will be sent shortly",
+backoffice_action!(
+    /// Put a dead file back in the transmission queue
+    ///
+    /// Back-office operators only; only dead files of the operator's brand. It is tried again
+    /// from zero attempts; the retry is audited.
+    post retry = "/api/v1/backoffice/sdi/transmissions/{id}/retry" as "sdi_transmissions_retry",
+    on "id" "The transmission's id",
+    answers (status = 202, description = "The file is pending again; it will be sent shortly",
             body = RetryResponse, example = json!({ "status": "pending" })),
+    refuses (
         NotOperator,
         (status = 404, description = "No dead file of the brand has this id \
 (`/problems/unknown-transmission`)", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn retry(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    id: web::Path<String>,
-) -> ApiResult {
+    ),
+    by retry_transmission
+);
+
+async fn retry_transmission(Acting(state, operator, id): Acting) -> ApiResult {
     state
         .with_conn(move |conn| {
             transmission::retry(conn, &operator.id, &operator.brand, &id, Utc::now())

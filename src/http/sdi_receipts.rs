@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::billing::BillingRequest;
 use super::extract::BackOffice;
 use super::json::JsonObject;
-use super::operation::{backoffice_list, Listing};
+use super::operation::{backoffice_action, backoffice_list, Acting, Listing};
 use super::problem::FieldErrors;
 use super::query::{NoFilters, PageInfo, Params};
 use super::responses::NotOperator;
@@ -334,22 +334,18 @@ pub struct ResendResponse {
     late: bool,
 }
 
-/// Send a rejected document again
-///
-/// Back-office operators only. With `buyer`, the buyer's data are corrected first (every
-/// invalid field reported at once, named `buyer.<field>`); without, the document is sent
-/// as it was. Either way it gets a new file (same number and date, new ProgressivoInvio
-/// and file name), queued for transmission, and is `issued` again; receipts about the
-/// rejected file no longer touch it.
-#[utoipa::path(
-    post,
-    path = "/api/v1/backoffice/sdi/rejected/{id}/resend",
-    tag = "back-office",
-    operation_id = "sdi_rejected_resend",
-    params(("id" = String, Path, description = "The document's id")),
-    request_body = ResendRequest,
-    responses(
-        (status = 200, description = "Queued for transmission with its new file", body = ResendResponse),
+backoffice_action!(
+    /// Send a rejected document again
+    ///
+    /// Back-office operators only. With `buyer`, the buyer's data are corrected first (every
+    /// invalid field reported at once, named `buyer.<field>`); without, the document is sent
+    /// as it was. Either way it gets a new file (same number and date, new ProgressivoInvio
+    /// and file name), queued for transmission, and is `issued` again; receipts about the
+    /// rejected file no longer touch it.
+    post resend = "/api/v1/backoffice/sdi/rejected/{id}/resend" as "sdi_rejected_resend",
+    on "id" "The document's id", takes ResendRequest,
+    answers (status = 200, description = "Queued for transmission with its new file", body = ResendResponse),
+    refuses (
         (status = 400, description = "Invalid buyer fields (`/problems/invalid-field`) or a \
 malformed body (`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
         NotOperator,
@@ -357,12 +353,12 @@ malformed body (`/problems/malformed-request`)", body = Problem, content_type = 
 (`/problems/unknown-invoice`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The document is not rejected \
 (`/problems/invoice-not-rejected`)", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn resend(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    id: web::Path<String>,
+    ),
+    by resend_rejected
+);
+
+async fn resend_rejected(
+    Acting(state, operator, id): Acting,
     body: JsonObject<ResendRequest>,
 ) -> ApiResult {
     let corrected = body.into_inner().buyer.map(BillingInput::from);

@@ -1,17 +1,16 @@
 //! The back-office's user management: find the brand's users, disable and enable them,
 //! take the registration-officer role back (`auth::management` holds the rules).
 
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{BackOffice, CurrentUser};
 use super::json::JsonObject;
-use super::operation::{backoffice_list, Listing};
+use super::operation::{backoffice_action, backoffice_list, Acting, Listing};
 use super::problem::FieldErrors;
 use super::query::{one_of_all, PageInfo};
 use super::responses::{problem_response_type, BadReason, NotOperator};
-use super::{ApiError, ApiResult, AppState, Problem};
+use super::{ApiError, ApiResult, Problem};
 use crate::auth::management::{
     self, ManagementError, Operator, SearchText, UserFilter, UserStatus,
 };
@@ -116,26 +115,18 @@ async fn search(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResu
     Ok(HttpResponse::Ok().json(UserListResponse { page: info, users }))
 }
 
-/// Show one user of the brand
-///
-/// Back-office operators only.
-#[utoipa::path(
-    get,
-    path = "/api/v1/backoffice/users/{id}",
-    tag = "back-office",
-    operation_id = "users_show",
-    params(("id" = String, Path, description = "The user's id")),
-    responses(
-        (status = 200, description = "The user", body = UserResponse),
-        NotOperator,
-        UnknownUser,
-    )
-)]
-pub async fn show(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    id: web::Path<String>,
-) -> ApiResult {
+backoffice_action!(
+    /// Show one user of the brand
+    ///
+    /// Back-office operators only.
+    get show = "/api/v1/backoffice/users/{id}" as "users_show",
+    on "id" "The user's id",
+    answers (status = 200, description = "The user", body = UserResponse),
+    refuses (NotOperator, UnknownUser),
+    by show_user
+);
+
+async fn show_user(Acting(state, operator, id): Acting) -> ApiResult {
     let user = state
         .with_conn(move |conn| management::find_in_brand(conn, &operator.brand, &id))
         .await?;
@@ -149,20 +140,17 @@ fn reason(body: JsonObject<ReasonRequest>) -> Result<Reason, ApiError> {
     Ok(reason.expect("checked"))
 }
 
-/// Disable a user: no sign-in, every session ended at once
-///
-/// Back-office operators only, for users of their brand, other operators too but not
-/// themself. The user's refresh tokens, access tokens and browser sessions stop working at
-/// once; signing in answers 403 `/problems/account-disabled` (after the password matched).
-#[utoipa::path(
-    post,
-    path = "/api/v1/backoffice/users/{id}/disable",
-    tag = "back-office",
-    operation_id = "users_disable",
-    params(("id" = String, Path, description = "The user's id")),
-    request_body = ReasonRequest,
-    responses(
-        (status = 200, description = "Disabled", body = UserResponse),
+backoffice_action!(
+    /// Disable a user: no sign-in, every session ended at once
+    ///
+    /// Back-office operators only, for users of their brand, other operators too but not
+    /// themself. The user's refresh tokens, access tokens and browser sessions stop working
+    /// at once; signing in answers 403 `/problems/account-disabled` (after the password
+    /// matched).
+    post disable = "/api/v1/backoffice/users/{id}/disable" as "users_disable",
+    on "id" "The user's id", takes ReasonRequest,
+    answers (status = 200, description = "Disabled", body = UserResponse),
+    refuses (
         BadReason,
         (status = 403, description = "The caller is not a back-office operator \
 (`/problems/forbidden-role`), or the user is the caller (`/problems/own-account`)",
@@ -170,74 +158,46 @@ fn reason(body: JsonObject<ReasonRequest>) -> Result<Reason, ApiError> {
         UnknownUser,
         (status = 409, description = "The user is disabled already (`/problems/user-state`)",
             body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn disable(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    id: web::Path<String>,
-    body: JsonObject<ReasonRequest>,
-) -> ApiResult {
-    act_on_user(state, operator, id, body, management::disable).await
-}
+    ),
+    by |acting, body| act_on_user(acting, body, management::disable)
+);
 
-/// Enable a disabled user again
-///
-/// Back-office operators only, for users of their brand. The user may sign in again; the
-/// sessions ended by the disabling stay ended.
-#[utoipa::path(
-    post,
-    path = "/api/v1/backoffice/users/{id}/enable",
-    tag = "back-office",
-    operation_id = "users_enable",
-    params(("id" = String, Path, description = "The user's id")),
-    request_body = ReasonRequest,
-    responses(
-        (status = 200, description = "Enabled", body = UserResponse),
+backoffice_action!(
+    /// Enable a disabled user again
+    ///
+    /// Back-office operators only, for users of their brand. The user may sign in again; the
+    /// sessions ended by the disabling stay ended.
+    post enable = "/api/v1/backoffice/users/{id}/enable" as "users_enable",
+    on "id" "The user's id", takes ReasonRequest,
+    answers (status = 200, description = "Enabled", body = UserResponse),
+    refuses (
         BadReason,
         NotOperator,
         UnknownUser,
         (status = 409, description = "The user is not disabled (`/problems/user-state`)",
             body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn enable(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    id: web::Path<String>,
-    body: JsonObject<ReasonRequest>,
-) -> ApiResult {
-    act_on_user(state, operator, id, body, management::enable).await
-}
+    ),
+    by |acting, body| act_on_user(acting, body, management::enable)
+);
 
-/// Make a registration officer a customer again
-///
-/// Back-office operators only, for users of their brand. The user's sessions end with it,
-/// so the customer's limits apply at once; they sign in again as a customer.
-#[utoipa::path(
-    post,
-    path = "/api/v1/backoffice/users/{id}/remove-officer-role",
-    tag = "back-office",
-    operation_id = "users_remove_officer_role",
-    params(("id" = String, Path, description = "The user's id")),
-    request_body = ReasonRequest,
-    responses(
-        (status = 200, description = "The user is a customer now", body = UserResponse),
+backoffice_action!(
+    /// Make a registration officer a customer again
+    ///
+    /// Back-office operators only, for users of their brand. The user's sessions end with
+    /// it, so the customer's limits apply at once; they sign in again as a customer.
+    post remove_officer_role = "/api/v1/backoffice/users/{id}/remove-officer-role"
+        as "users_remove_officer_role",
+    on "id" "The user's id", takes ReasonRequest,
+    answers (status = 200, description = "The user is a customer now", body = UserResponse),
+    refuses (
         BadReason,
         NotOperator,
         UnknownUser,
         (status = 409, description = "The user is not a registration officer \
 (`/problems/not-an-officer`)", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn remove_officer_role(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    id: web::Path<String>,
-    body: JsonObject<ReasonRequest>,
-) -> ApiResult {
-    act_on_user(state, operator, id, body, management::remove_officer_role).await
-}
+    ),
+    by |acting, body| act_on_user(acting, body, management::remove_officer_role)
+);
 
 /// One of the operator's actions on a user, each with a reason.
 type UserAction = for<'a> fn(
@@ -248,11 +208,9 @@ type UserAction = for<'a> fn(
     DateTime<Utc>,
 ) -> Result<User, ManagementError>;
 
-/// Runs `action` for the operator on the user `id`, with the body's reason; the user after.
+/// Runs `action` for the operator on the user, with the body's reason; the user after.
 async fn act_on_user(
-    state: web::Data<AppState>,
-    operator: CurrentUser,
-    id: web::Path<String>,
+    Acting(state, operator, id): Acting,
     body: JsonObject<ReasonRequest>,
     action: UserAction,
 ) -> ApiResult {

@@ -1,17 +1,17 @@
 //! The payments work queue with filters and totals, one payment, and matching or
 //! refunding one by hand.
 
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use crate::http::extract::{BackOffice, CurrentUser};
+use crate::http::extract::CurrentUser;
 use crate::http::json::JsonObject;
-use crate::http::operation::{backoffice_list, Listing};
+use crate::http::operation::{backoffice_action, backoffice_list, Acting, Listing};
 use crate::http::problem::FieldErrors;
 use crate::http::query::{one_of_all, PageInfo, QueryRule};
 use crate::http::responses::{problem_response_type, NotOperator};
-use crate::http::{ApiError, ApiResult, AppState, Problem};
+use crate::http::{ApiError, ApiResult, Problem};
 use crate::payments::manual::{self, ManualTarget};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self, Filter, ManualError, Operator, Totals};
@@ -100,27 +100,22 @@ async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult
     }))
 }
 
-/// Show one payment
-///
-/// Back-office operators only; payments of the operator's brand.
-#[utoipa::path(
-    get,
-    path = "/api/v1/backoffice/payments/{id}",
-    tag = "back-office",
-    operation_id = "payments_show",
-    params(("id" = String, Path, description = "The payment's id")),
-    responses(
-        (status = 200, description = "The payment", body = queue::PaymentView),
+backoffice_action!(
+    /// Show one payment
+    ///
+    /// Back-office operators only; payments of the operator's brand.
+    get show = "/api/v1/backoffice/payments/{id}" as "payments_show",
+    on "id" "The payment's id",
+    answers (status = 200, description = "The payment", body = queue::PaymentView),
+    refuses (
         NotOperator,
         (status = 404, description = "No payment of the brand has this id \
 (`/problems/unknown-payment`)", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn show(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    id: web::Path<String>,
-) -> ApiResult {
+    ),
+    by show_payment
+);
+
+async fn show_payment(Acting(state, operator, id): Acting) -> ApiResult {
     let payment = state
         .with_conn(move |conn| {
             queue::find(conn, &operator.brand, &id)
@@ -161,18 +156,14 @@ pub struct MatchRequest {
     reason: String,
 }
 
-/// Match an unmatched payment by hand to an order or a prepaid account
-///
-/// Back-office operators only; payments of the operator's brand that are unmatched credits.
-#[utoipa::path(
-    post,
-    path = "/api/v1/backoffice/payments/{id}/match",
-    tag = "back-office",
-    operation_id = "payments_match_by_hand",
-    params(("id" = String, Path, description = "The payment's id")),
-    request_body = MatchRequest,
-    responses(
-        (status = 200, description = "The payment, matched", body = queue::PaymentView),
+backoffice_action!(
+    /// Match an unmatched payment by hand to an order or a prepaid account
+    ///
+    /// Back-office operators only; payments of the operator's brand that are unmatched credits.
+    post match_by_hand = "/api/v1/backoffice/payments/{id}/match" as "payments_match_by_hand",
+    on "id" "The payment's id", takes MatchRequest,
+    answers (status = 200, description = "The payment, matched", body = queue::PaymentView),
+    refuses (
         (status = 400, description = "No valid reason, or not exactly one of `order_id` and \
 `account_id` (`/problems/invalid-field`), or the body is not the expected JSON \
 (`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
@@ -183,12 +174,12 @@ pub struct MatchRequest {
         (status = 409, description = "The payment is not an unmatched credit, or the order \
 cannot take a payment (`/problems/payment-state`)",
             body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn match_by_hand(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    id: web::Path<String>,
+    ),
+    by match_payment
+);
+
+async fn match_payment(
+    Acting(state, operator, id): Acting,
     body: JsonObject<MatchRequest>,
 ) -> ApiResult {
     let body = body.into_inner();
@@ -219,19 +210,15 @@ pub struct RefundRequest {
     reason: String,
 }
 
-/// Mark a payment as refunded to the payer
-///
-/// Back-office operators only; unmatched, duplicate or overpaid credits of the operator's
-/// brand. What was credited to a prepaid account is taken back from it.
-#[utoipa::path(
-    post,
-    path = "/api/v1/backoffice/payments/{id}/refund",
-    tag = "back-office",
-    operation_id = "payments_refund",
-    params(("id" = String, Path, description = "The payment's id")),
-    request_body = RefundRequest,
-    responses(
-        (status = 200, description = "The payment, refunded", body = queue::PaymentView),
+backoffice_action!(
+    /// Mark a payment as refunded to the payer
+    ///
+    /// Back-office operators only; unmatched, duplicate or overpaid credits of the operator's
+    /// brand. What was credited to a prepaid account is taken back from it.
+    post refund = "/api/v1/backoffice/payments/{id}/refund" as "payments_refund",
+    on "id" "The payment's id", takes RefundRequest,
+    answers (status = 200, description = "The payment, refunded", body = queue::PaymentView),
+    refuses (
         (status = 400, description = "No valid reason (`/problems/invalid-field`), or the body \
 is not the expected JSON (`/problems/malformed-request`)",
             body = Problem, content_type = "application/problem+json"),
@@ -242,12 +229,12 @@ is not the expected JSON (`/problems/malformed-request`)",
         (status = 409, description = "The payment cannot be refunded in its state \
 (`/problems/payment-state`), or the prepaid account no longer holds what was credited \
 (`/problems/insufficient-funds`)", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn refund(
-    state: web::Data<AppState>,
-    BackOffice(operator): BackOffice,
-    id: web::Path<String>,
+    ),
+    by refund_payment
+);
+
+async fn refund_payment(
+    Acting(state, operator, id): Acting,
     body: JsonObject<RefundRequest>,
 ) -> ApiResult {
     let reason = Reason::parse(&body.reason)
