@@ -1,0 +1,105 @@
+//! A card order's way to the provider's page and back: opening the page, asking again,
+//! and what the order's page says while the provider decides.
+
+use actix_web::web;
+use serde_json::{json, Value};
+
+use crate::card::{CardPayment, CardStatus};
+use crate::http::card_payments;
+use crate::http::AppState;
+use crate::orders::{self, OrderError, OrderStatus, PaymentMethod};
+use crate::payments::card::{sessions as card_sessions, CardError};
+use crate::web::{see_other, with_conn, BuyerPage, CheckedForm, NoFields, PageResult, WebError};
+
+/// The order's page saying the provider's page could not be opened (`?carta=`).
+const CARD_UNAVAILABLE: &str = "non-disponibile";
+/// The order's page that moves on to the provider's page just opened (`?carta=`).
+const CARD_OPENED: &str = "apri";
+
+/// Sends the buyer to the provider's page of the order's card payment, through the
+/// order's page: the pages' policy lets forms lead only to rinnovo, so a form's redirect
+/// straight to the provider would be blocked by the browser; a page's own move is not.
+/// The order is already committed, so a provider that does not answer is no reason to
+/// lose it: the order's page says so and its button asks again (the same card payment,
+/// the same page).
+pub(super) async fn to_card_page(state: &web::Data<AppState>, order_id: &str) -> PageResult {
+    let order_page = format!("/negozio/ordini/{order_id}");
+    let Some(card) = state.card.as_ref() else {
+        return Ok(see_other(&order_page));
+    };
+    let lookup = order_id.to_owned();
+    let payment = with_conn(state, move |conn| {
+        crate::card::store::of_order(conn, &lookup).map_err(WebError::storage)
+    })
+    .await?
+    .ok_or(CardError::UnknownPayment)?;
+    let opened = card_sessions::checkout_url(
+        &state.pool,
+        card,
+        &state.config.public_url,
+        &payment.id,
+        card_payments::card_timing(state),
+    )
+    .await;
+    match opened {
+        Ok(_) => Ok(see_other(&format!("{order_page}?carta={CARD_OPENED}"))),
+        Err(CardError::Provider(error)) => {
+            tracing::warn!(%error, order = order_id, "card page not opened: the buyer may retry");
+            Ok(see_other(&format!("{order_page}?carta={CARD_UNAVAILABLE}")))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// "Paga con carta": the provider's page of the buyer's order again, after the provider
+/// did not answer or the buyer came back without paying.
+pub(super) async fn pay_by_card(
+    shop: BuyerPage,
+    id: web::Path<String>,
+    _: CheckedForm<NoFields>,
+) -> PageResult {
+    let id = id.into_inner();
+    let lookup = id.clone();
+    shop.read(move |conn, user| {
+        orders::find(conn, &lookup)?
+            .filter(|o| o.user_id == user.id)
+            .ok_or(OrderError::NotFound)?;
+        Ok(())
+    })
+    .await?;
+    to_card_page(&shop.state, &id).await
+}
+
+/// What the order's page says of its card payment. A return from the provider's page
+/// proves nothing: the page shows what the provider has told rinnovo, and reloads itself
+/// while that may still change.
+pub(super) fn card_context(
+    order: &orders::Order,
+    payment: Option<&CardPayment>,
+    offered: bool,
+    shown: Option<&str>,
+) -> Value {
+    if order.payment_method != PaymentMethod::Card {
+        return json!({ "card": false });
+    }
+    let awaiting = order.status == OrderStatus::AwaitingPayment;
+    let status = payment.map(|p| p.status);
+    let ended = matches!(order.status, OrderStatus::Expired | OrderStatus::Cancelled)
+        || matches!(status, Some(CardStatus::Expired | CardStatus::Failed));
+    let waiting = awaiting && !ended;
+    json!({
+        "card": true,
+        "card_waiting": waiting,
+        "card_held": awaiting && status == Some(CardStatus::Held),
+        "card_ended": ended,
+        "card_can_pay": waiting && offered && status.is_some_and(CardStatus::is_waiting),
+        "card_unavailable": waiting && shown == Some(CARD_UNAVAILABLE),
+        // Just opened: on to the provider's page (the link says where, should the move
+        // not happen).
+        "card_page": payment
+            .filter(|p| waiting && shown == Some(CARD_OPENED) && p.status == CardStatus::Open)
+            .and_then(|p| p.checkout_url.clone()),
+        // A held payment waits for the back-office, not for the provider.
+        "refresh": waiting && status != Some(CardStatus::Held),
+    })
+}
