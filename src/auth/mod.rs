@@ -12,11 +12,13 @@ pub mod sessions;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
+mod viewer;
 pub mod web_sessions;
 
 pub use password::{NewPassword, PasswordError};
 pub use tokens::{AccessClaims, TokenError, TokenIssuer};
 pub use users::{NewUser, ProfileChanges, User, UserError};
+pub use viewer::Viewer;
 
 text_enum!(
     /// What a user may do. Checked in one place: the HTTP extractors.

@@ -12,7 +12,6 @@ use super::operation::{backoffice_action, backoffice_list, Acting, Listing};
 use super::query::{one_of_all, PageInfo};
 use super::responses::{problem_response_type, NotOperator};
 use super::{ApiError, ApiResult, AppState, Problem};
-use crate::auth::Role;
 use crate::card::store::{self, RefundRow};
 use crate::card::{CardPayment, CardStatus};
 use crate::money::Money;
@@ -213,10 +212,7 @@ pub async fn page(
     state
         .with_conn(move |conn| {
             store::find(conn, &lookup)?
-                .filter(|p| {
-                    p.brand_id == user.brand
-                        && (p.user_id == user.id || user.role == Role::BackOffice)
-                })
+                .filter(|p| user.viewer().may_see(&p.brand_id, &p.user_id))
                 .ok_or(ApiError::from(CardError::UnknownPayment))
         })
         .await?;

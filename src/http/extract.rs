@@ -26,6 +26,17 @@ pub struct CurrentUser {
     pub session: String,
 }
 
+impl CurrentUser {
+    /// The caller, as the rule of who sees a buyer's records knows them.
+    pub fn viewer(&self) -> crate::auth::Viewer<'_> {
+        crate::auth::Viewer {
+            user_id: &self.id,
+            brand_id: &self.brand,
+            role: self.role,
+        }
+    }
+}
+
 /// A signed-in customer or registration officer: someone who buys.
 #[derive(Debug, Clone)]
 pub struct Buyer(pub CurrentUser);

@@ -9,7 +9,7 @@ use super::downloads::{pdf_download, xml_download};
 use super::extract::CurrentUser;
 use super::responses::problem_response_type;
 use super::{ApiError, ApiResult, AppState, Problem};
-use crate::invoices::{self, DocumentKind, InvoiceStatus, StoredDocument, Viewer};
+use crate::invoices::{self, DocumentKind, InvoiceStatus, StoredDocument};
 use crate::money::Money;
 
 problem_response_type!(
@@ -18,17 +18,6 @@ problem_response_type!(
     404,
     "No document of that id visible to the caller (`/problems/unknown-invoice`)"
 );
-
-impl CurrentUser {
-    /// Who asks for a document.
-    fn viewer(&self) -> Viewer<'_> {
-        Viewer {
-            user_id: &self.id,
-            brand_id: &self.brand,
-            role: self.role,
-        }
-    }
-}
 
 /// The order's electronic invoice (FatturaPA XML), named as the SdI names it.
 ///

@@ -22,7 +22,7 @@ use crate::email_address::EmailAddress;
 use crate::money::Money;
 use crate::orders::checkout;
 use crate::orders::resend::{resend_unused_codes, Requester, Resent};
-use crate::orders::{self, Order, OrderError, OrderStatus, PaymentMethod};
+use crate::orders::{self, Order, OrderStatus, PaymentMethod};
 use crate::paging::Page;
 use crate::payments::CreditorReference;
 use crate::validation::Reason;
@@ -439,12 +439,7 @@ pub async fn show(
 ) -> ApiResult {
     let order = state
         .with_conn(move |conn| {
-            let order = orders::find(conn, &id)?.ok_or(OrderError::NotFound)?;
-            let visible = order.brand_id == user.brand
-                && (user.role == Role::BackOffice || order.user_id == user.id);
-            if !visible {
-                return Err(OrderError::NotFound.into());
-            }
+            let order = orders::visible(conn, &user.viewer(), &id)?;
             let brand = brand_of(conn, &user.brand)?;
             OrderResponse::of(conn, order, &brand)
         })

@@ -32,7 +32,7 @@ use anyhow::{ensure, Context};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::auth::Role;
+use crate::auth::Viewer;
 use crate::brands::Brand;
 use crate::db::DbConnection;
 use crate::money::Money;
@@ -170,24 +170,6 @@ pub enum InvoiceError {
 
 storage_error_from!(InvoiceError: diesel::result::Error);
 
-/// Who asks for an invoice.
-pub struct Viewer<'a> {
-    pub user_id: &'a str,
-    pub brand_id: &'a str,
-    pub role: Role,
-}
-
-impl<'a> From<&'a crate::auth::User> for Viewer<'a> {
-    /// A signed-in user of the pages.
-    fn from(user: &'a crate::auth::User) -> Self {
-        Self {
-            user_id: &user.id,
-            brand_id: &user.brand_id,
-            role: user.role,
-        }
-    }
-}
-
 /// Whether the viewer may see the documents of an order: the buyer their own, the
 /// back-office any of its brand's; no one when there is no such order.
 fn may_see_order(
@@ -202,10 +184,7 @@ fn may_see_order(
         .select((orders::brand_id, orders::user_id))
         .first(conn)
         .optional()?;
-    Ok(owner.is_some_and(|(brand_id, user_id)| {
-        brand_id == viewer.brand_id
-            && (viewer.role == Role::BackOffice || user_id == viewer.user_id)
-    }))
+    Ok(owner.is_some_and(|(brand_id, buyer_id)| viewer.may_see(&brand_id, &buyer_id)))
 }
 
 /// An order's invoice (TD01), among the documents the viewer may see of it; none yet

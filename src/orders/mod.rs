@@ -25,6 +25,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit::{self, Actor, AuditEntry};
+use crate::auth::Viewer;
 use crate::brands;
 use crate::card::store as card_store;
 use crate::card::{CardPayment, CardSettings, CardTarget};
@@ -440,6 +441,18 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<Order>, OrderErr
     let lines = lines_of(conn, id)?;
     let count = coupons::count_for_order(conn, id)?;
     Ok(Some(from_row(row, lines, count)?))
+}
+
+/// The order `id`, if the viewer may see it ([`Viewer::may_see`]); anyone else's order is
+/// answered as unknown, as a made-up id is.
+pub fn visible(
+    conn: &mut DbConnection,
+    viewer: &Viewer<'_>,
+    id: &str,
+) -> Result<Order, OrderError> {
+    find(conn, id)?
+        .filter(|order| viewer.may_see(&order.brand_id, &order.user_id))
+        .ok_or(OrderError::NotFound)
 }
 
 /// One page of the orders, newest first: of one user, or (back-office) of the whole

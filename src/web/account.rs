@@ -18,7 +18,7 @@ use super::{
 };
 use crate::auth::account::{self, CurrentSession};
 use crate::auth::confirmation::{self, LINK_VALID_HOURS};
-use crate::auth::{password, NewPassword, ProfileChanges};
+use crate::auth::{password, NewPassword, ProfileChanges, Viewer};
 use crate::card::store as card_store;
 use crate::card::{CardPayment, CardStatus};
 use crate::catalog::Covers;
@@ -391,7 +391,7 @@ async fn top_up_view(
         .read(move |conn, user| {
             let top_up = top_ups::find(conn, &id)?
                 // Someone else's top-up is as unknown as a made-up one.
-                .filter(|t| t.user_id == user.id)
+                .filter(|t| Viewer::from(user).may_see(&t.brand_id, &t.user_id))
                 .ok_or_else(|| {
                     WebError::NotFound("Nessuna ricarica con questo identificativo.".into())
                 })?;

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::card::{CardPayment, CardStatus};
 use crate::http::card_payments;
 use crate::http::AppState;
-use crate::orders::{self, OrderError, OrderStatus, PaymentMethod};
+use crate::orders::{self, OrderStatus, PaymentMethod};
 use crate::payments::card::{sessions as card_sessions, CardError};
 use crate::web::{see_other, with_conn, BuyerPage, CheckedForm, NoFields, PageResult, WebError};
 
@@ -61,9 +61,7 @@ pub(super) async fn pay_by_card(
     let id = id.into_inner();
     let lookup = id.clone();
     shop.read(move |conn, user| {
-        orders::find(conn, &lookup)?
-            .filter(|o| o.user_id == user.id)
-            .ok_or(OrderError::NotFound)?;
+        orders::visible(conn, &user.into(), &lookup)?;
         Ok(())
     })
     .await?;

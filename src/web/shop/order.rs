@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::card::card_context;
 use crate::http::downloads::{pdf_download, xml_download};
 use crate::invoices;
-use crate::orders::{self, resend, OrderError, OrderStatus, PaymentMethod};
+use crate::orders::{self, resend, OrderStatus, PaymentMethod};
 use crate::web::{
     document_row, euro, merge, see_other, BuyerPage, CheckedForm, NoFields, PageResult, Query,
     WebError,
@@ -21,10 +21,7 @@ pub(super) async fn show(shop: BuyerPage, id: web::Path<String>, query: Query) -
     let id = id.into_inner();
     let (order, documents, card_payment) = shop
         .read(move |conn, user| {
-            let order = orders::find(conn, &id)?
-                // Someone else's order is as unknown as a made-up one.
-                .filter(|o| o.user_id == user.id)
-                .ok_or(OrderError::NotFound)?;
+            let order = orders::visible(conn, &user.into(), &id)?;
             let documents = invoices::documents_of_order(conn, &user.into(), &id)?;
             let card_payment = match order.payment_method {
                 PaymentMethod::Card => {
