@@ -371,10 +371,7 @@ backoffice_action!(
 async fn show_payment(Acting(state, operator, id): Acting) -> ApiResult {
     let view = state
         .with_conn(move |conn| {
-            let payment = store::find(conn, &id)?
-                .filter(|p| p.brand_id == operator.brand)
-                .ok_or(CardError::UnknownPayment)?;
-            let refunds = store::refunds_of(conn, &payment.id)?;
+            let (payment, refunds) = crate::payments::card::of_brand(conn, &operator.brand, &id)?;
             Ok::<_, ApiError>(BackOfficeCardPayment::new(&payment, Some(refunds)))
         })
         .await?;

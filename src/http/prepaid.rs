@@ -269,13 +269,7 @@ backoffice_action!(
 
 async fn show_account(Acting(state, operator, account_id): Acting) -> ApiResult {
     let account = state
-        .with_conn(move |conn| {
-            let account = prepaid::account(conn, &account_id)?;
-            if account.brand_id != operator.brand {
-                return Err(PrepaidError::OtherBrand);
-            }
-            Ok(account)
-        })
+        .with_conn(move |conn| prepaid::account_of_brand(conn, &operator.brand, &account_id))
         .await?;
     Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
 }

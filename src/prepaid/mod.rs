@@ -282,6 +282,19 @@ pub fn account(conn: &mut DbConnection, id: &str) -> Result<Account, PrepaidErro
     find_account(conn, AccountKey::Id(id))
 }
 
+/// An account of the operator's brand; another brand's is refused.
+pub fn account_of_brand(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    id: &str,
+) -> Result<Account, PrepaidError> {
+    let account = account(conn, id)?;
+    if account.brand_id != brand_id {
+        return Err(PrepaidError::OtherBrand);
+    }
+    Ok(account)
+}
+
 pub fn account_of_owner(conn: &mut DbConnection, owner_id: &str) -> Result<Account, PrepaidError> {
     find_account(conn, AccountKey::Owner(owner_id))
 }
@@ -411,10 +424,7 @@ pub fn adjust(
     now: DateTime<Utc>,
 ) -> Result<Entry, PrepaidError> {
     write_transaction(conn, |conn| {
-        let account = account(conn, account_id)?;
-        if account.brand_id != operator_brand {
-            return Err(PrepaidError::OtherBrand);
-        }
+        let account = account_of_brand(conn, operator_brand, account_id)?;
         let amount = match adjustment.direction {
             Direction::Credit => adjustment.amount.money(),
             Direction::Debit => -adjustment.amount.money(),

@@ -12,8 +12,10 @@ pub mod settle;
 pub mod worker;
 
 use crate::card::provider::ProviderError;
-use crate::card::CardStatus;
+use crate::card::store::{self, RefundRow};
+use crate::card::{CardPayment, CardStatus};
 use crate::coupons::CouponKey;
+use crate::db::DbConnection;
 use crate::invoices::InvoiceError;
 use crate::prepaid::PrepaidError;
 
@@ -51,3 +53,17 @@ pub enum CardError {
 }
 
 storage_error_from!(CardError: diesel::result::Error, crate::orders::OrderError);
+
+/// A card payment of the operator's brand, with its refunds oldest first, as the
+/// back-office shows it; another brand's is as unknown as a made-up id.
+pub fn of_brand(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    id: &str,
+) -> Result<(CardPayment, Vec<RefundRow>), CardError> {
+    let payment = store::find(conn, id)?
+        .filter(|payment| payment.brand_id == brand_id)
+        .ok_or(CardError::UnknownPayment)?;
+    let refunds = store::refunds_of(conn, &payment.id)?;
+    Ok((payment, refunds))
+}

@@ -146,11 +146,7 @@ async fn payment_page(
 ) -> PageResult {
     let (brand, (payment, refund_rows, unused)) = visit
         .read(move |conn, brand_id| {
-            let payment = store::find(conn, &id)
-                .map_err(WebError::storage)?
-                .filter(|p| p.brand_id == brand_id)
-                .ok_or(CardError::UnknownPayment)?;
-            let refund_rows = store::refunds_of(conn, &id).map_err(WebError::storage)?;
+            let (payment, refund_rows) = crate::payments::card::of_brand(conn, brand_id, &id)?;
             // The coupons a refund can void: the order's not yet used.
             let unused = match payment.order_id() {
                 Some(order_id) => coupons::list_for_owner(conn, &payment.user_id, None, Utc::now())

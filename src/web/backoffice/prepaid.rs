@@ -93,10 +93,7 @@ pub(super) async fn account_page(
 ) -> PageResult {
     let (brand, (account, entries)) = visit
         .read(move |conn, brand_id| {
-            let account = prepaid::account(conn, &account_id)?;
-            if account.brand_id != brand_id {
-                return Err(PrepaidError::OtherBrand.into());
-            }
+            let account = prepaid::account_of_brand(conn, brand_id, &account_id)?;
             let entries = prepaid::entries(conn, &account.id, before, ENTRIES_PAGE)?;
             Ok((account, entries))
         })
