@@ -258,7 +258,7 @@ pub fn run_workers(
             coupon_key: Arc::new(coupon_key),
             public_url: config.public_url.clone(),
             check_interval: timing.first_check_after.max(chrono::Duration::seconds(1)),
-            refund_retry: crate::http::card_payments::refund_retry(),
+            refund_retry: crate::payments::card::refunds::retry_policy(),
             batch_pause: config.worker_pause,
         };
         anyhow::Ok(crate::payments::card::worker::run(

@@ -452,14 +452,7 @@ async fn refund_payment(
             refunds::refund(conn, &who, &id, &coupons, Utc::now())
         })
         .await?;
-    // Sent at once when the provider answers; the worker retries otherwise.
-    if let Some(card) = &state.card {
-        if let Err(error) =
-            refunds::send_due(&state.pool, card.provider.as_ref(), refund_retry()).await
-        {
-            tracing::warn!(%error, "card refund: left to the worker");
-        }
-    }
+    refunds::send_now(&state.pool, state.card.as_ref()).await;
     let payment = state
         .with_conn(move |conn| {
             let payment = store::find(conn, &lookup)?.ok_or(CardError::UnknownPayment)?;
@@ -515,13 +508,7 @@ pub async fn retry_refund(
             )
         })
         .await?;
-    if let Some(card) = &state.card {
-        if let Err(error) =
-            refunds::send_due(&state.pool, card.provider.as_ref(), refund_retry()).await
-        {
-            tracing::warn!(%error, "card refund: left to the worker");
-        }
-    }
+    refunds::send_now(&state.pool, state.card.as_ref()).await;
     let view = state
         .with_conn(move |conn| {
             let payment = store::find(conn, &lookup)?.ok_or(CardError::UnknownPayment)?;
@@ -530,14 +517,6 @@ pub async fn retry_refund(
         })
         .await?;
     Ok(HttpResponse::Ok().json(view))
-}
-
-/// How refunds are retried: as SdI files are, a minute first, doubling.
-pub fn refund_retry() -> crate::workers::RetryPolicy {
-    crate::workers::RetryPolicy {
-        max_attempts: 8,
-        base: chrono::Duration::minutes(1),
-    }
 }
 
 #[derive(utoipa::OpenApi)]

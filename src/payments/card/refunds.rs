@@ -13,7 +13,7 @@ use crate::audit::{self, Actor, AuditEntry};
 use crate::brands;
 use crate::card::provider::{CardProvider, RefundRequest};
 use crate::card::store::{self, NewRefund};
-use crate::card::{CardStatus, CardTarget};
+use crate::card::{CardSettings, CardStatus, CardTarget};
 use crate::coupons::{self, state as coupon_state};
 use crate::db::{write_transaction, DbConnection, Pool};
 use crate::invoices::{self, CreditedCoupon};
@@ -178,6 +178,26 @@ pub fn retry(
         )?;
         Ok(())
     })
+}
+
+/// How refunds are retried: as SdI files are, a minute first, doubling.
+pub fn retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 8,
+        base: chrono::Duration::minutes(1),
+    }
+}
+
+/// Sends the refunds just requested at once, when a provider is configured and answers;
+/// otherwise the worker retries them. They are stored either way, so a provider that does
+/// not answer is no refusal: the back-office sees the refund pending.
+pub async fn send_now(pool: &Pool, card: Option<&CardSettings>) {
+    let Some(card) = card else {
+        return;
+    };
+    if let Err(error) = send_due(pool, card.provider.as_ref(), retry_policy()).await {
+        tracing::warn!(%error, "card refund: left to the worker");
+    }
 }
 
 /// Sends the refunds due to the provider; how many it sent or failed.

@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 use crate::card::store::{self, RefundRow};
 use crate::card::{CardPayment, CardStatus, CardTarget};
 use crate::coupons::{self, ShownStatus};
-use crate::http::card_payments::refund_retry;
 use crate::http::Identity;
 use crate::money::Money;
 use crate::payments::card::refunds::{self, Coupons};
@@ -267,15 +266,7 @@ pub(super) async fn refund(
         state.error = Some(identity.italian);
         return payment_page(&visit, id, state, Value::Null, status).await;
     }
-    // Sent at once when the provider answers; otherwise the worker retries it, and the
-    // refund is stored either way.
-    if let Some(card) = &visit.state.card {
-        if let Err(error) =
-            refunds::send_due(&visit.state.pool, card.provider.as_ref(), refund_retry()).await
-        {
-            tracing::warn!(%error, "card refund: left to the worker");
-        }
-    }
+    refunds::send_now(&visit.state.pool, visit.state.card.as_ref()).await;
     Ok(super::done_redirect(
         &format!("{LIST_PATH}/{}", url_segment(&id)),
         "rimborso-carta",
