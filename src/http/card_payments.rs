@@ -16,7 +16,7 @@ use crate::card::store::{self, RefundRow};
 use crate::card::{CardPayment, CardStatus};
 use crate::money::Money;
 use crate::payments::card::refunds::{self, Coupons};
-use crate::payments::card::{notifications, sessions, CardError, Till};
+use crate::payments::card::{notifications, CardError, Till};
 use crate::validation::{Reason, Rule};
 
 problem_response_type!(
@@ -70,22 +70,10 @@ pub async fn open_page_into(state: &AppState, body: String) -> Result<String, Ap
     ) else {
         return Ok(body);
     };
-    let timing = card_timing(state);
-    let url =
-        sessions::checkout_url(&state.pool, card, &state.config.public_url, &id, timing).await?;
+    let url = state.open_card_page(card, &id).await?;
     json["card"]["checkout_url"] = serde_json::Value::String(url);
     json["card"]["status"] = serde_json::Value::String(CardStatus::Open.as_str().into());
     serde_json::to_string(&json).map_err(|e| ApiError::Unexpected(e.into()))
-}
-
-/// When the worker first asks the provider about a page just opened.
-pub fn card_timing(state: &AppState) -> chrono::Duration {
-    state
-        .config
-        .card
-        .as_ref()
-        .map(|c| c.timing.first_check_after)
-        .unwrap_or_else(|| chrono::Duration::minutes(10))
 }
 
 /// The outcome of a notification.
@@ -216,14 +204,7 @@ pub async fn page(
                 .ok_or(ApiError::from(CardError::UnknownPayment))
         })
         .await?;
-    sessions::checkout_url(
-        &state.pool,
-        &card,
-        &state.config.public_url,
-        &id,
-        card_timing(&state),
-    )
-    .await?;
+    state.open_card_page(&card, &id).await?;
     let payment = state
         .with_conn(move |conn| {
             store::find(conn, &id)?.ok_or(ApiError::from(CardError::UnknownPayment))

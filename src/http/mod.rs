@@ -158,6 +158,30 @@ impl AppState {
         }
     }
 
+    /// The provider's page of card payment `id`: opened now, or the one already open,
+    /// with the service's address and when the worker first asks the provider about it.
+    pub async fn open_card_page(
+        &self,
+        card: &crate::card::CardSettings,
+        id: &str,
+    ) -> Result<String, crate::payments::card::CardError> {
+        let first_check_after = self
+            .config
+            .card
+            .as_ref()
+            .map(|c| c.timing.first_check_after)
+            .unwrap_or_else(|| chrono::Duration::minutes(10));
+        let public_url = &self.config.public_url;
+        crate::payments::card::sessions::checkout_url(
+            &self.pool,
+            card,
+            public_url,
+            id,
+            first_check_after,
+        )
+        .await
+    }
+
     /// What importing a statement for `operator_id` of `brand_id` needs of the service,
     /// for `reconcile::import_upload`.
     pub fn statement_importer<'a>(

@@ -24,15 +24,14 @@ use crate::card::{CardPayment, CardStatus};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode};
 use crate::email_address::EmailAddress;
-use crate::http::card_payments;
 use crate::http::italian::order_status_label;
 use crate::http::AppState;
 use crate::money::PositiveMoney;
 use crate::orders;
 use crate::paging::Page;
-use crate::payments::card::{sessions as card_sessions, CardError};
 use crate::prepaid::{self, top_ups, EntryKind};
 use crate::validation::PersonName;
+use crate::web::shop::card::{through_page, CARD_OPENED, CARD_UNAVAILABLE};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/negozio/profilo", web::get().to(profile))
@@ -490,12 +489,6 @@ async fn statement_page(
     )
 }
 
-/// The statement page saying the provider's page could not be opened (`?carta=`).
-const CARD_UNAVAILABLE: &str = "non-disponibile";
-/// The statement page that moves on to the provider's page just opened (`?carta=`); see
-/// the order's page for why not a redirect.
-const CARD_OPENED: &str = "apri";
-
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct TopUpForm {
@@ -554,22 +547,7 @@ async fn top_up_by_card(shop: BuyerPage, CheckedForm(form): CheckedForm<TopUpFor
         }
     };
     let page = format!("/negozio/prepagato?ricarica={}", top_up.id);
-    let opened = card_sessions::checkout_url(
-        &shop.state.pool,
-        &card,
-        &shop.state.config.public_url,
-        &payment.id,
-        card_payments::card_timing(&shop.state),
-    )
-    .await;
-    match opened {
-        Ok(_) => Ok(see_other(&format!("{page}&carta={CARD_OPENED}"))),
-        Err(CardError::Provider(error)) => {
-            tracing::warn!(%error, top_up = %top_up.id, "card page not opened");
-            Ok(see_other(&format!("{page}&carta={CARD_UNAVAILABLE}")))
-        }
-        Err(other) => Err(other.into()),
-    }
+    through_page(&shop.state, &card, &payment.id, &page).await
 }
 
 async fn order_list(shop: BuyerPage, query: web::Query<PageQuery>) -> PageResult {

@@ -4,24 +4,44 @@
 use actix_web::web;
 use serde_json::{json, Value};
 
-use crate::card::{CardPayment, CardStatus};
-use crate::http::card_payments;
+use crate::card::{CardPayment, CardSettings, CardStatus};
 use crate::http::AppState;
 use crate::orders::{self, OrderStatus, PaymentMethod};
-use crate::payments::card::{sessions as card_sessions, CardError};
+use crate::payments::card::CardError;
 use crate::web::{see_other, with_conn, BuyerPage, CheckedForm, NoFields, PageResult, WebError};
 
-/// The order's page saying the provider's page could not be opened (`?carta=`).
-const CARD_UNAVAILABLE: &str = "non-disponibile";
-/// The order's page that moves on to the provider's page just opened (`?carta=`).
-const CARD_OPENED: &str = "apri";
+/// A page of rinnovo saying the provider's page could not be opened (`?carta=`).
+pub(in crate::web) const CARD_UNAVAILABLE: &str = "non-disponibile";
+/// A page of rinnovo that moves on to the provider's page just opened (`?carta=`).
+pub(in crate::web) const CARD_OPENED: &str = "apri";
+
+/// Opens the provider's page of card payment `payment_id` and sends the buyer on to it
+/// through `back`, the page of rinnovo that shows the payment: the pages' policy lets forms
+/// lead only to rinnovo, so a form's redirect straight to the provider would be blocked by
+/// the browser; a page's own move is not. What was bought or asked for is already
+/// committed, so a provider that does not answer is no reason to lose it: `back` says so
+/// and its button asks again (the same card payment, the same page).
+pub(in crate::web) async fn through_page(
+    state: &AppState,
+    card: &CardSettings,
+    payment_id: &str,
+    back: &str,
+) -> PageResult {
+    let separator = if back.contains('?') { '&' } else { '?' };
+    match state.open_card_page(card, payment_id).await {
+        Ok(_) => Ok(see_other(&format!("{back}{separator}carta={CARD_OPENED}"))),
+        Err(CardError::Provider(error)) => {
+            tracing::warn!(%error, payment = payment_id, "card page not opened: the buyer may retry");
+            Ok(see_other(&format!(
+                "{back}{separator}carta={CARD_UNAVAILABLE}"
+            )))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
 
 /// Sends the buyer to the provider's page of the order's card payment, through the
-/// order's page: the pages' policy lets forms lead only to rinnovo, so a form's redirect
-/// straight to the provider would be blocked by the browser; a page's own move is not.
-/// The order is already committed, so a provider that does not answer is no reason to
-/// lose it: the order's page says so and its button asks again (the same card payment,
-/// the same page).
+/// order's page ([`through_page`]).
 pub(super) async fn to_card_page(state: &web::Data<AppState>, order_id: &str) -> PageResult {
     let order_page = format!("/negozio/ordini/{order_id}");
     let Some(card) = state.card.as_ref() else {
@@ -33,22 +53,7 @@ pub(super) async fn to_card_page(state: &web::Data<AppState>, order_id: &str) ->
     })
     .await?
     .ok_or(CardError::UnknownPayment)?;
-    let opened = card_sessions::checkout_url(
-        &state.pool,
-        card,
-        &state.config.public_url,
-        &payment.id,
-        card_payments::card_timing(state),
-    )
-    .await;
-    match opened {
-        Ok(_) => Ok(see_other(&format!("{order_page}?carta={CARD_OPENED}"))),
-        Err(CardError::Provider(error)) => {
-            tracing::warn!(%error, order = order_id, "card page not opened: the buyer may retry");
-            Ok(see_other(&format!("{order_page}?carta={CARD_UNAVAILABLE}")))
-        }
-        Err(other) => Err(other.into()),
-    }
+    through_page(state, card, &payment.id, &order_page).await
 }
 
 /// "Paga con carta": the provider's page of the buyer's order again, after the provider

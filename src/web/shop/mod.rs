@@ -9,7 +9,7 @@
 //! and the purchase in [`purchase`], a card order's way to the provider in [`card`], and
 //! the order afterwards in [`order`]. Here: the routes and what the steps share.
 
-mod card;
+pub(super) mod card;
 mod choose;
 mod order;
 mod purchase;
