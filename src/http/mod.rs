@@ -182,15 +182,15 @@ impl AppState {
         .await
     }
 
-    /// What importing a statement for `operator_id` of `brand_id` needs of the service,
-    /// for `reconcile::import_upload`.
+    /// What importing a statement for `operator_id` needs of the service, in the turn of
+    /// the operator's brand, for `reconcile::import_upload`.
     pub fn statement_importer<'a>(
         &'a self,
-        brand_id: &'a str,
+        turn: &'a crate::payments::reconcile::ImportTurn,
         operator_id: &'a str,
     ) -> crate::payments::reconcile::Importer<'a> {
         crate::payments::reconcile::Importer {
-            brand_id,
+            turn,
             operator_id,
             coupon_key: &self.coupon_key,
             public_url: &self.config.public_url,

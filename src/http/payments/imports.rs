@@ -206,12 +206,11 @@ pub async fn import(
         report, statement, ..
     } = state
         .with_conn(move |conn| {
-            let importer = app.statement_importer(&operator.brand, &operator.id);
+            let importer = app.statement_importer(&turn, &operator.id);
             let name = file_name.as_deref();
             reconcile::import_upload(&app.pool, conn, &importer, upload, name, Utc::now())
         })
         .await?;
-    drop(turn);
     let status = if report.statement_id.is_some() {
         StatusCode::CREATED
     } else {

@@ -105,17 +105,32 @@ pub async fn turn_of(brand_id: &str) -> ImportTurn {
         .entry(brand_id.to_owned())
         .or_default()
         .clone();
-    ImportTurn(Some(queue.lock_owned().await))
+    ImportTurn {
+        brand_id: brand_id.to_owned(),
+        guard: Some(queue.lock_owned().await),
+    }
 }
 
-/// An import's turn. When it ends the memory the import used is handed back to the
-/// system: glibc keeps what a thread freed in that thread's arena for reuse, and after a
-/// large import the service would otherwise stay at its peak.
-pub struct ImportTurn(Option<futures_util::lock::OwnedMutexGuard<()>>);
+/// An import's turn, of one brand: only [`turn_of`] makes one, and an upload is imported
+/// only in its brand's turn ([`super::Importer`] holds it). When it ends the memory the
+/// import used is handed back to the system: glibc keeps what a thread freed in that
+/// thread's arena for reuse, and after a large import the service would otherwise stay at
+/// its peak.
+pub struct ImportTurn {
+    brand_id: String,
+    guard: Option<futures_util::lock::OwnedMutexGuard<()>>,
+}
+
+impl ImportTurn {
+    /// The brand whose turn it is.
+    pub fn brand_id(&self) -> &str {
+        &self.brand_id
+    }
+}
 
 impl Drop for ImportTurn {
     fn drop(&mut self) {
-        self.0.take();
+        self.guard.take();
         release_memory();
     }
 }

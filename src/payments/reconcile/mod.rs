@@ -122,9 +122,11 @@ pub enum ImportError {
 
 storage_error_from!(ImportError: diesel::result::Error, PrepaidError, OrderError, std::io::Error);
 
-/// Who imports an uploaded statement, and the service's settings the import needs.
+/// Who imports an uploaded statement, in their brand's turn, and the service's settings
+/// the import needs.
 pub struct Importer<'a> {
-    pub brand_id: &'a str,
+    /// The brand's turn: holding it is the only way to name the brand imported into.
+    pub turn: &'a ImportTurn,
     pub operator_id: &'a str,
     pub coupon_key: &'a CouponKey,
     pub public_url: &'a str,
@@ -142,7 +144,8 @@ pub struct UploadImported {
 /// Imports an uploaded statement file for the importer's brand: the use-case the API and
 /// the back-office page both run. The file is read in bounded memory
 /// (`statement::read_file`), then applied ([`import`]). Blocking, and long for a large
-/// file: call it off the async workers, in the brand's [`turn_of`].
+/// file: call it off the async workers; it runs in the brand's turn ([`turn_of`]), which
+/// the importer holds.
 pub fn import_upload(
     pool: &Pool,
     conn: &mut DbConnection,
@@ -155,7 +158,7 @@ pub fn import_upload(
         return Err(ImportError::EmptyFile);
     }
     let statement = super::statement::read_file(&upload.file, importer.spool_dir)??;
-    let brand = crate::brands::existing(conn, importer.brand_id)?;
+    let brand = crate::brands::existing(conn, importer.turn.brand_id())?;
     let context = ImportContext {
         brand: &brand,
         operator_id: importer.operator_id,

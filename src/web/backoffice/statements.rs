@@ -260,7 +260,7 @@ pub(super) async fn import(
     let app = state.clone();
     let outcome = visit
         .as_operator(move |conn, operator| {
-            let importer = app.statement_importer(&operator.brand_id, &operator.id);
+            let importer = app.statement_importer(&turn, &operator.id);
             let name = file_name.as_deref();
             match reconcile::import_upload(&app.pool, conn, &importer, upload, name, Utc::now()) {
                 Ok(imported) => Ok(Ok(imported)),
@@ -268,7 +268,6 @@ pub(super) async fn import(
             }
         })
         .await?;
-    drop(turn);
     let UploadImported {
         brand,
         report,
