@@ -233,30 +233,48 @@ pub fn find(
         .transpose()
 }
 
-/// Count and sum per status of the payments booked on `date`.
+/// The payments booked on one day: count and sum per outcome, and in all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailySummary {
+    pub day: NaiveDate,
+    pub outcomes: Vec<(PaymentStatus, Totals)>,
+    pub total: Totals,
+}
+
+/// The summary of the payments booked on `day`, or today when no day is given: today in
+/// Italy, as statements book on the Italian calendar (at 00:30 in Rome it is already the
+/// new day, while in UTC it is still the old one).
 pub fn daily_summary(
     conn: &mut DbConnection,
     brand_id: &str,
-    date: NaiveDate,
-) -> anyhow::Result<Vec<(PaymentStatus, Totals)>> {
+    day: Option<NaiveDate>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<DailySummary> {
+    let day = day.unwrap_or_else(|| crate::invoices::receipts::notification::italian_date(now));
     let rows: Vec<(String, i64, i64)> = payments::table
         .filter(payments::brand_id.eq(brand_id))
-        .filter(payments::booking_date.eq(date))
+        .filter(payments::booking_date.eq(day))
         .group_by(payments::status)
         .order(payments::status.asc())
         .select((payments::status, count_star(), sql::<BigInt>(SUM_AMOUNT)))
         .load(conn)?;
-    rows.into_iter()
-        .map(|(status, count, sum)| {
-            Ok((
-                PaymentStatus::stored(&status, "a payments total")?,
-                Totals {
-                    count,
-                    amount: Money::from_cents(sum),
-                },
-            ))
-        })
-        .collect()
+    let mut total = Totals {
+        count: 0,
+        amount: Money::ZERO,
+    };
+    let mut outcomes = Vec::with_capacity(rows.len());
+    for (status, count, sum) in rows {
+        let amount = Money::from_cents(sum);
+        total.count += count;
+        total.amount = total.amount + amount;
+        let status = PaymentStatus::stored(&status, "a payments total")?;
+        outcomes.push((status, Totals { count, amount }));
+    }
+    Ok(DailySummary {
+        day,
+        outcomes,
+        total,
+    })
 }
 
 /// How many stored payments are in each status, all brands (for the metrics); every

@@ -159,8 +159,26 @@ fn post_by_operator(
     Ok(())
 }
 
-fn is_credit(payment: &PaymentView) -> bool {
-    payment.direction == EntryDirection::Credit.as_str()
+impl PaymentView {
+    fn is_credit(&self) -> bool {
+        self.direction == EntryDirection::Credit.as_str()
+    }
+
+    /// Whether an operator may match it to an order or top-up by hand: an unmatched credit
+    /// only.
+    pub fn may_match_by_hand(&self) -> bool {
+        self.is_credit() && self.status == PaymentStatus::Unmatched
+    }
+
+    /// Whether an operator may record that the money went back to the payer: a credit
+    /// that is unmatched, a duplicate or an overpayment.
+    pub fn may_refund_by_hand(&self) -> bool {
+        self.is_credit()
+            && matches!(
+                self.status,
+                PaymentStatus::Unmatched | PaymentStatus::Duplicate | PaymentStatus::Overpaid
+            )
+    }
 }
 
 /// The payment, locked, if it is an unmatched credit: the only kind matched by hand.
@@ -170,7 +188,7 @@ fn locked_unmatched_credit(
     payment_id: &str,
 ) -> Result<PaymentView, ManualError> {
     let payment = locked_payment(conn, operator, payment_id)?;
-    if payment.status != PaymentStatus::Unmatched || !is_credit(&payment) {
+    if !payment.may_match_by_hand() {
         return Err(ManualError::NotUnmatched(
             payment.status.as_str().to_owned(),
         ));
@@ -306,12 +324,7 @@ pub fn refund(
 ) -> Result<PaymentView, ManualError> {
     write_transaction(conn, |conn| {
         let payment = locked_payment(conn, operator, payment_id)?;
-        let refundable = is_credit(&payment)
-            && matches!(
-                payment.status,
-                PaymentStatus::Unmatched | PaymentStatus::Duplicate | PaymentStatus::Overpaid
-            );
-        if !refundable {
+        if !payment.may_refund_by_hand() {
             return Err(ManualError::NotRefundable(
                 payment.status.as_str().to_owned(),
             ));

@@ -3,7 +3,7 @@
 //! that the manual actions can read a payment without a loop between the files.
 
 pub use super::listing::{
-    count_by_status, daily_summary, find, list, statements, Filter, PaymentView, StatementView,
-    Totals,
+    count_by_status, daily_summary, find, list, statements, DailySummary, Filter, PaymentView,
+    StatementView, Totals,
 };
 pub use super::manual::{refund, ManualError, Operator};

@@ -412,6 +412,12 @@ async fn unknown_missing_and_expired_references_wait_for_the_back_office() {
     assert_eq!(summary["outcomes"]["matched"]["count"], 1, "{summary}");
     assert_eq!(summary["outcomes"]["refunded"]["count"], 1, "{summary}");
     assert_eq!(summary["total"]["amount"], "22.00", "{summary}");
+    // Without a date: today on the Italian calendar, which statements book on.
+    let default = app
+        .get_json(&operator.token, "/api/v1/backoffice/payments/summary")
+        .await;
+    let italian_today = rinnovo::invoices::receipts::notification::italian_date(Utc::now());
+    assert_eq!(default["date"], italian_today.to_string(), "{default}");
 }
 
 #[tokio::test]

@@ -57,28 +57,19 @@ pub async fn summary(
     BackOffice(operator): BackOffice,
     query: Params<SummaryQuery>,
 ) -> ApiResult {
-    let day = match query.0.date {
-        Some(text) => date(&text).map_err(|e| ApiError::invalid_field("date", e.0, e.1))?,
-        None => Utc::now().date_naive(),
-    };
-    let rows = state
+    let day = query
+        .0
+        .date
+        .map(|text| date(&text).map_err(|e| ApiError::invalid_field("date", e.0, e.1)))
+        .transpose()?;
+    let summary = state
         .with_conn(move |conn| {
-            queue::daily_summary(conn, &operator.brand, day).map_err(ApiError::storage)
+            queue::daily_summary(conn, &operator.brand, day, Utc::now()).map_err(ApiError::storage)
         })
         .await?;
-    let mut total = Totals {
-        count: 0,
-        amount: crate::money::Money::ZERO,
-    };
-    let mut outcomes = BTreeMap::new();
-    for (status, totals) in rows {
-        total.count += totals.count;
-        total.amount = total.amount + totals.amount;
-        outcomes.insert(status, totals);
-    }
     Ok(HttpResponse::Ok().json(SummaryResponse {
-        date: day,
-        outcomes,
-        total,
+        date: summary.day,
+        outcomes: summary.outcomes.into_iter().collect(),
+        total: summary.total,
     }))
 }

@@ -181,13 +181,7 @@ pub(super) async fn payment_page(
         .read(move |conn, brand_id| queue::find(conn, brand_id, &id).map_err(WebError::storage))
         .await?;
     let p = found.ok_or(ManualError::UnknownPayment)?;
-    let credit = p.direction == "credit";
-    let can_match = credit && p.status == PaymentStatus::Unmatched;
-    let can_refund = credit
-        && matches!(
-            p.status,
-            PaymentStatus::Unmatched | PaymentStatus::Duplicate | PaymentStatus::Overpaid
-        );
+    let (can_match, can_refund) = (p.may_match_by_hand(), p.may_refund_by_hand());
     let top_error = forms
         .match_error
         .clone()
@@ -203,7 +197,7 @@ pub(super) async fn payment_page(
             "payment": {
                 "id": p.id,
                 "statement_id": p.statement_id,
-                "direction": if credit { "accredito" } else { "addebito" },
+                "direction": if p.direction == "credit" { "accredito" } else { "addebito" },
                 "status": p.status.as_str(),
                 "status_label": status_label(p.status),
                 "reason": p.reason.as_deref().map(unmatched_reason_label),

@@ -7,7 +7,6 @@ use serde_json::{json, Value};
 
 use crate::invoices::transmission::{self, DEADLINE_DAYS, WARNING_DAYS};
 use crate::invoices::Untransmitted;
-use crate::money::Money;
 use crate::payments::queue;
 use crate::web::{euro, OperatorPage, PageResult, WebError};
 
@@ -20,32 +19,34 @@ pub struct SummaryQuery {
 
 pub(super) async fn summary(visit: OperatorPage, query: web::Query<SummaryQuery>) -> PageResult {
     let typed = query.into_inner().data.unwrap_or_default();
+    // No day typed: the domain's today.
     let (day, error) = match typed.trim() {
-        "" => (Some(Utc::now().date_naive()), None),
+        "" => (Ok(None), None),
         text => match parse_date(text) {
-            Ok(day) => (Some(day), None),
-            Err(message) => (None, Some(message)),
+            Ok(day) => (Ok(Some(day)), None),
+            Err(message) => (Err(()), Some(message)),
         },
     };
-    let today = Utc::now().date_naive();
-    let (brand, (rows, untransmitted)) = visit
+    let now = Utc::now();
+    let (brand, (summary, untransmitted)) = visit
         .read(move |conn, brand_id| {
-            let rows = day
-                .map(|day| queue::daily_summary(conn, brand_id, day))
+            let summary = day
+                .ok()
+                .map(|day| queue::daily_summary(conn, brand_id, day, now))
                 .transpose()
                 .map_err(WebError::storage)?;
-            let untransmitted = transmission::untransmitted(conn, Some(brand_id), today)?;
-            Ok((rows, untransmitted))
+            let untransmitted =
+                transmission::untransmitted(conn, Some(brand_id), now.date_naive())?;
+            Ok((summary, untransmitted))
         })
         .await?;
-    let (outcomes, total) = match &rows {
-        Some(rows) => {
-            let (mut count, mut amount) = (0, Money::ZERO);
-            let outcomes: Vec<Value> = rows
+    let day = summary.as_ref().map(|summary| summary.day);
+    let (outcomes, total) = match &summary {
+        Some(summary) => {
+            let outcomes: Vec<Value> = summary
+                .outcomes
                 .iter()
                 .map(|(status, totals)| {
-                    count += totals.count;
-                    amount = amount + totals.amount;
                     json!({
                         "status": status.as_str(),
                         "label": status_label(*status),
@@ -54,7 +55,9 @@ pub(super) async fn summary(visit: OperatorPage, query: web::Query<SummaryQuery>
                     })
                 })
                 .collect();
-            (outcomes, json!({ "count": count, "amount": euro(amount) }))
+            let total =
+                json!({ "count": summary.total.count, "amount": euro(summary.total.amount) });
+            (outcomes, total)
         }
         None => (Vec::new(), Value::Null),
     };
