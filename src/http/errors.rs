@@ -510,6 +510,13 @@ impl Identify for PrepaidError {
                 detail,
                 "Nessun conto prepagato ha questo identificativo.",
             ),
+            PrepaidError::MethodNotOffered(_) => Identity::invalid(
+                "payment_method",
+                "one_of",
+                detail,
+                "Una ricarica si paga con bonifico bancario, bollettino postale o assegno, \
+                 o con carta quando il pagamento con carta è disponibile.",
+            ),
             PrepaidError::Storage(e) => return Err(e),
         })
     }

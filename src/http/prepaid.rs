@@ -473,8 +473,8 @@ pub async fn request_top_up(
     let method = errors.check(
         "payment_method",
         PaymentMethod::parse(&body.payment_method)
-            .filter(|m| m.is_transfer() || (*m == PaymentMethod::Card && state.card.is_some()))
-            .ok_or(TransferMethodOnly),
+            .ok_or(top_ups::MethodNotOffered)
+            .and_then(|method| top_ups::offered_method(method, state.card.is_some())),
     );
     errors.finish()?;
     let (amount, method) = (amount.expect("checked"), method.expect("checked"));
@@ -489,24 +489,10 @@ pub async fn request_top_up(
             name: &profile.name,
             email: &email,
         };
-        let (top_up, card) = match (method, app.card.as_ref()) {
-            (PaymentMethod::Card, Some(card)) => {
-                let (top_up, payment) =
-                    top_ups::request_by_card(conn, &requester, amount, card, now)?;
-                (top_up, Some(CardPaymentView::from(&payment)))
-            }
-            _ => {
-                let top_up = top_ups::request(
-                    conn,
-                    &requester,
-                    amount,
-                    method,
-                    app.config.reservation,
-                    now,
-                )?;
-                (top_up, None)
-            }
-        };
+        let (reservation, card) = (app.config.reservation, app.card.as_ref());
+        let (top_up, payment) =
+            top_ups::place(conn, &requester, amount, method, reservation, card, now)?;
+        let card = payment.as_ref().map(CardPaymentView::from);
         let brand = crate::http::brand_of(conn, &user.brand)?;
         let mut response = TopUpResponse::new(top_up, &brand);
         response.card = card;
@@ -555,16 +541,6 @@ pub async fn list_top_ups(
             .map(|t| TopUpResponse::new(t, &brand))
             .collect(),
     }))
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("must be bank_transfer, postal_slip or cheque, or card when card payments are offered")]
-struct TransferMethodOnly;
-
-impl crate::validation::Rule for TransferMethodOnly {
-    fn rule(&self) -> &'static str {
-        "one_of"
-    }
 }
 
 /// The prepaid endpoints' part of the OpenAPI document.

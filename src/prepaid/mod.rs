@@ -80,6 +80,8 @@ pub enum PrepaidError {
     #[error("the prepaid account belongs to another brand")]
     OtherBrand,
     #[error(transparent)]
+    MethodNotOffered(#[from] top_ups::MethodNotOffered),
+    #[error(transparent)]
     Storage(#[from] anyhow::Error),
 }
 

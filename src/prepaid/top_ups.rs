@@ -56,6 +56,55 @@ pub struct Requester<'a> {
     pub email: &'a ConfirmedEmail,
 }
 
+/// A method a top-up is not paid by.
+#[derive(Debug, thiserror::Error)]
+#[error("must be bank_transfer, postal_slip or cheque, or card when card payments are offered")]
+pub struct MethodNotOffered;
+
+impl crate::validation::Rule for MethodNotOffered {
+    fn rule(&self) -> &'static str {
+        "one_of"
+    }
+}
+
+/// How a top-up may be paid: by transfer (bank transfer, postal slip, cheque), or by card
+/// when a provider is configured; never from the account it tops up.
+pub fn offered_method(
+    method: PaymentMethod,
+    card_offered: bool,
+) -> Result<PaymentMethod, MethodNotOffered> {
+    if method.is_transfer() || (method == PaymentMethod::Card && card_offered) {
+        Ok(method)
+    } else {
+        Err(MethodNotOffered)
+    }
+}
+
+/// Asks for a top-up of `amount` paid by `method`: by transfer, with an RF code held for
+/// `reservation` ([`request`]); by card, on the provider's page ([`request_by_card`]) when
+/// `card` says how. Any other method is refused ([`offered_method`]).
+pub fn place(
+    conn: &mut DbConnection,
+    requester: &Requester<'_>,
+    amount: PositiveMoney,
+    method: PaymentMethod,
+    reservation: Duration,
+    card: Option<&CardSettings>,
+    now: DateTime<Utc>,
+) -> Result<(TopUp, Option<CardPayment>), PrepaidError> {
+    match (method, card) {
+        (PaymentMethod::Card, Some(card)) => {
+            let (top_up, payment) = request_by_card(conn, requester, amount, card, now)?;
+            Ok((top_up, Some(payment)))
+        }
+        (method, _) if method.is_transfer() => {
+            let top_up = request(conn, requester, amount, method, reservation, now)?;
+            Ok((top_up, None))
+        }
+        _ => Err(MethodNotOffered.into()),
+    }
+}
+
 pub fn request(
     conn: &mut DbConnection,
     requester: &Requester<'_>,
