@@ -191,17 +191,14 @@ pub fn apply(
 ) -> Result<Application, ApplicationError> {
     write_transaction(conn, |conn| {
         let user = users::find(conn, user_id)?.ok_or(UserError::NotFound)?;
-        if user.role != Role::Customer {
-            return Err(ApplicationError::AlreadyOfficer);
-        }
         let pending: bool = diesel::select(diesel::dsl::exists(
             officer_applications::table
                 .filter(officer_applications::user_id.eq(user_id))
                 .filter(officer_applications::status.eq(ApplicationStatus::Pending.as_str())),
         ))
         .get_result(conn)?;
-        if pending {
-            return Err(ApplicationError::AlreadyPending);
+        if let Some(refused) = why_not_apply(user.role, pending) {
+            return Err(refused);
         }
         let id = Uuid::now_v7().to_string();
         diesel::insert_into(officer_applications::table)
@@ -250,6 +247,38 @@ fn find(conn: &mut DbConnection, id: &str) -> Result<Option<Application>, Applic
         .optional()?
         .map(from_row)
         .transpose()
+}
+
+/// Why a user of `role` may not apply now, with an application of theirs `pending` or
+/// not; `None`: they may. Only a customer applies, one application at a time; an officer
+/// need not.
+fn why_not_apply(role: Role, pending: bool) -> Option<ApplicationError> {
+    if role != Role::Customer {
+        Some(ApplicationError::AlreadyOfficer)
+    } else if pending {
+        Some(ApplicationError::AlreadyPending)
+    } else {
+        None
+    }
+}
+
+/// Where a user stands with the role: their latest application, and whether they may
+/// apply now (as [`apply`] decides).
+pub struct Standing {
+    pub latest: Option<Application>,
+    pub may_apply: bool,
+}
+
+pub fn standing(conn: &mut DbConnection, user: &User) -> Result<Standing, ApplicationError> {
+    let latest = latest_of_user(conn, &user.id)?;
+    // One pending application at a time, so a pending one is the latest.
+    let pending = latest
+        .as_ref()
+        .is_some_and(|a| a.status == ApplicationStatus::Pending);
+    Ok(Standing {
+        may_apply: why_not_apply(user.role, pending).is_none(),
+        latest,
+    })
 }
 
 /// The user's latest application, if they ever applied.

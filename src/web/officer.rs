@@ -27,13 +27,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// The profile's section on the role: what the user is, their latest application, and
 /// whether they may apply.
 pub fn status_on_profile(conn: &mut DbConnection, user: &User) -> Result<Value, WebError> {
-    let latest = officer_applications::latest_of_user(conn, &user.id)?;
-    let pending = latest
-        .as_ref()
-        .is_some_and(|a| a.status == ApplicationStatus::Pending);
+    let officer_applications::Standing { latest, may_apply } =
+        officer_applications::standing(conn, user)?;
     Ok(json!({
         "is_officer": user.role == Role::RegistrationOfficer,
-        "can_apply": user.role == Role::Customer && !pending,
+        "can_apply": may_apply,
         "application": latest.map(|a| json!({
             "status": match a.status {
                 ApplicationStatus::Pending => "in attesa di esame",
