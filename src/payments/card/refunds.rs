@@ -13,8 +13,8 @@ use crate::audit::{self, Actor, AuditEntry};
 use crate::brands;
 use crate::card::provider::{CardProvider, RefundRequest};
 use crate::card::store::{self, NewRefund};
-use crate::card::{CardSettings, CardStatus, CardTarget};
-use crate::coupons::{self, state as coupon_state};
+use crate::card::{CardPayment, CardSettings, CardStatus, CardTarget};
+use crate::coupons::{self, state as coupon_state, CouponView, ShownStatus};
 use crate::db::{write_transaction, DbConnection, Pool};
 use crate::invoices::{self, CreditedCoupon};
 use crate::money::Money;
@@ -53,6 +53,9 @@ pub fn refund(
         let payment = store::lock(conn, card_payment_id)?
             .filter(|p| p.brand_id == operator.brand_id)
             .ok_or(CardError::UnknownPayment)?;
+        if let Some(refused) = not_refundable(&payment) {
+            return Err(refused);
+        }
         let (amount, voided, credit_note) = match (payment.status, &payment.target) {
             (CardStatus::Held, _) => {
                 let amount = payment.refundable();
@@ -120,6 +123,42 @@ pub fn refund(
             credit_note: credit_note.map(|n| n.number),
         })
     })
+}
+
+/// Why the payment cannot be refunded, as far as the payment alone tells: a held payment
+/// is refunded whole and a paid order by its coupons, while money is left to refund; a paid
+/// top-up is adjusted on the prepaid account instead; nothing else is refunded.
+fn not_refundable(payment: &CardPayment) -> Option<CardError> {
+    match (payment.status, &payment.target) {
+        (CardStatus::Held, _) | (CardStatus::Paid, CardTarget::Order(_)) => {
+            (!payment.refundable().is_positive()).then_some(CardError::NothingToRefund)
+        }
+        (CardStatus::Paid, CardTarget::TopUp(_)) => Some(CardError::TopUpNotRefundable),
+        (status, _) => Some(CardError::NotRefundable(status)),
+    }
+}
+
+/// Whether the back-office may refund the payment now ([`refund`] decides the same).
+pub fn may_refund(payment: &CardPayment) -> bool {
+    not_refundable(payment).is_none()
+}
+
+/// The coupons a refund of the payment may void: its order's unused ones, past their
+/// validity or not (none for a top-up). [`refund`] voids exactly these, or those chosen
+/// among them.
+pub fn voidable_coupons(
+    conn: &mut DbConnection,
+    payment: &CardPayment,
+    now: DateTime<Utc>,
+) -> Result<Vec<CouponView>, CardError> {
+    let Some(order_id) = payment.order_id() else {
+        return Ok(Vec::new());
+    };
+    Ok(coupons::list_for_owner(conn, &payment.user_id, None, now)?
+        .into_iter()
+        .filter(|c| c.order_id == order_id)
+        .filter(|c| matches!(c.status, ShownStatus::Available | ShownStatus::Expired))
+        .collect())
 }
 
 /// Voids the coupons to refund; refused whole if a chosen one is not an unused coupon of

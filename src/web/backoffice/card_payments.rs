@@ -12,7 +12,6 @@ use serde_json::{json, Value};
 
 use crate::card::store::{self, RefundRow};
 use crate::card::{CardPayment, CardStatus, CardTarget};
-use crate::coupons::{self, ShownStatus};
 use crate::http::Identity;
 use crate::money::Money;
 use crate::payments::card::refunds::{self, Coupons};
@@ -146,26 +145,11 @@ async fn payment_page(
     let (brand, (payment, refund_rows, unused)) = visit
         .read(move |conn, brand_id| {
             let (payment, refund_rows) = crate::payments::card::of_brand(conn, brand_id, &id)?;
-            // The coupons a refund can void: the order's not yet used.
-            let unused = match payment.order_id() {
-                Some(order_id) => coupons::list_for_owner(conn, &payment.user_id, None, Utc::now())
-                    .map_err(WebError::storage)?
-                    .into_iter()
-                    .filter(|c| c.order_id == order_id)
-                    .filter(|c| matches!(c.status, ShownStatus::Available | ShownStatus::Expired))
-                    .collect(),
-                None => Vec::new(),
-            };
+            let unused = refunds::voidable_coupons(conn, &payment, Utc::now())?;
             Ok((payment, refund_rows, unused))
         })
         .await?;
-    // As `refunds::refund` allows: a held payment whole, a paid one by its order's
-    // coupons (a paid top-up is adjusted on the prepaid account instead).
-    let refundable = match payment.status {
-        CardStatus::Held => true,
-        CardStatus::Paid => payment.order_id().is_some(),
-        _ => false,
-    } && payment.refundable().is_positive();
+    let refundable = refunds::may_refund(&payment);
     let coupon_rows: Vec<Value> = unused
         .iter()
         .map(|c| {
