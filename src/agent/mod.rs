@@ -24,6 +24,7 @@ use x509_parser::prelude::*;
 use crate::ca::CertificateAuthority;
 use crate::db::schema::{agent_challenges, certificates, devices, holders};
 use crate::db::{write_transaction, DbConnection};
+use crate::rate_limit::{self, Limit};
 use crate::registry::CertificateStatus;
 use crate::secrets::random_bytes;
 
@@ -73,7 +74,31 @@ pub enum AgentAuthError {
     Storage(#[from] diesel::result::Error),
 }
 
-pub fn new_challenge(conn: &mut DbConnection, now: DateTime<Utc>) -> QueryResult<Challenge> {
+/// Challenges one client address may ask for: an agent asks once per sign-in, so this is
+/// plenty for one that retries, and bounds the table anyone can fill.
+pub const CHALLENGES: Limit = Limit {
+    bucket: "agent_challenge",
+    max_hits: 60,
+    window: Duration::minutes(10),
+};
+
+/// A challenge refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ChallengeError {
+    #[error("too many challenges; retry in {0} seconds")]
+    TooMany(i64),
+    #[error(transparent)]
+    Storage(#[from] diesel::result::Error),
+}
+
+pub fn new_challenge(
+    conn: &mut DbConnection,
+    client: &str,
+    now: DateTime<Utc>,
+) -> Result<Challenge, ChallengeError> {
+    if let Err(retry_after) = rate_limit::hit(conn, CHALLENGES, client, now)? {
+        return Err(ChallengeError::TooMany(retry_after));
+    }
     let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>());
     let expires_at = now + Duration::seconds(CHALLENGE_TTL_SECS);
     write_transaction(conn, |conn| {

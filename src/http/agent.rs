@@ -1,7 +1,7 @@
 //! The desktop agent's sign-in: challenges and sessions (see `crate::agent`).
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract::Agent;
@@ -10,16 +10,9 @@ use super::lookup::DeviceResponse;
 use super::{ApiError, ApiResult, AppState, Problem};
 use crate::agent::{self};
 use crate::auth::tokens::AGENT_TTL_MINUTES;
-use crate::rate_limit::Limit;
 
 /// Challenges cost a row each and are free to ask for: a few per minute per address is
 /// plenty for agents behind one office's NAT.
-const CHALLENGES: Limit = Limit {
-    bucket: "agent_challenge",
-    max_hits: 60,
-    window: Duration::minutes(10),
-};
-
 /// A nonce for the agent to sign with the key of a certificate on the device.
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = AgentChallenge)]
@@ -51,11 +44,7 @@ struct ChallengeResponse {
 pub async fn challenge(state: web::Data<AppState>, request: HttpRequest) -> ApiResult {
     let client = super::client_address(&request);
     let challenge = state
-        .with_conn(move |conn| -> Result<_, ApiError> {
-            let now = Utc::now();
-            super::enforce_limit(conn, CHALLENGES, &client, "challenges", now)?;
-            agent::new_challenge(conn, now).map_err(|e| ApiError::storage(e.into()))
-        })
+        .with_conn(move |conn| agent::new_challenge(conn, &client, Utc::now()))
         .await?;
     Ok(HttpResponse::Created().json(ChallengeResponse {
         nonce: challenge.nonce,

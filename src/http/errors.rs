@@ -15,7 +15,7 @@ use super::italian::{
     order_status_text, password_rule, payment_status_text,
 };
 use super::problem::{ApiError, FieldError};
-use crate::agent::AgentAuthError;
+use crate::agent::{AgentAuthError, ChallengeError};
 use crate::auth::account::AccountError;
 use crate::auth::confirmation::ConfirmationError;
 use crate::auth::management::ManagementError;
@@ -330,6 +330,11 @@ fn italian_wait(seconds: i64) -> String {
         2..=119 => format!("{seconds} secondi"),
         _ => format!("{} minuti", (seconds + 59) / 60),
     }
+}
+
+/// A client's requests over their limit, as the pages say it.
+fn too_many_italian(seconds: i64) -> String {
+    format!("Troppe richieste: riprova tra {}.", italian_wait(seconds))
 }
 
 impl Identify for LookupError {
@@ -970,6 +975,20 @@ impl Identify for ConfirmationError {
     }
 }
 
+impl Identify for ChallengeError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        match self {
+            ChallengeError::TooMany(seconds) => Ok(Identity::too_many(
+                seconds,
+                detail,
+                too_many_italian(seconds),
+            )),
+            ChallengeError::Storage(e) => Err(e.into()),
+        }
+    }
+}
+
 impl Identify for AgentAuthError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
@@ -1014,6 +1033,14 @@ impl Identify for RequestError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let (index, refusal) = match self {
             RequestError::Storage(e) => return Err(e),
+            RequestError::TooMany(seconds) => {
+                let detail = self.to_string();
+                return Ok(Identity::too_many(
+                    seconds,
+                    detail,
+                    too_many_italian(seconds),
+                ));
+            }
             RequestError::Refused { index, refusal } => (index, refusal),
         };
         let field = format!("renewals[{index}].{}", refusal.field());

@@ -101,19 +101,6 @@ pub struct AppState {
     pub card: Option<crate::card::CardSettings>,
 }
 
-/// Counts a hit against `limit` for `subject`; past the limit, the 429 problem (with
-/// Retry-After) that says `too many <what>`.
-pub fn enforce_limit(
-    conn: &mut crate::db::DbConnection,
-    limit: crate::rate_limit::Limit,
-    subject: &str,
-    what: &str,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), ApiError> {
-    crate::rate_limit::hit(conn, limit, subject, now)?
-        .map_err(|retry_after_seconds| too_many(what, retry_after_seconds))
-}
-
 /// The 429 problem (with Retry-After) that says `too many <what>`.
 pub fn too_many(what: &str, retry_after_seconds: i64) -> ApiError {
     ApiError::TooManyRequests {

@@ -2,7 +2,7 @@
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract::Agent;
@@ -11,7 +11,6 @@ use super::problem::FieldErrors;
 use super::responses::problem_response_type;
 use super::{ApiError, ApiResult, AppState, Problem};
 use crate::coupons::CouponCode;
-use crate::rate_limit::Limit;
 use crate::registry::CertificateKind;
 use crate::renewals::install::{self, RenewalView};
 use crate::renewals::request::{self, RenewalItem};
@@ -20,14 +19,6 @@ use crate::validation::Rule;
 
 /// The media type of a PEM certificate followed by its chain (RFC 8555, section 9.1).
 pub const PEM_CHAIN: &str = "application/pem-certificate-chain";
-
-/// A device asks for a renewal once or twice in its life; a few dozen tries in ten
-/// minutes is plenty for an agent that retries, and stops anyone trying coupon codes.
-const REQUESTS: Limit = Limit {
-    bucket: "agent_renewal",
-    max_hits: 60,
-    window: Duration::minutes(10),
-};
 
 problem_response_type!(
     /// An operation on one renewal of the agent's device.
@@ -268,13 +259,6 @@ pub async fn request_renewals(
     let queued = state
         .with_conn(move |conn| -> Result<_, ApiError> {
             let now = Utc::now();
-            super::enforce_limit(
-                conn,
-                REQUESTS,
-                &claims.sub,
-                "renewal requests from this device",
-                now,
-            )?;
             let queued = request::request(
                 conn,
                 &coupon_key,

@@ -16,6 +16,7 @@ use crate::coupons::{CodedCoupon, CouponCode, CouponKey, CouponStatus};
 use crate::db::schema::{certificates, devices, holders, renewals};
 use crate::db::{write_transaction, DbConnection};
 use crate::lookup::{Eligibility, RenewalFacts, RenewalStatus};
+use crate::rate_limit::{self, Limit};
 use crate::registry::csr::{same_subject, CheckedCsr};
 use crate::registry::{CertificateKind, CertificateStatus};
 
@@ -103,6 +104,8 @@ impl Refusal {
 pub enum RequestError {
     #[error("renewals[{index}].{}: {refusal}", refusal.field())]
     Refused { index: usize, refusal: Refusal },
+    #[error("too many renewal requests from this device; retry in {0} seconds")]
+    TooMany(i64),
     #[error(transparent)]
     Storage(#[from] anyhow::Error),
 }
@@ -123,6 +126,14 @@ struct CertificateRow {
     device_activated_at: NaiveDateTime,
 }
 
+/// A device asks for a renewal once or twice in its life; a few dozen tries in ten
+/// minutes is plenty for an agent that retries, and stops anyone trying coupon codes.
+pub const REQUESTS: Limit = Limit {
+    bucket: "agent_renewal",
+    max_hits: 60,
+    window: chrono::Duration::minutes(10),
+};
+
 /// Queues a renewal per item for the agent's device `device_id` of `brand_id`.
 pub fn request(
     conn: &mut DbConnection,
@@ -133,6 +144,9 @@ pub fn request(
     items: &[RenewalItem],
     now: DateTime<Utc>,
 ) -> Result<Vec<Queued>, RequestError> {
+    if let Err(retry_after) = rate_limit::hit(conn, REQUESTS, device_id, now)? {
+        return Err(RequestError::TooMany(retry_after));
+    }
     for (index, item) in items.iter().enumerate() {
         if items[..index]
             .iter()

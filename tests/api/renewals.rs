@@ -1006,3 +1006,35 @@ async fn of_twenty_concurrent_requests_with_one_coupon_exactly_one_wins() {
     let queued: i64 = renewals::table.count().get_result(&mut conn).unwrap();
     assert_eq!(queued, 2, "one renewal per coupon");
 }
+
+#[tokio::test]
+async fn a_device_asking_for_renewals_too_often_is_told_to_wait() {
+    let (app, sink) = app_with_sink(&[]).await;
+    let code = buy(&app, &sink, "visura", "RIN-FIRMA", 1).await.remove(0);
+    let device = enroll(&app, "eager");
+    let token = sign_in(&app, &device).await;
+    let good_csr = csr(&new_key(&device.dir.join("new"), "k", "ec"), SUBJECT);
+    let unknown = json!([item("no-such-certificate", &good_csr, &code)]);
+    // Every request counts, refused or not: sixty are answered on their merits...
+    for _ in 0..60 {
+        let (status, body) = request(&app, &token, unknown.clone()).await;
+        assert_ne!(status, 429, "{body}");
+    }
+    // ...and the next one is told when to come back, whatever it asks.
+    let response = app
+        .post_json_as(
+            &token,
+            "/api/v1/agent/renewals",
+            &json!({ "renewals": unknown }),
+        )
+        .await;
+    assert_eq!(response.status(), 429);
+    let retry_after: i64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=600).contains(&retry_after), "{retry_after}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "/problems/too-many-requests", "{body}");
+}
