@@ -497,6 +497,26 @@ fn propose_from(
     propose(&proposable(conn, brand_id)?, &device)
 }
 
+/// The brand's products as a user of `role` sees them: the back-office every one, inactive
+/// ones included (it manages them); buyers and agents the ones on sale.
+pub fn visible_to(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    role: Role,
+) -> anyhow::Result<Vec<Product>> {
+    list(conn, brand_id, role == Role::BackOffice)
+}
+
+/// The codes of the products, out of `products`, on sale and covering a certificate of
+/// `kind`: the coupons that renew it.
+pub fn codes_covering(products: &[Product], kind: CertificateKind) -> Vec<String> {
+    products
+        .iter()
+        .filter(|p| p.active && p.covers.kinds().contains(&kind))
+        .map(|p| p.code.clone())
+        .collect()
+}
+
 /// The brand's products a proposal chooses from. An unavailable product is never
 /// proposed: the order would refuse it.
 pub fn proposable(conn: &mut DbConnection, brand_id: &str) -> anyhow::Result<Vec<Product>> {

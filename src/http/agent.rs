@@ -189,11 +189,7 @@ pub async fn certificates(state: web::Data<AppState>, Agent(claims): Agent) -> A
     let device = DeviceResponse::from(device);
     let mut coupons_that_fit = std::collections::BTreeMap::new();
     for certificate in &device.certificates {
-        let codes = products
-            .iter()
-            .filter(|p| p.active && p.covers.kinds().contains(&certificate.kind))
-            .map(|p| p.code.clone())
-            .collect();
+        let codes = crate::catalog::codes_covering(&products, certificate.kind);
         coupons_that_fit.insert(certificate.kind.as_str(), codes);
     }
     Ok(HttpResponse::Ok().json(AgentDeviceResponse {

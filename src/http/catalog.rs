@@ -9,7 +9,6 @@ use super::json::JsonObject;
 use super::operation::{backoffice_action, Acting};
 use super::responses::{MalformedBody, NotBuyer, NotOperator, TooManyLookups, UnknownHolder};
 use super::{ApiError, ApiResult, AppState, Problem};
-use crate::auth::Role;
 use crate::catalog::{
     self, Covers, Product, ProductChange, Quote, RequestedLine, UnavailableNotice,
 };
@@ -77,10 +76,9 @@ impl From<Product> for ProductResponse {
     )
 )]
 pub async fn products(state: web::Data<AppState>, user: CurrentUser) -> ApiResult {
-    let include_inactive = user.role == Role::BackOffice;
     let list = state
         .with_conn(move |conn| {
-            catalog::list(conn, &user.brand, include_inactive).map_err(ApiError::storage)
+            catalog::visible_to(conn, &user.brand, user.role).map_err(ApiError::storage)
         })
         .await?;
     Ok(HttpResponse::Ok().json(ProductsResponse {

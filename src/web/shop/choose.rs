@@ -260,11 +260,12 @@ pub(super) async fn manual_page(
     status: StatusCode,
 ) -> PageResult {
     let products = shop
-        .read(|conn, user| catalog::list(conn, &user.brand_id, false).map_err(WebError::storage))
+        .read(|conn, user| {
+            catalog::visible_to(conn, &user.brand_id, user.role).map_err(WebError::storage)
+        })
         .await?;
     let products: Vec<Value> = products
         .iter()
-        .filter(|p| p.active)
         .map(|p| {
             let quantity = quantities
                 .get(&format!("q_{}", p.code))
