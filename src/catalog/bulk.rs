@@ -270,7 +270,7 @@ pub fn lookup_many(
             devices,
         });
     }
-    let proposed = summed(
+    let proposed = catalog::summed(
         &products,
         holders
             .iter()
@@ -443,28 +443,6 @@ fn status_cells(renewal: &RenewalStatus) -> (&'static str, String) {
         RenewalStatus::RenewalPending { .. } => ("rinnovo_in_corso", String::new()),
         RenewalStatus::ReadyToInstall { .. } => ("da_installare", String::new()),
     }
-}
-
-/// The lines summed per product, in the order of `products`.
-fn summed<'a>(
-    products: &[Product],
-    lines: impl Iterator<Item = &'a RequestedLine>,
-) -> Vec<RequestedLine> {
-    let mut quantities: HashMap<&str, u32> = HashMap::new();
-    for line in lines {
-        *quantities.entry(line.product.as_str()).or_default() += line.quantity;
-    }
-    products
-        .iter()
-        .filter_map(|p| {
-            quantities
-                .get(p.id.as_str())
-                .map(|&quantity| RequestedLine {
-                    product: p.id.clone(),
-                    quantity,
-                })
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -497,6 +497,67 @@ fn propose_from(
     propose(&proposable(conn, brand_id)?, &device)
 }
 
+/// A holder's devices, and the coupons that renew the ones renewable now.
+pub struct HolderProposal {
+    pub found: lookup::Lookup,
+    /// Every renewable device's coupons ([`propose`]), summed per product in catalog order.
+    pub proposed: Vec<RequestedLine>,
+    /// The products the proposal chose from ([`proposable`]), to name its lines.
+    pub products: Vec<Product>,
+}
+
+/// The holder's devices looked up as the caller (counted against their lookup limits, as
+/// every lookup is), and the coupons that renew every device renewable now: the shop's
+/// proposal for one holder, as the bulk lookup makes it for a list.
+#[allow(clippy::too_many_arguments)]
+pub fn propose_for_holder(
+    conn: &mut DbConnection,
+    policy: &lookup::RenewalPolicy,
+    limits: &lookup::LookupLimits,
+    caller: &lookup::Caller,
+    brand_id: &str,
+    codice_fiscale: &CodiceFiscale,
+    now: DateTime<Utc>,
+) -> Result<HolderProposal, ProposalError> {
+    let found = lookup::lookup_as(conn, policy, limits, caller, codice_fiscale, brand_id, now)?;
+    let products = proposable(conn, brand_id)?;
+    let mut lines = Vec::new();
+    for device in found
+        .devices
+        .iter()
+        .filter(|d| !d.renew_together.is_empty())
+    {
+        lines.extend(propose(&products, device)?);
+    }
+    Ok(HolderProposal {
+        proposed: summed(&products, lines.iter()),
+        found,
+        products,
+    })
+}
+
+/// The lines summed per product, in the order of `products`.
+pub(crate) fn summed<'a>(
+    products: &[Product],
+    lines: impl Iterator<Item = &'a RequestedLine>,
+) -> Vec<RequestedLine> {
+    let mut quantities: HashMap<&str, u32> = HashMap::new();
+    for line in lines {
+        *quantities.entry(line.product.as_str()).or_default() += line.quantity;
+    }
+    products
+        .iter()
+        .filter_map(|p| {
+            quantities
+                .get(p.id.as_str())
+                .map(|&quantity| RequestedLine {
+                    product: p.id.clone(),
+                    quantity,
+                })
+        })
+        .collect()
+}
+
 /// The brand's products as a user of `role` sees them: the back-office every one, inactive
 /// ones included (it manages them); buyers and agents the ones on sale.
 pub fn visible_to(

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::{billing_first, kind_label, method, status_of};
 use crate::billing;
-use crate::catalog::{self, Product, ProposalError, RequestedLine};
+use crate::catalog::{self, RequestedLine};
 use crate::http::AppState;
 use crate::lookup;
 use crate::orders::checkout::{self, Cart};
@@ -87,7 +87,7 @@ pub(super) async fn devices(shop: BuyerPage, request: HttpRequest, query: Query)
     let caller = shop.lookup_caller(&request);
     let found = shop
         .read(move |conn, user| {
-            Ok(holder_proposal(
+            Ok(catalog::propose_for_holder(
                 conn,
                 &policy,
                 &limits,
@@ -98,8 +98,12 @@ pub(super) async fn devices(shop: BuyerPage, request: HttpRequest, query: Query)
             ))
         })
         .await?;
-    let (found, proposed, products) = match found {
-        Ok(found) => found,
+    let catalog::HolderProposal {
+        found,
+        proposed,
+        products,
+    } = match found {
+        Ok(proposal) => proposal,
         // As the API answers: an unknown holder or device, nothing that fits, too many
         // lookups, each with its own message and status; only a storage failure is an
         // error page.
@@ -167,36 +171,6 @@ pub(super) async fn devices(shop: BuyerPage, request: HttpRequest, query: Query)
             late,
         ),
     )
-}
-
-/// The holder's devices and the coupons proposed for the renewable ones (summed over the
-/// devices), with the brand's products to name them.
-fn holder_proposal(
-    conn: &mut crate::db::DbConnection,
-    policy: &lookup::RenewalPolicy,
-    limits: &lookup::LookupLimits,
-    caller: &lookup::Caller,
-    brand: &str,
-    codice_fiscale: &CodiceFiscale,
-    now: chrono::DateTime<Utc>,
-) -> Result<(lookup::Lookup, Vec<RequestedLine>, Vec<Product>), ProposalError> {
-    let found = lookup::lookup_as(conn, policy, limits, caller, codice_fiscale, brand, now)?;
-    let mut proposed: Vec<RequestedLine> = Vec::new();
-    for device in found
-        .devices
-        .iter()
-        .filter(|d| !d.renew_together.is_empty())
-    {
-        let serial = &device.device.serial_number;
-        for line in catalog::propose_for_device(conn, policy, brand, codice_fiscale, serial, now)? {
-            match proposed.iter_mut().find(|p| p.product == line.product) {
-                Some(existing) => existing.quantity += line.quantity,
-                None => proposed.push(line),
-            }
-        }
-    }
-    let products = catalog::list(conn, brand, false).map_err(ProposalError::Storage)?;
-    Ok((found, proposed, products))
 }
 
 /// The certificates of the holder's flow (the ones renewable now) that may expire before a
