@@ -509,7 +509,6 @@ pub struct HolderProposal {
 /// The holder's devices looked up as the caller (counted against their lookup limits, as
 /// every lookup is), and the coupons that renew every device renewable now: the shop's
 /// proposal for one holder, as the bulk lookup makes it for a list.
-#[allow(clippy::too_many_arguments)]
 pub fn propose_for_holder(
     conn: &mut DbConnection,
     policy: &lookup::RenewalPolicy,
