@@ -14,7 +14,7 @@ use super::problem::FieldErrors;
 use super::query::{one_of_all, Listed, PageInfo, PageParams, QueryRule};
 use super::responses::{problem_response_type, BadListQuery, BadReason, NotBuyer, NotOperator};
 use super::{brand_of, idempotent, ApiError, ApiResult, AppState, Problem};
-use crate::auth::{confirmation, users, Role, UserError};
+use crate::auth::{users, Role, UserError};
 use crate::brands::Brand;
 use crate::card::store as card_store;
 use crate::db::DbConnection;
@@ -294,12 +294,7 @@ pub async fn create(
     let user_id = user.id.clone();
     let mut answer = idempotent::run(&state, user_id, key, fingerprint, move |conn, now| {
         let profile = users::find(conn, &user.id)?.ok_or(UserError::NotFound)?;
-        let buyer = orders::Buyer {
-            user_id: user.id.clone(),
-            brand_id: user.brand.clone(),
-            email: confirmation::confirmed_email(&profile)?,
-            name: profile.name,
-        };
+        let buyer = orders::Buyer::of(&profile)?;
         let till = app.till();
         let order = checkout::place_order(conn, &till, &buyer, user.role, method, &requested, now)?;
         let brand = brand_of(conn, &user.brand)?;

@@ -25,7 +25,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit::{self, Actor, AuditEntry};
-use crate::auth::Viewer;
+use crate::auth::confirmation::{self, ConfirmationError};
+use crate::auth::{User, Viewer};
 use crate::brands;
 use crate::card::store as card_store;
 use crate::card::{CardPayment, CardSettings, CardTarget};
@@ -51,6 +52,19 @@ pub struct Buyer {
     pub name: String,
     /// Where the codes, the receipt and the invoice go: only a confirmed address.
     pub email: ConfirmedEmail,
+}
+
+impl Buyer {
+    /// The user as a buyer; refused while their address is unconfirmed, since the codes,
+    /// the receipt and the invoice go to it.
+    pub fn of(user: &User) -> Result<Self, ConfirmationError> {
+        Ok(Self {
+            user_id: user.id.clone(),
+            brand_id: user.brand_id.clone(),
+            name: user.name.clone(),
+            email: confirmation::confirmed_email(user)?,
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

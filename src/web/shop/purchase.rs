@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::card::to_card_page;
 use super::choose::{cart, choose_again, late_context, requested};
 use super::{billing_first, method, method_label};
-use crate::auth::confirmation::{self, ConfirmationError};
+use crate::auth::confirmation::ConfirmationError;
 use crate::idempotency::{self, IdempotencyError, IdempotencyKey};
 use crate::lookup;
 use crate::orders::checkout::{self, Cart, CheckoutError};
@@ -142,15 +142,9 @@ pub(super) async fn confirm(
             .join(",")
     ));
     let app = state.clone();
-    let email = match confirmation::confirmed_email(user) {
-        Ok(email) => email,
+    let buyer = match orders::Buyer::of(user) {
+        Ok(buyer) => buyer,
         Err(unconfirmed) => return unconfirmed_page(&shop, unconfirmed),
-    };
-    let buyer = orders::Buyer {
-        user_id: user.id.clone(),
-        brand_id: user.brand_id.clone(),
-        name: user.name.clone(),
-        email,
     };
     let role = user.role;
     let placed = with_conn(state, move |conn| {
