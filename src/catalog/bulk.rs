@@ -301,6 +301,16 @@ pub const CSV_HEADER: [&str; 11] = [
 ];
 
 impl BulkLookup {
+    /// How many holders of the list were found.
+    pub fn found(&self) -> usize {
+        self.holders.iter().filter(|h| h.holder.is_some()).count()
+    }
+
+    /// How many coupons the one order of the proposals buys.
+    pub fn coupons(&self) -> u32 {
+        self.proposed.iter().map(|l| l.quantity).sum()
+    }
+
     /// The answer as a spreadsheet file, for the API and the page alike: one row per
     /// certificate (a holder not found, or a device with no certificate, gets one row of
     /// its own). Made like the coupon export, for a spreadsheet opened in Italy: `;`

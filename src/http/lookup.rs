@@ -425,10 +425,10 @@ impl From<BulkLookup> for BulkLookupResponse {
         let devices = found.holders.iter().flat_map(|h| &h.devices);
         let summary = BulkSummary {
             holders: found.holders.len(),
-            found: found.holders.iter().filter(|h| h.holder.is_some()).count(),
+            found: found.found(),
             devices: devices.clone().count(),
             devices_to_renew: devices.filter(|d| !d.proposed.is_empty()).count(),
-            coupons: found.proposed.iter().map(|l| l.quantity).sum(),
+            coupons: found.coupons(),
         };
         let order_lines = found.proposed.iter().map(code).collect();
         let holders = found

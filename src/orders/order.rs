@@ -16,6 +16,14 @@ text_enum!(
     }
 );
 
+impl OrderStatus {
+    /// Whether the order's unused codes may be sent again: only once they exist, when the
+    /// order is fulfilled.
+    pub fn resends_codes(self) -> bool {
+        self == OrderStatus::Fulfilled
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderLine {
     pub line_number: i32,

@@ -103,7 +103,7 @@ pub fn resend_unused_codes(
     if !visible {
         return Err(ResendError::NotFound);
     }
-    if order.status != OrderStatus::Fulfilled {
+    if !order.status.resends_codes() {
         return Err(ResendError::NotFulfilled(order.status));
     }
     if let Requester::Owner { .. } = requester {

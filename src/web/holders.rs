@@ -187,10 +187,10 @@ fn result_context(found: &BulkLookup) -> Result<Value, WebError> {
     let csv = base64::engine::general_purpose::STANDARD.encode(csv);
     Ok(json!({
         "holders": found.holders.len(),
-        "found": found.holders.iter().filter(|h| h.holder.is_some()).count(),
+        "found": found.found(),
         "rows": rows,
         "proposals": proposals,
-        "coupons": found.proposed.iter().map(|l| l.quantity).sum::<u32>(),
+        "coupons": found.coupons(),
         "order_fields": order_fields,
         "csv_url": format!("data:text/csv;charset=utf-8;base64,{csv}"),
         "csv_name": format!("titolari-{}.csv", found.as_of.format("%Y%m%d")),

@@ -66,8 +66,7 @@ pub(super) async fn orders_page(visit: OperatorPage, query: web::Query<OrdersQue
             "status_label": order_status_label(o.status),
             "reference": o.payment_reference.as_ref().map(|r| r.printed()),
             "invoice_number": or_dash(o.invoice_number.clone()),
-            // Unused codes can be sent again only for a fulfilled order.
-            "resend_link": (o.status == OrderStatus::Fulfilled).then(|| {
+            "resend_link": o.status.resends_codes().then(|| {
                 format!("/backoffice/coupon?{}", query_string(&[("ordine", &o.id)]))
             }),
             "match_link": (!payment_id.is_empty()).then(|| format!(
