@@ -74,8 +74,8 @@ pub enum AgentAuthError {
     Storage(#[from] diesel::result::Error),
 }
 
-/// Challenges one client address may ask for: an agent asks once per sign-in, so this is
-/// plenty for one that retries, and bounds the table anyone can fill.
+/// Challenges one client address may ask for. They cost a row each and are free to ask
+/// for: a few per minute per address is plenty for agents behind one office's NAT.
 pub const CHALLENGES: Limit = Limit {
     bucket: "agent_challenge",
     max_hits: 60,
@@ -91,6 +91,7 @@ pub enum ChallengeError {
     Storage(#[from] diesel::result::Error),
 }
 
+/// A nonce for an agent at address `client` to sign, counted against [`CHALLENGES`].
 pub fn new_challenge(
     conn: &mut DbConnection,
     client: &str,

@@ -11,8 +11,6 @@ use super::{ApiError, ApiResult, AppState, Problem};
 use crate::agent::{self};
 use crate::auth::tokens::AGENT_TTL_MINUTES;
 
-/// Challenges cost a row each and are free to ask for: a few per minute per address is
-/// plenty for agents behind one office's NAT.
 /// A nonce for the agent to sign with the key of a certificate on the device.
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = AgentChallenge)]

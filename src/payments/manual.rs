@@ -160,7 +160,8 @@ fn post_by_operator(
 }
 
 impl PaymentView {
-    fn is_credit(&self) -> bool {
+    /// Money in (a reversal is money out).
+    pub fn is_credit(&self) -> bool {
         self.direction == EntryDirection::Credit.as_str()
     }
 

@@ -57,13 +57,8 @@ pub fn refund(
             return Err(refused);
         }
         let (amount, voided, credit_note) = match (payment.status, &payment.target) {
-            (CardStatus::Held, _) => {
-                let amount = payment.refundable();
-                if !amount.is_positive() {
-                    return Err(CardError::NothingToRefund);
-                }
-                (amount, 0, None)
-            }
+            // Whole: not_refundable saw money left.
+            (CardStatus::Held, _) => (payment.refundable(), 0, None),
             (CardStatus::Paid, CardTarget::Order(order_id)) => {
                 let voided = void(conn, order_id, coupons, now)?;
                 let brand = brands::existing(conn, &payment.brand_id)?;
@@ -79,7 +74,7 @@ pub fn refund(
                 let amount = amount.min(payment.refundable());
                 (amount, voided.len(), note)
             }
-            (CardStatus::Paid, CardTarget::TopUp(_)) => return Err(CardError::TopUpNotRefundable),
+            // Refused by not_refundable above.
             (status, _) => return Err(CardError::NotRefundable(status)),
         };
         if !amount.is_positive() {

@@ -197,7 +197,7 @@ pub(super) async fn payment_page(
             "payment": {
                 "id": p.id,
                 "statement_id": p.statement_id,
-                "direction": if p.direction == "credit" { "accredito" } else { "addebito" },
+                "direction": if p.is_credit() { "accredito" } else { "addebito" },
                 "status": p.status.as_str(),
                 "status_label": status_label(p.status),
                 "reason": p.reason.as_deref().map(unmatched_reason_label),

@@ -19,14 +19,12 @@ pub struct SummaryQuery {
 
 pub(super) async fn summary(visit: OperatorPage, query: web::Query<SummaryQuery>) -> PageResult {
     let typed = query.into_inner().data.unwrap_or_default();
-    // No day typed: the domain's today.
-    let (day, error) = match typed.trim() {
-        "" => (Ok(None), None),
-        text => match parse_date(text) {
-            Ok(day) => (Ok(Some(day)), None),
-            Err(message) => (Err(()), Some(message)),
-        },
+    // No day typed: the domain's today. A wrong one: no summary, and why.
+    let day = match typed.trim() {
+        "" => Ok(None),
+        text => parse_date(text).map(Some),
     };
+    let error = day.as_ref().err().cloned();
     let now = Utc::now();
     let (brand, (summary, untransmitted)) = visit
         .read(move |conn, brand_id| {
