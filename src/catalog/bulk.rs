@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use crate::catalog::{self, Product, RequestedLine};
 use crate::db::DbConnection;
 use crate::lookup::{
-    view_device, Caller, CertificateView, DeviceView, Eligibility, LookupError, LookupLimits,
-    RenewalPolicy, RenewalStatus,
+    view_device, Asker, CertificateView, DeviceView, Eligibility, LookupError, RenewalPolicy,
+    RenewalStatus,
 };
 use crate::rate_limit;
 use crate::registry::{self, CodiceFiscale, CodiceFiscaleError, Holder};
@@ -183,14 +183,12 @@ impl DeviceResult {
 /// pass for the whole one.
 pub fn lookup_many_as(
     conn: &mut DbConnection,
-    policy: &RenewalPolicy,
-    limits: &LookupLimits,
-    caller: &Caller,
+    asker: &Asker,
     list: &HolderList,
     brand: &str,
     now: DateTime<Utc>,
 ) -> Result<BulkLookup, LookupError> {
-    let counted = limits.of(caller);
+    let counted = asker.limits.of(&asker.caller);
     let holders = list.len() as i64;
     // A list over a whole window's allowance never fits, however long one waits: said as
     // such rather than as "wait and retry".
@@ -209,7 +207,7 @@ pub fn lookup_many_as(
             retry_after_seconds,
         });
     }
-    lookup_many(conn, policy, list, brand, now)
+    lookup_many(conn, &asker.policy, list, brand, now)
 }
 
 /// Every holder of the list and their devices of `brand`, each device's certificates

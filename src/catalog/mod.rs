@@ -468,18 +468,15 @@ pub fn propose_for_device(
 
 /// [`propose_for_device`] asked by a user: the holder lookup it makes counts against the
 /// caller's lookup limits, as a lookup does, so that quotes are no way around them.
-#[allow(clippy::too_many_arguments)]
 pub fn propose_for_caller(
     conn: &mut DbConnection,
-    policy: &lookup::RenewalPolicy,
-    limits: &lookup::LookupLimits,
-    caller: &lookup::Caller,
+    asker: &lookup::Asker,
     brand_id: &str,
     codice_fiscale: &CodiceFiscale,
     device_serial: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<RequestedLine>, ProposalError> {
-    let found = lookup::lookup_as(conn, policy, limits, caller, codice_fiscale, brand_id, now)?;
+    let found = lookup::lookup_as(conn, asker, codice_fiscale, brand_id, now)?;
     propose_from(conn, brand_id, found, device_serial)
 }
 
@@ -511,14 +508,12 @@ pub struct HolderProposal {
 /// proposal for one holder, as the bulk lookup makes it for a list.
 pub fn propose_for_holder(
     conn: &mut DbConnection,
-    policy: &lookup::RenewalPolicy,
-    limits: &lookup::LookupLimits,
-    caller: &lookup::Caller,
+    asker: &lookup::Asker,
     brand_id: &str,
     codice_fiscale: &CodiceFiscale,
     now: DateTime<Utc>,
 ) -> Result<HolderProposal, ProposalError> {
-    let found = lookup::lookup_as(conn, policy, limits, caller, codice_fiscale, brand_id, now)?;
+    let found = lookup::lookup_as(conn, asker, codice_fiscale, brand_id, now)?;
     let products = proposable(conn, brand_id)?;
     let mut lines = Vec::new();
     for device in found

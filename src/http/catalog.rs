@@ -254,16 +254,12 @@ pub async fn create_quote(
         (None, Some(cf), Some(serial)) => {
             let cf = CodiceFiscale::parse(&cf)
                 .map_err(|e| ApiError::invalid_field("codice_fiscale", e.rule(), e.to_string()))?;
-            let limits = state.config.lookup_limits;
-            let policy = state.config.renewal_policy;
-            let caller = super::lookup::caller(&user, &request);
+            let asker = super::lookup::asker(&state, &user, &request);
             state
                 .with_conn(move |conn| -> Result<_, ApiError> {
                     let proposed = catalog::propose_for_caller(
                         conn,
-                        &policy,
-                        &limits,
-                        &caller,
+                        &asker,
                         &user.brand,
                         &cf,
                         serial.trim(),

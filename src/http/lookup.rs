@@ -43,33 +43,23 @@ pub async fn holder_devices(
 ) -> ApiResult {
     let codice_fiscale = CodiceFiscale::parse(&codice_fiscale)
         .map_err(|e| ApiError::invalid_field("codice_fiscale", e.rule(), e.to_string()))?;
-    let limits = state.config.lookup_limits;
-    let policy = state.config.renewal_policy;
-    let caller = caller(&user, &request);
+    let asker = asker(&state, &user, &request);
     let found = state
         .with_conn(move |conn| {
-            lookup::lookup_as(
-                conn,
-                &policy,
-                &limits,
-                &caller,
-                &codice_fiscale,
-                &user.brand,
-                Utc::now(),
-            )
+            lookup::lookup_as(conn, &asker, &codice_fiscale, &user.brand, Utc::now())
         })
         .await?;
     Ok(HttpResponse::Ok().json(LookupResponse::from(found)))
 }
 
-/// Who looks holders up with this request, for the lookup limits: the signed-in user, from
-/// the address the request came from.
-pub(super) fn caller(user: &CurrentUser, request: &HttpRequest) -> lookup::Caller {
-    lookup::Caller {
+/// Who looks holders up with this request: the signed-in user, from the address the
+/// request came from, within the configured limits and policy.
+pub(super) fn asker(state: &AppState, user: &CurrentUser, request: &HttpRequest) -> lookup::Asker {
+    state.lookup_asker(lookup::Caller {
         user_id: user.id.clone(),
         role: user.role,
         address: super::client_address(request),
-    }
+    })
 }
 
 /// A certificate holder and their devices.
@@ -320,21 +310,9 @@ pub async fn bulk_lookup(
             ))
         }
     };
-    let limits = state.config.lookup_limits;
-    let policy = state.config.renewal_policy;
-    let caller = caller(&user, &request);
+    let asker = asker(&state, &user, &request);
     let found = state
-        .with_conn(move |conn| {
-            bulk::lookup_many_as(
-                conn,
-                &policy,
-                &limits,
-                &caller,
-                &list,
-                &user.brand,
-                Utc::now(),
-            )
-        })
+        .with_conn(move |conn| bulk::lookup_many_as(conn, &asker, &list, &user.brand, Utc::now()))
         .await?;
     if wants_csv(&request) {
         let file = found.csv().map_err(ApiError::storage)?;

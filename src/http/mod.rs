@@ -135,6 +135,15 @@ pub fn client_address(request: &actix_web::HttpRequest) -> String {
 }
 
 impl AppState {
+    /// `caller`'s lookups, within the configured limits and renewal policy.
+    pub fn lookup_asker(&self, caller: crate::lookup::Caller) -> crate::lookup::Asker {
+        crate::lookup::Asker {
+            caller,
+            limits: self.config.lookup_limits,
+            policy: self.config.renewal_policy,
+        }
+    }
+
     /// The shop's settings a purchase needs, for `orders::checkout`.
     pub fn till(&self) -> crate::orders::checkout::Till<'_> {
         crate::orders::checkout::Till {

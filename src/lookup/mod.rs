@@ -218,6 +218,18 @@ pub struct Caller {
     pub address: String,
 }
 
+/// A user's lookups with what they run by: the caller, whose lookups count against
+/// `limits`, and the renewal `policy` the answer is worked out with. The API and the pages
+/// make one for a request and hand it to whichever lookup the request makes (one holder,
+/// a list, or a proposal, which looks the holder up), so no caller can pair a lookup with
+/// another's limits or policy.
+#[derive(Debug, Clone)]
+pub struct Asker {
+    pub caller: Caller,
+    pub limits: LookupLimits,
+    pub policy: RenewalPolicy,
+}
+
 impl LookupLimits {
     pub(crate) fn of(&self, caller: &Caller) -> [(Limit, String); 4] {
         let hour = chrono::Duration::hours(1);
@@ -259,14 +271,12 @@ impl LookupLimits {
 /// answer that someone is not a holder of the brand is worth as much to a scraper.
 pub fn lookup_as(
     conn: &mut DbConnection,
-    policy: &RenewalPolicy,
-    limits: &LookupLimits,
-    caller: &Caller,
+    asker: &Asker,
     codice_fiscale: &CodiceFiscale,
     brand: &str,
     now: DateTime<Utc>,
 ) -> Result<Lookup, LookupError> {
-    let counted = limits.of(caller);
+    let counted = asker.limits.of(&asker.caller);
     let counted: Vec<(Limit, &str)> = counted.iter().map(|(l, s)| (*l, s.as_str())).collect();
     if let Err(retry_after_seconds) =
         rate_limit::hit_all(conn, &counted, now).map_err(anyhow::Error::from)?
@@ -275,7 +285,7 @@ pub fn lookup_as(
             retry_after_seconds,
         });
     }
-    lookup(conn, policy, codice_fiscale, brand, now)
+    lookup(conn, &asker.policy, codice_fiscale, brand, now)
 }
 
 /// The holder and their devices issued by `brand`. A shop never shows another brand's

@@ -86,17 +86,13 @@ async fn look_up(shop: BuyerPage, request: HttpRequest, payload: web::Payload) -
         Ok(list) => list,
         Err(error) => return refused(&shop, method, &form.pasted, refusal(error)?),
     };
-    let limits = shop.state.config.lookup_limits;
-    let policy = shop.state.config.renewal_policy;
-    let caller = shop.lookup_caller(&request);
+    let asker = shop.lookup_asker(&request);
     let found = shop
         .read(move |conn, user| {
             let now = Utc::now();
             Ok(bulk::lookup_many_as(
                 conn,
-                &policy,
-                &limits,
-                &caller,
+                &asker,
                 &list,
                 &user.brand_id,
                 now,

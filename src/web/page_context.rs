@@ -105,14 +105,14 @@ pub struct BuyerPage {
 }
 
 impl BuyerPage {
-    /// Who looks holders up from this page, for the lookup limits: the buyer, from the
-    /// address `request` came from (the same as the API counts, so the limits are shared).
-    pub fn lookup_caller(&self, request: &HttpRequest) -> crate::lookup::Caller {
-        crate::lookup::Caller {
+    /// Who looks holders up from this page: the buyer, from the address `request` came from
+    /// (the same as the API counts, so the limits are shared).
+    pub fn lookup_asker(&self, request: &HttpRequest) -> crate::lookup::Asker {
+        self.state.lookup_asker(crate::lookup::Caller {
             user_id: self.user.id.clone(),
             role: self.user.role,
             address: crate::http::client_address(request),
-        }
+        })
     }
 
     /// The page `name`, with the layout's context and `extra`.

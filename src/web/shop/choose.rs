@@ -82,16 +82,12 @@ pub(super) async fn devices(shop: BuyerPage, request: HttpRequest, query: Query)
         }
     };
     let now = Utc::now();
-    let limits = shop.state.config.lookup_limits;
-    let policy = shop.state.config.renewal_policy;
-    let caller = shop.lookup_caller(&request);
+    let asker = shop.lookup_asker(&request);
     let found = shop
         .read(move |conn, user| {
             Ok(catalog::propose_for_holder(
                 conn,
-                &policy,
-                &limits,
-                &caller,
+                &asker,
                 &user.brand_id,
                 &codice_fiscale,
                 now,

@@ -40,16 +40,12 @@ pub(super) async fn summary(shop: BuyerPage, request: HttpRequest, query: Query)
                     message: "Codice fiscale del titolare non valido.".into(),
                 });
             };
-            let limits = shop.state.config.lookup_limits;
-            let policy = shop.state.config.renewal_policy;
-            let caller = shop.lookup_caller(&request);
+            let asker = shop.lookup_asker(&request);
             let found = shop
                 .read(move |conn, user| {
                     Ok(lookup::lookup_as(
                         conn,
-                        &policy,
-                        &limits,
-                        &caller,
+                        &asker,
                         &codice_fiscale,
                         &user.brand_id,
                         Utc::now(),
