@@ -154,6 +154,62 @@ pub fn disabled_reason(
         .flatten())
 }
 
+/// The changes an operator makes to a user of the brand, each with a reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserChange {
+    /// No sign-in, every session ended ([`disable`]).
+    Disable,
+    /// A disabled user may sign in again ([`enable`]).
+    Enable,
+    /// A registration officer is a customer again ([`remove_officer_role`]).
+    RemoveOfficerRole,
+}
+
+impl UserChange {
+    /// The audit log's name for it.
+    fn action(self) -> &'static str {
+        match self {
+            Self::Disable => "user.disabled",
+            Self::Enable => "user.enabled",
+            Self::RemoveOfficerRole => "user.role_changed",
+        }
+    }
+}
+
+/// Why `operator` may not make `change` to `user` as the user is now, or `None` where
+/// they may: the refusal the change answers. The change asks it, and asks again as it
+/// writes (a concurrent change may come first); the back-office's user page offers a
+/// change's form by it.
+pub fn why_not(operator: Operator<'_>, user: &User, change: UserChange) -> Option<ManagementError> {
+    match change {
+        UserChange::Disable if user.id == operator.id => Some(ManagementError::OwnAccount),
+        UserChange::Disable if user.disabled_at.is_some() => Some(ManagementError::AlreadyDisabled),
+        UserChange::Enable if user.disabled_at.is_none() => Some(ManagementError::NotDisabled),
+        UserChange::RemoveOfficerRole if user.role != Role::RegistrationOfficer => {
+            Some(ManagementError::NotAnOfficer(user.role))
+        }
+        _ => None,
+    }
+}
+
+/// Makes `change` to the user `user_id`: [`disable`], [`enable`] or
+/// [`remove_officer_role`].
+pub fn make(
+    conn: &mut DbConnection,
+    operator: Operator<'_>,
+    user_id: &str,
+    change: UserChange,
+    reason: &Reason,
+    now: DateTime<Utc>,
+) -> Result<User, ManagementError> {
+    let make = match change {
+        UserChange::Disable => disable,
+        UserChange::Enable => enable,
+        UserChange::RemoveOfficerRole => remove_officer_role,
+    };
+    make(conn, operator, user_id, reason, now)
+}
+
 /// Disables the user and ends every session of theirs, in one transaction; audited with
 /// the reason and how many sessions ended.
 pub fn disable(
@@ -163,23 +219,14 @@ pub fn disable(
     reason: &Reason,
     now: DateTime<Utc>,
 ) -> Result<User, ManagementError> {
-    change_user(
-        conn,
-        operator,
-        user_id,
-        "user.disabled",
-        now,
-        |conn, user| {
-            if user.id == operator.id {
-                return Err(ManagementError::OwnAccount);
-            }
-            if !users::set_disabled(conn, &user.id, Some(reason.as_str()), now)? {
-                return Err(ManagementError::AlreadyDisabled);
-            }
-            let ended = sessions::end_every_session(conn, &user.id, None, now)?;
-            Ok(with_ended(json!({ "reason": reason.as_str() }), ended))
-        },
-    )
+    let change = UserChange::Disable;
+    change_user(conn, operator, user_id, change, now, |conn, user| {
+        if !users::set_disabled(conn, &user.id, Some(reason.as_str()), now)? {
+            return Err(ManagementError::AlreadyDisabled);
+        }
+        let ended = sessions::end_every_session(conn, &user.id, None, now)?;
+        Ok(with_ended(json!({ "reason": reason.as_str() }), ended))
+    })
 }
 
 /// Lets a disabled user sign in again (their old sessions stay ended); audited with the
@@ -191,19 +238,13 @@ pub fn enable(
     reason: &Reason,
     now: DateTime<Utc>,
 ) -> Result<User, ManagementError> {
-    change_user(
-        conn,
-        operator,
-        user_id,
-        "user.enabled",
-        now,
-        |conn, user| {
-            if !users::set_disabled(conn, &user.id, None, now)? {
-                return Err(ManagementError::NotDisabled);
-            }
-            Ok(json!({ "reason": reason.as_str() }))
-        },
-    )
+    let change = UserChange::Enable;
+    change_user(conn, operator, user_id, change, now, |conn, user| {
+        if !users::set_disabled(conn, &user.id, None, now)? {
+            return Err(ManagementError::NotDisabled);
+        }
+        Ok(json!({ "reason": reason.as_str() }))
+    })
 }
 
 /// Makes a registration officer a customer again. Their sessions end with it: the role
@@ -216,49 +257,46 @@ pub fn remove_officer_role(
     reason: &Reason,
     now: DateTime<Utc>,
 ) -> Result<User, ManagementError> {
-    change_user(
-        conn,
-        operator,
-        user_id,
-        "user.role_changed",
-        now,
-        |conn, user| {
-            let (from, to) = (Role::RegistrationOfficer, Role::Customer);
-            if !users::change_role(conn, &user.id, from, to, now)? {
-                return Err(ManagementError::NotAnOfficer(user.role));
-            }
-            let ended = sessions::end_every_session(conn, &user.id, None, now)?;
-            let details = json!({
-                "from": from.as_str(),
-                "to": to.as_str(),
-                "reason": reason.as_str(),
-            });
-            Ok(with_ended(details, ended))
-        },
-    )
+    let change = UserChange::RemoveOfficerRole;
+    change_user(conn, operator, user_id, change, now, |conn, user| {
+        let (from, to) = (Role::RegistrationOfficer, Role::Customer);
+        if !users::change_role(conn, &user.id, from, to, now)? {
+            return Err(ManagementError::NotAnOfficer(user.role));
+        }
+        let ended = sessions::end_every_session(conn, &user.id, None, now)?;
+        let details = json!({
+            "from": from.as_str(),
+            "to": to.as_str(),
+            "reason": reason.as_str(),
+        });
+        Ok(with_ended(details, ended))
+    })
 }
 
 /// What every change an operator makes to a user of the brand does around the change
-/// itself, in one transaction: find the user (refused if not of the brand), `change` them
-/// (refused when their state does not allow it; it answers the audit details), audit it as
-/// `action`, and answer the user as they are now.
+/// itself, in one transaction: find the user (refused if not of the brand), refuse what
+/// [`why_not`] refuses, `write` the change (refused when a concurrent change came first;
+/// it answers the audit details), audit it, and answer the user as they are now.
 fn change_user(
     conn: &mut DbConnection,
     operator: Operator<'_>,
     user_id: &str,
-    action: &str,
+    change: UserChange,
     now: DateTime<Utc>,
-    change: impl FnOnce(&mut DbConnection, &User) -> Result<serde_json::Value, ManagementError>,
+    write: impl FnOnce(&mut DbConnection, &User) -> Result<serde_json::Value, ManagementError>,
 ) -> Result<User, ManagementError> {
     write_transaction(conn, |conn| {
         let user = find_in_brand(conn, operator.brand_id, user_id)?;
-        let details = change(conn, &user)?;
+        if let Some(refusal) = why_not(operator, &user, change) {
+            return Err(refusal);
+        }
+        let details = write(conn, &user)?;
         audit::record(
             conn,
             AuditEntry {
                 brand_id: Some(operator.brand_id),
                 actor: &Actor::User(operator.id.to_owned()),
-                action,
+                action: change.action(),
                 subject_type: "user",
                 subject_id: &user.id,
                 details,
@@ -281,6 +319,45 @@ fn with_ended(mut details: serde_json::Value, ended: sessions::Ended) -> serde_j
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn user(id: &str, role: Role, disabled: bool) -> User {
+        User {
+            id: id.into(),
+            brand_id: "brand".into(),
+            email: crate::email_address::EmailAddress::parse("utente@example.it").unwrap(),
+            name: "Utente".into(),
+            role,
+            codice_fiscale: None,
+            created_at: Utc::now(),
+            email_confirmed_at: None,
+            disabled_at: disabled.then(Utc::now),
+        }
+    }
+
+    #[test]
+    fn a_change_is_offered_where_the_users_state_allows_it() {
+        let operator = Operator {
+            id: "op",
+            brand_id: "brand",
+        };
+        let refusal = |user: &User, change| {
+            why_not(operator, user, change).map(|refused| refused.to_string())
+        };
+        let officer = user("u1", Role::RegistrationOfficer, false);
+        assert_eq!(refusal(&officer, UserChange::Disable), None);
+        assert_eq!(refusal(&officer, UserChange::RemoveOfficerRole), None);
+        assert!(refusal(&officer, UserChange::Enable).is_some_and(|r| r.contains("not disabled")));
+
+        let disabled = user("u2", Role::Customer, true);
+        assert_eq!(refusal(&disabled, UserChange::Enable), None);
+        assert!(refusal(&disabled, UserChange::Disable).is_some_and(|r| r.contains("already")));
+        assert!(refusal(&disabled, UserChange::RemoveOfficerRole)
+            .is_some_and(|r| r.contains("not a registration officer")));
+
+        // An operator never disables their own account, whatever its state.
+        let own = user("op", Role::BackOffice, false);
+        assert!(refusal(&own, UserChange::Disable).is_some_and(|r| r.contains("their own")));
+    }
 
     #[test]
     fn a_search_text_is_taken_literally() {

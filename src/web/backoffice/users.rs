@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::management::{
-    self, ManagementError, Operator, SearchText, UserFilter, UserStatus,
+    self, ManagementError, Operator, SearchText, UserChange, UserFilter, UserStatus,
 };
 use crate::auth::officer_applications::{self, ApplicationStatus, Decision};
 use crate::auth::{Role, User};
@@ -121,8 +121,8 @@ pub(super) async fn users(visit: OperatorPage, query: web::Query<UsersQuery>) ->
 /// One of the user page's forms, as it was typed, and what is wrong with it.
 #[derive(Default)]
 pub(super) struct ActionForm {
-    /// Which form: `disattiva`, `riattiva` or `revoca-incaricato`.
-    action: &'static str,
+    /// Which form; `None` on a page that was not posted.
+    change: Option<UserChange>,
     reason: String,
     error: Option<String>,
 }
@@ -142,21 +142,22 @@ pub(super) async fn user_page(
             Ok((user, reason))
         })
         .await?;
-    let disabled = user.disabled_at.is_some();
-    let officer = user.role == Role::RegistrationOfficer;
-    // A refusal whose form the page no longer shows (the user changed meanwhile, or it is
-    // the operator's own account) is said at the top instead.
-    let shown = match form.action {
-        "disattiva" => !disabled && !own,
-        "riattiva" => disabled,
-        "revoca-incaricato" => officer,
-        _ => true,
+    // A change's form is offered where the domain would make it.
+    let operator = Operator {
+        id: &visit.user.id,
+        brand_id: &visit.user.brand_id,
     };
-    let form_of = |action: &str| {
-        let this = shown && form.action == action;
-        json!({
-            "reason": if this { form.reason.as_str() } else { "" },
-            "error": if this { form.error.clone() } else { None },
+    let offered = |change| management::why_not(operator, &user, change).is_none();
+    // A refusal whose form the page no longer shows (the user changed meanwhile) is said
+    // at the top instead.
+    let shown = form.change.is_none_or(offered);
+    let form_of = |change: UserChange| {
+        let this = shown && form.change == Some(change);
+        offered(change).then(|| {
+            json!({
+                "reason": if this { form.reason.as_str() } else { "" },
+                "error": if this { form.error.clone() } else { None },
+            })
         })
     };
     let context = json!({
@@ -164,11 +165,10 @@ pub(super) async fn user_page(
         "error": if shown { None } else { form.error.clone() },
         "account": user_row(&user),
         "own": own,
-        "officer": officer,
         "disabled_reason": disabled_reason,
-        "disable": form_of("disattiva"),
-        "enable": form_of("riattiva"),
-        "demote": form_of("revoca-incaricato"),
+        "disable": form_of(UserChange::Disable),
+        "enable": form_of(UserChange::Enable),
+        "demote": form_of(UserChange::RemoveOfficerRole),
     });
     visit.render(&brand, "Utente", status, "bo_utente", context)
 }
@@ -212,22 +212,15 @@ pub struct ReasonFields {
     reason: String,
 }
 
-/// The three actions of the user page, each one domain call with a reason.
-type Action = fn(
-    &mut crate::db::DbConnection,
-    Operator<'_>,
-    &str,
-    &Reason,
-    chrono::DateTime<Utc>,
-) -> Result<User, ManagementError>;
-
+/// Makes `change` with the form's reason; `done` names it in the page's address after.
 async fn act(
     OperatorForm { visit, fields }: OperatorForm<ReasonFields>,
     user_id: String,
-    (name, action, done): (&'static str, Action, &'static str),
+    change: UserChange,
+    done: &'static str,
 ) -> PageResult {
     let mut form = ActionForm {
-        action: name,
+        change: Some(change),
         reason: fields.reason.clone(),
         error: None,
     };
@@ -244,7 +237,7 @@ async fn act(
                         id: &operator.id,
                         brand_id: &operator.brand_id,
                     };
-                    match action(conn, by, &id, &reason, Utc::now()) {
+                    match management::make(conn, by, &id, change, &reason, Utc::now()) {
                         Ok(_) => Ok(Ok(())),
                         Err(ManagementError::UnknownUser) => {
                             Err(ManagementError::UnknownUser.into())
@@ -273,28 +266,28 @@ pub(super) async fn disable(
     form: OperatorForm<ReasonFields>,
     user_id: web::Path<String>,
 ) -> PageResult {
-    let action = ("disattiva", management::disable as Action, "disattivato");
-    act(form, user_id.into_inner(), action).await
+    act(
+        form,
+        user_id.into_inner(),
+        UserChange::Disable,
+        "disattivato",
+    )
+    .await
 }
 
 pub(super) async fn enable(
     form: OperatorForm<ReasonFields>,
     user_id: web::Path<String>,
 ) -> PageResult {
-    let action = ("riattiva", management::enable as Action, "riattivato");
-    act(form, user_id.into_inner(), action).await
+    act(form, user_id.into_inner(), UserChange::Enable, "riattivato").await
 }
 
 pub(super) async fn remove_officer_role(
     form: OperatorForm<ReasonFields>,
     user_id: web::Path<String>,
 ) -> PageResult {
-    let action = (
-        "revoca-incaricato",
-        management::remove_officer_role as Action,
-        "cliente",
-    );
-    act(form, user_id.into_inner(), action).await
+    let change = UserChange::RemoveOfficerRole;
+    act(form, user_id.into_inner(), change, "cliente").await
 }
 
 /// The refusal form of one application, as typed, and what is wrong with it.
