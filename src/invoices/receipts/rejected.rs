@@ -39,6 +39,8 @@ pub struct RejectedDocument {
     /// later than the real deadline.
     pub resend_by: NaiveDate,
     pub overdue: bool,
+    /// Whole days from today (in Italy) to `resend_by`; 0 on that day and once overdue.
+    pub days_left: i64,
 }
 
 fn queued(
@@ -57,6 +59,7 @@ fn queued(
         rejected_at,
         resend_by,
         overdue: today > resend_by,
+        days_left: (resend_by - today).num_days().max(0),
         document,
     })
 }

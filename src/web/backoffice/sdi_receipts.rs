@@ -4,7 +4,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -179,9 +179,8 @@ pub(super) async fn import(
     }
 }
 
-fn rejected_json(rejected: &RejectedDocument, now: DateTime<Utc>) -> Value {
+fn rejected_json(rejected: &RejectedDocument) -> Value {
     let document = &rejected.document;
-    let today = receipts::notification::italian_date(now);
     json!({
         "id": document.id,
         "kind": document_label(document.kind),
@@ -192,7 +191,7 @@ fn rejected_json(rejected: &RejectedDocument, now: DateTime<Utc>) -> Value {
         "rejected_at": time_it(rejected.rejected_at),
         "resend_by": date_it(rejected.resend_by),
         "overdue": rejected.overdue,
-        "days_left": (rejected.resend_by - today).num_days().max(0),
+        "days_left": rejected.days_left,
         "errors": errors_json(&rejected.errors),
     })
 }
@@ -216,7 +215,7 @@ pub(super) async fn rejected_queue(
             receipts::rejected_queue(conn, brand_id, page, now).map_err(WebError::storage)
         })
         .await?;
-    let rows: Vec<Value> = queue.items.iter().map(|r| rejected_json(r, now)).collect();
+    let rows: Vec<Value> = queue.items.iter().map(|r| rejected_json(r)).collect();
     visit.render(
         &brand,
         "Fatture scartate",
@@ -250,7 +249,7 @@ async fn rejected_page(
         status,
         "bo_fattura_scartata",
         json!({
-            "document": rejected_json(&rejected, now),
+            "document": rejected_json(&rejected),
             "values": form_values(&values),
             "errors": form_errors(invalid),
         }),
