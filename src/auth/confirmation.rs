@@ -84,6 +84,19 @@ pub fn confirmed_email(user: &User) -> Result<ConfirmedEmail, ConfirmationError>
     }
 }
 
+impl crate::prepaid::Buyer {
+    /// The user as a buyer; refused while their address is unconfirmed, since the codes,
+    /// the receipt, the invoice and a transfer's instructions go to it.
+    pub fn of(user: &User) -> Result<Self, ConfirmationError> {
+        Ok(Self {
+            user_id: user.id.clone(),
+            brand_id: user.brand_id.clone(),
+            name: user.name.clone(),
+            email: confirmed_email(user)?,
+        })
+    }
+}
+
 /// A new link for `purpose` to `email`, voiding the user's earlier ones for the same
 /// purpose, and its email in the outbox.
 fn send_link(

@@ -16,7 +16,7 @@ use super::responses::{
     problem_response_type, AccountGone, BadPaging, NotBuyer, NotBuyerOrUnconfirmed, NotOperator,
 };
 use super::{idempotent, ApiError, ApiResult, AppState, Problem};
-use crate::auth::{confirmation, users, UserError};
+use crate::auth::{users, UserError};
 use crate::email_address::EmailAddress;
 use crate::money::{Money, PositiveMoney};
 use crate::orders::PaymentMethod;
@@ -482,16 +482,10 @@ pub async fn request_top_up(
     let user_id = user.id.clone();
     let mut answer = idempotent::run(&state, user_id, key, fingerprint, move |conn, now| {
         let profile = users::find(conn, &user.id)?.ok_or(UserError::NotFound)?;
-        let email = confirmation::confirmed_email(&profile)?;
-        let requester = top_ups::Requester {
-            user_id: &user.id,
-            brand_id: &user.brand,
-            name: &profile.name,
-            email: &email,
-        };
+        let buyer = prepaid::Buyer::of(&profile)?;
         let (reservation, card) = (app.config.reservation, app.card.as_ref());
         let (top_up, payment) =
-            top_ups::place(conn, &requester, amount, method, reservation, card, now)?;
+            top_ups::place(conn, &buyer, amount, method, reservation, card, now)?;
         let card = payment.as_ref().map(CardPaymentView::from);
         let brand = crate::http::brand_of(conn, &user.brand)?;
         let mut response = TopUpResponse::new(top_up, &brand);

@@ -25,8 +25,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit::{self, Actor, AuditEntry};
-use crate::auth::confirmation::{self, ConfirmationError};
-use crate::auth::{User, Viewer};
+use crate::auth::Viewer;
 use crate::brands;
 use crate::card::store as card_store;
 use crate::card::{CardPayment, CardSettings, CardTarget};
@@ -34,7 +33,6 @@ use crate::catalog::{Product, Quote};
 use crate::coupons::{self, CouponKey};
 use crate::db::schema::{order_lines, orders};
 use crate::db::{write_transaction, DbConnection};
-use crate::email_address::ConfirmedEmail;
 use crate::email_address::EmailAddress;
 use crate::mail::outbox;
 use crate::money::Money;
@@ -44,28 +42,7 @@ use crate::transfer::reservation::{self as reservations, Target};
 use crate::transfer::CreditorReference;
 pub use crate::transfer::PaymentMethod;
 
-/// Who is buying, as the checkout needs it.
-#[derive(Debug, Clone)]
-pub struct Buyer {
-    pub user_id: String,
-    pub brand_id: String,
-    pub name: String,
-    /// Where the codes, the receipt and the invoice go: only a confirmed address.
-    pub email: ConfirmedEmail,
-}
-
-impl Buyer {
-    /// The user as a buyer; refused while their address is unconfirmed, since the codes,
-    /// the receipt and the invoice go to it.
-    pub fn of(user: &User) -> Result<Self, ConfirmationError> {
-        Ok(Self {
-            user_id: user.id.clone(),
-            brand_id: user.brand_id.clone(),
-            name: user.name.clone(),
-            email: confirmation::confirmed_email(user)?,
-        })
-    }
-}
+pub use crate::prepaid::Buyer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrderError {

@@ -17,9 +17,21 @@ use uuid::Uuid;
 use crate::audit::{self, Actor, AuditEntry};
 use crate::db::schema::{prepaid_accounts, prepaid_entries, users};
 use crate::db::{write_transaction, DbConnection};
-use crate::email_address::EmailAddress;
+use crate::email_address::{ConfirmedEmail, EmailAddress};
 use crate::money::{Money, PositiveMoney};
 use crate::validation::Reason;
+
+/// Who is buying, coupons or prepaid credit, as the checkout and a top-up need them. Made
+/// from a user by `Buyer::of` (in `auth::confirmation`, which alone knows an address is
+/// proven), so nobody buys with an unconfirmed address.
+#[derive(Debug, Clone)]
+pub struct Buyer {
+    pub user_id: String,
+    pub brand_id: String,
+    pub name: String,
+    /// Where the codes, the receipt, the invoice or the payment instructions go.
+    pub email: ConfirmedEmail,
+}
 
 text_enum!(
     /// Why the balance moved.

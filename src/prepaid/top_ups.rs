@@ -7,14 +7,13 @@ use diesel::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{account_of_owner, PrepaidError};
+use super::{account_of_owner, Buyer, PrepaidError};
 use crate::audit::{self, Actor, AuditEntry};
 use crate::brands;
 use crate::card::store as card_store;
 use crate::card::{CardPayment, CardSettings, CardTarget};
 use crate::db::schema::top_ups;
 use crate::db::{self, write_transaction, DbConnection};
-use crate::email_address::ConfirmedEmail;
 use crate::mail::outbox;
 use crate::money::{Money, PositiveMoney};
 use crate::paging::{Page, Paged};
@@ -47,15 +46,6 @@ pub struct TopUp {
     pub paid_at: Option<DateTime<Utc>>,
 }
 
-/// Who asks for a top-up.
-pub struct Requester<'a> {
-    pub user_id: &'a str,
-    pub brand_id: &'a str,
-    pub name: &'a str,
-    /// Where the payment instructions and notices go: only a confirmed address.
-    pub email: &'a ConfirmedEmail,
-}
-
 /// A method a top-up is not paid by.
 #[derive(Debug, thiserror::Error)]
 #[error("must be bank_transfer, postal_slip or cheque, or card when card payments are offered")]
@@ -85,7 +75,7 @@ pub fn offered_method(
 /// `card` says how. Any other method is refused ([`offered_method`]).
 pub fn place(
     conn: &mut DbConnection,
-    requester: &Requester<'_>,
+    buyer: &Buyer,
     amount: PositiveMoney,
     method: PaymentMethod,
     reservation: Duration,
@@ -94,11 +84,11 @@ pub fn place(
 ) -> Result<(TopUp, Option<CardPayment>), PrepaidError> {
     match (method, card) {
         (PaymentMethod::Card, Some(card)) => {
-            let (top_up, payment) = request_by_card(conn, requester, amount, card, now)?;
+            let (top_up, payment) = request_by_card(conn, buyer, amount, card, now)?;
             Ok((top_up, Some(payment)))
         }
         (method, _) if method.is_transfer() => {
-            let top_up = request(conn, requester, amount, method, reservation, now)?;
+            let top_up = request(conn, buyer, amount, method, reservation, now)?;
             Ok((top_up, None))
         }
         _ => Err(MethodNotOffered.into()),
@@ -107,7 +97,7 @@ pub fn place(
 
 pub fn request(
     conn: &mut DbConnection,
-    requester: &Requester<'_>,
+    buyer: &Buyer,
     amount: PositiveMoney,
     method: PaymentMethod,
     reservation: Duration,
@@ -115,14 +105,14 @@ pub fn request(
 ) -> Result<TopUp, PrepaidError> {
     debug_assert!(method.is_transfer());
     write_transaction(conn, |conn| {
-        let brand = brands::existing(conn, requester.brand_id)?;
-        let account = account_of_owner(conn, requester.user_id)?;
+        let brand = brands::existing(conn, buyer.brand_id.as_str())?;
+        let account = account_of_owner(conn, buyer.user_id.as_str())?;
         let id = Uuid::now_v7().to_string();
         let reserved_until = now + reservation;
         // The reference is known only once reserved, inside the reservation.
         let without_reference = NewTopUp {
             id: &id,
-            requester,
+            buyer,
             account_id: &account.id,
             method,
             amount: amount.money(),
@@ -131,7 +121,7 @@ pub fn request(
         };
         let reference = reservations::reserve(
             conn,
-            requester.brand_id,
+            buyer.brand_id.as_str(),
             now,
             |conn, reference| -> Result<Target, PrepaidError> {
                 let top_up = NewTopUp {
@@ -144,8 +134,8 @@ pub fn request(
         )?;
         let instructions = Instructions {
             brand: &brand,
-            recipient_name: requester.name,
-            recipient_email: requester.email.as_str(),
+            recipient_name: buyer.name.as_str(),
+            recipient_email: buyer.email.as_str(),
             method,
             amount: amount.money(),
             reference: &reference,
@@ -166,7 +156,7 @@ pub fn request(
 #[derive(Clone, Copy)]
 struct NewTopUp<'a> {
     id: &'a str,
-    requester: &'a Requester<'a>,
+    buyer: &'a Buyer,
     account_id: &'a str,
     method: PaymentMethod,
     amount: Money,
@@ -191,8 +181,8 @@ impl NewTopUp<'_> {
         audit::record(
             conn,
             AuditEntry {
-                brand_id: Some(self.requester.brand_id),
-                actor: &Actor::User(self.requester.user_id.to_owned()),
+                brand_id: Some(self.buyer.brand_id.as_str()),
+                actor: &Actor::User(self.buyer.user_id.as_str().to_owned()),
                 action: "top_up.requested",
                 subject_type: "top_up",
                 subject_id: self.id,
@@ -206,8 +196,8 @@ impl NewTopUp<'_> {
     fn stored(&self, now: DateTime<Utc>) -> TopUp {
         TopUp {
             id: self.id.to_owned(),
-            brand_id: self.requester.brand_id.to_owned(),
-            user_id: self.requester.user_id.to_owned(),
+            brand_id: self.buyer.brand_id.as_str().to_owned(),
+            user_id: self.buyer.user_id.as_str().to_owned(),
             account_id: self.account_id.to_owned(),
             status: TopUpStatus::AwaitingPayment,
             payment_method: self.method,
@@ -215,7 +205,7 @@ impl NewTopUp<'_> {
             received: Money::ZERO,
             payment_reference: self.reference.cloned(),
             reserved_until: self.reserved_until,
-            email: self.requester.email.to_string(),
+            email: self.buyer.email.to_string(),
             created_at: now,
             paid_at: None,
         }
@@ -226,8 +216,8 @@ fn insert(conn: &mut DbConnection, top_up: &NewTopUp<'_>, now: DateTime<Utc>) ->
     diesel::insert_into(top_ups::table)
         .values((
             top_ups::id.eq(top_up.id),
-            top_ups::brand_id.eq(top_up.requester.brand_id),
-            top_ups::user_id.eq(top_up.requester.user_id),
+            top_ups::brand_id.eq(top_up.buyer.brand_id.as_str()),
+            top_ups::user_id.eq(top_up.buyer.user_id.as_str()),
             top_ups::account_id.eq(top_up.account_id),
             top_ups::status.eq(TopUpStatus::AwaitingPayment.as_str()),
             top_ups::payment_method.eq(top_up.method.as_str()),
@@ -235,7 +225,7 @@ fn insert(conn: &mut DbConnection, top_up: &NewTopUp<'_>, now: DateTime<Utc>) ->
             top_ups::received_cents.eq(0i64),
             top_ups::payment_reference.eq(top_up.reference.map(|r| r.as_str())),
             top_ups::reserved_until.eq(top_up.reserved_until.naive_utc()),
-            top_ups::email.eq(top_up.requester.email.as_str()),
+            top_ups::email.eq(top_up.buyer.email.as_str()),
             top_ups::created_at.eq(now.naive_utc()),
         ))
         .execute(conn)
@@ -248,18 +238,18 @@ fn insert(conn: &mut DbConnection, top_up: &NewTopUp<'_>, now: DateTime<Utc>) ->
 /// credited) or the page expired.
 pub fn request_by_card(
     conn: &mut DbConnection,
-    requester: &Requester<'_>,
+    buyer: &Buyer,
     amount: PositiveMoney,
     card: &CardSettings,
     now: DateTime<Utc>,
 ) -> Result<(TopUp, CardPayment), PrepaidError> {
     write_transaction(conn, |conn| {
-        let account = account_of_owner(conn, requester.user_id)?;
+        let account = account_of_owner(conn, buyer.user_id.as_str())?;
         let id = Uuid::now_v7().to_string();
         let expires_at = now + card.session_lifetime;
         let top_up = NewTopUp {
             id: &id,
-            requester,
+            buyer,
             account_id: &account.id,
             method: PaymentMethod::Card,
             amount: amount.money(),
@@ -270,8 +260,8 @@ pub fn request_by_card(
         let payment = card_store::open(
             conn,
             card_store::NewCardPayment {
-                brand_id: requester.brand_id,
-                user_id: requester.user_id,
+                brand_id: buyer.brand_id.as_str(),
+                user_id: buyer.user_id.as_str(),
                 target: CardTarget::TopUp(id.clone()),
                 provider: card.provider.name(),
                 amount: amount.money(),

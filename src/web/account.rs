@@ -515,17 +515,11 @@ async fn top_up_by_card(shop: BuyerPage, CheckedForm(form): CheckedForm<TopUpFor
                 .await;
         }
     };
-    let email = confirmation::confirmed_email(&shop.user)?;
+    let buyer = prepaid::Buyer::of(&shop.user)?;
     let settings = card.clone();
     let requested = shop
-        .read(move |conn, user| {
-            let requester = top_ups::Requester {
-                user_id: &user.id,
-                brand_id: &user.brand_id,
-                name: user.name.as_str(),
-                email: &email,
-            };
-            match top_ups::request_by_card(conn, &requester, amount, &settings, Utc::now()) {
+        .read(move |conn, _| {
+            match top_ups::request_by_card(conn, &buyer, amount, &settings, Utc::now()) {
                 Ok(done) => Ok(Ok(done)),
                 Err(error) => Ok(Err(refusal(error)?)),
             }

@@ -215,7 +215,7 @@ pub(super) async fn rejected_queue(
             receipts::rejected_queue(conn, brand_id, page, now).map_err(WebError::storage)
         })
         .await?;
-    let rows: Vec<Value> = queue.items.iter().map(|r| rejected_json(r)).collect();
+    let rows: Vec<Value> = queue.items.iter().map(rejected_json).collect();
     visit.render(
         &brand,
         "Fatture scartate",
