@@ -436,7 +436,7 @@ pub struct RefundRow {
     pub credit_note_id: Option<String>,
     pub reason: String,
     pub operator_id: String,
-    pub status: String,
+    pub status: RefundStatus,
     pub provider_refund_id: Option<String>,
     pub provider_status: Option<String>,
     pub attempts: i32,

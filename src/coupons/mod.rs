@@ -71,13 +71,24 @@ impl ShownStatus {
     }
 }
 
+impl From<CouponStatus> for ShownStatus {
+    /// The stored state as it is told, past validity or not.
+    fn from(status: CouponStatus) -> Self {
+        match status {
+            CouponStatus::Available => Self::Available,
+            CouponStatus::Reserved => Self::Reserved,
+            CouponStatus::Redeemed => Self::Redeemed,
+            CouponStatus::Voided => Self::Voided,
+        }
+    }
+}
+
 fn shown(status: CouponStatus, valid_until: DateTime<Utc>, now: DateTime<Utc>) -> ShownStatus {
     match status {
-        CouponStatus::Redeemed => ShownStatus::Redeemed,
-        CouponStatus::Voided => ShownStatus::Voided,
-        _ if now > valid_until => ShownStatus::Expired,
-        CouponStatus::Available => ShownStatus::Available,
-        CouponStatus::Reserved => ShownStatus::Reserved,
+        CouponStatus::Available | CouponStatus::Reserved if now > valid_until => {
+            ShownStatus::Expired
+        }
+        status => status.into(),
     }
 }
 
@@ -313,7 +324,7 @@ pub enum VoidError {
     #[error("the coupon belongs to another brand")]
     OtherBrand,
     #[error("only an available coupon can be voided; this one is {0}")]
-    NotAvailable(String),
+    NotAvailable(CouponStatus),
     #[error(transparent)]
     Prepaid(#[from] PrepaidError),
     #[error(transparent)]
@@ -365,7 +376,10 @@ pub fn void(
             return Err(VoidError::OtherBrand);
         }
         if !state::void_available(conn, coupon_id, now)? {
-            return Err(VoidError::NotAvailable(status));
+            return Err(VoidError::NotAvailable(CouponStatus::stored(
+                &status,
+                format_args!("coupon {coupon_id}"),
+            )?));
         }
         let brand = brands::existing(conn, &brand_id)?;
         let credit = CreditNoteDraft::of(conn, &brand, &order_id, std::slice::from_ref(&coupon))?;

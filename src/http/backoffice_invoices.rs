@@ -17,6 +17,7 @@ use super::{ApiError, ApiResult, AppState, Problem};
 use crate::invoices::export::{self, ExportPeriod};
 use crate::invoices::listing::{self, DocumentFilter, ListedDocument, SearchText, Transmission};
 use crate::invoices::receipts::StoredReceipt;
+use crate::invoices::transmission::TransmissionStatus;
 use crate::invoices::{DocumentKind, InvoiceStatus};
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -49,7 +50,7 @@ pub struct TransmissionResponse {
     file_name: String,
     /// `pending`, `sent`, or `dead` (given up after the last retry).
     #[schema(example = "sent")]
-    status: String,
+    status: TransmissionStatus,
     attempts: i32,
     /// Why the last attempt failed.
     last_error: Option<String>,
@@ -87,7 +88,7 @@ pub struct BackOfficeDocumentResponse {
     /// Where the latest file is in the outbox (`pending`, `sent`, `dead`); `null` when
     /// none was queued.
     #[schema(example = "sent")]
-    transmission_status: Option<String>,
+    transmission_status: Option<TransmissionStatus>,
     /// Every file queued for the document, oldest first (a rejected document corrected
     /// and sent again has several).
     transmissions: Vec<TransmissionResponse>,
@@ -97,7 +98,7 @@ pub struct BackOfficeDocumentResponse {
 
 impl From<ListedDocument> for BackOfficeDocumentResponse {
     fn from(listed: ListedDocument) -> Self {
-        let transmission_status = listed.transmissions.last().map(|t| t.status.clone());
+        let transmission_status = listed.transmissions.last().map(|t| t.status);
         Self {
             identificativo_sdi: listed.document.identificativo_sdi.clone(),
             status_changed_at: listed.document.status_changed_at.and_utc(),

@@ -12,7 +12,7 @@ use super::operation::{backoffice_action, backoffice_list, Acting, Listing};
 use super::query::{one_of_all, PageInfo};
 use super::responses::{problem_response_type, NotOperator};
 use super::{ApiError, ApiResult, AppState, Problem};
-use crate::card::store::{self, RefundRow};
+use crate::card::store::{self, RefundRow, RefundStatus};
 use crate::card::{CardPayment, CardStatus};
 use crate::money::Money;
 use crate::payments::card::refunds::{self, Coupons};
@@ -273,7 +273,7 @@ struct RefundView {
     credit_note_id: Option<String>,
     reason: String,
     /// `pending` (to be sent), `sent`, or `dead` (given up: retry from the back-office).
-    status: String,
+    status: RefundStatus,
     provider_refund_id: Option<String>,
     /// What the provider says of it: pending, succeeded, failed, canceled.
     provider_status: Option<String>,

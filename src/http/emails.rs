@@ -8,20 +8,7 @@ use super::operation::{backoffice_action, backoffice_list, Acting, Listing};
 use super::query::PageInfo;
 use super::responses::NotOperator;
 use super::{ApiError, ApiResult, Problem};
-use crate::mail::outbox::{self, EmailSummary};
-
-/// The state of an email in the outbox.
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // documentation only: the handlers read and write the text
-enum EmailStatus {
-    /// Waiting to be sent (or to be retried).
-    Pending,
-    /// Delivered to the mail server.
-    Sent,
-    /// Given up after repeated failures; can be put back in the queue.
-    Dead,
-}
+use crate::mail::outbox::{self, EmailStatus, EmailSummary};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -46,8 +33,7 @@ struct EmailResponse {
     reference: Option<String>,
     recipient: String,
     subject: String,
-    #[schema(value_type = EmailStatus)]
-    status: String,
+    status: EmailStatus,
     /// Delivery attempts so far.
     attempts: i32,
     /// Why the last attempt failed.
@@ -97,15 +83,11 @@ backoffice_list!(
 );
 
 async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
-    let (status, page) = (listed.filter.status.clone(), listed.page()?);
-    if !["dead", "pending", "sent"].contains(&status.as_str()) {
-        return Err(ApiError::invalid_field(
-            "status",
-            "one_of",
-            "status must be dead, pending or sent",
-        ));
-    }
-    let read = move |conn: &mut _| outbox::list(conn, &operator.brand, &status, page);
+    let page = listed.page()?;
+    let status = EmailStatus::parse(&listed.filter.status).ok_or_else(|| {
+        ApiError::invalid_field("status", "one_of", "status must be dead, pending or sent")
+    })?;
+    let read = move |conn: &mut _| outbox::list(conn, &operator.brand, status, page);
     let (emails, info) = listed
         .read_page(&state, page, read, EmailResponse::from)
         .await?;

@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use super::document::{Buyer, BuyerName};
 use super::receipts::StoredReceipt;
 use super::store::{DocumentRow, StoredDocument};
+use super::transmission::TransmissionStatus;
 use super::{DocumentKind, InvoiceError, InvoiceStatus};
 use crate::db::schema::{invoices, sdi_transmissions};
 use crate::db::search::{contains_pattern, lower};
@@ -42,8 +43,7 @@ pub struct Transmission {
     #[diesel(column_name = invoice_id)]
     pub document_id: String,
     pub file_name: String,
-    /// pending, sent or dead.
-    pub status: String,
+    pub status: TransmissionStatus,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub channel: Option<String>,

@@ -17,7 +17,14 @@ use crate::workers::RetryPolicy;
 text_enum!(
     /// An email's life: `pending` → `sent`; `pending` → `dead` after the last retry (a
     /// back-office operator can put it back to `pending`).
-    EmailStatus { Pending => "pending", Sent => "sent", Dead => "dead" }
+    EmailStatus {
+        /// Waiting to be sent (or to be retried).
+        Pending => "pending",
+        /// Delivered to the mail server.
+        Sent => "sent",
+        /// Given up after repeated failures; can be put back in the queue.
+        Dead => "dead",
+    }
 );
 
 /// An email to send, as the domain writes it: which template, with which values.
@@ -203,7 +210,7 @@ pub struct EmailSummary {
     pub reference: Option<String>,
     pub recipient: String,
     pub subject: String,
-    pub status: String,
+    pub status: EmailStatus,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub created_at: NaiveDateTime,
@@ -214,13 +221,13 @@ pub struct EmailSummary {
 pub fn list(
     conn: &mut DbConnection,
     brand_id: &str,
-    status: &str,
+    status: EmailStatus,
     page: Page,
 ) -> QueryResult<Paged<EmailSummary>> {
     let query = || {
         emails::table
             .filter(emails::brand_id.eq(brand_id.to_owned()))
-            .filter(emails::status.eq(status.to_owned()))
+            .filter(emails::status.eq(status.as_str()))
             .into_boxed()
     };
     db::load_page(conn, page, query, |query| {

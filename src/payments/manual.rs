@@ -15,7 +15,7 @@ use crate::brands;
 use crate::coupons::CouponKey;
 use crate::db::{write_transaction, DbConnection};
 use crate::money::Money;
-use crate::orders::{self as order_domain, Order};
+use crate::orders::{self as order_domain, Order, OrderStatus};
 use crate::prepaid::{self, EntryKind, Posting, PrepaidError};
 use crate::validation::Reason;
 
@@ -26,13 +26,13 @@ pub enum ManualError {
     #[error("no order of your brand has this id")]
     UnknownOrder,
     #[error("only an unmatched credit can be matched by hand; this payment is {0}")]
-    NotUnmatched(String),
+    NotUnmatched(PaymentStatus),
     #[error(
         "only an unmatched, duplicate or overpaid credit can be refunded; this payment is {0}"
     )]
-    NotRefundable(String),
+    NotRefundable(PaymentStatus),
     #[error("the order is {0}: only an order awaiting payment, expired or already paid can take a payment")]
-    OrderNotPayable(String),
+    OrderNotPayable(OrderStatus),
     #[error(transparent)]
     Prepaid(#[from] PrepaidError),
     #[error(transparent)]
@@ -190,9 +190,7 @@ fn locked_unmatched_credit(
 ) -> Result<PaymentView, ManualError> {
     let payment = locked_payment(conn, operator, payment_id)?;
     if !payment.may_match_by_hand() {
-        return Err(ManualError::NotUnmatched(
-            payment.status.as_str().to_owned(),
-        ));
+        return Err(ManualError::NotUnmatched(payment.status));
     }
     Ok(payment)
 }
@@ -238,7 +236,7 @@ fn match_to_order(
     let order = locked_order(conn, operator, order_id)?;
     let payable = Payable::of_order(&order).deadline_waived();
     if payable.standing == Standing::Cancelled {
-        return Err(ManualError::OrderNotPayable(order.status.as_str().into()));
+        return Err(ManualError::OrderNotPayable(order.status));
     }
     let decision = decide(
         Some(&payable),
@@ -326,9 +324,7 @@ pub fn refund(
     write_transaction(conn, |conn| {
         let payment = locked_payment(conn, operator, payment_id)?;
         if !payment.may_refund_by_hand() {
-            return Err(ManualError::NotRefundable(
-                payment.status.as_str().to_owned(),
-            ));
+            return Err(ManualError::NotRefundable(payment.status));
         }
         if let (Some(account_id), true) = (&payment.account_id, payment.credited.is_positive()) {
             let refund = ManualEntry::Refund(-payment.credited);

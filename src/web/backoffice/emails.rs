@@ -22,7 +22,14 @@ pub(super) async fn emails_page(
     status: StatusCode,
 ) -> PageResult {
     let (brand, list) = visit
-        .read(move |conn, brand_id| Ok(outbox::list(conn, brand_id, "dead", page)?))
+        .read(move |conn, brand_id| {
+            Ok(outbox::list(
+                conn,
+                brand_id,
+                outbox::EmailStatus::Dead,
+                page,
+            )?)
+        })
         .await?;
     let (emails, pager) = rows_and_pager("/backoffice/email", &[], page, list, |e| {
         json!({
