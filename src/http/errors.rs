@@ -11,8 +11,8 @@
 use actix_web::http::StatusCode;
 
 use super::italian::{
-    billing_field, coupon_status_label, euro, invoice_status_label, order_status_label,
-    order_status_text, password_rule, payment_status_text,
+    billing_field, euro, invoice_status_label, order_status_label, password_rule,
+    payment_status_label,
 };
 use super::problem::{ApiError, FieldError};
 use crate::agent::{AgentAuthError, ChallengeError};
@@ -27,7 +27,7 @@ use crate::auth::UserError;
 use crate::billing::BillingError;
 use crate::catalog::bulk::HolderListError;
 use crate::catalog::{CatalogError, ProductChangeError, ProposalError};
-use crate::coupons::VoidError;
+use crate::coupons::{ShownStatus, VoidError};
 use crate::invoices::export::{PeriodError, MAX_DAYS};
 use crate::invoices::receipts::ReceiptError;
 use crate::invoices::transmission::TransmissionError;
@@ -604,7 +604,7 @@ impl Identify for ReceiptError {
             .on_field("file_name", "unique"),
             ReceiptError::UnknownDocument => Identity::of(UNKNOWN_INVOICE, detail, "Nessun documento del tuo marchio ha questo identificativo."),
             ReceiptError::NotRejected(status) => Identity::of(INVOICE_NOT_REJECTED, detail, format!(
-                    "Il documento è {}: si invia di nuovo solo un documento scartato dal SdI.",
+                    "Il documento risulta «{}»: si invia di nuovo solo un documento scartato dallo SdI.",
                     invoice_status_label(status)
                 )),
             // Handlers report every field; one alone still names itself.
@@ -750,21 +750,21 @@ impl Identify for ManualError {
                 detail,
                 format!(
                     "Si può abbinare a mano solo un accredito da abbinare; questo pagamento è {}.",
-                    payment_status_text(&status)
+                    payment_status_label(status)
                 ),
             ),
             ManualError::NotRefundable(status) => state(
                 detail,
                 format!(
                     "Si può rimborsare solo un accredito da abbinare, doppio o eccedente; questo pagamento è {}.",
-                    payment_status_text(&status)
+                    payment_status_label(status)
                 ),
             ),
             ManualError::OrderNotPayable(status) => state(
                 detail,
                 format!(
                     "L'ordine è {}: può ricevere un pagamento solo un ordine in attesa di pagamento, scaduto o già pagato.",
-                    order_status_text(&status)
+                    order_status_label(status)
                 ),
             ),
             ManualError::Prepaid(e) => return e.identify(),
@@ -843,8 +843,8 @@ impl Identify for VoidError {
                 COUPON_NOT_AVAILABLE,
                 detail,
                 format!(
-                    "Si può annullare solo un coupon disponibile; questo è {}.",
-                    coupon_status_label(&status)
+                    "Si può annullare solo un coupon disponibile; questo risulta {}.",
+                    ShownStatus::from(status).italian()
                 ),
             ),
             VoidError::Prepaid(e) => return e.identify(),

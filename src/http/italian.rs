@@ -4,8 +4,17 @@
 //! text's length, an email address, a partita IVA, a password, the billing fields): once
 //! per rule, so every form that takes such a value words its refusal the same way.
 
+use crate::auth::management::UserStatus;
+use crate::auth::Role;
+use crate::card::store::RefundStatus;
+use crate::catalog::Covers;
+use crate::invoices::transmission::TransmissionStatus;
+use crate::invoices::{DocumentKind, InvoiceStatus};
 use crate::orders::OrderStatus;
 use crate::payments::matching::PaymentStatus;
+use crate::prepaid::EntryKind;
+use crate::registry::CertificateKind;
+use crate::transfer::PaymentMethod;
 
 /// `€ 1.464,00`, the Italian way (kept beside the money, which the documents print too).
 pub use crate::money::euro;
@@ -23,12 +32,6 @@ pub fn payment_status_label(status: PaymentStatus) -> &'static str {
     }
 }
 
-/// A payment state as stored (`unmatched`), in Italian; an unknown one as it is.
-pub fn payment_status_text(status: &str) -> String {
-    PaymentStatus::parse(status)
-        .map_or_else(|| status.to_owned(), |s| payment_status_label(s).to_owned())
-}
-
 /// An order's state as the shop's and the back-office's pages say it.
 pub fn order_status_label(status: OrderStatus) -> &'static str {
     match status {
@@ -37,23 +40,6 @@ pub fn order_status_label(status: OrderStatus) -> &'static str {
         OrderStatus::Fulfilled => "evaso",
         OrderStatus::Expired => "scaduto",
         OrderStatus::Cancelled => "annullato",
-    }
-}
-
-/// An order state as stored (`fulfilled`), in Italian; an unknown one as it is.
-pub fn order_status_text(status: &str) -> String {
-    OrderStatus::parse(status)
-        .map_or_else(|| status.to_owned(), |s| order_status_label(s).to_owned())
-}
-
-pub fn coupon_status_label(status: &str) -> String {
-    match status {
-        "available" => "disponibile".into(),
-        "reserved" => "prenotato per un rinnovo".into(),
-        "redeemed" => "già utilizzato".into(),
-        "voided" => "già annullato".into(),
-        "expired" => "scaduto".into(),
-        other => other.into(),
     }
 }
 
@@ -185,15 +171,91 @@ pub fn billing_field(field: &str, error: &crate::billing::FieldError) -> String 
     }
 }
 
-/// A document's state in the exchange with the SdI, in Italian.
-pub fn invoice_status_label(status: crate::invoices::InvoiceStatus) -> &'static str {
-    use crate::invoices::InvoiceStatus;
+pub fn role_label(role: Role) -> &'static str {
+    match role {
+        Role::Customer => "cliente",
+        Role::RegistrationOfficer => "incaricato alla registrazione",
+        Role::BackOffice => "back-office",
+    }
+}
+
+pub fn user_status_label(status: UserStatus) -> &'static str {
     match status {
-        InvoiceStatus::Issued => "emesso, in attesa di trasmissione",
-        InvoiceStatus::Transmitted => "trasmesso al SdI",
-        InvoiceStatus::Delivered => "consegnato",
-        InvoiceStatus::Rejected => "scartato dal SdI",
-        InvoiceStatus::NotDelivered => "non consegnato (nel cassetto fiscale)",
+        UserStatus::Active => "attivo",
+        UserStatus::Disabled => "disattivato",
+    }
+}
+
+pub fn certificate_kind_label(kind: CertificateKind) -> &'static str {
+    match kind {
+        CertificateKind::Signature => "Sottoscrizione",
+        CertificateKind::Authentication => "Autenticazione",
+    }
+}
+
+/// What a product's coupon renews.
+pub fn covers_label(covers: Covers) -> &'static str {
+    match covers {
+        Covers::Signature => "firma (sottoscrizione)",
+        Covers::Authentication => "autenticazione (CNS)",
+        Covers::Both => "firma e autenticazione",
+    }
+}
+
+pub fn payment_method_label(method: PaymentMethod) -> &'static str {
+    match method {
+        PaymentMethod::Prepaid => "Conto Prepagato",
+        PaymentMethod::BankTransfer => "Bonifico bancario",
+        PaymentMethod::PostalSlip => "Bollettino postale",
+        PaymentMethod::Cheque => "Assegno",
+        PaymentMethod::Card => "Carta di credito",
+    }
+}
+
+/// A line of a prepaid statement.
+pub fn entry_kind_label(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::TopUp => "Ricarica",
+        EntryKind::OrderDebit => "Acquisto coupon",
+        EntryKind::Refund => "Rimborso",
+        EntryKind::OverpaymentCredit => "Eccedenza di versamento",
+        EntryKind::Adjustment => "Rettifica",
+    }
+}
+
+pub fn document_kind_label(kind: DocumentKind) -> &'static str {
+    match kind {
+        DocumentKind::Invoice => "Fattura",
+        DocumentKind::CreditNote => "Nota di credito",
+    }
+}
+
+/// Where an invoice or credit note is on its way through the SdI.
+pub fn invoice_status_label(status: InvoiceStatus) -> &'static str {
+    match status {
+        InvoiceStatus::Issued => "emessa, in attesa di invio allo SdI",
+        InvoiceStatus::Transmitted => "inviata allo SdI",
+        InvoiceStatus::Delivered => "consegnata",
+        InvoiceStatus::Rejected => "scartata dallo SdI",
+        InvoiceStatus::NotDelivered => "non consegnata: disponibile nel cassetto fiscale",
+    }
+}
+
+/// Where a card refund is on its way to the provider.
+pub fn refund_status_label(status: RefundStatus) -> &'static str {
+    match status {
+        RefundStatus::Pending => "da inviare",
+        RefundStatus::Sent => "inviato",
+        RefundStatus::Dead => "non riuscito: da riprovare",
+    }
+}
+
+/// Where a file is in the SdI outbox.
+pub fn transmission_status_label(status: TransmissionStatus) -> &'static str {
+    match status {
+        TransmissionStatus::Pending => "in coda",
+        TransmissionStatus::Sent => "inviato",
+        TransmissionStatus::Dead => "non riuscito",
     }
 }
 

@@ -21,15 +21,14 @@ use crate::auth::confirmation::{self, LINK_VALID_HOURS};
 use crate::auth::{password, NewPassword, ProfileChanges, Viewer};
 use crate::card::store as card_store;
 use crate::card::{CardPayment, CardStatus};
-use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode};
 use crate::email_address::EmailAddress;
-use crate::http::italian::order_status_label;
+use crate::http::italian::{covers_label, entry_kind_label, order_status_label};
 use crate::http::AppState;
 use crate::money::PositiveMoney;
 use crate::orders;
 use crate::paging::Page;
-use crate::prepaid::{self, top_ups, EntryKind};
+use crate::prepaid::{self, top_ups};
 use crate::validation::PersonName;
 use crate::web::shop::card::{through_page, CARD_OPENED, CARD_UNAVAILABLE};
 
@@ -338,16 +337,6 @@ async fn resend_link(shop: BuyerPage, _: CheckedForm<NoFields>) -> PageResult {
     )
 }
 
-fn entry_label(kind: EntryKind) -> &'static str {
-    match kind {
-        EntryKind::TopUp => "Ricarica",
-        EntryKind::OrderDebit => "Acquisto",
-        EntryKind::Refund => "Rimborso",
-        EntryKind::OverpaymentCredit => "Eccedenza di versamento",
-        EntryKind::Adjustment => "Rettifica",
-    }
-}
-
 /// The statement page's `?ricarica=` top-up, as the page shows it: its real state, not
 /// what a return from the provider's page suggests.
 fn top_up_shown(
@@ -460,7 +449,7 @@ async fn statement_page(
         .map(|e| {
             json!({
                 "date": e.created_at.format("%d/%m/%Y %H:%M").to_string(),
-                "kind": entry_label(e.kind),
+                "kind": entry_kind_label(e.kind),
                 "description": e.description,
                 "amount": euro(e.amount),
                 "balance_after": euro(e.balance_after),
@@ -564,14 +553,6 @@ async fn order_list(shop: BuyerPage, query: web::Query<PageQuery>) -> PageResult
     });
     let context = json!({ "title": "I tuoi ordini", "orders": orders, "pager": pager });
     shop.render(StatusCode::OK, "ordini", context)
-}
-
-fn covers_label(covers: Covers) -> &'static str {
-    match covers {
-        Covers::Signature => "firma (sottoscrizione)",
-        Covers::Authentication => "autenticazione (CNS)",
-        Covers::Both => "firma e autenticazione",
-    }
 }
 
 async fn coupon_list(shop: BuyerPage, query: web::Query<PageQuery>) -> PageResult {

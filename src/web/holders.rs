@@ -12,9 +12,10 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use super::shop::{kind_label, method, status_of};
+use super::shop::{method, status_of};
 use super::{euro, form_status, refusal, BuyerPage, Csrf, Identity, PageResult, WebError};
 use crate::catalog::bulk::{self, BulkLookup, HolderList};
+use crate::http::italian::certificate_kind_label;
 use crate::orders::PaymentMethod;
 
 const PATH: &str = "/negozio/acquista/titolari";
@@ -152,7 +153,7 @@ fn result_context(found: &BulkLookup) -> Result<Value, WebError> {
                     "codice_fiscale": holder.codice_fiscale.as_str(),
                     "holder": name,
                     "serial": device.view.device.serial_number,
-                    "kind": kind_label(certificate.certificate.kind),
+                    "kind": certificate_kind_label(certificate.certificate.kind),
                     "expires_on": certificate.certificate.not_after.format("%d/%m/%Y").to_string(),
                     "status": text,
                     "status_code": code,

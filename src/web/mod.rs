@@ -38,7 +38,7 @@ use serde_json::json;
 use crate::auth::{Role, User};
 use crate::http::{AppState, Identify, Identity};
 
-pub use crate::http::italian::euro;
+pub use crate::http::italian::{euro, role_label};
 pub use page_context::{brand_named, BuyerPage, OperatorPage, VisitorPage};
 pub use pages::render;
 
@@ -536,23 +536,14 @@ pub fn signed_in_context(user: &User, brand_name: &str, csrf: &Csrf) -> serde_js
 /// A document (invoice or credit note) as the pages list it, with its downloads under
 /// `base` (`/negozio/fatture`, `/backoffice/fatture`).
 pub fn document_row(document: &crate::invoices::StoredDocument, base: &str) -> serde_json::Value {
-    use crate::invoices::{DocumentKind, InvoiceStatus};
+    use crate::http::italian;
     json!({
         "id": document.id,
-        "kind": match document.kind {
-            DocumentKind::Invoice => "Fattura",
-            DocumentKind::CreditNote => "Nota di credito",
-        },
+        "kind": italian::document_kind_label(document.kind),
         "number": document.number,
         "date": document.issue_date.format("%d/%m/%Y").to_string(),
         "total": euro(crate::money::Money::from_cents(document.gross_cents)),
-        "status": match document.status {
-            InvoiceStatus::Issued => "emessa, in attesa di invio allo SdI",
-            InvoiceStatus::Transmitted => "inviata allo SdI",
-            InvoiceStatus::Delivered => "consegnata",
-            InvoiceStatus::Rejected => "scartata dallo SdI",
-            InvoiceStatus::NotDelivered => "non consegnata: disponibile nel cassetto fiscale",
-        },
+        "status": italian::invoice_status_label(document.status),
         "status_code": document.status.as_str(),
         "xml_url": format!("{base}/{}/xml", document.id),
         "pdf_url": format!("{base}/{}/pdf", document.id),
@@ -566,12 +557,4 @@ pub fn merge(mut base: serde_json::Value, extra: serde_json::Value) -> serde_jso
         base.extend(extra);
     }
     base
-}
-
-pub(crate) fn role_label(role: Role) -> &'static str {
-    match role {
-        Role::Customer => "cliente",
-        Role::RegistrationOfficer => "incaricato alla registrazione",
-        Role::BackOffice => "back-office",
-    }
 }

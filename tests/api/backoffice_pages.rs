@@ -847,7 +847,11 @@ async fn a_coupon_is_voided_through_the_page_and_refunded() {
         )
         .await;
     assert_eq!(page.status, 409);
-    assert!(page.body.contains("già annullato"), "{}", page.body);
+    assert!(
+        page.body.contains("questo risulta annullato"),
+        "{}",
+        page.body
+    );
     assert_eq!(
         app.prepaid_balance_and_ledger_sum(&customer.user_id)
             .0

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::card::store::{self, RefundRow};
 use crate::card::{CardPayment, CardStatus, CardTarget};
+use crate::http::italian::refund_status_label;
 use crate::http::Identity;
 use crate::money::Money;
 use crate::payments::card::refunds::{self, Coupons};
@@ -114,12 +115,7 @@ fn refund_row(row: &RefundRow) -> Value {
         "coupons": row.coupons,
         "credit_note_id": row.credit_note_id,
         "reason": row.reason,
-        "status": match row.status.as_str() {
-            "pending" => "da inviare",
-            "sent" => "inviato",
-            "dead" => "non riuscito: da riprovare",
-            other => other,
-        },
+        "status": refund_status_label(row.status),
         "provider_status": or_dash(row.provider_status.clone()),
         "provider_refund_id": or_dash(row.provider_refund_id.clone()),
         "last_error": row.last_error,

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::http::downloads::{file_download, pdf_download, xml_download};
+use crate::http::italian::{invoice_status_label, transmission_status_label};
 use crate::invoices::export::{self, ExportPeriod};
 use crate::invoices::listing::{self, DocumentFilter, ListedDocument, SearchText};
 use crate::invoices::{self, DocumentKind, InvoiceStatus};
@@ -27,25 +28,6 @@ pub struct DocumentsQuery {
     numero: String,
     cliente: String,
     pagina: String,
-}
-
-fn status_label(status: InvoiceStatus) -> &'static str {
-    match status {
-        InvoiceStatus::Issued => "emessa, da inviare",
-        InvoiceStatus::Transmitted => "inviata",
-        InvoiceStatus::Delivered => "consegnata",
-        InvoiceStatus::Rejected => "scartata",
-        InvoiceStatus::NotDelivered => "non consegnata",
-    }
-}
-
-fn transmission_label(status: &str) -> &'static str {
-    match status {
-        "pending" => "in coda",
-        "sent" => "inviato",
-        "dead" => "invio fallito",
-        _ => "sconosciuto",
-    }
 }
 
 /// A search text typed in a filter, or the message saying why it is refused.
@@ -72,8 +54,8 @@ fn listed_row(listed: &ListedDocument) -> Value {
     let last = listed.transmissions.last();
     let extra = json!({
         "buyer": listed.buyer_name,
-        "status": status_label(listed.document.status),
-        "transmission": last.map(|t| transmission_label(&t.status)).unwrap_or("—"),
+        "status": invoice_status_label(listed.document.status),
+        "transmission": last.map(|t| transmission_status_label(t.status)).unwrap_or("—"),
         "identificativo_sdi": or_dash(listed.document.identificativo_sdi.clone()),
         "receipts": listed.receipts.iter().map(|r| json!({
             "kind": r.kind.as_str(),
@@ -85,7 +67,7 @@ fn listed_row(listed: &ListedDocument) -> Value {
         })).collect::<Vec<_>>(),
         "transmissions": listed.transmissions.iter().map(|t| json!({
             "file_name": t.file_name,
-            "status": transmission_label(&t.status),
+            "status": transmission_status_label(t.status),
             "attempts": t.attempts,
             "last_error": or_dash(t.last_error.clone()),
             "channel": or_dash(t.channel.clone()),
@@ -172,7 +154,7 @@ pub(super) async fn documents_page(
     let shown_to = page.offset() + rows.len() as i64;
     let statuses: Vec<Value> = InvoiceStatus::ALL
         .iter()
-        .map(|s| json!({ "value": s.as_str(), "label": status_label(*s), "selected": s.as_str() == query.stato }))
+        .map(|s| json!({ "value": s.as_str(), "label": invoice_status_label(*s), "selected": s.as_str() == query.stato }))
         .collect();
     let kinds: Vec<Value> = [
         (DocumentKind::Invoice, "Fattura"),

@@ -32,10 +32,11 @@ use serde_json::{json, Value};
 use crate::auth::User;
 use crate::brands::{self, Brand};
 use crate::db::DbConnection;
-use crate::http::italian::{order_status_label, payment_status_label as status_label};
+use crate::http::italian::{
+    entry_kind_label, order_status_label, payment_status_label as status_label,
+};
 use crate::money::{MoneyError, PositiveMoney};
 use crate::paging::Paged;
-use crate::prepaid::EntryKind;
 use crate::validation::TextError;
 use crate::web::paging::{page_numbered, pager, query_string, rows_and_pager, PageQuery};
 use crate::web::{
@@ -367,16 +368,6 @@ fn unmatched_reason_label(reason: &str) -> String {
         "booked_in_future" => "data di contabile futura".into(),
         "booked_before_order" => "contabilizzato prima dell'ordine".into(),
         other => other.into(),
-    }
-}
-
-fn entry_kind_label(kind: EntryKind) -> &'static str {
-    match kind {
-        EntryKind::TopUp => "Ricarica",
-        EntryKind::OrderDebit => "Pagamento ordine",
-        EntryKind::Refund => "Rimborso",
-        EntryKind::OverpaymentCredit => "Accredito eccedenza",
-        EntryKind::Adjustment => "Rettifica",
     }
 }
 

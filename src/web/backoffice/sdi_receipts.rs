@@ -14,13 +14,12 @@ use super::{
     OperatorForm, PageQuery,
 };
 use crate::billing::{BillingInput, InvalidField};
-use crate::http::italian::invoice_status_label;
+use crate::http::italian::{document_kind_label, invoice_status_label};
 use crate::http::AppState;
 use crate::invoices::receipts::{
     self, ImportContext, ImportedReceipt, NotificationFile, NotificationKind, ReceiptError,
     ReceiptResult, RejectedDocument, SdiError, MAX_FILES,
 };
-use crate::invoices::DocumentKind;
 use crate::paging::Page;
 use crate::web::billing::{chosen_kind_only, form_errors, form_values};
 use crate::web::{refusal, NoFields, OperatorPage, PageResult, WebError};
@@ -48,13 +47,6 @@ fn result_label(result: ReceiptResult) -> &'static str {
         ReceiptResult::EarlierFile => "riguarda un file precedente, già sostituito: nessun effetto",
         ReceiptResult::NoEffect => "il documento non la attendeva: nessun effetto",
         ReceiptResult::Informational => "conservata (non cambia lo stato)",
-    }
-}
-
-fn document_label(kind: DocumentKind) -> &'static str {
-    match kind {
-        DocumentKind::Invoice => "Fattura",
-        DocumentKind::CreditNote => "Nota di credito",
     }
 }
 
@@ -183,7 +175,7 @@ fn rejected_json(rejected: &RejectedDocument) -> Value {
     let document = &rejected.document;
     json!({
         "id": document.id,
-        "kind": document_label(document.kind),
+        "kind": document_kind_label(document.kind),
         "number": document.number,
         "issue_date": date_it(document.issue_date),
         "file_name": document.file_name,

@@ -7,6 +7,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::http::italian::transmission_status_label;
 use crate::invoices::transmission::{self, TransmissionStatus};
 use crate::paging::Page;
 use crate::web::{form_status, refusal, NoFields, OperatorPage, PageResult, WebError};
@@ -15,14 +16,6 @@ use super::{
     done_message, done_redirect, filters_status, or_dash, page_numbered, rows_and_pager, time_it,
     OperatorForm,
 };
-
-fn status_label(status: TransmissionStatus) -> &'static str {
-    match status {
-        TransmissionStatus::Pending => "In attesa",
-        TransmissionStatus::Sent => "Inviato",
-        TransmissionStatus::Dead => "Non riuscito",
-    }
-}
 
 #[derive(Deserialize)]
 pub struct SdiQuery {
@@ -73,7 +66,7 @@ async fn sdi_page(
                 "number": t.number,
                 "file_name": t.file_name,
                 "status": t.status.as_str(),
-                "status_label": status_label(t.status),
+                "status_label": transmission_status_label(t.status),
                 "dead": t.status == TransmissionStatus::Dead,
                 "attempts": t.attempts,
                 "last_error": or_dash(t.last_error),
@@ -89,7 +82,7 @@ async fn sdi_page(
         .map(|s| {
             json!({
                 "value": s.as_str(),
-                "label": status_label(*s),
+                "label": transmission_status_label(*s),
                 "selected": filter == Some(*s),
             })
         })

@@ -12,6 +12,7 @@ use crate::auth::management::{
 };
 use crate::auth::officer_applications::{self, ApplicationStatus, Decision};
 use crate::auth::{Role, User};
+use crate::http::italian::user_status_label;
 use crate::paging::Page;
 use crate::validation::Reason;
 use crate::web::{form_status, refusal, role_label, NoFields, OperatorPage, PageResult};
@@ -21,20 +22,13 @@ use super::{
     url_segment, OperatorForm,
 };
 
-fn status_label(status: UserStatus) -> &'static str {
-    match status {
-        UserStatus::Active => "attivo",
-        UserStatus::Disabled => "disattivato",
-    }
-}
-
 fn user_row(user: &User) -> Value {
     json!({
         "id": user.id,
         "email": user.email.to_string(),
         "name": user.name,
         "role": role_label(user.role),
-        "status": status_label(user.status()),
+        "status": user_status_label(user.status()),
         "disabled": user.disabled_at.is_some(),
         "created_at": time_it(user.created_at),
     })
@@ -96,7 +90,7 @@ pub(super) async fn users(visit: OperatorPage, query: web::Query<UsersQuery>) ->
         .collect();
     let statuses: Vec<Value> = UserStatus::ALL
         .iter()
-        .map(|s| json!({ "value": s.as_str(), "label": status_label(*s), "selected": s.as_str() == stato }))
+        .map(|s| json!({ "value": s.as_str(), "label": user_status_label(*s), "selected": s.as_str() == stato }))
         .collect();
     let context = json!({
         "q": q,

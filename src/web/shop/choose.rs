@@ -9,9 +9,10 @@ use actix_web::HttpRequest;
 use chrono::Utc;
 use serde_json::{json, Value};
 
-use super::{billing_first, kind_label, method, status_of};
+use super::{billing_first, method, status_of};
 use crate::billing;
 use crate::catalog::{self, RequestedLine};
+use crate::http::italian::{certificate_kind_label, payment_method_label};
 use crate::http::AppState;
 use crate::lookup;
 use crate::orders::checkout::{self, Cart};
@@ -35,14 +36,16 @@ pub(super) async fn choose_method(shop: BuyerPage) -> PageResult {
     let mut methods = vec![
         json!({ "value": "prepaid", "label": "Preleva da Conto Prepagato",
                 "help": format!("(saldo disponibile: {})", euro(balance)) }),
-        json!({ "value": "bank_transfer", "label": "Bonifico bancario", "help": null }),
-        json!({ "value": "postal_slip", "label": "Bollettino postale", "help": null }),
-        json!({ "value": "cheque", "label": "Assegno",
+        json!({ "value": "bank_transfer", "label": payment_method_label(PaymentMethod::BankTransfer),
+                "help": null }),
+        json!({ "value": "postal_slip", "label": payment_method_label(PaymentMethod::PostalSlip),
+                "help": null }),
+        json!({ "value": "cheque", "label": payment_method_label(PaymentMethod::Cheque),
                 "help": format!("(intestato a {}, con il codice di prenotazione nella causale)",
                                 shop.brand.name) }),
     ];
     if shop.state.card.is_some() {
-        methods.push(json!({ "value": "card", "label": "Carta di credito",
+        methods.push(json!({ "value": "card", "label": payment_method_label(PaymentMethod::Card),
             "help": "(paghi sulla pagina sicura del circuito di pagamento; i codici arrivano via email pochi minuti dopo il pagamento)" }));
     }
     shop.render(
@@ -126,7 +129,7 @@ pub(super) async fn devices(shop: BuyerPage, request: HttpRequest, query: Query)
                 .map(|c| {
                     let (code, text) = status_of(&c.renewal);
                     json!({
-                        "kind": kind_label(c.certificate.kind),
+                        "kind": certificate_kind_label(c.certificate.kind),
                         "expires_on": c.certificate.not_after.format("%d/%m/%Y").to_string(),
                         "status": text,
                         "status_code": code,
@@ -193,7 +196,7 @@ fn late_for(
                 .map(|c| {
                     json!({
                         "serial": device.device.serial_number,
-                        "kind": kind_label(c.certificate.kind),
+                        "kind": certificate_kind_label(c.certificate.kind),
                         "expires_on": c.certificate.not_after.format("%d/%m/%Y").to_string(),
                     })
                 })

@@ -24,7 +24,6 @@ use crate::brands;
 use crate::http::AppState;
 use crate::lookup::{Eligibility, RenewalStatus};
 use crate::orders::PaymentMethod;
-use crate::registry::CertificateKind;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/negozio", web::get().to(home))
@@ -126,26 +125,9 @@ pub(crate) fn method(state: &AppState, text: Option<&String>) -> Result<PaymentM
     }
 }
 
-pub(super) fn method_label(method: PaymentMethod) -> &'static str {
-    match method {
-        PaymentMethod::Prepaid => "Conto Prepagato",
-        PaymentMethod::BankTransfer => "Bonifico bancario",
-        PaymentMethod::PostalSlip => "Bollettino postale",
-        PaymentMethod::Cheque => "Assegno",
-        PaymentMethod::Card => "Carta di credito",
-    }
-}
-
 /// The billing form, saying why, and back to the purchase once saved.
 pub(super) fn billing_first() -> HttpResponse {
     see_other(&format!("{}?dopo=acquista", super::billing::PATH))
-}
-
-pub(crate) fn kind_label(kind: CertificateKind) -> &'static str {
-    match kind {
-        CertificateKind::Signature => "Sottoscrizione",
-        CertificateKind::Authentication => "Autenticazione",
-    }
 }
 
 pub(crate) fn status_of(renewal: &RenewalStatus) -> (&'static str, String) {

@@ -10,8 +10,9 @@ use serde_json::{json, Value};
 
 use super::card::to_card_page;
 use super::choose::{cart, choose_again, late_context, requested};
-use super::{billing_first, method, method_label};
+use super::{billing_first, method};
 use crate::auth::confirmation::ConfirmationError;
+use crate::http::italian::payment_method_label;
 use crate::idempotency::{self, IdempotencyError, IdempotencyKey};
 use crate::lookup;
 use crate::orders::checkout::{self, Cart, CheckoutError};
@@ -97,7 +98,7 @@ pub(super) async fn summary(shop: BuyerPage, request: HttpRequest, query: Query)
             json!({
                 "title": "Riepilogo",
                 "metodo": method.as_str(),
-                "method_label": method_label(method),
+                "method_label": payment_method_label(method),
                 "lines": lines,
                 "net_total": euro(quote.net_total),
                 "vat_total": euro(quote.vat_total),
