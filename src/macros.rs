@@ -239,3 +239,26 @@ macro_rules! leased_outbox {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
+
+    text_enum!(
+        /// A state for the test.
+        Light { Green => "green", Red => "red" }
+    );
+
+    fn read(conn: &mut SqliteConnection, text: &str) -> QueryResult<Light> {
+        diesel::select(text.into_sql::<Text>()).get_result(conn)
+    }
+
+    #[test]
+    fn a_stored_text_loads_as_its_variant_and_an_unknown_one_fails_the_read() {
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        assert_eq!(read(&mut conn, "red").unwrap(), Light::Red);
+        let error = format!("{:?}", read(&mut conn, "amber").unwrap_err());
+        assert!(error.contains("unknown Light 'amber'"), "{error}");
+    }
+}
