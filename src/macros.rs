@@ -241,6 +241,7 @@ macro_rules! leased_outbox {
 }
 
 #[cfg(test)]
+#[allow(dead_code)] // the test's enum uses only part of what the macro makes
 mod tests {
     use diesel::prelude::*;
     use diesel::sql_types::Text;

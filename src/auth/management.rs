@@ -154,14 +154,17 @@ pub fn disabled_reason(
         .flatten())
 }
 
-/// The changes an operator makes to a user of the brand, each with a reason.
+/// The changes an operator makes to a user of the brand, each with a reason, each audited
+/// with it ([`make`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserChange {
-    /// No sign-in, every session ended ([`disable`]).
+    /// No sign-in, and every session of theirs ends in the same transaction.
     Disable,
-    /// A disabled user may sign in again ([`enable`]).
+    /// A disabled user may sign in again; their old sessions stay ended.
     Enable,
-    /// A registration officer is a customer again ([`remove_officer_role`]).
+    /// A registration officer is a customer again. Their sessions end with it: the role
+    /// travels in the access token, and the customer's lower limits must apply at once,
+    /// not at the next refresh.
     RemoveOfficerRole,
 }
 
@@ -177,7 +180,7 @@ impl UserChange {
 }
 
 /// Why `operator` may not make `change` to `user` as the user is now, or `None` where
-/// they may: the refusal the change answers. The change asks it, and asks again as it
+/// they may: the refusal the change answers. [`make`] asks it, and asks again as it
 /// writes (a concurrent change may come first); the back-office's user page offers a
 /// change's form by it.
 pub fn why_not(operator: Operator<'_>, user: &User, change: UserChange) -> Option<ManagementError> {
@@ -192,8 +195,10 @@ pub fn why_not(operator: Operator<'_>, user: &User, change: UserChange) -> Optio
     }
 }
 
-/// Makes `change` to the user `user_id`: [`disable`], [`enable`] or
-/// [`remove_officer_role`].
+/// Makes `change` to the user `user_id` of the operator's brand, in one transaction: find
+/// the user (refused if not of the brand), refuse what [`why_not`] refuses, write the
+/// change (refused when a concurrent change came first), audit it with the reason (and
+/// how many sessions ended), and answer the user as they are now.
 pub fn make(
     conn: &mut DbConnection,
     operator: Operator<'_>,
@@ -202,95 +207,40 @@ pub fn make(
     reason: &Reason,
     now: DateTime<Utc>,
 ) -> Result<User, ManagementError> {
-    let make = match change {
-        UserChange::Disable => disable,
-        UserChange::Enable => enable,
-        UserChange::RemoveOfficerRole => remove_officer_role,
-    };
-    make(conn, operator, user_id, reason, now)
-}
-
-/// Disables the user and ends every session of theirs, in one transaction; audited with
-/// the reason and how many sessions ended.
-pub fn disable(
-    conn: &mut DbConnection,
-    operator: Operator<'_>,
-    user_id: &str,
-    reason: &Reason,
-    now: DateTime<Utc>,
-) -> Result<User, ManagementError> {
-    let change = UserChange::Disable;
-    change_user(conn, operator, user_id, change, now, |conn, user| {
-        if !users::set_disabled(conn, &user.id, Some(reason.as_str()), now)? {
-            return Err(ManagementError::AlreadyDisabled);
-        }
-        let ended = sessions::end_every_session(conn, &user.id, None, now)?;
-        Ok(with_ended(json!({ "reason": reason.as_str() }), ended))
-    })
-}
-
-/// Lets a disabled user sign in again (their old sessions stay ended); audited with the
-/// reason.
-pub fn enable(
-    conn: &mut DbConnection,
-    operator: Operator<'_>,
-    user_id: &str,
-    reason: &Reason,
-    now: DateTime<Utc>,
-) -> Result<User, ManagementError> {
-    let change = UserChange::Enable;
-    change_user(conn, operator, user_id, change, now, |conn, user| {
-        if !users::set_disabled(conn, &user.id, None, now)? {
-            return Err(ManagementError::NotDisabled);
-        }
-        Ok(json!({ "reason": reason.as_str() }))
-    })
-}
-
-/// Makes a registration officer a customer again. Their sessions end with it: the role
-/// travels in the access token, and the customer's lower limits must apply at once, not
-/// at the next refresh. Audited with the reason.
-pub fn remove_officer_role(
-    conn: &mut DbConnection,
-    operator: Operator<'_>,
-    user_id: &str,
-    reason: &Reason,
-    now: DateTime<Utc>,
-) -> Result<User, ManagementError> {
-    let change = UserChange::RemoveOfficerRole;
-    change_user(conn, operator, user_id, change, now, |conn, user| {
-        let (from, to) = (Role::RegistrationOfficer, Role::Customer);
-        if !users::change_role(conn, &user.id, from, to, now)? {
-            return Err(ManagementError::NotAnOfficer(user.role));
-        }
-        let ended = sessions::end_every_session(conn, &user.id, None, now)?;
-        let details = json!({
-            "from": from.as_str(),
-            "to": to.as_str(),
-            "reason": reason.as_str(),
-        });
-        Ok(with_ended(details, ended))
-    })
-}
-
-/// What every change an operator makes to a user of the brand does around the change
-/// itself, in one transaction: find the user (refused if not of the brand), refuse what
-/// [`why_not`] refuses, `write` the change (refused when a concurrent change came first;
-/// it answers the audit details), audit it, and answer the user as they are now.
-fn change_user(
-    conn: &mut DbConnection,
-    operator: Operator<'_>,
-    user_id: &str,
-    change: UserChange,
-    now: DateTime<Utc>,
-    write: impl FnOnce(&mut DbConnection, &User) -> Result<serde_json::Value, ManagementError>,
-) -> Result<User, ManagementError> {
     write_transaction(conn, |conn| {
         let user = find_in_brand(conn, operator.brand_id, user_id)?;
         if let Some(refusal) = why_not(operator, &user, change) {
             return Err(refusal);
         }
-        let details = write(conn, &user)?;
+        let because = json!({ "reason": reason.as_str() });
+        let details = match change {
+            UserChange::Disable => {
+                if !users::set_disabled(conn, &user.id, Some(reason.as_str()), now)? {
+                    return Err(ManagementError::AlreadyDisabled);
+                }
+                let ended = sessions::end_every_session(conn, &user.id, None, now)?;
+                with_ended(because, ended)
+            }
+            UserChange::Enable => {
+                if !users::set_disabled(conn, &user.id, None, now)? {
+                    return Err(ManagementError::NotDisabled);
+                }
+                because
+            }
+            UserChange::RemoveOfficerRole => {
+                let (from, to) = (Role::RegistrationOfficer, Role::Customer);
+                if !users::change_role(conn, &user.id, from, to, now)? {
+                    return Err(ManagementError::NotAnOfficer(user.role));
+                }
+                let ended = sessions::end_every_session(conn, &user.id, None, now)?;
+                let details = json!({
+                    "from": from.as_str(),
+                    "to": to.as_str(),
+                    "reason": reason.as_str(),
+                });
+                with_ended(details, ended)
+            }
+        };
         audit::record(
             conn,
             AuditEntry {

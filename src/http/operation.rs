@@ -100,7 +100,7 @@ pub(super) struct Acting(
 ///     on "id" "The user's id", takes ReasonRequest,
 ///     answers (status = 200, description = "Disabled", body = UserResponse),
 ///     refuses (BadReason, NotOperator, UnknownUser),
-///     by |acting, body| act_on_user(acting, body, management::disable)
+///     by |acting, body| act_on_user(acting, body, UserChange::Disable)
 /// );
 /// ```
 ///

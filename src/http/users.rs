@@ -11,11 +11,8 @@ use super::problem::FieldErrors;
 use super::query::{one_of_all, PageInfo};
 use super::responses::{problem_response_type, BadReason, NotOperator};
 use super::{ApiError, ApiResult, Problem};
-use crate::auth::management::{
-    self, ManagementError, Operator, SearchText, UserFilter, UserStatus,
-};
+use crate::auth::management::{self, Operator, SearchText, UserChange, UserFilter, UserStatus};
 use crate::auth::{Role, User};
-use crate::db::DbConnection;
 use crate::validation::Reason;
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -159,7 +156,7 @@ backoffice_action!(
         (status = 409, description = "The user is disabled already (`/problems/user-state`)",
             body = Problem, content_type = "application/problem+json"),
     ),
-    by |acting, body| act_on_user(acting, body, management::disable)
+    by |acting, body| act_on_user(acting, body, UserChange::Disable)
 );
 
 backoffice_action!(
@@ -177,7 +174,7 @@ backoffice_action!(
         (status = 409, description = "The user is not disabled (`/problems/user-state`)",
             body = Problem, content_type = "application/problem+json"),
     ),
-    by |acting, body| act_on_user(acting, body, management::enable)
+    by |acting, body| act_on_user(acting, body, UserChange::Enable)
 );
 
 backoffice_action!(
@@ -196,23 +193,14 @@ backoffice_action!(
         (status = 409, description = "The user is not a registration officer \
 (`/problems/not-an-officer`)", body = Problem, content_type = "application/problem+json"),
     ),
-    by |acting, body| act_on_user(acting, body, management::remove_officer_role)
+    by |acting, body| act_on_user(acting, body, UserChange::RemoveOfficerRole)
 );
 
-/// One of the operator's actions on a user, each with a reason.
-type UserAction = for<'a> fn(
-    &mut DbConnection,
-    Operator<'a>,
-    &str,
-    &Reason,
-    DateTime<Utc>,
-) -> Result<User, ManagementError>;
-
-/// Runs `action` for the operator on the user, with the body's reason; the user after.
+/// Makes `change` for the operator to the user, with the body's reason; the user after.
 async fn act_on_user(
     Acting(state, operator, id): Acting,
     body: JsonObject<ReasonRequest>,
-    action: UserAction,
+    change: UserChange,
 ) -> ApiResult {
     let reason = reason(body)?;
     let user = state
@@ -221,7 +209,7 @@ async fn act_on_user(
                 id: &operator.id,
                 brand_id: &operator.brand,
             };
-            action(conn, by, &id, &reason, Utc::now())
+            management::make(conn, by, &id, change, &reason, Utc::now())
         })
         .await?;
     Ok(HttpResponse::Ok().json(UserResponse::from(user)))

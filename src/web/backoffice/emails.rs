@@ -5,7 +5,7 @@ use actix_web::web;
 use chrono::Utc;
 use serde_json::{json, Value};
 
-use crate::mail::outbox;
+use crate::mail::outbox::{self, EmailStatus};
 use crate::paging::Page;
 use crate::web::{NoFields, OperatorPage, PageResult};
 
@@ -22,14 +22,7 @@ pub(super) async fn emails_page(
     status: StatusCode,
 ) -> PageResult {
     let (brand, list) = visit
-        .read(move |conn, brand_id| {
-            Ok(outbox::list(
-                conn,
-                brand_id,
-                outbox::EmailStatus::Dead,
-                page,
-            )?)
-        })
+        .read(move |conn, brand_id| Ok(outbox::list(conn, brand_id, EmailStatus::Dead, page)?))
         .await?;
     let (emails, pager) = rows_and_pager("/backoffice/email", &[], page, list, |e| {
         json!({
