@@ -33,20 +33,25 @@ pub(super) async fn choose_method(shop: BuyerPage) -> PageResult {
         return Ok(billing_first());
     }
     // The choices the page shows, so that the count it states is theirs.
+    let choice = |method: PaymentMethod, help: Value| json!({ "value": method.as_str(), "label": payment_method_label(method), "help": help });
     let mut methods = vec![
         json!({ "value": "prepaid", "label": "Preleva da Conto Prepagato",
                 "help": format!("(saldo disponibile: {})", euro(balance)) }),
-        json!({ "value": "bank_transfer", "label": payment_method_label(PaymentMethod::BankTransfer),
-                "help": null }),
-        json!({ "value": "postal_slip", "label": payment_method_label(PaymentMethod::PostalSlip),
-                "help": null }),
-        json!({ "value": "cheque", "label": payment_method_label(PaymentMethod::Cheque),
-                "help": format!("(intestato a {}, con il codice di prenotazione nella causale)",
-                                shop.brand.name) }),
+        choice(PaymentMethod::BankTransfer, Value::Null),
+        choice(PaymentMethod::PostalSlip, Value::Null),
+        choice(
+            PaymentMethod::Cheque,
+            json!(format!(
+                "(intestato a {}, con il codice di prenotazione nella causale)",
+                shop.brand.name
+            )),
+        ),
     ];
     if shop.state.card.is_some() {
-        methods.push(json!({ "value": "card", "label": payment_method_label(PaymentMethod::Card),
-            "help": "(paghi sulla pagina sicura del circuito di pagamento; i codici arrivano via email pochi minuti dopo il pagamento)" }));
+        methods.push(choice(
+            PaymentMethod::Card,
+            json!("(paghi sulla pagina sicura del circuito di pagamento; i codici arrivano via email pochi minuti dopo il pagamento)"),
+        ));
     }
     shop.render(
         StatusCode::OK,

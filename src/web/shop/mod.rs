@@ -110,18 +110,23 @@ async fn stylesheet() -> HttpResponse {
 /// customer did not choose. The card only when a provider is configured: otherwise an
 /// order placed by card could never be paid.
 pub(crate) fn method(state: &AppState, text: Option<&String>) -> Result<PaymentMethod, WebError> {
-    match text.map(String::as_str) {
-        None | Some("prepaid") => Ok(PaymentMethod::Prepaid),
-        Some("bank_transfer") => Ok(PaymentMethod::BankTransfer),
-        Some("postal_slip") => Ok(PaymentMethod::PostalSlip),
-        Some("cheque") => Ok(PaymentMethod::Cheque),
-        Some("card") if state.card.is_some() => Ok(PaymentMethod::Card),
-        Some(_) => Err(WebError::Refused {
-            status: StatusCode::BAD_REQUEST,
-            message: "Metodo di pagamento sconosciuto: scegli conto prepagato, bonifico \
+    let chosen = match text {
+        None => Some(PaymentMethod::Prepaid),
+        Some(text) => PaymentMethod::parse(text),
+    };
+    match chosen {
+        Some(PaymentMethod::Card) if state.card.is_none() => Err(unknown_method()),
+        Some(method) => Ok(method),
+        None => Err(unknown_method()),
+    }
+}
+
+fn unknown_method() -> WebError {
+    WebError::Refused {
+        status: StatusCode::BAD_REQUEST,
+        message: "Metodo di pagamento sconosciuto: scegli conto prepagato, bonifico \
                       bancario, bollettino postale o assegno."
-                .into(),
-        }),
+            .into(),
     }
 }
 
