@@ -70,7 +70,7 @@ struct Row {
     provider: String,
     amount_cents: i64,
     currency: String,
-    status: String,
+    status: CardStatus,
     session_id: Option<String>,
     checkout_url: Option<String>,
     provider_payment_id: Option<String>,
@@ -89,8 +89,7 @@ fn from_row(row: Row) -> CardPayment {
         (None, top_up) => CardTarget::TopUp(top_up.unwrap_or_default()),
     };
     CardPayment {
-        // The CHECK constraint keeps the status to the enum's values.
-        status: CardStatus::parse(&row.status).unwrap_or(CardStatus::Held),
+        status: row.status,
         id: row.id,
         brand_id: row.brand_id,
         user_id: row.user_id,
