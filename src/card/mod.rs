@@ -32,6 +32,43 @@ text_enum!(
     }
 );
 
+/// Where a purchase paid by card (an order or a top-up) stands, as its buyer is told. A
+/// return from the provider's page proves nothing: this is what the provider has told
+/// rinnovo, for the order's page and the prepaid statement alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CardProgress {
+    /// Not paid yet, and it still may be.
+    pub waiting: bool,
+    /// Waiting on the back-office, not on the provider: the payment was held.
+    pub held: bool,
+    /// Never to be paid: the purchase lapsed, or the provider's page expired or failed.
+    pub ended: bool,
+    /// Waiting on the buyer: the provider's page can be opened (again).
+    pub page_open: bool,
+}
+
+impl CardProgress {
+    /// `awaiting`: the purchase still awaits its payment; `lapsed`: it expired or was
+    /// cancelled; `payment`: its card payment, once there is one.
+    pub fn of(awaiting: bool, lapsed: bool, payment: Option<&CardPayment>) -> Self {
+        let status = payment.map(|p| p.status);
+        let ended = lapsed || matches!(status, Some(CardStatus::Expired | CardStatus::Failed));
+        let waiting = awaiting && !ended;
+        Self {
+            waiting,
+            held: waiting && status == Some(CardStatus::Held),
+            ended,
+            page_open: waiting && status.is_some_and(CardStatus::is_waiting),
+        }
+    }
+
+    /// The buyer's page asks again by itself: the provider's answer may still come. A held
+    /// payment waits for the back-office instead.
+    pub fn may_still_change(self) -> bool {
+        self.waiting && !self.held
+    }
+}
+
 impl CardStatus {
     /// Still waiting for the buyer (or the provider) to pay.
     pub fn is_waiting(self) -> bool {
@@ -123,5 +160,69 @@ impl std::fmt::Debug for CardSettings {
             .field("provider", &self.provider.name())
             .field("session_lifetime", &self.session_lifetime)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn payment(status: CardStatus) -> CardPayment {
+        CardPayment {
+            id: "p".into(),
+            brand_id: "b".into(),
+            user_id: "u".into(),
+            target: CardTarget::Order("o".into()),
+            provider: "fake".into(),
+            amount: crate::money::Money::from_cents(5000),
+            currency: "EUR".into(),
+            status,
+            session_id: None,
+            checkout_url: None,
+            provider_payment_id: None,
+            paid_cents: None,
+            paid_currency: None,
+            refunded: crate::money::Money::ZERO,
+            note: None,
+            expires_at: Utc::now(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_purchase_by_card_is_told_as_the_provider_left_it() {
+        // Awaiting, the provider's page open: the buyer may pay, the page asks again.
+        let open = CardProgress::of(true, false, Some(&payment(CardStatus::Open)));
+        assert!(open.waiting && open.page_open && !open.held && !open.ended);
+        assert!(open.may_still_change());
+
+        // Held: still waiting, but on the back-office; no page, no asking again.
+        let held = CardProgress::of(true, false, Some(&payment(CardStatus::Held)));
+        assert!(held.waiting && held.held && !held.page_open);
+        assert!(!held.may_still_change());
+
+        // A failed or expired page ends it, though the purchase itself still awaits.
+        for status in [CardStatus::Failed, CardStatus::Expired] {
+            let ended = CardProgress::of(true, false, Some(&payment(status)));
+            assert!(ended.ended && !ended.waiting && !ended.may_still_change());
+        }
+
+        // A lapsed purchase ended, whatever its payment says.
+        let lapsed = CardProgress::of(false, true, Some(&payment(CardStatus::Open)));
+        assert!(lapsed.ended && !lapsed.waiting && !lapsed.page_open);
+
+        // Paid: no longer awaiting, not ended either.
+        let paid = CardProgress::of(false, false, Some(&payment(CardStatus::Paid)));
+        assert_eq!(
+            paid,
+            CardProgress {
+                waiting: false,
+                held: false,
+                ended: false,
+                page_open: false
+            }
+        );
     }
 }

@@ -20,7 +20,7 @@ use crate::auth::account::{self, CurrentSession};
 use crate::auth::confirmation::{self, LINK_VALID_HOURS};
 use crate::auth::{password, NewPassword, ProfileChanges, Viewer};
 use crate::card::store as card_store;
-use crate::card::{CardPayment, CardStatus};
+use crate::card::{CardProgress, CardStatus};
 use crate::coupons::{self, CouponCode};
 use crate::email_address::EmailAddress;
 use crate::http::italian::{covers_label, entry_kind_label, order_status_label};
@@ -341,22 +341,17 @@ async fn resend_link(shop: BuyerPage, _: CheckedForm<NoFields>) -> PageResult {
 /// what a return from the provider's page suggests.
 fn top_up_shown(
     top_up: &top_ups::TopUp,
-    payment: Option<&CardPayment>,
+    progress: CardProgress,
     offered: bool,
     carta: Option<&str>,
 ) -> Value {
-    let awaiting = top_up.status == top_ups::TopUpStatus::AwaitingPayment;
-    let status = payment.map(|p| p.status);
-    let ended = top_up.status == top_ups::TopUpStatus::Expired
-        || matches!(status, Some(CardStatus::Expired | CardStatus::Failed));
-    let waiting = awaiting && !ended;
     json!({
         "amount": euro(top_up.amount),
         "paid": top_up.status == top_ups::TopUpStatus::Paid,
-        "waiting": waiting && status != Some(CardStatus::Held),
-        "held": waiting && status == Some(CardStatus::Held),
-        "ended": ended,
-        "unavailable": waiting && offered && carta == Some(CARD_UNAVAILABLE),
+        "waiting": progress.may_still_change(),
+        "held": progress.held,
+        "ended": progress.ended,
+        "unavailable": progress.waiting && offered && carta == Some(CARD_UNAVAILABLE),
     })
 }
 
@@ -387,13 +382,14 @@ async fn top_up_view(
             Ok((top_up, payment))
         })
         .await?;
-    let shown = top_up_shown(
-        &top_up,
+    let progress = CardProgress::of(
+        top_up.status == top_ups::TopUpStatus::AwaitingPayment,
+        top_up.status == top_ups::TopUpStatus::Expired,
         payment.as_ref(),
-        shop.state.card.is_some(),
-        carta.as_deref(),
     );
-    let waiting = shown["waiting"] == json!(true);
+    let offered = shop.state.card.is_some();
+    let shown = top_up_shown(&top_up, progress, offered, carta.as_deref());
+    let waiting = progress.may_still_change();
     let card_page = payment
         .filter(|p| {
             waiting && carta.as_deref() == Some(CARD_OPENED) && p.status == CardStatus::Open

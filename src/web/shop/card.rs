@@ -4,7 +4,7 @@
 use actix_web::web;
 use serde_json::{json, Value};
 
-use crate::card::{CardPayment, CardSettings, CardStatus};
+use crate::card::{CardPayment, CardProgress, CardSettings, CardStatus};
 use crate::http::AppState;
 use crate::orders::{self, OrderStatus, PaymentMethod};
 use crate::payments::card::CardError;
@@ -85,24 +85,24 @@ pub(super) fn card_context(
     if order.payment_method != PaymentMethod::Card {
         return json!({ "card": false });
     }
-    let awaiting = order.status == OrderStatus::AwaitingPayment;
-    let status = payment.map(|p| p.status);
-    let ended = matches!(order.status, OrderStatus::Expired | OrderStatus::Cancelled)
-        || matches!(status, Some(CardStatus::Expired | CardStatus::Failed));
-    let waiting = awaiting && !ended;
+    let progress = CardProgress::of(
+        order.status == OrderStatus::AwaitingPayment,
+        matches!(order.status, OrderStatus::Expired | OrderStatus::Cancelled),
+        payment,
+    );
+    let waiting = progress.waiting;
     json!({
         "card": true,
         "card_waiting": waiting,
-        "card_held": awaiting && status == Some(CardStatus::Held),
-        "card_ended": ended,
-        "card_can_pay": waiting && offered && status.is_some_and(CardStatus::is_waiting),
+        "card_held": progress.held,
+        "card_ended": progress.ended,
+        "card_can_pay": progress.page_open && offered,
         "card_unavailable": waiting && shown == Some(CARD_UNAVAILABLE),
         // Just opened: on to the provider's page (the link says where, should the move
         // not happen).
         "card_page": payment
             .filter(|p| waiting && shown == Some(CARD_OPENED) && p.status == CardStatus::Open)
             .and_then(|p| p.checkout_url.clone()),
-        // A held payment waits for the back-office, not for the provider.
-        "refresh": waiting && status != Some(CardStatus::Held),
+        "refresh": progress.may_still_change(),
     })
 }
