@@ -31,6 +31,22 @@ impl Actor {
     }
 }
 
+/// A back-office operator acting within their brand: the user the audit log names, and
+/// the brand that bounds what they may touch. One value, so that an operator's id and
+/// brand are never passed apart, nor swapped.
+#[derive(Debug, Clone, Copy)]
+pub struct Operator<'a> {
+    pub id: &'a str,
+    pub brand_id: &'a str,
+}
+
+impl Operator<'_> {
+    /// The operator as the audit log's actor.
+    pub fn actor(&self) -> Actor {
+        Actor::User(self.id.to_owned())
+    }
+}
+
 pub struct AuditEntry<'a> {
     pub brand_id: Option<&'a str>,
     pub actor: &'a Actor,

@@ -19,19 +19,14 @@ use serde_json::json;
 
 use super::users::{self, User, UserError, UserRow};
 use super::{sessions, Role};
-use crate::audit::{self, Actor, AuditEntry};
+use crate::audit::{self, AuditEntry};
 use crate::db::schema::users as users_table;
 use crate::db::search::{contains_pattern, lower};
 use crate::db::{write_transaction, DbConnection};
 use crate::paging::{Page, Paged};
 use crate::validation::Reason;
 
-/// The operator acting, as the extractors know them.
-#[derive(Debug, Clone, Copy)]
-pub struct Operator<'a> {
-    pub id: &'a str,
-    pub brand_id: &'a str,
-}
+pub use crate::audit::Operator;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManagementError {
@@ -245,7 +240,7 @@ pub fn make(
             conn,
             AuditEntry {
                 brand_id: Some(operator.brand_id),
-                actor: &Actor::User(operator.id.to_owned()),
+                actor: &operator.actor(),
                 action: change.action(),
                 subject_type: "user",
                 subject_id: &user.id,

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::users::{self, User, UserError};
 use super::Role;
-use crate::audit::{self, Actor, AuditEntry};
+use crate::audit::{self, Actor, AuditEntry, Operator};
 use crate::brands;
 use crate::db::schema::{officer_applications, users as users_table};
 use crate::db::{write_transaction, DbConnection};
@@ -343,12 +343,15 @@ pub enum Decision {
 /// pages); either way the applicant is emailed the outcome. Audited.
 pub fn decide(
     conn: &mut DbConnection,
-    operator_id: &str,
-    brand_id: &str,
+    operator: Operator<'_>,
     application_id: &str,
     decision: Decision,
     now: DateTime<Utc>,
 ) -> Result<Application, ApplicationError> {
+    let Operator {
+        id: operator_id,
+        brand_id,
+    } = operator;
     // An id that is no UUID names nothing (and its bytes never reach the database).
     if Uuid::parse_str(application_id).is_err() {
         return Err(ApplicationError::UnknownApplication);
@@ -386,7 +389,7 @@ pub fn decide(
                 Role::RegistrationOfficer,
                 now,
             )?;
-        let actor = Actor::User(operator_id.to_owned());
+        let actor = operator.actor();
         audit::record_all(
             conn,
             [

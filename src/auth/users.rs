@@ -32,6 +32,17 @@ pub struct User {
     pub disabled_at: Option<DateTime<Utc>>,
 }
 
+impl User {
+    /// A back-office user as an operator acting in their brand, as the domain's operator
+    /// actions take them.
+    pub fn acting(&self) -> crate::audit::Operator<'_> {
+        crate::audit::Operator {
+            id: &self.id,
+            brand_id: &self.brand_id,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct NewUser {
     pub brand_id: String,

@@ -11,7 +11,7 @@ use diesel::prelude::*;
 
 pub use quote::{quote, round_to_cent, PricedItem, Quote, QuoteLine, VatRate, VatSummary};
 
-use crate::audit::{self, Actor, AuditEntry};
+use crate::audit::{self, Actor, AuditEntry, Operator};
 use crate::auth::Role;
 use crate::db::schema::products;
 use crate::db::{write_transaction, DbConnection};
@@ -367,12 +367,15 @@ pub struct ProductChange {
 /// Makes `change` to the product, whole or not at all.
 pub fn change(
     conn: &mut DbConnection,
-    operator_id: &str,
-    brand_id: &str,
+    operator: Operator<'_>,
     product_id: &str,
     change: &ProductChange,
     now: DateTime<Utc>,
 ) -> Result<Product, ProductChangeError> {
+    let Operator {
+        id: operator_id,
+        brand_id,
+    } = operator;
     let product = ProductOfBrand {
         operator_id,
         brand_id,

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 pub use code::{CouponCode, CouponCodeError, CouponKey, COUPON_KEY_FILE};
 
-use crate::audit::{self, Actor, AuditEntry};
+use crate::audit::{self, AuditEntry, Operator};
 use crate::brands;
 use crate::catalog::{round_to_cent, Covers, VatRate};
 use crate::db::schema::{coupons, orders, products};
@@ -353,12 +353,15 @@ pub struct Voided {
 /// invoice refunds the price as the checkout computed it (net plus IVA, rounded half up).
 pub fn void(
     conn: &mut DbConnection,
-    operator_id: &str,
-    operator_brand: &str,
+    operator: Operator<'_>,
     coupon_id: &str,
     reason: &Reason,
     now: DateTime<Utc>,
 ) -> Result<Voided, VoidError> {
+    let Operator {
+        id: operator_id,
+        brand_id: operator_brand,
+    } = operator;
     write_transaction(conn, |conn| {
         let row: Option<(String, String, String, String, CreditedCoupon)> = coupons::table
             .filter(coupons::id.eq(coupon_id))
@@ -415,7 +418,7 @@ pub fn void(
             conn,
             AuditEntry {
                 brand_id: Some(&brand_id),
-                actor: &Actor::User(operator_id.to_owned()),
+                actor: &operator.actor(),
                 action: "coupon.voided",
                 subject_type: "coupon",
                 subject_id: coupon_id,

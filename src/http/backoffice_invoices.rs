@@ -234,9 +234,7 @@ pub async fn export(
     let period = period_of(&query.0)?;
     let name = period.file_name(&operator.brand);
     let (file, _) = state
-        .with_conn(move |conn| {
-            export::export_zip(conn, &operator.brand, &operator.id, period, Utc::now())
-        })
+        .with_conn(move |conn| export::export_zip(conn, operator.acting(), period, Utc::now()))
         .await?;
     Ok(file_download(file, "application/zip", &name))
 }

@@ -425,9 +425,8 @@ async fn refund_payment(
     let lookup = id.clone();
     let requested = state
         .with_conn(move |conn| {
-            let who = refunds::Operator {
-                id: &operator.id,
-                brand_id: &operator.brand,
+            let who = refunds::ByHand {
+                operator: operator.acting(),
                 reason: &reason,
             };
             refunds::refund(conn, &who, &id, &coupons, Utc::now())
@@ -478,16 +477,7 @@ pub async fn retry_refund(
     let (id, refund_id) = path.into_inner();
     let lookup = id.clone();
     state
-        .with_conn(move |conn| {
-            refunds::retry(
-                conn,
-                &operator.id,
-                &operator.brand,
-                &id,
-                &refund_id,
-                Utc::now(),
-            )
-        })
+        .with_conn(move |conn| refunds::retry(conn, operator.acting(), &id, &refund_id, Utc::now()))
         .await?;
     refunds::send_now(&state.pool, state.card.as_ref()).await;
     let view = state

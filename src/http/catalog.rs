@@ -344,14 +344,7 @@ async fn change_product(
                 active,
                 unavailable: notice,
             };
-            catalog::change(
-                conn,
-                &operator.id,
-                &operator.brand,
-                &id,
-                &change,
-                Utc::now(),
-            )
+            catalog::change(conn, operator.acting(), &id, &change, Utc::now())
         })
         .await?;
     Ok(HttpResponse::Ok().json(ProductResponse::from(product)))

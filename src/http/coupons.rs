@@ -262,16 +262,7 @@ async fn void_coupon(
         ApiError::invalid_field("reason", crate::validation::Rule::rule(&e), e.to_string())
     })?;
     let voided = state
-        .with_conn(move |conn| {
-            coupons::void(
-                conn,
-                &operator.id,
-                &operator.brand,
-                &id,
-                &reason,
-                Utc::now(),
-            )
-        })
+        .with_conn(move |conn| coupons::void(conn, operator.acting(), &id, &reason, Utc::now()))
         .await?;
     Ok(HttpResponse::Ok().json(VoidResponse {
         status: "voided",

@@ -27,6 +27,15 @@ pub struct CurrentUser {
 }
 
 impl CurrentUser {
+    /// The caller as a back-office operator acting in their brand, as the domain's
+    /// operator actions take them (the extractor checked the role).
+    pub fn acting(&self) -> crate::audit::Operator<'_> {
+        crate::audit::Operator {
+            id: &self.id,
+            brand_id: &self.brand,
+        }
+    }
+
     /// The caller, as the rule of who sees a buyer's records knows them.
     pub fn viewer(&self) -> crate::auth::Viewer<'_> {
         crate::auth::Viewer {

@@ -253,14 +253,7 @@ async fn decide(
 ) -> ApiResult {
     let application = state
         .with_conn(move |conn| {
-            officer_applications::decide(
-                conn,
-                &operator.id,
-                &operator.brand,
-                &id,
-                decision,
-                Utc::now(),
-            )
+            officer_applications::decide(conn, operator.acting(), &id, decision, Utc::now())
         })
         .await?;
     Ok(HttpResponse::Ok().json(ApplicationResponse::from(application)))

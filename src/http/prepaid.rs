@@ -330,14 +330,7 @@ async fn adjust_account(
     };
     let entry = state
         .with_conn(move |conn| {
-            prepaid::adjust(
-                conn,
-                &operator.id,
-                &operator.brand,
-                &account_id,
-                adjustment,
-                Utc::now(),
-            )
+            prepaid::adjust(conn, operator.acting(), &account_id, adjustment, Utc::now())
         })
         .await?;
     Ok(HttpResponse::Created().json(EntryResponse::from(entry)))

@@ -131,9 +131,7 @@ backoffice_action!(
 
 async fn retry_transmission(Acting(state, operator, id): Acting) -> ApiResult {
     state
-        .with_conn(move |conn| {
-            transmission::retry(conn, &operator.id, &operator.brand, &id, Utc::now())
-        })
+        .with_conn(move |conn| transmission::retry(conn, operator.acting(), &id, Utc::now()))
         .await?;
     Ok(HttpResponse::Accepted().json(RetryResponse {
         status: TransmissionStatus::Pending,

@@ -364,14 +364,8 @@ async fn resend_rejected(
     let corrected = body.into_inner().buyer.map(BillingInput::from);
     let outcome = state
         .with_conn(move |conn| {
-            let resent = receipts::resend(
-                conn,
-                &operator.brand,
-                &operator.id,
-                &id,
-                corrected.as_ref(),
-                Utc::now(),
-            );
+            let resent =
+                receipts::resend(conn, operator.acting(), &id, corrected.as_ref(), Utc::now());
             match resent {
                 Err(ReceiptError::InvalidBuyer(fields)) => Ok(Err(fields)),
                 other => other.map(Ok).map_err(ApiError::from),

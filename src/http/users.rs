@@ -11,7 +11,7 @@ use super::problem::FieldErrors;
 use super::query::{one_of_all, PageInfo};
 use super::responses::{problem_response_type, BadReason, NotOperator};
 use super::{ApiError, ApiResult, Problem};
-use crate::auth::management::{self, Operator, SearchText, UserChange, UserFilter, UserStatus};
+use crate::auth::management::{self, SearchText, UserChange, UserFilter, UserStatus};
 use crate::auth::{Role, User};
 use crate::validation::Reason;
 
@@ -205,11 +205,7 @@ async fn act_on_user(
     let reason = reason(body)?;
     let user = state
         .with_conn(move |conn| {
-            let by = Operator {
-                id: &operator.id,
-                brand_id: &operator.brand,
-            };
-            management::make(conn, by, &id, change, &reason, Utc::now())
+            management::make(conn, operator.acting(), &id, change, &reason, Utc::now())
         })
         .await?;
     Ok(HttpResponse::Ok().json(UserResponse::from(user)))

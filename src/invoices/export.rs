@@ -10,7 +10,7 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
 use super::InvoiceError;
-use crate::audit::{self, Actor, AuditEntry};
+use crate::audit::{self, AuditEntry, Operator};
 use crate::db::schema::invoices;
 use crate::db::DbConnection;
 
@@ -75,18 +75,18 @@ impl ExportPeriod {
 /// read; and how many files it holds. Audited: it hands out a period of buyers' data.
 pub fn export_zip(
     conn: &mut DbConnection,
-    brand_id: &str,
-    operator_id: &str,
+    operator: Operator<'_>,
     period: ExportPeriod,
     now: DateTime<Utc>,
 ) -> Result<(File, usize), InvoiceError> {
+    let brand_id = operator.brand_id;
     let mut file = tempfile::tempfile().map_err(anyhow::Error::from)?;
     let count = write_zip(conn, brand_id, period, &mut file)?;
     audit::record(
         conn,
         AuditEntry {
             brand_id: Some(brand_id),
-            actor: &Actor::User(operator_id.to_owned()),
+            actor: &operator.actor(),
             action: "invoices.exported",
             subject_type: "brand",
             subject_id: brand_id,

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::channel::OutgoingFile;
 use super::store::{self, Untransmitted};
-use crate::audit::{self, Actor, AuditEntry};
+use crate::audit::{self, AuditEntry, Operator};
 use crate::db::schema::{brands, invoices, sdi_transmissions};
 use crate::db::{self, write_transaction, DbConnection};
 use crate::paging::{Page, Paged};
@@ -214,11 +214,11 @@ storage_error_from!(TransmissionError: diesel::result::Error);
 /// audited.
 pub fn retry(
     conn: &mut DbConnection,
-    operator_id: &str,
-    operator_brand: &str,
+    operator: Operator<'_>,
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), TransmissionError> {
+    let operator_brand = operator.brand_id;
     write_transaction(conn, |conn| {
         if !requeue_dead(conn, operator_brand, id, now)? {
             return Err(TransmissionError::NotDead);
@@ -227,7 +227,7 @@ pub fn retry(
             conn,
             AuditEntry {
                 brand_id: Some(operator_brand),
-                actor: &Actor::User(operator_id.to_owned()),
+                actor: &operator.actor(),
                 action: "sdi_transmission.retried",
                 subject_type: "sdi_transmission",
                 subject_id: id,

@@ -10,7 +10,7 @@ use super::listing::{find, PaymentView};
 use super::matching::{decide, Payable, PaymentStatus, Standing};
 use super::statement::EntryDirection;
 use super::store;
-use crate::audit::{self, Actor, AuditEntry};
+use crate::audit::{self, AuditEntry, Operator};
 use crate::brands;
 use crate::coupons::CouponKey;
 use crate::db::{write_transaction, DbConnection};
@@ -41,26 +41,26 @@ pub enum ManualError {
 
 storage_error_from!(ManualError: diesel::result::Error, order_domain::OrderError);
 
-/// Who acts, and why.
-pub struct Operator<'a> {
-    pub id: &'a str,
-    pub brand_id: &'a str,
+/// An operator's decision by hand: who decides, in their brand, and why (the payment's
+/// note and the audit log keep the reason).
+pub struct ByHand<'a> {
+    pub operator: Operator<'a>,
     pub reason: &'a Reason,
 }
 
 fn locked_payment(
     conn: &mut DbConnection,
-    operator: &Operator<'_>,
+    by: &ByHand<'_>,
     payment_id: &str,
 ) -> Result<PaymentView, ManualError> {
-    super::reconcile::lock_payments_of_brand(conn, operator.brand_id)?;
-    find(conn, operator.brand_id, payment_id)?.ok_or(ManualError::UnknownPayment)
+    super::reconcile::lock_payments_of_brand(conn, by.operator.brand_id)?;
+    find(conn, by.operator.brand_id, payment_id)?.ok_or(ManualError::UnknownPayment)
 }
 
 /// Records what a manual action (`action`, as the audit log names it) made of the payment.
 fn resolve(
     conn: &mut DbConnection,
-    operator: &Operator<'_>,
+    by: &ByHand<'_>,
     payment: &PaymentView,
     action: &'static str,
     changes: Resolution,
@@ -78,21 +78,21 @@ fn resolve(
                 .or(payment.account_id.as_deref()),
             applied: changes.applied,
             credited: changes.credited,
-            operator_id: operator.id,
-            note: operator.reason.as_str(),
+            operator_id: by.operator.id,
+            note: by.reason.as_str(),
         },
         now,
     )?;
     audit::record(
         conn,
         AuditEntry {
-            brand_id: Some(operator.brand_id),
-            actor: &Actor::User(operator.id.to_owned()),
+            brand_id: Some(by.operator.brand_id),
+            actor: &by.operator.actor(),
             action,
             subject_type: "payment",
             subject_id: &payment.id,
             details: json!({
-                "reason": operator.reason.as_str(),
+                "reason": by.reason.as_str(),
                 "previous_status": payment.status.as_str(),
                 "status": changes.status.as_str(),
                 "order_id": changes.order_id, "account_id": changes.account_id,
@@ -102,7 +102,7 @@ fn resolve(
         now,
     )?;
     // Read back as the operator will see it in the queue.
-    find(conn, operator.brand_id, &payment.id)?.ok_or(ManualError::UnknownPayment)
+    find(conn, by.operator.brand_id, &payment.id)?.ok_or(ManualError::UnknownPayment)
 }
 
 /// What a manual action decided, as the payment row and the audit log keep it.
@@ -129,7 +129,7 @@ enum ManualEntry {
 /// its reference.
 fn post_by_operator(
     conn: &mut DbConnection,
-    operator: &Operator<'_>,
+    by: &ByHand<'_>,
     payment: &PaymentView,
     account_id: &str,
     entry: ManualEntry,
@@ -153,7 +153,7 @@ fn post_by_operator(
         amount,
         description,
         reference: Some(&payment.id),
-        actor_id: Some(operator.id),
+        actor_id: Some(by.operator.id),
     };
     prepaid::post(conn, account_id, posting, now)?;
     Ok(())
@@ -185,10 +185,10 @@ impl PaymentView {
 /// The payment, locked, if it is an unmatched credit: the only kind matched by hand.
 fn locked_unmatched_credit(
     conn: &mut DbConnection,
-    operator: &Operator<'_>,
+    by: &ByHand<'_>,
     payment_id: &str,
 ) -> Result<PaymentView, ManualError> {
-    let payment = locked_payment(conn, operator, payment_id)?;
+    let payment = locked_payment(conn, by, payment_id)?;
     if !payment.may_match_by_hand() {
         return Err(ManualError::NotUnmatched(payment.status));
     }
@@ -200,17 +200,17 @@ fn locked_unmatched_credit(
 /// became, for [`match_by_hand`] to record.
 fn match_to_account(
     conn: &mut DbConnection,
-    operator: &Operator<'_>,
+    by: &ByHand<'_>,
     payment: &PaymentView,
     account_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Resolution, ManualError> {
     let account = prepaid::account(conn, account_id)?;
-    if account.brand_id != operator.brand_id {
+    if account.brand_id != by.operator.brand_id {
         return Err(PrepaidError::UnknownAccount.into());
     }
     let top_up = ManualEntry::TopUp(payment.amount);
-    post_by_operator(conn, operator, payment, account_id, top_up, now)?;
+    post_by_operator(conn, by, payment, account_id, top_up, now)?;
     Ok(Resolution {
         status: PaymentStatus::Matched,
         order_id: None,
@@ -226,14 +226,14 @@ fn match_to_account(
 /// the payment became, for [`match_by_hand`] to record.
 fn match_to_order(
     conn: &mut DbConnection,
-    operator: &Operator<'_>,
+    by: &ByHand<'_>,
     key: &CouponKey,
     public_url: &str,
     payment: &PaymentView,
     order_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Resolution, ManualError> {
-    let order = locked_order(conn, operator, order_id)?;
+    let order = locked_order(conn, by, order_id)?;
     let payable = Payable::of_order(&order).deadline_waived();
     if payable.standing == Standing::Cancelled {
         return Err(ManualError::OrderNotPayable(order.status));
@@ -255,13 +255,13 @@ fn match_to_order(
             .as_deref()
             .ok_or_else(|| anyhow::anyhow!("user {} has no prepaid account", holder.user_id))?;
         let excess = ManualEntry::Excess(decision.credited);
-        post_by_operator(conn, operator, payment, account_id, excess, now)?;
+        post_by_operator(conn, by, payment, account_id, excess, now)?;
     }
     let received = payable.after(&decision).received;
     if decision.completes {
         fulfil(
             conn,
-            operator,
+            by,
             (key, public_url),
             &order,
             &holder.name,
@@ -287,26 +287,26 @@ fn match_to_order(
 /// The order, locked as the import locks it, if it is of the operator's brand.
 fn locked_order(
     conn: &mut DbConnection,
-    operator: &Operator<'_>,
+    by: &ByHand<'_>,
     order_id: &str,
 ) -> Result<Order, ManualError> {
     order_domain::lock_many(conn, &[order_id.to_owned()])?
         .pop()
-        .filter(|o| o.brand_id == operator.brand_id)
+        .filter(|o| o.brand_id == by.operator.brand_id)
         .ok_or(ManualError::UnknownOrder)
 }
 
 /// The order is paid: fulfilled as the import fulfils it.
 fn fulfil(
     conn: &mut DbConnection,
-    operator: &Operator<'_>,
+    by: &ByHand<'_>,
     till: (&CouponKey, &str),
     order: &Order,
     name: &str,
     received: Money,
     now: DateTime<Utc>,
 ) -> Result<(), ManualError> {
-    let brand = brands::existing(conn, operator.brand_id)?;
+    let brand = brands::existing(conn, by.operator.brand_id)?;
     let (key, public_url) = till;
     order_domain::fulfil_paid(conn, key, &brand, order, name, received, public_url, now)?;
     Ok(())
@@ -317,22 +317,22 @@ fn fulfil(
 /// account is debited back (refused if the customer has spent it meanwhile).
 pub fn refund(
     conn: &mut DbConnection,
-    operator: &Operator<'_>,
+    by: &ByHand<'_>,
     payment_id: &str,
     now: DateTime<Utc>,
 ) -> Result<PaymentView, ManualError> {
     write_transaction(conn, |conn| {
-        let payment = locked_payment(conn, operator, payment_id)?;
+        let payment = locked_payment(conn, by, payment_id)?;
         if !payment.may_refund_by_hand() {
             return Err(ManualError::NotRefundable(payment.status));
         }
         if let (Some(account_id), true) = (&payment.account_id, payment.credited.is_positive()) {
             let refund = ManualEntry::Refund(-payment.credited);
-            post_by_operator(conn, operator, &payment, account_id, refund, now)?;
+            post_by_operator(conn, by, &payment, account_id, refund, now)?;
         }
         resolve(
             conn,
-            operator,
+            by,
             &payment,
             "payment.refunded",
             Resolution {
@@ -393,7 +393,7 @@ fn given(id: Option<&str>) -> Option<&str> {
 /// target.
 pub fn match_by_hand(
     conn: &mut DbConnection,
-    operator: &Operator<'_>,
+    by: &ByHand<'_>,
     key: &CouponKey,
     public_url: &str,
     payment_id: &str,
@@ -401,18 +401,18 @@ pub fn match_by_hand(
     now: DateTime<Utc>,
 ) -> Result<PaymentView, ManualError> {
     write_transaction(conn, |conn| {
-        let payment = locked_unmatched_credit(conn, operator, payment_id)?;
+        let payment = locked_unmatched_credit(conn, by, payment_id)?;
         let resolution = match target {
             ManualTarget::Order(order_id) => {
-                match_to_order(conn, operator, key, public_url, &payment, order_id, now)?
+                match_to_order(conn, by, key, public_url, &payment, order_id, now)?
             }
             ManualTarget::Account(account_id) => {
-                match_to_account(conn, operator, &payment, account_id, now)?
+                match_to_account(conn, by, &payment, account_id, now)?
             }
         };
         resolve(
             conn,
-            operator,
+            by,
             &payment,
             "payment.matched_by_hand",
             resolution,

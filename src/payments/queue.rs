@@ -6,4 +6,4 @@ pub use super::listing::{
     count_by_status, daily_summary, find, list, statements, DailySummary, Filter, PaymentView,
     StatementView, Totals,
 };
-pub use super::manual::{refund, ManualError, Operator};
+pub use super::manual::{refund, ByHand, ManualError};

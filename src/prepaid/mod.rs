@@ -14,7 +14,7 @@ use diesel::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::audit::{self, Actor, AuditEntry};
+use crate::audit::{self, AuditEntry, Operator};
 use crate::db::schema::{prepaid_accounts, prepaid_entries, users};
 use crate::db::{write_transaction, DbConnection};
 use crate::email_address::{ConfirmedEmail, EmailAddress};
@@ -431,12 +431,15 @@ pub struct Adjustment {
 
 pub fn adjust(
     conn: &mut DbConnection,
-    operator_id: &str,
-    operator_brand: &str,
+    operator: Operator<'_>,
     account_id: &str,
     adjustment: Adjustment,
     now: DateTime<Utc>,
 ) -> Result<Entry, PrepaidError> {
+    let Operator {
+        id: operator_id,
+        brand_id: operator_brand,
+    } = operator;
     write_transaction(conn, |conn| {
         let account = account_of_brand(conn, operator_brand, account_id)?;
         let amount = match adjustment.direction {
@@ -459,7 +462,7 @@ pub fn adjust(
             conn,
             AuditEntry {
                 brand_id: Some(&account.brand_id),
-                actor: &Actor::User(operator_id.to_owned()),
+                actor: &operator.actor(),
                 action: "prepaid.adjusted",
                 subject_type: "prepaid_account",
                 subject_id: account_id,

@@ -14,7 +14,7 @@ use crate::http::responses::{problem_response_type, NotOperator};
 use crate::http::{ApiError, ApiResult, Problem};
 use crate::payments::manual::{self, ManualTarget};
 use crate::payments::matching::PaymentStatus;
-use crate::payments::queue::{self, Filter, ManualError, Operator, Totals};
+use crate::payments::queue::{self, ByHand, Filter, ManualError, Totals};
 use crate::payments::CreditorReference;
 use crate::validation::{Reason, Rule};
 
@@ -127,10 +127,9 @@ async fn show_payment(Acting(state, operator, id): Acting) -> ApiResult {
 }
 
 /// The operator acting by hand on a payment, and why.
-fn acting<'a>(operator: &'a CurrentUser, reason: &'a Reason) -> Operator<'a> {
-    Operator {
-        id: &operator.id,
-        brand_id: &operator.brand,
+fn acting<'a>(operator: &'a CurrentUser, reason: &'a Reason) -> ByHand<'a> {
+    ByHand {
+        operator: operator.acting(),
         reason,
     }
 }

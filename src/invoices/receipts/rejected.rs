@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::notification::italian_date;
 use super::{scarto_of, ReceiptError, SdiError};
-use crate::audit::{self, Actor, AuditEntry};
+use crate::audit::{self, AuditEntry, Operator};
 use crate::billing::{self, BillingInput};
 use crate::db::{write_transaction, DbConnection};
 use crate::invoices::document::Buyer;
@@ -126,12 +126,12 @@ pub struct Resent {
 /// transaction, audited.
 pub fn resend(
     conn: &mut DbConnection,
-    brand_id: &str,
-    operator_id: &str,
+    operator: Operator<'_>,
     id: &str,
     corrected: Option<&BillingInput>,
     now: DateTime<Utc>,
 ) -> Result<Resent, ReceiptError> {
+    let brand_id = operator.brand_id;
     let corrected_buyer = corrected
         .map(|input| billing::parse(input).map(|profile| buyer_from_profile(&profile)))
         .transpose()
@@ -179,7 +179,7 @@ pub fn resend(
             conn,
             AuditEntry {
                 brand_id: Some(brand_id),
-                actor: &Actor::User(operator_id.to_owned()),
+                actor: &operator.actor(),
                 action: "invoice.resent",
                 subject_type: "invoice",
                 subject_id: id,

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::CardError;
-use crate::audit::{self, Actor, AuditEntry};
+use crate::audit::{self, AuditEntry, Operator};
 use crate::brands;
 use crate::card::provider::{CardProvider, RefundRequest};
 use crate::card::store::{self, NewRefund};
@@ -30,7 +30,7 @@ pub enum Coupons {
 }
 
 /// Who refunds, and why: the same as for the manual actions on payments.
-pub use crate::payments::manual::Operator;
+pub use crate::payments::manual::ByHand;
 
 /// A refund asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,14 +44,14 @@ pub struct Requested {
 /// Refunds card payment `card_payment_id` of the operator's brand (see the module).
 pub fn refund(
     conn: &mut DbConnection,
-    operator: &Operator<'_>,
+    by: &ByHand<'_>,
     card_payment_id: &str,
     coupons: &Coupons,
     now: DateTime<Utc>,
 ) -> Result<Requested, CardError> {
     write_transaction(conn, |conn| {
         let payment = store::lock(conn, card_payment_id)?
-            .filter(|p| p.brand_id == operator.brand_id)
+            .filter(|p| p.brand_id == by.operator.brand_id)
             .ok_or(CardError::UnknownPayment)?;
         if let Some(refused) = not_refundable(&payment) {
             return Err(refused);
@@ -88,16 +88,16 @@ pub fn refund(
                 amount,
                 coupons: voided as i32,
                 credit_note_id: credit_note.as_ref().map(|n| n.id.as_str()),
-                reason: operator.reason.as_str(),
-                operator_id: operator.id,
+                reason: by.reason.as_str(),
+                operator_id: by.operator.id,
             },
             now,
         )?;
         audit::record(
             conn,
             AuditEntry {
-                brand_id: Some(operator.brand_id),
-                actor: &Actor::User(operator.id.to_owned()),
+                brand_id: Some(by.operator.brand_id),
+                actor: &by.operator.actor(),
                 action: "card_payment.refund_requested",
                 subject_type: "card_payment",
                 subject_id: &payment.id,
@@ -106,7 +106,7 @@ pub fn refund(
                     "amount": amount.to_string(),
                     "coupons": voided,
                     "credit_note": credit_note.as_ref().map(|n| n.number.as_str()),
-                    "reason": operator.reason.as_str(),
+                    "reason": by.reason.as_str(),
                 }),
             },
             now,
@@ -185,12 +185,12 @@ fn void(
 /// attempts, for the operator's brand; audited.
 pub fn retry(
     conn: &mut DbConnection,
-    operator_id: &str,
-    brand_id: &str,
+    operator: Operator<'_>,
     card_payment_id: &str,
     refund_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), CardError> {
+    let brand_id = operator.brand_id;
     write_transaction(conn, |conn| {
         let ours = store::refunds_of(conn, card_payment_id)?
             .iter()
@@ -202,7 +202,7 @@ pub fn retry(
             conn,
             AuditEntry {
                 brand_id: Some(brand_id),
-                actor: &Actor::User(operator_id.to_owned()),
+                actor: &operator.actor(),
                 action: "card_refund.retried",
                 subject_type: "card_payment",
                 subject_id: card_payment_id,

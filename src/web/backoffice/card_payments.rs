@@ -226,9 +226,8 @@ pub(super) async fn refund(
     let payment_id = id.clone();
     let outcome = visit
         .as_operator(move |conn, operator| {
-            let who = refunds::Operator {
-                id: &operator.id,
-                brand_id: &operator.brand_id,
+            let who = refunds::ByHand {
+                operator: operator.acting(),
                 reason: &reason,
             };
             Ok(refunds::refund(

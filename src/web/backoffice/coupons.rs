@@ -214,14 +214,7 @@ pub(super) async fn void_coupon(
                     .unwrap_or_default(),
                 CouponTyped::Id(id) => id,
             };
-            match coupons::void(
-                conn,
-                &operator.id,
-                &operator.brand_id,
-                &id,
-                &reason,
-                Utc::now(),
-            ) {
+            match coupons::void(conn, operator.acting(), &id, &reason, Utc::now()) {
                 Ok(voided) => Ok(Ok(voided)),
                 Err(error) => {
                     // The refund to the owner's account is the form's trouble; the rest, the

@@ -260,11 +260,9 @@ pub(super) async fn export_zip(visit: OperatorPage, query: web::Query<ExportQuer
     let name = period.file_name(&visit.user.brand_id);
     let (file, _) = visit
         .as_operator(move |conn, operator| {
-            let (brand_id, operator_id) = (&operator.brand_id, &operator.id);
             Ok(export::export_zip(
                 conn,
-                brand_id,
-                operator_id,
+                operator.acting(),
                 period,
                 Utc::now(),
             )?)

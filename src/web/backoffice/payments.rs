@@ -272,16 +272,13 @@ async fn by_hand<F>(
     action: F,
 ) -> Result<Result<(), ManualError>, WebError>
 where
-    F: FnOnce(&mut DbConnection, &queue::Operator, &str) -> Result<(), ManualError>
-        + Send
-        + 'static,
+    F: FnOnce(&mut DbConnection, &queue::ByHand, &str) -> Result<(), ManualError> + Send + 'static,
 {
     let payment_id = id.to_owned();
     visit
         .as_operator(move |conn, operator| {
-            let who = queue::Operator {
-                id: &operator.id,
-                brand_id: &operator.brand_id,
+            let who = queue::ByHand {
+                operator: operator.acting(),
                 reason: &reason,
             };
             Ok(action(conn, &who, &payment_id))

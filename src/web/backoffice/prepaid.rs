@@ -209,14 +209,7 @@ pub(super) async fn adjust(
         let id = account_id.clone();
         let outcome = visit
             .as_operator(move |conn, operator| {
-                match prepaid::adjust(
-                    conn,
-                    &operator.id,
-                    &operator.brand_id,
-                    &id,
-                    adjustment,
-                    Utc::now(),
-                ) {
+                match prepaid::adjust(conn, operator.acting(), &id, adjustment, Utc::now()) {
                     Ok(_) => Ok(Ok(())),
                     // Too little credit to take back is the amount's fault: shown next to it.
                     Err(short @ PrepaidError::InsufficientFunds { .. }) => Ok(Err(refusal(short)?)),

@@ -264,8 +264,7 @@ async fn resend_with(
         .as_operator(move |conn, operator| {
             match receipts::resend(
                 conn,
-                &operator.brand_id,
-                &operator.id,
+                operator.acting(),
                 &document_id,
                 input.as_ref(),
                 Utc::now(),

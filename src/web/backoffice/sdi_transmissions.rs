@@ -115,8 +115,7 @@ pub(super) async fn retry(
         .as_operator(move |conn, operator| {
             Ok(transmission::retry(
                 conn,
-                &operator.id,
-                &operator.brand_id,
+                operator.acting(),
                 &id,
                 Utc::now(),
             ))

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::management::{
-    self, ManagementError, Operator, SearchText, UserChange, UserFilter, UserStatus,
+    self, ManagementError, SearchText, UserChange, UserFilter, UserStatus,
 };
 use crate::auth::officer_applications::{self, ApplicationStatus, Decision};
 use crate::auth::{Role, User};
@@ -137,10 +137,7 @@ pub(super) async fn user_page(
         })
         .await?;
     // A change's form is offered where the domain would make it.
-    let operator = Operator {
-        id: &visit.user.id,
-        brand_id: &visit.user.brand_id,
-    };
+    let operator = visit.user.acting();
     let offered = |change| management::why_not(operator, &user, change).is_none();
     // A refusal whose form the page no longer shows (the user changed meanwhile) is said
     // at the top instead.
@@ -227,11 +224,14 @@ async fn act(
             let id = user_id.clone();
             let outcome = visit
                 .as_operator(move |conn, operator| {
-                    let by = Operator {
-                        id: &operator.id,
-                        brand_id: &operator.brand_id,
-                    };
-                    match management::make(conn, by, &id, change, &reason, Utc::now()) {
+                    match management::make(
+                        conn,
+                        operator.acting(),
+                        &id,
+                        change,
+                        &reason,
+                        Utc::now(),
+                    ) {
                         Ok(_) => Ok(Ok(())),
                         Err(ManagementError::UnknownUser) => {
                             Err(ManagementError::UnknownUser.into())
@@ -372,14 +372,7 @@ async fn decide(
     let id = application_id;
     let outcome = visit
         .as_operator(move |conn, operator| {
-            match officer_applications::decide(
-                conn,
-                &operator.id,
-                &operator.brand_id,
-                &id,
-                decision,
-                Utc::now(),
-            ) {
+            match officer_applications::decide(conn, operator.acting(), &id, decision, Utc::now()) {
                 Ok(_) => Ok(Ok(())),
                 Err(other) => Ok(Err(refusal(other)?)),
             }
