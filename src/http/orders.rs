@@ -541,14 +541,15 @@ async fn resend(
     let state_ = state.clone();
     let resent = state
         .with_conn(move |conn| {
-            let (user_id, brand_id) = (caller.id.as_str(), caller.brand.as_str());
             let requester = match &operator_reason {
                 Some(reason) => Requester::Operator {
-                    user_id,
-                    brand_id,
+                    operator: caller.acting(),
                     reason,
                 },
-                None => Requester::Owner { user_id, brand_id },
+                None => Requester::Owner {
+                    user_id: &caller.id,
+                    brand_id: &caller.brand,
+                },
             };
             let (key, url) = (&state_.coupon_key, &state_.config.public_url);
             resend_unused_codes(conn, key, url, &requester, &order_id, Utc::now())

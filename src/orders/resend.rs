@@ -34,8 +34,7 @@ pub enum Requester<'a> {
     Owner { user_id: &'a str, brand_id: &'a str },
     /// A back-office operator of the order's brand, who says why.
     Operator {
-        user_id: &'a str,
-        brand_id: &'a str,
+        operator: audit::Operator<'a>,
         reason: &'a Reason,
     },
 }
@@ -43,7 +42,8 @@ pub enum Requester<'a> {
 impl Requester<'_> {
     fn user_id(&self) -> &str {
         match self {
-            Self::Owner { user_id, .. } | Self::Operator { user_id, .. } => user_id,
+            Self::Owner { user_id, .. } => user_id,
+            Self::Operator { operator, .. } => operator.id,
         }
     }
 }
@@ -98,7 +98,7 @@ pub fn resend_unused_codes(
         Requester::Owner { user_id, brand_id } => {
             order.user_id == *user_id && order.brand_id == *brand_id
         }
-        Requester::Operator { brand_id, .. } => order.brand_id == *brand_id,
+        Requester::Operator { operator, .. } => order.brand_id == operator.brand_id,
     };
     if !visible {
         return Err(ResendError::NotFound);

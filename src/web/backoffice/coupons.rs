@@ -128,8 +128,7 @@ pub(super) async fn resend_codes(
     let outcome = visit
         .as_operator(move |conn, operator| {
             let requester = resend::Requester::Operator {
-                user_id: &operator.id,
-                brand_id: &operator.brand_id,
+                operator: operator.acting(),
                 reason: &reason,
             };
             let now = Utc::now();
