@@ -68,8 +68,8 @@ struct EmailListResponse {
 /// The email's new state after a retry.
 #[derive(Serialize, utoipa::ToSchema)]
 struct RetryResponse {
-    #[schema(value_type = EmailStatus, example = "pending")]
-    status: &'static str,
+    #[schema(example = "pending")]
+    status: EmailStatus,
 }
 
 backoffice_list!(
@@ -112,7 +112,7 @@ backoffice_action!(
 
 async fn retry_email(Acting(state, operator, id): Acting) -> ApiResult {
     let requeued = state
-        .with_conn(move |conn| outbox::retry(conn, &operator.brand, &id, Utc::now()))
+        .with_conn(move |conn| outbox::retry(conn, operator.acting(), &id, Utc::now()))
         .await?;
     if !requeued {
         return Err(ApiError::not_found(
@@ -121,7 +121,9 @@ async fn retry_email(Acting(state, operator, id): Acting) -> ApiResult {
             "no dead email of your brand has this id",
         ));
     }
-    Ok(HttpResponse::Accepted().json(RetryResponse { status: "pending" }))
+    Ok(HttpResponse::Accepted().json(RetryResponse {
+        status: EmailStatus::Pending,
+    }))
 }
 
 /// The back-office email operations' part of the OpenAPI document.

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use std::collections::HashMap;
 
+use crate::audit::{self, AuditEntry, Operator};
 use crate::db::schema::{emails, orders};
 use crate::db::{self, write_transaction, DbConnection};
 use crate::paging::{Page, Paged};
@@ -237,15 +238,32 @@ pub fn list(
     })
 }
 
-/// A dead email back in the queue, from zero attempts. `false` if no dead email of the
-/// brand has this id.
+/// An operator puts a dead email of their brand back in the queue, from zero attempts;
+/// audited. `false` if no dead email of the brand has this id.
 pub fn retry(
     conn: &mut DbConnection,
-    brand_id: &str,
+    operator: Operator<'_>,
     id: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    requeue_dead(conn, brand_id, id, now)
+    write_transaction(conn, |conn| {
+        if !requeue_dead(conn, operator.brand_id, id, now)? {
+            return Ok(false);
+        }
+        audit::record(
+            conn,
+            AuditEntry {
+                brand_id: Some(operator.brand_id),
+                actor: &operator.actor(),
+                action: "email.retried",
+                subject_type: "email",
+                subject_id: id,
+                details: serde_json::json!({}),
+            },
+            now,
+        )?;
+        Ok(true)
+    })
 }
 
 /// What the outbox holds now (for the metrics): pending and dead emails, and when the

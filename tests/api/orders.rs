@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::{problem, spawn_app, spawn_app_for_a_crowd, spawn_app_with_smtp, TestApp};
 use crate::smtp::{coupon_codes, decoded, free_port, SmtpSink};
+use diesel::prelude::*;
 use rinnovo::auth::Role;
+use rinnovo::db::schema::audit_log;
 
 fn one(product: &str) -> Value {
     json!([{ "product": product, "quantity": 1 }])
@@ -394,6 +396,22 @@ async fn a_dead_email_is_listed_and_can_be_retried() {
         assert_eq!(response.status(), 202);
     }
     sink.wait_for(2, Duration::from_secs(20)).await;
+    // Each retry is the operator's, in the audit log; the refused one left nothing.
+    let mut audited: Vec<(String, String)> = audit_log::table
+        .filter(audit_log::action.eq("email.retried"))
+        .select((audit_log::subject_id, audit_log::actor))
+        .load(&mut app.pool.get().unwrap())
+        .unwrap();
+    audited.sort();
+    let mut expected: Vec<(String, String)> = dead
+        .iter()
+        .map(|e| {
+            let id = e["id"].as_str().unwrap().to_owned();
+            (id, format!("user:{}", office.user_id))
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(audited, expected);
     problem(
         app.get_as(&customer.token, "/api/v1/backoffice/emails")
             .await,

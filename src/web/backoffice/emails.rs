@@ -60,7 +60,7 @@ pub(super) async fn retry_email(
     let id = id.into_inner();
     let requeued = visit
         .as_operator(move |conn, operator| {
-            Ok(outbox::retry(conn, &operator.brand_id, &id, Utc::now())?)
+            Ok(outbox::retry(conn, operator.acting(), &id, Utc::now())?)
         })
         .await?;
     if requeued {
