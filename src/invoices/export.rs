@@ -70,8 +70,8 @@ impl ExportPeriod {
     }
 }
 
-/// The ZIP of the brand's documents issued in `period` (see [`write_zip`]) for the
-/// operator `operator_id`, in a temporary file that disappears when dropped, ready to be
+/// The ZIP of the operator's brand's documents issued in `period` (see [`write_zip`]), in
+/// a temporary file that disappears when dropped, ready to be
 /// read; and how many files it holds. Audited: it hands out a period of buyers' data.
 pub fn export_zip(
     conn: &mut DbConnection,

@@ -218,15 +218,14 @@ pub fn retry(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), TransmissionError> {
-    let operator_brand = operator.brand_id;
     write_transaction(conn, |conn| {
-        if !requeue_dead(conn, operator_brand, id, now)? {
+        if !requeue_dead(conn, operator.brand_id, id, now)? {
             return Err(TransmissionError::NotDead);
         }
         audit::record(
             conn,
             AuditEntry {
-                brand_id: Some(operator_brand),
+                brand_id: Some(operator.brand_id),
                 actor: &operator.actor(),
                 action: "sdi_transmission.retried",
                 subject_type: "sdi_transmission",
