@@ -144,8 +144,41 @@ macro_rules! awaiting_payment_expiry {
 /// whose table holds `status` (`pending`/`sent`/`dead`), `attempts`, `next_attempt_at`,
 /// `claimed_until`, `last_error` and `brand_id` (emails, SdI transmissions):
 /// `leased_outbox!(emails, EmailStatus)` in the table's owner module defines its
-/// `lease_due`, `release_failed` and `requeue_dead`.
+/// `lease_due`, `release_failed` and `requeue_dead`; with `, retried as "email"` also its
+/// `retry_dead`, the operator's audited retry.
 macro_rules! leased_outbox {
+    ($table:ident, $status:ident, retried as $subject:literal) => {
+        leased_outbox!($table, $status);
+
+        #[doc = concat!("An operator puts a dead ", $subject, " row of their brand back in the queue, from")]
+        #[doc = concat!("zero attempts, audited as `", $subject, ".retried`, in one transaction. `false` if no")]
+        /// dead row of the brand has this id (nothing is audited then).
+        fn retry_dead(
+            conn: &mut $crate::db::DbConnection,
+            operator: $crate::audit::Operator<'_>,
+            id: &str,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> diesel::QueryResult<bool> {
+            $crate::db::write_transaction(conn, |conn| {
+                if !requeue_dead(conn, operator.brand_id, id, now)? {
+                    return Ok(false);
+                }
+                $crate::audit::record(
+                    conn,
+                    $crate::audit::AuditEntry {
+                        brand_id: Some(operator.brand_id),
+                        actor: &operator.actor(),
+                        action: concat!($subject, ".retried"),
+                        subject_type: $subject,
+                        subject_id: id,
+                        details: serde_json::json!({}),
+                    },
+                    now,
+                )?;
+                Ok(true)
+            })
+        }
+    };
     ($table:ident, $status:ident) => {
         /// Takes the lease on up to `limit` due rows, counting an attempt on each, in the
         /// caller's write transaction; their ids, oldest due first. On PostgreSQL the

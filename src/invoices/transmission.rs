@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::channel::OutgoingFile;
 use super::store::{self, Untransmitted};
-use crate::audit::{self, AuditEntry, Operator};
+use crate::audit::Operator;
 use crate::db::schema::{brands, invoices, sdi_transmissions};
 use crate::db::{self, write_transaction, DbConnection};
 use crate::paging::{Page, Paged};
@@ -70,7 +70,7 @@ pub fn enqueue_all(
     Ok(())
 }
 
-leased_outbox!(sdi_transmissions, TransmissionStatus);
+leased_outbox!(sdi_transmissions, TransmissionStatus, retried as "sdi_transmission");
 
 /// A file a transmitter holds the lease on.
 #[derive(Debug, Clone)]
@@ -218,24 +218,10 @@ pub fn retry(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), TransmissionError> {
-    write_transaction(conn, |conn| {
-        if !requeue_dead(conn, operator.brand_id, id, now)? {
-            return Err(TransmissionError::NotDead);
-        }
-        audit::record(
-            conn,
-            AuditEntry {
-                brand_id: Some(operator.brand_id),
-                actor: &operator.actor(),
-                action: "sdi_transmission.retried",
-                subject_type: "sdi_transmission",
-                subject_id: id,
-                details: serde_json::json!({}),
-            },
-            now,
-        )?;
-        Ok(())
-    })
+    if !retry_dead(conn, operator, id, now)? {
+        return Err(TransmissionError::NotDead);
+    }
+    Ok(())
 }
 
 /// A file of the outbox as the back-office sees it.

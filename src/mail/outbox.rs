@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use std::collections::HashMap;
 
-use crate::audit::{self, AuditEntry, Operator};
+use crate::audit::Operator;
 use crate::db::schema::{emails, orders};
 use crate::db::{self, write_transaction, DbConnection};
 use crate::paging::{Page, Paged};
@@ -185,7 +185,7 @@ pub fn mark_sent(
     Ok(())
 }
 
-leased_outbox!(emails, EmailStatus);
+leased_outbox!(emails, EmailStatus, retried as "email");
 
 pub fn mark_failed(
     conn: &mut DbConnection,
@@ -246,24 +246,7 @@ pub fn retry(
     id: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    write_transaction(conn, |conn| {
-        if !requeue_dead(conn, operator.brand_id, id, now)? {
-            return Ok(false);
-        }
-        audit::record(
-            conn,
-            AuditEntry {
-                brand_id: Some(operator.brand_id),
-                actor: &operator.actor(),
-                action: "email.retried",
-                subject_type: "email",
-                subject_id: id,
-                details: serde_json::json!({}),
-            },
-            now,
-        )?;
-        Ok(true)
-    })
+    retry_dead(conn, operator, id, now)
 }
 
 /// What the outbox holds now (for the metrics): pending and dead emails, and when the
