@@ -10,7 +10,9 @@ use rinnovo::auth::throttle::{ACCOUNT_LIMIT, ADDRESS_LIMIT, PAIR_LIMIT};
 use rinnovo::auth::{Role, TokenIssuer};
 use serde_json::{json, Value};
 
-use crate::helpers::{problem, spawn_app, spawn_demo_app, SignedIn, TestApp, PASSWORD};
+use crate::helpers::{
+    problem, retry_after, spawn_app, spawn_demo_app, SignedIn, TestApp, PASSWORD,
+};
 use crate::web_client::Browser;
 
 #[tokio::test]
@@ -466,11 +468,7 @@ async fn five_failures_throttle_the_account() {
     }
     // Even the right password is refused now, and the answer says when to come back.
     let response = app.login("visura", &user.email, PASSWORD).await;
-    let retry_after: i64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = retry_after(&response);
     assert!((800..=900).contains(&retry_after), "{retry_after}");
     let body = problem(response, 429).await;
     assert_eq!(body["type"], "/problems/too-many-requests");

@@ -9,7 +9,8 @@ use rinnovo::startup::StartOptions;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    nth_codice_fiscale, problem, spawn_app, spawn_app_with, TestApp, TestDevice, TestHolder,
+    nth_codice_fiscale, problem, retry_after, spawn_app, spawn_app_with, TestApp, TestDevice,
+    TestHolder,
 };
 use crate::web_client::{hidden, Browser};
 
@@ -180,11 +181,7 @@ async fn a_list_that_does_not_fit_the_limits_is_refused_whole() {
         200
     );
     let response = bulk_lookup(&app, &officer.token, &three).await;
-    let retry_after: i64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = retry_after(&response);
     assert!((1..=3600).contains(&retry_after), "{retry_after}");
     problem(response, 429).await;
     let two = json!({ "codici_fiscali": codici[3..5] });

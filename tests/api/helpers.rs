@@ -712,6 +712,15 @@ fn insert_certificate(
     id
 }
 
+/// The seconds a refused (429) response asks the client to wait, from its Retry-After.
+pub fn retry_after(response: &reqwest::Response) -> i64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .expect("Retry-After is text")
+        .parse()
+        .expect("Retry-After is whole seconds")
+}
+
 /// Reads a problem response and checks the parts every problem has.
 pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Value {
     assert_eq!(response.status().as_u16(), status);

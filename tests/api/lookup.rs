@@ -1,7 +1,7 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{json, Value};
 
-use crate::helpers::{problem, spawn_app, spawn_app_with, spawn_demo_app, TestApp};
+use crate::helpers::{problem, retry_after, spawn_app, spawn_app_with, spawn_demo_app, TestApp};
 use rinnovo::startup::StartOptions;
 
 fn device<'a>(body: &'a Value, serial: &str) -> &'a Value {
@@ -305,11 +305,7 @@ async fn holder_lookups_are_limited_per_user_by_role_and_per_address() {
     problem(app.lookup(&first, "GLLSFN68H50D612O").await, 404).await;
     lookup_ok(&app, &first, "BNCLRA85T52F205E").await;
     let response = app.lookup(&first, "RSSMRA80A01H501U").await;
-    let retry_after: i64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = retry_after(&response);
     assert!((1..=3600).contains(&retry_after), "{retry_after}");
     let body = problem(response, 429).await;
     assert_eq!(body["type"], "/problems/too-many-requests");

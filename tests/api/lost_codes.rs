@@ -8,7 +8,7 @@ use rinnovo::auth::Role;
 use rinnovo::db::schema::{audit_log, coupons};
 use serde_json::{json, Value};
 
-use crate::helpers::{problem, spawn_app, spawn_app_with_smtp, SignedIn, TestApp};
+use crate::helpers::{problem, retry_after, spawn_app, spawn_app_with_smtp, SignedIn, TestApp};
 use crate::smtp::{coupon_codes, decoded, SmtpSink};
 use crate::web_client::{text_of, Browser};
 
@@ -251,11 +251,7 @@ async fn a_buyer_may_have_an_orders_codes_sent_five_times_a_day() {
     }
     let response = resend(&app, &customer.token, &order).await;
     assert_eq!(response.status(), 429);
-    let wait: i64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let wait = retry_after(&response);
     assert!(wait > 0 && wait <= 24 * 3600, "{wait}");
     // Each resend replaced the one unused code: one is usable, five are voided.
     let statuses: Vec<String> = coupons::table

@@ -12,7 +12,9 @@ use rinnovo::startup::StartOptions;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{problem, spawn_app_with, spawn_app_with_smtp, SignedIn, TestApp, PASSWORD};
+use crate::helpers::{
+    problem, retry_after, spawn_app_with, spawn_app_with_smtp, SignedIn, TestApp, PASSWORD,
+};
 use crate::smtp::{decoded, SmtpSink};
 use crate::web_client::{hidden, text_of, Browser};
 
@@ -320,11 +322,7 @@ async fn requests_from_one_address_are_limited() {
         assert_eq!(ask_for(n).await.status(), 202);
     }
     let response = ask_for(ADDRESS_LIMIT.max_hits).await;
-    let retry_after: i64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = retry_after(&response);
     assert!((1..=3600).contains(&retry_after), "{retry_after}");
     let body = problem(response, 429).await;
     assert_eq!(body["type"], "/problems/too-many-requests");

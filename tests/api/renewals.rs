@@ -13,7 +13,7 @@ use rinnovo::db::schema::{certificates, coupons, devices, renewals};
 use serde_json::{json, Value};
 
 use crate::agent::{challenge, enroll, enroll_expiring, session, sign, Device};
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{retry_after, spawn_app_with, TestApp};
 use crate::smtp::{coupon_codes, decoded, SmtpSink};
 
 /// The subject of the demo holder's certificates, as `openssl req -subj` takes it.
@@ -1029,11 +1029,7 @@ async fn a_device_asking_for_renewals_too_often_is_told_to_wait() {
         )
         .await;
     assert_eq!(response.status(), 429);
-    let retry_after: i64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = retry_after(&response);
     assert!((1..=600).contains(&retry_after), "{retry_after}");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["type"], "/problems/too-many-requests", "{body}");

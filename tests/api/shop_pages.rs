@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 use rinnovo::db::schema::orders;
 
-use crate::helpers::{spawn_app, spawn_app_with, PASSWORD};
+use crate::helpers::{retry_after, spawn_app, spawn_app_with, PASSWORD};
 use crate::web_client::{hidden, Browser};
 use rinnovo::startup::StartOptions;
 
@@ -388,11 +388,7 @@ async fn the_devices_page_is_limited_like_the_api() {
         .await
         .unwrap();
     assert_eq!(response.status(), 429);
-    let retry_after: i64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = retry_after(&response);
     assert!(retry_after >= 1);
     let body = response.text().await.unwrap();
     assert!(body.contains("Troppe ricerche di titolari"), "{body}");
