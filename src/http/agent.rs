@@ -1,5 +1,6 @@
 //! The desktop agent's sign-in: challenges and sessions (see `crate::agent`).
 
+use actix_web::{get, post};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,9 +26,6 @@ struct ChallengeResponse {
 ///
 /// No body. At most 60 challenges per client address per 10 minutes.
 #[utoipa::path(
-    post,
-    path = "/api/v1/agent/challenges",
-    tag = "agent",
     operation_id = "agent_challenge",
     security(()),
     responses(
@@ -39,6 +37,7 @@ struct ChallengeResponse {
             headers(("Retry-After" = u64, description = "Seconds before trying again."))),
     ),
 )]
+#[post("/api/v1/agent/challenges")]
 pub async fn challenge(state: web::Data<AppState>, request: HttpRequest) -> ApiResult {
     let client = super::client_address(&request);
     let challenge = state
@@ -86,9 +85,6 @@ struct SessionResponse {
 /// valid now, in the registry and active; the signature over the nonce must verify with its key (RSA PKCS#1 v1.5 or PSS with
 /// SHA-256, or ECDSA P-256 with SHA-256).
 #[utoipa::path(
-    post,
-    path = "/api/v1/agent/sessions",
-    tag = "agent",
     operation_id = "agent_session",
     security(()),
     request_body = SessionRequest,
@@ -111,6 +107,7 @@ struct SessionResponse {
             body = Problem, content_type = "application/problem+json"),
     ),
 )]
+#[post("/api/v1/agent/sessions")]
 pub async fn session(state: web::Data<AppState>, body: JsonObject<SessionRequest>) -> ApiResult {
     let SessionRequest {
         certificate,
@@ -153,9 +150,6 @@ struct AgentDeviceResponse {
 
 /// The agent's device, its certificates' renewal statuses and the coupons that fit
 #[utoipa::path(
-    get,
-    path = "/api/v1/agent/certificates",
-    tag = "agent",
     operation_id = "agent_certificates",
     security(("agent_token" = [])),
     responses(
@@ -165,6 +159,7 @@ struct AgentDeviceResponse {
             body = Problem, content_type = "application/problem+json"),
     ),
 )]
+#[get("/api/v1/agent/certificates")]
 pub async fn certificates(state: web::Data<AppState>, Agent(claims): Agent) -> ApiResult {
     let now = Utc::now();
     let policy = state.config.renewal_policy;
@@ -196,8 +191,3 @@ pub async fn certificates(state: web::Data<AppState>, Agent(claims): Agent) -> A
         coupons_that_fit,
     }))
 }
-
-/// The OpenAPI paths of this file.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(challenge, session, certificates))]
-pub struct Docs;

@@ -1,5 +1,6 @@
 //! The sign-up / sign-in endpoints (who is calling is decided in `extract`).
 
+use actix_web::post;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -46,9 +47,6 @@ pub struct SignupRequest {
 /// in ASCII (no quoted local part, no IP address as domain; rule `deliverable_email`). Every
 /// invalid field is reported at once in the problem's `errors`.
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/signup",
-    tag = "auth",
     operation_id = "auth_signup",
     security(()),
     request_body = SignupRequest,
@@ -64,6 +62,7 @@ pub struct SignupRequest {
             body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/api/v1/auth/signup")]
 pub async fn signup(state: web::Data<AppState>, body: JsonObject<SignupRequest>) -> ApiResult {
     let body = body.into_inner();
     let mut errors = FieldErrors::default();
@@ -142,9 +141,6 @@ impl From<Session> for SessionResponse {
 /// Failed attempts are throttled per account and client address, per client address, and
 /// per account across all addresses.
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/login",
-    tag = "auth",
     operation_id = "auth_login",
     security(()),
     request_body = LoginRequest,
@@ -159,6 +155,7 @@ impl From<Session> for SessionResponse {
             headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
     )
 )]
+#[post("/api/v1/auth/login")]
 pub async fn login(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -197,9 +194,6 @@ pub struct RefreshRequest {
 /// The refresh token is single use: the answer carries a new one. Reusing a spent refresh token
 /// is refused.
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/refresh",
-    tag = "auth",
     operation_id = "auth_refresh",
     security(()),
     request_body = RefreshRequest,
@@ -212,6 +206,7 @@ pub struct RefreshRequest {
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
     )
 )]
+#[post("/api/v1/auth/refresh")]
 pub async fn refresh(state: web::Data<AppState>, body: JsonObject<RefreshRequest>) -> ApiResult {
     let token = body.into_inner().refresh_token;
     let tokens = state.tokens.clone();
@@ -226,9 +221,6 @@ pub async fn refresh(state: web::Data<AppState>, body: JsonObject<RefreshRequest
 /// Unknown refresh tokens are ignored (still 204), so the answer tells nothing about them.
 /// The access tokens of the sign-in stop working at once.
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/logout",
-    tag = "auth",
     operation_id = "auth_logout",
     security(()),
     request_body = RefreshRequest,
@@ -237,6 +229,7 @@ pub async fn refresh(state: web::Data<AppState>, body: JsonObject<RefreshRequest
         MalformedBody,
     )
 )]
+#[post("/api/v1/auth/logout")]
 pub async fn logout(state: web::Data<AppState>, body: JsonObject<RefreshRequest>) -> ApiResult {
     let token = body.into_inner().refresh_token;
     state
@@ -281,9 +274,6 @@ const RESET_ACCEPTED: PasswordResetAccepted = PasswordResetAccepted {
 /// emails an hour and 10 a day go to one account (past that, still 202, no email); one
 /// client address may ask 10 times an hour (past that, 429).
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/password-reset",
-    tag = "auth",
     operation_id = "auth_password_reset",
     security(()),
     request_body = PasswordResetRequest,
@@ -299,6 +289,7 @@ const RESET_ACCEPTED: PasswordResetAccepted = PasswordResetAccepted {
             headers(("Retry-After" = u32, description = "Seconds to wait before asking again"))),
     )
 )]
+#[post("/api/v1/auth/password-reset")]
 pub async fn request_password_reset(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -339,9 +330,6 @@ pub struct PasswordResetConfirmation {
 /// refresh token, every access token issued before, every browser session. Then sign in
 /// with the new password.
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/password-reset/confirm",
-    tag = "auth",
     operation_id = "auth_password_reset_confirm",
     security(()),
     request_body = PasswordResetConfirmation,
@@ -354,6 +342,7 @@ pub struct PasswordResetConfirmation {
             body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/api/v1/auth/password-reset/confirm")]
 pub async fn confirm_password_reset(
     state: web::Data<AppState>,
     body: JsonObject<PasswordResetConfirmation>,
@@ -384,9 +373,6 @@ pub struct ConfirmEmailRequest {
 /// it is checked again to be free in the brand). A token works once, within 48 hours, and
 /// only for the account it was sent for.
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/email/confirm",
-    tag = "auth",
     operation_id = "auth_email_confirm",
     request_body = ConfirmEmailRequest,
     responses(
@@ -401,6 +387,7 @@ pub struct ConfirmEmailRequest {
             body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/api/v1/auth/email/confirm")]
 pub async fn confirm_email(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -412,16 +399,3 @@ pub async fn confirm_email(
         .await?;
     Ok(HttpResponse::Ok().json(ProfileResponse::from(confirmed)))
 }
-
-/// The sign-up / sign-in endpoints' part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(
-    signup,
-    login,
-    refresh,
-    logout,
-    request_password_reset,
-    confirm_password_reset,
-    confirm_email
-))]
-pub struct Docs;

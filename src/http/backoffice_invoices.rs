@@ -2,6 +2,7 @@
 //! number and buyer, each with its transmissions and SdI receipts; and a period's files
 //! as one ZIP for the accountant.
 
+use actix_web::get;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,7 @@ use super::problem::FieldErrors;
 use super::query::{one_of_all, PageInfo, Params, QueryRule};
 use super::responses::NotOperator;
 use super::{ApiError, ApiResult, AppState, Problem};
-use crate::invoices::export::{self, ExportPeriod};
+use crate::invoices::export::{export_zip, ExportPeriod};
 use crate::invoices::listing::{self, DocumentFilter, ListedDocument, SearchText, Transmission};
 use crate::invoices::receipts::StoredReceipt;
 use crate::invoices::transmission::TransmissionStatus;
@@ -210,9 +211,6 @@ fn period_of(query: &ExportQuery) -> Result<ExportPeriod, ApiError> {
 /// issued from `from` to `to` (both included, at most 366 days), each under its SdI file
 /// name, exactly as stored: what the accountant needs for the period.
 #[utoipa::path(
-    get,
-    path = "/api/v1/backoffice/invoices/export.zip",
-    tag = "back-office",
     operation_id = "backoffice_invoices_export",
     params(ExportQuery),
     responses(
@@ -226,6 +224,7 @@ string does not fit (`/problems/malformed-request`)",
         NotOperator,
     )
 )]
+#[get("/api/v1/backoffice/invoices/export.zip")]
 pub async fn export(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
@@ -234,21 +233,7 @@ pub async fn export(
     let period = period_of(&query.0)?;
     let name = period.file_name(&operator.brand);
     let (file, _) = state
-        .with_conn(move |conn| export::export_zip(conn, operator.acting(), period, Utc::now()))
+        .with_conn(move |conn| export_zip(conn, operator.acting(), period, Utc::now()))
         .await?;
     Ok(file_download(file, "application/zip", &name))
 }
-
-/// The back-office invoices' part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(list, export),
-    components(schemas(
-        DocumentListResponse,
-        BackOfficeDocumentResponse,
-        TransmissionResponse,
-        StoredReceipt,
-        InvoiceStatus
-    ))
-)]
-pub struct Docs;

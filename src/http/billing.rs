@@ -1,6 +1,7 @@
 //! `GET/PUT /api/v1/me/billing`: the buyer's billing data, what their invoices are made
 //! out to. Required before the first order.
 
+use actix_web::{get, put};
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -164,9 +165,6 @@ impl From<BillingRequest> for BillingInput {
 ///
 /// Customers and registration officers. 404 `billing-data-missing` until they are given.
 #[utoipa::path(
-    get,
-    path = "/api/v1/me/billing",
-    tag = "me",
     operation_id = "me_billing_get",
     responses(
         (status = 200, description = "The billing data", body = BillingResponse),
@@ -176,6 +174,7 @@ impl From<BillingRequest> for BillingInput {
             body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[get("/api/v1/me/billing")]
 pub async fn get(state: web::Data<AppState>, Buyer(user): Buyer) -> ApiResult {
     let stored = state
         .with_conn(move |conn| {
@@ -193,9 +192,6 @@ pub async fn get(state: web::Data<AppState>, Buyer(user): Buyer) -> ApiResult {
 /// (`required`, `max_length`, `check_digit`, `cap`, `provincia`, `nazione`,
 /// `codice_destinatario`, `email`, `exclusive`, `one_of`...).
 #[utoipa::path(
-    put,
-    path = "/api/v1/me/billing",
-    tag = "me",
     operation_id = "me_billing_put",
     request_body = BillingRequest,
     responses(
@@ -207,6 +203,7 @@ pub async fn get(state: web::Data<AppState>, Buyer(user): Buyer) -> ApiResult {
         NotBuyer,
     )
 )]
+#[put("/api/v1/me/billing")]
 pub async fn put(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
@@ -236,8 +233,3 @@ pub async fn put(
     };
     Ok(HttpResponse::Ok().json(BillingResponse::from(stored)))
 }
-
-/// The billing endpoints' part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(get, put))]
-pub struct Docs;

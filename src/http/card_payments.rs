@@ -2,6 +2,7 @@
 //! body before anything is read), the buyer's way back to the provider's page, and the
 //! back-office's list, detail and refunds. The rules are in `payments::card`.
 
+use actix_web::{get, post};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -92,9 +93,6 @@ struct NotificationResponse {
 /// nothing stored. Each event is applied once, by its id, however many times it is
 /// delivered; an event about a session that is not ours is acknowledged (and logged).
 #[utoipa::path(
-    post,
-    path = "/api/v1/card/notifications",
-    tag = "payments",
     operation_id = "card_notifications_receive",
     security(()),
     request_body(content = String, content_type = "application/json",
@@ -109,6 +107,7 @@ timestamp out of the window, or a body that is not an event (`/problems/invalid-
 (`/problems/card-payments-off`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/api/v1/card/notifications")]
 pub async fn notification(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -173,9 +172,6 @@ fn card_payments_off() -> ApiError {
 /// The buyer of an order or top-up paid by card (or an operator of its brand): the URL of
 /// the provider's page while it is open, opening it if the first attempt failed.
 #[utoipa::path(
-    post,
-    path = "/api/v1/card-payments/{id}/page",
-    tag = "payments",
     operation_id = "card_payments_page",
     params(("id" = String, Path, description = "The card payment's id (`card.id` of the order or top-up)")),
     responses(
@@ -189,6 +185,7 @@ fn card_payments_off() -> ApiError {
 (`/problems/payment-provider-unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/api/v1/card-payments/{id}/page")]
 pub async fn page(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -326,14 +323,14 @@ backoffice_list!(
 );
 
 async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
-    let page = listed.page()?;
+    let paging = listed.page()?;
     let status = (listed.filter.status.as_deref())
         .map(|text| one_of_all("status", text, CardStatus::ALL, CardStatus::as_str))
         .transpose()
         .map_err(|rule| rule.on("status"))?;
-    let read = move |conn: &mut _| store::list(conn, &operator.brand, status, page);
-    let show = |payment| BackOfficeCardPayment::new(&payment, None);
-    let (card_payments, info) = listed.read_page(&state, page, read, show).await?;
+    let read = move |conn: &mut _| store::list(conn, &operator.brand, status, paging);
+    let view = |payment| BackOfficeCardPayment::new(&payment, None);
+    let (card_payments, info) = listed.read_page(&state, paging, read, view).await?;
     Ok(HttpResponse::Ok().json(CardPaymentList {
         page: info,
         card_payments,
@@ -362,7 +359,7 @@ async fn show_payment(Acting(state, operator, id): Acting) -> ApiResult {
 /// A refund to make.
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RefundRequest {
+pub struct CardRefundRequest {
     /// Why (kept in the audit log), 3 to 500 characters.
     reason: String,
     /// The ids of the order's unused coupons to refund; every unused one when absent. Not
@@ -391,7 +388,7 @@ backoffice_action!(
     /// the provider. A held payment is refunded whole. The refund is sent to the provider
     /// with an idempotency key, right away and again by the worker until it is taken.
     post refund = "/api/v1/backoffice/card-payments/{id}/refunds" as "card_payments_refund",
-    on "id" "The card payment's id", takes RefundRequest,
+    on "id" "The card payment's id", takes CardRefundRequest,
     answers (status = 201, description = "The refund is asked for", body = RefundResponse),
     refuses (
         (status = 400, description = "A missing or too short reason, or a coupon that is not \
@@ -408,7 +405,7 @@ an unused coupon of the order (`/problems/invalid-field`)",
 
 async fn refund_payment(
     Acting(state, operator, id): Acting,
-    body: JsonObject<RefundRequest>,
+    body: JsonObject<CardRefundRequest>,
 ) -> ApiResult {
     let body = body.into_inner();
     let reason = Reason::parse(&body.reason)
@@ -454,9 +451,6 @@ async fn refund_payment(
 /// (`status: dead`, its error in `last_error`) goes back in the queue from zero attempts,
 /// and is sent at once; the same idempotency key, so it can never refund twice.
 #[utoipa::path(
-    post,
-    path = "/api/v1/backoffice/card-payments/{id}/refunds/{refund_id}/retry",
-    tag = "back-office",
     operation_id = "card_payments_retry_refund",
     params(
         ("id" = String, Path, description = "The card payment's id"),
@@ -469,6 +463,7 @@ async fn refund_payment(
         NotOperator,
     )
 )]
+#[post("/api/v1/backoffice/card-payments/{id}/refunds/{refund_id}/retry")]
 pub async fn retry_refund(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
@@ -489,19 +484,3 @@ pub async fn retry_refund(
         .await?;
     Ok(HttpResponse::Ok().json(view))
 }
-
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(notification, page, list, show, refund, retry_refund),
-    components(schemas(
-        CardPaymentView,
-        NotificationResponse,
-        BackOfficeCardPayment,
-        RefundView,
-        CardPaymentList,
-        RefundRequest,
-        RefundResponse,
-        CardStatus
-    ))
-)]
-pub struct Docs;

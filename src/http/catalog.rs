@@ -1,5 +1,6 @@
 //! `GET /api/v1/products` and `POST /api/v1/quotes`.
 
+use actix_web::{get, patch, post};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -67,14 +68,12 @@ impl From<Product> for ProductResponse {
 /// Any signed-in user. Customers and registration officers see the products on sale; the
 /// back-office also sees deactivated ones.
 #[utoipa::path(
-    get,
-    path = "/api/v1/products",
-    tag = "catalog",
     operation_id = "catalog_products",
     responses(
         (status = 200, description = "The products", body = ProductsResponse),
     )
 )]
+#[get("/api/v1/products")]
 pub async fn products(state: web::Data<AppState>, user: CurrentUser) -> ApiResult {
     let list = state
         .with_conn(move |conn| {
@@ -177,9 +176,9 @@ pub struct QuoteResponse {
 }
 
 impl QuoteResponse {
-    pub fn new(products: &[(Product, u32)], quote: Quote) -> Self {
+    pub fn new(lines: &[(Product, u32)], quote: Quote) -> Self {
         Self {
-            lines: products
+            lines: lines
                 .iter()
                 .zip(quote.lines)
                 .map(|((product, _), line)| QuoteLineResponse {
@@ -216,9 +215,6 @@ impl QuoteResponse {
 /// Customers and registration officers (roles that buy); the back-office is refused. Send
 /// either `lines`, or `codice_fiscale` with `device_serial`.
 #[utoipa::path(
-    post,
-    path = "/api/v1/quotes",
-    tag = "catalog",
     operation_id = "catalog_create_quote",
     request_body = QuoteRequest,
     responses(
@@ -237,6 +233,7 @@ impl QuoteResponse {
             body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/api/v1/quotes")]
 pub async fn create_quote(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -279,8 +276,11 @@ pub async fn create_quote(
             ))
         }
     };
-    let Cart { products, quote } = cart;
-    Ok(HttpResponse::Ok().json(QuoteResponse::new(&products, quote)))
+    let Cart {
+        products: lines,
+        quote,
+    } = cart;
+    Ok(HttpResponse::Ok().json(QuoteResponse::new(&lines, quote)))
 }
 
 /// What to change of a product: at least one of the two.
@@ -349,8 +349,3 @@ async fn change_product(
         .await?;
     Ok(HttpResponse::Ok().json(ProductResponse::from(product)))
 }
-
-/// The catalog endpoints' part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(products, create_quote, update_product))]
-pub struct Docs;

@@ -1,6 +1,7 @@
 //! Coupons: the owner's list (masked), the public "verifica stato coupon" check
 //! (rate-limited), and the back-office's void with refund.
 
+use actix_web::{get, post};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -64,9 +65,6 @@ impl From<CouponView> for CouponResponse {
 /// Customers and registration officers (the roles that buy), newest first, a page at a time.
 /// The full codes are in the delivery email only.
 #[utoipa::path(
-    get,
-    path = "/api/v1/coupons",
-    tag = "coupons",
     operation_id = "coupons_list",
     params(PageParams),
     responses(
@@ -75,6 +73,7 @@ impl From<CouponView> for CouponResponse {
         NotBuyer,
     )
 )]
+#[get("/api/v1/coupons")]
 pub async fn list(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
@@ -100,9 +99,6 @@ pub async fn list(
 /// opened in Italy: `;` between columns, dates as dd/mm/yyyy, UTF-8 with a byte-order mark.
 /// Customers and registration officers.
 #[utoipa::path(
-    get,
-    path = "/api/v1/coupons/export",
-    tag = "coupons",
     operation_id = "coupons_export",
     responses(
         (status = 200, description = "The caller's coupons as CSV", content_type = "text/csv",
@@ -110,6 +106,7 @@ pub async fn list(
         NotBuyer,
     )
 )]
+#[get("/api/v1/coupons/export")]
 pub async fn export(state: web::Data<AppState>, Buyer(user): Buyer) -> ApiResult {
     let file = state
         .with_conn(move |conn| {
@@ -156,9 +153,6 @@ struct StatusResponse {
 /// No sign-in needed. A mistyped code is refused by its check character before any lookup and
 /// does not count against the rate limit; other checks are limited per client address.
 #[utoipa::path(
-    get,
-    path = "/api/v1/coupons/{code}/status",
-    tag = "coupons",
     operation_id = "coupons_status",
     security(()),
     params(("code" = String, Path, description = "The coupon code, with or without dashes",
@@ -174,6 +168,7 @@ character (`/problems/invalid-field`)", body = Problem, content_type = "applicat
             headers(("Retry-After" = u32, description = "Seconds to wait before checking again"))),
     )
 )]
+#[get("/api/v1/coupons/{code}/status")]
 pub async fn status(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -270,8 +265,3 @@ async fn void_coupon(
         credit_note: voided.credit_note.map(|note| note.number),
     }))
 }
-
-/// The coupon operations' part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(list, export, status, void))]
-pub struct Docs;

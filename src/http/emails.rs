@@ -1,6 +1,7 @@
 //! The back-office's view of the outbox: dead emails, and retrying them.
 
 use actix_web::HttpResponse;
+use actix_web::{get, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -67,7 +68,7 @@ struct EmailListResponse {
 
 /// The email's new state after a retry.
 #[derive(Serialize, utoipa::ToSchema)]
-struct RetryResponse {
+struct EmailRetryResponse {
     #[schema(example = "pending")]
     status: EmailStatus,
 }
@@ -101,7 +102,7 @@ backoffice_action!(
     post retry = "/api/v1/backoffice/emails/{id}/retry" as "emails_retry",
     on "id" "The email's id",
     answers (status = 202, description = "The email is pending again; it will be sent shortly",
-            body = RetryResponse, example = json!({ "status": "pending" })),
+            body = EmailRetryResponse, example = json!({ "status": "pending" })),
     refuses (
         NotOperator,
         (status = 404, description = "No dead email of the brand has this id \
@@ -121,12 +122,7 @@ async fn retry_email(Acting(state, operator, id): Acting) -> ApiResult {
             "no dead email of your brand has this id",
         ));
     }
-    Ok(HttpResponse::Accepted().json(RetryResponse {
+    Ok(HttpResponse::Accepted().json(EmailRetryResponse {
         status: EmailStatus::Pending,
     }))
 }
-
-/// The back-office email operations' part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(list, retry))]
-pub struct Docs;

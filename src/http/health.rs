@@ -1,5 +1,6 @@
 //! Liveness (the process answers) and readiness (it can also reach its database).
 
+use actix_web::get;
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
@@ -22,9 +23,6 @@ pub struct HealthResponse {
 
 /// Liveness probe: the process answers
 #[utoipa::path(
-    get,
-    path = "/health/live",
-    tag = "health",
     operation_id = "health_live",
     security(()),
     responses(
@@ -32,6 +30,7 @@ pub struct HealthResponse {
             example = json!({ "status": "ok" })),
     )
 )]
+#[get("/health/live")]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(HealthResponse {
         status: "ok",
@@ -41,9 +40,6 @@ pub async fn live() -> HttpResponse {
 
 /// Readiness probe: the process can reach its database
 #[utoipa::path(
-    get,
-    path = "/health/ready",
-    tag = "health",
     operation_id = "health_ready",
     security(()),
     responses(
@@ -51,6 +47,7 @@ pub async fn live() -> HttpResponse {
             example = json!({ "status": "ok", "database": "ok" })),
     )
 )]
+#[get("/health/ready")]
 pub async fn ready(state: web::Data<AppState>) -> ApiResult {
     let pool = state.pool.clone();
     web::block(move || -> anyhow::Result<()> {
@@ -66,8 +63,3 @@ pub async fn ready(state: web::Data<AppState>) -> ApiResult {
         database: Some("ok"),
     }))
 }
-
-/// The health probes' part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(live, ready))]
-pub struct Docs;

@@ -1,6 +1,7 @@
 //! The electronic documents of an order (its invoice and credit notes): the list, each
 //! file as the SdI received it, and its courtesy copy (PDF).
 
+use actix_web::get;
 use actix_web::web;
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -25,9 +26,6 @@ problem_response_type!(
 /// orders, back-office operators any order of their brand; anyone else, and an order not
 /// yet fulfilled, is answered as unknown.
 #[utoipa::path(
-    get,
-    path = "/api/v1/orders/{id}/invoice.xml",
-    tag = "orders",
     operation_id = "orders_invoice_xml",
     params(("id" = String, Path, description = "The order's id")),
     responses(
@@ -37,6 +35,7 @@ name in `Content-Disposition`", content_type = "application/xml", body = String)
 (`/problems/unknown-invoice`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[get("/api/v1/orders/{id}/invoice.xml")]
 pub async fn xml(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -108,9 +107,6 @@ impl From<StoredDocument> for DocumentResponse {
 /// orders, back-office operators any order of their brand; anyone else is answered as
 /// unknown.
 #[utoipa::path(
-    get,
-    path = "/api/v1/orders/{id}/documents",
-    tag = "orders",
     operation_id = "orders_documents",
     params(("id" = String, Path, description = "The order's id")),
     responses(
@@ -119,6 +115,7 @@ impl From<StoredDocument> for DocumentResponse {
 (`/problems/unknown-invoice`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[get("/api/v1/orders/{id}/documents")]
 pub async fn of_order(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -134,9 +131,6 @@ pub async fn of_order(
 
 /// An invoice or credit note's FatturaPA file, named as the SdI names it.
 #[utoipa::path(
-    get,
-    path = "/api/v1/invoices/{id}/xml",
-    tag = "orders",
     operation_id = "invoices_xml",
     params(("id" = String, Path, description = "The document's id")),
     responses(
@@ -145,6 +139,7 @@ name in `Content-Disposition`", content_type = "application/xml", body = String)
         UnknownDocument,
     )
 )]
+#[get("/api/v1/invoices/{id}/xml")]
 pub async fn document_xml(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -162,9 +157,6 @@ pub async fn document_xml(
 /// reading only: the fiscally valid document is the XML sent through the SdI. Who may
 /// download the XML may download the copy.
 #[utoipa::path(
-    get,
-    path = "/api/v1/invoices/{id}/pdf",
-    tag = "orders",
     operation_id = "invoices_pdf",
     params(("id" = String, Path, description = "The document's id")),
     responses(
@@ -174,6 +166,7 @@ pub async fn document_xml(
         UnknownDocument,
     )
 )]
+#[get("/api/v1/invoices/{id}/pdf")]
 pub async fn document_pdf(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -186,11 +179,3 @@ pub async fn document_pdf(
         .await?;
     Ok(pdf_download(copy))
 }
-
-/// The invoice operations' part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(xml, of_order, document_xml, document_pdf),
-    components(schemas(DocumentResponse))
-)]
-pub struct Docs;

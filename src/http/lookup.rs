@@ -1,6 +1,7 @@
 //! `GET /api/v1/holders/{codice_fiscale}/devices` and `POST /api/v1/holders/bulk-lookup`.
 
 use actix_web::http::header;
+use actix_web::{get, post};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,9 +20,6 @@ use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceK
 /// caller's brand are shown, and a holder with none of them is answered as an unknown one.
 /// Lookups are limited per user (by role) and per client address, per hour and per day.
 #[utoipa::path(
-    get,
-    path = "/api/v1/holders/{codice_fiscale}/devices",
-    tag = "lookup",
     operation_id = "lookup_holder_devices",
     params(
         ("codice_fiscale" = String, Path, description = "The holder's codice fiscale",
@@ -35,6 +33,7 @@ use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceK
         TooManyLookups,
     )
 )]
+#[get("/api/v1/holders/{codice_fiscale}/devices")]
 pub async fn holder_devices(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -269,9 +268,6 @@ pub struct BulkLookupRequest {
 /// every proposed coupon: post it as the `lines` of `POST /api/v1/orders`.
 /// With `Accept: text/csv` the answer is a spreadsheet file, one row per certificate.
 #[utoipa::path(
-    post,
-    path = "/api/v1/holders/bulk-lookup",
-    tag = "lookup",
     operation_id = "lookup_many_holders",
     request_body = BulkLookupRequest,
     responses(
@@ -289,6 +285,7 @@ pub struct BulkLookupRequest {
         TooManyLookups,
     )
 )]
+#[post("/api/v1/holders/bulk-lookup")]
 pub async fn bulk_lookup(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -437,8 +434,3 @@ impl From<BulkLookup> for BulkLookupResponse {
         }
     }
 }
-
-/// The holder lookup's part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(holder_devices, bulk_lookup))]
-pub struct Docs;

@@ -2,6 +2,7 @@
 //! once confirmed); `POST /api/v1/me/email/confirmation`: a new confirmation link;
 //! `POST /api/v1/me/sessions/revoke`: sign out everywhere.
 
+use actix_web::{get, patch, post};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -73,15 +74,13 @@ impl From<ProfileUpdate> for ProfileResponse {
 ///
 /// Any signed-in user (customer, registration officer, back-office).
 #[utoipa::path(
-    get,
-    path = "/api/v1/me",
-    tag = "me",
     operation_id = "me_get",
     responses(
         (status = 200, description = "The profile", body = ProfileResponse),
         AccountGone,
     )
 )]
+#[get("/api/v1/me")]
 pub async fn get(state: web::Data<AppState>, user: CurrentUser) -> ApiResult {
     let found = state
         .with_conn(move |conn| {
@@ -137,9 +136,6 @@ pub struct ProfilePatch {
 /// 5 requests an hour). The same address as now changes nothing. Every invalid field is
 /// reported at once in the problem's `errors`.
 #[utoipa::path(
-    patch,
-    path = "/api/v1/me",
-    tag = "me",
     operation_id = "me_patch",
     request_body = ProfilePatch,
     responses(
@@ -158,6 +154,7 @@ pub struct ProfilePatch {
             headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
     )
 )]
+#[patch("/api/v1/me")]
 pub async fn patch(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -245,9 +242,6 @@ pub async fn patch(
 /// Customers and registration officers whose address is not confirmed yet: a new link goes
 /// to the account's address and the earlier ones stop working. At most 3 an hour.
 #[utoipa::path(
-    post,
-    path = "/api/v1/me/email/confirmation",
-    tag = "me",
     operation_id = "me_email_confirmation_resend",
     responses(
         (status = 202, description = "A new link is on its way"),
@@ -261,6 +255,7 @@ pub async fn patch(
             headers(("Retry-After" = u32, description = "Seconds to wait before asking again"))),
     )
 )]
+#[post("/api/v1/me/email/confirmation")]
 pub async fn resend_confirmation(state: web::Data<AppState>, Buyer(user): Buyer) -> ApiResult {
     let app = state.clone();
     state
@@ -277,23 +272,16 @@ pub async fn resend_confirmation(state: web::Data<AppState>, Buyer(user): Buyer)
 /// refresh and access tokens stop working at once, and every browser session of the shop
 /// ends. Sign in again to go on.
 #[utoipa::path(
-    post,
-    path = "/api/v1/me/sessions/revoke",
-    tag = "me",
     operation_id = "me_sessions_revoke",
     responses(
         (status = 204, description = "Every session of the user has ended"),
         AccountGone,
     )
 )]
+#[post("/api/v1/me/sessions/revoke")]
 pub async fn revoke_sessions(state: web::Data<AppState>, user: CurrentUser) -> ApiResult {
     state
         .with_conn(move |conn| account::sign_out_everywhere(conn, &user.id, Utc::now()))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
-
-/// The profile endpoints' part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(get, patch, resend_confirmation, revoke_sessions))]
-pub struct Docs;

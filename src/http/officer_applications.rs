@@ -2,6 +2,7 @@
 //! outcome; the back-office lists them and decides (`auth::officer_applications` holds the
 //! rules).
 
+use actix_web::{get, post};
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -157,9 +158,6 @@ fn form(body: ApplicationRequest) -> Result<ApplicationForm, ApiError> {
 /// Customers only, one pending application at a time. An operator of the brand approves or
 /// refuses it; the outcome is emailed.
 #[utoipa::path(
-    post,
-    path = "/api/v1/me/officer-application",
-    tag = "me",
     operation_id = "me_officer_application_create",
     request_body = ApplicationRequest,
     responses(
@@ -174,6 +172,7 @@ vat_number, contact_email, phone, note; every wrong field listed) or a malformed
 (`/problems/already-officer`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/api/v1/me/officer-application")]
 pub async fn apply(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
@@ -192,9 +191,6 @@ pub async fn apply(
 ///
 /// Customers and registration officers: where their latest application stands.
 #[utoipa::path(
-    get,
-    path = "/api/v1/me/officer-application",
-    tag = "me",
     operation_id = "me_officer_application_get",
     responses(
         (status = 200, description = "The latest application", body = ApplicationResponse),
@@ -203,6 +199,7 @@ pub async fn apply(
             body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[get("/api/v1/me/officer-application")]
 pub async fn mine(state: web::Data<AppState>, Buyer(user): Buyer) -> ApiResult {
     let application = state
         .with_conn(move |conn| {
@@ -299,8 +296,3 @@ async fn refuse_application(
     let decision = Decision::Refuse(reason.expect("checked"));
     decide(state, operator, id, decision).await
 }
-
-/// The officer applications' part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(apply, mine, list, approve, refuse))]
-pub struct Docs;

@@ -1,8 +1,8 @@
 //! The API's OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]`
 //! annotations and doc comments (a handler's first paragraph is the operation's summary,
-//! the rest its description; each handler module has a `Docs` listing its operations),
-//! served at `/api/openapi.json`, with an interactive viewer at `/api/docs`. A test compares the
-//! document with the routes in `http::configure`, so a route cannot go undocumented.
+//! the rest its description), served at `/api/openapi.json`, with an interactive viewer at
+//! `/api/docs`. Its operations are the router's: both come from the one list in
+//! `http::operations`.
 
 use std::sync::{Arc, LazyLock};
 
@@ -26,6 +26,8 @@ RFC 9457 problem JSON (`application/problem+json`) whose `type` names the proble
     // annotation says otherwise (`security(())` for the public ones, the agent's token for
     // the agent's).
     security(("access_token" = [])),
+    // Named only by a query parameter's `value_type`, which does not bring its schema.
+    components(schemas(crate::invoices::InvoiceStatus)),
     tags(
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "auth", description = "Sign-up, sign-in, tokens, profile"),
@@ -76,35 +78,17 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The whole document: the base (info, tags, security schemes) and every module's part.
+/// The whole document: the base (info, tags, security schemes) and every operation.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut document = Base::openapi();
-    for part in [
-        super::health::Docs::openapi(),
-        super::metrics::Docs::openapi(),
-        super::auth::Docs::openapi(),
-        super::me::Docs::openapi(),
-        super::billing::Docs::openapi(),
-        super::lookup::Docs::openapi(),
-        super::catalog::Docs::openapi(),
-        super::prepaid::Docs::openapi(),
-        super::orders::Docs::openapi(),
-        super::invoices::Docs::openapi(),
-        super::backoffice_invoices::Docs::openapi(),
-        super::sdi_receipts::Docs::openapi(),
-        super::coupons::Docs::openapi(),
-        super::emails::Docs::openapi(),
-        super::sdi::Docs::openapi(),
-        super::users::Docs::openapi(),
-        super::officer_applications::Docs::openapi(),
-        super::payments::Docs::openapi(),
-        super::card_payments::Docs::openapi(),
-        super::agent::Docs::openapi(),
-        super::renewals::Docs::openapi(),
-        super::renewal_info::Docs::openapi(),
-    ] {
-        document.merge(part);
-    }
+    let mut described = super::operations::Described::default();
+    super::operations::all(&mut described);
+    document.paths.merge(described.paths);
+    document
+        .components
+        .get_or_insert_with(Default::default)
+        .schemas
+        .extend(described.schemas);
     document_request_id(&mut document);
     document_body_limit(&mut document);
     document_common_failures(&mut document);
@@ -256,15 +240,7 @@ fn security_schemes(requirements: Option<&Vec<SecurityRequirement>>) -> Vec<Stri
 fn operations(
     item: &mut utoipa::openapi::PathItem,
 ) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
-    [
-        &mut item.get,
-        &mut item.post,
-        &mut item.put,
-        &mut item.patch,
-        &mut item.delete,
-    ]
-    .into_iter()
-    .flatten()
+    super::operations::by_method(item).map(|(_, operation)| operation)
 }
 
 /// Every problem body carries the request's id, spliced in by a middleware after the

@@ -58,9 +58,6 @@ macro_rules! backoffice_list {
     ) => {
         $(#[$doc])*
         #[utoipa::path(
-            get,
-            path = $path,
-            tag = "back-office",
             operation_id = $operation_id,
             params($($params)*),
             responses(
@@ -69,6 +66,7 @@ macro_rules! backoffice_list {
                 crate::http::responses::NotOperator,
             )
         )]
+        #[get($path)]
         pub async fn $name(
             state: actix_web::web::Data<crate::http::AppState>,
             crate::http::extract::BackOffice(operator): crate::http::extract::BackOffice,
@@ -117,14 +115,12 @@ macro_rules! backoffice_action {
     ) => {
         $(#[$doc])*
         #[utoipa::path(
-            $method,
-            path = $path,
-            tag = "back-office",
             operation_id = $operation_id,
             params(($param = String, Path, description = $param_doc)),
             $(request_body = $body,)?
             responses(($($answer)*), $($refusals)*)
         )]
+        #[$method($path)]
         pub async fn $name(
             state: actix_web::web::Data<crate::http::AppState>,
             crate::http::extract::BackOffice(operator): crate::http::extract::BackOffice,

@@ -1,6 +1,7 @@
 //! `POST /api/v1/orders` (idempotent; paid from the prepaid account at once, or by
 //! transfer with an RF code), `GET /api/v1/orders`, `GET /api/v1/orders/{id}`.
 
+use actix_web::{get, post};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -229,9 +230,6 @@ impl OrderResponse {
 /// body gets the first answer again (with `Idempotent-Replayed: true`) instead of a second
 /// order.
 #[utoipa::path(
-    post,
-    path = "/api/v1/orders",
-    tag = "orders",
     operation_id = "orders_create",
     params(("Idempotency-Key" = String, Header,
         description = "1 to 255 visible ASCII characters, new for each order (a UUID is typical)",
@@ -265,6 +263,7 @@ request (`/problems/idempotency-key-reused`)",
             body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/api/v1/orders")]
 pub async fn create(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -334,9 +333,6 @@ pub struct ListQuery {
 /// by its RF code, invoice number or email. Newest first, a page at a time (`limit`, `offset`),
 /// with the total of orders that match.
 #[utoipa::path(
-    get,
-    path = "/api/v1/orders",
-    tag = "orders",
     operation_id = "orders_list",
     params(ListQuery, PageParams),
     responses(
@@ -344,6 +340,7 @@ pub struct ListQuery {
         BadListQuery,
     )
 )]
+#[get("/api/v1/orders")]
 pub async fn list(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -416,9 +413,6 @@ fn list_filter(listed: &Listed<ListQuery>) -> Result<(orders::OrderFilter, Page)
 /// Any signed-in user (any role): customers and registration officers their own orders,
 /// back-office operators any order of their brand. Someone else's order is answered as unknown.
 #[utoipa::path(
-    get,
-    path = "/api/v1/orders/{id}",
-    tag = "orders",
     operation_id = "orders_show",
     params(("id" = String, Path, description = "The order's id")),
     responses(
@@ -427,6 +421,7 @@ fn list_filter(listed: &Listed<ListQuery>) -> Result<(orders::OrderFilter, Page)
 (`/problems/unknown-order`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[get("/api/v1/orders/{id}")]
 pub async fn show(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -444,7 +439,7 @@ pub async fn show(
 
 /// New codes sent in place of the order's unused ones.
 #[derive(Serialize, utoipa::ToSchema)]
-struct ResendResponse {
+struct CodesResendResponse {
     /// How many new codes were sent (as many unused codes were voided).
     #[schema(example = 3)]
     codes: usize,
@@ -453,7 +448,7 @@ struct ResendResponse {
     sent_to: String,
 }
 
-impl From<Resent> for ResendResponse {
+impl From<Resent> for CodesResendResponse {
     fn from(resent: Resent) -> Self {
         Self {
             codes: resent.codes,
@@ -478,13 +473,10 @@ pub struct OperatorResendRequest {
 /// reserved and expired codes are left alone; no money moves. At most 5 times per order a
 /// day. The buyer's own orders only.
 #[utoipa::path(
-    post,
-    path = "/api/v1/orders/{id}/codes/resend",
-    tag = "orders",
     operation_id = "orders_codes_resend",
     params(("id" = String, Path, description = "The order's id")),
     responses(
-        (status = 200, description = "New codes sent", body = ResendResponse),
+        (status = 200, description = "New codes sent", body = CodesResendResponse),
         NotBuyer,
         (status = 404, description = "No such order of the caller (`/problems/unknown-order`)",
             body = Problem, content_type = "application/problem+json"),
@@ -494,6 +486,7 @@ pub struct OperatorResendRequest {
             body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/api/v1/orders/{id}/codes/resend")]
 pub async fn resend_codes(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
@@ -510,7 +503,7 @@ backoffice_action!(
     post resend_codes_as_operator = "/api/v1/backoffice/orders/{id}/codes/resend"
         as "backoffice_orders_codes_resend",
     on "id" "The order's id", takes OperatorResendRequest,
-    answers (status = 200, description = "New codes sent", body = ResendResponse),
+    answers (status = 200, description = "New codes sent", body = CodesResendResponse),
     refuses (
         BadReason,
         NotOperator,
@@ -555,10 +548,5 @@ async fn resend(
             resend_unused_codes(conn, key, url, &requester, &order_id, Utc::now())
         })
         .await?;
-    Ok(HttpResponse::Ok().json(ResendResponse::from(resent)))
+    Ok(HttpResponse::Ok().json(CodesResendResponse::from(resent)))
 }
-
-/// The order operations' part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(create, list, show, resend_codes, resend_codes_as_operator))]
-pub struct Docs;

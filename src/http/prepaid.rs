@@ -1,6 +1,7 @@
 //! The prepaid account: the owner's balance and statement, and the back-office's search
 //! and manual adjustments.
 
+use actix_web::{get, post};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -113,9 +114,6 @@ impl From<Entry> for EntryResponse {
 ///
 /// Customers and registration officers (the roles that buy).
 #[utoipa::path(
-    get,
-    path = "/api/v1/prepaid",
-    tag = "prepaid",
     operation_id = "prepaid_balance",
     responses(
         (status = 200, description = "The account", body = AccountResponse),
@@ -123,6 +121,7 @@ impl From<Entry> for EntryResponse {
         NoPrepaidAccount,
     )
 )]
+#[get("/api/v1/prepaid")]
 pub async fn balance(state: web::Data<AppState>, Buyer(user): Buyer) -> ApiResult {
     let account = state
         .with_conn(move |conn| prepaid::account_of_owner(conn, &user.id))
@@ -165,9 +164,6 @@ struct EntriesResponse {
 /// Customers and registration officers (the roles that buy). Paged by a cursor, `before`,
 /// not by `offset`: new entries never shift the pages a reader is going through.
 #[utoipa::path(
-    get,
-    path = "/api/v1/prepaid/entries",
-    tag = "prepaid",
     operation_id = "prepaid_entries",
     params(PageQuery),
     responses(
@@ -180,6 +176,7 @@ struct EntriesResponse {
         NoPrepaidAccount,
     )
 )]
+#[get("/api/v1/prepaid/entries")]
 pub async fn entries(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
@@ -227,9 +224,6 @@ struct AccountsResponse {
 ///
 /// Back-office only; accounts of the operator's brand only.
 #[utoipa::path(
-    get,
-    path = "/api/v1/backoffice/prepaid",
-    tag = "back-office",
     operation_id = "prepaid_search",
     params(SearchQuery),
     responses(
@@ -241,6 +235,7 @@ struct AccountsResponse {
         NotOperator,
     )
 )]
+#[get("/api/v1/backoffice/prepaid")]
 pub async fn search(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
@@ -428,9 +423,6 @@ impl TopUpResponse {
 /// `Idempotency-Key` and body gets the first answer again (with `Idempotent-Replayed: true`)
 /// instead of a second top-up.
 #[utoipa::path(
-    post,
-    path = "/api/v1/prepaid/topups",
-    tag = "prepaid",
     operation_id = "prepaid_request_top_up",
     params(("Idempotency-Key" = String, Header,
         description = "1 to 255 visible ASCII characters, new for each top-up (a UUID is typical)",
@@ -452,6 +444,7 @@ impl TopUpResponse {
             body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/api/v1/prepaid/topups")]
 pub async fn request_top_up(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -497,9 +490,6 @@ pub async fn request_top_up(
 ///
 /// Customers and registration officers (the roles that buy).
 #[utoipa::path(
-    get,
-    path = "/api/v1/prepaid/topups",
-    tag = "prepaid",
     operation_id = "prepaid_list_top_ups",
     params(PageParams),
     responses(
@@ -508,6 +498,7 @@ pub async fn request_top_up(
         NotBuyer,
     )
 )]
+#[get("/api/v1/prepaid/topups")]
 pub async fn list_top_ups(
     state: web::Data<AppState>,
     Buyer(user): Buyer,
@@ -529,8 +520,3 @@ pub async fn list_top_ups(
             .collect(),
     }))
 }
-
-/// The prepaid endpoints' part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(balance, entries, list_top_ups, request_top_up, search, show, adjust))]
-pub struct Docs;

@@ -1,6 +1,7 @@
 //! `GET /api/v1/renewal-info/{cert-id}` (RFC 9773). Public, as in ACME: the CertID
 //! names a certificate the caller already has.
 
+use actix_web::get;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -28,9 +29,6 @@ struct Window {
 
 /// Suggested renewal window of a certificate (RFC 9773 ARI)
 #[utoipa::path(
-    get,
-    path = "/api/v1/renewal-info/{cert_id}",
-    tag = "renewal-info",
     operation_id = "renewal_info_show",
     security(()),
     params(
@@ -51,6 +49,7 @@ struct Window {
             body = Problem, content_type = "application/problem+json"),
     ),
 )]
+#[get("/api/v1/renewal-info/{cert_id}")]
 pub async fn show(state: web::Data<AppState>, cert_id: web::Path<String>) -> ApiResult {
     let id = CertId::parse(&cert_id)
         .map_err(|e| ApiError::invalid_field("cert_id", "ari_cert_id", e.to_string()))?;
@@ -74,8 +73,3 @@ pub async fn show(state: web::Data<AppState>, cert_id: web::Path<String>) -> Api
             },
         }))
 }
-
-/// The OpenAPI paths of this file.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(show))]
-pub struct Docs;

@@ -1,6 +1,7 @@
 //! The desktop agent's renewals: request, follow, download, confirm (see `crate::renewals`).
 
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::{get, post};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -205,9 +206,6 @@ fn retry_after(state: &AppState) -> HeaderValue {
 /// `errors[].field` (`renewals[i].certificate_id`, `renewals[i].csr`,
 /// `renewals[i].coupon_code`) and the rule. At most 60 requests per device per 10 minutes.
 #[utoipa::path(
-    post,
-    path = "/api/v1/agent/renewals",
-    tag = "agent",
     operation_id = "renewals_request_renewals",
     security(("agent_token" = [])),
     request_body = RenewalsBody,
@@ -248,6 +246,7 @@ fn retry_after(state: &AppState) -> HeaderValue {
             headers(("Retry-After" = u64, description = "Seconds before trying again."))),
     ),
 )]
+#[post("/api/v1/agent/renewals")]
 pub async fn request_renewals(
     state: web::Data<AppState>,
     Agent(claims): Agent,
@@ -269,9 +268,9 @@ pub async fn request_renewals(
                 now,
             )?;
             let mut views = Vec::new();
-            for renewal in &queued {
+            for queued in &queued {
                 views.push(
-                    install::find(conn, &claims.sub, &renewal.id)
+                    install::find(conn, &claims.sub, &queued.id)
                         .map_err(ApiError::storage)?
                         .ok_or_else(|| ApiError::storage(anyhow::anyhow!("renewal vanished")))?,
                 );
@@ -289,9 +288,6 @@ pub async fn request_renewals(
 
 /// A renewal's status and, once issued, its certificate (JSON or PEM chain)
 #[utoipa::path(
-    get,
-    path = "/api/v1/agent/renewals/{id}",
-    tag = "agent",
     operation_id = "renewals_renewal",
     security(("agent_token" = [])),
     params(
@@ -319,6 +315,7 @@ pub async fn request_renewals(
                 description = "While `queued` or `issuing`: seconds before asking again."))),
     ),
 )]
+#[get("/api/v1/agent/renewals/{id}")]
 pub async fn renewal(
     state: web::Data<AppState>,
     Agent(claims): Agent,
@@ -378,9 +375,6 @@ pub async fn renewal(
 /// No body. The new certificate becomes `active`, the old one `superseded`, the coupon
 /// `redeemed`, and the holder gets an email. Idempotent: confirming again answers the same.
 #[utoipa::path(
-    post,
-    path = "/api/v1/agent/renewals/{id}/installed",
-    tag = "agent",
     operation_id = "renewals_installed",
     security(("agent_token" = [])),
     params(("id" = String, Path, description = "The renewal's id (`renewals[].id`).")),
@@ -393,6 +387,7 @@ pub async fn renewal(
             body = Problem, content_type = "application/problem+json"),
     ),
 )]
+#[post("/api/v1/agent/renewals/{id}/installed")]
 pub async fn installed(
     state: web::Data<AppState>,
     Agent(claims): Agent,
@@ -404,8 +399,3 @@ pub async fn installed(
         .await?;
     Ok(HttpResponse::Ok().json(respond(view, &state.ca.chain_pem())))
 }
-
-/// The OpenAPI paths of this file.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(request_renewals, renewal, installed))]
-pub struct Docs;

@@ -2,6 +2,7 @@
 //! or given up, and retrying a dead one.
 
 use actix_web::HttpResponse;
+use actix_web::{get, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +22,7 @@ pub struct ListQuery {
 
 /// A file of the transmission outbox.
 #[derive(Serialize, utoipa::ToSchema)]
-struct TransmissionResponse {
+struct OutboxFileResponse {
     id: String,
     /// The document (invoice or credit note) the file carries.
     invoice_id: String,
@@ -48,7 +49,7 @@ struct TransmissionResponse {
     sent_at: Option<DateTime<Utc>>,
 }
 
-impl From<TransmissionSummary> for TransmissionResponse {
+impl From<TransmissionSummary> for OutboxFileResponse {
     fn from(t: TransmissionSummary) -> Self {
         Self {
             id: t.id,
@@ -70,14 +71,14 @@ impl From<TransmissionSummary> for TransmissionResponse {
 /// A page of the brand's files, newest first, with the total.
 #[derive(Serialize, utoipa::ToSchema)]
 struct TransmissionListResponse {
-    transmissions: Vec<TransmissionResponse>,
+    transmissions: Vec<OutboxFileResponse>,
     #[serde(flatten)]
     page: PageInfo,
 }
 
 /// The file's new state after a retry.
 #[derive(Serialize, utoipa::ToSchema)]
-struct RetryResponse {
+struct TransmissionRetryResponse {
     #[schema(value_type = TransmissionStatus, example = "pending")]
     status: TransmissionStatus,
 }
@@ -104,7 +105,7 @@ async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult
         transmission::list(conn, &operator.brand, status, page).map_err(ApiError::storage)
     };
     let (transmissions, info) = listed
-        .read_page(&state, page, read, TransmissionResponse::from)
+        .read_page(&state, page, read, OutboxFileResponse::from)
         .await?;
     Ok(HttpResponse::Ok().json(TransmissionListResponse {
         page: info,
@@ -120,7 +121,7 @@ backoffice_action!(
     post retry = "/api/v1/backoffice/sdi/transmissions/{id}/retry" as "sdi_transmissions_retry",
     on "id" "The transmission's id",
     answers (status = 202, description = "The file is pending again; it will be sent shortly",
-            body = RetryResponse, example = json!({ "status": "pending" })),
+            body = TransmissionRetryResponse, example = json!({ "status": "pending" })),
     refuses (
         NotOperator,
         (status = 404, description = "No dead file of the brand has this id \
@@ -133,12 +134,7 @@ async fn retry_transmission(Acting(state, operator, id): Acting) -> ApiResult {
     state
         .with_conn(move |conn| transmission::retry(conn, operator.acting(), &id, Utc::now()))
         .await?;
-    Ok(HttpResponse::Accepted().json(RetryResponse {
+    Ok(HttpResponse::Accepted().json(TransmissionRetryResponse {
         status: TransmissionStatus::Pending,
     }))
 }
-
-/// The back-office SdI transmission operations' part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(list, retry))]
-pub struct Docs;

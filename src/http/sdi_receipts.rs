@@ -2,6 +2,7 @@
 //! those imported, the rejected queue and the re-send of a rejected document.
 
 use actix_web::http::StatusCode;
+use actix_web::{get, post};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::StreamExt;
@@ -100,7 +101,7 @@ pub struct ImportQuery {
 
 /// What an import did, file by file.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ImportResponse {
+pub struct ReceiptImportResponse {
     /// One per file, in the order sent.
     receipts: Vec<ImportedReceipt>,
 }
@@ -132,9 +133,6 @@ pub(super) struct ReceiptFileDoc(Vec<u8>);
 /// name: importing it again changes nothing (`already_imported`). Every file is read
 /// first: one that is not a notification refuses the whole import.
 #[utoipa::path(
-    post,
-    path = "/api/v1/backoffice/sdi/receipts",
-    tag = "back-office",
     operation_id = "sdi_receipts_import",
     params(ImportQuery),
     request_body(description = "The notification file as the raw body (named by `file_name`), \
@@ -145,9 +143,9 @@ or one or more parts named `file` of a multipart form. XML of the SdI's messaggi
         (ReceiptUploadDoc = "multipart/form-data"),
     )),
     responses(
-        (status = 201, description = "Imported: what each file did", body = ImportResponse),
+        (status = 201, description = "Imported: what each file did", body = ReceiptImportResponse),
         (status = 200, description = "Every file had been imported before: nothing changed",
-            body = ImportResponse),
+            body = ReceiptImportResponse),
         (status = 400, description = "No file, no file name or one that is not a \
 notification's (letters, digits, `_`, `-`, `.`, at most 100), or more than 100 files \
 (`/problems/invalid-field`, field `file` or `file_name`; or a query parameter the import does \
@@ -165,6 +163,7 @@ different content was imported before (`/problems/sdi-notification-conflict`)",
 `file_name_kind`): nothing was imported", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/api/v1/backoffice/sdi/receipts")]
 pub async fn import(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
@@ -192,7 +191,7 @@ pub async fn import(
     } else {
         StatusCode::CREATED
     };
-    Ok(HttpResponse::build(status).json(ImportResponse { receipts: imported }))
+    Ok(HttpResponse::build(status).json(ReceiptImportResponse { receipts: imported }))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -259,8 +258,8 @@ pub struct RejectedResponse {
 }
 
 impl From<RejectedDocument> for RejectedResponse {
-    fn from(rejected: RejectedDocument) -> Self {
-        let document = rejected.document;
+    fn from(refused: RejectedDocument) -> Self {
+        let document = refused.document;
         Self {
             id: document.id,
             order_id: document.order_id,
@@ -268,11 +267,11 @@ impl From<RejectedDocument> for RejectedResponse {
             number: document.number,
             issue_date: document.issue_date,
             file_name: document.file_name,
-            scarto_file_name: rejected.scarto_file_name,
-            errors: rejected.errors,
-            rejected_at: rejected.rejected_at,
-            resend_by: rejected.resend_by,
-            overdue: rejected.overdue,
+            scarto_file_name: refused.scarto_file_name,
+            errors: refused.errors,
+            rejected_at: refused.rejected_at,
+            resend_by: refused.resend_by,
+            overdue: refused.overdue,
         }
     }
 }
@@ -299,10 +298,10 @@ async fn find_rejected(Listing(state, operator, listed): Listing<NoFilters>) -> 
     let read = move |conn: &mut _| {
         receipts::rejected_queue(conn, &operator.brand, page, Utc::now()).map_err(ApiError::storage)
     };
-    let (rejected, info) = listed.read_page(&state, page, read, Into::into).await?;
+    let (refused, info) = listed.read_page(&state, page, read, Into::into).await?;
     Ok(HttpResponse::Ok().json(RejectedListResponse {
         page: info,
-        rejected,
+        rejected: refused,
     }))
 }
 
@@ -318,7 +317,7 @@ pub struct ResendRequest {
 
 /// The document's new file.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ResendResponse {
+pub struct DocumentResendResponse {
     id: String,
     /// The same number (and date) as the rejected file.
     number: String,
@@ -344,7 +343,7 @@ backoffice_action!(
     /// rejected file no longer touch it.
     post resend = "/api/v1/backoffice/sdi/rejected/{id}/resend" as "sdi_rejected_resend",
     on "id" "The document's id", takes ResendRequest,
-    answers (status = 200, description = "Queued for transmission with its new file", body = ResendResponse),
+    answers (status = 200, description = "Queued for transmission with its new file", body = DocumentResendResponse),
     refuses (
         (status = 400, description = "Invalid buyer fields (`/problems/invalid-field`) or a \
 malformed body (`/problems/malformed-request`)", body = Problem, content_type = "application/problem+json"),
@@ -385,7 +384,7 @@ async fn resend_rejected(
             )));
         }
     };
-    Ok(HttpResponse::Ok().json(ResendResponse {
+    Ok(HttpResponse::Ok().json(DocumentResendResponse {
         id: resent.id,
         number: resent.number,
         file_name: resent.file_name,
@@ -396,23 +395,3 @@ async fn resend_rejected(
         late: resent.late,
     }))
 }
-
-/// The SdI receipts' part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(import, list, rejected, resend),
-    components(schemas(
-        ImportResponse,
-        ImportedReceipt,
-        ReceiptListResponse,
-        StoredReceipt,
-        SdiError,
-        RejectedResponse,
-        RejectedListResponse,
-        ResendRequest,
-        ResendResponse,
-        ReceiptUploadDoc,
-        ReceiptFileDoc
-    ))
-)]
-pub struct Docs;

@@ -2,6 +2,7 @@
 //! take the registration-officer role back (`auth::management` holds the rules).
 
 use actix_web::HttpResponse;
+use actix_web::{get, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -210,8 +211,3 @@ async fn act_on_user(
         .await?;
     Ok(HttpResponse::Ok().json(UserResponse::from(user)))
 }
-
-/// The back-office user operations' part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(list, show, disable, enable, remove_officer_role))]
-pub struct Docs;

@@ -1,6 +1,7 @@
 //! Statement import (`POST /api/v1/backoffice/statements`, the file as the raw body or as
 //! the `file` part of a multipart form) and the list of imported statements.
 
+use actix_web::{get, post};
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
@@ -85,7 +86,7 @@ async fn spool<E: std::fmt::Display>(
 
 /// What an import did.
 #[derive(Serialize, utoipa::ToSchema)]
-pub(super) struct ImportResponse {
+pub(super) struct StatementImportResponse {
     /// The statement recorded; `null` when the file brought nothing new.
     statement_id: Option<String>,
     /// The format recognised from the content: `camt.053`, `camt.054`, `cbi-camt.053` or
@@ -157,9 +158,6 @@ pub struct ImportQuery {
 /// its RF code; re-importing a file changes nothing. 201 with the outcome of each new entry,
 /// or 200 when the file brought nothing new.
 #[utoipa::path(
-    post,
-    path = "/api/v1/backoffice/statements",
-    tag = "back-office",
     operation_id = "payments_import",
     params(ImportQuery),
     request_body(description = "The statement file: the raw body, or the part named `file` of a \
@@ -172,9 +170,9 @@ format is told from the content. Limited in size (RINNOVO_STATEMENT_MAX_MB).", c
         (StatementUploadDoc = "multipart/form-data"),
     )),
     responses(
-        (status = 201, description = "Imported: the outcome of each new entry", body = ImportResponse),
+        (status = 201, description = "Imported: the outcome of each new entry", body = StatementImportResponse),
         (status = 200, description = "The file brought nothing new (already imported)",
-            body = ImportResponse),
+            body = StatementImportResponse),
         (status = 400, description = "The file is empty, missing from the form, or not a \
 statement this service reads (`/problems/invalid-field`, field `file`, rule such as `xml`, \
 `unsupported_format`, `missing_element`; or a query parameter the import does not take, rule \
@@ -187,6 +185,7 @@ statement this service reads (`/problems/invalid-field`, field `file`, rule such
             body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/api/v1/backoffice/statements")]
 pub async fn import(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
@@ -216,7 +215,7 @@ pub async fn import(
     } else {
         StatusCode::OK
     };
-    Ok(HttpResponse::build(status).json(ImportResponse {
+    Ok(HttpResponse::build(status).json(StatementImportResponse {
         statement_id: report.statement_id,
         format: statement.format.as_str(),
         version: statement.version,
@@ -256,9 +255,9 @@ async fn find_statements(Listing(state, operator, listed): Listing<NoFilters>) -
     let read = move |conn: &mut _| {
         queue::statements(conn, &operator.brand, page).map_err(ApiError::storage)
     };
-    let (statements, info) = listed.read_page(&state, page, read, |s| s).await?;
+    let (imported, info) = listed.read_page(&state, page, read, |s| s).await?;
     Ok(HttpResponse::Ok().json(StatementListResponse {
         page: info,
-        statements,
+        statements: imported,
     }))
 }

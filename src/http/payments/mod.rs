@@ -15,16 +15,3 @@ pub(super) fn date(text: &str) -> Result<NaiveDate, QueryRule> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map_err(|_| QueryRule("date", format!("'{text}' is not a date such as 2026-11-23")))
 }
-
-/// The back-office payment operations' part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(
-    imports::import,
-    imports::statements,
-    queue::list,
-    summary::summary,
-    queue::show,
-    queue::match_by_hand,
-    queue::refund
-))]
-pub struct Docs;

@@ -2,6 +2,7 @@
 //! refunding one by hand.
 
 use actix_web::HttpResponse;
+use actix_web::{get, post};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 

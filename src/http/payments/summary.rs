@@ -1,5 +1,6 @@
 //! The daily summary: count and sum per outcome of the payments booked on one day.
 
+use actix_web::get;
 use std::collections::BTreeMap;
 
 use actix_web::{web, HttpResponse};
@@ -39,9 +40,6 @@ pub(super) struct SummaryResponse {
 ///
 /// Back-office operators only; the payments of the operator's brand.
 #[utoipa::path(
-    get,
-    path = "/api/v1/backoffice/payments/summary",
-    tag = "back-office",
     operation_id = "payments_summary",
     params(SummaryQuery),
     responses(
@@ -52,6 +50,7 @@ the summary does not take (rule `unknown_parameter`) (`/problems/invalid-field`)
         NotOperator,
     )
 )]
+#[get("/api/v1/backoffice/payments/summary")]
 pub async fn summary(
     state: web::Data<AppState>,
     BackOffice(operator): BackOffice,
