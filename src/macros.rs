@@ -144,22 +144,24 @@ macro_rules! awaiting_payment_expiry {
 /// whose table holds `status` (`pending`/`sent`/`dead`), `attempts`, `next_attempt_at`,
 /// `claimed_until`, `last_error` and `brand_id` (emails, SdI transmissions):
 /// `leased_outbox!(emails, EmailStatus)` in the table's owner module defines its
-/// `lease_due`, `release_failed` and `requeue_dead`; with `, retried as "email"` also its
-/// `retry_dead`, the operator's audited retry.
+/// `lease_due`, `release_failed` and `requeue_dead`; with `, retried as "email" refused as
+/// RetryError` also its public `retry`, the operator's audited retry, refused with
+/// `RetryError::NotDead`.
 macro_rules! leased_outbox {
-    ($table:ident, $status:ident, retried as $subject:literal) => {
+    ($table:ident, $status:ident, retried as $subject:literal refused as $error:ident) => {
         leased_outbox!($table, $status);
 
         #[doc = concat!("An operator puts a dead ", $subject, " row of their brand back in the queue, from")]
-        #[doc = concat!("zero attempts, audited as `", $subject, ".retried`, in one transaction. `false` if no")]
-        /// dead row of the brand has this id (nothing is audited then).
-        fn retry_dead(
+        #[doc = concat!("zero attempts, audited as `", $subject, ".retried`, in one transaction; refused")]
+        #[doc = concat!("with `", stringify!($error), "::NotDead` if no dead row of the brand has this id")]
+        /// (perhaps another operator put it back first; nothing is audited then).
+        pub fn retry(
             conn: &mut $crate::db::DbConnection,
             operator: $crate::audit::Operator<'_>,
             id: &str,
             now: chrono::DateTime<chrono::Utc>,
-        ) -> diesel::QueryResult<bool> {
-            $crate::db::write_transaction(conn, |conn| {
+        ) -> Result<(), $error> {
+            let retried = $crate::db::write_transaction(conn, |conn| -> diesel::QueryResult<bool> {
                 if !requeue_dead(conn, operator.brand_id, id, now)? {
                     return Ok(false);
                 }
@@ -176,7 +178,11 @@ macro_rules! leased_outbox {
                     now,
                 )?;
                 Ok(true)
-            })
+            })?;
+            if !retried {
+                return Err($error::NotDead);
+            }
+            Ok(())
         }
     };
     ($table:ident, $status:ident) => {

@@ -112,16 +112,9 @@ backoffice_action!(
 );
 
 async fn retry_email(Acting(state, operator, id): Acting) -> ApiResult {
-    let requeued = state
+    state
         .with_conn(move |conn| outbox::retry(conn, operator.acting(), &id, Utc::now()))
         .await?;
-    if !requeued {
-        return Err(ApiError::not_found(
-            "unknown-email",
-            "Unknown email",
-            "no dead email of your brand has this id",
-        ));
-    }
     Ok(HttpResponse::Accepted().json(EmailRetryResponse {
         status: EmailStatus::Pending,
     }))

@@ -33,6 +33,7 @@ use crate::invoices::receipts::ReceiptError;
 use crate::invoices::transmission::TransmissionError;
 use crate::invoices::InvoiceError;
 use crate::lookup::LookupError;
+use crate::mail::outbox::RetryError as EmailRetryError;
 use crate::orders::checkout::CheckoutError;
 use crate::orders::resend::ResendError;
 use crate::orders::OrderError;
@@ -138,6 +139,7 @@ mod kinds {
         UNKNOWN_PRODUCT: NOT_FOUND, "unknown-product", "Unknown product";
         UNKNOWN_RENEWAL: NOT_FOUND, "unknown-renewal", "Unknown renewal";
         UNKNOWN_TRANSMISSION: NOT_FOUND, "unknown-transmission", "Unknown transmission";
+        UNKNOWN_EMAIL: NOT_FOUND, "unknown-email", "Unknown email";
         UNKNOWN_USER: NOT_FOUND, "unknown-user", "Unknown user";
         UNTRUSTED_CERTIFICATE: UNAUTHORIZED, "untrusted-certificate", "Certificate not trusted";
         USER_STATE: CONFLICT, "user-state", "Not possible in this state";
@@ -642,6 +644,16 @@ impl Identify for TransmissionError {
         match self {
             TransmissionError::NotDead => Ok(Identity::of(UNKNOWN_TRANSMISSION, detail, "Questa trasmissione non è più tra quelle non riuscite del tuo marchio (forse è già stata rimessa in coda).")),
             TransmissionError::Storage(e) => Err(e),
+        }
+    }
+}
+
+impl Identify for EmailRetryError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        match self {
+            EmailRetryError::NotDead => Ok(Identity::of(UNKNOWN_EMAIL, detail, "Questa email non è più tra quelle non consegnate del tuo marchio (forse è già stata rimessa in coda).")),
+            EmailRetryError::Storage(e) => Err(e),
         }
     }
 }

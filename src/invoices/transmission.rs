@@ -10,7 +10,6 @@ use uuid::Uuid;
 
 use super::channel::OutgoingFile;
 use super::store::{self, Untransmitted};
-use crate::audit::Operator;
 use crate::db::schema::{brands, invoices, sdi_transmissions};
 use crate::db::{self, write_transaction, DbConnection};
 use crate::paging::{Page, Paged};
@@ -70,7 +69,7 @@ pub fn enqueue_all(
     Ok(())
 }
 
-leased_outbox!(sdi_transmissions, TransmissionStatus, retried as "sdi_transmission");
+leased_outbox!(sdi_transmissions, TransmissionStatus, retried as "sdi_transmission" refused as TransmissionError);
 
 /// A file a transmitter holds the lease on.
 #[derive(Debug, Clone)]
@@ -209,20 +208,6 @@ pub enum TransmissionError {
 }
 
 storage_error_from!(TransmissionError: diesel::result::Error);
-
-/// An operator puts a dead file of their brand back in the queue, from zero attempts;
-/// audited.
-pub fn retry(
-    conn: &mut DbConnection,
-    operator: Operator<'_>,
-    id: &str,
-    now: DateTime<Utc>,
-) -> Result<(), TransmissionError> {
-    if !retry_dead(conn, operator, id, now)? {
-        return Err(TransmissionError::NotDead);
-    }
-    Ok(())
-}
 
 /// A file of the outbox as the back-office sees it.
 #[derive(Debug, Clone)]

@@ -9,7 +9,6 @@ use uuid::Uuid;
 
 use std::collections::HashMap;
 
-use crate::audit::Operator;
 use crate::db::schema::{emails, orders};
 use crate::db::{self, write_transaction, DbConnection};
 use crate::paging::{Page, Paged};
@@ -185,7 +184,7 @@ pub fn mark_sent(
     Ok(())
 }
 
-leased_outbox!(emails, EmailStatus, retried as "email");
+leased_outbox!(emails, EmailStatus, retried as "email" refused as RetryError);
 
 pub fn mark_failed(
     conn: &mut DbConnection,
@@ -238,16 +237,17 @@ pub fn list(
     })
 }
 
-/// An operator puts a dead email of their brand back in the queue, from zero attempts;
-/// audited. `false` if no dead email of the brand has this id.
-pub fn retry(
-    conn: &mut DbConnection,
-    operator: Operator<'_>,
-    id: &str,
-    now: DateTime<Utc>,
-) -> QueryResult<bool> {
-    retry_dead(conn, operator, id, now)
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    /// No dead email of the operator's brand has this id (perhaps another operator put it
+    /// back in the queue first).
+    #[error("no dead email of your brand has this id")]
+    NotDead,
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
 }
+
+storage_error_from!(RetryError: diesel::result::Error);
 
 /// What the outbox holds now (for the metrics): pending and dead emails, and when the
 /// oldest pending one was written.

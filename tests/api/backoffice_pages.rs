@@ -907,6 +907,9 @@ async fn a_dead_email_is_retried_through_the_page() {
         .await;
     assert_eq!(page.status, 404);
     assert!(page.body.contains("id=\"form-error\""));
+    assert!(page
+        .body
+        .contains("non è più tra quelle non consegnate del tuo marchio"));
 
     // The 303 says the email was dead and is back in the queue (it may die again at
     // once here, where nobody listens).

@@ -372,7 +372,7 @@ async fn a_dead_email_is_listed_and_can_be_retried() {
     assert!(dead[0]["last_error"].as_str().is_some());
     let lextel_office = app.back_office("lextel").await;
     let id = dead[0]["id"].as_str().unwrap();
-    problem(
+    let refused = problem(
         app.post_json_as(
             &lextel_office.token,
             &format!("/api/v1/backoffice/emails/{id}/retry"),
@@ -382,6 +382,7 @@ async fn a_dead_email_is_listed_and_can_be_retried() {
         404,
     )
     .await;
+    assert_eq!(refused["type"], "/problems/unknown-email");
 
     let (sink, _) = SmtpSink::start(port).await;
     for email in &dead {

@@ -392,6 +392,13 @@ async fn a_pec_server_down_means_retries_then_a_dead_file_the_back_office_sends_
     let (lextel_office, _) = Session::signed_in_to(&app, "lextel", &lextel.email).await;
     let page = lextel_office.get("/backoffice/sdi").await;
     assert!(!page.body.contains(&file_name));
+    let page = lextel_office
+        .post(&format!("/backoffice/sdi/{id}/riprova"), &[])
+        .await;
+    assert_eq!(page.status, 404);
+    assert!(page
+        .body
+        .contains("non è più tra quelle non riuscite del tuo marchio"));
     for response in [
         app.get_as(&customer.token, "/api/v1/backoffice/sdi/transmissions")
             .await,

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::mail::outbox::{self, EmailStatus};
 use crate::paging::Page;
-use crate::web::{NoFields, OperatorPage, PageResult};
+use crate::web::{refusal, NoFields, OperatorPage, PageResult};
 
 use super::{
     done_message, done_redirect, or_dash, page_numbered, rows_and_pager, time_it, DoneQuery,
@@ -58,21 +58,25 @@ pub(super) async fn retry_email(
     id: web::Path<String>,
 ) -> PageResult {
     let id = id.into_inner();
-    let requeued = visit
+    let outcome = visit
         .as_operator(move |conn, operator| {
-            Ok(outbox::retry(conn, operator.acting(), &id, Utc::now())?)
+            Ok(outbox::retry(conn, operator.acting(), &id, Utc::now()))
         })
         .await?;
-    if requeued {
-        return Ok(done_redirect("/backoffice/email", "riprova"));
+    match outcome {
+        Ok(()) => Ok(done_redirect("/backoffice/email", "riprova")),
+        Err(error) => {
+            // The row's button names the email: nothing typed is wrong, the email is
+            // not (or no longer) one to retry.
+            let identity = refusal(error)?;
+            emails_page(
+                &visit,
+                Page::default(),
+                Value::Null,
+                Some(identity.italian),
+                identity.status,
+            )
+            .await
+        }
     }
-    let message = "Questa email non è più tra quelle non consegnate del tuo marchio (forse è già stata rimessa in coda).".to_owned();
-    emails_page(
-        &visit,
-        Page::default(),
-        Value::Null,
-        Some(message),
-        StatusCode::NOT_FOUND,
-    )
-    .await
 }

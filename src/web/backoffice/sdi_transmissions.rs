@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::http::italian::transmission_status_label;
 use crate::invoices::transmission::{self, TransmissionStatus};
 use crate::paging::Page;
-use crate::web::{form_status, refusal, NoFields, OperatorPage, PageResult, WebError};
+use crate::web::{refusal, NoFields, OperatorPage, PageResult, WebError};
 
 use super::{
     done_message, done_redirect, filters_status, or_dash, page_numbered, rows_and_pager, time_it,
@@ -124,8 +124,8 @@ pub(super) async fn retry(
     match outcome {
         Ok(()) => Ok(done_redirect("/backoffice/sdi", "ritrasmetti")),
         Err(error) => {
+            // As for an email: the row's button names the file, nothing typed is wrong.
             let identity = refusal(error)?;
-            let status = form_status(&identity);
             let page = Page::default();
             sdi_page(
                 &visit,
@@ -133,7 +133,7 @@ pub(super) async fn retry(
                 page,
                 Value::Null,
                 Some(identity.italian),
-                status,
+                identity.status,
             )
             .await
         }
