@@ -241,25 +241,40 @@ pub struct PublicStatus {
     pub valid_until: DateTime<Utc>,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum StatusCheckError {
+    #[error("no coupon has this code")]
+    UnknownCode,
+    /// The client's address checked too many codes (guessing them is what the limit stops).
+    #[error("too many coupon checks; retry in {retry_after_seconds} seconds")]
+    TooManyChecks { retry_after_seconds: i64 },
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}
+
+storage_error_from!(StatusCheckError: diesel::result::Error);
+
 /// A status check from `client` (its address), counted against [`STATUS_CHECKS`]: the
-/// coupon's public status (`None` when no coupon has the code), or `Err(seconds)` to wait
-/// when the address is over the limit.
+/// coupon's public status, whatever its brand.
 pub fn public_status(
     conn: &mut DbConnection,
     key: &CouponKey,
     code: &CouponCode,
     client: &str,
     now: DateTime<Utc>,
-) -> anyhow::Result<Result<Option<PublicStatus>, i64>> {
+) -> Result<PublicStatus, StatusCheckError> {
     if let Err(retry_after_seconds) = crate::rate_limit::hit(conn, STATUS_CHECKS, client, now)? {
-        return Ok(Err(retry_after_seconds));
+        return Err(StatusCheckError::TooManyChecks {
+            retry_after_seconds,
+        });
     }
-    Ok(Ok(by_code(conn, key, code)?.map(|coupon| PublicStatus {
+    let coupon = by_code(conn, key, code)?.ok_or(StatusCheckError::UnknownCode)?;
+    Ok(PublicStatus {
         status: shown(coupon.status, coupon.valid_until, now),
         covers: coupon.covers,
         brand_id: coupon.brand_id,
         valid_until: coupon.valid_until,
-    })))
+    })
 }
 
 /// A coupon found by its code, with what its product covers.

@@ -181,19 +181,8 @@ pub async fn status(
     let key = state.coupon_key.clone();
     let display = code.to_string();
     let found = state
-        .with_conn(move |conn| -> Result<_, ApiError> {
-            coupons::public_status(conn, &key, &code, &client, Utc::now())
-                .map_err(ApiError::storage)?
-                .map_err(|retry_after| super::too_many("coupon checks", retry_after))
-        })
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "unknown-coupon",
-                "Unknown coupon",
-                "no coupon has this code",
-            )
-        })?;
+        .with_conn(move |conn| coupons::public_status(conn, &key, &code, &client, Utc::now()))
+        .await?;
     Ok(HttpResponse::Ok().json(StatusResponse {
         code: display,
         status: found.status,

@@ -27,7 +27,7 @@ use crate::auth::UserError;
 use crate::billing::BillingError;
 use crate::catalog::bulk::HolderListError;
 use crate::catalog::{CatalogError, ProductChangeError, ProposalError};
-use crate::coupons::{ShownStatus, VoidError};
+use crate::coupons::{ShownStatus, StatusCheckError, VoidError};
 use crate::invoices::export::{PeriodError, MAX_DAYS};
 use crate::invoices::receipts::ReceiptError;
 use crate::invoices::transmission::TransmissionError;
@@ -836,6 +836,30 @@ impl Identify for StatementError {
             self.to_string(),
             italian,
         ))
+    }
+}
+
+impl Identify for StatusCheckError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        match self {
+            StatusCheckError::UnknownCode => Ok(Identity::of(
+                UNKNOWN_COUPON,
+                detail,
+                "Nessun coupon ha questo codice.",
+            )),
+            StatusCheckError::TooManyChecks {
+                retry_after_seconds,
+            } => Ok(Identity::too_many(
+                retry_after_seconds,
+                detail,
+                format!(
+                    "Troppe verifiche: riprova tra {}.",
+                    italian_wait(retry_after_seconds)
+                ),
+            )),
+            StatusCheckError::Storage(e) => Err(e),
+        }
     }
 }
 

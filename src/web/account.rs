@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 
 use super::paging::{page_numbered, pager, rows_and_pager, PageQuery};
 use super::{
-    euro, page, refusal, see_other, with_conn, BuyerPage, CheckedForm, Csrf, NoFields, PageResult,
-    WebError,
+    euro, page, refusal, see_other, with_conn, with_retry_after, BuyerPage, CheckedForm, Csrf,
+    NoFields, PageResult, WebError,
 };
 use crate::auth::account::{self, CurrentSession};
 use crate::auth::confirmation::{self, LINK_VALID_HOURS};
@@ -620,18 +620,18 @@ async fn check_coupon(
     };
     let client = crate::http::client_address(&request);
     let key = state.coupon_key.clone();
-    let found = with_conn(&state, move |conn| {
-        coupons::public_status(conn, &key, &code, &client, Utc::now())
-            .map_err(WebError::storage)?
-            .map_err(|retry_after| {
-                WebError::TooManyRequests(format!(
-                    "Troppe verifiche: riprova tra {retry_after} secondi."
-                ))
-            })
+    let checked = with_conn(&state, move |conn| {
+        Ok(coupons::public_status(
+            conn,
+            &key,
+            &code,
+            &client,
+            Utc::now(),
+        ))
     })
     .await?;
-    match found {
-        Some(status) => {
+    match checked {
+        Ok(status) => {
             context["result"] = json!({
                 "status": status.status.italian(),
                 "covers": covers_label(status.covers),
@@ -639,9 +639,11 @@ async fn check_coupon(
             });
             page(&state, &csrf, StatusCode::OK, "verifica", context)
         }
-        None => {
-            context["error"] = json!("Nessun coupon ha questo codice.");
-            page(&state, &csrf, StatusCode::NOT_FOUND, "verifica", context)
+        Err(error) => {
+            let identity = refusal(error)?;
+            context["error"] = json!(identity.italian);
+            let response = page(&state, &csrf, identity.status, "verifica", context)?;
+            Ok(with_retry_after(response, &identity))
         }
     }
 }

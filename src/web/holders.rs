@@ -4,7 +4,6 @@
 //! usual summary and confirmation with every proposed coupon in one order. The same domain
 //! functions as `POST /api/v1/holders/bulk-lookup`.
 
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
 use base64::Engine;
@@ -13,7 +12,9 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use super::shop::{method, status_of};
-use super::{euro, form_status, refusal, BuyerPage, Csrf, Identity, PageResult, WebError};
+use super::{
+    euro, form_status, refusal, with_retry_after, BuyerPage, Csrf, Identity, PageResult, WebError,
+};
 use crate::catalog::bulk::{self, BulkLookup, HolderList};
 use crate::http::italian::certificate_kind_label;
 use crate::orders::PaymentMethod;
@@ -65,13 +66,8 @@ fn refused(
     identity: Identity,
 ) -> PageResult {
     let status = form_status(&identity);
-    let mut response = render_form(shop, method, pasted, Some(&identity.italian), status)?;
-    if let Some(seconds) = identity.retry_after_seconds() {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    Ok(response)
+    let response = render_form(shop, method, pasted, Some(&identity.italian), status)?;
+    Ok(with_retry_after(response, &identity))
 }
 
 async fn look_up(shop: BuyerPage, request: HttpRequest, payload: web::Payload) -> PageResult {

@@ -70,8 +70,6 @@ pub enum WebError {
     /// The form's CSRF token is missing or does not match the cookie.
     #[error("the form expired or did not come from this site; reload the page and retry")]
     Csrf,
-    #[error("{0}")]
-    TooManyRequests(String),
     /// A domain refusal shown as a page: its identity's status and Italian message.
     #[error("{message}")]
     Refused { status: StatusCode, message: String },
@@ -98,6 +96,17 @@ impl WebError {
 /// take the identity; the others let `?` turn the error into its page.
 pub fn refusal<E: Identify>(error: E) -> Result<Identity, WebError> {
     error.identify().map_err(WebError::storage)
+}
+
+/// A page showing a refusal, with the refusal's `Retry-After` when it is a rate limit, as
+/// the API's problem has it.
+pub fn with_retry_after(mut response: HttpResponse, identity: &Identity) -> HttpResponse {
+    if let Some(seconds) = identity.retry_after_seconds() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// The status of a form shown again with a refusal: what was typed is wrong (422) where
@@ -148,7 +157,6 @@ impl ResponseError for WebError {
             Self::SignIn { .. } => StatusCode::SEE_OTHER,
             Self::Forbidden(_) | Self::Csrf => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Refused { status, .. } => *status,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,

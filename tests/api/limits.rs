@@ -51,6 +51,21 @@ async fn the_coupon_check_limit_holds_across_processes() {
     assert!(response.headers().contains_key("retry-after"));
     let problem: Value = response.json().await.unwrap();
     assert_eq!(problem["type"], "/problems/too-many-requests");
+
+    // The shop's check page counts against the same limit, and says so on the form.
+    let page = client
+        .get(format!(
+            "{other}/negozio/verifica-coupon?codice={}",
+            rinnovo::coupons::CouponCode::generate().formatted()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 429);
+    assert!(page.headers().contains_key("retry-after"));
+    let body = page.text().await.unwrap();
+    assert!(body.contains("Troppe verifiche: riprova tra"), "{body}");
+    assert!(body.contains("name=\"codice\""), "the form stays: {body}");
 }
 
 #[tokio::test]

@@ -287,6 +287,13 @@ async fn wrong_input_is_explained_next_to_the_field() {
         .await;
     assert_eq!(page.status, 422);
     assert!(page.body.contains("codice-error"));
+    // A well-formed code that no coupon has: told as the API tells it (404).
+    let unknown = rinnovo::coupons::CouponCode::generate().formatted();
+    let page = browser
+        .get(&format!("/negozio/verifica-coupon?codice={unknown}"))
+        .await;
+    assert_eq!(page.status, 404);
+    assert!(page.body.contains("Nessun coupon ha questo codice."));
 }
 
 #[tokio::test]

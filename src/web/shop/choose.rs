@@ -19,7 +19,9 @@ use crate::orders::checkout::{self, Cart};
 use crate::orders::PaymentMethod;
 use crate::prepaid;
 use crate::registry::CodiceFiscale;
-use crate::web::{euro, merge, page, refusal, BuyerPage, PageResult, Query, WebError};
+use crate::web::{
+    euro, merge, page, refusal, with_retry_after, BuyerPage, PageResult, Query, WebError,
+};
 
 pub(super) async fn choose_method(shop: BuyerPage) -> PageResult {
     let (balance, has_billing) = shop
@@ -113,15 +115,8 @@ pub(super) async fn devices(shop: BuyerPage, request: HttpRequest, query: Query)
         // error page.
         Err(error) => {
             let identity = refusal(error)?;
-            let retry_after = identity.retry_after_seconds();
-            let mut response = holder_again(identity.status, identity.italian)?;
-            if let Some(seconds) = retry_after {
-                response.headers_mut().insert(
-                    actix_web::http::header::RETRY_AFTER,
-                    actix_web::http::header::HeaderValue::from(seconds),
-                );
-            }
-            return Ok(response);
+            let response = holder_again(identity.status, identity.italian.clone())?;
+            return Ok(with_retry_after(response, &identity));
         }
     };
     let devices: Vec<Value> = found
