@@ -1,5 +1,12 @@
 //! Small macros shared by the domain modules.
 
+/// An enum stored as text (made by `text_enum!`): its values in order and the stored name
+/// of each, for what reads any of them the same way (a list's filter).
+pub trait TextEnum: Copy + 'static {
+    const ALL: &'static [Self];
+    fn as_str(self) -> &'static str;
+}
+
 /// Makes an enum stored as text: `as_str` for writing, `parse` for reading, and the
 /// serde names the same as the stored ones.
 macro_rules! text_enum {
@@ -33,6 +40,14 @@ macro_rules! text_enum {
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        impl $crate::macros::TextEnum for $name {
+            const ALL: &'static [Self] = $name::ALL;
+
+            fn as_str(self) -> &'static str {
+                $name::as_str(self)
             }
         }
 

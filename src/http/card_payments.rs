@@ -325,7 +325,7 @@ backoffice_list!(
 async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
     let paging = listed.page()?;
     let status = (listed.filter.status.as_deref())
-        .map(|text| one_of_all("status", text, CardStatus::ALL, CardStatus::as_str))
+        .map(|text| one_of_all("status", text))
         .transpose()
         .map_err(|rule| rule.on("status"))?;
     let read = move |conn: &mut _| store::list(conn, &operator.brand, status, paging);

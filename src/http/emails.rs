@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::operation::{backoffice_action, backoffice_list, Acting, Listing};
-use super::query::PageInfo;
+use super::query::{one_of_all, PageInfo};
 use super::responses::NotOperator;
-use super::{ApiError, ApiResult, Problem};
+use super::{ApiResult, Problem};
 use crate::mail::outbox::{self, EmailStatus, EmailSummary};
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -85,9 +85,8 @@ backoffice_list!(
 
 async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
     let page = listed.page()?;
-    let status = EmailStatus::parse(&listed.filter.status).ok_or_else(|| {
-        ApiError::invalid_field("status", "one_of", "status must be dead, pending or sent")
-    })?;
+    let status = one_of_all::<EmailStatus>("status", &listed.filter.status)
+        .map_err(|rule| rule.on("status"))?;
     let read = move |conn: &mut _| outbox::list(conn, &operator.brand, status, page);
     let (emails, info) = listed
         .read_page(&state, page, read, EmailResponse::from)

@@ -222,12 +222,7 @@ backoffice_list!(
 async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
     let mut errors = FieldErrors::default();
     let status = errors.check_optional("status", listed.filter.status.as_deref(), |text| {
-        one_of_all(
-            "status",
-            text,
-            ApplicationStatus::ALL,
-            ApplicationStatus::as_str,
-        )
+        one_of_all("status", text)
     });
     let page = listed.page_checked(&mut errors);
     errors.finish()?;

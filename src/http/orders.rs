@@ -373,7 +373,7 @@ fn list_filter(listed: &Listed<ListQuery>) -> Result<(orders::OrderFilter, Page)
     let query = &listed.filter;
     let mut errors = FieldErrors::default();
     let status = errors.check_optional("status", query.status.as_deref(), |text| {
-        one_of_all("status", text, OrderStatus::ALL, OrderStatus::as_str)
+        one_of_all("status", text)
     });
     let reference = errors.check_optional(
         "reference",

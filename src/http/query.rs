@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::problem::{self, ApiError, FieldErrors};
 use super::AppState;
 use crate::db::DbConnection;
+use crate::macros::TextEnum;
 use crate::paging::{Page, PageError, Paged};
 use crate::validation::Rule;
 
@@ -24,29 +25,20 @@ impl Rule for QueryRule {
     }
 }
 
-/// `parsed`, or the rule `one_of` listing the values `field` takes.
-pub(super) fn one_of<T>(field: &str, parsed: Option<T>, names: &[&str]) -> Result<T, QueryRule> {
-    parsed.ok_or_else(|| {
-        QueryRule(
-            "one_of",
-            format!("{field} must be one of {}", names.join(", ")),
-        )
-    })
-}
-
-/// `text` as one of `all`, or the rule `one_of` listing them by `name`, in their order.
-pub(super) fn one_of_all<T: Copy>(
-    field: &str,
-    text: &str,
-    all: &[T],
-    name: fn(T) -> &'static str,
-) -> Result<T, QueryRule> {
-    let names: Vec<&str> = all.iter().map(|value| name(*value)).collect();
-    one_of(
-        field,
-        all.iter().copied().find(|value| name(*value) == text),
-        &names,
-    )
+/// `text` as one of the values of `T` (a stored state or kind), or the rule `one_of`
+/// listing them, in their order.
+pub(super) fn one_of_all<T: TextEnum>(field: &str, text: &str) -> Result<T, QueryRule> {
+    T::ALL
+        .iter()
+        .copied()
+        .find(|value| value.as_str() == text)
+        .ok_or_else(|| {
+            let names: Vec<&str> = T::ALL.iter().map(|value| value.as_str()).collect();
+            QueryRule(
+                "one_of",
+                format!("{field} must be one of {}", names.join(", ")),
+            )
+        })
 }
 
 impl QueryRule {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::operation::{backoffice_action, backoffice_list, Acting, Listing};
-use super::query::PageInfo;
+use super::query::{one_of_all, PageInfo};
 use super::responses::NotOperator;
 use super::{ApiError, ApiResult, Problem};
 use crate::invoices::transmission::{self, TransmissionStatus, TransmissionSummary};
@@ -95,12 +95,10 @@ backoffice_list!(
 
 async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
     let page = listed.page()?;
-    let status = match listed.filter.status.as_deref() {
-        None => None,
-        Some(text) => Some(TransmissionStatus::parse(text).ok_or_else(|| {
-            ApiError::invalid_field("status", "one_of", "status must be pending, sent or dead")
-        })?),
-    };
+    let status = (listed.filter.status.as_deref())
+        .map(|text| one_of_all::<TransmissionStatus>("status", text))
+        .transpose()
+        .map_err(|rule| rule.on("status"))?;
     let read = move |conn: &mut _| {
         transmission::list(conn, &operator.brand, status, page).map_err(ApiError::storage)
     };

@@ -97,10 +97,10 @@ async fn search(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResu
     let query = &listed.filter;
     let mut errors = FieldErrors::default();
     let role = errors.check_optional("role", query.role.as_deref(), |text| {
-        one_of_all("role", text, Role::ALL, Role::as_str)
+        one_of_all("role", text)
     });
     let status = errors.check_optional("status", query.status.as_deref(), |text| {
-        one_of_all("status", text, UserStatus::ALL, UserStatus::as_str)
+        one_of_all("status", text)
     });
     let text = errors.check_optional("q", query.q.as_deref(), SearchText::parse);
     let page = listed.page_checked(&mut errors);

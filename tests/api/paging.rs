@@ -330,6 +330,67 @@ async fn every_list_answers_its_total_and_page() {
     assert_eq!(users["next"], "/api/v1/backoffice/users?limit=1&offset=1");
 }
 
+/// Every list filtered by a state or a kind refuses one it does not know the same way:
+/// 400, the parameter named with the rule `one_of`, and the values it takes listed.
+#[tokio::test]
+async fn every_list_refuses_a_state_it_does_not_know_by_name() {
+    let app = spawn_app().await;
+    let customer = app.customer("visura").await;
+    let office = app.back_office("visura").await;
+    let filters = [
+        (&customer, "/api/v1/orders", "status", "awaiting_payment"),
+        (
+            &office,
+            "/api/v1/backoffice/payments",
+            "status",
+            "unmatched",
+        ),
+        (&office, "/api/v1/backoffice/users", "role", "back_office"),
+        (&office, "/api/v1/backoffice/users", "status", "disabled"),
+        (&office, "/api/v1/backoffice/emails", "status", "dead"),
+        (
+            &office,
+            "/api/v1/backoffice/card-payments",
+            "status",
+            "paid",
+        ),
+        (
+            &office,
+            "/api/v1/backoffice/sdi/transmissions",
+            "status",
+            "sent",
+        ),
+        (
+            &office,
+            "/api/v1/backoffice/invoices",
+            "status",
+            "delivered",
+        ),
+        (&office, "/api/v1/backoffice/invoices", "kind", "TD04"),
+        (
+            &office,
+            "/api/v1/backoffice/officer-applications",
+            "status",
+            "pending",
+        ),
+    ];
+    for (user, path, parameter, one_value) in filters {
+        let body = problem(
+            app.get_as(&user.token, &format!("{path}?{parameter}=lost"))
+                .await,
+            400,
+        )
+        .await;
+        assert_eq!(body["errors"][0]["field"], parameter, "{path}: {body}");
+        assert_eq!(body["errors"][0]["rule"], "one_of", "{path}: {body}");
+        let detail = body["errors"][0]["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("{parameter} must be one of")) && detail.contains(one_value),
+            "{path}: {detail}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_back_office_orders_page_shows_the_total_and_links_the_next_page() {
     let app = spawn_app().await;

@@ -43,7 +43,7 @@ pub struct ListQuery {
 }
 
 pub(super) fn status(text: &str) -> Result<PaymentStatus, QueryRule> {
-    one_of_all("status", text, PaymentStatus::ALL, PaymentStatus::as_str)
+    one_of_all("status", text)
 }
 
 /// A page of payments, and the count and sum of all payments matching the filters.
