@@ -282,15 +282,26 @@ fn verify_signature(
         .ok_or(AgentAuthError::Signature)
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// The device the agent's token names is no longer in the registry (as the brand's).
+    #[error("the device is no longer in the registry")]
+    Gone,
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}
+
+storage_error_from!(DeviceError: diesel::result::Error);
+
 /// The agent's own device, as the lookup shows it: the device the token names, of the
-/// token's brand. `None` if it is gone from the registry.
+/// token's brand.
 pub fn own_device(
     conn: &mut DbConnection,
     policy: &crate::lookup::RenewalPolicy,
     device_id: &str,
     brand_id: &str,
     now: DateTime<Utc>,
-) -> anyhow::Result<Option<crate::lookup::DeviceView>> {
+) -> Result<crate::lookup::DeviceView, DeviceError> {
     let codice_fiscale: Option<String> = devices::table
         .inner_join(holders::table)
         .filter(devices::id.eq(device_id))
@@ -299,19 +310,21 @@ pub fn own_device(
         .first(conn)
         .optional()?;
     let Some(codice_fiscale) = codice_fiscale else {
-        return Ok(None);
+        return Err(DeviceError::Gone);
     };
     let codice_fiscale = crate::registry::CodiceFiscale::parse(&codice_fiscale)
         .map_err(|e| anyhow::anyhow!("registry holds an invalid codice fiscale: {e}"))?;
     let found = match crate::lookup::lookup(conn, policy, &codice_fiscale, brand_id, now) {
         Ok(found) => found,
-        Err(crate::lookup::LookupError::UnknownHolder) => return Ok(None),
-        Err(crate::lookup::LookupError::Storage(e)) => return Err(e),
+        Err(crate::lookup::LookupError::UnknownHolder) => return Err(DeviceError::Gone),
+        Err(crate::lookup::LookupError::Storage(e)) => return Err(e.into()),
         // Not counted here: the agent reads the device it signed in with.
         Err(
             other @ (crate::lookup::LookupError::TooManyLookups { .. }
             | crate::lookup::LookupError::ListOverAllowance { .. }),
-        ) => return Err(other.into()),
+        ) => return Err(anyhow::Error::from(other).into()),
     };
-    Ok(found.devices.into_iter().find(|d| d.device.id == device_id))
+    (found.devices.into_iter())
+        .find(|d| d.device.id == device_id)
+        .ok_or(DeviceError::Gone)
 }

@@ -165,15 +165,7 @@ pub async fn certificates(state: web::Data<AppState>, Agent(claims): Agent) -> A
     let policy = state.config.renewal_policy;
     let (device, products) = state
         .with_conn(move |conn| -> Result<_, ApiError> {
-            let device = agent::own_device(conn, &policy, &claims.sub, &claims.brand, now)
-                .map_err(ApiError::storage)?
-                .ok_or_else(|| {
-                    ApiError::not_found(
-                        "unknown-device",
-                        "Unknown device",
-                        "the device is no longer in the registry",
-                    )
-                })?;
+            let device = agent::own_device(conn, &policy, &claims.sub, &claims.brand, now)?;
             let products =
                 crate::catalog::list(conn, &claims.brand, false).map_err(ApiError::storage)?;
             Ok((device, products))

@@ -15,7 +15,7 @@ use super::italian::{
     payment_status_label,
 };
 use super::problem::{ApiError, FieldError};
-use crate::agent::{AgentAuthError, ChallengeError};
+use crate::agent::{AgentAuthError, ChallengeError, DeviceError};
 use crate::auth::account::AccountError;
 use crate::auth::confirmation::ConfirmationError;
 use crate::auth::management::ManagementError;
@@ -43,13 +43,15 @@ use crate::payments::queue::ManualError;
 use crate::payments::reconcile::ImportError;
 use crate::payments::statement::StatementError;
 use crate::prepaid::PrepaidError;
+use crate::renewals::info::InfoError;
 use crate::renewals::install::InstallError;
 use crate::renewals::request::{Refusal, RequestError};
 
 /// A kind of refusal, as a client tells it apart: the HTTP status, the problem `type`
 /// slug and its title. Each is declared once, in `kinds`, however many domain errors end
 /// in it. A slug that means something else on another endpoint (`unknown-certificate`: not
-/// in the registry at sign-in, not on the device in a renewal) is a kind of its own.
+/// in the registry at sign-in, not on the device in a renewal, not this service's CA's in
+/// the renewal information) is a kind of its own.
 #[derive(Debug, Clone, Copy)]
 pub struct ProblemKind {
     status: StatusCode,
@@ -92,6 +94,7 @@ mod kinds {
         CSR_OLD_KEY: UNPROCESSABLE_ENTITY, "csr-old-key", "CSR reuses a key";
         CSR_SUBJECT_MISMATCH: UNPROCESSABLE_ENTITY, "csr-subject-mismatch", "CSR subject differs";
         DEVICE_END_OF_LIFE: CONFLICT, "device-end-of-life", "Device at the end of its life";
+        DEVICE_GONE: NOT_FOUND, "unknown-device", "Unknown device";
         DEVICE_RENEWAL_LIMIT: CONFLICT, "device-renewal-limit", "Device already renewed";
         EMAIL_ALREADY_CONFIRMED: CONFLICT, "email-already-confirmed", "Email already confirmed";
         EMAIL_NOT_CONFIRMED: FORBIDDEN, "email-not-confirmed", "Forbidden";
@@ -103,6 +106,7 @@ mod kinds {
         NOTHING_TO_REFUND: CONFLICT, "nothing-to-refund", "Nothing to refund";
         NOTHING_TO_RENEW: UNPROCESSABLE_ENTITY, "nothing-to-renew", "Nothing to renew";
         NOT_AN_OFFICER: CONFLICT, "not-an-officer", "Not a registration officer";
+        NOT_OF_THIS_CA: NOT_FOUND, "unknown-certificate", "Unknown certificate";
         NOT_ON_DEVICE: NOT_FOUND, "unknown-certificate", "Certificate not on this device";
         NO_APPLICATION: NOT_FOUND, "no-application", "No application";
         NO_BILLING_DATA: NOT_FOUND, "billing-data-missing", "Billing data missing";
@@ -132,6 +136,7 @@ mod kinds {
         UNKNOWN_COUPON: NOT_FOUND, "unknown-coupon", "Unknown coupon";
         UNKNOWN_COUPON_CODE: UNPROCESSABLE_ENTITY, "unknown-coupon", "Unknown coupon";
         UNKNOWN_DEAD_REFUND: NOT_FOUND, "unknown-dead-refund", "Unknown dead refund";
+        UNKNOWN_EMAIL: NOT_FOUND, "unknown-email", "Unknown email";
         UNKNOWN_HOLDER: NOT_FOUND, "unknown-holder", "Unknown holder";
         UNKNOWN_INVOICE: NOT_FOUND, "unknown-invoice", "Unknown invoice";
         UNKNOWN_ORDER: NOT_FOUND, "unknown-order", "Unknown order";
@@ -139,7 +144,6 @@ mod kinds {
         UNKNOWN_PRODUCT: NOT_FOUND, "unknown-product", "Unknown product";
         UNKNOWN_RENEWAL: NOT_FOUND, "unknown-renewal", "Unknown renewal";
         UNKNOWN_TRANSMISSION: NOT_FOUND, "unknown-transmission", "Unknown transmission";
-        UNKNOWN_EMAIL: NOT_FOUND, "unknown-email", "Unknown email";
         UNKNOWN_USER: NOT_FOUND, "unknown-user", "Unknown user";
         UNTRUSTED_CERTIFICATE: UNAUTHORIZED, "untrusted-certificate", "Certificate not trusted";
         USER_STATE: CONFLICT, "user-state", "Not possible in this state";
@@ -1025,6 +1029,20 @@ impl Identify for ChallengeError {
     }
 }
 
+impl Identify for DeviceError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        match self {
+            DeviceError::Gone => Ok(Identity::of(
+                DEVICE_GONE,
+                detail,
+                "Il dispositivo non è più nel registro.",
+            )),
+            DeviceError::Storage(e) => Err(e),
+        }
+    }
+}
+
 impl Identify for AgentAuthError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
@@ -1099,6 +1117,20 @@ impl Identify for RequestError {
             Refusal::CouponWrongKind { .. } => (COUPON_WRONG_KIND, "covers-kind", "Il coupon è per un altro tipo di certificato.".to_owned()),
         };
         Ok(Identity::of(kind, detail, italian).on_field(field, rule))
+    }
+}
+
+impl Identify for InfoError {
+    fn identify(self) -> Result<Identity, anyhow::Error> {
+        let detail = self.to_string();
+        match self {
+            InfoError::UnknownCertificate => Ok(Identity::of(
+                NOT_OF_THIS_CA,
+                detail,
+                "Nessun certificato emesso da questo servizio ha questo CertID.",
+            )),
+            InfoError::Storage(e) => Err(e),
+        }
     }
 }
 

@@ -56,14 +56,7 @@ pub async fn show(state: web::Data<AppState>, cert_id: web::Path<String>) -> Api
     let ca = state.ca.clone();
     let found = state
         .with_conn(move |conn| info::renewal_info(conn, ca.as_ref(), &id, Utc::now()))
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "unknown-certificate",
-                "Unknown certificate",
-                "no certificate of this service's CA has this CertID",
-            )
-        })?;
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()))
         .json(RenewalInfoResponse {

@@ -13,7 +13,7 @@ use super::responses::problem_response_type;
 use super::{ApiError, ApiResult, AppState, Problem};
 use crate::coupons::CouponCode;
 use crate::registry::CertificateKind;
-use crate::renewals::install::{self, RenewalView};
+use crate::renewals::install::{self, InstallError, RenewalView};
 use crate::renewals::request::{self, RenewalItem};
 use crate::renewals::{csr, RenewalState};
 use crate::validation::Rule;
@@ -269,11 +269,7 @@ pub async fn request_renewals(
             )?;
             let mut views = Vec::new();
             for queued in &queued {
-                views.push(
-                    install::find(conn, &claims.sub, &queued.id)
-                        .map_err(ApiError::storage)?
-                        .ok_or_else(|| ApiError::storage(anyhow::anyhow!("renewal vanished")))?,
-                );
+                views.push(install::find(conn, &claims.sub, &queued.id)?);
             }
             Ok(views)
         })
@@ -324,17 +320,7 @@ pub async fn renewal(
 ) -> ApiResult {
     let id = id.into_inner();
     let view = state
-        .with_conn(move |conn| {
-            install::find(conn, &claims.sub, &id)
-                .map_err(ApiError::storage)?
-                .ok_or_else(|| {
-                    ApiError::not_found(
-                        "unknown-renewal",
-                        "Unknown renewal",
-                        format!("no renewal {id} for this device"),
-                    )
-                })
-        })
+        .with_conn(move |conn| install::find(conn, &claims.sub, &id))
         .await?;
     let waiting = matches!(view.status, RenewalState::Queued | RenewalState::Issuing);
     let wants_pem = request
@@ -344,12 +330,8 @@ pub async fn renewal(
         .is_some_and(|accept| accept.contains(PEM_CHAIN));
     if wants_pem {
         let Some(issued) = &view.issued else {
-            let mut response = ApiError::conflict(
-                "renewal-not-issued",
-                "Renewal not issued",
-                format!("the renewal is {}: no certificate yet", view.status),
-            )
-            .error_response();
+            let mut response =
+                ApiError::from(InstallError::NotIssued(view.status)).error_response();
             if waiting {
                 response
                     .headers_mut()

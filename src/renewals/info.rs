@@ -89,13 +89,24 @@ pub fn suggested_window(
     }
 }
 
-/// `None`: not a certificate of this service's CA, or not in the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum InfoError {
+    /// Not a certificate of this service's CA, or not in the registry.
+    #[error("no certificate of this service's CA has this CertID")]
+    UnknownCertificate,
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}
+
+storage_error_from!(InfoError: diesel::result::Error);
+
+/// The suggested renewal window of the certificate `id` names.
 pub fn renewal_info(
     conn: &mut DbConnection,
     ca: &dyn CertificateAuthority,
     id: &CertId,
     now: DateTime<Utc>,
-) -> QueryResult<Option<RenewalInfo>> {
+) -> Result<RenewalInfo, InfoError> {
     let issuing_der = ca.issuing_certificate_der();
     let ours = X509Certificate::from_der(&issuing_der)
         .ok()
@@ -109,18 +120,17 @@ pub fn renewal_info(
                 })
         });
     if ours.as_deref() != Some(id.key_identifier.as_slice()) {
-        return Ok(None);
+        return Err(InfoError::UnknownCertificate);
     }
-    let found: Option<(chrono::NaiveDateTime, String)> = certificates::table
+    let (not_after, status): (chrono::NaiveDateTime, String) = certificates::table
         .filter(certificates::issuer.eq(ca.issuer_name()))
         .filter(certificates::serial_number.eq(&id.serial_number))
         .select((certificates::not_after, certificates::status))
         .first(conn)
-        .optional()?;
-    Ok(found.map(|(not_after, status)| {
-        let status = CertificateStatus::parse(&status).unwrap_or(CertificateStatus::Revoked);
-        suggested_window(not_after.and_utc(), status, now)
-    }))
+        .optional()?
+        .ok_or(InfoError::UnknownCertificate)?;
+    let status = CertificateStatus::parse(&status).unwrap_or(CertificateStatus::Revoked);
+    Ok(suggested_window(not_after.and_utc(), status, now))
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ pub struct IssuedCertificate {
 pub enum InstallError {
     #[error("no renewal {0} for this device")]
     NotFound(String),
-    #[error("the renewal is {0}: only an issued certificate can be installed")]
+    #[error("the renewal is {0}: its certificate is not issued")]
     NotIssued(RenewalState),
     #[error(transparent)]
     Storage(#[from] anyhow::Error),
@@ -66,20 +66,21 @@ struct RenewalRow {
     new_certificate_id: Option<String>,
 }
 
-/// Renewal `renewal_id` of device `device_id`; `None` if the device has no such renewal
-/// (another device's renewal is as unknown as a made-up id).
+/// Renewal `renewal_id` of device `device_id`, refused as unknown if the device has no
+/// such renewal (another device's renewal is as unknown as a made-up id).
 pub fn find(
     conn: &mut DbConnection,
     device_id: &str,
     renewal_id: &str,
-) -> anyhow::Result<Option<RenewalView>> {
-    let row: Option<RenewalRow> = renewals::table
+) -> Result<RenewalView, InstallError> {
+    let row: RenewalRow = renewals::table
         .filter(renewals::id.eq(renewal_id))
         .filter(renewals::device_id.eq(device_id))
         .select(RenewalRow::as_select())
         .first(conn)
-        .optional()?;
-    row.map(view).transpose()
+        .optional()?
+        .ok_or_else(|| InstallError::NotFound(renewal_id.into()))?;
+    Ok(view(row)?)
 }
 
 fn view(row: RenewalRow) -> anyhow::Result<RenewalView> {
@@ -133,8 +134,7 @@ pub fn confirm_installed(
     now: DateTime<Utc>,
 ) -> Result<RenewalView, InstallError> {
     write_transaction(conn, |conn| {
-        let current =
-            find(conn, device_id, renewal_id)?.ok_or(InstallError::NotFound(renewal_id.into()))?;
+        let current = find(conn, device_id, renewal_id)?;
         match current.status {
             RenewalState::Installed => return Ok(current),
             RenewalState::Issued => {}
@@ -147,8 +147,7 @@ pub fn confirm_installed(
         };
         // The conditional move makes a concurrent confirmation a no-op.
         if !state::install(conn, renewal_id, now)? {
-            return find(conn, device_id, renewal_id)?
-                .ok_or(InstallError::NotFound(renewal_id.into()));
+            return find(conn, device_id, renewal_id);
         }
         let InstallFrom {
             subject,
@@ -209,6 +208,6 @@ pub fn confirm_installed(
             },
             now,
         )?;
-        find(conn, device_id, renewal_id)?.ok_or(InstallError::NotFound(renewal_id.into()))
+        find(conn, device_id, renewal_id)
     })
 }

@@ -435,6 +435,13 @@ async fn renewal_info_suggests_the_window_of_a_known_certificate() {
             .await
             .unwrap();
         assert_eq!(response.status(), status, "{path}");
+        let body: Value = response.json().await.unwrap();
+        let expected = if status == 404 {
+            "/problems/unknown-certificate"
+        } else {
+            "/problems/invalid-field"
+        };
+        assert_eq!(body["type"], expected, "{path}: {body}");
     }
 }
 

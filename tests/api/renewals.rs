@@ -13,7 +13,7 @@ use rinnovo::db::schema::{certificates, coupons, devices, renewals};
 use serde_json::{json, Value};
 
 use crate::agent::{challenge, enroll, enroll_expiring, session, sign, Device};
-use crate::helpers::{retry_after, spawn_app_with, TestApp};
+use crate::helpers::{problem, retry_after, spawn_app_with, TestApp};
 use crate::smtp::{coupon_codes, decoded, SmtpSink};
 
 /// The subject of the demo holder's certificates, as `openssl req -subj` takes it.
@@ -751,15 +751,34 @@ async fn every_refusal_of_a_renewal_request_has_its_problem() {
     assert_eq!(body["errors"][0]["field"], "renewals[1].coupon_code");
     assert_eq!(coupon_status(&app, &fresh).await, "available");
 
-    // Another device's renewal is unknown to this one.
+    // Its certificate, asked for before the batch issues it: not yet, and when to ask again.
     let renewal_id = pending_renewal_id(&app, &token).await;
+    let early = app
+        .client
+        .get(format!(
+            "{}/api/v1/agent/renewals/{renewal_id}",
+            app.address
+        ))
+        .bearer_auth(&token)
+        .header("Accept", "application/pem-certificate-chain")
+        .send()
+        .await
+        .unwrap();
+    assert!(early.headers().contains_key("retry-after"));
+    let body = problem(early, 409).await;
+    assert_eq!(body["type"], "/problems/renewal-not-issued");
+
+    // Another device's renewal is unknown to this one.
     let response = app
         .get_as(
             &other_token,
             &format!("/api/v1/agent/renewals/{renewal_id}"),
         )
         .await;
-    assert_eq!(response.status(), 404);
+    assert_eq!(
+        problem(response, 404).await["type"],
+        "/problems/unknown-renewal"
+    );
     let response = app
         .post_json_as(
             &other_token,
@@ -767,7 +786,10 @@ async fn every_refusal_of_a_renewal_request_has_its_problem() {
             &json!({}),
         )
         .await;
-    assert_eq!(response.status(), 404);
+    assert_eq!(
+        problem(response, 404).await["type"],
+        "/problems/unknown-renewal"
+    );
     // And an access token of the shop is not an agent token.
     let customer = app.customer("visura").await;
     let (status, _) = request(
