@@ -119,7 +119,7 @@ pub async fn notification(
             crate::card::provider::NotificationError::Unsigned,
         ));
     }
-    let card = state.card.as_ref().ok_or_else(card_payments_off)?;
+    let card = state.card.as_ref().ok_or(ApiError::from(CardError::Off))?;
     let now = Utc::now();
     let header = |name: &str| {
         request
@@ -158,15 +158,6 @@ fn invalid_notification(error: crate::card::provider::NotificationError) -> ApiE
     )
 }
 
-fn card_payments_off() -> ApiError {
-    ApiError::refused(
-        actix_web::http::StatusCode::NOT_FOUND,
-        "card-payments-off",
-        "Card payments are off",
-        "no card payment provider is configured",
-    )
-}
-
 /// The page again
 ///
 /// The buyer of an order or top-up paid by card (or an operator of its brand): the URL of
@@ -191,7 +182,7 @@ pub async fn page(
     user: CurrentUser,
     id: web::Path<String>,
 ) -> ApiResult {
-    let card = state.card.clone().ok_or_else(card_payments_off)?;
+    let card = state.card.clone().ok_or(ApiError::from(CardError::Off))?;
     let id = id.into_inner();
     let lookup = id.clone();
     state

@@ -83,6 +83,7 @@ mod kinds {
         BAD_SIGNATURE: UNAUTHORIZED, "bad-signature", "Signature not valid";
         BILLING_DATA_MISSING: CONFLICT, "billing-data-missing", "Billing data missing";
         CARD_PAYMENT_CLOSED: CONFLICT, "card-payment-closed", "Card payment closed";
+        CARD_PAYMENTS_OFF: NOT_FOUND, "card-payments-off", "Card payments are off";
         CARD_PAYMENT_STATE: CONFLICT, "card-payment-state", "Not possible in this state";
         CERTIFICATE_NOT_VALID_NOW: UNAUTHORIZED, "certificate-not-valid-now", "Certificate not valid now";
         COUPON_ALREADY_USED: CONFLICT, "coupon-not-available", "Coupon already used";
@@ -728,6 +729,7 @@ impl Identify for CardError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
         let detail = self.to_string();
         Ok(match self {
+            CardError::Off => Identity::of(CARD_PAYMENTS_OFF, detail, "Il pagamento con carta non è disponibile."),
             CardError::UnknownPayment => Identity::of(UNKNOWN_CARD_PAYMENT, detail, "Nessun pagamento con carta del tuo marchio ha questo identificativo."),
             CardError::NotPayable(status) => Identity::of(CARD_PAYMENT_CLOSED, detail, format!(
                     "Il pagamento con carta è {}: la pagina di pagamento non si può più aprire.",

@@ -28,6 +28,7 @@ use crate::http::AppState;
 use crate::money::PositiveMoney;
 use crate::orders;
 use crate::paging::Page;
+use crate::payments::card::CardError;
 use crate::prepaid::{self, top_ups};
 use crate::validation::PersonName;
 use crate::web::shop::card::{through_page, CARD_OPENED, CARD_UNAVAILABLE};
@@ -485,9 +486,7 @@ pub struct TopUpForm {
 /// top-up's state on the way back.
 async fn top_up_by_card(shop: BuyerPage, CheckedForm(form): CheckedForm<TopUpForm>) -> PageResult {
     let Some(card) = shop.state.card.clone() else {
-        return Err(WebError::NotFound(
-            "Il pagamento con carta non è disponibile.".into(),
-        ));
+        return Err(CardError::Off.into());
     };
     // Typed the Italian way ("50,00") or not ("50.00").
     let typed = form.amount.trim().to_owned();

@@ -737,7 +737,27 @@ async fn without_a_provider_the_card_is_not_offered() {
         .send()
         .await
         .unwrap();
-    assert_eq!(webhook.status(), 404);
+    let off = "/problems/card-payments-off";
+    assert_eq!(problem(webhook, 404).await["type"], off);
+    let page_again = app
+        .post_json_as(&customer.token, "/api/v1/card-payments/x/page", &json!({}))
+        .await;
+    assert_eq!(problem(page_again, 404).await["type"], off);
+    // The statement page's top-up by card says it in Italian.
+    let (browser, _) = crate::web_client::Browser::signed_in(&app, &customer.email).await;
+    let page = browser
+        .post(
+            "/negozio/prepagato/ricarica-con-carta",
+            &[("amount", "50,00")],
+        )
+        .await;
+    assert_eq!(page.status, 404);
+    assert!(
+        page.body
+            .contains("Il pagamento con carta non è disponibile."),
+        "{}",
+        page.body
+    );
     let unsigned = app
         .post_json("/api/v1/card/notifications", &json!({ "id": "evt_1" }))
         .await;

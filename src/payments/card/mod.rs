@@ -28,6 +28,9 @@ pub struct Till<'a> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CardError {
+    /// The service has no card payment provider configured.
+    #[error("no card payment provider is configured")]
+    Off,
     #[error("no card payment of your brand has this id")]
     UnknownPayment,
     #[error("the card payment is {0}: its page can no longer be opened")]
