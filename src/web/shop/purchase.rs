@@ -50,19 +50,10 @@ pub(super) async fn summary(shop: BuyerPage, request: HttpRequest, query: Query)
                         &codice_fiscale,
                         &user.brand_id,
                         Utc::now(),
-                    ))
+                    )?)
                 })
                 .await?;
-            match found {
-                Ok(found) => Some(found),
-                Err(error) => {
-                    let identity = refusal(error)?;
-                    return Err(WebError::Refused {
-                        status: identity.status,
-                        message: identity.italian,
-                    });
-                }
-            }
+            Some(found)
         }
     };
     let holder_context = match &holder {
