@@ -30,7 +30,8 @@ RFC 9457 problem JSON (`application/problem+json`) whose `type` names the proble
     components(schemas(crate::invoices::InvoiceStatus)),
     tags(
         (name = "health", description = "Liveness, readiness and metrics"),
-        (name = "auth", description = "Sign-up, sign-in, tokens, profile"),
+        (name = "auth", description = "Sign-up, sign-in, tokens, password reset, email confirmation"),
+        (name = "me", description = "The signed-in user's own account: profile, billing data, sessions, the officer application"),
         (name = "lookup", description = "A holder's devices and the renewal status of each certificate"),
         (name = "catalog", description = "Products and quotes"),
         (name = "orders", description = "Orders, paid from the prepaid account or by transfer"),

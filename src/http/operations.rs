@@ -244,4 +244,24 @@ mod tests {
             described.clashes
         );
     }
+
+    #[test]
+    fn every_section_is_a_tag_the_document_describes() {
+        let mut document = super::super::openapi::document();
+        let declared: Vec<String> = (document.tags.iter().flatten())
+            .map(|tag| tag.name.clone())
+            .collect();
+        for item in document.paths.paths.values_mut() {
+            for (method, operation) in by_method(item) {
+                let tags = operation.tags.clone().unwrap_or_default();
+                assert_eq!(tags.len(), 1, "{method} {:?}", operation.operation_id);
+                assert!(
+                    declared.contains(&tags[0]),
+                    "{method} {:?}: section {} is not declared",
+                    operation.operation_id,
+                    tags[0]
+                );
+            }
+        }
+    }
 }
