@@ -8,7 +8,7 @@ use base64::Engine;
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
 use rinnovo::ca::{CertificateAuthority, DeviceKey, EmbeddedCa, Issued, Profile, Subject};
-use rinnovo::db::schema::certificates;
+use rinnovo::db::schema::{certificates, devices};
 use rinnovo::registry::enroll::{enroll_device, Enrolled};
 use rinnovo::registry::{CodiceFiscale, DeviceKind};
 use serde_json::{json, Value};
@@ -476,7 +476,7 @@ async fn the_agent_sees_its_device_with_statuses_and_the_coupons_that_fit() {
             )
         }
     };
-    let (status, body) = get(Some(token)).await;
+    let (status, body) = get(Some(token.clone())).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["device"]["serial_number"],
@@ -518,4 +518,13 @@ async fn the_agent_sees_its_device_with_statuses_and_the_coupons_that_fit() {
     assert_eq!(get(None).await.0, 401);
     let customer = app.customer("visura").await;
     assert_eq!(get(Some(customer.token.clone())).await.0, 401);
+
+    // The device left the brand's registry after the sign-in: told gone, by name.
+    diesel::update(devices::table.filter(devices::id.eq(&device.enrolled.device_id)))
+        .set(devices::brand_id.eq("lextel"))
+        .execute(&mut app.pool.get().unwrap())
+        .unwrap();
+    let (status, body) = get(Some(token)).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["type"], "/problems/unknown-device");
 }
