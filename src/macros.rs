@@ -68,19 +68,62 @@ macro_rules! text_enum {
     };
 }
 
-/// Lets `?` turn a storage failure into the error enum's `Storage(anyhow::Error)` arm:
-/// `storage_error_from!(OrderError: diesel::result::Error)`, with any other error that is
-/// only a storage failure for this use-case listed after the first.
-macro_rules! storage_error_from {
-    ($name:ident: $($source:ty),+ $(,)?) => {
+/// Declares a use-case's error enum, whose last arm is always the storage failure
+/// (`Storage(anyhow::Error)`: answered as an internal error, nothing of it shown), with
+/// `From` for each error listed after `storage from`, so that `?` turns a failure of the
+/// store (or of a part this use-case only reads through) into that arm:
+///
+/// ```ignore
+/// domain_error! {
+///     /// Why an order cannot be placed.
+///     #[derive(Debug, thiserror::Error)]
+///     pub enum OrderError {
+///         #[error("no such order")]
+///         NotFound,
+///     }
+///     storage from diesel::result::Error, PrepaidError
+/// }
+/// ```
+///
+/// An error whose store failure may also mean a refusal (a unique index that a concurrent
+/// request hit first) leaves diesel's error out of the list and writes its own `From`.
+macro_rules! domain_error {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident { $($arms:tt)* }
+        storage from $($source:ty),* $(,)?
+    ) => {
+        $(#[$meta])*
+        $vis enum $name {
+            $($arms)*
+            // Shown as the whole chain of its cause (`transparent` would need a binding
+            // that this macro's hygiene hides from thiserror).
+            #[error(fmt = crate::macros::storage_failure)]
+            Storage(anyhow::Error),
+        }
+
+        impl From<anyhow::Error> for $name {
+            fn from(error: anyhow::Error) -> Self {
+                Self::Storage(error)
+            }
+        }
+
         $(
             impl From<$source> for $name {
                 fn from(error: $source) -> Self {
                     Self::Storage(anyhow::Error::from(error))
                 }
             }
-        )+
+        )*
     };
+}
+
+/// How a use-case's storage failure reads: its cause, with the causes of that.
+pub(crate) fn storage_failure(
+    cause: &anyhow::Error,
+    formatter: &mut std::fmt::Formatter,
+) -> std::fmt::Result {
+    write!(formatter, "{cause:#}")
 }
 
 /// The lapse of a reservation that waits for a bank transfer, written once for the owner
@@ -315,5 +358,38 @@ mod tests {
         assert_eq!(read(&mut conn, "red").unwrap(), Light::Red);
         let error = format!("{:?}", read(&mut conn, "amber").unwrap_err());
         assert!(error.contains("unknown Light 'amber'"), "{error}");
+    }
+
+    domain_error! {
+        #[derive(Debug, thiserror::Error)]
+        enum CrossingError {
+            #[error("the light is {0}")]
+            NotGreen(Light),
+        }
+        storage from diesel::result::Error
+    }
+
+    fn cross(conn: &mut SqliteConnection, text: &str) -> Result<(), CrossingError> {
+        match read(conn, text)? {
+            Light::Green => Ok(()),
+            other => Err(CrossingError::NotGreen(other)),
+        }
+    }
+
+    #[test]
+    fn a_domain_errors_refusals_read_as_written_and_a_store_failure_reads_as_its_causes() {
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        assert!(cross(&mut conn, "green").is_ok());
+        let refused = cross(&mut conn, "red").unwrap_err();
+        assert_eq!(refused.to_string(), "the light is red");
+        let failed = cross(&mut conn, "amber").unwrap_err();
+        assert!(matches!(failed, CrossingError::Storage(_)), "{failed:?}");
+        assert!(
+            failed.to_string().contains("unknown Light 'amber'"),
+            "{failed}"
+        );
+        let wrapped = anyhow::anyhow!("disk full").context("writing the order");
+        let failed = CrossingError::from(wrapped);
+        assert_eq!(failed.to_string(), "writing the order: disk full");
     }
 }

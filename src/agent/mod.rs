@@ -282,16 +282,15 @@ fn verify_signature(
         .ok_or(AgentAuthError::Signature)
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum DeviceError {
-    /// The device the agent's token names is no longer in the registry (as the brand's).
-    #[error("the device is no longer in the registry")]
-    Gone,
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum DeviceError {
+        /// The device the agent's token names is no longer in the registry (as the brand's).
+        #[error("the device is no longer in the registry")]
+        Gone,
+    }
+    storage from diesel::result::Error
 }
-
-storage_error_from!(DeviceError: diesel::result::Error);
 
 /// The agent's own device, as the lookup shows it: the device the token names, of the
 /// token's brand.

@@ -27,21 +27,20 @@ use crate::email_address::EmailAddress;
 
 pub use super::sessions::CurrentSession;
 
-#[derive(Debug, thiserror::Error)]
-pub enum AccountError {
-    #[error("too many wrong passwords; retry in {} seconds", .0.retry_after_seconds)]
-    Throttled(Throttled),
-    #[error("the current password is wrong")]
-    WrongCurrentPassword,
-    #[error(transparent)]
-    User(#[from] UserError),
-    #[error(transparent)]
-    Confirmation(#[from] ConfirmationError),
-    #[error(transparent)]
-    Storage(anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum AccountError {
+        #[error("too many wrong passwords; retry in {} seconds", .0.retry_after_seconds)]
+        Throttled(Throttled),
+        #[error("the current password is wrong")]
+        WrongCurrentPassword,
+        #[error(transparent)]
+        User(#[from] UserError),
+        #[error(transparent)]
+        Confirmation(#[from] ConfirmationError),
+    }
+    storage from diesel::result::Error
 }
-
-storage_error_from!(AccountError: diesel::result::Error);
 
 /// A customer's own sign-up: the account (and its prepaid account), and the link that
 /// confirms its address, in one transaction. The account cannot buy until the link is

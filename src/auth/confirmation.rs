@@ -54,25 +54,24 @@ text_enum!(
     Purpose { SignUp => "sign_up", Change => "change" }
 );
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfirmationError {
-    #[error("confirm the email address first: open the link sent to it (or ask for a new one)")]
-    NotConfirmed,
-    #[error("the confirmation link is not valid: unknown, already used, expired, or for another account")]
-    InvalidLink,
-    #[error("the email address is already confirmed")]
-    AlreadyConfirmed,
-    #[error("the new address already has an account in this brand")]
-    EmailTaken,
-    #[error("too many confirmation emails; retry in {retry_after_seconds} seconds")]
-    TooManyEmails { retry_after_seconds: i64 },
-    #[error(transparent)]
-    User(#[from] UserError),
-    #[error(transparent)]
-    Storage(anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum ConfirmationError {
+        #[error("confirm the email address first: open the link sent to it (or ask for a new one)")]
+        NotConfirmed,
+        #[error("the confirmation link is not valid: unknown, already used, expired, or for another account")]
+        InvalidLink,
+        #[error("the email address is already confirmed")]
+        AlreadyConfirmed,
+        #[error("the new address already has an account in this brand")]
+        EmailTaken,
+        #[error("too many confirmation emails; retry in {retry_after_seconds} seconds")]
+        TooManyEmails { retry_after_seconds: i64 },
+        #[error(transparent)]
+        User(#[from] UserError),
+    }
+    storage from diesel::result::Error
 }
-
-storage_error_from!(ConfirmationError: diesel::result::Error);
 
 pub use crate::email_address::ConfirmedEmail;
 

@@ -28,23 +28,22 @@ use crate::validation::Reason;
 
 pub use crate::audit::Operator;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ManagementError {
-    #[error("no user of your brand has this id")]
-    UnknownUser,
-    #[error("an operator cannot disable their own account")]
-    OwnAccount,
-    #[error("the user is already disabled")]
-    AlreadyDisabled,
-    #[error("the user is not disabled")]
-    NotDisabled,
-    #[error("the user is not a registration officer (they are a {0})")]
-    NotAnOfficer(Role),
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum ManagementError {
+        #[error("no user of your brand has this id")]
+        UnknownUser,
+        #[error("an operator cannot disable their own account")]
+        OwnAccount,
+        #[error("the user is already disabled")]
+        AlreadyDisabled,
+        #[error("the user is not disabled")]
+        NotDisabled,
+        #[error("the user is not a registration officer (they are a {0})")]
+        NotAnOfficer(Role),
+    }
+    storage from diesel::result::Error, UserError
 }
-
-storage_error_from!(ManagementError: diesel::result::Error, UserError);
 
 text_enum!(
     /// Whether a user may sign in.

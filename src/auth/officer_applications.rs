@@ -107,20 +107,21 @@ pub struct Application {
     pub refusal_reason: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ApplicationError {
-    #[error("you already have a pending application")]
-    AlreadyPending,
-    #[error("you are a registration officer already")]
-    AlreadyOfficer,
-    #[error("no application of your brand has this id")]
-    UnknownApplication,
-    #[error("you have not applied")]
-    NoApplication,
-    #[error("the application was {0} already")]
-    AlreadyDecided(ApplicationStatus),
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum ApplicationError {
+        #[error("you already have a pending application")]
+        AlreadyPending,
+        #[error("you are a registration officer already")]
+        AlreadyOfficer,
+        #[error("no application of your brand has this id")]
+        UnknownApplication,
+        #[error("you have not applied")]
+        NoApplication,
+        #[error("the application was {0} already")]
+        AlreadyDecided(ApplicationStatus),
+    }
+    storage from UserError
 }
 
 impl From<DieselError> for ApplicationError {
@@ -134,8 +135,6 @@ impl From<DieselError> for ApplicationError {
         }
     }
 }
-
-storage_error_from!(ApplicationError: UserError);
 
 /// An application read joined to its applicant's user row, as every reader shows it.
 #[derive(Queryable, Selectable)]

@@ -65,21 +65,20 @@ pub const ACCOUNT_DAILY: Limit = Limit {
 /// The email template of the link.
 pub const EMAIL_KIND: &str = "password_reset";
 
-#[derive(Debug, thiserror::Error)]
-pub enum RecoveryError {
-    #[error("too many password reset requests from this address; retry in {retry_after_seconds} seconds")]
-    TooManyRequests { retry_after_seconds: i64 },
-    #[error("the password reset link is not valid: unknown, expired, already used, or replaced by a newer one")]
-    LinkInvalid,
-    #[error("{0}")]
-    Password(PasswordError),
-    #[error(transparent)]
-    User(#[from] UserError),
-    #[error(transparent)]
-    Storage(anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum RecoveryError {
+        #[error("too many password reset requests from this address; retry in {retry_after_seconds} seconds")]
+        TooManyRequests { retry_after_seconds: i64 },
+        #[error("the password reset link is not valid: unknown, expired, already used, or replaced by a newer one")]
+        LinkInvalid,
+        #[error("{0}")]
+        Password(PasswordError),
+        #[error(transparent)]
+        User(#[from] UserError),
+    }
+    storage from diesel::result::Error
 }
-
-storage_error_from!(RecoveryError: diesel::result::Error);
 
 /// Where the link of the email leads: the page that sets the new password.
 pub fn link(public_url: &str, brand: &str, token: &str) -> String {

@@ -33,23 +33,22 @@ pub struct Session {
     pub user: User,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    #[error("too many failed sign-ins; retry in {} seconds", .0.retry_after_seconds)]
-    Throttled(Throttled),
-    #[error("email or password is wrong")]
-    InvalidCredentials,
-    #[error("the refresh token is not valid; sign in again")]
-    InvalidRefreshToken,
-    /// The password was right, but an operator disabled the account. Told only after the
-    /// password matched, so it tells a guesser nothing.
-    #[error("this account has been disabled")]
-    AccountDisabled,
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum SessionError {
+        #[error("too many failed sign-ins; retry in {} seconds", .0.retry_after_seconds)]
+        Throttled(Throttled),
+        #[error("email or password is wrong")]
+        InvalidCredentials,
+        #[error("the refresh token is not valid; sign in again")]
+        InvalidRefreshToken,
+        /// The password was right, but an operator disabled the account. Told only after the
+        /// password matched, so it tells a guesser nothing.
+        #[error("this account has been disabled")]
+        AccountDisabled,
+    }
+    storage from diesel::result::Error, UserError
 }
-
-storage_error_from!(SessionError: diesel::result::Error, UserError);
 
 pub struct LoginCandidate {
     attempt: Attempt,

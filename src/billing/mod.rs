@@ -220,18 +220,17 @@ pub struct InvalidField {
     pub error: FieldError,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum BillingError {
-    /// Every value that breaks a rule, so the buyer learns them all at once.
-    #[error("invalid billing data: {}", describe(.0))]
-    Invalid(Vec<InvalidField>),
-    #[error("no billing data yet: an invoice needs the buyer's name, tax code and address")]
-    Missing,
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum BillingError {
+        /// Every value that breaks a rule, so the buyer learns them all at once.
+        #[error("invalid billing data: {}", describe(.0))]
+        Invalid(Vec<InvalidField>),
+        #[error("no billing data yet: an invoice needs the buyer's name, tax code and address")]
+        Missing,
+    }
+    storage from diesel::result::Error
 }
-
-storage_error_from!(BillingError: diesel::result::Error);
 
 fn describe(fields: &[InvalidField]) -> String {
     fields

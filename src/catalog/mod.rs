@@ -134,28 +134,27 @@ pub struct RequestedLine {
     pub quantity: u32,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
-    #[error("line {line}: no product '{product}' in this shop")]
-    UnknownProduct { line: usize, product: String },
-    #[error("line {line}: '{product}' is no longer sold")]
-    InactiveProduct { line: usize, product: String },
-    #[error("line {line}: '{product}' ({name}) is temporarily unavailable: {notice}")]
-    UnavailableProduct {
-        line: usize,
-        product: String,
-        name: String,
-        notice: String,
-    },
-    #[error(
-        "the same product appears on lines {first} and {second}; put the quantity on one line"
-    )]
-    DuplicateProduct { first: usize, second: usize },
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum CatalogError {
+        #[error("line {line}: no product '{product}' in this shop")]
+        UnknownProduct { line: usize, product: String },
+        #[error("line {line}: '{product}' is no longer sold")]
+        InactiveProduct { line: usize, product: String },
+        #[error("line {line}: '{product}' ({name}) is temporarily unavailable: {notice}")]
+        UnavailableProduct {
+            line: usize,
+            product: String,
+            name: String,
+            notice: String,
+        },
+        #[error(
+            "the same product appears on lines {first} and {second}; put the quantity on one line"
+        )]
+        DuplicateProduct { first: usize, second: usize },
+    }
+    storage from diesel::result::Error
 }
-
-storage_error_from!(CatalogError: diesel::result::Error);
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = products)]
@@ -263,17 +262,16 @@ pub fn resolve(
     Ok(resolved)
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ProductChangeError {
-    #[error("no product with this id in your brand's catalog")]
-    NotFound,
-    #[error("nothing to change: send active, unavailable_notice, or both")]
-    NothingToChange,
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum ProductChangeError {
+        #[error("no product with this id in your brand's catalog")]
+        NotFound,
+        #[error("nothing to change: send active, unavailable_notice, or both")]
+        NothingToChange,
+    }
+    storage from diesel::result::Error
 }
-
-storage_error_from!(ProductChangeError: diesel::result::Error);
 
 /// A product of the operator's brand, as a back-office operator names it.
 #[derive(Clone, Copy)]

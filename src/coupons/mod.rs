@@ -241,18 +241,17 @@ pub struct PublicStatus {
     pub valid_until: DateTime<Utc>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StatusCheckError {
-    #[error("no coupon has this code")]
-    UnknownCode,
-    /// The client's address checked too many codes (guessing them is what the limit stops).
-    #[error("too many coupon checks; retry in {retry_after_seconds} seconds")]
-    TooManyChecks { retry_after_seconds: i64 },
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum StatusCheckError {
+        #[error("no coupon has this code")]
+        UnknownCode,
+        /// The client's address checked too many codes (guessing them is what the limit stops).
+        #[error("too many coupon checks; retry in {retry_after_seconds} seconds")]
+        TooManyChecks { retry_after_seconds: i64 },
+    }
+    storage from diesel::result::Error
 }
-
-storage_error_from!(StatusCheckError: diesel::result::Error);
 
 /// A status check from `client` (its address), counted against [`STATUS_CHECKS`]: the
 /// coupon's public status, whatever its brand.
@@ -332,23 +331,22 @@ pub fn id_by_code(
         .optional()
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum VoidError {
-    #[error("no such coupon")]
-    NotFound,
-    #[error("the coupon belongs to another brand")]
-    OtherBrand,
-    #[error("only an available coupon can be voided; this one is {0}")]
-    NotAvailable(CouponStatus),
-    #[error(transparent)]
-    Prepaid(#[from] PrepaidError),
-    #[error(transparent)]
-    Credit(#[from] InvoiceError),
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum VoidError {
+        #[error("no such coupon")]
+        NotFound,
+        #[error("the coupon belongs to another brand")]
+        OtherBrand,
+        #[error("only an available coupon can be voided; this one is {0}")]
+        NotAvailable(CouponStatus),
+        #[error(transparent)]
+        Prepaid(#[from] PrepaidError),
+        #[error(transparent)]
+        Credit(#[from] InvoiceError),
+    }
+    storage from diesel::result::Error
 }
-
-storage_error_from!(VoidError: diesel::result::Error);
 
 /// A coupon voided: what went back to the owner's prepaid account, and the credit note
 /// that credits it (none for an order fulfilled before invoices were issued).

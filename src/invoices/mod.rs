@@ -154,21 +154,20 @@ fn store_and_queue(
     Ok(())
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum InvoiceError {
-    /// No invoice of that order that the caller may see (or none yet: the order is not
-    /// fulfilled).
-    #[error("no such invoice")]
-    NotFound,
-    /// A credit note would credit what its invoice did not sell, or more than it did:
-    /// units of a product, or money.
-    #[error("a credit note of invoice {invoice} would credit {what}")]
-    OverCredit { invoice: String, what: String },
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum InvoiceError {
+        /// No invoice of that order that the caller may see (or none yet: the order is not
+        /// fulfilled).
+        #[error("no such invoice")]
+        NotFound,
+        /// A credit note would credit what its invoice did not sell, or more than it did:
+        /// units of a product, or money.
+        #[error("a credit note of invoice {invoice} would credit {what}")]
+        OverCredit { invoice: String, what: String },
+    }
+    storage from diesel::result::Error
 }
-
-storage_error_from!(InvoiceError: diesel::result::Error);
 
 /// Whether the viewer may see the documents of an order: the buyer their own, the
 /// back-office any of its brand's; no one when there is no such order.

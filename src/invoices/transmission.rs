@@ -198,16 +198,15 @@ pub fn mark_failed(
     })
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum TransmissionError {
-    /// No dead file of the operator's brand has this id.
-    #[error("no dead transmission of your brand has this id")]
-    NotDead,
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum TransmissionError {
+        /// No dead file of the operator's brand has this id.
+        #[error("no dead transmission of your brand has this id")]
+        NotDead,
+    }
+    storage from diesel::result::Error
 }
-
-storage_error_from!(TransmissionError: diesel::result::Error);
 
 /// A file of the outbox as the back-office sees it.
 #[derive(Debug, Clone)]

@@ -237,17 +237,16 @@ pub fn list(
     })
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RetryError {
-    /// No dead email of the operator's brand has this id (perhaps another operator put it
-    /// back in the queue first).
-    #[error("no dead email of your brand has this id")]
-    NotDead,
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum RetryError {
+        /// No dead email of the operator's brand has this id (perhaps another operator put it
+        /// back in the queue first).
+        #[error("no dead email of your brand has this id")]
+        NotDead,
+    }
+    storage from diesel::result::Error
 }
-
-storage_error_from!(RetryError: diesel::result::Error);
 
 /// What the outbox holds now (for the metrics): pending and dead emails, and when the
 /// oldest pending one was written.

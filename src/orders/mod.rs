@@ -44,17 +44,16 @@ pub use crate::transfer::PaymentMethod;
 
 pub use crate::prepaid::Buyer;
 
-#[derive(Debug, thiserror::Error)]
-pub enum OrderError {
-    #[error(transparent)]
-    Prepaid(#[from] PrepaidError),
-    #[error("no such order")]
-    NotFound,
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum OrderError {
+        #[error(transparent)]
+        Prepaid(#[from] PrepaidError),
+        #[error("no such order")]
+        NotFound,
+    }
+    storage from diesel::result::Error
 }
-
-storage_error_from!(OrderError: diesel::result::Error);
 
 /// Places and pays an order from the buyer's prepaid account, in the caller's
 /// transaction (or its own). The invoice number is taken last, so the brand's counter row

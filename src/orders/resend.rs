@@ -48,25 +48,24 @@ impl Requester<'_> {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ResendError {
-    /// Unknown, or not the caller's to see (answered alike).
-    #[error("no such order")]
-    NotFound,
-    #[error("the order is {0}: codes exist only once it is fulfilled")]
-    NotFulfilled(OrderStatus),
-    #[error("the order has no unused codes left to send again (used, voided or expired)")]
-    NothingUnused,
-    #[error("codes of this order were sent again too often; retry in {0} seconds")]
-    TooOften(i64),
-    /// Codes go only to a confirmed address.
-    #[error(transparent)]
-    Confirmation(#[from] ConfirmationError),
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum ResendError {
+        /// Unknown, or not the caller's to see (answered alike).
+        #[error("no such order")]
+        NotFound,
+        #[error("the order is {0}: codes exist only once it is fulfilled")]
+        NotFulfilled(OrderStatus),
+        #[error("the order has no unused codes left to send again (used, voided or expired)")]
+        NothingUnused,
+        #[error("codes of this order were sent again too often; retry in {0} seconds")]
+        TooOften(i64),
+        /// Codes go only to a confirmed address.
+        #[error(transparent)]
+        Confirmation(#[from] ConfirmationError),
+    }
+    storage from diesel::result::Error
 }
-
-storage_error_from!(ResendError: diesel::result::Error);
 
 impl From<OrderError> for ResendError {
     fn from(error: OrderError) -> Self {

@@ -19,27 +19,26 @@ use crate::orders::{self as order_domain, Order, OrderStatus};
 use crate::prepaid::{self, EntryKind, Posting, PrepaidError};
 use crate::validation::Reason;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ManualError {
-    #[error("no payment of your brand has this id")]
-    UnknownPayment,
-    #[error("no order of your brand has this id")]
-    UnknownOrder,
-    #[error("only an unmatched credit can be matched by hand; this payment is {0}")]
-    NotUnmatched(PaymentStatus),
-    #[error(
-        "only an unmatched, duplicate or overpaid credit can be refunded; this payment is {0}"
-    )]
-    NotRefundable(PaymentStatus),
-    #[error("the order is {0}: only an order awaiting payment, expired or already paid can take a payment")]
-    OrderNotPayable(OrderStatus),
-    #[error(transparent)]
-    Prepaid(#[from] PrepaidError),
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum ManualError {
+        #[error("no payment of your brand has this id")]
+        UnknownPayment,
+        #[error("no order of your brand has this id")]
+        UnknownOrder,
+        #[error("only an unmatched credit can be matched by hand; this payment is {0}")]
+        NotUnmatched(PaymentStatus),
+        #[error(
+            "only an unmatched, duplicate or overpaid credit can be refunded; this payment is {0}"
+        )]
+        NotRefundable(PaymentStatus),
+        #[error("the order is {0}: only an order awaiting payment, expired or already paid can take a payment")]
+        OrderNotPayable(OrderStatus),
+        #[error(transparent)]
+        Prepaid(#[from] PrepaidError),
+    }
+    storage from diesel::result::Error, order_domain::OrderError
 }
-
-storage_error_from!(ManualError: diesel::result::Error, order_domain::OrderError);
 
 /// An operator's decision by hand: who decides, in their brand, and why (the payment's
 /// note and the audit log keep the reason).

@@ -83,21 +83,20 @@ pub struct Posting<'a> {
     pub actor_id: Option<&'a str>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum PrepaidError {
-    #[error("the prepaid balance is {balance} euro, {requested} euro are needed")]
-    InsufficientFunds { balance: Money, requested: Money },
-    #[error("no such prepaid account")]
-    UnknownAccount,
-    #[error("the prepaid account belongs to another brand")]
-    OtherBrand,
-    #[error(transparent)]
-    MethodNotOffered(#[from] top_ups::MethodNotOffered),
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum PrepaidError {
+        #[error("the prepaid balance is {balance} euro, {requested} euro are needed")]
+        InsufficientFunds { balance: Money, requested: Money },
+        #[error("no such prepaid account")]
+        UnknownAccount,
+        #[error("the prepaid account belongs to another brand")]
+        OtherBrand,
+        #[error(transparent)]
+        MethodNotOffered(#[from] top_ups::MethodNotOffered),
+    }
+    storage from diesel::result::Error
 }
-
-storage_error_from!(PrepaidError: diesel::result::Error);
 
 pub fn open_account(
     conn: &mut DbConnection,

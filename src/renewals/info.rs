@@ -89,16 +89,15 @@ pub fn suggested_window(
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum InfoError {
-    /// Not a certificate of this service's CA, or not in the registry.
-    #[error("no certificate of this service's CA has this CertID")]
-    UnknownCertificate,
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum InfoError {
+        /// Not a certificate of this service's CA, or not in the registry.
+        #[error("no certificate of this service's CA has this CertID")]
+        UnknownCertificate,
+    }
+    storage from diesel::result::Error
 }
-
-storage_error_from!(InfoError: diesel::result::Error);
 
 /// The suggested renewal window of the certificate `id` names.
 pub fn renewal_info(

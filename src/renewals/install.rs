@@ -37,17 +37,16 @@ pub struct IssuedCertificate {
     pub issued_at: DateTime<Utc>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum InstallError {
-    #[error("no renewal {0} for this device")]
-    NotFound(String),
-    #[error("the renewal is {0}: its certificate is not issued")]
-    NotIssued(RenewalState),
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum InstallError {
+        #[error("no renewal {0} for this device")]
+        NotFound(String),
+        #[error("the renewal is {0}: its certificate is not issued")]
+        NotIssued(RenewalState),
+    }
+    storage from diesel::result::Error
 }
-
-storage_error_from!(InstallError: diesel::result::Error);
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = renewals)]

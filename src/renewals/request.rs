@@ -100,17 +100,16 @@ impl Refusal {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    #[error("renewals[{index}].{}: {refusal}", refusal.field())]
-    Refused { index: usize, refusal: Refusal },
-    #[error("too many renewal requests from this device; retry in {0} seconds")]
-    TooMany(i64),
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum RequestError {
+        #[error("renewals[{index}].{}: {refusal}", refusal.field())]
+        Refused { index: usize, refusal: Refusal },
+        #[error("too many renewal requests from this device; retry in {0} seconds")]
+        TooMany(i64),
+    }
+    storage from diesel::result::Error
 }
-
-storage_error_from!(RequestError: diesel::result::Error);
 
 fn refuse<T>(index: usize, refusal: Refusal) -> Result<T, RequestError> {
     Err(RequestError::Refused { index, refusal })

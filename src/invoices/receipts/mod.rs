@@ -31,36 +31,35 @@ pub const MAX_FILES: usize = 100;
 /// A notification file is a few kilobytes; a larger one is not a notification.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ReceiptError {
-    #[error("no notification file was sent")]
-    NoFile,
-    #[error("at most {MAX_FILES} notification files are imported at once")]
-    TooManyFiles,
-    #[error("the notification's file name is missing: send it as the file_name parameter or as the form part's file name")]
-    NoFileName,
-    #[error(
-        "'{0}' is not a notification's file name: at most 100 letters, digits, '_', '-' and '.'"
-    )]
-    BadFileName(String),
-    /// A file that is not a notification this service reads; nothing was imported.
-    #[error(transparent)]
-    Refused(#[from] NotificationRefused),
-    #[error("{0}: a different notification with this file name was already imported")]
-    FileNameTaken(String),
-    /// No document of the operator's brand has this id.
-    #[error("no document of the brand has this id")]
-    UnknownDocument,
-    #[error("the document is {0}: only a rejected document is sent again")]
-    NotRejected(InvoiceStatus),
-    /// The corrected buyer data break these rules (the billing data's own).
-    #[error("invalid buyer data: {}", crate::billing::rules(.0).join(", "))]
-    InvalidBuyer(Vec<InvalidField>),
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum ReceiptError {
+        #[error("no notification file was sent")]
+        NoFile,
+        #[error("at most {MAX_FILES} notification files are imported at once")]
+        TooManyFiles,
+        #[error("the notification's file name is missing: send it as the file_name parameter or as the form part's file name")]
+        NoFileName,
+        #[error(
+            "'{0}' is not a notification's file name: at most 100 letters, digits, '_', '-' and '.'"
+        )]
+        BadFileName(String),
+        /// A file that is not a notification this service reads; nothing was imported.
+        #[error(transparent)]
+        Refused(#[from] NotificationRefused),
+        #[error("{0}: a different notification with this file name was already imported")]
+        FileNameTaken(String),
+        /// No document of the operator's brand has this id.
+        #[error("no document of the brand has this id")]
+        UnknownDocument,
+        #[error("the document is {0}: only a rejected document is sent again")]
+        NotRejected(InvoiceStatus),
+        /// The corrected buyer data break these rules (the billing data's own).
+        #[error("invalid buyer data: {}", crate::billing::rules(.0).join(", "))]
+        InvalidBuyer(Vec<InvalidField>),
+    }
+    storage from diesel::result::Error, serde_json::Error
 }
-
-storage_error_from!(ReceiptError: diesel::result::Error, serde_json::Error);
 
 /// A notification file as uploaded.
 #[derive(Debug, Clone)]

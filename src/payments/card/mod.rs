@@ -26,36 +26,35 @@ pub struct Till<'a> {
     pub public_url: &'a str,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum CardError {
-    /// The service has no card payment provider configured.
-    #[error("no card payment provider is configured")]
-    Off,
-    #[error("no card payment of your brand has this id")]
-    UnknownPayment,
-    #[error("the card payment is {0}: its page can no longer be opened")]
-    NotPayable(CardStatus),
-    #[error("only a paid or held card payment can be refunded; this one is {0}")]
-    NotRefundable(CardStatus),
-    #[error("a top-up paid by card is refunded by adjusting the prepaid account, not here")]
-    TopUpNotRefundable,
-    #[error("coupon {0} is not an unused coupon of this order")]
-    CouponNotRefundable(String),
-    #[error("nothing is left to refund: every coupon of the order is used, voided or refunded")]
-    NothingToRefund,
-    #[error("this card payment has no given-up (dead) refund with this id")]
-    UnknownDeadRefund,
-    #[error(transparent)]
-    Provider(#[from] ProviderError),
-    #[error(transparent)]
-    Prepaid(#[from] PrepaidError),
-    #[error(transparent)]
-    Invoice(#[from] InvoiceError),
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum CardError {
+        /// The service has no card payment provider configured.
+        #[error("no card payment provider is configured")]
+        Off,
+        #[error("no card payment of your brand has this id")]
+        UnknownPayment,
+        #[error("the card payment is {0}: its page can no longer be opened")]
+        NotPayable(CardStatus),
+        #[error("only a paid or held card payment can be refunded; this one is {0}")]
+        NotRefundable(CardStatus),
+        #[error("a top-up paid by card is refunded by adjusting the prepaid account, not here")]
+        TopUpNotRefundable,
+        #[error("coupon {0} is not an unused coupon of this order")]
+        CouponNotRefundable(String),
+        #[error("nothing is left to refund: every coupon of the order is used, voided or refunded")]
+        NothingToRefund,
+        #[error("this card payment has no given-up (dead) refund with this id")]
+        UnknownDeadRefund,
+        #[error(transparent)]
+        Provider(#[from] ProviderError),
+        #[error(transparent)]
+        Prepaid(#[from] PrepaidError),
+        #[error(transparent)]
+        Invoice(#[from] InvoiceError),
+    }
+    storage from diesel::result::Error, crate::orders::OrderError
 }
-
-storage_error_from!(CardError: diesel::result::Error, crate::orders::OrderError);
 
 /// A card payment of the operator's brand, with its refunds oldest first, as the
 /// back-office shows it; another brand's is as unknown as a made-up id.

@@ -101,26 +101,25 @@ pub struct ImportContext<'a> {
     pub file_sha256: &'a str,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error("the statement file is empty")]
-    EmptyFile,
-    /// Not a statement rinnovo reads: nothing is imported.
-    #[error(transparent)]
-    Unreadable(#[from] StatementError),
-    #[error("{location}: account {account} is not an account of {brand} (IBAN {iban}, postal account {postal}): wrong file or wrong brand")]
-    ForeignAccount {
-        location: String,
-        account: String,
-        brand: String,
-        iban: String,
-        postal: String,
-    },
-    #[error(transparent)]
-    Storage(#[from] anyhow::Error),
+domain_error! {
+    #[derive(Debug, thiserror::Error)]
+    pub enum ImportError {
+        #[error("the statement file is empty")]
+        EmptyFile,
+        /// Not a statement rinnovo reads: nothing is imported.
+        #[error(transparent)]
+        Unreadable(#[from] StatementError),
+        #[error("{location}: account {account} is not an account of {brand} (IBAN {iban}, postal account {postal}): wrong file or wrong brand")]
+        ForeignAccount {
+            location: String,
+            account: String,
+            brand: String,
+            iban: String,
+            postal: String,
+        },
+    }
+    storage from diesel::result::Error, PrepaidError, OrderError, std::io::Error
 }
-
-storage_error_from!(ImportError: diesel::result::Error, PrepaidError, OrderError, std::io::Error);
 
 /// Who imports an uploaded statement, in their brand's turn, and the service's settings
 /// the import needs.
