@@ -3,16 +3,16 @@
 //! as one ZIP for the accountant.
 
 use actix_web::get;
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::downloads::file_download;
 use super::extract::BackOffice;
 use super::invoices::DocumentResponse;
-use super::operation::{backoffice_list, Listing};
+use super::operation::{backoffice_list, Found, Listing};
 use super::problem::FieldErrors;
-use super::query::{one_of_all, PageInfo, Params, QueryRule};
+use super::query::{one_of_all, page_of, Params, QueryRule};
 use super::responses::NotOperator;
 use super::{ApiError, ApiResult, AppState, Problem};
 use crate::invoices::export::{export_zip, ExportPeriod};
@@ -112,13 +112,10 @@ impl From<ListedDocument> for BackOfficeDocumentResponse {
     }
 }
 
-/// A page of the brand's documents, newest first.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct DocumentListResponse {
-    invoices: Vec<BackOfficeDocumentResponse>,
-    #[serde(flatten)]
-    page: PageInfo,
-}
+page_of!(
+    /// A page of the brand's documents, newest first.
+    DocumentListResponse { invoices: BackOfficeDocumentResponse }
+);
 
 /// A day given as `YYYY-MM-DD`.
 fn day(text: &str) -> Result<NaiveDate, QueryRule> {
@@ -136,7 +133,9 @@ backoffice_list!(
     by find
 );
 
-async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
+async fn find(
+    Listing(state, operator, listed): Listing<ListQuery>,
+) -> Found<BackOfficeDocumentResponse> {
     let query = &listed.filter;
     let mut errors = FieldErrors::default();
     let status = errors.check_optional("status", query.status.as_deref(), |text| {
@@ -169,11 +168,7 @@ async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult
         buyer,
     };
     let read = move |conn: &mut _| listing::list(conn, &operator.brand, &filter, page);
-    let (invoices, info) = listed.read_page(&state, page, read, Into::into).await?;
-    Ok(HttpResponse::Ok().json(DocumentListResponse {
-        page: info,
-        invoices,
-    }))
+    listed.read_page(&state, page, read, Into::into).await
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

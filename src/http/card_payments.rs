@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{BackOffice, CurrentUser};
 use super::json::JsonObject;
-use super::operation::{backoffice_action, backoffice_list, Acting, Listing};
-use super::query::{one_of_all, PageInfo};
+use super::operation::{backoffice_action, backoffice_list, Acting, Found, Listing};
+use super::query::{one_of_all, page_of};
 use super::responses::{problem_response_type, NotOperator};
 use super::{ApiError, ApiResult, AppState, Problem};
 use crate::card::store::{self, RefundRow, RefundStatus};
@@ -288,12 +288,9 @@ impl From<RefundRow> for RefundView {
     }
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-struct CardPaymentList {
-    card_payments: Vec<BackOfficeCardPayment>,
-    #[serde(flatten)]
-    page: PageInfo,
-}
+page_of!(CardPaymentList {
+    card_payments: BackOfficeCardPayment
+});
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -313,7 +310,9 @@ backoffice_list!(
     by find
 );
 
-async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
+async fn find(
+    Listing(state, operator, listed): Listing<ListQuery>,
+) -> Found<BackOfficeCardPayment> {
     let paging = listed.page()?;
     let status = (listed.filter.status.as_deref())
         .map(|text| one_of_all("status", text))
@@ -321,11 +320,7 @@ async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult
         .map_err(|rule| rule.on("status"))?;
     let read = move |conn: &mut _| store::list(conn, &operator.brand, status, paging);
     let view = |payment| BackOfficeCardPayment::new(&payment, None);
-    let (card_payments, info) = listed.read_page(&state, paging, read, view).await?;
-    Ok(HttpResponse::Ok().json(CardPaymentList {
-        page: info,
-        card_payments,
-    }))
+    listed.read_page(&state, paging, read, view).await
 }
 
 backoffice_action!(

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::Buyer;
 use super::json::JsonObject;
 use super::operation::{backoffice_action, Acting};
-use super::query::{Listed, NoFilters, PageInfo, PageParams};
+use super::query::{page_of, Listed, NoFilters, PageParams};
 use super::responses::{BadPaging, BadReason, NotBuyer};
 use super::{ApiError, ApiResult, AppState, Problem};
 use crate::catalog::Covers;
@@ -35,13 +35,10 @@ struct CouponResponse {
     created_at: DateTime<Utc>,
 }
 
-/// A page of the buyer's coupons, newest first, with the total.
-#[derive(Serialize, utoipa::ToSchema)]
-struct CouponListResponse {
-    coupons: Vec<CouponResponse>,
-    #[serde(flatten)]
-    page: PageInfo,
-}
+page_of!(
+    /// A page of the buyer's coupons, newest first, with the total.
+    CouponListResponse { coupons: CouponResponse }
+);
 
 impl From<CouponView> for CouponResponse {
     fn from(c: CouponView) -> Self {
@@ -83,13 +80,8 @@ pub async fn list(
     let read = move |conn: &mut _| {
         coupons::page_for_owner(conn, &user.id, page, Utc::now()).map_err(ApiError::storage)
     };
-    let (coupons, info) = listed
-        .read_page(&state, page, read, CouponResponse::from)
-        .await?;
-    Ok(HttpResponse::Ok().json(CouponListResponse {
-        page: info,
-        coupons,
-    }))
+    let found = listed.read_page(&state, page, read, CouponResponse::from);
+    Ok(HttpResponse::Ok().json(CouponListResponse::from(found.await?)))
 }
 
 /// Export the caller's coupons as CSV, codes masked

@@ -5,8 +5,8 @@ use actix_web::{get, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::operation::{backoffice_action, backoffice_list, Acting, Listing};
-use super::query::{one_of_all, PageInfo};
+use super::operation::{backoffice_action, backoffice_list, Acting, Found, Listing};
+use super::query::{one_of_all, page_of};
 use super::responses::NotOperator;
 use super::{ApiResult, Problem};
 use crate::mail::outbox::{self, EmailStatus, EmailSummary};
@@ -58,13 +58,10 @@ impl From<EmailSummary> for EmailResponse {
     }
 }
 
-/// A page of the brand's emails in one status, oldest first, with the total.
-#[derive(Serialize, utoipa::ToSchema)]
-struct EmailListResponse {
-    emails: Vec<EmailResponse>,
-    #[serde(flatten)]
-    page: PageInfo,
-}
+page_of!(
+    /// A page of the brand's emails in one status, oldest first, with the total.
+    EmailListResponse { emails: EmailResponse }
+);
 
 /// The email's new state after a retry.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -83,15 +80,14 @@ backoffice_list!(
     by find
 );
 
-async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
+async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> Found<EmailResponse> {
     let page = listed.page()?;
     let status = one_of_all::<EmailStatus>("status", &listed.filter.status)
         .map_err(|rule| rule.on("status"))?;
     let read = move |conn: &mut _| outbox::list(conn, &operator.brand, status, page);
-    let (emails, info) = listed
+    listed
         .read_page(&state, page, read, EmailResponse::from)
-        .await?;
-    Ok(HttpResponse::Ok().json(EmailListResponse { page: info, emails }))
+        .await
 }
 
 backoffice_action!(

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::Buyer;
 use super::json::JsonObject;
-use super::operation::{backoffice_action, backoffice_list, Acting, Listing};
+use super::operation::{backoffice_action, backoffice_list, Acting, Found, Listing};
 use super::problem::FieldErrors;
-use super::query::{one_of_all, PageInfo};
+use super::query::{one_of_all, page_of};
 use super::responses::{problem_response_type, BadReason, NotBuyer, NotOperator};
 use super::{ApiError, ApiResult, AppState, Problem};
 use crate::auth::officer_applications::{
@@ -91,13 +91,10 @@ impl From<Application> for ApplicationResponse {
     }
 }
 
-/// A page of the brand's applications in one status, oldest first, with the total.
-#[derive(Serialize, utoipa::ToSchema)]
-struct ApplicationListResponse {
-    applications: Vec<ApplicationResponse>,
-    #[serde(flatten)]
-    page: PageInfo,
-}
+page_of!(
+    /// A page of the brand's applications in one status, oldest first, with the total.
+    ApplicationListResponse { applications: ApplicationResponse }
+);
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -219,7 +216,7 @@ backoffice_list!(
     by find
 );
 
-async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
+async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> Found<ApplicationResponse> {
     let mut errors = FieldErrors::default();
     let status = errors.check_optional("status", listed.filter.status.as_deref(), |text| {
         one_of_all("status", text)
@@ -228,13 +225,9 @@ async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult
     errors.finish()?;
     let status = status.unwrap_or(ApplicationStatus::Pending);
     let read = move |conn: &mut _| officer_applications::list(conn, &operator.brand, status, page);
-    let (applications, info) = listed
+    listed
         .read_page(&state, page, read, ApplicationResponse::from)
-        .await?;
-    Ok(HttpResponse::Ok().json(ApplicationListResponse {
-        page: info,
-        applications,
-    }))
+        .await
 }
 
 async fn decide(

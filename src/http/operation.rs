@@ -13,8 +13,12 @@ pub(super) struct Listing<F>(
     pub super::query::Listed<F>,
 );
 
+/// What a back-office list's `$run` reads: a page of rows and its paging.
+pub(super) type Found<Row> = Result<(Vec<Row>, super::query::PageInfo), super::ApiError>;
+
 /// Declares a documented back-office list handler `$name` that hands a [`Listing`] to
-/// `$run`, which reads and answers:
+/// `$run`, which reads the page (what `Listed::read_page` returns, for an answer made by
+/// `page_of!`); the handler answers it as `$page`:
 ///
 /// ```ignore
 /// backoffice_list!(
@@ -72,7 +76,8 @@ macro_rules! backoffice_list {
             crate::http::extract::BackOffice(operator): crate::http::extract::BackOffice,
             listed: crate::http::query::Listed<$filters>,
         ) -> crate::http::ApiResult {
-            $run(crate::http::operation::Listing(state, operator, listed)).await
+            let found = $run(crate::http::operation::Listing(state, operator, listed)).await?;
+            Ok(actix_web::HttpResponse::Ok().json($page::from(found)))
         }
     };
 }

@@ -12,7 +12,7 @@ use super::extract::{Buyer, CurrentUser};
 use super::json::JsonObject;
 use super::operation::{backoffice_action, Acting};
 use super::problem::FieldErrors;
-use super::query::{one_of_all, Listed, PageInfo, PageParams, QueryRule};
+use super::query::{one_of_all, page_of, Listed, PageParams, QueryRule};
 use super::responses::{problem_response_type, BadListQuery, BadReason, NotBuyer, NotOperator};
 use super::{brand_of, idempotent, ApiError, ApiResult, AppState, Problem};
 use crate::auth::{users, Role, UserError};
@@ -153,13 +153,10 @@ pub struct OrderResponse {
     card: Option<CardPaymentView>,
 }
 
-/// A page of the caller's orders, newest first, with the total.
-#[derive(Serialize, utoipa::ToSchema)]
-struct OrderListResponse {
-    orders: Vec<OrderResponse>,
-    #[serde(flatten)]
-    page: PageInfo,
-}
+page_of!(
+    /// A page of the caller's orders, newest first, with the total.
+    OrderListResponse { orders: OrderResponse }
+);
 
 impl OrderResponse {
     /// The order with its card payment, if paid by card.

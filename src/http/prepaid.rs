@@ -12,7 +12,7 @@ use super::json::JsonObject;
 use super::operation::{backoffice_action, Acting};
 use super::orders::PayTo;
 use super::problem::FieldErrors;
-use super::query::{Listed, NoFilters, PageInfo, PageParams, Params};
+use super::query::{page_of, Listed, NoFilters, PageParams, Params};
 use super::responses::{
     problem_response_type, AccountGone, BadPaging, NotBuyer, NotBuyerOrUnconfirmed, NotOperator,
 };
@@ -385,13 +385,10 @@ struct TopUpResponse {
     card: Option<CardPaymentView>,
 }
 
-/// The caller's top-ups, newest first.
-#[derive(Serialize, utoipa::ToSchema)]
-struct TopUpsResponse {
-    top_ups: Vec<TopUpResponse>,
-    #[serde(flatten)]
-    page: PageInfo,
-}
+page_of!(
+    /// The caller's top-ups, newest first.
+    TopUpsResponse { top_ups: TopUpResponse }
+);
 
 impl TopUpResponse {
     fn new(top_up: TopUp, brand: &crate::brands::Brand) -> Self {

@@ -66,6 +66,34 @@ pub struct Listed<T> {
     pairs: Vec<(String, String)>,
 }
 
+/// Declares the answer to a paged list: its rows under their own key (`orders`, `users`...)
+/// and the [`PageInfo`] members beside them, made from what [`Listed::read_page`] returns:
+///
+/// ```ignore
+/// page_of!(
+///     /// A page of the caller's orders, newest first, with the total.
+///     OrderListResponse { orders: OrderResponse }
+/// );
+/// ```
+macro_rules! page_of {
+    ($(#[$doc:meta])* $name:ident { $rows:ident: $row:ty }) => {
+        $(#[$doc])*
+        #[derive(serde::Serialize, utoipa::ToSchema)]
+        pub struct $name {
+            $rows: Vec<$row>,
+            #[serde(flatten)]
+            page: crate::http::query::PageInfo,
+        }
+
+        impl From<(Vec<$row>, crate::http::query::PageInfo)> for $name {
+            fn from((rows, info): (Vec<$row>, crate::http::query::PageInfo)) -> Self {
+                Self { $rows: rows, page: info }
+            }
+        }
+    };
+}
+pub(super) use page_of;
+
 /// What every paged list answers next to its rows (flattened into the list's object, so
 /// the rows keep their key): the total matching the filter, the page asked for, and the
 /// address of the next page while rows remain.

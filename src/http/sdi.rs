@@ -6,8 +6,8 @@ use actix_web::{get, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::operation::{backoffice_action, backoffice_list, Acting, Listing};
-use super::query::{one_of_all, PageInfo};
+use super::operation::{backoffice_action, backoffice_list, Acting, Found, Listing};
+use super::query::{one_of_all, page_of};
 use super::responses::NotOperator;
 use super::{ApiError, ApiResult, Problem};
 use crate::invoices::transmission::{self, TransmissionStatus, TransmissionSummary};
@@ -68,13 +68,10 @@ impl From<TransmissionSummary> for OutboxFileResponse {
     }
 }
 
-/// A page of the brand's files, newest first, with the total.
-#[derive(Serialize, utoipa::ToSchema)]
-struct TransmissionListResponse {
-    transmissions: Vec<OutboxFileResponse>,
-    #[serde(flatten)]
-    page: PageInfo,
-}
+page_of!(
+    /// A page of the brand's files, newest first, with the total.
+    TransmissionListResponse { transmissions: OutboxFileResponse }
+);
 
 /// The file's new state after a retry.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -93,7 +90,7 @@ backoffice_list!(
     by find
 );
 
-async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
+async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> Found<OutboxFileResponse> {
     let page = listed.page()?;
     let status = (listed.filter.status.as_deref())
         .map(|text| one_of_all::<TransmissionStatus>("status", text))
@@ -102,13 +99,9 @@ async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult
     let read = move |conn: &mut _| {
         transmission::list(conn, &operator.brand, status, page).map_err(ApiError::storage)
     };
-    let (transmissions, info) = listed
+    listed
         .read_page(&state, page, read, OutboxFileResponse::from)
-        .await?;
-    Ok(HttpResponse::Ok().json(TransmissionListResponse {
-        page: info,
-        transmissions,
-    }))
+        .await
 }
 
 backoffice_action!(

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::billing::BillingRequest;
 use super::extract::BackOffice;
 use super::json::JsonObject;
-use super::operation::{backoffice_action, backoffice_list, Acting, Listing};
+use super::operation::{backoffice_action, backoffice_list, Acting, Found, Listing};
 use super::problem::FieldErrors;
-use super::query::{NoFilters, PageInfo, Params};
+use super::query::{page_of, NoFilters, Params};
 use super::responses::NotOperator;
 use super::{ApiError, ApiResult, AppState, Problem};
 use crate::billing::BillingInput;
@@ -202,13 +202,10 @@ pub struct ListQuery {
     unmatched: bool,
 }
 
-/// A page of the brand's imported notifications, newest first, with the total.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ReceiptListResponse {
-    receipts: Vec<StoredReceipt>,
-    #[serde(flatten)]
-    page: PageInfo,
-}
+page_of!(
+    /// A page of the brand's imported notifications, newest first, with the total.
+    ReceiptListResponse { receipts: StoredReceipt }
+);
 
 backoffice_list!(
     /// List the imported SdI notifications
@@ -219,16 +216,12 @@ backoffice_list!(
     by find
 );
 
-async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
+async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> Found<StoredReceipt> {
     let (unmatched, page) = (listed.filter.unmatched, listed.page()?);
     let read = move |conn: &mut _| {
         receipts::recent(conn, &operator.brand, unmatched, page).map_err(ApiError::storage)
     };
-    let (receipts, info) = listed.read_page(&state, page, read, |r| r).await?;
-    Ok(HttpResponse::Ok().json(ReceiptListResponse {
-        page: info,
-        receipts,
-    }))
+    listed.read_page(&state, page, read, |r| r).await
 }
 
 /// A rejected document waiting to be sent again.
@@ -276,12 +269,9 @@ impl From<RejectedDocument> for RejectedResponse {
     }
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct RejectedListResponse {
-    rejected: Vec<RejectedResponse>,
-    #[serde(flatten)]
-    page: PageInfo,
-}
+page_of!(RejectedListResponse {
+    rejected: RejectedResponse
+});
 
 backoffice_list!(
     /// The rejected queue
@@ -293,16 +283,14 @@ backoffice_list!(
     by find_rejected
 );
 
-async fn find_rejected(Listing(state, operator, listed): Listing<NoFilters>) -> ApiResult {
+async fn find_rejected(
+    Listing(state, operator, listed): Listing<NoFilters>,
+) -> Found<RejectedResponse> {
     let page = listed.page()?;
     let read = move |conn: &mut _| {
         receipts::rejected_queue(conn, &operator.brand, page, Utc::now()).map_err(ApiError::storage)
     };
-    let (refused, info) = listed.read_page(&state, page, read, Into::into).await?;
-    Ok(HttpResponse::Ok().json(RejectedListResponse {
-        page: info,
-        rejected: refused,
-    }))
+    listed.read_page(&state, page, read, Into::into).await
 }
 
 /// How to send a rejected document again.

@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::json::JsonObject;
-use super::operation::{backoffice_action, backoffice_list, Acting, Listing};
+use super::operation::{backoffice_action, backoffice_list, Acting, Found, Listing};
 use super::problem::FieldErrors;
-use super::query::{one_of_all, PageInfo};
+use super::query::{one_of_all, page_of};
 use super::responses::{problem_response_type, BadReason, NotOperator};
 use super::{ApiError, ApiResult, Problem};
 use crate::auth::management::{self, SearchText, UserChange, UserFilter, UserStatus};
@@ -60,13 +60,10 @@ impl From<User> for UserResponse {
     }
 }
 
-/// A page of the brand's users, newest first.
-#[derive(Serialize, utoipa::ToSchema)]
-struct UserListResponse {
-    users: Vec<UserResponse>,
-    #[serde(flatten)]
-    page: PageInfo,
-}
+page_of!(
+    /// A page of the brand's users, newest first.
+    UserListResponse { users: UserResponse }
+);
 
 /// Why the operator acts (kept in the audit log).
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -93,7 +90,7 @@ backoffice_list!(
     by search
 );
 
-async fn search(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
+async fn search(Listing(state, operator, listed): Listing<ListQuery>) -> Found<UserResponse> {
     let query = &listed.filter;
     let mut errors = FieldErrors::default();
     let role = errors.check_optional("role", query.role.as_deref(), |text| {
@@ -107,10 +104,9 @@ async fn search(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResu
     errors.finish()?;
     let filter = UserFilter { text, role, status };
     let read = move |conn: &mut _| management::search(conn, &operator.brand, &filter, page);
-    let (users, info) = listed
+    listed
         .read_page(&state, page, read, UserResponse::from)
-        .await?;
-    Ok(HttpResponse::Ok().json(UserListResponse { page: info, users }))
+        .await
 }
 
 backoffice_action!(

@@ -13,8 +13,8 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::http::extract::BackOffice;
-use crate::http::operation::{backoffice_list, Listing};
-use crate::http::query::{NoFilters, PageInfo, Params};
+use crate::http::operation::{backoffice_list, Found, Listing};
+use crate::http::query::{page_of, NoFilters, Params};
 use crate::http::responses::NotOperator;
 use crate::http::{ApiError, ApiResult, AppState, Problem};
 use crate::payments::matching::PaymentStatus;
@@ -233,13 +233,10 @@ pub async fn import(
     }))
 }
 
-/// A page of the brand's imported statements, newest first, with the total.
-#[derive(Serialize, utoipa::ToSchema)]
-pub(super) struct StatementListResponse {
-    statements: Vec<queue::StatementView>,
-    #[serde(flatten)]
-    page: PageInfo,
-}
+page_of!(
+    /// A page of the brand's imported statements, newest first, with the total.
+    StatementListResponse { statements: queue::StatementView }
+);
 
 backoffice_list!(
     /// List the brand's imported statements, newest first
@@ -250,14 +247,12 @@ backoffice_list!(
     by find_statements
 );
 
-async fn find_statements(Listing(state, operator, listed): Listing<NoFilters>) -> ApiResult {
+async fn find_statements(
+    Listing(state, operator, listed): Listing<NoFilters>,
+) -> Found<queue::StatementView> {
     let page = listed.page()?;
     let read = move |conn: &mut _| {
         queue::statements(conn, &operator.brand, page).map_err(ApiError::storage)
     };
-    let (imported, info) = listed.read_page(&state, page, read, |s| s).await?;
-    Ok(HttpResponse::Ok().json(StatementListResponse {
-        page: info,
-        statements: imported,
-    }))
+    listed.read_page(&state, page, read, |s| s).await
 }

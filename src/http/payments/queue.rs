@@ -66,7 +66,9 @@ backoffice_list!(
     by find
 );
 
-async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult {
+async fn find(
+    Listing(state, operator, listed): Listing<ListQuery>,
+) -> Result<ListResponse, ApiError> {
     let query = &listed.filter;
     let mut errors = FieldErrors::default();
     let status = errors.check_optional("status", query.status.as_deref(), status);
@@ -94,11 +96,11 @@ async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> ApiResult
             queue::list(conn, &operator.brand, &filter, page).map_err(ApiError::storage)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(ListResponse {
+    Ok(ListResponse {
         page: listed.info(page, totals.count),
         payments,
         totals,
-    }))
+    })
 }
 
 backoffice_action!(
