@@ -45,6 +45,30 @@ impl Operator<'_> {
     pub fn actor(&self) -> Actor {
         Actor::User(self.id.to_owned())
     }
+
+    /// Records this operator's act on one subject of their brand (`("coupon", id)`), as
+    /// `action`; the caller has checked that the subject is of the operator's brand.
+    pub fn record(
+        &self,
+        conn: &mut DbConnection,
+        action: &str,
+        (subject_type, subject_id): (&str, &str),
+        details: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> QueryResult<()> {
+        record(
+            conn,
+            AuditEntry {
+                brand_id: Some(self.brand_id),
+                actor: &self.actor(),
+                action,
+                subject_type,
+                subject_id,
+                details,
+            },
+            now,
+        )
+    }
 }
 
 pub struct AuditEntry<'a> {
@@ -75,18 +99,12 @@ pub fn record_own_account(
     details: serde_json::Value,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    record(
-        conn,
-        AuditEntry {
-            brand_id: Some(brand_id),
-            actor: &Actor::User(user_id.to_owned()),
-            action,
-            subject_type: "user",
-            subject_id: user_id,
-            details,
-        },
-        now,
-    )
+    // Written as an operator's act: a user acting on their own account within their brand.
+    let user = Operator {
+        id: user_id,
+        brand_id,
+    };
+    user.record(conn, action, ("user", user_id), details, now)
 }
 
 /// Several entries in as few statements as possible (a statement import audits each

@@ -223,16 +223,11 @@ macro_rules! leased_outbox {
                 if !requeue_dead(conn, operator.brand_id, id, now)? {
                     return Ok(false);
                 }
-                $crate::audit::record(
+                operator.record(
                     conn,
-                    $crate::audit::AuditEntry {
-                        brand_id: Some(operator.brand_id),
-                        actor: &operator.actor(),
-                        action: concat!($subject, ".retried"),
-                        subject_type: $subject,
-                        subject_id: id,
-                        details: serde_json::json!({}),
-                    },
+                    concat!($subject, ".retried"),
+                    ($subject, id),
+                    serde_json::json!({}),
                     now,
                 )?;
                 Ok(true)

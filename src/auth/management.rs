@@ -19,7 +19,7 @@ use serde_json::json;
 
 use super::users::{self, User, UserError, UserRow};
 use super::{sessions, Role};
-use crate::audit::{self, AuditEntry};
+
 use crate::db::schema::users as users_table;
 use crate::db::search::{contains_pattern, lower};
 use crate::db::{write_transaction, DbConnection};
@@ -235,18 +235,7 @@ pub fn make(
                 with_ended(details, ended)
             }
         };
-        audit::record(
-            conn,
-            AuditEntry {
-                brand_id: Some(operator.brand_id),
-                actor: &operator.actor(),
-                action: change.action(),
-                subject_type: "user",
-                subject_id: &user.id,
-                details,
-            },
-            now,
-        )?;
+        operator.record(conn, change.action(), ("user", &user.id), details, now)?;
         find_in_brand(conn, operator.brand_id, user_id)
     })
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 pub use code::{CouponCode, CouponCodeError, CouponKey, COUPON_KEY_FILE};
 
-use crate::audit::{self, AuditEntry, Operator};
+use crate::audit::Operator;
 use crate::brands;
 use crate::catalog::{round_to_cent, Covers, VatRate};
 use crate::db::schema::{coupons, orders, products};
@@ -427,18 +427,7 @@ pub fn void(
         if credit_note.is_none() {
             details["no_credit_note"] = json!(invoices::NO_INVOICE_TO_CREDIT);
         }
-        audit::record(
-            conn,
-            AuditEntry {
-                brand_id: Some(&brand_id),
-                actor: &operator.actor(),
-                action: "coupon.voided",
-                subject_type: "coupon",
-                subject_id: coupon_id,
-                details,
-            },
-            now,
-        )?;
+        operator.record(conn, "coupon.voided", ("coupon", coupon_id), details, now)?;
         Ok(Voided {
             refund,
             credit_note,

@@ -10,7 +10,7 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
 use super::InvoiceError;
-use crate::audit::{self, AuditEntry, Operator};
+use crate::audit::Operator;
 use crate::db::schema::invoices;
 use crate::db::DbConnection;
 
@@ -82,18 +82,13 @@ pub fn export_zip(
     let brand_id = operator.brand_id;
     let mut file = tempfile::tempfile().map_err(anyhow::Error::from)?;
     let count = write_zip(conn, brand_id, period, &mut file)?;
-    audit::record(
+    operator.record(
         conn,
-        AuditEntry {
-            brand_id: Some(brand_id),
-            actor: &operator.actor(),
-            action: "invoices.exported",
-            subject_type: "brand",
-            subject_id: brand_id,
-            details: serde_json::json!({
-                "from": period.from, "to": period.to, "files": count,
-            }),
-        },
+        "invoices.exported",
+        ("brand", brand_id),
+        serde_json::json!({
+        "from": period.from, "to": period.to, "files": count,
+        }),
         now,
     )?;
     Ok((file, count))

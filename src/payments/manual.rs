@@ -10,7 +10,7 @@ use super::listing::{find, PaymentView};
 use super::matching::{decide, Payable, PaymentStatus, Standing};
 use super::statement::EntryDirection;
 use super::store;
-use crate::audit::{self, AuditEntry, Operator};
+use crate::audit::Operator;
 use crate::brands;
 use crate::coupons::CouponKey;
 use crate::db::{write_transaction, DbConnection};
@@ -82,22 +82,17 @@ fn resolve(
         },
         now,
     )?;
-    audit::record(
+    by.operator.record(
         conn,
-        AuditEntry {
-            brand_id: Some(by.operator.brand_id),
-            actor: &by.operator.actor(),
-            action,
-            subject_type: "payment",
-            subject_id: &payment.id,
-            details: json!({
-                "reason": by.reason.as_str(),
-                "previous_status": payment.status.as_str(),
-                "status": changes.status.as_str(),
-                "order_id": changes.order_id, "account_id": changes.account_id,
-                "applied": changes.applied.to_string(), "credited": changes.credited.to_string(),
-            }),
-        },
+        action,
+        ("payment", &payment.id),
+        json!({
+        "reason": by.reason.as_str(),
+        "previous_status": payment.status.as_str(),
+        "status": changes.status.as_str(),
+        "order_id": changes.order_id, "account_id": changes.account_id,
+        "applied": changes.applied.to_string(), "credited": changes.credited.to_string(),
+        }),
         now,
     )?;
     // Read back as the operator will see it in the queue.

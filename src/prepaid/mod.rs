@@ -14,7 +14,7 @@ use diesel::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::audit::{self, AuditEntry, Operator};
+use crate::audit::Operator;
 use crate::db::schema::{prepaid_accounts, prepaid_entries, users};
 use crate::db::{write_transaction, DbConnection};
 use crate::email_address::{ConfirmedEmail, EmailAddress};
@@ -440,7 +440,8 @@ pub fn adjust(
         brand_id: operator_brand,
     } = operator;
     write_transaction(conn, |conn| {
-        let account = account_of_brand(conn, operator_brand, account_id)?;
+        // Only an account of the operator's brand is adjusted.
+        account_of_brand(conn, operator_brand, account_id)?;
         let amount = match adjustment.direction {
             Direction::Credit => adjustment.amount.money(),
             Direction::Debit => -adjustment.amount.money(),
@@ -457,22 +458,17 @@ pub fn adjust(
             },
             now,
         )?;
-        audit::record(
+        operator.record(
             conn,
-            AuditEntry {
-                brand_id: Some(&account.brand_id),
-                actor: &operator.actor(),
-                action: "prepaid.adjusted",
-                subject_type: "prepaid_account",
-                subject_id: account_id,
-                details: json!({
-                    "direction": adjustment.direction.as_str(),
-                    "amount": adjustment.amount.money().to_string(),
-                    "reason": adjustment.reason.as_str(),
-                    "entry_id": entry.id,
-                    "balance_after": entry.balance_after.to_string(),
-                }),
-            },
+            "prepaid.adjusted",
+            ("prepaid_account", account_id),
+            json!({
+            "direction": adjustment.direction.as_str(),
+            "amount": adjustment.amount.money().to_string(),
+            "reason": adjustment.reason.as_str(),
+            "entry_id": entry.id,
+            "balance_after": entry.balance_after.to_string(),
+            }),
             now,
         )?;
         Ok(entry)

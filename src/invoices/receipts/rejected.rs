@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::notification::italian_date;
 use super::{scarto_of, ReceiptError, SdiError};
-use crate::audit::{self, AuditEntry, Operator};
+use crate::audit::Operator;
 use crate::billing::{self, BillingInput};
 use crate::db::{write_transaction, DbConnection};
 use crate::invoices::document::Buyer;
@@ -175,23 +175,18 @@ pub fn resend(
             }],
             now,
         )?;
-        audit::record(
+        operator.record(
             conn,
-            AuditEntry {
-                brand_id: Some(brand_id),
-                actor: &operator.actor(),
-                action: "invoice.resent",
-                subject_type: "invoice",
-                subject_id: id,
-                details: json!({
-                    "number": document.number,
-                    "previous_file_name": document.file_name,
-                    "file_name": file_name,
-                    "buyer_corrected": corrected_buyer.is_some(),
-                    "late": queued.overdue,
-                    "resend_by": queued.resend_by,
-                }),
-            },
+            "invoice.resent",
+            ("invoice", id),
+            json!({
+            "number": document.number,
+            "previous_file_name": document.file_name,
+            "file_name": file_name,
+            "buyer_corrected": corrected_buyer.is_some(),
+            "late": queued.overdue,
+            "resend_by": queued.resend_by,
+            }),
             now,
         )?;
         Ok(Resent {

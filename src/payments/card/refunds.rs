@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::CardError;
-use crate::audit::{self, AuditEntry, Operator};
+use crate::audit::Operator;
 use crate::brands;
 use crate::card::provider::{CardProvider, RefundRequest};
 use crate::card::store::{self, NewRefund};
@@ -93,22 +93,17 @@ pub fn refund(
             },
             now,
         )?;
-        audit::record(
+        by.operator.record(
             conn,
-            AuditEntry {
-                brand_id: Some(by.operator.brand_id),
-                actor: &by.operator.actor(),
-                action: "card_payment.refund_requested",
-                subject_type: "card_payment",
-                subject_id: &payment.id,
-                details: json!({
-                    "refund_id": refund_id,
-                    "amount": amount.to_string(),
-                    "coupons": voided,
-                    "credit_note": credit_note.as_ref().map(|n| n.number.as_str()),
-                    "reason": by.reason.as_str(),
-                }),
-            },
+            "card_payment.refund_requested",
+            ("card_payment", &payment.id),
+            json!({
+            "refund_id": refund_id,
+            "amount": amount.to_string(),
+            "coupons": voided,
+            "credit_note": credit_note.as_ref().map(|n| n.number.as_str()),
+            "reason": by.reason.as_str(),
+            }),
             now,
         )?;
         Ok(Requested {
@@ -198,16 +193,11 @@ pub fn retry(
         if !ours || !store::retry_refund(conn, brand_id, refund_id, now)? {
             return Err(CardError::UnknownDeadRefund);
         }
-        audit::record(
+        operator.record(
             conn,
-            AuditEntry {
-                brand_id: Some(brand_id),
-                actor: &operator.actor(),
-                action: "card_refund.retried",
-                subject_type: "card_payment",
-                subject_id: card_payment_id,
-                details: json!({ "refund_id": refund_id }),
-            },
+            "card_refund.retried",
+            ("card_payment", card_payment_id),
+            json!({ "refund_id": refund_id }),
             now,
         )?;
         Ok(())
