@@ -90,9 +90,9 @@ impl UnavailableNotice {
     }
 }
 
-impl UnavailableNoticeError {
+impl crate::validation::Rule for UnavailableNoticeError {
     /// The rule broken, as problem bodies name it.
-    pub fn rule(&self) -> &'static str {
+    fn rule(&self) -> &'static str {
         match self {
             Self::Blank => "not_blank",
             Self::TooLong => "max_length",

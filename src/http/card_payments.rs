@@ -18,7 +18,7 @@ use crate::card::{CardPayment, CardStatus};
 use crate::money::Money;
 use crate::payments::card::refunds::{self, Coupons};
 use crate::payments::card::{notifications, CardError, Till};
-use crate::validation::{Reason, Rule};
+use crate::validation::Reason;
 
 problem_response_type!(
     /// The id names no card payment of the operator's brand.
@@ -394,8 +394,7 @@ async fn refund_payment(
     body: JsonObject<CardRefundRequest>,
 ) -> ApiResult {
     let body = body.into_inner();
-    let reason = Reason::parse(&body.reason)
-        .map_err(|e| ApiError::invalid_field("reason", e.rule(), e.to_string()))?;
+    let reason = Reason::parse(&body.reason).map_err(|e| ApiError::broken_field("reason", e))?;
     let coupons = match body.coupons {
         Some(ids) if ids.is_empty() => return Err(ApiError::invalid_field(
             "coupons",

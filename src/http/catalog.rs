@@ -250,7 +250,7 @@ pub async fn create_quote(
         }
         (None, Some(cf), Some(serial)) => {
             let cf = CodiceFiscale::parse(&cf)
-                .map_err(|e| ApiError::invalid_field("codice_fiscale", e.rule(), e.to_string()))?;
+                .map_err(|e| ApiError::broken_field("codice_fiscale", e))?;
             let asker = super::lookup::asker(&state, &user, &request);
             state
                 .with_conn(move |conn| -> Result<_, ApiError> {
@@ -334,9 +334,12 @@ async fn change_product(
     let notice = match unavailable_notice {
         None => None,
         Some(None) => Some(None),
-        Some(Some(text)) => Some(Some(UnavailableNotice::parse(&text).map_err(|e| {
-            ApiError::invalid_field("unavailable_notice", e.rule(), e.to_string())
-        })?)),
+        Some(Some(text)) => {
+            let notice = UnavailableNotice::parse(&text);
+            Some(Some(notice.map_err(|e| {
+                ApiError::broken_field("unavailable_notice", e)
+            })?))
+        }
     };
     let product = state
         .with_conn(move |conn| {

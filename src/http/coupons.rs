@@ -166,9 +166,7 @@ pub async fn status(
     request: HttpRequest,
     code: web::Path<String>,
 ) -> ApiResult {
-    let code = CouponCode::parse(&code).map_err(|e| {
-        ApiError::invalid_field("code", crate::validation::Rule::rule(&e), e.to_string())
-    })?;
+    let code = CouponCode::parse(&code).map_err(|e| ApiError::broken_field("code", e))?;
     let client = super::client_address(&request);
     let key = state.coupon_key.clone();
     let display = code.to_string();
@@ -234,9 +232,7 @@ async fn void_coupon(
     Acting(state, operator, id): Acting,
     body: JsonObject<VoidRequest>,
 ) -> ApiResult {
-    let reason = Reason::parse(&body.reason).map_err(|e| {
-        ApiError::invalid_field("reason", crate::validation::Rule::rule(&e), e.to_string())
-    })?;
+    let reason = Reason::parse(&body.reason).map_err(|e| ApiError::broken_field("reason", e))?;
     let voided = state
         .with_conn(move |conn| coupons::void(conn, operator.acting(), &id, &reason, Utc::now()))
         .await?;

@@ -41,7 +41,7 @@ pub async fn holder_devices(
     codice_fiscale: web::Path<String>,
 ) -> ApiResult {
     let codice_fiscale = CodiceFiscale::parse(&codice_fiscale)
-        .map_err(|e| ApiError::invalid_field("codice_fiscale", e.rule(), e.to_string()))?;
+        .map_err(|e| ApiError::broken_field("codice_fiscale", e))?;
     let asker = asker(&state, &user, &request);
     let found = state
         .with_conn(move |conn| {

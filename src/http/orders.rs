@@ -515,9 +515,7 @@ async fn resend_as_operator(
     Acting(state, operator, id): Acting,
     body: JsonObject<OperatorResendRequest>,
 ) -> ApiResult {
-    let reason = Reason::parse(&body.reason).map_err(|e| {
-        ApiError::invalid_field("reason", crate::validation::Rule::rule(&e), e.to_string())
-    })?;
+    let reason = Reason::parse(&body.reason).map_err(|e| ApiError::broken_field("reason", e))?;
     resend(state, operator, Some(reason), id).await
 }
 

@@ -241,8 +241,8 @@ pub async fn search(
     BackOffice(operator): BackOffice,
     query: Params<SearchQuery>,
 ) -> ApiResult {
-    let email = EmailAddress::parse(&query.0.email)
-        .map_err(|e| ApiError::invalid_field("email", e.rule(), e.to_string()))?;
+    let email =
+        EmailAddress::parse(&query.0.email).map_err(|e| ApiError::broken_field("email", e))?;
     let accounts = state
         .with_conn(move |conn| prepaid::find_by_email(conn, &operator.brand, &email))
         .await?;

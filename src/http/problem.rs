@@ -37,6 +37,16 @@ pub struct FieldError {
     pub detail: String,
 }
 
+impl FieldError {
+    fn broken(field: &str, error: &impl Rule) -> Self {
+        Self {
+            field: field.to_owned(),
+            rule: error.rule().to_owned(),
+            detail: error.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Input values broke the rules of their types; each error names field and rule.
@@ -94,6 +104,11 @@ fn describe_fields(errors: &[FieldError]) -> String {
 }
 
 impl ApiError {
+    /// One field broke its rule (as [`FieldErrors::check`] reports each of several).
+    pub fn broken_field(field: &str, error: impl Rule) -> Self {
+        Self::Invalid(vec![FieldError::broken(field, &error)])
+    }
+
     pub fn invalid_field(field: &str, rule: &str, detail: impl Into<String>) -> Self {
         Self::Invalid(vec![FieldError {
             field: field.to_owned(),
@@ -214,11 +229,7 @@ impl FieldErrors {
         match result {
             Ok(value) => Some(value),
             Err(error) => {
-                self.0.push(FieldError {
-                    field: field.to_owned(),
-                    rule: error.rule().to_owned(),
-                    detail: error.to_string(),
-                });
+                self.0.push(FieldError::broken(field, &error));
                 None
             }
         }

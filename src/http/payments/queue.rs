@@ -17,7 +17,7 @@ use crate::payments::manual::{self, ManualTarget};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self, ByHand, Filter, ManualError, Totals};
 use crate::payments::CreditorReference;
-use crate::validation::{Reason, Rule};
+use crate::validation::Reason;
 
 use super::date;
 
@@ -239,8 +239,7 @@ async fn refund_payment(
     Acting(state, operator, id): Acting,
     body: JsonObject<RefundRequest>,
 ) -> ApiResult {
-    let reason = Reason::parse(&body.reason)
-        .map_err(|e| ApiError::invalid_field("reason", e.rule(), e.to_string()))?;
+    let reason = Reason::parse(&body.reason).map_err(|e| ApiError::broken_field("reason", e))?;
     let payment = state
         .with_conn(move |conn| {
             let who = acting(&operator, &reason);
