@@ -67,6 +67,10 @@ macro_rules! problem_kinds {
             slug: $slug,
             title: $title,
         };)*
+
+        /// Every kind, for what must name them all (the README's table of errors).
+        #[cfg(test)]
+        pub const ALL: &[ProblemKind] = &[$($name),*];
     };
 }
 
@@ -1247,5 +1251,26 @@ impl Identify for BillingError {
             BillingError::Missing => billing_data_missing(NO_BILLING_DATA, &detail),
             BillingError::Storage(e) => return Err(e),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kinds;
+
+    /// Clients switch on the problem `type`: the README's table of errors is where they
+    /// learn each one, so a kind of refusal added here without its row fails.
+    #[test]
+    fn the_readme_names_every_kind_of_refusal() {
+        let readme = include_str!("../../README.md");
+        let missing: Vec<&str> = kinds::ALL
+            .iter()
+            .map(|kind| kind.slug)
+            .filter(|slug| !readme.contains(&format!("`/problems/{slug}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "no row in the README's Errors table: {missing:?}"
+        );
     }
 }
