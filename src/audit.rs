@@ -52,22 +52,11 @@ impl Operator<'_> {
         &self,
         conn: &mut DbConnection,
         action: &str,
-        (subject_type, subject_id): (&str, &str),
+        subject: (&str, &str),
         details: serde_json::Value,
         now: DateTime<Utc>,
     ) -> QueryResult<()> {
-        record(
-            conn,
-            AuditEntry {
-                brand_id: Some(self.brand_id),
-                actor: &self.actor(),
-                action,
-                subject_type,
-                subject_id,
-                details,
-            },
-            now,
-        )
+        record_users_act(conn, self.brand_id, self.id, action, subject, details, now)
     }
 }
 
@@ -99,12 +88,40 @@ pub fn record_own_account(
     details: serde_json::Value,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    // Written as an operator's act: a user acting on their own account within their brand.
-    let user = Operator {
-        id: user_id,
+    record_users_act(
+        conn,
         brand_id,
-    };
-    user.record(conn, action, ("user", user_id), details, now)
+        user_id,
+        action,
+        ("user", user_id),
+        details,
+        now,
+    )
+}
+
+/// An entry about what a signed-in user (an operator, or a user on their own account) did
+/// to one subject (`("coupon", id)`) within their brand.
+fn record_users_act(
+    conn: &mut DbConnection,
+    brand_id: &str,
+    user_id: &str,
+    action: &str,
+    (subject_type, subject_id): (&str, &str),
+    details: serde_json::Value,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    record(
+        conn,
+        AuditEntry {
+            brand_id: Some(brand_id),
+            actor: &Actor::User(user_id.to_owned()),
+            action,
+            subject_type,
+            subject_id,
+            details,
+        },
+        now,
+    )
 }
 
 /// Several entries in as few statements as possible (a statement import audits each

@@ -19,7 +19,6 @@ use serde_json::json;
 
 use super::users::{self, User, UserError, UserRow};
 use super::{sessions, Role};
-
 use crate::db::schema::users as users_table;
 use crate::db::search::{contains_pattern, lower};
 use crate::db::{write_transaction, DbConnection};

@@ -335,10 +335,9 @@ async fn change_product(
         None => None,
         Some(None) => Some(None),
         Some(Some(text)) => {
-            let notice = UnavailableNotice::parse(&text);
-            Some(Some(notice.map_err(|e| {
-                ApiError::broken_field("unavailable_notice", e)
-            })?))
+            let notice = UnavailableNotice::parse(&text)
+                .map_err(|e| ApiError::broken_field("unavailable_notice", e))?;
+            Some(Some(notice))
         }
     };
     let product = state

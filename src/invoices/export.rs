@@ -87,7 +87,7 @@ pub fn export_zip(
         "invoices.exported",
         ("brand", brand_id),
         serde_json::json!({
-        "from": period.from, "to": period.to, "files": count,
+            "from": period.from, "to": period.to, "files": count,
         }),
         now,
     )?;

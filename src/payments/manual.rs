@@ -87,11 +87,11 @@ fn resolve(
         action,
         ("payment", &payment.id),
         json!({
-        "reason": by.reason.as_str(),
-        "previous_status": payment.status.as_str(),
-        "status": changes.status.as_str(),
-        "order_id": changes.order_id, "account_id": changes.account_id,
-        "applied": changes.applied.to_string(), "credited": changes.credited.to_string(),
+            "reason": by.reason.as_str(),
+            "previous_status": payment.status.as_str(),
+            "status": changes.status.as_str(),
+            "order_id": changes.order_id, "account_id": changes.account_id,
+            "applied": changes.applied.to_string(), "credited": changes.credited.to_string(),
         }),
         now,
     )?;

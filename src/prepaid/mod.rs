@@ -463,11 +463,11 @@ pub fn adjust(
             "prepaid.adjusted",
             ("prepaid_account", account_id),
             json!({
-            "direction": adjustment.direction.as_str(),
-            "amount": adjustment.amount.money().to_string(),
-            "reason": adjustment.reason.as_str(),
-            "entry_id": entry.id,
-            "balance_after": entry.balance_after.to_string(),
+                "direction": adjustment.direction.as_str(),
+                "amount": adjustment.amount.money().to_string(),
+                "reason": adjustment.reason.as_str(),
+                "entry_id": entry.id,
+                "balance_after": entry.balance_after.to_string(),
             }),
             now,
         )?;

@@ -180,12 +180,12 @@ pub fn resend(
             "invoice.resent",
             ("invoice", id),
             json!({
-            "number": document.number,
-            "previous_file_name": document.file_name,
-            "file_name": file_name,
-            "buyer_corrected": corrected_buyer.is_some(),
-            "late": queued.overdue,
-            "resend_by": queued.resend_by,
+                "number": document.number,
+                "previous_file_name": document.file_name,
+                "file_name": file_name,
+                "buyer_corrected": corrected_buyer.is_some(),
+                "late": queued.overdue,
+                "resend_by": queued.resend_by,
             }),
             now,
         )?;

@@ -98,11 +98,11 @@ pub fn refund(
             "card_payment.refund_requested",
             ("card_payment", &payment.id),
             json!({
-            "refund_id": refund_id,
-            "amount": amount.to_string(),
-            "coupons": voided,
-            "credit_note": credit_note.as_ref().map(|n| n.number.as_str()),
-            "reason": by.reason.as_str(),
+                "refund_id": refund_id,
+                "amount": amount.to_string(),
+                "coupons": voided,
+                "credit_note": credit_note.as_ref().map(|n| n.number.as_str()),
+                "reason": by.reason.as_str(),
             }),
             now,
         )?;
