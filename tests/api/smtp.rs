@@ -153,3 +153,38 @@ pub fn coupon_codes(text: &str) -> Vec<String> {
     }
     codes
 }
+
+/// The plain-text part of a decoded message: what a mail client shows a reader who does
+/// not read HTML. Panics if the message has none.
+pub fn plain_text(message: &str) -> String {
+    let start = message
+        .find("Content-Type: text/plain")
+        .unwrap_or_else(|| panic!("no text/plain part in {message}"));
+    let part = &message[start..];
+    let body = &part[part.find("\n\n").expect("the part's headers end") + 2..];
+    let end = body.find("\n--").unwrap_or(body.len());
+    body[..end].replace("\r\n", "\n").trim_end().to_owned()
+}
+
+/// Snapshot settings for an email's wording: what changes from run to run (coupon codes,
+/// ids, dates, the year in invoice numbers, the test server's port, addresses) is masked,
+/// so the snapshot holds exactly what the templates and the domain wrote.
+pub fn email_snapshot_settings() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(true);
+    settings.add_filter(
+        r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]\b",
+        "[coupon code]",
+    );
+    settings.add_filter(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+        "[id]",
+    );
+    settings.add_filter(r"\b\d{2}/\d{2}/\d{4}\b", "[date]");
+    settings.add_filter(r"\bRF\d{2}(?: [0-9A-Z]{1,4})+", "[RF code]");
+    settings.add_filter(r"\b[0-9a-f]{64}\b", "[token]");
+    settings.add_filter(r"\b([VN])\d{4}-(\d{6})\b", "$1[year]-$2");
+    settings.add_filter(r"http://127\.0\.0\.1:\d+", "[public url]");
+    settings.add_filter(r"[\w.+-]+@example\.it", "[email]");
+    settings
+}
