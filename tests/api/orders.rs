@@ -7,9 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::helpers::{problem, spawn_app, spawn_app_for_a_crowd, spawn_app_with_smtp, TestApp};
-use crate::smtp::{
-    coupon_codes, decoded, email_snapshot_settings, free_port, plain_text, SmtpSink,
-};
+use crate::smtp::{assert_email_snapshot, coupon_codes, decoded, free_port, SmtpSink};
 use diesel::prelude::*;
 use rinnovo::auth::Role;
 use rinnovo::db::schema::audit_log;
@@ -105,10 +103,8 @@ async fn a_combined_coupon_paid_from_prepaid_arrives_by_email() {
     assert_eq!(codes.len(), 1, "{delivery}");
     // Every word the customer reads, pinned: the code with its product and validity, the
     // renewal steps, the receipt's lines and totals.
-    email_snapshot_settings().bind(|| {
-        insta::assert_snapshot!("coupon_delivery", plain_text(delivery));
-        insta::assert_snapshot!("order_receipt", plain_text(receipt));
-    });
+    assert_email_snapshot("coupon_delivery", delivery);
+    assert_email_snapshot("order_receipt", receipt);
 
     // The code from the email works with the status service; the list shows it masked.
     let status: Value = app

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{problem, spawn_app, spawn_app_with_smtp, SignedIn, TestApp};
-use crate::smtp::{coupon_codes, decoded, email_snapshot_settings, plain_text, SmtpSink};
+use crate::smtp::{assert_email_snapshot, coupon_codes, decoded, SmtpSink};
 use crate::statements::{camt053, camt054, cbi_camt053, import, postal_csv, Line};
 
 /// RIN-FIRMA-CNS: 26.00 + 22% = 31.72.
@@ -103,9 +103,7 @@ async fn a_bank_transfer_is_matched_and_the_coupons_arrive_by_email() {
     let instructions = decoded(&messages[0]);
     assert!(instructions.contains("come pagare"), "{instructions}");
     assert!(instructions.contains(transfer["reference_print"].as_str().unwrap()));
-    email_snapshot_settings().bind(|| {
-        insta::assert_snapshot!("transfer_instructions", plain_text(&instructions));
-    });
+    assert_email_snapshot("transfer_instructions", &instructions);
 
     let file = camt053(
         8,
@@ -958,7 +956,15 @@ async fn unpaid_reservations_expire_with_an_email_and_late_statements_still_coun
         .filter(|m| m.contains("scaduta"))
         .collect();
     assert_eq!(expiry.len(), 3, "one expiry email per reservation");
-    assert!(expiry
+    let top_up = expiry
         .iter()
-        .any(|m| m.contains("10.00") && m.contains("conto")));
+        .find(|m| m.contains("10.00") && m.contains("conto"))
+        .expect("the top-up's expiry email");
+    assert_email_snapshot("reservation_expired", top_up);
+    let partial = messages
+        .iter()
+        .map(|m| decoded(m))
+        .find(|m| m.contains("movimento"))
+        .expect("the partial payment's notice");
+    assert_email_snapshot("payment_update", &partial);
 }

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::helpers::{
     problem, retry_after, spawn_app_with, spawn_app_with_smtp, SignedIn, TestApp, PASSWORD,
 };
-use crate::smtp::{decoded, email_snapshot_settings, plain_text, SmtpSink};
+use crate::smtp::{assert_email_snapshot, decoded, SmtpSink};
 use crate::web_client::{hidden, text_of, Browser};
 
 const NEW_PASSWORD: &str = "cavallo batteria graffetta";
@@ -181,9 +181,7 @@ async fn the_emailed_link_sets_a_new_password_once_and_ends_every_session() {
         "{message}"
     );
     assert!(message.contains("imposta una nuova password"), "{message}");
-    email_snapshot_settings().bind(|| {
-        insta::assert_snapshot!("password_reset", plain_text(&message));
-    });
+    assert_email_snapshot("password_reset", &message);
     let token = token_in(&message);
     // The link leads to the page that sets the password.
     let path = format!("/negozio/visura/accedi/nuova-password?token={token}");

@@ -70,6 +70,7 @@ async fn each_threshold_is_reminded_once_with_what_to_buy() {
         rendered.subject
     );
     assert!(rendered.text.contains("RIN-FIRMA"), "{}", rendered.text);
+    crate::smtp::assert_email_text_snapshot("renewal_reminder", &rendered.text);
 
     // Again at once, and twice at the same time from two workers: nothing new.
     assert_eq!(reminders::send_due(&mut conn, &policy, now).unwrap(), 0);

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::agent::{challenge, enroll, enroll_expiring, session, sign, Device};
 use crate::helpers::{problem, retry_after, spawn_app_with, TestApp};
-use crate::smtp::{coupon_codes, decoded, SmtpSink};
+use crate::smtp::{assert_email_snapshot, coupon_codes, decoded, SmtpSink};
 
 /// The subject of the demo holder's certificates, as `openssl req -subj` takes it.
 pub(crate) const SUBJECT: &str =
@@ -491,6 +491,7 @@ async fn the_whole_renewal_played_with_openssl() {
             .all(|m| m.contains("To: laura.bianchi@example.it")),
         "{emails:?}"
     );
+    assert_email_snapshot("renewal_installed", &emails[0]);
 }
 
 #[tokio::test]

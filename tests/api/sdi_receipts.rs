@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{problem, spawn_app, spawn_app_with_smtp, SignedIn, TestApp};
 use crate::invoices::assert_valid;
-use crate::smtp::{decoded, SmtpSink};
+use crate::smtp::{assert_email_snapshot, decoded, SmtpSink};
 
 /// The fixture `tests/fixtures/sdi/IT01234567897_00001_<kind>_001.xml`, about the
 /// document file `about`: (the notification's own file name, its content).
@@ -390,6 +390,7 @@ async fn a_mancata_consegna_tells_the_buyer_where_the_invoice_is() {
         "{message}"
     );
     assert!(message.contains("area riservata"), "{message}");
+    assert_email_snapshot("invoice_not_delivered", &message);
     // Importing it again sends nothing more.
     import_raw(&app, &operator.token, &name, &mc).await;
     let kinds: i64 = rinnovo::db::schema::emails::table

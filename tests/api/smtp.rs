@@ -156,7 +156,7 @@ pub fn coupon_codes(text: &str) -> Vec<String> {
 
 /// The plain-text part of a decoded message: what a mail client shows a reader who does
 /// not read HTML. Panics if the message has none.
-pub fn plain_text(message: &str) -> String {
+fn plain_text(message: &str) -> String {
     let start = message
         .find("Content-Type: text/plain")
         .unwrap_or_else(|| panic!("no text/plain part in {message}"));
@@ -166,16 +166,34 @@ pub fn plain_text(message: &str) -> String {
     body[..end].replace("\r\n", "\n").trim_end().to_owned()
 }
 
-/// Snapshot settings for an email's wording: what changes from run to run (coupon codes,
-/// ids, dates, the year in invoice numbers, the test server's port, addresses) is masked,
-/// so the snapshot holds exactly what the templates and the domain wrote.
-pub fn email_snapshot_settings() -> insta::Settings {
+/// Pins the plain text of a decoded email, every word its reader sees, in the reviewed
+/// snapshot `snapshots/api__smtp__<name>.snap`. What changes from run to run (coupon
+/// codes, RF codes, ids, tokens, serial numbers, dates, the year in invoice numbers, the
+/// test server's port, addresses) is masked, so the snapshot holds what the templates and the domain
+/// wrote.
+pub fn assert_email_snapshot(name: &str, message: &str) {
+    assert_email_text_snapshot(name, &plain_text(message));
+}
+
+/// As [`assert_email_snapshot`], for an email's plain text rendered without sending it.
+pub fn assert_email_text_snapshot(name: &str, text: &str) {
+    email_snapshot_settings().bind(|| insta::assert_snapshot!(name, text.trim_end()));
+}
+
+fn email_snapshot_settings() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
-    settings.set_prepend_module_to_snapshot(true);
     settings.add_filter(
         r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]\b",
         "[coupon code]",
     );
+    settings.add_filter(
+        r"\*{4}-\*{4}-\*{4}-[0-9A-Z]{4}-[0-9A-Z]\b",
+        "[masked coupon code]",
+    );
+    // Devices of the test registry are numbered at random; serials of issued
+    // certificates are random by RFC 5280.
+    settings.add_filter(r"\b\d{12}\b", "[device serial]");
+    settings.add_filter(r"\b[0-9A-F]{16,40}\b", "[certificate serial]");
     settings.add_filter(
         r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
         "[id]",

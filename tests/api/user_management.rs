@@ -10,7 +10,7 @@ use rinnovo::db::schema::{audit_log, emails};
 use serde_json::{json, Value};
 
 use crate::helpers::{problem, spawn_app, spawn_app_with_smtp, SignedIn, TestApp, PASSWORD};
-use crate::smtp::{decoded, SmtpSink};
+use crate::smtp::{assert_email_snapshot, decoded, SmtpSink};
 use crate::web_client::{text_of, Browser};
 
 /// A partita IVA whose check digit is right.
@@ -459,6 +459,7 @@ async fn an_application_approved_makes_the_customer_an_officer() {
         "{email}"
     );
     assert!(email.contains("Studio Rossi S.r.l."), "{email}");
+    assert_email_snapshot("officer_decision_approved", &email);
 
     // From the next refresh, the officer's cap.
     let token = refreshed(&app, &customer).await;
@@ -541,6 +542,7 @@ async fn a_refused_application_says_why_and_the_customer_may_apply_again() {
         email.contains("non risulta intestata allo studio"),
         "{email}"
     );
+    assert_email_snapshot("officer_decision_refused", &email);
     let mine = app
         .get_json(&customer.token, "/api/v1/me/officer-application")
         .await;
