@@ -7,8 +7,8 @@ pub trait TextEnum: Copy + 'static {
     fn as_str(self) -> &'static str;
 }
 
-/// Makes an enum stored as text: `as_str` for writing, `parse` for reading, and the
-/// serde names the same as the stored ones.
+/// Makes an enum stored as text: `as_str` for writing, `parse` for reading input, a
+/// column read straight into it, and the serde names the same as the stored ones.
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:tt),+ $(,)? }) => {
         $(#[$meta])*
@@ -28,13 +28,6 @@ macro_rules! text_enum {
                 match text { $($text => Some($name::$variant),)+ _ => None }
             }
 
-            /// The value a stored `row` (`"order 0193…"`) holds. A text no variant has is
-            /// a damaged row, not a user's mistake: an error naming the row and the text.
-            pub fn stored(text: &str, row: impl std::fmt::Display) -> anyhow::Result<Self> {
-                Self::parse(text).ok_or_else(|| {
-                    anyhow::anyhow!("{row}: unknown {} '{text}'", stringify!($name))
-                })
-            }
         }
 
         impl std::fmt::Display for $name {
@@ -52,7 +45,9 @@ macro_rules! text_enum {
         }
 
         // A `Text` column read straight into the enum, so a row type needs no string field
-        // and no conversion of its own: a text no variant has fails the read, as `stored`.
+        // and no conversion of its own. A text no variant has is a damaged row, not a
+        // user's mistake (the code writes only `as_str`, and CHECK constraints hold most
+        // such columns to those texts): it fails the read.
         impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Text, DB> for $name
         where
             DB: diesel::backend::Backend,

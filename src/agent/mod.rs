@@ -124,7 +124,7 @@ pub fn new_challenge(
 #[derive(Queryable)]
 struct PresentedRow {
     certificate_id: String,
-    status: String,
+    status: CertificateStatus,
     device_id: String,
     brand_id: String,
     codice_fiscale: String,
@@ -220,7 +220,6 @@ pub fn authenticate(
     else {
         return Err(AgentAuthError::UnknownCertificate);
     };
-    let status = CertificateStatus::parse(&status).unwrap_or(CertificateStatus::Revoked);
     if status != CertificateStatus::Active {
         return Err(AgentAuthError::NotActive(status));
     }

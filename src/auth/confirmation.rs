@@ -241,7 +241,7 @@ pub(super) fn request_change(
 #[derive(Queryable)]
 struct LinkRow {
     user_id: String,
-    purpose: String,
+    purpose: Purpose,
     email: String,
 }
 
@@ -270,11 +270,7 @@ pub fn confirm(
         if caller.is_some_and(|caller| caller != row.user_id) {
             return Err(ConfirmationError::InvalidLink);
         }
-        let purpose = Purpose::stored(
-            &row.purpose,
-            format_args!("email confirmation of user {}", row.user_id),
-        )
-        .map_err(ConfirmationError::Storage)?;
+        let purpose = row.purpose;
         let user = users::find(conn, &row.user_id)?.ok_or(ConfirmationError::InvalidLink)?;
         let email = EmailAddress::from_stored(row.email);
         if purpose == Purpose::SignUp && email != user.email {

@@ -152,7 +152,7 @@ struct ApplicationRow {
     contact_email: String,
     phone: Option<String>,
     note: Option<String>,
-    status: String,
+    status: ApplicationStatus,
     created_at: NaiveDateTime,
     decided_at: Option<NaiveDateTime>,
     refusal_reason: Option<String>,
@@ -160,10 +160,7 @@ struct ApplicationRow {
 
 fn from_row(row: ApplicationRow) -> Result<Application, ApplicationError> {
     Ok(Application {
-        status: ApplicationStatus::stored(
-            &row.status,
-            format_args!("officer application {}", row.id),
-        )?,
+        status: row.status,
         id: row.id,
         brand_id: row.brand_id,
         user_id: row.user_id,

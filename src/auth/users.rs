@@ -91,7 +91,7 @@ pub(super) struct UserRow {
     brand_id: String,
     email: String,
     name: String,
-    role: String,
+    role: Role,
     codice_fiscale: Option<String>,
     created_at: NaiveDateTime,
     email_confirmed_at: Option<NaiveDateTime>,
@@ -111,7 +111,7 @@ pub(super) fn from_row(row: UserRow) -> Result<User, UserError> {
         disabled_at,
     } = row;
     Ok(User {
-        role: Role::stored(&role, format_args!("user {id}"))?,
+        role,
         codice_fiscale: codice_fiscale
             .map(|cf| CodiceFiscale::parse(&cf))
             .transpose()

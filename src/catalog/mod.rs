@@ -163,7 +163,7 @@ struct ProductRow {
     brand_id: String,
     code: String,
     name: String,
-    covers: String,
+    covers: Covers,
     professional: bool,
     net_price_cents: i64,
     vat_rate_basis_points: i32,
@@ -172,9 +172,9 @@ struct ProductRow {
 }
 
 fn from_row(row: ProductRow) -> anyhow::Result<Product> {
-    let (id, covers, rate) = (row.id, row.covers, row.vat_rate_basis_points);
+    let (id, rate) = (row.id, row.vat_rate_basis_points);
     Ok(Product {
-        covers: Covers::stored(&covers, format_args!("product {id}"))?,
+        covers: row.covers,
         vat_rate: u32::try_from(rate)
             .ok()
             .and_then(VatRate::from_basis_points)

@@ -165,24 +165,22 @@ struct ViewRow {
     #[diesel(select_expression = products::name)]
     product_name: String,
     #[diesel(select_expression = products::covers)]
-    covers: String,
+    covers: Covers,
     order_id: String,
     #[diesel(select_expression = orders::invoice_number)]
     invoice_number: Option<String>,
-    status: String,
+    status: CouponStatus,
     valid_until: NaiveDateTime,
     created_at: NaiveDateTime,
     redeemed_at: Option<NaiveDateTime>,
     voided_at: Option<NaiveDateTime>,
 }
 
-fn view(row: ViewRow, now: DateTime<Utc>) -> anyhow::Result<CouponView> {
-    let id = row.id;
-    let stored = CouponStatus::stored(&row.status, format_args!("coupon {id}"))?;
-    Ok(CouponView {
-        covers: Covers::stored(&row.covers, format_args!("coupon {id}"))?,
-        status: shown(stored, row.valid_until.and_utc(), now),
-        id,
+fn view(row: ViewRow, now: DateTime<Utc>) -> CouponView {
+    CouponView {
+        covers: row.covers,
+        status: shown(row.status, row.valid_until.and_utc(), now),
+        id: row.id,
         hint: row.code_hint,
         product_code: row.product_code,
         product_name: row.product_name,
@@ -192,7 +190,7 @@ fn view(row: ViewRow, now: DateTime<Utc>) -> anyhow::Result<CouponView> {
         created_at: row.created_at.and_utc(),
         redeemed_at: row.redeemed_at.map(|t| t.and_utc()),
         voided_at: row.voided_at.map(|t| t.and_utc()),
-    })
+    }
 }
 
 /// A page of the owner's coupons, newest first, codes masked, and how many they have.
@@ -229,7 +227,7 @@ pub fn list_for_owner(
         query = query.limit(page.limit()).offset(page.offset());
     }
     let rows: Vec<ViewRow> = query.load(conn)?;
-    rows.into_iter().map(|r| view(r, now)).collect()
+    Ok(rows.into_iter().map(|r| view(r, now)).collect())
 }
 
 /// What the "verifica stato coupon" service tells about a code: nothing about its owner.
@@ -291,7 +289,7 @@ pub(crate) fn by_code(
     key: &CouponKey,
     code: &CouponCode,
 ) -> anyhow::Result<Option<CodedCoupon>> {
-    let row: Option<(String, String, String, NaiveDateTime, String)> = coupons::table
+    let row: Option<(String, String, CouponStatus, NaiveDateTime, Covers)> = coupons::table
         .inner_join(products::table)
         .filter(coupons::code_hash.eq(key.hash(code)))
         .select((
@@ -306,8 +304,6 @@ pub(crate) fn by_code(
     let Some((id, brand_id, status, valid_until, covers)) = row else {
         return Ok(None);
     };
-    let status = CouponStatus::stored(&status, format_args!("coupon {id}"))?;
-    let covers = Covers::stored(&covers, format_args!("coupon {id}"))?;
     Ok(Some(CodedCoupon {
         id,
         brand_id,
@@ -376,7 +372,7 @@ pub fn void(
         brand_id: operator_brand,
     } = operator;
     write_transaction(conn, |conn| {
-        let row: Option<(String, String, String, String, CreditedCoupon)> = coupons::table
+        let row: Option<(String, String, String, CouponStatus, CreditedCoupon)> = coupons::table
             .filter(coupons::id.eq(coupon_id))
             .select((
                 coupons::brand_id,
@@ -392,10 +388,7 @@ pub fn void(
             return Err(VoidError::OtherBrand);
         }
         if !state::void_available(conn, coupon_id, now)? {
-            return Err(VoidError::NotAvailable(CouponStatus::stored(
-                &status,
-                format_args!("coupon {coupon_id}"),
-            )?));
+            return Err(VoidError::NotAvailable(status));
         }
         let brand = brands::existing(conn, &brand_id)?;
         let credit = CreditNoteDraft::of(conn, &brand, &order_id, std::slice::from_ref(&coupon))?;

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 
 use super::document::{Buyer, BuyerName};
 use super::receipts::StoredReceipt;
-use super::store::{DocumentRow, StoredDocument};
+use super::store::StoredDocument;
 use super::transmission::TransmissionStatus;
 use super::{DocumentKind, InvoiceError, InvoiceStatus};
 use crate::db::schema::{invoices, sdi_transmissions};
@@ -95,17 +95,15 @@ pub fn list(
         }
         query
     };
-    let rows: Paged<(DocumentRow, String)> = db::load_page(conn, page, query, |query| {
+    let documents: Paged<(StoredDocument, String)> = db::load_page(conn, page, query, |query| {
         query
             .order((
                 invoices::issue_date.desc(),
                 invoices::created_at.desc(),
                 invoices::id.desc(),
             ))
-            .select((DocumentRow::as_select(), invoices::buyer))
+            .select((StoredDocument::as_select(), invoices::buyer))
     })?;
-    let documents =
-        rows.try_map(|(row, buyer)| anyhow::Ok((StoredDocument::try_from(row)?, buyer)))?;
     Ok(Paged {
         items: with_exchange(conn, documents.items)?,
         total: documents.total,
@@ -119,14 +117,13 @@ pub fn find(
     brand_id: &str,
     id: &str,
 ) -> Result<ListedDocument, InvoiceError> {
-    let row: Option<(DocumentRow, String)> = invoices::table
+    let row: Option<(StoredDocument, String)> = invoices::table
         .filter(invoices::id.eq(id))
         .filter(invoices::brand_id.eq(brand_id))
-        .select((DocumentRow::as_select(), invoices::buyer))
+        .select((StoredDocument::as_select(), invoices::buyer))
         .first(conn)
         .optional()?;
-    let (row, buyer) = row.ok_or(InvoiceError::NotFound)?;
-    let document = StoredDocument::try_from(row)?;
+    let (document, buyer) = row.ok_or(InvoiceError::NotFound)?;
     let mut found = with_exchange(conn, vec![(document, buyer)])?;
     Ok(found.remove(0))
 }

@@ -227,15 +227,13 @@ pub fn document_with_file(
     conn: &mut DbConnection,
     brand_id: &str,
     file_name: &str,
-) -> anyhow::Result<Option<StoredDocument>> {
+) -> QueryResult<Option<StoredDocument>> {
     invoices::table
         .filter(invoices::brand_id.eq(brand_id))
         .filter(invoices::file_name.eq(file_name))
-        .select(DocumentRow::as_select())
+        .select(StoredDocument::as_select())
         .first(conn)
-        .optional()?
-        .map(StoredDocument::try_from)
-        .transpose()
+        .optional()
 }
 
 /// The brand's documents in `status`, oldest change first.
@@ -244,23 +242,23 @@ pub fn documents_in_status(
     brand_id: &str,
     status: InvoiceStatus,
     page: Page,
-) -> anyhow::Result<Paged<StoredDocument>> {
+) -> QueryResult<Paged<StoredDocument>> {
     let query = || {
         invoices::table
             .filter(invoices::brand_id.eq(brand_id.to_owned()))
             .filter(invoices::status.eq(status.as_str()))
             .into_boxed()
     };
-    let rows = db::load_page(conn, page, query, |query| {
+    db::load_page(conn, page, query, |query| {
         query
             .order((invoices::status_changed_at.asc(), invoices::id.asc()))
-            .select(DocumentRow::as_select())
-    })?;
-    rows.try_map(StoredDocument::try_from)
+            .select(StoredDocument::as_select())
+    })
 }
 
-/// A stored document (invoice or credit note), as shown and downloaded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A stored document (invoice or credit note), as shown and downloaded: the row as read.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = invoices)]
 pub struct StoredDocument {
     pub id: String,
     pub brand_id: String,
@@ -281,63 +279,13 @@ pub struct StoredDocument {
     pub status_changed_at: NaiveDateTime,
 }
 
-/// The row as read, before its texts are checked.
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = invoices)]
-pub(super) struct DocumentRow {
-    id: String,
-    brand_id: String,
-    order_id: String,
-    kind: String,
-    credited_invoice_id: Option<String>,
-    number: String,
-    issue_date: NaiveDate,
-    net_cents: i64,
-    vat_cents: i64,
-    gross_cents: i64,
-    file_name: String,
-    xml: String,
-    status: String,
-    identificativo_sdi: Option<String>,
-    created_at: NaiveDateTime,
-    status_changed_at: NaiveDateTime,
-}
-
-impl TryFrom<DocumentRow> for StoredDocument {
-    type Error = anyhow::Error;
-
-    fn try_from(row: DocumentRow) -> anyhow::Result<Self> {
-        let what = format!("invoice {}", row.id);
-        Ok(Self {
-            kind: DocumentKind::stored(&row.kind, &what)?,
-            status: InvoiceStatus::stored(&row.status, &what)?,
-            id: row.id,
-            brand_id: row.brand_id,
-            order_id: row.order_id,
-            credited_invoice_id: row.credited_invoice_id,
-            number: row.number,
-            issue_date: row.issue_date,
-            net_cents: row.net_cents,
-            vat_cents: row.vat_cents,
-            gross_cents: row.gross_cents,
-            file_name: row.file_name,
-            xml: row.xml,
-            identificativo_sdi: row.identificativo_sdi,
-            created_at: row.created_at,
-            status_changed_at: row.status_changed_at,
-        })
-    }
-}
-
 /// A document by its id.
-pub fn document(conn: &mut DbConnection, id: &str) -> anyhow::Result<Option<StoredDocument>> {
+pub fn document(conn: &mut DbConnection, id: &str) -> QueryResult<Option<StoredDocument>> {
     invoices::table
         .filter(invoices::id.eq(id))
-        .select(DocumentRow::as_select())
+        .select(StoredDocument::as_select())
         .first(conn)
-        .optional()?
-        .map(StoredDocument::try_from)
-        .transpose()
+        .optional()
 }
 
 /// The documents of an order: its invoice first, then its credit notes in the order they
@@ -345,15 +293,12 @@ pub fn document(conn: &mut DbConnection, id: &str) -> anyhow::Result<Option<Stor
 pub fn documents_of_order(
     conn: &mut DbConnection,
     order_id: &str,
-) -> anyhow::Result<Vec<StoredDocument>> {
+) -> QueryResult<Vec<StoredDocument>> {
     invoices::table
         .filter(invoices::order_id.eq(order_id))
         .order((invoices::kind.asc(), invoices::seq.asc()))
-        .select(DocumentRow::as_select())
-        .load(conn)?
-        .into_iter()
-        .map(StoredDocument::try_from)
-        .collect()
+        .select(StoredDocument::as_select())
+        .load(conn)
 }
 
 /// An order's invoice about to be credited: what a credit note takes from it.

@@ -208,12 +208,15 @@ domain_error! {
     storage from diesel::result::Error
 }
 
-/// A file of the outbox as the back-office sees it.
-#[derive(Debug, Clone)]
+/// A file of the outbox as the back-office sees it: the row joined to its document's
+/// number.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sdi_transmissions)]
 pub struct TransmissionSummary {
     pub id: String,
     pub invoice_id: String,
     /// The document's number.
+    #[diesel(select_expression = invoices::number)]
     pub number: String,
     pub file_name: String,
     pub status: TransmissionStatus,
@@ -224,25 +227,6 @@ pub struct TransmissionSummary {
     pub created_at: NaiveDateTime,
     pub next_attempt_at: NaiveDateTime,
     pub sent_at: Option<NaiveDateTime>,
-}
-
-/// A file of the outbox joined to its document's number.
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = sdi_transmissions)]
-struct SummaryRow {
-    id: String,
-    invoice_id: String,
-    #[diesel(select_expression = invoices::number)]
-    number: String,
-    file_name: String,
-    status: String,
-    attempts: i32,
-    last_error: Option<String>,
-    channel: Option<String>,
-    channel_reference: Option<String>,
-    created_at: NaiveDateTime,
-    next_attempt_at: NaiveDateTime,
-    sent_at: Option<NaiveDateTime>,
 }
 
 /// A page of the brand's files, in one status or all, newest first, and how many there
@@ -263,33 +247,14 @@ pub fn list(
         }
         query
     };
-    let rows: Paged<SummaryRow> = db::load_page(conn, page, query, |query| {
+    Ok(db::load_page(conn, page, query, |query| {
         query
             .order((
                 sdi_transmissions::created_at.desc(),
                 sdi_transmissions::id.desc(),
             ))
-            .select(SummaryRow::as_select())
-    })?;
-    rows.try_map(|row| {
-        Ok(TransmissionSummary {
-            status: TransmissionStatus::stored(
-                &row.status,
-                format_args!("transmission {}", row.id),
-            )?,
-            id: row.id,
-            invoice_id: row.invoice_id,
-            number: row.number,
-            file_name: row.file_name,
-            attempts: row.attempts,
-            last_error: row.last_error,
-            channel: row.channel,
-            channel_reference: row.channel_reference,
-            created_at: row.created_at,
-            next_attempt_at: row.next_attempt_at,
-            sent_at: row.sent_at,
-        })
-    })
+            .select(TransmissionSummary::as_select())
+    })?)
 }
 
 /// The outbox by channel, for the metrics: files sent and failed attempts (both only

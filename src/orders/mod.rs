@@ -333,8 +333,8 @@ struct OrderRow {
     id: String,
     brand_id: String,
     user_id: String,
-    status: String,
-    payment_method: String,
+    status: OrderStatus,
+    payment_method: PaymentMethod,
     net_cents: i64,
     vat_cents: i64,
     gross_cents: i64,
@@ -349,15 +349,9 @@ struct OrderRow {
 }
 
 fn from_row(row: OrderRow, lines: Vec<OrderLine>, coupon_count: i64) -> anyhow::Result<Order> {
-    let OrderRow {
-        id,
-        status,
-        payment_method,
-        ..
-    } = &row;
     Ok(Order {
-        status: OrderStatus::stored(status, format_args!("order {id}"))?,
-        payment_method: PaymentMethod::stored(payment_method, format_args!("order {id}"))?,
+        status: row.status,
+        payment_method: row.payment_method,
         payment_reference: row
             .payment_reference
             .as_deref()

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
 use super::matching::PaymentStatus;
+use super::statement::EntryDirection;
 use crate::db::schema::{payments, statements};
 use crate::db::{self, DbConnection};
 use crate::money::Money;
@@ -20,7 +21,7 @@ pub struct PaymentView {
     pub statement_id: String,
     /// `credit` (money in) or `debit` (a reversal, money out).
     #[schema(example = "credit")]
-    pub direction: String,
+    pub direction: EntryDirection,
     pub status: PaymentStatus,
     /// Why an unmatched payment waits (`no_reference`, `unknown_reference`,
     /// `reservation_expired`, `order_cancelled`, `original_not_found`, `balance_too_low`,
@@ -79,8 +80,8 @@ struct PaymentRow {
 struct EntryColumns {
     id: String,
     statement_id: String,
-    direction: String,
-    status: String,
+    direction: EntryDirection,
+    status: PaymentStatus,
     reason: String,
     amount_cents: i64,
     booking_date: NaiveDate,
@@ -108,13 +109,11 @@ struct OutcomeColumns {
     created_at: NaiveDateTime,
 }
 
-fn view(row: PaymentRow) -> anyhow::Result<PaymentView> {
+fn view(row: PaymentRow) -> PaymentView {
     let PaymentRow { entry, outcome } = row;
-    let status = entry.status;
-    let id = entry.id;
-    Ok(PaymentView {
-        status: PaymentStatus::stored(&status, format_args!("payment {id}"))?,
-        id,
+    PaymentView {
+        status: entry.status,
+        id: entry.id,
         statement_id: entry.statement_id,
         direction: entry.direction,
         reason: (!entry.reason.is_empty()).then_some(entry.reason),
@@ -137,7 +136,7 @@ fn view(row: PaymentRow) -> anyhow::Result<PaymentView> {
         resolved_at: outcome.resolved_at.map(|t| t.and_utc()),
         resolution_note: outcome.resolution_note,
         created_at: outcome.created_at.and_utc(),
-    })
+    }
 }
 
 /// Which payments to list. Dates are booking dates, both ends included.
@@ -210,7 +209,7 @@ pub fn list(
         .select((count_star(), sql::<BigInt>(SUM_AMOUNT)))
         .first(conn)?;
     Ok((
-        rows.into_iter().map(view).collect::<anyhow::Result<_>>()?,
+        rows.into_iter().map(view).collect(),
         Totals {
             count,
             amount: Money::from_cents(sum),
@@ -223,14 +222,13 @@ pub fn find(
     brand_id: &str,
     id: &str,
 ) -> anyhow::Result<Option<PaymentView>> {
-    payments::table
+    Ok(payments::table
         .filter(payments::brand_id.eq(brand_id))
         .filter(payments::id.eq(id))
         .select(PaymentRow::as_select())
         .first(conn)
         .optional()?
-        .map(view)
-        .transpose()
+        .map(view))
 }
 
 /// The payments booked on one day: count and sum per outcome, and in all.
@@ -251,7 +249,7 @@ pub fn daily_summary(
     now: DateTime<Utc>,
 ) -> anyhow::Result<DailySummary> {
     let day = day.unwrap_or_else(|| crate::invoices::receipts::notification::italian_date(now));
-    let rows: Vec<(String, i64, i64)> = payments::table
+    let rows: Vec<(PaymentStatus, i64, i64)> = payments::table
         .filter(payments::brand_id.eq(brand_id))
         .filter(payments::booking_date.eq(day))
         .group_by(payments::status)
@@ -267,7 +265,6 @@ pub fn daily_summary(
         let amount = Money::from_cents(sum);
         total.count += count;
         total.amount = total.amount + amount;
-        let status = PaymentStatus::stored(&status, "a payments total")?;
         outcomes.push((status, Totals { count, amount }));
     }
     Ok(DailySummary {

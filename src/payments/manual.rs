@@ -156,7 +156,7 @@ fn post_by_operator(
 impl PaymentView {
     /// Money in (a reversal is money out).
     pub fn is_credit(&self) -> bool {
-        self.direction == EntryDirection::Credit.as_str()
+        self.direction == EntryDirection::Credit
     }
 
     /// Whether an operator may match it to an order or top-up by hand: an unmatched credit

@@ -356,7 +356,7 @@ pub fn find_by_email(
 struct EntryRow {
     id: String,
     seq: i64,
-    kind: String,
+    kind: EntryKind,
     amount_cents: i64,
     balance_after_cents: i64,
     description: String,
@@ -389,24 +389,21 @@ pub fn entries(
     if let Some(before) = before {
         query = query.filter(prepaid_entries::seq.lt(before));
     }
-    query
+    Ok(query
         .load::<EntryRow>(conn)?
         .into_iter()
-        .map(|row| {
-            let EntryRow { id, kind, .. } = &row;
-            Ok(Entry {
-                kind: EntryKind::stored(kind, format_args!("entry {id}"))?,
-                id: row.id,
-                seq: row.seq,
-                amount: Money::from_cents(row.amount_cents),
-                balance_after: Money::from_cents(row.balance_after_cents),
-                description: row.description,
-                reference: row.reference,
-                actor_id: row.actor_id,
-                created_at: row.created_at.and_utc(),
-            })
+        .map(|row| Entry {
+            kind: row.kind,
+            id: row.id,
+            seq: row.seq,
+            amount: Money::from_cents(row.amount_cents),
+            balance_after: Money::from_cents(row.balance_after_cents),
+            description: row.description,
+            reference: row.reference,
+            actor_id: row.actor_id,
+            created_at: row.created_at.and_utc(),
         })
-        .collect()
+        .collect())
 }
 
 /// The sum of all entries of an account: equal to its balance, always (tests check it).

@@ -281,8 +281,8 @@ struct TopUpRow {
     brand_id: String,
     user_id: String,
     account_id: String,
-    status: String,
-    payment_method: String,
+    status: TopUpStatus,
+    payment_method: PaymentMethod,
     amount_cents: i64,
     received_cents: i64,
     payment_reference: Option<String>,
@@ -293,17 +293,12 @@ struct TopUpRow {
 }
 
 fn from_row(row: TopUpRow) -> anyhow::Result<TopUp> {
-    let TopUpRow {
-        id,
-        status,
-        payment_method,
-        payment_reference,
-        ..
-    } = &row;
+    let id = &row.id;
     Ok(TopUp {
-        status: TopUpStatus::stored(status, format_args!("top-up {id}"))?,
-        payment_method: PaymentMethod::stored(payment_method, format_args!("top-up {id}"))?,
-        payment_reference: payment_reference
+        status: row.status,
+        payment_method: row.payment_method,
+        payment_reference: row
+            .payment_reference
             .as_deref()
             .map(CreditorReference::parse)
             .transpose()

@@ -26,6 +26,16 @@ text_enum!(
     CertificateKind { Signature => "signature", Authentication => "authentication" }
 );
 
+impl CertificateKind {
+    /// As the holder's emails say it: "il certificato di firma".
+    pub fn italian(self) -> &'static str {
+        match self {
+            Self::Signature => "firma",
+            Self::Authentication => "autenticazione (CNS)",
+        }
+    }
+}
+
 text_enum!(
     /// A certificate's life in the registry. `superseded` once its renewal is installed.
     CertificateStatus { Active => "active", Superseded => "superseded", Revoked => "revoked" }

@@ -59,7 +59,7 @@ struct HolderRow {
 struct DeviceRow {
     id: String,
     serial_number: String,
-    kind: String,
+    kind: DeviceKind,
     brand_id: String,
     activated_at: NaiveDateTime,
 }
@@ -67,13 +67,13 @@ struct DeviceRow {
 #[derive(Queryable)]
 struct CertificateRow {
     id: String,
-    kind: String,
+    kind: CertificateKind,
     issuer: String,
     serial_number: String,
     subject: String,
     not_before: NaiveDateTime,
     not_after: NaiveDateTime,
-    status: String,
+    status: CertificateStatus,
 }
 
 /// One round trip: the holder left-joined to their devices of `brand_id` and the
@@ -171,13 +171,13 @@ fn group_rows(
             continue;
         };
         if devices.last().map(|d| &d.id) != Some(&device_row.id) {
-            devices.push(device_from_row(device_row)?);
+            devices.push(device_from_row(device_row));
         }
         if let Some(certificate_row) = certificate_row {
             let device = devices.last_mut().expect("pushed above");
             device
                 .certificates
-                .push(certificate_from_row(certificate_row)?);
+                .push(certificate_from_row(certificate_row));
         }
     }
     found.extend(current);
@@ -194,36 +194,32 @@ fn holder_from_row(row: HolderRow) -> anyhow::Result<Holder> {
     })
 }
 
-fn device_from_row(row: DeviceRow) -> anyhow::Result<Device> {
-    Ok(Device {
-        kind: DeviceKind::stored(&row.kind, format_args!("device {}", row.id))?,
+fn device_from_row(row: DeviceRow) -> Device {
+    Device {
+        kind: row.kind,
         id: row.id,
         serial_number: row.serial_number,
         brand_id: row.brand_id,
         activated_at: row.activated_at.and_utc(),
         certificates: Vec::new(),
-    })
+    }
 }
 
-fn certificate_from_row(row: CertificateRow) -> anyhow::Result<Certificate> {
-    Ok(Certificate {
-        kind: CertificateKind::parse(&row.kind).ok_or_else(|| {
-            anyhow::anyhow!("certificate {} has unknown kind {}", row.id, row.kind)
-        })?,
-        status: CertificateStatus::parse(&row.status).ok_or_else(|| {
-            anyhow::anyhow!("certificate {} has unknown status {}", row.id, row.status)
-        })?,
+fn certificate_from_row(row: CertificateRow) -> Certificate {
+    Certificate {
+        kind: row.kind,
+        status: row.status,
         id: row.id,
         issuer: row.issuer,
         serial_number: row.serial_number,
         subject: row.subject,
         not_before: row.not_before.and_utc(),
         not_after: row.not_after.and_utc(),
-    })
+    }
 }
 
 /// A certificate's renewal still in progress (at most one per certificate).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct OpenRenewal {
     pub certificate_id: String,
     pub renewal_id: String,
@@ -236,27 +232,18 @@ pub fn open_renewals(
     conn: &mut DbConnection,
     certificate_ids: &[&str],
 ) -> QueryResult<Vec<OpenRenewal>> {
-    let mut rows: Vec<(String, String, String)> = Vec::new();
+    let mut open = Vec::new();
     for chunk in certificate_ids.chunks(IDS_PER_QUERY) {
-        rows.extend(
+        open.extend(
             renewals::table
                 .filter(renewals::certificate_id.eq_any(chunk))
                 .filter(renewals::status.eq_any(RenewalState::open()))
                 .order(renewals::certificate_id.asc())
                 .select((renewals::certificate_id, renewals::id, renewals::status))
-                .load::<(String, String, String)>(conn)?,
+                .load::<OpenRenewal>(conn)?,
         );
     }
-    Ok(rows
-        .into_iter()
-        .filter_map(|(certificate_id, renewal_id, status)| {
-            RenewalState::parse(&status).map(|state| OpenRenewal {
-                certificate_id,
-                renewal_id,
-                state,
-            })
-        })
-        .collect())
+    Ok(open)
 }
 
 /// How many renewals of one kind a device has had (or has under way): what the device's
@@ -274,7 +261,7 @@ pub fn renewal_counts(
     conn: &mut DbConnection,
     device_ids: &[&str],
 ) -> anyhow::Result<Vec<DeviceRenewalCount>> {
-    let mut rows: Vec<(String, String, i64)> = Vec::new();
+    let mut rows: Vec<(String, CertificateKind, i64)> = Vec::new();
     for chunk in device_ids.chunks(IDS_PER_QUERY) {
         rows.extend(
             renewals::table
@@ -287,21 +274,17 @@ pub fn renewal_counts(
                     diesel::dsl::count_star(),
                 ))
                 .order((renewals::device_id.asc(), renewals::kind.asc()))
-                .load::<(String, String, i64)>(conn)?,
+                .load::<(String, CertificateKind, i64)>(conn)?,
         );
     }
-    rows.into_iter()
-        .map(|(device_id, kind, count)| {
-            Ok(DeviceRenewalCount {
-                kind: CertificateKind::stored(
-                    &kind,
-                    format_args!("renewal of device {device_id}"),
-                )?,
-                device_id,
-                count: u32::try_from(count).unwrap_or(u32::MAX),
-            })
+    Ok(rows
+        .into_iter()
+        .map(|(device_id, kind, count)| DeviceRenewalCount {
+            kind,
+            device_id,
+            count: u32::try_from(count).unwrap_or(u32::MAX),
         })
-        .collect()
+        .collect())
 }
 
 /// A holder to register.

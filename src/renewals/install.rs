@@ -53,8 +53,8 @@ domain_error! {
 struct RenewalRow {
     id: String,
     certificate_id: String,
-    kind: String,
-    status: String,
+    kind: CertificateKind,
+    status: RenewalState,
     created_at: NaiveDateTime,
     certificate_pem: Option<String>,
     issued_serial_number: Option<String>,
@@ -79,10 +79,10 @@ pub fn find(
         .first(conn)
         .optional()?
         .ok_or_else(|| InstallError::NotFound(renewal_id.into()))?;
-    Ok(view(row)?)
+    Ok(view(row))
 }
 
-fn view(row: RenewalRow) -> anyhow::Result<RenewalView> {
+fn view(row: RenewalRow) -> RenewalView {
     let issued = match (
         row.certificate_pem,
         row.issued_serial_number,
@@ -101,17 +101,16 @@ fn view(row: RenewalRow) -> anyhow::Result<RenewalView> {
         }
         _ => None,
     };
-    let (id, kind, status) = (row.id, row.kind, row.status);
-    Ok(RenewalView {
-        kind: CertificateKind::stored(&kind, format_args!("renewal {id}"))?,
-        status: RenewalState::stored(&status, format_args!("renewal {id}"))?,
-        id,
+    RenewalView {
+        id: row.id,
+        kind: row.kind,
+        status: row.status,
         certificate_id: row.certificate_id,
         created_at: row.created_at.and_utc(),
         issued,
         installed_at: row.installed_at.map(|t| t.and_utc()),
         new_certificate_id: row.new_certificate_id,
-    })
+    }
 }
 
 /// What installing a renewal needs besides its view: the subject of the certificate it

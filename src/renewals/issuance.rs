@@ -21,6 +21,7 @@ use crate::audit::{self, Actor, AuditEntry};
 use crate::ca::{CertificateAuthority, Issued, Subject};
 use crate::db::schema::{certificates, devices, holders, renewals};
 use crate::db::{self, write_transaction, DbConnection};
+use crate::registry::{CertificateKind, CertificateStatus};
 
 #[derive(Debug, Clone)]
 pub struct IssuanceSettings {
@@ -167,10 +168,10 @@ pub fn stats(conn: &mut DbConnection) -> QueryResult<QueueStats> {
 #[derive(Queryable)]
 struct ClaimedRow {
     id: String,
-    kind: String,
+    kind: CertificateKind,
     public_key: String,
     attempts: i32,
-    certificate_status: String,
+    certificate_status: CertificateStatus,
     codice_fiscale: String,
     given_name: String,
     surname: String,

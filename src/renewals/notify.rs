@@ -11,6 +11,7 @@ use crate::brands;
 use crate::db::schema::{coupons, devices, holders, renewals, users};
 use crate::db::DbConnection;
 use crate::mail::outbox::{self, OutgoingEmail};
+use crate::registry::CertificateKind;
 
 pub(super) enum Notice<'a> {
     /// The new certificate is signed: the desktop agent will download and install it.
@@ -25,20 +26,12 @@ pub(super) enum Notice<'a> {
     },
 }
 
-fn kind_in_italian(kind: &str) -> &'static str {
-    if kind == "signature" {
-        "firma"
-    } else {
-        "autenticazione (CNS)"
-    }
-}
-
 /// Who is told about a renewal, and what about: its device, and the coupon's buyer, told
 /// when the holder has no email address.
 #[derive(Queryable)]
 struct NoticeRow {
     brand_id: String,
-    kind: String,
+    kind: CertificateKind,
     serial: String,
     given_name: String,
     surname: String,
@@ -83,7 +76,7 @@ pub(super) fn enqueue(
         "name": format!("{given_name} {surname}"),
         "brand": brand.name,
         "device": serial,
-        "kind": kind_in_italian(&kind),
+        "kind": kind.italian(),
         "coupon": hint,
     });
     let template = match notice {

@@ -22,7 +22,7 @@ use crate::catalog;
 use crate::db::schema::{certificates, devices, holders, renewal_reminders};
 use crate::db::{write_transaction, DbConnection};
 use crate::mail::outbox::{self, OutgoingEmail};
-use crate::registry::{CertificateStatus, CodiceFiscale};
+use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale};
 
 /// Days before expiry, most distant first.
 pub const THRESHOLDS_DAYS: [i64; 3] = [90, 30, 7];
@@ -41,7 +41,7 @@ pub fn threshold_reached(not_after: DateTime<Utc>, now: DateTime<Utc>) -> Option
 
 struct Due {
     certificate_id: String,
-    kind: String,
+    kind: CertificateKind,
     not_after: DateTime<Utc>,
     threshold: i64,
 }
@@ -50,7 +50,7 @@ struct Due {
 #[derive(Queryable)]
 struct ExpiringRow {
     certificate_id: String,
-    kind: String,
+    kind: CertificateKind,
     not_after: NaiveDateTime,
     serial_number: String,
     brand_id: String,
@@ -192,7 +192,7 @@ pub fn send_batch(
         }
         let due = Due {
             certificate_id: row.certificate_id.clone(),
-            kind: row.kind.clone(),
+            kind: row.kind,
             not_after,
             threshold,
         };
@@ -252,7 +252,7 @@ pub fn send_batch(
                 .iter()
                 .map(|c| {
                     json!({
-                        "kind": if c.kind == "signature" { "firma" } else { "autenticazione (CNS)" },
+                        "kind": c.kind.italian(),
                         "expires_on": c.not_after.format("%d/%m/%Y").to_string(),
                     })
                 })

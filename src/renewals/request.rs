@@ -118,8 +118,8 @@ fn refuse<T>(index: usize, refusal: Refusal) -> Result<T, RequestError> {
 /// The certificate to renew, with its device's first activation.
 #[derive(Queryable)]
 struct CertificateRow {
-    kind: String,
-    status: String,
+    kind: CertificateKind,
+    status: CertificateStatus,
     subject: String,
     not_after: NaiveDateTime,
     device_activated_at: NaiveDateTime,
@@ -206,22 +206,12 @@ pub fn request(
                     Refusal::UnknownCertificate(item.certificate_id.clone()),
                 );
             };
-            let id = &item.certificate_id;
-            let kind = CertificateKind::stored(&kind, format_args!("certificate {id}"))?;
-            let status = CertificateStatus::stored(&status, format_args!("certificate {id}"))?;
-            let open: Option<(String, String)> = renewals::table
+            let open: Option<(String, RenewalState)> = renewals::table
                 .filter(renewals::certificate_id.eq(&item.certificate_id))
                 .filter(renewals::status.eq_any(RenewalState::open()))
                 .select((renewals::id, renewals::status))
                 .first(conn)
                 .optional()?;
-            let open = match open {
-                Some((renewal_id, state)) => Some((
-                    renewal_id.clone(),
-                    RenewalState::stored(&state, format_args!("renewal {renewal_id}"))?,
-                )),
-                None => None,
-            };
             let earlier: i64 = renewals::table
                 .filter(renewals::device_id.eq(device_id))
                 .filter(renewals::kind.eq(kind.as_str()))

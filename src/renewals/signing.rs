@@ -11,11 +11,11 @@ use crate::registry::{CertificateKind, CertificateStatus};
 #[derive(Debug, Clone)]
 pub(super) struct Claimed {
     pub id: String,
-    pub kind: String,
+    pub kind: CertificateKind,
     pub public_key: String,
     pub attempts: i32,
     /// The renewed certificate's status now: anything but active rejects the renewal.
-    pub certificate_status: String,
+    pub certificate_status: CertificateStatus,
     pub subject: Subject,
 }
 
@@ -37,20 +37,17 @@ fn sign_one(
     now: DateTime<Utc>,
 ) -> Outcome {
     // Revoked (or superseded by another path) since the request: never sign.
-    if renewal.certificate_status != CertificateStatus::Active.as_str() {
-        return Outcome::Rejected(
-            if renewal.certificate_status == CertificateStatus::Revoked.as_str() {
-                "il certificato da rinnovare è stato revocato"
-            } else {
-                "il certificato da rinnovare non è più in uso"
-            }
-            .to_owned(),
-        );
+    let why_not = match renewal.certificate_status {
+        CertificateStatus::Active => None,
+        CertificateStatus::Revoked => Some("il certificato da rinnovare è stato revocato"),
+        CertificateStatus::Superseded => Some("il certificato da rinnovare non è più in uso"),
+    };
+    if let Some(reason) = why_not {
+        return Outcome::Rejected(reason.to_owned());
     }
-    let profile = match CertificateKind::parse(&renewal.kind) {
-        Some(CertificateKind::Signature) => Profile::Signature,
-        Some(CertificateKind::Authentication) => Profile::Authentication,
-        None => return Outcome::Error(format!("unknown kind {}", renewal.kind)),
+    let profile = match renewal.kind {
+        CertificateKind::Signature => Profile::Signature,
+        CertificateKind::Authentication => Profile::Authentication,
     };
     let public_key = match base64::engine::general_purpose::STANDARD.decode(&renewal.public_key) {
         Ok(der) => der,

@@ -378,7 +378,7 @@ pub struct StoredReceipt {
 struct ReceiptRow {
     id: String,
     file_name: String,
-    kind: String,
+    kind: NotificationKind,
     invoice_file_name: String,
     identificativo_sdi: String,
     invoice_id: Option<String>,
@@ -390,7 +390,7 @@ struct ReceiptRow {
 /// A receipt row with its document's number.
 fn stored_receipt((row, number): (ReceiptRow, Option<String>)) -> anyhow::Result<StoredReceipt> {
     Ok(StoredReceipt {
-        kind: NotificationKind::stored(&row.kind, format_args!("sdi receipt {}", row.id))?,
+        kind: row.kind,
         errors: serde_json::from_str(&row.errors)?,
         id: row.id,
         file_name: row.file_name,

@@ -83,23 +83,16 @@ impl StatementFormat {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum EntryDirection {
-    /// Money received.
-    Credit,
-    /// A credit taken back by the bank or the post office (a bounced cheque, a recalled
-    /// transfer): the payment it undoes is no longer money we have.
-    Reversal,
-}
-
-impl EntryDirection {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Credit => "credit",
-            Self::Reversal => "reversal",
-        }
+text_enum!(
+    /// Which way a statement entry moves money.
+    EntryDirection {
+        /// Money received.
+        Credit => "credit",
+        /// A credit taken back by the bank or the post office (a bounced cheque, a recalled
+        /// transfer): the payment it undoes is no longer money we have.
+        Reversal => "reversal",
     }
-}
+);
 
 /// A statement file read: its entries in a `Vec` ([`parse`]), in an [`EntrySpool`]
 /// ([`read_file`]), or not yet anywhere (`()`, inside this module).

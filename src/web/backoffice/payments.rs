@@ -11,6 +11,7 @@ use crate::http::Identity;
 use crate::payments::manual::{self, ManualTarget};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self, Filter, ManualError, PaymentView};
+use crate::payments::statement::EntryDirection;
 use crate::payments::CreditorReference;
 use crate::prepaid::PrepaidError;
 use crate::validation::Reason;
@@ -48,7 +49,7 @@ pub(super) fn payment_row(p: &PaymentView) -> Value {
         "status_label": status_label(p.status),
         "reason": p.reason.as_deref().map(unmatched_reason_label),
         "order_id": p.order_id,
-        "debit": p.direction != "credit",
+        "debit": p.direction != EntryDirection::Credit,
     })
 }
 
