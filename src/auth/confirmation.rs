@@ -28,6 +28,7 @@ use crate::db::schema::email_confirmations;
 use crate::db::{write_transaction, DbConnection};
 use crate::email_address::EmailAddress;
 use crate::mail::outbox::{self, OutgoingEmail};
+use crate::mail::templates::EmailKind;
 use crate::rate_limit::{self, Limit};
 
 /// How long a confirmation link works.
@@ -137,7 +138,7 @@ fn send_link(
         conn,
         &OutgoingEmail {
             brand_id: brand.id.clone(),
-            kind: "email_confirmation",
+            kind: EmailKind::EmailConfirmation,
             reference: Some(user.id.clone()),
             sender: brand.sender_address.clone(),
             recipient: email.to_string(),
@@ -212,7 +213,7 @@ pub(super) fn request_change(
             conn,
             &OutgoingEmail {
                 brand_id: brand.id.clone(),
-                kind: "email_change_notice",
+                kind: EmailKind::EmailChangeNotice,
                 reference: Some(user.id.clone()),
                 sender: brand.sender_address.clone(),
                 recipient: user.email.to_string(),

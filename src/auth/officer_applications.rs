@@ -22,6 +22,7 @@ use crate::db::schema::{officer_applications, users as users_table};
 use crate::db::{write_transaction, DbConnection};
 use crate::email_address::EmailAddress;
 use crate::mail::outbox::{self, OutgoingEmail};
+use crate::mail::templates::EmailKind;
 use crate::paging::{Page, Paged};
 use crate::partita_iva::PartitaIva;
 use crate::validation::{Reason, Text};
@@ -437,7 +438,7 @@ fn notify(
         conn,
         &OutgoingEmail {
             brand_id: brand.id.clone(),
-            kind: "officer_decision",
+            kind: EmailKind::OfficerDecision,
             reference: Some(application.id.clone()),
             sender: brand.sender_address,
             recipient: applicant.email.as_str().to_owned(),

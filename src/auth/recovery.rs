@@ -37,6 +37,7 @@ use crate::brands;
 use crate::db::schema::password_resets;
 use crate::db::{write_transaction, DbConnection};
 use crate::mail::outbox::{self, OutgoingEmail};
+use crate::mail::templates::EmailKind;
 use crate::rate_limit::{self, Limit};
 
 /// How long a link works: enough to open the mailbox and choose a password, short enough
@@ -61,9 +62,6 @@ pub const ACCOUNT_DAILY: Limit = Limit {
     max_hits: 10,
     window: Duration::days(1),
 };
-
-/// The email template of the link.
-pub const EMAIL_KIND: &str = "password_reset";
 
 domain_error! {
     #[derive(Debug, thiserror::Error)]
@@ -155,7 +153,7 @@ pub fn request_reset(
             .execute(conn)?;
         let email = OutgoingEmail {
             brand_id: brand.id.clone(),
-            kind: EMAIL_KIND,
+            kind: EmailKind::PasswordReset,
             reference: None,
             sender: brand.sender_address.clone(),
             recipient: user.email.to_string(),

@@ -111,8 +111,11 @@ fn build_message(email: &ClaimedEmail, public_url: &str) -> Result<(Message, Str
             .entry("public_url")
             .or_insert_with(|| serde_json::Value::String(public_url.to_owned()));
     }
-    let rendered =
-        templates::render(&email.kind, &context).map_err(|e| format!("template: {e:#}"))?;
+    // A stored kind this build does not know (a row from another version) fails this one
+    // email, not the batch.
+    let kind = templates::EmailKind::parse(&email.kind)
+        .ok_or_else(|| format!("template: no email template '{}'", email.kind))?;
+    let rendered = templates::render(kind, &context).map_err(|e| format!("template: {e:#}"))?;
     let bodies = MultiPart::alternative_plain_html(rendered.text, rendered.html);
     // One Message-ID per outbox row, the same on every attempt: if a message was
     // delivered but the worker died before recording it, the copy sent again is

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use std::collections::HashMap;
 
+use super::templates::EmailKind;
 use crate::db::schema::{emails, orders};
 use crate::db::{self, write_transaction, DbConnection};
 use crate::paging::{Page, Paged};
@@ -31,8 +32,8 @@ text_enum!(
 #[derive(Debug, Clone)]
 pub struct OutgoingEmail {
     pub brand_id: String,
-    /// The template (`coupon_delivery`, `order_receipt`...), also shown to the back-office.
-    pub kind: &'static str,
+    /// Which email it is: its templates, and what the back-office sees.
+    pub kind: EmailKind,
     /// The order (or other subject) it is about.
     pub reference: Option<String>,
     pub sender: String,
@@ -67,7 +68,7 @@ pub fn enqueue_all(
         (
             emails::id.eq(Uuid::now_v7().to_string()),
             emails::brand_id.eq(&email.brand_id),
-            emails::kind.eq(email.kind),
+            emails::kind.eq(email.kind.as_str()),
             emails::reference.eq(&email.reference),
             emails::sender.eq(&email.sender),
             emails::recipient.eq(&email.recipient),

@@ -12,6 +12,7 @@ use crate::brands::Brand;
 use crate::coupons::{self, CouponCode, CouponKey, NewCoupon};
 use crate::db::DbConnection;
 use crate::mail::outbox::{self, Attachment, OutgoingEmail};
+use crate::mail::templates::EmailKind;
 
 /// Above this many coupons, the delivery email also carries them as a CSV attachment.
 pub const CSV_ATTACHMENT_FROM: usize = 20;
@@ -149,7 +150,7 @@ pub fn delivery_email(
         brand,
         order,
         recipient,
-        "coupon_delivery",
+        EmailKind::CouponDelivery,
         context,
         attachment,
     )
@@ -172,7 +173,14 @@ fn receipt_email(brand: &Brand, name: &str, order: &Order) -> OutgoingEmail {
         "net_total": order.net_total.to_string(), "vat_total": order.vat_total.to_string(),
         "gross_total": order.gross_total.to_string(),
     });
-    order_email(brand, order, &order.email, "order_receipt", context, None)
+    order_email(
+        brand,
+        order,
+        &order.email,
+        EmailKind::OrderReceipt,
+        context,
+        None,
+    )
 }
 
 /// An email from the brand about the order.
@@ -180,7 +188,7 @@ fn order_email(
     brand: &Brand,
     order: &Order,
     recipient: &str,
-    kind: &'static str,
+    kind: EmailKind,
     context: serde_json::Value,
     attachment: Option<Attachment>,
 ) -> OutgoingEmail {

@@ -16,6 +16,7 @@ use crate::brands;
 use crate::db::schema::{orders, top_ups, users};
 use crate::db::{write_transaction, DbConnection};
 use crate::mail::outbox::{self, OutgoingEmail};
+use crate::mail::templates::EmailKind;
 use crate::money::Money;
 use crate::orders as order_book;
 use crate::prepaid::{self, top_ups as top_up_book, EntryKind, Posting};
@@ -158,7 +159,7 @@ fn notify(
         conn,
         &OutgoingEmail {
             brand_id: brand.id.clone(),
-            kind: "reservation_expired",
+            kind: EmailKind::ReservationExpired,
             reference: Some(subject_id.to_owned()),
             sender: brand.sender_address.clone(),
             recipient: reservation.email.clone(),

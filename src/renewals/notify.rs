@@ -11,6 +11,7 @@ use crate::brands;
 use crate::db::schema::{coupons, devices, holders, renewals, users};
 use crate::db::DbConnection;
 use crate::mail::outbox::{self, OutgoingEmail};
+use crate::mail::templates::EmailKind;
 use crate::registry::CertificateKind;
 
 pub(super) enum Notice<'a> {
@@ -82,7 +83,7 @@ pub(super) fn enqueue(
     let template = match notice {
         Notice::Issued { not_after } => {
             context["expires_on"] = json!(not_after.format("%d/%m/%Y").to_string());
-            "renewal_ready"
+            EmailKind::RenewalReady
         }
         Notice::Installed {
             serial_number,
@@ -90,7 +91,7 @@ pub(super) fn enqueue(
         } => {
             context["serial_number"] = json!(serial_number);
             context["expires_on"] = json!(not_after.format("%d/%m/%Y").to_string());
-            "renewal_installed"
+            EmailKind::RenewalInstalled
         }
         Notice::GivenUp {
             reason,
@@ -98,7 +99,7 @@ pub(super) fn enqueue(
         } => {
             context["reason"] = json!(reason);
             context["coupon_released"] = json!(coupon_released);
-            "renewal_failed"
+            EmailKind::RenewalFailed
         }
     };
     outbox::enqueue(

@@ -22,6 +22,7 @@ use crate::catalog;
 use crate::db::schema::{certificates, devices, holders, renewal_reminders};
 use crate::db::{write_transaction, DbConnection};
 use crate::mail::outbox::{self, OutgoingEmail};
+use crate::mail::templates::EmailKind;
 use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale};
 
 /// Days before expiry, most distant first.
@@ -261,7 +262,7 @@ pub fn send_batch(
                 conn,
                 &[OutgoingEmail {
                     brand_id: brand.id.clone(),
-                    kind: "renewal_reminder",
+                    kind: EmailKind::RenewalReminder,
                     reference: Some(serial.clone()),
                     sender: brand.sender_address.clone(),
                     recipient: email.clone(),

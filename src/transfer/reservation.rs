@@ -14,6 +14,7 @@ use crate::brands::Brand;
 use crate::db::schema::payment_references;
 use crate::db::DbConnection;
 use crate::mail::outbox::OutgoingEmail;
+use crate::mail::templates::EmailKind;
 use crate::money::Money;
 
 /// What an RF code pays for.
@@ -132,7 +133,7 @@ impl Instructions<'_> {
         };
         OutgoingEmail {
             brand_id: self.brand.id.clone(),
-            kind: "transfer_instructions",
+            kind: EmailKind::TransferInstructions,
             reference: Some(subject_reference),
             sender: self.brand.sender_address.clone(),
             recipient: self.recipient_email.to_owned(),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rinnovo::mail::outbox::{self, OutgoingEmail};
+use rinnovo::mail::templates::EmailKind;
 use rinnovo::mail::{dispatcher, DispatchSettings, Transport};
 use rinnovo::startup::StartOptions;
 
@@ -25,7 +26,7 @@ async fn three_dispatchers_send_each_email_once() {
         for n in 0..60 {
             let email = OutgoingEmail {
                 brand_id: "visura".into(),
-                kind: "order_receipt",
+                kind: EmailKind::OrderReceipt,
                 reference: None,
                 sender: "Visura <rinnovi@visura.example>".into(),
                 recipient: "cliente@example.it".into(),

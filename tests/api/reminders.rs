@@ -55,7 +55,11 @@ async fn each_threshold_is_reminded_once_with_what_to_buy() {
     // with the address of the site that the dispatcher adds to every email.
     let mut context = sent[0].clone();
     context["public_url"] = "https://rinnovo.example".into();
-    let rendered = rinnovo::mail::templates::render("renewal_reminder", &context).unwrap();
+    let rendered = rinnovo::mail::templates::render(
+        rinnovo::mail::templates::EmailKind::RenewalReminder,
+        &context,
+    )
+    .unwrap();
     // The shop, and the renewal instructions.
     for path in ["/negozio\n", "/negozio/come-rinnovare"] {
         let link = format!("https://rinnovo.example{path}");

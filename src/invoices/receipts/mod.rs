@@ -24,6 +24,7 @@ use crate::brands::Brand;
 use crate::db::schema::{invoices, orders, sdi_receipts, sdi_transmissions, users};
 use crate::db::{self, lock_key, write_transaction, DbConnection};
 use crate::mail::outbox::{self, OutgoingEmail};
+use crate::mail::templates::EmailKind;
 use crate::paging::{Page, Paged};
 
 /// At most this many files in one import (a day's notifications of a busy brand fit).
@@ -325,7 +326,7 @@ fn tell_buyer_not_delivered(
         conn,
         &OutgoingEmail {
             brand_id: brand.id.clone(),
-            kind: "invoice_not_delivered",
+            kind: EmailKind::InvoiceNotDelivered,
             reference: Some(document.order_id.clone()),
             sender: brand.sender_address.clone(),
             recipient: email,

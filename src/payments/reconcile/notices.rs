@@ -6,6 +6,7 @@ use serde_json::json;
 use super::super::statement::StatementEntry;
 use crate::brands::Brand;
 use crate::mail::outbox::OutgoingEmail;
+use crate::mail::templates::EmailKind;
 use crate::money::Money;
 use crate::transfer::CreditorReference;
 
@@ -34,7 +35,7 @@ pub(super) fn payment_email(
 ) -> OutgoingEmail {
     OutgoingEmail {
         brand_id: brand.id.clone(),
-        kind: "payment_update",
+        kind: EmailKind::PaymentUpdate,
         reference: Some(subject_id.to_owned()),
         sender: brand.sender_address.clone(),
         recipient: recipient.to_owned(),
