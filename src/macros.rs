@@ -139,7 +139,7 @@ macro_rules! awaiting_payment_expiry {
                 .filter($table::reserved_until.lt(now.naive_utc()))
                 // A card payment ends when the provider says so (`payments::card`):
                 // money may still be on its way when the page's time is up.
-                .filter($table::payment_method.ne("card"))
+                .filter($table::payment_method.ne($crate::transfer::PaymentMethod::Card.as_str()))
                 .order(($table::reserved_until.asc(), $table::id.asc()))
                 .limit(limit)
                 .select($table::id)
@@ -159,7 +159,7 @@ macro_rules! awaiting_payment_expiry {
                     .filter($table::id.eq(id))
                     .filter($table::status.eq($status::AwaitingPayment.as_str()))
                     .filter($table::reserved_until.lt(now.naive_utc()))
-                    .filter($table::payment_method.ne("card")),
+                    .filter($table::payment_method.ne($crate::transfer::PaymentMethod::Card.as_str())),
             )
             .set((
                 $table::status.eq($status::Expired.as_str()),
