@@ -163,8 +163,7 @@ pub fn lock(conn: &mut DbConnection, coupon_id: &str) -> QueryResult<Option<Coup
     let query = coupons::table
         .filter(coupons::id.eq(coupon_id))
         .select(coupons::status);
-    let status: Option<String> = for_update!(conn, query, |q, c| q.first(c).optional())?;
-    Ok(status.and_then(|s| CouponStatus::parse(&s)))
+    for_update!(conn, query, |q, c| q.first(c).optional())
 }
 
 /// An unused coupon just voided to be replaced: what its replacement keeps.

@@ -275,15 +275,16 @@ pub struct OutboxStats {
 }
 
 pub fn stats(conn: &mut DbConnection) -> QueryResult<OutboxStats> {
-    let rows: Vec<(Option<String>, String, i64, Option<i64>)> = sdi_transmissions::table
-        .group_by((sdi_transmissions::channel, sdi_transmissions::status))
-        .select((
-            sdi_transmissions::channel,
-            sdi_transmissions::status,
-            diesel::dsl::count_star(),
-            diesel::dsl::sum(sdi_transmissions::failures),
-        ))
-        .load(conn)?;
+    let rows: Vec<(Option<String>, TransmissionStatus, i64, Option<i64>)> =
+        sdi_transmissions::table
+            .group_by((sdi_transmissions::channel, sdi_transmissions::status))
+            .select((
+                sdi_transmissions::channel,
+                sdi_transmissions::status,
+                diesel::dsl::count_star(),
+                diesel::dsl::sum(sdi_transmissions::failures),
+            ))
+            .load(conn)?;
     let mut stats = OutboxStats::default();
     for (channel, status, count, failures) in rows {
         let counts = stats
@@ -291,11 +292,10 @@ pub fn stats(conn: &mut DbConnection) -> QueryResult<OutboxStats> {
             .entry(channel.unwrap_or_else(|| "none".into()))
             .or_default();
         counts.failures += failures.unwrap_or(0);
-        match TransmissionStatus::parse(&status) {
-            Some(TransmissionStatus::Sent) => counts.sent += count,
-            Some(TransmissionStatus::Dead) => counts.dead += count,
-            Some(TransmissionStatus::Pending) => stats.pending += count,
-            None => {}
+        match status {
+            TransmissionStatus::Sent => counts.sent += count,
+            TransmissionStatus::Dead => counts.dead += count,
+            TransmissionStatus::Pending => stats.pending += count,
         }
     }
     Ok(stats)

@@ -357,7 +357,7 @@ impl Run<'_> {
             .extend(flagged.iter().map(|(entry, earlier)| ReusedReference {
                 account: entry.account.clone(),
                 bank_reference: entry.bank_reference.clone().unwrap_or_default(),
-                direction: entry.direction.as_str(),
+                direction: entry.direction,
                 amount: entry.amount,
                 booking_date: entry.booking_date,
                 location: entry.location.clone(),
@@ -494,7 +494,7 @@ struct StoredEntry {
     dedup_key: String,
     account: String,
     bank_reference: Option<String>,
-    direction: String,
+    direction: EntryDirection,
     amount_cents: i64,
     booking_date: NaiveDate,
 }

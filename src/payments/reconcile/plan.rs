@@ -158,7 +158,7 @@ impl Plan {
                 let first_other = earlier.iter().find(|earlier| {
                     another_payment(
                         &entry,
-                        earlier.direction.as_str(),
+                        earlier.direction,
                         earlier.amount_cents,
                         earlier.booking_date,
                     )

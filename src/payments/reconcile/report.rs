@@ -158,9 +158,7 @@ pub struct ReusedReference {
     /// The account (IBAN or postal account).
     pub account: String,
     pub bank_reference: String,
-    /// `credit` or `reversal`.
-    #[schema(example = "credit")]
-    pub direction: &'static str,
+    pub direction: EntryDirection,
     /// In euro.
     #[schema(value_type = String, example = "31.72")]
     pub amount: Money,

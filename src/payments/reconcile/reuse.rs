@@ -20,17 +20,16 @@ use crate::payments::store;
 /// on or after it), which is how banks link the two.
 pub(super) fn another_payment(
     entry: &StatementEntry,
-    direction: &str,
+    direction: EntryDirection,
     amount_cents: i64,
     booking_date: NaiveDate,
 ) -> bool {
     let same_amount = amount_cents == entry.amount.cents();
     let takes_it_back = entry.direction == EntryDirection::Reversal
-        && direction == EntryDirection::Credit.as_str()
+        && direction == EntryDirection::Credit
         && same_amount
         && booking_date <= entry.booking_date;
-    let same =
-        same_amount && booking_date == entry.booking_date && direction == entry.direction.as_str();
+    let same = same_amount && booking_date == entry.booking_date && direction == entry.direction;
     !takes_it_back && !same
 }
 
@@ -82,7 +81,7 @@ pub(super) fn flag_reused_in_file(
         report.reused_references.push(ReusedReference {
             account: later.account.clone(),
             bank_reference: later.bank_reference.clone().unwrap_or_default(),
-            direction: later.direction.as_str(),
+            direction: later.direction,
             amount: later.amount,
             booking_date: later.booking_date,
             location: later.location.clone(),
@@ -120,7 +119,7 @@ pub(super) fn reused_references<'e>(
         let differs = |row: &&StoredEntry| {
             row.account == entry.account
                 && row.bank_reference == entry.bank_reference
-                && another_payment(entry, &row.direction, row.amount_cents, row.booking_date)
+                && another_payment(entry, row.direction, row.amount_cents, row.booking_date)
         };
         if let Some(index) = stored.iter().position(|row| differs(&row)) {
             flagged.push((*entry, stored.swap_remove(index)));

@@ -26,7 +26,7 @@ use crate::transfer::CreditorReference;
 #[derive(Queryable)]
 struct Original {
     id: String,
-    status: String,
+    status: PaymentStatus,
     order_id: Option<String>,
     top_up_id: Option<String>,
     account_id: Option<String>,
