@@ -36,6 +36,11 @@ pub struct Queued {
     pub kind: CertificateKind,
 }
 
+/// An instant as the API writes it everywhere: RFC 3339, to the second, in UTC.
+fn instant(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 /// Why one item of the request was refused; the request is refused whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -45,15 +50,15 @@ pub enum Refusal {
     DuplicateCertificate,
     #[error("the certificate is {0}: only an active certificate is renewed")]
     NotActive(CertificateStatus),
-    #[error("too early: the renewal window opens at {window_opens_at} (90 days before expiry)")]
+    #[error("too early: the renewal window opens at {} (90 days before expiry)", instant(.window_opens_at))]
     TooEarly { window_opens_at: DateTime<Utc> },
-    #[error("the certificate expired at {expired_at}: an expired certificate cannot be renewed, only replaced")]
+    #[error("the certificate expired at {}: an expired certificate cannot be renewed, only replaced", instant(.expired_at))]
     Expired { expired_at: DateTime<Utc> },
     #[error("a renewal of this certificate is already in progress ({renewal_id})")]
     AlreadyPending { renewal_id: String },
     #[error("this device's {kind} certificate was already renewed {count} time(s), the most a device allows")]
     DeviceRenewedEnough { kind: CertificateKind, count: u32 },
-    #[error("the device reached the end of its life at {end_of_life} ({years} years after first activation): a new device is needed")]
+    #[error("the device reached the end of its life at {} ({years} years after first activation): a new device is needed", instant(.end_of_life))]
     DeviceEndOfLife {
         end_of_life: DateTime<Utc>,
         years: u32,
@@ -66,7 +71,7 @@ pub enum Refusal {
     UnknownCoupon,
     #[error("the coupon is for another brand's certificates")]
     CouponOtherBrand,
-    #[error("the coupon expired at {valid_until}")]
+    #[error("the coupon expired at {}", instant(.valid_until))]
     CouponExpired { valid_until: DateTime<Utc> },
     #[error("the coupon is {0}, not available")]
     CouponNotAvailable(CouponStatus),

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::agent::{challenge, enroll, enroll_expiring, session, sign, Device};
 use crate::helpers::{problem, retry_after, spawn_app_with, TestApp};
-use crate::smtp::{assert_email_snapshot, coupon_codes, decoded, SmtpSink};
+use crate::smtp::{assert_email_snapshot, coupon_codes, decoded, masked_snapshots, SmtpSink};
 
 /// The subject of the demo holder's certificates, as `openssl req -subj` takes it.
 pub(crate) const SUBJECT: &str =
@@ -508,8 +508,10 @@ async fn every_refusal_of_a_renewal_request_has_its_problem() {
     let good_csr = csr(&new_key(&keys, "good", "ec"), SUBJECT);
     let code = codes.remove(0);
 
+    // Every refusal's body, for the snapshot of what an agent is told.
+    let refusals = std::cell::RefCell::new(Vec::new());
     let refused = |renewals: Value, status: u16, problem: &'static str, field: &'static str| {
-        let (app, token) = (&app, &token);
+        let (app, token, refusals) = (&app, &token, &refusals);
         async move {
             let (got, body) = request(app, token, renewals).await;
             assert_eq!(got, status, "{problem}: {body}");
@@ -521,6 +523,7 @@ async fn every_refusal_of_a_renewal_request_has_its_problem() {
                 .map(|e| e["field"].as_str().unwrap())
                 .collect();
             assert!(fields.contains(&field), "{field} in {body}");
+            refusals.borrow_mut().push(body.clone());
             body
         }
     };
@@ -690,6 +693,15 @@ async fn every_refusal_of_a_renewal_request_has_its_problem() {
         "renewals[0].coupon_code",
     )
     .await;
+
+    // What the agent is told of each, word for word, pinned in one reviewed snapshot.
+    masked_snapshots().bind(|| {
+        insta::assert_json_snapshot!(
+            "renewal_request_refusals",
+            refusals.borrow().clone(),
+            { "[].request_id" => "[request id]" }
+        );
+    });
 
     // Nothing was reserved or queued by any refusal.
     assert_eq!(coupon_status(&app, &code).await, "available");

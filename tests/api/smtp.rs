@@ -177,10 +177,12 @@ pub fn assert_email_snapshot(name: &str, message: &str) {
 
 /// As [`assert_email_snapshot`], for an email's plain text rendered without sending it.
 pub fn assert_email_text_snapshot(name: &str, text: &str) {
-    email_snapshot_settings().bind(|| insta::assert_snapshot!(name, text.trim_end()));
+    masked_snapshots().bind(|| insta::assert_snapshot!(name, text.trim_end()));
 }
 
-fn email_snapshot_settings() -> insta::Settings {
+/// Snapshot settings that mask what changes from run to run, for emails and for problem
+/// details that quote ids, codes or dates.
+pub fn masked_snapshots() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(
         r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]\b",
@@ -199,6 +201,7 @@ fn email_snapshot_settings() -> insta::Settings {
         "[id]",
     );
     settings.add_filter(r"\b\d{2}/\d{2}/\d{4}\b", "[date]");
+    settings.add_filter(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "[instant]");
     settings.add_filter(r"\bRF\d{2}(?: [0-9A-Z]{1,4})+", "[RF code]");
     settings.add_filter(r"\b[0-9a-f]{64}\b", "[token]");
     settings.add_filter(r"\b([VN])\d{4}-(\d{6})\b", "$1[year]-$2");
