@@ -303,21 +303,33 @@ impl From<Identity> for ApiError {
                 retry_after_seconds,
                 detail,
             },
-            Shape::Refused => ApiError::Refused {
-                status,
-                problem: slug,
-                title,
-                errors: field
-                    .map(|(field, rule)| FieldError {
-                        field,
-                        rule: rule.to_owned(),
-                        detail: detail.clone(),
-                    })
-                    .into_iter()
-                    .chain(errors)
-                    .collect(),
-                detail,
-            },
+            Shape::Refused => {
+                // As for an invalid field: the problem's detail names the field, the
+                // field's own error does not say its name again.
+                let (detail, field) = match field {
+                    Some((field, rule)) => {
+                        let own = detail
+                            .strip_prefix(&format!("{field}: "))
+                            .unwrap_or(&detail)
+                            .to_owned();
+                        let detail = format!("{field}: {own}");
+                        let field = FieldError {
+                            field,
+                            rule: rule.to_owned(),
+                            detail: own,
+                        };
+                        (detail, Some(field))
+                    }
+                    None => (detail, None),
+                };
+                ApiError::Refused {
+                    status,
+                    problem: slug,
+                    title,
+                    errors: field.into_iter().chain(errors).collect(),
+                    detail,
+                }
+            }
         }
     }
 }
