@@ -343,21 +343,16 @@ struct OrderRow {
     created_at: NaiveDateTime,
     paid_at: Option<NaiveDateTime>,
     fulfilled_at: Option<NaiveDateTime>,
-    payment_reference: Option<String>,
+    payment_reference: Option<CreditorReference>,
     reserved_until: Option<NaiveDateTime>,
     received_cents: i64,
 }
 
-fn from_row(row: OrderRow, lines: Vec<OrderLine>, coupon_count: i64) -> anyhow::Result<Order> {
-    Ok(Order {
+fn from_row(row: OrderRow, lines: Vec<OrderLine>, coupon_count: i64) -> Order {
+    Order {
         status: row.status,
         payment_method: row.payment_method,
-        payment_reference: row
-            .payment_reference
-            .as_deref()
-            .map(CreditorReference::parse)
-            .transpose()
-            .map_err(|e| anyhow::anyhow!("stored RF code: {e}"))?,
+        payment_reference: row.payment_reference,
         id: row.id,
         brand_id: row.brand_id,
         user_id: row.user_id,
@@ -373,7 +368,7 @@ fn from_row(row: OrderRow, lines: Vec<OrderLine>, coupon_count: i64) -> anyhow::
         coupon_count,
         reserved_until: row.reserved_until.map(|t| t.and_utc()),
         received: Money::from_cents(row.received_cents),
-    })
+    }
 }
 
 #[derive(Queryable, Selectable)]
@@ -424,7 +419,7 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<Order>, OrderErr
     };
     let lines = lines_of(conn, id)?;
     let count = coupons::count_for_order(conn, id)?;
-    Ok(Some(from_row(row, lines, count)?))
+    Ok(Some(from_row(row, lines, count)))
 }
 
 /// The order `id`, if the viewer may see it ([`Viewer::may_see`]); anyone else's order is
@@ -484,7 +479,7 @@ pub fn list(
         .map(|row| {
             let lines = lines_of(conn, &row.id)?;
             let count = coupons::count_for_order(conn, &row.id)?;
-            Ok(from_row(row, lines, count)?)
+            Ok(from_row(row, lines, count))
         })
         .collect::<Result<_, OrderError>>()?;
     Ok(Paged { items, total })
@@ -568,12 +563,13 @@ pub fn lock_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<Order>, 
                 .push(line_from_row(row));
         }
     }
-    rows.into_iter()
+    Ok(rows
+        .into_iter()
         .map(|row| {
             let lines = lines_by_order.remove(&row.id).unwrap_or_default();
-            Ok(from_row(row, lines, 0)?)
+            from_row(row, lines, 0)
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]

@@ -285,24 +285,18 @@ struct TopUpRow {
     payment_method: PaymentMethod,
     amount_cents: i64,
     received_cents: i64,
-    payment_reference: Option<String>,
+    payment_reference: Option<CreditorReference>,
     reserved_until: NaiveDateTime,
     email: String,
     created_at: NaiveDateTime,
     paid_at: Option<NaiveDateTime>,
 }
 
-fn from_row(row: TopUpRow) -> anyhow::Result<TopUp> {
-    let id = &row.id;
-    Ok(TopUp {
+fn from_row(row: TopUpRow) -> TopUp {
+    TopUp {
         status: row.status,
         payment_method: row.payment_method,
-        payment_reference: row
-            .payment_reference
-            .as_deref()
-            .map(CreditorReference::parse)
-            .transpose()
-            .map_err(|e| anyhow::anyhow!("top-up {id}: RF code: {e}"))?,
+        payment_reference: row.payment_reference,
         id: row.id,
         brand_id: row.brand_id,
         user_id: row.user_id,
@@ -313,7 +307,7 @@ fn from_row(row: TopUpRow) -> anyhow::Result<TopUp> {
         email: row.email,
         created_at: row.created_at.and_utc(),
         paid_at: row.paid_at.map(|t| t.and_utc()),
-    })
+    }
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<TopUp>, PrepaidError> {
@@ -322,7 +316,7 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<TopUp>, PrepaidE
         .select(TopUpRow::as_select())
         .first(conn)
         .optional()?;
-    Ok(row.map(from_row).transpose()?)
+    Ok(row.map(from_row))
 }
 
 /// A page of the user's top-ups, newest first, and how many they have.
@@ -337,7 +331,7 @@ pub fn list_for_user(
             .order((top_ups::created_at.desc(), top_ups::id.desc()))
             .select(TopUpRow::as_select())
     })?;
-    Ok(rows.try_map(from_row)?)
+    Ok(rows.map(from_row))
 }
 
 /// Top-ups by id, locked for update on PostgreSQL until the caller's transaction ends.
@@ -351,10 +345,7 @@ pub fn lock_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<TopUp>, 
             .select(TopUpRow::as_select()),
         |q, c| q.load(c)
     )?;
-    Ok(rows
-        .into_iter()
-        .map(from_row)
-        .collect::<anyhow::Result<_>>()?)
+    Ok(rows.into_iter().map(from_row).collect())
 }
 
 /// Records money received for a top-up (the account itself is credited by the caller).

@@ -13,8 +13,22 @@ use crate::validation::Rule;
 
 /// A valid creditor reference, stored in its electronic form: uppercase, no spaces
 /// (`RF18539007547034`). Printed in groups of four (`RF18 5390 0754 7034`).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, diesel::deserialize::FromSqlRow)]
 pub struct CreditorReference(String);
+
+// A stored RF code read straight into the type, so a row needs no text field and no
+// conversion of its own: what was stored was parsed first, and a text that no longer
+// parses is a damaged row, which fails the read.
+impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Text, DB> for CreditorReference
+where
+    DB: diesel::backend::Backend,
+    String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+        let text = String::from_sql(bytes)?;
+        Self::parse(&text).map_err(|e| format!("stored RF code '{text}': {e}").into())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CreditorReferenceError {
@@ -193,7 +207,26 @@ impl fmt::Debug for CreditorReference {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_stored_code_loads_as_itself_and_a_damaged_one_fails_the_read() {
+        let mut conn = diesel::SqliteConnection::establish(":memory:").unwrap();
+        let read = |conn: &mut diesel::SqliteConnection, text: &str| {
+            diesel::select(text.into_sql::<Text>()).get_result::<CreditorReference>(conn)
+        };
+        assert_eq!(
+            read(&mut conn, "RF18539007547034").unwrap().as_str(),
+            "RF18539007547034"
+        );
+        let error = format!("{:?}", read(&mut conn, "RF19539007547034").unwrap_err());
+        assert!(
+            error.contains("stored RF code 'RF19539007547034'"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn known_vectors() {
