@@ -7,6 +7,25 @@ pub trait TextEnum: Copy + 'static {
     fn as_str(self) -> &'static str;
 }
 
+/// Lets a row read a type straight from a text column, so that the row needs no text
+/// field and no conversion of its own: `parse` (`&str` to `Result<Self, String>`) reads
+/// the stored text, and a text that no longer parses is a damaged row, which fails the read.
+macro_rules! read_from_text_column {
+    ($name:ty, $parse:expr) => {
+        impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Text, DB> for $name
+        where
+            DB: diesel::backend::Backend,
+            String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+                let text = String::from_sql(bytes)?;
+                let parse: fn(&str) -> Result<$name, String> = $parse;
+                parse(&text).map_err(Into::into)
+            }
+        }
+    };
+}
+
 /// Makes an enum stored as text: `as_str` for writing, `parse` for reading input, a
 /// column read straight into it, and the serde names the same as the stored ones.
 macro_rules! text_enum {
@@ -44,22 +63,11 @@ macro_rules! text_enum {
             }
         }
 
-        // A `Text` column read straight into the enum, so a row type needs no string field
-        // and no conversion of its own. A text no variant has is a damaged row, not a
-        // user's mistake (the code writes only `as_str`, and CHECK constraints hold most
-        // such columns to those texts): it fails the read.
-        impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Text, DB> for $name
-        where
-            DB: diesel::backend::Backend,
-            String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
-        {
-            fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
-                let text = String::from_sql(bytes)?;
-                Self::parse(&text).ok_or_else(|| {
-                    format!("unknown {} '{text}' in a stored row", stringify!($name)).into()
-                })
-            }
-        }
+        // An unknown text is a damaged row, not a user's mistake (the code writes only
+        // `as_str`, and CHECK constraints hold most such columns to those texts).
+        read_from_text_column!($name, |text| {
+            $name::parse(text).ok_or_else(|| format!("unknown {} '{text}' in a stored row", stringify!($name)))
+        });
     };
 }
 

@@ -271,14 +271,13 @@ pub fn confirm(
         if caller.is_some_and(|caller| caller != row.user_id) {
             return Err(ConfirmationError::InvalidLink);
         }
-        let purpose = row.purpose;
         let user = users::find(conn, &row.user_id)?.ok_or(ConfirmationError::InvalidLink)?;
         let email = EmailAddress::from_stored(row.email);
-        if purpose == Purpose::SignUp && email != user.email {
+        if row.purpose == Purpose::SignUp && email != user.email {
             // The address changed since (through a confirmed change): nothing to confirm.
             return Err(ConfirmationError::InvalidLink);
         }
-        if purpose == Purpose::Change
+        if row.purpose == Purpose::Change
             && email != user.email
             && users::email_taken(conn, &user.brand_id, &email)?
         {
@@ -290,14 +289,14 @@ pub fn confirm(
         })?;
         // Spent; and a confirmed change voids every other link of the account.
         let spent = email_confirmations::table.filter(email_confirmations::user_id.eq(&user.id));
-        match purpose {
+        match row.purpose {
             Purpose::Change => diesel::delete(spent).execute(conn)?,
             Purpose::SignUp => {
                 diesel::delete(spent.filter(email_confirmations::token_hash.eq(&token_hash)))
                     .execute(conn)?
             }
         };
-        let (action, details) = match purpose {
+        let (action, details) = match row.purpose {
             Purpose::SignUp => ("user.email_confirmed", json!({ "email": email.as_str() })),
             Purpose::Change => (
                 "user.email_changed",

@@ -263,10 +263,10 @@ impl From<UtcTimestamp> for chrono::DateTime<chrono::Utc> {
 
 /// The count of `status` among the rows of a `GROUP BY status` count, 0 when the status
 /// has no row (a group with nothing in it is not returned).
-pub fn count_of(counts: &[(String, i64)], status: &str) -> i64 {
+pub fn count_of<S: PartialEq>(counts: &[(S, i64)], status: S) -> i64 {
     counts
         .iter()
-        .find(|(s, _)| s == status)
+        .find(|(s, _)| *s == status)
         .map_or(0, |(_, n)| *n)
 }
 

@@ -308,17 +308,13 @@ impl From<Identity> for ApiError {
                 // field's own error does not say its name again.
                 let (detail, field) = match field {
                     Some((field, rule)) => {
-                        let own = detail
-                            .strip_prefix(&format!("{field}: "))
-                            .unwrap_or(&detail)
-                            .to_owned();
-                        let detail = format!("{field}: {own}");
+                        let named = format!("{field}: {detail}");
                         let field = FieldError {
                             field,
                             rule: rule.to_owned(),
-                            detail: own,
+                            detail,
                         };
-                        (detail, Some(field))
+                        (named, Some(field))
                     }
                     None => (detail, None),
                 };
@@ -1116,7 +1112,8 @@ impl Identify for RequestError {
             RequestError::Refused { index, refusal } => (index, refusal),
         };
         let field = format!("renewals[{index}].{}", refusal.field());
-        let detail = format!("{field}: {refusal}");
+        // The refusal's own words: the problem's detail adds the field's name.
+        let detail = refusal.to_string();
         let (kind, rule, italian) = match &refusal {
             Refusal::UnknownCertificate(_) => (NOT_ON_DEVICE, "device-certificate", "Il certificato non è su questo dispositivo.".to_owned()),
             Refusal::DuplicateCertificate => (INVALID_FIELD, "unique", "Il certificato è indicato due volte.".to_owned()),

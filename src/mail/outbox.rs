@@ -260,7 +260,7 @@ pub struct OutboxStats {
 
 /// Two small queries on the `(status, next_attempt_at)` index; sent emails are not read.
 pub fn stats(conn: &mut DbConnection) -> QueryResult<OutboxStats> {
-    let counts: Vec<(String, i64)> = emails::table
+    let counts: Vec<(EmailStatus, i64)> = emails::table
         .filter(
             emails::status
                 .eq_any([EmailStatus::Pending, EmailStatus::Dead].map(EmailStatus::as_str)),
@@ -273,8 +273,8 @@ pub fn stats(conn: &mut DbConnection) -> QueryResult<OutboxStats> {
         .select(diesel::dsl::min(emails::created_at))
         .first(conn)?;
     Ok(OutboxStats {
-        pending: db::count_of(&counts, EmailStatus::Pending.as_str()),
-        dead: db::count_of(&counts, EmailStatus::Dead.as_str()),
+        pending: db::count_of(&counts, EmailStatus::Pending),
+        dead: db::count_of(&counts, EmailStatus::Dead),
         oldest_pending: oldest.map(|t| t.and_utc()),
     })
 }

@@ -277,13 +277,13 @@ pub fn daily_summary(
 /// How many stored payments are in each status, all brands (for the metrics); every
 /// status is listed, with 0 when none. Reads the `(brand_id, status, ...)` index.
 pub fn count_by_status(conn: &mut DbConnection) -> QueryResult<Vec<(PaymentStatus, i64)>> {
-    let rows: Vec<(String, i64)> = payments::table
+    let rows: Vec<(PaymentStatus, i64)> = payments::table
         .group_by(payments::status)
         .select((payments::status, count_star()))
         .load(conn)?;
     Ok(PaymentStatus::ALL
         .iter()
-        .map(|&status| (status, db::count_of(&rows, status.as_str())))
+        .map(|&status| (status, db::count_of(&rows, status)))
         .collect())
 }
 

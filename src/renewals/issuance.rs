@@ -146,15 +146,14 @@ pub struct QueueStats {
 }
 
 pub fn stats(conn: &mut DbConnection) -> QueryResult<QueueStats> {
-    let queued = RenewalState::Queued.as_str();
-    let issuing = RenewalState::Issuing.as_str();
-    let counts: Vec<(String, i64)> = renewals::table
-        .filter(renewals::status.eq_any([queued, issuing]))
+    let (queued, issuing) = (RenewalState::Queued, RenewalState::Issuing);
+    let counts: Vec<(RenewalState, i64)> = renewals::table
+        .filter(renewals::status.eq_any([queued.as_str(), issuing.as_str()]))
         .group_by(renewals::status)
         .select((renewals::status, diesel::dsl::count_star()))
         .load(conn)?;
     let oldest: Option<NaiveDateTime> = renewals::table
-        .filter(renewals::status.eq(queued))
+        .filter(renewals::status.eq(queued.as_str()))
         .select(diesel::dsl::min(renewals::created_at))
         .first(conn)?;
     Ok(QueueStats {

@@ -16,19 +16,10 @@ use crate::validation::Rule;
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, diesel::deserialize::FromSqlRow)]
 pub struct CreditorReference(String);
 
-// A stored RF code read straight into the type, so a row needs no text field and no
-// conversion of its own: what was stored was parsed first, and a text that no longer
-// parses is a damaged row, which fails the read.
-impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Text, DB> for CreditorReference
-where
-    DB: diesel::backend::Backend,
-    String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
-{
-    fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
-        let text = String::from_sql(bytes)?;
-        Self::parse(&text).map_err(|e| format!("stored RF code '{text}': {e}").into())
-    }
-}
+// A stored RF code is read straight into the type: what was stored was parsed first.
+read_from_text_column!(CreditorReference, |text| {
+    CreditorReference::parse(text).map_err(|e| format!("stored RF code '{text}': {e}"))
+});
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CreditorReferenceError {
