@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{BackOffice, CurrentUser};
 use super::json::JsonObject;
 use super::operation::{backoffice_action, backoffice_list, Acting, Found, Listing};
+use super::problem::kinds;
 use super::query::{one_of_all, page_of};
 use super::responses::{problem_response_type, NotOperator};
 use super::{ApiError, ApiResult, AppState, Problem};
@@ -150,12 +151,7 @@ pub async fn notification(
 
 fn invalid_notification(error: crate::card::provider::NotificationError) -> ApiError {
     tracing::warn!(%error, "card notification refused");
-    ApiError::refused(
-        actix_web::http::StatusCode::BAD_REQUEST,
-        "invalid-notification",
-        "Invalid notification",
-        error.to_string(),
-    )
+    ApiError::refused(kinds::INVALID_NOTIFICATION, error.to_string())
 }
 
 /// The page again

@@ -6,15 +6,14 @@
 //! A new domain error is added here, and only here: one `impl Identify` that gives each
 //! variant its identity (a storage failure is handed back as `Err`, mapped as every
 //! storage failure is: 503 unavailable, 503 read-only, or 500), naming its kind of refusal
-//! (status, slug, title) from the table in `kinds`, where a new kind is added once.
-
-use actix_web::http::StatusCode;
+//! (status, slug, title) from the table in `problem::kinds`, where a new kind is added once.
 
 use super::italian::{
     billing_field, euro, invoice_status_label, order_status_label, password_rule,
     payment_status_label,
 };
-use super::problem::{ApiError, FieldError};
+use super::problem::kinds::*;
+use super::problem::{ApiError, FieldError, ProblemKind};
 use crate::agent::{AgentAuthError, ChallengeError, DeviceError};
 use crate::auth::account::AccountError;
 use crate::auth::confirmation::ConfirmationError;
@@ -47,115 +46,6 @@ use crate::renewals::info::InfoError;
 use crate::renewals::install::InstallError;
 use crate::renewals::request::{Refusal, RequestError};
 
-/// A kind of refusal, as a client tells it apart: the HTTP status, the problem `type`
-/// slug and its title. Each is declared once, in `kinds`, however many domain errors end
-/// in it. A slug that means something else on another endpoint (`unknown-certificate`: not
-/// in the registry at sign-in, not on the device in a renewal, not this service's CA's in
-/// the renewal information) is a kind of its own.
-#[derive(Debug, Clone, Copy)]
-pub struct ProblemKind {
-    status: StatusCode,
-    slug: &'static str,
-    title: &'static str,
-}
-
-/// Declares each kind as a constant, one line a kind, so the table reads as a table.
-macro_rules! problem_kinds {
-    ($($name:ident: $status:ident, $slug:literal, $title:literal;)*) => {
-        $(pub const $name: ProblemKind = ProblemKind {
-            status: StatusCode::$status,
-            slug: $slug,
-            title: $title,
-        };)*
-
-        /// Every kind, for what must name them all (the README's table of errors).
-        #[cfg(test)]
-        pub const ALL: &[ProblemKind] = &[$($name),*];
-    };
-}
-
-/// Every kind of refusal, by name.
-mod kinds {
-    use super::{ProblemKind, StatusCode};
-    #[rustfmt::skip]
-    problem_kinds! {
-        ACCOUNT_DISABLED: FORBIDDEN, "account-disabled", "Forbidden";
-        AGENT_CHALLENGE: UNAUTHORIZED, "agent-challenge", "Challenge not valid";
-        ALREADY_OFFICER: CONFLICT, "already-officer", "Already a registration officer";
-        APPLICATION_DECIDED: CONFLICT, "application-decided", "Application already decided";
-        APPLICATION_PENDING: CONFLICT, "application-pending", "Application already pending";
-        BAD_SIGNATURE: UNAUTHORIZED, "bad-signature", "Signature not valid";
-        BILLING_DATA_MISSING: CONFLICT, "billing-data-missing", "Billing data missing";
-        CARD_PAYMENT_CLOSED: CONFLICT, "card-payment-closed", "Card payment closed";
-        CARD_PAYMENTS_OFF: NOT_FOUND, "card-payments-off", "Card payments are off";
-        CARD_PAYMENT_STATE: CONFLICT, "card-payment-state", "Not possible in this state";
-        CERTIFICATE_NOT_VALID_NOW: UNAUTHORIZED, "certificate-not-valid-now", "Certificate not valid now";
-        COUPON_ALREADY_USED: CONFLICT, "coupon-not-available", "Coupon already used";
-        COUPON_EXPIRED: UNPROCESSABLE_ENTITY, "coupon-expired", "Coupon expired";
-        COUPON_NOT_AVAILABLE: CONFLICT, "coupon-not-available", "Coupon not available";
-        COUPON_OTHER_BRAND: UNPROCESSABLE_ENTITY, "coupon-other-brand", "Coupon of another brand";
-        COUPON_WRONG_KIND: UNPROCESSABLE_ENTITY, "coupon-wrong-kind", "Coupon for another certificate";
-        CREDIT_EXCEEDS_INVOICE: CONFLICT, "credit-exceeds-invoice", "Credit exceeds invoice";
-        CSR_OLD_KEY: UNPROCESSABLE_ENTITY, "csr-old-key", "CSR reuses a key";
-        CSR_SUBJECT_MISMATCH: UNPROCESSABLE_ENTITY, "csr-subject-mismatch", "CSR subject differs";
-        DEVICE_END_OF_LIFE: CONFLICT, "device-end-of-life", "Device at the end of its life";
-        DEVICE_GONE: NOT_FOUND, "unknown-device", "Unknown device";
-        DEVICE_RENEWAL_LIMIT: CONFLICT, "device-renewal-limit", "Device already renewed";
-        EMAIL_ALREADY_CONFIRMED: CONFLICT, "email-already-confirmed", "Email already confirmed";
-        EMAIL_NOT_CONFIRMED: FORBIDDEN, "email-not-confirmed", "Forbidden";
-        EMAIL_TAKEN: CONFLICT, "email-taken", "Email taken";
-        INSUFFICIENT_FUNDS: CONFLICT, "insufficient-funds", "Insufficient funds";
-        INVALID_FIELD: BAD_REQUEST, "invalid-field", "Invalid field";
-        INVALID_SDI_NOTIFICATION: UNPROCESSABLE_ENTITY, "invalid-sdi-notification", "Not an SdI notification";
-        INVOICE_NOT_REJECTED: CONFLICT, "invoice-not-rejected", "Invoice not rejected";
-        NOTHING_TO_REFUND: CONFLICT, "nothing-to-refund", "Nothing to refund";
-        NOTHING_TO_RENEW: UNPROCESSABLE_ENTITY, "nothing-to-renew", "Nothing to renew";
-        NOT_AN_OFFICER: CONFLICT, "not-an-officer", "Not a registration officer";
-        NOT_OF_THIS_CA: NOT_FOUND, "unknown-certificate", "Unknown certificate";
-        NOT_ON_DEVICE: NOT_FOUND, "unknown-certificate", "Certificate not on this device";
-        NO_APPLICATION: NOT_FOUND, "no-application", "No application";
-        NO_BILLING_DATA: NOT_FOUND, "billing-data-missing", "Billing data missing";
-        NO_UNUSED_CODES: CONFLICT, "no-unused-codes", "No unused codes";
-        ORDER_NOT_FULFILLED: CONFLICT, "order-not-fulfilled", "Order not fulfilled";
-        ORDER_TOO_LARGE: UNPROCESSABLE_ENTITY, "order-too-large", "Order too large";
-        OTHER_BRAND: FORBIDDEN, "other-brand", "Forbidden";
-        OUTSIDE_RENEWAL_WINDOW: CONFLICT, "outside-renewal-window", "Outside the renewal window";
-        OWN_ACCOUNT: FORBIDDEN, "own-account", "Forbidden";
-        PAYMENT_PROVIDER_REFUSED: BAD_GATEWAY, "payment-provider-refused", "Payment provider refused";
-        PAYMENT_PROVIDER_UNAVAILABLE: SERVICE_UNAVAILABLE, "payment-provider-unavailable", "Payment provider unavailable";
-        PAYMENT_STATE: CONFLICT, "payment-state", "Not possible in this state";
-        RENEWAL_NOT_ISSUED: CONFLICT, "renewal-not-issued", "Renewal not issued";
-        RENEWAL_PENDING: CONFLICT, "renewal-pending", "Renewal already in progress";
-        RENEWED_CERTIFICATE_NOT_ACTIVE: CONFLICT, "certificate-not-active", "Certificate revoked or superseded";
-        RESET_LINK_INVALID: BAD_REQUEST, "reset-link-invalid", "Reset link not valid";
-        SDI_NOTIFICATION_CONFLICT: CONFLICT, "sdi-notification-conflict", "Another notification has this file name";
-        SIGNATURE_CERTIFICATE_SIGN_IN: UNAUTHORIZED, "signature-certificate-sign-in", "Signature certificate cannot sign in";
-        SIGN_IN_CERTIFICATE_NOT_ACTIVE: UNAUTHORIZED, "certificate-not-active", "Certificate revoked or superseded";
-        SIGN_IN_UNKNOWN_CERTIFICATE: UNAUTHORIZED, "unknown-certificate", "Certificate not in the registry";
-        STATEMENT_OF_ANOTHER_ACCOUNT: UNPROCESSABLE_ENTITY, "statement-of-another-account", "Statement of another account";
-        TOO_MANY_REQUESTS: TOO_MANY_REQUESTS, "too-many-requests", "Too many requests";
-        UNAUTHORIZED: UNAUTHORIZED, "unauthorized", "Unauthorized";
-        UNKNOWN_ACCOUNT: NOT_FOUND, "unknown-account", "Unknown account";
-        UNKNOWN_APPLICATION: NOT_FOUND, "unknown-application", "Unknown application";
-        UNKNOWN_CARD_PAYMENT: NOT_FOUND, "unknown-card-payment", "Unknown card payment";
-        UNKNOWN_COUPON: NOT_FOUND, "unknown-coupon", "Unknown coupon";
-        UNKNOWN_COUPON_CODE: UNPROCESSABLE_ENTITY, "unknown-coupon", "Unknown coupon";
-        UNKNOWN_DEAD_REFUND: NOT_FOUND, "unknown-dead-refund", "Unknown dead refund";
-        UNKNOWN_EMAIL: NOT_FOUND, "unknown-email", "Unknown email";
-        UNKNOWN_HOLDER: NOT_FOUND, "unknown-holder", "Unknown holder";
-        UNKNOWN_INVOICE: NOT_FOUND, "unknown-invoice", "Unknown invoice";
-        UNKNOWN_ORDER: NOT_FOUND, "unknown-order", "Unknown order";
-        UNKNOWN_PAYMENT: NOT_FOUND, "unknown-payment", "Unknown payment";
-        UNKNOWN_PRODUCT: NOT_FOUND, "unknown-product", "Unknown product";
-        UNKNOWN_RENEWAL: NOT_FOUND, "unknown-renewal", "Unknown renewal";
-        UNKNOWN_TRANSMISSION: NOT_FOUND, "unknown-transmission", "Unknown transmission";
-        UNKNOWN_USER: NOT_FOUND, "unknown-user", "Unknown user";
-        UNTRUSTED_CERTIFICATE: UNAUTHORIZED, "untrusted-certificate", "Certificate not trusted";
-        USER_STATE: CONFLICT, "user-state", "Not possible in this state";
-    }
-}
-use kinds::*;
-
 /// How the refusal is framed in problem JSON: some have their own variant of
 /// [`ApiError`] (and headers: `WWW-Authenticate`, `Retry-After`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,10 +64,8 @@ enum Shape {
 /// What a domain refusal is, for every front end.
 #[derive(Debug, Clone)]
 pub struct Identity {
-    pub status: StatusCode,
-    /// The last segment of the problem `type`: `/problems/<slug>`.
-    pub slug: &'static str,
-    pub title: &'static str,
+    /// The status, the problem `type` and its title.
+    pub kind: ProblemKind,
     /// The problem's `detail`, in English.
     pub detail: String,
     /// The input field the refusal is about, and the rule it broke.
@@ -198,9 +86,7 @@ impl Identity {
     /// A refusal of `kind`, with its English `detail` and what the pages tell the user.
     pub fn of(kind: ProblemKind, detail: impl ToString, italian: impl Into<String>) -> Self {
         Self {
-            status: kind.status,
-            slug: kind.slug,
-            title: kind.title,
+            kind,
             detail: detail.to_string(),
             field: None,
             italian: italian.into(),
@@ -282,9 +168,7 @@ impl Identity {
 impl From<Identity> for ApiError {
     fn from(identity: Identity) -> Self {
         let Identity {
-            status,
-            slug,
-            title,
+            kind,
             detail,
             field,
             errors,
@@ -319,9 +203,7 @@ impl From<Identity> for ApiError {
                     None => (detail, None),
                 };
                 ApiError::Refused {
-                    status,
-                    problem: slug,
-                    title,
+                    kind,
                     errors: field.into_iter().chain(errors).collect(),
                     detail,
                 }
@@ -1260,26 +1142,5 @@ impl Identify for BillingError {
             BillingError::Missing => billing_data_missing(NO_BILLING_DATA, &detail),
             BillingError::Storage(e) => return Err(e),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::kinds;
-
-    /// Clients switch on the problem `type`: the README's table of errors is where they
-    /// learn each one, so a kind of refusal added here without its row fails.
-    #[test]
-    fn the_readme_names_every_kind_of_refusal() {
-        let readme = include_str!("../../README.md");
-        let missing: Vec<&str> = kinds::ALL
-            .iter()
-            .map(|kind| kind.slug)
-            .filter(|slug| !readme.contains(&format!("`/problems/{slug}`")))
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "no row in the README's Errors table: {missing:?}"
-        );
     }
 }

@@ -13,6 +13,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, FromRequest, HttpRequest};
 
+use super::problem::kinds;
 use super::{ApiError, AppState};
 use crate::auth::{sessions, Role};
 
@@ -114,8 +115,8 @@ async fn with_role<T>(
     if allowed(user.role) {
         Ok(wrap(user))
     } else {
-        Err(ApiError::forbidden(
-            "forbidden-role",
+        Err(ApiError::refused(
+            kinds::FORBIDDEN_ROLE,
             format!("a {} may not do this", user.role),
         ))
     }

@@ -6,6 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::problem::kinds;
 use super::{ApiError, AppState};
 use crate::db::DbConnection;
 use crate::idempotency::{self, IdempotencyError, IdempotencyKey};
@@ -86,9 +87,7 @@ where
             }) {
                 Ok(outcome) => Ok(outcome),
                 Err(IdempotencyError::KeyReused) => Err(ApiError::refused(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "idempotency-key-reused",
-                    "Idempotency key reused",
+                    kinds::IDEMPOTENCY_KEY_REUSED,
                     "this Idempotency-Key was already used for a different request",
                 )),
                 Err(IdempotencyError::Work(e)) => Err(e),

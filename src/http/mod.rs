@@ -71,9 +71,7 @@ pub fn refuse_long_url(request: &actix_web::dev::ServiceRequest) -> Option<HttpR
     (length > MAX_URL_LENGTH).then(|| {
         actix_web::ResponseError::error_response(
             &ApiError::refused(
-                actix_web::http::StatusCode::URI_TOO_LONG,
-                "url-too-long",
-                "URI Too Long",
+                problem::kinds::URL_TOO_LONG,
                 format!("the URL has {length} characters; at most {MAX_URL_LENGTH} are served"),
             )
             .on_field("url", "max_length"),

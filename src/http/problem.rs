@@ -1,5 +1,6 @@
 //! Errors as RFC 9457 `application/problem+json`. [`ApiError`] is the one error type of
-//! the HTTP layer: each variant maps once, here, to a status and a stable problem `type`.
+//! the HTTP layer: each variant maps once, here, to a kind of problem (a status and a
+//! stable problem `type`), and [`kinds`] is the one table of every kind the API answers with.
 //! Domain errors reach it through their identity (`errors.rs`), shared with the pages.
 //! [`problem_for_any_error`] makes sure that responses actix produces on its own (unknown
 //! route, wrong method, body too large) are problem JSON as well.
@@ -47,6 +48,126 @@ impl FieldError {
     }
 }
 
+/// A kind of refusal, as a client tells it apart: the HTTP status, the problem `type`
+/// slug and its title. Each is declared once, in `kinds`, however many domain errors (or
+/// refusals of the HTTP layer itself: a malformed body, a role that may not call) end in
+/// it. A slug that means something else on another endpoint (`unknown-certificate`: not
+/// in the registry at sign-in, not on the device in a renewal, not this service's CA's in
+/// the renewal information) is a kind of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProblemKind {
+    pub status: StatusCode,
+    pub slug: &'static str,
+    pub title: &'static str,
+}
+
+/// Declares each kind as a constant, one line a kind, so the table reads as a table.
+macro_rules! problem_kinds {
+    ($($name:ident: $status:ident, $slug:literal, $title:literal;)*) => {
+        $(pub const $name: ProblemKind = ProblemKind {
+            status: StatusCode::$status,
+            slug: $slug,
+            title: $title,
+        };)*
+
+        /// Every kind, for what must name them all (the README's table of errors).
+        #[cfg(test)]
+        pub const ALL: &[ProblemKind] = &[$($name),*];
+    };
+}
+
+/// Every kind of refusal, by name.
+pub mod kinds {
+    use super::{ProblemKind, StatusCode};
+    #[rustfmt::skip]
+    problem_kinds! {
+        ACCOUNT_DISABLED: FORBIDDEN, "account-disabled", "Forbidden";
+        AGENT_CHALLENGE: UNAUTHORIZED, "agent-challenge", "Challenge not valid";
+        ALREADY_OFFICER: CONFLICT, "already-officer", "Already a registration officer";
+        APPLICATION_DECIDED: CONFLICT, "application-decided", "Application already decided";
+        APPLICATION_PENDING: CONFLICT, "application-pending", "Application already pending";
+        BAD_SIGNATURE: UNAUTHORIZED, "bad-signature", "Signature not valid";
+        BILLING_DATA_MISSING: CONFLICT, "billing-data-missing", "Billing data missing";
+        CARD_PAYMENTS_OFF: NOT_FOUND, "card-payments-off", "Card payments are off";
+        CARD_PAYMENT_CLOSED: CONFLICT, "card-payment-closed", "Card payment closed";
+        CARD_PAYMENT_STATE: CONFLICT, "card-payment-state", "Not possible in this state";
+        CERTIFICATE_NOT_VALID_NOW: UNAUTHORIZED, "certificate-not-valid-now", "Certificate not valid now";
+        COUPON_ALREADY_USED: CONFLICT, "coupon-not-available", "Coupon already used";
+        COUPON_EXPIRED: UNPROCESSABLE_ENTITY, "coupon-expired", "Coupon expired";
+        COUPON_NOT_AVAILABLE: CONFLICT, "coupon-not-available", "Coupon not available";
+        COUPON_OTHER_BRAND: UNPROCESSABLE_ENTITY, "coupon-other-brand", "Coupon of another brand";
+        COUPON_WRONG_KIND: UNPROCESSABLE_ENTITY, "coupon-wrong-kind", "Coupon for another certificate";
+        CREDIT_EXCEEDS_INVOICE: CONFLICT, "credit-exceeds-invoice", "Credit exceeds invoice";
+        CSR_OLD_KEY: UNPROCESSABLE_ENTITY, "csr-old-key", "CSR reuses a key";
+        CSR_SUBJECT_MISMATCH: UNPROCESSABLE_ENTITY, "csr-subject-mismatch", "CSR subject differs";
+        DEVICE_END_OF_LIFE: CONFLICT, "device-end-of-life", "Device at the end of its life";
+        DEVICE_GONE: NOT_FOUND, "unknown-device", "Unknown device";
+        DEVICE_RENEWAL_LIMIT: CONFLICT, "device-renewal-limit", "Device already renewed";
+        EMAIL_ALREADY_CONFIRMED: CONFLICT, "email-already-confirmed", "Email already confirmed";
+        EMAIL_NOT_CONFIRMED: FORBIDDEN, "email-not-confirmed", "Forbidden";
+        EMAIL_TAKEN: CONFLICT, "email-taken", "Email taken";
+        FORBIDDEN_ROLE: FORBIDDEN, "forbidden-role", "Forbidden";
+        IDEMPOTENCY_KEY_REUSED: UNPROCESSABLE_ENTITY, "idempotency-key-reused", "Idempotency key reused";
+        INSUFFICIENT_FUNDS: CONFLICT, "insufficient-funds", "Insufficient funds";
+        INTERNAL: INTERNAL_SERVER_ERROR, "internal", "Internal error";
+        INVALID_FIELD: BAD_REQUEST, "invalid-field", "Invalid field";
+        INVALID_NOTIFICATION: BAD_REQUEST, "invalid-notification", "Invalid notification";
+        INVALID_SDI_NOTIFICATION: UNPROCESSABLE_ENTITY, "invalid-sdi-notification", "Not an SdI notification";
+        INVOICE_NOT_REJECTED: CONFLICT, "invoice-not-rejected", "Invoice not rejected";
+        MALFORMED_REQUEST: BAD_REQUEST, "malformed-request", "Malformed request";
+        METHOD_NOT_ALLOWED: METHOD_NOT_ALLOWED, "method-not-allowed", "Method Not Allowed";
+        NOTHING_TO_REFUND: CONFLICT, "nothing-to-refund", "Nothing to refund";
+        NOTHING_TO_RENEW: UNPROCESSABLE_ENTITY, "nothing-to-renew", "Nothing to renew";
+        NOT_AN_OFFICER: CONFLICT, "not-an-officer", "Not a registration officer";
+        NOT_OF_THIS_CA: NOT_FOUND, "unknown-certificate", "Unknown certificate";
+        NOT_ON_DEVICE: NOT_FOUND, "unknown-certificate", "Certificate not on this device";
+        NO_APPLICATION: NOT_FOUND, "no-application", "No application";
+        NO_BILLING_DATA: NOT_FOUND, "billing-data-missing", "Billing data missing";
+        NO_ROUTE: NOT_FOUND, "not-found", "Not Found";
+        NO_UNUSED_CODES: CONFLICT, "no-unused-codes", "No unused codes";
+        ORDER_NOT_FULFILLED: CONFLICT, "order-not-fulfilled", "Order not fulfilled";
+        ORDER_TOO_LARGE: UNPROCESSABLE_ENTITY, "order-too-large", "Order too large";
+        OTHER_BRAND: FORBIDDEN, "other-brand", "Forbidden";
+        OUTSIDE_RENEWAL_WINDOW: CONFLICT, "outside-renewal-window", "Outside the renewal window";
+        OWN_ACCOUNT: FORBIDDEN, "own-account", "Forbidden";
+        PAYLOAD_TOO_LARGE: PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large";
+        PAYMENT_PROVIDER_REFUSED: BAD_GATEWAY, "payment-provider-refused", "Payment provider refused";
+        PAYMENT_PROVIDER_UNAVAILABLE: SERVICE_UNAVAILABLE, "payment-provider-unavailable", "Payment provider unavailable";
+        PAYMENT_STATE: CONFLICT, "payment-state", "Not possible in this state";
+        RENEWAL_NOT_ISSUED: CONFLICT, "renewal-not-issued", "Renewal not issued";
+        RENEWAL_PENDING: CONFLICT, "renewal-pending", "Renewal already in progress";
+        RENEWED_CERTIFICATE_NOT_ACTIVE: CONFLICT, "certificate-not-active", "Certificate revoked or superseded";
+        RESET_LINK_INVALID: BAD_REQUEST, "reset-link-invalid", "Reset link not valid";
+        SDI_NOTIFICATION_CONFLICT: CONFLICT, "sdi-notification-conflict", "Another notification has this file name";
+        SIGNATURE_CERTIFICATE_SIGN_IN: UNAUTHORIZED, "signature-certificate-sign-in", "Signature certificate cannot sign in";
+        SIGN_IN_CERTIFICATE_NOT_ACTIVE: UNAUTHORIZED, "certificate-not-active", "Certificate revoked or superseded";
+        SIGN_IN_UNKNOWN_CERTIFICATE: UNAUTHORIZED, "unknown-certificate", "Certificate not in the registry";
+        STATEMENT_OF_ANOTHER_ACCOUNT: UNPROCESSABLE_ENTITY, "statement-of-another-account", "Statement of another account";
+        STORAGE_READ_ONLY: SERVICE_UNAVAILABLE, "storage-read-only", "Storage read-only";
+        TOO_MANY_REQUESTS: TOO_MANY_REQUESTS, "too-many-requests", "Too many requests";
+        UNAUTHORIZED: UNAUTHORIZED, "unauthorized", "Unauthorized";
+        UNAVAILABLE: SERVICE_UNAVAILABLE, "unavailable", "Service unavailable";
+        UNKNOWN_ACCOUNT: NOT_FOUND, "unknown-account", "Unknown account";
+        UNKNOWN_APPLICATION: NOT_FOUND, "unknown-application", "Unknown application";
+        UNKNOWN_CARD_PAYMENT: NOT_FOUND, "unknown-card-payment", "Unknown card payment";
+        UNKNOWN_COUPON: NOT_FOUND, "unknown-coupon", "Unknown coupon";
+        UNKNOWN_COUPON_CODE: UNPROCESSABLE_ENTITY, "unknown-coupon", "Unknown coupon";
+        UNKNOWN_DEAD_REFUND: NOT_FOUND, "unknown-dead-refund", "Unknown dead refund";
+        UNKNOWN_EMAIL: NOT_FOUND, "unknown-email", "Unknown email";
+        UNKNOWN_HOLDER: NOT_FOUND, "unknown-holder", "Unknown holder";
+        UNKNOWN_INVOICE: NOT_FOUND, "unknown-invoice", "Unknown invoice";
+        UNKNOWN_ORDER: NOT_FOUND, "unknown-order", "Unknown order";
+        UNKNOWN_PAYMENT: NOT_FOUND, "unknown-payment", "Unknown payment";
+        UNKNOWN_PRODUCT: NOT_FOUND, "unknown-product", "Unknown product";
+        UNKNOWN_RENEWAL: NOT_FOUND, "unknown-renewal", "Unknown renewal";
+        UNKNOWN_TRANSMISSION: NOT_FOUND, "unknown-transmission", "Unknown transmission";
+        UNKNOWN_USER: NOT_FOUND, "unknown-user", "Unknown user";
+        UNTRUSTED_CERTIFICATE: UNAUTHORIZED, "untrusted-certificate", "Certificate not trusted";
+        URL_TOO_LONG: URI_TOO_LONG, "url-too-long", "URI Too Long";
+        USER_STATE: CONFLICT, "user-state", "Not possible in this state";
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Input values broke the rules of their types; each error names field and rule.
@@ -61,9 +182,7 @@ pub enum ApiError {
     /// A rule of the domain refused the request (forbidden, not found, conflict...).
     #[error("{detail}")]
     Refused {
-        status: StatusCode,
-        problem: &'static str,
-        title: &'static str,
+        kind: ProblemKind,
         detail: String,
         /// The input field the refusal is about, when there is one.
         errors: Vec<FieldError>,
@@ -117,32 +236,10 @@ impl ApiError {
         }])
     }
 
-    pub fn not_found(
-        problem: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
-        Self::refused(StatusCode::NOT_FOUND, problem, title, detail)
-    }
-
-    pub fn forbidden(problem: &'static str, detail: impl Into<String>) -> Self {
-        Self::refused(StatusCode::FORBIDDEN, problem, "Forbidden", detail)
-    }
-
-    pub fn conflict(problem: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self::refused(StatusCode::CONFLICT, problem, title, detail)
-    }
-
-    pub fn refused(
-        status: StatusCode,
-        problem: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
+    /// A refusal of `kind`, with its English `detail`.
+    pub fn refused(kind: ProblemKind, detail: impl Into<String>) -> Self {
         Self::Refused {
-            status,
-            problem,
-            title,
+            kind,
             detail: detail.into(),
             errors: Vec::new(),
         }
@@ -151,21 +248,13 @@ impl ApiError {
     /// A refusal about one input field: the problem names the field and the rule too.
     pub fn on_field(self, field: &str, rule: &str) -> Self {
         match self {
-            Self::Refused {
-                status,
-                problem,
-                title,
-                detail,
-                ..
-            } => Self::Refused {
+            Self::Refused { kind, detail, .. } => Self::Refused {
                 errors: vec![FieldError {
                     field: field.to_owned(),
                     rule: rule.to_owned(),
                     detail: detail.clone(),
                 }],
-                status,
-                problem,
-                title,
+                kind,
                 detail,
             },
             other => other,
@@ -187,27 +276,37 @@ impl ApiError {
         }
     }
 
+    /// The kind of problem this is: its status, `type` and title.
+    fn kind(&self) -> ProblemKind {
+        match self {
+            Self::Invalid(_) => kinds::INVALID_FIELD,
+            Self::MalformedRequest(_) => kinds::MALFORMED_REQUEST,
+            Self::Unauthorized(_) => kinds::UNAUTHORIZED,
+            Self::Refused { kind, .. } => *kind,
+            Self::TooManyRequests { .. } => kinds::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => kinds::UNAVAILABLE,
+            Self::StorageReadOnly { .. } => kinds::STORAGE_READ_ONLY,
+            Self::Unexpected(_) => kinds::INTERNAL,
+        }
+    }
+
     fn problem(&self) -> Problem {
-        let (problem, title, errors) = match self {
-            Self::Invalid(fields) => ("invalid-field", "Invalid field", fields.clone()),
-            Self::MalformedRequest(_) => ("malformed-request", "Malformed request", vec![]),
-            Self::Unauthorized(_) => ("unauthorized", "Unauthorized", vec![]),
-            Self::Refused {
-                problem,
-                title,
-                errors,
-                ..
-            } => (*problem, *title, errors.clone()),
-            Self::TooManyRequests { .. } => ("too-many-requests", "Too many requests", vec![]),
-            Self::Unavailable(_) => ("unavailable", "Service unavailable", vec![]),
-            Self::StorageReadOnly { .. } => ("storage-read-only", "Storage read-only", vec![]),
-            Self::Unexpected(_) => ("internal", "Internal error", vec![]),
+        let errors = match self {
+            Self::Invalid(fields) => fields.clone(),
+            Self::Refused { errors, .. } => errors.clone(),
+            _ => vec![],
         };
-        Problem {
-            problem_type: format!("/problems/{problem}"),
-            title: title.to_owned(),
-            status: self.status_code().as_u16(),
-            detail: self.to_string(),
+        Problem::of(self.kind(), self.to_string(), errors)
+    }
+}
+
+impl Problem {
+    fn of(kind: ProblemKind, detail: String, errors: Vec<FieldError>) -> Self {
+        Self {
+            problem_type: format!("/problems/{}", kind.slug),
+            title: kind.title.to_owned(),
+            status: kind.status.as_u16(),
+            detail,
             errors,
         }
     }
@@ -265,14 +364,7 @@ impl FieldErrors {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::Invalid(_) | Self::MalformedRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Refused { status, .. } => *status,
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::StorageReadOnly { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.kind().status
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -336,29 +428,36 @@ pub fn problem_for_any_error<B>(
         ));
     }
     let status = response.status();
-    let (problem, detail) = match status {
-        StatusCode::NOT_FOUND => ("not-found", "no resource at this address".to_owned()),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "method-not-allowed",
+    let problem = match status {
+        StatusCode::NOT_FOUND => Problem::of(
+            kinds::NO_ROUTE,
+            "no resource at this address".to_owned(),
+            vec![],
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => Problem::of(
+            kinds::METHOD_NOT_ALLOWED,
             format!("{} is not allowed here", response.request().method()),
+            vec![],
         ),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "payload-too-large",
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::of(
+            kinds::PAYLOAD_TOO_LARGE,
             "the request body is larger than allowed".to_owned(),
+            vec![],
         ),
-        _ => (
-            "http-error",
-            status.canonical_reason().unwrap_or("error").to_owned(),
-        ),
+        // Whatever else actix answers on its own keeps its status, under a generic type.
+        _ => {
+            let reason = status.canonical_reason().unwrap_or("Error");
+            Problem {
+                problem_type: "/problems/http-error".to_owned(),
+                title: reason.to_owned(),
+                status: status.as_u16(),
+                detail: reason.to_owned(),
+                errors: vec![],
+            }
+        }
     };
     let (request, old) = response.into_parts();
-    let mut new = problem_response(&Problem {
-        problem_type: format!("/problems/{problem}"),
-        title: status.canonical_reason().unwrap_or("Error").to_owned(),
-        status: status.as_u16(),
-        detail,
-        errors: vec![],
-    });
+    let mut new = problem_response(&problem);
     for (name, value) in old.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             new.headers_mut().append(name.clone(), value.clone());
@@ -481,4 +580,65 @@ pub fn query_error(error: actix_web::error::QueryPayloadError) -> actix_web::Err
 
 pub fn malformed_query(error: actix_web::error::QueryPayloadError) -> ApiError {
     ApiError::MalformedRequest(format!("the query string does not fit: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::kinds;
+
+    /// Clients switch on the problem `type`: the README's table of errors is where they
+    /// learn each one, so a kind of refusal added here without its row fails.
+    #[test]
+    fn the_readme_names_every_kind_of_refusal() {
+        let readme = include_str!("../../README.md");
+        let missing: Vec<&str> = kinds::ALL
+            .iter()
+            .map(|kind| kind.slug)
+            .filter(|slug| !readme.contains(&format!("`/problems/{slug}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "no row in the README's Errors table: {missing:?}"
+        );
+    }
+
+    /// The API document names, in each operation's responses, the problem types a client
+    /// may meet there: each must be a kind this table has, documented under the status that
+    /// kind is answered with, or a client reading the document switches on a refusal that
+    /// never comes.
+    #[test]
+    fn the_api_document_names_each_problem_under_its_own_status() {
+        let mut statuses: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
+        for kind in kinds::ALL {
+            statuses
+                .entry(kind.slug)
+                .or_default()
+                .push(kind.status.as_u16());
+        }
+        let document = serde_json::to_value(crate::http::openapi::document()).unwrap();
+        let mut wrong = Vec::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let Some(responses) = operation["responses"].as_object() else {
+                    continue;
+                };
+                for (status, response) in responses {
+                    let description = response["description"].as_str().unwrap_or_default();
+                    for named in description.split("/problems/").skip(1) {
+                        let slug: String = named
+                            .chars()
+                            .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                            .collect();
+                        let known = statuses.get(slug.as_str());
+                        if !known.is_some_and(|s| s.iter().any(|s| s.to_string() == *status)) {
+                            wrong.push(format!("{method} {path} {status}: {slug} is {known:?}"));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
 }

@@ -12,7 +12,7 @@ use super::billing::BillingRequest;
 use super::extract::BackOffice;
 use super::json::JsonObject;
 use super::operation::{backoffice_action, backoffice_list, Acting, Found, Listing};
-use super::problem::FieldErrors;
+use super::problem::{kinds, FieldErrors};
 use super::query::{page_of, NoFilters, Params};
 use super::responses::NotOperator;
 use super::{ApiError, ApiResult, AppState, Problem};
@@ -26,9 +26,7 @@ use crate::invoices::{DocumentKind, InvoiceStatus};
 /// A part or body over the limit: 413, before the rest is read.
 fn too_large() -> ApiError {
     ApiError::refused(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload-too-large",
-        "Payload too large",
+        kinds::PAYLOAD_TOO_LARGE,
         format!(
             "an SdI notification file is at most {} KB",
             MAX_FILE_BYTES / 1024

@@ -24,6 +24,7 @@ use crate::card::{CardProgress, CardStatus};
 use crate::coupons::{self, CouponCode};
 use crate::email_address::EmailAddress;
 use crate::http::italian::{covers_label, entry_kind_label, order_status_label};
+use crate::http::problem::kinds;
 use crate::http::AppState;
 use crate::money::PositiveMoney;
 use crate::orders;
@@ -174,11 +175,7 @@ async fn update_profile(
                 let errors = BTreeMap::from([("current_password", refused.italian)]);
                 profile_again(&shop, &form, errors).await
             }
-            Some("email") if refused.slug == "email-taken" => {
-                let errors = BTreeMap::from([("email", refused.italian)]);
-                profile_again(&shop, &form, errors).await
-            }
-            _ if refused.slug == "email-taken" => {
+            _ if refused.kind == kinds::EMAIL_TAKEN => {
                 let errors = BTreeMap::from([("email", refused.italian)]);
                 profile_again(&shop, &form, errors).await
             }
@@ -641,7 +638,7 @@ async fn check_coupon(
         Err(error) => {
             let identity = refusal(error)?;
             context["error"] = json!(identity.italian);
-            let response = page(&state, &csrf, identity.status, "verifica", context)?;
+            let response = page(&state, &csrf, identity.kind.status, "verifica", context)?;
             Ok(with_retry_after(response, &identity))
         }
     }

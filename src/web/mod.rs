@@ -112,7 +112,7 @@ pub fn with_retry_after(mut response: HttpResponse, identity: &Identity) -> Http
 /// The status of a form shown again with a refusal: what was typed is wrong (422) where
 /// the API answers that the field is invalid (400) or names nothing known (404).
 pub fn form_status(identity: &Identity) -> StatusCode {
-    match identity.status {
+    match identity.kind.status {
         StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => StatusCode::UNPROCESSABLE_ENTITY,
         other => other,
     }
@@ -121,7 +121,7 @@ pub fn form_status(identity: &Identity) -> StatusCode {
 impl From<Identity> for WebError {
     fn from(identity: Identity) -> Self {
         Self::Refused {
-            status: identity.status,
+            status: identity.kind.status,
             message: identity.italian,
         }
     }

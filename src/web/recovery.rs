@@ -151,5 +151,5 @@ fn invalid_link_page(visitor: &VisitorPage, refused: crate::http::Identity) -> P
     let fields = json!({
         "token": "", "invalid": refused.italian, "errors": {}, "min_length": MIN_LENGTH,
     });
-    visitor.render(refused.status, NEW_PASSWORD, fields)
+    visitor.render(refused.kind.status, NEW_PASSWORD, fields)
 }

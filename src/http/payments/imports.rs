@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::extract::BackOffice;
 use crate::http::operation::{backoffice_list, Found, Listing};
+use crate::http::problem::kinds;
 use crate::http::query::{page_of, NoFilters, Params};
 use crate::http::responses::NotOperator;
 use crate::http::{ApiError, ApiResult, AppState, Problem};
@@ -69,9 +70,7 @@ async fn spool<E: std::fmt::Display>(
         .await
         .map_err(|error| match error {
             UploadError::TooLarge => ApiError::refused(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload-too-large",
-                "Payload too large",
+                kinds::PAYLOAD_TOO_LARGE,
                 format!(
                     "statements up to {} MB are accepted (RINNOVO_STATEMENT_MAX_MB)",
                     limit / (1024 * 1024)

@@ -74,7 +74,7 @@ pub(super) async fn retry_email(
                 Page::default(),
                 Value::Null,
                 Some(identity.italian),
-                identity.status,
+                identity.kind.status,
             )
             .await
         }

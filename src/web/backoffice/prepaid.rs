@@ -224,7 +224,7 @@ pub(super) async fn adjust(
             }
             Err(identity) => {
                 form.amount_error = Some(identity.italian);
-                identity.status
+                identity.kind.status
             }
         }
     } else {

@@ -133,7 +133,7 @@ pub(super) async fn retry(
                 page,
                 Value::Null,
                 Some(identity.italian),
-                identity.status,
+                identity.kind.status,
             )
             .await
         }

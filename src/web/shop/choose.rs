@@ -115,7 +115,7 @@ pub(super) async fn devices(shop: BuyerPage, request: HttpRequest, query: Query)
         // error page.
         Err(error) => {
             let identity = refusal(error)?;
-            let response = holder_again(identity.status, identity.italian.clone())?;
+            let response = holder_again(identity.kind.status, identity.italian.clone())?;
             return Ok(with_retry_after(response, &identity));
         }
     };

@@ -174,7 +174,7 @@ pub(super) async fn confirm(
         identity.italian
     );
     let context = json!({ "title": "Saldo insufficiente", "detail": detail });
-    shop.render(identity.status, "errore", context)
+    shop.render(identity.kind.status, "errore", context)
 }
 
 /// An unconfirmed buyer at the purchase: why not (the layout's banner beside it has the
@@ -182,5 +182,5 @@ pub(super) async fn confirm(
 fn unconfirmed_page(shop: &BuyerPage, refused: ConfirmationError) -> PageResult {
     let identity = refusal(refused)?;
     let context = json!({ "title": "Conferma la tua email", "detail": identity.italian });
-    shop.render(identity.status, "errore", context)
+    shop.render(identity.kind.status, "errore", context)
 }

@@ -13,6 +13,7 @@ use crate::auth::{
     account, password, sessions, web_sessions, NewPassword, NewUser, Role, UserError,
 };
 use crate::email_address::EmailAddress;
+use crate::http::problem::kinds;
 use crate::http::AppState;
 use crate::validation::PersonName;
 use crate::web::{
@@ -97,11 +98,12 @@ fn sign_in_refused(
 ) -> PageResult {
     let identity = refusal(error)?;
     // Wrong credentials, or a disabled account (told only once the password matched).
-    if identity.status != StatusCode::UNAUTHORIZED && identity.slug != "account-disabled" {
+    if identity.kind.status != StatusCode::UNAUTHORIZED && identity.kind != kinds::ACCOUNT_DISABLED
+    {
         return Err(identity.into());
     }
     let fields = json!({ "email": email, "error": identity.italian, "notice": null });
-    visitor.render(identity.status, SIGN_IN, fields)
+    visitor.render(identity.kind.status, SIGN_IN, fields)
 }
 
 #[derive(Deserialize, Default)]
