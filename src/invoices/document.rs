@@ -12,8 +12,9 @@ use crate::catalog::round_to_cent;
 use crate::money::Money;
 use crate::transfer::PaymentMethod;
 
-/// An address as FatturaPA has it (Sede).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An address as FatturaPA has it (Sede): the file is written from it, and the courtesy
+/// copy reads it back into it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Address {
     pub indirizzo: String,
     /// Five digits.

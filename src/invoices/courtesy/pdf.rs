@@ -111,16 +111,15 @@ fn parties(pages: &mut Pages, view: &DocumentView) {
 /// A party's address and tax codes, a line each.
 fn party_lines(party: &Party) -> Vec<String> {
     let mut lines = Vec::new();
-    if !party.indirizzo.is_empty() {
-        lines.push(party.indirizzo.clone());
-        let provincia = party
-            .provincia
-            .as_ref()
+    let sede = &party.sede;
+    if !sede.indirizzo.is_empty() {
+        lines.push(sede.indirizzo.clone());
+        let provincia = (sede.provincia.as_ref())
             .map(|p| format!(" ({p})"))
             .unwrap_or_default();
         lines.push(format!(
             "{} {}{provincia} {}",
-            party.cap, party.comune, party.nazione
+            sede.cap, sede.comune, sede.nazione
         ));
     }
     if let Some(partita_iva) = &party.partita_iva {

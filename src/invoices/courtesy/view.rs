@@ -7,6 +7,7 @@ use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
+use crate::invoices::document::Address;
 use crate::invoices::DocumentKind;
 use crate::money::Money;
 
@@ -17,11 +18,8 @@ pub struct Party {
     pub name: String,
     pub partita_iva: Option<String>,
     pub codice_fiscale: Option<String>,
-    pub indirizzo: String,
-    pub cap: String,
-    pub comune: String,
-    pub provincia: Option<String>,
-    pub nazione: String,
+    /// Empty only in a damaged file: every FatturaPA party has its Sede.
+    pub sede: Address,
     /// The seller's RegimeFiscale.
     pub regime_fiscale: Option<String>,
     /// The seller's REA entry, as "ufficio numero".
@@ -352,11 +350,11 @@ fn party_leaf(party: &mut Party, names: &mut Names, path: &str, text: &str) {
         "DatiAnagrafici/Anagrafica/Denominazione" => names.denominazione = value(),
         "DatiAnagrafici/Anagrafica/Nome" => names.nome = value(),
         "DatiAnagrafici/Anagrafica/Cognome" => names.cognome = value(),
-        "Sede/Indirizzo" => party.indirizzo = text.to_owned(),
-        "Sede/CAP" => party.cap = text.to_owned(),
-        "Sede/Comune" => party.comune = text.to_owned(),
-        "Sede/Provincia" => party.provincia = value(),
-        "Sede/Nazione" => party.nazione = text.to_owned(),
+        "Sede/Indirizzo" => party.sede.indirizzo = text.to_owned(),
+        "Sede/CAP" => party.sede.cap = text.to_owned(),
+        "Sede/Comune" => party.sede.comune = text.to_owned(),
+        "Sede/Provincia" => party.sede.provincia = value(),
+        "Sede/Nazione" => party.sede.nazione = text.to_owned(),
         _ => {}
     }
 }
@@ -439,7 +437,7 @@ mod tests {
         assert_eq!(view.number, "VIS2026-000001");
         assert_eq!(view.seller.name, "Visura S.p.A.");
         assert_eq!(view.buyer.name, "Niccolò D'Amico & Figli");
-        assert_eq!(view.buyer.comune, "Forlì");
+        assert_eq!(view.buyer.sede.comune, "Forlì");
         assert_eq!(view.codice_destinatario.as_deref(), Some("0000000"));
         assert_eq!(view.lines[0].description, "Rinnovo <firma> digitale");
         assert_eq!(view.lines[0].quantity, "2.00");
