@@ -8,9 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::Buyer;
 use super::json::JsonObject;
-use super::problem::FieldErrors;
 use super::responses::{AccountGone, NotBuyer};
-use super::{ApiError, ApiResult, AppState, Problem};
+use super::{ApiResult, AppState, Problem};
 use crate::billing::{self, BillingError, BillingInput, BuyerKind, StoredProfile};
 
 /// The billing data as stored: `null` for what does not apply or was not given.
@@ -211,25 +210,7 @@ pub async fn put(
 ) -> ApiResult {
     let input = BillingInput::from(body.into_inner());
     let stored = state
-        .with_conn(move |conn| {
-            match billing::update(conn, &user.id, &user.brand, &input, Utc::now()) {
-                Err(BillingError::Invalid(fields)) => Ok(Err(fields)),
-                other => other.map(Ok),
-            }
-        })
+        .with_conn(move |conn| billing::update(conn, &user.id, &user.brand, &input, Utc::now()))
         .await?;
-    let stored = match stored {
-        Ok(stored) => stored,
-        Err(fields) => {
-            let mut errors = FieldErrors::default();
-            for invalid in fields {
-                errors.refuse(invalid.field, invalid.error);
-            }
-            errors.finish()?;
-            return Err(ApiError::Unexpected(anyhow::anyhow!(
-                "billing data refused with no field"
-            )));
-        }
-    };
     Ok(HttpResponse::Ok().json(BillingResponse::from(stored)))
 }

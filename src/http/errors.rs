@@ -23,7 +23,7 @@ use crate::auth::recovery::RecoveryError;
 use crate::auth::sessions::SessionError;
 use crate::auth::throttle::Throttled;
 use crate::auth::UserError;
-use crate::billing::BillingError;
+use crate::billing::{BillingError, InvalidField};
 use crate::catalog::bulk::HolderListError;
 use crate::catalog::{CatalogError, ProductChangeError, ProposalError};
 use crate::coupons::{ShownStatus, StatusCheckError, VoidError};
@@ -107,6 +107,29 @@ impl Identity {
         }
     }
 
+    /// 400 `invalid-field` for billing data, every wrong field at once; `prefix` says where
+    /// the data sit in the request (`buyer.` in a resend). The error page shows the first
+    /// field's Italian text; the forms show each field's by its input.
+    fn invalid_billing(fields: Vec<InvalidField>, prefix: &str) -> Result<Self, anyhow::Error> {
+        use crate::validation::Rule;
+        let first = fields
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("billing data refused with no field"))?;
+        let italian = billing_field(first.field, &first.error);
+        let errors = (fields.iter())
+            .map(|invalid| FieldError {
+                field: format!("{prefix}{}", invalid.field),
+                rule: invalid.error.rule().to_owned(),
+                detail: invalid.error.to_string(),
+            })
+            .collect();
+        Ok(Self {
+            errors,
+            shape: Shape::Invalid,
+            ..Self::of(INVALID_FIELD, "", italian)
+        })
+    }
+
     /// 400 `invalid-field`: an input value that breaks `rule`.
     pub fn invalid(
         field: impl Into<String>,
@@ -177,8 +200,12 @@ impl From<Identity> for ApiError {
         } = identity;
         match shape {
             Shape::Invalid => {
-                let (field, rule) = field.unwrap_or_default();
-                ApiError::invalid_field(&field, rule, detail)
+                let named = field.map(|(field, rule)| FieldError {
+                    field,
+                    rule: rule.to_owned(),
+                    detail,
+                });
+                ApiError::Invalid(named.into_iter().chain(errors).collect())
             }
             Shape::Unauthorized => ApiError::Unauthorized(detail),
             Shape::Throttled {
@@ -460,7 +487,6 @@ impl Identify for InvoiceError {
 
 impl Identify for ReceiptError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
-        use crate::validation::Rule;
         let detail = self.to_string();
         Ok(match self {
             ReceiptError::NoFile => Identity::invalid(
@@ -508,16 +534,7 @@ impl Identify for ReceiptError {
                     "Il documento risulta «{}»: si invia di nuovo solo un documento scartato dallo SdI.",
                     invoice_status_label(status)
                 )),
-            // Handlers report every field; one alone still names itself.
-            ReceiptError::InvalidBuyer(fields) => match fields.into_iter().next() {
-                Some(first) => Identity::invalid(
-                    format!("buyer.{}", first.field),
-                    first.error.rule(),
-                    detail,
-                    billing_field(first.field, &first.error),
-                ),
-                None => return Err(anyhow::anyhow!("buyer data refused with no field")),
-            },
+            ReceiptError::InvalidBuyer(fields) => Identity::invalid_billing(fields, "buyer.")?,
             ReceiptError::Storage(e) => return Err(e),
         })
     }
@@ -1126,19 +1143,9 @@ fn billing_data_missing(kind: ProblemKind, detail: &str) -> Identity {
 
 impl Identify for BillingError {
     fn identify(self) -> Result<Identity, anyhow::Error> {
-        use crate::validation::Rule;
         let detail = self.to_string();
         Ok(match self {
-            // Handlers report every field (`FieldErrors`); one alone still names itself.
-            BillingError::Invalid(fields) => match fields.into_iter().next() {
-                Some(first) => Identity::invalid(
-                    first.field,
-                    first.error.rule(),
-                    detail,
-                    billing_field(first.field, &first.error),
-                ),
-                None => return Err(anyhow::anyhow!("billing data refused with no field")),
-            },
+            BillingError::Invalid(fields) => Identity::invalid_billing(fields, "")?,
             BillingError::Missing => billing_data_missing(NO_BILLING_DATA, &detail),
             BillingError::Storage(e) => return Err(e),
         })

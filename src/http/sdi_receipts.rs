@@ -12,7 +12,7 @@ use super::billing::BillingRequest;
 use super::extract::BackOffice;
 use super::json::JsonObject;
 use super::operation::{backoffice_action, backoffice_list, Acting, Found, Listing};
-use super::problem::{kinds, FieldErrors};
+use super::problem::kinds;
 use super::query::{page_of, NoFilters, Params};
 use super::responses::NotOperator;
 use super::{ApiError, ApiResult, AppState, Problem};
@@ -347,29 +347,11 @@ async fn resend_rejected(
     body: JsonObject<ResendRequest>,
 ) -> ApiResult {
     let corrected = body.into_inner().buyer.map(BillingInput::from);
-    let outcome = state
+    let resent = state
         .with_conn(move |conn| {
-            let resent =
-                receipts::resend(conn, operator.acting(), &id, corrected.as_ref(), Utc::now());
-            match resent {
-                Err(ReceiptError::InvalidBuyer(fields)) => Ok(Err(fields)),
-                other => other.map(Ok).map_err(ApiError::from),
-            }
+            receipts::resend(conn, operator.acting(), &id, corrected.as_ref(), Utc::now())
         })
         .await?;
-    let resent = match outcome {
-        Ok(resent) => resent,
-        Err(fields) => {
-            let mut errors = FieldErrors::default();
-            for invalid in fields {
-                errors.refuse(&format!("buyer.{}", invalid.field), invalid.error);
-            }
-            errors.finish()?;
-            return Err(ApiError::Unexpected(anyhow::anyhow!(
-                "buyer data refused with no field"
-            )));
-        }
-    };
     Ok(HttpResponse::Ok().json(DocumentResendResponse {
         id: resent.id,
         number: resent.number,
