@@ -275,11 +275,15 @@ pub fn public_status(
 }
 
 /// A coupon found by its code, with what its product covers.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = coupons)]
 pub(crate) struct CodedCoupon {
     pub id: String,
     pub brand_id: String,
     pub status: CouponStatus,
+    #[diesel(select_expression = products::covers)]
     pub covers: Covers,
+    #[diesel(deserialize_as = crate::db::UtcTimestamp)]
     pub valid_until: DateTime<Utc>,
 }
 
@@ -289,28 +293,13 @@ pub(crate) fn by_code(
     key: &CouponKey,
     code: &CouponCode,
 ) -> anyhow::Result<Option<CodedCoupon>> {
-    let row: Option<(String, String, CouponStatus, NaiveDateTime, Covers)> = coupons::table
+    let coupon = coupons::table
         .inner_join(products::table)
         .filter(coupons::code_hash.eq(key.hash(code)))
-        .select((
-            coupons::id,
-            coupons::brand_id,
-            coupons::status,
-            coupons::valid_until,
-            products::covers,
-        ))
+        .select(CodedCoupon::as_select())
         .first(conn)
         .optional()?;
-    let Some((id, brand_id, status, valid_until, covers)) = row else {
-        return Ok(None);
-    };
-    Ok(Some(CodedCoupon {
-        id,
-        brand_id,
-        status,
-        covers,
-        valid_until: valid_until.and_utc(),
-    }))
+    Ok(coupon)
 }
 
 /// The id of the coupon with this code, if any: what the back-office needs when the
@@ -372,18 +361,30 @@ pub fn void(
         brand_id: operator_brand,
     } = operator;
     write_transaction(conn, |conn| {
-        let row: Option<(String, String, String, CouponStatus, CreditedCoupon)> = coupons::table
+        /// The coupon to void: whose it is, what it was sold in, and how it is credited.
+        #[derive(Queryable, Selectable)]
+        #[diesel(table_name = coupons)]
+        struct ToVoid {
+            brand_id: String,
+            owner_id: String,
+            order_id: String,
+            status: CouponStatus,
+            #[diesel(select_expression = state::CREDITED)]
+            #[diesel(select_expression_type = state::Credited)]
+            coupon: CreditedCoupon,
+        }
+        let ToVoid {
+            brand_id,
+            owner_id,
+            order_id,
+            status,
+            coupon,
+        } = coupons::table
             .filter(coupons::id.eq(coupon_id))
-            .select((
-                coupons::brand_id,
-                coupons::owner_id,
-                coupons::order_id,
-                coupons::status,
-                state::CREDITED,
-            ))
+            .select(ToVoid::as_select())
             .first(conn)
-            .optional()?;
-        let (brand_id, owner_id, order_id, status, coupon) = row.ok_or(VoidError::NotFound)?;
+            .optional()?
+            .ok_or(VoidError::NotFound)?;
         if brand_id != operator_brand {
             return Err(VoidError::OtherBrand);
         }

@@ -144,13 +144,16 @@ pub fn void_unused_of_order(
         .get_results(conn)
 }
 
-/// What a credit note needs of a coupon it credits.
-pub(super) const CREDITED: (
+/// The columns of [`CREDITED`].
+pub(super) type Credited = (
     coupons::id,
     coupons::product_id,
     coupons::net_unit_cents,
     coupons::vat_rate_basis_points,
-) = (
+);
+
+/// What a credit note needs of a coupon it credits.
+pub(super) const CREDITED: Credited = (
     coupons::id,
     coupons::product_id,
     coupons::net_unit_cents,

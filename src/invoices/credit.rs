@@ -224,46 +224,37 @@ impl<'a> CreditNoteDraft<'a> {
 
 /// What the invoice sold of one kind of coupon: a product at a net unit price and VAT
 /// rate, as the order's lines (the invoice's) have it.
-#[derive(Debug)]
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = order_lines)]
 struct SoldUnits {
     product_id: String,
     net_unit_cents: i64,
     vat_rate_basis_points: i32,
+    #[diesel(column_name = product_name)]
     description: String,
     quantity: i32,
 }
 
 /// The kinds of coupon the order sold, in the order of its lines.
 fn sold_units(conn: &mut DbConnection, order_id: &str) -> QueryResult<Vec<SoldUnits>> {
-    let rows: Vec<(String, i64, i32, String, i32)> = order_lines::table
+    let lines: Vec<SoldUnits> = order_lines::table
         .filter(order_lines::order_id.eq(order_id))
         .order(order_lines::line_number.asc())
-        .select((
-            order_lines::product_id,
-            order_lines::net_unit_cents,
-            order_lines::vat_rate_basis_points,
-            order_lines::product_name,
-            order_lines::quantity,
-        ))
+        .select(SoldUnits::as_select())
         .load(conn)?;
     let mut sold: Vec<SoldUnits> = Vec::new();
-    for (product_id, net_unit_cents, vat_rate_basis_points, description, quantity) in rows {
+    for line in lines {
         let same = sold.iter_mut().find(|s| {
-            (
-                s.product_id.as_str(),
-                s.net_unit_cents,
-                s.vat_rate_basis_points,
-            ) == (product_id.as_str(), net_unit_cents, vat_rate_basis_points)
+            (&s.product_id, s.net_unit_cents, s.vat_rate_basis_points)
+                == (
+                    &line.product_id,
+                    line.net_unit_cents,
+                    line.vat_rate_basis_points,
+                )
         });
         match same {
-            Some(units) => units.quantity += quantity,
-            None => sold.push(SoldUnits {
-                product_id,
-                net_unit_cents,
-                vat_rate_basis_points,
-                description,
-                quantity,
-            }),
+            Some(units) => units.quantity += line.quantity,
+            None => sold.push(line),
         }
     }
     Ok(sold)
