@@ -122,31 +122,37 @@ pub fn write_zip(
                     .and(invoices::id.gt(id.clone()))),
             );
         }
-        let batch: Vec<(String, NaiveDate, String, String)> = query
+        let batch: Vec<ExportedFile> = query
             .order((invoices::issue_date.asc(), invoices::id.asc()))
             .limit(BATCH)
-            .select((
-                invoices::id,
-                invoices::issue_date,
-                invoices::file_name,
-                invoices::xml,
-            ))
+            .select(ExportedFile::as_select())
             .load(conn)?;
         let full = batch.len() as i64 == BATCH;
-        for (_, _, file_name, xml) in &batch {
-            zip.start_file(file_name.as_str(), options)
+        for file in &batch {
+            zip.start_file(file.file_name.as_str(), options)
                 .map_err(anyhow::Error::from)?;
-            zip.write_all(xml.as_bytes()).map_err(anyhow::Error::from)?;
+            zip.write_all(file.xml.as_bytes())
+                .map_err(anyhow::Error::from)?;
             count += 1;
         }
         match batch.into_iter().last() {
-            Some((id, date, _, _)) if full => after = Some((date, id)),
+            Some(file) if full => after = Some((file.issue_date, file.id)),
             _ => break,
         }
     }
     zip.finish().map_err(anyhow::Error::from)?;
     file.seek(SeekFrom::Start(0)).map_err(anyhow::Error::from)?;
     Ok(count)
+}
+
+/// A document's file in the export, with where it stands in the keyset order.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = invoices)]
+struct ExportedFile {
+    id: String,
+    issue_date: NaiveDate,
+    file_name: String,
+    xml: String,
 }
 
 #[cfg(test)]
