@@ -52,31 +52,36 @@ pub(super) fn flag_reused_in_file(
         .iter()
         .flat_map(|(later, earlier)| [later.dedup_key.as_str(), earlier.as_str()])
         .collect();
-    let stored: HashMap<String, (String, String, Option<String>)> = payments::table
+    /// A stored payment of one of the pairs, by its dedup key.
+    #[derive(Queryable, Selectable)]
+    #[diesel(table_name = payments)]
+    struct Stored {
+        dedup_key: String,
+        id: String,
+        statement_id: String,
+        same_reference_as: Option<String>,
+    }
+    let stored: HashMap<String, Stored> = payments::table
         .filter(payments::brand_id.eq(brand_id))
         .filter(payments::dedup_key.eq_any(&keys))
-        .select((
-            payments::dedup_key,
-            payments::id,
-            payments::statement_id,
-            payments::same_reference_as,
-        ))
-        .load::<(String, String, String, Option<String>)>(conn)?
+        .select(Stored::as_select())
+        .load(conn)?
         .into_iter()
-        .map(|(key, id, statement, flag)| (key, (id, statement, flag)))
+        .map(|payment: Stored| (payment.dedup_key.clone(), payment))
         .collect();
     let mut marks = Vec::new();
     for (later, earlier) in pairs {
-        let (Some((_, later_statement, flag)), Some((earlier_id, _, _))) =
+        let (Some(later_payment), Some(earlier_payment)) =
             (stored.get(&later.dedup_key), stored.get(earlier))
         else {
             continue;
         };
         // Only what this import stored, and not flagged already against an earlier file:
         // a re-import flags nothing again.
-        if later_statement != statement_id || flag.is_some() {
+        if later_payment.statement_id != statement_id || later_payment.same_reference_as.is_some() {
             continue;
         }
+        let earlier_id = &earlier_payment.id;
         marks.push((later.dedup_key.as_str(), earlier_id.as_str()));
         report.reused_references.push(ReusedReference {
             account: later.account.clone(),
