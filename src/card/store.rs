@@ -571,7 +571,7 @@ pub fn record_refund_state(
 /// Counts for the metrics: card payments by status, notifications by outcome, refunds by
 /// what the provider says of them (`requested` while not yet answered).
 pub struct Stats {
-    pub payments: Vec<(String, i64)>,
+    pub payments: Vec<(CardStatus, i64)>,
     pub events: Vec<(String, i64)>,
     pub refunds: Vec<(String, i64)>,
 }

@@ -27,6 +27,7 @@ use super::{ApiError, ApiResult, AppState, Problem};
 use crate::invoices::transmission;
 use crate::mail::outbox;
 use crate::payments::queue;
+use crate::registry::RenewalState;
 use crate::renewals::issuance;
 
 /// The label of requests no route matched.
@@ -304,11 +305,11 @@ pub async fn scrape(
         .set(age_seconds(emails.oldest_pending, now));
     metrics
         .issuance_depth
-        .with_label_values(&["queued"])
+        .with_label_values(&[RenewalState::Queued.as_str()])
         .set(renewals.queued);
     metrics
         .issuance_depth
-        .with_label_values(&["issuing"])
+        .with_label_values(&[RenewalState::Issuing.as_str()])
         .set(renewals.issuing);
     metrics
         .issuance_oldest_age
@@ -338,7 +339,7 @@ pub async fn scrape(
     for (status, count) in &card.payments {
         metrics
             .card_payments
-            .with_label_values(&[status])
+            .with_label_values(&[status.as_str()])
             .set(*count);
     }
     for (outcome, count) in &card.events {

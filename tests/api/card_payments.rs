@@ -378,6 +378,18 @@ async fn one_notification_delivered_ten_times_at_once_fulfils_once() {
         .unwrap();
     assert_eq!(documents, 1, "one invoice");
     assert_eq!(count_events(&app), 1);
+
+    // The metrics count the one payment as paid and the event once, as applied.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for series in [
+        "rinnovo_card_payments{status=\"paid\"} 1",
+        "rinnovo_card_notifications_total{outcome=\"settled\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|line| line == series),
+            "{series}: {metrics}"
+        );
+    }
 }
 
 #[tokio::test]
