@@ -6,7 +6,7 @@
 //! An order that had received part of its price gives that money to the owner's prepaid
 //! account when it expires: nothing paid is ever kept without something in return.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::json;
 
@@ -14,12 +14,14 @@ use super::store;
 use crate::audit::{self, Actor, AuditEntry};
 use crate::brands;
 use crate::db::schema::{orders, top_ups, users};
-use crate::db::{write_transaction, DbConnection};
+use crate::db::{write_transaction, DbConnection, UtcTimestamp};
 use crate::mail::outbox::{self, OutgoingEmail};
 use crate::mail::templates::EmailKind;
 use crate::money::Money;
 use crate::orders as order_book;
 use crate::prepaid::{self, top_ups as top_up_book, EntryKind, Posting};
+use crate::transfer::reservation::Reserved;
+use crate::transfer::CreditorReference;
 
 /// How many reservations of each kind one pass looks at.
 const BATCH: i64 = 200;
@@ -52,11 +54,12 @@ struct Reservation {
     brand_id: String,
     user_id: String,
     email: String,
-    reference: String,
+    reference: CreditorReference,
     amount_cents: i64,
     received_cents: i64,
     name: String,
-    reserved_until: NaiveDateTime,
+    #[diesel(deserialize_as = UtcTimestamp)]
+    reserved_until: DateTime<Utc>,
 }
 
 fn expire_order(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> anyhow::Result<bool> {
@@ -81,7 +84,7 @@ fn expire_order(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> anyhow
     if credited.is_positive() {
         credit_partial_payments(conn, id, &order.user_id, credited, now)?;
     }
-    notify(conn, "order", id, &order, credited, now)?;
+    notify(conn, Reserved::Order, id, &order, credited, now)?;
     Ok(true)
 }
 
@@ -131,7 +134,7 @@ fn expire_top_up(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> anyho
             top_ups::reserved_until,
         ))
         .first(conn)?;
-    notify(conn, "top_up", id, &top_up, Money::ZERO, now)?;
+    notify(conn, Reserved::TopUp, id, &top_up, Money::ZERO, now)?;
     Ok(true)
 }
 
@@ -139,22 +142,14 @@ fn expire_top_up(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> anyho
 /// prepaid account.
 fn notify(
     conn: &mut DbConnection,
-    subject_type: &'static str,
+    reserved: Reserved,
     subject_id: &str,
     reservation: &Reservation,
     credited: Money,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let reserved_until = reservation.reserved_until.and_utc();
+    let reserved_until = reservation.reserved_until;
     let brand = brands::existing(conn, &reservation.brand_id)?;
-    let printed = crate::transfer::CreditorReference::parse(&reservation.reference)
-        .map(|r| r.printed())
-        .unwrap_or_else(|_| reservation.reference.clone());
-    let what = if subject_type == "order" {
-        "l'acquisto dei coupon di rinnovo"
-    } else {
-        "la ricarica del conto prepagato"
-    };
     outbox::enqueue(
         conn,
         &OutgoingEmail {
@@ -164,8 +159,8 @@ fn notify(
             sender: brand.sender_address.clone(),
             recipient: reservation.email.clone(),
             context: json!({
-                "name": reservation.name, "brand": brand.name, "what": what,
-                "reference": printed, "amount": Money::from_cents(reservation.amount_cents).to_string(),
+                "name": reservation.name, "brand": brand.name, "what": reserved.italian(), "again": reserved.italian_again(),
+                "reference": reservation.reference.printed(), "amount": Money::from_cents(reservation.amount_cents).to_string(),
                 "deadline": reserved_until.format("%d/%m/%Y").to_string(),
                 "credited": credited.is_positive().then(|| credited.to_string()),
             }),
@@ -178,12 +173,11 @@ fn notify(
         AuditEntry {
             brand_id: Some(&reservation.brand_id),
             actor: &Actor::System,
-            action: if subject_type == "order" {
-                "order.expired"
-            } else {
-                "top_up.expired"
+            action: match reserved {
+                Reserved::Order => "order.expired",
+                Reserved::TopUp => "top_up.expired",
             },
-            subject_type,
+            subject_type: reserved.subject_type(),
             subject_id,
             details: json!({
                 "reserved_until": reserved_until,

@@ -24,6 +24,39 @@ pub enum Target {
     TopUp(String),
 }
 
+/// What a reservation is for, whichever it is: the words every email about it uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserved {
+    Order,
+    TopUp,
+}
+
+impl Reserved {
+    /// What the payer pays for, as the instructions and the expiry notice say it.
+    pub fn italian(self) -> &'static str {
+        match self {
+            Reserved::Order => "l'acquisto dei coupon di rinnovo",
+            Reserved::TopUp => "la ricarica del conto prepagato",
+        }
+    }
+
+    /// What the payer may do instead, as the expiry notice says it.
+    pub fn italian_again(self) -> &'static str {
+        match self {
+            Reserved::Order => "puoi fare un nuovo ordine",
+            Reserved::TopUp => "puoi chiedere una nuova ricarica",
+        }
+    }
+
+    /// The subject type of its audit entries.
+    pub fn subject_type(self) -> &'static str {
+        match self {
+            Reserved::Order => "order",
+            Reserved::TopUp => "top_up",
+        }
+    }
+}
+
 /// Draws a new code, lets `store` write the order or top-up that carries it, and registers
 /// the code for that target, retrying with another code in the (1 in 10^16) case of a
 /// collision. Each try is a savepoint, so a collision never spoils the caller's transaction.
@@ -119,7 +152,7 @@ impl Instructions<'_> {
         let (subject_reference, what, lines) = match &self.purpose {
             Purpose::Order { order_id, items } => (
                 (*order_id).to_owned(),
-                "l'acquisto dei coupon di rinnovo",
+                Reserved::Order.italian(),
                 items
                     .iter()
                     .map(|i| json!({ "product": i.product, "quantity": i.quantity }))
@@ -127,7 +160,7 @@ impl Instructions<'_> {
             ),
             Purpose::TopUp { top_up_id } => (
                 (*top_up_id).to_owned(),
-                "la ricarica del conto prepagato",
+                Reserved::TopUp.italian(),
                 Vec::new(),
             ),
         };

@@ -902,6 +902,17 @@ async fn unpaid_reservations_expire_with_an_email_and_late_statements_still_coun
     let paid_in_time = transfer_order(&app, &customer, "bank_transfer").await;
     let never_paid = transfer_order(&app, &customer, "bank_transfer").await;
     let partly_paid = transfer_order(&app, &customer, "bank_transfer").await;
+    let response = app
+        .client
+        .post(format!("{}/api/v1/prepaid/topups", app.address))
+        .bearer_auth(&customer.token)
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+        .json(&json!({ "amount": "50.00", "payment_method": "bank_transfer" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let top_up: Value = response.json().await.unwrap();
     import_ok(
         &app,
         &operator,
@@ -914,9 +925,9 @@ async fn unpaid_reservations_expire_with_an_email_and_late_statements_still_coun
     let later = Utc::now() + chrono::Duration::days(11);
     let mut conn = app.pool.get().unwrap();
     let expired = rinnovo::payments::expiry::expire_due(&mut conn, later).unwrap();
-    assert_eq!(expired.orders, 3);
+    assert_eq!((expired.orders, expired.top_ups), (3, 1));
     let again = rinnovo::payments::expiry::expire_due(&mut conn, later).unwrap();
-    assert_eq!(again.orders, 0, "expired once");
+    assert_eq!((again.orders, again.top_ups), (0, 0), "expired once");
     // The expiry emails were queued "eleven days on"; bring them back to today
     // so the outbox worker, which runs on the real clock, sends them now.
     diesel::update(emails::table.filter(emails::kind.eq("reservation_expired")))
@@ -930,6 +941,11 @@ async fn unpaid_reservations_expire_with_an_email_and_late_statements_still_coun
             "expired"
         );
     }
+    let top_ups = app
+        .get_json(&customer.token, "/api/v1/prepaid/topups")
+        .await;
+    assert_eq!(top_ups["top_ups"][0]["id"], top_up["id"]);
+    assert_eq!(top_ups["top_ups"][0]["status"], "expired");
     // The partial payment is not kept: it went to the prepaid account.
     let (balance, ledger) = app.prepaid_balance_and_ledger_sum(&customer.user_id);
     assert_eq!(balance.to_string(), "10.00");
@@ -948,19 +964,24 @@ async fn unpaid_reservations_expire_with_an_email_and_late_statements_still_coun
         "fulfilled"
     );
 
-    // 3 instructions + 1 partial notice + 3 expiry notices + delivery and receipt.
-    let messages = sink.wait_for(9, Duration::from_secs(30)).await;
+    // 4 instructions + 1 partial notice + 4 expiry notices + delivery and receipt.
+    let messages = sink.wait_for(11, Duration::from_secs(30)).await;
     let expiry: Vec<String> = messages
         .iter()
         .map(|m| decoded(m))
         .filter(|m| m.contains("scaduta"))
         .collect();
-    assert_eq!(expiry.len(), 3, "one expiry email per reservation");
+    assert_eq!(expiry.len(), 4, "one expiry email per reservation");
+    let partly_paid = expiry
+        .iter()
+        .find(|m| m.contains("I pagamenti parziali"))
+        .expect("the partly paid order's expiry email");
+    assert_email_snapshot("reservation_expired", partly_paid);
     let top_up = expiry
         .iter()
-        .find(|m| m.contains("10.00") && m.contains("conto"))
+        .find(|m| m.contains("la ricarica del conto prepagato"))
         .expect("the top-up's expiry email");
-    assert_email_snapshot("reservation_expired", top_up);
+    assert_email_snapshot("reservation_expired_top_up", top_up);
     let partial = messages
         .iter()
         .map(|m| decoded(m))
