@@ -972,16 +972,16 @@ async fn unpaid_reservations_expire_with_an_email_and_late_statements_still_coun
         .filter(|m| m.contains("scaduta"))
         .collect();
     assert_eq!(expiry.len(), 4, "one expiry email per reservation");
-    let partly_paid = expiry
+    let partly_paid_notice = expiry
         .iter()
         .find(|m| m.contains("I pagamenti parziali"))
         .expect("the partly paid order's expiry email");
-    assert_email_snapshot("reservation_expired", partly_paid);
-    let top_up = expiry
+    assert_email_snapshot("reservation_expired", partly_paid_notice);
+    let top_up_notice = expiry
         .iter()
         .find(|m| m.contains("la ricarica del conto prepagato"))
         .expect("the top-up's expiry email");
-    assert_email_snapshot("reservation_expired_top_up", top_up);
+    assert_email_snapshot("reservation_expired_top_up", top_up_notice);
     let partial = messages
         .iter()
         .map(|m| decoded(m))
