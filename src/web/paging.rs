@@ -5,6 +5,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::macros::TextEnum;
 use crate::paging::{Page, Paged};
 
 /// The query of a list page that has no filters: only which page.
@@ -21,6 +22,18 @@ pub struct PageQuery {
 pub fn page_numbered(pagina: &str) -> Page {
     let number = pagina.trim().parse::<i64>().unwrap_or(1);
     Page::numbered(number, Page::DEFAULT_LIMIT).unwrap_or_default()
+}
+
+/// A list page's state filter as its form sends it: empty is every state; a text that is
+/// not one of `T`'s states is refused with the words the page shows by the field.
+pub fn state_filter<T: TextEnum>(stato: &str) -> Result<Option<T>, &'static str> {
+    match stato.trim() {
+        "" => Ok(None),
+        text => (T::ALL.iter().copied())
+            .find(|state| state.as_str() == text)
+            .map(Some)
+            .ok_or("Scegli uno degli stati dell'elenco."),
+    }
 }
 
 /// What the `paginazione` partial shows under a list: how many rows match ("N

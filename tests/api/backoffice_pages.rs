@@ -149,6 +149,24 @@ async fn operators_see_the_back_office_and_nobody_else_does() {
     let page = office.get("/backoffice/riepilogo?data=2026-13-01").await;
     assert_eq!(page.status, 422);
     assert!(page.body.contains("id=\"data-error\""));
+    // Every list's state filter reads its own states and refuses anything else alike.
+    for (path, state) in [
+        ("/backoffice/pagamenti", "unmatched"),
+        ("/backoffice/pagamenti/carte", "paid"),
+        ("/backoffice/ordini", "fulfilled"),
+        ("/backoffice/fatture", "rejected"),
+    ] {
+        let page = office.get(&format!("{path}?stato={state}")).await;
+        assert_eq!(page.status, 200, "{path}?stato={state}");
+        let page = office.get(&format!("{path}?stato=boh")).await;
+        assert_eq!(page.status, 422, "{path}");
+        assert!(page.body.contains("id=\"stato-error\""), "{path}");
+        assert!(
+            page.body.contains("Scegli uno degli stati dell"),
+            "{path}: {}",
+            page.body
+        );
+    }
 
     // Another brand's operator does not see visura's account.
     let lextel = app.back_office("lextel").await;

@@ -21,8 +21,8 @@ use crate::validation::Reason;
 use crate::web::{euro, form_status, refusal, OperatorPage, PageResult, WebError};
 
 use super::{
-    done_message, filters_status, or_dash, page_numbered, reason_error, rows_and_pager, time_it,
-    url_segment, OperatorForm,
+    done_message, filters_status, or_dash, page_numbered, reason_error, rows_and_pager,
+    state_filter, time_it, url_segment, OperatorForm,
 };
 
 pub(super) const LIST_PATH: &str = "/backoffice/pagamenti/carte";
@@ -72,12 +72,9 @@ pub(super) async fn list(visit: OperatorPage, query: web::Query<ListQuery>) -> P
     let query = query.into_inner();
     let page = page_numbered(&query.pagina);
     let chosen = query.stato.trim().to_owned();
-    let (status, error) = match chosen.as_str() {
-        "" => (None, None),
-        text => match CardStatus::parse(text) {
-            Some(status) => (Some(status), None),
-            None => (None, Some("Scegli uno degli stati dell'elenco.")),
-        },
+    let (status, error) = match state_filter::<CardStatus>(&chosen) {
+        Ok(status) => (status, None),
+        Err(refused) => (None, Some(refused)),
     };
     let valid = error.is_none();
     let (brand, found) = visit

@@ -16,7 +16,9 @@ use crate::invoices::listing::{self, DocumentFilter, ListedDocument, SearchText}
 use crate::invoices::{self, DocumentKind, InvoiceStatus};
 use crate::web::{document_row, refusal, OperatorPage, PageResult, WebError};
 
-use super::{filters_status, or_dash, page_numbered, pager, parse_date, time_it, url_segment};
+use super::{
+    filters_status, or_dash, page_numbered, pager, parse_date, state_filter, time_it, url_segment,
+};
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -96,11 +98,9 @@ pub(super) async fn documents_page(
         errors.insert(field.to_owned(), json!(message));
     };
     let mut filter = DocumentFilter::default();
-    if !query.stato.is_empty() {
-        filter.status = InvoiceStatus::parse(&query.stato);
-        if filter.status.is_none() {
-            refuse("stato", "Scegli uno degli stati dell'elenco.".into());
-        }
+    match state_filter::<InvoiceStatus>(&query.stato) {
+        Ok(status) => filter.status = status,
+        Err(refused) => refuse("stato", refused.into()),
     }
     if !query.tipo.is_empty() {
         filter.kind = DocumentKind::parse(&query.tipo);

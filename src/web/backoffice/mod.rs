@@ -38,7 +38,9 @@ use crate::http::italian::{
 use crate::money::{MoneyError, PositiveMoney};
 use crate::paging::Paged;
 use crate::validation::TextError;
-use crate::web::paging::{page_numbered, pager, query_string, rows_and_pager, PageQuery};
+use crate::web::paging::{
+    page_numbered, pager, query_string, rows_and_pager, state_filter, PageQuery,
+};
 use crate::web::{
     merge, page, see_other, signed_in_context, with_conn, CheckedForm, Csrf, Operator,
     OperatorPage, PageResult, WebError,

@@ -10,7 +10,7 @@ use crate::web::{euro, OperatorPage, PageResult};
 
 use super::{
     filters_status, or_dash, order_status_label, page_numbered, query_string, rows_and_pager,
-    time_it, url_segment,
+    state_filter, time_it, url_segment,
 };
 
 #[derive(Deserialize, Default)]
@@ -37,11 +37,10 @@ pub(super) async fn orders_page(visit: OperatorPage, query: web::Query<OrdersQue
         text => OrderFilter::from_search_text(text),
     };
     let mut stato_error = None;
-    if !stato.is_empty() {
-        filter.status = OrderStatus::parse(stato);
-        if filter.status.is_none() {
-            stato_error = Some("Scegli uno degli stati dell'elenco.");
-        }
+    match state_filter::<OrderStatus>(stato) {
+        Ok(Some(status)) => filter.status = Some(status),
+        Ok(None) => {}
+        Err(refused) => stato_error = Some(refused),
     }
     let valid = stato_error.is_none();
     let page = page_numbered(&query.pagina);

@@ -19,8 +19,8 @@ use crate::web::{euro, form_status, refusal, OperatorPage, PageResult, WebError}
 
 use super::{
     date_it, done_message, done_redirect, filters_status, or_dash, page_numbered, pager,
-    parse_date, query_string, reason_error, status_label, time_it, unmatched_reason_label,
-    url_segment, OperatorForm,
+    parse_date, query_string, reason_error, state_filter, status_label, time_it,
+    unmatched_reason_label, url_segment, OperatorForm,
 };
 
 #[derive(Deserialize, Default)]
@@ -59,15 +59,12 @@ pub(super) async fn payments(visit: OperatorPage, query: web::Query<QueueQuery>)
     for field in ["stato", "dal", "al", "reference"] {
         errors.insert(field.into(), Value::Null);
     }
-    let status = match query.stato.trim() {
-        "" => None,
-        text => match PaymentStatus::parse(text) {
-            Some(status) => Some(status),
-            None => {
-                errors.insert("stato".into(), json!("Scegli uno degli stati dell'elenco."));
-                None
-            }
-        },
+    let status = match state_filter::<PaymentStatus>(&query.stato) {
+        Ok(status) => status,
+        Err(refused) => {
+            errors.insert("stato".into(), json!(refused));
+            None
+        }
     };
     let mut date = |field: &str, text: &str| match text.trim() {
         "" => None,
