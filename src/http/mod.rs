@@ -113,6 +113,18 @@ pub fn brand_of(conn: &mut DbConnection, id: &str) -> Result<crate::brands::Bran
     crate::brands::existing(conn, id).map_err(ApiError::Unexpected)
 }
 
+/// A multipart form part's name and file name; a part without a Content-Disposition has
+/// an empty name, which no form of ours uses.
+pub fn part_names(part: &actix_multipart::Field) -> (String, Option<String>) {
+    match part.content_disposition() {
+        Some(disposition) => (
+            disposition.get_name().unwrap_or_default().to_owned(),
+            disposition.get_filename().map(str::to_owned),
+        ),
+        None => (String::new(), None),
+    }
+}
+
 /// Whether the body is a multipart form (a file sent from a browser) rather than the file
 /// itself: a statement upload takes either, through the API and through the page.
 pub fn is_multipart_form(request: &actix_web::HttpRequest) -> bool {

@@ -68,13 +68,7 @@ async fn read_files(
     while let Some(field) = form.next().await {
         let field = field
             .map_err(|e| ApiError::MalformedRequest(format!("the form cannot be read: {e}")))?;
-        let (name, part_file_name) = match field.content_disposition() {
-            Some(disposition) => (
-                disposition.get_name().unwrap_or_default().to_owned(),
-                disposition.get_filename().map(str::to_owned),
-            ),
-            None => (String::new(), None),
-        };
+        let (name, part_file_name) = super::part_names(&field);
         let bytes = read_limited(field).await?;
         if name == "file" && !bytes.is_empty() {
             if files.len() == MAX_FILES {

@@ -224,11 +224,7 @@ async fn read_form(request: &HttpRequest, payload: web::Payload) -> Result<Holde
     let mut read = 0;
     while let Some(field) = multipart.next().await {
         let mut field = field.map_err(unreadable)?;
-        let name = field
-            .content_disposition()
-            .and_then(|d| d.get_name())
-            .unwrap_or_default()
-            .to_owned();
+        let (name, _) = crate::http::part_names(&field);
         let mut bytes = Vec::new();
         while let Some(chunk) = field.next().await {
             let chunk = chunk.map_err(unreadable)?;

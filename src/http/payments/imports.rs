@@ -40,13 +40,7 @@ pub(super) async fn read_file(
     while let Some(field) = form.next().await {
         let field = field
             .map_err(|e| ApiError::MalformedRequest(format!("the form cannot be read: {e}")))?;
-        let (name, file_name) = match field.content_disposition() {
-            Some(disposition) => (
-                disposition.get_name().unwrap_or_default().to_owned(),
-                disposition.get_filename().map(str::to_owned),
-            ),
-            None => (String::new(), None),
-        };
+        let (name, file_name) = crate::http::part_names(&field);
         if name != "file" {
             continue;
         }

@@ -153,13 +153,7 @@ pub(super) async fn read_spooled_uploads(
             }
             Err(_) => return Err(WebError::Csrf),
         };
-        let (name, file_name) = match field.content_disposition() {
-            Some(disposition) => (
-                disposition.get_name().unwrap_or_default().to_owned(),
-                disposition.get_filename().map(str::to_owned),
-            ),
-            None => (String::new(), None),
-        };
+        let (name, file_name) = crate::http::part_names(&field);
         match (name.as_str(), &operator) {
             ("csrf_token", None) => {
                 let mut token = Vec::new();
