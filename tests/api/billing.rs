@@ -212,15 +212,7 @@ async fn no_order_without_billing_data_and_it_works_after() {
         "/problems/billing-data-missing"
     );
     // A top-up is not invoiced: it needs none.
-    let response = app
-        .client
-        .post(format!("{}/api/v1/prepaid/topups", app.address))
-        .bearer_auth(&customer.token)
-        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
-        .json(&json!({ "amount": "100.00", "payment_method": "bank_transfer" }))
-        .send()
-        .await
-        .unwrap();
+    let response = app.top_up(&customer.token, "100.00", "bank_transfer").await;
     assert_eq!(response.status(), 201, "a top-up needs no billing data");
 
     app.give_billing_data(&customer).await;

@@ -687,15 +687,7 @@ async fn a_top_up_by_card_credits_the_balance_once_and_an_expired_page_ends_an_o
     let fake = FakeProvider::start();
     let app = card_app(&fake, None, &[]).await;
     let customer = app.customer("visura").await;
-    let response = app
-        .client
-        .post(format!("{}/api/v1/prepaid/topups", app.address))
-        .bearer_auth(&customer.token)
-        .header("Idempotency-Key", Uuid::new_v4().to_string())
-        .json(&json!({ "amount": "50.00", "payment_method": "card" }))
-        .send()
-        .await
-        .unwrap();
+    let response = app.top_up(&customer.token, "50.00", "card").await;
     assert_eq!(response.status(), 201);
     let top_up: Value = response.json().await.unwrap();
     assert_eq!(top_up["reference"], Value::Null);

@@ -19,14 +19,7 @@ fn one(product: &str) -> Value {
 }
 
 async fn top_up(app: &TestApp, token: &str) -> reqwest::Response {
-    app.client
-        .post(format!("{}/api/v1/prepaid/topups", app.address))
-        .bearer_auth(token)
-        .header("Idempotency-Key", Uuid::new_v4().to_string())
-        .json(&json!({ "amount": "50.00", "payment_method": "bank_transfer" }))
-        .send()
-        .await
-        .unwrap()
+    app.top_up(token, "50.00", "bank_transfer").await
 }
 
 async fn confirm(app: &TestApp, token: &str, link_token: &str) -> reqwest::Response {

@@ -506,6 +506,19 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// Asks for a top-up of `amount` (euro, as text) paid by `method`, with a fresh
+    /// Idempotency-Key.
+    pub async fn top_up(&self, token: &str, amount: &str, method: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/v1/prepaid/topups", self.address))
+            .bearer_auth(token)
+            .header("Idempotency-Key", Uuid::new_v4().to_string())
+            .json(&json!({ "amount": amount, "payment_method": method }))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// Uploads every file as a statement at the same moment (all requests wait at one
     /// barrier), as several operators or a retrying script would: each answer's status and
     /// body, in the files' order.

@@ -902,15 +902,7 @@ async fn unpaid_reservations_expire_with_an_email_and_late_statements_still_coun
     let paid_in_time = transfer_order(&app, &customer, "bank_transfer").await;
     let never_paid = transfer_order(&app, &customer, "bank_transfer").await;
     let partly_paid = transfer_order(&app, &customer, "bank_transfer").await;
-    let response = app
-        .client
-        .post(format!("{}/api/v1/prepaid/topups", app.address))
-        .bearer_auth(&customer.token)
-        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
-        .json(&json!({ "amount": "50.00", "payment_method": "bank_transfer" }))
-        .send()
-        .await
-        .unwrap();
+    let response = app.top_up(&customer.token, "50.00", "bank_transfer").await;
     assert_eq!(response.status(), 201);
     let top_up: Value = response.json().await.unwrap();
     import_ok(
