@@ -123,6 +123,7 @@ impl Identity {
                 detail: invalid.error.to_string(),
             })
             .collect();
+        // No detail of its own: an invalid-field problem's detail is made from its fields.
         Ok(Self {
             errors,
             shape: Shape::Invalid,

@@ -76,7 +76,7 @@ macro_rules! problem_kinds {
     };
 }
 
-/// Every kind of refusal, by name.
+/// Every kind of problem the API answers with, by name.
 pub mod kinds {
     use super::{ProblemKind, StatusCode};
     #[rustfmt::skip]
