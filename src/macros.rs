@@ -5,6 +5,8 @@
 pub trait TextEnum: Copy + 'static {
     const ALL: &'static [Self];
     fn as_str(self) -> &'static str;
+    /// The value stored as `text`, if any.
+    fn parse(text: &str) -> Option<Self>;
 }
 
 /// Lets a row read a type straight from a text column, so that the row needs no text
@@ -60,6 +62,10 @@ macro_rules! text_enum {
 
             fn as_str(self) -> &'static str {
                 $name::as_str(self)
+            }
+
+            fn parse(text: &str) -> Option<Self> {
+                $name::parse(text)
             }
         }
 

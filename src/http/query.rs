@@ -28,17 +28,13 @@ impl Rule for QueryRule {
 /// `text` as one of the values of `T` (a stored state or kind), or the rule `one_of`
 /// listing them, in their order.
 pub(super) fn one_of_all<T: TextEnum>(field: &str, text: &str) -> Result<T, QueryRule> {
-    T::ALL
-        .iter()
-        .copied()
-        .find(|value| value.as_str() == text)
-        .ok_or_else(|| {
-            let names: Vec<&str> = T::ALL.iter().map(|value| value.as_str()).collect();
-            QueryRule(
-                "one_of",
-                format!("{field} must be one of {}", names.join(", ")),
-            )
-        })
+    T::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = T::ALL.iter().map(|value| value.as_str()).collect();
+        QueryRule(
+            "one_of",
+            format!("{field} must be one of {}", names.join(", ")),
+        )
+    })
 }
 
 impl QueryRule {

@@ -29,8 +29,7 @@ pub fn page_numbered(pagina: &str) -> Page {
 pub fn state_filter<T: TextEnum>(stato: &str) -> Result<Option<T>, &'static str> {
     match stato.trim() {
         "" => Ok(None),
-        text => (T::ALL.iter().copied())
-            .find(|state| state.as_str() == text)
+        text => T::parse(text)
             .map(Some)
             .ok_or("Scegli uno degli stati dell'elenco."),
     }
