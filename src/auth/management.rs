@@ -21,7 +21,7 @@ use super::users::{self, User, UserError, UserRow};
 use super::{sessions, Role};
 use crate::db::schema::users as users_table;
 use crate::db::search::{contains_pattern, lower};
-use crate::db::{write_transaction, DbConnection};
+use crate::db::{self, write_transaction, DbConnection};
 use crate::paging::{Page, Paged};
 use crate::validation::Reason;
 
@@ -105,18 +105,12 @@ pub fn search(
         };
         query
     };
-    let total: i64 = query().count().get_result(conn)?;
-    let rows: Vec<UserRow> = query()
-        .order((users_table::created_at.desc(), users_table::id.desc()))
-        .limit(page.limit())
-        .offset(page.offset())
-        .select(UserRow::as_select())
-        .load(conn)?;
-    let items = rows
-        .into_iter()
-        .map(users::from_row)
-        .collect::<Result<_, _>>()?;
-    Ok(Paged { items, total })
+    let rows: Paged<UserRow> = db::load_page(conn, page, query, |query| {
+        query
+            .order((users_table::created_at.desc(), users_table::id.desc()))
+            .select(UserRow::as_select())
+    })?;
+    Ok(rows.try_map(users::from_row)?)
 }
 
 /// The user `id` if they are of the brand: another brand's user is as unknown as none, and

@@ -19,7 +19,7 @@ use super::Role;
 use crate::audit::{self, Actor, AuditEntry, Operator};
 use crate::brands;
 use crate::db::schema::{officer_applications, users as users_table};
-use crate::db::{write_transaction, DbConnection};
+use crate::db::{self, write_transaction, DbConnection};
 use crate::email_address::EmailAddress;
 use crate::mail::outbox::{self, OutgoingEmail};
 use crate::mail::templates::EmailKind;
@@ -312,20 +312,15 @@ pub fn list(
             .filter(officer_applications::status.eq(status.as_str()))
             .into_boxed()
     };
-    let total: i64 = query().count().get_result(conn)?;
-    let items = query()
-        .order((
-            officer_applications::created_at.asc(),
-            officer_applications::id.asc(),
-        ))
-        .limit(page.limit())
-        .offset(page.offset())
-        .select(ApplicationRow::as_select())
-        .load::<ApplicationRow>(conn)?
-        .into_iter()
-        .map(from_row)
-        .collect::<Result<_, _>>()?;
-    Ok(Paged { items, total })
+    db::load_page(conn, page, query, |query| {
+        query
+            .order((
+                officer_applications::created_at.asc(),
+                officer_applications::id.asc(),
+            ))
+            .select(ApplicationRow::as_select())
+    })?
+    .try_map(from_row)
 }
 
 /// The operator's decision on an application.

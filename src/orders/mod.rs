@@ -32,7 +32,7 @@ use crate::card::{CardPayment, CardSettings, CardTarget};
 use crate::catalog::{Product, Quote};
 use crate::coupons::{self, CouponKey};
 use crate::db::schema::{order_lines, orders};
-use crate::db::{write_transaction, DbConnection};
+use crate::db::{self, write_transaction, DbConnection};
 use crate::email_address::EmailAddress;
 use crate::mail::outbox;
 use crate::money::Money;
@@ -467,22 +467,16 @@ pub fn list(
         }
         query
     };
-    let total: i64 = query().count().get_result(conn)?;
-    let rows: Vec<OrderRow> = query()
-        .order((orders::created_at.desc(), orders::id.desc()))
-        .limit(page.limit())
-        .offset(page.offset())
-        .select(OrderRow::as_select())
-        .load(conn)?;
-    let items = rows
-        .into_iter()
-        .map(|row| {
-            let lines = lines_of(conn, &row.id)?;
-            let count = coupons::count_for_order(conn, &row.id)?;
-            Ok(from_row(row, lines, count))
-        })
-        .collect::<Result<_, OrderError>>()?;
-    Ok(Paged { items, total })
+    let rows: Paged<OrderRow> = db::load_page(conn, page, query, |query| {
+        query
+            .order((orders::created_at.desc(), orders::id.desc()))
+            .select(OrderRow::as_select())
+    })?;
+    rows.try_map(|row| {
+        let lines = lines_of(conn, &row.id)?;
+        let count = coupons::count_for_order(conn, &row.id)?;
+        Ok(from_row(row, lines, count))
+    })
 }
 
 /// What to look for among orders; every filter given must hold.
