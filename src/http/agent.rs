@@ -1,14 +1,14 @@
 //! The desktop agent's sign-in: challenges and sessions (see `crate::agent`).
 
 use actix_web::{get, post};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract::Agent;
 use super::json::JsonObject;
 use super::lookup::DeviceResponse;
-use super::{ApiError, ApiResult, AppState, Problem};
+use super::{ApiError, ApiResult, Problem, State};
 use crate::agent::{self};
 use crate::auth::tokens::AGENT_TTL_MINUTES;
 
@@ -38,7 +38,7 @@ struct ChallengeResponse {
     ),
 )]
 #[post("/api/v1/agent/challenges")]
-pub async fn challenge(state: web::Data<AppState>, request: HttpRequest) -> ApiResult {
+pub async fn challenge(state: State, request: HttpRequest) -> ApiResult {
     let client = super::client_address(&request);
     let challenge = state
         .with_conn(move |conn| agent::new_challenge(conn, &client, Utc::now()))
@@ -108,7 +108,7 @@ struct SessionResponse {
     ),
 )]
 #[post("/api/v1/agent/sessions")]
-pub async fn session(state: web::Data<AppState>, body: JsonObject<SessionRequest>) -> ApiResult {
+pub async fn session(state: State, body: JsonObject<SessionRequest>) -> ApiResult {
     let SessionRequest {
         certificate,
         nonce,
@@ -160,7 +160,7 @@ struct AgentDeviceResponse {
     ),
 )]
 #[get("/api/v1/agent/certificates")]
-pub async fn certificates(state: web::Data<AppState>, Agent(claims): Agent) -> ApiResult {
+pub async fn certificates(state: State, Agent(claims): Agent) -> ApiResult {
     let now = Utc::now();
     let policy = state.config.renewal_policy;
     let (device, products) = state

@@ -10,7 +10,7 @@ use super::json::JsonObject;
 use super::me::ProfileResponse;
 use super::problem::FieldErrors;
 use super::responses::{AccountGone, MalformedBody};
-use super::{ApiError, ApiResult, AppState, Problem};
+use super::{ApiError, ApiResult, Problem, State};
 use crate::auth::recovery;
 use crate::auth::sessions::{self, Session};
 use crate::auth::{account, confirmation, password, NewPassword, NewUser, Role};
@@ -63,7 +63,7 @@ pub struct SignupRequest {
     )
 )]
 #[post("/api/v1/auth/signup")]
-pub async fn signup(state: web::Data<AppState>, body: JsonObject<SignupRequest>) -> ApiResult {
+pub async fn signup(state: State, body: JsonObject<SignupRequest>) -> ApiResult {
     let body = body.into_inner();
     let mut errors = FieldErrors::default();
     let name = errors.check("name", PersonName::parse(&body.name));
@@ -157,7 +157,7 @@ impl From<Session> for SessionResponse {
 )]
 #[post("/api/v1/auth/login")]
 pub async fn login(
-    state: web::Data<AppState>,
+    state: State,
     request: HttpRequest,
     body: JsonObject<LoginRequest>,
 ) -> ApiResult {
@@ -207,7 +207,7 @@ pub struct RefreshRequest {
     )
 )]
 #[post("/api/v1/auth/refresh")]
-pub async fn refresh(state: web::Data<AppState>, body: JsonObject<RefreshRequest>) -> ApiResult {
+pub async fn refresh(state: State, body: JsonObject<RefreshRequest>) -> ApiResult {
     let token = body.into_inner().refresh_token;
     let tokens = state.tokens.clone();
     let session = state
@@ -230,7 +230,7 @@ pub async fn refresh(state: web::Data<AppState>, body: JsonObject<RefreshRequest
     )
 )]
 #[post("/api/v1/auth/logout")]
-pub async fn logout(state: web::Data<AppState>, body: JsonObject<RefreshRequest>) -> ApiResult {
+pub async fn logout(state: State, body: JsonObject<RefreshRequest>) -> ApiResult {
     let token = body.into_inner().refresh_token;
     state
         .with_conn(move |conn| sessions::logout(conn, &token, Utc::now()))
@@ -291,7 +291,7 @@ const RESET_ACCEPTED: PasswordResetAccepted = PasswordResetAccepted {
 )]
 #[post("/api/v1/auth/password-reset")]
 pub async fn request_password_reset(
-    state: web::Data<AppState>,
+    state: State,
     request: HttpRequest,
     body: JsonObject<PasswordResetRequest>,
 ) -> ApiResult {
@@ -344,7 +344,7 @@ pub struct PasswordResetConfirmation {
 )]
 #[post("/api/v1/auth/password-reset/confirm")]
 pub async fn confirm_password_reset(
-    state: web::Data<AppState>,
+    state: State,
     body: JsonObject<PasswordResetConfirmation>,
 ) -> ApiResult {
     let PasswordResetConfirmation {
@@ -389,7 +389,7 @@ pub struct ConfirmEmailRequest {
 )]
 #[post("/api/v1/auth/email/confirm")]
 pub async fn confirm_email(
-    state: web::Data<AppState>,
+    state: State,
     user: CurrentUser,
     body: JsonObject<ConfirmEmailRequest>,
 ) -> ApiResult {

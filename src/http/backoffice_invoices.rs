@@ -3,7 +3,6 @@
 //! as one ZIP for the accountant.
 
 use actix_web::get;
-use actix_web::web;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +13,7 @@ use super::operation::{backoffice_list, Found, Listing};
 use super::problem::FieldErrors;
 use super::query::{one_of_all, page_of, Params, QueryRule};
 use super::responses::NotOperator;
-use super::{ApiError, ApiResult, AppState, Problem};
+use super::{ApiError, ApiResult, Problem, State};
 use crate::invoices::export::{export_zip, ExportPeriod};
 use crate::invoices::listing::{self, DocumentFilter, ListedDocument, SearchText, Transmission};
 use crate::invoices::receipts::StoredReceipt;
@@ -221,7 +220,7 @@ string does not fit (`/problems/malformed-request`)",
 )]
 #[get("/api/v1/backoffice/invoices/export.zip")]
 pub async fn export(
-    state: web::Data<AppState>,
+    state: State,
     BackOffice(operator): BackOffice,
     query: Params<ExportQuery>,
 ) -> ApiResult {

@@ -1,15 +1,15 @@
 //! `GET/PUT /api/v1/me/billing`: the buyer's billing data, what their invoices are made
 //! out to. Required before the first order.
 
+use actix_web::HttpResponse;
 use actix_web::{get, put};
-use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract::Buyer;
 use super::json::JsonObject;
 use super::responses::{AccountGone, NotBuyer};
-use super::{ApiResult, AppState, Problem};
+use super::{ApiResult, Problem, State};
 use crate::billing::{self, BillingError, BillingInput, BuyerKind, StoredProfile};
 
 /// The billing data as stored: `null` for what does not apply or was not given.
@@ -174,7 +174,7 @@ impl From<BillingRequest> for BillingInput {
     )
 )]
 #[get("/api/v1/me/billing")]
-pub async fn get(state: web::Data<AppState>, Buyer(user): Buyer) -> ApiResult {
+pub async fn get(state: State, Buyer(user): Buyer) -> ApiResult {
     let stored = state
         .with_conn(move |conn| {
             billing::stored_profile(conn, &user.id)?.ok_or(BillingError::Missing)
@@ -203,11 +203,7 @@ pub async fn get(state: web::Data<AppState>, Buyer(user): Buyer) -> ApiResult {
     )
 )]
 #[put("/api/v1/me/billing")]
-pub async fn put(
-    state: web::Data<AppState>,
-    Buyer(user): Buyer,
-    body: JsonObject<BillingRequest>,
-) -> ApiResult {
+pub async fn put(state: State, Buyer(user): Buyer, body: JsonObject<BillingRequest>) -> ApiResult {
     let input = BillingInput::from(body.into_inner());
     let stored = state
         .with_conn(move |conn| billing::update(conn, &user.id, &user.brand, &input, Utc::now()))

@@ -13,7 +13,7 @@ use super::operation::{backoffice_action, backoffice_list, Acting, Found, Listin
 use super::problem::kinds;
 use super::query::{one_of_all, page_of};
 use super::responses::{problem_response_type, NotOperator};
-use super::{ApiError, ApiResult, AppState, Problem};
+use super::{ApiError, ApiResult, AppState, Problem, State};
 use crate::card::store::{self, RefundRow, RefundStatus};
 use crate::card::{CardPayment, CardStatus};
 use crate::money::Money;
@@ -109,11 +109,7 @@ timestamp out of the window, or a body that is not an event (`/problems/invalid-
     )
 )]
 #[post("/api/v1/card/notifications")]
-pub async fn notification(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    body: web::Bytes,
-) -> ApiResult {
+pub async fn notification(state: State, request: HttpRequest, body: web::Bytes) -> ApiResult {
     // Unsigned is refused first, whatever the configuration: nothing unsigned is read.
     if !request.headers().contains_key("Stripe-Signature") {
         return Err(invalid_notification(
@@ -173,11 +169,7 @@ fn invalid_notification(error: crate::card::provider::NotificationError) -> ApiE
     )
 )]
 #[post("/api/v1/card-payments/{id}/page")]
-pub async fn page(
-    state: web::Data<AppState>,
-    user: CurrentUser,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn page(state: State, user: CurrentUser, id: web::Path<String>) -> ApiResult {
     let card = state.card.clone().ok_or(ApiError::from(CardError::Off))?;
     let id = id.into_inner();
     let lookup = id.clone();
@@ -446,7 +438,7 @@ async fn refund_payment(
 )]
 #[post("/api/v1/backoffice/card-payments/{id}/refunds/{refund_id}/retry")]
 pub async fn retry_refund(
-    state: web::Data<AppState>,
+    state: State,
     BackOffice(operator): BackOffice,
     path: web::Path<(String, String)>,
 ) -> ApiResult {

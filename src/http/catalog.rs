@@ -1,7 +1,7 @@
 //! `GET /api/v1/products` and `POST /api/v1/quotes`.
 
 use actix_web::{get, patch, post};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
@@ -9,7 +9,7 @@ use super::extract::{Buyer, CurrentUser};
 use super::json::JsonObject;
 use super::operation::{backoffice_action, Acting};
 use super::responses::{MalformedBody, NotBuyer, NotOperator, TooManyLookups, UnknownHolder};
-use super::{ApiError, ApiResult, AppState, Problem};
+use super::{ApiError, ApiResult, Problem, State};
 use crate::catalog::{
     self, Covers, Product, ProductChange, Quote, RequestedLine, UnavailableNotice,
 };
@@ -74,7 +74,7 @@ impl From<Product> for ProductResponse {
     )
 )]
 #[get("/api/v1/products")]
-pub async fn products(state: web::Data<AppState>, user: CurrentUser) -> ApiResult {
+pub async fn products(state: State, user: CurrentUser) -> ApiResult {
     let list = state
         .with_conn(move |conn| {
             catalog::visible_to(conn, &user.brand, user.role).map_err(ApiError::storage)
@@ -235,7 +235,7 @@ impl QuoteResponse {
 )]
 #[post("/api/v1/quotes")]
 pub async fn create_quote(
-    state: web::Data<AppState>,
+    state: State,
     request: HttpRequest,
     Buyer(user): Buyer,
     body: JsonObject<QuoteRequest>,

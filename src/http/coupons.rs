@@ -11,7 +11,7 @@ use super::json::JsonObject;
 use super::operation::{backoffice_action, Acting};
 use super::query::{page_of, Listed, NoFilters, PageParams};
 use super::responses::{BadPaging, BadReason, NotBuyer};
-use super::{ApiError, ApiResult, AppState, Problem};
+use super::{ApiError, ApiResult, Problem, State};
 use crate::catalog::Covers;
 use crate::coupons::{self, CouponCode, CouponView, ShownStatus};
 use crate::money::Money;
@@ -71,11 +71,7 @@ impl From<CouponView> for CouponResponse {
     )
 )]
 #[get("/api/v1/coupons")]
-pub async fn list(
-    state: web::Data<AppState>,
-    Buyer(user): Buyer,
-    listed: Listed<NoFilters>,
-) -> ApiResult {
+pub async fn list(state: State, Buyer(user): Buyer, listed: Listed<NoFilters>) -> ApiResult {
     let page = listed.page()?;
     let read = move |conn: &mut _| {
         coupons::page_for_owner(conn, &user.id, page, Utc::now()).map_err(ApiError::storage)
@@ -99,7 +95,7 @@ pub async fn list(
     )
 )]
 #[get("/api/v1/coupons/export")]
-pub async fn export(state: web::Data<AppState>, Buyer(user): Buyer) -> ApiResult {
+pub async fn export(state: State, Buyer(user): Buyer) -> ApiResult {
     let file = state
         .with_conn(move |conn| {
             coupons::export::csv_for_owner(conn, &user.id, Utc::now()).map_err(ApiError::storage)
@@ -161,11 +157,7 @@ character (`/problems/invalid-field`)", body = Problem, content_type = "applicat
     )
 )]
 #[get("/api/v1/coupons/{code}/status")]
-pub async fn status(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    code: web::Path<String>,
-) -> ApiResult {
+pub async fn status(state: State, request: HttpRequest, code: web::Path<String>) -> ApiResult {
     let code = CouponCode::parse(&code).map_err(|e| ApiError::broken_field("code", e))?;
     let client = super::client_address(&request);
     let key = state.coupon_key.clone();

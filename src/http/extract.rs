@@ -11,10 +11,10 @@ use futures_util::future::LocalBoxFuture;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpRequest};
 
 use super::problem::kinds;
-use super::{ApiError, AppState};
+use super::{ApiError, State};
 use crate::auth::{sessions, Role};
 
 /// A signed-in user of any role, from a valid access token.
@@ -57,12 +57,9 @@ pub struct BackOffice(pub CurrentUser);
 
 /// The application state and the bearer token of the request; `kind` names the token
 /// the endpoint wants (access or agent) in the refusal.
-fn bearer<'r>(
-    request: &'r HttpRequest,
-    kind: &str,
-) -> Result<(&'r web::Data<AppState>, &'r str), ApiError> {
+fn bearer<'r>(request: &'r HttpRequest, kind: &str) -> Result<(&'r State, &'r str), ApiError> {
     let state = request
-        .app_data::<web::Data<AppState>>()
+        .app_data::<State>()
         .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("application state missing")))?;
     let header = request.headers().get(AUTHORIZATION).ok_or_else(|| {
         ApiError::Unauthorized(format!(

@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 use diesel::connection::SimpleConnection;
 use serde::Serialize;
 
-use super::{ApiError, ApiResult, AppState};
+use super::{ApiError, ApiResult, State};
 
 /// The answer of a health probe.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -48,7 +48,7 @@ pub async fn live() -> HttpResponse {
     )
 )]
 #[get("/health/ready")]
-pub async fn ready(state: web::Data<AppState>) -> ApiResult {
+pub async fn ready(state: State) -> ApiResult {
     let pool = state.pool.clone();
     web::block(move || -> anyhow::Result<()> {
         let mut conn = pool.get_timeout(Duration::from_secs(2))?;

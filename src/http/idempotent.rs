@@ -2,12 +2,12 @@
 //! `Idempotency-Key`: a retry gets the first answer again instead of a second purchase.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::problem::kinds;
-use super::{ApiError, AppState};
+use super::{ApiError, State};
 use crate::db::DbConnection;
 use crate::idempotency::{self, IdempotencyError, IdempotencyKey};
 
@@ -70,7 +70,7 @@ pub fn reply(answer: Answer) -> HttpResponse {
 /// or the stored answer of the first request with this key; the caller may add what
 /// happens after the transaction (a card payment's page) before it [`reply`]s.
 pub async fn run<F>(
-    state: &web::Data<AppState>,
+    state: &State,
     user_id: String,
     key: IdempotencyKey,
     fingerprint: String,

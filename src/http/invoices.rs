@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::downloads::{pdf_download, xml_download};
 use super::extract::CurrentUser;
 use super::responses::problem_response_type;
-use super::{ApiError, ApiResult, AppState, Problem};
+use super::{ApiError, ApiResult, Problem, State};
 use crate::invoices::{self, DocumentKind, InvoiceStatus, StoredDocument};
 use crate::money::Money;
 
@@ -36,11 +36,7 @@ name in `Content-Disposition`", content_type = "application/xml", body = String)
     )
 )]
 #[get("/api/v1/orders/{id}/invoice.xml")]
-pub async fn xml(
-    state: web::Data<AppState>,
-    user: CurrentUser,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn xml(state: State, user: CurrentUser, id: web::Path<String>) -> ApiResult {
     let file = state
         .with_conn(move |conn| {
             Ok::<_, ApiError>(invoices::invoice_of_order(conn, &user.viewer(), &id)?)
@@ -117,7 +113,7 @@ impl From<StoredDocument> for DocumentResponse {
 )]
 #[get("/api/v1/orders/{id}/documents")]
 pub async fn of_order(
-    state: web::Data<AppState>,
+    state: State,
     user: CurrentUser,
     id: web::Path<String>,
 ) -> Result<web::Json<Vec<DocumentResponse>>, ApiError> {
@@ -140,11 +136,7 @@ name in `Content-Disposition`", content_type = "application/xml", body = String)
     )
 )]
 #[get("/api/v1/invoices/{id}/xml")]
-pub async fn document_xml(
-    state: web::Data<AppState>,
-    user: CurrentUser,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn document_xml(state: State, user: CurrentUser, id: web::Path<String>) -> ApiResult {
     let document = state
         .with_conn(move |conn| Ok::<_, ApiError>(invoices::document(conn, &user.viewer(), &id)?))
         .await?;
@@ -167,11 +159,7 @@ pub async fn document_xml(
     )
 )]
 #[get("/api/v1/invoices/{id}/pdf")]
-pub async fn document_pdf(
-    state: web::Data<AppState>,
-    user: CurrentUser,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn document_pdf(state: State, user: CurrentUser, id: web::Path<String>) -> ApiResult {
     let copy = state
         .with_conn(move |conn| {
             Ok::<_, ApiError>(invoices::courtesy_copy(conn, &user.viewer(), &id)?)

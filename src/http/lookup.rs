@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::CurrentUser;
 use super::json::JsonObject;
 use super::responses::{TooManyLookups, UnknownHolder};
-use super::{ApiError, ApiResult, AppState, Problem};
+use super::{ApiError, ApiResult, AppState, Problem, State};
 use crate::catalog::bulk::{self, BulkLookup, HolderList};
 use crate::lookup::{self, CertificateView, DeviceView, Eligibility, RenewalStatus};
 use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceKind};
@@ -35,7 +35,7 @@ use crate::registry::{CertificateKind, CertificateStatus, CodiceFiscale, DeviceK
 )]
 #[get("/api/v1/holders/{codice_fiscale}/devices")]
 pub async fn holder_devices(
-    state: web::Data<AppState>,
+    state: State,
     request: HttpRequest,
     user: CurrentUser,
     codice_fiscale: web::Path<String>,
@@ -287,7 +287,7 @@ pub struct BulkLookupRequest {
 )]
 #[post("/api/v1/holders/bulk-lookup")]
 pub async fn bulk_lookup(
-    state: web::Data<AppState>,
+    state: State,
     request: HttpRequest,
     user: CurrentUser,
     body: JsonObject<BulkLookupRequest>,

@@ -11,7 +11,7 @@ use super::extract::{Buyer, CurrentUser};
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::responses::{AccountGone, NotBuyer};
-use super::{ApiError, ApiResult, AppState, Problem};
+use super::{ApiError, ApiResult, Problem, State};
 use crate::auth::account::{self, CurrentSession, ProfileUpdate};
 use crate::auth::confirmation;
 use crate::auth::{password, users, NewPassword, ProfileChanges, Role, User, UserError};
@@ -81,7 +81,7 @@ impl From<ProfileUpdate> for ProfileResponse {
     )
 )]
 #[get("/api/v1/me")]
-pub async fn get(state: web::Data<AppState>, user: CurrentUser) -> ApiResult {
+pub async fn get(state: State, user: CurrentUser) -> ApiResult {
     let found = state
         .with_conn(move |conn| {
             let found = users::find(conn, &user.id)?.ok_or(UserError::NotFound)?;
@@ -156,7 +156,7 @@ pub struct ProfilePatch {
 )]
 #[patch("/api/v1/me")]
 pub async fn patch(
-    state: web::Data<AppState>,
+    state: State,
     request: HttpRequest,
     user: CurrentUser,
     body: JsonObject<ProfilePatch>,
@@ -256,7 +256,7 @@ pub async fn patch(
     )
 )]
 #[post("/api/v1/me/email/confirmation")]
-pub async fn resend_confirmation(state: web::Data<AppState>, Buyer(user): Buyer) -> ApiResult {
+pub async fn resend_confirmation(state: State, Buyer(user): Buyer) -> ApiResult {
     let app = state.clone();
     state
         .with_conn(move |conn| {
@@ -279,7 +279,7 @@ pub async fn resend_confirmation(state: web::Data<AppState>, Buyer(user): Buyer)
     )
 )]
 #[post("/api/v1/me/sessions/revoke")]
-pub async fn revoke_sessions(state: web::Data<AppState>, user: CurrentUser) -> ApiResult {
+pub async fn revoke_sessions(state: State, user: CurrentUser) -> ApiResult {
     state
         .with_conn(move |conn| account::sign_out_everywhere(conn, &user.id, Utc::now()))
         .await?;

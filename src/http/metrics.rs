@@ -23,7 +23,7 @@ use prometheus::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, ApiResult, AppState, Problem};
+use super::{ApiError, ApiResult, Problem, State};
 use crate::invoices::transmission;
 use crate::mail::outbox;
 use crate::payments::queue;
@@ -264,11 +264,7 @@ fn method_label(method: &Method) -> &'static str {
     )
 )]
 #[get("/metrics")]
-pub async fn scrape(
-    request: HttpRequest,
-    state: web::Data<AppState>,
-    metrics: web::Data<Metrics>,
-) -> ApiResult {
+pub async fn scrape(request: HttpRequest, state: State, metrics: web::Data<Metrics>) -> ApiResult {
     if let Some(token) = &state.config.metrics_token {
         authorize(&request, token.expose())?;
     }

@@ -88,6 +88,9 @@ pub fn refuse_undeclared_query(request: &actix_web::dev::ServiceRequest) -> Opti
         .map(|refusal| actix_web::ResponseError::error_response(&refusal))
 }
 
+/// The shared state as a handler receives it.
+pub type State = web::Data<AppState>;
+
 pub struct AppState {
     pub pool: Pool,
     pub config: Arc<Config>,

@@ -2,8 +2,8 @@
 //! outcome; the back-office lists them and decides (`auth::officer_applications` holds the
 //! rules).
 
+use actix_web::HttpResponse;
 use actix_web::{get, post};
-use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +13,7 @@ use super::operation::{backoffice_action, backoffice_list, Acting, Found, Listin
 use super::problem::FieldErrors;
 use super::query::{one_of_all, page_of};
 use super::responses::{problem_response_type, BadReason, NotBuyer, NotOperator};
-use super::{ApiError, ApiResult, AppState, Problem};
+use super::{ApiError, ApiResult, Problem, State};
 use crate::auth::officer_applications::{
     self, Application, ApplicationError, ApplicationForm, ApplicationStatus, CompanyName, Decision,
     PhoneNumber,
@@ -171,7 +171,7 @@ vat_number, contact_email, phone, note; every wrong field listed) or a malformed
 )]
 #[post("/api/v1/me/officer-application")]
 pub async fn apply(
-    state: web::Data<AppState>,
+    state: State,
     Buyer(user): Buyer,
     body: JsonObject<ApplicationRequest>,
 ) -> ApiResult {
@@ -197,7 +197,7 @@ pub async fn apply(
     )
 )]
 #[get("/api/v1/me/officer-application")]
-pub async fn mine(state: web::Data<AppState>, Buyer(user): Buyer) -> ApiResult {
+pub async fn mine(state: State, Buyer(user): Buyer) -> ApiResult {
     let application = state
         .with_conn(move |conn| {
             officer_applications::latest_of_user(conn, &user.id)?
@@ -231,7 +231,7 @@ async fn find(Listing(state, operator, listed): Listing<ListQuery>) -> Found<App
 }
 
 async fn decide(
-    state: web::Data<AppState>,
+    state: State,
     operator: super::extract::CurrentUser,
     id: String,
     decision: Decision,

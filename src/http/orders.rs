@@ -14,7 +14,7 @@ use super::operation::{backoffice_action, Acting};
 use super::problem::FieldErrors;
 use super::query::{one_of_all, page_of, Listed, PageParams, QueryRule};
 use super::responses::{problem_response_type, BadListQuery, BadReason, NotBuyer, NotOperator};
-use super::{brand_of, idempotent, ApiError, ApiResult, AppState, Problem};
+use super::{brand_of, idempotent, ApiError, ApiResult, Problem, State};
 use crate::auth::{users, Role, UserError};
 use crate::brands::Brand;
 use crate::card::store as card_store;
@@ -262,7 +262,7 @@ request (`/problems/idempotency-key-reused`)",
 )]
 #[post("/api/v1/orders")]
 pub async fn create(
-    state: web::Data<AppState>,
+    state: State,
     request: HttpRequest,
     Buyer(user): Buyer,
     body: JsonObject<OrderRequest>,
@@ -338,11 +338,7 @@ pub struct ListQuery {
     )
 )]
 #[get("/api/v1/orders")]
-pub async fn list(
-    state: web::Data<AppState>,
-    user: CurrentUser,
-    query: Listed<ListQuery>,
-) -> ApiResult {
+pub async fn list(state: State, user: CurrentUser, query: Listed<ListQuery>) -> ApiResult {
     let (filter, page) = list_filter(&query)?;
     let (list, total) = state
         .with_conn(move |conn| {
@@ -419,11 +415,7 @@ fn list_filter(listed: &Listed<ListQuery>) -> Result<(orders::OrderFilter, Page)
     )
 )]
 #[get("/api/v1/orders/{id}")]
-pub async fn show(
-    state: web::Data<AppState>,
-    user: CurrentUser,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn show(state: State, user: CurrentUser, id: web::Path<String>) -> ApiResult {
     let order = state
         .with_conn(move |conn| {
             let order = orders::visible(conn, &user.viewer(), &id)?;
@@ -484,11 +476,7 @@ pub struct OperatorResendRequest {
     )
 )]
 #[post("/api/v1/orders/{id}/codes/resend")]
-pub async fn resend_codes(
-    state: web::Data<AppState>,
-    Buyer(user): Buyer,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn resend_codes(state: State, Buyer(user): Buyer, id: web::Path<String>) -> ApiResult {
     resend(state, user, None, id.into_inner()).await
 }
 
@@ -521,7 +509,7 @@ async fn resend_as_operator(
 
 /// Sends the order's unused codes again for the buyer, or (with a reason) an operator.
 async fn resend(
-    state: web::Data<AppState>,
+    state: State,
     caller: CurrentUser,
     operator_reason: Option<Reason>,
     order_id: String,

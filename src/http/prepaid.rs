@@ -2,7 +2,7 @@
 //! and manual adjustments.
 
 use actix_web::{get, post};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +16,7 @@ use super::query::{page_of, Listed, NoFilters, PageParams, Params};
 use super::responses::{
     problem_response_type, AccountGone, BadPaging, NotBuyer, NotBuyerOrUnconfirmed, NotOperator,
 };
-use super::{idempotent, ApiError, ApiResult, AppState, Problem};
+use super::{idempotent, ApiError, ApiResult, Problem, State};
 use crate::auth::{users, UserError};
 use crate::email_address::EmailAddress;
 use crate::money::{Money, PositiveMoney};
@@ -122,7 +122,7 @@ impl From<Entry> for EntryResponse {
     )
 )]
 #[get("/api/v1/prepaid")]
-pub async fn balance(state: web::Data<AppState>, Buyer(user): Buyer) -> ApiResult {
+pub async fn balance(state: State, Buyer(user): Buyer) -> ApiResult {
     let account = state
         .with_conn(move |conn| prepaid::account_of_owner(conn, &user.id))
         .await?;
@@ -178,7 +178,7 @@ struct EntriesResponse {
 )]
 #[get("/api/v1/prepaid/entries")]
 pub async fn entries(
-    state: web::Data<AppState>,
+    state: State,
     Buyer(user): Buyer,
     Params(page): Params<PageQuery>,
 ) -> ApiResult {
@@ -237,7 +237,7 @@ struct AccountsResponse {
 )]
 #[get("/api/v1/backoffice/prepaid")]
 pub async fn search(
-    state: web::Data<AppState>,
+    state: State,
     BackOffice(operator): BackOffice,
     query: Params<SearchQuery>,
 ) -> ApiResult {
@@ -443,7 +443,7 @@ impl TopUpResponse {
 )]
 #[post("/api/v1/prepaid/topups")]
 pub async fn request_top_up(
-    state: web::Data<AppState>,
+    state: State,
     request: HttpRequest,
     Buyer(user): Buyer,
     body: JsonObject<TopUpRequest>,
@@ -497,7 +497,7 @@ pub async fn request_top_up(
 )]
 #[get("/api/v1/prepaid/topups")]
 pub async fn list_top_ups(
-    state: web::Data<AppState>,
+    state: State,
     Buyer(user): Buyer,
     listed: Listed<NoFilters>,
 ) -> ApiResult {

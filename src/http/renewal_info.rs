@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{ApiError, ApiResult, AppState, Problem};
+use super::{ApiError, ApiResult, Problem, State};
 use crate::renewals::info::{self, CertId, RETRY_AFTER_SECS};
 
 /// The renewal information of a certificate (RFC 9773, section 4.2).
@@ -50,7 +50,7 @@ struct Window {
     ),
 )]
 #[get("/api/v1/renewal-info/{cert_id}")]
-pub async fn show(state: web::Data<AppState>, cert_id: web::Path<String>) -> ApiResult {
+pub async fn show(state: State, cert_id: web::Path<String>) -> ApiResult {
     let id = CertId::parse(&cert_id)
         .map_err(|e| ApiError::invalid_field("cert_id", "ari_cert_id", e.to_string()))?;
     let ca = state.ca.clone();

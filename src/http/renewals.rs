@@ -10,7 +10,7 @@ use super::extract::Agent;
 use super::json::JsonObject;
 use super::problem::FieldErrors;
 use super::responses::problem_response_type;
-use super::{ApiError, ApiResult, AppState, Problem};
+use super::{ApiError, ApiResult, AppState, Problem, State};
 use crate::coupons::CouponCode;
 use crate::registry::CertificateKind;
 use crate::renewals::install::{self, InstallError, RenewalView};
@@ -248,7 +248,7 @@ fn retry_after(state: &AppState) -> HeaderValue {
 )]
 #[post("/api/v1/agent/renewals")]
 pub async fn request_renewals(
-    state: web::Data<AppState>,
+    state: State,
     Agent(claims): Agent,
     body: JsonObject<RenewalsBody>,
 ) -> ApiResult {
@@ -313,7 +313,7 @@ pub async fn request_renewals(
 )]
 #[get("/api/v1/agent/renewals/{id}")]
 pub async fn renewal(
-    state: web::Data<AppState>,
+    state: State,
     Agent(claims): Agent,
     id: web::Path<String>,
     request: HttpRequest,
@@ -370,11 +370,7 @@ pub async fn renewal(
     ),
 )]
 #[post("/api/v1/agent/renewals/{id}/installed")]
-pub async fn installed(
-    state: web::Data<AppState>,
-    Agent(claims): Agent,
-    id: web::Path<String>,
-) -> ApiResult {
+pub async fn installed(state: State, Agent(claims): Agent, id: web::Path<String>) -> ApiResult {
     let id = id.into_inner();
     let view = state
         .with_conn(move |conn| install::confirm_installed(conn, &claims.sub, &id, Utc::now()))

@@ -15,7 +15,7 @@ use super::operation::{backoffice_action, backoffice_list, Acting, Found, Listin
 use super::problem::kinds;
 use super::query::{page_of, NoFilters, Params};
 use super::responses::NotOperator;
-use super::{ApiError, ApiResult, AppState, Problem};
+use super::{ApiError, ApiResult, Problem, State};
 use crate::billing::BillingInput;
 use crate::invoices::receipts::{
     self, ImportContext, ImportedReceipt, NotificationFile, ReceiptError, ReceiptResult,
@@ -157,7 +157,7 @@ different content was imported before (`/problems/sdi-notification-conflict`)",
 )]
 #[post("/api/v1/backoffice/sdi/receipts")]
 pub async fn import(
-    state: web::Data<AppState>,
+    state: State,
     BackOffice(operator): BackOffice,
     request: HttpRequest,
     query: Params<ImportQuery>,

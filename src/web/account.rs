@@ -25,7 +25,7 @@ use crate::coupons::{self, CouponCode};
 use crate::email_address::EmailAddress;
 use crate::http::italian::{covers_label, entry_kind_label, order_status_label};
 use crate::http::problem::kinds;
-use crate::http::AppState;
+use crate::http::State;
 use crate::money::PositiveMoney;
 use crate::orders;
 use crate::paging::Page;
@@ -35,24 +35,20 @@ use crate::validation::PersonName;
 use crate::web::shop::card::{through_page, CARD_OPENED, CARD_UNAVAILABLE};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/negozio/profilo", web::get().to(profile))
-        .route("/negozio/profilo", web::post().to(update_profile))
-        .route(
-            "/negozio/profilo/esci-ovunque",
-            web::post().to(sign_out_everywhere),
-        )
-        .route("/negozio/conferma-email", web::get().to(confirmation_page))
-        .route("/negozio/conferma-email", web::post().to(confirm_email))
-        .route("/negozio/conferma-email/invia", web::post().to(resend_link))
-        .route("/negozio/prepagato", web::get().to(prepaid_statement))
-        .route(
-            "/negozio/prepagato/ricarica-con-carta",
-            web::post().to(top_up_by_card),
-        )
-        .route("/negozio/ordini", web::get().to(order_list))
-        .route("/negozio/coupon", web::get().to(coupon_list))
-        .route("/negozio/coupon/esporta", web::get().to(coupon_export))
-        .route("/negozio/verifica-coupon", web::get().to(check_coupon));
+    pages! { cfg;
+        get  "/negozio/profilo" => profile,
+        post "/negozio/profilo" => update_profile,
+        post "/negozio/profilo/esci-ovunque" => sign_out_everywhere,
+        get  "/negozio/conferma-email" => confirmation_page,
+        post "/negozio/conferma-email" => confirm_email,
+        post "/negozio/conferma-email/invia" => resend_link,
+        get  "/negozio/prepagato" => prepaid_statement,
+        post "/negozio/prepagato/ricarica-con-carta" => top_up_by_card,
+        get  "/negozio/ordini" => order_list,
+        get  "/negozio/coupon" => coupon_list,
+        get  "/negozio/coupon/esporta" => coupon_export,
+        get  "/negozio/verifica-coupon" => check_coupon,
+    }
 }
 
 async fn profile(shop: BuyerPage, query: web::Query<BTreeMap<String, String>>) -> PageResult {
@@ -220,7 +216,7 @@ async fn profile_again(
 /// The confirmation page's context for whoever opened it: the layout of a signed-in
 /// user's pages, or a visitor's.
 async fn confirmation_context(
-    state: &web::Data<AppState>,
+    state: &State,
     request: &HttpRequest,
     csrf: &Csrf,
 ) -> Result<(Option<crate::auth::User>, Value), WebError> {
@@ -245,7 +241,7 @@ async fn confirmation_context(
 /// What the link in the email opens. Opening it changes nothing: mail scanners and link
 /// previews fetch links on their own, so the confirmation is the button's POST.
 async fn confirmation_page(
-    state: web::Data<AppState>,
+    state: State,
     request: HttpRequest,
     query: web::Query<BTreeMap<String, String>>,
 ) -> PageResult {
@@ -269,7 +265,7 @@ pub struct ConfirmForm {
 }
 
 async fn confirm_email(
-    state: web::Data<AppState>,
+    state: State,
     request: HttpRequest,
     CheckedForm(form): CheckedForm<ConfirmForm>,
 ) -> PageResult {
@@ -583,7 +579,7 @@ async fn coupon_export(shop: BuyerPage) -> PageResult {
 
 /// Public, like the API's: anyone holding a code may check it; rate-limited per address.
 async fn check_coupon(
-    state: web::Data<AppState>,
+    state: State,
     request: HttpRequest,
     query: web::Query<BTreeMap<String, String>>,
 ) -> PageResult {

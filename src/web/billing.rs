@@ -16,8 +16,10 @@ use crate::http::italian::billing_field;
 pub const PATH: &str = "/negozio/profilo/fatturazione";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(PATH, web::get().to(form))
-        .route(PATH, web::post().to(save));
+    pages! { cfg;
+        get  PATH => form,
+        post PATH => save,
+    }
 }
 
 /// Where the buyer goes once the data is saved: back to the purchase they started, or

@@ -7,14 +7,16 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::{page, see_other, Csrf, PageResult};
-use crate::http::AppState;
+use crate::http::State;
 
 /// Where the renewal instructions are, for the layout and the emails.
 pub const RENEWAL_GUIDE: &str = "/negozio/come-rinnovare";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(front_door))
-        .route(RENEWAL_GUIDE, web::get().to(renewal_guide));
+    pages! { cfg;
+        get  "/" => front_door,
+        get  RENEWAL_GUIDE => renewal_guide,
+    }
 }
 
 /// A browser or a client that opens the bare address is sent to the shop; nothing else
@@ -23,7 +25,7 @@ async fn front_door() -> HttpResponse {
     see_other("/negozio")
 }
 
-async fn renewal_guide(state: web::Data<AppState>, request: HttpRequest) -> PageResult {
+async fn renewal_guide(state: State, request: HttpRequest) -> PageResult {
     let csrf = Csrf::of(&request);
     page(
         &state,

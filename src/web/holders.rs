@@ -25,8 +25,10 @@ const TITLE: &str = "Più titolari";
 const FORM_MAX_BYTES: usize = 512 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(PATH, web::get().to(form_page))
-        .route(PATH, web::post().to(look_up));
+    pages! { cfg;
+        get  PATH => form_page,
+        post PATH => look_up,
+    }
 }
 
 async fn form_page(shop: BuyerPage, query: super::Query) -> PageResult {

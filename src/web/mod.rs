@@ -13,6 +13,14 @@
 //! never carries into the session. The session cookie is HttpOnly, `SameSite=Lax`, and
 //! `Secure` when rinnovo is reached over https (`RINNOVO_PUBLIC_URL`).
 
+/// A front end's table of pages, one line a route: `get "/negozio" => home,`. Where two
+/// paths could match one URL, the earlier line wins.
+macro_rules! pages {
+    ($cfg:ident; $($method:ident $path:expr => $handler:path,)*) => {
+        $( $cfg.route($path, actix_web::web::$method().to($handler)); )*
+    };
+}
+
 mod account;
 mod backoffice;
 pub mod billing;
@@ -36,7 +44,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::{Role, User};
-use crate::http::{AppState, Identify, Identity};
+use crate::http::{AppState, Identify, Identity, State};
 
 pub use crate::http::italian::{euro, role_label};
 pub use page_context::{brand_named, BuyerPage, OperatorPage, VisitorPage};
@@ -206,7 +214,7 @@ pub type PageResult = Result<HttpResponse, WebError>;
 pub type Query = web::Query<std::collections::HashMap<String, String>>;
 
 /// Runs `work` with a database connection on the blocking pool.
-pub async fn with_conn<T, F>(state: &web::Data<AppState>, work: F) -> Result<T, WebError>
+pub async fn with_conn<T, F>(state: &State, work: F) -> Result<T, WebError>
 where
     T: Send + 'static,
     F: FnOnce(&mut crate::db::DbConnection) -> Result<T, WebError> + Send + 'static,
@@ -361,7 +369,7 @@ fn session_bound_token(request: &HttpRequest) -> Option<String> {
     if session.value().is_empty() {
         return None;
     }
-    let state = request.app_data::<web::Data<AppState>>()?;
+    let state = request.app_data::<State>()?;
     Some(state.csrf_key.token_for(session.value()))
 }
 
@@ -399,7 +407,7 @@ pub struct NoFields {}
 /// [`Operator`].
 async fn session_user(request: &HttpRequest) -> Result<User, WebError> {
     let state = request
-        .app_data::<web::Data<AppState>>()
+        .app_data::<State>()
         .cloned()
         .ok_or_else(|| WebError::Unexpected(anyhow::anyhow!("no state")))?;
     let brand = brand_hint(request);

@@ -20,8 +20,10 @@ use crate::http::italian::{partita_iva_rule, text_rule};
 use crate::partita_iva::PartitaIva;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/negozio/profilo/incaricato", web::get().to(form_page))
-        .route("/negozio/profilo/incaricato", web::post().to(apply));
+    pages! { cfg;
+        get  "/negozio/profilo/incaricato" => form_page,
+        post "/negozio/profilo/incaricato" => apply,
+    }
 }
 
 /// The profile's section on the role: what the user is, their latest application, and

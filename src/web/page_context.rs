@@ -2,7 +2,7 @@
 //! layout's context, taken once by an extractor instead of in every handler.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpRequest};
 use serde_json::{json, Value};
 
 use super::{
@@ -12,10 +12,10 @@ use super::{
 use crate::auth::User;
 use crate::brands::{self, Brand};
 use crate::db::DbConnection;
-use crate::http::AppState;
+use crate::http::State;
 
 /// The brand (shop) called `id`; an unknown one is a 404 page.
-pub async fn brand_named(state: &web::Data<AppState>, id: String) -> Result<Brand, WebError> {
+pub async fn brand_named(state: &State, id: String) -> Result<Brand, WebError> {
     with_conn(state, move |conn| {
         brands::find(conn, &id)?
             .ok_or_else(|| WebError::NotFound(format!("Nessun negozio '{id}'.")))
@@ -27,7 +27,7 @@ pub async fn brand_named(state: &web::Data<AppState>, id: String) -> Result<Bran
 /// state and the page's CSRF token, handed to `build`.
 fn opening<W, T>(
     request: &HttpRequest,
-    build: impl AsyncFnOnce(W, web::Data<AppState>, Csrf) -> Result<T, WebError> + 'static,
+    build: impl AsyncFnOnce(W, State, Csrf) -> Result<T, WebError> + 'static,
 ) -> UserFuture<T>
 where
     W: FromRequest<Error = WebError>,
@@ -40,9 +40,9 @@ where
     })
 }
 
-fn app_state(request: &HttpRequest) -> Result<web::Data<AppState>, WebError> {
+fn app_state(request: &HttpRequest) -> Result<State, WebError> {
     request
-        .app_data::<web::Data<AppState>>()
+        .app_data::<State>()
         .cloned()
         .ok_or_else(|| WebError::Unexpected(anyhow::anyhow!("no state")))
 }
@@ -51,7 +51,7 @@ fn app_state(request: &HttpRequest) -> Result<web::Data<AppState>, WebError> {
 /// (sign-in, sign-up): the state, the brand the path names (an unknown one is a 404
 /// page) and the page's CSRF token.
 pub struct VisitorPage {
-    pub state: web::Data<AppState>,
+    pub state: State,
     pub brand: Brand,
     pub csrf: Csrf,
 }
@@ -96,7 +96,7 @@ impl FromRequest for VisitorPage {
 
 /// A page of a signed-in buyer (see [`Shopper`]).
 pub struct BuyerPage {
-    pub state: web::Data<AppState>,
+    pub state: State,
     pub user: User,
     pub brand: Brand,
     pub csrf: Csrf,
@@ -154,7 +154,7 @@ impl FromRequest for BuyerPage {
 /// A page of a signed-in back-office operator (see [`Operator`]): the state, who, and
 /// the CSRF token, the common opening of every back-office page.
 pub struct OperatorPage {
-    pub state: web::Data<AppState>,
+    pub state: State,
     pub user: User,
     pub csrf: Csrf,
 }

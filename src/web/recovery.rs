@@ -19,22 +19,12 @@ const FORGOT: (&str, &str) = ("password_dimenticata", "Password dimenticata");
 const NEW_PASSWORD: (&str, &str) = ("nuova_password", "Nuova password");
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/negozio/{brand}/accedi/password-dimenticata",
-        web::get().to(forgot_form),
-    )
-    .route(
-        "/negozio/{brand}/accedi/password-dimenticata",
-        web::post().to(forgot),
-    )
-    .route(
-        "/negozio/{brand}/accedi/nuova-password",
-        web::get().to(new_password_form),
-    )
-    .route(
-        "/negozio/{brand}/accedi/nuova-password",
-        web::post().to(set_new_password),
-    );
+    pages! { cfg;
+        get  "/negozio/{brand}/accedi/password-dimenticata" => forgot_form,
+        post "/negozio/{brand}/accedi/password-dimenticata" => forgot,
+        get  "/negozio/{brand}/accedi/nuova-password" => new_password_form,
+        post "/negozio/{brand}/accedi/nuova-password" => set_new_password,
+    }
 }
 
 async fn forgot_form(visitor: VisitorPage) -> PageResult {

@@ -17,7 +17,7 @@ use crate::http::operation::{backoffice_list, Found, Listing};
 use crate::http::problem::kinds;
 use crate::http::query::{page_of, NoFilters, Params};
 use crate::http::responses::NotOperator;
-use crate::http::{ApiError, ApiResult, AppState, Problem};
+use crate::http::{ApiError, ApiResult, Problem, State};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self};
 use crate::payments::reconcile::{
@@ -180,7 +180,7 @@ statement this service reads (`/problems/invalid-field`, field `file`, rule such
 )]
 #[post("/api/v1/backoffice/statements")]
 pub async fn import(
-    state: web::Data<AppState>,
+    state: State,
     BackOffice(operator): BackOffice,
     request: HttpRequest,
     query: Params<ImportQuery>,

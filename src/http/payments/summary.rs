@@ -3,14 +3,14 @@
 use actix_web::get;
 use std::collections::BTreeMap;
 
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::http::extract::BackOffice;
 use crate::http::query::Params;
 use crate::http::responses::NotOperator;
-use crate::http::{ApiError, ApiResult, AppState, Problem};
+use crate::http::{ApiError, ApiResult, Problem, State};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue::{self, Totals};
 
@@ -52,7 +52,7 @@ the summary does not take (rule `unknown_parameter`) (`/problems/invalid-field`)
 )]
 #[get("/api/v1/backoffice/payments/summary")]
 pub async fn summary(
-    state: web::Data<AppState>,
+    state: State,
     BackOffice(operator): BackOffice,
     query: Params<SummaryQuery>,
 ) -> ApiResult {

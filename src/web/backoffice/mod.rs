@@ -47,135 +47,50 @@ use crate::web::{
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/backoffice", web::get().to(home))
-        .route(
-            "/backoffice/estratti",
-            web::get().to(statements::statements),
-        )
-        .route("/backoffice/estratti", web::post().to(statements::import))
-        .route("/backoffice/pagamenti", web::get().to(payments::payments))
+    pages! { cfg;
+        get  "/backoffice" => home,
+        get  "/backoffice/estratti" => statements::statements,
+        post "/backoffice/estratti" => statements::import,
+        get  "/backoffice/pagamenti" => payments::payments,
         // Before `/backoffice/pagamenti/{id}`, which would take `carte` for a payment id.
-        .route(card_payments::LIST_PATH, web::get().to(card_payments::list))
-        .route(
-            "/backoffice/pagamenti/carte/{id}",
-            web::get().to(card_payments::payment),
-        )
-        .route(
-            "/backoffice/pagamenti/carte/{id}/rimborsa",
-            web::post().to(card_payments::refund),
-        )
-        .route(
-            "/backoffice/pagamenti/{id}",
-            web::get().to(payments::payment),
-        )
-        .route(
-            "/backoffice/pagamenti/{id}/abbina",
-            web::post().to(payments::match_payment),
-        )
-        .route(
-            "/backoffice/pagamenti/{id}/rimborsa",
-            web::post().to(payments::refund_payment),
-        )
-        .route("/backoffice/ordini", web::get().to(orders::orders_page))
-        .route(
-            "/backoffice/fatture",
-            web::get().to(invoices::documents_page),
-        )
-        .route(
-            "/backoffice/fatture/esporta",
-            web::get().to(invoices::export_zip),
-        )
-        .route(
-            "/backoffice/fatture/{id}",
-            web::get().to(invoices::document_page),
-        )
-        .route(
-            "/backoffice/fatture/{id}/xml",
-            web::get().to(invoices::document_xml),
-        )
-        .route(
-            "/backoffice/fatture/{id}/pdf",
-            web::get().to(invoices::document_pdf),
-        )
-        .route("/backoffice/riepilogo", web::get().to(summary::summary))
-        .route("/backoffice/prepagati", web::get().to(prepaid::accounts))
-        .route(
-            "/backoffice/prepagati/{account}",
-            web::get().to(prepaid::account),
-        )
-        .route(
-            "/backoffice/prepagati/{account}/rettifica",
-            web::post().to(prepaid::adjust),
-        )
-        .route("/backoffice/email", web::get().to(emails::emails))
-        .route(
-            "/backoffice/email/{id}/riprova",
-            web::post().to(emails::retry_email),
-        )
-        .route(
-            "/backoffice/sdi",
-            web::get().to(sdi_transmissions::transmissions),
-        )
-        .route(
-            "/backoffice/sdi/{id}/riprova",
-            web::post().to(sdi_transmissions::retry),
-        )
-        .route("/backoffice/coupon", web::get().to(coupons::coupon_form))
-        .route("/backoffice/coupon", web::post().to(coupons::void_coupon))
-        .route(
-            "/backoffice/coupon/invia-codici",
-            web::post().to(coupons::resend_codes),
-        )
-        .route("/backoffice/utenti", web::get().to(users::users))
-        .route(
-            "/backoffice/utenti/richieste",
-            web::get().to(users::applications),
-        )
-        .route(
-            "/backoffice/utenti/richieste/{id}/approva",
-            web::post().to(users::approve),
-        )
-        .route(
-            "/backoffice/utenti/richieste/{id}/rifiuta",
-            web::post().to(users::refuse),
-        )
-        .route("/backoffice/utenti/{id}", web::get().to(users::user))
-        .route(
-            "/backoffice/utenti/{id}/disattiva",
-            web::post().to(users::disable),
-        )
-        .route(
-            "/backoffice/utenti/{id}/riattiva",
-            web::post().to(users::enable),
-        )
-        .route(
-            "/backoffice/utenti/{id}/revoca-incaricato",
-            web::post().to(users::remove_officer_role),
-        )
-        .route(
-            sdi_receipts::RECEIPTS_PATH,
-            web::get().to(sdi_receipts::receipts),
-        )
-        .route(
-            sdi_receipts::RECEIPTS_PATH,
-            web::post().to(sdi_receipts::import),
-        )
-        .route(
-            sdi_receipts::REJECTED_PATH,
-            web::get().to(sdi_receipts::rejected_queue),
-        )
-        .route(
-            "/backoffice/fatture-scartate/{id}",
-            web::get().to(sdi_receipts::rejected_document),
-        )
-        .route(
-            "/backoffice/fatture-scartate/{id}/invia",
-            web::post().to(sdi_receipts::resend_unchanged),
-        )
-        .route(
-            "/backoffice/fatture-scartate/{id}/correggi",
-            web::post().to(sdi_receipts::resend_corrected),
-        );
+        get  card_payments::LIST_PATH => card_payments::list,
+        get  "/backoffice/pagamenti/carte/{id}" => card_payments::payment,
+        post "/backoffice/pagamenti/carte/{id}/rimborsa" => card_payments::refund,
+        get  "/backoffice/pagamenti/{id}" => payments::payment,
+        post "/backoffice/pagamenti/{id}/abbina" => payments::match_payment,
+        post "/backoffice/pagamenti/{id}/rimborsa" => payments::refund_payment,
+        get  "/backoffice/ordini" => orders::orders_page,
+        get  "/backoffice/fatture" => invoices::documents_page,
+        get  "/backoffice/fatture/esporta" => invoices::export_zip,
+        get  "/backoffice/fatture/{id}" => invoices::document_page,
+        get  "/backoffice/fatture/{id}/xml" => invoices::document_xml,
+        get  "/backoffice/fatture/{id}/pdf" => invoices::document_pdf,
+        get  "/backoffice/riepilogo" => summary::summary,
+        get  "/backoffice/prepagati" => prepaid::accounts,
+        get  "/backoffice/prepagati/{account}" => prepaid::account,
+        post "/backoffice/prepagati/{account}/rettifica" => prepaid::adjust,
+        get  "/backoffice/email" => emails::emails,
+        post "/backoffice/email/{id}/riprova" => emails::retry_email,
+        get  "/backoffice/sdi" => sdi_transmissions::transmissions,
+        post "/backoffice/sdi/{id}/riprova" => sdi_transmissions::retry,
+        get  "/backoffice/coupon" => coupons::coupon_form,
+        post "/backoffice/coupon" => coupons::void_coupon,
+        post "/backoffice/coupon/invia-codici" => coupons::resend_codes,
+        get  "/backoffice/utenti" => users::users,
+        get  "/backoffice/utenti/richieste" => users::applications,
+        post "/backoffice/utenti/richieste/{id}/approva" => users::approve,
+        post "/backoffice/utenti/richieste/{id}/rifiuta" => users::refuse,
+        get  "/backoffice/utenti/{id}" => users::user,
+        post "/backoffice/utenti/{id}/disattiva" => users::disable,
+        post "/backoffice/utenti/{id}/riattiva" => users::enable,
+        post "/backoffice/utenti/{id}/revoca-incaricato" => users::remove_officer_role,
+        get  sdi_receipts::RECEIPTS_PATH => sdi_receipts::receipts,
+        post sdi_receipts::RECEIPTS_PATH => sdi_receipts::import,
+        get  sdi_receipts::REJECTED_PATH => sdi_receipts::rejected_queue,
+        get  "/backoffice/fatture-scartate/{id}" => sdi_receipts::rejected_document,
+        post "/backoffice/fatture-scartate/{id}/invia" => sdi_receipts::resend_unchanged,
+        post "/backoffice/fatture-scartate/{id}/correggi" => sdi_receipts::resend_corrected,
+    }
 }
 
 async fn home(_request: HttpRequest, Operator(_user): Operator) -> PageResult {

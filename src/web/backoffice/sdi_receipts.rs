@@ -15,7 +15,7 @@ use super::{
 };
 use crate::billing::{BillingInput, InvalidField};
 use crate::http::italian::{document_kind_label, invoice_status_label};
-use crate::http::AppState;
+use crate::http::State;
 use crate::invoices::receipts::{
     self, ImportContext, ImportedReceipt, NotificationFile, NotificationKind, ReceiptError,
     ReceiptResult, RejectedDocument, SdiError, MAX_FILES,
@@ -117,7 +117,7 @@ pub(super) async fn receipts(visit: OperatorPage, query: web::Query<PageQuery>) 
 }
 
 pub(super) async fn import(
-    state: web::Data<AppState>,
+    state: State,
     request: HttpRequest,
     payload: web::Payload,
 ) -> PageResult {

@@ -6,7 +6,7 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::http::AppState;
+use crate::http::State;
 use crate::paging::{Page, Paged};
 use crate::payments::matching::PaymentStatus;
 use crate::payments::queue;
@@ -237,7 +237,7 @@ pub(super) async fn read_upload(
 }
 
 pub(super) async fn import(
-    state: web::Data<AppState>,
+    state: State,
     request: HttpRequest,
     payload: web::Payload,
 ) -> PageResult {

@@ -5,7 +5,7 @@ use actix_web::web;
 use serde_json::{json, Value};
 
 use crate::card::{CardPayment, CardProgress, CardSettings, CardStatus};
-use crate::http::AppState;
+use crate::http::{AppState, State};
 use crate::orders::{self, OrderStatus, PaymentMethod};
 use crate::payments::card::CardError;
 use crate::web::{see_other, with_conn, BuyerPage, CheckedForm, NoFields, PageResult, WebError};
@@ -42,7 +42,7 @@ pub(in crate::web) async fn through_page(
 
 /// Sends the buyer to the provider's page of the order's card payment, through the
 /// order's page ([`through_page`]).
-pub(super) async fn to_card_page(state: &web::Data<AppState>, order_id: &str) -> PageResult {
+pub(super) async fn to_card_page(state: &State, order_id: &str) -> PageResult {
     let order_page = format!("/negozio/ordini/{order_id}");
     let Some(card) = state.card.as_ref() else {
         return Ok(see_other(&order_page));

@@ -21,65 +21,34 @@ use serde_json::{json, Value};
 
 use super::{page, see_other, with_conn, Csrf, PageResult, WebError};
 use crate::brands;
-use crate::http::AppState;
+use crate::http::{AppState, State};
 use crate::lookup::{Eligibility, RenewalStatus};
 use crate::orders::PaymentMethod;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/negozio", web::get().to(home))
-        .route("/negozio/stile.css", web::get().to(stylesheet))
-        .route("/negozio/esci", web::post().to(sign_in::sign_out))
-        .route("/negozio/acquista", web::get().to(choose::choose_method))
-        .route("/negozio/acquista/titolare", web::get().to(choose::holder))
-        .route(
-            "/negozio/acquista/dispositivi",
-            web::get().to(choose::devices),
-        )
-        .route(
-            "/negozio/acquista/coupon",
-            web::get().to(choose::manual_list),
-        )
-        .route(
-            "/negozio/acquista/riepilogo",
-            web::get().to(purchase::summary),
-        )
-        .route(
-            "/negozio/acquista/conferma",
-            web::post().to(purchase::confirm),
-        )
-        .route("/negozio/ordini/{id}", web::get().to(order::show))
-        .route(
-            "/negozio/fatture/{id}/xml",
-            web::get().to(order::document_xml),
-        )
-        .route(
-            "/negozio/fatture/{id}/pdf",
-            web::get().to(order::document_pdf),
-        )
-        .route(
-            "/negozio/ordini/{id}/invia-codici",
-            web::post().to(order::resend_codes),
-        )
-        .route(
-            "/negozio/ordini/{id}/paga-con-carta",
-            web::post().to(card::pay_by_card),
-        )
-        .route(
-            "/negozio/{brand}/accedi",
-            web::get().to(sign_in::sign_in_form),
-        )
-        .route("/negozio/{brand}/accedi", web::post().to(sign_in::sign_in))
-        .route(
-            "/negozio/{brand}/iscriviti",
-            web::get().to(sign_in::sign_up_form),
-        )
-        .route(
-            "/negozio/{brand}/iscriviti",
-            web::post().to(sign_in::sign_up),
-        );
+    pages! { cfg;
+        get  "/negozio" => home,
+        get  "/negozio/stile.css" => stylesheet,
+        post "/negozio/esci" => sign_in::sign_out,
+        get  "/negozio/acquista" => choose::choose_method,
+        get  "/negozio/acquista/titolare" => choose::holder,
+        get  "/negozio/acquista/dispositivi" => choose::devices,
+        get  "/negozio/acquista/coupon" => choose::manual_list,
+        get  "/negozio/acquista/riepilogo" => purchase::summary,
+        post "/negozio/acquista/conferma" => purchase::confirm,
+        get  "/negozio/ordini/{id}" => order::show,
+        get  "/negozio/fatture/{id}/xml" => order::document_xml,
+        get  "/negozio/fatture/{id}/pdf" => order::document_pdf,
+        post "/negozio/ordini/{id}/invia-codici" => order::resend_codes,
+        post "/negozio/ordini/{id}/paga-con-carta" => card::pay_by_card,
+        get  "/negozio/{brand}/accedi" => sign_in::sign_in_form,
+        post "/negozio/{brand}/accedi" => sign_in::sign_in,
+        get  "/negozio/{brand}/iscriviti" => sign_in::sign_up_form,
+        post "/negozio/{brand}/iscriviti" => sign_in::sign_up,
+    }
 }
 
-async fn home(state: web::Data<AppState>, request: HttpRequest) -> PageResult {
+async fn home(state: State, request: HttpRequest) -> PageResult {
     let csrf = Csrf::of(&request);
     let all = with_conn(&state, |conn| Ok(brands::list(conn)?)).await?;
     let brands: Vec<Value> = all

@@ -14,7 +14,7 @@ use crate::auth::{
 };
 use crate::email_address::EmailAddress;
 use crate::http::problem::kinds;
-use crate::http::AppState;
+use crate::http::{AppState, State};
 use crate::validation::PersonName;
 use crate::web::{
     refusal, see_other, with_conn, CheckedForm, NoFields, PageResult, Query, VisitorPage, WebError,
@@ -183,7 +183,7 @@ fn sign_up_again(
 }
 
 pub(super) async fn sign_out(
-    state: web::Data<AppState>,
+    state: State,
     request: HttpRequest,
     _: CheckedForm<NoFields>,
 ) -> PageResult {
