@@ -20,7 +20,7 @@ use crate::mail::templates::EmailKind;
 use crate::money::Money;
 use crate::orders as order_book;
 use crate::prepaid::{self, top_ups as top_up_book, EntryKind, Posting};
-use crate::transfer::reservation::Reserved;
+use crate::transfer::reservation::Target;
 use crate::transfer::CreditorReference;
 
 /// How many reservations of each kind one pass looks at.
@@ -84,7 +84,7 @@ fn expire_order(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> anyhow
     if credited.is_positive() {
         credit_partial_payments(conn, id, &order.user_id, credited, now)?;
     }
-    notify(conn, Reserved::Order, id, &order, credited, now)?;
+    notify(conn, &Target::Order(id.to_owned()), &order, credited, now)?;
     Ok(true)
 }
 
@@ -134,7 +134,13 @@ fn expire_top_up(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> anyho
             top_ups::reserved_until,
         ))
         .first(conn)?;
-    notify(conn, Reserved::TopUp, id, &top_up, Money::ZERO, now)?;
+    notify(
+        conn,
+        &Target::TopUp(id.to_owned()),
+        &top_up,
+        Money::ZERO,
+        now,
+    )?;
     Ok(true)
 }
 
@@ -142,8 +148,7 @@ fn expire_top_up(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> anyho
 /// prepaid account.
 fn notify(
     conn: &mut DbConnection,
-    reserved: Reserved,
-    subject_id: &str,
+    target: &Target,
     reservation: &Reservation,
     credited: Money,
     now: DateTime<Utc>,
@@ -155,11 +160,11 @@ fn notify(
         &OutgoingEmail {
             brand_id: brand.id.clone(),
             kind: EmailKind::ReservationExpired,
-            reference: Some(subject_id.to_owned()),
+            reference: Some(target.id().to_owned()),
             sender: brand.sender_address.clone(),
             recipient: reservation.email.clone(),
             context: json!({
-                "name": reservation.name, "brand": brand.name, "what": reserved.italian(), "again": reserved.italian_again(),
+                "name": reservation.name, "brand": brand.name, "what": target.italian(), "again": target.italian_again(),
                 "reference": reservation.reference.printed(), "amount": Money::from_cents(reservation.amount_cents).to_string(),
                 "deadline": reserved_until.format("%d/%m/%Y").to_string(),
                 "credited": credited.is_positive().then(|| credited.to_string()),
@@ -173,12 +178,12 @@ fn notify(
         AuditEntry {
             brand_id: Some(&reservation.brand_id),
             actor: &Actor::System,
-            action: match reserved {
-                Reserved::Order => "order.expired",
-                Reserved::TopUp => "top_up.expired",
+            action: match target {
+                Target::Order(_) => "order.expired",
+                Target::TopUp(_) => "top_up.expired",
             },
-            subject_type: reserved.subject_type(),
-            subject_id,
+            subject_type: target.subject_type(),
+            subject_id: target.id(),
             details: json!({
                 "reserved_until": reserved_until,
                 "credited_to_prepaid": credited.to_string(),

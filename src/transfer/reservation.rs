@@ -17,42 +17,42 @@ use crate::mail::outbox::OutgoingEmail;
 use crate::mail::templates::EmailKind;
 use crate::money::Money;
 
-/// What an RF code pays for.
+/// What an RF code pays for, and the words every email about it uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     Order(String),
     TopUp(String),
 }
 
-/// What a reservation is for, whichever it is: the words every email about it uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reserved {
-    Order,
-    TopUp,
-}
-
-impl Reserved {
-    /// What the payer pays for, as the instructions and the expiry notice say it.
-    pub fn italian(self) -> &'static str {
+impl Target {
+    /// The order's or the top-up's id.
+    pub fn id(&self) -> &str {
         match self {
-            Reserved::Order => "l'acquisto dei coupon di rinnovo",
-            Reserved::TopUp => "la ricarica del conto prepagato",
+            Target::Order(id) | Target::TopUp(id) => id,
+        }
+    }
+
+    /// What the payer pays for, as the instructions and the expiry notice say it.
+    pub fn italian(&self) -> &'static str {
+        match self {
+            Target::Order(_) => "l'acquisto dei coupon di rinnovo",
+            Target::TopUp(_) => "la ricarica del conto prepagato",
         }
     }
 
     /// What the payer may do instead, as the expiry notice says it.
-    pub fn italian_again(self) -> &'static str {
+    pub fn italian_again(&self) -> &'static str {
         match self {
-            Reserved::Order => "puoi fare un nuovo ordine",
-            Reserved::TopUp => "puoi chiedere una nuova ricarica",
+            Target::Order(_) => "puoi fare un nuovo ordine",
+            Target::TopUp(_) => "puoi chiedere una nuova ricarica",
         }
     }
 
     /// The subject type of its audit entries.
-    pub fn subject_type(self) -> &'static str {
+    pub fn subject_type(&self) -> &'static str {
         match self {
-            Reserved::Order => "order",
-            Reserved::TopUp => "top_up",
+            Target::Order(_) => "order",
+            Target::TopUp(_) => "top_up",
         }
     }
 }
@@ -149,31 +149,26 @@ pub struct Instructions<'a> {
 
 impl Instructions<'_> {
     pub fn email(&self) -> OutgoingEmail {
-        let (subject_reference, what, lines) = match &self.purpose {
+        let (target, lines) = match &self.purpose {
             Purpose::Order { order_id, items } => (
-                (*order_id).to_owned(),
-                Reserved::Order.italian(),
+                Target::Order((*order_id).to_owned()),
                 items
                     .iter()
                     .map(|i| json!({ "product": i.product, "quantity": i.quantity }))
                     .collect::<Vec<_>>(),
             ),
-            Purpose::TopUp { top_up_id } => (
-                (*top_up_id).to_owned(),
-                Reserved::TopUp.italian(),
-                Vec::new(),
-            ),
+            Purpose::TopUp { top_up_id } => (Target::TopUp((*top_up_id).to_owned()), Vec::new()),
         };
         OutgoingEmail {
             brand_id: self.brand.id.clone(),
             kind: EmailKind::TransferInstructions,
-            reference: Some(subject_reference),
+            reference: Some(target.id().to_owned()),
             sender: self.brand.sender_address.clone(),
             recipient: self.recipient_email.to_owned(),
             context: json!({
                 "name": self.recipient_name,
                 "brand": self.brand.name,
-                "what": what,
+                "what": target.italian(),
                 "lines": lines,
                 "amount": self.amount.to_string(),
                 "reference": self.reference.printed(),
